@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+/** The agentsync executable: wiring only. */
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
+import { main } from "./main.js"
+
+main(process.argv).pipe(
+  Effect.flatMap((code) => Effect.sync(() => {
+    process.exitCode = code
+  })),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+)

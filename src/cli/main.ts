@@ -1,0 +1,32 @@
+/** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
+import { Command, ValidationError } from "@effect/cli"
+import { Cause, Console, Effect, Exit } from "effect"
+import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { root } from "./root.js"
+import { validate } from "./validate.js"
+
+export const VERSION = "0.1.0"
+
+export const command = root.pipe(
+  Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
+  Command.withSubcommands([validate])
+)
+
+export const cli = Command.run(command, { name: "agentsync", version: VERSION })
+
+/** Runs the CLI on argv and resolves to the process exit code; errors are printed once, on stderr. */
+export const main = (argv: ReadonlyArray<string>) =>
+  cli(argv).pipe(
+    Effect.exit,
+    Effect.flatMap((exit) => {
+      if (Exit.isSuccess(exit)) return Effect.succeed(ExitCode.Ok)
+      const failure = Cause.failureOption(exit.cause)
+      if (failure._tag === "Some") {
+        const error = failure.value
+        // @effect/cli has already shown usage errors with the help text.
+        if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCode.Usage)
+        if (isSyncError(error)) return Effect.as(Console.error(`error: ${error.message}`), exitCodeOf(error))
+      }
+      return Effect.as(Console.error(`unexpected error: ${Cause.pretty(exit.cause)}`), ExitCode.Failure)
+    })
+  )

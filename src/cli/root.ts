@@ -1,0 +1,22 @@
+/** The root `agentsync` command and its global options, read by every subcommand. */
+import { Command, Options } from "@effect/cli"
+import { Effect, Option } from "effect"
+import { loadConfig } from "../config.js"
+
+const services = Options.text("services").pipe(
+  Options.withDescription("the services/ tree, or a project root holding agentsync.yaml (default: ./services)"),
+  Options.optional
+)
+
+const json = Options.boolean("json").pipe(
+  Options.withDescription("print one JSON document on stdout; logs and progress go to stderr")
+)
+
+export const root = Command.make("agentsync", { services, json })
+
+/** The global options as plain values. */
+export const globals = Effect.map(root, (r) => ({ services: Option.getOrUndefined(r.services), json: r.json }))
+
+/** Loads the project configuration with the global `--services` applied (or an explicit path). */
+export const projectConfig = (path?: string) =>
+  Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services }))

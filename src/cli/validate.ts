@@ -1,0 +1,49 @@
+/** `agentsync validate [PATH]`: parse a whole project tree and report every problem as file:line. */
+import { Args, Command } from "@effect/cli"
+import { Effect, Option } from "effect"
+import { InvalidInput } from "../errors.js"
+import { make as makeWorkspace } from "../services/Workspace.js"
+import { emit } from "./output.js"
+import { projectConfig } from "./root.js"
+
+const path = Args.text({ name: "PATH" }).pipe(
+  Args.withDescription("a project root (agentsync.yaml + services/) or a bare services/ tree"),
+  Args.optional
+)
+
+export const validate = Command.make("validate", { path }, ({ path }) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig(Option.getOrUndefined(path))
+    const project = yield* makeWorkspace(config.servicesPath).readProject()
+    const inventory = {
+      agents: project.agents.length,
+      skills: project.skills.length,
+      contents: project.contents.length,
+      access_rules: project.accessRules.length,
+      sources: Object.fromEntries(
+        [...project.sources].map(([s, layout]) => [s, { layout, items: project.contents.filter((c) => c.source === s).length }])
+      )
+    }
+    const problems = project.errors.map((e) => ({
+      file: e.file,
+      line: e.line,
+      field: e.field,
+      message: e.reason
+    }))
+    yield* emit({ ok: problems.length === 0, services: config.servicesPath, inventory, problems }, () => {
+      const lines = project.errors.map((e) => e.message)
+      const sources = Object.entries(inventory.sources)
+        .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
+        .join(", ")
+      lines.push(
+        `${config.servicesPath}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules`
+      )
+      return lines.join("\n")
+    })
+    if (problems.length > 0) {
+      return yield* new InvalidInput({
+        reason: `${problems.length} problem${problems.length === 1 ? "" : "s"} found in ${config.servicesPath}`
+      })
+    }
+  })
+).pipe(Command.withDescription("parse the services/ tree and report every problem as file:line"))

@@ -1,0 +1,184 @@
+/** SyncConfig: the project's settings from `agentsync.yaml` and the environment, with a builder for library use. */
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
+import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
+import { parseDocument } from "yaml"
+import { InvalidInput, IoError } from "./errors.js"
+
+export const PROJECT_FILE = "agentsync.yaml"
+
+/** A scheduled job in `agentsync.yaml`. */
+export const JobSpec = Schema.Struct({
+  name: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]*$/)),
+  run: Schema.Literal("local-sync", "access-sync", "files-push", "files-pull", "db-push", "db-pull"),
+  every: Schema.String.pipe(Schema.pattern(/^\d+\s*(s|m|h|d)$/)),
+  kinds: Schema.optional(Schema.Array(Schema.Literal("agents", "skills", "content", "acl")))
+})
+export type JobSpec = typeof JobSpec.Type
+
+/** What `agentsync.yaml` may hold. A token never lives here: it comes from the environment. */
+export const ProjectFile = Schema.Struct({
+  tenant_id: Schema.optional(Schema.String),
+  api_url: Schema.optional(Schema.String),
+  direct_url: Schema.optional(Schema.String),
+  services: Schema.optional(Schema.String),
+  deploy: Schema.optional(
+    Schema.Struct({
+      app: Schema.optional(Schema.String),
+      registry: Schema.optional(Schema.String),
+      dockerfile: Schema.optional(Schema.String)
+    })
+  ),
+  jobs: Schema.optional(Schema.Array(JobSpec))
+})
+export type ProjectFile = typeof ProjectFile.Type
+
+export type SyncDirection = "Push" | "Pull"
+
+export class SyncConfig extends Schema.Class<SyncConfig>("SyncConfig")({
+  /** The folder holding `agentsync.yaml` (or the working directory). */
+  projectRoot: Schema.String,
+  /** The `services/` tree. */
+  servicesPath: Schema.String,
+  tenantId: Schema.optional(Schema.String),
+  apiUrl: Schema.optional(Schema.String),
+  directUrl: Schema.optional(Schema.String),
+  token: Schema.optional(Schema.Redacted(Schema.String)),
+  databaseUrl: Schema.optional(Schema.Redacted(Schema.String)),
+  cloudDatabaseUrl: Schema.optional(Schema.Redacted(Schema.String)),
+  direction: Schema.optionalWith(Schema.Literal("Push", "Pull"), { default: () => "Push" as const }),
+  dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  project: Schema.optionalWith(ProjectFile, { default: () => ({}) })
+}) {
+  /** A config for library use, named as the reference crate's: tenant, API URL, token, services path. */
+  static builder(tenantId: string, apiUrl: string, token: string, servicesPath: string): SyncConfigBuilder {
+    return new SyncConfigBuilder({
+      projectRoot: nodePath.dirname(nodePath.resolve(servicesPath)),
+      servicesPath: nodePath.resolve(servicesPath),
+      tenantId,
+      apiUrl,
+      token: Redacted.make(token)
+    })
+  }
+}
+
+type Fields = ConstructorParameters<typeof SyncConfig>[0]
+
+export class SyncConfigBuilder {
+  constructor(private readonly fields: Fields) {}
+  private with(patch: Partial<Fields>) {
+    return new SyncConfigBuilder({ ...this.fields, ...patch } as Fields)
+  }
+  withDirection(direction: SyncDirection) {
+    return this.with({ direction })
+  }
+  withDryRun(dryRun: boolean) {
+    return this.with({ dryRun })
+  }
+  withDirectUrl(directUrl: string) {
+    return this.with({ directUrl })
+  }
+  withDatabaseUrl(url: string) {
+    return this.with({ databaseUrl: Redacted.make(url) })
+  }
+  withCloudDatabaseUrl(url: string) {
+    return this.with({ cloudDatabaseUrl: Redacted.make(url) })
+  }
+  build(): SyncConfig {
+    return new SyncConfig(this.fields)
+  }
+}
+
+/** The configuration in force for a program. */
+export class CurrentConfig extends Context.Tag("agentsync/SyncConfig")<CurrentConfig, SyncConfig>() {}
+
+const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, InvalidInput | IoError> =>
+  Effect.gen(function* () {
+    const text = yield* Effect.tryPromise({
+      try: () =>
+        fs.readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return undefined
+          throw e
+        }),
+      catch: (cause) => new IoError({ path: file, reason: "cannot read", cause })
+    })
+    if (text === undefined) return undefined
+    const doc = parseDocument(text, { prettyErrors: false })
+    const first = doc.errors[0]
+    if (first) {
+      const line = text.slice(0, first.pos[0]).split("\n").length
+      return yield* new InvalidInput({ file, line, reason: `invalid YAML: ${first.message.split("\n")[0]}` })
+    }
+    const value = doc.toJS() ?? {}
+    if (typeof value === "object" && value !== null && ("token" in value || "api_token" in value)) {
+      return yield* new InvalidInput({
+        file,
+        field: "token",
+        reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment"
+      })
+    }
+    const decoded = Schema.decodeUnknownEither(ProjectFile, { onExcessProperty: "error", errors: "all" })(value)
+    if (Either.isLeft(decoded)) {
+      return yield* new InvalidInput({ file, reason: decoded.left.message })
+    }
+    return decoded.right
+  })
+
+const env = {
+  tenantId: Config.option(Config.string("AGENTSYNC_TENANT_ID")),
+  apiUrl: Config.option(Config.string("AGENTSYNC_API_URL")),
+  directUrl: Config.option(Config.string("AGENTSYNC_DIRECT_URL")),
+  token: Config.option(Config.redacted("AGENTSYNC_TOKEN")),
+  databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
+  cloudDatabaseUrl: Config.option(Config.redacted("AGENTSYNC_CLOUD_DATABASE_URL"))
+}
+
+export interface LoadOptions {
+  /** `--services DIR`: the services tree, or a project root holding `agentsync.yaml`. */
+  readonly services?: string | undefined
+  /** Where to start; defaults to the working directory. */
+  readonly cwd?: string | undefined
+}
+
+/**
+ * Loads the configuration: `agentsync.yaml` of the project root, then the environment on top.
+ * `--services` may name the tree itself or a project root (a folder holding `agentsync.yaml` or `services/`).
+ */
+export const loadConfig = Effect.fn("SyncConfig.load")(function* (options: LoadOptions = {}) {
+  const cwd = nodePath.resolve(options.cwd ?? process.cwd())
+  let projectRoot = cwd
+  let servicesOverride: string | undefined
+  if (options.services !== undefined) {
+    const given = nodePath.resolve(cwd, options.services)
+    const isRoot = yield* Effect.promise(() =>
+      Promise.any([fs.access(nodePath.join(given, PROJECT_FILE)), fs.access(nodePath.join(given, "services"))]).then(
+        () => true,
+        () => false
+      )
+    )
+    if (isRoot) projectRoot = given
+    else {
+      servicesOverride = given
+      projectRoot = nodePath.dirname(given)
+    }
+  }
+  const project = (yield* readProjectFile(nodePath.join(projectRoot, PROJECT_FILE))) ?? {}
+  const e = yield* Effect.all(env)
+  const opt = <A>(o: Option.Option<A>, fallback: A | undefined) => Option.getOrUndefined(o) ?? fallback
+  const fields = {
+    projectRoot,
+    servicesPath: servicesOverride ?? nodePath.resolve(projectRoot, project.services ?? "services"),
+    tenantId: opt(e.tenantId, project.tenant_id),
+    apiUrl: opt(e.apiUrl, project.api_url),
+    directUrl: opt(e.directUrl, project.direct_url),
+    token: opt(e.token, undefined),
+    databaseUrl: opt(e.databaseUrl, undefined),
+    cloudDatabaseUrl: opt(e.cloudDatabaseUrl, undefined),
+    project
+  }
+  return new SyncConfig(
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as unknown as Fields
+  )
+})
+
+export const layer = (options: LoadOptions = {}) => Layer.effect(CurrentConfig, loadConfig(options))

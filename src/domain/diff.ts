@@ -1,0 +1,113 @@
+/** The pure diff layer: one generic keyed diff and the per-kind calculators built on it. */
+import { accessRuleHash, accessRuleKey, agentHash, contentHash, contentKey, skillHash } from "./hash.js"
+import type {
+  AccessRule,
+  AccessRulesDiffResult,
+  Agent,
+  AgentsDiffResult,
+  Content,
+  ContentDiffResult,
+  DiffItem,
+  DiffResult,
+  DiffStatus,
+  FileEntry,
+  FilesDiffResult,
+  Skill,
+  SkillsDiffResult
+} from "./model.js"
+
+/** How a kind is keyed and hashed. */
+export interface Keyed<A> {
+  readonly key: (a: A) => string
+  readonly hash: (a: A) => string
+}
+
+const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/**
+ * Compares `source` (the side being synced from) with `target`: Added is only in source, Removed only in
+ * target, Modified in both with different hashes. Items come back sorted by key. A key present twice on
+ * one side keeps its last occurrence; callers that care reject duplicates before diffing.
+ */
+export const diffKeyed = <A>(
+  keyed: Keyed<A>,
+  source: Iterable<A>,
+  target: Iterable<A>
+): DiffResult<A> => {
+  const src = new Map<string, A>()
+  for (const a of source) src.set(keyed.key(a), a)
+  const tgt = new Map<string, A>()
+  for (const a of target) tgt.set(keyed.key(a), a)
+  const keys = new Set(src.keys())
+  for (const k of tgt.keys()) keys.add(k)
+  const sorted = [...keys].sort(byCodeUnit)
+  let added = 0
+  let modified = 0
+  let removed = 0
+  let unchanged = 0
+  const items: Array<DiffItem<A>> = new Array(sorted.length)
+  for (let i = 0; i < sorted.length; i++) {
+    const key = sorted[i]!
+    const s = src.get(key)
+    const t = tgt.get(key)
+    const sourceHash = s === undefined ? undefined : keyed.hash(s)
+    const targetHash = t === undefined ? undefined : keyed.hash(t)
+    let status: DiffStatus
+    if (t === undefined) {
+      status = "Added"
+      added++
+    } else if (s === undefined) {
+      status = "Removed"
+      removed++
+    } else if (sourceHash === targetHash) {
+      status = "Unchanged"
+      unchanged++
+    } else {
+      status = "Modified"
+      modified++
+    }
+    items[i] = { key, status, source: s, target: t, sourceHash, targetHash }
+  }
+  return { items, counts: { added, modified, removed, unchanged } }
+}
+
+/** Applies a diff to its target side, giving the source side back (sorted by key). */
+export const applyDiff = <A>(keyed: Keyed<A>, diff: DiffResult<A>, target: Iterable<A>): Array<A> => {
+  const out = new Map<string, A>()
+  for (const a of target) out.set(keyed.key(a), a)
+  for (const item of diff.items) {
+    if (item.status === "Removed") out.delete(item.key)
+    else if ((item.status === "Added" || item.status === "Modified") && item.source !== undefined) out.set(item.key, item.source)
+  }
+  return [...out.keys()].sort(byCodeUnit).map((k) => out.get(k)!)
+}
+
+/** Only the items that need an action. */
+export const changes = <A>(diff: DiffResult<A>): ReadonlyArray<DiffItem<A>> => diff.items.filter((i) => i.status !== "Unchanged")
+
+export const hasChanges = (diff: DiffResult<unknown>): boolean =>
+  diff.counts.added + diff.counts.modified + diff.counts.removed > 0
+
+export const AgentKeyed: Keyed<Agent> = { key: (a) => a.id, hash: agentHash }
+export const SkillKeyed: Keyed<Skill> = { key: (s) => s.id, hash: skillHash }
+export const ContentKeyed: Keyed<Content> = { key: contentKey, hash: contentHash }
+export const AccessRuleKeyed: Keyed<AccessRule> = { key: accessRuleKey, hash: accessRuleHash }
+export const FileKeyed: Keyed<FileEntry> = { key: (f) => f.path, hash: (f) => f.sha256 }
+
+export const AgentsDiffCalculator = {
+  diff: (source: Iterable<Agent>, target: Iterable<Agent>): AgentsDiffResult => diffKeyed(AgentKeyed, source, target)
+}
+export const SkillsDiffCalculator = {
+  diff: (source: Iterable<Skill>, target: Iterable<Skill>): SkillsDiffResult => diffKeyed(SkillKeyed, source, target)
+}
+export const ContentDiffCalculator = {
+  diff: (source: Iterable<Content>, target: Iterable<Content>): ContentDiffResult =>
+    diffKeyed(ContentKeyed, source, target)
+}
+export const AccessRulesDiffCalculator = {
+  diff: (source: Iterable<AccessRule>, target: Iterable<AccessRule>): AccessRulesDiffResult =>
+    diffKeyed(AccessRuleKeyed, source, target)
+}
+export const FilesDiffCalculator = {
+  diff: (source: Iterable<FileEntry>, target: Iterable<FileEntry>): FilesDiffResult => diffKeyed(FileKeyed, source, target)
+}

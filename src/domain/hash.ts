@@ -1,0 +1,45 @@
+/** Canonical hashing: SHA-256 over a canonical encoding of an item's synced fields, of bytes, and of manifests. */
+import { createHash } from "node:crypto"
+import type { Agent, Content, FileEntry, Skill, AccessRule } from "./model.js"
+
+/** JSON with object keys sorted at every depth and `undefined` fields left out: one encoding per value. */
+export const canonicalJson = (value: unknown): string => {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError("non-finite number")
+    return JSON.stringify(value) ?? "null"
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record)
+    .filter((k) => record[k] !== undefined)
+    .sort()
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`
+}
+
+export const sha256 = (data: string | Uint8Array): string => createHash("sha256").update(data).digest("hex")
+
+/** The hash of an item of one kind: the kind is part of the input so equal fields of two kinds differ. */
+const hashOf = (kind: string, fields: unknown): string => sha256(`${kind}\n${canonicalJson(fields)}`)
+
+const plain = <A extends object>(a: A): { [K in keyof A]: A[K] } => ({ ...a })
+
+export const agentHash = (a: Agent): string => hashOf("agent", plain(a))
+export const skillHash = (s: Skill): string => hashOf("skill", plain(s))
+export const contentHash = (c: Content): string => hashOf("content", plain(c))
+export const accessRuleHash = (r: AccessRule): string => hashOf("access_rule", plain(r))
+
+/** The key of a content item: its source and slug. */
+export const contentKey = (c: Pick<Content, "source" | "slug">): string => `${c.source}/${c.slug}`
+
+/** The key of an access rule: one declaration per entity and access. */
+export const accessRuleKey = (r: Pick<AccessRule, "entity_type" | "entity_id" | "access">): string =>
+  `${r.entity_type}:${r.entity_id}:${r.access}`
+
+/** A manifest's checksum: over its entries sorted by path, one `path\0size\0sha256\n` line each. */
+export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
+  const hash = createHash("sha256")
+  for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    hash.update(`${e.path}\0${e.size}\0${e.sha256}\n`)
+  }
+  return hash.digest("hex")
+}

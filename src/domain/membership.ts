@@ -1,0 +1,80 @@
+/** Bundle membership: the one list of what file sync carries, used by client and server alike, plus ignore globs. */
+
+/** The top-level folders of `services/` that file sync carries. */
+export const MEMBERSHIP: ReadonlyArray<string> = [
+  "agents",
+  "skills",
+  "content",
+  "access-control",
+  "config",
+  "profiles",
+  "mcp",
+  "ai",
+  "web",
+  "plugins",
+  "hooks"
+]
+
+/** The ignore file at the root of `services/`, one glob a line, `#` comments, `!` to re-include. */
+export const IGNORE_FILE = ".agentsyncignore"
+
+/** Always left out: editor and OS litter, and agentsync's own temporary files. */
+const BUILTIN_IGNORES = [".DS_Store", "**/.DS_Store", "**/*.swp", "**/*~", "**/.agentsync-tmp-*", "**/.git/**"]
+
+/** Compiles a glob (`*`, `**`, `?`, `[...]`) to a RegExp over POSIX relative paths. */
+export const globToRegExp = (glob: string): RegExp => {
+  let g = glob.trim()
+  const anchored = g.startsWith("/")
+  if (anchored) g = g.slice(1)
+  if (g.endsWith("/")) g = `${g}**`
+  let re = ""
+  for (let i = 0; i < g.length; i++) {
+    const c = g[i]!
+    if (c === "*") {
+      if (g[i + 1] === "*") {
+        const slashAfter = g[i + 2] === "/"
+        re += slashAfter ? "(?:.*/)?" : ".*"
+        i += slashAfter ? 2 : 1
+      } else re += "[^/]*"
+    } else if (c === "?") re += "[^/]"
+    else if (c === "[") {
+      const end = g.indexOf("]", i + 1)
+      if (end === -1) re += "\\["
+      else {
+        re += `[${g.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\")}]`
+        i = end
+      }
+    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&")
+  }
+  // A pattern with no slash matches at any depth, as in .gitignore.
+  const prefix = anchored || glob.includes("/") ? "^" : "^(?:.*/)?"
+  return new RegExp(`${prefix}${re}(?:/.*)?$`)
+}
+
+export interface Membership {
+  readonly includes: (path: string) => boolean
+}
+
+/** Builds the membership test from the contents of `.agentsyncignore` (empty when there is none). */
+export const makeMembership = (ignoreText = ""): Membership => {
+  const rules: Array<{ readonly negate: boolean; readonly re: RegExp }> = BUILTIN_IGNORES.map((g) => ({
+    negate: false,
+    re: globToRegExp(g)
+  }))
+  for (const raw of ignoreText.split(/\r?\n/)) {
+    const line = raw.trim()
+    if (line === "" || line.startsWith("#")) continue
+    const negate = line.startsWith("!")
+    rules.push({ negate, re: globToRegExp(negate ? line.slice(1) : line) })
+  }
+  const top = new Set(MEMBERSHIP)
+  return {
+    includes: (path) => {
+      const first = path.split("/", 1)[0]!
+      if (!top.has(first)) return false
+      let included = true
+      for (const r of rules) if (r.re.test(path)) included = r.negate
+      return included
+    }
+  }
+}

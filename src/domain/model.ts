@@ -1,0 +1,180 @@
+/** The synced kinds as Schema models: agents, skills, content, access rules, files, and sync results. */
+import { Schema } from "effect"
+
+/** An identifier that is safe as a single path segment: no separators, no `..`, no leading `-` or `.`. */
+export const Id = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/),
+  Schema.filter((s) => !s.includes(".."), { message: () => "must not contain '..'" }),
+  Schema.annotations({
+    identifier: "Id",
+    description: "letters, digits, '_', '-', '.'; not starting with '-' or '.'"
+  })
+)
+
+/** A JSON-like value: what free-form settings may hold. */
+export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+export const Json: Schema.Schema<Json> = Schema.suspend(
+  (): Schema.Schema<Json> =>
+    Schema.Union(
+      Schema.Null,
+      Schema.Boolean,
+      Schema.Number.pipe(Schema.finite()),
+      Schema.String,
+      Schema.Array(Json),
+      Schema.Record({ key: Schema.String, value: Json })
+    )
+).annotations({ identifier: "Json" })
+
+const Tags = Schema.Array(Schema.String)
+
+export class Agent extends Schema.Class<Agent>("Agent")({
+  id: Id,
+  name: Schema.String,
+  display_name: Schema.String,
+  description: Schema.String,
+  enabled: Schema.Boolean,
+  tags: Tags,
+  settings: Schema.Record({ key: Schema.String, value: Json }),
+  system_prompt: Schema.String
+}) {}
+
+export class Skill extends Schema.Class<Skill>("Skill")({
+  id: Id,
+  name: Schema.String,
+  description: Schema.String,
+  enabled: Schema.Boolean,
+  tags: Tags,
+  category: Schema.String,
+  assigned_agents: Schema.Array(Id),
+  instructions: Schema.String
+}) {}
+
+/** An ISO-8601 date or date-time, kept as written so that it round-trips byte for byte. */
+export const IsoDate = Schema.String.pipe(
+  Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/),
+  Schema.annotations({ identifier: "IsoDate", description: "an ISO-8601 date such as 2025-03-01 or 2025-03-01T10:00:00Z" })
+)
+
+export const ContentLayout = Schema.Literal("flat", "directory")
+export type ContentLayout = typeof ContentLayout.Type
+
+export class Content extends Schema.Class<Content>("Content")({
+  source: Id,
+  slug: Id,
+  title: Schema.String,
+  kind: Schema.String,
+  description: Schema.String,
+  author: Schema.String,
+  keywords: Schema.Array(Schema.String),
+  image: Schema.NullOr(Schema.String),
+  public: Schema.Boolean,
+  tags: Tags,
+  published_at: Schema.NullOr(IsoDate),
+  updated_at: Schema.NullOr(IsoDate),
+  body: Schema.String
+}) {}
+
+export const AccessEntityType = Schema.Literal("agent", "skill", "content", "mcp", "plugin")
+export type AccessEntityType = typeof AccessEntityType.Type
+
+export const Access = Schema.Literal("allow", "deny")
+export type Access = typeof Access.Type
+
+/** A role rule as declared in `access-control/config.yaml`. */
+export class AccessRule extends Schema.Class<AccessRule>("AccessRule")({
+  entity_type: AccessEntityType,
+  entity_id: Schema.String.pipe(Schema.minLength(1)),
+  access: Access,
+  roles: Schema.Array(Schema.String.pipe(Schema.minLength(1))).pipe(Schema.minItems(1)),
+  justification: Schema.optional(Schema.String)
+}) {}
+
+/** A lowercase hex SHA-256 digest. */
+export const Sha256 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Sha256" }))
+
+/** A relative POSIX path inside the services tree: no `..` segment, no leading `/`, no empty segment. */
+export const RelPath = Schema.String.pipe(
+  Schema.filter(
+    (p) =>
+      p.length > 0 &&
+      p.length <= 1024 &&
+      !p.startsWith("/") &&
+      !p.includes("\\") &&
+      !p.includes("\0") &&
+      p.split("/").every((s) => s !== "" && s !== "." && s !== ".."),
+    { message: () => "must be a relative path inside the tree" }
+  ),
+  Schema.annotations({ identifier: "RelPath" })
+)
+
+export class FileEntry extends Schema.Class<FileEntry>("FileEntry")({
+  path: RelPath,
+  size: Schema.NonNegativeInt,
+  sha256: Sha256
+}) {}
+
+export class FileManifest extends Schema.Class<FileManifest>("FileManifest")({
+  entries: Schema.Array(FileEntry),
+  checksum: Sha256
+}) {}
+
+export const DiffStatus = Schema.Literal("Added", "Modified", "Removed", "Unchanged")
+export type DiffStatus = typeof DiffStatus.Type
+
+/** One key of a diff: the item on each side where present, with its hash. */
+export interface DiffItem<A> {
+  readonly key: string
+  readonly status: DiffStatus
+  readonly source: A | undefined
+  readonly target: A | undefined
+  readonly sourceHash: string | undefined
+  readonly targetHash: string | undefined
+}
+
+export interface DiffCounts {
+  readonly added: number
+  readonly modified: number
+  readonly removed: number
+  readonly unchanged: number
+}
+
+export interface DiffResult<A> {
+  /** Every key of either side, sorted by key. */
+  readonly items: ReadonlyArray<DiffItem<A>>
+  readonly counts: DiffCounts
+}
+
+export type AgentsDiffResult = DiffResult<Agent>
+export type SkillsDiffResult = DiffResult<Skill>
+export type ContentDiffResult = DiffResult<Content>
+export type AccessRulesDiffResult = DiffResult<AccessRule>
+export type FilesDiffResult = DiffResult<FileEntry>
+
+export const LocalSyncDirection = Schema.Literal("ToDisk", "ToDatabase")
+export type LocalSyncDirection = typeof LocalSyncDirection.Type
+
+export const SyncKind = Schema.Literal("agents", "skills", "content", "acl")
+export type SyncKind = typeof SyncKind.Type
+
+export class LocalSyncError extends Schema.Class<LocalSyncError>("LocalSyncError")({
+  item: Schema.String,
+  message: Schema.String
+}) {}
+
+export class LocalSyncResult extends Schema.Class<LocalSyncResult>("LocalSyncResult")({
+  kind: SyncKind,
+  direction: LocalSyncDirection,
+  dry_run: Schema.Boolean,
+  synced: Schema.NonNegativeInt,
+  skipped: Schema.NonNegativeInt,
+  deleted: Schema.NonNegativeInt,
+  errors: Schema.Array(LocalSyncError)
+}) {}
+
+export const SyncOpState = Schema.Union(
+  Schema.TaggedStruct("NotStarted", { reason: Schema.String }),
+  Schema.TaggedStruct("Partial", { completed: Schema.NonNegativeInt, total: Schema.NonNegativeInt }),
+  Schema.TaggedStruct("Completed", {}),
+  Schema.TaggedStruct("Failed", { error: Schema.String })
+)
+export type SyncOpState = typeof SyncOpState.Type

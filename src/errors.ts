@@ -1,0 +1,166 @@
+/** The SyncError family: every failure agentsync reports, each with a human message and an exit code. */
+import { Data, Schema } from "effect"
+
+/** A required setting (environment variable, config key) is absent. */
+export class MissingConfig extends Data.TaggedError("MissingConfig")<{
+  readonly key: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `missing configuration ${this.key}: ${this.reason}`
+  }
+}
+
+/** User input is malformed: a file and line where there is one, and what is wrong. */
+export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInput", {
+  file: Schema.optional(Schema.String),
+  line: Schema.optional(Schema.Number),
+  field: Schema.optional(Schema.String),
+  reason: Schema.String
+}) {
+  override get message() {
+    const where = this.file === undefined ? "" : this.line === undefined ? `${this.file}: ` : `${this.file}:${this.line}: `
+    const field = this.field === undefined ? "" : `${this.field}: `
+    return `${where}${field}${this.reason}`
+  }
+}
+
+/** A token is missing, wrong, or reaches for another tenant. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  reason: Schema.String
+}) {
+  override get message() {
+    return `unauthorized: ${this.reason}`
+  }
+}
+
+/** The tenant API answered with a failure status. */
+export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
+  status: Schema.Number,
+  reason: Schema.String,
+  url: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `API error ${this.status}${this.url === undefined ? "" : ` from ${this.url}`}: ${this.reason}`
+  }
+}
+
+/** Both sides moved since the recorded base: the user has to decide. */
+export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
+  reason: Schema.String,
+  items: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
+}) {
+  override get message() {
+    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
+    return `conflict: ${this.reason}${list}`
+  }
+}
+
+/** An archive broke a safety rule; the whole bundle is rejected. */
+export class TarballUnsafe extends Schema.TaggedError<TarballUnsafe>()("TarballUnsafe", {
+  reason: Schema.String,
+  entry: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `unsafe tarball${this.entry === undefined ? "" : ` (entry ${JSON.stringify(this.entry)})`}: ${this.reason}`
+  }
+}
+
+/** A database operation failed; never carries a password. */
+export class DatabaseError extends Data.TaggedError("Database")<{
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `database: ${this.reason}`
+  }
+}
+
+/** An import committed part of its work before failing. */
+export class PartialImport extends Data.TaggedError("PartialImport")<{
+  readonly completed: number
+  readonly total: number
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `partial import: ${this.completed} of ${this.total} committed; ${this.reason}`
+  }
+}
+
+/** A filesystem operation failed. */
+export class IoError extends Data.TaggedError("Io")<{
+  readonly path: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `${this.path}: ${this.reason}`
+  }
+}
+
+/** A subprocess exited non-zero. */
+export class CommandFailed extends Data.TaggedError("CommandFailed")<{
+  readonly command: string
+  readonly exitCode: number
+  readonly stderr: string
+}> {
+  override get message() {
+    const tail = this.stderr.trim().split("\n").slice(-5).join("\n")
+    return `${this.command} exited with ${this.exitCode}${tail === "" ? "" : `:\n${tail}`}`
+  }
+}
+
+/** Another run holds the lock. */
+export class SyncInProgress extends Data.TaggedError("SyncInProgress")<{
+  readonly lock: string
+}> {
+  override get message() {
+    return `another sync is in progress (lock ${this.lock}); wait for it or remove the lock if no agentsync is running`
+  }
+}
+
+export type SyncError =
+  | MissingConfig
+  | InvalidInput
+  | Unauthorized
+  | ApiError
+  | Conflict
+  | TarballUnsafe
+  | DatabaseError
+  | PartialImport
+  | IoError
+  | CommandFailed
+  | SyncInProgress
+
+export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, Conflict: 3 } as const
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** How the command line ends for an error: usage problems 2, decisions needed 3, the rest 1. */
+export const exitCodeOf = (error: { readonly _tag: string }): ExitCode => {
+  switch (error._tag) {
+    case "MissingConfig":
+      return ExitCode.Usage
+    case "Conflict":
+      return ExitCode.Conflict
+    default:
+      return ExitCode.Failure
+  }
+}
+
+const tags = new Set([
+  "MissingConfig",
+  "InvalidInput",
+  "Unauthorized",
+  "ApiError",
+  "Conflict",
+  "TarballUnsafe",
+  "Database",
+  "PartialImport",
+  "Io",
+  "CommandFailed",
+  "SyncInProgress"
+])
+
+export const isSyncError = (u: unknown): u is SyncError =>
+  typeof u === "object" && u !== null && "_tag" in u && tags.has((u as { _tag: string })._tag)

@@ -1,0 +1,10 @@
+/** The public library surface of agentsync. */
+export * from "./domain/model.js"
+export * from "./domain/diff.js"
+export * from "./domain/hash.js"
+export * from "./domain/formats.js"
+export * from "./domain/project.js"
+export * from "./domain/membership.js"
+export * from "./errors.js"
+export * from "./config.js"
+export * as Workspace from "./services/Workspace.js"

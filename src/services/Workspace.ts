@@ -1,0 +1,156 @@
+/** The Workspace port: the project's `services/` tree on disk, walked with the membership list, written atomically. */
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
+import { Context, Effect, Layer } from "effect"
+import { IoError } from "../errors.js"
+import { IGNORE_FILE, makeMembership, type Membership } from "../domain/membership.js"
+import { isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
+
+export interface WorkspaceFile {
+  /** POSIX path relative to the services root. */
+  readonly path: string
+  readonly size: number
+  readonly mtimeMs: number
+}
+
+export interface WorkspaceShape {
+  /** Absolute path of the services tree. */
+  readonly root: string
+  /** Every member file (membership list and `.agentsyncignore`), sorted by path; symlinks are skipped. */
+  readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError>
+  readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
+  /** Writes through a temp file in the same folder and a rename, so a reader sees the old or the new bytes. */
+  readonly writeFile: (path: string, bytes: Uint8Array | string) => Effect.Effect<void, IoError>
+  /** Removes a file and the folders it leaves empty, up to the root. */
+  readonly removeFile: (path: string) => Effect.Effect<void, IoError>
+  /** Reads and parses every item file of the tree. */
+  readonly readProject: () => Effect.Effect<Project, IoError>
+  /** The membership test in force (the ignore file is read once per call). */
+  readonly membership: () => Effect.Effect<Membership, IoError>
+}
+
+export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
+
+const io = (path: string, what: string) => (cause: unknown) =>
+  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`, cause })
+
+/** Resolves a relative tree path under root, refusing anything that escapes it. */
+export const resolveInside = (root: string, path: string): Effect.Effect<string, IoError> => {
+  const full = nodePath.resolve(root, path)
+  return full === root || full.startsWith(root + nodePath.sep)
+    ? Effect.succeed(full)
+    : Effect.fail(new IoError({ path, reason: "path escapes the services tree" }))
+}
+
+/** Atomic write of any absolute path: temp file beside it, fsync, rename. */
+export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effect.Effect<void, IoError> =>
+  Effect.tryPromise({
+    try: async () => {
+      await fs.mkdir(nodePath.dirname(full), { recursive: true })
+      const tmp = nodePath.join(nodePath.dirname(full), `.agentsync-tmp-${randomBytes(6).toString("hex")}`)
+      const handle = await fs.open(tmp, "w", 0o644)
+      try {
+        await handle.writeFile(bytes)
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      try {
+        await fs.rename(tmp, full)
+      } catch (e) {
+        await fs.rm(tmp, { force: true })
+        throw e
+      }
+    },
+    catch: io(full, "cannot write")
+  })
+
+export const make = (root: string): WorkspaceShape => {
+  const absRoot = nodePath.resolve(root)
+  const membership = () =>
+    Effect.tryPromise({
+      try: () => fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return ""
+        throw e
+      }),
+      catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
+    }).pipe(Effect.map(makeMembership))
+
+  const listFiles = Effect.fn("Workspace.listFiles")(function* () {
+    const member = yield* membership()
+    return yield* Effect.tryPromise({
+      try: async () => {
+        const out: Array<WorkspaceFile> = []
+        const walk = async (dir: string, rel: string): Promise<void> => {
+          let entries: Array<import("node:fs").Dirent>
+          try {
+            entries = await fs.readdir(dir, { withFileTypes: true })
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === "ENOENT" && rel === "") return
+            throw e
+          }
+          await Promise.all(
+            entries.map(async (d) => {
+              const r = rel === "" ? d.name : `${rel}/${d.name}`
+              if (d.isDirectory()) {
+                if (rel === "" && !member.includes(`${r}/x`)) return
+                return walk(nodePath.join(dir, d.name), r)
+              }
+              if (!d.isFile() || !member.includes(r)) return
+              const st = await fs.stat(nodePath.join(dir, d.name))
+              out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs })
+            })
+          )
+        }
+        await walk(absRoot, "")
+        return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+      },
+      catch: io(absRoot, "cannot list")
+    })
+  })
+
+  const readFile = Effect.fn("Workspace.readFile")(function* (path: string) {
+    const full = yield* resolveInside(absRoot, path)
+    return yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
+  })
+
+  const writeFile = Effect.fn("Workspace.writeFile")(function* (path: string, bytes: Uint8Array | string) {
+    const full = yield* resolveInside(absRoot, path)
+    yield* writeFileAtomic(full, bytes)
+  })
+
+  const removeFile = Effect.fn("Workspace.removeFile")(function* (path: string) {
+    const full = yield* resolveInside(absRoot, path)
+    yield* Effect.tryPromise({
+      try: async () => {
+        await fs.rm(full, { force: true })
+        let dir = nodePath.dirname(full)
+        while (dir.startsWith(absRoot + nodePath.sep)) {
+          try {
+            await fs.rmdir(dir)
+          } catch {
+            break // not empty: stop climbing
+          }
+          dir = nodePath.dirname(dir)
+        }
+      },
+      catch: io(full, "cannot remove")
+    })
+  })
+
+  const readProject = Effect.fn("Workspace.readProject")(function* () {
+    const files = (yield* listFiles()).filter((f) => isProjectFile(f.path))
+    const raw: Array<RawFile> = yield* Effect.forEach(
+      files,
+      (f) => Effect.map(readFile(f.path), (bytes) => ({ path: f.path, bytes })),
+      { concurrency: 32 }
+    )
+    const shown = nodePath.relative(process.cwd(), absRoot) || "."
+    return parseProject(raw, `${shown}/`)
+  })
+
+  return { root: absRoot, listFiles, readFile, writeFile, removeFile, readProject, membership }
+}
+
+export const layer = (root: string): Layer.Layer<Workspace> => Layer.sync(Workspace, () => make(root))

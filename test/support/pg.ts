@@ -1,0 +1,24 @@
+/** Test support: a fresh, empty database on the throwaway PostgreSQL server that `scripts/with-postgres.mjs` started. */
+import { randomBytes } from "node:crypto"
+import pg from "pg"
+
+export const adminUrl = (): string => {
+  const url = process.env["AGENTSYNC_TEST_PG_URL"]
+  if (!url) throw new Error("AGENTSYNC_TEST_PG_URL is not set: run the tests through `npm test` (scripts/with-postgres.mjs)")
+  return url
+}
+
+/** Creates an empty database and returns its URL; each test file gets its own, so files run in parallel. */
+export const freshDatabase = async (prefix = "t"): Promise<string> => {
+  const name = `${prefix}_${randomBytes(6).toString("hex")}`
+  const client = new pg.Client({ connectionString: adminUrl() })
+  await client.connect()
+  try {
+    await client.query(`CREATE DATABASE "${name}"`)
+  } finally {
+    await client.end()
+  }
+  const url = new URL(adminUrl())
+  url.pathname = `/${name}`
+  return url.toString()
+}
