@@ -1,0 +1,220 @@
+/** The Database port: PostgreSQL from DATABASE_URL, or the embedded default (PGlite served on loopback), plus the project migrations. */
+import * as fs from "node:fs/promises"
+import { createServer } from "node:net"
+import * as nodePath from "node:path"
+import { NodeContext } from "@effect/platform-node"
+import type { SqlClient } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
+import { PgClient, PgMigrator } from "@effect/sql-pg"
+import { Duration, Effect, Layer, Option, Redacted } from "effect"
+import { CurrentConfig } from "../config.js"
+import { DatabaseError, SyncInProgress } from "../errors.js"
+import { projectMigrationsRecord } from "./migrations/index.js"
+
+export interface DatabaseOptions {
+  /** A PostgreSQL URL; none means the embedded default. */
+  readonly url: Option.Option<Redacted.Redacted<string>>
+  /** Where the embedded default keeps its data (`<projectRoot>/.agentsync/pgdata`). */
+  readonly dataDir: string
+}
+
+/** The folder of the embedded database of a project. */
+export const embeddedDataDir = (projectRoot: string): string => nodePath.join(projectRoot, ".agentsync", "pgdata")
+
+/** Where a URL points, for messages: host:port, never the user or password. */
+export const describeUrl = (url: Redacted.Redacted<string>): string => {
+  try {
+    const u = new URL(Redacted.value(url))
+    const host = u.hostname === "" ? (u.searchParams.get("host") ?? "localhost") : u.hostname
+    return `${host}:${u.port === "" ? "5432" : u.port}`
+  } catch {
+    return "the server in DATABASE_URL (unparsable URL)"
+  }
+}
+
+/** The deepest message of an error chain, with any secret cut out. */
+export const causeMessage = (cause: unknown, secret?: string): string => {
+  let c: unknown = cause
+  let text = ""
+  for (let i = 0; i < 5 && c !== undefined && c !== null; i++) {
+    if (c instanceof SqlError) {
+      text = c.message
+      c = c.cause
+      continue
+    }
+    if (c instanceof AggregateError && c.errors.length > 0) c = c.errors[0]
+    if (c instanceof Error) {
+      text = c.message !== "" ? c.message : ((c as NodeJS.ErrnoException).code ?? c.name)
+      c = c.cause
+    } else {
+      text = String(c)
+      break
+    }
+  }
+  if (secret !== undefined && secret !== "") text = text.split(secret).join("***")
+  return text
+}
+
+const passwordOf = (url: Redacted.Redacted<string>): string | undefined => {
+  try {
+    const p = decodeURIComponent(new URL(Redacted.value(url)).password)
+    return p === "" ? undefined : p
+  } catch {
+    return undefined
+  }
+}
+
+const connectError = (where: string, secret?: string) => (cause: unknown) =>
+  new DatabaseError({ reason: `cannot connect to PostgreSQL at ${where}: ${causeMessage(cause, secret)}`, cause })
+
+/** A free TCP port on loopback, as the OS hands it out. */
+const freePort = Effect.async<number, DatabaseError>((resume) => {
+  const srv = createServer()
+  srv.unref()
+  srv.on("error", (cause) => resume(Effect.fail(new DatabaseError({ reason: "no free port on 127.0.0.1", cause }))))
+  srv.listen(0, "127.0.0.1", () => {
+    const address = srv.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    srv.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
+/** One process at a time on an embedded data directory: PGlite is a single session and has no lock of its own. */
+const lockDataDir = (dataDir: string) => {
+  const lock = `${dataDir}.lock`
+  return Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        await fs.mkdir(nodePath.dirname(lock), { recursive: true })
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            await fs.writeFile(lock, String(process.pid), { flag: "wx" })
+            return true
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+            const pid = Number((await fs.readFile(lock, "utf8").catch(() => "")).trim())
+            if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) return false
+            await fs.rm(lock, { force: true }) // stale: its process is gone
+          }
+        }
+        return false
+      },
+      catch: (cause) => new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${causeMessage(cause)}`, cause })
+    }).pipe(Effect.filterOrFail((ok) => ok, () => new SyncInProgress({ lock }))),
+    () => Effect.promise(() => fs.rm(lock, { force: true }))
+  )
+}
+
+/** PGlite persisted in `dataDir`, served by pglite-socket on a free loopback port while the scope is open. */
+const embedded = (dataDir: string) =>
+  Effect.gen(function* () {
+    yield* lockDataDir(dataDir)
+    // Loaded on demand: most commands never need the WebAssembly Postgres.
+    const { PGlite } = yield* Effect.promise(() => import("@electric-sql/pglite"))
+    const { PGLiteSocketServer } = yield* Effect.promise(() => import("@electric-sql/pglite-socket"))
+    const db = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          await fs.mkdir(dataDir, { recursive: true })
+          return PGlite.create(dataDir)
+        },
+        catch: (cause) =>
+          new DatabaseError({ reason: `cannot open the embedded database in ${dataDir}: ${causeMessage(cause)}`, cause })
+      }),
+      (db) => Effect.promise(() => db.close().catch(() => undefined))
+    )
+    // A port freed by the OS may be taken before we bind it: try a few.
+    const server = yield* Effect.acquireRelease(
+      Effect.gen(function* () {
+        const port = yield* freePort
+        const server = new PGLiteSocketServer({ db, port, host: "127.0.0.1" })
+        yield* Effect.tryPromise({
+          try: () => server.start(),
+          catch: (cause) => new DatabaseError({ reason: `cannot serve the embedded database on 127.0.0.1:${port}: ${causeMessage(cause)}`, cause })
+        })
+        return { server, port }
+      }).pipe(Effect.retry({ times: 3 })),
+      ({ server }) => Effect.promise(() => server.stop().catch(() => undefined))
+    )
+    return server.port
+  })
+
+/**
+ * The database layer: with a URL, @effect/sql-pg on that server; without, the embedded default.
+ * Scoped: the pool (and the embedded server) stop when the scope closes.
+ */
+export const layer = (options: DatabaseOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | SyncInProgress> =>
+  Option.match(options.url, {
+    onSome: (url) =>
+      PgClient.layer({
+        url,
+        maxConnections: 8,
+        connectTimeout: Duration.seconds(10),
+        applicationName: "agentsync"
+      }).pipe(Layer.mapError(connectError(describeUrl(url), passwordOf(url)))),
+    onNone: () =>
+      Layer.unwrapScoped(
+        Effect.map(embedded(options.dataDir), (port) =>
+          PgClient.layer({
+            host: "127.0.0.1",
+            port,
+            username: "postgres",
+            database: "postgres",
+            // PGlite is one session: one connection, so a transaction is never interleaved.
+            maxConnections: 1,
+            connectTimeout: Duration.seconds(30),
+            applicationName: "agentsync"
+          }).pipe(Layer.mapError(connectError(`127.0.0.1:${port} (embedded, ${options.dataDir})`)))
+        )
+      )
+  })
+
+/** The options in force for a configuration: DATABASE_URL, else `<projectRoot>/.agentsync/pgdata`. */
+export const optionsFromConfig = (config: { readonly databaseUrl?: Redacted.Redacted<string> | undefined; readonly projectRoot: string }): DatabaseOptions => ({
+  url: Option.fromNullable(config.databaseUrl),
+  dataDir: embeddedDataDir(config.projectRoot)
+})
+
+/** The database layer for the configuration in force. */
+export const layerFromConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | SyncInProgress, CurrentConfig> =
+  Layer.unwrapEffect(Effect.map(CurrentConfig, (config) => layer(optionsFromConfig(config))))
+
+/** Runs the project migrations (table `agentsync_migrations`); concurrent runs wait on the migrator's lock. */
+export const runProjectMigrations = Effect.fn("Database.projectMigrations")(function* () {
+  return yield* PgMigrator.run({ loader: PgMigrator.fromRecord(projectMigrationsRecord), table: "agentsync_migrations" }).pipe(
+    Effect.provide(NodeContext.layer),
+    Effect.mapError((cause) => new DatabaseError({ reason: `project migrations failed: ${causeMessage(cause)}`, cause }))
+  )
+})
+
+/** The project migrations as a layer over a database layer. */
+export const projectMigrations: Layer.Layer<never, DatabaseError, PgClient.PgClient | SqlClient.SqlClient> = Layer.effectDiscard(
+  runProjectMigrations()
+)
+
+/** The database with the project migrations applied: what the project's programs run on. */
+export const layerMigrated = (options: DatabaseOptions) => Layer.provideMerge(projectMigrations, layer(options))
+
+/** `layerMigrated` for the configuration in force. */
+export const layerMigratedFromConfig = Layer.provideMerge(projectMigrations, layerFromConfig)
+
+/** The port as one value, for `import { Database }`. */
+export const Database = {
+  layer,
+  layerFromConfig,
+  layerMigrated,
+  layerMigratedFromConfig,
+  projectMigrations,
+  runProjectMigrations,
+  optionsFromConfig,
+  embeddedDataDir
+} as const

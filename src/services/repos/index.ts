@@ -1,0 +1,17 @@
+/** The per-kind repositories of the project database, and one layer holding them all. */
+import { Layer } from "effect"
+import { AccessRulesRepo } from "./AccessRulesRepo.js"
+import { AgentsRepo } from "./AgentsRepo.js"
+import { ContentsRepo } from "./ContentsRepo.js"
+import { SkillsRepo } from "./SkillsRepo.js"
+
+export { AccessRulesRepo, decide, type Decision, type PlacedRule, UserAccessRule } from "./AccessRulesRepo.js"
+export { AgentsRepo } from "./AgentsRepo.js"
+export { ContentSource, ContentsRepo } from "./ContentsRepo.js"
+export type { InvalidRow, Listed, Stored } from "./shared.js"
+export { SkillsRepo } from "./SkillsRepo.js"
+
+export type Repos = AgentsRepo | SkillsRepo | ContentsRepo | AccessRulesRepo
+
+/** Every repository, over the SqlClient in context. */
+export const layer = Layer.mergeAll(AgentsRepo.Default, SkillsRepo.Default, ContentsRepo.Default, AccessRulesRepo.Default)

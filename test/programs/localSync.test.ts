@@ -1,0 +1,357 @@
+// Local sync on the real PostgreSQL: round trips, no-op runs, dry runs, orphans, malformed and hostile input, access rules.
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
+import { Effect, Either, Redacted } from "effect"
+import pg from "pg"
+import { afterAll, describe, expect, it } from "vitest"
+import {
+  AccessRuleKeyed,
+  AgentKeyed,
+  ContentKeyed,
+  diffKeyed,
+  SkillKeyed
+} from "../../src/domain/diff.js"
+import { parseAgent, parseContent, parseSkill, renderAccessRules, renderAgent, renderContent, renderSkill, parseAccessRules } from "../../src/domain/formats.js"
+import type { LocalSyncResult } from "../../src/domain/model.js"
+import { parseProject, type Project } from "../../src/domain/project.js"
+import { type LocalSyncOptions, LocalSync } from "../../src/programs/localSync.js"
+import * as Repos from "../../src/services/repos/index.js"
+import { freshDatabase } from "../support/pg.js"
+
+const EXAMPLE = join(import.meta.dirname, "../../examples/project/services")
+
+const temps: Array<string> = []
+const tempDir = (name = "ls") => {
+  const d = mkdtempSync(join(tmpdir(), `agentsync-${name}-`))
+  temps.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+const walk = (root: string): Array<string> => {
+  const out: Array<string> = []
+  const go = (dir: string) => {
+    if (!existsSync(dir)) return
+    for (const name of readdirSync(dir)) {
+      const full = join(dir, name)
+      if (statSync(full).isDirectory()) go(full)
+      else out.push(relative(root, full).split("\\").join("/"))
+    }
+  }
+  go(root)
+  return out.sort()
+}
+
+const readTree = (root: string): Project =>
+  parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
+
+/** A small tree with every kind, used when examples/project is not there. */
+const writeFixture = (root: string) => {
+  const put = (path: string, text: string) => {
+    mkdirSync(join(root, path, ".."), { recursive: true })
+    writeFileSync(join(root, path), text)
+  }
+  put("agents/support/config.yaml", "id: support\nname: support\ndisplay_name: Support\ndescription: helps\nenabled: true\ntags: [a, b]\nsettings:\n  zeta: 1\n  alpha: { nested: [1, 2] }\n")
+  put("agents/support/system_prompt.md", "You help.\n")
+  put("skills/search/config.yaml", "id: search\nname: search\ndescription: finds\n")
+  put("skills/search/SKILL.md", "# Search\n\nFind things.\n")
+  put("content/blog/source.yaml", "layout: directory\ndescription: The blog\n")
+  put("content/blog/hello/index.md", "---\ntitle: Hello\nslug: hello\npublished_at: 2025-03-01\n---\n\nHello world.\n")
+  put("content/docs/intro.md", "---\ntitle: Intro\nslug: intro\ntags: [x]\nimage: null\n---\n\nIntro body.\n")
+  put(
+    "access-control/config.yaml",
+    "rules:\n  - entity_type: agent\n    entity_id: support\n    access: allow\n    roles: [support]\n  - entity_type: agent\n    entity_id: support\n    access: deny\n    roles: [contractor]\n    justification: no\n"
+  )
+}
+
+/** A copy of examples/project/services (or the fixture) in a temp dir. */
+const projectCopy = () => {
+  const root = join(tempDir("src"), "services")
+  if (existsSync(EXAMPLE)) cpSync(EXAMPLE, root, { recursive: true })
+  else writeFixture(root)
+  return root
+}
+
+const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSyncDeps>) =>
+  Effect.runPromise(
+    effect.pipe(
+      Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })),
+      Effect.scoped
+    ) as Effect.Effect<A, never, never>
+  )
+type LocalSyncDeps = Effect.Effect.Context<ReturnType<typeof LocalSync.sync>>
+
+const sync = (url: string, services: string, options: LocalSyncOptions) => run(url, services, LocalSync.sync(options))
+
+const query = async (url: string, text: string, params: Array<unknown> = []) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+const total = (r: { results: ReadonlyArray<{ synced: number; deleted: number }> }) =>
+  r.results.reduce((n, x) => n + x.synced + x.deleted, 0)
+
+const byKind = (r: { results: ReadonlyArray<LocalSyncResult> }, kind: string) => r.results.find((x) => x.kind === kind)!
+
+describe("local sync round trip", () => {
+  it("disk → database → empty directory reproduces every item, byte for byte where agentsync rendered it; second runs are no-ops", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    const original = readTree(src)
+    expect(original.errors).toEqual([])
+    expect(original.contents.length).toBeGreaterThan(0)
+
+    const first = await sync(url, src, { direction: "ToDatabase" })
+    expect(first.results.every((r) => r.errors.length === 0)).toBe(true)
+    expect(byKind(first, "content").synced).toBe(original.contents.length)
+    expect(byKind(first, "agents").synced).toBe(original.agents.length)
+    expect(byKind(first, "skills").synced).toBe(original.skills.length)
+    expect(byKind(first, "acl").synced).toBe(original.accessRules.length)
+
+    const again = await sync(url, src, { direction: "ToDatabase" })
+    expect(total(again)).toBe(0)
+    expect(again.plan).toEqual([])
+
+    const diff = await run(url, src, LocalSync.diff())
+    for (const k of diff.kinds) expect(k.changes, k.kind).toEqual([])
+
+    const out = join(tempDir("out"), "services")
+    const back = await sync(url, out, { direction: "ToDisk" })
+    expect(total(back)).toBe(original.contents.length + original.agents.length + original.skills.length + original.accessRules.length)
+    const copy = readTree(out)
+    expect(copy.errors).toEqual([])
+    const same = <A>(keyed: Parameters<typeof diffKeyed<A>>[0], a: ReadonlyArray<A>, b: ReadonlyArray<A>) => {
+      const d = diffKeyed(keyed, a, b)
+      expect(d.counts).toEqual({ added: 0, modified: 0, removed: 0, unchanged: a.length })
+    }
+    same(AgentKeyed, original.agents, copy.agents)
+    same(SkillKeyed, original.skills, copy.skills)
+    same(ContentKeyed, original.contents, copy.contents)
+    same(AccessRuleKeyed, original.accessRules, copy.accessRules)
+    expect([...copy.sources].sort()).toEqual([...original.sources].sort())
+
+    // Byte for byte for every file that is exactly what agentsync renders for its item.
+    let rendered = 0
+    for (const path of walk(src)) {
+      const text = readFileSync(join(src, path), "utf8")
+      const file = { path, text }
+      const parts = path.split("/")
+      let mine: string | undefined
+      if (parts[0] === "agents" && parts[2] === "config.yaml") {
+        const a = parseAgent(file, undefined)
+        if (Either.isRight(a)) mine = renderAgent(a.right).config
+      } else if (parts[0] === "skills" && parts[2] === "config.yaml") {
+        const s = parseSkill(file, undefined)
+        if (Either.isRight(s)) mine = renderSkill(s.right).config
+      } else if (parts[0] === "content" && path.endsWith(".md")) {
+        const slug = parts.length === 4 ? parts[2]! : parts[2]!.slice(0, -3)
+        const c = parseContent(file, parts[1]!, slug)
+        if (Either.isRight(c)) mine = renderContent(c.right)
+      } else if (path === "access-control/config.yaml") {
+        const r = parseAccessRules(file)
+        if (Either.isRight(r)) mine = renderAccessRules(r.right)
+      } else if (path.endsWith("system_prompt.md") || path.endsWith("SKILL.md")) mine = text
+      if (mine === text) {
+        rendered++
+        expect(readFileSync(join(out, path), "utf8"), path).toBe(text)
+      }
+    }
+    expect(rendered).toBeGreaterThan(0)
+
+    const noop = await sync(url, out, { direction: "ToDisk" })
+    expect(total(noop)).toBe(0)
+    expect(noop.plan).toEqual([])
+  })
+})
+
+describe("local sync behaviour", () => {
+  it("a row edited by hand in the database is Modified and flows back to disk", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
+    const [row] = await query(url, "SELECT source, slug FROM contents ORDER BY source, slug LIMIT 1")
+    await query(url, "UPDATE contents SET title = 'Edited in the database' WHERE source = $1 AND slug = $2", [row.source, row.slug])
+    const plan = await sync(url, src, { direction: "ToDisk", kinds: ["content"], dryRun: true })
+    expect(plan.plan.map((s) => [s.action, s.key, s.status])).toEqual([["write", `${row.source}/${row.slug}`, "Modified"]])
+    const done = await sync(url, src, { direction: "ToDisk", kinds: ["content"] })
+    expect(done.plan).toEqual(plan.plan)
+    const written = readTree(src).contents.find((c) => c.source === row.source && c.slug === row.slug)!
+    expect(written.title).toBe("Edited in the database")
+    // Equal on both sides now: nothing to do either way.
+    expect(total(await sync(url, src, { direction: "ToDatabase", kinds: ["content"] }))).toBe(0)
+    expect(total(await sync(url, src, { direction: "ToDisk", kinds: ["content"] }))).toBe(0)
+  })
+
+  it("dry run writes nothing on either side and prints the plan a real run executes", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    const dry = await sync(url, src, { direction: "ToDatabase", dryRun: true })
+    expect(dry.dry_run).toBe(true)
+    expect(dry.plan.length).toBeGreaterThan(0)
+    const [{ n }] = await query(url, "SELECT (SELECT count(*) FROM contents) + (SELECT count(*) FROM agents) + (SELECT count(*) FROM access_rules) AS n")
+    expect(Number(n)).toBe(0)
+    const real = await sync(url, src, { direction: "ToDatabase" })
+    expect(real.plan).toEqual(dry.plan)
+    expect(real.results.map((r) => ({ ...r, dry_run: true }))).toEqual(dry.results.map((r) => ({ ...r })))
+
+    const out = join(tempDir("dry"), "services")
+    const dryDisk = await sync(url, out, { direction: "ToDisk", dryRun: true })
+    expect(existsSync(out)).toBe(false)
+    const realDisk = await sync(url, out, { direction: "ToDisk" })
+    expect(realDisk.plan).toEqual(dryDisk.plan)
+    expect(walk(out).length).toBeGreaterThan(0)
+  })
+
+  it("orphans are kept unless --delete-orphans, in both directions", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    await sync(url, src, { direction: "ToDatabase" })
+    const victim = readTree(src).contents[0]!
+    const victimPath = walk(src).find((p) => p.startsWith(`content/${victim.source}/${victim.slug}`) && p.endsWith(".md"))!
+    rmSync(join(src, victimPath))
+    const kept = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
+    expect(byKind(kept, "content").deleted).toBe(0)
+    expect(byKind(kept, "content").skipped).toBeGreaterThan(0)
+    // The database still has it: writing to disk brings it back, at its layout.
+    const restored = await sync(url, src, { direction: "ToDisk", kinds: ["content"] })
+    expect(restored.plan).toEqual([{ kind: "content", action: "write", key: `${victim.source}/${victim.slug}`, status: "Added", paths: [victimPath] }])
+    expect(existsSync(join(src, victimPath))).toBe(true)
+
+    rmSync(join(src, victimPath))
+    const gone = await sync(url, src, { direction: "ToDatabase", kinds: ["content"], deleteOrphans: true })
+    expect(byKind(gone, "content").deleted).toBe(1)
+    const rows = await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [victim.source, victim.slug])
+    expect(rows).toEqual([])
+
+    // A file with no row goes from disk only with --delete-orphans.
+    const other = readTree(src).agents[0]!
+    await query(url, "DELETE FROM agents WHERE id = $1", [other.id])
+    expect(byKind(await sync(url, src, { direction: "ToDisk", kinds: ["agents"] }), "agents").deleted).toBe(0)
+    expect(existsSync(join(src, "agents", other.id, "config.yaml"))).toBe(true)
+    const removed = await sync(url, src, { direction: "ToDisk", kinds: ["agents"], deleteOrphans: true })
+    expect(byKind(removed, "agents").deleted).toBe(1)
+    expect(existsSync(join(src, "agents", other.id))).toBe(false)
+  })
+
+  it("a malformed file is reported file:line and skipped; the others sync and its row is never touched", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    await sync(url, src, { direction: "ToDatabase" })
+    const agent = readTree(src).agents[0]!
+    const before = await query(url, "SELECT version_hash FROM agents WHERE id = $1", [agent.id])
+    writeFileSync(join(src, "agents", agent.id, "config.yaml"), `id: ${agent.id}\nname: x\nenabled: maybe\n`)
+    const item = readTree(src).contents[0]!
+    const itemPath = walk(src).find((p) => p.startsWith(`content/${item.source}/${item.slug}`) && p.endsWith(".md"))!
+    writeFileSync(join(src, itemPath), "---\ntitle: [unclosed\n---\nbody\n")
+    // And a good change beside them.
+    const skill = readTree(src).skills[0]!
+    writeFileSync(join(src, "skills", skill.id, "SKILL.md"), "new instructions\n")
+
+    const r = await sync(url, src, { direction: "ToDatabase", deleteOrphans: true })
+    const agentErrors = byKind(r, "agents").errors
+    expect(agentErrors).toHaveLength(1)
+    expect(agentErrors[0]!.message).toMatch(new RegExp(`agents/${agent.id}/config\\.yaml:3: `))
+    expect(byKind(r, "content").errors[0]!.message).toMatch(new RegExp(`${itemPath.replace(/[.]/g, "\\.")}:\\d+: invalid YAML`))
+    expect(byKind(r, "skills").synced).toBe(1)
+    expect(byKind(r, "agents").deleted).toBe(0)
+    expect(byKind(r, "content").deleted).toBe(0)
+    expect(await query(url, "SELECT version_hash FROM agents WHERE id = $1", [agent.id])).toEqual(before)
+    expect(await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [item.source, item.slug])).toHaveLength(1)
+    const [s] = await query(url, "SELECT instructions FROM skills WHERE id = $1", [skill.id])
+    expect(s.instructions).toBe("new instructions\n")
+
+    // To disk, the malformed files are left as they are.
+    const back = await sync(url, src, { direction: "ToDisk", deleteOrphans: true })
+    expect(back.plan.filter((p) => p.key === agent.id || p.key === `${item.source}/${item.slug}`)).toEqual([])
+    expect(readFileSync(join(src, itemPath), "utf8")).toBe("---\ntitle: [unclosed\n---\nbody\n")
+  })
+
+  it("a hostile row is reported and never written outside the tree", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
+    await query(
+      url,
+      `INSERT INTO contents (source, slug, title, kind, description, author, keywords, public, tags, body, version_hash)
+       VALUES ('..', 'escape', 't', 'article', '', '', '{}', true, '{}', 'x', 'h'), ('docs', '../../../evil', 't', 'article', '', '', '{}', true, '{}', 'x', 'h')`
+    )
+    const out = join(tempDir("hostile"), "services")
+    const r = await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
+    expect(byKind(r, "content").errors.map((e) => e.item).sort()).toEqual(["database contents ../escape", "database contents docs/../../../evil"])
+    expect(walk(join(out, "..")).every((p) => p.startsWith("services/content/"))).toBe(true)
+  })
+})
+
+describe("access rules", () => {
+  it("the file's role rules replace the stored ones per entity, user rules stay, deny wins", async () => {
+    const url = await freshDatabase("ls")
+    const src = join(tempDir("acl"), "services")
+    const rulesFile = join(src, "access-control", "config.yaml")
+    mkdirSync(join(src, "access-control"), { recursive: true })
+    writeFileSync(
+      rulesFile,
+      `rules:
+  - { entity_type: agent, entity_id: support, access: allow, roles: [support, contractor] }
+  - { entity_type: agent, entity_id: support, access: deny, roles: [contractor] }
+  - { entity_type: skill, entity_id: search, access: allow, roles: [staff] }
+`
+    )
+    await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
+    await query(url, "INSERT INTO users (id, name, email) VALUES ('u1', 'ada', 'ada@example.com')")
+    await query(url, "INSERT INTO user_access_rules (entity_type, entity_id, user_id, access) VALUES ('agent', 'support', 'u1', 'deny')")
+
+    const check = (entityType: "agent" | "skill", id: string, roles: Array<string>, userId?: string) =>
+      run(url, src, Effect.flatMap(Repos.AccessRulesRepo, (r) => r.check(entityType, id, userId === undefined ? { roles } : { roles, userId })))
+    expect(await check("agent", "support", ["support"])).toBe("allow")
+    expect(await check("agent", "support", ["contractor"])).toBe("deny")
+    expect(await check("agent", "support", ["support"], "u1")).toBe("deny")
+    expect(await check("agent", "other", ["support"])).toBe("none")
+
+    // The file now declares only an allow for support: the stored deny of that entity goes; skill/search stays.
+    writeFileSync(rulesFile, "rules:\n  - { entity_type: agent, entity_id: support, access: allow, roles: [support] }\n")
+    const r = await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
+    expect(r.plan.map((s) => [s.action, s.key, s.status])).toEqual([
+      ["delete", "agent:support:deny", "Removed"],
+      ["upsert", "agent:support:allow", "Modified"]
+    ])
+    expect(byKind(r, "acl").skipped).toBe(1)
+    const stored = await query(url, "SELECT entity_type, entity_id, access FROM access_rules ORDER BY 1, 2, 3")
+    expect(stored).toEqual([
+      { entity_type: "agent", entity_id: "support", access: "allow" },
+      { entity_type: "skill", entity_id: "search", access: "allow" }
+    ])
+    expect(await query(url, "SELECT user_id, access FROM user_access_rules")).toEqual([{ user_id: "u1", access: "deny" }])
+    expect(await check("agent", "support", ["contractor"])).toBe("none")
+    expect(await check("agent", "support", ["support"], "u1")).toBe("deny")
+
+    const orphaned = await sync(url, src, { direction: "ToDatabase", kinds: ["acl"], deleteOrphans: true })
+    expect(orphaned.plan.map((s) => [s.action, s.key])).toEqual([["delete", "skill:search:allow"]])
+
+    // To disk: the database's rules are written back in the file's format.
+    rmSync(rulesFile)
+    await sync(url, src, { direction: "ToDisk", kinds: ["acl"] })
+    const back = parseAccessRules({ path: rulesFile, text: readFileSync(rulesFile, "utf8") })
+    expect(Either.getOrThrow(back).map(AccessRuleKeyed.key)).toEqual(["agent:support:allow"])
+  })
+
+  it("a malformed rules file changes nothing and is reported", async () => {
+    const url = await freshDatabase("ls")
+    const src = join(tempDir("acl"), "services")
+    mkdirSync(join(src, "access-control"), { recursive: true })
+    writeFileSync(join(src, "access-control", "config.yaml"), "rules:\n  - { entity_type: agent, entity_id: a, access: allow, roles: [x] }\n")
+    await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
+    writeFileSync(join(src, "access-control", "config.yaml"), "rules:\n  - entity_type: agent\n    entity_id: a\n    access: maybe\n    roles: [x]\n")
+    const r = await sync(url, src, { direction: "ToDatabase", kinds: ["acl"], deleteOrphans: true })
+    expect(byKind(r, "acl").errors[0]!.message).toMatch(/access-control\/config\.yaml:4: /)
+    expect(r.plan).toEqual([])
+    expect(await query(url, "SELECT access FROM access_rules")).toEqual([{ access: "allow" }])
+  })
+})
