@@ -1,5 +1,6 @@
 /** `agentsync validate [PATH]`: parse a whole project tree and report every problem as file:line. */
 import { Args, Command } from "@effect/cli"
+import * as nodePath from "node:path"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
 import { make as makeWorkspace } from "../services/Workspace.js"
@@ -15,6 +16,10 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
     const config = yield* projectConfig(Option.getOrUndefined(path))
     const project = yield* makeWorkspace(config.servicesPath).readProject()
+    const shown = nodePath.relative(process.cwd(), config.servicesPath) || "."
+    const errors = [...project.errors].sort(
+      (a, b) => (a.file ?? "").localeCompare(b.file ?? "") || (a.line ?? 0) - (b.line ?? 0)
+    )
     const inventory = {
       agents: project.agents.length,
       skills: project.skills.length,
@@ -24,25 +29,25 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
         [...project.sources].map(([s, layout]) => [s, { layout, items: project.contents.filter((c) => c.source === s).length }])
       )
     }
-    const problems = project.errors.map((e) => ({
+    const problems = errors.map((e) => ({
       file: e.file,
       line: e.line,
       field: e.field,
       message: e.reason
     }))
     yield* emit({ ok: problems.length === 0, services: config.servicesPath, inventory, problems }, () => {
-      const lines = project.errors.map((e) => e.message)
+      const lines = errors.map((e) => e.message)
       const sources = Object.entries(inventory.sources)
         .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
         .join(", ")
       lines.push(
-        `${config.servicesPath}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules`
+        `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules`
       )
       return lines.join("\n")
     })
     if (problems.length > 0) {
       return yield* new InvalidInput({
-        reason: `${problems.length} problem${problems.length === 1 ? "" : "s"} found in ${config.servicesPath}`
+        reason: `${problems.length} problem${problems.length === 1 ? "" : "s"} found in ${shown}`
       })
     }
   })

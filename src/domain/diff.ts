@@ -22,8 +22,6 @@ export interface Keyed<A> {
   readonly hash: (a: A) => string
 }
 
-const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-
 /**
  * Compares `source` (the side being synced from) with `target`: Added is only in source, Removed only in
  * target, Modified in both with different hashes. Items come back sorted by key. A key present twice on
@@ -38,9 +36,10 @@ export const diffKeyed = <A>(
   for (const a of source) src.set(keyed.key(a), a)
   const tgt = new Map<string, A>()
   for (const a of target) tgt.set(keyed.key(a), a)
-  const keys = new Set(src.keys())
-  for (const k of tgt.keys()) keys.add(k)
-  const sorted = [...keys].sort(byCodeUnit)
+  const sorted = [...src.keys()]
+  for (const k of tgt.keys()) if (!src.has(k)) sorted.push(k)
+  // The default sort compares UTF-16 code units, natively: the same order as byCodeUnit, several times faster.
+  sorted.sort()
   let added = 0
   let modified = 0
   let removed = 0
@@ -79,7 +78,7 @@ export const applyDiff = <A>(keyed: Keyed<A>, diff: DiffResult<A>, target: Itera
     if (item.status === "Removed") out.delete(item.key)
     else if ((item.status === "Added" || item.status === "Modified") && item.source !== undefined) out.set(item.key, item.source)
   }
-  return [...out.keys()].sort(byCodeUnit).map((k) => out.get(k)!)
+  return [...out.keys()].sort().map((k) => out.get(k)!)
 }
 
 /** Only the items that need an action. */

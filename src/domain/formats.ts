@@ -105,7 +105,7 @@ const decodeYaml = <A, I>(
   )
 
 const renderYaml = (value: unknown): string =>
-  stringify(value, { lineWidth: 0, minContentWidth: 0, indent: 2, aliasDuplicateObjects: false })
+  stringify(value, { lineWidth: 0, minContentWidth: 0, indent: 2, aliasDuplicateObjects: false, blockQuote: false })
 
 /** The fields a reader fills in when a file leaves them out. */
 const withDefaults = <A extends Record<string, unknown>>(value: unknown, defaults: (v: Record<string, unknown>) => A) =>

@@ -51,7 +51,9 @@ export class Skill extends Schema.Class<Skill>("Skill")({
 
 /** An ISO-8601 date or date-time, kept as written so that it round-trips byte for byte. */
 export const IsoDate = Schema.String.pipe(
-  Schema.pattern(/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/),
+  Schema.pattern(
+    /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?)?$/
+  ),
   Schema.annotations({ identifier: "IsoDate", description: "an ISO-8601 date such as 2025-03-01 or 2025-03-01T10:00:00Z" })
 )
 

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Runs before a deploy: refuse to ship a tree that does not validate.
+exec agentsync validate

@@ -1,0 +1,188 @@
+import { it } from "@effect/vitest"
+import { Arbitrary, Either, FastCheck as fc } from "effect"
+import { describe, expect } from "vitest"
+import {
+  parseAccessRules,
+  parseAgent,
+  parseContent,
+  parseSkill,
+  renderAccessRules,
+  renderAgent,
+  renderContent,
+  renderSkill
+} from "../../src/domain/formats.js"
+import { accessRuleHash, agentHash, contentHash, skillHash } from "../../src/domain/hash.js"
+import { AccessRule, Agent, Content, Skill } from "../../src/domain/model.js"
+
+const runs = { fastCheck: { numRuns: 1500 } }
+
+/** Strings that stress YAML quoting: quotes, backslashes, newlines, colons, leading '-', unicode, YAML keywords. */
+const nasty = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme" }),
+  fc.constantFrom("", "-", "- x", "---", "...", ": x", "a: b", "#c", "'", '"', "\\", "\n", " lead", "trail ", "\t", "yes", "no", "null", "~", "true", "1e3", "0x1F", "@x", "`x`", "|", ">", "{a}", "[b]", "*x", "&y", "!z", "%", "é 漢字 🚀", "a\r\nb", "\u2028", "\ufeffbom"),
+  fc.array(fc.constantFrom("a", " ", "\n", ":", "-", "#", "'", '"', "\\", "\t", "é", "🚀", "\r"), { maxLength: 12 }).map((cs) => cs.join(""))
+)
+const tags = fc.array(nasty, { maxLength: 4 })
+const id = Arbitrary.make(Agent.fields.id)
+
+const agentArb = fc
+  .record({
+    id,
+    name: nasty,
+    display_name: nasty,
+    description: nasty,
+    enabled: fc.boolean(),
+    tags,
+    settings: fc.dictionary(
+      nasty.filter((k) => k !== "__proto__"),
+      fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("__proto__")).map((v) => JSON.parse(JSON.stringify(v)))
+    ),
+    system_prompt: nasty
+  })
+  .map((f) => new Agent(f))
+
+const skillArb = fc
+  .record({
+    id,
+    name: nasty,
+    description: nasty,
+    enabled: fc.boolean(),
+    tags,
+    category: nasty,
+    assigned_agents: fc.array(id, { maxLength: 3 }),
+    instructions: nasty
+  })
+  .map((f) => new Skill(f))
+
+const date = Arbitrary.make(Content.fields.published_at)
+const contentArb = fc
+  .record({
+    source: id,
+    slug: id,
+    title: nasty,
+    kind: nasty,
+    description: nasty,
+    author: nasty,
+    keywords: tags,
+    image: fc.option(nasty, { nil: null }),
+    public: fc.boolean(),
+    tags,
+    published_at: date,
+    updated_at: date,
+    body: nasty
+  })
+  .map((f) => new Content(f))
+
+// Arbitrary.make writes an absent optional as an explicit undefined; a parsed rule leaves the key out.
+const ruleArb = Arbitrary.make(AccessRule).map(
+  ({ justification, ...r }) => new AccessRule(justification === undefined ? r : { ...r, justification })
+)
+
+const right = <A>(e: Either.Either<A, ReadonlyArray<{ message: string }>>): A => {
+  if (Either.isLeft(e)) throw new Error(e.left.map((x) => x.message).join("\n"))
+  return e.right
+}
+
+const parseRenderedAgent = (a: Agent) => {
+  const r = renderAgent(a)
+  return right(parseAgent({ path: "config.yaml", text: r.config }, { path: "system_prompt.md", text: r.prompt }, a.id))
+}
+const parseRenderedSkill = (s: Skill) => {
+  const r = renderSkill(s)
+  return right(parseSkill({ path: "config.yaml", text: r.config }, { path: "SKILL.md", text: r.instructions }, s.id))
+}
+const parseRenderedContent = (c: Content) => right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.slug))
+
+describe("disk formats round-trip: parse(render(x)) == x and the hash survives", () => {
+  it.prop("agents", [agentArb], ([a]) => {
+    const back = parseRenderedAgent(a)
+    expect(back).toStrictEqual(a)
+    expect(agentHash(back)).toBe(agentHash(a))
+  }, runs)
+
+  it.prop("skills", [skillArb], ([s]) => {
+    const back = parseRenderedSkill(s)
+    expect(back).toStrictEqual(s)
+    expect(skillHash(back)).toBe(skillHash(s))
+  }, runs)
+
+  it.prop("content", [contentArb], ([c]) => {
+    const back = parseRenderedContent(c)
+    expect(back).toStrictEqual(c)
+    expect(contentHash(back)).toBe(contentHash(c))
+  }, runs)
+
+  it.prop("access rules", [fc.uniqueArray(ruleArb, { selector: (r) => `${r.entity_type}:${r.entity_id}:${r.access}`, maxLength: 6 })], ([rules]) => {
+    const back = right(parseAccessRules({ path: "config.yaml", text: renderAccessRules(rules) }))
+    expect(back).toStrictEqual(rules)
+    expect(back.map(accessRuleHash)).toStrictEqual(rules.map(accessRuleHash))
+  }, runs)
+})
+
+describe("the canonical hash changes when any synced field changes", () => {
+  const differs = <A extends object>(hash: (a: A) => string, make: (fields: A) => A) =>
+    ([a, b]: readonly [A, A]) => {
+      for (const key of Object.keys(a) as Array<keyof A>) {
+        const changed = make({ ...a, [key]: b[key] })
+        if (JSON.stringify(a[key]) === JSON.stringify(b[key])) expect(hash(changed)).toBe(hash(a))
+        else expect(hash(changed)).not.toBe(hash(a))
+      }
+    }
+  it.prop("agents", [agentArb, agentArb], differs(agentHash, (f) => new Agent(f)), runs)
+  it.prop("skills", [skillArb, skillArb], differs(skillHash, (f) => new Skill(f)), runs)
+  it.prop("content", [contentArb, contentArb], differs(contentHash, (f) => new Content(f)), runs)
+})
+
+describe("bad input is reported with file and line", () => {
+  it("broken YAML names the line", () => {
+    const e = parseAgent({ path: "agents/a/config.yaml", text: "id: a\nname: [unclosed\n" }, undefined, "a")
+    expect(Either.isLeft(e)).toBe(true)
+    if (Either.isLeft(e)) {
+      expect(e.left[0]!.file).toBe("agents/a/config.yaml")
+      expect(e.left[0]!.line).toBeGreaterThanOrEqual(2)
+    }
+  })
+
+  it("a missing required field and a wrong type are both reported, each at its line", () => {
+    const e = parseSkill({ path: "skills/s/config.yaml", text: "id: s\ndescription: d\nenabled: maybe\n" }, undefined, "s")
+    expect(Either.isLeft(e)).toBe(true)
+    if (Either.isLeft(e)) {
+      const byField = Object.fromEntries(e.left.map((x) => [x.field, x.line]))
+      expect(byField["name"]).toBe(1)
+      expect(byField["enabled"]).toBe(3)
+    }
+  })
+
+  it("an unknown field in access rules is rejected at its line", () => {
+    const text = "rules:\n  - entity_type: agent\n    entity_id: a\n    access: allow\n    roles: [admin]\n    colour: red\n"
+    const e = parseAccessRules({ path: "access-control/config.yaml", text })
+    expect(Either.isLeft(e)).toBe(true)
+    if (Either.isLeft(e)) {
+      expect(e.left).toHaveLength(1)
+      expect(e.left[0]!.line).toBe(6)
+      expect(e.left[0]!.message).toContain("colour")
+    }
+  })
+
+  it("a duplicate access rule is reported at the second declaration", () => {
+    const rule = "  - entity_type: agent\n    entity_id: a\n    access: deny\n    roles: [guest]\n"
+    const e = parseAccessRules({ path: "acl.yaml", text: `rules:\n${rule}${rule}` })
+    expect(Either.isLeft(e) && e.left[0]!.line).toBe(6)
+  })
+
+  it("a front matter that never closes is reported at line 1", () => {
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\n\nbody\n" }, "blog", "a")
+    expect(Either.isLeft(e) && e.left[0]!.message).toMatch(/content\/blog\/a.md:1: front matter .* never closed/)
+  })
+
+  it("a front matter error names the line in the file, not in the YAML", () => {
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\npublic: sometimes\n---\nbody\n" }, "blog", "a")
+    expect(Either.isLeft(e) && e.left[0]!.line).toBe(3)
+  })
+
+  it("a slug that disagrees with its file name is rejected", () => {
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nslug: b\n---\n" }, "blog", "a")
+    expect(Either.isLeft(e) && e.left[0]!.field).toBe("slug")
+  })
+})
