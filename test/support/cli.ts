@@ -1,0 +1,40 @@
+/** Test support: runs the built command line (`dist/bin.js`) as a user would, capturing output and exit code. */
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+export const BIN = fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
+export const REPO = fileURLToPath(new URL("../..", import.meta.url))
+
+export interface RunResult {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `agentsync ARGS` with `env` added to a clean environment (no DATABASE_URL, token or API URL leaks in). */
+export const agentsync = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: Record<string, string | undefined>; readonly input?: string } = {}
+): Promise<RunResult> =>
+  new Promise((resolve, reject) => {
+    const env: Record<string, string> = {}
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) env[k] = v
+    }
+    for (const [k, v] of Object.entries(options.env ?? {})) {
+      if (v === undefined) delete env[k]
+      else env[k] = v
+    }
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env, stdio: ["pipe", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => {
+      stdout += d
+    })
+    child.stderr.on("data", (d) => {
+      stderr += d
+    })
+    child.on("error", reject)
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
+    child.stdin.end(options.input ?? "")
+  })
