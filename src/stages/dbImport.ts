@@ -1,0 +1,274 @@
+/** Writing the synced tables into a Postgres database: chunked set-based upserts, one transaction per table. */
+import { SqlError } from "@effect/sql/SqlError"
+import { Effect, Stream } from "effect"
+import {
+  type ContextExport,
+  type RowOf,
+  SYNC_TABLES,
+  type Skip,
+  type SkillExport,
+  type SyncTable,
+  TABLE_NAME,
+  type TableImportReport,
+  type UserExport
+} from "../domain/dbExport.js"
+import { type DatabaseError, PartialImport } from "../errors.js"
+import { checkSchema, type DbLocation, dbError, type ExportSource, qualified } from "./dbExport.js"
+
+export interface ImportOptions {
+  readonly dryRun: boolean
+  /** Rows per statement. Each column travels as one array parameter, so the 65,535-parameter cap never applies. */
+  readonly chunkSize?: number
+  /** How many skipped rows to list per table (the count is always complete). */
+  readonly maxSkips?: number
+}
+
+export interface ImportReport {
+  readonly dry_run: boolean
+  readonly tables: ReadonlyArray<TableImportReport>
+}
+
+/** A Postgres array literal for a text array, so that an array of arrays travels as one text[] parameter. */
+export const pgTextArray = (items: ReadonlyArray<string>): string =>
+  `{${items.map((s) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
+
+interface ChunkResult {
+  readonly inserted: number
+  readonly updated: number
+  readonly unchanged: number
+  readonly skipped: number
+  readonly session_cleared: number
+  readonly skips: ReadonlyArray<Skip>
+}
+
+const COUNTS = `count(*) FILTER (WHERE action = 'insert')::int AS inserted,
+  count(*) FILTER (WHERE action = 'update')::int AS updated,
+  count(*) FILTER (WHERE action = 'unchanged')::int AS unchanged,
+  count(*) FILTER (WHERE action = 'skip')::int AS skipped`
+
+/**
+ * One statement per chunk: decode the column arrays, classify each row against the target as it stands
+ * (the rules of `planImport`), upsert the rows to write (created_at kept on update), and return the counts.
+ */
+const statements = (loc: DbLocation): Record<SyncTable, string> => {
+  const users = qualified(loc, "users")
+  const skills = qualified(loc, "skills")
+  const contexts = qualified(loc, "user_contexts")
+  const sessions = qualified(loc, "user_sessions")
+  return {
+    users: `WITH src AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+    AS s(id, name, email, display_name, roles, created_at, updated_at)
+), plan AS (
+  SELECT s.id, s.name, s.email, s.display_name, s.roles::text[] AS roles, s.created_at, s.updated_at,
+    (SELECT o.id FROM ${users} o WHERE o.name = s.name AND o.id <> s.id LIMIT 1) AS name_owner,
+    (SELECT o.id FROM ${users} o WHERE o.email = s.email AND o.id <> s.id LIMIT 1) AS email_owner,
+    x.id IS NOT NULL AS present,
+    (x.name, x.email, x.display_name, x.roles, x.updated_at) IS DISTINCT FROM (s.name, s.email, s.display_name, s.roles::text[], s.updated_at) AS changed
+  FROM src s LEFT JOIN ${users} x ON x.id = s.id
+), act AS (
+  SELECT *, CASE WHEN name_owner IS NOT NULL OR email_owner IS NOT NULL THEN 'skip'
+                 WHEN NOT present THEN 'insert' WHEN changed THEN 'update' ELSE 'unchanged' END AS action
+  FROM plan
+), written AS (
+  INSERT INTO ${users} AS t (id, name, email, display_name, roles, created_at, updated_at)
+  SELECT id, name, email, display_name, roles, created_at, updated_at FROM act WHERE action IN ('insert', 'update')
+  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, display_name = EXCLUDED.display_name,
+    roles = EXCLUDED.roles, updated_at = EXCLUDED.updated_at
+  RETURNING 1
+)
+SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written,
+  coalesce(json_agg(json_build_object('id', id, 'reason',
+    CASE WHEN name_owner IS NOT NULL THEN 'name belongs to user ' || name_owner ELSE 'email belongs to user ' || email_owner END)
+    ORDER BY id) FILTER (WHERE action = 'skip'), '[]') AS skips
+FROM act`,
+    skills: `WITH src AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::text[], $10::timestamptz[], $11::timestamptz[])
+    AS s(id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at)
+), act AS (
+  SELECT s.id, s.name, s.description, s.enabled, s.tags::text[] AS tags, s.category, s.assigned_agents::text[] AS assigned_agents,
+    s.instructions, s.version_hash, s.created_at, s.updated_at,
+    CASE WHEN x.id IS NULL THEN 'insert'
+         WHEN (x.name, x.description, x.enabled, x.tags, x.category, x.assigned_agents, x.instructions, x.version_hash, x.updated_at)
+              IS DISTINCT FROM (s.name, s.description, s.enabled, s.tags::text[], s.category, s.assigned_agents::text[], s.instructions, s.version_hash, s.updated_at)
+           THEN 'update' ELSE 'unchanged' END AS action
+  FROM src s LEFT JOIN ${skills} x ON x.id = s.id
+), written AS (
+  INSERT INTO ${skills} AS t (id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at)
+  SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at
+    FROM act WHERE action IN ('insert', 'update')
+  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, enabled = EXCLUDED.enabled,
+    tags = EXCLUDED.tags, category = EXCLUDED.category, assigned_agents = EXCLUDED.assigned_agents,
+    instructions = EXCLUDED.instructions, version_hash = EXCLUDED.version_hash, updated_at = EXCLUDED.updated_at
+  RETURNING 1
+)
+SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written, '[]'::json AS skips FROM act`,
+    contexts: `WITH src AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+    AS s(id, user_id, session_id, name, data, created_at, updated_at)
+), plan AS (
+  SELECT s.id, s.user_id, s.name, s.data::jsonb AS data, s.created_at, s.updated_at,
+    EXISTS (SELECT 1 FROM ${users} u WHERE u.id = s.user_id) AS user_ok,
+    s.session_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${sessions} ss WHERE ss.id = s.session_id) AS session_cleared,
+    s.session_id AS given_session,
+    x.id IS NOT NULL AS present, x.user_id AS x_user_id, x.session_id AS x_session_id, x.name AS x_name, x.data AS x_data,
+    x.updated_at AS x_updated_at
+  FROM src s LEFT JOIN ${contexts} x ON x.id = s.id
+), eff AS (
+  SELECT *, CASE WHEN session_cleared THEN NULL ELSE given_session END AS session_id FROM plan
+), act AS (
+  SELECT *, CASE WHEN NOT user_ok THEN 'skip' WHEN NOT present THEN 'insert'
+                 WHEN (x_user_id, x_session_id, x_name, x_data, x_updated_at) IS DISTINCT FROM (user_id, session_id, name, data, updated_at)
+                   THEN 'update' ELSE 'unchanged' END AS action
+  FROM eff
+), written AS (
+  INSERT INTO ${contexts} AS t (id, user_id, session_id, name, data, created_at, updated_at)
+  SELECT id, user_id, session_id, name, data, created_at, updated_at FROM act WHERE action IN ('insert', 'update')
+  ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id, name = EXCLUDED.name,
+    data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
+  RETURNING 1
+)
+SELECT ${COUNTS}, (count(*) FILTER (WHERE action <> 'skip' AND session_cleared))::int AS session_cleared,
+  (SELECT count(*) FROM written)::int AS written,
+  coalesce(json_agg(json_build_object('id', id, 'reason', 'user ' || user_id || ' does not exist') ORDER BY id)
+    FILTER (WHERE action = 'skip'), '[]') AS skips
+FROM act`
+  }
+}
+
+/** The column arrays of a chunk, in the order of the statement's parameters. */
+const columns: { readonly [T in SyncTable]: (rows: ReadonlyArray<RowOf[T]>) => ReadonlyArray<ReadonlyArray<unknown>> } = {
+  users: (rows: ReadonlyArray<UserExport>) => [
+    rows.map((r) => r.id),
+    rows.map((r) => r.name),
+    rows.map((r) => r.email),
+    rows.map((r) => r.display_name),
+    rows.map((r) => pgTextArray(r.roles)),
+    rows.map((r) => r.created_at),
+    rows.map((r) => r.updated_at)
+  ],
+  skills: (rows: ReadonlyArray<SkillExport>) => [
+    rows.map((r) => r.id),
+    rows.map((r) => r.name),
+    rows.map((r) => r.description),
+    rows.map((r) => r.enabled),
+    rows.map((r) => pgTextArray(r.tags)),
+    rows.map((r) => r.category),
+    rows.map((r) => pgTextArray(r.assigned_agents)),
+    rows.map((r) => r.instructions),
+    rows.map((r) => r.version_hash),
+    rows.map((r) => r.created_at),
+    rows.map((r) => r.updated_at)
+  ],
+  contexts: (rows: ReadonlyArray<ContextExport>) => [
+    rows.map((r) => r.id),
+    rows.map((r) => r.user_id),
+    rows.map((r) => r.session_id),
+    rows.map((r) => r.name),
+    rows.map((r) => JSON.stringify(r.data)),
+    rows.map((r) => r.created_at),
+    rows.map((r) => r.updated_at)
+  ]
+}
+
+const emptyReport = (table: SyncTable, total: number): TableImportReport => ({
+  table,
+  total,
+  inserted: 0,
+  updated: 0,
+  unchanged: 0,
+  skipped: 0,
+  skips: [],
+  session_cleared: 0,
+  committed: false
+})
+
+/** Imports one table's rows chunk by chunk on the current connection (the caller holds the transaction). */
+const importTable = <T extends SyncTable, E>(
+  loc: DbLocation,
+  table: T,
+  rows: Stream.Stream<ReadonlyArray<RowOf[T]>, E>,
+  total: number,
+  options: ImportOptions
+): Effect.Effect<TableImportReport, E | DatabaseError> => {
+  const text = statements(loc)[table]
+  const maxSkips = options.maxSkips ?? 100
+  return rows.pipe(
+    Stream.rechunk(1),
+    Stream.mapConcat((batch) => batch),
+    Stream.grouped(options.chunkSize ?? 5000),
+    Stream.runFoldEffect(emptyReport(table, total), (acc, chunk) =>
+      loc.sql.unsafe<ChunkResult>(text, columns[table]([...chunk] as never) as Array<unknown>).pipe(
+        Effect.mapError(dbError(`importing ${TABLE_NAME[table]}`)),
+        Effect.map(([r]) => ({
+          ...acc,
+          inserted: acc.inserted + r!.inserted,
+          updated: acc.updated + r!.updated,
+          unchanged: acc.unchanged + r!.unchanged,
+          skipped: acc.skipped + r!.skipped,
+          session_cleared: acc.session_cleared + r!.session_cleared,
+          skips: acc.skips.length >= maxSkips ? acc.skips : [...acc.skips, ...r!.skips].slice(0, maxSkips)
+        }))
+      )
+    )
+  )
+}
+
+const sqlToDb =
+  (what: string) =>
+  <E>(e: E | SqlError): E | DatabaseError =>
+    e instanceof SqlError ? dbError(what)(e) : e
+
+class DryRunDone {
+  readonly _tag = "DryRunDone"
+  constructor(readonly report: ImportReport) {}
+}
+
+/**
+ * Imports a source into a database in foreign-key order (users, skills, contexts), each table in its own
+ * transaction. The schema of the target is checked before anything is written. When a table fails after
+ * others committed, the error is a PartialImport counting the rows of the committed tables; a rerun converges
+ * because every write is an upsert. A dry run runs the very same statements inside one transaction that is
+ * rolled back, so its counts are exactly what a real run would do, and nothing is kept.
+ */
+export const importSource = Effect.fn("DbImport.importSource")(function* <E>(
+  loc: DbLocation,
+  source: ExportSource<E>,
+  options: ImportOptions
+) {
+  yield* checkSchema(loc, "target")
+  const counts = yield* source.counts
+  const total = counts.users + counts.skills + counts.contexts
+  const reports: Array<TableImportReport> = []
+  const run = Effect.gen(function* () {
+    for (const table of SYNC_TABLES) {
+      const result = yield* loc.sql
+        .withTransaction(importTable(loc, table, source.rows(table), counts[table], options))
+        .pipe(Effect.mapError(sqlToDb(`committing ${TABLE_NAME[table]}`)), Effect.either)
+      if (result._tag === "Left") {
+        const error = result.left as E | DatabaseError
+        const committed = reports.reduce((n, r) => n + r.total, 0)
+        const done = reports.map((r) => r.table).join(", ")
+        const message = error instanceof Error ? error.message : String(error)
+        if (reports.length === 0) return yield* Effect.fail(error)
+        return yield* new PartialImport({
+          completed: committed,
+          total,
+          reason: `${done} ${options.dryRun ? "would commit" : "committed"}; ${TABLE_NAME[table]} rolled back: ${message}`,
+          cause: error
+        })
+      }
+      reports.push({ ...result.right, committed: !options.dryRun })
+    }
+    return { dry_run: options.dryRun, tables: reports } satisfies ImportReport
+  })
+  if (!options.dryRun) return yield* run
+  return yield* loc.sql.withTransaction(Effect.flatMap(run, (report) => Effect.fail(new DryRunDone(report)))).pipe(
+    Effect.catchIf(
+      (e): e is DryRunDone => e instanceof DryRunDone,
+      (d) => Effect.succeed(d.report)
+    ),
+    Effect.mapError(sqlToDb("rolling back the dry run"))
+  )
+})

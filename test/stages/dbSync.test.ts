@@ -1,0 +1,235 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Arbitrary, Effect, Exit, FastCheck as fc } from "effect"
+import { beforeAll } from "vitest"
+import {
+  applyImport,
+  type ContextExport,
+  planImport,
+  type SkillExport,
+  type TargetState,
+  Timestamp,
+  type UserExport
+} from "../../src/domain/dbExport.js"
+import { diffSources, schemaProblems, sqlSource } from "../../src/stages/dbExport.js"
+import { importSource } from "../../src/stages/dbImport.js"
+import { clientOf, loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
+
+let local = ""
+let cloud = ""
+beforeAll(async () => {
+  ;[local, cloud] = await Promise.all([migratedDatabase("local"), migratedDatabase("cloud")])
+})
+
+/** Imports everything of `from` into `to`. */
+const sync = (from: string, to: string, options: { dryRun: boolean; chunkSize?: number }) =>
+  Effect.gen(function* () {
+    const src = yield* clientOf(from)
+    const dst = yield* clientOf(to)
+    return yield* importSource({ sql: dst }, sqlSource({ sql: src }, 3), options)
+  }).pipe(Effect.scoped)
+
+const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
+
+// Small pools so that taken names, missing users and missing sessions occur.
+const id = fc.constantFrom("a", "b", "c", "d", "é", "Z")
+const name = fc.constantFrom("ann", "bob", "cy")
+const ts = Arbitrary.make(Timestamp)
+const user: fc.Arbitrary<UserExport> = fc.record({
+  id,
+  name,
+  email: name.map((n) => `${n}@x`),
+  display_name: fc.constantFrom("", "A \"quoted\" name"),
+  roles: fc.array(fc.constantFrom("admin", "a,b", 'q"uote', "back\\slash", "{brace}"), { maxLength: 2 }),
+  created_at: ts,
+  updated_at: fc.constantFrom("2025-01-01T00:00:00.000000Z", "2025-01-02T00:00:00.123456Z")
+})
+const skill: fc.Arbitrary<SkillExport> = fc
+  .record({
+    id,
+    description: fc.constantFrom("d1", "d2"),
+    enabled: fc.boolean(),
+    tags: fc.array(fc.constantFrom("t", "NULL", ""), { maxLength: 2 }),
+    created_at: ts,
+    updated_at: ts
+  })
+  // version_hash follows the fields, as the local sync writes it (the project's stale-hash trigger relies on that).
+  .map((s) => ({ ...s, name: s.id, category: "c", assigned_agents: ["x"], instructions: "i", version_hash: `${s.description}${s.enabled}${s.tags.join("|")}` }))
+const context: fc.Arbitrary<ContextExport> = fc.record({
+  id,
+  user_id: id,
+  session_id: fc.option(fc.constantFrom("s1", "s2"), { nil: null }),
+  name,
+  data: fc.constantFrom({}, { a: 1 }, { a: [1, "x"], b: { c: null } }, { b: 1.5 }),
+  created_at: ts,
+  updated_at: ts
+})
+const unique = <A>(arb: fc.Arbitrary<A>, keys: Array<(a: A) => string>) =>
+  fc.uniqueArray(arb, { maxLength: 5, comparator: (a, b) => keys.some((k) => k(a) === k(b)) })
+const rows = fc.record({
+  users: unique(user, [(u) => u.id, (u) => u.name, (u) => u.email]),
+  skills: unique(skill, [(s) => s.id]),
+  contexts: unique(context, [(c) => c.id])
+})
+/** A state a database can hold: contexts reference existing users and sessions. */
+const consistent = (s: { users: ReadonlyArray<UserExport>; skills: ReadonlyArray<SkillExport>; contexts: ReadonlyArray<ContextExport> }, sessions: ReadonlyArray<string>): TargetState => {
+  const users = new Set(s.users.map((u) => u.id))
+  const sessionIds = s.users.length === 0 ? [] : sessions
+  return {
+    ...s,
+    contexts: s.contexts
+      .filter((c) => users.has(c.user_id))
+      .map((c) => (c.session_id === null || sessionIds.includes(c.session_id) ? c : { ...c, session_id: null })),
+    sessionIds
+  }
+}
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+const sorted = (s: TargetState) => ({
+  users: [...s.users].sort(byId),
+  skills: [...s.skills].sort(byId),
+  contexts: [...s.contexts].sort(byId),
+  sessionIds: [...s.sessionIds].sort()
+})
+
+describe("import between two real databases", () => {
+  it("does what the pure planner says, row for row, and a dry run counts the same without writing", async () => {
+    await fc.assert(
+      fc.asyncProperty(rows, fc.subarray(["s1", "s2"]), rows, async (targetRows, sessions, sourceRows) => {
+        const target = consistent(targetRows, sessions)
+        const source = consistent(sourceRows, ["s1", "s2"])
+        await Promise.all([loadState(cloud, target), loadState(local, source)])
+        const plan = planImport(target, source)
+        const dry = await run(sync(local, cloud, { dryRun: true }))
+        expect(sorted(await readState(cloud))).toEqual(sorted(target))
+        const real = await run(sync(local, cloud, { dryRun: false, chunkSize: 2 }))
+        for (const [i, table] of (["users", "skills", "contexts"] as const).entries()) {
+          const p = plan[table]
+          const expected = {
+            inserted: p.inserted.length,
+            updated: p.updated.length,
+            unchanged: p.unchanged.length,
+            skipped: p.skipped.length,
+            session_cleared: p.sessionCleared.length
+          }
+          expect(real.tables[i]).toMatchObject({ table, ...expected, committed: true })
+          expect(dry.tables[i]).toMatchObject({ table, ...expected, committed: false })
+          expect(new Set(real.tables[i]!.skips)).toEqual(new Set(p.skipped))
+        }
+        expect(sorted(await readState(cloud))).toEqual(sorted(applyImport(target, source, plan)))
+      }),
+      { numRuns: 25 }
+    )
+  })
+})
+
+describe("import rules and failures", () => {
+  const u = (id: string, name = id, email = `${id}@example.com`): UserExport => ({
+    id,
+    name,
+    email,
+    display_name: "",
+    roles: ["member"],
+    created_at: "2025-01-01T00:00:00.000000Z",
+    updated_at: "2025-01-02T00:00:00.000000Z"
+  })
+  const c = (id: string, user_id: string, session_id: string | null = null): ContextExport => ({
+    id,
+    user_id,
+    session_id,
+    name: id,
+    data: { id },
+    created_at: "2025-01-01T00:00:00.000000Z",
+    updated_at: "2025-01-02T00:00:00.000000Z"
+  })
+
+  it("skips a user whose email belongs to another id and the contexts of a missing user, naming them", async () => {
+    await loadState(cloud, { users: [u("u1", "other", "bob@x")], skills: [], contexts: [], sessionIds: [] })
+    await loadState(local, {
+      users: [u("u1", "ann", "ann@x"), u("u2", "bob", "bob@x"), u("u3")],
+      skills: [],
+      contexts: [c("c1", "u2"), c("c2", "u3", "s-local"), c("c3", "u1")],
+      sessionIds: ["s-local"]
+    })
+    const report = await run(sync(local, cloud, { dryRun: false }))
+    const [users, , contexts] = report.tables
+    expect(users).toMatchObject({ inserted: 1, updated: 1, skipped: 1, skips: [{ id: "u2", reason: "email belongs to user u1" }] })
+    expect(contexts).toMatchObject({ inserted: 2, skipped: 1, session_cleared: 1, skips: [{ id: "c1", reason: "user u2 does not exist" }] })
+    const after = await readState(cloud)
+    expect(after.contexts.map((x) => [x.id, x.session_id])).toEqual([
+      ["c2", null],
+      ["c3", null]
+    ])
+    expect(after.users.find((x) => x.id === "u1")?.email).toBe("ann@x")
+  })
+
+  it("never overwrites created_at", async () => {
+    await loadState(cloud, { users: [{ ...u("u1"), created_at: "2020-01-01T00:00:00.000000Z" }], skills: [], contexts: [], sessionIds: [] })
+    await loadState(local, { users: [{ ...u("u1"), display_name: "new", created_at: "2024-06-01T00:00:00.000000Z" }], skills: [], contexts: [], sessionIds: [] })
+    const report = await run(sync(local, cloud, { dryRun: false }))
+    expect(report.tables[0]).toMatchObject({ updated: 1 })
+    const [row] = (await readState(cloud)).users
+    expect(row).toMatchObject({ display_name: "new", created_at: "2020-01-01T00:00:00.000000Z" })
+  })
+
+  it("reports a partial import with exact counts when a table fails after others committed, and a rerun converges", async () => {
+    const users = Array.from({ length: 12 }, (_, i) => u(`u${i}`))
+    const contexts = Array.from({ length: 30 }, (_, i) => c(`c${i}`, `u${i % 12}`))
+    await loadState(cloud, { users: [], skills: [], contexts: [], sessionIds: [] })
+    await loadState(local, { users, skills: [], contexts, sessionIds: [] })
+    await query(
+      cloud,
+      `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         IF NEW.id = 'c25' THEN RAISE EXCEPTION 'refused %', NEW.id; END IF; RETURN NEW; END $$;
+       CREATE TRIGGER refuse BEFORE INSERT ON user_contexts FOR EACH ROW EXECUTE FUNCTION refuse();`
+    )
+    const exit = await Effect.runPromiseExit(sync(local, cloud, { dryRun: false, chunkSize: 10 }))
+    expect(Exit.isFailure(exit)).toBe(true)
+    if (Exit.isFailure(exit)) {
+      const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+      const e = error as { _tag: string; completed: number; total: number; message: string }
+      expect([e._tag, e.completed, e.total]).toEqual(["PartialImport", 12, 42])
+      expect(e.message).toContain("refused c25")
+    }
+    const mid = await readState(cloud)
+    expect(mid.users).toHaveLength(12)
+    expect(mid.contexts).toHaveLength(0) // the chunks before c25 rolled back with it
+    await query(cloud, "DROP TRIGGER refuse ON user_contexts")
+    const rerun = await run(sync(local, cloud, { dryRun: false, chunkSize: 10 }))
+    expect(rerun.tables.map((t) => [t.inserted, t.unchanged])).toEqual([
+      [0, 12],
+      [0, 0],
+      [30, 0]
+    ])
+    const again = await run(sync(local, cloud, { dryRun: false }))
+    expect(again.tables.every((t) => t.inserted === 0 && t.updated === 0)).toBe(true)
+  })
+
+  it("names a schema mismatch before writing anything", async () => {
+    const bad = await migratedDatabase("bad")
+    await query(bad, "ALTER TABLE user_contexts DROP COLUMN data; ALTER TABLE skills ALTER COLUMN enabled TYPE text")
+    await loadState(local, { users: [u("u1")], skills: [], contexts: [], sessionIds: [] })
+    const problems = await run(Effect.scoped(Effect.flatMap(clientOf(bad), (sql) => schemaProblems({ sql }))))
+    expect(problems).toEqual(["column skills.enabled is text, expected boolean", "column user_contexts.data is missing"])
+    const exit = await Effect.runPromiseExit(sync(local, bad, { dryRun: false }))
+    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.message).toContain("user_contexts.data is missing")
+    expect(await query(bad, "SELECT count(*)::int AS n FROM users")).toEqual([{ n: 0 }])
+  })
+
+  it("diffs per table: only local, only remote, different, equal", async () => {
+    await loadState(local, { users: [u("u1"), u("u2"), u("u3")], skills: [], contexts: [c("c1", "u1")], sessionIds: [] })
+    await loadState(cloud, { users: [u("u2"), { ...u("u3"), display_name: "x" }, u("u4")], skills: [], contexts: [], sessionIds: [] })
+    const diff = await run(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const l = yield* clientOf(local)
+          const r = yield* clientOf(cloud)
+          return yield* diffSources(sqlSource({ sql: l }, 2), sqlSource({ sql: r }, 2))
+        })
+      )
+    )
+    expect(diff).toEqual([
+      { table: "users", only_local: 1, only_remote: 1, different: 1, equal: 1 },
+      { table: "skills", only_local: 0, only_remote: 0, different: 0, equal: 0 },
+      { table: "contexts", only_local: 1, only_remote: 0, different: 0, equal: 0 }
+    ])
+  })
+})

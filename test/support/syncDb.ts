@@ -1,0 +1,89 @@
+/** Test support for database sync: migrated databases, scoped clients, and loading a known state into a database. */
+import { Reactivity } from "@effect/experimental"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Option, Redacted } from "effect"
+import pg from "pg"
+import type { ContextExport, SkillExport, TargetState, UserExport } from "../../src/domain/dbExport.js"
+import { Database } from "../../src/services/Database.js"
+import { freshDatabase } from "./pg.js"
+
+/** A fresh database with the project migrations applied. */
+export const migratedDatabase = async (prefix = "sync"): Promise<string> => {
+  const url = await freshDatabase(prefix)
+  await Effect.runPromise(
+    Database.runProjectMigrations().pipe(
+      Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })),
+      Effect.scoped
+    )
+  )
+  return url
+}
+
+/** A client on `url` for as long as the scope is open. */
+export const clientOf = (url: string) => PgClient.make({ url: Redacted.make(url), maxConnections: 4 }).pipe(Effect.provide(Reactivity.layer))
+
+/** Runs SQL with plain node-postgres (independent of the code under test). */
+export const query = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params as Array<unknown>)).rows as Array<R>
+  } finally {
+    await client.end()
+  }
+}
+
+/** Replaces the synced tables' contents with `state` (sessions belong to the first user, as the schema demands one). */
+export const loadState = async (url: string, state: TargetState) => {
+  const owner = state.users[0]?.id
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query("BEGIN")
+    await client.query("DELETE FROM user_contexts; DELETE FROM user_sessions; DELETE FROM skills; DELETE FROM users")
+    await client.query("INSERT INTO users SELECT * FROM json_populate_recordset(null::users, $1::json)", [JSON.stringify(state.users)])
+    if (owner !== undefined) {
+      await client.query("INSERT INTO user_sessions (id, user_id) SELECT unnest($1::text[]), $2", [state.sessionIds, owner])
+    }
+    await client.query("INSERT INTO skills SELECT * FROM json_populate_recordset(null::skills, $1::json)", [JSON.stringify(state.skills)])
+    await client.query("INSERT INTO user_contexts SELECT * FROM json_populate_recordset(null::user_contexts, $1::json)", [
+      JSON.stringify(state.contexts)
+    ])
+    await client.query("COMMIT")
+  } finally {
+    await client.end()
+  }
+}
+
+const TS = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${c}`
+
+/** The synced tables' contents, read with plain node-postgres, ids in code-point order. */
+export const readState = async (url: string): Promise<TargetState> => {
+  const users = await query<UserExport>(url, `SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`)
+  const skills = await query<SkillExport>(
+    url,
+    `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, ${TS("created_at")}, ${TS("updated_at")} FROM skills ORDER BY id COLLATE "C"`
+  )
+  const contexts = await query<ContextExport>(
+    url,
+    `SELECT id, user_id, session_id, name, data, ${TS("created_at")}, ${TS("updated_at")} FROM user_contexts ORDER BY id COLLATE "C"`
+  )
+  const sessions = await query<{ id: string }>(url, `SELECT id FROM user_sessions ORDER BY id COLLATE "C"`)
+  return { users, skills, contexts, sessionIds: sessions.map((s) => s.id) }
+}
+
+/** Deterministic rows for volume tests: `n` users, each with `perUser` contexts. */
+export const seedVolume = async (url: string, users: number, contextsPerUser: number, prefix = "") => {
+  await query(
+    url,
+    `INSERT INTO users (id, name, email, display_name, roles, created_at, updated_at)
+       SELECT '${prefix}u' || lpad(i::text, 6, '0'), '${prefix}user' || i, '${prefix}user' || i || '@example.com', 'User ' || i,
+              ARRAY['member', 'r' || (i % 3)], '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z'
+         FROM generate_series(1, ${users}) i;
+     INSERT INTO user_contexts (id, user_id, session_id, name, data, created_at, updated_at)
+       SELECT '${prefix}c' || lpad(i::text, 7, '0'), '${prefix}u' || lpad((1 + i % ${users})::text, 6, '0'), NULL, 'context ' || i,
+              jsonb_build_object('i', i, 'tags', jsonb_build_array('a', 'b'), 'note', repeat('x', 40)),
+              '2025-01-01T00:00:00Z', '2025-01-03T00:00:00Z'
+         FROM generate_series(1, ${users * contextsPerUser}) i;`
+  )
+}
