@@ -3,13 +3,14 @@ import { Command, ValidationError } from "@effect/cli"
 import { Cause, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { root } from "./root.js"
+import { skill } from "./skill.js"
 import { validate } from "./validate.js"
 
 export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate])
+  Command.withSubcommands([validate, skill])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

@@ -1,0 +1,189 @@
+/** `agentsync skill …`: sources, install, update, status and two-way sync of units deployed in tool homes. */
+import * as readline from "node:readline/promises"
+import { Args, Command, Options } from "@effect/cli"
+import { Effect, Layer, Option } from "effect"
+import { CommandFailed } from "../errors.js"
+import type { ActionView, SyncReport } from "../programs/skillSync.js"
+import * as SkillSync from "../programs/skillSync.js"
+import * as Git from "../services/Git.js"
+import * as Shell from "../services/Shell.js"
+import * as SkillStore from "../services/SkillStore.js"
+import { emit, table } from "./output.js"
+import { globals } from "./root.js"
+
+/** The services skill commands run on; the platform's CommandExecutor comes from the runtime. */
+const services = Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
+
+const arrow = (a: ActionView): string => {
+  const where = `${a.source}:${a.unit} [${a.tool}]`
+  switch (a.direction) {
+    case "ToHome":
+      return `repo → home  ${where}  ${a.reason}`
+    case "ToRepo":
+      return `home → repo  ${where}  ${a.reason}`
+    case "Conflict":
+      return `home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${a.home}, repo ${a.repo}, base ${a.base})`
+    default:
+      return `home = repo  ${where}  ${a.reason}`
+  }
+}
+
+/** The plan with arrows and reasons (in-sync units are counted, not listed), then what happened. */
+const describeReport = (r: SyncReport): string => {
+  const lines = r.actions.filter((a) => !(a.direction === "NoOp" && a.status === "in-sync")).map(arrow)
+  const s = r.summary
+  lines.push(`${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`)
+  for (const c of r.commits) lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
+  for (const k of r.skipped) lines.push(`skipped ${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
+  for (const i of r.ignored) lines.push(`ignored ${i.source}:${i.path}: ${i.reason}`)
+  for (const e of r.errors) lines.push(`error in source ${e.source}: ${e.reason}`)
+  if (!r.dryRun) lines.push(`applied ${r.applied.length} action${r.applied.length === 1 ? "" : "s"}`)
+  return lines.join("\n")
+}
+
+/** After printing: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
+const finish = (r: SyncReport) =>
+  Effect.gen(function* () {
+    const conflict = SkillSync.conflictOf(r)
+    if (Option.isSome(conflict)) return yield* conflict.value
+    if (r.errors.length > 0 || r.skipped.length > 0) {
+      return yield* new CommandFailed({
+        command: "agentsync skill sync",
+        exitCode: 1,
+        stderr: [...r.errors.map((e) => `${e.source}: ${e.reason}`), ...r.skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)].join("\n")
+      })
+    }
+  })
+
+const toolsOption = Options.text("tools").pipe(
+  Options.withDescription("comma-separated tools to deploy to (claude, codex, cursor, gemini, …); default: those whose home exists"),
+  Options.optional
+)
+const nameOption = Options.text("name").pipe(Options.withDescription("the source's name (default: from the URI)"), Options.optional)
+const refOption = Options.text("ref").pipe(Options.withDescription("branch, tag or commit (default: main)"), Options.optional)
+const readOnlyOption = Options.boolean("read-only").pipe(Options.withDescription("never commit to this source"))
+const uriArg = Args.text({ name: "URI" }).pipe(Args.withDescription("gh:owner/repo, git:<url or path>, local:<path>"))
+
+const splitTools = (o: Option.Option<string>) =>
+  Option.match(o, { onNone: () => undefined, onSome: (s) => s.split(",").map((t) => t.trim()).filter((t) => t !== "") })
+
+const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption }, (o) =>
+  Effect.gen(function* () {
+    const r = yield* SkillSync.addSource({ uri: o.uri, name: Option.getOrUndefined(o.name), ref: Option.getOrUndefined(o.ref), readOnly: o.readOnly })
+    yield* emit(r, () => `${r.added ? "added" : "already present"}: ${r.source.name} ${r.source.uri} @ ${r.source.ref}`)
+  })
+).pipe(Command.withDescription("record a source of units"))
+
+const sourceList = Command.make("list", {}, () =>
+  Effect.gen(function* () {
+    const sources = yield* SkillSync.listSources()
+    yield* emit({ sources }, () =>
+      sources.length === 0
+        ? "no sources; add one with `agentsync skill install <uri>`"
+        : table(
+            ["NAME", "URI", "REF", "COMMIT", "UNITS", "TOOLS", "FLAGS"],
+            sources.map((s) => [s.name, s.uri, s.ref, s.commit?.slice(0, 12) ?? "-", s.units, s.tools.join(","), [s.enabled ? "" : "disabled", s.read_only ? "read-only" : ""].filter((f) => f !== "").join(",")])
+          )
+    )
+  })
+).pipe(Command.withDescription("list sources"))
+
+const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) }, (o) =>
+  Effect.gen(function* () {
+    const r = yield* SkillSync.removeSource(o.name)
+    yield* emit(r, () => `removed ${r.removed}; deployed files stay in the tool homes, the cache clone stays in ${r.cache}`)
+  })
+).pipe(Command.withDescription("forget a source (deployed files are left in place)"))
+
+const source = Command.make("source").pipe(
+  Command.withDescription("manage the sources units come from"),
+  Command.withSubcommands([sourceAdd, sourceList, sourceRemove])
+)
+
+const install = Command.make(
+  "install",
+  { uri: uriArg, tools: toolsOption, name: nameOption, ref: refOption, readOnly: readOnlyOption, units: Options.text("units").pipe(Options.withDescription("a unit name or glob (default: every unit)"), Options.optional) },
+  (o) =>
+    Effect.gen(function* () {
+      const r = yield* SkillSync.install({
+        uri: o.uri,
+        tools: splitTools(o.tools),
+        name: Option.getOrUndefined(o.name),
+        ref: Option.getOrUndefined(o.ref),
+        readOnly: o.readOnly,
+        units: Option.getOrUndefined(o.units)
+      })
+      yield* emit(r, () => `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`)
+      yield* finish(r.report)
+    })
+).pipe(Command.withDescription("add a source and deploy its units into the tool homes"))
+
+const dryRunOption = Options.boolean("dry-run").pipe(Options.withDescription("print the plan, write nothing (lock included)"))
+const scopeArg = Args.text({ name: "SCOPE" }).pipe(Args.withDescription("a source name, a unit name or glob, or source:unit"), Args.optional)
+
+const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption }, (o) =>
+  Effect.gen(function* () {
+    const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
+    yield* emit(r, () => describeReport(r))
+    yield* finish(r)
+  })
+).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
+
+const status = Command.make("status", { scope: scopeArg, offline: Options.boolean("offline").pipe(Options.withDescription("do not fetch")) }, (o) =>
+  Effect.gen(function* () {
+    const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline })
+    yield* emit(r, () => {
+      const lines = r.rows.length === 0 ? ["no units"] : [table(["SOURCE", "UNIT", "TOOL", "STATE", "REASON"], r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason]))]
+      for (const e of r.errors) lines.push(`error in source ${e.source}: ${e.reason}`)
+      return lines.join("\n")
+    })
+  })
+).pipe(Command.withDescription("per unit and tool: in sync, home changed, repo changed, conflict, behind upstream"))
+
+/** Asks before writing when a person is at the terminal and did not pass --yes. */
+const ask = (plan: ReadonlyArray<ActionView>) =>
+  Effect.promise(async () => {
+    for (const a of plan) if (a.direction !== "NoOp") process.stderr.write(`${arrow(a)}\n`)
+    const rl = readline.createInterface({ input: process.stdin, output: process.stderr })
+    try {
+      const answer = await rl.question("apply this plan? [y/N] ")
+      return /^y(es)?$/i.test(answer.trim())
+    } finally {
+      rl.close()
+    }
+  })
+
+const sync = Command.make(
+  "sync",
+  {
+    scope: scopeArg,
+    dryRun: dryRunOption,
+    toHome: Options.boolean("to-home").pipe(Options.withDescription("only repo → home actions")),
+    toRepo: Options.boolean("to-repo").pipe(Options.withDescription("only home → repo actions")),
+    prefer: Options.choice("prefer", ["home", "repo"]).pipe(Options.withDescription("who wins a conflict"), Options.optional),
+    delete: Options.boolean("delete").pipe(Options.withDescription("propagate a unit deleted on one side")),
+    yes: Options.boolean("yes").pipe(Options.withAlias("y"), Options.withDescription("do not ask before writing"))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const g = yield* globals
+      const interactive = !o.yes && !o.dryRun && !g.json && process.stdin.isTTY === true && process.stderr.isTTY === true
+      const r = yield* SkillSync.sync({
+        scope: Option.getOrUndefined(o.scope),
+        dryRun: o.dryRun,
+        toHome: o.toHome,
+        toRepo: o.toRepo,
+        prefer: Option.getOrUndefined(o.prefer),
+        delete: o.delete,
+        confirm: interactive ? ask : undefined
+      })
+      yield* emit(r, () => describeReport(r))
+      yield* finish(r)
+    })
+).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
+
+export const skill = Command.make("skill").pipe(
+  Command.withDescription("skills, agents and commands deployed in tool homes, kept in step with their git repositories"),
+  Command.withSubcommands([source, install, update, status, sync]),
+  Command.provide(services)
+)

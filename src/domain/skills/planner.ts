@@ -1,0 +1,306 @@
+/** The skill sync planner (pure): per unit and tool, from base, home and repo states, ToHome / ToRepo / NoOp / Conflict. */
+import { createHash } from "node:crypto"
+import type { UnitFiles } from "./model.js"
+
+export type Direction = "ToHome" | "ToRepo" | "NoOp" | "Conflict"
+export type Prefer = "home" | "repo"
+
+/** How a unit stands on one tool, as `skill status` shows it. */
+export type UnitStatus =
+  | "in-sync"
+  | "home-changed"
+  | "repo-changed"
+  | "both-changed"
+  | "new-in-home"
+  | "new-in-repo"
+  | "deleted-in-home"
+  | "deleted-in-repo"
+  | "differ-without-base"
+
+/** A side's files; `undefined` (or an empty record) means the unit is absent there. */
+export type Side = UnitFiles | undefined
+
+export interface ToolState {
+  readonly tool: string
+  /** What the lock recorded as deployed: the base of the three-way decision; `undefined` when never deployed. */
+  readonly base: Side
+  readonly home: Side
+}
+
+export interface UnitState {
+  readonly source: string
+  readonly unit: string
+  readonly readOnly: boolean
+  readonly repo: Side
+  readonly tools: ReadonlyArray<ToolState>
+}
+
+export interface PlanOptions {
+  /** Who wins a conflict: the user's decision, never a clock. */
+  readonly prefer?: Prefer | undefined
+  /** Propagate a unit deleted on one side (and unchanged on the other). */
+  readonly delete?: boolean | undefined
+  /** When either is set, only the directions set are carried out; the others are reported and skipped. */
+  readonly toHome?: boolean | undefined
+  readonly toRepo?: boolean | undefined
+}
+
+export interface SkillAction {
+  readonly source: string
+  readonly unit: string
+  readonly tool: string
+  readonly direction: Direction
+  readonly status: UnitStatus
+  readonly reason: string
+  /** What the written side becomes (`undefined`: the unit is removed there); for a NoOp, the base to record. */
+  readonly content: Side
+  /** Where a ToHome takes its bytes: the repo, or the home of another tool whose edit goes to the repo in this run. */
+  readonly from: "repo" | { readonly tool: string }
+  /** What the lock does for this unit and tool once the action succeeded. */
+  readonly lock: "keep" | "set" | "drop"
+  /** The states the plan saw: executors re-check the target side against them just before writing. */
+  readonly base: Side
+  readonly home: Side
+  readonly repo: Side
+}
+
+const norm = (s: Side): Side => {
+  if (s === undefined) return undefined
+  for (const _ in s) return s
+  return undefined
+}
+
+/** Equality of two sides (both absent counts as equal). */
+export const sameSide = (a: Side, b: Side): boolean => {
+  const x = norm(a)
+  const y = norm(b)
+  if (x === y) return true
+  if (x === undefined || y === undefined) return false
+  let n = 0
+  for (const k in x) {
+    if (x[k] !== y[k]) return false
+    n++
+  }
+  let m = 0
+  for (const _ in y) m++
+  return n === m
+}
+
+/** A short, stable fingerprint of a side for messages: SHA-256 over sorted `path\0sha256` lines, or `absent`. */
+export const sideHash = (s: Side): string => {
+  const x = norm(s)
+  if (x === undefined) return "absent"
+  const h = createHash("sha256")
+  for (const k of Object.keys(x).sort()) h.update(`${k}\0${x[k]}\n`)
+  return h.digest("hex").slice(0, 12)
+}
+
+/** The files that differ between two sides, for reasons. */
+export const changedFiles = (a: Side, b: Side, fileLabel = "(file)"): ReadonlyArray<string> => {
+  const x = norm(a) ?? {}
+  const y = norm(b) ?? {}
+  const out = new Set<string>()
+  for (const k in x) if (x[k] !== y[k]) out.add(k === "" ? fileLabel : k)
+  for (const k in y) if (!(k in x)) out.add(k === "" ? fileLabel : k)
+  return [...out].sort()
+}
+
+const list = (files: ReadonlyArray<string>) => (files.length <= 3 ? files.join(", ") : `${files.slice(0, 3).join(", ")} +${files.length - 3}`)
+
+type Decision = Pick<SkillAction, "direction" | "status" | "reason" | "content" | "lock"> & { readonly from?: SkillAction["from"] }
+
+const noop = (status: UnitStatus, reason: string, lock: SkillAction["lock"] = "keep", content: Side = undefined): Decision => ({
+  direction: "NoOp",
+  status,
+  reason,
+  content,
+  lock
+})
+
+const toHome = (status: UnitStatus, reason: string, content: Side): Decision => ({
+  direction: "ToHome",
+  status,
+  reason,
+  content,
+  lock: content === undefined ? "drop" : "set"
+})
+
+const toRepo = (status: UnitStatus, reason: string, content: Side): Decision => ({
+  direction: "ToRepo",
+  status,
+  reason,
+  content,
+  lock: content === undefined ? "drop" : "set"
+})
+
+/** Resolves a conflict the way the user chose with --prefer, within the same safety rules. */
+const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: boolean, o: PlanOptions): Decision => {
+  if (o.prefer === "repo") {
+    if (r === undefined && !o.delete) return noop(status, `${why}; --prefer repo would remove the home copy: add --delete`)
+    return toHome(status, `${why}; --prefer repo`, r)
+  }
+  if (o.prefer === "home") {
+    if (readOnly) return noop(status, `${why}; --prefer home: home kept, the source is read-only`)
+    if (h === undefined && !o.delete) return noop(status, `${why}; --prefer home would remove the unit from the repo: add --delete`)
+    return toRepo(status, `${why}; --prefer home`, h)
+  }
+  return { direction: "Conflict", status, reason: `${why}; choose with --prefer home|repo`, content: undefined, lock: "keep" }
+}
+
+/** The decision for one tool, from its base, its home and the repo. */
+const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, unit: string): Decision => {
+  const changed = (x: Side, y: Side) => list(changedFiles(x, y, unit.slice(unit.lastIndexOf("/") + 1)))
+  if (b === undefined) {
+    if (h === undefined && r === undefined) return noop("in-sync", "absent on both sides")
+    if (h === undefined) return toHome("new-in-repo", "new in the repo", r)
+    if (r === undefined) {
+      return readOnly ? noop("new-in-home", "new in the home; the source is read-only") : toRepo("new-in-home", "new in the home", h)
+    }
+    if (sameSide(h, r)) return noop("in-sync", "first adoption: home and repo are identical", "set", r)
+    return resolve("differ-without-base", `no recorded base and home and repo differ (${changed(h, r)})`, h, r, readOnly, o)
+  }
+  const homeChanged = !sameSide(h, b)
+  const repoChanged = !sameSide(r, b)
+  if (!homeChanged && !repoChanged) return noop("in-sync", "in sync")
+  if (!homeChanged) {
+    if (r === undefined) {
+      return o.delete
+        ? toHome("deleted-in-repo", "deleted in the repo; --delete", undefined)
+        : noop("deleted-in-repo", "deleted in the repo; add --delete to remove it from the home")
+    }
+    return toHome("repo-changed", `repo changed: ${changed(b, r)}`, r)
+  }
+  if (!repoChanged) {
+    if (readOnly) {
+      return noop(h === undefined ? "deleted-in-home" : "home-changed", "home changed; the source is read-only, the home edit is kept")
+    }
+    if (h === undefined) {
+      return o.delete
+        ? toRepo("deleted-in-home", "deleted in the home; --delete", undefined)
+        : noop("deleted-in-home", "deleted in the home; add --delete to remove it from the repo")
+    }
+    return toRepo("home-changed", `home changed: ${changed(b, h)}`, h)
+  }
+  if (sameSide(h, r)) {
+    return h === undefined
+      ? noop("both-changed", "deleted on both sides", "drop")
+      : noop("both-changed", "both sides changed to the same content", "set", r)
+  }
+  const why =
+    h === undefined
+      ? `deleted in the home, changed in the repo (${changed(b, r)})`
+      : r === undefined
+        ? `changed in the home (${changed(b, h)}), deleted in the repo`
+        : `both changed: home ${changed(b, h)}, repo ${changed(b, r)}`
+  return resolve("both-changed", why, h, r, readOnly, o)
+}
+
+/** Drops the directions the user did not ask for (--to-home / --to-repo), keeping the reason. */
+const filter = (d: Decision, o: PlanOptions): Decision => {
+  if (!o.toHome && !o.toRepo) return d
+  if (d.direction === "ToHome" && !o.toHome) return noop(d.status, `${d.reason} (skipped: --to-repo only)`)
+  if (d.direction === "ToRepo" && !o.toRepo) return noop(d.status, `${d.reason} (skipped: --to-home only)`)
+  return d
+}
+
+/** Plans one unit over all its tools: per-tool decisions, then edits going to the repo are shared with the other tools. */
+export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<SkillAction> => {
+  const repo = norm(s.repo)
+  const states = s.tools.map((t) => ({ tool: t.tool, base: norm(t.base), home: norm(t.home) }))
+  const decisions = states.map((t) => filter(decide(t.base, t.home, repo, s.readOnly, o, s.unit), o))
+  const pushing = decisions.flatMap((d, i) => (d.direction === "ToRepo" ? [i] : []))
+  if (pushing.length > 0) {
+    const first = pushing[0]!
+    const content = decisions[first]!.content
+    const agree = pushing.every((i) => sameSide(decisions[i]!.content, content))
+    if (!agree) {
+      const names = pushing.map((i) => states[i]!.tool).join(", ")
+      for (const i of pushing) {
+        decisions[i] = {
+          direction: "Conflict",
+          status: decisions[i]!.status,
+          reason: `the homes of ${names} changed differently; sync them one at a time or make them equal`,
+          content: undefined,
+          lock: "keep"
+        }
+      }
+    } else {
+      const origin = states[first]!.tool
+      for (const [i, t] of states.entries()) {
+        if (decisions[i]!.direction === "ToRepo") continue
+        if (sameSide(t.home, content)) {
+          decisions[i] = content === undefined
+            ? noop("both-changed", `already matches the home of ${origin}`, "drop")
+            : noop("both-changed", `already matches the home of ${origin}`, "set", content)
+        } else if (sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)) {
+          decisions[i] = filter(
+            { ...toHome(decisions[i]!.status, `the home of ${origin} changed; propagated`, content), from: { tool: origin } },
+            o
+          )
+        } else if (decisions[i]!.direction !== "Conflict") {
+          const why = `home changed here and in the home of ${origin}, differently`
+          decisions[i] = o.prefer === "repo"
+            ? filter({ ...toHome("both-changed", `${why}; --prefer repo`, content), from: { tool: origin } }, o)
+            : { direction: "Conflict", status: "both-changed", reason: `${why}; choose with --prefer repo or sync one tool`, content: undefined, lock: "keep" }
+        }
+      }
+    }
+  }
+  return decisions.map((d, i) => ({
+    source: s.source,
+    unit: s.unit,
+    tool: states[i]!.tool,
+    direction: d.direction,
+    status: d.status,
+    reason: d.reason,
+    content: d.content,
+    from: d.from ?? "repo",
+    lock: d.lock,
+    base: states[i]!.base,
+    home: states[i]!.home,
+    repo
+  }))
+}
+
+/** Plans every unit. */
+export const planSync = (units: ReadonlyArray<UnitState>, o: PlanOptions = {}): ReadonlyArray<SkillAction> => {
+  const out: Array<SkillAction> = []
+  for (const u of units) for (const a of planUnit(u, o)) out.push(a)
+  return out
+}
+
+export interface PlanSummary {
+  readonly toHome: number
+  readonly toRepo: number
+  readonly noOp: number
+  readonly conflicts: number
+}
+
+export const summarize = (actions: ReadonlyArray<SkillAction>): PlanSummary => {
+  let toHome = 0
+  let toRepo = 0
+  let noOp = 0
+  let conflicts = 0
+  for (const a of actions) {
+    if (a.direction === "ToHome") toHome++
+    else if (a.direction === "ToRepo") toRepo++
+    else if (a.direction === "Conflict") conflicts++
+    else noOp++
+  }
+  return { toHome, toRepo, noOp, conflicts }
+}
+
+/** One line per action: `tool ← unit  reason` style arrows, as the CLI prints a plan. */
+export const describeAction = (a: SkillAction): string => {
+  const where = `${a.source}:${a.unit} [${a.tool}]`
+  switch (a.direction) {
+    case "ToHome":
+      return `repo → home  ${where}  ${a.reason}`
+    case "ToRepo":
+      return `home → repo  ${where}  ${a.reason}`
+    case "Conflict":
+      return `home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${sideHash(a.home)}, repo ${sideHash(a.repo)}, base ${sideHash(a.base)})`
+    default:
+      return `home = repo  ${where}  ${a.reason}`
+  }
+}
