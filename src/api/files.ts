@@ -1,0 +1,142 @@
+/** The files area of the tenant API: manifest, upload, download and revisions, in the direct and relay URL families. */
+import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { FileEntry, RelPath, Sha256 } from "../domain/model.js"
+import {
+  Authentication,
+  ConflictWire,
+  Forbidden,
+  InvalidInputWire,
+  NotFound,
+  ServerErrorWire,
+  TarballUnsafeWire,
+  TenantPath
+} from "./common.js"
+
+/** The head (or a given revision) of a tenant's tree: every file with its size and hash. */
+export class RemoteManifest extends Schema.Class<RemoteManifest>("RemoteManifest")({
+  /** null while the tenant has never been pushed to. */
+  revision: Schema.NullOr(Schema.String),
+  entries: Schema.Array(FileEntry),
+  checksum: Sha256
+}) {}
+
+/** The first entry of every upload archive (`UPLOAD_HEADER_ENTRY`): how the new tree differs from its base. */
+export class UploadHeader extends Schema.Class<UploadHeader>("UploadHeader")({
+  /** The revision the client diffed against; the head moves only if it is still the head. */
+  base: Schema.NullOr(Schema.String),
+  author: Schema.String,
+  /** Files added or modified; their bytes follow in the archive unless the tenant already holds the hash. */
+  set: Schema.Array(FileEntry),
+  delete: Schema.Array(RelPath),
+  /** manifestChecksum of the resulting tree, so both sides agree on what the revision holds. */
+  checksum: Sha256
+}) {}
+
+export const UPLOAD_HEADER_ENTRY = ".agentsync-upload.json"
+export const IDEMPOTENCY_HEADER = "idempotency-key"
+
+export class UploadResult extends Schema.Class<UploadResult>("UploadResult")({
+  revision: Schema.String,
+  parent: Schema.NullOr(Schema.String),
+  /** false when the idempotency key had already committed this upload (a retry). */
+  created: Schema.Boolean,
+  files: Schema.NonNegativeInt,
+  received: Schema.NonNegativeInt
+}) {}
+
+export class RevisionInfo extends Schema.Class<RevisionInfo>("RevisionInfo")({
+  id: Schema.String,
+  parent: Schema.NullOr(Schema.String),
+  author: Schema.String,
+  created_at: Schema.String,
+  files: Schema.NonNegativeInt,
+  checksum: Sha256
+}) {}
+
+/** A download of selected paths of a revision (a body, because a selection can be long). */
+export class DownloadSelection extends Schema.Class<DownloadSelection>("DownloadSelection")({
+  revision: Schema.String,
+  paths: Schema.Array(RelPath)
+}) {}
+
+const Gzip = HttpApiSchema.Uint8Array({ contentType: "application/gzip" })
+const RevisionParam = Schema.Struct({ revision: Schema.optional(Schema.String) })
+const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
+const RevisionsParams = Schema.Struct({ limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))) })
+
+/** The route suffixes, shared by both families and by the streaming client. */
+export const FilesRoutes = {
+  manifest: "/files/manifest",
+  upload: "/files",
+  download: "/files",
+  select: "/files/select",
+  revisions: "/files/revisions"
+} as const
+
+export const SYNC_PREFIX = "/api/v1/sync"
+export const CLOUD_PREFIX = "/api/v1/cloud/tenants"
+
+/** Direct sync: `{origin}/api/v1/sync/files…`, the tenant is the token's. */
+export class SyncFilesGroup extends HttpApiGroup.make("files")
+  .add(HttpApiEndpoint.get("manifest", FilesRoutes.manifest).setUrlParams(RevisionParam).addSuccess(RemoteManifest))
+  .add(
+    HttpApiEndpoint.post("upload", FilesRoutes.upload)
+      .setHeaders(IdempotencyHeaders)
+      .setPayload(Gzip)
+      .addSuccess(UploadResult)
+      .addError(ConflictWire)
+      .addError(TarballUnsafeWire)
+      .addError(InvalidInputWire)
+  )
+  .add(HttpApiEndpoint.get("download", FilesRoutes.download).setUrlParams(RevisionParam).addSuccess(Gzip))
+  .add(HttpApiEndpoint.post("select", FilesRoutes.select).setPayload(DownloadSelection).addSuccess(Gzip))
+  .add(HttpApiEndpoint.get("revisions", FilesRoutes.revisions).setUrlParams(RevisionsParams).addSuccess(Schema.Array(RevisionInfo)))
+  .addError(NotFound)
+  .addError(ServerErrorWire)
+  .middleware(Authentication)
+  .prefix(SYNC_PREFIX)
+  .annotate(OpenApi.Description, "File sync against the tenant's own origin; the tenant is the bearer token's.") {}
+
+/** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/files…`, the tenant in the URL must be the token's. */
+export class CloudFilesGroup extends HttpApiGroup.make("cloudFiles")
+  .add(
+    HttpApiEndpoint.get("manifest", `/:tenantId${FilesRoutes.manifest}`)
+      .setPath(TenantPath)
+      .setUrlParams(RevisionParam)
+      .addSuccess(RemoteManifest)
+  )
+  .add(
+    HttpApiEndpoint.post("upload", `/:tenantId${FilesRoutes.upload}`)
+      .setPath(TenantPath)
+      .setHeaders(IdempotencyHeaders)
+      .setPayload(Gzip)
+      .addSuccess(UploadResult)
+      .addError(ConflictWire)
+      .addError(TarballUnsafeWire)
+      .addError(InvalidInputWire)
+  )
+  .add(
+    HttpApiEndpoint.get("download", `/:tenantId${FilesRoutes.download}`)
+      .setPath(TenantPath)
+      .setUrlParams(RevisionParam)
+      .addSuccess(Gzip)
+  )
+  .add(
+    HttpApiEndpoint.post("select", `/:tenantId${FilesRoutes.select}`)
+      .setPath(TenantPath)
+      .setPayload(DownloadSelection)
+      .addSuccess(Gzip)
+  )
+  .add(
+    HttpApiEndpoint.get("revisions", `/:tenantId${FilesRoutes.revisions}`)
+      .setPath(TenantPath)
+      .setUrlParams(RevisionsParams)
+      .addSuccess(Schema.Array(RevisionInfo))
+  )
+  .addError(Forbidden)
+  .addError(NotFound)
+  .addError(ServerErrorWire)
+  .middleware(Authentication)
+  .prefix(CLOUD_PREFIX)
+  .annotate(OpenApi.Description, "File sync through a shared API; the tenant in the path must be the bearer token's.") {}

@@ -1,0 +1,18 @@
+/** The tenant API: one HttpApi definition shared by the server (src/server) and the typed client (src/services/SyncApi). */
+import { HttpApi, OpenApi } from "@effect/platform"
+import { CloudFilesGroup, SyncFilesGroup } from "./files.js"
+import { HealthGroup } from "./health.js"
+
+export * from "./common.js"
+export * from "./files.js"
+export * from "./health.js"
+
+/** One group per area; a new area is a new group file added here. */
+export class AgentsyncApi extends HttpApi.make("agentsync")
+  .add(HealthGroup)
+  .add(SyncFilesGroup)
+  .add(CloudFilesGroup)
+  .annotate(OpenApi.Title, "agentsync tenant API")
+  .annotate(OpenApi.Version, "1") {}
+
+export const OPENAPI_PATH = "/api/v1/openapi.json"

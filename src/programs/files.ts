@@ -1,0 +1,249 @@
+/** FileSyncService: `files diff | push | pull` — plan with the three-way diff, guard, then upload or apply. */
+import { Context, Effect, Layer } from "effect"
+import type { RemoteManifest } from "../api/files.js"
+import { CurrentConfig } from "../config.js"
+import type { DiffCounts, FileEntry } from "../domain/model.js"
+import { Conflict } from "../errors.js"
+import { SyncApiClient } from "../services/SyncApi.js"
+import { apply, recoverPull } from "../stages/apply.js"
+import { localManifest } from "../stages/bundle.js"
+import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, writeBase } from "../stages/diff.js"
+import { type Progress, silentProgress } from "../stages/progress.js"
+import { upload } from "../stages/upload.js"
+
+export interface FilesOptions {
+  readonly dryRun?: boolean
+  /** Carry deletions to the other side. */
+  readonly delete?: boolean
+  /** Take this side where both changed, and allow deleting more than half of the tree. */
+  readonly force?: boolean
+  readonly progress?: Progress
+}
+
+/** One path of a report. */
+export interface FileReportItem {
+  readonly path: string
+  readonly status: string
+  readonly action?: string
+  readonly note?: string
+  readonly local_sha256?: string
+  readonly remote_sha256?: string
+  readonly size?: number
+}
+
+export interface FilesReport {
+  readonly command: "diff" | "push" | "pull"
+  readonly dry_run: boolean
+  /** The remote head the plan was made against. */
+  readonly remote_revision: string | null
+  /** The head after a push, or the revision pulled. */
+  readonly revision: string | null
+  readonly counts: DiffCounts
+  readonly actions: Readonly<Record<string, number>>
+  readonly conflicts: ReadonlyArray<string>
+  /** Every path that is not Unchanged. */
+  readonly files: ReadonlyArray<FileReportItem>
+  readonly local_files: number
+  readonly remote_files: number
+  readonly bytes_sent?: number
+  readonly files_sent?: number
+  readonly backup?: string
+}
+
+/** A program with its context provided. */
+type Run<F extends (options?: FilesOptions) => Effect.Effect<unknown, unknown, unknown>> = (
+  options?: FilesOptions
+) => Effect.Effect<Effect.Effect.Success<ReturnType<F>>, Effect.Effect.Error<ReturnType<F>>>
+
+export interface FileSyncServiceShape {
+  readonly diff: Run<typeof diffImpl>
+  readonly push: Run<typeof pushImpl>
+  readonly pull: Run<typeof pullImpl>
+}
+
+/** Deleting more than this share of a tree needs --force. */
+export const DELETE_THRESHOLD = 0.5
+
+const item = (
+  path: string,
+  status: string,
+  local: FileEntry | undefined,
+  remote: FileEntry | undefined,
+  extra: { action?: string; note?: string } = {}
+): FileReportItem => ({
+  path,
+  status,
+  ...extra,
+  ...(local === undefined ? {} : { local_sha256: local.sha256 }),
+  ...(remote === undefined ? {} : { remote_sha256: remote.sha256 }),
+  size: (local ?? remote)?.size ?? 0
+})
+
+const countActions = (plan: FilePlan) => {
+  const out: Record<string, number> = {}
+  for (const i of plan.items) if (i.action !== "none") out[i.action] = (out[i.action] ?? 0) + 1
+  return out
+}
+
+const report = (
+  command: "push" | "pull",
+  dryRun: boolean,
+  remote: RemoteManifest,
+  localCount: number,
+  plan: FilePlan,
+  extra: Partial<FilesReport> = {}
+): FilesReport => ({
+  command,
+  dry_run: dryRun,
+  remote_revision: remote.revision,
+  revision: remote.revision,
+  counts: plan.counts,
+  actions: countActions(plan),
+  conflicts: plan.conflicts,
+  files: plan.items
+    .filter((i) => i.status !== "Unchanged")
+    .map((i) => item(i.path, i.status, i.local, i.remote, i.note === undefined ? { action: i.action } : { action: i.action, note: i.note })),
+  local_files: localCount,
+  remote_files: remote.entries.length,
+  ...extra
+})
+
+const context = Effect.gen(function* () {
+  const config = yield* CurrentConfig
+  const client = yield* SyncApiClient
+  return { config, client }
+})
+
+const conflictError = (plan: FilePlan) =>
+  new Conflict({
+    reason: `${plan.conflicts.length} file(s) changed on both sides since the last sync; pull or push with --force to take one side (the other is kept in a backup on pull)`,
+    items: plan.conflicts.slice(0, 50)
+  })
+
+/** Refuses a run that would delete more than half of a tree, unless forced. */
+const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) => {
+  const deletes = plan.items.filter((i) => i.action === "delete-remote" || i.action === "delete-local")
+  if (force || deletes.length === 0 || deletes.length <= treeSize * DELETE_THRESHOLD) return Effect.void
+  return Effect.fail(
+    new Conflict({
+      reason: `refusing to delete ${deletes.length} of ${treeSize} files (more than half of the tree); pass --force if that is intended`,
+      items: deletes.slice(0, 20).map((d) => d.path)
+    })
+  )
+}
+
+const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOptions = {}) {
+  const { config, client } = yield* context
+  const [local, remote] = yield* Effect.all(
+    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: false, ...(options.progress ? { progress: options.progress } : {}) }), client.manifest()],
+    { concurrency: 2 }
+  )
+  const diff = diffFiles(local.entries, remote.entries)
+  return {
+    command: "diff",
+    dry_run: true,
+    remote_revision: remote.revision,
+    revision: remote.revision,
+    counts: diff.counts,
+    actions: {},
+    conflicts: [],
+    files: diff.items.filter((i) => i.status !== "Unchanged").map((i) => item(i.key, i.status, i.source, i.target)),
+    local_files: local.entries.length,
+    remote_files: remote.entries.length
+  } satisfies FilesReport
+})
+
+const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
+  const { config, client } = yield* context
+  const dryRun = options.dryRun ?? false
+  const progress = options.progress ?? silentProgress
+  if (!dryRun) yield* recoverPull(config.projectRoot)
+  const [local, remote, base] = yield* Effect.all(
+    [
+      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }),
+      client.manifest(),
+      readBase(config.projectRoot)
+    ],
+    { concurrency: 3 }
+  )
+  const plan = planFiles("push", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  if (dryRun) return report("push", true, remote, local.entries.length, plan)
+  if (plan.conflicts.length > 0) return yield* conflictError(plan)
+  yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
+  const set = actionsOf(plan, "upload").map((i) => i.local!)
+  const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
+  if (set.length === 0 && deleted.length === 0) {
+    yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
+    return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0 })
+  }
+  const outcome = yield* upload({
+    servicesPath: config.servicesPath,
+    base: remote.revision,
+    remote: remote.entries,
+    set,
+    delete: deleted,
+    progress
+  })
+  yield* writeBase(config.projectRoot, plan.nextBase(outcome.result.revision))
+  return report("push", false, remote, local.entries.length, plan, {
+    revision: outcome.result.revision,
+    bytes_sent: outcome.bytesSent,
+    files_sent: outcome.filesSent
+  })
+})
+
+const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
+  const { config, client } = yield* context
+  const dryRun = options.dryRun ?? false
+  const progress = options.progress ?? silentProgress
+  if (!dryRun) yield* recoverPull(config.projectRoot)
+  const [local, remote, base] = yield* Effect.all(
+    [
+      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }),
+      client.manifest(),
+      readBase(config.projectRoot)
+    ],
+    { concurrency: 3 }
+  )
+  const plan = planFiles("pull", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  if (dryRun) return report("pull", true, remote, local.entries.length, plan)
+  if (plan.conflicts.length > 0) return yield* conflictError(plan)
+  yield* guardDeletes(plan, local.entries.length, options.force ?? false)
+  const write = actionsOf(plan, "write").map((i) => i.remote!)
+  const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
+  if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
+    yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
+    return report("pull", false, remote, local.entries.length, plan)
+  }
+  const revision = remote.revision
+  // The whole tree when most of it is wanted (one sequential read); else only the paths needed.
+  const archive =
+    write.length === 0
+      ? undefined
+      : yield* client.download(revision, write.length === remote.entries.length ? undefined : write.map((e) => e.path))
+  const result = yield* apply({
+    projectRoot: config.projectRoot,
+    servicesPath: config.servicesPath,
+    archive,
+    write,
+    delete: deleted,
+    progress
+  })
+  yield* writeBase(config.projectRoot, plan.nextBase(revision))
+  return report("pull", false, remote, local.entries.length, plan, result.backup === undefined ? {} : { backup: result.backup })
+})
+
+export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<FileSyncService, FileSyncServiceShape>() {}
+
+/** The service over the configured client; its methods need nothing else. */
+export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentConfig> = Layer.effect(
+  FileSyncService,
+  Effect.gen(function* () {
+    const ctx = yield* Effect.context<SyncApiClient | CurrentConfig>()
+    return FileSyncService.of({
+      diff: (options) => Effect.provide(diffImpl(options), ctx),
+      push: (options) => Effect.provide(pushImpl(options), ctx),
+      pull: (options) => Effect.provide(pullImpl(options), ctx)
+    })
+  })
+)

@@ -1,0 +1,300 @@
+/** The tenant server's storage in Postgres: tenants, hashed tokens, content-addressed blobs and file revisions. */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
+import { SqlClient, type SqlError } from "@effect/sql"
+import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { type Caller, NotFound } from "../api/common.js"
+import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
+import { manifestChecksum } from "../domain/hash.js"
+import { FileEntry } from "../domain/model.js"
+import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../errors.js"
+import { type ArchiveCaps, defaultCaps, fileRecord, gzip, readArchive, tarOf } from "../stages/archive.js"
+
+/** A manifest row as stored: `[path, size, sha256]`, sorted by path. */
+type StoredEntry = readonly [string, number, string]
+
+const EMPTY_CHECKSUM = manifestChecksum([])
+// Blob inserts and reads are batched by bytes so memory stays flat however large the tree.
+const BATCH_BYTES = 8 * 1024 * 1024
+const BATCH_ROWS = 500
+const MAX_HEADER_BYTES = 64 * 1024 * 1024
+
+const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest()
+
+/** Any storage failure answers 500 with no detail beyond the operation; the cause is logged. */
+const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
+  Effect.logError(`storage: ${what} failed`, cause).pipe(
+    Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
+  )
+
+const slug = (name: string) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40) || "tenant"
+
+/** The token a client presents: `ast_<id>_<secret>`. Only sha256(secret) is stored. */
+const parseToken = (token: string): { readonly id: string; readonly secret: string } | undefined => {
+  const m = /^ast_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/.exec(token)
+  return m ? { id: m[1]!, secret: m[2]! } : undefined
+}
+
+const toEntries = (stored: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> =>
+  stored.map(([path, size, sha]) => new FileEntry({ path, size, sha256: sha }, { disableValidation: true }))
+
+export interface UploadOptions {
+  readonly idempotencyKey: string | undefined
+  readonly caps?: ArchiveCaps
+}
+
+export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+
+    const createTenant = Effect.fn("FileStore.createTenant")(function* (name: string, label = "admin") {
+      const tenantId = `${slug(name)}-${randomBytes(4).toString("hex")}`
+      const token = yield* sql.withTransaction(
+        Effect.zipRight(sql`INSERT INTO tenants (id, name) VALUES (${tenantId}, ${name})`, issueToken(tenantId, label))
+      )
+      return { tenantId, name, token }
+    })
+
+    const issueToken = (tenantId: string, label: string) =>
+      Effect.gen(function* () {
+        const id = randomBytes(8).toString("hex")
+        const secret = randomBytes(32).toString("base64url")
+        yield* sql`INSERT INTO tokens (id, tenant_id, secret_sha256, label) VALUES (${id}, ${tenantId}, ${sha256(secret)}, ${label})`
+        return Redacted.make(`ast_${id}_${secret}`)
+      })
+
+    const createToken = Effect.fn("FileStore.createToken")(function* (tenantId: string, label: string) {
+      return yield* issueToken(tenantId, label)
+    })
+
+    /** Resolves a bearer token to its caller; every path compares hashes in constant time. */
+    const authenticate = Effect.fn("FileStore.authenticate")(function* (token: Redacted.Redacted<string>) {
+      const parsed = parseToken(Redacted.value(token))
+      const rows = parsed
+        ? yield* sql<{ tenant_id: string; secret_sha256: Uint8Array; label: string }>`
+            SELECT tenant_id, secret_sha256, label FROM tokens WHERE id = ${parsed.id} AND revoked_at IS NULL`
+        : []
+      const presented = sha256(parsed?.secret ?? "")
+      const row = rows[0]
+      // Compare against a dummy when the id is unknown, so timing does not tell ids apart.
+      const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
+      const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
+      return row && equal ? Option.some<Caller>({ tenantId: row.tenant_id, tokenId: parsed!.id, label: row.label }) : Option.none<Caller>()
+    })
+
+    const loadRevision = (tenantId: string, revision: string | undefined) =>
+      Effect.gen(function* () {
+        const rows =
+          revision === undefined
+            ? yield* sql<{ id: string | null; manifest: ReadonlyArray<StoredEntry> | null; checksum: string | null }>`
+                SELECT r.id, r.manifest, r.checksum FROM tenants t LEFT JOIN revisions r ON r.id = t.head WHERE t.id = ${tenantId}`
+            : yield* sql<{ id: string; manifest: ReadonlyArray<StoredEntry>; checksum: string }>`
+                SELECT id, manifest, checksum FROM revisions WHERE tenant_id = ${tenantId} AND id = ${revision}`
+        const row = rows[0]
+        if (row === undefined) {
+          return yield* new NotFound({ reason: revision === undefined ? "no such tenant" : `no revision ${revision}` })
+        }
+        return { id: row.id, manifest: row.manifest ?? [], checksum: row.checksum ?? EMPTY_CHECKSUM }
+      })
+
+    const manifest = Effect.fn("FileStore.manifest")(function* (tenantId: string, revision?: string) {
+      const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("manifest")))
+      return new RemoteManifest({ revision: rev.id, entries: toEntries(rev.manifest), checksum: rev.checksum }, { disableValidation: true })
+    })
+
+    const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
+      const rows = yield* sql<{ id: string; parent: string | null; author: string; created_at: Date; files: number; checksum: string }>`
+        SELECT id, parent, author, created_at, files, checksum FROM revisions
+        WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}`.pipe(Effect.catchTag("SqlError", storageFailure("revisions")))
+      return rows.map(
+        (r) =>
+          new RevisionInfo({
+            id: r.id,
+            parent: r.parent,
+            author: r.author,
+            created_at: new Date(r.created_at).toISOString(),
+            files: r.files,
+            checksum: r.checksum
+          })
+      )
+    })
+
+    const findByKey = (tenantId: string, key: string) =>
+      sql<{ id: string; parent: string | null; files: number }>`
+        SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
+        Effect.map((rows) => Option.fromNullable(rows[0]))
+      )
+
+    /**
+     * Receives an upload archive: its header entry, then the bytes of new content, stored as blobs as they
+     * arrive; then, in one transaction, the new revision and the head move, only if the base is still head.
+     */
+    const upload = Effect.fn("FileStore.upload")(function* (
+      caller: Caller,
+      body: Stream.Stream<Uint8Array, TarballUnsafe>,
+      options: UploadOptions
+    ) {
+      const key = options.idempotencyKey
+      if (key !== undefined) {
+        const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
+        if (Option.isSome(done)) {
+          return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received: 0 })
+        }
+      }
+      let header: UploadHeader | undefined
+      let expected = new Map<string, FileEntry>()
+      let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array }> = []
+      let pendingBytes = 0
+      let received = 0
+      const flush = Effect.suspend(() => {
+        if (pending.length === 0) return Effect.void
+        const rows = pending
+        pending = []
+        pendingBytes = 0
+        return sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid)
+      })
+      yield* readArchive(
+        body,
+        {
+          file: (path, size) => {
+            const chunks: Array<Uint8Array> = []
+            const isHeader = header === undefined
+            if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > MAX_HEADER_BYTES)) {
+              throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
+            }
+            return {
+              write: (chunk) => void chunks.push(chunk),
+              end: () => {
+                const data = Buffer.concat(chunks)
+                if (isHeader) {
+                  const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(data.toString("utf8"))
+                  if (decoded._tag === "Left") throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
+                  header = decoded.right
+                  expected = new Map(header.set.map((e) => [e.path, e]))
+                  return
+                }
+                const want = expected.get(path)
+                if (want === undefined) throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
+                const digest = createHash("sha256").update(data).digest("hex")
+                if (digest !== want.sha256 || data.length !== want.size) {
+                  throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
+                }
+                received++
+                pending.push({ tenant_id: caller.tenantId, sha256: digest, size: data.length, data })
+                pendingBytes += data.length
+              }
+            }
+          },
+          flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
+        },
+        options.caps ?? defaultCaps
+      ).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
+      const head: UploadHeader | undefined = header
+      if (head === undefined) return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+
+      const commit = Effect.gen(function* () {
+        const tenant = yield* sql<{ head: string | null }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
+        if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
+        if (key !== undefined) {
+          const done = yield* findByKey(caller.tenantId, key)
+          if (Option.isSome(done)) {
+            return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received })
+          }
+        }
+        const current = tenant[0].head
+        if (current !== head.base) {
+          return yield* new Conflict({
+            reason: `the remote head moved: you diffed against ${head.base ?? "an empty tenant"}, the head is now ${current ?? "empty"}; pull, then push again`
+          })
+        }
+        const base = yield* loadRevision(caller.tenantId, current ?? undefined)
+        const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
+        for (const p of head.delete) {
+          if (!tree.delete(p)) return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
+        }
+        for (const e of head.set) tree.set(e.path, [e.path, e.size, e.sha256])
+        const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        const checksum = manifestChecksum(next.map(([path, size, sha]) => ({ path, size, sha256: sha })))
+        if (checksum !== head.checksum) {
+          return yield* new InvalidInput({ field: "checksum", reason: "the resulting tree does not match the client's checksum" })
+        }
+        const wanted = [...new Set(head.set.map((e) => e.sha256))]
+        const present = new Set<string>()
+        for (let i = 0; i < wanted.length; i += 5000) {
+          const slice = wanted.slice(i, i + 5000)
+          const rows = yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs WHERE tenant_id = ${caller.tenantId} AND sha256 IN ${sql.in(slice)}`
+          for (const r of rows) present.add(r.sha256)
+        }
+        const missing = head.set.filter((e) => !present.has(e.sha256)).map((e) => e.path)
+        if (missing.length > 0) {
+          return yield* new InvalidInput({ field: "set", reason: `no content received for ${missing.length} file(s), e.g. ${missing[0]}` })
+        }
+        const id = randomUUID()
+        yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
+          VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
+                  ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
+        yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
+        return new UploadResult({ revision: id, parent: current, created: true, files: next.length, received })
+      })
+      return yield* flush.pipe(
+        Effect.zipRight(sql.withTransaction(commit)),
+        Effect.catchTag("SqlError", storageFailure("upload commit"))
+      )
+    })
+
+    /** A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. */
+    const download = Effect.fn("FileStore.download")(function* (
+      tenantId: string,
+      revision: string | undefined,
+      paths?: ReadonlyArray<string>
+    ) {
+      const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("download")))
+      let entries = rev.manifest
+      if (paths !== undefined) {
+        const wanted = new Set(paths)
+        entries = entries.filter((e) => wanted.has(e[0]))
+        if (entries.length !== wanted.size) {
+          return yield* new NotFound({ reason: `${wanted.size - entries.length} requested path(s) are not in revision ${rev.id}` })
+        }
+      }
+      const batches: Array<Array<StoredEntry>> = []
+      let batch: Array<StoredEntry> = []
+      let bytes = 0
+      for (const e of entries) {
+        if (batch.length > 0 && (bytes + e[1] > BATCH_BYTES || batch.length >= BATCH_ROWS)) {
+          batches.push(batch)
+          batch = []
+          bytes = 0
+        }
+        batch.push(e)
+        bytes += e[1]
+      }
+      if (batch.length > 0) batches.push(batch)
+      const records = Stream.fromIterable(batches).pipe(
+        Stream.mapEffect((b) =>
+          Effect.gen(function* () {
+            const shas = [...new Set(b.map((e) => e[2]))]
+            const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
+              SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
+            const data = new Map(rows.map((r) => [r.sha256, r.data]))
+            const out: Array<Uint8Array> = []
+            for (const e of b) {
+              const bytes = data.get(e[2])
+              if (bytes === undefined) return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
+              out.push(fileRecord(e[0], bytes))
+            }
+            return Chunk.unsafeFromArray(out)
+          })
+        ),
+        Stream.flattenChunks
+      )
+      return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records)) }
+    })
+
+    return { createTenant, createToken, authenticate, manifest, revisions, upload, download } as const
+  })
+}) {}

@@ -1,0 +1,130 @@
+/** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
+import { createServer } from "node:http"
+import { HttpApiBuilder, HttpServer, HttpServerResponse, type HttpServerRequest } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import type { SqlClient } from "@effect/sql"
+import { Effect, Layer, Option, Stream } from "effect"
+import { AgentsyncApi, Authentication, type Caller, CurrentCaller, Forbidden, Health, IDEMPOTENCY_HEADER, OPENAPI_PATH } from "../api/index.js"
+import type { ServeError } from "@effect/platform/HttpServerError"
+import { type DatabaseError, TarballUnsafe, Unauthorized } from "../errors.js"
+import { FileStore } from "./FileStore.js"
+import * as Migrations from "./migrations.js"
+
+export const VERSION = "0.1.0"
+
+export const AuthenticationLive = Layer.effect(
+  Authentication,
+  Effect.map(FileStore, (store) =>
+    Authentication.of({
+      bearer: (token) =>
+        store.authenticate(token).pipe(
+          Effect.catchTag("SqlError", (e) => Effect.die(e)),
+          Effect.flatMap(
+            Option.match({
+              onNone: () => Effect.fail(new Unauthorized({ reason: "invalid or revoked token" })),
+              onSome: Effect.succeed
+            })
+          )
+        )
+    })
+  )
+)
+
+const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
+  Stream.mapError(request.stream, (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e.message}` }))
+
+const idempotencyKey = (request: HttpServerRequest.HttpServerRequest) => {
+  const key = request.headers[IDEMPOTENCY_HEADER]
+  return key === undefined || key === "" ? undefined : key.slice(0, 200)
+}
+
+const gzipResponse = (download: { readonly revision: string | null; readonly body: Stream.Stream<Uint8Array, unknown> }) =>
+  HttpServerResponse.stream(download.body, {
+    contentType: "application/gzip",
+    headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
+  })
+
+/** The operations both families share, given the tenant the call resolved to. */
+const filesOps = Effect.map(FileStore, (store) => ({
+  manifest: (caller: Caller, revision: string | undefined) => store.manifest(caller.tenantId, revision),
+  upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
+    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }),
+  download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
+    Effect.map(store.download(caller.tenantId, revision, paths), gzipResponse),
+  revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)
+}))
+
+export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handlers) =>
+  Effect.map(filesOps, (ops) =>
+    handlers
+      .handle("manifest", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.manifest(c, urlParams.revision)))
+      .handleRaw("upload", ({ request }) => Effect.flatMap(CurrentCaller, (c) => ops.upload(c, request)))
+      .handle("download", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, urlParams.revision)))
+      .handle("select", ({ payload }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, payload.revision, payload.paths)))
+      .handle("revisions", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.revisions(c, urlParams.limit)))
+  )
+)
+
+/** The relay family: the token's tenant must be the one named in the path. */
+const sameTenant = (tenantId: string) =>
+  Effect.filterOrFail(
+    CurrentCaller,
+    (c) => c.tenantId === tenantId,
+    () => new Forbidden({ reason: "this token belongs to another tenant" })
+  )
+
+export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (handlers) =>
+  Effect.map(filesOps, (ops) =>
+    handlers
+      .handle("manifest", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.manifest(c, urlParams.revision)))
+      .handleRaw("upload", ({ path, request }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request)))
+      .handle("download", ({ path, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, urlParams.revision))
+      )
+      .handle("select", ({ path, payload }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, payload.revision, payload.paths))
+      )
+      .handle("revisions", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.revisions(c, urlParams.limit)))
+  )
+)
+
+export const HealthLive = HttpApiBuilder.group(AgentsyncApi, "health", (handlers) =>
+  handlers.handle("health", () => Effect.succeed(new Health({ ok: true, version: VERSION })))
+)
+
+/** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
+export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
+  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive]),
+  Layer.provide(AuthenticationLive),
+  Layer.provide(FileStore.Default)
+)
+
+/** The HTTP app on an HttpServer: the API plus its OpenAPI document. */
+export const HttpLive = HttpApiBuilder.serve().pipe(
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
+  Layer.provide(ApiLive)
+)
+
+export interface ServeOptions {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * The tenant server on Node's HTTP server: migrations first, then the API. Its only state is Postgres,
+ * so any number of these can serve one database.
+ */
+export const layer = (
+  options: ServeOptions
+): Layer.Layer<HttpServer.HttpServer, DatabaseError | ServeError, SqlClient.SqlClient> =>
+  HttpLive.pipe(
+    Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port })),
+    Layer.provide(Migrations.layer)
+  )
+
+/** `http://host:port` of a running server. */
+export const url = Effect.map(HttpServer.HttpServer, (server) =>
+  server.address._tag === "TcpAddress"
+    ? `http://${server.address.hostname.includes(":") ? `[${server.address.hostname}]` : server.address.hostname}:${server.address.port}`
+    : `unix:${server.address.path}`
+)

@@ -1,0 +1,61 @@
+/** The tenant server's schema, migrated with its own table so it can share a database with the project tables. */
+import * as Migrator from "@effect/sql/Migrator"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import { DatabaseError } from "../errors.js"
+
+export const MIGRATIONS_TABLE = "agentsync_server_migrations"
+
+const init = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`CREATE TABLE tenants (
+    id text PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    head text,
+    created_at timestamptz NOT NULL DEFAULT now()
+  )`
+  // Only a hash of the secret is kept; the id lets a lookup avoid comparing against every row.
+  yield* sql`CREATE TABLE tokens (
+    id text PRIMARY KEY,
+    tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    secret_sha256 bytea NOT NULL,
+    label text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+  )`
+  // Content-addressed per tenant, so a tenant can only reference bytes it has uploaded itself.
+  yield* sql`CREATE TABLE blobs (
+    tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    sha256 text NOT NULL,
+    size bigint NOT NULL,
+    data bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, sha256)
+  )`
+  yield* sql`CREATE TABLE revisions (
+    id text PRIMARY KEY,
+    seq bigserial NOT NULL,
+    tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    parent text REFERENCES revisions(id),
+    manifest jsonb NOT NULL,
+    checksum text NOT NULL,
+    files integer NOT NULL,
+    author text NOT NULL,
+    token_id text,
+    idempotency_key text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, idempotency_key)
+  )`
+  yield* sql`CREATE INDEX revisions_tenant_seq ON revisions (tenant_id, seq DESC)`
+  yield* sql`ALTER TABLE tenants ADD CONSTRAINT tenants_head_fk FOREIGN KEY (head) REFERENCES revisions(id)`
+})
+
+export const migrations = { "1_files": init }
+
+/** Runs the server migrations; concurrent servers serialise on the migrations table lock. */
+export const migrate = Migrator.make({})({
+  loader: Migrator.fromRecord(migrations),
+  table: MIGRATIONS_TABLE
+}).pipe(Effect.mapError((cause) => new DatabaseError({ reason: `server migrations failed: ${cause.message}`, cause })))
+
+export const layer: Layer.Layer<never, DatabaseError, SqlClient.SqlClient> = Layer.effectDiscard(migrate)

@@ -1,0 +1,220 @@
+/** Bundle archives: a reproducible tar.gz writer and a strict, capped, streaming reader, shared by client and server. */
+import * as zlib from "node:zlib"
+import { NodeStream } from "@effect/platform-node"
+import { Chunk, Effect, Stream } from "effect"
+import { Header, Parser, Pax, type ReadEntry } from "tar"
+import { TarballUnsafe } from "../errors.js"
+
+/** Limits applied to every archive read; an archive over any of them is rejected whole. */
+export interface ArchiveCaps {
+  /** Files and directories. */
+  readonly maxEntries: number
+  readonly maxFileBytes: number
+  readonly maxTotalBytes: number
+  /** Decompressed bytes per compressed byte, beyond `ratioSlackBytes`. */
+  readonly maxRatio: number
+  readonly ratioSlackBytes: number
+}
+
+export const defaultCaps: ArchiveCaps = {
+  maxEntries: 200_000,
+  maxFileBytes: 256 * 1024 * 1024,
+  maxTotalBytes: 8 * 1024 * 1024 * 1024,
+  maxRatio: 200,
+  ratioSlackBytes: 8 * 1024 * 1024
+}
+
+// A fixed mtime and owner make the same files give the same bytes on every machine.
+const EPOCH = new Date(0)
+const BLOCK = 512
+
+/** The tar header block(s) of a regular file: a pax header first when the path does not fit ustar. */
+export const fileHeader = (path: string, size: number): Buffer => {
+  const data = { path, mode: 0o644, uid: 0, gid: 0, size, mtime: EPOCH, type: "File" as const, uname: "", gname: "" }
+  const header = new Header(data)
+  const block = Buffer.alloc(BLOCK)
+  const needPax = header.encode(block, 0)
+  if (!needPax) return block
+  const pax = new Pax({ path, size, mtime: EPOCH }).encode()
+  return Buffer.concat([pax, block])
+}
+
+const padding = (size: number): Buffer => Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK)
+
+/** One whole tar record of a file: header, bytes, padding. */
+export const fileRecord = (path: string, bytes: Uint8Array): Buffer =>
+  Buffer.concat([fileHeader(path, bytes.length), bytes, padding(bytes.length)])
+
+/** Two zero blocks end an archive. */
+export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(BLOCK * 2)
+
+/** A tar stream of records, ended properly. */
+export const tarOf = <E, R>(records: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
+  Stream.concat(records, Stream.succeed(END_OF_ARCHIVE))
+
+/** Gzips a byte stream (level 6; the gzip header carries no time, so output is reproducible). */
+export const gzip = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, level = 6): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
+  NodeStream.pipeThroughDuplex(
+    bytes,
+    () => zlib.createGzip({ level }),
+    (cause) => new TarballUnsafe({ reason: `gzip failed: ${String(cause)}` })
+  )
+
+/** What an archive held, once read. */
+export interface ArchiveStats {
+  readonly files: number
+  readonly directories: number
+  readonly bytes: number
+  readonly compressedBytes: number
+}
+
+/** Receives one file's bytes, synchronously as the parser produces them; may throw TarballUnsafe. */
+export interface EntrySink {
+  readonly write: (chunk: Uint8Array) => void
+  readonly end: () => void
+}
+
+export interface ArchiveVisitor<E, R> {
+  /** A regular file at a checked path; throw TarballUnsafe to reject the archive. */
+  readonly file: (path: string, size: number) => EntrySink
+  readonly directory?: (path: string) => void
+  /** Runs after each input chunk, so asynchronous work (database writes) keeps pace with the parser. */
+  readonly flush?: () => Effect.Effect<void, E, R>
+}
+
+/** A path from an archive, normalised and checked: relative, inside the root, no `..`, no odd characters. */
+export const checkEntryPath = (raw: string): string => {
+  let p = raw
+  while (p.startsWith("./")) p = p.slice(2)
+  if (p.endsWith("/")) p = p.slice(0, -1)
+  const bad = (why: string) => new TarballUnsafe({ reason: why, entry: raw })
+  if (p === "" || p === ".") return ""
+  if (p.startsWith("/") || /^[A-Za-z]:/.test(p)) throw bad("absolute path")
+  if (p.includes("\\") || p.includes("\0")) throw bad("backslash or NUL in path")
+  if (p.length > 1024) throw bad("path too long")
+  for (const segment of p.split("/")) {
+    if (segment === "..") throw bad("path escapes the root ('..')")
+    if (segment === "" || segment === ".") throw bad("empty or '.' path segment")
+  }
+  return p
+}
+
+const unsafe = (reason: string, entry?: string) =>
+  entry === undefined ? new TarballUnsafe({ reason }) : new TarballUnsafe({ reason, entry })
+
+const asUnsafe = (e: unknown): TarballUnsafe =>
+  e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
+
+/**
+ * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, within
+ * the caps. Any breach fails the whole read with TarballUnsafe; the visitor decides what to do with bytes.
+ */
+export const readArchive = <E, R, E2, R2>(
+  source: Stream.Stream<Uint8Array, E, R>,
+  visitor: ArchiveVisitor<E2, R2>,
+  caps: ArchiveCaps = defaultCaps
+): Effect.Effect<ArchiveStats, E | E2 | TarballUnsafe, R | R2> =>
+  Effect.suspend(() => {
+    let compressed = 0
+    let decompressed = 0
+    let files = 0
+    let directories = 0
+    let bytes = 0
+    let failure: TarballUnsafe | undefined
+    let first = true
+    const seen = new Set<string>()
+    const parser = new Parser({ strict: true, brotli: false, zstd: false })
+    const fail = (e: unknown) => {
+      if (failure === undefined) failure = asUnsafe(e)
+    }
+    parser.on("error", fail)
+    parser.on("warn", (code: string, message: string) => fail(unsafe(`${code}: ${message}`)))
+    parser.on("entry", (entry: ReadEntry) => {
+      if (failure !== undefined) return void entry.resume()
+      try {
+        const path = checkEntryPath(entry.path)
+        if (files + directories >= caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
+        if (entry.type === "Directory") {
+          directories++
+          entry.resume()
+          if (path !== "") visitor.directory?.(path)
+          return
+        }
+        if (entry.type !== "File") throw unsafe(`${entry.type} entries are not allowed; only regular files and directories`, entry.path)
+        if (path === "") throw unsafe("a file without a name", entry.path)
+        if (seen.has(path)) throw unsafe("duplicate entry", path)
+        seen.add(path)
+        const size = entry.size ?? 0
+        if (size > caps.maxFileBytes) throw unsafe(`file larger than ${caps.maxFileBytes} bytes`, path)
+        if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
+        bytes += size
+        files++
+        const sink = visitor.file(path, size)
+        entry.on("data", (chunk: Buffer) => {
+          if (failure !== undefined) return
+          try {
+            sink.write(chunk)
+          } catch (e) {
+            fail(e)
+          }
+        })
+        entry.on("end", () => {
+          if (failure !== undefined) return
+          try {
+            sink.end()
+          } catch (e) {
+            fail(e)
+          }
+        })
+      } catch (e) {
+        fail(e)
+        entry.resume()
+      }
+    })
+
+    const counted = Stream.mapChunks(source, (chunk) => {
+      for (const c of chunk) compressed += c.length
+      return chunk
+    })
+    const inflated = NodeStream.pipeThroughDuplex(
+      counted,
+      () => zlib.createGunzip(),
+      (cause) => unsafe(`corrupt or truncated gzip: ${cause instanceof Error ? cause.message : String(cause)}`)
+    )
+    const check = Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
+    const feed = (chunk: Uint8Array) =>
+      Effect.suspend(() => {
+        if (first && chunk.length > 0) {
+          first = false
+          // The parser would decompress a nested gzip by itself, around the ratio cap: refuse it.
+          if (chunk[0] === 0x1f && chunk[1] === 0x8b) return Effect.fail(unsafe("nested compression"))
+        }
+        decompressed += chunk.length
+        if (decompressed > caps.maxRatio * compressed + caps.ratioSlackBytes) {
+          return Effect.fail(unsafe(`decompression ratio above ${caps.maxRatio}:1`))
+        }
+        if (decompressed > caps.maxTotalBytes + caps.maxEntries * 1024) {
+          return Effect.fail(unsafe(`archive larger than ${caps.maxTotalBytes} bytes`))
+        }
+        parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+        return check
+      }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
+
+    return Stream.runForEachChunk(inflated, (chunk) => Effect.forEach(Chunk.toReadonlyArray(chunk), feed, { discard: true })).pipe(
+      Effect.zipRight(
+        Effect.suspend(() => {
+          if (decompressed === 0) return Effect.fail(unsafe("empty archive"))
+          parser.end()
+          return check
+        })
+      ),
+      Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void),
+      Effect.zipRight(check),
+      Effect.as({ files, directories, bytes, compressedBytes: compressed }),
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (failure !== undefined) parser.abort(new Error("rejected"))
+        })
+      )
+    )
+  })

@@ -1,0 +1,144 @@
+/** The diff stage: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
+import { Effect, Schema } from "effect"
+import { FilesDiffCalculator } from "../domain/diff.js"
+import type { DiffStatus, FileEntry, FilesDiffResult } from "../domain/model.js"
+import type { IoError } from "../errors.js"
+import { writeFileAtomic } from "../services/Workspace.js"
+import { stateDir } from "./bundle.js"
+
+/** Local (source) against remote (target): Added is only local, Removed only remote. */
+export const diffFiles = (local: ReadonlyArray<FileEntry>, remote: ReadonlyArray<FileEntry>): FilesDiffResult =>
+  FilesDiffCalculator.diff(local, remote)
+
+/** The last state both sides agreed on, per path; recorded after each push and pull. */
+export interface SyncBase {
+  readonly revision: string | null
+  readonly files: ReadonlyMap<string, string>
+}
+
+const BASE_FILE = "files-base.json"
+const BaseFile = Schema.Struct({
+  version: Schema.Literal(1),
+  revision: Schema.NullOr(Schema.String),
+  files: Schema.Record({ key: Schema.String, value: Schema.String })
+})
+
+/** The recorded base, or an empty one before the first sync. */
+export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: string) {
+  const file = nodePath.join(stateDir(projectRoot), BASE_FILE)
+  const text = yield* Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined))
+  const decoded = text === undefined ? undefined : Schema.decodeUnknownOption(Schema.parseJson(BaseFile))(text)
+  if (decoded === undefined || decoded._tag === "None") return { revision: null, files: new Map() } as SyncBase
+  return { revision: decoded.value.revision, files: new Map(Object.entries(decoded.value.files)) } as SyncBase
+})
+
+export const writeBase = (projectRoot: string, base: SyncBase): Effect.Effect<void, IoError> =>
+  writeFileAtomic(
+    nodePath.join(stateDir(projectRoot), BASE_FILE),
+    JSON.stringify({ version: 1, revision: base.revision, files: Object.fromEntries(base.files) })
+  )
+
+/** What a run does with one path. */
+export type FileAction = "upload" | "delete-remote" | "write" | "delete-local" | "skip" | "conflict" | "none"
+
+export interface PlannedFile {
+  readonly path: string
+  /** Two-way status, from the side synced from (local on push and diff, remote on pull). */
+  readonly status: DiffStatus
+  readonly action: FileAction
+  /** Why a changed path is skipped or in conflict. */
+  readonly note?: string
+  readonly local?: FileEntry
+  readonly remote?: FileEntry
+}
+
+export interface FilePlan {
+  readonly direction: "push" | "pull"
+  readonly items: ReadonlyArray<PlannedFile>
+  readonly counts: FilesDiffResult["counts"]
+  readonly conflicts: ReadonlyArray<string>
+  /** The base to record once the plan has been carried out. */
+  readonly nextBase: (revision: string | null) => SyncBase
+}
+
+export interface PlanOptions {
+  readonly delete: boolean
+  /** Take this side's version where both sides changed. */
+  readonly force: boolean
+}
+
+/**
+ * Three-way plan: a path changed on one side only since the base goes that way; changed on both is a
+ * Conflict unless forced. Deletions travel only with `delete`. Pure.
+ */
+export const planFiles = (
+  direction: "push" | "pull",
+  local: ReadonlyArray<FileEntry>,
+  remote: ReadonlyArray<FileEntry>,
+  base: SyncBase,
+  options: PlanOptions
+): FilePlan => {
+  // Statuses read from the side being synced from: on a pull, Added is a file the remote has and we lack.
+  const diff = direction === "push" ? diffFiles(local, remote) : diffFiles(remote, local)
+  const items: Array<PlannedFile> = []
+  const conflicts: Array<string> = []
+  const agreed = new Map<string, string>()
+  for (const item of diff.items) {
+    const l = direction === "push" ? item.source : item.target
+    const r = direction === "push" ? item.target : item.source
+    const b = base.files.get(item.key)
+    const common = (p: Omit<PlannedFile, "path" | "status">): PlannedFile => ({
+      path: item.key,
+      status: item.status,
+      ...p,
+      ...(l === undefined ? {} : { local: l }),
+      ...(r === undefined ? {} : { remote: r })
+    })
+    if (item.status === "Unchanged") {
+      agreed.set(item.key, l!.sha256)
+      items.push(common({ action: "none" }))
+      continue
+    }
+    const localChanged = l?.sha256 !== b
+    const remoteChanged = r?.sha256 !== b
+    const mine = direction === "push" ? localChanged : remoteChanged
+    const theirs = direction === "push" ? remoteChanged : localChanged
+    const keep = () => {
+      if (b !== undefined) agreed.set(item.key, b)
+    }
+    if (mine && theirs && !options.force) {
+      conflicts.push(item.key)
+      keep()
+      items.push(common({ action: "conflict", note: "changed on both sides since the last sync; --force takes this side's version" }))
+      continue
+    }
+    if (!mine) {
+      keep()
+      items.push(common({ action: "skip", note: direction === "push" ? "changed remotely: pull it" : "changed locally: push it" }))
+      continue
+    }
+    const source = direction === "push" ? l : r
+    if (source === undefined) {
+      if (!options.delete) {
+        keep()
+        items.push(common({ action: "skip", note: `deleted ${direction === "push" ? "locally" : "remotely"}; --delete carries deletions` }))
+        continue
+      }
+      items.push(common({ action: direction === "push" ? "delete-remote" : "delete-local" }))
+      continue
+    }
+    agreed.set(item.key, source.sha256)
+    items.push(common({ action: direction === "push" ? "upload" : "write" }))
+  }
+  return {
+    direction,
+    items,
+    counts: diff.counts,
+    conflicts,
+    nextBase: (revision) => ({ revision, files: agreed })
+  }
+}
+
+export const actionsOf = (plan: FilePlan, action: FileAction) => plan.items.filter((i) => i.action === action)

@@ -1,0 +1,87 @@
+/** The upload stage: the header and the new content of a push, streamed to the tenant under one idempotency key. */
+import { randomUUID } from "node:crypto"
+import * as os from "node:os"
+import { Effect, Stream } from "effect"
+import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../api/files.js"
+import { manifestChecksum } from "../domain/hash.js"
+import type { FileEntry } from "../domain/model.js"
+import { SyncApiClient } from "../services/SyncApi.js"
+import { fileRecord } from "./archive.js"
+import { bundle } from "./bundle.js"
+import { type Progress, silentProgress } from "./progress.js"
+
+export interface UploadInput {
+  readonly servicesPath: string
+  /** The remote revision the plan was made against: the push succeeds only while it is still the head. */
+  readonly base: string | null
+  /** The remote tree at `base`. */
+  readonly remote: ReadonlyArray<FileEntry>
+  readonly set: ReadonlyArray<FileEntry>
+  readonly delete: ReadonlyArray<string>
+  readonly author?: string
+  readonly idempotencyKey?: string
+  readonly progress?: Progress
+}
+
+export interface UploadOutcome {
+  readonly result: UploadResult
+  /** Compressed bytes sent in the last attempt. */
+  readonly bytesSent: number
+  /** Files whose bytes were sent (content the tenant already holds is not sent again). */
+  readonly filesSent: number
+  readonly checksum: string
+}
+
+const defaultAuthor = () => {
+  try {
+    return `${os.userInfo().username}@${os.hostname()}`
+  } catch {
+    return os.hostname()
+  }
+}
+
+/** The tree the upload produces: remote, minus deletions, plus the set. */
+export const resultingTree = (remote: ReadonlyArray<FileEntry>, set: ReadonlyArray<FileEntry>, deleted: ReadonlyArray<string>) => {
+  const tree = new Map(remote.map((e) => [e.path, e]))
+  for (const p of deleted) tree.delete(p)
+  for (const e of set) tree.set(e.path, e)
+  return [...tree.values()]
+}
+
+export const upload = Effect.fn("upload")(function* (input: UploadInput) {
+  const client = yield* SyncApiClient
+  const progress = input.progress ?? silentProgress
+  const checksum = manifestChecksum(resultingTree(input.remote, input.set, input.delete))
+  const header = new UploadHeader({
+    base: input.base,
+    author: input.author ?? defaultAuthor(),
+    set: input.set,
+    delete: input.delete,
+    checksum
+  })
+  const headerRecord = fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
+  // Content the tenant already holds (same hash under another path or revision) is not sent again.
+  const held = new Set(input.remote.map((e) => e.sha256))
+  const seen = new Set<string>()
+  const send = input.set.filter((e) => {
+    if (held.has(e.sha256) || seen.has(e.sha256)) return false
+    seen.add(e.sha256)
+    return true
+  })
+  const total = send.reduce((n, e) => n + e.size, 0)
+  let bytesSent = 0
+  const body = () => {
+    bytesSent = 0
+    progress.start("upload", total, "bytes")
+    return bundle({ servicesPath: input.servicesPath, files: send, prelude: [headerRecord], progress }).pipe(
+      Stream.tap((chunk) =>
+        Effect.sync(() => {
+          bytesSent += chunk.length
+        })
+      )
+    )
+  }
+  const result = yield* client.upload(body, input.idempotencyKey ?? randomUUID())
+  progress.done()
+  return { result, bytesSent, filesSent: send.length, checksum } satisfies UploadOutcome
+})
