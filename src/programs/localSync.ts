@@ -267,6 +267,7 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
   const ops: Array<DiskOp> = []
   const toUpsert: Array<A> = []
   const toDelete: Array<A> = []
+  const unstorable: Array<LocalSyncError> = []
   let synced = 0
   let deleted = 0
   let skipped = 0
@@ -276,6 +277,11 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
       skipped++
     } else if (status === "Added" || status === "Modified") {
       const a = item.source!
+      const bad = ctx.direction === "ToDatabase" ? Repos.unstorable(a) : undefined
+      if (bad !== undefined) {
+        unstorable.push(new LocalSyncError({ item: `${spec.kind} ${item.key}`, message: `${spec.kind} ${item.key}: ${bad}; skipped` }))
+        continue
+      }
       synced++
       if (ctx.direction === "ToDatabase") {
         toUpsert.push(a)
@@ -300,7 +306,7 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
       }
     }
   }
-  const errors = [...disk.errors[spec.kind], ...(ctx.direction === "ToDisk" ? invalidRowErrors(spec.table, listed) : [])]
+  const errors = [...disk.errors[spec.kind], ...unstorable, ...(ctx.direction === "ToDisk" ? invalidRowErrors(spec.table, listed) : [])]
   return {
     result: new LocalSyncResult({ kind: spec.kind, direction: ctx.direction, dry_run: ctx.dryRun, synced, skipped, deleted, errors }),
     steps,
@@ -454,6 +460,11 @@ const planAcl = (ctx: Ctx): KindPlan => {
     disk.project.accessRules.forEach((rule, position) => {
       const key = AccessRuleKeyed.key(rule)
       if (!changed.has(key)) return
+      const bad = Repos.unstorable(rule)
+      if (bad !== undefined) {
+        errors.push(new LocalSyncError({ item: `acl ${key}`, message: `acl ${key}: ${bad}; skipped` }))
+        return
+      }
       upserts.push({ rule, position })
       steps.push({ kind: "acl", action: "upsert", key, status: statusOf.get(key)!, paths })
     })

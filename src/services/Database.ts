@@ -102,7 +102,7 @@ const lockDataDir = (dataDir: string) => {
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
             const pid = Number((await fs.readFile(lock, "utf8").catch(() => "")).trim())
-            if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) return false
+            if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return false
             await fs.rm(lock, { force: true }) // stale: its process is gone
           }
         }

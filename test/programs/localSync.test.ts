@@ -15,7 +15,7 @@ import {
 import { parseAgent, parseContent, parseSkill, renderAccessRules, renderAgent, renderContent, renderSkill, parseAccessRules } from "../../src/domain/formats.js"
 import type { LocalSyncResult } from "../../src/domain/model.js"
 import { parseProject, type Project } from "../../src/domain/project.js"
-import { type LocalSyncOptions, LocalSync } from "../../src/programs/localSync.js"
+import { LocalSync, type LocalSyncOptions, type LocalSyncRequirements } from "../../src/programs/localSync.js"
 import * as Repos from "../../src/services/repos/index.js"
 import { freshDatabase } from "../support/pg.js"
 
@@ -75,14 +75,10 @@ const projectCopy = () => {
   return root
 }
 
-const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSyncDeps>) =>
+const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSyncRequirements>) =>
   Effect.runPromise(
-    effect.pipe(
-      Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })),
-      Effect.scoped
-    ) as Effect.Effect<A, never, never>
+    effect.pipe(Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })))
   )
-type LocalSyncDeps = Effect.Effect.Context<ReturnType<typeof LocalSync.sync>>
 
 const sync = (url: string, services: string, options: LocalSyncOptions) => run(url, services, LocalSync.sync(options))
 

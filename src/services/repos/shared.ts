@@ -118,3 +118,11 @@ export const collect = <A>(
   }
   return { items, invalid }
 }
+
+/** Why PostgreSQL cannot store a value's text (a NUL character, a lone surrogate), or undefined when it can. */
+export const unstorable = (value: unknown): string | undefined => {
+  const json = JSON.stringify(value) ?? ""
+  if (json.includes("\\u0000")) return "contains a NUL character, which PostgreSQL text cannot store"
+  if (/\p{Cs}/u.test(json) || /\\ud[89a-f][0-9a-f]{2}/i.test(json)) return "contains an unpaired UTF-16 surrogate"
+  return undefined
+}

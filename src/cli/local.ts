@@ -1,0 +1,107 @@
+/** `agentsync local diff | sync`: the services/ tree on disk against the project database (DATABASE_URL or the embedded default). */
+import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import { CurrentConfig } from "../config.js"
+import type { LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { InvalidInput } from "../errors.js"
+import { ALL_KINDS, errorCount, type LocalDiffReport, LocalSync, type LocalSyncReport, type LocalSyncRequirements } from "../programs/localSync.js"
+import { emit, table } from "./output.js"
+import { projectConfig } from "./root.js"
+
+const kind = Options.text("kind").pipe(
+  Options.withDescription(`comma-separated kinds to sync: ${ALL_KINDS.join(",")} (default: all)`),
+  Options.optional
+)
+
+/** `--kind agents,skills` → the kinds, or a usage error naming the unknown one. */
+const parseKinds = (raw: Option.Option<string>) =>
+  Option.match(raw, {
+    onNone: () => Effect.succeed(ALL_KINDS),
+    onSome: (text) => {
+      const kinds = text
+        .split(",")
+        .map((k) => k.trim())
+        .filter((k) => k !== "")
+      const unknown = kinds.filter((k) => !(ALL_KINDS as ReadonlyArray<string>).includes(k))
+      return unknown.length > 0 || kinds.length === 0
+        ? usage(`--kind: unknown kind ${JSON.stringify(unknown[0] ?? text)}; choose from ${ALL_KINDS.join(", ")}`)
+        : Effect.succeed(kinds as ReadonlyArray<SyncKind>)
+    }
+  })
+
+/** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
+const usage = (message: string) =>
+  Effect.zipRight(Console.error(`error: ${message}`), Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))))
+
+/** Runs a local-sync program on the project's database and workspace; the embedded database stops afterwards. */
+const withProject = <A, E>(program: Effect.Effect<A, E, LocalSyncRequirements>) =>
+  Effect.flatMap(projectConfig(), (config) =>
+    program.pipe(Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))))
+  )
+
+const failOnErrors = (n: number) =>
+  n === 0
+    ? Effect.void
+    : Effect.fail(new InvalidInput({ reason: `${n} item${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "was" : "were"} skipped; the others were synced` }))
+
+const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
+
+const humanDiff = (report: LocalDiffReport) => {
+  const lines = [
+    table(
+      ["kind", "added", "modified", "removed", "unchanged", "errors"],
+      report.kinds.map((k) => [k.kind, k.counts.added, k.counts.modified, k.counts.removed, k.counts.unchanged, k.errors.length])
+    )
+  ]
+  for (const k of report.kinds) for (const c of k.changes) lines.push(`${statusMark[c.status]} ${k.kind} ${c.key}`)
+  for (const k of report.kinds) for (const e of k.errors) lines.push(`! ${e.message}`)
+  lines.push("(added: on disk only; removed: in the database only)")
+  return lines.join("\n")
+}
+
+const humanSync = (report: LocalSyncReport) => {
+  const lines = [
+    table(
+      ["kind", "direction", "synced", "skipped", "deleted", "errors"],
+      report.results.map((r) => [r.kind, r.direction, r.synced, r.skipped, r.deleted, r.errors.length])
+    )
+  ]
+  if (report.dry_run) {
+    lines.push(report.plan.length === 0 ? "dry run: nothing to do" : "dry run: the plan")
+    for (const s of report.plan) lines.push(`  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`)
+  }
+  for (const r of report.results) for (const e of r.errors) lines.push(`! ${e.message}`)
+  return lines.join("\n")
+}
+
+const diff = Command.make("diff", { kind }, ({ kind }) =>
+  Effect.gen(function* () {
+    const kinds = yield* parseKinds(kind)
+    const report = yield* withProject(LocalSync.diff(kinds))
+    yield* emit(report, () => humanDiff(report))
+    yield* failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
+  })
+).pipe(Command.withDescription("compare the services/ tree with the project database, per kind"))
+
+const toDb = Options.boolean("to-db").pipe(Options.withDescription("write the files' items into the database"))
+const toDisk = Options.boolean("to-disk").pipe(Options.withDescription("write the database's items into files"))
+const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("print the plan, write nothing anywhere"))
+const deleteOrphans = Options.boolean("delete-orphans").pipe(
+  Options.withDescription("also delete rows without a file (--to-db) or files without a row (--to-disk)")
+)
+
+const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans }, (o) =>
+  Effect.gen(function* () {
+    if (o.toDb === o.toDisk) return yield* usage("choose exactly one of --to-db or --to-disk")
+    const direction: LocalSyncDirection = o.toDb ? "ToDatabase" : "ToDisk"
+    const kinds = yield* parseKinds(o.kind)
+    const report = yield* withProject(LocalSync.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans }))
+    yield* emit(report, () => humanSync(report))
+    yield* failOnErrors(errorCount(report))
+  })
+).pipe(Command.withDescription("sync the services/ tree and the project database, one direction, in one transaction"))
+
+export const local = Command.make("local").pipe(
+  Command.withDescription("the services/ tree on disk against the project database (DATABASE_URL, or embedded under .agentsync/pgdata)"),
+  Command.withSubcommands([diff, sync])
+)

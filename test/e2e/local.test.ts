@@ -1,0 +1,183 @@
+// `agentsync local` as a user runs it: the built CLI against the real PostgreSQL (DATABASE_URL) and the embedded default.
+import { spawnSync } from "node:child_process"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed, AccessRuleKeyed } from "../../src/domain/diff.js"
+import { parseProject, type Project } from "../../src/domain/project.js"
+import { freshDatabase } from "../support/pg.js"
+
+const REPO = join(import.meta.dirname, "../..")
+const BIN = join(REPO, "dist/bin.js")
+const EXAMPLE = join(REPO, "examples/project")
+
+const temps: Array<string> = []
+const tempDir = (name: string) => {
+  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-${name}-`))
+  temps.push(d)
+  return d
+}
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+const walk = (root: string): Array<string> => {
+  const out: Array<string> = []
+  const go = (dir: string) => {
+    if (!existsSync(dir)) return
+    for (const name of readdirSync(dir)) {
+      const full = join(dir, name)
+      if (statSync(full).isDirectory()) go(full)
+      else out.push(relative(root, full).split("\\").join("/"))
+    }
+  }
+  go(root)
+  return out.sort()
+}
+const readTree = (root: string): Project => parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
+
+const newestMtime = (dir: string): number =>
+  readdirSync(dir).reduce((m, name) => {
+    const full = join(dir, name)
+    const st = statSync(full)
+    return Math.max(m, st.isDirectory() ? newestMtime(full) : st.mtimeMs)
+  }, 0)
+
+beforeAll(() => {
+  // `npm test` builds first; a lone run of this file builds when dist/ is missing or older than src/.
+  if (!existsSync(BIN) || statSync(BIN).mtimeMs < newestMtime(join(REPO, "src"))) {
+    const b = spawnSync("npm", ["run", "build"], { cwd: REPO, encoding: "utf8" })
+    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`)
+  }
+}, 120_000)
+
+/** A project: agentsync.yaml + services/, from examples/project or a small generated tree. */
+const project = () => {
+  const root = tempDir("proj")
+  if (existsSync(EXAMPLE)) cpSync(EXAMPLE, root, { recursive: true, filter: (src) => !src.includes(".agentsync") })
+  else {
+    const put = (path: string, text: string) => {
+      mkdirSync(join(root, path, ".."), { recursive: true })
+      writeFileSync(join(root, path), text)
+    }
+    put("agentsync.yaml", "services: services\n")
+    put("services/agents/a/config.yaml", "id: a\nname: a\n")
+    put("services/skills/s/config.yaml", "id: s\nname: s\n")
+    put("services/content/blog/source.yaml", "layout: directory\n")
+    put("services/content/blog/p/index.md", "---\ntitle: P\nslug: p\n---\n\nbody\n")
+    put("services/access-control/config.yaml", "rules:\n  - { entity_type: agent, entity_id: a, access: deny, roles: [x] }\n")
+  }
+  return root
+}
+
+const cli = (cwd: string, args: Array<string>, env: Record<string, string | undefined> = {}) => {
+  const merged: Record<string, string> = {}
+  for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: merged, encoding: "utf8", timeout: 90_000 })
+  if (r.error) throw r.error
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+}
+
+const sameItems = (a: Project, b: Project) => {
+  expect(diffKeyed(AgentKeyed, a.agents, b.agents).counts.unchanged).toBe(a.agents.length)
+  expect(diffKeyed(SkillKeyed, a.skills, b.skills).counts.unchanged).toBe(a.skills.length)
+  expect(diffKeyed(ContentKeyed, a.contents, b.contents).counts.unchanged).toBe(a.contents.length)
+  expect(diffKeyed(AccessRuleKeyed, a.accessRules, b.accessRules).counts.unchanged).toBe(a.accessRules.length)
+  expect(b.agents.length + b.skills.length + b.contents.length + b.accessRules.length).toBe(
+    a.agents.length + a.skills.length + a.contents.length + a.accessRules.length
+  )
+}
+
+type Report = { dry_run: boolean; results: Array<{ kind: string; synced: number; deleted: number; errors: Array<{ message: string }> }>; plan: Array<unknown> }
+const changed = (r: Report) => r.results.reduce((n, x) => n + x.synced + x.deleted, 0)
+
+describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
+  it("syncs a project to the database and back into an empty directory; no-op runs change nothing", async () => {
+    const env = { DATABASE_URL: await freshDatabase("e2e") }
+    const src = project()
+    const original = readTree(join(src, "services"))
+
+    const toDb = cli(src, ["--json", "local", "sync", "--to-db"], env)
+    expect(toDb.stderr).toBe("")
+    expect(toDb.code).toBe(0)
+    const first = JSON.parse(toDb.stdout) as Report
+    expect(changed(first)).toBe(original.agents.length + original.skills.length + original.contents.length + original.accessRules.length)
+
+    const diff = cli(src, ["--json", "local", "diff"], env)
+    expect(diff.code).toBe(0)
+    for (const k of (JSON.parse(diff.stdout) as { kinds: Array<{ changes: Array<unknown> }> }).kinds) expect(k.changes).toEqual([])
+
+    const dry = cli(src, ["local", "sync", "--to-db", "--dry-run"], env)
+    expect(dry.code).toBe(0)
+    expect(dry.stdout).toContain("dry run: nothing to do")
+
+    const out = tempDir("out")
+    const toDisk = cli(out, ["--json", "local", "sync", "--to-disk"], env)
+    expect(toDisk.code).toBe(0)
+    sameItems(original, readTree(join(out, "services")))
+    const again = JSON.parse(cli(out, ["--json", "local", "sync", "--to-disk"], env).stdout) as Report
+    expect(changed(again)).toBe(0)
+
+    // One kind only, as a human table.
+    const human = cli(out, ["local", "sync", "--to-db", "--kind", "skills,acl"], env)
+    expect(human.code).toBe(0)
+    expect(human.stdout).toMatch(/^kind\s+direction\s+synced\s+skipped\s+deleted\s+errors\nskills\s+ToDatabase\s+0\s+\d+\s+0\s+0\nacl\s+/)
+  })
+
+  it("a malformed file is reported file:line and skipped, the rest syncs, exit 1", async () => {
+    const env = { DATABASE_URL: await freshDatabase("e2e") }
+    const src = project()
+    const agents = readdirSync(join(src, "services/agents"))
+    writeFileSync(join(src, "services/agents", agents[0]!, "config.yaml"), "id: [oops\n")
+    const r = cli(src, ["--json", "local", "sync", "--to-db"], env)
+    expect(r.code).toBe(1)
+    const report = JSON.parse(r.stdout) as Report
+    const agentResult = report.results.find((x) => x.kind === "agents")!
+    expect(agentResult.synced).toBe(agents.length - 1)
+    expect(agentResult.errors[0]!.message).toMatch(new RegExp(`services/agents/${agents[0]}/config\\.yaml:\\d+: invalid YAML`))
+    expect(report.results.find((x) => x.kind === "content")!.synced).toBeGreaterThan(0)
+    expect(r.stderr).toMatch(/^error: 1 item could not be read/m)
+  })
+
+  it("a database that is down is one clear error naming host:port, never the password; bad usage exits 2", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer()
+      s.listen(0, "127.0.0.1", () => {
+        const a = s.address()
+        s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0))
+      })
+    })
+    const src = project()
+    const r = cli(src, ["local", "diff"], { DATABASE_URL: `postgres://me:Top5ecret@127.0.0.1:${port}/x` })
+    expect(r.code).toBe(1)
+    expect(r.stderr.trim().split("\n")).toHaveLength(1)
+    expect(r.stderr).toContain(`error: database: cannot connect to PostgreSQL at 127.0.0.1:${port}`)
+    expect(r.stderr + r.stdout).not.toContain("Top5ecret")
+
+    const both = cli(src, ["local", "sync", "--to-db", "--to-disk"], { DATABASE_URL: `postgres://127.0.0.1:${port}/x` })
+    expect(both.code).toBe(2)
+    expect(both.stderr).toContain("choose exactly one of --to-db or --to-disk")
+  })
+})
+
+describe("agentsync local on the embedded default (no DATABASE_URL)", () => {
+  it("keeps the database under .agentsync/pgdata, round-trips the tree, and exits by itself", () => {
+    const src = project()
+    const original = readTree(join(src, "services"))
+    const env = { DATABASE_URL: undefined }
+    const toDb = cli(src, ["--json", "local", "sync", "--to-db"], env)
+    expect(toDb.signal).toBe(null)
+    expect(toDb.code).toBe(0)
+    expect(existsSync(join(src, ".agentsync/pgdata"))).toBe(true)
+    expect(existsSync(join(src, ".agentsync/pgdata.lock"))).toBe(false)
+
+    rmSync(join(src, "services/content"), { recursive: true })
+    const back = cli(src, ["--json", "local", "sync", "--to-disk", "--kind", "content"], env)
+    expect(back.code).toBe(0)
+    expect(changed(JSON.parse(back.stdout) as Report)).toBe(original.contents.length)
+    sameItems(original, readTree(join(src, "services")))
+    expect([...readTree(join(src, "services")).sources].sort()).toEqual([...original.sources].sort())
+  }, 180_000)
+})
