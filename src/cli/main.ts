@@ -2,6 +2,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { Cause, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { local } from "./local.js"
 import { files } from "./files.js"
 import { root } from "./root.js"
 import { serve } from "./serve.js"
@@ -13,7 +14,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, skill, files, serve, tenant])
+  Command.withSubcommands([validate, local, skill, files, serve, tenant])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })
