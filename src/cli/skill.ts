@@ -129,9 +129,16 @@ const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption },
   })
 ).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
 
-const status = Command.make("status", { scope: scopeArg, offline: Options.boolean("offline").pipe(Options.withDescription("do not fetch")) }, (o) =>
+const status = Command.make(
+  "status",
+  {
+    scope: scopeArg,
+    offline: Options.boolean("offline").pipe(Options.withDescription("do not fetch")),
+    tools: Options.text("tools").pipe(Options.withDescription("comma-separated tools (default: all)"), Options.optional)
+  },
+  (o) =>
   Effect.gen(function* () {
-    const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline })
+    const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline, tools: splitTools(o.tools) })
     yield* emit(r, () => {
       const lines = r.rows.length === 0 ? ["no units"] : [table(["SOURCE", "UNIT", "TOOL", "STATE", "REASON"], r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason]))]
       for (const e of r.errors) lines.push(`error in source ${e.source}: ${e.reason}`)
@@ -162,6 +169,7 @@ const sync = Command.make(
     toRepo: Options.boolean("to-repo").pipe(Options.withDescription("only home → repo actions")),
     prefer: Options.choice("prefer", ["home", "repo"]).pipe(Options.withDescription("who wins a conflict"), Options.optional),
     delete: Options.boolean("delete").pipe(Options.withDescription("propagate a unit deleted on one side")),
+    tools: Options.text("tools").pipe(Options.withDescription("comma-separated tools to sync (default: all)"), Options.optional),
     yes: Options.boolean("yes").pipe(Options.withAlias("y"), Options.withDescription("do not ask before writing"))
   },
   (o) =>
@@ -175,6 +183,7 @@ const sync = Command.make(
         toRepo: o.toRepo,
         prefer: Option.getOrUndefined(o.prefer),
         delete: o.delete,
+        tools: splitTools(o.tools),
         confirm: interactive ? ask : undefined
       })
       yield* emit(r, () => describeReport(r))

@@ -17,6 +17,8 @@ export interface SyncOptions extends PlanOptions {
   readonly dryRun?: boolean | undefined
   /** Fetch from the remotes first (default true). */
   readonly fetch?: boolean | undefined
+  /** Only these tools (default: every tool the manifest names for a unit). */
+  readonly tools?: ReadonlyArray<string> | undefined
   /** Asked with the plan before anything is written (a prompt on a terminal); `false` leaves everything as it is. */
   readonly confirm?: ((plan: ReadonlyArray<ActionView>) => Effect.Effect<boolean>) | undefined
 }
@@ -306,7 +308,7 @@ const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     const selections = manifest.units.filter((u) => u.source === p.source.name).map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))
     const toolsFor = (name: string) => {
       const tools = new Set<string>()
-      for (const s of selections) if (s.match(name)) for (const t of s.tools) tools.add(t)
+      for (const s of selections) if (s.match(name)) for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
       return [...tools].sort()
     }
     const candidates = new Map<string, UnitLayout>()
@@ -581,11 +583,13 @@ export interface StatusRow {
   readonly reason: string
 }
 
-export const status = Effect.fn("SkillSync.status")(function* (options: { readonly scope?: string | undefined; readonly fetch?: boolean | undefined } = {}) {
+export const status = Effect.fn("SkillSync.status")(function* (
+  options: { readonly scope?: string | undefined; readonly fetch?: boolean | undefined; readonly tools?: ReadonlyArray<string> | undefined } = {}
+) {
   const store = yield* SkillStore
   const manifest = yield* store.readManifest()
   const lock = yield* store.readLock()
-  const planned = yield* buildStates(manifest, lock, { scope: options.scope, dryRun: true, fetch: options.fetch, skipPush: true })
+  const planned = yield* buildStates(manifest, lock, { scope: options.scope, dryRun: true, fetch: options.fetch, tools: options.tools, skipPush: true })
   const actions = planSync(planned.states, {})
   const commitOf = new Map(planned.prepared.map((p) => [p.source.name, p.commit]))
   const rows: Array<StatusRow> = actions.map((a) => {

@@ -212,14 +212,19 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
   if (pushing.length > 0) {
     const first = pushing[0]!
     const content = decisions[first]!.content
+    const unchanged = (t: (typeof states)[number]) => sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)
+    // Homes that moved away from their base to something else than the content going to the repo: a home against
+    // a home, which no --prefer can settle (it names a side, not a tool).
+    const rivals = states.flatMap((t, i) => (decisions[i]!.direction !== "ToRepo" && !sameSide(t.home, content) && !unchanged(t) ? [i] : []))
     const agree = pushing.every((i) => sameSide(decisions[i]!.content, content))
-    if (!agree) {
-      const names = pushing.map((i) => states[i]!.tool).join(", ")
-      for (const i of pushing) {
+    if (!agree || rivals.length > 0) {
+      const involved = [...pushing, ...rivals].sort((a, b) => a - b)
+      const names = involved.map((i) => states[i]!.tool).join(", ")
+      for (const i of involved) {
         decisions[i] = {
           direction: "Conflict",
           status: decisions[i]!.status,
-          reason: `the homes of ${names} changed differently; sync them one at a time or make them equal`,
+          reason: `the homes of ${names} changed differently; sync one tool at a time (--tools) or make them equal`,
           content: undefined,
           lock: "keep"
         }
@@ -232,16 +237,11 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
           decisions[i] = content === undefined
             ? noop("both-changed", `already matches the home of ${origin}`, "drop")
             : noop("both-changed", `already matches the home of ${origin}`, "set", content)
-        } else if (sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)) {
+        } else {
           decisions[i] = filter(
             { ...toHome(decisions[i]!.status, `the home of ${origin} changed; propagated`, content), from: { tool: origin } },
             o
           )
-        } else if (decisions[i]!.direction !== "Conflict") {
-          const why = `home changed here and in the home of ${origin}, differently`
-          decisions[i] = o.prefer === "repo"
-            ? filter({ ...toHome("both-changed", `${why}; --prefer repo`, content), from: { tool: origin } }, o)
-            : { direction: "Conflict", status: "both-changed", reason: `${why}; choose with --prefer repo or sync one tool`, content: undefined, lock: "keep" }
         }
       }
     }
