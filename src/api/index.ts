@@ -1,9 +1,11 @@
 /** The tenant API: one HttpApi definition shared by the server (src/server) and the typed client (src/services/SyncApi). */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { CloudDatabaseGroup, SyncDatabaseGroup } from "./database.js"
 import { CloudFilesGroup, SyncFilesGroup } from "./files.js"
 import { HealthGroup } from "./health.js"
 
 export * from "./common.js"
+export * from "./database.js"
 export * from "./files.js"
 export * from "./health.js"
 
@@ -12,6 +14,8 @@ export class AgentsyncApi extends HttpApi.make("agentsync")
   .add(HealthGroup)
   .add(SyncFilesGroup)
   .add(CloudFilesGroup)
+  .add(SyncDatabaseGroup)
+  .add(CloudDatabaseGroup)
   .annotate(OpenApi.Title, "agentsync tenant API")
   .annotate(OpenApi.Version, "1") {}
 

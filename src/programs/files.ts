@@ -45,6 +45,8 @@ export interface FilesReport {
   readonly files: ReadonlyArray<FileReportItem>
   readonly local_files: number
   readonly remote_files: number
+  /** Local files whose bytes were read to hash them (0 when the hash cache vouched for all). */
+  readonly files_hashed?: number
   readonly bytes_sent?: number
   readonly files_sent?: number
   readonly backup?: string
@@ -167,14 +169,14 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     { concurrency: 3 }
   )
   const plan = planFiles("push", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
-  if (dryRun) return report("push", true, remote, local.entries.length, plan)
+  if (dryRun) return report("push", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
   const set = actionsOf(plan, "upload").map((i) => i.local!)
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
     yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
-    return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0 })
+    return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
   }
   const outcome = yield* upload({
     servicesPath: config.servicesPath,
@@ -188,7 +190,8 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   return report("push", false, remote, local.entries.length, plan, {
     revision: outcome.result.revision,
     bytes_sent: outcome.bytesSent,
-    files_sent: outcome.filesSent
+    files_sent: outcome.filesSent,
+    files_hashed: local.hashed
   })
 })
 
@@ -206,14 +209,14 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     { concurrency: 3 }
   )
   const plan = planFiles("pull", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
-  if (dryRun) return report("pull", true, remote, local.entries.length, plan)
+  if (dryRun) return report("pull", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const write = actionsOf(plan, "write").map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
     yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
-    return report("pull", false, remote, local.entries.length, plan)
+    return report("pull", false, remote, local.entries.length, plan, { files_hashed: local.hashed })
   }
   const revision = remote.revision
   // The whole tree when most of it is wanted (one sequential read); else only the paths needed.
@@ -230,7 +233,10 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     progress
   })
   yield* writeBase(config.projectRoot, plan.nextBase(revision))
-  return report("pull", false, remote, local.entries.length, plan, result.backup === undefined ? {} : { backup: result.backup })
+  return report("pull", false, remote, local.entries.length, plan, {
+    files_hashed: local.hashed,
+    ...(result.backup === undefined ? {} : { backup: result.backup })
+  })
 })
 
 export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<FileSyncService, FileSyncServiceShape>() {}

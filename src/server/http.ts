@@ -2,11 +2,10 @@
 import { createServer } from "node:http"
 import { HttpApiBuilder, HttpServer, HttpServerResponse, type HttpServerRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import type { SqlClient } from "@effect/sql"
 import { Effect, Layer, Option, Stream } from "effect"
 import { AgentsyncApi, Authentication, type Caller, CurrentCaller, Forbidden, Health, IDEMPOTENCY_HEADER, OPENAPI_PATH } from "../api/index.js"
-import type { ServeError } from "@effect/platform/HttpServerError"
-import { type DatabaseError, TarballUnsafe, Unauthorized } from "../errors.js"
+import { TarballUnsafe, Unauthorized } from "../errors.js"
+import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
 
@@ -94,7 +93,7 @@ export const HealthLive = HttpApiBuilder.group(AgentsyncApi, "health", (handlers
 
 /** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
 export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
-  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive]),
+  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive, SyncDatabaseLive, CloudDatabaseLive]),
   Layer.provide(AuthenticationLive),
   Layer.provide(FileStore.Default)
 )
@@ -114,9 +113,7 @@ export interface ServeOptions {
  * The tenant server on Node's HTTP server: migrations first, then the API. Its only state is Postgres,
  * so any number of these can serve one database.
  */
-export const layer = (
-  options: ServeOptions
-): Layer.Layer<HttpServer.HttpServer, DatabaseError | ServeError, SqlClient.SqlClient> =>
+export const layer = (options: ServeOptions) =>
   HttpLive.pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port })),
     Layer.provide(Migrations.layer)

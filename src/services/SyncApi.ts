@@ -171,7 +171,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const prefix = endpoint.mode === "direct" ? SYNC_PREFIX : `${CLOUD_PREFIX}/${endpoint.tenantId}`
   const baseUrl = `${origin}${prefix}`
   const authed = http.pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token))))
-  const api = yield* HttpApiClient.makeWith(AgentsyncApi, { httpClient: authed, baseUrl: origin })
+  // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
+  // typed client only ever decodes successes.
+  const api = yield* HttpApiClient.makeWith(AgentsyncApi, { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin })
 
   /** Classifies any failure of one attempt. */
   const classify = (url: string) => (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {

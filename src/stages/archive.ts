@@ -109,7 +109,7 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
  * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, within
  * the caps. Any breach fails the whole read with TarballUnsafe; the visitor decides what to do with bytes.
  */
-export const readArchive = <E, R, E2, R2>(
+export const readArchive = <E, R, E2 = never, R2 = never>(
   source: Stream.Stream<Uint8Array, E, R>,
   visitor: ArchiveVisitor<E2, R2>,
   caps: ArchiveCaps = defaultCaps

@@ -1,0 +1,215 @@
+/** The tenant server's database sync: each tenant's copy of users/skills/contexts in a schema of its own, exported and imported as NDJSON. */
+import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
+import { AgentsyncApi } from "../api/index.js"
+import { type Caller, CurrentCaller, Forbidden } from "../api/common.js"
+import { DatabaseInfo, ImportResult, NDJSON, PartialImportWire } from "../api/database.js"
+import {
+  decodeExportLine,
+  EXPORT_VERSION,
+  ExportChecker,
+  type ExportProblem,
+  type RowOf,
+  SYNC_TABLES,
+  type SyncTable
+} from "../domain/dbExport.js"
+import { ApiError, InvalidInput } from "../errors.js"
+import { countRows, type DbLocation, type ExportSource, tableRows } from "../stages/dbExport.js"
+import { importSource } from "../stages/dbImport.js"
+
+/**
+ * Server migration: a function that gives a tenant its schema (`t_` + 24 hex digits of md5(tenant id)) holding
+ * the synced tables with the project's definitions, created on first use under an advisory lock. One schema per
+ * tenant keeps the import and export SQL identical to the project database's, and scopes every row by tenant.
+ */
+export const tenantDatabaseMigration = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(`
+CREATE FUNCTION agentsync_tenant_db(tenant text) RETURNS text LANGUAGE plpgsql AS $fn$
+DECLARE s text := 't_' || left(md5(tenant), 24);
+BEGIN
+  IF to_regclass(format('%I.user_contexts', s)) IS NULL THEN
+    PERFORM pg_advisory_xact_lock(hashtext(s));
+    EXECUTE format($ddl$
+      CREATE SCHEMA IF NOT EXISTS %1$I;
+      CREATE TABLE IF NOT EXISTS %1$I.users (
+        id text PRIMARY KEY, name text NOT NULL UNIQUE, email text NOT NULL UNIQUE, display_name text NOT NULL DEFAULT '',
+        roles text[] NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE IF NOT EXISTS %1$I.user_sessions (
+        id text PRIMARY KEY, user_id text NOT NULL REFERENCES %1$I.users(id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE IF NOT EXISTS %1$I.user_contexts (
+        id text PRIMARY KEY, user_id text NOT NULL REFERENCES %1$I.users(id) ON DELETE CASCADE,
+        session_id text REFERENCES %1$I.user_sessions(id) ON DELETE SET NULL, name text NOT NULL,
+        data jsonb NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+      CREATE TABLE IF NOT EXISTS %1$I.skills (
+        id text PRIMARY KEY, name text NOT NULL, description text NOT NULL, enabled boolean NOT NULL, tags text[] NOT NULL,
+        category text NOT NULL, assigned_agents text[] NOT NULL, instructions text NOT NULL, version_hash text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+    $ddl$, s);
+  END IF;
+  RETURN s;
+END
+$fn$;
+`)
+})
+
+/** The schema of a tenant's tables, created on first use. */
+const tenantSchema = (sql: SqlClient.SqlClient, tenantId: string) =>
+  sql.unsafe<{ schema: string }>("SELECT agentsync_tenant_db($1) AS schema", [tenantId]).pipe(
+    Effect.map(([row]) => row!.schema),
+    Effect.mapError((e) => new ApiError({ status: 500, reason: `tenant database: ${e.message}` }))
+  )
+
+const serverError = (e: { readonly message: string }) => new ApiError({ status: 500, reason: e.message })
+
+const encoder = new TextEncoder()
+
+/** A table as NDJSON: header, rows, and an end line with the row count. */
+const exportBody = (loc: DbLocation, table: SyncTable): Stream.Stream<Uint8Array, ApiError> => {
+  let rows = 0
+  const header = JSON.stringify({ kind: "header", version: EXPORT_VERSION, exported_at: new Date().toISOString() })
+  return Stream.make(`${header}\n`).pipe(
+    Stream.concat(
+      tableRows(loc, table).pipe(
+        Stream.map((batch) => {
+          rows += batch.length
+          let text = ""
+          for (const row of batch) text += `${JSON.stringify({ kind: table, row })}\n`
+          return text
+        }),
+        Stream.mapError(serverError)
+      )
+    ),
+    Stream.concat(Stream.suspend(() => Stream.make(`${JSON.stringify({ kind: "end", rows })}\n`))),
+    Stream.map((s) => encoder.encode(s))
+  )
+}
+
+const MAX_LISTED = 50
+
+const describeProblems = (problems: ReadonlyArray<ExportProblem>) => {
+  const listed = problems
+    .slice(0, MAX_LISTED)
+    .map((p) => `${p.line === undefined ? "" : `line ${p.line} `}(${p.table}${p.id === undefined ? "" : ` ${p.id}`}): ${p.reason}`)
+  const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : ""
+  return `malformed export body, nothing imported: ${listed.join("; ")}${more}`
+}
+
+/**
+ * Reads and validates a whole import body before anything is written: every line must decode, rows come in
+ * foreign-key order with unique ids (and unique user names and emails), and the end line's count must match.
+ */
+const readBody = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function* () {
+    const rows: { [T in SyncTable]: Array<RowOf[T]> } = { users: [], skills: [], contexts: [] }
+    const checker = new ExportChecker()
+    const problems: Array<ExportProblem> = checker.problems
+    let lineNo = 0
+    let header = false
+    let end: number | undefined
+    let order = 0
+    yield* request.stream.pipe(
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.runForEach((text) =>
+        Effect.sync(() => {
+          lineNo++
+          if (text.trim() === "") return
+          const decoded = decodeExportLine(text)
+          if (!decoded.ok) {
+            const table = SYNC_TABLES.find((t) => t === decoded.table) ?? "header"
+            problems.push({ table, id: decoded.id, line: lineNo, reason: decoded.reason })
+            return
+          }
+          const line = decoded.line
+          if (line.kind === "header") {
+            if (lineNo !== 1) problems.push({ table: "header", id: undefined, line: lineNo, reason: "header must be the first line" })
+            header = true
+            return
+          }
+          if (line.kind === "end") {
+            end = line.rows
+            return
+          }
+          const index = SYNC_TABLES.indexOf(line.kind)
+          if (index < order) problems.push({ table: line.kind, id: line.row.id, line: lineNo, reason: "rows must come as users, then skills, then contexts" })
+          order = Math.max(order, index)
+          checker.add(line.kind, line.row, lineNo)
+          ;(rows[line.kind] as Array<RowOf[typeof line.kind]>).push(line.row)
+        })
+      ),
+      Effect.mapError((e) => new InvalidInput({ reason: `import body could not be read: ${e.message}` }))
+    )
+    const count = rows.users.length + rows.skills.length + rows.contexts.length
+    if (!header) problems.unshift({ table: "header", id: undefined, line: 1, reason: "missing header line" })
+    if (end !== undefined && end !== count) problems.push({ table: "header", id: undefined, line: lineNo, reason: `end line says ${end} rows, body has ${count}` })
+    if (problems.length > 0) return yield* new InvalidInput({ reason: describeProblems(problems) })
+    return rows
+  })
+
+/** Rows held in memory as an export source. */
+export const memorySource = (rows: { readonly [T in SyncTable]: ReadonlyArray<RowOf[T]> }, batch = 5000): ExportSource => ({
+  counts: Effect.succeed({ users: rows.users.length, skills: rows.skills.length, contexts: rows.contexts.length }),
+  rows: (table) => Stream.fromIterable(rows[table]).pipe(Stream.grouped(batch), Stream.map(Chunk.toReadonlyArray))
+})
+
+const ops = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const exposed = yield* Config.option(Config.redacted("AGENTSYNC_SERVE_DATABASE_URL")).pipe(Effect.orElseSucceed(() => Option.none()))
+  const location = (caller: Caller) => Effect.map(tenantSchema(sql, caller.tenantId), (schema): DbLocation => ({ sql, schema }))
+  return {
+    info: (caller: Caller) =>
+      Effect.gen(function* () {
+        const loc = yield* location(caller)
+        const counts = yield* countRows(loc).pipe(Effect.mapError(serverError))
+        return new DatabaseInfo({ url: Option.getOrNull(exposed) as Redacted.Redacted<string> | null, schema: loc.schema!, counts })
+      }),
+    export: (caller: Caller, table: SyncTable) =>
+      Effect.map(location(caller), (loc) => HttpServerResponse.stream(exportBody(loc, table), { contentType: NDJSON })),
+    import: (caller: Caller, request: HttpServerRequest.HttpServerRequest, dryRun: boolean) =>
+      Effect.gen(function* () {
+        const rows = yield* readBody(request)
+        const loc = yield* location(caller)
+        const report = yield* importSource(loc, memorySource(rows), { dryRun }).pipe(
+          Effect.catchTags({
+            PartialImport: (e) => Effect.fail(new PartialImportWire({ completed: e.completed, total: e.total, reason: e.reason })),
+            Database: serverError
+          })
+        )
+        return new ImportResult(report)
+      })
+  }
+})
+
+const sameTenant = (tenantId: string) =>
+  Effect.filterOrFail(
+    CurrentCaller,
+    (c) => c.tenantId === tenantId,
+    () => new Forbidden({ reason: "this token belongs to another tenant" })
+  )
+
+const dryRunOf = (params: { readonly dry_run?: "true" | "false" | undefined }) => params.dry_run === "true"
+
+export const SyncDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "database", (handlers) =>
+  Effect.map(ops, (o) =>
+    handlers
+      .handle("info", () => Effect.flatMap(CurrentCaller, o.info))
+      .handleRaw("export", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table)))
+      .handleRaw("import", ({ request, urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.import(c, request, dryRunOf(urlParams))))
+  )
+)
+
+export const CloudDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "cloudDatabase", (handlers) =>
+  Effect.map(ops, (o) =>
+    handlers
+      .handle("info", ({ path }) => Effect.flatMap(sameTenant(path.tenantId), o.info))
+      .handleRaw("export", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => o.export(c, urlParams.table)))
+      .handleRaw("import", ({ path, request, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => o.import(c, request, dryRunOf(urlParams)))
+      )
+  )
+)
+
+

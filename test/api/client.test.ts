@@ -1,0 +1,149 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+import { Duration, Effect, Either, Option, Redacted, Stream } from "effect"
+import { afterEach, describe, expect, it } from "vitest"
+import { CurrentConfig, SyncConfig } from "../../src/config.js"
+import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
+import { run, runEither } from "../server/support.js"
+
+const manifestBody = JSON.stringify({ revision: null, entries: [], checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" })
+
+const servers: Array<Server> = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))))
+})
+
+/** A loopback server answering from a script of handlers, one per request (the last repeats). */
+const scripted = async (...script: Array<(req: IncomingMessage, res: ServerResponse) => void>) => {
+  const seen: Array<{ url: string; key: string | undefined; auth: string | undefined; at: number }> = []
+  const server = createServer((req, res) => {
+    seen.push({ url: req.url ?? "", key: req.headers["idempotency-key"] as string | undefined, auth: req.headers.authorization, at: Date.now() })
+    req.resume()
+    req.on("end", () => script[Math.min(seen.length - 1, script.length - 1)]!(req, res))
+  })
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return { url, seen }
+}
+
+const status = (code: number, headers: Record<string, string> = {}, body = "") => (_: IncomingMessage, res: ServerResponse) => {
+  res.writeHead(code, { "content-type": "application/json", ...headers })
+  res.end(body)
+}
+const ok = status(200, {}, manifestBody)
+const opts = (url: string, extra: Partial<SyncApiOptions> = {}): SyncApiOptions => ({
+  endpoint: { mode: "direct", origin: url },
+  token: Redacted.make("ast_0000000000000000_secret"),
+  retry: { maxRetries: 3, base: "10 millis", factor: 2, cap: "100 millis" },
+  ...extra
+})
+
+describe("SyncApiClient retries", () => {
+  it("retries 408/429/502/503/504 and then succeeds, sending the bearer token", async () => {
+    const s = await scripted(status(503), status(502), status(429), ok)
+    const m = await run(opts(s.url), (c) => c.manifest())
+    expect(m.revision).toBeNull()
+    expect(s.seen.length).toBe(4)
+    expect(s.seen[0]!.auth).toBe("Bearer ast_0000000000000000_secret")
+    expect(s.seen[0]!.url).toBe("/api/v1/sync/files/manifest")
+  })
+
+  it("does not retry other failures: 500, 400, 401, 409 are answered at once", async () => {
+    for (const [code, tag] of [
+      [500, "ApiError"],
+      [400, "InvalidInput"],
+      [401, "Unauthorized"],
+      [409, "Conflict"]
+    ] as const) {
+      const s = await scripted(status(code, {}, JSON.stringify({ _tag: "X", reason: `because ${code}` })), ok)
+      const r = await runEither(opts(s.url), (c) => c.manifest())
+      expect(Either.isLeft(r) && r.left._tag).toBe(tag)
+      expect(Either.isLeft(r) && r.left.message).toContain(`because ${code}`)
+      expect(s.seen.length).toBe(1)
+    }
+  })
+
+  it("honours Retry-After, even above the backoff", async () => {
+    const s = await scripted(status(503, { "retry-after": "1" }), ok)
+    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "5 seconds" } }), (c) => c.manifest())
+    expect(s.seen[1]!.at - s.seen[0]!.at).toBeGreaterThanOrEqual(950)
+  })
+
+  it("caps every wait, Retry-After included", async () => {
+    const s = await scripted(status(503, { "retry-after": "30" }), ok)
+    const started = Date.now()
+    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "200 millis" } }), (c) => c.manifest())
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  it("gives up on a dead server with one clear error after the configured attempts", async () => {
+    const s = await scripted(ok)
+    const dead = s.url
+    await new Promise((r) => servers.pop()!.close(r))
+    const r = await runEither(opts(dead, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "50 millis" } }), (c) => c.manifest())
+    expect(Either.isLeft(r)).toBe(true)
+    if (Either.isLeft(r)) {
+      expect(r.left._tag).toBe("ApiError")
+      expect(r.left.message).toMatch(/server unreachable \(gave up after 3 attempts/)
+      expect(r.left.message).toContain(dead)
+      expect(r.left.message).not.toContain("secret")
+    }
+  })
+
+  it("times out a silent server and retries it", async () => {
+    const s = await scripted(() => {}, ok)
+    const m = await run(opts(s.url, { timeout: "200 millis" }), (c) => c.manifest())
+    expect(m.entries).toEqual([])
+    expect(s.seen.length).toBe(2)
+  })
+
+  it("retries an upload with the same idempotency key, re-creating its body", async () => {
+    const result = JSON.stringify({ revision: "r1", parent: null, created: true, files: 1, received: 1 })
+    const s = await scripted(status(504), status(200, {}, result))
+    let bodies = 0
+    const r = await run(opts(s.url), (c) =>
+      c.upload(() => {
+        bodies++
+        return Stream.make(new Uint8Array([1, 2, 3]))
+      }, "key-1")
+    )
+    expect(r.revision).toBe("r1")
+    expect(bodies).toBe(2)
+    expect(s.seen.map((x) => x.key)).toEqual(["key-1", "key-1"])
+  })
+
+  it("reads Retry-After as seconds or as an HTTP date", () => {
+    expect(Option.map(parseRetryAfter("3"), Duration.toMillis)).toEqual(Option.some(3000))
+    const now = Date.parse("2026-01-01T00:00:00Z")
+    expect(Option.map(parseRetryAfter("Thu, 01 Jan 2026 00:00:05 GMT", now), Duration.toMillis)).toEqual(Option.some(5000))
+    expect(parseRetryAfter("soon")).toEqual(Option.none())
+  })
+})
+
+describe("SyncApiClient configuration", () => {
+  const config = (fields: Partial<ConstructorParameters<typeof SyncConfig>[0]>) =>
+    new SyncConfig({ projectRoot: "/p", servicesPath: "/p/services", ...fields })
+  const resolve = (c: SyncConfig) => Effect.runPromise(Effect.either(Effect.provideService(Effect.flatMap(CurrentConfig, optionsFromConfig), CurrentConfig, c)))
+
+  it("chooses direct mode from a direct URL, relay mode from an API URL and tenant id", async () => {
+    const token = Redacted.make("t")
+    const d = await resolve(config({ directUrl: "http://h:1/", token }))
+    expect(Either.isRight(d) && d.right.endpoint).toEqual({ mode: "direct", origin: "http://h:1" })
+    const r = await resolve(config({ apiUrl: "https://api.example", tenantId: "acme-1", token }))
+    expect(Either.isRight(r) && r.right.endpoint).toEqual({ mode: "relay", api: "https://api.example", tenantId: "acme-1" })
+  })
+
+  it("names what is missing: token, URL, tenant id; refuses odd URLs", async () => {
+    const token = Redacted.make("t")
+    const key = async (c: SyncConfig) => {
+      const r = await resolve(c)
+      return Either.isLeft(r) ? r.left.key : undefined
+    }
+    expect(await key(config({ directUrl: "http://h" }))).toBe("AGENTSYNC_TOKEN")
+    expect(await key(config({ token }))).toBe("AGENTSYNC_DIRECT_URL")
+    expect(await key(config({ apiUrl: "http://h", token }))).toBe("AGENTSYNC_TENANT_ID")
+    expect(await key(config({ directUrl: "-oProxyCommand=x", token }))).toBe("AGENTSYNC_DIRECT_URL")
+    expect(await key(config({ apiUrl: "http://h", tenantId: "../x", token }))).toBe("AGENTSYNC_TENANT_ID")
+  })
+})

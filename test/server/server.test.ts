@@ -1,0 +1,173 @@
+import { randomUUID } from "node:crypto"
+import pg from "pg"
+import { Effect, Either, Redacted, Stream } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { manifestChecksum } from "../../src/domain/hash.js"
+import { FileEntry } from "../../src/domain/model.js"
+import type { SyncApiOptions } from "../../src/services/SyncApi.js"
+import { readArchive } from "../../src/stages/archive.js"
+import { hostileCases, record, sha, tarGz } from "../stages/hostile.js"
+import { freshDatabase } from "../support/pg.js"
+import { fastRetry, run, runEither, startServer, uploadArchive } from "./support.js"
+
+let dbUrl: string
+let a: Awaited<ReturnType<typeof startServer>>
+let b: Awaited<ReturnType<typeof startServer>>
+let acme: { tenantId: string; token: Redacted.Redacted<string> }
+let globex: { tenantId: string; token: Redacted.Redacted<string> }
+
+const direct = (url: string, token: Redacted.Redacted<string>): SyncApiOptions => ({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry })
+const relay = (url: string, tenantId: string, token: Redacted.Redacted<string>): SyncApiOptions => ({
+  endpoint: { mode: "relay", api: url, tenantId },
+  token,
+  retry: fastRetry
+})
+
+const readFiles = (stream: Stream.Stream<Uint8Array, unknown>) => {
+  const files = new Map<string, string>()
+  return readArchive(stream, {
+    file: (path) => {
+      const chunks: Array<Uint8Array> = []
+      return { write: (c) => void chunks.push(c), end: () => void files.set(path, Buffer.concat(chunks).toString()) }
+    }
+  }).pipe(Effect.as(files))
+}
+
+beforeAll(async () => {
+  dbUrl = await freshDatabase("srv")
+  a = await startServer(dbUrl)
+  // A second server process on the same database: all state is in Postgres.
+  b = await startServer(dbUrl)
+  acme = await a.createTenant("Acme Corp")
+  globex = await b.createTenant("Globex")
+})
+afterAll(async () => {
+  await a?.stop()
+  await b?.stop()
+})
+
+describe("tenant server", () => {
+  it("serves health and its OpenAPI document with both URL families", async () => {
+    const health = await fetch(`${a.url}/api/v1/health`).then((r) => r.json())
+    expect(health).toMatchObject({ ok: true })
+    const doc = (await fetch(`${a.url}/api/v1/openapi.json`).then((r) => r.json())) as { paths: Record<string, unknown> }
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(["/api/v1/sync/files/manifest", "/api/v1/sync/files", "/api/v1/cloud/tenants/{tenantId}/files/manifest"])
+    )
+  })
+
+  it("keeps only a hash of each token", async () => {
+    const client = new pg.Client({ connectionString: dbUrl })
+    await client.connect()
+    const { rows } = await client.query("select encode(secret_sha256, 'hex') as h, id from tokens")
+    await client.end()
+    expect(rows.length).toBeGreaterThanOrEqual(2)
+    const raw = Redacted.value(acme.token)
+    for (const r of rows) expect(raw.includes(r.h)).toBe(false)
+  })
+
+  it("answers 401 to a missing or wrong token and 403 to another tenant's token, with no data", async () => {
+    const none = await fetch(`${a.url}/api/v1/sync/files/manifest`)
+    expect(none.status).toBe(401)
+    const wrong = await runEither(direct(a.url, Redacted.make(`${Redacted.value(acme.token).slice(0, -4)}AAAA`)), (c) => c.manifest())
+    expect(Either.isLeft(wrong) && wrong.left._tag).toBe("Unauthorized")
+    const other = await fetch(`${a.url}/api/v1/cloud/tenants/${acme.tenantId}/files/manifest`, {
+      headers: { authorization: `Bearer ${Redacted.value(globex.token)}` }
+    })
+    expect(other.status).toBe(403)
+    expect(JSON.stringify(await other.json())).not.toContain("entries")
+    const viaClient = await runEither(relay(a.url, acme.tenantId, globex.token), (c) => c.manifest())
+    expect(Either.isLeft(viaClient) && viaClient.left._tag).toBe("Unauthorized")
+    expect(Either.isLeft(viaClient) && viaClient.left.message).toContain("403")
+  })
+
+  it("commits revisions, serves them by both URL families and both servers, and downloads full or selected", async () => {
+    const empty = await run(direct(a.url, acme.token), (c) => c.manifest())
+    expect(empty.revision).toBeNull()
+    const r1 = await run(direct(a.url, acme.token), (c) =>
+      c.upload(uploadArchive(null, [], { "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n" }), randomUUID())
+    )
+    expect(r1).toMatchObject({ parent: null, created: true, files: 2, received: 2 })
+    const viaB = await run(relay(b.url, acme.tenantId, acme.token), (c) => c.manifest())
+    expect(viaB.revision).toBe(r1.revision)
+    expect(viaB.entries.map((e) => e.path)).toEqual(["agents/a/config.yaml", "skills/s/SKILL.md"])
+    const r2 = await run(relay(b.url, acme.tenantId, acme.token), (c) =>
+      c.upload(uploadArchive(r1.revision, viaB.entries, { "agents/a/config.yaml": "id: a2\n" }, ["skills/s/SKILL.md"]), randomUUID())
+    )
+    expect(r2).toMatchObject({ parent: r1.revision, files: 1 })
+    const all = await run(direct(a.url, acme.token), (c) => Effect.flatMap(c.download(r1.revision), readFiles))
+    expect(Object.fromEntries(all)).toEqual({ "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n" })
+    const some = await run(direct(b.url, acme.token), (c) => Effect.flatMap(c.download(r2.revision, ["agents/a/config.yaml"]), readFiles))
+    expect(Object.fromEntries(some)).toEqual({ "agents/a/config.yaml": "id: a2\n" })
+    const revisions = await run(direct(a.url, acme.token), (c) => c.revisions())
+    expect(revisions.map((r) => r.id)).toEqual([r2.revision, r1.revision])
+    expect(revisions[0]).toMatchObject({ parent: r1.revision, author: "test" })
+    // The other tenant sees none of it.
+    expect((await run(direct(a.url, globex.token), (c) => c.manifest())).revision).toBeNull()
+  })
+
+  it("moves the head only from the current base: of two pushes from one base, one wins and one is a Conflict", async () => {
+    const t = await a.createTenant("race")
+    const base = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "0" }), randomUUID()))
+    const head = await run(direct(a.url, t.token), (c) => c.manifest())
+    const results = await Promise.all(
+      [a, b].map((s, i) =>
+        runEither(direct(s.url, t.token), (c) => c.upload(uploadArchive(base.revision, head.entries, { "config/x.yaml": `from ${i}` }), randomUUID()))
+      )
+    )
+    const wins = results.filter(Either.isRight)
+    const losses = results.filter(Either.isLeft)
+    expect(wins.length).toBe(1)
+    expect(losses.map((l) => l.left._tag)).toEqual(["Conflict"])
+    const after = await run(direct(b.url, t.token), (c) => c.manifest())
+    expect(after.revision).toBe(wins[0]!.right.revision)
+  })
+
+  it("creates one revision for a retried upload with the same idempotency key", async () => {
+    const t = await a.createTenant("idem")
+    const key = randomUUID()
+    const first = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key))
+    const again = await run(direct(b.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key))
+    expect(again.revision).toBe(first.revision)
+    expect(again.created).toBe(false)
+    expect((await run(direct(a.url, t.token), (c) => c.revisions())).length).toBe(1)
+  })
+
+  it("rejects hostile uploads whole (422) and leaves the head where it was", async () => {
+    const t = await a.createTenant("hostile")
+    const r = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID()))
+    for (const h of hostileCases()) {
+      if (h.name === "hash mismatch") continue
+      const res = await runEither(direct(a.url, t.token), (c) => c.upload(() => Stream.make(h.archive), randomUUID()))
+      expect(Either.isLeft(res) && res.left._tag, h.name).toBe("TarballUnsafe")
+    }
+    // A file whose bytes do not match the header's hash (same size, other content).
+    const manifest = await run(direct(a.url, t.token), (c) => c.manifest())
+    const declared = new FileEntry({ path: "config/y.yaml", size: 1, sha256: sha("2") })
+    const header = new UploadHeader({ base: r.revision, author: "liar", set: [declared], delete: [], checksum: manifestChecksum([...manifest.entries, declared]) })
+    const liar = tarGz(record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))), record({ path: "config/y.yaml" }, Buffer.from("3")))
+    const res = await runEither(direct(a.url, t.token), (c) => c.upload(() => Stream.make(liar), randomUUID()))
+    expect(Either.isLeft(res) && res.left.message).toMatch(/does not match its declared sha256/)
+    // Without the lie the same upload goes through: the rejection was the hash, nothing else.
+    const honest = tarGz(record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))), record({ path: "config/y.yaml" }, Buffer.from("2")))
+    const ok = await run(direct(a.url, t.token), (c) => c.upload(() => Stream.make(honest), randomUUID()))
+    expect(ok.parent).toBe(r.revision)
+    await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(ok.revision, [...manifest.entries, declared], { "config/x.yaml": "1" }, ["config/y.yaml"]), randomUUID()))
+    const revisions = await run(direct(a.url, t.token), (c) => c.revisions())
+    // Only the honest uploads made revisions: r, ok and the last one.
+    expect(revisions.length).toBe(3)
+  })
+
+  it("never lets a tenant reference content it has not uploaded", async () => {
+    const owner = await a.createTenant("owner")
+    await run(direct(a.url, owner.token), (c) => c.upload(uploadArchive(null, [], { "config/secret.yaml": "s3cret" }), randomUUID()))
+    const thief = await a.createTenant("thief")
+    // Claims the owner's file by hash without sending its bytes.
+    const res = await runEither(direct(a.url, thief.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/secret.yaml": "s3cret" }, [], false), randomUUID())
+    )
+    expect(Either.isLeft(res) && res.left._tag).toBe("InvalidInput")
+    expect(Either.isLeft(res) && res.left.message).toMatch(/no content received/)
+  })
+})

@@ -1,0 +1,247 @@
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { gunzipSync } from "node:zlib"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
+import { FileEntry } from "../../src/domain/model.js"
+import { TarballUnsafe } from "../../src/errors.js"
+import { apply } from "../../src/stages/apply.js"
+import { checkEntryPath, readArchive } from "../../src/stages/archive.js"
+import { bundle } from "../../src/stages/bundle.js"
+import { claimedEntry, hostileCases, record, sha, tarGz } from "./hostile.js"
+
+const streamOf = (b: Uint8Array) => Stream.fromIterable([b.subarray(0, Math.floor(b.length / 3)), b.subarray(Math.floor(b.length / 3))])
+const collect = <E>(s: Stream.Stream<Uint8Array, E>) =>
+  Stream.runCollect(s).pipe(Effect.map((c) => Buffer.concat(Chunk.toReadonlyArray(c))))
+
+/** Reads an archive, accepting every entry, and returns the files it held. */
+const readAll = (archive: Uint8Array) => {
+  const files = new Map<string, Buffer>()
+  return readArchive(streamOf(archive), {
+    file: (path) => {
+      const chunks: Array<Uint8Array> = []
+      return { write: (c) => void chunks.push(c), end: () => void files.set(path, Buffer.concat(chunks)) }
+    }
+  }).pipe(Effect.as(files))
+}
+
+const tempTree = async (files: Record<string, string>) => {
+  const root = await fs.mkdtemp(nodePath.join(os.tmpdir(), "agentsync-archive-"))
+  for (const [p, text] of Object.entries(files)) {
+    const full = nodePath.join(root, "services", p)
+    await fs.mkdir(nodePath.dirname(full), { recursive: true })
+    await fs.writeFile(full, text)
+  }
+  return root
+}
+
+/** Every file under a folder with its bytes: the whole state a failed apply must leave alone. */
+const snapshot = async (dir: string): Promise<Record<string, string>> => {
+  const out: Record<string, string> = {}
+  const walk = async (d: string, rel: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) await walk(nodePath.join(d, e.name), r)
+      else out[r] = (await fs.readFile(nodePath.join(d, e.name))).toString("base64")
+    }
+  }
+  await walk(dir, "")
+  return out
+}
+
+describe("archive", () => {
+  it.effect("bundles reproducibly: the same files give the same bytes, and read back to the same contents", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n".repeat(100) }))
+      const services = nodePath.join(root, "services")
+      const entries = [
+        new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: a\n") }),
+        new FileEntry({ path: "skills/s/SKILL.md", size: 400, sha256: sha("# s\n".repeat(100)) })
+      ]
+      const one = yield* collect(bundle({ servicesPath: services, files: entries }))
+      const two = yield* collect(bundle({ servicesPath: services, files: entries }))
+      expect(one.equals(two)).toBe(true)
+      // A later mtime does not change the archive: the header carries a fixed one.
+      yield* Effect.promise(() => fs.utimes(nodePath.join(services, "agents/a/config.yaml"), new Date(), new Date(2030, 1, 1)))
+      const three = yield* collect(bundle({ servicesPath: services, files: entries }))
+      expect(three.equals(one)).toBe(true)
+      const files = yield* readAll(one)
+      expect([...files.keys()]).toEqual(entries.map((e) => e.path))
+      expect(files.get("skills/s/SKILL.md")?.toString()).toBe("# s\n".repeat(100))
+    })
+  )
+
+  it.effect("refuses to bundle a file that changed after it was hashed", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
+      const entry = new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: b\n") })
+      const result = yield* Effect.either(collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [entry] })))
+      expect(Either.isLeft(result) && result.left._tag).toBe("Io")
+    })
+  )
+
+  it.effect("writes a pax header for long paths and reads it back", () =>
+    Effect.gen(function* () {
+      const long = `content/blog/${"x".repeat(180)}/index.md`
+      const root = yield* Effect.promise(() => tempTree({ [long]: "hello" }))
+      const archive = yield* collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [new FileEntry({ path: long, size: 5, sha256: sha("hello") })] }))
+      const files = yield* readAll(archive)
+      expect(files.get(long)?.toString()).toBe("hello")
+    })
+  )
+
+  for (const c of hostileCases()) {
+    if (c.name === "hash mismatch") continue // a well-formed archive: only apply, which knows the manifest, can reject it
+    it.effect(`rejects an archive with ${c.name}`, () =>
+      Effect.gen(function* () {
+        const result = yield* Effect.either(readAll(c.archive))
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result)) expect(result.left).toBeInstanceOf(TarballUnsafe)
+      })
+    )
+  }
+
+  it.effect("names the decompression ratio when that is what was exceeded", () =>
+    Effect.gen(function* () {
+      const bomb = hostileCases().find((c) => c.name === "huge decompression ratio")!
+      const result = yield* Effect.either(readAll(bomb.archive))
+      expect(Either.isLeft(result) && result.left.message).toMatch(/ratio/)
+    })
+  )
+
+  it.effect("rejects duplicate entries, FIFOs and entry counts over the cap", () =>
+    Effect.gen(function* () {
+      const dup = tarGz(record({ path: "a/x" }, Buffer.from("1")), record({ path: "a/x" }, Buffer.from("2")))
+      expect(Either.isLeft(yield* Effect.either(readAll(dup)))).toBe(true)
+      const fifo = tarGz(record({ path: "a/x", type: "FIFO" }))
+      expect(Either.isLeft(yield* Effect.either(readAll(fifo)))).toBe(true)
+      const many = tarGz(...Array.from({ length: 5 }, (_, i) => record({ path: `a/${i}` }, Buffer.from("x"))))
+      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, {
+        maxEntries: 3,
+        maxFileBytes: 100,
+        maxTotalBytes: 1000,
+        maxRatio: 100,
+        ratioSlackBytes: 1 << 20
+      })
+      expect(Either.isLeft(yield* Effect.either(capped))).toBe(true)
+    })
+  )
+
+  it("checkEntryPath accepts exactly the relative paths that stay inside the root", () => {
+    const segment = FastCheck.constantFrom("a", "b.md", "..", ".", "", "c d", "-x")
+    FastCheck.assert(
+      FastCheck.property(FastCheck.array(segment, { minLength: 1, maxLength: 5 }), FastCheck.boolean(), (segments, absolute) => {
+        const raw = `${absolute ? "/" : ""}${segments.join("/")}`
+        let accepted: string | undefined
+        try {
+          accepted = checkEntryPath(raw)
+        } catch (e) {
+          expect(e).toBeInstanceOf(TarballUnsafe)
+        }
+        if (accepted !== undefined && accepted !== "") {
+          // Whatever is accepted resolves inside the root.
+          const resolved = nodePath.posix.resolve("/root", accepted)
+          expect(resolved.startsWith("/root/")).toBe(true)
+          expect(accepted.split("/")).not.toContain("..")
+        }
+        if (absolute && segments.some((s) => s !== "" && s !== ".")) expect(accepted === undefined || accepted === "").toBe(true)
+      })
+    )
+  })
+})
+
+describe("apply", () => {
+  for (const c of hostileCases()) {
+    it.effect(`leaves the tree byte-identical when the archive has ${c.name}`, () =>
+      Effect.gen(function* () {
+        const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "name: good\n", "skills/s/SKILL.md": "keep" }))
+        const services = nodePath.join(root, "services")
+        const before = yield* Effect.promise(() => snapshot(services))
+        const result = yield* Effect.either(
+          apply({ projectRoot: root, servicesPath: services, archive: streamOf(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
+        )
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result)) expect(result.left._tag).toBe("TarballUnsafe")
+        expect(yield* Effect.promise(() => snapshot(services))).toEqual(before)
+        // Nothing escaped the root and no staging folder is left behind.
+        const state = yield* Effect.promise(() => fs.readdir(nodePath.join(root, ".agentsync")).catch(() => []))
+        expect(state.filter((n) => n.startsWith("staging-"))).toEqual([])
+        expect(yield* Effect.promise(() => fs.access(nodePath.join(root, "escape.txt")).then(() => true, () => false))).toBe(false)
+      })
+    )
+  }
+
+  it.effect("swaps verified files in, deletes with a backup, and rejects a missing file", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "name: old\n", "skills/s/SKILL.md": "gone" }))
+      const services = nodePath.join(root, "services")
+      const good = tarGz(record({ path: "agents/a/config.yaml" }, Buffer.from("name: evil\n")))
+      const result = yield* apply({
+        projectRoot: root,
+        servicesPath: services,
+        archive: streamOf(good),
+        write: [new FileEntry(claimedEntry)],
+        delete: ["skills/s/SKILL.md"]
+      })
+      expect(result.written).toBe(1)
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(services, "agents/a/config.yaml"), "utf8"))).toBe("name: evil\n")
+      expect(yield* Effect.promise(() => fs.access(nodePath.join(services, "skills")).then(() => true, () => false))).toBe(false)
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "agents/a/config.yaml"), "utf8"))).toBe("name: old\n")
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "skills/s/SKILL.md"), "utf8"))).toBe("gone")
+      const missing = yield* Effect.either(
+        apply({
+          projectRoot: root,
+          servicesPath: services,
+          archive: streamOf(good),
+          write: [new FileEntry(claimedEntry), new FileEntry({ path: "agents/b/config.yaml", size: 1, sha256: sha("x") })],
+          delete: []
+        })
+      )
+      expect(Either.isLeft(missing) && missing.left.message).toMatch(/missing/)
+    })
+  )
+
+  it.effect("finishes a swap that a killed pull left half done", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "old a", "agents/b/config.yaml": "old b" }))
+      const services = nodePath.join(root, "services")
+      const state = nodePath.join(root, ".agentsync")
+      const staging = nodePath.join(state, "staging-x")
+      const backup = nodePath.join(state, "backups", "x")
+      // The state a kill between the two renames leaves: a moved in, b still staged.
+      yield* Effect.promise(async () => {
+        await fs.mkdir(nodePath.join(staging, "agents/b"), { recursive: true })
+        await fs.writeFile(nodePath.join(staging, "agents/b/config.yaml"), "new b")
+        await fs.mkdir(nodePath.join(backup, "agents/a"), { recursive: true })
+        await fs.rename(nodePath.join(services, "agents/a/config.yaml"), nodePath.join(backup, "agents/a/config.yaml"))
+        await fs.writeFile(nodePath.join(services, "agents/a/config.yaml"), "new a")
+        await fs.writeFile(
+          nodePath.join(state, "pull-journal.json"),
+          JSON.stringify({ staging, backup, servicesPath: services, write: ["agents/a/config.yaml", "agents/b/config.yaml"], delete: [] })
+        )
+      })
+      const { recoverPull } = yield* Effect.promise(() => import("../../src/stages/apply.js"))
+      expect(yield* recoverPull(root)).toBe(true)
+      const tree = yield* Effect.promise(() => snapshot(services))
+      expect(Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]))).toEqual({
+        "agents/a/config.yaml": "new a",
+        "agents/b/config.yaml": "new b"
+      })
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(backup, "agents/b/config.yaml"), "utf8"))).toBe("old b")
+      expect(yield* recoverPull(root)).toBe(false)
+    })
+  )
+})
+
+describe("gzip output", () => {
+  it.effect("is a valid gzip stream ending in two zero blocks", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
+      const archive = yield* collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: a\n") })] }))
+      const raw = gunzipSync(archive)
+      expect(raw.length % 512).toBe(0)
+      expect(raw.subarray(raw.length - 1024).every((b) => b === 0)).toBe(true)
+    })
+  )
+})

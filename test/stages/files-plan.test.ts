@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest"
+import { FastCheck } from "effect"
+import { FileEntry } from "../../src/domain/model.js"
+import { planFiles, type SyncBase } from "../../src/stages/diff.js"
+
+const hex = (c: string) => c.repeat(64)
+const paths = ["agents/a/config.yaml", "agents/b/config.yaml", "skills/s/SKILL.md", "content/blog/x.md", "config/app.yaml"]
+/** A small tree: some of the paths, each with one of three contents. */
+const tree = FastCheck.dictionary(FastCheck.constantFrom(...paths), FastCheck.constantFrom("a", "b", "c"), { maxKeys: 5 })
+const entries = (t: Record<string, string>) => Object.entries(t).map(([path, c]) => new FileEntry({ path, size: 1, sha256: hex(c) }))
+const baseOf = (t: Record<string, string>): SyncBase => ({ revision: "r", files: new Map(Object.entries(t).map(([p, c]) => [p, hex(c)])) })
+const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, e.sha256]))
+
+describe("planFiles (three-way)", () => {
+  it("a push from an unchanged remote reproduces the local tree there, with no conflict", () => {
+    FastCheck.assert(
+      FastCheck.property(tree, tree, (local, remote) => {
+        const plan = planFiles("push", entries(local), entries(remote), baseOf(remote), { delete: true, force: false })
+        expect(plan.conflicts).toEqual([])
+        const result = new Map(entries(remote).map((e) => [e.path, e]))
+        for (const i of plan.items) {
+          if (i.action === "upload") result.set(i.path, i.local!)
+          if (i.action === "delete-remote") result.delete(i.path)
+        }
+        expect(asRecord(result.values())).toEqual(asRecord(entries(local)))
+        expect([...plan.nextBase("n").files.entries()].sort()).toEqual(Object.entries(asRecord(entries(local))).sort())
+      })
+    )
+  })
+
+  it("a pull onto an unchanged local tree reproduces the remote tree, with no conflict", () => {
+    FastCheck.assert(
+      FastCheck.property(tree, tree, (local, remote) => {
+        const plan = planFiles("pull", entries(local), entries(remote), baseOf(local), { delete: true, force: false })
+        expect(plan.conflicts).toEqual([])
+        const result = new Map(entries(local).map((e) => [e.path, e]))
+        for (const i of plan.items) {
+          if (i.action === "write") result.set(i.path, i.remote!)
+          if (i.action === "delete-local") result.delete(i.path)
+        }
+        expect(asRecord(result.values())).toEqual(asRecord(entries(remote)))
+      })
+    )
+  })
+
+  it("never pushes a path that changed only remotely, and never pulls one that changed only locally", () => {
+    FastCheck.assert(
+      FastCheck.property(tree, tree, tree, FastCheck.boolean(), (local, remote, base, del) => {
+        for (const direction of ["push", "pull"] as const) {
+          const plan = planFiles(direction, entries(local), entries(remote), baseOf(base), { delete: del, force: false })
+          for (const i of plan.items) {
+            const mine = direction === "push" ? local[i.path] : remote[i.path]
+            const theirs = direction === "push" ? remote[i.path] : local[i.path]
+            const acts = i.action === "upload" || i.action === "write" || i.action === "delete-remote" || i.action === "delete-local"
+            if (acts) expect(mine).not.toBe(base[i.path])
+            // Both changed (and differ) is a conflict, never a silent overwrite.
+            if (mine !== theirs && mine !== base[i.path] && theirs !== base[i.path]) expect(i.action).toBe("conflict")
+          }
+        }
+      })
+    )
+  })
+
+  it("carries deletions only with delete", () => {
+    const plan = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), { delete: false, force: false })
+    expect(plan.items.map((i) => i.action)).toEqual(["skip"])
+    expect(plan.nextBase("r").files.get("config/app.yaml")).toBe(hex("a"))
+    const withDelete = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), { delete: true, force: false })
+    expect(withDelete.items.map((i) => i.action)).toEqual(["delete-remote"])
+    expect(withDelete.nextBase("r").files.has("config/app.yaml")).toBe(false)
+  })
+
+  it("with no recorded base, differing contents conflict unless forced, and the forced side wins", () => {
+    const local = entries({ "config/app.yaml": "a" })
+    const remote = entries({ "config/app.yaml": "b" })
+    const empty: SyncBase = { revision: null, files: new Map() }
+    expect(planFiles("pull", local, remote, empty, { delete: false, force: false }).conflicts).toEqual(["config/app.yaml"])
+    const forced = planFiles("pull", local, remote, empty, { delete: false, force: true })
+    expect(forced.items.map((i) => i.action)).toEqual(["write"])
+  })
+})
