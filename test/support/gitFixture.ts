@@ -1,0 +1,99 @@
+/** Real git fixtures for skill tests: a bare repository as the remote and a working clone that plays "upstream". */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+
+/** Isolates git from the machine's configuration (identity, hooks, credential helpers) for this test process. */
+export const isolateGit = (root: string) => {
+  const empty = nodePath.join(root, "empty-gitconfig")
+  fs.writeFileSync(empty, "")
+  process.env["GIT_CONFIG_GLOBAL"] = empty
+  process.env["GIT_CONFIG_NOSYSTEM"] = "1"
+  process.env["HOME"] = nodePath.join(root, "home")
+  fs.mkdirSync(process.env["HOME"], { recursive: true })
+}
+
+export const tempRoot = (prefix: string) => fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), `agentsync-${prefix}-`)))
+
+const ID = ["-c", "user.name=Upstream", "-c", "user.email=upstream@example.com"]
+
+export const git = (cwd: string, ...args: Array<string>) =>
+  execFileSync("git", [...ID, ...args], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
+
+export interface Upstream {
+  readonly bare: string
+  readonly work: string
+  /** Writes (string) or deletes (null) files in the upstream clone, commits and pushes; returns the commit. */
+  readonly commit: (files: Record<string, string | null>, message?: string) => string
+  readonly read: (path: string) => string | undefined
+  readonly log: () => ReadonlyArray<string>
+}
+
+/** A bare repository with an initial commit of `files` on `main`. */
+export const makeUpstream = (root: string, files: Record<string, string>, name = "remote"): Upstream => {
+  const bare = nodePath.join(root, `${name}.git`)
+  const work = nodePath.join(root, `${name}-work`)
+  execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare])
+  execFileSync("git", ["clone", "-q", bare, work], { stdio: "ignore" })
+  git(work, "checkout", "-q", "-b", "main")
+  const commit = (changes: Record<string, string | null>, message = "upstream change") => {
+    git(work, "pull", "-q", "--ff-only", "origin", "main").toString()
+    for (const [p, content] of Object.entries(changes)) {
+      const abs = nodePath.join(work, p)
+      if (content === null) fs.rmSync(abs, { force: true })
+      else {
+        fs.mkdirSync(nodePath.dirname(abs), { recursive: true })
+        fs.writeFileSync(abs, content)
+      }
+    }
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", message)
+    git(work, "push", "-q", "origin", "main")
+    return git(work, "rev-parse", "HEAD")
+  }
+  // The first commit has no branch to pull yet.
+  for (const [p, content] of Object.entries(files)) {
+    fs.mkdirSync(nodePath.dirname(nodePath.join(work, p)), { recursive: true })
+    fs.writeFileSync(nodePath.join(work, p), content)
+  }
+  git(work, "add", "-A")
+  git(work, "commit", "-q", "-m", "initial")
+  git(work, "push", "-q", "-u", "origin", "main")
+  return {
+    bare,
+    work,
+    commit,
+    read: (p) => {
+      try {
+        return execFileSync("git", ["--git-dir", bare, "show", `main:${p}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      } catch {
+        return undefined
+      }
+    },
+    log: () => execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "main"], { encoding: "utf8" }).trim().split("\n")
+  }
+}
+
+/** A tree of files under `dir`, as relative path → content, for comparisons. */
+export const readTree = (dir: string): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const walk = (d: string, rel: string) => {
+    if (!fs.existsSync(d)) return
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) walk(nodePath.join(d, e.name), r)
+      else out[r] = fs.readFileSync(nodePath.join(d, e.name), "utf8")
+    }
+  }
+  walk(dir, "")
+  return out
+}
+
+export const SAMPLE: Record<string, string> = {
+  "README.md": "# team skills\n",
+  "skills/pdf/SKILL.md": "---\nname: pdf\n---\nFill PDF forms.\n",
+  "skills/pdf/scripts/fill.py": "print('fill')\n",
+  "agents/reviewer.md": "You review code.\n",
+  "commands/ship.md": "Ship it.\n"
+}
