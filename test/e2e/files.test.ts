@@ -1,0 +1,236 @@
+// `agentsync files` as a user runs it: the built CLI against `agentsync serve` on loopback over the real PostgreSQL.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createServer, type Server } from "node:http"
+import type { AddressInfo } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { manifestChecksum } from "../../src/domain/hash.js"
+import { makeMembership } from "../../src/domain/membership.js"
+import { claimedEntry, hostileCases } from "../stages/hostile.js"
+import { agentsync, BIN, REPO } from "../support/cli.js"
+import { freshDatabase } from "../support/pg.js"
+
+const EXAMPLE = join(REPO, "examples/project/services")
+const temps: Array<string> = []
+const children: Array<ChildProcess> = []
+const tempDir = (name: string) => {
+  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-files-${name}-`))
+  temps.push(d)
+  return d
+}
+
+/** Every file under services/ that file sync carries, with its bytes. */
+const memberTree = (root: string): Record<string, string> => {
+  const member = makeMembership()
+  const out: Record<string, string> = {}
+  const go = (dir: string, rel: string) => {
+    if (!existsSync(dir)) return
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) go(join(dir, e.name), r)
+      else if (member.includes(r)) out[r] = readFileSync(join(dir, e.name)).toString("base64")
+    }
+  }
+  go(join(root, "services"), "")
+  return out
+}
+/** Every file under services/, members or not: what a rejected pull must leave byte-identical. */
+const wholeTree = (root: string): Record<string, string> => {
+  const out: Record<string, string> = {}
+  const go = (dir: string, rel: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const r = rel === "" ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) go(join(dir, e.name), r)
+      else out[r] = readFileSync(join(dir, e.name)).toString("base64")
+    }
+  }
+  go(join(root, "services"), "")
+  return out
+}
+
+/** Starts `agentsync serve --port 0` and resolves to its URL once it listens. */
+const serve = (env: Record<string, string>, cwd: string) =>
+  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    children.push(child)
+    let err = ""
+    child.stderr!.on("data", (d) => {
+      err += d
+      const m = /listening on (http:\/\/\S+)/.exec(err)
+      if (m) resolve({ url: m[1]!, child })
+    })
+    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
+  })
+
+let databaseUrl: string
+let one: string
+let two: string
+let tenant: { tenant_id: string; token: string }
+let other: { tenant_id: string; token: string }
+
+const project = (name: string, withExample = false) => {
+  const root = tempDir(name)
+  mkdirSync(join(root, "services"), { recursive: true })
+  if (withExample) cpSync(EXAMPLE, join(root, "services"), { recursive: true })
+  return root
+}
+const files = (root: string, args: ReadonlyArray<string>, url = one, token = tenant.token, extra: Record<string, string> = {}) =>
+  agentsync(["--json", "files", ...args], { cwd: root, env: { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: token, ...extra } })
+
+beforeAll(async () => {
+  if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+  databaseUrl = await freshDatabase("e2efiles")
+  const admin = tempDir("admin")
+  const created = await agentsync(["--json", "tenant", "create", "Acme"], { cwd: admin, env: { DATABASE_URL: databaseUrl } })
+  expect(created.code, created.stderr).toBe(0)
+  tenant = JSON.parse(created.stdout)
+  other = JSON.parse((await agentsync(["--json", "tenant", "create", "Globex"], { cwd: admin, env: { DATABASE_URL: databaseUrl } })).stdout)
+  // Two server processes on one database.
+  const [a, b] = await Promise.all([serve({ DATABASE_URL: databaseUrl }, admin), serve({ DATABASE_URL: databaseUrl }, admin)])
+  one = a.url
+  two = b.url
+}, 120_000)
+
+afterAll(() => {
+  for (const c of children) c.kill("SIGTERM")
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+describe("agentsync files (e2e)", () => {
+  it("tenant create prints the id and a token once; the server keeps neither in plain text on stdout again", () => {
+    expect(tenant.tenant_id).toMatch(/^acme-[0-9a-f]{8}$/)
+    expect(tenant.token).toMatch(/^ast_/)
+    expect(other.tenant_id).not.toBe(tenant.tenant_id)
+  })
+
+  it("push, edit, push, pull into a fresh directory gives an identical tree, through either server", async () => {
+    const a = project("a", true)
+    const diff = await files(a, ["diff"])
+    expect(diff.code, diff.stderr).toBe(0)
+    const plan = JSON.parse(diff.stdout)
+    const count = Object.keys(memberTree(a)).length
+    expect(plan.counts).toEqual({ added: count, modified: 0, removed: 0, unchanged: 0 })
+    expect(plan.files[0]).toMatchObject({ status: "Added" })
+
+    const dry = await files(a, ["push", "--dry-run"])
+    expect(JSON.parse(dry.stdout).dry_run).toBe(true)
+    expect(existsSync(join(a, ".agentsync"))).toBe(false)
+
+    const first = await files(a, ["push"])
+    expect(first.code, first.stderr).toBe(0)
+    expect(JSON.parse(first.stdout).files_sent).toBe(count)
+
+    const agent = readdirSync(join(a, "services/agents"))[0]!
+    writeFileSync(join(a, "services/agents", agent, "system_prompt.md"), "An edited prompt.\n")
+    const second = JSON.parse((await files(a, ["push"], two)).stdout)
+    expect(second.files).toEqual([expect.objectContaining({ path: `agents/${agent}/system_prompt.md`, status: "Modified", action: "upload" })])
+    expect(second.files_sent).toBe(1)
+
+    const b = project("b")
+    const pulled = await files(b, ["pull"], one)
+    expect(pulled.code, pulled.stderr).toBe(0)
+    expect(memberTree(b)).toEqual(memberTree(a))
+    const c = project("c")
+    expect((await files(c, ["pull"], two)).code).toBe(0)
+    expect(memberTree(c)).toEqual(memberTree(a))
+    const again = JSON.parse((await files(c, ["diff"], one)).stdout)
+    expect(again.counts.unchanged).toBe(count)
+  })
+
+  it("answers a wrong token with 401 and another tenant's token with 403, and prints no data", async () => {
+    const p = project("auth", true)
+    const wrong = await files(p, ["diff"], one, `${tenant.token.slice(0, -3)}xyz`)
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/unauthorized: .*401/)
+    expect(wrong.stdout).toBe("")
+    const relay = await agentsync(["--json", "files", "pull"], {
+      cwd: p,
+      env: { AGENTSYNC_API_URL: one, AGENTSYNC_TENANT_ID: tenant.tenant_id, AGENTSYNC_TOKEN: other.token }
+    })
+    expect(relay.code).toBe(1)
+    expect(relay.stderr).toMatch(/403/)
+    expect(relay.stdout).toBe("")
+    expect(relay.stderr).not.toContain(other.token)
+    const own = await agentsync(["--json", "files", "diff"], {
+      cwd: p,
+      env: { AGENTSYNC_API_URL: one, AGENTSYNC_TENANT_ID: other.tenant_id, AGENTSYNC_TOKEN: other.token }
+    })
+    expect(own.code, own.stderr).toBe(0)
+  })
+
+  it("retries a dead server, then fails with one clear error", async () => {
+    const p = project("dead", true)
+    const port = await new Promise<number>((r) => {
+      const s = createServer()
+      s.listen(0, "127.0.0.1", () => {
+        const { port } = s.address() as AddressInfo
+        s.close(() => r(port))
+      })
+    })
+    const started = Date.now()
+    const res = await files(p, ["push"], `http://127.0.0.1:${port}`, tenant.token, { AGENTSYNC_RETRY_BASE_MS: "50", AGENTSYNC_RETRY_MAX: "3" })
+    expect(res.code).toBe(1)
+    const errors = res.stderr.split("\n").filter((l) => l.startsWith("error:"))
+    expect(errors.length).toBe(1)
+    expect(errors[0]).toMatch(/server unreachable \(gave up after 4 attempts: .*ECONNREFUSED/)
+    expect(Date.now() - started).toBeGreaterThan(150)
+    expect(res.stderr).not.toContain(tenant.token)
+  })
+
+  it("of two clients pushing from the same base, one wins and the other gets Conflict (exit 3), nothing lost", async () => {
+    const t = JSON.parse((await agentsync(["--json", "tenant", "create", "Race"], { cwd: tempDir("race"), env: { DATABASE_URL: databaseUrl } })).stdout)
+    const a = project("race-a", true)
+    expect((await files(a, ["push"], one, t.token)).code).toBe(0)
+    const b = project("race-b")
+    expect((await files(b, ["pull"], two, t.token)).code).toBe(0)
+    writeFileSync(join(a, "services/config/app.yaml"), "from: a\n")
+    writeFileSync(join(b, "services/config/app.yaml"), "from: b\n")
+    const [ra, rb] = await Promise.all([files(a, ["push"], one, t.token), files(b, ["push"], two, t.token)])
+    expect([ra.code, rb.code].sort()).toEqual([0, 3])
+    const loser = ra.code === 3 ? ra : rb
+    expect(loser.stderr).toMatch(/conflict/)
+    const winner = ra.code === 0 ? "a" : "b"
+    const fresh = project("race-c")
+    await files(fresh, ["pull"], one, t.token)
+    expect(readFileSync(join(fresh, "services/config/app.yaml"), "utf8")).toBe(`from: ${winner}\n`)
+    // The loser's edit is still on its disk.
+    expect(readFileSync(join(ra.code === 3 ? a : b, "services/config/app.yaml"), "utf8")).toBe(`from: ${ra.code === 3 ? "a" : "b"}\n`)
+  })
+
+  describe("a hostile server", () => {
+    let hostile: Server
+    let url: string
+    let archive: Buffer = Buffer.alloc(0)
+    beforeAll(async () => {
+      hostile = createServer((req, res) => {
+        if (req.url?.startsWith("/api/v1/sync/files/manifest")) {
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({ revision: "r-evil", entries: [claimedEntry], checksum: manifestChecksum([claimedEntry]) }))
+        } else {
+          res.writeHead(200, { "content-type": "application/gzip" })
+          res.end(archive)
+        }
+      })
+      await new Promise<void>((r) => hostile.listen(0, "127.0.0.1", r))
+      url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`
+    })
+    afterAll(() => new Promise((r) => hostile.close(r)))
+
+    for (const c of hostileCases()) {
+      it(`rejects a download with ${c.name} and leaves the local tree byte-identical`, async () => {
+        archive = c.archive
+        const p = project(`hostile-${c.name.replace(/\W+/g, "-")}`, true)
+        writeFileSync(join(p, "services/agents/a.txt"), "not a member, still untouched")
+        const before = wholeTree(p)
+        const res = await files(p, ["pull", "--force", "--delete"], url)
+        expect(res.code, res.stdout).toBe(1)
+        expect(res.stderr).toMatch(/unsafe tarball/)
+        expect(wholeTree(p)).toEqual(before)
+        expect(existsSync(join(p, "escape.txt"))).toBe(false)
+        expect(readdirSync(join(p, ".agentsync")).filter((n) => n.startsWith("staging-"))).toEqual([])
+      })
+    }
+  })
+})
