@@ -22,3 +22,15 @@ export {
   type PlanStep,
   SkillsLocalSync
 } from "./programs/localSync.js"
+export * as Api from "./api/index.js"
+export { SyncApiClient, type SyncApiClientShape, type SyncEndpoint, type RetryPolicy } from "./services/SyncApi.js"
+export * as SyncApi from "./services/SyncApi.js"
+export { FileSyncService, type FilesOptions, type FilesReport } from "./programs/files.js"
+export * as FileSync from "./programs/files.js"
+export * as Archive from "./stages/archive.js"
+export * as BundleStage from "./stages/bundle.js"
+export * as FilesDiffStage from "./stages/diff.js"
+export * as UploadStage from "./stages/upload.js"
+export * as ApplyStage from "./stages/apply.js"
+export * as TenantServer from "./server/http.js"
+export { FileStore } from "./server/FileStore.js"
