@@ -4,9 +4,11 @@ import { Cause, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { local } from "./local.js"
 import { files } from "./files.js"
+import { db } from "./db.js"
 import { root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
+import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
 import { validate } from "./validate.js"
 
@@ -14,7 +16,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, skill, files, serve, tenant])
+  Command.withSubcommands([validate, local, skill, files, serve, tenant, db, sync])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

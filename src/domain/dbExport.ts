@@ -141,13 +141,34 @@ export const ExportHeader = Schema.Struct({
   counts: Schema.optional(Schema.Struct({ users: Schema.NonNegativeInt, skills: Schema.NonNegativeInt, contexts: Schema.NonNegativeInt }))
 })
 export type ExportHeader = typeof ExportHeader.Type
+/** The last line of a streamed table or body: how many rows came, so a truncated stream is never taken as complete. */
+export const ExportEnd = Schema.Struct({ kind: Schema.Literal("end"), rows: Schema.NonNegativeInt })
 export const ExportLine = Schema.Union(
   ExportHeader,
+  ExportEnd,
   Schema.Struct({ kind: Schema.Literal("users"), row: UserExport }),
   Schema.Struct({ kind: Schema.Literal("skills"), row: SkillExport }),
   Schema.Struct({ kind: Schema.Literal("contexts"), row: ContextExport })
 )
 export type ExportLine = typeof ExportLine.Type
+
+/** One NDJSON line decoded, or why not (with the row's id when one can be read). */
+export const decodeExportLine = (
+  text: string
+): { readonly ok: true; readonly line: ExportLine } | { readonly ok: false; readonly id: string | undefined; readonly table: string | undefined; readonly reason: string } => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (e) {
+    return { ok: false, id: undefined, table: undefined, reason: `not JSON: ${(e as Error).message}` }
+  }
+  const decoded = Schema.decodeUnknownEither(ExportLine, { errors: "all", onExcessProperty: "error" })(value)
+  if (decoded._tag === "Right") return { ok: true, line: decoded.right }
+  const v = value as { kind?: unknown; row?: { id?: unknown } } | null
+  const id = typeof v?.row?.id === "string" ? v.row.id : undefined
+  const table = typeof v?.kind === "string" ? v.kind : undefined
+  return { ok: false, id, table, reason: decoded.left.message.replace(/\s+/g, " ").slice(0, 500) }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Row comparison: every column but created_at (which an import never overwrites), timestamps by instant.

@@ -1,0 +1,88 @@
+/** SyncService.syncAll: files then database, each operation reported with its SyncOpState, one failure never hiding the others. */
+import { Effect, Layer } from "effect"
+import { CurrentConfig, type SyncConfig, type SyncDirection } from "../config.js"
+import type { SyncOpState } from "../domain/model.js"
+import { type SyncError, MissingConfig } from "../errors.js"
+import { type DbSyncResult, DatabaseSyncService } from "./dbSync.js"
+import { FileSyncService, type FilesReport, layer as fileSyncLayer } from "./files.js"
+import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
+
+export type SyncOperation = "files" | "database"
+
+export interface SyncOpResult {
+  readonly operation: SyncOperation
+  readonly state: SyncOpState
+  /** The operation's own report when it ran to the end. */
+  readonly report?: FilesReport | DbSyncResult | undefined
+}
+
+export interface SyncAllResult {
+  readonly direction: SyncDirection
+  readonly dry_run: boolean
+  /** Every operation Completed. */
+  readonly ok: boolean
+  readonly operations: ReadonlyArray<SyncOpResult>
+  /** The errors behind the operations that did not complete, in order (not part of the JSON output). */
+  readonly errors: ReadonlyArray<SyncError>
+}
+
+export interface SyncAllOptions {
+  readonly direction?: SyncDirection | undefined
+  readonly dryRun?: boolean | undefined
+}
+
+/** What an operation's outcome is as a state: missing configuration is NotStarted, a partial import Partial. */
+const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, run: Effect.Effect<A, SyncError>) =>
+  run.pipe(
+    Effect.map((report) => ({ result: { operation, state: { _tag: "Completed" } as SyncOpState, report } satisfies SyncOpResult, error: undefined })),
+    Effect.catchAll((error) => {
+      const state: SyncOpState =
+        error._tag === "MissingConfig"
+          ? { _tag: "NotStarted", reason: error.message }
+          : error._tag === "PartialImport"
+            ? { _tag: "Partial", completed: error.completed, total: error.total }
+            : { _tag: "Failed", error: error.message }
+      return Effect.succeed({ result: { operation, state } satisfies SyncOpResult, error })
+    })
+  )
+
+const filesOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
+  const layer = fileSyncLayer.pipe(Layer.provide(syncApiLayer), Layer.provide(Layer.succeed(CurrentConfig, config)))
+  return Effect.flatMap(FileSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(Effect.provide(layer))
+}
+
+const databaseOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
+  const layer = DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
+  return Effect.flatMap(DatabaseSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(Effect.provide(layer))
+}
+
+/** The reference crate's façade: every sync operation of a project in one call. */
+export class SyncService extends Effect.Service<SyncService>()("agentsync/SyncService", {
+  effect: Effect.gen(function* () {
+    const config = yield* CurrentConfig
+    const syncAll = Effect.fn("SyncService.syncAll")(function* (options: SyncAllOptions = {}) {
+      const direction = options.direction ?? config.direction
+      const dryRun = options.dryRun ?? config.dryRun
+      const files = yield* settle("files", filesOperation(config, direction, dryRun))
+      const database = yield* settle("database", databaseOperation(config, direction, dryRun))
+      const settled = [files, database]
+      const errors = settled.flatMap((s) => (s.error === undefined ? [] : [s.error]))
+      const result: SyncAllResult = {
+        direction,
+        dry_run: dryRun,
+        ok: settled.every((s) => s.result.state._tag === "Completed"),
+        operations: settled.map((s): SyncOpResult => s.result),
+        errors
+      }
+      return result
+    })
+    return { syncAll } as const
+  })
+}) {}
+
+/** The error that decides the exit code of a run that did not complete everything: a conflict first (exit 3). */
+export const decisiveError = (result: SyncAllResult): SyncError | undefined =>
+  result.errors.find((e) => e._tag === "Conflict") ??
+  result.errors.find((e) => e._tag !== "MissingConfig") ??
+  result.errors[0] ??
+  (result.ok ? undefined : new MissingConfig({ key: "sync", reason: "not every operation completed" }))

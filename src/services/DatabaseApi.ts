@@ -1,0 +1,143 @@
+/** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { CLOUD_PREFIX, DatabaseInfo, DatabaseRoutes, ImportResult, NDJSON, SYNC_PREFIX } from "../api/index.js"
+import { decodeExportLine, EXPORT_VERSION, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"
+import { ApiError, type DatabaseError, InvalidInput, PartialImport, Unauthorized } from "../errors.js"
+import type { ExportSource } from "../stages/dbExport.js"
+import type { ImportOptions, ImportReport } from "../stages/dbImport.js"
+import type { SyncApiOptions } from "./SyncApi.js"
+
+export type DatabaseApiError = ApiError | Unauthorized | InvalidInput | PartialImport
+
+const WireError = Schema.Struct({
+  _tag: Schema.optional(Schema.String),
+  reason: Schema.optional(Schema.String),
+  message: Schema.optional(Schema.String),
+  completed: Schema.optional(Schema.Number),
+  total: Schema.optional(Schema.Number)
+})
+
+/** A failure status and its body as one of the error family. */
+const failure = (url: string, status: number, body: string): DatabaseApiError => {
+  const wire = Option.getOrUndefined(Schema.decodeUnknownOption(Schema.parseJson(WireError))(body))
+  const reason = wire?.reason ?? wire?.message ?? (body.trim().slice(0, 300) || `HTTP ${status}`)
+  if (status === 401 || status === 403) return new Unauthorized({ reason: `${reason} (${status} from ${url})` })
+  if (status === 400) return new InvalidInput({ reason: `rejected by the server: ${reason}` })
+  if (wire?._tag === "PartialImport" && wire.completed !== undefined && wire.total !== undefined) {
+    return new PartialImport({ completed: wire.completed, total: wire.total, reason: `on the server: ${reason}` })
+  }
+  return new ApiError({ status, reason, url })
+}
+
+const transport = (url: string) => (e: { readonly message: string }) => new ApiError({ status: 0, reason: `request failed: ${e.message}`, url })
+
+export interface DatabaseApiClient {
+  readonly baseUrl: string
+  readonly info: Effect.Effect<DatabaseInfo, DatabaseApiError>
+  readonly source: ExportSource<DatabaseApiError>
+  readonly importFrom: <E>(source: ExportSource<E>, options: ImportOptions) => Effect.Effect<ImportReport, DatabaseApiError | E | DatabaseError>
+}
+
+/** A client for the endpoint and token of `options` over an HttpClient. */
+export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncApiOptions, "endpoint" | "token">) {
+  const http = (yield* HttpClient.HttpClient).pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token))))
+  const endpoint = options.endpoint
+  const baseUrl =
+    endpoint.mode === "direct" ? `${endpoint.origin}${SYNC_PREFIX}` : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
+
+  const send = (url: string, request: HttpClientRequest.HttpClientRequest) =>
+    http.execute(request).pipe(
+      Effect.mapError(transport(url)),
+      Effect.flatMap((response: HttpClientResponse.HttpClientResponse) =>
+        response.status >= 200 && response.status < 300
+          ? Effect.succeed(response)
+          : response.text.pipe(
+              Effect.orElseSucceed(() => ""),
+              Effect.flatMap((body) => Effect.fail(failure(url, response.status, body)))
+            )
+      )
+    )
+
+  const info = Effect.gen(function* () {
+    const url = `${baseUrl}${DatabaseRoutes.info}`
+    const response = yield* send(url, HttpClientRequest.get(url))
+    const body = yield* Effect.mapError(response.json, transport(url))
+    return yield* Schema.decodeUnknown(DatabaseInfo)(body).pipe(
+      Effect.mapError((e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message}`, url }))
+    )
+  }).pipe(Effect.scoped, Effect.withSpan("DatabaseApi.info"))
+
+  /** One table's NDJSON, decoded and checked line by line; a stream cut short (no end line) is an error. */
+  const exportTable = <T extends SyncTable>(table: T): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseApiError> => {
+    const url = `${baseUrl}${DatabaseRoutes.export}?table=${table}`
+    let lineNo = 0
+    let seen = 0
+    let ended = false
+    const bad = (reason: string) => new ApiError({ status: 200, reason: `malformed export, line ${lineNo}: ${reason}`, url })
+    return Stream.unwrapScoped(Effect.map(send(url, HttpClientRequest.get(url)), (r) => r.stream)).pipe(
+      Stream.mapError((e) => (e._tag === "ResponseError" ? transport(url)(e) : e)),
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.filterMapEffect((text): Option.Option<Effect.Effect<RowOf[T], ApiError>> => {
+        lineNo++
+        if (text === "") return Option.none()
+        const decoded = decodeExportLine(text)
+        if (!decoded.ok) return Option.some(Effect.fail(bad(decoded.reason)))
+        const line = decoded.line
+        if (line.kind === "header") return Option.none()
+        if (line.kind === "end") {
+          ended = true
+          return line.rows === seen ? Option.none() : Option.some(Effect.fail(bad(`end line says ${line.rows} rows, got ${seen}`)))
+        }
+        if (line.kind !== table) return Option.some(Effect.fail(bad(`a ${line.kind} row in the ${table} export`)))
+        seen++
+        return Option.some(Effect.succeed(line.row as RowOf[T]))
+      }),
+      Stream.concat(Stream.suspend(() => (ended ? Stream.empty : Stream.fail(new ApiError({ status: 200, reason: "export ended early (no end line)", url }))))),
+      Stream.grouped(2000),
+      Stream.map(Chunk.toReadonlyArray)
+    )
+  }
+
+  const source: ExportSource<DatabaseApiError> = {
+    counts: Effect.map(info, (i) => ({ ...i.counts })),
+    rows: exportTable
+  }
+
+  const encoder = new TextEncoder()
+
+  /** Streams a source as one NDJSON body: header, users, skills, contexts, end line. */
+  const body = <E>(from: ExportSource<E>): Stream.Stream<Uint8Array, E | DatabaseError> => {
+    let rows = 0
+    const header = JSON.stringify({ kind: "header", version: EXPORT_VERSION, exported_at: new Date().toISOString() })
+    return Stream.make(`${header}\n`).pipe(
+      Stream.concat(
+        Stream.flatMap(Stream.fromIterable(SYNC_TABLES), (table) =>
+          Stream.map(from.rows(table), (batch) => {
+            rows += batch.length
+            let text = ""
+            for (const row of batch) text += `${JSON.stringify({ kind: table, row })}\n`
+            return text
+          })
+        )
+      ),
+      Stream.concat(Stream.suspend(() => Stream.make(`${JSON.stringify({ kind: "end", rows })}\n`))),
+      Stream.map((s) => encoder.encode(s))
+    )
+  }
+
+  const importFrom = <E>(from: ExportSource<E>, opts: ImportOptions) => {
+    const url = `${baseUrl}${DatabaseRoutes.import}?dry_run=${opts.dryRun}`
+    return Effect.gen(function* () {
+      const response = yield* send(url, HttpClientRequest.post(url).pipe(HttpClientRequest.bodyStream(body(from), { contentType: NDJSON })))
+      const json = yield* Effect.mapError(response.json, transport(url))
+      const result = yield* Schema.decodeUnknown(ImportResult)(json).pipe(
+        Effect.mapError((e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message}`, url }))
+      )
+      return result as ImportReport
+    }).pipe(Effect.scoped, Effect.withSpan("DatabaseApi.import"))
+  }
+
+  return { baseUrl, info, source, importFrom } satisfies DatabaseApiClient
+})
