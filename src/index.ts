@@ -40,3 +40,20 @@ export * as SkillSync from "./programs/skillSync.js"
 export * as SkillStore from "./services/SkillStore.js"
 export * as Git from "./services/Git.js"
 export * as Shell from "./services/Shell.js"
+export {
+  ContextExport,
+  DatabaseExport,
+  SkillExport,
+  UserExport,
+  planImport,
+  type ImportPlan,
+  type TableDiffCounts,
+  type TableImportReport,
+  type TargetState
+} from "./domain/dbExport.js"
+export * as DbExport from "./domain/dbExport.js"
+export * as DbExportStage from "./stages/dbExport.js"
+export * as DbImportStage from "./stages/dbImport.js"
+export * as DatabaseApi from "./services/DatabaseApi.js"
+export { DatabaseSyncService, type DbDiffResult, type DbSyncResult } from "./programs/dbSync.js"
+export { SyncService, type SyncAllOptions, type SyncAllResult, type SyncOpResult } from "./programs/syncAll.js"
