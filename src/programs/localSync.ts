@@ -5,11 +5,13 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Layer } from "effect"
 import { stringify } from "yaml"
 import { CurrentConfig, type SyncConfig } from "../config.js"
-import { AccessRuleKeyed, AgentKeyed, ContentKeyed, diffKeyed, type Keyed, SkillKeyed } from "../domain/diff.js"
+import { AccessRuleKeyed, AgentKeyed, diffKeyed, type Keyed, SkillKeyed } from "../domain/diff.js"
 import {
   ACCESS_RULES_PATH,
   agentPaths,
   contentPath,
+  decodeUtf8,
+  parseContent,
   parseSourceConfig,
   renderAccessRules,
   renderAgent,
@@ -19,7 +21,7 @@ import {
   skillPaths,
   sourceConfigPath
 } from "../domain/formats.js"
-import { canonicalJson } from "../domain/hash.js"
+import { canonicalJson, contentHash, contentKey, sha256 } from "../domain/hash.js"
 import {
   type AccessRule,
   type Agent,
@@ -35,7 +37,7 @@ import {
   type SyncKind
 } from "../domain/model.js"
 import { isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { DatabaseError, type IoError, type SyncInProgress } from "../errors.js"
+import { DatabaseError, InvalidInput, type IoError, type SyncInProgress } from "../errors.js"
 import * as Database from "../services/Database.js"
 import * as Repos from "../services/repos/index.js"
 import { Workspace } from "../services/Workspace.js"
@@ -91,12 +93,42 @@ export const errorCount = (report: { readonly results: ReadonlyArray<{ readonly 
 // ---------------------------------------------------------------------------------------------------------
 // Reading both sides
 
+/** A content file on disk: its key from the path, its bytes and their SHA-256. */
+interface ContentFile {
+  readonly key: string
+  readonly source: string
+  readonly slug: string
+  readonly path: string
+  readonly bytes: Uint8Array
+  readonly sha: string
+}
+
+/**
+ * A content item on either side: its key and canonical hash, the item itself where it was read (a file whose
+ * bytes are the ones its row was last synced with is not parsed: its hash is the row's), and its file if any.
+ */
+interface ContentRef {
+  readonly key: string
+  readonly source: string
+  readonly slug: string
+  readonly hash: string
+  readonly item: Content | undefined
+  readonly file: ContentFile | undefined
+}
+
+const ContentRefKeyed: Keyed<ContentRef> = { key: (r) => r.key, hash: (r) => r.hash }
+
 interface DiskState {
+  /** Agents, skills and access rules; content is scanned apart, see `contentFiles`. */
   readonly project: Project
+  /** Shown before relative paths in messages. */
+  readonly prefix: string
   /** Project files present, relative to the services root. */
   readonly files: ReadonlySet<string>
-  /** Where each content item lives: `source/slug` → path. */
-  readonly contentPaths: ReadonlyMap<string, string>
+  /** One file per content key, by path order (a later duplicate is reported). */
+  readonly contentFiles: ReadonlyArray<ContentFile>
+  /** The layout of each content source, declared in its `source.yaml` or inferred from its files. */
+  readonly sources: ReadonlyMap<string, ContentLayout>
   readonly sourceConfigs: ReadonlyMap<string, SourceConfig>
   /** Keys whose files did not parse: left alone in both directions. */
   readonly blocked: Record<SyncKind, Set<string>>
@@ -107,7 +139,10 @@ interface DiskState {
 interface DbState {
   readonly agents: Repos.Listed<Agent>
   readonly skills: Repos.Listed<Skill>
-  readonly contents: Repos.Listed<Content>
+  /** Keys and hashes of every content row; bodies are fetched only for the rows a run needs. */
+  readonly contentMeta: ReadonlyMap<string, Repos.ContentMeta>
+  readonly contentRows: ReadonlyMap<string, Repos.Stored<Content>>
+  readonly contentInvalid: ReadonlyArray<Repos.InvalidRow>
   readonly sources: ReadonlyArray<Repos.ContentSource>
   readonly rules: Repos.Listed<AccessRule>
 }
@@ -149,31 +184,19 @@ const classify = (
 const readDisk = Effect.fn("LocalSync.readDisk")(function* () {
   const ws = yield* Workspace
   const listed = (yield* ws.listFiles()).filter((f) => isProjectFile(f.path))
-  const raw: Array<RawFile> = yield* Effect.forEach(
-    listed,
-    (f) => Effect.map(ws.readFile(f.path), (bytes): RawFile => ({ path: f.path, bytes })),
-    { concurrency: 64 }
-  )
+  const bytes = yield* ws.readFiles(listed.map((f) => f.path))
+  const raw: Array<RawFile> = listed.map((f, i) => ({ path: f.path, bytes: bytes[i]! }))
   const shown = nodePath.relative(process.cwd(), ws.root) || "."
   const prefix = `${shown}/`
-  const project = parseProject(raw, prefix)
-
-  const files = new Set(raw.map((f) => f.path))
-  const contentPaths = new Map<string, string>()
-  const sourceConfigs = new Map<string, SourceConfig>()
-  for (const f of raw) {
-    const c = classify(f.path)
-    if (c?.kind !== "content") continue
-    if (c.key !== undefined) contentPaths.set(c.key, f.path)
-    else if (c.source !== undefined && f.path.endsWith("/source.yaml")) {
-      const parsed = parseSourceConfig({ path: prefix + f.path, text: new TextDecoder().decode(f.bytes) })
-      if (Either.isRight(parsed)) sourceConfigs.set(c.source, parsed.right)
-    }
-  }
+  // Content is the bulk of a tree: it is scanned here and parsed later, only where its bytes are new.
+  const project = parseProject(
+    raw.filter((f) => !f.path.startsWith("content/")),
+    prefix
+  )
   const blocked = perKind(() => new Set<string>())
   const blockedSources = new Set<string>()
   const errors = perKind((): Array<LocalSyncError> => [])
-  for (const e of project.errors) {
+  const report = (e: InvalidInput) => {
     const file = e.file ?? ""
     const rel = file.startsWith(prefix) ? file.slice(prefix.length) : file
     const c = classify(rel) ?? { kind: "agents" as const }
@@ -181,8 +204,97 @@ const readDisk = Effect.fn("LocalSync.readDisk")(function* () {
     if (c.key !== undefined) blocked[c.kind].add(c.key)
     if (c.source !== undefined) blockedSources.add(c.source)
   }
-  const disk: DiskState = { project, files, contentPaths, sourceConfigs, blocked, blockedSources, errors }
+  project.errors.forEach(report)
+
+  const contentFiles: Array<ContentFile> = []
+  const inferred = new Map<string, ContentLayout>()
+  const sourceConfigs = new Map<string, SourceConfig>()
+  const firstPath = new Map<string, string>()
+  for (const f of raw) {
+    const parts = f.path.split("/")
+    if (parts[0] !== "content") continue
+    const source = parts[1]!
+    if (parts.length === 3 && parts[2] === "source.yaml") {
+      const parsed = Either.flatMap(decodeUtf8(prefix + f.path, f.bytes), (text) => parseSourceConfig({ path: prefix + f.path, text }))
+      if (Either.isLeft(parsed)) parsed.left.forEach(report)
+      else sourceConfigs.set(source, parsed.right)
+      continue
+    }
+    const layout: ContentLayout = parts.length === 4 ? "directory" : "flat"
+    const slug = layout === "directory" ? parts[2]! : parts[2]!.slice(0, -".md".length)
+    if (!inferred.has(source)) inferred.set(source, layout)
+    const key = `${source}/${slug}`
+    const earlier = firstPath.get(key)
+    if (earlier !== undefined) {
+      report(new InvalidInput({ file: prefix + f.path, reason: `duplicate content ${key}: also defined by ${prefix}${earlier}` }))
+      continue
+    }
+    firstPath.set(key, f.path)
+    contentFiles.push({ key, source, slug, path: f.path, bytes: f.bytes, sha: sha256(f.bytes) })
+  }
+  // A duplicate reports its key as blocked; the first file of that key still syncs.
+  for (const f of contentFiles) if (blocked.content.has(f.key)) blocked.content.delete(f.key)
+  const sources = new Map(inferred)
+  for (const [source, c] of sourceConfigs) sources.set(source, c.layout)
+  const files = new Set(raw.map((f) => f.path))
+  const disk: DiskState = { project, prefix, files, contentFiles, sources, sourceConfigs, blocked, blockedSources, errors }
   return disk
+})
+
+const parseContentFile = (prefix: string, f: ContentFile): Either.Either<Content, ReadonlyArray<InvalidInput>> =>
+  Either.flatMap(decodeUtf8(prefix + f.path, f.bytes), (text) => parseContent({ path: prefix + f.path, text }, f.source, f.slug))
+
+/** The disk side of content: a file whose bytes its row was last synced with takes the row's hash unparsed. */
+const diskContentRefs = (disk: DiskState, meta: ReadonlyMap<string, Repos.ContentMeta>) => {
+  const refs: Array<ContentRef> = []
+  const errors: Array<LocalSyncError> = []
+  const blocked = new Set<string>()
+  for (const f of disk.contentFiles) {
+    if (disk.blockedSources.has(f.source)) continue
+    const m = meta.get(f.key)
+    if (m !== undefined && m.version_hash !== "" && m.file_sha256 === f.sha) {
+      refs.push({ key: f.key, source: f.source, slug: f.slug, hash: m.version_hash, item: undefined, file: f })
+      continue
+    }
+    const parsed = parseContentFile(disk.prefix, f)
+    if (Either.isLeft(parsed)) {
+      blocked.add(f.key)
+      for (const e of parsed.left) errors.push(new LocalSyncError({ item: e.file ?? disk.prefix + f.path, message: e.message }))
+      continue
+    }
+    refs.push({ key: f.key, source: f.source, slug: f.slug, hash: contentHash(parsed.right), item: parsed.right, file: f })
+  }
+  return { refs, errors, blocked }
+}
+
+/** The database side of content: every row's key and hash, with the item where its row was fetched. */
+const dbContentRefs = (db: DbState): Array<ContentRef> => {
+  const invalid = new Set(db.contentInvalid.map((r) => r.key))
+  const refs: Array<ContentRef> = []
+  for (const [key, m] of db.contentMeta) {
+    if (invalid.has(key)) continue
+    const row = db.contentRows.get(key)
+    const hash = m.version_hash !== "" ? m.version_hash : row?.hash
+    if (hash === undefined) continue
+    refs.push({ key, source: m.source, slug: m.slug, hash, item: row?.item, file: undefined })
+  }
+  return refs
+}
+
+/** Content of both sides, ready to diff. */
+interface ContentSides {
+  readonly disk: ReadonlyArray<ContentRef>
+  readonly db: ReadonlyArray<ContentRef>
+  readonly errors: ReadonlyArray<LocalSyncError>
+  /** Keys left alone: files that do not parse, rows that do not decode. */
+  readonly blocked: ReadonlySet<string>
+}
+
+const contentSides = (disk: DiskState, db: DbState, diskSide = diskContentRefs(disk, db.contentMeta)): ContentSides => ({
+  disk: diskSide.refs,
+  db: dbContentRefs(db),
+  errors: [...disk.errors.content, ...diskSide.errors],
+  blocked: new Set([...disk.blocked.content, ...diskSide.blocked, ...db.contentInvalid.map((r) => r.key)])
 })
 
 const readDb = Effect.fn("LocalSync.readDb")(function* (kinds: ReadonlyArray<SyncKind>) {
@@ -190,12 +302,39 @@ const readDb = Effect.fn("LocalSync.readDb")(function* (kinds: ReadonlyArray<Syn
   const agents = has("agents") ? yield* (yield* Repos.AgentsRepo).list() : emptyListed
   const skills = has("skills") ? yield* (yield* Repos.SkillsRepo).list() : emptyListed
   const contentsRepo = yield* Repos.ContentsRepo
-  const contents = has("content") ? yield* contentsRepo.list() : emptyListed
+  const meta = has("content") ? yield* contentsRepo.listMeta() : []
+  // Rows edited by hand have no hash: fetch them to hash their fields.
+  const stale = meta.filter((m) => m.version_hash === "")
+  const fetched = stale.length > 0 ? yield* contentsRepo.fetch(stale) : emptyListed
   const sources = has("content") ? yield* contentsRepo.listSources() : []
   const rules = has("acl") ? yield* (yield* Repos.AccessRulesRepo).list() : emptyListed
-  const db: DbState = { agents, skills, contents, sources, rules }
+  const db: DbState = {
+    agents,
+    skills,
+    contentMeta: new Map(meta.map((m) => [`${m.source}/${m.slug}`, m])),
+    contentRows: new Map(fetched.items.map((s) => [contentKey(s.item), s])),
+    contentInvalid: fetched.invalid,
+    sources,
+    rules
+  }
   return db
 })
+
+/** Fetches the rows of the content items a sync to disk writes. */
+const fetchContentToWrite = Effect.fn("LocalSync.fetchContent")(function* (db: DbState, sides: ContentSides) {
+  const d = diffKeyed(ContentRefKeyed, withoutBlocked(sides.db, sides.blocked), withoutBlocked(sides.disk, sides.blocked))
+  const need = d.items.flatMap((i) =>
+    (i.status === "Added" || i.status === "Modified") && i.source !== undefined && i.source.item === undefined ? [i.source] : []
+  )
+  if (need.length === 0) return db
+  const fetched = yield* (yield* Repos.ContentsRepo).fetch(need)
+  const rows = new Map(db.contentRows)
+  for (const s of fetched.items) rows.set(contentKey(s.item), s)
+  const next: DbState = { ...db, contentRows: rows, contentInvalid: [...db.contentInvalid, ...fetched.invalid] }
+  return next
+})
+
+const withoutBlocked = (refs: ReadonlyArray<ContentRef>, blocked: ReadonlySet<string>) => refs.filter((r) => !blocked.has(r.key))
 
 // ---------------------------------------------------------------------------------------------------------
 // Planning (pure)
@@ -209,6 +348,8 @@ interface KindPlan {
   readonly steps: ReadonlyArray<PlanStep>
   readonly db: ReadonlyArray<DbEffect>
   readonly disk: ReadonlyArray<DiskOp>
+  /** Bookkeeping after the files are written (which file bytes each content row now matches); not a change. */
+  readonly after: ReadonlyArray<DbEffect>
 }
 
 interface Ctx {
@@ -217,6 +358,7 @@ interface Ctx {
   readonly deleteOrphans: boolean
   readonly disk: DiskState
   readonly db: DbState
+  readonly content: ContentSides
 }
 
 /** The keyed calculator with the database side hashed by its stored version_hash, so a round trip is Unchanged. */
@@ -247,22 +389,26 @@ interface ItemKind<A> {
   readonly kind: SyncKind
   readonly table: string
   readonly keyed: Keyed<A>
-  readonly diskItems: (disk: DiskState) => ReadonlyArray<A>
-  readonly listed: (db: DbState) => Repos.Listed<A>
-  readonly isBlocked: (disk: DiskState) => (key: string) => boolean
+  readonly diskItems: (ctx: Ctx) => ReadonlyArray<A>
+  readonly listed: (ctx: Ctx) => Repos.Listed<A>
+  readonly isBlocked: (ctx: Ctx) => (key: string) => boolean
+  /** Problems found reading the disk side. */
+  readonly errors: (ctx: Ctx) => ReadonlyArray<LocalSyncError>
   /** The files an item on disk is made of. */
   readonly diskPaths: (a: A, disk: DiskState) => ReadonlyArray<string>
   /** The files to write for an item from the database, given its current disk version. */
   readonly render: (a: A, onDisk: A | undefined, ctx: Ctx) => ReadonlyArray<{ readonly path: string; readonly text: string }>
   readonly upsert: (items: ReadonlyArray<A>) => DbEffect
   readonly remove: (items: ReadonlyArray<A>) => DbEffect
+  /** The fields that go into the database, for the storable check. */
+  readonly payload?: (a: A) => unknown
 }
 
 const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
   const { disk } = ctx
-  const listed = spec.listed(ctx.db)
-  const isBlocked = spec.isBlocked(disk)
-  const diff = diffSides(ctx, spec.keyed, spec.diskItems(disk), listed, isBlocked)
+  const listed = spec.listed(ctx)
+  const isBlocked = spec.isBlocked(ctx)
+  const diff = diffSides(ctx, spec.keyed, spec.diskItems(ctx), listed, isBlocked)
   const steps: Array<PlanStep> = []
   const ops: Array<DiskOp> = []
   const toUpsert: Array<A> = []
@@ -277,7 +423,7 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
       skipped++
     } else if (status === "Added" || status === "Modified") {
       const a = item.source!
-      const bad = ctx.direction === "ToDatabase" ? Repos.unstorable(a) : undefined
+      const bad = ctx.direction === "ToDatabase" ? Repos.unstorable(spec.payload === undefined ? a : spec.payload(a)) : undefined
       if (bad !== undefined) {
         unstorable.push(new LocalSyncError({ item: `${spec.kind} ${item.key}`, message: `${spec.kind} ${item.key}: ${bad}; skipped` }))
         continue
@@ -306,7 +452,7 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
       }
     }
   }
-  const errors = [...disk.errors[spec.kind], ...unstorable, ...(ctx.direction === "ToDisk" ? invalidRowErrors(spec.table, listed) : [])]
+  const errors = [...spec.errors(ctx), ...unstorable, ...(ctx.direction === "ToDisk" ? invalidRowErrors(spec.table, listed) : [])]
   return {
     result: new LocalSyncResult({ kind: spec.kind, direction: ctx.direction, dry_run: ctx.dryRun, synced, skipped, deleted, errors }),
     steps,
@@ -314,7 +460,8 @@ const planItems = <A extends object>(spec: ItemKind<A>, ctx: Ctx): KindPlan => {
       ...(toUpsert.length > 0 ? [spec.upsert(toUpsert)] : []),
       ...(toDelete.length > 0 ? [spec.remove(toDelete)] : [])
     ],
-    disk: ops
+    disk: ops,
+    after: []
   }
 }
 
@@ -327,9 +474,10 @@ const agentsKind: ItemKind<Agent> = {
   kind: "agents",
   table: "agents",
   keyed: AgentKeyed,
-  diskItems: (d) => d.project.agents,
-  listed: (db) => db.agents,
-  isBlocked: (d) => (k) => d.blocked.agents.has(k),
+  diskItems: (ctx) => ctx.disk.project.agents,
+  listed: (ctx) => ctx.db.agents,
+  isBlocked: (ctx) => (k) => ctx.disk.blocked.agents.has(k),
+  errors: (ctx) => ctx.disk.errors.agents,
   diskPaths: (a, d) => present(d, Object.values(agentPaths(a.id))),
   render: (a, onDisk) => {
     const r = renderAgent(a)
@@ -347,9 +495,10 @@ const skillsKind: ItemKind<Skill> = {
   kind: "skills",
   table: "skills",
   keyed: SkillKeyed,
-  diskItems: (d) => d.project.skills,
-  listed: (db) => db.skills,
-  isBlocked: (d) => (k) => d.blocked.skills.has(k),
+  diskItems: (ctx) => ctx.disk.project.skills,
+  listed: (ctx) => ctx.db.skills,
+  isBlocked: (ctx) => (k) => ctx.disk.blocked.skills.has(k),
+  errors: (ctx) => ctx.disk.errors.skills,
   diskPaths: (s, d) => present(d, Object.values(skillPaths(s.id))),
   render: (s, onDisk) => {
     const r = renderSkill(s)
@@ -365,27 +514,62 @@ const skillsKind: ItemKind<Skill> = {
 
 /** The layout a source is written with: what the disk shows, else what the database remembers, else flat. */
 const layoutOf = (ctx: Ctx, source: string): ContentLayout =>
-  ctx.disk.project.sources.get(source) ?? ctx.db.sources.find((s) => s.source === source)?.layout ?? "flat"
+  ctx.disk.sources.get(source) ?? ctx.db.sources.find((s) => s.source === source)?.layout ?? "flat"
 
-const contentKind: ItemKind<Content> = {
+/** The item of a ref that has to be written somewhere; refs without one are always Unchanged (see diskContentRefs). */
+const itemOf = (r: ContentRef): Content => {
+  if (r.item === undefined) throw new Error(`content ${r.key} was planned for writing without being read`)
+  return r.item
+}
+
+const contentKind: ItemKind<ContentRef> = {
   kind: "content",
   table: "contents",
-  keyed: ContentKeyed,
-  diskItems: (d) => d.project.contents,
-  listed: (db) => db.contents,
-  isBlocked: (d) => (k) => d.blocked.content.has(k) || d.blockedSources.has(k.slice(0, k.indexOf("/"))),
-  diskPaths: (c, d) => {
-    const path = d.contentPaths.get(`${c.source}/${c.slug}`)
-    return path === undefined ? [] : [path]
-  },
-  render: (c, _onDisk, ctx) => [
-    {
-      path: ctx.disk.contentPaths.get(`${c.source}/${c.slug}`) ?? contentPath(c.source, c.slug, layoutOf(ctx, c.source)),
-      text: renderContent(c)
-    }
+  keyed: ContentRefKeyed,
+  diskItems: (ctx) => ctx.content.disk,
+  listed: (ctx) => ({ items: ctx.content.db.map((r) => ({ item: r, hash: r.hash })), invalid: ctx.db.contentInvalid }),
+  isBlocked: (ctx) => (k) => ctx.content.blocked.has(k) || ctx.disk.blockedSources.has(k.slice(0, k.indexOf("/"))),
+  errors: (ctx) => ctx.content.errors,
+  diskPaths: (r) => (r.file === undefined ? [] : [r.file.path]),
+  render: (r, onDisk, ctx) => [
+    { path: onDisk?.file?.path ?? contentPath(r.source, r.slug, layoutOf(ctx, r.source)), text: renderContent(itemOf(r)) }
   ],
-  upsert: (items) => Effect.flatMap(Repos.ContentsRepo, (r) => r.upsert(items)),
-  remove: (items) => Effect.flatMap(Repos.ContentsRepo, (r) => r.remove(items))
+  upsert: (refs) =>
+    Effect.flatMap(Repos.ContentsRepo, (repo) =>
+      repo.upsert(
+        refs.map(itemOf),
+        new Map(refs.flatMap((r) => (r.file === undefined ? [] : [[r.key, r.file.sha] as const])))
+      )
+    ),
+  remove: (refs) => Effect.flatMap(Repos.ContentsRepo, (repo) => repo.remove(refs)),
+  payload: (r) => r.item
+}
+
+/**
+ * Which file bytes each content row matches after the run: the files just written, and unchanged files whose
+ * row did not know its bytes yet. Lets the next run skip parsing them.
+ */
+const contentBookkeeping = (ctx: Ctx, ops: ReadonlyArray<DiskOp>): ReadonlyArray<DbEffect> => {
+  const rows: Array<{ source: string; slug: string; file_sha256: string }> = []
+  const dbHash = new Map(ctx.content.db.map((r) => [r.key, r.hash]))
+  const written = new Set<string>()
+  if (ctx.direction === "ToDisk") {
+    const encoder = new TextEncoder()
+    for (const op of ops) {
+      if (op.op !== "write") continue
+      const c = classify(op.path)
+      if (c?.kind !== "content" || c.key === undefined) continue
+      const slash = c.key.indexOf("/")
+      written.add(c.key)
+      rows.push({ source: c.key.slice(0, slash), slug: c.key.slice(slash + 1), file_sha256: sha256(encoder.encode(op.text)) })
+    }
+  }
+  for (const r of ctx.content.disk) {
+    if (r.file === undefined || written.has(r.key) || dbHash.get(r.key) !== r.hash) continue
+    if (ctx.db.contentMeta.get(r.key)?.file_sha256 === r.file.sha) continue
+    rows.push({ source: r.source, slug: r.slug, file_sha256: r.file.sha })
+  }
+  return rows.length === 0 ? [] : [Effect.flatMap(Repos.ContentsRepo, (repo) => repo.setFileSha256(rows))]
 }
 
 /** Content sources: the database remembers each source's layout; the disk gets a source.yaml where one was declared. */
@@ -395,7 +579,7 @@ const planSources = (ctx: Ctx): Pick<KindPlan, "steps" | "db" | "disk"> => {
   const steps: Array<PlanStep> = []
   if (ctx.direction === "ToDatabase") {
     const wanted: Array<Repos.ContentSource> = []
-    for (const [source, layout] of disk.project.sources) {
+    for (const [source, layout] of disk.sources) {
       if (disk.blockedSources.has(source)) continue
       const config = disk.sourceConfigs.get(source)
       const s = new Repos.ContentSource({ source, layout, declared: config !== undefined, description: config?.description ?? null })
@@ -433,7 +617,8 @@ const planAcl = (ctx: Ctx): KindPlan => {
     result: new LocalSyncResult({ kind: "acl", direction: ctx.direction, dry_run: ctx.dryRun, synced: 0, skipped, deleted: 0, errors }),
     steps: [],
     db: [],
-    disk: []
+    disk: [],
+    after: []
   })
   if (blocked) return empty(0)
   const diff = diffSides(ctx, AccessRuleKeyed, disk.project.accessRules, db.rules, () => false)
@@ -476,7 +661,8 @@ const planAcl = (ctx: Ctx): KindPlan => {
       result: new LocalSyncResult({ kind: "acl", direction: ctx.direction, dry_run: ctx.dryRun, synced: upserts.length, skipped, deleted: deletes.length, errors }),
       steps,
       db: effects,
-      disk: []
+      disk: [],
+      after: []
     }
   }
   if (changed.size === 0 && dropped.size === 0) return empty(skipped)
@@ -502,7 +688,8 @@ const planAcl = (ctx: Ctx): KindPlan => {
     result: new LocalSyncResult({ kind: "acl", direction: ctx.direction, dry_run: ctx.dryRun, synced: changed.size, skipped, deleted: dropped.size, errors }),
     steps,
     db: [],
-    disk: [{ op: "write", path: ACCESS_RULES_PATH, text: renderAccessRules(next) }]
+    disk: [{ op: "write", path: ACCESS_RULES_PATH, text: renderAccessRules(next) }],
+    after: []
   }
 }
 
@@ -514,11 +701,13 @@ export const plan = (ctx: Ctx, kinds: ReadonlyArray<SyncKind>): ReadonlyArray<Ki
     if (kind === "acl") return planAcl(ctx)
     const items = planItems(contentKind, ctx)
     const sources = planSources(ctx)
+    const disk = [...sources.disk, ...items.disk]
     return {
       result: items.result,
       steps: [...sources.steps, ...items.steps],
       db: [...sources.db, ...items.db],
-      disk: [...sources.disk, ...items.disk]
+      disk,
+      after: contentBookkeeping(ctx, disk)
     }
   })
 
@@ -543,31 +732,55 @@ const inTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     )
   )
 
+/** Reads the database side (inside the run's transaction) and puts both sides together. */
+const buildCtx = Effect.fn("LocalSync.read")(function* (
+  base: Pick<Ctx, "direction" | "dryRun" | "deleteOrphans">,
+  disk: DiskState,
+  kinds: ReadonlyArray<SyncKind>
+) {
+  let db = yield* readDb(kinds)
+  const diskSide = kinds.includes("content") ? diskContentRefs(disk, db.contentMeta) : { refs: [], errors: [], blocked: new Set<string>() }
+  let content = contentSides(disk, db, diskSide)
+  if (base.direction === "ToDisk" && kinds.includes("content")) {
+    db = yield* fetchContentToWrite(db, content)
+    content = contentSides(disk, db, diskSide)
+  }
+  const ctx: Ctx = { ...base, disk, db, content }
+  return ctx
+})
+
 /** Disk vs database for the given kinds (all by default): Added is on disk only, Removed in the database only. */
 export const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray<SyncKind>) {
   const chosen = kindsOf(kinds)
   const disk = yield* readDisk()
-  const db = yield* inTransaction(readDb(chosen))
-  const ctx: Ctx = { direction: "ToDatabase", dryRun: true, deleteOrphans: true, disk, db }
+  const ctx = yield* inTransaction(buildCtx({ direction: "ToDatabase", dryRun: true, deleteOrphans: true }, disk, chosen))
+  const summary = <A extends object>(spec: ItemKind<A>) => {
+    const listed = spec.listed(ctx)
+    const d = diffSides(ctx, spec.keyed, spec.diskItems(ctx), listed, spec.isBlocked(ctx))
+    return { d, errors: [...spec.errors(ctx), ...invalidRowErrors(spec.table, listed)] }
+  }
   const out: Array<KindDiff> = ALL_KINDS.filter((k) => chosen.includes(k)).map((kind) => {
-    const d =
+    const { d, errors } =
       kind === "agents"
-        ? diffSides(ctx, AgentKeyed, disk.project.agents, db.agents, (k) => disk.blocked.agents.has(k))
+        ? summary(agentsKind)
         : kind === "skills"
-          ? diffSides(ctx, SkillKeyed, disk.project.skills, db.skills, (k) => disk.blocked.skills.has(k))
+          ? summary(skillsKind)
           : kind === "content"
-            ? diffSides(ctx, ContentKeyed, disk.project.contents, db.contents, contentKind.isBlocked(disk))
-            : disk.blocked.acl.size > 0
-              ? { items: [], counts: { added: 0, modified: 0, removed: 0, unchanged: 0 } }
-              : diffSides(ctx, AccessRuleKeyed, disk.project.accessRules, db.rules, () => false)
-    const listed = kind === "agents" ? db.agents : kind === "skills" ? db.skills : kind === "content" ? db.contents : db.rules
+            ? summary(contentKind)
+            : {
+                d:
+                  ctx.disk.blocked.acl.size > 0
+                    ? { items: [], counts: { added: 0, modified: 0, removed: 0, unchanged: 0 } }
+                    : diffSides(ctx, AccessRuleKeyed, ctx.disk.project.accessRules, ctx.db.rules, () => false),
+                errors: [...ctx.disk.errors.acl, ...invalidRowErrors("access_rules", ctx.db.rules)]
+              }
     return {
       kind,
       counts: d.counts,
       changes: (d.items as ReadonlyArray<{ key: string; status: DiffStatus }>)
         .filter((i) => i.status !== "Unchanged")
         .map((i) => ({ key: i.key, status: i.status })),
-      errors: [...disk.errors[kind], ...invalidRowErrors(kind === "acl" ? "access_rules" : kind, listed)]
+      errors
     }
   })
   const report: LocalDiffReport = { kinds: out }
@@ -576,34 +789,27 @@ export const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray
 
 /**
  * One local sync: reads both sides, plans (pure), then applies the plan unless it is a dry run. The database
- * side is one transaction; files are written atomically. Malformed files are reported in the results and
- * skipped; the rest still syncs.
+ * side is one transaction, held across the file writes of a sync to disk; files are written atomically.
+ * Malformed files are reported in the results and skipped; the rest still syncs.
  */
 export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOptions) {
   const kinds = kindsOf(options.kinds)
   const dryRun = options.dryRun ?? false
   const base = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
   const disk = yield* readDisk()
-  let plans: ReadonlyArray<KindPlan>
-  if (options.direction === "ToDatabase") {
-    plans = yield* inTransaction(
-      Effect.gen(function* () {
-        const db = yield* readDb(kinds)
-        const planned = plan({ ...base, disk, db }, kinds)
-        if (!dryRun) for (const p of planned) for (const e of p.db) yield* e
-        return planned
-      })
-    )
-  } else {
-    const db = yield* inTransaction(readDb(kinds))
-    plans = plan({ ...base, disk, db }, kinds)
-    if (!dryRun) {
-      const ws = yield* Workspace
-      const ops = plans.flatMap((p) => p.disk)
-      yield* Effect.forEach(ops.filter((o) => o.op === "write"), (o) => ws.writeFile(o.path, o.text), { concurrency: 32, discard: true })
-      yield* Effect.forEach(ops.filter((o) => o.op === "remove"), (o) => ws.removeFile(o.path), { concurrency: 32, discard: true })
-    }
-  }
+  const ws = yield* Workspace
+  const plans = yield* inTransaction(
+    Effect.gen(function* () {
+      const planned = plan(yield* buildCtx(base, disk, kinds), kinds)
+      if (dryRun) return planned
+      for (const p of planned) for (const e of p.db) yield* e
+      const ops = planned.flatMap((p) => p.disk)
+      yield* Effect.forEach(ops.filter((o) => o.op === "write"), (o) => ws.writeFile(o.path, o.text), { concurrency: 64, discard: true })
+      yield* Effect.forEach(ops.filter((o) => o.op === "remove"), (o) => ws.removeFile(o.path), { concurrency: 64, discard: true })
+      for (const p of planned) for (const e of p.after) yield* e
+      return planned
+    })
+  )
   const report: LocalSyncReport = {
     direction: options.direction,
     dry_run: dryRun,

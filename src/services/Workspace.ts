@@ -1,5 +1,6 @@
 /** The Workspace port: the project's `services/` tree on disk, walked with the membership list, written atomically. */
 import { randomBytes } from "node:crypto"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
@@ -20,6 +21,8 @@ export interface WorkspaceShape {
   /** Every member file (membership list and `.agentsyncignore`), sorted by path; symlinks are skipped. */
   readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
+  /** Reads many files, in order; far cheaper per file than `readFile` for a whole tree (see below). */
+  readonly readFiles: (paths: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Uint8Array>, IoError>
   /** Writes through a temp file in the same folder and a rename, so a reader sees the old or the new bytes. */
   readonly writeFile: (path: string, bytes: Uint8Array | string) => Effect.Effect<void, IoError>
   /** Removes a file and the folders it leaves empty, up to the root. */
@@ -115,6 +118,19 @@ export const make = (root: string): WorkspaceShape => {
     return yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
   })
 
+  // A tree is read in slices of synchronous reads: one async readFile costs several thread-pool round trips,
+  // which dominate for thousands of small files already in the page cache.
+  const readFiles = Effect.fn("Workspace.readFiles")(function* (paths: ReadonlyArray<string>) {
+    const out: Array<Uint8Array> = []
+    for (let i = 0; i < paths.length; i += 256) {
+      const slice = paths.slice(i, i + 256)
+      const full = yield* Effect.forEach(slice, (p) => resolveInside(absRoot, p))
+      for (const f of full) out.push(yield* Effect.try({ try: () => readFileSync(f), catch: io(f, "cannot read") }))
+      yield* Effect.yieldNow()
+    }
+    return out
+  })
+
   const writeFile = Effect.fn("Workspace.writeFile")(function* (path: string, bytes: Uint8Array | string) {
     const full = yield* resolveInside(absRoot, path)
     yield* writeFileAtomic(full, bytes)
@@ -150,7 +166,7 @@ export const make = (root: string): WorkspaceShape => {
     return parseProject(raw, `${shown}/`)
   })
 
-  return { root: absRoot, listFiles, readFile, writeFile, removeFile, readProject, membership }
+  return { root: absRoot, listFiles, readFile, readFiles, writeFile, removeFile, readProject, membership }
 }
 
 export const layer = (root: string): Layer.Layer<Workspace> => Layer.sync(Workspace, () => make(root))

@@ -1,4 +1,5 @@
 // Local sync on the real PostgreSQL: round trips, no-op runs, dry runs, orphans, malformed and hostile input, access rules.
+import { createHash } from "node:crypto"
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -184,6 +185,47 @@ describe("local sync behaviour", () => {
     // Equal on both sides now: nothing to do either way.
     expect(total(await sync(url, src, { direction: "ToDatabase", kinds: ["content"] }))).toBe(0)
     expect(total(await sync(url, src, { direction: "ToDisk", kinds: ["content"] }))).toBe(0)
+  })
+
+  it("rows remember the bytes of their file: unchanged files skip the parse, any edit on either side still shows", async () => {
+    const url = await freshDatabase("ls")
+    const src = projectCopy()
+    await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
+    const paths = walk(src).filter((p) => p.startsWith("content/") && p.endsWith(".md"))
+    const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
+    const rows = await query(url, "SELECT source, slug, file_sha256 FROM contents")
+    expect(rows.length).toBe(paths.length)
+    const pathOf = (source: string, slug: string) => paths.find((p) => p === `content/${source}/${slug}.md` || p === `content/${source}/${slug}/index.md`)!
+    for (const r of rows) expect(r.file_sha256, `${r.source}/${r.slug}`).toBe(sha(join(src, pathOf(r.source, r.slug))))
+
+    // A file edited on disk: new bytes, so it is parsed and Modified.
+    const [a, b] = rows
+    const fileA = join(src, pathOf(a.source, a.slug))
+    writeFileSync(fileA, readFileSync(fileA, "utf8").replace(/\n*$/, "\n\nOne more line.\n"))
+    // A row edited by hand: its file bytes no longer vouch for it.
+    await query(url, "UPDATE contents SET author = 'someone else' WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    const [edited] = await query(url, "SELECT version_hash, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    expect(edited).toEqual({ version_hash: "", file_sha256: null })
+    const d = await run(url, src, LocalSync.diff(["content"]))
+    expect(d.kinds[0]!.changes).toEqual(
+      [
+        { key: `${a.source}/${a.slug}`, status: "Modified" },
+        { key: `${b.source}/${b.slug}`, status: "Modified" }
+      ].sort((x, y) => (x.key < y.key ? -1 : 1))
+    )
+    const r = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
+    expect(byKind(r, "content").synced).toBe(2)
+    const [restored] = await query(url, "SELECT author, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    expect(restored.file_sha256).toBe(sha(join(src, pathOf(b.source, b.slug))))
+    expect(restored.author).not.toBe("someone else")
+
+    // Written to disk: the rows learn the bytes just written.
+    await query(url, "UPDATE contents SET file_sha256 = NULL")
+    const out = join(tempDir("sha"), "services")
+    await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
+    for (const row of await query(url, "SELECT source, slug, file_sha256 FROM contents")) {
+      expect(row.file_sha256).toBe(sha(join(out, pathOf(row.source, row.slug))))
+    }
   })
 
   it("dry run writes nothing on either side and prints the plan a real run executes", async () => {

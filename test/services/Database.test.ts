@@ -53,7 +53,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
     const r = exit.value
     expect(r.again).toEqual([])
-    expect(r.applied.map((a) => a.name)).toEqual(["project_tables"])
+    expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha"])
     expect(r.tables).toEqual(
       expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts"])
     )

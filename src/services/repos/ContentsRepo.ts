@@ -3,7 +3,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Either, Schema } from "effect"
 import { contentHash, contentKey } from "../../domain/hash.js"
 import { Content, ContentLayout, Id } from "../../domain/model.js"
-import { batched, type Column, collect, dbError, decodeRow, deleteStatement, upsertStatement } from "./shared.js"
+import { batched, type Column, collect, dbError, decodeRow, deleteStatement, jsonChunks, upsertStatement } from "./shared.js"
 
 const columns: ReadonlyArray<Column> = [
   ["source", "text"],
@@ -19,16 +19,11 @@ const columns: ReadonlyArray<Column> = [
   ["published_at", "text"],
   ["content_updated_at", "text"],
   ["body", "text"],
-  ["version_hash", "text"]
+  ["version_hash", "text"],
+  ["file_sha256", "text"]
 ]
 
-const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
-const DELETE = deleteStatement("contents", [
-  ["source", "text"],
-  ["slug", "text"]
-])
-
-export const toRow = (c: Content) => ({
+export const toRow = (c: Content, fileSha256: string | null = null) => ({
   source: c.source,
   slug: c.slug,
   title: c.title,
@@ -42,8 +37,34 @@ export const toRow = (c: Content) => ({
   published_at: c.published_at,
   content_updated_at: c.updated_at,
   body: c.body,
-  version_hash: contentHash(c)
+  version_hash: contentHash(c),
+  file_sha256: fileSha256
 })
+
+const KEY: ReadonlyArray<Column> = [
+  ["source", "text"],
+  ["slug", "text"]
+]
+
+/** A row's key with its recorded hashes: enough to diff without reading bodies. */
+export interface ContentMeta {
+  readonly source: string
+  readonly slug: string
+  /** Empty when the row was edited by hand since its last sync. */
+  readonly version_hash: string
+  /** The SHA-256 of the file bytes the row was last synced with, if still true. */
+  readonly file_sha256: string | null
+}
+
+const SELECT_FULL = `SELECT c.source, c.slug, c.title, c.kind, c.description, c.author, c.keywords, c.image, c."public", c.tags,
+  c.published_at, c.content_updated_at, c.body, c.version_hash FROM contents c`
+
+const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
+const DELETE = deleteStatement("contents", KEY)
+const SET_FILE_SHA = `UPDATE contents AS t SET file_sha256 = d.file_sha256
+FROM json_to_recordset($1::json) AS d(source text, slug text, file_sha256 text)
+WHERE t.source = d.source AND t.slug = d.slug`
+const FETCH = `${SELECT_FULL} JOIN json_to_recordset($1::json) AS k(source text, slug text) ON c.source = k.source AND c.slug = k.slug`
 
 /** What the database remembers of a content source: its layout and whether a source.yaml declared it. */
 export class ContentSource extends Schema.Class<ContentSource>("ContentSource")({
@@ -65,23 +86,42 @@ const DELETE_SOURCES = deleteStatement("content_sources", [["source", "text"]])
 export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/ContentsRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const list = Effect.fn("ContentsRepo.list")(function* () {
-      const rows = yield* sql
-        .unsafe<Record<string, unknown>>(
-          `SELECT source, slug, title, kind, description, author, keywords, image, "public", tags, published_at,
-                  content_updated_at, body, version_hash FROM contents ORDER BY source, slug`
-        )
-        .pipe(Effect.mapError(dbError("cannot read contents")))
-      return collect(
+    const decode = (rows: ReadonlyArray<Record<string, unknown>>) =>
+      collect(
         rows,
         (r) => `${String(r["source"])}/${String(r["slug"])}`,
         ({ version_hash: _, content_updated_at, ...fields }, key) =>
           decodeRow(Content, key, { ...fields, updated_at: content_updated_at }),
         contentHash
       )
+    const list = Effect.fn("ContentsRepo.list")(function* () {
+      const rows = yield* sql
+        .unsafe<Record<string, unknown>>(`${SELECT_FULL} ORDER BY c.source, c.slug`)
+        .pipe(Effect.mapError(dbError("cannot read contents")))
+      return decode(rows)
     })
-    const upsert = Effect.fn("ContentsRepo.upsert")((items: ReadonlyArray<Content>) =>
-      batched(sql, UPSERT, items.map(toRow), "cannot write contents")
+    /** Keys and hashes of every row, without the bodies. */
+    const listMeta = Effect.fn("ContentsRepo.listMeta")(function* () {
+      return yield* sql
+        .unsafe<ContentMeta>(`SELECT source, slug, version_hash, file_sha256 FROM contents`)
+        .pipe(Effect.mapError(dbError("cannot read contents")))
+    })
+    /** The full rows of the given keys, in batches. */
+    const fetch = Effect.fn("ContentsRepo.fetch")(function* (keys: ReadonlyArray<Pick<Content, "source" | "slug">>) {
+      const chunks = jsonChunks(keys.map((k) => ({ source: k.source, slug: k.slug })))
+      const rows = yield* Effect.forEach(chunks, (chunk) => sql.unsafe<Record<string, unknown>>(FETCH, [chunk])).pipe(
+        Effect.mapError(dbError("cannot read contents"))
+      )
+      return decode(rows.flat())
+    })
+    /** Writes items; `fileSha256` records the file bytes each came from, by `source/slug`. */
+    const upsert = Effect.fn("ContentsRepo.upsert")((items: ReadonlyArray<Content>, fileSha256?: ReadonlyMap<string, string>) =>
+      batched(sql, UPSERT, items.map((c) => toRow(c, fileSha256?.get(contentKey(c)) ?? null)), "cannot write contents")
+    )
+    /** Records which file bytes rows now match, without touching their fields. */
+    const setFileSha256 = Effect.fn("ContentsRepo.setFileSha256")(
+      (rows: ReadonlyArray<{ readonly source: string; readonly slug: string; readonly file_sha256: string }>) =>
+        batched(sql, SET_FILE_SHA, rows, "cannot record file hashes")
     )
     const remove = Effect.fn("ContentsRepo.remove")((keys: ReadonlyArray<Pick<Content, "source" | "slug">>) =>
       batched(sql, DELETE, keys.map((k) => ({ source: k.source, slug: k.slug })), "cannot delete contents")
@@ -107,7 +147,7 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
     const removeSources = Effect.fn("ContentsRepo.removeSources")((sources: ReadonlyArray<string>) =>
       batched(sql, DELETE_SOURCES, sources.map((source) => ({ source })), "cannot delete content sources")
     )
-    return { list, upsert, remove, listSources, upsertSources, removeSources } as const
+    return { list, listMeta, fetch, upsert, setFileSha256, remove, listSources, upsertSources, removeSources } as const
   })
 }) {}
 

@@ -7,7 +7,7 @@ import { SkillsRepo } from "./SkillsRepo.js"
 
 export { AccessRulesRepo, decide, type Decision, type PlacedRule, UserAccessRule } from "./AccessRulesRepo.js"
 export { AgentsRepo } from "./AgentsRepo.js"
-export { ContentSource, ContentsRepo } from "./ContentsRepo.js"
+export { type ContentMeta, ContentSource, ContentsRepo } from "./ContentsRepo.js"
 export { type InvalidRow, type Listed, type Stored, unstorable } from "./shared.js"
 export { SkillsRepo } from "./SkillsRepo.js"
 

@@ -1,0 +1,170 @@
+// Benchmark of local sync: 10,000 generated content items disk → database → an empty directory on a real PostgreSQL,
+// beside a `COPY` of the same rows through psql in the same run; a no-change run (diff only); peak memory per phase.
+import { execFileSync, spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join } from "node:path"
+import { Effect, Option, Redacted } from "effect"
+import pg from "pg"
+import { contentPath, renderContent } from "../src/domain/formats.js"
+import { Content } from "../src/domain/model.js"
+import { LocalSync } from "../src/programs/localSync.js"
+import { Database } from "../src/services/Database.js"
+// @ts-expect-error: a plain ES module without types
+import { startPostgres } from "./pg.mjs"
+
+const ITEMS = Number(process.env["BENCH_ITEMS"] ?? 10_000)
+const SOURCES = 10
+
+const exec = async (url: string, text: string) => {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    return (await c.query(text)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+const item = (i: number) => {
+  const source = `source-${i % SOURCES}`
+  return new Content({
+    source,
+    slug: `post-${String(i).padStart(5, "0")}`,
+    title: `Post ${i}: notes on “syncing” things`,
+    kind: i % 7 === 0 ? "guide" : "article",
+    description: `Item ${i} of the benchmark corpus.`,
+    author: `author-${i % 13}`,
+    keywords: ["sync", `k${i % 17}`],
+    image: i % 3 === 0 ? `images/${i}.png` : null,
+    public: i % 5 !== 0,
+    tags: ["bench", `t${i % 11}`],
+    published_at: "2025-03-01",
+    updated_at: i % 2 === 0 ? "2025-03-02T10:00:00Z" : null,
+    body: `# Post ${i}\n\n${"Lorem ipsum dolor sit amet, consectetur adipiscing elit — ✓ 漢字. ".repeat(20)}\n\n- one\n- two\n`
+  })
+}
+
+/** Sources 0-4 flat, 5-9 `layout: directory`. */
+const layoutOf = (source: string) => (Number(source.split("-")[1]) >= SOURCES / 2 ? "directory" : "flat")
+
+const generate = (services: string) => {
+  for (let s = 0; s < SOURCES; s++) {
+    const source = `source-${s}`
+    mkdirSync(join(services, "content", source), { recursive: true })
+    writeFileSync(join(services, "content", source, "source.yaml"), `layout: ${layoutOf(source)}\n`)
+  }
+  for (let i = 0; i < ITEMS; i++) {
+    const c = item(i)
+    const path = join(services, contentPath(c.source, c.slug, layoutOf(c.source)))
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path, renderContent(c))
+  }
+}
+
+type Phase = "to-db" | "diff" | "noop-to-db" | "to-disk"
+
+/** One phase in this process: `--child PHASE URL SERVICES`; prints its time, changes and peak memory as JSON. */
+const child = async (phase: Phase, url: string, services: string) => {
+  const layer = LocalSync.layer({ servicesPath: services, projectRoot: dirname(services), databaseUrl: Redacted.make(url) })
+  // Connection and migrations are set up before the clock starts: the figure is the sync itself.
+  const ms = await Effect.runPromise(
+    Effect.gen(function* () {
+      const started = performance.now()
+      let changes = 0
+      if (phase === "diff") {
+        const report = yield* LocalSync.diff(["content"])
+        changes = report.kinds.reduce((n, k) => n + k.changes.length, 0)
+      } else {
+        const report = yield* LocalSync.sync({ direction: phase === "to-disk" ? "ToDisk" : "ToDatabase", kinds: ["content"] })
+        changes = report.results.reduce((n, r) => n + r.synced + r.deleted, 0)
+      }
+      return { ms: performance.now() - started, changes }
+    }).pipe(Effect.provide(layer))
+  )
+  console.log(JSON.stringify({ ...ms, maxRssMb: process.resourceUsage().maxRSS / 1024, heapMb: process.memoryUsage().heapUsed / 1048576 }))
+}
+
+const runChild = (phase: Phase, url: string, services: string): { ms: number; changes: number; maxRssMb: number } => {
+  const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+  return JSON.parse(out.trim().split("\n").pop()!)
+}
+
+const COLUMNS = "source, slug, title, kind, description, author, keywords, image, public, tags, published_at, content_updated_at, body, version_hash"
+
+/** The same rows as CSV, for the baseline `\copy`. */
+const csv = (file: string) => {
+  const field = (v: unknown): string => {
+    if (v === null) return ""
+    const text = Array.isArray(v) ? `{${v.map((x) => `"${String(x).replace(/(["\\])/g, "\\$1")}"`).join(",")}}` : String(v)
+    return `"${text.replace(/"/g, '""')}"`
+  }
+  const lines: Array<string> = []
+  for (let i = 0; i < ITEMS; i++) {
+    const c = item(i)
+    lines.push([c.source, c.slug, c.title, c.kind, c.description, c.author, c.keywords, c.image, c.public, c.tags, c.published_at, c.updated_at, c.body, "h"].map(field).join(","))
+  }
+  writeFileSync(file, `${lines.join("\n")}\n`)
+}
+
+const psql = (bin: string, url: string, command: string) => {
+  const started = performance.now()
+  const r = spawnSync(join(bin, "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", command], { encoding: "utf8" })
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`)
+  return performance.now() - started
+}
+
+const main = async () => {
+  const server = await startPostgres()
+  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-local-"))
+  try {
+    await exec(server.url, "CREATE DATABASE bench")
+    const u = new URL(server.url)
+    u.pathname = "/bench"
+    const url = u.toString()
+    await Effect.runPromise(
+      Database.runProjectMigrations().pipe(Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })), Effect.scoped)
+    )
+    const services = join(work, "project", "services")
+    const out = join(work, "out", "services")
+    const g0 = performance.now()
+    generate(services)
+    console.error(`generated ${ITEMS} content items in ${SOURCES} sources (${((performance.now() - g0) / 1000).toFixed(1)} s)`)
+
+    const toDb = runChild("to-db", url, services)
+    const diff = runChild("diff", url, services)
+    const noop = runChild("noop-to-db", url, services)
+    const toDisk = runChild("to-disk", url, out)
+
+    // Baseline: the same rows through psql's \copy, into a twin table and back out.
+    const file = join(work, "rows.csv")
+    csv(file)
+    await exec(url, "CREATE TABLE contents_copy (LIKE contents INCLUDING DEFAULTS)")
+    const copyIn = psql(server.bin, url, `\\copy contents_copy (${COLUMNS}) FROM '${file}' WITH (FORMAT csv)`)
+    const copyOut = psql(server.bin, url, `\\copy (SELECT ${COLUMNS} FROM contents_copy) TO '${join(work, "out.csv")}' WITH (FORMAT csv)`)
+    const [{ n }] = (await exec(url, "SELECT count(*)::int AS n FROM contents_copy")) as [{ n: number }]
+
+    const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+    const row = (name: string, r: { ms: number; changes: number; maxRssMb: number }, baseline?: number) =>
+      `${name.padEnd(34)} ${s(r.ms).padStart(8)}  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
+    console.log(`local sync, ${ITEMS} content items, PostgreSQL ${server.port === undefined ? "" : "15 (scripts/pg.mjs)"}`)
+    console.log(row("disk → database (sync --to-db)", toDb, copyIn))
+    console.log(row("no change: diff only (local diff)", diff))
+    console.log(row("no change: sync --to-db", noop))
+    console.log(row("database → empty dir (sync --to-disk)", toDisk, copyOut))
+    console.log(`${"baseline psql \\copy FROM csv".padEnd(34)} ${s(copyIn).padStart(8)}  ${String(n).padStart(6)} rows`)
+    console.log(`${"baseline psql \\copy TO csv".padEnd(34)} ${s(copyOut).padStart(8)}  ${String(n).padStart(6)} rows`)
+    if (toDb.changes !== ITEMS || toDisk.changes !== ITEMS || diff.changes !== 0 || noop.changes !== 0) {
+      throw new Error("unexpected change counts: the benchmark did not measure what it claims")
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+    server.stop()
+  }
+}
+
+if (process.argv[2] === "--child") await child(process.argv[3] as Phase, process.argv[4]!, process.argv[5]!)
+else await main()
