@@ -1,7 +1,10 @@
 /** Reading the synced tables out of a Postgres database: schema check, row counts, sorted row streams, and the diff. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Chunk, Context, Effect, Option, Stream } from "effect"
+import type { Readable } from "node:stream"
+import { Chunk, Context, Effect, Option, type Scope, Stream } from "effect"
+import pg from "pg"
+import { to as copyTo } from "pg-copy-streams"
 import {
   compareIds,
   type RowOf,
@@ -24,6 +27,30 @@ export interface DbLocation {
 export interface ExportSource<E = never> {
   readonly counts: Effect.Effect<Record<SyncTable, number>, E | DatabaseError>
   readonly rows: <T extends SyncTable>(table: T) => Stream.Stream<ReadonlyArray<RowOf[T]>, E | DatabaseError>
+  /**
+   * The bulk path, offered by a Postgres source: the table as `COPY … TO STDOUT` text in the column order of
+   * `COPY_COLUMNS`, on a connection held for as long as the scope is open.
+   */
+  readonly copy?: (table: SyncTable) => Effect.Effect<Readable, DatabaseError, Scope.Scope>
+}
+
+/** The columns of each table in the order the bulk path copies them. */
+export const COPY_COLUMNS: Record<SyncTable, string> = {
+  users: "id, name, email, display_name, roles, created_at, updated_at",
+  skills: "id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at",
+  contexts: "id, user_id, session_id, name, data, created_at, updated_at"
+}
+
+/**
+ * The node-postgres client under a connection @effect/sql-pg has reserved (a transaction's, or one from
+ * `reserve`): COPY needs the driver's own client. Undefined where the driver does not expose one, and the
+ * callers fall back to the chunked path.
+ */
+export const rawClient = (conn: unknown): pg.ClientBase | undefined => {
+  const raw = (conn as { readonly pg?: unknown } | undefined)?.pg
+  return raw instanceof pg.Client || (typeof raw === "object" && raw !== null && "query" in raw && "connection" in raw)
+    ? (raw as pg.ClientBase)
+    : undefined
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
@@ -191,10 +218,20 @@ export const countRows = Effect.fn("DbExport.countRows")(function* (loc: DbLocat
   return row!
 })
 
+/** A table as COPY text, streamed from a connection of its own. */
+export const copyOut = (loc: DbLocation, table: SyncTable) =>
+  Effect.gen(function* () {
+    const conn = yield* outsideTransactionEffect(loc.sql.reserve).pipe(Effect.mapError(dbError(`connecting to copy ${TABLE_NAME[table]}`)))
+    const raw = rawClient(conn)
+    if (raw === undefined) return yield* new DatabaseError({ reason: "the database driver does not expose COPY" })
+    return raw.query(copyTo(`COPY (SELECT ${COPY_COLUMNS[table]} FROM ${qualified(loc, TABLE_NAME[table])}) TO STDOUT`)) as Readable
+  })
+
 /** A database as an export source. */
 export const sqlSource = (loc: DbLocation, batch = 2000): ExportSource => ({
   counts: countRows(loc),
-  rows: (table) => tableRows(loc, table, batch)
+  rows: (table) => tableRows(loc, table, batch),
+  copy: (table) => copyOut(loc, table)
 })
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+// Benchmark of database sync: 10,000 users and 100,000 contexts between two real PostgreSQL databases, beside
+// `pg_dump --data-only | psql` of the same tables; push, pull, a no-change rerun, and peak memory at 10k and 100k rows.
+import { execFileSync, spawnSync } from "node:child_process"
+import { join } from "node:path"
+import { Reactivity } from "@effect/experimental"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Option, Redacted } from "effect"
+import pg from "pg"
+import { Database } from "../src/services/Database.js"
+import { sqlSource } from "../src/stages/dbExport.js"
+import { importSource } from "../src/stages/dbImport.js"
+// @ts-expect-error: a plain ES module without types
+import { startPostgres } from "./pg.mjs"
+
+const USERS = 10_000
+const CONTEXTS = 100_000
+
+const exec = async (url: string, text: string) => {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    return (await c.query(text)).rows
+  } finally {
+    await c.end()
+  }
+}
+
+const createDb = async (admin: string, name: string) => {
+  await exec(admin, `CREATE DATABASE ${name}`)
+  const u = new URL(admin)
+  u.pathname = `/${name}`
+  const url = u.toString()
+  await Effect.runPromise(
+    Database.runProjectMigrations().pipe(Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })), Effect.scoped)
+  )
+  return url
+}
+
+const seed = (url: string, users: number, contexts: number) =>
+  exec(
+    url,
+    `INSERT INTO users (id, name, email, display_name, roles, created_at, updated_at)
+       SELECT 'u' || lpad(i::text, 6, '0'), 'user' || i, 'user' || i || '@example.com', 'User ' || i,
+              ARRAY['member', 'r' || (i % 3)], '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z'
+         FROM generate_series(1, ${users}) i;
+     INSERT INTO user_contexts (id, user_id, session_id, name, data, created_at, updated_at)
+       SELECT 'c' || lpad(i::text, 7, '0'), 'u' || lpad((1 + i % ${users})::text, 6, '0'), NULL, 'context ' || i,
+              jsonb_build_object('i', i, 'tags', jsonb_build_array('a', 'b'), 'note', repeat('x', 40)),
+              '2025-01-01T00:00:00Z', '2025-01-03T00:00:00Z'
+         FROM generate_series(1, ${contexts}) i;
+     ANALYZE;`
+  )
+
+/** One import in this process: `--child FROM TO`; prints its time and counts as JSON. */
+const child = async (from: string, to: string) => {
+  const baseRssMb = process.memoryUsage().rss / 1024 / 1024
+  const started = performance.now()
+  const report = await Effect.runPromise(
+    Effect.gen(function* () {
+      const src = yield* PgClient.make({ url: Redacted.make(from) })
+      const dst = yield* PgClient.make({ url: Redacted.make(to) })
+      return yield* importSource({ sql: dst }, sqlSource({ sql: src }), { dryRun: false })
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
+  )
+  const ms = performance.now() - started
+  const rows = report.tables.reduce((n, t) => n + t.total, 0)
+  const written = report.tables.reduce((n, t) => n + t.inserted + t.updated, 0)
+  console.log(JSON.stringify({ ms, rows, written, baseRssMb, maxRssMb: process.resourceUsage().maxRSS / 1024 }))
+}
+
+const runChild = (from: string, to: string): { ms: number; rows: number; written: number; baseRssMb: number; maxRssMb: number } => {
+  const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--child", from, to], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+  return JSON.parse(out.trim().split("\n").pop()!)
+}
+
+const main = async () => {
+  const server = await startPostgres()
+  try {
+    const admin: string = server.url
+    const [local, cloud, baseline, pulled, small, smallCloud] = await Promise.all(
+      ["bench_local", "bench_cloud", "bench_baseline", "bench_pulled", "bench_small", "bench_small_cloud"].map((n) => createDb(admin, n))
+    )
+    await seed(local!, USERS, CONTEXTS)
+    await seed(small!, USERS / 10, CONTEXTS / 10)
+    const tables = ["users", "skills", "user_contexts"].flatMap((t) => ["-t", t])
+    // The baseline twice into emptied tables, keeping the faster run: the same machine may be busy.
+    const dumpOnce = async () => {
+      await exec(baseline!, "TRUNCATE users, skills, user_contexts CASCADE")
+      const t0 = performance.now()
+      const dump = spawnSync(
+        "sh",
+        ["-c", `"${join(server.bin, "pg_dump")}" --data-only ${tables.join(" ")} "${local}" | "${join(server.bin, "psql")}" -q -v ON_ERROR_STOP=1 "${baseline}"`],
+        { encoding: "utf8" }
+      )
+      if (dump.status !== 0) throw new Error(`pg_dump | psql failed: ${dump.stderr}`)
+      return performance.now() - t0
+    }
+    const baselineMs = Math.min(await dumpOnce(), await dumpOnce())
+    const push = runChild(local!, cloud!)
+    const rerun = runChild(local!, cloud!)
+    const pull = runChild(cloud!, pulled!)
+    const smallPush = runChild(small!, smallCloud!)
+    const [counts] = await exec(pulled!, "SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_contexts)::int AS contexts")
+    const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`
+    const lines = [
+      `database sync benchmark: ${USERS.toLocaleString("en")} users + ${CONTEXTS.toLocaleString("en")} contexts, two databases on one PostgreSQL ${server.bin.split("/").at(-2)}`,
+      `  pg_dump --data-only | psql  ${fmt(baselineMs)}`,
+      `  push (empty cloud)          ${fmt(push.ms)}  ${(push.ms / baselineMs).toFixed(2)}x baseline  (${push.written} rows written)`,
+      `  pull (empty local)          ${fmt(pull.ms)}  ${(pull.ms / baselineMs).toFixed(2)}x baseline  (${pull.written} rows written; local now ${counts!.users} users, ${counts!.contexts} contexts)`,
+      `  no-change rerun             ${fmt(rerun.ms)}  ${(rerun.ms / push.ms).toFixed(2)}x the first push  (${rerun.written} rows written)`,
+      `  peak RSS, push of ${smallPush.rows.toLocaleString("en")} rows   ${smallPush.maxRssMb.toFixed(0)} MB (${(smallPush.maxRssMb - smallPush.baseRssMb).toFixed(0)} MB above the process at start)`,
+      `  peak RSS, push of ${push.rows.toLocaleString("en")} rows  ${push.maxRssMb.toFixed(0)} MB (${(push.maxRssMb - push.baseRssMb).toFixed(0)} MB above the process at start)`
+    ]
+    console.log(lines.join("\n"))
+  } finally {
+    server.stop()
+  }
+}
+
+if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!)
+else await main()
