@@ -306,7 +306,15 @@ export const importSource = Effect.fn("DbImport.importSource")(function* <E>(
     for (const table of SYNC_TABLES) {
       const result = yield* loc.sql
         .withTransaction(importTable(loc, table, source, counts[table], options))
-        .pipe(Effect.mapError(sqlToDb(`committing ${TABLE_NAME[table]}`)), Effect.either)
+        .pipe(
+          // @effect/sql turns a failed COMMIT or ROLLBACK into a defect; a connection lost mid-import is one, and
+          // is reported like any failure of the table (the server rolls back an open transaction it loses).
+          Effect.catchSomeDefect((d) =>
+            d instanceof SqlError ? Option.some(Effect.fail(dbError(`ending the ${TABLE_NAME[table]} transaction`)(d))) : Option.none()
+          ),
+          Effect.mapError(sqlToDb(`committing ${TABLE_NAME[table]}`)),
+          Effect.either
+        )
       if (result._tag === "Left") {
         const error = result.left as E | DatabaseError
         const committed = reports.reduce((n, r) => n + r.total, 0)

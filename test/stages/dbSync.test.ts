@@ -203,6 +203,33 @@ describe("import rules and failures", () => {
     expect(again.tables.every((t) => t.inserted === 0 && t.updated === 0)).toBe(true)
   })
 
+  it("a connection lost mid-import rolls the open table back, says what was committed, and a rerun completes", async () => {
+    const users = Array.from({ length: 5 }, (_, i) => u(`u${i}`))
+    const contexts = Array.from({ length: 8 }, (_, i) => c(`c${i}`, `u${i % 5}`))
+    await loadState(cloud, { users: [], skills: [], contexts: [], sessionIds: [] })
+    await loadState(local, { users, skills: [], contexts, sessionIds: [] })
+    // The server side of the importing connection goes away while it writes contexts.
+    await query(
+      cloud,
+      `CREATE FUNCTION drop_me() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$;
+       CREATE TRIGGER drop_me BEFORE INSERT ON user_contexts FOR EACH ROW EXECUTE FUNCTION drop_me();`
+    )
+    for (const bulk of [true, false]) {
+      const exit = await Effect.runPromiseExit(sync(local, cloud, { dryRun: false, bulk }))
+      const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? (exit.cause.error as { _tag: string; completed: number; total: number; message: string }) : undefined
+      expect([error?._tag, error?.completed, error?.total]).toEqual(["PartialImport", 5, 13])
+      expect(error?.message).toContain("users, skills committed; user_contexts rolled back")
+      expect((await readState(cloud)).contexts).toEqual([])
+    }
+    await query(cloud, "DROP TRIGGER drop_me ON user_contexts")
+    const rerun = await run(sync(local, cloud, { dryRun: false }))
+    expect(rerun.tables.map((t) => [t.inserted, t.unchanged])).toEqual([
+      [0, 5],
+      [0, 0],
+      [8, 0]
+    ])
+  })
+
   it("names a schema mismatch before writing anything", async () => {
     const bad = await migratedDatabase("bad")
     await query(bad, "ALTER TABLE user_contexts DROP COLUMN data; ALTER TABLE skills ALTER COLUMN enabled TYPE text")
