@@ -2,7 +2,7 @@
 // beside a `COPY` of the same rows through psql in the same run; a no-change run (diff only); peak memory per phase.
 import { execFileSync, spawnSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { Effect, Option, Redacted } from "effect"
 import pg from "pg"
@@ -149,14 +149,16 @@ const main = async () => {
 
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
     const row = (name: string, r: { ms: number; changes: number; maxRssMb: number }, baseline?: number) =>
-      `${name.padEnd(34)} ${s(r.ms).padStart(8)}  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
-    console.log(`local sync, ${ITEMS} content items, PostgreSQL ${server.port === undefined ? "" : "15 (scripts/pg.mjs)"}`)
+      `${name.padEnd(40)} ${s(r.ms).padStart(8)}  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
+    console.log(
+      `local sync, ${ITEMS} content items in ${SOURCES} sources, real PostgreSQL (scripts/pg.mjs); ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(1)}`
+    )
     console.log(row("disk → database (sync --to-db)", toDb, copyIn))
     console.log(row("no change: diff only (local diff)", diff))
     console.log(row("no change: sync --to-db", noop))
     console.log(row("database → empty dir (sync --to-disk)", toDisk, copyOut))
-    console.log(`${"baseline psql \\copy FROM csv".padEnd(34)} ${s(copyIn).padStart(8)}  ${String(n).padStart(6)} rows`)
-    console.log(`${"baseline psql \\copy TO csv".padEnd(34)} ${s(copyOut).padStart(8)}  ${String(n).padStart(6)} rows`)
+    console.log(`${"baseline psql \\copy FROM csv".padEnd(40)} ${s(copyIn).padStart(8)}  ${String(n).padStart(6)} rows`)
+    console.log(`${"baseline psql \\copy TO csv".padEnd(40)} ${s(copyOut).padStart(8)}  ${String(n).padStart(6)} rows`)
     if (toDb.changes !== ITEMS || toDisk.changes !== ITEMS || diff.changes !== 0 || noop.changes !== 0) {
       throw new Error("unexpected change counts: the benchmark did not measure what it claims")
     }

@@ -538,7 +538,7 @@ const contentKind: ItemKind<ContentRef> = {
     Effect.flatMap(Repos.ContentsRepo, (repo) =>
       repo.upsert(
         refs.map(itemOf),
-        new Map(refs.flatMap((r) => (r.file === undefined ? [] : [[r.key, r.file.sha] as const])))
+        new Map(refs.map((r) => [r.key, r.file === undefined ? { hash: r.hash } : { hash: r.hash, fileSha256: r.file.sha }]))
       )
     ),
   remove: (refs) => Effect.flatMap(Repos.ContentsRepo, (repo) => repo.remove(refs)),
@@ -550,7 +550,7 @@ const contentKind: ItemKind<ContentRef> = {
  * row did not know its bytes yet. Lets the next run skip parsing them.
  */
 const contentBookkeeping = (ctx: Ctx, ops: ReadonlyArray<DiskOp>): ReadonlyArray<DbEffect> => {
-  const rows: Array<{ source: string; slug: string; file_sha256: string }> = []
+  const rows: Array<{ source: string; slug: string; version_hash: string; file_sha256: string }> = []
   const dbHash = new Map(ctx.content.db.map((r) => [r.key, r.hash]))
   const written = new Set<string>()
   if (ctx.direction === "ToDisk") {
@@ -559,15 +559,17 @@ const contentBookkeeping = (ctx: Ctx, ops: ReadonlyArray<DiskOp>): ReadonlyArray
       if (op.op !== "write") continue
       const c = classify(op.path)
       if (c?.kind !== "content" || c.key === undefined) continue
+      const hash = dbHash.get(c.key)
+      if (hash === undefined) continue
       const slash = c.key.indexOf("/")
       written.add(c.key)
-      rows.push({ source: c.key.slice(0, slash), slug: c.key.slice(slash + 1), file_sha256: sha256(encoder.encode(op.text)) })
+      rows.push({ source: c.key.slice(0, slash), slug: c.key.slice(slash + 1), version_hash: hash, file_sha256: sha256(encoder.encode(op.text)) })
     }
   }
   for (const r of ctx.content.disk) {
     if (r.file === undefined || written.has(r.key) || dbHash.get(r.key) !== r.hash) continue
     if (ctx.db.contentMeta.get(r.key)?.file_sha256 === r.file.sha) continue
-    rows.push({ source: r.source, slug: r.slug, file_sha256: r.file.sha })
+    rows.push({ source: r.source, slug: r.slug, version_hash: r.hash, file_sha256: r.file.sha })
   }
   return rows.length === 0 ? [] : [Effect.flatMap(Repos.ContentsRepo, (repo) => repo.setFileSha256(rows))]
 }

@@ -23,7 +23,7 @@ const columns: ReadonlyArray<Column> = [
   ["file_sha256", "text"]
 ]
 
-export const toRow = (c: Content, fileSha256: string | null = null) => ({
+export const toRow = (c: Content, fileSha256: string | null = null, hash = contentHash(c)) => ({
   source: c.source,
   slug: c.slug,
   title: c.title,
@@ -37,7 +37,7 @@ export const toRow = (c: Content, fileSha256: string | null = null) => ({
   published_at: c.published_at,
   content_updated_at: c.updated_at,
   body: c.body,
-  version_hash: contentHash(c),
+  version_hash: hash,
   file_sha256: fileSha256
 })
 
@@ -61,9 +61,10 @@ const SELECT_FULL = `SELECT c.source, c.slug, c.title, c.kind, c.description, c.
 
 const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
 const DELETE = deleteStatement("contents", KEY)
+// Only where the row still has the hash it was read with: a row edited meanwhile keeps no file hash.
 const SET_FILE_SHA = `UPDATE contents AS t SET file_sha256 = d.file_sha256
-FROM json_to_recordset($1::json) AS d(source text, slug text, file_sha256 text)
-WHERE t.source = d.source AND t.slug = d.slug`
+FROM json_to_recordset($1::json) AS d(source text, slug text, version_hash text, file_sha256 text)
+WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.version_hash`
 const FETCH = `${SELECT_FULL} JOIN json_to_recordset($1::json) AS k(source text, slug text) ON c.source = k.source AND c.slug = k.slug`
 
 /** What the database remembers of a content source: its layout and whether a source.yaml declared it. */
@@ -114,13 +115,27 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
       )
       return decode(rows.flat())
     })
-    /** Writes items; `fileSha256` records the file bytes each came from, by `source/slug`. */
-    const upsert = Effect.fn("ContentsRepo.upsert")((items: ReadonlyArray<Content>, fileSha256?: ReadonlyMap<string, string>) =>
-      batched(sql, UPSERT, items.map((c) => toRow(c, fileSha256?.get(contentKey(c)) ?? null)), "cannot write contents")
+    /**
+     * Writes items; `known` gives, by `source/slug`, the SHA-256 of the file bytes each came from and its
+     * canonical hash when the caller has it already.
+     */
+    const upsert = Effect.fn("ContentsRepo.upsert")(
+      (items: ReadonlyArray<Content>, known?: ReadonlyMap<string, { readonly fileSha256?: string; readonly hash?: string }>) =>
+        batched(
+          sql,
+          UPSERT,
+          items.map((c) => {
+            const k = known?.get(contentKey(c))
+            return toRow(c, k?.fileSha256 ?? null, k?.hash ?? contentHash(c))
+          }),
+          "cannot write contents"
+        )
     )
-    /** Records which file bytes rows now match, without touching their fields. */
+    /** Records which file bytes rows now match, without touching their fields, for rows still at `version_hash`. */
     const setFileSha256 = Effect.fn("ContentsRepo.setFileSha256")(
-      (rows: ReadonlyArray<{ readonly source: string; readonly slug: string; readonly file_sha256: string }>) =>
+      (
+        rows: ReadonlyArray<{ readonly source: string; readonly slug: string; readonly version_hash: string; readonly file_sha256: string }>
+      ) =>
         batched(sql, SET_FILE_SHA, rows, "cannot record file hashes")
     )
     const remove = Effect.fn("ContentsRepo.remove")((keys: ReadonlyArray<Pick<Content, "source" | "slug">>) =>
