@@ -71,6 +71,7 @@ const child = async (phase: Phase, url: string, services: string) => {
   const ms = await Effect.runPromise(
     Effect.gen(function* () {
       const started = performance.now()
+      const cpu0 = process.cpuUsage()
       let changes = 0
       if (phase === "diff") {
         const report = yield* LocalSync.diff(["content"])
@@ -79,13 +80,14 @@ const child = async (phase: Phase, url: string, services: string) => {
         const report = yield* LocalSync.sync({ direction: phase === "to-disk" ? "ToDisk" : "ToDatabase", kinds: ["content"] })
         changes = report.results.reduce((n, r) => n + r.synced + r.deleted, 0)
       }
-      return { ms: performance.now() - started, changes }
+      const cpu = process.cpuUsage(cpu0)
+      return { ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, changes }
     }).pipe(Effect.provide(layer))
   )
   console.log(JSON.stringify({ ...ms, maxRssMb: process.resourceUsage().maxRSS / 1024, heapMb: process.memoryUsage().heapUsed / 1048576 }))
 }
 
-const runChild = (phase: Phase, url: string, services: string): { ms: number; changes: number; maxRssMb: number } => {
+const runChild = (phase: Phase, url: string, services: string): { ms: number; cpuMs: number; changes: number; maxRssMb: number } => {
   const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"]
@@ -148,8 +150,8 @@ const main = async () => {
     const [{ n }] = (await exec(url, "SELECT count(*)::int AS n FROM contents_copy")) as [{ n: number }]
 
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
-    const row = (name: string, r: { ms: number; changes: number; maxRssMb: number }, baseline?: number) =>
-      `${name.padEnd(40)} ${s(r.ms).padStart(8)}  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
+    const row = (name: string, r: { ms: number; cpuMs: number; changes: number; maxRssMb: number }, baseline?: number) =>
+      `${name.padEnd(40)} ${s(r.ms).padStart(8)} (cpu ${s(r.cpuMs).padStart(7)})  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
     console.log(
       `local sync, ${ITEMS} content items in ${SOURCES} sources, real PostgreSQL (scripts/pg.mjs); ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(1)}`
     )
