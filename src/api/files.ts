@@ -13,11 +13,52 @@ import {
   TenantPath
 } from "./common.js"
 
+const SHA256 = /^[0-9a-f]{64}$/
+
+/** The RelPath rule as a plain predicate: relative, inside the tree, no `..`, `.` or empty segment. */
+export const isRelPath = (p: unknown): p is string =>
+  typeof p === "string" &&
+  p.length > 0 &&
+  p.length <= 1024 &&
+  !p.startsWith("/") &&
+  !p.includes("\\") &&
+  !p.includes("\0") &&
+  p.split("/").every((s) => s !== "" && s !== "." && s !== "..")
+
+const isEntry = (u: unknown): u is FileEntry => {
+  if (typeof u !== "object" || u === null) return false
+  const e = u as { path?: unknown; size?: unknown; sha256?: unknown }
+  return isRelPath(e.path) && Number.isSafeInteger(e.size) && (e.size as number) >= 0 && typeof e.sha256 === "string" && SHA256.test(e.sha256)
+}
+
+/**
+ * A whole tree's entries, checked entry by entry with the FileEntry rules by one predicate: a manifest
+ * has tens of thousands of entries and is read on every run, so it skips the per-field decoding.
+ */
+export const FileEntries = Schema.declare((u: unknown): u is ReadonlyArray<FileEntry> => Array.isArray(u) && u.every(isEntry), {
+  identifier: "FileEntries",
+  description: "files of a tree, sorted by path",
+  jsonSchema: {
+    type: "array",
+    items: {
+      type: "object",
+      required: ["path", "size", "sha256"],
+      properties: {
+        path: { type: "string", description: "a relative path inside the tree" },
+        size: { type: "integer", minimum: 0 },
+        sha256: { type: "string", pattern: "^[0-9a-f]{64}$" }
+      }
+    }
+  }
+})
+
 /** The head (or a given revision) of a tenant's tree: every file with its size and hash. */
 export class RemoteManifest extends Schema.Class<RemoteManifest>("RemoteManifest")({
+  /** The tenant the tree belongs to (in direct mode, the token's). */
+  tenant: Schema.String,
   /** null while the tenant has never been pushed to. */
   revision: Schema.NullOr(Schema.String),
-  entries: Schema.Array(FileEntry),
+  entries: FileEntries,
   checksum: Sha256
 }) {}
 
@@ -27,7 +68,7 @@ export class UploadHeader extends Schema.Class<UploadHeader>("UploadHeader")({
   base: Schema.NullOr(Schema.String),
   author: Schema.String,
   /** Files added or modified; their bytes follow in the archive unless the tenant already holds the hash. */
-  set: Schema.Array(FileEntry),
+  set: FileEntries,
   delete: Schema.Array(RelPath),
   /** manifestChecksum of the resulting tree, so both sides agree on what the revision holds. */
   checksum: Sha256

@@ -7,7 +7,7 @@ import { Conflict } from "../errors.js"
 import { SyncApiClient } from "../services/SyncApi.js"
 import { apply, recoverPull } from "../stages/apply.js"
 import { localManifest } from "../stages/bundle.js"
-import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, writeBase } from "../stages/diff.js"
+import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
 import { upload } from "../stages/upload.js"
 
@@ -110,6 +110,12 @@ const report = (
   ...extra
 })
 
+/**
+ * The base is recorded per tenant (ids are unique): syncing with another tenant starts from no base, while
+ * any server or URL family of the same tenant shares it.
+ */
+const baseKey = (remote: RemoteManifest) => remote.tenant
+
 const context = Effect.gen(function* () {
   const config = yield* CurrentConfig
   const client = yield* SyncApiClient
@@ -160,14 +166,12 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
   if (!dryRun) yield* recoverPull(config.projectRoot)
-  const [local, remote, base] = yield* Effect.all(
-    [
-      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }),
-      client.manifest(),
-      readBase(config.projectRoot)
-    ],
-    { concurrency: 3 }
+  const [local, remote] = yield* Effect.all(
+    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }), client.manifest()],
+    { concurrency: 2 }
   )
+  const where = baseKey(remote)
+  const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles("push", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
   if (dryRun) return report("push", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
@@ -175,7 +179,8 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   const set = actionsOf(plan, "upload").map((i) => i.local!)
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
-    yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
+    const next = plan.nextBase(remote.revision)
+    if (!sameBase(next, base)) yield* writeBase(config.projectRoot, where, next)
     return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
   }
   const outcome = yield* upload({
@@ -186,7 +191,7 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     delete: deleted,
     progress
   })
-  yield* writeBase(config.projectRoot, plan.nextBase(outcome.result.revision))
+  yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
   return report("push", false, remote, local.entries.length, plan, {
     revision: outcome.result.revision,
     bytes_sent: outcome.bytesSent,
@@ -200,14 +205,12 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
   if (!dryRun) yield* recoverPull(config.projectRoot)
-  const [local, remote, base] = yield* Effect.all(
-    [
-      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }),
-      client.manifest(),
-      readBase(config.projectRoot)
-    ],
-    { concurrency: 3 }
+  const [local, remote] = yield* Effect.all(
+    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }), client.manifest()],
+    { concurrency: 2 }
   )
+  const where = baseKey(remote)
+  const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles("pull", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
   if (dryRun) return report("pull", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
@@ -215,7 +218,8 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   const write = actionsOf(plan, "write").map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
-    yield* writeBase(config.projectRoot, plan.nextBase(remote.revision))
+    const next = plan.nextBase(remote.revision)
+    if (!sameBase(next, base)) yield* writeBase(config.projectRoot, where, next)
     return report("pull", false, remote, local.entries.length, plan, { files_hashed: local.hashed })
   }
   const revision = remote.revision
@@ -232,7 +236,7 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     delete: deleted,
     progress
   })
-  yield* writeBase(config.projectRoot, plan.nextBase(revision))
+  yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
   return report("pull", false, remote, local.entries.length, plan, {
     files_hashed: local.hashed,
     ...(result.backup === undefined ? {} : { backup: result.backup })

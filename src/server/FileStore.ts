@@ -1,7 +1,7 @@
 /** The tenant server's storage in Postgres: tenants, hashed tokens, content-addressed blobs and file revisions. */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
 import { type Caller, NotFound } from "../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
 import { manifestChecksum } from "../domain/hash.js"
@@ -40,7 +40,7 @@ const parseToken = (token: string): { readonly id: string; readonly secret: stri
 }
 
 const toEntries = (stored: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> =>
-  stored.map(([path, size, sha]) => new FileEntry({ path, size, sha256: sha }, { disableValidation: true }))
+  stored.map(([path, size, sha]): FileEntry => ({ path, size, sha256: sha }))
 
 export interface UploadOptions {
   readonly idempotencyKey: string | undefined
@@ -103,7 +103,10 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
 
     const manifest = Effect.fn("FileStore.manifest")(function* (tenantId: string, revision?: string) {
       const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("manifest")))
-      return new RemoteManifest({ revision: rev.id, entries: toEntries(rev.manifest), checksum: rev.checksum }, { disableValidation: true })
+      return new RemoteManifest(
+        { tenant: tenantId, revision: rev.id, entries: toEntries(rev.manifest), checksum: rev.checksum },
+        { disableValidation: true }
+      )
     })
 
     const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
@@ -150,12 +153,24 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array }> = []
       let pendingBytes = 0
       let received = 0
+      // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
+      let inflight: Fiber.RuntimeFiber<void, SqlError.SqlError> | undefined
+      const settle = Effect.suspend(() => {
+        const f = inflight
+        inflight = undefined
+        return f === undefined ? Effect.void : Fiber.join(f)
+      })
       const flush = Effect.suspend(() => {
-        if (pending.length === 0) return Effect.void
+        if (pending.length === 0) return settle
         const rows = pending
         pending = []
         pendingBytes = 0
-        return sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid)
+        return settle.pipe(
+          Effect.zipRight(Effect.fork(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
+          Effect.map((fiber) => {
+            inflight = fiber
+          })
+        )
       })
       yield* readArchive(
         body,
@@ -241,6 +256,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         return new UploadResult({ revision: id, parent: current, created: true, files: next.length, received })
       })
       return yield* flush.pipe(
+        Effect.zipRight(settle),
         Effect.zipRight(sql.withTransaction(commit)),
         Effect.catchTag("SqlError", storageFailure("upload commit"))
       )

@@ -21,23 +21,34 @@ export interface SyncBase {
 const BASE_FILE = "files-base.json"
 const BaseFile = Schema.Struct({
   version: Schema.Literal(1),
+  /** The tenant the base was agreed with: another tenant starts from no base. */
+  tenant: Schema.String,
   revision: Schema.NullOr(Schema.String),
   files: Schema.Record({ key: Schema.String, value: Schema.String })
 })
 
-/** The recorded base, or an empty one before the first sync. */
-export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: string) {
+/** The recorded base with this tenant, or an empty one before the first sync with it. */
+export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: string, tenant: string) {
   const file = nodePath.join(stateDir(projectRoot), BASE_FILE)
   const text = yield* Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined))
   const decoded = text === undefined ? undefined : Schema.decodeUnknownOption(Schema.parseJson(BaseFile))(text)
-  if (decoded === undefined || decoded._tag === "None") return { revision: null, files: new Map() } as SyncBase
+  if (decoded === undefined || decoded._tag === "None" || decoded.value.tenant !== tenant) {
+    return { revision: null, files: new Map() } as SyncBase
+  }
   return { revision: decoded.value.revision, files: new Map(Object.entries(decoded.value.files)) } as SyncBase
 })
 
-export const writeBase = (projectRoot: string, base: SyncBase): Effect.Effect<void, IoError> =>
+/** Whether two bases record the same state (a no-change run then leaves the file alone). */
+export const sameBase = (a: SyncBase, b: SyncBase): boolean => {
+  if (a.revision !== b.revision || a.files.size !== b.files.size) return false
+  for (const [p, sha] of a.files) if (b.files.get(p) !== sha) return false
+  return true
+}
+
+export const writeBase = (projectRoot: string, tenant: string, base: SyncBase): Effect.Effect<void, IoError> =>
   writeFileAtomic(
     nodePath.join(stateDir(projectRoot), BASE_FILE),
-    JSON.stringify({ version: 1, revision: base.revision, files: Object.fromEntries(base.files) })
+    JSON.stringify({ version: 1, tenant, revision: base.revision, files: Object.fromEntries(base.files) })
   )
 
 /** What a run does with one path. */

@@ -6,7 +6,7 @@ import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { run, runEither } from "../server/support.js"
 
-const manifestBody = JSON.stringify({ revision: null, entries: [], checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" })
+const manifestBody = JSON.stringify({ tenant: "t", revision: null, entries: [], checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" })
 
 const servers: Array<Server> = []
 afterEach(async () => {

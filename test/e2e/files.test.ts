@@ -207,7 +207,7 @@ describe("agentsync files (e2e)", () => {
       hostile = createServer((req, res) => {
         if (req.url?.startsWith("/api/v1/sync/files/manifest")) {
           res.writeHead(200, { "content-type": "application/json" })
-          res.end(JSON.stringify({ revision: "r-evil", entries: [claimedEntry], checksum: manifestChecksum([claimedEntry]) }))
+          res.end(JSON.stringify({ tenant: "evil", revision: "r-evil", entries: [claimedEntry], checksum: manifestChecksum([claimedEntry]) }))
         } else {
           res.writeHead(200, { "content-type": "application/gzip" })
           res.end(archive)

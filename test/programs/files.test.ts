@@ -94,6 +94,15 @@ describe("FileSyncService", () => {
     expect(diff.counts).toEqual({ added: 0, modified: 0, removed: 0, unchanged: 5 })
   })
 
+  it("keeps the recorded base per tenant: a project pushed to one tenant pushes everything to another", async () => {
+    const first = await server.createTenant("base-one")
+    const second = await server.createTenant("base-two")
+    const root = await project(sample)
+    await sync(root, first.token).push()
+    const other = await sync(root, second.token).push()
+    expect(other.actions).toEqual({ upload: 5 })
+  })
+
   it("a dry run changes nothing, state files included", async () => {
     const t = await server.createTenant("dry")
     const root = await project(sample)
