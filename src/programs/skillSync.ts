@@ -5,10 +5,10 @@ import { sha256 } from "../domain/hash.js"
 import { checkName, checkRef, defaultSourceName, parseSourceUri, type SourceLocation } from "../domain/skills/guards.js"
 import { compileLayout, discoverUnits, type Layout, type UnitLayout, unitFromName, unitNameMatcher } from "../domain/skills/layout.js"
 import type { Lock, LockedSource, Manifest, ManifestSource, UnitFiles } from "../domain/skills/model.js"
-import { type PlanOptions, type Prefer, planSync, type SkillAction, sideHash, summarize, type UnitState, type UnitStatus } from "../domain/skills/planner.js"
+import { type PlanOptions, type Prefer, planSync, sameSide, type SkillAction, sideHash, summarize, type UnitState, type UnitStatus } from "../domain/skills/planner.js"
 import { CommandFailed, Conflict, InvalidInput, type IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
-import { exists, KNOWN_TOOLS, listTreeFiles, readBytes, removeUnitFile, SkillStore, snapshotUnit } from "../services/SkillStore.js"
+import { exists, KNOWN_TOOLS, listTreeFiles, readBytes, removeUnitFile, SkillStore, snapshotHomes, snapshotUnit } from "../services/SkillStore.js"
 import { writeFileAtomic } from "../services/Workspace.js"
 
 export interface SyncOptions extends PlanOptions {
@@ -52,17 +52,21 @@ export interface SyncReport {
   readonly ignored: ReadonlyArray<{ readonly source: string; readonly path: string; readonly reason: string }>
 }
 
-export const viewAction = (a: SkillAction): ActionView => ({
-  source: a.source,
-  unit: a.unit,
-  tool: a.tool,
-  direction: a.direction,
-  status: a.status,
-  reason: a.reason,
-  home: sideHash(a.home),
-  repo: sideHash(a.repo),
-  base: sideHash(a.base)
-})
+export const viewAction = (a: SkillAction): ActionView => {
+  // In sync, the three states are equal: one fingerprint serves all three.
+  const home = sideHash(a.home)
+  return {
+    source: a.source,
+    unit: a.unit,
+    tool: a.tool,
+    direction: a.direction,
+    status: a.status,
+    reason: a.reason,
+    home,
+    repo: sameSide(a.repo, a.home) ? home : sideHash(a.repo),
+    base: sameSide(a.base, a.home) ? home : sideHash(a.base)
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // The repo side
@@ -88,6 +92,18 @@ interface PreparedSource {
   readonly units: ReadonlyMap<string, RepoUnit>
   readonly ignored: ReadonlyArray<{ readonly path: string; readonly reason: string }>
 }
+
+/** The blob-id → SHA-256 memo of a cache clone; a missing or unreadable memo is simply empty. */
+const readHashCache = (file: string) =>
+  Effect.map(Effect.either(readBytes(file)), (bytes) => {
+    if (Either.isLeft(bytes)) return {} as Record<string, unknown>
+    try {
+      const value: unknown = JSON.parse(new TextDecoder().decode(bytes.right))
+      return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
+    } catch {
+      return {}
+    }
+  })
 
 const recoverHint = (dir: string, ref: string) =>
   `the commits stay in ${dir}; once the remote accepts them, run \`agentsync skill sync\` again (it pushes pending commits first), or push by hand with \`git -C ${dir} push origin ${ref}\``
@@ -206,9 +222,20 @@ const prepareSource = Effect.fn("SkillSync.prepareSource")(function* (
   )
   const wanted = new Set<string>()
   for (const u of found.units) for (const rel of u.files) wanted.add(oidOf.get(rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`)!)
-  const blobs = yield* git.readBlobs(dir, [...wanted])
+  // Blob ids name contents, so their SHA-256 never changes: remembered beside the clone, only new blobs are read.
+  const hashFile = nodePath.join(dir, ".git", "agentsync-sha256.json")
+  const known = yield* readHashCache(hashFile)
   const hashOf = new Map<string, string>()
-  for (const [oid, bytes] of blobs) hashOf.set(oid, sha256(bytes))
+  const unknown: Array<string> = []
+  for (const oid of wanted) {
+    const h = known[oid]
+    if (typeof h === "string" && /^[0-9a-f]{64}$/.test(h)) hashOf.set(oid, h)
+    else unknown.push(oid)
+  }
+  for (const [oid, bytes] of yield* git.readBlobs(dir, unknown)) hashOf.set(oid, sha256(bytes))
+  if (!options.dryRun && (unknown.length > 0 || Object.keys(known).length !== hashOf.size)) {
+    yield* writeFileAtomic(hashFile, JSON.stringify(Object.fromEntries(hashOf)))
+  }
   const units = new Map<string, RepoUnit>()
   for (const u of found.units) {
     const files: Record<string, string> = {}
@@ -331,27 +358,20 @@ const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     }
   }
 
-  const states = yield* Effect.forEach(
-    pending,
-    (item) =>
-      Effect.gen(function* () {
-        const lockedUnit = lock.sources[item.source.source.name]?.units[item.layout.name] ?? {}
-        const tools = yield* Effect.forEach(item.tools, (tool) =>
-          Effect.gen(function* () {
-            const home = yield* homeOf(tool)
-            const files = yield* snapshotUnit(nodePath.join(home, item.layout.homeRoot), item.layout.folder)
-            return { tool, base: lockedUnit[tool]?.files, home: files }
-          })
-        )
-        return {
-          source: item.source.source.name,
-          unit: item.layout.name,
-          readOnly: item.source.readOnly,
-          repo: units.get(item.key)!.repo?.files,
-          tools
-        } satisfies UnitState
-      }),
-    { concurrency: 32 }
+  for (const item of pending) for (const tool of item.tools) yield* homeOf(tool)
+  // One pass over every unit and tool: the snapshots are synchronous reads, a fiber each would only add overhead.
+  const states = yield* snapshotHomes(
+    pending.map((item) => {
+      const lockedUnit = lock.sources[item.source.source.name]?.units[item.layout.name] ?? {}
+      return {
+        source: item.source.source.name,
+        unit: item.layout.name,
+        readOnly: item.source.readOnly,
+        repo: units.get(item.key)!.repo?.files,
+        layout: item.layout,
+        tools: item.tools.map((tool) => ({ tool, base: lockedUnit[tool]?.files, home: homes.get(tool)! }))
+      }
+    })
   )
   return { prepared, errors, units, states, homes } satisfies Planned
 })
@@ -374,7 +394,8 @@ class Skip extends Data.TaggedError("Skip")<{ readonly reason: string }> {}
 const sourceBytes = (
   planned: PlannedUnit,
   action: SkillAction,
-  homes: ReadonlyMap<string, string>
+  homes: ReadonlyMap<string, string>,
+  prefetched: ReadonlyMap<string, Uint8Array> = new Map()
 ): Effect.Effect<ReadonlyMap<string, Uint8Array>, Skip | IoError | CommandFailed, Git> =>
   Effect.gen(function* () {
     const content = action.content ?? {}
@@ -393,8 +414,9 @@ const sourceBytes = (
     } else {
       const git = yield* Git
       const oids = planned.repo?.oids ?? {}
-      const blobs = yield* git.readBlobs(planned.prepared.dir, rels.map((r) => oids[r]!))
-      for (const rel of rels) out.set(rel, blobs.get(oids[rel]!)!)
+      const missing = rels.filter((r) => !prefetched.has(oids[r]!))
+      const blobs = missing.length === 0 ? prefetched : yield* git.readBlobs(planned.prepared.dir, missing.map((r) => oids[r]!))
+      for (const rel of rels) out.set(rel, prefetched.get(oids[rel]!) ?? blobs.get(oids[rel]!)!)
     }
     for (const rel of rels) {
       if (sha256(out.get(rel)!) !== content[rel]) return yield* new Skip({ reason: `${rel === "" ? planned.layout.homeRoot : rel} changed since the plan` })
@@ -511,27 +533,43 @@ const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, actions:
     }
   }
 
-  // 2. ToHome: re-check the home just before writing; a moved home skips that unit only.
-  for (const a of actions) {
-    if (a.direction !== "ToHome") continue
-    const key = unitKey(a.source, a.unit)
-    if (failed.has(key)) continue
-    const planned1 = planned.units.get(key)!
-    const result = yield* Effect.either(
-      Effect.gen(function* () {
-        const home = planned.homes.get(a.tool)!
-        const root = nodePath.join(home, planned1.layout.homeRoot)
-        const now = yield* snapshotUnit(root, planned1.layout.folder)
-        if (!sameFiles(now, a.home)) return yield* new Skip({ reason: `the home of ${a.tool} changed since the plan` })
-        const bytes = yield* sourceBytes(planned1, a, planned.homes)
-        yield* writeUnit((rel) => homePath(home, planned1.layout, rel), planned1.layout.folder ? root : nodePath.dirname(root), a.home, bytes, a.content)
-      })
-    )
-    if (Either.isLeft(result)) {
-      skipped.push({ source: a.source, unit: a.unit, tool: a.tool, reason: result.left instanceof Skip ? result.left.reason : result.left.message })
-      failed.add(`${key}\u0000${a.tool}`)
-    } else applied.push({ source: a.source, unit: a.unit, tool: a.tool, direction: a.direction })
+  // 2. ToHome: re-check the home just before writing; a moved home skips that unit only. Repo bytes are read in
+  // one `git cat-file --batch` per source; units are written concurrently (their paths are disjoint).
+  const toHome = actions.filter((a) => a.direction === "ToHome" && !failed.has(unitKey(a.source, a.unit)))
+  const blobs = new Map<string, Uint8Array>()
+  for (const p of planned.prepared) {
+    if (p.location._tag !== "Git") continue
+    const oids = new Set<string>()
+    for (const a of toHome) {
+      if (a.source !== p.source.name || a.from !== "repo") continue
+      const oidsOf = planned.units.get(unitKey(a.source, a.unit))!.repo?.oids ?? {}
+      for (const rel of Object.keys(a.content ?? {})) oids.add(oidsOf[rel]!)
+    }
+    for (const [oid, bytes] of yield* git.readBlobs(p.dir, [...oids])) blobs.set(oid, bytes)
   }
+  yield* Effect.forEach(
+    toHome,
+    (a) =>
+      Effect.gen(function* () {
+        const key = unitKey(a.source, a.unit)
+        const planned1 = planned.units.get(key)!
+        const result = yield* Effect.either(
+          Effect.gen(function* () {
+            const home = planned.homes.get(a.tool)!
+            const root = nodePath.join(home, planned1.layout.homeRoot)
+            const now = yield* snapshotUnit(root, planned1.layout.folder)
+            if (!sameFiles(now, a.home)) return yield* new Skip({ reason: `the home of ${a.tool} changed since the plan` })
+            const bytes = yield* sourceBytes(planned1, a, planned.homes, blobs)
+            yield* writeUnit((rel) => homePath(home, planned1.layout, rel), planned1.layout.folder ? root : nodePath.dirname(root), a.home, bytes, a.content)
+          })
+        )
+        if (Either.isLeft(result)) {
+          skipped.push({ source: a.source, unit: a.unit, tool: a.tool, reason: result.left instanceof Skip ? result.left.reason : result.left.message })
+          failed.add(`${key}\u0000${a.tool}`)
+        } else applied.push({ source: a.source, unit: a.unit, tool: a.tool, direction: a.direction })
+      }),
+    { concurrency: 16, discard: true }
+  )
 
   // 3. The lock: only what succeeded advances.
   const sources: Record<string, LockedSource> = { ...lock.sources }

@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { agentsync } from "../support/cli.js"
-import { isolateGit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
+import { isolateGit, lockedUnit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 
 const top = tempRoot("skill-e2e")
 isolateGit(top)
@@ -86,7 +86,7 @@ describe("agentsync skill (built CLI, real git)", () => {
     const after = m.state()
     expect(after.claude).toEqual(before.claude)
     expect(after.remote).toEqual(before.remote)
-    expect(after.lock.split("commands/ship:")[1]).toBe(before.lock.split("commands/ship:")[1])
+    expect(lockedUnit(after.lock, "commands/ship")).toEqual(lockedUnit(before.lock, "commands/ship"))
 
     const resolved = await m.cli("--json", "skill", "sync", "--prefer", "repo")
     expect(resolved.code).toBe(0)

@@ -7,7 +7,7 @@ import * as SkillSync from "../../src/programs/skillSync.js"
 import { type Git, layer as gitLayer } from "../../src/services/Git.js"
 import { layer as shellLayer } from "../../src/services/Shell.js"
 import { SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
-import { git, isolateGit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
+import { git, isolateGit, lockedUnit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 
 const top = tempRoot("skillsync")
 isolateGit(top)
@@ -64,7 +64,7 @@ describe("skill install and sync (real git, local bare remotes)", () => {
         expect(read(w.claude("agents/reviewer.md"))).toBe(SAMPLE["agents/reviewer.md"])
         expect(read(w.codex("commands/ship.md"))).toBe(SAMPLE["commands/ship.md"])
         expect(fs.existsSync(w.claude("README.md"))).toBe(false)
-        expect(w.lockText()).toMatch(/skills\/pdf:/)
+        expect(lockedUnit(w.lockText(), "skills/pdf")).toHaveProperty("claude.files")
         const again = yield* SkillSync.sync()
         expect(again.summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0, noOp: 6 })
         const status = yield* SkillSync.status()
@@ -134,7 +134,7 @@ describe("skill install and sync (real git, local bare remotes)", () => {
         expect(after.codex).toEqual(before.codex)
         expect(after.remote).toEqual(before.remote)
         // The lock may record the new upstream commit, never a new base for the conflicted unit.
-        expect(after.lock?.split("commands/ship:")[1]).toBe(before.lock?.split("commands/ship:")[1])
+        expect(lockedUnit(after.lock, "commands/ship")).toEqual(lockedUnit(before.lock, "commands/ship"))
 
         const prefer = yield* SkillSync.sync({ scope: "team:commands/ship", prefer: "home" })
         // Both homes hold the same edit: two actions, one commit.
@@ -350,7 +350,7 @@ describe("skill install and sync (real git, local bare remotes)", () => {
         const withDelete = yield* SkillSync.sync({ delete: true })
         expect(withDelete.summary.toHome).toBe(2)
         expect(fs.existsSync(w.claude("commands/ship.md"))).toBe(false)
-        expect(w.lockText()).not.toMatch(/commands\/ship/)
+        expect(lockedUnit(w.lockText(), "commands/ship")).toBeUndefined()
       })
     )
   })

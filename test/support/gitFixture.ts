@@ -97,3 +97,7 @@ export const SAMPLE: Record<string, string> = {
   "agents/reviewer.md": "You review code.\n",
   "commands/ship.md": "Ship it.\n"
 }
+
+/** One unit's entry of a lock.yaml text (source "team"); the lock is JSON below its comment line. */
+export const lockedUnit = (text: string | undefined, unit: string): unknown =>
+  text === undefined ? undefined : JSON.parse(text.slice(text.indexOf("{"))).sources.team?.units[unit]

@@ -107,12 +107,16 @@ export interface Discovery {
  */
 export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>): Discovery => {
   const sorted = [...repoPaths].sort()
-  const claimedFolders: Array<string> = []
+  const claimedFolders = new Set<string>()
   const claimedFiles = new Set<string>()
   const names = new Set<string>()
   const units: Array<UnitLayout> = []
   const skipped: Array<{ path: string; reason: string }> = []
-  const insideClaimed = (p: string) => claimedFiles.has(p) || claimedFolders.some((f) => p.startsWith(`${f}/`))
+  const insideClaimed = (p: string) => {
+    if (claimedFiles.has(p)) return true
+    for (let slash = p.indexOf("/"); slash > 0; slash = p.indexOf("/", slash + 1)) if (claimedFolders.has(p.slice(0, slash))) return true
+    return false
+  }
   for (const m of layout.mappings) {
     for (const path of sorted) {
       const match = m.glob.exec(path)
@@ -132,7 +136,7 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
         continue
       }
       names.add(name)
-      if (m.folder) claimedFolders.push(repoRoot)
+      if (m.folder) claimedFolders.add(repoRoot)
       else claimedFiles.add(repoRoot)
       units.push({ name, repoRoot, homeRoot, folder: m.folder, mapping: m.index })
     }

@@ -117,7 +117,49 @@ const parseState = <A, I>(schema: Schema.Schema<A, I>, file: string, text: strin
 }
 
 export const parseManifest = (file: string, text: string) => parseState(Manifest, file, text)
-export const parseLock = (file: string, text: string) => parseState(Lock, file, text)
+
+/**
+ * The lock is written as JSON (which is YAML) so that thousands of entries parse in milliseconds; anything else,
+ * or anything invalid, goes through the YAML parser, which names the line.
+ */
+export const parseLock = (file: string, text: string): Either.Either<Lock, InvalidInput> => {
+  const body = text.replace(/^(?:[ \t]*#[^\n]*\n|[ \t]*\n)*/, "")
+  if (body.startsWith("{")) {
+    let value: unknown
+    try {
+      value = JSON.parse(body)
+    } catch {
+      return parseState(Lock, file, text)
+    }
+    if (isLockShaped(value)) return Either.right(value)
+  }
+  return parseState(Lock, file, text)
+}
+
+const SHA = /^[0-9a-f]{64}$/
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const only = (o: Record<string, unknown>, keys: ReadonlyArray<string>) => Object.keys(o).every((k) => keys.includes(k))
+
+/**
+ * The `Lock` schema's rules as a plain check, for the fast path over thousands of entries (the schema decode costs
+ * ten times the JSON parse); whatever it refuses is decoded again by the schema for a precise message.
+ */
+const isLockShaped = (u: unknown): u is Lock => {
+  if (!isObject(u) || u["version"] !== 1 || !only(u, ["version", "sources"]) || !isObject(u["sources"])) return false
+  for (const src of Object.values(u["sources"])) {
+    if (!isObject(src) || !only(src, ["commit", "units"]) || !isObject(src["units"])) return false
+    if (src["commit"] !== undefined && typeof src["commit"] !== "string") return false
+    for (const perTool of Object.values(src["units"])) {
+      if (!isObject(perTool)) return false
+      for (const d of Object.values(perTool)) {
+        if (!isObject(d) || !only(d, ["commit", "files"]) || !isObject(d["files"])) return false
+        if (d["commit"] !== undefined && typeof d["commit"] !== "string") return false
+        for (const h of Object.values(d["files"])) if (typeof h !== "string" || !SHA.test(h)) return false
+      }
+    }
+  }
+  return true
+}
 
 const render = (value: unknown) => stringify(value, { lineWidth: 0, indent: 2, aliasDuplicateObjects: false })
 
@@ -125,4 +167,4 @@ export const renderManifest = (m: Manifest): string =>
   `# agentsync skill manifest: sources and which units go to which tools\n${render(Schema.encodeSync(Manifest)(m))}`
 
 export const renderLock = (l: Lock): string =>
-  `# agentsync skill lock: written by agentsync, the base of every three-way decision; do not edit\n${render(Schema.encodeSync(Lock)(l))}`
+  `# agentsync skill lock: written by agentsync, the base of every three-way decision; do not edit\n${JSON.stringify(Schema.encodeSync(Lock)(l), null, 1)}\n`

@@ -87,12 +87,17 @@ export const sameSide = (a: Side, b: Side): boolean => {
 }
 
 /** A short, stable fingerprint of a side for messages: SHA-256 over sorted `path\0sha256` lines, or `absent`. */
+const hashes = new WeakMap<object, string>()
 export const sideHash = (s: Side): string => {
   const x = norm(s)
   if (x === undefined) return "absent"
+  const known = hashes.get(x)
+  if (known !== undefined) return known
   const h = createHash("sha256")
   for (const k of Object.keys(x).sort()) h.update(`${k}\0${x[k]}\n`)
-  return h.digest("hex").slice(0, 12)
+  const out = h.digest("hex").slice(0, 12)
+  hashes.set(x, out)
+  return out
 }
 
 /** The files that differ between two sides, for reasons. */
