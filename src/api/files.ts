@@ -1,7 +1,7 @@
 /** The files area of the tenant API: manifest, upload, download and revisions, in the direct and relay URL families. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { FileEntry, RelPath, Sha256 } from "../domain/model.js"
+import { type FileEntry, RelPath, Sha256 } from "../domain/model.js"
 import {
   Authentication,
   ConflictWire,

@@ -5,7 +5,7 @@ import { Chunk, Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
 import { type Caller, NotFound } from "../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
 import { manifestChecksum } from "../domain/hash.js"
-import { FileEntry } from "../domain/model.js"
+import type { FileEntry } from "../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../errors.js"
 import { type ArchiveCaps, defaultCaps, fileRecord, gzip, readArchive, tarOf } from "../stages/archive.js"
 
@@ -167,9 +167,11 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         pendingBytes = 0
         return settle.pipe(
           Effect.zipRight(Effect.fork(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
-          Effect.map((fiber) => {
-            inflight = fiber
-          })
+          Effect.flatMap((fiber) =>
+            Effect.sync(() => {
+              inflight = fiber
+            })
+          )
         )
       })
       yield* readArchive(
