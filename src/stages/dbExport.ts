@@ -32,6 +32,8 @@ export interface ExportSource<E = never> {
    * `COPY_COLUMNS`, on a connection held for as long as the scope is open.
    */
   readonly copy?: (table: SyncTable) => Effect.Effect<Readable, DatabaseError, Scope.Scope>
+  /** Ids with Postgres-computed digests, in id order (see `tableDigests`). */
+  readonly digests?: (table: SyncTable) => Stream.Stream<ReadonlyArray<Digest>, E | DatabaseError>
 }
 
 /** The columns of each table in the order the bulk path copies them. */
@@ -191,20 +193,35 @@ const SELECT: Record<SyncTable, string> = {
 }
 
 /**
- * Rows rendered as the export carries them: timestamps canonical UTC text, arrays and JSON decoded by the driver.
- * Read through a server-side cursor on a connection of its own, so memory holds one batch at a time and the
- * read never lands on a transaction another client has open.
+ * The rows of a query, `batch` at a time, through a server-side cursor in a read-only snapshot on a connection
+ * of its own: memory holds one batch, the rows are one consistent snapshot, and the read never lands on a
+ * transaction another client has open.
  */
-export const tableRows = <T extends SyncTable>(loc: DbLocation, table: T, batch = 2000): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseError> =>
+export const cursorRows = <A>(loc: DbLocation, text: string, what: string, batch = 5000): Stream.Stream<ReadonlyArray<A>, DatabaseError> =>
   Stream.unwrapScoped(
-    Effect.map(outsideTransactionEffect(loc.sql.reserve), (conn) =>
-      conn.executeStream(`SELECT ${SELECT[table]} FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`, [], undefined)
-    ).pipe(Effect.mapError(dbError(`connecting to read ${TABLE_NAME[table]}`)))
-  ).pipe(
-    Stream.mapError((e) => (e instanceof SqlError ? dbError(`reading ${TABLE_NAME[table]}`)(e) : e)),
-    Stream.rechunk(batch),
-    Stream.chunks,
-    Stream.map((c) => Chunk.toReadonlyArray(c) as ReadonlyArray<RowOf[T]>)
+    Effect.gen(function* () {
+      const conn = yield* outsideTransactionEffect(loc.sql.reserve)
+      yield* conn.executeUnprepared("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [], undefined)
+      // A read-only transaction: ending it can lose nothing, and a connection that is already gone has ended it.
+      yield* Effect.addFinalizer(() => Effect.ignore(conn.executeUnprepared("ROLLBACK", [], undefined)))
+      yield* conn.executeUnprepared(`DECLARE agentsync_cursor NO SCROLL CURSOR FOR ${text}`, [], undefined)
+      const fetch = conn.executeUnprepared(`FETCH ${batch} FROM agentsync_cursor`, [], undefined)
+      return Stream.repeatEffectOption(
+        fetch.pipe(
+          Effect.mapError((e) => Option.some(dbError(what)(e))),
+          Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(rows as ReadonlyArray<A>)))
+        )
+      )
+    }).pipe(Effect.mapError((e) => (e instanceof SqlError ? dbError(what)(e) : e)))
+  )
+
+/** Rows rendered as the export carries them: timestamps canonical UTC text, arrays and JSON decoded by the driver. */
+export const tableRows = <T extends SyncTable>(loc: DbLocation, table: T, batch = 2000): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseError> =>
+  cursorRows<RowOf[T]>(
+    loc,
+    `SELECT ${SELECT[table]} FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
+    `reading ${TABLE_NAME[table]}`,
+    batch
   )
 
 export const countRows = Effect.fn("DbExport.countRows")(function* (loc: DbLocation) {
@@ -231,83 +248,105 @@ export const copyOut = (loc: DbLocation, table: SyncTable) =>
 export const sqlSource = (loc: DbLocation, batch = 2000): ExportSource => ({
   counts: countRows(loc),
   rows: (table) => tableRows(loc, table, batch),
-  copy: (table) => copyOut(loc, table)
+  copy: (table) => copyOut(loc, table),
+  digests: (table) => tableDigests(loc, table)
 })
 
 // ---------------------------------------------------------------------------------------------------------------
-// Diff: a merge join of two id-sorted streams, comparing row digests; memory stays at one batch per side.
+// Diff: a merge join of two id-sorted streams of (id, digest of the compared columns); memory stays at one
+// batch per side.
 
-type Pull<A, E> = Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>
+/** An id and the digest of the columns an import compares (created_at excluded). */
+export type Digest = readonly [id: string, digest: string]
 
-/** Counts rows only on the left, only on the right, different and equal, for one table. */
-export const diffTable = <T extends SyncTable, E1, E2>(
-  table: T,
-  left: Stream.Stream<ReadonlyArray<RowOf[T]>, E1>,
-  right: Stream.Stream<ReadonlyArray<RowOf[T]>, E2>
+const DIGEST_ROW: Record<SyncTable, string> = {
+  users: `ROW(name, email, display_name, roles, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
+  skills: `ROW(name, description, enabled, tags, category, assigned_agents, instructions, version_hash, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
+  contexts: `ROW(user_id, session_id, name, data, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`
+}
+
+/**
+ * Digests computed by Postgres (md5 of the row's text form: jsonb and arrays print canonically), so only ids
+ * and digests travel. Both sides of a diff must digest the same way: two databases (or a tenant server, which
+ * runs this same query) do; otherwise the rows are digested here with `rowDigest`.
+ */
+export const tableDigests = (loc: DbLocation, table: SyncTable, batch = 10000): Stream.Stream<ReadonlyArray<Digest>, DatabaseError> =>
+  cursorRows<{ readonly id: string; readonly digest: string }>(
+    loc,
+    `SELECT id, md5(${DIGEST_ROW[table]}::text) AS digest FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
+    `reading ${TABLE_NAME[table]}`,
+    batch
+  ).pipe(Stream.map((rows) => rows.map((r): Digest => [r.id, r.digest])))
+
+/** Counts ids only on the left, only on the right, with different and with equal digests. */
+export const diffDigests = <E1, E2>(
+  table: SyncTable,
+  left: Stream.Stream<ReadonlyArray<Digest>, E1>,
+  right: Stream.Stream<ReadonlyArray<Digest>, E2>
 ): Effect.Effect<TableDiffCounts, E1 | E2> =>
   Effect.scoped(
     Effect.gen(function* () {
-      const digests = <E>(s: Stream.Stream<ReadonlyArray<RowOf[T]>, E>) =>
-        s.pipe(
-          Stream.mapConcat((rows) => rows.map((r) => [r.id, rowDigest(table, r)] as const)),
-          Stream.toPull
-        )
-      const pullL: Pull<readonly [string, string], E1> = yield* digests(left)
-      const pullR: Pull<readonly [string, string], E2> = yield* digests(right)
-      const reader = <E>(pull: Pull<readonly [string, string], E>) => {
-        let buf: ReadonlyArray<readonly [string, string]> = []
-        let i = 0
-        let done = false
-        const peek: Effect.Effect<readonly [string, string] | undefined, E> = Effect.suspend(() => {
-          if (i < buf.length) return Effect.succeed(buf[i])
-          if (done) return Effect.succeed(undefined)
+      const side = <E>(pull: Effect.Effect<Chunk.Chunk<ReadonlyArray<Digest>>, Option.Option<E>>) => {
+        const state = { buf: [] as ReadonlyArray<Digest>, i: 0, done: false }
+        // Refills the buffer when it is used up; the merge below runs synchronously over whole batches.
+        const fill: Effect.Effect<void, E> = Effect.suspend(() => {
+          if (state.done || state.i < state.buf.length) return Effect.void
           return pull.pipe(
-            Effect.flatMap((c) =>
-              Effect.sync(() => {
-                buf = Chunk.toReadonlyArray(c)
-                i = 0
-              })
-            ),
-            Effect.catchAll((o) =>
-              Option.isNone(o)
-                ? Effect.sync(() => {
-                    done = true
-                  })
-                : Effect.fail(o.value)
-            ),
-            Effect.zipRight(Effect.suspend(() => peek))
+            Effect.map(Option.some),
+            Effect.catchAll((o) => (Option.isNone(o) ? Effect.succeed(Option.none<Chunk.Chunk<ReadonlyArray<Digest>>>()) : Effect.fail(o.value))),
+            Effect.flatMap((next) => {
+              if (Option.isNone(next)) {
+                state.done = true
+                return Effect.void
+              }
+              state.buf = Chunk.toReadonlyArray(next.value).flat()
+              state.i = 0
+              return fill
+            })
           )
         })
-        return { peek, next: () => void i++ }
+        return { state, fill }
       }
-      const l = reader(pullL)
-      const r = reader(pullR)
-      let only_local = 0
-      let only_remote = 0
-      let different = 0
-      let equal = 0
+      const l = side(yield* Stream.toPull(left))
+      const r = side(yield* Stream.toPull(right))
+      const counts = { table, only_local: 0, only_remote: 0, different: 0, equal: 0 }
       for (;;) {
-        const a = yield* l.peek
-        const b = yield* r.peek
-        if (a === undefined && b === undefined) break
-        const order = a === undefined ? 1 : b === undefined ? -1 : compareIds(a[0], b[0])
-        if (order < 0) {
-          only_local++
-          l.next()
-        } else if (order > 0) {
-          only_remote++
-          r.next()
-        } else {
-          if (a![1] === b![1]) equal++
-          else different++
-          l.next()
-          r.next()
+        yield* l.fill
+        yield* r.fill
+        const a = l.state
+        const b = r.state
+        if (a.done && b.done) break
+        // Merge until one side needs a refill.
+        while ((a.i < a.buf.length || a.done) && (b.i < b.buf.length || b.done) && !(a.done && b.done)) {
+          const x = a.i < a.buf.length ? a.buf[a.i]! : undefined
+          const y = b.i < b.buf.length ? b.buf[b.i]! : undefined
+          const order = x === undefined ? 1 : y === undefined ? -1 : compareIds(x[0], y[0])
+          if (order < 0) {
+            counts.only_local++
+            a.i++
+          } else if (order > 0) {
+            counts.only_remote++
+            b.i++
+          } else {
+            if (x![1] === y![1]) counts.equal++
+            else counts.different++
+            a.i++
+            b.i++
+          }
+          if ((!a.done && a.i >= a.buf.length) || (!b.done && b.i >= b.buf.length)) break
         }
       }
-      return { table, only_local, only_remote, different, equal }
+      return counts satisfies TableDiffCounts
     })
   )
 
-/** The per-table diff of two sources (local on the left). */
+const jsDigests = <T extends SyncTable, E>(table: T, rows: Stream.Stream<ReadonlyArray<RowOf[T]>, E>) =>
+  Stream.map(rows, (batch) => batch.map((row): Digest => [row.id, rowDigest(table, row)]))
+
+/** The per-table diff of two sources (local on the left): by Postgres digests where both offer them. */
 export const diffSources = <E1, E2>(local: ExportSource<E1>, remote: ExportSource<E2>) =>
-  Effect.forEach(SYNC_TABLES, (table) => diffTable(table, local.rows(table), remote.rows(table)))
+  Effect.forEach(SYNC_TABLES, (table) =>
+    local.digests !== undefined && remote.digests !== undefined
+      ? diffDigests(table, local.digests(table), remote.digests(table))
+      : diffDigests(table, jsDigests(table, local.rows(table)), jsDigests(table, remote.rows(table)))
+  )

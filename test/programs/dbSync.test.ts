@@ -5,7 +5,7 @@ import { Effect, Exit, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import type { ContextExport, UserExport } from "../../src/domain/dbExport.js"
-import { DatabaseSyncService } from "../../src/programs/dbSync.js"
+import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSync.js"
 import { SyncService } from "../../src/programs/syncAll.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
@@ -197,6 +197,6 @@ describe("SyncService.syncAll", () => {
     await query(cloud, "DROP TRIGGER refuse ON user_contexts")
     const second = await run()
     expect(second.operations[1]!.state).toEqual({ _tag: "Completed" })
-    expect(counts(second.operations[1]!.report as { tables: [] })).toEqual([[0, 0, 2, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+    expect(counts(second.operations[1]!.report as DbSyncResult)).toEqual([[0, 0, 2, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
   })
 })
