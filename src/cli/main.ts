@@ -1,10 +1,11 @@
 /** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
 import { Command, ValidationError } from "@effect/cli"
-import { Cause, Console, Effect, Exit } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { local } from "./local.js"
 import { files } from "./files.js"
 import { db } from "./db.js"
+import { demo } from "./demo.js"
 import { root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
@@ -16,7 +17,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, skill, files, serve, tenant, db, sync])
+  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })
@@ -33,6 +34,10 @@ export const main = (argv: ReadonlyArray<string>) =>
         // @effect/cli has already shown usage errors with the help text.
         if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCode.Usage)
         if (isSyncError(error)) return Effect.as(Console.error(`error: ${error.message}`), exitCodeOf(error))
+        // A malformed environment variable read through Effect's Config: a usage problem, named.
+        if (ConfigError.isConfigError(error)) {
+          return Effect.as(Console.error(`error: invalid configuration: ${String(error)}`), ExitCode.Usage)
+        }
       }
       return Effect.as(Console.error(`unexpected error: ${Cause.pretty(exit.cause)}`), ExitCode.Failure)
     })
