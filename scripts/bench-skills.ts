@@ -58,16 +58,22 @@ const layer = Layer.mergeAll(storeLayer({ root: nodePath.join(root, "state"), en
 )
 const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) => Effect.runPromise(Effect.provide(effect, layer))
 
+/** Median wall time, and the median CPU time of this process (robust to a machine busy with other work). */
 const median = async (f: () => Promise<unknown>, repeat: number) => {
   await f()
   const samples: Array<number> = []
+  const cpu: Array<number> = []
   for (let i = 0; i < repeat; i++) {
     const t = performance.now()
+    const c = process.cpuUsage()
     await f()
     samples.push(performance.now() - t)
+    const u = process.cpuUsage(c)
+    cpu.push((u.user + u.system) / 1000)
   }
   samples.sort((a, b) => a - b)
-  return samples[Math.floor(samples.length / 2)]!
+  cpu.sort((a, b) => a - b)
+  return { wall: samples[Math.floor(samples.length / 2)]!, cpu: cpu[Math.floor(cpu.length / 2)]! }
 }
 const medianSync = (f: () => void, repeat: number) => {
   f()
@@ -100,13 +106,15 @@ const main = async () => {
 
   // 3. Status and a dry-run sync over 2,000 units × 3 tools.
   let rows = 0
-  const statusMs = await median(async () => {
+  const status = await median(async () => {
     rows = (await run(SkillSync.status())).rows.length
   }, 5)
+  const statusMs = status.wall
   let planned: SkillSync.SyncReport | undefined
-  const planMs = await median(async () => {
+  const plan = await median(async () => {
     planned = await run(SkillSync.sync({ dryRun: true }))
   }, 5)
+  const planMs = plan.wall
 
   // 4. The planner alone, over states of the same shape (hashes as the lock stores them).
   const states: Array<UnitState> = []
@@ -136,18 +144,19 @@ const main = async () => {
   const homeFiles = TOOLS.flatMap((t) => sh(root, "find", t, "-type", "f").trim().split("\n"))
   const list = nodePath.join(root, "files.txt")
   fs.writeFileSync(list, `${homeFiles.join("\n")}\n`)
-  const hashObjectMs = await median(async () => {
+  const hashObjectMs = (await median(async () => {
     execFileSync("git", ["hash-object", "--stdin-paths"], { cwd: root, input: fs.readFileSync(list), maxBuffer: 1 << 26 })
-  }, 5)
-  const sha256sumMs = await median(async () => {
+  }, 5)).wall
+  const sha256sumMs = (await median(async () => {
     execFileSync("sh", ["-c", "xargs -d '\\n' sha256sum < files.txt > /dev/null"], { cwd: root })
-  }, 5)
+  }, 5)).wall
 
   const f = (ms: number) => `${ms.toFixed(1)} ms`
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} on ${os.cpus().length} cores`)
   console.log(`skill sync benchmark: ${UNITS} units × ${TOOLS.length} tools (${homeFiles.length} home files), 1% edited at home, 1% upstream`)
   console.log(`  install (clone + deploy to 3 homes)      ${f(installMs)} (${installed.report.summary.toHome} deployments)`)
-  console.log(`  status                                   ${f(statusMs)} (${rows} rows)   budget 1000 ms`)
-  console.log(`  sync --dry-run (fetch, snapshot, plan)   ${f(planMs)} (${planned?.summary.toHome} to home, ${planned?.summary.toRepo} to repo)   budget 1000 ms`)
+  console.log(`  status                                   ${f(statusMs)} wall, ${f(status.cpu)} cpu (${rows} rows)   budget 1000 ms`)
+  console.log(`  sync --dry-run (fetch, snapshot, plan)   ${f(planMs)} wall, ${f(plan.cpu)} cpu (${planned?.summary.toHome} to home, ${planned?.summary.toRepo} to repo)   budget 1000 ms`)
   console.log(`  planner alone (${states.length * TOOLS.length} unit × tool)          ${f(plannerMs)}   budget 50 ms`)
   console.log(`  baseline: naive sorted-JSON planner      ${f(naiveMs)}   ratio planner/naive ${(plannerMs / naiveMs).toFixed(2)}`)
   console.log(`  baseline: git hash-object --stdin-paths  ${f(hashObjectMs)}   ratio status/hash-object ${(statusMs / hashObjectMs).toFixed(2)}`)

@@ -2,7 +2,7 @@
 import { Context, Effect, Either, Layer, Option } from "effect"
 import { checkGitUrl, checkRef } from "../domain/skills/guards.js"
 import { CommandFailed, type InvalidInput } from "../errors.js"
-import { Shell, type ShellShape } from "./Shell.js"
+import { Shell, type ShellShape, showCommand } from "./Shell.js"
 
 export interface TreeEntry {
   readonly path: string
@@ -57,7 +57,10 @@ export const make = (shell: ShellShape): GitShape => {
   const run = (dir: string | undefined, args: ReadonlyArray<string>, stdin?: Uint8Array | string) =>
     shell.run("git", [...BASE, ...(dir === undefined ? [] : ["-C", dir]), ...args], { env, stdin })
   const exec = (dir: string | undefined, args: ReadonlyArray<string>, stdin?: Uint8Array | string) =>
-    shell.exec("git", [...BASE, ...(dir === undefined ? [] : ["-C", dir]), ...args], { env, stdin })
+    shell.exec("git", [...BASE, ...(dir === undefined ? [] : ["-C", dir]), ...args], { env, stdin }).pipe(
+      // Messages show the operation, not the hardening options every call carries.
+      Effect.mapError((e) => new CommandFailed({ command: showCommand("git", args), exitCode: e.exitCode, stderr: e.stderr }))
+    )
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim()
 
   const clone = Effect.fn("Git.clone")(function* (url: string, dir: string) {
