@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either } from "effect"
+import { Either, FastCheck as fc, Schema } from "effect"
 import { checkGitUrl, checkName, checkRef, checkUnitName, defaultSourceName, parseSourceUri } from "../../../src/domain/skills/guards.js"
-import { parseLock, parseManifest, renderLock, renderManifest } from "../../../src/domain/skills/model.js"
+import { Lock, parseLock, parseManifest, renderLock, renderManifest } from "../../../src/domain/skills/model.js"
 
 const ok = <A, E>(e: Either.Either<A, E>) => Either.isRight(e)
 
@@ -44,6 +44,44 @@ describe("state files", () => {
     expect(Either.getOrThrow(parseManifest("m.yaml", renderManifest(manifest)))).toEqual(manifest)
     const lock = { version: 1 as const, sources: { team: { commit: "abc", units: { "skills/x": { claude: { commit: "abc", files: { "SKILL.md": "a".repeat(64) } } } } } } }
     expect(Either.getOrThrow(parseLock("l.yaml", renderLock(lock)))).toEqual(lock)
+  })
+
+  // Small locks with awkward keys (quotes, colons, unicode): the shapes the fast path and the schema must agree on.
+  const key = fc.string({ maxLength: 6 })
+  const sha = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString("hex"))
+  const deployment = fc.record({ commit: fc.hexaString({ minLength: 7, maxLength: 40 }), files: fc.dictionary(key, sha, { maxKeys: 3 }) }, { requiredKeys: ["files"] })
+  const lockArb = fc.record({
+    version: fc.constant(1 as const),
+    sources: fc.dictionary(
+      key,
+      fc.record(
+        { commit: fc.hexaString({ minLength: 7, maxLength: 40 }), units: fc.dictionary(key, fc.dictionary(key, deployment, { maxKeys: 3 }), { maxKeys: 4 }) },
+        { requiredKeys: ["units"] }
+      ),
+      { maxKeys: 3 }
+    )
+  })
+
+  it("the lock's fast path and the schema agree: every lock round-trips, every broken one is refused with its line", () => {
+    fc.assert(
+      fc.property(lockArb, (lock) => {
+        expect(Schema.is(Lock)(lock)).toBe(true)
+        expect(Either.getOrThrow(parseLock("l.yaml", renderLock(lock)))).toEqual(lock)
+      }),
+      { numRuns: 1000 }
+    )
+    fc.assert(
+      fc.property(lockArb, fc.constantFrom("XYZ", "g".repeat(64), ""), (lock, bad) => {
+        const text = renderLock(lock)
+        const hit = /"[0-9a-f]{64}"/.exec(text)
+        if (hit === null) return
+        const broken = text.replace(hit[0], JSON.stringify(bad))
+        const r = parseLock("l.yaml", broken)
+        expect(Either.isLeft(r)).toBe(true)
+        if (Either.isLeft(r)) expect(r.left.line).toBe(broken.slice(0, hit.index).split("\n").length)
+      }),
+      { numRuns: 500 }
+    )
   })
 
   it("names the file and line of a corrupt lock", () => {
