@@ -354,4 +354,26 @@ describe("skill install and sync (real git, local bare remotes)", () => {
       })
     )
   })
+
+  it.effect("a unit named in the manifest that exists only in a home is adopted into the repo", () => {
+    const w = world()
+    return run(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        write(w.claude("skills/fresh/SKILL.md"), "written at home first\n")
+        write(w.claude("skills/stray/SKILL.md"), "not named anywhere\n")
+        const named = yield* SkillSync.install({ uri: "team", units: "skills/fresh", tools: ["claude"] })
+        expect(named.report.actions.find((a) => a.unit === "skills/fresh")?.reason).toMatch(/new in the home \(skipped: --to-home only\)/)
+        const r = yield* SkillSync.sync()
+        expect(r.actions.filter((a) => a.direction === "ToRepo").map((a) => a.unit)).toEqual(["skills/fresh"])
+        expect(w.up.read("skills/fresh/SKILL.md")).toBe("written at home first\n")
+        expect(w.up.read("skills/stray/SKILL.md")).toBeUndefined()
+        // The wildcard selection also names codex for it: the edit going to the repo reaches codex in the same run.
+        expect(r.actions.find((a) => a.unit === "skills/fresh" && a.tool === "codex")?.direction).toBe("ToHome")
+        expect(read(w.codex("skills/fresh/SKILL.md"))).toBe("written at home first\n")
+        expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
+      })
+    )
+  })
 })
