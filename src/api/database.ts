@@ -50,12 +50,16 @@ export class PartialImportWire extends Schema.TaggedError<PartialImportWire>()(
 ) {}
 
 const Ndjson = HttpApiSchema.Text({ contentType: NDJSON })
-const ExportParams = Schema.Struct({ table: Schema.Literal(...SYNC_TABLES) })
+const ExportParams = Schema.Struct({ table: Schema.Literal(...SYNC_TABLES), digests: Schema.optional(Schema.Literal("true")) })
+
+/** With `digests=true` the export carries, instead of rows, each id with the md5 digest of its compared columns. */
+export const DigestLine = Schema.Struct({ kind: Schema.Literal("digest"), id: Schema.String, digest: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/)) })
 const ImportParams = Schema.Struct({ dry_run: Schema.optional(Schema.Literal("true", "false")) })
 
 const describe = {
   info: "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one.",
-  export: "One table as NDJSON: a header line, then one `{kind, row}` line per row in id order.",
+  export:
+    "One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: \"digest\", id, digest}` line per row), then an end line with the count.",
   import:
     "NDJSON body: a header line, then rows of users, skills and contexts. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written."
 }

@@ -15,7 +15,7 @@ import {
   type SyncTable
 } from "../domain/dbExport.js"
 import { ApiError, InvalidInput } from "../errors.js"
-import { countRows, type DbLocation, type ExportSource, tableRows } from "../stages/dbExport.js"
+import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../stages/dbExport.js"
 import { importSource } from "../stages/dbImport.js"
 
 /**
@@ -66,22 +66,25 @@ const serverError = (e: { readonly message: string }) => new ApiError({ status: 
 
 const encoder = new TextEncoder()
 
-/** A table as NDJSON: header, rows, and an end line with the row count. */
-const exportBody = (loc: DbLocation, table: SyncTable): Stream.Stream<Uint8Array, ApiError> => {
+/** A table as NDJSON: header, rows (or digests), and an end line with the row count. */
+const exportBody = (loc: DbLocation, table: SyncTable, digests: boolean): Stream.Stream<Uint8Array, ApiError> => {
   let rows = 0
   const header = JSON.stringify({ kind: "header", version: EXPORT_VERSION, exported_at: new Date().toISOString() })
+  const lines = digests
+    ? Stream.map(tableDigests(loc, table), (batch) => {
+        rows += batch.length
+        let text = ""
+        for (const [id, digest] of batch) text += `${JSON.stringify({ kind: "digest", id, digest })}\n`
+        return text
+      })
+    : Stream.map(tableRows(loc, table), (batch) => {
+        rows += batch.length
+        let text = ""
+        for (const row of batch) text += `${JSON.stringify({ kind: table, row })}\n`
+        return text
+      })
   return Stream.make(`${header}\n`).pipe(
-    Stream.concat(
-      tableRows(loc, table).pipe(
-        Stream.map((batch) => {
-          rows += batch.length
-          let text = ""
-          for (const row of batch) text += `${JSON.stringify({ kind: table, row })}\n`
-          return text
-        }),
-        Stream.mapError(serverError)
-      )
-    ),
+    Stream.concat(Stream.mapError(lines, serverError)),
     Stream.concat(Stream.suspend(() => Stream.make(`${JSON.stringify({ kind: "end", rows })}\n`))),
     Stream.map((s) => encoder.encode(s))
   )
@@ -166,8 +169,8 @@ const ops = Effect.gen(function* () {
         const counts = yield* countRows(loc).pipe(Effect.mapError(serverError))
         return new DatabaseInfo({ url: Option.getOrNull(exposed) as Redacted.Redacted<string> | null, schema: loc.schema!, counts })
       }),
-    export: (caller: Caller, table: SyncTable) =>
-      Effect.map(location(caller), (loc) => HttpServerResponse.stream(exportBody(loc, table), { contentType: NDJSON })),
+    export: (caller: Caller, table: SyncTable, digests: boolean) =>
+      Effect.map(location(caller), (loc) => HttpServerResponse.stream(exportBody(loc, table, digests), { contentType: NDJSON })),
     import: (caller: Caller, request: HttpServerRequest.HttpServerRequest, dryRun: boolean) =>
       Effect.gen(function* () {
         const rows = yield* readBody(request)
@@ -196,7 +199,7 @@ export const SyncDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "database", (
   Effect.map(ops, (o) =>
     handlers
       .handle("info", () => Effect.flatMap(CurrentCaller, o.info))
-      .handleRaw("export", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table)))
+      .handleRaw("export", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table, urlParams.digests === "true")))
       .handleRaw("import", ({ request, urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.import(c, request, dryRunOf(urlParams))))
   )
 )
@@ -205,7 +208,9 @@ export const CloudDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "cloudDataba
   Effect.map(ops, (o) =>
     handlers
       .handle("info", ({ path }) => Effect.flatMap(sameTenant(path.tenantId), o.info))
-      .handleRaw("export", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => o.export(c, urlParams.table)))
+      .handleRaw("export", ({ path, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => o.export(c, urlParams.table, urlParams.digests === "true"))
+      )
       .handleRaw("import", ({ path, request, urlParams }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => o.import(c, request, dryRunOf(urlParams)))
       )

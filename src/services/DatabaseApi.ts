@@ -1,10 +1,10 @@
 /** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
-import { CLOUD_PREFIX, DatabaseInfo, DatabaseRoutes, ImportResult, NDJSON, SYNC_PREFIX } from "../api/index.js"
+import { CLOUD_PREFIX, DatabaseInfo, DatabaseRoutes, DigestLine, ImportResult, NDJSON, SYNC_PREFIX } from "../api/index.js"
 import { decodeExportLine, EXPORT_VERSION, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"
 import { ApiError, type DatabaseError, InvalidInput, PartialImport, Unauthorized } from "../errors.js"
-import type { ExportSource } from "../stages/dbExport.js"
+import type { Digest, ExportSource } from "../stages/dbExport.js"
 import type { ImportOptions, ImportReport } from "../stages/dbImport.js"
 import type { SyncApiOptions } from "./SyncApi.js"
 
@@ -100,9 +100,49 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
     )
   }
 
+  /** One table's ids and digests (computed by the server's Postgres), checked like the rows. */
+  const exportDigests = (table: SyncTable): Stream.Stream<ReadonlyArray<Digest>, DatabaseApiError> => {
+    const url = `${baseUrl}${DatabaseRoutes.export}?table=${table}&digests=true`
+    let lineNo = 0
+    let seen = 0
+    let ended = false
+    const decodeDigest = Schema.decodeUnknownEither(DigestLine)
+    const bad = (reason: string) => new ApiError({ status: 200, reason: `malformed digests, line ${lineNo}: ${reason}`, url })
+    return Stream.unwrapScoped(Effect.map(send(url, HttpClientRequest.get(url)), (r) => r.stream)).pipe(
+      Stream.mapError((e) => (e._tag === "ResponseError" ? transport(url)(e) : e)),
+      Stream.decodeText(),
+      Stream.splitLines,
+      Stream.filterMapEffect((text): Option.Option<Effect.Effect<Digest, ApiError>> => {
+        lineNo++
+        if (text === "") return Option.none()
+        let value: unknown
+        try {
+          value = JSON.parse(text)
+        } catch {
+          return Option.some(Effect.fail(bad("not JSON")))
+        }
+        const kind = (value as { kind?: unknown } | null)?.kind
+        if (kind === "header") return Option.none()
+        if (kind === "end") {
+          ended = true
+          const rows = (value as { rows?: unknown }).rows
+          return rows === seen ? Option.none() : Option.some(Effect.fail(bad(`end line says ${String(rows)} rows, got ${seen}`)))
+        }
+        const line = decodeDigest(value)
+        if (line._tag === "Left") return Option.some(Effect.fail(bad(line.left.message)))
+        seen++
+        return Option.some(Effect.succeed([line.right.id, line.right.digest] as const))
+      }),
+      Stream.concat(Stream.suspend(() => (ended ? Stream.empty : Stream.fail(new ApiError({ status: 200, reason: "digests ended early (no end line)", url }))))),
+      Stream.grouped(5000),
+      Stream.map(Chunk.toReadonlyArray)
+    )
+  }
+
   const source: ExportSource<DatabaseApiError> = {
     counts: Effect.map(info, (i) => ({ ...i.counts })),
-    rows: exportTable
+    rows: exportTable,
+    digests: exportDigests
   }
 
   const encoder = new TextEncoder()

@@ -131,6 +131,13 @@ describe("DatabaseSyncService through the tenant API", () => {
     const pull = await dbSync(config({ databaseUrl: Redacted.make(fresh), ...api }), (s) => s.pull())
     expect(counts(pull)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
     expect(await readState(fresh)).toEqual(await readState(local))
+    await query(fresh, "UPDATE users SET display_name = 'changed here' WHERE id = 'a1'")
+    const changed = await dbSync(config({ databaseUrl: Redacted.make(fresh), ...api }), (s) => s.diff())
+    expect(changed.tables.map((t) => [t.only_local, t.only_remote, t.different, t.equal])).toEqual([
+      [0, 0, 1, 1],
+      [0, 0, 0, 0],
+      [0, 0, 0, 2]
+    ])
 
     // Another tenant sees none of it.
     const other = await server.createTenant("Other")
