@@ -636,11 +636,15 @@ export const status = Effect.fn("SkillSync.status")(function* (
     const state =
       a.direction === "Conflict"
         ? "conflict"
-        : a.status === "in-sync"
-          ? a.direction === "ToHome" ? "not deployed" : "in sync"
-          : (a.status === "repo-changed" || a.status === "deleted-in-repo" || a.status === "new-in-repo") && upstreamMoved
-            ? "behind upstream"
-            : a.status.replace(/-/g, " ")
+        : a.direction === "ToHome"
+          ? a.from !== "repo"
+            ? `changed in the ${a.from.tool} home`
+            : upstreamMoved
+              ? "behind upstream"
+              : a.status === "new-in-repo" || a.status === "deleted-in-repo" ? a.status.replace(/-/g, " ") : "repo changed"
+          : a.direction === "ToRepo"
+            ? a.status === "new-in-home" || a.status === "deleted-in-home" ? a.status.replace(/-/g, " ") : "home changed"
+            : a.status === "in-sync" ? "in sync" : a.status.replace(/-/g, " ")
     return { source: a.source, unit: a.unit, tool: a.tool, state, reason: a.reason }
   })
   return { rows, errors: planned.errors }

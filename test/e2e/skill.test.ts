@@ -60,7 +60,7 @@ describe("agentsync skill (built CLI, real git)", () => {
 
     const sync = await m.cli("skill", "sync", "--yes")
     expect(sync.code).toBe(0)
-    expect(sync.stdout).toMatch(/home → repo {2}team:agents\/reviewer \[claude\] {2}home changed: reviewer$/m)
+    expect(sync.stdout).toMatch(/home → repo {2}team:agents\/reviewer \[claude\] {2}home changed$/m)
     expect(sync.stdout).toMatch(/repo → home {2}team:agents\/reviewer \[codex\]/)
     expect(sync.stdout).toMatch(/committed [0-9a-f]{12} in team \(agents\/reviewer\), pushed/)
     expect(m.up.log()[0]).toBe("sync: agents/reviewer")

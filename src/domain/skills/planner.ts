@@ -154,7 +154,13 @@ const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: bo
 
 /** The decision for one tool, from its base, its home and the repo. */
 const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, unit: string): Decision => {
+  // A single-file unit has one unnamed file: its reasons need no file list.
+  const single = (x: Side, y: Side) => {
+    const files = changedFiles(x, y, "")
+    return files.length === 1 && files[0] === ""
+  }
   const changed = (x: Side, y: Side) => list(changedFiles(x, y, unit.slice(unit.lastIndexOf("/") + 1)))
+  const what = (x: Side, y: Side) => (single(x, y) ? "" : `: ${changed(x, y)}`)
   if (b === undefined) {
     if (h === undefined && r === undefined) return noop("in-sync", "absent on both sides")
     if (h === undefined) return toHome("new-in-repo", "new in the repo", r)
@@ -162,7 +168,7 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
       return readOnly ? noop("new-in-home", "new in the home; the source is read-only") : toRepo("new-in-home", "new in the home", h)
     }
     if (sameSide(h, r)) return noop("in-sync", "first adoption: home and repo are identical", "set", r)
-    return resolve("differ-without-base", `no recorded base and home and repo differ (${changed(h, r)})`, h, r, readOnly, o)
+    return resolve("differ-without-base", `no recorded base and home and repo differ${single(h, r) ? "" : ` (${changed(h, r)})`}`, h, r, readOnly, o)
   }
   const homeChanged = !sameSide(h, b)
   const repoChanged = !sameSide(r, b)
@@ -173,7 +179,7 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
         ? toHome("deleted-in-repo", "deleted in the repo; --delete", undefined)
         : noop("deleted-in-repo", "deleted in the repo; add --delete to remove it from the home")
     }
-    return toHome("repo-changed", `repo changed: ${changed(b, r)}`, r)
+    return toHome("repo-changed", `repo changed${what(b, r)}`, r)
   }
   if (!repoChanged) {
     if (readOnly) {
@@ -184,7 +190,7 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
         ? toRepo("deleted-in-home", "deleted in the home; --delete", undefined)
         : noop("deleted-in-home", "deleted in the home; add --delete to remove it from the repo")
     }
-    return toRepo("home-changed", `home changed: ${changed(b, h)}`, h)
+    return toRepo("home-changed", `home changed${what(b, h)}`, h)
   }
   if (sameSide(h, r)) {
     return h === undefined
@@ -193,10 +199,12 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
   }
   const why =
     h === undefined
-      ? `deleted in the home, changed in the repo (${changed(b, r)})`
+      ? "deleted in the home, changed in the repo"
       : r === undefined
-        ? `changed in the home (${changed(b, h)}), deleted in the repo`
-        : `both changed: home ${changed(b, h)}, repo ${changed(b, r)}`
+        ? "changed in the home, deleted in the repo"
+        : single(b, h) && single(b, r)
+          ? "both changed"
+          : `both changed: home${what(b, h)}; repo${what(b, r)}`
   return resolve("both-changed", why, h, r, readOnly, o)
 }
 

@@ -193,6 +193,13 @@ describe("skill planner cases", () => {
     })
   }
 
+  it("reasons list the files of a folder unit and nothing for a single-file unit", () => {
+    const folder = one({ "SKILL.md": H1, "a.py": H1 }, { "SKILL.md": H2, "a.py": H1, "b.py": H3 }, { "SKILL.md": H1, "a.py": H1 })
+    expect(folder.reason).toBe("home changed: SKILL.md, b.py")
+    const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": H2 } }] })[0]!
+    expect(file.reason).toBe("home changed")
+  })
+
   it("a home edit goes to the repo and on to the other tools", () => {
     const actions = planUnit({
       source: "s",
