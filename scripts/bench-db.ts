@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Redacted } from "effect"
 import pg from "pg"
 import { Database } from "../src/services/Database.js"
-import { sqlSource } from "../src/stages/dbExport.js"
+import { diffSources, sqlSource } from "../src/stages/dbExport.js"
 import { importSource } from "../src/stages/dbImport.js"
 // @ts-expect-error: a plain ES module without types
 import { startPostgres } from "./pg.mjs"
@@ -89,6 +89,27 @@ interface ChildResult {
   readonly maxRssMb: number
   readonly liveAboveStartMb: number
 }
+/** A diff of the two databases in this process: `--diff LEFT RIGHT`; prints its time. */
+const diffChild = async (left: string, right: string) => {
+  const started = performance.now()
+  const tables = await Effect.runPromise(
+    Effect.gen(function* () {
+      const l = yield* PgClient.make({ url: Redacted.make(left) })
+      const r = yield* PgClient.make({ url: Redacted.make(right) })
+      return yield* diffSources(sqlSource({ sql: l }), sqlSource({ sql: r }))
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
+  )
+  console.log(JSON.stringify({ ms: performance.now() - started, equal: tables.reduce((n, t) => n + t.equal, 0) }))
+}
+
+const runDiff = (left: string, right: string): { ms: number; equal: number } => {
+  const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--diff", left, right], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+  return JSON.parse(out.trim().split("\n").pop()!)
+}
+
 const runChild = (from: string, to: string, exposeGc = false): ChildResult => {
   const flags = exposeGc ? ["--expose-gc"] : []
   const out = execFileSync(process.execPath, [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", from, to], {
@@ -140,6 +161,7 @@ const main = async () => {
     const rerunB = runChild(local!, cloud!)
     const rerun = rerunA.ms <= rerunB.ms ? rerunA : rerunB
     const pull = await twice(cloud!, pulled!)
+    const diff = runDiff(local!, cloud!)
     const smallPush = runChild(small!, smallCloud!)
     const liveSmall = runChild(small!, memSmall!, true)
     const liveLarge = runChild(local!, memLarge!, true)
@@ -150,6 +172,7 @@ const main = async () => {
       `  pg_dump --data-only | psql  ${fmt(baselineMs)}`,
       `  push (empty cloud)          ${fmt(push.ms)}  ${(push.ms / baselineMs).toFixed(2)}x baseline  (${push.written} rows written)`,
       `  pull (empty local)          ${fmt(pull.ms)}  ${(pull.ms / baselineMs).toFixed(2)}x baseline  (${pull.written} rows written; local now ${counts!.users} users, ${counts!.contexts} contexts)`,
+      `  db diff (no change)         ${fmt(diff.ms)}  (${diff.equal} rows equal)`,
       `  no-change rerun             ${fmt(rerun.ms)}  ${(rerun.ms / push.ms).toFixed(2)}x the first push  (${rerun.written} rows written)`,
       ...[
         [smallPush, liveSmall],
@@ -166,4 +189,5 @@ const main = async () => {
 }
 
 if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!)
+else if (process.argv[2] === "--diff") await diffChild(process.argv[3]!, process.argv[4]!)
 else await main()
