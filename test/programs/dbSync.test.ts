@@ -120,6 +120,8 @@ describe("DatabaseSyncService through the tenant API", () => {
     const [local, fresh] = await Promise.all([migratedDatabase("local"), migratedDatabase("fresh")])
     await loadState(local, { users: [u("a1"), u("a2")], skills: [], contexts: [c("x1", "a1"), c("x2", "a2", { session_id: null })], sessionIds: [] })
     const api = { directUrl: server.url, token: tenant.token }
+    const dry = await dbSync(config({ databaseUrl: Redacted.make(local), ...api }), (s) => s.push({ dryRun: true }))
+    expect([dry.transport, dry.dry_run, ...counts(dry)]).toEqual(["api", true, [2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
     const push = await dbSync(config({ databaseUrl: Redacted.make(local), ...api }), (s) => s.push())
     expect(push).toMatchObject({ transport: "api" })
     expect(counts(push)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
