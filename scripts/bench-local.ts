@@ -88,7 +88,10 @@ const child = async (phase: Phase, url: string, services: string) => {
 }
 
 const runChild = (phase: Phase, url: string, services: string): { ms: number; cpuMs: number; changes: number; maxRssMb: number } => {
-  const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services], {
+  // BENCH_CPU_PROF=DIR writes a V8 CPU profile of each phase there (open it in Chrome DevTools or speedscope).
+  const prof = process.env["BENCH_CPU_PROF"]
+  const flags = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${phase}.cpuprofile`]
+  const out = execFileSync(process.execPath, [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"]
   })

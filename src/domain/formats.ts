@@ -2,6 +2,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument, stringify } from "yaml"
 import { InvalidInput } from "../errors.js"
+import { fastParseYaml, fastRenderYaml } from "./fastYaml.js"
 import { AccessRule, Agent, Content, type ContentLayout, Id, IsoDate, Json, Skill } from "./model.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
@@ -104,7 +105,11 @@ const decodeYaml = <A, I>(
       })
   )
 
+/** The fast renderer where the value is in its subset (byte-identical, see fastYaml.ts), else the library. */
 const renderYaml = (value: unknown): string =>
+  (typeof value === "object" && value !== null && !Array.isArray(value)
+    ? fastRenderYaml(value as Record<string, string | boolean | null | ReadonlyArray<string>>)
+    : undefined) ??
   stringify(value, { lineWidth: 0, minContentWidth: 0, indent: 2, aliasDuplicateObjects: false, blockQuote: false })
 
 /** The fields a reader fills in when a file leaves them out. */
@@ -281,41 +286,52 @@ const splitFrontMatter = (file: TextFile): Either.Either<{ yaml: string; body: s
   return Either.left([problem(file.path, "front matter opened here is never closed (no closing '---' line)", 1)])
 }
 
+const frontMatterDefaults = (slug: string) => () => ({
+  slug,
+  kind: "article",
+  description: "",
+  author: "",
+  keywords: [],
+  image: null,
+  public: true,
+  tags: [],
+  published_at: null,
+  updated_at: null
+})
+
+const decodeFrontMatter = Schema.decodeUnknownEither(FrontMatter, { errors: "all", onExcessProperty: "error" })
+const isId = Schema.is(Id)
+
+/**
+ * The common case: front matter in the flat subset agentsync writes, valid, agreeing with the path. Anything
+ * else returns undefined and goes through the full parser, whose errors carry their lines.
+ */
+const parseContentFast = (yaml: string, body: string, source: string, slug: string): Content | undefined => {
+  const value = fastParseYaml(yaml)
+  if (value === undefined) return undefined
+  const fm = decodeFrontMatter(withDefaults(value, frontMatterDefaults(slug)))
+  if (Either.isLeft(fm) || fm.right.slug !== slug || !isId(source)) return undefined
+  // Every field was just decoded with the schema of its Content field: no second validation.
+  return new Content({ ...fm.right, source, body }, true)
+}
+
 /** Parses a content file; `source` and `slug` come from its path and must agree with the front matter. */
 export const parseContent = (file: TextFile, source: string, slug: string): Parsed<Content> =>
-  Either.flatMap(splitFrontMatter(file), ({ yaml, body }) =>
-    Either.flatMap(parseYaml({ path: file.path, text: yaml }, 1), (y) =>
-      Either.flatMap(
-        decodeYaml(
-          FrontMatter,
-          file,
-          y,
-          withDefaults(y.doc.toJS(), () => ({
-            slug,
-            kind: "article",
-            description: "",
-            author: "",
-            keywords: [],
-            image: null,
-            public: true,
-            tags: [],
-            published_at: null,
-            updated_at: null
-          }))
-        ),
-        (fm) => {
-          if (fm.slug !== slug) {
-            return Either.left([problem(file.path, `slug ${JSON.stringify(fm.slug)} does not match the file name ${JSON.stringify(slug)}`, lineAt(y, ["slug"]), "slug")])
-          }
-          const parsedSource = Schema.decodeUnknownEither(Id)(source)
-          if (Either.isLeft(parsedSource)) {
-            return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid id`, 1)])
-          }
-          return Either.right(new Content({ ...fm, source, body }))
+  Either.flatMap(splitFrontMatter(file), ({ yaml, body }) => {
+    const fast = parseContentFast(yaml, body, source, slug)
+    if (fast !== undefined) return Either.right(fast)
+    return Either.flatMap(parseYaml({ path: file.path, text: yaml }, 1), (y) =>
+      Either.flatMap(decodeYaml(FrontMatter, file, y, withDefaults(y.doc.toJS(), frontMatterDefaults(slug))), (fm) => {
+        if (fm.slug !== slug) {
+          return Either.left([problem(file.path, `slug ${JSON.stringify(fm.slug)} does not match the file name ${JSON.stringify(slug)}`, lineAt(y, ["slug"]), "slug")])
         }
-      )
+        if (!isId(source)) {
+          return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid id`, 1)])
+        }
+        return Either.right(new Content({ ...fm, source, body }, true))
+      })
     )
-  )
+  })
 
 export const renderContent = (c: Content): string =>
   `${FENCE}\n${renderYaml({
