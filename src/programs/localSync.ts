@@ -806,7 +806,7 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
       if (dryRun) return planned
       for (const p of planned) for (const e of p.db) yield* e
       const ops = planned.flatMap((p) => p.disk)
-      yield* Effect.forEach(ops.filter((o) => o.op === "write"), (o) => ws.writeFile(o.path, o.text), { concurrency: 64, discard: true })
+      yield* ws.writeFiles(ops.flatMap((o) => (o.op === "write" ? [{ path: o.path, bytes: o.text }] : [])))
       yield* Effect.forEach(ops.filter((o) => o.op === "remove"), (o) => ws.removeFile(o.path), { concurrency: 64, discard: true })
       for (const p of planned) for (const e of p.after) yield* e
       return planned

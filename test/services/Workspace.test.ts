@@ -1,0 +1,70 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { afterAll, describe, expect } from "vitest"
+import { make } from "../../src/services/Workspace.js"
+
+const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+/** Every file under a folder, relative, sorted. */
+const tree = (dir: string, rel = ""): Array<string> =>
+  readdirSync(join(dir, rel), { withFileTypes: true })
+    .flatMap((d) => (d.isDirectory() ? tree(dir, rel === "" ? d.name : `${rel}/${d.name}`) : [rel === "" ? d.name : `${rel}/${d.name}`]))
+    .sort()
+
+describe("Workspace.writeFiles", () => {
+  it.effect("writes many files in new folders, replacing existing ones, and leaves no temp file", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "many-"))
+      const ws = make(dir)
+      yield* ws.writeFiles([{ path: "content/a/x.md", bytes: "old" }])
+      // More files than one slice, strings and bytes, an existing file replaced.
+      const files = Array.from({ length: 600 }, (_, i) => ({
+        path: `content/s${i % 7}/${i % 2 === 0 ? `p${i}.md` : `p${i}/index.md`}`,
+        bytes: i % 3 === 0 ? new TextEncoder().encode(`bytes ${i} ✓`) : `text ${i} ✓`
+      }))
+      yield* ws.writeFiles([...files, { path: "content/a/x.md", bytes: "new" }])
+      expect(tree(dir)).toEqual([...files.map((f) => f.path), "content/a/x.md"].sort())
+      for (const f of files) {
+        expect(readFileSync(join(dir, f.path), "utf8")).toBe(typeof f.bytes === "string" ? f.bytes : new TextDecoder().decode(f.bytes))
+      }
+      expect(readFileSync(join(dir, "content/a/x.md"), "utf8")).toBe("new")
+    })
+  )
+
+  it.effect("a failure names the file, keeps the old bytes of what it did not write, and cleans up its temp files", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "fail-"))
+      const ws = make(dir)
+      yield* ws.writeFiles([{ path: "a/keep.md", bytes: "old" }])
+      // A file where a folder is needed: the write of `blocked/x.md` cannot happen.
+      writeFileSync(join(dir, "blocked"), "a file, not a folder")
+      const result = yield* Effect.either(
+        ws.writeFiles([
+          { path: "a/keep.md", bytes: "new" },
+          { path: "blocked/x.md", bytes: "never" }
+        ])
+      )
+      expect(Either.isLeft(result)).toBe(true)
+      if (Either.isLeft(result)) {
+        expect(result.left._tag).toBe("Io")
+        expect(result.left.path).toBe(join(dir, "blocked/x.md"))
+      }
+      expect(readFileSync(join(dir, "a/keep.md"), "utf8")).toBe("old")
+      expect(tree(dir)).toEqual(["a/keep.md", "blocked"])
+    })
+  )
+
+  it.effect("refuses a path that escapes the tree before writing anything", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "escape-"))
+      const ws = make(dir)
+      const result = yield* Effect.either(ws.writeFiles([{ path: "ok.md", bytes: "x" }, { path: "../out.md", bytes: "x" }]))
+      expect(Either.isLeft(result)).toBe(true)
+      expect(tree(dir)).toEqual([])
+    })
+  )
+})
