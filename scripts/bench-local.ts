@@ -81,13 +81,22 @@ const child = async (phase: Phase, url: string, services: string) => {
         changes = report.results.reduce((n, r) => n + r.synced + r.deleted, 0)
       }
       const cpu = process.cpuUsage(cpu0)
-      return { ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, changes }
+      return { ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, changes }
     }).pipe(Effect.provide(layer))
   )
   console.log(JSON.stringify({ ...ms, maxRssMb: process.resourceUsage().maxRSS / 1024, heapMb: process.memoryUsage().heapUsed / 1048576 }))
 }
 
-const runChild = (phase: Phase, url: string, services: string): { ms: number; cpuMs: number; changes: number; maxRssMb: number } => {
+interface Measured {
+  readonly ms: number
+  readonly cpuMs: number
+  /** The kernel's part of the CPU time (file creation, flushes), beside the process's own. */
+  readonly sysMs: number
+  readonly changes: number
+  readonly maxRssMb: number
+}
+
+const runChild = (phase: Phase, url: string, services: string): Measured => {
   // BENCH_CPU_PROF=DIR writes a V8 CPU profile of each phase there (open it in Chrome DevTools or speedscope).
   const prof = process.env["BENCH_CPU_PROF"]
   const flags = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${phase}.cpuprofile`]
@@ -143,6 +152,26 @@ const main = async () => {
     const diff = runChild("diff", url, services)
     const noop = runChild("noop-to-db", url, services)
     const toDisk = runChild("to-disk", url, out)
+    // Baseline: the same files written plainly (no temp file, no flush) into a fresh folder, right after: the
+    // kernel's cost of creating 10,000 files on this machine, which varies widely from run to run.
+    const plain = (() => {
+      const dir = join(work, "plain")
+      const started = performance.now()
+      const cpu0 = process.cpuUsage()
+      const layouts = new Map<string, string>()
+      for (let i = 0; i < ITEMS; i++) {
+        const c = item(i)
+        const path = join(dir, contentPath(c.source, c.slug, layoutOf(c.source)))
+        const parent = dirname(path)
+        if (!layouts.has(parent)) {
+          mkdirSync(parent, { recursive: true })
+          layouts.set(parent, "")
+        }
+        writeFileSync(path, renderContent(c))
+      }
+      const cpu = process.cpuUsage(cpu0)
+      return { ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000 }
+    })()
 
     // Baseline: the same rows through psql's \copy, into a twin table and back out.
     const file = join(work, "rows.csv")
@@ -153,8 +182,8 @@ const main = async () => {
     const [{ n }] = (await exec(url, "SELECT count(*)::int AS n FROM contents_copy")) as [{ n: number }]
 
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`
-    const row = (name: string, r: { ms: number; cpuMs: number; changes: number; maxRssMb: number }, baseline?: number) =>
-      `${name.padEnd(40)} ${s(r.ms).padStart(8)} (cpu ${s(r.cpuMs).padStart(7)})  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
+    const row = (name: string, r: Measured, baseline?: number) =>
+      `${name.padEnd(40)} ${s(r.ms).padStart(8)} (cpu ${s(r.cpuMs).padStart(7)}, kernel ${s(r.sysMs).padStart(7)})  ${String(r.changes).padStart(6)} changes  peak RSS ${r.maxRssMb.toFixed(0).padStart(4)} MB${baseline === undefined ? "" : `  ${(r.ms / baseline).toFixed(1)}× COPY`}`
     console.log(
       `local sync, ${ITEMS} content items in ${SOURCES} sources, real PostgreSQL (scripts/pg.mjs); ${availableParallelism()} CPUs, load average ${loadavg()[0]!.toFixed(1)}`
     )
@@ -164,6 +193,9 @@ const main = async () => {
     console.log(row("database → empty dir (sync --to-disk)", toDisk, copyOut))
     console.log(`${"baseline psql \\copy FROM csv".padEnd(40)} ${s(copyIn).padStart(8)}  ${String(n).padStart(6)} rows`)
     console.log(`${"baseline psql \\copy TO csv".padEnd(40)} ${s(copyOut).padStart(8)}  ${String(n).padStart(6)} rows`)
+    console.log(
+      `${"baseline writeFileSync, same files".padEnd(40)} ${s(plain.ms).padStart(8)} (cpu ${s(plain.cpuMs).padStart(7)}, kernel ${s(plain.sysMs).padStart(7)})  ${String(ITEMS).padStart(6)} files`
+    )
     if (toDb.changes !== ITEMS || toDisk.changes !== ITEMS || diff.changes !== 0 || noop.changes !== 0) {
       throw new Error("unexpected change counts: the benchmark did not measure what it claims")
     }
