@@ -78,7 +78,7 @@ const timed = (cmd: string, args: ReadonlyArray<string>, options: { cwd: string;
 const shell = (script: string, cwd: string) => {
   const started = process.hrtime.bigint()
   const r = spawnSync("bash", ["-o", "pipefail", "-c", script], { cwd, encoding: "utf8", maxBuffer: 1 << 26 })
-  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`)
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr} ${r.stdout}`)
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, stdout: r.stdout }
 }
 
@@ -142,7 +142,7 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
     )
     const auth = `-H 'authorization: Bearer ${base.token}'`
     const curlPush = shell(
-      `tar czf - -C ${headerDir} .agentsync-upload.json -C ${join(a, "services")} ${TOPS.join(" ")} | curl -sf ${auth} -H 'idempotency-key: ${randomUUID()}' -H 'content-type: application/gzip' --data-binary @- ${server.url}/api/v1/sync/files`,
+      `tar czf - -C ${headerDir} .agentsync-upload.json -C ${join(a, "services")} ${TOPS.join(" ")} | curl -sS --fail-with-body ${auth} -H 'idempotency-key: ${randomUUID()}' -H 'content-type: application/gzip' --data-binary @- ${server.url}/api/v1/sync/files`,
       work
     )
     const baselineRevision = (JSON.parse(curlPush.stdout) as { revision: string }).revision

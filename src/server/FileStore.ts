@@ -1,7 +1,7 @@
 /** The tenant server's storage in Postgres: tenants, hashed tokens, content-addressed blobs and file revisions. */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Chunk, Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
+import { Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
 import { type Caller, NotFound } from "../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
 import { manifestChecksum } from "../domain/hash.js"
@@ -16,6 +16,8 @@ const EMPTY_CHECKSUM = manifestChecksum([])
 // Blob inserts and reads are batched by bytes so memory stays flat however large the tree.
 const BATCH_BYTES = 8 * 1024 * 1024
 const BATCH_ROWS = 500
+// A download batch becomes one gzip member; two are compressed at a time.
+const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
 const MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest()
@@ -166,7 +168,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         pending = []
         pendingBytes = 0
         return settle.pipe(
-          Effect.zipRight(Effect.fork(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
+          // A daemon: the archive reader may run this on a fiber of its own that ends before the join.
+          // Blob inserts are idempotent, so one outliving an aborted upload does no harm.
+          Effect.zipRight(Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
           Effect.flatMap((fiber) =>
             Effect.sync(() => {
               inflight = fiber
@@ -283,7 +287,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       let batch: Array<StoredEntry> = []
       let bytes = 0
       for (const e of entries) {
-        if (batch.length > 0 && (bytes + e[1] > BATCH_BYTES || batch.length >= BATCH_ROWS)) {
+        if (batch.length > 0 && (bytes + e[1] > DOWNLOAD_BATCH_BYTES || batch.length >= BATCH_ROWS)) {
           batches.push(batch)
           batch = []
           bytes = 0
@@ -305,10 +309,10 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
               if (bytes === undefined) return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
               out.push(fileRecord(e[0], bytes))
             }
-            return Chunk.unsafeFromArray(out)
+            // One element (one gzip member) per batch.
+            return Buffer.concat(out) as Uint8Array
           })
-        ),
-        Stream.flattenChunks
+        )
       )
       return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records)) }
     })

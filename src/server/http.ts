@@ -1,8 +1,8 @@
 /** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
 import { createServer } from "node:http"
 import { HttpApiBuilder, HttpServer, HttpServerResponse, type HttpServerRequest } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer, Option, Stream } from "effect"
+import { NodeHttpServer, NodeHttpServerRequest, NodeStream } from "@effect/platform-node"
+import { Effect, Layer, Option, type Stream } from "effect"
 import { AgentsyncApi, Authentication, type Caller, CurrentCaller, Forbidden, Health, IDEMPOTENCY_HEADER, OPENAPI_PATH } from "../api/index.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
@@ -29,8 +29,21 @@ export const AuthenticationLive = Layer.effect(
   )
 )
 
+/**
+ * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected
+ * upload still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
+ */
 const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
-  Stream.mapError(request.stream, (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e.message}` }))
+  NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
+    () => NodeHttpServerRequest.toIncomingMessage(request),
+    (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
+    { closeOnDone: false }
+  )
+
+const discardRest = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.sync(() => {
+    NodeHttpServerRequest.toIncomingMessage(request).resume()
+  })
 
 const idempotencyKey = (request: HttpServerRequest.HttpServerRequest) => {
   const key = request.headers[IDEMPOTENCY_HEADER]
@@ -47,7 +60,7 @@ const gzipResponse = (download: { readonly revision: string | null; readonly bod
 const filesOps = Effect.map(FileStore, (store) => ({
   manifest: (caller: Caller, revision: string | undefined) => store.manifest(caller.tenantId, revision),
   upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
-    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }),
+    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(Effect.tapError(() => discardRest(request))),
   download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
     Effect.map(store.download(caller.tenantId, revision, paths), gzipResponse),
   revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)

@@ -1,5 +1,5 @@
 /** SyncApiClient: the tenant API client, direct-sync or cloud-relay, with bearer auth, timeouts and a bounded retry. */
-import { HttpApiClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import { AgentsyncApi, CLOUD_PREFIX, FilesRoutes, IDEMPOTENCY_HEADER, RemoteManifest, type RevisionInfo, SYNC_PREFIX, UploadResult } from "../api/index.js"
@@ -170,7 +170,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const origin = endpoint.mode === "direct" ? endpoint.origin : endpoint.api
   const prefix = endpoint.mode === "direct" ? SYNC_PREFIX : `${CLOUD_PREFIX}/${endpoint.tenantId}`
   const baseUrl = `${origin}${prefix}`
-  const authed = http.pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token))))
+  const bearer = HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
+  const authed = http.pipe(bearer)
+  // Uploads go through fetch: it pulls the body stream as the socket drains, so a slow server never makes
+  // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
+  const uploader = (yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)).pipe(bearer)
   // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
   // typed client only ever decodes successes.
   const api = yield* HttpApiClient.makeWith(AgentsyncApi, { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin })
@@ -262,7 +266,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => {
     const url = `${baseUrl}${FilesRoutes.upload}`
     const attempt = Effect.suspend(() =>
-      authed.execute(
+      uploader.execute(
         HttpClientRequest.post(url).pipe(
           HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
           HttpClientRequest.bodyStream(body(), { contentType: "application/gzip" })

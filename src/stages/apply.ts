@@ -172,6 +172,7 @@ class StagedFile {
     }
     if (this.entry.size <= SMALL) {
       this.queue(fs.writeFile(this.full, Buffer.concat(this.chunks), { flag: "wx", mode: 0o644 }))
+      this.chunks.length = 0
     }
   }
 }
@@ -200,7 +201,8 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
 
   const expected = new Map(input.write.map((e) => [e.path, e]))
   const staged = new Set<string>()
-  const open: Array<StagedFile> = []
+  // Files still open, to be closed if the archive is rejected halfway.
+  const open = new Set<StagedFile>()
   const mkdirp = makeDirs()
   let pending: Array<Promise<void>> = []
   const settle = (all: boolean) =>
@@ -228,13 +230,14 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
         const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (w) => {
           pending.push(w)
         })
-        open.push(file)
+        open.add(file)
         return {
           write: (chunk) => {
             file.write(chunk)
             progress.advance(chunk.length)
           },
           end: () => {
+            open.delete(file)
             file.end()
             staged.add(path)
           }

@@ -121,8 +121,7 @@ describe("archive", () => {
         maxEntries: 3,
         maxFileBytes: 100,
         maxTotalBytes: 1000,
-        maxRatio: 100,
-        ratioSlackBytes: 1 << 20
+        maxRatio: 100
       })
       expect(Either.isLeft(yield* Effect.either(capped))).toBe(true)
     })
