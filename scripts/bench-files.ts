@@ -114,13 +114,14 @@ const mb = (bytes: number) => `${fmt(bytes / 1024 / 1024, 1)} MiB`
 
 const run = async (databaseUrl: string, files: number, totalBytes: number) => {
   const work = mkdtempSync(join(tmpdir(), "agentsync-bench-files-"))
+  let server: { url: string; child: ChildProcess } | undefined
   try {
     const a = join(work, "a")
     generate(a, files, totalBytes)
     const treeBytes = listFiles(join(a, "services")).reduce((n, p) => n + statSync(join(a, "services", p)).size, 0)
     // The hash cache never vouches for a file modified in the last 2 s; a real tree is older than that.
     await new Promise((r) => setTimeout(r, 2100))
-    const server = await serve(databaseUrl, work)
+    server = await serve(databaseUrl, work)
     const t = tenant(databaseUrl, work, `bench-${files}`)
     const env = { AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: t.token }
     const cli = (cwd: string, ...args: Array<string>) => timed(process.execPath, [BIN, "--json", "files", ...args], { cwd, env })
@@ -166,7 +167,6 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
     const same = listFiles(join(b, "services")).length === files && listFiles(c).length === files
 
     const serverPeak = peakRss(server.child.pid!)
-    server.child.kill("SIGTERM")
     return {
       files,
       treeBytes,
@@ -185,6 +185,7 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
       serverPeak
     }
   } finally {
+    server?.child.kill("SIGTERM")
     rmSync(work, { recursive: true, force: true })
   }
 }
