@@ -77,10 +77,43 @@ export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effec
 
 const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `.agentsync-tmp-${randomBytes(6).toString("hex")}`)
 
+interface TempFile {
+  readonly fd: number
+  readonly tmp: string
+  readonly full: string
+  closed: boolean
+  renamed: boolean
+}
+
+/** Closes what is open and removes what was not renamed: no temp file or descriptor stays behind. */
+const discard = (files: ReadonlyArray<TempFile>) => {
+  for (const o of files) {
+    if (o.renamed) continue
+    if (!o.closed) {
+      try {
+        fsSync.closeSync(o.fd)
+      } catch {
+        // the descriptor is gone either way; the temp file is removed next
+      }
+    }
+    fsSync.rmSync(o.tmp, { force: true })
+  }
+}
+
+/** Flushes every file to disk; settles all before failing, so no descriptor is closed while its flush runs. */
+const flushAll = async (files: ReadonlyArray<TempFile>): Promise<void> => {
+  const flushed = await Promise.allSettled(
+    files.map((o) => new Promise<void>((resolve, reject) => fsSync.fdatasync(o.fd, (e) => (e === null ? resolve() : reject(io(o.full, "cannot write")(e))))))
+  )
+  const failed = flushed.find((r) => r.status === "rejected")
+  if (failed !== undefined) throw failed.reason
+}
+
 /**
  * Atomic writes of many absolute paths, in slices: each slice's temp files are created and written with
  * synchronous calls (one async call costs several thread-pool round trips), flushed to disk concurrently
- * (the disk waits overlap), then renamed over their targets. A failure removes the slice's temp files.
+ * while the next slice is created (the flushes run on the thread pool), then renamed over their targets.
+ * A failure leaves no temp file behind; files of earlier slices stay written.
  */
 export const writeFilesAtomic = (
   files: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>,
@@ -88,63 +121,67 @@ export const writeFilesAtomic = (
 ): Effect.Effect<void, IoError> =>
   Effect.gen(function* () {
     const dirs = new Set<string>()
-    for (let i = 0; i < files.length; i += slice) {
-      const batch = files.slice(i, i + slice)
-      const open: Array<{ fd: number; tmp: string; full: string; closed: boolean; renamed: boolean }> = []
-      let current = batch[0]!.full
-      // Whatever fails, no temp file stays behind and no descriptor stays open.
-      const cleanUp = Effect.sync(() => {
-        for (const o of open) {
-          if (o.renamed) continue
-          if (!o.closed) {
-            try {
-              fsSync.closeSync(o.fd)
-            } catch {
-              // the descriptor is gone either way; the temp file is removed next
-            }
-          }
-          fsSync.rmSync(o.tmp, { force: true })
+    let current = files[0]?.full ?? ""
+    const fail = (cause: unknown) => (cause instanceof IoError ? cause : io(current, "cannot write")(cause))
+    const create = (batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>, into: Array<TempFile>) => {
+      for (const f of batch) {
+        current = f.full
+        const dir = nodePath.dirname(f.full)
+        if (!dirs.has(dir)) {
+          fsSync.mkdirSync(dir, { recursive: true })
+          dirs.add(dir)
         }
-      })
-      const step = (f: () => void) => Effect.try({ try: f, catch: (cause) => io(current, "cannot write")(cause) }).pipe(Effect.tapError(() => cleanUp))
-      yield* step(() => {
-        for (const f of batch) {
-          current = f.full
-          const dir = nodePath.dirname(f.full)
-          if (!dirs.has(dir)) {
-            fsSync.mkdirSync(dir, { recursive: true })
-            dirs.add(dir)
-          }
-          const tmp = tempName(f.full)
-          const o = { fd: fsSync.openSync(tmp, "w", 0o644), tmp, full: f.full, closed: false, renamed: false }
-          open.push(o)
-          fsSync.writeFileSync(o.fd, f.bytes)
-        }
-      })
-      yield* Effect.tryPromise({
-        // Settled, not all: no descriptor is closed by the clean-up while its flush is still running.
-        try: async () => {
-          const flushed = await Promise.allSettled(
-            open.map((o) => new Promise<void>((resolve, reject) => fsSync.fdatasync(o.fd, (e) => (e === null ? resolve() : reject(io(o.full, "cannot write")(e))))))
-          )
-          const failed = flushed.find((r) => r.status === "rejected")
-          if (failed !== undefined) throw failed.reason
-        },
-        catch: (cause) => (cause instanceof IoError ? cause : io(current, "cannot write")(cause))
-      }).pipe(Effect.tapError(() => cleanUp))
-      yield* step(() => {
-        for (const o of open) {
-          current = o.full
-          fsSync.closeSync(o.fd)
-          o.closed = true
-        }
-        for (const o of open) {
-          current = o.full
-          fsSync.renameSync(o.tmp, o.full)
-          o.renamed = true
-        }
-      })
+        const tmp = tempName(f.full)
+        const o: TempFile = { fd: fsSync.openSync(tmp, "w", 0o644), tmp, full: f.full, closed: false, renamed: false }
+        into.push(o)
+        fsSync.writeFileSync(o.fd, f.bytes)
+      }
     }
+    const commit = (done: ReadonlyArray<TempFile>) => {
+      for (const o of done) {
+        current = o.full
+        fsSync.closeSync(o.fd)
+        o.closed = true
+      }
+      for (const o of done) {
+        current = o.full
+        fsSync.renameSync(o.tmp, o.full)
+        o.renamed = true
+      }
+    }
+    /** The previous slice, written and being flushed. */
+    let pending: { readonly files: Array<TempFile>; readonly flushed: Promise<void> } | undefined
+    // On any failure: wait for the flush in flight (its descriptors must not close under it), then discard.
+    const abandon = (mine: ReadonlyArray<TempFile>) =>
+      Effect.promise(async () => {
+        if (pending !== undefined) await pending.flushed.catch(() => undefined)
+        discard(mine)
+        if (pending !== undefined) discard(pending.files)
+      })
+    const finishPending = Effect.suspend(() => {
+      const p = pending
+      if (p === undefined) return Effect.void
+      return Effect.tryPromise({ try: () => p.flushed, catch: fail }).pipe(
+        Effect.flatMap(() => Effect.try({ try: () => commit(p.files), catch: fail })),
+        Effect.tap(() =>
+          Effect.sync(() => {
+            pending = undefined
+          })
+        )
+      )
+    })
+    for (let i = 0; i < files.length; i += slice) {
+      const opened: Array<TempFile> = []
+      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.tapError(() => abandon(opened)))
+      const flushed = flushAll(opened)
+      // Keep the rejection handled until it is awaited.
+      flushed.catch(() => undefined)
+      yield* finishPending.pipe(
+        Effect.tapError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
+      )
+      pending = { files: opened, flushed }
+    }
+    yield* finishPending.pipe(Effect.tapError(() => abandon([])))
   })
 
 export const make = (root: string): WorkspaceShape => {

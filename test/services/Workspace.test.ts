@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { afterAll, describe, expect } from "vitest"
-import { make } from "../../src/services/Workspace.js"
+import { make, writeFilesAtomic } from "../../src/services/Workspace.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -55,6 +55,21 @@ describe("Workspace.writeFiles", () => {
       }
       expect(readFileSync(join(dir, "a/keep.md"), "utf8")).toBe("old")
       expect(tree(dir)).toEqual(["a/keep.md", "blocked"])
+    })
+  )
+
+  it.effect("a failure in a later slice, while an earlier one is flushing, keeps what was committed and leaves no temp file", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "slices-"))
+      writeFileSync(join(dir, "blocked"), "a file, not a folder")
+      const files = ["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked/5.md", "c/6.md", "c/7.md"].map((p) => ({ full: join(dir, p), bytes: p }))
+      const result = yield* Effect.either(writeFilesAtomic(files, 2))
+      expect(Either.isLeft(result) && result.left.path).toBe(join(dir, "blocked/5.md"))
+      // Slice 1 was committed before slice 3 was created; slice 2 was flushing and is discarded with it.
+      expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "blocked"])
+      const ok = yield* Effect.either(writeFilesAtomic(files.filter((f) => !f.full.includes("blocked")), 2))
+      expect(Either.isRight(ok)).toBe(true)
+      expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked", "c/6.md", "c/7.md"])
     })
   )
 
