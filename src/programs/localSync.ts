@@ -554,7 +554,7 @@ const contentBookkeeping = (ctx: Ctx, ops: ReadonlyArray<DiskOp>): ReadonlyArray
   const dbHash = new Map(ctx.content.db.map((r) => [r.key, r.hash]))
   const written = new Set<string>()
   if (ctx.direction === "ToDisk") {
-    const encoder = new TextEncoder()
+    // sha256 of a string hashes its UTF-8 bytes: the bytes the file gets.
     for (const op of ops) {
       if (op.op !== "write") continue
       const c = classify(op.path)
@@ -563,7 +563,7 @@ const contentBookkeeping = (ctx: Ctx, ops: ReadonlyArray<DiskOp>): ReadonlyArray
       if (hash === undefined) continue
       const slash = c.key.indexOf("/")
       written.add(c.key)
-      rows.push({ source: c.key.slice(0, slash), slug: c.key.slice(slash + 1), version_hash: hash, file_sha256: sha256(encoder.encode(op.text)) })
+      rows.push({ source: c.key.slice(0, slash), slug: c.key.slice(slash + 1), version_hash: hash, file_sha256: sha256(op.text) })
     }
   }
   for (const r of ctx.content.disk) {
@@ -806,9 +806,18 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
       if (dryRun) return planned
       for (const p of planned) for (const e of p.db) yield* e
       const ops = planned.flatMap((p) => p.disk)
-      yield* ws.writeFiles(ops.flatMap((o) => (o.op === "write" ? [{ path: o.path, bytes: o.text }] : [])))
-      yield* Effect.forEach(ops.filter((o) => o.op === "remove"), (o) => ws.removeFile(o.path), { concurrency: 64, discard: true })
-      for (const p of planned) for (const e of p.after) yield* e
+      const files = Effect.zipRight(
+        ws.writeFiles(ops.flatMap((o) => (o.op === "write" ? [{ path: o.path, bytes: o.text }] : []))),
+        Effect.forEach(ops.filter((o) => o.op === "remove"), (o) => ws.removeFile(o.path), { concurrency: 64, discard: true })
+      )
+      // The bookkeeping runs beside the file writes (the database works while the files are created): it is in
+      // the same transaction, which commits only once every write has succeeded.
+      const after = Effect.forEach(
+        planned.flatMap((p) => p.after),
+        (e) => e,
+        { discard: true }
+      )
+      yield* Effect.all([files, after], { concurrency: 2, discard: true })
       return planned
     })
   )
