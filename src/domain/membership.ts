@@ -51,6 +51,14 @@ export const globToRegExp = (glob: string): RegExp => {
   return new RegExp(`${prefix}${re}(?:/.*)?$`)
 }
 
+const TOP = new Set(MEMBERSHIP)
+
+/**
+ * Whether a tree path may travel in a bundle at all: under one of the membership folders, or the ignore file
+ * itself. The server checks every upload against this; the client also applies `.agentsyncignore`.
+ */
+export const isMemberPath = (path: string): boolean => path === IGNORE_FILE || TOP.has(path.split("/", 1)[0]!)
+
 export interface Membership {
   readonly includes: (path: string) => boolean
 }
@@ -67,11 +75,9 @@ export const makeMembership = (ignoreText = ""): Membership => {
     const negate = line.startsWith("!")
     rules.push({ negate, re: globToRegExp(negate ? line.slice(1) : line) })
   }
-  const top = new Set(MEMBERSHIP)
   return {
     includes: (path) => {
-      const first = path.split("/", 1)[0]!
-      if (!top.has(first)) return false
+      if (!isMemberPath(path)) return false
       let included = true
       for (const r of rules) if (r.re.test(path)) included = r.negate
       return included

@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypt
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
 import { type Caller, NotFound } from "../api/common.js"
+import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
 import { manifestChecksum } from "../domain/hash.js"
 import type { FileEntry } from "../domain/model.js"
@@ -195,6 +196,11 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                   const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(data.toString("utf8"))
                   if (decoded._tag === "Left") throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
                   header = decoded.right
+                  // The one membership list: a file the client would never bundle is not accepted either.
+                  const outside = header.set.find((e) => !isMemberPath(e.path))
+                  if (outside !== undefined) {
+                    throw new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: outside.path })
+                  }
                   expected = new Map(header.set.map((e) => [e.path, e]))
                   return
                 }

@@ -65,11 +65,17 @@ export const retrySchedule = (policy: RetryPolicy) =>
     })
   )
 
-const WireError = Schema.Struct({ _tag: Schema.String, reason: Schema.optional(Schema.String), message: Schema.optional(Schema.String) })
+const WireError = Schema.Struct({
+  _tag: Schema.String,
+  reason: Schema.optional(Schema.String),
+  message: Schema.optional(Schema.String),
+  entry: Schema.optional(Schema.String)
+})
 
 /** Maps a failure status and its body to the error family; retryable statuses become Transient. */
 const fromStatus = (status: number, body: string, url: string, retryAfter: string | undefined): SyncApiError | Transient => {
   const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
+  const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
   const reason = Option.match(parsed, {
     onNone: () => body.trim().slice(0, 300) || `HTTP ${status}`,
     onSome: (e) => e.reason ?? e.message ?? e._tag
@@ -83,7 +89,7 @@ const fromStatus = (status: number, body: string, url: string, retryAfter: strin
     case 409:
       return new Conflict({ reason })
     case 422:
-      return new TarballUnsafe({ reason: `rejected by the server: ${reason}` })
+      return new TarballUnsafe({ reason: `rejected by the server: ${reason}`, ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) }) })
     case 400:
       return new InvalidInput({ reason: `rejected by the server: ${reason}` })
     default:

@@ -169,6 +169,15 @@ describe("tenant server", () => {
     expect(revisions.length).toBe(3)
   })
 
+  it("accepts only paths of the one membership list, the same the client bundles", async () => {
+    const t = await a.createTenant("members")
+    const outside = await runEither(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "node_modules/x.js": "1" }), randomUUID()))
+    expect(Either.isLeft(outside) && outside.left._tag).toBe("TarballUnsafe")
+    expect(Either.isLeft(outside) && outside.left.message).toMatch(/node_modules\/x\.js.*outside the bundle membership/)
+    const inside = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { ".agentsyncignore": "*.tmp\n", "mcp/a.yaml": "1" }), randomUUID()))
+    expect(inside.files).toBe(2)
+  })
+
   it("never lets a tenant reference content it has not uploaded", async () => {
     const owner = await a.createTenant("owner")
     await run(direct(a.url, owner.token), (c) => c.upload(uploadArchive(null, [], { "config/secret.yaml": "s3cret" }), randomUUID()))
