@@ -274,8 +274,10 @@ export const effectiveSession = (row: ContextExport, sessions: ReadonlySet<strin
  * rules are decided against the target as it stands before the import (the import stage runs the same rules
  * in SQL): upsert on the primary key; a user whose name or email belongs to another id on the target is
  * skipped, never merged; a context whose user neither exists nor is being imported is skipped; a context whose
- * session does not exist on the target keeps its row with the session cleared. Rows are expected to have
- * unique ids, names and emails per table (`exportProblems` reports where they do not).
+ * session does not exist on the target keeps its row with the session cleared. A name or email the import
+ * itself frees (a rename) is taken only by a later run, so the outcome never depends on row order or on how
+ * the rows are chunked, and reruns converge. Rows are expected to have unique ids, names and emails per table
+ * (`exportProblems` reports where they do not).
  */
 export const planImport = (target: TargetState, source: Pick<DatabaseExport, "users" | "skills" | "contexts">): ImportPlan => {
   const users = emptyPlan()

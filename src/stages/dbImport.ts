@@ -52,19 +52,23 @@ const COUNTS = `count(*) FILTER (WHERE action = 'insert')::int AS inserted,
   count(*) FILTER (WHERE action = 'skip')::int AS skipped`
 
 /**
- * One statement per chunk: decode the column arrays, classify each row against the target as it stands
- * (the rules of `planImport`), upsert the rows to write (created_at kept on update), and return the counts.
+ * One statement per chunk: decode the column arrays, classify each row against the target as it stood before
+ * the import (the rules of `planImport`), upsert the rows to write (created_at kept on update), and return the
+ * counts. `owners` is where the users' names and emails are looked up: the users table itself when the whole
+ * table is one statement (a statement sees the table as it was when it started), else a snapshot taken before
+ * the first chunk, because a later chunk would otherwise see names and emails an earlier chunk freed or took.
  */
-const statements = (loc: DbLocation, src: Record<SyncTable, string>, maxSkips: number): Record<SyncTable, string> => {
+const statements = (loc: DbLocation, src: Record<SyncTable, string>, maxSkips: number, owners?: string): Record<SyncTable, string> => {
   const users = qualified(loc, "users")
+  const nameOwners = owners ?? users
   const skills = qualified(loc, "skills")
   const contexts = qualified(loc, "user_contexts")
   const sessions = qualified(loc, "user_sessions")
   return {
     users: `WITH src AS (${src.users}), plan AS (
   SELECT s.id, s.name, s.email, s.display_name, s.roles::text[] AS roles, s.created_at, s.updated_at,
-    (SELECT o.id FROM ${users} o WHERE o.name = s.name AND o.id <> s.id LIMIT 1) AS name_owner,
-    (SELECT o.id FROM ${users} o WHERE o.email = s.email AND o.id <> s.id LIMIT 1) AS email_owner,
+    (SELECT o.id FROM ${nameOwners} o WHERE o.name = s.name AND o.id <> s.id LIMIT 1) AS name_owner,
+    (SELECT o.id FROM ${nameOwners} o WHERE o.email = s.email AND o.id <> s.id LIMIT 1) AS email_owner,
     x.id IS NOT NULL AS present,
     (x.name, x.email, x.display_name, x.roles, x.updated_at) IS DISTINCT FROM (s.name, s.email, s.display_name, s.roles::text[], s.updated_at) AS changed
   FROM src s LEFT JOIN ${users} x ON x.id = s.id
@@ -151,6 +155,8 @@ const STAGING_COLUMNS: Record<SyncTable, string> = {
   contexts: "id text, user_id text, session_id text, name text, data jsonb, created_at timestamptz, updated_at timestamptz"
 }
 const staging = (table: SyncTable) => `agentsync_import_${table}`
+/** The users' names and emails as they were before the import, for the chunked path (dropped with the transaction). */
+const OWNERS = "pg_temp.agentsync_import_owners"
 const STAGED_SOURCE: Record<SyncTable, string> = {
   users: `SELECT * FROM pg_temp.${staging("users")}`,
   skills: `SELECT * FROM pg_temp.${staging("skills")}`,
@@ -223,18 +229,34 @@ const importChunked = <T extends SyncTable, E>(
   options: ImportOptions
 ): Effect.Effect<TableImportReport, E | DatabaseError> => {
   const maxSkips = options.maxSkips ?? 100
-  const text = statements(loc, CHUNK_SOURCE, maxSkips)[table]
-  return rows.pipe(
+  const what = `importing ${TABLE_NAME[table]}`
+  // Only users are classified against other rows of their own table (names and emails owned by another id).
+  const snapshot =
+    table === "users"
+      ? Effect.forEach(
+          [
+            `CREATE TEMP TABLE agentsync_import_owners ON COMMIT DROP AS SELECT id, name, email FROM ${qualified(loc, "users")}`,
+            `CREATE INDEX ON ${OWNERS} (name)`,
+            `CREATE INDEX ON ${OWNERS} (email)`,
+            `ANALYZE ${OWNERS}`
+          ],
+          (statement) => loc.sql.unsafe(statement).pipe(Effect.mapError(dbError(what))),
+          { discard: true }
+        )
+      : Effect.void
+  const text = statements(loc, CHUNK_SOURCE, maxSkips, table === "users" ? OWNERS : undefined)[table]
+  const fold = rows.pipe(
     Stream.rechunk(1),
     Stream.mapConcat((batch) => batch),
     Stream.grouped(options.chunkSize ?? 5000),
     Stream.runFoldEffect(emptyReport(table, total), (acc, chunk) =>
       loc.sql.unsafe<ChunkResult>(text, columns[table]([...chunk] as never) as Array<unknown>).pipe(
-        Effect.mapError(dbError(`importing ${TABLE_NAME[table]}`)),
+        Effect.mapError(dbError(what)),
         Effect.map(([r]) => addChunk(acc, r!, maxSkips))
       )
     )
   )
+  return Effect.zipRight(snapshot, fold)
 }
 
 /**

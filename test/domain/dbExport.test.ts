@@ -153,6 +153,35 @@ describe("planImport", () => {
     }
   })
 
+  it("decides a rename chain against the target as it stands: a name or email the import frees is not taken in the same run", () => {
+    const u = (id: string, name: string, email: string): UserExport => ({
+      id,
+      name,
+      email,
+      display_name: "",
+      roles: [],
+      created_at: "2025-01-01T00:00:00.000000Z",
+      updated_at: "2025-01-01T00:00:00.000000Z"
+    })
+    const target: TargetState = { users: [u("a", "ann", "ann@x")], skills: [], contexts: [], sessionIds: [] }
+    const source = { users: [u("a", "bob", "cy@x"), u("d", "ann", "bob@x"), u("é", "cy", "ann@x")], skills: [], contexts: [] }
+    const plan = planImport(target, source)
+    expect(plan.users).toEqual({
+      inserted: [],
+      updated: ["a"],
+      unchanged: [],
+      skipped: [
+        { id: "d", reason: "name belongs to user a" },
+        { id: "é", reason: "email belongs to user a" }
+      ],
+      sessionCleared: []
+    })
+    const after = applyImport(target, source, plan)
+    expect(after.users).toEqual([u("a", "bob", "cy@x")])
+    // The next run finds ann and ann@x free and takes them.
+    expect(planImport(after, source).users).toMatchObject({ inserted: ["d", "é"], unchanged: ["a"], skipped: [] })
+  })
+
   it("reports the owner of a taken email", () => {
     const u = (id: string, email: string): UserExport => ({
       id,
