@@ -32,14 +32,18 @@ export const diffKeyed = <A>(
   source: Iterable<A>,
   target: Iterable<A>
 ): DiffResult<A> => {
-  const src = new Map<string, A>()
-  for (const a of source) src.set(keyed.key(a), a)
-  const tgt = new Map<string, A>()
-  for (const a of target) tgt.set(keyed.key(a), a)
-  const sorted = [...src.keys()]
-  for (const k of tgt.keys()) if (!src.has(k)) sorted.push(k)
-  // The default sort compares UTF-16 code units, natively: the same order as byCodeUnit, several times faster.
-  sorted.sort()
+  // One map of slots holds both sides: a key's source and target meet in the same slot, so each item costs
+  // one map operation, and the union of keys is the map's keys.
+  const slots = new Map<string, { s: A | undefined; t: A | undefined }>()
+  for (const a of source) slots.set(keyed.key(a), { s: a, t: undefined })
+  for (const a of target) {
+    const k = keyed.key(a)
+    const slot = slots.get(k)
+    if (slot === undefined) slots.set(k, { s: undefined, t: a })
+    else slot.t = a
+  }
+  // The default sort compares UTF-16 code units, natively: several times faster than a comparator.
+  const sorted = [...slots.keys()].sort()
   let added = 0
   let modified = 0
   let removed = 0
@@ -47,8 +51,7 @@ export const diffKeyed = <A>(
   const items: Array<DiffItem<A>> = new Array(sorted.length)
   for (let i = 0; i < sorted.length; i++) {
     const key = sorted[i]!
-    const s = src.get(key)
-    const t = tgt.get(key)
+    const { s, t } = slots.get(key)!
     const sourceHash = s === undefined ? undefined : keyed.hash(s)
     const targetHash = t === undefined ? undefined : keyed.hash(t)
     let status: DiffStatus
