@@ -1,6 +1,6 @@
 /** DatabaseSyncService: diff, push and pull of users/skills/contexts between the local and the cloud database, direct or through the tenant API. */
 import { Reactivity } from "@effect/experimental"
-import { NodeHttpClient } from "@effect/platform-node"
+import { FetchHttpClient } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Context, Duration, Effect, Layer, Option, type Redacted, type Scope } from "effect"
@@ -77,7 +77,7 @@ const openRemote = (config: SyncConfig) =>
       })
     }
     const options = yield* apiOptionsFromConfig(config)
-    const client = yield* DatabaseApi.make(options).pipe(Effect.provide(NodeHttpClient.layer))
+    const client = yield* DatabaseApi.make(options).pipe(Effect.provide(FetchHttpClient.layer))
     const info = yield* client.info
     if (info.url !== null) {
       const sql = yield* connect(info.url, "tenant")

@@ -1,7 +1,9 @@
 /** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
 import { createServer } from "node:http"
 import { HttpApiBuilder, HttpServer, HttpServerResponse, type HttpServerRequest } from "@effect/platform"
-import { NodeHttpServer, NodeHttpServerRequest, NodeStream } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Option, type Stream } from "effect"
 import { AgentsyncApi, Authentication, type Caller, CurrentCaller, Forbidden, Health, IDEMPOTENCY_HEADER, OPENAPI_PATH } from "../api/index.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"

@@ -2,7 +2,7 @@
 import * as fs from "node:fs/promises"
 import { createServer } from "node:net"
 import * as nodePath from "node:path"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import type { SqlClient } from "@effect/sql"
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient, PgMigrator } from "@effect/sql-pg"

@@ -1,6 +1,5 @@
 /** SyncApiClient: the tenant API client, direct-sync or cloud-relay, with bearer auth, timeouts and a bounded retry. */
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Data, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import { AgentsyncApi, CLOUD_PREFIX, FilesRoutes, IDEMPOTENCY_HEADER, RemoteManifest, type RevisionInfo, SYNC_PREFIX, UploadResult } from "../api/index.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
@@ -97,13 +96,16 @@ const fromStatus = (status: number, body: string, url: string, retryAfter: strin
   }
 }
 
+/** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
 const describe = (cause: unknown): string => {
-  if (cause instanceof Error) {
-    const inner = (cause as { cause?: unknown }).cause
-    const code = typeof inner === "object" && inner !== null && "code" in inner ? ` (${String((inner as { code: unknown }).code)})` : ""
-    return `${cause.message}${code}`
+  if (!(cause instanceof Error)) return String(cause)
+  let code = ""
+  let inner: unknown = (cause as { cause?: unknown }).cause
+  for (let depth = 0; depth < 5 && typeof inner === "object" && inner !== null && code === ""; depth++) {
+    if ("code" in inner && typeof inner.code === "string") code = ` (${inner.code})`
+    inner = (inner as { cause?: unknown }).cause
   }
-  return String(cause)
+  return `${cause.message}${code}`
 }
 
 export interface SyncApiClientShape {
@@ -314,12 +316,12 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 
 /** The client on Node's HTTP stack. */
 export const layer = (options: SyncApiOptions): Layer.Layer<SyncApiClient> =>
-  Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
+  Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(FetchHttpClient.layer))
 
 /** The client from the configuration in force (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID). */
 export const layerFromConfig: Layer.Layer<SyncApiClient, MissingConfig, CurrentConfig> = Layer.effect(
   SyncApiClient,
   Effect.flatMap(CurrentConfig, optionsFromConfig).pipe(Effect.flatMap(make))
-).pipe(Layer.provide(NodeHttpClient.layer))
+).pipe(Layer.provide(FetchHttpClient.layer))
 
 export { RemoteManifest }
