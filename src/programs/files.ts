@@ -161,7 +161,11 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   } satisfies FilesReport
 })
 
-const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
+/**
+ * What push and pull share: finish a pull a crash left half done, read both manifests, the recorded base and
+ * the three-way plan; and, when the plan moves nothing, record the base it settles on.
+ */
+const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push" | "pull", options: FilesOptions) {
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
@@ -172,15 +176,23 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   )
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
-  const plan = planFiles("push", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  const plan = planFiles(direction, local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  const settle = Effect.suspend(() => {
+    const next = plan.nextBase(remote.revision)
+    return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
+  })
+  return { config, client, dryRun, progress, local, remote, where, plan, settle }
+})
+
+const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
+  const { config, dryRun, progress, local, remote, where, plan, settle } = yield* prepare("push", options)
   if (dryRun) return report("push", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
   const set = actionsOf(plan, "upload").map((i) => i.local!)
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
-    const next = plan.nextBase(remote.revision)
-    if (!sameBase(next, base)) yield* writeBase(config.projectRoot, where, next)
+    yield* settle
     return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
   }
   const outcome = yield* upload({
@@ -201,25 +213,14 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 })
 
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
-  const { config, client } = yield* context
-  const dryRun = options.dryRun ?? false
-  const progress = options.progress ?? silentProgress
-  if (!dryRun) yield* recoverPull(config.projectRoot)
-  const [local, remote] = yield* Effect.all(
-    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }), client.manifest()],
-    { concurrency: 2 }
-  )
-  const where = baseKey(remote)
-  const base = yield* readBase(config.projectRoot, where)
-  const plan = planFiles("pull", local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  const { config, client, dryRun, progress, local, remote, where, plan, settle } = yield* prepare("pull", options)
   if (dryRun) return report("pull", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const write = actionsOf(plan, "write").map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
-    const next = plan.nextBase(remote.revision)
-    if (!sameBase(next, base)) yield* writeBase(config.projectRoot, where, next)
+    yield* settle
     return report("pull", false, remote, local.entries.length, plan, { files_hashed: local.hashed })
   }
   const revision = remote.revision
