@@ -3,13 +3,14 @@
 // run: a full push beside `tar czf - … | curl --data-binary @-` to the same server, a no-change push, a one-file
 // change (bytes sent beside that file's compressed size plus the manifest), a full pull beside `curl | tar xz`;
 // peak RSS of every client run and of the server process, per tree size (it must not grow with the tree).
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { manifestChecksum } from "../src/domain/hash.js"
+import { startServe } from "../test/support/cli.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
@@ -82,21 +83,7 @@ const shell = (script: string, cwd: string) => {
   return { seconds: Number(process.hrtime.bigint() - started) / 1e9, stdout: r.stdout }
 }
 
-const serve = (databaseUrl: string, cwd: string) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], {
-      cwd,
-      env: { ...process.env, DATABASE_URL: databaseUrl },
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let err = ""
-    child.stderr!.on("data", (d) => {
-      err += d
-      const m = /listening on (http:\/\/\S+)/.exec(err)
-      if (m) resolve({ url: m[1]!, child })
-    })
-    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
-  })
+const serve = (databaseUrl: string, cwd: string) => startServe({ DATABASE_URL: databaseUrl }, cwd)
 
 const peakRss = (pid: number) => {
   const status = readFileSync(`/proc/${pid}/status`, "utf8")

@@ -1,11 +1,11 @@
 // `agentsync db` and `agentsync sync` as a user runs them: the built CLI between two real databases, and through `agentsync serve`.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ContextExport, UserExport } from "../../src/domain/dbExport.js"
-import { agentsync, BIN, REPO } from "../support/cli.js"
+import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
 
@@ -19,18 +19,11 @@ const project = () => {
   return root
 }
 
-const serve = (env: Record<string, string>, cwd: string) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let err = ""
-    child.stderr!.on("data", (d) => {
-      err += d
-      const m = /listening on (http:\/\/\S+)/.exec(err)
-      if (m) resolve({ url: m[1]!, child })
-    })
-    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
-  })
+const serve = async (env: Record<string, string>, cwd: string) => {
+  const server = await startServe(env, cwd)
+  children.push(server.child)
+  return server
+}
 
 const u = (id: string): UserExport => ({
   id,

@@ -1,5 +1,5 @@
 // `agentsync files` as a user runs it: the built CLI against `agentsync serve` on loopback over the real PostgreSQL.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
 import { claimedEntry, hostileCases } from "../stages/hostile.js"
-import { agentsync, BIN, REPO } from "../support/cli.js"
+import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 
 const EXAMPLE = join(REPO, "examples/project/services")
@@ -50,19 +50,11 @@ const wholeTree = (root: string): Record<string, string> => {
   return out
 }
 
-/** Starts `agentsync serve --port 0` and resolves to its URL once it listens. */
-const serve = (env: Record<string, string>, cwd: string) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-    children.push(child)
-    let err = ""
-    child.stderr!.on("data", (d) => {
-      err += d
-      const m = /listening on (http:\/\/\S+)/.exec(err)
-      if (m) resolve({ url: m[1]!, child })
-    })
-    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
-  })
+const serve = async (env: Record<string, string>, cwd: string) => {
+  const server = await startServe(env, cwd)
+  children.push(server.child)
+  return server
+}
 
 let databaseUrl: string
 let one: string

@@ -1,5 +1,5 @@
 /** Test support: runs the built command line (`dist/bin.js`) as a user would, capturing output and exit code. */
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
 export const BIN = fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
@@ -37,4 +37,20 @@ export const agentsync = (
     child.on("error", reject)
     child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
     child.stdin.end(options.input ?? "")
+  })
+
+/**
+ * Starts `agentsync serve --port 0` with `env` over the current environment and resolves once it listens.
+ * The caller stops it (`child.kill()`).
+ */
+export const startServe = (env: Record<string, string>, cwd: string) =>
+  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] })
+    let err = ""
+    child.stderr.on("data", (d) => {
+      err += d
+      const m = /listening on (http:\/\/\S+)/.exec(err)
+      if (m) resolve({ url: m[1]!, child })
+    })
+    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
   })
