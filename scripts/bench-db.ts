@@ -5,25 +5,16 @@ import { join } from "node:path"
 import { Reactivity } from "@effect/experimental"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Redacted } from "effect"
-import pg from "pg"
 import { Database } from "../src/services/Database.js"
 import { diffSources, sqlSource } from "../src/stages/dbExport.js"
 import { importSource } from "../src/stages/dbImport.js"
 // @ts-expect-error: a plain ES module without types
-import { startPostgres } from "./pg.mjs"
+import { query, startPostgres } from "./pg.mjs"
 
 const USERS = 10_000
 const CONTEXTS = 100_000
 
-const exec = async (url: string, text: string) => {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return (await c.query(text)).rows
-  } finally {
-    await c.end()
-  }
-}
+const exec = query
 
 const createDb = async (admin: string, name: string) => {
   await exec(admin, `CREATE DATABASE ${name}`)

@@ -5,26 +5,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { Effect, Option, Redacted } from "effect"
-import pg from "pg"
 import { contentPath, renderContent } from "../src/domain/formats.js"
 import { Content } from "../src/domain/model.js"
 import { LocalSync } from "../src/programs/localSync.js"
 import { Database } from "../src/services/Database.js"
 // @ts-expect-error: a plain ES module without types
-import { startPostgres } from "./pg.mjs"
+import { query, startPostgres } from "./pg.mjs"
 
 const ITEMS = Number(process.env["BENCH_ITEMS"] ?? 10_000)
 const SOURCES = 10
 
-const exec = async (url: string, text: string) => {
-  const c = new pg.Client({ connectionString: url })
-  await c.connect()
-  try {
-    return (await c.query(text)).rows
-  } finally {
-    await c.end()
-  }
-}
+const exec = query
 
 const item = (i: number) => {
   const source = `source-${i % SOURCES}`

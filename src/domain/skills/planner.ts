@@ -303,17 +303,3 @@ export const summarize = (actions: ReadonlyArray<SkillAction>): PlanSummary => {
   return { toHome, toRepo, noOp, conflicts }
 }
 
-/** One line per action: `tool ← unit  reason` style arrows, as the CLI prints a plan. */
-export const describeAction = (a: SkillAction): string => {
-  const where = `${a.source}:${a.unit} [${a.tool}]`
-  switch (a.direction) {
-    case "ToHome":
-      return `repo → home  ${where}  ${a.reason}`
-    case "ToRepo":
-      return `home → repo  ${where}  ${a.reason}`
-    case "Conflict":
-      return `home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${sideHash(a.home)}, repo ${sideHash(a.repo)}, base ${sideHash(a.base)})`
-    default:
-      return `home = repo  ${where}  ${a.reason}`
-  }
-}
