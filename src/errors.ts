@@ -34,14 +34,17 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
   }
 }
 
-/** The tenant API answered with a failure status. */
+/** The tenant API answered with a failure status, or (status 0) could not be reached at all. */
 export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
   status: Schema.Number,
   reason: Schema.String,
   url: Schema.optional(Schema.String)
 }) {
   override get message() {
-    return `API error ${this.status}${this.url === undefined ? "" : ` from ${this.url}`}: ${this.reason}`
+    const where = this.url === undefined ? "" : ` ${this.url}`
+    return this.status === 0
+      ? `cannot reach the API${where}: ${this.reason}`
+      : `API error ${this.status}${this.url === undefined ? "" : ` from ${this.url}`}: ${this.reason}`
   }
 }
 
