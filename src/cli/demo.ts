@@ -7,8 +7,8 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { Command, Options } from "@effect/cli"
 import { SqlClient } from "@effect/sql"
-import { Console, Effect, Layer, Option, Redacted } from "effect"
-import { CommandFailed, IoError } from "../errors.js"
+import { Console, Effect, Layer, Option, Schema } from "effect"
+import { CommandFailed, InvalidInput, IoError } from "../errors.js"
 import { Database } from "../services/Database.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import * as Shell from "../services/Shell.js"
@@ -126,6 +126,9 @@ const startServer = (cwd: string, data: string) =>
       })
   )
 
+/** What `agentsync --json tenant create` prints. */
+const CreatedTenant = Schema.parseJson(Schema.Struct({ tenant_id: Schema.String, token: Schema.String }))
+
 const section = (title: string) => Console.log(`\n== ${title}`)
 
 const program = (workDir: string, source: string) =>
@@ -163,11 +166,13 @@ const program = (workDir: string, source: string) =>
 
     yield* section("3. file sync with a tenant server (agentsync serve on loopback, embedded database)")
     const created = yield* run({ args: ["--json", "tenant", "create", "demo", "--data", workDir], cwd: workDir, lines: 0 })
-    const tenant = JSON.parse(created.stdout) as { tenant_id: string; token: string }
+    const tenant = yield* Schema.decodeUnknown(CreatedTenant)(created.stdout).pipe(
+      Effect.mapError((e) => new InvalidInput({ field: "tenant create --json", reason: e.message }))
+    )
     yield* Console.log(`    tenant ${tenant.tenant_id} created; its token goes in AGENTSYNC_TOKEN (not shown)`)
     const { url } = yield* startServer(workDir, workDir)
     yield* Console.log(`    agentsync serve listening on ${url}`)
-    const remote = { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: Redacted.value(Redacted.make(tenant.token)) }
+    const remote = { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: tenant.token }
     yield* run({ args: ["files", "push"], cwd: project, env: remote, lines: 6 })
     const post = nodePath.join(project, "services/content/blog/hello-world/index.md")
     yield* Effect.tryPromise({
