@@ -8,8 +8,9 @@ import { Effect, Option, Redacted } from "effect"
 import { Database } from "../src/services/Database.js"
 import { diffSources, sqlSource } from "../src/stages/dbExport.js"
 import { importSource } from "../src/stages/dbImport.js"
+import { query } from "../test/support/pg.js"
 // @ts-expect-error: a plain ES module without types
-import { query, startPostgres } from "./pg.mjs"
+import { startPostgres } from "./pg.mjs"
 
 const USERS = 10_000
 const CONTEXTS = 100_000

@@ -9,8 +9,9 @@ import { contentPath, renderContent } from "../src/domain/formats.js"
 import { Content } from "../src/domain/model.js"
 import { LocalSync } from "../src/programs/localSync.js"
 import { Database } from "../src/services/Database.js"
+import { query } from "../test/support/pg.js"
 // @ts-expect-error: a plain ES module without types
-import { query, startPostgres } from "./pg.mjs"
+import { startPostgres } from "./pg.mjs"
 
 const ITEMS = Number(process.env["BENCH_ITEMS"] ?? 10_000)
 const SOURCES = 10

@@ -64,15 +64,3 @@ export const startPostgres = async () => {
   }
   return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, bin, stop }
 }
-
-/** Runs one statement on its own connection and returns the rows. */
-export const query = async (url, text) => {
-  const { default: pg } = await import("pg")
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text)).rows
-  } finally {
-    await client.end()
-  }
-}

@@ -1,42 +1,19 @@
 // `agentsync local` as a user runs it: the built CLI against the real PostgreSQL (DATABASE_URL) and the embedded default.
 import { spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
-import { tmpdir } from "node:os"
-import { join, relative } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { join } from "node:path"
+import { beforeAll, describe, expect, it } from "vitest"
 import { AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed, AccessRuleKeyed } from "../../src/domain/diff.js"
-import { parseProject, type Project } from "../../src/domain/project.js"
+import type { Project } from "../../src/domain/project.js"
 import { freshDatabase } from "../support/pg.js"
+import { readTree, tempDirs } from "../support/tree.js"
 
 const REPO = join(import.meta.dirname, "../..")
 const BIN = join(REPO, "dist/bin.js")
 const EXAMPLE = join(REPO, "examples/project")
 
-const temps: Array<string> = []
-const tempDir = (name: string) => {
-  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-${name}-`))
-  temps.push(d)
-  return d
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true })
-})
-
-const walk = (root: string): Array<string> => {
-  const out: Array<string> = []
-  const go = (dir: string) => {
-    if (!existsSync(dir)) return
-    for (const name of readdirSync(dir)) {
-      const full = join(dir, name)
-      if (statSync(full).isDirectory()) go(full)
-      else out.push(relative(root, full).split("\\").join("/"))
-    }
-  }
-  go(root)
-  return out.sort()
-}
-const readTree = (root: string): Project => parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
+const tempDir = tempDirs("e2e")
 
 const newestMtime = (dir: string): number =>
   readdirSync(dir).reduce((m, name) => {

@@ -1,11 +1,9 @@
 // Local sync on the real PostgreSQL: round trips, no-op runs, dry runs, orphans, malformed and hostile input, access rules.
 import { createHash } from "node:crypto"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join, relative } from "node:path"
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { Effect, Either, Redacted } from "effect"
-import pg from "pg"
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import {
   AccessRuleKeyed,
   AgentKeyed,
@@ -15,39 +13,21 @@ import {
 } from "../../src/domain/diff.js"
 import { parseAgent, parseContent, parseSkill, renderAccessRules, renderAgent, renderContent, renderSkill, parseAccessRules } from "../../src/domain/formats.js"
 import type { LocalSyncResult } from "../../src/domain/model.js"
-import { parseProject, type Project } from "../../src/domain/project.js"
 import { LocalSync, type LocalSyncOptions, type LocalSyncRequirements } from "../../src/programs/localSync.js"
 import * as Repos from "../../src/services/repos/index.js"
-import { freshDatabase } from "../support/pg.js"
+import { freshDatabase, query } from "../support/pg.js"
+import { readTree, tempDirs, walk } from "../support/tree.js"
 
 const EXAMPLE = join(import.meta.dirname, "../../examples/project/services")
 
-const temps: Array<string> = []
-const tempDir = (name = "ls") => {
-  const d = mkdtempSync(join(tmpdir(), `agentsync-${name}-`))
-  temps.push(d)
-  return d
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true })
-})
+const tempDir = tempDirs("ls")
 
-const walk = (root: string): Array<string> => {
-  const out: Array<string> = []
-  const go = (dir: string) => {
-    if (!existsSync(dir)) return
-    for (const name of readdirSync(dir)) {
-      const full = join(dir, name)
-      if (statSync(full).isDirectory()) go(full)
-      else out.push(relative(root, full).split("\\").join("/"))
-    }
-  }
-  go(root)
-  return out.sort()
+/** The one row a statement must return. */
+const firstRow = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
+  const [row] = await query<R>(url, text, params)
+  if (row === undefined) throw new Error(`no row from: ${text}`)
+  return row
 }
-
-const readTree = (root: string): Project =>
-  parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
 
 /** A small tree with every kind, used when examples/project is not there. */
 const writeFixture = (root: string) => {
@@ -83,15 +63,6 @@ const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, Lo
 
 const sync = (url: string, services: string, options: LocalSyncOptions) => run(url, services, LocalSync.sync(options))
 
-const query = async (url: string, text: string, params: Array<unknown> = []) => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text, params)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 const total = (r: { results: ReadonlyArray<{ synced: number; deleted: number }> }) =>
   r.results.reduce((n, x) => n + x.synced + x.deleted, 0)
@@ -174,7 +145,7 @@ describe("local sync behaviour", () => {
     const url = await freshDatabase("ls")
     const src = projectCopy()
     await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
-    const [row] = await query(url, "SELECT source, slug FROM contents ORDER BY source, slug LIMIT 1")
+    const row = await firstRow<{ source: string; slug: string }>(url, "SELECT source, slug FROM contents ORDER BY source, slug LIMIT 1")
     await query(url, "UPDATE contents SET title = 'Edited in the database' WHERE source = $1 AND slug = $2", [row.source, row.slug])
     const plan = await sync(url, src, { direction: "ToDisk", kinds: ["content"], dryRun: true })
     expect(plan.plan.map((s) => [s.action, s.key, s.status])).toEqual([["write", `${row.source}/${row.slug}`, "Modified"]])
@@ -193,18 +164,18 @@ describe("local sync behaviour", () => {
     await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     const paths = walk(src).filter((p) => p.startsWith("content/") && p.endsWith(".md"))
     const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
-    const rows = await query(url, "SELECT source, slug, file_sha256 FROM contents")
+    const rows = await query<{ source: string; slug: string; file_sha256: string | null }>(url, "SELECT source, slug, file_sha256 FROM contents")
     expect(rows.length).toBe(paths.length)
     const pathOf = (source: string, slug: string) => paths.find((p) => p === `content/${source}/${slug}.md` || p === `content/${source}/${slug}/index.md`)!
     for (const r of rows) expect(r.file_sha256, `${r.source}/${r.slug}`).toBe(sha(join(src, pathOf(r.source, r.slug))))
 
     // A file edited on disk: new bytes, so it is parsed and Modified.
-    const [a, b] = rows
+    const [a, b] = [rows[0]!, rows[1]!]
     const fileA = join(src, pathOf(a.source, a.slug))
     writeFileSync(fileA, readFileSync(fileA, "utf8").replace(/\n*$/, "\n\nOne more line.\n"))
     // A row edited by hand: its file bytes no longer vouch for it.
     await query(url, "UPDATE contents SET author = 'someone else' WHERE source = $1 AND slug = $2", [b.source, b.slug])
-    const [edited] = await query(url, "SELECT version_hash, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    const edited = await firstRow(url, "SELECT version_hash, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
     expect(edited).toEqual({ version_hash: "", file_sha256: null })
     const d = await run(url, src, LocalSync.diff(["content"]))
     expect(d.kinds[0]!.changes).toEqual(
@@ -215,7 +186,7 @@ describe("local sync behaviour", () => {
     )
     const r = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     expect(byKind(r, "content").synced).toBe(2)
-    const [restored] = await query(url, "SELECT author, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    const restored = await firstRow(url, "SELECT author, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
     expect(restored.file_sha256).toBe(sha(join(src, pathOf(b.source, b.slug))))
     expect(restored.author).not.toBe("someone else")
 
@@ -223,7 +194,7 @@ describe("local sync behaviour", () => {
     await query(url, "UPDATE contents SET file_sha256 = NULL")
     const out = join(tempDir("sha"), "services")
     await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
-    for (const row of await query(url, "SELECT source, slug, file_sha256 FROM contents")) {
+    for (const row of await query<{ source: string; slug: string; file_sha256: string | null }>(url, "SELECT source, slug, file_sha256 FROM contents")) {
       expect(row.file_sha256).toBe(sha(join(out, pathOf(row.source, row.slug))))
     }
   })
@@ -234,7 +205,7 @@ describe("local sync behaviour", () => {
     const dry = await sync(url, src, { direction: "ToDatabase", dryRun: true })
     expect(dry.dry_run).toBe(true)
     expect(dry.plan.length).toBeGreaterThan(0)
-    const [{ n }] = await query(url, "SELECT (SELECT count(*) FROM contents) + (SELECT count(*) FROM agents) + (SELECT count(*) FROM access_rules) AS n")
+    const { n } = await firstRow(url, "SELECT (SELECT count(*) FROM contents) + (SELECT count(*) FROM agents) + (SELECT count(*) FROM access_rules) AS n")
     expect(Number(n)).toBe(0)
     const real = await sync(url, src, { direction: "ToDatabase" })
     expect(real.plan).toEqual(dry.plan)
@@ -303,7 +274,7 @@ describe("local sync behaviour", () => {
     expect(byKind(r, "content").deleted).toBe(0)
     expect(await query(url, "SELECT version_hash FROM agents WHERE id = $1", [agent.id])).toEqual(before)
     expect(await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [item.source, item.slug])).toHaveLength(1)
-    const [s] = await query(url, "SELECT instructions FROM skills WHERE id = $1", [skill.id])
+    const s = await firstRow(url, "SELECT instructions FROM skills WHERE id = $1", [skill.id])
     expect(s.instructions).toBe("new instructions\n")
 
     // To disk, the malformed files are left as they are.

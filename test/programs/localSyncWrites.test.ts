@@ -2,10 +2,9 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { Effect, Either, Redacted } from "effect"
-import pg from "pg"
 import { afterAll, describe, expect, it } from "vitest"
 import { LocalSync, type LocalSyncOptions } from "../../src/programs/localSync.js"
-import { freshDatabase } from "../support/pg.js"
+import { freshDatabase, query } from "../support/pg.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-lswrites-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -17,15 +16,6 @@ const sync = (url: string, services: string, options: LocalSyncOptions) =>
     )
   )
 
-const query = async (url: string, text: string) => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 /** Content written by hand (not as agentsync renders it), so a sync to disk would record other file bytes. */
 const put = (services: string, path: string, text: string) => {
@@ -58,6 +48,6 @@ describe("a sync to disk that cannot write its files", () => {
     expect(Either.isRight(retry)).toBe(true)
     expect(readdirSync(join(out, "content/notes"))).toHaveLength(300)
     const after = await query(url, "SELECT slug, file_sha256 FROM contents ORDER BY slug")
-    expect(after.filter((r, i) => r.file_sha256 !== before[i].file_sha256)).toHaveLength(300)
+    expect(after.filter((r, i) => r.file_sha256 !== before[i]!.file_sha256)).toHaveLength(300)
   })
 })

@@ -22,3 +22,14 @@ export const freshDatabase = async (prefix = "t"): Promise<string> => {
   url.pathname = `/${name}`
   return url.toString()
 }
+
+/** Runs one statement with plain node-postgres on its own connection (independent of the code under test). */
+export const query = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query(text, params as Array<unknown>)).rows as Array<R>
+  } finally {
+    await client.end()
+  }
+}

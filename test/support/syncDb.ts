@@ -22,16 +22,9 @@ export const migratedDatabase = async (prefix = "sync"): Promise<string> => {
 /** A client on `url` for as long as the scope is open. */
 export const clientOf = (url: string) => PgClient.make({ url: Redacted.make(url), maxConnections: 4 }).pipe(Effect.provide(Reactivity.layer))
 
-/** Runs SQL with plain node-postgres (independent of the code under test). */
-export const query = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text, params as Array<unknown>)).rows as Array<R>
-  } finally {
-    await client.end()
-  }
-}
+import { query } from "./pg.js"
+
+export { query }
 
 /** Replaces the synced tables' contents with `state` (sessions belong to the first user, as the schema demands one). */
 export const loadState = async (url: string, state: TargetState) => {

@@ -1,0 +1,37 @@
+/** Test support: temporary folders cleaned up after the file, and a services/ tree read back as files or items. */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, relative } from "node:path"
+import { afterAll } from "vitest"
+import { parseProject, type Project } from "../../src/domain/project.js"
+
+/** A maker of temporary folders, all removed after the test file. */
+export const tempDirs = (prefix: string) => {
+  const made: Array<string> = []
+  afterAll(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true })
+  })
+  return (name: string) => {
+    const d = mkdtempSync(join(tmpdir(), `agentsync-${prefix}-${name}-`))
+    made.push(d)
+    return d
+  }
+}
+
+/** Every file under root, as sorted POSIX paths relative to it (none when root does not exist). */
+export const walk = (root: string): Array<string> => {
+  const out: Array<string> = []
+  const go = (dir: string) => {
+    if (!existsSync(dir)) return
+    for (const name of readdirSync(dir)) {
+      const full = join(dir, name)
+      if (statSync(full).isDirectory()) go(full)
+      else out.push(relative(root, full).split("\\").join("/"))
+    }
+  }
+  go(root)
+  return out.sort()
+}
+
+/** A services/ tree parsed into its items. */
+export const readTree = (root: string): Project => parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
