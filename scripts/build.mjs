@@ -1,8 +1,15 @@
 // Bundles the CLI and the library into dist/ so that `agentsync --help` starts without loading hundreds of modules.
+// One build with code splitting: each command's code is a chunk the CLI imports only when that command runs.
+import { rm } from "node:fs/promises"
 import { build } from "esbuild"
 
-const shared = {
+await rm("dist", { recursive: true, force: true })
+await build({
+  entryPoints: { bin: "src/cli/bin.ts", index: "src/index.ts" },
+  outdir: "dist",
+  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
+  splitting: true,
   platform: "node",
   target: "node20",
   format: "esm",
@@ -14,9 +21,4 @@ const shared = {
   banner: {
     js: "import { createRequire as __agentsyncCreateRequire } from 'node:module'; const require = __agentsyncCreateRequire(import.meta.url);"
   }
-}
-
-await Promise.all([
-  build({ ...shared, entryPoints: { bin: "src/cli/bin.ts" }, outdir: "dist" }),
-  build({ ...shared, entryPoints: { index: "src/index.ts" }, outdir: "dist" })
-])
+})

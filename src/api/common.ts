@@ -1,5 +1,7 @@
 /** What every API group shares: wire errors with their statuses, the tenant id, and bearer authentication. */
-import { HttpApiMiddleware, HttpApiSchema, HttpApiSecurity } from "@effect/platform"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import { Context, Schema } from "effect"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe, Unauthorized } from "../errors.js"
 

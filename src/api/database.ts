@@ -1,5 +1,8 @@
 /** The database area of the tenant API: the tenant's synced tables exported and imported as NDJSON, and direct-mode info. */
-import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { SYNC_TABLES } from "../domain/dbExport.js"
 import { Authentication, Forbidden, InvalidInputWire, NotFound, ServerErrorWire, TenantPath } from "./common.js"

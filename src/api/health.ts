@@ -1,5 +1,6 @@
 /** The unauthenticated health check of the tenant server. */
-import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import { Schema } from "effect"
 
 export class Health extends Schema.Class<Health>("Health")({ ok: Schema.Boolean, version: Schema.String }) {}

@@ -1,5 +1,6 @@
 /** The tenant API: one HttpApi definition shared by the server (src/server) and the typed client (src/services/SyncApi). */
-import { HttpApi, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { CloudDatabaseGroup, SyncDatabaseGroup } from "./database.js"
 import { CloudFilesGroup, SyncFilesGroup } from "./files.js"
 import { HealthGroup } from "./health.js"

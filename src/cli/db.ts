@@ -1,18 +1,20 @@
 /** `agentsync db diff | push | pull [--dry-run]`: database sync of users, skills and contexts with the cloud. */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Layer } from "effect"
 import { CurrentConfig } from "../config.js"
 import type { TableImportReport } from "../domain/dbExport.js"
-import { type DbDiffResult, type DbSyncResult, DatabaseSyncService } from "../programs/dbSync.js"
+import type { DatabaseSyncService, DbDiffResult, DbSyncResult } from "../programs/dbSync.js"
 import { emit, table } from "./output.js"
 import { projectConfig } from "./root.js"
 
 const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("count what would be inserted, updated and skipped; write nothing"))
 
-/** Runs a DatabaseSyncService program with the project's configuration. */
+/** Runs a DatabaseSyncService program with the project's configuration (its code loaded only now). */
 const run = <A, E, R>(program: (service: DatabaseSyncService) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const config = yield* projectConfig()
+    const { DatabaseSyncService } = yield* Effect.promise(() => import("../programs/dbSync.js"))
     const layer = DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
     return yield* Effect.flatMap(DatabaseSyncService, program).pipe(Effect.provide(layer))
   })

@@ -5,11 +5,10 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
-import { Command, Options } from "@effect/cli"
-import { SqlClient } from "@effect/sql"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Console, Effect, Layer, Option, Schema } from "effect"
 import { CommandFailed, InvalidInput, IoError } from "../errors.js"
-import { Database } from "../services/Database.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import * as Shell from "../services/Shell.js"
 
@@ -153,7 +152,8 @@ const program = (workDir: string, source: string) =>
     yield* run({ args: ["local", "sync", "--to-db"], cwd: project })
     const sql = "UPDATE agents SET description = 'Answers questions; edited in the database.' WHERE id = 'support'"
     yield* Console.log(`\nSQL> ${sql}`)
-    yield* Effect.flatMap(SqlClient.SqlClient, (db) => db.unsafe(sql)).pipe(
+    const [{ SqlClient }, { Database }] = yield* Effect.promise(() => Promise.all([import("@effect/sql/SqlClient"), import("../services/Database.js")]))
+    yield* Effect.flatMap(SqlClient, (db) => db.unsafe(sql)).pipe(
       Effect.provide(Database.layerMigrated({ url: Option.none(), dataDir: nodePath.join(project, ".agentsync", "pgdata") }))
     )
     yield* run({ args: ["local", "diff"], cwd: project })

@@ -1,10 +1,10 @@
 /** `agentsync files diff | push | pull [--dry-run] [--delete] [--force]`: file sync of the services/ tree with the tenant. */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Layer } from "effect"
 import { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
-import { FileSyncService, type FilesReport, layer as fileSyncLayer } from "../programs/files.js"
-import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
+import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { progressFor } from "../stages/progress.js"
 import { emit, table } from "./output.js"
 import { globals, projectConfig } from "./root.js"
@@ -15,13 +15,14 @@ const force = Options.boolean("force").pipe(
   Options.withDescription("take this side where both changed, and allow deleting more than half of the tree")
 )
 
-/** Runs a FileSyncService program with the client and configuration of the project. */
+/** Runs a FileSyncService program with the client and configuration of the project (its code loaded only now). */
 const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: boolean) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const g = yield* globals
     const config = yield* projectConfig()
-    const layer = fileSyncLayer.pipe(Layer.provideMerge(syncApiLayer), Layer.provide(Layer.succeed(CurrentConfig, config)))
-    return yield* Effect.flatMap(FileSyncService, (s) => program(s, g.json)).pipe(Effect.provide(layer))
+    const [files, api] = yield* Effect.promise(() => Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")]))
+    const layer = files.layer.pipe(Layer.provideMerge(api.layerFromConfig), Layer.provide(Layer.succeed(CurrentConfig, config)))
+    return yield* Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(Effect.provide(layer))
   })
 
 const LIMIT = 200

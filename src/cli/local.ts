@@ -1,12 +1,17 @@
 /** `agentsync local diff | sync`: the services/ tree on disk against the project database (DATABASE_URL or the embedded default). */
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { Console, Effect, Layer, Option } from "effect"
 import { CurrentConfig } from "../config.js"
-import type { LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
-import { ALL_KINDS, errorCount, type LocalDiffReport, LocalSync, type LocalSyncReport, type LocalSyncRequirements } from "../programs/localSync.js"
+import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
 import { emit, table } from "./output.js"
 import { projectConfig } from "./root.js"
+
+const ALL_KINDS = SyncKind.literals
 
 const kind = Options.text("kind").pipe(
   Options.withDescription(`comma-separated kinds to sync: ${ALL_KINDS.join(",")} (default: all)`),
@@ -33,11 +38,20 @@ const parseKinds = (raw: Option.Option<string>) =>
 const usage = (message: string) =>
   Effect.zipRight(Console.error(`error: ${message}`), Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))))
 
-/** Runs a local-sync program on the project's database and workspace; the embedded database stops afterwards. */
-const withProject = <A, E>(program: Effect.Effect<A, E, LocalSyncRequirements>) =>
-  Effect.flatMap(projectConfig(), (config) =>
-    program.pipe(Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))))
-  )
+type LocalSyncModule = typeof import("../programs/localSync.js")
+
+/**
+ * Runs a local-sync program on the project's database and workspace (its code loaded only now); the embedded
+ * database stops afterwards.
+ */
+const withProject = <A, E>(program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig()
+    const { LocalSync } = yield* Effect.promise(() => import("../programs/localSync.js"))
+    return yield* program(LocalSync).pipe(Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))))
+  })
+
+const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => n + r.errors.length, 0)
 
 const failOnErrors = (n: number) =>
   n === 0
@@ -77,7 +91,7 @@ const humanSync = (report: LocalSyncReport) => {
 const diff = Command.make("diff", { kind }, ({ kind }) =>
   Effect.gen(function* () {
     const kinds = yield* parseKinds(kind)
-    const report = yield* withProject(LocalSync.diff(kinds))
+    const report = yield* withProject((local) => local.diff(kinds))
     yield* emit(report, () => humanDiff(report))
     yield* failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
   })
@@ -95,7 +109,7 @@ const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans },
     if (o.toDb === o.toDisk) return yield* usage("choose exactly one of --to-db or --to-disk")
     const direction: LocalSyncDirection = o.toDb ? "ToDatabase" : "ToDisk"
     const kinds = yield* parseKinds(o.kind)
-    const report = yield* withProject(LocalSync.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans }))
+    const report = yield* withProject((local) => local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans }))
     yield* emit(report, () => humanSync(report))
     yield* failOnErrors(errorCount(report))
   })

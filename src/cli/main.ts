@@ -1,5 +1,6 @@
 /** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
-import { Command, ValidationError } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { local } from "./local.js"

@@ -1,5 +1,6 @@
 /** The root `agentsync` command and its global options, read by every subcommand. */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Option } from "effect"
 import { loadConfig } from "../config.js"
 

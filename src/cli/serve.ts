@@ -1,9 +1,8 @@
 /** `agentsync serve [--host] [--port] [--data DIR]`: the tenant server on DATABASE_URL or the embedded default. */
 import * as nodePath from "node:path"
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Config, Console, Effect, Layer, Option } from "effect"
-import * as Server from "../server/http.js"
-import { Database } from "../services/Database.js"
 import { emit } from "./output.js"
 
 const host = Options.text("host").pipe(Options.withDescription("address to listen on"), Options.withDefault("127.0.0.1"))
@@ -15,16 +14,19 @@ export const data = Options.text("data").pipe(
 
 /** The server's database: DATABASE_URL, else PGlite in `<data>/.agentsync/server-pgdata`. */
 export const serverDatabase = (dataOpt: Option.Option<string>) =>
-  Effect.map(Config.option(Config.redacted("DATABASE_URL")), (url) =>
-    Database.layer({
+  Effect.gen(function* () {
+    const url = yield* Config.option(Config.redacted("DATABASE_URL"))
+    const { Database } = yield* Effect.promise(() => import("../services/Database.js"))
+    return Database.layer({
       url,
       dataDir: nodePath.join(nodePath.resolve(Option.getOrElse(dataOpt, () => ".")), ".agentsync", "server-pgdata")
     })
-  )
+  })
 
 export const serve = Command.make("serve", { host, port, data }, (o) =>
   Effect.gen(function* () {
     const database = yield* serverDatabase(o.data)
+    const Server = yield* Effect.promise(() => import("../server/http.js"))
     const server = Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(database))
     yield* Effect.scoped(
       Effect.gen(function* () {

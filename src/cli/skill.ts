@@ -1,18 +1,26 @@
 /** `agentsync skill …`: sources, install, update, status and two-way sync of units deployed in tool homes. */
 import * as readline from "node:readline/promises"
-import { Args, Command, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import { CommandFailed } from "../errors.js"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
-import * as SkillSync from "../programs/skillSync.js"
-import * as Git from "../services/Git.js"
-import * as Shell from "../services/Shell.js"
-import * as SkillStore from "../services/SkillStore.js"
 import { emit, table } from "./output.js"
 import { globals } from "./root.js"
 
-/** The services skill commands run on; the platform's CommandExecutor comes from the runtime. */
-const services = Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
+/**
+ * The services skill commands run on, their code loaded only when one runs; the platform's CommandExecutor
+ * comes from the runtime.
+ */
+const services = Layer.unwrapEffect(
+  Effect.promise(() => Promise.all([import("../services/Git.js"), import("../services/Shell.js"), import("../services/SkillStore.js")])).pipe(
+    Effect.map(([Git, Shell, SkillStore]) => Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer))))
+  )
+)
+
+/** The skill programs, loaded only when a skill command runs. */
+const skillSync = Effect.promise(() => import("../programs/skillSync.js"))
 
 const arrow = (a: ActionView): string => {
   const where = `${a.source}:${a.unit} [${a.tool}]`
@@ -44,6 +52,7 @@ const describeReport = (r: SyncReport): string => {
 /** After printing: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
 const finish = (r: SyncReport) =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const conflict = SkillSync.conflictOf(r)
     if (Option.isSome(conflict)) return yield* conflict.value
     if (r.errors.length > 0 || r.skipped.length > 0) {
@@ -69,6 +78,7 @@ const splitTools = (o: Option.Option<string>) =>
 
 const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption }, (o) =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const r = yield* SkillSync.addSource({ uri: o.uri, name: Option.getOrUndefined(o.name), ref: Option.getOrUndefined(o.ref), readOnly: o.readOnly })
     yield* emit(r, () => `${r.added ? "added" : "already present"}: ${r.source.name} ${r.source.uri} @ ${r.source.ref}`)
   })
@@ -76,6 +86,7 @@ const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refO
 
 const sourceList = Command.make("list", {}, () =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const sources = yield* SkillSync.listSources()
     yield* emit({ sources }, () =>
       sources.length === 0
@@ -90,6 +101,7 @@ const sourceList = Command.make("list", {}, () =>
 
 const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) }, (o) =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const r = yield* SkillSync.removeSource(o.name)
     yield* emit(r, () => `removed ${r.removed}; deployed files stay in the tool homes, the cache clone stays in ${r.cache}`)
   })
@@ -105,6 +117,7 @@ const install = Command.make(
   { uri: uriArg, tools: toolsOption, name: nameOption, ref: refOption, readOnly: readOnlyOption, units: Options.text("units").pipe(Options.withDescription("a unit name or glob (default: every unit)"), Options.optional) },
   (o) =>
     Effect.gen(function* () {
+      const SkillSync = yield* skillSync
       const r = yield* SkillSync.install({
         uri: o.uri,
         tools: splitTools(o.tools),
@@ -123,6 +136,7 @@ const scopeArg = Args.text({ name: "SCOPE" }).pipe(Args.withDescription("a sourc
 
 const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption }, (o) =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
     yield* emit(r, () => describeReport(r))
     yield* finish(r)
@@ -138,6 +152,7 @@ const status = Command.make(
   },
   (o) =>
   Effect.gen(function* () {
+    const SkillSync = yield* skillSync
     const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline, tools: splitTools(o.tools) })
     yield* emit(r, () => {
       const lines = r.rows.length === 0 ? ["no units"] : [table(["SOURCE", "UNIT", "TOOL", "STATE", "REASON"], r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason]))]
@@ -175,6 +190,7 @@ const sync = Command.make(
   (o) =>
     Effect.gen(function* () {
       const g = yield* globals
+      const SkillSync = yield* skillSync
       const interactive = !o.yes && !o.dryRun && !g.json && process.stdin.isTTY === true && process.stderr.isTTY === true
       const r = yield* SkillSync.sync({
         scope: Option.getOrUndefined(o.scope),

@@ -1,11 +1,12 @@
 /** `agentsync sync [--push|--pull] [--dry-run]`: files then database, each operation with its state; the exit code says whether all completed. */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Effect, Layer } from "effect"
 import { CurrentConfig } from "../config.js"
 import { InvalidInput } from "../errors.js"
 import type { DbSyncResult } from "../programs/dbSync.js"
 import type { FilesReport } from "../programs/files.js"
-import { decisiveError, type SyncAllResult, SyncService } from "../programs/syncAll.js"
+import type { SyncAllResult } from "../programs/syncAll.js"
 import { importText } from "./db.js"
 import { emit } from "./output.js"
 import { projectConfig } from "./root.js"
@@ -48,6 +49,7 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
   Effect.gen(function* () {
     if (o.push && o.pull) return yield* new InvalidInput({ reason: "choose one of --push or --pull" })
     const config = yield* projectConfig()
+    const { decisiveError, SyncService } = yield* Effect.promise(() => import("../programs/syncAll.js"))
     const layer = SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
     const result = yield* Effect.flatMap(SyncService, (s) => s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })).pipe(
       Effect.provide(layer)

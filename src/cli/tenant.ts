@@ -1,8 +1,7 @@
 /** `agentsync tenant create NAME`: a new tenant on the server's database, and its first token, shown once. */
-import { Args, Command } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
 import { Effect, Layer, Redacted } from "effect"
-import { FileStore } from "../server/FileStore.js"
-import * as Migrations from "../server/migrations.js"
 import { emit } from "./output.js"
 import { data, serverDatabase } from "./serve.js"
 
@@ -11,6 +10,7 @@ const name = Args.text({ name: "NAME" }).pipe(Args.withDescription("a name for t
 const create = Command.make("create", { name, data }, (o) =>
   Effect.gen(function* () {
     const database = yield* serverDatabase(o.data)
+    const [{ FileStore }, Migrations] = yield* Effect.promise(() => Promise.all([import("../server/FileStore.js"), import("../server/migrations.js")]))
     const created = yield* Effect.flatMap(FileStore, (store) => store.createTenant(o.name)).pipe(
       Effect.provide(FileStore.Default.pipe(Layer.provide(Migrations.layer), Layer.provideMerge(database)))
     )

@@ -1,9 +1,9 @@
 /** `agentsync validate [PATH]`: parse a whole project tree and report every problem as file:line. */
-import { Args, Command } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
 import * as nodePath from "node:path"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
-import { make as makeWorkspace } from "../services/Workspace.js"
 import { emit } from "./output.js"
 import { projectConfig } from "./root.js"
 
@@ -15,6 +15,7 @@ const path = Args.text({ name: "PATH" }).pipe(
 export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
     const config = yield* projectConfig(Option.getOrUndefined(path))
+    const { make: makeWorkspace } = yield* Effect.promise(() => import("../services/Workspace.js"))
     const project = yield* makeWorkspace(config.servicesPath).readProject()
     const shown = nodePath.relative(process.cwd(), config.servicesPath) || "."
     const errors = [...project.errors].sort(

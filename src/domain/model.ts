@@ -94,18 +94,15 @@ export class AccessRule extends Schema.Class<AccessRule>("AccessRule")({
 /** A lowercase hex SHA-256 digest. */
 export const Sha256 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Sha256" }))
 
+// An empty, `.` or `..` segment (which also catches a leading or trailing `/` and `//`), a backslash or a NUL.
+const NOT_INSIDE = /(?:^|\/)\.{0,2}(?:\/|$)|[\\\0]/
+
+/** The RelPath rule as a plain predicate, for checks that run once per file of a tree. */
+export const isRelPath = (p: unknown): p is string => typeof p === "string" && p.length > 0 && p.length <= 1024 && !NOT_INSIDE.test(p)
+
 /** A relative POSIX path inside the services tree: no `..` segment, no leading `/`, no empty segment. */
 export const RelPath = Schema.String.pipe(
-  Schema.filter(
-    (p) =>
-      p.length > 0 &&
-      p.length <= 1024 &&
-      !p.startsWith("/") &&
-      !p.includes("\\") &&
-      !p.includes("\0") &&
-      p.split("/").every((s) => s !== "" && s !== "." && s !== ".."),
-    { message: () => "must be a relative path inside the tree" }
-  ),
+  Schema.filter(isRelPath, { message: () => "must be a relative path inside the tree" }),
   Schema.annotations({ identifier: "RelPath" })
 )
 

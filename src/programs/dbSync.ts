@@ -1,8 +1,8 @@
 /** DatabaseSyncService: diff, push and pull of users/skills/contexts between the local and the cloud database, direct or through the tenant API. */
-import { Reactivity } from "@effect/experimental"
-import { FetchHttpClient } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { Context, Duration, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import type { TableDiffCounts } from "../domain/dbExport.js"

@@ -1,7 +1,7 @@
 /** FileSyncService: `files diff | push | pull` — plan with the three-way diff, guard, then upload or apply. */
 import { Context, Effect, Layer } from "effect"
 import type { RemoteManifest } from "../api/files.js"
-import { CurrentConfig } from "../config.js"
+import { CurrentConfig, type SyncConfig } from "../config.js"
 import type { DiffCounts, FileEntry } from "../domain/model.js"
 import { Conflict } from "../errors.js"
 import { SyncApiClient } from "../services/SyncApi.js"
@@ -9,6 +9,7 @@ import { apply, recoverPull } from "../stages/apply.js"
 import { localManifest } from "../stages/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
+import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/remote.js"
 import { upload } from "../stages/upload.js"
 
 export interface FilesOptions {
@@ -50,6 +51,8 @@ export interface FilesReport {
   readonly bytes_sent?: number
   readonly files_sent?: number
   readonly backup?: string
+  /** How the remote head manifest was had: "cached" when the server answered 304 to the copy kept locally. */
+  readonly remote_manifest: "cached" | "downloaded"
 }
 
 /** A program with its context provided. */
@@ -90,15 +93,15 @@ const countActions = (plan: FilePlan) => {
 const report = (
   command: "push" | "pull",
   dryRun: boolean,
-  remote: RemoteManifest,
+  head: HeadManifest,
   localCount: number,
   plan: FilePlan,
   extra: Partial<FilesReport> = {}
 ): FilesReport => ({
   command,
   dry_run: dryRun,
-  remote_revision: remote.revision,
-  revision: remote.revision,
+  remote_revision: head.manifest.revision,
+  revision: head.manifest.revision,
   counts: plan.counts,
   actions: countActions(plan),
   conflicts: plan.conflicts,
@@ -106,7 +109,8 @@ const report = (
     .filter((i) => i.status !== "Unchanged")
     .map((i) => item(i.path, i.status, i.local, i.remote, i.note === undefined ? { action: i.action } : { action: i.action, note: i.note })),
   local_files: localCount,
-  remote_files: remote.entries.length,
+  remote_files: head.manifest.entries.length,
+  remote_manifest: head.cached ? "cached" : "downloaded",
   ...extra
 })
 
@@ -121,6 +125,16 @@ const context = Effect.gen(function* () {
   const client = yield* SyncApiClient
   return { config, client }
 })
+
+/** Both sides at once: the local manifest (hashes cached) and the remote head (conditional on the kept copy). */
+const manifests = (config: SyncConfig, options: { readonly keep: boolean; readonly progress: Progress }) =>
+  Effect.all(
+    [
+      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: options.keep, progress: options.progress }),
+      headManifest({ projectRoot: config.projectRoot, keep: options.keep })
+    ],
+    { concurrency: 2 }
+  )
 
 const conflictError = (plan: FilePlan) =>
   new Conflict({
@@ -141,11 +155,9 @@ const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) => {
 }
 
 const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOptions = {}) {
-  const { config, client } = yield* context
-  const [local, remote] = yield* Effect.all(
-    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: false, ...(options.progress ? { progress: options.progress } : {}) }), client.manifest()],
-    { concurrency: 2 }
-  )
+  const { config } = yield* context
+  const [local, head] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
+  const remote = head.manifest
   const diff = diffFiles(local.entries, remote.entries)
   return {
     command: "diff",
@@ -157,7 +169,8 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
     conflicts: [],
     files: diff.items.filter((i) => i.status !== "Unchanged").map((i) => item(i.key, i.status, i.source, i.target)),
     local_files: local.entries.length,
-    remote_files: remote.entries.length
+    remote_files: remote.entries.length,
+    remote_manifest: head.cached ? "cached" : "downloaded"
   } satisfies FilesReport
 })
 
@@ -170,10 +183,8 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
   if (!dryRun) yield* recoverPull(config.projectRoot)
-  const [local, remote] = yield* Effect.all(
-    [localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: !dryRun, progress }), client.manifest()],
-    { concurrency: 2 }
-  )
+  const [local, head] = yield* manifests(config, { keep: !dryRun, progress })
+  const remote = head.manifest
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles(direction, local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
@@ -181,19 +192,19 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push
     const next = plan.nextBase(remote.revision)
     return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
   })
-  return { config, client, dryRun, progress, local, remote, where, plan, settle }
+  return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
 
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
-  const { config, dryRun, progress, local, remote, where, plan, settle } = yield* prepare("push", options)
-  if (dryRun) return report("push", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("push", options)
+  if (dryRun) return report("push", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
   const set = actionsOf(plan, "upload").map((i) => i.local!)
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
     yield* settle
-    return report("push", false, remote, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
+    return report("push", false, head, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
   }
   const outcome = yield* upload({
     servicesPath: config.servicesPath,
@@ -204,7 +215,9 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     progress
   })
   yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
-  return report("push", false, remote, local.entries.length, plan, {
+  // The new head is known without asking: the next run's request for it can be answered 304.
+  yield* writeKnownHead(config.projectRoot, client.baseUrl, pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum))
+  return report("push", false, head, local.entries.length, plan, {
     revision: outcome.result.revision,
     bytes_sent: outcome.bytesSent,
     files_sent: outcome.filesSent,
@@ -213,15 +226,15 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 })
 
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
-  const { config, client, dryRun, progress, local, remote, where, plan, settle } = yield* prepare("pull", options)
-  if (dryRun) return report("pull", true, remote, local.entries.length, plan, { files_hashed: local.hashed })
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("pull", options)
+  if (dryRun) return report("pull", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const write = actionsOf(plan, "write").map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
     yield* settle
-    return report("pull", false, remote, local.entries.length, plan, { files_hashed: local.hashed })
+    return report("pull", false, head, local.entries.length, plan, { files_hashed: local.hashed })
   }
   const revision = remote.revision
   // The whole tree when most of it is wanted (one sequential read); else only the paths needed.
@@ -238,7 +251,7 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     progress
   })
   yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
-  return report("pull", false, remote, local.entries.length, plan, {
+  return report("pull", false, head, local.entries.length, plan, {
     files_hashed: local.hashed,
     ...(result.backup === undefined ? {} : { backup: result.backup })
   })

@@ -1,6 +1,6 @@
 /** Local sync: the services/ tree on disk reconciled with the project database, per kind or all together, both ways. */
 import * as nodePath from "node:path"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, Layer } from "effect"
 import { stringify } from "yaml"
@@ -34,7 +34,7 @@ import {
   LocalSyncError,
   LocalSyncResult,
   type Skill,
-  type SyncKind
+  SyncKind
 } from "../domain/model.js"
 import { isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { DatabaseError, InvalidInput, type IoError, type SyncInProgress } from "../errors.js"
@@ -43,7 +43,7 @@ import * as Repos from "../services/repos/index.js"
 import { Workspace } from "../services/Workspace.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 
-export const ALL_KINDS: ReadonlyArray<SyncKind> = ["agents", "skills", "content", "acl"]
+export const ALL_KINDS: ReadonlyArray<SyncKind> = SyncKind.literals
 
 export interface LocalSyncOptions {
   readonly direction: LocalSyncDirection
@@ -87,9 +87,6 @@ export interface LocalDiffReport {
 }
 
 /** Every error of a report, for the exit code. */
-export const errorCount = (report: { readonly results: ReadonlyArray<{ readonly errors: ReadonlyArray<unknown> }> }) =>
-  report.results.reduce((n, r) => n + r.errors.length, 0)
-
 // ---------------------------------------------------------------------------------------------------------
 // Reading both sides
 

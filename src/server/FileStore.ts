@@ -1,6 +1,7 @@
 /** The tenant server's storage in Postgres: tenants, hashed tokens, content-addressed blobs and file revisions. */
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
-import { SqlClient, type SqlError } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
 import { type Caller, NotFound } from "../api/common.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../domain/membership.js"
@@ -110,6 +111,15 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         { tenant: tenantId, revision: rev.id, entries: toEntries(rev.manifest), checksum: rev.checksum },
         { disableValidation: true }
       )
+    })
+
+    /** The head revision alone (null before the first push): what a conditional manifest request is checked against. */
+    const head = Effect.fn("FileStore.head")(function* (tenantId: string) {
+      const rows = yield* sql<{ head: string | null }>`SELECT head FROM tenants WHERE id = ${tenantId}`.pipe(
+        Effect.catchTag("SqlError", storageFailure("manifest"))
+      )
+      if (rows[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
+      return rows[0].head
     })
 
     const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
@@ -323,6 +333,6 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records)) }
     })
 
-    return { createTenant, createToken, authenticate, manifest, revisions, upload, download } as const
+    return { createTenant, createToken, authenticate, head, manifest, revisions, upload, download } as const
   })
 }) {}

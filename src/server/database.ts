@@ -1,6 +1,8 @@
 /** The tenant server's database sync: each tenant's copy of users/skills/contexts in a schema of its own, exported and imported as NDJSON. */
-import { HttpApiBuilder, type HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
 import { AgentsyncApi } from "../api/index.js"
 import { type Caller, CurrentCaller, Forbidden } from "../api/common.js"

@@ -1,11 +1,27 @@
 /** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
 import { createServer } from "node:http"
-import { HttpApiBuilder, HttpServer, HttpServerResponse, type HttpServerRequest } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Layer, Option, type Stream } from "effect"
-import { AgentsyncApi, Authentication, type Caller, CurrentCaller, Forbidden, Health, IDEMPOTENCY_HEADER, OPENAPI_PATH } from "../api/index.js"
+import {
+  AgentsyncApi,
+  Authentication,
+  type Caller,
+  CurrentCaller,
+  etagMatches,
+  Forbidden,
+  Health,
+  IDEMPOTENCY_HEADER,
+  manifestEtag,
+  NotModified,
+  OPENAPI_PATH
+} from "../api/index.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { FileStore } from "./FileStore.js"
@@ -58,9 +74,26 @@ const gzipResponse = (download: { readonly revision: string | null; readonly bod
     headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
   })
 
+/** Sends the revision's ETag with the response being built. */
+const withEtag = (revision: string) =>
+  HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeader(response, "etag", manifestEtag(revision))))
+
 /** The operations both families share, given the tenant the call resolved to. */
 const filesOps = Effect.map(FileStore, (store) => ({
-  manifest: (caller: Caller, revision: string | undefined) => store.manifest(caller.tenantId, revision),
+  /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
+  manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
+    Effect.gen(function* () {
+      if (revision === undefined && ifNoneMatch !== undefined) {
+        const head = yield* store.head(caller.tenantId)
+        if (head !== null && etagMatches(ifNoneMatch, head)) {
+          yield* withEtag(head)
+          return new NotModified()
+        }
+      }
+      const manifest = yield* store.manifest(caller.tenantId, revision)
+      if (manifest.revision !== null) yield* withEtag(manifest.revision)
+      return manifest
+    }),
   upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
     store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(Effect.tapError(() => discardRest(request))),
   download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
@@ -71,7 +104,9 @@ const filesOps = Effect.map(FileStore, (store) => ({
 export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handlers) =>
   Effect.map(filesOps, (ops) =>
     handlers
-      .handle("manifest", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.manifest(c, urlParams.revision)))
+      .handle("manifest", ({ headers, urlParams }) =>
+        Effect.flatMap(CurrentCaller, (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
+      )
       .handleRaw("upload", ({ request }) => Effect.flatMap(CurrentCaller, (c) => ops.upload(c, request)))
       .handle("download", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, urlParams.revision)))
       .handle("select", ({ payload }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, payload.revision, payload.paths)))
@@ -90,7 +125,9 @@ const sameTenant = (tenantId: string) =>
 export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (handlers) =>
   Effect.map(filesOps, (ops) =>
     handlers
-      .handle("manifest", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.manifest(c, urlParams.revision)))
+      .handle("manifest", ({ headers, path, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
+      )
       .handleRaw("upload", ({ path, request }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request)))
       .handle("download", ({ path, urlParams }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, urlParams.revision))

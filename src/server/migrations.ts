@@ -1,6 +1,6 @@
 /** The tenant server's schema, migrated with its own table so it can share a database with the project tables. */
 import * as Migrator from "@effect/sql/Migrator"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { DatabaseError } from "../errors.js"
 import { tenantDatabaseMigration } from "./database.js"

@@ -1,5 +1,7 @@
 /** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
 import { CLOUD_PREFIX, DatabaseInfo, DatabaseRoutes, DigestLine, ImportResult, NDJSON, SYNC_PREFIX } from "../api/index.js"
 import { decodeExportLine, EXPORT_VERSION, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"

@@ -1,5 +1,6 @@
 /** The Shell port: runs a program with an argv (never through a shell) and reports its exit code, stdout and stderr. */
-import { Command as PlatformCommand, CommandExecutor } from "@effect/platform"
+import * as PlatformCommand from "@effect/platform/Command"
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import { CommandFailed } from "../errors.js"
 

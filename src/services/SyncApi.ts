@@ -1,7 +1,22 @@
 /** SyncApiClient: the tenant API client, direct-sync or cloud-relay, with bearer auth, timeouts and a bounded retry. */
-import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Context, Data, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
-import { AgentsyncApi, CLOUD_PREFIX, FilesRoutes, IDEMPOTENCY_HEADER, RemoteManifest, type RevisionInfo, SYNC_PREFIX, UploadResult } from "../api/index.js"
+import {
+  AgentsyncApi,
+  CLOUD_PREFIX,
+  FilesRoutes,
+  IDEMPOTENCY_HEADER,
+  manifestEtag,
+  RemoteManifest,
+  type RevisionInfo,
+  SYNC_PREFIX,
+  UploadResult
+} from "../api/index.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ApiError, Conflict, InvalidInput, MissingConfig, TarballUnsafe, Unauthorized } from "../errors.js"
 
@@ -108,11 +123,21 @@ const describe = (cause: unknown): string => {
   return `${cause.message}${code}`
 }
 
+export interface ManifestOptions {
+  readonly revision?: string
+  readonly known?: RemoteManifest
+}
+
 export interface SyncApiClientShape {
   readonly endpoint: SyncEndpoint
   /** The base URL the calls go to, for messages (never holds the token). */
   readonly baseUrl: string
-  readonly manifest: (revision?: string) => Effect.Effect<RemoteManifest, SyncApiError>
+  /**
+   * A revision's manifest, the head by default. Given `known`, a head manifest held from an earlier call, the
+   * request is conditional (If-None-Match): while the head is still `known.revision` the answer is `known`
+   * itself and no manifest crosses the network.
+   */
+  readonly manifest: (options?: ManifestOptions) => Effect.Effect<RemoteManifest, SyncApiError>
   readonly revisions: (limit?: number) => Effect.Effect<ReadonlyArray<RevisionInfo>, SyncApiError>
   /**
    * Uploads an archive; `body` is re-created for each attempt. The idempotency key makes a retried upload
@@ -184,8 +209,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
   const uploader = (yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)).pipe(bearer)
   // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
-  // typed client only ever decodes successes.
-  const api = yield* HttpApiClient.makeWith(AgentsyncApi, { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin })
+  // typed client only ever decodes successes (and 304, the answer to a conditional manifest request).
+  const api = yield* HttpApiClient.makeWith(AgentsyncApi, {
+    httpClient: HttpClient.filterStatus(authed, (status) => (status >= 200 && status < 300) || status === 304),
+    baseUrl: origin
+  })
 
   /** Classifies any failure of one attempt. */
   const classify = (url: string) => (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {
@@ -253,13 +281,24 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
         )
 
-  const manifest = (revision?: string) => {
-    const urlParams = revision === undefined ? {} : { revision }
+  const manifest = (options: ManifestOptions = {}) => {
+    const urlParams = options.revision === undefined ? {} : { revision: options.revision }
+    const known = options.revision === undefined && options.known?.revision != null ? options.known : undefined
+    const headers = known === undefined ? {} : { "if-none-match": manifestEtag(known.revision!) }
     const call =
       endpoint.mode === "direct"
-        ? api.files.manifest({ urlParams })
-        : api.cloudFiles.manifest({ path: { tenantId: endpoint.tenantId }, urlParams })
-    return withRetry(`${baseUrl}${FilesRoutes.manifest}`, call, timeout).pipe(Effect.withSpan("SyncApiClient.manifest"))
+        ? api.files.manifest({ urlParams, headers })
+        : api.cloudFiles.manifest({ path: { tenantId: endpoint.tenantId }, urlParams, headers })
+    return withRetry(`${baseUrl}${FilesRoutes.manifest}`, call, timeout).pipe(
+      Effect.flatMap((answer) =>
+        answer instanceof RemoteManifest
+          ? Effect.succeed(answer)
+          : known !== undefined
+            ? Effect.succeed(known)
+            : Effect.fail(new ApiError({ status: 304, reason: "Not Modified to an unconditional request", url: `${baseUrl}${FilesRoutes.manifest}` }))
+      ),
+      Effect.withSpan("SyncApiClient.manifest")
+    )
   }
 
   const revisions = (limit?: number) => {
@@ -314,14 +353,17 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   return SyncApiClient.of({ endpoint, baseUrl, manifest, revisions, upload, download })
 })
 
-/** The client on Node's HTTP stack. */
+/**
+ * The client on Node's HTTP stack: node:http with a keep-alive agent for the exchanges and downloads (it
+ * starts faster than fetch, whose implementation Node loads on first use), fetch for uploads (see `make`).
+ */
 export const layer = (options: SyncApiOptions): Layer.Layer<SyncApiClient> =>
-  Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(FetchHttpClient.layer))
+  Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
 
 /** The client from the configuration in force (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID). */
 export const layerFromConfig: Layer.Layer<SyncApiClient, MissingConfig, CurrentConfig> = Layer.effect(
   SyncApiClient,
   Effect.flatMap(CurrentConfig, optionsFromConfig).pipe(Effect.flatMap(make))
-).pipe(Layer.provide(FetchHttpClient.layer))
+).pipe(Layer.provide(NodeHttpClient.layer))
 
 export { RemoteManifest }

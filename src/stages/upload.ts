@@ -29,6 +29,8 @@ export interface UploadOutcome {
   readonly bytesSent: number
   /** Files whose bytes were sent (content the tenant already holds is not sent again). */
   readonly filesSent: number
+  /** The tree the new revision holds, and its manifestChecksum. */
+  readonly tree: ReadonlyArray<FileEntry>
   readonly checksum: string
 }
 
@@ -51,7 +53,8 @@ export const resultingTree = (remote: ReadonlyArray<FileEntry>, set: ReadonlyArr
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   const client = yield* SyncApiClient
   const progress = input.progress ?? silentProgress
-  const checksum = manifestChecksum(resultingTree(input.remote, input.set, input.delete))
+  const tree = resultingTree(input.remote, input.set, input.delete)
+  const checksum = manifestChecksum(tree)
   const header = new UploadHeader({
     base: input.base,
     author: input.author ?? defaultAuthor(),
@@ -83,5 +86,5 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   }
   const result = yield* client.upload(body, input.idempotencyKey ?? randomUUID())
   progress.done()
-  return { result, bytesSent, filesSent: send.length, checksum } satisfies UploadOutcome
+  return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })

@@ -94,6 +94,29 @@ describe("FileSyncService", () => {
     expect(diff.counts).toEqual({ added: 0, modified: 0, removed: 0, unchanged: 5 })
   })
 
+  it("asks for the remote head conditionally: the copy kept after a push or pull is used while the head stays, never after it moves", async () => {
+    const t = await server.createTenant("kept-head")
+    const one = await project(sample)
+    expect((await sync(one, t.token).push()).remote_manifest).toBe("downloaded")
+    // The push itself recorded the head it created: the next run gets a 304.
+    const idle = await sync(one, t.token).push()
+    expect([idle.remote_manifest, idle.actions]).toEqual(["cached", {}])
+    const two = await project()
+    expect((await sync(two, t.token).pull()).remote_manifest).toBe("downloaded")
+    expect((await sync(two, t.token).diff()).remote_manifest).toBe("cached")
+    // Another client moves the head: the kept copy is stale and the whole manifest comes again.
+    await write(two, { "config/app.yaml": "x: 2\n" })
+    await sync(two, t.token).push()
+    const pulled = await sync(one, t.token).pull()
+    expect([pulled.remote_manifest, pulled.actions]).toEqual(["downloaded", { write: 1 }])
+    expect(await tree(one)).toEqual(await tree(two))
+    // A damaged copy is only a slower run: its entries no longer match its checksum, so it is not used.
+    const kept = nodePath.join(one, ".agentsync", "remote-manifest.json")
+    await fs.writeFile(kept, (await fs.readFile(kept, "utf8")).replace('"size":4', '"size":5'))
+    const after = await sync(one, t.token).diff()
+    expect([after.remote_manifest, after.counts]).toEqual(["downloaded", { added: 0, modified: 0, removed: 0, unchanged: 5 }])
+  })
+
   it("keeps the recorded base per tenant: a project pushed to one tenant pushes everything to another", async () => {
     const first = await server.createTenant("base-one")
     const second = await server.createTenant("base-two")

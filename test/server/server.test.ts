@@ -124,6 +124,38 @@ describe("tenant server", () => {
     expect(after.revision).toBe(wins[0]!.right.revision)
   })
 
+  it("answers a conditional manifest request with 304 while the head is the revision named, in both URL families", async () => {
+    const t = await a.createTenant("conditional")
+    const headers = (etag?: string) => ({ authorization: `Bearer ${Redacted.value(t.token)}`, ...(etag === undefined ? {} : { "if-none-match": etag }) })
+    const directUrl = `${a.url}/api/v1/sync/files/manifest`
+    const relayUrl = `${b.url}/api/v1/cloud/tenants/${t.tenantId}/files/manifest`
+    // An empty tenant has no revision to name: always the whole (empty) manifest, no ETag.
+    const empty = await fetch(directUrl, { headers: headers('"anything"') })
+    expect(empty.status).toBe(200)
+    expect(empty.headers.get("etag")).toBeNull()
+    const r1 = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID()))
+    for (const url of [directUrl, relayUrl]) {
+      const full = await fetch(url, { headers: headers() })
+      expect(full.status).toBe(200)
+      expect(full.headers.get("etag")).toBe(`"${r1.revision}"`)
+      expect(((await full.json()) as { revision: string }).revision).toBe(r1.revision)
+      for (const etag of [`"${r1.revision}"`, `W/"${r1.revision}"`, `"other", "${r1.revision}"`, "*"]) {
+        const same = await fetch(url, { headers: headers(etag) })
+        expect([etag, same.status, same.headers.get("etag"), await same.text()]).toEqual([etag, 304, `"${r1.revision}"`, ""])
+      }
+      // A stale tag gets the whole manifest; so does a request for a named revision, whatever the tag.
+      expect((await fetch(url, { headers: headers('"stale"') })).status).toBe(200)
+      expect((await fetch(`${url}?revision=${r1.revision}`, { headers: headers(`"${r1.revision}"`) })).status).toBe(200)
+    }
+    // The client hands back the copy it holds on a 304, and the new head once the head moves.
+    const known = await run(direct(a.url, t.token), (c) => c.manifest())
+    expect(await run(direct(b.url, t.token), (c) => c.manifest({ known }))).toBe(known)
+    const r2 = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(r1.revision, known.entries, { "config/y.yaml": "2" }), randomUUID()))
+    const moved = await run(relay(b.url, t.tenantId, t.token), (c) => c.manifest({ known }))
+    expect(moved).not.toBe(known)
+    expect([moved.revision, moved.entries.map((e) => e.path)]).toEqual([r2.revision, ["config/x.yaml", "config/y.yaml"]])
+  })
+
   it("takes an upload of many files, stored in several batches while it streams", async () => {
     const t = await a.createTenant("many")
     const many = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`content/many/${i}.md`, `file ${i}\n`.repeat(50)]))

@@ -1,5 +1,5 @@
 /** The project tables: agents, skills, content (+ sources), access rules (role and user rules apart), users, sessions, contexts. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // A row edited by hand (a plain UPDATE that leaves version_hash alone) gets an empty hash, so the next diff

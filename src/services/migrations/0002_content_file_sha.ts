@@ -1,5 +1,5 @@
 /** Contents remember the SHA-256 of the file bytes they were last synced with, so an unchanged file needs no parse. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // file_sha256 is only true while the row is as that sync left it: an update that changes a synced field

@@ -1,5 +1,5 @@
 /** The access-rule tables: role rules (synced with access-control/config.yaml) and user rules (database only), deny over allow. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Schema } from "effect"
 import { DatabaseError } from "../../errors.js"
 import { accessRuleHash } from "../../domain/hash.js"

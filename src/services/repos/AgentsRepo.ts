@@ -1,5 +1,5 @@
 /** The agents table: batched reads, upserts and deletes of Agent rows with their canonical hash. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { agentHash } from "../../domain/hash.js"
 import { Agent } from "../../domain/model.js"

@@ -1,5 +1,5 @@
 /** The contents and content_sources tables: batched reads, upserts and deletes of Content rows and source layouts. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Schema } from "effect"
 import { contentHash, contentKey } from "../../domain/hash.js"
 import { Content, ContentLayout, Id } from "../../domain/model.js"

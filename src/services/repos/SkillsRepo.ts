@@ -1,5 +1,5 @@
 /** The skills table: batched reads, upserts and deletes of Skill rows with their canonical hash. */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { skillHash } from "../../domain/hash.js"
 import { Skill } from "../../domain/model.js"

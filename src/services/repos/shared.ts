@@ -1,5 +1,5 @@
 /** What the repositories share: batched JSON-recordset upserts and deletes, row decoding, error mapping. */
-import type { SqlClient } from "@effect/sql"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { DatabaseError } from "../../errors.js"

@@ -1,0 +1,29 @@
+import { FastCheck as fc, Schema } from "effect"
+import { describe, expect, it } from "vitest"
+import { isRelPath, RelPath } from "../../src/domain/model.js"
+
+/** The rule as stated: relative, inside the tree, no empty, `.` or `..` segment, no backslash or NUL. */
+const segmentRule = (p: string) =>
+  p.length > 0 &&
+  p.length <= 1024 &&
+  !p.startsWith("/") &&
+  !p.includes("\\") &&
+  !p.includes("\0") &&
+  p.split("/").every((s) => s !== "" && s !== "." && s !== "..")
+
+// Paths from the characters that matter to the rule, so the edge cases come up often.
+const pathLike = fc.array(fc.constantFrom("a", "b", ".", "..", "/", "\\", "\0", "é"), { maxLength: 12 }).map((parts) => parts.join(""))
+
+describe("RelPath", () => {
+  it("the one-pass predicate and the Schema agree with the segment rule on every path", () => {
+    fc.assert(
+      fc.property(fc.oneof(pathLike, fc.string()), (p) => {
+        expect(isRelPath(p)).toBe(segmentRule(p))
+        expect(Schema.is(RelPath)(p)).toBe(segmentRule(p))
+      }),
+      { numRuns: 5000 }
+    )
+    expect(isRelPath("a".repeat(1025))).toBe(false)
+    expect(["agents/a/config.yaml", ".agentsyncignore", "a/.b/..c"].every(isRelPath)).toBe(true)
+  })
+})
