@@ -19,7 +19,7 @@ export const MEMBERSHIP: ReadonlyArray<string> = [
 export const IGNORE_FILE = ".agentsyncignore"
 
 /** Always left out: editor and OS litter, and agentsync's own temporary files. */
-const BUILTIN_IGNORES = [".DS_Store", "**/.DS_Store", "**/*.swp", "**/*~", "**/.agentsync-tmp-*", "**/.git/**"]
+const BUILTIN_IGNORES = [".DS_Store", "*.swp", "*~", ".agentsync-tmp-*", "**/.git/**"]
 
 /** Compiles a glob (`*`, `**`, `?`, `[...]`) to a RegExp over POSIX relative paths. */
 export const globToRegExp = (glob: string): RegExp => {
@@ -75,11 +75,21 @@ export const makeMembership = (ignoreText = ""): Membership => {
     const negate = line.startsWith("!")
     rules.push({ negate, re: globToRegExp(negate ? line.slice(1) : line) })
   }
+  // The last matching rule decides; consecutive rules of the same polarity act as one, so each run of them is
+  // tested as one alternation (one regex per file instead of one per rule: the test runs for every file).
+  const runs: Array<{ readonly negate: boolean; readonly re: RegExp }> = []
+  for (let i = 0; i < rules.length; ) {
+    let j = i
+    while (j < rules.length && rules[j]!.negate === rules[i]!.negate) j++
+    const group = rules.slice(i, j)
+    runs.push({ negate: rules[i]!.negate, re: group.length === 1 ? group[0]!.re : new RegExp(group.map((r) => `(?:${r.re.source})`).join("|")) })
+    i = j
+  }
   return {
     includes: (path) => {
       if (!isMemberPath(path)) return false
       let included = true
-      for (const r of rules) if (r.re.test(path)) included = r.negate
+      for (const r of runs) if (r.re.test(path)) included = r.negate
       return included
     }
   }

@@ -126,15 +126,18 @@ const context = Effect.gen(function* () {
   return { config, client }
 })
 
-/** Both sides at once: the local manifest (hashes cached) and the remote head (conditional on the kept copy). */
+/**
+ * Both sides at once: the remote head (conditional on the kept copy), whose request goes out first so the
+ * server answers while the local tree is scanned, and the local manifest (hashes cached).
+ */
 const manifests = (config: SyncConfig, options: { readonly keep: boolean; readonly progress: Progress }) =>
   Effect.all(
     [
-      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: options.keep, progress: options.progress }),
-      headManifest({ projectRoot: config.projectRoot, keep: options.keep })
+      headManifest({ projectRoot: config.projectRoot, keep: options.keep }),
+      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: options.keep, progress: options.progress })
     ],
     { concurrency: 2 }
-  )
+  ).pipe(Effect.map(([head, local]) => [local, head] as const))
 
 const conflictError = (plan: FilePlan) =>
   new Conflict({

@@ -1,5 +1,6 @@
 /** The Database port: PostgreSQL from DATABASE_URL, or the embedded default (PGlite served on loopback), plus the project migrations. */
 import * as fs from "node:fs/promises"
+import { createRequire } from "node:module"
 import { createServer } from "node:net"
 import * as nodePath from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -115,13 +116,18 @@ const lockDataDir = (dataDir: string) => {
   )
 }
 
+const requireHere = createRequire(import.meta.url)
+
 /** PGlite persisted in `dataDir`, served by pglite-socket on a free loopback port while the scope is open. */
 const embedded = (dataDir: string) =>
   Effect.gen(function* () {
     yield* lockDataDir(dataDir)
-    // Loaded on demand: most commands never need the WebAssembly Postgres.
-    const { PGlite } = yield* Effect.promise(() => import("@electric-sql/pglite"))
-    const { PGLiteSocketServer } = yield* Effect.promise(() => import("@electric-sql/pglite-socket"))
+    // Loaded on demand (most commands never need the WebAssembly Postgres), through require rather than
+    // import(): the CLI runs from a V8 code cache, and Node 20 loses a cached script's dynamic-import hook.
+    const { PGlite } = yield* Effect.sync(() => requireHere("@electric-sql/pglite") as typeof import("@electric-sql/pglite"))
+    const { PGLiteSocketServer } = yield* Effect.sync(
+      () => requireHere("@electric-sql/pglite-socket") as typeof import("@electric-sql/pglite-socket")
+    )
     const db = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: async () => {

@@ -4,7 +4,6 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
-import { manifestChecksum } from "../domain/hash.js"
 import type { FileEntry } from "../domain/model.js"
 import { IoError, type TarballUnsafe } from "../errors.js"
 import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
@@ -35,7 +34,6 @@ const RACY_MS = 2000
 
 export interface LocalManifest {
   readonly entries: ReadonlyArray<FileEntry>
-  readonly checksum: string
   /** Files whose bytes were read this time (0 on a no-change run with a warm cache). */
   readonly hashed: number
 }
@@ -134,7 +132,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
     yield* writeFileAtomic(cacheFile, JSON.stringify(body))
   }
-  return { entries, checksum: manifestChecksum(entries), hashed } satisfies LocalManifest
+  return { entries, hashed } satisfies LocalManifest
 })
 
 export interface BundleOptions {

@@ -19,12 +19,18 @@ export interface SyncBase {
 }
 
 const BASE_FILE = "files-base.json"
+/** path → sha256, checked by one predicate: it has an entry per file and is read on every run. */
+const BaseFiles = Schema.declare(
+  (u: unknown): u is Readonly<Record<string, string>> =>
+    typeof u === "object" && u !== null && !Array.isArray(u) && Object.values(u).every((v) => typeof v === "string"),
+  { identifier: "BaseFiles" }
+)
 const BaseFile = Schema.Struct({
   version: Schema.Literal(1),
   /** The tenant the base was agreed with: another tenant starts from no base. */
   tenant: Schema.String,
   revision: Schema.NullOr(Schema.String),
-  files: Schema.Record({ key: Schema.String, value: Schema.String })
+  files: BaseFiles
 })
 
 /** The recorded base with this tenant, or an empty one before the first sync with it. */
@@ -100,13 +106,14 @@ export const planFiles = (
     const l = direction === "push" ? item.source : item.target
     const r = direction === "push" ? item.target : item.source
     const b = base.files.get(item.key)
-    const common = (p: Omit<PlannedFile, "path" | "status">): PlannedFile => ({
-      path: item.key,
-      status: item.status,
-      ...p,
-      ...(l === undefined ? {} : { local: l }),
-      ...(r === undefined ? {} : { remote: r })
-    })
+    // Built field by field: this runs for every file of the tree.
+    const common = (p: { readonly action: FileAction; readonly note?: string }): PlannedFile => {
+      const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = { path: item.key, status: item.status, action: p.action }
+      if (p.note !== undefined) planned.note = p.note
+      if (l !== undefined) planned.local = l
+      if (r !== undefined) planned.remote = r
+      return planned
+    }
     if (item.status === "Unchanged") {
       agreed.set(item.key, l!.sha256)
       items.push(common({ action: "none" }))

@@ -1,5 +1,5 @@
 /** The remote side of a plan: the head manifest, asked for conditionally against the copy kept in .agentsync. */
-import * as fs from "node:fs/promises"
+import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { FileEntries, RemoteManifest } from "../api/files.js"
@@ -26,7 +26,14 @@ const cachePath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), 
  * so a damaged file is only a slower run (the manifest is fetched whole), never a wrong plan.
  */
 export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projectRoot: string, url: string) {
-  const text = yield* Effect.promise(() => fs.readFile(cachePath(projectRoot), "utf8").catch(() => undefined))
+  // Read synchronously: the request it conditions should leave before the local tree is scanned.
+  const text = yield* Effect.sync(() => {
+    try {
+      return fs.readFileSync(cachePath(projectRoot), "utf8")
+    } catch {
+      return undefined
+    }
+  })
   if (text === undefined) return undefined
   const decoded = Schema.decodeUnknownOption(Schema.parseJson(CacheFile))(text)
   if (decoded._tag === "None" || decoded.value.url !== url) return undefined

@@ -1,3 +1,4 @@
+import { FastCheck as fc } from "effect"
 import { describe, expect, it } from "vitest"
 import { globToRegExp, IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
 
@@ -25,5 +26,33 @@ describe("bundle membership", () => {
     expect(globToRegExp("config/").test("config/x/y")).toBe(true)
     expect(globToRegExp("file?.txt").test("file1.txt")).toBe(true)
     expect(globToRegExp("[ab].txt").test("c.txt")).toBe(false)
+  })
+
+  it("leaves out editor, OS, git and agentsync litter at any depth", () => {
+    const m = makeMembership()
+    for (const p of [".DS_Store", "agents/.DS_Store", "agents/a/b/.DS_Store", "skills/s/x.swp", "config/a.yaml~", "content/.agentsync-tmp-1", "agents/a/.git/config", "agents/.git/x/y"]) {
+      expect([p, m.includes(p)]).toEqual([p, false])
+    }
+    for (const p of ["agents/a/config.yaml", "agents/a/git/x", "agents/a/x.git", "skills/swp", "content/a~b/c.md"]) expect([p, m.includes(p)]).toEqual([p, true])
+  })
+
+  it("decides as the last matching line of the ignore file, whatever the mix of ! lines", () => {
+    const glob = fc.constantFrom("*.md", "content/", "a*", "**/b/**", "x/*.yaml", "*.local.yaml", "content/**/c.md", "[ab]*")
+    const line = fc.tuple(fc.boolean(), glob).map(([negate, g]) => `${negate ? "!" : ""}${g}`)
+    const path = fc
+      .tuple(fc.constantFrom("agents", "content", "config", "x", "node_modules"), fc.array(fc.constantFrom("a", "b", "c.md", "x", "a.local.yaml", "b.md"), { minLength: 1, maxLength: 4 }))
+      .map(([top, rest]) => [top, ...rest].join("/"))
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 8 }), fc.array(path, { minLength: 1, maxLength: 10 }), (lines, paths) => {
+        const m = makeMembership(lines.join("\n"))
+        for (const p of paths) {
+          // The rule as written: every line in order, the last match decides.
+          let expected = isMemberPath(p) && makeMembership().includes(p)
+          if (isMemberPath(p)) for (const l of lines) if (globToRegExp(l.replace(/^!/, "")).test(p)) expected = l.startsWith("!")
+          expect([p, m.includes(p)]).toEqual([p, expected])
+        }
+      }),
+      { numRuns: 2000 }
+    )
   })
 })
