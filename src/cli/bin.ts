@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * The agentsync executable: runs the bundled CLI (dist/cli.cjs) through a V8 code cache, so that a run does
- * not parse the whole bundle again (about a third of a short command's time). The cache is a file per build
- * and Node version under $XDG_CACHE_HOME/agentsync (default ~/.cache/agentsync), written after the first run;
- * without it, or where it cannot be written, the CLI runs the same, only slower to start.
+ * not parse and compile the bundle again (about a third of a short command's time). The cache is a file per
+ * build and Node version under $XDG_CACHE_HOME/agentsync (default ~/.cache/agentsync), refreshed by the first
+ * run of each command so that it holds the code every command used; without it, or where it cannot be
+ * written, the CLI runs the same, only slower to start.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -19,37 +20,71 @@ const bundle = join(dirname(fileURLToPath(import.meta.url)), "cli.cjs")
 const require = createRequire(bundle)
 
 const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "agentsync")
-const cacheFile = join(cacheDir, `cli-${AGENTSYNC_BUNDLE_ID}-${process.version}-${process.arch}.v8`)
-let cached: Buffer | undefined
-try {
-  cached = readFileSync(cacheFile)
-} catch {
-  // No cache yet: this run makes one.
+const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${process.version}-${process.arch}`
+const cacheFile = join(cacheDir, `${cacheName}.v8`)
+/** The commands whose code the cache holds, beside it. */
+const coveredFile = join(cacheDir, `${cacheName}.json`)
+
+const readOr = <A>(read: () => A, fallback: A): A => {
+  try {
+    return read()
+  } catch {
+    return fallback
+  }
 }
+
+const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
+const covered = readOr<ReadonlyArray<string>>(() => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>, [])
+const command = process.argv
+  .slice(2)
+  .filter((a) => !a.startsWith("-"))
+  .slice(0, 2)
+  .join(" ")
+
 const source = readFileSync(bundle, "utf8")
+// No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
 const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
   filename: bundle,
-  // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
   ...(cached === undefined ? {} : { cachedData: cached })
 })
-if (cached === undefined || script.cachedDataRejected === true) {
-  // Written at exit, so the functions this run compiled are in it too; atomically, as runs may race.
-  process.once("exit", () => {
-    try {
-      mkdirSync(cacheDir, { recursive: true })
-      const tmp = `${cacheFile}.${process.pid}.tmp`
-      writeFileSync(tmp, script.createCachedData())
-      renameSync(tmp, cacheFile)
-      // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
-      const others = readdirSync(cacheDir)
-        .filter((f) => /^cli-.*\.v8$/.test(f) && join(cacheDir, f) !== cacheFile)
-        .map((f) => ({ path: join(cacheDir, f), used: statSync(join(cacheDir, f)).mtimeMs }))
-        .sort((a, b) => b.used - a.used)
-      for (const old of others.slice(3)) rmSync(old.path, { force: true })
-    } catch {
-      // A cache that cannot be written (read-only home) only costs start-up time.
+
+/** Writes the cache with what this run has compiled so far; atomically, as runs may race. */
+const writeCache = () => {
+  try {
+    mkdirSync(cacheDir, { recursive: true })
+    const tmp = `${cacheFile}.${process.pid}.tmp`
+    writeFileSync(tmp, script.createCachedData())
+    renameSync(tmp, cacheFile)
+    const now = cached === undefined || script.cachedDataRejected === true ? [command] : [...covered, command]
+    writeFileSync(`${coveredFile}.${process.pid}.tmp`, JSON.stringify(now))
+    renameSync(`${coveredFile}.${process.pid}.tmp`, coveredFile)
+    // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
+    const others = readdirSync(cacheDir)
+      .filter((f) => /^cli-.*\.v8$/.test(f) && f !== `${cacheName}.v8`)
+      .map((f) => ({ name: f, used: statSync(join(cacheDir, f)).mtimeMs }))
+      .sort((a, b) => b.used - a.used)
+    for (const old of others.slice(3)) {
+      rmSync(join(cacheDir, old.name), { force: true })
+      rmSync(join(cacheDir, old.name.replace(/\.v8$/, ".json")), { force: true })
     }
-  })
+  } catch {
+    // A cache that cannot be written (read-only home) only costs start-up time.
+  }
 }
+
+if (cached === undefined || script.cachedDataRejected === true || !covered.includes(command)) {
+  // At exit, so the cache holds the functions this command compiled; but no later than 2 s into a long run
+  // (serve, a big sync), before V8 starts dropping the bytecode of functions that have not run for a while,
+  // the bundle's top level first among them.
+  let written = false
+  const once = () => {
+    if (written) return
+    written = true
+    writeCache()
+  }
+  process.once("exit", once)
+  setTimeout(once, 2000).unref()
+}
+
 const module = { exports: {} }
 script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))

@@ -209,11 +209,10 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
   const uploader = (yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)).pipe(bearer)
   // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
-  // typed client only ever decodes successes (and 304, the answer to a conditional manifest request).
-  const api = yield* HttpApiClient.makeWith(AgentsyncApi, {
-    httpClient: HttpClient.filterStatus(authed, (status) => (status >= 200 && status < 300) || status === 304),
-    baseUrl: origin
-  })
+  // typed client only ever decodes successes. It is built on first use, for the one URL family in use.
+  const typedOptions = { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin }
+  const filesApi = yield* Effect.cached(HttpApiClient.group(AgentsyncApi, { group: "files", ...typedOptions }))
+  const cloudFilesApi = yield* Effect.cached(HttpApiClient.group(AgentsyncApi, { group: "cloudFiles", ...typedOptions }))
 
   /** Classifies any failure of one attempt. */
   const classify = (url: string) => (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {
@@ -273,40 +272,44 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   }
 
   /** A raw call whose failure statuses are read from the body. */
-  const checked = (url: string) => (response: HttpClientResponse.HttpClientResponse) =>
-    response.status >= 200 && response.status < 300
-      ? Effect.succeed(response)
-      : response.text.pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
-        )
+  const checked =
+    (url: string) =>
+    (response: HttpClientResponse.HttpClientResponse): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
+      response.status >= 200 && response.status < 300
+        ? Effect.succeed(response)
+        : response.text.pipe(
+            Effect.orElseSucceed(() => ""),
+            Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
+          )
 
+  // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
+  // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
-    const urlParams = options.revision === undefined ? {} : { revision: options.revision }
+    const url = `${baseUrl}${FilesRoutes.manifest}`
     const known = options.revision === undefined && options.known?.revision != null ? options.known : undefined
-    const headers = known === undefined ? {} : { "if-none-match": manifestEtag(known.revision!) }
-    const call =
-      endpoint.mode === "direct"
-        ? api.files.manifest({ urlParams, headers })
-        : api.cloudFiles.manifest({ path: { tenantId: endpoint.tenantId }, urlParams, headers })
-    return withRetry(`${baseUrl}${FilesRoutes.manifest}`, call, timeout).pipe(
-      Effect.flatMap((answer) =>
-        answer instanceof RemoteManifest
-          ? Effect.succeed(answer)
-          : known !== undefined
-            ? Effect.succeed(known)
-            : Effect.fail(new ApiError({ status: 304, reason: "Not Modified to an unconditional request", url: `${baseUrl}${FilesRoutes.manifest}` }))
+    let request = HttpClientRequest.get(url)
+    if (options.revision !== undefined) request = HttpClientRequest.setUrlParam(request, "revision", options.revision)
+    if (known !== undefined) request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
+    const attempt = authed.execute(request).pipe(
+      Effect.flatMap((response) =>
+        response.status === 304 && known !== undefined
+          ? Effect.succeed(known)
+          : checked(url)(response).pipe(
+              Effect.flatMap((ok) => Effect.mapError(ok.json, (e) => new ApiError({ status: ok.status, reason: `unexpected response: ${e.message}`, url }))),
+              Effect.flatMap(Schema.decodeUnknown(RemoteManifest))
+            )
       ),
-      Effect.withSpan("SyncApiClient.manifest")
+      Effect.scoped
     )
+    return withRetry(url, attempt, timeout).pipe(Effect.withSpan("SyncApiClient.manifest"))
   }
 
   const revisions = (limit?: number) => {
     const urlParams = limit === undefined ? {} : { limit }
     const call =
       endpoint.mode === "direct"
-        ? api.files.revisions({ urlParams })
-        : api.cloudFiles.revisions({ path: { tenantId: endpoint.tenantId }, urlParams })
+        ? Effect.flatMap(filesApi, (api) => api.revisions({ urlParams }))
+        : Effect.flatMap(cloudFilesApi, (api) => api.revisions({ path: { tenantId: endpoint.tenantId }, urlParams }))
     return withRetry(`${baseUrl}${FilesRoutes.revisions}`, call, timeout).pipe(Effect.withSpan("SyncApiClient.revisions"))
   }
 

@@ -64,6 +64,16 @@ describe("SyncApiClient retries", () => {
     }
   })
 
+  it("a 200 that is not a manifest (a proxy's page, a wrong shape) is one clear error, not retried", async () => {
+    for (const body of ["<html>gateway</html>", JSON.stringify({ tenant: "t", revision: null, entries: [{ path: "../x", size: 1, sha256: "0" }] })]) {
+      const s = await scripted(status(200, {}, body))
+      const r = await runEither(opts(s.url), (c) => c.manifest())
+      expect(Either.isLeft(r) && r.left._tag).toBe("ApiError")
+      expect(Either.isLeft(r) && r.left.message).toMatch(/unexpected response/)
+      expect(s.seen.length).toBe(1)
+    }
+  })
+
   it("honours Retry-After, even above the backoff", async () => {
     const s = await scripted(status(503, { "retry-after": "1" }), ok)
     await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "5 seconds" } }), (c) => c.manifest())
