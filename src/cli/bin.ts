@@ -35,9 +35,11 @@ const readOr = <A>(read: () => A, fallback: A): A => {
 
 const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
 const covered = readOr<ReadonlyArray<string>>(() => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>, [])
+// The command, as its first two plain words (`files push`, `skill source`); paths and options are left out.
+// An option's value that is a plain word only costs one more refresh.
 const command = process.argv
   .slice(2)
-  .filter((a) => !a.startsWith("-"))
+  .filter((a) => /^[a-z][a-z-]*$/.test(a))
   .slice(0, 2)
   .join(" ")
 

@@ -7,7 +7,7 @@ import { agentsync } from "../support/cli.js"
 const cacheFiles = async (dir: string) => (await fs.readdir(nodePath.join(dir, "agentsync")).catch(() => [] as Array<string>)).filter((f) => f.endsWith(".v8"))
 
 describe("the agentsync executable", () => {
-  it("keeps a code cache per build: made by the first run, used as is by the next, replaced when damaged", async () => {
+  it("keeps a code cache per build: made by the first run, refreshed once per new command, replaced when damaged", async () => {
     const cache = await fs.mkdtemp(nodePath.join(os.tmpdir(), "agentsync-cache-"))
     const env = { XDG_CACHE_HOME: cache }
     expect(await cacheFiles(cache)).toEqual([])
@@ -16,16 +16,27 @@ describe("the agentsync executable", () => {
     const [file] = await cacheFiles(cache)
     expect(file).toMatch(new RegExp(`^cli-[0-9a-f]{16}-${process.version.replace(/\./g, "\\.")}-${process.arch}\\.v8$`))
     const path = nodePath.join(cache, "agentsync", file!)
-    const made = await fs.stat(path)
-    // A cache V8 accepts is not written again.
-    const second = await agentsync(["validate", "examples/project"], { env })
-    expect(second.code).toBe(0)
-    expect((await fs.stat(path)).mtimeMs).toBe(made.mtimeMs)
+    const covered = async () => JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8")) as Array<string>
+    const stamp = async () => (await fs.stat(path)).mtimeMs
+    expect(await covered()).toEqual([""])
+    // The same command again: the cache V8 accepted is used as is.
+    const made = await stamp()
+    expect((await agentsync(["--version"], { env })).code).toBe(0)
+    expect(await stamp()).toBe(made)
+    // A command the cache has not seen adds its code, once.
+    expect((await agentsync(["validate", "examples/project"], { env })).code).toBe(0)
+    const grown = await stamp()
+    expect(grown).not.toBe(made)
+    expect(await covered()).toEqual(["", "validate"])
+    expect((await agentsync(["validate", "examples/project"], { env })).code).toBe(0)
+    expect(await stamp()).toBe(grown)
     // A damaged one is rejected by V8: the run is the same, and the cache is made anew.
-    await fs.writeFile(path, Buffer.alloc(made.size, 7))
+    const size = (await fs.stat(path)).size
+    await fs.writeFile(path, Buffer.alloc(size, 7))
     const third = await agentsync(["--version"], { env })
     expect([third.code, third.stdout.trim()]).toEqual([0, "0.1.0"])
-    expect((await fs.readFile(path)).equals(Buffer.alloc(made.size, 7))).toBe(false)
+    expect((await fs.readFile(path)).equals(Buffer.alloc(size, 7))).toBe(false)
+    expect(await covered()).toEqual([""])
     // Caches of other builds are pruned down to the few used last.
     for (const i of [1, 2, 3, 4, 5]) await fs.writeFile(nodePath.join(cache, "agentsync", `cli-old${i}-v0-x.v8`), "x")
     await fs.rm(path)
