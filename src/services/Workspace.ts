@@ -52,13 +52,19 @@ export const resolveInside = (root: string, path: string): Effect.Effect<string,
     : Effect.fail(new IoError({ path, reason: "path escapes the services tree" }))
 }
 
+// Temp names: one random prefix per process and a counter (a random draw per file was a tenth of writing
+// 10,000 files); they are opened exclusively, so a name that somehow exists is never followed or reused.
+const tempPrefix = `.agentsync-tmp-${randomBytes(6).toString("hex")}-`
+let tempCounter = 0
+const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
+
 /** Atomic write of any absolute path: temp file beside it, fsync, rename. */
 export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effect.Effect<void, IoError> =>
   Effect.tryPromise({
     try: async () => {
       await fs.mkdir(nodePath.dirname(full), { recursive: true })
-      const tmp = nodePath.join(nodePath.dirname(full), `.agentsync-tmp-${randomBytes(6).toString("hex")}`)
-      const handle = await fs.open(tmp, "w", 0o644)
+      const tmp = tempName(full)
+      const handle = await fs.open(tmp, "wx", 0o644)
       try {
         await handle.writeFile(bytes)
         await handle.sync()
@@ -75,12 +81,14 @@ export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effec
     catch: io(full, "cannot write")
   })
 
-const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `.agentsync-tmp-${randomBytes(6).toString("hex")}`)
 
 interface TempFile {
   readonly fd: number
+  /** Where it is being written: a temp file beside its target, or its place in a staging folder. */
   readonly tmp: string
   readonly full: string
+  /** In a staging folder: made visible by the folder's rename, removed with the folder. */
+  readonly staged: boolean
   closed: boolean
   renamed: boolean
 }
@@ -96,7 +104,7 @@ const discard = (files: ReadonlyArray<TempFile>) => {
         // the descriptor is gone either way; the temp file is removed next
       }
     }
-    fsSync.rmSync(o.tmp, { force: true })
+    if (!o.staged) fsSync.rmSync(o.tmp, { force: true })
   }
 }
 
@@ -109,11 +117,20 @@ const flushAll = async (files: ReadonlyArray<TempFile>): Promise<void> => {
   if (failed !== undefined) throw failed.reason
 }
 
+/** A folder that does not exist yet, built under a temporary name beside it and renamed into place whole. */
+interface Staged {
+  readonly top: string
+  readonly dir: string
+}
+
 /**
- * Atomic writes of many absolute paths, in slices: each slice's temp files are created and written with
+ * Atomic writes of many absolute paths, in slices: each slice's files are created and written with
  * synchronous calls (one async call costs several thread-pool round trips), flushed to disk concurrently
- * while the next slice is created (the flushes run on the thread pool), then renamed over their targets.
- * A failure leaves no temp file behind; files of earlier slices stay written.
+ * while the next slice is created (the flushes run on the thread pool), then made visible. A file whose folder
+ * exists goes through a temp file renamed over its target; files in folders that do not exist yet are written
+ * into a staging copy of the topmost missing folder, renamed into place once every file is flushed (one
+ * rename for a whole new subtree: a first sync into an empty folder makes one per source, not one per file).
+ * A failure leaves no temp file or staging folder behind; files of earlier slices outside new folders stay.
  */
 export const writeFilesAtomic = (
   files: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>,
@@ -123,16 +140,40 @@ export const writeFilesAtomic = (
     const dirs = new Set<string>()
     let current = files[0]?.full ?? ""
     const fail = (cause: unknown) => (cause instanceof IoError ? cause : io(current, "cannot write")(cause))
+    // The topmost missing ancestor of each folder (undefined when the folder exists), found once per folder.
+    const missing = new Map<string, string | undefined>()
+    const missingTop = (dir: string): string | undefined => {
+      if (missing.has(dir)) return missing.get(dir)
+      const parent = nodePath.dirname(dir)
+      const top = fsSync.existsSync(dir) || parent === dir ? undefined : (missingTop(parent) ?? dir)
+      missing.set(dir, top)
+      return top
+    }
+    const staged = new Map<string, Staged>()
+    /** Where a file is created: in its staging folder, or as a temp file beside its target. */
+    const placeOf = (full: string): { readonly path: string; readonly staged: boolean } => {
+      const top = missingTop(nodePath.dirname(full))
+      if (top === undefined) return { path: tempName(full), staged: false }
+      let stage = staged.get(top)
+      if (stage === undefined) {
+        stage = { top, dir: tempName(top) }
+        staged.set(top, stage)
+      }
+      return { path: stage.dir + full.slice(top.length), staged: true }
+    }
+    const removeStaged = () => {
+      for (const stage of staged.values()) fsSync.rmSync(stage.dir, { recursive: true, force: true })
+    }
     const create = (batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>, into: Array<TempFile>) => {
       for (const f of batch) {
         current = f.full
-        const dir = nodePath.dirname(f.full)
+        const place = placeOf(f.full)
+        const dir = nodePath.dirname(place.path)
         if (!dirs.has(dir)) {
           fsSync.mkdirSync(dir, { recursive: true })
           dirs.add(dir)
         }
-        const tmp = tempName(f.full)
-        const o: TempFile = { fd: fsSync.openSync(tmp, "w", 0o644), tmp, full: f.full, closed: false, renamed: false }
+        const o: TempFile = { fd: fsSync.openSync(place.path, "wx", 0o644), tmp: place.path, full: f.full, staged: place.staged, closed: false, renamed: false }
         into.push(o)
         fsSync.writeFileSync(o.fd, f.bytes)
       }
@@ -144,6 +185,7 @@ export const writeFilesAtomic = (
         o.closed = true
       }
       for (const o of done) {
+        if (o.staged) continue // visible with its folder
         current = o.full
         fsSync.renameSync(o.tmp, o.full)
         o.renamed = true
@@ -157,6 +199,7 @@ export const writeFilesAtomic = (
         if (pending !== undefined) await pending.flushed.catch(() => undefined)
         discard(mine)
         if (pending !== undefined) discard(pending.files)
+        removeStaged()
       })
     const finishPending = Effect.suspend(() => {
       const p = pending
@@ -182,6 +225,19 @@ export const writeFilesAtomic = (
       pending = { files: opened, flushed }
     }
     yield* finishPending.pipe(Effect.tapError(() => abandon([])))
+    yield* Effect.try({
+      try: () => {
+        for (const stage of staged.values()) {
+          current = stage.top
+          fsSync.renameSync(stage.dir, stage.top)
+          staged.delete(stage.top)
+        }
+      },
+      catch: (cause) => {
+        removeStaged()
+        return io(current, "cannot create the folder")(cause)
+      }
+    })
   })
 
 export const make = (root: string): WorkspaceShape => {

@@ -1,14 +1,15 @@
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "vitest"
 import { agentsync } from "../support/cli.js"
+import { tempDirs } from "../support/tree.js"
 
+const tempDir = tempDirs("cache")
 const cacheFiles = async (dir: string) => (await fs.readdir(nodePath.join(dir, "agentsync")).catch(() => [] as Array<string>)).filter((f) => f.endsWith(".v8"))
 
 describe("the agentsync executable", () => {
   it("keeps a code cache per build: made by the first run, refreshed once per new command, replaced when damaged", async () => {
-    const cache = await fs.mkdtemp(nodePath.join(os.tmpdir(), "agentsync-cache-"))
+    const cache = tempDir("home")
     const env = { XDG_CACHE_HOME: cache }
     expect(await cacheFiles(cache)).toEqual([])
     const first = await agentsync(["--version"], { env })

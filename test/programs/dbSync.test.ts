@@ -1,5 +1,4 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -9,6 +8,7 @@ import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSyn
 import { SyncService } from "../../src/programs/syncAll.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
+import { tempDirs } from "../support/tree.js"
 import { startServer } from "../server/support.js"
 
 const u = (id: string, extra: Partial<UserExport> = {}): UserExport => ({
@@ -36,7 +36,7 @@ let server: Awaited<ReturnType<typeof startServer>>
 let exposed: Awaited<ReturnType<typeof startServer>>
 let tenant: { tenantId: string; token: Redacted.Redacted<string> }
 let serverDb = ""
-const root = mkdtempSync(join(tmpdir(), "agentsync-dbsync-"))
+const root = tempDirs("dbsync")("project")
 mkdirSync(join(root, "services"))
 
 beforeAll(async () => {

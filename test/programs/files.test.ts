@@ -1,5 +1,4 @@
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Effect, Either, Layer, type Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -8,6 +7,7 @@ import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../.
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { startServer } from "../server/support.js"
 import { freshDatabase } from "../support/pg.js"
+import { tempDirs } from "../support/tree.js"
 
 let server: Awaited<ReturnType<typeof startServer>>
 beforeAll(async () => {
@@ -15,8 +15,10 @@ beforeAll(async () => {
 })
 afterAll(() => server?.stop())
 
+const tempDir = tempDirs("files")
+
 const project = async (files: Record<string, string> = {}) => {
-  const root = await fs.mkdtemp(nodePath.join(os.tmpdir(), "agentsync-files-"))
+  const root = tempDir("project")
   await write(root, files)
   return root
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it } from "@effect/vitest"
@@ -62,6 +62,8 @@ describe("Workspace.writeFiles", () => {
     Effect.gen(function* () {
       const dir = mkdtempSync(join(root, "slices-"))
       writeFileSync(join(dir, "blocked"), "a file, not a folder")
+      mkdirSync(join(dir, "a"))
+      mkdirSync(join(dir, "b"))
       const files = ["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked/5.md", "c/6.md", "c/7.md"].map((p) => ({ full: join(dir, p), bytes: p }))
       const result = yield* Effect.either(writeFilesAtomic(files, 2))
       expect(Either.isLeft(result) && result.left.path).toBe(join(dir, "blocked/5.md"))
@@ -70,6 +72,28 @@ describe("Workspace.writeFiles", () => {
       const ok = yield* Effect.either(writeFilesAtomic(files.filter((f) => !f.full.includes("blocked")), 2))
       expect(Either.isRight(ok)).toBe(true)
       expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked", "c/6.md", "c/7.md"])
+    })
+  )
+
+  it.effect("a folder that did not exist appears whole, with one rename, or not at all", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "staged-"))
+      const fresh = Array.from({ length: 40 }, (_, i) => ({ full: join(dir, "content", `s${i % 3}`, `p${i}`, "index.md"), bytes: `page ${i}` }))
+      // Written in slices of 8 into a staging copy of content/, renamed into place at the end.
+      yield* writeFilesAtomic(fresh, 8)
+      expect(tree(dir)).toEqual(fresh.map((f) => f.full.slice(dir.length + 1)).sort())
+      for (const f of fresh) expect(readFileSync(f.full, "utf8")).toBe(f.bytes)
+      // A new folder beside an existing one; the run fails on its last file: the new folder never appears.
+      writeFileSync(join(dir, "blocked"), "a file, not a folder")
+      const more = [
+        { full: join(dir, "content", "s0", "p0", "index.md"), bytes: "replaced" },
+        { full: join(dir, "content", "s9", "new", "index.md"), bytes: "new" },
+        { full: join(dir, "blocked", "x.md"), bytes: "never" }
+      ]
+      const failed = yield* Effect.either(writeFilesAtomic(more, 8))
+      expect(Either.isLeft(failed) && failed.left.path).toBe(join(dir, "blocked", "x.md"))
+      expect(tree(dir)).toEqual([...fresh.map((f) => f.full.slice(dir.length + 1)), "blocked"].sort())
+      expect(readFileSync(fresh[0]!.full, "utf8")).toBe("page 0")
     })
   )
 

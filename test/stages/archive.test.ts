@@ -1,5 +1,4 @@
 import * as fs from "node:fs/promises"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { gunzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
@@ -9,6 +8,7 @@ import { TarballUnsafe } from "../../src/errors.js"
 import { apply } from "../../src/stages/apply.js"
 import { checkEntryPath, readArchive } from "../../src/stages/archive.js"
 import { bundle } from "../../src/stages/bundle.js"
+import { tempDirs } from "../support/tree.js"
 import { claimedEntry, hostileCases, record, sha, tarGz } from "./hostile.js"
 
 const streamOf = (b: Uint8Array) => Stream.fromIterable([b.subarray(0, Math.floor(b.length / 3)), b.subarray(Math.floor(b.length / 3))])
@@ -26,8 +26,10 @@ const readAll = (archive: Uint8Array) => {
   }).pipe(Effect.as(files))
 }
 
+const tempDir = tempDirs("archive")
+
 const tempTree = async (files: Record<string, string>) => {
-  const root = await fs.mkdtemp(nodePath.join(os.tmpdir(), "agentsync-archive-"))
+  const root = tempDir("tree")
   for (const [p, text] of Object.entries(files)) {
     const full = nodePath.join(root, "services", p)
     await fs.mkdir(nodePath.dirname(full), { recursive: true })
