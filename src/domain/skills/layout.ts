@@ -106,7 +106,8 @@ export interface Discovery {
  * unit is never the anchor or a member of another, and two units may not share a home root.
  */
 export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>): Discovery => {
-  const sorted = [...repoPaths].sort()
+  // A listing names each path once; a repeated one is the same file.
+  const sorted = [...new Set(repoPaths)].sort()
   const claimedFolders = new Set<string>()
   const claimedFiles = new Set<string>()
   const names = new Set<string>()

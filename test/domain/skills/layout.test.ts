@@ -64,6 +64,8 @@ describe("layout mapping", () => {
   })
 
   it("every repo file belongs to at most one unit, and each unit's home root is its own", () => {
+    // A path listed twice is one file (found by this property).
+    expect(discoverUnits(defaults, ["skills/ops/SKILL.md", "skills/ops/SKILL.md"]).units.map((u) => u.files)).toEqual([["SKILL.md"]])
     const segment = fc.constantFrom("a", "b", "SKILL.md", "x.md", "ops", "skills", "agents", "commands")
     fc.assert(
       fc.property(fc.array(fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/")), { maxLength: 30 }), (paths) => {
