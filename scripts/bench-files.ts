@@ -135,8 +135,11 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
     )
     const baselineRevision = (JSON.parse(curlPush.stdout) as { revision: string }).revision
 
-    const idle = cli(a, "push")
-    const idleReport = JSON.parse(idle.stdout) as { files_hashed: number; bytes_sent: number }
+    // Five no-change pushes, median and best shown: a half-second figure on a shared VM swings by a tenth.
+    const idles = Array.from({ length: 5 }, () => cli(a, "push")).sort((x, y) => x.seconds - y.seconds)
+    const idle = idles[2]!
+    const idleBest = idles[0]!
+    const idleReport = JSON.parse(idle.stdout) as { files_hashed: number; bytes_sent: number; remote_manifest: string }
 
     const changed = join(a, "services", "skills", "group-1", `item-${TOPS.indexOf("skills") + 100}.md`)
     writeFileSync(changed, `${readFileSync(changed, "utf8")}\nOne more line.\n`)
@@ -161,6 +164,7 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
       pushed,
       curlPush,
       idle,
+      idleBest,
       idleReport,
       one,
       oneReport,
@@ -193,7 +197,9 @@ const main = async () => {
       console.log(
         `  full push        ${fmt(r.push.seconds)} s  (${mb(r.pushed.bytes_sent)} sent)   tar czf | curl: ${fmt(r.curlPush.seconds)} s   ratio ${fmt(r.push.seconds / r.curlPush.seconds)}×  (target ≤ 1.2×)`
       )
-      console.log(`  no-change push   ${fmt(r.idle.seconds)} s  (${r.idleReport.files_hashed} files re-read, ${r.idleReport.bytes_sent} bytes sent; target < 0.5 s)`)
+      console.log(
+        `  no-change push   ${fmt(r.idle.seconds)} s median of 5, best ${fmt(r.idleBest.seconds)} s  (${r.idleReport.files_hashed} files re-read, ${r.idleReport.bytes_sent} bytes sent, remote manifest ${r.idleReport.remote_manifest}; target < 0.5 s)`
+      )
       console.log(
         `  one-file push    ${fmt(r.one.seconds)} s  ${r.oneReport.bytes_sent} bytes sent for ${r.oneReport.files_sent} file; file gz ${r.fileGz} B + manifest gz ${r.manifestGz} B → ${fmt(r.oneReport.bytes_sent / (r.fileGz + r.manifestGz), 3)}× (target ≤ 2×)`
       )

@@ -19,7 +19,7 @@ export const MEMBERSHIP: ReadonlyArray<string> = [
 export const IGNORE_FILE = ".agentsyncignore"
 
 /** Always left out: editor and OS litter, and agentsync's own temporary files. */
-const BUILTIN_IGNORES = [".DS_Store", "*.swp", "*~", ".agentsync-tmp-*", "**/.git/**"]
+const BUILTIN_IGNORES = [".DS_Store", "*.swp", "*~", ".agentsync-tmp-*", ".git"]
 
 /** Compiles a glob (`*`, `**`, `?`, `[...]`) to a RegExp over POSIX relative paths. */
 export const globToRegExp = (glob: string): RegExp => {
@@ -46,9 +46,10 @@ export const globToRegExp = (glob: string): RegExp => {
       }
     } else re += c.replace(/[.+^${}()|\\]/g, "\\$&")
   }
-  // A pattern with no slash matches at any depth, as in .gitignore.
-  const prefix = anchored || glob.includes("/") ? "^" : "^(?:.*/)?"
-  return new RegExp(`${prefix}${re}(?:/.*)?$`)
+  // A pattern with no slash matches at any depth, as in .gitignore: some whole segment matches it (written as a
+  // search for that segment, much cheaper than `^(?:.*/)?…$`, when the pattern cannot itself span a `/`).
+  if (!anchored && !glob.includes("/")) return re.includes(".*") ? new RegExp(`^(?:.*/)?${re}(?:/.*)?$`) : new RegExp(`(?:^|/)${re}(?:/|$)`)
+  return new RegExp(`^${re}(?:/.*)?$`)
 }
 
 const TOP = new Set(MEMBERSHIP)

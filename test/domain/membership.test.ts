@@ -36,6 +36,21 @@ describe("bundle membership", () => {
     for (const p of ["agents/a/config.yaml", "agents/a/git/x", "agents/a/x.git", "skills/swp", "content/a~b/c.md"]) expect([p, m.includes(p)]).toEqual([p, true])
   })
 
+  it("a pattern without a slash matches a whole segment at any depth, as the anchored form of it would", () => {
+    const glob = fc.array(fc.constantFrom("a", "b", ".", "*", "?", "[ab]", "~", "-", "md"), { minLength: 1, maxLength: 5 }).map((p) => p.join(""))
+    const path = fc.array(fc.constantFrom("a", "b", "a.md", ".b", "ab~", "x", "a-b"), { minLength: 1, maxLength: 4 }).map((p) => p.join("/"))
+    fc.assert(
+      fc.property(glob, path, (g, p) => {
+        // The rule as gitignore states it: some segment matches, or a path below a matching folder.
+        const segment = globToRegExp(`/${g}`)
+        const segments = p.split("/")
+        const expected = segments.some((_, i) => segment.test(segments.slice(i).join("/")))
+        expect([g, p, globToRegExp(g).test(p)]).toEqual([g, p, expected])
+      }),
+      { numRuns: 3000 }
+    )
+  })
+
   it("decides as the last matching line of the ignore file, whatever the mix of ! lines", () => {
     const glob = fc.constantFrom("*.md", "content/", "a*", "**/b/**", "x/*.yaml", "*.local.yaml", "content/**/c.md", "[ab]*")
     const line = fc.tuple(fc.boolean(), glob).map(([negate, g]) => `${negate ? "!" : ""}${g}`)
