@@ -9,7 +9,7 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { homedir } from "node:os"
-import { dirname, join } from "node:path"
+import { dirname, isAbsolute, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
 
@@ -19,7 +19,9 @@ declare const AGENTSYNC_BUNDLE_ID: string
 const bundle = join(dirname(fileURLToPath(import.meta.url)), "cli.cjs")
 const require = createRequire(bundle)
 
-const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "agentsync")
+// XDG: a relative XDG_CACHE_HOME is invalid and ignored.
+const xdgCache = process.env.XDG_CACHE_HOME
+const cacheDir = join(xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), ".cache"), "agentsync")
 const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${process.version}-${process.arch}`
 const cacheFile = join(cacheDir, `${cacheName}.v8`)
 /** The commands whose code the cache holds, beside it. */
