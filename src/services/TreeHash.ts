@@ -1,34 +1,50 @@
-/** Hashing of files in a tree: SHA-256 of each file's bytes, read concurrently, as manifest entries. */
+/** Hashing of files: SHA-256 of each file's bytes, one file or a tree's worth as manifest entries; the one place files are hashed. */
 import { createHash } from "node:crypto"
-import { readFileSync, statSync } from "node:fs"
+import { closeSync, openSync, readSync, statSync } from "node:fs"
 import { open } from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect } from "effect"
-import { IoError } from "../errors.js"
 import { FileEntry } from "../domain/model.js"
+import { IoError } from "../errors.js"
 
 const CHUNK = 1 << 20
-/** Files up to this size are read whole; larger ones stream through one reused buffer. */
-const WHOLE = 8 << 20
+/** Files up to this size are hashed with synchronous reads; larger ones stream without blocking. */
+const SYNC_LIMIT = 8 << 20
 
-const digest = async (full: string): Promise<{ size: number; sha256: string }> => {
+// One buffer for every synchronous hash: reading each file into a fresh one left the size of the tree in
+// garbage. Read and hash happen in one synchronous step, so no two hashes ever share it.
+const BUFFER = Buffer.allocUnsafe(CHUNK)
+
+const digestSync = (full: string): { size: number; sha256: string } => {
+  const fd = openSync(full, "r")
+  try {
+    const hash = createHash("sha256")
+    let size = 0
+    // A short read of a regular file is its end: no extra read to see zero bytes.
+    for (let n = BUFFER.length; n === BUFFER.length; ) {
+      n = readSync(fd, BUFFER)
+      hash.update(BUFFER.subarray(0, n))
+      size += n
+    }
+    return { size, sha256: hash.digest("hex") }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+const digestAsync = async (full: string): Promise<{ size: number; sha256: string }> => {
   const handle = await open(full, "r")
   try {
-    const { size } = await handle.stat()
     const hash = createHash("sha256")
-    if (size <= WHOLE) {
-      const bytes = await handle.readFile()
-      return { size: bytes.length, sha256: hash.update(bytes).digest("hex") }
-    }
     const buf = Buffer.allocUnsafe(CHUNK)
-    let read = 0
+    let size = 0
     for (;;) {
       const { bytesRead } = await handle.read(buf, 0, CHUNK, null)
       if (bytesRead === 0) break
-      hash.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead))
-      read += bytesRead
+      hash.update(buf.subarray(0, bytesRead))
+      size += bytesRead
     }
-    return { size: read, sha256: hash.digest("hex") }
+    return { size, sha256: hash.digest("hex") }
   } finally {
     await handle.close()
   }
@@ -37,45 +53,43 @@ const digest = async (full: string): Promise<{ size: number; sha256: string }> =
 const ioError = (full: string) => (cause: unknown) =>
   new IoError({ path: full, reason: `cannot hash: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
-/** Hashes one file; memory stays flat whatever its size. */
-export const hashFile = (full: string): Effect.Effect<{ size: number; sha256: string }, IoError> =>
-  Effect.tryPromise({ try: () => digest(full), catch: ioError(full) })
+/**
+ * Hashes one file; memory stays flat whatever its size. `size`, when the caller has just listed the file,
+ * picks the way: synchronous reads for small files (for thousands of them the promise API's per-call cost is
+ * what dominates), streaming otherwise.
+ */
+export const hashFile = (full: string, size?: number): Effect.Effect<{ size: number; sha256: string }, IoError> =>
+  size !== undefined && size <= SYNC_LIMIT
+    ? Effect.try({ try: () => digestSync(full), catch: ioError(full) })
+    : Effect.tryPromise({ try: () => digestAsync(full), catch: ioError(full) })
 
-/** How many small files are hashed between two yields to the event loop. */
+/** How many files are hashed between two yields to the event loop. */
 const BATCH = 128
 
 /**
- * Hashes the given tree paths (POSIX, relative to root), results in the order given. Small files are read
- * with readFileSync in batches: for thousands of small files the per-call cost of the promise API (several
- * times a synchronous read) is what dominates, and yielding between batches keeps the process responsive.
- * Large files stream. Entries are built without re-validation: the walker produced the paths.
+ * Hashes the given tree paths (POSIX, relative to root), results in the order given. Small files are hashed
+ * a batch at a time in one synchronous step (an effect per file costs more than hashing a small file), large
+ * ones stream; the process yields between batches. Entries are built without re-validation: the walker
+ * produced the paths.
  */
 export const hashTree = (root: string, paths: ReadonlyArray<string>) =>
-  Effect.tryPromise({
-    try: async () => {
-      const out: Array<FileEntry> = new Array(paths.length)
-      for (let start = 0; start < paths.length; start += BATCH) {
-        for (let i = start; i < Math.min(start + BATCH, paths.length); i++) {
-          const path = paths[i]!
-          const full = nodePath.join(root, path)
-          let h: { size: number; sha256: string }
-          try {
-            const size = statSync(full).size
-            h =
-              size <= WHOLE
-                ? (() => {
-                    const bytes = readFileSync(full)
-                    return { size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") }
-                  })()
-                : await digest(full)
-          } catch (cause) {
-            throw ioError(full)(cause)
+  Effect.gen(function* () {
+    const out: Array<FileEntry> = new Array(paths.length)
+    for (let start = 0; start < paths.length; start += BATCH) {
+      const large: Array<number> = []
+      let current = root
+      yield* Effect.try({
+        try: () => {
+          for (let i = start; i < Math.min(start + BATCH, paths.length); i++) {
+            current = nodePath.join(root, paths[i]!)
+            if (statSync(current).size <= SYNC_LIMIT) out[i] = new FileEntry({ path: paths[i]!, ...digestSync(current) }, true)
+            else large.push(i)
           }
-          out[i] = new FileEntry({ path, ...h }, true)
-        }
-        await new Promise((resolve) => setImmediate(resolve))
-      }
-      return out
-    },
-    catch: (cause) => (cause instanceof IoError ? cause : ioError(root)(cause))
+        },
+        catch: (cause) => ioError(current)(cause)
+      })
+      for (const i of large) out[i] = new FileEntry({ path: paths[i]!, ...(yield* hashFile(nodePath.join(root, paths[i]!))) }, true)
+      yield* Effect.yieldNow()
+    }
+    return out
   }).pipe(Effect.withSpan("TreeHash.hashTree", { attributes: { files: paths.length } }))

@@ -6,6 +6,7 @@ import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
 import { IoError, type TarballUnsafe } from "../errors.js"
+import { hashFile } from "../services/TreeHash.js"
 import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
 import { type Progress, silentProgress } from "./progress.js"
@@ -56,30 +57,6 @@ const BATCH_BYTES = 1024 * 1024
 
 const readSmall = (full: string) =>
   Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
-
-const hashFile = (full: string, size: number) =>
-  size <= SMALL
-    ? Effect.map(readSmall(full), (bytes) => ({ size: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") }))
-    : hashLarge(full)
-
-const hashLarge = (full: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const hash = createHash("sha256")
-      let size = 0
-      const handle = await fs.open(full, "r")
-      try {
-        for await (const chunk of handle.createReadStream({ highWaterMark: 1 << 20 })) {
-          hash.update(chunk as Buffer)
-          size += (chunk as Buffer).length
-        }
-      } finally {
-        await handle.close().catch(() => undefined)
-      }
-      return { size, sha256: hash.digest("hex") }
-    },
-    catch: io(full, "cannot read")
-  })
 
 const readCache = (file: string, root: string) =>
   Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined)).pipe(
