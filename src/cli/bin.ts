@@ -52,14 +52,17 @@ const script = new Script(`(function (exports, require, module, __filename, __di
   ...(cached === undefined ? {} : { cachedData: cached })
 })
 
-/** Writes the cache with what this run has compiled so far; atomically, as runs may race. */
-const writeCache = () => {
+/**
+ * Writes the cache with what this run has compiled so far, atomically (runs may race), and records the
+ * command as covered: fully when written at exit, as `command~` when written early in a long run.
+ */
+const writeCache = (mark: string) => {
   try {
     mkdirSync(cacheDir, { recursive: true })
     const tmp = `${cacheFile}.${process.pid}.tmp`
     writeFileSync(tmp, script.createCachedData())
     renameSync(tmp, cacheFile)
-    const now = cached === undefined || script.cachedDataRejected === true ? [command] : [...covered, command]
+    const now = cached === undefined || script.cachedDataRejected === true ? [mark] : [...covered, mark]
     writeFileSync(`${coveredFile}.${process.pid}.tmp`, JSON.stringify(now))
     renameSync(`${coveredFile}.${process.pid}.tmp`, coveredFile)
     // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
@@ -76,18 +79,23 @@ const writeCache = () => {
   }
 }
 
-if (cached === undefined || script.cachedDataRejected === true || !covered.includes(command)) {
-  // At exit, so the cache holds the functions this command compiled; but no later than 2 s into a long run
-  // (serve, a big sync), before V8 starts dropping the bytecode of functions that have not run for a while,
-  // the bundle's top level first among them.
+const fresh = cached === undefined || script.cachedDataRejected === true
+if (fresh || !covered.includes(command)) {
+  // At exit, so the cache holds every function this command compiled; but a long run (serve, a big sync)
+  // writes it 2 s in instead, before V8 starts dropping the bytecode of functions that have not run for a
+  // while (the bundle's top level first among them), and only once: its next short run completes it.
+  const LONG_MS = 2000
+  const started = performance.now()
   let written = false
-  const once = () => {
+  const once = (mark: string) => {
     if (written) return
     written = true
-    writeCache()
+    writeCache(mark)
   }
-  process.once("exit", once)
-  setTimeout(once, 2000).unref()
+  process.once("exit", () => {
+    if (performance.now() - started < LONG_MS) once(command)
+  })
+  if (fresh || !covered.includes(`${command}~`)) setTimeout(() => once(`${command}~`), LONG_MS).unref()
 }
 
 const module = { exports: {} }

@@ -1,7 +1,8 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "vitest"
-import { agentsync } from "../support/cli.js"
+import { agentsync, startServe } from "../support/cli.js"
+import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("cache")
@@ -49,4 +50,24 @@ describe("the agentsync executable", () => {
     const readOnly = await agentsync(["--version"], { env: { XDG_CACHE_HOME: notADir } })
     expect([readOnly.code, readOnly.stdout.trim(), readOnly.stderr]).toEqual([0, "0.1.0", ""])
   })
+
+  it("a long run (serve) writes the cache 2 s in, once, marked as partial", async () => {
+    const cache = tempDir("long")
+    const env = { XDG_CACHE_HOME: cache, DATABASE_URL: await freshDatabase("launcher") }
+    const serveFor = async (ms: number) => {
+      const { child } = await startServe(env, cache)
+      await new Promise((r) => setTimeout(r, ms))
+      child.kill("SIGTERM")
+      await new Promise((r) => child.once("exit", r))
+    }
+    await serveFor(2600)
+    const [file] = await cacheFiles(cache)
+    const path = nodePath.join(cache, "agentsync", file!)
+    expect(JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8"))).toEqual(["serve~"])
+    const made = (await fs.stat(path)).mtimeMs
+    // The next long run finds its partial mark and writes nothing, neither early nor at exit.
+    await serveFor(2600)
+    expect((await fs.stat(path)).mtimeMs).toBe(made)
+    expect(JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8"))).toEqual(["serve~"])
+  }, 30_000)
 })
