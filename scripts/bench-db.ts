@@ -9,6 +9,7 @@ import { Database } from "../src/services/Database.js"
 import { diffSources, sqlSource } from "../src/stages/dbExport.js"
 import { importSource } from "../src/stages/dbImport.js"
 import { query } from "../test/support/pg.js"
+import { seedVolume } from "../test/support/syncDb.js"
 // @ts-expect-error: a plain ES module without types
 import { startPostgres } from "./pg.mjs"
 
@@ -28,20 +29,11 @@ const createDb = async (admin: string, name: string) => {
   return url
 }
 
-const seed = (url: string, users: number, contexts: number) =>
-  exec(
-    url,
-    `INSERT INTO users (id, name, email, display_name, roles, created_at, updated_at)
-       SELECT 'u' || lpad(i::text, 6, '0'), 'user' || i, 'user' || i || '@example.com', 'User ' || i,
-              ARRAY['member', 'r' || (i % 3)], '2025-01-01T00:00:00Z', '2025-01-02T00:00:00Z'
-         FROM generate_series(1, ${users}) i;
-     INSERT INTO user_contexts (id, user_id, session_id, name, data, created_at, updated_at)
-       SELECT 'c' || lpad(i::text, 7, '0'), 'u' || lpad((1 + i % ${users})::text, 6, '0'), NULL, 'context ' || i,
-              jsonb_build_object('i', i, 'tags', jsonb_build_array('a', 'b'), 'note', repeat('x', 40)),
-              '2025-01-01T00:00:00Z', '2025-01-03T00:00:00Z'
-         FROM generate_series(1, ${contexts}) i;
-     ANALYZE;`
-  )
+/** The volume rows the tests use too, then fresh planner statistics. */
+const seed = async (url: string, users: number, contexts: number) => {
+  await seedVolume(url, users, contexts / users)
+  await exec(url, "ANALYZE")
+}
 
 /** One import in this process: `--child FROM TO`; prints its time and counts as JSON. */
 const child = async (from: string, to: string) => {
