@@ -137,7 +137,7 @@ const manifests = (config: SyncConfig, options: { readonly keep: boolean; readon
       localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: options.keep, progress: options.progress })
     ],
     { concurrency: 2 }
-  ).pipe(Effect.map(([head, local]) => [local, head] as const))
+  )
 
 const conflictError = (plan: FilePlan) =>
   new Conflict({
@@ -159,7 +159,7 @@ const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) => {
 
 const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOptions = {}) {
   const { config } = yield* context
-  const [local, head] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
+  const [head, local] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
   const remote = head.manifest
   const diff = diffFiles(local.entries, remote.entries)
   return {
@@ -186,7 +186,7 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
   if (!dryRun) yield* recoverPull(config.projectRoot)
-  const [local, head] = yield* manifests(config, { keep: !dryRun, progress })
+  const [head, local] = yield* manifests(config, { keep: !dryRun, progress })
   const remote = head.manifest
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)

@@ -66,29 +66,38 @@ export const hashFile = (full: string, size?: number): Effect.Effect<{ size: num
 /** How many files are hashed between two yields to the event loop. */
 const BATCH = 128
 
+export interface HashTreeOptions {
+  /** Each path's size, when the caller has just listed the tree: saves a stat per file. */
+  readonly sizes?: ReadonlyArray<number>
+  /** Called after each batch with the number of files it hashed (progress). */
+  readonly onHashed?: (files: number) => void
+}
+
 /**
  * Hashes the given tree paths (POSIX, relative to root), results in the order given. Small files are hashed
  * a batch at a time in one synchronous step (an effect per file costs more than hashing a small file), large
  * ones stream; the process yields between batches. Entries are built without re-validation: the walker
  * produced the paths.
  */
-export const hashTree = (root: string, paths: ReadonlyArray<string>) =>
+export const hashTree = (root: string, paths: ReadonlyArray<string>, options: HashTreeOptions = {}) =>
   Effect.gen(function* () {
     const out: Array<FileEntry> = new Array(paths.length)
     for (let start = 0; start < paths.length; start += BATCH) {
+      const end = Math.min(start + BATCH, paths.length)
       const large: Array<number> = []
       let current = root
       yield* Effect.try({
         try: () => {
-          for (let i = start; i < Math.min(start + BATCH, paths.length); i++) {
+          for (let i = start; i < end; i++) {
             current = nodePath.join(root, paths[i]!)
-            if (statSync(current).size <= SYNC_LIMIT) out[i] = new FileEntry({ path: paths[i]!, ...digestSync(current) }, true)
+            if ((options.sizes?.[i] ?? statSync(current).size) <= SYNC_LIMIT) out[i] = new FileEntry({ path: paths[i]!, ...digestSync(current) }, true)
             else large.push(i)
           }
         },
         catch: (cause) => ioError(current)(cause)
       })
       for (const i of large) out[i] = new FileEntry({ path: paths[i]!, ...(yield* hashFile(nodePath.join(root, paths[i]!))) }, true)
+      options.onHashed?.(end - start)
       yield* Effect.yieldNow()
     }
     return out

@@ -6,7 +6,7 @@ import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
 import { IoError, type TarballUnsafe } from "../errors.js"
-import { hashFile } from "../services/TreeHash.js"
+import { hashTree } from "../services/TreeHash.js"
 import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
 import { type Progress, silentProgress } from "./progress.js"
@@ -77,9 +77,8 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const cache = yield* readCache(cacheFile, workspace.root)
   const now = Date.now()
   const next: Record<string, CacheEntry> = {}
-  let hashed = 0
   progress.start("hashing", files.length, "files")
-  // Cache hits are settled in one synchronous pass; only the misses are read, concurrently.
+  // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
   const misses: Array<number> = []
   files.forEach((f, i) => {
@@ -90,26 +89,23 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
       progress.advance(1)
     } else misses.push(i)
   })
-  yield* Effect.forEach(
-    misses,
-    (i) => {
-      const f = files[i]!
-      return Effect.map(hashFile(nodePath.join(workspace.root, f.path), f.size), (h) => {
-        hashed++
-        entries[i] = { path: f.path, size: h.size, sha256: h.sha256 }
-        if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
-        progress.advance(1)
-      })
-    },
-    { concurrency: 4, discard: true }
+  const hashed = yield* hashTree(
+    workspace.root,
+    misses.map((i) => files[i]!.path),
+    { sizes: misses.map((i) => files[i]!.size), onHashed: progress.advance }
   )
+  hashed.forEach((h, k) => {
+    const f = files[misses[k]!]!
+    entries[misses[k]!] = h
+    if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
+  })
   progress.done()
-  const changed = hashed > 0 || Object.keys(cache).length !== Object.keys(next).length
+  const changed = hashed.length > 0 || Object.keys(cache).length !== Object.keys(next).length
   if (options.writeCache && changed) {
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
     yield* writeFileAtomic(cacheFile, JSON.stringify(body))
   }
-  return { entries, hashed } satisfies LocalManifest
+  return { entries, hashed: hashed.length } satisfies LocalManifest
 })
 
 export interface BundleOptions {

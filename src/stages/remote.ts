@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { FileEntries, RemoteManifest } from "../api/files.js"
-import { byPath, manifestChecksum } from "../domain/hash.js"
+import { manifestChecksum } from "../domain/hash.js"
 import { type FileEntry, Sha256 } from "../domain/model.js"
 import type { IoError } from "../errors.js"
 import { SyncApiClient } from "../services/SyncApi.js"
@@ -71,9 +71,6 @@ export const headManifest = Effect.fn("remote.headManifest")(function* (options:
   return { manifest, cached } satisfies HeadManifest
 })
 
-/** The manifest of the revision a push created: the head it was planned against with the push applied. */
+/** The manifest of the revision a push created: the head it was planned against with the push applied (its tree sorted by path). */
 export const pushedHead = (head: RemoteManifest, revision: string, tree: ReadonlyArray<FileEntry>, checksum: string) =>
-  new RemoteManifest(
-    { tenant: head.tenant, revision, entries: [...tree].sort(byPath), checksum },
-    { disableValidation: true }
-  )
+  new RemoteManifest({ tenant: head.tenant, revision, entries: tree, checksum }, { disableValidation: true })

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../api/files.js"
-import { manifestChecksum } from "../domain/hash.js"
+import { byPath, manifestChecksum } from "../domain/hash.js"
 import type { FileEntry } from "../domain/model.js"
 import { SyncApiClient } from "../services/SyncApi.js"
 import { fileRecord } from "./archive.js"
@@ -29,7 +29,7 @@ export interface UploadOutcome {
   readonly bytesSent: number
   /** Files whose bytes were sent (content the tenant already holds is not sent again). */
   readonly filesSent: number
-  /** The tree the new revision holds, and its manifestChecksum. */
+  /** The tree the new revision holds (sorted by path), and its manifestChecksum. */
   readonly tree: ReadonlyArray<FileEntry>
   readonly checksum: string
 }
@@ -42,12 +42,12 @@ const defaultAuthor = () => {
   }
 }
 
-/** The tree the upload produces: remote, minus deletions, plus the set. */
+/** The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. */
 export const resultingTree = (remote: ReadonlyArray<FileEntry>, set: ReadonlyArray<FileEntry>, deleted: ReadonlyArray<string>) => {
   const tree = new Map(remote.map((e) => [e.path, e]))
   for (const p of deleted) tree.delete(p)
   for (const e of set) tree.set(e.path, e)
-  return [...tree.values()]
+  return [...tree.values()].sort(byPath)
 }
 
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
