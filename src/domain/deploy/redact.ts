@@ -50,3 +50,10 @@ const SAFE_ARG = /^[A-Za-z0-9_@%+=:,./-]+$/
 /** An argv as one line for people: redacted, each argument quoted where a shell would need it. */
 export const showArgv = (argv: ReadonlyArray<string>, redact: Redactor = noRedaction): string =>
   argv.map((a) => redact(a)).map((a) => (SAFE_ARG.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ")
+
+/** A copy of an error (or any record) with every string field redacted; its class, and so its message, kept. */
+export const redactFields = <E extends object>(value: E, redact: Redactor): E => {
+  const copy = Object.create(Object.getPrototypeOf(value)) as Record<string, unknown>
+  for (const [key, field] of Object.entries(value)) copy[key] = typeof field === "string" ? redact(field) : field
+  return copy as E
+}

@@ -73,6 +73,8 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                 yield* log(`$ ${showArgv(argv, config.redact)}`)
                 const result = yield* shell
                   .run(argv[0]!, argv.slice(1), {
+                    // Nothing for the hook on stdin: it is closed, so a hook that reads it does not wait forever.
+                    stdin: "",
                     env: { AGENTSYNC_RELEASE: String(target.number), AGENTSYNC_IMAGE: target.image, AGENTSYNC_DIGEST: target.digest, AGENTSYNC_TENANT: release.tenantId },
                     onLine: (line) => log(line)
                   })
@@ -163,13 +165,15 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
           ),
           Effect.zipRight(heartbeat, Effect.never)
         ).pipe(
+          // Bounded, so a stopping server never waits on its database for long; a release it could not mark
+          // failed is found abandoned (no heartbeat) by the next deploy of its tenant.
           Effect.onInterrupt(() =>
             Effect.gen(function* () {
               yield* log("the server stopped during the release")
               yield* flush
               yield* sql`UPDATE releases SET status = 'failed', finished_at = now(), reason = 'the server stopped during the release'
                 WHERE id = ${release.id} AND status IN ${sql.in(RUNNING as Array<string>)}`.pipe(Effect.orDie)
-            })
+            }).pipe(Effect.timeout("3 seconds"), Effect.ignore)
           )
         )
       }).pipe(Effect.withSpan("ReleaseRunner.run", { attributes: { release: release.number } }))
