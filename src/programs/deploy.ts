@@ -163,7 +163,7 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
   if (options.dryRun === true) {
     const access: RegistryAccess = { builder: spec.builder, image, registry: spec.registry, username: "<registry user>", configDir: "<temporary DOCKER_CONFIG>" }
     if (options.skipBuild !== true) {
-      spec.build.forEach((argv, i) => steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx)))
+      for (const [i, argv] of spec.build.entries()) steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx))
       steps.push(shown("image", buildImageStep(build), ctx))
     }
     steps.push(shown("login", loginStep(access), ctx), shown("push", pushStep(access), ctx))
@@ -178,7 +178,7 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
         yield* ctx.output(`deploy lock taken (${lock.lock.holder}, lease ${lock.lease_seconds} s)`)
         if (options.skipBuild !== true) {
           yield* Stage.buildCommands(ctx, spec.build)
-          spec.build.forEach((argv, i) => steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx)))
+          for (const [i, argv] of spec.build.entries()) steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx))
           yield* Stage.buildImage(ctx, build)
           steps.push(shown("image", buildImageStep(build), ctx))
         }
