@@ -9,15 +9,23 @@ import type { DeployReport, DeployService } from "../programs/deploy.js"
 import { emit, note, table } from "./output.js"
 import { projectConfig } from "./root.js"
 
-/** Runs a deploy program with the project's configuration, tenant client and Shell (their code loaded only now). */
+/** Runs a deploy program with the project's configuration and Shell (their code loaded only now), without the tenant client. */
+const offline = <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig()
+    const [programs, shell] = yield* Effect.promise(() => Promise.all([import("../programs/deploy.js"), import("../services/Shell.js")]))
+    return yield* Effect.flatMap(programs.DeployService, program).pipe(
+      Effect.provide(Layer.merge(programs.DeployService.Default, shell.layer)),
+      Effect.provideService(CurrentConfig, config)
+    )
+  })
+
+/** The same with the tenant client of the configuration (AGENTSYNC_DIRECT_URL or AGENTSYNC_API_URL, AGENTSYNC_TOKEN). */
 const run = <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const config = yield* projectConfig()
-    const [programs, api, shell] = yield* Effect.promise(() =>
-      Promise.all([import("../programs/deploy.js"), import("../services/DeployApi.js"), import("../services/Shell.js")])
-    )
-    const layer = Layer.mergeAll(programs.DeployService.Default, api.layerFromConfig, shell.layer).pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-    return yield* Effect.flatMap(programs.DeployService, program).pipe(Effect.provide(layer), Effect.provideService(CurrentConfig, config))
+    const api = yield* Effect.promise(() => import("../services/DeployApi.js"))
+    return yield* offline(program).pipe(Effect.provide(api.layerFromConfig), Effect.provideService(CurrentConfig, config))
   })
 
 /** A failed release ends the command non-zero, after it was printed. */
@@ -128,20 +136,16 @@ const lockRelease = Command.make("release", {}, () => run((s) => Effect.flatMap(
 )
 const lock = Command.make("lock").pipe(Command.withDescription("the tenant's deploy lock"), Command.withSubcommands([lockStatus, lockRelease]))
 
-export const deploy = Command.make("deploy", { dryRun, tag, skipBuild, builder, message }, (o) =>
-  run((s) =>
-    Effect.flatMap(
-      s.deploy({
-        dryRun: o.dryRun,
-        tag: Option.getOrUndefined(o.tag),
-        skipBuild: o.skipBuild,
-        builder: Option.getOrUndefined(o.builder),
-        message: Option.getOrUndefined(o.message)
-      }),
-      (r) => emit(r, () => describeDeploy(r))
-    )
-  )
-).pipe(
+export const deploy = Command.make("deploy", { dryRun, tag, skipBuild, builder, message }, (o) => {
+  const options = {
+    tag: Option.getOrUndefined(o.tag),
+    skipBuild: o.skipBuild,
+    builder: Option.getOrUndefined(o.builder),
+    message: Option.getOrUndefined(o.message)
+  }
+  const print = (r: DeployReport) => emit(r, () => describeDeploy(r))
+  return o.dryRun ? offline((s) => Effect.flatMap(s.plan(options), print)) : run((s) => Effect.flatMap(s.deploy(options), print))
+}).pipe(
   Command.withDescription("build → image → push → release → verify, under the tenant's deploy lock (configured by deploy: in agentsync.yaml)"),
   Command.withSubcommands([releases, status, rollback, lock])
 )

@@ -131,46 +131,54 @@ const contextFor = (config: SyncConfig, output: (line: string) => Effect.Effect<
 
 const shown = (name: string, step: Step, ctx: Stage.StageContext) => ({ step: name, command: showArgv(step.argv, ctx.secrets.redact) })
 
-/** The whole deploy (or with dryRun, its commands, printed and not run; no server is called). */
-const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptions = {}) {
-  const config = yield* CurrentConfig
-  const ctx = contextFor(config, options.output ?? stderr)
-  const spec = yield* resolveDeploy(config, options)
-  if (options.tag !== undefined) {
-    const bad = checkTag(options.tag)
-    if (bad !== undefined) return yield* new InvalidInput({ field: "--tag", reason: bad })
-  }
-  if (options.skipBuild === true && options.tag === undefined) {
-    return yield* new InvalidInput({ field: "--skip-build", reason: "pushes an image built before: name its tag with --tag" })
-  }
-  const source = yield* sourceOf(config.projectRoot)
-  const tag = options.tag ?? deployTag(Date.now() / 1000, source.sha?.slice(0, 7))
-  const image = taggedImage(spec.registry, spec.app, tag)
-  const build = { builder: spec.builder, image, dockerfile: spec.dockerfile, context: spec.context }
-  const steps: Array<{ step: string; command: string }> = []
-  const report = (digest: string | null, release: Release | null): DeployReport => ({
-    dry_run: options.dryRun === true,
-    builder: spec.builder,
-    image,
-    tag,
-    source_sha: source.sha,
-    dirty: source.dirty,
-    steps,
-    digest,
-    release
+/** What a deploy and its dry run share: the checked settings, the tag and image, the source, the report. */
+const prepare = (options: DeployOptions) =>
+  Effect.gen(function* () {
+    const config = yield* CurrentConfig
+    const ctx = contextFor(config, options.output ?? stderr)
+    const spec = yield* resolveDeploy(config, options)
+    if (options.tag !== undefined) {
+      const bad = checkTag(options.tag)
+      if (bad !== undefined) return yield* new InvalidInput({ field: "--tag", reason: bad })
+    }
+    if (options.skipBuild === true && options.tag === undefined) {
+      return yield* new InvalidInput({ field: "--skip-build", reason: "pushes an image built before: name its tag with --tag" })
+    }
+    const source = yield* sourceOf(config.projectRoot)
+    const tag = options.tag ?? deployTag(Date.now() / 1000, source.sha?.slice(0, 7))
+    const image = taggedImage(spec.registry, spec.app, tag)
+    const build = { builder: spec.builder, image, dockerfile: spec.dockerfile, context: spec.context }
+    const steps: Array<{ step: string; command: string }> = []
+    const buildSteps = options.skipBuild === true ? [] : spec.build.map((argv, i) => ({ name: `build ${i + 1}/${spec.build.length}`, step: { argv, env: {} } }))
+    const report = (digest: string | null, release: Release | null): DeployReport => ({
+      dry_run: options.dryRun === true,
+      builder: spec.builder,
+      image,
+      tag,
+      source_sha: source.sha,
+      dirty: source.dirty,
+      steps,
+      digest,
+      release
+    })
+    return { config, ctx, spec, source, tag, image, build, steps, buildSteps, report }
   })
 
-  if (options.dryRun === true) {
-    const access: RegistryAccess = { builder: spec.builder, image, registry: spec.registry, username: "<registry user>", configDir: "<temporary DOCKER_CONFIG>" }
-    if (options.skipBuild !== true) {
-      for (const [i, argv] of spec.build.entries()) steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx))
-      steps.push(shown("image", buildImageStep(build), ctx))
-    }
-    steps.push(shown("login", loginStep(access), ctx), shown("push", pushStep(access), ctx))
-    steps.push({ step: "release", command: `POST …/deploy {image: ${repositoryOf(spec.registry, spec.app)}@<digest from the push>}` })
-    return report(null, null)
-  }
+/** The commands a deploy would run, secrets masked, run by nobody: no server is called, no token needed. */
+const plan = Effect.fn("DeployService.plan")(function* (options: DeployOptions = {}) {
+  const { ctx, spec, image, build, steps, buildSteps, report } = yield* prepare({ ...options, dryRun: true })
+  const access: RegistryAccess = { builder: spec.builder, image, registry: spec.registry, username: "<registry user>", configDir: "<temporary DOCKER_CONFIG>" }
+  for (const b of buildSteps) steps.push(shown(b.name, b.step, ctx))
+  if (options.skipBuild !== true) steps.push(shown("image", buildImageStep(build), ctx))
+  steps.push(shown("login", loginStep(access), ctx), shown("push", pushStep(access), ctx))
+  steps.push({ step: "release", command: `POST …/deploy {image: ${repositoryOf(spec.registry, spec.app)}@<digest from the push>}` })
+  return report(null, null)
+})
 
+/** The whole deploy; with dryRun, its plan. */
+const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptions = {}) {
+  if (options.dryRun === true) return yield* plan(options)
+  const { ctx, spec, source, tag, image, build, steps, buildSteps, report } = yield* prepare(options)
   const api = yield* DeployApi
   const run = Effect.suspend(() =>
     Stage.withLock(ctx, { holder: holder(), message: options.message ?? "" }, (lock) =>
@@ -178,7 +186,7 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
         yield* ctx.output(`deploy lock taken (${lock.lock.holder}, lease ${lock.lease_seconds} s)`)
         if (options.skipBuild !== true) {
           yield* Stage.buildCommands(ctx, spec.build)
-          for (const [i, argv] of spec.build.entries()) steps.push(shown(`build ${i + 1}/${spec.build.length}`, { argv, env: {} }, ctx))
+          for (const b of buildSteps) steps.push(shown(b.name, b.step, ctx))
           yield* Stage.buildImage(ctx, build)
           steps.push(shown("image", buildImageStep(build), ctx))
         }
@@ -272,5 +280,5 @@ export const failureOf = (release: Release): ReleaseFailed | undefined =>
     : undefined
 
 export class DeployService extends Effect.Service<DeployService>()("agentsync/DeployService", {
-  succeed: { deploy, rollback, status, releases, lockStatus, forceUnlock }
+  succeed: { deploy, plan, rollback, status, releases, lockStatus, forceUnlock }
 }) {}

@@ -6,8 +6,9 @@ import { CommandFailed } from "../errors.js"
 
 export interface RunOptions {
   readonly cwd?: string | undefined
-  /** Added to the inherited environment. */
+  /** Added to the inherited environment (with `extendEnv: false`, the whole environment). */
   readonly env?: Readonly<Record<string, string>> | undefined
+  readonly extendEnv?: boolean | undefined
   readonly stdin?: Uint8Array | string | undefined
   /** Called with each line of output as it arrives (stdout and stderr alike), so output can be shown while it runs. */
   readonly onLine?: ((line: string, from: "stdout" | "stderr") => Effect.Effect<void>) | undefined
@@ -73,7 +74,7 @@ export const make = (executor: CommandExecutor.CommandExecutor): ShellShape => {
   const run = Effect.fn("Shell.run")(function* (command: string, args: ReadonlyArray<string>, options: RunOptions = {}) {
     let cmd = PlatformCommand.make(command, ...args)
     if (options.cwd !== undefined) cmd = PlatformCommand.workingDirectory(cmd, options.cwd)
-    if (options.env !== undefined) cmd = PlatformCommand.env(cmd, options.env)
+    if (options.env !== undefined) cmd = PlatformCommand.env(cmd, options.env, { extendEnv: options.extendEnv ?? true })
     if (options.stdin !== undefined) {
       const bytes = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin
       cmd = PlatformCommand.stdin(cmd, Stream.make(bytes))

@@ -16,7 +16,12 @@ export interface DeployServerSettings {
   readonly healthIntervalMillis: number
   /** Masks the registry password, the database URL and every variable named in AGENTSYNC_DEPLOY_REDACT. */
   readonly redact: Redactor
+  /** The hook's environment: the server's, less the server's own secrets (registry password, database URLs, token). */
+  readonly hookEnv: Readonly<Record<string, string>>
 }
+
+/** What the server keeps to itself: a hook never sees these variables. */
+export const SERVER_SECRETS = ["AGENTSYNC_REGISTRY_PASSWORD", "DATABASE_URL", "AGENTSYNC_SERVE_DATABASE_URL", "AGENTSYNC_TOKEN"]
 
 export class DeployServerConfig extends Context.Tag("agentsync/server/DeployServerConfig")<DeployServerConfig, DeployServerSettings>() {}
 
@@ -78,7 +83,10 @@ const settings = Effect.gen(function* () {
     leaseSeconds,
     healthTimeoutSeconds,
     healthIntervalMillis: 250,
-    redact: makeRedactor(secrets)
+    redact: makeRedactor(secrets),
+    hookEnv: Object.fromEntries(
+      Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !SERVER_SECRETS.includes(e[0]))
+    )
   } satisfies DeployServerSettings
 })
 

@@ -75,7 +75,14 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                   .run(argv[0]!, argv.slice(1), {
                     // Nothing for the hook on stdin: it is closed, so a hook that reads it does not wait forever.
                     stdin: "",
-                    env: { AGENTSYNC_RELEASE: String(target.number), AGENTSYNC_IMAGE: target.image, AGENTSYNC_DIGEST: target.digest, AGENTSYNC_TENANT: release.tenantId },
+                    env: {
+                      ...config.hookEnv,
+                      AGENTSYNC_RELEASE: String(target.number),
+                      AGENTSYNC_IMAGE: target.image,
+                      AGENTSYNC_DIGEST: target.digest,
+                      AGENTSYNC_TENANT: release.tenantId
+                    },
+                    extendEnv: false,
                     onLine: (line) => log(line)
                   })
                   .pipe(Effect.mapError((e) => new StepFailed(`the release hook could not start: ${config.redact(e.stderr)}`)))
