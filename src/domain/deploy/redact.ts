@@ -47,9 +47,12 @@ export const noRedaction: Redactor = makeRedactor([])
 
 const SAFE_ARG = /^[A-Za-z0-9_@%+=:,./-]+$/
 
-/** An argv as one line for people: redacted, each argument quoted where a shell would need it. */
+/** An argv as one line for people: redacted, each argument quoted where a shell would need it (a mask is shown bare). */
 export const showArgv = (argv: ReadonlyArray<string>, redact: Redactor = noRedaction): string =>
-  argv.map((a) => redact(a)).map((a) => (SAFE_ARG.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ")
+  argv
+    .map((a) => redact(a))
+    .map((a) => (a === "" || !SAFE_ARG.test(a.split(MASK).join("x")) ? `'${a.replace(/'/g, `'\\''`)}'` : a))
+    .join(" ")
 
 /** A copy of an error (or any record) with every string field redacted; its class, and so its message, kept. */
 export const redactFields = <E extends object>(value: E, redact: Redactor): E => {
