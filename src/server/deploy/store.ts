@@ -223,6 +223,8 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
       const tenantId = caller.tenantId
       const made = yield* sql.withTransaction(
         Effect.gen(function* () {
+          // The lock row first: it serialises this tenant's release requests, a retry racing its first attempt included.
+          const lock = yield* readLock(tenantId, true)
           if (req.idempotencyKey !== undefined) {
             const again = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND idempotency_key = $2`, [
               tenantId,
@@ -230,7 +232,6 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
             ])
             if (again[0] !== undefined) return { row: again[0], created: false }
           }
-          const lock = yield* readLock(tenantId, true)
           if (lock === undefined || lock.id !== req.lockId || lock.expires_at.getTime() <= Date.now()) {
             return yield* new LockLost({ reason: "this deploy does not hold the tenant's deploy lock (it expired or was released by force)" })
           }
