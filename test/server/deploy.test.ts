@@ -1,7 +1,7 @@
 // The deploy API of the tenant server on loopback over the real PostgreSQL: the lock under contention, idempotent
 // releases, a lock held by a running release, and a release abandoned by a server that stopped.
 import { randomUUID } from "node:crypto"
-import { Effect, Either, Redacted } from "effect"
+import { Effect, Either, type Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { DeployRequest } from "../../src/api/deploy.js"
 import { DeployApi, layer as deployLayer } from "../../src/services/DeployApi.js"
