@@ -134,67 +134,73 @@ const describe = {
   rollback: "A new release that runs an earlier release's image again; history is never edited."
 }
 
-/**
- * The endpoints of one family. The relay family's paths start with `/:tenantId` and its path schemas carry the
- * tenant id; written out per family because HttpApi checks each path schema's fields at the type level.
- */
+/** The direct family's routes and path schemas; the relay family adds `/:tenantId` to both, below. */
 const Plain = Schema.Struct({})
 const Relay = TenantPath
 const LockIdPath = Schema.Struct({ lockId: Schema.String })
 const RelayLockIdPath = Schema.Struct({ ...TenantPath.fields, ...LockIdPath.fields })
 const RelayNumberPath = Schema.Struct({ ...TenantPath.fields, ...NumberPath.fields })
 
-const direct = {
-  registryToken: HttpApiEndpoint.get("registryToken", "/registry-token").setPath(Plain),
-  lockStatus: HttpApiEndpoint.get("lockStatus", "/deploy/lock").setPath(Plain),
-  lock: HttpApiEndpoint.post("lock", "/deploy/lock").setPath(Plain),
-  heartbeat: HttpApiEndpoint.put("heartbeat", "/deploy/lock/:lockId").setPath(LockIdPath),
-  unlock: HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId").setPath(LockIdPath),
-  forceUnlock: HttpApiEndpoint.del("forceUnlock", "/deploy/lock").setPath(Plain),
-  deploy: HttpApiEndpoint.post("deploy", "/deploy").setPath(Plain),
-  releases: HttpApiEndpoint.get("releases", "/releases").setPath(Plain),
-  release: HttpApiEndpoint.get("release", "/releases/:number").setPath(NumberPath),
-  rollback: HttpApiEndpoint.post("rollback", "/releases/:number/rollback").setPath(NumberPath)
-}
-
-const relay = {
-  registryToken: HttpApiEndpoint.get("registryToken", "/:tenantId/registry-token").setPath(Relay),
-  lockStatus: HttpApiEndpoint.get("lockStatus", "/:tenantId/deploy/lock").setPath(Relay),
-  lock: HttpApiEndpoint.post("lock", "/:tenantId/deploy/lock").setPath(Relay),
-  heartbeat: HttpApiEndpoint.put("heartbeat", "/:tenantId/deploy/lock/:lockId").setPath(RelayLockIdPath),
-  unlock: HttpApiEndpoint.del("unlock", "/:tenantId/deploy/lock/:lockId").setPath(RelayLockIdPath),
-  forceUnlock: HttpApiEndpoint.del("forceUnlock", "/:tenantId/deploy/lock").setPath(Relay),
-  deploy: HttpApiEndpoint.post("deploy", "/:tenantId/deploy").setPath(Relay),
-  releases: HttpApiEndpoint.get("releases", "/:tenantId/releases").setPath(Relay),
-  release: HttpApiEndpoint.get("release", "/:tenantId/releases/:number").setPath(RelayNumberPath),
-  rollback: HttpApiEndpoint.post("rollback", "/:tenantId/releases/:number/rollback").setPath(RelayNumberPath)
-}
-
-
+/** The direct family. */
 const d = {
-  registryToken: direct.registryToken.addSuccess(RegistryCredential).annotate(OpenApi.Description, describe.registryToken),
-  lockStatus: direct.lockStatus.addSuccess(LockStatus).annotate(OpenApi.Description, describe.lockStatus),
-  lock: direct.lock.setPayload(LockRequest).addSuccess(LockGrant).addError(DeployLockedWire).annotate(OpenApi.Description, describe.lock),
-  heartbeat: direct.heartbeat.addSuccess(LockGrant).addError(LockLost).annotate(OpenApi.Description, describe.heartbeat),
-  unlock: direct.unlock.addSuccess(LockStatus).annotate(OpenApi.Description, describe.unlock),
-  forceUnlock: direct.forceUnlock.addSuccess(LockStatus).addError(DeployLockedWire).annotate(OpenApi.Description, describe.forceUnlock),
-  deploy: direct.deploy.setHeaders(IdempotencyHeaders).setPayload(DeployRequest).addSuccess(Release).addError(LockLost).addError(InvalidInputWire).annotate(OpenApi.Description, describe.deploy),
-  releases: direct.releases.setUrlParams(ListParams).addSuccess(Schema.Array(Release)).annotate(OpenApi.Description, describe.releases),
-  release: direct.release.addSuccess(Release).annotate(OpenApi.Description, describe.release),
-  rollback: direct.rollback.setHeaders(IdempotencyHeaders).setPayload(RollbackRequest).addSuccess(Release).addError(LockLost).addError(InvalidInputWire).annotate(OpenApi.Description, describe.rollback)
+  registryToken: HttpApiEndpoint.get("registryToken", "/registry-token")
+    .setPath(Plain)
+    .addSuccess(RegistryCredential)
+    .annotate(OpenApi.Description, describe.registryToken),
+  lockStatus: HttpApiEndpoint.get("lockStatus", "/deploy/lock").setPath(Plain).addSuccess(LockStatus).annotate(OpenApi.Description, describe.lockStatus),
+  lock: HttpApiEndpoint.post("lock", "/deploy/lock")
+    .setPath(Plain)
+    .setPayload(LockRequest)
+    .addSuccess(LockGrant)
+    .addError(DeployLockedWire)
+    .annotate(OpenApi.Description, describe.lock),
+  heartbeat: HttpApiEndpoint.put("heartbeat", "/deploy/lock/:lockId")
+    .setPath(LockIdPath)
+    .addSuccess(LockGrant)
+    .addError(LockLost)
+    .annotate(OpenApi.Description, describe.heartbeat),
+  unlock: HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId").setPath(LockIdPath).addSuccess(LockStatus).annotate(OpenApi.Description, describe.unlock),
+  forceUnlock: HttpApiEndpoint.del("forceUnlock", "/deploy/lock")
+    .setPath(Plain)
+    .addSuccess(LockStatus)
+    .addError(DeployLockedWire)
+    .annotate(OpenApi.Description, describe.forceUnlock),
+  deploy: HttpApiEndpoint.post("deploy", "/deploy")
+    .setPath(Plain)
+    .setHeaders(IdempotencyHeaders)
+    .setPayload(DeployRequest)
+    .addSuccess(Release)
+    .addError(LockLost)
+    .addError(InvalidInputWire)
+    .annotate(OpenApi.Description, describe.deploy),
+  releases: HttpApiEndpoint.get("releases", "/releases")
+    .setPath(Plain)
+    .setUrlParams(ListParams)
+    .addSuccess(Schema.Array(Release))
+    .annotate(OpenApi.Description, describe.releases),
+  release: HttpApiEndpoint.get("release", "/releases/:number").setPath(NumberPath).addSuccess(Release).annotate(OpenApi.Description, describe.release),
+  rollback: HttpApiEndpoint.post("rollback", "/releases/:number/rollback")
+    .setPath(NumberPath)
+    .setHeaders(IdempotencyHeaders)
+    .setPayload(RollbackRequest)
+    .addSuccess(Release)
+    .addError(LockLost)
+    .addError(InvalidInputWire)
+    .annotate(OpenApi.Description, describe.rollback)
 }
 
+/** The relay family: the same endpoints under `/:tenantId`, with the tenant id in their path schemas. */
 const r = {
-  registryToken: relay.registryToken.addSuccess(RegistryCredential).annotate(OpenApi.Description, describe.registryToken),
-  lockStatus: relay.lockStatus.addSuccess(LockStatus).annotate(OpenApi.Description, describe.lockStatus),
-  lock: relay.lock.setPayload(LockRequest).addSuccess(LockGrant).addError(DeployLockedWire).annotate(OpenApi.Description, describe.lock),
-  heartbeat: relay.heartbeat.addSuccess(LockGrant).addError(LockLost).annotate(OpenApi.Description, describe.heartbeat),
-  unlock: relay.unlock.addSuccess(LockStatus).annotate(OpenApi.Description, describe.unlock),
-  forceUnlock: relay.forceUnlock.addSuccess(LockStatus).addError(DeployLockedWire).annotate(OpenApi.Description, describe.forceUnlock),
-  deploy: relay.deploy.setHeaders(IdempotencyHeaders).setPayload(DeployRequest).addSuccess(Release).addError(LockLost).addError(InvalidInputWire).annotate(OpenApi.Description, describe.deploy),
-  releases: relay.releases.setUrlParams(ListParams).addSuccess(Schema.Array(Release)).annotate(OpenApi.Description, describe.releases),
-  release: relay.release.addSuccess(Release).annotate(OpenApi.Description, describe.release),
-  rollback: relay.rollback.setHeaders(IdempotencyHeaders).setPayload(RollbackRequest).addSuccess(Release).addError(LockLost).addError(InvalidInputWire).annotate(OpenApi.Description, describe.rollback)
+  registryToken: d.registryToken.prefix("/:tenantId").setPath(Relay),
+  lockStatus: d.lockStatus.prefix("/:tenantId").setPath(Relay),
+  lock: d.lock.prefix("/:tenantId").setPath(Relay),
+  heartbeat: d.heartbeat.prefix("/:tenantId").setPath(RelayLockIdPath),
+  unlock: d.unlock.prefix("/:tenantId").setPath(RelayLockIdPath),
+  forceUnlock: d.forceUnlock.prefix("/:tenantId").setPath(Relay),
+  deploy: d.deploy.prefix("/:tenantId").setPath(Relay),
+  releases: d.releases.prefix("/:tenantId").setPath(Relay),
+  release: d.release.prefix("/:tenantId").setPath(RelayNumberPath),
+  rollback: d.rollback.prefix("/:tenantId").setPath(RelayNumberPath)
 }
 
 export class SyncDeployGroup extends HttpApiGroup.make("deploy")

@@ -184,14 +184,16 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
     Stage.withLock(ctx, { holder: holder(), message: options.message ?? "" }, (lock) =>
       Effect.gen(function* () {
         yield* ctx.output(`deploy lock taken (${lock.lock.holder}, lease ${lock.lease_seconds} s)`)
+        // The credential before the build: a server that hands out none stops the run before a long build, and
+        // the redactor knows the password from the first line of output on.
+        const credential = yield* api.registryToken
+        ctx.secrets.add(...credentialForms(credential.username, Redacted.value(credential.password)))
         if (options.skipBuild !== true) {
           yield* Stage.buildCommands(ctx, spec.build)
           for (const b of buildSteps) steps.push(shown(b.name, b.step, ctx))
           yield* Stage.buildImage(ctx, build)
           steps.push(shown("image", buildImageStep(build), ctx))
         }
-        const credential = yield* api.registryToken
-        ctx.secrets.add(...credentialForms(credential.username, Redacted.value(credential.password)))
         const digest = yield* Effect.scoped(
           Effect.gen(function* () {
             const configDir = yield* Stage.registryConfig

@@ -49,11 +49,14 @@ const cli = (root: string, args: ReadonlyArray<string>, env: Record<string, stri
     env: { PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token, ...env }
   })
 
-const releases = async (root: string) => {
-  const r = await cli(root, ["--json", "deploy", "releases"])
-  expect(r.code, r.stderr).toBe(0)
-  return JSON.parse(r.stdout) as Array<{ number: number; status: string; image: string; digest: string; kind: string; rollback_of: number | null; reactivated: number | null }>
-}
+type ReleaseRow = { number: number; status: string; image: string; digest: string; kind: string; rollback_of: number | null; reactivated: number | null }
+/** The tenant's releases, newest first, read straight from the server's database. */
+const releases = async (_root?: string) =>
+  query<ReleaseRow>(
+    databaseUrl,
+    "SELECT number, status, image, digest, kind, rollback_of, reactivated FROM releases WHERE tenant_id = $1 ORDER BY number DESC",
+    [tenant.tenant_id]
+  )
 
 /** Every place a secret must never be: argv and environment of every call, and everything the CLI printed. */
 const expectNoSecret = (calls: ReadonlyArray<Call>, ...outputs: ReadonlyArray<string>) => {
@@ -157,7 +160,38 @@ describe("agentsync deploy with stub docker", () => {
     expect(rows[0]!.log).not.toContain(PASSWORD)
     const lock = await cli(root, ["--json", "deploy", "lock", "status"])
     expect(JSON.parse(lock.stdout)).toEqual({ held: false, lock: null })
+    const listed = await cli(root, ["--json", "deploy", "releases"])
+    expect(JSON.parse(listed.stdout)).toMatchObject([{ number: 1, kind: "deploy", status: "active", digest }])
   })
+
+  it("an interrupted deploy stops its step, removes its temporary DOCKER_CONFIG and frees the lock at once", async () => {
+    const root = project()
+    stubs.reset()
+    stubs.sleepOn("push", 30)
+    const before = await releases()
+    const child = spawn(process.execPath, [BIN, "deploy", "--tag", "interrupted"], {
+      cwd: root,
+      env: { ...process.env, PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token },
+      stdio: "ignore"
+    })
+    try {
+      const deadline = Date.now() + 20_000
+      while (!stubs.calls().some((c) => c.args[0] === "push") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      const push = stubs.calls().find((c) => c.args[0] === "push")!
+      expect(existsSync(push.env.DOCKER_CONFIG!)).toBe(true)
+      const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
+      child.kill("SIGINT")
+      // The exit code of an interrupt is the process-wide signal handling's (130); here: what the deploy cleans up.
+      await closed
+      expect(existsSync(push.env.DOCKER_CONFIG!)).toBe(false)
+      const lock = await cli(root, ["--json", "deploy", "lock", "status"])
+      expect(JSON.parse(lock.stdout).held).toBe(false)
+      expect(await releases()).toEqual(before)
+    } finally {
+      stubs.sleepOn(undefined)
+      child.kill("SIGKILL")
+    }
+  }, 60_000)
 
   it("stops at the first failing step with the masked command, exit code and stderr tail, and records no release", async () => {
     const root = project()
