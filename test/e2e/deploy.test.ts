@@ -250,7 +250,7 @@ describe("agentsync deploy with stub docker", () => {
     expect(r.stderr).toContain(`health check GET ${health.url}/healthz gave no 2xx within 3 s (last: HTTP 503)`)
     expect(r.stderr).toContain(`release ${before.number} was re-activated`)
     expect((await releases(root)).find((x) => x.status === "active")!.number).toBe(before.number)
-    const status = await cli(root, ["--json", "deploy", "status"])
+    const status = await cli(root, ["--json", "deploy", "status", "--wait"])
     expect(status.code).toBe(1)
     expect(JSON.parse(status.stdout)).toMatchObject({ status: "failed", reactivated: before.number })
   })
