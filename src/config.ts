@@ -3,6 +3,7 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
 import { parseDocument } from "yaml"
+import { decodeYamlFile } from "./domain/formats.js"
 import { InvalidInput, IoError } from "./errors.js"
 
 export const PROJECT_FILE = "agentsync.yaml"
@@ -16,19 +17,34 @@ export const JobSpec = Schema.Struct({
 })
 export type JobSpec = typeof JobSpec.Type
 
+/** `deploy:` in `agentsync.yaml`: what `agentsync deploy` builds, where it pushes, and the health gate it asks for. */
+export const DeploySpec = Schema.Struct({
+  app: Schema.optional(Schema.String),
+  registry: Schema.optional(Schema.String),
+  /** Relative to the project root; default `Dockerfile`. */
+  dockerfile: Schema.optional(Schema.String),
+  /** The build context, relative to the project root; default `.`. */
+  context: Schema.optional(Schema.String),
+  /** Commands run before the image build, each an argv (`[npm, run, build]`), in the project root. */
+  build: Schema.optional(Schema.Array(Schema.NonEmptyArray(Schema.String))),
+  builder: Schema.optional(Schema.Literal("docker", "buildah")),
+  health: Schema.optional(
+    Schema.Struct({
+      path: Schema.String.pipe(Schema.pattern(/^\/[^\s]*$/, { message: () => "a path starting with '/'" })),
+      /** Seconds, or a number with a unit: `30s`, `2m`. */
+      timeout: Schema.optional(Schema.Union(Schema.Positive, Schema.String.pipe(Schema.pattern(/^\d+(ms|s|m)$/, { message: () => "seconds, or a number with ms, s or m" }))))
+    })
+  )
+})
+export type DeploySpec = typeof DeploySpec.Type
+
 /** What `agentsync.yaml` may hold. A token never lives here: it comes from the environment. */
 export const ProjectFile = Schema.Struct({
   tenant_id: Schema.optional(Schema.String),
   api_url: Schema.optional(Schema.String),
   direct_url: Schema.optional(Schema.String),
   services: Schema.optional(Schema.String),
-  deploy: Schema.optional(
-    Schema.Struct({
-      app: Schema.optional(Schema.String),
-      registry: Schema.optional(Schema.String),
-      dockerfile: Schema.optional(Schema.String)
-    })
-  ),
+  deploy: Schema.optional(DeploySpec),
   jobs: Schema.optional(Schema.Array(JobSpec))
 })
 export type ProjectFile = typeof ProjectFile.Type
@@ -117,9 +133,17 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
         reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment"
       })
     }
-    const decoded = Schema.decodeUnknownEither(ProjectFile, { onExcessProperty: "error", errors: "all" })(value)
+    // Every problem is named at its line (through the YAML node ranges); the first carries the rest along.
+    const decoded = decodeYamlFile(ProjectFile, { path: file, text })
     if (Either.isLeft(decoded)) {
-      return yield* new InvalidInput({ file, reason: decoded.left.message })
+      const [first, ...rest] = decoded.left
+      const more = rest.map((p) => `\n  ${p.message}`).join("")
+      return yield* new InvalidInput({
+        file,
+        ...(first!.line === undefined ? {} : { line: first!.line }),
+        ...(first!.field === undefined ? {} : { field: first!.field }),
+        reason: `${first!.reason}${more}`
+      })
     }
     return decoded.right
   })

@@ -102,15 +102,16 @@ export class IoError extends Data.TaggedError("Io")<{
   }
 }
 
-/** A subprocess exited non-zero. */
+/** A subprocess exited non-zero (exit code -1: it could not be started); `step` names the step it ran for. */
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{
   readonly command: string
   readonly exitCode: number
   readonly stderr: string
+  readonly step?: string
 }> {
   override get message() {
     const tail = this.stderr.trim().split("\n").slice(-5).join("\n")
-    return `${this.command} exited with ${this.exitCode}${tail === "" ? "" : `:\n${tail}`}`
+    return `${this.step === undefined ? "" : `${this.step}: `}${this.command} exited with ${this.exitCode}${tail === "" ? "" : `:\n${tail}`}`
   }
 }
 
@@ -120,6 +121,31 @@ export class SyncInProgress extends Data.TaggedError("SyncInProgress")<{
 }> {
   override get message() {
     return `another sync is in progress (lock ${this.lock}); wait for it or remove the lock if no agentsync is running`
+  }
+}
+
+/** The tenant's deploy lock is held by another deploy (or by the release it started, until that release ends). */
+export class DeployLocked extends Data.TaggedError("DeployLocked")<{
+  readonly holder: string
+  readonly note: string
+  readonly expiresAt: string
+  readonly release?: number
+}> {
+  override get message() {
+    const running = this.release === undefined ? "" : `; its release ${this.release} is still running on the server`
+    return `the deploy lock is held by ${this.holder}${this.note === "" ? "" : ` (${JSON.stringify(this.note)})`} until ${this.expiresAt} unless renewed${running}: wait for it, or run \`agentsync deploy lock release\` if that deploy is dead`
+  }
+}
+
+/** A release ended failed (its hook or its health check); `reactivated` is the release put back in its place. */
+export class ReleaseFailed extends Data.TaggedError("ReleaseFailed")<{
+  readonly release: number
+  readonly reason: string
+  readonly reactivated?: number
+}> {
+  override get message() {
+    const back = this.reactivated === undefined ? "no earlier release was re-activated" : `release ${this.reactivated} was re-activated`
+    return `release ${this.release} failed: ${this.reason}; ${back}`
   }
 }
 
@@ -135,6 +161,8 @@ export type SyncError =
   | IoError
   | CommandFailed
   | SyncInProgress
+  | DeployLocked
+  | ReleaseFailed
 
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, Conflict: 3 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
@@ -162,7 +190,9 @@ const tags = new Set([
   "PartialImport",
   "Io",
   "CommandFailed",
-  "SyncInProgress"
+  "SyncInProgress",
+  "DeployLocked",
+  "ReleaseFailed"
 ])
 
 export const isSyncError = (u: unknown): u is SyncError =>

@@ -2,7 +2,7 @@
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
-import { Context, Schema } from "effect"
+import { Context, Effect, Schema } from "effect"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe, Unauthorized } from "../errors.js"
 
 /** A tenant id as the server issues it: safe in a URL path segment. */
@@ -49,3 +49,11 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("age
   provides: CurrentCaller,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
+
+/** The relay family's caller: the token's tenant must be the one named in the path, else 403. */
+export const sameTenant = (tenantId: string) =>
+  Effect.filterOrFail(
+    CurrentCaller,
+    (c) => c.tenantId === tenantId,
+    () => new Forbidden({ reason: "this token belongs to another tenant" })
+  )

@@ -2,11 +2,13 @@
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { CloudDatabaseGroup, SyncDatabaseGroup } from "./database.js"
+import { CloudDeployGroup, SyncDeployGroup } from "./deploy.js"
 import { CloudFilesGroup, SyncFilesGroup } from "./files.js"
 import { HealthGroup } from "./health.js"
 
 export * from "./common.js"
 export * from "./database.js"
+export * from "./deploy.js"
 export * from "./files.js"
 export * from "./health.js"
 
@@ -17,6 +19,8 @@ export class AgentsyncApi extends HttpApi.make("agentsync")
   .add(CloudFilesGroup)
   .add(SyncDatabaseGroup)
   .add(CloudDatabaseGroup)
+  .add(SyncDeployGroup)
+  .add(CloudDeployGroup)
   .annotate(OpenApi.Title, "agentsync tenant API")
   .annotate(OpenApi.Version, "1") {}
 

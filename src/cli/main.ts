@@ -7,6 +7,7 @@ import { local } from "./local.js"
 import { files } from "./files.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
+import { deploy } from "./deploy.js"
 import { root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
@@ -18,7 +19,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, demo])
+  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

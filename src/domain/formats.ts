@@ -105,6 +105,20 @@ const decodeYaml = <A, I>(
       })
   )
 
+/** Decodes a whole YAML file (agentsync.yaml and the like) against a schema: every problem with its file:line. */
+export const decodeYamlFile = <A, I>(schema: Schema.Schema<A, I>, file: TextFile): Parsed<A> =>
+  Either.flatMap(parseYaml(file), (y) =>
+    // An optional key that is malformed also fails its `undefined` alternative: that echo says nothing.
+    Either.mapLeft(decodeYaml(schema, file, y), (all) => {
+      const real = all.filter((p) => !p.reason.startsWith("Expected undefined, actual"))
+      return real.length > 0 ? real : all
+    })
+  )
+
+/** The line of the key at `path` in a YAML text (or of its closest ancestor that exists); 1 when it does not parse. */
+export const yamlLine = (text: string, path: ReadonlyArray<PropertyKey>): number =>
+  Either.match(parseYaml({ path: "", text }), { onLeft: () => 1, onRight: (y) => lineAt(y, path) })
+
 /** The fast renderer where the value is in its subset (byte-identical, see fastYaml.ts), else the library. */
 const renderYaml = (value: unknown): string =>
   (typeof value === "object" && value !== null && !Array.isArray(value)

@@ -24,6 +24,7 @@ import {
 } from "../api/index.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
+import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
 
@@ -145,7 +146,7 @@ export const HealthLive = HttpApiBuilder.group(AgentsyncApi, "health", (handlers
 
 /** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
 export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
-  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive, SyncDatabaseLive, CloudDatabaseLive]),
+  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive, SyncDatabaseLive, CloudDatabaseLive, DeployLive]),
   Layer.provide(AuthenticationLive),
   Layer.provide(FileStore.Default)
 )

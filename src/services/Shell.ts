@@ -6,9 +6,12 @@ import { CommandFailed } from "../errors.js"
 
 export interface RunOptions {
   readonly cwd?: string | undefined
-  /** Added to the inherited environment. */
+  /** Added to the inherited environment (with `extendEnv: false`, the whole environment). */
   readonly env?: Readonly<Record<string, string>> | undefined
+  readonly extendEnv?: boolean | undefined
   readonly stdin?: Uint8Array | string | undefined
+  /** Called with each line of output as it arrives (stdout and stderr alike), so output can be shown while it runs. */
+  readonly onLine?: ((line: string, from: "stdout" | "stderr") => Effect.Effect<void>) | undefined
 }
 
 export interface RunResult {
@@ -30,16 +33,36 @@ export class Shell extends Context.Tag("agentsync/Shell")<Shell, ShellShape>() {
 export const showCommand = (command: string, args: ReadonlyArray<string>): string =>
   [command, ...args].map((a) => a.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i, "$1***@")).join(" ")
 
-const collect = <E>(stream: Stream.Stream<Uint8Array, E>) =>
-  Effect.map(Stream.runCollect(stream), (chunks) => {
-    const parts = Chunk.toReadonlyArray(chunks)
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-    let at = 0
-    for (const p of parts) {
-      out.set(p, at)
-      at += p.length
-    }
-    return out
+const concat = (parts: ReadonlyArray<Uint8Array>) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return out
+}
+
+const collect = <E>(stream: Stream.Stream<Uint8Array, E>) => Effect.map(Stream.runCollect(stream), (chunks) => concat(Chunk.toReadonlyArray(chunks)))
+
+/** Collects a stream while handing each complete line (and a last unterminated one) to `onLine`. */
+const collectLines = <E>(stream: Stream.Stream<Uint8Array, E>, onLine: (line: string) => Effect.Effect<void>) =>
+  Effect.suspend(() => {
+    const decoder = new TextDecoder()
+    const parts: Array<Uint8Array> = []
+    let pending = ""
+    return Stream.runForEach(stream, (chunk) => {
+      parts.push(chunk)
+      const lines = (pending + decoder.decode(chunk, { stream: true })).split("\n")
+      pending = lines.pop() ?? ""
+      return Effect.forEach(lines, (l) => onLine(l.replace(/\r$/, "")), { discard: true })
+    }).pipe(
+      Effect.zipRight(Effect.suspend(() => {
+        const last = (pending + decoder.decode()).replace(/\r$/, "")
+        return last === "" ? Effect.void : onLine(last)
+      })),
+      Effect.map(() => concat(parts))
+    )
   })
 
 const decoder = new TextDecoder()
@@ -51,7 +74,7 @@ export const make = (executor: CommandExecutor.CommandExecutor): ShellShape => {
   const run = Effect.fn("Shell.run")(function* (command: string, args: ReadonlyArray<string>, options: RunOptions = {}) {
     let cmd = PlatformCommand.make(command, ...args)
     if (options.cwd !== undefined) cmd = PlatformCommand.workingDirectory(cmd, options.cwd)
-    if (options.env !== undefined) cmd = PlatformCommand.env(cmd, options.env)
+    if (options.env !== undefined) cmd = PlatformCommand.env(cmd, options.env, { extendEnv: options.extendEnv ?? true })
     if (options.stdin !== undefined) {
       const bytes = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin
       cmd = PlatformCommand.stdin(cmd, Stream.make(bytes))
@@ -60,7 +83,10 @@ export const make = (executor: CommandExecutor.CommandExecutor): ShellShape => {
     return yield* Effect.scoped(
       Effect.gen(function* () {
         const proc = yield* executor.start(cmd)
-        const [stdout, stderr, exitCode] = yield* Effect.all([collect(proc.stdout), collect(proc.stderr), proc.exitCode], {
+        const onLine = options.onLine
+        const read = <E>(stream: Stream.Stream<Uint8Array, E>, from: "stdout" | "stderr") =>
+          onLine === undefined ? collect(stream) : collectLines(stream, (line) => onLine(line, from))
+        const [stdout, stderr, exitCode] = yield* Effect.all([read(proc.stdout, "stdout"), read(proc.stderr, "stderr"), proc.exitCode], {
           concurrency: 3
         })
         return { exitCode: Number(exitCode), stdout, stderr: decoder.decode(stderr) }
