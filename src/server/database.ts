@@ -5,7 +5,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
 import { AgentsyncApi } from "../api/index.js"
-import { type Caller, CurrentCaller, Forbidden } from "../api/common.js"
+import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON, PartialImportWire } from "../api/database.js"
 import {
   decodeExportLine,
@@ -187,13 +187,6 @@ const ops = Effect.gen(function* () {
       })
   }
 })
-
-const sameTenant = (tenantId: string) =>
-  Effect.filterOrFail(
-    CurrentCaller,
-    (c) => c.tenantId === tenantId,
-    () => new Forbidden({ reason: "this token belongs to another tenant" })
-  )
 
 const dryRunOf = (params: { readonly dry_run?: "true" | "false" | undefined }) => params.dry_run === "true"
 

@@ -15,12 +15,12 @@ import {
   type Caller,
   CurrentCaller,
   etagMatches,
-  Forbidden,
   Health,
   IDEMPOTENCY_HEADER,
   manifestEtag,
   NotModified,
-  OPENAPI_PATH
+  OPENAPI_PATH,
+  sameTenant
 } from "../api/index.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
@@ -114,14 +114,6 @@ export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handle
       .handle("revisions", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.revisions(c, urlParams.limit)))
   )
 )
-
-/** The relay family: the token's tenant must be the one named in the path. */
-const sameTenant = (tenantId: string) =>
-  Effect.filterOrFail(
-    CurrentCaller,
-    (c) => c.tenantId === tenantId,
-    () => new Forbidden({ reason: "this token belongs to another tenant" })
-  )
 
 export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (handlers) =>
   Effect.map(filesOps, (ops) =>
