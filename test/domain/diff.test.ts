@@ -97,7 +97,7 @@ describe("calculators", () => {
 
   it("keys content by source and slug", () => {
     const c = (source: string, slug: string) =>
-      new Content({ source, slug, title: "t", kind: "article", description: "", author: "", keywords: [], image: null, public: true, tags: [], published_at: null, updated_at: null, body: "" })
+      new Content({ source, slug, path: `${slug}.md`, format: "yaml", head: null, extra: {}, title: "t", kind: "article", description: "", author: "", keywords: [], image: null, public: true, tags: [], published_at: null, updated_at: null, body: "" })
     const d = ContentDiffCalculator.diff([c("blog", "a"), c("docs", "a")], [c("blog", "a")])
     expect(d.items.map((i) => `${i.key}:${i.status}`)).toStrictEqual(["blog/a:Unchanged", "docs/a:Added"])
   })

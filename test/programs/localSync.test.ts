@@ -115,13 +115,12 @@ describe("local sync round trip", () => {
       let mine: string | undefined
       if (parts[0] === "agents" && parts[2] === "config.yaml") {
         const a = parseAgent(file, undefined)
-        if (Either.isRight(a)) mine = renderAgent(a.right).config
+        if (Either.isRight(a)) mine = renderAgent(a.right)[0]!.text
       } else if (parts[0] === "skills" && parts[2] === "config.yaml") {
         const s = parseSkill(file, undefined)
-        if (Either.isRight(s)) mine = renderSkill(s.right).config
+        if (Either.isRight(s)) mine = renderSkill(s.right)[0]!.text
       } else if (parts[0] === "content" && path.endsWith(".md")) {
-        const slug = parts.length === 4 ? parts[2]! : parts[2]!.slice(0, -3)
-        const c = parseContent(file, parts[1]!, slug)
+        const c = parseContent(file, parts[1]!, parts.slice(2).join("/"))
         if (Either.isRight(c)) mine = renderContent(c.right)
       } else if (path === "access-control/config.yaml") {
         const r = parseAccessRules(file)
