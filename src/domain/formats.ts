@@ -488,12 +488,13 @@ export const SourceConfig = Schema.Struct({
   layout: Schema.optionalWith(Schema.Literal("flat", "directory"), { default: () => "flat" as const }),
   description: Schema.optional(Schema.String)
 })
-export type SourceConfig = typeof SourceConfig.Type
+/** A source's settings and the text they were read from. */
+export type SourceConfig = typeof SourceConfig.Type & { readonly original: string }
 
 export const sourceConfigPath = (source: string) => `content/${source}/source.yaml`
 
 export const parseSourceConfig = (file: TextFile): Parsed<SourceConfig> =>
-  Either.flatMap(parseYaml(file), (y) => decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}))
+  Either.flatMap(parseYaml(file), (y) => Either.map(decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}), (c) => ({ ...c, original: file.text })))
 
 /** The file of an item below services/. */
 export const contentPath = (c: Pick<Content, "source" | "path">): string => `content/${c.source}/${c.path}`

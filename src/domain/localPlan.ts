@@ -350,9 +350,9 @@ const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
     for (const [source, layout] of disk.sources) {
       if (disk.blockedSources.has(source)) continue
       const config = disk.sourceConfigs.get(source)
-      const s = new ContentSource({ source, layout, declared: config !== undefined, description: config?.description ?? null })
+      const s = new ContentSource({ source, layout, declared: config !== undefined, description: config?.description ?? null, original: config?.original ?? null })
       const old = stored.get(source)
-      if (old !== undefined && old.layout === s.layout && old.declared === s.declared && old.description === s.description) continue
+      if (old !== undefined && old.layout === s.layout && old.declared === s.declared && old.description === s.description && old.original === s.original) continue
       wanted.push(s)
       b.steps.push({ kind: "content", action: "upsert", key: `source:${source}`, status: old === undefined ? "Added" : "Modified", paths: config === undefined ? [] : [sourceConfigPath(source)] })
     }
@@ -362,7 +362,8 @@ const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
   for (const s of db.sources) {
     const path = sourceConfigPath(s.source)
     if (!s.declared || disk.files.has(path) || disk.blockedSources.has(s.source)) continue
-    b.disk.push({ _tag: "WriteText", path, text: stringify({ layout: s.layout, ...(s.description === null ? {} : { description: s.description }) }) })
+    const text = s.original ?? stringify({ layout: s.layout, ...(s.description === null ? {} : { description: s.description }) })
+    b.disk.push({ _tag: "WriteText", path, text })
     b.steps.push({ kind: "content", action: "write", key: `source:${s.source}`, status: "Added", paths: [path] })
   }
 }

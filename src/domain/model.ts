@@ -146,7 +146,9 @@ export class ContentSource extends Schema.Class<ContentSource>("ContentSource")(
   source: Id,
   layout: ContentLayout,
   declared: Schema.Boolean,
-  description: Schema.NullOr(Schema.String)
+  description: Schema.NullOr(Schema.String),
+  /** The source.yaml text it was read from, written back as it was. */
+  original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
 }) {}
 
 export const AccessEntityType = Schema.Literal("agent", "skill", "content", "mcp", "plugin")

@@ -68,7 +68,7 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
       case "RecordContents":
         for (const w of op.items) {
           const key = `${w.item.source}/${w.item.slug}`
-          if (op._tag === "RecordContents" && db.contents.get(key)?.meta.version_hash !== w.expectedHash) continue
+          if ("expectedHash" in w && db.contents.get(key)?.meta.version_hash !== w.expectedHash) continue
           db.contents.set(key, { item: w.item, meta: { source: w.item.source, slug: w.item.slug, path: w.item.path, version_hash: contentHash(w.item), file_sha256: w.fileSha } })
         }
         return

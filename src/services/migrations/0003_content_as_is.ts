@@ -34,6 +34,8 @@ END
 $$;
 CREATE TRIGGER contents_path BEFORE INSERT ON contents FOR EACH ROW EXECUTE FUNCTION agentsync_content_path();
 
+ALTER TABLE content_sources ADD COLUMN original text;
+
 ALTER TABLE agents
   ADD COLUMN form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file')),
   ADD COLUMN original text,

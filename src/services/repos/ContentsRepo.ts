@@ -82,7 +82,8 @@ const sourceColumns: ReadonlyArray<Column> = [
   ["source", "text"],
   ["layout", "text"],
   ["declared", "boolean"],
-  ["description", "text"]
+  ["description", "text"],
+  ["original", "text"]
 ]
 const UPSERT_SOURCES = upsertStatement("content_sources", sourceColumns, ["source"])
 const DELETE_SOURCES = deleteStatement("content_sources", [["source", "text"]])
@@ -131,7 +132,7 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
     )
     const listSources = Effect.fn("ContentsRepo.listSources")(function* () {
       const rows = yield* sql
-        .unsafe<Record<string, unknown>>(`SELECT source, layout, declared, description FROM content_sources ORDER BY source`)
+        .unsafe<Record<string, unknown>>(`SELECT source, layout, declared, description, original FROM content_sources ORDER BY source`)
         .pipe(Effect.mapError(dbError("cannot read content sources")))
       // A source row that does not decode is ignored: the layout then falls back to what the disk shows.
       return rows.flatMap((r) => {
@@ -143,7 +144,7 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
       batched(
         sql,
         UPSERT_SOURCES,
-        sources.map((s) => ({ source: s.source, layout: s.layout, declared: s.declared, description: s.description })),
+        sources.map((s) => ({ source: s.source, layout: s.layout, declared: s.declared, description: s.description, original: s.original })),
         "cannot write content sources"
       )
     )
