@@ -53,7 +53,7 @@ describe("agentsync validate (built CLI)", () => {
     has(/services\/content\/docs\/faq\.md:1: front matter .* never closed/)
     has(/services\/access-control\/config\.yaml:6: rules\.0\.colour: is unexpected/)
     has(/services\/content\/docs\/glossary\.md:2: file is not valid UTF-8/)
-    expect(r.stderr).toMatch(/error: 7 problems found/)
+    expect(r.stderr).toMatch(/error: 7 problems in \d+ files of /)
     // The other items were still checked and counted.
     expect(r.stdout).toMatch(/2 agents, 9 skills, 30 content items/)
     expect(readFileSync(join(s, "content/docs/billing.md"))).toStrictEqual(before)
