@@ -133,7 +133,7 @@ const runChild = (phase: Phase, url: string, services: string): Measured => {
   return JSON.parse(out.trim().split("\n").pop()!)
 }
 
-const COLUMNS = "source, slug, title, kind, description, author, keywords, image, public, tags, published_at, content_updated_at, body, version_hash"
+const COLUMNS = "source, slug, path, format, title, kind, description, author, keywords, image, public, tags, published_at, content_updated_at, extra, body, version_hash"
 
 /** The same rows as CSV, for the baseline `\copy`. */
 const csv = (file: string) => {
@@ -145,7 +145,7 @@ const csv = (file: string) => {
   const lines: Array<string> = []
   for (let i = 0; i < ITEMS; i++) {
     const c = item(i)
-    lines.push([c.source, c.slug, c.title, c.kind, c.description, c.author, c.keywords, c.image, c.public, c.tags, c.published_at, c.updated_at, c.body, "h"].map(field).join(","))
+    lines.push([c.source, c.slug, c.path, c.format, c.title, c.kind, c.description, c.author, c.keywords, c.image, c.public, c.tags, c.published_at, c.updated_at, JSON.stringify(c.extra), c.body, "h"].map(field).join(","))
   }
   writeFileSync(file, `${lines.join("\n")}\n`)
 }

@@ -254,6 +254,8 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const sourceConfigs = new Map<string, SourceConfig>()
   const seen = new Map<string, string>()
   const contentFiles: Array<ContentFile> = []
+  // A source's layout for items that have no file yet: what most of its items are, bundles or flat pages.
+  const forms = new Map<string, { bundles: number; pages: number }>()
   for (const [path, file] of texts) {
     const role = roles.get(path)!
     if (role.role !== "source-config") continue
@@ -263,7 +265,11 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   for (const path of [...contentBytes.keys()].sort()) {
     const role = roles.get(path) as Extract<PathRole, { role: "content" }>
     const bytes = contentBytes.get(path)!
-    if (!sources.has(role.source)) sources.set(role.source, role.path.includes("/") ? "directory" : "flat")
+    const bundle = /(^|\/)_?index\.(md|markdown)$/i.test(role.path) && role.path.includes("/")
+    const tally = forms.get(role.source) ?? { bundles: 0, pages: 0 }
+    if (bundle) tally.bundles++
+    else tally.pages++
+    forms.set(role.source, tally)
     const key = `${role.source}/${role.slug}`
     const earlier = seen.get(key)
     if (earlier !== undefined) {
@@ -283,6 +289,7 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     contents.push(c)
     contentFiles.push({ ...file, item: c })
   }
+  for (const [source, t] of forms) sources.set(source, t.bundles > t.pages ? "directory" : "flat")
   for (const [source, c] of sourceConfigs) sources.set(source, c.layout)
   const owners = attachmentOwners(seen.values())
   const attachments: Array<Attachment> = byPath(attachmentFiles).map((f) => {
