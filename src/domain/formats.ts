@@ -123,12 +123,15 @@ interface KnownField {
   readonly fits: (v: Json) => boolean
 }
 
+// Built once: a Schema guard costs more to make than to run.
+const isId = Schema.is(Id)
+const isContentPath = Schema.is(ContentPath)
 const isText = (v: Json) => typeof v === "string"
 const isBool = (v: Json) => typeof v === "boolean"
 const isTexts = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "string")
 const isTextOrNull = (v: Json) => v === null || typeof v === "string"
 const isMapValue = (v: Json) => typeof v === "object" && v !== null && !Array.isArray(v)
-const isIds = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "string" && Schema.is(Id)(x))
+const isIds = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "string" && isId(x))
 
 /**
  * Splits a map of fields into the known ones whose value fits their column and everything else, in order.
@@ -261,7 +264,7 @@ export const parseAgent = (config: TextFile, prompt: TextFile | undefined, dirNa
 /** A Claude Code subagent, `agents/<id>.md`: name, description and the rest of its front matter, the prompt below. */
 export const parseAgentFile = (file: TextFile, id: string): Parsed<Agent> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
-    if (!Schema.is(Id)(id)) return Either.left([problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    if (!isId(id)) return Either.left([problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
     const { known, extra } = pick(fields, AGENT_FIELDS.slice(1))
     const v = agentValues(id, known)
     return Either.right(
@@ -414,7 +417,7 @@ export const parseSkill = (config: TextFile, instructions: TextFile | undefined,
 /** An Agent Skills folder: `SKILL.md` with `name`, `description` (and any other field) in its front matter. */
 export const parseSkillFile = (file: TextFile, id: string): Parsed<Skill> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
-    if (!Schema.is(Id)(id)) return Either.left([problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    if (!isId(id)) return Either.left([problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
     const { known, extra } = pick(fields, SKILL_FIELDS.slice(1))
     const v = skillValues(id, known)
     return Either.right(
@@ -572,8 +575,8 @@ const contentWanted = (c: Content): Record<string, Json> => ({
 export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {
   const slug = contentSlug(path)
   if (slug === undefined) return Either.left([problem(file.path, "a content item must be a .md or .markdown file", 1)])
-  if (!Schema.is(Id)(source)) return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)])
-  if (!Schema.is(ContentPath)(path)) return Either.left([problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)])
+  if (!isId(source)) return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)])
+  if (!isContentPath(path)) return Either.left([problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)])
   return Either.map(readMarkdown(file), ({ split, fields }) => {
     const { known, extra } = readContentFields(slug, fields, split.body)
     // Every value was checked against its column's shape by `pick`: no second validation.
