@@ -143,9 +143,12 @@ describe("local sync behaviour", () => {
     await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     const paths = walk(src).filter((p) => p.startsWith("content/") && p.endsWith(".md"))
     const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
-    const rows = await query<{ source: string; slug: string; file_sha256: string | null }>(url, "SELECT source, slug, file_sha256 FROM contents")
+    const rows = await query<{ source: string; slug: string; path: string; file_sha256: string | null }>(url, "SELECT source, slug, path, file_sha256 FROM contents")
     expect(rows.length).toBe(paths.length)
-    const pathOf = (source: string, slug: string) => paths.find((p) => p === `content/${source}/${slug}.md` || p === `content/${source}/${slug}/index.md`)!
+    // Each row remembers its own file (flat page, bundle, nested folder).
+    const files = new Map(rows.map((r) => [`${r.source}/${r.slug}`, `content/${r.source}/${r.path}`]))
+    expect([...files.values()].sort()).toEqual(paths)
+    const pathOf = (source: string, slug: string) => files.get(`${source}/${slug}`)!
     for (const r of rows) expect(r.file_sha256, `${r.source}/${r.slug}`).toBe(sha(join(src, pathOf(r.source, r.slug))))
 
     // A file edited on disk: new bytes, so it is parsed and Modified.
