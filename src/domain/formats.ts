@@ -1,8 +1,8 @@
 /** Disk formats of a project's `services/` tree: parse and render each kind, with file:line errors. */
 import { Either, ParseResult, Schema } from "effect"
 import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument } from "yaml"
-import { InvalidInput } from "../errors.js"
-import { type Fields, freshHead, patchFrontMatter, readFrontMatter, readYamlFields, renderYaml, sameJson, type SplitFile, splitFrontMatter } from "./frontMatter.js"
+import type { InvalidInput } from "../errors.js"
+import { type Fields, freshHead, patchFrontMatter, problem, readFrontMatter, readYamlFields, renderYaml, sameJson, type SplitFile, splitFrontMatter } from "./frontMatter.js"
 import { AccessRule, Agent, Content, type ContentLayout, ContentPath, Id, Json, MARKDOWN, Skill } from "./model.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
@@ -13,14 +13,6 @@ export interface TextFile {
   readonly path: string
   readonly text: string
 }
-
-const problem = (file: string, reason: string, line?: number, field?: string): InvalidInput =>
-  new InvalidInput({
-    file,
-    reason,
-    ...(line === undefined ? {} : { line }),
-    ...(field === undefined ? {} : { field })
-  })
 
 /** Decodes bytes as UTF-8, or names the first line that is not. */
 export const decodeUtf8 = (file: string, bytes: Uint8Array): Parsed<string> => {
@@ -266,25 +258,9 @@ export const parseAgentFile = (file: TextFile, id: string): Parsed<Agent> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
     if (!isId(id)) return Either.left([problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
     const { known, extra } = pick(fields, AGENT_FIELDS.slice(1))
-    const v = agentValues(id, known)
-    return Either.right(
-      new Agent(
-        {
-          id,
-          name: v["name"] as string,
-          display_name: v["display_name"] as string,
-          description: v["description"] as string,
-          enabled: v["enabled"] as boolean,
-          tags: v["tags"] as ReadonlyArray<string>,
-          settings: v["settings"] as Record<string, Json>,
-          system_prompt: split.body,
-          form: "file",
-          original: split.head,
-          extra
-        },
-        true
-      )
-    )
+    // Every known value was checked against its column's shape by `pick`: no second validation.
+    const v = agentValues(id, known) as Omit<Agent, "system_prompt" | "form" | "original" | "extra">
+    return Either.right(new Agent({ ...v, system_prompt: split.body, form: "file", original: split.head, extra }, true))
   })
 
 const agentWanted = (a: Agent): Record<string, Json> => ({
@@ -419,25 +395,8 @@ export const parseSkillFile = (file: TextFile, id: string): Parsed<Skill> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
     if (!isId(id)) return Either.left([problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
     const { known, extra } = pick(fields, SKILL_FIELDS.slice(1))
-    const v = skillValues(id, known)
-    return Either.right(
-      new Skill(
-        {
-          id,
-          name: v["name"] as string,
-          description: v["description"] as string,
-          enabled: v["enabled"] as boolean,
-          tags: v["tags"] as ReadonlyArray<string>,
-          category: v["category"] as string,
-          assigned_agents: v["assigned_agents"] as ReadonlyArray<string>,
-          instructions: split.body,
-          form: "file",
-          original: split.head,
-          extra
-        },
-        true
-      )
-    )
+    const v = skillValues(id, known) as Omit<Skill, "instructions" | "form" | "original" | "extra">
+    return Either.right(new Skill({ ...v, instructions: split.body, form: "file", original: split.head, extra }, true))
   })
 
 export const renderSkill = (s: Skill): ReadonlyArray<{ readonly path: string; readonly text: string }> => {

@@ -27,7 +27,8 @@ export interface SplitFile {
   readonly body: string
 }
 
-const problem = (file: string, reason: string, line?: number, field?: string): InvalidInput =>
+/** A problem of a file, at a line and a field where known. */
+export const problem = (file: string, reason: string, line?: number, field?: string): InvalidInput =>
   new InvalidInput({
     file,
     reason,
