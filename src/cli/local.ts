@@ -58,9 +58,21 @@ const failOnErrors = (n: number) =>
     ? Effect.void
     : Effect.fail(new InvalidInput({ reason: `${n} item${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "was" : "were"} skipped; the others were synced` }))
 
+export const verbose = Options.boolean("verbose").pipe(
+  Options.withDescription("list the files local sync leaves to file sync, not only their count")
+)
+
+/** What local sync does not treat: a count, or with --verbose one line per file. */
+export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
+  unsynced.length === 0
+    ? []
+    : listAll
+      ? unsynced.map((p) => `not synced by local sync: ${p} (carried by file sync)`)
+      : [`${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`]
+
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
 
-const humanDiff = (report: LocalDiffReport) => {
+const humanDiff = (report: LocalDiffReport, listAll: boolean) => {
   const lines = [
     table(
       ["kind", "added", "modified", "removed", "unchanged", "errors"],
@@ -69,11 +81,12 @@ const humanDiff = (report: LocalDiffReport) => {
   ]
   for (const k of report.kinds) for (const c of k.changes) lines.push(`${statusMark[c.status]} ${k.kind} ${c.key}`)
   for (const k of report.kinds) for (const e of k.errors) lines.push(`! ${e.message}`)
+  lines.push(...unsyncedLines(report.unsynced, listAll))
   lines.push("(added: on disk only; removed: in the database only)")
   return lines.join("\n")
 }
 
-const humanSync = (report: LocalSyncReport) => {
+const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   const lines = [
     table(
       ["kind", "direction", "synced", "skipped", "deleted", "errors"],
@@ -85,14 +98,15 @@ const humanSync = (report: LocalSyncReport) => {
     for (const s of report.plan) lines.push(`  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`)
   }
   for (const r of report.results) for (const e of r.errors) lines.push(`! ${e.message}`)
+  lines.push(...unsyncedLines(report.unsynced, listAll))
   return lines.join("\n")
 }
 
-const diff = Command.make("diff", { kind }, ({ kind }) =>
+const diff = Command.make("diff", { kind, verbose }, ({ kind, verbose }) =>
   Effect.gen(function* () {
     const kinds = yield* parseKinds(kind)
     const report = yield* withProject((local) => local.diff(kinds))
-    yield* emit(report, () => humanDiff(report))
+    yield* emit(report, () => humanDiff(report, verbose))
     yield* failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
   })
 ).pipe(Command.withDescription("compare the services/ tree with the project database, per kind"))
@@ -104,13 +118,13 @@ const deleteOrphans = Options.boolean("delete-orphans").pipe(
   Options.withDescription("also delete rows without a file (--to-db) or files without a row (--to-disk)")
 )
 
-const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans }, (o) =>
+const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, verbose }, (o) =>
   Effect.gen(function* () {
     if (o.toDb === o.toDisk) return yield* usage("choose exactly one of --to-db or --to-disk")
     const direction: LocalSyncDirection = o.toDb ? "ToDatabase" : "ToDisk"
     const kinds = yield* parseKinds(o.kind)
     const report = yield* withProject((local) => local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans }))
-    yield* emit(report, () => humanSync(report))
+    yield* emit(report, () => humanSync(report, o.verbose))
     yield* failOnErrors(errorCount(report))
   })
 ).pipe(Command.withDescription("sync the services/ tree and the project database, one direction, in one transaction"))

@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as nodePath from "node:path"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
+import { unsyncedLines, verbose } from "./local.js"
 import { emit } from "./output.js"
 import { projectConfig } from "./root.js"
 
@@ -12,7 +13,9 @@ const path = Args.text({ name: "PATH" }).pipe(
   Args.optional
 )
 
-export const validate = Command.make("validate", { path }, ({ path }) =>
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+export const validate = Command.make("validate", { path, verbose }, ({ path, verbose }) =>
   Effect.gen(function* () {
     const config = yield* projectConfig(Option.getOrUndefined(path))
     const { make: makeWorkspace } = yield* Effect.promise(() => import("../services/Workspace.js"))
@@ -26,6 +29,7 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
       skills: project.skills.length,
       contents: project.contents.length,
       access_rules: project.accessRules.length,
+      attachments: project.attachments.length,
       sources: Object.fromEntries(
         [...project.sources].map(([s, layout]) => [s, { layout, items: project.contents.filter((c) => c.source === s).length }])
       )
@@ -36,19 +40,21 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
       field: e.field,
       message: e.reason
     }))
-    yield* emit({ ok: problems.length === 0, services: config.servicesPath, inventory, problems }, () => {
+    const files = new Set(errors.map((e) => e.file ?? ""))
+    yield* emit({ ok: problems.length === 0, services: config.servicesPath, inventory, problems, unsynced: project.unsynced }, () => {
       const lines = errors.map((e) => e.message)
       const sources = Object.entries(inventory.sources)
         .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
         .join(", ")
       lines.push(
-        `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules`
+        `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
       )
+      lines.push(...unsyncedLines(project.unsynced, verbose))
       return lines.join("\n")
     })
     if (problems.length > 0) {
       return yield* new InvalidInput({
-        reason: `${problems.length} problem${problems.length === 1 ? "" : "s"} found in ${shown}`
+        reason: `${plural(problems.length, "problem")} in ${plural(files.size, "file")} of ${shown}`
       })
     }
   })

@@ -5,7 +5,7 @@
 // library. Both are property-tested against it (test/domain/fastYaml.test.ts): a result, when given, is
 // always the library's.
 
-export type FlatValue = string | boolean | null | ReadonlyArray<string> | Readonly<Record<string, never>>
+export type FlatValue = string | number | boolean | null | ReadonlyArray<string> | Readonly<Record<string, never>>
 export type FlatMap = Readonly<Record<string, FlatValue>>
 
 // YAML 1.2 core schema tags other than str, as the `yaml` library tests plain scalars (schema/core, common/null).
@@ -28,13 +28,16 @@ const UNUSUAL = /[\x00-\x1f\x7f-\x9f]|[^\S ]|\p{Cs}/u
 const NOT_PLAIN = /^[\n\t ,[\]{}#&*!|>'"%@`]|^[?-]$|^[?-][ \t]|[\n:][ \t]|[ \t]\n|[\n\t ]#|[\n\t :]$/
 /** A line the library may treat as a document marker or directive. */
 const DOC_MARKER = /^(%|---|\.\.\.)/
-const KEY = /^[a-z_][a-z0-9_]*$/
+/** Keys real front matter uses (`linkTitle`, `allowed-tools`, `redirect_from`): never a YAML indicator first. */
+const KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/
+/** A decimal integer the core schema reads as one, small enough to be exact as a JavaScript number. */
+const INT = /^-?(?:0|[1-9][0-9]{0,14})$/
 
 // ---------------------------------------------------------------------------------------------------------
 // Parse
 
 /** A one-line scalar, or undefined when its meaning is not plainly a string, null or boolean. */
-const scalar = (s: string): string | boolean | null | undefined => {
+const scalar = (s: string): string | number | boolean | null | undefined => {
   const first = s[0]
   if (first === '"') {
     if (s.length < 2 || s[s.length - 1] !== '"') return undefined
@@ -48,6 +51,7 @@ const scalar = (s: string): string | boolean | null | undefined => {
   }
   // Plain: stricter than YAML (no leading '?', ':' or '-' at all), so that what is left means itself.
   if (s === "" || first === "?" || first === ":" || first === "-" || NOT_PLAIN.test(s) || DOC_MARKER.test(s)) return undefined
+  if (INT.test(s)) return Number(s)
   if (isCoreTag(s)) return s === "null" ? null : s === "true" ? true : s === "false" ? false : undefined
   return s
 }

@@ -1,9 +1,9 @@
 /** Disk formats of a project's `services/` tree: parse and render each kind, with file:line errors. */
 import { Either, ParseResult, Schema } from "effect"
-import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument, stringify } from "yaml"
-import { InvalidInput } from "../errors.js"
-import { fastParseYaml, fastRenderYaml } from "./fastYaml.js"
-import { AccessRule, Agent, Content, type ContentLayout, Id, IsoDate, Json, Skill } from "./model.js"
+import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument } from "yaml"
+import type { InvalidInput } from "../errors.js"
+import { type Fields, freshHead, patchFrontMatter, problem, readFrontMatter, readYamlFields, renderYaml, sameJson, type SplitFile, splitFrontMatter } from "./frontMatter.js"
+import { AccessRule, Agent, Content, type ContentLayout, ContentPath, Id, Json, MARKDOWN, Skill } from "./model.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
 export type Parsed<A> = Either.Either<A, ReadonlyArray<InvalidInput>>
@@ -13,14 +13,6 @@ export interface TextFile {
   readonly path: string
   readonly text: string
 }
-
-const problem = (file: string, reason: string, line?: number, field?: string): InvalidInput =>
-  new InvalidInput({
-    file,
-    reason,
-    ...(line === undefined ? {} : { line }),
-    ...(field === undefined ? {} : { field })
-  })
 
 /** Decodes bytes as UTF-8, or names the first line that is not. */
 export const decodeUtf8 = (file: string, bytes: Uint8Array): Parsed<string> => {
@@ -119,13 +111,6 @@ export const decodeYamlFile = <A, I>(schema: Schema.Schema<A, I>, file: TextFile
 export const yamlLine = (text: string, path: ReadonlyArray<PropertyKey>): number =>
   Either.match(parseYaml({ path: "", text }), { onLeft: () => 1, onRight: (y) => lineAt(y, path) })
 
-/** The fast renderer where the value is in its subset (byte-identical, see fastYaml.ts), else the library. */
-const renderYaml = (value: unknown): string =>
-  (typeof value === "object" && value !== null && !Array.isArray(value)
-    ? fastRenderYaml(value as Record<string, string | boolean | null | ReadonlyArray<string>>)
-    : undefined) ??
-  stringify(value, { lineWidth: 0, minContentWidth: 0, indent: 2, aliasDuplicateObjects: false, blockQuote: false })
-
 /** The fields a reader fills in when a file leaves them out. */
 const withDefaults = <A extends Record<string, unknown>>(value: unknown, defaults: (v: Record<string, unknown>) => A) =>
   typeof value === "object" && value !== null && !Array.isArray(value)
@@ -136,7 +121,91 @@ const collectErrors = (...parts: ReadonlyArray<Parsed<unknown>>): ReadonlyArray<
   parts.flatMap((p) => (Either.isLeft(p) ? p.left : []))
 
 // ---------------------------------------------------------------------------------------------------------
-// Agents: agents/<id>/config.yaml + agents/<id>/system_prompt.md
+// Open maps of fields: the known ones become columns, the rest is kept in order as `extra`
+
+/** A field agentsync knows: its name, the values that fit its column, and its value when absent. */
+interface KnownField {
+  readonly key: string
+  readonly fits: (v: Json) => boolean
+}
+
+// Built once: a Schema guard costs more to make than to run.
+const isId = Schema.is(Id)
+const isContentPath = Schema.is(ContentPath)
+const isText = (v: Json) => typeof v === "string"
+const isBool = (v: Json) => typeof v === "boolean"
+const isTexts = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "string")
+const isTextOrNull = (v: Json) => v === null || typeof v === "string"
+const isMapValue = (v: Json) => typeof v === "object" && v !== null && !Array.isArray(v)
+const isIds = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "string" && isId(x))
+
+/**
+ * Splits a map of fields into the known ones whose value fits their column and everything else, in order.
+ * A known name holding a value of another shape (an `author` map, a `tags` string) is kept as it is, as extra.
+ */
+const pick = (fields: Fields, known: ReadonlyArray<KnownField>): { known: Record<string, Json>; extra: Record<string, Json> } => {
+  const out: Record<string, Json> = {}
+  const extra: Record<string, Json> = {}
+  const byKey = new Map(known.map((k) => [k.key, k]))
+  for (const [key, value] of Object.entries(fields)) {
+    const k = byKey.get(key)
+    if (k?.fits(value)) out[key] = value
+    else extra[key] = value
+  }
+  return { known: out, extra }
+}
+
+/**
+ * The map of fields that encodes `wanted` (known values) and `extra`, edited from `base`: a field keeps its
+ * place, a changed one gets its new value, a new one goes last. `baseValues` are the known values `base`
+ * itself gives (defaults included), so a field left at its default stays absent.
+ */
+const encode = (
+  base: Fields,
+  known: ReadonlyArray<KnownField>,
+  baseValues: Readonly<Record<string, Json>>,
+  wanted: Readonly<Record<string, Json>>,
+  baseExtra: Fields,
+  extra: Fields
+): Fields => {
+  const out: Record<string, Json> = { ...base }
+  for (const key of Object.keys(baseExtra)) if (!Object.hasOwn(extra, key)) delete out[key]
+  for (const [key, value] of Object.entries(extra)) if (!sameJson(baseExtra[key], value, true)) out[key] = value
+  for (const { key } of known) if (!sameJson(baseValues[key], wanted[key], true)) out[key] = wanted[key]!
+  return out
+}
+
+const checkExtra = (path: string, fields: Fields): ReadonlyArray<InvalidInput> =>
+  Object.keys(fields).includes("__proto__") ? [problem(path, "a field may not be named __proto__", 1, "__proto__")] : []
+
+/** A Markdown file split and its front matter read. */
+const readMarkdown = (file: TextFile): Either.Either<{ split: SplitFile; fields: Fields }, ReadonlyArray<InvalidInput>> =>
+  Either.flatMap(Either.mapLeft(splitFrontMatter(file.path, file.text), (e) => [e]), (split) =>
+    Either.flatMap(readFrontMatter(file.path, split), (fields) => {
+      const bad = checkExtra(file.path, fields)
+      return bad.length > 0 ? Either.left(bad) : Either.right({ split, fields })
+    })
+  )
+
+/** Writes an item held as (head, body) whose fields may have changed since it was read: only those change. */
+const renderMarkdown = (
+  head: string,
+  body: string,
+  read: (fields: Fields, body: string) => { readonly known: Record<string, Json>; readonly extra: Fields },
+  known: ReadonlyArray<KnownField>,
+  wanted: Record<string, Json>,
+  extra: Fields,
+  fresh: () => Fields
+): string => {
+  const split = splitFrontMatter("", head)
+  const fields = Either.isRight(split) ? readFrontMatter("", split.right) : undefined
+  if (fields === undefined || Either.isLeft(fields) || Either.isLeft(split) || split.right.head !== head) return freshHead(fresh()) + body
+  const base = read(fields.right, body)
+  return patchFrontMatter(split.right, fields.right, encode(fields.right, known, base.known, wanted, base.extra, extra)) + body
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Agents: agents/<id>/config.yaml + agents/<id>/system_prompt.md, or agents/<id>.md with front matter
 
 const AgentConfig = Schema.Struct({
   id: Id,
@@ -148,10 +217,33 @@ const AgentConfig = Schema.Struct({
   settings: Schema.Record({ key: Schema.String, value: Json })
 })
 
-export const agentPaths = (id: string) => ({
-  config: `agents/${id}/config.yaml`,
-  prompt: `agents/${id}/system_prompt.md`
-})
+const AGENT_FIELDS: ReadonlyArray<KnownField> = [
+  { key: "id", fits: isText },
+  { key: "name", fits: isText },
+  { key: "display_name", fits: isText },
+  { key: "description", fits: isText },
+  { key: "enabled", fits: isBool },
+  { key: "tags", fits: isTexts },
+  { key: "settings", fits: isMapValue }
+]
+
+/** The files an agent is made of, relative to services/. */
+export const agentPaths = (a: Pick<Agent, "id" | "form">): ReadonlyArray<string> =>
+  a.form === "file" ? [`agents/${a.id}.md`] : [`agents/${a.id}/config.yaml`, `agents/${a.id}/system_prompt.md`]
+
+/** An agent's known values from its fields (defaults filled). */
+const agentValues = (id: string, known: Record<string, Json>): Record<string, Json> => {
+  const name = (known["name"] as string | undefined) ?? id
+  return {
+    id,
+    name,
+    display_name: known["display_name"] ?? name,
+    description: known["description"] ?? "",
+    enabled: known["enabled"] ?? true,
+    tags: known["tags"] ?? [],
+    settings: known["settings"] ?? {}
+  }
+}
 
 export const parseAgent = (config: TextFile, prompt: TextFile | undefined, dirName?: string): Parsed<Agent> =>
   Either.flatMap(parseYaml(config), (y) => {
@@ -171,25 +263,79 @@ export const parseAgent = (config: TextFile, prompt: TextFile | undefined, dirNa
       if (dirName !== undefined && c.id !== dirName) {
         return Either.left([problem(config.path, `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`, lineAt(y, ["id"]), "id")])
       }
-      return Either.right(new Agent({ ...c, system_prompt: prompt?.text ?? "" }))
+      return Either.right(new Agent({ ...c, system_prompt: prompt?.text ?? "", form: "folder", original: config.text, extra: {} }))
     })
   })
 
-export const renderAgent = (a: Agent): { readonly config: string; readonly prompt: string } => ({
-  config: renderYaml({
-    id: a.id,
-    name: a.name,
-    display_name: a.display_name,
-    description: a.description,
-    enabled: a.enabled,
-    tags: a.tags,
-    settings: a.settings
-  }),
-  prompt: a.system_prompt
+/** A Claude Code subagent, `agents/<id>.md`: name, description and the rest of its front matter, the prompt below. */
+export const parseAgentFile = (file: TextFile, id: string): Parsed<Agent> =>
+  Either.flatMap(readMarkdown(file), ({ split, fields }) => {
+    if (!isId(id)) return Either.left([problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    const { known, extra } = pick(fields, AGENT_FIELDS.slice(1))
+    // Every known value was checked against its column's shape by `pick`: no second validation.
+    const v = agentValues(id, known) as Omit<Agent, "system_prompt" | "form" | "original" | "extra">
+    return Either.right(new Agent({ ...v, system_prompt: split.body, form: "file", original: split.head, extra }, true))
+  })
+
+const agentWanted = (a: Agent): Record<string, Json> => ({
+  id: a.id,
+  name: a.name,
+  display_name: a.display_name,
+  description: a.description,
+  enabled: a.enabled,
+  tags: a.tags,
+  settings: a.settings
 })
 
+/** An agent's files, relative to services/, each changed only where its fields changed. */
+export const renderAgent = (a: Agent): ReadonlyArray<{ readonly path: string; readonly text: string }> => {
+  const [first, second] = agentPaths(a)
+  if (a.form === "file") {
+    const { id: _, ...fresh } = agentWanted(a)
+    const text = renderMarkdown(
+      a.original ?? "",
+      a.system_prompt,
+      (fields) => {
+        const p = pick(fields, AGENT_FIELDS.slice(1))
+        return { known: agentValues(a.id, p.known), extra: p.extra }
+      },
+      AGENT_FIELDS.slice(1),
+      agentWanted(a),
+      a.extra,
+      () => ({ ...fresh, ...a.extra })
+    )
+    return [{ path: first!, text }]
+  }
+  return [
+    { path: first!, text: renderConfig(a.original, AGENT_FIELDS, (known) => agentValues(a.id, known), agentWanted(a)) },
+    { path: second!, text: a.system_prompt }
+  ]
+}
+
+/** A config.yaml: the original text with the changed fields edited in place, or every field written fresh. */
+const renderConfig = (
+  original: string | null,
+  known: ReadonlyArray<KnownField>,
+  values: (known: Record<string, Json>) => Record<string, Json>,
+  wanted: Record<string, Json>
+): string => {
+  if (original !== null) {
+    const fields = readYamlFields("", original)
+    if (Either.isRight(fields)) {
+      const base = pick(fields.right, known)
+      const head = patchFrontMatter(
+        { format: "yaml", head: original, inner: original, innerStart: 0 },
+        fields.right,
+        encode(fields.right, known, values(base.known), wanted, base.extra, base.extra)
+      )
+      return head
+    }
+  }
+  return renderYaml(wanted)
+}
+
 // ---------------------------------------------------------------------------------------------------------
-// Skills: skills/<id>/config.yaml + skills/<id>/SKILL.md
+// Skills: skills/<id>/config.yaml + skills/<id>/SKILL.md, or an Agent Skills skills/<id>/SKILL.md alone
 
 const SkillConfig = Schema.Struct({
   id: Id,
@@ -201,9 +347,37 @@ const SkillConfig = Schema.Struct({
   assigned_agents: Schema.Array(Id)
 })
 
-export const skillPaths = (id: string) => ({
-  config: `skills/${id}/config.yaml`,
-  instructions: `skills/${id}/SKILL.md`
+const SKILL_FIELDS: ReadonlyArray<KnownField> = [
+  { key: "id", fits: isText },
+  { key: "name", fits: isText },
+  { key: "description", fits: isText },
+  { key: "enabled", fits: isBool },
+  { key: "tags", fits: isTexts },
+  { key: "category", fits: isText },
+  { key: "assigned_agents", fits: isIds }
+]
+
+export const skillPaths = (s: Pick<Skill, "id" | "form">): ReadonlyArray<string> =>
+  s.form === "file" ? [`skills/${s.id}/SKILL.md`] : [`skills/${s.id}/config.yaml`, `skills/${s.id}/SKILL.md`]
+
+const skillValues = (id: string, known: Record<string, Json>): Record<string, Json> => ({
+  id,
+  name: known["name"] ?? id,
+  description: known["description"] ?? "",
+  enabled: known["enabled"] ?? true,
+  tags: known["tags"] ?? [],
+  category: known["category"] ?? "general",
+  assigned_agents: known["assigned_agents"] ?? []
+})
+
+const skillWanted = (s: Skill): Record<string, Json> => ({
+  id: s.id,
+  name: s.name,
+  description: s.description,
+  enabled: s.enabled,
+  tags: s.tags,
+  category: s.category,
+  assigned_agents: s.assigned_agents
 })
 
 export const parseSkill = (config: TextFile, instructions: TextFile | undefined, dirName?: string): Parsed<Skill> =>
@@ -225,142 +399,187 @@ export const parseSkill = (config: TextFile, instructions: TextFile | undefined,
         if (dirName !== undefined && c.id !== dirName) {
           return Either.left([problem(config.path, `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`, lineAt(y, ["id"]), "id")])
         }
-        return Either.right(new Skill({ ...c, instructions: instructions?.text ?? "" }))
+        return Either.right(new Skill({ ...c, instructions: instructions?.text ?? "", form: "folder", original: config.text, extra: {} }))
       }
     )
   )
 
-export const renderSkill = (s: Skill): { readonly config: string; readonly instructions: string } => ({
-  config: renderYaml({
-    id: s.id,
-    name: s.name,
-    description: s.description,
-    enabled: s.enabled,
-    tags: s.tags,
-    category: s.category,
-    assigned_agents: s.assigned_agents
-  }),
-  instructions: s.instructions
-})
+/** An Agent Skills folder: `SKILL.md` with `name`, `description` (and any other field) in its front matter. */
+export const parseSkillFile = (file: TextFile, id: string): Parsed<Skill> =>
+  Either.flatMap(readMarkdown(file), ({ split, fields }) => {
+    if (!isId(id)) return Either.left([problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    const { known, extra } = pick(fields, SKILL_FIELDS.slice(1))
+    const v = skillValues(id, known) as Omit<Skill, "instructions" | "form" | "original" | "extra">
+    return Either.right(new Skill({ ...v, instructions: split.body, form: "file", original: split.head, extra }, true))
+  })
+
+export const renderSkill = (s: Skill): ReadonlyArray<{ readonly path: string; readonly text: string }> => {
+  const [first, second] = skillPaths(s)
+  if (s.form === "file") {
+    const { id: _, ...fresh } = skillWanted(s)
+    return [
+      {
+        path: first!,
+        text: renderMarkdown(
+          s.original ?? "",
+          s.instructions,
+          (fields) => {
+            const p = pick(fields, SKILL_FIELDS.slice(1))
+            return { known: skillValues(s.id, p.known), extra: p.extra }
+          },
+          SKILL_FIELDS.slice(1),
+          skillWanted(s),
+          s.extra,
+          () => ({ ...fresh, ...s.extra })
+        )
+      }
+    ]
+  }
+  return [
+    { path: first!, text: renderConfig(s.original, SKILL_FIELDS, (known) => skillValues(s.id, known), skillWanted(s)) },
+    { path: second!, text: s.instructions }
+  ]
+}
 
 // ---------------------------------------------------------------------------------------------------------
-// Content: content/<source>/<slug>.md, or content/<source>/<slug>/index.md for a `layout: directory` source
+// Content: any Markdown file below content/<source>/, with front matter in YAML, TOML or JSON, or none
 
-const FrontMatter = Schema.Struct({
-  title: Schema.String,
-  slug: Id,
-  kind: Schema.String,
-  description: Schema.String,
-  author: Schema.String,
-  keywords: Schema.Array(Schema.String),
-  image: Schema.NullOr(Schema.String),
-  public: Schema.Boolean,
-  tags: Schema.Array(Schema.String),
-  published_at: Schema.NullOr(IsoDate),
-  updated_at: Schema.NullOr(IsoDate)
-})
+const ID_RULE = "letters, digits, '_', '-', '.'; not starting with '-' or '.'"
+
+const CONTENT_FIELDS: ReadonlyArray<KnownField> = [
+  { key: "title", fits: isText },
+  { key: "kind", fits: isText },
+  { key: "description", fits: isText },
+  { key: "author", fits: isText },
+  { key: "keywords", fits: isTexts },
+  { key: "image", fits: isTextOrNull },
+  { key: "public", fits: isBool },
+  { key: "tags", fits: isTexts },
+  { key: "published_at", fits: isTextOrNull },
+  { key: "updated_at", fits: isTextOrNull }
+]
 
 /** A content source's settings, `content/<source>/source.yaml`. */
 export const SourceConfig = Schema.Struct({
   layout: Schema.optionalWith(Schema.Literal("flat", "directory"), { default: () => "flat" as const }),
   description: Schema.optional(Schema.String)
 })
-export type SourceConfig = typeof SourceConfig.Type
+/** A source's settings and the text they were read from. */
+export type SourceConfig = typeof SourceConfig.Type & { readonly original: string }
 
 export const sourceConfigPath = (source: string) => `content/${source}/source.yaml`
 
 export const parseSourceConfig = (file: TextFile): Parsed<SourceConfig> =>
-  Either.flatMap(parseYaml(file), (y) => decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}))
+  Either.flatMap(parseYaml(file), (y) => Either.map(decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}), (c) => ({ ...c, original: file.text })))
 
-export const contentPath = (source: string, slug: string, layout: ContentLayout): string =>
-  layout === "directory" ? `content/${source}/${slug}/index.md` : `content/${source}/${slug}.md`
+/** The file of an item below services/. */
+export const contentPath = (c: Pick<Content, "source" | "path">): string => `content/${c.source}/${c.path}`
 
-const FENCE = "---"
-
-/** Splits `---\n<yaml>---\n<body>`; one blank line after the closing fence belongs to the format. */
-const splitFrontMatter = (file: TextFile): Either.Either<{ yaml: string; body: string }, ReadonlyArray<InvalidInput>> => {
-  const text = file.text.startsWith("\uFEFF") ? file.text.slice(1) : file.text
-  const firstEnd = text.indexOf("\n")
-  const first = (firstEnd === -1 ? text : text.slice(0, firstEnd)).replace(/\r$/, "")
-  if (first !== FENCE) return Either.left([problem(file.path, "content must start with a '---' front matter line", 1)])
-  let pos = firstEnd + 1
-  while (firstEnd !== -1 && pos <= text.length) {
-    const end = text.indexOf("\n", pos)
-    const line = (end === -1 ? text.slice(pos) : text.slice(pos, end)).replace(/\r$/, "")
-    if (line === FENCE) {
-      const yaml = text.slice(firstEnd + 1, pos)
-      let body = end === -1 ? "" : text.slice(end + 1)
-      if (body.startsWith("\r\n")) body = body.slice(2)
-      else if (body.startsWith("\n")) body = body.slice(1)
-      return Either.right({ yaml, body })
-    }
-    if (end === -1) break
-    pos = end + 1
-  }
-  return Either.left([problem(file.path, "front matter opened here is never closed (no closing '---' line)", 1)])
-}
-
-const frontMatterDefaults = (slug: string) => () => ({
-  slug,
-  kind: "article",
-  description: "",
-  author: "",
-  keywords: [],
-  image: null,
-  public: true,
-  tags: [],
-  published_at: null,
-  updated_at: null
-})
-
-const decodeFrontMatter = Schema.decodeUnknownEither(FrontMatter, { errors: "all", onExcessProperty: "error" })
-const isId = Schema.is(Id)
+/** Where a new item (one that never had a file) goes: `<slug>.md`, or `<slug>/index.md` in a directory source. */
+export const defaultContentPath = (slug: string, layout: ContentLayout): string => (layout === "directory" ? `${slug}/index.md` : `${slug}.md`)
 
 /**
- * The common case: front matter in the flat subset agentsync writes, valid, agreeing with the path. Anything
- * else returns undefined and goes through the full parser, whose errors carry their lines.
+ * The slug of a Markdown file below its source: the path without its extension, and for a bundle
+ * (`<slug>/index.md`, `<slug>/_index.md`) the folder; undefined for a file that is not Markdown.
  */
-const parseContentFast = (yaml: string, body: string, source: string, slug: string): Content | undefined => {
-  const value = fastParseYaml(yaml)
-  if (value === undefined) return undefined
-  const fm = decodeFrontMatter(withDefaults(value, frontMatterDefaults(slug)))
-  if (Either.isLeft(fm) || fm.right.slug !== slug || !isId(source)) return undefined
-  // Every field was just decoded with the schema of its Content field: no second validation.
-  return new Content({ ...fm.right, source, body }, true)
+export const contentSlug = (path: string): string | undefined => {
+  const m = MARKDOWN.exec(path)
+  if (m === null) return undefined
+  const base = path.slice(0, m.index)
+  const slash = base.lastIndexOf("/")
+  const name = base.slice(slash + 1)
+  return slash > 0 && (name === "index" || name === "_index") ? base.slice(0, slash) : base
 }
 
-/** Parses a content file; `source` and `slug` come from its path and must agree with the front matter. */
-export const parseContent = (file: TextFile, source: string, slug: string): Parsed<Content> =>
-  Either.flatMap(splitFrontMatter(file), ({ yaml, body }) => {
-    const fast = parseContentFast(yaml, body, source, slug)
-    if (fast !== undefined) return Either.right(fast)
-    return Either.flatMap(parseYaml({ path: file.path, text: yaml }, 1), (y) =>
-      Either.flatMap(decodeYaml(FrontMatter, file, y, withDefaults(y.doc.toJS(), frontMatterDefaults(slug))), (fm) => {
-        if (fm.slug !== slug) {
-          return Either.left([problem(file.path, `slug ${JSON.stringify(fm.slug)} does not match the file name ${JSON.stringify(slug)}`, lineAt(y, ["slug"]), "slug")])
-        }
-        if (!isId(source)) {
-          return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid id`, 1)])
-        }
-        return Either.right(new Content({ ...fm, source, body }, true))
-      })
+/** The first ATX heading of a Markdown body outside code fences, as plain text. */
+const firstHeading = (body: string): string | undefined => {
+  let fence: string | undefined
+  for (const line of body.split("\n")) {
+    const f = /^ {0,3}(`{3,}|~{3,})/.exec(line)
+    if (f) {
+      if (fence === undefined) fence = f[1]![0]
+      else if (f[1]![0] === fence) fence = undefined
+      continue
+    }
+    if (fence !== undefined) continue
+    const h = /^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*\r?$/.exec(line)
+    if (h && h[1] !== "") return h[1]
+  }
+  return undefined
+}
+
+/** The title of a file that gives none: its first heading, else its name (a bundle's folder name). */
+const derivedTitle = (slug: string, body: string) => firstHeading(body) ?? slug.slice(slug.lastIndexOf("/") + 1)
+
+const contentValues = (slug: string, body: string, known: Record<string, Json>): Record<string, Json> => ({
+  title: known["title"] ?? derivedTitle(slug, body),
+  kind: known["kind"] ?? "article",
+  description: known["description"] ?? "",
+  author: known["author"] ?? "",
+  keywords: known["keywords"] ?? [],
+  image: known["image"] ?? null,
+  public: known["public"] ?? true,
+  tags: known["tags"] ?? [],
+  published_at: known["published_at"] ?? null,
+  updated_at: known["updated_at"] ?? null
+})
+
+/** Known values and extra fields of front matter; a `slug` equal to the item's own is agentsync's and not extra. */
+const readContentFields = (slug: string, fields: Fields, body: string) => {
+  const { known, extra } = pick(fields, CONTENT_FIELDS)
+  if (extra["slug"] === slug) delete extra["slug"]
+  return { known: contentValues(slug, body, known), extra }
+}
+
+const contentWanted = (c: Content): Record<string, Json> => ({
+  title: c.title,
+  kind: c.kind,
+  description: c.description,
+  author: c.author,
+  keywords: c.keywords,
+  image: c.image,
+  public: c.public,
+  tags: c.tags,
+  published_at: c.published_at,
+  updated_at: c.updated_at
+})
+
+/** Parses a content file; `path` is its place below the source folder (`guides/install/index.md`). */
+export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {
+  const slug = contentSlug(path)
+  if (slug === undefined) return Either.left([problem(file.path, "a content item must be a .md or .markdown file", 1)])
+  if (!isId(source)) return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)])
+  if (!isContentPath(path)) return Either.left([problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)])
+  return Either.map(readMarkdown(file), ({ split, fields }) => {
+    const { known, extra } = readContentFields(slug, fields, split.body)
+    // Every value was checked against its column's shape by `pick`: no second validation.
+    return new Content(
+      {
+        source,
+        slug,
+        path,
+        format: split.format,
+        head: split.head,
+        ...(known as ReturnType<typeof contentWanted> as Pick<Content, "title" | "kind" | "description" | "author" | "keywords" | "image" | "public" | "tags" | "published_at" | "updated_at">),
+        extra,
+        body: split.body
+      },
+      true
     )
   })
+}
 
+/** Every field of an item never read from a file, in agentsync's order (the slug too, as agentsync writes it). */
+const freshContent = (c: Content): Fields => {
+  const { title, ...rest } = contentWanted(c)
+  return { title: title ?? c.title, slug: c.slug, ...rest, ...c.extra }
+}
+
+/** A content file: its original bytes where the item did not change, else with only the changed fields edited. */
 export const renderContent = (c: Content): string =>
-  `${FENCE}\n${renderYaml({
-    title: c.title,
-    slug: c.slug,
-    kind: c.kind,
-    description: c.description,
-    author: c.author,
-    keywords: c.keywords,
-    image: c.image,
-    public: c.public,
-    tags: c.tags,
-    published_at: c.published_at,
-    updated_at: c.updated_at
-  })}${FENCE}\n\n${c.body}`
+  c.head === null
+    ? freshHead(freshContent(c)) + c.body
+    : renderMarkdown(c.head, c.body, (fields, body) => readContentFields(c.slug, fields, body), CONTENT_FIELDS, contentWanted(c), c.extra, () => freshContent(c))
 
 // ---------------------------------------------------------------------------------------------------------
 // Access rules: access-control/config.yaml

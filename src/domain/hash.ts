@@ -23,9 +23,11 @@ const hashOf = (kind: string, fields: unknown): string => sha256(`${kind}\n${can
 
 const plain = <A extends object>(a: A): { [K in keyof A]: A[K] } => ({ ...a })
 
-export const agentHash = (a: Agent): string => hashOf("agent", plain(a))
-export const skillHash = (s: Skill): string => hashOf("skill", plain(s))
-export const contentHash = (c: Content): string => hashOf("content", plain(c))
+// The text an item was read from (`original`, `head`) is not one of its fields: two files that say the same
+// thing in different words are the same item. Where an item lives (`form`, `path`, `format`) is.
+export const agentHash = (a: Agent): string => hashOf("agent", { ...plain(a), original: undefined })
+export const skillHash = (s: Skill): string => hashOf("skill", { ...plain(s), original: undefined })
+export const contentHash = (c: Content): string => hashOf("content", { ...plain(c), head: undefined })
 export const accessRuleHash = (r: AccessRule): string => hashOf("access_rule", plain(r))
 
 /** The key of a content item: its source and slug. */

@@ -27,6 +27,17 @@ export const Json: Schema.Schema<Json> = Schema.suspend(
 
 const Tags = Schema.Array(Schema.String)
 
+/** Fields a file has beyond the ones agentsync knows, in their written order. */
+export const JsonObject = Schema.Record({ key: Schema.String, value: Json })
+
+/**
+ * How an agent or a skill is laid out on disk. `folder`: `config.yaml` beside the Markdown file
+ * (`system_prompt.md`, `SKILL.md`), which is kept whole. `file`: one Markdown file with front matter
+ * (a Claude Code subagent `agents/<id>.md`; an Agent Skills `skills/<id>/SKILL.md`).
+ */
+export const ItemForm = Schema.Literal("folder", "file")
+export type ItemForm = typeof ItemForm.Type
+
 export class Agent extends Schema.Class<Agent>("Agent")({
   id: Id,
   name: Schema.String,
@@ -35,7 +46,11 @@ export class Agent extends Schema.Class<Agent>("Agent")({
   enabled: Schema.Boolean,
   tags: Tags,
   settings: Schema.Record({ key: Schema.String, value: Json }),
-  system_prompt: Schema.String
+  system_prompt: Schema.String,
+  form: Schema.optionalWith(ItemForm, { default: () => "folder" as const }),
+  /** The config.yaml text (`folder`) or the front matter head (`file`) it was read from; null when never on disk. */
+  original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  extra: Schema.optionalWith(JsonObject, { default: () => ({}) })
 }) {}
 
 export class Skill extends Schema.Class<Skill>("Skill")({
@@ -46,7 +61,10 @@ export class Skill extends Schema.Class<Skill>("Skill")({
   tags: Tags,
   category: Schema.String,
   assigned_agents: Schema.Array(Id),
-  instructions: Schema.String
+  instructions: Schema.String,
+  form: Schema.optionalWith(ItemForm, { default: () => "folder" as const }),
+  original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  extra: Schema.optionalWith(JsonObject, { default: () => ({}) })
 }) {}
 
 /** An ISO-8601 date or date-time, kept as written so that it round-trips byte for byte. */
@@ -60,9 +78,45 @@ export const IsoDate = Schema.String.pipe(
 export const ContentLayout = Schema.Literal("flat", "directory")
 export type ContentLayout = typeof ContentLayout.Type
 
+// A segment of a path below a content source: any file name but `.`, `..`, a separator, NUL or a control.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+const SEGMENT = /^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$/
+const isBelowSource = (s: string) => s.length > 0 && s.length <= 1024 && s.split("/").every((p) => SEGMENT.test(p))
+
+/** An item's slug: its path below the source without the Markdown extension (`guides/install`, `Rust-1.12`). */
+const segmentArb = (fc: typeof import("effect").FastCheck) =>
+  fc.stringMatching(/^[A-Za-z0-9_@ .-]{1,12}$/).filter((s) => s !== "." && s !== "..")
+export const ContentSlug = Schema.String.pipe(
+  Schema.filter(isBelowSource, { message: () => "must be a relative path of file names (no '.', '..' or empty segment)" }),
+  Schema.annotations({
+    identifier: "ContentSlug",
+    arbitrary: () => (fc) => fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }).map((s) => s.join("/"))
+  })
+)
+
+/** Markdown files are items; the extension is kept. */
+export const MARKDOWN = /\.(md|markdown)$/i
+
+/** Where an item's file lives below its source: `post.md`, `post/index.md`, `guides/_index.markdown`. */
+export const ContentPath = ContentSlug.pipe(
+  Schema.filter((s) => MARKDOWN.test(s), { message: () => "must end in .md or .markdown" }),
+  Schema.annotations({
+    identifier: "ContentPath",
+    arbitrary: () => (fc) =>
+      fc.tuple(fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }), fc.constantFrom(".md", ".markdown", "/index.md", "/_index.md")).map(([s, ext]) => s.join("/") + ext)
+  })
+)
+
+export const FrontMatterFormat = Schema.Literal("yaml", "toml", "json", "none")
+
 export class Content extends Schema.Class<Content>("Content")({
   source: Id,
-  slug: Id,
+  slug: ContentSlug,
+  /** The file below the source, which the item is written back to. */
+  path: ContentPath,
+  format: FrontMatterFormat,
+  /** Every byte of the file before the body, as read; null for an item never read from a file. */
+  head: Schema.NullOr(Schema.String),
   title: Schema.String,
   kind: Schema.String,
   description: Schema.String,
@@ -71,9 +125,30 @@ export class Content extends Schema.Class<Content>("Content")({
   image: Schema.NullOr(Schema.String),
   public: Schema.Boolean,
   tags: Tags,
-  published_at: Schema.NullOr(IsoDate),
-  updated_at: Schema.NullOr(IsoDate),
+  /** Dates as written; see `parseDate` for the typed columns. */
+  published_at: Schema.NullOr(Schema.String),
+  updated_at: Schema.NullOr(Schema.String),
+  extra: JsonObject,
   body: Schema.String
+}) {}
+
+/** A date as written, as an ISO-8601 instant when it reads as one, else null (the typed database columns). */
+export const parseDate = (text: string | null): string | null => {
+  if (text === null || !/^\d{4}-\d{2}-\d{2}/.test(text)) return null
+  // Jekyll writes `2013-05-06 00:00:00 +0000`: a space before the time and an offset without a colon.
+  const iso = text.trim().replace(/^(\S+) (\d)/, "$1T$2").replace(/ ?([+-]\d{2}):?(\d{2})$/, "$1:$2")
+  const ms = Date.parse(iso)
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString()
+}
+
+/** What the database remembers of a content source: its layout (for new items) and whether a source.yaml declared it. */
+export class ContentSource extends Schema.Class<ContentSource>("ContentSource")({
+  source: Id,
+  layout: ContentLayout,
+  declared: Schema.Boolean,
+  description: Schema.NullOr(Schema.String),
+  /** The source.yaml text it was read from, written back as it was. */
+  original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
 }) {}
 
 export const AccessEntityType = Schema.Literal("agent", "skill", "content", "mcp", "plugin")

@@ -7,13 +7,15 @@ import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { IoError } from "../errors.js"
 import { IGNORE_FILE, makeMembership, type Membership } from "../domain/membership.js"
-import { isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
+import { ATTACHMENT_MAX_BYTES, isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
 
 export interface WorkspaceFile {
   /** POSIX path relative to the services root. */
   readonly path: string
   readonly size: number
   readonly mtimeMs: number
+  /** Permission bits (`0o755` for a script). */
+  readonly mode: number
 }
 
 export interface WorkspaceShape {
@@ -30,13 +32,22 @@ export interface WorkspaceShape {
    * Writes many files, each atomically as `writeFile` does (a reader sees old or new bytes; a crash leaves
    * whole files); far cheaper per file for thousands of them. Stops at the first failure.
    */
-  readonly writeFiles: (files: ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array | string }>) => Effect.Effect<void, IoError>
+  readonly writeFiles: (files: ReadonlyArray<WriteSpec>) => Effect.Effect<void, IoError>
   /** Removes a file and the folders it leaves empty, up to the root. */
   readonly removeFile: (path: string) => Effect.Effect<void, IoError>
+  /** Reads files as listed, with their modes; a file over ATTACHMENT_MAX_BYTES is not read (its size says why). */
+  readonly readRawFiles: (files: ReadonlyArray<WorkspaceFile>) => Effect.Effect<ReadonlyArray<RawFile>, IoError>
   /** Reads and parses every item file of the tree. */
   readonly readProject: () => Effect.Effect<Project, IoError>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
+}
+
+/** A file to write: its path, its bytes, and its permission bits (default `0o644`). */
+export interface WriteSpec {
+  readonly path: string
+  readonly bytes: Uint8Array | string
+  readonly mode?: number
 }
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
@@ -133,7 +144,7 @@ interface Staged {
  * A failure leaves no temp file or staging folder behind; files of earlier slices outside new folders stay.
  */
 export const writeFilesAtomic = (
-  files: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>,
+  files: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>,
   slice = 256
 ): Effect.Effect<void, IoError> =>
   Effect.gen(function* () {
@@ -164,7 +175,7 @@ export const writeFilesAtomic = (
     const removeStaged = () => {
       for (const stage of staged.values()) fsSync.rmSync(stage.dir, { recursive: true, force: true })
     }
-    const create = (batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string }>, into: Array<TempFile>) => {
+    const create = (batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>, into: Array<TempFile>) => {
       for (const f of batch) {
         current = f.full
         const place = placeOf(f.full)
@@ -173,8 +184,10 @@ export const writeFilesAtomic = (
           fsSync.mkdirSync(dir, { recursive: true })
           dirs.add(dir)
         }
-        const o: TempFile = { fd: fsSync.openSync(place.path, "wx", 0o644), tmp: place.path, full: f.full, staged: place.staged, closed: false, renamed: false }
+        const o: TempFile = { fd: fsSync.openSync(place.path, "wx", f.mode ?? 0o644), tmp: place.path, full: f.full, staged: place.staged, closed: false, renamed: false }
         into.push(o)
+        // The mode as stored, whatever the umask: a script stays executable.
+        if (f.mode !== undefined) fsSync.fchmodSync(o.fd, f.mode)
         fsSync.writeFileSync(o.fd, f.bytes)
       }
     }
@@ -275,7 +288,7 @@ export const make = (root: string): WorkspaceShape => {
             }
             if (!d.isFile() || !member.includes(r)) continue
             const st = fsSync.statSync(nodePath.join(dir, d.name))
-            out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs })
+            out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 })
           }
         }
         walk(absRoot, "")
@@ -308,10 +321,10 @@ export const make = (root: string): WorkspaceShape => {
     yield* writeFileAtomic(full, bytes)
   })
 
-  const writeFiles = Effect.fn("Workspace.writeFiles")(function* (
-    files: ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array | string }>
-  ) {
-    const resolved = yield* Effect.forEach(files, (f) => Effect.map(resolveInside(absRoot, f.path), (full) => ({ full, bytes: f.bytes })))
+  const writeFiles = Effect.fn("Workspace.writeFiles")(function* (files: ReadonlyArray<WriteSpec>) {
+    const resolved = yield* Effect.forEach(files, (f) =>
+      Effect.map(resolveInside(absRoot, f.path), (full) => ({ full, bytes: f.bytes, ...(f.mode === undefined ? {} : { mode: f.mode }) }))
+    )
     yield* writeFilesAtomic(resolved)
   })
 
@@ -334,18 +347,26 @@ export const make = (root: string): WorkspaceShape => {
     })
   })
 
-  const readProject = Effect.fn("Workspace.readProject")(function* () {
-    const files = (yield* listFiles()).filter((f) => isProjectFile(f.path))
-    const raw: Array<RawFile> = yield* Effect.forEach(
-      files,
-      (f) => Effect.map(readFile(f.path), (bytes) => ({ path: f.path, bytes })),
-      { concurrency: 32 }
-    )
-    const shown = nodePath.relative(process.cwd(), absRoot) || "."
-    return parseProject(raw, `${shown}/`)
+  /** Reads listed files with their modes; a file over the attachment cap is not read (parseProject reports it). */
+  const readRawFiles = Effect.fn("Workspace.readRawFiles")(function* (files: ReadonlyArray<WorkspaceFile>) {
+    const small = files.filter((f) => f.size <= ATTACHMENT_MAX_BYTES)
+    const bytes = yield* readFiles(small.map((f) => f.path))
+    const read = new Map(small.map((f, i) => [f.path, bytes[i]!]))
+    return files.map((f): RawFile => ({ path: f.path, bytes: read.get(f.path) ?? new Uint8Array(0), mode: f.mode, size: f.size }))
   })
 
-  return { root: absRoot, listFiles, readFile, readFiles, writeFile, writeFiles, removeFile, readProject, membership }
+  const readProject = Effect.fn("Workspace.readProject")(function* () {
+    const all = yield* listFiles()
+    const files = all.filter((f) => isProjectFile(f.path))
+    const raw = yield* readRawFiles(files)
+    const shown = nodePath.relative(process.cwd(), absRoot) || "."
+    const project = parseProject(raw, { prefix: `${shown}/` })
+    // Files outside the item folders were not read; they are listed as left to file sync all the same.
+    const others = all.filter((f) => !isProjectFile(f.path)).map((f) => f.path)
+    return { ...project, unsynced: [...project.unsynced, ...others].sort() }
+  })
+
+  return { root: absRoot, listFiles, readFile, readFiles, readRawFiles, writeFile, writeFiles, removeFile, readProject, membership }
 }
 
 export const layer = (root: string): Layer.Layer<Workspace> => Layer.sync(Workspace, () => make(root))

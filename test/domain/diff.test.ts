@@ -35,7 +35,10 @@ const sides = <A>(arb: fc.Arbitrary<A>, keyed: Keyed<A>, rekey: (item: A, keyOf:
 const agentArb = fc
   .record({ id: fc.constantFrom("a", "b", "c", "d", "e"), name: fc.string(), prompt: fc.string(), enabled: fc.boolean(), settings: fc.dictionary(fc.constantFrom("x", "y"), fc.jsonValue({ maxDepth: 1 })) })
   .map(({ prompt, settings, ...f }) => new Agent({ ...f, display_name: f.name, description: "", tags: [], settings: JSON.parse(JSON.stringify(settings)), system_prompt: prompt }))
-const contentArb = Arbitrary.make(Content).map((c) => new Content({ ...c, source: c.source.slice(0, 1) || "s", slug: c.slug.slice(0, 2) || "x" }))
+const contentArb = Arbitrary.make(Content).map((c) => {
+  const slug = c.slug.replace(/[/. ]/g, "").slice(0, 2) || "x"
+  return new Content({ ...c, source: c.source.slice(0, 1) || "s", slug, path: `${slug}.md` })
+})
 const fileArb = fc
   .record({ path: fc.constantFrom("a", "b", "c/d", "c/e", "f/g/h", "z"), size: fc.nat(100), sha256: fc.constantFrom("0", "1", "2").map((c) => c.repeat(64)) })
   .map((f) => new FileEntry(f))
@@ -82,7 +85,7 @@ const laws = <A>(name: string, arb: fc.Arbitrary<A>, keyed: Keyed<A>, rekey: (it
   })
 
 laws("agents", agentArb, AgentKeyed, (a, k) => new Agent({ ...a, id: k.id }))
-laws("content (keyed by source + slug)", contentArb, ContentKeyed, (c, k) => new Content({ ...c, source: k.source, slug: k.slug }))
+laws("content (keyed by source + slug)", contentArb, ContentKeyed, (c, k) => new Content({ ...c, source: k.source, slug: k.slug, path: `${k.slug}.md` }))
 laws("files (two manifests)", fileArb, FileKeyed, (f, k) => new FileEntry({ ...f, path: k.path }))
 
 describe("calculators", () => {
@@ -97,7 +100,7 @@ describe("calculators", () => {
 
   it("keys content by source and slug", () => {
     const c = (source: string, slug: string) =>
-      new Content({ source, slug, title: "t", kind: "article", description: "", author: "", keywords: [], image: null, public: true, tags: [], published_at: null, updated_at: null, body: "" })
+      new Content({ source, slug, path: `${slug}.md`, format: "yaml", head: null, extra: {}, title: "t", kind: "article", description: "", author: "", keywords: [], image: null, public: true, tags: [], published_at: null, updated_at: null, body: "" })
     const d = ContentDiffCalculator.diff([c("blog", "a"), c("docs", "a")], [c("blog", "a")])
     expect(d.items.map((i) => `${i.key}:${i.status}`)).toStrictEqual(["blog/a:Unchanged", "docs/a:Added"])
   })

@@ -18,10 +18,10 @@ const render = (value: unknown) =>
 const nasty = fc.oneof(
   fc.string(),
   fc.string({ unit: "grapheme" }),
-  fc.constantFrom("", "-", "- x", "-x", "?x", ":x", "x:", "---", "--- x", "...", "%x", ": x", "a: b", "a:b", "#c", "a #c", "a#c", "'", '"', "a'b", 'a"b', "a'b\"c", "\\", "\n", " lead", "trail ", "\t", "yes", "no", "null", "Null", "~", "true", "False", "1e3", "0x1F", "0o7", "+1", "-1.5", ".5", ".inf", ".NaN", "2025-03-01", "@x", "`x`", "|", ">", "{a}", "[b]", "x]", "a, b", "*x", "&y", "!z", "%", "é 漢字 🚀", "a\r\nb", "\u2028", "\u00a0x", "\ufeffbom", "“q”"),
+  fc.constantFrom("", "-", "- x", "-x", "?x", ":x", "x:", "---", "--- x", "...", "%x", ": x", "a: b", "a:b", "#c", "a #c", "a#c", "'", '"', "a'b", 'a"b', "a'b\"c", "\\", "\n", " lead", "trail ", "\t", "yes", "no", "null", "Null", "~", "true", "False", "1e3", "0x1F", "0o7", "+1", "10", "0", "007", "-3", "12345678901234567", "-1.5", ".5", ".inf", ".NaN", "2025-03-01", "@x", "`x`", "|", ">", "{a}", "[b]", "x]", "a, b", "*x", "&y", "!z", "%", "é 漢字 🚀", "a\r\nb", "\u2028", "\u00a0x", "\ufeffbom", "“q”"),
   fc.array(fc.constantFrom("a", " ", "\n", ":", "-", "#", "'", '"', "\\", "\t", "é", "🚀", "\r", "[", "{", ",", "0", ".", "~"), { maxLength: 12 }).map((cs) => cs.join(""))
 )
-const keyArb = fc.constantFrom("title", "slug", "kind", "description", "tags", "image", "public", "a_b", "_", "null", "true", "x1")
+const keyArb = fc.constantFrom("title", "slug", "kind", "description", "tags", "image", "public", "a_b", "_", "null", "true", "x1", "linkTitle", "allowed-tools", "Weight", "y", "No")
 const valueArb = fc.oneof(nasty, fc.constantFrom(null, true, false), fc.array(nasty, { maxLength: 4 }))
 const mapArb = fc.dictionary(keyArb, valueArb, { minKeys: 1, maxKeys: 8 })
 
@@ -91,7 +91,8 @@ describe("fast YAML", () => {
   })
 
   it("declines what it does not fully understand", () => {
-    for (const text of ["k: 1\n", "k: ~\n", "k: True\n", "k: a # c\n", "k: \"a\\tb\"\n", "k: [a]\n", "k: &x a\n", "k:\n", "k: a\n  b\n", "k: a\n  - b\n", "k: a\nk: b\n", "k: a\r\n", "\n", "k: a\n\n"]) {
+    expect(fastParseYaml("weight: 10\nn: 0\n")).toStrictEqual({ weight: 10, n: 0 })
+    for (const text of ["k: 01\n", "k: +1\n", "k: 1.5\n", "k: 12345678901234567\n", "k: ~\n", "k: True\n", "k: a # c\n", "k: \"a\\tb\"\n", "k: [a]\n", "k: &x a\n", "k:\n", "k: a\n  b\n", "k: a\n  - b\n", "k: a\nk: b\n", "k: a\r\n", "\n", "k: a\n\n"]) {
       expect(fastParseYaml(text), text).toBeUndefined()
     }
     for (const v of [": \\", "'a\"b", "\t", "---", "x\n"]) expect(fastRenderYaml({ k: v }), v).toBeUndefined()

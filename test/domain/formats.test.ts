@@ -4,8 +4,10 @@ import { describe, expect } from "vitest"
 import {
   parseAccessRules,
   parseAgent,
+  parseAgentFile,
   parseContent,
   parseSkill,
+  parseSkillFile,
   renderAccessRules,
   renderAgent,
   renderContent,
@@ -25,6 +27,10 @@ const nasty = fc.oneof(
 )
 const tags = fc.array(nasty, { maxLength: 4 })
 const id = Arbitrary.make(Agent.fields.id)
+const json = fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("__proto__")).map((v) => JSON.parse(JSON.stringify(v)))
+/** Fields of a file's own, under names agentsync does not know. */
+const extraArb = (known: ReadonlyArray<string>) =>
+  fc.dictionary(fc.oneof(nasty, fc.constantFrom("weight", "aliases", "params", "allowed-tools", "redirect_from")).filter((k) => k !== "__proto__" && !k.includes("\ufeff") && !known.includes(k)), json, { maxKeys: 4 })
 
 const agentArb = fc
   .record({
@@ -38,9 +44,13 @@ const agentArb = fc
       nasty.filter((k) => k !== "__proto__"),
       fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("__proto__")).map((v) => JSON.parse(JSON.stringify(v)))
     ),
-    system_prompt: nasty
+    system_prompt: nasty,
+    form: fc.constantFrom("folder" as const, "file" as const),
+    original: fc.constant(null),
+    extra: extraArb(["id", "name", "display_name", "description", "enabled", "tags", "settings"])
   })
-  .map((f) => new Agent(f))
+  // The config.yaml form has no extra fields (they are refused there).
+  .map((f) => new Agent(f.form === "folder" ? { ...f, extra: {} } : f))
 
 const skillArb = fc
   .record({
@@ -51,15 +61,21 @@ const skillArb = fc
     tags,
     category: nasty,
     assigned_agents: fc.array(id, { maxLength: 3 }),
-    instructions: nasty
+    instructions: nasty,
+    form: fc.constantFrom("folder" as const, "file" as const),
+    original: fc.constant(null),
+    extra: extraArb(["id", "name", "description", "enabled", "tags", "category", "assigned_agents"])
   })
-  .map((f) => new Skill(f))
+  .map((f) => new Skill(f.form === "folder" ? { ...f, extra: {} } : f))
 
-const date = Arbitrary.make(Content.fields.published_at)
+const date = fc.option(fc.oneof(nasty, fc.constantFrom("2025-03-01", "2013-05-06 00:00:00 +0000", "2025-03-02T10:00:00Z")), { nil: null })
 const contentArb = fc
   .record({
     source: id,
     slug: id,
+    format: fc.constant("yaml" as const),
+    head: fc.constant(null),
+    extra: extraArb(["title", "slug", "kind", "description", "author", "keywords", "image", "public", "tags", "published_at", "updated_at"]),
     title: nasty,
     kind: nasty,
     description: nasty,
@@ -72,27 +88,32 @@ const contentArb = fc
     updated_at: date,
     body: nasty
   })
-  .map((f) => new Content(f))
+  .map((f) => new Content({ ...f, path: `${f.slug}.md` }))
 
 // Arbitrary.make writes an absent optional as an explicit undefined; a parsed rule leaves the key out.
 const ruleArb = Arbitrary.make(AccessRule).map(
   ({ justification, ...r }) => new AccessRule(justification === undefined ? r : { ...r, justification })
 )
 
+const e2s = (errors: ReadonlyArray<{ message: string }>) => errors.map((x) => x.message).join("\n")
+
 const right = <A>(e: Either.Either<A, ReadonlyArray<{ message: string }>>): A => {
   if (Either.isLeft(e)) throw new Error(e.left.map((x) => x.message).join("\n"))
   return e.right
 }
 
+// An item read back keeps the text it was read from; an item made in memory has none.
 const parseRenderedAgent = (a: Agent) => {
-  const r = renderAgent(a)
-  return right(parseAgent({ path: "config.yaml", text: r.config }, { path: "system_prompt.md", text: r.prompt }, a.id))
+  const [first, second] = renderAgent(a).map((f) => ({ path: f.path, text: f.text }))
+  const back = right(a.form === "file" ? parseAgentFile(first!, a.id) : parseAgent(first!, second, a.id))
+  return new Agent({ ...back, original: null })
 }
 const parseRenderedSkill = (s: Skill) => {
-  const r = renderSkill(s)
-  return right(parseSkill({ path: "config.yaml", text: r.config }, { path: "SKILL.md", text: r.instructions }, s.id))
+  const [first, second] = renderSkill(s).map((f) => ({ path: f.path, text: f.text }))
+  const back = right(s.form === "file" ? parseSkillFile(first!, s.id) : parseSkill(first!, second, s.id))
+  return new Skill({ ...back, original: null })
 }
-const parseRenderedContent = (c: Content) => right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.slug))
+const parseRenderedContent = (c: Content) => new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.path)), head: null })
 
 describe("disk formats round-trip: parse(render(x)) == x and the hash survives", () => {
   it.prop("agents", [agentArb], ([a]) => {
@@ -129,9 +150,12 @@ describe("the canonical hash changes when any synced field changes", () => {
         else expect(hash(changed)).not.toBe(hash(a))
       }
     }
-  it.prop("agents", [agentArb, agentArb], differs(agentHash, (f) => new Agent(f)), runs)
-  it.prop("skills", [skillArb, skillArb], differs(skillHash, (f) => new Skill(f)), runs)
-  it.prop("content", [contentArb, contentArb], differs(contentHash, (f) => new Content(f)), runs)
+  // The text an item was read from is not a field: it is left out of the comparison.
+  const fieldsOnly = <A extends object>(hash: (a: A) => string, text: keyof A, make: (fields: A) => A) => ([a, b]: readonly [A, A]) =>
+    differs(hash, make)([a, { ...b, [text]: a[text] }])
+  it.prop("agents", [agentArb, agentArb], fieldsOnly(agentHash, "original", (f) => new Agent(f)), runs)
+  it.prop("skills", [skillArb, skillArb], fieldsOnly(skillHash, "original", (f) => new Skill(f)), runs)
+  it.prop("content", [contentArb, contentArb], fieldsOnly(contentHash, "head", (f) => new Content(f)), runs)
 })
 
 describe("bad input is reported with file and line", () => {
@@ -172,17 +196,30 @@ describe("bad input is reported with file and line", () => {
   })
 
   it("a front matter that never closes is reported at line 1", () => {
-    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\n\nbody\n" }, "blog", "a")
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\n\nbody\n" }, "blog", "a.md")
     expect(Either.isLeft(e) && e.left[0]!.message).toMatch(/content\/blog\/a.md:1: front matter .* never closed/)
   })
 
   it("a front matter error names the line in the file, not in the YAML", () => {
-    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\npublic: sometimes\n---\nbody\n" }, "blog", "a")
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nbad: a: b\n---\nbody\n" }, "blog", "a.md")
     expect(Either.isLeft(e) && e.left[0]!.line).toBe(3)
   })
 
-  it("a slug that disagrees with its file name is rejected", () => {
-    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nslug: b\n---\n" }, "blog", "a")
-    expect(Either.isLeft(e) && e.left[0]!.field).toBe("slug")
+  it("TOML and JSON errors name their line too", () => {
+    const t = parseContent({ path: "content/blog/a.md", text: "+++\ntitle = \"x\"\nweight = = 1\n+++\nbody\n" }, "blog", "a.md")
+    expect(Either.isLeft(t) && e2s(t.left)).toMatch(/^content\/blog\/a.md:3: invalid TOML/)
+    const j = parseContent({ path: "content/blog/a.md", text: '{\n  "title": "x",\n  "n": 1,\n}\nbody\n' }, "blog", "a.md")
+    expect(Either.isLeft(j) && e2s(j.left)).toMatch(/^content\/blog\/a.md:4: invalid JSON/)
+  })
+
+  it("a value JSON cannot hold is a sentence with its line, not a schema dump", () => {
+    const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nratio: .inf\n---\n" }, "blog", "a.md")
+    expect(Either.isLeft(e) && e2s(e.left)).toBe("content/blog/a.md:3: ratio: the number Infinity cannot be stored; quote it to keep it as text")
+  })
+
+  it("a slug field of the site's own (Hugo's URL slug) is kept as an extra field", () => {
+    const c = right(parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nslug: b\n---\n" }, "blog", "a.md"))
+    expect(c.slug).toBe("a")
+    expect(c.extra).toStrictEqual({ slug: "b" })
   })
 })

@@ -1,6 +1,6 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { agentsync, REPO } from "../support/cli.js"
 
@@ -20,7 +20,8 @@ describe("agentsync validate (built CLI)", () => {
     const r = await agentsync(["validate", "examples/project"])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
-    expect(r.stdout).toMatch(/4 agents, 10 skills, 32 content items in blog \(directory, 12\), docs \(flat, 20\), 8 access rules/)
+    expect(r.stdout).toMatch(/5 agents, 11 skills, 35 content items in blog \(directory, 12\), docs \(flat, 23\), 8 access rules, 3 files beside them/)
+    expect(r.stdout).toMatch(/^7 files not synced by local sync \(carried by file sync\); --verbose lists them$/m)
   })
 
   it("--json prints one document with the inventory", async () => {
@@ -28,7 +29,8 @@ describe("agentsync validate (built CLI)", () => {
     expect(r.code).toBe(0)
     const doc = JSON.parse(r.stdout)
     expect(doc.ok).toBe(true)
-    expect(doc.inventory).toMatchObject({ agents: 4, skills: 10, contents: 32, access_rules: 8 })
+    expect(doc.inventory).toMatchObject({ agents: 5, skills: 11, contents: 35, access_rules: 8, attachments: 3 })
+    expect(doc.unsynced).toContain("config/ai.yaml")
     expect(doc.inventory.sources.blog).toStrictEqual({ layout: "directory", items: 12 })
   })
 
@@ -53,10 +55,37 @@ describe("agentsync validate (built CLI)", () => {
     has(/services\/content\/docs\/faq\.md:1: front matter .* never closed/)
     has(/services\/access-control\/config\.yaml:6: rules\.0\.colour: is unexpected/)
     has(/services\/content\/docs\/glossary\.md:2: file is not valid UTF-8/)
-    expect(r.stderr).toMatch(/error: 7 problems found/)
+    expect(r.stderr).toMatch(/error: 7 problems in \d+ files of /)
     // The other items were still checked and counted.
-    expect(r.stdout).toMatch(/2 agents, 9 skills, 30 content items/)
+    expect(r.stdout).toMatch(/3 agents, 10 skills, 33 content items/)
     expect(readFileSync(join(s, "content/docs/billing.md"))).toStrictEqual(before)
+  })
+
+  it("takes real sites and agent files as they are; --verbose lists what local sync leaves to file sync", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "agentsync-validate-real-"))
+    dirs.push(dir)
+    const put = (path: string, text: string) => {
+      mkdirSync(dirname(join(dir, "services", path)), { recursive: true })
+      writeFileSync(join(dir, "services", path), text)
+    }
+    // A Hugo site (TOML, a leaf bundle with an image, a branch bundle, nested folders), a Jekyll post, JSON.
+    put("content/site/_index.md", "+++\ntitle = \"Home\"\n[params]\nhero = true\n+++\n")
+    put("content/site/posts/Hello@World.v2/index.md", "---\ntitle: Hello\naliases: [/old]\ndate: 2013-05-06 00:00:00 +0000\n---\nHi\n")
+    put("content/site/posts/Hello@World.v2/cover.png", "PNG")
+    put("content/site/docs/guides/install.markdown", "---\npermalink: /install/\nredirect_from:\n  - /setup/\n---\n")
+    put("content/site/about.md", '{\n  "title": "About",\n  "weight": 3\n}\n\nAbout us.\n')
+    put("content/site/notes.md", "No front matter at all.\n")
+    put("content/site/empty.md", "---\n---\n")
+    // An Agent Skills folder and a Claude Code subagent.
+    put("skills/pdf/SKILL.md", "---\nname: pdf\ndescription: Work with PDFs\nlicense: Proprietary\n---\n\n# PDF\n")
+    put("skills/pdf/scripts/fill.py", "print('x')\n")
+    put("agents/code-reviewer.md", "---\nname: code-reviewer\ndescription: Reviews code\ntools: Read, Grep\nmodel: sonnet\n---\nYou review code.\n")
+    put("web/theme.json", "{}\n")
+    const r = await agentsync(["validate", dir, "--verbose"])
+    expect(r.stderr).toBe("")
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/1 agents, 1 skills, 6 content items in site \(flat, 6\), 0 access rules, 2 files beside them/)
+    expect(r.stdout).toContain("not synced by local sync: web/theme.json (carried by file sync)")
   })
 
   it("--help, --version and completions answer without a project", async () => {

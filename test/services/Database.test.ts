@@ -53,9 +53,9 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
     const r = exit.value
     expect(r.again).toEqual([])
-    expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha"])
+    expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is"])
     expect(r.tables).toEqual(
-      expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts"])
+      expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts", "item_files", "item_blobs"])
     )
     const shape = (cols: ReadonlyArray<{ column_name: string; data_type: string; is_nullable: string }>) =>
       cols.map((c) => `${c.column_name} ${c.data_type}${c.is_nullable === "NO" ? " not null" : ""}`)
@@ -89,7 +89,11 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
       "instructions text not null",
       "version_hash text not null",
       "created_at timestamp with time zone not null",
-      "updated_at timestamp with time zone not null"
+      "updated_at timestamp with time zone not null",
+      // How the skill was laid out on disk and the text it was read from (local sync writes it back so).
+      "form text not null",
+      "original text",
+      "extra json not null"
     ])
   })
 

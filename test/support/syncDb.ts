@@ -38,7 +38,9 @@ export const loadState = async (url: string, state: TargetState) => {
     if (owner !== undefined) {
       await client.query("INSERT INTO user_sessions (id, user_id) SELECT unnest($1::text[]), $2", [state.sessionIds, owner])
     }
-    await client.query("INSERT INTO skills SELECT * FROM json_populate_recordset(null::skills, $1::json)", [JSON.stringify(state.skills)])
+    // The synced columns only: the others (how local sync lays the skill out on disk) keep their defaults.
+    const cols = "id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at"
+    await client.query(`INSERT INTO skills (${cols}) SELECT ${cols} FROM json_populate_recordset(null::skills, $1::json)`, [JSON.stringify(state.skills)])
     await client.query("INSERT INTO user_contexts SELECT * FROM json_populate_recordset(null::user_contexts, $1::json)", [
       JSON.stringify(state.contexts)
     ])

@@ -3,6 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Schema } from "effect"
 import { DatabaseError } from "../../errors.js"
 import { accessRuleHash } from "../../domain/hash.js"
+import type { PlacedRule } from "../../domain/localPlan.js"
 import { Access, AccessEntityType, AccessRule } from "../../domain/model.js"
 import { batched, type Column, collect, dbError, decodeRow, deleteStatement, upsertStatement } from "./shared.js"
 
@@ -56,11 +57,7 @@ export const decide = (accesses: Iterable<Access>): Decision => {
   return allowed ? "allow" : "none"
 }
 
-/** A role rule with its place in the file. */
-export interface PlacedRule {
-  readonly rule: AccessRule
-  readonly position: number
-}
+export type { PlacedRule } from "../../domain/localPlan.js"
 
 const ruleRow = ({ rule, position }: PlacedRule) => ({
   entity_type: rule.entity_type,

@@ -14,6 +14,9 @@ const columns: ReadonlyArray<Column> = [
   ["tags", "text[]"],
   ["settings", "json"],
   ["system_prompt", "text"],
+  ["form", "text"],
+  ["original", "text"],
+  ["extra", "json"],
   ["version_hash", "text"]
 ]
 
@@ -29,6 +32,9 @@ export const toRow = (a: Agent) => ({
   tags: a.tags,
   settings: a.settings,
   system_prompt: a.system_prompt,
+  form: a.form,
+  original: a.original,
+  extra: a.extra,
   version_hash: agentHash(a)
 })
 
@@ -38,7 +44,7 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("agentsync/AgentsRe
     const list = Effect.fn("AgentsRepo.list")(function* () {
       const rows = yield* sql
         .unsafe<Record<string, unknown>>(
-          `SELECT id, name, display_name, description, enabled, tags, settings, system_prompt, version_hash FROM agents ORDER BY id`
+          `SELECT id, name, display_name, description, enabled, tags, settings, system_prompt, form, original, extra, version_hash FROM agents ORDER BY id`
         )
         .pipe(Effect.mapError(dbError("cannot read agents")))
       return collect(

@@ -1,13 +1,18 @@
 /** The contents and content_sources tables: batched reads, upserts and deletes of Content rows and source layouts. */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Either, Schema } from "effect"
+import { Effect, Either } from "effect"
 import { contentHash, contentKey } from "../../domain/hash.js"
-import { Content, ContentLayout, Id } from "../../domain/model.js"
+import type { ContentMeta } from "../../domain/localSides.js"
+import type { ContentWrite } from "../../domain/localPlan.js"
+import { Content, ContentSource, parseDate } from "../../domain/model.js"
 import { batched, type Column, collect, dbError, decodeRow, deleteStatement, jsonChunks, upsertStatement } from "./shared.js"
 
 const columns: ReadonlyArray<Column> = [
   ["source", "text"],
   ["slug", "text"],
+  ["path", "text"],
+  ["format", "text"],
+  ["head", "text"],
   ["title", "text"],
   ["kind", "text"],
   ["description", "text"],
@@ -18,6 +23,9 @@ const columns: ReadonlyArray<Column> = [
   ["tags", "text[]"],
   ["published_at", "text"],
   ["content_updated_at", "text"],
+  ["published_on", "timestamptz"],
+  ["content_updated_on", "timestamptz"],
+  ["extra", "json"],
   ["body", "text"],
   ["version_hash", "text"],
   ["file_sha256", "text"]
@@ -26,6 +34,9 @@ const columns: ReadonlyArray<Column> = [
 export const toRow = (c: Content, fileSha256: string | null = null, hash = contentHash(c)) => ({
   source: c.source,
   slug: c.slug,
+  path: c.path,
+  format: c.format,
+  head: c.head,
   title: c.title,
   kind: c.kind,
   description: c.description,
@@ -36,6 +47,9 @@ export const toRow = (c: Content, fileSha256: string | null = null, hash = conte
   tags: c.tags,
   published_at: c.published_at,
   content_updated_at: c.updated_at,
+  published_on: parseDate(c.published_at),
+  content_updated_on: parseDate(c.updated_at),
+  extra: c.extra,
   body: c.body,
   version_hash: hash,
   file_sha256: fileSha256
@@ -46,40 +60,30 @@ const KEY: ReadonlyArray<Column> = [
   ["slug", "text"]
 ]
 
-/** A row's key with its recorded hashes: enough to diff without reading bodies. */
-export interface ContentMeta {
-  readonly source: string
-  readonly slug: string
-  /** Empty when the row was edited by hand since its last sync. */
-  readonly version_hash: string
-  /** The SHA-256 of the file bytes the row was last synced with, if still true. */
-  readonly file_sha256: string | null
-}
+export type { ContentMeta } from "../../domain/localSides.js"
 
-const SELECT_FULL = `SELECT c.source, c.slug, c.title, c.kind, c.description, c.author, c.keywords, c.image, c."public", c.tags,
-  c.published_at, c.content_updated_at, c.body, c.version_hash FROM contents c`
+const SELECT_FULL = `SELECT c.source, c.slug, c.path, c.format, c.head, c.title, c.kind, c.description, c.author, c.keywords, c.image,
+  c."public", c.tags, c.published_at, c.content_updated_at, c.extra, c.body, c.version_hash FROM contents c`
 
 const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
 const DELETE = deleteStatement("contents", KEY)
-// Only where the row still has the hash it was read with: a row edited meanwhile keeps no file hash.
-const SET_FILE_SHA = `UPDATE contents AS t SET file_sha256 = d.file_sha256
-FROM json_to_recordset($1::json) AS d(source text, slug text, version_hash text, file_sha256 text)
-WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.version_hash`
+// A row learns the file it now matches, only where it still has the hash it was read with: a row edited
+// meanwhile is left as it is (and compared again next time).
+const RECORD = `UPDATE contents AS t SET ${columns
+  .filter(([n]) => n !== "source" && n !== "slug")
+  .map(([n]) => `"${n}" = d."${n}"`)
+  .join(", ")}, updated_at = now()
+FROM json_to_recordset($1::json) AS d(${columns.map(([n, t]) => `"${n}" ${t}`).join(", ")}, expected text)
+WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.expected`
 const FETCH = `${SELECT_FULL} JOIN json_to_recordset($1::json) AS k(source text, slug text) ON c.source = k.source AND c.slug = k.slug`
 
-/** What the database remembers of a content source: its layout and whether a source.yaml declared it. */
-export class ContentSource extends Schema.Class<ContentSource>("ContentSource")({
-  source: Id,
-  layout: ContentLayout,
-  declared: Schema.Boolean,
-  description: Schema.NullOr(Schema.String)
-}) {}
 
 const sourceColumns: ReadonlyArray<Column> = [
   ["source", "text"],
   ["layout", "text"],
   ["declared", "boolean"],
-  ["description", "text"]
+  ["description", "text"],
+  ["original", "text"]
 ]
 const UPSERT_SOURCES = upsertStatement("content_sources", sourceColumns, ["source"])
 const DELETE_SOURCES = deleteStatement("content_sources", [["source", "text"]])
@@ -104,7 +108,7 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
     /** Keys and hashes of every row, without the bodies. */
     const listMeta = Effect.fn("ContentsRepo.listMeta")(function* () {
       return yield* sql
-        .unsafe<ContentMeta>(`SELECT source, slug, version_hash, file_sha256 FROM contents`)
+        .unsafe<ContentMeta>(`SELECT source, slug, path, version_hash, file_sha256 FROM contents`)
         .pipe(Effect.mapError(dbError("cannot read contents")))
     })
     /** The full rows of the given keys, in batches. */
@@ -115,35 +119,20 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
       )
       return decode(rows.flat())
     })
-    /**
-     * Writes items; `known` gives, by `source/slug`, the SHA-256 of the file bytes each came from and its
-     * canonical hash when the caller has it already.
-     */
-    const upsert = Effect.fn("ContentsRepo.upsert")(
-      (items: ReadonlyArray<Content>, known?: ReadonlyMap<string, { readonly fileSha256?: string; readonly hash?: string }>) =>
-        batched(
-          sql,
-          UPSERT,
-          items.map((c) => {
-            const k = known?.get(contentKey(c))
-            return toRow(c, k?.fileSha256 ?? null, k?.hash ?? contentHash(c))
-          }),
-          "cannot write contents"
-        )
+    /** Writes items with the SHA-256 of the file each is. */
+    const upsert = Effect.fn("ContentsRepo.upsert")((items: ReadonlyArray<ContentWrite>) =>
+      batched(sql, UPSERT, items.map((w) => toRow(w.item, w.fileSha)), "cannot write contents")
     )
-    /** Records which file bytes rows now match, without touching their fields, for rows still at `version_hash`. */
-    const setFileSha256 = Effect.fn("ContentsRepo.setFileSha256")(
-      (
-        rows: ReadonlyArray<{ readonly source: string; readonly slug: string; readonly version_hash: string; readonly file_sha256: string }>
-      ) =>
-        batched(sql, SET_FILE_SHA, rows, "cannot record file hashes")
+    /** Rows now match these files: fields and file hash, for rows still at `expectedHash`. */
+    const record = Effect.fn("ContentsRepo.record")((items: ReadonlyArray<ContentWrite & { readonly expectedHash: string }>) =>
+      batched(sql, RECORD, items.map((w) => ({ ...toRow(w.item, w.fileSha), expected: w.expectedHash })), "cannot record file hashes")
     )
     const remove = Effect.fn("ContentsRepo.remove")((keys: ReadonlyArray<Pick<Content, "source" | "slug">>) =>
       batched(sql, DELETE, keys.map((k) => ({ source: k.source, slug: k.slug })), "cannot delete contents")
     )
     const listSources = Effect.fn("ContentsRepo.listSources")(function* () {
       const rows = yield* sql
-        .unsafe<Record<string, unknown>>(`SELECT source, layout, declared, description FROM content_sources ORDER BY source`)
+        .unsafe<Record<string, unknown>>(`SELECT source, layout, declared, description, original FROM content_sources ORDER BY source`)
         .pipe(Effect.mapError(dbError("cannot read content sources")))
       // A source row that does not decode is ignored: the layout then falls back to what the disk shows.
       return rows.flatMap((r) => {
@@ -155,14 +144,14 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
       batched(
         sql,
         UPSERT_SOURCES,
-        sources.map((s) => ({ source: s.source, layout: s.layout, declared: s.declared, description: s.description })),
+        sources.map((s) => ({ source: s.source, layout: s.layout, declared: s.declared, description: s.description, original: s.original })),
         "cannot write content sources"
       )
     )
     const removeSources = Effect.fn("ContentsRepo.removeSources")((sources: ReadonlyArray<string>) =>
       batched(sql, DELETE_SOURCES, sources.map((source) => ({ source })), "cannot delete content sources")
     )
-    return { list, listMeta, fetch, upsert, setFileSha256, remove, listSources, upsertSources, removeSources } as const
+    return { list, listMeta, fetch, upsert, record, remove, listSources, upsertSources, removeSources } as const
   })
 }) {}
 

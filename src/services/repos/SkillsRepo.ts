@@ -14,6 +14,9 @@ const columns: ReadonlyArray<Column> = [
   ["category", "text"],
   ["assigned_agents", "text[]"],
   ["instructions", "text"],
+  ["form", "text"],
+  ["original", "text"],
+  ["extra", "json"],
   ["version_hash", "text"]
 ]
 
@@ -29,6 +32,9 @@ export const toRow = (s: Skill) => ({
   category: s.category,
   assigned_agents: s.assigned_agents,
   instructions: s.instructions,
+  form: s.form,
+  original: s.original,
+  extra: s.extra,
   version_hash: skillHash(s)
 })
 
@@ -38,7 +44,7 @@ export class SkillsRepo extends Effect.Service<SkillsRepo>()("agentsync/SkillsRe
     const list = Effect.fn("SkillsRepo.list")(function* () {
       const rows = yield* sql
         .unsafe<Record<string, unknown>>(
-          `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash FROM skills ORDER BY id`
+          `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash FROM skills ORDER BY id`
         )
         .pipe(Effect.mapError(dbError("cannot read skills")))
       return collect(

@@ -1,0 +1,215 @@
+/** The two sides of a local sync as pure data: the `services/` tree as parsed, and the project database as read. */
+import type { InvalidInput } from "../errors.js"
+import { renderAgent, renderContent, renderSkill } from "./formats.js"
+import { sha256 } from "./hash.js"
+import {
+  type AccessRule,
+  type Agent,
+  type Content,
+  type ContentLayout,
+  type ContentSource,
+  LocalSyncError,
+  type Skill,
+  type SyncKind
+} from "./model.js"
+import { type ContentFile, type ParseOptions, type PathRole, parseProject, pathRole, type Project, type RawFile } from "./project.js"
+import type { SourceConfig } from "./formats.js"
+import type { InvalidRow, Listed } from "./stored.js"
+
+/** Identity of what an item's files say: equal exactly when writing one side's item would not change a byte. */
+export const filesIdent = (files: ReadonlyArray<{ readonly path: string; readonly text: string }>): string =>
+  sha256(files.map((f) => `${f.path}\0${f.text.length}\0${f.text}`).join("\0"))
+export const agentIdent = (a: Agent) => filesIdent(renderAgent(a))
+export const skillIdent = (s: Skill) => filesIdent(renderSkill(s))
+/** A content item's identity: where its file is and the SHA-256 of its bytes. */
+export const contentIdent = (path: string, sha: string) => `${path}\0${sha}`
+export const attachmentIdent = (sha: string, mode: number) => `${sha}\0${(mode & 0o777).toString(8)}`
+
+/** A file beside an item, on disk: its bytes are read unless it is over the size cap. */
+export interface AttachmentFile {
+  readonly path: string
+  readonly kind: "agents" | "skills" | "content"
+  readonly owner: string | undefined
+  readonly sha: string
+  readonly size: number
+  readonly mode: number
+  readonly bytes: Uint8Array
+}
+
+export interface DiskSide {
+  readonly project: Project
+  /** Shown before relative paths in messages. */
+  readonly prefix: string
+  /** Every path local sync reads, relative to services/. */
+  readonly files: ReadonlySet<string>
+  readonly contents: ReadonlyArray<ContentFile>
+  readonly attachments: ReadonlyArray<AttachmentFile>
+  readonly sources: ReadonlyMap<string, ContentLayout>
+  readonly sourceConfigs: ReadonlyMap<string, SourceConfig>
+  /** Keys whose files did not parse, attachments over the cap: left alone in both directions. */
+  readonly blocked: Record<SyncKind, Set<string>>
+  readonly blockedSources: ReadonlySet<string>
+  readonly errors: Record<SyncKind, Array<LocalSyncError>>
+}
+
+export const perKind = <A>(make: () => A): Record<SyncKind, A> => ({ agents: make(), skills: make(), content: make(), acl: make() })
+
+/** The kind, key and source a tree path's problems block. */
+const blocks = (role: PathRole | undefined, rel: string): { kind: SyncKind; key?: string; source?: string } => {
+  if (role === undefined) {
+    const top = rel.split("/")[0]
+    return { kind: top === "skills" ? "skills" : top === "content" ? "content" : top === "access-control" ? "acl" : "agents", ...(top === "content" ? { source: rel.split("/")[1] ?? "" } : {}) }
+  }
+  switch (role.role) {
+    case "agent-config":
+    case "agent-prompt":
+    case "agent-file":
+      return { kind: "agents", key: role.id }
+    case "skill-config":
+    case "skill-md":
+      return { kind: "skills", key: role.id }
+    case "source-config":
+      return { kind: "content", source: role.source }
+    case "content":
+      return { kind: "content", key: `${role.source}/${role.slug}` }
+    case "acl":
+      return { kind: "acl", key: "*" }
+    case "attachment":
+      return { kind: role.kind, key: `file:${rel}` }
+  }
+}
+
+/**
+ * The disk side from the files local sync reads (`isProjectFile`). A content file whose bytes `unchanged`
+ * recognises is not parsed. Files over the cap carry no bytes and are reported.
+ */
+export const diskSide = (files: ReadonlyArray<RawFile>, prefix: string, unchanged?: ParseOptions["unchanged"]): DiskSide => {
+  const blocked = perKind(() => new Set<string>())
+  const blockedSources = new Set<string>()
+  const errors = perKind((): Array<LocalSyncError> => [])
+  const report = (e: InvalidInput) => {
+    const file = e.file ?? ""
+    const rel = file.startsWith(prefix) ? file.slice(prefix.length) : file
+    const b = blocks(pathRole(rel), rel)
+    errors[b.kind].push(new LocalSyncError({ item: file, message: e.message }))
+    if (b.key !== undefined) blocked[b.kind].add(b.key)
+    if (b.source !== undefined) blockedSources.add(b.source)
+  }
+  const project = parseProject(files, { prefix, ...(unchanged === undefined ? {} : { unchanged }) })
+  project.errors.forEach(report)
+  // A duplicate slug reports its key; the first file of that key still syncs.
+  for (const f of project.contentFiles) blocked.content.delete(f.key)
+  const attachments: Array<AttachmentFile> = project.attachments.map((a) => ({
+    path: a.path,
+    kind: a.kind,
+    owner: a.owner,
+    sha: sha256(a.bytes),
+    size: a.bytes.length,
+    mode: a.mode & 0o777,
+    bytes: a.bytes
+  }))
+  return {
+    project,
+    prefix,
+    files: new Set(files.map((f) => f.path)),
+    contents: project.contentFiles,
+    attachments,
+    sources: project.sources,
+    sourceConfigs: project.sourceConfigs,
+    blocked,
+    blockedSources,
+    errors
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The database side
+
+/** A content row's key, place and recorded hashes: enough to diff without reading bodies. */
+export interface ContentMeta {
+  readonly source: string
+  readonly slug: string
+  readonly path: string
+  /** Empty when the row was edited by hand since its last sync. */
+  readonly version_hash: string
+  /** The SHA-256 of the file the row renders to, while the row is as its last sync left it; else null. */
+  readonly file_sha256: string | null
+}
+
+/** Whether a row's recorded file hash can be trusted without rendering the row. */
+export const isTrusted = (m: ContentMeta) => m.version_hash !== "" && m.file_sha256 !== null
+
+/** A file beside an item as the database holds it (its bytes apart, by digest). */
+export interface ItemFileRow {
+  readonly path: string
+  readonly kind: "agents" | "skills" | "content"
+  readonly owner: string | null
+  readonly sha256: string
+  readonly mode: number
+  readonly size: number
+}
+
+/** A content row ready to diff: its identity, and its item and text where the row was fetched. */
+export interface ContentRow {
+  readonly key: string
+  readonly source: string
+  readonly slug: string
+  readonly path: string
+  readonly ident: string
+  readonly hash: string
+  readonly meta: ContentMeta
+  /** The fetched item and the text it renders to (what a sync to disk writes). */
+  readonly item: Content | undefined
+  readonly text: string | undefined
+}
+
+export interface DbSide {
+  readonly agents: Listed<Agent>
+  readonly skills: Listed<Skill>
+  readonly rules: Listed<AccessRule>
+  readonly contents: ReadonlyArray<ContentRow>
+  readonly contentInvalid: ReadonlyArray<InvalidRow>
+  readonly sources: ReadonlyArray<ContentSource>
+  readonly attachments: ReadonlyArray<ItemFileRow>
+}
+
+export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}/${m.slug}`
+
+/** The text a fetched row is written as: its original head and body where it is trusted, else rendered. */
+export const rowText = (meta: ContentMeta, item: Content): string =>
+  isTrusted(meta) && item.head !== null ? item.head + item.body : renderContent(item)
+
+/** Content rows from their metadata and whichever rows were fetched (every untrusted one must be). */
+export const contentRows = (
+  meta: ReadonlyArray<ContentMeta>,
+  fetched: ReadonlyMap<string, { readonly item: Content; readonly hash: string }>,
+  invalid: ReadonlyArray<InvalidRow>
+): Array<ContentRow> => {
+  const bad = new Set(invalid.map((r) => r.key))
+  const out: Array<ContentRow> = []
+  for (const m of meta) {
+    const key = metaKey(m)
+    if (bad.has(key)) continue
+    const row = fetched.get(key)
+    if (row === undefined) {
+      if (!isTrusted(m)) continue // not fetched: never planned on (the reader fetches every untrusted row)
+      out.push({ key, source: m.source, slug: m.slug, path: m.path, ident: contentIdent(m.path, m.file_sha256!), hash: m.version_hash, meta: m, item: undefined, text: undefined })
+      continue
+    }
+    const text = rowText(m, row.item)
+    // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
+    const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256! : sha256(text)
+    out.push({ key, source: m.source, slug: m.slug, path: row.item.path, ident: contentIdent(row.item.path, sha), hash: row.hash, meta: m, item: row.item, text })
+  }
+  return out
+}
+
+/** Which content rows a run must fetch: every untrusted one, and for a sync to disk every one it writes. */
+export const rowsToFetch = (
+  meta: ReadonlyArray<ContentMeta>,
+  disk: Pick<DiskSide, "contents">,
+  toDisk: boolean
+): Array<ContentMeta> => {
+  const onDisk = new Map(disk.contents.map((f) => [f.key, contentIdent(f.path, f.sha)]))
+  return meta.filter((m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256!)))
+}

@@ -1,0 +1,66 @@
+/** Local sync, reading: the tree's files (before the run's transaction) and both sides put together (inside it). */
+import * as nodePath from "node:path"
+import { Effect } from "effect"
+import { contentKey } from "../../domain/hash.js"
+import { contentRows, type DbSide, type DiskSide, diskSide, isTrusted, metaKey, rowsToFetch } from "../../domain/localSides.js"
+import type { SyncKind } from "../../domain/model.js"
+import { isProjectFile, type RawFile } from "../../domain/project.js"
+import * as Repos from "../../services/repos/index.js"
+import { Workspace } from "../../services/Workspace.js"
+
+/** The files local sync reads, with the prefix shown before their paths in messages. */
+export interface DiskFiles {
+  readonly raw: ReadonlyArray<RawFile>
+  readonly prefix: string
+  /** Files of the tree local sync does not treat (file sync carries them), sorted. */
+  readonly unsynced: ReadonlyArray<string>
+}
+
+const KIND_OF_FOLDER: Record<string, SyncKind> = { agents: "agents", skills: "skills", content: "content", "access-control": "acl" }
+
+/** Reads the item files of the chosen kinds (and the files beside their items). */
+export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: ReadonlyArray<SyncKind>) {
+  const ws = yield* Workspace
+  const all = yield* ws.listFiles()
+  const listed = all.filter((f) => {
+    const kind = KIND_OF_FOLDER[f.path.slice(0, f.path.indexOf("/"))]
+    return kind !== undefined && kinds.includes(kind) && isProjectFile(f.path)
+  })
+  const raw = yield* ws.readRawFiles(listed)
+  const shown = nodePath.relative(process.cwd(), ws.root) || "."
+  const files: DiskFiles = { raw, prefix: `${shown}/`, unsynced: all.filter((f) => !isProjectFile(f.path)).map((f) => f.path) }
+  return files
+})
+
+const emptyListed = { items: [], invalid: [] }
+
+/**
+ * Both sides of the chosen kinds. A content file whose bytes its row was last synced with is not parsed; rows
+ * edited by hand (and, for a sync to disk, rows to be written) are fetched and rendered.
+ */
+export const readSides = Effect.fn("LocalSync.read")(function* (files: DiskFiles, kinds: ReadonlyArray<SyncKind>, toDisk: boolean) {
+  const has = (k: SyncKind) => kinds.includes(k)
+  const agents = has("agents") ? yield* (yield* Repos.AgentsRepo).list() : emptyListed
+  const skills = has("skills") ? yield* (yield* Repos.SkillsRepo).list() : emptyListed
+  const rules = has("acl") ? yield* (yield* Repos.AccessRulesRepo).list() : emptyListed
+  const contents = yield* Repos.ContentsRepo
+  const meta = has("content") ? yield* contents.listMeta() : []
+  const byKey = new Map(meta.map((m) => [metaKey(m), m]))
+  const disk: DiskSide = diskSide(files.raw, files.prefix, (f) => {
+    const m = byKey.get(f.key)
+    return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
+  })
+  const need = rowsToFetch(meta, disk, toDisk)
+  const fetched = need.length > 0 ? yield* contents.fetch(need) : emptyListed
+  const withFiles = has("agents") || has("skills") || has("content")
+  const db: DbSide = {
+    agents,
+    skills,
+    rules,
+    contents: contentRows(meta, new Map(fetched.items.map((s) => [contentKey(s.item), s])), fetched.invalid),
+    contentInvalid: fetched.invalid,
+    sources: has("content") ? yield* contents.listSources() : [],
+    attachments: withFiles ? yield* (yield* Repos.ItemFilesRepo).list() : []
+  }
+  return { disk, db }
+})
