@@ -2,19 +2,15 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
-import { parseDocument } from "yaml"
+import { decodeYaml, parseYaml } from "./domain/formats.js"
+import { JobEntries, JobEntry } from "./domain/jobs/spec.js"
 import { InvalidInput, IoError } from "./errors.js"
 
 export const PROJECT_FILE = "agentsync.yaml"
 
-/** A scheduled job in `agentsync.yaml`. */
-export const JobSpec = Schema.Struct({
-  name: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]*$/)),
-  run: Schema.Literal("local-sync", "access-sync", "files-push", "files-pull", "db-push", "db-pull"),
-  every: Schema.String.pipe(Schema.pattern(/^\d+\s*(s|m|h|d)$/)),
-  kinds: Schema.optional(Schema.Array(Schema.Literal("agents", "skills", "content", "acl")))
-})
-export type JobSpec = typeof JobSpec.Type
+/** A scheduled job in `agentsync.yaml` (its Schema lives with the scheduler's domain). */
+export const JobSpec = JobEntry
+export type JobSpec = JobEntry
 
 /** What `agentsync.yaml` may hold. A token never lives here: it comes from the environment. */
 export const ProjectFile = Schema.Struct({
@@ -29,7 +25,7 @@ export const ProjectFile = Schema.Struct({
       dockerfile: Schema.optional(Schema.String)
     })
   ),
-  jobs: Schema.optional(Schema.Array(JobSpec))
+  jobs: Schema.optionalWith(JobEntries, { exact: true })
 })
 export type ProjectFile = typeof ProjectFile.Type
 
@@ -103,13 +99,10 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
       catch: (cause) => new IoError({ path: file, reason: "cannot read", cause })
     })
     if (text === undefined) return undefined
-    const doc = parseDocument(text, { prettyErrors: false })
-    const first = doc.errors[0]
-    if (first) {
-      const line = text.slice(0, first.pos[0]).split("\n").length
-      return yield* new InvalidInput({ file, line, reason: `invalid YAML: ${first.message.split("\n")[0]}` })
-    }
-    const value = doc.toJS() ?? {}
+    // Through the same YAML reader as the services/ files, so that every problem names its line.
+    const parsed = parseYaml({ path: file, text })
+    if (Either.isLeft(parsed)) return yield* oneError(parsed.left)
+    const value: unknown = parsed.right.doc.toJS({ maxAliasCount: 100 }) ?? {}
     if (typeof value === "object" && value !== null && ("token" in value || "api_token" in value)) {
       return yield* new InvalidInput({
         file,
@@ -117,12 +110,18 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
         reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment"
       })
     }
-    const decoded = Schema.decodeUnknownEither(ProjectFile, { onExcessProperty: "error", errors: "all" })(value)
-    if (Either.isLeft(decoded)) {
-      return yield* new InvalidInput({ file, reason: decoded.left.message })
-    }
+    const decoded = decodeYaml(ProjectFile, { path: file, text }, parsed.right, value)
+    if (Either.isLeft(decoded)) return yield* oneError(decoded.left)
     return decoded.right
   })
+
+/** Every problem of the file in one error: the first as file:line, the others on the lines below it. */
+const oneError = (problems: ReadonlyArray<InvalidInput>): Effect.Effect<never, InvalidInput> => {
+  const [first, ...rest] = problems
+  if (first === undefined || rest.length === 0) return Effect.fail(first ?? new InvalidInput({ reason: "invalid project file" }))
+  const reason = [first.reason, ...rest.map((p) => p.message)].join("\n")
+  return Effect.fail(new InvalidInput({ file: first.file, line: first.line, field: first.field, reason }))
+}
 
 const env = {
   tenantId: Config.option(Config.string("AGENTSYNC_TENANT_ID")),

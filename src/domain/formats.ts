@@ -49,14 +49,14 @@ export const decodeUtf8 = (file: string, bytes: Uint8Array): Parsed<string> => {
 // ---------------------------------------------------------------------------------------------------------
 // YAML
 
-interface YamlParsed {
+export interface YamlParsed {
   readonly doc: Document.Parsed
   readonly lines: LineCounter
   /** Line offset of the YAML within its file (front matter starts after the opening fence). */
   readonly offset: number
 }
 
-const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed, ReadonlyArray<InvalidInput>> => {
+export const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed, ReadonlyArray<InvalidInput>> => {
   const lines = new LineCounter()
   const doc = parseDocument(file.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {
@@ -90,7 +90,7 @@ const lineAt = (y: YamlParsed, path: ReadonlyArray<PropertyKey>): number => {
 }
 
 /** Decodes YAML against a schema, reporting every issue at the line of the offending key. */
-const decodeYaml = <A, I>(
+export const decodeYaml = <A, I>(
   schema: Schema.Schema<A, I>,
   file: TextFile,
   y: YamlParsed,

@@ -1,8 +1,10 @@
 /** The project migrations, in order, for PgMigrator.fromRecord (table `agentsync_migrations`). */
 import projectTables from "./0001_project_tables.js"
 import contentFileSha from "./0002_content_file_sha.js"
+import jobRuns from "./0004_job_runs.js"
 
 export const projectMigrationsRecord = {
   "0001_project_tables": projectTables,
-  "0002_content_file_sha": contentFileSha
+  "0002_content_file_sha": contentFileSha,
+  "0004_job_runs": jobRuns
 }
