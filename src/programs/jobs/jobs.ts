@@ -58,6 +58,9 @@ export const runOn = (config: SyncConfig, options: RunOptions = {}) =>
 /** `runOn` with the project's own store. */
 export const run = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(storeLayer(config)))
 
+/** `runOn` with `job_runs` on the SqlClient in context (the tenant server's database, for `serve --jobs`). */
+export const runOnDatabase = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(PgStore.layer))
+
 /** A job as `jobs list` shows it. */
 export interface JobListing {
   readonly name: string
