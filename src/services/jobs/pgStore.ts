@@ -80,18 +80,23 @@ export const make = Effect.gen(function* () {
       Effect.withSpan("JobStore.heartbeat")
     )
 
+  // One statement: the run's outcome, and the job's runs beyond the newest HISTORY_KEEP pruned.
   const finish: JobStoreShape["finish"] = (job, scheduledAt, owner, o) =>
-    Effect.gen(function* () {
-      const rows = yield* sql`
+    sql<{ mine: boolean }>`
+      WITH done AS (
         UPDATE job_runs SET status = ${o.status}, finished_at = ${at(o.finishedAt)}, lease_until = NULL,
           duration_ms = ${o.durationMs}, summary = ${o.summary ?? null}, error = ${o.error ?? null}
         WHERE job = ${job} AND scheduled_at = ${at(scheduledAt)} AND owner = ${owner} AND status = 'running'
-        RETURNING job`
-      yield* sql`
+        RETURNING job
+      ), pruned AS (
         DELETE FROM job_runs WHERE job = ${job} AND status <> 'running' AND scheduled_at < (
-          SELECT scheduled_at FROM job_runs WHERE job = ${job} ORDER BY scheduled_at DESC OFFSET ${HISTORY_KEEP - 1} LIMIT 1)`
-      return rows.length > 0
-    }).pipe(Effect.mapError(failed("finish")), Effect.withSpan("JobStore.finish"))
+          SELECT scheduled_at FROM job_runs WHERE job = ${job} ORDER BY scheduled_at DESC OFFSET ${HISTORY_KEEP - 1} LIMIT 1)
+      )
+      SELECT EXISTS (SELECT 1 FROM done) AS mine`.pipe(
+      Effect.map((rows) => rows[0]?.mine === true),
+      Effect.mapError(failed("finish")),
+      Effect.withSpan("JobStore.finish")
+    )
 
   const store: JobStoreShape = {
     describe: "job_runs in the database",
