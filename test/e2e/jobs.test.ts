@@ -112,6 +112,7 @@ describe("bad configuration: one clear error at start naming agentsync.yaml:LINE
     ["options for a program that takes none", "jobs:\n  - name: x\n    run: db-push\n    every: 1h\n    options: { dry_run: true }\n", ":5: jobs.0.options.dry_run: db-push takes no options"],
     ["a bad option value", "jobs:\n  - name: x\n    run: local-sync\n    every: 1h\n    options:\n      direction: sideways\n", ":6: jobs.0.options.direction: expected one of to_db, to_disk"],
     ["both cron and every", job("    cron: '* * * * *'\n    every: 1m\n"), ":5: jobs.0.every: give exactly one of cron or every"],
+    ["a timeout longer than a timer can wait", job("    every: 1d\n    timeout: 30d\n"), ':5: jobs.0.timeout: at most 24d, got "30d"'],
     ["two jobs of one name", `${job("    every: 1h\n")}  - name: push\n    run: files-pull\n    every: 1h\n`, ':5: jobs.1.name: another job is already named "push"']
   ]
   it("each malformed entry is refused with the line of the field at fault", async () => {
@@ -134,6 +135,9 @@ describe("bad configuration: one clear error at start naming agentsync.yaml:LINE
     expect(unknown.stderr).toContain('--job: no job named "nightly"')
     expect(unknown.stderr).toContain("its jobs are content_sync, access_control_sync, nightly_push")
     expect((await agentsync(["jobs", "run", "--job", "content_sync"], { cwd: root })).code).toBe(2)
+    const lease = await agentsync(["jobs", "run", "--once"], { cwd: root, env: { AGENTSYNC_JOBS_LEASE: "soon" } })
+    expect(lease.code).toBe(2)
+    expect(lease.stderr).toContain("AGENTSYNC_JOBS_LEASE")
     const none = project("services: services\n")
     const empty = await agentsync(["jobs", "run"], { cwd: none })
     expect(empty.code).toBe(2)

@@ -1,7 +1,10 @@
 /** The `jobs:` list of `agentsync.yaml`: its Schema (every check that can fail at start) and the Job it reads as. */
 import { Either, Schema } from "effect"
 import { SyncKind } from "../model.js"
-import { type JobSchedule, parseCron, parseDuration, parseEvery, parseZone } from "./schedule.js"
+import { formatDuration, type JobSchedule, parseCron, parseDuration, parseEvery, parseZone } from "./schedule.js"
+
+/** The longest timeout: a timer of more than 2^31 ms (24.8 days) would never fire. */
+export const MAX_TIMEOUT = 24 * 86_400_000
 
 /** One of the literals, with one message naming them all (rather than one per literal). */
 const oneOf = <const L extends ReadonlyArray<string>>(...literals: L) =>
@@ -56,7 +59,9 @@ const common = {
   overlap: opt(oneOf("skip", "queue-one")),
   catch_up: opt(oneOf("none", "latest")),
   catch_up_window: opt(Duration),
-  timeout: opt(Duration),
+  timeout: opt(
+    Duration.pipe(Schema.filter((text) => (parseDuration(text) ?? 0) <= MAX_TIMEOUT || `at most ${formatDuration(MAX_TIMEOUT)}, got ${JSON.stringify(text)}`))
+  ),
   enabled: opt(Schema.Boolean)
 }
 

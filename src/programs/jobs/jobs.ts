@@ -27,8 +27,8 @@ export const storeLayer = (config: SyncConfig) =>
 const leaseSetting = Config.string("AGENTSYNC_JOBS_LEASE").pipe(
   Config.mapOrFail((text) => {
     const ms = parseDuration(text)
-    return ms === undefined || ms < 1_000
-      ? Either.left(ConfigError.InvalidData([], `expected a duration of at least 1s such as 60s, got ${JSON.stringify(text)}`))
+    return ms === undefined || ms < 1_000 || ms > 86_400_000
+      ? Either.left(ConfigError.InvalidData([], `expected a duration from 1s to 1d such as 60s, got ${JSON.stringify(text)}`))
       : Either.right(ms)
   }),
   Config.option

@@ -44,6 +44,9 @@ export interface SchedulerOptions {
 
 export const DEFAULT_LEASE = 60_000
 
+/** The longest the scheduler sleeps before it looks at the clock again. */
+export const MAX_SLEEP = 3_600_000
+
 export const defaultOwner = (): string => `${os.hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`
 
 /** The default sink: one JSON object per line on stderr. */
@@ -204,7 +207,9 @@ const make = (options: SchedulerOptions) =>
           const now = yield* Clock.currentTimeMillis
           const due = dueFires(job.schedule, last, now)
           if (due === undefined) {
-            yield* Effect.sleep(nextFire(job.schedule, last) - now)
+            // In steps of at most an hour: a timer longer than 2^31 ms never fires, and a clock that jumped (NTP, a
+            // machine that slept) is noticed within the hour.
+            yield* Effect.sleep(Math.min(nextFire(job.schedule, last) - now, MAX_SLEEP))
             phase = "woke"
             continue
           }

@@ -1,6 +1,6 @@
 // The scheduler under the test clock: fire times (daylight-saving time included), overlap, failures, catch-up, shutdown, replicas.
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Effect, Either, Fiber, Ref, TestClock } from "effect"
+import { Chunk, Clock, Effect, Either, Fiber, Ref, TestClock } from "effect"
 import { formatInstant } from "../../../src/domain/jobs/schedule.js"
 import { timingOf } from "../../../src/domain/jobs/spec.js"
 import { JobStore, type JobStoreShape, makeMemory } from "../../../src/services/jobs/JobStore.js"
@@ -89,6 +89,24 @@ describe("fire times", () => {
       // 01:00 EDT, 01:00 EST, 02:00 EST.
       expect((yield* r.times).slice(3)).toEqual(["2024-11-03T05:00:00Z", "2024-11-03T06:00:00Z", "2024-11-03T07:00:00Z"])
       yield* t.stop
+    }))
+})
+
+describe("long waits", () => {
+  it.effect("sleeps at most an hour at a time: a timer of more than 2^31 ms (a monthly job's wait) would never fire", () =>
+    Effect.gen(function* () {
+      const store = yield* makeMemory
+      const s = yield* start(utc("00:30", "2024-01-02"), [job({ cron: "0 0 1 * *" }, Effect.void)], store)
+      let sleeps: ReadonlyArray<number> = []
+      for (let i = 0; i < 1000 && sleeps.length === 0; i++) {
+        yield* Effect.yieldNow()
+        sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
+      }
+      expect(sleeps.length).toBeGreaterThan(0)
+      expect(Math.max(...sleeps)).toBeLessThanOrEqual(utc("01:30", "2024-01-02"))
+      const scheduled = yield* s.of("job.scheduled")
+      expect(scheduled[0]?.["next"]).toBe("2024-02-01T00:00:00Z")
+      yield* s.stop
     }))
 })
 
