@@ -4,15 +4,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Effect, type Scope } from "effect"
 import { IoError, SyncInProgress } from "../../errors.js"
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
+import { isAlive } from "../Database.js"
 
 /** A takeover in progress this long is one whose taker died: it may be cleared. */
 const TAKEOVER_STALE_MS = 10_000
@@ -26,7 +18,7 @@ const isStale = async (path: string): Promise<boolean> => {
     const st = await fs.stat(path).catch(() => undefined)
     return st !== undefined && Date.now() - st.mtimeMs > TAKEOVER_STALE_MS
   }
-  return host === os.hostname() && !alive(n)
+  return host === os.hostname() && !isAlive(n)
 }
 
 const create = async (path: string): Promise<boolean> => {
