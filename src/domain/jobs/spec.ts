@@ -98,7 +98,8 @@ const crossCheck = (e: Entry): { readonly path: ReadonlyArray<string>; readonly 
   if (e.catch_up === "none" && e.catch_up_window !== undefined) {
     return { path: ["catch_up_window"], message: "catch_up_window applies to catch_up: latest" }
   }
-  if (e.tz !== undefined && Either.isLeft(parseZone(e.tz))) return { path: ["tz"], message: Either.merge(parseZone(e.tz)) as string }
+  const zone = e.tz === undefined ? undefined : parseZone(e.tz)
+  if (zone !== undefined && Either.isLeft(zone)) return { path: ["tz"], message: zone.left }
   if (e.cron !== undefined) {
     const parsed = parseCron(e.cron, e.tz)
     if (Either.isLeft(parsed)) return { path: ["cron"], message: parsed.left }

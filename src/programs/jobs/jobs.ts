@@ -82,8 +82,9 @@ export const list = (config: SyncConfig) =>
     const store = yield* JobStore
     const latest = yield* store.latestRuns()
     const now = yield* Clock.currentTimeMillis
-    return jobsOf(config).map(
-      (j): JobListing => ({
+    return jobsOf(config).map((j): JobListing => {
+      const last = latest.get(j.name)
+      return {
         name: j.name,
         run: j.run,
         schedule: describeSchedule(j.schedule),
@@ -93,9 +94,9 @@ export const list = (config: SyncConfig) =>
         catch_up: j.catchUp === "none" ? "none" : `latest within ${formatDuration(j.catchUpWindow)}`,
         timeout: formatDuration(j.timeout),
         next: j.enabled ? formatInstant(j.schedule, nextFire(j.schedule, now)) : null,
-        last: Option.match(Option.fromNullable(latest.get(j.name)), { onNone: () => null, onSome: (r) => encodeRun(r) })
-      })
-    )
+        last: last === undefined ? null : encodeRun(last)
+      }
+    })
   }).pipe(Effect.provide(storeLayer(config)))
 
 export const history = (config: SyncConfig, options: { readonly job?: string | undefined; readonly limit: number }) =>

@@ -89,6 +89,6 @@ export const programOf = (job: Job): Effect.Effect<string, unknown, JobRequireme
   }
 }
 
-/** A configured job in the form the scheduler runs, with the configuration it runs on. */
+/** A configured job in the form the scheduler runs. */
 export const scheduledJob = (job: Job) => ({ ...job, program: programOf(job) })
 
