@@ -2,20 +2,15 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
-import { parseDocument } from "yaml"
 import { decodeYamlFile } from "./domain/formats.js"
+import { JobEntries, JobEntry } from "./domain/jobs/spec.js"
 import { InvalidInput, IoError } from "./errors.js"
 
 export const PROJECT_FILE = "agentsync.yaml"
 
-/** A scheduled job in `agentsync.yaml`. */
-export const JobSpec = Schema.Struct({
-  name: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]*$/)),
-  run: Schema.Literal("local-sync", "access-sync", "files-push", "files-pull", "db-push", "db-pull"),
-  every: Schema.String.pipe(Schema.pattern(/^\d+\s*(s|m|h|d)$/)),
-  kinds: Schema.optional(Schema.Array(Schema.Literal("agents", "skills", "content", "acl")))
-})
-export type JobSpec = typeof JobSpec.Type
+/** A scheduled job in `agentsync.yaml` (its Schema lives with the scheduler's domain). */
+export const JobSpec = JobEntry
+export type JobSpec = JobEntry
 
 /** `deploy:` in `agentsync.yaml`: what `agentsync deploy` builds, where it pushes, and the health gate it asks for. */
 export const DeploySpec = Schema.Struct({
@@ -45,7 +40,7 @@ export const ProjectFile = Schema.Struct({
   direct_url: Schema.optional(Schema.String),
   services: Schema.optional(Schema.String),
   deploy: Schema.optional(DeploySpec),
-  jobs: Schema.optional(Schema.Array(JobSpec))
+  jobs: Schema.optionalWith(JobEntries, { exact: true })
 })
 export type ProjectFile = typeof ProjectFile.Type
 
@@ -119,34 +114,25 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
       catch: (cause) => new IoError({ path: file, reason: "cannot read", cause })
     })
     if (text === undefined) return undefined
-    const doc = parseDocument(text, { prettyErrors: false })
-    const first = doc.errors[0]
-    if (first) {
-      const line = text.slice(0, first.pos[0]).split("\n").length
-      return yield* new InvalidInput({ file, line, reason: `invalid YAML: ${first.message.split("\n")[0]}` })
-    }
-    const value = doc.toJS() ?? {}
-    if (typeof value === "object" && value !== null && ("token" in value || "api_token" in value)) {
-      return yield* new InvalidInput({
-        file,
-        field: "token",
-        reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment"
-      })
-    }
-    // Every problem is named at its line (through the YAML node ranges); the first carries the rest along.
+    // Through the same YAML reader as the services/ files: every problem, of syntax or of schema, names its line.
     const decoded = decodeYamlFile(ProjectFile, { path: file, text })
-    if (Either.isLeft(decoded)) {
-      const [first, ...rest] = decoded.left
-      const more = rest.map((p) => `\n  ${p.message}`).join("")
-      return yield* new InvalidInput({
-        file,
-        ...(first!.line === undefined ? {} : { line: first!.line }),
-        ...(first!.field === undefined ? {} : { field: first!.field }),
-        reason: `${first!.reason}${more}`
-      })
-    }
+    if (Either.isLeft(decoded)) return yield* oneError(decoded.left.map(tokenProblem))
     return decoded.right
   })
+
+/** A `token` key is refused as any unknown key is, with a pointer to where a token does live. */
+const tokenProblem = (p: InvalidInput): InvalidInput =>
+  p.field === "token" || p.field === "api_token"
+    ? new InvalidInput({ file: p.file, line: p.line, field: p.field, reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment" })
+    : p
+
+/** Every problem of the file in one error: the first as file:line, the others on the lines below it. */
+const oneError = (problems: ReadonlyArray<InvalidInput>): Effect.Effect<never, InvalidInput> => {
+  const [first, ...rest] = problems
+  if (first === undefined || rest.length === 0) return Effect.fail(first ?? new InvalidInput({ reason: "invalid project file" }))
+  const reason = [first.reason, ...rest.map((p) => p.message)].join("\n")
+  return Effect.fail(new InvalidInput({ file: first.file, line: first.line, field: first.field, reason }))
+}
 
 const env = {
   tenantId: Config.option(Config.string("AGENTSYNC_TENANT_ID")),

@@ -225,6 +225,11 @@ const program = (workDir: string, source: string) =>
     const log = yield* shell.exec("git", ["-C", bare, "log", "--format=%s", "-n", "2", "main"])
     yield* Console.log(`\n$ git -C skills.git log --format=%s\n${indent(new TextDecoder().decode(log.stdout), 4)}`)
 
+    yield* section("5. scheduled jobs: the jobs of agentsync.yaml, their next fires, one of them run now")
+    yield* run({ args: ["jobs", "list"], cwd: project })
+    yield* run({ args: ["jobs", "run", "--once", "--job", "access_control_sync"], cwd: project, lines: 4 })
+    yield* run({ args: ["jobs", "history"], cwd: project })
+
     yield* section("done")
     yield* Console.log("Every step above is an agentsync command you can run yourself; `agentsync --help` lists them all.")
   }).pipe(Effect.scoped)
@@ -244,4 +249,4 @@ export const demo = Command.make("demo", { dir, from }, (o) =>
       )
     )
   }).pipe(Effect.provide(Layer.provideMerge(GitLayer, Shell.layer)))
-).pipe(Command.withDescription("the whole loop on the embedded defaults: validate, local sync, file sync with a tenant, skill sync"))
+).pipe(Command.withDescription("the whole loop on the embedded defaults: validate, local sync, file sync with a tenant, skill sync, scheduled jobs"))

@@ -1,15 +1,13 @@
 /** `agentsync local diff | sync`: the services/ tree on disk against the project database (DATABASE_URL or the embedded default). */
 import * as Command from "@effect/cli/Command"
-import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
-import * as ValidationError from "@effect/cli/ValidationError"
-import { Console, Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { CurrentConfig } from "../config.js"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
 import { emit, table } from "./output.js"
-import { projectConfig } from "./root.js"
+import { projectConfig, usage } from "./root.js"
 
 const ALL_KINDS = SyncKind.literals
 
@@ -33,10 +31,6 @@ const parseKinds = (raw: Option.Option<string>) =>
         : Effect.succeed(kinds as ReadonlyArray<SyncKind>)
     }
   })
-
-/** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
-const usage = (message: string) =>
-  Effect.zipRight(Console.error(`error: ${message}`), Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))))
 
 type LocalSyncModule = typeof import("../programs/localSync.js")
 

@@ -5,6 +5,7 @@ import { Cause, ConfigError, Console, Effect, Exit } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { local } from "./local.js"
 import { files } from "./files.js"
+import { jobs } from "./jobs.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
@@ -19,7 +20,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, demo])
+  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, jobs, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

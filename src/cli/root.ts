@@ -1,7 +1,9 @@
 /** The root `agentsync` command and its global options, read by every subcommand. */
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
-import { Effect, Option } from "effect"
+import * as ValidationError from "@effect/cli/ValidationError"
+import { Console, Effect, Option } from "effect"
 import { loadConfig } from "../config.js"
 
 const services = Options.text("services").pipe(
@@ -18,6 +20,15 @@ export const root = Command.make("agentsync", { services, json })
 /** The global options as plain values. */
 export const globals = Effect.map(root, (r) => ({ services: Option.getOrUndefined(r.services), json: r.json }))
 
-/** Loads the project configuration with the global `--services` applied (or an explicit path). */
+/** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
+export const usage = (message: string) =>
+  Effect.zipRight(Console.error(`error: ${message}`), Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))))
+
+/**
+ * Loads the project configuration with the global `--services` applied (or an explicit path). A malformed
+ * `agentsync.yaml` is a usage error (exit 2): nothing runs on a configuration that does not read.
+ */
 export const projectConfig = (path?: string) =>
-  Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services }))
+  Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
+    Effect.catchTag("InvalidInput", (e) => usage(e.message))
+  )

@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Effect, Layer, Option } from "effect"
 import { emit } from "./output.js"
+import { configWithJobs } from "./jobs.js"
 
 const host = Options.text("host").pipe(Options.withDescription("address to listen on"), Options.withDefault("127.0.0.1"))
 const port = Options.integer("port").pipe(Options.withDescription("port to listen on (0: a free one)"), Options.withDefault(8787))
@@ -23,20 +24,31 @@ export const serverDatabase = (dataOpt: Option.Option<string>) =>
     })
   })
 
-export const serve = Command.make("serve", { host, port, data }, (o) =>
+const jobs = Options.boolean("jobs").pipe(
+  Options.withDescription("also run the scheduled jobs of agentsync.yaml, each fire claimed in the server's database (any number of replicas)")
+)
+
+export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
   Effect.gen(function* () {
+    // Read first: with --jobs, a bad jobs: list stops the server from starting (exit 2), before anything runs.
+    const project = o.jobs ? Option.some(yield* configWithJobs(Option.none())) : Option.none()
     const database = yield* serverDatabase(o.data)
     const Server = yield* Effect.promise(() => import("../server/http.js"))
-    const server = Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(database))
     yield* Effect.scoped(
       Effect.gen(function* () {
-        const context = yield* Layer.build(server)
+        const db = yield* Layer.build(database)
+        const context = yield* Layer.build(Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(Layer.succeedContext(db))))
         const url = yield* Effect.provide(Server.url, context)
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
         yield* emit({ url, openapi: `${url}/api/v1/openapi.json` }, () => "")
+        if (Option.isSome(project)) {
+          const Jobs = yield* Effect.promise(() => import("../programs/jobs/jobs.js"))
+          // Closed first on a stop (forked last): a running job finishes before the server goes away.
+          yield* Effect.forkScoped(Jobs.runOnDatabase(project.value).pipe(Effect.provide(db)))
+        }
         return yield* Effect.never
       })
     )
   })
-).pipe(Command.withDescription("run the tenant server (files API, OpenAPI at /api/v1/openapi.json)"))
+).pipe(Command.withDescription("run the tenant server (files API, OpenAPI at /api/v1/openapi.json); --jobs runs the scheduled jobs too"))

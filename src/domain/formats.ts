@@ -41,14 +41,14 @@ export const decodeUtf8 = (file: string, bytes: Uint8Array): Parsed<string> => {
 // ---------------------------------------------------------------------------------------------------------
 // YAML
 
-interface YamlParsed {
+export interface YamlParsed {
   readonly doc: Document.Parsed
   readonly lines: LineCounter
   /** Line offset of the YAML within its file (front matter starts after the opening fence). */
   readonly offset: number
 }
 
-const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed, ReadonlyArray<InvalidInput>> => {
+export const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed, ReadonlyArray<InvalidInput>> => {
   const lines = new LineCounter()
   const doc = parseDocument(file.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {
@@ -82,7 +82,7 @@ const lineAt = (y: YamlParsed, path: ReadonlyArray<PropertyKey>): number => {
 }
 
 /** Decodes YAML against a schema, reporting every issue at the line of the offending key. */
-const decodeYaml = <A, I>(
+export const decodeYaml = <A, I>(
   schema: Schema.Schema<A, I>,
   file: TextFile,
   y: YamlParsed,
@@ -97,15 +97,33 @@ const decodeYaml = <A, I>(
       })
   )
 
-/** Decodes a whole YAML file (agentsync.yaml and the like) against a schema: every problem with its file:line. */
+/**
+ * Decodes a whole YAML file (agentsync.yaml and the like) against a schema: every problem, of syntax or of
+ * schema, with its file:line. An empty file is an empty map.
+ */
 export const decodeYamlFile = <A, I>(schema: Schema.Schema<A, I>, file: TextFile): Parsed<A> =>
   Either.flatMap(parseYaml(file), (y) =>
     // An optional key that is malformed also fails its `undefined` alternative: that echo says nothing.
-    Either.mapLeft(decodeYaml(schema, file, y), (all) => {
+    Either.mapLeft(decodeYaml(schema, file, y, y.doc.toJS({ maxAliasCount: 100 }) ?? {}), (all) => {
       const real = all.filter((p) => !p.reason.startsWith("Expected undefined, actual"))
-      return real.length > 0 ? real : all
+      return joinAlternatives(real.length > 0 ? real : all)
     })
   )
+
+const EXPECTED = /^Expected (.+), actual (.+)$/s
+
+/** A union's members each report the same value at the same key: one problem, the alternatives joined. */
+const joinAlternatives = (problems: ReadonlyArray<InvalidInput>): ReadonlyArray<InvalidInput> => {
+  const out: Array<InvalidInput> = []
+  for (const p of problems) {
+    const prev = out.at(-1)
+    const [here, there] = [EXPECTED.exec(p.reason), prev === undefined ? null : EXPECTED.exec(prev.reason)]
+    if (prev !== undefined && here !== null && there !== null && prev.field === p.field && prev.line === p.line && here[2] === there[2]) {
+      out[out.length - 1] = problem(p.file ?? "", `Expected ${there[1]} | ${here[1]}, actual ${here[2]}`, p.line, p.field)
+    } else out.push(p)
+  }
+  return out
+}
 
 /** The line of the key at `path` in a YAML text (or of its closest ancestor that exists); 1 when it does not parse. */
 export const yamlLine = (text: string, path: ReadonlyArray<PropertyKey>): number =>

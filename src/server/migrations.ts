@@ -3,6 +3,7 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { DatabaseError } from "../errors.js"
+import jobRuns from "../services/migrations/0004_job_runs.js"
 import { tenantDatabaseMigration } from "./database.js"
 import { deployMigration } from "./deploy/migration.js"
 
@@ -52,7 +53,7 @@ const init = Effect.gen(function* () {
   yield* sql`ALTER TABLE tenants ADD CONSTRAINT tenants_head_fk FOREIGN KEY (head) REFERENCES revisions(id)`
 })
 
-export const migrations = { "1_files": init, "2_tenant_database": tenantDatabaseMigration, "4_deploy": deployMigration }
+export const migrations = { "1_files": init, "2_tenant_database": tenantDatabaseMigration, "4_deploy": deployMigration, "5_job_runs": jobRuns }
 
 /** Runs the server migrations; concurrent servers serialise on the migrations table lock. */
 export const migrate = Migrator.make({})({

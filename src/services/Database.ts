@@ -81,7 +81,8 @@ const freePort = Effect.async<number, DatabaseError>((resume) => {
   })
 })
 
-const isAlive = (pid: number): boolean => {
+/** Whether a process of this host runs under that id (one we may not signal still runs). */
+export const isAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
     return true

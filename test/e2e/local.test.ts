@@ -1,11 +1,12 @@
 // `agentsync local` as a user runs it: the built CLI against the real PostgreSQL (DATABASE_URL) and the embedded default.
 import { spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed, AccessRuleKeyed } from "../../src/domain/diff.js"
 import type { Project } from "../../src/domain/project.js"
+import { ensureBuilt } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 import { readTree, tempDirs } from "../support/tree.js"
 
@@ -15,20 +16,7 @@ const EXAMPLE = join(REPO, "examples/project")
 
 const tempDir = tempDirs("e2e")
 
-const newestMtime = (dir: string): number =>
-  readdirSync(dir).reduce((m, name) => {
-    const full = join(dir, name)
-    const st = statSync(full)
-    return Math.max(m, st.isDirectory() ? newestMtime(full) : st.mtimeMs)
-  }, 0)
-
-beforeAll(() => {
-  // `npm test` builds first; a lone run of this file builds when dist/ is missing or older than src/.
-  if (!existsSync(BIN) || statSync(BIN).mtimeMs < newestMtime(join(REPO, "src"))) {
-    const b = spawnSync("npm", ["run", "build"], { cwd: REPO, encoding: "utf8" })
-    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`)
-  }
-}, 120_000)
+beforeAll(ensureBuilt, 120_000)
 
 /** A project: agentsync.yaml + services/, from examples/project or a small generated tree. */
 const project = () => {

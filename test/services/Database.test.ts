@@ -53,9 +53,9 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
     const r = exit.value
     expect(r.again).toEqual([])
-    expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is"])
+    expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is", "job_runs"])
     expect(r.tables).toEqual(
-      expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts", "item_files", "item_blobs"])
+      expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts", "item_files", "item_blobs", "job_runs"])
     )
     const shape = (cols: ReadonlyArray<{ column_name: string; data_type: string; is_nullable: string }>) =>
       cols.map((c) => `${c.column_name} ${c.data_type}${c.is_nullable === "NO" ? " not null" : ""}`)

@@ -1,14 +1,44 @@
 /** Test support: runs the built command line (`dist/bin.js`) as a user would, capturing output and exit code. */
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { existsSync, readdirSync, statSync } from "node:fs"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const BIN = fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
 export const REPO = fileURLToPath(new URL("../..", import.meta.url))
 
+const newestMtime = (dir: string): number =>
+  readdirSync(dir).reduce((m, name) => {
+    const full = join(dir, name)
+    const st = statSync(full)
+    return Math.max(m, st.isDirectory() ? newestMtime(full) : st.mtimeMs)
+  }, 0)
+
+/** `npm test` builds first; a lone run of an e2e file builds when dist/ is missing or older than src/. */
+export const ensureBuilt = () => {
+  if (!existsSync(BIN) || statSync(BIN).mtimeMs < newestMtime(join(REPO, "src"))) {
+    const b = spawnSync("npm", ["run", "build"], { cwd: REPO, encoding: "utf8" })
+    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`)
+  }
+}
+
 export interface RunResult {
   readonly code: number
   readonly stdout: string
   readonly stderr: string
+}
+
+/** This environment without DATABASE_URL or any AGENTSYNC_ setting, with `extra` laid over it. */
+export const cleanEnv = (extra: Record<string, string | undefined> = {}): Record<string, string> => {
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) env[k] = v
+  }
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k]
+    else env[k] = v
+  }
+  return env
 }
 
 /** Runs `agentsync ARGS` with `env` added to a clean environment (no DATABASE_URL, token or API URL leaks in). */
@@ -17,14 +47,7 @@ export const agentsync = (
   options: { readonly cwd?: string; readonly env?: Record<string, string | undefined>; readonly input?: string } = {}
 ): Promise<RunResult> =>
   new Promise((resolve, reject) => {
-    const env: Record<string, string> = {}
-    for (const [k, v] of Object.entries(process.env)) {
-      if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) env[k] = v
-    }
-    for (const [k, v] of Object.entries(options.env ?? {})) {
-      if (v === undefined) delete env[k]
-      else env[k] = v
-    }
+    const env = cleanEnv(options.env)
     const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env, stdio: ["pipe", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""

@@ -1,0 +1,132 @@
+/** `agentsync jobs run | list | history`: the scheduled jobs of `agentsync.yaml`. */
+import * as nodePath from "node:path"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import { Effect, Option } from "effect"
+import { PROJECT_FILE, type SyncConfig } from "../config.js"
+import { CommandFailed } from "../errors.js"
+import type { JobListing } from "../programs/jobs/jobs.js"
+import type { OnceResult } from "../programs/jobs/scheduler.js"
+import { emit, table } from "./output.js"
+import { projectConfig, usage } from "./root.js"
+
+/** The jobs' code, loaded only when a jobs command runs. */
+const Jobs = Effect.promise(() => import("../programs/jobs/jobs.js"))
+
+const jobOption = Options.text("job").pipe(Options.withDescription("one job, by its name in agentsync.yaml"), Options.optional)
+
+/** The configuration, with its jobs; no jobs, or `--job` naming none of them, is a usage error (exit 2). */
+export const configWithJobs = (job: Option.Option<string>) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig()
+    const names = (config.project.jobs ?? []).map((j) => j.name)
+    const file = nodePath.join(config.projectRoot, PROJECT_FILE)
+    if (names.length === 0) return yield* usage(`no jobs in ${file}: add a jobs: list (see README, "Scheduled jobs")`)
+    if (Option.isSome(job) && !names.includes(job.value)) {
+      return yield* usage(`--job: no job named ${JSON.stringify(job.value)} in ${file}; its jobs are ${names.join(", ")}`)
+    }
+    return config
+  })
+
+const onceText = (results: ReadonlyArray<OnceResult>) =>
+  table(
+    ["JOB", "RESULT", "FIRE", "DURATION", "NOTE"],
+    results.map((r) => [
+      r.job,
+      r.result === "ran" ? (r.status ?? "") : r.result,
+      r.scheduled_at ?? "",
+      r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
+      r.error ?? r.summary ?? r.reason ?? (r.next === undefined ? "" : `next ${r.next}`)
+    ])
+  )
+
+const runOnce = (config: SyncConfig, only: string | undefined) =>
+  Effect.gen(function* () {
+    const results = yield* Effect.flatMap(Jobs, (J) => J.run(config, { once: true, only }))
+    yield* emit({ runs: results }, () => onceText(results))
+    const failed = results.filter((r) => (r.result === "ran" && r.status !== "succeeded") || r.result === "store-error")
+    if (failed.length > 0) {
+      return yield* new CommandFailed({
+        command: "agentsync jobs run --once",
+        exitCode: 1,
+        stderr: failed.map((r) => `${r.job}: ${r.error ?? r.status ?? r.result}`).join("\n")
+      })
+    }
+  })
+
+const run = Command.make(
+  "run",
+  {
+    once: Options.boolean("once").pipe(Options.withDescription("run the jobs that are due (or --job, now) once and exit: for cron or a systemd timer")),
+    job: jobOption
+  },
+  (o) =>
+    Effect.gen(function* () {
+      if (Option.isSome(o.job) && !o.once) return yield* usage("--job goes with --once (the scheduler runs every enabled job)")
+      const config = yield* configWithJobs(o.job)
+      if (o.once) return yield* runOnce(config, Option.getOrUndefined(o.job))
+      // Until SIGINT or SIGTERM, which let the running job finish (bounded by its timeout) before the exit.
+      yield* Effect.flatMap(Jobs, (J) => J.run(config))
+    })
+).pipe(
+  Command.withDescription(
+    "run the scheduler until SIGINT/SIGTERM (a running job finishes first); one JSON line per event on stderr; --once for one pass"
+  )
+)
+
+const listText = (jobs: ReadonlyArray<JobListing>) =>
+  table(
+    ["NAME", "RUN", "SCHEDULE", "TZ", "NEXT", "LAST", "RESULT"],
+    jobs.map((j) => [
+      j.name,
+      j.run,
+      j.schedule,
+      j.tz,
+      j.next ?? "disabled",
+      j.last?.scheduled_at ?? "never",
+      j.last === null ? "" : j.last.status === "running" ? `running on ${j.last.owner}` : (j.last.error ?? j.last.status)
+    ])
+  )
+
+const list = Command.make("list", {}, () =>
+  Effect.gen(function* () {
+    const config = yield* configWithJobs(Option.none())
+    const jobs = yield* Effect.flatMap(Jobs, (J) => J.list(config))
+    yield* emit({ jobs }, () => listText(jobs))
+  })
+).pipe(Command.withDescription("each job: its schedule, time zone, next fire, and its last run with the result"))
+
+const history = Command.make(
+  "history",
+  {
+    job: jobOption,
+    limit: Options.integer("limit").pipe(Options.withDescription("how many runs, newest first"), Options.withDefault(20))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      if (o.limit < 1) return yield* usage("--limit: at least 1")
+      const config = yield* configWithJobs(o.job)
+      const runs = yield* Effect.flatMap(Jobs, (J) => J.history(config, { job: Option.getOrUndefined(o.job), limit: o.limit }))
+      yield* emit({ runs }, () =>
+        runs.length === 0
+          ? "no runs yet"
+          : table(
+              ["JOB", "FIRE", "TRIGGER", "STATUS", "DURATION", "OWNER", "NOTE"],
+              runs.map((r) => [
+                r.job,
+                r.scheduled_at,
+                r.trigger,
+                r.status,
+                r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
+                r.owner,
+                r.error ?? r.summary ?? ""
+              ])
+            )
+      )
+    })
+).pipe(Command.withDescription("the runs recorded, newest first: fire, trigger, status, duration, who ran it"))
+
+export const jobs = Command.make("jobs").pipe(
+  Command.withDescription("scheduled jobs from agentsync.yaml: on this machine (.agentsync/jobs.json) or, with DATABASE_URL, shared by any number of runners"),
+  Command.withSubcommands([run, list, history])
+)

@@ -1,0 +1,106 @@
+/** A project's scheduled jobs: run by the scheduler (for ever, or once), listed with their next fires, and their history. */
+import { Clock, Config, ConfigError, Effect, Either, Layer, Option, Schema } from "effect"
+import type { SyncConfig } from "../../config.js"
+import { CurrentConfig } from "../../config.js"
+import { JobRun } from "../../domain/jobs/runs.js"
+import { describeSchedule, formatDuration, formatInstant, nextFire, parseDuration } from "../../domain/jobs/schedule.js"
+import { type Job, toJob } from "../../domain/jobs/spec.js"
+import * as Database from "../../services/Database.js"
+import { JobStore, layerFile } from "../../services/jobs/JobStore.js"
+import * as PgStore from "../../services/jobs/pgStore.js"
+import { scheduledJob } from "./programs.js"
+import * as Scheduler from "./scheduler.js"
+
+/** The jobs of `agentsync.yaml`, in the order written. */
+export const jobsOf = (config: SyncConfig): ReadonlyArray<Job> => (config.project.jobs ?? []).map(toJob)
+
+/**
+ * Where runs are claimed and recorded: `job_runs` in the project database when DATABASE_URL is set (any number of
+ * runners share the jobs), else `.agentsync/jobs.json` and the run lock (one scheduler on this machine).
+ */
+export const storeLayer = (config: SyncConfig) =>
+  config.databaseUrl === undefined
+    ? layerFile(config.projectRoot)
+    : PgStore.layer.pipe(Layer.provide(Database.layerMigrated(Database.optionsFromConfig(config))))
+
+/** `AGENTSYNC_JOBS_LEASE` (a duration such as `60s`): how long a claim holds without a heartbeat. */
+const leaseSetting = Config.string("AGENTSYNC_JOBS_LEASE").pipe(
+  Config.mapOrFail((text) => {
+    const ms = parseDuration(text)
+    return ms === undefined || ms < 1_000 || ms > 86_400_000
+      ? Either.left(ConfigError.InvalidData([], `expected a duration from 1s to 1d such as 60s, got ${JSON.stringify(text)}`))
+      : Either.right(ms)
+  }),
+  Config.option
+)
+
+export interface RunOptions {
+  /** One pass (`--once`) instead of running until stopped. */
+  readonly once?: boolean | undefined
+  /** With `once`: run only this job, now. */
+  readonly only?: string | undefined
+  readonly onEvent?: Scheduler.SchedulerOptions["onEvent"]
+}
+
+const schedulerOptions = (options: RunOptions) =>
+  Effect.map(leaseSetting, (lease): Scheduler.SchedulerOptions => ({ lease: Option.getOrUndefined(lease), onEvent: options.onEvent }))
+
+/** Runs the project's jobs on the JobStore in context: until interrupted (a clean stop), or one pass. */
+export const runOn = (config: SyncConfig, options: RunOptions = {}) =>
+  Effect.gen(function* () {
+    const jobs = jobsOf(config).map(scheduledJob)
+    const scheduler = yield* schedulerOptions(options)
+    return options.once === true
+      ? yield* Scheduler.runOnce(jobs, { ...scheduler, only: options.only })
+      : yield* Scheduler.run(jobs, scheduler)
+  }).pipe(Effect.provideService(CurrentConfig, config))
+
+/** `runOn` with the project's own store. */
+export const run = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(storeLayer(config)))
+
+/** `runOn` with `job_runs` on the SqlClient in context (the tenant server's database, for `serve --jobs`). */
+export const runOnDatabase = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(PgStore.layer))
+
+/** A job as `jobs list` shows it. */
+export interface JobListing {
+  readonly name: string
+  readonly run: Job["run"]
+  readonly schedule: string
+  readonly tz: string
+  readonly enabled: boolean
+  readonly overlap: string
+  readonly catch_up: string
+  readonly timeout: string
+  readonly next: string | null
+  readonly last: typeof JobRun.Encoded | null
+}
+
+const encodeRun = Schema.encodeSync(JobRun)
+
+export const list = (config: SyncConfig) =>
+  Effect.gen(function* () {
+    const store = yield* JobStore
+    const latest = yield* store.latestRuns()
+    const now = yield* Clock.currentTimeMillis
+    return jobsOf(config).map((j): JobListing => {
+      const last = latest.get(j.name)
+      return {
+        name: j.name,
+        run: j.run,
+        schedule: describeSchedule(j.schedule),
+        tz: j.schedule._tag === "Cron" ? j.schedule.tz : "UTC",
+        enabled: j.enabled,
+        overlap: j.overlap,
+        catch_up: j.catchUp === "none" ? "none" : `latest within ${formatDuration(j.catchUpWindow)}`,
+        timeout: formatDuration(j.timeout),
+        next: j.enabled ? formatInstant(j.schedule, nextFire(j.schedule, now)) : null,
+        last: last === undefined ? null : encodeRun(last)
+      }
+    })
+  }).pipe(Effect.provide(storeLayer(config)))
+
+export const history = (config: SyncConfig, options: { readonly job?: string | undefined; readonly limit: number }) =>
+  Effect.flatMap(JobStore, (store) => store.history(options)).pipe(
+    Effect.map((runs) => runs.map((r) => encodeRun(r))),
+    Effect.provide(storeLayer(config))
+  )

@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either } from "effect"
+import { afterAll, describe, expect } from "vitest"
+import { loadConfig } from "../src/config.js"
+
+const dirs: Array<string> = []
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+/** Loads a project whose agentsync.yaml is `yaml`, with an empty environment. */
+const load = (yaml: string) => {
+  const root = mkdtempSync(join(tmpdir(), "agentsync-config-"))
+  dirs.push(root)
+  writeFileSync(join(root, "agentsync.yaml"), yaml)
+  return loadConfig({ cwd: root }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map())), Effect.either)
+}
+
+describe("agentsync.yaml: one reader for every section, every problem at its line", () => {
+  it.effect("a deploy problem and a jobs problem in one file: both named with their lines, the first leading", () =>
+    Effect.gen(function* () {
+      const r = yield* load(
+        ["tenant_id: t", "deploy:", "  app: web", "  builder: podman", "jobs:", "  - name: x", "    run: db-push", "    cron: '61 * * * *'", ""].join("\n")
+      )
+      expect(Either.isLeft(r)).toBe(true)
+      if (Either.isRight(r)) return
+      const e = r.left
+      expect(e._tag).toBe("InvalidInput")
+      if (e._tag !== "InvalidInput") return
+      expect(e.line).toBe(4)
+      expect(e.field).toBe("deploy.builder")
+      // The malformed optional key's `undefined` alternative is not echoed as a second problem.
+      expect(e.message).not.toContain("Expected undefined")
+      // A literal union's members are one problem, not one per member.
+      expect(e.reason).toMatch(/^Expected "docker" \| "buildah", actual "podman"\n/)
+      expect(e.message).toMatch(/agentsync\.yaml:8: jobs\.0\.cron: invalid cron expression "61 \* \* \* \*"/)
+      expect(e.message.split("\n")).toHaveLength(2)
+    }))
+
+  it.effect("a token is refused at its line, and its value is never shown", () =>
+    Effect.gen(function* () {
+      const r = yield* load("tenant_id: t\ntoken: s3cret-value\n")
+      expect(Either.isLeft(r) && r.left._tag === "InvalidInput" && r.left.line).toBe(2)
+      const message = Either.isLeft(r) ? r.left.message : ""
+      expect(message).toMatch(/agentsync\.yaml:2: token: a token never lives in the project file; set AGENTSYNC_TOKEN/)
+      expect(message).not.toContain("s3cret-value")
+    }))
+
+  it.effect("YAML that does not parse names its line", () =>
+    Effect.gen(function* () {
+      const r = yield* load("tenant_id: t\njobs: [\n")
+      expect(Either.isLeft(r) && r.left.message).toMatch(/agentsync\.yaml:\d+: invalid YAML/)
+    }))
+
+  it.effect("an empty file is an empty project file, and the deploy and jobs sections decode together", () =>
+    Effect.gen(function* () {
+      const empty = yield* load("")
+      expect(Either.isRight(empty) && empty.right.project).toEqual({})
+      const both = yield* load("deploy:\n  app: web\n  registry: r.example.com\njobs:\n  - name: x\n    run: db-push\n    every: 1h\n")
+      expect(Either.isRight(both) && both.right.project.deploy?.app).toBe("web")
+      expect(Either.isRight(both) && both.right.project.jobs?.map((j) => j.name)).toEqual(["x"])
+    }))
+})
