@@ -6,7 +6,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
+import { agentsync, ensureBuilt, startServe } from "../support/cli.js"
 import { makeProject } from "../support/deploy.js"
 import { freshDatabase, query } from "../support/pg.js"
 
@@ -49,7 +49,7 @@ describe.skipIf(missing.length > 0)("agentsync deploy --builder buildah, to a re
   let env: Record<string, string>
 
   beforeAll(async () => {
-    if (spawnSync("test", ["-f", BIN]).status !== 0) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+    ensureBuilt()
     dir = mkdtempSync(join(tmpdir(), "agentsync-buildah-"))
     const port = await freePort()
     registryHost = `127.0.0.1:${port}`

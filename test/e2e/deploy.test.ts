@@ -1,10 +1,10 @@
 // `agentsync deploy` as a user runs it: the built CLI with stub docker/hook programs on PATH (there is no container
 // engine here) against `agentsync serve` on loopback over the real PostgreSQL, with a health server in the test.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
+import { agentsync, BIN, cleanEnv, ensureBuilt, startServe } from "../support/cli.js"
 import { type Call, healthServer, makeProject, makeStubs, type Stubs, stubDigest } from "../support/deploy.js"
 import { freshDatabase, query } from "../support/pg.js"
 
@@ -69,7 +69,7 @@ const expectNoSecret = (calls: ReadonlyArray<Call>, ...outputs: ReadonlyArray<st
 }
 
 beforeAll(async () => {
-  if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+  ensureBuilt()
   stubs = makeStubs()
   health = await healthServer((path) => path.startsWith("/healthz") && unhealthy.has(lastHookImage() ?? ""))
   databaseUrl = await freshDatabase("e2edeploy")
@@ -171,7 +171,7 @@ describe("agentsync deploy with stub docker", () => {
     const before = await releases()
     const child = spawn(process.execPath, [BIN, "deploy", "--tag", "interrupted"], {
       cwd: root,
-      env: { ...process.env, PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token },
+      env: cleanEnv({ PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token }),
       stdio: "ignore"
     })
     try {
@@ -297,7 +297,7 @@ describe("agentsync deploy with stub docker", () => {
     stubs.sleepOn("build", 30)
     const holder = spawn(process.execPath, [BIN, "deploy", "--tag", "held", "--message", "long build"], {
       cwd: root,
-      env: { ...process.env, PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token },
+      env: cleanEnv({ PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token }),
       stdio: "ignore"
     })
     try {
