@@ -139,7 +139,8 @@ const program = (workDir: string, source: string) =>
       try: async () => {
         await rm(workDir, { recursive: true, force: true })
         await mkdir(workDir, { recursive: true })
-        await cp(source, project, { recursive: true, filter: (p) => !p.includes(`${nodePath.sep}.agentsync`) })
+        // Leave out a state folder `.agentsync/` a run may have left there, not files such as `.agentsyncignore`.
+        await cp(source, project, { recursive: true, filter: (p) => !p.split(nodePath.sep).includes(".agentsync") })
       },
       catch: io(workDir, "cannot prepare the demo folder")
     })

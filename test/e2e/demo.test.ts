@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { agentsync } from "../support/cli.js"
+import { agentsync, REPO } from "../support/cli.js"
 
 const dir = mkdtempSync(join(tmpdir(), "agentsync-demo-test-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -13,6 +13,13 @@ describe("agentsync demo (built CLI, embedded defaults, no DATABASE_URL)", () =>
     const r = await agentsync(["demo", "--dir", work], { cwd: dir })
     expect(r.stderr).toBe("")
     expect(r.code, r.stdout).toBe(0)
+    // The demo works on the example as it is: every file of it, dotfiles such as .agentsyncignore included.
+    const example = join(REPO, "examples/project")
+    const files = readdirSync(example, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(example.length + 1))
+    expect(files).toContain("services/.agentsyncignore")
+    expect(files.filter((f) => !existsSync(join(work, "project", f)))).toEqual([])
     // Local sync: the SQL edit came back to disk.
     expect(r.stdout).toContain("~ agents support")
     expect(readFileSync(join(work, "project/services/agents/support/config.yaml"), "utf8")).toContain(
