@@ -3,8 +3,8 @@ import { Schema } from "effect"
 import { canonicalJson, sha256 } from "./hash.js"
 import { Json } from "./model.js"
 
-/** The export format's version; an import refuses any other. */
-export const EXPORT_VERSION = 1 as const
+/** The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`). */
+export const EXPORT_VERSION = 2 as const
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const storable = (s: string) => !s.includes("\u0000") && !LONE_SURROGATE.test(s)
@@ -69,6 +69,9 @@ const DbJson: Schema.Schema<Json> = Json.pipe(
 
 const Texts = Schema.Array(DbText)
 
+/** A skill's fields beyond the known ones, in written order (a `json` column, not `jsonb`, so the order survives). */
+const DbJsonObject = Schema.Record({ key: DbText, value: DbJson })
+
 export const UserExport = Schema.Struct({
   id: RowId,
   name: DbText,
@@ -89,6 +92,11 @@ export const SkillExport = Schema.Struct({
   category: DbText,
   assigned_agents: Texts,
   instructions: DbText,
+  /** How local sync lays the skill out on disk: `folder` (config.yaml + SKILL.md) or `file` (an Agent Skills SKILL.md). */
+  form: Schema.Literal("folder", "file"),
+  /** The text it was read from (config.yaml, or the SKILL.md front matter), so it is written back byte for byte. */
+  original: Schema.NullOr(DbText),
+  extra: DbJsonObject,
   version_hash: DbText,
   created_at: Timestamp,
   updated_at: Timestamp
@@ -162,6 +170,11 @@ export const decodeExportLine = (
   } catch (e) {
     return { ok: false, id: undefined, table: undefined, reason: `not JSON: ${(e as Error).message}` }
   }
+  const header = value as { kind?: unknown; version?: unknown } | null
+  if (header?.kind === "header" && header.version !== EXPORT_VERSION) {
+    const given = JSON.stringify(header.version)
+    return { ok: false, id: undefined, table: "header", reason: `export format version ${given}, this agentsync reads version ${EXPORT_VERSION}: run the same agentsync version on both sides` }
+  }
   const decoded = Schema.decodeUnknownEither(ExportLine, { errors: "all", onExcessProperty: "error" })(value)
   if (decoded._tag === "Right") return { ok: true, line: decoded.right }
   const v = value as { kind?: unknown; row?: { id?: unknown } } | null
@@ -187,6 +200,9 @@ export const sameRow = {
     a.category === b.category &&
     sameTexts(a.assigned_agents, b.assigned_agents) &&
     a.instructions === b.instructions &&
+    a.form === b.form &&
+    a.original === b.original &&
+    canonicalJson(a.extra) === canonicalJson(b.extra) &&
     a.version_hash === b.version_hash &&
     sameInstant(a.updated_at, b.updated_at),
   contexts: (a: ContextExport, b: ContextExport) =>

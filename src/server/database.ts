@@ -20,15 +20,18 @@ import { ApiError, InvalidInput } from "../errors.js"
 import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../stages/dbExport.js"
 import { importSource } from "../stages/dbImport.js"
 
+/** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
+const SKILLS_AS_IS = [`form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file'))`, "original text", `extra json NOT NULL DEFAULT '{}'`]
+
 /**
- * Server migration: a function that gives a tenant its schema (`t_` + 24 hex digits of md5(tenant id)) holding
- * the synced tables with the project's definitions, created on first use under an advisory lock. One schema per
- * tenant keeps the import and export SQL identical to the project database's, and scopes every row by tenant.
+ * The function that gives a tenant its schema (`t_` + 24 hex digits of md5(tenant id)) holding the synced tables
+ * with the project's definitions, created on first use under an advisory lock. One schema per tenant keeps the
+ * import and export SQL identical to the project database's, and scopes every row by tenant. A migration that
+ * changes the synced tables replaces this function (so new tenants get the new shape) and alters the schemas that
+ * exist; the function always creates the current shape.
  */
-export const tenantDatabaseMigration = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  yield* sql.unsafe(`
-CREATE FUNCTION agentsync_tenant_db(tenant text) RETURNS text LANGUAGE plpgsql AS $fn$
+const tenantDatabaseFunction = (create: "CREATE" | "CREATE OR REPLACE") => `
+${create} FUNCTION agentsync_tenant_db(tenant text) RETURNS text LANGUAGE plpgsql AS $fn$
 DECLARE s text := 't_' || left(md5(tenant), 24);
 BEGIN
   IF to_regclass(format('%I.user_contexts', s)) IS NULL THEN
@@ -48,12 +51,37 @@ BEGIN
       CREATE TABLE IF NOT EXISTS %1$I.skills (
         id text PRIMARY KEY, name text NOT NULL, description text NOT NULL, enabled boolean NOT NULL, tags text[] NOT NULL,
         category text NOT NULL, assigned_agents text[] NOT NULL, instructions text NOT NULL, version_hash text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now());
+        created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+        ${SKILLS_AS_IS.join(", ")});
     $ddl$, s);
   END IF;
   RETURN s;
 END
 $fn$;
+`
+
+/** Server migration: the tenants' synced tables, made on first use. */
+export const tenantDatabaseMigration = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(tenantDatabaseFunction("CREATE"))
+})
+
+/**
+ * Server migration: tenants' skills carry the columns local sync keeps (form, original, extra), so a skill pushed
+ * to the cloud comes back in the form it was read in. Schemas made before get the columns; new ones are made with them.
+ */
+export const tenantSkillsAsIsMigration = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.unsafe(tenantDatabaseFunction("CREATE OR REPLACE"))
+  yield* sql.unsafe(`
+DO $do$
+DECLARE s text;
+BEGIN
+  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{24}$' AND to_regclass(format('%I.skills', nspname)) IS NOT NULL LOOP
+    EXECUTE format('ALTER TABLE %I.skills ${SKILLS_AS_IS.map((c) => `ADD COLUMN IF NOT EXISTS ${c.replace(/'/g, "''")}`).join(", ")}', s);
+  END LOOP;
+END
+$do$;
 `)
 })
 
@@ -125,6 +153,8 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
           const decoded = decodeExportLine(text)
           if (!decoded.ok) {
             const table = SYNC_TABLES.find((t) => t === decoded.table) ?? "header"
+            // A header that does not decode (another format version) is reported as itself, not also as missing.
+            if (decoded.table === "header") header = true
             problems.push({ table, id: decoded.id, line: lineNo, reason: decoded.reason })
             return
           }

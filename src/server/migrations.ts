@@ -4,7 +4,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { DatabaseError } from "../errors.js"
 import jobRuns from "../services/migrations/0004_job_runs.js"
-import { tenantDatabaseMigration } from "./database.js"
+import { tenantDatabaseMigration, tenantSkillsAsIsMigration } from "./database.js"
 import { deployMigration } from "./deploy/migration.js"
 
 export const MIGRATIONS_TABLE = "agentsync_server_migrations"
@@ -53,7 +53,13 @@ const init = Effect.gen(function* () {
   yield* sql`ALTER TABLE tenants ADD CONSTRAINT tenants_head_fk FOREIGN KEY (head) REFERENCES revisions(id)`
 })
 
-export const migrations = { "1_files": init, "2_tenant_database": tenantDatabaseMigration, "4_deploy": deployMigration, "5_job_runs": jobRuns }
+export const migrations = {
+  "1_files": init,
+  "2_tenant_database": tenantDatabaseMigration,
+  "4_deploy": deployMigration,
+  "5_job_runs": jobRuns,
+  "6_tenant_skills_as_is": tenantSkillsAsIsMigration
+}
 
 /** Runs the server migrations; concurrent servers serialise on the migrations table lock. */
 export const migrate = Migrator.make({})({

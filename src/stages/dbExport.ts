@@ -39,7 +39,7 @@ export interface ExportSource<E = never> {
 /** The columns of each table in the order the bulk path copies them. */
 export const COPY_COLUMNS: Record<SyncTable, string> = {
   users: "id, name, email, display_name, roles, created_at, updated_at",
-  skills: "id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at",
+  skills: "id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at",
   contexts: "id, user_id, session_id, name, data, created_at, updated_at"
 }
 
@@ -111,6 +111,9 @@ export const EXPECTED_COLUMNS: Record<string, Record<string, ColumnSpec>> = {
     category: { type: "text" },
     assigned_agents: { type: "text[]" },
     instructions: { type: "text" },
+    form: { type: "text" },
+    original: { type: "text" },
+    extra: { type: "json" },
     version_hash: { type: "text" },
     created_at: { type: TS },
     updated_at: { type: TS }
@@ -188,7 +191,7 @@ const ts = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-D
 
 const SELECT: Record<SyncTable, string> = {
   users: `id, name, email, display_name, roles, ${ts("created_at")}, ${ts("updated_at")}`,
-  skills: `id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, ${ts("created_at")}, ${ts("updated_at")}`,
+  skills: `id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, ${ts("created_at")}, ${ts("updated_at")}`,
   contexts: `id, user_id, session_id, name, data, ${ts("created_at")}, ${ts("updated_at")}`
 }
 
@@ -261,7 +264,7 @@ export type Digest = readonly [id: string, digest: string]
 
 const DIGEST_ROW: Record<SyncTable, string> = {
   users: `ROW(name, email, display_name, roles, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
-  skills: `ROW(name, description, enabled, tags, category, assigned_agents, instructions, version_hash, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
+  skills: `ROW(name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra::jsonb, version_hash, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
   contexts: `ROW(user_id, session_id, name, data, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`
 }
 

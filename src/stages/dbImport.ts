@@ -88,21 +88,26 @@ SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS w
     SELECT id, CASE WHEN name_owner IS NOT NULL THEN 'name belongs to user ' || name_owner ELSE 'email belongs to user ' || email_owner END AS reason
       FROM act WHERE action = 'skip' ORDER BY id LIMIT ${maxSkips}) k) AS skips
 FROM act`,
+    // `extra` is json (its text, key order included, is what is written); it is compared as jsonb, like contexts' data.
     skills: `WITH src AS (${src.skills}), act AS (
   SELECT s.id, s.name, s.description, s.enabled, s.tags::text[] AS tags, s.category, s.assigned_agents::text[] AS assigned_agents,
-    s.instructions, s.version_hash, s.created_at, s.updated_at,
+    s.instructions, s.form, s.original, s.extra::json AS extra, s.version_hash, s.created_at, s.updated_at,
     CASE WHEN x.id IS NULL THEN 'insert'
-         WHEN (x.name, x.description, x.enabled, x.tags, x.category, x.assigned_agents, x.instructions, x.version_hash, x.updated_at)
-              IS DISTINCT FROM (s.name, s.description, s.enabled, s.tags::text[], s.category, s.assigned_agents::text[], s.instructions, s.version_hash, s.updated_at)
+         WHEN (x.name, x.description, x.enabled, x.tags, x.category, x.assigned_agents, x.instructions, x.form, x.original, x.extra::jsonb,
+               x.version_hash, x.updated_at)
+              IS DISTINCT FROM (s.name, s.description, s.enabled, s.tags::text[], s.category, s.assigned_agents::text[], s.instructions, s.form,
+               s.original, s.extra::jsonb, s.version_hash, s.updated_at)
            THEN 'update' ELSE 'unchanged' END AS action
   FROM src s LEFT JOIN ${skills} x ON x.id = s.id
 ), written AS (
-  INSERT INTO ${skills} AS t (id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at)
-  SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at
+  INSERT INTO ${skills} AS t (id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash,
+    created_at, updated_at)
+  SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at
     FROM act WHERE action IN ('insert', 'update')
   ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, enabled = EXCLUDED.enabled,
     tags = EXCLUDED.tags, category = EXCLUDED.category, assigned_agents = EXCLUDED.assigned_agents,
-    instructions = EXCLUDED.instructions, version_hash = EXCLUDED.version_hash, updated_at = EXCLUDED.updated_at
+    instructions = EXCLUDED.instructions, form = EXCLUDED.form, original = EXCLUDED.original, extra = EXCLUDED.extra,
+    version_hash = EXCLUDED.version_hash, updated_at = EXCLUDED.updated_at
   RETURNING 1
 )
 SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written, '[]'::json AS skips FROM act`,
@@ -141,8 +146,8 @@ const CHUNK_SOURCE: Record<SyncTable, string> = {
   users: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
     AS s(id, name, email, display_name, roles, created_at, updated_at)`,
   skills: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[], $8::text[],
-                       $9::text[], $10::timestamptz[], $11::timestamptz[])
-    AS s(id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at)`,
+                       $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+    AS s(id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at)`,
   contexts: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
     AS s(id, user_id, session_id, name, data, created_at, updated_at)`
 }
@@ -151,7 +156,7 @@ const CHUNK_SOURCE: Record<SyncTable, string> = {
 const STAGING_COLUMNS: Record<SyncTable, string> = {
   users: "id text, name text, email text, display_name text, roles text[], created_at timestamptz, updated_at timestamptz",
   skills:
-    "id text, name text, description text, enabled boolean, tags text[], category text, assigned_agents text[], instructions text, version_hash text, created_at timestamptz, updated_at timestamptz",
+    "id text, name text, description text, enabled boolean, tags text[], category text, assigned_agents text[], instructions text, form text, original text, extra json, version_hash text, created_at timestamptz, updated_at timestamptz",
   contexts: "id text, user_id text, session_id text, name text, data jsonb, created_at timestamptz, updated_at timestamptz"
 }
 const staging = (table: SyncTable) => `agentsync_import_${table}`
@@ -183,6 +188,9 @@ const columns: { readonly [T in SyncTable]: (rows: ReadonlyArray<RowOf[T]>) => R
     rows.map((r) => r.category),
     rows.map((r) => pgTextArray(r.assigned_agents)),
     rows.map((r) => r.instructions),
+    rows.map((r) => r.form),
+    rows.map((r) => r.original),
+    rows.map((r) => JSON.stringify(r.extra)),
     rows.map((r) => r.version_hash),
     rows.map((r) => r.created_at),
     rows.map((r) => r.updated_at)

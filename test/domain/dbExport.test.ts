@@ -43,6 +43,10 @@ const skill: fc.Arbitrary<SkillExport> = fc.record({
   category: fc.constantFrom("c"),
   assigned_agents: texts,
   instructions: fc.constantFrom("i"),
+  form: fc.constantFrom("folder", "file"),
+  original: fc.constantFrom(null, "---\nname: x\n---\n\n"),
+  // Equal as values in either key order: an import compares extra as jsonb.
+  extra: fc.constantFrom({}, { license: "MIT" }, { a: 1, b: [true] }, { b: [true], a: 1 }),
   version_hash: fc.constantFrom("h1", "h2"),
   created_at: ts,
   updated_at: ts

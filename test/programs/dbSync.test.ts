@@ -1,10 +1,11 @@
-import { mkdirSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
-import type { ContextExport, UserExport } from "../../src/domain/dbExport.js"
+import { type ContextExport, EXPORT_VERSION, type UserExport } from "../../src/domain/dbExport.js"
 import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSync.js"
+import { LocalSync, type LocalSyncOptions } from "../../src/programs/localSync.js"
 import { SyncService } from "../../src/programs/syncAll.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
@@ -36,7 +37,8 @@ let server: Awaited<ReturnType<typeof startServer>>
 let exposed: Awaited<ReturnType<typeof startServer>>
 let tenant: { tenantId: string; token: Redacted.Redacted<string> }
 let serverDb = ""
-const root = tempDirs("dbsync")("project")
+const temp = tempDirs("dbsync")
+const root = temp("project")
 mkdirSync(join(root, "services"))
 
 beforeAll(async () => {
@@ -160,7 +162,7 @@ describe("DatabaseSyncService through the tenant API", () => {
 
   it("rejects a malformed import body with the offending lines and ids, writing nothing", async () => {
     const lines = [
-      { kind: "header", version: 1, exported_at: "2025-01-01T00:00:00Z" },
+      { kind: "header", version: EXPORT_VERSION, exported_at: "2025-01-01T00:00:00Z" },
       { kind: "users", row: u("ok1") },
       { kind: "users", row: { ...u("bad1"), email: 42 } },
       { kind: "users", row: u("ok1") },
@@ -178,8 +180,21 @@ describe("DatabaseSyncService through the tenant API", () => {
     expect(body.reason).toContain("line 4 (users ok1): duplicate users id")
     expect(body.reason).toContain("line 5 (contexts cx)")
     expect(body.reason).toContain("line 6 (header): not JSON")
+    expect(body.reason).not.toContain("line 1")
     const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [tenant.tenantId]))[0]!.s
     expect(await query(serverDb, `SELECT count(*)::int AS n FROM "${schema}".users WHERE id = 'ok1'`)).toEqual([{ n: 0 }])
+  })
+
+  it("refuses an export of an earlier format by its version, writing nothing", async () => {
+    const response = await fetch(`${server.url}/api/v1/sync/database/import`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${Redacted.value(tenant.token)}`, "content-type": "application/x-ndjson" },
+      body: `${JSON.stringify({ kind: "header", version: 1, exported_at: "2025-01-01T00:00:00Z" })}\n${JSON.stringify({ kind: "users", row: u("old1") })}\n`
+    })
+    expect(response.status).toBe(400)
+    const body = (await response.json()) as { reason: string }
+    expect(body.reason).toContain("line 1 (header): export format version 1, this agentsync reads version 2")
+    expect(body.reason).not.toContain("readonly")
   })
 })
 
@@ -207,5 +222,66 @@ describe("SyncService.syncAll", () => {
     const second = await run()
     expect(second.operations[1]!.state).toEqual({ _tag: "Completed" })
     expect(counts(second.operations[1]!.report as DbSyncResult)).toEqual([[0, 0, 2, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+  })
+})
+
+describe("skills keep the form local sync read them in, through the cloud and back", () => {
+  const EXAMPLE_SKILL = join(import.meta.dirname, "../../examples/project/services/skills/incident-report")
+  const localSync = (services: string, url: string, options: LocalSyncOptions) =>
+    Effect.runPromise(
+      LocalSync.sync(options).pipe(Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })))
+    )
+  /** Every column of every skill as Postgres prints the row (a json column as stored, so key order counts). */
+  const skillRows = (url: string) => query<{ row: string }>(url, `SELECT row_to_json(s)::text AS row FROM skills s ORDER BY id COLLATE "C"`)
+
+  for (const transport of ["direct", "api"] as const) {
+    it(`an Agent Skills folder goes local → cloud → local with every column equal (${transport})`, async () => {
+      const [local, back, cloud] = await Promise.all([migratedDatabase("local"), migratedDatabase("back"), migratedDatabase("cloud")])
+      const services = join(temp("skills"), "services")
+      cpSync(EXAMPLE_SKILL, join(services, "skills/incident-report"), { recursive: true })
+      mkdirSync(join(services, "skills/search"), { recursive: true })
+      writeFileSync(join(services, "skills/search/config.yaml"), "id: search\nname: search\ndescription: finds\n")
+      writeFileSync(join(services, "skills/search/SKILL.md"), "# Search\n\nFind things.\n")
+      await localSync(services, local, { direction: "ToDatabase", kinds: ["skills"] })
+      const [read] = await query<{ form: string; original: string | null; extra: unknown }>(local, "SELECT form, original, extra FROM skills WHERE id = 'incident-report'")
+      expect(read).toMatchObject({ form: "file", extra: { license: "Apache-2.0", metadata: { owner: "sre", version: "1.2" } } })
+      expect(read!.original).toMatch(/^---\nname: incident-report\n/)
+
+      const remote = transport === "direct" ? { cloudDatabaseUrl: Redacted.make(cloud) } : { directUrl: server.url, token: (await server.createTenant(`Skills ${Date.now()}`)).token }
+      const push = await dbSync(config({ databaseUrl: Redacted.make(local), ...remote }), (s) => s.push())
+      expect(push.transport).toBe(transport)
+      const pull = await dbSync(config({ databaseUrl: Redacted.make(back), ...remote }), (s) => s.pull())
+      expect(counts(pull)[1]).toEqual([2, 0, 0, 0])
+      expect(await skillRows(back)).toEqual(await skillRows(local))
+      expect((await dbSync(config({ databaseUrl: Redacted.make(back), ...remote }), (s) => s.diff())).tables[1]).toMatchObject({ different: 0, equal: 2 })
+
+      // Written out from the database it came back to, the skill is in its own form, its SKILL.md byte for byte.
+      const out = join(temp("out"), "services")
+      await localSync(out, back, { direction: "ToDisk", kinds: ["skills"] })
+      expect(readFileSync(join(out, "skills/incident-report/SKILL.md"), "utf8")).toBe(readFileSync(join(EXAMPLE_SKILL, "SKILL.md"), "utf8"))
+      expect(() => readFileSync(join(out, "skills/incident-report/config.yaml"))).toThrow()
+    })
+  }
+
+  it("a tenant schema made before the server knew these columns gets them when the server migrates", async () => {
+    const db = await freshDatabase("srvold")
+    const first = await startServer(db)
+    await first.stop()
+    const [{ s: schema }] = (await query<{ s: string }>(db, "SELECT agentsync_tenant_db('made-before') AS s")) as [{ s: string }]
+    // The shape such a schema had, and a server whose last migration was the one before.
+    await query(db, `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra`)
+    await query(db, "DELETE FROM agentsync_server_migrations WHERE migration_id = 6")
+    const again = await startServer(db)
+    await again.stop()
+    const columns = await query<{ column_name: string; data_type: string }>(
+      db,
+      `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name IN ('form', 'original', 'extra') ORDER BY column_name`,
+      [schema]
+    )
+    expect(columns).toEqual([
+      { column_name: "extra", data_type: "json" },
+      { column_name: "form", data_type: "text" },
+      { column_name: "original", data_type: "text" }
+    ])
   })
 })

@@ -26,46 +26,62 @@ import { query } from "./pg.js"
 
 export { query }
 
-/** Replaces the synced tables' contents with `state` (sessions belong to the first user, as the schema demands one). */
-export const loadState = async (url: string, state: TargetState) => {
-  const owner = state.users[0]?.id
-  const client = new pg.Client({ connectionString: url })
+/** A database by URL (a connection of its own for the call) or an open node-postgres client (reused across calls). */
+export type Db = string | pg.ClientBase
+
+/** Runs `f` on `db`: an open client as it is, a URL on a connection opened and closed around it. */
+const onClient = async <A>(db: Db, f: (client: pg.ClientBase) => Promise<A>): Promise<A> => {
+  if (typeof db !== "string") return f(db)
+  const client = new pg.Client({ connectionString: db })
   await client.connect()
   try {
+    return await f(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** A node-postgres client on `url`, for a test that loads and reads many states (connecting is most of a small call's time). */
+export const connect = async (url: string): Promise<pg.Client> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  return client
+}
+
+/** Replaces the synced tables' contents with `state` (sessions belong to the first user, as the schema demands one). */
+export const loadState = (db: Db, state: TargetState) =>
+  onClient(db, async (client) => {
+    const owner = state.users[0]?.id
     await client.query("BEGIN")
     await client.query("DELETE FROM user_contexts; DELETE FROM user_sessions; DELETE FROM skills; DELETE FROM users")
     await client.query("INSERT INTO users SELECT * FROM json_populate_recordset(null::users, $1::json)", [JSON.stringify(state.users)])
     if (owner !== undefined) {
       await client.query("INSERT INTO user_sessions (id, user_id) SELECT unnest($1::text[]), $2", [state.sessionIds, owner])
     }
-    // The synced columns only: the others (how local sync lays the skill out on disk) keep their defaults.
-    const cols = "id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, created_at, updated_at"
-    await client.query(`INSERT INTO skills (${cols}) SELECT ${cols} FROM json_populate_recordset(null::skills, $1::json)`, [JSON.stringify(state.skills)])
+    await client.query("INSERT INTO skills SELECT * FROM json_populate_recordset(null::skills, $1::json)", [JSON.stringify(state.skills)])
     await client.query("INSERT INTO user_contexts SELECT * FROM json_populate_recordset(null::user_contexts, $1::json)", [
       JSON.stringify(state.contexts)
     ])
     await client.query("COMMIT")
-  } finally {
-    await client.end()
-  }
-}
+  })
 
 const TS = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${c}`
 
 /** The synced tables' contents, read with plain node-postgres, ids in code-point order. */
-export const readState = async (url: string): Promise<TargetState> => {
-  const users = await query<UserExport>(url, `SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`)
-  const skills = await query<SkillExport>(
-    url,
-    `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, version_hash, ${TS("created_at")}, ${TS("updated_at")} FROM skills ORDER BY id COLLATE "C"`
-  )
-  const contexts = await query<ContextExport>(
-    url,
-    `SELECT id, user_id, session_id, name, data, ${TS("created_at")}, ${TS("updated_at")} FROM user_contexts ORDER BY id COLLATE "C"`
-  )
-  const sessions = await query<{ id: string }>(url, `SELECT id FROM user_sessions ORDER BY id COLLATE "C"`)
-  return { users, skills, contexts, sessionIds: sessions.map((s) => s.id) }
-}
+export const readState = (db: Db): Promise<TargetState> =>
+  onClient(db, async (client) => {
+    const rows = async <R>(text: string) => (await client.query(text)).rows as Array<R>
+    const users = await rows<UserExport>(`SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`)
+    const skills = await rows<SkillExport>(
+      `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, ${TS("created_at")}, ${TS("updated_at")}
+         FROM skills ORDER BY id COLLATE "C"`
+    )
+    const contexts = await rows<ContextExport>(
+      `SELECT id, user_id, session_id, name, data, ${TS("created_at")}, ${TS("updated_at")} FROM user_contexts ORDER BY id COLLATE "C"`
+    )
+    const sessions = await rows<{ id: string }>(`SELECT id FROM user_sessions ORDER BY id COLLATE "C"`)
+    return { users, skills, contexts, sessionIds: sessions.map((s) => s.id) }
+  })
 
 /** Deterministic rows for volume tests: `n` users, each with `perUser` contexts. */
 export const seedVolume = async (url: string, users: number, contextsPerUser: number, prefix = "") => {
