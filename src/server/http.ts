@@ -8,7 +8,7 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Layer, Option, type Stream } from "effect"
+import { Duration, Effect, Layer, Option, type Stream } from "effect"
 import {
   AgentsyncApi,
   Authentication,
@@ -20,12 +20,15 @@ import {
   IDEMPOTENCY_HEADER,
   manifestEtag,
   NotModified,
-  OPENAPI_PATH
+  OPENAPI_PATH,
+  Unavailable
 } from "../api/index.js"
+import { transferLimits } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
+import { paced } from "../stages/transfer.js"
 
 export const VERSION = "0.1.0"
 
@@ -47,15 +50,22 @@ export const AuthenticationLive = Layer.effect(
   )
 )
 
+// The same deadlines and minimum rate as the clients', from the same variables.
+const limits = transferLimits(process.env)
+
 /**
- * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected
+ * The upload body, read straight off Node's request, cut when it trickles. Not destroyed when reading stops early: a rejected
  * upload still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
  */
 const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
-  NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
-    () => NodeHttpServerRequest.toIncomingMessage(request),
-    (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
-    { closeOnDone: false }
+  paced(
+    NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
+      () => NodeHttpServerRequest.toIncomingMessage(request),
+      (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
+      { closeOnDone: false }
+    ),
+    limits,
+    (why) => new Unavailable({ reason: `upload too slow: ${why}` })
   )
 
 const discardRest = (request: HttpServerRequest.HttpServerRequest) =>
@@ -95,7 +105,13 @@ const filesOps = Effect.map(FileStore, (store) => ({
       return manifest
     }),
   upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
-    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(Effect.tapError(() => discardRest(request))),
+    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(limits.deadlineMs),
+        onTimeout: () => new Unavailable({ reason: `upload not finished within ${limits.deadlineMs / 1000} s` })
+      }),
+      Effect.onError(() => discardRest(request))
+    ),
   download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
     Effect.map(store.download(caller.tenantId, revision, paths), gzipResponse),
   revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)

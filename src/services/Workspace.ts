@@ -8,6 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { IoError } from "../errors.js"
 import { IGNORE_FILE, makeMembership, type Membership } from "../domain/membership.js"
 import { isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
+import { isAlive } from "./ProcessLock.js"
 
 export interface WorkspaceFile {
   /** POSIX path relative to the services root. */
@@ -52,9 +53,51 @@ export const resolveInside = (root: string, path: string): Effect.Effect<string,
     : Effect.fail(new IoError({ path, reason: "path escapes the services tree" }))
 }
 
-// Temp names: one random prefix per process and a counter (a random draw per file was a tenth of writing
-// 10,000 files); they are opened exclusively, so a name that somehow exists is never followed or reused.
-const tempPrefix = `.agentsync-tmp-${randomBytes(6).toString("hex")}-`
+// Temp names: one prefix per process (its id and a random part) and a counter (a random draw per file was a
+// tenth of writing 10,000 files); they are opened exclusively, so a name that somehow exists is never followed
+// or reused. The process id tells a later run whether the writer is gone (see sweepLitter).
+const tempPrefix = `.agentsync-tmp-${process.pid}-${randomBytes(4).toString("hex")}-`
+const TEMP = /^\.agentsync-tmp-(?:(\d+)-[0-9a-f]{8}-|[0-9a-f]{12}-)/
+// A temp file of the older naming, without a process id, is litter once this old.
+const OLD_TEMP_MS = 60 * 60_000
+
+/**
+ * Removes the temp files and staged folders (`.agentsync-tmp-…`) that a killed run left in `dir` (and its
+ * subfolders, when `deep`): those whose process is gone. Returns how many it removed.
+ */
+export const sweepLitter = (dir: string, deep: boolean): Effect.Effect<number, IoError> =>
+  Effect.try({
+    try: () => {
+      let removed = 0
+      const walk = (d: string) => {
+        let entries: Array<import("node:fs").Dirent>
+        try {
+          entries = fsSync.readdirSync(d, { withFileTypes: true })
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return
+          throw e
+        }
+        for (const e of entries) {
+          const full = nodePath.join(d, e.name)
+          const m = TEMP.exec(e.name)
+          if (m !== null) {
+            const pid = m[1] === undefined ? undefined : Number(m[1])
+            const gone =
+              pid === undefined
+                ? Date.now() - fsSync.lstatSync(full).mtimeMs > OLD_TEMP_MS
+                : pid !== process.pid && !isAlive(pid)
+            if (gone) {
+              fsSync.rmSync(full, { recursive: true, force: true })
+              removed++
+            }
+          } else if (deep && e.isDirectory()) walk(full)
+        }
+      }
+      walk(dir)
+      return removed
+    },
+    catch: io(dir, "cannot remove what an interrupted run left")
+  })
 let tempCounter = 0
 const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
 

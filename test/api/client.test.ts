@@ -68,8 +68,8 @@ describe("SyncApiClient retries", () => {
     for (const body of ["<html>gateway</html>", JSON.stringify({ tenant: "t", revision: null, entries: [{ path: "../x", size: 1, sha256: "0" }] })]) {
       const s = await scripted(status(200, {}, body))
       const r = await runEither(opts(s.url), (c) => c.manifest())
-      expect(Either.isLeft(r) && r.left._tag).toBe("ApiError")
-      expect(Either.isLeft(r) && r.left.message).toMatch(/unexpected response/)
+      expect(Either.isLeft(r) && r.left._tag).toBe("UnsafeRemote")
+      expect(Either.isLeft(r) && r.left.message).toMatch(/refused what the server sent .*nothing was written/)
       expect(s.seen.length).toBe(1)
     }
   })
@@ -103,7 +103,7 @@ describe("SyncApiClient retries", () => {
 
   it("times out a silent server and retries it", async () => {
     const s = await scripted(() => {}, ok)
-    const m = await run(opts(s.url, { timeout: "200 millis" }), (c) => c.manifest())
+    const m = await run(opts(s.url, { limits: { exchangeMs: 200 } }), (c) => c.manifest())
     expect(m.entries).toEqual([])
     expect(s.seen.length).toBe(2)
   })

@@ -3,9 +3,11 @@ import * as nodePath from "node:path"
 import { gunzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
+import { CAPS } from "../../src/domain/caps.js"
 import { FileEntry } from "../../src/domain/model.js"
-import { TarballUnsafe } from "../../src/errors.js"
-import { apply } from "../../src/stages/apply.js"
+import { ApiError, TarballUnsafe } from "../../src/errors.js"
+import { Transient } from "../../src/services/SyncApi.js"
+import { apply, type Download } from "../../src/stages/apply.js"
 import { checkEntryPath, readArchive } from "../../src/stages/archive.js"
 import { bundle } from "../../src/stages/bundle.js"
 import { tempDirs } from "../support/tree.js"
@@ -27,6 +29,10 @@ const readAll = (archive: Uint8Array) => {
 }
 
 const tempDir = tempDirs("archive")
+
+/** A download that hands over the same archive whatever is asked for. */
+const serve = (archive: Uint8Array): Download => (_missing, consume) =>
+  consume(streamOf(archive)).pipe(Effect.catchIf((e) => e instanceof Transient, (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))))
 
 const tempTree = async (files: Record<string, string>) => {
   const root = tempDir("tree")
@@ -119,12 +125,7 @@ describe("archive", () => {
       const fifo = tarGz(record({ path: "a/x", type: "FIFO" }))
       expect(Either.isLeft(yield* Effect.either(readAll(fifo)))).toBe(true)
       const many = tarGz(...Array.from({ length: 5 }, (_, i) => record({ path: `a/${i}` }, Buffer.from("x"))))
-      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, {
-        maxEntries: 3,
-        maxFileBytes: 100,
-        maxTotalBytes: 1000,
-        maxRatio: 100
-      })
+      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, { ...CAPS, maxEntries: 3 })
       expect(Either.isLeft(yield* Effect.either(capped))).toBe(true)
     })
   )
@@ -160,7 +161,7 @@ describe("apply", () => {
         const services = nodePath.join(root, "services")
         const before = yield* Effect.promise(() => snapshot(services))
         const result = yield* Effect.either(
-          apply({ projectRoot: root, servicesPath: services, archive: streamOf(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
+          apply({ projectRoot: root, servicesPath: services, download: serve(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
         )
         expect(Either.isLeft(result)).toBe(true)
         if (Either.isLeft(result)) expect(result.left._tag).toBe("TarballUnsafe")
@@ -181,7 +182,7 @@ describe("apply", () => {
       const result = yield* apply({
         projectRoot: root,
         servicesPath: services,
-        archive: streamOf(good),
+        download: serve(good),
         write: [new FileEntry(claimedEntry)],
         delete: ["skills/s/SKILL.md"]
       })
@@ -194,7 +195,7 @@ describe("apply", () => {
         apply({
           projectRoot: root,
           servicesPath: services,
-          archive: streamOf(good),
+          download: serve(good),
           write: [new FileEntry(claimedEntry), new FileEntry({ path: "agents/b/config.yaml", size: 1, sha256: sha("x") })],
           delete: []
         })
