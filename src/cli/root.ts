@@ -18,6 +18,13 @@ export const root = Command.make("agentsync", { services, json })
 /** The global options as plain values. */
 export const globals = Effect.map(root, (r) => ({ services: Option.getOrUndefined(r.services), json: r.json }))
 
-/** Loads the project configuration with the global `--services` applied (or an explicit path). */
-export const projectConfig = (path?: string) =>
-  Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services }))
+/**
+ * Loads the project configuration with the global `--services` applied (or an explicit path); with
+ * `tree`, the services path must also exist and look like a project (exit 2 otherwise).
+ */
+export const projectConfig = (path?: string, options: { readonly tree?: boolean } = {}) =>
+  Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
+    Effect.tap((config) =>
+      options.tree === true ? Effect.flatMap(Effect.promise(() => import("../services/Workspace.js")), (w) => w.checkServicesPath(config)) : Effect.void
+    )
+  )

@@ -14,7 +14,7 @@ const path = Args.text({ name: "PATH" }).pipe(
 
 export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
-    const config = yield* projectConfig(Option.getOrUndefined(path))
+    const config = yield* projectConfig(Option.getOrUndefined(path), { tree: true })
     const { make: makeWorkspace } = yield* Effect.promise(() => import("../services/Workspace.js"))
     const project = yield* makeWorkspace(config.servicesPath).readProject()
     const shown = nodePath.relative(process.cwd(), config.servicesPath) || "."

@@ -84,7 +84,7 @@ export interface FileSyncServiceShape {
   /** The backups pulls made, newest first. */
   readonly backups: () => Effect.Effect<ReadonlyArray<BackupInfo>>
   /** Puts a backup's files back (what they replace goes into a new backup). */
-  readonly restore: (id: string) => ReturnType<typeof restoreImpl> extends Effect.Effect<infer A, infer E, unknown> ? Effect.Effect<A, E> : never
+  readonly restore: (id: string) => Effect.Effect<RestoreReport, Effect.Effect.Error<ReturnType<typeof restore>>>
 }
 
 /** Deleting more than this share of a tree needs --force. */
@@ -345,10 +345,16 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   })
 })
 
-const restoreImpl = Effect.fn("FileSyncService.restore")(function* (id: string) {
-  const { config } = yield* context
-  yield* filesLock(config.projectRoot, "files restore")
-  const done = yield* restoreBackup(config.projectRoot, config.servicesPath, id)
+/** The backups pulls made in the configured project, newest first (no server needed). */
+export const backups = Effect.fn("FileSyncService.backups")(function* () {
+  const config = yield* CurrentConfig
+  return yield* listBackups(config.projectRoot)
+})
+
+/** Puts a backup's files back, holding the files lock (no server needed). */
+export const restore = Effect.fn("FileSyncService.restore")(function* (id: string) {
+  const config = yield* CurrentConfig
+  const done = yield* Effect.scoped(Effect.zipRight(filesLock(config.projectRoot, "files restore"), restoreBackup(config.projectRoot, config.servicesPath, id)))
   return { id, restored: done.restored, backup: done.backup } satisfies RestoreReport
 })
 
@@ -369,8 +375,8 @@ export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentC
       diff: (options) => Effect.provide(diffImpl(options), ctx),
       push: (options) => Effect.provide(locked("files push", options, pushImpl), ctx),
       pull: (options) => Effect.provide(locked("files pull", options, pullImpl), ctx),
-      backups: () => Effect.provide(Effect.flatMap(CurrentConfig, (c) => listBackups(c.projectRoot)), ctx),
-      restore: (id) => Effect.provide(Effect.scoped(restoreImpl(id)), ctx)
+      backups: () => Effect.provide(backups(), ctx),
+      restore: (id) => Effect.provide(restore(id), ctx)
     })
   })
 )

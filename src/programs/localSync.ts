@@ -37,7 +37,7 @@ import {
   SyncKind
 } from "../domain/model.js"
 import { isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { DatabaseError, InvalidInput, type IoError, type SyncInProgress } from "../errors.js"
+import { Conflict, DatabaseError, InvalidInput, type IoError, type SyncInProgress } from "../errors.js"
 import * as Database from "../services/Database.js"
 import * as Repos from "../services/repos/index.js"
 import { Workspace } from "../services/Workspace.js"
@@ -53,6 +53,8 @@ export interface LocalSyncOptions {
   readonly dryRun?: boolean | undefined
   /** Also delete what the other side no longer has (rows without a file, or files without a row). */
   readonly deleteOrphans?: boolean | undefined
+  /** Allow deleting more than half of a kind on the side written to. */
+  readonly force?: boolean | undefined
 }
 
 /** One action of a plan: a database upsert or delete, or a file write or removal. */
@@ -786,6 +788,37 @@ export const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray
   return report
 })
 
+/** How many items of each kind the side a sync writes to holds. */
+const sideSizes = (ctx: Ctx): Record<SyncKind, number> =>
+  ctx.direction === "ToDatabase"
+    ? { agents: ctx.db.agents.items.length, skills: ctx.db.skills.items.length, content: ctx.content.db.length, acl: ctx.db.rules.items.length }
+    : { agents: ctx.disk.project.agents.length, skills: ctx.disk.project.skills.length, content: ctx.content.disk.length, acl: ctx.disk.project.accessRules.length }
+
+/**
+ * Refuses a run that would delete more than half of a kind on the side it writes to (an empty or mistyped
+ * tree would otherwise empty the database), unless forced; the transaction is then rolled back whole.
+ */
+const guardDeletes = (ctx: Ctx, planned: ReadonlyArray<KindPlan>) => {
+  const sizes = sideSizes(ctx)
+  for (const p of planned) {
+    const deletes = p.steps.filter((s) => (s.action === "delete" || s.action === "remove") && !s.key.startsWith("source:"))
+    const kind = p.result.kind
+    if (deletes.length > 0 && deletes.length > sizes[kind] * DELETE_THRESHOLD) {
+      const where = ctx.direction === "ToDatabase" ? "rows in the database" : "items on disk"
+      return Effect.fail(
+        new Conflict({
+          reason: `refusing to delete ${deletes.length} of ${sizes[kind]} ${kind} ${where} (more than half); nothing was changed. Check the services path, or pass --force if that is intended`,
+          items: deletes.slice(0, 20).map((d) => `${kind} ${d.key}`)
+        })
+      )
+    }
+  }
+  return Effect.void
+}
+
+/** Deleting more than this share of a kind needs --force. */
+export const DELETE_THRESHOLD = 0.5
+
 /**
  * One local sync: reads both sides, plans (pure), then applies the plan unless it is a dry run. The database
  * side is one transaction, held across the file writes of a sync to disk; files are written atomically.
@@ -795,12 +828,16 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
   const kinds = kindsOf(options.kinds)
   const dryRun = options.dryRun ?? false
   const base = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
-  const disk = yield* readDisk()
   const ws = yield* Workspace
+  // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
+  if (!dryRun) yield* ws.sweepLitter()
+  const disk = yield* readDisk()
   const plans = yield* inTransaction(
     Effect.gen(function* () {
-      const planned = plan(yield* buildCtx(base, disk, kinds), kinds)
+      const ctx = yield* buildCtx(base, disk, kinds)
+      const planned = plan(ctx, kinds)
       if (dryRun) return planned
+      if (options.force !== true) yield* guardDeletes(ctx, planned)
       for (const p of planned) for (const e of p.db) yield* e
       const ops = planned.flatMap((p) => p.disk)
       const files = Effect.zipRight(
@@ -828,7 +865,7 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
 })
 
 export type LocalSyncRequirements = Workspace | Repos.Repos | SqlClient.SqlClient
-export type LocalSyncFailure = IoError | DatabaseError
+export type LocalSyncFailure = IoError | DatabaseError | Conflict
 
 /** Everything a local sync runs on: the workspace of the config and the migrated project database. */
 export const layer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | "databaseUrl">) =>

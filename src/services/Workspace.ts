@@ -5,8 +5,9 @@ import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { IoError } from "../errors.js"
-import { IGNORE_FILE, makeMembership, type Membership } from "../domain/membership.js"
+import { PROJECT_FILE } from "../config.js"
+import { IoError, MissingConfig } from "../errors.js"
+import { IGNORE_FILE, MEMBERSHIP, makeMembership, type Membership } from "../domain/membership.js"
 import { isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
 import { isAlive } from "./ProcessLock.js"
 
@@ -38,6 +39,8 @@ export interface WorkspaceShape {
   readonly readProject: () => Effect.Effect<Project, IoError>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
+  /** Removes the temp files and staged folders killed runs left in the tree (see `sweepLitter`). */
+  readonly sweepLitter: () => Effect.Effect<number, IoError>
 }
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
@@ -258,16 +261,16 @@ export const writeFilesAtomic = (
     })
     for (let i = 0; i < files.length; i += slice) {
       const opened: Array<TempFile> = []
-      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.tapError(() => abandon(opened)))
+      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.onError(() => abandon(opened)))
       const flushed = flushAll(opened)
       // Keep the rejection handled until it is awaited.
       flushed.catch(() => undefined)
       yield* finishPending.pipe(
-        Effect.tapError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
+        Effect.onError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
       )
       pending = { files: opened, flushed }
     }
-    yield* finishPending.pipe(Effect.tapError(() => abandon([])))
+    yield* finishPending.pipe(Effect.onError(() => abandon([])))
     yield* Effect.try({
       try: () => {
         for (const stage of staged.values()) {
@@ -281,6 +284,46 @@ export const writeFilesAtomic = (
         return io(current, "cannot create the folder")(cause)
       }
     })
+  })
+
+/**
+ * A services path must exist and look like a project: it holds `agentsync.yaml`, `.agentsyncignore` or one of
+ * the known folders, or it is the tree the project's `agentsync.yaml` names. Anything else (a typo, a missing
+ * folder) would read as an empty tree, and an empty tree deletes everything on the other side: a usage error
+ * naming the path instead.
+ */
+export const checkServicesPath = (config: {
+  readonly servicesPath: string
+  readonly projectRoot: string
+  readonly project: { readonly services?: string | undefined }
+}): Effect.Effect<void, MissingConfig> =>
+  Effect.suspend(() => {
+    const path = nodePath.resolve(config.servicesPath)
+    const shown = nodePath.relative(process.cwd(), path) || "."
+    const is = (p: string, dir: boolean) => {
+      const st = fsSync.statSync(p, { throwIfNoEntry: false })
+      return st !== undefined && (dir ? st.isDirectory() : st.isFile())
+    }
+    if (!is(path, true)) {
+      return Effect.fail(
+        new MissingConfig({ key: "services", reason: `${shown} does not exist or is not a folder; pass --services DIR (for a first pull, create it)` })
+      )
+    }
+    const configured =
+      is(nodePath.join(config.projectRoot, PROJECT_FILE), false) && nodePath.resolve(config.projectRoot, config.project.services ?? "services") === path
+    const looksLikeOne =
+      configured ||
+      is(nodePath.join(path, PROJECT_FILE), false) ||
+      is(nodePath.join(path, IGNORE_FILE), false) ||
+      MEMBERSHIP.some((m) => is(nodePath.join(path, m), true))
+    return looksLikeOne
+      ? Effect.void
+      : Effect.fail(
+          new MissingConfig({
+            key: "services",
+            reason: `${shown} does not look like a project: it holds none of ${MEMBERSHIP.map((m) => `${m}/`).join(", ")} and no ${PROJECT_FILE} names it`
+          })
+        )
   })
 
 export const make = (root: string): WorkspaceShape => {
@@ -388,7 +431,18 @@ export const make = (root: string): WorkspaceShape => {
     return parseProject(raw, `${shown}/`)
   })
 
-  return { root: absRoot, listFiles, readFile, readFiles, writeFile, writeFiles, removeFile, readProject, membership }
+  return {
+    root: absRoot,
+    listFiles,
+    readFile,
+    readFiles,
+    writeFile,
+    writeFiles,
+    removeFile,
+    readProject,
+    membership,
+    sweepLitter: () => sweepLitter(absRoot, true)
+  }
 }
 
 export const layer = (root: string): Layer.Layer<Workspace> => Layer.sync(Workspace, () => make(root))
