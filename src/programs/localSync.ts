@@ -40,6 +40,7 @@ import { isProjectFile, type Project, parseProject, type RawFile } from "../doma
 import { Conflict, DatabaseError, InvalidInput, type IoError, type SyncInProgress } from "../errors.js"
 import * as Database from "../services/Database.js"
 import * as Repos from "../services/repos/index.js"
+import { note } from "../services/RunStatus.js"
 import { Workspace } from "../services/Workspace.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 
@@ -829,6 +830,7 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
   const dryRun = options.dryRun ?? false
   const base = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
   const ws = yield* Workspace
+  yield* note("local sync: reading the tree and the database; nothing changed yet")
   // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
   if (!dryRun) yield* ws.sweepLitter()
   const disk = yield* readDisk()
@@ -838,6 +840,11 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
       const planned = plan(ctx, kinds)
       if (dryRun) return planned
       if (options.force !== true) yield* guardDeletes(ctx, planned)
+      yield* note(
+        options.direction === "ToDatabase"
+          ? "local sync: writing to the database in one transaction; stopped, it is rolled back and nothing changed"
+          : "local sync: writing files, each whole (old or new bytes, never half); the database's record of them is rolled back; run it again to finish"
+      )
       for (const p of planned) for (const e of p.db) yield* e
       const ops = planned.flatMap((p) => p.disk)
       const files = Effect.zipRight(
@@ -855,6 +862,7 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
       return planned
     })
   )
+  if (!dryRun) yield* note("local sync: done and committed; only its report was not printed")
   const report: LocalSyncReport = {
     direction: options.direction,
     dry_run: dryRun,
