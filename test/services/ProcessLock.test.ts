@@ -41,7 +41,16 @@ const racers = async (n: number) => {
     return { child, next, say }
   })
   await Promise.all(all.map((r) => r.next()))
-  const stop = () => Promise.all(all.map((r) => new Promise<void>((resolve) => (r.child.once("exit", () => resolve()), r.child.stdin!.end()))))
+  const stop = () =>
+    Promise.all(
+      all.map(
+        (r) =>
+          new Promise<void>((resolve) => {
+            r.child.once("exit", () => resolve())
+            r.child.stdin!.end()
+          })
+      )
+    )
   return { all, stop }
 }
 
