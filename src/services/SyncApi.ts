@@ -61,9 +61,11 @@ export class Transient extends Data.TaggedError("Transient")<{
   readonly status: number
   readonly reason: string
   readonly retryAfter: Option.Option<Duration.Duration>
+  /** The request never reached the server (no connection). */
+  readonly unreachable?: boolean
 }> {}
 
-const transient = (status: number, reason: string) => new Transient({ status, reason, retryAfter: Option.none() })
+const transient = (status: number, reason: string, unreachable = false) => new Transient({ status, reason, retryAfter: Option.none(), unreachable })
 
 const RETRYABLE = new Set([408, 429, 502, 503, 504])
 
@@ -295,7 +297,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         case "TimeoutException":
           return Effect.fail(transient(408, "timed out"))
         case "RequestError":
-          return Effect.fail(transient(0, describe(error)))
+          return Effect.fail(transient(0, describe(error), true))
         case "ResponseError": {
           const response = e.response
           if (response === undefined) return Effect.fail(transient(0, describe(error)))
@@ -338,7 +340,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           Effect.fail(
             new ApiError({
               status: t.status,
-              reason: `${t.status === 0 ? "server unreachable" : t.reason} (gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${t.status === 0 ? `: ${t.reason}` : ""})`,
+              reason: `${t.unreachable === true ? "server unreachable" : t.reason} (gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${t.unreachable === true ? `: ${t.reason}` : ""})`,
               url
             })
           )

@@ -299,7 +299,8 @@ export const checkServicesPath = (config: {
 }): Effect.Effect<void, MissingConfig> =>
   Effect.suspend(() => {
     const path = nodePath.resolve(config.servicesPath)
-    const shown = nodePath.relative(process.cwd(), path) || "."
+    const relative = nodePath.relative(process.cwd(), path)
+    const shown = relative === "" ? "." : relative.startsWith("..") ? path : relative
     const is = (p: string, dir: boolean) => {
       const st = fsSync.statSync(p, { throwIfNoEntry: false })
       return st !== undefined && (dir ? st.isDirectory() : st.isFile())
