@@ -308,7 +308,7 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     yield* settle
     return report("pull", false, head, local.entries.length, plan, { files_hashed: local.hashed })
   }
-  const blocked = obstacles(config.servicesPath, write.map((e) => e.path), new Set(deleted))
+  const blocked = yield* obstacles(config.servicesPath, write.map((e) => e.path), new Set(deleted))
   if (blocked.length > 0) {
     return yield* new Conflict({
       reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,

@@ -191,14 +191,22 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
  * folder must go, a folder holding files the pull does not delete where a file must go. Checked before any
  * download, so such a pull is refused whole rather than left half done. Returns one line per obstacle.
  */
-export const obstacles = (servicesPath: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): ReadonlyArray<string> => {
-  const root = nodePath.resolve(servicesPath)
+export const obstacles = (servicesPath: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): Effect.Effect<ReadonlyArray<string>, IoError> =>
+  Effect.try({ try: () => findObstacles(nodePath.resolve(servicesPath), write, deleted), catch: io(servicesPath, "cannot look at what the pull would replace") })
+
+const findObstacles = (root: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): ReadonlyArray<string> => {
   const out: Array<string> = []
   const kind = new Map<string, "dir" | "file" | "link" | "none">()
   const kindOf = (rel: string) => {
     let k = kind.get(rel)
     if (k === undefined) {
-      const st = fsSync.lstatSync(nodePath.join(root, rel), { throwIfNoEntry: false })
+      let st: fsSync.Stats | undefined
+      try {
+        st = fsSync.lstatSync(nodePath.join(root, rel), { throwIfNoEntry: false })
+      } catch (e) {
+        // Under a file (which the pull deletes first): nothing there.
+        if ((e as NodeJS.ErrnoException).code !== "ENOTDIR") throw e
+      }
       k = st === undefined ? "none" : st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : "file"
       kind.set(rel, k)
     }
