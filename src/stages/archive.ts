@@ -229,7 +229,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       ),
       Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void),
       Effect.zipRight(check),
-      Effect.as({ files, directories, bytes, compressedBytes: compressed }),
+      Effect.map((): ArchiveStats => ({ files, directories, bytes, compressedBytes: compressed })),
       Effect.ensuring(
         Effect.sync(() => {
           if (failure !== undefined || !ended) parser.abort(new Error("rejected"))
