@@ -123,6 +123,14 @@ describe("SyncApiClient retries", () => {
     expect(s.seen.map((x) => x.key)).toEqual(["key-1", "key-1"])
   })
 
+  it("an upload whose answer never comes is retried once the exchange deadline after its end has passed", async () => {
+    const result = JSON.stringify({ revision: "r1", parent: null, created: false, files: 1, received: 1 })
+    const s = await scripted(() => {}, status(200, {}, result))
+    const r = await run(opts(s.url, { limits: { exchangeMs: 300 } }), (c) => c.upload(() => Stream.make(new Uint8Array([1, 2, 3])), "key-2"))
+    expect(r.revision).toBe("r1")
+    expect(s.seen.map((x) => x.key)).toEqual(["key-2", "key-2"])
+  }, 20_000)
+
   it("reads Retry-After as seconds or as an HTTP date", () => {
     expect(Option.map(parseRetryAfter("3"), Duration.toMillis)).toEqual(Option.some(3000))
     const now = Date.parse("2026-01-01T00:00:00Z")
