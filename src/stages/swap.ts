@@ -99,14 +99,21 @@ export const swapIn = (j: Journal) => {
     }
   }
   /** The folder for `rel`, moving aside any file that stands where one of its folders must be. */
+  const ready = new Set<string>()
   const folderFor = (rel: string) => {
-    const segments = rel.split("/").slice(0, -1)
+    const parent = rel.slice(0, Math.max(0, rel.lastIndexOf("/")))
+    if (ready.has(parent)) return
+    const segments = parent.split("/")
     for (let i = 1; i <= segments.length; i++) {
       const ancestor = segments.slice(0, i).join("/")
+      if (ready.has(ancestor)) continue
       const a = lstat(nodePath.join(root, ancestor))
       if (a !== undefined && !a.isDirectory()) moveAside(ancestor)
+      if (a === undefined || !a.isDirectory()) break // created below, with what is under it
+      ready.add(ancestor)
     }
-    mkdirp(nodePath.dirname(nodePath.join(root, rel)))
+    mkdirp(nodePath.join(root, parent))
+    ready.add(parent)
   }
 
   for (const rel of j.delete) {
