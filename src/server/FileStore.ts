@@ -164,13 +164,6 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         Effect.map((rows) => Option.fromNullable(rows[0]))
       )
 
-    /** The `IN` list of a query, in slices that stay far below the parameter limit. */
-    const inSlices = <A>(values: ReadonlyArray<string>, f: (slice: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<A>, SqlError.SqlError>) =>
-      Effect.map(
-        Effect.forEach(Array.from({ length: Math.ceil(values.length / 5000) }, (_, i) => values.slice(i * 5000, i * 5000 + 5000)), f),
-        (parts) => parts.flat()
-      )
-
     /** Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them). */
     const collectOrphans = sql`DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})`
 
@@ -305,15 +298,16 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           if (checksum !== head.checksum) {
             return yield* new InvalidInput({ field: "checksum", reason: "the resulting tree does not match the client's checksum" })
           }
-          // This upload's blobs, and any another upload left pending with the same bytes, become permanent.
-          yield* inSlices([...received], (slice) =>
-            sql`UPDATE blobs SET upload_id = NULL WHERE tenant_id = ${caller.tenantId} AND upload_id IS NOT NULL AND sha256 IN ${sql.in(slice)}`
-          )
+          // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
+          // statement over the pending rows, the hashes as one array parameter).
+          if (received.size > 0) {
+            yield* sql`UPDATE blobs SET upload_id = NULL
+              WHERE upload_id IS NOT NULL AND tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...received]}::text[])`
+          }
           const wanted = [...new Set(head.set.map((e) => e.sha256))]
           const present = new Set(
-            (yield* inSlices(wanted, (slice) =>
-              sql<{ sha256: string }>`SELECT sha256 FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 IN ${sql.in(slice)}`
-            )).map((r) => r.sha256)
+            (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs
+              WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map((r) => r.sha256)
           )
           const missing = head.set.filter((e) => !present.has(e.sha256))
           if (missing.some((e) => received.has(e.sha256))) {

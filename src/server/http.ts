@@ -28,7 +28,7 @@ import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
-import { paced } from "../stages/transfer.js"
+import { pace } from "../stages/transfer.js"
 
 export const VERSION = "0.1.0"
 
@@ -54,18 +54,14 @@ export const AuthenticationLive = Layer.effect(
 const limits = transferLimits(process.env)
 
 /**
- * The upload body, read straight off Node's request, cut when it trickles. Not destroyed when reading stops early: a rejected
- * upload still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
+ * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected upload
+ * still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
  */
 const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
-  paced(
-    NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
-      () => NodeHttpServerRequest.toIncomingMessage(request),
-      (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
-      { closeOnDone: false }
-    ),
-    limits,
-    (why) => new Unavailable({ reason: `upload too slow: ${why}` })
+  NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
+    () => NodeHttpServerRequest.toIncomingMessage(request),
+    (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
+    { closeOnDone: false }
   )
 
 const discardRest = (request: HttpServerRequest.HttpServerRequest) =>
@@ -104,8 +100,12 @@ const filesOps = Effect.map(FileStore, (store) => ({
       if (manifest.revision !== null) yield* withEtag(manifest.revision)
       return manifest
     }),
+  // Cut when its body trickles below the minimum rate, or when it runs past the deadline.
   upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
-    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(
+    Effect.suspend(() => {
+      const p = pace(limits, (why) => new Unavailable({ reason: `upload too slow: ${why}` }))
+      return p.guard(store.upload(caller, p.count(uploadBody(request)), { idempotencyKey: idempotencyKey(request) }))
+    }).pipe(
       Effect.timeoutFail({
         duration: Duration.millis(limits.deadlineMs),
         onTimeout: () => new Unavailable({ reason: `upload not finished within ${limits.deadlineMs / 1000} s` })

@@ -24,7 +24,7 @@ import { manifestChecksum } from "../domain/hash.js"
 import { makeManifestDecoder, ManifestRefused } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
 import { ApiError, Conflict, InvalidInput, MissingConfig, TarballUnsafe, Unauthorized, UnsafeRemote } from "../errors.js"
-import { paced } from "../stages/transfer.js"
+import { pace } from "../stages/transfer.js"
 
 /** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
 export type SyncEndpoint =
@@ -363,13 +363,12 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
             Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
           )
 
-  /** A response body that fails with Transient when it breaks off or trickles below the minimum rate. */
+  /** A response body that fails with Transient when it breaks off. */
   const bodyOf = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, Transient> =>
-    paced(
-      Stream.mapError(response.stream, (e) => transient(0, `connection lost during the answer: ${describe(e)}`)),
-      limits,
-      (why) => transient(408, `answer too slow: ${why}`)
-    )
+    Stream.mapError(response.stream, (e) => transient(0, `connection lost during the answer: ${describe(e)}`))
+
+  /** The pace of one answer's body: slower than the minimum rate is Transient. */
+  const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
@@ -379,17 +378,20 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     let request = HttpClientRequest.get(url)
     if (options.revision !== undefined) request = HttpClientRequest.setUrlParam(request, "revision", options.revision)
     if (known !== undefined) request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
-    const attempt = httpPart(
-      url,
-      headersOf(authed.execute(request)).pipe(
-        Effect.flatMap((response) =>
-          response.status === 304 && known !== undefined
-            ? Effect.succeed(known)
-            : checked(url)(response).pipe(Effect.flatMap((ok) => decodeManifest(bodyOf(ok), url)))
-        ),
-        Effect.scoped
+    const attempt = Effect.suspend(() => {
+      const p = answerPace()
+      return httpPart(
+        url,
+        headersOf(authed.execute(request)).pipe(
+          Effect.flatMap((response) =>
+            response.status === 304 && known !== undefined
+              ? Effect.succeed(known)
+              : checked(url)(response).pipe(Effect.flatMap((ok) => p.guard(decodeManifest(p.count(bodyOf(ok)), url))))
+          ),
+          Effect.scoped
+        )
       )
-    )
+    })
     return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.manifest"))
   }
 
@@ -408,9 +410,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     const attempt = Effect.gen(function* () {
       // Once the whole body has gone, the answer must come within the exchange deadline.
       const sent = yield* Deferred.make<void>()
-      const stream = paced(body(), limits, (why) => transient(408, `upload too slow: ${why}`)).pipe(
-        Stream.ensuring(Deferred.succeed(sent, undefined))
-      )
+      const p = pace(limits, (why) => transient(408, `upload too slow: ${why}`))
+      const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
       const answer = httpPart(
         url,
         uploader.execute(
@@ -427,7 +428,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         Effect.zipRight(Effect.sleep(exchange)),
         Effect.zipRight(Effect.fail(transient(408, `no answer within ${limits.exchangeMs / 1000} s of the upload's end`)))
       )
-      return yield* Effect.raceFirst(answer, silence)
+      return yield* p.guard(Effect.raceFirst(answer, silence))
     }).pipe(Effect.scoped)
     return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.upload"))
   }
@@ -444,8 +445,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         wanted === undefined
           ? HttpClientRequest.get(whole)
           : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted }))
+      const p = answerPace()
       return httpPart(request.url, Effect.flatMap(headersOf(authed.execute(request)), checked(request.url))).pipe(
-        Effect.flatMap((response) => consume(bodyOf(response))),
+        Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),
         Effect.scoped
       )
     })
