@@ -182,7 +182,8 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   const { config } = yield* context
   const [head, local] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
   const remote = head.manifest
-  const diff = diffFiles(local.entries, remote.entries)
+  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const diff = diffFiles(local.entries, remote.entries.filter((e) => membership.includes(e.path)))
   return {
     command: "diff",
     dry_run: true,

@@ -28,7 +28,7 @@ import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
-import { pace } from "../stages/transfer.js"
+import { pace } from "../services/Pace.js"
 
 export const VERSION = "0.1.0"
 

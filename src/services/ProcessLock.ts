@@ -175,6 +175,19 @@ const describe = (seen: Seen): string => {
   return o === undefined ? `written ${since}` : `held by process ${o.pid} on ${o.host}${o.what === "" ? "" : ` (${o.what})`} since ${since}`
 }
 
+/** Removes what crashed takers left beside the lock (temp and takeover files), once old enough to be nobody's. */
+const tidy = (path: string) => {
+  const dir = nodePath.dirname(path)
+  const base = `${nodePath.basename(path)}.`
+  const now = Date.now()
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.startsWith(base) || !(name.endsWith(".tmp") || name.includes(".takeover-"))) continue
+    const full = nodePath.join(dir, name)
+    const st = fs.lstatSync(full, { throwIfNoEntry: false })
+    if (st !== undefined && now - st.mtimeMs > 60_000) fs.rmSync(full, { force: true })
+  }
+}
+
 /** Takes the lock at `path` for `what`, or fails with SyncInProgress naming the file and its holder. */
 const take = (path: string, what: string): Effect.Effect<LockOwner, SyncInProgress | IoError> =>
   Effect.try({
@@ -183,12 +196,18 @@ const take = (path: string, what: string): Effect.Effect<LockOwner, SyncInProgre
       const owner = self(what)
       let last: Seen | undefined
       for (let attempt = 0; attempt < 5; attempt++) {
-        if (create(path, owner)) return { taken: owner }
+        if (create(path, owner)) {
+          tidy(path)
+          return { taken: owner }
+        }
         const seen = read(path)
         if (seen === undefined) continue // released meanwhile
         last = seen
         if (!isStale(seen)) return { held: seen }
-        if (takeOver(path, seen, owner)) return { taken: owner }
+        if (takeOver(path, seen, owner)) {
+          tidy(path)
+          return { taken: owner }
+        }
       }
       return { held: last }
     },

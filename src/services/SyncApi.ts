@@ -5,7 +5,7 @@ import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Context, Data, Deferred, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import {
   AgentsyncApi,
   CLOUD_PREFIX,
@@ -23,24 +23,27 @@ import { CAPS, TRANSFER, type TransferLimits, transferLimits } from "../domain/c
 import { manifestChecksum } from "../domain/hash.js"
 import { makeManifestDecoder, ManifestRefused } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
-import { ApiError, Conflict, InvalidInput, MissingConfig, TarballUnsafe, Unauthorized, UnsafeRemote } from "../errors.js"
-import { pace } from "../stages/transfer.js"
+import { ApiError, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
+import { pace } from "./Pace.js"
+import {
+  answerText,
+  defaultRetry,
+  describe,
+  fromStatus,
+  readAnswer,
+  type RetryPolicy,
+  retrySchedule,
+  type SyncApiError,
+  Transient,
+  transient
+} from "./Transport.js"
+
+export { defaultRetry, parseRetryAfter, type RetryPolicy, retrySchedule, type SyncApiError, Transient } from "./Transport.js"
 
 /** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
 export type SyncEndpoint =
   | { readonly mode: "direct"; readonly origin: string }
   | { readonly mode: "relay"; readonly api: string; readonly tenantId: string }
-
-export interface RetryPolicy {
-  /** Retries after the first attempt. */
-  readonly maxRetries: number
-  readonly base: Duration.DurationInput
-  readonly factor: number
-  /** No single wait is longer, whatever the backoff or Retry-After says. */
-  readonly cap: Duration.DurationInput
-}
-
-export const defaultRetry: RetryPolicy = { maxRetries: 4, base: "250 millis", factor: 2, cap: "10 seconds" }
 
 export interface SyncApiOptions {
   readonly endpoint: SyncEndpoint
@@ -48,91 +51,6 @@ export interface SyncApiOptions {
   readonly retry?: RetryPolicy
   /** Deadlines and the minimum rate of bodies (default: `TRANSFER`, or the environment through `optionsFromConfig`). */
   readonly limits?: Partial<TransferLimits>
-}
-
-/** What a call can end in, once retries are spent. */
-export type SyncApiError = Unauthorized | ApiError | Conflict | InvalidInput | TarballUnsafe | UnsafeRemote
-
-/**
- * A failure worth another attempt: 408/429/502/503/504, a transport error, a body cut short or too slow, a
- * timeout. A download's body fails with it, so that whoever consumes the body lets it through to be retried.
- */
-export class Transient extends Data.TaggedError("Transient")<{
-  readonly status: number
-  readonly reason: string
-  readonly retryAfter: Option.Option<Duration.Duration>
-  /** The request never reached the server (no connection). */
-  readonly unreachable?: boolean
-}> {}
-
-const transient = (status: number, reason: string, unreachable = false) => new Transient({ status, reason, retryAfter: Option.none(), unreachable })
-
-const RETRYABLE = new Set([408, 429, 502, 503, 504])
-
-/** `Retry-After` as seconds or an HTTP date. */
-export const parseRetryAfter = (value: string | undefined, now = Date.now()): Option.Option<Duration.Duration> => {
-  if (value === undefined || value.trim() === "") return Option.none()
-  const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Option.some(Duration.seconds(seconds))
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? Option.none() : Option.some(Duration.millis(Math.max(0, date - now)))
-}
-
-/** Exponential backoff with jitter, each wait capped, at least any Retry-After; only transient failures. */
-export const retrySchedule = (policy: RetryPolicy) =>
-  Schedule.exponential(policy.base, policy.factor).pipe(
-    Schedule.jittered,
-    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
-    Schedule.intersect(Schedule.identity<unknown>()),
-    Schedule.whileInput((e: unknown) => e instanceof Transient),
-    Schedule.modifyDelay(([, e], delay) => {
-      const floor = e instanceof Transient ? Option.getOrElse(e.retryAfter, () => Duration.zero) : Duration.zero
-      return Duration.min(Duration.max(delay, floor), Duration.decode(policy.cap))
-    })
-  )
-
-const WireError = Schema.Struct({
-  _tag: Schema.String,
-  reason: Schema.optional(Schema.String),
-  message: Schema.optional(Schema.String),
-  entry: Schema.optional(Schema.String)
-})
-
-/** Maps a failure status and its body to the error family; retryable statuses become Transient. */
-const fromStatus = (status: number, body: string, url: string, retryAfter: string | undefined): SyncApiError | Transient => {
-  const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
-  const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
-  const reason = Option.match(parsed, {
-    onNone: () => body.trim().slice(0, 300) || `HTTP ${status}`,
-    onSome: (e) => e.reason ?? e.message ?? e._tag
-  })
-  if (RETRYABLE.has(status)) return new Transient({ status, reason, retryAfter: parseRetryAfter(retryAfter) })
-  switch (status) {
-    case 401:
-      return new Unauthorized({ reason: `${reason} (401 from ${url})` })
-    case 403:
-      return new Unauthorized({ reason: `${reason} (403 from ${url})` })
-    case 409:
-      return new Conflict({ reason })
-    case 422:
-      return new TarballUnsafe({ reason: `rejected by the server: ${reason}`, ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) }) })
-    case 400:
-      return new InvalidInput({ reason: `rejected by the server: ${reason}` })
-    default:
-      return new ApiError({ status, reason, url })
-  }
-}
-
-/** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
-const describe = (cause: unknown): string => {
-  if (!(cause instanceof Error)) return String(cause)
-  let code = ""
-  let inner: unknown = (cause as { cause?: unknown }).cause
-  for (let depth = 0; depth < 5 && typeof inner === "object" && inner !== null && code === ""; depth++) {
-    if ("code" in inner && typeof inner.code === "string") code = ` (${inner.code})`
-    inner = (inner as { cause?: unknown }).cause
-  }
-  return `${cause.message}${code}`
 }
 
 export interface ManifestOptions {
@@ -303,10 +221,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           if (response === undefined) return Effect.fail(transient(0, describe(error)))
           // A success whose body could not be read was cut short: the call is idempotent, so try again.
           if (response.status >= 200 && response.status < 300) return Effect.fail(transient(response.status, `answer cut short: ${describe(error)}`))
-          return response.text.pipe(
-            Effect.orElseSucceed(() => ""),
-            Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
-          )
+          return answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
         }
         case "ParseError":
           return Effect.fail(new ApiError({ status: 200, reason: `unexpected response: ${String(e.message).slice(0, 300)}`, url }))
@@ -358,10 +273,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     (response: HttpClientResponse.HttpClientResponse): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
       response.status >= 200 && response.status < 300
         ? Effect.succeed(response)
-        : response.text.pipe(
-            Effect.orElseSucceed(() => ""),
-            Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
-          )
+        : answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
 
   /** A response body that fails with Transient when it breaks off. */
   const bodyOf = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, Transient> =>
@@ -421,7 +333,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           )
         ).pipe(
           Effect.flatMap(checked(url)),
-          Effect.flatMap((r) => Effect.flatMap(r.json, Schema.decodeUnknown(UploadResult)))
+          // The answer is small: a body cut short is Transient (the idempotency key makes the retry safe).
+          Effect.flatMap((r) => Effect.flatMap(readAnswer(bodyOf(r)), Schema.decodeUnknown(Schema.parseJson(UploadResult))))
         )
       )
       const silence = Deferred.await(sent).pipe(
