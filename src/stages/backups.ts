@@ -16,6 +16,9 @@ export const newRunId = () => `${new Date().toISOString().replace(/[:.]/g, "-")}
 
 const ID = /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z-[0-9a-f]{6}$/
 
+/** When a run id was made, as an ISO time (its stamp with the colons and the dot put back). */
+const madeAt = (id: string) => id.slice(0, 24).replace(/T(\d\d)-(\d\d)-(\d\d)-(\d{3})Z/, "T$1:$2:$3.$4Z")
+
 const META = ".agentsync-backup.json"
 /** A later version of a path kept beside the first (see swapIn): stays in the backup, is not restored. */
 const KEPT = /\.agentsync-kept-\d+$/
@@ -90,13 +93,15 @@ export const listBackups = Effect.fn("backups.list")(function* (projectRoot: str
       try: () => {
         const files = filesUnder(path)
         const bytes = files.reduce((n, f) => n + fsSync.statSync(nodePath.join(path, f)).size, 0)
-        const meta = Schema.decodeUnknownOption(Schema.parseJson(Meta))(fsSync.readFileSync(nodePath.join(path, META), { encoding: "utf8", flag: "r" }))
+        // A backup whose run was stopped before recording it has no record: still listed, still restorable.
+        const record = fsSync.existsSync(nodePath.join(path, META)) ? fsSync.readFileSync(nodePath.join(path, META), "utf8") : ""
+        const meta = Schema.decodeUnknownOption(Schema.parseJson(Meta))(record)
         return { files: files.length, bytes, meta }
       },
       catch: io(path, "cannot read the backup")
     }).pipe(Effect.orElseSucceed(() => undefined))
     if (info === undefined) continue
-    const created = info.meta._tag === "Some" ? info.meta.value.created_at : id.slice(0, 23).replace(/T(\d\d)-(\d\d)-(\d\d)-(\d{3})Z/, "T$1:$2:$3.$4Z")
+    const created = info.meta._tag === "Some" ? info.meta.value.created_at : madeAt(id)
     out.push({ id, created_at: created, cause: info.meta._tag === "Some" ? info.meta.value.cause : "unrecorded (the run that made it was stopped)", files: info.files, bytes: info.bytes, path })
   }
   return out
@@ -111,7 +116,7 @@ export const pruneBackups = Effect.fn("backups.prune")(function* (projectRoot: s
   const removed: Array<string> = []
   for (const [i, id] of names.entries()) {
     if (i === 0 || pending.includes(id)) continue
-    const made = Date.parse(id.slice(0, 23).replace(/T(\d\d)-(\d\d)-(\d\d)-(\d{3})Z/, "T$1:$2:$3.$4Z"))
+    const made = Date.parse(madeAt(id))
     if (i < policy.keep && !(made < oldest)) continue
     yield* Effect.tryPromise({ try: () => fs.rm(nodePath.join(dir, id), { recursive: true, force: true }), catch: io(nodePath.join(dir, id), "cannot remove") })
     removed.push(id)

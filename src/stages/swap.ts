@@ -25,7 +25,15 @@ const io = (path: string, what: string) => (cause: unknown) =>
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code
 
-const lstat = (p: string) => fsSync.lstatSync(p, { throwIfNoEntry: false })
+/** What is at a path, or undefined when nothing is (also when a file stands where one of its folders should be). */
+const lstat = (p: string) => {
+  try {
+    return fsSync.lstatSync(p, { throwIfNoEntry: false })
+  } catch (e) {
+    if (code(e) === "ENOTDIR") return undefined
+    throw e
+  }
+}
 
 /** mkdir -p, remembering what exists: a pull creates thousands of files in few folders. */
 export const makeDirs = () => {

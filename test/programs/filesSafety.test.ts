@@ -176,6 +176,51 @@ describe("a file that becomes a folder, and back, between two clients", () => {
   })
 })
 
+describe("backups", () => {
+  it("a restore puts back the old shape: the folder that replaced a file, and the file that replaced a folder, move into a new backup", async () => {
+    const t = await server.createTenant("restore-shapes")
+    const original = { "skills/pdf/reference.md": "ref\n", "skills/pdf/scripts/a.py": "a\n", "skills/pdf/scripts/b.py": "b\n", "skills/pdf/SKILL.md": "# pdf\n", "config/x.yaml": "x\n" }
+    const a = await project(original)
+    await sync(a, t.token).push()
+    const b = await project()
+    await sync(b, t.token).pull()
+    await fs.rm(nodePath.join(a, "services/skills/pdf/reference.md"))
+    await fs.rm(nodePath.join(a, "services/skills/pdf/scripts"), { recursive: true })
+    await write(a, { "skills/pdf/reference.md/part1.md": "1\n", "skills/pdf/scripts": "see the repository\n" })
+    // Three of five files go (the delete guard asks for --force).
+    await sync(a, t.token).push({ force: true })
+    const pulled = await sync(b, t.token).pull({ force: true })
+    expect(await services(b)).toEqual(await services(a))
+    const id = nodePath.basename(pulled.backup!)
+    const config = new SyncConfig({ projectRoot: b, servicesPath: nodePath.join(b, "services") })
+    const { restore, backups } = await import("../../src/programs/files.js")
+    const restored = await Effect.runPromise(restore(id).pipe(Effect.provideService(CurrentConfig, config)))
+    expect(restored.restored.length).toBe(3)
+    const back = await services(b)
+    for (const [path, text] of Object.entries(original)) expect([path, Buffer.from(back[path] ?? "", "base64").toString()]).toEqual([path, text])
+    expect(Object.keys(back).sort()).toEqual(Object.keys(original).sort())
+    // What the restore replaced is itself a backup, recorded and listed first.
+    const list = await Effect.runPromise(backups().pipe(Effect.provideService(CurrentConfig, config)))
+    expect(list.map((l) => [l.id === restored.backup, l.cause, l.files])).toEqual([
+      [true, `restore of ${id}`, 2],
+      [false, expect.stringMatching(/^pull of revision /), 3]
+    ])
+  })
+
+  it("are pruned beyond the count and the age, never the newest nor one an unfinished pull needs", async () => {
+    const root = await project()
+    const dir = nodePath.join(root, ".agentsync/backups")
+    const ids = ["2001-01-01T00-00-00-000Z-aaaaaa", "2001-01-02T00-00-00-000Z-bbbbbb", new Date().toISOString().replace(/[:.]/g, "-").concat("-cccccc")]
+    for (const id of ids) await write(root, {}).then(() => fs.mkdir(nodePath.join(dir, id, "config"), { recursive: true })).then(() => fs.writeFile(nodePath.join(dir, id, "config/a.yaml"), id))
+    // An unfinished pull's journal names the oldest: it stays.
+    await fs.writeFile(nodePath.join(root, ".agentsync/pull-journal.json"), JSON.stringify({ backup: nodePath.join(dir, ids[0]!) }))
+    const { pruneBackups } = await import("../../src/stages/backups.js")
+    const removed = await Effect.runPromise(pruneBackups(root, { keep: 10, maxAgeDays: 30 }))
+    expect(removed).toEqual([ids[1]])
+    expect((await fs.readdir(dir)).sort()).toEqual([ids[0], ids[2]].sort())
+  })
+})
+
 describe("answers cut short", () => {
   it("are retried: a push whose answer was lost makes one revision, a pull whose manifest or archive broke off completes", async () => {
     const t = await server.createTenant("cuts")
