@@ -1,6 +1,6 @@
 // What a hostile or broken server, a typo, a signal or a kill can do to a project, through the built CLI: nothing that
 // loses a file or a row, and nothing left behind that the next run does not clear.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, spawnSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, readFileSync, watch, writeFileSync } from "node:fs"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -11,7 +11,7 @@ import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { record, sha, tarGz } from "../stages/hostile.js"
-import { BIN, REPO } from "../support/cli.js"
+import { BIN, REPO, start } from "../support/cli.js"
 import { freshDatabase, query } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -25,38 +25,14 @@ beforeAll(() => {
   if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
 })
 
-interface Ran {
-  readonly code: number | null
-  readonly signal: NodeJS.Signals | null
-  readonly stdout: string
-  readonly stderr: string
+/** Starts `agentsync ARGS` in `cwd` with a clean environment plus `env`; killed after `limitMs`. */
+const started = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs = 60_000) => {
+  const s = start(args, { cwd, env, limitMs })
+  children.add(s.child)
+  void s.done.then(() => children.delete(s.child))
+  return s
 }
-
-/** Starts `agentsync ARGS` in `cwd` with a clean environment plus `env`; `done` resolves when it ends (killed after `limitMs`). */
-const start = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs = 60_000) => {
-  const clean: Record<string, string> = {}
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) clean[k] = v
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-  children.add(child)
-  let stdout = ""
-  let stderr = ""
-  child.stdout.on("data", (d) => {
-    stdout += d
-  })
-  child.stderr.on("data", (d) => {
-    stderr += d
-  })
-  const timer = setTimeout(() => child.kill("SIGKILL"), limitMs)
-  const done = new Promise<Ran>((resolve) =>
-    child.on("close", (code, signal) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, signal, stdout, stderr })
-    })
-  )
-  return { child, done }
-}
-const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs?: number) => start(args, cwd, env, limitMs).done
+const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs?: number) => started(args, cwd, env, limitMs).done
 
 /** Every file under a folder with its bytes (base64); agentsync's own state (`.agentsync`) is left out. */
 const snapshot = (root: string, skip = new Set([".agentsync"])): Record<string, string> => {
@@ -142,6 +118,19 @@ const serving =
       res.end(req.method === "POST" && t.select !== undefined ? t.select((JSON.parse(body) as { paths: Array<string> }).paths) : t.archive)
     }
   }
+/** A JSON answer that starts with `head` and repeats `chunk` for as long as it is read. */
+const neverEnding =
+  (head: string, chunk: Buffer): Handler =>
+  (_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" })
+    res.write(head)
+    const more = () => {
+      while (!res.destroyed && res.write(chunk)) {}
+      if (!res.destroyed) res.once("drain", more)
+    }
+    res.on("error", () => {})
+    more()
+  }
 const use = (handler: Handler) => {
   hostile.handler = handler
   hostile.requests = []
@@ -189,17 +178,7 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
   it("an endless manifest stops at the manifest cap; a manifest of more files than the cap is refused", async () => {
     const p = project("endless")
     const before = snapshot(p)
-    use((_req, res) => {
-      res.writeHead(200, { "content-type": "application/json" })
-      res.write('{"tenant":"t","revision":"r","entries":[')
-      const entry = Buffer.from(`${'{"path":"agents/a/x.md","size":1,"sha256":"'.concat("0".repeat(64))}"},`.repeat(1000))
-      const more = () => {
-        while (!res.destroyed && res.write(entry)) {}
-        if (!res.destroyed) res.once("drain", more)
-      }
-      res.on("error", () => {})
-      more()
-    })
+    use(neverEnding('{"tenant":"t","revision":"r","entries":[', Buffer.from(`${'{"path":"agents/a/x.md","size":1,"sha256":"'.concat("0".repeat(64))}"},`.repeat(1000))))
     const endless = await run(["files", "pull"], p, remote(), 120_000)
     expect(endless.code).toBe(1)
     expect(endless.stderr).toMatch(/error: refused what the server sent .*: the manifest lists more than 200000 files; nothing was written/)
@@ -208,17 +187,7 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
     expect(existsSync(join(p, ".agentsync/remote-manifest.json"))).toBe(false)
 
     // An endless string: the byte cap.
-    use((_req, res) => {
-      res.writeHead(200, { "content-type": "application/json" })
-      res.write('{"tenant":"')
-      const chunk = Buffer.alloc(1 << 16, "a")
-      const more = () => {
-        while (!res.destroyed && res.write(chunk)) {}
-        if (!res.destroyed) res.once("drain", more)
-      }
-      res.on("error", () => {})
-      more()
-    })
+    use(neverEnding('{"tenant":"', Buffer.alloc(1 << 16, "a")))
     const bytes = await run(["files", "pull"], p, remote(), 120_000)
     expect(bytes.code).toBe(1)
     expect(bytes.stderr).toMatch(/error: refused what the server sent .*: the manifest is larger than 67108864 bytes; nothing was written/)
@@ -305,7 +274,7 @@ describe("signals: an interrupt is not a success", () => {
           res.write(t.archive.subarray(0, 10)) // and then nothing
         })
       )
-      const { child, done } = start(["files", "pull", "--force"], p, remote())
+      const { child, done } = started(["files", "pull", "--force"], p, remote())
       hostile.onRequest = (line) => {
         if (!line.includes("/manifest")) setImmediate(() => child.kill(signal))
       }
@@ -334,7 +303,7 @@ describe("signals: an interrupt is not a success", () => {
       await blocker.query("BEGIN")
       await blocker.query("SELECT pg_advisory_xact_lock(hashtext('agentsync.local-sync'))")
       try {
-        const { child, done } = start(["local", "sync", "--to-db"], p, { DATABASE_URL: url })
+        const { child, done } = started(["local", "sync", "--to-db"], p, { DATABASE_URL: url })
         // Polled (the run gives no other sign that it waits), a few times a second.
         for (let waiting = 0; waiting === 0; ) {
           await new Promise((r) => setTimeout(r, 100))
@@ -364,7 +333,7 @@ describe("kill -9", () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const p = project(`kill-swap-${attempt}`, oldFiles)
       mkdirSync(join(p, ".agentsync"))
-      const { child, done } = start(["files", "pull", "--force"], p, remote())
+      const { child, done } = started(["files", "pull", "--force"], p, remote())
       const watcher = watch(join(p, ".agentsync"), (_event, name) => {
         if (name === "pull-journal.json") setTimeout(() => child.kill("SIGKILL"), Math.floor(Math.random() * 15))
       })
@@ -394,7 +363,7 @@ describe("kill -9", () => {
     expect((await run(["local", "sync", "--to-db"], p, { DATABASE_URL: url }, 120_000)).code).toBe(0)
     // Every file changed on disk: the sync to disk rewrites them all, through temp files beside them.
     for (const path of Object.keys(files)) writeFileSync(join(p, "services", path), `${files[path]}edited\n`)
-    const { child, done } = start(["local", "sync", "--to-disk"], p, { DATABASE_URL: url }, 120_000)
+    const { child, done } = started(["local", "sync", "--to-disk"], p, { DATABASE_URL: url }, 120_000)
     const watcher = watch(join(p, "services/content/docs"), (_event, name) => {
       if (name?.startsWith(".agentsync-tmp-")) child.kill("SIGKILL")
     })
