@@ -17,7 +17,11 @@ export interface Caps {
    * passes, whatever it holds, and a bomb never gets more than a member past the cap.
    */
   readonly maxRatio: number
-  /** The uncompressed size of one gzip member written by agentsync (the reader's allowance above the ratio). */
+  /**
+   * The largest uncompressed gzip member agentsync writes (the reader's allowance above the ratio): above the
+   * batches both sides write (1 MiB of files on upload, 2 MiB on download, plus their tar headers), so only a
+   * larger file is cut into several members.
+   */
   readonly memberBytes: number
 }
 
@@ -28,7 +32,7 @@ export const CAPS: Caps = {
   maxManifestBytes: 64 * 1024 * 1024,
   maxPathBytes: 1024,
   maxRatio: 200,
-  memberBytes: 1024 * 1024
+  memberBytes: 4 * 1024 * 1024
 }
 
 /** Deadlines and the slowest acceptable pace of a transfer. */
