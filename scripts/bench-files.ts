@@ -150,6 +150,7 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
 
     const b = join(work, "b")
     mkdirSync(join(b, "services"), { recursive: true })
+    writeFileSync(join(b, "agentsync.yaml"), "services: services\n")
     const pull = cli(b, "pull")
     const c = join(work, "c")
     mkdirSync(c)

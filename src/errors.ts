@@ -69,6 +69,17 @@ export class TarballUnsafe extends Schema.TaggedError<TarballUnsafe>()("TarballU
   }
 }
 
+/** What a server sent was refused before anything was written: a manifest over the caps, a path no pull may write. */
+export class UnsafeRemote extends Schema.TaggedError<UnsafeRemote>()("UnsafeRemote", {
+  reason: Schema.String,
+  entry: Schema.optional(Schema.String),
+  url: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    return `refused what the server sent${this.url === undefined ? "" : ` (${this.url})`}${this.entry === undefined ? "" : `, ${JSON.stringify(this.entry)}`}: ${this.reason}; nothing was written`
+  }
+}
+
 /** A database operation failed; never carries a password. */
 export class DatabaseError extends Data.TaggedError("Database")<{
   readonly reason: string
@@ -118,9 +129,11 @@ export class CommandFailed extends Data.TaggedError("CommandFailed")<{
 /** Another run holds the lock. */
 export class SyncInProgress extends Data.TaggedError("SyncInProgress")<{
   readonly lock: string
+  /** Who holds it, when the lock says. */
+  readonly holder?: string
 }> {
   override get message() {
-    return `another sync is in progress (lock ${this.lock}); wait for it or remove the lock if no agentsync is running`
+    return `another sync is in progress (lock ${this.lock}${this.holder === undefined ? "" : `, ${this.holder}`}); wait for it, or remove the lock if that process is not agentsync`
   }
 }
 
@@ -156,6 +169,7 @@ export type SyncError =
   | ApiError
   | Conflict
   | TarballUnsafe
+  | UnsafeRemote
   | DatabaseError
   | PartialImport
   | IoError
@@ -186,6 +200,7 @@ const tags = new Set([
   "ApiError",
   "Conflict",
   "TarballUnsafe",
+  "UnsafeRemote",
   "Database",
   "PartialImport",
   "Io",

@@ -28,6 +28,13 @@ export class NotFound extends Schema.TaggedError<NotFound>()(
   HttpApiSchema.annotations({ status: 404 })
 ) {}
 
+/** A failure worth another attempt, which the client retries: a body too slow, content removed meanwhile. */
+export class Unavailable extends Schema.TaggedError<Unavailable>()(
+  "Unavailable",
+  { reason: Schema.String },
+  HttpApiSchema.annotations({ status: 503 })
+) {}
+
 /** The SyncError members that cross the wire, each with its HTTP status. */
 export const UnauthorizedWire = Unauthorized.annotations(HttpApiSchema.annotations({ status: 401 }))
 export const ConflictWire = Conflict.annotations(HttpApiSchema.annotations({ status: 409 }))

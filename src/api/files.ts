@@ -13,12 +13,14 @@ import {
   NotFound,
   ServerErrorWire,
   TarballUnsafeWire,
-  TenantPath
+  TenantPath,
+  Unavailable
 } from "./common.js"
 
 const SHA256 = /^[0-9a-f]{64}$/
 
-const isEntry = (u: unknown): u is FileEntry => {
+/** Whether a value is a valid file entry (the FileEntry rules, checked without decoding). */
+export const isEntry = (u: unknown): u is FileEntry => {
   if (typeof u !== "object" || u === null) return false
   const e = u as { path?: unknown; size?: unknown; sha256?: unknown }
   return isRelPath(e.path) && Number.isSafeInteger(e.size) && (e.size as number) >= 0 && typeof e.sha256 === "string" && SHA256.test(e.sha256)
@@ -150,6 +152,7 @@ export class SyncFilesGroup extends HttpApiGroup.make("files")
       .addError(ConflictWire)
       .addError(TarballUnsafeWire)
       .addError(InvalidInputWire)
+      .addError(Unavailable)
   )
   .add(HttpApiEndpoint.get("download", FilesRoutes.download).setUrlParams(RevisionParam).addSuccess(Gzip))
   .add(HttpApiEndpoint.post("select", FilesRoutes.select).setPayload(DownloadSelection).addSuccess(Gzip))
@@ -179,6 +182,7 @@ export class CloudFilesGroup extends HttpApiGroup.make("cloudFiles")
       .addError(ConflictWire)
       .addError(TarballUnsafeWire)
       .addError(InvalidInputWire)
+      .addError(Unavailable)
   )
   .add(
     HttpApiEndpoint.get("download", `/:tenantId${FilesRoutes.download}`)

@@ -183,7 +183,14 @@ const program = (workDir: string, source: string) =>
     yield* Console.log("\n(edit services/content/blog/hello-world/index.md)")
     yield* run({ args: ["files", "diff"], cwd: project, env: remote, lines: 6 })
     yield* run({ args: ["files", "push"], cwd: project, env: remote, lines: 6 })
-    yield* Effect.tryPromise({ try: () => mkdir(nodePath.join(copy, "services"), { recursive: true }), catch: io(copy, "cannot create") })
+    // A second machine: the project's agentsync.yaml (from its repository) and an empty services/ to pull into.
+    yield* Effect.tryPromise({
+      try: async () => {
+        await mkdir(nodePath.join(copy, "services"), { recursive: true })
+        await cp(nodePath.join(project, "agentsync.yaml"), nodePath.join(copy, "agentsync.yaml"))
+      },
+      catch: io(copy, "cannot create")
+    })
     yield* run({ args: ["--services", "services", "files", "pull"], cwd: copy, env: remote, lines: 6 })
     const same = yield* Effect.tryPromise({
       try: async () => (await readFile(post, "utf8")) === (await readFile(nodePath.join(copy, "services/content/blog/hello-world/index.md"), "utf8")),

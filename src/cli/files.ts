@@ -1,4 +1,5 @@
-/** `agentsync files diff | push | pull [--dry-run] [--delete] [--force]`: file sync of the services/ tree with the tenant. */
+/** `agentsync files diff | push | pull [--dry-run] [--delete] [--force] | backups | restore ID`: file sync of the services/ tree with the tenant. */
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer } from "effect"
@@ -19,7 +20,7 @@ const force = Options.boolean("force").pipe(
 const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: boolean) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const g = yield* globals
-    const config = yield* projectConfig()
+    const config = yield* projectConfig(undefined, { tree: true })
     const [files, api] = yield* Effect.promise(() => Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")]))
     const layer = files.layer.pipe(Layer.provideMerge(api.layerFromConfig), Layer.provide(Layer.succeed(CurrentConfig, config)))
     return yield* Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(Effect.provide(layer))
@@ -47,7 +48,8 @@ const human = (r: FilesReport) => () => {
   if (r.command === "push" && !r.dry_run && r.revision !== r.remote_revision) {
     lines.push(`pushed ${r.files_sent ?? 0} file(s), ${r.bytes_sent ?? 0} bytes compressed; head is now ${r.revision}`)
   }
-  if (r.backup !== undefined) lines.push(`replaced files were moved to ${r.backup}`)
+  if (r.backup !== undefined) lines.push(`replaced and deleted files were kept in ${r.backup} (agentsync files restore ${r.backup.split(/[\\/]/).pop()} puts them back)`)
+  if (r.backups_pruned !== undefined) lines.push(`removed ${r.backups_pruned.length} older backup(s): ${r.backups_pruned.join(", ")}`)
   return lines.join("\n")
 }
 
@@ -72,7 +74,47 @@ const pull = Command.make("pull", { dryRun, delete: deleteOpt, force }, (o) =>
   run((s, json) => Effect.flatMap(s.pull({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish))
 ).pipe(Command.withDescription("write the files changed remotely, verified and swapped in atomically, with a backup"))
 
+/** Runs a program that needs only the project's configuration, no server (its code loaded only now). */
+const offline = <A, E>(program: (files: typeof import("../programs/files.js")) => Effect.Effect<A, E, CurrentConfig>) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig(undefined, { tree: true })
+    const files = yield* Effect.promise(() => import("../programs/files.js"))
+    return yield* program(files).pipe(Effect.provideService(CurrentConfig, config))
+  })
+
+const size = (n: number) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`)
+
+const backups = Command.make("backups", {}, () =>
+  Effect.flatMap(
+    offline((f) => f.backups()),
+    (list) =>
+      emit({ backups: list }, () =>
+        list.length === 0
+          ? "no backups: a pull keeps here what it replaces or deletes"
+          : table(
+              ["id", "created", "files", "size", "made by"],
+              list.map((b) => [b.id, b.created_at, b.files, size(b.bytes), b.cause])
+            )
+      )
+  )
+).pipe(Command.withDescription("list the backups pulls made of the files they replaced or deleted, newest first"))
+
+const id = Args.text({ name: "ID" }).pipe(Args.withDescription("a backup id, as `files backups` lists them"))
+
+const restore = Command.make("restore", { id }, (o) =>
+  Effect.flatMap(
+    offline((f) => f.restore(o.id)),
+    (r) =>
+      emit(r, () =>
+        [
+          `restored ${r.restored.length} file(s) from backup ${r.id}`,
+          ...(r.backup === undefined ? [] : [`the files they replaced were kept in backup ${r.backup}`])
+        ].join("\n")
+      )
+  )
+).pipe(Command.withDescription("put back the files of a backup (what they replace is kept in a new backup); also abandons a pull that could not finish"))
+
 export const files = Command.make("files").pipe(
   Command.withDescription("sync the services/ tree with the tenant server as tar.gz bundles"),
-  Command.withSubcommands([diff, push, pull])
+  Command.withSubcommands([diff, push, pull, backups, restore])
 )

@@ -40,7 +40,7 @@ type LocalSyncModule = typeof import("../programs/localSync.js")
  */
 const withProject = <A, E>(program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>) =>
   Effect.gen(function* () {
-    const config = yield* projectConfig()
+    const config = yield* projectConfig(undefined, { tree: true })
     const { LocalSync } = yield* Effect.promise(() => import("../programs/localSync.js"))
     return yield* program(LocalSync).pipe(Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))))
   })
@@ -90,6 +90,12 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   if (report.dry_run) {
     lines.push(report.plan.length === 0 ? "dry run: nothing to do" : "dry run: the plan")
     for (const s of report.plan) lines.push(`  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`)
+  } else {
+    // Every deletion is named, never only counted.
+    for (const s of report.plan) {
+      if (s.action === "delete") lines.push(`deleted from the database: ${s.kind} ${s.key}`)
+      if (s.action === "remove") lines.push(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
+    }
   }
   for (const r of report.results) for (const e of r.errors) lines.push(`! ${e.message}`)
   lines.push(...unsyncedLines(report.unsynced, listAll))
@@ -111,13 +117,16 @@ const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("print th
 const deleteOrphans = Options.boolean("delete-orphans").pipe(
   Options.withDescription("also delete rows without a file (--to-db) or files without a row (--to-disk)")
 )
+const force = Options.boolean("force").pipe(Options.withDescription("allow deleting more than half of a kind on the side written to"))
 
-const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, verbose }, (o) =>
+const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, force, verbose }, (o) =>
   Effect.gen(function* () {
     if (o.toDb === o.toDisk) return yield* usage("choose exactly one of --to-db or --to-disk")
     const direction: LocalSyncDirection = o.toDb ? "ToDatabase" : "ToDisk"
     const kinds = yield* parseKinds(o.kind)
-    const report = yield* withProject((local) => local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans }))
+    const report = yield* withProject((local) =>
+      local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans, force: o.force })
+    )
     yield* emit(report, () => humanSync(report, o.verbose))
     yield* failOnErrors(errorCount(report))
   })

@@ -26,9 +26,13 @@ export const usage = (message: string) =>
 
 /**
  * Loads the project configuration with the global `--services` applied (or an explicit path). A malformed
- * `agentsync.yaml` is a usage error (exit 2): nothing runs on a configuration that does not read.
+ * `agentsync.yaml` is a usage error (exit 2): nothing runs on a configuration that does not read. With `tree`,
+ * the services path must also exist and look like a project (exit 2 otherwise).
  */
-export const projectConfig = (path?: string) =>
+export const projectConfig = (path?: string, options: { readonly tree?: boolean } = {}) =>
   Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
-    Effect.catchTag("InvalidInput", (e) => usage(e.message))
+    Effect.catchTag("InvalidInput", (e) => usage(e.message)),
+    Effect.tap((config) =>
+      options.tree === true ? Effect.flatMap(Effect.promise(() => import("../services/Workspace.js")), (w) => w.checkServicesPath(config)) : Effect.void
+    )
   )

@@ -1,13 +1,40 @@
 /** The CLI process: the command line on argv, on Node's platform, with the exit code it ends in (bundled as dist/cli.cjs). */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect } from "effect"
+import { Effect, Exit } from "effect"
+import * as RunStatus from "../services/RunStatus.js"
 import { main } from "./main.js"
 
+// SIGINT and SIGTERM interrupt the command (runMain's handlers, registered after these): its cleanup runs,
+// then the process ends with 128 + the signal's number and one line on what was and was not done. A second
+// signal ends it at once.
+const EXIT = { SIGINT: 130, SIGTERM: 143 } as const
+let signal: keyof typeof EXIT | undefined
+for (const s of ["SIGINT", "SIGTERM"] as const) {
+  process.on(s, () => {
+    if (signal !== undefined) process.exit(EXIT[s])
+    signal = s
+  })
+}
+
+const status = RunStatus.make()
+
 main(process.argv).pipe(
-  Effect.flatMap((code) => Effect.sync(() => {
-    process.exitCode = code
-  })),
+  Effect.flatMap((code) =>
+    Effect.sync(() => {
+      process.exitCode = code
+    })
+  ),
+  Effect.provideService(RunStatus.RunStatus, status),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    disablePrettyLogger: true,
+    teardown: (exit, onExit) => {
+      if (signal === undefined) return onExit(Exit.isFailure(exit) ? 1 : 0)
+      const done = status.get() ?? "stopped before it finished: what it completed stays, the rest was not done; run it again to finish"
+      process.stderr.write(`interrupted by ${signal}: ${done}\n`)
+      onExit(EXIT[signal])
+    }
+  })
 )

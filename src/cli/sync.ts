@@ -48,7 +48,7 @@ const human = (r: SyncAllResult) => () =>
 export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun }, (o) =>
   Effect.gen(function* () {
     if (o.push && o.pull) return yield* new InvalidInput({ reason: "choose one of --push or --pull" })
-    const config = yield* projectConfig()
+    const config = yield* projectConfig(undefined, { tree: true })
     const { decisiveError, SyncService } = yield* Effect.promise(() => import("../programs/syncAll.js"))
     const layer = SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
     const result = yield* Effect.flatMap(SyncService, (s) => s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })).pipe(

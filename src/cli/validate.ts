@@ -17,7 +17,7 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 export const validate = Command.make("validate", { path, verbose }, ({ path, verbose }) =>
   Effect.gen(function* () {
-    const config = yield* projectConfig(Option.getOrUndefined(path))
+    const config = yield* projectConfig(Option.getOrUndefined(path), { tree: true })
     const { make: makeWorkspace } = yield* Effect.promise(() => import("../services/Workspace.js"))
     const project = yield* makeWorkspace(config.servicesPath).readProject()
     const shown = nodePath.relative(process.cwd(), config.servicesPath) || "."

@@ -53,12 +53,21 @@ export const globToRegExp = (glob: string): RegExp => {
 }
 
 const TOP = new Set(MEMBERSHIP)
+const BUILTIN = new RegExp(BUILTIN_IGNORES.map((g) => `(?:${globToRegExp(g).source})`).join("|"))
+// A segment that a case-insensitive disk would take for `.git` (`.GIT`, `.Git`…) is never carried either.
+const GIT_SEGMENT = /(?:^|\/)\.git(?:\/|$)/i
 
 /**
- * Whether a tree path may travel in a bundle at all: under one of the membership folders, or the ignore file
- * itself. The server checks every upload against this; the client also applies `.agentsyncignore`.
+ * Whether a tree path may travel in a bundle at all: inside one of the membership folders (not the folder's
+ * own name) or the ignore file itself, and nothing the built-in ignores leave out (`.git`, agentsync's temp
+ * files, editor litter). The server checks every upload against this and the client every remote path before
+ * a pull writes anything; the client's walker also applies `.agentsyncignore`.
  */
-export const isMemberPath = (path: string): boolean => path === IGNORE_FILE || TOP.has(path.split("/", 1)[0]!)
+export const isMemberPath = (path: string): boolean => {
+  if (path === IGNORE_FILE) return true
+  const slash = path.indexOf("/")
+  return slash > 0 && slash < path.length - 1 && TOP.has(path.slice(0, slash)) && !BUILTIN.test(path) && !GIT_SEGMENT.test(path)
+}
 
 export interface Membership {
   readonly includes: (path: string) => boolean
@@ -66,10 +75,8 @@ export interface Membership {
 
 /** Builds the membership test from the contents of `.agentsyncignore` (empty when there is none). */
 export const makeMembership = (ignoreText = ""): Membership => {
-  const rules: Array<{ readonly negate: boolean; readonly re: RegExp }> = BUILTIN_IGNORES.map((g) => ({
-    negate: false,
-    re: globToRegExp(g)
-  }))
+  // The built-in ignores are part of isMemberPath, checked first: an ignore file cannot re-include them.
+  const rules: Array<{ readonly negate: boolean; readonly re: RegExp }> = []
   for (const raw of ignoreText.split(/\r?\n/)) {
     const line = raw.trim()
     if (line === "" || line.startsWith("#")) continue

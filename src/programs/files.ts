@@ -1,12 +1,20 @@
-/** FileSyncService: `files diff | push | pull` — plan with the three-way diff, guard, then upload or apply. */
+/** FileSyncService: `files diff | push | pull | backups | restore` — plan with the three-way diff, guard, then upload or apply. */
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import type { RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
+import { fileAndFolder } from "../domain/caps.js"
+import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import type { DiffCounts, FileEntry } from "../domain/model.js"
-import { Conflict } from "../errors.js"
+import { Conflict, IoError, type SyncInProgress, UnsafeRemote } from "../errors.js"
+import * as ProcessLock from "../services/ProcessLock.js"
+import { note } from "../services/RunStatus.js"
 import { SyncApiClient } from "../services/SyncApi.js"
-import { apply, recoverPull } from "../stages/apply.js"
-import { localManifest } from "../stages/bundle.js"
+import { make as makeWorkspace, sweepLitter } from "../services/Workspace.js"
+import { apply, obstacles, recoverPull } from "../stages/apply.js"
+import { type BackupInfo, backupPolicy, listBackups, restoreBackup } from "../stages/backups.js"
+import { localManifest, stateDir } from "../stages/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
 import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/remote.js"
@@ -51,6 +59,8 @@ export interface FilesReport {
   readonly bytes_sent?: number
   readonly files_sent?: number
   readonly backup?: string
+  /** Older backups removed by the backup policy. */
+  readonly backups_pruned?: ReadonlyArray<string>
   /** How the remote head manifest was had: "cached" when the server answered 304 to the copy kept locally. */
   readonly remote_manifest: "cached" | "downloaded"
 }
@@ -58,12 +68,23 @@ export interface FilesReport {
 /** A program with its context provided. */
 type Run<F extends (options?: FilesOptions) => Effect.Effect<unknown, unknown, unknown>> = (
   options?: FilesOptions
-) => Effect.Effect<Effect.Effect.Success<ReturnType<F>>, Effect.Effect.Error<ReturnType<F>>>
+) => Effect.Effect<Effect.Effect.Success<ReturnType<F>>, Effect.Effect.Error<ReturnType<F>> | SyncInProgress>
+
+export interface RestoreReport {
+  readonly id: string
+  readonly restored: ReadonlyArray<string>
+  /** The backup of what the restore replaced. */
+  readonly backup: string | undefined
+}
 
 export interface FileSyncServiceShape {
   readonly diff: Run<typeof diffImpl>
   readonly push: Run<typeof pushImpl>
   readonly pull: Run<typeof pullImpl>
+  /** The backups pulls made, newest first. */
+  readonly backups: () => Effect.Effect<ReadonlyArray<BackupInfo>>
+  /** Puts a backup's files back (what they replace goes into a new backup). */
+  readonly restore: (id: string) => Effect.Effect<RestoreReport, Effect.Effect.Error<ReturnType<typeof restore>>>
 }
 
 /** Deleting more than this share of a tree needs --force. */
@@ -161,7 +182,8 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   const { config } = yield* context
   const [head, local] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
   const remote = head.manifest
-  const diff = diffFiles(local.entries, remote.entries)
+  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const diff = diffFiles(local.entries, remote.entries.filter((e) => membership.includes(e.path)))
   return {
     command: "diff",
     dry_run: true,
@@ -177,26 +199,71 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   } satisfies FilesReport
 })
 
+/** The lock that keeps two pushes or pulls of one project apart. */
+const filesLock = (projectRoot: string, what: string) => ProcessLock.acquire(nodePath.join(stateDir(projectRoot), "files.lock"), what)
+
+/**
+ * Under the files lock: finish a pull a crash left half done, then remove what killed runs left in
+ * `.agentsync/` (staging folders no journal names, temp files of processes that are gone).
+ */
+const recover = Effect.fn("FileSyncService.recover")(function* (projectRoot: string) {
+  yield* recoverPull(projectRoot)
+  const state = stateDir(projectRoot)
+  const names = yield* Effect.promise(() => fs.readdir(state).catch(() => [] as Array<string>))
+  for (const name of names.filter((n) => n.startsWith("staging-"))) {
+    yield* Effect.tryPromise({
+      try: () => fs.rm(nodePath.join(state, name), { recursive: true, force: true }),
+      catch: (cause) => new IoError({ path: nodePath.join(state, name), reason: "cannot remove a staging folder left by an interrupted pull", cause })
+    })
+  }
+  yield* sweepLitter(state, false)
+})
+
 /**
  * What push and pull share: finish a pull a crash left half done, read both manifests, the recorded base and
- * the three-way plan; and, when the plan moves nothing, record the base it settles on.
+ * the three-way plan; and, when the plan moves nothing, record the base it settles on. Remote paths that the
+ * local `.agentsyncignore` leaves out are not part of the plan: never written, never deleted.
  */
 const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push" | "pull", options: FilesOptions) {
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
-  if (!dryRun) yield* recoverPull(config.projectRoot)
+  if (!dryRun) yield* recover(config.projectRoot)
+  yield* note(`${direction}: reading the local tree and the remote head; nothing changed yet`)
   const [head, local] = yield* manifests(config, { keep: !dryRun, progress })
   const remote = head.manifest
+  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const visible = remote.entries.filter((e) => membership.includes(e.path))
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
-  const plan = planFiles(direction, local.entries, remote.entries, base, { delete: options.delete ?? false, force: options.force ?? false })
+  const plan = planFiles(direction, local.entries, visible, base, { delete: options.delete ?? false, force: options.force ?? false })
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
     return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
   })
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
+
+/**
+ * A pull refuses a remote tree it could not write safely, before anything is downloaded: a path outside
+ * what file sync carries (`.git/…`, `agentsync.yaml`, `.agentsync/…`), or one that is both a file and a folder.
+ */
+const checkRemote = (remote: RemoteManifest, url: string) => {
+  const outside = remote.entries.find((e) => !isMemberPath(e.path))
+  if (outside !== undefined) {
+    return Effect.fail(
+      new UnsafeRemote({
+        reason: `the remote tree lists a path outside what file sync carries (${MEMBERSHIP.map((m) => `${m}/`).join(", ")}, .agentsyncignore; never .git)`,
+        entry: outside.path,
+        url
+      })
+    )
+  }
+  const both = fileAndFolder(remote.entries.map((e) => e.path))
+  return both === undefined
+    ? Effect.void
+    : Effect.fail(new UnsafeRemote({ reason: "the remote tree holds this path both as a file and as a folder; push a tree without one of them", entry: both, url }))
+}
 
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("push", options)
@@ -209,6 +276,7 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     yield* settle
     return report("push", false, head, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
   }
+  yield* note(`push: uploading ${set.length} file(s) and ${deleted.length} deletion(s); running it again is safe (a revision that was made is not made twice)`)
   const outcome = yield* upload({
     servicesPath: config.servicesPath,
     base: remote.revision,
@@ -217,6 +285,7 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     delete: deleted,
     progress
   })
+  yield* note(`push: revision ${outcome.result.revision} created; the next run records it`)
   yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
   // The new head is known without asking: the next run's request for it can be answered 304.
   yield* writeKnownHead(config.projectRoot, client.baseUrl, pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum))
@@ -230,6 +299,7 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("pull", options)
+  yield* checkRemote(remote, client.baseUrl)
   if (dryRun) return report("pull", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
@@ -239,26 +309,61 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     yield* settle
     return report("pull", false, head, local.entries.length, plan, { files_hashed: local.hashed })
   }
+  const blocked = yield* obstacles(config.servicesPath, write.map((e) => e.path), new Set(deleted))
+  if (blocked.length > 0) {
+    return yield* new Conflict({
+      reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,
+      items: blocked.slice(0, 20)
+    })
+  }
   const revision = remote.revision
-  // The whole tree when most of it is wanted (one sequential read); else only the paths needed.
-  const archive =
-    write.length === 0
-      ? undefined
-      : yield* client.download(revision, write.length === remote.entries.length ? undefined : write.map((e) => e.path))
+  yield* note(`pull: downloading ${write.length} file(s) into a private staging folder; nothing in ${config.servicesPath} changed yet`)
   const result = yield* apply({
     projectRoot: config.projectRoot,
     servicesPath: config.servicesPath,
-    archive,
+    // The whole tree when all of it is wanted (one sequential read); else only the paths needed.
+    download: (missing, consume) =>
+      client.download(
+        revision,
+        () => {
+          const paths = missing()
+          return paths.length === remote.entries.length ? undefined : paths
+        },
+        consume
+      ),
     write,
     delete: deleted,
+    cause: `revision ${revision}`,
+    backups: backupPolicy(process.env),
     progress
   })
+  yield* note(`pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`)
   yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
   return report("pull", false, head, local.entries.length, plan, {
     files_hashed: local.hashed,
-    ...(result.backup === undefined ? {} : { backup: result.backup })
+    ...(result.backup === undefined ? {} : { backup: result.backup }),
+    ...(result.pruned.length === 0 ? {} : { backups_pruned: result.pruned })
   })
 })
+
+/** The backups pulls made in the configured project, newest first (no server needed). */
+export const backups = Effect.fn("FileSyncService.backups")(function* () {
+  const config = yield* CurrentConfig
+  return yield* listBackups(config.projectRoot)
+})
+
+/** Puts a backup's files back, holding the files lock (no server needed). */
+export const restore = Effect.fn("FileSyncService.restore")(function* (id: string) {
+  const config = yield* CurrentConfig
+  const done = yield* Effect.scoped(Effect.zipRight(filesLock(config.projectRoot, "files restore"), restoreBackup(config.projectRoot, config.servicesPath, id)))
+  return { id, restored: done.restored, backup: done.backup } satisfies RestoreReport
+})
+
+/** A push or pull that changes something runs holding the project's files lock; a dry run reads only. */
+const locked = <A, E, R>(what: string, options: FilesOptions | undefined, program: (options?: FilesOptions) => Effect.Effect<A, E, R>) =>
+  options?.dryRun === true
+    ? program(options)
+    : Effect.scoped(Effect.flatMap(CurrentConfig, (c) => Effect.zipRight(filesLock(c.projectRoot, what), program(options))))
 
 export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<FileSyncService, FileSyncServiceShape>() {}
 
@@ -269,8 +374,10 @@ export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentC
     const ctx = yield* Effect.context<SyncApiClient | CurrentConfig>()
     return FileSyncService.of({
       diff: (options) => Effect.provide(diffImpl(options), ctx),
-      push: (options) => Effect.provide(pushImpl(options), ctx),
-      pull: (options) => Effect.provide(pullImpl(options), ctx)
+      push: (options) => Effect.provide(locked("files push", options, pushImpl), ctx),
+      pull: (options) => Effect.provide(locked("files pull", options, pullImpl), ctx),
+      backups: () => Effect.provide(backups(), ctx),
+      restore: (id) => Effect.provide(restore(id), ctx)
     })
   })
 )

@@ -5,10 +5,12 @@ import { Effect, Layer } from "effect"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ALL_KINDS, type KindPlan, type PlanStep, plan } from "../domain/localPlan.js"
 import type { DiffCounts, DiffStatus, LocalSyncDirection, LocalSyncError, LocalSyncResult, SyncKind } from "../domain/model.js"
-import { DatabaseError, type IoError, type SyncInProgress } from "../errors.js"
+import type { DbSide, DiskSide } from "../domain/localSides.js"
+import { Conflict, DatabaseError, type IoError, type SyncInProgress } from "../errors.js"
 import * as Database from "../services/Database.js"
 import * as Repos from "../services/repos/index.js"
-import type { Workspace } from "../services/Workspace.js"
+import { note } from "../services/RunStatus.js"
+import { Workspace } from "../services/Workspace.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 import { applyPlans } from "./localSync/apply.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
@@ -23,6 +25,8 @@ export interface LocalSyncOptions {
   readonly dryRun?: boolean | undefined
   /** Also delete what the other side no longer has (rows without a file, or files without a row). */
   readonly deleteOrphans?: boolean | undefined
+  /** Allow deleting more than half of a kind on the side written to. */
+  readonly force?: boolean | undefined
 }
 
 export interface LocalSyncReport {
@@ -91,6 +95,35 @@ export const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray
   return report
 })
 
+/** Deleting more than this share of a kind needs --force. */
+export const DELETE_THRESHOLD = 0.5
+
+/** How many items of each kind the side a sync writes to holds. */
+const sideSizes = (direction: LocalSyncDirection, disk: DiskSide, db: DbSide): Record<SyncKind, number> =>
+  direction === "ToDatabase"
+    ? { agents: db.agents.items.length, skills: db.skills.items.length, content: db.contents.length, acl: db.rules.items.length }
+    : { agents: disk.project.agents.length, skills: disk.project.skills.length, content: disk.contents.length, acl: disk.project.accessRules.length }
+
+/**
+ * Refuses a run that would delete more than half of a kind on the side it writes to (an empty or mistyped
+ * tree would otherwise empty the database), unless forced; the transaction is then rolled back whole.
+ */
+const guardDeletes = (direction: LocalSyncDirection, sizes: Record<SyncKind, number>, planned: ReadonlyArray<KindPlan>) => {
+  for (const p of planned) {
+    const deletes = p.steps.filter((s) => (s.action === "delete" || s.action === "remove") && !s.key.startsWith("source:"))
+    if (deletes.length > 0 && deletes.length > sizes[p.kind] * DELETE_THRESHOLD) {
+      const where = direction === "ToDatabase" ? "rows in the database" : "items on disk"
+      return Effect.fail(
+        new Conflict({
+          reason: `refusing to delete ${deletes.length} of ${sizes[p.kind]} ${p.kind} ${where} (more than half); nothing was changed. Check the services path, or pass --force if that is intended`,
+          items: deletes.slice(0, 20).map((d) => `${p.kind} ${d.key}`)
+        })
+      )
+    }
+  }
+  return Effect.void
+}
+
 /**
  * One local sync: reads both sides, plans (pure), then applies the plan unless it is a dry run. The database
  * side is one transaction, held across the file writes of a sync to disk; files are written atomically.
@@ -100,15 +133,26 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
   const kinds = kindsOf(options.kinds)
   const dryRun = options.dryRun ?? false
   const o = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
+  yield* note("local sync: reading the tree and the database; nothing changed yet")
+  // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
+  if (!dryRun) yield* Effect.flatMap(Workspace, (ws) => ws.sweepLitter())
   const files = yield* readDiskFiles(kinds)
   const plans = yield* inTransaction(
     Effect.gen(function* () {
       const { disk, db } = yield* readSides(files, kinds, o.direction === "ToDisk")
       const planned = plan(o, disk, db, kinds)
-      if (!dryRun) yield* applyPlans(planned)
+      if (dryRun) return planned
+      if (options.force !== true) yield* guardDeletes(o.direction, sideSizes(o.direction, disk, db), planned)
+      yield* note(
+        o.direction === "ToDatabase"
+          ? "local sync: writing to the database in one transaction; stopped, it is rolled back and nothing changed"
+          : "local sync: writing files, each whole (old or new bytes, never half); the database's record of them is rolled back; run it again to finish"
+      )
+      yield* applyPlans(planned)
       return planned
     })
   )
+  if (!dryRun) yield* note("local sync: done and committed; only its report was not printed")
   const report: LocalSyncReport = {
     direction: options.direction,
     dry_run: dryRun,
@@ -120,7 +164,7 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
 })
 
 export type LocalSyncRequirements = Workspace | Repos.Repos | SqlClient.SqlClient
-export type LocalSyncFailure = IoError | DatabaseError
+export type LocalSyncFailure = IoError | DatabaseError | Conflict
 
 /** Everything a local sync runs on: the workspace of the config and the migrated project database. */
 export const layer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | "databaseUrl">) =>

@@ -2,14 +2,15 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
-import { Effect, Fiber, Option, Redacted, Schema, Stream } from "effect"
-import { type Caller, NotFound } from "../api/common.js"
-import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../domain/membership.js"
+import { Effect, Exit, Fiber, Option, Redacted, Schema, Stream } from "effect"
+import { type Caller, NotFound, Unavailable } from "../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
+import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../domain/caps.js"
 import { manifestChecksum } from "../domain/hash.js"
+import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import type { FileEntry } from "../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../errors.js"
-import { type ArchiveCaps, defaultCaps, fileRecord, gzip, readArchive, tarOf } from "../stages/archive.js"
+import { fileRecord, gzip, readArchive, tarOf } from "../stages/archive.js"
 
 /** A manifest row as stored: `[path, size, sha256]`, sorted by path. */
 type StoredEntry = readonly [string, number, string]
@@ -20,7 +21,8 @@ const BATCH_BYTES = 8 * 1024 * 1024
 const BATCH_ROWS = 500
 // A download batch becomes one gzip member; two are compressed at a time.
 const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
-const MAX_HEADER_BYTES = 64 * 1024 * 1024
+// No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
+const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
 
 const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest()
 
@@ -48,7 +50,24 @@ const toEntries = (stored: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry>
 
 export interface UploadOptions {
   readonly idempotencyKey: string | undefined
-  readonly caps?: ArchiveCaps
+  readonly caps?: Caps
+}
+
+/**
+ * The upload header, decoded and checked before any content is read: every path inside the one membership
+ * list (a file the client would never bundle is not accepted either), and sizes within the caps.
+ */
+const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
+  const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(Buffer.from(data).toString("utf8"))
+  if (decoded._tag === "Left") throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
+  const header = decoded.right
+  const outside = header.set.find((e) => !isMemberPath(e.path))
+  if (outside !== undefined) {
+    throw new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: outside.path })
+  }
+  const over = treeOverCaps(header.set.map((e) => [e.path, e.size] as const), caps)
+  if (over !== undefined) throw new TarballUnsafe({ reason: `the upload would carry ${over}` })
+  return header
 }
 
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
@@ -77,7 +96,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
 
     /** Resolves a bearer token to its caller; every path compares hashes in constant time. */
     const authenticate = Effect.fn("FileStore.authenticate")(function* (token: Redacted.Redacted<string>) {
-      const parsed = parseToken(Redacted.value(token))
+      const parsed = parseToken(Redacted.value(token).trim())
       const rows = parsed
         ? yield* sql<{ tenant_id: string; secret_sha256: Uint8Array; label: string }>`
             SELECT tenant_id, secret_sha256, label FROM tokens WHERE id = ${parsed.id} AND revoked_at IS NULL`
@@ -145,27 +164,35 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         Effect.map((rows) => Option.fromNullable(rows[0]))
       )
 
+    /** Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them). */
+    const collectOrphans = sql`DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})`
+
     /**
-     * Receives an upload archive: its header entry, then the bytes of new content, stored as blobs as they
-     * arrive; then, in one transaction, the new revision and the head move, only if the base is still head.
+     * Receives an upload archive: its header entry, then the bytes of new content, stored as pending blobs as
+     * they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
+     * made permanent, and the new revision and the head move, only if the base is still the head. Whatever
+     * ends the upload otherwise (a refusal, a stale base, a dropped connection) deletes its pending blobs.
      */
     const upload = Effect.fn("FileStore.upload")(function* (
       caller: Caller,
-      body: Stream.Stream<Uint8Array, TarballUnsafe>,
+      body: Stream.Stream<Uint8Array, TarballUnsafe | Unavailable>,
       options: UploadOptions
     ) {
       const key = options.idempotencyKey
+      const caps = options.caps ?? CAPS
       if (key !== undefined) {
         const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
         if (Option.isSome(done)) {
           return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received: 0 })
         }
       }
+      const uploadId = randomUUID()
       let header: UploadHeader | undefined
       let expected = new Map<string, FileEntry>()
-      let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array }> = []
+      const received = new Set<string>()
+      let receivedFiles = 0
+      let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array; upload_id: string }> = []
       let pendingBytes = 0
-      let received = 0
       // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
       let inflight: Fiber.RuntimeFiber<void, SqlError.SqlError> | undefined
       const settle = Effect.suspend(() => {
@@ -179,8 +206,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         pending = []
         pendingBytes = 0
         return settle.pipe(
-          // A daemon: the archive reader may run this on a fiber of its own that ends before the join.
-          // Blob inserts are idempotent, so one outliving an aborted upload does no harm.
+          // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
+          // cleanup below joins it before deleting, so no insert lands after it.
           Effect.zipRight(Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
           Effect.flatMap((fiber) =>
             Effect.sync(() => {
@@ -189,13 +216,22 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           )
         )
       })
-      yield* readArchive(
+      const discardPending = Effect.suspend(() => {
+        const f = inflight
+        inflight = undefined
+        return (f === undefined ? Effect.void : Effect.ignore(Fiber.join(f))).pipe(
+          Effect.zipRight(sql`DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id = ${uploadId}`),
+          Effect.catchAllCause((cause) => Effect.logError("storage: removing the blobs of a refused upload failed", cause))
+        )
+      })
+
+      const receive = readArchive(
         body,
         {
           file: (path, size) => {
             const chunks: Array<Uint8Array> = []
             const isHeader = header === undefined
-            if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > MAX_HEADER_BYTES)) {
+            if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes)) {
               throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
             }
             return {
@@ -203,14 +239,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
               end: () => {
                 const data = Buffer.concat(chunks)
                 if (isHeader) {
-                  const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(data.toString("utf8"))
-                  if (decoded._tag === "Left") throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
-                  header = decoded.right
-                  // The one membership list: a file the client would never bundle is not accepted either.
-                  const outside = header.set.find((e) => !isMemberPath(e.path))
-                  if (outside !== undefined) {
-                    throw new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: outside.path })
-                  }
+                  header = decodeHeader(data, caps)
                   expected = new Map(header.set.map((e) => [e.path, e]))
                   return
                 }
@@ -220,67 +249,93 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                 if (digest !== want.sha256 || data.length !== want.size) {
                   throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
                 }
-                received++
-                pending.push({ tenant_id: caller.tenantId, sha256: digest, size: data.length, data })
+                received.add(digest)
+                receivedFiles++
+                pending.push({ tenant_id: caller.tenantId, sha256: digest, size: data.length, data, upload_id: uploadId })
                 pendingBytes += data.length
               }
             }
           },
           flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
         },
-        options.caps ?? defaultCaps
-      ).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
-      const head: UploadHeader | undefined = header
-      if (head === undefined) return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+        caps
+      )
 
-      const commit = Effect.gen(function* () {
-        const tenant = yield* sql<{ head: string | null }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
-        if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
-        if (key !== undefined) {
-          const done = yield* findByKey(caller.tenantId, key)
-          if (Option.isSome(done)) {
-            return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received })
+      const commit = (head: UploadHeader) =>
+        Effect.gen(function* () {
+          const tenant = yield* sql<{ head: string | null }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
+          if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
+          if (key !== undefined) {
+            const done = yield* findByKey(caller.tenantId, key)
+            if (Option.isSome(done)) {
+              return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received: receivedFiles })
+            }
           }
-        }
-        const current = tenant[0].head
-        if (current !== head.base) {
-          return yield* new Conflict({
-            reason: `the remote head moved: you diffed against ${head.base ?? "an empty tenant"}, the head is now ${current ?? "empty"}; pull, then push again`
-          })
-        }
-        const base = yield* loadRevision(caller.tenantId, current ?? undefined)
-        const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
-        for (const p of head.delete) {
-          if (!tree.delete(p)) return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
-        }
-        for (const e of head.set) tree.set(e.path, [e.path, e.size, e.sha256])
-        const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-        const checksum = manifestChecksum(next.map(([path, size, sha]) => ({ path, size, sha256: sha })))
-        if (checksum !== head.checksum) {
-          return yield* new InvalidInput({ field: "checksum", reason: "the resulting tree does not match the client's checksum" })
-        }
-        const wanted = [...new Set(head.set.map((e) => e.sha256))]
-        const present = new Set<string>()
-        for (let i = 0; i < wanted.length; i += 5000) {
-          const slice = wanted.slice(i, i + 5000)
-          const rows = yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs WHERE tenant_id = ${caller.tenantId} AND sha256 IN ${sql.in(slice)}`
-          for (const r of rows) present.add(r.sha256)
-        }
-        const missing = head.set.filter((e) => !present.has(e.sha256)).map((e) => e.path)
-        if (missing.length > 0) {
-          return yield* new InvalidInput({ field: "set", reason: `no content received for ${missing.length} file(s), e.g. ${missing[0]}` })
-        }
-        const id = randomUUID()
-        yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
-          VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
-                  ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
-        yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
-        return new UploadResult({ revision: id, parent: current, created: true, files: next.length, received })
-      })
-      return yield* flush.pipe(
-        Effect.zipRight(settle),
-        Effect.zipRight(sql.withTransaction(commit)),
-        Effect.catchTag("SqlError", storageFailure("upload commit"))
+          const current = tenant[0].head
+          if (current !== head.base) {
+            return yield* new Conflict({
+              reason: `the remote head moved: you diffed against ${head.base ?? "an empty tenant"}, the head is now ${current ?? "empty"}; pull, then push again`
+            })
+          }
+          const base = yield* loadRevision(caller.tenantId, current ?? undefined)
+          const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
+          for (const p of head.delete) {
+            if (!tree.delete(p)) return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
+          }
+          for (const e of head.set) tree.set(e.path, [e.path, e.size, e.sha256])
+          const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+          // What every client can pull: the server never keeps a tree a client would refuse.
+          const over = treeOverCaps(next.map(([path, size]) => [path, size] as const), caps)
+          if (over !== undefined) return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
+          const both = fileAndFolder(next.map((e) => e[0]))
+          if (both !== undefined) {
+            return yield* new InvalidInput({
+              field: "set",
+              reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
+            })
+          }
+          const checksum = manifestChecksum(next.map(([path, size, sha]) => ({ path, size, sha256: sha })))
+          if (checksum !== head.checksum) {
+            return yield* new InvalidInput({ field: "checksum", reason: "the resulting tree does not match the client's checksum" })
+          }
+          // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
+          // statement over the pending rows, the hashes as one array parameter).
+          if (received.size > 0) {
+            yield* sql`UPDATE blobs SET upload_id = NULL
+              WHERE upload_id IS NOT NULL AND tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...received]}::text[])`
+          }
+          const wanted = [...new Set(head.set.map((e) => e.sha256))]
+          const present = new Set(
+            (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs
+              WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map((r) => r.sha256)
+          )
+          const missing = head.set.filter((e) => !present.has(e.sha256))
+          if (missing.some((e) => received.has(e.sha256))) {
+            // Received, but removed by a concurrent refused upload that had stored the same bytes first.
+            return yield* new Unavailable({ reason: "content received during this upload was removed meanwhile; retry the upload" })
+          }
+          if (missing.length > 0) {
+            return yield* new InvalidInput({ field: "set", reason: `no content received for ${missing.length} file(s), e.g. ${missing[0]!.path}` })
+          }
+          const id = randomUUID()
+          yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
+            VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
+                    ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
+          yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
+          return new UploadResult({ revision: id, parent: current, created: true, files: next.length, received: receivedFiles })
+        })
+
+      return yield* Effect.gen(function* () {
+        yield* Effect.ignore(collectOrphans)
+        yield* receive
+        const head: UploadHeader | undefined = header
+        if (head === undefined) return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+        yield* flush
+        yield* settle
+        return yield* sql.withTransaction(commit(head))
+      }).pipe(
+        Effect.catchTag("SqlError", storageFailure("upload")),
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : discardPending))
       )
     })
 

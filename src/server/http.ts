@@ -8,7 +8,7 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Layer, Option, type Stream } from "effect"
+import { Duration, Effect, Layer, Option, type Stream } from "effect"
 import {
   AgentsyncApi,
   Authentication,
@@ -20,13 +20,16 @@ import {
   manifestEtag,
   NotModified,
   OPENAPI_PATH,
-  sameTenant
+  sameTenant,
+  Unavailable
 } from "../api/index.js"
+import { transferLimits } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
+import { pace } from "../services/Pace.js"
 
 export const VERSION = "0.1.0"
 
@@ -48,9 +51,12 @@ export const AuthenticationLive = Layer.effect(
   )
 )
 
+// The same deadlines and minimum rate as the clients', from the same variables.
+const limits = transferLimits(process.env)
+
 /**
- * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected
- * upload still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
+ * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected upload
+ * still gets its 4xx answer (the rest of the body is discarded), not a reset connection.
  */
 const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
   NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
@@ -95,8 +101,18 @@ const filesOps = Effect.map(FileStore, (store) => ({
       if (manifest.revision !== null) yield* withEtag(manifest.revision)
       return manifest
     }),
+  // Cut when its body trickles below the minimum rate, or when it runs past the deadline.
   upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
-    store.upload(caller, uploadBody(request), { idempotencyKey: idempotencyKey(request) }).pipe(Effect.tapError(() => discardRest(request))),
+    Effect.suspend(() => {
+      const p = pace(limits, (why) => new Unavailable({ reason: `upload too slow: ${why}` }))
+      return p.guard(store.upload(caller, p.count(uploadBody(request)), { idempotencyKey: idempotencyKey(request) }))
+    }).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(limits.deadlineMs),
+        onTimeout: () => new Unavailable({ reason: `upload not finished within ${limits.deadlineMs / 1000} s` })
+      }),
+      Effect.onError(() => discardRest(request))
+    ),
   download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
     Effect.map(store.download(caller.tenantId, revision, paths), gzipResponse),
   revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)

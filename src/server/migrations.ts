@@ -53,18 +53,43 @@ const init = Effect.gen(function* () {
   yield* sql`ALTER TABLE tenants ADD CONSTRAINT tenants_head_fk FOREIGN KEY (head) REFERENCES revisions(id)`
 })
 
+/**
+ * A blob stays pending (its upload's id in `upload_id`) until the revision that references it commits; a
+ * refused upload deletes its pending blobs, and pending blobs older than any upload can run are collected.
+ */
+const pendingBlobs = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE blobs ADD COLUMN upload_id text`
+  yield* sql`CREATE INDEX blobs_pending ON blobs (upload_id) WHERE upload_id IS NOT NULL`
+})
+
 export const migrations = {
   "1_files": init,
   "2_tenant_database": tenantDatabaseMigration,
+  "3_pending_blobs": pendingBlobs,
   "4_deploy": deployMigration,
   "5_job_runs": jobRuns,
   "6_tenant_skills_as_is": tenantSkillsAsIsMigration
 }
 
-/** Runs the server migrations; concurrent servers serialise on the migrations table lock. */
-export const migrate = Migrator.make({})({
-  loader: Migrator.fromRecord(migrations),
-  table: MIGRATIONS_TABLE
+/**
+ * Runs the server migrations. Concurrent servers on a fresh database serialise: the migrations table is
+ * created under a transaction-scoped advisory lock (the migrator's own check-then-create races), and the
+ * migrator then holds a lock on that table while it runs.
+ */
+export const migrate = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql.withTransaction(
+    Effect.zipRight(
+      sql`SELECT pg_advisory_xact_lock(hashtext(${MIGRATIONS_TABLE}))`,
+      sql`CREATE TABLE IF NOT EXISTS ${sql(MIGRATIONS_TABLE)} (
+        migration_id integer primary key,
+        created_at timestamp with time zone not null default now(),
+        name text not null
+      )`
+    )
+  )
+  return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE })
 }).pipe(Effect.mapError((cause) => new DatabaseError({ reason: `server migrations failed: ${cause.message}`, cause })))
 
 export const layer: Layer.Layer<never, DatabaseError, SqlClient.SqlClient> = Layer.effectDiscard(migrate)

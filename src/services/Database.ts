@@ -10,8 +10,9 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { CurrentConfig } from "../config.js"
-import { DatabaseError, SyncInProgress } from "../errors.js"
+import { DatabaseError, type SyncInProgress } from "../errors.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
+import * as ProcessLock from "./ProcessLock.js"
 
 export interface DatabaseOptions {
   /** A PostgreSQL URL; none means the embedded default. */
@@ -81,41 +82,11 @@ const freePort = Effect.async<number, DatabaseError>((resume) => {
   })
 })
 
-/** Whether a process of this host runs under that id (one we may not signal still runs). */
-export const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 /** One process at a time on an embedded data directory: PGlite is a single session and has no lock of its own. */
-const lockDataDir = (dataDir: string) => {
-  const lock = `${dataDir}.lock`
-  return Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        await fs.mkdir(nodePath.dirname(lock), { recursive: true })
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            await fs.writeFile(lock, String(process.pid), { flag: "wx" })
-            return true
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-            const pid = Number((await fs.readFile(lock, "utf8").catch(() => "")).trim())
-            if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return false
-            await fs.rm(lock, { force: true }) // stale: its process is gone
-          }
-        }
-        return false
-      },
-      catch: (cause) => new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${causeMessage(cause)}`, cause })
-    }).pipe(Effect.filterOrFail((ok) => ok, () => new SyncInProgress({ lock }))),
-    () => Effect.promise(() => fs.rm(lock, { force: true }))
+const lockDataDir = (dataDir: string) =>
+  ProcessLock.acquire(`${dataDir}.lock`, "embedded database").pipe(
+    Effect.catchTag("Io", (e) => Effect.fail(new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${e.reason}`, cause: e })))
   )
-}
 
 const requireHere = createRequire(import.meta.url)
 

@@ -18,6 +18,7 @@ import {
   SYNC_PREFIX
 } from "../api/index.js"
 import { CurrentConfig } from "../config.js"
+import { TRANSFER } from "../domain/caps.js"
 import { ApiError, DeployLocked, InvalidInput, type MissingConfig, Unauthorized } from "../errors.js"
 import { defaultRetry, optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
 
@@ -71,7 +72,7 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
   const endpoint = options.endpoint
   const baseUrl = endpoint.mode === "direct" ? `${endpoint.origin}${SYNC_PREFIX}` : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
   const policy = options.retry ?? defaultRetry
-  const timeout = Duration.decode(options.timeout ?? "30 seconds")
+  const timeout = Duration.millis(options.limits?.exchangeMs ?? TRANSFER.exchangeMs)
   const retry = Schedule.exponential(policy.base, policy.factor).pipe(
     Schedule.jittered,
     Schedule.intersect(Schedule.recurs(policy.maxRetries)),

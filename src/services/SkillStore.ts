@@ -6,8 +6,9 @@ import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { checkName } from "../domain/skills/guards.js"
 import { emptyLock, emptyManifest, type Lock, type Manifest, parseLock, parseManifest, renderLock, renderManifest } from "../domain/skills/model.js"
-import { type InvalidInput, IoError, SyncInProgress } from "../errors.js"
+import { type InvalidInput, IoError, type SyncInProgress } from "../errors.js"
 import { sha256 } from "../domain/hash.js"
+import * as ProcessLock from "./ProcessLock.js"
 import { writeFileAtomic } from "./Workspace.js"
 
 /** Tools whose home is known by default (`~/.<tool>`); any other safe name works the same way. */
@@ -169,15 +170,6 @@ const readText = (path: string) =>
     catch: io(path, "cannot read")
   })
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
 export interface StoreOptions {
   readonly root?: string | undefined
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
@@ -212,36 +204,7 @@ export const make = (options: StoreOptions = {}): SkillStoreShape => {
     return nodePath.resolve(override !== undefined && override !== "" ? override : nodePath.join(userHome, `.${name}`))
   })
 
-  const acquire = Effect.tryPromise({
-    try: async () => {
-      await fs.mkdir(nodePath.dirname(runLock), { recursive: true })
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          const h = await fs.open(runLock, "wx")
-          await h.writeFile(`${process.pid}\n`)
-          await h.close()
-          return true
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
-          // A lock left by a process that is gone is stale: take it over once.
-          const pid = Number.parseInt(await fs.readFile(runLock, "utf8").catch(() => ""), 10)
-          if (Number.isFinite(pid) && pid > 0 && alive(pid)) return false
-          if (!Number.isFinite(pid) && attempt === 0) {
-            // Being written right now by its owner: treat it as held.
-            const st = await fs.stat(runLock).catch(() => undefined)
-            if (st !== undefined && Date.now() - st.mtimeMs < 5_000) return false
-          }
-          await fs.rm(runLock, { force: true })
-        }
-      }
-      return false
-    },
-    catch: io(runLock, "cannot take the run lock")
-  }).pipe(Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail(new SyncInProgress({ lock: runLock })))))
-
-  const release = Effect.promise(() => fs.rm(runLock, { force: true }))
-
-  const withLock = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.acquireUseRelease(acquire, () => effect, () => release)
+  const withLock = <A, E, R>(effect: Effect.Effect<A, E, R>) => ProcessLock.withLock(runLock, "skill sync", effect)
 
   return {
     root,

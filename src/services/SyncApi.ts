@@ -5,12 +5,13 @@ import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Context, Data, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import {
   AgentsyncApi,
   CLOUD_PREFIX,
   FilesRoutes,
   IDEMPOTENCY_HEADER,
+  isEntry,
   manifestEtag,
   RemoteManifest,
   type RevisionInfo,
@@ -18,109 +19,38 @@ import {
   UploadResult
 } from "../api/index.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
-import { ApiError, Conflict, InvalidInput, MissingConfig, TarballUnsafe, Unauthorized } from "../errors.js"
+import { CAPS, TRANSFER, type TransferLimits, transferLimits } from "../domain/caps.js"
+import { manifestChecksum } from "../domain/hash.js"
+import { makeManifestDecoder, ManifestRefused } from "../domain/manifestDecoder.js"
+import type { FileEntry } from "../domain/model.js"
+import { ApiError, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
+import { pace } from "./Pace.js"
+import {
+  answerText,
+  defaultRetry,
+  describe,
+  fromStatus,
+  readAnswer,
+  type RetryPolicy,
+  retrySchedule,
+  type SyncApiError,
+  Transient,
+  transient
+} from "./Transport.js"
+
+export { defaultRetry, parseRetryAfter, type RetryPolicy, retrySchedule, type SyncApiError, Transient } from "./Transport.js"
 
 /** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
 export type SyncEndpoint =
   | { readonly mode: "direct"; readonly origin: string }
   | { readonly mode: "relay"; readonly api: string; readonly tenantId: string }
 
-export interface RetryPolicy {
-  /** Retries after the first attempt. */
-  readonly maxRetries: number
-  readonly base: Duration.DurationInput
-  readonly factor: number
-  /** No single wait is longer, whatever the backoff or Retry-After says. */
-  readonly cap: Duration.DurationInput
-}
-
-export const defaultRetry: RetryPolicy = { maxRetries: 4, base: "250 millis", factor: 2, cap: "10 seconds" }
-
 export interface SyncApiOptions {
   readonly endpoint: SyncEndpoint
   readonly token: Redacted.Redacted<string>
   readonly retry?: RetryPolicy
-  /** A request/response exchange (manifest, revisions); transfers use `transferTimeout`. */
-  readonly timeout?: Duration.DurationInput
-  readonly transferTimeout?: Duration.DurationInput
-}
-
-/** What a call can end in, once retries are spent. */
-export type SyncApiError = Unauthorized | ApiError | Conflict | InvalidInput | TarballUnsafe
-
-/** A failure worth another attempt: 408/429/502/503/504, a transport error, or a timeout. */
-class Transient extends Data.TaggedError("Transient")<{
-  readonly status: number
-  readonly reason: string
-  readonly retryAfter: Option.Option<Duration.Duration>
-}> {}
-
-const RETRYABLE = new Set([408, 429, 502, 503, 504])
-
-/** `Retry-After` as seconds or an HTTP date. */
-export const parseRetryAfter = (value: string | undefined, now = Date.now()): Option.Option<Duration.Duration> => {
-  if (value === undefined || value.trim() === "") return Option.none()
-  const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Option.some(Duration.seconds(seconds))
-  const date = Date.parse(value)
-  return Number.isNaN(date) ? Option.none() : Option.some(Duration.millis(Math.max(0, date - now)))
-}
-
-/** Exponential backoff with jitter, each wait capped, at least any Retry-After; only transient failures. */
-export const retrySchedule = (policy: RetryPolicy) =>
-  Schedule.exponential(policy.base, policy.factor).pipe(
-    Schedule.jittered,
-    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
-    Schedule.intersect(Schedule.identity<SyncApiError | Transient>()),
-    Schedule.whileInput((e: SyncApiError | Transient) => e._tag === "Transient"),
-    Schedule.modifyDelay(([, e], delay) => {
-      const floor = e._tag === "Transient" ? Option.getOrElse(e.retryAfter, () => Duration.zero) : Duration.zero
-      return Duration.min(Duration.max(delay, floor), Duration.decode(policy.cap))
-    })
-  )
-
-const WireError = Schema.Struct({
-  _tag: Schema.String,
-  reason: Schema.optional(Schema.String),
-  message: Schema.optional(Schema.String),
-  entry: Schema.optional(Schema.String)
-})
-
-/** Maps a failure status and its body to the error family; retryable statuses become Transient. */
-const fromStatus = (status: number, body: string, url: string, retryAfter: string | undefined): SyncApiError | Transient => {
-  const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
-  const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
-  const reason = Option.match(parsed, {
-    onNone: () => body.trim().slice(0, 300) || `HTTP ${status}`,
-    onSome: (e) => e.reason ?? e.message ?? e._tag
-  })
-  if (RETRYABLE.has(status)) return new Transient({ status, reason, retryAfter: parseRetryAfter(retryAfter) })
-  switch (status) {
-    case 401:
-      return new Unauthorized({ reason: `${reason} (401 from ${url})` })
-    case 403:
-      return new Unauthorized({ reason: `${reason} (403 from ${url})` })
-    case 409:
-      return new Conflict({ reason })
-    case 422:
-      return new TarballUnsafe({ reason: `rejected by the server: ${reason}`, ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) }) })
-    case 400:
-      return new InvalidInput({ reason: `rejected by the server: ${reason}` })
-    default:
-      return new ApiError({ status, reason, url })
-  }
-}
-
-/** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
-const describe = (cause: unknown): string => {
-  if (!(cause instanceof Error)) return String(cause)
-  let code = ""
-  let inner: unknown = (cause as { cause?: unknown }).cause
-  for (let depth = 0; depth < 5 && typeof inner === "object" && inner !== null && code === ""; depth++) {
-    if ("code" in inner && typeof inner.code === "string") code = ` (${inner.code})`
-    inner = (inner as { cause?: unknown }).cause
-  }
-  return `${cause.message}${code}`
+  /** Deadlines and the minimum rate of bodies (default: `TRANSFER`, or the environment through `optionsFromConfig`). */
+  readonly limits?: Partial<TransferLimits>
 }
 
 export interface ManifestOptions {
@@ -133,19 +63,29 @@ export interface SyncApiClientShape {
   /** The base URL the calls go to, for messages (never holds the token). */
   readonly baseUrl: string
   /**
-   * A revision's manifest, the head by default. Given `known`, a head manifest held from an earlier call, the
-   * request is conditional (If-None-Match): while the head is still `known.revision` the answer is `known`
-   * itself and no manifest crosses the network.
+   * A revision's manifest, the head by default, decoded as it arrives within the caps and checked against its
+   * checksum. Given `known`, a head manifest held from an earlier call, the request is conditional
+   * (If-None-Match): while the head is still `known.revision` the answer is `known` itself and no manifest
+   * crosses the network.
    */
   readonly manifest: (options?: ManifestOptions) => Effect.Effect<RemoteManifest, SyncApiError>
   readonly revisions: (limit?: number) => Effect.Effect<ReadonlyArray<RevisionInfo>, SyncApiError>
   /**
    * Uploads an archive; `body` is re-created for each attempt. The idempotency key makes a retried upload
-   * that had in fact committed answer with the same revision instead of a second one.
+   * that had in fact committed (its answer lost) answer with the same revision instead of a second one.
    */
   readonly upload: <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => Effect.Effect<UploadResult, SyncApiError | E>
-  /** Downloads a revision (all of it, or the given paths) as a tar.gz stream; the request itself is retried. */
-  readonly download: (revision: string, paths?: ReadonlyArray<string>) => Effect.Effect<Stream.Stream<Uint8Array, SyncApiError>, SyncApiError>
+  /**
+   * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
+   * to `consume`. A transport failure (a body cut short, too slow) fails the stream with `Transient`, which
+   * `consume` lets through: the call is then retried, asking `paths()` again, so a consumer that keeps what
+   * it has verified resumes with the rest.
+   */
+  readonly download: <A, E>(
+    revision: string,
+    paths: () => ReadonlyArray<string> | undefined,
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+  ) => Effect.Effect<A, SyncApiError | E>
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -157,11 +97,24 @@ const checkUrl = (key: string, value: string): Effect.Effect<string, MissingConf
   return ok ? Effect.succeed(trimSlash(value)) : Effect.fail(new MissingConfig({ key, reason: `must be an http(s) URL, got ${JSON.stringify(value.slice(0, 80))}` }))
 }
 
+/**
+ * The token as sent: surrounding whitespace (a newline from `$(cat token)`) trimmed; a character no HTTP
+ * header may carry is a configuration error that names the variable, never the token.
+ */
+export const checkToken = (token: Redacted.Redacted<string>): Effect.Effect<Redacted.Redacted<string>, MissingConfig> => {
+  const value = Redacted.value(token).trim()
+  if (value === "") return Effect.fail(new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "is empty" }))
+  // Visible ASCII only (RFC 9110 field values; bearer tokens are a subset).
+  return /^[\x21-\x7e]+$/.test(value)
+    ? Effect.succeed(Redacted.make(value))
+    : Effect.fail(new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "holds a space, a line break or another character a token cannot have" }))
+}
+
 /** The endpoint and token from a SyncConfig: direct origin first, else API URL + tenant id. */
 export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOptions, MissingConfig> =>
   Effect.gen(function* () {
-    const token = config.token
-    if (token === undefined) return yield* new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "set it to a token from `agentsync tenant create`" })
+    if (config.token === undefined) return yield* new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "set it to a token from `agentsync tenant create`" })
+    const token = yield* checkToken(config.token)
     let endpoint: SyncEndpoint
     if (config.directUrl !== undefined) {
       endpoint = { mode: "direct", origin: yield* checkUrl("AGENTSYNC_DIRECT_URL", config.directUrl) }
@@ -190,20 +143,48 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
       factor: defaultRetry.factor,
       cap: Option.match(env("AGENTSYNC_RETRY_CAP_MS"), { onNone: () => defaultRetry.cap, onSome: Duration.millis })
     }
-    const timeout = Option.match(env("AGENTSYNC_TIMEOUT_MS"), { onNone: () => Duration.seconds(30), onSome: Duration.millis })
-    return { endpoint, token, retry, timeout }
+    return { endpoint, token, retry, limits: transferLimits(process.env) }
+  })
+
+/** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */
+const decodeManifest = (body: Stream.Stream<Uint8Array, Transient>, url: string): Effect.Effect<RemoteManifest, Transient | UnsafeRemote> =>
+  Effect.suspend(() => {
+    const decoder = makeManifestDecoder<FileEntry>({
+      arrayKey: "entries",
+      maxBytes: CAPS.maxManifestBytes,
+      maxEntries: CAPS.maxEntries,
+      element: (u, i) => (isEntry(u) ? u : `entry ${i} of the manifest is not a file entry (path, size, sha256)`)
+    })
+    const refused = (e: unknown) =>
+      e instanceof ManifestRefused && e.kind === "truncated"
+        ? transient(200, `manifest ${e.message}`)
+        : new UnsafeRemote({ reason: e instanceof Error ? e.message : String(e), url })
+    return Stream.runForEach(body, (chunk) => Effect.try({ try: () => decoder.push(chunk), catch: refused })).pipe(
+      Effect.zipRight(Effect.try({ try: () => decoder.end(), catch: refused })),
+      Effect.flatMap(({ fields, elements }) =>
+        Schema.decodeUnknown(RemoteManifest)({ ...fields, entries: [] }).pipe(
+          Effect.mapError((e) => new UnsafeRemote({ reason: `not a manifest: ${e.message.slice(0, 300)}`, url })),
+          Effect.map((m) => new RemoteManifest({ ...m, entries: elements }, { disableValidation: true }))
+        )
+      ),
+      Effect.filterOrFail(
+        (m) => manifestChecksum(m.entries) === m.checksum,
+        () => new UnsafeRemote({ reason: "the manifest's entries do not add up to its checksum", url })
+      )
+    )
   })
 
 export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiOptions) {
   const http = yield* HttpClient.HttpClient
   const policy = options.retry ?? defaultRetry
-  const timeout = Duration.decode(options.timeout ?? "30 seconds")
-  const transferTimeout = Duration.decode(options.transferTimeout ?? "30 minutes")
+  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
+  const exchange = Duration.millis(limits.exchangeMs)
   const endpoint = options.endpoint
   const origin = endpoint.mode === "direct" ? endpoint.origin : endpoint.api
   const prefix = endpoint.mode === "direct" ? SYNC_PREFIX : `${CLOUD_PREFIX}/${endpoint.tenantId}`
   const baseUrl = `${origin}${prefix}`
-  const bearer = HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
+  const token = yield* checkToken(options.token).pipe(Effect.orDie)
+  const bearer = HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token)))
   const authed = http.pipe(bearer)
   // Uploads go through fetch: it pulls the body stream as the socket drains, so a slow server never makes
   // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
@@ -224,6 +205,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         case "ApiError":
         case "InvalidInput":
         case "TarballUnsafe":
+        case "UnsafeRemote":
         case "Transient":
           return Effect.fail(error as SyncApiError | Transient)
         case "Forbidden":
@@ -231,16 +213,15 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         case "NotFound":
           return Effect.fail(new ApiError({ status: 404, reason: String(e.reason), url }))
         case "TimeoutException":
-          return Effect.fail(new Transient({ status: 408, reason: "timed out", retryAfter: Option.none() }))
+          return Effect.fail(transient(408, "timed out"))
         case "RequestError":
-          return Effect.fail(new Transient({ status: 0, reason: describe(error), retryAfter: Option.none() }))
+          return Effect.fail(transient(0, describe(error), true))
         case "ResponseError": {
           const response = e.response
-          if (response === undefined) return Effect.fail(new ApiError({ status: 0, reason: describe(error), url }))
-          return response.text.pipe(
-            Effect.orElseSucceed(() => ""),
-            Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
-          )
+          if (response === undefined) return Effect.fail(transient(0, describe(error)))
+          // A success whose body could not be read was cut short: the call is idempotent, so try again.
+          if (response.status >= 200 && response.status < 300) return Effect.fail(transient(response.status, `answer cut short: ${describe(error)}`))
+          return answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
         }
         case "ParseError":
           return Effect.fail(new ApiError({ status: 200, reason: `unexpected response: ${String(e.message).slice(0, 300)}`, url }))
@@ -249,27 +230,42 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     return Effect.fail(new ApiError({ status: 0, reason: describe(error), url }))
   }
 
-  /** One logical call: attempts with timeout, retried on transient failures, then one clear error. */
-  const withRetry = <A, E>(url: string, attempt: Effect.Effect<A, E>, limit: Duration.Duration) => {
+  /** The HTTP part of an attempt with its failures classified (the consumer of a body keeps its own). */
+  const httpPart = <A, E, R>(url: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, SyncApiError | Transient, R> =>
+    Effect.catchAll(effect, classify(url))
+
+  /**
+   * One logical call: attempts retried on Transient failures, the whole within the transfer deadline, then
+   * one clear error.
+   */
+  const withRetry = <A, E>(url: string, attempt: Effect.Effect<A, E | Transient>): Effect.Effect<A, E | ApiError> => {
     let attempts = 0
     return Effect.suspend(() => {
       attempts++
       return attempt
     }).pipe(
-      Effect.timeout(limit),
-      Effect.catchAll(classify(url)),
       Effect.retry(retrySchedule(policy)),
-      Effect.catchTag("Transient", (t) =>
-        Effect.fail(
-          new ApiError({
-            status: t.status,
-            reason: `${t.status === 0 ? "server unreachable" : t.reason} (gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${t.status === 0 ? `: ${t.reason}` : ""})`,
-            url
-          })
-        )
+      Effect.timeoutFail({
+        duration: Duration.millis(limits.deadlineMs),
+        onTimeout: () => transient(408, `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`)
+      }),
+      Effect.catchIf(
+        (e): e is Transient => e instanceof Transient,
+        (t) =>
+          Effect.fail(
+            new ApiError({
+              status: t.status,
+              reason: `${t.unreachable === true ? "server unreachable" : t.reason} (gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${t.unreachable === true ? `: ${t.reason}` : ""})`,
+              url
+            })
+          )
       )
-    )
+    ) as Effect.Effect<A, E | ApiError>
   }
+
+  /** The response headers of a request, within the exchange deadline. */
+  const headersOf = <E, R>(request: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>) =>
+    request.pipe(Effect.timeoutFail({ duration: exchange, onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`) }))
 
   /** A raw call whose failure statuses are read from the body. */
   const checked =
@@ -277,10 +273,14 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     (response: HttpClientResponse.HttpClientResponse): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
       response.status >= 200 && response.status < 300
         ? Effect.succeed(response)
-        : response.text.pipe(
-            Effect.orElseSucceed(() => ""),
-            Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"])))
-          )
+        : answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
+
+  /** A response body that fails with Transient when it breaks off. */
+  const bodyOf = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, Transient> =>
+    Stream.mapError(response.stream, (e) => transient(0, `connection lost during the answer: ${describe(e)}`))
+
+  /** The pace of one answer's body: slower than the minimum rate is Transient. */
+  const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
@@ -290,18 +290,21 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     let request = HttpClientRequest.get(url)
     if (options.revision !== undefined) request = HttpClientRequest.setUrlParam(request, "revision", options.revision)
     if (known !== undefined) request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
-    const attempt = authed.execute(request).pipe(
-      Effect.flatMap((response) =>
-        response.status === 304 && known !== undefined
-          ? Effect.succeed(known)
-          : checked(url)(response).pipe(
-              Effect.flatMap((ok) => Effect.mapError(ok.json, (e) => new ApiError({ status: ok.status, reason: `unexpected response: ${e.message}`, url }))),
-              Effect.flatMap(Schema.decodeUnknown(RemoteManifest))
-            )
-      ),
-      Effect.scoped
-    )
-    return withRetry(url, attempt, timeout).pipe(Effect.withSpan("SyncApiClient.manifest"))
+    const attempt = Effect.suspend(() => {
+      const p = answerPace()
+      return httpPart(
+        url,
+        headersOf(authed.execute(request)).pipe(
+          Effect.flatMap((response) =>
+            response.status === 304 && known !== undefined
+              ? Effect.succeed(known)
+              : checked(url)(response).pipe(Effect.flatMap((ok) => p.guard(decodeManifest(p.count(bodyOf(ok)), url))))
+          ),
+          Effect.scoped
+        )
+      )
+    })
+    return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.manifest"))
   }
 
   const revisions = (limit?: number) => {
@@ -310,47 +313,58 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       endpoint.mode === "direct"
         ? Effect.flatMap(filesApi, (api) => api.revisions({ urlParams }))
         : Effect.flatMap(cloudFilesApi, (api) => api.revisions({ path: { tenantId: endpoint.tenantId }, urlParams }))
-    return withRetry(`${baseUrl}${FilesRoutes.revisions}`, call, timeout).pipe(Effect.withSpan("SyncApiClient.revisions"))
+    const url = `${baseUrl}${FilesRoutes.revisions}`
+    return withRetry(url, httpPart(url, Effect.timeout(call, exchange))).pipe(Effect.withSpan("SyncApiClient.revisions"))
   }
 
   const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => {
     const url = `${baseUrl}${FilesRoutes.upload}`
-    const attempt = Effect.suspend(() =>
-      uploader.execute(
-        HttpClientRequest.post(url).pipe(
-          HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
-          HttpClientRequest.bodyStream(body(), { contentType: "application/gzip" })
+    const attempt = Effect.gen(function* () {
+      // Once the whole body has gone, the answer must come within the exchange deadline.
+      const sent = yield* Deferred.make<void>()
+      const p = pace(limits, (why) => transient(408, `upload too slow: ${why}`))
+      const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
+      const answer = httpPart(
+        url,
+        uploader.execute(
+          HttpClientRequest.post(url).pipe(
+            HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
+            HttpClientRequest.bodyStream(stream, { contentType: "application/gzip" })
+          )
+        ).pipe(
+          Effect.flatMap(checked(url)),
+          // The answer is small: a body cut short is Transient (the idempotency key makes the retry safe).
+          Effect.flatMap((r) => Effect.flatMap(readAnswer(bodyOf(r)), Schema.decodeUnknown(Schema.parseJson(UploadResult))))
         )
       )
-    ).pipe(
-      Effect.flatMap(checked(url)),
-      Effect.flatMap((r) => Effect.flatMap(r.json, Schema.decodeUnknown(UploadResult))),
-      Effect.scoped
-    )
-    return withRetry(url, attempt, transferTimeout).pipe(Effect.withSpan("SyncApiClient.upload")) as Effect.Effect<
-      UploadResult,
-      SyncApiError | E
-    >
+      const silence = Deferred.await(sent).pipe(
+        Effect.zipRight(Effect.sleep(exchange)),
+        Effect.zipRight(Effect.fail(transient(408, `no answer within ${limits.exchangeMs / 1000} s of the upload's end`)))
+      )
+      return yield* p.guard(Effect.raceFirst(answer, silence))
+    }).pipe(Effect.scoped)
+    return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.upload"))
   }
 
-  const download = (revision: string, paths?: ReadonlyArray<string>) => {
-    const url = paths === undefined ? `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}` : `${baseUrl}${FilesRoutes.select}`
-    const request =
-      paths === undefined
-        ? HttpClientRequest.get(url)
-        : HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({ revision, paths }))
-    const attempt = authed.execute(request).pipe(Effect.flatMap(checked(url)))
-    return withRetry(url, attempt, timeout).pipe(
-      Effect.map((response) =>
-        response.stream.pipe(
-          Stream.timeoutFail(() => new ApiError({ status: 408, reason: "download timed out", url }), transferTimeout),
-          Stream.catchAll((e) =>
-            Stream.fail(e._tag === "ApiError" ? e : new ApiError({ status: 0, reason: `download interrupted: ${describe(e)}`, url }))
-          )
-        )
-      ),
-      Effect.withSpan("SyncApiClient.download")
-    )
+  const download = <A, E>(
+    revision: string,
+    paths: () => ReadonlyArray<string> | undefined,
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+  ) => {
+    const whole = `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}`
+    const attempt = Effect.suspend(() => {
+      const wanted = paths()
+      const request =
+        wanted === undefined
+          ? HttpClientRequest.get(whole)
+          : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted }))
+      const p = answerPace()
+      return httpPart(request.url, Effect.flatMap(headersOf(authed.execute(request)), checked(request.url))).pipe(
+        Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),
+        Effect.scoped
+      )
+    })
+    return withRetry(whole, attempt).pipe(Effect.withSpan("SyncApiClient.download"))
   }
 
   return SyncApiClient.of({ endpoint, baseUrl, manifest, revisions, upload, download })

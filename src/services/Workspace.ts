@@ -5,9 +5,11 @@ import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
-import { IoError } from "../errors.js"
-import { IGNORE_FILE, makeMembership, type Membership } from "../domain/membership.js"
+import { PROJECT_FILE } from "../config.js"
+import { IoError, MissingConfig } from "../errors.js"
+import { IGNORE_FILE, MEMBERSHIP, makeMembership, type Membership } from "../domain/membership.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
+import { isAlive } from "./ProcessLock.js"
 
 export interface WorkspaceFile {
   /** POSIX path relative to the services root. */
@@ -41,6 +43,8 @@ export interface WorkspaceShape {
   readonly readProject: () => Effect.Effect<Project, IoError>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
+  /** Removes the temp files and staged folders killed runs left in the tree (see `sweepLitter`). */
+  readonly sweepLitter: () => Effect.Effect<number, IoError>
 }
 
 /** A file to write: its path, its bytes, and its permission bits (default `0o644`). */
@@ -63,9 +67,51 @@ export const resolveInside = (root: string, path: string): Effect.Effect<string,
     : Effect.fail(new IoError({ path, reason: "path escapes the services tree" }))
 }
 
-// Temp names: one random prefix per process and a counter (a random draw per file was a tenth of writing
-// 10,000 files); they are opened exclusively, so a name that somehow exists is never followed or reused.
-const tempPrefix = `.agentsync-tmp-${randomBytes(6).toString("hex")}-`
+// Temp names: one prefix per process (its id and a random part) and a counter (a random draw per file was a
+// tenth of writing 10,000 files); they are opened exclusively, so a name that somehow exists is never followed
+// or reused. The process id tells a later run whether the writer is gone (see sweepLitter).
+const tempPrefix = `.agentsync-tmp-${process.pid}-${randomBytes(4).toString("hex")}-`
+const TEMP = /^\.agentsync-tmp-(?:(\d+)-[0-9a-f]{8}-|[0-9a-f]{12}-)/
+// A temp file of the older naming, without a process id, is litter once this old.
+const OLD_TEMP_MS = 60 * 60_000
+
+/**
+ * Removes the temp files and staged folders (`.agentsync-tmp-…`) that a killed run left in `dir` (and its
+ * subfolders, when `deep`): those whose process is gone. Returns how many it removed.
+ */
+export const sweepLitter = (dir: string, deep: boolean): Effect.Effect<number, IoError> =>
+  Effect.try({
+    try: () => {
+      let removed = 0
+      const walk = (d: string) => {
+        let entries: Array<import("node:fs").Dirent>
+        try {
+          entries = fsSync.readdirSync(d, { withFileTypes: true })
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return
+          throw e
+        }
+        for (const e of entries) {
+          const full = nodePath.join(d, e.name)
+          const m = TEMP.exec(e.name)
+          if (m !== null) {
+            const pid = m[1] === undefined ? undefined : Number(m[1])
+            const gone =
+              pid === undefined
+                ? Date.now() - fsSync.lstatSync(full).mtimeMs > OLD_TEMP_MS
+                : pid !== process.pid && !isAlive(pid)
+            if (gone) {
+              fsSync.rmSync(full, { recursive: true, force: true })
+              removed++
+            }
+          } else if (deep && e.isDirectory()) walk(full)
+        }
+      }
+      walk(dir)
+      return removed
+    },
+    catch: io(dir, "cannot remove what an interrupted run left")
+  })
 let tempCounter = 0
 const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
 
@@ -228,16 +274,16 @@ export const writeFilesAtomic = (
     })
     for (let i = 0; i < files.length; i += slice) {
       const opened: Array<TempFile> = []
-      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.tapError(() => abandon(opened)))
+      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.onError(() => abandon(opened)))
       const flushed = flushAll(opened)
       // Keep the rejection handled until it is awaited.
       flushed.catch(() => undefined)
       yield* finishPending.pipe(
-        Effect.tapError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
+        Effect.onError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
       )
       pending = { files: opened, flushed }
     }
-    yield* finishPending.pipe(Effect.tapError(() => abandon([])))
+    yield* finishPending.pipe(Effect.onError(() => abandon([])))
     yield* Effect.try({
       try: () => {
         for (const stage of staged.values()) {
@@ -251,6 +297,47 @@ export const writeFilesAtomic = (
         return io(current, "cannot create the folder")(cause)
       }
     })
+  })
+
+/**
+ * A services path must exist and look like a project: it holds `agentsync.yaml`, `.agentsyncignore` or one of
+ * the known folders, or it is the tree the project's `agentsync.yaml` names. Anything else (a typo, a missing
+ * folder) would read as an empty tree, and an empty tree deletes everything on the other side: a usage error
+ * naming the path instead.
+ */
+export const checkServicesPath = (config: {
+  readonly servicesPath: string
+  readonly projectRoot: string
+  readonly project: { readonly services?: string | undefined }
+}): Effect.Effect<void, MissingConfig> =>
+  Effect.suspend(() => {
+    const path = nodePath.resolve(config.servicesPath)
+    const relative = nodePath.relative(process.cwd(), path)
+    const shown = relative === "" ? "." : relative.startsWith("..") ? path : relative
+    const is = (p: string, dir: boolean) => {
+      const st = fsSync.statSync(p, { throwIfNoEntry: false })
+      return st !== undefined && (dir ? st.isDirectory() : st.isFile())
+    }
+    if (!is(path, true)) {
+      return Effect.fail(
+        new MissingConfig({ key: "services", reason: `${shown} does not exist or is not a folder; pass --services DIR (for a first pull, create it)` })
+      )
+    }
+    const configured =
+      is(nodePath.join(config.projectRoot, PROJECT_FILE), false) && nodePath.resolve(config.projectRoot, config.project.services ?? "services") === path
+    const looksLikeOne =
+      configured ||
+      is(nodePath.join(path, PROJECT_FILE), false) ||
+      is(nodePath.join(path, IGNORE_FILE), false) ||
+      MEMBERSHIP.some((m) => is(nodePath.join(path, m), true))
+    return looksLikeOne
+      ? Effect.void
+      : Effect.fail(
+          new MissingConfig({
+            key: "services",
+            reason: `${shown} does not look like a project: it holds none of ${MEMBERSHIP.map((m) => `${m}/`).join(", ")} and no ${PROJECT_FILE} names it`
+          })
+        )
   })
 
 export const make = (root: string): WorkspaceShape => {
@@ -366,7 +453,19 @@ export const make = (root: string): WorkspaceShape => {
     return { ...project, unsynced: [...project.unsynced, ...others].sort() }
   })
 
-  return { root: absRoot, listFiles, readFile, readFiles, readRawFiles, writeFile, writeFiles, removeFile, readProject, membership }
+  return {
+    root: absRoot,
+    listFiles,
+    readFile,
+    readFiles,
+    readRawFiles,
+    writeFile,
+    writeFiles,
+    removeFile,
+    readProject,
+    membership,
+    sweepLitter: () => sweepLitter(absRoot, true)
+  }
 }
 
 export const layer = (root: string): Layer.Layer<Workspace> => Layer.sync(Workspace, () => make(root))

@@ -1,25 +1,39 @@
-/** The apply stage: stage a downloaded bundle privately, verify it against the manifest, then swap it in with a backup. */
-import { createHash, type Hash, randomBytes } from "node:crypto"
+/** The apply stage: download a pull's files into a private staging folder, verify them against the manifest, then swap them in with a backup. */
+import { createHash, type Hash } from "node:crypto"
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Effect, Schema, type Stream } from "effect"
+import { Effect, Exit, type Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
 import { IoError, TarballUnsafe } from "../errors.js"
-import type { SyncApiError } from "../services/SyncApi.js"
-import { writeFileAtomic } from "../services/Workspace.js"
-import { type ArchiveCaps, defaultCaps, readArchive } from "./archive.js"
+import type { SyncApiError, Transient } from "../services/SyncApi.js"
+import { readArchive } from "./archive.js"
+import { type BackupPolicy, backupsDir, newRunId, pruneBackups, recordBackup } from "./backups.js"
 import { stateDir } from "./bundle.js"
-import { type Progress, silentProgress } from "./progress.js"
+import { type Progress, silentProgress, withProgress } from "./progress.js"
+import { journalPath, makeDirs, recoverPull, swap } from "./swap.js"
+
+export { recoverPull } from "./swap.js"
+
+/**
+ * Fetches the archive of the paths `missing()` names (a retry asks again, for what is still missing) and
+ * hands its body to `consume`; a body that breaks off fails with Transient and is fetched again.
+ */
+export type Download = <A, E>(
+  missing: () => ReadonlyArray<string>,
+  consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+) => Effect.Effect<A, E | SyncApiError>
 
 export interface ApplyInput {
   readonly projectRoot: string
   readonly servicesPath: string
-  /** The archive; only the files in `write` may be in it, each matching its entry. None when nothing is written. */
-  readonly archive: Stream.Stream<Uint8Array, SyncApiError> | undefined
+  /** Where the files of `write` come from: only they may be in the archive, each matching its entry. */
+  readonly download: Download
   readonly write: ReadonlyArray<FileEntry>
   readonly delete: ReadonlyArray<string>
-  readonly caps?: ArchiveCaps
+  /** What the backup of this pull records as its cause (the revision pulled). */
+  readonly cause?: string
+  readonly backups?: BackupPolicy
   readonly progress?: Progress
 }
 
@@ -28,106 +42,12 @@ export interface ApplyResult {
   readonly deleted: number
   /** Where the replaced and deleted files were moved, when there were any. */
   readonly backup: string | undefined
+  /** Backups removed by the policy. */
+  readonly pruned: ReadonlyArray<string>
 }
-
-const JOURNAL = "pull-journal.json"
-const Journal = Schema.Struct({
-  staging: Schema.String,
-  backup: Schema.String,
-  servicesPath: Schema.String,
-  write: Schema.Array(Schema.String),
-  delete: Schema.Array(Schema.String)
-})
-type Journal = typeof Journal.Type
 
 const io = (path: string, what: string) => (cause: unknown) =>
   new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-
-const exists = (p: string) =>
-  fs.lstat(p).then(
-    () => true,
-    () => false
-  )
-
-const code = (e: unknown) => (e as NodeJS.ErrnoException).code
-
-/** mkdir -p, remembering what exists: a pull creates thousands of files in few folders. */
-const makeDirs = () => {
-  const made = new Set<string>()
-  return (dir: string) => {
-    if (made.has(dir)) return
-    fsSync.mkdirSync(dir, { recursive: true })
-    made.add(dir)
-  }
-}
-
-/**
- * Moves the current file aside (once) and the staged one in; safe to run again after a crash. Synchronous
- * calls: thousands of renames go several times faster without a thread-pool hop each.
- */
-const swapIn = (j: Journal) => {
-  const mkdirp = makeDirs()
-  const moveAside = (rel: string) => {
-    const target = nodePath.join(j.servicesPath, rel)
-    const saved = nodePath.join(j.backup, rel)
-    if (fsSync.existsSync(saved)) {
-      // Saved by an earlier, interrupted run: what is at the target now is ours.
-      fsSync.rmSync(target, { force: true })
-      return
-    }
-    try {
-      mkdirp(nodePath.dirname(saved))
-      fsSync.renameSync(target, saved)
-    } catch (e) {
-      if (code(e) !== "ENOENT") throw e
-    }
-  }
-  for (const rel of j.write) {
-    const staged = nodePath.join(j.staging, rel)
-    if (!fsSync.existsSync(staged)) continue // already moved in by an earlier, interrupted run
-    const target = nodePath.join(j.servicesPath, rel)
-    if (fsSync.existsSync(target)) moveAside(rel)
-    mkdirp(nodePath.dirname(target))
-    fsSync.renameSync(staged, target)
-  }
-  for (const rel of j.delete) {
-    moveAside(rel)
-    // Remove folders the deletion left empty, up to the tree's root.
-    let dir = nodePath.dirname(nodePath.join(j.servicesPath, rel))
-    while (dir.startsWith(j.servicesPath + nodePath.sep)) {
-      try {
-        fsSync.rmdirSync(dir)
-      } catch {
-        break
-      }
-      dir = nodePath.dirname(dir)
-    }
-  }
-}
-
-const journalPath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), JOURNAL)
-
-/**
- * Finishes a swap a killed pull left half done (the journal is written before the first rename), so the
- * tree converges to the pulled state. Returns whether there was anything to finish.
- */
-export const recoverPull = Effect.fn("apply.recover")(function* (projectRoot: string) {
-  const file = journalPath(projectRoot)
-  const text = yield* Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined))
-  if (text === undefined) return false
-  const journal = yield* Schema.decodeUnknown(Schema.parseJson(Journal))(text).pipe(
-    Effect.mapError((e) => new IoError({ path: file, reason: `damaged pull journal: ${e.message}` }))
-  )
-  yield* Effect.try({ try: () => swapIn(journal), catch: io(journal.servicesPath, "cannot finish the interrupted pull") })
-  yield* Effect.tryPromise({
-    try: async () => {
-      await fs.rm(journal.staging, { recursive: true, force: true })
-      await fs.rm(file, { force: true })
-    },
-    catch: io(file, "cannot remove")
-  })
-  return true
-})
 
 // Files up to this size are held until complete, then written by the thread pool, several at a time;
 // larger ones are written as they arrive.
@@ -164,6 +84,16 @@ class StagedFile {
     this.fd = undefined
     fsSync.closeSync(fd)
   }
+  /** A file cut off by a failure: closed and removed, so that another attempt can write it afresh. */
+  discard() {
+    const large = this.fd !== undefined
+    try {
+      this.close()
+    } catch {
+      // the descriptor is gone either way
+    }
+    if (large) fsSync.rmSync(this.full, { force: true })
+  }
   end() {
     this.close()
     const digest = this.hash.digest("hex")
@@ -178,108 +108,170 @@ class StagedFile {
 }
 
 /**
- * Streams the archive into a private staging folder under `.agentsync/`, accepting only the expected
- * regular files, each verified against its manifest hash; only when all of it checks out are the files
- * swapped into the tree, the replaced and deleted ones moved into a backup folder. A rejected archive
- * leaves the tree untouched.
+ * Receives the files of `write` into `staging`, each verified against its manifest hash. Verified files stay
+ * across attempts: a download that breaks off is resumed with the files still missing.
+ */
+const receive = (input: ApplyInput, staging: string, progress: Progress) =>
+  Effect.suspend(() => {
+    const expected = new Map(input.write.map((e) => [e.path, e]))
+    const staged = new Set<string>()
+    const open = new Set<StagedFile>()
+    const mkdirp = makeDirs()
+    // Small files' writes in flight, by path: a write that fails un-stages its file.
+    let pending: Array<{ readonly path: string; readonly done: Promise<void> }> = []
+    const settle = (all: boolean) =>
+      Effect.suspend(() => {
+        if (pending.length < (all ? 1 : MAX_PENDING)) return Effect.void
+        const batch = pending
+        pending = []
+        return Effect.tryPromise({
+          // allSettled: every write has finished before a failure is reported and the folder removed.
+          try: () =>
+            Promise.allSettled(batch.map((p) => p.done)).then((results) => {
+              for (const r of results) if (r.status === "rejected") throw r.reason
+            }),
+          catch: io(staging, "cannot write the staged files")
+        })
+      })
+    /** After a failed or interrupted attempt: no file left open or half written, none counted that was not written. */
+    const abandon = Effect.promise(async () => {
+      for (const f of open) f.discard()
+      open.clear()
+      const batch = pending
+      pending = []
+      const results = await Promise.allSettled(batch.map((p) => p.done))
+      results.forEach((r, i) => {
+        if (r.status === "rejected") staged.delete(batch[i]!.path)
+      })
+    })
+    const missing = () => input.write.filter((e) => !staged.has(e.path)).map((e) => e.path)
+    const consume = (body: Stream.Stream<Uint8Array, Transient>) =>
+      readArchive(body, {
+        file: (path) => {
+          const entry = expected.get(path)
+          if (entry === undefined || staged.has(path)) throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
+          const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (done) => {
+            // Handled at once (and awaited later), so a failure is never an unhandled rejection.
+            done.catch(() => undefined)
+            pending.push({ path, done })
+          })
+          open.add(file)
+          return {
+            write: (chunk) => {
+              file.write(chunk)
+              progress.advance(chunk.length)
+            },
+            end: () => {
+              open.delete(file)
+              file.end()
+              staged.add(path)
+            }
+          }
+        },
+        flush: () => settle(false)
+      }).pipe(
+        Effect.zipRight(settle(true)),
+        // A StagedFile throws synchronously from inside the parser; filesystem errors arrive the same way.
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : abandon))
+      )
+    return input.download(missing, consume).pipe(
+      Effect.zipRight(
+        Effect.suspend(() => {
+          const left = missing()
+          return left.length === 0
+            ? Effect.void
+            : Effect.fail(new TarballUnsafe({ reason: `${left.length} file(s) of the manifest missing from the archive`, entry: left[0]! }))
+        })
+      )
+    )
+  })
+
+/**
+ * What on disk stands in the way of a pull's writes that the plan does not remove: a file (or a link) where a
+ * folder must go, a folder holding files the pull does not delete where a file must go. Checked before any
+ * download, so such a pull is refused whole rather than left half done. Returns one line per obstacle.
+ */
+export const obstacles = (servicesPath: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): Effect.Effect<ReadonlyArray<string>, IoError> =>
+  Effect.try({ try: () => findObstacles(nodePath.resolve(servicesPath), write, deleted), catch: io(servicesPath, "cannot look at what the pull would replace") })
+
+const findObstacles = (root: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  const kind = new Map<string, "dir" | "file" | "link" | "none">()
+  const kindOf = (rel: string) => {
+    let k = kind.get(rel)
+    if (k === undefined) {
+      let st: fsSync.Stats | undefined
+      try {
+        st = fsSync.lstatSync(nodePath.join(root, rel), { throwIfNoEntry: false })
+      } catch (e) {
+        // Under a file (which the pull deletes first): nothing there.
+        if ((e as NodeJS.ErrnoException).code !== "ENOTDIR") throw e
+      }
+      k = st === undefined ? "none" : st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : "file"
+      kind.set(rel, k)
+    }
+    return k
+  }
+  /** Every entry under a folder, as paths relative to the tree. */
+  const contents = (rel: string): Array<string> => {
+    const found: Array<string> = []
+    const walk = (dir: string, prefix: string) => {
+      for (const d of fsSync.readdirSync(dir, { withFileTypes: true })) {
+        const r = `${prefix}/${d.name}`
+        if (d.isDirectory()) walk(nodePath.join(dir, d.name), r)
+        else found.push(r)
+      }
+    }
+    walk(nodePath.join(root, rel), rel)
+    return found
+  }
+  for (const p of write) {
+    const segments = p.split("/")
+    for (let i = 1; i < segments.length; i++) {
+      const ancestor = segments.slice(0, i).join("/")
+      const k = kindOf(ancestor)
+      if (k === "dir") continue
+      if (k === "link") out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
+      else if (k === "file" && !deleted.has(ancestor)) out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
+      break
+    }
+    if (kindOf(p) === "dir") {
+      const kept = contents(p).filter((f) => !deleted.has(f))
+      if (kept.length > 0) out.push(`${p} is a folder here holding ${kept[0]}${kept.length > 1 ? ` and ${kept.length - 1} more` : ""}, but the pull would make it a file`)
+    }
+  }
+  return out
+}
+
+/**
+ * Streams the pull's files into a private staging folder under `.agentsync/`, accepting only the expected
+ * regular files, each verified against its manifest hash; only when all of it checks out are they swapped into
+ * the tree (see `swap`), what they replace or delete kept in a backup, and backups beyond the policy pruned.
+ * A rejected or interrupted download leaves the tree untouched and no staging folder behind.
  */
 export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   const progress = input.progress ?? silentProgress
   const servicesPath = nodePath.resolve(input.servicesPath)
-  const state = stateDir(input.projectRoot)
   yield* recoverPull(input.projectRoot)
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-")
-  const id = `${stamp}-${randomBytes(3).toString("hex")}`
-  const staging = nodePath.join(state, `staging-${id}`)
-  const backup = nodePath.join(state, "backups", id)
-  yield* Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }), catch: io(staging, "cannot create") })
-  // Writes still in flight finish (or fail) before the staging folder goes.
-  const cleanup = Effect.promise(async () => {
-    await Promise.allSettled(pending)
-    await fs.rm(staging, { recursive: true, force: true })
-  })
-
-  const expected = new Map(input.write.map((e) => [e.path, e]))
-  const staged = new Set<string>()
-  // Files still open, to be closed if the archive is rejected halfway.
-  const open = new Set<StagedFile>()
-  const mkdirp = makeDirs()
-  let pending: Array<Promise<void>> = []
-  const settle = (all: boolean) =>
-    Effect.suspend(() => {
-      if (pending.length < (all ? 1 : MAX_PENDING)) return Effect.void
-      const batch = pending
-      pending = []
-      return Effect.tryPromise({
-        // allSettled: every write has finished before a failure is reported and the folder removed.
-        try: () =>
-          Promise.allSettled(batch).then((results) => {
-            for (const r of results) if (r.status === "rejected") throw r.reason
-          }),
-        catch: io(staging, "cannot write the staged files")
+  const id = newRunId()
+  const staging = nodePath.join(stateDir(input.projectRoot), `staging-${id}`)
+  const backup = nodePath.join(backupsDir(input.projectRoot), id)
+  const write = input.write.map((e) => e.path)
+  yield* Effect.acquireUseRelease(
+    Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }), catch: io(staging, "cannot create") }),
+    () =>
+      Effect.zipRight(
+        write.length === 0 ? Effect.void : withProgress(progress, "download", input.write.reduce((n, e) => n + e.size, 0), "bytes", receive(input, staging, progress)),
+        swap(input.projectRoot, { staging, backup, servicesPath, write, delete: [...input.delete] })
+      ),
+    // Once a journal names the staging folder, it is what a later run finishes the swap from: it stays.
+    () =>
+      Effect.promise(async () => {
+        const journal = await fs.readFile(journalPath(input.projectRoot), "utf8").catch(() => "")
+        if (!journal.includes(staging)) await fs.rm(staging, { recursive: true, force: true })
       })
-    })
-  const total = input.write.reduce((n, e) => n + e.size, 0)
-  progress.start("download", total, "bytes")
-  const received: Effect.Effect<unknown, SyncApiError | TarballUnsafe | IoError> = input.archive === undefined ? Effect.void : readArchive(
-    input.archive,
-    {
-      file: (path) => {
-        const entry = expected.get(path)
-        if (entry === undefined) throw new TarballUnsafe({ reason: "file not in the manifest of this pull", entry: path })
-        const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (w) => {
-          pending.push(w)
-        })
-        open.add(file)
-        return {
-          write: (chunk) => {
-            file.write(chunk)
-            progress.advance(chunk.length)
-          },
-          end: () => {
-            open.delete(file)
-            file.end()
-            staged.add(path)
-          }
-        }
-      },
-      flush: () => settle(false)
-    },
-    input.caps ?? defaultCaps
-  ).pipe(Effect.zipLeft(settle(true)))
-  yield* received.pipe(
-    Effect.flatMap(() => {
-      const missing = input.write.filter((e) => !staged.has(e.path))
-      return missing.length === 0
-        ? Effect.void
-        : Effect.fail(new TarballUnsafe({ reason: `${missing.length} file(s) of the manifest missing from the archive`, entry: missing[0]!.path }))
-    }),
-    // A StagedFile throws synchronously from inside the parser; filesystem errors arrive the same way.
-    Effect.tapError(() =>
-      Effect.sync(() => {
-        for (const f of open) {
-          try {
-            f.close()
-          } catch {
-            // the staging folder is removed next in any case
-          }
-        }
-      }).pipe(Effect.zipRight(cleanup))
-    )
   )
-  progress.done()
-
-  const journal: Journal = { staging, backup, servicesPath, write: input.write.map((e) => e.path), delete: [...input.delete] }
-  const file = journalPath(input.projectRoot)
-  yield* writeFileAtomic(file, JSON.stringify(journal))
-  yield* Effect.try({ try: () => swapIn(journal), catch: io(servicesPath, "cannot swap the pulled files in") })
-  yield* Effect.tryPromise({
-    try: async () => {
-      await fs.rm(file, { force: true })
-      await fs.rm(staging, { recursive: true, force: true })
-    },
-    catch: io(file, "cannot remove")
-  })
-  const backedUp = yield* Effect.promise(() => exists(backup))
-  return { written: input.write.length, deleted: input.delete.length, backup: backedUp ? backup : undefined } satisfies ApplyResult
+  const backedUp = yield* recordBackup(backup, `pull of ${input.cause ?? "a revision"}`)
+  const pruned = backedUp && input.backups !== undefined ? yield* pruneBackups(input.projectRoot, input.backups) : []
+  return { written: write.length, deleted: input.delete.length, backup: backedUp ? backup : undefined, pruned } satisfies ApplyResult
 })

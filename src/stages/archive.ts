@@ -1,25 +1,10 @@
 /** Bundle archives: a reproducible tar.gz writer and a strict, capped, streaming reader, shared by client and server. */
 import * as zlib from "node:zlib"
 import { Chunk, Effect, Stream } from "effect"
+import { Gunzip } from "minizlib"
 import { Header, Parser, Pax, type ReadEntry } from "tar"
+import { CAPS, type Caps } from "../domain/caps.js"
 import { TarballUnsafe } from "../errors.js"
-
-/** Limits applied to every archive read; an archive over any of them is rejected whole. */
-export interface ArchiveCaps {
-  /** Files and directories. */
-  readonly maxEntries: number
-  readonly maxFileBytes: number
-  readonly maxTotalBytes: number
-  /** Decompressed bytes per compressed byte, over the stream so far. */
-  readonly maxRatio: number
-}
-
-export const defaultCaps: ArchiveCaps = {
-  maxEntries: 200_000,
-  maxFileBytes: 256 * 1024 * 1024,
-  maxTotalBytes: 8 * 1024 * 1024 * 1024,
-  maxRatio: 200
-}
 
 // A fixed mtime and owner make the same files give the same bytes on every machine.
 const EPOCH = new Date(0)
@@ -52,18 +37,35 @@ export const tarOf = <E, R>(records: Stream.Stream<Uint8Array, E, R>): Stream.St
 const gzipMember = (chunk: Uint8Array, level: number) =>
   Effect.async<Uint8Array, TarballUnsafe>((resume) => {
     zlib.gzip(chunk, { level }, (error, out) => {
-      resume(error ? Effect.fail(new TarballUnsafe({ reason: `gzip failed: ${error.message}` })) : Effect.succeed(out))
+      if (error) return resume(Effect.fail(new TarballUnsafe({ reason: `gzip failed: ${error.message}` })))
+      // Within the ratio every reader allows, whatever the bytes: a member that compresses better is stored.
+      if (chunk.length > CAPS.maxRatio * out.length) {
+        zlib.gzip(chunk, { level: 0 }, (e, stored) =>
+          resume(e ? Effect.fail(new TarballUnsafe({ reason: `gzip failed: ${e.message}` })) : Effect.succeed(stored))
+        )
+      } else resume(Effect.succeed(out))
     })
   })
 
+/** Elements cut to at most one member's worth (CAPS.memberBytes). */
+const members = (chunk: Uint8Array): Chunk.Chunk<Uint8Array> => {
+  if (chunk.length <= CAPS.memberBytes) return Chunk.of(chunk)
+  const out: Array<Uint8Array> = []
+  for (let i = 0; i < chunk.length; i += CAPS.memberBytes) out.push(chunk.subarray(i, i + CAPS.memberBytes))
+  return Chunk.unsafeFromArray(out)
+}
+
 /**
- * Gzips a byte stream, one gzip member per element (callers send elements of about a megabyte): a valid
- * gzip file (RFC 1952 allows many members) that every gunzip reads. Members are compressed two at a time on
- * the thread pool, in order, and only as the consumer pulls, so memory stays flat whatever the stream's
- * length. Deterministic: no time in the headers, fixed level.
+ * Gzips a byte stream, one gzip member per element of at most `CAPS.memberBytes` (larger elements are cut): a
+ * valid gzip file (RFC 1952 allows many members) that every gunzip reads. Members are compressed two at a
+ * time on the thread pool, in order, and only as the consumer pulls, so memory stays flat whatever the
+ * stream's length. Deterministic: no time in the headers, fixed level. No member exceeds `CAPS.maxRatio`.
  */
 export const gzip = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, level = 6): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
-  Stream.mapEffect(bytes, (chunk) => gzipMember(chunk, level), { concurrency: 2 })
+  bytes.pipe(
+    Stream.mapConcatChunk(members),
+    Stream.mapEffect((chunk) => gzipMember(chunk, level), { concurrency: 2 })
+  )
 
 /** What an archive held, once read. */
 export interface ArchiveStats {
@@ -96,7 +98,7 @@ export const checkEntryPath = (raw: string): string => {
   if (p === "" || p === ".") return ""
   if (p.startsWith("/") || /^[A-Za-z]:/.test(p)) throw bad("absolute path")
   if (p.includes("\\") || p.includes("\0")) throw bad("backslash or NUL in path")
-  if (p.length > 1024) throw bad("path too long")
+  if (Buffer.byteLength(p) > CAPS.maxPathBytes) throw bad("path too long")
   for (const segment of p.split("/")) {
     if (segment === "..") throw bad("path escapes the root ('..')")
     if (segment === "" || segment === ".") throw bad("empty or '.' path segment")
@@ -111,35 +113,61 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
   e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
 
 /**
- * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, within
- * the caps. Any breach fails the whole read with TarballUnsafe; the visitor decides what to do with bytes.
+ * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, nothing
+ * after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
+ * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
+ * never as an unsafe archive.
  */
 export const readArchive = <E, R, E2 = never, R2 = never>(
   source: Stream.Stream<Uint8Array, E, R>,
   visitor: ArchiveVisitor<E2, R2>,
-  caps: ArchiveCaps = defaultCaps
+  caps: Caps = CAPS
 ): Effect.Effect<ArchiveStats, E | E2 | TarballUnsafe, R | R2> =>
   Effect.suspend(() => {
     let compressed = 0
+    let decompressed = 0
     let files = 0
     let directories = 0
     let bytes = 0
+    let ended = false
     let failure: TarballUnsafe | undefined
     const seen = new Set<string>()
-    // The parser inflates synchronously as it is written to, so each network chunk is fully handled (and
-    // its files flushed) before the next is read: memory does not grow with the archive. Its ratio check
-    // stops a bomb; the size caps are checked on each header before any data.
-    const parser = new Parser({ strict: true, brotli: false, zstd: false, maxDecompressionRatio: caps.maxRatio })
+    // Inflating and parsing are synchronous, so each network chunk is fully handled (and its files flushed)
+    // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
+    // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
+    const parser = new Parser({ strict: true, brotli: false, zstd: false })
+    const gunzip = new Gunzip({})
     const fail = (e: unknown) => {
       if (failure === undefined) failure = asUnsafe(e)
     }
+    gunzip.on("error", (e: unknown) => fail(unsafe(`corrupt gzip: ${e instanceof Error ? e.message : String(e)}`)))
+    gunzip.on("data", (piece: Buffer) => {
+      if (failure !== undefined) return
+      decompressed += piece.length
+      if (decompressed > caps.maxRatio * compressed + caps.memberBytes) {
+        return fail(unsafe(`decompression ratio above ${caps.maxRatio} (a decompression bomb?)`))
+      }
+      if (decompressed === piece.length && piece.length >= 2 && piece[0] === 0x1f && piece[1] === 0x8b) {
+        return fail(unsafe("a gzip inside the gzip (nested compression is not accepted)"))
+      }
+      if (ended) {
+        // Zero padding after the end-of-archive blocks is allowed (tar pads to records); anything else is not.
+        if (piece.some((b) => b !== 0)) fail(unsafe("data after the end of the archive"))
+        return
+      }
+      parser.write(piece)
+    })
     parser.on("error", fail)
     parser.on("warn", (code: string, message: string) => fail(unsafe(`${code}: ${message}`)))
+    parser.on("eof", () => {
+      ended = true
+    })
     parser.on("entry", (entry: ReadEntry) => {
       if (failure !== undefined) return void entry.resume()
       try {
         const path = checkEntryPath(entry.path)
-        if (files + directories >= caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
+        // One more than the cap: an upload's header entry.
+        if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
         if (entry.type === "Directory") {
           directories++
           entry.resume()
@@ -185,7 +213,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
           return Effect.fail(unsafe("not a gzip archive"))
         }
         compressed += chunk.length
-        parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+        gunzip.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
         return check
       }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
 
@@ -193,16 +221,19 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       Effect.zipRight(
         Effect.suspend(() => {
           if (compressed === 0) return Effect.fail(unsafe("empty archive"))
-          parser.end()
+          gunzip.end()
+          if (failure === undefined && !ended) parser.end()
+          if (failure === undefined && !ended) fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
           return check
         })
       ),
       Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void),
       Effect.zipRight(check),
-      Effect.as({ files, directories, bytes, compressedBytes: compressed }),
+      Effect.map((): ArchiveStats => ({ files, directories, bytes, compressedBytes: compressed })),
       Effect.ensuring(
         Effect.sync(() => {
-          if (failure !== undefined) parser.abort(new Error("rejected"))
+          if (failure !== undefined || !ended) parser.abort(new Error("rejected"))
+          gunzip.close()
         })
       )
     )

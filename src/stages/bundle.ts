@@ -9,7 +9,7 @@ import { IoError, type TarballUnsafe } from "../errors.js"
 import { hashTree } from "../services/TreeHash.js"
 import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
-import { type Progress, silentProgress } from "./progress.js"
+import { type Progress, silentProgress, withProgress } from "./progress.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
 export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
@@ -77,29 +77,35 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const cache = yield* readCache(cacheFile, workspace.root)
   const now = Date.now()
   const next: Record<string, CacheEntry> = {}
-  progress.start("hashing", files.length, "files")
   // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
   const misses: Array<number> = []
-  files.forEach((f, i) => {
-    const hit = cache[f.path]
-    if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
-      entries[i] = { path: f.path, size: f.size, sha256: hit[2] }
-      if (now - f.mtimeMs > RACY_MS) next[f.path] = hit
-      progress.advance(1)
-    } else misses.push(i)
-  })
-  const hashed = yield* hashTree(
-    workspace.root,
-    misses.map((i) => files[i]!.path),
-    { sizes: misses.map((i) => files[i]!.size), onHashed: progress.advance }
+  const hashed = yield* withProgress(
+    progress,
+    "hashing",
+    files.length,
+    "files",
+    Effect.suspend(() => {
+      files.forEach((f, i) => {
+        const hit = cache[f.path]
+        if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
+          entries[i] = { path: f.path, size: f.size, sha256: hit[2] }
+          if (now - f.mtimeMs > RACY_MS) next[f.path] = hit
+          progress.advance(1)
+        } else misses.push(i)
+      })
+      return hashTree(
+        workspace.root,
+        misses.map((i) => files[i]!.path),
+        { sizes: misses.map((i) => files[i]!.size), onHashed: progress.advance }
+      )
+    })
   )
   hashed.forEach((h, k) => {
     const f = files[misses[k]!]!
     entries[misses[k]!] = h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
   })
-  progress.done()
   const changed = hashed.length > 0 || Object.keys(cache).length !== Object.keys(next).length
   if (options.writeCache && changed) {
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }

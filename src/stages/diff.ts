@@ -150,12 +150,75 @@ export const planFiles = (
     agreed.set(item.key, source.sha256)
     items.push(common({ action: direction === "push" ? "upload" : "write" }))
   }
+  planShapeChanges(direction, items, direction === "push" ? remote : local, base, options, conflicts, agreed)
   return {
     direction,
     items,
     counts: diff.counts,
     conflicts,
     nextBase: (revision) => ({ revision, files: agreed })
+  }
+}
+
+/**
+ * A file that became a folder, or a folder that became a file: a path created on the side being written
+ * whose parent is a file there, or which is a folder there. What stands in the way is deleted in the same run
+ * (even without `delete`, since the creation needs it; counted by the delete guard like any deletion) when
+ * that side has not changed it since the base; otherwise both are a conflict unless forced. Mutates the plan.
+ */
+const planShapeChanges = (
+  direction: "push" | "pull",
+  items: Array<PlannedFile>,
+  destination: ReadonlyArray<FileEntry>,
+  base: SyncBase,
+  options: PlanOptions,
+  conflicts: Array<string>,
+  agreed: Map<string, string>
+) => {
+  const create = direction === "push" ? "upload" : "write"
+  const remove: FileAction = direction === "push" ? "delete-remote" : "delete-local"
+  const there = new Map(destination.map((e) => [e.path, e]))
+  const created = items.filter((i) => i.action === create && !there.has(i.path))
+  if (created.length === 0) return
+  // Folders of the destination side, each with the files beneath it.
+  const under = new Map<string, Array<string>>()
+  for (const e of destination) {
+    for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) {
+      const dir = e.path.slice(0, i)
+      const list = under.get(dir)
+      if (list === undefined) under.set(dir, [e.path])
+      else list.push(e.path)
+    }
+  }
+  const index = new Map(items.map((item, i) => [item.path, i]))
+  const side = direction === "push" ? "remotely" : "here"
+  for (const c of created) {
+    const blocking: Array<string> = [...(under.get(c.path) ?? [])]
+    for (let i = c.path.indexOf("/"); i !== -1; i = c.path.indexOf("/", i + 1)) {
+      if (there.has(c.path.slice(0, i))) blocking.push(c.path.slice(0, i))
+    }
+    if (blocking.length === 0) continue
+    const note = (q: string) => (q.startsWith(`${c.path}/`) ? `a folder ${side}, replaced by the file ${c.path}` : `a file ${side}, replaced by the folder holding ${c.path}`)
+    const edited = blocking.filter((q) => !options.force && there.get(q)!.sha256 !== base.files.get(q))
+    if (edited.length > 0) {
+      // Changed on the side being written since the base: replacing it would lose that change.
+      for (const path of [c.path, ...edited]) {
+        const at = index.get(path)!
+        if (items[at]!.action === "conflict") continue
+        items[at] = { ...items[at]!, action: "conflict", note: `${path === c.path ? `needs ${edited[0]} gone, which` : "this file"} changed ${side} since the last sync; --force replaces it` }
+        conflicts.push(path)
+        const b = base.files.get(path)
+        if (b === undefined) agreed.delete(path)
+        else agreed.set(path, b)
+      }
+      continue
+    }
+    for (const q of blocking) {
+      const at = index.get(q)!
+      if (items[at]!.action === remove) continue
+      items[at] = { ...items[at]!, action: remove, note: note(q) }
+      agreed.delete(q)
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 /** Progress of long stages (bundle, upload, download) on a terminal's stderr; silent elsewhere. */
+import { Effect } from "effect"
 
 export interface Progress {
   /** A new phase: its label and, when known, the total of its unit. */
@@ -51,3 +52,17 @@ export const ttyProgress = (out: NodeJS.WriteStream = process.stderr): Progress 
 
 /** Progress for a command: drawn only when stderr is a terminal and output is for a person. */
 export const progressFor = (json: boolean): Progress => (process.stderr.isTTY && !json ? ttyProgress() : silentProgress)
+
+/** Runs `effect` as one phase of `progress`: started first, and its line ended however the effect ends (an interruption too). */
+export const withProgress = <A, E, R>(
+  progress: Progress,
+  label: string,
+  total: number | undefined,
+  unit: "files" | "bytes",
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => progress.start(label, total, unit)),
+    () => effect,
+    () => Effect.sync(() => progress.done())
+  )

@@ -8,7 +8,7 @@ import type { FileEntry } from "../domain/model.js"
 import { SyncApiClient } from "../services/SyncApi.js"
 import { fileRecord } from "./archive.js"
 import { bundle } from "./bundle.js"
-import { type Progress, silentProgress } from "./progress.js"
+import { type Progress, silentProgress, withProgress } from "./progress.js"
 
 export interface UploadInput {
   readonly servicesPath: string
@@ -73,9 +73,11 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   })
   const total = send.reduce((n, e) => n + e.size, 0)
   let bytesSent = 0
+  let attempts = 0
   const body = () => {
     bytesSent = 0
-    progress.start("upload", total, "bytes")
+    // A retry starts the count again.
+    if (attempts++ > 0) progress.start("upload", total, "bytes")
     return bundle({ servicesPath: input.servicesPath, files: send, prelude: [headerRecord], progress }).pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {
@@ -84,7 +86,6 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
       )
     )
   }
-  const result = yield* client.upload(body, input.idempotencyKey ?? randomUUID())
-  progress.done()
+  const result = yield* withProgress(progress, "upload", total, "bytes", client.upload(body, input.idempotencyKey ?? randomUUID()))
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })

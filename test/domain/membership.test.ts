@@ -5,7 +5,15 @@ import { globToRegExp, IGNORE_FILE, isMemberPath, makeMembership } from "../../s
 describe("bundle membership", () => {
   it("carries the membership folders and the ignore file, nothing else", () => {
     for (const p of ["agents/a/config.yaml", "content/blog/x/index.md", "hooks/pre.sh", IGNORE_FILE]) expect(isMemberPath(p)).toBe(true)
-    for (const p of ["node_modules/x.js", "README.md", ".git/config", "agentsx/a"]) expect(isMemberPath(p)).toBe(false)
+    for (const p of ["node_modules/x.js", "README.md", ".git/config", "agentsx/a", "agents", "agents/", "agentsync.yaml", ".agentsync/files-base.json"]) {
+      expect([p, isMemberPath(p)]).toEqual([p, false])
+    }
+  })
+
+  it("never carries .git (in any case a disk may fold), agentsync's temp files or editor litter, whatever the ignore file says", () => {
+    for (const p of ["agents/.git/config", "skills/s/.GIT/hooks/pre-commit", "config/.Git", "content/.agentsync-tmp-1-abcdef01-0", "web/.DS_Store"]) {
+      expect([p, isMemberPath(p), makeMembership("!**\n!.git\n!*.swp").includes(p)]).toEqual([p, false, false])
+    }
   })
 
   it("applies .agentsyncignore globs, gitignore style, with ! to re-include", () => {

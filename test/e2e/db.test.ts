@@ -16,6 +16,8 @@ const project = () => {
   temps.push(root)
   mkdirSync(join(root, "services"), { recursive: true })
   writeFileSync(join(root, "services", "README.md"), "project\n")
+  // A project (a services path that looks like none is refused by the commands that read it).
+  writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
   return root
 }
 

@@ -65,6 +65,8 @@ let other: { tenant_id: string; token: string }
 const project = (name: string, withExample = false) => {
   const root = tempDir(name)
   mkdirSync(join(root, "services"), { recursive: true })
+  // A project: a services path that looks like none is refused (exit 2).
+  writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
   if (withExample) cpSync(EXAMPLE, join(root, "services"), { recursive: true })
   return root
 }
@@ -150,6 +152,17 @@ describe("agentsync files (e2e)", () => {
       env: { AGENTSYNC_API_URL: one, AGENTSYNC_TENANT_ID: other.tenant_id, AGENTSYNC_TOKEN: other.token }
     })
     expect(own.code, own.stderr).toBe(0)
+  })
+
+  it("takes a token with a trailing newline (from $(cat file)); refuses one with a line break inside, naming the variable, not the token", async () => {
+    const p = project("token", true)
+    const trailing = await files(p, ["diff"], one, `${tenant.token}\n`)
+    expect(trailing.code, trailing.stderr).toBe(0)
+    const inside = await files(p, ["diff"], one, `${tenant.token.slice(0, 10)}\n${tenant.token.slice(10)}`)
+    expect(inside.code).toBe(2)
+    expect(inside.stderr).toMatch(/^error: missing configuration AGENTSYNC_TOKEN: holds a space, a line break/)
+    expect(inside.stderr).not.toMatch(/\n\s+at /)
+    expect(inside.stderr).not.toContain(tenant.token.slice(10))
   })
 
   it("retries a dead server, then fails with one clear error", async () => {

@@ -79,7 +79,10 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     expect(dry.code).toBe(0)
     expect(dry.stdout).toContain("dry run: nothing to do")
 
+    // A new project: its agentsync.yaml and an empty services/ (a path that does not exist is refused).
     const out = tempDir("out")
+    writeFileSync(join(out, "agentsync.yaml"), "services: services\n")
+    mkdirSync(join(out, "services"))
     const toDisk = cli(out, ["--json", "local", "sync", "--to-disk"], env)
     expect(toDisk.code).toBe(0)
     sameItems(original, readTree(join(out, "services")))

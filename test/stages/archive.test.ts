@@ -1,12 +1,14 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { gunzipSync } from "node:zlib"
+import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
+import { CAPS } from "../../src/domain/caps.js"
 import { FileEntry } from "../../src/domain/model.js"
-import { TarballUnsafe } from "../../src/errors.js"
-import { apply } from "../../src/stages/apply.js"
-import { checkEntryPath, readArchive } from "../../src/stages/archive.js"
+import { ApiError, TarballUnsafe } from "../../src/errors.js"
+import { Transient } from "../../src/services/SyncApi.js"
+import { apply, type Download } from "../../src/stages/apply.js"
+import { checkEntryPath, fileRecord, gzip, readArchive, tarOf } from "../../src/stages/archive.js"
 import { bundle } from "../../src/stages/bundle.js"
 import { tempDirs } from "../support/tree.js"
 import { claimedEntry, hostileCases, record, sha, tarGz } from "./hostile.js"
@@ -27,6 +29,10 @@ const readAll = (archive: Uint8Array) => {
 }
 
 const tempDir = tempDirs("archive")
+
+/** A download that hands over the same archive whatever is asked for. */
+const serve = (archive: Uint8Array): Download => (_missing, consume) =>
+  consume(streamOf(archive)).pipe(Effect.catchIf((e) => e instanceof Transient, (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))))
 
 const tempTree = async (files: Record<string, string>) => {
   const root = tempDir("tree")
@@ -119,12 +125,7 @@ describe("archive", () => {
       const fifo = tarGz(record({ path: "a/x", type: "FIFO" }))
       expect(Either.isLeft(yield* Effect.either(readAll(fifo)))).toBe(true)
       const many = tarGz(...Array.from({ length: 5 }, (_, i) => record({ path: `a/${i}` }, Buffer.from("x"))))
-      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, {
-        maxEntries: 3,
-        maxFileBytes: 100,
-        maxTotalBytes: 1000,
-        maxRatio: 100
-      })
+      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, { ...CAPS, maxEntries: 3 })
       expect(Either.isLeft(yield* Effect.either(capped))).toBe(true)
     })
   )
@@ -160,7 +161,7 @@ describe("apply", () => {
         const services = nodePath.join(root, "services")
         const before = yield* Effect.promise(() => snapshot(services))
         const result = yield* Effect.either(
-          apply({ projectRoot: root, servicesPath: services, archive: streamOf(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
+          apply({ projectRoot: root, servicesPath: services, download: serve(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
         )
         expect(Either.isLeft(result)).toBe(true)
         if (Either.isLeft(result)) expect(result.left._tag).toBe("TarballUnsafe")
@@ -181,7 +182,7 @@ describe("apply", () => {
       const result = yield* apply({
         projectRoot: root,
         servicesPath: services,
-        archive: streamOf(good),
+        download: serve(good),
         write: [new FileEntry(claimedEntry)],
         delete: ["skills/s/SKILL.md"]
       })
@@ -194,7 +195,7 @@ describe("apply", () => {
         apply({
           projectRoot: root,
           servicesPath: services,
-          archive: streamOf(good),
+          download: serve(good),
           write: [new FileEntry(claimedEntry), new FileEntry({ path: "agents/b/config.yaml", size: 1, sha256: sha("x") })],
           delete: []
         })
@@ -231,6 +232,41 @@ describe("apply", () => {
       })
       expect(yield* Effect.promise(() => fs.readFile(nodePath.join(backup, "agents/b/config.yaml"), "utf8"))).toBe("old b")
       expect(yield* recoverPull(root)).toBe(false)
+    })
+  )
+})
+
+describe("ratio and strictness", () => {
+  const chunked = (b: Uint8Array, size: number) => Stream.fromIterable(Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size)))
+  const readChunks = (archive: Uint8Array, size: number) =>
+    readArchive(chunked(archive, size), { file: () => ({ write: () => {}, end: () => {} }) })
+
+  it.effect("an archive agentsync writes passes every reader's ratio check, whatever it holds and however the network cuts it", () =>
+    Effect.gen(function* () {
+      const files: Record<string, Buffer> = {
+        "config/zeros.bin": Buffer.alloc(5 * 1024 * 1024),
+        "config/noise.bin": Buffer.from(Array.from({ length: 200_000 }, () => Math.floor(Math.random() * 256))),
+        "config/lines.txt": Buffer.from("the same line again\n".repeat(150_000))
+      }
+      const records = Object.entries(files).map(([p, b]) => fileRecord(p, b))
+      for (const order of [records, [...records].reverse()]) {
+        const archive = yield* collect(gzip(tarOf(Stream.fromIterable(order as ReadonlyArray<Uint8Array>))))
+        const stats = yield* readChunks(archive, 512)
+        expect(stats.files).toBe(3)
+      }
+    })
+  )
+
+  it.effect("refuses data after the end-of-archive blocks, and an archive that stops before them", () =>
+    Effect.gen(function* () {
+      const tar = record({ path: "a/x" }, Buffer.from("1"))
+      // More than fits beside the end blocks in one inflated piece: the parser would buffer it all.
+      const hidden = gzipSync(Buffer.concat([tar, Buffer.alloc(1024), Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251))]))
+      expect(yield* Effect.flip(readChunks(hidden, 64))).toMatchObject({ reason: "data after the end of the archive" })
+      const cut = gzipSync(tar)
+      expect((yield* Effect.flip(readChunks(cut, 64))).reason).toMatch(/end-of-archive|truncated/i)
+      // Zero padding after the end, as tar pads to whole records, is fine.
+      expect((yield* readChunks(gzipSync(Buffer.concat([tar, Buffer.alloc(10240)])), 64)).files).toBe(1)
     })
   )
 })

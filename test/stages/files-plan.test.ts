@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { FastCheck } from "effect"
+import { fileAndFolder } from "../../src/domain/caps.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { planFiles, type SyncBase } from "../../src/stages/diff.js"
 
@@ -11,7 +12,34 @@ const entries = (t: Record<string, string>) => Object.entries(t).map(([path, c])
 const baseOf = (t: Record<string, string>): SyncBase => ({ revision: "r", files: new Map(Object.entries(t).map(([p, c]) => [p, hex(c)])) })
 const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, e.sha256]))
 
+/** Trees over paths that can be a file on one side and a folder on the other; each tree one a disk can hold. */
+const shaped = FastCheck.dictionary(FastCheck.constantFrom("web/t", "web/t/x", "web/t/y", "config/a", "config/a/b/c"), FastCheck.constantFrom("a", "b"), {
+  maxKeys: 5
+}).filter((t) => fileAndFolder(Object.keys(t)) === undefined)
+
 describe("planFiles (three-way)", () => {
+  it("a file that became a folder, or the reverse, is a delete plus a create: with or without --delete, the result is a tree a disk can hold", () => {
+    FastCheck.assert(
+      FastCheck.property(shaped, shaped, FastCheck.boolean(), (local, remote, carry) => {
+        for (const direction of ["push", "pull"] as const) {
+          const [from, to] = direction === "pull" ? [remote, local] : [local, remote]
+          const plan = planFiles(direction, entries(local), entries(remote), baseOf(to), { delete: carry, force: false })
+          expect(plan.conflicts).toEqual([])
+          const result = new Map(entries(to).map((e) => [e.path, e]))
+          for (const i of plan.items) {
+            if (i.action === "write" || i.action === "upload") result.set(i.path, (direction === "pull" ? i.remote : i.local)!)
+            if (i.action === "delete-local" || i.action === "delete-remote") result.delete(i.path)
+          }
+          expect(fileAndFolder([...result.keys()])).toBeUndefined()
+          // Every file of the side synced from arrives; what stays besides is only what --delete would carry.
+          for (const p of Object.keys(from)) expect(result.get(p)?.sha256).toBe(hex(from[p]!))
+          if (carry) expect(asRecord(result.values())).toEqual(asRecord(entries(from)))
+        }
+      })
+    )
+  })
+
+
   it("a push from an unchanged remote reproduces the local tree there, with no conflict", () => {
     FastCheck.assert(
       FastCheck.property(tree, tree, (local, remote) => {

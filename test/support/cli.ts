@@ -41,26 +41,46 @@ export const cleanEnv = (extra: Record<string, string | undefined> = {}): Record
   return env
 }
 
+export interface Started {
+  readonly child: ChildProcess
+  /** Resolves when the process has ended, with its exit code (null when a signal ended it) and that signal. */
+  readonly done: Promise<RunResult & { readonly signal: NodeJS.Signals | null }>
+}
+
+/**
+ * Starts `agentsync ARGS` with `env` added to a clean environment (no DATABASE_URL, token or API URL leaks in),
+ * killed after `limitMs` if it is still running.
+ */
+export const start = (
+  args: ReadonlyArray<string>,
+  options: { readonly cwd?: string; readonly env?: Record<string, string | undefined>; readonly input?: string; readonly limitMs?: number } = {}
+): Started => {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] })
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (d) => {
+    stdout += d
+  })
+  child.stderr!.on("data", (d) => {
+    stderr += d
+  })
+  const timer = options.limitMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), options.limitMs)
+  const done = new Promise<RunResult & { readonly signal: NodeJS.Signals | null }>((resolve, reject) => {
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? 1, signal, stdout, stderr })
+    })
+  })
+  child.stdin!.end(options.input ?? "")
+  return { child, done }
+}
+
 /** Runs `agentsync ARGS` with `env` added to a clean environment (no DATABASE_URL, token or API URL leaks in). */
 export const agentsync = (
   args: ReadonlyArray<string>,
   options: { readonly cwd?: string; readonly env?: Record<string, string | undefined>; readonly input?: string } = {}
-): Promise<RunResult> =>
-  new Promise((resolve, reject) => {
-    const env = cleanEnv(options.env)
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env, stdio: ["pipe", "pipe", "pipe"] })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (d) => {
-      stdout += d
-    })
-    child.stderr.on("data", (d) => {
-      stderr += d
-    })
-    child.on("error", reject)
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }))
-    child.stdin.end(options.input ?? "")
-  })
+): Promise<RunResult> => start(args, options).done
 
 /**
  * Starts `agentsync serve --port 0` with `env` over the current environment and resolves once it listens.

@@ -4,7 +4,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Effect, type Scope } from "effect"
 import { IoError, SyncInProgress } from "../../errors.js"
-import { isAlive } from "../Database.js"
+import { isAlive } from "../ProcessLock.js"
 
 /** A takeover in progress this long is one whose taker died: it may be cleared. */
 const TAKEOVER_STALE_MS = 10_000

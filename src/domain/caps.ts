@@ -1,0 +1,107 @@
+/** The one set of caps on what file sync moves, shared by the server and the client: a revision the server accepts is one every client can pull. */
+
+/** Limits on a tree, its manifest and its archives; anything over one of them is refused whole. */
+export interface Caps {
+  /** Files in a tree (and entries in an archive). */
+  readonly maxEntries: number
+  readonly maxFileBytes: number
+  /** The sum of a tree's file sizes. */
+  readonly maxTotalBytes: number
+  /** Bytes of a manifest as JSON on the wire. */
+  readonly maxManifestBytes: number
+  /** Bytes of a path. */
+  readonly maxPathBytes: number
+  /**
+   * Decompressed bytes per compressed byte. The writer keeps every gzip member within it (a member that
+   * would compress better is stored), and the reader allows it plus one member, so an honest archive always
+   * passes, whatever it holds, and a bomb never gets more than a member past the cap.
+   */
+  readonly maxRatio: number
+  /**
+   * The largest uncompressed gzip member agentsync writes (the reader's allowance above the ratio): above the
+   * batches both sides write (1 MiB of files on upload, 2 MiB on download, plus their tar headers), so only a
+   * larger file is cut into several members.
+   */
+  readonly memberBytes: number
+}
+
+export const CAPS: Caps = {
+  maxEntries: 200_000,
+  maxFileBytes: 256 * 1024 * 1024,
+  maxTotalBytes: 8 * 1024 * 1024 * 1024,
+  maxManifestBytes: 64 * 1024 * 1024,
+  maxPathBytes: 1024,
+  maxRatio: 200,
+  memberBytes: 4 * 1024 * 1024
+}
+
+/** Deadlines and the slowest acceptable pace of a transfer. */
+export interface TransferLimits {
+  /** A request/response exchange: the answer's headers must arrive within it. */
+  readonly exchangeMs: number
+  /** One whole call, every retry and every byte of its body included. */
+  readonly deadlineMs: number
+  /** Bytes per second, averaged over `windowMs`: a body slower than that is cut. */
+  readonly minBytesPerSecond: number
+  readonly windowMs: number
+}
+
+export const TRANSFER: TransferLimits = {
+  exchangeMs: 30_000,
+  deadlineMs: 30 * 60_000,
+  minBytesPerSecond: 1024,
+  windowMs: 20_000
+}
+
+/** The environment variables that override `TRANSFER`, for the client and the server alike. */
+export const TRANSFER_ENV = {
+  exchangeMs: "AGENTSYNC_TIMEOUT_MS",
+  deadlineMs: "AGENTSYNC_TRANSFER_TIMEOUT_MS",
+  minBytesPerSecond: "AGENTSYNC_MIN_RATE",
+  windowMs: "AGENTSYNC_RATE_WINDOW_MS"
+} as const satisfies Record<keyof TransferLimits, string>
+
+/** The limits with each variable of `env` that is a non-negative number laid over the defaults. */
+export const transferLimits = (env: Readonly<Record<string, string | undefined>>): TransferLimits => {
+  const pick = (key: keyof TransferLimits) => {
+    const raw = env[TRANSFER_ENV[key]]
+    const n = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw)
+    return Number.isFinite(n) && n >= 0 ? n : TRANSFER[key]
+  }
+  return { exchangeMs: pick("exchangeMs"), deadlineMs: pick("deadlineMs"), minBytesPerSecond: pick("minBytesPerSecond"), windowMs: pick("windowMs") }
+}
+
+/** What a manifest entry weighs on the wire: `{"path":…,"size":…,"sha256":"…"},` (an upper bound for plain paths). */
+export const entryWireBytes = (path: string, size: number) => Buffer.byteLength(path) + String(size).length + 110
+
+/** Why a tree of these files breaks a cap, or undefined when it fits; `entries` are [path, size]. */
+export const treeOverCaps = (entries: Iterable<readonly [string, number]>, caps: Caps = CAPS): string | undefined => {
+  let count = 0
+  let total = 0
+  let wire = 200
+  for (const [path, size] of entries) {
+    count++
+    if (count > caps.maxEntries) return `more than ${caps.maxEntries} files`
+    if (size > caps.maxFileBytes) return `${path} is larger than ${caps.maxFileBytes} bytes`
+    if (Buffer.byteLength(path) > caps.maxPathBytes) return `a path longer than ${caps.maxPathBytes} bytes`
+    total += size
+    wire += entryWireBytes(path, size)
+  }
+  if (total > caps.maxTotalBytes) return `more than ${caps.maxTotalBytes} bytes in all`
+  if (wire > caps.maxManifestBytes) return `a manifest larger than ${caps.maxManifestBytes} bytes`
+  return undefined
+}
+
+/**
+ * A path that is both a file and a folder of the same tree (`a/b` and `a/b/c`), which no disk can hold, or
+ * undefined. `paths` need not be sorted.
+ */
+export const fileAndFolder = (paths: ReadonlyArray<string>): string | undefined => {
+  const files = new Set(paths)
+  for (const p of paths) {
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
+      if (files.has(p.slice(0, i))) return p.slice(0, i)
+    }
+  }
+  return undefined
+}

@@ -1,0 +1,123 @@
+/** The tenant API's transport rules: what is worth another attempt, how long to wait, and how a failed answer reads. */
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import { Data, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { ApiError, Conflict, InvalidInput, TarballUnsafe, Unauthorized, type UnsafeRemote } from "../errors.js"
+
+export interface RetryPolicy {
+  /** Retries after the first attempt. */
+  readonly maxRetries: number
+  readonly base: Duration.DurationInput
+  readonly factor: number
+  /** No single wait is longer, whatever the backoff or Retry-After says. */
+  readonly cap: Duration.DurationInput
+}
+
+export const defaultRetry: RetryPolicy = { maxRetries: 4, base: "250 millis", factor: 2, cap: "10 seconds" }
+
+/** What a call can end in, once retries are spent. */
+export type SyncApiError = Unauthorized | ApiError | Conflict | InvalidInput | TarballUnsafe | UnsafeRemote
+
+/**
+ * A failure worth another attempt: 408/429/502/503/504, a transport error, a body cut short or too slow, a
+ * timeout. A download's body fails with it, so that whoever consumes the body lets it through to be retried.
+ */
+export class Transient extends Data.TaggedError("Transient")<{
+  readonly status: number
+  readonly reason: string
+  readonly retryAfter: Option.Option<Duration.Duration>
+  /** The request never reached the server (no connection). */
+  readonly unreachable?: boolean
+}> {}
+
+export const transient = (status: number, reason: string, unreachable = false) => new Transient({ status, reason, retryAfter: Option.none(), unreachable })
+
+const RETRYABLE = new Set([408, 429, 502, 503, 504])
+
+/** `Retry-After` as seconds or an HTTP date. */
+export const parseRetryAfter = (value: string | undefined, now = Date.now()): Option.Option<Duration.Duration> => {
+  if (value === undefined || value.trim() === "") return Option.none()
+  const seconds = Number(value)
+  if (Number.isFinite(seconds) && seconds >= 0) return Option.some(Duration.seconds(seconds))
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? Option.none() : Option.some(Duration.millis(Math.max(0, date - now)))
+}
+
+/** Exponential backoff with jitter, each wait capped, at least any Retry-After; only transient failures. */
+export const retrySchedule = (policy: RetryPolicy) =>
+  Schedule.exponential(policy.base, policy.factor).pipe(
+    Schedule.jittered,
+    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
+    Schedule.intersect(Schedule.identity<unknown>()),
+    Schedule.whileInput((e: unknown) => e instanceof Transient),
+    Schedule.modifyDelay(([, e], delay) => {
+      const floor = e instanceof Transient ? Option.getOrElse(e.retryAfter, () => Duration.zero) : Duration.zero
+      return Duration.min(Duration.max(delay, floor), Duration.decode(policy.cap))
+    })
+  )
+
+const WireError = Schema.Struct({
+  _tag: Schema.String,
+  reason: Schema.optional(Schema.String),
+  message: Schema.optional(Schema.String),
+  entry: Schema.optional(Schema.String)
+})
+
+/** At most this much of an answer that is not a manifest or an archive is read (an error page, an upload's result). */
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+/** The start of a body as text, never more than `MAX_ANSWER_BYTES` of it read. */
+export const readAnswer = <E>(body: Stream.Stream<Uint8Array, E>): Effect.Effect<string, E> =>
+  Effect.suspend(() => {
+    const parts: Array<Uint8Array> = []
+    let size = 0
+    return body.pipe(
+      Stream.takeWhile((chunk) => {
+        parts.push(chunk)
+        size += chunk.length
+        return size < MAX_ANSWER_BYTES
+      }),
+      Stream.runDrain,
+      Effect.map(() => Buffer.concat(parts).subarray(0, MAX_ANSWER_BYTES).toString("utf8"))
+    )
+  })
+
+/** A failure answer's text ("" when it cannot be read). */
+export const answerText = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
+  Effect.orElseSucceed(readAnswer(response.stream), () => "")
+
+/** Maps a failure status and its body to the error family; retryable statuses become Transient. */
+export const fromStatus = (status: number, body: string, url: string, retryAfter: string | undefined): SyncApiError | Transient => {
+  const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
+  const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
+  const reason = Option.match(parsed, {
+    onNone: () => body.trim().slice(0, 300) || `HTTP ${status}`,
+    onSome: (e) => e.reason ?? e.message ?? e._tag
+  })
+  if (RETRYABLE.has(status)) return new Transient({ status, reason, retryAfter: parseRetryAfter(retryAfter) })
+  switch (status) {
+    case 401:
+      return new Unauthorized({ reason: `${reason} (401 from ${url})` })
+    case 403:
+      return new Unauthorized({ reason: `${reason} (403 from ${url})` })
+    case 409:
+      return new Conflict({ reason })
+    case 422:
+      return new TarballUnsafe({ reason: `rejected by the server: ${reason}`, ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) }) })
+    case 400:
+      return new InvalidInput({ reason: `rejected by the server: ${reason}` })
+    default:
+      return new ApiError({ status, reason, url })
+  }
+}
+
+/** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
+export const describe = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  let code = ""
+  let inner: unknown = (cause as { cause?: unknown }).cause
+  for (let depth = 0; depth < 5 && typeof inner === "object" && inner !== null && code === ""; depth++) {
+    if ("code" in inner && typeof inner.code === "string") code = ` (${inner.code})`
+    inner = (inner as { cause?: unknown }).cause
+  }
+  return `${cause.message}${code}`
+}
