@@ -59,6 +59,9 @@ const applyPlan = (s: UnitState, actions: ReadonlyArray<SkillAction>): UnitState
 }
 
 const present = (s: Side) => s !== undefined && Object.keys(s).length > 0
+const paths = (a: Side, b: Side) => new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])
+/** Writing `target` over `side` keeps every file the side changed from its base (or already holds the target's). */
+const keepsEdits = (side: Side, base: Side, target: Side) => [...paths(side, base)].every((p) => side?.[p] === base?.[p] || side?.[p] === target?.[p])
 const sameState = (a: UnitState, b: UnitState) =>
   sameSide(a.repo, b.repo) &&
   a.tools.every((t, i) => sameSide(t.home, b.tools[i]!.home) && sameSide(t.base, b.tools[i]!.base) && present(t.base) === present(b.tools[i]!.base))
@@ -87,22 +90,20 @@ describe("skill planner laws", () => {
     )
   })
 
-  it("never overwrites a side whose content differs from the base unless --prefer chose it", () => {
+  it("never writes over a file edited since the base unless --prefer chose it (finishing a half-written side loses nothing)", () => {
     fc.assert(
       fc.property(arbInput, arbOptions, (input, options) => {
         const state = toState(input)
         for (const a of planUnit(state, options)) {
           const t = state.tools.find((x) => x.tool === a.tool)!
           if (a.direction === "ToHome") {
-            const safe = sameSide(t.home, t.base) || (!present(t.base) && !present(t.home))
-            expect(safe || options.prefer === "repo").toBe(true)
+            expect(keepsEdits(t.home, t.base, a.content) || options.prefer === "repo").toBe(true)
             if (!present(a.content)) expect(options.delete).toBe(true)
             if (options.toHome || options.toRepo) expect(options.toHome).toBe(true)
           }
           if (a.direction === "ToRepo") {
             expect(state.readOnly).toBe(false)
-            const safe = sameSide(state.repo, t.base) || (!present(t.base) && !present(state.repo))
-            expect(safe || options.prefer === "home").toBe(true)
+            expect(keepsEdits(state.repo, t.base, a.content) || options.prefer === "home").toBe(true)
             if (!present(a.content)) expect(options.delete).toBe(true)
             if (options.toHome || options.toRepo) expect(options.toRepo).toBe(true)
           }
@@ -112,17 +113,18 @@ describe("skill planner laws", () => {
     )
   })
 
-  it("without --prefer, a side edited since the base is never written", () => {
+  it("without --prefer, every file edited since the base keeps its edit", () => {
     fc.assert(
       fc.property(arbInput, arbOptions, (input, options) => {
         const state = toState(input)
         const after = applyPlan(state, planUnit(state, { ...options, prefer: undefined }))
         state.tools.forEach((t, i) => {
-          const edited = present(t.base) ? !sameSide(t.home, t.base) : present(t.home)
-          if (edited) expect(sameSide(after.tools[i]!.home, t.home)).toBe(true)
+          for (const p of paths(t.home, t.base)) if (t.home?.[p] !== t.base?.[p]) expect(after.tools[i]!.home?.[p]).toBe(t.home?.[p])
         })
-        const repoEdited = state.tools.every((t) => (present(t.base) ? !sameSide(state.repo, t.base) : present(state.repo)))
-        if (repoEdited) expect(sameSide(after.repo, state.repo)).toBe(true)
+        // The repo's edits, against every tool's base (the repo has no base of its own).
+        for (const p of paths(state.repo, undefined)) {
+          if (state.tools.every((t) => state.repo?.[p] !== t.base?.[p])) expect(after.repo?.[p]).toBe(state.repo?.[p])
+        }
       }),
       { numRuns: 3000 }
     )
