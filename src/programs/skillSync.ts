@@ -147,7 +147,7 @@ const checkLayout = (rules: ReadonlyArray<LayoutMapping>) => {
   const problem = layoutProblem(rules)
   return problem === undefined
     ? Effect.succeed(rules)
-    : Effect.fail(new InvalidInput({ field: `target_layout.${problem.index}`, reason: `${JSON.stringify(rules[problem.index])}: ${problem.reason}` }))
+    : Effect.fail(new InvalidInput({ field: `target_layout.${problem.index}.${problem.field}`, reason: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }))
 }
 
 /** Reads a layout file (a YAML list of `{glob, repo, home, exclude?}`); a problem is reported as file:line. */

@@ -131,25 +131,34 @@ export interface UnitLayout {
 /** The unit name of a home root: the path in the tool home, a file unit without its extension. */
 export const unitNameOf = (homeRoot: string, folder: boolean): string => (folder ? homeRoot : homeRoot.slice(0, homeRoot.length - extOf(homeRoot).length))
 
-const compileOne = (m: LayoutMapping, index: number): CompiledMapping | string => {
-  for (const t of [m.glob, m.repo, m.home]) {
-    if (t.replace(TOKEN, "").includes("{") || t.replace(TOKEN, "").includes("}")) return `${t}: a capture is written {name}, with a letter first`
+/** Why a rule does not compile, and which of its fields is at fault. */
+interface Problem {
+  readonly field: "glob" | "repo" | "home"
+  readonly reason: string
+}
+
+const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem => {
+  for (const field of ["glob", "repo", "home"] as const) {
+    const t = m[field]
+    if (t.replace(TOKEN, "").includes("{") || t.replace(TOKEN, "").includes("}")) return { field, reason: `${t}: a capture is written {name}, with a letter first` }
   }
   const glob = parseTemplate(m.glob)
   const repo = parseTemplate(m.repo)
   const home = parseTemplate(m.home)
   const globCaps = captures(glob)
-  if (new Set(globCaps).size !== globCaps.length) return "glob names the same capture twice"
-  for (const [what, tokens] of [["repo", repo], ["home", home]] as const) {
-    for (const c of captures(tokens)) if (!globCaps.includes(c)) return /^\d/.test(c) ? `${what} uses more * captures than the glob` : `${what} uses {${c}}, which the glob does not capture`
+  if (new Set(globCaps).size !== globCaps.length) return { field: "glob", reason: "names the same capture twice" }
+  for (const [field, tokens] of [["repo", repo], ["home", home]] as const) {
+    for (const c of captures(tokens)) {
+      if (!globCaps.includes(c)) return { field, reason: /^\d/.test(c) ? "uses more * captures than the glob" : `uses {${c}}, which the glob does not capture` }
+    }
   }
   const folder = m.glob.startsWith(`${m.repo}/`)
-  if (!folder && m.glob !== m.repo) return "repo must be the glob itself (a file unit) or a folder prefix of it (a folder unit)"
+  if (!folder && m.glob !== m.repo) return { field: "repo", reason: "must be the glob itself (a file unit) or a folder prefix of it (a folder unit)" }
   const anonymous = (tokens: ReadonlyArray<Token>) => captures(tokens).filter((c) => /^\d/.test(c)).length
   // `*` in home refers to the glob's in order; home may leave captures out only by naming the ones it keeps.
-  if (anonymous(home) !== 0 && anonymous(home) !== anonymous(repo)) return "home must use as many * captures as repo (or name its captures)"
-  if (captures(home).length === 0 && captures(repo).length > 0) return "home has no capture: every unit would land on one path"
-  if (!folder && anonymous(repo) !== anonymous(glob)) return "glob, repo and home must use the same * captures"
+  if (anonymous(home) !== 0 && anonymous(home) !== anonymous(repo)) return { field: "home", reason: "must use as many * captures as repo (or name the captures it keeps)" }
+  if (captures(home).length === 0 && captures(repo).length > 0) return { field: "home", reason: "has no capture: every unit would land on one path" }
+  if (!folder && anonymous(repo) !== anonymous(glob)) return { field: "repo", reason: "must use the same * captures as the glob" }
   const homeExt = folder ? "" : extOf(m.home)
   const reversible = captures(repo).every((c) => captures(home).includes(c))
   const suffix = folder ? parseTemplate(m.glob.slice(m.repo.length + 1)) : []
@@ -179,11 +188,13 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | string =
   }
 }
 
-/** The first rule that does not compile, and why; `undefined` when every rule does. */
-export const layoutProblem = (mappings: ReadonlyArray<LayoutMapping>): { readonly index: number; readonly reason: string } | undefined => {
+const isProblem = (c: CompiledMapping | Problem): c is Problem => "reason" in c
+
+/** The first rule that does not compile, the field at fault and why; `undefined` when every rule does. */
+export const layoutProblem = (mappings: ReadonlyArray<LayoutMapping>): (Problem & { readonly index: number }) | undefined => {
   for (const [index, m] of mappings.entries()) {
     const c = compileOne(m, index)
-    if (typeof c === "string") return { index, reason: c }
+    if (isProblem(c)) return { index, ...c }
   }
   return undefined
 }
@@ -194,7 +205,7 @@ export const compileLayout = (mappings: ReadonlyArray<LayoutMapping>): Either.Ei
   const compiled: Array<CompiledMapping> = []
   for (const [index, m] of source.entries()) {
     const c = compileOne(m, index)
-    if (typeof c === "string") return Either.left(new InvalidInput({ field: `target_layout.${index}`, reason: `${JSON.stringify(m)}: ${c}` }))
+    if (isProblem(c)) return Either.left(new InvalidInput({ field: `target_layout.${index}.${c.field}`, reason: `${JSON.stringify(m[c.field])} ${c.reason}` }))
     compiled.push(c)
   }
   return Either.right({ mappings: compiled })

@@ -43,7 +43,7 @@ export type LayoutMapping = typeof LayoutMapping.Type
 export const TargetLayout = Schema.Array(LayoutMapping).pipe(
   Schema.filter((rules) => {
     const problem = layoutProblem(rules)
-    return problem === undefined ? true : { path: [problem.index], message: problem.reason }
+    return problem === undefined ? true : { path: [problem.index, problem.field], message: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }
   })
 )
 

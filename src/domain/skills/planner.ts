@@ -177,8 +177,9 @@ const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: bo
 const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, unit: string): Decision => {
   // A single-file unit has one unnamed file: its reasons need no file list.
   const single = (x: Side, y: Side) => {
-    const files = changedFiles(x, y, "")
-    return files.length === 1 && files[0] === ""
+    for (const k in x ?? {}) if (k !== "") return false
+    for (const k in y ?? {}) if (k !== "") return false
+    return true
   }
   const changed = (x: Side, y: Side) => list(changedFiles(x, y, unit.slice(unit.lastIndexOf("/") + 1)))
   const what = (x: Side, y: Side) => (single(x, y) ? (modeOnly(x?.[""], y?.[""]) ? " (mode)" : "") : `: ${changed(x, y)}`)

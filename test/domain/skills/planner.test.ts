@@ -202,6 +202,32 @@ describe("skill planner cases", () => {
     expect(file.reason).toBe("home changed")
   })
 
+  it("a change of the executable bit alone is a change, shown as (mode)", () => {
+    const x = (h: string) => `${h}+x`
+    expect(one({ "run.sh": x(H1), "SKILL.md": H1 }, { "run.sh": H1, "SKILL.md": H1 }, { "run.sh": x(H1), "SKILL.md": H1 }).reason).toBe("home changed: run.sh (mode)")
+    expect(one({ "run.sh": H1 }, { "run.sh": H1 }, { "run.sh": x(H2) }).reason).toBe("repo changed: run.sh")
+    const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": x(H1) } }] })[0]!
+    expect(file.reason).toBe("home changed (mode)")
+  })
+
+  it("a side that holds part of the other's changes (a run interrupted halfway) is finished, not a conflict", () => {
+    const halfDeployed = one({ a: H1, b: H1 }, { a: H2, b: H1 }, { a: H2, b: H3 })
+    expect(halfDeployed.direction).toBe("ToHome")
+    expect(halfDeployed.reason).toBe("repo changed: b (the home already holds part of it)")
+    const halfCommitted = one({ a: H1, b: H1 }, { a: H2, b: H3 }, { a: H2, b: H1 })
+    expect(halfCommitted.direction).toBe("ToRepo")
+    // Different files changed on each side: a conflict (no merge).
+    expect(one({ a: H1, b: H1 }, { a: H2, b: H1 }, { a: H1, b: H3 }).direction).toBe("Conflict")
+    // A file the home deleted that the repo still has: not part of the repo's change.
+    expect(one({ a: H1, b: H1 }, { a: H2 }, { a: H2, b: H1, c: H3 }).direction).toBe("Conflict")
+  })
+
+  it("--prefer marks the side it writes over for a backup", () => {
+    expect(one(f(H1), f(H2), f(H3), { prefer: "repo" }).backup).toBe(true)
+    expect(one(f(H1), f(H2), f(H3), { prefer: "home" }).backup).toBe(true)
+    expect(one(f(H1), f(H1), f(H3), { prefer: "repo" }).backup).toBe(false)
+  })
+
   it("a home edit goes to the repo and on to the other tools", () => {
     const actions = planUnit({
       source: "s",
