@@ -16,8 +16,16 @@ export interface TreeEntry {
 export interface GitShape {
   /** Clones without checking anything out: the caller resolves its ref explicitly (never the remote's HEAD). */
   readonly clone: (url: string, dir: string) => Effect.Effect<void, CommandFailed | InvalidInput>
-  /** Why `dir` is not a healthy clone of `url` (no repository of its own, another remote, HEAD naming no commit), if it is not. */
+  /**
+   * Why `dir` is not a clone of `url` (no .git folder of its own, another origin), if it is not; read from the
+   * files, so it costs no process. `revs` then tells whether git reads it and what its HEAD names.
+   */
   readonly health: (dir: string, url: string) => Effect.Effect<Option.Option<string>>
+  /**
+   * What several revisions name, in one process (`git cat-file --batch-check` in `dir`'s own .git, never a parent
+   * repository's); a revision that names nothing maps to `undefined`.
+   */
+  readonly revs: (dir: string, revs: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, string | undefined>, CommandFailed>
   /**
    * Clears what an interrupted git leaves in a clone (lock files, a rebase in progress) when no git process runs
    * in it; returns what was removed. A lock held by a running git stays.
@@ -96,15 +104,26 @@ export const make = (shell: ShellShape): GitShape => {
   const health = Effect.fn("Git.health")(function* (dir: string, url: string) {
     const gitDir = nodePath.join(dir, ".git")
     if (!fs.statSync(gitDir, { throwIfNoEntry: false })?.isDirectory()) return Option.some("it has no .git folder")
-    const top = yield* Effect.orElseSucceed(run(dir, ["rev-parse", "--show-toplevel"]), () => undefined)
-    if (top === undefined || top.exitCode !== 0) return Option.some(`git does not read it as a repository (${top?.stderr.trim().split("\n")[0] ?? "git did not start"})`)
-    if (nodePath.resolve(text(top.stdout)) !== fs.realpathSync(dir)) return Option.some("it is not a repository of its own")
-    const origin = yield* Effect.orElseSucceed(run(dir, ["config", "--get", "remote.origin.url"]), () => undefined)
-    const remote = origin === undefined ? "" : text(origin.stdout)
+    let remote = originInConfig(gitDir)
+    if (remote === undefined) {
+      const r = yield* Effect.orElseSucceed(run(undefined, ["--git-dir", gitDir, "config", "--get", "remote.origin.url"]), () => undefined)
+      remote = r === undefined || r.exitCode !== 0 ? "" : text(r.stdout)
+    }
     if (remote !== url) return Option.some(remote === "" ? "it has no origin remote" : `its origin is ${remote}`)
-    const head = yield* Effect.orElseSucceed(run(dir, ["rev-parse", "--verify", "--quiet", "HEAD^{tree}"]), () => undefined)
-    if (head === undefined || head.exitCode !== 0) return Option.some("its HEAD names no commit (an interrupted clone, or missing objects)")
     return Option.none()
+  })
+
+  const revs = Effect.fn("Git.revs")(function* (dir: string, asked: ReadonlyArray<string>) {
+    const out = new Map<string, string | undefined>()
+    if (asked.length === 0) return out
+    if (asked.some((r) => /[\n\r\0]/.test(r) || r.startsWith("-"))) return yield* new CommandFailed({ command: "git cat-file --batch-check", exitCode: -1, stderr: "a revision with a newline or a leading '-'" })
+    const r = yield* exec(undefined, ["--git-dir", nodePath.join(dir, ".git"), "cat-file", "--batch-check"], `${asked.join("\n")}\n`)
+    const lines = new TextDecoder().decode(r.stdout).split("\n")
+    asked.forEach((rev, i) => {
+      const line = lines[i] ?? ""
+      out.set(rev, / (missing|ambiguous)$/.test(line) || line === "" ? undefined : line.split(" ")[0])
+    })
+    return out
   })
 
   const recover = Effect.fn("Git.recover")(function* (dir: string) {
@@ -252,7 +271,32 @@ export const make = (shell: ShellShape): GitShape => {
   })
 
 
-  return { clone, health, recover, checkIgnore, fetch, resolve, isAncestor, currentBranch, checkout, listTree, readBlobs, showFile, add, commit, push, rebase, clean }
+  return { clone, health, revs, recover, checkIgnore, fetch, resolve, isAncestor, currentBranch, checkout, listTree, readBlobs, showFile, add, commit, push, rebase, clean }
+}
+
+/**
+ * `remote.origin.url` as `git clone` writes it in `.git/config`; `undefined` when the file says it some other way
+ * (quoted, escaped, included), so that git itself is asked.
+ */
+const originInConfig = (gitDir: string): string | undefined => {
+  let text: string
+  try {
+    text = fs.readFileSync(nodePath.join(gitDir, "config"), "utf8")
+  } catch {
+    return undefined
+  }
+  if (/^\s*\[include/im.test(text)) return undefined
+  let inOrigin = false
+  let url: string | undefined
+  for (const line of text.split("\n")) {
+    const section = /^\s*\[([^\]]*)\]\s*$/.exec(line)
+    if (section) inOrigin = section[1]!.trim() === 'remote "origin"'
+    else if (inOrigin) {
+      const m = /^\s*url\s*=\s*(.*?)\s*$/.exec(line)
+      if (m) url = m[1]
+    }
+  }
+  return url === undefined || /["\\;#]/.test(url) ? undefined : url
 }
 
 /** The lock files git leaves behind when it is killed: the index, HEAD, config, packed refs and any ref. */

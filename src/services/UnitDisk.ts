@@ -54,21 +54,44 @@ const missing = (e: unknown) => {
   return code === "ENOENT" || code === "ENOTDIR"
 }
 
-/**
- * Reads a unit on disk, synchronously (thousands of small files hash several times faster without the thread pool
- * round trips): a folder unit is every file and link under `abs`, a file unit the file itself.
- */
-export const snapshotUnitSync = (abs: string, folder: boolean): UnitSnapshot => {
+/** What stands at a path, without following a link. */
+export type EntryKind = "dir" | "file" | "link" | "other" | "absent"
+
+const kindAt = (abs: string): EntryKind => {
   let st: fsSync.Stats | undefined
   try {
     st = fsSync.lstatSync(abs)
   } catch (e) {
-    if (missing(e)) return absent
+    if (missing(e)) return "absent"
     throw e
   }
-  if (st.isSymbolicLink()) return { ...absent, linked: fsSync.readlinkSync(abs) }
-  if (!folder) return st.isFile() ? { ...absent, files: { "": fileDigestSync(abs) } } : absent
-  if (!st.isDirectory()) return absent
+  return st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other"
+}
+
+/** What stands in a folder, by name, from one listing (an absent folder lists nothing). */
+export const listKindsSync = (dir: string): ReadonlyMap<string, EntryKind> => {
+  const out = new Map<string, EntryKind>()
+  let entries: Array<fsSync.Dirent>
+  try {
+    entries = fsSync.readdirSync(dir, { withFileTypes: true })
+  } catch (e) {
+    if (missing(e)) return out
+    throw e
+  }
+  for (const d of entries) out.set(d.name, d.isSymbolicLink() ? "link" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other")
+  return out
+}
+
+/**
+ * Reads a unit on disk, synchronously (thousands of small files hash several times faster without the thread pool
+ * round trips): a folder unit is every file and link under `abs`, a file unit the file itself. `kind`, when the
+ * caller listed the parent folder already, saves a `stat` per unit.
+ */
+export const snapshotUnitSync = (abs: string, folder: boolean, kind: EntryKind = kindAt(abs)): UnitSnapshot => {
+  if (kind === "absent") return absent
+  if (kind === "link") return { ...absent, linked: fsSync.readlinkSync(abs) }
+  if (!folder) return kind === "file" ? { ...absent, files: { "": fileDigestSync(abs) } } : absent
+  if (kind !== "dir") return absent
   const files: Record<string, string> = {}
   const outside: Array<{ rel: string; target: string }> = []
   const temps: Array<string> = []

@@ -61,7 +61,6 @@ const temps = (dir: string): ReadonlyArray<string> => {
   const walk = (d: string) => {
     if (!fs.existsSync(d)) return
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.name === ".git") continue
       if (e.name.startsWith(".agentsync-tmp-")) out.push(nodePath.join(d, e.name))
       else if (e.isDirectory()) walk(nodePath.join(d, e.name))
     }

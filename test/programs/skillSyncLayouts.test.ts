@@ -3,6 +3,7 @@ import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as SkillSync from "../../src/programs/skillSync.js"
+import { SkillStore } from "../../src/services/SkillStore.js"
 import { isolateGit, makeUpstream, readTree, tempRoot } from "../support/gitFixture.js"
 import { makeWorld, read, runIn, write } from "../support/skillWorld.js"
 
@@ -163,6 +164,52 @@ describe("skill layouts", () => {
         expect(e.message).toMatch(/second:skills\/pdf/)
         expect(w.snapshot()).toEqual(before)
         expect(fs.existsSync(w.claude("skills/other"))).toBe(false)
+      })
+    )
+  })
+
+  it.effect("a second source never takes the units another source deployed for new units of its own", () => {
+    const w = makeWorld(top)
+    const other = makeUpstream(w.root, { "skills/other/SKILL.md": "other\n" }, "other")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        // Scoped to the new source: the first one's units are known from the lock.
+        const r = yield* SkillSync.install({ uri: `git:${other.bare}`, name: "second", tools: ["claude", "codex"] })
+        expect(units(r.report)).toEqual(["skills/other"])
+        write(w.claude("skills/fresh/SKILL.md"), "new\n")
+        // Both sources could take a new skill folder: neither does; the run says so.
+        const s = yield* SkillSync.sync()
+        expect(s.actions.filter((a) => a.direction !== "NoOp")).toEqual([])
+        expect(s.notes.map((n) => n.note).join("\n")).toMatch(/skills\/fresh is new in a home and team and second could each take it/)
+        yield* SkillSync.install({ uri: "second", units: "skills/fresh", tools: ["claude"] })
+        yield* SkillSync.sync()
+        expect(other.read("skills/fresh/SKILL.md")).toBe("new\n")
+        expect(w.up.read("skills/fresh/SKILL.md")).toBeUndefined()
+      })
+    )
+  })
+
+  it.effect("a sync with two sources on one home path is refused before any write", () => {
+    const w = makeWorld(top)
+    const other = makeUpstream(w.root, { "agents/reviewer.md": "another reviewer\n" }, "other")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
+        // The manifest now sends both to claude (written by hand, as a user might).
+        const store = yield* SkillStore
+        const manifest = yield* store.readManifest()
+        yield* store.writeManifest({ ...manifest, units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }] })
+        write(w.claude("commands/ship.md"), "edited\n")
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(/team:agents\/reviewer and second:agents\/reviewer both map to agents\/reviewer\.md in the home of claude/)
+        expect(w.snapshot()).toEqual(before)
+        const status = yield* SkillSync.status()
+        expect(status.errors.map((x) => x.reason).join("\n")).toMatch(/both map to agents\/reviewer\.md/)
       })
     )
   })

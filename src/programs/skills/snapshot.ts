@@ -6,7 +6,7 @@ import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
 import { InvalidInput, IoError } from "../../errors.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import { scanHomeSync, snapshotUnitSync, tempsIn, type UnitSnapshot } from "../../services/UnitDisk.js"
+import { type EntryKind, listKindsSync, scanHomeSync, snapshotUnitSync, TEMP_PREFIX, tempsIn, type UnitSnapshot } from "../../services/UnitDisk.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -116,8 +116,10 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
     })
 
   // 1. Units of each source: in the repo, remembered by the lock, named in the manifest.
-  const selectionsOf = (p: PreparedSource) =>
-    manifest.units.filter((u) => u.source === p.source.name).map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))
+  const selections = new Map(
+    prepared.map((p) => [p, manifest.units.filter((u) => u.source === p.source.name).map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))])
+  )
+  const selectionsOf = (p: PreparedSource) => selections.get(p)!
   const toolsFor = (p: PreparedSource, name: string) => {
     const tools = new Set<string>()
     for (const s of selectionsOf(p)) if (s.match(name)) for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
@@ -143,6 +145,11 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
   const claims = new Map<string, Array<{ p: PreparedSource; layout: UnitLayout }>>()
   const known = new Set<string>()
   for (const mine of candidates.values()) for (const u of mine.values()) known.add(u.homeRoot)
+  // Units another source deployed are not new, even when that source is outside this run's scope.
+  const owned = new Set<string>()
+  for (const [source, locked] of Object.entries(lock.sources)) {
+    if (manifest.sources.some((x) => x.name === source)) for (const unit of Object.keys(locked.units)) owned.add(unit)
+  }
   for (const p of prepared) {
     const tools = new Set(selectionsOf(p).flatMap((s) => s.tools).filter((t) => options.tools === undefined || options.tools.includes(t)))
     const plan = homeScanPlan(p.layout)
@@ -155,7 +162,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
         temps.push(...scanned.temps)
       }
       for (const u of unitsFromHome(p.layout, paths)) {
-        if (candidates.get(p)!.has(u.name) || !scope.unit(u.name) || !toolsFor(p, u.name).includes(tool)) continue
+        if (candidates.get(p)!.has(u.name) || owned.has(u.name) || !scope.unit(u.name) || !toolsFor(p, u.name).includes(tool)) continue
         const list = claims.get(u.homeRoot) ?? []
         if (!list.some((c) => c.p === p)) list.push({ p, layout: u })
         claims.set(u.homeRoot, list)
@@ -224,60 +231,84 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
     }
   }
 
-  // 4. Home copies, read once: links that lead out, ignored and excluded files are left out (and never touched).
-  for (const item of pending) for (const tool of item.tools) yield* homeOf(tool)
+  // 4. Home copies, read in one synchronous pass (thousands of small reads; a fiber each would only add overhead):
+  // links that lead out, ignored and excluded files are left out, and never touched.
+  for (const tool of new Set(pending.flatMap((item) => item.tools))) yield* homeOf(tool)
   const ignored: Array<Finding> = prepared.flatMap((p) => p.ignored.map((i) => ({ source: p.source.name, ...i })))
-  const snaps = new Map<string, UnitSnapshot>()
-  const asked = new Map<PreparedSource, Set<string>>()
-  for (const item of pending) {
-    const repoFiles = units.get(item.key)!.repo?.files ?? {}
-    for (const tool of item.tools) {
-      const abs = nodePath.join(homes.get(tool)!, item.layout.homeRoot)
-      const snap = yield* Effect.try({ try: () => snapshotUnitSync(abs, item.layout.folder), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
-      snaps.set(toolKey(item.source.source.name, item.layout.name, tool), snap)
-      temps.push(...snap.temps)
-      for (const rel in snap.files ?? {}) {
-        if (repoFiles[rel] !== undefined || isExcluded(item.source.layout, item.layout, rel)) continue
-        const set = asked.get(item.source) ?? new Set<string>()
-        set.add(rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`)
-        asked.set(item.source, set)
+  interface Read {
+    readonly item: Pending
+    readonly tool: string
+    readonly abs: string
+    readonly snap: UnitSnapshot
+    /** Home files the repo unit lacks: excluded by the layout, or to be asked whether the repository ignores them. */
+    readonly excluded: ReadonlyArray<string>
+    readonly extra: ReadonlyArray<string>
+  }
+  // One listing per folder holding unit roots tells what each root is (no stat per unit) and finds staging folders.
+  const listings = new Map<string, ReadonlyMap<string, EntryKind>>()
+  const reads = yield* Effect.try({
+    try: () => {
+      const out: Array<Read> = []
+      for (const item of pending) {
+        const repoFiles = units.get(item.key)!.repo?.files ?? {}
+        for (const tool of item.tools) {
+          const abs = nodePath.join(homes.get(tool)!, item.layout.homeRoot)
+          const dir = nodePath.dirname(abs)
+          let kinds = listings.get(dir)
+          if (kinds === undefined) {
+            kinds = listKindsSync(dir)
+            listings.set(dir, kinds)
+          }
+          const snap = snapshotUnitSync(abs, item.layout.folder, kinds.get(nodePath.basename(abs)) ?? "absent")
+          const excluded: Array<string> = []
+          const extra: Array<string> = []
+          for (const rel in snap.files) {
+            if (repoFiles[rel] !== undefined) continue
+            if (isExcluded(item.source.layout, item.layout, rel)) excluded.push(rel)
+            else extra.push(rel)
+          }
+          out.push({ item, tool, abs, snap, excluded, extra })
+        }
       }
-    }
+      return out
+    },
+    catch: (cause) => new IoError({ path: [...homes.values()].join(", "), reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  })
+  const repoPathOf = (item: Pending, rel: string) => (rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`)
+  const asked = new Map<PreparedSource, Set<string>>()
+  for (const r of reads) {
+    temps.push(...r.snap.temps)
+    if (r.extra.length === 0) continue
+    const set = asked.get(r.item.source) ?? new Set<string>()
+    for (const rel of r.extra) set.add(repoPathOf(r.item, rel))
+    asked.set(r.item.source, set)
   }
   const ignoredBy = new Map<PreparedSource, ReadonlySet<string>>()
   for (const [p, paths] of asked) ignoredBy.set(p, yield* p.ignores([...paths]))
 
   const dropped = new Map<string, ReadonlySet<string>>()
   const states: Array<UnitState> = []
-  for (const item of pending) {
-    const name = item.source.source.name
-    const lockedUnit = lock.sources[name]?.units[item.layout.name] ?? {}
-    const repoFiles = units.get(item.key)!.repo?.files
-    const tools: Array<UnitState["tools"][number]> = []
-    for (const tool of item.tools) {
-      const snap = snaps.get(toolKey(name, item.layout.name, tool))!
-      const where = nodePath.join(homes.get(tool)!, item.layout.homeRoot)
-      if (snap.linked !== undefined) {
-        ignored.push({ source: name, path: where, reason: `a symbolic link to ${snap.linked}: left alone, ${item.layout.name} is not synced for ${tool}` })
-        continue
-      }
-      for (const o of snap.outside) ignored.push({ source: name, path: nodePath.join(where, o.rel), reason: `a symbolic link to ${o.target} leads outside the unit: left alone` })
-      const gone = new Set<string>()
-      for (const rel in snap.files ?? {}) {
-        if (repoFiles?.[rel] !== undefined) continue
-        const path = rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`
-        if (isExcluded(item.source.layout, item.layout, rel) || ignoredBy.get(item.source)?.has(path)) gone.add(rel)
-      }
-      if (gone.size > 0) dropped.set(toolKey(name, item.layout.name, tool), gone)
-      tools.push({ tool, base: lockedUnit[tool]?.files, home: keep(snap.files, gone) })
+  const byItem = new Map<Pending, Array<UnitState["tools"][number]>>()
+  for (const r of reads) {
+    const name = r.item.source.source.name
+    const tools = byItem.get(r.item) ?? []
+    byItem.set(r.item, tools)
+    if (r.snap.linked !== undefined) {
+      ignored.push({ source: name, path: r.abs, reason: `a symbolic link to ${r.snap.linked}: left alone, ${r.item.layout.name} is not synced for ${r.tool}` })
+      continue
     }
-    if (tools.length > 0) states.push({ source: name, unit: item.layout.name, readOnly: item.source.readOnly, repo: repoFiles, tools })
+    for (const o of r.snap.outside) ignored.push({ source: name, path: nodePath.join(r.abs, o.rel), reason: `a symbolic link to ${o.target} leads outside the unit: left alone` })
+    const ignoredHere = ignoredBy.get(r.item.source)
+    const gone = new Set([...r.excluded, ...r.extra.filter((rel) => ignoredHere?.has(repoPathOf(r.item, rel)))])
+    if (gone.size > 0) dropped.set(toolKey(name, r.item.layout.name, r.tool), gone)
+    tools.push({ tool: r.tool, base: lock.sources[name]?.units[r.item.layout.name]?.[r.tool]?.files, home: keep(r.snap.files, gone) })
+  }
+  for (const [item, tools] of byItem) {
+    if (tools.length > 0) states.push({ source: item.source.source.name, unit: item.layout.name, readOnly: item.source.readOnly, repo: units.get(item.key)!.repo?.files, tools })
   }
 
   // Interrupted writes also leave temp files beside units and staging folders beside new ones.
-  const parents = new Set<string>()
-  for (const item of pending) for (const tool of item.tools) parents.add(nodePath.dirname(nodePath.join(homes.get(tool)!, item.layout.homeRoot)))
-  for (const dir of parents) temps.push(...tempsIn(dir))
+  for (const [dir, kinds] of listings) for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, name))
   temps.push(...tempsIn(nodePath.join(store.root, "cache")), ...tempsIn(store.root))
   for (const p of prepared) temps.push(...p.temps)
   for (const p of prepared) for (const note of p.notes) notes.push({ source: p.source.name, note })

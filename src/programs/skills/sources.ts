@@ -10,7 +10,7 @@ import { digestOf, kindOfGitMode, linkStaysInside, type ManifestSource, type Uni
 import { CommandFailed, InvalidInput, IoError } from "../../errors.js"
 import { Git, type TreeEntry } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import { exists, fileDigestSync, listLocalTree, readBytes, TEMP_PREFIX } from "../../services/UnitDisk.js"
+import { exists, fileDigestSync, listLocalTree, readBytes, TEMP_PREFIX, tempsIn } from "../../services/UnitDisk.js"
 import { writeFileAtomic } from "../../services/Workspace.js"
 
 export interface RepoUnit {
@@ -79,18 +79,33 @@ const rename = (from: string, to: string) =>
 
 const removeDir = (dir: string) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
 
-/** The commit a source's ref names in a clone: a branch of origin, else a tag, else a commit id. */
+/** Where a ref may be, as revisions for `Git.revs`: a branch of origin (and our own of that name), a tag, a commit id. */
+const refRevs = (ref: string) => ({
+  remote: `refs/remotes/origin/${ref}^{commit}`,
+  local: `refs/heads/${ref}^{commit}`,
+  tag: `refs/tags/${ref}^{commit}`,
+  id: /^[0-9a-f]{7,40}$/.test(ref) ? `${ref}^{commit}` : undefined
+})
+
+interface Resolved {
+  readonly commit: string
+  /** The branch the ref names; `undefined` for a tag or a commit. */
+  readonly branch: string | undefined
+  /** Our branch of that name in the clone, if any. */
+  readonly local: string | undefined
+}
+
+/** The commit a source's ref names in a clone, resolved explicitly (never the remote's HEAD): a branch of origin, else a tag, else a commit id. */
 const resolveRef = Effect.fn("SkillSync.resolveRef")(function* (dir: string, source: ManifestSource, url: string) {
   const git = yield* Git
-  const ref = source.ref
-  const remote = yield* git.resolve(dir, `refs/remotes/origin/${ref}`)
-  if (Option.isSome(remote)) return { commit: remote.value, branch: ref as string | undefined }
-  const tag = yield* git.resolve(dir, `refs/tags/${ref}`)
-  const any = Option.isSome(tag) ? tag : /^[0-9a-f]{7,40}$/.test(ref) ? yield* git.resolve(dir, ref) : Option.none<string>()
-  if (Option.isNone(any)) {
-    return yield* new InvalidInput({ field: "ref", reason: `source ${source.name}: ${ref} is not a branch, tag or commit of ${url}` })
-  }
-  return { commit: any.value, branch: undefined }
+  const r = refRevs(source.ref)
+  const found = yield* git.revs(dir, [r.remote, r.local, r.tag, ...(r.id === undefined ? [] : [r.id])])
+  const remote = found.get(r.remote)
+  const local = found.get(r.local)
+  if (remote !== undefined) return { commit: remote, branch: source.ref, local } satisfies Resolved
+  const other = found.get(r.tag) ?? (r.id === undefined ? undefined : found.get(r.id))
+  if (other === undefined) return yield* new InvalidInput({ field: "ref", reason: `source ${source.name}: ${source.ref} is not a branch, tag or commit of ${url}` })
+  return { commit: other, branch: undefined, local: undefined } satisfies Resolved
 })
 
 /**
@@ -103,7 +118,12 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (source: Manife
   const git = yield* Git
   const notes: Array<string> = []
   if (yield* exists(dir)) {
-    const unhealthy = yield* git.health(dir, url)
+    let unhealthy = yield* git.health(dir, url)
+    if (Option.isNone(unhealthy)) {
+      const head = yield* Effect.either(git.revs(dir, ["HEAD^{tree}"]))
+      if (Either.isLeft(head)) unhealthy = Option.some(`git does not read it as a repository (${head.left.stderr.trim().split("\n")[0]})`)
+      else if (head.right.get("HEAD^{tree}") === undefined) unhealthy = Option.some("its HEAD names no commit (an interrupted clone, or missing objects)")
+    }
     if (Option.isSome(unhealthy)) {
       const aside = nodePath.join(store.backupsDir, `cache-${source.name}-${stamp()}`)
       yield* rename(dir, aside)
@@ -134,24 +154,25 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (source: Manife
 const settleBranch = Effect.fn("SkillSync.settleBranch")(function* (
   source: ManifestSource,
   dir: string,
+  at: Resolved,
   options: { readonly dryRun: boolean; readonly skipPush: boolean }
 ) {
   const git = yield* Git
   const ref = source.ref
-  const remote = Option.getOrThrow(yield* git.resolve(dir, `refs/remotes/origin/${ref}`))
-  const local = yield* git.resolve(dir, `refs/heads/${ref}`)
+  const remote = at.commit
+  const local = at.local
   let target = remote
   let pending = false
-  if (Option.isSome(local) && local.value !== remote) {
-    if (yield* git.isAncestor(dir, local.value, remote)) target = remote
-    else if (yield* git.isAncestor(dir, remote, local.value)) {
-      target = local.value
+  if (local !== undefined && local !== remote) {
+    if (yield* git.isAncestor(dir, local, remote)) target = remote
+    else if (yield* git.isAncestor(dir, remote, local)) {
+      target = local
       pending = true
     } else if (options.dryRun) {
-      target = local.value
+      target = local
     } else {
       // Local commits that were never pushed, and upstream moved: replay ours on top, or stop and say how to recover.
-      yield* git.checkout(dir, ref, local.value)
+      yield* git.checkout(dir, ref, local)
       yield* git.clean(dir)
       yield* git.rebase(dir, `refs/remotes/origin/${ref}`).pipe(
         Effect.mapError(
@@ -217,7 +238,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   const dir = store.cacheDir(source.name)
   const notes = yield* ensureClone(source, location.url, dir, options.fetch)
   const at = yield* resolveRef(dir, source, location.url)
-  const commit = at.branch === undefined ? at.commit : yield* settleBranch(source, dir, options)
+  const commit = at.branch === undefined ? at.commit : yield* settleBranch(source, dir, at, options)
   if (at.branch === undefined && !options.dryRun) {
     yield* git.checkout(dir, undefined, commit)
     yield* git.clean(dir)
@@ -247,7 +268,8 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   const unknown: Array<string> = []
   for (const oid of wanted) {
     const h = known[oid]
-    if (typeof h === "string" && /^[0-9a-f]{64}$/.test(h)) hashOf.set(oid, h)
+    // The memo is ours: a length check is enough to skip what is not a hash.
+    if (typeof h === "string" && h.length === 64) hashOf.set(oid, h)
     else unknown.push(oid)
   }
   for (const [oid, bytes] of yield* git.readBlobs(dir, unknown)) hashOf.set(oid, sha256(bytes))
@@ -314,7 +336,8 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
     notes,
     holds: () => describeTree(paths),
     ignores,
-    temps: []
+    // The SHA-256 memo is written beside the clone's own files.
+    temps: tempsIn(nodePath.join(dir, ".git"))
   } satisfies PreparedSource
 })
 
