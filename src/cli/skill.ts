@@ -121,7 +121,7 @@ const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) 
 const sourceLayout = Command.make(
   "layout",
   {
-    name: Args.text({ name: "NAME" }),
+    name: Args.text({ name: "NAME" }).pipe(Args.withDescription("the source's name")),
     file: Args.file({ name: "FILE", exists: "yes" }).pipe(Args.withDescription("a YAML list of rules {glob, repo, home, exclude}"), Args.optional),
     reset: Options.boolean("reset").pipe(Options.withDescription("forget the rules: detect the layout from the repository again"))
   },

@@ -4,7 +4,7 @@ import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as SkillSync from "../../src/programs/skillSync.js"
-import { git, isolateGit, SAMPLE, tempRoot } from "../support/gitFixture.js"
+import { git, isolateGit, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 import { makeWorld, read, runIn, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skillsources")
@@ -93,6 +93,62 @@ describe("skill sources: the ref is resolved explicitly and the cache clone is c
         const after = yield* SkillSync.sync()
         expect(after.errors).toEqual([])
         expect(w.up.read("agents/reviewer.md")).toBe("edit two\n")
+      })
+    )
+  })
+
+  it.effect("a tag or a commit is deployed read-only from a clone whose HEAD is detached there; a moved tag is followed", () => {
+    const w = makeWorld(top)
+    git(w.up.work, "tag", "v1")
+    git(w.up.work, "push", "-q", "origin", "v1")
+    const first = git(w.up.work, "rev-parse", "HEAD")
+    w.up.commit({ "agents/reviewer.md": "after v1\n" })
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const r = yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", ref: "v1", tools: ["claude"] })
+        expect(r.report.errors).toEqual([])
+        expect(read(w.claude("agents/reviewer.md"))).toBe(SAMPLE["agents/reviewer.md"])
+        expect(git(w.cache, "rev-parse", "HEAD")).toBe(first)
+        write(w.claude("agents/reviewer.md"), "home edit\n")
+        const s = yield* SkillSync.sync()
+        expect(s.summary.toRepo).toBe(0)
+        expect(s.notes).toEqual([])
+        git(w.up.work, "tag", "-f", "v1")
+        git(w.up.work, "push", "-q", "-f", "origin", "v1")
+        const moved = yield* SkillSync.sync()
+        expect(moved.actions.find((a) => a.unit === "commands/ship")?.direction).toBe("NoOp")
+        expect(git(w.cache, "rev-parse", "HEAD")).toBe(git(w.up.work, "rev-parse", "HEAD"))
+      })
+    )
+  })
+
+  it.effect("a local: folder in a git work tree: its ignored files are not part of units, modes and links travel both ways", () => {
+    const w = makeWorld(top)
+    const dir = nodePath.join(w.root, "dotfiles")
+    fs.mkdirSync(dir, { recursive: true })
+    execFileSync("git", ["init", "-q", dir])
+    write(nodePath.join(dir, ".gitignore"), "__pycache__/\n")
+    write(nodePath.join(dir, "skills/tool/SKILL.md"), "a tool\n")
+    write(nodePath.join(dir, "skills/tool/run.py"), "print(1)\n")
+    fs.chmodSync(nodePath.join(dir, "skills/tool/run.py"), 0o755)
+    write(nodePath.join(dir, "skills/tool/__pycache__/run.cpython-312.pyc"), "bytecode\n")
+    fs.symlinkSync("SKILL.md", nodePath.join(dir, "skills/tool/README.md"))
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* SkillSync.install({ uri: `local:${dir}`, name: "dots", tools: ["claude"] })
+        expect(readTree(w.claude("skills/tool"))).toEqual({ "SKILL.md": "a tool\n", "run.py": "print(1)\n [+x]", "README.md": "-> SKILL.md" })
+        write(w.claude("skills/tool/run.py"), "print(2)\n")
+        write(w.claude("skills/tool/__pycache__/run.cpython-312.pyc"), "home bytecode\n")
+        const r = yield* SkillSync.sync()
+        expect(r.summary.toRepo).toBe(1)
+        expect(readTree(nodePath.join(dir, "skills/tool"))).toEqual({
+          "SKILL.md": "a tool\n",
+          "run.py": "print(2)\n [+x]",
+          "README.md": "-> SKILL.md",
+          "__pycache__/run.cpython-312.pyc": "bytecode\n"
+        })
       })
     )
   })
