@@ -177,7 +177,7 @@ describe("agentsync skill (built CLI, real git)", () => {
 
   it("a skill install or sync killed with SIGKILL leaves nothing behind once the next run is done, and that run converges", async () => {
     const files: Record<string, string> = {}
-    const UNITS = 240
+    const UNITS = 160
     const name = (i: number) => `s${String(i).padStart(3, "0")}`
     for (let i = 0; i < UNITS; i++) {
       files[`skills/${name(i)}/SKILL.md`] = `skill ${i}\n${"step. ".repeat(200)}\n`
