@@ -150,6 +150,17 @@ const checkLayout = (rules: ReadonlyArray<LayoutMapping>) => {
     : Effect.fail(new InvalidInput({ field: `target_layout.${problem.index}.${problem.field}`, reason: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }))
 }
 
+/** A source's manifest entry: a new one, or the one there is with its layout replaced when rules are given. */
+const sourceEntry = (
+  existing: ManifestSource | undefined,
+  input: { readonly name: string; readonly uri: string; readonly ref: string; readonly readOnly: boolean | undefined; readonly layout: ReadonlyArray<LayoutMapping> | undefined }
+): ManifestSource =>
+  existing === undefined
+    ? { name: input.name, uri: input.uri, ref: input.ref, enabled: true, read_only: input.readOnly === true, target_layout: input.layout ?? [] }
+    : input.layout === undefined
+      ? existing
+      : { ...existing, target_layout: input.layout }
+
 /** Reads a layout file (a YAML list of `{glob, repo, home, exclude?}`); a problem is reported as file:line. */
 export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (file: string) {
   const text = yield* Effect.tryPromise({
@@ -184,9 +195,7 @@ export const addSource = Effect.fn("SkillSync.addSource")(function* (input: Sour
         return yield* new InvalidInput({ field: "name", reason: `a source named ${name} already exists (${same.uri}); pick another --name` })
       }
       const layout = input.layout === undefined ? undefined : yield* checkLayout(input.layout)
-      const source: ManifestSource = same === undefined
-        ? { name, uri, ref, enabled: true, read_only: input.readOnly === true, target_layout: layout ?? [] }
-        : layout === undefined ? same : { ...same, target_layout: layout }
+      const source = sourceEntry(same, { name, uri, ref, readOnly: input.readOnly, layout })
       if (source !== same) yield* store.writeManifest({ ...manifest, sources: same === undefined ? [...manifest.sources, source] : manifest.sources.map((x) => (x === same ? source : x)) })
       return { source, added: same === undefined }
     })
@@ -258,9 +267,7 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
   if (existing !== undefined && existing.uri !== uri) {
     return yield* new InvalidInput({ field: "name", reason: `a source named ${name} already exists (${existing.uri}); pick another --name` })
   }
-  const source: ManifestSource = existing === undefined
-    ? { name, uri, ref, enabled: true, read_only: input.readOnly === true, target_layout: layout ?? [] }
-    : layout === undefined ? existing : { ...existing, target_layout: layout }
+  const source = sourceEntry(existing, { name, uri, ref, readOnly: input.readOnly, layout })
   const unitName = input.units ?? "**"
   const selection = manifest.units.find((u) => u.source === name && u.name === unitName)
   const units = selection === undefined
