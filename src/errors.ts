@@ -121,7 +121,11 @@ export class CommandFailed extends Data.TaggedError("CommandFailed")<{
   readonly step?: string
 }> {
   override get message() {
-    const tail = this.stderr.trim().split("\n").slice(-5).join("\n")
+    // The last lines, and before them any `fatal:` / `error:` line (git names the file it could not use there).
+    const lines = this.stderr.trim().split("\n")
+    const last = lines.slice(-5)
+    const key = lines.slice(0, -5).filter((l) => /^(fatal|error): /.test(l)).slice(0, 3)
+    const tail = [...key, ...last].join("\n")
     return `${this.step === undefined ? "" : `${this.step}: `}${this.command} exited with ${this.exitCode}${tail === "" ? "" : `:\n${tail}`}`
   }
 }

@@ -4,7 +4,6 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
-import { CommandFailed } from "../errors.js"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
 import { emit, table } from "./output.js"
 import { globals } from "./root.js"
@@ -42,26 +41,26 @@ const describeReport = (r: SyncReport): string => {
   const s = r.summary
   lines.push(`${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`)
   for (const c of r.commits) lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
+  for (const b of r.backups) lines.push(`kept the replaced copy of ${b.source}:${b.unit} (${b.side}) in ${b.path}`)
   for (const k of r.skipped) lines.push(`skipped ${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
-  for (const i of r.ignored) lines.push(`ignored ${i.source}:${i.path}: ${i.reason}`)
-  for (const e of r.errors) lines.push(`error in source ${e.source}: ${e.reason}`)
+  lines.push(...findings(r))
   if (!r.dryRun) lines.push(`applied ${r.applied.length} action${r.applied.length === 1 ? "" : "s"}`)
   return lines.join("\n")
 }
 
-/** After printing: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
-const finish = (r: SyncReport) =>
+/** Files left alone, repairs made, sources that could not be used. */
+const findings = (r: Pick<SyncReport, "ignored" | "notes" | "errors">): ReadonlyArray<string> => [
+  ...r.ignored.map((i) => `ignored ${i.source}:${i.path}: ${i.reason}`),
+  ...r.notes.map((n) => `note: ${n.source}: ${n.note}`),
+  ...r.errors.map((e) => `error in source ${e.source}: ${e.reason}`)
+]
+
+/** After printing, the same for status and sync: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
+const finish = (command: string, r: Parameters<typeof import("../programs/skillSync.js").outcomeOf>[1]) =>
   Effect.gen(function* () {
     const SkillSync = yield* skillSync
-    const conflict = SkillSync.conflictOf(r)
-    if (Option.isSome(conflict)) return yield* conflict.value
-    if (r.errors.length > 0 || r.skipped.length > 0) {
-      return yield* new CommandFailed({
-        command: "agentsync skill sync",
-        exitCode: 1,
-        stderr: [...r.errors.map((e) => `${e.source}: ${e.reason}`), ...r.skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)].join("\n")
-      })
-    }
+    const outcome = SkillSync.outcomeOf(command, r)
+    if (Option.isSome(outcome)) return yield* outcome.value
   })
 
 const toolsOption = Options.text("tools").pipe(
@@ -71,15 +70,27 @@ const toolsOption = Options.text("tools").pipe(
 const nameOption = Options.text("name").pipe(Options.withDescription("the source's name (default: from the URI)"), Options.optional)
 const refOption = Options.text("ref").pipe(Options.withDescription("branch, tag or commit (default: main)"), Options.optional)
 const readOnlyOption = Options.boolean("read-only").pipe(Options.withDescription("never commit to this source"))
+const layoutOption = Options.file("layout").pipe(
+  Options.withDescription("a YAML file of layout rules [{glob, repo, home, exclude}] (default: detected from the repository)"),
+  Options.optional
+)
+
+/** The rules of a --layout file, read and checked (file:line) before anything else happens. */
+const layoutFrom = (file: Option.Option<string>) =>
+  Option.match(file, {
+    onNone: () => Effect.succeed(undefined),
+    onSome: (f) => Effect.flatMap(skillSync, (SkillSync) => SkillSync.readLayoutFile(f))
+  })
 const uriArg = Args.text({ name: "URI" }).pipe(Args.withDescription("gh:owner/repo, git:<url or path>, local:<path>"))
 
 const splitTools = (o: Option.Option<string>) =>
   Option.match(o, { onNone: () => undefined, onSome: (s) => s.split(",").map((t) => t.trim()).filter((t) => t !== "") })
 
-const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption }, (o) =>
+const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption, layout: layoutOption }, (o) =>
   Effect.gen(function* () {
     const SkillSync = yield* skillSync
-    const r = yield* SkillSync.addSource({ uri: o.uri, name: Option.getOrUndefined(o.name), ref: Option.getOrUndefined(o.ref), readOnly: o.readOnly })
+    const layout = yield* layoutFrom(o.layout)
+    const r = yield* SkillSync.addSource({ uri: o.uri, name: Option.getOrUndefined(o.name), ref: Option.getOrUndefined(o.ref), readOnly: o.readOnly, layout })
     yield* emit(r, () => `${r.added ? "added" : "already present"}: ${r.source.name} ${r.source.uri} @ ${r.source.ref}`)
   })
 ).pipe(Command.withDescription("record a source of units"))
@@ -107,18 +118,59 @@ const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) 
   })
 ).pipe(Command.withDescription("forget a source (deployed files are left in place)"))
 
+const sourceLayout = Command.make(
+  "layout",
+  {
+    name: Args.text({ name: "NAME" }).pipe(Args.withDescription("the source's name")),
+    file: Args.file({ name: "FILE", exists: "yes" }).pipe(Args.withDescription("a YAML list of rules {glob, repo, home, exclude}"), Args.optional),
+    reset: Options.boolean("reset").pipe(Options.withDescription("forget the rules: detect the layout from the repository again"))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const SkillSync = yield* skillSync
+      if (Option.isSome(o.file) || o.reset) {
+        const rules = Option.isSome(o.file) ? yield* SkillSync.readLayoutFile(o.file.value) : undefined
+        const source = yield* SkillSync.setLayout(o.name, rules)
+        yield* emit(source, () =>
+          source.target_layout.length === 0
+            ? `${source.name}: the layout is detected from the repository`
+            : `${source.name}: ${source.target_layout.length} layout rule${source.target_layout.length === 1 ? "" : "s"} set; \`agentsync skill sync --dry-run ${source.name}\` shows what they map`
+        )
+        return
+      }
+      const r = yield* SkillSync.showLayout(o.name)
+      const Model = yield* Effect.promise(() => import("../domain/skills/model.js"))
+      yield* emit(r, () => {
+        if (r.declared.length > 0) return `# ${r.source}: declared rules\n${Model.renderLayout(r.declared)}`
+        if (r.detected === undefined) return `${r.source}: the layout is detected from the repository at the next sync (no copy of it yet)`
+        const kinds = r.detected.kinds.length > 0 ? r.detected.kinds.join("; ") : "the common layouts"
+        return `# ${r.source}: detected: ${kinds}\n# ${r.holds.join("\n# ")}\n${Model.renderLayout(r.detected.rules)}`
+      })
+    })
+).pipe(Command.withDescription("show a source's layout rules (declared or detected), set them from a YAML file, or --reset"))
+
 const source = Command.make("source").pipe(
   Command.withDescription("manage the sources units come from"),
-  Command.withSubcommands([sourceAdd, sourceList, sourceRemove])
+  Command.withSubcommands([sourceAdd, sourceList, sourceRemove, sourceLayout])
 )
 
 const install = Command.make(
   "install",
-  { uri: uriArg, tools: toolsOption, name: nameOption, ref: refOption, readOnly: readOnlyOption, units: Options.text("units").pipe(Options.withDescription("a unit name or glob (default: every unit)"), Options.optional) },
+  {
+    uri: uriArg,
+    tools: toolsOption,
+    name: nameOption,
+    ref: refOption,
+    readOnly: readOnlyOption,
+    layout: layoutOption,
+    units: Options.text("units").pipe(Options.withDescription("a unit name or glob (default: every unit)"), Options.optional)
+  },
   (o) =>
     Effect.gen(function* () {
       const SkillSync = yield* skillSync
+      const layout = yield* layoutFrom(o.layout)
       const r = yield* SkillSync.install({
+        layout,
         uri: o.uri,
         tools: splitTools(o.tools),
         name: Option.getOrUndefined(o.name),
@@ -127,7 +179,7 @@ const install = Command.make(
         units: Option.getOrUndefined(o.units)
       })
       yield* emit(r, () => `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`)
-      yield* finish(r.report)
+      yield* finish("agentsync skill install", r.report)
     })
 ).pipe(Command.withDescription("add a source and deploy its units into the tool homes"))
 
@@ -139,7 +191,7 @@ const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption },
     const SkillSync = yield* skillSync
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
     yield* emit(r, () => describeReport(r))
-    yield* finish(r)
+    yield* finish("agentsync skill update", r)
   })
 ).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
 
@@ -156,11 +208,12 @@ const status = Command.make(
     const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline, tools: splitTools(o.tools) })
     yield* emit(r, () => {
       const lines = r.rows.length === 0 ? ["no units"] : [table(["SOURCE", "UNIT", "TOOL", "STATE", "REASON"], r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason]))]
-      for (const e of r.errors) lines.push(`error in source ${e.source}: ${e.reason}`)
+      lines.push(...findings(r))
       return lines.join("\n")
     })
+    yield* finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
   })
-).pipe(Command.withDescription("per unit and tool: in sync, home changed, repo changed, conflict, behind upstream"))
+).pipe(Command.withDescription("per unit and tool: in sync, home changed, repo changed, new in home, conflict, behind upstream; conflicts exit 3, an unusable source 1"))
 
 /** Asks before writing when a person is at the terminal and did not pass --yes. */
 const ask = (plan: ReadonlyArray<ActionView>) =>
@@ -203,7 +256,7 @@ const sync = Command.make(
         confirm: interactive ? ask : undefined
       })
       yield* emit(r, () => describeReport(r))
-      yield* finish(r)
+      yield* finish("agentsync skill sync", r)
     })
 ).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
 

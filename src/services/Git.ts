@@ -1,4 +1,6 @@
 /** The Git port: the few git operations skill sync needs, over Shell, argv only, prompts off, refs and URLs guarded. */
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
 import { Context, Effect, Either, Layer, Option } from "effect"
 import { checkGitUrl, checkRef } from "../domain/skills/guards.js"
 import { CommandFailed, type InvalidInput } from "../errors.js"
@@ -7,19 +9,50 @@ import { Shell, type ShellShape, showCommand } from "./Shell.js"
 export interface TreeEntry {
   readonly path: string
   readonly oid: string
+  /** `100644`, `100755` (executable), `120000` (symbolic link: the blob is its target) or `160000` (submodule). */
+  readonly mode: string
 }
 
 export interface GitShape {
+  /** Clones without checking anything out: the caller resolves its ref explicitly (never the remote's HEAD). */
   readonly clone: (url: string, dir: string) => Effect.Effect<void, CommandFailed | InvalidInput>
+  /**
+   * Why `dir` is not a clone of `url` (no .git folder of its own, another origin), if it is not; read from the
+   * files, so it costs no process. `revs` then tells whether git reads it and what its HEAD names.
+   */
+  readonly health: (dir: string, url: string) => Effect.Effect<Option.Option<string>>
+  /**
+   * What several revisions name, in one process (`git cat-file --batch-check` in `dir`'s own .git, never a parent
+   * repository's); a revision that names nothing maps to `undefined`.
+   */
+  readonly revs: (dir: string, revs: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, string | undefined>, CommandFailed>
+  /**
+   * Clears what an interrupted git leaves in a clone (lock files, a rebase in progress) when no git process runs
+   * in it; returns what was removed. A lock held by a running git stays.
+   */
+  readonly recover: (dir: string) => Effect.Effect<ReadonlyArray<string>, CommandFailed>
+  /**
+   * The paths (relative to `dir`) that the repository's ignore rules leave out, as `git check-ignore` decides:
+   * `.gitignore` files, `.git/info/exclude` and the user's global excludes. `workTree` reads the `.gitignore`
+   * files from another folder (those of a commit not checked out); `noIndex` ignores what the index tracks.
+   */
+  readonly checkIgnore: (
+    dir: string,
+    paths: ReadonlyArray<string>,
+    options?: { readonly workTree?: string | undefined; readonly noIndex?: boolean | undefined }
+  ) => Effect.Effect<ReadonlySet<string>, CommandFailed>
   /** Fetches every branch and tag of origin into remote-tracking refs. */
   readonly fetch: (dir: string) => Effect.Effect<void, CommandFailed>
   /** The commit a revision names, if any. */
   readonly resolve: (dir: string, rev: string) => Effect.Effect<Option.Option<string>, CommandFailed | InvalidInput>
   readonly isAncestor: (dir: string, ancestor: string, descendant: string) => Effect.Effect<boolean, CommandFailed>
   readonly currentBranch: (dir: string) => Effect.Effect<Option.Option<string>, CommandFailed>
-  /** Points `branch` at `commit` and makes the work tree exactly that commit (the cache clone is ours). */
-  readonly checkout: (dir: string, branch: string, commit: string) => Effect.Effect<void, CommandFailed | InvalidInput>
-  /** Every file of a commit with its blob id. */
+  /**
+   * Points `branch` at `commit` (or detaches HEAD there, for a tag or a commit) and makes the work tree that commit
+   * (the cache clone is ours).
+   */
+  readonly checkout: (dir: string, branch: string | undefined, commit: string) => Effect.Effect<void, CommandFailed | InvalidInput>
+  /** Every file, link and submodule of a commit with its object id and mode. */
   readonly listTree: (dir: string, commit: string) => Effect.Effect<ReadonlyArray<TreeEntry>, CommandFailed>
   /** The bytes of many blobs in one process. */
   readonly readBlobs: (dir: string, oids: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Uint8Array>, CommandFailed>
@@ -65,7 +98,65 @@ export const make = (shell: ShellShape): GitShape => {
 
   const clone = Effect.fn("Git.clone")(function* (url: string, dir: string) {
     yield* guard(checkGitUrl(url))
-    yield* exec(undefined, ["clone", "--quiet", "--no-tags", "--", url, dir])
+    yield* exec(undefined, ["clone", "--quiet", "--no-checkout", "--no-tags", "--", url, dir])
+  })
+
+  const health = Effect.fn("Git.health")(function* (dir: string, url: string) {
+    const gitDir = nodePath.join(dir, ".git")
+    if (!fs.statSync(gitDir, { throwIfNoEntry: false })?.isDirectory()) return Option.some("it has no .git folder")
+    let remote = originInConfig(gitDir)
+    if (remote === undefined) {
+      const r = yield* Effect.orElseSucceed(run(undefined, ["--git-dir", gitDir, "config", "--get", "remote.origin.url"]), () => undefined)
+      remote = r === undefined || r.exitCode !== 0 ? "" : text(r.stdout)
+    }
+    if (remote !== url) return Option.some(remote === "" ? "it has no origin remote" : `its origin is ${remote}`)
+    return Option.none()
+  })
+
+  const revs = Effect.fn("Git.revs")(function* (dir: string, asked: ReadonlyArray<string>) {
+    const out = new Map<string, string | undefined>()
+    if (asked.length === 0) return out
+    if (asked.some((r) => /[\n\r\0]/.test(r) || r.startsWith("-"))) return yield* new CommandFailed({ command: "git cat-file --batch-check", exitCode: -1, stderr: "a revision with a newline or a leading '-'" })
+    const r = yield* exec(undefined, ["--git-dir", nodePath.join(dir, ".git"), "cat-file", "--batch-check"], `${asked.join("\n")}\n`)
+    const lines = new TextDecoder().decode(r.stdout).split("\n")
+    asked.forEach((rev, i) => {
+      const line = lines[i] ?? ""
+      out.set(rev, / (missing|ambiguous)$/.test(line) || line === "" ? undefined : line.split(" ")[0])
+    })
+    return out
+  })
+
+  const recover = Effect.fn("Git.recover")(function* (dir: string) {
+    const gitDir = nodePath.join(dir, ".git")
+    const locks = findLocks(gitDir)
+    const rebasing = ["rebase-merge", "rebase-apply"].some((d) => fs.existsSync(nodePath.join(gitDir, d)))
+    if (locks.length === 0 && !rebasing) return []
+    const running = gitRunningIn(dir)
+    const removed: Array<string> = []
+    for (const lock of locks) {
+      // Without /proc, a lock untouched for ten minutes is taken as stale.
+      const stale = running === undefined ? Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 600_000 : !running
+      if (!stale) continue
+      fs.rmSync(lock, { force: true })
+      removed.push(lock)
+    }
+    if (rebasing && running === false) {
+      yield* exec(dir, ["rebase", "--abort"])
+      removed.push(nodePath.join(gitDir, "rebase-merge"))
+    }
+    return removed
+  })
+
+  const checkIgnore = Effect.fn("Git.checkIgnore")(function* (
+    dir: string,
+    paths: ReadonlyArray<string>,
+    options: { readonly workTree?: string | undefined; readonly noIndex?: boolean | undefined } = {}
+  ) {
+    if (paths.length === 0) return new Set<string>()
+    const r = yield* run(dir, [...(options.workTree === undefined ? [] : ["--work-tree", options.workTree]), "check-ignore", ...(options.noIndex ? ["--no-index"] : []), "--stdin", "-z"], `${paths.join("\0")}\0`)
+    // 0: some are ignored, 1: none is.
+    if (r.exitCode !== 0 && r.exitCode !== 1) return yield* new CommandFailed({ command: "git check-ignore", exitCode: r.exitCode, stderr: r.stderr })
+    return new Set(new TextDecoder().decode(r.stdout).split("\0").filter((p) => p !== ""))
   })
 
   const fetch = Effect.fn("Git.fetch")(function* (dir: string) {
@@ -90,7 +181,11 @@ export const make = (shell: ShellShape): GitShape => {
     return r.exitCode === 0 ? Option.some(text(r.stdout)) : Option.none()
   })
 
-  const checkout = Effect.fn("Git.checkout")(function* (dir: string, branch: string, commit: string) {
+  const checkout = Effect.fn("Git.checkout")(function* (dir: string, branch: string | undefined, commit: string) {
+    if (branch === undefined) {
+      yield* exec(dir, ["checkout", "--quiet", "--force", "--detach", commit, "--"])
+      return
+    }
     yield* guard(checkRef(branch))
     yield* exec(dir, ["checkout", "--quiet", "--force", "-B", branch, commit, "--"])
   })
@@ -100,11 +195,11 @@ export const make = (shell: ShellShape): GitShape => {
     const out: Array<TreeEntry> = []
     for (const line of new TextDecoder().decode(r.stdout).split("\0")) {
       if (line === "") continue
-      // <mode> SP <type> SP <oid> TAB <path>; submodules (commit) and symlinks (120000) are not unit files.
+      // <mode> SP <type> SP <oid> TAB <path>
       const tab = line.indexOf("\t")
-      const [mode, type, oid] = line.slice(0, tab).split(" ")
-      if (type !== "blob" || mode === "120000" || oid === undefined) continue
-      out.push({ path: line.slice(tab + 1), oid })
+      const [mode, , oid] = line.slice(0, tab).split(" ")
+      if (mode === undefined || oid === undefined) continue
+      out.push({ path: line.slice(tab + 1), oid, mode })
     }
     return out
   })
@@ -175,7 +270,83 @@ export const make = (shell: ShellShape): GitShape => {
     yield* exec(dir, ["clean", "-q", "-f", "-d"])
   })
 
-  return { clone, fetch, resolve, isAncestor, currentBranch, checkout, listTree, readBlobs, showFile, add, commit, push, rebase, clean }
+
+  return { clone, health, revs, recover, checkIgnore, fetch, resolve, isAncestor, currentBranch, checkout, listTree, readBlobs, showFile, add, commit, push, rebase, clean }
+}
+
+/**
+ * `remote.origin.url` as `git clone` writes it in `.git/config`; `undefined` when the file says it some other way
+ * (quoted, escaped, included), so that git itself is asked.
+ */
+const originInConfig = (gitDir: string): string | undefined => {
+  let text: string
+  try {
+    text = fs.readFileSync(nodePath.join(gitDir, "config"), "utf8")
+  } catch {
+    return undefined
+  }
+  if (/^\s*\[include/im.test(text)) return undefined
+  let inOrigin = false
+  let url: string | undefined
+  for (const line of text.split("\n")) {
+    const section = /^\s*\[([^\]]*)\]\s*$/.exec(line)
+    if (section) inOrigin = section[1]!.trim() === 'remote "origin"'
+    else if (inOrigin) {
+      const m = /^\s*url\s*=\s*(.*?)\s*$/.exec(line)
+      if (m) url = m[1]
+    }
+  }
+  return url === undefined || /["\\;#]/.test(url) ? undefined : url
+}
+
+/** The lock files git leaves behind when it is killed: the index, HEAD, config, packed refs and any ref. */
+const findLocks = (gitDir: string): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (const name of ["index.lock", "HEAD.lock", "ORIG_HEAD.lock", "FETCH_HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock"]) {
+    const p = nodePath.join(gitDir, name)
+    if (fs.existsSync(p)) out.push(p)
+  }
+  const walk = (dir: string) => {
+    let entries: Array<fs.Dirent>
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const e of entries) {
+      const p = nodePath.join(dir, e.name)
+      if (e.isDirectory()) walk(p)
+      else if (e.name.endsWith(".lock")) out.push(p)
+    }
+  }
+  walk(nodePath.join(gitDir, "refs"))
+  return out
+}
+
+/**
+ * Whether a git process works inside `dir` (its working directory is there; `git -C` changes to it): read from
+ * /proc, so `undefined` where there is none.
+ */
+const gitRunningIn = (dir: string): boolean | undefined => {
+  let pids: Array<string>
+  try {
+    pids = fs.readdirSync("/proc")
+  } catch {
+    return undefined
+  }
+  const real = fs.realpathSync(dir)
+  for (const pid of pids) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`)
+      if (cwd !== real && !cwd.startsWith(`${real}/`)) continue
+      const comm = fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim()
+      if (comm === "git" || comm.startsWith("git-")) return true
+    } catch {
+      // A process that ended meanwhile, or one of another user: not ours to see.
+    }
+  }
+  return false
 }
 
 export const layer: Layer.Layer<Git, never, Shell> = Layer.effect(Git, Effect.map(Shell, make))

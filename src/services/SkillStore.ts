@@ -1,5 +1,4 @@
-/** The SkillStore port: the skill manager's state under $AGENTSYNC_HOME (manifest, lock, cache clones, run lock) and the tool homes. */
-import * as fsSync from "node:fs"
+/** The SkillStore port: the skill manager's state under $AGENTSYNC_HOME (manifest, lock, cache clones, backups, run lock) and the tool homes. */
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -7,7 +6,6 @@ import { Context, Effect, Layer } from "effect"
 import { checkName } from "../domain/skills/guards.js"
 import { emptyLock, emptyManifest, type Lock, type Manifest, parseLock, parseManifest, renderLock, renderManifest } from "../domain/skills/model.js"
 import { type InvalidInput, IoError, type SyncInProgress } from "../errors.js"
-import { sha256 } from "../domain/hash.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { writeFileAtomic } from "./Workspace.js"
 
@@ -25,135 +23,13 @@ export interface SkillStoreShape {
   readonly writeLock: (l: Lock) => Effect.Effect<void, IoError>
   /** The cache clone of a source. */
   readonly cacheDir: (source: string) => string
+  /** Where replaced copies are kept: a folder per run under `$AGENTSYNC_HOME/backups`. */
+  readonly backupsDir: string
   /** The home of a tool: `AGENTSYNC_TOOL_HOME_<TOOL>` or `~/.<tool>`. */
   readonly toolHome: (tool: string) => Effect.Effect<string, InvalidInput>
   /** Runs `effect` holding the run lock, so that two runs never interleave; a held lock is `SyncInProgress`. */
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SyncInProgress | IoError, R>
 }
-
-/** A unit's files on disk: SHA-256 by path relative to the unit root (`""` for a single-file unit). */
-export type DiskFiles = Record<string, string>
-
-/** Litter that never belongs to a unit: editor swap files, OS metadata, interrupted atomic writes. */
-const isLitter = (name: string) => name === ".DS_Store" || name === ".git" || name.startsWith(".agentsync-tmp-") || name.endsWith(".swp") || name.endsWith("~")
-
-/** Hashes a unit on disk (see `snapshotUnit`), synchronously; throws what the file system throws. */
-export const snapshotUnitSync = (abs: string, folder: boolean): DiskFiles | undefined => {
-  if (!folder) {
-    try {
-      return { "": sha256(fsSync.readFileSync(abs)) }
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      if (code === "ENOENT" || code === "ENOTDIR") return undefined
-      throw e
-    }
-  }
-  const out: DiskFiles = {}
-  let found = false
-  const walk = (dir: string, rel: string): void => {
-    let entries: Array<import("node:fs").Dirent>
-    try {
-      entries = fsSync.readdirSync(dir, { withFileTypes: true })
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code
-      if (rel === "" && (code === "ENOENT" || code === "ENOTDIR")) return
-      throw e
-    }
-    for (const d of entries) {
-      if (isLitter(d.name)) continue
-      const r = rel === "" ? d.name : `${rel}/${d.name}`
-      if (d.isDirectory()) walk(nodePath.join(dir, d.name), r)
-      else if (d.isFile()) {
-        out[r] = sha256(fsSync.readFileSync(nodePath.join(dir, d.name)))
-        found = true
-      }
-    }
-  }
-  walk(abs, "")
-  return found ? out : undefined
-}
-
-/**
- * Hashes a unit on disk: a folder unit is every regular file under `abs` (symlinks are not followed), a file unit
- * is the file itself; `undefined` when absent. Synchronous on purpose: thousands of small files hash several times
- * faster without the thread pool round trips.
- */
-export const snapshotUnit = (abs: string, folder: boolean): Effect.Effect<DiskFiles | undefined, IoError> =>
-  Effect.try({ try: () => snapshotUnitSync(abs, folder), catch: io(abs, "cannot read") })
-
-/** Snapshots the home side of many units in one pass; each tool entry names the absolute tool home. */
-export const snapshotHomes = <
-  U extends {
-    readonly layout: { readonly homeRoot: string; readonly folder: boolean }
-    readonly tools: ReadonlyArray<{ readonly tool: string; readonly home: string; readonly base: DiskFiles | undefined }>
-  }
->(
-  units: ReadonlyArray<U>
-): Effect.Effect<Array<Omit<U, "layout" | "tools"> & { readonly tools: Array<{ tool: string; base: DiskFiles | undefined; home: DiskFiles | undefined }> }>, IoError> =>
-  Effect.suspend(() => {
-    const out: Array<Omit<U, "layout" | "tools"> & { readonly tools: Array<{ tool: string; base: DiskFiles | undefined; home: DiskFiles | undefined }> }> = []
-    for (const u of units) {
-      const tools: Array<{ tool: string; base: DiskFiles | undefined; home: DiskFiles | undefined }> = []
-      for (const t of u.tools) {
-        const abs = nodePath.join(t.home, u.layout.homeRoot)
-        try {
-          tools.push({ tool: t.tool, base: t.base, home: snapshotUnitSync(abs, u.layout.folder) })
-        } catch (e) {
-          return Effect.fail(io(abs, "cannot read")(e))
-        }
-      }
-      const { layout: _, tools: __, ...rest } = u
-      out.push({ ...rest, tools })
-    }
-    return Effect.succeed(out)
-  })
-
-export const readBytes = (abs: string): Effect.Effect<Uint8Array, IoError> =>
-  Effect.tryPromise({ try: () => fs.readFile(abs), catch: io(abs, "cannot read") })
-
-/** Removes a file and the folders it leaves empty, up to (and including) `stopAt` when it ends up empty. */
-export const removeUnitFile = (abs: string, stopAt: string): Effect.Effect<void, IoError> =>
-  Effect.tryPromise({
-    try: async () => {
-      await fs.rm(abs, { force: true })
-      let dir = nodePath.dirname(abs)
-      while (dir === stopAt || dir.startsWith(stopAt + nodePath.sep)) {
-        try {
-          await fs.rmdir(dir)
-        } catch {
-          break // not empty: stop climbing
-        }
-        dir = nodePath.dirname(dir)
-      }
-    },
-    catch: io(abs, "cannot remove")
-  })
-
-/** Whether a path exists. */
-export const exists = (abs: string): Effect.Effect<boolean> =>
-  Effect.promise(() => fs.access(abs).then(() => true, () => false))
-
-/** Every regular file under a folder, as sorted POSIX paths (for `local:` sources); `.git` is skipped. */
-export const listTreeFiles = (root: string): Effect.Effect<ReadonlyArray<string>, IoError> =>
-  Effect.tryPromise({
-    try: async () => {
-      const out: Array<string> = []
-      const walk = async (dir: string, rel: string): Promise<void> => {
-        const entries = await fs.readdir(dir, { withFileTypes: true })
-        await Promise.all(
-          entries.map(async (d) => {
-            if (isLitter(d.name)) return
-            const r = rel === "" ? d.name : `${rel}/${d.name}`
-            if (d.isDirectory()) return walk(nodePath.join(dir, d.name), r)
-            if (d.isFile()) out.push(r)
-          })
-        )
-      }
-      await walk(root, "")
-      return out.sort()
-    },
-    catch: io(root, "cannot list")
-  })
 
 export class SkillStore extends Context.Tag("agentsync/SkillStore")<SkillStore, SkillStoreShape>() {}
 
@@ -215,6 +91,7 @@ export const make = (options: StoreOptions = {}): SkillStoreShape => {
     readLock,
     writeLock,
     cacheDir: (source) => nodePath.join(root, "cache", source),
+    backupsDir: nodePath.join(root, "backups"),
     toolHome,
     withLock
   }

@@ -1,7 +1,8 @@
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { agentsync } from "../support/cli.js"
+import { agentsync, BIN } from "../support/cli.js"
 import { isolateGit, lockedUnit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 
 const top = tempRoot("skill-e2e")
@@ -10,10 +11,10 @@ afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
 
 let n = 0
 /** A user's machine in a temp dir: HOME, AGENTSYNC_HOME and the tool homes all point inside it. */
-const machine = () => {
+const machine = (files: Record<string, string> = SAMPLE) => {
   const root = nodePath.join(top, `m${n++}`)
   fs.mkdirSync(root, { recursive: true })
-  const up = makeUpstream(root, SAMPLE)
+  const up = makeUpstream(root, files)
   const env = {
     HOME: nodePath.join(root, "home"),
     AGENTSYNC_HOME: nodePath.join(root, "state"),
@@ -31,7 +32,41 @@ const machine = () => {
     lock: fs.readFileSync(nodePath.join(env.AGENTSYNC_HOME, "lock.yaml"), "utf8"),
     remote: up.log()
   })
-  return { root, up, env, cli, home, state }
+  /** Starts a command and kills it with SIGKILL as soon as `started` holds (polled), or lets it end; resolves when it is gone. */
+  const killWhen = (args: ReadonlyArray<string>, started: () => boolean) =>
+    new Promise<{ readonly killed: boolean }>((resolve, reject) => {
+      const clean: Record<string, string> = {}
+      for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) clean[k] = v
+      for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v
+      const child = spawn(process.execPath, [BIN, ...args], { cwd: root, env: clean, stdio: "ignore" })
+      let killed = false
+      const poll = setInterval(() => {
+        if (!killed && started()) {
+          killed = child.kill("SIGKILL")
+          clearInterval(poll)
+        }
+      }, 1)
+      child.on("error", reject)
+      child.on("exit", () => {
+        clearInterval(poll)
+        resolve({ killed })
+      })
+    })
+  return { root, up, env, cli, home, state, killWhen }
+}
+
+/** Every path under `dir` whose name marks an interrupted write. */
+const temps = (dir: string): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  const walk = (d: string) => {
+    if (!fs.existsSync(d)) return
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith(".agentsync-tmp-")) out.push(nodePath.join(d, e.name))
+      else if (e.isDirectory()) walk(nodePath.join(d, e.name))
+    }
+  }
+  walk(dir)
+  return out
 }
 
 const installed = async () => {
@@ -138,5 +173,99 @@ describe("agentsync skill (built CLI, real git)", () => {
     }
     expect(fs.readdirSync(nodePath.join(m.env.AGENTSYNC_HOME, "cache"))).toEqual(["team"])
     expect(m.state()).toEqual(before)
+  })
+
+  it("a skill install or sync killed with SIGKILL leaves nothing behind once the next run is done, and that run converges", async () => {
+    const files: Record<string, string> = {}
+    const UNITS = 160
+    const name = (i: number) => `s${String(i).padStart(3, "0")}`
+    for (let i = 0; i < UNITS; i++) {
+      files[`skills/${name(i)}/SKILL.md`] = `skill ${i}\n${"step. ".repeat(200)}\n`
+      files[`skills/${name(i)}/reference.md`] = `reference ${i}\n`
+      files[`skills/${name(i)}/scripts/run.sh`] = `echo ${i}\n`
+    }
+    const m = machine(files)
+    const install = ["skill", "install", `git:${m.up.bare}`, "--tools", "claude,codex", "--name", "team"]
+    const homes = [nodePath.join(m.root, "claude"), nodePath.join(m.root, "codex")]
+    const deployed = () => fs.existsSync(m.home("claude", "skills")) && fs.readdirSync(m.home("claude", "skills")).length >= 5
+    const first = await m.killWhen(install, deployed)
+    expect(first.killed).toBe(true)
+    const again = await m.cli(...install)
+    expect(again.stderr).toBe("")
+    expect(again.code).toBe(0)
+    for (const h of homes) {
+      expect(temps(h), `${first.killed ? "killed" : "not killed"} install`).toEqual([])
+      expect(readTree(nodePath.join(h, "skills"))[`${name(UNITS - 1)}/reference.md`]).toBe(`reference ${UNITS - 1}\n`)
+      expect(Object.keys(readTree(nodePath.join(h, "skills")))).toHaveLength(UNITS * 3)
+    }
+
+    // Every unit changes upstream; the sync is killed once it has begun writing them.
+    const changes: Record<string, string> = {}
+    for (let i = 0; i < UNITS; i++) changes[`skills/${name(i)}/SKILL.md`] = `skill ${i}, second edition\n`
+    m.up.commit(changes)
+    const writing = () => {
+      try {
+        return fs.readFileSync(m.home("claude", `skills/${name(0)}/SKILL.md`), "utf8").includes("second")
+      } catch {
+        return false
+      }
+    }
+    const killed = await m.killWhen(["skill", "sync", "--yes"], writing)
+    expect(killed.killed).toBe(true)
+    const next = await m.cli("skill", "sync", "--yes")
+    expect(next.code, next.stderr).toBe(0)
+    expect(next.stdout).not.toMatch(/CONFLICT/)
+    for (const h of homes) expect(temps(h), `${killed.killed ? "killed" : "not killed"} sync`).toEqual([])
+    expect(temps(m.env.AGENTSYNC_HOME)).toEqual([])
+    for (const h of homes) for (let i = 0; i < UNITS; i++) expect(fs.readFileSync(nodePath.join(h, `skills/${name(i)}/SKILL.md`), "utf8")).toBe(`skill ${i}, second edition\n`)
+    const quiet = await m.cli("--json", "skill", "sync", "--yes")
+    expect(JSON.parse(quiet.stdout).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
+  }, 180_000)
+
+  it("status and sync agree on exit codes: an unusable source is 1 for both, a conflict 3 for both", async () => {
+    const { m } = await installed()
+    fs.writeFileSync(m.home("claude", "commands/ship.md"), "mine\n")
+    m.up.commit({ "commands/ship.md": "theirs\n" })
+    const status = await m.cli("skill", "status")
+    expect(status.stdout).toMatch(/team +commands\/ship +claude +conflict/)
+    expect(status.code).toBe(3)
+    expect((await m.cli("skill", "sync", "--yes")).code).toBe(3)
+
+    const settled = await m.cli("skill", "sync", "--yes", "--prefer", "repo", "--tools", "claude")
+    expect(settled.code).toBe(0)
+    const kept = /kept the replaced copy of team:commands\/ship \(home of claude\) in (\S+)/.exec(settled.stdout)
+    expect(kept).not.toBeNull()
+    expect(fs.readFileSync(kept![1]!, "utf8")).toBe("mine\n")
+
+    fs.renameSync(m.up.bare, `${m.up.bare}.gone`)
+    const broken = await m.cli("skill", "status")
+    expect(broken.code).toBe(1)
+    expect(broken.stdout).toMatch(/error in source team/)
+    expect((await m.cli("skill", "sync", "--yes")).code).toBe(1)
+  })
+
+  it("a layout set from a file is checked with its line; an install that matches nothing says what the tree holds and exits 1", async () => {
+    const m = machine({ "packs/a/skills/x/SKILL.md": "x\n", "packs/b/skills/y/SKILL.md": "y\n", "packs/b/skills/y/notes.md": "notes\n" })
+    const nothing = await m.cli("skill", "install", `git:${m.up.bare}`, "--tools", "claude", "--name", "team")
+    expect(nothing.code).toBe(1)
+    expect(nothing.stderr).toMatch(/matches no unit.*found 2 SKILL\.md under packs\/\*\/skills\/\*/s)
+    expect(fs.existsSync(nodePath.join(m.env.AGENTSYNC_HOME, "manifest.yaml"))).toBe(false)
+
+    const bad = nodePath.join(m.root, "bad-layout.yaml")
+    fs.writeFileSync(bad, "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{nmae}\n")
+    const added = await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team", "--layout", bad)
+    expect(added.code).toBe(1)
+    expect(added.stderr).toContain(`${bad}:3: 0.home: "skills/{nmae}" uses {nmae}, which the glob does not capture`)
+
+    const good = nodePath.join(m.root, "layout.yaml")
+    fs.writeFileSync(good, "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{name}\n  exclude: [notes.md]\n")
+    expect((await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team")).code).toBe(0)
+    const set = await m.cli("skill", "source", "layout", "team", good)
+    expect(set.code, set.stderr).toBe(0)
+    const shown = await m.cli("skill", "source", "layout", "team")
+    expect(shown.stdout).toContain("home: skills/{name}")
+    const ok = await m.cli("skill", "install", "team", "--tools", "claude")
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(readTree(nodePath.join(m.root, "claude"))).toEqual({ "skills/x/SKILL.md": "x\n", "skills/y/SKILL.md": "y\n" })
   })
 })

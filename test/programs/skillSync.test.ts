@@ -1,55 +1,19 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer, Option } from "effect"
+import { ConfigProvider, Effect, Option } from "effect"
 import * as SkillSync from "../../src/programs/skillSync.js"
-import { type Git, layer as gitLayer } from "../../src/services/Git.js"
-import { layer as shellLayer } from "../../src/services/Shell.js"
-import { SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
-import { git, isolateGit, lockedUnit, makeUpstream, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
+import type { Git } from "../../src/services/Git.js"
+import { SkillStore } from "../../src/services/SkillStore.js"
+import { git, isolateGit, lockedUnit, SAMPLE, tempRoot } from "../support/gitFixture.js"
+import { makeWorld, read, runIn, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skillsync")
 isolateGit(top)
 afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
 
-let counter = 0
-/** A fresh world: its own upstream, state dir and tool homes; nothing touches the real home. */
-const world = (files: Record<string, string> = SAMPLE) => {
-  const root = nodePath.join(top, `w${counter++}`)
-  fs.mkdirSync(root, { recursive: true })
-  const up = makeUpstream(root, files)
-  const env = {
-    HOME: nodePath.join(root, "home"),
-    AGENTSYNC_TOOL_HOME_CLAUDE: nodePath.join(root, "claude"),
-    AGENTSYNC_TOOL_HOME_CODEX: nodePath.join(root, "codex")
-  }
-  const state = nodePath.join(root, "state")
-  const layer = Layer.mergeAll(storeLayer({ root: state, env }), gitLayer.pipe(Layer.provide(shellLayer))).pipe(
-    Layer.provideMerge(NodeContext.layer)
-  )
-  const claude = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CLAUDE, p)
-  const codex = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CODEX, p)
-  const lockText = () => (fs.existsSync(nodePath.join(state, "lock.yaml")) ? fs.readFileSync(nodePath.join(state, "lock.yaml"), "utf8") : undefined)
-  const snapshot = () => ({
-    claude: readTree(env.AGENTSYNC_TOOL_HOME_CLAUDE),
-    codex: readTree(env.AGENTSYNC_TOOL_HOME_CODEX),
-    lock: lockText(),
-    manifest: fs.existsSync(nodePath.join(state, "manifest.yaml")) ? fs.readFileSync(nodePath.join(state, "manifest.yaml"), "utf8") : undefined,
-    remote: up.log()
-  })
-  const install = SkillSync.install({ uri: `git:${up.bare}`, name: "team", tools: ["claude", "codex"] })
-  return { root, up, env, state, layer, claude, codex, snapshot, lockText, install }
-}
-
-const run = <A, E>(w: ReturnType<typeof world>, effect: Effect.Effect<A, E, SkillStore | Git>) =>
-  Effect.provide(effect, w.layer)
-
-const read = (p: string) => fs.readFileSync(p, "utf8")
-const write = (p: string, s: string) => {
-  fs.mkdirSync(nodePath.dirname(p), { recursive: true })
-  fs.writeFileSync(p, s)
-}
+const world = () => makeWorld(top)
+const run = runIn
 
 describe("skill install and sync (real git, local bare remotes)", () => {
   it.effect("install deploys every unit to every tool and records the base; a second sync has nothing to do", () => {
@@ -355,21 +319,21 @@ describe("skill install and sync (real git, local bare remotes)", () => {
     )
   })
 
-  it.effect("a unit named in the manifest that exists only in a home is adopted into the repo", () => {
+  it.effect("a unit named in the manifest that exists only in a home is adopted into the repo; one not selected is not", () => {
     const w = world()
     return run(
       w,
       Effect.gen(function* () {
-        yield* w.install
+        yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", tools: ["claude", "codex"], units: "agents/*" })
         write(w.claude("skills/fresh/SKILL.md"), "written at home first\n")
-        write(w.claude("skills/stray/SKILL.md"), "not named anywhere\n")
-        const named = yield* SkillSync.install({ uri: "team", units: "skills/fresh", tools: ["claude"] })
+        write(w.claude("skills/stray/SKILL.md"), "not selected\n")
+        const named = yield* SkillSync.install({ uri: "team", units: "skills/fresh", tools: ["claude", "codex"] })
         expect(named.report.actions.find((a) => a.unit === "skills/fresh")?.reason).toMatch(/new in the home \(skipped: --to-home only\)/)
         const r = yield* SkillSync.sync()
         expect(r.actions.filter((a) => a.direction === "ToRepo").map((a) => a.unit)).toEqual(["skills/fresh"])
         expect(w.up.read("skills/fresh/SKILL.md")).toBe("written at home first\n")
         expect(w.up.read("skills/stray/SKILL.md")).toBeUndefined()
-        // The wildcard selection also names codex for it: the edit going to the repo reaches codex in the same run.
+        // The selection names codex for it too: the edit going to the repo reaches codex in the same run.
         expect(r.actions.find((a) => a.unit === "skills/fresh" && a.tool === "codex")?.direction).toBe("ToHome")
         expect(read(w.codex("skills/fresh/SKILL.md"))).toBe("written at home first\n")
         expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })

@@ -21,31 +21,46 @@ const ID = ["-c", "user.name=Upstream", "-c", "user.email=upstream@example.com"]
 export const git = (cwd: string, ...args: Array<string>) =>
   execFileSync("git", [...ID, ...args], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim()
 
+/** A file of a fixture: its text, an executable script, or a symbolic link to a relative target. */
+export type FixtureFile = string | { readonly exec: string } | { readonly link: string }
+
+const place = (abs: string, content: FixtureFile) => {
+  fs.mkdirSync(nodePath.dirname(abs), { recursive: true })
+  fs.rmSync(abs, { force: true })
+  if (typeof content === "string") fs.writeFileSync(abs, content, { mode: 0o644 })
+  else if ("exec" in content) {
+    fs.writeFileSync(abs, content.exec)
+    fs.chmodSync(abs, 0o755)
+  } else fs.symlinkSync(content.link, abs)
+}
+
 export interface Upstream {
   readonly bare: string
   readonly work: string
   /** Writes (string) or deletes (null) files in the upstream clone, commits and pushes; returns the commit. */
-  readonly commit: (files: Record<string, string | null>, message?: string) => string
+  readonly commit: (files: Record<string, FixtureFile | null>, message?: string) => string
   readonly read: (path: string) => string | undefined
   readonly log: () => ReadonlyArray<string>
+  /** The git mode of a path on main (`100644`, `100755`, `120000`), if present. */
+  readonly mode: (path: string) => string | undefined
 }
 
-/** A bare repository with an initial commit of `files` on `main`. */
-export const makeUpstream = (root: string, files: Record<string, string>, name = "remote"): Upstream => {
+/**
+ * A bare repository with an initial commit of `files` on `main`. `head` is the branch the bare repository's HEAD
+ * names (a plain `git init --bare` names `master`, which may not exist).
+ */
+export const makeUpstream = (root: string, files: Record<string, FixtureFile>, name = "remote", head = "main"): Upstream => {
   const bare = nodePath.join(root, `${name}.git`)
   const work = nodePath.join(root, `${name}-work`)
-  execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare])
+  execFileSync("git", ["init", "-q", "--bare", "-b", head, bare])
   execFileSync("git", ["clone", "-q", bare, work], { stdio: "ignore" })
   git(work, "checkout", "-q", "-b", "main")
-  const commit = (changes: Record<string, string | null>, message = "upstream change") => {
+  const commit = (changes: Record<string, FixtureFile | null>, message = "upstream change") => {
     git(work, "pull", "-q", "--ff-only", "origin", "main").toString()
     for (const [p, content] of Object.entries(changes)) {
       const abs = nodePath.join(work, p)
       if (content === null) fs.rmSync(abs, { force: true })
-      else {
-        fs.mkdirSync(nodePath.dirname(abs), { recursive: true })
-        fs.writeFileSync(abs, content)
-      }
+      else place(abs, content)
     }
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", message)
@@ -53,10 +68,7 @@ export const makeUpstream = (root: string, files: Record<string, string>, name =
     return git(work, "rev-parse", "HEAD")
   }
   // The first commit has no branch to pull yet.
-  for (const [p, content] of Object.entries(files)) {
-    fs.mkdirSync(nodePath.dirname(nodePath.join(work, p)), { recursive: true })
-    fs.writeFileSync(nodePath.join(work, p), content)
-  }
+  for (const [p, content] of Object.entries(files)) place(nodePath.join(work, p), content)
   git(work, "add", "-A")
   git(work, "commit", "-q", "-m", "initial")
   git(work, "push", "-q", "-u", "origin", "main")
@@ -71,19 +83,28 @@ export const makeUpstream = (root: string, files: Record<string, string>, name =
         return undefined
       }
     },
-    log: () => execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "main"], { encoding: "utf8" }).trim().split("\n")
+    log: () => execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "main"], { encoding: "utf8" }).trim().split("\n"),
+    mode: (p) => {
+      const line = execFileSync("git", ["--git-dir", bare, "ls-tree", "main", "--", p], { encoding: "utf8" }).trim()
+      return line === "" ? undefined : line.split(" ")[0]
+    }
   }
 }
 
-/** A tree of files under `dir`, as relative path → content, for comparisons. */
+/**
+ * A tree of files under `dir`, as relative path → content, for comparisons: a symbolic link is `-> target`, an
+ * executable file's content is followed by ` [+x]`.
+ */
 export const readTree = (dir: string): Record<string, string> => {
   const out: Record<string, string> = {}
   const walk = (d: string, rel: string) => {
     if (!fs.existsSync(d)) return
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const r = rel === "" ? e.name : `${rel}/${e.name}`
-      if (e.isDirectory()) walk(nodePath.join(d, e.name), r)
-      else out[r] = fs.readFileSync(nodePath.join(d, e.name), "utf8")
+      const abs = nodePath.join(d, e.name)
+      if (e.isSymbolicLink()) out[r] = `-> ${fs.readlinkSync(abs)}`
+      else if (e.isDirectory()) walk(abs, r)
+      else out[r] = `${fs.readFileSync(abs, "utf8")}${fs.statSync(abs).mode & 0o100 ? " [+x]" : ""}`
     }
   }
   walk(dir, "")

@@ -2,8 +2,8 @@
 import { Either, ParseResult, Schema } from "effect"
 import { isNode, LineCounter, parseDocument, stringify } from "yaml"
 import { InvalidInput } from "../../errors.js"
-import { Sha256 } from "../model.js"
 import { checkGitUrl, checkName, checkRef, checkUnitName, parseSourceUri } from "./guards.js"
+import { layoutProblem } from "./layout.js"
 
 const guarded = (check: (s: string) => Either.Either<string, InvalidInput>, id: string) =>
   Schema.String.pipe(
@@ -27,9 +27,25 @@ const LayoutPath = Schema.String.pipe(
   )
 )
 
-/** One layout rule: a repo file matching `glob` anchors a unit whose root is `repo` in the repo and `home` in a tool home. */
-export const LayoutMapping = Schema.Struct({ glob: LayoutPath, home: LayoutPath, repo: LayoutPath })
+/**
+ * One layout rule: a repo file matching `glob` anchors a unit whose root is `repo` in the repo and `home` in a tool
+ * home; repo files matching an `exclude` glob are neither anchors nor members of its units.
+ */
+export const LayoutMapping = Schema.Struct({
+  glob: LayoutPath,
+  repo: LayoutPath,
+  home: LayoutPath,
+  exclude: Schema.optional(Schema.Array(LayoutPath))
+})
 export type LayoutMapping = typeof LayoutMapping.Type
+
+/** A list of layout rules that compiles: the error points at the rule (and so at its line) that does not. */
+export const TargetLayout = Schema.Array(LayoutMapping).pipe(
+  Schema.filter((rules) => {
+    const problem = layoutProblem(rules)
+    return problem === undefined ? true : { path: [problem.index, problem.field], message: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }
+  })
+)
 
 export const ManifestSource = Schema.Struct({
   name: SourceName,
@@ -37,7 +53,8 @@ export const ManifestSource = Schema.Struct({
   ref: Schema.optionalWith(GitRef, { default: () => "main" }),
   enabled: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   read_only: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  target_layout: Schema.optionalWith(Schema.Array(LayoutMapping), { default: () => [] })
+  /** Empty: the layout is detected from the repository's own markers. */
+  target_layout: Schema.optionalWith(TargetLayout, { default: () => [] })
 })
 export type ManifestSource = typeof ManifestSource.Type
 
@@ -56,8 +73,41 @@ export const Manifest = Schema.Struct({
 })
 export type Manifest = typeof Manifest.Type
 
-/** Unit files: SHA-256 by path relative to the unit root (`""` for a single-file unit). */
-export const UnitFiles = Schema.Record({ key: Schema.String, value: Sha256 })
+/**
+ * What a unit file is, as one string: the SHA-256 of its bytes (of its target, for a symbolic link), then `+x` for
+ * an executable file or `+l` for a link. Two files are the same when their digests are equal, mode included.
+ */
+export const FileDigest = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}(?:\+[xl])?$/), Schema.annotations({ identifier: "FileDigest" }))
+
+export type FileKind = "file" | "exec" | "link"
+
+export const digestOf = (sha: string, kind: FileKind): string => (kind === "file" ? sha : `${sha}+${kind === "exec" ? "x" : "l"}`)
+
+export const kindOf = (digest: string): FileKind => (digest.endsWith("+x") ? "exec" : digest.endsWith("+l") ? "link" : "file")
+
+/** The SHA-256 part of a digest. */
+export const shaOf = (digest: string): string => digest.slice(0, 64)
+
+/** The kind of a file from its git mode (`100755` executable, `120000` link). */
+export const kindOfGitMode = (mode: string): FileKind => (mode === "100755" ? "exec" : mode === "120000" ? "link" : "file")
+
+/**
+ * Whether a symbolic link at `rel` (relative to a unit root) pointing at `target` stays inside the unit: a relative
+ * target that resolves below the root. Anything else (absolute, leading out, the root itself) is not deployed.
+ */
+export const linkStaysInside = (rel: string, target: string): boolean => {
+  if (rel === "" || target === "" || target.startsWith("/") || target.includes("\\") || /[\0\r\n]/.test(target)) return false
+  const parts = rel.split("/").slice(0, -1)
+  for (const seg of target.split("/")) {
+    if (seg === "" || seg === ".") continue
+    if (seg !== "..") parts.push(seg)
+    else if (parts.pop() === undefined) return false
+  }
+  return parts.length > 0
+}
+
+/** Unit files: a digest by path relative to the unit root (`""` for a single-file unit). */
+export const UnitFiles = Schema.Record({ key: Schema.String, value: FileDigest })
 export type UnitFiles = typeof UnitFiles.Type
 
 export const LockedDeployment = Schema.Struct({
@@ -118,6 +168,12 @@ const parseState = <A, I>(schema: Schema.Schema<A, I>, file: string, text: strin
 
 export const parseManifest = (file: string, text: string) => parseState(Manifest, file, text)
 
+/** A layout file for `skill source layout`: a YAML list of rules `{glob, repo, home, exclude?}`. */
+export const parseLayout = (file: string, text: string) => parseState(TargetLayout, file, text)
+
+/** Layout rules as YAML, in the form `parseLayout` reads. */
+export const renderLayout = (rules: ReadonlyArray<LayoutMapping>): string => render(Schema.encodeSync(Schema.Array(LayoutMapping))(rules))
+
 /**
  * The lock is written as JSON (which is YAML) so that thousands of entries parse in milliseconds; anything else,
  * or anything invalid, goes through the YAML parser, which names the line.
@@ -136,7 +192,7 @@ export const parseLock = (file: string, text: string): Either.Either<Lock, Inval
   return parseState(Lock, file, text)
 }
 
-const SHA = /^[0-9a-f]{64}$/
+const SHA = /^[0-9a-f]{64}(?:\+[xl])?$/
 const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 const only = (o: Record<string, unknown>, keys: ReadonlyArray<string>) => Object.keys(o).every((k) => keys.includes(k))
 

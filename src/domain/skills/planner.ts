@@ -1,6 +1,6 @@
 /** The skill sync planner (pure): per unit and tool, from base, home and repo states, ToHome / ToRepo / NoOp / Conflict. */
 import { createHash } from "node:crypto"
-import type { UnitFiles } from "./model.js"
+import { kindOf, shaOf, type UnitFiles } from "./model.js"
 
 export type Direction = "ToHome" | "ToRepo" | "NoOp" | "Conflict"
 export type Prefer = "home" | "repo"
@@ -58,6 +58,8 @@ export interface SkillAction {
   readonly from: "repo" | { readonly tool: string }
   /** What the lock does for this unit and tool once the action succeeded. */
   readonly lock: "keep" | "set" | "drop"
+  /** A conflict settled by --prefer: the side written over is kept in a backup first. */
+  readonly backup: boolean
   /** The states the plan saw: executors re-check the target side against them just before writing. */
   readonly base: Side
   readonly home: Side
@@ -100,19 +102,38 @@ export const sideHash = (s: Side): string => {
   return out
 }
 
-/** The files that differ between two sides, for reasons. */
+/** Two digests of the same bytes that differ only by the executable bit. */
+const modeOnly = (a: string | undefined, b: string | undefined) =>
+  a !== undefined && b !== undefined && a !== b && shaOf(a) === shaOf(b) && kindOf(a) !== "link" && kindOf(b) !== "link"
+
+/** The files that differ between two sides, for reasons; a file whose mode alone changed is marked `(mode)`. */
 export const changedFiles = (a: Side, b: Side, fileLabel = "(file)"): ReadonlyArray<string> => {
   const x = norm(a) ?? {}
   const y = norm(b) ?? {}
   const out = new Set<string>()
-  for (const k in x) if (x[k] !== y[k]) out.add(k === "" ? fileLabel : k)
-  for (const k in y) if (!(k in x)) out.add(k === "" ? fileLabel : k)
+  const label = (k: string) => `${k === "" ? fileLabel : k}${modeOnly(x[k], y[k]) ? `${k === "" && fileLabel === "" ? "" : " "}(mode)` : ""}`
+  for (const k in x) if (x[k] !== y[k]) out.add(label(k))
+  for (const k in y) if (!(k in x)) out.add(label(k))
   return [...out].sort()
+}
+
+/**
+ * Whether writing `target` over `side` loses nothing: each file of the side is as the base had it, or already as
+ * the target has it. A run interrupted halfway leaves a side like that (some files new, the rest as before).
+ */
+const subsumed = (side: UnitFiles, base: UnitFiles, target: UnitFiles | undefined): boolean => {
+  const t = target ?? {}
+  for (const k in side) if (side[k] !== base[k] && side[k] !== t[k]) return false
+  for (const k in base) if (!(k in side) && k in t) return false
+  return true
 }
 
 const list = (files: ReadonlyArray<string>) => (files.length <= 3 ? files.join(", ") : `${files.slice(0, 3).join(", ")} +${files.length - 3}`)
 
-type Decision = Pick<SkillAction, "direction" | "status" | "reason" | "content" | "lock"> & { readonly from?: SkillAction["from"] }
+type Decision = Pick<SkillAction, "direction" | "status" | "reason" | "content" | "lock"> & {
+  readonly from?: SkillAction["from"]
+  readonly backup?: boolean
+}
 
 const noop = (status: UnitStatus, reason: string, lock: SkillAction["lock"] = "keep", content: Side = undefined): Decision => ({
   direction: "NoOp",
@@ -142,12 +163,12 @@ const toRepo = (status: UnitStatus, reason: string, content: Side): Decision => 
 const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: boolean, o: PlanOptions): Decision => {
   if (o.prefer === "repo") {
     if (r === undefined && !o.delete) return noop(status, `${why}; --prefer repo would remove the home copy: add --delete`)
-    return toHome(status, `${why}; --prefer repo`, r)
+    return { ...toHome(status, `${why}; --prefer repo`, r), backup: h !== undefined }
   }
   if (o.prefer === "home") {
     if (readOnly) return noop(status, `${why}; --prefer home: home kept, the source is read-only`)
     if (h === undefined && !o.delete) return noop(status, `${why}; --prefer home would remove the unit from the repo: add --delete`)
-    return toRepo(status, `${why}; --prefer home`, h)
+    return { ...toRepo(status, `${why}; --prefer home`, h), backup: r !== undefined }
   }
   return { direction: "Conflict", status, reason: `${why}; choose with --prefer home|repo`, content: undefined, lock: "keep" }
 }
@@ -156,11 +177,12 @@ const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: bo
 const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, unit: string): Decision => {
   // A single-file unit has one unnamed file: its reasons need no file list.
   const single = (x: Side, y: Side) => {
-    const files = changedFiles(x, y, "")
-    return files.length === 1 && files[0] === ""
+    for (const k in x ?? {}) if (k !== "") return false
+    for (const k in y ?? {}) if (k !== "") return false
+    return true
   }
   const changed = (x: Side, y: Side) => list(changedFiles(x, y, unit.slice(unit.lastIndexOf("/") + 1)))
-  const what = (x: Side, y: Side) => (single(x, y) ? "" : `: ${changed(x, y)}`)
+  const what = (x: Side, y: Side) => (single(x, y) ? (modeOnly(x?.[""], y?.[""]) ? " (mode)" : "") : `: ${changed(x, y)}`)
   if (b === undefined) {
     if (h === undefined && r === undefined) return noop("in-sync", "absent on both sides")
     if (h === undefined) return toHome("new-in-repo", "new in the repo", r)
@@ -197,6 +219,10 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
       ? noop("both-changed", "deleted on both sides", "drop")
       : noop("both-changed", "both sides changed to the same content", "set", r)
   }
+  // One side holds only the other's changes (each file as the base had it or already as the other side has it):
+  // finishing the write loses nothing.
+  if (h !== undefined && r !== undefined && subsumed(h, b, r)) return toHome("repo-changed", `repo changed${what(h, r)} (the home already holds part of it)`, r)
+  if (h !== undefined && r !== undefined && !readOnly && subsumed(r, b, h)) return toRepo("home-changed", `home changed${what(r, h)} (the repo already holds part of it)`, h)
   const why =
     h === undefined
       ? "deleted in the home, changed in the repo"
@@ -269,6 +295,7 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
     content: d.content,
     from: d.from ?? "repo",
     lock: d.lock,
+    backup: d.backup === true,
     base: states[i]!.base,
     home: states[i]!.home,
     repo

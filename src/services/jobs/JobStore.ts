@@ -17,7 +17,7 @@ import {
 } from "../../domain/jobs/runs.js"
 import { type DatabaseError, InvalidInput, IoError, type SyncInProgress } from "../../errors.js"
 import { writeFileAtomic } from "../Workspace.js"
-import * as RunLock from "./runLock.js"
+import * as ProcessLock from "../ProcessLock.js"
 
 export type JobStoreError = DatabaseError | IoError | InvalidInput
 
@@ -116,7 +116,7 @@ export const makeFile = (projectRoot: string): JobStoreShape => {
   const write = (runs: ReadonlyArray<JobRun>) =>
     Effect.flatMap(Schema.encode(StateFile)({ version: 1, runs }).pipe(Effect.orDie), (text) => writeFileAtomic(state, text))
   const runner = Effect.gen(function* () {
-    yield* RunLock.acquire(lock)
+    yield* ProcessLock.acquire(lock, "jobs run")
     // Holding the lock, this is the only scheduler: what the last one left running will never finish.
     const runs = yield* read
     const now = yield* Effect.clockWith((c) => c.currentTimeMillis)

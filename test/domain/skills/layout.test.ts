@@ -1,6 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import { compileLayout, DEFAULT_LAYOUT, discoverUnits, unitFromName, unitNameMatcher } from "../../../src/domain/skills/layout.js"
+import {
+  compileLayout,
+  DEFAULT_LAYOUT,
+  discoverUnits,
+  homeScanPlan,
+  isExcluded,
+  layoutProblem,
+  pathMatcher,
+  unitFromName,
+  unitNameMatcher,
+  unitsFromHome
+} from "../../../src/domain/skills/layout.js"
+import { linkStaysInside, parseLayout } from "../../../src/domain/skills/model.js"
 
 const layoutOf = (mappings: Parameters<typeof compileLayout>[0]) => Either.getOrThrow(compileLayout(mappings))
 
@@ -86,5 +98,108 @@ describe("layout mapping", () => {
     expect(unitNameMatcher("skills/*")("agents/pdf")).toBe(false)
     expect(unitNameMatcher("skills/pdf")("skills/pdf")).toBe(true)
     expect(DEFAULT_LAYOUT).toHaveLength(4)
+  })
+
+  it("named captures let home and repo keep different segments; exclude leaves files out as anchors and as members", () => {
+    const layout = layoutOf([
+      { glob: "plugins/{plugin}/skills/{name}/SKILL.md", repo: "plugins/{plugin}/skills/{name}", home: "skills/{name}", exclude: ["**/drafts/**", "*.bak"] },
+      { glob: "plugins/{plugin}/agents/{name}.md", repo: "plugins/{plugin}/agents/{name}.md", home: "agents/{plugin}/{name}.md", exclude: ["README.md"] }
+    ])
+    const { units, collisions } = discoverUnits(layout, [
+      "plugins/ops/skills/deploy/SKILL.md",
+      "plugins/ops/skills/deploy/drafts/idea.md",
+      "plugins/ops/skills/deploy/old.bak",
+      "plugins/ops/skills/deploy/run.sh",
+      "plugins/ops/agents/README.md",
+      "plugins/ops/agents/oncall.md",
+      "plugins/review/agents/oncall.md"
+    ])
+    expect(collisions).toEqual([])
+    expect(units.map((u) => [u.name, u.repoRoot, u.homeRoot, u.files])).toEqual([
+      ["skills/deploy", "plugins/ops/skills/deploy", "skills/deploy", ["SKILL.md", "run.sh"]],
+      ["agents/ops/oncall", "plugins/ops/agents/oncall.md", "agents/ops/oncall.md", [""]],
+      ["agents/review/oncall", "plugins/review/agents/oncall.md", "agents/review/oncall.md", [""]]
+    ])
+    expect(isExcluded(layout, units[0]!, "drafts/x.md")).toBe(true)
+    expect(isExcluded(layout, units[0]!, "notes.md")).toBe(false)
+    // The skill's home drops {plugin}: it cannot be read backwards, the agents' can.
+    expect(unitFromName(layout, "skills/deploy")).toBeUndefined()
+    expect(unitFromName(layout, "agents/ops/pager")).toMatchObject({ repoRoot: "plugins/ops/agents/pager.md", homeRoot: "agents/ops/pager.md" })
+  })
+
+  it("two repo units on one home path, or one inside the other's folder, are a collision naming both", () => {
+    const layout = layoutOf([{ glob: "packs/{pack}/{name}/SKILL.md", repo: "packs/{pack}/{name}", home: "skills/{name}" }])
+    const found = discoverUnits(layout, ["packs/a/pdf/SKILL.md", "packs/b/pdf/SKILL.md", "packs/b/other/SKILL.md"])
+    expect(found.units.map((u) => u.repoRoot)).toEqual(["packs/a/pdf", "packs/b/other"])
+    expect(found.collisions).toEqual([{ home: "skills/pdf", first: "packs/a/pdf", second: "packs/b/pdf" }])
+    const nested = layoutOf([
+      { glob: "a/*/SKILL.md", repo: "a/*", home: "skills/*" },
+      { glob: "b/*.md", repo: "b/*.md", home: "skills/x/*.md" }
+    ])
+    expect(discoverUnits(nested, ["a/x/SKILL.md", "b/y.md"]).collisions).toEqual([{ home: "skills/x/y.md", first: "a/x", second: "b/y.md" }])
+  })
+
+  it("a rule that does not compile names its field", () => {
+    expect(layoutProblem([{ glob: "x/{a}/SKILL.md", repo: "x/{a}", home: "skills/{b}" }])).toEqual({ index: 0, field: "home", reason: "uses {b}, which the glob does not capture" })
+    expect(layoutProblem([{ glob: "x/{a/SKILL.md", repo: "x", home: "y" }])?.field).toBe("glob")
+    expect(layoutProblem([{ glob: "x/{a}/{a}.md", repo: "x/{a}/{a}.md", home: "a/{a}.md" }])?.reason).toMatch(/same capture twice/)
+    expect(layoutProblem(DEFAULT_LAYOUT)).toBeUndefined()
+  })
+
+  it("a layout file is parsed with the line of the rule that is wrong", () => {
+    const text = "# team layout\n- glob: skills/*/SKILL.md\n  repo: skills/*\n  home: skills/*\n- glob: x/{a}.md\n  repo: x/{a}.md\n  home: y/{z}.md\n"
+    const e = Either.getLeft(parseLayout("layout.yaml", text))
+    expect(e.pipe((o) => (o._tag === "Some" ? o.value.message : ""))).toBe('layout.yaml:7: 1.home: "y/{z}.md" uses {z}, which the glob does not capture')
+    expect(Either.getOrThrow(parseLayout("layout.yaml", "- {glob: a/*.md, repo: a/*.md, home: b/*.md, exclude: [README.md]}\n"))).toEqual([
+      { glob: "a/*.md", repo: "a/*.md", home: "b/*.md", exclude: ["README.md"] }
+    ])
+    expect(Either.isLeft(parseLayout("layout.yaml", "- {glob: ../x/*.md, repo: ../x/*.md, home: b/*.md}\n"))).toBe(true)
+  })
+
+  it("finds units that exist only in a home, where the layout maps them back to the repo", () => {
+    const plan = homeScanPlan(defaults)
+    expect(plan).toEqual([
+      { dir: "skills", depth: 2 },
+      { dir: "agents", depth: 2 },
+      { dir: "commands", depth: 1 }
+    ])
+    const found = unitsFromHome(defaults, ["skills/new/SKILL.md", "skills/new/ref.md", "skills/nothing/notes.md", "agents/a.md", "agents/team/b.md", "agents/README.md", "commands/c.md", "commands/deep/d.md"])
+    expect(found.map((u) => [u.name, u.repoRoot])).toEqual([
+      ["skills/new", "skills/new"],
+      ["agents/a", "agents/a.md"],
+      ["agents/team/b", "agents/team/b.md"],
+      ["commands/c", "commands/c.md"]
+    ])
+  })
+
+  it("every unit read back from its home is the unit the repo would give (round trip)", () => {
+    const segment = fc.constantFrom("a", "b", "x.md", "SKILL.md", "README.md")
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom("skills", "agents", "commands"), fc.array(segment, { minLength: 1, maxLength: 3 })).map(([top, s]) => `${top}/${s.join("/")}`), { maxLength: 20 }), (paths) => {
+        const repo = discoverUnits(defaults, paths).units
+        const homePaths = repo.flatMap((u) => u.files.map((f) => (f === "" ? u.homeRoot : `${u.homeRoot}/${f}`)))
+        const back = unitsFromHome(defaults, homePaths)
+        expect(back.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()).toEqual(repo.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort())
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("matches exclude globs as .gitignore does for a bare name", () => {
+    expect(pathMatcher("README.md")("plugins/a/agents/README.md")).toBe(true)
+    expect(pathMatcher("README.md")("plugins/a/agents/NOTREADME.md")).toBe(false)
+    expect(pathMatcher("**/drafts/**")("a/drafts/b/c.md")).toBe(true)
+    expect(pathMatcher("**/drafts/**")("drafts/c.md")).toBe(true)
+    expect(pathMatcher("a/*.md")("a/b/c.md")).toBe(false)
+  })
+
+  it("a link stays inside its unit only when it resolves below the unit root", () => {
+    expect(linkStaysInside("latest.md", "reference.md")).toBe(true)
+    expect(linkStaysInside("scripts/ref", "../reference.md")).toBe(true)
+    expect(linkStaysInside("scripts/ref", "../../README.md")).toBe(false)
+    expect(linkStaysInside("a", "/etc/passwd")).toBe(false)
+    expect(linkStaysInside("a", ".")).toBe(false)
+    expect(linkStaysInside("d/a", "..")).toBe(false)
+    expect(linkStaysInside("", "x")).toBe(false)
   })
 })

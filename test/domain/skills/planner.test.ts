@@ -59,6 +59,9 @@ const applyPlan = (s: UnitState, actions: ReadonlyArray<SkillAction>): UnitState
 }
 
 const present = (s: Side) => s !== undefined && Object.keys(s).length > 0
+const paths = (a: Side, b: Side) => new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])
+/** Writing `target` over `side` keeps every file the side changed from its base (or already holds the target's). */
+const keepsEdits = (side: Side, base: Side, target: Side) => [...paths(side, base)].every((p) => side?.[p] === base?.[p] || side?.[p] === target?.[p])
 const sameState = (a: UnitState, b: UnitState) =>
   sameSide(a.repo, b.repo) &&
   a.tools.every((t, i) => sameSide(t.home, b.tools[i]!.home) && sameSide(t.base, b.tools[i]!.base) && present(t.base) === present(b.tools[i]!.base))
@@ -87,22 +90,20 @@ describe("skill planner laws", () => {
     )
   })
 
-  it("never overwrites a side whose content differs from the base unless --prefer chose it", () => {
+  it("never writes over a file edited since the base unless --prefer chose it (finishing a half-written side loses nothing)", () => {
     fc.assert(
       fc.property(arbInput, arbOptions, (input, options) => {
         const state = toState(input)
         for (const a of planUnit(state, options)) {
           const t = state.tools.find((x) => x.tool === a.tool)!
           if (a.direction === "ToHome") {
-            const safe = sameSide(t.home, t.base) || (!present(t.base) && !present(t.home))
-            expect(safe || options.prefer === "repo").toBe(true)
+            expect(keepsEdits(t.home, t.base, a.content) || options.prefer === "repo").toBe(true)
             if (!present(a.content)) expect(options.delete).toBe(true)
             if (options.toHome || options.toRepo) expect(options.toHome).toBe(true)
           }
           if (a.direction === "ToRepo") {
             expect(state.readOnly).toBe(false)
-            const safe = sameSide(state.repo, t.base) || (!present(t.base) && !present(state.repo))
-            expect(safe || options.prefer === "home").toBe(true)
+            expect(keepsEdits(state.repo, t.base, a.content) || options.prefer === "home").toBe(true)
             if (!present(a.content)) expect(options.delete).toBe(true)
             if (options.toHome || options.toRepo) expect(options.toRepo).toBe(true)
           }
@@ -112,17 +113,18 @@ describe("skill planner laws", () => {
     )
   })
 
-  it("without --prefer, a side edited since the base is never written", () => {
+  it("without --prefer, every file edited since the base keeps its edit", () => {
     fc.assert(
       fc.property(arbInput, arbOptions, (input, options) => {
         const state = toState(input)
         const after = applyPlan(state, planUnit(state, { ...options, prefer: undefined }))
         state.tools.forEach((t, i) => {
-          const edited = present(t.base) ? !sameSide(t.home, t.base) : present(t.home)
-          if (edited) expect(sameSide(after.tools[i]!.home, t.home)).toBe(true)
+          for (const p of paths(t.home, t.base)) if (t.home?.[p] !== t.base?.[p]) expect(after.tools[i]!.home?.[p]).toBe(t.home?.[p])
         })
-        const repoEdited = state.tools.every((t) => (present(t.base) ? !sameSide(state.repo, t.base) : present(state.repo)))
-        if (repoEdited) expect(sameSide(after.repo, state.repo)).toBe(true)
+        // The repo's edits, against every tool's base (the repo has no base of its own).
+        for (const p of paths(state.repo, undefined)) {
+          if (state.tools.every((t) => state.repo?.[p] !== t.base?.[p])) expect(after.repo?.[p]).toBe(state.repo?.[p])
+        }
       }),
       { numRuns: 3000 }
     )
@@ -198,6 +200,32 @@ describe("skill planner cases", () => {
     expect(folder.reason).toBe("home changed: SKILL.md, b.py")
     const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": H2 } }] })[0]!
     expect(file.reason).toBe("home changed")
+  })
+
+  it("a change of the executable bit alone is a change, shown as (mode)", () => {
+    const x = (h: string) => `${h}+x`
+    expect(one({ "run.sh": x(H1), "SKILL.md": H1 }, { "run.sh": H1, "SKILL.md": H1 }, { "run.sh": x(H1), "SKILL.md": H1 }).reason).toBe("home changed: run.sh (mode)")
+    expect(one({ "run.sh": H1 }, { "run.sh": H1 }, { "run.sh": x(H2) }).reason).toBe("repo changed: run.sh")
+    const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": x(H1) } }] })[0]!
+    expect(file.reason).toBe("home changed (mode)")
+  })
+
+  it("a side that holds part of the other's changes (a run interrupted halfway) is finished, not a conflict", () => {
+    const halfDeployed = one({ a: H1, b: H1 }, { a: H2, b: H1 }, { a: H2, b: H3 })
+    expect(halfDeployed.direction).toBe("ToHome")
+    expect(halfDeployed.reason).toBe("repo changed: b (the home already holds part of it)")
+    const halfCommitted = one({ a: H1, b: H1 }, { a: H2, b: H3 }, { a: H2, b: H1 })
+    expect(halfCommitted.direction).toBe("ToRepo")
+    // Different files changed on each side: a conflict (no merge).
+    expect(one({ a: H1, b: H1 }, { a: H2, b: H1 }, { a: H1, b: H3 }).direction).toBe("Conflict")
+    // A file the home deleted that the repo still has: not part of the repo's change.
+    expect(one({ a: H1, b: H1 }, { a: H2 }, { a: H2, b: H1, c: H3 }).direction).toBe("Conflict")
+  })
+
+  it("--prefer marks the side it writes over for a backup", () => {
+    expect(one(f(H1), f(H2), f(H3), { prefer: "repo" }).backup).toBe(true)
+    expect(one(f(H1), f(H2), f(H3), { prefer: "home" }).backup).toBe(true)
+    expect(one(f(H1), f(H1), f(H3), { prefer: "repo" }).backup).toBe(false)
   })
 
   it("a home edit goes to the repo and on to the other tools", () => {

@@ -1,0 +1,86 @@
+/** What a skill run reports: the plan with the fingerprints it was made from, what was done, and the outcome as an error (conflicts exit 3, failures 1). */
+import { Option } from "effect"
+import { sameSide, type SkillAction, sideHash, type summarize, type UnitStatus } from "../../domain/skills/planner.js"
+import { CommandFailed, Conflict } from "../../errors.js"
+
+/** An action as reported: the decision and the fingerprints of the three states it was taken from. */
+export interface ActionView {
+  readonly source: string
+  readonly unit: string
+  readonly tool: string
+  readonly direction: SkillAction["direction"]
+  readonly status: UnitStatus
+  readonly reason: string
+  readonly home: string
+  readonly repo: string
+  readonly base: string
+}
+
+export interface SyncReport {
+  readonly dryRun: boolean
+  readonly actions: ReadonlyArray<ActionView>
+  readonly summary: ReturnType<typeof summarize>
+  /** What was carried out. */
+  readonly applied: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly tool: string; readonly direction: string }>
+  /** Actions not carried out, and why (the home moved since the plan, a push was rejected, a write failed). */
+  readonly skipped: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly tool: string; readonly reason: string }>
+  /** Commits made in cache clones, and whether they reached the remote. */
+  readonly commits: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly commit: string; readonly pushed: boolean }>
+  /** Sources that could not be prepared (clone, fetch, rebase or push failed), and refusals of the whole run. */
+  readonly errors: ReadonlyArray<{ readonly source: string; readonly reason: string }>
+  /** Repo and home files left out of units (unsafe names, links leading out, submodules). */
+  readonly ignored: ReadonlyArray<{ readonly source: string; readonly path: string; readonly reason: string }>
+  /** Repairs made on the way (a stale git lock removed, a broken cache clone put aside). */
+  readonly notes: ReadonlyArray<{ readonly source: string; readonly note: string }>
+  /** Copies kept of what --prefer wrote over: the side and where its copy is. */
+  readonly backups: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly side: string; readonly path: string }>
+}
+
+export const viewAction = (a: SkillAction): ActionView => {
+  // In sync, the three states are equal: one fingerprint serves all three.
+  const home = sideHash(a.home)
+  return {
+    source: a.source,
+    unit: a.unit,
+    tool: a.tool,
+    direction: a.direction,
+    status: a.status,
+    reason: a.reason,
+    home,
+    repo: sameSide(a.repo, a.home) ? home : sideHash(a.repo),
+    base: sameSide(a.base, a.home) ? home : sideHash(a.base)
+  }
+}
+
+/** The conflicts of a report as the error the CLI exits 3 with, naming both sides' hashes. */
+export const conflictOf = (report: Pick<SyncReport, "actions">): Option.Option<Conflict> => {
+  const conflicts = report.actions.filter((a) => a.direction === "Conflict")
+  if (conflicts.length === 0) return Option.none()
+  return Option.some(
+    new Conflict({
+      reason: `${conflicts.length} unit${conflicts.length === 1 ? "" : "s"} changed on both sides; nothing was written for ${conflicts.length === 1 ? "it" : "them"}. Re-run with --prefer home or --prefer repo`,
+      items: conflicts.map((c) => `${c.source}:${c.unit} [${c.tool}]: home ${c.home}, repo ${c.repo}, base ${c.base}: ${c.reason}`)
+    })
+  )
+}
+
+/**
+ * How a run ends, the same for `status` and `sync`: conflicts are a decision to make (exit 3); a source that could not
+ * be used or an action left undone is a failure (exit 1); otherwise nothing.
+ */
+export const outcomeOf = (
+  command: string,
+  report: Pick<SyncReport, "actions" | "errors"> & { readonly skipped?: SyncReport["skipped"] }
+): Option.Option<Conflict | CommandFailed> => {
+  const conflict = conflictOf(report)
+  if (Option.isSome(conflict)) return conflict
+  const skipped = report.skipped ?? []
+  if (report.errors.length === 0 && skipped.length === 0) return Option.none()
+  return Option.some(
+    new CommandFailed({
+      command,
+      exitCode: 1,
+      stderr: [...report.errors.map((e) => `${e.source}: ${e.reason}`), ...skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)].join("\n")
+    })
+  )
+}

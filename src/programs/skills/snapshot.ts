@@ -1,0 +1,328 @@
+/** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
+import * as nodePath from "node:path"
+import { Effect, Either } from "effect"
+import { homeScanPlan, isExcluded, type UnitLayout, unitFromName, unitNameMatcher, unitsFromHome } from "../../domain/skills/layout.js"
+import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
+import type { UnitState } from "../../domain/skills/planner.js"
+import { InvalidInput, IoError } from "../../errors.js"
+import { SkillStore } from "../../services/SkillStore.js"
+import { type EntryKind, listKindsSync, scanHomeSync, snapshotUnitSync, TEMP_PREFIX, tempsIn, type UnitSnapshot } from "../../services/UnitDisk.js"
+import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
+
+export interface PlannedUnit {
+  readonly prepared: PreparedSource
+  readonly layout: UnitLayout
+  readonly repo: RepoUnit | undefined
+}
+
+export interface BuildOptions {
+  /** A source name, a unit name or glob, or `source:unit`. */
+  readonly scope?: string | undefined
+  readonly dryRun?: boolean | undefined
+  /** Fetch from the remotes first (default true). */
+  readonly fetch?: boolean | undefined
+  /** Only these tools (default: every tool the manifest names for a unit). */
+  readonly tools?: ReadonlyArray<string> | undefined
+  readonly skipPush: boolean
+}
+
+export interface Finding {
+  readonly source: string
+  readonly path: string
+  readonly reason: string
+}
+
+export interface Planned {
+  readonly prepared: ReadonlyArray<PreparedSource>
+  readonly errors: ReadonlyArray<{ readonly source: string; readonly reason: string }>
+  readonly units: ReadonlyMap<string, PlannedUnit>
+  readonly states: ReadonlyArray<UnitState>
+  readonly homes: ReadonlyMap<string, string>
+  /** Repo and home files left out of units, and why. */
+  readonly ignored: ReadonlyArray<Finding>
+  readonly notes: ReadonlyArray<{ readonly source: string; readonly note: string }>
+  /** Two sources that would write one home path: the run is refused before any write. */
+  readonly overlaps: ReadonlyArray<{ readonly source: string; readonly reason: string }>
+  /** Per unit and tool: the home files the plan left out (ignored, excluded); a re-check before writing leaves them out too. */
+  readonly dropped: ReadonlyMap<string, ReadonlySet<string>>
+  /** Temp files and staging folders of interrupted runs, removed before a real run writes. */
+  readonly temps: ReadonlyArray<string>
+}
+
+export const unitKey = (source: string, unit: string) => `${source}\u0000${unit}`
+export const toolKey = (source: string, unit: string, tool: string) => `${source}\u0000${unit}\u0000${tool}`
+
+/** A home copy without the files the plan leaves out. */
+export const keep = (files: UnitFiles | undefined, dropped: ReadonlySet<string> | undefined): UnitFiles | undefined => {
+  if (files === undefined || dropped === undefined || dropped.size === 0) return files
+  const out: Record<string, string> = {}
+  let any = false
+  for (const k in files) {
+    if (dropped.has(k)) continue
+    out[k] = files[k]!
+    any = true
+  }
+  return any ? out : undefined
+}
+
+interface Scope {
+  readonly source: (name: string) => boolean
+  readonly unit: (name: string) => boolean
+}
+
+const parseScope = (manifest: Manifest, scope: string | undefined): Scope => {
+  if (scope === undefined || scope === "") return { source: () => true, unit: () => true }
+  if (manifest.sources.some((s) => s.name === scope)) return { source: (n) => n === scope, unit: () => true }
+  const colon = scope.indexOf(":")
+  if (colon > 0) {
+    const src = scope.slice(0, colon)
+    const unit = unitNameMatcher(scope.slice(colon + 1))
+    return { source: (n) => n === src, unit }
+  }
+  return { source: () => true, unit: unitNameMatcher(scope) }
+}
+
+interface Pending {
+  readonly key: string
+  readonly source: PreparedSource
+  readonly layout: UnitLayout
+  readonly tools: ReadonlyArray<string>
+}
+
+export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifest: Manifest, lock: Lock, options: BuildOptions) {
+  const store = yield* SkillStore
+  const scope = parseScope(manifest, options.scope)
+  if (options.scope !== undefined && options.scope !== "" && !manifest.sources.some((s) => scope.source(s.name))) {
+    return yield* new InvalidInput({ field: "scope", reason: `no source named ${JSON.stringify(options.scope.split(":")[0])}` })
+  }
+  const prepared: Array<PreparedSource> = []
+  const errors: Array<{ source: string; reason: string }> = []
+  for (const source of manifest.sources) {
+    if (!source.enabled || !scope.source(source.name)) continue
+    const result = yield* Effect.either(prepareSource(source, { dryRun: options.dryRun === true, fetch: options.fetch !== false, skipPush: options.skipPush }))
+    // A bad source stops only itself.
+    if (Either.isLeft(result)) errors.push({ source: source.name, reason: result.left.message })
+    else prepared.push(result.right)
+  }
+
+  const homes = new Map<string, string>()
+  const homeOf = (tool: string) =>
+    Effect.gen(function* () {
+      const known = homes.get(tool)
+      if (known !== undefined) return known
+      const home = yield* store.toolHome(tool)
+      homes.set(tool, home)
+      return home
+    })
+
+  // 1. Units of each source: in the repo, remembered by the lock, named in the manifest.
+  const selections = new Map(
+    prepared.map((p) => [p, manifest.units.filter((u) => u.source === p.source.name).map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))])
+  )
+  const selectionsOf = (p: PreparedSource) => selections.get(p)!
+  const toolsFor = (p: PreparedSource, name: string) => {
+    const tools = new Set<string>()
+    for (const s of selectionsOf(p)) if (s.match(name)) for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
+    return [...tools].sort()
+  }
+  const candidates = new Map<PreparedSource, Map<string, UnitLayout>>()
+  for (const p of prepared) {
+    const mine = new Map<string, UnitLayout>()
+    for (const [name, u] of p.units) mine.set(name, u.layout)
+    const lockedUnits = lock.sources[p.source.name]?.units ?? {}
+    const named = selectionsOf(p).filter((s) => !/[*?]/.test(s.name)).map((s) => s.name)
+    for (const name of [...Object.keys(lockedUnits), ...named]) {
+      if (mine.has(name)) continue
+      const layout = unitFromName(p.layout, name)
+      if (layout !== undefined) mine.set(name, layout)
+    }
+    candidates.set(p, mine)
+  }
+
+  // 2. Units that exist only in a home, where a layout would map them: claimed by the one source that can take them.
+  const temps: Array<string> = []
+  const notes: Array<{ source: string; note: string }> = []
+  const claims = new Map<string, Array<{ p: PreparedSource; layout: UnitLayout }>>()
+  const known = new Set<string>()
+  for (const mine of candidates.values()) for (const u of mine.values()) known.add(u.homeRoot)
+  // Units another source deployed are not new, even when that source is outside this run's scope.
+  const owned = new Set<string>()
+  for (const [source, locked] of Object.entries(lock.sources)) {
+    if (manifest.sources.some((x) => x.name === source)) for (const unit of Object.keys(locked.units)) owned.add(unit)
+  }
+  for (const p of prepared) {
+    const tools = new Set(selectionsOf(p).flatMap((s) => s.tools).filter((t) => options.tools === undefined || options.tools.includes(t)))
+    const plan = homeScanPlan(p.layout)
+    for (const tool of tools) {
+      const home = yield* homeOf(tool)
+      const paths: Array<string> = []
+      for (const { dir, depth } of plan) {
+        const scanned = yield* Effect.try({ try: () => scanHomeSync(home, dir, depth, (rel) => known.has(rel)), catch: (cause) => new IoError({ path: nodePath.join(home, dir), reason: "cannot list", cause }) })
+        paths.push(...scanned.paths)
+        temps.push(...scanned.temps)
+      }
+      for (const u of unitsFromHome(p.layout, paths)) {
+        if (candidates.get(p)!.has(u.name) || owned.has(u.name) || !scope.unit(u.name) || !toolsFor(p, u.name).includes(tool)) continue
+        const list = claims.get(u.homeRoot) ?? []
+        if (!list.some((c) => c.p === p)) list.push({ p, layout: u })
+        claims.set(u.homeRoot, list)
+      }
+    }
+  }
+  for (const [homeRoot, list] of claims) {
+    if (list.length === 1) candidates.get(list[0]!.p)!.set(list[0]!.layout.name, list[0]!.layout)
+    else {
+      for (const c of list) {
+        notes.push({
+          source: c.p.source.name,
+          note: `${homeRoot} is new in a home and ${list.map((x) => x.p.source.name).join(" and ")} could each take it; name it with \`agentsync skill install ${c.p.source.name} --units ${c.layout.name}\``
+        })
+      }
+    }
+  }
+
+  // 3. What each tool gets; two sources writing one home path refuse the run.
+  const units = new Map<string, PlannedUnit>()
+  const pending: Array<Pending> = []
+  for (const p of prepared) {
+    for (const [name, layout] of candidates.get(p)!) {
+      if (!scope.unit(name)) continue
+      const tools = toolsFor(p, name)
+      if (tools.length === 0) continue
+      const key = unitKey(p.source.name, name)
+      units.set(key, { prepared: p, layout, repo: p.units.get(name) })
+      pending.push({ key, source: p, layout, tools })
+    }
+  }
+  const overlaps: Array<{ source: string; reason: string }> = []
+  const byTool = new Map<
+    string,
+    { readonly roots: Map<string, Pending>; readonly folders: Map<string, Pending>; readonly above: Map<string, Pending>; readonly names: Map<string, Pending> }
+  >()
+  for (const item of pending) {
+    for (const tool of item.tools) {
+      const seen = byTool.get(tool) ?? { roots: new Map(), folders: new Map(), above: new Map(), names: new Map() }
+      byTool.set(tool, seen)
+      const root = item.layout.homeRoot
+      let clash = seen.roots.get(root) ?? (item.layout.folder ? seen.above.get(root) : undefined)
+      for (let slash = root.indexOf("/"); clash === undefined && slash > 0; slash = root.indexOf("/", slash + 1)) clash = seen.folders.get(root.slice(0, slash))
+      if (clash !== undefined && clash.source !== item.source) {
+        overlaps.push({
+          source: item.source.source.name,
+          reason: `${clash.source.source.name}:${clash.layout.name} and ${item.source.source.name}:${item.layout.name} both map to ${root} in the home of ${tool}`
+        })
+      }
+      seen.roots.set(root, item)
+      seen.names.set(item.layout.name, item)
+      if (item.layout.folder) seen.folders.set(root, item)
+      for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1)) if (!seen.above.has(root.slice(0, slash))) seen.above.set(root.slice(0, slash), item)
+    }
+  }
+  // Sources outside the scope are known by what the lock says they deployed.
+  for (const [source, locked] of Object.entries(lock.sources)) {
+    if (prepared.some((p) => p.source.name === source) || !manifest.sources.some((s) => s.name === source && s.enabled)) continue
+    for (const [unit, perTool] of Object.entries(locked.units)) {
+      for (const tool of Object.keys(perTool)) {
+        const clash = byTool.get(tool)?.names.get(unit)
+        if (clash !== undefined) {
+          overlaps.push({ source: clash.source.source.name, reason: `${source}:${unit} and ${clash.source.source.name}:${unit} both map to ${clash.layout.homeRoot} in the home of ${tool}` })
+        }
+      }
+    }
+  }
+
+  // 4. Home copies, read in one synchronous pass (thousands of small reads; a fiber each would only add overhead):
+  // links that lead out, ignored and excluded files are left out, and never touched.
+  for (const tool of new Set(pending.flatMap((item) => item.tools))) yield* homeOf(tool)
+  const ignored: Array<Finding> = prepared.flatMap((p) => p.ignored.map((i) => ({ source: p.source.name, ...i })))
+  interface Read {
+    readonly item: Pending
+    readonly tool: string
+    readonly abs: string
+    readonly snap: UnitSnapshot
+    /** Home files the repo unit lacks: excluded by the layout, or to be asked whether the repository ignores them. */
+    readonly excluded: ReadonlyArray<string>
+    readonly extra: ReadonlyArray<string>
+  }
+  // One listing per folder holding unit roots tells what each root is (no stat per unit) and finds staging folders.
+  const listings = new Map<string, ReadonlyMap<string, EntryKind>>()
+  const reads = yield* Effect.try({
+    try: () => {
+      const out: Array<Read> = []
+      for (const item of pending) {
+        const repoFiles = units.get(item.key)!.repo?.files ?? {}
+        for (const tool of item.tools) {
+          const abs = nodePath.join(homes.get(tool)!, item.layout.homeRoot)
+          const dir = nodePath.dirname(abs)
+          let kinds = listings.get(dir)
+          if (kinds === undefined) {
+            kinds = listKindsSync(dir)
+            listings.set(dir, kinds)
+          }
+          const snap = snapshotUnitSync(abs, item.layout.folder, kinds.get(nodePath.basename(abs)) ?? "absent")
+          const excluded: Array<string> = []
+          const extra: Array<string> = []
+          for (const rel in snap.files) {
+            if (repoFiles[rel] !== undefined) continue
+            if (isExcluded(item.source.layout, item.layout, rel)) excluded.push(rel)
+            else extra.push(rel)
+          }
+          out.push({ item, tool, abs, snap, excluded, extra })
+        }
+      }
+      return out
+    },
+    catch: (cause) => new IoError({ path: [...homes.values()].join(", "), reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  })
+  const repoPathOf = (item: Pending, rel: string) => (rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`)
+  const asked = new Map<PreparedSource, Set<string>>()
+  for (const r of reads) {
+    temps.push(...r.snap.temps)
+    if (r.extra.length === 0) continue
+    const set = asked.get(r.item.source) ?? new Set<string>()
+    for (const rel of r.extra) set.add(repoPathOf(r.item, rel))
+    asked.set(r.item.source, set)
+  }
+  const ignoredBy = new Map<PreparedSource, ReadonlySet<string>>()
+  for (const [p, paths] of asked) ignoredBy.set(p, yield* p.ignores([...paths]))
+
+  const dropped = new Map<string, ReadonlySet<string>>()
+  const states: Array<UnitState> = []
+  const byItem = new Map<Pending, Array<UnitState["tools"][number]>>()
+  for (const r of reads) {
+    const name = r.item.source.source.name
+    const tools = byItem.get(r.item) ?? []
+    byItem.set(r.item, tools)
+    if (r.snap.linked !== undefined) {
+      ignored.push({ source: name, path: r.abs, reason: `a symbolic link to ${r.snap.linked}: left alone, ${r.item.layout.name} is not synced for ${r.tool}` })
+      continue
+    }
+    for (const o of r.snap.outside) ignored.push({ source: name, path: nodePath.join(r.abs, o.rel), reason: `a symbolic link to ${o.target} leads outside the unit: left alone` })
+    const ignoredHere = ignoredBy.get(r.item.source)
+    const gone = new Set([...r.excluded, ...r.extra.filter((rel) => ignoredHere?.has(repoPathOf(r.item, rel)))])
+    if (gone.size > 0) dropped.set(toolKey(name, r.item.layout.name, r.tool), gone)
+    tools.push({ tool: r.tool, base: lock.sources[name]?.units[r.item.layout.name]?.[r.tool]?.files, home: keep(r.snap.files, gone) })
+  }
+  for (const [item, tools] of byItem) {
+    if (tools.length > 0) states.push({ source: item.source.source.name, unit: item.layout.name, readOnly: item.source.readOnly, repo: units.get(item.key)!.repo?.files, tools })
+  }
+
+  // Interrupted writes also leave temp files beside units and staging folders beside new ones.
+  for (const [dir, kinds] of listings) for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, name))
+  temps.push(...tempsIn(nodePath.join(store.root, "cache")), ...tempsIn(store.root))
+  for (const p of prepared) temps.push(...p.temps)
+  for (const p of prepared) for (const note of p.notes) notes.push({ source: p.source.name, note })
+
+  return {
+    prepared,
+    errors,
+    units,
+    states,
+    homes,
+    ignored,
+    notes,
+    overlaps,
+    dropped,
+    temps: [...new Set(temps)]
+  } satisfies Planned
+})

@@ -1,0 +1,407 @@
+/** A source made ready for a run: its cache clone checked (recovered, or cloned again), its ref resolved explicitly, its layout found, its units read as digests. */
+import * as fs from "node:fs/promises"
+import * as nodePath from "node:path"
+import { Effect, Either, Option } from "effect"
+import { sha256 } from "../../domain/hash.js"
+import { describeTree, detectLayout } from "../../domain/skills/detect.js"
+import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
+import { compileLayout, discoverUnits, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
+import { digestOf, kindOfGitMode, linkStaysInside, type ManifestSource, type UnitFiles } from "../../domain/skills/model.js"
+import { CommandFailed, InvalidInput, IoError } from "../../errors.js"
+import { Git, type TreeEntry } from "../../services/Git.js"
+import { SkillStore } from "../../services/SkillStore.js"
+import { exists, fileDigestSync, listLocalTree, readBytes, TEMP_PREFIX, tempsIn } from "../../services/UnitDisk.js"
+import { writeFileAtomic } from "../../services/Workspace.js"
+
+export interface RepoUnit {
+  readonly layout: UnitLayout
+  /** `undefined` when the unit is absent from the repo. */
+  readonly files: UnitFiles | undefined
+  /** Object ids by relative path, for git sources. */
+  readonly oids: Readonly<Record<string, string>>
+}
+
+export interface Finding {
+  readonly path: string
+  readonly reason: string
+}
+
+export interface PreparedSource {
+  readonly source: ManifestSource
+  readonly location: SourceLocation
+  readonly layout: Layout
+  /** What the layout was detected from (the source declares none); empty: the common layouts. */
+  readonly detected: ReadonlyArray<string>
+  /** The folder units are read from and written to: the cache clone, or the local folder. */
+  readonly dir: string
+  readonly commit: string | undefined
+  /** The branch ToRepo commits go to; `undefined` for tags, commits and local folders. */
+  readonly branch: string | undefined
+  readonly readOnly: boolean
+  readonly units: ReadonlyMap<string, RepoUnit>
+  /** Repo files left out (unsafe names, links leading out of their unit, submodules). */
+  readonly ignored: ReadonlyArray<Finding>
+  /** What was repaired on the way (a stale git lock removed, a broken clone put aside). */
+  readonly notes: ReadonlyArray<string>
+  /** What the tree holds, for a layout that matches nothing (`found 42 SKILL.md under plugins/*\/skills/*`). */
+  readonly holds: () => ReadonlyArray<string>
+  /** Which of these repo paths the repository ignores (`git check-ignore` at the source's commit). */
+  readonly ignores: (paths: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, CommandFailed | IoError>
+  /** Temp files of interrupted writes in a local source. */
+  readonly temps: ReadonlyArray<string>
+}
+
+export const recoverHint = (dir: string, ref: string) =>
+  `the commits stay in ${dir}; once the remote accepts them, run \`agentsync skill sync\` again (it pushes pending commits first), or push by hand with \`git -C ${dir} push origin ${ref}\``
+
+/** The blob-id → SHA-256 memo of a cache clone; a missing or unreadable memo is simply empty. */
+const readHashCache = (file: string) =>
+  Effect.map(Effect.either(readBytes(file)), (bytes) => {
+    if (Either.isLeft(bytes)) return {} as Record<string, unknown>
+    try {
+      const value: unknown = JSON.parse(new TextDecoder().decode(bytes.right))
+      return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
+    } catch {
+      return {}
+    }
+  })
+
+const stamp = () => new Date().toISOString().replace(/[:.]/g, "-")
+
+const rename = (from: string, to: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      await fs.mkdir(nodePath.dirname(to), { recursive: true })
+      await fs.rename(from, to)
+    },
+    catch: (cause) => new IoError({ path: from, reason: `cannot move to ${to}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  })
+
+const removeDir = (dir: string) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+
+/** Where a ref may be, as revisions for `Git.revs`: a branch of origin (and our own of that name), a tag, a commit id. */
+const refRevs = (ref: string) => ({
+  remote: `refs/remotes/origin/${ref}^{commit}`,
+  local: `refs/heads/${ref}^{commit}`,
+  tag: `refs/tags/${ref}^{commit}`,
+  id: /^[0-9a-f]{7,40}$/.test(ref) ? `${ref}^{commit}` : undefined
+})
+
+interface Resolved {
+  readonly commit: string
+  /** The branch the ref names; `undefined` for a tag or a commit. */
+  readonly branch: string | undefined
+  /** Our branch of that name in the clone, if any. */
+  readonly local: string | undefined
+}
+
+/** The commit a source's ref names in a clone, resolved explicitly (never the remote's HEAD): a branch of origin, else a tag, else a commit id. */
+const resolveRef = Effect.fn("SkillSync.resolveRef")(function* (dir: string, source: ManifestSource, url: string) {
+  const git = yield* Git
+  const r = refRevs(source.ref)
+  const found = yield* git.revs(dir, [r.remote, r.local, r.tag, ...(r.id === undefined ? [] : [r.id])])
+  const remote = found.get(r.remote)
+  const local = found.get(r.local)
+  if (remote !== undefined) return { commit: remote, branch: source.ref, local } satisfies Resolved
+  const other = found.get(r.tag) ?? (r.id === undefined ? undefined : found.get(r.id))
+  if (other === undefined) return yield* new InvalidInput({ field: "ref", reason: `source ${source.name}: ${source.ref} is not a branch, tag or commit of ${url}` })
+  return { commit: other, branch: undefined, local: undefined } satisfies Resolved
+})
+
+/**
+ * The cache clone of a git source, ready to read: a clone that is not a healthy clone of the source is put aside
+ * (never deleted: it may hold commits) and cloned again; stale git locks are cleared. A new clone is made in a temp
+ * folder and renamed into place once its ref is checked out, so an interrupted clone never stands as the cache.
+ */
+const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (source: ManifestSource, url: string, dir: string, fetch: boolean) {
+  const store = yield* SkillStore
+  const git = yield* Git
+  const notes: Array<string> = []
+  if (yield* exists(dir)) {
+    let unhealthy = yield* git.health(dir, url)
+    if (Option.isNone(unhealthy)) {
+      const head = yield* Effect.either(git.revs(dir, ["HEAD^{tree}"]))
+      if (Either.isLeft(head)) unhealthy = Option.some(`git does not read it as a repository (${head.left.stderr.trim().split("\n")[0]})`)
+      else if (head.right.get("HEAD^{tree}") === undefined) unhealthy = Option.some("its HEAD names no commit (an interrupted clone, or missing objects)")
+    }
+    if (Option.isSome(unhealthy)) {
+      const aside = nodePath.join(store.backupsDir, `cache-${source.name}-${stamp()}`)
+      yield* rename(dir, aside)
+      notes.push(`the cache clone ${dir} was not a healthy clone of ${url} (${unhealthy.value}); it was put aside in ${aside} and cloned again`)
+    } else {
+      for (const lock of yield* git.recover(dir)) notes.push(`removed a stale ${nodePath.relative(dir, lock)} left by an interrupted git in ${dir}`)
+      if (fetch) yield* git.fetch(dir)
+      return notes
+    }
+  }
+  const tmp = nodePath.join(nodePath.dirname(dir), `${TEMP_PREFIX}clone-${source.name}-${stamp()}`)
+  yield* Effect.acquireUseRelease(
+    Effect.succeed(tmp),
+    () =>
+      Effect.gen(function* () {
+        yield* git.clone(url, tmp)
+        yield* git.fetch(tmp)
+        const at = yield* resolveRef(tmp, source, url)
+        yield* git.checkout(tmp, at.branch, at.commit)
+        yield* rename(tmp, dir)
+      }),
+    () => removeDir(tmp)
+  )
+  return notes
+})
+
+/** Brings the clone to the commit a run reads: fast-forward, push pending commits, or rebase them on a moved upstream. */
+const settleBranch = Effect.fn("SkillSync.settleBranch")(function* (
+  source: ManifestSource,
+  dir: string,
+  at: Resolved,
+  options: { readonly dryRun: boolean; readonly skipPush: boolean }
+) {
+  const git = yield* Git
+  const ref = source.ref
+  const remote = at.commit
+  const local = at.local
+  let target = remote
+  let pending = false
+  if (local !== undefined && local !== remote) {
+    if (yield* git.isAncestor(dir, local, remote)) target = remote
+    else if (yield* git.isAncestor(dir, remote, local)) {
+      target = local
+      pending = true
+    } else if (options.dryRun) {
+      target = local
+    } else {
+      // Local commits that were never pushed, and upstream moved: replay ours on top, or stop and say how to recover.
+      yield* git.checkout(dir, ref, local)
+      yield* git.clean(dir)
+      yield* git.rebase(dir, `refs/remotes/origin/${ref}`).pipe(
+        Effect.mapError(
+          (e) =>
+            new CommandFailed({
+              command: e.command,
+              exitCode: e.exitCode,
+              stderr: `${e.stderr}\nlocal commits of source ${source.name} do not apply on the new upstream; ${recoverHint(dir, ref)} after resolving by hand`
+            })
+        )
+      )
+      target = Option.getOrThrow(yield* git.resolve(dir, `refs/heads/${ref}`))
+      pending = true
+    }
+  }
+  if (!options.dryRun) {
+    yield* git.checkout(dir, ref, target)
+    yield* git.clean(dir)
+    if (pending && !options.skipPush) {
+      yield* git.push(dir, ref).pipe(
+        Effect.mapError(
+          (e) =>
+            new CommandFailed({
+              command: e._tag === "CommandFailed" ? e.command : "git push",
+              exitCode: e._tag === "CommandFailed" ? e.exitCode : 1,
+              stderr: `${e._tag === "CommandFailed" ? e.stderr : e.message}\npending commits of source ${source.name} were rejected; ${recoverHint(dir, ref)}`
+            })
+        )
+      )
+    }
+  }
+  return target
+})
+
+/** The layout in force: the source's own rules, else the one its markers show. */
+const layoutFor = (source: ManifestSource, paths: ReadonlyArray<string>) => {
+  if (source.target_layout.length > 0) return Effect.map(compileLayout(source.target_layout), (layout) => ({ layout, detected: [] as ReadonlyArray<string> }))
+  const detected = detectLayout(paths)
+  return Effect.map(compileLayout(detected.mappings), (layout) => ({ layout, detected: detected.kinds }))
+}
+
+/** Units of a tree, or the error naming two units that one home path would hold. */
+const discover = (source: ManifestSource, layout: Layout, paths: ReadonlyArray<string>) => {
+  const found = discoverUnits(layout, paths)
+  if (found.collisions.length === 0) return Effect.succeed(found)
+  const shown = found.collisions.slice(0, 5).map((c) => `${c.first} and ${c.second} both map to ${c.home}`)
+  const more = found.collisions.length > 5 ? `; and ${found.collisions.length - 5} more` : ""
+  return Effect.fail(
+    new InvalidInput({
+      field: "target_layout",
+      reason: `source ${source.name}: ${shown.join("; ")}${more}; exclude one or change the home template (agentsync skill source layout ${source.name} FILE)`
+    })
+  )
+}
+
+const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
+  source: ManifestSource,
+  location: { readonly url: string },
+  options: { readonly dryRun: boolean; readonly fetch: boolean; readonly skipPush: boolean }
+) {
+  const store = yield* SkillStore
+  const git = yield* Git
+  const dir = store.cacheDir(source.name)
+  const notes = yield* ensureClone(source, location.url, dir, options.fetch)
+  const at = yield* resolveRef(dir, source, location.url)
+  const commit = at.branch === undefined ? at.commit : yield* settleBranch(source, dir, at, options)
+  if (at.branch === undefined && !options.dryRun) {
+    yield* git.checkout(dir, undefined, commit)
+    yield* git.clean(dir)
+  }
+
+  const tree = yield* git.listTree(dir, commit)
+  const byPath = new Map<string, TreeEntry>()
+  for (const e of tree) if (e.mode !== "160000") byPath.set(e.path, e)
+  const paths = [...byPath.keys()]
+  const { layout, detected } = yield* layoutFor(source, paths)
+  const found = yield* discover(source, layout, paths)
+  const ignored: Array<Finding> = [...found.skipped]
+  const roots = new Set(found.units.filter((u) => u.folder).map((u) => u.repoRoot))
+  for (const e of tree) {
+    if (e.mode === "160000" && [...roots].some((r) => e.path.startsWith(`${r}/`))) ignored.push({ path: e.path, reason: "a submodule: not deployed" })
+  }
+
+  // Links are read for their targets; other blobs are hashed once and remembered by id beside the clone.
+  const memberPaths = found.units.flatMap((u) => u.files.map((rel) => (rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`)))
+  const links = memberPaths.filter((p) => byPath.get(p)!.mode === "120000")
+  const targets = new Map<string, string>()
+  for (const [oid, bytes] of yield* git.readBlobs(dir, [...new Set(links.map((p) => byPath.get(p)!.oid))])) targets.set(oid, new TextDecoder().decode(bytes))
+  const wanted = new Set(memberPaths.filter((p) => byPath.get(p)!.mode !== "120000").map((p) => byPath.get(p)!.oid))
+  const hashFile = nodePath.join(dir, ".git", "agentsync-sha256.json")
+  const known = yield* readHashCache(hashFile)
+  const hashOf = new Map<string, string>()
+  const unknown: Array<string> = []
+  for (const oid of wanted) {
+    const h = known[oid]
+    // The memo is ours: a length check is enough to skip what is not a hash.
+    if (typeof h === "string" && h.length === 64) hashOf.set(oid, h)
+    else unknown.push(oid)
+  }
+  for (const [oid, bytes] of yield* git.readBlobs(dir, unknown)) hashOf.set(oid, sha256(bytes))
+  if (!options.dryRun && (unknown.length > 0 || Object.keys(known).length !== hashOf.size)) {
+    yield* writeFileAtomic(hashFile, JSON.stringify(Object.fromEntries(hashOf)))
+  }
+  for (const [oid, target] of targets) hashOf.set(oid, sha256(target))
+
+  const units = new Map<string, RepoUnit>()
+  for (const u of found.units) {
+    const files: Record<string, string> = {}
+    const oids: Record<string, string> = {}
+    for (const rel of u.files) {
+      const path = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      const e = byPath.get(path)!
+      if (e.mode === "120000" && !linkStaysInside(rel, targets.get(e.oid)!)) {
+        ignored.push({ path, reason: `a symbolic link to ${targets.get(e.oid)!} leads outside the unit; not deployed` })
+        continue
+      }
+      oids[rel] = e.oid
+      files[rel] = digestOf(hashOf.get(e.oid)!, kindOfGitMode(e.mode))
+    }
+    if (Object.keys(files).length > 0) units.set(u.name, { layout: u, files, oids })
+  }
+
+  // The .gitignore files of the commit, written out once when first asked, so that a run that has not checked the
+  // commit out (status, a dry run) decides as a real run does.
+  let ignoreTree: string | undefined
+  const ignores = (asked: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      if (asked.length === 0) return new Set<string>()
+      if (ignoreTree === undefined) {
+        const tree1 = nodePath.join(dir, ".git", "agentsync-ignores")
+        const rules = tree.filter((e) => (e.path === ".gitignore" || e.path.endsWith("/.gitignore")) && e.mode !== "120000" && e.mode !== "160000")
+        const blobs = yield* git.readBlobs(dir, rules.map((e) => e.oid))
+        yield* Effect.tryPromise({
+          try: async () => {
+            await fs.rm(tree1, { recursive: true, force: true })
+            await fs.mkdir(tree1, { recursive: true })
+            for (const e of rules) {
+              const abs = nodePath.join(tree1, ...e.path.split("/"))
+              await fs.mkdir(nodePath.dirname(abs), { recursive: true })
+              await fs.writeFile(abs, blobs.get(e.oid)!)
+            }
+          },
+          catch: (cause) => new IoError({ path: tree1, reason: `cannot write the ignore rules: ${String(cause)}`, cause })
+        })
+        ignoreTree = tree1
+      }
+      return yield* git.checkIgnore(dir, asked, { workTree: ignoreTree, noIndex: true })
+    })
+
+  return {
+    source,
+    location: { _tag: "Git", url: location.url },
+    layout,
+    detected,
+    dir,
+    commit,
+    branch: at.branch,
+    readOnly: source.read_only || at.branch === undefined,
+    units,
+    ignored,
+    notes,
+    holds: () => describeTree(paths),
+    ignores,
+    // The SHA-256 memo is written beside the clone's own files.
+    temps: tempsIn(nodePath.join(dir, ".git"))
+  } satisfies PreparedSource
+})
+
+/** A `local:` folder: files its repository ignores (when it lies in a git work tree) are not part of it. */
+const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: ManifestSource, path: string) {
+  const git = yield* Git
+  if (!(yield* exists(path))) {
+    return yield* new InvalidInput({ field: "uri", reason: `source ${source.name}: ${path} does not exist` })
+  }
+  const listed = yield* listLocalTree(path)
+  const ignores = (asked: ReadonlyArray<string>) =>
+    git.checkIgnore(path, asked).pipe(
+      Effect.catchIf(
+        (e) => /not a git repository/.test(e.stderr),
+        () => Effect.succeed(new Set<string>())
+      )
+    )
+  const ignoredHere = yield* ignores(listed.paths)
+  const paths = listed.paths.filter((p) => !ignoredHere.has(p))
+  const { layout, detected } = yield* layoutFor(source, paths)
+  const found = yield* discover(source, layout, paths)
+  const ignored: Array<Finding> = [...found.skipped]
+  const units = new Map<string, RepoUnit>()
+  for (const u of found.units) {
+    const files: Record<string, string> = {}
+    for (const rel of u.files) {
+      const rp = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      const abs = nodePath.join(path, ...rp.split("/"))
+      const st = yield* Effect.tryPromise({ try: () => fs.lstat(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+      if (st.isSymbolicLink()) {
+        const target = yield* Effect.tryPromise({ try: () => fs.readlink(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+        if (!linkStaysInside(rel, target)) {
+          ignored.push({ path: rp, reason: `a symbolic link to ${target} leads outside the unit; not deployed` })
+          continue
+        }
+        files[rel] = digestOf(sha256(target), "link")
+      } else files[rel] = yield* Effect.try({ try: () => fileDigestSync(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+    }
+    if (Object.keys(files).length > 0) units.set(u.name, { layout: u, files, oids: {} })
+  }
+  return {
+    source,
+    location: { _tag: "Local", path },
+    layout,
+    detected,
+    dir: path,
+    commit: undefined,
+    branch: undefined,
+    readOnly: source.read_only,
+    units,
+    ignored,
+    notes: [],
+    holds: () => describeTree(paths),
+    ignores,
+    temps: listed.temps
+  } satisfies PreparedSource
+})
+
+/** Prepares one source; a hostile value in the manifest is refused before any git call. */
+export const prepareSource = Effect.fn("SkillSync.prepareSource")(function* (
+  source: ManifestSource,
+  options: { readonly dryRun: boolean; readonly fetch: boolean; readonly skipPush: boolean }
+) {
+  const location = yield* parseSourceUri(source.uri)
+  yield* checkRef(source.ref)
+  return location._tag === "Local" ? yield* prepareLocal(source, location.path) : yield* prepareGit(source, location, options)
+})
