@@ -7,6 +7,7 @@ import { PROJECT_FILE, type SyncConfig } from "../config.js"
 import { CommandFailed } from "../errors.js"
 import type { JobListing } from "../programs/jobs/jobs.js"
 import type { OnceResult } from "../programs/jobs/scheduler.js"
+import { runsUntilStopped } from "../services/RunStatus.js"
 import { emit, table } from "./output.js"
 import { projectConfig, usage } from "./root.js"
 
@@ -66,6 +67,7 @@ const run = Command.make(
       const config = yield* configWithJobs(o.job)
       if (o.once) return yield* runOnce(config, Option.getOrUndefined(o.job))
       // Until SIGINT or SIGTERM, which let the running job finish (bounded by its timeout) before the exit.
+      yield* runsUntilStopped
       yield* Effect.flatMap(Jobs, (J) => J.run(config))
     })
 ).pipe(

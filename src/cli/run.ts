@@ -7,7 +7,7 @@ import { main } from "./main.js"
 
 // SIGINT and SIGTERM interrupt the command (runMain's handlers, registered after these): its cleanup runs,
 // then the process ends with 128 + the signal's number and one line on what was and was not done. A second
-// signal ends it at once.
+// signal ends it at once. A command that runs until stopped (serve, jobs run) ends with 0 when it stops cleanly.
 const EXIT = { SIGINT: 130, SIGTERM: 143 } as const
 let signal: keyof typeof EXIT | undefined
 for (const s of ["SIGINT", "SIGTERM"] as const) {
@@ -32,6 +32,11 @@ main(process.argv).pipe(
     disablePrettyLogger: true,
     teardown: (exit, onExit) => {
       if (signal === undefined) return onExit(Exit.isFailure(exit) ? 1 : 0)
+      // A server or the scheduler is meant to run until stopped: a clean stop is its success.
+      if (status.isUntilStopped() && (Exit.isSuccess(exit) || Exit.isInterrupted(exit))) {
+        process.stderr.write(`stopped by ${signal}\n`)
+        return onExit(0)
+      }
       const done = status.get() ?? "stopped before it finished: what it completed stays, the rest was not done; run it again to finish"
       process.stderr.write(`interrupted by ${signal}: ${done}\n`)
       onExit(EXIT[signal])

@@ -3,6 +3,7 @@ import * as nodePath from "node:path"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Effect, Layer, Option } from "effect"
+import { runsUntilStopped } from "../services/RunStatus.js"
 import { emit } from "./output.js"
 import { configWithJobs } from "./jobs.js"
 
@@ -42,6 +43,7 @@ export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
         yield* emit({ url, openapi: `${url}/api/v1/openapi.json` }, () => "")
+        yield* runsUntilStopped
         if (Option.isSome(project)) {
           const Jobs = yield* Effect.promise(() => import("../programs/jobs/jobs.js"))
           // Closed first on a stop (forked last): a running job finishes before the server goes away.

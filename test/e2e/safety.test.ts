@@ -321,6 +321,23 @@ describe("signals: an interrupt is not a success", () => {
       expect(await query(url, "SELECT id FROM agents UNION ALL SELECT id FROM skills")).toEqual([])
     })
   }
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`${signal} stops serve, which runs until stopped, with exit 0`, async () => {
+      const url = await freshDatabase(`sigserve${signal.toLowerCase()}`)
+      const { child, done } = started(["serve", "--port", "0"], tempDir(`serve-${signal}`), { DATABASE_URL: url })
+      let err = ""
+      await new Promise<void>((resolve) =>
+        child.stderr!.on("data", (d) => {
+          err += d
+          if (err.includes("listening on")) resolve()
+        })
+      )
+      child.kill(signal)
+      const res = await done
+      expect([res.code, res.signal], res.stderr).toEqual([0, null])
+      expect(res.stderr.trim().split("\n").pop()).toBe(`stopped by ${signal}`)
+    })
+  }
 })
 
 describe("kill -9", () => {
