@@ -24,7 +24,10 @@ const createDb = async (admin: string, name: string) => {
   u.pathname = `/${name}`
   const url = u.toString()
   await Effect.runPromise(
-    Database.runProjectMigrations().pipe(Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })), Effect.scoped)
+    Database.runProjectMigrations().pipe(
+      Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })),
+      Effect.scoped
+    )
   )
   return url
 }
@@ -44,12 +47,15 @@ const child = async (from: string, to: string) => {
   const baseHeapMb = (baseLive.heapUsed + baseLive.arrayBuffers) / 1024 / 1024
   // Live memory, sampled: RSS also counts buffers that are garbage the collector has not reclaimed yet.
   let peakLiveMb = 0
-  const sampler = setInterval(() => {
-    // Under --expose-gc (the memory runs) garbage is collected first, so the sample is what is really held.
-    gc?.()
-    const m = process.memoryUsage()
-    peakLiveMb = Math.max(peakLiveMb, (m.heapUsed + m.arrayBuffers) / 1024 / 1024)
-  }, gc === undefined ? 10 : 50)
+  const sampler = setInterval(
+    () => {
+      // Under --expose-gc (the memory runs) garbage is collected first, so the sample is what is really held.
+      gc?.()
+      const m = process.memoryUsage()
+      peakLiveMb = Math.max(peakLiveMb, (m.heapUsed + m.arrayBuffers) / 1024 / 1024)
+    },
+    gc === undefined ? 10 : 50
+  )
   const started = performance.now()
   const report = await Effect.runPromise(
     Effect.gen(function* () {
@@ -62,7 +68,16 @@ const child = async (from: string, to: string) => {
   clearInterval(sampler)
   const rows = report.tables.reduce((n, t) => n + t.total, 0)
   const written = report.tables.reduce((n, t) => n + t.inserted + t.updated, 0)
-  console.log(JSON.stringify({ ms, rows, written, baseRssMb, maxRssMb: process.resourceUsage().maxRSS / 1024, liveAboveStartMb: peakLiveMb - baseHeapMb }))
+  console.log(
+    JSON.stringify({
+      ms,
+      rows,
+      written,
+      baseRssMb,
+      maxRssMb: process.resourceUsage().maxRSS / 1024,
+      liveAboveStartMb: peakLiveMb - baseHeapMb
+    })
+  )
 }
 
 interface ChildResult {
@@ -87,19 +102,27 @@ const diffChild = async (left: string, right: string) => {
 }
 
 const runDiff = (left: string, right: string): { ms: number; equal: number } => {
-  const out = execFileSync(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--diff", left, right], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"]
-  })
+  const out = execFileSync(
+    process.execPath,
+    ["--import", "tsx", new URL(import.meta.url).pathname, "--diff", left, right],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"]
+    }
+  )
   return JSON.parse(out.trim().split("\n").pop()!)
 }
 
 const runChild = (from: string, to: string, exposeGc = false): ChildResult => {
   const flags = exposeGc ? ["--expose-gc"] : []
-  const out = execFileSync(process.execPath, [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", from, to], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"]
-  })
+  const out = execFileSync(
+    process.execPath,
+    [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", from, to],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"]
+    }
+  )
   return JSON.parse(out.trim().split("\n").pop()!)
 }
 
@@ -108,9 +131,16 @@ const main = async () => {
   try {
     const admin: string = server.url
     const [local, cloud, baseline, pulled, small, smallCloud, memSmall, memLarge] = await Promise.all(
-      ["bench_local", "bench_cloud", "bench_baseline", "bench_pulled", "bench_small", "bench_small_cloud", "bench_mem_small", "bench_mem_large"].map((n) =>
-        createDb(admin, n)
-      )
+      [
+        "bench_local",
+        "bench_cloud",
+        "bench_baseline",
+        "bench_pulled",
+        "bench_small",
+        "bench_small_cloud",
+        "bench_mem_small",
+        "bench_mem_large"
+      ].map((n) => createDb(admin, n))
     )
     await seed(local!, USERS, CONTEXTS)
     await seed(small!, USERS / 10, CONTEXTS / 10)
@@ -122,7 +152,10 @@ const main = async () => {
       const t0 = performance.now()
       const dump = spawnSync(
         "sh",
-        ["-c", `"${join(server.bin, "pg_dump")}" --data-only ${tables.join(" ")} "${local}" | "${join(server.bin, "psql")}" -q -v ON_ERROR_STOP=1 "${baseline}"`],
+        [
+          "-c",
+          `"${join(server.bin, "pg_dump")}" --data-only ${tables.join(" ")} "${local}" | "${join(server.bin, "psql")}" -q -v ON_ERROR_STOP=1 "${baseline}"`
+        ],
         { encoding: "utf8" }
       )
       if (dump.status !== 0) throw new Error(`pg_dump | psql failed: ${dump.stderr}`)
@@ -149,7 +182,10 @@ const main = async () => {
     const smallPush = runChild(small!, smallCloud!)
     const liveSmall = runChild(small!, memSmall!, true)
     const liveLarge = runChild(local!, memLarge!, true)
-    const [counts] = await exec(pulled!, "SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_contexts)::int AS contexts")
+    const [counts] = await exec(
+      pulled!,
+      "SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM user_contexts)::int AS contexts"
+    )
     const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`
     const lines = [
       `database sync benchmark: ${USERS.toLocaleString("en")} users + ${CONTEXTS.toLocaleString("en")} contexts, two databases on one PostgreSQL ${server.bin.split("/").at(-2)}`,

@@ -56,9 +56,12 @@ console.log("items      agentsync   baseline(map)  ratio   ns/item  changes")
 for (const n of [10_000, 100_000, 1_000_000]) {
   const { a, b } = corpus(n)
   let counts = { added: 0, modified: 0, removed: 0, unchanged: 0 }
-  const ours = time(() => {
-    counts = diffKeyed(keyed, a, b).counts
-  }, n >= 1_000_000 ? 3 : 9)
+  const ours = time(
+    () => {
+      counts = diffKeyed(keyed, a, b).counts
+    },
+    n >= 1_000_000 ? 3 : 9
+  )
   const base = time(() => baseline(a, b), n >= 1_000_000 ? 3 : 9)
   const ch = counts.added + counts.modified + counts.removed
   console.log(
@@ -103,7 +106,9 @@ try {
   shaSamples.sort((x, y) => x - y)
   const shaMs = shaSamples[2]!
   console.log(`\nhashing: ${FILES} files, ${(bytes / 1e6).toFixed(1)} MB (median of 5, ms)`)
-  console.log(`agentsync hashTree ${oursMs.toFixed(0)} ms (${n} files)   sha256sum ${shaMs.toFixed(0)} ms   ratio ${(oursMs / shaMs).toFixed(2)}x`)
+  console.log(
+    `agentsync hashTree ${oursMs.toFixed(0)} ms (${n} files)   sha256sum ${shaMs.toFixed(0)} ms   ratio ${(oursMs / shaMs).toFixed(2)}x`
+  )
 } finally {
   rmSync(dir, { recursive: true, force: true })
 }

@@ -34,7 +34,13 @@ const prng = (seed: number) => () => {
 /** Text that compresses like real prose and YAML (about 3-4×). */
 const generate = (root: string, files: number, totalBytes: number) => {
   const rand = prng(42)
-  const words = Array.from({ length: 4000 }, (_, i) => createHash("sha1").update(String(i)).digest("base64").slice(0, 3 + (i % 9)).toLowerCase())
+  const words = Array.from({ length: 4000 }, (_, i) =>
+    createHash("sha1")
+      .update(String(i))
+      .digest("base64")
+      .slice(0, 3 + (i % 9))
+      .toLowerCase()
+  )
   const avg = totalBytes / files
   for (let i = 0; i < files; i++) {
     const top = TOPS[i % TOPS.length]!
@@ -91,7 +97,11 @@ const peakRss = (pid: number) => {
 }
 
 const tenant = (databaseUrl: string, cwd: string, name: string) => {
-  const r = spawnSync(process.execPath, [BIN, "--json", "tenant", "create", name], { cwd, env: { ...process.env, DATABASE_URL: databaseUrl }, encoding: "utf8" })
+  const r = spawnSync(process.execPath, [BIN, "--json", "tenant", "create", name], {
+    cwd,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    encoding: "utf8"
+  })
   if (r.status !== 0) throw new Error(r.stderr)
   return JSON.parse(r.stdout) as { tenant_id: string; token: string }
 }
@@ -111,7 +121,8 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
     server = await serve(databaseUrl, work)
     const t = tenant(databaseUrl, work, `bench-${files}`)
     const env = { AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: t.token }
-    const cli = (cwd: string, ...args: Array<string>) => timed(process.execPath, [BIN, "--json", "files", ...args], { cwd, env })
+    const cli = (cwd: string, ...args: Array<string>) =>
+      timed(process.execPath, [BIN, "--json", "files", ...args], { cwd, env })
 
     const push = cli(a, "push")
     const pushed = JSON.parse(push.stdout) as { files_sent: number; bytes_sent: number; revision: string }
@@ -154,7 +165,10 @@ const run = async (databaseUrl: string, files: number, totalBytes: number) => {
     const pull = cli(b, "pull")
     const c = join(work, "c")
     mkdirSync(c)
-    const curlPull = shell(`curl -sf ${auth} '${server.url}/api/v1/sync/files?revision=${baselineRevision}' | tar xzf - -C ${c}`, work)
+    const curlPull = shell(
+      `curl -sf ${auth} '${server.url}/api/v1/sync/files?revision=${baselineRevision}' | tar xzf - -C ${c}`,
+      work
+    )
     const same = listFiles(join(b, "services")).length === files && listFiles(c).length === files
 
     const serverPeak = peakRss(server.child.pid!)
@@ -186,7 +200,9 @@ const main = async () => {
   spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
   const pg = await startPostgres()
   try {
-    console.log(`agentsync file sync benchmark — ${new Date().toISOString()}, node ${process.version}, server and PostgreSQL on loopback`)
+    console.log(
+      `agentsync file sync benchmark — ${new Date().toISOString()}, node ${process.version}, server and PostgreSQL on loopback`
+    )
     const results = []
     for (const [files, bytes] of [
       [1_000, 10 * 1024 * 1024],
@@ -204,7 +220,9 @@ const main = async () => {
       console.log(
         `  one-file push    ${fmt(r.one.seconds)} s  ${r.oneReport.bytes_sent} bytes sent for ${r.oneReport.files_sent} file; file gz ${r.fileGz} B + manifest gz ${r.manifestGz} B → ${fmt(r.oneReport.bytes_sent / (r.fileGz + r.manifestGz), 3)}× (target ≤ 2×)`
       )
-      console.log(`  full pull        ${fmt(r.pull.seconds)} s   curl | tar xz: ${fmt(r.curlPull.seconds)} s   ratio ${fmt(r.pull.seconds / r.curlPull.seconds)}×`)
+      console.log(
+        `  full pull        ${fmt(r.pull.seconds)} s   curl | tar xz: ${fmt(r.curlPull.seconds)} s   ratio ${fmt(r.pull.seconds / r.curlPull.seconds)}×`
+      )
       console.log(
         `  peak RSS         client push ${fmt(r.push.rssMb, 0)} MiB, no-change ${fmt(r.idle.rssMb, 0)} MiB, pull ${fmt(r.pull.rssMb, 0)} MiB; server ${fmt(r.serverPeak, 0)} MiB`
       )

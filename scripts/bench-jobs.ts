@@ -33,8 +33,12 @@ let d = new Date(from)
 t0 = performance.now()
 for (let i = 0; i < FIRES; i++) d = Cron.next(effectCron, d)
 const baseline = ms(t0)
-console.log(`next fire, */15 in Europe/Berlin, ${FIRES.toLocaleString("en")} fires (${((t - from) / 86_400_000).toFixed(0)} days, two transitions):`)
-console.log(`  agentsync ${fmt((ours * 1000) / FIRES)} µs a fire   Cron.next ${fmt((baseline * 1000) / FIRES)} µs   ratio ${(ours / baseline).toFixed(1)}×`)
+console.log(
+  `next fire, */15 in Europe/Berlin, ${FIRES.toLocaleString("en")} fires (${((t - from) / 86_400_000).toFixed(0)} days, two transitions):`
+)
+console.log(
+  `  agentsync ${fmt((ours * 1000) / FIRES)} µs a fire   Cron.next ${fmt((baseline * 1000) / FIRES)} µs   ratio ${(ours / baseline).toFixed(1)}×`
+)
 
 // 2. Claims on PostgreSQL.
 const CLAIMS = 2_000
@@ -45,14 +49,23 @@ try {
   await admin.query("CREATE DATABASE bench_jobs")
   await admin.end()
   const url = server.url.replace(/\/postgres$/, "/bench_jobs")
-  const layer = PgStore.layer.pipe(Layer.provide(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "" })))
+  const layer = PgStore.layer.pipe(
+    Layer.provide(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "" }))
+  )
   const storeMs = await Effect.runPromise(
     Effect.gen(function* () {
       const store = yield* JobStore
       const start = performance.now()
       for (let i = 0; i < CLAIMS; i++) {
         const at = from + i * 1000
-        yield* store.claim({ job: "a", scheduledAt: at, trigger: "schedule", owner: "o", now: at, leaseUntil: at + 60_000 })
+        yield* store.claim({
+          job: "a",
+          scheduledAt: at,
+          trigger: "schedule",
+          owner: "o",
+          now: at,
+          leaseUntil: at + 60_000
+        })
         yield* store.finish("a", at, "o", { status: "succeeded", finishedAt: at + 10, durationMs: 10 })
       }
       return ms(start)
@@ -67,12 +80,19 @@ try {
       "INSERT INTO job_runs (job, scheduled_at, trigger, status, owner, started_at, lease_until) VALUES ('b', $1, 'schedule', 'running', 'o', $1, $1) ON CONFLICT DO NOTHING",
       [at]
     )
-    await client.query("UPDATE job_runs SET status = 'succeeded', finished_at = $2 WHERE job = 'b' AND scheduled_at = $1 AND owner = 'o'", [at, at])
+    await client.query(
+      "UPDATE job_runs SET status = 'succeeded', finished_at = $2 WHERE job = 'b' AND scheduled_at = $1 AND owner = 'o'",
+      [at, at]
+    )
   }
   const rawMs = ms(t0)
   await client.end()
-  console.log(`claims on PostgreSQL 15, ${CLAIMS.toLocaleString("en")} fires (claim + finish, history pruned to 100 a job):`)
-  console.log(`  agentsync ${fmt((storeMs * 1000) / CLAIMS)} µs a fire   bare INSERT + UPDATE ${fmt((rawMs * 1000) / CLAIMS)} µs   ratio ${(storeMs / rawMs).toFixed(1)}×`)
+  console.log(
+    `claims on PostgreSQL 15, ${CLAIMS.toLocaleString("en")} fires (claim + finish, history pruned to 100 a job):`
+  )
+  console.log(
+    `  agentsync ${fmt((storeMs * 1000) / CLAIMS)} µs a fire   bare INSERT + UPDATE ${fmt((rawMs * 1000) / CLAIMS)} µs   ratio ${(storeMs / rawMs).toFixed(1)}×`
+  )
 } finally {
   server.stop()
 }
@@ -80,7 +100,10 @@ try {
 // 3. The CLI.
 const bin = nodePath.join(import.meta.dirname, "..", "dist", "bin.js")
 const project = fs.mkdtempSync(nodePath.join(os.tmpdir(), "agentsync-bench-jobs-"))
-fs.writeFileSync(nodePath.join(project, "agentsync.yaml"), "jobs:\n  - name: yearly\n    run: db-push\n    cron: '0 0 1 1 *'\n")
+fs.writeFileSync(
+  nodePath.join(project, "agentsync.yaml"),
+  "jobs:\n  - name: yearly\n    run: db-push\n    cron: '0 0 1 1 *'\n"
+)
 const { DATABASE_URL: _, ...env } = process.env
 const best = (args: Array<string>) => {
   let min = Number.POSITIVE_INFINITY
@@ -94,5 +117,7 @@ const best = (args: Array<string>) => {
 best(["jobs", "run", "--once"]) // the code cache for this command
 const once = best(["jobs", "run", "--once"])
 const version = best(["--version"])
-console.log(`jobs run --once, nothing due (best of 5): ${fmt(once)} ms   agentsync --version ${fmt(version)} ms   ratio ${(once / version).toFixed(2)}×`)
+console.log(
+  `jobs run --once, nothing due (best of 5): ${fmt(once)} ms   agentsync --version ${fmt(version)} ms   ratio ${(once / version).toFixed(2)}×`
+)
 fs.rmSync(project, { recursive: true, force: true })

@@ -56,7 +56,8 @@ const toml = (c: Content) =>
   `tags = ${JSON.stringify(c.tags)}\ndate = ${c.published_at}\nweight = ${c.extra["weight"]}\n\n[extra]\nlayout = "post"\n+++\n\n${c.body}`
 
 /** An image of a few KB; one in four is the same bytes as another item's (stored once). */
-const image = (i: number) => (i % 4 === 0 ? Buffer.alloc(2048, "png-shared") : Buffer.alloc(2048 + (i % 7) * 512, `png-${i}`))
+const image = (i: number) =>
+  i % 4 === 0 ? Buffer.alloc(2048, "png-shared") : Buffer.alloc(2048 + (i % 7) * 512, `png-${i}`)
 
 /** The files of item i, relative to services/. */
 const filesOf = (i: number): Array<{ path: string; bytes: string | Buffer }> => {
@@ -92,7 +93,11 @@ type Phase = "to-db" | "diff" | "noop-to-db" | "to-disk"
 
 /** One phase in this process: `--child PHASE URL SERVICES`; prints its time, changes and peak memory as JSON. */
 const child = async (phase: Phase, url: string, services: string) => {
-  const layer = LocalSync.layer({ servicesPath: services, projectRoot: dirname(services), databaseUrl: Redacted.make(url) })
+  const layer = LocalSync.layer({
+    servicesPath: services,
+    projectRoot: dirname(services),
+    databaseUrl: Redacted.make(url)
+  })
   // Connection and migrations are set up before the clock starts: the figure is the sync itself.
   const ms = await Effect.runPromise(
     Effect.gen(function* () {
@@ -103,14 +108,28 @@ const child = async (phase: Phase, url: string, services: string) => {
         const report = yield* LocalSync.diff(["content"])
         changes = report.kinds.reduce((n, k) => n + k.changes.length, 0)
       } else {
-        const report = yield* LocalSync.sync({ direction: phase === "to-disk" ? "ToDisk" : "ToDatabase", kinds: ["content"] })
+        const report = yield* LocalSync.sync({
+          direction: phase === "to-disk" ? "ToDisk" : "ToDatabase",
+          kinds: ["content"]
+        })
         changes = report.results.reduce((n, r) => n + r.synced + r.deleted, 0)
       }
       const cpu = process.cpuUsage(cpu0)
-      return { ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, changes }
+      return {
+        ms: performance.now() - started,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        sysMs: cpu.system / 1000,
+        changes
+      }
     }).pipe(Effect.provide(layer))
   )
-  console.log(JSON.stringify({ ...ms, maxRssMb: process.resourceUsage().maxRSS / 1024, heapMb: process.memoryUsage().heapUsed / 1048576 }))
+  console.log(
+    JSON.stringify({
+      ...ms,
+      maxRssMb: process.resourceUsage().maxRSS / 1024,
+      heapMb: process.memoryUsage().heapUsed / 1048576
+    })
+  )
 }
 
 interface Measured {
@@ -125,34 +144,66 @@ interface Measured {
 const runChild = (phase: Phase, url: string, services: string): Measured => {
   // BENCH_CPU_PROF=DIR writes a V8 CPU profile of each phase there (open it in Chrome DevTools or speedscope).
   const prof = process.env["BENCH_CPU_PROF"]
-  const flags = prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${phase}.cpuprofile`]
-  const out = execFileSync(process.execPath, [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services], {
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"]
-  })
+  const flags =
+    prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${phase}.cpuprofile`]
+  const out = execFileSync(
+    process.execPath,
+    [...flags, "--import", "tsx", new URL(import.meta.url).pathname, "--child", phase, url, services],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"]
+    }
+  )
   return JSON.parse(out.trim().split("\n").pop()!)
 }
 
-const COLUMNS = "source, slug, path, format, title, kind, description, author, keywords, image, public, tags, published_at, content_updated_at, extra, body, version_hash"
+const COLUMNS =
+  "source, slug, path, format, title, kind, description, author, keywords, image, public, tags, published_at, content_updated_at, extra, body, version_hash"
 
 /** The same rows as CSV, for the baseline `\copy`. */
 const csv = (file: string) => {
   const field = (v: unknown): string => {
     if (v === null) return ""
-    const text = Array.isArray(v) ? `{${v.map((x) => `"${String(x).replace(/(["\\])/g, "\\$1")}"`).join(",")}}` : String(v)
+    const text = Array.isArray(v)
+      ? `{${v.map((x) => `"${String(x).replace(/(["\\])/g, "\\$1")}"`).join(",")}}`
+      : String(v)
     return `"${text.replace(/"/g, '""')}"`
   }
   const lines: Array<string> = []
   for (let i = 0; i < ITEMS; i++) {
     const c = item(i)
-    lines.push([c.source, c.slug, c.path, c.format, c.title, c.kind, c.description, c.author, c.keywords, c.image, c.public, c.tags, c.published_at, c.updated_at, JSON.stringify(c.extra), c.body, "h"].map(field).join(","))
+    lines.push(
+      [
+        c.source,
+        c.slug,
+        c.path,
+        c.format,
+        c.title,
+        c.kind,
+        c.description,
+        c.author,
+        c.keywords,
+        c.image,
+        c.public,
+        c.tags,
+        c.published_at,
+        c.updated_at,
+        JSON.stringify(c.extra),
+        c.body,
+        "h"
+      ]
+        .map(field)
+        .join(",")
+    )
   }
   writeFileSync(file, `${lines.join("\n")}\n`)
 }
 
 const psql = (bin: string, url: string, command: string) => {
   const started = performance.now()
-  const r = spawnSync(join(bin, "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", command], { encoding: "utf8" })
+  const r = spawnSync(join(bin, "psql"), ["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", command], {
+    encoding: "utf8"
+  })
   if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`)
   return performance.now() - started
 }
@@ -166,12 +217,17 @@ const main = async () => {
     u.pathname = "/bench"
     const url = u.toString()
     await Effect.runPromise(
-      Database.runProjectMigrations().pipe(Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })), Effect.scoped)
+      Database.runProjectMigrations().pipe(
+        Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "" })),
+        Effect.scoped
+      )
     )
     const services = join(work, "project", "services")
     const g0 = performance.now()
     const fileCount = generate(services)
-    console.error(`generated ${ITEMS} content items (${fileCount} files) in ${SOURCES} sources (${((performance.now() - g0) / 1000).toFixed(1)} s)`)
+    console.error(
+      `generated ${ITEMS} content items (${fileCount} files) in ${SOURCES} sources (${((performance.now() - g0) / 1000).toFixed(1)} s)`
+    )
     execFileSync("sync")
 
     const toDb = runChild("to-db", url, services)
@@ -197,7 +253,8 @@ const main = async () => {
       execFileSync("sync")
       plainRuns.push(plainWrite(join(work, `plain-${r}`)))
     }
-    const best = <A extends { readonly ms: number }>(runs: ReadonlyArray<A>) => runs.reduce((a, b) => (b.ms < a.ms ? b : a))
+    const best = <A extends { readonly ms: number }>(runs: ReadonlyArray<A>) =>
+      runs.reduce((a, b) => (b.ms < a.ms ? b : a))
     const toDisk = best(diskRuns)
     const plain = best(plainRuns)
     const all = (runs: ReadonlyArray<{ readonly ms: number }>) => runs.map((r) => (r.ms / 1000).toFixed(2)).join(", ")
@@ -207,7 +264,11 @@ const main = async () => {
     csv(file)
     await exec(url, "CREATE TABLE contents_copy (LIKE contents INCLUDING DEFAULTS)")
     const copyIn = psql(server.bin, url, `\\copy contents_copy (${COLUMNS}) FROM '${file}' WITH (FORMAT csv)`)
-    const copyOut = psql(server.bin, url, `\\copy (SELECT ${COLUMNS} FROM contents_copy) TO '${join(work, "out.csv")}' WITH (FORMAT csv)`)
+    const copyOut = psql(
+      server.bin,
+      url,
+      `\\copy (SELECT ${COLUMNS} FROM contents_copy) TO '${join(work, "out.csv")}' WITH (FORMAT csv)`
+    )
     const [{ n }] = (await exec(url, "SELECT count(*)::int AS n FROM contents_copy")) as [{ n: number }]
 
     const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`

@@ -57,10 +57,12 @@ const upstream = (name: string, files: Record<string, string>) => {
 const machine = (name: string) => {
   const env: Record<string, string> = { HOME: nodePath.join(root, name, "home") }
   for (const t of TOOLS) env[`AGENTSYNC_TOOL_HOME_${t.toUpperCase()}`] = nodePath.join(root, name, t)
-  const layer = Layer.mergeAll(storeLayer({ root: nodePath.join(root, name, "state"), env }), gitLayer.pipe(Layer.provide(shellLayer))).pipe(
-    Layer.provideMerge(NodeContext.layer)
-  )
-  const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) => Effect.runPromise(Effect.provide(effect, layer))
+  const layer = Layer.mergeAll(
+    storeLayer({ root: nodePath.join(root, name, "state"), env }),
+    gitLayer.pipe(Layer.provide(shellLayer))
+  ).pipe(Layer.provideMerge(NodeContext.layer))
+  const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) =>
+    Effect.runPromise(Effect.provide(effect, layer))
   return { home: (tool: string, p: string) => nodePath.join(root, name, tool, p), run }
 }
 
@@ -71,13 +73,17 @@ const unitFiles = (i: number): Record<string, string> => {
   if (i % 10 < 9) return { [`agents/a${i}.md`]: body }
   return { [`commands/c${i}.md`]: body }
 }
-const team = upstream("team", Object.fromEntries(Array.from({ length: UNITS }, (_, i) => Object.entries(unitFiles(i))).flat()))
+const team = upstream(
+  "team",
+  Object.fromEntries(Array.from({ length: UNITS }, (_, i) => Object.entries(unitFiles(i))).flat())
+)
 const { run, home } = machine("team")
 
 // The marketplace: plugins/<plugin>/{skills/<skill>/{SKILL.md,reference.md}, agents/<agent>.md, commands/<command>.md}.
 const PLUGINS = 80
 const marketFiles: Record<string, string> = { ".claude-plugin/marketplace.json": '{"name":"bench","plugins":[]}\n' }
-const marketUnit = (p: number, k: number) => `plugins/p${p}/${k < 3 ? `skills/p${p}-s${k}/SKILL.md` : k < 6 ? `agents/a${k}.md` : `commands/c${k}.md`}`
+const marketUnit = (p: number, k: number) =>
+  `plugins/p${p}/${k < 3 ? `skills/p${p}-s${k}/SKILL.md` : k < 6 ? `agents/a${k}.md` : `commands/c${k}.md`}`
 for (let p = 0; p < PLUGINS; p++) {
   marketFiles[`plugins/p${p}/.claude-plugin/plugin.json`] = `{"name":"p${p}"}\n`
   marketFiles[`plugins/p${p}/README.md`] = `# plugin ${p}\n`
@@ -123,7 +129,8 @@ const main = async () => {
   const t0 = performance.now()
   const installed = await run(SkillSync.install({ uri: `git:${team.bare}`, name: "team", tools: [...TOOLS] }))
   const installMs = performance.now() - t0
-  for (let i = 0; i < UNITS; i += 100) fs.writeFileSync(home("claude", Object.keys(unitFiles(i))[0]!), "edited at home\n")
+  for (let i = 0; i < UNITS; i += 100)
+    fs.writeFileSync(home("claude", Object.keys(unitFiles(i))[0]!), "edited at home\n")
   const upstreamEdits: Record<string, string> = {}
   for (let i = 50; i < UNITS; i += 100) upstreamEdits[Object.keys(unitFiles(i))[0]!] = "edited upstream\n"
   team.commit(upstreamEdits)
@@ -144,22 +151,35 @@ const main = async () => {
   const states: Array<UnitState> = []
   const h = (s: string) => s.padEnd(64, "0").slice(0, 64)
   for (let i = 0; i < UNITS; i++) {
-    const files = Object.fromEntries(Object.keys(unitFiles(i)).map((_, k) => [k === 0 ? "SKILL.md" : "reference.md", h((i * 7 + k).toString(16))]))
+    const files = Object.fromEntries(
+      Object.keys(unitFiles(i)).map((_, k) => [k === 0 ? "SKILL.md" : "reference.md", h((i * 7 + k).toString(16))])
+    )
     const repo = i % 100 === 50 ? { ...files, "SKILL.md": h("e") } : files
     states.push({
       source: "team",
       unit: `u${i}`,
       readOnly: false,
       repo,
-      tools: TOOLS.map((tool) => ({ tool, base: files, home: tool === "claude" && i % 100 === 0 ? { ...files, "SKILL.md": h("f") } : files }))
+      tools: TOOLS.map((tool) => ({
+        tool,
+        base: files,
+        home: tool === "claude" && i % 100 === 0 ? { ...files, "SKILL.md": h("f") } : files
+      }))
     })
   }
   const plannerMs = medianSync(() => planSync(states), 21)
   const naive = (units: ReadonlyArray<UnitState>) => {
     const canon = (s: Record<string, string> | undefined) =>
-      s === undefined ? "null" : JSON.stringify(Object.keys(s).sort().map((k) => [k, s[k]]))
+      s === undefined
+        ? "null"
+        : JSON.stringify(
+            Object.keys(s)
+              .sort()
+              .map((k) => [k, s[k]])
+          )
     let changed = 0
-    for (const u of units) for (const t of u.tools) if (canon(t.home) !== canon(t.base) || canon(u.repo) !== canon(t.base)) changed++
+    for (const u of units)
+      for (const t of u.tools) if (canon(t.home) !== canon(t.base) || canon(u.repo) !== canon(t.base)) changed++
     return changed
   }
   const naiveMs = medianSync(() => naive(states), 21)
@@ -168,19 +188,30 @@ const main = async () => {
   const homeFiles = TOOLS.flatMap((t) => sh(root, "find", `team/${t}`, "-type", "f").trim().split("\n"))
   const list = nodePath.join(root, "files.txt")
   fs.writeFileSync(list, `${homeFiles.join("\n")}\n`)
-  const hashObjectMs = (await median(async () => {
-    execFileSync("git", ["hash-object", "--stdin-paths"], { cwd: root, input: fs.readFileSync(list), maxBuffer: 1 << 26 })
-  }, 5)).wall
-  const sha256sumMs = (await median(async () => {
-    execFileSync("sh", ["-c", "xargs -d '\\n' sha256sum < files.txt > /dev/null"], { cwd: root })
-  }, 5)).wall
+  const hashObjectMs = (
+    await median(async () => {
+      execFileSync("git", ["hash-object", "--stdin-paths"], {
+        cwd: root,
+        input: fs.readFileSync(list),
+        maxBuffer: 1 << 26
+      })
+    }, 5)
+  ).wall
+  const sha256sumMs = (
+    await median(async () => {
+      execFileSync("sh", ["-c", "xargs -d '\\n' sha256sum < files.txt > /dev/null"], { cwd: root })
+    }, 5)
+  ).wall
 
   // 6. The marketplace: install (layout detected), then 1% edited at home and upstream, then status and a dry run.
   const m0 = performance.now()
-  const marketInstalled = await marketMachine.run(SkillSync.install({ uri: `git:${market.bare}`, name: "market", tools: [...TOOLS] }))
+  const marketInstalled = await marketMachine.run(
+    SkillSync.install({ uri: `git:${market.bare}`, name: "market", tools: [...TOOLS] })
+  )
   const marketInstallMs = performance.now() - m0
   const marketUnits = marketInstalled.report.summary.toHome / TOOLS.length
-  for (let p = 0; p < PLUGINS; p += 10) fs.writeFileSync(marketMachine.home("claude", `skills/p${p}-s0/SKILL.md`), "edited at home\n")
+  for (let p = 0; p < PLUGINS; p += 10)
+    fs.writeFileSync(marketMachine.home("claude", `skills/p${p}-s0/SKILL.md`), "edited at home\n")
   const marketEdits: Record<string, string> = {}
   for (let p = 5; p < PLUGINS; p += 10) marketEdits[marketUnit(p, 4)] = "edited upstream\n"
   market.commit(marketEdits)
@@ -194,25 +225,56 @@ const main = async () => {
   }, 5)
   const marketHomeFiles = TOOLS.flatMap((t) => sh(root, "find", `market/${t}`, "-type", "f").trim().split("\n"))
   fs.writeFileSync(list, `${marketHomeFiles.join("\n")}\n`)
-  const marketSha = (await median(async () => {
-    execFileSync("sh", ["-c", "xargs -d '\\n' sha256sum < files.txt > /dev/null"], { cwd: root })
-  }, 5)).wall
+  const marketSha = (
+    await median(async () => {
+      execFileSync("sh", ["-c", "xargs -d '\\n' sha256sum < files.txt > /dev/null"], { cwd: root })
+    }, 5)
+  ).wall
 
   const f = (ms: number) => `${ms.toFixed(1)} ms`
-  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")} on ${os.cpus().length} cores`)
-  console.log(`skill sync benchmark: ${UNITS} units × ${TOOLS.length} tools (${homeFiles.length} home files), 1% edited at home, 1% upstream`)
-  console.log(`  install (clone + deploy to 3 homes)      ${f(installMs)} (${installed.report.summary.toHome} deployments)`)
-  console.log(`  status                                   ${f(statusMs)} wall, ${f(status.cpu)} cpu (${rows} rows)   budget 1000 ms`)
-  console.log(`  sync --dry-run (fetch, snapshot, plan)   ${f(planMs)} wall, ${f(plan.cpu)} cpu (${planned?.summary.toHome} to home, ${planned?.summary.toRepo} to repo)   budget 1000 ms`)
+  console.log(
+    `load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} on ${os.cpus().length} cores`
+  )
+  console.log(
+    `skill sync benchmark: ${UNITS} units × ${TOOLS.length} tools (${homeFiles.length} home files), 1% edited at home, 1% upstream`
+  )
+  console.log(
+    `  install (clone + deploy to 3 homes)      ${f(installMs)} (${installed.report.summary.toHome} deployments)`
+  )
+  console.log(
+    `  status                                   ${f(statusMs)} wall, ${f(status.cpu)} cpu (${rows} rows)   budget 1000 ms`
+  )
+  console.log(
+    `  sync --dry-run (fetch, snapshot, plan)   ${f(planMs)} wall, ${f(plan.cpu)} cpu (${planned?.summary.toHome} to home, ${planned?.summary.toRepo} to repo)   budget 1000 ms`
+  )
   console.log(`  planner alone (${states.length * TOOLS.length} unit × tool)          ${f(plannerMs)}   budget 50 ms`)
-  console.log(`  baseline: naive sorted-JSON planner      ${f(naiveMs)}   ratio planner/naive ${(plannerMs / naiveMs).toFixed(2)}`)
-  console.log(`  baseline: git hash-object --stdin-paths  ${f(hashObjectMs)}   ratio status/hash-object ${(statusMs / hashObjectMs).toFixed(2)}`)
-  console.log(`  baseline: sha256sum over the same files  ${f(sha256sumMs)}   ratio status/sha256sum ${(statusMs / sha256sumMs).toFixed(2)}`)
-  console.log(`plugin marketplace: ${PLUGINS} plugins, ${marketUnits} units (skills, agents, commands in plugin folders) × ${TOOLS.length} tools (${marketHomeFiles.length} home files), layout detected`)
-  console.log(`  install (clone + deploy to 3 homes)      ${f(marketInstallMs)} (${marketInstalled.report.summary.toHome} deployments)`)
-  console.log(`  status                                   ${f(marketStatus.wall)} wall, ${f(marketStatus.cpu)} cpu (${marketRows} rows)   budget 1000 ms`)
-  console.log(`  sync --dry-run                           ${f(marketPlan.wall)} wall, ${f(marketPlan.cpu)} cpu (${marketPlanned?.summary.toHome} to home, ${marketPlanned?.summary.toRepo} to repo)   budget 1000 ms`)
-  console.log(`  baseline: sha256sum over the same files  ${f(marketSha)}   ratio status/sha256sum ${(marketStatus.wall / marketSha).toFixed(2)}`)
+  console.log(
+    `  baseline: naive sorted-JSON planner      ${f(naiveMs)}   ratio planner/naive ${(plannerMs / naiveMs).toFixed(2)}`
+  )
+  console.log(
+    `  baseline: git hash-object --stdin-paths  ${f(hashObjectMs)}   ratio status/hash-object ${(statusMs / hashObjectMs).toFixed(2)}`
+  )
+  console.log(
+    `  baseline: sha256sum over the same files  ${f(sha256sumMs)}   ratio status/sha256sum ${(statusMs / sha256sumMs).toFixed(2)}`
+  )
+  console.log(
+    `plugin marketplace: ${PLUGINS} plugins, ${marketUnits} units (skills, agents, commands in plugin folders) × ${TOOLS.length} tools (${marketHomeFiles.length} home files), layout detected`
+  )
+  console.log(
+    `  install (clone + deploy to 3 homes)      ${f(marketInstallMs)} (${marketInstalled.report.summary.toHome} deployments)`
+  )
+  console.log(
+    `  status                                   ${f(marketStatus.wall)} wall, ${f(marketStatus.cpu)} cpu (${marketRows} rows)   budget 1000 ms`
+  )
+  console.log(
+    `  sync --dry-run                           ${f(marketPlan.wall)} wall, ${f(marketPlan.cpu)} cpu (${marketPlanned?.summary.toHome} to home, ${marketPlanned?.summary.toRepo} to repo)   budget 1000 ms`
+  )
+  console.log(
+    `  baseline: sha256sum over the same files  ${f(marketSha)}   ratio status/sha256sum ${(marketStatus.wall / marketSha).toFixed(2)}`
+  )
   const ok = statusMs < 1000 && planMs < 1000 && plannerMs < 50 && marketStatus.wall < 1000 && marketPlan.wall < 1000
   console.log(ok ? "within budget" : "OVER BUDGET")
   if (process.env["BENCH_KEEP"]) console.log(`kept ${root}`)

@@ -39,7 +39,19 @@ const [cli] = await Promise.all([
   })
 ])
 // The launcher runs the bundle from a V8 code cache, and Node 20 loses a cached script's import() hook.
-const dynamic = Object.values(cli.metafile.outputs).flatMap((o) => o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path))
-if (dynamic.length > 0) throw new Error(`dist/cli.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
-const id = createHash("sha256").update(await readFile("dist/cli.cjs")).digest("hex").slice(0, 16)
-await build({ ...shared, entryPoints: { bin: "src/cli/bin.ts" }, outdir: "dist", format: "esm", define: { AGENTSYNC_BUNDLE_ID: JSON.stringify(id) } })
+const dynamic = Object.values(cli.metafile.outputs).flatMap((o) =>
+  o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path)
+)
+if (dynamic.length > 0)
+  throw new Error(`dist/cli.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
+const id = createHash("sha256")
+  .update(await readFile("dist/cli.cjs"))
+  .digest("hex")
+  .slice(0, 16)
+await build({
+  ...shared,
+  entryPoints: { bin: "src/cli/bin.ts" },
+  outdir: "dist",
+  format: "esm",
+  define: { AGENTSYNC_BUNDLE_ID: JSON.stringify(id) }
+})

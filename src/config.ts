@@ -27,7 +27,12 @@ export const DeploySpec = Schema.Struct({
     Schema.Struct({
       path: Schema.String.pipe(Schema.pattern(/^\/[^\s]*$/, { message: () => "a path starting with '/'" })),
       /** Seconds, or a number with a unit: `30s`, `2m`. */
-      timeout: Schema.optional(Schema.Union(Schema.Positive, Schema.String.pipe(Schema.pattern(/^\d+(ms|s|m)$/, { message: () => "seconds, or a number with ms, s or m" }))))
+      timeout: Schema.optional(
+        Schema.Union(
+          Schema.Positive,
+          Schema.String.pipe(Schema.pattern(/^\d+(ms|s|m)$/, { message: () => "seconds, or a number with ms, s or m" }))
+        )
+      )
     })
   )
 })
@@ -123,13 +128,19 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
 /** A `token` key is refused as any unknown key is, with a pointer to where a token does live. */
 const tokenProblem = (p: InvalidInput): InvalidInput =>
   p.field === "token" || p.field === "api_token"
-    ? new InvalidInput({ file: p.file, line: p.line, field: p.field, reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment" })
+    ? new InvalidInput({
+        file: p.file,
+        line: p.line,
+        field: p.field,
+        reason: "a token never lives in the project file; set AGENTSYNC_TOKEN in the environment"
+      })
     : p
 
 /** Every problem of the file in one error: the first as file:line, the others on the lines below it. */
 const oneError = (problems: ReadonlyArray<InvalidInput>): Effect.Effect<never, InvalidInput> => {
   const [first, ...rest] = problems
-  if (first === undefined || rest.length === 0) return Effect.fail(first ?? new InvalidInput({ reason: "invalid project file" }))
+  if (first === undefined || rest.length === 0)
+    return Effect.fail(first ?? new InvalidInput({ reason: "invalid project file" }))
   const reason = [first.reason, ...rest.map((p) => p.message)].join("\n")
   return Effect.fail(new InvalidInput({ file: first.file, line: first.line, field: first.field, reason }))
 }

@@ -19,7 +19,8 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
   reason: Schema.String
 }) {
   override get message() {
-    const where = this.file === undefined ? "" : this.line === undefined ? `${this.file}: ` : `${this.file}:${this.line}: `
+    const where =
+      this.file === undefined ? "" : this.line === undefined ? `${this.file}: ` : `${this.file}:${this.line}: `
     const field = this.field === undefined ? "" : `${this.field}: `
     return `${where}${field}${this.reason}`
   }
@@ -124,7 +125,10 @@ export class CommandFailed extends Data.TaggedError("CommandFailed")<{
     // The last lines, and before them any `fatal:` / `error:` line (git names the file it could not use there).
     const lines = this.stderr.trim().split("\n")
     const last = lines.slice(-5)
-    const key = lines.slice(0, -5).filter((l) => /^(fatal|error): /.test(l)).slice(0, 3)
+    const key = lines
+      .slice(0, -5)
+      .filter((l) => /^(fatal|error): /.test(l))
+      .slice(0, 3)
     const tail = [...key, ...last].join("\n")
     return `${this.step === undefined ? "" : `${this.step}: `}${this.command} exited with ${this.exitCode}${tail === "" ? "" : `:\n${tail}`}`
   }
@@ -161,7 +165,10 @@ export class ReleaseFailed extends Data.TaggedError("ReleaseFailed")<{
   readonly reactivated?: number
 }> {
   override get message() {
-    const back = this.reactivated === undefined ? "no earlier release was re-activated" : `release ${this.reactivated} was re-activated`
+    const back =
+      this.reactivated === undefined
+        ? "no earlier release was re-activated"
+        : `release ${this.reactivated} was re-activated`
     return `release ${this.release} failed: ${this.reason}; ${back}`
   }
 }

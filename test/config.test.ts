@@ -23,7 +23,17 @@ describe("agentsync.yaml: one reader for every section, every problem at its lin
   it.effect("a deploy problem and a jobs problem in one file: both named with their lines, the first leading", () =>
     Effect.gen(function* () {
       const r = yield* load(
-        ["tenant_id: t", "deploy:", "  app: web", "  builder: podman", "jobs:", "  - name: x", "    run: db-push", "    cron: '61 * * * *'", ""].join("\n")
+        [
+          "tenant_id: t",
+          "deploy:",
+          "  app: web",
+          "  builder: podman",
+          "jobs:",
+          "  - name: x",
+          "    run: db-push",
+          "    cron: '61 * * * *'",
+          ""
+        ].join("\n")
       )
       expect(Either.isLeft(r)).toBe(true)
       if (Either.isRight(r)) return
@@ -38,7 +48,8 @@ describe("agentsync.yaml: one reader for every section, every problem at its lin
       expect(e.reason).toMatch(/^Expected "docker" \| "buildah", actual "podman"\n/)
       expect(e.message).toMatch(/agentsync\.yaml:8: jobs\.0\.cron: invalid cron expression "61 \* \* \* \*"/)
       expect(e.message.split("\n")).toHaveLength(2)
-    }))
+    })
+  )
 
   it.effect("a token is refused at its line, and its value is never shown", () =>
     Effect.gen(function* () {
@@ -47,20 +58,25 @@ describe("agentsync.yaml: one reader for every section, every problem at its lin
       const message = Either.isLeft(r) ? r.left.message : ""
       expect(message).toMatch(/agentsync\.yaml:2: token: a token never lives in the project file; set AGENTSYNC_TOKEN/)
       expect(message).not.toContain("s3cret-value")
-    }))
+    })
+  )
 
   it.effect("YAML that does not parse names its line", () =>
     Effect.gen(function* () {
       const r = yield* load("tenant_id: t\njobs: [\n")
       expect(Either.isLeft(r) && r.left.message).toMatch(/agentsync\.yaml:\d+: invalid YAML/)
-    }))
+    })
+  )
 
   it.effect("an empty file is an empty project file, and the deploy and jobs sections decode together", () =>
     Effect.gen(function* () {
       const empty = yield* load("")
       expect(Either.isRight(empty) && empty.right.project).toEqual({})
-      const both = yield* load("deploy:\n  app: web\n  registry: r.example.com\njobs:\n  - name: x\n    run: db-push\n    every: 1h\n")
+      const both = yield* load(
+        "deploy:\n  app: web\n  registry: r.example.com\njobs:\n  - name: x\n    run: db-push\n    every: 1h\n"
+      )
       expect(Either.isRight(both) && both.right.project.deploy?.app).toBe("web")
       expect(Either.isRight(both) && both.right.project.jobs?.map((j) => j.name)).toEqual(["x"])
-    }))
+    })
+  )
 })

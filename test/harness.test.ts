@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest"
 import pg from "pg"
+import { describe, expect, it } from "vitest"
 import { freshDatabase } from "./support/pg.js"
 
 describe("test harness", () => {
@@ -7,7 +7,9 @@ describe("test harness", () => {
     const url = await freshDatabase()
     const client = new pg.Client({ connectionString: url })
     await client.connect()
-    const { rows } = await client.query("select current_database() as db, count(*)::int as n from pg_tables where schemaname = 'public'")
+    const { rows } = await client.query(
+      "select current_database() as db, count(*)::int as n from pg_tables where schemaname = 'public'"
+    )
     await client.end()
     expect(rows[0].db).toMatch(/^t_[0-9a-f]{12}$/)
     expect(rows[0].n).toBe(0)

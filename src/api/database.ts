@@ -17,7 +17,11 @@ export const DatabaseRoutes = {
   import: "/database/import"
 } as const
 
-export const TableCounts = Schema.Struct({ users: Schema.NonNegativeInt, skills: Schema.NonNegativeInt, contexts: Schema.NonNegativeInt })
+export const TableCounts = Schema.Struct({
+  users: Schema.NonNegativeInt,
+  skills: Schema.NonNegativeInt,
+  contexts: Schema.NonNegativeInt
+})
 
 /** How to reach the tenant's copy of the synced tables directly, when the server offers it, and their sizes. */
 export class DatabaseInfo extends Schema.Class<DatabaseInfo>("DatabaseInfo")({
@@ -53,24 +57,40 @@ export class PartialImportWire extends Schema.TaggedError<PartialImportWire>()(
 ) {}
 
 const Ndjson = HttpApiSchema.Text({ contentType: NDJSON })
-const ExportParams = Schema.Struct({ table: Schema.Literal(...SYNC_TABLES), digests: Schema.optional(Schema.Literal("true")) })
+const ExportParams = Schema.Struct({
+  table: Schema.Literal(...SYNC_TABLES),
+  digests: Schema.optional(Schema.Literal("true"))
+})
 
 /** With `digests=true` the export carries, instead of rows, each id with the md5 digest of its compared columns. */
-export const DigestLine = Schema.Struct({ kind: Schema.Literal("digest"), id: Schema.String, digest: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/)) })
+export const DigestLine = Schema.Struct({
+  kind: Schema.Literal("digest"),
+  id: Schema.String,
+  digest: Schema.String.pipe(Schema.pattern(/^[0-9a-f]{32}$/))
+})
 const ImportParams = Schema.Struct({ dry_run: Schema.optional(Schema.Literal("true", "false")) })
 
 const describe = {
   info: "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one.",
   export:
-    "One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: \"digest\", id, digest}` line per row), then an end line with the count.",
+    'One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: "digest", id, digest}` line per row), then an end line with the count.',
   import:
     "NDJSON body: a header line, then rows of users, skills and contexts. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written."
 }
 
 /** Direct sync: `{origin}/api/v1/sync/database…`, the tenant is the token's. */
 export class SyncDatabaseGroup extends HttpApiGroup.make("database")
-  .add(HttpApiEndpoint.get("info", DatabaseRoutes.info).addSuccess(DatabaseInfo).annotate(OpenApi.Description, describe.info))
-  .add(HttpApiEndpoint.get("export", DatabaseRoutes.export).setUrlParams(ExportParams).addSuccess(Ndjson).annotate(OpenApi.Description, describe.export))
+  .add(
+    HttpApiEndpoint.get("info", DatabaseRoutes.info)
+      .addSuccess(DatabaseInfo)
+      .annotate(OpenApi.Description, describe.info)
+  )
+  .add(
+    HttpApiEndpoint.get("export", DatabaseRoutes.export)
+      .setUrlParams(ExportParams)
+      .addSuccess(Ndjson)
+      .annotate(OpenApi.Description, describe.export)
+  )
   .add(
     HttpApiEndpoint.post("import", DatabaseRoutes.import)
       .setUrlParams(ImportParams)
@@ -84,12 +104,20 @@ export class SyncDatabaseGroup extends HttpApiGroup.make("database")
   .addError(ServerErrorWire)
   .middleware(Authentication)
   .prefix(SYNC_PREFIX)
-  .annotate(OpenApi.Description, "Database sync of the tenant's users, skills and contexts; the tenant is the bearer token's.") {}
+  .annotate(
+    OpenApi.Description,
+    "Database sync of the tenant's users, skills and contexts; the tenant is the bearer token's."
+  ) {}
 
 /** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/database…`, the tenant in the URL must be the token's. */
 export class CloudDatabaseGroup extends HttpApiGroup.make("cloudDatabase")
   .add(HttpApiEndpoint.get("info", `/:tenantId${DatabaseRoutes.info}`).setPath(TenantPath).addSuccess(DatabaseInfo))
-  .add(HttpApiEndpoint.get("export", `/:tenantId${DatabaseRoutes.export}`).setPath(TenantPath).setUrlParams(ExportParams).addSuccess(Ndjson))
+  .add(
+    HttpApiEndpoint.get("export", `/:tenantId${DatabaseRoutes.export}`)
+      .setPath(TenantPath)
+      .setUrlParams(ExportParams)
+      .addSuccess(Ndjson)
+  )
   .add(
     HttpApiEndpoint.post("import", `/:tenantId${DatabaseRoutes.import}`)
       .setPath(TenantPath)
@@ -104,4 +132,7 @@ export class CloudDatabaseGroup extends HttpApiGroup.make("cloudDatabase")
   .addError(ServerErrorWire)
   .middleware(Authentication)
   .prefix(CLOUD_PREFIX)
-  .annotate(OpenApi.Description, "Database sync through the cloud relay; the tenant in the path must be the token's.") {}
+  .annotate(
+    OpenApi.Description,
+    "Database sync through the cloud relay; the tenant in the path must be the token's."
+  ) {}

@@ -114,10 +114,16 @@ export class DeployLockedWire extends Schema.TaggedError<DeployLockedWire>()(
 ) {}
 
 /** The lock this call names is not (or no longer) the tenant's lock: it expired or was released by force. */
-export class LockLost extends Schema.TaggedError<LockLost>()("LockLost", { reason: Schema.String }, HttpApiSchema.annotations({ status: 409 })) {}
+export class LockLost extends Schema.TaggedError<LockLost>()(
+  "LockLost",
+  { reason: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
 
 const NumberPath = Schema.Struct({ number: Schema.NumberFromString.pipe(Schema.int(), Schema.positive()) })
-const ListParams = Schema.Struct({ limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))) })
+const ListParams = Schema.Struct({
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+})
 const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
 
 const describe = {
@@ -147,7 +153,10 @@ const d = {
     .setPath(Plain)
     .addSuccess(RegistryCredential)
     .annotate(OpenApi.Description, describe.registryToken),
-  lockStatus: HttpApiEndpoint.get("lockStatus", "/deploy/lock").setPath(Plain).addSuccess(LockStatus).annotate(OpenApi.Description, describe.lockStatus),
+  lockStatus: HttpApiEndpoint.get("lockStatus", "/deploy/lock")
+    .setPath(Plain)
+    .addSuccess(LockStatus)
+    .annotate(OpenApi.Description, describe.lockStatus),
   lock: HttpApiEndpoint.post("lock", "/deploy/lock")
     .setPath(Plain)
     .setPayload(LockRequest)
@@ -159,7 +168,10 @@ const d = {
     .addSuccess(LockGrant)
     .addError(LockLost)
     .annotate(OpenApi.Description, describe.heartbeat),
-  unlock: HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId").setPath(LockIdPath).addSuccess(LockStatus).annotate(OpenApi.Description, describe.unlock),
+  unlock: HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId")
+    .setPath(LockIdPath)
+    .addSuccess(LockStatus)
+    .annotate(OpenApi.Description, describe.unlock),
   forceUnlock: HttpApiEndpoint.del("forceUnlock", "/deploy/lock")
     .setPath(Plain)
     .addSuccess(LockStatus)
@@ -178,7 +190,10 @@ const d = {
     .setUrlParams(ListParams)
     .addSuccess(Schema.Array(Release))
     .annotate(OpenApi.Description, describe.releases),
-  release: HttpApiEndpoint.get("release", "/releases/:number").setPath(NumberPath).addSuccess(Release).annotate(OpenApi.Description, describe.release),
+  release: HttpApiEndpoint.get("release", "/releases/:number")
+    .setPath(NumberPath)
+    .addSuccess(Release)
+    .annotate(OpenApi.Description, describe.release),
   rollback: HttpApiEndpoint.post("rollback", "/releases/:number/rollback")
     .setPath(NumberPath)
     .setHeaders(IdempotencyHeaders)
@@ -218,7 +233,10 @@ export class SyncDeployGroup extends HttpApiGroup.make("deploy")
   .addError(ServerErrorWire)
   .middleware(Authentication)
   .prefix(SYNC_PREFIX)
-  .annotate(OpenApi.Description, "Deploys of the token's tenant: registry credential, deploy lock, releases and rollback.") {}
+  .annotate(
+    OpenApi.Description,
+    "Deploys of the token's tenant: registry credential, deploy lock, releases and rollback."
+  ) {}
 
 /** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/…`, the tenant in the URL must be the token's. */
 export class CloudDeployGroup extends HttpApiGroup.make("cloudDeploy")

@@ -23,29 +23,38 @@ const SHA256 = /^[0-9a-f]{64}$/
 export const isEntry = (u: unknown): u is FileEntry => {
   if (typeof u !== "object" || u === null) return false
   const e = u as { path?: unknown; size?: unknown; sha256?: unknown }
-  return isRelPath(e.path) && Number.isSafeInteger(e.size) && (e.size as number) >= 0 && typeof e.sha256 === "string" && SHA256.test(e.sha256)
+  return (
+    isRelPath(e.path) &&
+    Number.isSafeInteger(e.size) &&
+    (e.size as number) >= 0 &&
+    typeof e.sha256 === "string" &&
+    SHA256.test(e.sha256)
+  )
 }
 
 /**
  * A whole tree's entries, checked entry by entry with the FileEntry rules by one predicate: a manifest
  * has tens of thousands of entries and is read on every run, so it skips the per-field decoding.
  */
-export const FileEntries = Schema.declare((u: unknown): u is ReadonlyArray<FileEntry> => Array.isArray(u) && u.every(isEntry), {
-  identifier: "FileEntries",
-  description: "files of a tree, sorted by path",
-  jsonSchema: {
-    type: "array",
-    items: {
-      type: "object",
-      required: ["path", "size", "sha256"],
-      properties: {
-        path: { type: "string", description: "a relative path inside the tree" },
-        size: { type: "integer", minimum: 0 },
-        sha256: { type: "string", pattern: "^[0-9a-f]{64}$" }
+export const FileEntries = Schema.declare(
+  (u: unknown): u is ReadonlyArray<FileEntry> => Array.isArray(u) && u.every(isEntry),
+  {
+    identifier: "FileEntries",
+    description: "files of a tree, sorted by path",
+    jsonSchema: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["path", "size", "sha256"],
+        properties: {
+          path: { type: "string", description: "a relative path inside the tree" },
+          size: { type: "integer", minimum: 0 },
+          sha256: { type: "string", pattern: "^[0-9a-f]{64}$" }
+        }
       }
     }
   }
-})
+)
 
 /** The head (or a given revision) of a tenant's tree: every file with its size and hash. */
 export class RemoteManifest extends Schema.Class<RemoteManifest>("RemoteManifest")({
@@ -121,7 +130,9 @@ export class DownloadSelection extends Schema.Class<DownloadSelection>("Download
 const Gzip = HttpApiSchema.Uint8Array({ contentType: "application/gzip" })
 const RevisionParam = Schema.Struct({ revision: Schema.optional(Schema.String) })
 const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
-const RevisionsParams = Schema.Struct({ limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000))) })
+const RevisionsParams = Schema.Struct({
+  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+})
 
 /** The route suffixes, shared by both families and by the streaming client. */
 export const FilesRoutes = {
@@ -156,7 +167,11 @@ export class SyncFilesGroup extends HttpApiGroup.make("files")
   )
   .add(HttpApiEndpoint.get("download", FilesRoutes.download).setUrlParams(RevisionParam).addSuccess(Gzip))
   .add(HttpApiEndpoint.post("select", FilesRoutes.select).setPayload(DownloadSelection).addSuccess(Gzip))
-  .add(HttpApiEndpoint.get("revisions", FilesRoutes.revisions).setUrlParams(RevisionsParams).addSuccess(Schema.Array(RevisionInfo)))
+  .add(
+    HttpApiEndpoint.get("revisions", FilesRoutes.revisions)
+      .setUrlParams(RevisionsParams)
+      .addSuccess(Schema.Array(RevisionInfo))
+  )
   .addError(NotFound)
   .addError(ServerErrorWire)
   .middleware(Authentication)
@@ -207,4 +222,7 @@ export class CloudFilesGroup extends HttpApiGroup.make("cloudFiles")
   .addError(ServerErrorWire)
   .middleware(Authentication)
   .prefix(CLOUD_PREFIX)
-  .annotate(OpenApi.Description, "File sync through a shared API; the tenant in the path must be the bearer token's.") {}
+  .annotate(
+    OpenApi.Description,
+    "File sync through a shared API; the tenant in the path must be the bearer token's."
+  ) {}

@@ -21,7 +21,10 @@ const require = createRequire(bundle)
 
 // XDG: a relative XDG_CACHE_HOME is invalid and ignored.
 const xdgCache = process.env.XDG_CACHE_HOME
-const cacheDir = join(xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), ".cache"), "agentsync")
+const cacheDir = join(
+  xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), ".cache"),
+  "agentsync"
+)
 const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${process.version}-${process.arch}`
 const cacheFile = join(cacheDir, `${cacheName}.v8`)
 /** The commands whose code the cache holds, beside it. */

@@ -8,7 +8,9 @@ import type { DatabaseSyncService, DbDiffResult, DbSyncResult } from "../program
 import { emit, table } from "./output.js"
 import { projectConfig } from "./root.js"
 
-const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("count what would be inserted, updated and skipped; write nothing"))
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription("count what would be inserted, updated and skipped; write nothing")
+)
 
 /** Runs a DatabaseSyncService program with the project's configuration (its code loaded only now). */
 const run = <A, E, R>(program: (service: DatabaseSyncService) => Effect.Effect<A, E, R>) =>
@@ -34,33 +36,44 @@ export const diffText = (r: DbDiffResult) =>
 export const importText = (tables: ReadonlyArray<TableImportReport>, dryRun: boolean) => {
   const lines = [
     table(
-      ["table", dryRun ? "would insert" : "inserted", dryRun ? "would update" : "updated", "unchanged", "skipped", "session cleared"],
+      [
+        "table",
+        dryRun ? "would insert" : "inserted",
+        dryRun ? "would update" : "updated",
+        "unchanged",
+        "skipped",
+        "session cleared"
+      ],
       tables.map((t) => [TABLE_LABEL[t.table], t.inserted, t.updated, t.unchanged, t.skipped, t.session_cleared])
     )
   ]
   for (const t of tables) {
     for (const s of t.skips) lines.push(`skipped ${TABLE_LABEL[t.table]} ${s.id}: ${s.reason}`)
-    if (t.skipped > t.skips.length) lines.push(`… and ${t.skipped - t.skips.length} more skipped in ${TABLE_LABEL[t.table]} (--json lists the first ${t.skips.length})`)
+    if (t.skipped > t.skips.length)
+      lines.push(
+        `… and ${t.skipped - t.skips.length} more skipped in ${TABLE_LABEL[t.table]} (--json lists the first ${t.skips.length})`
+      )
   }
   return lines.join("\n")
 }
 
 const syncText = (r: DbSyncResult) => () =>
-  [`${r.direction} ${r.direction === "push" ? "to" : "from"} ${r.remote} (${r.transport})${r.dry_run ? ", dry run: nothing written" : ""}`, importText(r.tables, r.dry_run)].join(
-    "\n"
-  )
+  [
+    `${r.direction} ${r.direction === "push" ? "to" : "from"} ${r.remote} (${r.transport})${r.dry_run ? ", dry run: nothing written" : ""}`,
+    importText(r.tables, r.dry_run)
+  ].join("\n")
 
-const diff = Command.make("diff", {}, () => run((s) => Effect.flatMap(s.diff(), (r) => emit(r, () => diffText(r))))).pipe(
-  Command.withDescription("per table: rows only local, only remote, different, equal")
-)
+const diff = Command.make("diff", {}, () =>
+  run((s) => Effect.flatMap(s.diff(), (r) => emit(r, () => diffText(r))))
+).pipe(Command.withDescription("per table: rows only local, only remote, different, equal"))
 
-const push = Command.make("push", { dryRun }, (o) => run((s) => Effect.flatMap(s.push({ dryRun: o.dryRun }), (r) => emit(r, syncText(r))))).pipe(
-  Command.withDescription("upsert the local users, skills and contexts into the cloud database")
-)
+const push = Command.make("push", { dryRun }, (o) =>
+  run((s) => Effect.flatMap(s.push({ dryRun: o.dryRun }), (r) => emit(r, syncText(r))))
+).pipe(Command.withDescription("upsert the local users, skills and contexts into the cloud database"))
 
-const pull = Command.make("pull", { dryRun }, (o) => run((s) => Effect.flatMap(s.pull({ dryRun: o.dryRun }), (r) => emit(r, syncText(r))))).pipe(
-  Command.withDescription("upsert the cloud users, skills and contexts into the local database")
-)
+const pull = Command.make("pull", { dryRun }, (o) =>
+  run((s) => Effect.flatMap(s.pull({ dryRun: o.dryRun }), (r) => emit(r, syncText(r))))
+).pipe(Command.withDescription("upsert the cloud users, skills and contexts into the local database"))
 
 export const db = Command.make("db").pipe(
   Command.withDescription("sync the users, skills and contexts tables between the local and the cloud database"),

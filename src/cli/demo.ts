@@ -51,7 +51,10 @@ const cleanEnv = (): Record<string, string> => {
 }
 
 const indent = (text: string, max: number) => {
-  const lines = text.trimEnd().split("\n").filter((l) => l !== "")
+  const lines = text
+    .trimEnd()
+    .split("\n")
+    .filter((l) => l !== "")
   const shown = lines.slice(0, max).map((l) => `    ${l}`)
   if (lines.length > max) shown.push(`    … (${lines.length - max} more lines)`)
   return shown.join("\n")
@@ -153,9 +156,13 @@ const program = (workDir: string, source: string) =>
     yield* run({ args: ["local", "sync", "--to-db"], cwd: project })
     const sql = "UPDATE agents SET description = 'Answers questions; edited in the database.' WHERE id = 'support'"
     yield* Console.log(`\nSQL> ${sql}`)
-    const [{ SqlClient }, { Database }] = yield* Effect.promise(() => Promise.all([import("@effect/sql/SqlClient"), import("../services/Database.js")]))
+    const [{ SqlClient }, { Database }] = yield* Effect.promise(() =>
+      Promise.all([import("@effect/sql/SqlClient"), import("../services/Database.js")])
+    )
     yield* Effect.flatMap(SqlClient, (db) => db.unsafe(sql)).pipe(
-      Effect.provide(Database.layerMigrated({ url: Option.none(), dataDir: nodePath.join(project, ".agentsync", "pgdata") }))
+      Effect.provide(
+        Database.layerMigrated({ url: Option.none(), dataDir: nodePath.join(project, ".agentsync", "pgdata") })
+      )
     )
     yield* run({ args: ["local", "diff"], cwd: project })
     yield* run({ args: ["local", "sync", "--to-disk"], cwd: project })
@@ -163,10 +170,16 @@ const program = (workDir: string, source: string) =>
       try: () => readFile(nodePath.join(project, "services/agents/support/config.yaml"), "utf8"),
       catch: io(project, "cannot read")
     })
-    yield* Console.log(`    services/agents/support/config.yaml now says: ${config.split("\n").find((l) => l.startsWith("description:"))}`)
+    yield* Console.log(
+      `    services/agents/support/config.yaml now says: ${config.split("\n").find((l) => l.startsWith("description:"))}`
+    )
 
     yield* section("3. file sync with a tenant server (agentsync serve on loopback, embedded database)")
-    const created = yield* run({ args: ["--json", "tenant", "create", "demo", "--data", workDir], cwd: workDir, lines: 0 })
+    const created = yield* run({
+      args: ["--json", "tenant", "create", "demo", "--data", workDir],
+      cwd: workDir,
+      lines: 0
+    })
     const tenant = yield* Schema.decodeUnknown(CreatedTenant)(created.stdout).pipe(
       Effect.mapError((e) => new InvalidInput({ field: "tenant create --json", reason: e.message }))
     )
@@ -193,7 +206,9 @@ const program = (workDir: string, source: string) =>
     })
     yield* run({ args: ["--services", "services", "files", "pull"], cwd: copy, env: remote, lines: 6 })
     const same = yield* Effect.tryPromise({
-      try: async () => (await readFile(post, "utf8")) === (await readFile(nodePath.join(copy, "services/content/blog/hello-world/index.md"), "utf8")),
+      try: async () =>
+        (await readFile(post, "utf8")) ===
+        (await readFile(nodePath.join(copy, "services/content/blog/hello-world/index.md"), "utf8")),
       catch: io(copy, "cannot compare")
     })
     yield* Console.log(`    the second copy has the edit: ${same ? "yes" : "NO"}`)
@@ -207,7 +222,10 @@ const program = (workDir: string, source: string) =>
       try: async () => {
         for (const id of ["kb-search", "cite-sources", "changelog"]) {
           await mkdir(nodePath.join(repo, "skills", id), { recursive: true })
-          await cp(nodePath.join(project, "services/skills", id, "SKILL.md"), nodePath.join(repo, "skills", id, "SKILL.md"))
+          await cp(
+            nodePath.join(project, "services/skills", id, "SKILL.md"),
+            nodePath.join(repo, "skills", id, "SKILL.md")
+          )
         }
       },
       catch: io(repo, "cannot prepare the skills repository")
@@ -224,7 +242,8 @@ const program = (workDir: string, source: string) =>
     yield* run({ args: ["skill", "install", `git:${bare}`, "--tools", "claude"], cwd: workDir, env: skillEnv })
     const deployed = nodePath.join(home, ".claude/skills/kb-search/SKILL.md")
     yield* Effect.tryPromise({
-      try: async () => writeFile(deployed, `${await readFile(deployed, "utf8")}\n4. Prefer articles updated this year.\n`),
+      try: async () =>
+        writeFile(deployed, `${await readFile(deployed, "utf8")}\n4. Prefer articles updated this year.\n`),
       catch: io(deployed, "cannot edit")
     })
     yield* Console.log("\n(edit ~/.claude/skills/kb-search/SKILL.md in the tool home)")
@@ -239,7 +258,9 @@ const program = (workDir: string, source: string) =>
     yield* run({ args: ["jobs", "history"], cwd: project })
 
     yield* section("done")
-    yield* Console.log("Every step above is an agentsync command you can run yourself; `agentsync --help` lists them all.")
+    yield* Console.log(
+      "Every step above is an agentsync command you can run yourself; `agentsync --help` lists them all."
+    )
   }).pipe(Effect.scoped)
 
 export const demo = Command.make("demo", { dir, from }, (o) =>
@@ -247,7 +268,10 @@ export const demo = Command.make("demo", { dir, from }, (o) =>
     const keep = Option.isSome(o.dir)
     const workDir = Option.isSome(o.dir)
       ? nodePath.resolve(o.dir.value)
-      : yield* Effect.tryPromise({ try: () => mkdtemp(nodePath.join(tmpdir(), "agentsync-demo-")), catch: io(tmpdir(), "cannot create") })
+      : yield* Effect.tryPromise({
+          try: () => mkdtemp(nodePath.join(tmpdir(), "agentsync-demo-")),
+          catch: io(tmpdir(), "cannot create")
+        })
     const source = Option.isSome(o.from) ? nodePath.resolve(o.from.value) : exampleProject()
     yield* program(workDir, source).pipe(
       Effect.ensuring(
@@ -257,4 +281,8 @@ export const demo = Command.make("demo", { dir, from }, (o) =>
       )
     )
   }).pipe(Effect.provide(Layer.provideMerge(GitLayer, Shell.layer)))
-).pipe(Command.withDescription("the whole loop on the embedded defaults: validate, local sync, file sync with a tenant, skill sync, scheduled jobs"))
+).pipe(
+  Command.withDescription(
+    "the whole loop on the embedded defaults: validate, local sync, file sync with a tenant, skill sync, scheduled jobs"
+  )
+)

@@ -13,7 +13,9 @@ import { projectConfig } from "./root.js"
 const offline = <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
   Effect.gen(function* () {
     const config = yield* projectConfig()
-    const [programs, shell] = yield* Effect.promise(() => Promise.all([import("../programs/deploy.js"), import("../services/Shell.js")]))
+    const [programs, shell] = yield* Effect.promise(() =>
+      Promise.all([import("../programs/deploy.js"), import("../services/Shell.js")])
+    )
     return yield* Effect.flatMap(programs.DeployService, program).pipe(
       Effect.provide(Layer.merge(programs.DeployService.Default, shell.layer)),
       Effect.provideService(CurrentConfig, config)
@@ -25,7 +27,10 @@ const run = <A, E, R>(program: (service: typeof DeployService.Service) => Effect
   Effect.gen(function* () {
     const config = yield* projectConfig()
     const api = yield* Effect.promise(() => import("../services/DeployApi.js"))
-    return yield* offline(program).pipe(Effect.provide(api.layerFromConfig), Effect.provideService(CurrentConfig, config))
+    return yield* offline(program).pipe(
+      Effect.provide(api.layerFromConfig),
+      Effect.provideService(CurrentConfig, config)
+    )
   })
 
 /** A failed release ends the command non-zero, after it was printed. */
@@ -45,13 +50,22 @@ const describeRelease = (r: Release) => {
     `release ${r.number} (${r.kind}${r.rollback_of === null ? "" : ` of release ${r.rollback_of}`}): ${r.status}`,
     `  image    ${r.image}`,
     ...(r.tag === null ? [] : [`  tag      ${r.tag}`]),
-    ...(r.source_sha === null ? [] : [`  source   ${r.source_sha}${r.dirty === true ? " (with uncommitted changes)" : ""}`]),
+    ...(r.source_sha === null
+      ? []
+      : [`  source   ${r.source_sha}${r.dirty === true ? " (with uncommitted changes)" : ""}`]),
     `  by       ${r.who}${r.message === "" ? "" : `: ${r.message}`}`,
     `  created  ${r.created_at}${r.finished_at === null ? "" : `, finished ${r.finished_at}`}`,
     ...(r.reason === null ? [] : [`  reason   ${r.reason}`]),
     ...(r.reactivated === null ? [] : [`  release ${r.reactivated} was re-activated`])
   ]
-  if (r.log !== undefined && r.log !== "") lines.push("  log:", ...r.log.trimEnd().split("\n").map((l) => `    ${l}`))
+  if (r.log !== undefined && r.log !== "")
+    lines.push(
+      "  log:",
+      ...r.log
+        .trimEnd()
+        .split("\n")
+        .map((l) => `    ${l}`)
+    )
   return lines.join("\n")
 }
 
@@ -67,41 +81,69 @@ const describeDeploy = (r: DeployReport) => {
       ...r.steps.map((s) => `  ${s.step.padEnd(10)} ${s.command}`)
     ].join("\n")
   }
-  return r.release === null ? `pushed ${r.image}` : `release ${r.release.number} ${r.release.status}: ${r.release.image} (tag ${r.tag})`
+  return r.release === null
+    ? `pushed ${r.image}`
+    : `release ${r.release.number} ${r.release.status}: ${r.release.image} (tag ${r.tag})`
 }
 
 const ROLLBACK_WARNING =
   "warning: a rollback runs an earlier release's image again through the release hook; it does not undo anything else a hook did (a database migration a hook ran stays applied)"
 
-const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("print every command the deploy would run, secrets masked, and run none"))
-const tag = Options.text("tag").pipe(Options.withDescription("the image tag (default: deploy-<unix time>-<git short sha>)"), Options.optional)
-const skipBuild = Options.boolean("skip-build").pipe(Options.withDescription("push an image built before (needs --tag): no build commands, no image build"))
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription("print every command the deploy would run, secrets masked, and run none")
+)
+const tag = Options.text("tag").pipe(
+  Options.withDescription("the image tag (default: deploy-<unix time>-<git short sha>)"),
+  Options.optional
+)
+const skipBuild = Options.boolean("skip-build").pipe(
+  Options.withDescription("push an image built before (needs --tag): no build commands, no image build")
+)
 const builder = Options.choice("builder", ["docker", "buildah"]).pipe(
   Options.withDescription("build and push with docker (default) or buildah (no daemon)"),
   Options.optional
 )
-const message = Options.text("message").pipe(Options.withDescription("a note kept with the lock and the release"), Options.optional)
+const message = Options.text("message").pipe(
+  Options.withDescription("a note kept with the lock and the release"),
+  Options.optional
+)
 
-const releases = Command.make("releases", { limit: Options.integer("limit").pipe(Options.withDefault(20), Options.withDescription("how many, newest first")) }, (o) =>
-  run((s) =>
-    Effect.flatMap(s.releases(o.limit), (list) =>
-      emit(list, () =>
-        list.length === 0
-          ? "no releases yet"
-          : table(
-              ["#", "kind", "status", "digest", "tag", "by", "created"],
-              list.map((r) => [r.number, r.rollback_of === null ? r.kind : `${r.kind} of ${r.rollback_of}`, r.status, short(r.digest), r.tag ?? "", r.who, r.created_at])
-            )
+const releases = Command.make(
+  "releases",
+  { limit: Options.integer("limit").pipe(Options.withDefault(20), Options.withDescription("how many, newest first")) },
+  (o) =>
+    run((s) =>
+      Effect.flatMap(s.releases(o.limit), (list) =>
+        emit(list, () =>
+          list.length === 0
+            ? "no releases yet"
+            : table(
+                ["#", "kind", "status", "digest", "tag", "by", "created"],
+                list.map((r) => [
+                  r.number,
+                  r.rollback_of === null ? r.kind : `${r.kind} of ${r.rollback_of}`,
+                  r.status,
+                  short(r.digest),
+                  r.tag ?? "",
+                  r.who,
+                  r.created_at
+                ])
+              )
+        )
       )
     )
-  )
 ).pipe(Command.withDescription("list the tenant's releases, newest first"))
 
 const status = Command.make(
   "status",
   {
-    id: Args.integer({ name: "ID" }).pipe(Args.withDescription("a release number (default: the newest)"), Args.optional),
-    wait: Options.boolean("wait").pipe(Options.withDescription("follow the release until it is active or failed, printing its log"))
+    id: Args.integer({ name: "ID" }).pipe(
+      Args.withDescription("a release number (default: the newest)"),
+      Args.optional
+    ),
+    wait: Options.boolean("wait").pipe(
+      Options.withDescription("follow the release until it is active or failed, printing its log")
+    )
   },
   (o) =>
     run((s) =>
@@ -115,26 +157,42 @@ const status = Command.make(
 
 const rollback = Command.make(
   "rollback",
-  { release: Args.integer({ name: "RELEASE" }).pipe(Args.withDescription("the release whose image runs again (default: the one before the active)"), Args.optional), message },
+  {
+    release: Args.integer({ name: "RELEASE" }).pipe(
+      Args.withDescription("the release whose image runs again (default: the one before the active)"),
+      Args.optional
+    ),
+    message
+  },
   (o) =>
     Effect.zipRight(
       note(ROLLBACK_WARNING),
       run((s) =>
         Effect.gen(function* () {
-          const release = yield* s.rollback({ release: Option.getOrUndefined(o.release), message: Option.getOrUndefined(o.message) })
-          yield* emit(release, () => `release ${release.number} ${release.status}: rolled back to release ${release.rollback_of} (${release.image})`)
+          const release = yield* s.rollback({
+            release: Option.getOrUndefined(o.release),
+            message: Option.getOrUndefined(o.message)
+          })
+          yield* emit(
+            release,
+            () =>
+              `release ${release.number} ${release.status}: rolled back to release ${release.rollback_of} (${release.image})`
+          )
         })
       )
     )
 ).pipe(Command.withDescription("release an earlier release's image again, as a new release"))
 
-const lockStatus = Command.make("status", {}, () => run((s) => Effect.flatMap(s.lockStatus, (l) => emit(l, () => describeLock(l))))).pipe(
-  Command.withDescription("who holds the tenant's deploy lock, and until when")
+const lockStatus = Command.make("status", {}, () =>
+  run((s) => Effect.flatMap(s.lockStatus, (l) => emit(l, () => describeLock(l))))
+).pipe(Command.withDescription("who holds the tenant's deploy lock, and until when"))
+const lockRelease = Command.make("release", {}, () =>
+  run((s) => Effect.flatMap(s.forceUnlock, (l) => emit(l, () => `released: ${describeLock(l)}`)))
+).pipe(Command.withDescription("release the deploy lock whoever holds it (refused while a release runs on the server)"))
+const lock = Command.make("lock").pipe(
+  Command.withDescription("the tenant's deploy lock"),
+  Command.withSubcommands([lockStatus, lockRelease])
 )
-const lockRelease = Command.make("release", {}, () => run((s) => Effect.flatMap(s.forceUnlock, (l) => emit(l, () => `released: ${describeLock(l)}`)))).pipe(
-  Command.withDescription("release the deploy lock whoever holds it (refused while a release runs on the server)")
-)
-const lock = Command.make("lock").pipe(Command.withDescription("the tenant's deploy lock"), Command.withSubcommands([lockStatus, lockRelease]))
 
 export const deploy = Command.make("deploy", { dryRun, tag, skipBuild, builder, message }, (o) => {
   const options = {
@@ -144,8 +202,12 @@ export const deploy = Command.make("deploy", { dryRun, tag, skipBuild, builder, 
     message: Option.getOrUndefined(o.message)
   }
   const print = (r: DeployReport) => emit(r, () => describeDeploy(r))
-  return o.dryRun ? offline((s) => Effect.flatMap(s.plan(options), print)) : run((s) => Effect.flatMap(s.deploy(options), print))
+  return o.dryRun
+    ? offline((s) => Effect.flatMap(s.plan(options), print))
+    : run((s) => Effect.flatMap(s.deploy(options), print))
 }).pipe(
-  Command.withDescription("build → image → push → release → verify, under the tenant's deploy lock (configured by deploy: in agentsync.yaml)"),
+  Command.withDescription(
+    "build → image → push → release → verify, under the tenant's deploy lock (configured by deploy: in agentsync.yaml)"
+  ),
   Command.withSubcommands([releases, status, rollback, lock])
 )

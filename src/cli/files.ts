@@ -10,7 +10,9 @@ import { progressFor } from "../stages/progress.js"
 import { emit, table } from "./output.js"
 import { globals, projectConfig } from "./root.js"
 
-const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("show the plan; change nothing, state files included"))
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription("show the plan; change nothing, state files included")
+)
 const deleteOpt = Options.boolean("delete").pipe(Options.withDescription("carry deletions to the other side"))
 const force = Options.boolean("force").pipe(
   Options.withDescription("take this side where both changed, and allow deleting more than half of the tree")
@@ -21,8 +23,13 @@ const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: b
   Effect.gen(function* () {
     const g = yield* globals
     const config = yield* projectConfig(undefined, { tree: true })
-    const [files, api] = yield* Effect.promise(() => Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")]))
-    const layer = files.layer.pipe(Layer.provideMerge(api.layerFromConfig), Layer.provide(Layer.succeed(CurrentConfig, config)))
+    const [files, api] = yield* Effect.promise(() =>
+      Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")])
+    )
+    const layer = files.layer.pipe(
+      Layer.provideMerge(api.layerFromConfig),
+      Layer.provide(Layer.succeed(CurrentConfig, config))
+    )
     return yield* Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(Effect.provide(layer))
   })
 
@@ -48,8 +55,12 @@ const human = (r: FilesReport) => () => {
   if (r.command === "push" && !r.dry_run && r.revision !== r.remote_revision) {
     lines.push(`pushed ${r.files_sent ?? 0} file(s), ${r.bytes_sent ?? 0} bytes compressed; head is now ${r.revision}`)
   }
-  if (r.backup !== undefined) lines.push(`replaced and deleted files were kept in ${r.backup} (agentsync files restore ${r.backup.split(/[\\/]/).pop()} puts them back)`)
-  if (r.backups_pruned !== undefined) lines.push(`removed ${r.backups_pruned.length} older backup(s): ${r.backups_pruned.join(", ")}`)
+  if (r.backup !== undefined)
+    lines.push(
+      `replaced and deleted files were kept in ${r.backup} (agentsync files restore ${r.backup.split(/[\\/]/).pop()} puts them back)`
+    )
+  if (r.backups_pruned !== undefined)
+    lines.push(`removed ${r.backups_pruned.length} older backup(s): ${r.backups_pruned.join(", ")}`)
   return lines.join("\n")
 }
 
@@ -58,20 +69,31 @@ const finish = (r: FilesReport) =>
   Effect.zipRight(
     emit(r, human(r)),
     r.conflicts.length > 0
-      ? Effect.fail(new Conflict({ reason: `${r.conflicts.length} file(s) changed on both sides since the last sync`, items: r.conflicts.slice(0, 50) }))
+      ? Effect.fail(
+          new Conflict({
+            reason: `${r.conflicts.length} file(s) changed on both sides since the last sync`,
+            items: r.conflicts.slice(0, 50)
+          })
+        )
       : Effect.void
   )
 
-const diff = Command.make("diff", {}, () => run((s, json) => Effect.flatMap(s.diff({ progress: progressFor(json) }), finish))).pipe(
-  Command.withDescription("compare the local services/ tree with the remote head, file by file")
-)
+const diff = Command.make("diff", {}, () =>
+  run((s, json) => Effect.flatMap(s.diff({ progress: progressFor(json) }), finish))
+).pipe(Command.withDescription("compare the local services/ tree with the remote head, file by file"))
 
 const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>
-  run((s, json) => Effect.flatMap(s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish))
-).pipe(Command.withDescription("send the files changed locally as a new remote revision (409/exit 3 if the head moved)"))
+  run((s, json) =>
+    Effect.flatMap(s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish)
+  )
+).pipe(
+  Command.withDescription("send the files changed locally as a new remote revision (409/exit 3 if the head moved)")
+)
 
 const pull = Command.make("pull", { dryRun, delete: deleteOpt, force }, (o) =>
-  run((s, json) => Effect.flatMap(s.pull({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish))
+  run((s, json) =>
+    Effect.flatMap(s.pull({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish)
+  )
 ).pipe(Command.withDescription("write the files changed remotely, verified and swapped in atomically, with a backup"))
 
 /** Runs a program that needs only the project's configuration, no server (its code loaded only now). */
@@ -112,7 +134,11 @@ const restore = Command.make("restore", { id }, (o) =>
         ].join("\n")
       )
   )
-).pipe(Command.withDescription("put back the files of a backup (what they replace is kept in a new backup); also abandons a pull that could not finish"))
+).pipe(
+  Command.withDescription(
+    "put back the files of a backup (what they replace is kept in a new backup); also abandons a pull that could not finish"
+  )
+)
 
 export const files = Command.make("files").pipe(
   Command.withDescription("sync the services/ tree with the tenant server as tar.gz bundles"),

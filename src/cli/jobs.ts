@@ -14,7 +14,10 @@ import { projectConfig, usage } from "./root.js"
 /** The jobs' code, loaded only when a jobs command runs. */
 const Jobs = Effect.promise(() => import("../programs/jobs/jobs.js"))
 
-const jobOption = Options.text("job").pipe(Options.withDescription("one job, by its name in agentsync.yaml"), Options.optional)
+const jobOption = Options.text("job").pipe(
+  Options.withDescription("one job, by its name in agentsync.yaml"),
+  Options.optional
+)
 
 /** The configuration, with its jobs; no jobs, or `--job` naming none of them, is a usage error (exit 2). */
 export const configWithJobs = (job: Option.Option<string>) =>
@@ -24,7 +27,9 @@ export const configWithJobs = (job: Option.Option<string>) =>
     const file = nodePath.join(config.projectRoot, PROJECT_FILE)
     if (names.length === 0) return yield* usage(`no jobs in ${file}: add a jobs: list (see README, "Scheduled jobs")`)
     if (Option.isSome(job) && !names.includes(job.value)) {
-      return yield* usage(`--job: no job named ${JSON.stringify(job.value)} in ${file}; its jobs are ${names.join(", ")}`)
+      return yield* usage(
+        `--job: no job named ${JSON.stringify(job.value)} in ${file}; its jobs are ${names.join(", ")}`
+      )
     }
     return config
   })
@@ -58,12 +63,15 @@ const runOnce = (config: SyncConfig, only: string | undefined) =>
 const run = Command.make(
   "run",
   {
-    once: Options.boolean("once").pipe(Options.withDescription("run the jobs that are due (or --job, now) once and exit: for cron or a systemd timer")),
+    once: Options.boolean("once").pipe(
+      Options.withDescription("run the jobs that are due (or --job, now) once and exit: for cron or a systemd timer")
+    ),
     job: jobOption
   },
   (o) =>
     Effect.gen(function* () {
-      if (Option.isSome(o.job) && !o.once) return yield* usage("--job goes with --once (the scheduler runs every enabled job)")
+      if (Option.isSome(o.job) && !o.once)
+        return yield* usage("--job goes with --once (the scheduler runs every enabled job)")
       const config = yield* configWithJobs(o.job)
       if (o.once) return yield* runOnce(config, Option.getOrUndefined(o.job))
       // Until SIGINT or SIGTERM, which let the running job finish (bounded by its timeout) before the exit.
@@ -86,7 +94,11 @@ const listText = (jobs: ReadonlyArray<JobListing>) =>
       j.tz,
       j.next ?? "disabled",
       j.last?.scheduled_at ?? "never",
-      j.last === null ? "" : j.last.status === "running" ? `running on ${j.last.owner}` : (j.last.error ?? j.last.status)
+      j.last === null
+        ? ""
+        : j.last.status === "running"
+          ? `running on ${j.last.owner}`
+          : (j.last.error ?? j.last.status)
     ])
   )
 
@@ -102,13 +114,18 @@ const history = Command.make(
   "history",
   {
     job: jobOption,
-    limit: Options.integer("limit").pipe(Options.withDescription("how many runs, newest first"), Options.withDefault(20))
+    limit: Options.integer("limit").pipe(
+      Options.withDescription("how many runs, newest first"),
+      Options.withDefault(20)
+    )
   },
   (o) =>
     Effect.gen(function* () {
       if (o.limit < 1) return yield* usage("--limit: at least 1")
       const config = yield* configWithJobs(o.job)
-      const runs = yield* Effect.flatMap(Jobs, (J) => J.history(config, { job: Option.getOrUndefined(o.job), limit: o.limit }))
+      const runs = yield* Effect.flatMap(Jobs, (J) =>
+        J.history(config, { job: Option.getOrUndefined(o.job), limit: o.limit })
+      )
       yield* emit({ runs }, () =>
         runs.length === 0
           ? "no runs yet"
@@ -129,6 +146,8 @@ const history = Command.make(
 ).pipe(Command.withDescription("the runs recorded, newest first: fire, trigger, status, duration, who ran it"))
 
 export const jobs = Command.make("jobs").pipe(
-  Command.withDescription("scheduled jobs from agentsync.yaml: on this machine (.agentsync/jobs.json) or, with DATABASE_URL, shared by any number of runners"),
+  Command.withDescription(
+    "scheduled jobs from agentsync.yaml: on this machine (.agentsync/jobs.json) or, with DATABASE_URL, shared by any number of runners"
+  ),
   Command.withSubcommands([run, list, history])
 )

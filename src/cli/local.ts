@@ -38,11 +38,15 @@ type LocalSyncModule = typeof import("../programs/localSync.js")
  * Runs a local-sync program on the project's database and workspace (its code loaded only now); the embedded
  * database stops afterwards.
  */
-const withProject = <A, E>(program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>) =>
+const withProject = <A, E>(
+  program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>
+) =>
   Effect.gen(function* () {
     const config = yield* projectConfig(undefined, { tree: true })
     const { LocalSync } = yield* Effect.promise(() => import("../programs/localSync.js"))
-    return yield* program(LocalSync).pipe(Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))))
+    return yield* program(LocalSync).pipe(
+      Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config))))
+    )
   })
 
 const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => n + r.errors.length, 0)
@@ -50,7 +54,11 @@ const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => 
 const failOnErrors = (n: number) =>
   n === 0
     ? Effect.void
-    : Effect.fail(new InvalidInput({ reason: `${n} item${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "was" : "were"} skipped; the others were synced` }))
+    : Effect.fail(
+        new InvalidInput({
+          reason: `${n} item${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "was" : "were"} skipped; the others were synced`
+        })
+      )
 
 export const verbose = Options.boolean("verbose").pipe(
   Options.withDescription("list the files local sync leaves to file sync, not only their count")
@@ -62,7 +70,9 @@ export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean)
     ? []
     : listAll
       ? unsynced.map((p) => `not synced by local sync: ${p} (carried by file sync)`)
-      : [`${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`]
+      : [
+          `${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`
+        ]
 
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
 
@@ -70,7 +80,14 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean) => {
   const lines = [
     table(
       ["kind", "added", "modified", "removed", "unchanged", "errors"],
-      report.kinds.map((k) => [k.kind, k.counts.added, k.counts.modified, k.counts.removed, k.counts.unchanged, k.errors.length])
+      report.kinds.map((k) => [
+        k.kind,
+        k.counts.added,
+        k.counts.modified,
+        k.counts.removed,
+        k.counts.unchanged,
+        k.errors.length
+      ])
     )
   ]
   for (const k of report.kinds) for (const c of k.changes) lines.push(`${statusMark[c.status]} ${k.kind} ${c.key}`)
@@ -89,12 +106,16 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   ]
   if (report.dry_run) {
     lines.push(report.plan.length === 0 ? "dry run: nothing to do" : "dry run: the plan")
-    for (const s of report.plan) lines.push(`  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`)
+    for (const s of report.plan)
+      lines.push(
+        `  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`
+      )
   } else {
     // Every deletion is named, never only counted.
     for (const s of report.plan) {
       if (s.action === "delete") lines.push(`deleted from the database: ${s.kind} ${s.key}`)
-      if (s.action === "remove") lines.push(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
+      if (s.action === "remove")
+        lines.push(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
     }
   }
   for (const r of report.results) for (const e of r.errors) lines.push(`! ${e.message}`)
@@ -117,7 +138,9 @@ const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("print th
 const deleteOrphans = Options.boolean("delete-orphans").pipe(
   Options.withDescription("also delete rows without a file (--to-db) or files without a row (--to-disk)")
 )
-const force = Options.boolean("force").pipe(Options.withDescription("allow deleting more than half of a kind on the side written to"))
+const force = Options.boolean("force").pipe(
+  Options.withDescription("allow deleting more than half of a kind on the side written to")
+)
 
 const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, force, verbose }, (o) =>
   Effect.gen(function* () {
@@ -133,6 +156,8 @@ const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, f
 ).pipe(Command.withDescription("sync the services/ tree and the project database, one direction, in one transaction"))
 
 export const local = Command.make("local").pipe(
-  Command.withDescription("the services/ tree on disk against the project database (DATABASE_URL, or embedded under .agentsync/pgdata)"),
+  Command.withDescription(
+    "the services/ tree on disk against the project database (DATABASE_URL, or embedded under .agentsync/pgdata)"
+  ),
   Command.withSubcommands([diff, sync])
 )

@@ -13,5 +13,12 @@ export const note = (line: string) => Console.error(line)
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
   const all = [header, ...rows.map((r) => r.map(String))]
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)))
-  return all.map((r) => r.map((c, i) => (c ?? "").padEnd(widths[i]!)).join("  ").trimEnd()).join("\n")
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (c ?? "").padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd()
+    )
+    .join("\n")
 }

@@ -33,6 +33,11 @@ export const projectConfig = (path?: string, options: { readonly tree?: boolean 
   Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
     Effect.catchTag("InvalidInput", (e) => usage(e.message)),
     Effect.tap((config) =>
-      options.tree === true ? Effect.flatMap(Effect.promise(() => import("../services/Workspace.js")), (w) => w.checkServicesPath(config)) : Effect.void
+      options.tree === true
+        ? Effect.flatMap(
+            Effect.promise(() => import("../services/Workspace.js")),
+            (w) => w.checkServicesPath(config)
+          )
+        : Effect.void
     )
   )

@@ -37,7 +37,9 @@ main(process.argv).pipe(
         process.stderr.write(`stopped by ${signal}\n`)
         return onExit(0)
       }
-      const done = status.get() ?? "stopped before it finished: what it completed stays, the rest was not done; run it again to finish"
+      const done =
+        status.get() ??
+        "stopped before it finished: what it completed stays, the rest was not done; run it again to finish"
       process.stderr.write(`interrupted by ${signal}: ${done}\n`)
       onExit(EXIT[signal])
     }

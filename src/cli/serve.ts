@@ -4,13 +4,21 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Effect, Layer, Option } from "effect"
 import { runsUntilStopped } from "../services/RunStatus.js"
-import { emit } from "./output.js"
 import { configWithJobs } from "./jobs.js"
+import { emit } from "./output.js"
 
-const host = Options.text("host").pipe(Options.withDescription("address to listen on"), Options.withDefault("127.0.0.1"))
-const port = Options.integer("port").pipe(Options.withDescription("port to listen on (0: a free one)"), Options.withDefault(8787))
+const host = Options.text("host").pipe(
+  Options.withDescription("address to listen on"),
+  Options.withDefault("127.0.0.1")
+)
+const port = Options.integer("port").pipe(
+  Options.withDescription("port to listen on (0: a free one)"),
+  Options.withDefault(8787)
+)
 export const data = Options.text("data").pipe(
-  Options.withDescription("folder whose .agentsync/server-pgdata holds the embedded database when DATABASE_URL is not set (default: .)"),
+  Options.withDescription(
+    "folder whose .agentsync/server-pgdata holds the embedded database when DATABASE_URL is not set (default: .)"
+  ),
   Options.optional
 )
 
@@ -26,7 +34,9 @@ export const serverDatabase = (dataOpt: Option.Option<string>) =>
   })
 
 const jobs = Options.boolean("jobs").pipe(
-  Options.withDescription("also run the scheduled jobs of agentsync.yaml, each fire claimed in the server's database (any number of replicas)")
+  Options.withDescription(
+    "also run the scheduled jobs of agentsync.yaml, each fire claimed in the server's database (any number of replicas)"
+  )
 )
 
 export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
@@ -38,7 +48,9 @@ export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
     yield* Effect.scoped(
       Effect.gen(function* () {
         const db = yield* Layer.build(database)
-        const context = yield* Layer.build(Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(Layer.succeedContext(db))))
+        const context = yield* Layer.build(
+          Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(Layer.succeedContext(db)))
+        )
         const url = yield* Effect.provide(Server.url, context)
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
@@ -53,4 +65,8 @@ export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
       })
     )
   })
-).pipe(Command.withDescription("run the tenant server (files API, OpenAPI at /api/v1/openapi.json); --jobs runs the scheduled jobs too"))
+).pipe(
+  Command.withDescription(
+    "run the tenant server (files API, OpenAPI at /api/v1/openapi.json); --jobs runs the scheduled jobs too"
+  )
+)

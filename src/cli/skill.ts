@@ -13,8 +13,12 @@ import { globals } from "./root.js"
  * comes from the runtime.
  */
 const services = Layer.unwrapEffect(
-  Effect.promise(() => Promise.all([import("../services/Git.js"), import("../services/Shell.js"), import("../services/SkillStore.js")])).pipe(
-    Effect.map(([Git, Shell, SkillStore]) => Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer))))
+  Effect.promise(() =>
+    Promise.all([import("../services/Git.js"), import("../services/Shell.js"), import("../services/SkillStore.js")])
+  ).pipe(
+    Effect.map(([Git, Shell, SkillStore]) =>
+      Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
+    )
   )
 )
 
@@ -39,8 +43,11 @@ const arrow = (a: ActionView): string => {
 const describeReport = (r: SyncReport): string => {
   const lines = r.actions.filter((a) => !(a.direction === "NoOp" && a.status === "in-sync")).map(arrow)
   const s = r.summary
-  lines.push(`${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`)
-  for (const c of r.commits) lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
+  lines.push(
+    `${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`
+  )
+  for (const c of r.commits)
+    lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
   for (const b of r.backups) lines.push(`kept the replaced copy of ${b.source}:${b.unit} (${b.side}) in ${b.path}`)
   for (const k of r.skipped) lines.push(`skipped ${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
   lines.push(...findings(r))
@@ -64,14 +71,24 @@ const finish = (command: string, r: Parameters<typeof import("../programs/skillS
   })
 
 const toolsOption = Options.text("tools").pipe(
-  Options.withDescription("comma-separated tools to deploy to (claude, codex, cursor, gemini, …); default: those whose home exists"),
+  Options.withDescription(
+    "comma-separated tools to deploy to (claude, codex, cursor, gemini, …); default: those whose home exists"
+  ),
   Options.optional
 )
-const nameOption = Options.text("name").pipe(Options.withDescription("the source's name (default: from the URI)"), Options.optional)
-const refOption = Options.text("ref").pipe(Options.withDescription("branch, tag or commit (default: main)"), Options.optional)
+const nameOption = Options.text("name").pipe(
+  Options.withDescription("the source's name (default: from the URI)"),
+  Options.optional
+)
+const refOption = Options.text("ref").pipe(
+  Options.withDescription("branch, tag or commit (default: main)"),
+  Options.optional
+)
 const readOnlyOption = Options.boolean("read-only").pipe(Options.withDescription("never commit to this source"))
 const layoutOption = Options.file("layout").pipe(
-  Options.withDescription("a YAML file of layout rules [{glob, repo, home, exclude}] (default: detected from the repository)"),
+  Options.withDescription(
+    "a YAML file of layout rules [{glob, repo, home, exclude}] (default: detected from the repository)"
+  ),
   Options.optional
 )
 
@@ -84,15 +101,34 @@ const layoutFrom = (file: Option.Option<string>) =>
 const uriArg = Args.text({ name: "URI" }).pipe(Args.withDescription("gh:owner/repo, git:<url or path>, local:<path>"))
 
 const splitTools = (o: Option.Option<string>) =>
-  Option.match(o, { onNone: () => undefined, onSome: (s) => s.split(",").map((t) => t.trim()).filter((t) => t !== "") })
-
-const sourceAdd = Command.make("add", { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption, layout: layoutOption }, (o) =>
-  Effect.gen(function* () {
-    const SkillSync = yield* skillSync
-    const layout = yield* layoutFrom(o.layout)
-    const r = yield* SkillSync.addSource({ uri: o.uri, name: Option.getOrUndefined(o.name), ref: Option.getOrUndefined(o.ref), readOnly: o.readOnly, layout })
-    yield* emit(r, () => `${r.added ? "added" : "already present"}: ${r.source.name} ${r.source.uri} @ ${r.source.ref}`)
+  Option.match(o, {
+    onNone: () => undefined,
+    onSome: (s) =>
+      s
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t !== "")
   })
+
+const sourceAdd = Command.make(
+  "add",
+  { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption, layout: layoutOption },
+  (o) =>
+    Effect.gen(function* () {
+      const SkillSync = yield* skillSync
+      const layout = yield* layoutFrom(o.layout)
+      const r = yield* SkillSync.addSource({
+        uri: o.uri,
+        name: Option.getOrUndefined(o.name),
+        ref: Option.getOrUndefined(o.ref),
+        readOnly: o.readOnly,
+        layout
+      })
+      yield* emit(
+        r,
+        () => `${r.added ? "added" : "already present"}: ${r.source.name} ${r.source.uri} @ ${r.source.ref}`
+      )
+    })
 ).pipe(Command.withDescription("record a source of units"))
 
 const sourceList = Command.make("list", {}, () =>
@@ -104,7 +140,15 @@ const sourceList = Command.make("list", {}, () =>
         ? "no sources; add one with `agentsync skill install <uri>`"
         : table(
             ["NAME", "URI", "REF", "COMMIT", "UNITS", "TOOLS", "FLAGS"],
-            sources.map((s) => [s.name, s.uri, s.ref, s.commit?.slice(0, 12) ?? "-", s.units, s.tools.join(","), [s.enabled ? "" : "disabled", s.read_only ? "read-only" : ""].filter((f) => f !== "").join(",")])
+            sources.map((s) => [
+              s.name,
+              s.uri,
+              s.ref,
+              s.commit?.slice(0, 12) ?? "-",
+              s.units,
+              s.tools.join(","),
+              [s.enabled ? "" : "disabled", s.read_only ? "read-only" : ""].filter((f) => f !== "").join(",")
+            ])
           )
     )
   })
@@ -114,7 +158,10 @@ const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) 
   Effect.gen(function* () {
     const SkillSync = yield* skillSync
     const r = yield* SkillSync.removeSource(o.name)
-    yield* emit(r, () => `removed ${r.removed}; deployed files stay in the tool homes, the cache clone stays in ${r.cache}`)
+    yield* emit(
+      r,
+      () => `removed ${r.removed}; deployed files stay in the tool homes, the cache clone stays in ${r.cache}`
+    )
   })
 ).pipe(Command.withDescription("forget a source (deployed files are left in place)"))
 
@@ -122,8 +169,13 @@ const sourceLayout = Command.make(
   "layout",
   {
     name: Args.text({ name: "NAME" }).pipe(Args.withDescription("the source's name")),
-    file: Args.file({ name: "FILE", exists: "yes" }).pipe(Args.withDescription("a YAML list of rules {glob, repo, home, exclude}"), Args.optional),
-    reset: Options.boolean("reset").pipe(Options.withDescription("forget the rules: detect the layout from the repository again"))
+    file: Args.file({ name: "FILE", exists: "yes" }).pipe(
+      Args.withDescription("a YAML list of rules {glob, repo, home, exclude}"),
+      Args.optional
+    ),
+    reset: Options.boolean("reset").pipe(
+      Options.withDescription("forget the rules: detect the layout from the repository again")
+    )
   },
   (o) =>
     Effect.gen(function* () {
@@ -142,12 +194,15 @@ const sourceLayout = Command.make(
       const Model = yield* Effect.promise(() => import("../domain/skills/model.js"))
       yield* emit(r, () => {
         if (r.declared.length > 0) return `# ${r.source}: declared rules\n${Model.renderLayout(r.declared)}`
-        if (r.detected === undefined) return `${r.source}: the layout is detected from the repository at the next sync (no copy of it yet)`
+        if (r.detected === undefined)
+          return `${r.source}: the layout is detected from the repository at the next sync (no copy of it yet)`
         const kinds = r.detected.kinds.length > 0 ? r.detected.kinds.join("; ") : "the common layouts"
         return `# ${r.source}: detected: ${kinds}\n# ${r.holds.join("\n# ")}\n${Model.renderLayout(r.detected.rules)}`
       })
     })
-).pipe(Command.withDescription("show a source's layout rules (declared or detected), set them from a YAML file, or --reset"))
+).pipe(
+  Command.withDescription("show a source's layout rules (declared or detected), set them from a YAML file, or --reset")
+)
 
 const source = Command.make("source").pipe(
   Command.withDescription("manage the sources units come from"),
@@ -163,7 +218,10 @@ const install = Command.make(
     ref: refOption,
     readOnly: readOnlyOption,
     layout: layoutOption,
-    units: Options.text("units").pipe(Options.withDescription("a unit name or glob (default: every unit)"), Options.optional)
+    units: Options.text("units").pipe(
+      Options.withDescription("a unit name or glob (default: every unit)"),
+      Options.optional
+    )
   },
   (o) =>
     Effect.gen(function* () {
@@ -178,13 +236,22 @@ const install = Command.make(
         readOnly: o.readOnly,
         units: Option.getOrUndefined(o.units)
       })
-      yield* emit(r, () => `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`)
+      yield* emit(
+        r,
+        () =>
+          `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`
+      )
       yield* finish("agentsync skill install", r.report)
     })
 ).pipe(Command.withDescription("add a source and deploy its units into the tool homes"))
 
-const dryRunOption = Options.boolean("dry-run").pipe(Options.withDescription("print the plan, write nothing (lock included)"))
-const scopeArg = Args.text({ name: "SCOPE" }).pipe(Args.withDescription("a source name, a unit name or glob, or source:unit"), Args.optional)
+const dryRunOption = Options.boolean("dry-run").pipe(
+  Options.withDescription("print the plan, write nothing (lock included)")
+)
+const scopeArg = Args.text({ name: "SCOPE" }).pipe(
+  Args.withDescription("a source name, a unit name or glob, or source:unit"),
+  Args.optional
+)
 
 const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption }, (o) =>
   Effect.gen(function* () {
@@ -203,17 +270,33 @@ const status = Command.make(
     tools: Options.text("tools").pipe(Options.withDescription("comma-separated tools (default: all)"), Options.optional)
   },
   (o) =>
-  Effect.gen(function* () {
-    const SkillSync = yield* skillSync
-    const r = yield* SkillSync.status({ scope: Option.getOrUndefined(o.scope), fetch: !o.offline, tools: splitTools(o.tools) })
-    yield* emit(r, () => {
-      const lines = r.rows.length === 0 ? ["no units"] : [table(["SOURCE", "UNIT", "TOOL", "STATE", "REASON"], r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason]))]
-      lines.push(...findings(r))
-      return lines.join("\n")
+    Effect.gen(function* () {
+      const SkillSync = yield* skillSync
+      const r = yield* SkillSync.status({
+        scope: Option.getOrUndefined(o.scope),
+        fetch: !o.offline,
+        tools: splitTools(o.tools)
+      })
+      yield* emit(r, () => {
+        const lines =
+          r.rows.length === 0
+            ? ["no units"]
+            : [
+                table(
+                  ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
+                  r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason])
+                )
+              ]
+        lines.push(...findings(r))
+        return lines.join("\n")
+      })
+      yield* finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
     })
-    yield* finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
-  })
-).pipe(Command.withDescription("per unit and tool: in sync, home changed, repo changed, new in home, conflict, behind upstream; conflicts exit 3, an unusable source 1"))
+).pipe(
+  Command.withDescription(
+    "per unit and tool: in sync, home changed, repo changed, new in home, conflict, behind upstream; conflicts exit 3, an unusable source 1"
+  )
+)
 
 /** Asks before writing when a person is at the terminal and did not pass --yes. */
 const ask = (plan: ReadonlyArray<ActionView>) =>
@@ -235,16 +318,23 @@ const sync = Command.make(
     dryRun: dryRunOption,
     toHome: Options.boolean("to-home").pipe(Options.withDescription("only repo → home actions")),
     toRepo: Options.boolean("to-repo").pipe(Options.withDescription("only home → repo actions")),
-    prefer: Options.choice("prefer", ["home", "repo"]).pipe(Options.withDescription("who wins a conflict"), Options.optional),
+    prefer: Options.choice("prefer", ["home", "repo"]).pipe(
+      Options.withDescription("who wins a conflict"),
+      Options.optional
+    ),
     delete: Options.boolean("delete").pipe(Options.withDescription("propagate a unit deleted on one side")),
-    tools: Options.text("tools").pipe(Options.withDescription("comma-separated tools to sync (default: all)"), Options.optional),
+    tools: Options.text("tools").pipe(
+      Options.withDescription("comma-separated tools to sync (default: all)"),
+      Options.optional
+    ),
     yes: Options.boolean("yes").pipe(Options.withAlias("y"), Options.withDescription("do not ask before writing"))
   },
   (o) =>
     Effect.gen(function* () {
       const g = yield* globals
       const SkillSync = yield* skillSync
-      const interactive = !o.yes && !o.dryRun && !g.json && process.stdin.isTTY === true && process.stderr.isTTY === true
+      const interactive =
+        !o.yes && !o.dryRun && !g.json && process.stdin.isTTY === true && process.stderr.isTTY === true
       const r = yield* SkillSync.sync({
         scope: Option.getOrUndefined(o.scope),
         dryRun: o.dryRun,
@@ -261,7 +351,9 @@ const sync = Command.make(
 ).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
 
 export const skill = Command.make("skill").pipe(
-  Command.withDescription("skills, agents and commands deployed in tool homes, kept in step with their git repositories"),
+  Command.withDescription(
+    "skills, agents and commands deployed in tool homes, kept in step with their git repositories"
+  ),
   Command.withSubcommands([source, install, update, status, sync]),
   Command.provide(services)
 )

@@ -13,7 +13,9 @@ import { projectConfig } from "./root.js"
 
 const pushOpt = Options.boolean("push").pipe(Options.withDescription("local → cloud (the default)"))
 const pullOpt = Options.boolean("pull").pipe(Options.withDescription("cloud → local"))
-const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("report what each operation would do; change nothing"))
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription("report what each operation would do; change nothing")
+)
 
 const stateText = (r: SyncAllResult["operations"][number]) => {
   const s = r.state
@@ -42,7 +44,10 @@ const detail = (r: SyncAllResult["operations"][number], dry: boolean) => {
 const human = (r: SyncAllResult) => () =>
   [
     `sync ${r.direction === "Push" ? "--push" : "--pull"}${r.dry_run ? " (dry run)" : ""}`,
-    ...r.operations.flatMap((o) => [`${o.operation}: ${stateText(o)}`, ...detail(o, r.dry_run).map((l) => l.replace(/^/gm, "  "))])
+    ...r.operations.flatMap((o) => [
+      `${o.operation}: ${stateText(o)}`,
+      ...detail(o, r.dry_run).map((l) => l.replace(/^/gm, "  "))
+    ])
   ].join("\n")
 
 export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun }, (o) =>
@@ -51,12 +56,14 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
     const config = yield* projectConfig(undefined, { tree: true })
     const { decisiveError, SyncService } = yield* Effect.promise(() => import("../programs/syncAll.js"))
     const layer = SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-    const result = yield* Effect.flatMap(SyncService, (s) => s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })).pipe(
-      Effect.provide(layer)
-    )
+    const result = yield* Effect.flatMap(SyncService, (s) =>
+      s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })
+    ).pipe(Effect.provide(layer))
     const { errors: _errors, ...shown } = result
     yield* emit(shown, human(result))
     const error = decisiveError(result)
     if (error !== undefined) return yield* Effect.fail(error)
   })
-).pipe(Command.withDescription("files then database, each operation reported as NotStarted, Partial, Completed or Failed"))
+).pipe(
+  Command.withDescription("files then database, each operation reported as NotStarted, Partial, Completed or Failed")
+)

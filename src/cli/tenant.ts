@@ -10,7 +10,9 @@ const name = Args.text({ name: "NAME" }).pipe(Args.withDescription("a name for t
 const create = Command.make("create", { name, data }, (o) =>
   Effect.gen(function* () {
     const database = yield* serverDatabase(o.data)
-    const [{ FileStore }, Migrations] = yield* Effect.promise(() => Promise.all([import("../server/FileStore.js"), import("../server/migrations.js")]))
+    const [{ FileStore }, Migrations] = yield* Effect.promise(() =>
+      Promise.all([import("../server/FileStore.js"), import("../server/migrations.js")])
+    )
     const created = yield* Effect.flatMap(FileStore, (store) => store.createTenant(o.name)).pipe(
       Effect.provide(FileStore.Default.pipe(Layer.provide(Migrations.layer), Layer.provideMerge(database)))
     )

@@ -1,7 +1,8 @@
 /** `agentsync validate [PATH]`: parse a whole project tree and report every problem as file:line. */
+
+import * as nodePath from "node:path"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
-import * as nodePath from "node:path"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
 import { unsyncedLines, verbose } from "./local.js"
@@ -31,7 +32,10 @@ export const validate = Command.make("validate", { path, verbose }, ({ path, ver
       access_rules: project.accessRules.length,
       attachments: project.attachments.length,
       sources: Object.fromEntries(
-        [...project.sources].map(([s, layout]) => [s, { layout, items: project.contents.filter((c) => c.source === s).length }])
+        [...project.sources].map(([s, layout]) => [
+          s,
+          { layout, items: project.contents.filter((c) => c.source === s).length }
+        ])
       )
     }
     const problems = errors.map((e) => ({
@@ -41,17 +45,20 @@ export const validate = Command.make("validate", { path, verbose }, ({ path, ver
       message: e.reason
     }))
     const files = new Set(errors.map((e) => e.file ?? ""))
-    yield* emit({ ok: problems.length === 0, services: config.servicesPath, inventory, problems, unsynced: project.unsynced }, () => {
-      const lines = errors.map((e) => e.message)
-      const sources = Object.entries(inventory.sources)
-        .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
-        .join(", ")
-      lines.push(
-        `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
-      )
-      lines.push(...unsyncedLines(project.unsynced, verbose))
-      return lines.join("\n")
-    })
+    yield* emit(
+      { ok: problems.length === 0, services: config.servicesPath, inventory, problems, unsynced: project.unsynced },
+      () => {
+        const lines = errors.map((e) => e.message)
+        const sources = Object.entries(inventory.sources)
+          .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
+          .join(", ")
+        lines.push(
+          `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
+        )
+        lines.push(...unsyncedLines(project.unsynced, verbose))
+        return lines.join("\n")
+      }
+    )
     if (problems.length > 0) {
       return yield* new InvalidInput({
         reason: `${plural(problems.length, "problem")} in ${plural(files.size, "file")} of ${shown}`

@@ -68,7 +68,12 @@ export const transferLimits = (env: Readonly<Record<string, string | undefined>>
     const n = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw)
     return Number.isFinite(n) && n >= 0 ? n : TRANSFER[key]
   }
-  return { exchangeMs: pick("exchangeMs"), deadlineMs: pick("deadlineMs"), minBytesPerSecond: pick("minBytesPerSecond"), windowMs: pick("windowMs") }
+  return {
+    exchangeMs: pick("exchangeMs"),
+    deadlineMs: pick("deadlineMs"),
+    minBytesPerSecond: pick("minBytesPerSecond"),
+    windowMs: pick("windowMs")
+  }
 }
 
 /** What a manifest entry weighs on the wire: `{"path":…,"size":…,"sha256":"…"},` (an upper bound for plain paths). */

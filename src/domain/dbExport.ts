@@ -18,7 +18,11 @@ export const DbText = Schema.String.pipe(
 )
 
 /** A primary key: non-empty text of at most 256 characters. */
-export const RowId = DbText.pipe(Schema.minLength(1), Schema.maxLength(256), Schema.annotations({ identifier: "RowId" }))
+export const RowId = DbText.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(256),
+  Schema.annotations({ identifier: "RowId" })
+)
 
 const TIMESTAMP = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})$/
 
@@ -45,10 +49,13 @@ export const canonicalTimestamp = (s: string): string => {
 
 /** An ISO-8601 date-time with an offset, up to microseconds (Postgres' precision), years 1000–9999. */
 export const Timestamp = Schema.String.pipe(
-  Schema.filter((s) => {
-    const us = timestampMicros(s)
-    return us !== undefined && s >= "1000" && s < "9999-12-31"
-  }, { message: () => "must be an ISO-8601 date-time with an offset, e.g. 2025-03-01T10:00:00.000000Z" }),
+  Schema.filter(
+    (s) => {
+      const us = timestampMicros(s)
+      return us !== undefined && s >= "1000" && s < "9999-12-31"
+    },
+    { message: () => "must be an ISO-8601 date-time with an offset, e.g. 2025-03-01T10:00:00.000000Z" }
+  ),
   Schema.annotations({
     identifier: "Timestamp",
     arbitrary: () => (fc) =>
@@ -59,12 +66,15 @@ export const Timestamp = Schema.String.pipe(
 )
 
 const DbJson: Schema.Schema<Json> = Json.pipe(
-  Schema.filter((j) => {
-    const text = canonicalJson(j)
-    return !text.includes("\\u0000") && storable(text)
-  }, {
-    message: () => "must not contain NUL characters"
-  })
+  Schema.filter(
+    (j) => {
+      const text = canonicalJson(j)
+      return !text.includes("\\u0000") && storable(text)
+    },
+    {
+      message: () => "must not contain NUL characters"
+    }
+  )
 )
 
 const Texts = Schema.Array(DbText)
@@ -146,7 +156,9 @@ export const ExportHeader = Schema.Struct({
   kind: Schema.Literal("header"),
   version: Schema.Literal(EXPORT_VERSION),
   exported_at: Timestamp,
-  counts: Schema.optional(Schema.Struct({ users: Schema.NonNegativeInt, skills: Schema.NonNegativeInt, contexts: Schema.NonNegativeInt }))
+  counts: Schema.optional(
+    Schema.Struct({ users: Schema.NonNegativeInt, skills: Schema.NonNegativeInt, contexts: Schema.NonNegativeInt })
+  )
 })
 export type ExportHeader = typeof ExportHeader.Type
 /** The last line of a streamed table or body: how many rows came, so a truncated stream is never taken as complete. */
@@ -163,7 +175,14 @@ export type ExportLine = typeof ExportLine.Type
 /** One NDJSON line decoded, or why not (with the row's id when one can be read). */
 export const decodeExportLine = (
   text: string
-): { readonly ok: true; readonly line: ExportLine } | { readonly ok: false; readonly id: string | undefined; readonly table: string | undefined; readonly reason: string } => {
+):
+  | { readonly ok: true; readonly line: ExportLine }
+  | {
+      readonly ok: false
+      readonly id: string | undefined
+      readonly table: string | undefined
+      readonly reason: string
+    } => {
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -173,7 +192,12 @@ export const decodeExportLine = (
   const header = value as { kind?: unknown; version?: unknown } | null
   if (header?.kind === "header" && header.version !== EXPORT_VERSION) {
     const given = JSON.stringify(header.version)
-    return { ok: false, id: undefined, table: "header", reason: `export format version ${given}, this agentsync reads version ${EXPORT_VERSION}: run the same agentsync version on both sides` }
+    return {
+      ok: false,
+      id: undefined,
+      table: "header",
+      reason: `export format version ${given}, this agentsync reads version ${EXPORT_VERSION}: run the same agentsync version on both sides`
+    }
   }
   const decoded = Schema.decodeUnknownEither(ExportLine, { errors: "all", onExcessProperty: "error" })(value)
   if (decoded._tag === "Right") return { ok: true, line: decoded.right }
@@ -186,12 +210,17 @@ export const decodeExportLine = (
 // ---------------------------------------------------------------------------------------------------------------
 // Row comparison: every column but created_at (which an import never overwrites), timestamps by instant.
 
-const sameTexts = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) => a.length === b.length && a.every((x, i) => x === b[i])
+const sameTexts = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
+  a.length === b.length && a.every((x, i) => x === b[i])
 
 /** The columns an import would write, equal on both sides (created_at excluded). */
 export const sameRow = {
   users: (a: UserExport, b: UserExport) =>
-    a.name === b.name && a.email === b.email && a.display_name === b.display_name && sameTexts(a.roles, b.roles) && sameInstant(a.updated_at, b.updated_at),
+    a.name === b.name &&
+    a.email === b.email &&
+    a.display_name === b.display_name &&
+    sameTexts(a.roles, b.roles) &&
+    sameInstant(a.updated_at, b.updated_at),
   skills: (a: SkillExport, b: SkillExport) =>
     a.name === b.name &&
     a.description === b.description &&
@@ -272,8 +301,11 @@ const emptyPlan = (): MutablePlan => ({ inserted: [], updated: [], unchanged: []
 
 const byId = <A extends { readonly id: string }>(rows: ReadonlyArray<A>) => new Map(rows.map((r) => [r.id, r]))
 
-const upsertAction = <A extends { readonly id: string }>(existing: A | undefined, row: A, same: (a: A, b: A) => boolean): RowAction =>
-  existing === undefined ? "insert" : same(existing, row) ? "unchanged" : "update"
+const upsertAction = <A extends { readonly id: string }>(
+  existing: A | undefined,
+  row: A,
+  same: (a: A, b: A) => boolean
+): RowAction => (existing === undefined ? "insert" : same(existing, row) ? "unchanged" : "update")
 
 const record = (plan: MutablePlan, action: RowAction, id: string) => {
   if (action === "insert") plan.inserted.push(id)
@@ -295,7 +327,10 @@ export const effectiveSession = (row: ContextExport, sessions: ReadonlySet<strin
  * the rows are chunked, and reruns converge. Rows are expected to have unique ids, names and emails per table
  * (`exportProblems` reports where they do not).
  */
-export const planImport = (target: TargetState, source: Pick<DatabaseExport, "users" | "skills" | "contexts">): ImportPlan => {
+export const planImport = (
+  target: TargetState,
+  source: Pick<DatabaseExport, "users" | "skills" | "contexts">
+): ImportPlan => {
   const users = emptyPlan()
   const targetUsers = byId(target.users)
   const nameOwner = new Map(target.users.map((u) => [u.name, u.id]))
@@ -304,8 +339,10 @@ export const planImport = (target: TargetState, source: Pick<DatabaseExport, "us
   for (const row of source.users) {
     const byName = nameOwner.get(row.name)
     const byEmail = emailOwner.get(row.email)
-    if (byName !== undefined && byName !== row.id) users.skipped.push({ id: row.id, reason: skipReason.nameTaken(byName) })
-    else if (byEmail !== undefined && byEmail !== row.id) users.skipped.push({ id: row.id, reason: skipReason.emailTaken(byEmail) })
+    if (byName !== undefined && byName !== row.id)
+      users.skipped.push({ id: row.id, reason: skipReason.nameTaken(byName) })
+    else if (byEmail !== undefined && byEmail !== row.id)
+      users.skipped.push({ id: row.id, reason: skipReason.emailTaken(byEmail) })
     else {
       record(users, upsertAction(targetUsers.get(row.id), row, sameRow.users), row.id)
       userIds.add(row.id)
@@ -330,7 +367,11 @@ export const planImport = (target: TargetState, source: Pick<DatabaseExport, "us
 }
 
 /** The target after an import of `source` that follows `plan`: what a real run must leave behind. */
-export const applyImport = (target: TargetState, source: Pick<DatabaseExport, "users" | "skills" | "contexts">, plan: ImportPlan): TargetState => {
+export const applyImport = (
+  target: TargetState,
+  source: Pick<DatabaseExport, "users" | "skills" | "contexts">,
+  plan: ImportPlan
+): TargetState => {
   const merge = <A extends { readonly id: string; readonly created_at: string }>(
     existing: ReadonlyArray<A>,
     rows: ReadonlyArray<A>,
@@ -381,17 +422,21 @@ export class ExportChecker {
     if (table === "users") {
       const u = row as UserExport
       const n = this.names.get(u.name)
-      if (n !== undefined && n !== u.id) this.problems.push({ table, id: u.id, line: at.line, reason: `name also used by user ${n}` })
+      if (n !== undefined && n !== u.id)
+        this.problems.push({ table, id: u.id, line: at.line, reason: `name also used by user ${n}` })
       else this.names.set(u.name, u.id)
       const e = this.emails.get(u.email)
-      if (e !== undefined && e !== u.id) this.problems.push({ table, id: u.id, line: at.line, reason: `email also used by user ${e}` })
+      if (e !== undefined && e !== u.id)
+        this.problems.push({ table, id: u.id, line: at.line, reason: `email also used by user ${e}` })
       else this.emails.set(u.email, u.id)
     }
   }
 }
 
 /** Every problem of an in-memory export. */
-export const exportProblems = (source: Pick<DatabaseExport, "users" | "skills" | "contexts">): ReadonlyArray<ExportProblem> => {
+export const exportProblems = (
+  source: Pick<DatabaseExport, "users" | "skills" | "contexts">
+): ReadonlyArray<ExportProblem> => {
   const checker = new ExportChecker()
   for (const table of SYNC_TABLES) for (const row of source[table]) checker.add(table, row)
   return checker.problems

@@ -27,11 +27,7 @@ export interface Keyed<A> {
  * target, Modified in both with different hashes. Items come back sorted by key. A key present twice on
  * one side keeps its last occurrence; callers that care reject duplicates before diffing.
  */
-export const diffKeyed = <A>(
-  keyed: Keyed<A>,
-  source: Iterable<A>,
-  target: Iterable<A>
-): DiffResult<A> => {
+export const diffKeyed = <A>(keyed: Keyed<A>, source: Iterable<A>, target: Iterable<A>): DiffResult<A> => {
   // One map of slots holds both sides: a key's source and target meet in the same slot, so each item costs
   // one map operation, and the union of keys is the map's keys.
   const slots = new Map<string, { s: A | undefined; t: A | undefined }>()
@@ -79,13 +75,15 @@ export const applyDiff = <A>(keyed: Keyed<A>, diff: DiffResult<A>, target: Itera
   for (const a of target) out.set(keyed.key(a), a)
   for (const item of diff.items) {
     if (item.status === "Removed") out.delete(item.key)
-    else if ((item.status === "Added" || item.status === "Modified") && item.source !== undefined) out.set(item.key, item.source)
+    else if ((item.status === "Added" || item.status === "Modified") && item.source !== undefined)
+      out.set(item.key, item.source)
   }
   return [...out.keys()].sort().map((k) => out.get(k)!)
 }
 
 /** Only the items that need an action. */
-export const changes = <A>(diff: DiffResult<A>): ReadonlyArray<DiffItem<A>> => diff.items.filter((i) => i.status !== "Unchanged")
+export const changes = <A>(diff: DiffResult<A>): ReadonlyArray<DiffItem<A>> =>
+  diff.items.filter((i) => i.status !== "Unchanged")
 
 export const hasChanges = (diff: DiffResult<unknown>): boolean =>
   diff.counts.added + diff.counts.modified + diff.counts.removed > 0
@@ -111,5 +109,6 @@ export const AccessRulesDiffCalculator = {
     diffKeyed(AccessRuleKeyed, source, target)
 }
 export const FilesDiffCalculator = {
-  diff: (source: Iterable<FileEntry>, target: Iterable<FileEntry>): FilesDiffResult => diffKeyed(FileKeyed, source, target)
+  diff: (source: Iterable<FileEntry>, target: Iterable<FileEntry>): FilesDiffResult =>
+    diffKeyed(FileKeyed, source, target)
 }

@@ -50,7 +50,8 @@ const scalar = (s: string): string | number | boolean | null | undefined => {
     return inner.replace(/''/g, "").includes("'") ? undefined : inner.replace(/''/g, "'")
   }
   // Plain: stricter than YAML (no leading '?', ':' or '-' at all), so that what is left means itself.
-  if (s === "" || first === "?" || first === ":" || first === "-" || NOT_PLAIN.test(s) || DOC_MARKER.test(s)) return undefined
+  if (s === "" || first === "?" || first === ":" || first === "-" || NOT_PLAIN.test(s) || DOC_MARKER.test(s))
+    return undefined
   if (INT.test(s)) return Number(s)
   if (isCoreTag(s)) return s === "null" ? null : s === "true" ? true : s === "false" ? false : undefined
   return s
@@ -117,7 +118,9 @@ const renderString = (s: string): string | undefined => {
  * Renders a flat map byte for byte as `yaml.stringify` does with formats.ts's options, or returns undefined
  * when a value is outside the subset (the caller then uses the library).
  */
-export const fastRenderYaml = (value: Readonly<Record<string, string | boolean | null | ReadonlyArray<string>>>): string | undefined => {
+export const fastRenderYaml = (
+  value: Readonly<Record<string, string | boolean | null | ReadonlyArray<string>>>
+): string | undefined => {
   let out = ""
   for (const key in value) {
     const v = value[key]

@@ -2,7 +2,18 @@
 import { Either, ParseResult, Schema } from "effect"
 import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument } from "yaml"
 import type { InvalidInput } from "../errors.js"
-import { type Fields, freshHead, patchFrontMatter, problem, readFrontMatter, readYamlFields, renderYaml, sameJson, type SplitFile, splitFrontMatter } from "./frontMatter.js"
+import {
+  type Fields,
+  freshHead,
+  patchFrontMatter,
+  problem,
+  readFrontMatter,
+  readYamlFields,
+  renderYaml,
+  type SplitFile,
+  sameJson,
+  splitFrontMatter
+} from "./frontMatter.js"
 import { AccessRule, Agent, Content, type ContentLayout, ContentPath, Id, Json, MARKDOWN, Skill } from "./model.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
@@ -88,13 +99,11 @@ export const decodeYaml = <A, I>(
   y: YamlParsed,
   value: unknown = y.doc.toJS({ maxAliasCount: 100 })
 ): Parsed<A> =>
-  Either.mapLeft(
-    Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(value),
-    (error) =>
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => {
-        const field = issue.path.length === 0 ? undefined : issue.path.map(String).join(".")
-        return problem(file.path, issue.message, lineAt(y, issue.path), field)
-      })
+  Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(value), (error) =>
+    ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => {
+      const field = issue.path.length === 0 ? undefined : issue.path.map(String).join(".")
+      return problem(file.path, issue.message, lineAt(y, issue.path), field)
+    })
   )
 
 /**
@@ -118,8 +127,20 @@ const joinAlternatives = (problems: ReadonlyArray<InvalidInput>): ReadonlyArray<
   for (const p of problems) {
     const prev = out.at(-1)
     const [here, there] = [EXPECTED.exec(p.reason), prev === undefined ? null : EXPECTED.exec(prev.reason)]
-    if (prev !== undefined && here !== null && there !== null && prev.field === p.field && prev.line === p.line && here[2] === there[2]) {
-      out[out.length - 1] = problem(p.file ?? "", `Expected ${there[1]} | ${here[1]}, actual ${here[2]}`, p.line, p.field)
+    if (
+      prev !== undefined &&
+      here !== null &&
+      there !== null &&
+      prev.field === p.field &&
+      prev.line === p.line &&
+      here[2] === there[2]
+    ) {
+      out[out.length - 1] = problem(
+        p.file ?? "",
+        `Expected ${there[1]} | ${here[1]}, actual ${here[2]}`,
+        p.line,
+        p.field
+      )
     } else out.push(p)
   }
   return out
@@ -130,7 +151,10 @@ export const yamlLine = (text: string, path: ReadonlyArray<PropertyKey>): number
   Either.match(parseYaml({ path: "", text }), { onLeft: () => 1, onRight: (y) => lineAt(y, path) })
 
 /** The fields a reader fills in when a file leaves them out. */
-const withDefaults = <A extends Record<string, unknown>>(value: unknown, defaults: (v: Record<string, unknown>) => A) =>
+const withDefaults = <A extends Record<string, unknown>>(
+  value: unknown,
+  defaults: (v: Record<string, unknown>) => A
+) =>
   typeof value === "object" && value !== null && !Array.isArray(value)
     ? { ...defaults(value as Record<string, unknown>), ...(value as Record<string, unknown>) }
     : value
@@ -161,7 +185,10 @@ const isIds = (v: Json) => Array.isArray(v) && v.every((x) => typeof x === "stri
  * Splits a map of fields into the known ones whose value fits their column and everything else, in order.
  * A known name holding a value of another shape (an `author` map, a `tags` string) is kept as it is, as extra.
  */
-const pick = (fields: Fields, known: ReadonlyArray<KnownField>): { known: Record<string, Json>; extra: Record<string, Json> } => {
+const pick = (
+  fields: Fields,
+  known: ReadonlyArray<KnownField>
+): { known: Record<string, Json>; extra: Record<string, Json> } => {
   const out: Record<string, Json> = {}
   const extra: Record<string, Json> = {}
   const byKey = new Map(known.map((k) => [k.key, k]))
@@ -197,12 +224,16 @@ const checkExtra = (path: string, fields: Fields): ReadonlyArray<InvalidInput> =
   Object.keys(fields).includes("__proto__") ? [problem(path, "a field may not be named __proto__", 1, "__proto__")] : []
 
 /** A Markdown file split and its front matter read. */
-const readMarkdown = (file: TextFile): Either.Either<{ split: SplitFile; fields: Fields }, ReadonlyArray<InvalidInput>> =>
-  Either.flatMap(Either.mapLeft(splitFrontMatter(file.path, file.text), (e) => [e]), (split) =>
-    Either.flatMap(readFrontMatter(file.path, split), (fields) => {
-      const bad = checkExtra(file.path, fields)
-      return bad.length > 0 ? Either.left(bad) : Either.right({ split, fields })
-    })
+const readMarkdown = (
+  file: TextFile
+): Either.Either<{ split: SplitFile; fields: Fields }, ReadonlyArray<InvalidInput>> =>
+  Either.flatMap(
+    Either.mapLeft(splitFrontMatter(file.path, file.text), (e) => [e]),
+    (split) =>
+      Either.flatMap(readFrontMatter(file.path, split), (fields) => {
+        const bad = checkExtra(file.path, fields)
+        return bad.length > 0 ? Either.left(bad) : Either.right({ split, fields })
+      })
   )
 
 /** Writes an item held as (head, body) whose fields may have changed since it was read: only those change. */
@@ -217,9 +248,13 @@ const renderMarkdown = (
 ): string => {
   const split = splitFrontMatter("", head)
   const fields = Either.isRight(split) ? readFrontMatter("", split.right) : undefined
-  if (fields === undefined || Either.isLeft(fields) || Either.isLeft(split) || split.right.head !== head) return freshHead(fresh()) + body
+  if (fields === undefined || Either.isLeft(fields) || Either.isLeft(split) || split.right.head !== head)
+    return freshHead(fresh()) + body
   const base = read(fields.right, body)
-  return patchFrontMatter(split.right, fields.right, encode(fields.right, known, base.known, wanted, base.extra, extra)) + body
+  return (
+    patchFrontMatter(split.right, fields.right, encode(fields.right, known, base.known, wanted, base.extra, extra)) +
+    body
+  )
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -279,16 +314,28 @@ export const parseAgent = (config: TextFile, prompt: TextFile | undefined, dirNa
     )
     return Either.flatMap(decoded, (c) => {
       if (dirName !== undefined && c.id !== dirName) {
-        return Either.left([problem(config.path, `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`, lineAt(y, ["id"]), "id")])
+        return Either.left([
+          problem(
+            config.path,
+            `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`,
+            lineAt(y, ["id"]),
+            "id"
+          )
+        ])
       }
-      return Either.right(new Agent({ ...c, system_prompt: prompt?.text ?? "", form: "folder", original: config.text, extra: {} }))
+      return Either.right(
+        new Agent({ ...c, system_prompt: prompt?.text ?? "", form: "folder", original: config.text, extra: {} })
+      )
     })
   })
 
 /** A Claude Code subagent, `agents/<id>.md`: name, description and the rest of its front matter, the prompt below. */
 export const parseAgentFile = (file: TextFile, id: string): Parsed<Agent> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
-    if (!isId(id)) return Either.left([problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    if (!isId(id))
+      return Either.left([
+        problem(file.path, `agent file name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)
+      ])
     const { known, extra } = pick(fields, AGENT_FIELDS.slice(1))
     // Every known value was checked against its column's shape by `pick`: no second validation.
     const v = agentValues(id, known) as Omit<Agent, "system_prompt" | "form" | "original" | "extra">
@@ -415,9 +462,18 @@ export const parseSkill = (config: TextFile, instructions: TextFile | undefined,
       ),
       (c) => {
         if (dirName !== undefined && c.id !== dirName) {
-          return Either.left([problem(config.path, `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`, lineAt(y, ["id"]), "id")])
+          return Either.left([
+            problem(
+              config.path,
+              `id ${JSON.stringify(c.id)} does not match its folder ${JSON.stringify(dirName)}`,
+              lineAt(y, ["id"]),
+              "id"
+            )
+          ])
         }
-        return Either.right(new Skill({ ...c, instructions: instructions?.text ?? "", form: "folder", original: config.text, extra: {} }))
+        return Either.right(
+          new Skill({ ...c, instructions: instructions?.text ?? "", form: "folder", original: config.text, extra: {} })
+        )
       }
     )
   )
@@ -425,7 +481,10 @@ export const parseSkill = (config: TextFile, instructions: TextFile | undefined,
 /** An Agent Skills folder: `SKILL.md` with `name`, `description` (and any other field) in its front matter. */
 export const parseSkillFile = (file: TextFile, id: string): Parsed<Skill> =>
   Either.flatMap(readMarkdown(file), ({ split, fields }) => {
-    if (!isId(id)) return Either.left([problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)])
+    if (!isId(id))
+      return Either.left([
+        problem(file.path, `skill folder name ${JSON.stringify(id)} is not a valid id (${ID_RULE})`, 1)
+      ])
     const { known, extra } = pick(fields, SKILL_FIELDS.slice(1))
     const v = skillValues(id, known) as Omit<Skill, "instructions" | "form" | "original" | "extra">
     return Either.right(new Skill({ ...v, instructions: split.body, form: "file", original: split.head, extra }, true))
@@ -488,13 +547,16 @@ export type SourceConfig = typeof SourceConfig.Type & { readonly original: strin
 export const sourceConfigPath = (source: string) => `content/${source}/source.yaml`
 
 export const parseSourceConfig = (file: TextFile): Parsed<SourceConfig> =>
-  Either.flatMap(parseYaml(file), (y) => Either.map(decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}), (c) => ({ ...c, original: file.text })))
+  Either.flatMap(parseYaml(file), (y) =>
+    Either.map(decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}), (c) => ({ ...c, original: file.text }))
+  )
 
 /** The file of an item below services/. */
 export const contentPath = (c: Pick<Content, "source" | "path">): string => `content/${c.source}/${c.path}`
 
 /** Where a new item (one that never had a file) goes: `<slug>.md`, or `<slug>/index.md` in a directory source. */
-export const defaultContentPath = (slug: string, layout: ContentLayout): string => (layout === "directory" ? `${slug}/index.md` : `${slug}.md`)
+export const defaultContentPath = (slug: string, layout: ContentLayout): string =>
+  layout === "directory" ? `${slug}/index.md` : `${slug}.md`
 
 /**
  * The slug of a Markdown file below its source: the path without its extension, and for a bundle
@@ -566,8 +628,14 @@ const contentWanted = (c: Content): Record<string, Json> => ({
 export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {
   const slug = contentSlug(path)
   if (slug === undefined) return Either.left([problem(file.path, "a content item must be a .md or .markdown file", 1)])
-  if (!isId(source)) return Either.left([problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)])
-  if (!isContentPath(path)) return Either.left([problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)])
+  if (!isId(source))
+    return Either.left([
+      problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)
+    ])
+  if (!isContentPath(path))
+    return Either.left([
+      problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)
+    ])
   return Either.map(readMarkdown(file), ({ split, fields }) => {
     const { known, extra } = readContentFields(slug, fields, split.body)
     // Every value was checked against its column's shape by `pick`: no second validation.
@@ -578,7 +646,19 @@ export const parseContent = (file: TextFile, source: string, path: string): Pars
         path,
         format: split.format,
         head: split.head,
-        ...(known as ReturnType<typeof contentWanted> as Pick<Content, "title" | "kind" | "description" | "author" | "keywords" | "image" | "public" | "tags" | "published_at" | "updated_at">),
+        ...(known as ReturnType<typeof contentWanted> as Pick<
+          Content,
+          | "title"
+          | "kind"
+          | "description"
+          | "author"
+          | "keywords"
+          | "image"
+          | "public"
+          | "tags"
+          | "published_at"
+          | "updated_at"
+        >),
         extra,
         body: split.body
       },
@@ -597,7 +677,15 @@ const freshContent = (c: Content): Fields => {
 export const renderContent = (c: Content): string =>
   c.head === null
     ? freshHead(freshContent(c)) + c.body
-    : renderMarkdown(c.head, c.body, (fields, body) => readContentFields(c.slug, fields, body), CONTENT_FIELDS, contentWanted(c), c.extra, () => freshContent(c))
+    : renderMarkdown(
+        c.head,
+        c.body,
+        (fields, body) => readContentFields(c.slug, fields, body),
+        CONTENT_FIELDS,
+        contentWanted(c),
+        c.extra,
+        () => freshContent(c)
+      )
 
 // ---------------------------------------------------------------------------------------------------------
 // Access rules: access-control/config.yaml
@@ -616,7 +704,12 @@ export const parseAccessRules = (file: TextFile): Parsed<ReadonlyArray<AccessRul
         const earlier = seen.get(key)
         if (earlier !== undefined) {
           errors.push(
-            problem(file.path, `duplicate rule for ${r.entity_type} ${JSON.stringify(r.entity_id)} (${r.access}); first declared as rules.${earlier}`, lineAt(y, ["rules", i]), `rules.${i}`)
+            problem(
+              file.path,
+              `duplicate rule for ${r.entity_type} ${JSON.stringify(r.entity_id)} (${r.access}); first declared as rules.${earlier}`,
+              lineAt(y, ["rules", i]),
+              `rules.${i}`
+            )
           )
         } else seen.set(key, i)
       })

@@ -4,8 +4,18 @@
 // byte for byte. An edit replaces only the changed fields' text in the head (see `patchFrontMatter`); every
 // edit is checked by reading the result back, and falls back to a coarser rewrite rather than a wrong one.
 import { Either } from "effect"
-import { isMap, isNode, isScalar, LineCounter, type Node, type Pair, parseDocument, stringify, type YAMLMap } from "yaml"
 import { parse as parseToml, stringify as stringifyToml, TomlDate, TomlError } from "smol-toml"
+import {
+  isMap,
+  isNode,
+  isScalar,
+  LineCounter,
+  type Node,
+  type Pair,
+  parseDocument,
+  stringify,
+  type YAMLMap
+} from "yaml"
 import { InvalidInput } from "../errors.js"
 import { fastParseYaml, fastRenderYaml } from "./fastYaml.js"
 import type { Json } from "./model.js"
@@ -100,7 +110,8 @@ export const splitFrontMatter = (path: string, text: string): Either.Either<Spli
   }
   if (text[bom] === "{") {
     const close = jsonObjectEnd(text, bom)
-    if (close === -1) return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
+    if (close === -1)
+      return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
     const headEnd = withBlankLine(text, lineEnd(text, close))
     return Either.right({
       format: "json",
@@ -111,7 +122,14 @@ export const splitFrontMatter = (path: string, text: string): Either.Either<Spli
       body: text.slice(headEnd)
     })
   }
-  return Either.right({ format: "none", head: text.slice(0, bom), inner: "", innerStart: bom, innerLine: 1, body: text.slice(bom) })
+  return Either.right({
+    format: "none",
+    head: text.slice(0, bom),
+    inner: "",
+    innerStart: bom,
+    innerLine: 1,
+    body: text.slice(bom)
+  })
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -135,7 +153,9 @@ const notJson = (v: unknown): string | undefined => {
     }
     return undefined
   }
-  return typeof v === "bigint" ? "an integer too large to store exactly" : `a value of type ${v instanceof Uint8Array ? "binary" : typeof v}`
+  return typeof v === "bigint"
+    ? "an integer too large to store exactly"
+    : `a value of type ${v instanceof Uint8Array ? "binary" : typeof v}`
 }
 
 /** TOML values as JSON: dates as their ISO text, tables as plain objects (smol-toml makes null-prototype ones). */
@@ -160,18 +180,26 @@ const lineOf = (text: string, offset: number) => {
 }
 
 /** Reads a YAML document's map of fields, with the line of every problem. */
-const readYaml = (path: string, text: string, firstLine: number): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
+const readYaml = (
+  path: string,
+  text: string,
+  firstLine: number
+): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
   const fast = fastParseYaml(text)
   if (fast !== undefined) return Either.right(fast as Fields)
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   const at = (pos: number) => lines.linePos(pos).line + firstLine - 1
   if (doc.errors.length > 0) {
-    return Either.left(doc.errors.map((e) => problem(path, `invalid YAML: ${e.message.split("\n")[0] ?? e.message}`, at(e.pos[0] ?? 0))))
+    return Either.left(
+      doc.errors.map((e) => problem(path, `invalid YAML: ${e.message.split("\n")[0] ?? e.message}`, at(e.pos[0] ?? 0)))
+    )
   }
   if (doc.contents === null) return Either.right({})
   if (!isMap(doc.contents)) {
-    return Either.left([problem(path, "front matter must be a map of fields (key: value lines)", at(doc.contents.range?.[0] ?? 0))])
+    return Either.left([
+      problem(path, "front matter must be a map of fields (key: value lines)", at(doc.contents.range?.[0] ?? 0))
+    ])
   }
   let value: unknown
   try {
@@ -183,7 +211,13 @@ const readYaml = (path: string, text: string, firstLine: number): Either.Either<
   for (const pair of doc.contents.items) {
     const key = isScalar(pair.key) ? String(pair.key.value) : undefined
     if (key === undefined) {
-      errors.push(problem(path, "a field name must be plain text, not a list or a map", at(isNode(pair.key) ? (pair.key.range?.[0] ?? 0) : 0)))
+      errors.push(
+        problem(
+          path,
+          "a field name must be plain text, not a list or a map",
+          at(isNode(pair.key) ? (pair.key.range?.[0] ?? 0) : 0)
+        )
+      )
       continue
     }
     const bad = notJson((value as Record<string, unknown>)[key])
@@ -195,20 +229,36 @@ const readYaml = (path: string, text: string, firstLine: number): Either.Either<
   return errors.length > 0 ? Either.left(errors) : Either.right(value as Fields)
 }
 
-const readToml = (path: string, text: string, firstLine: number): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
+const readToml = (
+  path: string,
+  text: string,
+  firstLine: number
+): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
   try {
     const value = fromToml(parseToml(text))
     const bad = notJson(value)
-    return bad === undefined ? Either.right(value as Fields) : Either.left([problem(path, `${bad} cannot be stored`, firstLine)])
+    return bad === undefined
+      ? Either.right(value as Fields)
+      : Either.left([problem(path, `${bad} cannot be stored`, firstLine)])
   } catch (e) {
     if (e instanceof TomlError) {
-      return Either.left([problem(path, `invalid TOML: ${e.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "") ?? "parse error"}`, e.line + firstLine - 1)])
+      return Either.left([
+        problem(
+          path,
+          `invalid TOML: ${e.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "") ?? "parse error"}`,
+          e.line + firstLine - 1
+        )
+      ])
     }
     return Either.left([problem(path, `invalid TOML: ${e instanceof Error ? e.message : String(e)}`, firstLine)])
   }
 }
 
-const readJson = (path: string, text: string, firstLine: number): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
+const readJson = (
+  path: string,
+  text: string,
+  firstLine: number
+): Either.Either<Fields, ReadonlyArray<InvalidInput>> => {
   try {
     const value: unknown = JSON.parse(text)
     if (!isFields(value)) return Either.left([problem(path, "JSON front matter must be an object", firstLine)])
@@ -216,7 +266,13 @@ const readJson = (path: string, text: string, firstLine: number): Either.Either<
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e)
     const pos = /position (\d+)/.exec(message)
-    return Either.left([problem(path, `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, "")}`, pos ? lineOf(text, Number(pos[1])) + firstLine - 1 : firstLine)])
+    return Either.left([
+      problem(
+        path,
+        `invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, "")}`,
+        pos ? lineOf(text, Number(pos[1])) + firstLine - 1 : firstLine
+      )
+    ])
   }
 }
 
@@ -240,7 +296,13 @@ export const readYamlFields = (path: string, text: string) => readYaml(path, tex
 // ---------------------------------------------------------------------------------------------------------
 // Writing
 
-const YAML_OPTIONS = { lineWidth: 0, minContentWidth: 0, indent: 2, aliasDuplicateObjects: false, blockQuote: false } as const
+const YAML_OPTIONS = {
+  lineWidth: 0,
+  minContentWidth: 0,
+  indent: 2,
+  aliasDuplicateObjects: false,
+  blockQuote: false
+} as const
 
 /** YAML for a map of fields: the fast renderer where it applies (byte-identical, see fastYaml.ts), else the library. */
 export const renderYaml = (value: Fields): string =>
@@ -263,11 +325,16 @@ export const sameJson = (a: unknown, b: unknown, ordered = false): boolean => {
   const kb = Object.keys(b)
   if (ka.length !== kb.length) return false
   if (ordered && ka.some((k, i) => kb[i] !== k)) return false
-  return ka.every((k) => Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], ordered))
+  return ka.every(
+    (k) =>
+      Object.hasOwn(b, k) && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], ordered)
+  )
 }
 
 /** One change between two maps of fields: a path of keys and the new value, or removal. */
-type Change = { readonly path: ReadonlyArray<string>; readonly value: Json } | { readonly path: ReadonlyArray<string>; readonly remove: true }
+type Change =
+  | { readonly path: ReadonlyArray<string>; readonly value: Json }
+  | { readonly path: ReadonlyArray<string>; readonly remove: true }
 
 /** The changes from `from` to `to`, as deep as both sides are maps; lists change whole. */
 const changes = (from: Fields, to: Fields, at: ReadonlyArray<string> = []): Array<Change> => {
@@ -278,7 +345,14 @@ const changes = (from: Fields, to: Fields, at: ReadonlyArray<string> = []): Arra
     else {
       const old = from[key]
       if (sameJson(old, value, true)) continue
-      if (isFields(old) && isFields(value) && sameJson(Object.keys(old).filter((k) => Object.hasOwn(value, k)), Object.keys(value).filter((k) => Object.hasOwn(old, k)))) {
+      if (
+        isFields(old) &&
+        isFields(value) &&
+        sameJson(
+          Object.keys(old).filter((k) => Object.hasOwn(value, k)),
+          Object.keys(value).filter((k) => Object.hasOwn(old, k))
+        )
+      ) {
         out.push(...changes(old as Fields, value as Fields, [...at, key]))
       } else out.push({ path: [...at, key], value })
     }
@@ -287,7 +361,8 @@ const changes = (from: Fields, to: Fields, at: ReadonlyArray<string> = []): Arra
 }
 
 /** Replaces [start, end) of `text`. */
-const splice = (text: string, start: number, end: number, insert: string) => text.slice(0, start) + insert + text.slice(end)
+const splice = (text: string, start: number, end: number, insert: string) =>
+  text.slice(0, start) + insert + text.slice(end)
 
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
 
@@ -295,7 +370,10 @@ const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1)
 const yamlPair = (key: string, value: Json, indent: number): string => {
   const text = stringify({ [key]: value }, YAML_OPTIONS).replace(/\n$/, "")
   const pad = " ".repeat(indent)
-  return text.split("\n").map((l, i) => (i === 0 ? l : pad + l)).join("\n")
+  return text
+    .split("\n")
+    .map((l, i) => (i === 0 ? l : pad + l))
+    .join("\n")
 }
 
 /** Where a pair's text ends: after its value (a block value's last newline excluded). */
@@ -320,7 +398,11 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
     const parent = (parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true)) as Node | null
     if (parent === null && parentPath.length === 0) {
       if ("remove" in change) return undefined
-      edits.push({ start: text.length, end: text.length, text: `${text === "" || text.endsWith("\n") ? "" : "\n"}${yamlPair(key, change.value, 0)}\n` })
+      edits.push({
+        start: text.length,
+        end: text.length,
+        text: `${text === "" || text.endsWith("\n") ? "" : "\n"}${yamlPair(key, change.value, 0)}\n`
+      })
       continue
     }
     if (!isMap(parent) || parent.flow) return undefined
@@ -397,7 +479,10 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
     const header = /^\[(\[)?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(l)
     if (header) {
       arrayTable = header[1] !== undefined
-      table = header[2]!.split(".").map((s) => s.trim()).join(".")
+      table = header[2]!
+        .split(".")
+        .map((s) => s.trim())
+        .join(".")
       if (!lastLine.has(table)) lastLine.set(table, i)
       continue
     }
@@ -419,7 +504,10 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
       continue
     }
     const old = c.path.reduce<unknown>((o, k) => (isFields(o) ? o[k] : undefined), from)
-    const value = tomlValue(c.value, typeof old === "string" && TOML_DATE.test(old) && entry !== undefined && !/=\s*["']/.test(lines[entry.line]!))
+    const value = tomlValue(
+      c.value,
+      typeof old === "string" && TOML_DATE.test(old) && entry !== undefined && !/=\s*["']/.test(lines[entry.line]!)
+    )
     if (value === undefined) return undefined
     if (entry === undefined) {
       const after = lastLine.get(t) ?? (t === "" ? -1 : undefined)
@@ -472,7 +560,14 @@ const rewriteJson = (original: string, to: Fields): string => {
 
 /** Reads front matter text back, for the check after an edit. */
 const readBack = (format: FrontMatterFormat, text: string): Fields | undefined => {
-  const r = format === "yaml" ? readYaml("", text, 1) : format === "toml" ? readToml("", text, 1) : format === "json" ? readJson("", text, 1) : undefined
+  const r =
+    format === "yaml"
+      ? readYaml("", text, 1)
+      : format === "toml"
+        ? readToml("", text, 1)
+        : format === "json"
+          ? readJson("", text, 1)
+          : undefined
   return r !== undefined && Either.isRight(r) ? r.right : undefined
 }
 
@@ -482,7 +577,11 @@ const readBack = (format: FrontMatterFormat, text: string): Fields | undefined =
  * matter alone. Every candidate is read back and used only if it gives exactly `to`. A file without front
  * matter gets YAML front matter.
  */
-export const patchFrontMatter = (split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">, from: Fields, to: Fields): string => {
+export const patchFrontMatter = (
+  split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">,
+  from: Fields,
+  to: Fields
+): string => {
   if (sameJson(from, to, true)) return split.head
   if (split.format === "none") return split.head + freshHead(to)
   const candidates: Array<() => string | undefined> =

@@ -1,6 +1,6 @@
 /** Canonical hashing: SHA-256 over a canonical encoding of an item's synced fields, of bytes, and of manifests. */
 import { createHash } from "node:crypto"
-import type { Agent, Content, FileEntry, Skill, AccessRule } from "./model.js"
+import type { AccessRule, Agent, Content, FileEntry, Skill } from "./model.js"
 
 /** JSON with object keys sorted at every depth and `undefined` fields left out: one encoding per value. */
 export const canonicalJson = (value: unknown): string => {

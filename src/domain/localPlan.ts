@@ -1,8 +1,29 @@
 /** The plan of a local sync as data: per kind, the database and disk operations that make one side equal the other. Pure. */
 import { stringify } from "yaml"
 import { AccessRuleKeyed, diffKeyed, type Keyed } from "./diff.js"
-import { ACCESS_RULES_PATH, agentPaths, contentPath, renderAccessRules, renderAgent, renderSkill, skillPaths, sourceConfigPath } from "./formats.js"
+import {
+  ACCESS_RULES_PATH,
+  agentPaths,
+  contentPath,
+  renderAccessRules,
+  renderAgent,
+  renderSkill,
+  skillPaths,
+  sourceConfigPath
+} from "./formats.js"
 import { accessRuleHash } from "./hash.js"
+import {
+  type AttachmentFile,
+  agentIdent,
+  attachmentIdent,
+  type ContentRow,
+  contentIdent,
+  type DbSide,
+  type DiskSide,
+  type ItemFileRow,
+  isTrusted,
+  skillIdent
+} from "./localSides.js"
 import {
   type AccessRule,
   type Agent,
@@ -15,7 +36,6 @@ import {
   type Skill,
   SyncKind
 } from "./model.js"
-import { agentIdent, type AttachmentFile, attachmentIdent, type ContentRow, contentIdent, type DbSide, type DiskSide, type ItemFileRow, isTrusted, skillIdent } from "./localSides.js"
 import type { ContentFile } from "./project.js"
 import { type Listed, unstorable } from "./stored.js"
 
@@ -40,7 +60,10 @@ export type DbOp =
   | { readonly _tag: "UpsertSkills"; readonly items: ReadonlyArray<Skill> }
   | { readonly _tag: "DeleteSkills"; readonly ids: ReadonlyArray<string> }
   | { readonly _tag: "UpsertContents"; readonly items: ReadonlyArray<ContentWrite> }
-  | { readonly _tag: "DeleteContents"; readonly keys: ReadonlyArray<{ readonly source: string; readonly slug: string }> }
+  | {
+      readonly _tag: "DeleteContents"
+      readonly keys: ReadonlyArray<{ readonly source: string; readonly slug: string }>
+    }
   /** After a sync to disk: rows now match these files; only where the row still has `expectedHash`. */
   | { readonly _tag: "RecordContents"; readonly items: ReadonlyArray<ContentWrite & { readonly expectedHash: string }> }
   | { readonly _tag: "UpsertSources"; readonly sources: ReadonlyArray<ContentSource> }
@@ -172,7 +195,9 @@ const walk = <D, B>(
   const d = disk.filter((u) => !blocked(u.key))
   const r = db.filter((u) => !blocked(u.key))
   const toDb = b.options.direction === "ToDatabase"
-  const diff = toDb ? diffKeyed(UnitKeyed, d as ReadonlyArray<Unit<unknown>>, r) : diffKeyed(UnitKeyed, r as ReadonlyArray<Unit<unknown>>, d)
+  const diff = toDb
+    ? diffKeyed(UnitKeyed, d as ReadonlyArray<Unit<unknown>>, r)
+    : diffKeyed(UnitKeyed, r as ReadonlyArray<Unit<unknown>>, d)
   for (const i of diff.items) {
     if (i.status === "Unchanged") b.skipped++
     else if (i.status === "Added" || i.status === "Modified") {
@@ -188,7 +213,13 @@ const walk = <D, B>(
 }
 
 const invalidRowErrors = (table: string, invalid: ReadonlyArray<{ readonly key: string; readonly reason: string }>) =>
-  invalid.map((r) => new LocalSyncError({ item: `database ${table} ${r.key}`, message: `row ${r.key} of ${table} does not decode (${r.reason}); left alone` }))
+  invalid.map(
+    (r) =>
+      new LocalSyncError({
+        item: `database ${table} ${r.key}`,
+        message: `row ${r.key} of ${table} does not decode (${r.reason}); left alone`
+      })
+  )
 
 /** A value PostgreSQL cannot store: reported, skipped. */
 const storable = (b: Builder, key: string, value: unknown): boolean => {
@@ -217,36 +248,47 @@ const planAgentsOrSkills = <A extends Agent | Skill>(
   }
 ): KindPlan => {
   const b = new Builder(kind, o)
-  const unit = (a: A): Unit<A> => ({ key: a.id, ident: spec.ident(a), item: a, paths: spec.paths(a).filter((p) => disk.files.has(p)) })
+  const unit = (a: A): Unit<A> => ({
+    key: a.id,
+    ident: spec.ident(a),
+    item: a,
+    paths: spec.paths(a).filter((p) => disk.files.has(p))
+  })
   const upserts: Array<A> = []
   const deletes: Array<string> = []
-  walk(b, onDisk.map(unit), listed.items.map((s) => unit(s.item)), (k) => disk.blocked[kind].has(k), {
-    toDb: (u, status) => {
-      if (!storable(b, u.key, u.item)) return
-      b.synced++
-      upserts.push(u.item)
-      b.steps.push({ kind, action: "upsert", key: u.key, status, paths: u.paths })
-    },
-    toDisk: (u, there, status) => {
-      b.synced++
-      const files = spec.render(u.item)
-      const old = new Map(there === undefined ? [] : spec.render(there.item).map((f) => [f.path, f.text]))
-      const writes = files.filter((f) => old.get(f.path) !== f.text)
-      for (const f of writes) b.disk.push({ _tag: "WriteText", path: f.path, text: f.text })
-      // Written in another form than the disk has: the old form's files go.
-      const removes = (there?.paths ?? []).filter((p) => !files.some((f) => f.path === p))
-      for (const p of removes) b.disk.push({ _tag: "Remove", path: p })
-      b.steps.push({ kind, action: "write", key: u.key, status, paths: [...writes.map((f) => f.path), ...removes] })
-    },
-    deleteRow: (u) => {
-      deletes.push(u.key)
-      b.steps.push({ kind, action: "delete", key: u.key, status: "Removed", paths: [] })
-    },
-    removeFile: (u) => {
-      for (const p of u.paths) b.disk.push({ _tag: "Remove", path: p })
-      b.steps.push({ kind, action: "remove", key: u.key, status: "Removed", paths: u.paths })
+  walk(
+    b,
+    onDisk.map(unit),
+    listed.items.map((s) => unit(s.item)),
+    (k) => disk.blocked[kind].has(k),
+    {
+      toDb: (u, status) => {
+        if (!storable(b, u.key, u.item)) return
+        b.synced++
+        upserts.push(u.item)
+        b.steps.push({ kind, action: "upsert", key: u.key, status, paths: u.paths })
+      },
+      toDisk: (u, there, status) => {
+        b.synced++
+        const files = spec.render(u.item)
+        const old = new Map(there === undefined ? [] : spec.render(there.item).map((f) => [f.path, f.text]))
+        const writes = files.filter((f) => old.get(f.path) !== f.text)
+        for (const f of writes) b.disk.push({ _tag: "WriteText", path: f.path, text: f.text })
+        // Written in another form than the disk has: the old form's files go.
+        const removes = (there?.paths ?? []).filter((p) => !files.some((f) => f.path === p))
+        for (const p of removes) b.disk.push({ _tag: "Remove", path: p })
+        b.steps.push({ kind, action: "write", key: u.key, status, paths: [...writes.map((f) => f.path), ...removes] })
+      },
+      deleteRow: (u) => {
+        deletes.push(u.key)
+        b.steps.push({ kind, action: "delete", key: u.key, status: "Removed", paths: [] })
+      },
+      removeFile: (u) => {
+        for (const p of u.paths) b.disk.push({ _tag: "Remove", path: p })
+        b.steps.push({ kind, action: "remove", key: u.key, status: "Removed", paths: u.paths })
+      }
     }
-  })
+  )
   b.db.push(spec.upsert(upserts), spec.remove(deletes))
   planAttachments(b, disk, db, kind)
   return b.done([...disk.errors[kind], ...(o.direction === "ToDisk" ? invalidRowErrors(kind, listed.invalid) : [])])
@@ -256,8 +298,26 @@ const planAgentsOrSkills = <A extends Agent | Skill>(
 // Files beside items: content-addressed, compared by digest and mode
 
 const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "agents" | "skills" | "content") => {
-  const diskUnits = disk.attachments.filter((a) => a.kind === kind).map((a): Unit<AttachmentFile> => ({ key: `file:${a.path}`, ident: attachmentIdent(a.sha, a.mode), item: a, paths: [a.path] }))
-  const dbUnits = db.attachments.filter((r) => r.kind === kind).map((r): Unit<ItemFileRow> => ({ key: `file:${r.path}`, ident: attachmentIdent(r.sha256, r.mode), item: r, paths: [r.path] }))
+  const diskUnits = disk.attachments
+    .filter((a) => a.kind === kind)
+    .map(
+      (a): Unit<AttachmentFile> => ({
+        key: `file:${a.path}`,
+        ident: attachmentIdent(a.sha, a.mode),
+        item: a,
+        paths: [a.path]
+      })
+    )
+  const dbUnits = db.attachments
+    .filter((r) => r.kind === kind)
+    .map(
+      (r): Unit<ItemFileRow> => ({
+        key: `file:${r.path}`,
+        ident: attachmentIdent(r.sha256, r.mode),
+        item: r,
+        paths: [r.path]
+      })
+    )
   const upserts: Array<AttachmentFile> = []
   const deletes: Array<string> = []
   walk(b, diskUnits, dbUnits, (k) => disk.blocked[kind].has(k), {
@@ -289,8 +349,12 @@ const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "agents" 
 const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
   const b = new Builder("content", o)
   planSources(b, disk, db)
-  const diskUnits = disk.contents.map((f): Unit<ContentFile> => ({ key: f.key, ident: contentIdent(f.path, f.sha), item: f, paths: [contentPath(f)] }))
-  const dbUnits = db.contents.map((r): Unit<ContentRow> => ({ key: r.key, ident: r.ident, item: r, paths: [contentPath(r)] }))
+  const diskUnits = disk.contents.map(
+    (f): Unit<ContentFile> => ({ key: f.key, ident: contentIdent(f.path, f.sha), item: f, paths: [contentPath(f)] })
+  )
+  const dbUnits = db.contents.map(
+    (r): Unit<ContentRow> => ({ key: r.key, ident: r.ident, item: r, paths: [contentPath(r)] })
+  )
   const blocked = new Set([...disk.blocked.content, ...db.contentInvalid.map((r) => r.key)])
   const upserts: Array<ContentWrite> = []
   const deletes: Array<{ source: string; slug: string }> = []
@@ -306,7 +370,8 @@ const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
     },
     toDisk: (u, there, status) => {
       const row = u.item
-      if (row.item === undefined || row.text === undefined) throw new Error(`content ${u.key} was planned for writing without being read`)
+      if (row.item === undefined || row.text === undefined)
+        throw new Error(`content ${u.key} was planned for writing without being read`)
       b.synced++
       const write = contentPath(row.item)
       b.disk.push({ _tag: "WriteText", path: write, text: row.text })
@@ -333,12 +398,19 @@ const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
     if (isTrusted(r.meta)) continue
     const file = onDisk.get(r.key)
     if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
-      record.push({ item: r.item, fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1), expectedHash: r.meta.version_hash })
+      record.push({
+        item: r.item,
+        fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1),
+        expectedHash: r.meta.version_hash
+      })
     }
   }
   b.after.push({ _tag: "RecordContents", items: record })
   planAttachments(b, disk, db, "content")
-  const errors = [...disk.errors.content, ...(o.direction === "ToDisk" ? invalidRowErrors("contents", db.contentInvalid) : [])]
+  const errors = [
+    ...disk.errors.content,
+    ...(o.direction === "ToDisk" ? invalidRowErrors("contents", db.contentInvalid) : [])
+  ]
   return b.done(errors)
 }
 
@@ -350,11 +422,30 @@ const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
     for (const [source, layout] of disk.sources) {
       if (disk.blockedSources.has(source)) continue
       const config = disk.sourceConfigs.get(source)
-      const s = new ContentSource({ source, layout, declared: config !== undefined, description: config?.description ?? null, original: config?.original ?? null })
+      const s = new ContentSource({
+        source,
+        layout,
+        declared: config !== undefined,
+        description: config?.description ?? null,
+        original: config?.original ?? null
+      })
       const old = stored.get(source)
-      if (old !== undefined && old.layout === s.layout && old.declared === s.declared && old.description === s.description && old.original === s.original) continue
+      if (
+        old !== undefined &&
+        old.layout === s.layout &&
+        old.declared === s.declared &&
+        old.description === s.description &&
+        old.original === s.original
+      )
+        continue
       wanted.push(s)
-      b.steps.push({ kind: "content", action: "upsert", key: `source:${source}`, status: old === undefined ? "Added" : "Modified", paths: config === undefined ? [] : [sourceConfigPath(source)] })
+      b.steps.push({
+        kind: "content",
+        action: "upsert",
+        key: `source:${source}`,
+        status: old === undefined ? "Added" : "Modified",
+        paths: config === undefined ? [] : [sourceConfigPath(source)]
+      })
     }
     b.db.push({ _tag: "UpsertSources", sources: wanted })
     return
@@ -362,7 +453,8 @@ const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
   for (const s of db.sources) {
     const path = sourceConfigPath(s.source)
     if (!s.declared || disk.files.has(path) || disk.blockedSources.has(s.source)) continue
-    const text = s.original ?? stringify({ layout: s.layout, ...(s.description === null ? {} : { description: s.description }) })
+    const text =
+      s.original ?? stringify({ layout: s.layout, ...(s.description === null ? {} : { description: s.description }) })
     b.disk.push({ _tag: "WriteText", path, text })
     b.steps.push({ kind: "content", action: "write", key: `source:${s.source}`, status: "Added", paths: [path] })
   }
@@ -384,12 +476,17 @@ export const diffRules = (o: Pick<PlanOptions, "direction">, disk: DiskSide, db:
   const keyed: Keyed<AccessRule> = { key: AccessRuleKeyed.key, hash: (r) => hashes.get(r) ?? accessRuleHash(r) }
   const fromDb = db.rules.items.map((s) => s.item)
   if (disk.blocked.acl.size > 0) return diffKeyed(keyed, [], [])
-  return o.direction === "ToDatabase" ? diffKeyed(keyed, disk.project.accessRules, fromDb) : diffKeyed(keyed, fromDb, disk.project.accessRules)
+  return o.direction === "ToDatabase"
+    ? diffKeyed(keyed, disk.project.accessRules, fromDb)
+    : diffKeyed(keyed, fromDb, disk.project.accessRules)
 }
 
 const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
   const b = new Builder("acl", o)
-  const errors = [...disk.errors.acl, ...(o.direction === "ToDisk" ? invalidRowErrors("access_rules", db.rules.invalid) : [])]
+  const errors = [
+    ...disk.errors.acl,
+    ...(o.direction === "ToDisk" ? invalidRowErrors("access_rules", db.rules.invalid) : [])
+  ]
   const diff = diffRules(o, disk, db)
   const fromDb = db.rules.items.map((s) => s.item)
   const sourceEntities = new Set((o.direction === "ToDatabase" ? disk.project.accessRules : fromDb).map(entityOf))
@@ -406,7 +503,8 @@ const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
   if (o.direction === "ToDatabase") {
     // Deletes run first, then upserts: the steps are listed in that order.
     const deletes = fromDb.filter((r) => dropped.has(AccessRuleKeyed.key(r)))
-    for (const r of deletes) b.steps.push({ kind: "acl", action: "delete", key: AccessRuleKeyed.key(r), status: "Removed", paths: [] })
+    for (const r of deletes)
+      b.steps.push({ kind: "acl", action: "delete", key: AccessRuleKeyed.key(r), status: "Removed", paths: [] })
     const upserts: Array<PlacedRule> = []
     disk.project.accessRules.forEach((rule, position) => {
       const key = AccessRuleKeyed.key(rule)
@@ -447,28 +545,33 @@ const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
 // ---------------------------------------------------------------------------------------------------------
 
 /** The whole plan of a run: per kind, what changes where. */
-export const plan = (o: PlanOptions, disk: DiskSide, db: DbSide, kinds: ReadonlyArray<SyncKind>): ReadonlyArray<KindPlan> =>
+export const plan = (
+  o: PlanOptions,
+  disk: DiskSide,
+  db: DbSide,
+  kinds: ReadonlyArray<SyncKind>
+): ReadonlyArray<KindPlan> =>
   ALL_KINDS.filter((k) => kinds.includes(k)).map((kind): KindPlan => {
-      switch (kind) {
-        case "agents":
-          return planAgentsOrSkills("agents", o, disk, db, disk.project.agents, db.agents, {
-            ident: agentIdent,
-            paths: agentPaths,
-            render: renderAgent,
-            upsert: (items) => ({ _tag: "UpsertAgents", items }),
-            remove: (ids) => ({ _tag: "DeleteAgents", ids })
-          })
-        case "skills":
-          return planAgentsOrSkills("skills", o, disk, db, disk.project.skills, db.skills, {
-            ident: skillIdent,
-            paths: skillPaths,
-            render: renderSkill,
-            upsert: (items) => ({ _tag: "UpsertSkills", items }),
-            remove: (ids) => ({ _tag: "DeleteSkills", ids })
-          })
-        case "content":
-          return planContent(o, disk, db)
-        default:
-          return planAcl(o, disk, db)
-      }
-    })
+    switch (kind) {
+      case "agents":
+        return planAgentsOrSkills("agents", o, disk, db, disk.project.agents, db.agents, {
+          ident: agentIdent,
+          paths: agentPaths,
+          render: renderAgent,
+          upsert: (items) => ({ _tag: "UpsertAgents", items }),
+          remove: (ids) => ({ _tag: "DeleteAgents", ids })
+        })
+      case "skills":
+        return planAgentsOrSkills("skills", o, disk, db, disk.project.skills, db.skills, {
+          ident: skillIdent,
+          paths: skillPaths,
+          render: renderSkill,
+          upsert: (items) => ({ _tag: "UpsertSkills", items }),
+          remove: (ids) => ({ _tag: "DeleteSkills", ids })
+        })
+      case "content":
+        return planContent(o, disk, db)
+      default:
+        return planAcl(o, disk, db)
+    }
+  })

@@ -1,5 +1,6 @@
 /** The two sides of a local sync as pure data: the `services/` tree as parsed, and the project database as read. */
 import type { InvalidInput } from "../errors.js"
+import type { SourceConfig } from "./formats.js"
 import { renderAgent, renderContent, renderSkill } from "./formats.js"
 import { sha256 } from "./hash.js"
 import {
@@ -12,8 +13,15 @@ import {
   type Skill,
   type SyncKind
 } from "./model.js"
-import { type ContentFile, type ParseOptions, type PathRole, parseProject, pathRole, type Project, type RawFile } from "./project.js"
-import type { SourceConfig } from "./formats.js"
+import {
+  type ContentFile,
+  type ParseOptions,
+  type PathRole,
+  type Project,
+  parseProject,
+  pathRole,
+  type RawFile
+} from "./project.js"
 import type { InvalidRow, Listed } from "./stored.js"
 
 /** Identity of what an item's files say: equal exactly when writing one side's item would not change a byte. */
@@ -52,13 +60,21 @@ export interface DiskSide {
   readonly errors: Record<SyncKind, Array<LocalSyncError>>
 }
 
-export const perKind = <A>(make: () => A): Record<SyncKind, A> => ({ agents: make(), skills: make(), content: make(), acl: make() })
+export const perKind = <A>(make: () => A): Record<SyncKind, A> => ({
+  agents: make(),
+  skills: make(),
+  content: make(),
+  acl: make()
+})
 
 /** The kind, key and source a tree path's problems block. */
 const blocks = (role: PathRole | undefined, rel: string): { kind: SyncKind; key?: string; source?: string } => {
   if (role === undefined) {
     const top = rel.split("/")[0]
-    return { kind: top === "skills" ? "skills" : top === "content" ? "content" : top === "access-control" ? "acl" : "agents", ...(top === "content" ? { source: rel.split("/")[1] ?? "" } : {}) }
+    return {
+      kind: top === "skills" ? "skills" : top === "content" ? "content" : top === "access-control" ? "acl" : "agents",
+      ...(top === "content" ? { source: rel.split("/")[1] ?? "" } : {})
+    }
   }
   switch (role.role) {
     case "agent-config":
@@ -83,7 +99,11 @@ const blocks = (role: PathRole | undefined, rel: string): { kind: SyncKind; key?
  * The disk side from the files local sync reads (`isProjectFile`). A content file whose bytes `unchanged`
  * recognises is not parsed. Files over the cap carry no bytes and are reported.
  */
-export const diskSide = (files: ReadonlyArray<RawFile>, prefix: string, unchanged?: ParseOptions["unchanged"]): DiskSide => {
+export const diskSide = (
+  files: ReadonlyArray<RawFile>,
+  prefix: string,
+  unchanged?: ParseOptions["unchanged"]
+): DiskSide => {
   const blocked = perKind(() => new Set<string>())
   const blockedSources = new Set<string>()
   const errors = perKind((): Array<LocalSyncError> => [])
@@ -193,13 +213,33 @@ export const contentRows = (
     const row = fetched.get(key)
     if (row === undefined) {
       if (!isTrusted(m)) continue // not fetched: never planned on (the reader fetches every untrusted row)
-      out.push({ key, source: m.source, slug: m.slug, path: m.path, ident: contentIdent(m.path, m.file_sha256!), hash: m.version_hash, meta: m, item: undefined, text: undefined })
+      out.push({
+        key,
+        source: m.source,
+        slug: m.slug,
+        path: m.path,
+        ident: contentIdent(m.path, m.file_sha256!),
+        hash: m.version_hash,
+        meta: m,
+        item: undefined,
+        text: undefined
+      })
       continue
     }
     const text = rowText(m, row.item)
     // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
     const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256! : sha256(text)
-    out.push({ key, source: m.source, slug: m.slug, path: row.item.path, ident: contentIdent(row.item.path, sha), hash: row.hash, meta: m, item: row.item, text })
+    out.push({
+      key,
+      source: m.source,
+      slug: m.slug,
+      path: row.item.path,
+      ident: contentIdent(row.item.path, sha),
+      hash: row.hash,
+      meta: m,
+      item: row.item,
+      text
+    })
   }
   return out
 }
@@ -211,5 +251,7 @@ export const rowsToFetch = (
   toDisk: boolean
 ): Array<ContentMeta> => {
   const onDisk = new Map(disk.contents.map((f) => [f.key, contentIdent(f.path, f.sha)]))
-  return meta.filter((m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256!)))
+  return meta.filter(
+    (m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256!))
+  )
 }

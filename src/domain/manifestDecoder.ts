@@ -163,7 +163,8 @@ export const makeManifestDecoder = <A>(options: ManifestDecoderOptions<A>): Mani
   return {
     push: (chunk) => {
       bytes += chunk.length
-      if (bytes > options.maxBytes) throw new ManifestRefused("cap", `the manifest is larger than ${options.maxBytes} bytes`)
+      if (bytes > options.maxBytes)
+        throw new ManifestRefused("cap", `the manifest is larger than ${options.maxBytes} bytes`)
       let text: string
       try {
         text = decoder.decode(chunk, { stream: true })

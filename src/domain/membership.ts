@@ -41,14 +41,18 @@ export const globToRegExp = (glob: string): RegExp => {
       const end = g.indexOf("]", i + 1)
       if (end === -1) re += "\\["
       else {
-        re += `[${g.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\")}]`
+        re += `[${g
+          .slice(i + 1, end)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\")}]`
         i = end
       }
     } else re += c.replace(/[.+^${}()|\\]/g, "\\$&")
   }
   // A pattern with no slash matches at any depth, as in .gitignore: some whole segment matches it (written as a
   // search for that segment, much cheaper than `^(?:.*/)?…$`, when the pattern cannot itself span a `/`).
-  if (!anchored && !glob.includes("/")) return re.includes(".*") ? new RegExp(`^(?:.*/)?${re}(?:/.*)?$`) : new RegExp(`(?:^|/)${re}(?:/|$)`)
+  if (!anchored && !glob.includes("/"))
+    return re.includes(".*") ? new RegExp(`^(?:.*/)?${re}(?:/.*)?$`) : new RegExp(`(?:^|/)${re}(?:/|$)`)
   return new RegExp(`^${re}(?:/.*)?$`)
 }
 
@@ -66,7 +70,13 @@ const GIT_SEGMENT = /(?:^|\/)\.git(?:\/|$)/i
 export const isMemberPath = (path: string): boolean => {
   if (path === IGNORE_FILE) return true
   const slash = path.indexOf("/")
-  return slash > 0 && slash < path.length - 1 && TOP.has(path.slice(0, slash)) && !BUILTIN.test(path) && !GIT_SEGMENT.test(path)
+  return (
+    slash > 0 &&
+    slash < path.length - 1 &&
+    TOP.has(path.slice(0, slash)) &&
+    !BUILTIN.test(path) &&
+    !GIT_SEGMENT.test(path)
+  )
 }
 
 export interface Membership {
@@ -90,7 +100,10 @@ export const makeMembership = (ignoreText = ""): Membership => {
     let j = i
     while (j < rules.length && rules[j]!.negate === rules[i]!.negate) j++
     const group = rules.slice(i, j)
-    runs.push({ negate: rules[i]!.negate, re: group.length === 1 ? group[0]!.re : new RegExp(group.map((r) => `(?:${r.re.source})`).join("|")) })
+    runs.push({
+      negate: rules[i]!.negate,
+      re: group.length === 1 ? group[0]!.re : new RegExp(group.map((r) => `(?:${r.re.source})`).join("|"))
+    })
     i = j
   }
   return {

@@ -72,7 +72,10 @@ export const IsoDate = Schema.String.pipe(
   Schema.pattern(
     /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?)?$/
   ),
-  Schema.annotations({ identifier: "IsoDate", description: "an ISO-8601 date such as 2025-03-01 or 2025-03-01T10:00:00Z" })
+  Schema.annotations({
+    identifier: "IsoDate",
+    description: "an ISO-8601 date such as 2025-03-01 or 2025-03-01T10:00:00Z"
+  })
 )
 
 export const ContentLayout = Schema.Literal("flat", "directory")
@@ -87,7 +90,9 @@ const isBelowSource = (s: string) => s.length > 0 && s.length <= 1024 && s.split
 const segmentArb = (fc: typeof import("effect").FastCheck) =>
   fc.stringMatching(/^[A-Za-z0-9_@ .-]{1,12}$/).filter((s) => s !== "." && s !== "..")
 export const ContentSlug = Schema.String.pipe(
-  Schema.filter(isBelowSource, { message: () => "must be a relative path of file names (no '.', '..' or empty segment)" }),
+  Schema.filter(isBelowSource, {
+    message: () => "must be a relative path of file names (no '.', '..' or empty segment)"
+  }),
   Schema.annotations({
     identifier: "ContentSlug",
     arbitrary: () => (fc) => fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }).map((s) => s.join("/"))
@@ -103,7 +108,12 @@ export const ContentPath = ContentSlug.pipe(
   Schema.annotations({
     identifier: "ContentPath",
     arbitrary: () => (fc) =>
-      fc.tuple(fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }), fc.constantFrom(".md", ".markdown", "/index.md", "/_index.md")).map(([s, ext]) => s.join("/") + ext)
+      fc
+        .tuple(
+          fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }),
+          fc.constantFrom(".md", ".markdown", "/index.md", "/_index.md")
+        )
+        .map(([s, ext]) => s.join("/") + ext)
   })
 )
 
@@ -136,7 +146,10 @@ export class Content extends Schema.Class<Content>("Content")({
 export const parseDate = (text: string | null): string | null => {
   if (text === null || !/^\d{4}-\d{2}-\d{2}/.test(text)) return null
   // Jekyll writes `2013-05-06 00:00:00 +0000`: a space before the time and an offset without a colon.
-  const iso = text.trim().replace(/^(\S+) (\d)/, "$1T$2").replace(/ ?([+-]\d{2}):?(\d{2})$/, "$1:$2")
+  const iso = text
+    .trim()
+    .replace(/^(\S+) (\d)/, "$1T$2")
+    .replace(/ ?([+-]\d{2}):?(\d{2})$/, "$1:$2")
   const ms = Date.parse(iso)
   return Number.isNaN(ms) ? null : new Date(ms).toISOString()
 }
@@ -173,7 +186,8 @@ export const Sha256 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schem
 const NOT_INSIDE = /(?:^|\/)\.{0,2}(?:\/|$)|[\\\0]/
 
 /** The RelPath rule as a plain predicate, for checks that run once per file of a tree. */
-export const isRelPath = (p: unknown): p is string => typeof p === "string" && p.length > 0 && p.length <= 1024 && !NOT_INSIDE.test(p)
+export const isRelPath = (p: unknown): p is string =>
+  typeof p === "string" && p.length > 0 && p.length <= 1024 && !NOT_INSIDE.test(p)
 
 /** A relative POSIX path inside the services tree: no `..` segment, no leading `/`, no empty segment. */
 export const RelPath = Schema.String.pipe(

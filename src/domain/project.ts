@@ -65,7 +65,8 @@ export const pathRole = (path: string): PathRole | undefined => {
   const parts = path.split("/")
   switch (parts[0]) {
     case "agents": {
-      if (parts.length === 2) return parts[1]!.endsWith(".md") ? { role: "agent-file", id: parts[1]!.slice(0, -3) } : undefined
+      if (parts.length === 2)
+        return parts[1]!.endsWith(".md") ? { role: "agent-file", id: parts[1]!.slice(0, -3) } : undefined
       const id = parts[1]!
       if (parts.length === 3 && parts[2] === "config.yaml") return { role: "agent-config", id }
       if (parts.length === 3 && parts[2] === "system_prompt.md") return { role: "agent-prompt", id }
@@ -124,7 +125,8 @@ export interface Project {
   readonly errors: ReadonlyArray<InvalidInput>
 }
 
-const byPath = <A extends { readonly path: string }>(items: Iterable<A>) => [...items].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+const byPath = <A extends { readonly path: string }>(items: Iterable<A>) =>
+  [...items].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 
 /**
  * The item a content attachment belongs to: the bundle (`index.md` or `_index.md`) of its folder or the nearest
@@ -202,7 +204,8 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const agentFiles = new Set<string>()
   for (const role of roles.values()) {
     if (role.role === "agent-config" || role.role === "agent-prompt") agentFolders.add(role.id)
-    else if (role.role === "attachment" && role.kind === "agents" && role.owner !== undefined) agentFolders.add(role.owner)
+    else if (role.role === "attachment" && role.kind === "agents" && role.owner !== undefined)
+      agentFolders.add(role.owner)
     else if (role.role === "agent-file") agentFiles.add(role.id)
   }
   for (const id of [...agentFolders].sort()) {
@@ -213,7 +216,10 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     }
     if (config === undefined) {
       const shown = roles.has(`agents/${id}/system_prompt.md`) ? `agents/${id}/system_prompt.md` : `agents/${id}`
-      report(shown, `agent folder has no config.yaml (expected agents/${id}/config.yaml, or a single file agents/${id}.md)`)
+      report(
+        shown,
+        `agent folder has no config.yaml (expected agents/${id}/config.yaml, or a single file agents/${id}.md)`
+      )
       continue
     }
     const a = take(parseAgent(config, texts.get(`agents/${id}/system_prompt.md`), id))
@@ -232,7 +238,8 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const skillFolders = new Set<string>()
   for (const role of roles.values()) {
     if (role.role === "skill-config" || role.role === "skill-md") skillFolders.add(role.id)
-    else if (role.role === "attachment" && role.kind === "skills" && role.owner !== undefined) skillFolders.add(role.owner)
+    else if (role.role === "attachment" && role.kind === "skills" && role.owner !== undefined)
+      skillFolders.add(role.owner)
   }
   for (const id of [...skillFolders].sort()) {
     const config = texts.get(`skills/${id}/config.yaml`)
@@ -294,12 +301,29 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const owners = attachmentOwners(seen.values())
   const attachments: Array<Attachment> = byPath(attachmentFiles).map((f) => {
     const role = roles.get(f.path) as Extract<PathRole, { role: "attachment" }>
-    return { path: f.path, kind: role.kind, owner: role.kind === "content" ? owners(f.path) : role.owner, bytes: f.bytes, mode: f.mode ?? 0o644 }
+    return {
+      path: f.path,
+      kind: role.kind,
+      owner: role.kind === "content" ? owners(f.path) : role.owner,
+      bytes: f.bytes,
+      mode: f.mode ?? 0o644
+    }
   })
 
   let accessRules: ReadonlyArray<AccessRule> = []
   const rules = texts.get(ACCESS_RULES_PATH)
   if (rules !== undefined) accessRules = take(parseAccessRules(rules)) ?? []
 
-  return { agents, skills, contents, contentFiles, accessRules, attachments, sources, sourceConfigs, unsynced: unsynced.sort(), errors }
+  return {
+    agents,
+    skills,
+    contents,
+    contentFiles,
+    accessRules,
+    attachments,
+    sources,
+    sourceConfigs,
+    unsynced: unsynced.sort(),
+    errors
+  }
 }

@@ -20,7 +20,10 @@ export interface DbSide<E> {
   readonly describe: string
   readonly source: ExportSource<E>
   readonly check: Effect.Effect<void, DatabaseError | E>
-  readonly importFrom: <E2>(source: ExportSource<E2>, options: ImportOptions) => Effect.Effect<ImportReport, E | E2 | DatabaseError | PartialImport>
+  readonly importFrom: <E2>(
+    source: ExportSource<E2>,
+    options: ImportOptions
+  ) => Effect.Effect<ImportReport, E | E2 | DatabaseError | PartialImport>
 }
 
 export interface DbDiffResult {
@@ -47,7 +50,13 @@ const connect = (url: Redacted.Redacted<string>, what: string) =>
   PgClient.make({ url, maxConnections: 4, connectTimeout: Duration.seconds(15), applicationName: "agentsync" }).pipe(
     Effect.provide(Reactivity.layer),
     Effect.tap((sql) => sql`SELECT 1`),
-    Effect.mapError((cause) => new DatabaseError({ reason: `cannot connect to the ${what} database at ${describeUrl(url)}: ${causeMessage(cause)}`, cause }))
+    Effect.mapError(
+      (cause) =>
+        new DatabaseError({
+          reason: `cannot connect to the ${what} database at ${describeUrl(url)}: ${causeMessage(cause)}`,
+          cause
+        })
+    )
   )
 
 /** The local database: DATABASE_URL or the embedded default, migrated. */
@@ -68,12 +77,16 @@ const openRemote = (config: SyncConfig) =>
   Effect.gen(function* () {
     if (config.cloudDatabaseUrl !== undefined) {
       const sql = yield* connect(config.cloudDatabaseUrl, "cloud")
-      return { transport: "direct" as DbTransport, side: sqlSide({ sql }, describeUrl(config.cloudDatabaseUrl), "cloud") as DbSide<DatabaseApi.DatabaseApiError> }
+      return {
+        transport: "direct" as DbTransport,
+        side: sqlSide({ sql }, describeUrl(config.cloudDatabaseUrl), "cloud") as DbSide<DatabaseApi.DatabaseApiError>
+      }
     }
     if (config.directUrl === undefined && config.apiUrl === undefined) {
       return yield* new MissingConfig({
         key: "AGENTSYNC_CLOUD_DATABASE_URL",
-        reason: "set it for direct database sync, or set AGENTSYNC_DIRECT_URL (or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID) and AGENTSYNC_TOKEN to sync through the tenant API"
+        reason:
+          "set it for direct database sync, or set AGENTSYNC_DIRECT_URL (or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID) and AGENTSYNC_TOKEN to sync through the tenant API"
       })
     }
     const options = yield* apiOptionsFromConfig(config)
@@ -83,7 +96,11 @@ const openRemote = (config: SyncConfig) =>
       const sql = yield* connect(info.url, "tenant")
       return {
         transport: "direct" as DbTransport,
-        side: sqlSide({ sql, schema: info.schema }, `${describeUrl(info.url)} (schema ${info.schema})`, "tenant") as DbSide<DatabaseApi.DatabaseApiError>
+        side: sqlSide(
+          { sql, schema: info.schema },
+          `${describeUrl(info.url)} (schema ${info.schema})`,
+          "tenant"
+        ) as DbSide<DatabaseApi.DatabaseApiError>
       }
     }
     const side: DbSide<DatabaseApi.DatabaseApiError> = {
@@ -134,7 +151,12 @@ export class DatabaseSyncService extends Effect.Service<DatabaseSyncService>()("
         Effect.gen(function* () {
           yield* local.check
           const report = yield* remote.side.importFrom(local.source, { dryRun })
-          const result: DbSyncResult = { direction: "push", transport: remote.transport, remote: remote.side.describe, ...report }
+          const result: DbSyncResult = {
+            direction: "push",
+            transport: remote.transport,
+            remote: remote.side.describe,
+            ...report
+          }
           return result
         })
       )
@@ -145,7 +167,12 @@ export class DatabaseSyncService extends Effect.Service<DatabaseSyncService>()("
         Effect.gen(function* () {
           yield* remote.side.check
           const report = yield* local.importFrom(remote.side.source, { dryRun })
-          const result: DbSyncResult = { direction: "pull", transport: remote.transport, remote: remote.side.describe, ...report }
+          const result: DbSyncResult = {
+            direction: "pull",
+            transport: remote.transport,
+            remote: remote.side.describe,
+            ...report
+          }
           return result
         })
       )

@@ -6,8 +6,23 @@ import * as nodePath from "node:path"
 import { Console, Effect, Redacted } from "effect"
 import type { LockStatus, Release } from "../api/deploy.js"
 import { CurrentConfig, type DeploySpec, PROJECT_FILE, type SyncConfig } from "../config.js"
-import { type Builder, buildImageStep, loginStep, pushStep, type RegistryAccess, type Step } from "../domain/deploy/commands.js"
-import { checkApp, checkRegistry, checkTag, deployTag, digestImage, repositoryOf, taggedImage } from "../domain/deploy/image.js"
+import {
+  type Builder,
+  buildImageStep,
+  loginStep,
+  pushStep,
+  type RegistryAccess,
+  type Step
+} from "../domain/deploy/commands.js"
+import {
+  checkApp,
+  checkRegistry,
+  checkTag,
+  deployTag,
+  digestImage,
+  repositoryOf,
+  taggedImage
+} from "../domain/deploy/image.js"
 import { credentialForms, redactFields, showArgv } from "../domain/deploy/redact.js"
 import { previousRelease } from "../domain/deploy/release.js"
 import { yamlLine } from "../domain/formats.js"
@@ -61,7 +76,10 @@ const seconds = (t: number | string | undefined): number => {
  * The `deploy:` block of agentsync.yaml, checked before anything runs: every problem names agentsync.yaml and
  * the line of the key (or of `deploy:` for a key that is missing).
  */
-export const resolveDeploy = (config: SyncConfig, options: { readonly builder?: Builder | undefined; readonly skipBuild?: boolean } = {}) =>
+export const resolveDeploy = (
+  config: SyncConfig,
+  options: { readonly builder?: Builder | undefined; readonly skipBuild?: boolean } = {}
+) =>
   Effect.gen(function* () {
     const file = nodePath.join(config.projectRoot, PROJECT_FILE)
     const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
@@ -69,22 +87,36 @@ export const resolveDeploy = (config: SyncConfig, options: { readonly builder?: 
       new InvalidInput({ file, ...(text === "" ? {} : { line: yamlLine(text, path) }), field, reason })
     const spec: DeploySpec | undefined = config.project.deploy
     if (spec === undefined) {
-      return yield* new InvalidInput({ file, field: "deploy", reason: "no deploy: section; add deploy: {app, registry} (see README, Deploy)" })
+      return yield* new InvalidInput({
+        file,
+        field: "deploy",
+        reason: "no deploy: section; add deploy: {app, registry} (see README, Deploy)"
+      })
     }
-    if (spec.app === undefined) return yield* at(["deploy"], "deploy.app", "missing: the app (image name below the registry) to deploy")
+    if (spec.app === undefined)
+      return yield* at(["deploy"], "deploy.app", "missing: the app (image name below the registry) to deploy")
     const badApp = checkApp(spec.app)
     if (badApp !== undefined) return yield* at(["deploy", "app"], "deploy.app", badApp)
-    if (spec.registry === undefined) return yield* at(["deploy"], "deploy.registry", "missing: the registry to push to (host[:port][/namespace])")
+    if (spec.registry === undefined)
+      return yield* at(["deploy"], "deploy.registry", "missing: the registry to push to (host[:port][/namespace])")
     const badRegistry = checkRegistry(spec.registry)
     if (badRegistry !== undefined) return yield* at(["deploy", "registry"], "deploy.registry", badRegistry)
     const dockerfile = nodePath.resolve(config.projectRoot, spec.dockerfile ?? "Dockerfile")
     const context = nodePath.resolve(config.projectRoot, spec.context ?? ".")
     if (options.skipBuild !== true) {
       if (!fs.statSync(context, { throwIfNoEntry: false })?.isDirectory()) {
-        return yield* at(spec.context === undefined ? ["deploy"] : ["deploy", "context"], "deploy.context", `the build context ${context} is not a folder`)
+        return yield* at(
+          spec.context === undefined ? ["deploy"] : ["deploy", "context"],
+          "deploy.context",
+          `the build context ${context} is not a folder`
+        )
       }
       if (!fs.statSync(dockerfile, { throwIfNoEntry: false })?.isFile()) {
-        return yield* at(spec.dockerfile === undefined ? ["deploy"] : ["deploy", "dockerfile"], "deploy.dockerfile", `no Dockerfile at ${dockerfile}`)
+        return yield* at(
+          spec.dockerfile === undefined ? ["deploy"] : ["deploy", "dockerfile"],
+          "deploy.dockerfile",
+          `no Dockerfile at ${dockerfile}`
+        )
       }
     }
     return {
@@ -94,7 +126,8 @@ export const resolveDeploy = (config: SyncConfig, options: { readonly builder?: 
       context,
       build: spec.build ?? [],
       builder: options.builder ?? spec.builder ?? "docker",
-      health: spec.health === undefined ? null : { path: spec.health.path, timeout_seconds: seconds(spec.health.timeout) }
+      health:
+        spec.health === undefined ? null : { path: spec.health.path, timeout_seconds: seconds(spec.health.timeout) }
     } satisfies ResolvedDeploy
   })
 
@@ -106,7 +139,10 @@ const sourceOf = (root: string) =>
     if (head._tag === "None" || head.value.exitCode !== 0) return { sha: null, dirty: null }
     const sha = new TextDecoder().decode(head.value.stdout).trim()
     const status = yield* shell.run("git", ["-C", root, "status", "--porcelain"]).pipe(Effect.option)
-    const dirty = status._tag === "Some" && status.value.exitCode === 0 ? new TextDecoder().decode(status.value.stdout).trim() !== "" : null
+    const dirty =
+      status._tag === "Some" && status.value.exitCode === 0
+        ? new TextDecoder().decode(status.value.stdout).trim() !== ""
+        : null
     return { sha: /^[0-9a-f]{40,64}$/.test(sha) ? sha : null, dirty }
   })
 
@@ -129,7 +165,10 @@ const contextFor = (config: SyncConfig, output: (line: string) => Effect.Effect<
   return { cwd: config.projectRoot, secrets, output: (line) => output(secrets.redact(line)) }
 }
 
-const shown = (name: string, step: Step, ctx: Stage.StageContext) => ({ step: name, command: showArgv(step.argv, ctx.secrets.redact) })
+const shown = (name: string, step: Step, ctx: Stage.StageContext) => ({
+  step: name,
+  command: showArgv(step.argv, ctx.secrets.redact)
+})
 
 /** What a deploy and its dry run share: the checked settings, the tag and image, the source, the report. */
 const prepare = (options: DeployOptions) =>
@@ -142,14 +181,20 @@ const prepare = (options: DeployOptions) =>
       if (bad !== undefined) return yield* new InvalidInput({ field: "--tag", reason: bad })
     }
     if (options.skipBuild === true && options.tag === undefined) {
-      return yield* new InvalidInput({ field: "--skip-build", reason: "pushes an image built before: name its tag with --tag" })
+      return yield* new InvalidInput({
+        field: "--skip-build",
+        reason: "pushes an image built before: name its tag with --tag"
+      })
     }
     const source = yield* sourceOf(config.projectRoot)
     const tag = options.tag ?? deployTag(Date.now() / 1000, source.sha?.slice(0, 7))
     const image = taggedImage(spec.registry, spec.app, tag)
     const build = { builder: spec.builder, image, dockerfile: spec.dockerfile, context: spec.context }
     const steps: Array<{ step: string; command: string }> = []
-    const buildSteps = options.skipBuild === true ? [] : spec.build.map((argv, i) => ({ name: `build ${i + 1}/${spec.build.length}`, step: { argv, env: {} } }))
+    const buildSteps =
+      options.skipBuild === true
+        ? []
+        : spec.build.map((argv, i) => ({ name: `build ${i + 1}/${spec.build.length}`, step: { argv, env: {} } }))
     const report = (digest: string | null, release: Release | null): DeployReport => ({
       dry_run: options.dryRun === true,
       builder: spec.builder,
@@ -167,11 +212,20 @@ const prepare = (options: DeployOptions) =>
 /** The commands a deploy would run, secrets masked, run by nobody: no server is called, no token needed. */
 const plan = Effect.fn("DeployService.plan")(function* (options: DeployOptions = {}) {
   const { ctx, spec, image, build, steps, buildSteps, report } = yield* prepare({ ...options, dryRun: true })
-  const access: RegistryAccess = { builder: spec.builder, image, registry: spec.registry, username: "<registry user>", configDir: "<temporary DOCKER_CONFIG>" }
+  const access: RegistryAccess = {
+    builder: spec.builder,
+    image,
+    registry: spec.registry,
+    username: "<registry user>",
+    configDir: "<temporary DOCKER_CONFIG>"
+  }
   for (const b of buildSteps) steps.push(shown(b.name, b.step, ctx))
   if (options.skipBuild !== true) steps.push(shown("image", buildImageStep(build), ctx))
   steps.push(shown("login", loginStep(access), ctx), shown("push", pushStep(access), ctx))
-  steps.push({ step: "release", command: `POST …/deploy {image: ${repositoryOf(spec.registry, spec.app)}@<digest from the push>}` })
+  steps.push({
+    step: "release",
+    command: `POST …/deploy {image: ${repositoryOf(spec.registry, spec.app)}@<digest from the push>}`
+  })
   return report(null, null)
 })
 
@@ -197,7 +251,13 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
         const digest = yield* Effect.scoped(
           Effect.gen(function* () {
             const configDir = yield* Stage.registryConfig
-            const access: RegistryAccess = { builder: spec.builder, image, registry: spec.registry, username: credential.username, configDir }
+            const access: RegistryAccess = {
+              builder: spec.builder,
+              image,
+              registry: spec.registry,
+              username: credential.username,
+              configDir
+            }
             yield* Stage.login(ctx, access, credential.password)
             steps.push(shown("login", loginStep(access), ctx))
             const pushed = yield* Stage.push(ctx, access)
@@ -208,10 +268,21 @@ const deploy = Effect.fn("DeployService.deploy")(function* (options: DeployOptio
         const released = digestImage(repositoryOf(spec.registry, spec.app), digest)
         yield* ctx.output(`==> release: ${released}`)
         const created = yield* api.deploy(
-          { image: released, tag, source_sha: source.sha, dirty: source.dirty, lock_id: lock.id, message: options.message ?? "", health: spec.health },
+          {
+            image: released,
+            tag,
+            source_sha: source.sha,
+            dirty: source.dirty,
+            lock_id: lock.id,
+            message: options.message ?? "",
+            health: spec.health
+          },
           randomUUID()
         )
-        steps.push({ step: "release", command: `POST ${api.baseUrl}/deploy {image: ${released}} → release ${created.number}` })
+        steps.push({
+          step: "release",
+          command: `POST ${api.baseUrl}/deploy {image: ${released}} → release ${created.number}`
+        })
         const settled = yield* Stage.verify(ctx, created.number)
         return report(digest, settled)
       })
@@ -238,13 +309,21 @@ const rollback = Effect.fn("DeployService.rollback")(function* (options: Rollbac
       let target = options.release
       if (target === undefined) {
         const previous = previousRelease(yield* api.releases(1000))
-        if (previous === undefined) return yield* new InvalidInput({ field: "RELEASE", reason: "there is no earlier release (active before, with another image) to roll back to" })
+        if (previous === undefined)
+          return yield* new InvalidInput({
+            field: "RELEASE",
+            reason: "there is no earlier release (active before, with another image) to roll back to"
+          })
         target = previous.number
       }
       yield* ctx.output(`==> rollback to release ${target}`)
       const created = yield* api.rollback(
         target,
-        { lock_id: lock.id, message: options.message ?? "", health: health === undefined ? null : { path: health.path, timeout_seconds: seconds(health.timeout) } },
+        {
+          lock_id: lock.id,
+          message: options.message ?? "",
+          health: health === undefined ? null : { path: health.path, timeout_seconds: seconds(health.timeout) }
+        },
         randomUUID()
       )
       return yield* Stage.verify(ctx, created.number)
@@ -254,7 +333,11 @@ const rollback = Effect.fn("DeployService.rollback")(function* (options: Rollbac
 })
 
 /** One release (the newest by default); with `wait`, followed until it settles. A failed release is an error. */
-const status = Effect.fn("DeployService.status")(function* (number: number | undefined, wait: boolean, output: (line: string) => Effect.Effect<void> = stderr) {
+const status = Effect.fn("DeployService.status")(function* (
+  number: number | undefined,
+  wait: boolean,
+  output: (line: string) => Effect.Effect<void> = stderr
+) {
   const config = yield* CurrentConfig
   const api = yield* DeployApi
   const ctx = contextFor(config, output)
@@ -264,7 +347,9 @@ const status = Effect.fn("DeployService.status")(function* (number: number | und
     if (latest === undefined) return yield* new InvalidInput({ field: "ID", reason: "this tenant has no releases yet" })
     target = latest.number
   }
-  const release = wait ? yield* Effect.catchTag(Stage.verify(ctx, target), "ReleaseFailed", () => api.release(target)) : yield* api.release(target)
+  const release = wait
+    ? yield* Effect.catchTag(Stage.verify(ctx, target), "ReleaseFailed", () => api.release(target))
+    : yield* api.release(target)
   return release
 })
 
@@ -272,13 +357,20 @@ const releases = Effect.fn("DeployService.releases")(function* (limit?: number) 
   return yield* Effect.flatMap(DeployApi, (api) => api.releases(limit))
 })
 
-const lockStatus: Effect.Effect<LockStatus, DeployApiError, DeployApi> = Effect.flatMap(DeployApi, (api) => api.lockStatus)
+const lockStatus: Effect.Effect<LockStatus, DeployApiError, DeployApi> = Effect.flatMap(
+  DeployApi,
+  (api) => api.lockStatus
+)
 const forceUnlock = Effect.flatMap(DeployApi, (api) => api.forceUnlock)
 
 /** A failed release as an error, for commands that end non-zero on one. */
 export const failureOf = (release: Release): ReleaseFailed | undefined =>
   release.status === "failed"
-    ? new ReleaseFailed({ release: release.number, reason: release.reason ?? "no reason recorded", ...(release.reactivated === null ? {} : { reactivated: release.reactivated }) })
+    ? new ReleaseFailed({
+        release: release.number,
+        reason: release.reason ?? "no reason recorded",
+        ...(release.reactivated === null ? {} : { reactivated: release.reactivated })
+      })
     : undefined
 
 export class DeployService extends Effect.Service<DeployService>()("agentsync/DeployService", {

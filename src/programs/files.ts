@@ -128,7 +128,15 @@ const report = (
   conflicts: plan.conflicts,
   files: plan.items
     .filter((i) => i.status !== "Unchanged")
-    .map((i) => item(i.path, i.status, i.local, i.remote, i.note === undefined ? { action: i.action } : { action: i.action, note: i.note })),
+    .map((i) =>
+      item(
+        i.path,
+        i.status,
+        i.local,
+        i.remote,
+        i.note === undefined ? { action: i.action } : { action: i.action, note: i.note }
+      )
+    ),
   local_files: localCount,
   remote_files: head.manifest.entries.length,
   remote_manifest: head.cached ? "cached" : "downloaded",
@@ -155,7 +163,12 @@ const manifests = (config: SyncConfig, options: { readonly keep: boolean; readon
   Effect.all(
     [
       headManifest({ projectRoot: config.projectRoot, keep: options.keep }),
-      localManifest({ servicesPath: config.servicesPath, projectRoot: config.projectRoot, writeCache: options.keep, progress: options.progress })
+      localManifest({
+        servicesPath: config.servicesPath,
+        projectRoot: config.projectRoot,
+        writeCache: options.keep,
+        progress: options.progress
+      })
     ],
     { concurrency: 2 }
   )
@@ -183,7 +196,10 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   const [head, local] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
   const remote = head.manifest
   const membership = yield* makeWorkspace(config.servicesPath).membership()
-  const diff = diffFiles(local.entries, remote.entries.filter((e) => membership.includes(e.path)))
+  const diff = diffFiles(
+    local.entries,
+    remote.entries.filter((e) => membership.includes(e.path))
+  )
   return {
     command: "diff",
     dry_run: true,
@@ -200,7 +216,8 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
 })
 
 /** The lock that keeps two pushes or pulls of one project apart. */
-const filesLock = (projectRoot: string, what: string) => ProcessLock.acquire(nodePath.join(stateDir(projectRoot), "files.lock"), what)
+const filesLock = (projectRoot: string, what: string) =>
+  ProcessLock.acquire(nodePath.join(stateDir(projectRoot), "files.lock"), what)
 
 /**
  * Under the files lock: finish a pull a crash left half done, then remove what killed runs left in
@@ -213,7 +230,12 @@ const recover = Effect.fn("FileSyncService.recover")(function* (projectRoot: str
   for (const name of names.filter((n) => n.startsWith("staging-"))) {
     yield* Effect.tryPromise({
       try: () => fs.rm(nodePath.join(state, name), { recursive: true, force: true }),
-      catch: (cause) => new IoError({ path: nodePath.join(state, name), reason: "cannot remove a staging folder left by an interrupted pull", cause })
+      catch: (cause) =>
+        new IoError({
+          path: nodePath.join(state, name),
+          reason: "cannot remove a staging folder left by an interrupted pull",
+          cause
+        })
     })
   }
   yield* sweepLitter(state, false)
@@ -236,7 +258,10 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push
   const visible = remote.entries.filter((e) => membership.includes(e.path))
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
-  const plan = planFiles(direction, local.entries, visible, base, { delete: options.delete ?? false, force: options.force ?? false })
+  const plan = planFiles(direction, local.entries, visible, base, {
+    delete: options.delete ?? false,
+    force: options.force ?? false
+  })
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
     return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
@@ -262,7 +287,13 @@ const checkRemote = (remote: RemoteManifest, url: string) => {
   const both = fileAndFolder(remote.entries.map((e) => e.path))
   return both === undefined
     ? Effect.void
-    : Effect.fail(new UnsafeRemote({ reason: "the remote tree holds this path both as a file and as a folder; push a tree without one of them", entry: both, url }))
+    : Effect.fail(
+        new UnsafeRemote({
+          reason: "the remote tree holds this path both as a file and as a folder; push a tree without one of them",
+          entry: both,
+          url
+        })
+      )
 }
 
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
@@ -274,9 +305,15 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
     yield* settle
-    return report("push", false, head, local.entries.length, plan, { bytes_sent: 0, files_sent: 0, files_hashed: local.hashed })
+    return report("push", false, head, local.entries.length, plan, {
+      bytes_sent: 0,
+      files_sent: 0,
+      files_hashed: local.hashed
+    })
   }
-  yield* note(`push: uploading ${set.length} file(s) and ${deleted.length} deletion(s); running it again is safe (a revision that was made is not made twice)`)
+  yield* note(
+    `push: uploading ${set.length} file(s) and ${deleted.length} deletion(s); running it again is safe (a revision that was made is not made twice)`
+  )
   const outcome = yield* upload({
     servicesPath: config.servicesPath,
     base: remote.revision,
@@ -288,7 +325,11 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   yield* note(`push: revision ${outcome.result.revision} created; the next run records it`)
   yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
   // The new head is known without asking: the next run's request for it can be answered 304.
-  yield* writeKnownHead(config.projectRoot, client.baseUrl, pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum))
+  yield* writeKnownHead(
+    config.projectRoot,
+    client.baseUrl,
+    pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum)
+  )
   return report("push", false, head, local.entries.length, plan, {
     revision: outcome.result.revision,
     bytes_sent: outcome.bytesSent,
@@ -309,7 +350,11 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     yield* settle
     return report("pull", false, head, local.entries.length, plan, { files_hashed: local.hashed })
   }
-  const blocked = yield* obstacles(config.servicesPath, write.map((e) => e.path), new Set(deleted))
+  const blocked = yield* obstacles(
+    config.servicesPath,
+    write.map((e) => e.path),
+    new Set(deleted)
+  )
   if (blocked.length > 0) {
     return yield* new Conflict({
       reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,
@@ -317,7 +362,9 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     })
   }
   const revision = remote.revision
-  yield* note(`pull: downloading ${write.length} file(s) into a private staging folder; nothing in ${config.servicesPath} changed yet`)
+  yield* note(
+    `pull: downloading ${write.length} file(s) into a private staging folder; nothing in ${config.servicesPath} changed yet`
+  )
   const result = yield* apply({
     projectRoot: config.projectRoot,
     servicesPath: config.servicesPath,
@@ -337,7 +384,9 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
     backups: backupPolicy(process.env),
     progress
   })
-  yield* note(`pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`)
+  yield* note(
+    `pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`
+  )
   yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
   return report("pull", false, head, local.entries.length, plan, {
     files_hashed: local.hashed,
@@ -355,17 +404,31 @@ export const backups = Effect.fn("FileSyncService.backups")(function* () {
 /** Puts a backup's files back, holding the files lock (no server needed). */
 export const restore = Effect.fn("FileSyncService.restore")(function* (id: string) {
   const config = yield* CurrentConfig
-  const done = yield* Effect.scoped(Effect.zipRight(filesLock(config.projectRoot, "files restore"), restoreBackup(config.projectRoot, config.servicesPath, id)))
+  const done = yield* Effect.scoped(
+    Effect.zipRight(
+      filesLock(config.projectRoot, "files restore"),
+      restoreBackup(config.projectRoot, config.servicesPath, id)
+    )
+  )
   return { id, restored: done.restored, backup: done.backup } satisfies RestoreReport
 })
 
 /** A push or pull that changes something runs holding the project's files lock; a dry run reads only. */
-const locked = <A, E, R>(what: string, options: FilesOptions | undefined, program: (options?: FilesOptions) => Effect.Effect<A, E, R>) =>
+const locked = <A, E, R>(
+  what: string,
+  options: FilesOptions | undefined,
+  program: (options?: FilesOptions) => Effect.Effect<A, E, R>
+) =>
   options?.dryRun === true
     ? program(options)
-    : Effect.scoped(Effect.flatMap(CurrentConfig, (c) => Effect.zipRight(filesLock(c.projectRoot, what), program(options))))
+    : Effect.scoped(
+        Effect.flatMap(CurrentConfig, (c) => Effect.zipRight(filesLock(c.projectRoot, what), program(options)))
+      )
 
-export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<FileSyncService, FileSyncServiceShape>() {}
+export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<
+  FileSyncService,
+  FileSyncServiceShape
+>() {}
 
 /** The service over the configured client; its methods need nothing else. */
 export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentConfig> = Layer.effect(

@@ -4,14 +4,21 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer } from "effect"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ALL_KINDS, type KindPlan, type PlanStep, plan } from "../domain/localPlan.js"
-import type { DiffCounts, DiffStatus, LocalSyncDirection, LocalSyncError, LocalSyncResult, SyncKind } from "../domain/model.js"
 import type { DbSide, DiskSide } from "../domain/localSides.js"
+import type {
+  DiffCounts,
+  DiffStatus,
+  LocalSyncDirection,
+  LocalSyncError,
+  LocalSyncResult,
+  SyncKind
+} from "../domain/model.js"
 import { Conflict, DatabaseError, type IoError, type SyncInProgress } from "../errors.js"
 import * as Database from "../services/Database.js"
-import * as Repos from "../services/repos/index.js"
 import { note } from "../services/RunStatus.js"
-import { Workspace } from "../services/Workspace.js"
+import * as Repos from "../services/repos/index.js"
 import * as WorkspaceLive from "../services/Workspace.js"
+import { Workspace } from "../services/Workspace.js"
 import { applyPlans } from "./localSync/apply.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
 
@@ -51,22 +58,29 @@ export interface LocalDiffReport {
   readonly unsynced: ReadonlyArray<string>
 }
 
-const kindsOf = (kinds: ReadonlyArray<SyncKind> | undefined) => (kinds === undefined || kinds.length === 0 ? ALL_KINDS : kinds)
+const kindsOf = (kinds: ReadonlyArray<SyncKind> | undefined) =>
+  kinds === undefined || kinds.length === 0 ? ALL_KINDS : kinds
 
 /** Serialises local syncs on one database, inside the run's transaction. */
 const lockRun = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql`SELECT pg_advisory_xact_lock(hashtext('agentsync.local-sync'))`.pipe(
-    Effect.mapError((cause) => new DatabaseError({ reason: `cannot lock the database for a local sync: ${cause.message}`, cause }))
+    Effect.mapError(
+      (cause) => new DatabaseError({ reason: `cannot lock the database for a local sync: ${cause.message}`, cause })
+    )
   )
 )
 
 const inTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.withTransaction(Effect.zipRight(lockRun, effect)).pipe(
-      Effect.mapError((e) =>
-        e instanceof SqlError ? new DatabaseError({ reason: `transaction failed: ${Database.causeMessage(e)}`, cause: e }) : e
+    sql
+      .withTransaction(Effect.zipRight(lockRun, effect))
+      .pipe(
+        Effect.mapError((e) =>
+          e instanceof SqlError
+            ? new DatabaseError({ reason: `transaction failed: ${Database.causeMessage(e)}`, cause: e })
+            : e
+        )
       )
-    )
   )
 
 /** A plan read as a diff: what a sync to the database with --delete-orphans would do, per kind. */
@@ -76,7 +90,12 @@ const asDiff = (p: KindPlan): KindDiff => {
   const count = (status: DiffStatus) => changes.filter((c) => c.status === status).length
   return {
     kind: p.kind,
-    counts: { added: count("Added"), modified: count("Modified"), removed: count("Removed"), unchanged: p.result.skipped },
+    counts: {
+      added: count("Added"),
+      modified: count("Modified"),
+      removed: count("Removed"),
+      unchanged: p.result.skipped
+    },
     changes,
     errors: p.result.errors
   }
@@ -101,16 +120,32 @@ export const DELETE_THRESHOLD = 0.5
 /** How many items of each kind the side a sync writes to holds. */
 const sideSizes = (direction: LocalSyncDirection, disk: DiskSide, db: DbSide): Record<SyncKind, number> =>
   direction === "ToDatabase"
-    ? { agents: db.agents.items.length, skills: db.skills.items.length, content: db.contents.length, acl: db.rules.items.length }
-    : { agents: disk.project.agents.length, skills: disk.project.skills.length, content: disk.contents.length, acl: disk.project.accessRules.length }
+    ? {
+        agents: db.agents.items.length,
+        skills: db.skills.items.length,
+        content: db.contents.length,
+        acl: db.rules.items.length
+      }
+    : {
+        agents: disk.project.agents.length,
+        skills: disk.project.skills.length,
+        content: disk.contents.length,
+        acl: disk.project.accessRules.length
+      }
 
 /**
  * Refuses a run that would delete more than half of a kind on the side it writes to (an empty or mistyped
  * tree would otherwise empty the database), unless forced; the transaction is then rolled back whole.
  */
-const guardDeletes = (direction: LocalSyncDirection, sizes: Record<SyncKind, number>, planned: ReadonlyArray<KindPlan>) => {
+const guardDeletes = (
+  direction: LocalSyncDirection,
+  sizes: Record<SyncKind, number>,
+  planned: ReadonlyArray<KindPlan>
+) => {
   for (const p of planned) {
-    const deletes = p.steps.filter((s) => (s.action === "delete" || s.action === "remove") && !s.key.startsWith("source:"))
+    const deletes = p.steps.filter(
+      (s) => (s.action === "delete" || s.action === "remove") && !s.key.startsWith("source:")
+    )
     if (deletes.length > 0 && deletes.length > sizes[p.kind] * DELETE_THRESHOLD) {
       const where = direction === "ToDatabase" ? "rows in the database" : "items on disk"
       return Effect.fail(
@@ -173,11 +208,8 @@ export const layer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | 
   )
 
 /** The same, for the configuration in context. */
-export const layerFromConfig: Layer.Layer<
-  LocalSyncRequirements,
-  DatabaseError | SyncInProgress,
-  CurrentConfig
-> = Layer.unwrapEffect(Effect.map(CurrentConfig, layer))
+export const layerFromConfig: Layer.Layer<LocalSyncRequirements, DatabaseError | SyncInProgress, CurrentConfig> =
+  Layer.unwrapEffect(Effect.map(CurrentConfig, layer))
 
 const forKind = (kind: SyncKind) => ({
   /** Disk vs database for this kind. */

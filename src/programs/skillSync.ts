@@ -91,7 +91,11 @@ export interface StatusRow {
 
 /** Per unit and tool, how it stands; with the conflicts (for the exit code) and the sources that could not be used. */
 export const status = Effect.fn("SkillSync.status")(function* (
-  options: { readonly scope?: string | undefined; readonly fetch?: boolean | undefined; readonly tools?: ReadonlyArray<string> | undefined } = {}
+  options: {
+    readonly scope?: string | undefined
+    readonly fetch?: boolean | undefined
+    readonly tools?: ReadonlyArray<string> | undefined
+  } = {}
 ) {
   const store = yield* SkillStore
   // The run lock: status fetches into the cache clones and may repair them, as a sync does.
@@ -99,12 +103,19 @@ export const status = Effect.fn("SkillSync.status")(function* (
     Effect.gen(function* () {
       const manifest = yield* store.readManifest()
       const lock = yield* store.readLock()
-      const planned = yield* buildStates(manifest, lock, { scope: options.scope, dryRun: true, fetch: options.fetch, tools: options.tools, skipPush: true })
+      const planned = yield* buildStates(manifest, lock, {
+        scope: options.scope,
+        dryRun: true,
+        fetch: options.fetch,
+        tools: options.tools,
+        skipPush: true
+      })
       const actions = planSync(planned.states, {})
       const commitOf = new Map(planned.prepared.map((p) => [p.source.name, p.commit]))
       const rows: Array<StatusRow> = actions.map((a) => {
         const lockCommit = lock.sources[a.source]?.commit
-        const upstreamMoved = commitOf.get(a.source) !== undefined && lockCommit !== undefined && lockCommit !== commitOf.get(a.source)
+        const upstreamMoved =
+          commitOf.get(a.source) !== undefined && lockCommit !== undefined && lockCommit !== commitOf.get(a.source)
         const state =
           a.direction === "Conflict"
             ? "conflict"
@@ -113,10 +124,16 @@ export const status = Effect.fn("SkillSync.status")(function* (
                 ? `changed in the ${a.from.tool} home`
                 : upstreamMoved
                   ? "behind upstream"
-                  : a.status === "new-in-repo" || a.status === "deleted-in-repo" ? a.status.replace(/-/g, " ") : "repo changed"
+                  : a.status === "new-in-repo" || a.status === "deleted-in-repo"
+                    ? a.status.replace(/-/g, " ")
+                    : "repo changed"
               : a.direction === "ToRepo"
-                ? a.status === "new-in-home" || a.status === "deleted-in-home" ? a.status.replace(/-/g, " ") : "home changed"
-                : a.status === "in-sync" ? "in sync" : a.status.replace(/-/g, " ")
+                ? a.status === "new-in-home" || a.status === "deleted-in-home"
+                  ? a.status.replace(/-/g, " ")
+                  : "home changed"
+                : a.status === "in-sync"
+                  ? "in sync"
+                  : a.status.replace(/-/g, " ")
         return { source: a.source, unit: a.unit, tool: a.tool, state, reason: a.reason }
       })
       return {
@@ -147,16 +164,34 @@ const checkLayout = (rules: ReadonlyArray<LayoutMapping>) => {
   const problem = layoutProblem(rules)
   return problem === undefined
     ? Effect.succeed(rules)
-    : Effect.fail(new InvalidInput({ field: `target_layout.${problem.index}.${problem.field}`, reason: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }))
+    : Effect.fail(
+        new InvalidInput({
+          field: `target_layout.${problem.index}.${problem.field}`,
+          reason: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}`
+        })
+      )
 }
 
 /** A source's manifest entry: a new one, or the one there is with its layout replaced when rules are given. */
 const sourceEntry = (
   existing: ManifestSource | undefined,
-  input: { readonly name: string; readonly uri: string; readonly ref: string; readonly readOnly: boolean | undefined; readonly layout: ReadonlyArray<LayoutMapping> | undefined }
+  input: {
+    readonly name: string
+    readonly uri: string
+    readonly ref: string
+    readonly readOnly: boolean | undefined
+    readonly layout: ReadonlyArray<LayoutMapping> | undefined
+  }
 ): ManifestSource =>
   existing === undefined
-    ? { name: input.name, uri: input.uri, ref: input.ref, enabled: true, read_only: input.readOnly === true, target_layout: input.layout ?? [] }
+    ? {
+        name: input.name,
+        uri: input.uri,
+        ref: input.ref,
+        enabled: true,
+        read_only: input.readOnly === true,
+        target_layout: input.layout ?? []
+      }
     : input.layout === undefined
       ? existing
       : { ...existing, target_layout: input.layout }
@@ -165,7 +200,12 @@ const sourceEntry = (
 export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (file: string) {
   const text = yield* Effect.tryPromise({
     try: () => fs.readFile(file, "utf8"),
-    catch: (cause) => new IoError({ path: file, reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    catch: (cause) =>
+      new IoError({
+        path: file,
+        reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
   })
   return yield* parseLayout(file, text)
 })
@@ -174,9 +214,17 @@ export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (f
 export const normalizeUri = (uri: string, cwd = process.cwd()): Either.Either<string, InvalidInput> => {
   const m = /^(git|local):(.*)$/s.exec(uri)
   let out = uri
-  if (m && !m[2]!.startsWith("-") && !/^[a-z][a-z0-9+.-]*:\/\//i.test(m[2]!) && !/^[^/]+@[^/]+:/.test(m[2]!) && !m[2]!.startsWith("/") && m[2] !== "") {
+  if (
+    m &&
+    !m[2]!.startsWith("-") &&
+    !/^[a-z][a-z0-9+.-]*:\/\//i.test(m[2]!) &&
+    !/^[^/]+@[^/]+:/.test(m[2]!) &&
+    !m[2]!.startsWith("/") &&
+    m[2] !== ""
+  ) {
     // A relative path is resolved here, so a stored URI means one place; `..` is refused before resolving.
-    if (m[2]!.split(/[\\/]/).includes("..")) return Either.left(new InvalidInput({ field: "uri", reason: `${JSON.stringify(uri)} refused: contains '..'` }))
+    if (m[2]!.split(/[\\/]/).includes(".."))
+      return Either.left(new InvalidInput({ field: "uri", reason: `${JSON.stringify(uri)} refused: contains '..'` }))
     out = `${m[1]}:${nodePath.resolve(cwd, m[2]!)}`
   }
   return Either.map(parseSourceUri(out), () => out)
@@ -192,11 +240,19 @@ export const addSource = Effect.fn("SkillSync.addSource")(function* (input: Sour
       const manifest = yield* store.readManifest()
       const same = manifest.sources.find((s) => s.name === name)
       if (same !== undefined && same.uri !== uri) {
-        return yield* new InvalidInput({ field: "name", reason: `a source named ${name} already exists (${same.uri}); pick another --name` })
+        return yield* new InvalidInput({
+          field: "name",
+          reason: `a source named ${name} already exists (${same.uri}); pick another --name`
+        })
       }
       const layout = input.layout === undefined ? undefined : yield* checkLayout(input.layout)
       const source = sourceEntry(same, { name, uri, ref, readOnly: input.readOnly, layout })
-      if (source !== same) yield* store.writeManifest({ ...manifest, sources: same === undefined ? [...manifest.sources, source] : manifest.sources.map((x) => (x === same ? source : x)) })
+      if (source !== same)
+        yield* store.writeManifest({
+          ...manifest,
+          sources:
+            same === undefined ? [...manifest.sources, source] : manifest.sources.map((x) => (x === same ? source : x))
+        })
       return { source, added: same === undefined }
     })
   )
@@ -222,7 +278,8 @@ export const removeSource = Effect.fn("SkillSync.removeSource")(function* (name:
     Effect.gen(function* () {
       const manifest = yield* store.readManifest()
       const lock = yield* store.readLock()
-      if (!manifest.sources.some((s) => s.name === name)) return yield* new InvalidInput({ field: "source", reason: `no source named ${name}` })
+      if (!manifest.sources.some((s) => s.name === name))
+        return yield* new InvalidInput({ field: "source", reason: `no source named ${name}` })
       yield* store.writeManifest({
         ...manifest,
         sources: manifest.sources.filter((s) => s.name !== name),
@@ -258,33 +315,49 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
   const manifest = yield* store.readManifest()
   const byName = manifest.sources.find((s) => s.name === input.uri)
   const uri = byName?.uri ?? (yield* normalizeUri(input.uri))
-  const name = yield* checkName("source", input.name ?? byName?.name ?? manifest.sources.find((s) => s.uri === uri)?.name ?? defaultSourceName(uri))
+  const name = yield* checkName(
+    "source",
+    input.name ?? byName?.name ?? manifest.sources.find((s) => s.uri === uri)?.name ?? defaultSourceName(uri)
+  )
   const ref = yield* checkRef(input.ref ?? byName?.ref ?? "main")
   const tools = input.tools !== undefined && input.tools.length > 0 ? input.tools : yield* defaultTools()
   for (const t of tools) yield* checkName("tool", t)
   const layout = input.layout === undefined ? undefined : yield* checkLayout(input.layout)
   const existing = manifest.sources.find((s) => s.name === name)
   if (existing !== undefined && existing.uri !== uri) {
-    return yield* new InvalidInput({ field: "name", reason: `a source named ${name} already exists (${existing.uri}); pick another --name` })
+    return yield* new InvalidInput({
+      field: "name",
+      reason: `a source named ${name} already exists (${existing.uri}); pick another --name`
+    })
   }
   const source = sourceEntry(existing, { name, uri, ref, readOnly: input.readOnly, layout })
   const unitName = input.units ?? "**"
   const selection = manifest.units.find((u) => u.source === name && u.name === unitName)
-  const units = selection === undefined
-    ? [...manifest.units, { source: name, name: unitName, tools: [...tools].sort() }]
-    : manifest.units.map((u) => (u === selection ? { ...u, tools: [...new Set([...u.tools, ...tools])].sort() } : u))
+  const units =
+    selection === undefined
+      ? [...manifest.units, { source: name, name: unitName, tools: [...tools].sort() }]
+      : manifest.units.map((u) => (u === selection ? { ...u, tools: [...new Set([...u.tools, ...tools])].sort() } : u))
   const next: Manifest = {
     ...manifest,
-    sources: existing === undefined ? [...manifest.sources, source] : manifest.sources.map((s) => (s === existing ? source : s)),
+    sources:
+      existing === undefined
+        ? [...manifest.sources, source]
+        : manifest.sources.map((s) => (s === existing ? source : s)),
     units
   }
   // Refused before anything is written: a source that cannot be read, or whose layout finds no unit.
   const check = (planned: Planned) => {
     const failed = planned.errors.find((e) => e.source === name)
-    if (failed !== undefined) return Effect.fail(new InvalidInput({ field: "uri", reason: `cannot install ${input.uri}: ${failed.reason}` }))
+    if (failed !== undefined)
+      return Effect.fail(new InvalidInput({ field: "uri", reason: `cannot install ${input.uri}: ${failed.reason}` }))
     const p = planned.prepared.find((x) => x.source.name === name)
     if (p !== undefined && p.units.size === 0) {
-      const how = source.target_layout.length > 0 ? "its target_layout" : p.detected.length > 0 ? `the layout detected (${p.detected.join("; ")})` : "the common layouts (skills/*/SKILL.md, agents/*.md, agents/*/*.md, commands/*.md)"
+      const how =
+        source.target_layout.length > 0
+          ? "its target_layout"
+          : p.detected.length > 0
+            ? `the layout detected (${p.detected.join("; ")})`
+            : "the common layouts (skills/*/SKILL.md, agents/*.md, agents/*/*.md, commands/*.md)"
       return Effect.fail(
         new InvalidInput({
           field: "uri",
@@ -303,7 +376,10 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
  * Sets a source's layout rules (`target_layout`), or with none goes back to the layout detected from the
  * repository's markers. Rules are checked before anything is written.
  */
-export const setLayout = Effect.fn("SkillSync.setLayout")(function* (name: string, rules: ReadonlyArray<LayoutMapping> | undefined) {
+export const setLayout = Effect.fn("SkillSync.setLayout")(function* (
+  name: string,
+  rules: ReadonlyArray<LayoutMapping> | undefined
+) {
   const store = yield* SkillStore
   yield* checkName("source", name)
   const layout = yield* checkLayout(rules ?? [])

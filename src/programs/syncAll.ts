@@ -2,10 +2,10 @@
 import { Effect, Layer } from "effect"
 import { CurrentConfig, type SyncConfig, type SyncDirection } from "../config.js"
 import type { SyncOpState } from "../domain/model.js"
-import { type SyncError, MissingConfig } from "../errors.js"
-import { type DbSyncResult, DatabaseSyncService } from "./dbSync.js"
-import { FileSyncService, type FilesReport, layer as fileSyncLayer } from "./files.js"
+import { MissingConfig, type SyncError } from "../errors.js"
 import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
+import { DatabaseSyncService, type DbSyncResult } from "./dbSync.js"
+import { FileSyncService, type FilesReport, layer as fileSyncLayer } from "./files.js"
 
 export type SyncOperation = "files" | "database"
 
@@ -34,7 +34,10 @@ export interface SyncAllOptions {
 /** What an operation's outcome is as a state: missing configuration is NotStarted, a partial import Partial. */
 const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, run: Effect.Effect<A, SyncError>) =>
   run.pipe(
-    Effect.map((report) => ({ result: { operation, state: { _tag: "Completed" } as SyncOpState, report } satisfies SyncOpResult, error: undefined })),
+    Effect.map((report) => ({
+      result: { operation, state: { _tag: "Completed" } as SyncOpState, report } satisfies SyncOpResult,
+      error: undefined
+    })),
     Effect.catchAll((error) => {
       const state: SyncOpState =
         error._tag === "MissingConfig"
@@ -48,12 +51,16 @@ const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, 
 
 const filesOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
   const layer = fileSyncLayer.pipe(Layer.provide(syncApiLayer), Layer.provide(Layer.succeed(CurrentConfig, config)))
-  return Effect.flatMap(FileSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(Effect.provide(layer))
+  return Effect.flatMap(FileSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(
+    Effect.provide(layer)
+  )
 }
 
 const databaseOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
   const layer = DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-  return Effect.flatMap(DatabaseSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(Effect.provide(layer))
+  return Effect.flatMap(DatabaseSyncService, (s) =>
+    direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun })
+  ).pipe(Effect.provide(layer))
 }
 
 /** The reference crate's façade: every sync operation of a project in one call. */

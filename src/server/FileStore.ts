@@ -59,13 +59,20 @@ export interface UploadOptions {
  */
 const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
   const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(Buffer.from(data).toString("utf8"))
-  if (decoded._tag === "Left") throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
+  if (decoded._tag === "Left")
+    throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
   const header = decoded.right
   const outside = header.set.find((e) => !isMemberPath(e.path))
   if (outside !== undefined) {
-    throw new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: outside.path })
+    throw new TarballUnsafe({
+      reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`,
+      entry: outside.path
+    })
   }
-  const over = treeOverCaps(header.set.map((e) => [e.path, e.size] as const), caps)
+  const over = treeOverCaps(
+    header.set.map((e) => [e.path, e.size] as const),
+    caps
+  )
   if (over !== undefined) throw new TarballUnsafe({ reason: `the upload would carry ${over}` })
   return header
 }
@@ -106,7 +113,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       // Compare against a dummy when the id is unknown, so timing does not tell ids apart.
       const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
       const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
-      return row && equal ? Option.some<Caller>({ tenantId: row.tenant_id, tokenId: parsed!.id, label: row.label }) : Option.none<Caller>()
+      return row && equal
+        ? Option.some<Caller>({ tenantId: row.tenant_id, tokenId: parsed!.id, label: row.label })
+        : Option.none<Caller>()
     })
 
     const loadRevision = (tenantId: string, revision: string | undefined) =>
@@ -142,9 +151,18 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
     })
 
     const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
-      const rows = yield* sql<{ id: string; parent: string | null; author: string; created_at: Date; files: number; checksum: string }>`
+      const rows = yield* sql<{
+        id: string
+        parent: string | null
+        author: string
+        created_at: Date
+        files: number
+        checksum: string
+      }>`
         SELECT id, parent, author, created_at, files, checksum FROM revisions
-        WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}`.pipe(Effect.catchTag("SqlError", storageFailure("revisions")))
+        WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}`.pipe(
+        Effect.catchTag("SqlError", storageFailure("revisions"))
+      )
       return rows.map(
         (r) =>
           new RevisionInfo({
@@ -183,7 +201,13 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       if (key !== undefined) {
         const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
         if (Option.isSome(done)) {
-          return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received: 0 })
+          return new UploadResult({
+            revision: done.value.id,
+            parent: done.value.parent,
+            created: false,
+            files: done.value.files,
+            received: 0
+          })
         }
       }
       const uploadId = randomUUID()
@@ -208,7 +232,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         return settle.pipe(
           // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
           // cleanup below joins it before deleting, so no insert lands after it.
-          Effect.zipRight(Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))),
+          Effect.zipRight(
+            Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))
+          ),
           Effect.flatMap((fiber) =>
             Effect.sync(() => {
               inflight = fiber
@@ -221,7 +247,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         inflight = undefined
         return (f === undefined ? Effect.void : Effect.ignore(Fiber.join(f))).pipe(
           Effect.zipRight(sql`DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id = ${uploadId}`),
-          Effect.catchAllCause((cause) => Effect.logError("storage: removing the blobs of a refused upload failed", cause))
+          Effect.catchAllCause((cause) =>
+            Effect.logError("storage: removing the blobs of a refused upload failed", cause)
+          )
         )
       })
 
@@ -244,14 +272,21 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                   return
                 }
                 const want = expected.get(path)
-                if (want === undefined) throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
+                if (want === undefined)
+                  throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
                 const digest = createHash("sha256").update(data).digest("hex")
                 if (digest !== want.sha256 || data.length !== want.size) {
                   throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
                 }
                 received.add(digest)
                 receivedFiles++
-                pending.push({ tenant_id: caller.tenantId, sha256: digest, size: data.length, data, upload_id: uploadId })
+                pending.push({
+                  tenant_id: caller.tenantId,
+                  sha256: digest,
+                  size: data.length,
+                  data,
+                  upload_id: uploadId
+                })
                 pendingBytes += data.length
               }
             }
@@ -263,12 +298,20 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
 
       const commit = (head: UploadHeader) =>
         Effect.gen(function* () {
-          const tenant = yield* sql<{ head: string | null }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
+          const tenant = yield* sql<{
+            head: string | null
+          }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
           if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
           if (key !== undefined) {
             const done = yield* findByKey(caller.tenantId, key)
             if (Option.isSome(done)) {
-              return new UploadResult({ revision: done.value.id, parent: done.value.parent, created: false, files: done.value.files, received: receivedFiles })
+              return new UploadResult({
+                revision: done.value.id,
+                parent: done.value.parent,
+                created: false,
+                files: done.value.files,
+                received: receivedFiles
+              })
             }
           }
           const current = tenant[0].head
@@ -280,13 +323,18 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           const base = yield* loadRevision(caller.tenantId, current ?? undefined)
           const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
           for (const p of head.delete) {
-            if (!tree.delete(p)) return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
+            if (!tree.delete(p))
+              return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
           }
           for (const e of head.set) tree.set(e.path, [e.path, e.size, e.sha256])
           const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
           // What every client can pull: the server never keeps a tree a client would refuse.
-          const over = treeOverCaps(next.map(([path, size]) => [path, size] as const), caps)
-          if (over !== undefined) return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
+          const over = treeOverCaps(
+            next.map(([path, size]) => [path, size] as const),
+            caps
+          )
+          if (over !== undefined)
+            return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
           const both = fileAndFolder(next.map((e) => e[0]))
           if (both !== undefined) {
             return yield* new InvalidInput({
@@ -296,7 +344,10 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           }
           const checksum = manifestChecksum(next.map(([path, size, sha]) => ({ path, size, sha256: sha })))
           if (checksum !== head.checksum) {
-            return yield* new InvalidInput({ field: "checksum", reason: "the resulting tree does not match the client's checksum" })
+            return yield* new InvalidInput({
+              field: "checksum",
+              reason: "the resulting tree does not match the client's checksum"
+            })
           }
           // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
           // statement over the pending rows, the hashes as one array parameter).
@@ -307,29 +358,43 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           const wanted = [...new Set(head.set.map((e) => e.sha256))]
           const present = new Set(
             (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs
-              WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map((r) => r.sha256)
+              WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map(
+              (r) => r.sha256
+            )
           )
           const missing = head.set.filter((e) => !present.has(e.sha256))
           if (missing.some((e) => received.has(e.sha256))) {
             // Received, but removed by a concurrent refused upload that had stored the same bytes first.
-            return yield* new Unavailable({ reason: "content received during this upload was removed meanwhile; retry the upload" })
+            return yield* new Unavailable({
+              reason: "content received during this upload was removed meanwhile; retry the upload"
+            })
           }
           if (missing.length > 0) {
-            return yield* new InvalidInput({ field: "set", reason: `no content received for ${missing.length} file(s), e.g. ${missing[0]!.path}` })
+            return yield* new InvalidInput({
+              field: "set",
+              reason: `no content received for ${missing.length} file(s), e.g. ${missing[0]!.path}`
+            })
           }
           const id = randomUUID()
           yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
             VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
                     ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
           yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
-          return new UploadResult({ revision: id, parent: current, created: true, files: next.length, received: receivedFiles })
+          return new UploadResult({
+            revision: id,
+            parent: current,
+            created: true,
+            files: next.length,
+            received: receivedFiles
+          })
         })
 
       return yield* Effect.gen(function* () {
         yield* Effect.ignore(collectOrphans)
         yield* receive
         const head: UploadHeader | undefined = header
-        if (head === undefined) return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+        if (head === undefined)
+          return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
         yield* flush
         yield* settle
         return yield* sql.withTransaction(commit(head))
@@ -351,7 +416,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         const wanted = new Set(paths)
         entries = entries.filter((e) => wanted.has(e[0]))
         if (entries.length !== wanted.size) {
-          return yield* new NotFound({ reason: `${wanted.size - entries.length} requested path(s) are not in revision ${rev.id}` })
+          return yield* new NotFound({
+            reason: `${wanted.size - entries.length} requested path(s) are not in revision ${rev.id}`
+          })
         }
       }
       const batches: Array<Array<StoredEntry>> = []
@@ -377,7 +444,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             const out: Array<Uint8Array> = []
             for (const e of b) {
               const bytes = data.get(e[2])
-              if (bytes === undefined) return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
+              if (bytes === undefined)
+                return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
               out.push(fileRecord(e[0], bytes))
             }
             // One element (one gzip member) per batch.

@@ -4,9 +4,9 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
-import { AgentsyncApi } from "../api/index.js"
 import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON, PartialImportWire } from "../api/database.js"
+import { AgentsyncApi } from "../api/index.js"
 import {
   decodeExportLine,
   EXPORT_VERSION,
@@ -21,7 +21,11 @@ import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows 
 import { importSource } from "../stages/dbImport.js"
 
 /** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
-const SKILLS_AS_IS = [`form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file'))`, "original text", `extra json NOT NULL DEFAULT '{}'`]
+const SKILLS_AS_IS = [
+  `form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file'))`,
+  "original text",
+  `extra json NOT NULL DEFAULT '{}'`
+]
 
 /**
  * The function that gives a tenant its schema (`t_` + 24 hex digits of md5(tenant id)) holding the synced tables
@@ -125,7 +129,10 @@ const MAX_LISTED = 50
 const describeProblems = (problems: ReadonlyArray<ExportProblem>) => {
   const listed = problems
     .slice(0, MAX_LISTED)
-    .map((p) => `${p.line === undefined ? "" : `line ${p.line} `}(${p.table}${p.id === undefined ? "" : ` ${p.id}`}): ${p.reason}`)
+    .map(
+      (p) =>
+        `${p.line === undefined ? "" : `line ${p.line} `}(${p.table}${p.id === undefined ? "" : ` ${p.id}`}): ${p.reason}`
+    )
   const more = problems.length > MAX_LISTED ? `; and ${problems.length - MAX_LISTED} more` : ""
   return `malformed export body, nothing imported: ${listed.join("; ")}${more}`
 }
@@ -160,7 +167,8 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
           }
           const line = decoded.line
           if (line.kind === "header") {
-            if (lineNo !== 1) problems.push({ table: "header", id: undefined, line: lineNo, reason: "header must be the first line" })
+            if (lineNo !== 1)
+              problems.push({ table: "header", id: undefined, line: lineNo, reason: "header must be the first line" })
             header = true
             return
           }
@@ -169,7 +177,13 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
             return
           }
           const index = SYNC_TABLES.indexOf(line.kind)
-          if (index < order) problems.push({ table: line.kind, id: line.row.id, line: lineNo, reason: "rows must come as users, then skills, then contexts" })
+          if (index < order)
+            problems.push({
+              table: line.kind,
+              id: line.row.id,
+              line: lineNo,
+              reason: "rows must come as users, then skills, then contexts"
+            })
           order = Math.max(order, index)
           checker.add(line.kind, line.row, lineNo)
           ;(rows[line.kind] as Array<RowOf[typeof line.kind]>).push(line.row)
@@ -179,37 +193,56 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
     )
     const count = rows.users.length + rows.skills.length + rows.contexts.length
     if (!header) problems.unshift({ table: "header", id: undefined, line: 1, reason: "missing header line" })
-    if (end !== undefined && end !== count) problems.push({ table: "header", id: undefined, line: lineNo, reason: `end line says ${end} rows, body has ${count}` })
+    if (end !== undefined && end !== count)
+      problems.push({
+        table: "header",
+        id: undefined,
+        line: lineNo,
+        reason: `end line says ${end} rows, body has ${count}`
+      })
     if (problems.length > 0) return yield* new InvalidInput({ reason: describeProblems(problems) })
     return rows
   })
 
 /** Rows held in memory as an export source. */
-export const memorySource = (rows: { readonly [T in SyncTable]: ReadonlyArray<RowOf[T]> }, batch = 5000): ExportSource => ({
+export const memorySource = (
+  rows: { readonly [T in SyncTable]: ReadonlyArray<RowOf[T]> },
+  batch = 5000
+): ExportSource => ({
   counts: Effect.succeed({ users: rows.users.length, skills: rows.skills.length, contexts: rows.contexts.length }),
   rows: (table) => Stream.fromIterable(rows[table]).pipe(Stream.grouped(batch), Stream.map(Chunk.toReadonlyArray))
 })
 
 const ops = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const exposed = yield* Config.option(Config.redacted("AGENTSYNC_SERVE_DATABASE_URL")).pipe(Effect.orElseSucceed(() => Option.none()))
-  const location = (caller: Caller) => Effect.map(tenantSchema(sql, caller.tenantId), (schema): DbLocation => ({ sql, schema }))
+  const exposed = yield* Config.option(Config.redacted("AGENTSYNC_SERVE_DATABASE_URL")).pipe(
+    Effect.orElseSucceed(() => Option.none())
+  )
+  const location = (caller: Caller) =>
+    Effect.map(tenantSchema(sql, caller.tenantId), (schema): DbLocation => ({ sql, schema }))
   return {
     info: (caller: Caller) =>
       Effect.gen(function* () {
         const loc = yield* location(caller)
         const counts = yield* countRows(loc).pipe(Effect.mapError(serverError))
-        return new DatabaseInfo({ url: Option.getOrNull(exposed) as Redacted.Redacted<string> | null, schema: loc.schema!, counts })
+        return new DatabaseInfo({
+          url: Option.getOrNull(exposed) as Redacted.Redacted<string> | null,
+          schema: loc.schema!,
+          counts
+        })
       }),
     export: (caller: Caller, table: SyncTable, digests: boolean) =>
-      Effect.map(location(caller), (loc) => HttpServerResponse.stream(exportBody(loc, table, digests), { contentType: NDJSON })),
+      Effect.map(location(caller), (loc) =>
+        HttpServerResponse.stream(exportBody(loc, table, digests), { contentType: NDJSON })
+      ),
     import: (caller: Caller, request: HttpServerRequest.HttpServerRequest, dryRun: boolean) =>
       Effect.gen(function* () {
         const rows = yield* readBody(request)
         const loc = yield* location(caller)
         const report = yield* importSource(loc, memorySource(rows), { dryRun }).pipe(
           Effect.catchTags({
-            PartialImport: (e) => Effect.fail(new PartialImportWire({ completed: e.completed, total: e.total, reason: e.reason })),
+            PartialImport: (e) =>
+              Effect.fail(new PartialImportWire({ completed: e.completed, total: e.total, reason: e.reason })),
             Database: serverError
           })
         )
@@ -224,8 +257,12 @@ export const SyncDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "database", (
   Effect.map(ops, (o) =>
     handlers
       .handle("info", () => Effect.flatMap(CurrentCaller, o.info))
-      .handleRaw("export", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table, urlParams.digests === "true")))
-      .handleRaw("import", ({ request, urlParams }) => Effect.flatMap(CurrentCaller, (c) => o.import(c, request, dryRunOf(urlParams))))
+      .handleRaw("export", ({ urlParams }) =>
+        Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table, urlParams.digests === "true"))
+      )
+      .handleRaw("import", ({ request, urlParams }) =>
+        Effect.flatMap(CurrentCaller, (c) => o.import(c, request, dryRunOf(urlParams)))
+      )
   )
 )
 
@@ -241,5 +278,3 @@ export const CloudDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "cloudDataba
       )
   )
 )
-
-

@@ -3,8 +3,8 @@ import { createServer } from "node:http"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
@@ -25,11 +25,11 @@ import {
 } from "../api/index.js"
 import { transferLimits } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
+import { pace } from "../services/Pace.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
-import { pace } from "../services/Pace.js"
 
 export const VERSION = "0.1.0"
 
@@ -61,7 +61,8 @@ const limits = transferLimits(process.env)
 const uploadBody = (request: HttpServerRequest.HttpServerRequest) =>
   NodeStream.fromReadable<TarballUnsafe, Uint8Array>(
     () => NodeHttpServerRequest.toIncomingMessage(request),
-    (e) => new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
+    (e) =>
+      new TarballUnsafe({ reason: `upload body could not be read: ${e instanceof Error ? e.message : String(e)}` }),
     { closeOnDone: false }
   )
 
@@ -75,7 +76,10 @@ const idempotencyKey = (request: HttpServerRequest.HttpServerRequest) => {
   return key === undefined || key === "" ? undefined : key.slice(0, 200)
 }
 
-const gzipResponse = (download: { readonly revision: string | null; readonly body: Stream.Stream<Uint8Array, unknown> }) =>
+const gzipResponse = (download: {
+  readonly revision: string | null
+  readonly body: Stream.Stream<Uint8Array, unknown>
+}) =>
   HttpServerResponse.stream(download.body, {
     contentType: "application/gzip",
     headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
@@ -83,7 +87,9 @@ const gzipResponse = (download: { readonly revision: string | null; readonly bod
 
 /** Sends the revision's ETag with the response being built. */
 const withEtag = (revision: string) =>
-  HttpApp.appendPreResponseHandler((_request, response) => Effect.succeed(HttpServerResponse.setHeader(response, "etag", manifestEtag(revision))))
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(HttpServerResponse.setHeader(response, "etag", manifestEtag(revision)))
+  )
 
 /** The operations both families share, given the tenant the call resolved to. */
 const filesOps = Effect.map(FileStore, (store) => ({
@@ -126,7 +132,9 @@ export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handle
       )
       .handleRaw("upload", ({ request }) => Effect.flatMap(CurrentCaller, (c) => ops.upload(c, request)))
       .handle("download", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, urlParams.revision)))
-      .handle("select", ({ payload }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, payload.revision, payload.paths)))
+      .handle("select", ({ payload }) =>
+        Effect.flatMap(CurrentCaller, (c) => ops.download(c, payload.revision, payload.paths))
+      )
       .handle("revisions", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.revisions(c, urlParams.limit)))
   )
 )
@@ -137,14 +145,18 @@ export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (
       .handle("manifest", ({ headers, path, urlParams }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
       )
-      .handleRaw("upload", ({ path, request }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request)))
+      .handleRaw("upload", ({ path, request }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request))
+      )
       .handle("download", ({ path, urlParams }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, urlParams.revision))
       )
       .handle("select", ({ path, payload }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, payload.revision, payload.paths))
       )
-      .handle("revisions", ({ path, urlParams }) => Effect.flatMap(sameTenant(path.tenantId), (c) => ops.revisions(c, urlParams.limit)))
+      .handle("revisions", ({ path, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.revisions(c, urlParams.limit))
+      )
   )
 )
 

@@ -85,7 +85,9 @@ const freePort = Effect.async<number, DatabaseError>((resume) => {
 /** One process at a time on an embedded data directory: PGlite is a single session and has no lock of its own. */
 const lockDataDir = (dataDir: string) =>
   ProcessLock.acquire(`${dataDir}.lock`, "embedded database").pipe(
-    Effect.catchTag("Io", (e) => Effect.fail(new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${e.reason}`, cause: e })))
+    Effect.catchTag("Io", (e) =>
+      Effect.fail(new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${e.reason}`, cause: e }))
+    )
   )
 
 const requireHere = createRequire(import.meta.url)
@@ -96,7 +98,9 @@ const embedded = (dataDir: string) =>
     yield* lockDataDir(dataDir)
     // Loaded on demand (most commands never need the WebAssembly Postgres), through require rather than
     // import(): the CLI runs from a V8 code cache, and Node 20 loses a cached script's dynamic-import hook.
-    const { PGlite } = yield* Effect.sync(() => requireHere("@electric-sql/pglite") as typeof import("@electric-sql/pglite"))
+    const { PGlite } = yield* Effect.sync(
+      () => requireHere("@electric-sql/pglite") as typeof import("@electric-sql/pglite")
+    )
     const { PGLiteSocketServer } = yield* Effect.sync(
       () => requireHere("@electric-sql/pglite-socket") as typeof import("@electric-sql/pglite-socket")
     )
@@ -107,7 +111,10 @@ const embedded = (dataDir: string) =>
           return PGlite.create(dataDir)
         },
         catch: (cause) =>
-          new DatabaseError({ reason: `cannot open the embedded database in ${dataDir}: ${causeMessage(cause)}`, cause })
+          new DatabaseError({
+            reason: `cannot open the embedded database in ${dataDir}: ${causeMessage(cause)}`,
+            cause
+          })
       }),
       (db) => Effect.promise(() => db.close().catch(() => undefined))
     )
@@ -118,7 +125,11 @@ const embedded = (dataDir: string) =>
         const server = new PGLiteSocketServer({ db, port, host: "127.0.0.1" })
         yield* Effect.tryPromise({
           try: () => server.start(),
-          catch: (cause) => new DatabaseError({ reason: `cannot serve the embedded database on 127.0.0.1:${port}: ${causeMessage(cause)}`, cause })
+          catch: (cause) =>
+            new DatabaseError({
+              reason: `cannot serve the embedded database on 127.0.0.1:${port}: ${causeMessage(cause)}`,
+              cause
+            })
         })
         return { server, port }
       }).pipe(Effect.retry({ times: 3 })),
@@ -131,7 +142,9 @@ const embedded = (dataDir: string) =>
  * The database layer: with a URL, @effect/sql-pg on that server; without, the embedded default.
  * Scoped: the pool (and the embedded server) stop when the scope closes.
  */
-export const layer = (options: DatabaseOptions): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | SyncInProgress> =>
+export const layer = (
+  options: DatabaseOptions
+): Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | SyncInProgress> =>
   Option.match(options.url, {
     onSome: (url) =>
       PgClient.layer({
@@ -158,27 +171,37 @@ export const layer = (options: DatabaseOptions): Layer.Layer<PgClient.PgClient |
   })
 
 /** The options in force for a configuration: DATABASE_URL, else `<projectRoot>/.agentsync/pgdata`. */
-export const optionsFromConfig = (config: { readonly databaseUrl?: Redacted.Redacted<string> | undefined; readonly projectRoot: string }): DatabaseOptions => ({
+export const optionsFromConfig = (config: {
+  readonly databaseUrl?: Redacted.Redacted<string> | undefined
+  readonly projectRoot: string
+}): DatabaseOptions => ({
   url: Option.fromNullable(config.databaseUrl),
   dataDir: embeddedDataDir(config.projectRoot)
 })
 
 /** The database layer for the configuration in force. */
-export const layerFromConfig: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient, DatabaseError | SyncInProgress, CurrentConfig> =
-  Layer.unwrapEffect(Effect.map(CurrentConfig, (config) => layer(optionsFromConfig(config))))
+export const layerFromConfig: Layer.Layer<
+  PgClient.PgClient | SqlClient.SqlClient,
+  DatabaseError | SyncInProgress,
+  CurrentConfig
+> = Layer.unwrapEffect(Effect.map(CurrentConfig, (config) => layer(optionsFromConfig(config))))
 
 /** Runs the project migrations (table `agentsync_migrations`); concurrent runs wait on the migrator's lock. */
 export const runProjectMigrations = Effect.fn("Database.projectMigrations")(function* () {
-  return yield* PgMigrator.run({ loader: PgMigrator.fromRecord(projectMigrationsRecord), table: "agentsync_migrations" }).pipe(
+  return yield* PgMigrator.run({
+    loader: PgMigrator.fromRecord(projectMigrationsRecord),
+    table: "agentsync_migrations"
+  }).pipe(
     Effect.provide(NodeContext.layer),
-    Effect.mapError((cause) => new DatabaseError({ reason: `project migrations failed: ${causeMessage(cause)}`, cause }))
+    Effect.mapError(
+      (cause) => new DatabaseError({ reason: `project migrations failed: ${causeMessage(cause)}`, cause })
+    )
   )
 })
 
 /** The project migrations as a layer over a database layer. */
-export const projectMigrations: Layer.Layer<never, DatabaseError, PgClient.PgClient | SqlClient.SqlClient> = Layer.effectDiscard(
-  runProjectMigrations()
-)
+export const projectMigrations: Layer.Layer<never, DatabaseError, PgClient.PgClient | SqlClient.SqlClient> =
+  Layer.effectDiscard(runProjectMigrations())
 
 /** The database with the project migrations applied: what the project's programs run on. */
 export const layerMigrated = (options: DatabaseOptions) => Layer.provideMerge(projectMigrations, layer(options))

@@ -3,7 +3,15 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
-import { CLOUD_PREFIX, DatabaseInfo, DatabaseRoutes, DigestLine, ImportResult, NDJSON, SYNC_PREFIX } from "../api/index.js"
+import {
+  CLOUD_PREFIX,
+  DatabaseInfo,
+  DatabaseRoutes,
+  DigestLine,
+  ImportResult,
+  NDJSON,
+  SYNC_PREFIX
+} from "../api/index.js"
 import { decodeExportLine, EXPORT_VERSION, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"
 import { ApiError, type DatabaseError, InvalidInput, PartialImport, Unauthorized } from "../errors.js"
 import type { Digest, ExportSource } from "../stages/dbExport.js"
@@ -32,21 +40,29 @@ const failure = (url: string, status: number, body: string): DatabaseApiError =>
   return new ApiError({ status, reason, url })
 }
 
-const transport = (url: string) => (e: { readonly message: string }) => new ApiError({ status: 0, reason: `request failed: ${e.message}`, url })
+const transport = (url: string) => (e: { readonly message: string }) =>
+  new ApiError({ status: 0, reason: `request failed: ${e.message}`, url })
 
 export interface DatabaseApiClient {
   readonly baseUrl: string
   readonly info: Effect.Effect<DatabaseInfo, DatabaseApiError>
   readonly source: ExportSource<DatabaseApiError>
-  readonly importFrom: <E>(source: ExportSource<E>, options: ImportOptions) => Effect.Effect<ImportReport, DatabaseApiError | E | DatabaseError>
+  readonly importFrom: <E>(
+    source: ExportSource<E>,
+    options: ImportOptions
+  ) => Effect.Effect<ImportReport, DatabaseApiError | E | DatabaseError>
 }
 
 /** A client for the endpoint and token of `options` over an HttpClient. */
 export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncApiOptions, "endpoint" | "token">) {
-  const http = (yield* HttpClient.HttpClient).pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token))))
+  const http = (yield* HttpClient.HttpClient).pipe(
+    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
+  )
   const endpoint = options.endpoint
   const baseUrl =
-    endpoint.mode === "direct" ? `${endpoint.origin}${SYNC_PREFIX}` : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
+    endpoint.mode === "direct"
+      ? `${endpoint.origin}${SYNC_PREFIX}`
+      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
 
   const send = (url: string, request: HttpClientRequest.HttpClientRequest) =>
     http.execute(request).pipe(
@@ -76,7 +92,8 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
     let lineNo = 0
     let seen = 0
     let ended = false
-    const bad = (reason: string) => new ApiError({ status: 200, reason: `malformed export, line ${lineNo}: ${reason}`, url })
+    const bad = (reason: string) =>
+      new ApiError({ status: 200, reason: `malformed export, line ${lineNo}: ${reason}`, url })
     return Stream.unwrapScoped(Effect.map(send(url, HttpClientRequest.get(url)), (r) => r.stream)).pipe(
       Stream.mapError((e) => (e._tag === "ResponseError" ? transport(url)(e) : e)),
       Stream.decodeText(),
@@ -90,13 +107,21 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
         if (line.kind === "header") return Option.none()
         if (line.kind === "end") {
           ended = true
-          return line.rows === seen ? Option.none() : Option.some(Effect.fail(bad(`end line says ${line.rows} rows, got ${seen}`)))
+          return line.rows === seen
+            ? Option.none()
+            : Option.some(Effect.fail(bad(`end line says ${line.rows} rows, got ${seen}`)))
         }
         if (line.kind !== table) return Option.some(Effect.fail(bad(`a ${line.kind} row in the ${table} export`)))
         seen++
         return Option.some(Effect.succeed(line.row as RowOf[T]))
       }),
-      Stream.concat(Stream.suspend(() => (ended ? Stream.empty : Stream.fail(new ApiError({ status: 200, reason: "export ended early (no end line)", url }))))),
+      Stream.concat(
+        Stream.suspend(() =>
+          ended
+            ? Stream.empty
+            : Stream.fail(new ApiError({ status: 200, reason: "export ended early (no end line)", url }))
+        )
+      ),
       Stream.grouped(2000),
       Stream.map(Chunk.toReadonlyArray)
     )
@@ -109,7 +134,8 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
     let seen = 0
     let ended = false
     const decodeDigest = Schema.decodeUnknownEither(DigestLine)
-    const bad = (reason: string) => new ApiError({ status: 200, reason: `malformed digests, line ${lineNo}: ${reason}`, url })
+    const bad = (reason: string) =>
+      new ApiError({ status: 200, reason: `malformed digests, line ${lineNo}: ${reason}`, url })
     return Stream.unwrapScoped(Effect.map(send(url, HttpClientRequest.get(url)), (r) => r.stream)).pipe(
       Stream.mapError((e) => (e._tag === "ResponseError" ? transport(url)(e) : e)),
       Stream.decodeText(),
@@ -128,14 +154,22 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
         if (kind === "end") {
           ended = true
           const rows = (value as { rows?: unknown }).rows
-          return rows === seen ? Option.none() : Option.some(Effect.fail(bad(`end line says ${String(rows)} rows, got ${seen}`)))
+          return rows === seen
+            ? Option.none()
+            : Option.some(Effect.fail(bad(`end line says ${String(rows)} rows, got ${seen}`)))
         }
         const line = decodeDigest(value)
         if (line._tag === "Left") return Option.some(Effect.fail(bad(line.left.message)))
         seen++
         return Option.some(Effect.succeed([line.right.id, line.right.digest] as const))
       }),
-      Stream.concat(Stream.suspend(() => (ended ? Stream.empty : Stream.fail(new ApiError({ status: 200, reason: "digests ended early (no end line)", url }))))),
+      Stream.concat(
+        Stream.suspend(() =>
+          ended
+            ? Stream.empty
+            : Stream.fail(new ApiError({ status: 200, reason: "digests ended early (no end line)", url }))
+        )
+      ),
       Stream.grouped(5000),
       Stream.map(Chunk.toReadonlyArray)
     )
@@ -172,10 +206,15 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
   const importFrom = <E>(from: ExportSource<E>, opts: ImportOptions) => {
     const url = `${baseUrl}${DatabaseRoutes.import}?dry_run=${opts.dryRun}`
     return Effect.gen(function* () {
-      const response = yield* send(url, HttpClientRequest.post(url).pipe(HttpClientRequest.bodyStream(body(from), { contentType: NDJSON })))
+      const response = yield* send(
+        url,
+        HttpClientRequest.post(url).pipe(HttpClientRequest.bodyStream(body(from), { contentType: NDJSON }))
+      )
       const json = yield* Effect.mapError(response.json, transport(url))
       const result = yield* Schema.decodeUnknown(ImportResult)(json).pipe(
-        Effect.mapError((e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message}`, url }))
+        Effect.mapError(
+          (e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message}`, url })
+        )
       )
       return result as ImportReport
     }).pipe(Effect.scoped, Effect.withSpan("DatabaseApi.import"))

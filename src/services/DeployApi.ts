@@ -60,7 +60,11 @@ export interface DeployApiShape {
   readonly forceUnlock: Effect.Effect<LockStatus, DeployApiError>
   /** Records and starts a release; a retry with the same idempotency key returns the same release. */
   readonly deploy: (request: DeployRequest, idempotencyKey: string) => Effect.Effect<Release, DeployApiError>
-  readonly rollback: (number: number, request: RollbackRequest, idempotencyKey: string) => Effect.Effect<Release, DeployApiError>
+  readonly rollback: (
+    number: number,
+    request: RollbackRequest,
+    idempotencyKey: string
+  ) => Effect.Effect<Release, DeployApiError>
   readonly releases: (limit?: number) => Effect.Effect<ReadonlyArray<Release>, DeployApiError>
   readonly release: (number: number) => Effect.Effect<Release, DeployApiError>
 }
@@ -68,9 +72,14 @@ export interface DeployApiShape {
 export class DeployApi extends Context.Tag("agentsync/DeployApi")<DeployApi, DeployApiShape>() {}
 
 export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptions) {
-  const http = (yield* HttpClient.HttpClient).pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token))))
+  const http = (yield* HttpClient.HttpClient).pipe(
+    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
+  )
   const endpoint = options.endpoint
-  const baseUrl = endpoint.mode === "direct" ? `${endpoint.origin}${SYNC_PREFIX}` : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
+  const baseUrl =
+    endpoint.mode === "direct"
+      ? `${endpoint.origin}${SYNC_PREFIX}`
+      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
   const policy = options.retry ?? defaultRetry
   const timeout = Duration.millis(options.limits?.exchangeMs ?? TRANSFER.exchangeMs)
   const retry = Schedule.exponential(policy.base, policy.factor).pipe(
@@ -92,14 +101,24 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     if (options.key !== undefined) request = HttpClientRequest.setHeader(request, IDEMPOTENCY_HEADER, options.key)
     const attempt = http.execute(request).pipe(
       Effect.mapError((e) => new ApiError({ status: 0, reason: `cannot reach the server: ${e.message}`, url })),
-      Effect.timeoutFail({ duration: timeout, onTimeout: () => new ApiError({ status: 408, reason: "timed out", url }) }),
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new ApiError({ status: 408, reason: "timed out", url })
+      }),
       Effect.flatMap((response) =>
         response.text.pipe(
           Effect.orElseSucceed(() => ""),
           Effect.flatMap((body) =>
             response.status >= 200 && response.status < 300
               ? Schema.decodeUnknown(Schema.parseJson(schema))(body).pipe(
-                  Effect.mapError((e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message.slice(0, 300)}`, url }))
+                  Effect.mapError(
+                    (e) =>
+                      new ApiError({
+                        status: response.status,
+                        reason: `unexpected answer: ${e.message.slice(0, 300)}`,
+                        url
+                      })
+                  )
                 )
               : Effect.fail(failure(url, response.status, body))
           )
@@ -107,7 +126,9 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
       ),
       Effect.scoped
     )
-    return (options.retried === false ? attempt : Effect.retry(attempt, retry)).pipe(Effect.withSpan(`DeployApi.${method} ${route}`))
+    return (options.retried === false ? attempt : Effect.retry(attempt, retry)).pipe(
+      Effect.withSpan(`DeployApi.${method} ${route}`)
+    )
   }
 
   const encode = <A, I>(schema: Schema.Schema<A, I>, value: A) => Schema.encodeSync(schema)(value)
@@ -117,18 +138,22 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     registryToken: call("GET", DeployRoutes.registryToken, RegistryCredential),
     lockStatus: call("GET", DeployRoutes.lock, LockStatus),
     // Taking the lock is not retried: a lost answer would meet its own lock on the next attempt.
-    lock: (request) => call("POST", DeployRoutes.lock, LockGrant, { body: encode(LockRequest, request), retried: false }),
+    lock: (request) =>
+      call("POST", DeployRoutes.lock, LockGrant, { body: encode(LockRequest, request), retried: false }),
     heartbeat: (lockId) => call("PUT", DeployRoutes.ownLock(lockId), LockGrant),
     unlock: (lockId) => call("DELETE", DeployRoutes.ownLock(lockId), LockStatus),
     forceUnlock: call("DELETE", DeployRoutes.lock, LockStatus),
     deploy: (request, key) => call("POST", DeployRoutes.deploy, Release, { body: encode(DeployRequest, request), key }),
-    rollback: (number, request, key) => call("POST", DeployRoutes.rollback(number), Release, { body: encode(RollbackRequest, request), key }),
-    releases: (limit) => call("GET", `${DeployRoutes.releases}${limit === undefined ? "" : `?limit=${limit}`}`, Schema.Array(Release)),
+    rollback: (number, request, key) =>
+      call("POST", DeployRoutes.rollback(number), Release, { body: encode(RollbackRequest, request), key }),
+    releases: (limit) =>
+      call("GET", `${DeployRoutes.releases}${limit === undefined ? "" : `?limit=${limit}`}`, Schema.Array(Release)),
     release: (number) => call("GET", DeployRoutes.release(number), Release)
   })
 })
 
-export const layer = (options: SyncApiOptions): Layer.Layer<DeployApi> => Layer.effect(DeployApi, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
+export const layer = (options: SyncApiOptions): Layer.Layer<DeployApi> =>
+  Layer.effect(DeployApi, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
 
 /** The client from the configuration in force, like the files client. */
 export const layerFromConfig: Layer.Layer<DeployApi, MissingConfig, CurrentConfig> = Layer.effect(

@@ -25,7 +25,10 @@ export interface GitShape {
    * What several revisions name, in one process (`git cat-file --batch-check` in `dir`'s own .git, never a parent
    * repository's); a revision that names nothing maps to `undefined`.
    */
-  readonly revs: (dir: string, revs: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, string | undefined>, CommandFailed>
+  readonly revs: (
+    dir: string,
+    revs: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyMap<string, string | undefined>, CommandFailed>
   /**
    * Clears what an interrupted git leaves in a clone (lock files, a rebase in progress) when no git process runs
    * in it; returns what was removed. A lock held by a running git stays.
@@ -51,11 +54,18 @@ export interface GitShape {
    * Points `branch` at `commit` (or detaches HEAD there, for a tag or a commit) and makes the work tree that commit
    * (the cache clone is ours).
    */
-  readonly checkout: (dir: string, branch: string | undefined, commit: string) => Effect.Effect<void, CommandFailed | InvalidInput>
+  readonly checkout: (
+    dir: string,
+    branch: string | undefined,
+    commit: string
+  ) => Effect.Effect<void, CommandFailed | InvalidInput>
   /** Every file, link and submodule of a commit with its object id and mode. */
   readonly listTree: (dir: string, commit: string) => Effect.Effect<ReadonlyArray<TreeEntry>, CommandFailed>
   /** The bytes of many blobs in one process. */
-  readonly readBlobs: (dir: string, oids: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, Uint8Array>, CommandFailed>
+  readonly readBlobs: (
+    dir: string,
+    oids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyMap<string, Uint8Array>, CommandFailed>
   /** The bytes of one file at a commit. */
   readonly showFile: (dir: string, commit: string, path: string) => Effect.Effect<Uint8Array, CommandFailed>
   readonly add: (dir: string, paths: ReadonlyArray<string>) => Effect.Effect<void, CommandFailed>
@@ -83,7 +93,8 @@ const BASE = ["-c", "protocol.ext.allow=never", "-c", "core.askPass=", "-c", "cr
 
 const FALLBACK_IDENTITY = ["-c", "user.name=agentsync", "-c", "user.email=agentsync@localhost"]
 
-const guard = <A>(e: Either.Either<A, InvalidInput>) => (Either.isLeft(e) ? Effect.fail(e.left) : Effect.succeed(e.right))
+const guard = <A>(e: Either.Either<A, InvalidInput>) =>
+  Either.isLeft(e) ? Effect.fail(e.left) : Effect.succeed(e.right)
 
 export const make = (shell: ShellShape): GitShape => {
   const env = gitEnv()
@@ -92,7 +103,9 @@ export const make = (shell: ShellShape): GitShape => {
   const exec = (dir: string | undefined, args: ReadonlyArray<string>, stdin?: Uint8Array | string) =>
     shell.exec("git", [...BASE, ...(dir === undefined ? [] : ["-C", dir]), ...args], { env, stdin }).pipe(
       // Messages show the operation, not the hardening options every call carries.
-      Effect.mapError((e) => new CommandFailed({ command: showCommand("git", args), exitCode: e.exitCode, stderr: e.stderr }))
+      Effect.mapError(
+        (e) => new CommandFailed({ command: showCommand("git", args), exitCode: e.exitCode, stderr: e.stderr })
+      )
     )
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim()
 
@@ -106,7 +119,10 @@ export const make = (shell: ShellShape): GitShape => {
     if (!fs.statSync(gitDir, { throwIfNoEntry: false })?.isDirectory()) return Option.some("it has no .git folder")
     let remote = originInConfig(gitDir)
     if (remote === undefined) {
-      const r = yield* Effect.orElseSucceed(run(undefined, ["--git-dir", gitDir, "config", "--get", "remote.origin.url"]), () => undefined)
+      const r = yield* Effect.orElseSucceed(
+        run(undefined, ["--git-dir", gitDir, "config", "--get", "remote.origin.url"]),
+        () => undefined
+      )
       remote = r === undefined || r.exitCode !== 0 ? "" : text(r.stdout)
     }
     if (remote !== url) return Option.some(remote === "" ? "it has no origin remote" : `its origin is ${remote}`)
@@ -116,8 +132,17 @@ export const make = (shell: ShellShape): GitShape => {
   const revs = Effect.fn("Git.revs")(function* (dir: string, asked: ReadonlyArray<string>) {
     const out = new Map<string, string | undefined>()
     if (asked.length === 0) return out
-    if (asked.some((r) => /[\n\r\0]/.test(r) || r.startsWith("-"))) return yield* new CommandFailed({ command: "git cat-file --batch-check", exitCode: -1, stderr: "a revision with a newline or a leading '-'" })
-    const r = yield* exec(undefined, ["--git-dir", nodePath.join(dir, ".git"), "cat-file", "--batch-check"], `${asked.join("\n")}\n`)
+    if (asked.some((r) => /[\n\r\0]/.test(r) || r.startsWith("-")))
+      return yield* new CommandFailed({
+        command: "git cat-file --batch-check",
+        exitCode: -1,
+        stderr: "a revision with a newline or a leading '-'"
+      })
+    const r = yield* exec(
+      undefined,
+      ["--git-dir", nodePath.join(dir, ".git"), "cat-file", "--batch-check"],
+      `${asked.join("\n")}\n`
+    )
     const lines = new TextDecoder().decode(r.stdout).split("\n")
     asked.forEach((rev, i) => {
       const line = lines[i] ?? ""
@@ -135,7 +160,10 @@ export const make = (shell: ShellShape): GitShape => {
     const removed: Array<string> = []
     for (const lock of locks) {
       // Without /proc, a lock untouched for ten minutes is taken as stale.
-      const stale = running === undefined ? Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 600_000 : !running
+      const stale =
+        running === undefined
+          ? Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) > 600_000
+          : !running
       if (!stale) continue
       fs.rmSync(lock, { force: true })
       removed.push(lock)
@@ -153,14 +181,39 @@ export const make = (shell: ShellShape): GitShape => {
     options: { readonly workTree?: string | undefined; readonly noIndex?: boolean | undefined } = {}
   ) {
     if (paths.length === 0) return new Set<string>()
-    const r = yield* run(dir, [...(options.workTree === undefined ? [] : ["--work-tree", options.workTree]), "check-ignore", ...(options.noIndex ? ["--no-index"] : []), "--stdin", "-z"], `${paths.join("\0")}\0`)
+    const r = yield* run(
+      dir,
+      [
+        ...(options.workTree === undefined ? [] : ["--work-tree", options.workTree]),
+        "check-ignore",
+        ...(options.noIndex ? ["--no-index"] : []),
+        "--stdin",
+        "-z"
+      ],
+      `${paths.join("\0")}\0`
+    )
     // 0: some are ignored, 1: none is.
-    if (r.exitCode !== 0 && r.exitCode !== 1) return yield* new CommandFailed({ command: "git check-ignore", exitCode: r.exitCode, stderr: r.stderr })
-    return new Set(new TextDecoder().decode(r.stdout).split("\0").filter((p) => p !== ""))
+    if (r.exitCode !== 0 && r.exitCode !== 1)
+      return yield* new CommandFailed({ command: "git check-ignore", exitCode: r.exitCode, stderr: r.stderr })
+    return new Set(
+      new TextDecoder()
+        .decode(r.stdout)
+        .split("\0")
+        .filter((p) => p !== "")
+    )
   })
 
   const fetch = Effect.fn("Git.fetch")(function* (dir: string) {
-    yield* exec(dir, ["fetch", "--quiet", "--prune", "--tags", "--force", "--", "origin", "+refs/heads/*:refs/remotes/origin/*"])
+    yield* exec(dir, [
+      "fetch",
+      "--quiet",
+      "--prune",
+      "--tags",
+      "--force",
+      "--",
+      "origin",
+      "+refs/heads/*:refs/remotes/origin/*"
+    ])
   })
 
   const resolve = Effect.fn("Git.resolve")(function* (dir: string, rev: string) {
@@ -215,7 +268,11 @@ export const make = (shell: ShellShape): GitShape => {
       if (nl < 0) break
       const header = new TextDecoder().decode(buf.subarray(at, nl)).split(" ")
       if (header[1] === "missing") {
-        return yield* new CommandFailed({ command: "git cat-file --batch", exitCode: 0, stderr: `object ${header[0]} missing` })
+        return yield* new CommandFailed({
+          command: "git cat-file --batch",
+          exitCode: 0,
+          stderr: `object ${header[0]} missing`
+        })
       }
       const size = Number(header[2])
       out.set(header[0]!, buf.slice(nl + 1, nl + 1 + size))
@@ -270,8 +327,26 @@ export const make = (shell: ShellShape): GitShape => {
     yield* exec(dir, ["clean", "-q", "-f", "-d"])
   })
 
-
-  return { clone, health, revs, recover, checkIgnore, fetch, resolve, isAncestor, currentBranch, checkout, listTree, readBlobs, showFile, add, commit, push, rebase, clean }
+  return {
+    clone,
+    health,
+    revs,
+    recover,
+    checkIgnore,
+    fetch,
+    resolve,
+    isAncestor,
+    currentBranch,
+    checkout,
+    listTree,
+    readBlobs,
+    showFile,
+    add,
+    commit,
+    push,
+    rebase,
+    clean
+  }
 }
 
 /**
@@ -302,7 +377,15 @@ const originInConfig = (gitDir: string): string | undefined => {
 /** The lock files git leaves behind when it is killed: the index, HEAD, config, packed refs and any ref. */
 const findLocks = (gitDir: string): ReadonlyArray<string> => {
   const out: Array<string> = []
-  for (const name of ["index.lock", "HEAD.lock", "ORIG_HEAD.lock", "FETCH_HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock"]) {
+  for (const name of [
+    "index.lock",
+    "HEAD.lock",
+    "ORIG_HEAD.lock",
+    "FETCH_HEAD.lock",
+    "config.lock",
+    "packed-refs.lock",
+    "shallow.lock"
+  ]) {
     const p = nodePath.join(gitDir, name)
     if (fs.existsSync(p)) out.push(p)
   }

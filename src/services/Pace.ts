@@ -26,7 +26,11 @@ export const pace = <E2>(limits: TransferLimits, slow: (why: string) => E2): Pac
       yield* Effect.sleep(Duration.millis(limits.windowMs))
       if (ended) return yield* Effect.never
       if (bytes - last < minBytes) {
-        return yield* Effect.fail(slow(`${bytes - last} bytes in ${limits.windowMs / 1000} s, below the minimum of ${limits.minBytesPerSecond} bytes/s`))
+        return yield* Effect.fail(
+          slow(
+            `${bytes - last} bytes in ${limits.windowMs / 1000} s, below the minimum of ${limits.minBytesPerSecond} bytes/s`
+          )
+        )
       }
       last = bytes
     }

@@ -108,7 +108,13 @@ const read = (path: string): Seen | undefined => {
   try {
     const v = JSON.parse(raw) as Partial<LockOwner>
     if (typeof v.pid === "number" && typeof v.host === "string" && typeof v.token === "string") {
-      owner = { pid: v.pid, host: v.host, started: typeof v.started === "number" ? v.started : null, token: v.token, what: String(v.what ?? "") }
+      owner = {
+        pid: v.pid,
+        host: v.host,
+        started: typeof v.started === "number" ? v.started : null,
+        token: v.token,
+        what: String(v.what ?? "")
+      }
     }
   } catch {
     owner = undefined
@@ -172,7 +178,9 @@ const takeOver = (path: string, stale: Seen, owner: LockOwner, depth = 0): boole
 const describe = (seen: Seen): string => {
   const o = seen.owner
   const since = new Date(seen.mtimeMs).toISOString()
-  return o === undefined ? `written ${since}` : `held by process ${o.pid} on ${o.host}${o.what === "" ? "" : ` (${o.what})`} since ${since}`
+  return o === undefined
+    ? `written ${since}`
+    : `held by process ${o.pid} on ${o.host}${o.what === "" ? "" : ` (${o.what})`} since ${since}`
 }
 
 /** Removes what crashed takers left beside the lock (temp and takeover files), once old enough to be nobody's. */
@@ -211,12 +219,19 @@ const take = (path: string, what: string): Effect.Effect<LockOwner, SyncInProgre
       }
       return { held: last }
     },
-    catch: (cause) => new IoError({ path, reason: `cannot take the lock: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    catch: (cause) =>
+      new IoError({
+        path,
+        reason: `cannot take the lock: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
   }).pipe(
     Effect.flatMap((got) =>
       "taken" in got
         ? Effect.succeed(got.taken)
-        : Effect.fail(new SyncInProgress({ lock: path, ...(got.held === undefined ? {} : { holder: describe(got.held) }) }))
+        : Effect.fail(
+            new SyncInProgress({ lock: path, ...(got.held === undefined ? {} : { holder: describe(got.held) }) })
+          )
     )
   )
 

@@ -11,7 +11,12 @@ export interface RunStatusShape {
   readonly isUntilStopped: () => boolean
 }
 
-const ignored: RunStatusShape = { set: () => {}, get: () => undefined, untilStopped: () => {}, isUntilStopped: () => false }
+const ignored: RunStatusShape = {
+  set: () => {},
+  get: () => undefined,
+  untilStopped: () => {},
+  isUntilStopped: () => false
+}
 
 /** The run's status; by default it records nothing (a library caller has no interrupt line to print). */
 export class RunStatus extends Context.Reference<RunStatus>()("agentsync/RunStatus", { defaultValue: () => ignored }) {}
@@ -33,7 +38,10 @@ export const make = (): RunStatusShape => {
 }
 
 /** Records where the run stands: what has been done and what has not. */
-export const note = (text: string): Effect.Effect<void> => Effect.flatMap(RunStatus, (status) => Effect.sync(() => status.set(text)))
+export const note = (text: string): Effect.Effect<void> =>
+  Effect.flatMap(RunStatus, (status) => Effect.sync(() => status.set(text)))
 
 /** Declares that this run goes on until SIGINT or SIGTERM, which end it normally (exit 0 once it has stopped cleanly). */
-export const runsUntilStopped: Effect.Effect<void> = Effect.flatMap(RunStatus, (status) => Effect.sync(() => status.untilStopped()))
+export const runsUntilStopped: Effect.Effect<void> = Effect.flatMap(RunStatus, (status) =>
+  Effect.sync(() => status.untilStopped())
+)

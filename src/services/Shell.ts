@@ -22,9 +22,17 @@ export interface RunResult {
 
 export interface ShellShape {
   /** Runs to completion whatever the exit code; fails only when the program cannot be started. */
-  readonly run: (command: string, args: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<RunResult, CommandFailed>
+  readonly run: (
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: RunOptions
+  ) => Effect.Effect<RunResult, CommandFailed>
   /** Runs to completion; a non-zero exit is a `CommandFailed` carrying the tail of stderr. */
-  readonly exec: (command: string, args: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<RunResult, CommandFailed>
+  readonly exec: (
+    command: string,
+    args: ReadonlyArray<string>,
+    options?: RunOptions
+  ) => Effect.Effect<RunResult, CommandFailed>
 }
 
 export class Shell extends Context.Tag("agentsync/Shell")<Shell, ShellShape>() {}
@@ -43,7 +51,8 @@ const concat = (parts: ReadonlyArray<Uint8Array>) => {
   return out
 }
 
-const collect = <E>(stream: Stream.Stream<Uint8Array, E>) => Effect.map(Stream.runCollect(stream), (chunks) => concat(Chunk.toReadonlyArray(chunks)))
+const collect = <E>(stream: Stream.Stream<Uint8Array, E>) =>
+  Effect.map(Stream.runCollect(stream), (chunks) => concat(Chunk.toReadonlyArray(chunks)))
 
 /** Collects a stream while handing each complete line (and a last unterminated one) to `onLine`. */
 const collectLines = <E>(stream: Stream.Stream<Uint8Array, E>, onLine: (line: string) => Effect.Effect<void>) =>
@@ -57,10 +66,12 @@ const collectLines = <E>(stream: Stream.Stream<Uint8Array, E>, onLine: (line: st
       pending = lines.pop() ?? ""
       return Effect.forEach(lines, (l) => onLine(l.replace(/\r$/, "")), { discard: true })
     }).pipe(
-      Effect.zipRight(Effect.suspend(() => {
-        const last = (pending + decoder.decode()).replace(/\r$/, "")
-        return last === "" ? Effect.void : onLine(last)
-      })),
+      Effect.zipRight(
+        Effect.suspend(() => {
+          const last = (pending + decoder.decode()).replace(/\r$/, "")
+          return last === "" ? Effect.void : onLine(last)
+        })
+      ),
       Effect.map(() => concat(parts))
     )
   })
@@ -71,7 +82,11 @@ const decoder = new TextDecoder()
 const tail = (s: string) => s.split("\n").slice(-20).join("\n").slice(-4000)
 
 export const make = (executor: CommandExecutor.CommandExecutor): ShellShape => {
-  const run = Effect.fn("Shell.run")(function* (command: string, args: ReadonlyArray<string>, options: RunOptions = {}) {
+  const run = Effect.fn("Shell.run")(function* (
+    command: string,
+    args: ReadonlyArray<string>,
+    options: RunOptions = {}
+  ) {
     let cmd = PlatformCommand.make(command, ...args)
     if (options.cwd !== undefined) cmd = PlatformCommand.workingDirectory(cmd, options.cwd)
     if (options.env !== undefined) cmd = PlatformCommand.env(cmd, options.env, { extendEnv: options.extendEnv ?? true })
@@ -86,20 +101,33 @@ export const make = (executor: CommandExecutor.CommandExecutor): ShellShape => {
         const onLine = options.onLine
         const read = <E>(stream: Stream.Stream<Uint8Array, E>, from: "stdout" | "stderr") =>
           onLine === undefined ? collect(stream) : collectLines(stream, (line) => onLine(line, from))
-        const [stdout, stderr, exitCode] = yield* Effect.all([read(proc.stdout, "stdout"), read(proc.stderr, "stderr"), proc.exitCode], {
-          concurrency: 3
-        })
+        const [stdout, stderr, exitCode] = yield* Effect.all(
+          [read(proc.stdout, "stdout"), read(proc.stderr, "stderr"), proc.exitCode],
+          {
+            concurrency: 3
+          }
+        )
         return { exitCode: Number(exitCode), stdout, stderr: decoder.decode(stderr) }
       })
     ).pipe(
-      Effect.mapError((e) => new CommandFailed({ command: showCommand(command, args), exitCode: -1, stderr: e.message }))
+      Effect.mapError(
+        (e) => new CommandFailed({ command: showCommand(command, args), exitCode: -1, stderr: e.message })
+      )
     )
   })
 
-  const exec = Effect.fn("Shell.exec")(function* (command: string, args: ReadonlyArray<string>, options: RunOptions = {}) {
+  const exec = Effect.fn("Shell.exec")(function* (
+    command: string,
+    args: ReadonlyArray<string>,
+    options: RunOptions = {}
+  ) {
     const result = yield* run(command, args, options)
     if (result.exitCode !== 0) {
-      return yield* new CommandFailed({ command: showCommand(command, args), exitCode: result.exitCode, stderr: tail(result.stderr) })
+      return yield* new CommandFailed({
+        command: showCommand(command, args),
+        exitCode: result.exitCode,
+        stderr: tail(result.stderr)
+      })
     }
     return result
   })

@@ -4,7 +4,16 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { checkName } from "../domain/skills/guards.js"
-import { emptyLock, emptyManifest, type Lock, type Manifest, parseLock, parseManifest, renderLock, renderManifest } from "../domain/skills/model.js"
+import {
+  emptyLock,
+  emptyManifest,
+  type Lock,
+  type Manifest,
+  parseLock,
+  parseManifest,
+  renderLock,
+  renderManifest
+} from "../domain/skills/model.js"
 import { type InvalidInput, IoError, type SyncInProgress } from "../errors.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { writeFileAtomic } from "./Workspace.js"
@@ -71,7 +80,9 @@ export const make = (options: StoreOptions = {}): SkillStoreShape => {
     return yield* parseLock(lockPath, text)
   })
 
-  const writeManifest = Effect.fn("SkillStore.writeManifest")((m: Manifest) => writeFileAtomic(manifestPath, renderManifest(m)))
+  const writeManifest = Effect.fn("SkillStore.writeManifest")((m: Manifest) =>
+    writeFileAtomic(manifestPath, renderManifest(m))
+  )
   const writeLock = Effect.fn("SkillStore.writeLock")((l: Lock) => writeFileAtomic(lockPath, renderLock(l)))
 
   const toolHome = Effect.fn("SkillStore.toolHome")(function* (tool: string) {
@@ -97,4 +108,5 @@ export const make = (options: StoreOptions = {}): SkillStoreShape => {
   }
 }
 
-export const layer = (options: StoreOptions = {}): Layer.Layer<SkillStore> => Layer.sync(SkillStore, () => make(options))
+export const layer = (options: StoreOptions = {}): Layer.Layer<SkillStore> =>
+  Layer.sync(SkillStore, () => make(options))

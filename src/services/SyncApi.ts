@@ -1,10 +1,10 @@
 /** SyncApiClient: the tenant API client, direct-sync or cloud-relay, with bearer auth, timeouts and a bounded retry. */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import {
   AgentsyncApi,
@@ -21,7 +21,7 @@ import {
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { CAPS, TRANSFER, type TransferLimits, transferLimits } from "../domain/caps.js"
 import { manifestChecksum } from "../domain/hash.js"
-import { makeManifestDecoder, ManifestRefused } from "../domain/manifestDecoder.js"
+import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
 import { ApiError, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
 import { pace } from "./Pace.js"
@@ -30,15 +30,22 @@ import {
   defaultRetry,
   describe,
   fromStatus,
-  readAnswer,
   type RetryPolicy,
+  readAnswer,
   retrySchedule,
   type SyncApiError,
   Transient,
   transient
 } from "./Transport.js"
 
-export { defaultRetry, parseRetryAfter, type RetryPolicy, retrySchedule, type SyncApiError, Transient } from "./Transport.js"
+export {
+  defaultRetry,
+  parseRetryAfter,
+  type RetryPolicy,
+  retrySchedule,
+  type SyncApiError,
+  Transient
+} from "./Transport.js"
 
 /** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
 export type SyncEndpoint =
@@ -74,7 +81,10 @@ export interface SyncApiClientShape {
    * Uploads an archive; `body` is re-created for each attempt. The idempotency key makes a retried upload
    * that had in fact committed (its answer lost) answer with the same revision instead of a second one.
    */
-  readonly upload: <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => Effect.Effect<UploadResult, SyncApiError | E>
+  readonly upload: <E>(
+    body: () => Stream.Stream<Uint8Array, E>,
+    idempotencyKey: string
+  ) => Effect.Effect<UploadResult, SyncApiError | E>
   /**
    * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
    * to `consume`. A transport failure (a body cut short, too slow) fails the stream with `Transient`, which
@@ -94,36 +104,57 @@ const trimSlash = (s: string) => s.replace(/\/+$/, "")
 
 const checkUrl = (key: string, value: string): Effect.Effect<string, MissingConfig> => {
   const ok = /^https?:\/\/[^\s]+$/.test(value)
-  return ok ? Effect.succeed(trimSlash(value)) : Effect.fail(new MissingConfig({ key, reason: `must be an http(s) URL, got ${JSON.stringify(value.slice(0, 80))}` }))
+  return ok
+    ? Effect.succeed(trimSlash(value))
+    : Effect.fail(
+        new MissingConfig({ key, reason: `must be an http(s) URL, got ${JSON.stringify(value.slice(0, 80))}` })
+      )
 }
 
 /**
  * The token as sent: surrounding whitespace (a newline from `$(cat token)`) trimmed; a character no HTTP
  * header may carry is a configuration error that names the variable, never the token.
  */
-export const checkToken = (token: Redacted.Redacted<string>): Effect.Effect<Redacted.Redacted<string>, MissingConfig> => {
+export const checkToken = (
+  token: Redacted.Redacted<string>
+): Effect.Effect<Redacted.Redacted<string>, MissingConfig> => {
   const value = Redacted.value(token).trim()
   if (value === "") return Effect.fail(new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "is empty" }))
   // Visible ASCII only (RFC 9110 field values; bearer tokens are a subset).
   return /^[\x21-\x7e]+$/.test(value)
     ? Effect.succeed(Redacted.make(value))
-    : Effect.fail(new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "holds a space, a line break or another character a token cannot have" }))
+    : Effect.fail(
+        new MissingConfig({
+          key: "AGENTSYNC_TOKEN",
+          reason: "holds a space, a line break or another character a token cannot have"
+        })
+      )
 }
 
 /** The endpoint and token from a SyncConfig: direct origin first, else API URL + tenant id. */
 export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOptions, MissingConfig> =>
   Effect.gen(function* () {
-    if (config.token === undefined) return yield* new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "set it to a token from `agentsync tenant create`" })
+    if (config.token === undefined)
+      return yield* new MissingConfig({
+        key: "AGENTSYNC_TOKEN",
+        reason: "set it to a token from `agentsync tenant create`"
+      })
     const token = yield* checkToken(config.token)
     let endpoint: SyncEndpoint
     if (config.directUrl !== undefined) {
       endpoint = { mode: "direct", origin: yield* checkUrl("AGENTSYNC_DIRECT_URL", config.directUrl) }
     } else if (config.apiUrl !== undefined) {
       if (config.tenantId === undefined) {
-        return yield* new MissingConfig({ key: "AGENTSYNC_TENANT_ID", reason: "cloud-relay mode (AGENTSYNC_API_URL) needs the tenant id" })
+        return yield* new MissingConfig({
+          key: "AGENTSYNC_TENANT_ID",
+          reason: "cloud-relay mode (AGENTSYNC_API_URL) needs the tenant id"
+        })
       }
       if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(config.tenantId)) {
-        return yield* new MissingConfig({ key: "AGENTSYNC_TENANT_ID", reason: "not a tenant id (lowercase letters, digits, '-')" })
+        return yield* new MissingConfig({
+          key: "AGENTSYNC_TENANT_ID",
+          reason: "not a tenant id (lowercase letters, digits, '-')"
+        })
       }
       endpoint = { mode: "relay", api: yield* checkUrl("AGENTSYNC_API_URL", config.apiUrl), tenantId: config.tenantId }
     } else {
@@ -147,7 +178,10 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
   })
 
 /** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */
-const decodeManifest = (body: Stream.Stream<Uint8Array, Transient>, url: string): Effect.Effect<RemoteManifest, Transient | UnsafeRemote> =>
+const decodeManifest = (
+  body: Stream.Stream<Uint8Array, Transient>,
+  url: string
+): Effect.Effect<RemoteManifest, Transient | UnsafeRemote> =>
   Effect.suspend(() => {
     const decoder = makeManifestDecoder<FileEntry>({
       arrayKey: "entries",
@@ -193,46 +227,64 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   // typed client only ever decodes successes. It is built on first use, for the one URL family in use.
   const typedOptions = { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin }
   const filesApi = yield* Effect.cached(HttpApiClient.group(AgentsyncApi, { group: "files", ...typedOptions }))
-  const cloudFilesApi = yield* Effect.cached(HttpApiClient.group(AgentsyncApi, { group: "cloudFiles", ...typedOptions }))
+  const cloudFilesApi = yield* Effect.cached(
+    HttpApiClient.group(AgentsyncApi, { group: "cloudFiles", ...typedOptions })
+  )
 
   /** Classifies any failure of one attempt. */
-  const classify = (url: string) => (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {
-    if (typeof error === "object" && error !== null && "_tag" in error) {
-      const e = error as { _tag: string; reason?: unknown; response?: HttpClientResponse.HttpClientResponse; message?: string }
-      switch (e._tag) {
-        case "Unauthorized":
-        case "Conflict":
-        case "ApiError":
-        case "InvalidInput":
-        case "TarballUnsafe":
-        case "UnsafeRemote":
-        case "Transient":
-          return Effect.fail(error as SyncApiError | Transient)
-        case "Forbidden":
-          return Effect.fail(new Unauthorized({ reason: `${String(e.reason)} (403 from ${url})` }))
-        case "NotFound":
-          return Effect.fail(new ApiError({ status: 404, reason: String(e.reason), url }))
-        case "TimeoutException":
-          return Effect.fail(transient(408, "timed out"))
-        case "RequestError":
-          return Effect.fail(transient(0, describe(error), true))
-        case "ResponseError": {
-          const response = e.response
-          if (response === undefined) return Effect.fail(transient(0, describe(error)))
-          // A success whose body could not be read was cut short: the call is idempotent, so try again.
-          if (response.status >= 200 && response.status < 300) return Effect.fail(transient(response.status, `answer cut short: ${describe(error)}`))
-          return answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
+  const classify =
+    (url: string) =>
+    (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {
+      if (typeof error === "object" && error !== null && "_tag" in error) {
+        const e = error as {
+          _tag: string
+          reason?: unknown
+          response?: HttpClientResponse.HttpClientResponse
+          message?: string
         }
-        case "ParseError":
-          return Effect.fail(new ApiError({ status: 200, reason: `unexpected response: ${String(e.message).slice(0, 300)}`, url }))
+        switch (e._tag) {
+          case "Unauthorized":
+          case "Conflict":
+          case "ApiError":
+          case "InvalidInput":
+          case "TarballUnsafe":
+          case "UnsafeRemote":
+          case "Transient":
+            return Effect.fail(error as SyncApiError | Transient)
+          case "Forbidden":
+            return Effect.fail(new Unauthorized({ reason: `${String(e.reason)} (403 from ${url})` }))
+          case "NotFound":
+            return Effect.fail(new ApiError({ status: 404, reason: String(e.reason), url }))
+          case "TimeoutException":
+            return Effect.fail(transient(408, "timed out"))
+          case "RequestError":
+            return Effect.fail(transient(0, describe(error), true))
+          case "ResponseError": {
+            const response = e.response
+            if (response === undefined) return Effect.fail(transient(0, describe(error)))
+            // A success whose body could not be read was cut short: the call is idempotent, so try again.
+            if (response.status >= 200 && response.status < 300)
+              return Effect.fail(transient(response.status, `answer cut short: ${describe(error)}`))
+            return answerText(response).pipe(
+              Effect.flatMap((body) =>
+                Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))
+              )
+            )
+          }
+          case "ParseError":
+            return Effect.fail(
+              new ApiError({ status: 200, reason: `unexpected response: ${String(e.message).slice(0, 300)}`, url })
+            )
+        }
       }
+      return Effect.fail(new ApiError({ status: 0, reason: describe(error), url }))
     }
-    return Effect.fail(new ApiError({ status: 0, reason: describe(error), url }))
-  }
 
   /** The HTTP part of an attempt with its failures classified (the consumer of a body keeps its own). */
-  const httpPart = <A, E, R>(url: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, SyncApiError | Transient, R> =>
-    Effect.catchAll(effect, classify(url))
+  const httpPart = <A, E, R>(
+    url: string,
+    effect: Effect.Effect<A, E, R>
+  ): Effect.Effect<A, SyncApiError | Transient, R> => Effect.catchAll(effect, classify(url))
 
   /**
    * One logical call: attempts retried on Transient failures, the whole within the transfer deadline, then
@@ -247,7 +299,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       Effect.retry(retrySchedule(policy)),
       Effect.timeoutFail({
         duration: Duration.millis(limits.deadlineMs),
-        onTimeout: () => transient(408, `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`)
+        onTimeout: () =>
+          transient(
+            408,
+            `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`
+          )
       }),
       Effect.catchIf(
         (e): e is Transient => e instanceof Transient,
@@ -265,15 +321,26 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 
   /** The response headers of a request, within the exchange deadline. */
   const headersOf = <E, R>(request: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>) =>
-    request.pipe(Effect.timeoutFail({ duration: exchange, onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`) }))
+    request.pipe(
+      Effect.timeoutFail({
+        duration: exchange,
+        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
+      })
+    )
 
   /** A raw call whose failure statuses are read from the body. */
   const checked =
     (url: string) =>
-    (response: HttpClientResponse.HttpClientResponse): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
+    (
+      response: HttpClientResponse.HttpClientResponse
+    ): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
       response.status >= 200 && response.status < 300
         ? Effect.succeed(response)
-        : answerText(response).pipe(Effect.flatMap((body) => Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))))
+        : answerText(response).pipe(
+            Effect.flatMap((body) =>
+              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))
+            )
+          )
 
   /** A response body that fails with Transient when it breaks off. */
   const bodyOf = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, Transient> =>
@@ -289,7 +356,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     const known = options.revision === undefined && options.known?.revision != null ? options.known : undefined
     let request = HttpClientRequest.get(url)
     if (options.revision !== undefined) request = HttpClientRequest.setUrlParam(request, "revision", options.revision)
-    if (known !== undefined) request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
+    if (known !== undefined)
+      request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
     const attempt = Effect.suspend(() => {
       const p = answerPace()
       return httpPart(
@@ -314,7 +382,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         ? Effect.flatMap(filesApi, (api) => api.revisions({ urlParams }))
         : Effect.flatMap(cloudFilesApi, (api) => api.revisions({ path: { tenantId: endpoint.tenantId }, urlParams }))
     const url = `${baseUrl}${FilesRoutes.revisions}`
-    return withRetry(url, httpPart(url, Effect.timeout(call, exchange))).pipe(Effect.withSpan("SyncApiClient.revisions"))
+    return withRetry(url, httpPart(url, Effect.timeout(call, exchange))).pipe(
+      Effect.withSpan("SyncApiClient.revisions")
+    )
   }
 
   const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => {
@@ -326,20 +396,26 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
       const answer = httpPart(
         url,
-        uploader.execute(
-          HttpClientRequest.post(url).pipe(
-            HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
-            HttpClientRequest.bodyStream(stream, { contentType: "application/gzip" })
+        uploader
+          .execute(
+            HttpClientRequest.post(url).pipe(
+              HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
+              HttpClientRequest.bodyStream(stream, { contentType: "application/gzip" })
+            )
           )
-        ).pipe(
-          Effect.flatMap(checked(url)),
-          // The answer is small: a body cut short is Transient (the idempotency key makes the retry safe).
-          Effect.flatMap((r) => Effect.flatMap(readAnswer(bodyOf(r)), Schema.decodeUnknown(Schema.parseJson(UploadResult))))
-        )
+          .pipe(
+            Effect.flatMap(checked(url)),
+            // The answer is small: a body cut short is Transient (the idempotency key makes the retry safe).
+            Effect.flatMap((r) =>
+              Effect.flatMap(readAnswer(bodyOf(r)), Schema.decodeUnknown(Schema.parseJson(UploadResult)))
+            )
+          )
       )
       const silence = Deferred.await(sent).pipe(
         Effect.zipRight(Effect.sleep(exchange)),
-        Effect.zipRight(Effect.fail(transient(408, `no answer within ${limits.exchangeMs / 1000} s of the upload's end`)))
+        Effect.zipRight(
+          Effect.fail(transient(408, `no answer within ${limits.exchangeMs / 1000} s of the upload's end`))
+        )
       )
       return yield* p.guard(Effect.raceFirst(answer, silence))
     }).pipe(Effect.scoped)
@@ -357,7 +433,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       const request =
         wanted === undefined
           ? HttpClientRequest.get(whole)
-          : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted }))
+          : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(
+              HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted })
+            )
       const p = answerPace()
       return httpPart(request.url, Effect.flatMap(headersOf(authed.execute(request)), checked(request.url))).pipe(
         Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),

@@ -29,7 +29,8 @@ export class Transient extends Data.TaggedError("Transient")<{
   readonly unreachable?: boolean
 }> {}
 
-export const transient = (status: number, reason: string, unreachable = false) => new Transient({ status, reason, retryAfter: Option.none(), unreachable })
+export const transient = (status: number, reason: string, unreachable = false) =>
+  new Transient({ status, reason, retryAfter: Option.none(), unreachable })
 
 const RETRYABLE = new Set([408, 429, 502, 503, 504])
 
@@ -86,7 +87,12 @@ export const answerText = (response: HttpClientResponse.HttpClientResponse): Eff
   Effect.orElseSucceed(readAnswer(response.stream), () => "")
 
 /** Maps a failure status and its body to the error family; retryable statuses become Transient. */
-export const fromStatus = (status: number, body: string, url: string, retryAfter: string | undefined): SyncApiError | Transient => {
+export const fromStatus = (
+  status: number,
+  body: string,
+  url: string,
+  retryAfter: string | undefined
+): SyncApiError | Transient => {
   const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
   const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
   const reason = Option.match(parsed, {
@@ -102,7 +108,10 @@ export const fromStatus = (status: number, body: string, url: string, retryAfter
     case 409:
       return new Conflict({ reason })
     case 422:
-      return new TarballUnsafe({ reason: `rejected by the server: ${reason}`, ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) }) })
+      return new TarballUnsafe({
+        reason: `rejected by the server: ${reason}`,
+        ...Option.match(entry, { onNone: () => ({}), onSome: (e) => ({ entry: e }) })
+      })
     case 400:
       return new InvalidInput({ reason: `rejected by the server: ${reason}` })
     default:

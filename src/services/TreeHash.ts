@@ -90,13 +90,15 @@ export const hashTree = (root: string, paths: ReadonlyArray<string>, options: Ha
         try: () => {
           for (let i = start; i < end; i++) {
             current = nodePath.join(root, paths[i]!)
-            if ((options.sizes?.[i] ?? statSync(current).size) <= SYNC_LIMIT) out[i] = new FileEntry({ path: paths[i]!, ...digestSync(current) }, true)
+            if ((options.sizes?.[i] ?? statSync(current).size) <= SYNC_LIMIT)
+              out[i] = new FileEntry({ path: paths[i]!, ...digestSync(current) }, true)
             else large.push(i)
           }
         },
         catch: (cause) => ioError(current)(cause)
       })
-      for (const i of large) out[i] = new FileEntry({ path: paths[i]!, ...(yield* hashFile(nodePath.join(root, paths[i]!))) }, true)
+      for (const i of large)
+        out[i] = new FileEntry({ path: paths[i]!, ...(yield* hashFile(nodePath.join(root, paths[i]!))) }, true)
       options.onHashed?.(end - start)
       yield* Effect.yieldNow()
     }

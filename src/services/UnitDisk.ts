@@ -12,10 +12,15 @@ import { IoError } from "../errors.js"
 export const TEMP_PREFIX = ".agentsync-tmp-"
 
 /** Never part of a unit: editor swap files, OS metadata, a nested repository. */
-const isLitter = (name: string) => name === ".DS_Store" || name === ".git" || name.endsWith(".swp") || name.endsWith("~")
+const isLitter = (name: string) =>
+  name === ".DS_Store" || name === ".git" || name.endsWith(".swp") || name.endsWith("~")
 
 const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`, cause })
+  new IoError({
+    path,
+    reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
+    cause
+  })
 
 /** A unit as found on disk. */
 export interface UnitSnapshot {
@@ -78,7 +83,8 @@ export const listKindsSync = (dir: string): ReadonlyMap<string, EntryKind> => {
     if (missing(e)) return out
     throw e
   }
-  for (const d of entries) out.set(d.name, d.isSymbolicLink() ? "link" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other")
+  for (const d of entries)
+    out.set(d.name, d.isSymbolicLink() ? "link" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other")
   return out
 }
 
@@ -126,7 +132,9 @@ export const snapshotUnit = (abs: string, folder: boolean): Effect.Effect<UnitSn
   Effect.try({ try: () => snapshotUnitSync(abs, folder), catch: io(abs, "cannot read") })
 
 /** Every file and link under a folder (a `local:` source), as sorted POSIX paths, and the temp files found there. */
-export const listLocalTree = (root: string): Effect.Effect<{ readonly paths: ReadonlyArray<string>; readonly temps: ReadonlyArray<string> }, IoError> =>
+export const listLocalTree = (
+  root: string
+): Effect.Effect<{ readonly paths: ReadonlyArray<string>; readonly temps: ReadonlyArray<string> }, IoError> =>
   Effect.try({
     try: () => {
       const paths: Array<string> = []
@@ -194,12 +202,18 @@ export const readBytes = (abs: string): Effect.Effect<Uint8Array, IoError> =>
 
 /** Whether a path exists. */
 export const exists = (abs: string): Effect.Effect<boolean> =>
-  Effect.promise(() => fs.access(abs).then(() => true, () => false))
+  Effect.promise(() =>
+    fs.access(abs).then(
+      () => true,
+      () => false
+    )
+  )
 
 // One random prefix per process and a counter; opened exclusively, so an existing name is never reused.
 const tempPrefix = `${TEMP_PREFIX}${randomBytes(6).toString("hex")}-`
 let tempCounter = 0
-const tempBeside = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
+const tempBeside = (full: string) =>
+  nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
 
 /** Writes one file (mode from its digest: executable or not, within the umask, as git does) or link at `path`, flushed. */
 const place = async (path: string, digest: string, bytes: Uint8Array) => {
@@ -256,7 +270,15 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
     try: async () => {
       const content = w.content ?? {}
       const previous = w.previous ?? {}
-      if (w.folder && w.previous === undefined && w.content !== undefined && !(await fs.lstat(w.root).then(() => true, () => false))) {
+      if (
+        w.folder &&
+        w.previous === undefined &&
+        w.content !== undefined &&
+        !(await fs.lstat(w.root).then(
+          () => true,
+          () => false
+        ))
+      ) {
         await fs.mkdir(nodePath.dirname(w.root), { recursive: true })
         const staging = tempBeside(w.root)
         await fs.mkdir(staging)
@@ -280,7 +302,8 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
         const segs = rel.split("/")
         for (let i = 1; i < segs.length; i++) {
           const above = segs.slice(0, i).join("/")
-          if (previous[above] !== undefined && content[above] === undefined) await fs.rm(rel2abs(w.root, above), { force: true })
+          if (previous[above] !== undefined && content[above] === undefined)
+            await fs.rm(rel2abs(w.root, above), { force: true })
         }
         await fs.mkdir(nodePath.dirname(full), { recursive: true })
         const tmp = tempBeside(full)
@@ -292,7 +315,8 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
           throw e
         }
       }
-      for (const rel of Object.keys(previous)) if (content[rel] === undefined) await removeFile(rel2abs(w.root, rel), w.stopAt)
+      for (const rel of Object.keys(previous))
+        if (content[rel] === undefined) await removeFile(rel2abs(w.root, rel), w.stopAt)
     },
     catch: io(w.root, "cannot write")
   })
@@ -309,9 +333,13 @@ export const copyUnit = (root: string, dest: string): Effect.Effect<void, IoErro
 
 /** Removes temp files and staging folders left by interrupted writes. */
 export const removeTemps = (paths: ReadonlyArray<string>): Effect.Effect<void, IoError> =>
-  Effect.forEach(paths, (p) => Effect.tryPromise({ try: () => fs.rm(p, { recursive: true, force: true }), catch: io(p, "cannot remove") }), {
-    discard: true
-  })
+  Effect.forEach(
+    paths,
+    (p) => Effect.tryPromise({ try: () => fs.rm(p, { recursive: true, force: true }), catch: io(p, "cannot remove") }),
+    {
+      discard: true
+    }
+  )
 
 /** The temp files and staging folders directly inside a folder (absent folder: none). */
 export const tempsIn = (dir: string): ReadonlyArray<string> => {

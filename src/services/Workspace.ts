@@ -6,9 +6,9 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { PROJECT_FILE } from "../config.js"
+import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../domain/membership.js"
+import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, MissingConfig } from "../errors.js"
-import { IGNORE_FILE, MEMBERSHIP, makeMembership, type Membership } from "../domain/membership.js"
-import { ATTACHMENT_MAX_BYTES, isProjectFile, parseProject, type Project, type RawFile } from "../domain/project.js"
 import { isAlive } from "./ProcessLock.js"
 
 export interface WorkspaceFile {
@@ -57,7 +57,11 @@ export interface WriteSpec {
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
 
 const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`, cause })
+  new IoError({
+    path,
+    reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
+    cause
+  })
 
 /** Resolves a relative tree path under root, refusing anything that escapes it. */
 export const resolveInside = (root: string, path: string): Effect.Effect<string, IoError> => {
@@ -138,7 +142,6 @@ export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effec
     catch: io(full, "cannot write")
   })
 
-
 interface TempFile {
   readonly fd: number
   /** Where it is being written: a temp file beside its target, or its place in a staging folder. */
@@ -168,7 +171,12 @@ const discard = (files: ReadonlyArray<TempFile>) => {
 /** Flushes every file to disk; settles all before failing, so no descriptor is closed while its flush runs. */
 const flushAll = async (files: ReadonlyArray<TempFile>): Promise<void> => {
   const flushed = await Promise.allSettled(
-    files.map((o) => new Promise<void>((resolve, reject) => fsSync.fdatasync(o.fd, (e) => (e === null ? resolve() : reject(io(o.full, "cannot write")(e))))))
+    files.map(
+      (o) =>
+        new Promise<void>((resolve, reject) =>
+          fsSync.fdatasync(o.fd, (e) => (e === null ? resolve() : reject(io(o.full, "cannot write")(e))))
+        )
+    )
   )
   const failed = flushed.find((r) => r.status === "rejected")
   if (failed !== undefined) throw failed.reason
@@ -221,7 +229,10 @@ export const writeFilesAtomic = (
     const removeStaged = () => {
       for (const stage of staged.values()) fsSync.rmSync(stage.dir, { recursive: true, force: true })
     }
-    const create = (batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>, into: Array<TempFile>) => {
+    const create = (
+      batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>,
+      into: Array<TempFile>
+    ) => {
       for (const f of batch) {
         current = f.full
         const place = placeOf(f.full)
@@ -230,7 +241,14 @@ export const writeFilesAtomic = (
           fsSync.mkdirSync(dir, { recursive: true })
           dirs.add(dir)
         }
-        const o: TempFile = { fd: fsSync.openSync(place.path, "wx", f.mode ?? 0o644), tmp: place.path, full: f.full, staged: place.staged, closed: false, renamed: false }
+        const o: TempFile = {
+          fd: fsSync.openSync(place.path, "wx", f.mode ?? 0o644),
+          tmp: place.path,
+          full: f.full,
+          staged: place.staged,
+          closed: false,
+          renamed: false
+        }
         into.push(o)
         // The mode as stored, whatever the umask: a script stays executable.
         if (f.mode !== undefined) fsSync.fchmodSync(o.fd, f.mode)
@@ -274,12 +292,16 @@ export const writeFilesAtomic = (
     })
     for (let i = 0; i < files.length; i += slice) {
       const opened: Array<TempFile> = []
-      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(Effect.onError(() => abandon(opened)))
+      yield* Effect.try({ try: () => create(files.slice(i, i + slice), opened), catch: fail }).pipe(
+        Effect.onError(() => abandon(opened))
+      )
       const flushed = flushAll(opened)
       // Keep the rejection handled until it is awaited.
       flushed.catch(() => undefined)
       yield* finishPending.pipe(
-        Effect.onError(() => Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened))))
+        Effect.onError(() =>
+          Effect.promise(() => flushed.catch(() => undefined)).pipe(Effect.zipRight(abandon(opened)))
+        )
       )
       pending = { files: opened, flushed }
     }
@@ -320,11 +342,15 @@ export const checkServicesPath = (config: {
     }
     if (!is(path, true)) {
       return Effect.fail(
-        new MissingConfig({ key: "services", reason: `${shown} does not exist or is not a folder; pass --services DIR (for a first pull, create it)` })
+        new MissingConfig({
+          key: "services",
+          reason: `${shown} does not exist or is not a folder; pass --services DIR (for a first pull, create it)`
+        })
       )
     }
     const configured =
-      is(nodePath.join(config.projectRoot, PROJECT_FILE), false) && nodePath.resolve(config.projectRoot, config.project.services ?? "services") === path
+      is(nodePath.join(config.projectRoot, PROJECT_FILE), false) &&
+      nodePath.resolve(config.projectRoot, config.project.services ?? "services") === path
     const looksLikeOne =
       configured ||
       is(nodePath.join(path, PROJECT_FILE), false) ||
@@ -344,10 +370,11 @@ export const make = (root: string): WorkspaceShape => {
   const absRoot = nodePath.resolve(root)
   const membership = () =>
     Effect.tryPromise({
-      try: () => fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "ENOENT") return ""
-        throw e
-      }),
+      try: () =>
+        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: NodeJS.ErrnoException) => {
+          if (e.code === "ENOENT") return ""
+          throw e
+        }),
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
     }).pipe(Effect.map(makeMembership))
 
@@ -410,7 +437,11 @@ export const make = (root: string): WorkspaceShape => {
 
   const writeFiles = Effect.fn("Workspace.writeFiles")(function* (files: ReadonlyArray<WriteSpec>) {
     const resolved = yield* Effect.forEach(files, (f) =>
-      Effect.map(resolveInside(absRoot, f.path), (full) => ({ full, bytes: f.bytes, ...(f.mode === undefined ? {} : { mode: f.mode }) }))
+      Effect.map(resolveInside(absRoot, f.path), (full) => ({
+        full,
+        bytes: f.bytes,
+        ...(f.mode === undefined ? {} : { mode: f.mode })
+      }))
     )
     yield* writeFilesAtomic(resolved)
   })
@@ -439,7 +470,9 @@ export const make = (root: string): WorkspaceShape => {
     const small = files.filter((f) => f.size <= ATTACHMENT_MAX_BYTES)
     const bytes = yield* readFiles(small.map((f) => f.path))
     const read = new Map(small.map((f, i) => [f.path, bytes[i]!]))
-    return files.map((f): RawFile => ({ path: f.path, bytes: read.get(f.path) ?? new Uint8Array(0), mode: f.mode, size: f.size }))
+    return files.map(
+      (f): RawFile => ({ path: f.path, bytes: read.get(f.path) ?? new Uint8Array(0), mode: f.mode, size: f.size })
+    )
   })
 
   const readProject = Effect.fn("Workspace.readProject")(function* () {

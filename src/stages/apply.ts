@@ -72,7 +72,8 @@ class StagedFile {
   }
   write(chunk: Uint8Array) {
     this.size += chunk.length
-    if (this.size > this.entry.size) throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: this.entry.path })
+    if (this.size > this.entry.size)
+      throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: this.entry.path })
     this.hash.update(chunk)
     if (this.fd === undefined) this.chunks.push(chunk)
     else fsSync.writeSync(this.fd, chunk)
@@ -149,7 +150,8 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
       readArchive(body, {
         file: (path) => {
           const entry = expected.get(path)
-          if (entry === undefined || staged.has(path)) throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
+          if (entry === undefined || staged.has(path))
+            throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
           const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (done) => {
             // Handled at once (and awaited later), so a failure is never an unhandled rejection.
             done.catch(() => undefined)
@@ -180,7 +182,12 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
           const left = missing()
           return left.length === 0
             ? Effect.void
-            : Effect.fail(new TarballUnsafe({ reason: `${left.length} file(s) of the manifest missing from the archive`, entry: left[0]! }))
+            : Effect.fail(
+                new TarballUnsafe({
+                  reason: `${left.length} file(s) of the manifest missing from the archive`,
+                  entry: left[0]!
+                })
+              )
         })
       )
     )
@@ -191,10 +198,21 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
  * folder must go, a folder holding files the pull does not delete where a file must go. Checked before any
  * download, so such a pull is refused whole rather than left half done. Returns one line per obstacle.
  */
-export const obstacles = (servicesPath: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): Effect.Effect<ReadonlyArray<string>, IoError> =>
-  Effect.try({ try: () => findObstacles(nodePath.resolve(servicesPath), write, deleted), catch: io(servicesPath, "cannot look at what the pull would replace") })
+export const obstacles = (
+  servicesPath: string,
+  write: ReadonlyArray<string>,
+  deleted: ReadonlySet<string>
+): Effect.Effect<ReadonlyArray<string>, IoError> =>
+  Effect.try({
+    try: () => findObstacles(nodePath.resolve(servicesPath), write, deleted),
+    catch: io(servicesPath, "cannot look at what the pull would replace")
+  })
 
-const findObstacles = (root: string, write: ReadonlyArray<string>, deleted: ReadonlySet<string>): ReadonlyArray<string> => {
+const findObstacles = (
+  root: string,
+  write: ReadonlyArray<string>,
+  deleted: ReadonlySet<string>
+): ReadonlyArray<string> => {
   const out: Array<string> = []
   const kind = new Map<string, "dir" | "file" | "link" | "none">()
   const kindOf = (rel: string) => {
@@ -232,12 +250,16 @@ const findObstacles = (root: string, write: ReadonlyArray<string>, deleted: Read
       const k = kindOf(ancestor)
       if (k === "dir") continue
       if (k === "link") out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
-      else if (k === "file" && !deleted.has(ancestor)) out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
+      else if (k === "file" && !deleted.has(ancestor))
+        out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
       break
     }
     if (kindOf(p) === "dir") {
       const kept = contents(p).filter((f) => !deleted.has(f))
-      if (kept.length > 0) out.push(`${p} is a folder here holding ${kept[0]}${kept.length > 1 ? ` and ${kept.length - 1} more` : ""}, but the pull would make it a file`)
+      if (kept.length > 0)
+        out.push(
+          `${p} is a folder here holding ${kept[0]}${kept.length > 1 ? ` and ${kept.length - 1} more` : ""}, but the pull would make it a file`
+        )
     }
   }
   return out
@@ -258,10 +280,21 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   const backup = nodePath.join(backupsDir(input.projectRoot), id)
   const write = input.write.map((e) => e.path)
   yield* Effect.acquireUseRelease(
-    Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }), catch: io(staging, "cannot create") }),
+    Effect.tryPromise({
+      try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }),
+      catch: io(staging, "cannot create")
+    }),
     () =>
       Effect.zipRight(
-        write.length === 0 ? Effect.void : withProgress(progress, "download", input.write.reduce((n, e) => n + e.size, 0), "bytes", receive(input, staging, progress)),
+        write.length === 0
+          ? Effect.void
+          : withProgress(
+              progress,
+              "download",
+              input.write.reduce((n, e) => n + e.size, 0),
+              "bytes",
+              receive(input, staging, progress)
+            ),
         swap(input.projectRoot, { staging, backup, servicesPath, write, delete: [...input.delete] })
       ),
     // Once a journal names the staging folder, it is what a later run finishes the swap from: it stays.
@@ -273,5 +306,10 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   )
   const backedUp = yield* recordBackup(backup, `pull of ${input.cause ?? "a revision"}`)
   const pruned = backedUp && input.backups !== undefined ? yield* pruneBackups(input.projectRoot, input.backups) : []
-  return { written: write.length, deleted: input.delete.length, backup: backedUp ? backup : undefined, pruned } satisfies ApplyResult
+  return {
+    written: write.length,
+    deleted: input.delete.length,
+    backup: backedUp ? backup : undefined,
+    pruned
+  } satisfies ApplyResult
 })

@@ -61,7 +61,10 @@ const members = (chunk: Uint8Array): Chunk.Chunk<Uint8Array> => {
  * time on the thread pool, in order, and only as the consumer pulls, so memory stays flat whatever the
  * stream's length. Deterministic: no time in the headers, fixed level. No member exceeds `CAPS.maxRatio`.
  */
-export const gzip = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, level = 6): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
+export const gzip = <E, R>(
+  bytes: Stream.Stream<Uint8Array, E, R>,
+  level = 6
+): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   bytes.pipe(
     Stream.mapConcatChunk(members),
     Stream.mapEffect((chunk) => gzipMember(chunk, level), { concurrency: 2 })
@@ -174,7 +177,8 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
           if (path !== "") visitor.directory?.(path)
           return
         }
-        if (entry.type !== "File") throw unsafe(`${entry.type} entries are not allowed; only regular files and directories`, entry.path)
+        if (entry.type !== "File")
+          throw unsafe(`${entry.type} entries are not allowed; only regular files and directories`, entry.path)
         if (path === "") throw unsafe("a file without a name", entry.path)
         if (seen.has(path)) throw unsafe("duplicate entry", path)
         seen.add(path)
@@ -217,13 +221,16 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
         return check
       }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
 
-    return Stream.runForEachChunk(source, (chunk) => Effect.forEach(Chunk.toReadonlyArray(chunk), feed, { discard: true })).pipe(
+    return Stream.runForEachChunk(source, (chunk) =>
+      Effect.forEach(Chunk.toReadonlyArray(chunk), feed, { discard: true })
+    ).pipe(
       Effect.zipRight(
         Effect.suspend(() => {
           if (compressed === 0) return Effect.fail(unsafe("empty archive"))
           gunzip.end()
           if (failure === undefined && !ended) parser.end()
-          if (failure === undefined && !ended) fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
+          if (failure === undefined && !ended)
+            fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
           return check
         })
       ),

@@ -44,7 +44,10 @@ export const backupPolicy = (env: Readonly<Record<string, string | undefined>>):
     const n = Number(env[name] ?? Number.NaN)
     return Number.isFinite(n) && n >= 0 ? n : fallback
   }
-  return { keep: Math.max(1, pick("AGENTSYNC_BACKUPS_KEEP", BACKUP_POLICY.keep)), maxAgeDays: pick("AGENTSYNC_BACKUPS_MAX_AGE_DAYS", BACKUP_POLICY.maxAgeDays) }
+  return {
+    keep: Math.max(1, pick("AGENTSYNC_BACKUPS_KEEP", BACKUP_POLICY.keep)),
+    maxAgeDays: pick("AGENTSYNC_BACKUPS_MAX_AGE_DAYS", BACKUP_POLICY.maxAgeDays)
+  }
 }
 
 const io = (path: string, what: string) => (cause: unknown) =>
@@ -87,14 +90,19 @@ export const listBackups = Effect.fn("backups.list")(function* (projectRoot: str
   const dir = backupsDir(projectRoot)
   const names = yield* Effect.promise(() => fs.readdir(dir).catch(() => [] as Array<string>))
   const out: Array<BackupInfo> = []
-  for (const id of names.filter((n) => ID.test(n)).sort().reverse()) {
+  for (const id of names
+    .filter((n) => ID.test(n))
+    .sort()
+    .reverse()) {
     const path = nodePath.join(dir, id)
     const info = yield* Effect.try({
       try: () => {
         const files = filesUnder(path)
         const bytes = files.reduce((n, f) => n + fsSync.statSync(nodePath.join(path, f)).size, 0)
         // A backup whose run was stopped before recording it has no record: still listed, still restorable.
-        const record = fsSync.existsSync(nodePath.join(path, META)) ? fsSync.readFileSync(nodePath.join(path, META), "utf8") : ""
+        const record = fsSync.existsSync(nodePath.join(path, META))
+          ? fsSync.readFileSync(nodePath.join(path, META), "utf8")
+          : ""
         const meta = Schema.decodeUnknownOption(Schema.parseJson(Meta))(record)
         return { files: files.length, bytes, meta }
       },
@@ -102,7 +110,14 @@ export const listBackups = Effect.fn("backups.list")(function* (projectRoot: str
     }).pipe(Effect.orElseSucceed(() => undefined))
     if (info === undefined) continue
     const created = info.meta._tag === "Some" ? info.meta.value.created_at : madeAt(id)
-    out.push({ id, created_at: created, cause: info.meta._tag === "Some" ? info.meta.value.cause : "unrecorded (the run that made it was stopped)", files: info.files, bytes: info.bytes, path })
+    out.push({
+      id,
+      created_at: created,
+      cause: info.meta._tag === "Some" ? info.meta.value.cause : "unrecorded (the run that made it was stopped)",
+      files: info.files,
+      bytes: info.bytes,
+      path
+    })
   }
   return out
 })
@@ -110,7 +125,10 @@ export const listBackups = Effect.fn("backups.list")(function* (projectRoot: str
 /** Removes backups beyond the policy's count or age, never the newest and never one an unfinished pull needs. */
 export const pruneBackups = Effect.fn("backups.prune")(function* (projectRoot: string, policy: BackupPolicy) {
   const dir = backupsDir(projectRoot)
-  const names = (yield* Effect.promise(() => fs.readdir(dir).catch(() => [] as Array<string>))).filter((n) => ID.test(n)).sort().reverse()
+  const names = (yield* Effect.promise(() => fs.readdir(dir).catch(() => [] as Array<string>)))
+    .filter((n) => ID.test(n))
+    .sort()
+    .reverse()
   const pending = yield* Effect.promise(() => fs.readFile(journalPath(projectRoot), "utf8").catch(() => ""))
   const oldest = Date.now() - policy.maxAgeDays * 86_400_000
   const removed: Array<string> = []
@@ -118,7 +136,10 @@ export const pruneBackups = Effect.fn("backups.prune")(function* (projectRoot: s
     if (i === 0 || pending.includes(id)) continue
     const made = Date.parse(madeAt(id))
     if (i < policy.keep && !(made < oldest)) continue
-    yield* Effect.tryPromise({ try: () => fs.rm(nodePath.join(dir, id), { recursive: true, force: true }), catch: io(nodePath.join(dir, id), "cannot remove") })
+    yield* Effect.tryPromise({
+      try: () => fs.rm(nodePath.join(dir, id), { recursive: true, force: true }),
+      catch: io(nodePath.join(dir, id), "cannot remove")
+    })
     removed.push(id)
   }
   return removed
@@ -129,11 +150,18 @@ export const pruneBackups = Effect.fn("backups.prune")(function* (projectRoot: s
  * what they replace is itself kept in a new backup. A pull that could not finish and made this backup is
  * abandoned first: its journal and staged files go, and the tree gets back the files it had replaced.
  */
-export const restoreBackup = Effect.fn("backups.restore")(function* (projectRoot: string, servicesPath: string, id: string) {
+export const restoreBackup = Effect.fn("backups.restore")(function* (
+  projectRoot: string,
+  servicesPath: string,
+  id: string
+) {
   const dir = backupsDir(projectRoot)
   const source = nodePath.join(dir, id)
   if (!ID.test(id) || !fsSync.existsSync(source)) {
-    return yield* new InvalidInput({ field: "ID", reason: `no backup ${JSON.stringify(id)} in ${dir}; \`agentsync files backups\` lists them` })
+    return yield* new InvalidInput({
+      field: "ID",
+      reason: `no backup ${JSON.stringify(id)} in ${dir}; \`agentsync files backups\` lists them`
+    })
   }
   const journal = journalPath(projectRoot)
   const pending = yield* Effect.promise(() => fs.readFile(journal, "utf8").catch(() => ""))
@@ -141,7 +169,8 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (projectRoot
     yield* Effect.tryPromise({
       try: async () => {
         const staging = (JSON.parse(pending) as { staging?: unknown }).staging
-        if (typeof staging === "string" && nodePath.basename(staging).startsWith("staging-")) await fs.rm(staging, { recursive: true, force: true })
+        if (typeof staging === "string" && nodePath.basename(staging).startsWith("staging-"))
+          await fs.rm(staging, { recursive: true, force: true })
         await fs.rm(journal, { force: true })
       },
       catch: io(journal, "cannot abandon the unfinished pull")
@@ -151,7 +180,10 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (projectRoot
   const run = newRunId()
   const staging = nodePath.join(stateDir(projectRoot), `staging-${run}`)
   yield* Effect.acquireUseRelease(
-    Effect.tryPromise({ try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }), catch: io(staging, "cannot create") }),
+    Effect.tryPromise({
+      try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }),
+      catch: io(staging, "cannot create")
+    }),
     () =>
       Effect.try({
         try: () => {
@@ -162,9 +194,22 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (projectRoot
         },
         catch: io(staging, "cannot stage the backup's files")
       }).pipe(
-        Effect.zipRight(swap(projectRoot, { staging, backup: nodePath.join(dir, run), servicesPath: nodePath.resolve(servicesPath), write: files, delete: [] }))
+        Effect.zipRight(
+          swap(projectRoot, {
+            staging,
+            backup: nodePath.join(dir, run),
+            servicesPath: nodePath.resolve(servicesPath),
+            write: files,
+            delete: []
+          })
+        )
       ),
-    () => Effect.promise(() => (fsSync.existsSync(journalPath(projectRoot)) ? Promise.resolve() : fs.rm(staging, { recursive: true, force: true })))
+    () =>
+      Effect.promise(() =>
+        fsSync.existsSync(journalPath(projectRoot))
+          ? Promise.resolve()
+          : fs.rm(staging, { recursive: true, force: true })
+      )
   )
   const saved = yield* recordBackup(nodePath.join(dir, run), `restore of ${id}`)
   return { restored: files, backup: saved ? run : undefined }

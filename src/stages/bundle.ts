@@ -20,7 +20,8 @@ const isCacheEntry = (u: unknown): u is CacheEntry =>
   Array.isArray(u) && u.length === 3 && typeof u[0] === "number" && typeof u[1] === "number" && typeof u[2] === "string"
 /** path → [size, mtimeMs, sha256]; checked by one predicate, since it is read on every run. */
 const CacheEntries = Schema.declare(
-  (u: unknown): u is Readonly<Record<string, CacheEntry>> => typeof u === "object" && u !== null && Object.values(u).every(isCacheEntry),
+  (u: unknown): u is Readonly<Record<string, CacheEntry>> =>
+    typeof u === "object" && u !== null && Object.values(u).every(isCacheEntry),
   { identifier: "HashCacheEntries" }
 )
 const CacheFile = Schema.Struct({
@@ -55,8 +56,7 @@ const io = (path: string, what: string) => (cause: unknown) =>
 const SMALL = 4 * 1024 * 1024
 const BATCH_BYTES = 1024 * 1024
 
-const readSmall = (full: string) =>
-  Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
+const readSmall = (full: string) => Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
 
 const readCache = (file: string, root: string) =>
   Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined)).pipe(
@@ -147,7 +147,10 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
   const readRecord = (entry: FileEntry) =>
     Effect.gen(function* () {
       const full = nodePath.join(root, entry.path)
-      const data = entry.size <= SMALL ? yield* readSmall(full) : yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
+      const data =
+        entry.size <= SMALL
+          ? yield* readSmall(full)
+          : yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
       // The archive carries exactly the bytes the manifest promised, or nothing.
       if (data.length !== entry.size || createHash("sha256").update(data).digest("hex") !== entry.sha256) {
         return yield* new IoError({ path: full, reason: "changed while bundling; run again" })

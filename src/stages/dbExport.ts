@@ -1,7 +1,8 @@
 /** Reading the synced tables out of a Postgres database: schema check, row counts, sorted row streams, and the diff. */
+
+import type { Readable } from "node:stream"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import type { Readable } from "node:stream"
 import { Chunk, Context, Effect, Option, type Scope, Stream } from "effect"
 import pg from "pg"
 import { to as copyTo } from "pg-copy-streams"
@@ -39,7 +40,8 @@ export interface ExportSource<E = never> {
 /** The columns of each table in the order the bulk path copies them. */
 export const COPY_COLUMNS: Record<SyncTable, string> = {
   users: "id, name, email, display_name, roles, created_at, updated_at",
-  skills: "id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at",
+  skills:
+    "id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at",
   contexts: "id, user_id, session_id, name, data, created_at, updated_at"
 }
 
@@ -200,7 +202,12 @@ const SELECT: Record<SyncTable, string> = {
  * of its own: memory holds one batch, the rows are one consistent snapshot, and the read never lands on a
  * transaction another client has open.
  */
-export const cursorRows = <A>(loc: DbLocation, text: string, what: string, batch = 5000): Stream.Stream<ReadonlyArray<A>, DatabaseError> =>
+export const cursorRows = <A>(
+  loc: DbLocation,
+  text: string,
+  what: string,
+  batch = 5000
+): Stream.Stream<ReadonlyArray<A>, DatabaseError> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
       const conn = yield* outsideTransactionEffect(loc.sql.reserve)
@@ -212,14 +219,20 @@ export const cursorRows = <A>(loc: DbLocation, text: string, what: string, batch
       return Stream.repeatEffectOption(
         fetch.pipe(
           Effect.mapError((e) => Option.some(dbError(what)(e))),
-          Effect.flatMap((rows) => (rows.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(rows as ReadonlyArray<A>)))
+          Effect.flatMap((rows) =>
+            rows.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(rows as ReadonlyArray<A>)
+          )
         )
       )
     }).pipe(Effect.mapError((e) => (e instanceof SqlError ? dbError(what)(e) : e)))
   )
 
 /** Rows rendered as the export carries them: timestamps canonical UTC text, arrays and JSON decoded by the driver. */
-export const tableRows = <T extends SyncTable>(loc: DbLocation, table: T, batch = 2000): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseError> =>
+export const tableRows = <T extends SyncTable>(
+  loc: DbLocation,
+  table: T,
+  batch = 2000
+): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseError> =>
   cursorRows<RowOf[T]>(
     loc,
     `SELECT ${SELECT[table]} FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
@@ -241,10 +254,14 @@ export const countRows = Effect.fn("DbExport.countRows")(function* (loc: DbLocat
 /** A table as COPY text, streamed from a connection of its own. */
 export const copyOut = (loc: DbLocation, table: SyncTable) =>
   Effect.gen(function* () {
-    const conn = yield* outsideTransactionEffect(loc.sql.reserve).pipe(Effect.mapError(dbError(`connecting to copy ${TABLE_NAME[table]}`)))
+    const conn = yield* outsideTransactionEffect(loc.sql.reserve).pipe(
+      Effect.mapError(dbError(`connecting to copy ${TABLE_NAME[table]}`))
+    )
     const raw = rawClient(conn)
     if (raw === undefined) return yield* new DatabaseError({ reason: "the database driver does not expose COPY" })
-    return raw.query(copyTo(`COPY (SELECT ${COPY_COLUMNS[table]} FROM ${qualified(loc, TABLE_NAME[table])}) TO STDOUT`)) as Readable
+    return raw.query(
+      copyTo(`COPY (SELECT ${COPY_COLUMNS[table]} FROM ${qualified(loc, TABLE_NAME[table])}) TO STDOUT`)
+    ) as Readable
   })
 
 /** A database as an export source. */
@@ -273,7 +290,11 @@ const DIGEST_ROW: Record<SyncTable, string> = {
  * and digests travel. Both sides of a diff must digest the same way: two databases (or a tenant server, which
  * runs this same query) do; otherwise the rows are digested here with `rowDigest`.
  */
-export const tableDigests = (loc: DbLocation, table: SyncTable, batch = 10000): Stream.Stream<ReadonlyArray<Digest>, DatabaseError> =>
+export const tableDigests = (
+  loc: DbLocation,
+  table: SyncTable,
+  batch = 10000
+): Stream.Stream<ReadonlyArray<Digest>, DatabaseError> =>
   cursorRows<{ readonly id: string; readonly digest: string }>(
     loc,
     `SELECT id, md5(${DIGEST_ROW[table]}::text) AS digest FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
@@ -296,7 +317,11 @@ export const diffDigests = <E1, E2>(
           if (state.done || state.i < state.buf.length) return Effect.void
           return pull.pipe(
             Effect.map(Option.some),
-            Effect.catchAll((o) => (Option.isNone(o) ? Effect.succeed(Option.none<Chunk.Chunk<ReadonlyArray<Digest>>>()) : Effect.fail(o.value))),
+            Effect.catchAll((o) =>
+              Option.isNone(o)
+                ? Effect.succeed(Option.none<Chunk.Chunk<ReadonlyArray<Digest>>>())
+                : Effect.fail(o.value)
+            ),
             Effect.flatMap((next) => {
               if (Option.isNone(next)) {
                 state.done = true

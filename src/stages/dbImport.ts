@@ -7,16 +7,24 @@ import { from as copyFrom } from "pg-copy-streams"
 import {
   type ContextExport,
   type RowOf,
-  SYNC_TABLES,
-  type Skip,
   type SkillExport,
+  type Skip,
+  SYNC_TABLES,
   type SyncTable,
   TABLE_NAME,
   type TableImportReport,
   type UserExport
 } from "../domain/dbExport.js"
 import { DatabaseError, PartialImport } from "../errors.js"
-import { COPY_COLUMNS, checkSchema, type DbLocation, dbError, type ExportSource, qualified, rawClient } from "./dbExport.js"
+import {
+  COPY_COLUMNS,
+  checkSchema,
+  type DbLocation,
+  dbError,
+  type ExportSource,
+  qualified,
+  rawClient
+} from "./dbExport.js"
 
 export interface ImportOptions {
   readonly dryRun: boolean
@@ -58,7 +66,12 @@ const COUNTS = `count(*) FILTER (WHERE action = 'insert')::int AS inserted,
  * table is one statement (a statement sees the table as it was when it started), else a snapshot taken before
  * the first chunk, because a later chunk would otherwise see names and emails an earlier chunk freed or took.
  */
-const statements = (loc: DbLocation, src: Record<SyncTable, string>, maxSkips: number, owners?: string): Record<SyncTable, string> => {
+const statements = (
+  loc: DbLocation,
+  src: Record<SyncTable, string>,
+  maxSkips: number,
+  owners?: string
+): Record<SyncTable, string> => {
   const users = qualified(loc, "users")
   const nameOwners = owners ?? users
   const skills = qualified(loc, "skills")
@@ -154,10 +167,12 @@ const CHUNK_SOURCE: Record<SyncTable, string> = {
 
 /** The bulk path's staging tables: the columns of COPY_COLUMNS with their types, dropped with the transaction. */
 const STAGING_COLUMNS: Record<SyncTable, string> = {
-  users: "id text, name text, email text, display_name text, roles text[], created_at timestamptz, updated_at timestamptz",
+  users:
+    "id text, name text, email text, display_name text, roles text[], created_at timestamptz, updated_at timestamptz",
   skills:
     "id text, name text, description text, enabled boolean, tags text[], category text, assigned_agents text[], instructions text, form text, original text, extra json, version_hash text, created_at timestamptz, updated_at timestamptz",
-  contexts: "id text, user_id text, session_id text, name text, data jsonb, created_at timestamptz, updated_at timestamptz"
+  contexts:
+    "id text, user_id text, session_id text, name text, data jsonb, created_at timestamptz, updated_at timestamptz"
 }
 const staging = (table: SyncTable) => `agentsync_import_${table}`
 /** The users' names and emails as they were before the import, for the chunked path (dropped with the transaction). */
@@ -169,42 +184,43 @@ const STAGED_SOURCE: Record<SyncTable, string> = {
 }
 
 /** The column arrays of a chunk, in the order of the statement's parameters. */
-const columns: { readonly [T in SyncTable]: (rows: ReadonlyArray<RowOf[T]>) => ReadonlyArray<ReadonlyArray<unknown>> } = {
-  users: (rows: ReadonlyArray<UserExport>) => [
-    rows.map((r) => r.id),
-    rows.map((r) => r.name),
-    rows.map((r) => r.email),
-    rows.map((r) => r.display_name),
-    rows.map((r) => pgTextArray(r.roles)),
-    rows.map((r) => r.created_at),
-    rows.map((r) => r.updated_at)
-  ],
-  skills: (rows: ReadonlyArray<SkillExport>) => [
-    rows.map((r) => r.id),
-    rows.map((r) => r.name),
-    rows.map((r) => r.description),
-    rows.map((r) => r.enabled),
-    rows.map((r) => pgTextArray(r.tags)),
-    rows.map((r) => r.category),
-    rows.map((r) => pgTextArray(r.assigned_agents)),
-    rows.map((r) => r.instructions),
-    rows.map((r) => r.form),
-    rows.map((r) => r.original),
-    rows.map((r) => JSON.stringify(r.extra)),
-    rows.map((r) => r.version_hash),
-    rows.map((r) => r.created_at),
-    rows.map((r) => r.updated_at)
-  ],
-  contexts: (rows: ReadonlyArray<ContextExport>) => [
-    rows.map((r) => r.id),
-    rows.map((r) => r.user_id),
-    rows.map((r) => r.session_id),
-    rows.map((r) => r.name),
-    rows.map((r) => JSON.stringify(r.data)),
-    rows.map((r) => r.created_at),
-    rows.map((r) => r.updated_at)
-  ]
-}
+const columns: { readonly [T in SyncTable]: (rows: ReadonlyArray<RowOf[T]>) => ReadonlyArray<ReadonlyArray<unknown>> } =
+  {
+    users: (rows: ReadonlyArray<UserExport>) => [
+      rows.map((r) => r.id),
+      rows.map((r) => r.name),
+      rows.map((r) => r.email),
+      rows.map((r) => r.display_name),
+      rows.map((r) => pgTextArray(r.roles)),
+      rows.map((r) => r.created_at),
+      rows.map((r) => r.updated_at)
+    ],
+    skills: (rows: ReadonlyArray<SkillExport>) => [
+      rows.map((r) => r.id),
+      rows.map((r) => r.name),
+      rows.map((r) => r.description),
+      rows.map((r) => r.enabled),
+      rows.map((r) => pgTextArray(r.tags)),
+      rows.map((r) => r.category),
+      rows.map((r) => pgTextArray(r.assigned_agents)),
+      rows.map((r) => r.instructions),
+      rows.map((r) => r.form),
+      rows.map((r) => r.original),
+      rows.map((r) => JSON.stringify(r.extra)),
+      rows.map((r) => r.version_hash),
+      rows.map((r) => r.created_at),
+      rows.map((r) => r.updated_at)
+    ],
+    contexts: (rows: ReadonlyArray<ContextExport>) => [
+      rows.map((r) => r.id),
+      rows.map((r) => r.user_id),
+      rows.map((r) => r.session_id),
+      rows.map((r) => r.name),
+      rows.map((r) => JSON.stringify(r.data)),
+      rows.map((r) => r.created_at),
+      rows.map((r) => r.updated_at)
+    ]
+  }
 
 const emptyReport = (table: SyncTable, total: number): TableImportReport => ({
   table,
@@ -296,13 +312,19 @@ const importTable = <T extends SyncTable, E>(
     yield* Effect.scoped(
       Effect.flatMap(copy(table), (readable) =>
         Effect.tryPromise({
-          try: () => pipeline(readable, raw.query(copyFrom(`COPY pg_temp.${staging(table)} (${COPY_COLUMNS[table]}) FROM STDIN`))),
+          try: () =>
+            pipeline(
+              readable,
+              raw.query(copyFrom(`COPY pg_temp.${staging(table)} (${COPY_COLUMNS[table]}) FROM STDIN`))
+            ),
           catch: (cause) => new DatabaseError({ reason: `${what}: copy failed: ${(cause as Error).message}`, cause })
         })
       )
     )
     const maxSkips = options.maxSkips ?? 100
-    const [r] = yield* loc.sql.unsafe<ChunkResult>(statements(loc, STAGED_SOURCE, maxSkips)[table]).pipe(Effect.mapError(dbError(what)))
+    const [r] = yield* loc.sql
+      .unsafe<ChunkResult>(statements(loc, STAGED_SOURCE, maxSkips)[table])
+      .pipe(Effect.mapError(dbError(what)))
     return addChunk(emptyReport(table, total), r!, maxSkips)
   })
 
@@ -334,17 +356,17 @@ export const importSource = Effect.fn("DbImport.importSource")(function* <E>(
   const reports: Array<TableImportReport> = []
   const run = Effect.gen(function* () {
     for (const table of SYNC_TABLES) {
-      const result = yield* loc.sql
-        .withTransaction(importTable(loc, table, source, counts[table], options))
-        .pipe(
-          // @effect/sql turns a failed COMMIT or ROLLBACK into a defect; a connection lost mid-import is one, and
-          // is reported like any failure of the table (the server rolls back an open transaction it loses).
-          Effect.catchSomeDefect((d) =>
-            d instanceof SqlError ? Option.some(Effect.fail(dbError(`ending the ${TABLE_NAME[table]} transaction`)(d))) : Option.none()
-          ),
-          Effect.mapError(sqlToDb(`committing ${TABLE_NAME[table]}`)),
-          Effect.either
-        )
+      const result = yield* loc.sql.withTransaction(importTable(loc, table, source, counts[table], options)).pipe(
+        // @effect/sql turns a failed COMMIT or ROLLBACK into a defect; a connection lost mid-import is one, and
+        // is reported like any failure of the table (the server rolls back an open transaction it loses).
+        Effect.catchSomeDefect((d) =>
+          d instanceof SqlError
+            ? Option.some(Effect.fail(dbError(`ending the ${TABLE_NAME[table]} transaction`)(d)))
+            : Option.none()
+        ),
+        Effect.mapError(sqlToDb(`committing ${TABLE_NAME[table]}`)),
+        Effect.either
+      )
       if (result._tag === "Left") {
         const error = result.left as E | DatabaseError
         const committed = reports.reduce((n, r) => n + r.total, 0)

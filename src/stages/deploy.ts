@@ -4,7 +4,15 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Duration, Effect, Redacted } from "effect"
 import type { LockGrant, LockRequest, Release } from "../api/deploy.js"
-import { buildImageStep, digestFile, type ImageBuild, loginStep, pushStep, type RegistryAccess, type Step } from "../domain/deploy/commands.js"
+import {
+  buildImageStep,
+  digestFile,
+  type ImageBuild,
+  loginStep,
+  pushStep,
+  type RegistryAccess,
+  type Step
+} from "../domain/deploy/commands.js"
 import { DIGEST, digestFromPush } from "../domain/deploy/image.js"
 import { makeRedactor, type Redactor, showArgv } from "../domain/deploy/redact.js"
 import { isRunning } from "../domain/deploy/release.js"
@@ -38,7 +46,12 @@ export interface StageContext {
 const tail = (text: string) => text.split("\n").slice(-20).join("\n").slice(-4000)
 
 /** Runs one step, its output streamed line by line; a non-zero exit is a CommandFailed with argv and stderr masked. */
-export const runStep = Effect.fn("DeployStage.runStep")(function* (ctx: StageContext, name: string, step: Step, stdin?: Redacted.Redacted<string>) {
+export const runStep = Effect.fn("DeployStage.runStep")(function* (
+  ctx: StageContext,
+  name: string,
+  step: Step,
+  stdin?: Redacted.Redacted<string>
+) {
   const shell = yield* Shell
   const shown = () => showArgv(step.argv, ctx.secrets.redact)
   yield* ctx.output(`==> ${name}: ${shown()}`)
@@ -50,19 +63,37 @@ export const runStep = Effect.fn("DeployStage.runStep")(function* (ctx: StageCon
       stdin: stdin === undefined ? "" : Redacted.value(stdin),
       onLine: (line) => ctx.output(`    ${ctx.secrets.redact(line)}`)
     })
-    .pipe(Effect.mapError((e) => new CommandFailed({ command: shown(), exitCode: e.exitCode, stderr: ctx.secrets.redact(e.stderr), step: name })))
+    .pipe(
+      Effect.mapError(
+        (e) =>
+          new CommandFailed({
+            command: shown(),
+            exitCode: e.exitCode,
+            stderr: ctx.secrets.redact(e.stderr),
+            step: name
+          })
+      )
+    )
   if (result.exitCode !== 0) {
-    return yield* new CommandFailed({ command: shown(), exitCode: result.exitCode, stderr: ctx.secrets.redact(tail(result.stderr)), step: name })
+    return yield* new CommandFailed({
+      command: shown(),
+      exitCode: result.exitCode,
+      stderr: ctx.secrets.redact(tail(result.stderr)),
+      step: name
+    })
   }
   return result
 })
 
 /** The project's build commands, in order, stopping at the first that fails. */
 export const buildCommands = (ctx: StageContext, commands: ReadonlyArray<ReadonlyArray<string>>) =>
-  Effect.forEach(commands, (argv, i) => runStep(ctx, `build ${i + 1}/${commands.length}`, { argv, env: {} }), { discard: true })
+  Effect.forEach(commands, (argv, i) => runStep(ctx, `build ${i + 1}/${commands.length}`, { argv, env: {} }), {
+    discard: true
+  })
 
 /** The image build (`docker build` or `buildah bud`). */
-export const buildImage = (ctx: StageContext, build: ImageBuild) => runStep(ctx, "image", buildImageStep(build)).pipe(Effect.asVoid)
+export const buildImage = (ctx: StageContext, build: ImageBuild) =>
+  runStep(ctx, "image", buildImageStep(build)).pipe(Effect.asVoid)
 
 /** A per-deploy DOCKER_CONFIG folder (0700), removed with everything in it when the scope closes, however it closes. */
 export const registryConfig = Effect.acquireRelease(
@@ -102,7 +133,11 @@ export const push = (ctx: StageContext, access: RegistryAccess) =>
   })
 
 /** Holds the tenant's deploy lock around `use`, renewing it; a lock lost (forced release, expiry) stops `use`. */
-export const withLock = <A, E, R>(ctx: StageContext, request: LockRequest, use: (grant: LockGrant) => Effect.Effect<A, E, R>) =>
+export const withLock = <A, E, R>(
+  ctx: StageContext,
+  request: LockRequest,
+  use: (grant: LockGrant) => Effect.Effect<A, E, R>
+) =>
   Effect.flatMap(DeployApi, (api) =>
     Effect.acquireUseRelease(
       api.lock(request),
@@ -112,7 +147,8 @@ export const withLock = <A, E, R>(ctx: StageContext, request: LockRequest, use: 
         // answers 409 on the next beat, and that ends the run.
         const beat = api.heartbeat(grant.id).pipe(
           Effect.catchIf(
-            (e): e is Exclude<DeployApiError, { readonly _tag: "ApiError"; readonly status: 409 }> => !(e._tag === "ApiError" && e.status === 409),
+            (e): e is Exclude<DeployApiError, { readonly _tag: "ApiError"; readonly status: 409 }> =>
+              !(e._tag === "ApiError" && e.status === 409),
             (e) => ctx.output(`warning: deploy lock heartbeat failed: ${ctx.secrets.redact(e.message)}`)
           )
         )
@@ -121,7 +157,11 @@ export const withLock = <A, E, R>(ctx: StageContext, request: LockRequest, use: 
       },
       (grant) =>
         api.unlock(grant.id).pipe(
-          Effect.catchAll((e) => ctx.output(`warning: could not release the deploy lock (it expires by itself): ${ctx.secrets.redact(e.message)}`)),
+          Effect.catchAll((e) =>
+            ctx.output(
+              `warning: could not release the deploy lock (it expires by itself): ${ctx.secrets.redact(e.message)}`
+            )
+          ),
           Effect.asVoid
         )
     )
@@ -147,7 +187,12 @@ export const verify = (ctx: StageContext, number: number, poll: Duration.Duratio
       yield* ctx.output(`==> verify: release ${number}`)
       const once = Effect.tap(api.release(number), printNew)
       const until: Effect.Effect<Release, DeployApiError> = Effect.flatMap(once, (r) =>
-        isRunning(r.status) ? Effect.zipRight(Effect.sleep(poll), Effect.suspend(() => until)) : Effect.succeed(r)
+        isRunning(r.status)
+          ? Effect.zipRight(
+              Effect.sleep(poll),
+              Effect.suspend(() => until)
+            )
+          : Effect.succeed(r)
       )
       const settled = yield* until
       if (settled.status === "failed") {

@@ -108,7 +108,11 @@ export const planFiles = (
     const b = base.files.get(item.key)
     // Built field by field: this runs for every file of the tree.
     const common = (p: { readonly action: FileAction; readonly note?: string }): PlannedFile => {
-      const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = { path: item.key, status: item.status, action: p.action }
+      const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = {
+        path: item.key,
+        status: item.status,
+        action: p.action
+      }
       if (p.note !== undefined) planned.note = p.note
       if (l !== undefined) planned.local = l
       if (r !== undefined) planned.remote = r
@@ -129,19 +133,34 @@ export const planFiles = (
     if (mine && theirs && !options.force) {
       conflicts.push(item.key)
       keep()
-      items.push(common({ action: "conflict", note: "changed on both sides since the last sync; --force takes this side's version" }))
+      items.push(
+        common({
+          action: "conflict",
+          note: "changed on both sides since the last sync; --force takes this side's version"
+        })
+      )
       continue
     }
     if (!mine) {
       keep()
-      items.push(common({ action: "skip", note: direction === "push" ? "changed remotely: pull it" : "changed locally: push it" }))
+      items.push(
+        common({
+          action: "skip",
+          note: direction === "push" ? "changed remotely: pull it" : "changed locally: push it"
+        })
+      )
       continue
     }
     const source = direction === "push" ? l : r
     if (source === undefined) {
       if (!options.delete) {
         keep()
-        items.push(common({ action: "skip", note: `deleted ${direction === "push" ? "locally" : "remotely"}; --delete carries deletions` }))
+        items.push(
+          common({
+            action: "skip",
+            note: `deleted ${direction === "push" ? "locally" : "remotely"}; --delete carries deletions`
+          })
+        )
         continue
       }
       items.push(common({ action: direction === "push" ? "delete-remote" : "delete-local" }))
@@ -198,14 +217,21 @@ const planShapeChanges = (
       if (there.has(c.path.slice(0, i))) blocking.push(c.path.slice(0, i))
     }
     if (blocking.length === 0) continue
-    const note = (q: string) => (q.startsWith(`${c.path}/`) ? `a folder ${side}, replaced by the file ${c.path}` : `a file ${side}, replaced by the folder holding ${c.path}`)
+    const note = (q: string) =>
+      q.startsWith(`${c.path}/`)
+        ? `a folder ${side}, replaced by the file ${c.path}`
+        : `a file ${side}, replaced by the folder holding ${c.path}`
     const edited = blocking.filter((q) => !options.force && there.get(q)!.sha256 !== base.files.get(q))
     if (edited.length > 0) {
       // Changed on the side being written since the base: replacing it would lose that change.
       for (const path of [c.path, ...edited]) {
         const at = index.get(path)!
         if (items[at]!.action === "conflict") continue
-        items[at] = { ...items[at]!, action: "conflict", note: `${path === c.path ? `needs ${edited[0]} gone, which` : "this file"} changed ${side} since the last sync; --force replaces it` }
+        items[at] = {
+          ...items[at]!,
+          action: "conflict",
+          note: `${path === c.path ? `needs ${edited[0]} gone, which` : "this file"} changed ${side} since the last sync; --force replaces it`
+        }
         conflicts.push(path)
         const b = base.files.get(path)
         if (b === undefined) agreed.delete(path)

@@ -43,7 +43,11 @@ export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projec
 })
 
 /** Keeps a head manifest for the next run's conditional request (an empty tenant has nothing to keep). */
-export const writeKnownHead = (projectRoot: string, url: string, manifest: RemoteManifest): Effect.Effect<void, IoError> =>
+export const writeKnownHead = (
+  projectRoot: string,
+  url: string,
+  manifest: RemoteManifest
+): Effect.Effect<void, IoError> =>
   manifest.revision === null
     ? Effect.void
     : writeFileAtomic(
@@ -51,7 +55,12 @@ export const writeKnownHead = (projectRoot: string, url: string, manifest: Remot
         JSON.stringify({
           version: 1,
           url,
-          manifest: { tenant: manifest.tenant, revision: manifest.revision, entries: manifest.entries, checksum: manifest.checksum }
+          manifest: {
+            tenant: manifest.tenant,
+            revision: manifest.revision,
+            entries: manifest.entries,
+            checksum: manifest.checksum
+          }
         })
       )
 
@@ -62,7 +71,10 @@ export interface HeadManifest {
 }
 
 /** The head manifest: 304 to the kept copy's ETag when the head has not moved; else fetched (and kept, if asked). */
-export const headManifest = Effect.fn("remote.headManifest")(function* (options: { readonly projectRoot: string; readonly keep: boolean }) {
+export const headManifest = Effect.fn("remote.headManifest")(function* (options: {
+  readonly projectRoot: string
+  readonly keep: boolean
+}) {
   const client = yield* SyncApiClient
   const known = yield* readKnownHead(options.projectRoot, client.baseUrl)
   const manifest = yield* client.manifest(known === undefined ? {} : { known })

@@ -158,7 +158,9 @@ export const recoverPull = Effect.fn("swap.recover")(function* (projectRoot: str
   const text = yield* Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined))
   if (text === undefined) return false
   const journal = yield* Schema.decodeUnknown(Schema.parseJson(Journal))(text).pipe(
-    Effect.mapError((e) => new IoError({ path: file, reason: `damaged pull journal (remove it and pull again): ${e.message}` }))
+    Effect.mapError(
+      (e) => new IoError({ path: file, reason: `damaged pull journal (remove it and pull again): ${e.message}` })
+    )
   )
   yield* finish(file, journal)
   return true

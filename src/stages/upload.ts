@@ -43,7 +43,11 @@ const defaultAuthor = () => {
 }
 
 /** The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. */
-export const resultingTree = (remote: ReadonlyArray<FileEntry>, set: ReadonlyArray<FileEntry>, deleted: ReadonlyArray<string>) => {
+export const resultingTree = (
+  remote: ReadonlyArray<FileEntry>,
+  set: ReadonlyArray<FileEntry>,
+  deleted: ReadonlyArray<string>
+) => {
   const tree = new Map(remote.map((e) => [e.path, e]))
   for (const p of deleted) tree.delete(p)
   for (const e of set) tree.set(e.path, e)
@@ -86,6 +90,12 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
       )
     )
   }
-  const result = yield* withProgress(progress, "upload", total, "bytes", client.upload(body, input.idempotencyKey ?? randomUUID()))
+  const result = yield* withProgress(
+    progress,
+    "upload",
+    total,
+    "bytes",
+    client.upload(body, input.idempotencyKey ?? randomUUID())
+  )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })

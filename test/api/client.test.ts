@@ -6,7 +6,12 @@ import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { run, runEither } from "../server/support.js"
 
-const manifestBody = JSON.stringify({ tenant: "t", revision: null, entries: [], checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" })
+const manifestBody = JSON.stringify({
+  tenant: "t",
+  revision: null,
+  entries: [],
+  checksum: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+})
 
 const servers: Array<Server> = []
 afterEach(async () => {
@@ -17,7 +22,12 @@ afterEach(async () => {
 const scripted = async (...script: Array<(req: IncomingMessage, res: ServerResponse) => void>) => {
   const seen: Array<{ url: string; key: string | undefined; auth: string | undefined; at: number }> = []
   const server = createServer((req, res) => {
-    seen.push({ url: req.url ?? "", key: req.headers["idempotency-key"] as string | undefined, auth: req.headers.authorization, at: Date.now() })
+    seen.push({
+      url: req.url ?? "",
+      key: req.headers["idempotency-key"] as string | undefined,
+      auth: req.headers.authorization,
+      at: Date.now()
+    })
     req.resume()
     req.on("end", () => script[Math.min(seen.length - 1, script.length - 1)]!(req, res))
   })
@@ -27,10 +37,12 @@ const scripted = async (...script: Array<(req: IncomingMessage, res: ServerRespo
   return { url, seen }
 }
 
-const status = (code: number, headers: Record<string, string> = {}, body = "") => (_: IncomingMessage, res: ServerResponse) => {
-  res.writeHead(code, { "content-type": "application/json", ...headers })
-  res.end(body)
-}
+const status =
+  (code: number, headers: Record<string, string> = {}, body = "") =>
+  (_: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(code, { "content-type": "application/json", ...headers })
+    res.end(body)
+  }
 const ok = status(200, {}, manifestBody)
 const opts = (url: string, extra: Partial<SyncApiOptions> = {}): SyncApiOptions => ({
   endpoint: { mode: "direct", origin: url },
@@ -65,7 +77,10 @@ describe("SyncApiClient retries", () => {
   })
 
   it("a 200 that is not a manifest (a proxy's page, a wrong shape) is one clear error, not retried", async () => {
-    for (const body of ["<html>gateway</html>", JSON.stringify({ tenant: "t", revision: null, entries: [{ path: "../x", size: 1, sha256: "0" }] })]) {
+    for (const body of [
+      "<html>gateway</html>",
+      JSON.stringify({ tenant: "t", revision: null, entries: [{ path: "../x", size: 1, sha256: "0" }] })
+    ]) {
       const s = await scripted(status(200, {}, body))
       const r = await runEither(opts(s.url), (c) => c.manifest())
       expect(Either.isLeft(r) && r.left._tag).toBe("UnsafeRemote")
@@ -76,14 +91,18 @@ describe("SyncApiClient retries", () => {
 
   it("honours Retry-After, even above the backoff", async () => {
     const s = await scripted(status(503, { "retry-after": "1" }), ok)
-    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "5 seconds" } }), (c) => c.manifest())
+    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "5 seconds" } }), (c) =>
+      c.manifest()
+    )
     expect(s.seen[1]!.at - s.seen[0]!.at).toBeGreaterThanOrEqual(950)
   })
 
   it("caps every wait, Retry-After included", async () => {
     const s = await scripted(status(503, { "retry-after": "30" }), ok)
     const started = Date.now()
-    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "200 millis" } }), (c) => c.manifest())
+    await run(opts(s.url, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "200 millis" } }), (c) =>
+      c.manifest()
+    )
     expect(Date.now() - started).toBeLessThan(5000)
   })
 
@@ -91,7 +110,10 @@ describe("SyncApiClient retries", () => {
     const s = await scripted(ok)
     const dead = s.url
     await new Promise((r) => servers.pop()!.close(r))
-    const r = await runEither(opts(dead, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "50 millis" } }), (c) => c.manifest())
+    const r = await runEither(
+      opts(dead, { retry: { maxRetries: 2, base: "10 millis", factor: 2, cap: "50 millis" } }),
+      (c) => c.manifest()
+    )
     expect(Either.isLeft(r)).toBe(true)
     if (Either.isLeft(r)) {
       expect(r.left._tag).toBe("ApiError")
@@ -126,7 +148,9 @@ describe("SyncApiClient retries", () => {
   it("an upload whose answer never comes is retried once the exchange deadline after its end has passed", async () => {
     const result = JSON.stringify({ revision: "r1", parent: null, created: false, files: 1, received: 1 })
     const s = await scripted(() => {}, status(200, {}, result))
-    const r = await run(opts(s.url, { limits: { exchangeMs: 300 } }), (c) => c.upload(() => Stream.make(new Uint8Array([1, 2, 3])), "key-2"))
+    const r = await run(opts(s.url, { limits: { exchangeMs: 300 } }), (c) =>
+      c.upload(() => Stream.make(new Uint8Array([1, 2, 3])), "key-2")
+    )
     expect(r.revision).toBe("r1")
     expect(s.seen.map((x) => x.key)).toEqual(["key-2", "key-2"])
   }, 20_000)
@@ -134,7 +158,9 @@ describe("SyncApiClient retries", () => {
   it("reads Retry-After as seconds or as an HTTP date", () => {
     expect(Option.map(parseRetryAfter("3"), Duration.toMillis)).toEqual(Option.some(3000))
     const now = Date.parse("2026-01-01T00:00:00Z")
-    expect(Option.map(parseRetryAfter("Thu, 01 Jan 2026 00:00:05 GMT", now), Duration.toMillis)).toEqual(Option.some(5000))
+    expect(Option.map(parseRetryAfter("Thu, 01 Jan 2026 00:00:05 GMT", now), Duration.toMillis)).toEqual(
+      Option.some(5000)
+    )
     expect(parseRetryAfter("soon")).toEqual(Option.none())
   })
 })
@@ -142,14 +168,21 @@ describe("SyncApiClient retries", () => {
 describe("SyncApiClient configuration", () => {
   const config = (fields: Partial<ConstructorParameters<typeof SyncConfig>[0]>) =>
     new SyncConfig({ projectRoot: "/p", servicesPath: "/p/services", ...fields })
-  const resolve = (c: SyncConfig) => Effect.runPromise(Effect.either(Effect.provideService(Effect.flatMap(CurrentConfig, optionsFromConfig), CurrentConfig, c)))
+  const resolve = (c: SyncConfig) =>
+    Effect.runPromise(
+      Effect.either(Effect.provideService(Effect.flatMap(CurrentConfig, optionsFromConfig), CurrentConfig, c))
+    )
 
   it("chooses direct mode from a direct URL, relay mode from an API URL and tenant id", async () => {
     const token = Redacted.make("t")
     const d = await resolve(config({ directUrl: "http://h:1/", token }))
     expect(Either.isRight(d) && d.right.endpoint).toEqual({ mode: "direct", origin: "http://h:1" })
     const r = await resolve(config({ apiUrl: "https://api.example", tenantId: "acme-1", token }))
-    expect(Either.isRight(r) && r.right.endpoint).toEqual({ mode: "relay", api: "https://api.example", tenantId: "acme-1" })
+    expect(Either.isRight(r) && r.right.endpoint).toEqual({
+      mode: "relay",
+      api: "https://api.example",
+      tenantId: "acme-1"
+    })
   })
 
   it("names what is missing: token, URL, tenant id; refuses odd URLs", async () => {

@@ -1,23 +1,23 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, FastCheck as fc, Schema } from "effect"
-import { canonicalJson } from "../../src/domain/hash.js"
 import {
   applyImport,
+  type ContextExport,
   canonicalTimestamp,
   compareIds,
-  type ContextExport,
   DatabaseExport,
   ExportLine,
   exportProblems,
   planImport,
   rowDigest,
+  type SkillExport,
   sameInstant,
   sameRow,
-  type SkillExport,
   type TargetState,
   Timestamp,
   type UserExport
 } from "../../src/domain/dbExport.js"
+import { canonicalJson } from "../../src/domain/hash.js"
 
 // Small pools so that collisions (taken names, missing users, missing sessions) actually happen.
 const id = fc.constantFrom("a", "b", "c", "d", "e", "f")
@@ -83,20 +83,24 @@ describe("planImport", () => {
     }
   })
 
-  it.prop("an import converges: reruns reach a state that a further run leaves alone, skipping the same rows", [target, source], ([t, s]) => {
-    // A name or email freed by an update is only taken on a later run, so a rerun may still write; it converges.
-    let state = t
-    let plan = planImport(state, s)
-    for (let run = 0; run <= s.users.length + 1; run++) {
-      state = applyImport(state, s, plan)
-      plan = planImport(state, s)
+  it.prop(
+    "an import converges: reruns reach a state that a further run leaves alone, skipping the same rows",
+    [target, source],
+    ([t, s]) => {
+      // A name or email freed by an update is only taken on a later run, so a rerun may still write; it converges.
+      let state = t
+      let plan = planImport(state, s)
+      for (let run = 0; run <= s.users.length + 1; run++) {
+        state = applyImport(state, s, plan)
+        plan = planImport(state, s)
+      }
+      for (const table of ["users", "skills", "contexts"] as const) {
+        expect(plan[table].inserted).toEqual([])
+        expect(plan[table].updated).toEqual([])
+      }
+      expect(applyImport(state, s, plan)).toEqual(state)
     }
-    for (const table of ["users", "skills", "contexts"] as const) {
-      expect(plan[table].inserted).toEqual([])
-      expect(plan[table].updated).toEqual([])
-    }
-    expect(applyImport(state, s, plan)).toEqual(state)
-  })
+  )
 
   it.prop("a rerun writes nothing when no user was skipped", [target, source], ([t, s]) => {
     const plan = planImport(t, s)
@@ -119,29 +123,37 @@ describe("planImport", () => {
     }
   })
 
-  it.prop("a user is skipped exactly when its name or email belongs to another id on the target", [target, users], ([t, us]) => {
-    const plan = planImport(t, { users: us, skills: [], contexts: [] })
-    const skipped = new Set(plan.users.skipped.map((x) => x.id))
-    for (const u of us) {
-      const taken = t.users.some((o) => o.id !== u.id && (o.name === u.name || o.email === u.email))
-      expect(skipped.has(u.id)).toBe(taken)
+  it.prop(
+    "a user is skipped exactly when its name or email belongs to another id on the target",
+    [target, users],
+    ([t, us]) => {
+      const plan = planImport(t, { users: us, skills: [], contexts: [] })
+      const skipped = new Set(plan.users.skipped.map((x) => x.id))
+      for (const u of us) {
+        const taken = t.users.some((o) => o.id !== u.id && (o.name === u.name || o.email === u.email))
+        expect(skipped.has(u.id)).toBe(taken)
+      }
+      // What is written never breaks the unique name/email constraints.
+      const after = applyImport(t, { users: us, skills: [], contexts: [] }, plan)
+      expect(new Set(after.users.map((u) => u.name)).size).toBe(after.users.length)
+      expect(new Set(after.users.map((u) => u.email)).size).toBe(after.users.length)
     }
-    // What is written never breaks the unique name/email constraints.
-    const after = applyImport(t, { users: us, skills: [], contexts: [] }, plan)
-    expect(new Set(after.users.map((u) => u.name)).size).toBe(after.users.length)
-    expect(new Set(after.users.map((u) => u.email)).size).toBe(after.users.length)
-  })
+  )
 
-  it.prop("a context is skipped exactly when its user is neither on the target nor imported", [target, source], ([t, s]) => {
-    const plan = planImport(t, s)
-    const importedUsers = new Set([...plan.users.inserted, ...plan.users.updated, ...plan.users.unchanged])
-    const skipped = new Map(plan.contexts.skipped.map((x) => [x.id, x.reason]))
-    for (const c of s.contexts) {
-      const present = t.users.some((u) => u.id === c.user_id) || importedUsers.has(c.user_id)
-      expect(skipped.has(c.id)).toBe(!present)
-      if (!present) expect(skipped.get(c.id)).toContain(c.user_id)
+  it.prop(
+    "a context is skipped exactly when its user is neither on the target nor imported",
+    [target, source],
+    ([t, s]) => {
+      const plan = planImport(t, s)
+      const importedUsers = new Set([...plan.users.inserted, ...plan.users.updated, ...plan.users.unchanged])
+      const skipped = new Map(plan.contexts.skipped.map((x) => [x.id, x.reason]))
+      for (const c of s.contexts) {
+        const present = t.users.some((u) => u.id === c.user_id) || importedUsers.has(c.user_id)
+        expect(skipped.has(c.id)).toBe(!present)
+        if (!present) expect(skipped.get(c.id)).toContain(c.user_id)
+      }
     }
-  })
+  )
 
   it.prop("a context whose session is missing keeps its row with the session cleared", [target, source], ([t, s]) => {
     const plan = planImport(t, s)
@@ -168,7 +180,11 @@ describe("planImport", () => {
       updated_at: "2025-01-01T00:00:00.000000Z"
     })
     const target: TargetState = { users: [u("a", "ann", "ann@x")], skills: [], contexts: [], sessionIds: [] }
-    const source = { users: [u("a", "bob", "cy@x"), u("d", "ann", "bob@x"), u("é", "cy", "ann@x")], skills: [], contexts: [] }
+    const source = {
+      users: [u("a", "bob", "cy@x"), u("d", "ann", "bob@x"), u("é", "cy", "ann@x")],
+      skills: [],
+      contexts: []
+    }
     const plan = planImport(target, source)
     expect(plan.users).toEqual({
       inserted: [],
@@ -196,20 +212,39 @@ describe("planImport", () => {
       created_at: "2025-01-01T00:00:00Z",
       updated_at: "2025-01-01T00:00:00Z"
     })
-    const plan = planImport({ users: [u("u1", "x@y")], skills: [], contexts: [], sessionIds: [] }, { users: [u("u2", "x@y")], skills: [], contexts: [] })
+    const plan = planImport(
+      { users: [u("u1", "x@y")], skills: [], contexts: [], sessionIds: [] },
+      { users: [u("u2", "x@y")], skills: [], contexts: [] }
+    )
     expect(plan.users.skipped).toEqual([{ id: "u2", reason: "email belongs to user u1" }])
   })
 })
 
 describe("export schema", () => {
-  it.prop("DatabaseExport round-trips through JSON", [Arbitrary.make(DatabaseExport)], ([e]) => {
-    const encoded = JSON.parse(JSON.stringify(Schema.encodeSync(DatabaseExport)(e)))
-    // Compared as canonical JSON: JSON itself has no -0, so 0 and -0 are the same document.
-    expect(canonicalJson(Schema.decodeUnknownSync(DatabaseExport)(encoded))).toEqual(canonicalJson(e))
-  }, { fastCheck: { numRuns: 30 } })
+  it.prop(
+    "DatabaseExport round-trips through JSON",
+    [Arbitrary.make(DatabaseExport)],
+    ([e]) => {
+      const encoded = JSON.parse(JSON.stringify(Schema.encodeSync(DatabaseExport)(e)))
+      // Compared as canonical JSON: JSON itself has no -0, so 0 and -0 are the same document.
+      expect(canonicalJson(Schema.decodeUnknownSync(DatabaseExport)(encoded))).toEqual(canonicalJson(e))
+    },
+    { fastCheck: { numRuns: 30 } }
+  )
 
   it("rejects NUL characters and malformed timestamps, naming the field", () => {
-    const bad = { kind: "users", row: { id: "u1", name: "a\u0000", email: "e", display_name: "", roles: [], created_at: "2025-01-01T00:00:00Z", updated_at: "yesterday" } }
+    const bad = {
+      kind: "users",
+      row: {
+        id: "u1",
+        name: "a\u0000",
+        email: "e",
+        display_name: "",
+        roles: [],
+        created_at: "2025-01-01T00:00:00Z",
+        updated_at: "yesterday"
+      }
+    }
     const r = Schema.decodeUnknownEither(ExportLine, { errors: "all" })(bad)
     expect(r._tag).toBe("Left")
     if (r._tag === "Left") {
@@ -228,7 +263,11 @@ describe("export schema", () => {
       created_at: "2025-01-01T00:00:00Z",
       updated_at: "2025-01-01T00:00:00Z"
     })
-    const problems = exportProblems({ users: [u("a", "n", "e1"), u("b", "n", "e2"), u("a", "m", "e3")], skills: [], contexts: [] })
+    const problems = exportProblems({
+      users: [u("a", "n", "e1"), u("b", "n", "e2"), u("a", "m", "e3")],
+      skills: [],
+      contexts: []
+    })
     expect(problems.map((p) => [p.id, p.reason])).toEqual([
       ["b", "name also used by user a"],
       ["a", "duplicate users id"]
@@ -237,12 +276,18 @@ describe("export schema", () => {
 })
 
 describe("timestamps and digests", () => {
-  it.prop("canonicalTimestamp keeps the instant", [fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.integer({ min: 0, max: 999 })], ([ms, us]) => {
-    const iso = new Date(ms).toISOString().replace("Z", `${String(us).padStart(3, "0")}Z`)
-    const withOffset = new Date(ms + 3_600_000).toISOString().slice(0, 19) + `.${String(ms % 1000).padStart(3, "0")}${String(us).padStart(3, "0")}+01:00`
-    expect(sameInstant(iso, withOffset)).toBe(true)
-    expect(canonicalTimestamp(withOffset)).toBe(canonicalTimestamp(iso))
-  })
+  it.prop(
+    "canonicalTimestamp keeps the instant",
+    [fc.integer({ min: 0, max: 4_000_000_000_000 }), fc.integer({ min: 0, max: 999 })],
+    ([ms, us]) => {
+      const iso = new Date(ms).toISOString().replace("Z", `${String(us).padStart(3, "0")}Z`)
+      const withOffset =
+        new Date(ms + 3_600_000).toISOString().slice(0, 19) +
+        `.${String(ms % 1000).padStart(3, "0")}${String(us).padStart(3, "0")}+01:00`
+      expect(sameInstant(iso, withOffset)).toBe(true)
+      expect(canonicalTimestamp(withOffset)).toBe(canonicalTimestamp(iso))
+    }
+  )
 
   it.prop("rowDigest agrees with sameRow and ignores created_at", [context, context], ([a, b]) => {
     const b2 = { ...b, created_at: a.created_at }
@@ -250,13 +295,17 @@ describe("timestamps and digests", () => {
     expect(rowDigest("contexts", { ...a, created_at: "2001-01-01T00:00:00Z" })).toBe(rowDigest("contexts", a))
   })
 
-  it.prop("compareIds is code-point order", [fc.string({ unit: "binary" }), fc.string({ unit: "binary" })], ([a, b]) => {
-    const cp = (s: string) => [...s].map((c) => c.codePointAt(0)!)
-    const x = cp(a)
-    const y = cp(b)
-    let expected = 0
-    for (let i = 0; i < Math.min(x.length, y.length) && expected === 0; i++) expected = Math.sign(x[i]! - y[i]!)
-    if (expected === 0) expected = Math.sign(x.length - y.length)
-    expect(compareIds(a, b)).toBe(expected)
-  })
+  it.prop(
+    "compareIds is code-point order",
+    [fc.string({ unit: "binary" }), fc.string({ unit: "binary" })],
+    ([a, b]) => {
+      const cp = (s: string) => [...s].map((c) => c.codePointAt(0)!)
+      const x = cp(a)
+      const y = cp(b)
+      let expected = 0
+      for (let i = 0; i < Math.min(x.length, y.length) && expected === 0; i++) expected = Math.sign(x[i]! - y[i]!)
+      if (expected === 0) expected = Math.sign(x.length - y.length)
+      expect(compareIds(a, b)).toBe(expected)
+    }
+  )
 })

@@ -31,15 +31,23 @@ const D2 = `sha256:${"b".repeat(64)}`
 const D3 = `sha256:${"c".repeat(64)}`
 
 describe("the redactor", () => {
-  it.prop("never leaves a secret in what it returns, whatever the secrets and the text", [
-    FastCheck.array(FastCheck.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }),
-    FastCheck.array(FastCheck.oneof(FastCheck.string({ maxLength: 20 }), FastCheck.constantFrom("*", "**", "***", "\n")), { maxLength: 12 })
-  ], ([secrets, parts]) => {
-    // The text is built around the secrets, so they do occur in it, next to masks and stars.
-    const text = parts.map((p, i) => `${p}${secrets[i % secrets.length]}`).join("")
-    const out = makeRedactor(secrets)(text)
-    for (const s of secrets) for (const piece of s.split(/\r?\n/)) if (piece.length >= 4 || piece === s) expect(out).not.toContain(piece)
-  })
+  it.prop(
+    "never leaves a secret in what it returns, whatever the secrets and the text",
+    [
+      FastCheck.array(FastCheck.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }),
+      FastCheck.array(
+        FastCheck.oneof(FastCheck.string({ maxLength: 20 }), FastCheck.constantFrom("*", "**", "***", "\n")),
+        { maxLength: 12 }
+      )
+    ],
+    ([secrets, parts]) => {
+      // The text is built around the secrets, so they do occur in it, next to masks and stars.
+      const text = parts.map((p, i) => `${p}${secrets[i % secrets.length]}`).join("")
+      const out = makeRedactor(secrets)(text)
+      for (const s of secrets)
+        for (const piece of s.split(/\r?\n/)) if (piece.length >= 4 || piece === s) expect(out).not.toContain(piece)
+    }
+  )
 
   it.prop("leaves text without secrets alone", [FastCheck.string({ maxLength: 40 })], ([text]) => {
     const secret = "\u0000never-in-the-text\u0000"
@@ -54,16 +62,21 @@ describe("the redactor", () => {
   })
 
   it("redacts an error's fields and keeps its class and message shape", () => {
-    const error = new CommandFailed({ command: "docker login -p hunter22", exitCode: 1, stderr: "bad hunter22", step: "login" })
+    const error = new CommandFailed({
+      command: "docker login -p hunter22",
+      exitCode: 1,
+      stderr: "bad hunter22",
+      step: "login"
+    })
     const clean = redactFields(error, makeRedactor(["hunter22"]))
     expect(clean).toBeInstanceOf(CommandFailed)
     expect(clean.message).toBe("login: docker login -p *** exited with 1:\nbad ***")
   })
 
   it("shows an argv quoted where a shell would need it, redacted", () => {
-    expect(showArgv(["docker", "build", "-t", "r/a:1", "my dir", "it's", "--password=xyzzy1"], makeRedactor(["xyzzy1"]))).toBe(
-      "docker build -t r/a:1 'my dir' 'it'\\''s' --password=***"
-    )
+    expect(
+      showArgv(["docker", "build", "-t", "r/a:1", "my dir", "it's", "--password=xyzzy1"], makeRedactor(["xyzzy1"]))
+    ).toBe("docker build -t r/a:1 'my dir' 'it'\\''s' --password=***")
   })
 })
 
@@ -79,9 +92,18 @@ describe("image names", () => {
   })
 
   it("accepts images only by digest, with a valid repository", () => {
-    expect(parseDigestImage(`registry.example.com/acme/web@${D1}`)).toEqual({ repository: "registry.example.com/acme/web", digest: D1 })
+    expect(parseDigestImage(`registry.example.com/acme/web@${D1}`)).toEqual({
+      repository: "registry.example.com/acme/web",
+      digest: D1
+    })
     expect(parseDigestImage(`127.0.0.1:5000/web@${D1}`)).toEqual({ repository: "127.0.0.1:5000/web", digest: D1 })
-    for (const bad of [`registry.example.com/web:latest`, `web@${D1}`, `registry.example.com/web@sha256:abc`, `-x/web@${D1}`, `r.io/Web@${D1}`]) {
+    for (const bad of [
+      `registry.example.com/web:latest`,
+      `web@${D1}`,
+      `registry.example.com/web@sha256:abc`,
+      `-x/web@${D1}`,
+      `r.io/Web@${D1}`
+    ]) {
       expect(parseDigestImage(bad)).toBeUndefined()
     }
   })
@@ -100,22 +122,33 @@ describe("image names", () => {
   })
 
   it("gives each builder its commands: the password only ever on stdin, the credential in the temporary config", () => {
-    const access = { image: "127.0.0.1:5000/web:v1", registry: "127.0.0.1:5000", username: "bot", configDir: "/tmp/cfg" }
-    expect(buildImageStep({ builder: "buildah", image: "r/web:v1", dockerfile: "/p/Dockerfile", context: "/p" }).argv).toEqual([
-      "buildah",
-      "bud",
-      "-f",
-      "/p/Dockerfile",
-      "-t",
-      "r/web:v1",
-      "/p"
-    ])
+    const access = {
+      image: "127.0.0.1:5000/web:v1",
+      registry: "127.0.0.1:5000",
+      username: "bot",
+      configDir: "/tmp/cfg"
+    }
+    expect(
+      buildImageStep({ builder: "buildah", image: "r/web:v1", dockerfile: "/p/Dockerfile", context: "/p" }).argv
+    ).toEqual(["buildah", "bud", "-f", "/p/Dockerfile", "-t", "r/web:v1", "/p"])
     expect(loginStep({ ...access, builder: "buildah" })).toEqual({
-      argv: ["buildah", "login", "--authfile", "/tmp/cfg/config.json", "--tls-verify=false", "-u", "bot", "--password-stdin", "127.0.0.1:5000"],
+      argv: [
+        "buildah",
+        "login",
+        "--authfile",
+        "/tmp/cfg/config.json",
+        "--tls-verify=false",
+        "-u",
+        "bot",
+        "--password-stdin",
+        "127.0.0.1:5000"
+      ],
       env: { DOCKER_CONFIG: "/tmp/cfg" },
       stdin: "registry password"
     })
-    expect(pushStep({ ...access, builder: "buildah", registry: "r.example.com", image: "r.example.com/web:v1" }).argv).toEqual([
+    expect(
+      pushStep({ ...access, builder: "buildah", registry: "r.example.com", image: "r.example.com/web:v1" }).argv
+    ).toEqual([
       "buildah",
       "push",
       "--authfile",
@@ -125,27 +158,43 @@ describe("image names", () => {
       "r.example.com/web:v1",
       "docker://r.example.com/web:v1"
     ])
-    expect(loginStep({ ...access, builder: "docker" }).argv).toEqual(["docker", "login", "127.0.0.1:5000", "-u", "bot", "--password-stdin"])
+    expect(loginStep({ ...access, builder: "docker" }).argv).toEqual([
+      "docker",
+      "login",
+      "127.0.0.1:5000",
+      "-u",
+      "bot",
+      "--password-stdin"
+    ])
   })
 })
 
 describe("the release status machine", () => {
   const status = FastCheck.constantFrom(...RELEASE_STATUSES)
 
-  it.prop("final states have no way out; every path from pending ends active, failed or superseded", [FastCheck.array(status, { maxLength: 8 })], ([moves]) => {
-    let at: ReleaseStatus = "pending"
-    for (const to of moves) if (canTransition(at, to)) at = to
-    expect(TRANSITIONS.failed).toEqual([])
-    expect(TRANSITIONS.superseded).toEqual([])
-    // Nothing ever goes back to pending, and an active release can only be superseded.
-    for (const from of RELEASE_STATUSES) expect(canTransition(from, "pending")).toBe(false)
-    expect(TRANSITIONS.active).toEqual(["superseded"])
-    expect(RELEASE_STATUSES).toContain(at)
-  })
+  it.prop(
+    "final states have no way out; every path from pending ends active, failed or superseded",
+    [FastCheck.array(status, { maxLength: 8 })],
+    ([moves]) => {
+      let at: ReleaseStatus = "pending"
+      for (const to of moves) if (canTransition(at, to)) at = to
+      expect(TRANSITIONS.failed).toEqual([])
+      expect(TRANSITIONS.superseded).toEqual([])
+      // Nothing ever goes back to pending, and an active release can only be superseded.
+      for (const from of RELEASE_STATUSES) expect(canTransition(from, "pending")).toBe(false)
+      expect(TRANSITIONS.active).toEqual(["superseded"])
+      expect(RELEASE_STATUSES).toContain(at)
+    }
+  )
 
   it("renders the hook template in place, never splitting an argument, and refuses unknown placeholders", () => {
     const vars = { image: "r/web@sha256:x y", digest: "sha256:x", release: "7", tenant: "acme" }
-    expect(renderHook(["deploy", "--image={image}", "{release}", "{tenant}-{digest}"], vars)).toEqual(["deploy", "--image=r/web@sha256:x y", "7", "acme-sha256:x"])
+    expect(renderHook(["deploy", "--image={image}", "{release}", "{tenant}-{digest}"], vars)).toEqual([
+      "deploy",
+      "--image=r/web@sha256:x y",
+      "7",
+      "acme-sha256:x"
+    ])
     expect(checkHookTemplate(["fly", "deploy", "--image", "{image}"])).toBeUndefined()
     expect(checkHookTemplate(["x", "{imag}"])).toMatch(/unknown placeholder \{imag\}/)
     expect(checkHookTemplate([])).toBeDefined()
@@ -153,7 +202,13 @@ describe("the release status machine", () => {
 
   it("rolls back by default to the newest earlier release that was active and runs another image", () => {
     const rel = (number: number, status: ReleaseStatus, digest: string) => ({ number, status, digest })
-    const history = [rel(5, "active", D3), rel(4, "failed", D2), rel(3, "superseded", D3), rel(2, "superseded", D2), rel(1, "superseded", D1)]
+    const history = [
+      rel(5, "active", D3),
+      rel(4, "failed", D2),
+      rel(3, "superseded", D3),
+      rel(2, "superseded", D2),
+      rel(1, "superseded", D1)
+    ]
     expect(previousRelease(history)?.number).toBe(2)
     expect(previousRelease([rel(1, "active", D1)])).toBeUndefined()
     expect(previousRelease([rel(1, "failed", D1)])).toBeUndefined()

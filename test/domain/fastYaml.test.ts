@@ -18,10 +18,120 @@ const render = (value: unknown) =>
 const nasty = fc.oneof(
   fc.string(),
   fc.string({ unit: "grapheme" }),
-  fc.constantFrom("", "-", "- x", "-x", "?x", ":x", "x:", "---", "--- x", "...", "%x", ": x", "a: b", "a:b", "#c", "a #c", "a#c", "'", '"', "a'b", 'a"b', "a'b\"c", "\\", "\n", " lead", "trail ", "\t", "yes", "no", "null", "Null", "~", "true", "False", "1e3", "0x1F", "0o7", "+1", "10", "0", "007", "-3", "12345678901234567", "-1.5", ".5", ".inf", ".NaN", "2025-03-01", "@x", "`x`", "|", ">", "{a}", "[b]", "x]", "a, b", "*x", "&y", "!z", "%", "é 漢字 🚀", "a\r\nb", "\u2028", "\u00a0x", "\ufeffbom", "“q”"),
-  fc.array(fc.constantFrom("a", " ", "\n", ":", "-", "#", "'", '"', "\\", "\t", "é", "🚀", "\r", "[", "{", ",", "0", ".", "~"), { maxLength: 12 }).map((cs) => cs.join(""))
+  fc.constantFrom(
+    "",
+    "-",
+    "- x",
+    "-x",
+    "?x",
+    ":x",
+    "x:",
+    "---",
+    "--- x",
+    "...",
+    "%x",
+    ": x",
+    "a: b",
+    "a:b",
+    "#c",
+    "a #c",
+    "a#c",
+    "'",
+    '"',
+    "a'b",
+    'a"b',
+    "a'b\"c",
+    "\\",
+    "\n",
+    " lead",
+    "trail ",
+    "\t",
+    "yes",
+    "no",
+    "null",
+    "Null",
+    "~",
+    "true",
+    "False",
+    "1e3",
+    "0x1F",
+    "0o7",
+    "+1",
+    "10",
+    "0",
+    "007",
+    "-3",
+    "12345678901234567",
+    "-1.5",
+    ".5",
+    ".inf",
+    ".NaN",
+    "2025-03-01",
+    "@x",
+    "`x`",
+    "|",
+    ">",
+    "{a}",
+    "[b]",
+    "x]",
+    "a, b",
+    "*x",
+    "&y",
+    "!z",
+    "%",
+    "é 漢字 🚀",
+    "a\r\nb",
+    "\u2028",
+    "\u00a0x",
+    "\ufeffbom",
+    "“q”"
+  ),
+  fc
+    .array(
+      fc.constantFrom(
+        "a",
+        " ",
+        "\n",
+        ":",
+        "-",
+        "#",
+        "'",
+        '"',
+        "\\",
+        "\t",
+        "é",
+        "🚀",
+        "\r",
+        "[",
+        "{",
+        ",",
+        "0",
+        ".",
+        "~"
+      ),
+      { maxLength: 12 }
+    )
+    .map((cs) => cs.join(""))
 )
-const keyArb = fc.constantFrom("title", "slug", "kind", "description", "tags", "image", "public", "a_b", "_", "null", "true", "x1", "linkTitle", "allowed-tools", "Weight", "y", "No")
+const keyArb = fc.constantFrom(
+  "title",
+  "slug",
+  "kind",
+  "description",
+  "tags",
+  "image",
+  "public",
+  "a_b",
+  "_",
+  "null",
+  "true",
+  "x1",
+  "linkTitle",
+  "allowed-tools",
+  "Weight",
+  "y",
+  "No"
+)
 const valueArb = fc.oneof(nasty, fc.constantFrom(null, true, false), fc.array(nasty, { maxLength: 4 }))
 const mapArb = fc.dictionary(keyArb, valueArb, { minKeys: 1, maxKeys: 8 })
 
@@ -35,31 +145,63 @@ const lineArb = fc.oneof(
   nasty.map((v) => `  - "${v}"`),
   nasty.map((v) => `- ${v}`),
   nasty.map((v) => `    ${v}`),
-  fc.constantFrom("", "#c", "---", "...", "k: []", "k: {}", "k: [a]", "k: &a x", "k: *a", "k: !!str 1", "k: |", "  x", "k:  x", "k :x", "__proto__: x", "k: x # c")
+  fc.constantFrom(
+    "",
+    "#c",
+    "---",
+    "...",
+    "k: []",
+    "k: {}",
+    "k: [a]",
+    "k: &a x",
+    "k: *a",
+    "k: !!str 1",
+    "k: |",
+    "  x",
+    "k:  x",
+    "k :x",
+    "__proto__: x",
+    "k: x # c"
+  )
 )
 const textArb = fc.array(lineArb, { minLength: 1, maxLength: 8 }).map((ls) => `${ls.join("\n")}\n`)
 
 describe("fast YAML", () => {
-  it.prop("a rendered flat map parses to the library's value", [mapArb], ([m]) => {
-    const text = render(m)
-    const fast = fastParseYaml(text)
-    if (fast !== undefined) expect(fast).toStrictEqual(full(text))
-  }, runs)
+  it.prop(
+    "a rendered flat map parses to the library's value",
+    [mapArb],
+    ([m]) => {
+      const text = render(m)
+      const fast = fastParseYaml(text)
+      if (fast !== undefined) expect(fast).toStrictEqual(full(text))
+    },
+    runs
+  )
 
-  it.prop("on any text it declines or agrees with the library (which then reports no error)", [textArb], ([text]) => {
-    const fast = fastParseYaml(text)
-    if (fast === undefined) return
-    const expected = full(text)
-    expect(expected).not.toBeUndefined()
-    expect(fast).toStrictEqual(expected)
-  }, runs)
+  it.prop(
+    "on any text it declines or agrees with the library (which then reports no error)",
+    [textArb],
+    ([text]) => {
+      const fast = fastParseYaml(text)
+      if (fast === undefined) return
+      const expected = full(text)
+      expect(expected).not.toBeUndefined()
+      expect(fast).toStrictEqual(expected)
+    },
+    runs
+  )
 
-  it.prop("rendering declines or is byte-identical to the library, and parses back", [mapArb], ([m]) => {
-    const fast = fastRenderYaml(m)
-    if (fast === undefined) return
-    expect(fast).toBe(render(m))
-    expect(full(fast)).toStrictEqual(m)
-  }, runs)
+  it.prop(
+    "rendering declines or is byte-identical to the library, and parses back",
+    [mapArb],
+    ([m]) => {
+      const fast = fastRenderYaml(m)
+      if (fast === undefined) return
+      expect(fast).toBe(render(m))
+      expect(full(fast)).toStrictEqual(m)
+    },
+    runs
+  )
 
   it("takes the fast path for ordinary front matter, both ways", () => {
     const fm = {
@@ -92,7 +234,25 @@ describe("fast YAML", () => {
 
   it("declines what it does not fully understand", () => {
     expect(fastParseYaml("weight: 10\nn: 0\n")).toStrictEqual({ weight: 10, n: 0 })
-    for (const text of ["k: 01\n", "k: +1\n", "k: 1.5\n", "k: 12345678901234567\n", "k: ~\n", "k: True\n", "k: a # c\n", "k: \"a\\tb\"\n", "k: [a]\n", "k: &x a\n", "k:\n", "k: a\n  b\n", "k: a\n  - b\n", "k: a\nk: b\n", "k: a\r\n", "\n", "k: a\n\n"]) {
+    for (const text of [
+      "k: 01\n",
+      "k: +1\n",
+      "k: 1.5\n",
+      "k: 12345678901234567\n",
+      "k: ~\n",
+      "k: True\n",
+      "k: a # c\n",
+      'k: "a\\tb"\n',
+      "k: [a]\n",
+      "k: &x a\n",
+      "k:\n",
+      "k: a\n  b\n",
+      "k: a\n  - b\n",
+      "k: a\nk: b\n",
+      "k: a\r\n",
+      "\n",
+      "k: a\n\n"
+    ]) {
       expect(fastParseYaml(text), text).toBeUndefined()
     }
     for (const v of [": \\", "'a\"b", "\t", "---", "x\n"]) expect(fastRenderYaml({ k: v }), v).toBeUndefined()

@@ -22,15 +22,63 @@ const runs = { fastCheck: { numRuns: 1500 } }
 const nasty = fc.oneof(
   fc.string(),
   fc.string({ unit: "grapheme" }),
-  fc.constantFrom("", "-", "- x", "---", "...", ": x", "a: b", "#c", "'", '"', "\\", "\n", " lead", "trail ", "\t", "yes", "no", "null", "~", "true", "1e3", "0x1F", "@x", "`x`", "|", ">", "{a}", "[b]", "*x", "&y", "!z", "%", "é 漢字 🚀", "a\r\nb", "\u2028", "\ufeffbom"),
-  fc.array(fc.constantFrom("a", " ", "\n", ":", "-", "#", "'", '"', "\\", "\t", "é", "🚀", "\r"), { maxLength: 12 }).map((cs) => cs.join(""))
+  fc.constantFrom(
+    "",
+    "-",
+    "- x",
+    "---",
+    "...",
+    ": x",
+    "a: b",
+    "#c",
+    "'",
+    '"',
+    "\\",
+    "\n",
+    " lead",
+    "trail ",
+    "\t",
+    "yes",
+    "no",
+    "null",
+    "~",
+    "true",
+    "1e3",
+    "0x1F",
+    "@x",
+    "`x`",
+    "|",
+    ">",
+    "{a}",
+    "[b]",
+    "*x",
+    "&y",
+    "!z",
+    "%",
+    "é 漢字 🚀",
+    "a\r\nb",
+    "\u2028",
+    "\ufeffbom"
+  ),
+  fc
+    .array(fc.constantFrom("a", " ", "\n", ":", "-", "#", "'", '"', "\\", "\t", "é", "🚀", "\r"), { maxLength: 12 })
+    .map((cs) => cs.join(""))
 )
 const tags = fc.array(nasty, { maxLength: 4 })
 const id = Arbitrary.make(Agent.fields.id)
-const json = fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("__proto__")).map((v) => JSON.parse(JSON.stringify(v)))
+const json = fc
+  .jsonValue({ maxDepth: 2 })
+  .filter((v) => !JSON.stringify(v).includes("__proto__"))
+  .map((v) => JSON.parse(JSON.stringify(v)))
 /** Fields of a file's own, under names agentsync does not know. */
 const extraArb = (known: ReadonlyArray<string>) =>
-  fc.dictionary(fc.oneof(nasty, fc.constantFrom("weight", "aliases", "params", "allowed-tools", "redirect_from")).filter((k) => k !== "__proto__" && !k.includes("\ufeff") && !known.includes(k)), json, { maxKeys: 4 })
+  fc.dictionary(
+    fc
+      .oneof(nasty, fc.constantFrom("weight", "aliases", "params", "allowed-tools", "redirect_from"))
+      .filter((k) => k !== "__proto__" && !k.includes("\ufeff") && !known.includes(k)),
+    json,
+    { maxKeys: 4 }
+  )
 
 const agentArb = fc
   .record({
@@ -42,7 +90,10 @@ const agentArb = fc
     tags,
     settings: fc.dictionary(
       nasty.filter((k) => k !== "__proto__"),
-      fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes("__proto__")).map((v) => JSON.parse(JSON.stringify(v)))
+      fc
+        .jsonValue({ maxDepth: 2 })
+        .filter((v) => !JSON.stringify(v).includes("__proto__"))
+        .map((v) => JSON.parse(JSON.stringify(v)))
     ),
     system_prompt: nasty,
     form: fc.constantFrom("folder" as const, "file" as const),
@@ -68,14 +119,29 @@ const skillArb = fc
   })
   .map((f) => new Skill(f.form === "folder" ? { ...f, extra: {} } : f))
 
-const date = fc.option(fc.oneof(nasty, fc.constantFrom("2025-03-01", "2013-05-06 00:00:00 +0000", "2025-03-02T10:00:00Z")), { nil: null })
+const date = fc.option(
+  fc.oneof(nasty, fc.constantFrom("2025-03-01", "2013-05-06 00:00:00 +0000", "2025-03-02T10:00:00Z")),
+  { nil: null }
+)
 const contentArb = fc
   .record({
     source: id,
     slug: id,
     format: fc.constant("yaml" as const),
     head: fc.constant(null),
-    extra: extraArb(["title", "slug", "kind", "description", "author", "keywords", "image", "public", "tags", "published_at", "updated_at"]),
+    extra: extraArb([
+      "title",
+      "slug",
+      "kind",
+      "description",
+      "author",
+      "keywords",
+      "image",
+      "public",
+      "tags",
+      "published_at",
+      "updated_at"
+    ]),
     title: nasty,
     kind: nasty,
     description: nasty,
@@ -113,36 +179,58 @@ const parseRenderedSkill = (s: Skill) => {
   const back = right(s.form === "file" ? parseSkillFile(first!, s.id) : parseSkill(first!, second, s.id))
   return new Skill({ ...back, original: null })
 }
-const parseRenderedContent = (c: Content) => new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.path)), head: null })
+const parseRenderedContent = (c: Content) =>
+  new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.path)), head: null })
 
 describe("disk formats round-trip: parse(render(x)) == x and the hash survives", () => {
-  it.prop("agents", [agentArb], ([a]) => {
-    const back = parseRenderedAgent(a)
-    expect(back).toStrictEqual(a)
-    expect(agentHash(back)).toBe(agentHash(a))
-  }, runs)
+  it.prop(
+    "agents",
+    [agentArb],
+    ([a]) => {
+      const back = parseRenderedAgent(a)
+      expect(back).toStrictEqual(a)
+      expect(agentHash(back)).toBe(agentHash(a))
+    },
+    runs
+  )
 
-  it.prop("skills", [skillArb], ([s]) => {
-    const back = parseRenderedSkill(s)
-    expect(back).toStrictEqual(s)
-    expect(skillHash(back)).toBe(skillHash(s))
-  }, runs)
+  it.prop(
+    "skills",
+    [skillArb],
+    ([s]) => {
+      const back = parseRenderedSkill(s)
+      expect(back).toStrictEqual(s)
+      expect(skillHash(back)).toBe(skillHash(s))
+    },
+    runs
+  )
 
-  it.prop("content", [contentArb], ([c]) => {
-    const back = parseRenderedContent(c)
-    expect(back).toStrictEqual(c)
-    expect(contentHash(back)).toBe(contentHash(c))
-  }, runs)
+  it.prop(
+    "content",
+    [contentArb],
+    ([c]) => {
+      const back = parseRenderedContent(c)
+      expect(back).toStrictEqual(c)
+      expect(contentHash(back)).toBe(contentHash(c))
+    },
+    runs
+  )
 
-  it.prop("access rules", [fc.uniqueArray(ruleArb, { selector: (r) => `${r.entity_type}:${r.entity_id}:${r.access}`, maxLength: 6 })], ([rules]) => {
-    const back = right(parseAccessRules({ path: "config.yaml", text: renderAccessRules(rules) }))
-    expect(back).toStrictEqual(rules)
-    expect(back.map(accessRuleHash)).toStrictEqual(rules.map(accessRuleHash))
-  }, runs)
+  it.prop(
+    "access rules",
+    [fc.uniqueArray(ruleArb, { selector: (r) => `${r.entity_type}:${r.entity_id}:${r.access}`, maxLength: 6 })],
+    ([rules]) => {
+      const back = right(parseAccessRules({ path: "config.yaml", text: renderAccessRules(rules) }))
+      expect(back).toStrictEqual(rules)
+      expect(back.map(accessRuleHash)).toStrictEqual(rules.map(accessRuleHash))
+    },
+    runs
+  )
 })
 
 describe("the canonical hash changes when any synced field changes", () => {
-  const differs = <A extends object>(hash: (a: A) => string, make: (fields: A) => A) =>
+  const differs =
+    <A extends object>(hash: (a: A) => string, make: (fields: A) => A) =>
     ([a, b]: readonly [A, A]) => {
       for (const key of Object.keys(a) as Array<keyof A>) {
         const changed = make({ ...a, [key]: b[key] })
@@ -151,11 +239,28 @@ describe("the canonical hash changes when any synced field changes", () => {
       }
     }
   // The text an item was read from is not a field: it is left out of the comparison.
-  const fieldsOnly = <A extends object>(hash: (a: A) => string, text: keyof A, make: (fields: A) => A) => ([a, b]: readonly [A, A]) =>
-    differs(hash, make)([a, { ...b, [text]: a[text] }])
-  it.prop("agents", [agentArb, agentArb], fieldsOnly(agentHash, "original", (f) => new Agent(f)), runs)
-  it.prop("skills", [skillArb, skillArb], fieldsOnly(skillHash, "original", (f) => new Skill(f)), runs)
-  it.prop("content", [contentArb, contentArb], fieldsOnly(contentHash, "head", (f) => new Content(f)), runs)
+  const fieldsOnly =
+    <A extends object>(hash: (a: A) => string, text: keyof A, make: (fields: A) => A) =>
+    ([a, b]: readonly [A, A]) =>
+      differs(hash, make)([a, { ...b, [text]: a[text] }])
+  it.prop(
+    "agents",
+    [agentArb, agentArb],
+    fieldsOnly(agentHash, "original", (f) => new Agent(f)),
+    runs
+  )
+  it.prop(
+    "skills",
+    [skillArb, skillArb],
+    fieldsOnly(skillHash, "original", (f) => new Skill(f)),
+    runs
+  )
+  it.prop(
+    "content",
+    [contentArb, contentArb],
+    fieldsOnly(contentHash, "head", (f) => new Content(f)),
+    runs
+  )
 })
 
 describe("bad input is reported with file and line", () => {
@@ -169,7 +274,11 @@ describe("bad input is reported with file and line", () => {
   })
 
   it("a missing required field and a wrong type are both reported, each at its line", () => {
-    const e = parseSkill({ path: "skills/s/config.yaml", text: "id: s\ndescription: d\nenabled: maybe\n" }, undefined, "s")
+    const e = parseSkill(
+      { path: "skills/s/config.yaml", text: "id: s\ndescription: d\nenabled: maybe\n" },
+      undefined,
+      "s"
+    )
     expect(Either.isLeft(e)).toBe(true)
     if (Either.isLeft(e)) {
       const byField = Object.fromEntries(e.left.map((x) => [x.field, x.line]))
@@ -179,7 +288,8 @@ describe("bad input is reported with file and line", () => {
   })
 
   it("an unknown field in access rules is rejected at its line", () => {
-    const text = "rules:\n  - entity_type: agent\n    entity_id: a\n    access: allow\n    roles: [admin]\n    colour: red\n"
+    const text =
+      "rules:\n  - entity_type: agent\n    entity_id: a\n    access: allow\n    roles: [admin]\n    colour: red\n"
     const e = parseAccessRules({ path: "access-control/config.yaml", text })
     expect(Either.isLeft(e)).toBe(true)
     if (Either.isLeft(e)) {
@@ -206,15 +316,25 @@ describe("bad input is reported with file and line", () => {
   })
 
   it("TOML and JSON errors name their line too", () => {
-    const t = parseContent({ path: "content/blog/a.md", text: "+++\ntitle = \"x\"\nweight = = 1\n+++\nbody\n" }, "blog", "a.md")
+    const t = parseContent(
+      { path: "content/blog/a.md", text: '+++\ntitle = "x"\nweight = = 1\n+++\nbody\n' },
+      "blog",
+      "a.md"
+    )
     expect(Either.isLeft(t) && e2s(t.left)).toMatch(/^content\/blog\/a.md:3: invalid TOML/)
-    const j = parseContent({ path: "content/blog/a.md", text: '{\n  "title": "x",\n  "n": 1,\n}\nbody\n' }, "blog", "a.md")
+    const j = parseContent(
+      { path: "content/blog/a.md", text: '{\n  "title": "x",\n  "n": 1,\n}\nbody\n' },
+      "blog",
+      "a.md"
+    )
     expect(Either.isLeft(j) && e2s(j.left)).toMatch(/^content\/blog\/a.md:4: invalid JSON/)
   })
 
   it("a value JSON cannot hold is a sentence with its line, not a schema dump", () => {
     const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nratio: .inf\n---\n" }, "blog", "a.md")
-    expect(Either.isLeft(e) && e2s(e.left)).toBe("content/blog/a.md:3: ratio: the number Infinity cannot be stored; quote it to keep it as text")
+    expect(Either.isLeft(e) && e2s(e.left)).toBe(
+      "content/blog/a.md:3: ratio: the number Infinity cannot be stored; quote it to keep it as text"
+    )
   })
 
   it("a slug field of the site's own (Hugo's URL slug) is kept as an extra field", () => {

@@ -8,11 +8,43 @@ import { Content } from "../../src/domain/model.js"
 
 const runs = { fastCheck: { numRuns: 400 } }
 
-const KEYS = ["title", "description", "author", "weight", "draft", "layout", "permalink", "linkTitle", "aliases", "params", "date", "lastmod", "categories", "toc"]
+const KEYS = [
+  "title",
+  "description",
+  "author",
+  "weight",
+  "draft",
+  "layout",
+  "permalink",
+  "linkTitle",
+  "aliases",
+  "params",
+  "date",
+  "lastmod",
+  "categories",
+  "toc"
+]
 const word = fc.stringMatching(/^[a-z][a-z0-9]{0,7}$/)
 const phrase = fc.array(word, { minLength: 1, maxLength: 4 }).map((w) => `v ${w.join(" ")}`)
 /** A one-line string that any of the three formats must quote or escape with care. */
-const tricky = fc.oneof(phrase, fc.constantFrom("it's", 'say "hi"', "a: b", "#x", "- x", "yes", "null", "1.0", "漢字 ✓", "back\\slash", "tab\there", "[x]", "{y}"))
+const tricky = fc.oneof(
+  phrase,
+  fc.constantFrom(
+    "it's",
+    'say "hi"',
+    "a: b",
+    "#x",
+    "- x",
+    "yes",
+    "null",
+    "1.0",
+    "漢字 ✓",
+    "back\\slash",
+    "tab\there",
+    "[x]",
+    "{y}"
+  )
+)
 const date = fc.constantFrom("2024-01-02", "2013-05-06T10:11:12Z", "2020-12-31T23:59:00+02:00")
 
 /** A YAML value as text: plain, quoted either way, a number, a boolean, a date, a flow or block list, a nested map. */
@@ -20,20 +52,29 @@ const yamlValue = (indent: string) =>
   fc.oneof(
     phrase.map((v) => ({ text: ` ${v}`, scalar: true })),
     tricky.map((v) => ({ text: ` ${JSON.stringify(v)}`, scalar: true })),
-    tricky.filter((v) => !v.includes("\\") && !v.includes("\t")).map((v) => ({ text: ` '${v.replace(/'/g, "''")}'`, scalar: true })),
+    tricky
+      .filter((v) => !v.includes("\\") && !v.includes("\t"))
+      .map((v) => ({ text: ` '${v.replace(/'/g, "''")}'`, scalar: true })),
     fc.integer({ min: -5, max: 5000 }).map((n) => ({ text: ` ${n}`, scalar: true })),
     fc.boolean().map((b) => ({ text: ` ${b}`, scalar: true })),
     date.map((d) => ({ text: ` ${d}`, scalar: true })),
     fc.array(word, { maxLength: 3 }).map((ws) => ({ text: ` [${ws.join(", ")}]`, scalar: false })),
-    fc.array(phrase, { minLength: 1, maxLength: 3 }).map((ws) => ({ text: `\n${ws.map((w) => `${indent}  - ${w}`).join("\n")}`, scalar: false })),
+    fc
+      .array(phrase, { minLength: 1, maxLength: 3 })
+      .map((ws) => ({ text: `\n${ws.map((w) => `${indent}  - ${w}`).join("\n")}`, scalar: false })),
     fc.array(fc.tuple(word, phrase), { minLength: 1, maxLength: 3 }).map((kv) => ({
       text: `\n${[...new Map(kv)].map(([k, v]) => `${indent}  ${k}: ${v}`).join("\n")}`,
       scalar: false
     }))
   )
 
-const comment = fc.option(phrase.map((c) => ` # ${c}`), { nil: "" })
-const body = fc.array(fc.oneof(phrase, fc.constantFrom("", "# Heading", "```", "---", "+++", "{", "  indented")), { maxLength: 6 }).map((ls) => ls.join("\n"))
+const comment = fc.option(
+  phrase.map((c) => ` # ${c}`),
+  { nil: "" }
+)
+const body = fc
+  .array(fc.oneof(phrase, fc.constantFrom("", "# Heading", "```", "---", "+++", "{", "  indented")), { maxLength: 6 })
+  .map((ls) => ls.join("\n"))
 const keys = fc.uniqueArray(fc.constantFrom(...KEYS), { minLength: 1, maxLength: 7 })
 
 /** A generated file: its text, and for each top-level field with a one-line value, the line it is on. */
@@ -43,7 +84,12 @@ interface Generated {
 }
 
 const yamlFile: fc.Arbitrary<Generated> = fc
-  .tuple(keys, fc.array(fc.tuple(yamlValue(""), comment, fc.boolean()), { minLength: 7, maxLength: 7 }), body, fc.boolean())
+  .tuple(
+    keys,
+    fc.array(fc.tuple(yamlValue(""), comment, fc.boolean()), { minLength: 7, maxLength: 7 }),
+    body,
+    fc.boolean()
+  )
   .map(([ks, vs, b, blank]) => {
     const lines = ["---"]
     const oneLine: Array<{ key: string; line: number }> = []
@@ -67,7 +113,12 @@ const tomlValue = fc.oneof(
 )
 
 const tomlFile: fc.Arbitrary<Generated> = fc
-  .tuple(keys, fc.array(fc.tuple(tomlValue, comment), { minLength: 7, maxLength: 7 }), fc.array(fc.tuple(word, tomlValue), { maxLength: 3 }), body)
+  .tuple(
+    keys,
+    fc.array(fc.tuple(tomlValue, comment), { minLength: 7, maxLength: 7 }),
+    fc.array(fc.tuple(word, tomlValue), { maxLength: 3 }),
+    body
+  )
   .map(([ks, vs, table, b]) => {
     const lines = ["+++"]
     const oneLine: Array<{ key: string; line: number }> = []
@@ -83,7 +134,20 @@ const tomlFile: fc.Arbitrary<Generated> = fc
   })
 
 const jsonFile: fc.Arbitrary<Generated> = fc
-  .tuple(keys, fc.array(fc.oneof(tricky, fc.integer(), fc.boolean(), fc.array(word, { maxLength: 2 }), fc.dictionary(word, word, { maxKeys: 2 })), { minLength: 7, maxLength: 7 }), body)
+  .tuple(
+    keys,
+    fc.array(
+      fc.oneof(
+        tricky,
+        fc.integer(),
+        fc.boolean(),
+        fc.array(word, { maxLength: 2 }),
+        fc.dictionary(word, word, { maxKeys: 2 })
+      ),
+      { minLength: 7, maxLength: 7 }
+    ),
+    body
+  )
   .map(([ks, vs, b]) => {
     const object = Object.fromEntries(ks.map((k, i) => [k, vs[i]!]))
     const text = JSON.stringify(object, null, 2)
@@ -91,13 +155,17 @@ const jsonFile: fc.Arbitrary<Generated> = fc
     const oneLine = ks.flatMap((k) => {
       const line = lines.findIndex((l) => l.startsWith(`  ${JSON.stringify(k)}: `))
       const v = object[k]
-      return typeof v === "object" && v !== null && (Array.isArray(v) ? v.length > 0 : Object.keys(v).length > 0) ? [] : [{ key: k, line }]
+      return typeof v === "object" && v !== null && (Array.isArray(v) ? v.length > 0 : Object.keys(v).length > 0)
+        ? []
+        : [{ key: k, line }]
     })
     return { text: `${text}\n\n${b}`, oneLine }
   })
 
 // A file whose first line is a fence or a brace has front matter (or a broken one): not this case.
-const noFrontMatter: fc.Arbitrary<Generated> = body.filter((b) => !/^(---|\+\+\+|\{)/.test(b)).map((b) => ({ text: b, oneLine: [] }))
+const noFrontMatter: fc.Arbitrary<Generated> = body
+  .filter((b) => !/^(---|\+\+\+|\{)/.test(b))
+  .map((b) => ({ text: b, oneLine: [] }))
 
 const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter)
 
@@ -108,40 +176,53 @@ const parse = (text: string, path = "post.md") => {
 }
 
 describe("content as it is", () => {
-  it.prop("render(parse(file)) is the file, byte for byte, whatever its front matter", [anyFile, fc.constantFrom("post.md", "Post@2x.v1.markdown", "guides/install/index.md", "docs/_index.md")], ([g, path]) => {
-    const c = parse(g.text, path)
-    expect(renderContent(c)).toBe(g.text)
-    // The item held in the database (its head and fields) renders the same bytes.
-    expect(renderContent(new Content({ ...c }))).toBe(g.text)
-  }, runs)
+  it.prop(
+    "render(parse(file)) is the file, byte for byte, whatever its front matter",
+    [anyFile, fc.constantFrom("post.md", "Post@2x.v1.markdown", "guides/install/index.md", "docs/_index.md")],
+    ([g, path]) => {
+      const c = parse(g.text, path)
+      expect(renderContent(c)).toBe(g.text)
+      // The item held in the database (its head and fields) renders the same bytes.
+      expect(renderContent(new Content({ ...c }))).toBe(g.text)
+    },
+    runs
+  )
 
-  it.prop("an edit of one field changes only that field's line", [fc.oneof(yamlFile, tomlFile, jsonFile), fc.nat(), tricky], ([g, pick, value]) => {
-    if (g.oneLine.length === 0) return
-    const { key, line } = g.oneLine[pick % g.oneLine.length]!
-    const c = parse(g.text)
-    const edited = Object.hasOwn(c.extra, key)
-      ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
-      : new Content({ ...c, [key]: value })
-    const before = g.text.split("\n")
-    const after = renderContent(edited).split("\n")
-    expect(after.length).toBe(before.length)
-    const changed = before.flatMap((l, i) => (after[i] === l ? [] : [i]))
-    expect(changed.every((i) => i === line)).toBe(true)
-    expect(after[line]!.replace(/^\s*"?/, "")).toMatch(new RegExp(`^${key}`))
-    // And it reads back as the edit (a known name now holding a value of its column's type is that column).
-    const back = parse(after.join("\n"))
-    expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
-  }, runs)
+  it.prop(
+    "an edit of one field changes only that field's line",
+    [fc.oneof(yamlFile, tomlFile, jsonFile), fc.nat(), tricky],
+    ([g, pick, value]) => {
+      if (g.oneLine.length === 0) return
+      const { key, line } = g.oneLine[pick % g.oneLine.length]!
+      const c = parse(g.text)
+      const edited = Object.hasOwn(c.extra, key)
+        ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
+        : new Content({ ...c, [key]: value })
+      const before = g.text.split("\n")
+      const after = renderContent(edited).split("\n")
+      expect(after.length).toBe(before.length)
+      const changed = before.flatMap((l, i) => (after[i] === l ? [] : [i]))
+      expect(changed.every((i) => i === line)).toBe(true)
+      expect(after[line]!.replace(/^\s*"?/, "")).toMatch(new RegExp(`^${key}`))
+      // And it reads back as the edit (a known name now holding a value of its column's type is that column).
+      const back = parse(after.join("\n"))
+      expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
+    },
+    runs
+  )
 
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
     const c = parse("# Install\n\nSteps.\n", "guides/install.md")
     expect(c.title).toBe("Install")
     expect(c.slug).toBe("guides/install")
-    expect(renderContent(new Content({ ...c, description: "How to" }))).toBe("---\ndescription: How to\n---\n\n# Install\n\nSteps.\n")
+    expect(renderContent(new Content({ ...c, description: "How to" }))).toBe(
+      "---\ndescription: How to\n---\n\n# Install\n\nSteps.\n"
+    )
   })
 
   it("keeps fields agentsync does not know, in order, with nested maps and lists; dates as written", () => {
-    const text = "---\ntitle: Hello\nweight: 10\nparams:\n  math: true\n  list: [1, 2]\ndate: 2013-05-06 00:00:00 +0000\npublished_at: 2025-03-01 10:00\n---\nBody\n"
+    const text =
+      "---\ntitle: Hello\nweight: 10\nparams:\n  math: true\n  list: [1, 2]\ndate: 2013-05-06 00:00:00 +0000\npublished_at: 2025-03-01 10:00\n---\nBody\n"
     const c = parse(text)
     expect(Object.keys(c.extra)).toStrictEqual(["weight", "params", "date"])
     expect(c.extra["params"]).toStrictEqual({ math: true, list: [1, 2] })

@@ -3,11 +3,19 @@ import { it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
 import { agentHash, contentHash, sha256, skillHash } from "../../src/domain/hash.js"
-import { type DbOp, type DiskOp, type KindPlan, plan } from "../../src/domain/localPlan.js"
-import { type ContentMeta, contentRows, type DbSide, diskSide, type ItemFileRow, isTrusted, metaKey, rowsToFetch } from "../../src/domain/localSides.js"
+import { ALL_KINDS, type DbOp, type DiskOp, type KindPlan, plan } from "../../src/domain/localPlan.js"
+import {
+  type ContentMeta,
+  contentRows,
+  type DbSide,
+  diskSide,
+  type ItemFileRow,
+  isTrusted,
+  metaKey,
+  rowsToFetch
+} from "../../src/domain/localSides.js"
 import { type Agent, type Content, ContentSource, type LocalSyncDirection, type Skill } from "../../src/domain/model.js"
 import type { RawFile } from "../../src/domain/project.js"
-import { ALL_KINDS } from "../../src/domain/localPlan.js"
 
 /** A database as the repositories hold it, in memory. */
 interface Db {
@@ -19,7 +27,14 @@ interface Db {
   sources: Map<string, ContentSource>
 }
 
-const emptyDb = (): Db => ({ agents: new Map(), skills: new Map(), contents: new Map(), files: new Map(), blobs: new Map(), sources: new Map() })
+const emptyDb = (): Db => ({
+  agents: new Map(),
+  skills: new Map(),
+  contents: new Map(),
+  files: new Map(),
+  blobs: new Map(),
+  sources: new Map()
+})
 
 type Tree = Map<string, { bytes: Uint8Array; mode: number }>
 
@@ -35,7 +50,9 @@ const read = (tree: Tree, db: Db, toDisk: boolean) => {
     return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
   })
   const need = new Set(rowsToFetch(meta, disk, toDisk).map(metaKey))
-  const fetched = new Map([...db.contents].filter(([k]) => need.has(k)).map(([k, r]) => [k, { item: r.item, hash: contentHash(r.item) }]))
+  const fetched = new Map(
+    [...db.contents].filter(([k]) => need.has(k)).map(([k, r]) => [k, { item: r.item, hash: contentHash(r.item) }])
+  )
   const side: DbSide = {
     agents: { items: [...db.agents.values()].map((item) => ({ item, hash: agentHash(item) })), invalid: [] },
     skills: { items: [...db.skills.values()].map((item) => ({ item, hash: skillHash(item) })), invalid: [] },
@@ -69,7 +86,16 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
         for (const w of op.items) {
           const key = `${w.item.source}/${w.item.slug}`
           if ("expectedHash" in w && db.contents.get(key)?.meta.version_hash !== w.expectedHash) continue
-          db.contents.set(key, { item: w.item, meta: { source: w.item.source, slug: w.item.slug, path: w.item.path, version_hash: contentHash(w.item), file_sha256: w.fileSha } })
+          db.contents.set(key, {
+            item: w.item,
+            meta: {
+              source: w.item.source,
+              slug: w.item.slug,
+              path: w.item.path,
+              version_hash: contentHash(w.item),
+              file_sha256: w.fileSha
+            }
+          })
         }
         return
       case "DeleteContents":
@@ -81,7 +107,14 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
       case "UpsertFiles":
         for (const f of op.files) {
           db.blobs.set(f.sha, f.bytes)
-          db.files.set(f.path, { path: f.path, kind: f.kind, owner: f.owner ?? null, sha256: f.sha, mode: f.mode, size: f.size })
+          db.files.set(f.path, {
+            path: f.path,
+            kind: f.kind,
+            owner: f.owner ?? null,
+            sha256: f.sha,
+            mode: f.mode,
+            size: f.size
+          })
         }
         return
       case "DeleteFiles":
@@ -94,7 +127,8 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
   }
   const onDisk = (op: DiskOp) => {
     if (op._tag === "WriteText") tree.set(op.path, { bytes: enc(op.text), mode: 0o644 })
-    else if (op._tag === "WriteBlob") tree.set(op.path, { bytes: db.blobs.get(op.sha) ?? files.get(op.sha)!, mode: op.mode })
+    else if (op._tag === "WriteBlob")
+      tree.set(op.path, { bytes: db.blobs.get(op.sha) ?? files.get(op.sha)!, mode: op.mode })
     else tree.delete(op.path)
   }
   for (const p of plans) p.db.forEach(onDb)
@@ -102,7 +136,13 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
   for (const p of plans) p.after.forEach(onDb)
 }
 
-const changesOf = (plans: ReadonlyArray<KindPlan>) => plans.flatMap((p) => [...p.steps.map((s) => `${s.action} ${s.key}`), ...p.db.map((o) => o._tag), ...p.disk.map((o) => `${o._tag} ${o.path}`), ...p.after.map((o) => o._tag)])
+const changesOf = (plans: ReadonlyArray<KindPlan>) =>
+  plans.flatMap((p) => [
+    ...p.steps.map((s) => `${s.action} ${s.key}`),
+    ...p.db.map((o) => o._tag),
+    ...p.disk.map((o) => `${o._tag} ${o.path}`),
+    ...p.after.map((o) => o._tag)
+  ])
 
 // ---------------------------------------------------------------------------------------------------------
 // Generated trees
@@ -111,8 +151,12 @@ const word = fc.stringMatching(/^[a-z][a-z0-9]{0,5}$/)
 const line = fc.oneof(word, fc.constantFrom("# Title", "", "text", "- item"))
 const body = fc.array(line, { maxLength: 3 }).map((ls) => ls.join("\n"))
 const frontMatter = fc.oneof(
-  fc.tuple(word, fc.integer({ min: 0, max: 99 }), fc.boolean()).map(([t, w, d]) => `---\ntitle: ${t}\nweight: ${w} # order\ndraft: ${d}\n---\n\n`),
-  fc.tuple(word, fc.integer({ min: 0, max: 99 })).map(([t, w]) => `+++\ntitle = "${t}"\nweight = ${w}\n\n[extra]\nx = 1\n+++\n`),
+  fc
+    .tuple(word, fc.integer({ min: 0, max: 99 }), fc.boolean())
+    .map(([t, w, d]) => `---\ntitle: ${t}\nweight: ${w} # order\ndraft: ${d}\n---\n\n`),
+  fc
+    .tuple(word, fc.integer({ min: 0, max: 99 }))
+    .map(([t, w]) => `+++\ntitle = "${t}"\nweight = ${w}\n\n[extra]\nx = 1\n+++\n`),
   word.map((t) => `{\n  "title": "${t}",\n  "n": [1, 2]\n}\n\n`),
   fc.constant("")
 )
@@ -122,13 +166,33 @@ const contentFile = fc.tuple(
   frontMatter,
   body
 )
-const attachment = fc.tuple(fc.constantFrom("content/blog/c/img.png", "content/docs/d/x.svg", "skills/pdf/scripts/run.sh", "content/blog/raw.bin"), fc.constantFrom("A", "B"), fc.constantFrom(0o644, 0o755))
-const agentFile = fc.tuple(fc.constantFrom("ops", "review"), word, body).map(([id, d, b]) => [`agents/${id}.md`, `---\nname: ${id}\ndescription: ${d}\ntools: Read, Grep\n---\n\n${b}`] as const)
-const agentFolder = fc.tuple(fc.constantFrom("support"), word, body).map(([id, d, b]) => [
-  [`agents/${id}/config.yaml`, `id: ${id}\nname: ${id}\ndescription: ${d} # why\nsettings:\n  z: 1\n  a: [1, 2]\n`],
-  [`agents/${id}/system_prompt.md`, b]
-] as const)
-const skillFile = fc.tuple(fc.constantFrom("pdf", "xlsx"), word, body).map(([id, d, b]) => [`skills/${id}/SKILL.md`, `---\nname: ${id}\ndescription: ${d}\nlicense: MIT\n---\n\n${b}`] as const)
+const attachment = fc.tuple(
+  fc.constantFrom(
+    "content/blog/c/img.png",
+    "content/docs/d/x.svg",
+    "skills/pdf/scripts/run.sh",
+    "content/blog/raw.bin"
+  ),
+  fc.constantFrom("A", "B"),
+  fc.constantFrom(0o644, 0o755)
+)
+const agentFile = fc
+  .tuple(fc.constantFrom("ops", "review"), word, body)
+  .map(
+    ([id, d, b]) => [`agents/${id}.md`, `---\nname: ${id}\ndescription: ${d}\ntools: Read, Grep\n---\n\n${b}`] as const
+  )
+const agentFolder = fc.tuple(fc.constantFrom("support"), word, body).map(
+  ([id, d, b]) =>
+    [
+      [`agents/${id}/config.yaml`, `id: ${id}\nname: ${id}\ndescription: ${d} # why\nsettings:\n  z: 1\n  a: [1, 2]\n`],
+      [`agents/${id}/system_prompt.md`, b]
+    ] as const
+)
+const skillFile = fc
+  .tuple(fc.constantFrom("pdf", "xlsx"), word, body)
+  .map(
+    ([id, d, b]) => [`skills/${id}/SKILL.md`, `---\nname: ${id}\ndescription: ${d}\nlicense: MIT\n---\n\n${b}`] as const
+  )
 
 const treeArb = fc
   .record({
@@ -153,7 +217,8 @@ const treeArb = fc
     for (const files of g.folders) for (const [path, text] of files) tree.set(path, { bytes: enc(text), mode: 0o644 })
     for (const [path, text] of g.skills) tree.set(path, { bytes: enc(text), mode: 0o644 })
     // A skill's files need the skill: a folder without SKILL.md is reported, which is not this property.
-    if (tree.has("skills/pdf/scripts/run.sh") && !tree.has("skills/pdf/SKILL.md")) tree.set("skills/pdf/SKILL.md", { bytes: enc("# PDF\n"), mode: 0o644 })
+    if (tree.has("skills/pdf/scripts/run.sh") && !tree.has("skills/pdf/SKILL.md"))
+      tree.set("skills/pdf/SKILL.md", { bytes: enc("# PDF\n"), mode: 0o644 })
     return tree
   })
 
@@ -161,49 +226,75 @@ const treeArb = fc
 const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
   const db = emptyDb()
   const { disk, db: side } = read(tree, db, false)
-  apply(plan({ direction: "ToDatabase", dryRun: false, deleteOrphans: false }, disk, side, ALL_KINDS), new Map(tree), db, new Map())
+  apply(
+    plan({ direction: "ToDatabase", dryRun: false, deleteOrphans: false }, disk, side, ALL_KINDS),
+    new Map(tree),
+    db,
+    new Map()
+  )
   const first = [...db.contents.values()][0]
   if (edit && first !== undefined) {
     const item = { ...first.item, title: `${first.item.title} (edited)` } as Content
-    db.contents.set(metaKey(first.meta), { item: Object.assign(Object.create(Object.getPrototypeOf(first.item)), item), meta: { ...first.meta, version_hash: "", file_sha256: null } })
+    db.contents.set(metaKey(first.meta), {
+      item: Object.assign(Object.create(Object.getPrototypeOf(first.item)), item),
+      meta: { ...first.meta, version_hash: "", file_sha256: null }
+    })
   }
   return db
 })
 
 describe("local plan", () => {
-  const settles = (direction: LocalSyncDirection) => ([tree, db, orphans]: readonly [Tree, Db, boolean]) => {
-    const o = { direction, dryRun: false, deleteOrphans: orphans }
-    const blobs = new Map([...tree.values()].map((f) => [sha256(f.bytes), f.bytes]))
-    const first = read(tree, db, direction === "ToDisk")
-    apply(plan(o, first.disk, first.db, ALL_KINDS), tree, db, blobs)
-    const again = read(tree, db, direction === "ToDisk")
-    const next = plan(o, again.disk, again.db, ALL_KINDS)
-    expect(changesOf(next)).toStrictEqual([])
-    for (const p of next) expect(p.result.errors).toStrictEqual([])
-    // Every row now knows the file it is, so the next run reads neither the file nor the row.
-    for (const r of db.contents.values()) {
-      const file = tree.get(`content/${r.item.source}/${r.item.path}`)
-      if (file === undefined) continue
-      expect(isTrusted(r.meta)).toBe(true)
-      expect(r.meta.file_sha256).toBe(sha256(file.bytes))
+  const settles =
+    (direction: LocalSyncDirection) =>
+    ([tree, db, orphans]: readonly [Tree, Db, boolean]) => {
+      const o = { direction, dryRun: false, deleteOrphans: orphans }
+      const blobs = new Map([...tree.values()].map((f) => [sha256(f.bytes), f.bytes]))
+      const first = read(tree, db, direction === "ToDisk")
+      apply(plan(o, first.disk, first.db, ALL_KINDS), tree, db, blobs)
+      const again = read(tree, db, direction === "ToDisk")
+      const next = plan(o, again.disk, again.db, ALL_KINDS)
+      expect(changesOf(next)).toStrictEqual([])
+      for (const p of next) expect(p.result.errors).toStrictEqual([])
+      // Every row now knows the file it is, so the next run reads neither the file nor the row.
+      for (const r of db.contents.values()) {
+        const file = tree.get(`content/${r.item.source}/${r.item.path}`)
+        if (file === undefined) continue
+        expect(isTrusted(r.meta)).toBe(true)
+        expect(r.meta.file_sha256).toBe(sha256(file.bytes))
+      }
+      // And the other direction agrees there is nothing to do (orphans aside).
+      const back = plan(
+        { ...o, direction: direction === "ToDisk" ? "ToDatabase" : "ToDisk", deleteOrphans: false },
+        again.disk,
+        read(tree, db, true).db,
+        ALL_KINDS
+      )
+      // (A source's remembered layout is bookkeeping of the database, not a change of content.)
+      expect(
+        changesOf(back).filter((c) => !c.startsWith("Record") && !c.includes("source:") && c !== "UpsertSources")
+      ).toStrictEqual([])
     }
-    // And the other direction agrees there is nothing to do (orphans aside).
-    const back = plan({ ...o, direction: direction === "ToDisk" ? "ToDatabase" : "ToDisk", deleteOrphans: false }, again.disk, read(tree, db, true).db, ALL_KINDS)
-    // (A source's remembered layout is bookkeeping of the database, not a change of content.)
-    expect(changesOf(back).filter((c) => !c.startsWith("Record") && !c.includes("source:") && c !== "UpsertSources")).toStrictEqual([])
-  }
 
-  it.prop("to the database: apply, then plan again: nothing to do", [treeArb, dbArb, fc.constant(true)], settles("ToDatabase"), { fastCheck: { numRuns: 150 } })
-  it.prop("to disk: apply, then plan again: nothing to do", [treeArb, dbArb, fc.constant(true)], settles("ToDisk"), { fastCheck: { numRuns: 150 } })
+  it.prop(
+    "to the database: apply, then plan again: nothing to do",
+    [treeArb, dbArb, fc.constant(true)],
+    settles("ToDatabase"),
+    { fastCheck: { numRuns: 150 } }
+  )
+  it.prop("to disk: apply, then plan again: nothing to do", [treeArb, dbArb, fc.constant(true)], settles("ToDisk"), {
+    fastCheck: { numRuns: 150 }
+  })
 
   it("a plan is data: a dry run and a real run plan the same operations", () => {
-    const tree: Tree = new Map([["content/blog/a.md", { bytes: enc("+++\ntitle = \"A\"\n+++\nbody"), mode: 0o644 }]])
+    const tree: Tree = new Map([["content/blog/a.md", { bytes: enc('+++\ntitle = "A"\n+++\nbody'), mode: 0o644 }]])
     const db = emptyDb()
     const { disk, db: side } = read(tree, db, false)
     const dry = plan({ direction: "ToDatabase", dryRun: true, deleteOrphans: false }, disk, side, ALL_KINDS)
     const real = plan({ direction: "ToDatabase", dryRun: false, deleteOrphans: false }, disk, side, ALL_KINDS)
     expect(changesOf(dry)).toStrictEqual(changesOf(real))
     expect(changesOf(real)).toContain("upsert blog/a")
-    expect(new ContentSource({ source: "blog", layout: "flat", declared: false, description: null }).layout).toBe("flat")
+    expect(new ContentSource({ source: "blog", layout: "flat", declared: false, description: null }).layout).toBe(
+      "flat"
+    )
   })
 })

@@ -1,6 +1,6 @@
 import { FastCheck as fc } from "effect"
 import { describe, expect, it } from "vitest"
-import { makeManifestDecoder, ManifestRefused } from "../../src/domain/manifestDecoder.js"
+import { ManifestRefused, makeManifestDecoder } from "../../src/domain/manifestDecoder.js"
 
 const options = (maxBytes = 1 << 20, maxEntries = 1000) => ({
   arrayKey: "entries",
@@ -32,19 +32,35 @@ const refusal = (f: () => unknown) => {
 }
 
 const text = fc.string({ unit: fc.constantFrom("a", "\\", '"', "é", "💡", "/", " ", "{", "]", ":", ",") })
-const entry = fc.record({ path: text, size: fc.nat(), sha256: fc.hexaString({ minLength: 0, maxLength: 8 }), extra: fc.option(fc.array(fc.nat(), { maxLength: 3 })) })
-const manifest = fc.record({ tenant: text, revision: fc.option(text), entries: fc.array(entry, { maxLength: 20 }), checksum: text })
+const entry = fc.record({
+  path: text,
+  size: fc.nat(),
+  sha256: fc.hexaString({ minLength: 0, maxLength: 8 }),
+  extra: fc.option(fc.array(fc.nat(), { maxLength: 3 }))
+})
+const manifest = fc.record({
+  tenant: text,
+  revision: fc.option(text),
+  entries: fc.array(entry, { maxLength: 20 }),
+  checksum: text
+})
 
 describe("manifest decoder", () => {
   it("decodes what JSON.parse decodes, however the bytes are cut and whatever order or spacing the keys have", () => {
     fc.assert(
-      fc.property(manifest, fc.array(fc.nat({ max: 4000 }), { maxLength: 12 }), fc.boolean(), fc.boolean(), (m, cuts, reversed, spaced) => {
-        const ordered = reversed ? Object.fromEntries(Object.entries(m).reverse()) : m
-        const json = JSON.stringify(ordered, null, spaced ? 2 : undefined)
-        const { fields, elements } = decode(json, cuts)
-        expect(elements).toEqual(JSON.parse(json).entries)
-        expect(fields).toEqual({ ...JSON.parse(json), entries: [] })
-      })
+      fc.property(
+        manifest,
+        fc.array(fc.nat({ max: 4000 }), { maxLength: 12 }),
+        fc.boolean(),
+        fc.boolean(),
+        (m, cuts, reversed, spaced) => {
+          const ordered = reversed ? Object.fromEntries(Object.entries(m).reverse()) : m
+          const json = JSON.stringify(ordered, null, spaced ? 2 : undefined)
+          const { fields, elements } = decode(json, cuts)
+          expect(elements).toEqual(JSON.parse(json).entries)
+          expect(fields).toEqual({ ...JSON.parse(json), entries: [] })
+        }
+      )
     )
   })
 

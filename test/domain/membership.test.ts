@@ -4,14 +4,30 @@ import { globToRegExp, IGNORE_FILE, isMemberPath, makeMembership } from "../../s
 
 describe("bundle membership", () => {
   it("carries the membership folders and the ignore file, nothing else", () => {
-    for (const p of ["agents/a/config.yaml", "content/blog/x/index.md", "hooks/pre.sh", IGNORE_FILE]) expect(isMemberPath(p)).toBe(true)
-    for (const p of ["node_modules/x.js", "README.md", ".git/config", "agentsx/a", "agents", "agents/", "agentsync.yaml", ".agentsync/files-base.json"]) {
+    for (const p of ["agents/a/config.yaml", "content/blog/x/index.md", "hooks/pre.sh", IGNORE_FILE])
+      expect(isMemberPath(p)).toBe(true)
+    for (const p of [
+      "node_modules/x.js",
+      "README.md",
+      ".git/config",
+      "agentsx/a",
+      "agents",
+      "agents/",
+      "agentsync.yaml",
+      ".agentsync/files-base.json"
+    ]) {
       expect([p, isMemberPath(p)]).toEqual([p, false])
     }
   })
 
   it("never carries .git (in any case a disk may fold), agentsync's temp files or editor litter, whatever the ignore file says", () => {
-    for (const p of ["agents/.git/config", "skills/s/.GIT/hooks/pre-commit", "config/.Git", "content/.agentsync-tmp-1-abcdef01-0", "web/.DS_Store"]) {
+    for (const p of [
+      "agents/.git/config",
+      "skills/s/.GIT/hooks/pre-commit",
+      "config/.Git",
+      "content/.agentsync-tmp-1-abcdef01-0",
+      "web/.DS_Store"
+    ]) {
       expect([p, isMemberPath(p), makeMembership("!**\n!.git\n!*.swp").includes(p)]).toEqual([p, false, false])
     }
   })
@@ -38,15 +54,29 @@ describe("bundle membership", () => {
 
   it("leaves out editor, OS, git and agentsync litter at any depth", () => {
     const m = makeMembership()
-    for (const p of [".DS_Store", "agents/.DS_Store", "agents/a/b/.DS_Store", "skills/s/x.swp", "config/a.yaml~", "content/.agentsync-tmp-1", "agents/a/.git/config", "agents/.git/x/y"]) {
+    for (const p of [
+      ".DS_Store",
+      "agents/.DS_Store",
+      "agents/a/b/.DS_Store",
+      "skills/s/x.swp",
+      "config/a.yaml~",
+      "content/.agentsync-tmp-1",
+      "agents/a/.git/config",
+      "agents/.git/x/y"
+    ]) {
       expect([p, m.includes(p)]).toEqual([p, false])
     }
-    for (const p of ["agents/a/config.yaml", "agents/a/git/x", "agents/a/x.git", "skills/swp", "content/a~b/c.md"]) expect([p, m.includes(p)]).toEqual([p, true])
+    for (const p of ["agents/a/config.yaml", "agents/a/git/x", "agents/a/x.git", "skills/swp", "content/a~b/c.md"])
+      expect([p, m.includes(p)]).toEqual([p, true])
   })
 
   it("a pattern without a slash matches a whole segment at any depth, as the anchored form of it would", () => {
-    const glob = fc.array(fc.constantFrom("a", "b", ".", "*", "?", "[ab]", "~", "-", "md"), { minLength: 1, maxLength: 5 }).map((p) => p.join(""))
-    const path = fc.array(fc.constantFrom("a", "b", "a.md", ".b", "ab~", "x", "a-b"), { minLength: 1, maxLength: 4 }).map((p) => p.join("/"))
+    const glob = fc
+      .array(fc.constantFrom("a", "b", ".", "*", "?", "[ab]", "~", "-", "md"), { minLength: 1, maxLength: 5 })
+      .map((p) => p.join(""))
+    const path = fc
+      .array(fc.constantFrom("a", "b", "a.md", ".b", "ab~", "x", "a-b"), { minLength: 1, maxLength: 4 })
+      .map((p) => p.join("/"))
     fc.assert(
       fc.property(glob, path, (g, p) => {
         // The rule as gitignore states it: some segment matches, or a path below a matching folder.
@@ -60,10 +90,22 @@ describe("bundle membership", () => {
   })
 
   it("decides as the last matching line of the ignore file, whatever the mix of ! lines", () => {
-    const glob = fc.constantFrom("*.md", "content/", "a*", "**/b/**", "x/*.yaml", "*.local.yaml", "content/**/c.md", "[ab]*")
+    const glob = fc.constantFrom(
+      "*.md",
+      "content/",
+      "a*",
+      "**/b/**",
+      "x/*.yaml",
+      "*.local.yaml",
+      "content/**/c.md",
+      "[ab]*"
+    )
     const line = fc.tuple(fc.boolean(), glob).map(([negate, g]) => `${negate ? "!" : ""}${g}`)
     const path = fc
-      .tuple(fc.constantFrom("agents", "content", "config", "x", "node_modules"), fc.array(fc.constantFrom("a", "b", "c.md", "x", "a.local.yaml", "b.md"), { minLength: 1, maxLength: 4 }))
+      .tuple(
+        fc.constantFrom("agents", "content", "config", "x", "node_modules"),
+        fc.array(fc.constantFrom("a", "b", "c.md", "x", "a.local.yaml", "b.md"), { minLength: 1, maxLength: 4 })
+      )
       .map(([top, rest]) => [top, ...rest].join("/"))
     fc.assert(
       fc.property(fc.array(line, { maxLength: 8 }), fc.array(path, { minLength: 1, maxLength: 10 }), (lines, paths) => {
@@ -71,7 +113,8 @@ describe("bundle membership", () => {
         for (const p of paths) {
           // The rule as written: every line in order, the last match decides.
           let expected = isMemberPath(p) && makeMembership().includes(p)
-          if (isMemberPath(p)) for (const l of lines) if (globToRegExp(l.replace(/^!/, "")).test(p)) expected = l.startsWith("!")
+          if (isMemberPath(p))
+            for (const l of lines) if (globToRegExp(l.replace(/^!/, "")).test(p)) expected = l.startsWith("!")
           expect([p, m.includes(p)]).toEqual([p, expected])
         }
       }),

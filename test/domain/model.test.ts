@@ -12,7 +12,9 @@ const segmentRule = (p: string) =>
   p.split("/").every((s) => s !== "" && s !== "." && s !== "..")
 
 // Paths from the characters that matter to the rule, so the edge cases come up often.
-const pathLike = fc.array(fc.constantFrom("a", "b", ".", "..", "/", "\\", "\0", "é"), { maxLength: 12 }).map((parts) => parts.join(""))
+const pathLike = fc
+  .array(fc.constantFrom("a", "b", ".", "..", "/", "\\", "\0", "é"), { maxLength: 12 })
+  .map((parts) => parts.join(""))
 
 describe("RelPath", () => {
   it("the one-pass predicate and the Schema agree with the segment rule on every path", () => {

@@ -46,7 +46,16 @@ const c = (id: string, user_id: string): ContextExport => ({
   updated_at: "2025-01-02T00:00:00.000000Z"
 })
 
-type Counts = { tables: Array<{ table: string; inserted: number; updated: number; unchanged: number; skipped: number; skips: Array<{ id: string; reason: string }> }> }
+type Counts = {
+  tables: Array<{
+    table: string
+    inserted: number
+    updated: number
+    unchanged: number
+    skipped: number
+    skips: Array<{ id: string; reason: string }>
+  }>
+}
 const counts = (r: Counts) => r.tables.map((t) => [t.table, t.inserted, t.updated, t.unchanged, t.skipped])
 
 let server: { url: string }
@@ -56,7 +65,10 @@ beforeAll(async () => {
   if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
   const serverDb = await freshDatabase("e2edbsrv")
   const admin = project()
-  const created = await agentsync(["--json", "tenant", "create", "Acme"], { cwd: admin, env: { DATABASE_URL: serverDb } })
+  const created = await agentsync(["--json", "tenant", "create", "Acme"], {
+    cwd: admin,
+    env: { DATABASE_URL: serverDb }
+  })
   expect(created.code, created.stderr).toBe(0)
   tenant = JSON.parse(created.stdout)
   server = await serve({ DATABASE_URL: serverDb }, admin)
@@ -69,7 +81,12 @@ afterAll(() => {
 describe("agentsync db", () => {
   it("pushes (dry run first), reruns idempotently, diffs, and pulls back, reporting skips with their ids", async () => {
     const [local, cloud] = await Promise.all([migratedDatabase("e2elocal"), migratedDatabase("e2ecloud")])
-    await loadState(local, { users: [u("u1"), u("u2"), u("u3")], skills: [], contexts: [c("c1", "u1"), c("c2", "u2")], sessionIds: [] })
+    await loadState(local, {
+      users: [u("u1"), u("u2"), u("u3")],
+      skills: [],
+      contexts: [c("c1", "u1"), c("c2", "u2")],
+      sessionIds: []
+    })
     // The cloud already has a user with u3's email under another id.
     await query(cloud, "INSERT INTO users (id, name, email) VALUES ('cloud-7', 'seven', 'u3@example.com')")
     const root = project()
@@ -78,23 +95,41 @@ describe("agentsync db", () => {
 
     const dry = await db("push", "--dry-run")
     expect(dry.code, dry.stderr).toBe(0)
-    expect(counts(JSON.parse(dry.stdout))).toEqual([["users", 2, 0, 0, 1], ["skills", 0, 0, 0, 0], ["contexts", 2, 0, 0, 0]])
+    expect(counts(JSON.parse(dry.stdout))).toEqual([
+      ["users", 2, 0, 0, 1],
+      ["skills", 0, 0, 0, 0],
+      ["contexts", 2, 0, 0, 0]
+    ])
     expect((await readState(cloud)).users.map((x) => x.id)).toEqual(["cloud-7"])
 
     const push = await db("push")
     expect(push.code, push.stderr).toBe(0)
     const pushed = JSON.parse(push.stdout)
     expect(pushed).toMatchObject({ direction: "push", transport: "direct", dry_run: false })
-    expect(counts(pushed)).toEqual([["users", 2, 0, 0, 1], ["skills", 0, 0, 0, 0], ["contexts", 2, 0, 0, 0]])
+    expect(counts(pushed)).toEqual([
+      ["users", 2, 0, 0, 1],
+      ["skills", 0, 0, 0, 0],
+      ["contexts", 2, 0, 0, 0]
+    ])
     expect(pushed.tables[0].skips).toEqual([{ id: "u3", reason: "email belongs to user cloud-7" }])
 
     const again = await db("push")
-    expect(counts(JSON.parse(again.stdout))).toEqual([["users", 0, 0, 2, 1], ["skills", 0, 0, 0, 0], ["contexts", 0, 0, 2, 0]])
+    expect(counts(JSON.parse(again.stdout))).toEqual([
+      ["users", 0, 0, 2, 1],
+      ["skills", 0, 0, 0, 0],
+      ["contexts", 0, 0, 2, 0]
+    ])
 
     await query(cloud, "UPDATE users SET display_name = 'Renamed', updated_at = '2025-03-01Z' WHERE id = 'u1'")
     const diff = await db("diff")
     expect(diff.code, diff.stderr).toBe(0)
-    expect(JSON.parse(diff.stdout).tables[0]).toEqual({ table: "users", only_local: 1, only_remote: 1, different: 1, equal: 1 })
+    expect(JSON.parse(diff.stdout).tables[0]).toEqual({
+      table: "users",
+      only_local: 1,
+      only_remote: 1,
+      different: 1,
+      equal: 1
+    })
 
     const human = await agentsync(["db", "diff"], { cwd: root, env })
     expect(human.stdout).toMatch(/users\s+1\s+1\s+1\s+1/)
@@ -102,7 +137,11 @@ describe("agentsync db", () => {
     const pull = await db("pull")
     expect(pull.code, pull.stderr).toBe(0)
     // cloud-7 cannot come down: its email belongs to u3 locally.
-    expect(counts(JSON.parse(pull.stdout))).toEqual([["users", 0, 1, 1, 1], ["skills", 0, 0, 0, 0], ["contexts", 0, 0, 2, 0]])
+    expect(counts(JSON.parse(pull.stdout))).toEqual([
+      ["users", 0, 1, 1, 1],
+      ["skills", 0, 0, 0, 0],
+      ["contexts", 0, 0, 2, 0]
+    ])
     expect((await readState(local)).users.find((x) => x.id === "u1")?.display_name).toBe("Renamed")
   })
 
@@ -125,7 +164,11 @@ describe("agentsync db", () => {
     const other = project()
     const pull = await agentsync(["--json", "db", "pull"], { cwd: other, env })
     expect(pull.code, pull.stderr).toBe(0)
-    expect(counts(JSON.parse(pull.stdout))).toEqual([["users", 2, 0, 0, 0], ["skills", 0, 0, 0, 0], ["contexts", 1, 0, 0, 0]])
+    expect(counts(JSON.parse(pull.stdout))).toEqual([
+      ["users", 2, 0, 0, 0],
+      ["skills", 0, 0, 0, 0],
+      ["contexts", 1, 0, 0, 0]
+    ])
     expect(existsSync(join(other, ".agentsync", "pgdata"))).toBe(true)
   })
 })
@@ -141,7 +184,9 @@ describe("agentsync sync", () => {
     const first = await agentsync(["--json", "sync"], { cwd: root, env: partialEnv })
     expect(first.code).toBe(2)
     const firstOut = JSON.parse(first.stdout)
-    expect(firstOut.operations.map((o: { operation: string; state: { _tag: string } }) => [o.operation, o.state._tag])).toEqual([
+    expect(
+      firstOut.operations.map((o: { operation: string; state: { _tag: string } }) => [o.operation, o.state._tag])
+    ).toEqual([
       ["files", "NotStarted"],
       ["database", "Completed"]
     ])
@@ -158,13 +203,19 @@ describe("agentsync sync", () => {
     const second = await agentsync(["--json", "sync", "--push"], { cwd: root, env: fullEnv })
     expect(second.code).toBe(1)
     const out = JSON.parse(second.stdout)
-    expect(out.operations.map((o: { state: unknown }) => o.state)).toEqual([{ _tag: "Completed" }, { _tag: "Partial", completed: 1, total: 3 }])
+    expect(out.operations.map((o: { state: unknown }) => o.state)).toEqual([
+      { _tag: "Completed" },
+      { _tag: "Partial", completed: 1, total: 3 }
+    ])
     expect(second.stderr).toContain("contexts are read-only")
 
     await query(cloud, "DROP TRIGGER refuse ON user_contexts")
     const third = await agentsync(["--json", "sync"], { cwd: root, env: fullEnv })
     expect(third.code, third.stderr).toBe(0)
-    expect(JSON.parse(third.stdout)).toMatchObject({ ok: true, operations: [{ state: { _tag: "Completed" } }, { state: { _tag: "Completed" } }] })
+    expect(JSON.parse(third.stdout)).toMatchObject({
+      ok: true,
+      operations: [{ state: { _tag: "Completed" } }, { state: { _tag: "Completed" } }]
+    })
     expect((await readState(cloud)).contexts.map((x) => x.name)).toEqual(["changed", "changed"])
 
     const dry = await agentsync(["--json", "sync", "--pull", "--dry-run"], { cwd: root, env: fullEnv })

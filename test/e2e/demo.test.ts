@@ -34,7 +34,9 @@ describe("agentsync demo (built CLI, embedded defaults, no DATABASE_URL)", () =>
     expect(r.stdout).toMatch(/sync: skills\/kb-search\n\s+skills: first version/)
     expect(existsSync(join(work, "home/.claude/skills/cite-sources/SKILL.md"))).toBe(true)
     // Scheduled jobs: the example's jobs listed with their next fires, one run now and in the history.
-    expect(r.stdout).toMatch(/content_sync +local-sync +cron \*\/15 \* \* \* \* +UTC +\d{4}-\d\d-\d\dT\d\d:(00|15|30|45):00Z/)
+    expect(r.stdout).toMatch(
+      /content_sync +local-sync +cron \*\/15 \* \* \* \* +UTC +\d{4}-\d\d-\d\dT\d\d:(00|15|30|45):00Z/
+    )
     expect(r.stdout).toMatch(/access_control_sync +succeeded .*manual/s)
     // The token was never printed.
     expect(r.stdout).not.toMatch(/"token"/)

@@ -14,7 +14,9 @@ const has = (program: string) => spawnSync("sh", ["-c", `command -v ${program}`]
 const missing = ["buildah", "docker-registry", "htpasswd"].filter((p) => !has(p))
 if (missing.length > 0) {
   // Said out loud: a skipped test is not a passed one. `.ci/run` installs them (Debian: buildah, docker-registry, apache2-utils).
-  console.warn(`SKIPPED the buildah deploy tests: ${missing.join(", ")} not installed (apt-get install buildah docker-registry apache2-utils)`)
+  console.warn(
+    `SKIPPED the buildah deploy tests: ${missing.join(", ")} not installed (apt-get install buildah docker-registry apache2-utils)`
+  )
 }
 
 const PASSWORD = "registry-Pa55word-for-buildah"
@@ -63,11 +65,17 @@ describe.skipIf(missing.length > 0)("agentsync deploy --builder buildah, to a re
     registry = spawn("docker-registry", ["serve", join(dir, "registry.yml")], { stdio: "ignore" })
     await waitFor(async () => (await fetch(`http://${registryHost}/v2/`)).status === 401, "the registry")
     // buildah as root without a container engine: its own storage (vfs) in the test folder, chroot isolation.
-    writeFileSync(join(dir, "storage.conf"), `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "storage")}"\nrunroot = "${join(dir, "run")}"\n`)
+    writeFileSync(
+      join(dir, "storage.conf"),
+      `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "storage")}"\nrunroot = "${join(dir, "run")}"\n`
+    )
     env = { CONTAINERS_STORAGE_CONF: join(dir, "storage.conf"), BUILDAH_ISOLATION: "chroot" }
 
     databaseUrl = await freshDatabase("e2ebuildah")
-    const created = await agentsync(["--json", "tenant", "create", "Acme"], { cwd: dir, env: { DATABASE_URL: databaseUrl } })
+    const created = await agentsync(["--json", "tenant", "create", "Acme"], {
+      cwd: dir,
+      env: { DATABASE_URL: databaseUrl }
+    })
     expect(created.code, created.stderr).toBe(0)
     tenant = JSON.parse(created.stdout)
     // The release hook checks that the registry really holds the released digest.
@@ -98,7 +106,8 @@ console.log("registry holds", image, "->", r.status); process.exit(r.status === 
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
   })
 
-  const project = (host = registryHost) => makeProject(`deploy:\n  app: acme/hello\n  registry: ${host}\n  builder: buildah\n`)
+  const project = (host = registryHost) =>
+    makeProject(`deploy:\n  app: acme/hello\n  registry: ${host}\n  builder: buildah\n`)
   const cli = (root: string, args: ReadonlyArray<string>, server = url) =>
     agentsync(args, { cwd: root, env: { ...env, AGENTSYNC_DIRECT_URL: server, AGENTSYNC_TOKEN: tenant.token } })
 
@@ -110,7 +119,11 @@ console.log("registry holds", image, "->", r.status); process.exit(r.status === 
     expect(r.code, r.stderr).toBe(0)
     console.log(`buildah deploy of a FROM scratch image, end to end on loopback: ${seconds.toFixed(2)} s`)
     const report = JSON.parse(r.stdout)
-    expect(report.release).toMatchObject({ status: "active", image: `${registryHost}/acme/hello@${report.digest}`, tag: "v1" })
+    expect(report.release).toMatchObject({
+      status: "active",
+      image: `${registryHost}/acme/hello@${report.digest}`,
+      tag: "v1"
+    })
     expect(r.stderr).toContain(`registry holds ${registryHost}/acme/hello@${report.digest} -> 200`)
     // The tag in the registry names the same manifest the release points at.
     const head = await fetch(`http://${registryHost}/v2/acme/hello/manifests/v1`, {
@@ -131,7 +144,9 @@ console.log("registry holds", image, "->", r.status); process.exit(r.status === 
     const before = await query(databaseUrl, "SELECT number FROM releases")
     const r = await cli(root, ["deploy", "--tag", "v2"], wrongUrl)
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/error: login: buildah login .* -u bot --password-stdin 127\.0\.0\.1:\d+ exited with \d+:[\s\S]*(unauthorized|invalid username\/password)/i)
+    expect(r.stderr).toMatch(
+      /error: login: buildah login .* -u bot --password-stdin 127\.0\.0\.1:\d+ exited with \d+:[\s\S]*(unauthorized|invalid username\/password)/i
+    )
     expect(r.stderr).not.toContain("not-the-password")
     expect(await query(databaseUrl, "SELECT number FROM releases")).toEqual(before)
     const lock = await cli(root, ["--json", "deploy", "lock", "status"])

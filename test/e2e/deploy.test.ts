@@ -46,10 +46,24 @@ const project = (yaml = YAML, dockerfile = true) => {
 const cli = (root: string, args: ReadonlyArray<string>, env: Record<string, string | undefined> = {}) =>
   agentsync(args, {
     cwd: root,
-    env: { PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token, ...env }
+    env: {
+      PATH: `${stubs.bin}:${process.env.PATH}`,
+      STUB_DIR: stubs.dir,
+      AGENTSYNC_DIRECT_URL: server.url,
+      AGENTSYNC_TOKEN: tenant.token,
+      ...env
+    }
   })
 
-type ReleaseRow = { number: number; status: string; image: string; digest: string; kind: string; rollback_of: number | null; reactivated: number | null }
+type ReleaseRow = {
+  number: number
+  status: string
+  image: string
+  digest: string
+  kind: string
+  rollback_of: number | null
+  reactivated: number | null
+}
 /** The tenant's releases, newest first, read straight from the server's database. */
 const releases = async (_root?: string) =>
   query<ReleaseRow>(
@@ -76,7 +90,10 @@ beforeAll(async () => {
   const admin = makeProject("")
   temps.push(admin)
   for (const name of ["Acme", "Globex"]) {
-    const created = await agentsync(["--json", "tenant", "create", name], { cwd: admin, env: { DATABASE_URL: databaseUrl } })
+    const created = await agentsync(["--json", "tenant", "create", name], {
+      cwd: admin,
+      env: { DATABASE_URL: databaseUrl }
+    })
     expect(created.code, created.stderr).toBe(0)
     if (name === "Acme") tenant = JSON.parse(created.stdout)
     else other = JSON.parse(created.stdout)
@@ -110,7 +127,10 @@ describe("agentsync deploy with stub docker", () => {
     stubs.reset()
     const root = project()
     // No server is called, so neither a token nor a URL is needed.
-    const r = await cli(root, ["--json", "deploy", "--dry-run", "--tag", "v1"], { AGENTSYNC_TOKEN: undefined, AGENTSYNC_DIRECT_URL: undefined })
+    const r = await cli(root, ["--json", "deploy", "--dry-run", "--tag", "v1"], {
+      AGENTSYNC_TOKEN: undefined,
+      AGENTSYNC_DIRECT_URL: undefined
+    })
     expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout)
     expect(report.steps.map((s: { step: string; command: string }) => `${s.step}: ${s.command}`)).toEqual([
@@ -150,11 +170,23 @@ describe("agentsync deploy with stub docker", () => {
     expect(make.cwd).toBe(root)
     expectNoSecret(calls, r.stdout, r.stderr)
     // Output streamed to stderr as the steps ran; one JSON document on stdout.
-    expect(r.stderr).toMatch(/==> build 1\/1: make assets[\s\S]*==> image: docker build[\s\S]*Successfully built[\s\S]*==> push[\s\S]*==> verify: release 1[\s\S]*hook: ok/)
+    expect(r.stderr).toMatch(
+      /==> build 1\/1: make assets[\s\S]*==> image: docker build[\s\S]*Successfully built[\s\S]*==> push[\s\S]*==> verify: release 1[\s\S]*hook: ok/
+    )
     const report = JSON.parse(r.stdout)
     expect(report.digest).toBe(digest)
-    expect(report.release).toMatchObject({ number: 1, status: "active", image: `${REGISTRY}/web@${digest}`, tag: "v1", who: "admin", message: "first" })
-    const rows = await query<{ status: string; log: string }>(databaseUrl, "SELECT status, log FROM releases ORDER BY number")
+    expect(report.release).toMatchObject({
+      number: 1,
+      status: "active",
+      image: `${REGISTRY}/web@${digest}`,
+      tag: "v1",
+      who: "admin",
+      message: "first"
+    })
+    const rows = await query<{ status: string; log: string }>(
+      databaseUrl,
+      "SELECT status, log FROM releases ORDER BY number"
+    )
     expect(rows).toHaveLength(1)
     expect(rows[0]!.log).toContain(`health: 200 from GET ${health.url}/healthz`)
     expect(rows[0]!.log).not.toContain(PASSWORD)
@@ -171,12 +203,18 @@ describe("agentsync deploy with stub docker", () => {
     const before = await releases()
     const child = spawn(process.execPath, [BIN, "deploy", "--tag", "interrupted"], {
       cwd: root,
-      env: cleanEnv({ PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token }),
+      env: cleanEnv({
+        PATH: `${stubs.bin}:${process.env.PATH}`,
+        STUB_DIR: stubs.dir,
+        AGENTSYNC_DIRECT_URL: server.url,
+        AGENTSYNC_TOKEN: tenant.token
+      }),
       stdio: "ignore"
     })
     try {
       const deadline = Date.now() + 20_000
-      while (!stubs.calls().some((c) => c.args[0] === "push") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      while (!stubs.calls().some((c) => c.args[0] === "push") && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
       const push = stubs.calls().find((c) => c.args[0] === "push")!
       expect(existsSync(push.env.DOCKER_CONFIG!)).toBe(true)
       const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
@@ -215,7 +253,8 @@ describe("agentsync deploy with stub docker", () => {
       expect(names).not.toContain("hook registry.example.com")
       expect(await releases(root)).toEqual(before)
       expectNoSecret(stubs.calls(), r.stdout, r.stderr)
-      for (const c of stubs.calls()) if (c.env.DOCKER_CONFIG !== undefined) expect(existsSync(c.env.DOCKER_CONFIG)).toBe(false)
+      for (const c of stubs.calls())
+        if (c.env.DOCKER_CONFIG !== undefined) expect(existsSync(c.env.DOCKER_CONFIG)).toBe(false)
     }
     const lock = await cli(root, ["--json", "deploy", "lock", "status"])
     expect(JSON.parse(lock.stdout).held).toBe(false)
@@ -229,10 +268,15 @@ describe("agentsync deploy with stub docker", () => {
     const r = await cli(root, ["deploy", "--tag", "v2-broken-hook"])
     stubs.failOn(undefined)
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(new RegExp(`release \\d+ failed: the release hook exited with 7; release ${active!.number} was re-activated`))
+    expect(r.stderr).toMatch(
+      new RegExp(`release \\d+ failed: the release hook exited with 7; release ${active!.number} was re-activated`)
+    )
     const hooks = stubs.calls().filter((c) => c.name === "hook")
     // The broken release's hook, then the previous release's hook again.
-    expect(hooks.map((c) => c.args[0])).toEqual([`${REGISTRY}/web@${stubDigest(`${REGISTRY}/web:v2-broken-hook`)}`, active!.image])
+    expect(hooks.map((c) => c.args[0])).toEqual([
+      `${REGISTRY}/web@${stubDigest(`${REGISTRY}/web:v2-broken-hook`)}`,
+      active!.image
+    ])
     const [failed, ...rest] = await releases(root)
     expect(failed).toMatchObject({ status: "failed", reactivated: active!.number })
     expect(rest.find((x) => x.status === "active")?.number).toBe(active!.number)
@@ -266,8 +310,19 @@ describe("agentsync deploy with stub docker", () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toContain("does not undo anything else a hook did (a database migration a hook ran stays applied)")
     const release = JSON.parse(r.stdout)
-    expect(release).toMatchObject({ kind: "rollback", rollback_of: 1, status: "active", image: first.image, digest: first.digest })
-    expect(stubs.calls().filter((c) => c.name === "hook").at(-1)!.args[0]).toBe(first.image)
+    expect(release).toMatchObject({
+      kind: "rollback",
+      rollback_of: 1,
+      status: "active",
+      image: first.image,
+      digest: first.digest
+    })
+    expect(
+      stubs
+        .calls()
+        .filter((c) => c.name === "hook")
+        .at(-1)!.args[0]
+    ).toBe(first.image)
     const list = await releases(root)
     expect(list.find((x) => x.number === v4.number)!.status).toBe("superseded")
     expect(list.filter((x) => x.status === "active").map((x) => x.number)).toEqual([release.number])
@@ -297,19 +352,32 @@ describe("agentsync deploy with stub docker", () => {
     stubs.sleepOn("build", 30)
     const holder = spawn(process.execPath, [BIN, "deploy", "--tag", "held", "--message", "long build"], {
       cwd: root,
-      env: cleanEnv({ PATH: `${stubs.bin}:${process.env.PATH}`, STUB_DIR: stubs.dir, AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tenant.token }),
+      env: cleanEnv({
+        PATH: `${stubs.bin}:${process.env.PATH}`,
+        STUB_DIR: stubs.dir,
+        AGENTSYNC_DIRECT_URL: server.url,
+        AGENTSYNC_TOKEN: tenant.token
+      }),
       stdio: "ignore"
     })
     try {
       const deadline = Date.now() + 20_000
-      while (!stubs.calls().some((c) => c.args[0] === "build") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      while (!stubs.calls().some((c) => c.args[0] === "build") && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
       const status = await cli(root, ["--json", "deploy", "lock", "status"])
       expect(JSON.parse(status.stdout)).toMatchObject({ held: true, lock: { message: "long build", who: "admin" } })
       const before = await releases(root)
       const refused = await cli(root, ["deploy", "--tag", "second"])
       expect(refused.code).toBe(1)
-      expect(refused.stderr).toMatch(/the deploy lock is held by .* \(token admin\) \("long build"\) until .*agentsync deploy lock release/)
-      expect(stubs.calls().filter((c) => c.args[1] === "-f").map((c) => c.args[4])).toEqual([`${REGISTRY}/web:held`])
+      expect(refused.stderr).toMatch(
+        /the deploy lock is held by .* \(token admin\) \("long build"\) until .*agentsync deploy lock release/
+      )
+      expect(
+        stubs
+          .calls()
+          .filter((c) => c.args[1] === "-f")
+          .map((c) => c.args[4])
+      ).toEqual([`${REGISTRY}/web:held`])
       // The holder dies without releasing: the lease (3 s on this server) runs out and the next deploy goes ahead.
       holder.kill("SIGKILL")
       stubs.sleepOn(undefined)
@@ -330,7 +398,8 @@ describe("agentsync deploy with stub docker", () => {
     const run = cli(root, ["deploy", "--tag", "forced"])
     try {
       const deadline = Date.now() + 20_000
-      while (!stubs.calls().some((c) => c.args[0] === "build") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      while (!stubs.calls().some((c) => c.args[0] === "build") && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100))
       const before = await releases(root)
       const forced = await cli(root, ["--json", "deploy", "lock", "release"])
       expect(forced.code, forced.stderr).toBe(0)
@@ -347,7 +416,11 @@ describe("agentsync deploy with stub docker", () => {
 
   it("works through the cloud-relay URL family, and another tenant's token gets 403", async () => {
     const root = project()
-    const relay = { AGENTSYNC_DIRECT_URL: undefined, AGENTSYNC_API_URL: server.url, AGENTSYNC_TENANT_ID: tenant.tenant_id }
+    const relay = {
+      AGENTSYNC_DIRECT_URL: undefined,
+      AGENTSYNC_API_URL: server.url,
+      AGENTSYNC_TENANT_ID: tenant.tenant_id
+    }
     const list = await cli(root, ["--json", "deploy", "releases"], relay)
     expect(list.code, list.stderr).toBe(0)
     expect(JSON.parse(list.stdout).length).toBeGreaterThan(0)
@@ -358,7 +431,9 @@ describe("agentsync deploy with stub docker", () => {
     expect(wrong.stderr).toContain("403")
     const own = await cli(root, ["--json", "deploy", "releases"], { AGENTSYNC_TOKEN: other.token })
     expect(JSON.parse(own.stdout)).toEqual([])
-    const doc = (await fetch(`${server.url}/api/v1/openapi.json`).then((x) => x.json())) as { paths: Record<string, unknown> }
+    const doc = (await fetch(`${server.url}/api/v1/openapi.json`).then((x) => x.json())) as {
+      paths: Record<string, unknown>
+    }
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([
         "/api/v1/sync/registry-token",
@@ -379,17 +454,40 @@ describe("agentsync deploy with stub docker", () => {
     const cases: Array<[string, boolean, RegExp]> = [
       ["deploy:\n  registry: r.example.com\n", true, /agentsync\.yaml:2: deploy\.app: missing/],
       ["tenant_id: x\ndeploy:\n  app: web\n", true, /agentsync\.yaml:3: deploy\.registry: missing/],
-      ["deploy:\n  app: web\n  registry: r.example.com\n", false, /agentsync\.yaml:2: deploy\.dockerfile: no Dockerfile at .*Dockerfile/],
-      ["deploy:\n  app: web\n  registry: r.example.com\n  dockerfile: docker/Prod.Dockerfile\n", true, /agentsync\.yaml:4: deploy\.dockerfile: no Dockerfile at/],
-      ["deploy:\n  app: Web App\n  registry: r.example.com\n", true, /agentsync\.yaml:2: deploy\.app: an app name is lowercase/],
-      ["deploy:\n  app: web\n  registry: https://r.example.com\n", true, /agentsync\.yaml:3: deploy\.registry: a registry is host/],
+      [
+        "deploy:\n  app: web\n  registry: r.example.com\n",
+        false,
+        /agentsync\.yaml:2: deploy\.dockerfile: no Dockerfile at .*Dockerfile/
+      ],
+      [
+        "deploy:\n  app: web\n  registry: r.example.com\n  dockerfile: docker/Prod.Dockerfile\n",
+        true,
+        /agentsync\.yaml:4: deploy\.dockerfile: no Dockerfile at/
+      ],
+      [
+        "deploy:\n  app: Web App\n  registry: r.example.com\n",
+        true,
+        /agentsync\.yaml:2: deploy\.app: an app name is lowercase/
+      ],
+      [
+        "deploy:\n  app: web\n  registry: https://r.example.com\n",
+        true,
+        /agentsync\.yaml:3: deploy\.registry: a registry is host/
+      ],
       ["tenant_id: x\n", true, /agentsync\.yaml: deploy: no deploy: section/]
     ]
     // A deploy: block that does not read as agentsync.yaml at all is a usage error, like any other section's.
     const unreadable: Array<[string, boolean, RegExp]> = [
-      ["deploy:\n  app: web\n  registry: r.example.com\n  build: make\n", true, /agentsync\.yaml:4: deploy\.build: Expected ReadonlyArray/]
+      [
+        "deploy:\n  app: web\n  registry: r.example.com\n  build: make\n",
+        true,
+        /agentsync\.yaml:4: deploy\.build: Expected ReadonlyArray/
+      ]
     ]
-    for (const [[yaml, dockerfile, expected], code] of [...cases.map((c) => [c, 1] as const), ...unreadable.map((c) => [c, 2] as const)]) {
+    for (const [[yaml, dockerfile, expected], code] of [
+      ...cases.map((c) => [c, 1] as const),
+      ...unreadable.map((c) => [c, 2] as const)
+    ]) {
       const root = project(yaml, dockerfile)
       const r = await cli(root, ["deploy"])
       expect(r.code, yaml).toBe(code)

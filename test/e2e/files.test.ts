@@ -70,19 +70,37 @@ const project = (name: string, withExample = false) => {
   if (withExample) cpSync(EXAMPLE, join(root, "services"), { recursive: true })
   return root
 }
-const files = (root: string, args: ReadonlyArray<string>, url = one, token = tenant.token, extra: Record<string, string> = {}) =>
-  agentsync(["--json", "files", ...args], { cwd: root, env: { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: token, ...extra } })
+const files = (
+  root: string,
+  args: ReadonlyArray<string>,
+  url = one,
+  token = tenant.token,
+  extra: Record<string, string> = {}
+) =>
+  agentsync(["--json", "files", ...args], {
+    cwd: root,
+    env: { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: token, ...extra }
+  })
 
 beforeAll(async () => {
   if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
   databaseUrl = await freshDatabase("e2efiles")
   const admin = tempDir("admin")
-  const created = await agentsync(["--json", "tenant", "create", "Acme"], { cwd: admin, env: { DATABASE_URL: databaseUrl } })
+  const created = await agentsync(["--json", "tenant", "create", "Acme"], {
+    cwd: admin,
+    env: { DATABASE_URL: databaseUrl }
+  })
   expect(created.code, created.stderr).toBe(0)
   tenant = JSON.parse(created.stdout)
-  other = JSON.parse((await agentsync(["--json", "tenant", "create", "Globex"], { cwd: admin, env: { DATABASE_URL: databaseUrl } })).stdout)
+  other = JSON.parse(
+    (await agentsync(["--json", "tenant", "create", "Globex"], { cwd: admin, env: { DATABASE_URL: databaseUrl } }))
+      .stdout
+  )
   // Two server processes on one database.
-  const [a, b] = await Promise.all([serve({ DATABASE_URL: databaseUrl }, admin), serve({ DATABASE_URL: databaseUrl }, admin)])
+  const [a, b] = await Promise.all([
+    serve({ DATABASE_URL: databaseUrl }, admin),
+    serve({ DATABASE_URL: databaseUrl }, admin)
+  ])
   one = a.url
   two = b.url
 }, 120_000)
@@ -119,7 +137,9 @@ describe("agentsync files (e2e)", () => {
     const agent = readdirSync(join(a, "services/agents"))[0]!
     writeFileSync(join(a, "services/agents", agent, "system_prompt.md"), "An edited prompt.\n")
     const second = JSON.parse((await files(a, ["push"], two)).stdout)
-    expect(second.files).toEqual([expect.objectContaining({ path: `agents/${agent}/system_prompt.md`, status: "Modified", action: "upload" })])
+    expect(second.files).toEqual([
+      expect.objectContaining({ path: `agents/${agent}/system_prompt.md`, status: "Modified", action: "upload" })
+    ])
     expect(second.files_sent).toBe(1)
 
     const b = project("b")
@@ -175,7 +195,10 @@ describe("agentsync files (e2e)", () => {
       })
     })
     const started = Date.now()
-    const res = await files(p, ["push"], `http://127.0.0.1:${port}`, tenant.token, { AGENTSYNC_RETRY_BASE_MS: "50", AGENTSYNC_RETRY_MAX: "3" })
+    const res = await files(p, ["push"], `http://127.0.0.1:${port}`, tenant.token, {
+      AGENTSYNC_RETRY_BASE_MS: "50",
+      AGENTSYNC_RETRY_MAX: "3"
+    })
     expect(res.code).toBe(1)
     const errors = res.stderr.split("\n").filter((l) => l.startsWith("error:"))
     expect(errors.length).toBe(1)
@@ -185,7 +208,14 @@ describe("agentsync files (e2e)", () => {
   })
 
   it("of two clients pushing from the same base, one wins and the other gets Conflict (exit 3), nothing lost", async () => {
-    const t = JSON.parse((await agentsync(["--json", "tenant", "create", "Race"], { cwd: tempDir("race"), env: { DATABASE_URL: databaseUrl } })).stdout)
+    const t = JSON.parse(
+      (
+        await agentsync(["--json", "tenant", "create", "Race"], {
+          cwd: tempDir("race"),
+          env: { DATABASE_URL: databaseUrl }
+        })
+      ).stdout
+    )
     const a = project("race-a", true)
     expect((await files(a, ["push"], one, t.token)).code).toBe(0)
     const b = project("race-b")
@@ -201,7 +231,9 @@ describe("agentsync files (e2e)", () => {
     await files(fresh, ["pull"], one, t.token)
     expect(readFileSync(join(fresh, "services/config/app.yaml"), "utf8")).toBe(`from: ${winner}\n`)
     // The loser's edit is still on its disk.
-    expect(readFileSync(join(ra.code === 3 ? a : b, "services/config/app.yaml"), "utf8")).toBe(`from: ${ra.code === 3 ? "a" : "b"}\n`)
+    expect(readFileSync(join(ra.code === 3 ? a : b, "services/config/app.yaml"), "utf8")).toBe(
+      `from: ${ra.code === 3 ? "a" : "b"}\n`
+    )
   })
 
   describe("a hostile server", () => {
@@ -212,7 +244,14 @@ describe("agentsync files (e2e)", () => {
       hostile = createServer((req, res) => {
         if (req.url?.startsWith("/api/v1/sync/files/manifest")) {
           res.writeHead(200, { "content-type": "application/json" })
-          res.end(JSON.stringify({ tenant: "evil", revision: "r-evil", entries: [claimedEntry], checksum: manifestChecksum([claimedEntry]) }))
+          res.end(
+            JSON.stringify({
+              tenant: "evil",
+              revision: "r-evil",
+              entries: [claimedEntry],
+              checksum: manifestChecksum([claimedEntry])
+            })
+          )
         } else {
           res.writeHead(200, { "content-type": "application/gzip" })
           res.end(archive)

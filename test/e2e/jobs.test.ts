@@ -38,19 +38,31 @@ type Event = Record<string, unknown> & { readonly event: string }
 
 /** A long-running `agentsync ARGS`: its JSON event lines on stderr, and its exit. */
 const launch = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string>) => {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: cleanEnv(env), stdio: ["ignore", "ignore", "pipe"] })
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: cleanEnv(env),
+    stdio: ["ignore", "ignore", "pipe"]
+  })
   children.push(child)
   let stderr = ""
   child.stderr!.on("data", (d) => {
     stderr += d
   })
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })))
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal }))
+  )
   const events = (): Array<Event> =>
     stderr
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as Event)
-  return { child, exit, events, stderr: () => stderr, until: (p: (e: Event) => boolean, what: string) => eventually(() => events().some(p), `${what} in:\n${stderr}`) }
+  return {
+    child,
+    exit,
+    events,
+    stderr: () => stderr,
+    until: (p: (e: Event) => boolean, what: string) => eventually(() => events().some(p), `${what} in:\n${stderr}`)
+  }
 }
 
 /** An HTTP proxy to `target` that can hold requests (a push "under way") until released. */
@@ -92,7 +104,10 @@ beforeAll(async () => {
   ensureBuilt()
   serverDb = await freshDatabase("e2ejobsserver")
   const admin = tempDir("admin")
-  const created = await agentsync(["--json", "tenant", "create", "Acme"], { cwd: admin, env: { DATABASE_URL: serverDb } })
+  const created = await agentsync(["--json", "tenant", "create", "Acme"], {
+    cwd: admin,
+    env: { DATABASE_URL: serverDb }
+  })
   expect(created.code, created.stderr).toBe(0)
   token = JSON.parse(created.stdout).token
   const server = await startServe({ DATABASE_URL: serverDb }, admin)
@@ -104,16 +119,56 @@ const job = (fields: string) => `jobs:\n  - name: push\n    run: files-push\n${f
 
 describe("bad configuration: one clear error at start naming agentsync.yaml:LINE, exit 2, nothing run", () => {
   const cases: ReadonlyArray<readonly [string, string, string]> = [
-    ["an invalid cron expression", job("    cron: '61 * * * *'\n"), ':4: jobs.0.cron: invalid cron expression "61 * * * *": Expected a value between 0 and 59'],
-    ["an unknown time zone", job("    cron: '0 3 * * *'\n    tz: Europe/Berln\n"), ':5: jobs.0.tz: unknown time zone "Europe/Berln"'],
-    ["a cron expression that never fires", job("    cron: '0 0 31 2 *'\n"), ':4: jobs.0.cron: cron expression "0 0 31 2 *" never fires'],
-    ["an unknown run", "jobs:\n  - name: x\n    run: content-sync\n    every: 15m\n", ':3: jobs.0.run: Expected "local-sync" | "access-sync"'],
-    ["an option the program does not take", job("    every: 15m\n    options:\n      delete: true\n      kinds: [content]\n"), ':7: jobs.0.options.kinds: is unexpected, expected: "delete" | "force"'],
-    ["options for a program that takes none", "jobs:\n  - name: x\n    run: db-push\n    every: 1h\n    options: { dry_run: true }\n", ":5: jobs.0.options.dry_run: db-push takes no options"],
-    ["a bad option value", "jobs:\n  - name: x\n    run: local-sync\n    every: 1h\n    options:\n      direction: sideways\n", ":6: jobs.0.options.direction: expected one of to_db, to_disk"],
-    ["both cron and every", job("    cron: '* * * * *'\n    every: 1m\n"), ":5: jobs.0.every: give exactly one of cron or every"],
-    ["a timeout longer than a timer can wait", job("    every: 1d\n    timeout: 30d\n"), ':5: jobs.0.timeout: at most 24d, got "30d"'],
-    ["two jobs of one name", `${job("    every: 1h\n")}  - name: push\n    run: files-pull\n    every: 1h\n`, ':5: jobs.1.name: another job is already named "push"']
+    [
+      "an invalid cron expression",
+      job("    cron: '61 * * * *'\n"),
+      ':4: jobs.0.cron: invalid cron expression "61 * * * *": Expected a value between 0 and 59'
+    ],
+    [
+      "an unknown time zone",
+      job("    cron: '0 3 * * *'\n    tz: Europe/Berln\n"),
+      ':5: jobs.0.tz: unknown time zone "Europe/Berln"'
+    ],
+    [
+      "a cron expression that never fires",
+      job("    cron: '0 0 31 2 *'\n"),
+      ':4: jobs.0.cron: cron expression "0 0 31 2 *" never fires'
+    ],
+    [
+      "an unknown run",
+      "jobs:\n  - name: x\n    run: content-sync\n    every: 15m\n",
+      ':3: jobs.0.run: Expected "local-sync" | "access-sync"'
+    ],
+    [
+      "an option the program does not take",
+      job("    every: 15m\n    options:\n      delete: true\n      kinds: [content]\n"),
+      ':7: jobs.0.options.kinds: is unexpected, expected: "delete" | "force"'
+    ],
+    [
+      "options for a program that takes none",
+      "jobs:\n  - name: x\n    run: db-push\n    every: 1h\n    options: { dry_run: true }\n",
+      ":5: jobs.0.options.dry_run: db-push takes no options"
+    ],
+    [
+      "a bad option value",
+      "jobs:\n  - name: x\n    run: local-sync\n    every: 1h\n    options:\n      direction: sideways\n",
+      ":6: jobs.0.options.direction: expected one of to_db, to_disk"
+    ],
+    [
+      "both cron and every",
+      job("    cron: '* * * * *'\n    every: 1m\n"),
+      ":5: jobs.0.every: give exactly one of cron or every"
+    ],
+    [
+      "a timeout longer than a timer can wait",
+      job("    every: 1d\n    timeout: 30d\n"),
+      ':5: jobs.0.timeout: at most 24d, got "30d"'
+    ],
+    [
+      "two jobs of one name",
+      `${job("    every: 1h\n")}  - name: push\n    run: files-pull\n    every: 1h\n`,
+      ':5: jobs.1.name: another job is already named "push"'
+    ]
   ]
   it("each malformed entry is refused with the line of the field at fault", async () => {
     await Promise.all(
@@ -180,12 +235,19 @@ describe("jobs list, jobs run --once, jobs history", () => {
   it("with DATABASE_URL: --once --job runs one job now, --once runs what is due, history and list show the runs", async () => {
     const root = project()
     const env = { DATABASE_URL: await freshDatabase("e2ejobsonce") }
-    const named = await agentsync(["--json", "jobs", "run", "--once", "--job", "access_control_sync"], { cwd: root, env })
+    const named = await agentsync(["--json", "jobs", "run", "--once", "--job", "access_control_sync"], {
+      cwd: root,
+      env
+    })
     expect(named.code, named.stderr).toBe(0)
-    expect(JSON.parse(named.stdout).runs).toEqual([expect.objectContaining({ job: "access_control_sync", result: "ran", trigger: "manual", status: "succeeded" })])
+    expect(JSON.parse(named.stdout).runs).toEqual([
+      expect.objectContaining({ job: "access_control_sync", result: "ran", trigger: "manual", status: "succeeded" })
+    ])
     const pass = await agentsync(["--json", "jobs", "run", "--once"], { cwd: root, env })
     expect(pass.code, pass.stderr).toBe(0)
-    expect(JSON.parse(pass.stdout).runs.map((r: Record<string, unknown>) => [r["job"], r["result"], r["status"]])).toEqual([
+    expect(
+      JSON.parse(pass.stdout).runs.map((r: Record<string, unknown>) => [r["job"], r["result"], r["status"]])
+    ).toEqual([
       ["content_sync", "ran", "succeeded"],
       ["access_control_sync", "not-due", undefined],
       ["nightly_push", "disabled", undefined]
@@ -197,8 +259,12 @@ describe("jobs list, jobs run --once, jobs history", () => {
     ])
     const contents = await query<{ n: string }>(env.DATABASE_URL, "SELECT count(*) AS n FROM contents")
     expect(Number(contents[0]!.n)).toBe(32)
-    const history = JSON.parse((await agentsync(["--json", "jobs", "history", "--job", "content_sync"], { cwd: root, env })).stdout).runs
-    expect(history).toEqual([expect.objectContaining({ job: "content_sync", status: "succeeded", summary: "content: 32 synced, 0 deleted" })])
+    const history = JSON.parse(
+      (await agentsync(["--json", "jobs", "history", "--job", "content_sync"], { cwd: root, env })).stdout
+    ).runs
+    expect(history).toEqual([
+      expect.objectContaining({ job: "content_sync", status: "succeeded", summary: "content: 32 synced, 0 deleted" })
+    ])
     const list = JSON.parse((await agentsync(["--json", "jobs", "list"], { cwd: root, env })).stdout).jobs
     expect(list[1].last).toMatchObject({ job: "access_control_sync", trigger: "manual", status: "succeeded" })
   })
@@ -215,17 +281,26 @@ describe("the scheduler process", () => {
     await p.until((e) => e.event === "scheduler.stopping", "the stop")
     // The push is still held at the proxy: the scheduler waits for it rather than exiting.
     expect(p.child.exitCode).toBeNull()
-    expect(p.events().find((e) => e.event === "scheduler.stopping")?.["running"]).toEqual([expect.objectContaining({ job: "push" })])
+    expect(p.events().find((e) => e.event === "scheduler.stopping")?.["running"]).toEqual([
+      expect.objectContaining({ job: "push" })
+    ])
     proxy.release()
     expect(await p.exit).toEqual({ code: 0, signal: null })
     const events = p.events().map((e) => [e.event, e["status"]])
-    expect(events.slice(-3)).toEqual([["scheduler.stopping", undefined], ["run.end", "succeeded"], ["scheduler.stop", undefined]])
+    expect(events.slice(-3)).toEqual([
+      ["scheduler.stopping", undefined],
+      ["run.end", "succeeded"],
+      ["scheduler.stop", undefined]
+    ])
     expect(events.filter(([e]) => e === "run.start").length).toBe(1)
     const state = JSON.parse(readFileSync(join(root, ".agentsync/jobs.json"), "utf8"))
     expect(state.runs).toEqual([expect.objectContaining({ job: "push", status: "succeeded" })])
     expect(existsSync(join(root, ".agentsync/jobs.lock"))).toBe(false)
     // The push it finished reached the server: nothing left to send.
-    const diff = await agentsync(["--json", "files", "diff"], { cwd: root, env: { AGENTSYNC_DIRECT_URL: proxy.url, AGENTSYNC_TOKEN: token } })
+    const diff = await agentsync(["--json", "files", "diff"], {
+      cwd: root,
+      env: { AGENTSYNC_DIRECT_URL: proxy.url, AGENTSYNC_TOKEN: token }
+    })
     expect(JSON.parse(diff.stdout).counts).toMatchObject({ added: 0, modified: 0, removed: 0 })
   })
 
@@ -243,7 +318,12 @@ describe("the scheduler process", () => {
   it("with Postgres: a runner killed mid-run leaves a claim that expires, and the next fire runs on another runner", async () => {
     const root = project(job("    every: 1s\n"))
     const db = await freshDatabase("e2ejobskill")
-    const env = { DATABASE_URL: db, AGENTSYNC_JOBS_LEASE: "2s", AGENTSYNC_DIRECT_URL: proxy.url, AGENTSYNC_TOKEN: token }
+    const env = {
+      DATABASE_URL: db,
+      AGENTSYNC_JOBS_LEASE: "2s",
+      AGENTSYNC_DIRECT_URL: proxy.url,
+      AGENTSYNC_TOKEN: token
+    }
     proxy.hold()
     const a = launch(["jobs", "run"], root, env)
     await a.until((e) => e.event === "run.start", "the first run")
@@ -258,7 +338,10 @@ describe("the scheduler process", () => {
     await b.until((e) => e.event === "run.end" && e["status"] === "succeeded", "a run on the second runner")
     b.child.kill("SIGTERM")
     expect((await b.exit).code).toBe(0)
-    const rows = await query<{ owner: string; status: string; error: string | null }>(db, "SELECT owner, status, error FROM job_runs ORDER BY scheduled_at")
+    const rows = await query<{ owner: string; status: string; error: string | null }>(
+      db,
+      "SELECT owner, status, error FROM job_runs ORDER BY scheduled_at"
+    )
     expect(rows[0]).toEqual({ owner, status: "expired", error: EXPIRED_REASON })
     expect(rows.slice(1).every((r) => r.owner !== owner && r.status === "succeeded")).toBe(true)
     expect(rows.length).toBeGreaterThan(1)
@@ -270,7 +353,11 @@ describe("serve --jobs", () => {
     const root = project(job("    every: 1s\n"))
     const db = await freshDatabase("e2ejobsserve")
     mkdirSync(join(root, "data"))
-    const s = launch(["serve", "--port", "0", "--jobs", "--data", "data"], root, { DATABASE_URL: db, AGENTSYNC_DIRECT_URL: proxy.url, AGENTSYNC_TOKEN: token })
+    const s = launch(["serve", "--port", "0", "--jobs", "--data", "data"], root, {
+      DATABASE_URL: db,
+      AGENTSYNC_DIRECT_URL: proxy.url,
+      AGENTSYNC_TOKEN: token
+    })
     await s.until((e) => e.event === "run.end", "a run in the server")
     s.child.kill("SIGTERM")
     await s.exit

@@ -6,7 +6,8 @@ import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("cache")
-const cacheFiles = async (dir: string) => (await fs.readdir(nodePath.join(dir, "agentsync")).catch(() => [] as Array<string>)).filter((f) => f.endsWith(".v8"))
+const cacheFiles = async (dir: string) =>
+  (await fs.readdir(nodePath.join(dir, "agentsync")).catch(() => [] as Array<string>)).filter((f) => f.endsWith(".v8"))
 
 describe("the agentsync executable", () => {
   it("keeps a code cache per build: made by the first run, refreshed once per new command, replaced when damaged", async () => {

@@ -4,7 +4,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } fro
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
-import { AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed, AccessRuleKeyed } from "../../src/domain/diff.js"
+import { AccessRuleKeyed, AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed } from "../../src/domain/diff.js"
 import type { Project } from "../../src/domain/project.js"
 import { ensureBuilt } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
@@ -32,7 +32,10 @@ const project = () => {
     put("services/skills/s/config.yaml", "id: s\nname: s\n")
     put("services/content/blog/source.yaml", "layout: directory\n")
     put("services/content/blog/p/index.md", "---\ntitle: P\nslug: p\n---\n\nbody\n")
-    put("services/access-control/config.yaml", "rules:\n  - { entity_type: agent, entity_id: a, access: deny, roles: [x] }\n")
+    put(
+      "services/access-control/config.yaml",
+      "rules:\n  - { entity_type: agent, entity_id: a, access: deny, roles: [x] }\n"
+    )
   }
   return root
 }
@@ -55,7 +58,11 @@ const sameItems = (a: Project, b: Project) => {
   )
 }
 
-type Report = { dry_run: boolean; results: Array<{ kind: string; synced: number; deleted: number; errors: Array<{ message: string }> }>; plan: Array<unknown> }
+type Report = {
+  dry_run: boolean
+  results: Array<{ kind: string; synced: number; deleted: number; errors: Array<{ message: string }> }>
+  plan: Array<unknown>
+}
 const changed = (r: Report) => r.results.reduce((n, x) => n + x.synced + x.deleted, 0)
 
 describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
@@ -69,11 +76,18 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     expect(toDb.code).toBe(0)
     const first = JSON.parse(toDb.stdout) as Report
     // Every item, and every file beside one (an image of a page bundle), is a change of its own.
-    expect(changed(first)).toBe(original.agents.length + original.skills.length + original.contents.length + original.accessRules.length + original.attachments.length)
+    expect(changed(first)).toBe(
+      original.agents.length +
+        original.skills.length +
+        original.contents.length +
+        original.accessRules.length +
+        original.attachments.length
+    )
 
     const diff = cli(src, ["--json", "local", "diff"], env)
     expect(diff.code).toBe(0)
-    for (const k of (JSON.parse(diff.stdout) as { kinds: Array<{ changes: Array<unknown> }> }).kinds) expect(k.changes).toEqual([])
+    for (const k of (JSON.parse(diff.stdout) as { kinds: Array<{ changes: Array<unknown> }> }).kinds)
+      expect(k.changes).toEqual([])
 
     const dry = cli(src, ["local", "sync", "--to-db", "--dry-run"], env)
     expect(dry.code).toBe(0)
@@ -92,7 +106,9 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     // One kind only, as a human table.
     const human = cli(out, ["local", "sync", "--to-db", "--kind", "skills,acl"], env)
     expect(human.code).toBe(0)
-    expect(human.stdout).toMatch(/^kind\s+direction\s+synced\s+skipped\s+deleted\s+errors\nskills\s+ToDatabase\s+0\s+\d+\s+0\s+0\nacl\s+/)
+    expect(human.stdout).toMatch(
+      /^kind\s+direction\s+synced\s+skipped\s+deleted\s+errors\nskills\s+ToDatabase\s+0\s+\d+\s+0\s+0\nacl\s+/
+    )
   })
 
   it("a malformed file is reported file:line and skipped, the rest syncs, exit 1", async () => {
@@ -105,7 +121,9 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     const report = JSON.parse(r.stdout) as Report
     const agentResult = report.results.find((x) => x.kind === "agents")!
     expect(agentResult.synced).toBe(agents.length - 1)
-    expect(agentResult.errors[0]!.message).toMatch(new RegExp(`services/agents/${agents[0]}/config\\.yaml:\\d+: invalid YAML`))
+    expect(agentResult.errors[0]!.message).toMatch(
+      new RegExp(`services/agents/${agents[0]}/config\\.yaml:\\d+: invalid YAML`)
+    )
     expect(report.results.find((x) => x.kind === "content")!.synced).toBeGreaterThan(0)
     expect(r.stderr).toMatch(/^error: 1 item could not be read/m)
   })
@@ -145,7 +163,9 @@ describe("agentsync local on the embedded default (no DATABASE_URL)", () => {
     rmSync(join(src, "services/content"), { recursive: true })
     const back = cli(src, ["--json", "local", "sync", "--to-disk", "--kind", "content"], env)
     expect(back.code).toBe(0)
-    expect(changed(JSON.parse(back.stdout) as Report)).toBe(original.contents.length + original.attachments.filter((a) => a.kind === "content").length)
+    expect(changed(JSON.parse(back.stdout) as Report)).toBe(
+      original.contents.length + original.attachments.filter((a) => a.kind === "content").length
+    )
     sameItems(original, readTree(join(src, "services")))
     expect([...readTree(join(src, "services")).sources].sort()).toEqual([...original.sources].sort())
   }, 180_000)

@@ -32,7 +32,8 @@ const started = (args: ReadonlyArray<string>, cwd: string, env: Record<string, s
   void s.done.then(() => children.delete(s.child))
   return s
 }
-const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs?: number) => started(args, cwd, env, limitMs).done
+const run = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string> = {}, limitMs?: number) =>
+  started(args, cwd, env, limitMs).done
 
 /** Every file under a folder with its bytes (base64); agentsync's own state (`.agentsync`) is left out. */
 const snapshot = (root: string, skip = new Set([".agentsync"])): Record<string, string> => {
@@ -49,11 +50,19 @@ const snapshot = (root: string, skip = new Set([".agentsync"])): Record<string, 
   walk(root, "")
   return out
 }
-const litter = (root: string) => Object.keys(snapshot(root)).filter((p) => p.split("/").some((s) => s.startsWith(".agentsync-tmp-")))
-const stagingLeft = (root: string) => (existsSync(join(root, ".agentsync")) ? readdirSync(join(root, ".agentsync")).filter((n) => n.startsWith("staging-")) : [])
+const litter = (root: string) =>
+  Object.keys(snapshot(root)).filter((p) => p.split("/").some((s) => s.startsWith(".agentsync-tmp-")))
+const stagingLeft = (root: string) =>
+  existsSync(join(root, ".agentsync"))
+    ? readdirSync(join(root, ".agentsync")).filter((n) => n.startsWith("staging-"))
+    : []
 
 /** A project: agentsync.yaml and a services/ tree with the given files. */
-const project = (name: string, files: Record<string, string | Buffer> = { "agents/a/config.yaml": "id: a\nname: a\n" }, yaml = "services: services\n") => {
+const project = (
+  name: string,
+  files: Record<string, string | Buffer> = { "agents/a/config.yaml": "id: a\nname: a\n" },
+  yaml = "services: services\n"
+) => {
   const root = tempDir(name)
   writeFileSync(join(root, "agentsync.yaml"), yaml)
   mkdirSync(join(root, "services"), { recursive: true })
@@ -67,7 +76,13 @@ const project = (name: string, files: Record<string, string | Buffer> = { "agent
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void
 
 /** A tenant server under the test's control: it answers every request with the handler in force, and records them. */
-let hostile: { server: Server; url: string; handler: Handler; requests: Array<string>; onRequest: (line: string) => void }
+let hostile: {
+  server: Server
+  url: string
+  handler: Handler
+  requests: Array<string>
+  onRequest: (line: string) => void
+}
 beforeAll(async () => {
   const server = createServer((req, res) => {
     const line = `${req.method} ${req.url}`
@@ -80,11 +95,21 @@ beforeAll(async () => {
     req.on("end", () => hostile.handler(req, res, body))
   })
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
-  hostile = { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, handler: () => {}, requests: [], onRequest: () => {} }
+  hostile = {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    handler: () => {},
+    requests: [],
+    onRequest: () => {}
+  }
 })
 afterAll(() => new Promise((r) => hostile.server.close(r)))
 
-const remote = (extra: Record<string, string> = {}) => ({ AGENTSYNC_DIRECT_URL: hostile.url, AGENTSYNC_TOKEN: "ast_0000000000000000_token", ...extra })
+const remote = (extra: Record<string, string> = {}) => ({
+  AGENTSYNC_DIRECT_URL: hostile.url,
+  AGENTSYNC_TOKEN: "ast_0000000000000000_token",
+  ...extra
+})
 const isManifest = (req: IncomingMessage) => req.url!.startsWith("/api/v1/sync/files/manifest")
 const downloads = () => hostile.requests.filter((r) => !r.includes("/manifest")).length
 
@@ -102,7 +127,8 @@ const tree = (files: Record<string, string | Buffer>, revision = "r1"): Tree => 
     .map(([path, bytes]) => ({ path, size: Buffer.byteLength(bytes), sha256: sha(bytes) }))
     .sort((a, b) => (a.path < b.path ? -1 : 1))
   const manifest = JSON.stringify({ tenant: "t", revision, entries, checksum: manifestChecksum(entries) })
-  const select = (paths: ReadonlyArray<string>) => tarGz(...paths.map((path) => record({ path }, Buffer.from(files[path]!))))
+  const select = (paths: ReadonlyArray<string>) =>
+    tarGz(...paths.map((path) => record({ path }, Buffer.from(files[path]!))))
   return { manifest, archive: select(Object.keys(files)), select }
 }
 const serving =
@@ -115,7 +141,11 @@ const serving =
     else {
       res.writeHead(200, { "content-type": "application/gzip" })
       // A selection (POST …/files/select) gets just the paths asked for, as the real server answers.
-      res.end(req.method === "POST" && t.select !== undefined ? t.select((JSON.parse(body) as { paths: Array<string> }).paths) : t.archive)
+      res.end(
+        req.method === "POST" && t.select !== undefined
+          ? t.select((JSON.parse(body) as { paths: Array<string> }).paths)
+          : t.archive
+      )
     }
   }
 /** A JSON answer that starts with `head` and repeats `chunk` for as long as it is read. */
@@ -142,11 +172,17 @@ describe("a pull never writes what file sync does not carry, whatever the server
     const evil = '[core]\n\tfsmonitor = "touch /tmp/agentsync-pwned"\n'
     // (Every rule of the membership has its unit test; these are the paths an attack would use.)
     for (const path of [".git/config", "skills/s/.GIT/config", "agents", ".agentsync/files-base.json"]) {
-      const p = project(`outside-${path.replace(/\W+/g, "-")}`, { "agents/a/config.yaml": "id: a\n", ".git/config": "[core]\n" })
+      const p = project(`outside-${path.replace(/\W+/g, "-")}`, {
+        "agents/a/config.yaml": "id: a\n",
+        ".git/config": "[core]\n"
+      })
       const before = snapshot(p)
       use(serving(tree({ "agents/a/config.yaml": "id: a\n", [path]: evil })))
       const res = await run(["files", "pull", "--force"], p, remote())
-      expect([res.code, res.stderr], path).toEqual([1, expect.stringContaining(`refused what the server sent (${hostile.url}/api/v1/sync), ${JSON.stringify(path)}`)])
+      expect([res.code, res.stderr], path).toEqual([
+        1,
+        expect.stringContaining(`refused what the server sent (${hostile.url}/api/v1/sync), ${JSON.stringify(path)}`)
+      ])
       expect(res.stderr).toMatch(/nothing was written/)
       expect(snapshot(p)).toEqual(before)
       expect(downloads()).toBe(0)
@@ -178,10 +214,17 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
   it("an endless manifest stops at the manifest cap; a manifest of more files than the cap is refused", async () => {
     const p = project("endless")
     const before = snapshot(p)
-    use(neverEnding('{"tenant":"t","revision":"r","entries":[', Buffer.from(`${'{"path":"agents/a/x.md","size":1,"sha256":"'.concat("0".repeat(64))}"},`.repeat(1000))))
+    use(
+      neverEnding(
+        '{"tenant":"t","revision":"r","entries":[',
+        Buffer.from(`${'{"path":"agents/a/x.md","size":1,"sha256":"'.concat("0".repeat(64))}"},`.repeat(1000))
+      )
+    )
     const endless = await run(["files", "pull"], p, remote(), 120_000)
     expect(endless.code).toBe(1)
-    expect(endless.stderr).toMatch(/error: refused what the server sent .*: the manifest lists more than 200000 files; nothing was written/)
+    expect(endless.stderr).toMatch(
+      /error: refused what the server sent .*: the manifest lists more than 200000 files; nothing was written/
+    )
     expect(endless.stderr).not.toMatch(/RangeError|\n\s+at /)
     expect(snapshot(p)).toEqual(before)
     expect(existsSync(join(p, ".agentsync/remote-manifest.json"))).toBe(false)
@@ -190,11 +233,18 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
     use(neverEnding('{"tenant":"', Buffer.alloc(1 << 16, "a")))
     const bytes = await run(["files", "pull"], p, remote(), 120_000)
     expect(bytes.code).toBe(1)
-    expect(bytes.stderr).toMatch(/error: refused what the server sent .*: the manifest is larger than 67108864 bytes; nothing was written/)
+    expect(bytes.stderr).toMatch(
+      /error: refused what the server sent .*: the manifest is larger than 67108864 bytes; nothing was written/
+    )
     expect(bytes.stderr).not.toMatch(/RangeError|\n\s+at /)
 
     const huge = Array.from({ length: 200_001 }, (_, i) => ({ path: `content/c/${i}.md`, size: 1, sha256: sha("x") }))
-    use(serving({ manifest: JSON.stringify({ tenant: "t", revision: "r", entries: huge, checksum: manifestChecksum(huge) }), archive: Buffer.alloc(0) }))
+    use(
+      serving({
+        manifest: JSON.stringify({ tenant: "t", revision: "r", entries: huge, checksum: manifestChecksum(huge) }),
+        archive: Buffer.alloc(0)
+      })
+    )
     const many = await run(["files", "pull"], p, remote(), 120_000)
     expect(many.code).toBe(1)
     expect(many.stderr).toMatch(/the manifest lists more than 200000 files/)
@@ -209,10 +259,23 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
       serving(t, (_req, res) => {
         res.writeHead(200, { "content-type": "application/gzip" })
         let i = 0
-        const timer = setInterval(() => (res.destroyed || i >= t.archive.length ? clearInterval(timer) : res.write(t.archive.subarray(i, ++i))), 200)
+        const timer = setInterval(
+          () => (res.destroyed || i >= t.archive.length ? clearInterval(timer) : res.write(t.archive.subarray(i, ++i))),
+          200
+        )
       })
     )
-    const slow = await run(["files", "pull", "--force"], p, remote({ AGENTSYNC_MIN_RATE: "100", AGENTSYNC_RATE_WINDOW_MS: "1000", AGENTSYNC_RETRY_MAX: "1", AGENTSYNC_RETRY_BASE_MS: "10" }), 30_000)
+    const slow = await run(
+      ["files", "pull", "--force"],
+      p,
+      remote({
+        AGENTSYNC_MIN_RATE: "100",
+        AGENTSYNC_RATE_WINDOW_MS: "1000",
+        AGENTSYNC_RETRY_MAX: "1",
+        AGENTSYNC_RETRY_BASE_MS: "10"
+      }),
+      30_000
+    )
     expect([slow.code, slow.signal]).toEqual([1, null])
     expect(slow.stderr).toMatch(/answer too slow: .* below the minimum of 100 bytes\/s \(gave up after 2 attempts\)/)
     expect(slow.stderr).not.toMatch(/unsafe tarball/)
@@ -231,7 +294,12 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
         const timer = setInterval(() => (res.destroyed ? clearInterval(timer) : gz.write(randomBytes(8192))), 50)
       })
     )
-    const long = await run(["files", "pull", "--force"], p, remote({ AGENTSYNC_TRANSFER_TIMEOUT_MS: "2500", AGENTSYNC_MIN_RATE: "100" }), 30_000)
+    const long = await run(
+      ["files", "pull", "--force"],
+      p,
+      remote({ AGENTSYNC_TRANSFER_TIMEOUT_MS: "2500", AGENTSYNC_MIN_RATE: "100" }),
+      30_000
+    )
     expect(long.code).toBe(1)
     expect(long.stderr).toMatch(/no result within the transfer deadline of 2.5 s/)
     expect(snapshot(p)).toEqual(before)
@@ -249,7 +317,11 @@ describe("bounded: a manifest or a body that never ends, or trickles, is cut wit
         setTimeout(() => res.socket?.destroy(), 20)
       })
     )
-    const res = await run(["files", "pull", "--force"], p, remote({ AGENTSYNC_RETRY_MAX: "2", AGENTSYNC_RETRY_BASE_MS: "10" }))
+    const res = await run(
+      ["files", "pull", "--force"],
+      p,
+      remote({ AGENTSYNC_RETRY_MAX: "2", AGENTSYNC_RETRY_BASE_MS: "10" })
+    )
     expect(res.code).toBe(1)
     expect(res.stderr).toMatch(/connection lost during the answer.*\(gave up after 3 attempts\)/)
     expect(res.stderr).not.toMatch(/unsafe tarball/)
@@ -281,7 +353,9 @@ describe("signals: an interrupt is not a success", () => {
       const res = await done
       expect([res.code, res.signal]).toEqual([code, null])
       expect(res.stderr.trim().split("\n").pop()).toMatch(
-        new RegExp(`^interrupted by ${signal}: pull: downloading 2 file\\(s\\) into a private staging folder; nothing in .*services changed yet$`)
+        new RegExp(
+          `^interrupted by ${signal}: pull: downloading 2 file\\(s\\) into a private staging folder; nothing in .*services changed yet$`
+        )
       )
       expect(snapshot(p)).toEqual(before)
       expect(stagingLeft(p)).toEqual([])
@@ -294,7 +368,10 @@ describe("signals: an interrupt is not a success", () => {
   ] as const) {
     it(`${signal} during a local sync exits ${code} and the database is as it was`, async () => {
       const url = await freshDatabase("sigsync")
-      const p = project(`signal-local-${signal}`, { "agents/a/config.yaml": "id: a\nname: a\n", "skills/s/config.yaml": "id: s\nname: s\n" })
+      const p = project(`signal-local-${signal}`, {
+        "agents/a/config.yaml": "id: a\nname: a\n",
+        "skills/s/config.yaml": "id: s\nname: s\n"
+      })
       // Migrated first, so the run below gets as far as its transaction.
       expect((await run(["local", "diff"], p, { DATABASE_URL: url })).code).toBe(0)
       // Another session holds the local-sync lock: the run waits inside its transaction.
@@ -307,13 +384,18 @@ describe("signals: an interrupt is not a success", () => {
         // Polled (the run gives no other sign that it waits), a few times a second.
         for (let waiting = 0; waiting === 0; ) {
           await new Promise((r) => setTimeout(r, 100))
-          const rows = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'agentsync' AND wait_event_type = 'Lock'")
+          const rows = await query<{ n: number }>(
+            url,
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'agentsync' AND wait_event_type = 'Lock'"
+          )
           waiting = rows[0]!.n
         }
         child.kill(signal)
         const res = await done
         expect([res.code, res.signal]).toEqual([code, null])
-        expect(res.stderr.trim().split("\n").pop()).toMatch(new RegExp(`^interrupted by ${signal}: local sync: .*nothing changed`))
+        expect(res.stderr.trim().split("\n").pop()).toMatch(
+          new RegExp(`^interrupted by ${signal}: local sync: .*nothing changed`)
+        )
       } finally {
         await blocker.query("ROLLBACK")
         await blocker.end()
@@ -364,7 +446,8 @@ describe("kill -9", () => {
       }
       const again = await run(["files", "pull", "--force"], p, remote())
       expect(again.code, again.stderr).toBe(0)
-      for (const [path, text] of Object.entries(newFiles)) expect(readFileSync(join(p, "services", path), "utf8")).toBe(text)
+      for (const [path, text] of Object.entries(newFiles))
+        expect(readFileSync(join(p, "services", path), "utf8")).toBe(text)
       expect(stagingLeft(p)).toEqual([])
       expect(existsSync(join(p, ".agentsync/pull-journal.json"))).toBe(false)
     }
@@ -374,7 +457,10 @@ describe("kill -9", () => {
   it("during a sync to disk, leaves temp files that the next run removes", async () => {
     const url = await freshDatabase("killdisk")
     const files = Object.fromEntries(
-      Array.from({ length: 2000 }, (_, i) => [`content/docs/p${i}.md`, `---\ntitle: Page ${i}\nslug: p${i}\n---\n\n${"body ".repeat(50)}${i}\n`])
+      Array.from({ length: 2000 }, (_, i) => [
+        `content/docs/p${i}.md`,
+        `---\ntitle: Page ${i}\nslug: p${i}\n---\n\n${"body ".repeat(50)}${i}\n`
+      ])
     )
     const p = project("kill-disk", files)
     expect((await run(["local", "sync", "--to-db"], p, { DATABASE_URL: url }, 120_000)).code).toBe(0)
@@ -390,14 +476,18 @@ describe("kill -9", () => {
     const again = await run(["local", "sync", "--to-disk"], p, { DATABASE_URL: url }, 120_000)
     expect(again.code, again.stderr).toBe(0)
     expect(litter(join(p, "services"))).toEqual([])
-    for (const path of Object.keys(files)) expect(readFileSync(join(p, "services", path), "utf8")).not.toContain("edited")
+    for (const path of Object.keys(files))
+      expect(readFileSync(join(p, "services", path), "utf8")).not.toContain("edited")
   }, 300_000)
 })
 
 describe("a typo is not an empty project", () => {
   it("a services path that does not exist or does not look like a project is exit 2 naming it, for every command that reads the tree", async () => {
     const url = await freshDatabase("typo")
-    const p = project("typo", { "agents/a/config.yaml": "id: a\nname: a\n", "skills/s/config.yaml": "id: s\nname: s\n" })
+    const p = project("typo", {
+      "agents/a/config.yaml": "id: a\nname: a\n",
+      "skills/s/config.yaml": "id: s\nname: s\n"
+    })
     expect((await run(["local", "sync", "--to-db"], p, { DATABASE_URL: url })).code).toBe(0)
     const rows = await query(url, "SELECT id FROM agents UNION ALL SELECT id FROM skills ORDER BY id")
     expect(rows.length).toBe(2)
@@ -412,14 +502,20 @@ describe("a typo is not an empty project", () => {
       expect(res.stderr).toMatch(/(servics|\/nonexistent) does not exist/)
     }
     mkdirSync(join(p, "empty"))
-    const empty = await run(["--services", "empty", "local", "sync", "--to-db", "--delete-orphans"], p, { DATABASE_URL: url })
+    const empty = await run(["--services", "empty", "local", "sync", "--to-db", "--delete-orphans"], p, {
+      DATABASE_URL: url
+    })
     expect([empty.code, empty.stderr]).toEqual([2, expect.stringMatching(/empty does not look like a project/)])
     expect(await query(url, "SELECT id FROM agents UNION ALL SELECT id FROM skills ORDER BY id")).toEqual(rows)
   })
 
   it("local sync refuses to delete more than half of a kind without --force, and names every deletion it makes", async () => {
     const url = await freshDatabase("guard")
-    const p = project("guard", { "agents/a/config.yaml": "id: a\nname: a\n", "agents/b/config.yaml": "id: b\nname: b\n", "skills/s/config.yaml": "id: s\nname: s\n" })
+    const p = project("guard", {
+      "agents/a/config.yaml": "id: a\nname: a\n",
+      "agents/b/config.yaml": "id: b\nname: b\n",
+      "skills/s/config.yaml": "id: s\nname: s\n"
+    })
     expect((await run(["local", "sync", "--to-db"], p, { DATABASE_URL: url })).code).toBe(0)
     spawnSync("rm", ["-r", join(p, "services/agents")])
     const refused = await run(["local", "sync", "--to-db", "--delete-orphans"], p, { DATABASE_URL: url })
@@ -442,7 +538,9 @@ describe("backups", () => {
       const res = await run(["files", "pull", "--force"], p, env)
       expect(res.code, res.stderr).toBe(0)
     }
-    const listed = JSON.parse((await run(["--json", "files", "backups"], p, env)).stdout) as { backups: Array<{ id: string; files: number; cause: string }> }
+    const listed = JSON.parse((await run(["--json", "files", "backups"], p, env)).stdout) as {
+      backups: Array<{ id: string; files: number; cause: string }>
+    }
     expect(listed.backups.map((b) => [b.files, b.cause])).toEqual([
       [1, "pull of revision r4"],
       [1, "pull of revision r3"]

@@ -36,7 +36,8 @@ const machine = (files: Record<string, string> = SAMPLE) => {
   const killWhen = (args: ReadonlyArray<string>, started: () => boolean) =>
     new Promise<{ readonly killed: boolean }>((resolve, reject) => {
       const clean: Record<string, string> = {}
-      for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) clean[k] = v
+      for (const [k, v] of Object.entries(process.env))
+        if (v !== undefined && !/^(DATABASE_URL|AGENTSYNC_)/.test(k)) clean[k] = v
       for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v
       const child = spawn(process.execPath, [BIN, ...args], { cwd: root, env: clean, stdio: "ignore" })
       let killed = false
@@ -81,11 +82,19 @@ describe("agentsync skill (built CLI, real git)", () => {
   it("installs, lists and reports status; a home edit becomes a commit in the remote", async () => {
     const { m, install } = await installed()
     expect(install.stdout).toMatch(/repo → home {2}team:skills\/pdf \[claude\] {2}new in the repo/)
-    expect(fs.readFileSync(m.home("codex", "skills/pdf/scripts/fill.py"), "utf8")).toBe(SAMPLE["skills/pdf/scripts/fill.py"])
+    expect(fs.readFileSync(m.home("codex", "skills/pdf/scripts/fill.py"), "utf8")).toBe(
+      SAMPLE["skills/pdf/scripts/fill.py"]
+    )
 
     const list = await m.cli("--json", "skill", "source", "list")
     expect(list.code).toBe(0)
-    expect(JSON.parse(list.stdout).sources[0]).toMatchObject({ name: "team", uri: `git:file://${m.up.bare}`, ref: "main", units: 3, tools: ["claude", "codex"] })
+    expect(JSON.parse(list.stdout).sources[0]).toMatchObject({
+      name: "team",
+      uri: `git:file://${m.up.bare}`,
+      ref: "main",
+      units: 3,
+      tools: ["claude", "codex"]
+    })
 
     fs.writeFileSync(m.home("claude", "agents/reviewer.md"), "You review code, briefly.\n")
     const status = await m.cli("--json", "skill", "status")
@@ -117,7 +126,9 @@ describe("agentsync skill (built CLI, real git)", () => {
     expect(conflict.code).toBe(3)
     expect(conflict.stdout).toMatch(/home ≠ repo {2}team:commands\/ship \[claude\] {2}CONFLICT: both changed/)
     expect(conflict.stderr).toMatch(/conflict: 1 unit changed on both sides/)
-    expect(conflict.stderr).toMatch(/team:commands\/ship \[claude\]: home [0-9a-f]{12}, repo [0-9a-f]{12}, base [0-9a-f]{12}/)
+    expect(conflict.stderr).toMatch(
+      /team:commands\/ship \[claude\]: home [0-9a-f]{12}, repo [0-9a-f]{12}, base [0-9a-f]{12}/
+    )
     const after = m.state()
     expect(after.claude).toEqual(before.claude)
     expect(after.remote).toEqual(before.remote)
@@ -187,7 +198,8 @@ describe("agentsync skill (built CLI, real git)", () => {
     const m = machine(files)
     const install = ["skill", "install", `git:${m.up.bare}`, "--tools", "claude,codex", "--name", "team"]
     const homes = [nodePath.join(m.root, "claude"), nodePath.join(m.root, "codex")]
-    const deployed = () => fs.existsSync(m.home("claude", "skills")) && fs.readdirSync(m.home("claude", "skills")).length >= 5
+    const deployed = () =>
+      fs.existsSync(m.home("claude", "skills")) && fs.readdirSync(m.home("claude", "skills")).length >= 5
     const first = await m.killWhen(install, deployed)
     expect(first.killed).toBe(true)
     const again = await m.cli(...install)
@@ -217,7 +229,11 @@ describe("agentsync skill (built CLI, real git)", () => {
     expect(next.stdout).not.toMatch(/CONFLICT/)
     for (const h of homes) expect(temps(h), `${killed.killed ? "killed" : "not killed"} sync`).toEqual([])
     expect(temps(m.env.AGENTSYNC_HOME)).toEqual([])
-    for (const h of homes) for (let i = 0; i < UNITS; i++) expect(fs.readFileSync(nodePath.join(h, `skills/${name(i)}/SKILL.md`), "utf8")).toBe(`skill ${i}, second edition\n`)
+    for (const h of homes)
+      for (let i = 0; i < UNITS; i++)
+        expect(fs.readFileSync(nodePath.join(h, `skills/${name(i)}/SKILL.md`), "utf8")).toBe(
+          `skill ${i}, second edition\n`
+        )
     const quiet = await m.cli("--json", "skill", "sync", "--yes")
     expect(JSON.parse(quiet.stdout).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
   }, 180_000)
@@ -245,20 +261,30 @@ describe("agentsync skill (built CLI, real git)", () => {
   })
 
   it("a layout set from a file is checked with its line; an install that matches nothing says what the tree holds and exits 1", async () => {
-    const m = machine({ "packs/a/skills/x/SKILL.md": "x\n", "packs/b/skills/y/SKILL.md": "y\n", "packs/b/skills/y/notes.md": "notes\n" })
+    const m = machine({
+      "packs/a/skills/x/SKILL.md": "x\n",
+      "packs/b/skills/y/SKILL.md": "y\n",
+      "packs/b/skills/y/notes.md": "notes\n"
+    })
     const nothing = await m.cli("skill", "install", `git:${m.up.bare}`, "--tools", "claude", "--name", "team")
     expect(nothing.code).toBe(1)
     expect(nothing.stderr).toMatch(/matches no unit.*found 2 SKILL\.md under packs\/\*\/skills\/\*/s)
     expect(fs.existsSync(nodePath.join(m.env.AGENTSYNC_HOME, "manifest.yaml"))).toBe(false)
 
     const bad = nodePath.join(m.root, "bad-layout.yaml")
-    fs.writeFileSync(bad, "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{nmae}\n")
+    fs.writeFileSync(
+      bad,
+      "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{nmae}\n"
+    )
     const added = await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team", "--layout", bad)
     expect(added.code).toBe(1)
     expect(added.stderr).toContain(`${bad}:3: 0.home: "skills/{nmae}" uses {nmae}, which the glob does not capture`)
 
     const good = nodePath.join(m.root, "layout.yaml")
-    fs.writeFileSync(good, "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{name}\n  exclude: [notes.md]\n")
+    fs.writeFileSync(
+      good,
+      "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{name}\n  exclude: [notes.md]\n"
+    )
     expect((await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team")).code).toBe(0)
     const set = await m.cli("skill", "source", "layout", "team", good)
     expect(set.code, set.stderr).toBe(0)
@@ -266,6 +292,9 @@ describe("agentsync skill (built CLI, real git)", () => {
     expect(shown.stdout).toContain("home: skills/{name}")
     const ok = await m.cli("skill", "install", "team", "--tools", "claude")
     expect(ok.code, ok.stderr).toBe(0)
-    expect(readTree(nodePath.join(m.root, "claude"))).toEqual({ "skills/x/SKILL.md": "x\n", "skills/y/SKILL.md": "y\n" })
+    expect(readTree(nodePath.join(m.root, "claude"))).toEqual({
+      "skills/x/SKILL.md": "x\n",
+      "skills/y/SKILL.md": "y\n"
+    })
   })
 })

@@ -20,7 +20,9 @@ describe("agentsync validate (built CLI)", () => {
     const r = await agentsync(["validate", "examples/project"])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
-    expect(r.stdout).toMatch(/5 agents, 11 skills, 35 content items in blog \(directory, 12\), docs \(flat, 23\), 8 access rules, 3 files beside them/)
+    expect(r.stdout).toMatch(
+      /5 agents, 11 skills, 35 content items in blog \(directory, 12\), docs \(flat, 23\), 8 access rules, 3 files beside them/
+    )
     expect(r.stdout).toMatch(/^7 files not synced by local sync \(carried by file sync\); --verbose lists them$/m)
   })
 
@@ -40,14 +42,24 @@ describe("agentsync validate (built CLI)", () => {
     writeFileSync(join(s, "agents/support/config.yaml"), "id: support\nname: [oops\n")
     writeFileSync(join(s, "skills/kb-search/config.yaml"), "id: kb-search\ndescription: x\nenabled: maybe\n")
     writeFileSync(join(s, "content/docs/faq.md"), "---\ntitle: never closed\n\nbody\n")
-    writeFileSync(join(s, "access-control/config.yaml"), "rules:\n  - entity_type: agent\n    entity_id: a\n    access: allow\n    roles: [x]\n    colour: red\n")
-    writeFileSync(join(s, "content/docs/glossary.md"), Buffer.from([0x2d, 0x2d, 0x2d, 0x0a, 0x74, 0x3a, 0xff, 0xfe, 0x0a]))
+    writeFileSync(
+      join(s, "access-control/config.yaml"),
+      "rules:\n  - entity_type: agent\n    entity_id: a\n    access: allow\n    roles: [x]\n    colour: red\n"
+    )
+    writeFileSync(
+      join(s, "content/docs/glossary.md"),
+      Buffer.from([0x2d, 0x2d, 0x2d, 0x0a, 0x74, 0x3a, 0xff, 0xfe, 0x0a])
+    )
     writeFileSync(join(s, "agents/researcher/config.yaml"), "id: someone-else\nname: r\n")
     const before = readFileSync(join(s, "content/docs/billing.md"))
     const r = await agentsync(["validate", dir])
     expect(r.code).toBe(1)
     const lines = r.stdout.split("\n")
-    const has = (re: RegExp) => expect(lines.some((l) => re.test(l)), `${re} in\n${r.stdout}`).toBe(true)
+    const has = (re: RegExp) =>
+      expect(
+        lines.some((l) => re.test(l)),
+        `${re} in\n${r.stdout}`
+      ).toBe(true)
     has(/services\/agents\/support\/config\.yaml:\d+: invalid YAML/)
     has(/services\/agents\/researcher\/config\.yaml:1: id: id "someone-else" does not match its folder "researcher"/)
     has(/services\/skills\/kb-search\/config\.yaml:1: name: is missing/)
@@ -69,8 +81,11 @@ describe("agentsync validate (built CLI)", () => {
       writeFileSync(join(dir, "services", path), text)
     }
     // A Hugo site (TOML, a leaf bundle with an image, a branch bundle, nested folders), a Jekyll post, JSON.
-    put("content/site/_index.md", "+++\ntitle = \"Home\"\n[params]\nhero = true\n+++\n")
-    put("content/site/posts/Hello@World.v2/index.md", "---\ntitle: Hello\naliases: [/old]\ndate: 2013-05-06 00:00:00 +0000\n---\nHi\n")
+    put("content/site/_index.md", '+++\ntitle = "Home"\n[params]\nhero = true\n+++\n')
+    put(
+      "content/site/posts/Hello@World.v2/index.md",
+      "---\ntitle: Hello\naliases: [/old]\ndate: 2013-05-06 00:00:00 +0000\n---\nHi\n"
+    )
     put("content/site/posts/Hello@World.v2/cover.png", "PNG")
     put("content/site/docs/guides/install.markdown", "---\npermalink: /install/\nredirect_from:\n  - /setup/\n---\n")
     put("content/site/about.md", '{\n  "title": "About",\n  "weight": 3\n}\n\nAbout us.\n')
@@ -79,12 +94,17 @@ describe("agentsync validate (built CLI)", () => {
     // An Agent Skills folder and a Claude Code subagent.
     put("skills/pdf/SKILL.md", "---\nname: pdf\ndescription: Work with PDFs\nlicense: Proprietary\n---\n\n# PDF\n")
     put("skills/pdf/scripts/fill.py", "print('x')\n")
-    put("agents/code-reviewer.md", "---\nname: code-reviewer\ndescription: Reviews code\ntools: Read, Grep\nmodel: sonnet\n---\nYou review code.\n")
+    put(
+      "agents/code-reviewer.md",
+      "---\nname: code-reviewer\ndescription: Reviews code\ntools: Read, Grep\nmodel: sonnet\n---\nYou review code.\n"
+    )
     put("web/theme.json", "{}\n")
     const r = await agentsync(["validate", dir, "--verbose"])
     expect(r.stderr).toBe("")
     expect(r.code).toBe(0)
-    expect(r.stdout).toMatch(/1 agents, 1 skills, 6 content items in site \(flat, 6\), 0 access rules, 2 files beside them/)
+    expect(r.stdout).toMatch(
+      /1 agents, 1 skills, 6 content items in site \(flat, 6\), 0 access rules, 2 files beside them/
+    )
     expect(r.stdout).toContain("not synced by local sync: web/theme.json (carried by file sync)")
   })
 

@@ -7,10 +7,10 @@ import { type ContextExport, EXPORT_VERSION, type UserExport } from "../../src/d
 import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSync.js"
 import { LocalSync, type LocalSyncOptions } from "../../src/programs/localSync.js"
 import { SyncService } from "../../src/programs/syncAll.js"
+import { startServer } from "../server/support.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
 import { tempDirs } from "../support/tree.js"
-import { startServer } from "../server/support.js"
 
 const u = (id: string, extra: Partial<UserExport> = {}): UserExport => ({
   id,
@@ -62,29 +62,58 @@ const config = (fields: Partial<ConstructorParameters<typeof SyncConfig>[0]>) =>
   new SyncConfig({ projectRoot: root, servicesPath: join(root, "services"), ...fields })
 
 const dbSync = <A, E>(cfg: SyncConfig, f: (s: DatabaseSyncService) => Effect.Effect<A, E>) =>
-  Effect.runPromise(Effect.flatMap(DatabaseSyncService, f).pipe(Effect.provide(DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))))
+  Effect.runPromise(
+    Effect.flatMap(DatabaseSyncService, f).pipe(
+      Effect.provide(DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))
+    )
+  )
 const dbSyncExit = <A, E>(cfg: SyncConfig, f: (s: DatabaseSyncService) => Effect.Effect<A, E>) =>
-  Effect.runPromiseExit(Effect.flatMap(DatabaseSyncService, f).pipe(Effect.provide(DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))))
+  Effect.runPromiseExit(
+    Effect.flatMap(DatabaseSyncService, f).pipe(
+      Effect.provide(DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))
+    )
+  )
 
-const counts = (r: { tables: ReadonlyArray<{ inserted: number; updated: number; unchanged: number; skipped: number }> }) =>
-  r.tables.map((t) => [t.inserted, t.updated, t.unchanged, t.skipped])
+const counts = (r: {
+  tables: ReadonlyArray<{ inserted: number; updated: number; unchanged: number; skipped: number }>
+}) => r.tables.map((t) => [t.inserted, t.updated, t.unchanged, t.skipped])
 
 describe("DatabaseSyncService, direct transport", () => {
   it("pushes, diffs, reruns idempotently, and pulls remote changes back; a dry run writes nothing", async () => {
     const [local, cloud] = await Promise.all([migratedDatabase("local"), migratedDatabase("cloud")])
     const cfg = config({ databaseUrl: Redacted.make(local), cloudDatabaseUrl: Redacted.make(cloud) })
-    await loadState(local, { users: [u("u1"), u("u2")], skills: [], contexts: [c("c1", "u1"), c("c2", "u2")], sessionIds: [] })
+    await loadState(local, {
+      users: [u("u1"), u("u2")],
+      skills: [],
+      contexts: [c("c1", "u1"), c("c2", "u2")],
+      sessionIds: []
+    })
 
     const dry = await dbSync(cfg, (s) => s.push({ dryRun: true }))
-    expect(counts(dry)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+    expect(counts(dry)).toEqual([
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
     expect((await readState(cloud)).users).toEqual([])
 
     const push = await dbSync(cfg, (s) => s.push())
     expect(push).toMatchObject({ direction: "push", transport: "direct", dry_run: false })
-    expect(counts(push)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
-    expect(counts(await dbSync(cfg, (s) => s.push()))).toEqual([[0, 0, 2, 0], [0, 0, 0, 0], [0, 0, 2, 0]])
+    expect(counts(push)).toEqual([
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
+    expect(counts(await dbSync(cfg, (s) => s.push()))).toEqual([
+      [0, 0, 2, 0],
+      [0, 0, 0, 0],
+      [0, 0, 2, 0]
+    ])
 
-    await query(cloud, "UPDATE user_contexts SET data = '{\"edited\": true}', updated_at = '2025-02-01Z' WHERE id = 'c2'")
+    await query(
+      cloud,
+      "UPDATE user_contexts SET data = '{\"edited\": true}', updated_at = '2025-02-01Z' WHERE id = 'c2'"
+    )
     await query(cloud, "INSERT INTO users (id, name, email) VALUES ('u9', 'u9', 'u9@example.com')")
     const diff = await dbSync(cfg, (s) => s.diff())
     expect(diff.tables).toEqual([
@@ -94,21 +123,33 @@ describe("DatabaseSyncService, direct transport", () => {
     ])
 
     const pull = await dbSync(cfg, (s) => s.pull())
-    expect(counts(pull)).toEqual([[1, 0, 2, 0], [0, 0, 0, 0], [0, 1, 1, 0]])
+    expect(counts(pull)).toEqual([
+      [1, 0, 2, 0],
+      [0, 0, 0, 0],
+      [0, 1, 1, 0]
+    ])
     const after = await readState(local)
     expect(after.contexts.find((x) => x.id === "c2")?.data).toEqual({ edited: true })
-    expect((await dbSync(cfg, (s) => s.diff())).tables.every((t) => t.only_local + t.only_remote + t.different === 0)).toBe(true)
+    expect(
+      (await dbSync(cfg, (s) => s.diff())).tables.every((t) => t.only_local + t.only_remote + t.different === 0)
+    ).toBe(true)
   })
 
   it("says which setting is missing when no cloud database is configured", async () => {
     const local = await migratedDatabase("local")
     const exit = await dbSyncExit(config({ databaseUrl: Redacted.make(local) }), (s) => s.push())
-    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({ _tag: "MissingConfig", key: "AGENTSYNC_CLOUD_DATABASE_URL" })
+    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error).toMatchObject({
+      _tag: "MissingConfig",
+      key: "AGENTSYNC_CLOUD_DATABASE_URL"
+    })
   })
 
   it("names the host and port of an unreachable cloud database, never the password", async () => {
     const local = await migratedDatabase("local")
-    const cfg = config({ databaseUrl: Redacted.make(local), cloudDatabaseUrl: Redacted.make("postgres://bob:s3cret-pw@127.0.0.1:1/x") })
+    const cfg = config({
+      databaseUrl: Redacted.make(local),
+      cloudDatabaseUrl: Redacted.make("postgres://bob:s3cret-pw@127.0.0.1:1/x")
+    })
     const exit = await dbSyncExit(cfg, (s) => s.diff())
     const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
     expect(error?._tag).toBe("Database")
@@ -120,20 +161,43 @@ describe("DatabaseSyncService, direct transport", () => {
 describe("DatabaseSyncService through the tenant API", () => {
   it("pushes and pulls through the export and import endpoints, scoped to the tenant", async () => {
     const [local, fresh] = await Promise.all([migratedDatabase("local"), migratedDatabase("fresh")])
-    await loadState(local, { users: [u("a1"), u("a2")], skills: [], contexts: [c("x1", "a1"), c("x2", "a2", { session_id: null })], sessionIds: [] })
+    await loadState(local, {
+      users: [u("a1"), u("a2")],
+      skills: [],
+      contexts: [c("x1", "a1"), c("x2", "a2", { session_id: null })],
+      sessionIds: []
+    })
     const api = { directUrl: server.url, token: tenant.token }
     const dry = await dbSync(config({ databaseUrl: Redacted.make(local), ...api }), (s) => s.push({ dryRun: true }))
-    expect([dry.transport, dry.dry_run, ...counts(dry)]).toEqual(["api", true, [2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+    expect([dry.transport, dry.dry_run, ...counts(dry)]).toEqual([
+      "api",
+      true,
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
     const push = await dbSync(config({ databaseUrl: Redacted.make(local), ...api }), (s) => s.push())
     expect(push).toMatchObject({ transport: "api" })
-    expect(counts(push)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
-    const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [tenant.tenantId]))[0]!.s
-    expect(await query(serverDb, `SELECT id FROM "${schema}".user_contexts ORDER BY id`)).toEqual([{ id: "x1" }, { id: "x2" }])
+    expect(counts(push)).toEqual([
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
+    const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [tenant.tenantId]))[0]!
+      .s
+    expect(await query(serverDb, `SELECT id FROM "${schema}".user_contexts ORDER BY id`)).toEqual([
+      { id: "x1" },
+      { id: "x2" }
+    ])
 
     const diff = await dbSync(config({ databaseUrl: Redacted.make(fresh), ...api }), (s) => s.diff())
     expect(diff.tables[0]).toEqual({ table: "users", only_local: 0, only_remote: 2, different: 0, equal: 0 })
     const pull = await dbSync(config({ databaseUrl: Redacted.make(fresh), ...api }), (s) => s.pull())
-    expect(counts(pull)).toEqual([[2, 0, 0, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+    expect(counts(pull)).toEqual([
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
     expect(await readState(fresh)).toEqual(await readState(local))
     await query(fresh, "UPDATE users SET display_name = 'changed here' WHERE id = 'a1'")
     const changed = await dbSync(config({ databaseUrl: Redacted.make(fresh), ...api }), (s) => s.diff())
@@ -145,7 +209,10 @@ describe("DatabaseSyncService through the tenant API", () => {
 
     // Another tenant sees none of it.
     const other = await server.createTenant("Other")
-    const otherDiff = await dbSync(config({ databaseUrl: Redacted.make(fresh), directUrl: server.url, token: other.token }), (s) => s.diff())
+    const otherDiff = await dbSync(
+      config({ databaseUrl: Redacted.make(fresh), directUrl: server.url, token: other.token }),
+      (s) => s.diff()
+    )
     expect(otherDiff.tables[0]).toMatchObject({ only_local: 2, only_remote: 0 })
   })
 
@@ -153,7 +220,10 @@ describe("DatabaseSyncService through the tenant API", () => {
     const local = await migratedDatabase("local")
     await loadState(local, { users: [u("d1")], skills: [], contexts: [], sessionIds: [] })
     const other = await exposed.createTenant("Direct Co")
-    const r = await dbSync(config({ databaseUrl: Redacted.make(local), directUrl: exposed.url, token: other.token }), (s) => s.push())
+    const r = await dbSync(
+      config({ databaseUrl: Redacted.make(local), directUrl: exposed.url, token: other.token }),
+      (s) => s.push()
+    )
     expect(r.transport).toBe("direct")
     expect(r.remote).toContain("schema t_")
     const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [other.tenantId]))[0]!.s
@@ -181,8 +251,11 @@ describe("DatabaseSyncService through the tenant API", () => {
     expect(body.reason).toContain("line 5 (contexts cx)")
     expect(body.reason).toContain("line 6 (header): not JSON")
     expect(body.reason).not.toContain("line 1")
-    const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [tenant.tenantId]))[0]!.s
-    expect(await query(serverDb, `SELECT count(*)::int AS n FROM "${schema}".users WHERE id = 'ok1'`)).toEqual([{ n: 0 }])
+    const schema = (await query<{ s: string }>(serverDb, "SELECT agentsync_tenant_db($1) AS s", [tenant.tenantId]))[0]!
+      .s
+    expect(await query(serverDb, `SELECT count(*)::int AS n FROM "${schema}".users WHERE id = 'ok1'`)).toEqual([
+      { n: 0 }
+    ])
   })
 
   it("refuses an export of an earlier format by its version, writing nothing", async () => {
@@ -201,7 +274,12 @@ describe("DatabaseSyncService through the tenant API", () => {
 describe("SyncService.syncAll", () => {
   it("reports every operation's state: files NotStarted without a tenant, database Partial when a table fails", async () => {
     const [local, cloud] = await Promise.all([migratedDatabase("local"), migratedDatabase("cloud")])
-    await loadState(local, { users: [u("p1"), u("p2")], skills: [], contexts: [c("k1", "p1"), c("k2", "p2")], sessionIds: [] })
+    await loadState(local, {
+      users: [u("p1"), u("p2")],
+      skills: [],
+      contexts: [c("k1", "p1"), c("k2", "p2")],
+      sessionIds: []
+    })
     await query(
       cloud,
       `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no contexts today'; END $$;
@@ -210,7 +288,11 @@ describe("SyncService.syncAll", () => {
     writeFileSync(join(root, "services", "README.md"), "hello\n")
     const cfg = config({ databaseUrl: Redacted.make(local), cloudDatabaseUrl: Redacted.make(cloud) })
     const run = () =>
-      Effect.runPromise(Effect.flatMap(SyncService, (s) => s.syncAll()).pipe(Effect.provide(SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))))
+      Effect.runPromise(
+        Effect.flatMap(SyncService, (s) => s.syncAll()).pipe(
+          Effect.provide(SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, cfg))))
+        )
+      )
     const first = await run()
     expect(first.ok).toBe(false)
     expect(first.operations.map((o) => [o.operation, o.state._tag])).toEqual([
@@ -221,7 +303,11 @@ describe("SyncService.syncAll", () => {
     await query(cloud, "DROP TRIGGER refuse ON user_contexts")
     const second = await run()
     expect(second.operations[1]!.state).toEqual({ _tag: "Completed" })
-    expect(counts(second.operations[1]!.report as DbSyncResult)).toEqual([[0, 0, 2, 0], [0, 0, 0, 0], [2, 0, 0, 0]])
+    expect(counts(second.operations[1]!.report as DbSyncResult)).toEqual([
+      [0, 0, 2, 0],
+      [0, 0, 0, 0],
+      [2, 0, 0, 0]
+    ])
   })
 })
 
@@ -229,36 +315,62 @@ describe("skills keep the form local sync read them in, through the cloud and ba
   const EXAMPLE_SKILL = join(import.meta.dirname, "../../examples/project/services/skills/incident-report")
   const localSync = (services: string, url: string, options: LocalSyncOptions) =>
     Effect.runPromise(
-      LocalSync.sync(options).pipe(Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })))
+      LocalSync.sync(options).pipe(
+        Effect.provide(
+          LocalSync.layer({
+            servicesPath: services,
+            projectRoot: join(services, ".."),
+            databaseUrl: Redacted.make(url)
+          })
+        )
+      )
     )
   /** Every column of every skill as Postgres prints the row (a json column as stored, so key order counts). */
-  const skillRows = (url: string) => query<{ row: string }>(url, `SELECT row_to_json(s)::text AS row FROM skills s ORDER BY id COLLATE "C"`)
+  const skillRows = (url: string) =>
+    query<{ row: string }>(url, `SELECT row_to_json(s)::text AS row FROM skills s ORDER BY id COLLATE "C"`)
 
   for (const transport of ["direct", "api"] as const) {
     it(`an Agent Skills folder goes local → cloud → local with every column equal (${transport})`, async () => {
-      const [local, back, cloud] = await Promise.all([migratedDatabase("local"), migratedDatabase("back"), migratedDatabase("cloud")])
+      const [local, back, cloud] = await Promise.all([
+        migratedDatabase("local"),
+        migratedDatabase("back"),
+        migratedDatabase("cloud")
+      ])
       const services = join(temp("skills"), "services")
       cpSync(EXAMPLE_SKILL, join(services, "skills/incident-report"), { recursive: true })
       mkdirSync(join(services, "skills/search"), { recursive: true })
       writeFileSync(join(services, "skills/search/config.yaml"), "id: search\nname: search\ndescription: finds\n")
       writeFileSync(join(services, "skills/search/SKILL.md"), "# Search\n\nFind things.\n")
       await localSync(services, local, { direction: "ToDatabase", kinds: ["skills"] })
-      const [read] = await query<{ form: string; original: string | null; extra: unknown }>(local, "SELECT form, original, extra FROM skills WHERE id = 'incident-report'")
-      expect(read).toMatchObject({ form: "file", extra: { license: "Apache-2.0", metadata: { owner: "sre", version: "1.2" } } })
+      const [read] = await query<{ form: string; original: string | null; extra: unknown }>(
+        local,
+        "SELECT form, original, extra FROM skills WHERE id = 'incident-report'"
+      )
+      expect(read).toMatchObject({
+        form: "file",
+        extra: { license: "Apache-2.0", metadata: { owner: "sre", version: "1.2" } }
+      })
       expect(read!.original).toMatch(/^---\nname: incident-report\n/)
 
-      const remote = transport === "direct" ? { cloudDatabaseUrl: Redacted.make(cloud) } : { directUrl: server.url, token: (await server.createTenant(`Skills ${Date.now()}`)).token }
+      const remote =
+        transport === "direct"
+          ? { cloudDatabaseUrl: Redacted.make(cloud) }
+          : { directUrl: server.url, token: (await server.createTenant(`Skills ${Date.now()}`)).token }
       const push = await dbSync(config({ databaseUrl: Redacted.make(local), ...remote }), (s) => s.push())
       expect(push.transport).toBe(transport)
       const pull = await dbSync(config({ databaseUrl: Redacted.make(back), ...remote }), (s) => s.pull())
       expect(counts(pull)[1]).toEqual([2, 0, 0, 0])
       expect(await skillRows(back)).toEqual(await skillRows(local))
-      expect((await dbSync(config({ databaseUrl: Redacted.make(back), ...remote }), (s) => s.diff())).tables[1]).toMatchObject({ different: 0, equal: 2 })
+      expect(
+        (await dbSync(config({ databaseUrl: Redacted.make(back), ...remote }), (s) => s.diff())).tables[1]
+      ).toMatchObject({ different: 0, equal: 2 })
 
       // Written out from the database it came back to, the skill is in its own form, its SKILL.md byte for byte.
       const out = join(temp("out"), "services")
       await localSync(out, back, { direction: "ToDisk", kinds: ["skills"] })
-      expect(readFileSync(join(out, "skills/incident-report/SKILL.md"), "utf8")).toBe(readFileSync(join(EXAMPLE_SKILL, "SKILL.md"), "utf8"))
+      expect(readFileSync(join(out, "skills/incident-report/SKILL.md"), "utf8")).toBe(
+        readFileSync(join(EXAMPLE_SKILL, "SKILL.md"), "utf8")
+      )
       expect(() => readFileSync(join(out, "skills/incident-report/config.yaml"))).toThrow()
     })
   }
@@ -267,7 +379,9 @@ describe("skills keep the form local sync read them in, through the cloud and ba
     const db = await freshDatabase("srvold")
     const first = await startServer(db)
     await first.stop()
-    const [{ s: schema }] = (await query<{ s: string }>(db, "SELECT agentsync_tenant_db('made-before') AS s")) as [{ s: string }]
+    const [{ s: schema }] = (await query<{ s: string }>(db, "SELECT agentsync_tenant_db('made-before') AS s")) as [
+      { s: string }
+    ]
     // The shape such a schema had, and a server whose last migration was the one before.
     await query(db, `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra`)
     await query(db, "DELETE FROM agentsync_server_migrations WHERE migration_id = 6")

@@ -44,12 +44,24 @@ const tree = async (root: string): Promise<Record<string, string>> => {
 }
 
 const sync = (root: string, token: Redacted.Redacted<string>) => {
-  const config = new SyncConfig({ projectRoot: root, servicesPath: nodePath.join(root, "services"), directUrl: server.url, token })
+  const config = new SyncConfig({
+    projectRoot: root,
+    servicesPath: nodePath.join(root, "services"),
+    directUrl: server.url,
+    token
+  })
   const layer = fileSyncLayer.pipe(
-    Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token, retry: { maxRetries: 1, base: "10 millis", factor: 2, cap: "20 millis" } })),
+    Layer.provide(
+      clientLayer({
+        endpoint: { mode: "direct", origin: server.url },
+        token,
+        retry: { maxRetries: 1, base: "10 millis", factor: 2, cap: "20 millis" }
+      })
+    ),
     Layer.provide(Layer.succeed(CurrentConfig, config))
   )
-  const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) => Effect.runPromise(Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer)))
+  const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
+    Effect.runPromise(Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer)))
   const either = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
     Effect.runPromise(Effect.either(Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))))
   return {
@@ -87,7 +99,9 @@ describe("FileSyncService", () => {
     await write(one, { "agents/a/system_prompt.md": "You are A, edited.\n" })
     const second = await sync(one, t.token).push()
     expect(second.files_sent).toBe(1)
-    expect(second.files.map((f) => [f.path, f.status, f.action])).toEqual([["agents/a/system_prompt.md", "Modified", "upload"]])
+    expect(second.files.map((f) => [f.path, f.status, f.action])).toEqual([
+      ["agents/a/system_prompt.md", "Modified", "upload"]
+    ])
     const two = await project()
     const pulled = await sync(two, t.token).pull()
     expect(pulled.actions).toEqual({ write: 5 })
@@ -116,7 +130,10 @@ describe("FileSyncService", () => {
     const kept = nodePath.join(one, ".agentsync", "remote-manifest.json")
     await fs.writeFile(kept, (await fs.readFile(kept, "utf8")).replace('"size":4', '"size":5'))
     const after = await sync(one, t.token).diff()
-    expect([after.remote_manifest, after.counts]).toEqual(["downloaded", { added: 0, modified: 0, removed: 0, unchanged: 5 }])
+    expect([after.remote_manifest, after.counts]).toEqual([
+      "downloaded",
+      { added: 0, modified: 0, removed: 0, unchanged: 5 }
+    ])
   })
 
   it("keeps the recorded base per tenant: a project pushed to one tenant pushes everything to another", async () => {
@@ -148,7 +165,10 @@ describe("FileSyncService", () => {
     await sync(a, t.token).push()
     await write(b, { "skills/s/SKILL.md": "# S from b\n" })
     const fromB = await sync(b, t.token).push()
-    expect(Object.fromEntries(fromB.files.map((f) => [f.path, f.action]))).toEqual({ "config/app.yaml": "skip", "skills/s/SKILL.md": "upload" })
+    expect(Object.fromEntries(fromB.files.map((f) => [f.path, f.action]))).toEqual({
+      "config/app.yaml": "skip",
+      "skills/s/SKILL.md": "upload"
+    })
     const fresh = await project()
     await sync(fresh, t.token).pull()
     expect(await tree(fresh)).toMatchObject({ "config/app.yaml": "x: 2\n", "skills/s/SKILL.md": "# S from b\n" })

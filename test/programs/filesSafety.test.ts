@@ -56,9 +56,20 @@ const tree = async (dir: string): Promise<Record<string, string>> => {
 const services = (root: string) => tree(nodePath.join(root, "services"))
 
 const sync = (root: string, token: Redacted.Redacted<string>, origin = server.url) => {
-  const config = new SyncConfig({ projectRoot: root, servicesPath: nodePath.join(root, "services"), directUrl: origin, token })
+  const config = new SyncConfig({
+    projectRoot: root,
+    servicesPath: nodePath.join(root, "services"),
+    directUrl: origin,
+    token
+  })
   const layer = fileSyncLayer.pipe(
-    Layer.provide(clientLayer({ endpoint: { mode: "direct", origin }, token, retry: { maxRetries: 3, base: "10 millis", factor: 2, cap: "20 millis" } })),
+    Layer.provide(
+      clientLayer({
+        endpoint: { mode: "direct", origin },
+        token,
+        retry: { maxRetries: 3, base: "10 millis", factor: 2, cap: "20 millis" }
+      })
+    ),
     Layer.provide(Layer.succeed(CurrentConfig, config))
   )
   const either = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
@@ -118,7 +129,8 @@ const proxy = async (target: string) => {
     server,
     url,
     seen,
-    cut: (match: (req: IncomingMessage) => boolean, cut: "half" | "headers" | "none", times = 1) => rules.push({ match, cut, times })
+    cut: (match: (req: IncomingMessage) => boolean, cut: "half" | "headers" | "none", times = 1) =>
+      rules.push({ match, cut, times })
   }
 }
 const manifestRequest = (req: IncomingMessage) => req.url!.includes("/files/manifest")
@@ -128,7 +140,12 @@ const downloadRequest = (req: IncomingMessage) => !req.url!.includes("/manifest"
 describe("a file that becomes a folder, and back, between two clients", () => {
   it("is pulled as a delete plus a create, the replaced file kept in a backup, in both directions", async () => {
     const t = await server.createTenant("shapes")
-    const a = await project({ "web/theme.json": '{"old":true}\n', "agents/x/config.yaml": "id: x\n", "agents/x/system_prompt.md": "x\n", "config/app.yaml": "a\n" })
+    const a = await project({
+      "web/theme.json": '{"old":true}\n',
+      "agents/x/config.yaml": "id: x\n",
+      "agents/x/system_prompt.md": "x\n",
+      "config/app.yaml": "a\n"
+    })
     await sync(a, t.token).push()
     const b = await project()
     await sync(b, t.token).pull()
@@ -179,7 +196,13 @@ describe("a file that becomes a folder, and back, between two clients", () => {
 describe("backups", () => {
   it("a restore puts back the old shape: the folder that replaced a file, and the file that replaced a folder, move into a new backup", async () => {
     const t = await server.createTenant("restore-shapes")
-    const original = { "skills/pdf/reference.md": "ref\n", "skills/pdf/scripts/a.py": "a\n", "skills/pdf/scripts/b.py": "b\n", "skills/pdf/SKILL.md": "# pdf\n", "config/x.yaml": "x\n" }
+    const original = {
+      "skills/pdf/reference.md": "ref\n",
+      "skills/pdf/scripts/a.py": "a\n",
+      "skills/pdf/scripts/b.py": "b\n",
+      "skills/pdf/SKILL.md": "# pdf\n",
+      "config/x.yaml": "x\n"
+    }
     const a = await project(original)
     await sync(a, t.token).push()
     const b = await project()
@@ -197,7 +220,8 @@ describe("backups", () => {
     const restored = await Effect.runPromise(restore(id).pipe(Effect.provideService(CurrentConfig, config)))
     expect(restored.restored.length).toBe(3)
     const back = await services(b)
-    for (const [path, text] of Object.entries(original)) expect([path, Buffer.from(back[path] ?? "", "base64").toString()]).toEqual([path, text])
+    for (const [path, text] of Object.entries(original))
+      expect([path, Buffer.from(back[path] ?? "", "base64").toString()]).toEqual([path, text])
     expect(Object.keys(back).sort()).toEqual(Object.keys(original).sort())
     // What the restore replaced is itself a backup, recorded and listed first.
     const list = await Effect.runPromise(backups().pipe(Effect.provideService(CurrentConfig, config)))
@@ -210,10 +234,20 @@ describe("backups", () => {
   it("are pruned beyond the count and the age, never the newest nor one an unfinished pull needs", async () => {
     const root = await project()
     const dir = nodePath.join(root, ".agentsync/backups")
-    const ids = ["2001-01-01T00-00-00-000Z-aaaaaa", "2001-01-02T00-00-00-000Z-bbbbbb", new Date().toISOString().replace(/[:.]/g, "-").concat("-cccccc")]
-    for (const id of ids) await write(root, {}).then(() => fs.mkdir(nodePath.join(dir, id, "config"), { recursive: true })).then(() => fs.writeFile(nodePath.join(dir, id, "config/a.yaml"), id))
+    const ids = [
+      "2001-01-01T00-00-00-000Z-aaaaaa",
+      "2001-01-02T00-00-00-000Z-bbbbbb",
+      new Date().toISOString().replace(/[:.]/g, "-").concat("-cccccc")
+    ]
+    for (const id of ids)
+      await write(root, {})
+        .then(() => fs.mkdir(nodePath.join(dir, id, "config"), { recursive: true }))
+        .then(() => fs.writeFile(nodePath.join(dir, id, "config/a.yaml"), id))
     // An unfinished pull's journal names the oldest: it stays.
-    await fs.writeFile(nodePath.join(root, ".agentsync/pull-journal.json"), JSON.stringify({ backup: nodePath.join(dir, ids[0]!) }))
+    await fs.writeFile(
+      nodePath.join(root, ".agentsync/pull-journal.json"),
+      JSON.stringify({ backup: nodePath.join(dir, ids[0]!) })
+    )
     const { pruneBackups } = await import("../../src/stages/backups.js")
     const removed = await Effect.runPromise(pruneBackups(root, { keep: 10, maxAgeDays: 30 }))
     expect(removed).toEqual([ids[1]])
@@ -224,12 +258,16 @@ describe("backups", () => {
 describe("answers cut short", () => {
   it("are retried: a push whose answer was lost makes one revision, a pull whose manifest or archive broke off completes", async () => {
     const t = await server.createTenant("cuts")
-    const files = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`content/c/${i}.md`, randomBytes(3000).toString("hex")]))
+    const files = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`content/c/${i}.md`, randomBytes(3000).toString("hex")])
+    )
     const a = await project(files)
     cutter.cut(uploadRequest, "headers")
     cutter.cut(uploadRequest, "none")
     const pushed = await sync(a, t.token, cutter.url).push()
-    const revisions = await run({ endpoint: { mode: "direct", origin: server.url }, token: t.token }, (c) => c.revisions())
+    const revisions = await run({ endpoint: { mode: "direct", origin: server.url }, token: t.token }, (c) =>
+      c.revisions()
+    )
     expect(revisions.map((r) => r.id)).toEqual([pushed.revision])
     expect(cutter.seen.filter((s) => s.startsWith("POST")).length).toBe(3)
 
@@ -273,6 +311,8 @@ describe("what a killed run left", () => {
     // A temp file of a process that is gone (pid 1 is never agentsync; a pid far above pid_max never runs).
     await fs.writeFile(nodePath.join(state, ".agentsync-tmp-99999999-0123abcd-0"), "partial")
     await sync(a, t.token).push()
-    expect((await fs.readdir(state)).filter((n) => n.startsWith("staging-") || n.startsWith(".agentsync-tmp-"))).toEqual([])
+    expect(
+      (await fs.readdir(state)).filter((n) => n.startsWith("staging-") || n.startsWith(".agentsync-tmp-"))
+    ).toEqual([])
   })
 })

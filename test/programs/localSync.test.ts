@@ -4,13 +4,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { join } from "node:path"
 import { Effect, Either, Redacted } from "effect"
 import { describe, expect, it } from "vitest"
-import {
-  AccessRuleKeyed,
-  AgentKeyed,
-  ContentKeyed,
-  diffKeyed,
-  SkillKeyed
-} from "../../src/domain/diff.js"
+import { AccessRuleKeyed, AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed } from "../../src/domain/diff.js"
 import { parseAccessRules } from "../../src/domain/formats.js"
 import type { LocalSyncResult } from "../../src/domain/model.js"
 import { LocalSync, type LocalSyncOptions, type LocalSyncRequirements } from "../../src/programs/localSync.js"
@@ -23,7 +17,11 @@ const EXAMPLE = join(import.meta.dirname, "../../examples/project/services")
 const tempDir = tempDirs("ls")
 
 /** The one row a statement must return. */
-const firstRow = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
+const firstRow = async <R extends object = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params: ReadonlyArray<unknown> = []
+) => {
   const [row] = await query<R>(url, text, params)
   if (row === undefined) throw new Error(`no row from: ${text}`)
   return row
@@ -35,7 +33,10 @@ const writeFixture = (root: string) => {
     mkdirSync(join(root, path, ".."), { recursive: true })
     writeFileSync(join(root, path), text)
   }
-  put("agents/support/config.yaml", "id: support\nname: support\ndisplay_name: Support\ndescription: helps\nenabled: true\ntags: [a, b]\nsettings:\n  zeta: 1\n  alpha: { nested: [1, 2] }\n")
+  put(
+    "agents/support/config.yaml",
+    "id: support\nname: support\ndisplay_name: Support\ndescription: helps\nenabled: true\ntags: [a, b]\nsettings:\n  zeta: 1\n  alpha: { nested: [1, 2] }\n"
+  )
   put("agents/support/system_prompt.md", "You help.\n")
   put("skills/search/config.yaml", "id: search\nname: search\ndescription: finds\n")
   put("skills/search/SKILL.md", "# Search\n\nFind things.\n")
@@ -58,11 +59,14 @@ const projectCopy = () => {
 
 const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSyncRequirements>) =>
   Effect.runPromise(
-    effect.pipe(Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })))
+    effect.pipe(
+      Effect.provide(
+        LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })
+      )
+    )
   )
 
 const sync = (url: string, services: string, options: LocalSyncOptions) => run(url, services, LocalSync.sync(options))
-
 
 const total = (r: { results: ReadonlyArray<{ synced: number; deleted: number }> }) =>
   r.results.reduce((n, x) => n + x.synced + x.deleted, 0)
@@ -95,7 +99,13 @@ describe("local sync round trip", () => {
 
     const out = join(tempDir("out"), "services")
     const back = await sync(url, out, { direction: "ToDisk" })
-    expect(total(back)).toBe(original.contents.length + original.agents.length + original.skills.length + original.accessRules.length + original.attachments.length)
+    expect(total(back)).toBe(
+      original.contents.length +
+        original.agents.length +
+        original.skills.length +
+        original.accessRules.length +
+        original.attachments.length
+    )
     const copy = readTree(out)
     expect(copy.errors).toEqual([])
     const same = <A>(keyed: Parameters<typeof diffKeyed<A>>[0], a: ReadonlyArray<A>, b: ReadonlyArray<A>) => {
@@ -111,7 +121,8 @@ describe("local sync round trip", () => {
     // Byte for byte, every file local sync carries: items in the form they were read in, and the files beside them.
     const carried = walk(src).filter((p) => !original.unsynced.includes(p))
     expect(walk(out)).toEqual(carried)
-    for (const path of carried) expect(readFileSync(join(out, path)).equals(readFileSync(join(src, path))), path).toBe(true)
+    for (const path of carried)
+      expect(readFileSync(join(out, path)).equals(readFileSync(join(src, path))), path).toBe(true)
 
     const noop = await sync(url, out, { direction: "ToDisk" })
     expect(total(noop)).toBe(0)
@@ -124,10 +135,18 @@ describe("local sync behaviour", () => {
     const url = await freshDatabase("ls")
     const src = projectCopy()
     await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
-    const row = await firstRow<{ source: string; slug: string }>(url, "SELECT source, slug FROM contents ORDER BY source, slug LIMIT 1")
-    await query(url, "UPDATE contents SET title = 'Edited in the database' WHERE source = $1 AND slug = $2", [row.source, row.slug])
+    const row = await firstRow<{ source: string; slug: string }>(
+      url,
+      "SELECT source, slug FROM contents ORDER BY source, slug LIMIT 1"
+    )
+    await query(url, "UPDATE contents SET title = 'Edited in the database' WHERE source = $1 AND slug = $2", [
+      row.source,
+      row.slug
+    ])
     const plan = await sync(url, src, { direction: "ToDisk", kinds: ["content"], dryRun: true })
-    expect(plan.plan.map((s) => [s.action, s.key, s.status])).toEqual([["write", `${row.source}/${row.slug}`, "Modified"]])
+    expect(plan.plan.map((s) => [s.action, s.key, s.status])).toEqual([
+      ["write", `${row.source}/${row.slug}`, "Modified"]
+    ])
     const done = await sync(url, src, { direction: "ToDisk", kinds: ["content"] })
     expect(done.plan).toEqual(plan.plan)
     const written = readTree(src).contents.find((c) => c.source === row.source && c.slug === row.slug)!
@@ -143,7 +162,10 @@ describe("local sync behaviour", () => {
     await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     const paths = walk(src).filter((p) => p.startsWith("content/") && p.endsWith(".md"))
     const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex")
-    const rows = await query<{ source: string; slug: string; path: string; file_sha256: string | null }>(url, "SELECT source, slug, path, file_sha256 FROM contents")
+    const rows = await query<{ source: string; slug: string; path: string; file_sha256: string | null }>(
+      url,
+      "SELECT source, slug, path, file_sha256 FROM contents"
+    )
     expect(rows.length).toBe(paths.length)
     // Each row remembers its own file (flat page, bundle, nested folder).
     const files = new Map(rows.map((r) => [`${r.source}/${r.slug}`, `content/${r.source}/${r.path}`]))
@@ -157,7 +179,11 @@ describe("local sync behaviour", () => {
     writeFileSync(fileA, readFileSync(fileA, "utf8").replace(/\n*$/, "\n\nOne more line.\n"))
     // A row edited by hand: its file bytes no longer vouch for it.
     await query(url, "UPDATE contents SET author = 'someone else' WHERE source = $1 AND slug = $2", [b.source, b.slug])
-    const edited = await firstRow(url, "SELECT version_hash, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    const edited = await firstRow(
+      url,
+      "SELECT version_hash, file_sha256 FROM contents WHERE source = $1 AND slug = $2",
+      [b.source, b.slug]
+    )
     expect(edited).toEqual({ version_hash: "", file_sha256: null })
     const d = await run(url, src, LocalSync.diff(["content"]))
     expect(d.kinds[0]!.changes).toEqual(
@@ -168,7 +194,10 @@ describe("local sync behaviour", () => {
     )
     const r = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     expect(byKind(r, "content").synced).toBe(2)
-    const restored = await firstRow(url, "SELECT author, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [b.source, b.slug])
+    const restored = await firstRow(url, "SELECT author, file_sha256 FROM contents WHERE source = $1 AND slug = $2", [
+      b.source,
+      b.slug
+    ])
     expect(restored.file_sha256).toBe(sha(join(src, pathOf(b.source, b.slug))))
     expect(restored.author).not.toBe("someone else")
 
@@ -176,7 +205,10 @@ describe("local sync behaviour", () => {
     await query(url, "UPDATE contents SET file_sha256 = NULL")
     const out = join(tempDir("sha"), "services")
     await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
-    for (const row of await query<{ source: string; slug: string; file_sha256: string | null }>(url, "SELECT source, slug, file_sha256 FROM contents")) {
+    for (const row of await query<{ source: string; slug: string; file_sha256: string | null }>(
+      url,
+      "SELECT source, slug, file_sha256 FROM contents"
+    )) {
       expect(row.file_sha256).toBe(sha(join(out, pathOf(row.source, row.slug))))
     }
   })
@@ -187,7 +219,10 @@ describe("local sync behaviour", () => {
     const dry = await sync(url, src, { direction: "ToDatabase", dryRun: true })
     expect(dry.dry_run).toBe(true)
     expect(dry.plan.length).toBeGreaterThan(0)
-    const { n } = await firstRow(url, "SELECT (SELECT count(*) FROM contents) + (SELECT count(*) FROM agents) + (SELECT count(*) FROM access_rules) AS n")
+    const { n } = await firstRow(
+      url,
+      "SELECT (SELECT count(*) FROM contents) + (SELECT count(*) FROM agents) + (SELECT count(*) FROM access_rules) AS n"
+    )
     expect(Number(n)).toBe(0)
     const real = await sync(url, src, { direction: "ToDatabase" })
     expect(real.plan).toEqual(dry.plan)
@@ -206,20 +241,27 @@ describe("local sync behaviour", () => {
     const src = projectCopy()
     await sync(url, src, { direction: "ToDatabase" })
     const victim = readTree(src).contents[0]!
-    const victimPath = walk(src).find((p) => p.startsWith(`content/${victim.source}/${victim.slug}`) && p.endsWith(".md"))!
+    const victimPath = walk(src).find(
+      (p) => p.startsWith(`content/${victim.source}/${victim.slug}`) && p.endsWith(".md")
+    )!
     rmSync(join(src, victimPath))
     const kept = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     expect(byKind(kept, "content").deleted).toBe(0)
     expect(byKind(kept, "content").skipped).toBeGreaterThan(0)
     // The database still has it: writing to disk brings it back, at its layout.
     const restored = await sync(url, src, { direction: "ToDisk", kinds: ["content"] })
-    expect(restored.plan).toEqual([{ kind: "content", action: "write", key: `${victim.source}/${victim.slug}`, status: "Added", paths: [victimPath] }])
+    expect(restored.plan).toEqual([
+      { kind: "content", action: "write", key: `${victim.source}/${victim.slug}`, status: "Added", paths: [victimPath] }
+    ])
     expect(existsSync(join(src, victimPath))).toBe(true)
 
     rmSync(join(src, victimPath))
     const gone = await sync(url, src, { direction: "ToDatabase", kinds: ["content"], deleteOrphans: true })
     expect(byKind(gone, "content").deleted).toBe(1)
-    const rows = await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [victim.source, victim.slug])
+    const rows = await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [
+      victim.source,
+      victim.slug
+    ])
     expect(rows).toEqual([])
 
     // A file with no row goes from disk only with --delete-orphans.
@@ -250,12 +292,16 @@ describe("local sync behaviour", () => {
     const agentErrors = byKind(r, "agents").errors
     expect(agentErrors).toHaveLength(1)
     expect(agentErrors[0]!.message).toMatch(new RegExp(`agents/${agent.id}/config\\.yaml:3: `))
-    expect(byKind(r, "content").errors[0]!.message).toMatch(new RegExp(`${itemPath.replace(/[.]/g, "\\.")}:\\d+: invalid YAML`))
+    expect(byKind(r, "content").errors[0]!.message).toMatch(
+      new RegExp(`${itemPath.replace(/[.]/g, "\\.")}:\\d+: invalid YAML`)
+    )
     expect(byKind(r, "skills").synced).toBe(1)
     expect(byKind(r, "agents").deleted).toBe(0)
     expect(byKind(r, "content").deleted).toBe(0)
     expect(await query(url, "SELECT version_hash FROM agents WHERE id = $1", [agent.id])).toEqual(before)
-    expect(await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [item.source, item.slug])).toHaveLength(1)
+    expect(
+      await query(url, "SELECT 1 FROM contents WHERE source = $1 AND slug = $2", [item.source, item.slug])
+    ).toHaveLength(1)
     const s = await firstRow(url, "SELECT instructions FROM skills WHERE id = $1", [skill.id])
     expect(s.instructions).toBe("new instructions\n")
 
@@ -276,7 +322,11 @@ describe("local sync behaviour", () => {
     )
     const out = join(tempDir("hostile"), "services")
     const r = await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
-    expect(byKind(r, "content").errors.map((e) => e.item).sort()).toEqual(["database contents ../escape", "database contents docs/../../../evil"])
+    expect(
+      byKind(r, "content")
+        .errors.map((e) => e.item)
+        .sort()
+    ).toEqual(["database contents ../escape", "database contents docs/../../../evil"])
     expect(walk(join(out, "..")).every((p) => p.startsWith("services/content/"))).toBe(true)
   })
 })
@@ -297,17 +347,29 @@ describe("access rules", () => {
     )
     await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
     await query(url, "INSERT INTO users (id, name, email) VALUES ('u1', 'ada', 'ada@example.com')")
-    await query(url, "INSERT INTO user_access_rules (entity_type, entity_id, user_id, access) VALUES ('agent', 'support', 'u1', 'deny')")
+    await query(
+      url,
+      "INSERT INTO user_access_rules (entity_type, entity_id, user_id, access) VALUES ('agent', 'support', 'u1', 'deny')"
+    )
 
     const check = (entityType: "agent" | "skill", id: string, roles: Array<string>, userId?: string) =>
-      run(url, src, Effect.flatMap(Repos.AccessRulesRepo, (r) => r.check(entityType, id, userId === undefined ? { roles } : { roles, userId })))
+      run(
+        url,
+        src,
+        Effect.flatMap(Repos.AccessRulesRepo, (r) =>
+          r.check(entityType, id, userId === undefined ? { roles } : { roles, userId })
+        )
+      )
     expect(await check("agent", "support", ["support"])).toBe("allow")
     expect(await check("agent", "support", ["contractor"])).toBe("deny")
     expect(await check("agent", "support", ["support"], "u1")).toBe("deny")
     expect(await check("agent", "other", ["support"])).toBe("none")
 
     // The file now declares only an allow for support: the stored deny of that entity goes; skill/search stays.
-    writeFileSync(rulesFile, "rules:\n  - { entity_type: agent, entity_id: support, access: allow, roles: [support] }\n")
+    writeFileSync(
+      rulesFile,
+      "rules:\n  - { entity_type: agent, entity_id: support, access: allow, roles: [support] }\n"
+    )
     const r = await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
     expect(r.plan.map((s) => [s.action, s.key, s.status])).toEqual([
       ["delete", "agent:support:deny", "Removed"],
@@ -319,7 +381,9 @@ describe("access rules", () => {
       { entity_type: "agent", entity_id: "support", access: "allow" },
       { entity_type: "skill", entity_id: "search", access: "allow" }
     ])
-    expect(await query(url, "SELECT user_id, access FROM user_access_rules")).toEqual([{ user_id: "u1", access: "deny" }])
+    expect(await query(url, "SELECT user_id, access FROM user_access_rules")).toEqual([
+      { user_id: "u1", access: "deny" }
+    ])
     expect(await check("agent", "support", ["contractor"])).toBe("none")
     expect(await check("agent", "support", ["support"], "u1")).toBe("deny")
 
@@ -337,9 +401,15 @@ describe("access rules", () => {
     const url = await freshDatabase("ls")
     const src = join(tempDir("acl"), "services")
     mkdirSync(join(src, "access-control"), { recursive: true })
-    writeFileSync(join(src, "access-control", "config.yaml"), "rules:\n  - { entity_type: agent, entity_id: a, access: allow, roles: [x] }\n")
+    writeFileSync(
+      join(src, "access-control", "config.yaml"),
+      "rules:\n  - { entity_type: agent, entity_id: a, access: allow, roles: [x] }\n"
+    )
     await sync(url, src, { direction: "ToDatabase", kinds: ["acl"] })
-    writeFileSync(join(src, "access-control", "config.yaml"), "rules:\n  - entity_type: agent\n    entity_id: a\n    access: maybe\n    roles: [x]\n")
+    writeFileSync(
+      join(src, "access-control", "config.yaml"),
+      "rules:\n  - entity_type: agent\n    entity_id: a\n    access: maybe\n    roles: [x]\n"
+    )
     const r = await sync(url, src, { direction: "ToDatabase", kinds: ["acl"], deleteOrphans: true })
     expect(byKind(r, "acl").errors[0]!.message).toMatch(/access-control\/config\.yaml:4: /)
     expect(r.plan).toEqual([])

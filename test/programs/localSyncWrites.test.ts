@@ -12,10 +12,11 @@ afterAll(() => rmSync(root, { recursive: true, force: true }))
 const sync = (url: string, services: string, options: LocalSyncOptions) =>
   Effect.runPromise(
     Effect.either(LocalSync.sync(options)).pipe(
-      Effect.provide(LocalSync.layer({ servicesPath: services, projectRoot: dirname(services), databaseUrl: Redacted.make(url) }))
+      Effect.provide(
+        LocalSync.layer({ servicesPath: services, projectRoot: dirname(services), databaseUrl: Redacted.make(url) })
+      )
     )
   )
-
 
 /** Content written by hand (not as agentsync renders it), so a sync to disk would record other file bytes. */
 const put = (services: string, path: string, text: string) => {
@@ -27,7 +28,8 @@ describe("a sync to disk that cannot write its files", () => {
   it("fails naming the file and commits nothing: the rows keep the file bytes they knew", async () => {
     const url = await freshDatabase("lsw")
     const src = join(root, "src", "services")
-    for (let i = 0; i < 300; i++) put(src, `content/notes/n${i}.md`, `---\ntitle:   "Note ${i}"\nslug: n${i}\n---\n\nBody ${i}.\n`)
+    for (let i = 0; i < 300; i++)
+      put(src, `content/notes/n${i}.md`, `---\ntitle:   "Note ${i}"\nslug: n${i}\n---\n\nBody ${i}.\n`)
     const toDb = await sync(url, src, { direction: "ToDatabase", kinds: ["content"] })
     expect(Either.isRight(toDb)).toBe(true)
     const before = await query(url, "SELECT slug, file_sha256 FROM contents ORDER BY slug")
@@ -49,7 +51,9 @@ describe("a sync to disk that cannot write its files", () => {
     expect(readdirSync(join(out, "content/notes"))).toHaveLength(300)
     expect(await query(url, "SELECT slug, file_sha256 FROM contents ORDER BY slug")).toEqual(before)
     for (let i = 0; i < 300; i++) {
-      expect(readFileSync(join(out, `content/notes/n${i}.md`), "utf8")).toBe(`---\ntitle:   "Note ${i}"\nslug: n${i}\n---\n\nBody ${i}.\n`)
+      expect(readFileSync(join(out, `content/notes/n${i}.md`), "utf8")).toBe(
+        `---\ntitle:   "Note ${i}"\nslug: n${i}\n---\n\nBody ${i}.\n`
+      )
     }
   })
 })

@@ -156,35 +156,38 @@ describe("skill install and sync (real git, local bare remotes)", () => {
     )
   })
 
-  it.effect("a rejected push keeps the local commit, does not advance the lock, says how to recover, and is retried", () => {
-    const w = world()
-    return run(
-      w,
-      Effect.gen(function* () {
-        yield* w.install
-        const hook = nodePath.join(w.up.bare, "hooks", "pre-receive")
-        fs.writeFileSync(hook, "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n", { mode: 0o755 })
-        write(w.claude("agents/reviewer.md"), "home edit\n")
-        const lockBefore = w.lockText()
-        const r = yield* SkillSync.sync()
-        expect(r.errors[0]?.reason).toMatch(/rejected.*git -C .* push origin main/s)
-        expect(r.skipped.map((s) => s.reason)).toContain("push rejected")
-        expect(w.lockText()).toBe(lockBefore)
-        expect(w.up.log()[0]).toBe("initial")
-        const cache = nodePath.join(w.state, "cache", "team")
-        expect(git(cache, "log", "-1", "--format=%s")).toBe("sync: agents/reviewer")
-        // The codex home did not receive an edit that never reached the repo.
-        expect(read(w.codex("agents/reviewer.md"))).toBe(SAMPLE["agents/reviewer.md"])
+  it.effect(
+    "a rejected push keeps the local commit, does not advance the lock, says how to recover, and is retried",
+    () => {
+      const w = world()
+      return run(
+        w,
+        Effect.gen(function* () {
+          yield* w.install
+          const hook = nodePath.join(w.up.bare, "hooks", "pre-receive")
+          fs.writeFileSync(hook, "#!/bin/sh\necho 'protected branch' >&2\nexit 1\n", { mode: 0o755 })
+          write(w.claude("agents/reviewer.md"), "home edit\n")
+          const lockBefore = w.lockText()
+          const r = yield* SkillSync.sync()
+          expect(r.errors[0]?.reason).toMatch(/rejected.*git -C .* push origin main/s)
+          expect(r.skipped.map((s) => s.reason)).toContain("push rejected")
+          expect(w.lockText()).toBe(lockBefore)
+          expect(w.up.log()[0]).toBe("initial")
+          const cache = nodePath.join(w.state, "cache", "team")
+          expect(git(cache, "log", "-1", "--format=%s")).toBe("sync: agents/reviewer")
+          // The codex home did not receive an edit that never reached the repo.
+          expect(read(w.codex("agents/reviewer.md"))).toBe(SAMPLE["agents/reviewer.md"])
 
-        fs.rmSync(hook)
-        const retry = yield* SkillSync.sync()
-        expect(retry.errors).toEqual([])
-        expect(w.up.log()[0]).toBe("sync: agents/reviewer")
-        expect(read(w.codex("agents/reviewer.md"))).toBe("home edit\n")
-        expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
-      })
-    )
-  })
+          fs.rmSync(hook)
+          const retry = yield* SkillSync.sync()
+          expect(retry.errors).toEqual([])
+          expect(w.up.log()[0]).toBe("sync: agents/reviewer")
+          expect(read(w.codex("agents/reviewer.md"))).toBe("home edit\n")
+          expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
+        })
+      )
+    }
+  )
 
   it.effect("AGENTSYNC_SKIP_PUSH=1 commits in the cache clone and leaves the remote alone", () => {
     const w = world()
@@ -193,10 +196,14 @@ describe("skill install and sync (real git, local bare remotes)", () => {
       Effect.gen(function* () {
         yield* w.install
         write(w.claude("commands/ship.md"), "local only\n")
-        const r = yield* SkillSync.sync().pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AGENTSYNC_SKIP_PUSH", "1"]]))))
+        const r = yield* SkillSync.sync().pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AGENTSYNC_SKIP_PUSH", "1"]])))
+        )
         expect(r.commits).toMatchObject([{ unit: "commands/ship", pushed: false }])
         expect(w.up.log()).toEqual(["initial"])
-        expect(git(nodePath.join(w.state, "cache", "team"), "log", "-1", "--format=%s %an")).toBe("sync: commands/ship agentsync")
+        expect(git(nodePath.join(w.state, "cache", "team"), "log", "-1", "--format=%s %an")).toBe(
+          "sync: commands/ship agentsync"
+        )
       })
     )
   })
@@ -215,13 +222,22 @@ describe("skill install and sync (real git, local bare remotes)", () => {
               return true
             })
         })
-        expect(r.skipped).toEqual([{ source: "team", unit: "agents/reviewer", tool: "claude", reason: "the home of claude changed since the plan" }])
+        expect(r.skipped).toEqual([
+          {
+            source: "team",
+            unit: "agents/reviewer",
+            tool: "claude",
+            reason: "the home of claude changed since the plan"
+          }
+        ])
         expect(read(w.claude("agents/reviewer.md"))).toBe("typed while the plan was shown\n")
         expect(read(w.codex("agents/reviewer.md"))).toBe("v2\n")
         expect(read(w.claude("commands/ship.md"))).toBe("v2\n")
         // The lock did not advance for the skipped one: the next plan sees a conflict, not a silent overwrite.
         const next = yield* SkillSync.sync({ dryRun: true })
-        expect(next.actions.find((a) => a.unit === "agents/reviewer" && a.tool === "claude")?.direction).toBe("Conflict")
+        expect(next.actions.find((a) => a.unit === "agents/reviewer" && a.tool === "claude")?.direction).toBe(
+          "Conflict"
+        )
       })
     )
   })
@@ -319,25 +335,35 @@ describe("skill install and sync (real git, local bare remotes)", () => {
     )
   })
 
-  it.effect("a unit named in the manifest that exists only in a home is adopted into the repo; one not selected is not", () => {
-    const w = world()
-    return run(
-      w,
-      Effect.gen(function* () {
-        yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", tools: ["claude", "codex"], units: "agents/*" })
-        write(w.claude("skills/fresh/SKILL.md"), "written at home first\n")
-        write(w.claude("skills/stray/SKILL.md"), "not selected\n")
-        const named = yield* SkillSync.install({ uri: "team", units: "skills/fresh", tools: ["claude", "codex"] })
-        expect(named.report.actions.find((a) => a.unit === "skills/fresh")?.reason).toMatch(/new in the home \(skipped: --to-home only\)/)
-        const r = yield* SkillSync.sync()
-        expect(r.actions.filter((a) => a.direction === "ToRepo").map((a) => a.unit)).toEqual(["skills/fresh"])
-        expect(w.up.read("skills/fresh/SKILL.md")).toBe("written at home first\n")
-        expect(w.up.read("skills/stray/SKILL.md")).toBeUndefined()
-        // The selection names codex for it too: the edit going to the repo reaches codex in the same run.
-        expect(r.actions.find((a) => a.unit === "skills/fresh" && a.tool === "codex")?.direction).toBe("ToHome")
-        expect(read(w.codex("skills/fresh/SKILL.md"))).toBe("written at home first\n")
-        expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
-      })
-    )
-  })
+  it.effect(
+    "a unit named in the manifest that exists only in a home is adopted into the repo; one not selected is not",
+    () => {
+      const w = world()
+      return run(
+        w,
+        Effect.gen(function* () {
+          yield* SkillSync.install({
+            uri: `git:${w.up.bare}`,
+            name: "team",
+            tools: ["claude", "codex"],
+            units: "agents/*"
+          })
+          write(w.claude("skills/fresh/SKILL.md"), "written at home first\n")
+          write(w.claude("skills/stray/SKILL.md"), "not selected\n")
+          const named = yield* SkillSync.install({ uri: "team", units: "skills/fresh", tools: ["claude", "codex"] })
+          expect(named.report.actions.find((a) => a.unit === "skills/fresh")?.reason).toMatch(
+            /new in the home \(skipped: --to-home only\)/
+          )
+          const r = yield* SkillSync.sync()
+          expect(r.actions.filter((a) => a.direction === "ToRepo").map((a) => a.unit)).toEqual(["skills/fresh"])
+          expect(w.up.read("skills/fresh/SKILL.md")).toBe("written at home first\n")
+          expect(w.up.read("skills/stray/SKILL.md")).toBeUndefined()
+          // The selection names codex for it too: the edit going to the repo reaches codex in the same run.
+          expect(r.actions.find((a) => a.unit === "skills/fresh" && a.tool === "codex")?.direction).toBe("ToHome")
+          expect(read(w.codex("skills/fresh/SKILL.md"))).toBe("written at home first\n")
+          expect((yield* SkillSync.sync()).summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
+        })
+      )
+    }
+  )
 })

@@ -47,7 +47,9 @@ describe("skill sync keeps every file and every bit", () => {
         // And an upstream chmod +x reaches the homes.
         w.up.commit({ "skills/pdf/scripts/run.sh": { exec: "#!/bin/sh\necho run fast\n" } })
         const down = yield* SkillSync.sync()
-        expect(down.actions.find((a) => a.tool === "claude" && a.unit === "skills/pdf")?.reason).toBe("repo changed: scripts/run.sh (mode)")
+        expect(down.actions.find((a) => a.tool === "claude" && a.unit === "skills/pdf")?.reason).toBe(
+          "repo changed: scripts/run.sh (mode)"
+        )
         expect(isExec(w.claude("skills/pdf/scripts/run.sh"))).toBe(true)
         expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
       })
@@ -67,7 +69,12 @@ describe("skill sync keeps every file and every bit", () => {
         const globalConfig = process.env["GIT_CONFIG_GLOBAL"]!
         execFileSync("git", ["config", "--file", globalConfig, "core.excludesFile", globalIgnore])
         try {
-          const made = ["skills/pdf/scripts/__pycache__/fill.cpython-312.pyc", "skills/pdf/.vscode/settings.json", "skills/pdf/notes.local", "skills/pdf/SKILL.md.swo"]
+          const made = [
+            "skills/pdf/scripts/__pycache__/fill.cpython-312.pyc",
+            "skills/pdf/.vscode/settings.json",
+            "skills/pdf/notes.local",
+            "skills/pdf/SKILL.md.swo"
+          ]
           for (const p of made) write(w.claude(p), "generated\n")
           const before = w.up.log()
           const status = yield* SkillSync.status()
@@ -94,42 +101,47 @@ describe("skill sync keeps every file and every bit", () => {
     )
   })
 
-  it.effect("a link inside a unit is deployed and committed as a link; a link leading out is reported and left alone", () => {
-    const w = makeWorld(top, {
-      ...SAMPLE,
-      "skills/pdf/reference.md": "the reference\n",
-      "skills/pdf/latest.md": { link: "reference.md" },
-      "skills/pdf/scripts/ref": { link: "../reference.md" },
-      "skills/pdf/readme": { link: "../../README.md" },
-      "skills/pdf/abs": { link: "/etc/passwd" }
-    })
-    return runIn(
-      w,
-      Effect.gen(function* () {
-        const r = yield* w.install
-        expect(fs.readlinkSync(w.claude("skills/pdf/latest.md"))).toBe("reference.md")
-        expect(fs.readlinkSync(w.codex("skills/pdf/scripts/ref"))).toBe("../reference.md")
-        expect(fs.existsSync(w.claude("skills/pdf/readme"))).toBe(false)
-        expect(fs.existsSync(w.claude("skills/pdf/abs"))).toBe(false)
-        expect(r.report.ignored.map((i) => i.path).sort()).toEqual(["skills/pdf/abs", "skills/pdf/readme"])
-        expect(r.report.ignored[0]!.reason).toMatch(/symbolic link .* outside the unit/)
-        expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
-
-        // A link made at home, inside the unit: committed as a link.
-        fs.symlinkSync("SKILL.md", w.claude("skills/pdf/index.md"))
-        // One leading out: reported, never committed, never deleted.
-        fs.symlinkSync("../../../secrets.txt", w.claude("skills/pdf/leak"))
-        const s = yield* SkillSync.sync()
-        expect(s.summary).toMatchObject({ toRepo: 1, toHome: 1, conflicts: 0 })
-        expect(w.up.mode("skills/pdf/index.md")).toBe("120000")
-        expect(w.up.read("skills/pdf/index.md")).toBe("SKILL.md")
-        expect(w.up.read("skills/pdf/leak")).toBeUndefined()
-        expect(fs.readlinkSync(w.codex("skills/pdf/index.md"))).toBe("SKILL.md")
-        expect(s.ignored.some((i) => i.path.endsWith("skills/pdf/leak") && /outside the unit/.test(i.reason))).toBe(true)
-        expect(fs.readlinkSync(w.claude("skills/pdf/leak"))).toBe("../../../secrets.txt")
+  it.effect(
+    "a link inside a unit is deployed and committed as a link; a link leading out is reported and left alone",
+    () => {
+      const w = makeWorld(top, {
+        ...SAMPLE,
+        "skills/pdf/reference.md": "the reference\n",
+        "skills/pdf/latest.md": { link: "reference.md" },
+        "skills/pdf/scripts/ref": { link: "../reference.md" },
+        "skills/pdf/readme": { link: "../../README.md" },
+        "skills/pdf/abs": { link: "/etc/passwd" }
       })
-    )
-  })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          const r = yield* w.install
+          expect(fs.readlinkSync(w.claude("skills/pdf/latest.md"))).toBe("reference.md")
+          expect(fs.readlinkSync(w.codex("skills/pdf/scripts/ref"))).toBe("../reference.md")
+          expect(fs.existsSync(w.claude("skills/pdf/readme"))).toBe(false)
+          expect(fs.existsSync(w.claude("skills/pdf/abs"))).toBe(false)
+          expect(r.report.ignored.map((i) => i.path).sort()).toEqual(["skills/pdf/abs", "skills/pdf/readme"])
+          expect(r.report.ignored[0]!.reason).toMatch(/symbolic link .* outside the unit/)
+          expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
+
+          // A link made at home, inside the unit: committed as a link.
+          fs.symlinkSync("SKILL.md", w.claude("skills/pdf/index.md"))
+          // One leading out: reported, never committed, never deleted.
+          fs.symlinkSync("../../../secrets.txt", w.claude("skills/pdf/leak"))
+          const s = yield* SkillSync.sync()
+          expect(s.summary).toMatchObject({ toRepo: 1, toHome: 1, conflicts: 0 })
+          expect(w.up.mode("skills/pdf/index.md")).toBe("120000")
+          expect(w.up.read("skills/pdf/index.md")).toBe("SKILL.md")
+          expect(w.up.read("skills/pdf/leak")).toBeUndefined()
+          expect(fs.readlinkSync(w.codex("skills/pdf/index.md"))).toBe("SKILL.md")
+          expect(s.ignored.some((i) => i.path.endsWith("skills/pdf/leak") && /outside the unit/.test(i.reason))).toBe(
+            true
+          )
+          expect(fs.readlinkSync(w.claude("skills/pdf/leak"))).toBe("../../../secrets.txt")
+        })
+      )
+    }
+  )
 
   it.effect("--prefer keeps the losing side in a backup and names it", () => {
     const w = makeWorld(top)
@@ -150,7 +162,10 @@ describe("skill sync keeps every file and every bit", () => {
         const h = yield* SkillSync.sync({ scope: "team:skills/pdf", prefer: "home", tools: ["claude"] })
         expect(w.up.read("skills/pdf/SKILL.md")).toBe("home wins\n")
         expect(h.backups[0]).toMatchObject({ source: "team", unit: "skills/pdf", side: "repo" })
-        expect(readTree(h.backups[0]!.path)).toMatchObject({ "SKILL.md": "repo loses\n", "scripts/fill.py": SAMPLE["skills/pdf/scripts/fill.py"] })
+        expect(readTree(h.backups[0]!.path)).toMatchObject({
+          "SKILL.md": "repo loses\n",
+          "scripts/fill.py": SAMPLE["skills/pdf/scripts/fill.py"]
+        })
       })
     )
   })

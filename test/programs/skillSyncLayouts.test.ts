@@ -11,7 +11,11 @@ const top = tempRoot("skilllayouts")
 isolateGit(top)
 afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
 
-const units = (r: SkillSync.SyncReport, tool = "claude") => r.actions.filter((a) => a.tool === tool).map((a) => a.unit).sort()
+const units = (r: SkillSync.SyncReport, tool = "claude") =>
+  r.actions
+    .filter((a) => a.tool === tool)
+    .map((a) => a.unit)
+    .sort()
 
 describe("skill layouts", () => {
   it.effect("a new folder or file in a home that the layout maps is shown as new and created in the repo", () => {
@@ -30,10 +34,17 @@ describe("skill layouts", () => {
         const state = (unit: string, tool: string) => status.rows.find((r) => r.unit === unit && r.tool === tool)?.state
         expect(state("skills/fresh", "claude")).toBe("new in home")
         expect(state("agents/new-agent", "codex")).toBe("new in home")
-        expect(status.rows.some((r) => r.unit.startsWith("skills/scratch") || r.unit.startsWith("projects"))).toBe(false)
+        expect(status.rows.some((r) => r.unit.startsWith("skills/scratch") || r.unit.startsWith("projects"))).toBe(
+          false
+        )
 
         const r = yield* SkillSync.sync()
-        expect(r.actions.filter((a) => a.direction === "ToRepo").map((a) => a.unit).sort()).toEqual(["agents/new-agent", "skills/fresh"])
+        expect(
+          r.actions
+            .filter((a) => a.direction === "ToRepo")
+            .map((a) => a.unit)
+            .sort()
+        ).toEqual(["agents/new-agent", "skills/fresh"])
         expect(w.up.read("skills/fresh/helper.py")).toBe("print(1)\n")
         expect(w.up.read("agents/new-agent.md")).toBe("a new agent\n")
         expect(read(w.codex("skills/fresh/SKILL.md"))).toBe("written at home first\n")
@@ -45,7 +56,8 @@ describe("skill layouts", () => {
 
   it.effect("a plugin marketplace deploys its plugins' skills, agents and commands without configuration", () => {
     const w = makeWorld(top, {
-      ".claude-plugin/marketplace.json": '{"name":"m","plugins":[{"name":"review","source":"./plugins/review"},{"name":"ops","source":"./plugins/ops"}]}\n',
+      ".claude-plugin/marketplace.json":
+        '{"name":"m","plugins":[{"name":"review","source":"./plugins/review"},{"name":"ops","source":"./plugins/ops"}]}\n',
       "plugins/review/.claude-plugin/plugin.json": '{"name":"review"}\n',
       "plugins/review/README.md": "# review\n",
       "plugins/review/skills/code-review/SKILL.md": "review code\n",
@@ -61,7 +73,13 @@ describe("skill layouts", () => {
       w,
       Effect.gen(function* () {
         const r = yield* w.install
-        expect(units(r.report)).toEqual(["agents/ops/reviewer", "agents/review/reviewer", "commands/review/review", "skills/code-review", "skills/deploy"])
+        expect(units(r.report)).toEqual([
+          "agents/ops/reviewer",
+          "agents/review/reviewer",
+          "commands/review/review",
+          "skills/code-review",
+          "skills/deploy"
+        ])
         expect(read(w.claude("skills/code-review/checklist.md"))).toBe("- tests\n")
         expect(read(w.codex("agents/ops/reviewer.md"))).toBe("an ops reviewer\n")
         expect(fs.existsSync(w.claude("agents/review/README.md"))).toBe(false)
@@ -117,10 +135,19 @@ describe("skill layouts", () => {
       Effect.gen(function* () {
         const source = yield* SkillSync.addSource({ uri: `git:${w.up.bare}`, name: "team" })
         expect(source.added).toBe(true)
-        const layout = [{ glob: "packs/{pack}/skills/{name}/SKILL.md", repo: "packs/{pack}/skills/{name}", home: "skills/{name}", exclude: ["**/draft.md"] }]
+        const layout = [
+          {
+            glob: "packs/{pack}/skills/{name}/SKILL.md",
+            repo: "packs/{pack}/skills/{name}",
+            home: "skills/{name}",
+            exclude: ["**/draft.md"]
+          }
+        ]
         yield* SkillSync.setLayout("team", layout)
         const clash = yield* Effect.flip(SkillSync.install({ uri: "team", tools: ["claude"] }))
-        expect(clash.message).toMatch(/packs\/a\/skills\/one.*packs\/b\/skills\/one.*skills\/one|packs\/b\/skills\/one.*packs\/a\/skills\/one.*skills\/one/)
+        expect(clash.message).toMatch(
+          /packs\/a\/skills\/one.*packs\/b\/skills\/one.*skills\/one|packs\/b\/skills\/one.*packs\/a\/skills\/one.*skills\/one/
+        )
         expect(fs.existsSync(w.claude("skills"))).toBe(false)
 
         yield* SkillSync.setLayout("team", [{ ...layout[0]!, exclude: ["**/draft.md", "packs/b/skills/one/**"] }])
@@ -153,7 +180,11 @@ describe("skill layouts", () => {
 
   it.effect("two sources that map one home path are refused before any write, naming both", () => {
     const w = makeWorld(top)
-    const other = makeUpstream(w.root, { "skills/pdf/SKILL.md": "another pdf skill\n", "skills/other/SKILL.md": "other\n" }, "other")
+    const other = makeUpstream(
+      w.root,
+      { "skills/pdf/SKILL.md": "another pdf skill\n", "skills/other/SKILL.md": "other\n" },
+      "other"
+    )
     return runIn(
       w,
       Effect.gen(function* () {
@@ -182,7 +213,9 @@ describe("skill layouts", () => {
         // Both sources could take a new skill folder: neither does; the run says so.
         const s = yield* SkillSync.sync()
         expect(s.actions.filter((a) => a.direction !== "NoOp")).toEqual([])
-        expect(s.notes.map((n) => n.note).join("\n")).toMatch(/skills\/fresh is new in a home and team and second could each take it/)
+        expect(s.notes.map((n) => n.note).join("\n")).toMatch(
+          /skills\/fresh is new in a home and team and second could each take it/
+        )
         yield* SkillSync.install({ uri: "second", units: "skills/fresh", tools: ["claude"] })
         yield* SkillSync.sync()
         expect(other.read("skills/fresh/SKILL.md")).toBe("new\n")
@@ -202,11 +235,16 @@ describe("skill layouts", () => {
         // The manifest now sends both to claude (written by hand, as a user might).
         const store = yield* SkillStore
         const manifest = yield* store.readManifest()
-        yield* store.writeManifest({ ...manifest, units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }] })
+        yield* store.writeManifest({
+          ...manifest,
+          units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
+        })
         write(w.claude("commands/ship.md"), "edited\n")
         const before = w.snapshot()
         const e = yield* Effect.flip(SkillSync.sync())
-        expect(e.message).toMatch(/team:agents\/reviewer and second:agents\/reviewer both map to agents\/reviewer\.md in the home of claude/)
+        expect(e.message).toMatch(
+          /team:agents\/reviewer and second:agents\/reviewer both map to agents\/reviewer\.md in the home of claude/
+        )
         expect(w.snapshot()).toEqual(before)
         const status = yield* SkillSync.status()
         expect(status.errors.map((x) => x.reason).join("\n")).toMatch(/both map to agents\/reviewer\.md/)

@@ -16,7 +16,13 @@ let acme: { tenantId: string; token: Redacted.Redacted<string> }
 
 const api = <A, E>(f: (c: typeof DeployApi.Service) => Effect.Effect<A, E>) =>
   Effect.runPromise(
-    Effect.either(Effect.flatMap(DeployApi, f).pipe(Effect.provide(deployLayer({ endpoint: { mode: "direct", origin: server.url }, token: acme.token, retry: fastRetry }))))
+    Effect.either(
+      Effect.flatMap(DeployApi, f).pipe(
+        Effect.provide(
+          deployLayer({ endpoint: { mode: "direct", origin: server.url }, token: acme.token, retry: fastRetry })
+        )
+      )
+    )
   )
 const ok = async <A, E>(f: (c: typeof DeployApi.Service) => Effect.Effect<A, E>) => {
   const r = await api(f)
@@ -54,7 +60,9 @@ afterAll(async () => {
 
 describe("deploy lock and releases", () => {
   it("grants the lock to exactly one of many concurrent deploys", async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => api((c) => c.lock({ holder: `client ${i}`, message: "" }))))
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => api((c) => c.lock({ holder: `client ${i}`, message: "" })))
+    )
     const granted = results.filter(Either.isRight)
     expect(granted).toHaveLength(1)
     for (const r of results.filter(Either.isLeft)) expect(r.left._tag).toBe("DeployLocked")
@@ -76,7 +84,10 @@ describe("deploy lock and releases", () => {
     const grant = await ok((c) => c.lock({ holder: "idem", message: "" }))
     const key = randomUUID()
     // A retry racing its first attempt: both answer the one release.
-    const [a, b] = await Promise.all([ok((c) => c.deploy(request(grant.id), key)), ok((c) => c.deploy(request(grant.id), key))])
+    const [a, b] = await Promise.all([
+      ok((c) => c.deploy(request(grant.id), key)),
+      ok((c) => c.deploy(request(grant.id), key))
+    ])
     expect(a.number).toBe(b.number)
     expect((await waitSettled(a.number)).status).toBe("active")
     expect(stubs.calls().filter((c) => c.name === "hook")).toHaveLength(1)
@@ -90,7 +101,9 @@ describe("deploy lock and releases", () => {
     const bad = await api((c) => c.deploy(request(grant.id, "registry.example.com/web:latest"), randomUUID()))
     expect(Either.isLeft(bad) && bad.left._tag).toBe("InvalidInput")
     stubs.sleepOn("hook", 4)
-    const release = await ok((c) => c.deploy(request(grant.id, `registry.example.com/web@sha256:${"e".repeat(64)}`), randomUUID()))
+    const release = await ok((c) =>
+      c.deploy(request(grant.id, `registry.example.com/web@sha256:${"e".repeat(64)}`), randomUUID())
+    )
     await ok((c) => c.unlock(grant.id))
     const status = await ok((c) => c.lockStatus)
     expect(status).toMatchObject({ held: true, lock: { release: release.number } })

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto"
-import pg from "pg"
 import { Effect, Either, Redacted, Stream } from "effect"
+import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
@@ -17,7 +17,11 @@ let b: Awaited<ReturnType<typeof startServer>>
 let acme: { tenantId: string; token: Redacted.Redacted<string> }
 let globex: { tenantId: string; token: Redacted.Redacted<string> }
 
-const direct = (url: string, token: Redacted.Redacted<string>): SyncApiOptions => ({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry })
+const direct = (url: string, token: Redacted.Redacted<string>): SyncApiOptions => ({
+  endpoint: { mode: "direct", origin: url },
+  token,
+  retry: fastRetry
+})
 const relay = (url: string, tenantId: string, token: Redacted.Redacted<string>): SyncApiOptions => ({
   endpoint: { mode: "relay", api: url, tenantId },
   token,
@@ -51,9 +55,15 @@ describe("tenant server", () => {
   it("serves health and its OpenAPI document with both URL families", async () => {
     const health = await fetch(`${a.url}/api/v1/health`).then((r) => r.json())
     expect(health).toMatchObject({ ok: true })
-    const doc = (await fetch(`${a.url}/api/v1/openapi.json`).then((r) => r.json())) as { paths: Record<string, unknown> }
+    const doc = (await fetch(`${a.url}/api/v1/openapi.json`).then((r) => r.json())) as {
+      paths: Record<string, unknown>
+    }
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(["/api/v1/sync/files/manifest", "/api/v1/sync/files", "/api/v1/cloud/tenants/{tenantId}/files/manifest"])
+      expect.arrayContaining([
+        "/api/v1/sync/files/manifest",
+        "/api/v1/sync/files",
+        "/api/v1/cloud/tenants/{tenantId}/files/manifest"
+      ])
     )
   })
 
@@ -70,7 +80,9 @@ describe("tenant server", () => {
   it("answers 401 to a missing or wrong token and 403 to another tenant's token, with no data", async () => {
     const none = await fetch(`${a.url}/api/v1/sync/files/manifest`)
     expect(none.status).toBe(401)
-    const wrong = await runEither(direct(a.url, Redacted.make(`${Redacted.value(acme.token).slice(0, -4)}AAAA`)), (c) => c.manifest())
+    const wrong = await runEither(direct(a.url, Redacted.make(`${Redacted.value(acme.token).slice(0, -4)}AAAA`)), (c) =>
+      c.manifest()
+    )
     expect(Either.isLeft(wrong) && wrong.left._tag).toBe("Unauthorized")
     const other = await fetch(`${a.url}/api/v1/cloud/tenants/${acme.tenantId}/files/manifest`, {
       headers: { authorization: `Bearer ${Redacted.value(globex.token)}` }
@@ -86,19 +98,27 @@ describe("tenant server", () => {
     const empty = await run(direct(a.url, acme.token), (c) => c.manifest())
     expect(empty.revision).toBeNull()
     const r1 = await run(direct(a.url, acme.token), (c) =>
-      c.upload(uploadArchive(null, [], { "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n" }), randomUUID())
+      c.upload(
+        uploadArchive(null, [], { "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n" }),
+        randomUUID()
+      )
     )
     expect(r1).toMatchObject({ parent: null, created: true, files: 2, received: 2 })
     const viaB = await run(relay(b.url, acme.tenantId, acme.token), (c) => c.manifest())
     expect(viaB.revision).toBe(r1.revision)
     expect(viaB.entries.map((e) => e.path)).toEqual(["agents/a/config.yaml", "skills/s/SKILL.md"])
     const r2 = await run(relay(b.url, acme.tenantId, acme.token), (c) =>
-      c.upload(uploadArchive(r1.revision, viaB.entries, { "agents/a/config.yaml": "id: a2\n" }, ["skills/s/SKILL.md"]), randomUUID())
+      c.upload(
+        uploadArchive(r1.revision, viaB.entries, { "agents/a/config.yaml": "id: a2\n" }, ["skills/s/SKILL.md"]),
+        randomUUID()
+      )
     )
     expect(r2).toMatchObject({ parent: r1.revision, files: 1 })
     const all = await run(direct(a.url, acme.token), (c) => c.download(r1.revision, () => undefined, readFiles))
     expect(Object.fromEntries(all)).toEqual({ "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n" })
-    const some = await run(direct(b.url, acme.token), (c) => c.download(r2.revision, () => ["agents/a/config.yaml"], readFiles))
+    const some = await run(direct(b.url, acme.token), (c) =>
+      c.download(r2.revision, () => ["agents/a/config.yaml"], readFiles)
+    )
     expect(Object.fromEntries(some)).toEqual({ "agents/a/config.yaml": "id: a2\n" })
     const revisions = await run(direct(a.url, acme.token), (c) => c.revisions())
     expect(revisions.map((r) => r.id)).toEqual([r2.revision, r1.revision])
@@ -109,11 +129,15 @@ describe("tenant server", () => {
 
   it("moves the head only from the current base: of two pushes from one base, one wins and one is a Conflict", async () => {
     const t = await a.createTenant("race")
-    const base = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "0" }), randomUUID()))
+    const base = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/x.yaml": "0" }), randomUUID())
+    )
     const head = await run(direct(a.url, t.token), (c) => c.manifest())
     const results = await Promise.all(
       [a, b].map((s, i) =>
-        runEither(direct(s.url, t.token), (c) => c.upload(uploadArchive(base.revision, head.entries, { "config/x.yaml": `from ${i}` }), randomUUID()))
+        runEither(direct(s.url, t.token), (c) =>
+          c.upload(uploadArchive(base.revision, head.entries, { "config/x.yaml": `from ${i}` }), randomUUID())
+        )
       )
     )
     const wins = results.filter(Either.isRight)
@@ -126,14 +150,19 @@ describe("tenant server", () => {
 
   it("answers a conditional manifest request with 304 while the head is the revision named, in both URL families", async () => {
     const t = await a.createTenant("conditional")
-    const headers = (etag?: string) => ({ authorization: `Bearer ${Redacted.value(t.token)}`, ...(etag === undefined ? {} : { "if-none-match": etag }) })
+    const headers = (etag?: string) => ({
+      authorization: `Bearer ${Redacted.value(t.token)}`,
+      ...(etag === undefined ? {} : { "if-none-match": etag })
+    })
     const directUrl = `${a.url}/api/v1/sync/files/manifest`
     const relayUrl = `${b.url}/api/v1/cloud/tenants/${t.tenantId}/files/manifest`
     // An empty tenant has no revision to name: always the whole (empty) manifest, no ETag.
     const empty = await fetch(directUrl, { headers: headers('"anything"') })
     expect(empty.status).toBe(200)
     expect(empty.headers.get("etag")).toBeNull()
-    const r1 = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID()))
+    const r1 = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID())
+    )
     for (const url of [directUrl, relayUrl]) {
       const full = await fetch(url, { headers: headers() })
       expect(full.status).toBe(200)
@@ -141,7 +170,12 @@ describe("tenant server", () => {
       expect(((await full.json()) as { revision: string }).revision).toBe(r1.revision)
       for (const etag of [`"${r1.revision}"`, `W/"${r1.revision}"`, `"other", "${r1.revision}"`, "*"]) {
         const same = await fetch(url, { headers: headers(etag) })
-        expect([etag, same.status, same.headers.get("etag"), await same.text()]).toEqual([etag, 304, `"${r1.revision}"`, ""])
+        expect([etag, same.status, same.headers.get("etag"), await same.text()]).toEqual([
+          etag,
+          304,
+          `"${r1.revision}"`,
+          ""
+        ])
       }
       // A stale tag gets the whole manifest; so does a request for a named revision, whatever the tag.
       expect((await fetch(url, { headers: headers('"stale"') })).status).toBe(200)
@@ -150,15 +184,22 @@ describe("tenant server", () => {
     // The client hands back the copy it holds on a 304, and the new head once the head moves.
     const known = await run(direct(a.url, t.token), (c) => c.manifest())
     expect(await run(direct(b.url, t.token), (c) => c.manifest({ known }))).toBe(known)
-    const r2 = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(r1.revision, known.entries, { "config/y.yaml": "2" }), randomUUID()))
+    const r2 = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(r1.revision, known.entries, { "config/y.yaml": "2" }), randomUUID())
+    )
     const moved = await run(relay(b.url, t.tenantId, t.token), (c) => c.manifest({ known }))
     expect(moved).not.toBe(known)
-    expect([moved.revision, moved.entries.map((e) => e.path)]).toEqual([r2.revision, ["config/x.yaml", "config/y.yaml"]])
+    expect([moved.revision, moved.entries.map((e) => e.path)]).toEqual([
+      r2.revision,
+      ["config/x.yaml", "config/y.yaml"]
+    ])
   })
 
   it("takes an upload of many files, stored in several batches while it streams", async () => {
     const t = await a.createTenant("many")
-    const many = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`content/many/${i}.md`, `file ${i}\n`.repeat(50)]))
+    const many = Object.fromEntries(
+      Array.from({ length: 1200 }, (_, i) => [`content/many/${i}.md`, `file ${i}\n`.repeat(50)])
+    )
     const r = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], many), randomUUID()))
     expect(r).toMatchObject({ files: 1200, received: 1200 })
     const back = await run(direct(b.url, t.token), (c) => c.download(r.revision, () => undefined, readFiles))
@@ -169,8 +210,12 @@ describe("tenant server", () => {
   it("creates one revision for a retried upload with the same idempotency key", async () => {
     const t = await a.createTenant("idem")
     const key = randomUUID()
-    const first = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key))
-    const again = await run(direct(b.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key))
+    const first = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key)
+    )
+    const again = await run(direct(b.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), key)
+    )
     expect(again.revision).toBe(first.revision)
     expect(again.created).toBe(false)
     expect((await run(direct(a.url, t.token), (c) => c.revisions())).length).toBe(1)
@@ -178,24 +223,45 @@ describe("tenant server", () => {
 
   it("rejects hostile uploads whole (422) and leaves the head where it was", async () => {
     const t = await a.createTenant("hostile")
-    const r = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID()))
+    const r = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/x.yaml": "1" }), randomUUID())
+    )
     for (const h of hostileCases()) {
       if (h.name === "hash mismatch") continue
       const res = await runEither(direct(a.url, t.token), (c) => c.upload(() => Stream.make(h.archive), randomUUID()))
-      expect(Either.isLeft(res) && res.left._tag, `${h.name}: ${Either.isLeft(res) ? res.left.message : ""}`).toBe("TarballUnsafe")
+      expect(Either.isLeft(res) && res.left._tag, `${h.name}: ${Either.isLeft(res) ? res.left.message : ""}`).toBe(
+        "TarballUnsafe"
+      )
     }
     // A file whose bytes do not match the header's hash (same size, other content).
     const manifest = await run(direct(a.url, t.token), (c) => c.manifest())
     const declared = new FileEntry({ path: "config/y.yaml", size: 1, sha256: sha("2") })
-    const header = new UploadHeader({ base: r.revision, author: "liar", set: [declared], delete: [], checksum: manifestChecksum([...manifest.entries, declared]) })
-    const liar = tarGz(record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))), record({ path: "config/y.yaml" }, Buffer.from("3")))
+    const header = new UploadHeader({
+      base: r.revision,
+      author: "liar",
+      set: [declared],
+      delete: [],
+      checksum: manifestChecksum([...manifest.entries, declared])
+    })
+    const liar = tarGz(
+      record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))),
+      record({ path: "config/y.yaml" }, Buffer.from("3"))
+    )
     const res = await runEither(direct(a.url, t.token), (c) => c.upload(() => Stream.make(liar), randomUUID()))
     expect(Either.isLeft(res) && res.left.message).toMatch(/does not match its declared sha256/)
     // Without the lie the same upload goes through: the rejection was the hash, nothing else.
-    const honest = tarGz(record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))), record({ path: "config/y.yaml" }, Buffer.from("2")))
+    const honest = tarGz(
+      record({ path: UPLOAD_HEADER_ENTRY }, Buffer.from(JSON.stringify(header))),
+      record({ path: "config/y.yaml" }, Buffer.from("2"))
+    )
     const ok = await run(direct(a.url, t.token), (c) => c.upload(() => Stream.make(honest), randomUUID()))
     expect(ok.parent).toBe(r.revision)
-    await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(ok.revision, [...manifest.entries, declared], { "config/x.yaml": "1" }, ["config/y.yaml"]), randomUUID()))
+    await run(direct(a.url, t.token), (c) =>
+      c.upload(
+        uploadArchive(ok.revision, [...manifest.entries, declared], { "config/x.yaml": "1" }, ["config/y.yaml"]),
+        randomUUID()
+      )
+    )
     const revisions = await run(direct(a.url, t.token), (c) => c.revisions())
     // Only the honest uploads made revisions: r, ok and the last one.
     expect(revisions.length).toBe(3)
@@ -203,16 +269,22 @@ describe("tenant server", () => {
 
   it("accepts only paths of the one membership list, the same the client bundles", async () => {
     const t = await a.createTenant("members")
-    const outside = await runEither(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { "node_modules/x.js": "1" }), randomUUID()))
+    const outside = await runEither(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "node_modules/x.js": "1" }), randomUUID())
+    )
     expect(Either.isLeft(outside) && outside.left._tag).toBe("TarballUnsafe")
     expect(Either.isLeft(outside) && outside.left.message).toMatch(/node_modules\/x\.js.*outside the bundle membership/)
-    const inside = await run(direct(a.url, t.token), (c) => c.upload(uploadArchive(null, [], { ".agentsyncignore": "*.tmp\n", "mcp/a.yaml": "1" }), randomUUID()))
+    const inside = await run(direct(a.url, t.token), (c) =>
+      c.upload(uploadArchive(null, [], { ".agentsyncignore": "*.tmp\n", "mcp/a.yaml": "1" }), randomUUID())
+    )
     expect(inside.files).toBe(2)
   })
 
   it("never lets a tenant reference content it has not uploaded", async () => {
     const owner = await a.createTenant("owner")
-    await run(direct(a.url, owner.token), (c) => c.upload(uploadArchive(null, [], { "config/secret.yaml": "s3cret" }), randomUUID()))
+    await run(direct(a.url, owner.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/secret.yaml": "s3cret" }), randomUUID())
+    )
     const thief = await a.createTenant("thief")
     // Claims the owner's file by hash without sending its bytes.
     const res = await runEither(direct(a.url, thief.token), (c) =>

@@ -6,16 +6,19 @@ import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { FileStore } from "../../src/server/FileStore.js"
 import * as Server from "../../src/server/http.js"
-import { type SyncApiOptions, SyncApiClient, layer as clientLayer } from "../../src/services/SyncApi.js"
+import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/archive.js"
 import { sha } from "../stages/hostile.js"
 
 export const startServer = async (databaseUrl: string) => {
   const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })
-  const runtime = ManagedRuntime.make(Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0 }), db).pipe(Layer.provideMerge(FileStore.Default.pipe(Layer.provide(db)))))
+  const runtime = ManagedRuntime.make(
+    Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0 }), db).pipe(
+      Layer.provideMerge(FileStore.Default.pipe(Layer.provide(db)))
+    )
+  )
   const url = await runtime.runPromise(Server.url)
-  const createTenant = (name: string) =>
-    runtime.runPromise(Effect.flatMap(FileStore, (s) => s.createTenant(name)))
+  const createTenant = (name: string) => runtime.runPromise(Effect.flatMap(FileStore, (s) => s.createTenant(name)))
   return { url, runtime, createTenant, stop: () => runtime.dispose() }
 }
 
@@ -30,12 +33,26 @@ export const runEither = <A, E>(options: SyncApiOptions, f: (c: typeof SyncApiCl
 export const fastRetry = { maxRetries: 2, base: "10 millis", factor: 2, cap: "50 millis" } as const
 
 /** An upload archive setting the given files over the base tree. */
-export const uploadArchive = (base: string | null, baseTree: ReadonlyArray<FileEntry>, files: Record<string, string>, deleted: ReadonlyArray<string> = [], send = true) => {
-  const set = Object.entries(files).map(([path, text]) => new FileEntry({ path, size: Buffer.byteLength(text), sha256: sha(text) }))
+export const uploadArchive = (
+  base: string | null,
+  baseTree: ReadonlyArray<FileEntry>,
+  files: Record<string, string>,
+  deleted: ReadonlyArray<string> = [],
+  send = true
+) => {
+  const set = Object.entries(files).map(
+    ([path, text]) => new FileEntry({ path, size: Buffer.byteLength(text), sha256: sha(text) })
+  )
   const tree = new Map(baseTree.map((e) => [e.path, e]))
   for (const d of deleted) tree.delete(d)
   for (const e of set) tree.set(e.path, e)
-  const header = new UploadHeader({ base, author: "test", set, delete: deleted, checksum: manifestChecksum([...tree.values()]) })
+  const header = new UploadHeader({
+    base,
+    author: "test",
+    set,
+    delete: deleted,
+    checksum: manifestChecksum([...tree.values()])
+  })
   const records = [fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header)))]
   if (send) for (const [path, text] of Object.entries(files)) records.push(fileRecord(path, Buffer.from(text)))
   return () => gzip(tarOf(Stream.fromIterable(records as ReadonlyArray<Uint8Array>)))

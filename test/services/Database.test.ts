@@ -24,8 +24,10 @@ const closedPort = () =>
     })
   })
 
-const withDb = <A, E, LE>(layer: Layer.Layer<SqlClient.SqlClient, LE>, f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  Effect.runPromiseExit(Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(layer), Effect.scoped))
+const withDb = <A, E, LE>(
+  layer: Layer.Layer<SqlClient.SqlClient, LE>,
+  f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E, SqlClient.SqlClient>
+) => Effect.runPromiseExit(Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(layer), Effect.scoped))
 
 const columnsOf = (sql: SqlClient.SqlClient, table: string) =>
   sql<{ column_name: string; data_type: string; is_nullable: string; column_default: string | null }>`
@@ -55,7 +57,20 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     expect(r.again).toEqual([])
     expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is", "job_runs"])
     expect(r.tables).toEqual(
-      expect.arrayContaining(["agents", "skills", "contents", "content_sources", "access_rules", "user_access_rules", "users", "user_sessions", "user_contexts", "item_files", "item_blobs", "job_runs"])
+      expect.arrayContaining([
+        "agents",
+        "skills",
+        "contents",
+        "content_sources",
+        "access_rules",
+        "user_access_rules",
+        "users",
+        "user_sessions",
+        "user_contexts",
+        "item_files",
+        "item_blobs",
+        "job_runs"
+      ])
     )
     const shape = (cols: ReadonlyArray<{ column_name: string; data_type: string; is_nullable: string }>) =>
       cols.map((c) => `${c.column_name} ${c.data_type}${c.is_nullable === "NO" ? " not null" : ""}`)
@@ -68,7 +83,11 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
       "created_at timestamp with time zone not null",
       "updated_at timestamp with time zone not null"
     ])
-    expect(shape(r.sessions)).toEqual(["id text not null", "user_id text not null", "created_at timestamp with time zone not null"])
+    expect(shape(r.sessions)).toEqual([
+      "id text not null",
+      "user_id text not null",
+      "created_at timestamp with time zone not null"
+    ])
     expect(shape(r.contexts)).toEqual([
       "id text not null",
       "user_id text not null",
@@ -101,7 +120,10 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     const port = await closedPort()
     const secret = "s3cret-Pa55"
     const url = `postgres://someone:${secret}@127.0.0.1:${port}/db`
-    const exit = await withDb(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }), (sql) => sql`SELECT 1`)
+    const exit = await withDb(
+      Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }),
+      (sql) => sql`SELECT 1`
+    )
     expect(Exit.isFailure(exit)).toBe(true)
     const text = JSON.stringify(exit) + String(Exit.isFailure(exit) ? exit.cause : "")
     expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error._tag : undefined).toBe("Database")
@@ -115,7 +137,10 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     const admin = new URL(adminUrl())
     admin.username = "nobody_here"
     admin.password = "hunter2hunter2"
-    const exit = await withDb(Database.layer({ url: Option.some(Redacted.make(admin.toString())), dataDir: "/nonexistent" }), (sql) => sql`SELECT 1`)
+    const exit = await withDb(
+      Database.layer({ url: Option.some(Redacted.make(admin.toString())), dataDir: "/nonexistent" }),
+      (sql) => sql`SELECT 1`
+    )
     const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
     expect(error?._tag).toBe("Database")
     expect(error?.message).toContain(`${admin.hostname}:${admin.port}`)
@@ -140,9 +165,14 @@ describe("Database embedded default (no DATABASE_URL)", () => {
     )
     if (Exit.isFailure(first)) throw new Error(String(first.cause))
     const second = first.value
-    expect(Exit.isFailure(second) && second.cause._tag === "Fail" ? second.cause.error._tag : undefined).toBe("SyncInProgress")
+    expect(Exit.isFailure(second) && second.cause._tag === "Fail" ? second.cause.error._tag : undefined).toBe(
+      "SyncInProgress"
+    )
 
-    const reopened = await withDb(Database.layerMigrated(options), (sql) => sql<{ name: string }>`SELECT name FROM users`)
+    const reopened = await withDb(
+      Database.layerMigrated(options),
+      (sql) => sql<{ name: string }>`SELECT name FROM users`
+    )
     if (Exit.isFailure(reopened)) throw new Error(String(reopened.cause))
     expect(reopened.value).toEqual([{ name: "ada" }])
   }, 120_000)

@@ -4,7 +4,7 @@ import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { Git, layer as gitLayer, make as makeGit } from "../../src/services/Git.js"
-import { layer as shellLayer, type ShellShape } from "../../src/services/Shell.js"
+import { type ShellShape, layer as shellLayer } from "../../src/services/Shell.js"
 import { git, isolateGit, makeUpstream, tempRoot } from "../support/gitFixture.js"
 
 const root = tempRoot("git")
@@ -35,7 +35,10 @@ describe("Git", () => {
       const head = Option.getOrThrow(yield* g.resolve(dir, "refs/remotes/origin/main"))
       const tree = yield* g.listTree(dir, head)
       expect(tree.map((e) => e.path).sort()).toEqual(["bin.dat", "skills/a/SKILL.md"])
-      const blobs = yield* g.readBlobs(dir, tree.map((e) => e.oid))
+      const blobs = yield* g.readBlobs(
+        dir,
+        tree.map((e) => e.oid)
+      )
       const bin = tree.find((e) => e.path === "bin.dat")!
       expect(Buffer.from(blobs.get(bin.oid)!).toString()).toBe("\u0000\u0001binary")
       expect(new TextDecoder().decode(yield* g.showFile(dir, head, "skills/a/SKILL.md"))).toBe("A\n")
@@ -83,7 +86,12 @@ describe("Git", () => {
     Effect.gen(function* () {
       const { shell, calls } = recordingShell()
       const g = makeGit(shell)
-      for (const url of ["--upload-pack=touch /tmp/x", "ext::sh -c touch% /tmp/x", "-oProxyCommand=x", "https://h/x\nmore"]) {
+      for (const url of [
+        "--upload-pack=touch /tmp/x",
+        "ext::sh -c touch% /tmp/x",
+        "-oProxyCommand=x",
+        "https://h/x\nmore"
+      ]) {
         const e = yield* Effect.flip(g.clone(url, nodePath.join(root, "never")))
         expect(e._tag).toBe("InvalidInput")
       }

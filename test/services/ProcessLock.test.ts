@@ -33,7 +33,8 @@ const racers = async (n: number) => {
         else lines.push(line)
       }
     })
-    const next = () => new Promise<string>((resolve) => (lines.length > 0 ? resolve(lines.shift()!) : waiting.push(resolve)))
+    const next = () =>
+      new Promise<string>((resolve) => (lines.length > 0 ? resolve(lines.shift()!) : waiting.push(resolve)))
     const say = (line: string) => {
       child.stdin!.write(`${line}\n`)
       return next()
@@ -63,7 +64,12 @@ describe("ProcessLock", () => {
         const lock = join(dir, `round-${round}.lock`)
         // Alternately a lock in the current format and an older one holding only a process id.
         const dead = deadPid()
-        writeFileSync(lock, round % 2 === 0 ? JSON.stringify({ pid: dead, host: hostname(), started: 1, token: "gone", what: "old run" }) : String(dead))
+        writeFileSync(
+          lock,
+          round % 2 === 0
+            ? JSON.stringify({ pid: dead, host: hostname(), started: 1, token: "gone", what: "old run" })
+            : String(dead)
+        )
         const answers = await Promise.all(all.map((r) => r.say(`go ${lock}`)))
         expect(answers.filter((a) => a === "taken").length, answers.join(" | ")).toBe(1)
         for (const a of answers.filter((x) => x !== "taken")) expect(a).toContain(lock)
@@ -85,7 +91,13 @@ describe("ProcessLock", () => {
     utimesSync(lock, new Date("2001-01-01"), new Date("2001-01-01"))
     const owner = await Effect.runPromise(Effect.scoped(ProcessLock.acquire(lock, "test")))
     expect(owner.pid).toBe(process.pid)
-    const recorded = JSON.stringify({ pid: process.pid, host: hostname(), started: Date.parse("2001-01-01"), token: "t", what: "x" })
+    const recorded = JSON.stringify({
+      pid: process.pid,
+      host: hostname(),
+      started: Date.parse("2001-01-01"),
+      token: "t",
+      what: "x"
+    })
     writeFileSync(lock, recorded)
     await Effect.runPromise(Effect.scoped(ProcessLock.acquire(lock, "test")))
   })
@@ -101,7 +113,9 @@ describe("ProcessLock", () => {
         )
       )
     )
-    expect(Either.isLeft(result) && result.left.message).toMatch(new RegExp(`another sync is in progress \\(lock ${lock}, held by process ${process.pid} on .* \\(first run\\)`))
+    expect(Either.isLeft(result) && result.left.message).toMatch(
+      new RegExp(`another sync is in progress \\(lock ${lock}, held by process ${process.pid} on .* \\(first run\\)`)
+    )
     expect(existsSync(lock)).toBe(false)
   })
 

@@ -1,8 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { Shell, layer } from "../../src/services/Shell.js"
-
+import { layer, Shell } from "../../src/services/Shell.js"
 
 describe("Shell", () => {
   it.effect("returns exit code, stdout and stderr; a non-zero exit is not a success of exec", () =>
@@ -13,7 +12,9 @@ describe("Shell", () => {
       expect(ok.stderr).toBe("err")
       const code = yield* shell.run("node", ["-e", "process.stderr.write('boom'); process.exit(7)"])
       expect(code.exitCode).toBe(7)
-      const failed = yield* Effect.exit(shell.exec("node", ["-e", "process.stderr.write('line1\\nboom'); process.exit(3)"]))
+      const failed = yield* Effect.exit(
+        shell.exec("node", ["-e", "process.stderr.write('line1\\nboom'); process.exit(3)"])
+      )
       expect(Exit.isFailure(failed)).toBe(true)
       if (Exit.isFailure(failed)) {
         const error = failed.cause._tag === "Fail" ? failed.cause.error : undefined

@@ -24,10 +24,18 @@ describe("TreeHash", () => {
     for (const [p, bytes] of Object.entries(files)) writeFileSync(join(root, p), bytes)
     const paths = Object.keys(files)
     const entries = await Effect.runPromise(hashTree(root, paths))
-    expect(entries.map((e) => [e.path, e.size, e.sha256])).toEqual(paths.map((p) => [p, files[p]!.length, sha(files[p]!)]))
+    expect(entries.map((e) => [e.path, e.size, e.sha256])).toEqual(
+      paths.map((p) => [p, files[p]!.length, sha(files[p]!)])
+    )
     for (const p of paths) {
-      expect(await Effect.runPromise(hashFile(join(root, p), files[p]!.length))).toEqual({ size: files[p]!.length, sha256: sha(files[p]!) })
-      expect(await Effect.runPromise(hashFile(join(root, p)))).toEqual({ size: files[p]!.length, sha256: sha(files[p]!) })
+      expect(await Effect.runPromise(hashFile(join(root, p), files[p]!.length))).toEqual({
+        size: files[p]!.length,
+        sha256: sha(files[p]!)
+      })
+      expect(await Effect.runPromise(hashFile(join(root, p)))).toEqual({
+        size: files[p]!.length,
+        sha256: sha(files[p]!)
+      })
     }
   })
 

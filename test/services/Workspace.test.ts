@@ -12,7 +12,9 @@ afterAll(() => rmSync(root, { recursive: true, force: true }))
 /** Every file under a folder, relative, sorted. */
 const tree = (dir: string, rel = ""): Array<string> =>
   readdirSync(join(dir, rel), { withFileTypes: true })
-    .flatMap((d) => (d.isDirectory() ? tree(dir, rel === "" ? d.name : `${rel}/${d.name}`) : [rel === "" ? d.name : `${rel}/${d.name}`]))
+    .flatMap((d) =>
+      d.isDirectory() ? tree(dir, rel === "" ? d.name : `${rel}/${d.name}`) : [rel === "" ? d.name : `${rel}/${d.name}`]
+    )
     .sort()
 
 describe("Workspace.writeFiles", () => {
@@ -29,56 +31,73 @@ describe("Workspace.writeFiles", () => {
       yield* ws.writeFiles([...files, { path: "content/a/x.md", bytes: "new" }])
       expect(tree(dir)).toEqual([...files.map((f) => f.path), "content/a/x.md"].sort())
       for (const f of files) {
-        expect(readFileSync(join(dir, f.path), "utf8")).toBe(typeof f.bytes === "string" ? f.bytes : new TextDecoder().decode(f.bytes))
+        expect(readFileSync(join(dir, f.path), "utf8")).toBe(
+          typeof f.bytes === "string" ? f.bytes : new TextDecoder().decode(f.bytes)
+        )
       }
       expect(readFileSync(join(dir, "content/a/x.md"), "utf8")).toBe("new")
     })
   )
 
-  it.effect("a failure names the file, keeps the old bytes of what it did not write, and cleans up its temp files", () =>
-    Effect.gen(function* () {
-      const dir = mkdtempSync(join(root, "fail-"))
-      const ws = make(dir)
-      yield* ws.writeFiles([{ path: "a/keep.md", bytes: "old" }])
-      // A file where a folder is needed: the write of `blocked/x.md` cannot happen.
-      writeFileSync(join(dir, "blocked"), "a file, not a folder")
-      const result = yield* Effect.either(
-        ws.writeFiles([
-          { path: "a/keep.md", bytes: "new" },
-          { path: "blocked/x.md", bytes: "never" }
-        ])
-      )
-      expect(Either.isLeft(result)).toBe(true)
-      if (Either.isLeft(result)) {
-        expect(result.left._tag).toBe("Io")
-        expect(result.left.path).toBe(join(dir, "blocked/x.md"))
-      }
-      expect(readFileSync(join(dir, "a/keep.md"), "utf8")).toBe("old")
-      expect(tree(dir)).toEqual(["a/keep.md", "blocked"])
-    })
+  it.effect(
+    "a failure names the file, keeps the old bytes of what it did not write, and cleans up its temp files",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(root, "fail-"))
+        const ws = make(dir)
+        yield* ws.writeFiles([{ path: "a/keep.md", bytes: "old" }])
+        // A file where a folder is needed: the write of `blocked/x.md` cannot happen.
+        writeFileSync(join(dir, "blocked"), "a file, not a folder")
+        const result = yield* Effect.either(
+          ws.writeFiles([
+            { path: "a/keep.md", bytes: "new" },
+            { path: "blocked/x.md", bytes: "never" }
+          ])
+        )
+        expect(Either.isLeft(result)).toBe(true)
+        if (Either.isLeft(result)) {
+          expect(result.left._tag).toBe("Io")
+          expect(result.left.path).toBe(join(dir, "blocked/x.md"))
+        }
+        expect(readFileSync(join(dir, "a/keep.md"), "utf8")).toBe("old")
+        expect(tree(dir)).toEqual(["a/keep.md", "blocked"])
+      })
   )
 
-  it.effect("a failure in a later slice, while an earlier one is flushing, keeps what was committed and leaves no temp file", () =>
-    Effect.gen(function* () {
-      const dir = mkdtempSync(join(root, "slices-"))
-      writeFileSync(join(dir, "blocked"), "a file, not a folder")
-      mkdirSync(join(dir, "a"))
-      mkdirSync(join(dir, "b"))
-      const files = ["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked/5.md", "c/6.md", "c/7.md"].map((p) => ({ full: join(dir, p), bytes: p }))
-      const result = yield* Effect.either(writeFilesAtomic(files, 2))
-      expect(Either.isLeft(result) && result.left.path).toBe(join(dir, "blocked/5.md"))
-      // Slice 1 was committed before slice 3 was created; slice 2 was flushing and is discarded with it.
-      expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "blocked"])
-      const ok = yield* Effect.either(writeFilesAtomic(files.filter((f) => !f.full.includes("blocked")), 2))
-      expect(Either.isRight(ok)).toBe(true)
-      expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked", "c/6.md", "c/7.md"])
-    })
+  it.effect(
+    "a failure in a later slice, while an earlier one is flushing, keeps what was committed and leaves no temp file",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(root, "slices-"))
+        writeFileSync(join(dir, "blocked"), "a file, not a folder")
+        mkdirSync(join(dir, "a"))
+        mkdirSync(join(dir, "b"))
+        const files = ["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked/5.md", "c/6.md", "c/7.md"].map((p) => ({
+          full: join(dir, p),
+          bytes: p
+        }))
+        const result = yield* Effect.either(writeFilesAtomic(files, 2))
+        expect(Either.isLeft(result) && result.left.path).toBe(join(dir, "blocked/5.md"))
+        // Slice 1 was committed before slice 3 was created; slice 2 was flushing and is discarded with it.
+        expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "blocked"])
+        const ok = yield* Effect.either(
+          writeFilesAtomic(
+            files.filter((f) => !f.full.includes("blocked")),
+            2
+          )
+        )
+        expect(Either.isRight(ok)).toBe(true)
+        expect(tree(dir)).toEqual(["a/1.md", "a/2.md", "b/3.md", "b/4.md", "blocked", "c/6.md", "c/7.md"])
+      })
   )
 
   it.effect("a folder that did not exist appears whole, with one rename, or not at all", () =>
     Effect.gen(function* () {
       const dir = mkdtempSync(join(root, "staged-"))
-      const fresh = Array.from({ length: 40 }, (_, i) => ({ full: join(dir, "content", `s${i % 3}`, `p${i}`, "index.md"), bytes: `page ${i}` }))
+      const fresh = Array.from({ length: 40 }, (_, i) => ({
+        full: join(dir, "content", `s${i % 3}`, `p${i}`, "index.md"),
+        bytes: `page ${i}`
+      }))
       // Written in slices of 8 into a staging copy of content/, renamed into place at the end.
       yield* writeFilesAtomic(fresh, 8)
       expect(tree(dir)).toEqual(fresh.map((f) => f.full.slice(dir.length + 1)).sort())
@@ -101,7 +120,12 @@ describe("Workspace.writeFiles", () => {
     Effect.gen(function* () {
       const dir = mkdtempSync(join(root, "escape-"))
       const ws = make(dir)
-      const result = yield* Effect.either(ws.writeFiles([{ path: "ok.md", bytes: "x" }, { path: "../out.md", bytes: "x" }]))
+      const result = yield* Effect.either(
+        ws.writeFiles([
+          { path: "ok.md", bytes: "x" },
+          { path: "../out.md", bytes: "x" }
+        ])
+      )
       expect(Either.isLeft(result)).toBe(true)
       expect(tree(dir)).toEqual([])
     })

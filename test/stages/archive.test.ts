@@ -13,7 +13,8 @@ import { bundle } from "../../src/stages/bundle.js"
 import { tempDirs } from "../support/tree.js"
 import { claimedEntry, hostileCases, record, sha, tarGz } from "./hostile.js"
 
-const streamOf = (b: Uint8Array) => Stream.fromIterable([b.subarray(0, Math.floor(b.length / 3)), b.subarray(Math.floor(b.length / 3))])
+const streamOf = (b: Uint8Array) =>
+  Stream.fromIterable([b.subarray(0, Math.floor(b.length / 3)), b.subarray(Math.floor(b.length / 3))])
 const collect = <E>(s: Stream.Stream<Uint8Array, E>) =>
   Stream.runCollect(s).pipe(Effect.map((c) => Buffer.concat(Chunk.toReadonlyArray(c))))
 
@@ -31,8 +32,15 @@ const readAll = (archive: Uint8Array) => {
 const tempDir = tempDirs("archive")
 
 /** A download that hands over the same archive whatever is asked for. */
-const serve = (archive: Uint8Array): Download => (_missing, consume) =>
-  consume(streamOf(archive)).pipe(Effect.catchIf((e) => e instanceof Transient, (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))))
+const serve =
+  (archive: Uint8Array): Download =>
+  (_missing, consume) =>
+    consume(streamOf(archive)).pipe(
+      Effect.catchIf(
+        (e) => e instanceof Transient,
+        (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
+      )
+    )
 
 const tempTree = async (files: Record<string, string>) => {
   const root = tempDir("tree")
@@ -61,7 +69,9 @@ const snapshot = async (dir: string): Promise<Record<string, string>> => {
 describe("archive", () => {
   it.effect("bundles reproducibly: the same files give the same bytes, and read back to the same contents", () =>
     Effect.gen(function* () {
-      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n".repeat(100) }))
+      const root = yield* Effect.promise(() =>
+        tempTree({ "agents/a/config.yaml": "id: a\n", "skills/s/SKILL.md": "# s\n".repeat(100) })
+      )
       const services = nodePath.join(root, "services")
       const entries = [
         new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: a\n") }),
@@ -71,7 +81,9 @@ describe("archive", () => {
       const two = yield* collect(bundle({ servicesPath: services, files: entries }))
       expect(one.equals(two)).toBe(true)
       // A later mtime does not change the archive: the header carries a fixed one.
-      yield* Effect.promise(() => fs.utimes(nodePath.join(services, "agents/a/config.yaml"), new Date(), new Date(2030, 1, 1)))
+      yield* Effect.promise(() =>
+        fs.utimes(nodePath.join(services, "agents/a/config.yaml"), new Date(), new Date(2030, 1, 1))
+      )
       const three = yield* collect(bundle({ servicesPath: services, files: entries }))
       expect(three.equals(one)).toBe(true)
       const files = yield* readAll(one)
@@ -84,7 +96,9 @@ describe("archive", () => {
     Effect.gen(function* () {
       const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
       const entry = new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: b\n") })
-      const result = yield* Effect.either(collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [entry] })))
+      const result = yield* Effect.either(
+        collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [entry] }))
+      )
       expect(Either.isLeft(result) && result.left._tag).toBe("Io")
     })
   )
@@ -93,7 +107,12 @@ describe("archive", () => {
     Effect.gen(function* () {
       const long = `content/blog/${"x".repeat(180)}/index.md`
       const root = yield* Effect.promise(() => tempTree({ [long]: "hello" }))
-      const archive = yield* collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [new FileEntry({ path: long, size: 5, sha256: sha("hello") })] }))
+      const archive = yield* collect(
+        bundle({
+          servicesPath: nodePath.join(root, "services"),
+          files: [new FileEntry({ path: long, size: 5, sha256: sha("hello") })]
+        })
+      )
       const files = yield* readAll(archive)
       expect(files.get(long)?.toString()).toBe("hello")
     })
@@ -125,7 +144,11 @@ describe("archive", () => {
       const fifo = tarGz(record({ path: "a/x", type: "FIFO" }))
       expect(Either.isLeft(yield* Effect.either(readAll(fifo)))).toBe(true)
       const many = tarGz(...Array.from({ length: 5 }, (_, i) => record({ path: `a/${i}` }, Buffer.from("x"))))
-      const capped = readArchive(streamOf(many), { file: () => ({ write: () => {}, end: () => {} }) }, { ...CAPS, maxEntries: 3 })
+      const capped = readArchive(
+        streamOf(many),
+        { file: () => ({ write: () => {}, end: () => {} }) },
+        { ...CAPS, maxEntries: 3 }
+      )
       expect(Either.isLeft(yield* Effect.either(capped))).toBe(true)
     })
   )
@@ -133,22 +156,27 @@ describe("archive", () => {
   it("checkEntryPath accepts exactly the relative paths that stay inside the root", () => {
     const segment = FastCheck.constantFrom("a", "b.md", "..", ".", "", "c d", "-x")
     FastCheck.assert(
-      FastCheck.property(FastCheck.array(segment, { minLength: 1, maxLength: 5 }), FastCheck.boolean(), (segments, absolute) => {
-        const raw = `${absolute ? "/" : ""}${segments.join("/")}`
-        let accepted: string | undefined
-        try {
-          accepted = checkEntryPath(raw)
-        } catch (e) {
-          expect(e).toBeInstanceOf(TarballUnsafe)
+      FastCheck.property(
+        FastCheck.array(segment, { minLength: 1, maxLength: 5 }),
+        FastCheck.boolean(),
+        (segments, absolute) => {
+          const raw = `${absolute ? "/" : ""}${segments.join("/")}`
+          let accepted: string | undefined
+          try {
+            accepted = checkEntryPath(raw)
+          } catch (e) {
+            expect(e).toBeInstanceOf(TarballUnsafe)
+          }
+          if (accepted !== undefined && accepted !== "") {
+            // Whatever is accepted resolves inside the root.
+            const resolved = nodePath.posix.resolve("/root", accepted)
+            expect(resolved.startsWith("/root/")).toBe(true)
+            expect(accepted.split("/")).not.toContain("..")
+          }
+          if (absolute && segments.some((s) => s !== "" && s !== "."))
+            expect(accepted === undefined || accepted === "").toBe(true)
         }
-        if (accepted !== undefined && accepted !== "") {
-          // Whatever is accepted resolves inside the root.
-          const resolved = nodePath.posix.resolve("/root", accepted)
-          expect(resolved.startsWith("/root/")).toBe(true)
-          expect(accepted.split("/")).not.toContain("..")
-        }
-        if (absolute && segments.some((s) => s !== "" && s !== ".")) expect(accepted === undefined || accepted === "").toBe(true)
-      })
+      )
     )
   })
 })
@@ -157,11 +185,19 @@ describe("apply", () => {
   for (const c of hostileCases()) {
     it.effect(`leaves the tree byte-identical when the archive has ${c.name}`, () =>
       Effect.gen(function* () {
-        const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "name: good\n", "skills/s/SKILL.md": "keep" }))
+        const root = yield* Effect.promise(() =>
+          tempTree({ "agents/a/config.yaml": "name: good\n", "skills/s/SKILL.md": "keep" })
+        )
         const services = nodePath.join(root, "services")
         const before = yield* Effect.promise(() => snapshot(services))
         const result = yield* Effect.either(
-          apply({ projectRoot: root, servicesPath: services, download: serve(c.archive), write: [new FileEntry(claimedEntry)], delete: ["skills/s/SKILL.md"] })
+          apply({
+            projectRoot: root,
+            servicesPath: services,
+            download: serve(c.archive),
+            write: [new FileEntry(claimedEntry)],
+            delete: ["skills/s/SKILL.md"]
+          })
         )
         expect(Either.isLeft(result)).toBe(true)
         if (Either.isLeft(result)) expect(result.left._tag).toBe("TarballUnsafe")
@@ -169,14 +205,23 @@ describe("apply", () => {
         // Nothing escaped the root and no staging folder is left behind.
         const state = yield* Effect.promise(() => fs.readdir(nodePath.join(root, ".agentsync")).catch(() => []))
         expect(state.filter((n) => n.startsWith("staging-"))).toEqual([])
-        expect(yield* Effect.promise(() => fs.access(nodePath.join(root, "escape.txt")).then(() => true, () => false))).toBe(false)
+        expect(
+          yield* Effect.promise(() =>
+            fs.access(nodePath.join(root, "escape.txt")).then(
+              () => true,
+              () => false
+            )
+          )
+        ).toBe(false)
       })
     )
   }
 
   it.effect("swaps verified files in, deletes with a backup, and rejects a missing file", () =>
     Effect.gen(function* () {
-      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "name: old\n", "skills/s/SKILL.md": "gone" }))
+      const root = yield* Effect.promise(() =>
+        tempTree({ "agents/a/config.yaml": "name: old\n", "skills/s/SKILL.md": "gone" })
+      )
       const services = nodePath.join(root, "services")
       const good = tarGz(record({ path: "agents/a/config.yaml" }, Buffer.from("name: evil\n")))
       const result = yield* apply({
@@ -187,16 +232,32 @@ describe("apply", () => {
         delete: ["skills/s/SKILL.md"]
       })
       expect(result.written).toBe(1)
-      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(services, "agents/a/config.yaml"), "utf8"))).toBe("name: evil\n")
-      expect(yield* Effect.promise(() => fs.access(nodePath.join(services, "skills")).then(() => true, () => false))).toBe(false)
-      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "agents/a/config.yaml"), "utf8"))).toBe("name: old\n")
-      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "skills/s/SKILL.md"), "utf8"))).toBe("gone")
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(services, "agents/a/config.yaml"), "utf8"))).toBe(
+        "name: evil\n"
+      )
+      expect(
+        yield* Effect.promise(() =>
+          fs.access(nodePath.join(services, "skills")).then(
+            () => true,
+            () => false
+          )
+        )
+      ).toBe(false)
+      expect(
+        yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "agents/a/config.yaml"), "utf8"))
+      ).toBe("name: old\n")
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(result.backup!, "skills/s/SKILL.md"), "utf8"))).toBe(
+        "gone"
+      )
       const missing = yield* Effect.either(
         apply({
           projectRoot: root,
           servicesPath: services,
           download: serve(good),
-          write: [new FileEntry(claimedEntry), new FileEntry({ path: "agents/b/config.yaml", size: 1, sha256: sha("x") })],
+          write: [
+            new FileEntry(claimedEntry),
+            new FileEntry({ path: "agents/b/config.yaml", size: 1, sha256: sha("x") })
+          ],
           delete: []
         })
       )
@@ -206,7 +267,9 @@ describe("apply", () => {
 
   it.effect("finishes a swap that a killed pull left half done", () =>
     Effect.gen(function* () {
-      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "old a", "agents/b/config.yaml": "old b" }))
+      const root = yield* Effect.promise(() =>
+        tempTree({ "agents/a/config.yaml": "old a", "agents/b/config.yaml": "old b" })
+      )
       const services = nodePath.join(root, "services")
       const state = nodePath.join(root, ".agentsync")
       const staging = nodePath.join(state, "staging-x")
@@ -220,48 +283,69 @@ describe("apply", () => {
         await fs.writeFile(nodePath.join(services, "agents/a/config.yaml"), "new a")
         await fs.writeFile(
           nodePath.join(state, "pull-journal.json"),
-          JSON.stringify({ staging, backup, servicesPath: services, write: ["agents/a/config.yaml", "agents/b/config.yaml"], delete: [] })
+          JSON.stringify({
+            staging,
+            backup,
+            servicesPath: services,
+            write: ["agents/a/config.yaml", "agents/b/config.yaml"],
+            delete: []
+          })
         )
       })
       const { recoverPull } = yield* Effect.promise(() => import("../../src/stages/apply.js"))
       expect(yield* recoverPull(root)).toBe(true)
       const tree = yield* Effect.promise(() => snapshot(services))
-      expect(Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]))).toEqual({
+      expect(
+        Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, Buffer.from(v, "base64").toString()]))
+      ).toEqual({
         "agents/a/config.yaml": "new a",
         "agents/b/config.yaml": "new b"
       })
-      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(backup, "agents/b/config.yaml"), "utf8"))).toBe("old b")
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(backup, "agents/b/config.yaml"), "utf8"))).toBe(
+        "old b"
+      )
       expect(yield* recoverPull(root)).toBe(false)
     })
   )
 })
 
 describe("ratio and strictness", () => {
-  const chunked = (b: Uint8Array, size: number) => Stream.fromIterable(Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size)))
+  const chunked = (b: Uint8Array, size: number) =>
+    Stream.fromIterable(
+      Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size))
+    )
   const readChunks = (archive: Uint8Array, size: number) =>
     readArchive(chunked(archive, size), { file: () => ({ write: () => {}, end: () => {} }) })
 
-  it.effect("an archive agentsync writes passes every reader's ratio check, whatever it holds and however the network cuts it", () =>
-    Effect.gen(function* () {
-      const files: Record<string, Buffer> = {
-        "config/zeros.bin": Buffer.alloc(5 * 1024 * 1024),
-        "config/noise.bin": Buffer.from(Array.from({ length: 200_000 }, () => Math.floor(Math.random() * 256))),
-        "config/lines.txt": Buffer.from("the same line again\n".repeat(150_000))
-      }
-      const records = Object.entries(files).map(([p, b]) => fileRecord(p, b))
-      for (const order of [records, [...records].reverse()]) {
-        const archive = yield* collect(gzip(tarOf(Stream.fromIterable(order as ReadonlyArray<Uint8Array>))))
-        const stats = yield* readChunks(archive, 512)
-        expect(stats.files).toBe(3)
-      }
-    })
+  it.effect(
+    "an archive agentsync writes passes every reader's ratio check, whatever it holds and however the network cuts it",
+    () =>
+      Effect.gen(function* () {
+        const files: Record<string, Buffer> = {
+          "config/zeros.bin": Buffer.alloc(5 * 1024 * 1024),
+          "config/noise.bin": Buffer.from(Array.from({ length: 200_000 }, () => Math.floor(Math.random() * 256))),
+          "config/lines.txt": Buffer.from("the same line again\n".repeat(150_000))
+        }
+        const records = Object.entries(files).map(([p, b]) => fileRecord(p, b))
+        for (const order of [records, [...records].reverse()]) {
+          const archive = yield* collect(gzip(tarOf(Stream.fromIterable(order as ReadonlyArray<Uint8Array>))))
+          const stats = yield* readChunks(archive, 512)
+          expect(stats.files).toBe(3)
+        }
+      })
   )
 
   it.effect("refuses data after the end-of-archive blocks, and an archive that stops before them", () =>
     Effect.gen(function* () {
       const tar = record({ path: "a/x" }, Buffer.from("1"))
       // More than fits beside the end blocks in one inflated piece: the parser would buffer it all.
-      const hidden = gzipSync(Buffer.concat([tar, Buffer.alloc(1024), Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251))]))
+      const hidden = gzipSync(
+        Buffer.concat([
+          tar,
+          Buffer.alloc(1024),
+          Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 251))
+        ])
+      )
       expect(yield* Effect.flip(readChunks(hidden, 64))).toMatchObject({ reason: "data after the end of the archive" })
       const cut = gzipSync(tar)
       expect((yield* Effect.flip(readChunks(cut, 64))).reason).toMatch(/end-of-archive|truncated/i)
@@ -275,7 +359,12 @@ describe("gzip output", () => {
   it.effect("is a valid gzip stream ending in two zero blocks", () =>
     Effect.gen(function* () {
       const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
-      const archive = yield* collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: a\n") })] }))
+      const archive = yield* collect(
+        bundle({
+          servicesPath: nodePath.join(root, "services"),
+          files: [new FileEntry({ path: "agents/a/config.yaml", size: 6, sha256: sha("id: a\n") })]
+        })
+      )
       const raw = gunzipSync(archive)
       expect(raw.length % 512).toBe(0)
       expect(raw.subarray(raw.length - 1024).every((b) => b === 0)).toBe(true)

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Effect, Exit, FastCheck as fc, Scope } from "effect"
 import { beforeAll } from "vitest"
 import {
@@ -52,7 +52,7 @@ const user: fc.Arbitrary<UserExport> = fc.record({
   id,
   name,
   email: name.map((n) => `${n}@x`),
-  display_name: fc.constantFrom("", "A \"quoted\" name"),
+  display_name: fc.constantFrom("", 'A "quoted" name'),
   roles: fc.array(fc.constantFrom("admin", "a,b", 'q"uote', "back\\slash", "{brace}"), { maxLength: 2 }),
   created_at: ts,
   updated_at: fc.constantFrom("2025-01-01T00:00:00.000000Z", "2025-01-02T00:00:00.123456Z")
@@ -66,7 +66,12 @@ const skill: fc.Arbitrary<SkillExport> = fc
     form: fc.constantFrom("folder" as const, "file" as const),
     original: fc.constantFrom(null, "---\nname: x\n---\n\n", 'id: x\n"quoted": {a: 1}\n'),
     // The same value in two key orders: written as given, compared as jsonb (as the import does).
-    extra: fc.constantFrom({}, { license: "MIT" }, { a: 1, nested: { z: null, y: ["é", 1.5] } }, { nested: { y: ["é", 1.5], z: null }, a: 1 }),
+    extra: fc.constantFrom(
+      {},
+      { license: "MIT" },
+      { a: 1, nested: { z: null, y: ["é", 1.5] } },
+      { nested: { y: ["é", 1.5], z: null }, a: 1 }
+    ),
     created_at: ts,
     updated_at: ts
   })
@@ -96,7 +101,10 @@ const rows = fc.record({
   contexts: unique(context, [(c) => c.id])
 })
 /** A state a database can hold: contexts reference existing users and sessions. */
-const consistent = (s: { users: ReadonlyArray<UserExport>; skills: ReadonlyArray<SkillExport>; contexts: ReadonlyArray<ContextExport> }, sessions: ReadonlyArray<string>): TargetState => {
+const consistent = (
+  s: { users: ReadonlyArray<UserExport>; skills: ReadonlyArray<SkillExport>; contexts: ReadonlyArray<ContextExport> },
+  sessions: ReadonlyArray<string>
+): TargetState => {
   const users = new Set(s.users.map((u) => u.id))
   const sessionIds = s.users.length === 0 ? [] : sessions
   return {
@@ -123,29 +131,35 @@ describe("import between two real databases", () => {
     const [localDb, cloudDb] = await Promise.all([connect(propertyLocal), connect(propertyCloud)])
     try {
       await fc.assert(
-        fc.asyncProperty(rows, fc.subarray(["s1", "s2"]), rows, fc.boolean(), async (targetRows, sessions, sourceRows, bulk) => {
-          const target = consistent(targetRows, sessions)
-          const source = consistent(sourceRows, ["s1", "s2"])
-          await Promise.all([loadState(cloudDb, target), loadState(localDb, source)])
-          const plan = planImport(target, source)
-          const dry = await run(importBetween(src, dst, { dryRun: true, bulk: !bulk }))
-          expect(sorted(await readState(cloudDb))).toEqual(sorted(target))
-          const real = await run(importBetween(src, dst, { dryRun: false, chunkSize: 2, bulk }))
-          for (const [i, table] of (["users", "skills", "contexts"] as const).entries()) {
-            const p = plan[table]
-            const expected = {
-              inserted: p.inserted.length,
-              updated: p.updated.length,
-              unchanged: p.unchanged.length,
-              skipped: p.skipped.length,
-              session_cleared: p.sessionCleared.length
+        fc.asyncProperty(
+          rows,
+          fc.subarray(["s1", "s2"]),
+          rows,
+          fc.boolean(),
+          async (targetRows, sessions, sourceRows, bulk) => {
+            const target = consistent(targetRows, sessions)
+            const source = consistent(sourceRows, ["s1", "s2"])
+            await Promise.all([loadState(cloudDb, target), loadState(localDb, source)])
+            const plan = planImport(target, source)
+            const dry = await run(importBetween(src, dst, { dryRun: true, bulk: !bulk }))
+            expect(sorted(await readState(cloudDb))).toEqual(sorted(target))
+            const real = await run(importBetween(src, dst, { dryRun: false, chunkSize: 2, bulk }))
+            for (const [i, table] of (["users", "skills", "contexts"] as const).entries()) {
+              const p = plan[table]
+              const expected = {
+                inserted: p.inserted.length,
+                updated: p.updated.length,
+                unchanged: p.unchanged.length,
+                skipped: p.skipped.length,
+                session_cleared: p.sessionCleared.length
+              }
+              expect(real.tables[i]).toMatchObject({ table, ...expected, committed: true })
+              expect(dry.tables[i]).toMatchObject({ table, ...expected, committed: false })
+              expect(new Set(real.tables[i]!.skips)).toEqual(new Set(p.skipped))
             }
-            expect(real.tables[i]).toMatchObject({ table, ...expected, committed: true })
-            expect(dry.tables[i]).toMatchObject({ table, ...expected, committed: false })
-            expect(new Set(real.tables[i]!.skips)).toEqual(new Set(p.skipped))
+            expect(sorted(await readState(cloudDb))).toEqual(sorted(applyImport(target, source, plan)))
           }
-          expect(sorted(await readState(cloudDb))).toEqual(sorted(applyImport(target, source, plan)))
-        }),
+        ),
         { numRuns: 40 }
       )
     } finally {
@@ -186,8 +200,18 @@ describe("import rules and failures", () => {
     })
     const report = await run(sync(local, cloud, { dryRun: false }))
     const [users, , contexts] = report.tables
-    expect(users).toMatchObject({ inserted: 1, updated: 1, skipped: 1, skips: [{ id: "u2", reason: "email belongs to user u1" }] })
-    expect(contexts).toMatchObject({ inserted: 2, skipped: 1, session_cleared: 1, skips: [{ id: "c1", reason: "user u2 does not exist" }] })
+    expect(users).toMatchObject({
+      inserted: 1,
+      updated: 1,
+      skipped: 1,
+      skips: [{ id: "u2", reason: "email belongs to user u1" }]
+    })
+    expect(contexts).toMatchObject({
+      inserted: 2,
+      skipped: 1,
+      session_cleared: 1,
+      skips: [{ id: "c1", reason: "user u2 does not exist" }]
+    })
     const after = await readState(cloud)
     expect(after.contexts.map((x) => [x.id, x.session_id])).toEqual([
       ["c2", null],
@@ -200,7 +224,11 @@ describe("import rules and failures", () => {
   // Skips are decided against the target as it stood before the import, on every path and at every chunk size.
   it("classifies a rename chain against the target as it stood before the import, whatever the chunk size", async () => {
     const target: TargetState = { users: [u("a", "ann", "ann@x")], skills: [], contexts: [], sessionIds: [] }
-    const source = { users: [u("a", "bob", "cy@x"), u("d", "ann", "bob@x"), u("é", "cy", "ann@x")], skills: [], contexts: [] }
+    const source = {
+      users: [u("a", "bob", "cy@x"), u("d", "ann", "bob@x"), u("é", "cy", "ann@x")],
+      skills: [],
+      contexts: []
+    }
     const plan = planImport(target, source)
     expect(plan.users).toMatchObject({
       updated: ["a"],
@@ -210,12 +238,23 @@ describe("import rules and failures", () => {
       ]
     })
     await loadState(local, { ...source, sessionIds: [] })
-    for (const options of [{ bulk: true }, { bulk: false, chunkSize: 1 }, { bulk: false, chunkSize: 2 }, { bulk: false }]) {
+    for (const options of [
+      { bulk: true },
+      { bulk: false, chunkSize: 1 },
+      { bulk: false, chunkSize: 2 },
+      { bulk: false }
+    ]) {
       await loadState(cloud, target)
       const dry = await run(sync(local, cloud, { dryRun: true, ...options }))
       const first = await run(sync(local, cloud, { dryRun: false, ...options }))
       for (const report of [dry, first]) {
-        expect(report.tables[0]).toMatchObject({ inserted: 0, updated: 1, unchanged: 0, skipped: 2, skips: plan.users.skipped })
+        expect(report.tables[0]).toMatchObject({
+          inserted: 0,
+          updated: 1,
+          unchanged: 0,
+          skipped: 2,
+          skips: plan.users.skipped
+        })
       }
       expect(sorted(await readState(cloud))).toEqual(sorted(applyImport(target, source, plan)))
       // The rename freed ann and ann@x: a rerun takes them, and the run after it writes nothing.
@@ -228,8 +267,18 @@ describe("import rules and failures", () => {
   })
 
   it("never overwrites created_at", async () => {
-    await loadState(cloud, { users: [{ ...u("u1"), created_at: "2020-01-01T00:00:00.000000Z" }], skills: [], contexts: [], sessionIds: [] })
-    await loadState(local, { users: [{ ...u("u1"), display_name: "new", created_at: "2024-06-01T00:00:00.000000Z" }], skills: [], contexts: [], sessionIds: [] })
+    await loadState(cloud, {
+      users: [{ ...u("u1"), created_at: "2020-01-01T00:00:00.000000Z" }],
+      skills: [],
+      contexts: [],
+      sessionIds: []
+    })
+    await loadState(local, {
+      users: [{ ...u("u1"), display_name: "new", created_at: "2024-06-01T00:00:00.000000Z" }],
+      skills: [],
+      contexts: [],
+      sessionIds: []
+    })
     const report = await run(sync(local, cloud, { dryRun: false }))
     expect(report.tables[0]).toMatchObject({ updated: 1 })
     const [row] = (await readState(cloud)).users
@@ -282,7 +331,10 @@ describe("import rules and failures", () => {
     )
     for (const bulk of [true, false]) {
       const exit = await Effect.runPromiseExit(sync(local, cloud, { dryRun: false, bulk }))
-      const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? (exit.cause.error as { _tag: string; completed: number; total: number; message: string }) : undefined
+      const error =
+        Exit.isFailure(exit) && exit.cause._tag === "Fail"
+          ? (exit.cause.error as { _tag: string; completed: number; total: number; message: string })
+          : undefined
       expect([error?._tag, error?.completed, error?.total]).toEqual(["PartialImport", 5, 13])
       expect(error?.message).toContain("users, skills committed; user_contexts rolled back")
       expect((await readState(cloud)).contexts).toEqual([])
@@ -301,9 +353,14 @@ describe("import rules and failures", () => {
     await query(bad, "ALTER TABLE user_contexts DROP COLUMN data; ALTER TABLE skills ALTER COLUMN enabled TYPE text")
     await loadState(local, { users: [u("u1")], skills: [], contexts: [], sessionIds: [] })
     const problems = await run(Effect.scoped(Effect.flatMap(clientOf(bad), (sql) => schemaProblems({ sql }))))
-    expect(problems).toEqual(["column skills.enabled is text, expected boolean", "column user_contexts.data is missing"])
+    expect(problems).toEqual([
+      "column skills.enabled is text, expected boolean",
+      "column user_contexts.data is missing"
+    ])
     const exit = await Effect.runPromiseExit(sync(local, bad, { dryRun: false }))
-    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.message).toContain("user_contexts.data is missing")
+    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error.message).toContain(
+      "user_contexts.data is missing"
+    )
     expect(await query(bad, "SELECT count(*)::int AS n FROM users")).toEqual([{ n: 0 }])
   })
 
@@ -331,7 +388,12 @@ describe("import rules and failures", () => {
       users: [u("u2"), { ...u("u3"), display_name: "x" }, u("u4")],
       // Only the text a skill was read from, only its form, only its extra fields: each is a difference; the same
       // extra fields in another key order are not (they are one value, as an import compares them).
-      skills: [sk("s1", { original: "---\nname: y\n---\n\n" }), sk("s2", { form: "folder" }), sk("s3", { extra: {} }), sk("s4", { extra: { metadata: { b: 2, a: 1 }, license: "MIT" } })],
+      skills: [
+        sk("s1", { original: "---\nname: y\n---\n\n" }),
+        sk("s2", { form: "folder" }),
+        sk("s3", { extra: {} }),
+        sk("s4", { extra: { metadata: { b: 2, a: 1 }, license: "MIT" } })
+      ],
       contexts: [],
       sessionIds: []
     })

@@ -1,21 +1,37 @@
-import { describe, expect, it } from "vitest"
 import { FastCheck } from "effect"
+import { describe, expect, it } from "vitest"
 import { fileAndFolder } from "../../src/domain/caps.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { planFiles, type SyncBase } from "../../src/stages/diff.js"
 
 const hex = (c: string) => c.repeat(64)
-const paths = ["agents/a/config.yaml", "agents/b/config.yaml", "skills/s/SKILL.md", "content/blog/x.md", "config/app.yaml"]
+const paths = [
+  "agents/a/config.yaml",
+  "agents/b/config.yaml",
+  "skills/s/SKILL.md",
+  "content/blog/x.md",
+  "config/app.yaml"
+]
 /** A small tree: some of the paths, each with one of three contents. */
-const tree = FastCheck.dictionary(FastCheck.constantFrom(...paths), FastCheck.constantFrom("a", "b", "c"), { maxKeys: 5 })
-const entries = (t: Record<string, string>) => Object.entries(t).map(([path, c]) => new FileEntry({ path, size: 1, sha256: hex(c) }))
-const baseOf = (t: Record<string, string>): SyncBase => ({ revision: "r", files: new Map(Object.entries(t).map(([p, c]) => [p, hex(c)])) })
+const tree = FastCheck.dictionary(FastCheck.constantFrom(...paths), FastCheck.constantFrom("a", "b", "c"), {
+  maxKeys: 5
+})
+const entries = (t: Record<string, string>) =>
+  Object.entries(t).map(([path, c]) => new FileEntry({ path, size: 1, sha256: hex(c) }))
+const baseOf = (t: Record<string, string>): SyncBase => ({
+  revision: "r",
+  files: new Map(Object.entries(t).map(([p, c]) => [p, hex(c)]))
+})
 const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, e.sha256]))
 
 /** Trees over paths that can be a file on one side and a folder on the other; each tree one a disk can hold. */
-const shaped = FastCheck.dictionary(FastCheck.constantFrom("web/t", "web/t/x", "web/t/y", "config/a", "config/a/b/c"), FastCheck.constantFrom("a", "b"), {
-  maxKeys: 5
-}).filter((t) => fileAndFolder(Object.keys(t)) === undefined)
+const shaped = FastCheck.dictionary(
+  FastCheck.constantFrom("web/t", "web/t/x", "web/t/y", "config/a", "config/a/b/c"),
+  FastCheck.constantFrom("a", "b"),
+  {
+    maxKeys: 5
+  }
+).filter((t) => fileAndFolder(Object.keys(t)) === undefined)
 
 describe("planFiles (three-way)", () => {
   it("a file that became a folder, or the reverse, is a delete plus a create: with or without --delete, the result is a tree a disk can hold", () => {
@@ -23,11 +39,15 @@ describe("planFiles (three-way)", () => {
       FastCheck.property(shaped, shaped, FastCheck.boolean(), (local, remote, carry) => {
         for (const direction of ["push", "pull"] as const) {
           const [from, to] = direction === "pull" ? [remote, local] : [local, remote]
-          const plan = planFiles(direction, entries(local), entries(remote), baseOf(to), { delete: carry, force: false })
+          const plan = planFiles(direction, entries(local), entries(remote), baseOf(to), {
+            delete: carry,
+            force: false
+          })
           expect(plan.conflicts).toEqual([])
           const result = new Map(entries(to).map((e) => [e.path, e]))
           for (const i of plan.items) {
-            if (i.action === "write" || i.action === "upload") result.set(i.path, (direction === "pull" ? i.remote : i.local)!)
+            if (i.action === "write" || i.action === "upload")
+              result.set(i.path, (direction === "pull" ? i.remote : i.local)!)
             if (i.action === "delete-local" || i.action === "delete-remote") result.delete(i.path)
           }
           expect(fileAndFolder([...result.keys()])).toBeUndefined()
@@ -38,7 +58,6 @@ describe("planFiles (three-way)", () => {
       })
     )
   })
-
 
   it("a push from an unchanged remote reproduces the local tree there, with no conflict", () => {
     FastCheck.assert(
@@ -75,11 +94,18 @@ describe("planFiles (three-way)", () => {
     FastCheck.assert(
       FastCheck.property(tree, tree, tree, FastCheck.boolean(), (local, remote, base, del) => {
         for (const direction of ["push", "pull"] as const) {
-          const plan = planFiles(direction, entries(local), entries(remote), baseOf(base), { delete: del, force: false })
+          const plan = planFiles(direction, entries(local), entries(remote), baseOf(base), {
+            delete: del,
+            force: false
+          })
           for (const i of plan.items) {
             const mine = direction === "push" ? local[i.path] : remote[i.path]
             const theirs = direction === "push" ? remote[i.path] : local[i.path]
-            const acts = i.action === "upload" || i.action === "write" || i.action === "delete-remote" || i.action === "delete-local"
+            const acts =
+              i.action === "upload" ||
+              i.action === "write" ||
+              i.action === "delete-remote" ||
+              i.action === "delete-local"
             if (acts) expect(mine).not.toBe(base[i.path])
             // Both changed (and differ) is a conflict, never a silent overwrite.
             if (mine !== theirs && mine !== base[i.path] && theirs !== base[i.path]) expect(i.action).toBe("conflict")
@@ -90,10 +116,16 @@ describe("planFiles (three-way)", () => {
   })
 
   it("carries deletions only with delete", () => {
-    const plan = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), { delete: false, force: false })
+    const plan = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), {
+      delete: false,
+      force: false
+    })
     expect(plan.items.map((i) => i.action)).toEqual(["skip"])
     expect(plan.nextBase("r").files.get("config/app.yaml")).toBe(hex("a"))
-    const withDelete = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), { delete: true, force: false })
+    const withDelete = planFiles("push", [], entries({ "config/app.yaml": "a" }), baseOf({ "config/app.yaml": "a" }), {
+      delete: true,
+      force: false
+    })
     expect(withDelete.items.map((i) => i.action)).toEqual(["delete-remote"])
     expect(withDelete.nextBase("r").files.has("config/app.yaml")).toBe(false)
   })
@@ -102,7 +134,9 @@ describe("planFiles (three-way)", () => {
     const local = entries({ "config/app.yaml": "a" })
     const remote = entries({ "config/app.yaml": "b" })
     const empty: SyncBase = { revision: null, files: new Map() }
-    expect(planFiles("pull", local, remote, empty, { delete: false, force: false }).conflicts).toEqual(["config/app.yaml"])
+    expect(planFiles("pull", local, remote, empty, { delete: false, force: false }).conflicts).toEqual([
+      "config/app.yaml"
+    ])
     const forced = planFiles("pull", local, remote, empty, { delete: false, force: true })
     expect(forced.items.map((i) => i.action)).toEqual(["write"])
   })

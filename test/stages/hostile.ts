@@ -8,19 +8,29 @@ export const sha = (data: Uint8Array | string) => createHash("sha256").update(da
 /** One tar record with any header fields (type, linkpath, path…), raw. */
 export const record = (h: HeaderData, body: Uint8Array = Buffer.alloc(0)): Buffer => {
   const block = Buffer.alloc(512)
-  new Header({ mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), type: "File", ...h, size: h.size ?? body.length }).encode(block, 0)
+  new Header({
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: new Date(0),
+    type: "File",
+    ...h,
+    size: h.size ?? body.length
+  }).encode(block, 0)
   const pad = Buffer.alloc((512 - (body.length % 512)) % 512)
   return Buffer.concat([block, body, pad])
 }
 
-export const tarGz = (...records: ReadonlyArray<Buffer>): Buffer => gzipSync(Buffer.concat([...records, Buffer.alloc(1024)]))
+export const tarGz = (...records: ReadonlyArray<Buffer>): Buffer =>
+  gzipSync(Buffer.concat([...records, Buffer.alloc(1024)]))
 
 const content = Buffer.from("name: evil\n")
 
 /** Every hostile archive of the issue, each claiming to carry `agents/a/config.yaml`. */
 let cached: ReadonlyArray<{ readonly name: string; readonly archive: Buffer }> | undefined
 
-export const hostileCases = (): ReadonlyArray<{ readonly name: string; readonly archive: Buffer }> => (cached ??= build())
+export const hostileCases = (): ReadonlyArray<{ readonly name: string; readonly archive: Buffer }> =>
+  (cached ??= build())
 
 const build = (): ReadonlyArray<{ readonly name: string; readonly archive: Buffer }> => {
   const good = tarGz(record({ path: "agents/a/config.yaml" }, content))
@@ -29,9 +39,18 @@ const build = (): ReadonlyArray<{ readonly name: string; readonly archive: Buffe
   return [
     { name: "dot-dot path", archive: tarGz(record({ path: "agents/../../escape.txt" }, content)) },
     { name: "absolute path", archive: tarGz(record({ path: "/tmp/agentsync-absolute.txt" }, content)) },
-    { name: "symlink", archive: tarGz(record({ path: "agents/a/config.yaml", type: "SymbolicLink", linkpath: "/etc/passwd" })) },
-    { name: "hard link", archive: tarGz(record({ path: "agents/a/config.yaml", type: "Link", linkpath: "/etc/passwd" })) },
-    { name: "device", archive: tarGz(record({ path: "agents/a/config.yaml", type: "CharacterDevice", devmaj: 1, devmin: 3 })) },
+    {
+      name: "symlink",
+      archive: tarGz(record({ path: "agents/a/config.yaml", type: "SymbolicLink", linkpath: "/etc/passwd" }))
+    },
+    {
+      name: "hard link",
+      archive: tarGz(record({ path: "agents/a/config.yaml", type: "Link", linkpath: "/etc/passwd" }))
+    },
+    {
+      name: "device",
+      archive: tarGz(record({ path: "agents/a/config.yaml", type: "CharacterDevice", devmaj: 1, devmin: 3 }))
+    },
     {
       name: "huge decompression ratio",
       archive: tarGz(record({ path: "agents/a/config.yaml" }, Buffer.alloc(32 * 1024 * 1024)))

@@ -53,9 +53,18 @@ export interface Started {
  */
 export const start = (
   args: ReadonlyArray<string>,
-  options: { readonly cwd?: string; readonly env?: Record<string, string | undefined>; readonly input?: string; readonly limitMs?: number } = {}
+  options: {
+    readonly cwd?: string
+    readonly env?: Record<string, string | undefined>
+    readonly input?: string
+    readonly limitMs?: number
+  } = {}
 ): Started => {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? REPO, env: cleanEnv(options.env), stdio: ["pipe", "pipe", "pipe"] })
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? REPO,
+    env: cleanEnv(options.env),
+    stdio: ["pipe", "pipe", "pipe"]
+  })
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (d) => {
@@ -88,7 +97,11 @@ export const agentsync = (
  */
 export const startServe = (env: Record<string, string>, cwd: string) =>
   new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], { cwd, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] })
+    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
     let err = ""
     child.stderr.on("data", (d) => {
       err += d

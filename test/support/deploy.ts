@@ -42,7 +42,9 @@ export const makeStubs = (names: ReadonlyArray<string> = ["docker", "hook", "mak
     reset: () => rmSync(file("calls.jsonl"), { force: true }),
     /** Makes `sub` (a docker subcommand, or `hook`) exit with `code`, only for arguments holding `match` if given; undefined: succeed again. */
     failOn: (sub: string | undefined, code = 1, match = "") =>
-      sub === undefined ? rmSync(file("fail"), { force: true }) : writeFileSync(file("fail"), `${sub} ${code} ${match}`.trim()),
+      sub === undefined
+        ? rmSync(file("fail"), { force: true })
+        : writeFileSync(file("fail"), `${sub} ${code} ${match}`.trim()),
     sleepOn: (sub: string | undefined, seconds = 30) =>
       sub === undefined ? rmSync(file("sleep"), { force: true }) : writeFileSync(file("sleep"), `${sub} ${seconds}`),
     remove: () => rmSync(dir, { recursive: true, force: true })
@@ -71,5 +73,9 @@ export const healthServer = async (unhealthy: (path: string) => boolean) => {
     res.writeHead(bad ? 503 : 200, { "content-type": "text/plain" }).end(bad ? "starting" : "ok")
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits, close: () => new Promise<void>((r) => server.close(() => r())) }
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    close: () => new Promise<void>((r) => server.close(() => r()))
+  }
 }

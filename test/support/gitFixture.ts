@@ -14,7 +14,8 @@ export const isolateGit = (root: string) => {
   fs.mkdirSync(process.env["HOME"], { recursive: true })
 }
 
-export const tempRoot = (prefix: string) => fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), `agentsync-${prefix}-`)))
+export const tempRoot = (prefix: string) =>
+  fs.realpathSync(fs.mkdtempSync(nodePath.join(os.tmpdir(), `agentsync-${prefix}-`)))
 
 const ID = ["-c", "user.name=Upstream", "-c", "user.email=upstream@example.com"]
 
@@ -49,7 +50,12 @@ export interface Upstream {
  * A bare repository with an initial commit of `files` on `main`. `head` is the branch the bare repository's HEAD
  * names (a plain `git init --bare` names `master`, which may not exist).
  */
-export const makeUpstream = (root: string, files: Record<string, FixtureFile>, name = "remote", head = "main"): Upstream => {
+export const makeUpstream = (
+  root: string,
+  files: Record<string, FixtureFile>,
+  name = "remote",
+  head = "main"
+): Upstream => {
   const bare = nodePath.join(root, `${name}.git`)
   const work = nodePath.join(root, `${name}-work`)
   execFileSync("git", ["init", "-q", "--bare", "-b", head, bare])
@@ -78,12 +84,16 @@ export const makeUpstream = (root: string, files: Record<string, FixtureFile>, n
     commit,
     read: (p) => {
       try {
-        return execFileSync("git", ["--git-dir", bare, "show", `main:${p}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+        return execFileSync("git", ["--git-dir", bare, "show", `main:${p}`], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "ignore"]
+        })
       } catch {
         return undefined
       }
     },
-    log: () => execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "main"], { encoding: "utf8" }).trim().split("\n"),
+    log: () =>
+      execFileSync("git", ["--git-dir", bare, "log", "--format=%s", "main"], { encoding: "utf8" }).trim().split("\n"),
     mode: (p) => {
       const line = execFileSync("git", ["--git-dir", bare, "ls-tree", "main", "--", p], { encoding: "utf8" }).trim()
       return line === "" ? undefined : line.split(" ")[0]

@@ -4,7 +4,8 @@ import pg from "pg"
 
 export const adminUrl = (): string => {
   const url = process.env["AGENTSYNC_TEST_PG_URL"]
-  if (!url) throw new Error("AGENTSYNC_TEST_PG_URL is not set: run the tests through `npm test` (scripts/with-postgres.mjs)")
+  if (!url)
+    throw new Error("AGENTSYNC_TEST_PG_URL is not set: run the tests through `npm test` (scripts/with-postgres.mjs)")
   return url
 }
 
@@ -24,7 +25,11 @@ export const freshDatabase = async (prefix = "t"): Promise<string> => {
 }
 
 /** Runs one statement with plain node-postgres on its own connection (independent of the code under test). */
-export const query = async <R extends object = Record<string, unknown>>(url: string, text: string, params: ReadonlyArray<unknown> = []) => {
+export const query = async <R extends object = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params: ReadonlyArray<unknown> = []
+) => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {

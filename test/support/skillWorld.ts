@@ -12,7 +12,11 @@ import { type FixtureFile, makeUpstream, readTree, SAMPLE } from "./gitFixture.j
 let counter = 0
 
 /** A fresh world under `top`: its own upstream, state dir and tool homes; nothing touches the real home. */
-export const makeWorld = (top: string, files: Record<string, FixtureFile> = SAMPLE, options: { readonly head?: string } = {}) => {
+export const makeWorld = (
+  top: string,
+  files: Record<string, FixtureFile> = SAMPLE,
+  options: { readonly head?: string } = {}
+) => {
   const root = nodePath.join(top, `w${counter++}`)
   fs.mkdirSync(root, { recursive: true })
   const up = makeUpstream(root, files, "remote", options.head)
@@ -27,12 +31,17 @@ export const makeWorld = (top: string, files: Record<string, FixtureFile> = SAMP
   )
   const claude = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CLAUDE, p)
   const codex = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CODEX, p)
-  const lockText = () => (fs.existsSync(nodePath.join(state, "lock.yaml")) ? fs.readFileSync(nodePath.join(state, "lock.yaml"), "utf8") : undefined)
+  const lockText = () =>
+    fs.existsSync(nodePath.join(state, "lock.yaml"))
+      ? fs.readFileSync(nodePath.join(state, "lock.yaml"), "utf8")
+      : undefined
   const snapshot = () => ({
     claude: readTree(env.AGENTSYNC_TOOL_HOME_CLAUDE),
     codex: readTree(env.AGENTSYNC_TOOL_HOME_CODEX),
     lock: lockText(),
-    manifest: fs.existsSync(nodePath.join(state, "manifest.yaml")) ? fs.readFileSync(nodePath.join(state, "manifest.yaml"), "utf8") : undefined,
+    manifest: fs.existsSync(nodePath.join(state, "manifest.yaml"))
+      ? fs.readFileSync(nodePath.join(state, "manifest.yaml"), "utf8")
+      : undefined,
     remote: up.log()
   })
   const cache = nodePath.join(state, "cache", "team")

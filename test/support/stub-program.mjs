@@ -5,8 +5,9 @@
 //                     stderr; with a text, only when an argument contains it
 //   $STUB_DIR/leak    present: push prints the credential it finds, the hook prints its environment's secrets
 //   $STUB_DIR/sleep   "<subcommand> <seconds>": sleep so long before answering that subcommand
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+
 import { createHash } from "node:crypto"
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 const [name, ...args] = process.argv.slice(2)
@@ -14,7 +15,10 @@ const chunks = []
 for await (const chunk of process.stdin) chunks.push(chunk)
 const stdin = Buffer.concat(chunks).toString()
 const dir = process.env.STUB_DIR ?? "."
-appendFileSync(process.env.STUB_LOG ?? join(dir, "calls.jsonl"), `${JSON.stringify({ name, args, stdin, env: process.env, cwd: process.cwd() })}\n`)
+appendFileSync(
+  process.env.STUB_LOG ?? join(dir, "calls.jsonl"),
+  `${JSON.stringify({ name, args, stdin, env: process.env, cwd: process.cwd() })}\n`
+)
 
 const read = (file) => (existsSync(join(dir, file)) ? readFileSync(join(dir, file), "utf8").trim() : "")
 const sub = name === "hook" ? "hook" : args[0]
@@ -35,14 +39,19 @@ switch (sub) {
     if (config) {
       mkdirSync(config, { recursive: true })
       const user = args[args.indexOf("-u") + 1]
-      writeFileSync(join(config, "config.json"), JSON.stringify({ auths: { [args[1]]: { auth: Buffer.from(`${user}:${stdin}`).toString("base64") } } }))
+      writeFileSync(
+        join(config, "config.json"),
+        JSON.stringify({ auths: { [args[1]]: { auth: Buffer.from(`${user}:${stdin}`).toString("base64") } } })
+      )
     }
     process.stdout.write("Login Succeeded\n")
     break
   }
   case "push": {
     const digest = createHash("sha256").update(args.join(" ")).digest("hex")
-    process.stdout.write(`The push refers to repository [${args[1]}]\n${args[1].split(":").at(-1)}: digest: sha256:${digest} size: 528\n`)
+    process.stdout.write(
+      `The push refers to repository [${args[1]}]\n${args[1].split(":").at(-1)}: digest: sha256:${digest} size: 528\n`
+    )
     if (existsSync(join(dir, "leak")) && process.env.DOCKER_CONFIG) {
       const config = readFileSync(join(process.env.DOCKER_CONFIG, "config.json"), "utf8")
       const auth = Object.values(JSON.parse(config).auths)[0].auth

@@ -20,7 +20,8 @@ export const migratedDatabase = async (prefix = "sync"): Promise<string> => {
 }
 
 /** A client on `url` for as long as the scope is open. */
-export const clientOf = (url: string) => PgClient.make({ url: Redacted.make(url), maxConnections: 4 }).pipe(Effect.provide(Reactivity.layer))
+export const clientOf = (url: string) =>
+  PgClient.make({ url: Redacted.make(url), maxConnections: 4 }).pipe(Effect.provide(Reactivity.layer))
 
 import { query } from "./pg.js"
 
@@ -54,14 +55,22 @@ export const loadState = (db: Db, state: TargetState) =>
     const owner = state.users[0]?.id
     await client.query("BEGIN")
     await client.query("DELETE FROM user_contexts; DELETE FROM user_sessions; DELETE FROM skills; DELETE FROM users")
-    await client.query("INSERT INTO users SELECT * FROM json_populate_recordset(null::users, $1::json)", [JSON.stringify(state.users)])
-    if (owner !== undefined) {
-      await client.query("INSERT INTO user_sessions (id, user_id) SELECT unnest($1::text[]), $2", [state.sessionIds, owner])
-    }
-    await client.query("INSERT INTO skills SELECT * FROM json_populate_recordset(null::skills, $1::json)", [JSON.stringify(state.skills)])
-    await client.query("INSERT INTO user_contexts SELECT * FROM json_populate_recordset(null::user_contexts, $1::json)", [
-      JSON.stringify(state.contexts)
+    await client.query("INSERT INTO users SELECT * FROM json_populate_recordset(null::users, $1::json)", [
+      JSON.stringify(state.users)
     ])
+    if (owner !== undefined) {
+      await client.query("INSERT INTO user_sessions (id, user_id) SELECT unnest($1::text[]), $2", [
+        state.sessionIds,
+        owner
+      ])
+    }
+    await client.query("INSERT INTO skills SELECT * FROM json_populate_recordset(null::skills, $1::json)", [
+      JSON.stringify(state.skills)
+    ])
+    await client.query(
+      "INSERT INTO user_contexts SELECT * FROM json_populate_recordset(null::user_contexts, $1::json)",
+      [JSON.stringify(state.contexts)]
+    )
     await client.query("COMMIT")
   })
 
@@ -71,7 +80,9 @@ const TS = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:M
 export const readState = (db: Db): Promise<TargetState> =>
   onClient(db, async (client) => {
     const rows = async <R>(text: string) => (await client.query(text)).rows as Array<R>
-    const users = await rows<UserExport>(`SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`)
+    const users = await rows<UserExport>(
+      `SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`
+    )
     const skills = await rows<SkillExport>(
       `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, ${TS("created_at")}, ${TS("updated_at")}
          FROM skills ORDER BY id COLLATE "C"`

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { afterAll } from "vitest"
-import { parseProject, type Project } from "../../src/domain/project.js"
+import { type Project, parseProject } from "../../src/domain/project.js"
 
 /** A maker of temporary folders, all removed after the test file. */
 export const tempDirs = (prefix: string) => {
@@ -34,4 +34,5 @@ export const walk = (root: string): Array<string> => {
 }
 
 /** A services/ tree parsed into its items. */
-export const readTree = (root: string): Project => parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
+export const readTree = (root: string): Project =>
+  parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))

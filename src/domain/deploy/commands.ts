@@ -33,7 +33,10 @@ export const authFile = (configDir: string) => `${configDir}/config.json`
 export const digestFile = (configDir: string) => `${configDir}/digest`
 
 export const buildImageStep = (b: ImageBuild): Step => ({
-  argv: b.builder === "docker" ? ["docker", "build", "-f", b.dockerfile, "-t", b.image, b.context] : ["buildah", "bud", "-f", b.dockerfile, "-t", b.image, b.context],
+  argv:
+    b.builder === "docker"
+      ? ["docker", "build", "-f", b.dockerfile, "-t", b.image, b.context]
+      : ["buildah", "bud", "-f", b.dockerfile, "-t", b.image, b.context],
   env: {}
 })
 
@@ -44,7 +47,17 @@ export const loginStep = (r: RegistryAccess): Step => ({
   argv:
     r.builder === "docker"
       ? ["docker", "login", registryHost(r.registry), "-u", r.username, "--password-stdin"]
-      : ["buildah", "login", "--authfile", authFile(r.configDir), ...tls(r), "-u", r.username, "--password-stdin", registryHost(r.registry)],
+      : [
+          "buildah",
+          "login",
+          "--authfile",
+          authFile(r.configDir),
+          ...tls(r),
+          "-u",
+          r.username,
+          "--password-stdin",
+          registryHost(r.registry)
+        ],
   env: { DOCKER_CONFIG: r.configDir },
   stdin: "registry password"
 })
@@ -53,6 +66,16 @@ export const pushStep = (r: RegistryAccess): Step => ({
   argv:
     r.builder === "docker"
       ? ["docker", "push", r.image]
-      : ["buildah", "push", "--authfile", authFile(r.configDir), ...tls(r), "--digestfile", digestFile(r.configDir), r.image, `docker://${r.image}`],
+      : [
+          "buildah",
+          "push",
+          "--authfile",
+          authFile(r.configDir),
+          ...tls(r),
+          "--digestfile",
+          digestFile(r.configDir),
+          r.image,
+          `docker://${r.image}`
+        ],
   env: { DOCKER_CONFIG: r.configDir }
 })

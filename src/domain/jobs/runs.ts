@@ -1,14 +1,18 @@
 /** Runs of jobs: the record of one fire, the claim rules every store follows, and what to do with fires that are due. */
 import { Schema } from "effect"
-import type { JobTiming } from "./spec.js"
 import { type JobSchedule, latestFire, nextFire } from "./schedule.js"
+import type { JobTiming } from "./spec.js"
 
 /** An instant: ISO 8601 text on the outside, epoch milliseconds inside. */
-export const Instant = Schema.transform(Schema.String.pipe(Schema.filter((s) => !Number.isNaN(Date.parse(s)) || "expected an ISO 8601 time")), Schema.Number, {
-  strict: true,
-  decode: (s) => Date.parse(s),
-  encode: (n) => new Date(n).toISOString()
-})
+export const Instant = Schema.transform(
+  Schema.String.pipe(Schema.filter((s) => !Number.isNaN(Date.parse(s)) || "expected an ISO 8601 time")),
+  Schema.Number,
+  {
+    strict: true,
+    decode: (s) => Date.parse(s),
+    encode: (n) => new Date(n).toISOString()
+  }
+)
 
 export const RunStatus = Schema.Literal("running", "succeeded", "failed", "timed_out", "expired")
 export type RunStatus = typeof RunStatus.Type
@@ -76,7 +80,8 @@ export const claimIn = (runs: ReadonlyArray<JobRun>, req: ClaimRequest): readonl
   const taken = runs.find((r) => same(r, req.job, req.scheduledAt))
   if (taken !== undefined) return [runs, { _tag: "Taken", by: taken }]
   const running = runs.find((r) => r.job === req.job && r.status === "running")
-  if (running !== undefined && (running.lease_until ?? Number.POSITIVE_INFINITY) >= req.now) return [runs, { _tag: "Busy", by: running }]
+  if (running !== undefined && (running.lease_until ?? Number.POSITIVE_INFINITY) >= req.now)
+    return [runs, { _tag: "Busy", by: running }]
   const kept = runs.map((r) => (r === running ? expire(r, req.now) : r))
   const run = new JobRun({
     job: req.job,
@@ -95,12 +100,22 @@ export const expire = (r: JobRun, now: number): JobRun =>
 
 const withoutLease = ({ lease_until: _, ...rest }: JobRun) => rest
 
-const mine = (r: JobRun, job: string, at: number, owner: string) => same(r, job, at) && r.owner === owner && r.status === "running"
+const mine = (r: JobRun, job: string, at: number, owner: string) =>
+  same(r, job, at) && r.owner === owner && r.status === "running"
 
 /** Renews a lease; false when the run is no longer this runner's (expired by another). */
-export const heartbeatIn = (runs: ReadonlyArray<JobRun>, job: string, at: number, owner: string, leaseUntil: number) => {
+export const heartbeatIn = (
+  runs: ReadonlyArray<JobRun>,
+  job: string,
+  at: number,
+  owner: string,
+  leaseUntil: number
+) => {
   const found = runs.some((r) => mine(r, job, at, owner))
-  return [found ? runs.map((r) => (mine(r, job, at, owner) ? new JobRun({ ...r, lease_until: leaseUntil }) : r)) : runs, found] as const
+  return [
+    found ? runs.map((r) => (mine(r, job, at, owner) ? new JobRun({ ...r, lease_until: leaseUntil }) : r)) : runs,
+    found
+  ] as const
 }
 
 /** Records how a run ended; false when it was no longer this runner's. */
@@ -119,7 +134,8 @@ export const finishIn = (runs: ReadonlyArray<JobRun>, job: string, at: number, o
 }
 
 /** Marks every running row expired: a single-machine scheduler that holds the run lock knows nobody runs them. */
-export const expireAllIn = (runs: ReadonlyArray<JobRun>, now: number) => runs.map((r) => (r.status === "running" ? expire(r, now) : r))
+export const expireAllIn = (runs: ReadonlyArray<JobRun>, now: number) =>
+  runs.map((r) => (r.status === "running" ? expire(r, now) : r))
 
 /** Keeps the newest HISTORY_KEEP runs of a job. */
 const prune = (runs: ReadonlyArray<JobRun>, job: string): ReadonlyArray<JobRun> => {
@@ -130,7 +146,10 @@ const prune = (runs: ReadonlyArray<JobRun>, job: string): ReadonlyArray<JobRun> 
 }
 
 export const lastFireIn = (runs: ReadonlyArray<JobRun>, job: string): number | undefined =>
-  runs.reduce<number | undefined>((m, r) => (r.job === job && (m === undefined || r.scheduled_at > m) ? r.scheduled_at : m), undefined)
+  runs.reduce<number | undefined>(
+    (m, r) => (r.job === job && (m === undefined || r.scheduled_at > m) ? r.scheduled_at : m),
+    undefined
+  )
 
 /** Newest first, of one job or all. */
 export const historyIn = (runs: ReadonlyArray<JobRun>, job: string | undefined, limit: number): ReadonlyArray<JobRun> =>
@@ -165,8 +184,10 @@ export type Decision =
   | { readonly run: false; readonly at: number; readonly reason: string }
 
 const catchUp = (t: JobTiming, due: Due, now: number): Decision => {
-  if (t.catchUp === "none") return { run: false, at: due.latest, reason: "missed while no scheduler ran (catch_up: none)" }
-  if (now - due.latest > t.catchUpWindow) return { run: false, at: due.latest, reason: "missed, and older than catch_up_window" }
+  if (t.catchUp === "none")
+    return { run: false, at: due.latest, reason: "missed while no scheduler ran (catch_up: none)" }
+  if (now - due.latest > t.catchUpWindow)
+    return { run: false, at: due.latest, reason: "missed, and older than catch_up_window" }
   return { run: true, at: due.latest, trigger: "catch-up" }
 }
 
@@ -182,7 +203,9 @@ export const decide = (t: JobTiming, phase: Phase, due: Due, now: number): Decis
         ? { run: true, at: due.latest, trigger: "queued" }
         : { run: false, at: due.latest, reason: "came while the previous run was still going (overlap: skip)" }
     case "woke":
-      return due.first === due.latest && now - due.latest <= ON_TIME ? { run: true, at: due.latest, trigger: "schedule" } : catchUp(t, due, now)
+      return due.first === due.latest && now - due.latest <= ON_TIME
+        ? { run: true, at: due.latest, trigger: "schedule" }
+        : catchUp(t, due, now)
     case "start":
       return catchUp(t, due, now)
   }
@@ -196,6 +219,7 @@ export const decide = (t: JobTiming, phase: Phase, due: Due, now: number): Decis
 export const dueOnce = (t: JobTiming, last: number | undefined, now: number): Decision | undefined => {
   const latest = latestFire(t.schedule, now, last)
   if (latest === undefined) return undefined
-  if (now - latest > t.catchUpWindow) return { run: false, at: latest, reason: "missed, and older than catch_up_window" }
+  if (now - latest > t.catchUpWindow)
+    return { run: false, at: latest, reason: "missed, and older than catch_up_window" }
   return { run: true, at: latest, trigger: now - latest <= ON_TIME ? "schedule" : "catch-up" }
 }

@@ -39,7 +39,12 @@ export const parseDuration = (text: string): number | undefined => {
 export const formatDuration = (millis: number): string => {
   const parts: Array<string> = []
   let rest = millis
-  for (const [unit, size] of [["d", UNIT_MS.d], ["h", UNIT_MS.h], ["m", UNIT_MS.m], ["s", UNIT_MS.s]] as const) {
+  for (const [unit, size] of [
+    ["d", UNIT_MS.d],
+    ["h", UNIT_MS.h],
+    ["m", UNIT_MS.m],
+    ["s", UNIT_MS.s]
+  ] as const) {
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`)
       rest %= size
@@ -51,7 +56,10 @@ export const formatDuration = (millis: number): string => {
 
 /** A time zone by its IANA name (`Europe/Berlin`, `UTC`), or why not. */
 export const parseZone = (tz: string): Either.Either<DateTime.TimeZone.Named, string> =>
-  Either.fromOption(DateTime.zoneMakeNamed(tz), () => `unknown time zone ${JSON.stringify(tz)} (expected an IANA name such as UTC or Europe/Berlin)`)
+  Either.fromOption(
+    DateTime.zoneMakeNamed(tz),
+    () => `unknown time zone ${JSON.stringify(tz)} (expected an IANA name such as UTC or Europe/Berlin)`
+  )
 
 /** A cron expression (5 fields, or 6 with seconds first) in a time zone; an expression that can never fire is refused. */
 export const parseCron = (expression: string, tz = "UTC"): Either.Either<CronSchedule, string> =>
@@ -65,7 +73,10 @@ export const parseCron = (expression: string, tz = "UTC"): Either.Either<CronSch
     const hours = wall.hours.size
     const schedule: CronSchedule = { _tag: "Cron", expression, tz, zone, wall, everyHour: hours === 0 || hours === 24 }
     // Effect's Cron gives up after a bounded search: an expression such as `0 0 30 2 *` has no date at all.
-    yield* Either.try({ try: () => nextWall(schedule, 0), catch: () => `cron expression ${JSON.stringify(expression)} never fires` })
+    yield* Either.try({
+      try: () => nextWall(schedule, 0),
+      catch: () => `cron expression ${JSON.stringify(expression)} never fires`
+    })
     return schedule
   })
 
@@ -152,7 +163,8 @@ export const latestFire = (s: JobSchedule, upTo: number, after = Number.NEGATIVE
 }
 
 /** The schedule as written: `cron 30 2 * * * (Europe/Berlin)` or `every 15m`. */
-export const describeSchedule = (s: JobSchedule): string => (s._tag === "Every" ? `every ${s.text}` : `cron ${s.expression}`)
+export const describeSchedule = (s: JobSchedule): string =>
+  s._tag === "Every" ? `every ${s.text}` : `cron ${s.expression}`
 
 /** An instant as ISO 8601 with the offset in force in the schedule's zone (`Z` in UTC and for intervals). */
 export const formatInstant = (s: JobSchedule, instant: number): string =>

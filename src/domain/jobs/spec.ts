@@ -18,7 +18,10 @@ const oneOf = <const L extends ReadonlyArray<string>>(...literals: L) =>
 const opt = <S extends Schema.Schema.All>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
 const Duration = Schema.String.pipe(
-  Schema.filter((text) => parseDuration(text) !== undefined || `expected a duration such as 30s, 15m, 1h or 1d, got ${JSON.stringify(text)}`)
+  Schema.filter(
+    (text) =>
+      parseDuration(text) !== undefined || `expected a duration such as 30s, 15m, 1h or 1d, got ${JSON.stringify(text)}`
+  )
 )
 
 const Direction = oneOf("to_db", "to_disk")
@@ -51,7 +54,10 @@ export type OptionsOf<K extends RunName> = (typeof JobOptions)[K]["Type"]
 
 const common = {
   name: Schema.String.pipe(
-    Schema.filter((n) => /^[a-z0-9][a-z0-9_-]*$/.test(n) || `a job name is lower-case letters, digits, _ and -, got ${JSON.stringify(n)}`)
+    Schema.filter(
+      (n) =>
+        /^[a-z0-9][a-z0-9_-]*$/.test(n) || `a job name is lower-case letters, digits, _ and -, got ${JSON.stringify(n)}`
+    )
   ),
   cron: opt(Schema.String),
   every: opt(Duration),
@@ -60,7 +66,13 @@ const common = {
   catch_up: opt(oneOf("none", "latest")),
   catch_up_window: opt(Duration),
   timeout: opt(
-    Duration.pipe(Schema.filter((text) => (parseDuration(text) ?? 0) <= MAX_TIMEOUT || `at most ${formatDuration(MAX_TIMEOUT)}, got ${JSON.stringify(text)}`))
+    Duration.pipe(
+      Schema.filter(
+        (text) =>
+          (parseDuration(text) ?? 0) <= MAX_TIMEOUT ||
+          `at most ${formatDuration(MAX_TIMEOUT)}, got ${JSON.stringify(text)}`
+      )
+    )
   ),
   enabled: opt(Schema.Boolean)
 }
@@ -86,7 +98,11 @@ type Entry = typeof Entry.Type
 
 /** The checks that involve several fields; each names the field to point at. */
 const crossCheck = (e: Entry): { readonly path: ReadonlyArray<string>; readonly message: string } | undefined => {
-  if (e.options !== undefined && Object.keys(e.options).length > 0 && Object.keys(JobOptions[e.run].fields).length === 0) {
+  if (
+    e.options !== undefined &&
+    Object.keys(e.options).length > 0 &&
+    Object.keys(JobOptions[e.run].fields).length === 0
+  ) {
     return { path: ["options", Object.keys(e.options)[0]!], message: `${e.run} takes no options` }
   }
   if ((e.cron === undefined) === (e.every === undefined)) {
@@ -115,7 +131,8 @@ export const JobEntries = Schema.Array(JobEntry).pipe(
   Schema.filter((entries) => {
     const seen = new Set<string>()
     for (const [i, e] of entries.entries()) {
-      if (seen.has(e.name)) return { path: [i, "name"], message: `another job is already named ${JSON.stringify(e.name)}` }
+      if (seen.has(e.name))
+        return { path: [i, "name"], message: `another job is already named ${JSON.stringify(e.name)}` }
       seen.add(e.name)
     }
     return true
@@ -142,7 +159,13 @@ export interface JobTiming {
 /** A configured job: its timing and the program it runs with that program's options. */
 export type Job = JobTiming & { [K in RunName]: { readonly run: K; readonly options: OptionsOf<K> } }[RunName]
 
-export const DEFAULTS = { tz: "UTC", overlap: "skip", catchUp: "latest", catchUpWindow: 86_400_000, timeout: 3_600_000 } as const
+export const DEFAULTS = {
+  tz: "UTC",
+  overlap: "skip",
+  catchUp: "latest",
+  catchUpWindow: 86_400_000,
+  timeout: 3_600_000
+} as const
 
 /** Decoded timing for the parts of a job that are not its program (shared with library-made jobs). */
 export const timingOf = (e: {
@@ -156,15 +179,21 @@ export const timingOf = (e: {
   readonly timeout?: string
   readonly enabled?: boolean
 }): Either.Either<JobTiming, string> =>
-  Either.map(e.cron !== undefined ? parseCron(e.cron, e.tz ?? DEFAULTS.tz) : parseEvery(e.every ?? ""), (schedule: JobSchedule) => ({
-    name: e.name,
-    schedule,
-    overlap: e.overlap ?? DEFAULTS.overlap,
-    catchUp: e.catch_up ?? DEFAULTS.catchUp,
-    catchUpWindow: e.catch_up_window === undefined ? DEFAULTS.catchUpWindow : (parseDuration(e.catch_up_window) ?? DEFAULTS.catchUpWindow),
-    timeout: e.timeout === undefined ? DEFAULTS.timeout : (parseDuration(e.timeout) ?? DEFAULTS.timeout),
-    enabled: e.enabled ?? true
-  }))
+  Either.map(
+    e.cron !== undefined ? parseCron(e.cron, e.tz ?? DEFAULTS.tz) : parseEvery(e.every ?? ""),
+    (schedule: JobSchedule) => ({
+      name: e.name,
+      schedule,
+      overlap: e.overlap ?? DEFAULTS.overlap,
+      catchUp: e.catch_up ?? DEFAULTS.catchUp,
+      catchUpWindow:
+        e.catch_up_window === undefined
+          ? DEFAULTS.catchUpWindow
+          : (parseDuration(e.catch_up_window) ?? DEFAULTS.catchUpWindow),
+      timeout: e.timeout === undefined ? DEFAULTS.timeout : (parseDuration(e.timeout) ?? DEFAULTS.timeout),
+      enabled: e.enabled ?? true
+    })
+  )
 
 /** A decoded entry as a Job (the Schema has already checked everything that could make this fail). */
 export const toJob = (e: JobEntry): Job => {

@@ -17,9 +17,23 @@ const NOT_UNITS = ["README.md", "CHANGELOG.md", "CONTRIBUTING.md", "LICENSE.md",
  * after the plugin, since plugins of one marketplace often share agent names.
  */
 const pluginRules = (parent: string): ReadonlyArray<LayoutMapping> => [
-  { glob: `${parent}/{plugin}/skills/{name}/SKILL.md`, repo: `${parent}/{plugin}/skills/{name}`, home: "skills/{name}" },
-  { glob: `${parent}/{plugin}/agents/{name}.md`, repo: `${parent}/{plugin}/agents/{name}.md`, home: "agents/{plugin}/{name}.md", exclude: NOT_UNITS },
-  { glob: `${parent}/{plugin}/commands/{name}.md`, repo: `${parent}/{plugin}/commands/{name}.md`, home: "commands/{plugin}/{name}.md", exclude: NOT_UNITS }
+  {
+    glob: `${parent}/{plugin}/skills/{name}/SKILL.md`,
+    repo: `${parent}/{plugin}/skills/{name}`,
+    home: "skills/{name}"
+  },
+  {
+    glob: `${parent}/{plugin}/agents/{name}.md`,
+    repo: `${parent}/{plugin}/agents/{name}.md`,
+    home: "agents/{plugin}/{name}.md",
+    exclude: NOT_UNITS
+  },
+  {
+    glob: `${parent}/{plugin}/commands/{name}.md`,
+    repo: `${parent}/{plugin}/commands/{name}.md`,
+    home: "commands/{plugin}/{name}.md",
+    exclude: NOT_UNITS
+  }
 ]
 
 /** The tool-home layout kept under a folder of the repository (`.claude/`). */
@@ -72,11 +86,17 @@ export const detectLayout = (paths: ReadonlyArray<string>): DetectedLayout => {
   const tiers = CODEX_TIERS.filter((t) => codex.has(t))
   if (tiers.length > 0) {
     kinds.push(`Codex skills: ${tiers.map((t) => `skills/${t}`).join(", ")}`)
-    for (const t of tiers) mappings.push({ glob: `skills/${t}/{name}/SKILL.md`, repo: `skills/${t}/{name}`, home: "skills/{name}" })
+    for (const t of tiers)
+      mappings.push({ glob: `skills/${t}/{name}/SKILL.md`, repo: `skills/${t}/{name}`, home: "skills/{name}" })
   }
   if (categories > 0) {
     kinds.push(`subagents in category folders: ${categories} under categories/*`)
-    mappings.push({ glob: "categories/{category}/{name}.md", repo: "categories/{category}/{name}.md", home: "agents/{name}.md", exclude: NOT_UNITS })
+    mappings.push({
+      glob: "categories/{category}/{name}.md",
+      repo: "categories/{category}/{name}.md",
+      home: "agents/{name}.md",
+      exclude: NOT_UNITS
+    })
   }
   // A `.claude/` folder is a tool home kept in a repository (dotfiles); a repository that is a marketplace or a
   // collection keeps its own project settings there, which are not what it offers.
@@ -114,9 +134,11 @@ export const describeTree = (paths: ReadonlyArray<string>): ReadonlyArray<string
   const skillDirs: Array<string> = []
   const mdDirs: Array<string> = []
   const inSkill = new Set<string>()
-  for (const p of paths) if (p === "SKILL.md" || p.endsWith("/SKILL.md")) inSkill.add(p.slice(0, Math.max(0, p.length - "/SKILL.md".length)))
+  for (const p of paths)
+    if (p === "SKILL.md" || p.endsWith("/SKILL.md")) inSkill.add(p.slice(0, Math.max(0, p.length - "/SKILL.md".length)))
   const underSkill = (p: string) => {
-    for (let slash = p.lastIndexOf("/"); slash > 0; slash = p.lastIndexOf("/", slash - 1)) if (inSkill.has(p.slice(0, slash))) return true
+    for (let slash = p.lastIndexOf("/"); slash > 0; slash = p.lastIndexOf("/", slash - 1))
+      if (inSkill.has(p.slice(0, slash))) return true
     return false
   }
   for (const p of paths) {
@@ -124,12 +146,23 @@ export const describeTree = (paths: ReadonlyArray<string>): ReadonlyArray<string
     const dir = slash < 0 ? "" : p.slice(0, slash)
     const file = p.slice(slash + 1)
     if (file === "SKILL.md") skillDirs.push(dir)
-    else if (file.endsWith(".md") && !NOT_UNITS.includes(file) && dir !== "" && !underSkill(p) && !p.startsWith(".github/")) mdDirs.push(dir)
+    else if (
+      file.endsWith(".md") &&
+      !NOT_UNITS.includes(file) &&
+      dir !== "" &&
+      !underSkill(p) &&
+      !p.startsWith(".github/")
+    )
+      mdDirs.push(dir)
   }
   const out: Array<string> = []
   for (const g of patterns(skillDirs).slice(0, 4)) out.push(`found ${g.count} SKILL.md under ${g.pattern}`)
-  for (const g of patterns(mdDirs).slice(0, 4)) out.push(`found ${g.count} .md file${g.count === 1 ? "" : "s"} in ${g.pattern}/`)
+  for (const g of patterns(mdDirs).slice(0, 4))
+    out.push(`found ${g.count} .md file${g.count === 1 ? "" : "s"} in ${g.pattern}/`)
   if (paths.includes(".claude-plugin/marketplace.json")) out.push("found .claude-plugin/marketplace.json")
-  if (out.length === 0) out.push(`found no SKILL.md and no Markdown outside the top folder among ${paths.length} file${paths.length === 1 ? "" : "s"}`)
+  if (out.length === 0)
+    out.push(
+      `found no SKILL.md and no Markdown outside the top folder among ${paths.length} file${paths.length === 1 ? "" : "s"}`
+    )
   return out
 }

@@ -35,7 +35,9 @@ export const checkUnitName = (value: string): Either.Either<string, InvalidInput
   Either.flatMap(common("unit", value), (v) => {
     if (v.includes("\\")) return refuse("unit", v, "contains a backslash")
     const segments = v.split("/")
-    return segments.every((s) => SEGMENT.test(s)) ? Either.right(v) : refuse("unit", v, "has an empty or unsafe path segment")
+    return segments.every((s) => SEGMENT.test(s))
+      ? Either.right(v)
+      : refuse("unit", v, "has an empty or unsafe path segment")
   })
 
 /** A git ref (branch, tag or commit): the rules of `git check-ref-format`, plus no leading `-`. */
@@ -53,7 +55,8 @@ export const checkRef = (value: string): Either.Either<string, InvalidInput> =>
 export const checkGitUrl = (value: string): Either.Either<string, InvalidInput> =>
   Either.flatMap(common("url", value), (v) => {
     if (/\s/.test(v)) return refuse("url", v, "contains whitespace")
-    if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(v)) return refuse("url", v, "transport helpers (<transport>::) are not allowed")
+    if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(v))
+      return refuse("url", v, "transport helpers (<transport>::) are not allowed")
     const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(v)
     if (scheme) {
       const s = scheme[1]!.toLowerCase()
@@ -89,7 +92,9 @@ export const parseSourceUri = (uri: string): Either.Either<SourceLocation, Inval
       return Either.map(checkGitUrl(rest), (url) => ({ _tag: "Git" as const, url }))
     case "local":
       return Either.flatMap(common("uri", rest), (p) =>
-        p.startsWith("/") ? Either.right({ _tag: "Local" as const, path: p.replace(/\/+$/, "") || "/" }) : refuse("uri", uri, "local: needs an absolute path")
+        p.startsWith("/")
+          ? Either.right({ _tag: "Local" as const, path: p.replace(/\/+$/, "") || "/" })
+          : refuse("uri", uri, "local: needs an absolute path")
       )
     default:
       return refuse("uri", uri, "expected gh:owner/repo, git:<url> or local:<path>")
@@ -98,7 +103,14 @@ export const parseSourceUri = (uri: string): Either.Either<SourceLocation, Inval
 
 /** A default source name from its URI: the last path segment without `.git`. */
 export const defaultSourceName = (uri: string): string => {
-  const last = uri.replace(/[/\\]+$/, "").split(/[/:\\]/).pop() ?? "source"
-  const base = last.replace(/\.git$/, "").replace(/[^A-Za-z0-9._+@-]/g, "-").replace(/^[-.]+/, "")
+  const last =
+    uri
+      .replace(/[/\\]+$/, "")
+      .split(/[/:\\]/)
+      .pop() ?? "source"
+  const base = last
+    .replace(/\.git$/, "")
+    .replace(/[^A-Za-z0-9._+@-]/g, "-")
+    .replace(/^[-.]+/, "")
   return base === "" ? "source" : base
 }

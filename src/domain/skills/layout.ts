@@ -31,7 +31,8 @@ const parseTemplate = (template: string): ReadonlyArray<Token> => {
   return out
 }
 
-const captures = (tokens: ReadonlyArray<Token>): ReadonlyArray<string> => tokens.flatMap((t) => ("cap" in t ? [t.cap] : []))
+const captures = (tokens: ReadonlyArray<Token>): ReadonlyArray<string> =>
+  tokens.flatMap((t) => ("cap" in t ? [t.cap] : []))
 
 const escapeRe = (s: string) => s.replace(/[.+^${}()|[\]\\?*]/g, "\\$&")
 
@@ -129,7 +130,8 @@ export interface UnitLayout {
 }
 
 /** The unit name of a home root: the path in the tool home, a file unit without its extension. */
-export const unitNameOf = (homeRoot: string, folder: boolean): string => (folder ? homeRoot : homeRoot.slice(0, homeRoot.length - extOf(homeRoot).length))
+export const unitNameOf = (homeRoot: string, folder: boolean): string =>
+  folder ? homeRoot : homeRoot.slice(0, homeRoot.length - extOf(homeRoot).length)
 
 /** Why a rule does not compile, and which of its fields is at fault. */
 interface Problem {
@@ -140,25 +142,37 @@ interface Problem {
 const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem => {
   for (const field of ["glob", "repo", "home"] as const) {
     const t = m[field]
-    if (t.replace(TOKEN, "").includes("{") || t.replace(TOKEN, "").includes("}")) return { field, reason: `${t}: a capture is written {name}, with a letter first` }
+    if (t.replace(TOKEN, "").includes("{") || t.replace(TOKEN, "").includes("}"))
+      return { field, reason: `${t}: a capture is written {name}, with a letter first` }
   }
   const glob = parseTemplate(m.glob)
   const repo = parseTemplate(m.repo)
   const home = parseTemplate(m.home)
   const globCaps = captures(glob)
   if (new Set(globCaps).size !== globCaps.length) return { field: "glob", reason: "names the same capture twice" }
-  for (const [field, tokens] of [["repo", repo], ["home", home]] as const) {
+  for (const [field, tokens] of [
+    ["repo", repo],
+    ["home", home]
+  ] as const) {
     for (const c of captures(tokens)) {
-      if (!globCaps.includes(c)) return { field, reason: /^\d/.test(c) ? "uses more * captures than the glob" : `uses {${c}}, which the glob does not capture` }
+      if (!globCaps.includes(c))
+        return {
+          field,
+          reason: /^\d/.test(c) ? "uses more * captures than the glob" : `uses {${c}}, which the glob does not capture`
+        }
     }
   }
   const folder = m.glob.startsWith(`${m.repo}/`)
-  if (!folder && m.glob !== m.repo) return { field: "repo", reason: "must be the glob itself (a file unit) or a folder prefix of it (a folder unit)" }
+  if (!folder && m.glob !== m.repo)
+    return { field: "repo", reason: "must be the glob itself (a file unit) or a folder prefix of it (a folder unit)" }
   const anonymous = (tokens: ReadonlyArray<Token>) => captures(tokens).filter((c) => /^\d/.test(c)).length
   // `*` in home refers to the glob's in order; home may leave captures out only by naming the ones it keeps.
-  if (anonymous(home) !== 0 && anonymous(home) !== anonymous(repo)) return { field: "home", reason: "must use as many * captures as repo (or name the captures it keeps)" }
-  if (captures(home).length === 0 && captures(repo).length > 0) return { field: "home", reason: "has no capture: every unit would land on one path" }
-  if (!folder && anonymous(repo) !== anonymous(glob)) return { field: "repo", reason: "must use the same * captures as the glob" }
+  if (anonymous(home) !== 0 && anonymous(home) !== anonymous(repo))
+    return { field: "home", reason: "must use as many * captures as repo (or name the captures it keeps)" }
+  if (captures(home).length === 0 && captures(repo).length > 0)
+    return { field: "home", reason: "has no capture: every unit would land on one path" }
+  if (!folder && anonymous(repo) !== anonymous(glob))
+    return { field: "repo", reason: "must use the same * captures as the glob" }
   const homeExt = folder ? "" : extOf(m.home)
   const reversible = captures(repo).every((c) => captures(home).includes(c))
   const suffix = folder ? parseTemplate(m.glob.slice(m.repo.length + 1)) : []
@@ -191,7 +205,9 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem 
 const isProblem = (c: CompiledMapping | Problem): c is Problem => "reason" in c
 
 /** The first rule that does not compile, the field at fault and why; `undefined` when every rule does. */
-export const layoutProblem = (mappings: ReadonlyArray<LayoutMapping>): (Problem & { readonly index: number }) | undefined => {
+export const layoutProblem = (
+  mappings: ReadonlyArray<LayoutMapping>
+): (Problem & { readonly index: number }) | undefined => {
   for (const [index, m] of mappings.entries()) {
     const c = compileOne(m, index)
     if (isProblem(c)) return { index, ...c }
@@ -205,7 +221,13 @@ export const compileLayout = (mappings: ReadonlyArray<LayoutMapping>): Either.Ei
   const compiled: Array<CompiledMapping> = []
   for (const [index, m] of source.entries()) {
     const c = compileOne(m, index)
-    if (isProblem(c)) return Either.left(new InvalidInput({ field: `target_layout.${index}.${c.field}`, reason: `${JSON.stringify(m[c.field])} ${c.reason}` }))
+    if (isProblem(c))
+      return Either.left(
+        new InvalidInput({
+          field: `target_layout.${index}.${c.field}`,
+          reason: `${JSON.stringify(m[c.field])} ${c.reason}`
+        })
+      )
     compiled.push(c)
   }
   return Either.right({ mappings: compiled })
@@ -293,7 +315,11 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
       }
       const unit: UnitLayout = { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index }
       // One home path, one unit: the same path, the same name, or one unit's home inside another's folder.
-      const clash = byHome.get(homeRoot) ?? byName.get(name) ?? folderAbove(homeRoot) ?? (m.folder ? above.get(homeRoot) : undefined)
+      const clash =
+        byHome.get(homeRoot) ??
+        byName.get(name) ??
+        folderAbove(homeRoot) ??
+        (m.folder ? above.get(homeRoot) : undefined)
       if (clash !== undefined) {
         collisions.push({ home: homeRoot, first: clash.repoRoot, second: repoRoot })
         continue
@@ -331,7 +357,10 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
     }
   }
   return {
-    units: units.map(({ excluded: _, ...u }) => ({ ...u, files: u.folder ? (byFolder.get(u.repoRoot)?.files ?? []) : [""] })),
+    units: units.map(({ excluded: _, ...u }) => ({
+      ...u,
+      files: u.folder ? (byFolder.get(u.repoRoot)?.files ?? []) : [""]
+    })),
     skipped,
     collisions
   }
@@ -368,7 +397,8 @@ export const unitFromName = (layout: Layout, name: string): UnitLayout | undefin
 /** Where new units may appear in a tool home: folders to list, and how deep. */
 export const homeScanPlan = (layout: Layout): ReadonlyArray<{ readonly dir: string; readonly depth: number }> => {
   const out = new Map<string, number>()
-  for (const m of layout.mappings) if (m.homeAnchor !== undefined) out.set(m.homeDir, Math.max(out.get(m.homeDir) ?? 0, m.homeDepth))
+  for (const m of layout.mappings)
+    if (m.homeAnchor !== undefined) out.set(m.homeDir, Math.max(out.get(m.homeDir) ?? 0, m.homeDepth))
   return [...out].map(([dir, depth]) => ({ dir, depth }))
 }
 
@@ -392,7 +422,8 @@ export const unitsFromHome = (layout: Layout, homePaths: ReadonlyArray<string>):
       const owner = claimant(layout, anchor)
       if (owner === undefined || owner.m !== m || fill(m.home, owner.values) !== homeRoot) break
       const name = unitNameOf(homeRoot, m.folder)
-      if (Either.isRight(checkUnitName(name)) && !found.has(name)) found.set(name, { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index })
+      if (Either.isRight(checkUnitName(name)) && !found.has(name))
+        found.set(name, { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index })
       break
     }
   }

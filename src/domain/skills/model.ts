@@ -22,7 +22,10 @@ export const GitUrl = guarded(checkGitUrl, "GitUrl")
 const LayoutPath = Schema.String.pipe(
   Schema.filter(
     (p) =>
-      p.length > 0 && !p.startsWith("/") && !p.includes("\\") && p.split("/").every((s) => s !== "" && s !== "." && s !== ".."),
+      p.length > 0 &&
+      !p.startsWith("/") &&
+      !p.includes("\\") &&
+      p.split("/").every((s) => s !== "" && s !== "." && s !== ".."),
     { message: () => "must be a relative path without '..'" }
   )
 )
@@ -43,7 +46,12 @@ export type LayoutMapping = typeof LayoutMapping.Type
 export const TargetLayout = Schema.Array(LayoutMapping).pipe(
   Schema.filter((rules) => {
     const problem = layoutProblem(rules)
-    return problem === undefined ? true : { path: [problem.index, problem.field], message: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}` }
+    return problem === undefined
+      ? true
+      : {
+          path: [problem.index, problem.field],
+          message: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}`
+        }
   })
 )
 
@@ -77,26 +85,33 @@ export type Manifest = typeof Manifest.Type
  * What a unit file is, as one string: the SHA-256 of its bytes (of its target, for a symbolic link), then `+x` for
  * an executable file or `+l` for a link. Two files are the same when their digests are equal, mode included.
  */
-export const FileDigest = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}(?:\+[xl])?$/), Schema.annotations({ identifier: "FileDigest" }))
+export const FileDigest = Schema.String.pipe(
+  Schema.pattern(/^[0-9a-f]{64}(?:\+[xl])?$/),
+  Schema.annotations({ identifier: "FileDigest" })
+)
 
 export type FileKind = "file" | "exec" | "link"
 
-export const digestOf = (sha: string, kind: FileKind): string => (kind === "file" ? sha : `${sha}+${kind === "exec" ? "x" : "l"}`)
+export const digestOf = (sha: string, kind: FileKind): string =>
+  kind === "file" ? sha : `${sha}+${kind === "exec" ? "x" : "l"}`
 
-export const kindOf = (digest: string): FileKind => (digest.endsWith("+x") ? "exec" : digest.endsWith("+l") ? "link" : "file")
+export const kindOf = (digest: string): FileKind =>
+  digest.endsWith("+x") ? "exec" : digest.endsWith("+l") ? "link" : "file"
 
 /** The SHA-256 part of a digest. */
 export const shaOf = (digest: string): string => digest.slice(0, 64)
 
 /** The kind of a file from its git mode (`100755` executable, `120000` link). */
-export const kindOfGitMode = (mode: string): FileKind => (mode === "100755" ? "exec" : mode === "120000" ? "link" : "file")
+export const kindOfGitMode = (mode: string): FileKind =>
+  mode === "100755" ? "exec" : mode === "120000" ? "link" : "file"
 
 /**
  * Whether a symbolic link at `rel` (relative to a unit root) pointing at `target` stays inside the unit: a relative
  * target that resolves below the root. Anything else (absolute, leading out, the root itself) is not deployed.
  */
 export const linkStaysInside = (rel: string, target: string): boolean => {
-  if (rel === "" || target === "" || target.startsWith("/") || target.includes("\\") || /[\0\r\n]/.test(target)) return false
+  if (rel === "" || target === "" || target.startsWith("/") || target.includes("\\") || /[\0\r\n]/.test(target))
+    return false
   const parts = rel.split("/").slice(0, -1)
   for (const seg of target.split("/")) {
     if (seg === "" || seg === ".") continue
@@ -142,28 +157,35 @@ const parseState = <A, I>(schema: Schema.Schema<A, I>, file: string, text: strin
   const first = doc.errors[0]
   if (first) {
     return Either.left(
-      new InvalidInput({ file, line: lines.linePos(first.pos[0]).line, reason: `invalid YAML: ${first.message.split("\n")[0]}` })
+      new InvalidInput({
+        file,
+        line: lines.linePos(first.pos[0]).line,
+        reason: `invalid YAML: ${first.message.split("\n")[0]}`
+      })
     )
   }
   const value = doc.toJS({ maxAliasCount: 100 }) ?? {}
-  return Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "error" })(value), (e) => {
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
-    const path = issue?.path ?? []
-    let line = 1
-    for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as Array<unknown>, true)
-      if (isNode(node) && node.range) {
-        line = lines.linePos(node.range[0]).line
-        break
+  return Either.mapLeft(
+    Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "error" })(value),
+    (e) => {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(e)[0]
+      const path = issue?.path ?? []
+      let line = 1
+      for (let n = path.length; n >= 0; n--) {
+        const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as Array<unknown>, true)
+        if (isNode(node) && node.range) {
+          line = lines.linePos(node.range[0]).line
+          break
+        }
       }
+      return new InvalidInput({
+        file,
+        line,
+        ...(path.length > 0 ? { field: path.map(String).join(".") } : {}),
+        reason: issue?.message ?? e.message
+      })
     }
-    return new InvalidInput({
-      file,
-      line,
-      ...(path.length > 0 ? { field: path.map(String).join(".") } : {}),
-      reason: issue?.message ?? e.message
-    })
-  })
+  )
 }
 
 export const parseManifest = (file: string, text: string) => parseState(Manifest, file, text)
@@ -172,7 +194,8 @@ export const parseManifest = (file: string, text: string) => parseState(Manifest
 export const parseLayout = (file: string, text: string) => parseState(TargetLayout, file, text)
 
 /** Layout rules as YAML, in the form `parseLayout` reads. */
-export const renderLayout = (rules: ReadonlyArray<LayoutMapping>): string => render(Schema.encodeSync(Schema.Array(LayoutMapping))(rules))
+export const renderLayout = (rules: ReadonlyArray<LayoutMapping>): string =>
+  render(Schema.encodeSync(Schema.Array(LayoutMapping))(rules))
 
 /**
  * The lock is written as JSON (which is YAML) so that thousands of entries parse in milliseconds; anything else,

@@ -111,7 +111,8 @@ export const changedFiles = (a: Side, b: Side, fileLabel = "(file)"): ReadonlyAr
   const x = norm(a) ?? {}
   const y = norm(b) ?? {}
   const out = new Set<string>()
-  const label = (k: string) => `${k === "" ? fileLabel : k}${modeOnly(x[k], y[k]) ? `${k === "" && fileLabel === "" ? "" : " "}(mode)` : ""}`
+  const label = (k: string) =>
+    `${k === "" ? fileLabel : k}${modeOnly(x[k], y[k]) ? `${k === "" && fileLabel === "" ? "" : " "}(mode)` : ""}`
   for (const k in x) if (x[k] !== y[k]) out.add(label(k))
   for (const k in y) if (!(k in x)) out.add(label(k))
   return [...out].sort()
@@ -128,14 +129,20 @@ const subsumed = (side: UnitFiles, base: UnitFiles, target: UnitFiles | undefine
   return true
 }
 
-const list = (files: ReadonlyArray<string>) => (files.length <= 3 ? files.join(", ") : `${files.slice(0, 3).join(", ")} +${files.length - 3}`)
+const list = (files: ReadonlyArray<string>) =>
+  files.length <= 3 ? files.join(", ") : `${files.slice(0, 3).join(", ")} +${files.length - 3}`
 
 type Decision = Pick<SkillAction, "direction" | "status" | "reason" | "content" | "lock"> & {
   readonly from?: SkillAction["from"]
   readonly backup?: boolean
 }
 
-const noop = (status: UnitStatus, reason: string, lock: SkillAction["lock"] = "keep", content: Side = undefined): Decision => ({
+const noop = (
+  status: UnitStatus,
+  reason: string,
+  lock: SkillAction["lock"] = "keep",
+  content: Side = undefined
+): Decision => ({
   direction: "NoOp",
   status,
   reason,
@@ -162,15 +169,23 @@ const toRepo = (status: UnitStatus, reason: string, content: Side): Decision => 
 /** Resolves a conflict the way the user chose with --prefer, within the same safety rules. */
 const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: boolean, o: PlanOptions): Decision => {
   if (o.prefer === "repo") {
-    if (r === undefined && !o.delete) return noop(status, `${why}; --prefer repo would remove the home copy: add --delete`)
+    if (r === undefined && !o.delete)
+      return noop(status, `${why}; --prefer repo would remove the home copy: add --delete`)
     return { ...toHome(status, `${why}; --prefer repo`, r), backup: h !== undefined }
   }
   if (o.prefer === "home") {
     if (readOnly) return noop(status, `${why}; --prefer home: home kept, the source is read-only`)
-    if (h === undefined && !o.delete) return noop(status, `${why}; --prefer home would remove the unit from the repo: add --delete`)
+    if (h === undefined && !o.delete)
+      return noop(status, `${why}; --prefer home would remove the unit from the repo: add --delete`)
     return { ...toRepo(status, `${why}; --prefer home`, h), backup: r !== undefined }
   }
-  return { direction: "Conflict", status, reason: `${why}; choose with --prefer home|repo`, content: undefined, lock: "keep" }
+  return {
+    direction: "Conflict",
+    status,
+    reason: `${why}; choose with --prefer home|repo`,
+    content: undefined,
+    lock: "keep"
+  }
 }
 
 /** The decision for one tool, from its base, its home and the repo. */
@@ -182,15 +197,25 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
     return true
   }
   const changed = (x: Side, y: Side) => list(changedFiles(x, y, unit.slice(unit.lastIndexOf("/") + 1)))
-  const what = (x: Side, y: Side) => (single(x, y) ? (modeOnly(x?.[""], y?.[""]) ? " (mode)" : "") : `: ${changed(x, y)}`)
+  const what = (x: Side, y: Side) =>
+    single(x, y) ? (modeOnly(x?.[""], y?.[""]) ? " (mode)" : "") : `: ${changed(x, y)}`
   if (b === undefined) {
     if (h === undefined && r === undefined) return noop("in-sync", "absent on both sides")
     if (h === undefined) return toHome("new-in-repo", "new in the repo", r)
     if (r === undefined) {
-      return readOnly ? noop("new-in-home", "new in the home; the source is read-only") : toRepo("new-in-home", "new in the home", h)
+      return readOnly
+        ? noop("new-in-home", "new in the home; the source is read-only")
+        : toRepo("new-in-home", "new in the home", h)
     }
     if (sameSide(h, r)) return noop("in-sync", "first adoption: home and repo are identical", "set", r)
-    return resolve("differ-without-base", `no recorded base and home and repo differ${single(h, r) ? "" : ` (${changed(h, r)})`}`, h, r, readOnly, o)
+    return resolve(
+      "differ-without-base",
+      `no recorded base and home and repo differ${single(h, r) ? "" : ` (${changed(h, r)})`}`,
+      h,
+      r,
+      readOnly,
+      o
+    )
   }
   const homeChanged = !sameSide(h, b)
   const repoChanged = !sameSide(r, b)
@@ -205,7 +230,10 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
   }
   if (!repoChanged) {
     if (readOnly) {
-      return noop(h === undefined ? "deleted-in-home" : "home-changed", "home changed; the source is read-only, the home edit is kept")
+      return noop(
+        h === undefined ? "deleted-in-home" : "home-changed",
+        "home changed; the source is read-only, the home edit is kept"
+      )
     }
     if (h === undefined) {
       return o.delete
@@ -221,8 +249,10 @@ const decide = (b: Side, h: Side, r: Side, readOnly: boolean, o: PlanOptions, un
   }
   // One side holds only the other's changes (each file as the base had it or already as the other side has it):
   // finishing the write loses nothing.
-  if (h !== undefined && r !== undefined && subsumed(h, b, r)) return toHome("repo-changed", `repo changed${what(h, r)} (the home already holds part of it)`, r)
-  if (h !== undefined && r !== undefined && !readOnly && subsumed(r, b, h)) return toRepo("home-changed", `home changed${what(r, h)} (the repo already holds part of it)`, h)
+  if (h !== undefined && r !== undefined && subsumed(h, b, r))
+    return toHome("repo-changed", `repo changed${what(h, r)} (the home already holds part of it)`, r)
+  if (h !== undefined && r !== undefined && !readOnly && subsumed(r, b, h))
+    return toRepo("home-changed", `home changed${what(r, h)} (the repo already holds part of it)`, h)
   const why =
     h === undefined
       ? "deleted in the home, changed in the repo"
@@ -251,10 +281,13 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
   if (pushing.length > 0) {
     const first = pushing[0]!
     const content = decisions[first]!.content
-    const unchanged = (t: (typeof states)[number]) => sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)
+    const unchanged = (t: (typeof states)[number]) =>
+      sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)
     // Homes that moved away from their base to something else than the content going to the repo: a home against
     // a home, which no --prefer can settle (it names a side, not a tool).
-    const rivals = states.flatMap((t, i) => (decisions[i]!.direction !== "ToRepo" && !sameSide(t.home, content) && !unchanged(t) ? [i] : []))
+    const rivals = states.flatMap((t, i) =>
+      decisions[i]!.direction !== "ToRepo" && !sameSide(t.home, content) && !unchanged(t) ? [i] : []
+    )
     const agree = pushing.every((i) => sameSide(decisions[i]!.content, content))
     if (!agree || rivals.length > 0) {
       const involved = [...pushing, ...rivals].sort((a, b) => a - b)
@@ -273,12 +306,16 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
       for (const [i, t] of states.entries()) {
         if (decisions[i]!.direction === "ToRepo") continue
         if (sameSide(t.home, content)) {
-          decisions[i] = content === undefined
-            ? noop("both-changed", `already matches the home of ${origin}`, "drop")
-            : noop("both-changed", `already matches the home of ${origin}`, "set", content)
+          decisions[i] =
+            content === undefined
+              ? noop("both-changed", `already matches the home of ${origin}`, "drop")
+              : noop("both-changed", `already matches the home of ${origin}`, "set", content)
         } else {
           decisions[i] = filter(
-            { ...toHome(decisions[i]!.status, `the home of ${origin} changed; propagated`, content), from: { tool: origin } },
+            {
+              ...toHome(decisions[i]!.status, `the home of ${origin} changed; propagated`, content),
+              from: { tool: origin }
+            },
             o
           )
         }
@@ -329,4 +366,3 @@ export const summarize = (actions: ReadonlyArray<SkillAction>): PlanSummary => {
   }
   return { toHome, toRepo, noOp, conflicts }
 }
-

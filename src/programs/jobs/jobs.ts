@@ -28,7 +28,9 @@ const leaseSetting = Config.string("AGENTSYNC_JOBS_LEASE").pipe(
   Config.mapOrFail((text) => {
     const ms = parseDuration(text)
     return ms === undefined || ms < 1_000 || ms > 86_400_000
-      ? Either.left(ConfigError.InvalidData([], `expected a duration from 1s to 1d such as 60s, got ${JSON.stringify(text)}`))
+      ? Either.left(
+          ConfigError.InvalidData([], `expected a duration from 1s to 1d such as 60s, got ${JSON.stringify(text)}`)
+        )
       : Either.right(ms)
   }),
   Config.option
@@ -43,7 +45,10 @@ export interface RunOptions {
 }
 
 const schedulerOptions = (options: RunOptions) =>
-  Effect.map(leaseSetting, (lease): Scheduler.SchedulerOptions => ({ lease: Option.getOrUndefined(lease), onEvent: options.onEvent }))
+  Effect.map(
+    leaseSetting,
+    (lease): Scheduler.SchedulerOptions => ({ lease: Option.getOrUndefined(lease), onEvent: options.onEvent })
+  )
 
 /** Runs the project's jobs on the JobStore in context: until interrupted (a clean stop), or one pass. */
 export const runOn = (config: SyncConfig, options: RunOptions = {}) =>
@@ -56,10 +61,12 @@ export const runOn = (config: SyncConfig, options: RunOptions = {}) =>
   }).pipe(Effect.provideService(CurrentConfig, config))
 
 /** `runOn` with the project's own store. */
-export const run = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(storeLayer(config)))
+export const run = (config: SyncConfig, options: RunOptions = {}) =>
+  runOn(config, options).pipe(Effect.provide(storeLayer(config)))
 
 /** `runOn` with `job_runs` on the SqlClient in context (the tenant server's database, for `serve --jobs`). */
-export const runOnDatabase = (config: SyncConfig, options: RunOptions = {}) => runOn(config, options).pipe(Effect.provide(PgStore.layer))
+export const runOnDatabase = (config: SyncConfig, options: RunOptions = {}) =>
+  runOn(config, options).pipe(Effect.provide(PgStore.layer))
 
 /** A job as `jobs list` shows it. */
 export interface JobListing {

@@ -2,7 +2,15 @@
 import { randomBytes } from "node:crypto"
 import * as os from "node:os"
 import { Cause, Clock, Console, Data, Effect, Exit, Fiber, Option, Ref, Schedule } from "effect"
-import { type Decision, decide, dueFires, dueOnce, type Outcome, type Phase, type Trigger } from "../../domain/jobs/runs.js"
+import {
+  type Decision,
+  decide,
+  dueFires,
+  dueOnce,
+  type Outcome,
+  type Phase,
+  type Trigger
+} from "../../domain/jobs/runs.js"
 import { formatDuration, formatInstant, nextFire } from "../../domain/jobs/schedule.js"
 import type { JobTiming } from "../../domain/jobs/spec.js"
 import { JobStore } from "../../services/jobs/JobStore.js"
@@ -56,20 +64,37 @@ class TimedOut extends Data.TaggedError("TimedOut")<{ readonly after: number }> 
 class LeaseLost extends Data.TaggedError("LeaseLost") {}
 
 const messageOf = (u: unknown): string =>
-  typeof u === "object" && u !== null && "message" in u && typeof u.message === "string" && u.message !== "" ? u.message : String(u)
+  typeof u === "object" && u !== null && "message" in u && typeof u.message === "string" && u.message !== ""
+    ? u.message
+    : String(u)
 
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>, finishedAt: number, durationMs: number): Outcome => {
   const base = { finishedAt, durationMs }
-  if (Exit.isSuccess(exit)) return { ...base, status: "succeeded", summary: typeof exit.value === "string" && exit.value !== "" ? exit.value : undefined }
+  if (Exit.isSuccess(exit))
+    return {
+      ...base,
+      status: "succeeded",
+      summary: typeof exit.value === "string" && exit.value !== "" ? exit.value : undefined
+    }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const e = failure.value
-    if (e instanceof TimedOut) return { ...base, status: "timed_out", error: `did not finish within ${formatDuration(e.after)}; interrupted` }
-    if (e instanceof LeaseLost) return { ...base, status: "failed", error: "lost its claim: the lease ran out while it ran (another runner may take the job)" }
+    if (e instanceof TimedOut)
+      return { ...base, status: "timed_out", error: `did not finish within ${formatDuration(e.after)}; interrupted` }
+    if (e instanceof LeaseLost)
+      return {
+        ...base,
+        status: "failed",
+        error: "lost its claim: the lease ran out while it ran (another runner may take the job)"
+      }
     return { ...base, status: "failed", error: messageOf(e) }
   }
   const defect = Cause.dieOption(exit.cause)
-  return { ...base, status: "failed", error: Option.isSome(defect) ? `defect: ${messageOf(defect.value)}` : "interrupted" }
+  return {
+    ...base,
+    status: "failed",
+    error: Option.isSome(defect) ? `defect: ${messageOf(defect.value)}` : "interrupted"
+  }
 }
 
 /** What became of a fire this runner tried: it ran (with its outcome), another runner has it, or the job was busy. */
@@ -90,19 +115,25 @@ const make = (options: SchedulerOptions) =>
     const running = yield* Ref.make<ReadonlyMap<string, { readonly at: string; readonly timeout: string }>>(new Map())
 
     const emit = (level: JobEvent["level"], event: JobEvent["event"], fields: Record<string, unknown> = {}) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => sink({ time: new Date(now).toISOString(), level, event, ...fields }))
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        sink({ time: new Date(now).toISOString(), level, event, ...fields })
+      )
 
     const storeError = (job: string) => (e: { readonly message: string }) =>
       Effect.as(emit("error", "store.error", { job, error: e.message }), undefined)
 
     /** The program, bounded by the job's timeout and raced against its heartbeat (a lost claim stops it). */
     const guarded = <R>(job: ScheduledJob<R>, at: number) => {
-      const timed = job.program.pipe(Effect.timeoutFail({ duration: job.timeout, onTimeout: () => new TimedOut({ after: job.timeout }) }))
+      const timed = job.program.pipe(
+        Effect.timeoutFail({ duration: job.timeout, onTimeout: () => new TimedOut({ after: job.timeout }) })
+      )
       const beat = Effect.gen(function* () {
         for (;;) {
           yield* Effect.sleep(lease / 3)
           const now = yield* Clock.currentTimeMillis
-          const ours = yield* store.heartbeat(job.name, at, owner, now + lease).pipe(Effect.catchAll((e) => Effect.as(storeError(job.name)(e), true)))
+          const ours = yield* store
+            .heartbeat(job.name, at, owner, now + lease)
+            .pipe(Effect.catchAll((e) => Effect.as(storeError(job.name)(e), true)))
           if (!ours) return yield* new LeaseLost()
         }
       })
@@ -118,18 +149,25 @@ const make = (options: SchedulerOptions) =>
         Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
             const started = yield* Clock.currentTimeMillis
-            const claim = yield* restore(store.claim({ job: job.name, scheduledAt: at, trigger, owner, now: started, leaseUntil: started + lease })).pipe(Effect.either)
+            const claim = yield* restore(
+              store.claim({ job: job.name, scheduledAt: at, trigger, owner, now: started, leaseUntil: started + lease })
+            ).pipe(Effect.either)
             if (claim._tag === "Left") return { _tag: "StoreError", at, error: claim.left.message } satisfies FireResult
-            if (claim.right._tag !== "Claimed") return { _tag: claim.right._tag, at, owner: claim.right.by.owner } satisfies FireResult
+            if (claim.right._tag !== "Claimed")
+              return { _tag: claim.right._tag, at, owner: claim.right.by.owner } satisfies FireResult
             const fire = formatInstant(job.schedule, at)
-            yield* Ref.update(running, (m) => new Map(m).set(job.name, { at: fire, timeout: formatDuration(job.timeout) }))
+            yield* Ref.update(running, (m) =>
+              new Map(m).set(job.name, { at: fire, timeout: formatDuration(job.timeout) })
+            )
             yield* emit("info", "run.start", { job: job.name, scheduled_at: fire, trigger, owner })
             // Forked into the scheduler's scope, not as a child: an interrupted fiber passes the signal to its
             // children at once, and this run must be left to finish.
             const exit = yield* Fiber.await(yield* Effect.forkIn(restore(guarded(job, at)), scope))
             const finished = yield* Clock.currentTimeMillis
             const outcome = outcomeOf(exit, finished, finished - started)
-            const recorded = yield* store.finish(job.name, at, owner, outcome).pipe(Effect.catchAll(storeError(job.name)))
+            const recorded = yield* store
+              .finish(job.name, at, owner, outcome)
+              .pipe(Effect.catchAll(storeError(job.name)))
             yield* Ref.update(running, (m) => {
               const next = new Map(m)
               next.delete(job.name)
@@ -164,7 +202,11 @@ const make = (options: SchedulerOptions) =>
                 yield* Effect.sleep(Math.min(lease / 4, 5_000))
                 continue
               }
-              yield* emit("warn", "fire.skipped", { job: job.name, scheduled_at, reason: `another run of the job is still going (on ${result.owner})` })
+              yield* emit("warn", "fire.skipped", {
+                job: job.name,
+                scheduled_at,
+                reason: `another run of the job is still going (on ${result.owner})`
+              })
               return result
             }
             case "Taken":
@@ -191,11 +233,13 @@ const make = (options: SchedulerOptions) =>
     const loop = <R>(job: ScheduledJob<R>): Effect.Effect<never, never, R> =>
       Effect.gen(function* () {
         const started = yield* Clock.currentTimeMillis
-        const recorded = yield* store.lastFire(job.name).pipe(
-          Effect.tapError(storeError(job.name)),
-          Effect.retry(Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("1 minute")))),
-          Effect.orDie
-        )
+        const recorded = yield* store
+          .lastFire(job.name)
+          .pipe(
+            Effect.tapError(storeError(job.name)),
+            Effect.retry(Schedule.exponential("1 second").pipe(Schedule.union(Schedule.spaced("1 minute")))),
+            Effect.orDie
+          )
         let last = Option.getOrElse(recorded, () => started)
         let phase: Phase = "start"
         yield* emit("info", "job.scheduled", {
@@ -236,13 +280,22 @@ export const run = <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: SchedulerO
       const s = yield* make(options)
       yield* s.store.runner
       const enabled = jobs.filter((j) => j.enabled)
-      yield* s.emit("info", "scheduler.start", { owner: s.owner, store: s.store.describe, jobs: enabled.length, disabled: jobs.length - enabled.length })
+      yield* s.emit("info", "scheduler.start", {
+        owner: s.owner,
+        store: s.store.describe,
+        jobs: enabled.length,
+        disabled: jobs.length - enabled.length
+      })
       const fibers = yield* Effect.forEach(enabled, (job) => Effect.fork(s.loop(job)))
       return yield* Fiber.joinAll(fibers).pipe(
         Effect.zipRight(Effect.never),
         Effect.onInterrupt(() =>
           Effect.gen(function* () {
-            const going = [...(yield* Ref.get(s.running))].map(([job, r]) => ({ job, scheduled_at: r.at, timeout: r.timeout }))
+            const going = [...(yield* Ref.get(s.running))].map(([job, r]) => ({
+              job,
+              scheduled_at: r.at,
+              timeout: r.timeout
+            }))
             yield* s.emit("info", "scheduler.stopping", { running: going })
             yield* Fiber.interruptAll(fibers)
             yield* s.emit("info", "scheduler.stop", {})
@@ -270,7 +323,10 @@ export interface OnceResult {
  * One pass, for a system timer: every enabled job whose latest fire since its last run is due runs once (see
  * `dueOnce`); with `only`, that job runs now whatever its schedule (trigger `manual`). Jobs run one after another.
  */
-export const runOnce = <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: SchedulerOptions & { readonly only?: string | undefined } = {}) =>
+export const runOnce = <R>(
+  jobs: ReadonlyArray<ScheduledJob<R>>,
+  options: SchedulerOptions & { readonly only?: string | undefined } = {}
+) =>
   Effect.scoped(
     Effect.gen(function* () {
       const s = yield* make(options)
@@ -316,7 +372,12 @@ export const runOnce = <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: Schedu
             results.push({ job: job.name, result: "store-error", scheduled_at, error: r.error })
             break
           default:
-            results.push({ job: job.name, result: r._tag === "Taken" ? "taken" : "busy", scheduled_at, reason: `by ${r.owner}` })
+            results.push({
+              job: job.name,
+              result: r._tag === "Taken" ? "taken" : "busy",
+              scheduled_at,
+              reason: `by ${r.owner}`
+            })
         }
       }
       return results

@@ -46,7 +46,8 @@ export const applyDisk = Effect.fn("LocalSync.applyDisk")(function* (ops: Readon
     if (o._tag === "WriteText") writes.push({ path: o.path, bytes: o.text })
     else if (o._tag === "WriteBlob") {
       const bytes = blobs.get(o.sha)
-      if (bytes === undefined) return yield* new DatabaseError({ reason: `the stored bytes of ${o.path} (sha256 ${o.sha}) are missing` })
+      if (bytes === undefined)
+        return yield* new DatabaseError({ reason: `the stored bytes of ${o.path} (sha256 ${o.sha}) are missing` })
       writes.push({ path: o.path, bytes, mode: o.mode })
     }
   }
@@ -66,8 +67,16 @@ export const applyPlans = Effect.fn("LocalSync.apply")(function* (plans: Readonl
   const db = plans.flatMap((p) => p.db)
   for (const op of db) yield* applyDb(op)
   yield* Effect.all(
-    [applyDisk(plans.flatMap((p) => p.disk)), Effect.forEach(plans.flatMap((p) => p.after), applyDb, { discard: true })],
+    [
+      applyDisk(plans.flatMap((p) => p.disk)),
+      Effect.forEach(
+        plans.flatMap((p) => p.after),
+        applyDb,
+        { discard: true }
+      )
+    ],
     { concurrency: 2, discard: true }
   )
-  if (db.some((op) => op._tag === "UpsertFiles" || op._tag === "DeleteFiles")) yield* (yield* Repos.ItemFilesRepo).collectGarbage()
+  if (db.some((op) => op._tag === "UpsertFiles" || op._tag === "DeleteFiles"))
+    yield* (yield* Repos.ItemFilesRepo).collectGarbage()
 })

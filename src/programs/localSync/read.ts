@@ -2,7 +2,15 @@
 import * as nodePath from "node:path"
 import { Effect } from "effect"
 import { contentKey } from "../../domain/hash.js"
-import { contentRows, type DbSide, type DiskSide, diskSide, isTrusted, metaKey, rowsToFetch } from "../../domain/localSides.js"
+import {
+  contentRows,
+  type DbSide,
+  type DiskSide,
+  diskSide,
+  isTrusted,
+  metaKey,
+  rowsToFetch
+} from "../../domain/localSides.js"
 import type { SyncKind } from "../../domain/model.js"
 import { isProjectFile, type RawFile } from "../../domain/project.js"
 import * as Repos from "../../services/repos/index.js"
@@ -16,7 +24,12 @@ export interface DiskFiles {
   readonly unsynced: ReadonlyArray<string>
 }
 
-const KIND_OF_FOLDER: Record<string, SyncKind> = { agents: "agents", skills: "skills", content: "content", "access-control": "acl" }
+const KIND_OF_FOLDER: Record<string, SyncKind> = {
+  agents: "agents",
+  skills: "skills",
+  content: "content",
+  "access-control": "acl"
+}
 
 /** Reads the item files of the chosen kinds (and the files beside their items). */
 export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: ReadonlyArray<SyncKind>) {
@@ -28,7 +41,11 @@ export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: R
   })
   const raw = yield* ws.readRawFiles(listed)
   const shown = nodePath.relative(process.cwd(), ws.root) || "."
-  const files: DiskFiles = { raw, prefix: `${shown}/`, unsynced: all.filter((f) => !isProjectFile(f.path)).map((f) => f.path) }
+  const files: DiskFiles = {
+    raw,
+    prefix: `${shown}/`,
+    unsynced: all.filter((f) => !isProjectFile(f.path)).map((f) => f.path)
+  }
   return files
 })
 
@@ -38,7 +55,11 @@ const emptyListed = { items: [], invalid: [] }
  * Both sides of the chosen kinds. A content file whose bytes its row was last synced with is not parsed; rows
  * edited by hand (and, for a sync to disk, rows to be written) are fetched and rendered.
  */
-export const readSides = Effect.fn("LocalSync.read")(function* (files: DiskFiles, kinds: ReadonlyArray<SyncKind>, toDisk: boolean) {
+export const readSides = Effect.fn("LocalSync.read")(function* (
+  files: DiskFiles,
+  kinds: ReadonlyArray<SyncKind>,
+  toDisk: boolean
+) {
   const has = (k: SyncKind) => kinds.includes(k)
   const agents = has("agents") ? yield* (yield* Repos.AgentsRepo).list() : emptyListed
   const skills = has("skills") ? yield* (yield* Repos.SkillsRepo).list() : emptyListed

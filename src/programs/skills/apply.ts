@@ -24,7 +24,8 @@ const recheckHome = (planned: Planned, unit: PlannedUnit, action: SkillAction, t
   Effect.gen(function* () {
     const now = yield* snapshotUnit(homeRootOf(planned.homes.get(tool)!, unit), unit.layout.folder)
     const seen = keep(now.files, planned.dropped.get(toolKey(action.source, action.unit, tool)))
-    if (sideHash(seen) !== sideHash(action.home) || now.linked !== undefined) return yield* new Skip({ reason: `the home of ${tool} changed since the plan` })
+    if (sideHash(seen) !== sideHash(action.home) || now.linked !== undefined)
+      return yield* new Skip({ reason: `the home of ${tool} changed since the plan` })
   })
 
 /** Reads the bytes an action writes, verifying each against the digest the plan saw. */
@@ -43,7 +44,9 @@ const sourceBytes = (
     if (fromTool !== undefined) {
       const root = homeRootOf(homes.get(fromTool)!, planned)
       for (const rel of rels) {
-        const bytes = yield* readUnitFile(fileOf(root, rel), content[rel]!).pipe(Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` })))
+        const bytes = yield* readUnitFile(fileOf(root, rel), content[rel]!).pipe(
+          Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` }))
+        )
         out.set(rel, bytes)
       }
     } else if (planned.prepared.location._tag === "Local") {
@@ -52,11 +55,18 @@ const sourceBytes = (
       const git = yield* Git
       const oids = planned.repo?.oids ?? {}
       const missing = rels.filter((r) => !prefetched.has(oids[r]!))
-      const blobs = missing.length === 0 ? prefetched : yield* git.readBlobs(planned.prepared.dir, missing.map((r) => oids[r]!))
+      const blobs =
+        missing.length === 0
+          ? prefetched
+          : yield* git.readBlobs(
+              planned.prepared.dir,
+              missing.map((r) => oids[r]!)
+            )
       for (const rel of rels) out.set(rel, prefetched.get(oids[rel]!) ?? blobs.get(oids[rel]!)!)
     }
     for (const rel of rels) {
-      if (sha256(out.get(rel)!) !== content[rel]!.slice(0, 64)) return yield* new Skip({ reason: `${rel === "" ? planned.layout.homeRoot : rel} changed since the plan` })
+      if (sha256(out.get(rel)!) !== content[rel]!.slice(0, 64))
+        return yield* new Skip({ reason: `${rel === "" ? planned.layout.homeRoot : rel} changed since the plan` })
     }
     return out
   })
@@ -69,7 +79,12 @@ export interface Outcome {
   readonly backups: SyncReport["backups"]
 }
 
-export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, actions: ReadonlyArray<SkillAction>, lock: Lock, skipPush: boolean) {
+export const apply = Effect.fn("SkillSync.apply")(function* (
+  planned: Planned,
+  actions: ReadonlyArray<SkillAction>,
+  lock: Lock,
+  skipPush: boolean
+) {
   const store = yield* SkillStore
   const git = yield* Git
   const applied: Array<SyncReport["applied"][number]> = []
@@ -80,7 +95,9 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
   const failed = new Set<string>()
   const deployedCommit = new Map<string, string | undefined>()
   const skipUnit = (key: string, reason: string) => {
-    for (const b of actions) if (unitKey(b.source, b.unit) === key && b.direction !== "NoOp" && b.direction !== "Conflict") skipped.push({ source: b.source, unit: b.unit, tool: b.tool, reason })
+    for (const b of actions)
+      if (unitKey(b.source, b.unit) === key && b.direction !== "NoOp" && b.direction !== "Conflict")
+        skipped.push({ source: b.source, unit: b.unit, tool: b.tool, reason })
   }
 
   // 0. What interrupted runs left behind goes first.
@@ -98,7 +115,8 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
 
   // 1. ToRepo: one commit per unit, then one push per source.
   const byUnit = new Map<string, SkillAction>()
-  for (const a of actions) if (a.direction === "ToRepo" && !byUnit.has(unitKey(a.source, a.unit))) byUnit.set(unitKey(a.source, a.unit), a)
+  for (const a of actions)
+    if (a.direction === "ToRepo" && !byUnit.has(unitKey(a.source, a.unit))) byUnit.set(unitKey(a.source, a.unit), a)
   const unitsBySource = new Map<string, Array<string>>()
   for (const [key, a] of byUnit) {
     const unit = planned.units.get(key)!
@@ -109,7 +127,14 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
         const bytes = yield* sourceBytes(unit, a, planned.homes)
         const root = repoRootOf(unit)
         yield* backup(a, root, "repo", "repo", unit.layout.repoRoot)
-        yield* writeUnit({ root, folder: unit.layout.folder, previous: a.repo, content: a.content, bytes, stopAt: root })
+        yield* writeUnit({
+          root,
+          folder: unit.layout.folder,
+          previous: a.repo,
+          content: a.content,
+          bytes,
+          stopAt: root
+        })
         if (p.location._tag === "Git") {
           yield* git.add(p.dir, [unit.layout.repoRoot])
           const made = yield* git.commit(p.dir, `sync: ${a.unit}`)
@@ -146,7 +171,9 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
   }
   for (const a of byUnit.values()) {
     if (!failed.has(unitKey(a.source, a.unit))) {
-      for (const b of actions) if (b.direction === "ToRepo" && b.source === a.source && b.unit === a.unit) applied.push({ source: b.source, unit: b.unit, tool: b.tool, direction: b.direction })
+      for (const b of actions)
+        if (b.direction === "ToRepo" && b.source === a.source && b.unit === a.unit)
+          applied.push({ source: b.source, unit: b.unit, tool: b.tool, direction: b.direction })
     }
   }
 
@@ -176,11 +203,23 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
             const bytes = yield* sourceBytes(unit, a, planned.homes, blobs)
             const root = homeRootOf(planned.homes.get(a.tool)!, unit)
             yield* backup(a, root, `home of ${a.tool}`, `home-${a.tool}`, unit.layout.homeRoot)
-            yield* writeUnit({ root, folder: unit.layout.folder, previous: a.home, content: a.content, bytes, stopAt: unit.layout.folder ? root : nodePath.dirname(root) })
+            yield* writeUnit({
+              root,
+              folder: unit.layout.folder,
+              previous: a.home,
+              content: a.content,
+              bytes,
+              stopAt: unit.layout.folder ? root : nodePath.dirname(root)
+            })
           })
         )
         if (Either.isLeft(result)) {
-          skipped.push({ source: a.source, unit: a.unit, tool: a.tool, reason: result.left instanceof Skip ? result.left.reason : result.left.message })
+          skipped.push({
+            source: a.source,
+            unit: a.unit,
+            tool: a.tool,
+            reason: result.left instanceof Skip ? result.left.reason : result.left.message
+          })
           failed.add(toolKey(a.source, a.unit, a.tool))
         } else applied.push({ source: a.source, unit: a.unit, tool: a.tool, direction: a.direction })
       }),
@@ -191,7 +230,10 @@ export const apply = Effect.fn("SkillSync.apply")(function* (planned: Planned, a
   const sources: Record<string, LockedSource> = { ...lock.sources }
   for (const p of planned.prepared) {
     const prev = sources[p.source.name]
-    sources[p.source.name] = { ...(p.commit === undefined ? {} : { commit: p.commit }), units: { ...(prev?.units ?? {}) } }
+    sources[p.source.name] = {
+      ...(p.commit === undefined ? {} : { commit: p.commit }),
+      units: { ...(prev?.units ?? {}) }
+    }
   }
   for (const a of actions) {
     if (a.lock === "keep") continue

@@ -1,6 +1,6 @@
 /** What a skill run reports: the plan with the fingerprints it was made from, what was done, and the outcome as an error (conflicts exit 3, failures 1). */
 import { Option } from "effect"
-import { sameSide, type SkillAction, sideHash, type summarize, type UnitStatus } from "../../domain/skills/planner.js"
+import { type SkillAction, sameSide, sideHash, type summarize, type UnitStatus } from "../../domain/skills/planner.js"
 import { CommandFailed, Conflict } from "../../errors.js"
 
 /** An action as reported: the decision and the fingerprints of the three states it was taken from. */
@@ -21,11 +21,26 @@ export interface SyncReport {
   readonly actions: ReadonlyArray<ActionView>
   readonly summary: ReturnType<typeof summarize>
   /** What was carried out. */
-  readonly applied: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly tool: string; readonly direction: string }>
+  readonly applied: ReadonlyArray<{
+    readonly source: string
+    readonly unit: string
+    readonly tool: string
+    readonly direction: string
+  }>
   /** Actions not carried out, and why (the home moved since the plan, a push was rejected, a write failed). */
-  readonly skipped: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly tool: string; readonly reason: string }>
+  readonly skipped: ReadonlyArray<{
+    readonly source: string
+    readonly unit: string
+    readonly tool: string
+    readonly reason: string
+  }>
   /** Commits made in cache clones, and whether they reached the remote. */
-  readonly commits: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly commit: string; readonly pushed: boolean }>
+  readonly commits: ReadonlyArray<{
+    readonly source: string
+    readonly unit: string
+    readonly commit: string
+    readonly pushed: boolean
+  }>
   /** Sources that could not be prepared (clone, fetch, rebase or push failed), and refusals of the whole run. */
   readonly errors: ReadonlyArray<{ readonly source: string; readonly reason: string }>
   /** Repo and home files left out of units (unsafe names, links leading out, submodules). */
@@ -33,7 +48,12 @@ export interface SyncReport {
   /** Repairs made on the way (a stale git lock removed, a broken cache clone put aside). */
   readonly notes: ReadonlyArray<{ readonly source: string; readonly note: string }>
   /** Copies kept of what --prefer wrote over: the side and where its copy is. */
-  readonly backups: ReadonlyArray<{ readonly source: string; readonly unit: string; readonly side: string; readonly path: string }>
+  readonly backups: ReadonlyArray<{
+    readonly source: string
+    readonly unit: string
+    readonly side: string
+    readonly path: string
+  }>
 }
 
 export const viewAction = (a: SkillAction): ActionView => {
@@ -59,7 +79,9 @@ export const conflictOf = (report: Pick<SyncReport, "actions">): Option.Option<C
   return Option.some(
     new Conflict({
       reason: `${conflicts.length} unit${conflicts.length === 1 ? "" : "s"} changed on both sides; nothing was written for ${conflicts.length === 1 ? "it" : "them"}. Re-run with --prefer home or --prefer repo`,
-      items: conflicts.map((c) => `${c.source}:${c.unit} [${c.tool}]: home ${c.home}, repo ${c.repo}, base ${c.base}: ${c.reason}`)
+      items: conflicts.map(
+        (c) => `${c.source}:${c.unit} [${c.tool}]: home ${c.home}, repo ${c.repo}, base ${c.base}: ${c.reason}`
+      )
     })
   )
 }
@@ -80,7 +102,10 @@ export const outcomeOf = (
     new CommandFailed({
       command,
       exitCode: 1,
-      stderr: [...report.errors.map((e) => `${e.source}: ${e.reason}`), ...skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)].join("\n")
+      stderr: [
+        ...report.errors.map((e) => `${e.source}: ${e.reason}`),
+        ...skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
+      ].join("\n")
     })
   )
 }

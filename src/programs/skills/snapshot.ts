@@ -1,12 +1,27 @@
 /** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
 import * as nodePath from "node:path"
 import { Effect, Either } from "effect"
-import { homeScanPlan, isExcluded, type UnitLayout, unitFromName, unitNameMatcher, unitsFromHome } from "../../domain/skills/layout.js"
+import {
+  homeScanPlan,
+  isExcluded,
+  type UnitLayout,
+  unitFromName,
+  unitNameMatcher,
+  unitsFromHome
+} from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
 import { InvalidInput, IoError } from "../../errors.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import { type EntryKind, listKindsSync, scanHomeSync, snapshotUnitSync, TEMP_PREFIX, tempsIn, type UnitSnapshot } from "../../services/UnitDisk.js"
+import {
+  type EntryKind,
+  listKindsSync,
+  scanHomeSync,
+  snapshotUnitSync,
+  TEMP_PREFIX,
+  tempsIn,
+  type UnitSnapshot
+} from "../../services/UnitDisk.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -89,17 +104,30 @@ interface Pending {
   readonly tools: ReadonlyArray<string>
 }
 
-export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifest: Manifest, lock: Lock, options: BuildOptions) {
+export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
+  manifest: Manifest,
+  lock: Lock,
+  options: BuildOptions
+) {
   const store = yield* SkillStore
   const scope = parseScope(manifest, options.scope)
   if (options.scope !== undefined && options.scope !== "" && !manifest.sources.some((s) => scope.source(s.name))) {
-    return yield* new InvalidInput({ field: "scope", reason: `no source named ${JSON.stringify(options.scope.split(":")[0])}` })
+    return yield* new InvalidInput({
+      field: "scope",
+      reason: `no source named ${JSON.stringify(options.scope.split(":")[0])}`
+    })
   }
   const prepared: Array<PreparedSource> = []
   const errors: Array<{ source: string; reason: string }> = []
   for (const source of manifest.sources) {
     if (!source.enabled || !scope.source(source.name)) continue
-    const result = yield* Effect.either(prepareSource(source, { dryRun: options.dryRun === true, fetch: options.fetch !== false, skipPush: options.skipPush }))
+    const result = yield* Effect.either(
+      prepareSource(source, {
+        dryRun: options.dryRun === true,
+        fetch: options.fetch !== false,
+        skipPush: options.skipPush
+      })
+    )
     // A bad source stops only itself.
     if (Either.isLeft(result)) errors.push({ source: source.name, reason: result.left.message })
     else prepared.push(result.right)
@@ -117,12 +145,19 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
 
   // 1. Units of each source: in the repo, remembered by the lock, named in the manifest.
   const selections = new Map(
-    prepared.map((p) => [p, manifest.units.filter((u) => u.source === p.source.name).map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))])
+    prepared.map((p) => [
+      p,
+      manifest.units
+        .filter((u) => u.source === p.source.name)
+        .map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))
+    ])
   )
   const selectionsOf = (p: PreparedSource) => selections.get(p)!
   const toolsFor = (p: PreparedSource, name: string) => {
     const tools = new Set<string>()
-    for (const s of selectionsOf(p)) if (s.match(name)) for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
+    for (const s of selectionsOf(p))
+      if (s.match(name))
+        for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
     return [...tools].sort()
   }
   const candidates = new Map<PreparedSource, Map<string, UnitLayout>>()
@@ -130,7 +165,9 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
     const mine = new Map<string, UnitLayout>()
     for (const [name, u] of p.units) mine.set(name, u.layout)
     const lockedUnits = lock.sources[p.source.name]?.units ?? {}
-    const named = selectionsOf(p).filter((s) => !/[*?]/.test(s.name)).map((s) => s.name)
+    const named = selectionsOf(p)
+      .filter((s) => !/[*?]/.test(s.name))
+      .map((s) => s.name)
     for (const name of [...Object.keys(lockedUnits), ...named]) {
       if (mine.has(name)) continue
       const layout = unitFromName(p.layout, name)
@@ -151,18 +188,31 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
     if (manifest.sources.some((x) => x.name === source)) for (const unit of Object.keys(locked.units)) owned.add(unit)
   }
   for (const p of prepared) {
-    const tools = new Set(selectionsOf(p).flatMap((s) => s.tools).filter((t) => options.tools === undefined || options.tools.includes(t)))
+    const tools = new Set(
+      selectionsOf(p)
+        .flatMap((s) => s.tools)
+        .filter((t) => options.tools === undefined || options.tools.includes(t))
+    )
     const plan = homeScanPlan(p.layout)
     for (const tool of tools) {
       const home = yield* homeOf(tool)
       const paths: Array<string> = []
       for (const { dir, depth } of plan) {
-        const scanned = yield* Effect.try({ try: () => scanHomeSync(home, dir, depth, (rel) => known.has(rel)), catch: (cause) => new IoError({ path: nodePath.join(home, dir), reason: "cannot list", cause }) })
+        const scanned = yield* Effect.try({
+          try: () => scanHomeSync(home, dir, depth, (rel) => known.has(rel)),
+          catch: (cause) => new IoError({ path: nodePath.join(home, dir), reason: "cannot list", cause })
+        })
         paths.push(...scanned.paths)
         temps.push(...scanned.temps)
       }
       for (const u of unitsFromHome(p.layout, paths)) {
-        if (candidates.get(p)!.has(u.name) || owned.has(u.name) || !scope.unit(u.name) || !toolsFor(p, u.name).includes(tool)) continue
+        if (
+          candidates.get(p)!.has(u.name) ||
+          owned.has(u.name) ||
+          !scope.unit(u.name) ||
+          !toolsFor(p, u.name).includes(tool)
+        )
+          continue
         const list = claims.get(u.homeRoot) ?? []
         if (!list.some((c) => c.p === p)) list.push({ p, layout: u })
         claims.set(u.homeRoot, list)
@@ -197,7 +247,12 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
   const overlaps: Array<{ source: string; reason: string }> = []
   const byTool = new Map<
     string,
-    { readonly roots: Map<string, Pending>; readonly folders: Map<string, Pending>; readonly above: Map<string, Pending>; readonly names: Map<string, Pending> }
+    {
+      readonly roots: Map<string, Pending>
+      readonly folders: Map<string, Pending>
+      readonly above: Map<string, Pending>
+      readonly names: Map<string, Pending>
+    }
   >()
   for (const item of pending) {
     for (const tool of item.tools) {
@@ -205,7 +260,8 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
       byTool.set(tool, seen)
       const root = item.layout.homeRoot
       let clash = seen.roots.get(root) ?? (item.layout.folder ? seen.above.get(root) : undefined)
-      for (let slash = root.indexOf("/"); clash === undefined && slash > 0; slash = root.indexOf("/", slash + 1)) clash = seen.folders.get(root.slice(0, slash))
+      for (let slash = root.indexOf("/"); clash === undefined && slash > 0; slash = root.indexOf("/", slash + 1))
+        clash = seen.folders.get(root.slice(0, slash))
       if (clash !== undefined && clash.source !== item.source) {
         overlaps.push({
           source: item.source.source.name,
@@ -215,17 +271,22 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
       seen.roots.set(root, item)
       seen.names.set(item.layout.name, item)
       if (item.layout.folder) seen.folders.set(root, item)
-      for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1)) if (!seen.above.has(root.slice(0, slash))) seen.above.set(root.slice(0, slash), item)
+      for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1))
+        if (!seen.above.has(root.slice(0, slash))) seen.above.set(root.slice(0, slash), item)
     }
   }
   // Sources outside the scope are known by what the lock says they deployed.
   for (const [source, locked] of Object.entries(lock.sources)) {
-    if (prepared.some((p) => p.source.name === source) || !manifest.sources.some((s) => s.name === source && s.enabled)) continue
+    if (prepared.some((p) => p.source.name === source) || !manifest.sources.some((s) => s.name === source && s.enabled))
+      continue
     for (const [unit, perTool] of Object.entries(locked.units)) {
       for (const tool of Object.keys(perTool)) {
         const clash = byTool.get(tool)?.names.get(unit)
         if (clash !== undefined) {
-          overlaps.push({ source: clash.source.source.name, reason: `${source}:${unit} and ${clash.source.source.name}:${unit} both map to ${clash.layout.homeRoot} in the home of ${tool}` })
+          overlaps.push({
+            source: clash.source.source.name,
+            reason: `${source}:${unit} and ${clash.source.source.name}:${unit} both map to ${clash.layout.homeRoot} in the home of ${tool}`
+          })
         }
       }
     }
@@ -272,9 +333,15 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
       }
       return out
     },
-    catch: (cause) => new IoError({ path: [...homes.values()].join(", "), reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    catch: (cause) =>
+      new IoError({
+        path: [...homes.values()].join(", "),
+        reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
   })
-  const repoPathOf = (item: Pending, rel: string) => (rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`)
+  const repoPathOf = (item: Pending, rel: string) =>
+    rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`
   const asked = new Map<PreparedSource, Set<string>>()
   for (const r of reads) {
     temps.push(...r.snap.temps)
@@ -294,21 +361,42 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (manifes
     const tools = byItem.get(r.item) ?? []
     byItem.set(r.item, tools)
     if (r.snap.linked !== undefined) {
-      ignored.push({ source: name, path: r.abs, reason: `a symbolic link to ${r.snap.linked}: left alone, ${r.item.layout.name} is not synced for ${r.tool}` })
+      ignored.push({
+        source: name,
+        path: r.abs,
+        reason: `a symbolic link to ${r.snap.linked}: left alone, ${r.item.layout.name} is not synced for ${r.tool}`
+      })
       continue
     }
-    for (const o of r.snap.outside) ignored.push({ source: name, path: nodePath.join(r.abs, o.rel), reason: `a symbolic link to ${o.target} leads outside the unit: left alone` })
+    for (const o of r.snap.outside)
+      ignored.push({
+        source: name,
+        path: nodePath.join(r.abs, o.rel),
+        reason: `a symbolic link to ${o.target} leads outside the unit: left alone`
+      })
     const ignoredHere = ignoredBy.get(r.item.source)
     const gone = new Set([...r.excluded, ...r.extra.filter((rel) => ignoredHere?.has(repoPathOf(r.item, rel)))])
     if (gone.size > 0) dropped.set(toolKey(name, r.item.layout.name, r.tool), gone)
-    tools.push({ tool: r.tool, base: lock.sources[name]?.units[r.item.layout.name]?.[r.tool]?.files, home: keep(r.snap.files, gone) })
+    tools.push({
+      tool: r.tool,
+      base: lock.sources[name]?.units[r.item.layout.name]?.[r.tool]?.files,
+      home: keep(r.snap.files, gone)
+    })
   }
   for (const [item, tools] of byItem) {
-    if (tools.length > 0) states.push({ source: item.source.source.name, unit: item.layout.name, readOnly: item.source.readOnly, repo: units.get(item.key)!.repo?.files, tools })
+    if (tools.length > 0)
+      states.push({
+        source: item.source.source.name,
+        unit: item.layout.name,
+        readOnly: item.source.readOnly,
+        repo: units.get(item.key)!.repo?.files,
+        tools
+      })
   }
 
   // Interrupted writes also leave temp files beside units and staging folders beside new ones.
-  for (const [dir, kinds] of listings) for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, name))
+  for (const [dir, kinds] of listings)
+    for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, name))
   temps.push(...tempsIn(nodePath.join(store.root, "cache")), ...tempsIn(store.root))
   for (const p of prepared) temps.push(...p.temps)
   for (const p of prepared) for (const note of p.notes) notes.push({ source: p.source.name, note })

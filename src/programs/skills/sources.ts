@@ -6,7 +6,13 @@ import { sha256 } from "../../domain/hash.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
 import { compileLayout, discoverUnits, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
-import { digestOf, kindOfGitMode, linkStaysInside, type ManifestSource, type UnitFiles } from "../../domain/skills/model.js"
+import {
+  digestOf,
+  kindOfGitMode,
+  linkStaysInside,
+  type ManifestSource,
+  type UnitFiles
+} from "../../domain/skills/model.js"
 import { CommandFailed, InvalidInput, IoError } from "../../errors.js"
 import { Git, type TreeEntry } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
@@ -60,7 +66,9 @@ const readHashCache = (file: string) =>
     if (Either.isLeft(bytes)) return {} as Record<string, unknown>
     try {
       const value: unknown = JSON.parse(new TextDecoder().decode(bytes.right))
-      return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
+      return typeof value === "object" && value !== null && !Array.isArray(value)
+        ? (value as Record<string, unknown>)
+        : {}
     } catch {
       return {}
     }
@@ -74,7 +82,12 @@ const rename = (from: string, to: string) =>
       await fs.mkdir(nodePath.dirname(to), { recursive: true })
       await fs.rename(from, to)
     },
-    catch: (cause) => new IoError({ path: from, reason: `cannot move to ${to}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+    catch: (cause) =>
+      new IoError({
+        path: from,
+        reason: `cannot move to ${to}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
   })
 
 const removeDir = (dir: string) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
@@ -104,7 +117,11 @@ const resolveRef = Effect.fn("SkillSync.resolveRef")(function* (dir: string, sou
   const local = found.get(r.local)
   if (remote !== undefined) return { commit: remote, branch: source.ref, local } satisfies Resolved
   const other = found.get(r.tag) ?? (r.id === undefined ? undefined : found.get(r.id))
-  if (other === undefined) return yield* new InvalidInput({ field: "ref", reason: `source ${source.name}: ${source.ref} is not a branch, tag or commit of ${url}` })
+  if (other === undefined)
+    return yield* new InvalidInput({
+      field: "ref",
+      reason: `source ${source.name}: ${source.ref} is not a branch, tag or commit of ${url}`
+    })
   return { commit: other, branch: undefined, local: undefined } satisfies Resolved
 })
 
@@ -113,7 +130,12 @@ const resolveRef = Effect.fn("SkillSync.resolveRef")(function* (dir: string, sou
  * (never deleted: it may hold commits) and cloned again; stale git locks are cleared. A new clone is made in a temp
  * folder and renamed into place once its ref is checked out, so an interrupted clone never stands as the cache.
  */
-const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (source: ManifestSource, url: string, dir: string, fetch: boolean) {
+const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (
+  source: ManifestSource,
+  url: string,
+  dir: string,
+  fetch: boolean
+) {
   const store = yield* SkillStore
   const git = yield* Git
   const notes: Array<string> = []
@@ -121,15 +143,20 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (source: Manife
     let unhealthy = yield* git.health(dir, url)
     if (Option.isNone(unhealthy)) {
       const head = yield* Effect.either(git.revs(dir, ["HEAD^{tree}"]))
-      if (Either.isLeft(head)) unhealthy = Option.some(`git does not read it as a repository (${head.left.stderr.trim().split("\n")[0]})`)
-      else if (head.right.get("HEAD^{tree}") === undefined) unhealthy = Option.some("its HEAD names no commit (an interrupted clone, or missing objects)")
+      if (Either.isLeft(head))
+        unhealthy = Option.some(`git does not read it as a repository (${head.left.stderr.trim().split("\n")[0]})`)
+      else if (head.right.get("HEAD^{tree}") === undefined)
+        unhealthy = Option.some("its HEAD names no commit (an interrupted clone, or missing objects)")
     }
     if (Option.isSome(unhealthy)) {
       const aside = nodePath.join(store.backupsDir, `cache-${source.name}-${stamp()}`)
       yield* rename(dir, aside)
-      notes.push(`the cache clone ${dir} was not a healthy clone of ${url} (${unhealthy.value}); it was put aside in ${aside} and cloned again`)
+      notes.push(
+        `the cache clone ${dir} was not a healthy clone of ${url} (${unhealthy.value}); it was put aside in ${aside} and cloned again`
+      )
     } else {
-      for (const lock of yield* git.recover(dir)) notes.push(`removed a stale ${nodePath.relative(dir, lock)} left by an interrupted git in ${dir}`)
+      for (const lock of yield* git.recover(dir))
+        notes.push(`removed a stale ${nodePath.relative(dir, lock)} left by an interrupted git in ${dir}`)
       if (fetch) yield* git.fetch(dir)
       return notes
     }
@@ -209,7 +236,11 @@ const settleBranch = Effect.fn("SkillSync.settleBranch")(function* (
 
 /** The layout in force: the source's own rules, else the one its markers show. */
 const layoutFor = (source: ManifestSource, paths: ReadonlyArray<string>) => {
-  if (source.target_layout.length > 0) return Effect.map(compileLayout(source.target_layout), (layout) => ({ layout, detected: [] as ReadonlyArray<string> }))
+  if (source.target_layout.length > 0)
+    return Effect.map(compileLayout(source.target_layout), (layout) => ({
+      layout,
+      detected: [] as ReadonlyArray<string>
+    }))
   const detected = detectLayout(paths)
   return Effect.map(compileLayout(detected.mappings), (layout) => ({ layout, detected: detected.kinds }))
 }
@@ -253,14 +284,18 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   const ignored: Array<Finding> = [...found.skipped]
   const roots = new Set(found.units.filter((u) => u.folder).map((u) => u.repoRoot))
   for (const e of tree) {
-    if (e.mode === "160000" && [...roots].some((r) => e.path.startsWith(`${r}/`))) ignored.push({ path: e.path, reason: "a submodule: not deployed" })
+    if (e.mode === "160000" && [...roots].some((r) => e.path.startsWith(`${r}/`)))
+      ignored.push({ path: e.path, reason: "a submodule: not deployed" })
   }
 
   // Links are read for their targets; other blobs are hashed once and remembered by id beside the clone.
-  const memberPaths = found.units.flatMap((u) => u.files.map((rel) => (rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`)))
+  const memberPaths = found.units.flatMap((u) =>
+    u.files.map((rel) => (rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`))
+  )
   const links = memberPaths.filter((p) => byPath.get(p)!.mode === "120000")
   const targets = new Map<string, string>()
-  for (const [oid, bytes] of yield* git.readBlobs(dir, [...new Set(links.map((p) => byPath.get(p)!.oid))])) targets.set(oid, new TextDecoder().decode(bytes))
+  for (const [oid, bytes] of yield* git.readBlobs(dir, [...new Set(links.map((p) => byPath.get(p)!.oid))]))
+    targets.set(oid, new TextDecoder().decode(bytes))
   const wanted = new Set(memberPaths.filter((p) => byPath.get(p)!.mode !== "120000").map((p) => byPath.get(p)!.oid))
   const hashFile = nodePath.join(dir, ".git", "agentsync-sha256.json")
   const known = yield* readHashCache(hashFile)
@@ -303,8 +338,14 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
       if (asked.length === 0) return new Set<string>()
       if (ignoreTree === undefined) {
         const tree1 = nodePath.join(dir, ".git", "agentsync-ignores")
-        const rules = tree.filter((e) => (e.path === ".gitignore" || e.path.endsWith("/.gitignore")) && e.mode !== "120000" && e.mode !== "160000")
-        const blobs = yield* git.readBlobs(dir, rules.map((e) => e.oid))
+        const rules = tree.filter(
+          (e) =>
+            (e.path === ".gitignore" || e.path.endsWith("/.gitignore")) && e.mode !== "120000" && e.mode !== "160000"
+        )
+        const blobs = yield* git.readBlobs(
+          dir,
+          rules.map((e) => e.oid)
+        )
         yield* Effect.tryPromise({
           try: async () => {
             await fs.rm(tree1, { recursive: true, force: true })
@@ -315,7 +356,8 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
               await fs.writeFile(abs, blobs.get(e.oid)!)
             }
           },
-          catch: (cause) => new IoError({ path: tree1, reason: `cannot write the ignore rules: ${String(cause)}`, cause })
+          catch: (cause) =>
+            new IoError({ path: tree1, reason: `cannot write the ignore rules: ${String(cause)}`, cause })
         })
         ignoreTree = tree1
       }
@@ -366,15 +408,25 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
     for (const rel of u.files) {
       const rp = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
       const abs = nodePath.join(path, ...rp.split("/"))
-      const st = yield* Effect.tryPromise({ try: () => fs.lstat(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+      const st = yield* Effect.tryPromise({
+        try: () => fs.lstat(abs),
+        catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
+      })
       if (st.isSymbolicLink()) {
-        const target = yield* Effect.tryPromise({ try: () => fs.readlink(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+        const target = yield* Effect.tryPromise({
+          try: () => fs.readlink(abs),
+          catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
+        })
         if (!linkStaysInside(rel, target)) {
           ignored.push({ path: rp, reason: `a symbolic link to ${target} leads outside the unit; not deployed` })
           continue
         }
         files[rel] = digestOf(sha256(target), "link")
-      } else files[rel] = yield* Effect.try({ try: () => fileDigestSync(abs), catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause }) })
+      } else
+        files[rel] = yield* Effect.try({
+          try: () => fileDigestSync(abs),
+          catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
+        })
     }
     if (Object.keys(files).length > 0) units.set(u.name, { layout: u, files, oids: {} })
   }
@@ -403,5 +455,7 @@ export const prepareSource = Effect.fn("SkillSync.prepareSource")(function* (
 ) {
   const location = yield* parseSourceUri(source.uri)
   yield* checkRef(source.ref)
-  return location._tag === "Local" ? yield* prepareLocal(source, location.path) : yield* prepareGit(source, location, options)
+  return location._tag === "Local"
+    ? yield* prepareLocal(source, location.path)
+    : yield* prepareGit(source, location, options)
 })

@@ -8,7 +8,11 @@ export interface DeployServerSettings {
   readonly hook: Option.Option<ReadonlyArray<string>>
   /** Where the deployed app answers; a release's health path is appended to it. */
   readonly healthUrl: Option.Option<string>
-  readonly registry: Option.Option<{ readonly host: Option.Option<string>; readonly username: string; readonly password: Redacted.Redacted<string> }>
+  readonly registry: Option.Option<{
+    readonly host: Option.Option<string>
+    readonly username: string
+    readonly password: Redacted.Redacted<string>
+  }>
   /** How long a deploy lock lasts without a heartbeat. */
   readonly leaseSeconds: number
   /** Default and cap of a release's health wait. */
@@ -21,9 +25,17 @@ export interface DeployServerSettings {
 }
 
 /** What the server keeps to itself: a hook never sees these variables. */
-export const SERVER_SECRETS = ["AGENTSYNC_REGISTRY_PASSWORD", "DATABASE_URL", "AGENTSYNC_SERVE_DATABASE_URL", "AGENTSYNC_TOKEN"]
+export const SERVER_SECRETS = [
+  "AGENTSYNC_REGISTRY_PASSWORD",
+  "DATABASE_URL",
+  "AGENTSYNC_SERVE_DATABASE_URL",
+  "AGENTSYNC_TOKEN"
+]
 
-export class DeployServerConfig extends Context.Tag("agentsync/server/DeployServerConfig")<DeployServerConfig, DeployServerSettings>() {}
+export class DeployServerConfig extends Context.Tag("agentsync/server/DeployServerConfig")<
+  DeployServerConfig,
+  DeployServerSettings
+>() {}
 
 const HookArgv = Schema.parseJson(Schema.Array(Schema.String))
 
@@ -31,7 +43,9 @@ const hookConfig = Config.string("AGENTSYNC_DEPLOY_HOOK").pipe(
   Config.mapOrFail((text) => {
     const parsed = Schema.decodeUnknownEither(HookArgv)(text)
     if (Either.isLeft(parsed)) {
-      return Either.left(ConfigError.InvalidData([], `a JSON array of strings, e.g. ["fly","deploy","--image","{image}"]`))
+      return Either.left(
+        ConfigError.InvalidData([], `a JSON array of strings, e.g. ["fly","deploy","--image","{image}"]`)
+      )
     }
     const problem = checkHookTemplate(parsed.right)
     return problem === undefined ? Either.right(parsed.right) : Either.left(ConfigError.InvalidData([], problem))
@@ -55,12 +69,17 @@ const settings = Effect.gen(function* () {
     Config.validate({ message: "between 2 and 3600", validation: (n) => n >= 2 && n <= 3600 }),
     Config.withDefault(60)
   )
-  const healthTimeoutSeconds = yield* Config.integer("AGENTSYNC_DEPLOY_HEALTH_TIMEOUT_SECONDS").pipe(Config.withDefault(60))
+  const healthTimeoutSeconds = yield* Config.integer("AGENTSYNC_DEPLOY_HEALTH_TIMEOUT_SECONDS").pipe(
+    Config.withDefault(60)
+  )
   const redactNames = yield* Config.array(Config.string(), "AGENTSYNC_DEPLOY_REDACT").pipe(Config.withDefault([]))
   const databaseUrl = yield* Config.option(Config.redacted("DATABASE_URL"))
   if (Option.isSome(username) !== Option.isSome(password)) {
     return yield* Effect.fail(
-      ConfigError.MissingData([Option.isSome(username) ? "AGENTSYNC_REGISTRY_PASSWORD" : "AGENTSYNC_REGISTRY_USERNAME"], "the registry credential needs both a username and a password")
+      ConfigError.MissingData(
+        [Option.isSome(username) ? "AGENTSYNC_REGISTRY_PASSWORD" : "AGENTSYNC_REGISTRY_USERNAME"],
+        "the registry credential needs both a username and a password"
+      )
     )
   }
   const registry = Option.zipWith(username, password, (u, p) => ({ host, username: u, password: p }))
@@ -85,7 +104,9 @@ const settings = Effect.gen(function* () {
     healthIntervalMillis: 250,
     redact: makeRedactor(secrets),
     hookEnv: Object.fromEntries(
-      Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined && !SERVER_SECRETS.includes(e[0]))
+      Object.entries(process.env).filter(
+        (e): e is [string, string] => e[1] !== undefined && !SERVER_SECRETS.includes(e[0])
+      )
     )
   } satisfies DeployServerSettings
 })

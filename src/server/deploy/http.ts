@@ -25,12 +25,19 @@ const ops = Effect.gen(function* () {
       Option.match(config.registry, {
         onNone: () =>
           Effect.fail(
-            new NotFound({ reason: "this server hands out no registry credential: its operator sets AGENTSYNC_REGISTRY_USERNAME and AGENTSYNC_REGISTRY_PASSWORD" })
+            new NotFound({
+              reason:
+                "this server hands out no registry credential: its operator sets AGENTSYNC_REGISTRY_USERNAME and AGENTSYNC_REGISTRY_PASSWORD"
+            })
           ),
-        onSome: (r) => Effect.succeed(new RegistryCredential({ registry: Option.getOrNull(r.host), username: r.username, password: r.password }))
+        onSome: (r) =>
+          Effect.succeed(
+            new RegistryCredential({ registry: Option.getOrNull(r.host), username: r.username, password: r.password })
+          )
       }),
     lockStatus: store.lockStatus,
-    lock: (caller: Caller, payload: { readonly holder: string; readonly message: string }) => store.acquire(caller, payload.holder, payload.message),
+    lock: (caller: Caller, payload: { readonly holder: string; readonly message: string }) =>
+      store.acquire(caller, payload.holder, payload.message),
     heartbeat: store.heartbeat,
     unlock: store.unlock,
     forceUnlock: store.forceUnlock,
@@ -85,13 +92,16 @@ export const SyncDeployLive = HttpApiBuilder.group(AgentsyncApi, "deploy", (hand
       .handle("deploy", ({ headers, payload }) => as((c) => o.deploy(c, payload, idempotencyKey(headers))))
       .handle("releases", ({ urlParams }) => as((c) => o.releases(c, urlParams.limit)))
       .handle("release", ({ path }) => as((c) => o.release(c, path.number)))
-      .handle("rollback", ({ headers, path, payload }) => as((c) => o.rollback(c, path.number, payload, idempotencyKey(headers))))
+      .handle("rollback", ({ headers, path, payload }) =>
+        as((c) => o.rollback(c, path.number, payload, idempotencyKey(headers)))
+      )
   })
 )
 
 export const CloudDeployLive = HttpApiBuilder.group(AgentsyncApi, "cloudDeploy", (handlers) =>
   Effect.map(ops, (o) => {
-    const as = <A, E>(tenantId: string, f: (caller: Caller) => Effect.Effect<A, E>) => Effect.flatMap(sameTenant(tenantId), f)
+    const as = <A, E>(tenantId: string, f: (caller: Caller) => Effect.Effect<A, E>) =>
+      Effect.flatMap(sameTenant(tenantId), f)
     return handlers
       .handle("registryToken", ({ path }) => as(path.tenantId, o.registryToken))
       .handle("lockStatus", ({ path }) => as(path.tenantId, o.lockStatus))
@@ -99,15 +109,21 @@ export const CloudDeployLive = HttpApiBuilder.group(AgentsyncApi, "cloudDeploy",
       .handle("heartbeat", ({ path }) => as(path.tenantId, (c) => o.heartbeat(c, path.lockId)))
       .handle("unlock", ({ path }) => as(path.tenantId, (c) => o.unlock(c, path.lockId)))
       .handle("forceUnlock", ({ path }) => as(path.tenantId, o.forceUnlock))
-      .handle("deploy", ({ headers, path, payload }) => as(path.tenantId, (c) => o.deploy(c, payload, idempotencyKey(headers))))
+      .handle("deploy", ({ headers, path, payload }) =>
+        as(path.tenantId, (c) => o.deploy(c, payload, idempotencyKey(headers)))
+      )
       .handle("releases", ({ path, urlParams }) => as(path.tenantId, (c) => o.releases(c, urlParams.limit)))
       .handle("release", ({ path }) => as(path.tenantId, (c) => o.release(c, path.number)))
-      .handle("rollback", ({ headers, path, payload }) => as(path.tenantId, (c) => o.rollback(c, path.number, payload, idempotencyKey(headers))))
+      .handle("rollback", ({ headers, path, payload }) =>
+        as(path.tenantId, (c) => o.rollback(c, path.number, payload, idempotencyKey(headers)))
+      )
   })
 )
 
 /** Both deploy groups with their store, runner and settings; hooks run as child processes of the server. */
 export const DeployLive = Layer.mergeAll(SyncDeployLive, CloudDeployLive).pipe(
   Layer.provide(Layer.mergeAll(DeployStore.Default, ReleaseRunner.Default)),
-  Layer.provide(Layer.mergeAll(Shell.layer.pipe(Layer.provide(NodeContext.layer)), NodeHttpClient.layerUndici, DeployConfig.layer))
+  Layer.provide(
+    Layer.mergeAll(Shell.layer.pipe(Layer.provide(NodeContext.layer)), NodeHttpClient.layerUndici, DeployConfig.layer)
+  )
 )

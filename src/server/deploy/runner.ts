@@ -3,7 +3,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect, FiberSet, Option, Schedule } from "effect"
 import { showArgv } from "../../domain/deploy/redact.js"
-import { canTransition, renderHook, RUNNING, type ReleaseStatus } from "../../domain/deploy/release.js"
+import { canTransition, type ReleaseStatus, RUNNING, renderHook } from "../../domain/deploy/release.js"
 import { Shell } from "../../services/Shell.js"
 import { DeployServerConfig } from "./config.js"
 import type { StartedRelease } from "./store.js"
@@ -43,19 +43,22 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
         }).pipe(Effect.orDie)
         const move = (to: ReleaseStatus, extra: { reason?: string; reactivated?: number | null } = {}) =>
           Effect.gen(function* () {
-            if (!canTransition(status, to)) return yield* Effect.dieMessage(`release ${release.number}: ${status} → ${to} is not a move`)
+            if (!canTransition(status, to))
+              return yield* Effect.dieMessage(`release ${release.number}: ${status} → ${to} is not a move`)
             yield* flush
             const final = to === "active" || to === "failed"
-            yield* sql.withTransaction(
-              Effect.gen(function* () {
-                if (to === "active") {
-                  yield* sql`UPDATE releases SET status = 'superseded' WHERE tenant_id = ${release.tenantId} AND status = 'active'`
-                }
-                yield* sql`UPDATE releases SET status = ${to}, reason = ${extra.reason ?? null}, reactivated = ${extra.reactivated ?? null},
+            yield* sql
+              .withTransaction(
+                Effect.gen(function* () {
+                  if (to === "active") {
+                    yield* sql`UPDATE releases SET status = 'superseded' WHERE tenant_id = ${release.tenantId} AND status = 'active'`
+                  }
+                  yield* sql`UPDATE releases SET status = ${to}, reason = ${extra.reason ?? null}, reactivated = ${extra.reactivated ?? null},
                     finished_at = ${final ? sql`now()` : sql`NULL`}
                   WHERE id = ${release.id} AND status = ${status}`
-              })
-            ).pipe(Effect.orDie)
+                })
+              )
+              .pipe(Effect.orDie)
             status = to
           })
 
@@ -85,15 +88,23 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                     extendEnv: false,
                     onLine: (line) => log(line)
                   })
-                  .pipe(Effect.mapError((e) => new StepFailed(`the release hook could not start: ${config.redact(e.stderr)}`)))
-                if (result.exitCode !== 0) return yield* Effect.fail(new StepFailed(`the release hook exited with ${result.exitCode}`))
+                  .pipe(
+                    Effect.mapError(
+                      (e) => new StepFailed(`the release hook could not start: ${config.redact(e.stderr)}`)
+                    )
+                  )
+                if (result.exitCode !== 0)
+                  return yield* Effect.fail(new StepFailed(`the release hook exited with ${result.exitCode}`))
                 yield* log("hook: ok")
               })
           })
 
         const healthFor = (health: StartedRelease["health"]) =>
           Option.match(config.healthUrl, {
-            onNone: () => (health === undefined ? Effect.void : log(`health: no health URL configured on the server; ${health.path} was not checked`)),
+            onNone: () =>
+              health === undefined
+                ? Effect.void
+                : log(`health: no health URL configured on the server; ${health.path} was not checked`),
             onSome: (base) =>
               Effect.gen(function* () {
                 const url = `${base}${health?.path ?? "/"}`
@@ -103,8 +114,16 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                 const attempt = http.get(url).pipe(
                   Effect.timeout(Duration.seconds(Math.min(10, seconds))),
                   Effect.scoped,
-                  Effect.mapError((e) => (e._tag === "TimeoutException" ? "timed out" : e._tag === "RequestError" ? "no connection" : e.message)),
-                  Effect.flatMap((r) => (r.status >= 200 && r.status < 300 ? Effect.succeed(r.status) : Effect.fail(`HTTP ${r.status}`))),
+                  Effect.mapError((e) =>
+                    e._tag === "TimeoutException"
+                      ? "timed out"
+                      : e._tag === "RequestError"
+                        ? "no connection"
+                        : e.message
+                  ),
+                  Effect.flatMap((r) =>
+                    r.status >= 200 && r.status < 300 ? Effect.succeed(r.status) : Effect.fail(`HTTP ${r.status}`)
+                  ),
                   Effect.tapError((why) =>
                     Effect.suspend(() => {
                       const changed = why !== last
@@ -119,13 +138,21 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                   Effect.option
                 )
                 if (Option.isNone(ok)) {
-                  return yield* Effect.fail(new StepFailed(`health check GET ${url} gave no 2xx within ${seconds} s (last: ${last})`))
+                  return yield* Effect.fail(
+                    new StepFailed(`health check GET ${url} gave no 2xx within ${seconds} s (last: ${last})`)
+                  )
                 }
                 yield* log(`health: ${ok.value} from GET ${url}`)
               })
           })
 
-        const previous = sql<{ number: number; image: string; digest: string; health_path: string | null; health_timeout_seconds: number | null }>`
+        const previous = sql<{
+          number: number
+          image: string
+          digest: string
+          health_path: string | null
+          health_timeout_seconds: number | null
+        }>`
           SELECT number, image, digest, health_path, health_timeout_seconds FROM releases WHERE tenant_id = ${release.tenantId} AND status = 'active'`.pipe(
           Effect.map((rows) => rows[0]),
           Effect.orDie
@@ -139,10 +166,15 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
             return undefined
           }
           yield* log(`re-activating release ${before.number} (${before.image})`)
-          const health = before.health_path === null ? undefined : { path: before.health_path, timeoutSeconds: before.health_timeout_seconds ?? 60 }
+          const health =
+            before.health_path === null
+              ? undefined
+              : { path: before.health_path, timeoutSeconds: before.health_timeout_seconds ?? 60 }
           const back = yield* Effect.either(Effect.zipRight(hookFor(before), healthFor(health)))
           if (back._tag === "Left") {
-            yield* log(`re-activating release ${before.number} failed: ${back.left.reason}; it is recorded active but may not be running: act now`)
+            yield* log(
+              `re-activating release ${before.number} failed: ${back.left.reason}; it is recorded active but may not be running: act now`
+            )
             return undefined
           }
           yield* log(`release ${before.number} is active again`)

@@ -6,7 +6,7 @@ import { Effect } from "effect"
 import { type Caller, NotFound } from "../../api/common.js"
 import { DeployLockedWire, LockGrant, LockInfo, LockLost, LockStatus, Release } from "../../api/deploy.js"
 import { parseDigestImage } from "../../domain/deploy/image.js"
-import { checkRollbackTarget, RUNNING, type ReleaseKind, type ReleaseStatus } from "../../domain/deploy/release.js"
+import { checkRollbackTarget, type ReleaseKind, type ReleaseStatus, RUNNING } from "../../domain/deploy/release.js"
 import { ApiError, InvalidInput } from "../../errors.js"
 import { DeployServerConfig } from "./config.js"
 
@@ -94,9 +94,12 @@ const lockInfo = (l: LockRow) =>
   })
 
 const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
-  Effect.logError(`deploy storage: ${what} failed`, cause).pipe(Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` }))))
+  Effect.logError(`deploy storage: ${what} failed`, cause).pipe(
+    Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
+  )
 
-const COLUMNS = "id, number, kind, image, digest, tag, source_sha, dirty, rollback_of, status, reason, reactivated, who, message, health_path, health_timeout_seconds, created_at, finished_at"
+const COLUMNS =
+  "id, number, kind, image, digest, tag, source_sha, dirty, rollback_of, status, reason, reactivated, who, message, health_path, health_timeout_seconds, created_at, finished_at"
 
 export interface NewRelease {
   readonly kind: ReleaseKind
@@ -143,10 +146,11 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
 
     const acquire = Effect.fn("DeployStore.acquire")(function* (caller: Caller, holder: string, message: string) {
       const id = `lk_${randomBytes(12).toString("hex")}`
-      const taken = yield* sql.withTransaction(
-        Effect.gen(function* () {
-          yield* settleAbandoned(caller.tenantId)
-          return yield* sql<{ id: string }>`
+      const taken = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* settleAbandoned(caller.tenantId)
+            return yield* sql<{ id: string }>`
             INSERT INTO deploy_locks (tenant_id, id, holder, message, who, acquired_at, heartbeat_at, expires_at, release_id)
             VALUES (${caller.tenantId}, ${id}, ${holder}, ${message}, ${caller.label}, now(), now(), now() + make_interval(secs => ${lease}), NULL)
             ON CONFLICT (tenant_id) DO UPDATE SET id = excluded.id, holder = excluded.holder, message = excluded.message, who = excluded.who,
@@ -155,8 +159,9 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               SELECT 1 FROM releases r WHERE r.id = deploy_locks.release_id AND r.status IN ${running}
                 AND r.heartbeat_at > now() - make_interval(secs => ${lease}))
             RETURNING id`
-        })
-      ).pipe(Effect.catchTag("SqlError", storageFailure("lock")))
+          })
+        )
+        .pipe(Effect.catchTag("SqlError", storageFailure("lock")))
       const row = yield* readLock(caller.tenantId).pipe(Effect.catchTag("SqlError", storageFailure("lock")))
       if (taken.length === 0 || row === undefined) {
         return yield* new DeployLockedWire({ reason: "the tenant's deploy lock is held", lock: lockInfo(row!) })
@@ -189,7 +194,10 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
     const forceUnlock = Effect.fn("DeployStore.forceUnlock")(function* (caller: Caller) {
       const row = yield* readLock(caller.tenantId).pipe(Effect.catchTag("SqlError", storageFailure("unlock")))
       if (row?.release_running === true) {
-        return yield* new DeployLockedWire({ reason: `release ${row.release} is running on the server; the lock ends with it`, lock: lockInfo(row) })
+        return yield* new DeployLockedWire({
+          reason: `release ${row.release} is running on the server; the lock ends with it`,
+          lock: lockInfo(row)
+        })
       }
       yield* sql`UPDATE deploy_locks SET expires_at = least(expires_at, now()) WHERE tenant_id = ${caller.tenantId}`.pipe(
         Effect.catchTag("SqlError", storageFailure("unlock"))
@@ -198,19 +206,27 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
     })
 
     const releaseRow = (tenantId: string, number: number, withLog: boolean) =>
-      sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS}${withLog ? ", log" : ""} FROM releases WHERE tenant_id = $1 AND number = $2`, [tenantId, number]).pipe(
-        Effect.map((rows) => rows[0])
-      )
+      sql
+        .unsafe<ReleaseRow>(
+          `SELECT ${COLUMNS}${withLog ? ", log" : ""} FROM releases WHERE tenant_id = $1 AND number = $2`,
+          [tenantId, number]
+        )
+        .pipe(Effect.map((rows) => rows[0]))
 
     const release = Effect.fn("DeployStore.release")(function* (caller: Caller, number: number) {
-      const row = yield* releaseRow(caller.tenantId, number, true).pipe(Effect.catchTag("SqlError", storageFailure("release")))
+      const row = yield* releaseRow(caller.tenantId, number, true).pipe(
+        Effect.catchTag("SqlError", storageFailure("release"))
+      )
       if (row === undefined) return yield* new NotFound({ reason: `no release ${number}` })
       return toRelease(row)
     })
 
     const releases = Effect.fn("DeployStore.releases")(function* (caller: Caller, limit = 100) {
       const rows = yield* sql
-        .unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 ORDER BY number DESC LIMIT $2`, [caller.tenantId, limit])
+        .unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 ORDER BY number DESC LIMIT $2`, [
+          caller.tenantId,
+          limit
+        ])
         .pipe(Effect.catchTag("SqlError", storageFailure("releases")))
       return rows.map(toRelease)
     })
@@ -221,67 +237,79 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
      */
     const create = Effect.fn("DeployStore.create")(function* (caller: Caller, req: NewRelease) {
       const tenantId = caller.tenantId
-      const made = yield* sql.withTransaction(
-        Effect.gen(function* () {
-          // The lock row first: it serialises this tenant's release requests, a retry racing its first attempt included.
-          const lock = yield* readLock(tenantId, true)
-          if (req.idempotencyKey !== undefined) {
-            const again = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND idempotency_key = $2`, [
-              tenantId,
-              req.idempotencyKey
-            ])
-            if (again[0] !== undefined) return { row: again[0], created: false }
-          }
-          if (lock === undefined || lock.id !== req.lockId || lock.expires_at.getTime() <= Date.now()) {
-            return yield* new LockLost({ reason: "this deploy does not hold the tenant's deploy lock (it expired or was released by force)" })
-          }
-          if (lock.release_running) {
-            return yield* new LockLost({ reason: `release ${lock.release} is still running under this lock` })
-          }
-          let image = req.image ?? ""
-          let digest = ""
-          if (req.kind === "rollback") {
-            const target = yield* releaseRow(tenantId, req.rollbackOf!, false)
-            if (target === undefined) return yield* new NotFound({ reason: `no release ${req.rollbackOf}` })
-            const [active] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND status = 'active'`, [tenantId])
-            const problem = checkRollbackTarget(target, active)
-            if (problem !== undefined) return yield* new InvalidInput({ field: "release", reason: problem })
-            image = target.image
-            digest = target.digest
-          } else {
-            const parsed = parseDigestImage(image)
-            if (parsed === undefined) {
-              return yield* new InvalidInput({ field: "image", reason: `not an image by digest (repository@sha256:<64 hex>): ${JSON.stringify(image.slice(0, 200))}` })
+      const made = yield* sql
+        .withTransaction(
+          Effect.gen(function* () {
+            // The lock row first: it serialises this tenant's release requests, a retry racing its first attempt included.
+            const lock = yield* readLock(tenantId, true)
+            if (req.idempotencyKey !== undefined) {
+              const again = yield* sql.unsafe<ReleaseRow>(
+                `SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND idempotency_key = $2`,
+                [tenantId, req.idempotencyKey]
+              )
+              if (again[0] !== undefined) return { row: again[0], created: false }
             }
-            digest = parsed.digest
-          }
-          const [{ next }] = (yield* sql<{ next: number }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`) as [
-            { next: number }
-          ]
-          const id = randomUUID()
-          yield* sql`INSERT INTO releases ${sql.insert({
-            id,
-            tenant_id: tenantId,
-            number: next,
-            kind: req.kind,
-            image,
-            digest,
-            tag: req.tag,
-            source_sha: req.sourceSha,
-            dirty: req.dirty,
-            rollback_of: req.rollbackOf ?? null,
-            status: "pending",
-            who: caller.label,
-            message: req.message,
-            health_path: req.health?.path ?? null,
-            health_timeout_seconds: req.health === null ? null : Math.ceil(req.health.timeout_seconds),
-            idempotency_key: req.idempotencyKey ?? null
-          })}`
-          yield* sql`UPDATE deploy_locks SET release_id = ${id} WHERE tenant_id = ${tenantId}`
-          const [row] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id])
-          return { row: row!, created: true }
-        })
-      ).pipe(Effect.catchTag("SqlError", storageFailure("release")))
+            if (lock === undefined || lock.id !== req.lockId || lock.expires_at.getTime() <= Date.now()) {
+              return yield* new LockLost({
+                reason: "this deploy does not hold the tenant's deploy lock (it expired or was released by force)"
+              })
+            }
+            if (lock.release_running) {
+              return yield* new LockLost({ reason: `release ${lock.release} is still running under this lock` })
+            }
+            let image = req.image ?? ""
+            let digest = ""
+            if (req.kind === "rollback") {
+              const target = yield* releaseRow(tenantId, req.rollbackOf!, false)
+              if (target === undefined) return yield* new NotFound({ reason: `no release ${req.rollbackOf}` })
+              const [active] = yield* sql.unsafe<ReleaseRow>(
+                `SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND status = 'active'`,
+                [tenantId]
+              )
+              const problem = checkRollbackTarget(target, active)
+              if (problem !== undefined) return yield* new InvalidInput({ field: "release", reason: problem })
+              image = target.image
+              digest = target.digest
+            } else {
+              const parsed = parseDigestImage(image)
+              if (parsed === undefined) {
+                return yield* new InvalidInput({
+                  field: "image",
+                  reason: `not an image by digest (repository@sha256:<64 hex>): ${JSON.stringify(image.slice(0, 200))}`
+                })
+              }
+              digest = parsed.digest
+            }
+            const [{ next }] = (yield* sql<{
+              next: number
+            }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`) as [
+              { next: number }
+            ]
+            const id = randomUUID()
+            yield* sql`INSERT INTO releases ${sql.insert({
+              id,
+              tenant_id: tenantId,
+              number: next,
+              kind: req.kind,
+              image,
+              digest,
+              tag: req.tag,
+              source_sha: req.sourceSha,
+              dirty: req.dirty,
+              rollback_of: req.rollbackOf ?? null,
+              status: "pending",
+              who: caller.label,
+              message: req.message,
+              health_path: req.health?.path ?? null,
+              health_timeout_seconds: req.health === null ? null : Math.ceil(req.health.timeout_seconds),
+              idempotency_key: req.idempotencyKey ?? null
+            })}`
+            yield* sql`UPDATE deploy_locks SET release_id = ${id} WHERE tenant_id = ${tenantId}`
+            const [row] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id])
+            return { row: row!, created: true }
+          })
+        )
+        .pipe(Effect.catchTag("SqlError", storageFailure("release")))
       return { release: toRelease(made.row), started: startedOf(tenantId, made.row), created: made.created }
     })
 

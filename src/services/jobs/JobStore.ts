@@ -16,8 +16,8 @@ import {
   type Outcome
 } from "../../domain/jobs/runs.js"
 import { type DatabaseError, InvalidInput, IoError, type SyncInProgress } from "../../errors.js"
-import { writeFileAtomic } from "../Workspace.js"
 import * as ProcessLock from "../ProcessLock.js"
+import { writeFileAtomic } from "../Workspace.js"
 
 export type JobStoreError = DatabaseError | IoError | InvalidInput
 
@@ -34,11 +34,24 @@ export interface JobStoreShape {
   /** Claims a fire; exactly one claim of a (job, fire) is ever `Claimed`. */
   readonly claim: (request: ClaimRequest) => Effect.Effect<Claim, JobStoreError>
   /** Renews the lease of a claimed run; false when it is no longer this owner's. */
-  readonly heartbeat: (job: string, scheduledAt: number, owner: string, leaseUntil: number) => Effect.Effect<boolean, JobStoreError>
+  readonly heartbeat: (
+    job: string,
+    scheduledAt: number,
+    owner: string,
+    leaseUntil: number
+  ) => Effect.Effect<boolean, JobStoreError>
   /** Records how a claimed run ended; false when it was no longer this owner's. */
-  readonly finish: (job: string, scheduledAt: number, owner: string, outcome: Outcome) => Effect.Effect<boolean, JobStoreError>
+  readonly finish: (
+    job: string,
+    scheduledAt: number,
+    owner: string,
+    outcome: Outcome
+  ) => Effect.Effect<boolean, JobStoreError>
   /** Runs newest first, of one job or all. */
-  readonly history: (options: { readonly job?: string | undefined; readonly limit: number }) => Effect.Effect<ReadonlyArray<JobRun>, JobStoreError>
+  readonly history: (options: {
+    readonly job?: string | undefined
+    readonly limit: number
+  }) => Effect.Effect<ReadonlyArray<JobRun>, JobStoreError>
   /** The newest run of every job that has one. */
   readonly latestRuns: () => Effect.Effect<ReadonlyMap<string, JobRun>, JobStoreError>
 }
@@ -102,7 +115,10 @@ export const statePaths = (projectRoot: string) => ({
 export const makeFile = (projectRoot: string): JobStoreShape => {
   const { state, lock } = statePaths(projectRoot)
   const read = Effect.tryPromise({
-    try: () => fs.readFile(state, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
+    try: () =>
+      fs
+        .readFile(state, "utf8")
+        .catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
     catch: (cause) => new IoError({ path: state, reason: "cannot read the jobs state", cause })
   }).pipe(
     Effect.flatMap((text) => {
@@ -110,11 +126,18 @@ export const makeFile = (projectRoot: string): JobStoreShape => {
       const decoded = Schema.decodeUnknownEither(StateFile)(text)
       return Either.isRight(decoded)
         ? Effect.succeed(decoded.right.runs)
-        : Effect.fail(new InvalidInput({ file: state, reason: `not a jobs state file (${decoded.left.message.split("\n")[0]}); move it away to start afresh` }))
+        : Effect.fail(
+            new InvalidInput({
+              file: state,
+              reason: `not a jobs state file (${decoded.left.message.split("\n")[0]}); move it away to start afresh`
+            })
+          )
     })
   )
   const write = (runs: ReadonlyArray<JobRun>) =>
-    Effect.flatMap(Schema.encode(StateFile)({ version: 1, runs }).pipe(Effect.orDie), (text) => writeFileAtomic(state, text))
+    Effect.flatMap(Schema.encode(StateFile)({ version: 1, runs }).pipe(Effect.orDie), (text) =>
+      writeFileAtomic(state, text)
+    )
   const runner = Effect.gen(function* () {
     yield* ProcessLock.acquire(lock, "jobs run")
     // Holding the lock, this is the only scheduler: what the last one left running will never finish.

@@ -2,7 +2,14 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Layer, Option } from "effect"
-import { type Claim, EXPIRED_REASON, HISTORY_KEEP, JobRun, type RunStatus, type Trigger } from "../../domain/jobs/runs.js"
+import {
+  type Claim,
+  EXPIRED_REASON,
+  HISTORY_KEEP,
+  JobRun,
+  type RunStatus,
+  type Trigger
+} from "../../domain/jobs/runs.js"
 import { DatabaseError } from "../../errors.js"
 import { causeMessage } from "../Database.js"
 import { JobStore, type JobStoreShape } from "./JobStore.js"
@@ -36,7 +43,8 @@ const toRun = (r: Row): JobRun =>
     ...(r.error === null ? {} : { error: r.error })
   })
 
-const failed = (what: string) => (cause: SqlError) => new DatabaseError({ reason: `job runs: ${what}: ${causeMessage(cause)}`, cause })
+const failed = (what: string) => (cause: SqlError) =>
+  new DatabaseError({ reason: `job runs: ${what}: ${causeMessage(cause)}`, cause })
 
 /**
  * Runs in `job_runs` on the SqlClient in context. No session state and no advisory lock: every rule is a single
@@ -47,28 +55,32 @@ export const make = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const at = (ms: number) => new Date(ms)
 
-  const claim = Effect.fn("JobStore.claim")(function* (req: Parameters<JobStoreShape["claim"]>[0]) {
-    for (let attempt = 0; ; attempt++) {
-      const inserted = yield* sql<{ job: string }>`
+  const claim = Effect.fn("JobStore.claim")(
+    function* (req: Parameters<JobStoreShape["claim"]>[0]) {
+      for (let attempt = 0; ; attempt++) {
+        const inserted = yield* sql<{ job: string }>`
         INSERT INTO job_runs (job, scheduled_at, trigger, status, owner, started_at, lease_until)
         VALUES (${req.job}, ${at(req.scheduledAt)}, ${req.trigger}, 'running', ${req.owner}, ${at(req.now)}, ${at(req.leaseUntil)})
         ON CONFLICT DO NOTHING
         RETURNING job`
-      if (inserted.length > 0) return { _tag: "Claimed" } satisfies Claim
-      // The fire's row exists (Taken), or another run of the job holds the one running row (Busy or expired).
-      const rows = yield* sql<Row>`
+        if (inserted.length > 0) return { _tag: "Claimed" } satisfies Claim
+        // The fire's row exists (Taken), or another run of the job holds the one running row (Busy or expired).
+        const rows = yield* sql<Row>`
         SELECT * FROM job_runs WHERE job = ${req.job} AND (scheduled_at = ${at(req.scheduledAt)} OR status = 'running')
         ORDER BY (scheduled_at = ${at(req.scheduledAt)}) DESC`
-      const first = rows[0]
-      if (first === undefined) continue // finished between the two statements: claim again
-      const run = toRun(first)
-      if (run.scheduled_at === req.scheduledAt) return { _tag: "Taken", by: run } satisfies Claim
-      if ((run.lease_until ?? Number.POSITIVE_INFINITY) >= req.now || attempt >= 3) return { _tag: "Busy", by: run } satisfies Claim
-      yield* sql`
+        const first = rows[0]
+        if (first === undefined) continue // finished between the two statements: claim again
+        const run = toRun(first)
+        if (run.scheduled_at === req.scheduledAt) return { _tag: "Taken", by: run } satisfies Claim
+        if ((run.lease_until ?? Number.POSITIVE_INFINITY) >= req.now || attempt >= 3)
+          return { _tag: "Busy", by: run } satisfies Claim
+        yield* sql`
         UPDATE job_runs SET status = 'expired', finished_at = ${at(req.now)}, lease_until = NULL, error = ${EXPIRED_REASON}
         WHERE job = ${req.job} AND scheduled_at = ${at(run.scheduled_at)} AND status = 'running' AND lease_until < ${at(req.now)}`
-    }
-  }, Effect.mapError(failed("claim")))
+      }
+    },
+    Effect.mapError(failed("claim"))
+  )
 
   const heartbeat: JobStoreShape["heartbeat"] = (job, scheduledAt, owner, leaseUntil) =>
     sql`

@@ -1,10 +1,10 @@
 /** The access-rule tables: role rules (synced with access-control/config.yaml) and user rules (database only), deny over allow. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Schema } from "effect"
-import { DatabaseError } from "../../errors.js"
 import { accessRuleHash } from "../../domain/hash.js"
 import type { PlacedRule } from "../../domain/localPlan.js"
 import { Access, AccessEntityType, AccessRule } from "../../domain/model.js"
+import { DatabaseError } from "../../errors.js"
 import { batched, type Column, collect, dbError, decodeRow, deleteStatement, upsertStatement } from "./shared.js"
 
 const columns: ReadonlyArray<Column> = [
@@ -109,7 +109,9 @@ export class AccessRulesRepo extends Effect.Service<AccessRulesRepo>()("agentsyn
         .pipe(Effect.mapError(dbError("cannot read user access rules")))
       return yield* Schema.decodeUnknown(Schema.Array(UserAccessRule))(
         rows.map(({ justification, ...r }) => (justification === null ? r : { ...r, justification }))
-      ).pipe(Effect.mapError((cause) => new DatabaseError({ reason: `invalid user access rule: ${cause.message}`, cause })))
+      ).pipe(
+        Effect.mapError((cause) => new DatabaseError({ reason: `invalid user access rule: ${cause.message}`, cause }))
+      )
     })
     const upsertUserRules = Effect.fn("AccessRulesRepo.upsertUserRules")((rules: ReadonlyArray<UserAccessRule>) =>
       batched(

@@ -58,7 +58,12 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("agentsync/AgentsRe
       batched(sql, UPSERT, items.map(toRow), "cannot write agents")
     )
     const remove = Effect.fn("AgentsRepo.remove")((ids: ReadonlyArray<string>) =>
-      batched(sql, DELETE, ids.map((id) => ({ id })), "cannot delete agents")
+      batched(
+        sql,
+        DELETE,
+        ids.map((id) => ({ id })),
+        "cannot delete agents"
+      )
     )
     return { list, upsert, remove } as const
   })

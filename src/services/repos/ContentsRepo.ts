@@ -2,10 +2,19 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either } from "effect"
 import { contentHash, contentKey } from "../../domain/hash.js"
-import type { ContentMeta } from "../../domain/localSides.js"
 import type { ContentWrite } from "../../domain/localPlan.js"
+import type { ContentMeta } from "../../domain/localSides.js"
 import { Content, ContentSource, parseDate } from "../../domain/model.js"
-import { batched, type Column, collect, dbError, decodeRow, deleteStatement, jsonChunks, upsertStatement } from "./shared.js"
+import {
+  batched,
+  type Column,
+  collect,
+  dbError,
+  decodeRow,
+  deleteStatement,
+  jsonChunks,
+  upsertStatement
+} from "./shared.js"
 
 const columns: ReadonlyArray<Column> = [
   ["source", "text"],
@@ -77,7 +86,6 @@ FROM json_to_recordset($1::json) AS d(${columns.map(([n, t]) => `"${n}" ${t}`).j
 WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.expected`
 const FETCH = `${SELECT_FULL} JOIN json_to_recordset($1::json) AS k(source text, slug text) ON c.source = k.source AND c.slug = k.slug`
 
-
 const sourceColumns: ReadonlyArray<Column> = [
   ["source", "text"],
   ["layout", "text"],
@@ -121,18 +129,36 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
     })
     /** Writes items with the SHA-256 of the file each is. */
     const upsert = Effect.fn("ContentsRepo.upsert")((items: ReadonlyArray<ContentWrite>) =>
-      batched(sql, UPSERT, items.map((w) => toRow(w.item, w.fileSha)), "cannot write contents")
+      batched(
+        sql,
+        UPSERT,
+        items.map((w) => toRow(w.item, w.fileSha)),
+        "cannot write contents"
+      )
     )
     /** Rows now match these files: fields and file hash, for rows still at `expectedHash`. */
-    const record = Effect.fn("ContentsRepo.record")((items: ReadonlyArray<ContentWrite & { readonly expectedHash: string }>) =>
-      batched(sql, RECORD, items.map((w) => ({ ...toRow(w.item, w.fileSha), expected: w.expectedHash })), "cannot record file hashes")
+    const record = Effect.fn("ContentsRepo.record")(
+      (items: ReadonlyArray<ContentWrite & { readonly expectedHash: string }>) =>
+        batched(
+          sql,
+          RECORD,
+          items.map((w) => ({ ...toRow(w.item, w.fileSha), expected: w.expectedHash })),
+          "cannot record file hashes"
+        )
     )
     const remove = Effect.fn("ContentsRepo.remove")((keys: ReadonlyArray<Pick<Content, "source" | "slug">>) =>
-      batched(sql, DELETE, keys.map((k) => ({ source: k.source, slug: k.slug })), "cannot delete contents")
+      batched(
+        sql,
+        DELETE,
+        keys.map((k) => ({ source: k.source, slug: k.slug })),
+        "cannot delete contents"
+      )
     )
     const listSources = Effect.fn("ContentsRepo.listSources")(function* () {
       const rows = yield* sql
-        .unsafe<Record<string, unknown>>(`SELECT source, layout, declared, description, original FROM content_sources ORDER BY source`)
+        .unsafe<Record<string, unknown>>(
+          `SELECT source, layout, declared, description, original FROM content_sources ORDER BY source`
+        )
         .pipe(Effect.mapError(dbError("cannot read content sources")))
       // A source row that does not decode is ignored: the layout then falls back to what the disk shows.
       return rows.flatMap((r) => {
@@ -144,12 +170,23 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
       batched(
         sql,
         UPSERT_SOURCES,
-        sources.map((s) => ({ source: s.source, layout: s.layout, declared: s.declared, description: s.description, original: s.original })),
+        sources.map((s) => ({
+          source: s.source,
+          layout: s.layout,
+          declared: s.declared,
+          description: s.description,
+          original: s.original
+        })),
         "cannot write content sources"
       )
     )
     const removeSources = Effect.fn("ContentsRepo.removeSources")((sources: ReadonlyArray<string>) =>
-      batched(sql, DELETE_SOURCES, sources.map((source) => ({ source })), "cannot delete content sources")
+      batched(
+        sql,
+        DELETE_SOURCES,
+        sources.map((source) => ({ source })),
+        "cannot delete content sources"
+      )
     )
     return { list, listMeta, fetch, upsert, record, remove, listSources, upsertSources, removeSources } as const
   })

@@ -27,7 +27,14 @@ export class ItemFilesRepo extends Effect.Service<ItemFilesRepo>()("agentsync/It
     const sql = yield* SqlClient.SqlClient
     const list = Effect.fn("ItemFilesRepo.list")(function* () {
       const rows = yield* sql
-        .unsafe<{ path: string; kind: ItemFileRow["kind"]; owner: string | null; sha256: string; mode: number; size: string | number }>(
+        .unsafe<{
+          path: string
+          kind: ItemFileRow["kind"]
+          owner: string | null
+          sha256: string
+          mode: number
+          size: string | number
+        }>(
           `SELECT f.path, f.kind, f.owner, f.sha256, f.mode, b.size FROM item_files f JOIN item_blobs b USING (sha256) ORDER BY f.path`
         )
         .pipe(Effect.mapError(dbError("cannot read item files")))
@@ -54,7 +61,11 @@ export class ItemFilesRepo extends Effect.Service<ItemFilesRepo>()("agentsync/It
         )
       }
       for (const f of missing.values()) {
-        batch.push({ sha256: f.sha, size: f.bytes.length, b64: Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.byteLength).toString("base64") })
+        batch.push({
+          sha256: f.sha,
+          size: f.bytes.length,
+          b64: Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.byteLength).toString("base64")
+        })
         size += f.bytes.length
         if (size >= BLOB_BATCH_BYTES) yield* flush()
       }
@@ -67,7 +78,12 @@ export class ItemFilesRepo extends Effect.Service<ItemFilesRepo>()("agentsync/It
       )
     })
     const remove = Effect.fn("ItemFilesRepo.remove")((paths: ReadonlyArray<string>) =>
-      batched(sql, DELETE, paths.map((path) => ({ path })), "cannot delete item files")
+      batched(
+        sql,
+        DELETE,
+        paths.map((path) => ({ path })),
+        "cannot delete item files"
+      )
     )
     /** Drops bytes no file refers to. */
     const collectGarbage = Effect.fn("ItemFilesRepo.collectGarbage")(() =>
@@ -79,7 +95,10 @@ export class ItemFilesRepo extends Effect.Service<ItemFilesRepo>()("agentsync/It
       const unique = [...new Set(shas)]
       for (let i = 0; i < unique.length; i += 256) {
         const rows = yield* sql
-          .unsafe<{ sha256: string; bytes: Uint8Array }>(`SELECT sha256, bytes FROM item_blobs WHERE sha256 = ANY($1::text[])`, [unique.slice(i, i + 256)])
+          .unsafe<{ sha256: string; bytes: Uint8Array }>(
+            `SELECT sha256, bytes FROM item_blobs WHERE sha256 = ANY($1::text[])`,
+            [unique.slice(i, i + 256)]
+          )
           .pipe(Effect.mapError(dbError("cannot read item files")))
         for (const r of rows) out.set(r.sha256, r.bytes)
       }

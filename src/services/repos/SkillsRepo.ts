@@ -58,7 +58,12 @@ export class SkillsRepo extends Effect.Service<SkillsRepo>()("agentsync/SkillsRe
       batched(sql, UPSERT, items.map(toRow), "cannot write skills")
     )
     const remove = Effect.fn("SkillsRepo.remove")((ids: ReadonlyArray<string>) =>
-      batched(sql, DELETE, ids.map((id) => ({ id })), "cannot delete skills")
+      batched(
+        sql,
+        DELETE,
+        ids.map((id) => ({ id })),
+        "cannot delete skills"
+      )
     )
     return { list, upsert, remove } as const
   })

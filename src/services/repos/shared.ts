@@ -7,6 +7,7 @@ import { causeMessage } from "../Database.js"
 
 export type { InvalidRow, Listed, Stored } from "../../domain/stored.js"
 export { unstorable, unstorableJson } from "../../domain/stored.js"
+
 import type { InvalidRow, Listed, Stored } from "../../domain/stored.js"
 
 export const dbError =
@@ -24,7 +25,11 @@ export const CHUNK_ROWS = 2000
 export const CHUNK_BYTES = 16 * 1024 * 1024
 
 /** Splits rows into JSON arrays of at most CHUNK_ROWS rows and about CHUNK_BYTES characters each. */
-export const jsonChunks = (rows: ReadonlyArray<Record<string, unknown>>, maxRows = CHUNK_ROWS, maxBytes = CHUNK_BYTES): Array<string> => {
+export const jsonChunks = (
+  rows: ReadonlyArray<Record<string, unknown>>,
+  maxRows = CHUNK_ROWS,
+  maxBytes = CHUNK_BYTES
+): Array<string> => {
   const out: Array<string> = []
   let parts: Array<string> = []
   let size = 0
@@ -77,7 +82,11 @@ export const batched = (
       )
 
 /** Decodes a row mapped to a domain shape; a failure names the row's key and the field. */
-export const decodeRow = <A, I>(schema: Schema.Schema<A, I>, key: string, value: unknown): Either.Either<A, InvalidRow> =>
+export const decodeRow = <A, I>(
+  schema: Schema.Schema<A, I>,
+  key: string,
+  value: unknown
+): Either.Either<A, InvalidRow> =>
   Either.mapLeft(Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })(value), (error) => ({
     key,
     reason: ParseResult.ArrayFormatter.formatErrorSync(error)
@@ -100,9 +109,11 @@ export const collect = <A>(
     if (Either.isLeft(decoded)) invalid.push(decoded.left)
     else {
       const stored = row["version_hash"]
-      items.push({ item: decoded.right, hash: typeof stored === "string" && stored !== "" ? stored : hash(decoded.right) })
+      items.push({
+        item: decoded.right,
+        hash: typeof stored === "string" && stored !== "" ? stored : hash(decoded.right)
+      })
     }
   }
   return { items, invalid }
 }
-

@@ -38,7 +38,14 @@ describe("layout detection from a repository's own markers", () => {
   })
 
   it("Codex skill trees, category folders of subagents, and a .claude/ folder", () => {
-    expect(unitsOf(["skills/.system/creator/SKILL.md", "skills/.curated/gh-fix-ci/SKILL.md", "skills/.curated/gh-fix-ci/scripts/a.py", "README.md"])).toMatchObject({
+    expect(
+      unitsOf([
+        "skills/.system/creator/SKILL.md",
+        "skills/.curated/gh-fix-ci/SKILL.md",
+        "skills/.curated/gh-fix-ci/scripts/a.py",
+        "README.md"
+      ])
+    ).toMatchObject({
       kinds: ["Codex skills: skills/.system, skills/.curated"],
       units: [
         ["skills/creator", "skills/.system/creator"],
@@ -46,14 +53,29 @@ describe("layout detection from a repository's own markers", () => {
       ]
     })
     // Categories that are also plugins (with a manifest but no skills/agents folders) are categories.
-    expect(unitsOf(["categories/01-core/.claude-plugin/plugin.json", "categories/01-core/README.md", "categories/01-core/api.md", "categories/02-lang/py.md"])).toMatchObject({
+    expect(
+      unitsOf([
+        "categories/01-core/.claude-plugin/plugin.json",
+        "categories/01-core/README.md",
+        "categories/01-core/api.md",
+        "categories/02-lang/py.md"
+      ])
+    ).toMatchObject({
       kinds: ["subagents in category folders: 2 under categories/*"],
       units: [
         ["agents/api", "categories/01-core/api.md"],
         ["agents/py", "categories/02-lang/py.md"]
       ]
     })
-    expect(unitsOf([".zshrc", ".claude/settings.json", ".claude/skills/notes/SKILL.md", ".claude/agents/helper.md", ".claude/commands/git/commit.md"])).toMatchObject({
+    expect(
+      unitsOf([
+        ".zshrc",
+        ".claude/settings.json",
+        ".claude/skills/notes/SKILL.md",
+        ".claude/agents/helper.md",
+        ".claude/commands/git/commit.md"
+      ])
+    ).toMatchObject({
       kinds: ["a tool home folder: .claude/"],
       units: [
         ["skills/notes", ".claude/skills/notes"],
@@ -62,18 +84,34 @@ describe("layout detection from a repository's own markers", () => {
       ]
     })
     // A repository's own .claude/ settings do not hide the marketplace it is.
-    expect(unitsOf([".claude/commands/triage.md", "plugins/a/.claude-plugin/plugin.json", "plugins/a/commands/x.md"]).units).toEqual([["commands/a/x", "plugins/a/commands/x.md"]])
+    expect(
+      unitsOf([".claude/commands/triage.md", "plugins/a/.claude-plugin/plugin.json", "plugins/a/commands/x.md"]).units
+    ).toEqual([["commands/a/x", "plugins/a/commands/x.md"]])
   })
 
   it("the common layouts still apply, after the detected ones", () => {
-    expect(unitsOf(["skills/pdf/SKILL.md", "agents/a.md", "agents/README.md"])).toMatchObject({ kinds: [], units: [["skills/pdf", "skills/pdf"], ["agents/a", "agents/a.md"]] })
+    expect(unitsOf(["skills/pdf/SKILL.md", "agents/a.md", "agents/README.md"])).toMatchObject({
+      kinds: [],
+      units: [
+        ["skills/pdf", "skills/pdf"],
+        ["agents/a", "agents/a.md"]
+      ]
+    })
   })
 
   it("says what a tree holds when nothing matches", () => {
-    expect(describeTree(["bundles/a/skills/x/SKILL.md", "bundles/b/skills/y/SKILL.md", "bundles/b/skills/y/ref.md", "docs/guide.md", "docs/faq.md", "README.md"])).toEqual([
-      "found 2 SKILL.md under bundles/*/skills/*",
-      "found 2 .md files in docs/"
+    expect(
+      describeTree([
+        "bundles/a/skills/x/SKILL.md",
+        "bundles/b/skills/y/SKILL.md",
+        "bundles/b/skills/y/ref.md",
+        "docs/guide.md",
+        "docs/faq.md",
+        "README.md"
+      ])
+    ).toEqual(["found 2 SKILL.md under bundles/*/skills/*", "found 2 .md files in docs/"])
+    expect(describeTree(["README.md", "src/index.ts"])).toEqual([
+      "found no SKILL.md and no Markdown outside the top folder among 2 files"
     ])
-    expect(describeTree(["README.md", "src/index.ts"])).toEqual(["found no SKILL.md and no Markdown outside the top folder among 2 files"])
   })
 })

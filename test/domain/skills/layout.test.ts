@@ -63,8 +63,16 @@ describe("layout mapping", () => {
   })
 
   it("maps a unit name back to its roots (to adopt a unit that exists only in a home)", () => {
-    expect(unitFromName(defaults, "skills/new")).toMatchObject({ repoRoot: "skills/new", homeRoot: "skills/new", folder: true })
-    expect(unitFromName(defaults, "agents/ops/x")).toMatchObject({ repoRoot: "agents/ops/x.md", homeRoot: "agents/ops/x.md", folder: false })
+    expect(unitFromName(defaults, "skills/new")).toMatchObject({
+      repoRoot: "skills/new",
+      homeRoot: "skills/new",
+      folder: true
+    })
+    expect(unitFromName(defaults, "agents/ops/x")).toMatchObject({
+      repoRoot: "agents/ops/x.md",
+      homeRoot: "agents/ops/x.md",
+      folder: false
+    })
     expect(unitFromName(defaults, "elsewhere/x")).toBeUndefined()
   })
 
@@ -77,17 +85,25 @@ describe("layout mapping", () => {
 
   it("every repo file belongs to at most one unit, and each unit's home root is its own", () => {
     // A path listed twice is one file (found by this property).
-    expect(discoverUnits(defaults, ["skills/ops/SKILL.md", "skills/ops/SKILL.md"]).units.map((u) => u.files)).toEqual([["SKILL.md"]])
+    expect(discoverUnits(defaults, ["skills/ops/SKILL.md", "skills/ops/SKILL.md"]).units.map((u) => u.files)).toEqual([
+      ["SKILL.md"]
+    ])
     const segment = fc.constantFrom("a", "b", "SKILL.md", "x.md", "ops", "skills", "agents", "commands")
     fc.assert(
-      fc.property(fc.array(fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/")), { maxLength: 30 }), (paths) => {
-        const { units } = discoverUnits(defaults, paths)
-        const owned = units.flatMap((u) => u.files.map((f) => (f === "" ? u.repoRoot : `${u.repoRoot}/${f}`)))
-        expect(new Set(owned).size).toBe(owned.length)
-        for (const p of owned) expect(paths).toContain(p)
-        const homes = units.map((u) => u.homeRoot)
-        expect(new Set(homes).size).toBe(homes.length)
-      }),
+      fc.property(
+        fc.array(
+          fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/")),
+          { maxLength: 30 }
+        ),
+        (paths) => {
+          const { units } = discoverUnits(defaults, paths)
+          const owned = units.flatMap((u) => u.files.map((f) => (f === "" ? u.repoRoot : `${u.repoRoot}/${f}`)))
+          expect(new Set(owned).size).toBe(owned.length)
+          for (const p of owned) expect(paths).toContain(p)
+          const homes = units.map((u) => u.homeRoot)
+          expect(new Set(homes).size).toBe(homes.length)
+        }
+      ),
       { numRuns: 1000 }
     )
   })
@@ -102,8 +118,18 @@ describe("layout mapping", () => {
 
   it("named captures let home and repo keep different segments; exclude leaves files out as anchors and as members", () => {
     const layout = layoutOf([
-      { glob: "plugins/{plugin}/skills/{name}/SKILL.md", repo: "plugins/{plugin}/skills/{name}", home: "skills/{name}", exclude: ["**/drafts/**", "*.bak"] },
-      { glob: "plugins/{plugin}/agents/{name}.md", repo: "plugins/{plugin}/agents/{name}.md", home: "agents/{plugin}/{name}.md", exclude: ["README.md"] }
+      {
+        glob: "plugins/{plugin}/skills/{name}/SKILL.md",
+        repo: "plugins/{plugin}/skills/{name}",
+        home: "skills/{name}",
+        exclude: ["**/drafts/**", "*.bak"]
+      },
+      {
+        glob: "plugins/{plugin}/agents/{name}.md",
+        repo: "plugins/{plugin}/agents/{name}.md",
+        home: "agents/{plugin}/{name}.md",
+        exclude: ["README.md"]
+      }
     ])
     const { units, collisions } = discoverUnits(layout, [
       "plugins/ops/skills/deploy/SKILL.md",
@@ -124,11 +150,16 @@ describe("layout mapping", () => {
     expect(isExcluded(layout, units[0]!, "notes.md")).toBe(false)
     // The skill's home drops {plugin}: it cannot be read backwards, the agents' can.
     expect(unitFromName(layout, "skills/deploy")).toBeUndefined()
-    expect(unitFromName(layout, "agents/ops/pager")).toMatchObject({ repoRoot: "plugins/ops/agents/pager.md", homeRoot: "agents/ops/pager.md" })
+    expect(unitFromName(layout, "agents/ops/pager")).toMatchObject({
+      repoRoot: "plugins/ops/agents/pager.md",
+      homeRoot: "agents/ops/pager.md"
+    })
   })
 
   it("two repo units on one home path, or one inside the other's folder, are a collision naming both", () => {
-    const layout = layoutOf([{ glob: "packs/{pack}/{name}/SKILL.md", repo: "packs/{pack}/{name}", home: "skills/{name}" }])
+    const layout = layoutOf([
+      { glob: "packs/{pack}/{name}/SKILL.md", repo: "packs/{pack}/{name}", home: "skills/{name}" }
+    ])
     const found = discoverUnits(layout, ["packs/a/pdf/SKILL.md", "packs/b/pdf/SKILL.md", "packs/b/other/SKILL.md"])
     expect(found.units.map((u) => u.repoRoot)).toEqual(["packs/a/pdf", "packs/b/other"])
     expect(found.collisions).toEqual([{ home: "skills/pdf", first: "packs/a/pdf", second: "packs/b/pdf" }])
@@ -136,23 +167,36 @@ describe("layout mapping", () => {
       { glob: "a/*/SKILL.md", repo: "a/*", home: "skills/*" },
       { glob: "b/*.md", repo: "b/*.md", home: "skills/x/*.md" }
     ])
-    expect(discoverUnits(nested, ["a/x/SKILL.md", "b/y.md"]).collisions).toEqual([{ home: "skills/x/y.md", first: "a/x", second: "b/y.md" }])
+    expect(discoverUnits(nested, ["a/x/SKILL.md", "b/y.md"]).collisions).toEqual([
+      { home: "skills/x/y.md", first: "a/x", second: "b/y.md" }
+    ])
   })
 
   it("a rule that does not compile names its field", () => {
-    expect(layoutProblem([{ glob: "x/{a}/SKILL.md", repo: "x/{a}", home: "skills/{b}" }])).toEqual({ index: 0, field: "home", reason: "uses {b}, which the glob does not capture" })
+    expect(layoutProblem([{ glob: "x/{a}/SKILL.md", repo: "x/{a}", home: "skills/{b}" }])).toEqual({
+      index: 0,
+      field: "home",
+      reason: "uses {b}, which the glob does not capture"
+    })
     expect(layoutProblem([{ glob: "x/{a/SKILL.md", repo: "x", home: "y" }])?.field).toBe("glob")
-    expect(layoutProblem([{ glob: "x/{a}/{a}.md", repo: "x/{a}/{a}.md", home: "a/{a}.md" }])?.reason).toMatch(/same capture twice/)
+    expect(layoutProblem([{ glob: "x/{a}/{a}.md", repo: "x/{a}/{a}.md", home: "a/{a}.md" }])?.reason).toMatch(
+      /same capture twice/
+    )
     expect(layoutProblem(DEFAULT_LAYOUT)).toBeUndefined()
   })
 
   it("a layout file is parsed with the line of the rule that is wrong", () => {
-    const text = "# team layout\n- glob: skills/*/SKILL.md\n  repo: skills/*\n  home: skills/*\n- glob: x/{a}.md\n  repo: x/{a}.md\n  home: y/{z}.md\n"
+    const text =
+      "# team layout\n- glob: skills/*/SKILL.md\n  repo: skills/*\n  home: skills/*\n- glob: x/{a}.md\n  repo: x/{a}.md\n  home: y/{z}.md\n"
     const e = Either.getLeft(parseLayout("layout.yaml", text))
-    expect(e.pipe((o) => (o._tag === "Some" ? o.value.message : ""))).toBe('layout.yaml:7: 1.home: "y/{z}.md" uses {z}, which the glob does not capture')
-    expect(Either.getOrThrow(parseLayout("layout.yaml", "- {glob: a/*.md, repo: a/*.md, home: b/*.md, exclude: [README.md]}\n"))).toEqual([
-      { glob: "a/*.md", repo: "a/*.md", home: "b/*.md", exclude: ["README.md"] }
-    ])
+    expect(e.pipe((o) => (o._tag === "Some" ? o.value.message : ""))).toBe(
+      'layout.yaml:7: 1.home: "y/{z}.md" uses {z}, which the glob does not capture'
+    )
+    expect(
+      Either.getOrThrow(
+        parseLayout("layout.yaml", "- {glob: a/*.md, repo: a/*.md, home: b/*.md, exclude: [README.md]}\n")
+      )
+    ).toEqual([{ glob: "a/*.md", repo: "a/*.md", home: "b/*.md", exclude: ["README.md"] }])
     expect(Either.isLeft(parseLayout("layout.yaml", "- {glob: ../x/*.md, repo: ../x/*.md, home: b/*.md}\n"))).toBe(true)
   })
 
@@ -163,7 +207,16 @@ describe("layout mapping", () => {
       { dir: "agents", depth: 2 },
       { dir: "commands", depth: 1 }
     ])
-    const found = unitsFromHome(defaults, ["skills/new/SKILL.md", "skills/new/ref.md", "skills/nothing/notes.md", "agents/a.md", "agents/team/b.md", "agents/README.md", "commands/c.md", "commands/deep/d.md"])
+    const found = unitsFromHome(defaults, [
+      "skills/new/SKILL.md",
+      "skills/new/ref.md",
+      "skills/nothing/notes.md",
+      "agents/a.md",
+      "agents/team/b.md",
+      "agents/README.md",
+      "commands/c.md",
+      "commands/deep/d.md"
+    ])
     expect(found.map((u) => [u.name, u.repoRoot])).toEqual([
       ["skills/new", "skills/new"],
       ["agents/a", "agents/a.md"],
@@ -175,12 +228,22 @@ describe("layout mapping", () => {
   it("every unit read back from its home is the unit the repo would give (round trip)", () => {
     const segment = fc.constantFrom("a", "b", "x.md", "SKILL.md", "README.md")
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.constantFrom("skills", "agents", "commands"), fc.array(segment, { minLength: 1, maxLength: 3 })).map(([top, s]) => `${top}/${s.join("/")}`), { maxLength: 20 }), (paths) => {
-        const repo = discoverUnits(defaults, paths).units
-        const homePaths = repo.flatMap((u) => u.files.map((f) => (f === "" ? u.homeRoot : `${u.homeRoot}/${f}`)))
-        const back = unitsFromHome(defaults, homePaths)
-        expect(back.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()).toEqual(repo.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort())
-      }),
+      fc.property(
+        fc.array(
+          fc
+            .tuple(fc.constantFrom("skills", "agents", "commands"), fc.array(segment, { minLength: 1, maxLength: 3 }))
+            .map(([top, s]) => `${top}/${s.join("/")}`),
+          { maxLength: 20 }
+        ),
+        (paths) => {
+          const repo = discoverUnits(defaults, paths).units
+          const homePaths = repo.flatMap((u) => u.files.map((f) => (f === "" ? u.homeRoot : `${u.homeRoot}/${f}`)))
+          const back = unitsFromHome(defaults, homePaths)
+          expect(back.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()).toEqual(
+            repo.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()
+          )
+        }
+      ),
       { numRuns: 500 }
     )
   })

@@ -17,10 +17,12 @@ const H3 = "3".repeat(64)
 
 // A tiny universe of contents, so that "the same bytes on both sides" happens as often as "different".
 const Hash = Schema.Literal(H1, H2, H3)
-const SideSchema = Schema.UndefinedOr(Schema.Struct({
+const SideSchema = Schema.UndefinedOr(
+  Schema.Struct({
     "SKILL.md": Schema.optionalWith(Hash, { exact: true }),
     "ref.md": Schema.optionalWith(Hash, { exact: true })
-  }))
+  })
+)
 const ToolSchema = Schema.Struct({ base: SideSchema, home: SideSchema })
 const Input = Schema.Struct({
   repo: SideSchema,
@@ -61,10 +63,16 @@ const applyPlan = (s: UnitState, actions: ReadonlyArray<SkillAction>): UnitState
 const present = (s: Side) => s !== undefined && Object.keys(s).length > 0
 const paths = (a: Side, b: Side) => new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})])
 /** Writing `target` over `side` keeps every file the side changed from its base (or already holds the target's). */
-const keepsEdits = (side: Side, base: Side, target: Side) => [...paths(side, base)].every((p) => side?.[p] === base?.[p] || side?.[p] === target?.[p])
+const keepsEdits = (side: Side, base: Side, target: Side) =>
+  [...paths(side, base)].every((p) => side?.[p] === base?.[p] || side?.[p] === target?.[p])
 const sameState = (a: UnitState, b: UnitState) =>
   sameSide(a.repo, b.repo) &&
-  a.tools.every((t, i) => sameSide(t.home, b.tools[i]!.home) && sameSide(t.base, b.tools[i]!.base) && present(t.base) === present(b.tools[i]!.base))
+  a.tools.every(
+    (t, i) =>
+      sameSide(t.home, b.tools[i]!.home) &&
+      sameSide(t.base, b.tools[i]!.base) &&
+      present(t.base) === present(b.tools[i]!.base)
+  )
 
 const arbInput = Arbitrary.make(Input)
 const arbOptions = Arbitrary.make(Options)
@@ -119,7 +127,8 @@ describe("skill planner laws", () => {
         const state = toState(input)
         const after = applyPlan(state, planUnit(state, { ...options, prefer: undefined }))
         state.tools.forEach((t, i) => {
-          for (const p of paths(t.home, t.base)) if (t.home?.[p] !== t.base?.[p]) expect(after.tools[i]!.home?.[p]).toBe(t.home?.[p])
+          for (const p of paths(t.home, t.base))
+            if (t.home?.[p] !== t.base?.[p]) expect(after.tools[i]!.home?.[p]).toBe(t.home?.[p])
         })
         // The repo's edits, against every tool's base (the repo has no base of its own).
         for (const p of paths(state.repo, undefined)) {
@@ -139,7 +148,8 @@ describe("skill planner laws", () => {
           expect(a.lock).toBe("keep")
           expect(a.reason.length).toBeGreaterThan(0)
           // Home against repo, or (between tools) this home against another tool's home.
-          const rival = sideHash(a.home) !== sideHash(a.repo) || state.tools.some((t) => sideHash(t.home) !== sideHash(a.home))
+          const rival =
+            sideHash(a.home) !== sideHash(a.repo) || state.tools.some((t) => sideHash(t.home) !== sideHash(a.home))
           expect(rival).toBe(true)
         }
       }),
@@ -165,26 +175,173 @@ describe("skill planner cases", () => {
     readonly reason: RegExp
   }> = [
     { name: "in sync", base: f(H1), home: f(H1), repo: f(H1), direction: "NoOp", lock: "keep", reason: /in sync/ },
-    { name: "home edited", base: f(H1), home: f(H2), repo: f(H1), direction: "ToRepo", reason: /home changed: SKILL.md/ },
-    { name: "repo edited", base: f(H1), home: f(H1), repo: f(H2), direction: "ToHome", reason: /repo changed: SKILL.md/ },
-    { name: "both to the same bytes: base refreshed", base: f(H1), home: f(H2), repo: f(H2), direction: "NoOp", lock: "set", reason: /same content/ },
+    {
+      name: "home edited",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H1),
+      direction: "ToRepo",
+      reason: /home changed: SKILL.md/
+    },
+    {
+      name: "repo edited",
+      base: f(H1),
+      home: f(H1),
+      repo: f(H2),
+      direction: "ToHome",
+      reason: /repo changed: SKILL.md/
+    },
+    {
+      name: "both to the same bytes: base refreshed",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H2),
+      direction: "NoOp",
+      lock: "set",
+      reason: /same content/
+    },
     { name: "both differently", base: f(H1), home: f(H2), repo: f(H3), direction: "Conflict", reason: /both changed/ },
-    { name: "both differently, --prefer home", base: f(H1), home: f(H2), repo: f(H3), o: { prefer: "home" }, direction: "ToRepo", reason: /--prefer home/ },
-    { name: "both differently, --prefer repo", base: f(H1), home: f(H2), repo: f(H3), o: { prefer: "repo" }, direction: "ToHome", reason: /--prefer repo/ },
-    { name: "only in the repo, no base", base: undefined, home: undefined, repo: f(H1), direction: "ToHome", reason: /new in the repo/ },
-    { name: "only in the home, no base", base: undefined, home: f(H1), repo: undefined, direction: "ToRepo", reason: /new in the home/ },
-    { name: "first adoption, equal", base: undefined, home: f(H1), repo: f(H1), direction: "NoOp", lock: "set", reason: /first adoption/ },
-    { name: "first adoption, different", base: undefined, home: f(H1), repo: f(H2), direction: "Conflict", reason: /no recorded base/ },
-    { name: "deleted in home, repo unchanged", base: f(H1), home: undefined, repo: f(H1), direction: "NoOp", reason: /add --delete/ },
-    { name: "deleted in home, --delete", base: f(H1), home: undefined, repo: f(H1), o: { delete: true }, direction: "ToRepo", lock: "drop", reason: /deleted in the home/ },
-    { name: "deleted in repo, home unchanged", base: f(H1), home: f(H1), repo: undefined, direction: "NoOp", reason: /add --delete/ },
-    { name: "deleted in repo, --delete", base: f(H1), home: f(H1), repo: undefined, o: { delete: true }, direction: "ToHome", lock: "drop", reason: /deleted in the repo/ },
-    { name: "deleted in home, edited in repo", base: f(H1), home: undefined, repo: f(H2), direction: "Conflict", reason: /deleted in the home, changed in the repo/ },
-    { name: "deleted on both sides", base: f(H1), home: undefined, repo: undefined, direction: "NoOp", lock: "drop", reason: /deleted on both/ },
-    { name: "read-only source never receives ToRepo", base: f(H1), home: f(H2), repo: f(H1), readOnly: true, direction: "NoOp", reason: /read-only/ },
-    { name: "read-only, --prefer home keeps the home", base: f(H1), home: f(H2), repo: f(H3), readOnly: true, o: { prefer: "home" }, direction: "NoOp", reason: /read-only/ },
-    { name: "--to-home skips a ToRepo", base: f(H1), home: f(H2), repo: f(H1), o: { toHome: true }, direction: "NoOp", reason: /skipped: --to-home only/ },
-    { name: "--to-repo skips a ToHome", base: f(H1), home: f(H1), repo: f(H2), o: { toRepo: true }, direction: "NoOp", reason: /skipped: --to-repo only/ }
+    {
+      name: "both differently, --prefer home",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H3),
+      o: { prefer: "home" },
+      direction: "ToRepo",
+      reason: /--prefer home/
+    },
+    {
+      name: "both differently, --prefer repo",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H3),
+      o: { prefer: "repo" },
+      direction: "ToHome",
+      reason: /--prefer repo/
+    },
+    {
+      name: "only in the repo, no base",
+      base: undefined,
+      home: undefined,
+      repo: f(H1),
+      direction: "ToHome",
+      reason: /new in the repo/
+    },
+    {
+      name: "only in the home, no base",
+      base: undefined,
+      home: f(H1),
+      repo: undefined,
+      direction: "ToRepo",
+      reason: /new in the home/
+    },
+    {
+      name: "first adoption, equal",
+      base: undefined,
+      home: f(H1),
+      repo: f(H1),
+      direction: "NoOp",
+      lock: "set",
+      reason: /first adoption/
+    },
+    {
+      name: "first adoption, different",
+      base: undefined,
+      home: f(H1),
+      repo: f(H2),
+      direction: "Conflict",
+      reason: /no recorded base/
+    },
+    {
+      name: "deleted in home, repo unchanged",
+      base: f(H1),
+      home: undefined,
+      repo: f(H1),
+      direction: "NoOp",
+      reason: /add --delete/
+    },
+    {
+      name: "deleted in home, --delete",
+      base: f(H1),
+      home: undefined,
+      repo: f(H1),
+      o: { delete: true },
+      direction: "ToRepo",
+      lock: "drop",
+      reason: /deleted in the home/
+    },
+    {
+      name: "deleted in repo, home unchanged",
+      base: f(H1),
+      home: f(H1),
+      repo: undefined,
+      direction: "NoOp",
+      reason: /add --delete/
+    },
+    {
+      name: "deleted in repo, --delete",
+      base: f(H1),
+      home: f(H1),
+      repo: undefined,
+      o: { delete: true },
+      direction: "ToHome",
+      lock: "drop",
+      reason: /deleted in the repo/
+    },
+    {
+      name: "deleted in home, edited in repo",
+      base: f(H1),
+      home: undefined,
+      repo: f(H2),
+      direction: "Conflict",
+      reason: /deleted in the home, changed in the repo/
+    },
+    {
+      name: "deleted on both sides",
+      base: f(H1),
+      home: undefined,
+      repo: undefined,
+      direction: "NoOp",
+      lock: "drop",
+      reason: /deleted on both/
+    },
+    {
+      name: "read-only source never receives ToRepo",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H1),
+      readOnly: true,
+      direction: "NoOp",
+      reason: /read-only/
+    },
+    {
+      name: "read-only, --prefer home keeps the home",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H3),
+      readOnly: true,
+      o: { prefer: "home" },
+      direction: "NoOp",
+      reason: /read-only/
+    },
+    {
+      name: "--to-home skips a ToRepo",
+      base: f(H1),
+      home: f(H2),
+      repo: f(H1),
+      o: { toHome: true },
+      direction: "NoOp",
+      reason: /skipped: --to-home only/
+    },
+    {
+      name: "--to-repo skips a ToHome",
+      base: f(H1),
+      home: f(H1),
+      repo: f(H2),
+      o: { toRepo: true },
+      direction: "NoOp",
+      reason: /skipped: --to-repo only/
+    }
   ]
   for (const c of cases) {
     it(c.name, () => {
@@ -196,17 +353,36 @@ describe("skill planner cases", () => {
   }
 
   it("reasons list the files of a folder unit and nothing for a single-file unit", () => {
-    const folder = one({ "SKILL.md": H1, "a.py": H1 }, { "SKILL.md": H2, "a.py": H1, "b.py": H3 }, { "SKILL.md": H1, "a.py": H1 })
+    const folder = one(
+      { "SKILL.md": H1, "a.py": H1 },
+      { "SKILL.md": H2, "a.py": H1, "b.py": H3 },
+      { "SKILL.md": H1, "a.py": H1 }
+    )
     expect(folder.reason).toBe("home changed: SKILL.md, b.py")
-    const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": H2 } }] })[0]!
+    const file = planUnit({
+      source: "s",
+      unit: "agents/x",
+      readOnly: false,
+      repo: { "": H1 },
+      tools: [{ tool: "claude", base: { "": H1 }, home: { "": H2 } }]
+    })[0]!
     expect(file.reason).toBe("home changed")
   })
 
   it("a change of the executable bit alone is a change, shown as (mode)", () => {
     const x = (h: string) => `${h}+x`
-    expect(one({ "run.sh": x(H1), "SKILL.md": H1 }, { "run.sh": H1, "SKILL.md": H1 }, { "run.sh": x(H1), "SKILL.md": H1 }).reason).toBe("home changed: run.sh (mode)")
+    expect(
+      one({ "run.sh": x(H1), "SKILL.md": H1 }, { "run.sh": H1, "SKILL.md": H1 }, { "run.sh": x(H1), "SKILL.md": H1 })
+        .reason
+    ).toBe("home changed: run.sh (mode)")
     expect(one({ "run.sh": H1 }, { "run.sh": H1 }, { "run.sh": x(H2) }).reason).toBe("repo changed: run.sh")
-    const file = planUnit({ source: "s", unit: "agents/x", readOnly: false, repo: { "": H1 }, tools: [{ tool: "claude", base: { "": H1 }, home: { "": x(H1) } }] })[0]!
+    const file = planUnit({
+      source: "s",
+      unit: "agents/x",
+      readOnly: false,
+      repo: { "": H1 },
+      tools: [{ tool: "claude", base: { "": H1 }, home: { "": x(H1) } }]
+    })[0]!
     expect(file.reason).toBe("home changed (mode)")
   })
 

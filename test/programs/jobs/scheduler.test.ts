@@ -3,12 +3,15 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Either, Fiber, Ref, TestClock } from "effect"
 import { formatInstant } from "../../../src/domain/jobs/schedule.js"
 import { timingOf } from "../../../src/domain/jobs/spec.js"
-import { JobStore, type JobStoreShape, makeMemory } from "../../../src/services/jobs/JobStore.js"
 import * as Scheduler from "../../../src/programs/jobs/scheduler.js"
+import { JobStore, type JobStoreShape, makeMemory } from "../../../src/services/jobs/JobStore.js"
 
 type Spec = Parameters<typeof timingOf>[0]
 
-const job = <R>(spec: Omit<Spec, "name"> & { readonly name?: string }, program: Effect.Effect<unknown, unknown, R>): Scheduler.ScheduledJob<R> => ({
+const job = <R>(
+  spec: Omit<Spec, "name"> & { readonly name?: string },
+  program: Effect.Effect<unknown, unknown, R>
+): Scheduler.ScheduledJob<R> => ({
   ...Either.getOrThrow(timingOf({ name: "j", ...spec })),
   program
 })
@@ -17,11 +20,20 @@ const utc = (hhmm: string, day = "2024-01-01") => Date.parse(`${day}T${hhmm}:00Z
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z")
 
 /** A scheduler on `store`, forked, with its events collected; the test clock set to `start` first. */
-const start = <R>(start: number, jobs: ReadonlyArray<Scheduler.ScheduledJob<R>>, store: JobStoreShape, options: Scheduler.SchedulerOptions = {}) =>
+const start = <R>(
+  start: number,
+  jobs: ReadonlyArray<Scheduler.ScheduledJob<R>>,
+  store: JobStoreShape,
+  options: Scheduler.SchedulerOptions = {}
+) =>
   Effect.gen(function* () {
     yield* TestClock.setTime(start)
     const events = yield* Ref.make<ReadonlyArray<Scheduler.JobEvent>>([])
-    const fiber = yield* Scheduler.run(jobs, { owner: "a", ...options, onEvent: (e) => Ref.update(events, (l) => [...l, e]) }).pipe(
+    const fiber = yield* Scheduler.run(jobs, {
+      owner: "a",
+      ...options,
+      onEvent: (e) => Ref.update(events, (l) => [...l, e])
+    }).pipe(
       Effect.provideService(JobStore, store),
       // A daemon: a failed assertion must end the test, not wait for a run on a test clock that no longer moves.
       Effect.forkDaemon
@@ -53,11 +65,21 @@ describe("fire times", () => {
       const r = yield* recorder
       const s = yield* start(utc("00:05"), [job({ cron: "*/15 * * * *" }, r.program)], store)
       yield* TestClock.adjust("1 hour")
-      expect(yield* r.times).toEqual(["2024-01-01T00:15:00Z", "2024-01-01T00:30:00Z", "2024-01-01T00:45:00Z", "2024-01-01T01:00:00Z"])
+      expect(yield* r.times).toEqual([
+        "2024-01-01T00:15:00Z",
+        "2024-01-01T00:30:00Z",
+        "2024-01-01T00:45:00Z",
+        "2024-01-01T01:00:00Z"
+      ])
       const ends = yield* s.of("run.end")
-      expect(ends.map((e) => [e["status"], e["trigger"], e["next"]])).toContainEqual(["succeeded", "schedule", "2024-01-01T01:15:00Z"])
+      expect(ends.map((e) => [e["status"], e["trigger"], e["next"]])).toContainEqual([
+        "succeeded",
+        "schedule",
+        "2024-01-01T01:15:00Z"
+      ])
       yield* s.stop
-    }))
+    })
+  )
 
   it.effect("Europe/Berlin: a daily 02:30 runs once in the spring gap (at 03:30) and once in the autumn overlap", () =>
     Effect.gen(function* () {
@@ -70,9 +92,14 @@ describe("fire times", () => {
       yield* s.stop
       const t = yield* start(utc("12:00", "2024-10-25"), [daily], yield* makeMemory)
       yield* TestClock.adjust("3 days")
-      expect((yield* r.times).slice(3)).toEqual(["2024-10-26T00:30:00Z", "2024-10-27T00:30:00Z", "2024-10-28T01:30:00Z"])
+      expect((yield* r.times).slice(3)).toEqual([
+        "2024-10-26T00:30:00Z",
+        "2024-10-27T00:30:00Z",
+        "2024-10-28T01:30:00Z"
+      ])
       yield* t.stop
-    }))
+    })
+  )
 
   it.effect("America/New_York: an hourly job keeps its pace through both changes of the clocks", () =>
     Effect.gen(function* () {
@@ -87,27 +114,35 @@ describe("fire times", () => {
       const t = yield* start(utc("04:30", "2024-11-03"), [hourly], yield* makeMemory)
       yield* TestClock.adjust("3 hours")
       // 01:00 EDT, 01:00 EST, 02:00 EST.
-      expect((yield* r.times).slice(3)).toEqual(["2024-11-03T05:00:00Z", "2024-11-03T06:00:00Z", "2024-11-03T07:00:00Z"])
+      expect((yield* r.times).slice(3)).toEqual([
+        "2024-11-03T05:00:00Z",
+        "2024-11-03T06:00:00Z",
+        "2024-11-03T07:00:00Z"
+      ])
       yield* t.stop
-    }))
+    })
+  )
 })
 
 describe("long waits", () => {
-  it.effect("sleeps at most an hour at a time: a timer of more than 2^31 ms (a monthly job's wait) would never fire", () =>
-    Effect.gen(function* () {
-      const store = yield* makeMemory
-      const s = yield* start(utc("00:30", "2024-01-02"), [job({ cron: "0 0 1 * *" }, Effect.void)], store)
-      let sleeps: ReadonlyArray<number> = []
-      for (let i = 0; i < 1000 && sleeps.length === 0; i++) {
-        yield* Effect.yieldNow()
-        sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
-      }
-      expect(sleeps.length).toBeGreaterThan(0)
-      expect(Math.max(...sleeps)).toBeLessThanOrEqual(utc("01:30", "2024-01-02"))
-      const scheduled = yield* s.of("job.scheduled")
-      expect(scheduled[0]?.["next"]).toBe("2024-02-01T00:00:00Z")
-      yield* s.stop
-    }))
+  it.effect(
+    "sleeps at most an hour at a time: a timer of more than 2^31 ms (a monthly job's wait) would never fire",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* makeMemory
+        const s = yield* start(utc("00:30", "2024-01-02"), [job({ cron: "0 0 1 * *" }, Effect.void)], store)
+        let sleeps: ReadonlyArray<number> = []
+        for (let i = 0; i < 1000 && sleeps.length === 0; i++) {
+          yield* Effect.yieldNow()
+          sleeps = Chunk.toReadonlyArray(yield* TestClock.sleeps())
+        }
+        expect(sleeps.length).toBeGreaterThan(0)
+        expect(Math.max(...sleeps)).toBeLessThanOrEqual(utc("01:30", "2024-01-02"))
+        const scheduled = yield* s.of("job.scheduled")
+        expect(scheduled[0]?.["next"]).toBe("2024-02-01T00:00:00Z")
+        yield* s.stop
+      })
+  )
 })
 
 /** A program that takes `minutes` of test-clock time and records the most runs ever going at once. */
@@ -116,7 +151,10 @@ const slow = (minutes: number) =>
     program: Effect.acquireUseRelease(
       Effect.zipRight(
         Effect.flatMap(Clock.currentTimeMillis, (t) => Ref.update(starts, (l) => [...l, iso(t)])),
-        Effect.flatMap(Ref.updateAndGet(now, (n) => n + 1), (n) => Ref.update(most, (m) => Math.max(m, n)))
+        Effect.flatMap(
+          Ref.updateAndGet(now, (n) => n + 1),
+          (n) => Ref.update(most, (m) => Math.max(m, n))
+        )
       ),
       () => Effect.sleep(`${minutes} minutes`),
       () => Ref.update(now, (n) => n - 1)
@@ -137,7 +175,8 @@ describe("overlap", () => {
       const skipped = yield* s.of("fire.skipped")
       expect(skipped[0]).toMatchObject({ scheduled_at: "2024-01-01T00:30:00Z", missed_since: "2024-01-01T00:20:00Z" })
       yield* s.stop
-    }))
+    })
+  )
 
   it.effect("queue-one: the latest fire that came during a run runs once, right after it", () =>
     Effect.gen(function* () {
@@ -154,7 +193,8 @@ describe("overlap", () => {
         ["2024-01-01T01:00:00Z", "queued"]
       ])
       yield* s.stop
-    }))
+    })
+  )
 })
 
 describe("failures", () => {
@@ -162,7 +202,10 @@ describe("failures", () => {
     Effect.gen(function* () {
       const store = yield* makeMemory
       const calls = yield* Ref.make(0)
-      const flaky = Effect.flatMap(Ref.updateAndGet(calls, (n) => n + 1), (n) => (n === 1 ? Effect.fail(new Error("the database went away")) : Effect.succeed("3 synced")))
+      const flaky = Effect.flatMap(
+        Ref.updateAndGet(calls, (n) => n + 1),
+        (n) => (n === 1 ? Effect.fail(new Error("the database went away")) : Effect.succeed("3 synced"))
+      )
       const s = yield* start(utc("00:05"), [job({ every: "15m" }, flaky)], store)
       yield* TestClock.adjust("30 minutes")
       const ends = yield* s.of("run.end")
@@ -173,14 +216,18 @@ describe("failures", () => {
       const history = yield* store.history({ limit: 10 })
       expect(history.map((r) => r.status)).toEqual(["succeeded", "failed"])
       yield* s.stop
-    }))
+    })
+  )
 
   it.effect("a run past its timeout is interrupted and recorded as timed out; a defect is a failure, not a crash", () =>
     Effect.gen(function* () {
       const store = yield* makeMemory
       const s = yield* start(
         utc("00:05"),
-        [job({ name: "long", every: "1h", timeout: "10m" }, Effect.sleep("1 day")), job({ name: "bug", every: "1h" }, Effect.die(new Error("oops")))],
+        [
+          job({ name: "long", every: "1h", timeout: "10m" }, Effect.sleep("1 day")),
+          job({ name: "bug", every: "1h" }, Effect.die(new Error("oops")))
+        ],
         store
       )
       yield* TestClock.adjust("2 hours")
@@ -190,14 +237,22 @@ describe("failures", () => {
         ["long", "timed_out", "did not finish within 10m; interrupted"]
       ])
       yield* s.stop
-    }))
+    })
+  )
 })
 
 /** A store holding one finished run of job `j` at `at`. */
 const storeWithRun = (at: number) =>
   Effect.gen(function* () {
     const store = yield* makeMemory
-    yield* store.claim({ job: "j", scheduledAt: at, trigger: "schedule", owner: "old", now: at, leaseUntil: at + 60_000 })
+    yield* store.claim({
+      job: "j",
+      scheduledAt: at,
+      trigger: "schedule",
+      owner: "old",
+      now: at,
+      leaseUntil: at + 60_000
+    })
     yield* store.finish("j", at, "old", { status: "succeeded", finishedAt: at + 1000, durationMs: 1000 })
     return store
   })
@@ -216,7 +271,8 @@ describe("catch-up after downtime", () => {
         ["2024-01-01T06:00:00Z", "schedule"]
       ])
       yield* s.stop
-    }))
+    })
+  )
 
   it.effect("catch_up none, or a miss older than the window: nothing runs until the next fire", () =>
     Effect.gen(function* () {
@@ -226,10 +282,14 @@ describe("catch-up after downtime", () => {
         const s = yield* start(utc("05:20"), [job({ cron: "0 * * * *", ...spec }, r.program)], store)
         yield* TestClock.adjust("50 minutes")
         expect(yield* r.times).toEqual(["2024-01-01T06:00:00Z"])
-        expect((yield* s.of("fire.skipped"))[0]).toMatchObject({ scheduled_at: "2024-01-01T05:00:00Z", missed_since: "2024-01-01T01:00:00Z" })
+        expect((yield* s.of("fire.skipped"))[0]).toMatchObject({
+          scheduled_at: "2024-01-01T05:00:00Z",
+          missed_since: "2024-01-01T01:00:00Z"
+        })
         yield* s.stop
       }
-    }))
+    })
+  )
 
   it.effect("a job never run before starts at its next fire", () =>
     Effect.gen(function* () {
@@ -239,7 +299,8 @@ describe("catch-up after downtime", () => {
       yield* TestClock.adjust("50 minutes")
       expect(yield* r.times).toEqual(["2024-01-01T06:00:00Z"])
       yield* s.stop
-    }))
+    })
+  )
 })
 
 describe("shutdown", () => {
@@ -256,11 +317,16 @@ describe("shutdown", () => {
       yield* Fiber.join(stopper)
       const events = (yield* s.events).map((e) => e.event)
       expect(events.slice(-3)).toEqual(["scheduler.stopping", "run.end", "scheduler.stop"])
-      expect((yield* s.of("scheduler.stopping"))[0]?.["running"]).toEqual([{ job: "j", scheduled_at: "2024-01-01T00:15:00Z", timeout: "1h" }])
-      expect((yield* store.history({ limit: 5 })).map((r) => [iso(r.scheduled_at), r.status])).toEqual([["2024-01-01T00:15:00Z", "succeeded"]])
+      expect((yield* s.of("scheduler.stopping"))[0]?.["running"]).toEqual([
+        { job: "j", scheduled_at: "2024-01-01T00:15:00Z", timeout: "1h" }
+      ])
+      expect((yield* store.history({ limit: 5 })).map((r) => [iso(r.scheduled_at), r.status])).toEqual([
+        ["2024-01-01T00:15:00Z", "succeeded"]
+      ])
       yield* TestClock.adjust("2 hours")
       expect(yield* p.starts).toEqual(["2024-01-01T00:15:00Z"])
-    }))
+    })
+  )
 
   it.effect("a stop waits no longer than the running job's timeout", () =>
     Effect.gen(function* () {
@@ -270,8 +336,11 @@ describe("shutdown", () => {
       const stopper = yield* Effect.fork(Fiber.interrupt(s.fiber))
       yield* TestClock.adjust("30 minutes")
       yield* Fiber.join(stopper)
-      expect((yield* store.history({ limit: 5 })).map((r) => [iso(r.finished_at!), r.status])).toEqual([["2024-01-01T00:45:00Z", "timed_out"]])
-    }))
+      expect((yield* store.history({ limit: 5 })).map((r) => [iso(r.finished_at!), r.status])).toEqual([
+        ["2024-01-01T00:45:00Z", "timed_out"]
+      ])
+    })
+  )
 })
 
 describe("replicas sharing one store", () => {
@@ -291,7 +360,8 @@ describe("replicas sharing one store", () => {
       expect(taken.map((e) => e["scheduled_at"]).sort()).toEqual(fires)
       yield* a.stop
       yield* b.stop
-    }))
+    })
+  )
 
   it.effect("a run going on one replica is not overlapped by another", () =>
     Effect.gen(function* () {
@@ -305,35 +375,58 @@ describe("replicas sharing one store", () => {
       expect(yield* p.starts).toEqual(["2024-01-01T00:05:00Z", "2024-01-01T00:15:00Z", "2024-01-01T00:25:00Z"])
       yield* a.stop
       yield* b.stop
-    }))
+    })
+  )
 
-  it.effect("a claim whose runner died expires with its lease; the next fire runs, a queued fire waits for the expiry", () =>
-    Effect.gen(function* () {
-      const store = yield* makeMemory
-      // A runner claimed 00:00 and died: its lease ends at 00:01 and nobody renews it.
-      yield* store.claim({ job: "j", scheduledAt: utc("00:00"), trigger: "schedule", owner: "dead", now: utc("00:00"), leaseUntil: utc("00:01") })
-      const r = yield* recorder
-      const s = yield* start(utc("00:00") + 30_000, [job({ every: "5m" }, r.program)], store)
-      yield* TestClock.adjust("6 minutes")
-      expect(yield* r.times).toEqual(["2024-01-01T00:05:00Z"])
-      const history = yield* store.history({ limit: 5 })
-      expect(history.map((x) => [iso(x.scheduled_at), x.owner, x.status])).toEqual([
-        ["2024-01-01T00:05:00Z", "a", "succeeded"],
-        ["2024-01-01T00:00:00Z", "dead", "expired"]
-      ])
-      yield* s.stop
+  it.effect(
+    "a claim whose runner died expires with its lease; the next fire runs, a queued fire waits for the expiry",
+    () =>
+      Effect.gen(function* () {
+        const store = yield* makeMemory
+        // A runner claimed 00:00 and died: its lease ends at 00:01 and nobody renews it.
+        yield* store.claim({
+          job: "j",
+          scheduledAt: utc("00:00"),
+          trigger: "schedule",
+          owner: "dead",
+          now: utc("00:00"),
+          leaseUntil: utc("00:01")
+        })
+        const r = yield* recorder
+        const s = yield* start(utc("00:00") + 30_000, [job({ every: "5m" }, r.program)], store)
+        yield* TestClock.adjust("6 minutes")
+        expect(yield* r.times).toEqual(["2024-01-01T00:05:00Z"])
+        const history = yield* store.history({ limit: 5 })
+        expect(history.map((x) => [iso(x.scheduled_at), x.owner, x.status])).toEqual([
+          ["2024-01-01T00:05:00Z", "a", "succeeded"],
+          ["2024-01-01T00:00:00Z", "dead", "expired"]
+        ])
+        yield* s.stop
 
-      const queued = yield* makeMemory
-      yield* queued.claim({ job: "j", scheduledAt: utc("00:04"), trigger: "manual", owner: "dead", now: utc("00:04"), leaseUntil: utc("00:06") })
-      const q = yield* recorder
-      const t = yield* start(utc("00:04") + 30_000, [job({ every: "5m", overlap: "queue-one" }, q.program)], queued)
-      yield* TestClock.adjust("4 minutes")
-      const [first] = yield* q.times
-      expect(Date.parse(first!)).toBeGreaterThan(utc("00:06"))
-      expect(Date.parse(first!)).toBeLessThanOrEqual(utc("00:06") + 5_000)
-      expect(formatInstant((yield* Effect.succeed(job({ every: "5m" }, q.program))).schedule, (yield* queued.history({ limit: 1 }))[0]!.scheduled_at)).toBe("2024-01-01T00:05:00Z")
-      yield* t.stop
-    }))
+        const queued = yield* makeMemory
+        yield* queued.claim({
+          job: "j",
+          scheduledAt: utc("00:04"),
+          trigger: "manual",
+          owner: "dead",
+          now: utc("00:04"),
+          leaseUntil: utc("00:06")
+        })
+        const q = yield* recorder
+        const t = yield* start(utc("00:04") + 30_000, [job({ every: "5m", overlap: "queue-one" }, q.program)], queued)
+        yield* TestClock.adjust("4 minutes")
+        const [first] = yield* q.times
+        expect(Date.parse(first!)).toBeGreaterThan(utc("00:06"))
+        expect(Date.parse(first!)).toBeLessThanOrEqual(utc("00:06") + 5_000)
+        expect(
+          formatInstant(
+            (yield* Effect.succeed(job({ every: "5m" }, q.program))).schedule,
+            (yield* queued.history({ limit: 1 }))[0]!.scheduled_at
+          )
+        ).toBe("2024-01-01T00:05:00Z")
+        yield* t.stop
+      })
+  )
 })
 
 describe("runOnce", () => {
@@ -342,8 +435,15 @@ describe("runOnce", () => {
       const store = yield* storeWithRun(utc("00:00"))
       const r = yield* recorder
       yield* TestClock.setTime(utc("00:20"))
-      const jobs = [job({ name: "j", every: "15m" }, r.program), job({ name: "k", every: "1h" }, r.program), job({ name: "off", every: "1m", enabled: false }, r.program)]
-      const once = (only?: string) => Scheduler.runOnce(jobs, { owner: "a", only, onEvent: () => Effect.void }).pipe(Effect.provideService(JobStore, store))
+      const jobs = [
+        job({ name: "j", every: "15m" }, r.program),
+        job({ name: "k", every: "1h" }, r.program),
+        job({ name: "off", every: "1m", enabled: false }, r.program)
+      ]
+      const once = (only?: string) =>
+        Scheduler.runOnce(jobs, { owner: "a", only, onEvent: () => Effect.void }).pipe(
+          Effect.provideService(JobStore, store)
+        )
       const first = yield* once()
       expect(first.map((x) => [x.job, x.result, x.scheduled_at ?? x.next])).toEqual([
         ["j", "ran", "2024-01-01T00:15:00Z"],
@@ -358,5 +458,6 @@ describe("runOnce", () => {
       ])
       const named = yield* once("off")
       expect(named).toMatchObject([{ job: "off", result: "ran", trigger: "manual", status: "succeeded" }])
-    }))
+    })
+  )
 })

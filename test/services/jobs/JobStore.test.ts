@@ -20,10 +20,14 @@ beforeAll(async () => {
 })
 
 const pgLayer = () =>
-  PgStore.layer.pipe(Layer.provide(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" })))
+  PgStore.layer.pipe(
+    Layer.provide(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }))
+  )
 
 /** Runs `f` on each kind of store (a fresh one each time); the Postgres one on the real database, its table emptied first. */
-const kinds: ReadonlyArray<readonly [string, <A, E>(f: (store: JobStoreShape) => Effect.Effect<A, E, Scope.Scope>) => Promise<A>]> = [
+const kinds: ReadonlyArray<
+  readonly [string, <A, E>(f: (store: JobStoreShape) => Effect.Effect<A, E, Scope.Scope>) => Promise<A>]
+> = [
   ["memory", (f) => Effect.runPromise(Effect.scoped(Effect.flatMap(makeMemory, f)))],
   ["state file", (f) => Effect.runPromise(Effect.scoped(f(makeFile(tempDir("file")))))],
   [
@@ -39,12 +43,18 @@ const kinds: ReadonlyArray<readonly [string, <A, E>(f: (store: JobStoreShape) =>
 const T0 = Date.parse("2024-01-01T00:00:00Z")
 const req = (scheduledAt: number, owner: string, now = scheduledAt, lease = 60_000) =>
   ({ job: "j", scheduledAt, trigger: "schedule", owner, now, leaseUntil: now + lease }) as const
-const done = (at: number) => ({ status: "succeeded", finishedAt: at + 1_000, durationMs: 1_000, summary: "ok" }) as const
+const done = (at: number) =>
+  ({ status: "succeeded", finishedAt: at + 1_000, durationMs: 1_000, summary: "ok" }) as const
 
 describe.each(kinds)("the %s store", (_, withStore) => {
   it("claims a fire once; a second claim names who has it", async () => {
     const r = await withStore((s) =>
-      Effect.all([s.claim(req(T0, "a")), s.claim(req(T0, "b")), s.finish("j", T0, "a", done(T0)), s.claim(req(T0, "c"))])
+      Effect.all([
+        s.claim(req(T0, "a")),
+        s.claim(req(T0, "b")),
+        s.finish("j", T0, "a", done(T0)),
+        s.claim(req(T0, "c"))
+      ])
     )
     expect(r[0]).toEqual({ _tag: "Claimed" })
     expect(r[1]).toMatchObject({ _tag: "Taken", by: { owner: "a", status: "running" } })
@@ -86,7 +96,11 @@ describe.each(kinds)("the %s store", (_, withStore) => {
         for (let i = 0; i < HISTORY_KEEP + 5; i++) {
           const at = T0 + i * 60_000
           yield* s.claim(req(at, "a"))
-          yield* s.finish("j", at, "a", { ...done(at), status: i % 2 === 0 ? "succeeded" : "failed", error: i % 2 === 0 ? undefined : "boom" })
+          yield* s.finish("j", at, "a", {
+            ...done(at),
+            status: i % 2 === 0 ? "succeeded" : "failed",
+            error: i % 2 === 0 ? undefined : "boom"
+          })
         }
         yield* s.claim({ ...req(T0, "a"), job: "k" })
         return {
@@ -125,7 +139,9 @@ describe("the state file and the run lock", () => {
     // Released with its scope.
     expect(existsSync(statePaths(root).lock)).toBe(false)
     // A lock left by a process that has exited.
-    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
+      encoding: "utf8"
+    }).stdout
     writeFileSync(statePaths(root).lock, `${dead}\n${(await import("node:os")).hostname()}\n`)
     await Effect.runPromise(holdRunner(root))
   })
@@ -135,7 +151,10 @@ describe("the state file and the run lock", () => {
     await Effect.runPromise(makeFile(root).claim(req(T0, "gone")))
     await Effect.runPromise(holdRunner(root))
     const state = JSON.parse(readFileSync(statePaths(root).state, "utf8"))
-    expect(state).toMatchObject({ version: 1, runs: [{ job: "j", scheduled_at: "2024-01-01T00:00:00.000Z", status: "expired", owner: "gone" }] })
+    expect(state).toMatchObject({
+      version: 1,
+      runs: [{ job: "j", scheduled_at: "2024-01-01T00:00:00.000Z", status: "expired", owner: "gone" }]
+    })
   })
 
   it("a state file that is not one is named, not overwritten", async () => {
@@ -156,8 +175,12 @@ describe("replicas on one real database", () => {
       Effect.gen(function* () {
         // Every run started, by fire, whichever scheduler started it; each run takes a while.
         const ran = yield* Ref.make<ReadonlyArray<string>>([])
-        const started = (e: Scheduler.JobEvent) => (e.event === "run.start" ? Ref.update(ran, (l) => [...l, `${e["scheduled_at"]}`]) : Effect.void)
-        const job = { ...Either.getOrThrow(timingOf({ name: "tick", every: "1s" })), program: Effect.sleep("150 millis") }
+        const started = (e: Scheduler.JobEvent) =>
+          e.event === "run.start" ? Ref.update(ran, (l) => [...l, `${e["scheduled_at"]}`]) : Effect.void
+        const job = {
+          ...Either.getOrThrow(timingOf({ name: "tick", every: "1s" })),
+          program: Effect.sleep("150 millis")
+        }
         const a = yield* Effect.fork(Scheduler.run([job], { owner: "a", onEvent: started }))
         const b = yield* Effect.fork(Scheduler.run([job], { owner: "b", onEvent: started }))
         yield* Effect.sleep("5500 millis")
@@ -166,7 +189,10 @@ describe("replicas on one real database", () => {
         return yield* Ref.get(ran)
       }).pipe(Effect.provide(pgLayer()))
     )
-    const rows = await query<{ scheduled_at: Date; owner: string; status: string }>(url, "SELECT scheduled_at, owner, status FROM job_runs WHERE job = 'tick' ORDER BY scheduled_at")
+    const rows = await query<{ scheduled_at: Date; owner: string; status: string }>(
+      url,
+      "SELECT scheduled_at, owner, status FROM job_runs WHERE job = 'tick' ORDER BY scheduled_at"
+    )
     // Exactly once: each fire started once between the two, and is one succeeded row.
     expect(new Set(result).size).toBe(result.length)
     expect(rows.map((r) => r.scheduled_at.toISOString().replace(".000Z", "Z")).sort()).toEqual([...result].sort())

@@ -18,7 +18,11 @@ type Deps = Repos.Repos | SqlClient.SqlClient
 const run = <A, E>(effect: Effect.Effect<A, E, Deps>): Promise<A> =>
   Effect.runPromise(
     Effect.orDie(effect).pipe(
-      Effect.provide(Repos.layer.pipe(Layer.provideMerge(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" })))),
+      Effect.provide(
+        Repos.layer.pipe(
+          Layer.provideMerge(Database.layerMigrated({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }))
+        )
+      ),
       Effect.orDie
     )
   )
@@ -62,16 +66,21 @@ const content = (i: number, extra: Partial<Content> = {}) =>
 describe("json chunks", () => {
   it("keep every row, in order, within the row and size caps", () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ a: fc.string(), n: fc.integer() }), { maxLength: 60 }), fc.integer({ min: 1, max: 7 }), fc.integer({ min: 10, max: 300 }), (rows, maxRows, maxBytes) => {
-        const chunks = jsonChunks(rows, maxRows, maxBytes)
-        const parsed = chunks.map((c) => JSON.parse(c) as Array<unknown>)
-        expect(parsed.flat()).toEqual(rows)
-        for (const p of parsed) {
-          expect(p.length).toBeGreaterThan(0)
-          expect(p.length).toBeLessThanOrEqual(maxRows)
-          if (p.length > 1) expect(JSON.stringify(p).length).toBeLessThanOrEqual(maxBytes + p.length + 2)
+      fc.property(
+        fc.array(fc.record({ a: fc.string(), n: fc.integer() }), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.integer({ min: 10, max: 300 }),
+        (rows, maxRows, maxBytes) => {
+          const chunks = jsonChunks(rows, maxRows, maxBytes)
+          const parsed = chunks.map((c) => JSON.parse(c) as Array<unknown>)
+          expect(parsed.flat()).toEqual(rows)
+          for (const p of parsed) {
+            expect(p.length).toBeGreaterThan(0)
+            expect(p.length).toBeLessThanOrEqual(maxRows)
+            if (p.length > 1) expect(JSON.stringify(p).length).toBeLessThanOrEqual(maxBytes + p.length + 2)
+          }
         }
-      })
+      )
     )
   })
 })

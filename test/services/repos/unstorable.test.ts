@@ -20,9 +20,14 @@ const valueArb = fc.letrec((tie) => ({
 })).value
 
 describe("unstorable", () => {
-  it.prop("agrees with the check on the JSON text the database receives", [valueArb], ([v]) => {
-    expect(unstorable(v)).toBe(unstorableJson(v))
-  }, { fastCheck: { numRuns: 3000 } })
+  it.prop(
+    "agrees with the check on the JSON text the database receives",
+    [valueArb],
+    ([v]) => {
+      expect(unstorable(v)).toBe(unstorableJson(v))
+    },
+    { fastCheck: { numRuns: 3000 } }
+  )
 
   it("finds NUL and lone surrogates anywhere, keys included", () => {
     expect(unstorable({ a: ["x", { b: "\u0000" }] })).toMatch(/NUL/)
