@@ -243,6 +243,11 @@ describe("jobs list, jobs run --once, jobs history", () => {
     expect(JSON.parse(named.stdout).runs).toEqual([
       expect.objectContaining({ job: "access_control_sync", result: "ran", trigger: "manual", status: "succeeded" })
     ])
+    // As many content items as the example holds: what the diff says the database lacks, less files beside items.
+    const diff = await agentsync(["--json", "local", "diff", "--kind", "content"], { cwd: root, env })
+    const changes: ReadonlyArray<{ key: string; status: string }> = JSON.parse(diff.stdout).kinds[0].changes
+    const items = changes.filter((c) => c.status === "Added" && !c.key.startsWith("file:")).length
+    expect(items).toBeGreaterThan(0)
     const pass = await agentsync(["--json", "jobs", "run", "--once"], { cwd: root, env })
     expect(pass.code, pass.stderr).toBe(0)
     expect(
@@ -258,12 +263,16 @@ describe("jobs list, jobs run --once, jobs history", () => {
       { job: "content_sync", trigger: expect.stringMatching(/^(schedule|catch-up)$/), status: "succeeded" }
     ])
     const contents = await query<{ n: string }>(env.DATABASE_URL, "SELECT count(*) AS n FROM contents")
-    expect(Number(contents[0]!.n)).toBe(32)
+    expect(Number(contents[0]!.n)).toBe(items)
     const history = JSON.parse(
       (await agentsync(["--json", "jobs", "history", "--job", "content_sync"], { cwd: root, env })).stdout
     ).runs
     expect(history).toEqual([
-      expect.objectContaining({ job: "content_sync", status: "succeeded", summary: "content: 32 synced, 0 deleted" })
+      expect.objectContaining({
+        job: "content_sync",
+        status: "succeeded",
+        summary: `content: ${changes.length} synced, 0 deleted`
+      })
     ])
     const list = JSON.parse((await agentsync(["--json", "jobs", "list"], { cwd: root, env })).stdout).jobs
     expect(list[1].last).toMatchObject({ job: "access_control_sync", trigger: "manual", status: "succeeded" })

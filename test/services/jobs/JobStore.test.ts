@@ -142,7 +142,11 @@ describe("the state file and the run lock", () => {
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
       encoding: "utf8"
     }).stdout
-    writeFileSync(statePaths(root).lock, `${dead}\n${(await import("node:os")).hostname()}\n`)
+    const host = (await import("node:os")).hostname()
+    writeFileSync(
+      statePaths(root).lock,
+      JSON.stringify({ pid: Number(dead), host, started: 1, token: "gone", what: "jobs run" })
+    )
     await Effect.runPromise(holdRunner(root))
   })
 
