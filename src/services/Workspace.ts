@@ -8,7 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { PROJECT_FILE } from "../config.js"
 import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../domain/membership.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { IoError, MissingConfig } from "../errors.js"
+import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../errors.js"
 import { isAlive } from "./ProcessLock.js"
 
 export interface WorkspaceFile {
@@ -56,13 +56,6 @@ export interface WriteSpec {
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
 
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({
-    path,
-    reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
-    cause
-  })
-
 /** Resolves a relative tree path under root, refusing anything that escapes it. */
 export const resolveInside = (root: string, path: string): Effect.Effect<string, IoError> => {
   const full = nodePath.resolve(root, path)
@@ -92,7 +85,7 @@ export const sweepLitter = (dir: string, deep: boolean): Effect.Effect<number, I
         try {
           entries = fsSync.readdirSync(d, { withFileTypes: true })
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return
+          if (isMissing(e)) return
           throw e
         }
         for (const e of entries) {
@@ -371,8 +364,8 @@ export const make = (root: string): WorkspaceShape => {
   const membership = () =>
     Effect.tryPromise({
       try: () =>
-        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return ""
+        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: unknown) => {
+          if (ioKindOf(e) === "NotFound") return ""
           throw e
         }),
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
@@ -390,7 +383,7 @@ export const make = (root: string): WorkspaceShape => {
           try {
             entries = fsSync.readdirSync(dir, { withFileTypes: true })
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === "ENOENT" && rel === "") return
+            if (ioKindOf(e) === "NotFound" && rel === "") return
             throw e
           }
           for (const d of entries) {

@@ -3,7 +3,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
-import { IoError } from "../errors.js"
+import { errnoCode, IoError, ioError as io } from "../errors.js"
 import { writeFileAtomic } from "../services/Workspace.js"
 import { stateDir } from "./bundle.js"
 
@@ -20,10 +20,7 @@ export type Journal = typeof Journal.Type
 const JOURNAL = "pull-journal.json"
 export const journalPath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), JOURNAL)
 
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-
-const code = (e: unknown) => (e as NodeJS.ErrnoException).code
+const code = errnoCode
 
 /** What is at a path, or undefined when nothing is (also when a file stands where one of its folders should be). */
 const lstat = (p: string) => {
