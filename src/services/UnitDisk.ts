@@ -1,4 +1,5 @@
 /** Units on disk (tool homes, local sources): read as digests with modes and links, written atomically, backed up, and the leftovers of interrupted writes. */
+
 import { randomBytes } from "node:crypto"
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
@@ -7,6 +8,7 @@ import { Effect } from "effect"
 import { sha256 } from "../domain/hash.js"
 import { digestOf, kindOf, linkStaysInside, type UnitFiles } from "../domain/skills/model.js"
 import { type IoError, ioError as io, isMissing } from "../errors.js"
+import { removeFileAndPrune } from "./prune.js"
 
 /** Every temp file and staging folder agentsync writes starts with this. */
 export const TEMP_PREFIX = ".agentsync-tmp-"
@@ -221,18 +223,7 @@ const place = async (path: string, digest: string, bytes: Uint8Array) => {
 const rel2abs = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
 /** Removes a file and the folders it leaves empty, up to (and including) `stopAt` when it ends up empty. */
-const removeFile = async (abs: string, stopAt: string) => {
-  await fs.rm(abs, { force: true })
-  let dir = nodePath.dirname(abs)
-  while (dir === stopAt || dir.startsWith(stopAt + nodePath.sep)) {
-    try {
-      await fs.rmdir(dir)
-    } catch {
-      break // not empty: stop climbing
-    }
-    dir = nodePath.dirname(dir)
-  }
-}
+const removeFile = (abs: string, stopAt: string) => removeFileAndPrune(abs, stopAt, true)
 
 export interface UnitWrite {
   /** The unit root: a folder, or the file of a single-file unit. */

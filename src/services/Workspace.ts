@@ -1,4 +1,5 @@
 /** The Workspace port: the project's `services/` tree on disk, walked with the membership list, written atomically. */
+
 import { randomBytes } from "node:crypto"
 import * as fsSync from "node:fs"
 import { readFileSync } from "node:fs"
@@ -10,6 +11,7 @@ import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../dom
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../errors.js"
 import { isAlive } from "./ProcessLock.js"
+import { removeFileAndPrune } from "./prune.js"
 
 export interface WorkspaceFile {
   /** POSIX path relative to the services root. */
@@ -442,18 +444,7 @@ export const make = (root: string): WorkspaceShape => {
   const removeFile = Effect.fn("Workspace.removeFile")(function* (path: string) {
     const full = yield* resolveInside(absRoot, path)
     yield* Effect.tryPromise({
-      try: async () => {
-        await fs.rm(full, { force: true })
-        let dir = nodePath.dirname(full)
-        while (dir.startsWith(absRoot + nodePath.sep)) {
-          try {
-            await fs.rmdir(dir)
-          } catch {
-            break // not empty: stop climbing
-          }
-          dir = nodePath.dirname(dir)
-        }
-      },
+      try: () => removeFileAndPrune(full, absRoot),
       catch: io(full, "cannot remove")
     })
   })
