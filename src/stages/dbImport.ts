@@ -27,12 +27,11 @@ import {
 import {
   chunkParams,
   chunkSource,
-  columnList,
   comparedTuple,
   stagingColumns,
   targetDiffers,
   typedSource,
-  updateSet
+  upsertActed
 } from "./dbSql.js"
 
 export interface ImportOptions {
@@ -99,12 +98,7 @@ const statements = (
   SELECT *, CASE WHEN name_owner IS NOT NULL OR email_owner IS NOT NULL THEN 'skip'
                  WHEN NOT present THEN 'insert' WHEN changed THEN 'update' ELSE 'unchanged' END AS action
   FROM plan
-), written AS (
-  INSERT INTO ${users} AS t (${columnList(U)})
-  SELECT ${columnList(U)} FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET ${updateSet(U)}
-  RETURNING 1
-)
+), written AS (${upsertActed(users, U)})
 SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written,
   (SELECT coalesce(json_agg(k), '[]') FROM (
     SELECT id, CASE WHEN name_owner IS NOT NULL THEN 'name belongs to user ' || name_owner ELSE 'email belongs to user ' || email_owner END AS reason
@@ -115,12 +109,7 @@ FROM act`,
   SELECT ${typedSource(S)},
     CASE WHEN x.id IS NULL THEN 'insert' WHEN ${targetDiffers(S)} THEN 'update' ELSE 'unchanged' END AS action
   FROM src s LEFT JOIN ${skills} x ON x.id = s.id
-), written AS (
-  INSERT INTO ${skills} AS t (${columnList(S)})
-  SELECT ${columnList(S)} FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET ${updateSet(S)}
-  RETURNING 1
-)
+), written AS (${upsertActed(skills, S)})
 SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written, '[]'::json AS skips FROM act`,
     contexts: `WITH src AS (${src.contexts}), plan AS (
   SELECT ${typedSource(C, ["session_id"])},
@@ -136,12 +125,7 @@ SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS w
                  WHEN ${comparedTuple(C, (n) => `x_${n}`)} IS DISTINCT FROM ${comparedTuple(C, (n) => n)}
                    THEN 'update' ELSE 'unchanged' END AS action
   FROM eff
-), written AS (
-  INSERT INTO ${contexts} AS t (${columnList(C)})
-  SELECT ${columnList(C)} FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET ${updateSet(C)}
-  RETURNING 1
-)
+), written AS (${upsertActed(contexts, C)})
 SELECT ${COUNTS}, (count(*) FILTER (WHERE action <> 'skip' AND session_cleared))::int AS session_cleared,
   (SELECT count(*) FROM written)::int AS written,
   (SELECT coalesce(json_agg(k), '[]') FROM (

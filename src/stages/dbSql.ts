@@ -91,8 +91,16 @@ export const comparedTuple = (spec: TableSpec, expr: (name: string, type: Column
 export const targetDiffers = (spec: TableSpec): string =>
   `${comparedTuple(spec, (n) => `x.${n}`)} IS DISTINCT FROM ${comparedTuple(spec, (n, t) => `s.${n}${cast(t)}`)}`
 
-/** `name = EXCLUDED.name, …`: what an upsert overwrites (every compared column; created_at is kept). */
-export const updateSet = (spec: TableSpec): string =>
-  comparedColumns(spec)
+/**
+ * The upsert of the rows a classifying statement decided to write (`act` with `action` insert or update): every
+ * compared column overwritten, `created_at` kept; one row returned per row written.
+ */
+export const upsertActed = (target: string, spec: TableSpec): string => {
+  const set = comparedColumns(spec)
     .map(([name]) => `${name} = EXCLUDED.${name}`)
     .join(", ")
+  return `INSERT INTO ${target} AS t (${columnList(spec)})
+  SELECT ${columnList(spec)} FROM act WHERE action IN ('insert', 'update')
+  ON CONFLICT (id) DO UPDATE SET ${set}
+  RETURNING 1`
+}
