@@ -295,8 +295,8 @@ export const diffDigests = <E1, E2>(
         if (a.done && b.done) break
         // Merge until one side needs a refill.
         while ((a.i < a.buf.length || a.done) && (b.i < b.buf.length || b.done) && !(a.done && b.done)) {
-          const x = a.i < a.buf.length ? a.buf[a.i]! : undefined
-          const y = b.i < b.buf.length ? b.buf[b.i]! : undefined
+          const x = a.buf[a.i]
+          const y = b.buf[b.i]
           const order = x === undefined ? 1 : y === undefined ? -1 : compareIds(x[0], y[0])
           if (order < 0) {
             counts.only_local++
@@ -304,8 +304,8 @@ export const diffDigests = <E1, E2>(
           } else if (order > 0) {
             counts.only_remote++
             b.i++
-          } else {
-            if (x![1] === y![1]) counts.equal++
+          } else if (x !== undefined && y !== undefined) {
+            if (x[1] === y[1]) counts.equal++
             else counts.different++
             a.i++
             b.i++
