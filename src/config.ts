@@ -4,7 +4,7 @@ import * as nodePath from "node:path"
 import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
 import { decodeYamlFile } from "./domain/formats.js"
 import { JobEntries, JobEntry } from "./domain/jobs/spec.js"
-import { InvalidInput, IoError } from "./errors.js"
+import { InvalidInput, IoError, ioKindOf } from "./errors.js"
 
 export const PROJECT_FILE = "agentsync.yaml"
 
@@ -112,8 +112,8 @@ const readProjectFile = (file: string): Effect.Effect<ProjectFile | undefined, I
   Effect.gen(function* () {
     const text = yield* Effect.tryPromise({
       try: () =>
-        fs.readFile(file, "utf8").catch((e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return undefined
+        fs.readFile(file, "utf8").catch((e: unknown) => {
+          if (ioKindOf(e) === "NotFound") return undefined
           throw e
         }),
       catch: (cause) => new IoError({ path: file, reason: "cannot read", cause })

@@ -1,5 +1,5 @@
 /** The SyncError family: every failure agentsync reports, each with a human message and an exit code. */
-import { Data, Schema } from "effect"
+import { Data, Option, Schema } from "effect"
 
 /** A required setting (environment variable, config key) is absent. */
 export class MissingConfig extends Data.TaggedError("MissingConfig")<{
@@ -82,7 +82,7 @@ export class UnsafeRemote extends Schema.TaggedError<UnsafeRemote>()("UnsafeRemo
 }
 
 /** A database operation failed; never carries a password. */
-export class DatabaseError extends Data.TaggedError("Database")<{
+export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly reason: string
   readonly cause?: unknown
 }> {
@@ -91,28 +91,75 @@ export class DatabaseError extends Data.TaggedError("Database")<{
   }
 }
 
-/** An import committed part of its work before failing. */
-export class PartialImport extends Data.TaggedError("PartialImport")<{
-  readonly completed: number
-  readonly total: number
-  readonly reason: string
-  readonly cause?: unknown
-}> {
+/** A field kept in memory only: never encoded, never decoded (a cause stays on the side that had it). */
+const LocalOnly = Schema.optionalToOptional(Schema.Never, Schema.Unknown, {
+  decode: () => Option.none(),
+  encode: () => Option.none()
+})
+
+/** An import committed part of its work before failing (sent by the server as itself, without its cause). */
+export class PartialImport extends Schema.TaggedError<PartialImport>()("PartialImport", {
+  completed: Schema.NonNegativeInt,
+  total: Schema.NonNegativeInt,
+  reason: Schema.String,
+  cause: LocalOnly
+}) {
   override get message() {
     return `partial import: ${this.completed} of ${this.total} committed; ${this.reason}`
   }
 }
 
-/** A filesystem operation failed. */
-export class IoError extends Data.TaggedError("Io")<{
+/** What a failed file-system call says of the path, from its errno; `Other` for the rest. */
+export type IoKind = "NotFound" | "NotADirectory" | "IsADirectory" | "Exists" | "PermissionDenied" | "Other"
+
+/** The errno code of a failed Node call (`ENOENT`, …), or undefined for anything else. */
+export const errnoCode = (e: unknown): string | undefined => {
+  if (typeof e !== "object" || e === null || !("code" in e)) return undefined
+  return typeof e.code === "string" ? e.code : undefined
+}
+
+const IO_KINDS: Record<string, IoKind> = {
+  ENOENT: "NotFound",
+  ENOTDIR: "NotADirectory",
+  EISDIR: "IsADirectory",
+  EEXIST: "Exists",
+  ENOTEMPTY: "Exists",
+  EACCES: "PermissionDenied",
+  EPERM: "PermissionDenied"
+}
+
+/** How a failed file-system call is classified, for callers that branch on it. */
+export const ioKindOf = (e: unknown): IoKind => IO_KINDS[errnoCode(e) ?? ""] ?? "Other"
+
+/** Nothing is at the path: it, or one of its folders, does not exist (or a file stands where a folder should). */
+export const isMissing = (e: unknown): boolean => {
+  const kind = ioKindOf(e)
+  return kind === "NotFound" || kind === "NotADirectory"
+}
+
+/** A filesystem operation failed; `kind` says what of the path, from the cause's errno. */
+export class IoError extends Data.TaggedError("IoError")<{
   readonly path: string
   readonly reason: string
   readonly cause?: unknown
 }> {
+  get kind(): IoKind {
+    return ioKindOf(this.cause)
+  }
   override get message() {
     return `${this.path}: ${this.reason}`
   }
 }
+
+/** The one way a failed file-system call becomes an IoError: what was being done, and the cause's message. */
+export const ioError =
+  (path: string, what: string) =>
+  (cause: unknown): IoError =>
+    new IoError({
+      path,
+      reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
+      cause
+    })
 
 /** A subprocess exited non-zero (exit code -1: it could not be started); `step` names the step it ran for. */
 export class CommandFailed extends Data.TaggedError("CommandFailed")<{
@@ -173,21 +220,25 @@ export class ReleaseFailed extends Data.TaggedError("ReleaseFailed")<{
   }
 }
 
-export type SyncError =
-  | MissingConfig
-  | InvalidInput
-  | Unauthorized
-  | ApiError
-  | Conflict
-  | TarballUnsafe
-  | UnsafeRemote
-  | DatabaseError
-  | PartialImport
-  | IoError
-  | CommandFailed
-  | SyncInProgress
-  | DeployLocked
-  | ReleaseFailed
+/** Every class of the family; `SyncError` and `isSyncError` are derived from this list. */
+const SYNC_ERRORS = [
+  MissingConfig,
+  InvalidInput,
+  Unauthorized,
+  ApiError,
+  Conflict,
+  TarballUnsafe,
+  UnsafeRemote,
+  DatabaseError,
+  PartialImport,
+  IoError,
+  CommandFailed,
+  SyncInProgress,
+  DeployLocked,
+  ReleaseFailed
+] as const
+
+export type SyncError = InstanceType<(typeof SYNC_ERRORS)[number]>
 
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2, Conflict: 3 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
@@ -204,22 +255,4 @@ export const exitCodeOf = (error: { readonly _tag: string }): ExitCode => {
   }
 }
 
-const tags = new Set([
-  "MissingConfig",
-  "InvalidInput",
-  "Unauthorized",
-  "ApiError",
-  "Conflict",
-  "TarballUnsafe",
-  "UnsafeRemote",
-  "Database",
-  "PartialImport",
-  "Io",
-  "CommandFailed",
-  "SyncInProgress",
-  "DeployLocked",
-  "ReleaseFailed"
-])
-
-export const isSyncError = (u: unknown): u is SyncError =>
-  typeof u === "object" && u !== null && "_tag" in u && tags.has((u as { _tag: string })._tag)
+export const isSyncError = (u: unknown): u is SyncError => SYNC_ERRORS.some((C) => u instanceof C)

@@ -5,6 +5,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { SYNC_TABLES } from "../domain/dbExport.js"
+import { PartialImport } from "../errors.js"
 import { Authentication, Forbidden, InvalidInputWire, NotFound, ServerErrorWire, TenantPath } from "./common.js"
 import { CLOUD_PREFIX, SYNC_PREFIX } from "./files.js"
 
@@ -49,12 +50,8 @@ export class ImportResult extends Schema.Class<ImportResult>("ImportResult")({
   tables: Schema.Array(TableImportReportSchema)
 }) {}
 
-/** An import that committed some tables before one failed. */
-export class PartialImportWire extends Schema.TaggedError<PartialImportWire>()(
-  "PartialImport",
-  { completed: Schema.NonNegativeInt, total: Schema.NonNegativeInt, reason: Schema.String },
-  HttpApiSchema.annotations({ status: 500 })
-) {}
+/** An import that committed some tables before one failed: the error class itself, answered with status 500. */
+export const PartialImportWire = PartialImport.annotations(HttpApiSchema.annotations({ status: 500 }))
 
 const Ndjson = HttpApiSchema.Text({ contentType: NDJSON })
 const ExportParams = Schema.Struct({

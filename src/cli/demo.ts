@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Console, Effect, Layer, Option, Schema } from "effect"
-import { CommandFailed, InvalidInput, IoError } from "../errors.js"
+import { CommandFailed, InvalidInput, type IoError, ioError as io } from "../errors.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import * as Shell from "../services/Shell.js"
 
@@ -27,9 +27,6 @@ const exampleProject = () =>
     .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
     .find((p) => existsSync(p)) ?? fileURLToPath(new URL("../examples/project", import.meta.url))
 const self = () => process.argv[1] ?? fileURLToPath(import.meta.url)
-
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
 interface Step {
   readonly args: ReadonlyArray<string>

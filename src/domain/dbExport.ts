@@ -1,13 +1,20 @@
 /** The database export (users, skills, contexts) as Schema models, and the pure import planner and row diff. */
 import { Schema } from "effect"
+import {
+  type Column,
+  column,
+  fieldsOf,
+  sameInstant,
+  sameRowOf,
+  storable,
+  type TableSpec,
+  timestampMicros
+} from "./dbTables.js"
 import { canonicalJson, sha256 } from "./hash.js"
 import { Json } from "./model.js"
 
 /** The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`). */
 export const EXPORT_VERSION = 2 as const
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const storable = (s: string) => !s.includes("\u0000") && !LONE_SURROGATE.test(s)
 
 /** Text Postgres can store: no NUL character, no lone surrogate (which would not survive UTF-8). */
 export const DbText = Schema.String.pipe(
@@ -24,19 +31,7 @@ export const RowId = DbText.pipe(
   Schema.annotations({ identifier: "RowId" })
 )
 
-const TIMESTAMP = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})$/
-
-/** Microseconds since the epoch as a decimal string, or undefined when the text is not a valid timestamp. */
-const timestampMicros = (s: string): bigint | undefined => {
-  const m = TIMESTAMP.exec(s)
-  if (!m) return undefined
-  const ms = Date.parse(`${m[1]}${m[3]}`)
-  if (Number.isNaN(ms)) return undefined
-  return BigInt(ms) * 1000n + BigInt((m[2] ?? "").padEnd(6, "0"))
-}
-
-/** Two timestamps denote the same instant. */
-export const sameInstant = (a: string, b: string): boolean => timestampMicros(a) === timestampMicros(b)
+export { sameInstant }
 
 /** The canonical rendering: UTC, six fractional digits, as the export stage selects it from Postgres. */
 export const canonicalTimestamp = (s: string): string => {
@@ -82,46 +77,57 @@ const Texts = Schema.Array(DbText)
 /** A skill's fields beyond the known ones, in written order (a `json` column, not `jsonb`, so the order survives). */
 const DbJsonObject = Schema.Record({ key: DbText, value: DbJson })
 
-export const UserExport = Schema.Struct({
-  id: RowId,
-  name: DbText,
-  email: DbText,
-  display_name: DbText,
-  roles: Texts,
-  created_at: Timestamp,
-  updated_at: Timestamp
-}).annotations({ identifier: "UserExport" })
+const table = <C extends Record<string, Column>>(name: string, columns: C): TableSpec<C> => ({ name, columns })
+
+/** The synced tables, described once: every column list, cast, COPY and digest statement and row comparison derives from this. */
+export const TABLES = {
+  users: table("users", {
+    id: column("text", RowId),
+    name: column("text", DbText),
+    email: column("text", DbText),
+    display_name: column("text", DbText),
+    roles: column("text[]", Texts),
+    created_at: column("timestamptz", Timestamp),
+    updated_at: column("timestamptz", Timestamp)
+  }),
+  skills: table("skills", {
+    id: column("text", RowId),
+    name: column("text", DbText),
+    description: column("text", DbText),
+    enabled: column("boolean", Schema.Boolean),
+    tags: column("text[]", Texts),
+    category: column("text", DbText),
+    assigned_agents: column("text[]", Texts),
+    instructions: column("text", DbText),
+    /** How local sync lays the skill out on disk: `folder` (config.yaml + SKILL.md) or `file` (an Agent Skills SKILL.md). */
+    form: column("text", Schema.Literal("folder", "file")),
+    /** The text it was read from (config.yaml, or the SKILL.md front matter), so it is written back byte for byte. */
+    original: column("text", Schema.NullOr(DbText)),
+    extra: column("json", DbJsonObject),
+    version_hash: column("text", DbText),
+    created_at: column("timestamptz", Timestamp),
+    updated_at: column("timestamptz", Timestamp)
+  }),
+  contexts: table("user_contexts", {
+    id: column("text", RowId),
+    user_id: column("text", RowId),
+    session_id: column("text", Schema.NullOr(RowId)),
+    name: column("text", DbText),
+    data: column("jsonb", DbJson),
+    created_at: column("timestamptz", Timestamp),
+    updated_at: column("timestamptz", Timestamp)
+  })
+}
+
+export const UserExport = Schema.Struct(fieldsOf(TABLES.users.columns)).annotations({ identifier: "UserExport" })
 export type UserExport = typeof UserExport.Type
 
-export const SkillExport = Schema.Struct({
-  id: RowId,
-  name: DbText,
-  description: DbText,
-  enabled: Schema.Boolean,
-  tags: Texts,
-  category: DbText,
-  assigned_agents: Texts,
-  instructions: DbText,
-  /** How local sync lays the skill out on disk: `folder` (config.yaml + SKILL.md) or `file` (an Agent Skills SKILL.md). */
-  form: Schema.Literal("folder", "file"),
-  /** The text it was read from (config.yaml, or the SKILL.md front matter), so it is written back byte for byte. */
-  original: Schema.NullOr(DbText),
-  extra: DbJsonObject,
-  version_hash: DbText,
-  created_at: Timestamp,
-  updated_at: Timestamp
-}).annotations({ identifier: "SkillExport" })
+export const SkillExport = Schema.Struct(fieldsOf(TABLES.skills.columns)).annotations({ identifier: "SkillExport" })
 export type SkillExport = typeof SkillExport.Type
 
-export const ContextExport = Schema.Struct({
-  id: RowId,
-  user_id: RowId,
-  session_id: Schema.NullOr(RowId),
-  name: DbText,
-  data: DbJson,
-  created_at: Timestamp,
-  updated_at: Timestamp
-}).annotations({ identifier: "ContextExport" })
+export const ContextExport = Schema.Struct(fieldsOf(TABLES.contexts.columns)).annotations({
+  identifier: "ContextExport"
+})
 export type ContextExport = typeof ContextExport.Type
 
 /** A whole export held in memory (library use, small exports); the transports stream the same rows instead. */
@@ -139,7 +145,11 @@ export const SYNC_TABLES = ["users", "skills", "contexts"] as const
 export type SyncTable = (typeof SYNC_TABLES)[number]
 
 /** The Postgres table behind each synced table. */
-export const TABLE_NAME: Record<SyncTable, string> = { users: "users", skills: "skills", contexts: "user_contexts" }
+export const TABLE_NAME: Record<SyncTable, string> = {
+  users: TABLES.users.name,
+  skills: TABLES.skills.name,
+  contexts: TABLES.contexts.name
+}
 
 export interface RowOf {
   readonly users: UserExport
@@ -210,36 +220,11 @@ export const decodeExportLine = (
 // ---------------------------------------------------------------------------------------------------------------
 // Row comparison: every column but created_at (which an import never overwrites), timestamps by instant.
 
-const sameTexts = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
-  a.length === b.length && a.every((x, i) => x === b[i])
-
 /** The columns an import would write, equal on both sides (created_at excluded). */
 export const sameRow = {
-  users: (a: UserExport, b: UserExport) =>
-    a.name === b.name &&
-    a.email === b.email &&
-    a.display_name === b.display_name &&
-    sameTexts(a.roles, b.roles) &&
-    sameInstant(a.updated_at, b.updated_at),
-  skills: (a: SkillExport, b: SkillExport) =>
-    a.name === b.name &&
-    a.description === b.description &&
-    a.enabled === b.enabled &&
-    sameTexts(a.tags, b.tags) &&
-    a.category === b.category &&
-    sameTexts(a.assigned_agents, b.assigned_agents) &&
-    a.instructions === b.instructions &&
-    a.form === b.form &&
-    a.original === b.original &&
-    canonicalJson(a.extra) === canonicalJson(b.extra) &&
-    a.version_hash === b.version_hash &&
-    sameInstant(a.updated_at, b.updated_at),
-  contexts: (a: ContextExport, b: ContextExport) =>
-    a.user_id === b.user_id &&
-    a.session_id === b.session_id &&
-    a.name === b.name &&
-    canonicalJson(a.data) === canonicalJson(b.data) &&
-    sameInstant(a.updated_at, b.updated_at)
+  users: sameRowOf(TABLES.users),
+  skills: sameRowOf(TABLES.skills),
+  contexts: sameRowOf(TABLES.contexts)
 } as const
 
 /** A digest of the compared columns, equal exactly when `sameRow` holds (the diff's merge join compares these). */

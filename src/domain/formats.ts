@@ -14,6 +14,7 @@ import {
   sameJson,
   splitFrontMatter
 } from "./frontMatter.js"
+import { accessRuleKey } from "./hash.js"
 import { AccessRule, Agent, Content, type ContentLayout, ContentPath, Id, Json, MARKDOWN, Skill } from "./model.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
@@ -700,7 +701,7 @@ export const parseAccessRules = (file: TextFile): Parsed<ReadonlyArray<AccessRul
       const seen = new Map<string, number>()
       const errors: Array<InvalidInput> = []
       rules.forEach((r, i) => {
-        const key = `${r.entity_type}:${r.entity_id}:${r.access}`
+        const key = accessRuleKey(r)
         const earlier = seen.get(key)
         if (earlier !== undefined) {
           errors.push(

@@ -34,8 +34,11 @@ export const accessRuleHash = (r: AccessRule): string => hashOf("access_rule", p
 export const contentKey = (c: Pick<Content, "source" | "slug">): string => `${c.source}/${c.slug}`
 
 /** The key of an access rule: one declaration per entity and access. */
-export const accessRuleKey = (r: Pick<AccessRule, "entity_type" | "entity_id" | "access">): string =>
-  `${r.entity_type}:${r.entity_id}:${r.access}`
+export const accessRuleKey = (r: {
+  readonly entity_type: string
+  readonly entity_id: string
+  readonly access: string
+}): string => `${r.entity_type}:${r.entity_id}:${r.access}`
 
 /** Orders file entries by path, as manifests are kept. */
 export const byPath = (a: FileEntry, b: FileEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)

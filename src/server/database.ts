@@ -5,7 +5,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
 import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
-import { DatabaseInfo, ImportResult, NDJSON, PartialImportWire } from "../api/database.js"
+import { DatabaseInfo, ImportResult, NDJSON } from "../api/database.js"
 import { AgentsyncApi } from "../api/index.js"
 import {
   decodeExportLine,
@@ -239,12 +239,9 @@ const ops = Effect.gen(function* () {
       Effect.gen(function* () {
         const rows = yield* readBody(request)
         const loc = yield* location(caller)
+        // A PartialImport is sent as itself (its cause stays here); any other database failure is a 500.
         const report = yield* importSource(loc, memorySource(rows), { dryRun }).pipe(
-          Effect.catchTags({
-            PartialImport: (e) =>
-              Effect.fail(new PartialImportWire({ completed: e.completed, total: e.total, reason: e.reason })),
-            Database: serverError
-          })
+          Effect.catchTag("DatabaseError", (e) => Effect.fail(serverError(e)))
         )
         return new ImportResult(report)
       })

@@ -10,7 +10,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { CurrentConfig } from "../config.js"
-import { DatabaseError, type SyncInProgress } from "../errors.js"
+import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
 import * as ProcessLock from "./ProcessLock.js"
 
@@ -47,7 +47,7 @@ export const causeMessage = (cause: unknown, secret?: string): string => {
     }
     if (c instanceof AggregateError && c.errors.length > 0) c = c.errors[0]
     if (c instanceof Error) {
-      text = c.message !== "" ? c.message : ((c as NodeJS.ErrnoException).code ?? c.name)
+      text = c.message !== "" ? c.message : (errnoCode(c) ?? c.name)
       c = c.cause
     } else {
       text = String(c)
@@ -85,7 +85,7 @@ const freePort = Effect.async<number, DatabaseError>((resume) => {
 /** One process at a time on an embedded data directory: PGlite is a single session and has no lock of its own. */
 const lockDataDir = (dataDir: string) =>
   ProcessLock.acquire(`${dataDir}.lock`, "embedded database").pipe(
-    Effect.catchTag("Io", (e) =>
+    Effect.catchTag("IoError", (e) =>
       Effect.fail(new DatabaseError({ reason: `cannot lock the embedded database ${dataDir}: ${e.reason}`, cause: e }))
     )
   )

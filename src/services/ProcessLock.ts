@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Effect, type Scope } from "effect"
-import { IoError, SyncInProgress } from "../errors.js"
+import { errnoCode, IoError, ioKindOf, SyncInProgress } from "../errors.js"
 
 /** Who holds a lock: the process (id, start time, host) and what it is doing. */
 export interface LockOwner {
@@ -58,7 +58,7 @@ export const isAlive = (pid: number): boolean => {
     process.kill(pid, 0)
     return true
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
+    return errnoCode(e) === "EPERM"
   }
 }
 
@@ -101,7 +101,7 @@ const read = (path: string): Seen | undefined => {
     raw = fs.readFileSync(path, "utf8")
     st = fs.statSync(path)
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    if (ioKindOf(e) === "NotFound") return undefined
     throw e
   }
   let owner: LockOwner | undefined
@@ -133,14 +133,13 @@ const create = (path: string, owner: LockOwner): boolean => {
     fs.linkSync(tmp, path)
     return true
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    if (code === "EEXIST") return false
+    if (errnoCode(e) === "EEXIST") return false
     // A file system without hard links: an exclusive create (readers give a just-made, empty lock a moment).
     try {
       fs.writeFileSync(path, JSON.stringify(owner), { flag: "wx" })
       return true
     } catch (e2) {
-      if ((e2 as NodeJS.ErrnoException).code === "EEXIST") return false
+      if (errnoCode(e2) === "EEXIST") return false
       throw e2
     }
   } finally {

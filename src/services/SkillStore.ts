@@ -14,7 +14,7 @@ import {
   renderLock,
   renderManifest
 } from "../domain/skills/model.js"
-import { type InvalidInput, IoError, type SyncInProgress } from "../errors.js"
+import { type InvalidInput, type IoError, ioError as io, ioKindOf, type SyncInProgress } from "../errors.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { writeFileAtomic } from "./Workspace.js"
 
@@ -42,14 +42,11 @@ export interface SkillStoreShape {
 
 export class SkillStore extends Context.Tag("agentsync/SkillStore")<SkillStore, SkillStoreShape>() {}
 
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-
 const readText = (path: string) =>
   Effect.tryPromise({
     try: () =>
-      fs.readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "ENOENT") return undefined
+      fs.readFile(path, "utf8").catch((e: unknown) => {
+        if (ioKindOf(e) === "NotFound") return undefined
         throw e
       }),
     catch: io(path, "cannot read")

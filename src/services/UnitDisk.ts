@@ -1,4 +1,5 @@
 /** Units on disk (tool homes, local sources): read as digests with modes and links, written atomically, backed up, and the leftovers of interrupted writes. */
+
 import { randomBytes } from "node:crypto"
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
@@ -6,7 +7,8 @@ import * as nodePath from "node:path"
 import { Effect } from "effect"
 import { sha256 } from "../domain/hash.js"
 import { digestOf, kindOf, linkStaysInside, type UnitFiles } from "../domain/skills/model.js"
-import { IoError } from "../errors.js"
+import { type IoError, ioError as io, isMissing } from "../errors.js"
+import { removeFileAndPrune } from "./prune.js"
 
 /** Every temp file and staging folder agentsync writes starts with this. */
 export const TEMP_PREFIX = ".agentsync-tmp-"
@@ -14,13 +16,6 @@ export const TEMP_PREFIX = ".agentsync-tmp-"
 /** Never part of a unit: editor swap files, OS metadata, a nested repository. */
 const isLitter = (name: string) =>
   name === ".DS_Store" || name === ".git" || name.endsWith(".swp") || name.endsWith("~")
-
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({
-    path,
-    reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
-    cause
-  })
 
 /** A unit as found on disk. */
 export interface UnitSnapshot {
@@ -54,11 +49,6 @@ export const fileDigestSync = (abs: string): string => {
   }
 }
 
-const missing = (e: unknown) => {
-  const code = (e as NodeJS.ErrnoException).code
-  return code === "ENOENT" || code === "ENOTDIR"
-}
-
 /** What stands at a path, without following a link. */
 export type EntryKind = "dir" | "file" | "link" | "other" | "absent"
 
@@ -67,7 +57,7 @@ const kindAt = (abs: string): EntryKind => {
   try {
     st = fsSync.lstatSync(abs)
   } catch (e) {
-    if (missing(e)) return "absent"
+    if (isMissing(e)) return "absent"
     throw e
   }
   return st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other"
@@ -80,7 +70,7 @@ export const listKindsSync = (dir: string): ReadonlyMap<string, EntryKind> => {
   try {
     entries = fsSync.readdirSync(dir, { withFileTypes: true })
   } catch (e) {
-    if (missing(e)) return out
+    if (isMissing(e)) return out
     throw e
   }
   for (const d of entries)
@@ -171,7 +161,7 @@ export const scanHomeSync = (
     try {
       entries = fsSync.readdirSync(abs, { withFileTypes: true })
     } catch (e) {
-      if (missing(e)) return
+      if (isMissing(e)) return
       throw e
     }
     for (const d of entries) {
@@ -233,18 +223,7 @@ const place = async (path: string, digest: string, bytes: Uint8Array) => {
 const rel2abs = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
 /** Removes a file and the folders it leaves empty, up to (and including) `stopAt` when it ends up empty. */
-const removeFile = async (abs: string, stopAt: string) => {
-  await fs.rm(abs, { force: true })
-  let dir = nodePath.dirname(abs)
-  while (dir === stopAt || dir.startsWith(stopAt + nodePath.sep)) {
-    try {
-      await fs.rmdir(dir)
-    } catch {
-      break // not empty: stop climbing
-    }
-    dir = nodePath.dirname(dir)
-  }
-}
+const removeFile = (abs: string, stopAt: string) => removeFileAndPrune(abs, stopAt, true)
 
 export interface UnitWrite {
   /** The unit root: a folder, or the file of a single-file unit. */

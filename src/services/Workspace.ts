@@ -1,4 +1,5 @@
 /** The Workspace port: the project's `services/` tree on disk, walked with the membership list, written atomically. */
+
 import { randomBytes } from "node:crypto"
 import * as fsSync from "node:fs"
 import { readFileSync } from "node:fs"
@@ -8,8 +9,9 @@ import { Context, Effect, Layer } from "effect"
 import { PROJECT_FILE } from "../config.js"
 import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../domain/membership.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { IoError, MissingConfig } from "../errors.js"
+import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../errors.js"
 import { isAlive } from "./ProcessLock.js"
+import { removeFileAndPrune } from "./prune.js"
 
 export interface WorkspaceFile {
   /** POSIX path relative to the services root. */
@@ -56,13 +58,6 @@ export interface WriteSpec {
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
 
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({
-    path,
-    reason: `${what}: ${cause instanceof Error ? cause.message.replace(/^[A-Z]+: /, "") : String(cause)}`,
-    cause
-  })
-
 /** Resolves a relative tree path under root, refusing anything that escapes it. */
 export const resolveInside = (root: string, path: string): Effect.Effect<string, IoError> => {
   const full = nodePath.resolve(root, path)
@@ -92,7 +87,7 @@ export const sweepLitter = (dir: string, deep: boolean): Effect.Effect<number, I
         try {
           entries = fsSync.readdirSync(d, { withFileTypes: true })
         } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "ENOTDIR") return
+          if (isMissing(e)) return
           throw e
         }
         for (const e of entries) {
@@ -371,8 +366,8 @@ export const make = (root: string): WorkspaceShape => {
   const membership = () =>
     Effect.tryPromise({
       try: () =>
-        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: NodeJS.ErrnoException) => {
-          if (e.code === "ENOENT") return ""
+        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: unknown) => {
+          if (ioKindOf(e) === "NotFound") return ""
           throw e
         }),
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
@@ -390,7 +385,7 @@ export const make = (root: string): WorkspaceShape => {
           try {
             entries = fsSync.readdirSync(dir, { withFileTypes: true })
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === "ENOENT" && rel === "") return
+            if (ioKindOf(e) === "NotFound" && rel === "") return
             throw e
           }
           for (const d of entries) {
@@ -449,18 +444,7 @@ export const make = (root: string): WorkspaceShape => {
   const removeFile = Effect.fn("Workspace.removeFile")(function* (path: string) {
     const full = yield* resolveInside(absRoot, path)
     yield* Effect.tryPromise({
-      try: async () => {
-        await fs.rm(full, { force: true })
-        let dir = nodePath.dirname(full)
-        while (dir.startsWith(absRoot + nodePath.sep)) {
-          try {
-            await fs.rmdir(dir)
-          } catch {
-            break // not empty: stop climbing
-          }
-          dir = nodePath.dirname(dir)
-        }
-      },
+      try: () => removeFileAndPrune(full, absRoot),
       catch: io(full, "cannot remove")
     })
   })

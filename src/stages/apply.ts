@@ -5,7 +5,7 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
-import { IoError, TarballUnsafe } from "../errors.js"
+import { errnoCode, type IoError, ioError as io, TarballUnsafe } from "../errors.js"
 import type { SyncApiError, Transient } from "../services/SyncApi.js"
 import { readArchive } from "./archive.js"
 import { type BackupPolicy, backupsDir, newRunId, pruneBackups, recordBackup } from "./backups.js"
@@ -45,9 +45,6 @@ export interface ApplyResult {
   /** Backups removed by the policy. */
   readonly pruned: ReadonlyArray<string>
 }
-
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
 // Files up to this size are held until complete, then written by the thread pool, several at a time;
 // larger ones are written as they arrive.
@@ -223,7 +220,7 @@ const findObstacles = (
         st = fsSync.lstatSync(nodePath.join(root, rel), { throwIfNoEntry: false })
       } catch (e) {
         // Under a file (which the pull deletes first): nothing there.
-        if ((e as NodeJS.ErrnoException).code !== "ENOTDIR") throw e
+        if (errnoCode(e) !== "ENOTDIR") throw e
       }
       k = st === undefined ? "none" : st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : "file"
       kind.set(rel, k)

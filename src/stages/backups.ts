@@ -4,7 +4,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
-import { InvalidInput, IoError } from "../errors.js"
+import { InvalidInput, ioError as io } from "../errors.js"
 import { writeFileAtomic } from "../services/Workspace.js"
 import { stateDir } from "./bundle.js"
 import { journalPath, swap } from "./swap.js"
@@ -49,9 +49,6 @@ export const backupPolicy = (env: Readonly<Record<string, string | undefined>>):
     maxAgeDays: pick("AGENTSYNC_BACKUPS_MAX_AGE_DAYS", BACKUP_POLICY.maxAgeDays)
   }
 }
-
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
 /** Every file under a folder, as POSIX paths relative to it, the record file left out. */
 const filesUnder = (root: string): Array<string> => {

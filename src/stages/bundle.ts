@@ -5,7 +5,7 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
-import { IoError, type TarballUnsafe } from "../errors.js"
+import { IoError, ioError as io, type TarballUnsafe } from "../errors.js"
 import { hashTree } from "../services/TreeHash.js"
 import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
@@ -47,9 +47,6 @@ export interface ManifestOptions {
   readonly writeCache: boolean
   readonly progress?: Progress
 }
-
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
 // Small files are read whole and synchronously: for thousands of small files this is several times faster
 // than going through the thread pool, and the CLI has nothing else to do meanwhile.

@@ -13,9 +13,11 @@ import {
   SYNC_TABLES,
   type SyncTable,
   TABLE_NAME,
+  TABLES,
   type TableDiffCounts
 } from "../domain/dbExport.js"
 import { DatabaseError } from "../errors.js"
+import { columnList, digestRow, informationSchemaTypes, selectList } from "./dbSql.js"
 
 /** Where the synced tables live: a client and, for a tenant's copy on the server, a schema. */
 export interface DbLocation {
@@ -39,10 +41,9 @@ export interface ExportSource<E = never> {
 
 /** The columns of each table in the order the bulk path copies them. */
 export const COPY_COLUMNS: Record<SyncTable, string> = {
-  users: "id, name, email, display_name, roles, created_at, updated_at",
-  skills:
-    "id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at",
-  contexts: "id, user_id, session_id, name, data, created_at, updated_at"
+  users: columnList(TABLES.users),
+  skills: columnList(TABLES.skills),
+  contexts: columnList(TABLES.contexts)
 }
 
 /**
@@ -89,47 +90,10 @@ export const outsideTransactionEffect = <A, E, R>(self: Effect.Effect<A, E, R>):
 // ---------------------------------------------------------------------------------------------------------------
 // Schema check
 
-interface ColumnSpec {
-  readonly type: string
-  /** The target must accept a row without this column only when it has a default or is nullable. */
-}
-const TS = "timestamp with time zone"
-export const EXPECTED_COLUMNS: Record<string, Record<string, ColumnSpec>> = {
-  users: {
-    id: { type: "text" },
-    name: { type: "text" },
-    email: { type: "text" },
-    display_name: { type: "text" },
-    roles: { type: "text[]" },
-    created_at: { type: TS },
-    updated_at: { type: TS }
-  },
-  skills: {
-    id: { type: "text" },
-    name: { type: "text" },
-    description: { type: "text" },
-    enabled: { type: "boolean" },
-    tags: { type: "text[]" },
-    category: { type: "text" },
-    assigned_agents: { type: "text[]" },
-    instructions: { type: "text" },
-    form: { type: "text" },
-    original: { type: "text" },
-    extra: { type: "json" },
-    version_hash: { type: "text" },
-    created_at: { type: TS },
-    updated_at: { type: TS }
-  },
-  user_contexts: {
-    id: { type: "text" },
-    user_id: { type: "text" },
-    session_id: { type: "text" },
-    name: { type: "text" },
-    data: { type: "jsonb" },
-    created_at: { type: TS },
-    updated_at: { type: TS }
-  },
-  user_sessions: { id: { type: "text" } }
+/** Each table's columns with the type `information_schema` reports, plus the sessions a context may point at. */
+export const EXPECTED_COLUMNS: Record<string, Record<string, string>> = {
+  ...Object.fromEntries(SYNC_TABLES.map((t) => [TABLES[t].name, informationSchemaTypes(TABLES[t])])),
+  user_sessions: { id: "text" }
 }
 
 interface ColumnRow {
@@ -153,21 +117,20 @@ export const schemaProblems = Effect.fn("DbExport.schemaProblems")(function* (lo
     )
     .pipe(Effect.mapError(dbError("reading information_schema")))
   const problems: Array<string> = []
-  for (const table of tables) {
+  for (const [table, expected] of Object.entries(EXPECTED_COLUMNS)) {
     const found = rows.filter((r) => r.table_name === table)
-    const expected = EXPECTED_COLUMNS[table]!
     if (found.length === 0) {
       problems.push(`table ${table} is missing`)
       continue
     }
-    for (const [column, spec] of Object.entries(expected)) {
+    for (const [column, type] of Object.entries(expected)) {
       const col = found.find((r) => r.column_name === column)
       if (col === undefined) {
         problems.push(`column ${table}.${column} is missing`)
         continue
       }
-      const type = col.data_type === "ARRAY" ? `${col.udt_name.replace(/^_/, "")}[]` : col.data_type
-      if (type !== spec.type) problems.push(`column ${table}.${column} is ${type}, expected ${spec.type}`)
+      const actual = col.data_type === "ARRAY" ? `${col.udt_name.replace(/^_/, "")}[]` : col.data_type
+      if (actual !== type) problems.push(`column ${table}.${column} is ${actual}, expected ${type}`)
     }
     for (const col of found) {
       if (table !== "user_sessions" && !(col.column_name in expected) && col.is_nullable === "NO" && !col.has_default) {
@@ -188,14 +151,6 @@ export const checkSchema = Effect.fn("DbExport.checkSchema")(function* (loc: DbL
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reading rows
-
-const ts = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`
-
-const SELECT: Record<SyncTable, string> = {
-  users: `id, name, email, display_name, roles, ${ts("created_at")}, ${ts("updated_at")}`,
-  skills: `id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, ${ts("created_at")}, ${ts("updated_at")}`,
-  contexts: `id, user_id, session_id, name, data, ${ts("created_at")}, ${ts("updated_at")}`
-}
 
 /**
  * The rows of a query, `batch` at a time, through a server-side cursor in a read-only snapshot on a connection
@@ -235,7 +190,7 @@ export const tableRows = <T extends SyncTable>(
 ): Stream.Stream<ReadonlyArray<RowOf[T]>, DatabaseError> =>
   cursorRows<RowOf[T]>(
     loc,
-    `SELECT ${SELECT[table]} FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
+    `SELECT ${selectList(TABLES[table])} FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
     `reading ${TABLE_NAME[table]}`,
     batch
   )
@@ -279,12 +234,6 @@ export const sqlSource = (loc: DbLocation, batch = 2000): ExportSource => ({
 /** An id and the digest of the columns an import compares (created_at excluded). */
 export type Digest = readonly [id: string, digest: string]
 
-const DIGEST_ROW: Record<SyncTable, string> = {
-  users: `ROW(name, email, display_name, roles, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
-  skills: `ROW(name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra::jsonb, version_hash, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`,
-  contexts: `ROW(user_id, session_id, name, data, ${"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"})`
-}
-
 /**
  * Digests computed by Postgres (md5 of the row's text form: jsonb and arrays print canonically), so only ids
  * and digests travel. Both sides of a diff must digest the same way: two databases (or a tenant server, which
@@ -297,7 +246,7 @@ export const tableDigests = (
 ): Stream.Stream<ReadonlyArray<Digest>, DatabaseError> =>
   cursorRows<{ readonly id: string; readonly digest: string }>(
     loc,
-    `SELECT id, md5(${DIGEST_ROW[table]}::text) AS digest FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
+    `SELECT id, md5(${digestRow(TABLES[table])}::text) AS digest FROM ${qualified(loc, TABLE_NAME[table])} ORDER BY id COLLATE "C"`,
     `reading ${TABLE_NAME[table]}`,
     batch
   ).pipe(Stream.map((rows) => rows.map((r): Digest => [r.id, r.digest])))
@@ -346,8 +295,8 @@ export const diffDigests = <E1, E2>(
         if (a.done && b.done) break
         // Merge until one side needs a refill.
         while ((a.i < a.buf.length || a.done) && (b.i < b.buf.length || b.done) && !(a.done && b.done)) {
-          const x = a.i < a.buf.length ? a.buf[a.i]! : undefined
-          const y = b.i < b.buf.length ? b.buf[b.i]! : undefined
+          const x = a.buf[a.i]
+          const y = b.buf[b.i]
           const order = x === undefined ? 1 : y === undefined ? -1 : compareIds(x[0], y[0])
           if (order < 0) {
             counts.only_local++
@@ -355,8 +304,8 @@ export const diffDigests = <E1, E2>(
           } else if (order > 0) {
             counts.only_remote++
             b.i++
-          } else {
-            if (x![1] === y![1]) counts.equal++
+          } else if (x !== undefined && y !== undefined) {
+            if (x[1] === y[1]) counts.equal++
             else counts.different++
             a.i++
             b.i++

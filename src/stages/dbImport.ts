@@ -2,19 +2,18 @@
 import { pipeline } from "node:stream/promises"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Effect, Option, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import { from as copyFrom } from "pg-copy-streams"
 import {
-  type ContextExport,
   type RowOf,
-  type SkillExport,
   type Skip,
   SYNC_TABLES,
   type SyncTable,
   TABLE_NAME,
-  type TableImportReport,
-  type UserExport
+  TABLES,
+  type TableImportReport
 } from "../domain/dbExport.js"
+import { comparedColumns } from "../domain/dbTables.js"
 import { DatabaseError, PartialImport } from "../errors.js"
 import {
   COPY_COLUMNS,
@@ -25,6 +24,15 @@ import {
   qualified,
   rawClient
 } from "./dbExport.js"
+import {
+  chunkParams,
+  chunkSource,
+  comparedTuple,
+  stagingColumns,
+  targetDiffers,
+  typedSource,
+  upsertActed
+} from "./dbSql.js"
 
 export interface ImportOptions {
   readonly dryRun: boolean
@@ -40,10 +48,6 @@ export interface ImportReport {
   readonly dry_run: boolean
   readonly tables: ReadonlyArray<TableImportReport>
 }
-
-/** A Postgres array literal for a text array, so that an array of arrays travels as one text[] parameter. */
-export const pgTextArray = (items: ReadonlyArray<string>): string =>
-  `{${items.map((s) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`).join(",")}}`
 
 interface ChunkResult {
   readonly inserted: number
@@ -77,25 +81,24 @@ const statements = (
   const skills = qualified(loc, "skills")
   const contexts = qualified(loc, "user_contexts")
   const sessions = qualified(loc, "user_sessions")
+  const U = TABLES.users
+  const S = TABLES.skills
+  const C = TABLES.contexts
+  // A context's compared columns, from the target (`x_…`) and from the source with its session made effective.
+  const contextCompared = comparedColumns(C).map(([name]) => name)
   return {
     users: `WITH src AS (${src.users}), plan AS (
-  SELECT s.id, s.name, s.email, s.display_name, s.roles::text[] AS roles, s.created_at, s.updated_at,
+  SELECT ${typedSource(U)},
     (SELECT o.id FROM ${nameOwners} o WHERE o.name = s.name AND o.id <> s.id LIMIT 1) AS name_owner,
     (SELECT o.id FROM ${nameOwners} o WHERE o.email = s.email AND o.id <> s.id LIMIT 1) AS email_owner,
     x.id IS NOT NULL AS present,
-    (x.name, x.email, x.display_name, x.roles, x.updated_at) IS DISTINCT FROM (s.name, s.email, s.display_name, s.roles::text[], s.updated_at) AS changed
+    ${targetDiffers(U)} AS changed
   FROM src s LEFT JOIN ${users} x ON x.id = s.id
 ), act AS (
   SELECT *, CASE WHEN name_owner IS NOT NULL OR email_owner IS NOT NULL THEN 'skip'
                  WHEN NOT present THEN 'insert' WHEN changed THEN 'update' ELSE 'unchanged' END AS action
   FROM plan
-), written AS (
-  INSERT INTO ${users} AS t (id, name, email, display_name, roles, created_at, updated_at)
-  SELECT id, name, email, display_name, roles, created_at, updated_at FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, display_name = EXCLUDED.display_name,
-    roles = EXCLUDED.roles, updated_at = EXCLUDED.updated_at
-  RETURNING 1
-)
+), written AS (${upsertActed(users, U)})
 SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written,
   (SELECT coalesce(json_agg(k), '[]') FROM (
     SELECT id, CASE WHEN name_owner IS NOT NULL THEN 'name belongs to user ' || name_owner ELSE 'email belongs to user ' || email_owner END AS reason
@@ -103,49 +106,26 @@ SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS w
 FROM act`,
     // `extra` is json (its text, key order included, is what is written); it is compared as jsonb, like contexts' data.
     skills: `WITH src AS (${src.skills}), act AS (
-  SELECT s.id, s.name, s.description, s.enabled, s.tags::text[] AS tags, s.category, s.assigned_agents::text[] AS assigned_agents,
-    s.instructions, s.form, s.original, s.extra::json AS extra, s.version_hash, s.created_at, s.updated_at,
-    CASE WHEN x.id IS NULL THEN 'insert'
-         WHEN (x.name, x.description, x.enabled, x.tags, x.category, x.assigned_agents, x.instructions, x.form, x.original, x.extra::jsonb,
-               x.version_hash, x.updated_at)
-              IS DISTINCT FROM (s.name, s.description, s.enabled, s.tags::text[], s.category, s.assigned_agents::text[], s.instructions, s.form,
-               s.original, s.extra::jsonb, s.version_hash, s.updated_at)
-           THEN 'update' ELSE 'unchanged' END AS action
+  SELECT ${typedSource(S)},
+    CASE WHEN x.id IS NULL THEN 'insert' WHEN ${targetDiffers(S)} THEN 'update' ELSE 'unchanged' END AS action
   FROM src s LEFT JOIN ${skills} x ON x.id = s.id
-), written AS (
-  INSERT INTO ${skills} AS t (id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash,
-    created_at, updated_at)
-  SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at
-    FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description, enabled = EXCLUDED.enabled,
-    tags = EXCLUDED.tags, category = EXCLUDED.category, assigned_agents = EXCLUDED.assigned_agents,
-    instructions = EXCLUDED.instructions, form = EXCLUDED.form, original = EXCLUDED.original, extra = EXCLUDED.extra,
-    version_hash = EXCLUDED.version_hash, updated_at = EXCLUDED.updated_at
-  RETURNING 1
-)
+), written AS (${upsertActed(skills, S)})
 SELECT ${COUNTS}, 0 AS session_cleared, (SELECT count(*) FROM written)::int AS written, '[]'::json AS skips FROM act`,
     contexts: `WITH src AS (${src.contexts}), plan AS (
-  SELECT s.id, s.user_id, s.name, s.data::jsonb AS data, s.created_at, s.updated_at,
+  SELECT ${typedSource(C, ["session_id"])},
     EXISTS (SELECT 1 FROM ${users} u WHERE u.id = s.user_id) AS user_ok,
     s.session_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${sessions} ss WHERE ss.id = s.session_id) AS session_cleared,
     s.session_id AS given_session,
-    x.id IS NOT NULL AS present, x.user_id AS x_user_id, x.session_id AS x_session_id, x.name AS x_name, x.data AS x_data,
-    x.updated_at AS x_updated_at
+    x.id IS NOT NULL AS present, ${contextCompared.map((n) => `x.${n} AS x_${n}`).join(", ")}
   FROM src s LEFT JOIN ${contexts} x ON x.id = s.id
 ), eff AS (
   SELECT *, CASE WHEN session_cleared THEN NULL ELSE given_session END AS session_id FROM plan
 ), act AS (
   SELECT *, CASE WHEN NOT user_ok THEN 'skip' WHEN NOT present THEN 'insert'
-                 WHEN (x_user_id, x_session_id, x_name, x_data, x_updated_at) IS DISTINCT FROM (user_id, session_id, name, data, updated_at)
+                 WHEN ${comparedTuple(C, (n) => `x_${n}`)} IS DISTINCT FROM ${comparedTuple(C, (n) => n)}
                    THEN 'update' ELSE 'unchanged' END AS action
   FROM eff
-), written AS (
-  INSERT INTO ${contexts} AS t (id, user_id, session_id, name, data, created_at, updated_at)
-  SELECT id, user_id, session_id, name, data, created_at, updated_at FROM act WHERE action IN ('insert', 'update')
-  ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, session_id = EXCLUDED.session_id, name = EXCLUDED.name,
-    data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
-  RETURNING 1
-)
+), written AS (${upsertActed(contexts, C)})
 SELECT ${COUNTS}, (count(*) FILTER (WHERE action <> 'skip' AND session_cleared))::int AS session_cleared,
   (SELECT count(*) FROM written)::int AS written,
   (SELECT coalesce(json_agg(k), '[]') FROM (
@@ -156,24 +136,11 @@ FROM act`
 
 /** Rows of a chunk: each column one array parameter. */
 const CHUNK_SOURCE: Record<SyncTable, string> = {
-  users: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-    AS s(id, name, email, display_name, roles, created_at, updated_at)`,
-  skills: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[], $7::text[], $8::text[],
-                       $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::timestamptz[])
-    AS s(id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, created_at, updated_at)`,
-  contexts: `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-    AS s(id, user_id, session_id, name, data, created_at, updated_at)`
+  users: chunkSource(TABLES.users),
+  skills: chunkSource(TABLES.skills),
+  contexts: chunkSource(TABLES.contexts)
 }
 
-/** The bulk path's staging tables: the columns of COPY_COLUMNS with their types, dropped with the transaction. */
-const STAGING_COLUMNS: Record<SyncTable, string> = {
-  users:
-    "id text, name text, email text, display_name text, roles text[], created_at timestamptz, updated_at timestamptz",
-  skills:
-    "id text, name text, description text, enabled boolean, tags text[], category text, assigned_agents text[], instructions text, form text, original text, extra json, version_hash text, created_at timestamptz, updated_at timestamptz",
-  contexts:
-    "id text, user_id text, session_id text, name text, data jsonb, created_at timestamptz, updated_at timestamptz"
-}
 const staging = (table: SyncTable) => `agentsync_import_${table}`
 /** The users' names and emails as they were before the import, for the chunked path (dropped with the transaction). */
 const OWNERS = "pg_temp.agentsync_import_owners"
@@ -182,45 +149,6 @@ const STAGED_SOURCE: Record<SyncTable, string> = {
   skills: `SELECT * FROM pg_temp.${staging("skills")}`,
   contexts: `SELECT * FROM pg_temp.${staging("contexts")}`
 }
-
-/** The column arrays of a chunk, in the order of the statement's parameters. */
-const columns: { readonly [T in SyncTable]: (rows: ReadonlyArray<RowOf[T]>) => ReadonlyArray<ReadonlyArray<unknown>> } =
-  {
-    users: (rows: ReadonlyArray<UserExport>) => [
-      rows.map((r) => r.id),
-      rows.map((r) => r.name),
-      rows.map((r) => r.email),
-      rows.map((r) => r.display_name),
-      rows.map((r) => pgTextArray(r.roles)),
-      rows.map((r) => r.created_at),
-      rows.map((r) => r.updated_at)
-    ],
-    skills: (rows: ReadonlyArray<SkillExport>) => [
-      rows.map((r) => r.id),
-      rows.map((r) => r.name),
-      rows.map((r) => r.description),
-      rows.map((r) => r.enabled),
-      rows.map((r) => pgTextArray(r.tags)),
-      rows.map((r) => r.category),
-      rows.map((r) => pgTextArray(r.assigned_agents)),
-      rows.map((r) => r.instructions),
-      rows.map((r) => r.form),
-      rows.map((r) => r.original),
-      rows.map((r) => JSON.stringify(r.extra)),
-      rows.map((r) => r.version_hash),
-      rows.map((r) => r.created_at),
-      rows.map((r) => r.updated_at)
-    ],
-    contexts: (rows: ReadonlyArray<ContextExport>) => [
-      rows.map((r) => r.id),
-      rows.map((r) => r.user_id),
-      rows.map((r) => r.session_id),
-      rows.map((r) => r.name),
-      rows.map((r) => JSON.stringify(r.data)),
-      rows.map((r) => r.created_at),
-      rows.map((r) => r.updated_at)
-    ]
-  }
 
 const emptyReport = (table: SyncTable, total: number): TableImportReport => ({
   table,
@@ -274,7 +202,7 @@ const importChunked = <T extends SyncTable, E>(
     Stream.mapConcat((batch) => batch),
     Stream.grouped(options.chunkSize ?? 5000),
     Stream.runFoldEffect(emptyReport(table, total), (acc, chunk) =>
-      loc.sql.unsafe<ChunkResult>(text, columns[table]([...chunk] as never) as Array<unknown>).pipe(
+      loc.sql.unsafe<ChunkResult>(text, chunkParams(TABLES[table], Chunk.toReadonlyArray(chunk))).pipe(
         Effect.mapError(dbError(what)),
         Effect.map(([r]) => addChunk(acc, r!, maxSkips))
       )
@@ -307,7 +235,7 @@ const importTable = <T extends SyncTable, E>(
     if (raw === undefined) return yield* chunked
     const what = `importing ${TABLE_NAME[table]}`
     yield* loc.sql
-      .unsafe(`CREATE TEMP TABLE ${staging(table)} (${STAGING_COLUMNS[table]}) ON COMMIT DROP`)
+      .unsafe(`CREATE TEMP TABLE ${staging(table)} (${stagingColumns(TABLES[table])}) ON COMMIT DROP`)
       .pipe(Effect.mapError(dbError(what)))
     yield* Effect.scoped(
       Effect.flatMap(copy(table), (readable) =>

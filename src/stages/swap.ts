@@ -1,9 +1,11 @@
 /** The swap of a pull: verified files renamed into the tree, what they replace or delete kept in a backup, every path old or new at every instant. */
+
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
-import { IoError } from "../errors.js"
+import { errnoCode, IoError, ioError as io } from "../errors.js"
+import { pruneEmptyFolders } from "../services/prune.js"
 import { writeFileAtomic } from "../services/Workspace.js"
 import { stateDir } from "./bundle.js"
 
@@ -20,10 +22,7 @@ export type Journal = typeof Journal.Type
 const JOURNAL = "pull-journal.json"
 export const journalPath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), JOURNAL)
 
-const io = (path: string, what: string) => (cause: unknown) =>
-  new IoError({ path, reason: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
-
-const code = (e: unknown) => (e as NodeJS.ErrnoException).code
+const code = errnoCode
 
 /** What is at a path, or undefined when nothing is (also when a file stands where one of its folders should be). */
 const lstat = (p: string) => {
@@ -95,17 +94,7 @@ export const swapIn = (j: Journal) => {
     }
   }
   /** Removes the folders a deletion left empty, up to the tree's root. */
-  const pruneUp = (rel: string) => {
-    let dir = nodePath.dirname(nodePath.join(root, rel))
-    while (dir.startsWith(root + nodePath.sep)) {
-      try {
-        fsSync.rmdirSync(dir)
-      } catch {
-        break
-      }
-      dir = nodePath.dirname(dir)
-    }
-  }
+  const pruneUp = (rel: string) => pruneEmptyFolders(nodePath.dirname(nodePath.join(root, rel)), root)
   /** The folder for `rel`, moving aside any file that stands where one of its folders must be. */
   const ready = new Set<string>()
   const folderFor = (rel: string) => {

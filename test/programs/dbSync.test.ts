@@ -152,7 +152,7 @@ describe("DatabaseSyncService, direct transport", () => {
     })
     const exit = await dbSyncExit(cfg, (s) => s.diff())
     const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
-    expect(error?._tag).toBe("Database")
+    expect(error?._tag).toBe("DatabaseError")
     expect(error?.message).toContain("127.0.0.1:1")
     expect(error?.message).not.toContain("s3cret-pw")
   })

@@ -40,7 +40,7 @@ describe("a sync to disk that cannot write its files", () => {
     const out = join(root, "out", "services")
     put(out, "content/notes", "not a folder")
     const toDisk = await sync(url, out, { direction: "ToDisk", kinds: ["content"] })
-    expect(Either.isLeft(toDisk) && toDisk.left._tag).toBe("Io")
+    expect(Either.isLeft(toDisk) && toDisk.left._tag).toBe("IoError")
     expect(await query(url, "SELECT slug, file_sha256 FROM contents ORDER BY slug")).toEqual(before)
     expect(readdirSync(join(out, "content"))).toEqual(["notes"])
 

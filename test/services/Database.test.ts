@@ -126,7 +126,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     )
     expect(Exit.isFailure(exit)).toBe(true)
     const text = JSON.stringify(exit) + String(Exit.isFailure(exit) ? exit.cause : "")
-    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error._tag : undefined).toBe("Database")
+    expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error._tag : undefined).toBe("DatabaseError")
     const message = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error.message : ""
     expect(message).toContain(`127.0.0.1:${port}`)
     expect(message).not.toContain(secret)
@@ -142,7 +142,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
       (sql) => sql`SELECT 1`
     )
     const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
-    expect(error?._tag).toBe("Database")
+    expect(error?._tag).toBe("DatabaseError")
     expect(error?.message).toContain(`${admin.hostname}:${admin.port}`)
     expect(error?.message).toMatch(/nobody_here/)
     expect(error?.message).not.toContain("hunter2hunter2")

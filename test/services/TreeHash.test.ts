@@ -42,7 +42,7 @@ describe("TreeHash", () => {
   it("a file that cannot be read is an Io error naming it", async () => {
     const root = tempDir("missing")
     const result = await Effect.runPromise(Effect.either(hashTree(root, ["gone.md"])))
-    expect(Either.isLeft(result) && [result.left._tag, result.left.path]).toEqual(["Io", join(root, "gone.md")])
+    expect(Either.isLeft(result) && [result.left._tag, result.left.path]).toEqual(["IoError", join(root, "gone.md")])
     const one = await Effect.runPromise(Effect.either(hashFile(join(root, "gone.md"), 10)))
     expect(Either.isLeft(one) && one.left.path).toBe(join(root, "gone.md"))
   })

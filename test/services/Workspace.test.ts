@@ -56,7 +56,7 @@ describe("Workspace.writeFiles", () => {
         )
         expect(Either.isLeft(result)).toBe(true)
         if (Either.isLeft(result)) {
-          expect(result.left._tag).toBe("Io")
+          expect(result.left._tag).toBe("IoError")
           expect(result.left.path).toBe(join(dir, "blocked/x.md"))
         }
         expect(readFileSync(join(dir, "a/keep.md"), "utf8")).toBe("old")

@@ -99,7 +99,7 @@ describe("archive", () => {
       const result = yield* Effect.either(
         collect(bundle({ servicesPath: nodePath.join(root, "services"), files: [entry] }))
       )
-      expect(Either.isLeft(result) && result.left._tag).toBe("Io")
+      expect(Either.isLeft(result) && result.left._tag).toBe("IoError")
     })
   )
 

@@ -15,7 +15,7 @@ import {
   lastFireIn,
   type Outcome
 } from "../../domain/jobs/runs.js"
-import { type DatabaseError, InvalidInput, IoError, type SyncInProgress } from "../../errors.js"
+import { type DatabaseError, InvalidInput, IoError, ioKindOf, type SyncInProgress } from "../../errors.js"
 import * as ProcessLock from "../ProcessLock.js"
 import { writeFileAtomic } from "../Workspace.js"
 
@@ -116,9 +116,7 @@ export const makeFile = (projectRoot: string): JobStoreShape => {
   const { state, lock } = statePaths(projectRoot)
   const read = Effect.tryPromise({
     try: () =>
-      fs
-        .readFile(state, "utf8")
-        .catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e))),
+      fs.readFile(state, "utf8").catch((e: unknown) => (ioKindOf(e) === "NotFound" ? undefined : Promise.reject(e))),
     catch: (cause) => new IoError({ path: state, reason: "cannot read the jobs state", cause })
   }).pipe(
     Effect.flatMap((text) => {

@@ -1,7 +1,7 @@
 /** The access-rule tables: role rules (synced with access-control/config.yaml) and user rules (database only), deny over allow. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Schema } from "effect"
-import { accessRuleHash } from "../../domain/hash.js"
+import { accessRuleHash, accessRuleKey } from "../../domain/hash.js"
 import type { PlacedRule } from "../../domain/localPlan.js"
 import { Access, AccessEntityType, AccessRule } from "../../domain/model.js"
 import { DatabaseError } from "../../errors.js"
@@ -82,7 +82,12 @@ export class AccessRulesRepo extends Effect.Service<AccessRulesRepo>()("agentsyn
         .pipe(Effect.mapError(dbError("cannot read access rules")))
       return collect(
         rows,
-        (r) => `${String(r["entity_type"])}:${String(r["entity_id"])}:${String(r["access"])}`,
+        (r) =>
+          accessRuleKey({
+            entity_type: String(r["entity_type"]),
+            entity_id: String(r["entity_id"]),
+            access: String(r["access"])
+          }),
         ({ version_hash: _, justification, ...fields }, key) =>
           decodeRow(AccessRule, key, justification === null ? fields : { ...fields, justification }),
         accessRuleHash
