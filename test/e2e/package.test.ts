@@ -1,11 +1,19 @@
 import { execFile } from "node:child_process"
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { join } from "node:path"
-import { beforeAll, describe, expect, it } from "vitest"
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { rm } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { delimiter, dirname, join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { cleanEnv, REPO } from "../support/cli.js"
-import { tempDirs } from "../support/tree.js"
 
-const tempDir = tempDirs("package")
+// Installed trees are large: removed asynchronously, so that the worker stays responsive while they go.
+const made: Array<string> = []
+const tempDir = (name: string) => {
+  const dir = mkdtempSync(join(tmpdir(), `agentsync-package-${name}-`))
+  made.push(dir)
+  return dir
+}
+afterAll(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))), 300_000)
 const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as {
   readonly version: string
   readonly exports: Record<string, string | { readonly types: string; readonly import: string }>
@@ -101,5 +109,28 @@ describe("the packed package", () => {
     expect(Object.values(counts).filter((n) => n === 0)).toEqual([])
     expect(statSync(join(consumer, "dist/push-files.js")).isFile()).toBe(true)
     expect(readdirSync(join(consumer, "dist")).sort()).toEqual(["entries.js", "local-diff.js", "push-files.js"])
-  }, 300_000)
+  }, 600_000)
+
+  it("installs with `npm install -g` and runs `agentsync demo` from the install, on the Node running the tests", async () => {
+    const prefix = tempDir("global")
+    await npm(["install", "-g", "--prefix", prefix, tarball], prefix)
+    const bin = join(prefix, "bin", "agentsync")
+    // The executable's `#!/usr/bin/env node` finds this Node first.
+    const env = {
+      PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}`,
+      XDG_CACHE_HOME: tempDir("cache")
+    }
+    expect((await run(bin, ["--version"], prefix, env)).trim()).toBe(pkg.version)
+    const work = join(tempDir("demo"), "work")
+    const out = await run(bin, ["demo", "--dir", work], prefix, env)
+    expect(out).toContain("the second copy has the edit: yes")
+    expect(existsSync(join(work, "project/services/agents/support/config.yaml"))).toBe(true)
+    // What is installed: the runtime dependencies, none of the CLI's bundled-in or development packages.
+    const installed = join(prefix, "lib", "node_modules", "agentsync", "node_modules")
+    expect(
+      ["@effect/cli", "@effect/printer", "typescript", "vitest", "esbuild"].filter((d) =>
+        existsSync(join(installed, d))
+      )
+    ).toEqual([])
+  }, 600_000)
 })
