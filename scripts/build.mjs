@@ -1,20 +1,37 @@
 // Builds dist/: the CLI as one CommonJS bundle (dist/cli.cjs) started by a small launcher (dist/bin.js) that keeps
-// V8's code cache for it, and the library as one ES module (dist/index.js).
+// a code cache for it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath)
+// with their declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
+// CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { readFile, rm } from "node:fs/promises"
+import { readdir, readFile, rm } from "node:fs/promises"
 import { build } from "esbuild"
+
+const args = new Set(process.argv.slice(2))
+const sourcemap = args.has("--sourcemap") || process.env.AGENTSYNC_SOURCEMAP === "1"
 
 const shared = {
   bundle: true,
   platform: "node",
   target: "node20",
-  sourcemap: true,
-  logLevel: "warning",
-  // PGlite loads its WebAssembly and data files next to its own module; pg-native is an optional addon.
-  external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"]
+  sourcemap,
+  logLevel: "warning"
 }
 
+/** The library's public entry points: `agentsync` and `agentsync/<capability>` (see package.json `exports`). */
+const publicEntries = Object.fromEntries(
+  (await readdir("src/public")).filter((f) => f.endsWith(".ts")).map((f) => [f.slice(0, -3), `src/public/${f}`])
+)
+
 await rm("dist", { recursive: true, force: true })
+const declarations = () =>
+  args.has("--no-types")
+    ? Promise.resolve()
+    : new Promise((resolve, reject) =>
+        spawn(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { stdio: "inherit" })
+          .on("error", reject)
+          .on("exit", (code) => (code === 0 ? resolve() : reject(new Error("tsc -p tsconfig.build.json failed"))))
+      )
 const [cli] = await Promise.all([
   build({
     ...shared,
@@ -23,22 +40,26 @@ const [cli] = await Promise.all([
     outExtension: { ".js": ".cjs" },
     outdir: "dist",
     format: "cjs",
+    // PGlite loads its WebAssembly and data files next to its own module; pg-native is an optional addon.
+    external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
     // The one module that finds files next to itself (the demo's example project).
     define: { "import.meta.url": "__agentsyncModuleUrl" },
     banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
   }),
+  // The library leaves every package to the user's install, so a program and agentsync share one `effect`
+  // (one runtime, one copy of each Context tag and Schema class). Shared code goes in chunks, loaded once.
   build({
     ...shared,
-    entryPoints: { index: "src/index.ts" },
-    outdir: "dist",
+    entryPoints: { index: "src/index.ts", ...publicEntries },
+    outdir: "dist/lib",
     format: "esm",
-    // Bundled CommonJS dependencies (pg) call require(); give them one.
-    banner: {
-      js: "import { createRequire as __agentsyncCreateRequire } from 'node:module'; const require = __agentsyncCreateRequire(import.meta.url);"
-    }
-  })
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    packages: "external"
+  }),
+  declarations()
 ])
-// The launcher runs the bundle from a V8 code cache, and Node 20 loses a cached script's import() hook.
+// Node 20's launcher runs the bundle from a V8 code cache, and Node 20 loses a cached script's import() hook.
 const dynamic = Object.values(cli.metafile.outputs).flatMap((o) =>
   o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path)
 )

@@ -1,7 +1,7 @@
 /** SyncConfig: the project's settings from `agentsync.yaml` and the environment, with a builder for library use. */
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Config, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
+import { Config, Context, Effect, Either, Layer, Option, Redacted, Schedule, Schema } from "effect"
 import { decodeYamlFile } from "./domain/formats.js"
 import { JobEntries, JobEntry } from "./domain/jobs/spec.js"
 import { InvalidInput, IoError, ioKindOf } from "./errors.js"
@@ -51,6 +51,11 @@ export type ProjectFile = typeof ProjectFile.Type
 
 export type SyncDirection = "Push" | "Pull"
 
+/** A retry schedule for the tenant API's calls: fed each transient failure, it decides the waits and when to stop. */
+const RetrySchedule = Schema.declare((u: unknown): u is Schedule.Schedule<unknown, unknown> => Schedule.isSchedule(u), {
+  identifier: "Schedule"
+})
+
 export class SyncConfig extends Schema.Class<SyncConfig>("SyncConfig")({
   /** The folder holding `agentsync.yaml` (or the working directory). */
   projectRoot: Schema.String,
@@ -64,17 +69,21 @@ export class SyncConfig extends Schema.Class<SyncConfig>("SyncConfig")({
   cloudDatabaseUrl: Schema.optional(Schema.Redacted(Schema.String)),
   direction: Schema.optionalWith(Schema.Literal("Push", "Pull"), { default: () => "Push" as const }),
   dryRun: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  project: Schema.optionalWith(ProjectFile, { default: () => ({}) })
+  project: Schema.optionalWith(ProjectFile, { default: () => ({}) }),
+  /** How the tenant API's calls are retried (default: `AGENTSYNC_RETRY_*`, else four retries with backoff). */
+  retry: Schema.optional(RetrySchedule)
 }) {
-  /** A config for library use, named as the reference crate's: tenant, API URL, token, services path. */
-  static builder(tenantId: string, apiUrl: string, token: string, servicesPath: string): SyncConfigBuilder {
-    return new SyncConfigBuilder({
-      projectRoot: nodePath.dirname(nodePath.resolve(servicesPath)),
-      servicesPath: nodePath.resolve(servicesPath),
-      tenantId,
-      apiUrl,
-      token: Redacted.make(token)
-    })
+  /**
+   * A config for library use, without files or environment: `builder(servicesPath)` then `.direct(origin, token)`
+   * or `.relay(apiUrl, tenantId, token)` (or neither, for local and database sync only). The four-argument form
+   * `builder(tenantId, apiUrl, token, servicesPath)` is the relay mode.
+   */
+  static builder(servicesPath: string): SyncConfigBuilder
+  static builder(tenantId: string, apiUrl: string, token: string, servicesPath: string): SyncConfigBuilder
+  static builder(...args: [string] | [string, string, string, string]): SyncConfigBuilder {
+    const servicesPath = nodePath.resolve(args.length === 1 ? args[0] : args[3])
+    const builder = new SyncConfigBuilder({ projectRoot: nodePath.dirname(servicesPath), servicesPath })
+    return args.length === 1 ? builder : builder.relay(args[1], args[0], args[2])
   }
 }
 
@@ -82,8 +91,20 @@ type Fields = ConstructorParameters<typeof SyncConfig>[0]
 
 export class SyncConfigBuilder {
   constructor(private readonly fields: Fields) {}
-  private with(patch: Partial<Fields>) {
+  private with(patch: { readonly [K in keyof Fields]?: Fields[K] | undefined }) {
     return new SyncConfigBuilder({ ...this.fields, ...patch } as Fields)
+  }
+  /** Direct sync: the tenant's own server at `origin` (AGENTSYNC_DIRECT_URL). */
+  direct(origin: string, token: string) {
+    return this.with({ directUrl: origin, apiUrl: undefined, tenantId: undefined, token: Redacted.make(token) })
+  }
+  /** Cloud relay: a shared API naming the tenant (AGENTSYNC_API_URL and AGENTSYNC_TENANT_ID). */
+  relay(apiUrl: string, tenantId: string, token: string) {
+    return this.with({ apiUrl, tenantId, directUrl: undefined, token: Redacted.make(token) })
+  }
+  /** Retries of the tenant API's calls as an Effect `Schedule`, e.g. `Schedule.exponential("200 millis").pipe(Schedule.intersect(Schedule.recurs(5)))`. */
+  withRetry(retry: Schedule.Schedule<unknown, unknown>) {
+    return this.with({ retry })
   }
   withDirection(direction: SyncDirection) {
     return this.with({ direction })
@@ -101,7 +122,9 @@ export class SyncConfigBuilder {
     return this.with({ cloudDatabaseUrl: Redacted.make(url) })
   }
   build(): SyncConfig {
-    return new SyncConfig(this.fields)
+    return new SyncConfig(
+      Object.fromEntries(Object.entries(this.fields).filter(([, v]) => v !== undefined)) as unknown as Fields
+    )
   }
 }
 

@@ -80,7 +80,13 @@ export * as Repos from "./services/repos/index.js"
 export * as Shell from "./services/Shell.js"
 export * as SkillStore from "./services/SkillStore.js"
 export * as SyncApi from "./services/SyncApi.js"
-export { type RetryPolicy, SyncApiClient, type SyncApiClientShape, type SyncEndpoint } from "./services/SyncApi.js"
+export {
+  type Retry,
+  type RetryPolicy,
+  SyncApiClient,
+  type SyncApiClientShape,
+  type SyncEndpoint
+} from "./services/SyncApi.js"
 export * as Workspace from "./services/Workspace.js"
 export * as ApplyStage from "./stages/apply.js"
 export * as Archive from "./stages/archive.js"

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
- * The agentsync executable: runs the bundled CLI (dist/cli.cjs) through a V8 code cache, so that a run does
- * not parse and compile the bundle again (about a third of a short command's time). The cache is a file per
- * build and Node version under $XDG_CACHE_HOME/agentsync (default ~/.cache/agentsync), refreshed by the first
- * run of each command so that it holds the code every command used; without it, or where it cannot be
- * written, the CLI runs the same, only slower to start.
+ * The agentsync executable: runs the bundled CLI (dist/cli.cjs) from a code cache, so that a run does not parse
+ * and compile the bundle again (about a third of a short command's time). On Node 22.1 and later that is Node's
+ * own compile cache (`module.enableCompileCache`). Node 20 has none: there the launcher runs the bundle through
+ * `vm.Script` with a V8 code cache, a file per install, build and Node version, refreshed by the first run of
+ * each command so that it holds the code every command used. Both live under $XDG_CACHE_HOME/agentsync (default
+ * ~/.cache/agentsync); without a cache, or where it cannot be written, the CLI runs the same, only slower to start.
  */
+import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
+import * as nodeModule from "node:module"
 import { homedir } from "node:os"
 import { dirname, isAbsolute, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -17,7 +19,7 @@ import { Script } from "node:vm"
 declare const AGENTSYNC_BUNDLE_ID: string
 
 const bundle = join(dirname(fileURLToPath(import.meta.url)), "cli.cjs")
-const require = createRequire(bundle)
+const require = nodeModule.createRequire(bundle)
 
 // XDG: a relative XDG_CACHE_HOME is invalid and ignored.
 const xdgCache = process.env.XDG_CACHE_HOME
@@ -25,7 +27,13 @@ const cacheDir = join(
   xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), ".cache"),
   "agentsync"
 )
-const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${process.version}-${process.arch}`
+/** Node 22.1+: its compile cache, keyed by each module's path and content. */
+const enableCompileCache = (nodeModule as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache
+
+// A V8 cache holds its script's name: one written by another install (another path, same build) would make
+// this install's stack traces name that one. So the install's path is part of the name.
+const install = createHash("sha256").update(bundle).digest("hex").slice(0, 8)
+const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${install}-${process.version}-${process.arch}`
 const cacheFile = join(cacheDir, `${cacheName}.v8`)
 /** The commands whose code the cache holds, beside it. */
 const coveredFile = join(cacheDir, `${cacheName}.json`)
@@ -38,68 +46,84 @@ const readOr = <A>(read: () => A, fallback: A): A => {
   }
 }
 
-const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
-const covered = readOr<ReadonlyArray<string>>(() => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>, [])
-// The command, as its first two plain words (`files push`, `skill source`); paths and options are left out.
-// An option's value that is a plain word only costs one more refresh.
-const command = process.argv
-  .slice(2)
-  .filter((a) => /^[a-z][a-z-]*$/.test(a))
-  .slice(0, 2)
-  .join(" ")
+/** Node 20: the bundle through `vm.Script` with the launcher's own V8 code cache. */
+const fromV8Cache = () => {
+  const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
+  const covered = readOr<ReadonlyArray<string>>(
+    () => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>,
+    []
+  )
+  // The command, as its first two plain words (`files push`, `skill source`); paths and options are left out.
+  // An option's value that is a plain word only costs one more refresh.
+  const command = process.argv
+    .slice(2)
+    .filter((a) => /^[a-z][a-z-]*$/.test(a))
+    .slice(0, 2)
+    .join(" ")
 
-const source = readFileSync(bundle, "utf8")
-// No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-  filename: bundle,
-  ...(cached === undefined ? {} : { cachedData: cached })
-})
-
-/**
- * Writes the cache with what this run has compiled so far, atomically (runs may race), and records the
- * command as covered: fully when written at exit, as `command~` when written early in a long run.
- */
-const writeCache = (mark: string) => {
-  try {
-    mkdirSync(cacheDir, { recursive: true })
-    const tmp = `${cacheFile}.${process.pid}.tmp`
-    writeFileSync(tmp, script.createCachedData())
-    renameSync(tmp, cacheFile)
-    const now = cached === undefined || script.cachedDataRejected === true ? [mark] : [...covered, mark]
-    writeFileSync(`${coveredFile}.${process.pid}.tmp`, JSON.stringify(now))
-    renameSync(`${coveredFile}.${process.pid}.tmp`, coveredFile)
-    // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
-    const others = readdirSync(cacheDir)
-      .filter((f) => /^cli-.*\.v8$/.test(f) && f !== `${cacheName}.v8`)
-      .map((f) => ({ name: f, used: statSync(join(cacheDir, f)).mtimeMs }))
-      .sort((a, b) => b.used - a.used)
-    for (const old of others.slice(3)) {
-      rmSync(join(cacheDir, old.name), { force: true })
-      rmSync(join(cacheDir, old.name.replace(/\.v8$/, ".json")), { force: true })
-    }
-  } catch {
-    // A cache that cannot be written (read-only home) only costs start-up time.
-  }
-}
-
-const fresh = cached === undefined || script.cachedDataRejected === true
-if (fresh || !covered.includes(command)) {
-  // At exit, so the cache holds every function this command compiled; but a long run (serve, a big sync)
-  // writes it 2 s in instead, before V8 starts dropping the bytecode of functions that have not run for a
-  // while (the bundle's top level first among them), and only once: its next short run completes it.
-  const LONG_MS = 2000
-  const started = performance.now()
-  let written = false
-  const once = (mark: string) => {
-    if (written) return
-    written = true
-    writeCache(mark)
-  }
-  process.once("exit", () => {
-    if (performance.now() - started < LONG_MS) once(command)
+  const source = readFileSync(bundle, "utf8")
+  // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundle,
+    ...(cached === undefined ? {} : { cachedData: cached })
   })
-  if (fresh || !covered.includes(`${command}~`)) setTimeout(() => once(`${command}~`), LONG_MS).unref()
+
+  /**
+   * Writes the cache with what this run has compiled so far, atomically (runs may race), and records the
+   * command as covered: fully when written at exit, as `command~` when written early in a long run.
+   */
+  const writeCache = (mark: string) => {
+    try {
+      mkdirSync(cacheDir, { recursive: true })
+      const tmp = `${cacheFile}.${process.pid}.tmp`
+      writeFileSync(tmp, script.createCachedData())
+      renameSync(tmp, cacheFile)
+      const now = cached === undefined || script.cachedDataRejected === true ? [mark] : [...covered, mark]
+      writeFileSync(`${coveredFile}.${process.pid}.tmp`, JSON.stringify(now))
+      renameSync(`${coveredFile}.${process.pid}.tmp`, coveredFile)
+      // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
+      const others = readdirSync(cacheDir)
+        .filter((f) => /^cli-.*\.v8$/.test(f) && f !== `${cacheName}.v8`)
+        .map((f) => ({ name: f, used: statSync(join(cacheDir, f)).mtimeMs }))
+        .sort((a, b) => b.used - a.used)
+      for (const old of others.slice(3)) {
+        rmSync(join(cacheDir, old.name), { force: true })
+        rmSync(join(cacheDir, old.name.replace(/\.v8$/, ".json")), { force: true })
+      }
+    } catch {
+      // A cache that cannot be written (read-only home) only costs start-up time.
+    }
+  }
+
+  const fresh = cached === undefined || script.cachedDataRejected === true
+  if (fresh || !covered.includes(command)) {
+    // At exit, so the cache holds every function this command compiled; but a long run (serve, a big sync)
+    // writes it 2 s in instead, before V8 starts dropping the bytecode of functions that have not run for a
+    // while (the bundle's top level first among them), and only once: its next short run completes it.
+    // AGENTSYNC_CACHE_EARLY_MS moves that point (a slow machine's short command may take longer than 2 s).
+    const LONG_MS = Number(process.env.AGENTSYNC_CACHE_EARLY_MS) || 2000
+    const started = performance.now()
+    let written = false
+    const once = (mark: string) => {
+      if (written) return
+      written = true
+      writeCache(mark)
+    }
+    process.once("exit", () => {
+      if (performance.now() - started < LONG_MS) once(command)
+    })
+    if (fresh || !covered.includes(`${command}~`)) setTimeout(() => once(`${command}~`), LONG_MS).unref()
+  }
+
+  const module = { exports: {} }
+  script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))
 }
 
-const module = { exports: {} }
-script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))
+if (enableCompileCache === undefined) fromV8Cache()
+else {
+  try {
+    // Nothing is said when the cache cannot be written (read-only home): only start-up time is lost.
+    enableCompileCache(join(cacheDir, "compile-cache"))
+  } catch {}
+  require(bundle)
+}

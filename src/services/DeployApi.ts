@@ -21,6 +21,7 @@ import { CurrentConfig } from "../config.js"
 import { TRANSFER } from "../domain/caps.js"
 import { ApiError, DeployLocked, InvalidInput, type MissingConfig, Unauthorized } from "../errors.js"
 import { defaultRetry, optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
+import { backoff } from "./Transport.js"
 
 export type DeployApiError = ApiError | Unauthorized | InvalidInput | DeployLocked
 
@@ -80,11 +81,8 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     endpoint.mode === "direct"
       ? `${endpoint.origin}${SYNC_PREFIX}`
       : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
-  const policy = options.retry ?? defaultRetry
   const timeout = Duration.millis(options.limits?.exchangeMs ?? TRANSFER.exchangeMs)
-  const retry = Schedule.exponential(policy.base, policy.factor).pipe(
-    Schedule.jittered,
-    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
+  const retry = backoff(options.retry ?? defaultRetry).pipe(
     Schedule.whileInput((e: DeployApiError) => e._tag === "ApiError" && TRANSIENT.has(e.status))
   )
 

@@ -30,7 +30,7 @@ import {
   defaultRetry,
   describe,
   fromStatus,
-  type RetryPolicy,
+  type Retry,
   readAnswer,
   retrySchedule,
   type SyncApiError,
@@ -41,6 +41,7 @@ import {
 export {
   defaultRetry,
   parseRetryAfter,
+  type Retry,
   type RetryPolicy,
   retrySchedule,
   type SyncApiError,
@@ -55,7 +56,8 @@ export type SyncEndpoint =
 export interface SyncApiOptions {
   readonly endpoint: SyncEndpoint
   readonly token: Redacted.Redacted<string>
-  readonly retry?: RetryPolicy
+  /** Four numbers or an Effect `Schedule` (default `defaultRetry`, or the environment through `optionsFromConfig`). */
+  readonly retry?: Retry
   /** Deadlines and the minimum rate of bodies (default: `TRANSFER`, or the environment through `optionsFromConfig`). */
   readonly limits?: Partial<TransferLimits>
 }
@@ -168,7 +170,7 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
       const n = v === undefined ? Number.NaN : Number(v)
       return Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
     }
-    const retry: RetryPolicy = {
+    const retry: Retry = config.retry ?? {
       maxRetries: Option.getOrElse(env("AGENTSYNC_RETRY_MAX"), () => defaultRetry.maxRetries),
       base: Option.match(env("AGENTSYNC_RETRY_BASE_MS"), { onNone: () => defaultRetry.base, onSome: Duration.millis }),
       factor: defaultRetry.factor,

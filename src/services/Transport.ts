@@ -14,6 +14,21 @@ export interface RetryPolicy {
 
 export const defaultRetry: RetryPolicy = { maxRetries: 4, base: "250 millis", factor: 2, cap: "10 seconds" }
 
+/**
+ * How a call is retried: the four numbers above, or any Effect `Schedule` (it is fed each failure and decides
+ * the waits and when to stop). Either way only a transient failure is retried, never sooner than its Retry-After.
+ */
+export type Retry = RetryPolicy | Schedule.Schedule<unknown, unknown>
+
+/** The waits of a retry setting (exponential backoff with jitter for the numbers), before any filter. */
+export const backoff = (retry: Retry): Schedule.Schedule<unknown, unknown> =>
+  Schedule.isSchedule(retry)
+    ? retry
+    : Schedule.exponential(retry.base, retry.factor).pipe(
+        Schedule.jittered,
+        Schedule.intersect(Schedule.recurs(retry.maxRetries))
+      )
+
 /** What a call can end in, once retries are spent. */
 export type SyncApiError = Unauthorized | ApiError | Conflict | InvalidInput | TarballUnsafe | UnsafeRemote
 
@@ -43,18 +58,18 @@ export const parseRetryAfter = (value: string | undefined, now = Date.now()): Op
   return Number.isNaN(date) ? Option.none() : Option.some(Duration.millis(Math.max(0, date - now)))
 }
 
-/** Exponential backoff with jitter, each wait capped, at least any Retry-After; only transient failures. */
-export const retrySchedule = (policy: RetryPolicy) =>
-  Schedule.exponential(policy.base, policy.factor).pipe(
-    Schedule.jittered,
-    Schedule.intersect(Schedule.recurs(policy.maxRetries)),
+/** The retry setting's waits, at least any Retry-After (capped for the numbers form); only transient failures. */
+export const retrySchedule = (retry: Retry) => {
+  const cap = Schedule.isSchedule(retry) ? Duration.infinity : Duration.decode(retry.cap)
+  return backoff(retry).pipe(
     Schedule.intersect(Schedule.identity<unknown>()),
     Schedule.whileInput((e: unknown) => e instanceof Transient),
     Schedule.modifyDelay(([, e], delay) => {
       const floor = e instanceof Transient ? Option.getOrElse(e.retryAfter, () => Duration.zero) : Duration.zero
-      return Duration.min(Duration.max(delay, floor), Duration.decode(policy.cap))
+      return Duration.min(Duration.max(delay, floor), cap)
     })
   )
+}
 
 const WireError = Schema.Struct({
   _tag: Schema.String,

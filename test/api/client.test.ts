@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Duration, Effect, Either, Option, Redacted, Stream } from "effect"
+import { Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
@@ -155,6 +155,23 @@ describe("SyncApiClient retries", () => {
     expect(s.seen.map((x) => x.key)).toEqual(["key-2", "key-2"])
   }, 20_000)
 
+  it("takes an Effect Schedule for its retries: it decides how many and how far apart, still only for transient failures", async () => {
+    const s = await scripted(status(503))
+    const spaced = Schedule.spaced("150 millis").pipe(Schedule.intersect(Schedule.recurs(2)))
+    const r = await runEither(opts(s.url, { retry: spaced }), (c) => c.manifest())
+    expect(Either.isLeft(r) && r.left.message).toMatch(/gave up after 3 attempts/)
+    expect(s.seen.length).toBe(3)
+    expect(s.seen[2]!.at - s.seen[1]!.at).toBeGreaterThanOrEqual(140)
+    // A failure that is not transient is answered at once whatever the schedule allows.
+    const refused = await scripted(status(401))
+    await runEither(opts(refused.url, { retry: Schedule.forever }), (c) => c.manifest())
+    expect(refused.seen.length).toBe(1)
+    // Retry-After is a floor under the schedule's waits too.
+    const busy = await scripted(status(503, { "retry-after": "1" }), ok)
+    await run(opts(busy.url, { retry: Schedule.recurs(1) }), (c) => c.manifest())
+    expect(busy.seen[1]!.at - busy.seen[0]!.at).toBeGreaterThanOrEqual(950)
+  })
+
   it("reads Retry-After as seconds or as an HTTP date", () => {
     expect(Option.map(parseRetryAfter("3"), Duration.toMillis)).toEqual(Option.some(3000))
     const now = Date.parse("2026-01-01T00:00:00Z")
@@ -183,6 +200,35 @@ describe("SyncApiClient configuration", () => {
       api: "https://api.example",
       tenantId: "acme-1"
     })
+  })
+
+  it("the builder makes either mode, the four-argument form relay mode; a schedule it carries reaches the client", async () => {
+    const direct = SyncConfig.builder("/p/services").direct("http://h:1", "tok").build()
+    const d = await resolve(direct)
+    expect(Either.isRight(d) && d.right.endpoint).toEqual({ mode: "direct", origin: "http://h:1" })
+    expect([direct.projectRoot, direct.apiUrl, direct.tenantId]).toEqual(["/p", undefined, undefined])
+    const relay = await resolve(SyncConfig.builder("/p/services").relay("https://api.example", "acme-1", "tok").build())
+    const legacy = await resolve(SyncConfig.builder("acme-1", "https://api.example", "tok", "/p/services").build())
+    for (const r of [relay, legacy])
+      expect(Either.isRight(r) && r.right.endpoint).toEqual({
+        mode: "relay",
+        api: "https://api.example",
+        tenantId: "acme-1"
+      })
+    // The later mode wins: a builder switched from relay to direct has no relay fields left.
+    const switched = SyncConfig.builder("acme-1", "https://api.example", "tok", "/p/services").direct(
+      "http://h:2",
+      "t2"
+    )
+    expect(switched.build().apiUrl).toBeUndefined()
+    const schedule = Schedule.recurs(7)
+    const withRetry = await resolve(
+      SyncConfig.builder("/p/services").direct("http://h:1", "tok").withRetry(schedule).build()
+    )
+    expect(Either.isRight(withRetry) && withRetry.right.retry).toBe(schedule)
+    // Without files or servers: a builder with no mode is a local-only config, and asking it for a client says what is missing.
+    const local = await resolve(SyncConfig.builder("/p/services").build())
+    expect(Either.isLeft(local) && local.left.key).toBe("AGENTSYNC_TOKEN")
   })
 
   it("names what is missing: token, URL, tenant id; refuses odd URLs", async () => {

@@ -1,7 +1,9 @@
+import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as nodeModule from "node:module"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "vitest"
-import { agentsync, startServe } from "../support/cli.js"
+import { agentsync, BIN, cleanEnv, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -9,15 +11,72 @@ const tempDir = tempDirs("cache")
 const cacheFiles = async (dir: string) =>
   (await fs.readdir(nodePath.join(dir, "agentsync")).catch(() => [] as Array<string>)).filter((f) => f.endsWith(".v8"))
 
-describe("the agentsync executable", () => {
+/** Node 22.1 and later bring their own compile cache, which the executable uses instead of its V8 cache. */
+const nodeCompileCache = typeof (nodeModule as { enableCompileCache?: unknown }).enableCompileCache === "function"
+
+describe.runIf(nodeCompileCache)("the agentsync executable on Node's compile cache", () => {
+  it("enables Node's compile cache under the cache home: the first run fills it, and no V8 cache of its own is written", async () => {
+    const cache = tempDir("compile")
+    const env = { XDG_CACHE_HOME: cache }
+    const first = await agentsync(["--version"], { env })
+    expect([first.code, first.stdout.trim(), first.stderr]).toEqual([0, "0.1.0", ""])
+    const made = await fs.readdir(nodePath.join(cache, "agentsync", "compile-cache"), { recursive: true })
+    expect(made.length).toBeGreaterThan(0)
+    expect(await cacheFiles(cache)).toEqual([])
+    // Where no cache can be written (here the cache home is a file), the CLI still runs, and says nothing of it.
+    const notADir = nodePath.join(cache, "a-file")
+    await fs.writeFile(notADir, "")
+    const readOnly = await agentsync(["--version"], { env: { XDG_CACHE_HOME: notADir } })
+    expect([readOnly.code, readOnly.stdout.trim(), readOnly.stderr]).toEqual([0, "0.1.0", ""])
+  })
+})
+
+describe("the agentsync executable, installed twice", () => {
+  it("names its own install in stack traces when another install of the same build made the cache first", async () => {
+    const cache = tempDir("two")
+    const installs = ["one", "two"].map((name) => nodePath.join(tempDir(name), "dist"))
+    for (const dist of installs) {
+      await fs.mkdir(dist, { recursive: true })
+      for (const f of ["bin.js", "cli.cjs"])
+        await fs.copyFile(nodePath.join(nodePath.dirname(BIN), f), nodePath.join(dist, f))
+    }
+    // A stack trace from inside the bundle: the first write to stdout (`--version` prints) records one.
+    const probe = nodePath.join(cache, "probe.cjs")
+    await fs.writeFile(
+      probe,
+      "const w = process.stdout.write.bind(process.stdout); let once = false;\n" +
+        "process.stdout.write = (c, ...r) => { if (!once) { once = true; process.stderr.write(new Error('probe').stack + '\\n') } return w(c, ...r) }\n"
+    )
+    const runIn = (dist: string, args: ReadonlyArray<string>) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [...args, nodePath.join(dist, "bin.js"), "--version"],
+          { env: cleanEnv({ XDG_CACHE_HOME: cache }) },
+          (error, _stdout, stderr) => (error === null ? resolve(stderr) : reject(error))
+        )
+      )
+    const [one, two] = installs as [string, string]
+    await runIn(one, [])
+    await runIn(one, [])
+    const trace = await runIn(two, ["--require", probe])
+    expect(trace).toContain(nodePath.join(two, "cli.cjs"))
+    expect(trace).not.toContain(one)
+  })
+})
+
+describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cache", () => {
   it("keeps a code cache per build: made by the first run, refreshed once per new command, replaced when damaged", async () => {
     const cache = tempDir("home")
-    const env = { XDG_CACHE_HOME: cache }
+    // Every run here is short, however loaded the machine: none writes the cache early as a long run would.
+    const env = { XDG_CACHE_HOME: cache, AGENTSYNC_CACHE_EARLY_MS: "600000" }
     expect(await cacheFiles(cache)).toEqual([])
     const first = await agentsync(["--version"], { env })
     expect([first.code, first.stdout.trim()]).toEqual([0, "0.1.0"])
     const [file] = await cacheFiles(cache)
-    expect(file).toMatch(new RegExp(`^cli-[0-9a-f]{16}-${process.version.replace(/\./g, "\\.")}-${process.arch}\\.v8$`))
+    expect(file).toMatch(
+      new RegExp(`^cli-[0-9a-f]{16}-[0-9a-f]{8}-${process.version.replace(/\./g, "\\.")}-${process.arch}\\.v8$`)
+    )
     const path = nodePath.join(cache, "agentsync", file!)
     const covered = async () => JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8")) as Array<string>
     const stamp = async () => (await fs.stat(path)).mtimeMs

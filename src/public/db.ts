@@ -1,0 +1,13 @@
+/** `agentsync/db`: database sync between the project database and the tenant's (direct, or through the tenant API). */
+
+export * as DbExport from "../domain/dbExport.js"
+export {
+  DatabaseSyncService,
+  type DbDiffResult,
+  type DbSide,
+  type DbSyncOptions,
+  type DbSyncResult,
+  type DbTransport
+} from "../programs/dbSync.js"
+export * as Database from "../services/Database.js"
+export * as DatabaseApi from "../services/DatabaseApi.js"
