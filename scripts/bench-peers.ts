@@ -303,6 +303,7 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
               .get(p.name)!
               .get(c)!
               .push({ seconds: t.seconds, cpu: t.cpu, serverCpu: p.serverCpu() - before })
+            console.error(`round ${round + 1}, ${p.name}, ${c}: ${t.seconds.toFixed(2)} s (${t.cpu.toFixed(2)} s CPU)`)
           } catch (e) {
             console.error(`${p.name} ${c}: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`)
             samples.get(p.name)!.get(c)!.push("failed")
