@@ -16,6 +16,8 @@ import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import { Effect } from "effect"
+import { make as makeWorkspace } from "../src/services/Workspace.js"
 import { generate, listFiles, type Timed, timed } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
@@ -257,6 +259,35 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
+/** CPU seconds of a command, median of five runs. */
+const cpuOf = (cmd: string, args: ReadonlyArray<string>, cwd: string, env?: Record<string, string>) =>
+  median(Array.from({ length: 5 }, () => timed(cmd, args, { cwd, ...(env === undefined ? {} : { env }) }).cpu))
+
+/**
+ * Where a no-change run's CPU goes, each part measured alone: Node's own start, the command line's start
+ * (`--version`: the bundle read from the code cache), and listing the tree (in this process, the same code).
+ */
+const budget = async (peer: Peer, client: string) => {
+  await peer.reset(99, client)
+  peer.upload(99, client)
+  const run = median(Array.from({ length: 5 }, () => peer.upload(99, client).cpu))
+  const node = cpuOf(process.execPath, ["-e", "0"], client)
+  const version = cpuOf(process.execPath, [BIN, "--version"], client)
+  const workspace = makeWorkspace(join(client, "services"))
+  const listing = median(
+    Array.from({ length: 5 }, () => {
+      const start = process.cpuUsage()
+      Effect.runSync(workspace.listFiles())
+      const used = process.cpuUsage(start)
+      return (used.user + used.system) / 1e6
+    })
+  )
+  const rest = run - version - listing
+  console.log(
+    `\nno-change run, CPU (medians of 5): ${run.toFixed(3)} s = node start ${node.toFixed(3)} s + command line start ${(version - node).toFixed(3)} s (agentsync --version: ${version.toFixed(3)} s) + listing ${listing.toFixed(3)} s + the rest (lock, 304 exchange, report, exit) ${rest.toFixed(3)} s`
+  )
+}
+
 const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: ReadonlyArray<Case>) => {
   const work = mkdtempSync(join(tmpdir(), "agentsync-bench-peers-"))
   const peers: Array<Peer> = []
@@ -378,6 +409,8 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
         `| ${c} | ${cells.join(" | ")} | ${ratio(wall, best?.[0])} | ${ratio(cpu, best?.[1])} | ${server === undefined ? "—" : server.toFixed(2)} |${versus}`
       )
     }
+    const ours = peers.find((p) => p.name === "agentsync")
+    if (ours !== undefined && cases.includes("no-change run")) await budget(ours, join(work, "client-agentsync"))
   } finally {
     for (const p of peers) p.stop()
     rmSync(work, { recursive: true, force: true })
