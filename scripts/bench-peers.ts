@@ -18,6 +18,7 @@ import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { Effect } from "effect"
 import { make as makeWorkspace } from "../src/services/Workspace.js"
+import { startServe } from "../test/support/cli.js"
 import { generate, listFiles, type Timed, timed } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
@@ -90,25 +91,8 @@ const waitPort = async (port: number, child: ChildProcess) => {
 const daemon = (cmd: string, args: ReadonlyArray<string>, cwd: string) =>
   spawn(cmd, args, { cwd, stdio: ["ignore", "ignore", "inherit"], env: process.env })
 
-/** `agentsync serve` of the build `bin` on a free port; resolves once it listens. */
-const serve = (bin: string, databaseUrl: string, cwd: string) =>
-  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
-      cwd,
-      env: { ...process.env, DATABASE_URL: databaseUrl },
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let err = ""
-    child.stderr.on("data", (d) => {
-      err += d
-      const m = /listening on (http:\/\/\S+)/.exec(err)
-      if (m) resolve({ url: m[1]!, child })
-    })
-    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${err}`)))
-  })
-
 const agentsyncPeer = async (work: string, databaseUrl: string, bin = BIN, name = "agentsync"): Promise<Peer> => {
-  const server = await serve(bin, databaseUrl, work)
+  const server = await startServe({ DATABASE_URL: databaseUrl }, work, bin)
   const tokens = new Map<number, string>()
   const cli = (cwd: string, round: number, command: string) =>
     timed(process.execPath, [bin, "--json", "files", command], {
