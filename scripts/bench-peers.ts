@@ -258,14 +258,14 @@ const budget = async (peer: Peer, client: string) => {
   const node = cpuOf(process.execPath, ["-e", "0"], client)
   const version = cpuOf(process.execPath, [BIN, "--version"], client)
   const workspace = makeWorkspace(join(client, "services"))
-  const listing = median(
-    Array.from({ length: 5 }, () => {
-      const start = process.cpuUsage()
-      Effect.runSync(workspace.listFiles())
-      const used = process.cpuUsage(start)
-      return (used.user + used.system) / 1e6
-    })
-  )
+  const listings: Array<number> = []
+  for (let i = 0; i < 5; i++) {
+    const start = process.cpuUsage()
+    await Effect.runPromise(workspace.listFiles())
+    const used = process.cpuUsage(start)
+    listings.push((used.user + used.system) / 1e6)
+  }
+  const listing = median(listings)
   const rest = run - version - listing
   console.log(
     `\nno-change run, CPU (medians of 5): ${run.toFixed(3)} s = node start ${node.toFixed(3)} s + command line start ${(version - node).toFixed(3)} s (agentsync --version: ${version.toFixed(3)} s) + listing ${listing.toFixed(3)} s + the rest (lock, 304 exchange, report, exit) ${rest.toFixed(3)} s`
