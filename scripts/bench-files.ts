@@ -5,16 +5,16 @@
 // peak RSS of every client run and of the server process, per tree size (it must not grow with the tree).
 import { type ChildProcess, spawnSync } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { manifestChecksum } from "../src/domain/hash.js"
 import { startServe } from "../test/support/cli.js"
+import { generate, listFiles, TOPS, timed } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
-const TOPS = ["agents", "skills", "content", "config"]
 
 interface Pg {
   readonly url: string
@@ -22,65 +22,7 @@ interface Pg {
 }
 const { startPostgres } = (await import(join(REPO, "scripts/pg.mjs") as string)) as { startPostgres: () => Promise<Pg> }
 
-/** A deterministic pseudo-random generator, so every run measures the same tree. */
-const prng = (seed: number) => () => {
-  // mulberry32: 32-bit integer arithmetic only, so no precision is lost.
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-
-/** Text that compresses like real prose and YAML (about 3-4×). */
-const generate = (root: string, files: number, totalBytes: number) => {
-  const rand = prng(42)
-  const words = Array.from({ length: 4000 }, (_, i) =>
-    createHash("sha1")
-      .update(String(i))
-      .digest("base64")
-      .slice(0, 3 + (i % 9))
-      .toLowerCase()
-  )
-  const avg = totalBytes / files
-  for (let i = 0; i < files; i++) {
-    const top = TOPS[i % TOPS.length]!
-    const dir = join(root, "services", top, `group-${Math.floor(i / 100)}`)
-    mkdirSync(dir, { recursive: true })
-    const size = Math.floor(avg * (0.5 + rand()))
-    const parts: Array<string> = []
-    let n = 0
-    while (n < size) {
-      const w = words[Math.floor(rand() * words.length)]!
-      parts.push(w)
-      n += w.length + 1
-    }
-    writeFileSync(join(dir, `item-${i}.md`), parts.join(rand() < 0.1 ? "\n" : " ").slice(0, size))
-  }
-}
-
-const listFiles = (dir: string, rel = ""): Array<string> =>
-  readdirSync(join(dir, rel), { withFileTypes: true }).flatMap((e) => {
-    const r = rel === "" ? e.name : `${rel}/${e.name}`
-    return e.isDirectory() ? listFiles(dir, r) : [r]
-  })
-
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
-
-/** Runs a command under /usr/bin/time: wall seconds and peak RSS in MiB. */
-const timed = (cmd: string, args: ReadonlyArray<string>, options: { cwd: string; env?: Record<string, string> }) => {
-  const started = process.hrtime.bigint()
-  const r = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], {
-    cwd: options.cwd,
-    env: { ...process.env, ...options.env },
-    encoding: "utf8",
-    maxBuffer: 1 << 30
-  })
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}`)
-  const lines = r.stderr.trim().split("\n")
-  const rssKb = Number(lines[lines.length - 1])
-  return { seconds, rssMb: rssKb / 1024, stdout: r.stdout }
-}
 
 const shell = (script: string, cwd: string) => {
   const started = process.hrtime.bigint()

@@ -2,7 +2,7 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
-import type { RemoteManifest } from "../api/files.js"
+import { RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
@@ -10,14 +10,15 @@ import type { DiffCounts, FileEntry } from "../domain/model.js"
 import { Conflict, IoError, type SyncInProgress, UnsafeRemote } from "../errors.js"
 import * as ProcessLock from "../services/ProcessLock.js"
 import { note } from "../services/RunStatus.js"
-import { SyncApiClient } from "../services/SyncApi.js"
-import { make as makeWorkspace, sweepLitter } from "../services/Workspace.js"
+import { SyncApiClient, type SyncApiClientShape } from "../services/SyncApi.js"
+import { make as makeWorkspace, sweepLitter, type WorkspaceFile } from "../services/Workspace.js"
 import { apply, obstacles, recoverPull } from "../stages/apply.js"
 import { type BackupInfo, backupPolicy, listBackups, restoreBackup } from "../stages/backups.js"
 import { localManifest, stateDir } from "../stages/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
 import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/remote.js"
+import { clearMark, matches, readMark, type SettledMark, writeMark } from "../stages/settled.js"
 import { upload } from "../stages/upload.js"
 
 export interface FilesOptions {
@@ -157,20 +158,105 @@ const context = Effect.gen(function* () {
 
 /**
  * Both sides at once: the remote head (conditional on the kept copy), whose request goes out first so the
- * server answers while the local tree is scanned, and the local manifest (hashes cached).
+ * server answers while the local tree is scanned, and the local manifest (hashes cached). What the probe
+ * already has (the listing, the head) is not had again.
  */
-const manifests = (config: SyncConfig, options: { readonly keep: boolean; readonly progress: Progress }) =>
+const manifests = (
+  config: SyncConfig,
+  options: { readonly keep: boolean; readonly progress: Progress; readonly probe?: Probe }
+) =>
   Effect.all(
     [
-      headManifest({ projectRoot: config.projectRoot, keep: options.keep }),
+      headManifest({ projectRoot: config.projectRoot, keep: options.keep, fetched: options.probe?.fetched }),
       localManifest({
         servicesPath: config.servicesPath,
         projectRoot: config.projectRoot,
         writeCache: options.keep,
-        progress: options.progress
+        progress: options.progress,
+        ...(options.probe === undefined ? {} : { listed: options.probe.listed })
       })
     ],
     { concurrency: 2 }
+  )
+
+/** What a run learns before it plans: the listing, and either that nothing moved since the settled mark or the head. */
+interface Probe {
+  readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
+  readonly settled?: SettledMark
+  readonly fetched?: RemoteManifest
+}
+
+/**
+ * With a settled mark kept for this API and tree: the listing and the head asked for conditionally on the
+ * mark's revision, at once. The same listing and a 304 mean nothing changed on either side since the mark:
+ * the run is done without reading the hash cache, the base or the kept manifest. Without a mark, undefined
+ * (the full path lists and asks as before).
+ */
+const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, client: SyncApiClientShape) {
+  const workspace = makeWorkspace(config.servicesPath)
+  const mark = yield* readMark(config.projectRoot, client.baseUrl, workspace.root)
+  if (mark === undefined) return undefined
+  // Stands for the head at the mark's revision: returned as is when the server answers 304.
+  const assumed = new RemoteManifest(
+    { tenant: mark.tenant, revision: mark.revision, entries: [], checksum: "0".repeat(64) },
+    { disableValidation: true }
+  )
+  const [head, files] = yield* Effect.all([client.manifest({ known: assumed }), workspace.listFiles()], {
+    concurrency: 2
+  })
+  const listed = { files, at: Date.now() }
+  if (head !== assumed) return { listed, fetched: head } satisfies Probe
+  return (matches(mark, files) ? { listed, settled: mark } : { listed }) satisfies Probe
+})
+
+/** The report of a run the settled mark answered: every file unchanged on both sides. */
+const settledReport = (
+  command: "push" | "pull",
+  dryRun: boolean,
+  mark: SettledMark,
+  extra: Partial<FilesReport> = {}
+): FilesReport => ({
+  command,
+  dry_run: dryRun,
+  remote_revision: mark.revision,
+  revision: mark.revision,
+  counts: { added: 0, modified: 0, removed: 0, unchanged: mark.local_files },
+  actions: {},
+  conflicts: [],
+  files: [],
+  local_files: mark.local_files,
+  remote_files: mark.remote_files,
+  files_hashed: 0,
+  remote_manifest: "cached",
+  ...extra
+})
+
+/**
+ * Keeps the settled mark when a run ends with both sides and the base agreeing on `head`, and `head` is a tree
+ * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it.
+ */
+const settleMark = (
+  config: SyncConfig,
+  url: string,
+  head: RemoteManifest,
+  agreed: boolean,
+  local: { readonly listed: ReadonlyArray<WorkspaceFile>; readonly listedAt: number }
+) =>
+  Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
+    agreed && safe._tag === "Right" && head.revision !== null
+      ? writeMark(
+          config.projectRoot,
+          {
+            url,
+            root: nodePath.resolve(config.servicesPath),
+            tenant: head.tenant,
+            revision: head.revision,
+            remote_files: head.entries.length
+          },
+          local.listed,
+          local.listedAt
+        )
+      : clearMark(config.projectRoot)
   )
 
 const conflictError = (plan: FilePlan) =>
@@ -246,13 +332,19 @@ const recover = Effect.fn("FileSyncService.recover")(function* (projectRoot: str
  * the three-way plan; and, when the plan moves nothing, record the base it settles on. Remote paths that the
  * local `.agentsyncignore` leaves out are not part of the plan: never written, never deleted.
  */
-const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push" | "pull", options: FilesOptions) {
+const prepare = Effect.fn("FileSyncService.prepare")(function* (
+  direction: "push" | "pull",
+  options: FilesOptions,
+  probed: Probe | undefined
+) {
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
-  if (!dryRun) yield* recover(config.projectRoot)
-  yield* note(`${direction}: reading the local tree and the remote head; nothing changed yet`)
-  const [head, local] = yield* manifests(config, { keep: !dryRun, progress })
+  const [head, local] = yield* manifests(config, {
+    keep: !dryRun,
+    progress,
+    ...(probed === undefined ? {} : { probe: probed })
+  })
   const remote = head.manifest
   const membership = yield* makeWorkspace(config.servicesPath).membership()
   const visible = remote.entries.filter((e) => membership.includes(e.path))
@@ -265,7 +357,17 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (direction: "push
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
     return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
-  })
+  }).pipe(
+    Effect.zipRight(
+      settleMark(
+        config,
+        client.baseUrl,
+        remote,
+        plan.items.every((i) => i.action === "none"),
+        local
+      )
+    )
+  )
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
 
@@ -296,8 +398,28 @@ const checkRemote = (remote: RemoteManifest, url: string) => {
       )
 }
 
+/**
+ * What push and pull do first: finish a pull a crash left half done (unless a dry run), then probe. Either a
+ * settled run (nothing to do) or what the full plan starts from.
+ */
+const begin = Effect.fn("FileSyncService.begin")(function* (direction: "push" | "pull", options: FilesOptions) {
+  const { config, client } = yield* context
+  if (options.dryRun !== true) yield* recover(config.projectRoot)
+  yield* note(`${direction}: reading the local tree and the remote head; nothing changed yet`)
+  return yield* probe(config, client)
+})
+
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
-  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("push", options)
+  const probed = yield* begin("push", options)
+  if (probed?.settled !== undefined) {
+    const extra = options.dryRun === true ? {} : { bytes_sent: 0, files_sent: 0 }
+    return settledReport("push", options.dryRun ?? false, probed.settled, extra)
+  }
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare(
+    "push",
+    options,
+    probed
+  )
   if (dryRun) return report("push", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
@@ -325,10 +447,15 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
   yield* note(`push: revision ${outcome.result.revision} created; the next run records it`)
   yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
   // The new head is known without asking: the next run's request for it can be answered 304.
-  yield* writeKnownHead(
-    config.projectRoot,
+  const pushed = pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum)
+  yield* writeKnownHead(config.projectRoot, client.baseUrl, pushed)
+  // Both sides now hold the local tree, unless something was skipped.
+  yield* settleMark(
+    config,
     client.baseUrl,
-    pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum)
+    pushed,
+    plan.items.every((i) => i.action === "none" || i.action === "upload" || i.action === "delete-remote"),
+    local
   )
   return report("push", false, head, local.entries.length, plan, {
     revision: outcome.result.revision,
@@ -339,7 +466,13 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 })
 
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
-  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare("pull", options)
+  const probed = yield* begin("pull", options)
+  if (probed?.settled !== undefined) return settledReport("pull", options.dryRun ?? false, probed.settled)
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare(
+    "pull",
+    options,
+    probed
+  )
   yield* checkRemote(remote, client.baseUrl)
   if (dryRun) return report("pull", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)

@@ -408,7 +408,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
     const download = Effect.fn("FileStore.download")(function* (
       tenantId: string,
       revision: string | undefined,
-      paths?: ReadonlyArray<string>
+      paths?: ReadonlyArray<string>,
+      level?: number
     ) {
       const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("download")))
       let entries = rev.manifest
@@ -453,7 +454,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           })
         )
       )
-      return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records)) }
+      return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records), level) }
     })
 
     return { createTenant, createToken, authenticate, head, manifest, revisions, upload, download } as const

@@ -26,6 +26,7 @@ import {
 import { transferLimits } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
+import { levelFor } from "../stages/archive.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
@@ -119,8 +120,17 @@ const filesOps = Effect.map(FileStore, (store) => ({
       }),
       Effect.onError(() => discardRest(request))
     ),
-  download: (caller: Caller, revision: string | undefined, paths?: ReadonlyArray<string>) =>
-    Effect.map(store.download(caller.tenantId, revision, paths), gzipResponse),
+  // Compressed for the link it goes over: not at all to a client on this machine.
+  download: (
+    caller: Caller,
+    request: HttpServerRequest.HttpServerRequest,
+    revision: string | undefined,
+    paths?: ReadonlyArray<string>
+  ) =>
+    Effect.map(
+      store.download(caller.tenantId, revision, paths, levelFor(Option.getOrElse(request.remoteAddress, () => ""))),
+      gzipResponse
+    ),
   revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)
 }))
 
@@ -131,9 +141,11 @@ export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handle
         Effect.flatMap(CurrentCaller, (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
       )
       .handleRaw("upload", ({ request }) => Effect.flatMap(CurrentCaller, (c) => ops.upload(c, request)))
-      .handle("download", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.download(c, urlParams.revision)))
-      .handle("select", ({ payload }) =>
-        Effect.flatMap(CurrentCaller, (c) => ops.download(c, payload.revision, payload.paths))
+      .handle("download", ({ request, urlParams }) =>
+        Effect.flatMap(CurrentCaller, (c) => ops.download(c, request, urlParams.revision))
+      )
+      .handle("select", ({ payload, request }) =>
+        Effect.flatMap(CurrentCaller, (c) => ops.download(c, request, payload.revision, payload.paths))
       )
       .handle("revisions", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.revisions(c, urlParams.limit)))
   )
@@ -148,11 +160,11 @@ export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (
       .handleRaw("upload", ({ path, request }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request))
       )
-      .handle("download", ({ path, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, urlParams.revision))
+      .handle("download", ({ path, request, urlParams }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, request, urlParams.revision))
       )
-      .handle("select", ({ path, payload }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, payload.revision, payload.paths))
+      .handle("select", ({ path, payload, request }) =>
+        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, request, payload.revision, payload.paths))
       )
       .handle("revisions", ({ path, urlParams }) =>
         Effect.flatMap(sameTenant(path.tenantId), (c) => ops.revisions(c, urlParams.limit))

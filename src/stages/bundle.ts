@@ -7,7 +7,7 @@ import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../domain/model.js"
 import { IoError, ioError as io, type TarballUnsafe } from "../errors.js"
 import { hashTree } from "../services/TreeHash.js"
-import { make as makeWorkspace, writeFileAtomic } from "../services/Workspace.js"
+import { make as makeWorkspace, type WorkspaceFile, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
 import { type Progress, silentProgress, withProgress } from "./progress.js"
 
@@ -32,12 +32,15 @@ const CacheFile = Schema.Struct({
 type CacheFile = typeof CacheFile.Type
 
 // A file modified within this window of the scan may change again in the same mtime tick: never cache it.
-const RACY_MS = 2000
+export const RACY_MS = 2000
 
 export interface LocalManifest {
   readonly entries: ReadonlyArray<FileEntry>
   /** Files whose bytes were read this time (0 on a no-change run with a warm cache). */
   readonly hashed: number
+  /** The listing the entries were made from, and when it was taken. */
+  readonly listed: ReadonlyArray<WorkspaceFile>
+  readonly listedAt: number
 }
 
 export interface ManifestOptions {
@@ -46,6 +49,8 @@ export interface ManifestOptions {
   /** Write the refreshed cache back (false for a dry run, which changes nothing). */
   readonly writeCache: boolean
   readonly progress?: Progress
+  /** The tree as just listed (with the time it was listed), when the caller has it. */
+  readonly listed?: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
 }
 
 // Small files are read whole and synchronously: for thousands of small files this is several times faster
@@ -69,10 +74,11 @@ const readCache = (file: string, root: string) =>
 export const localManifest = Effect.fn("bundle.localManifest")(function* (options: ManifestOptions) {
   const progress = options.progress ?? silentProgress
   const workspace = makeWorkspace(options.servicesPath)
-  const files = yield* workspace.listFiles()
+  const listed = options.listed ?? { files: yield* workspace.listFiles(), at: Date.now() }
+  const files = listed.files
+  const now = listed.at
   const cacheFile = nodePath.join(stateDir(options.projectRoot), CACHE_FILE)
   const cache = yield* readCache(cacheFile, workspace.root)
-  const now = Date.now()
   const next: Record<string, CacheEntry> = {}
   // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
@@ -108,7 +114,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
     yield* writeFileAtomic(cacheFile, JSON.stringify(body))
   }
-  return { entries, hashed: hashed.length } satisfies LocalManifest
+  return { entries, hashed: hashed.length, listed: files, listedAt: now } satisfies LocalManifest
 })
 
 export interface BundleOptions {
@@ -118,6 +124,8 @@ export interface BundleOptions {
   /** Records placed before the files (an upload's header entry). */
   readonly prelude?: ReadonlyArray<Uint8Array>
   readonly progress?: Progress
+  /** The gzip level (see `levelFor`). */
+  readonly level?: number
 }
 
 /**
@@ -159,5 +167,5 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
     Stream.mapEffect((b) => Effect.map(Effect.forEach(b, readRecord), (rs) => Buffer.concat(rs) as Uint8Array))
   )
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
-  return gzip(tarOf(all))
+  return gzip(tarOf(all), options.level)
 }

@@ -18,7 +18,7 @@ export interface SyncBase {
   readonly files: ReadonlyMap<string, string>
 }
 
-const BASE_FILE = "files-base.json"
+export const BASE_FILE = "files-base.json"
 /** path → sha256, checked by one predicate: it has an entry per file and is read on every run. */
 const BaseFiles = Schema.declare(
   (u: unknown): u is Readonly<Record<string, string>> =>

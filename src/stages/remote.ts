@@ -74,10 +74,12 @@ export interface HeadManifest {
 export const headManifest = Effect.fn("remote.headManifest")(function* (options: {
   readonly projectRoot: string
   readonly keep: boolean
+  /** The head as already fetched in this run. */
+  readonly fetched?: RemoteManifest | undefined
 }) {
   const client = yield* SyncApiClient
-  const known = yield* readKnownHead(options.projectRoot, client.baseUrl)
-  const manifest = yield* client.manifest(known === undefined ? {} : { known })
+  const known = options.fetched === undefined ? yield* readKnownHead(options.projectRoot, client.baseUrl) : undefined
+  const manifest = options.fetched ?? (yield* client.manifest(known === undefined ? {} : { known }))
   const cached = known !== undefined && manifest === known
   if (!cached && options.keep) yield* writeKnownHead(options.projectRoot, client.baseUrl, manifest)
   return { manifest, cached } satisfies HeadManifest

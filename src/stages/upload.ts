@@ -6,7 +6,7 @@ import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../api/fil
 import { byPath, manifestChecksum } from "../domain/hash.js"
 import type { FileEntry } from "../domain/model.js"
 import { SyncApiClient } from "../services/SyncApi.js"
-import { fileRecord } from "./archive.js"
+import { fileRecord, levelFor } from "./archive.js"
 import { bundle } from "./bundle.js"
 import { type Progress, silentProgress, withProgress } from "./progress.js"
 
@@ -76,13 +76,14 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     return true
   })
   const total = send.reduce((n, e) => n + e.size, 0)
+  const level = levelFor(new URL(client.baseUrl).hostname)
   let bytesSent = 0
   let attempts = 0
   const body = () => {
     bytesSent = 0
     // A retry starts the count again.
     if (attempts++ > 0) progress.start("upload", total, "bytes")
-    return bundle({ servicesPath: input.servicesPath, files: send, prelude: [headerRecord], progress }).pipe(
+    return bundle({ servicesPath: input.servicesPath, files: send, prelude: [headerRecord], progress, level }).pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {
           bytesSent += chunk.length

@@ -210,3 +210,74 @@ describe("FileSyncService", () => {
     expect(Object.keys(await tree(b))).toEqual(["content/blog/hello.md"])
   })
 })
+
+describe("the settled mark", () => {
+  const state = (root: string, name: string) => nodePath.join(root, ".agentsync", name)
+  const exists = (p: string) =>
+    fs.stat(p).then(
+      () => true,
+      () => false
+    )
+  /** Makes every file of the tree older than the racy window, as a real tree is. */
+  const age = async (root: string, paths: ReadonlyArray<string>) => {
+    const past = new Date(Date.now() - 60_000)
+    for (const p of paths) await fs.utimes(nodePath.join(root, "services", p), past, past)
+  }
+
+  it("answers a no-change run without the hash cache, the base or the kept manifest, with the full run's report", async () => {
+    const t = await server.createTenant("settled")
+    const root = await project(sample)
+    await age(root, Object.keys(sample))
+    await sync(root, t.token).push()
+    expect(await exists(state(root, "files-settled.json"))).toBe(true)
+    // Without the mark, the same run reads the cache and the kept manifest: their absence would show.
+    await fs.rm(state(root, "hash-cache.json"))
+    await fs.rm(state(root, "remote-manifest.json"))
+    const settled = await sync(root, t.token).push()
+    expect([settled.files_hashed, settled.remote_manifest, settled.counts.unchanged]).toEqual([0, "cached", 5])
+    expect(await exists(state(root, "hash-cache.json"))).toBe(false)
+    await fs.rm(state(root, "files-settled.json"))
+    const full = await sync(root, t.token).push()
+    expect(full.files_hashed).toBe(5)
+    expect(await exists(state(root, "files-settled.json"))).toBe(true)
+    // Both runs say the same (the full one re-read the files the cache no longer vouched for).
+    expect({ ...settled, files_hashed: 5, remote_manifest: "downloaded" }).toEqual(full)
+    expect(await sync(root, t.token).pull()).toEqual({
+      ...settled,
+      command: "pull",
+      bytes_sent: undefined,
+      files_sent: undefined
+    })
+  })
+
+  it("is void after any change: a local edit of the same size, a remote push, a rewritten base, a racy tree", async () => {
+    const t = await server.createTenant("settled-void")
+    const a = await project(sample)
+    await age(a, Object.keys(sample))
+    await sync(a, t.token).push()
+    // Same size, new mtime: the listing differs, the file is hashed and sent.
+    await write(a, { "config/app.yaml": "x: 9\n" })
+    const edited = await sync(a, t.token).push()
+    expect([edited.actions, edited.files_sent]).toEqual([{ upload: 1 }, 1])
+    // Sent within the racy window: no mark is kept for a tree whose mtimes could still hide a change.
+    expect(await exists(state(a, "files-settled.json"))).toBe(false)
+    await age(a, Object.keys(sample))
+    await sync(a, t.token).push()
+    expect(await exists(state(a, "files-settled.json"))).toBe(true)
+    // Another client moves the head: no 304, the change is pulled.
+    const b = await project()
+    await sync(b, t.token).pull()
+    await write(b, { "skills/s/SKILL.md": "# S, edited\n" })
+    await sync(b, t.token).push()
+    const pulled = await sync(a, t.token).pull()
+    expect(pulled.actions).toEqual({ write: 1 })
+    expect(await tree(a)).toEqual(await tree(b))
+    // A base removed after the mark was kept: the full plan runs and records it again.
+    await age(a, Object.keys(sample))
+    await sync(a, t.token).push()
+    expect(await exists(state(a, "files-settled.json"))).toBe(true)
+    await fs.rm(state(a, "files-base.json"))
+    await sync(a, t.token).push()
+    expect(await exists(state(a, "files-base.json"))).toBe(true)
+  })
+})

@@ -93,11 +93,11 @@ export const agentsync = (
 
 /**
  * Starts `agentsync serve --port 0` with `env` over the current environment and resolves once it listens.
- * The caller stops it (`child.kill()`).
+ * The caller stops it (`child.kill()`). `bin`: another build's `dist/bin.js`.
  */
-export const startServe = (env: Record<string, string>, cwd: string) =>
+export const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
   new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, "serve", "--port", "0"], {
+    const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
       cwd,
       env: { ...process.env, ...env },
       stdio: ["ignore", "ignore", "pipe"]
