@@ -66,8 +66,9 @@ const human = (r: FilesReport) => () => {
 
 /** Prints the report; a dry run that found conflicts still ends as the real run would: exit 3. */
 const finish = (r: FilesReport) =>
-  Effect.zipRight(
-    emit(r, human(r)),
+  emit(
+    r,
+    human(r),
     r.conflicts.length > 0
       ? Effect.fail(
           new Conflict({
