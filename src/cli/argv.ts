@@ -84,6 +84,7 @@ export type Parsed =
       readonly argv: ReadonlyArray<string>
       readonly path: ReadonlyArray<string>
     }
+  | { readonly _tag: "Help"; readonly globals: Globals; readonly path: ReadonlyArray<string> }
   | {
       readonly _tag: "Usage"
       readonly globals: Globals
@@ -127,6 +128,7 @@ export const preprocess = (tree: CommandSpec, args: ReadonlyArray<string>): Pars
   let positionals = 0
   const out: Array<string> = []
   let i = 0
+  let help = false
   // The global options after a mistake still count (`--json` says how to report it).
   const fail = (problem: UsageProblem): Parsed => ({
     _tag: "Usage",
@@ -182,6 +184,11 @@ export const preprocess = (tree: CommandSpec, args: ReadonlyArray<string>): Pars
       const eq = token.startsWith("--") ? token.indexOf("=") : -1
       const flag = eq > 0 ? token.slice(0, eq) : token
       const inline = eq > 0 ? token.slice(eq + 1) : undefined
+      if (flag === "--help" || flag === "-h") {
+        help = true
+        i++
+        continue
+      }
       const global = GLOBAL_OPTIONS.find((o) => matches(o, flag))
       const local = at.options.find((o) => matches(o, flag)) ?? BUILT_IN.find((o) => matches(o, flag))
       const o = global ?? local
@@ -244,6 +251,10 @@ export const preprocess = (tree: CommandSpec, args: ReadonlyArray<string>): Pars
     out.push(token)
     i++
   }
+  // A group without its command (`agentsync local`) shows its help, as --help does.
+  const group = at.subcommands.length > 0 && at.options.length === 0 && at.args.length === 0
+  if (help || (group && !out.includes("--completions") && !out.includes("--version") && !out.includes("--wizard")))
+    return { _tag: "Help", globals, path: at.path }
   return { _tag: "Ok", globals, argv: out, path: at.path }
 }
 

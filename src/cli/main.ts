@@ -8,13 +8,14 @@ import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { files } from "./files.js"
+import { render, useColor } from "./help.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
 import { errorFields, failureDocument, Reported } from "./output.js"
 import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
-import { specOf, textOf } from "./spec.js"
+import { find, specOf, textOf } from "./spec.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
 import { validate } from "./validate.js"
@@ -98,9 +99,20 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
  * `--`; errors are printed once, on stderr, and with --json as one document on stdout.
  */
 export const main = (argv: ReadonlyArray<string>) => {
-  const parsed = preprocess(specOf(command), argv.slice(2))
+  const tree = specOf(command)
+  const parsed = preprocess(tree, argv.slice(2))
   const g = parsed.globals
   if (parsed._tag === "Usage") return usageProblem(g, parsed.problem)
+  if (parsed._tag === "Help") {
+    const page = render(find(tree, parsed.path) ?? tree, {
+      width: process.stdout.isTTY ? (process.stdout.columns ?? 80) : 80,
+      color: useColor(g.color, process.stdout.isTTY === true)
+    })
+    return Effect.as(
+      Effect.sync(() => process.stdout.write(page)),
+      ExitCode.Ok
+    )
+  }
   return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
     Effect.provideService(CliGlobals, g),
     logging(g),

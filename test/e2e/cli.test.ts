@@ -137,3 +137,18 @@ describe("--json always (built CLI)", () => {
     expect(doc.error.message).toMatch(/agentsync\.yaml:2: api_url: /)
   })
 })
+
+describe("help (built CLI)", () => {
+  it("prints the page of the command, plain in a pipe, coloured only when asked", async () => {
+    const r = await agentsync(["local", "sync", "--to-db", "--help"])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^USAGE\n {2}agentsync local sync /m)
+    expect(r.stdout).not.toContain("\x1b")
+    expect(r.stdout).toMatch(/^EXAMPLES$/m)
+    const group = await agentsync(["skill", "source"])
+    expect(group.code).toBe(0)
+    expect(group.stdout).toMatch(/^ {2}layout +show a source's layout/m)
+    const colour = await agentsync(["--help", "--color", "always"])
+    expect(colour.stdout).toContain("\x1b[1mUSAGE\x1b[0m")
+  })
+})
