@@ -6,7 +6,7 @@ import { CurrentConfig } from "../config.js"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
-import { emit, table } from "./output.js"
+import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
 import { globals, projectConfig, usage } from "./root.js"
 
 const ALL_KINDS = SyncKind.literals
@@ -119,7 +119,7 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   return lines.join("\n")
 }
 
-const diff = Command.make("diff", { kind }, ({ kind }) =>
+const diff = Command.make("diff", { kind, exitCode: exitCodeOption }, ({ kind, exitCode }) =>
   Effect.gen(function* () {
     const { verbose } = yield* globals
     const kinds = yield* parseKinds(kind)
@@ -128,6 +128,10 @@ const diff = Command.make("diff", { kind }, ({ kind }) =>
       report,
       () => humanDiff(report, verbose),
       failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
+    )
+    yield* exitIfDiffers(
+      exitCode,
+      report.kinds.some((k) => k.counts.added + k.counts.modified + k.counts.removed > 0)
     )
   })
 ).pipe(Command.withDescription("compare the services/ tree with the project database, per kind"))

@@ -11,7 +11,7 @@ import { files } from "./files.js"
 import { render, useColor } from "./help.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
-import { errorFields, failureDocument, Reported } from "./output.js"
+import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
 import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
@@ -63,6 +63,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
   const error = failure._tag === "Some" ? failure.value : undefined
   const inner = error instanceof Reported ? error.error : error
   const document = (doc: string) => (g.json ? Console.log(doc) : Effect.void)
+  if (inner instanceof ExitWith) return Effect.succeed(inner.code)
   // @effect/cli and `usage` have already shown usage errors on stderr.
   if (ValidationError.isValidationError(inner)) {
     const message = textOf(inner.error).trim()

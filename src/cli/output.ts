@@ -1,9 +1,22 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
+import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
 import { globals } from "./root.js"
 
 /** A failure after a command made its report: with --json, one document holds both. */
 export class Reported extends Data.TaggedError("Reported")<{ readonly report: unknown; readonly error: unknown }> {}
+
+/** An exit code that is an answer, not a failure (`diff --exit-code`: 1 when something differs); nothing more is printed. */
+export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
+
+/** `--exit-code` of every diff: exit 1 when something differs, as `git diff --exit-code`. */
+export const exitCodeOption = Options.boolean("exit-code").pipe(
+  Options.withDescription("exit 1 when something differs, 0 when all is in step")
+)
+
+/** With --exit-code, ends the run with 1 when `differs`. */
+export const exitIfDiffers = (enabled: boolean, differs: boolean) =>
+  enabled && differs ? Effect.fail(new ExitWith({ code: 1 })) : Effect.void
 
 /**
  * Prints the result of a command: `value` as JSON with --json, else the text `human` makes; then runs `outcome`

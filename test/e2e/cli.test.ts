@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { agentsync } from "../support/cli.js"
+import { agentsync, REPO } from "../support/cli.js"
+import { freshDatabase } from "../support/pg.js"
 
 const dirs: Array<string> = []
 const tempDir = () => {
@@ -150,5 +151,23 @@ describe("help (built CLI)", () => {
     expect(group.stdout).toMatch(/^ {2}layout +show a source's layout/m)
     const colour = await agentsync(["--help", "--color", "always"])
     expect(colour.stdout).toContain("\x1b[1mUSAGE\x1b[0m")
+  })
+})
+
+describe("diff --exit-code (built CLI)", () => {
+  it("local diff exits 1 while the tree and the database differ, 0 once they are in step", async () => {
+    const dir = tempDir()
+    cpSync(join(REPO, "examples/project"), dir, { recursive: true })
+    const env = { DATABASE_URL: await freshDatabase("cli") }
+    const before = await agentsync(["local", "diff", "--exit-code", "--json"], { cwd: dir, env })
+    expect(before.code, before.stderr).toBe(1)
+    expect(JSON.parse(before.stdout).kinds.length).toBeGreaterThan(0)
+    expect(before.stderr).not.toMatch(/error/)
+    const plain = await agentsync(["local", "diff"], { cwd: dir, env })
+    expect(plain.code, plain.stderr).toBe(0)
+    const sync = await agentsync(["local", "sync", "--to-db"], { cwd: dir, env })
+    expect(sync.code, sync.stderr).toBe(0)
+    const after = await agentsync(["local", "diff", "--exit-code"], { cwd: dir, env })
+    expect(after.code, after.stderr).toBe(0)
   })
 })
