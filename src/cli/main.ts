@@ -4,6 +4,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
@@ -24,7 +25,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, jobs, demo])
+  Command.withSubcommands([validate, local, files, db, sync, config, serve, tenant, skill, deploy, jobs, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

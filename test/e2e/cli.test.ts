@@ -171,3 +171,28 @@ describe("diff --exit-code (built CLI)", () => {
     expect(after.code, after.stderr).toBe(0)
   })
 })
+
+describe("config (built CLI)", () => {
+  it("prints each value with its origin, and secrets only as set or unset", async () => {
+    const env = {
+      AGENTSYNC_TOKEN: "tok-secret-123",
+      DATABASE_URL: "postgres://u:pw-secret@h/db",
+      AGENTSYNC_API_URL: "http://env.example"
+    }
+    const r = await agentsync(["config", "--services", "examples/project", "--json"], { env })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).not.toContain("secret")
+    const byName = Object.fromEntries(
+      (JSON.parse(r.stdout).settings as Array<{ setting: string; value: string | null; origin: string }>).map((s) => [
+        s.setting,
+        s
+      ])
+    )
+    expect(byName["tenant id"]).toMatchObject({ value: "acme-demo", origin: "agentsync.yaml tenant_id" })
+    expect(byName["api url"]).toMatchObject({ value: "http://env.example", origin: "env AGENTSYNC_API_URL" })
+    expect(byName["direct url"]).toMatchObject({ value: null })
+    expect(byName.token).toMatchObject({ value: "set", origin: "env AGENTSYNC_TOKEN" })
+    expect(byName["project database"]).toMatchObject({ value: "set" })
+    expect(byName.services.origin).toBe("flag --services")
+  })
+})
