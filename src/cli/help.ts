@@ -84,6 +84,7 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync jobs run": ["agentsync jobs run", "agentsync jobs run --once --job nightly-sync"],
   "agentsync jobs list": ["agentsync jobs list"],
   "agentsync jobs history": ["agentsync jobs history --job nightly-sync --limit 5"],
+  "agentsync init": ["agentsync init", "agentsync init my-project && agentsync validate my-project"],
   "agentsync config": ["agentsync config", "agentsync config --json"],
   "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"]
 }

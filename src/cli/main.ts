@@ -10,6 +10,7 @@ import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { files } from "./files.js"
 import { render, useColor } from "./help.js"
+import { init } from "./init.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
 import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
@@ -25,7 +26,7 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, config, serve, tenant, skill, deploy, jobs, demo])
+  Command.withSubcommands([init, validate, local, files, db, sync, config, serve, tenant, skill, deploy, jobs, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

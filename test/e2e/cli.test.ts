@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
@@ -193,6 +193,26 @@ describe("config (built CLI)", () => {
     expect(byName["direct url"]).toMatchObject({ value: null })
     expect(byName.token).toMatchObject({ value: "set", origin: "env AGENTSYNC_TOKEN" })
     expect(byName["project database"]).toMatchObject({ value: "set" })
-    expect(byName.services.origin).toBe("flag --services")
+    expect(byName.services?.origin).toBe("flag --services")
+  })
+})
+
+describe("init (built CLI)", () => {
+  it("makes a project that validates and syncs, and never overwrites one", async () => {
+    const dir = join(tempDir(), "new")
+    const r = await agentsync(["init", dir])
+    expect(r.code, r.stderr).toBe(0)
+    const v = await agentsync(["validate", dir, "--json"])
+    expect(v.code, v.stderr).toBe(0)
+    expect(JSON.parse(v.stdout).inventory).toMatchObject({ agents: 1, skills: 1, contents: 1, access_rules: 1 })
+    const env = { DATABASE_URL: await freshDatabase("init") }
+    const sync = await agentsync(["local", "sync", "--to-db"], { cwd: dir, env })
+    expect(sync.code, sync.stderr).toBe(0)
+    expect((await agentsync(["local", "diff", "--exit-code"], { cwd: dir, env })).code).toBe(0)
+    writeFileSync(join(dir, "agentsync.yaml"), "tenant_id: mine\n")
+    const again = await agentsync(["init", dir, "--json"])
+    expect(again.code).toBe(1)
+    expect(JSON.parse(again.stdout).error.message).toMatch(/agentsync\.yaml: already exists/)
+    expect(readFileSync(join(dir, "agentsync.yaml"), "utf8")).toBe("tenant_id: mine\n")
   })
 })
