@@ -209,12 +209,14 @@ export const loadConfig = Effect.fn("SyncConfig.load")(function* (options: LoadO
   const project = (yield* readProjectFile(nodePath.join(projectRoot, PROJECT_FILE))) ?? {}
   const e = yield* Effect.all(env)
   const opt = <A>(o: Option.Option<A>, fallback: A | undefined) => Option.getOrUndefined(o) ?? fallback
+  const endpointFromEnv = Option.isSome(e.apiUrl) || Option.isSome(e.directUrl)
   const fields = {
     projectRoot,
     servicesPath: servicesOverride ?? nodePath.resolve(projectRoot, project.services ?? "services"),
     tenantId: opt(e.tenantId, project.tenant_id),
-    apiUrl: opt(e.apiUrl, project.api_url),
-    directUrl: opt(e.directUrl, project.direct_url),
+    // The endpoint is one setting: an environment naming either URL overrides both of the file's.
+    apiUrl: endpointFromEnv ? Option.getOrUndefined(e.apiUrl) : project.api_url,
+    directUrl: endpointFromEnv ? Option.getOrUndefined(e.directUrl) : project.direct_url,
     token: opt(e.token, undefined),
     databaseUrl: opt(e.databaseUrl, undefined),
     cloudDatabaseUrl: opt(e.cloudDatabaseUrl, undefined),

@@ -80,3 +80,27 @@ describe("agentsync.yaml: one reader for every section, every problem at its lin
     })
   )
 })
+
+describe("precedence: flags > environment > file > defaults", () => {
+  const withEnv = (yaml: string, env: ReadonlyArray<readonly [string, string]>) => {
+    const root = mkdtempSync(join(tmpdir(), "agentsync-config-"))
+    dirs.push(root)
+    writeFileSync(join(root, "agentsync.yaml"), yaml)
+    return loadConfig({ cwd: root }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(env))))
+  }
+
+  it.effect("AGENTSYNC_API_URL in the environment beats direct_url in the file: the endpoint is one setting", () =>
+    Effect.gen(function* () {
+      const c = yield* withEnv("direct_url: http://file.example\ntenant_id: t\n", [
+        ["AGENTSYNC_API_URL", "http://env.example"]
+      ])
+      expect(c.apiUrl).toBe("http://env.example")
+      expect(c.directUrl).toBeUndefined()
+      expect(c.tenantId).toBe("t")
+      const fileOnly = yield* withEnv("direct_url: http://file.example\n", [])
+      expect(fileOnly.directUrl).toBe("http://file.example")
+      const envTenant = yield* withEnv("tenant_id: file\n", [["AGENTSYNC_TENANT_ID", "env"]])
+      expect(envTenant.tenantId).toBe("env")
+    })
+  )
+})

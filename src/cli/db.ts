@@ -5,7 +5,7 @@ import { Effect, Layer } from "effect"
 import { CurrentConfig } from "../config.js"
 import type { TableImportReport } from "../domain/dbExport.js"
 import type { DatabaseSyncService, DbDiffResult, DbSyncResult } from "../programs/dbSync.js"
-import { emit, table } from "./output.js"
+import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
 import { projectConfig } from "./root.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
@@ -63,8 +63,18 @@ const syncText = (r: DbSyncResult) => () =>
     importText(r.tables, r.dry_run)
   ].join("\n")
 
-const diff = Command.make("diff", {}, () =>
-  run((s) => Effect.flatMap(s.diff(), (r) => emit(r, () => diffText(r))))
+const diff = Command.make("diff", { exitCode: exitCodeOption }, (o) =>
+  run((s) =>
+    Effect.flatMap(s.diff(), (r) =>
+      Effect.zipRight(
+        emit(r, () => diffText(r)),
+        exitIfDiffers(
+          o.exitCode,
+          r.tables.some((t) => t.only_local + t.only_remote + t.different > 0)
+        )
+      )
+    )
+  )
 ).pipe(Command.withDescription("per table: rows only local, only remote, different, equal"))
 
 const push = Command.make("push", { dryRun }, (o) =>

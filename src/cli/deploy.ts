@@ -149,8 +149,7 @@ const status = Command.make(
     run((s) =>
       Effect.gen(function* () {
         const release = yield* s.status(Option.getOrUndefined(o.id), o.wait)
-        yield* emit(release, () => describeRelease(release))
-        yield* failIfFailed(release)
+        yield* emit(release, () => describeRelease(release), failIfFailed(release))
       })
     )
 ).pipe(Command.withDescription("show a release with its log (exit 1 when it failed)"))

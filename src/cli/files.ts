@@ -7,7 +7,7 @@ import { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { progressFor } from "../stages/progress.js"
-import { emit, table } from "./output.js"
+import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
 import { globals, projectConfig } from "./root.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
@@ -66,8 +66,9 @@ const human = (r: FilesReport) => () => {
 
 /** Prints the report; a dry run that found conflicts still ends as the real run would: exit 3. */
 const finish = (r: FilesReport) =>
-  Effect.zipRight(
-    emit(r, human(r)),
+  emit(
+    r,
+    human(r),
     r.conflicts.length > 0
       ? Effect.fail(
           new Conflict({
@@ -78,8 +79,12 @@ const finish = (r: FilesReport) =>
       : Effect.void
   )
 
-const diff = Command.make("diff", {}, () =>
-  run((s, json) => Effect.flatMap(s.diff({ progress: progressFor(json) }), finish))
+const diff = Command.make("diff", { exitCode: exitCodeOption }, (o) =>
+  run((s, json) =>
+    Effect.flatMap(s.diff({ progress: progressFor(json) }), (r) =>
+      Effect.zipRight(finish(r), exitIfDiffers(o.exitCode, r.counts.added + r.counts.modified + r.counts.removed > 0))
+    )
+  )
 ).pipe(Command.withDescription("compare the local services/ tree with the remote head, file by file"))
 
 const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>

@@ -49,15 +49,20 @@ const onceText = (results: ReadonlyArray<OnceResult>) =>
 const runOnce = (config: SyncConfig, only: string | undefined) =>
   Effect.gen(function* () {
     const results = yield* Effect.flatMap(Jobs, (J) => J.run(config, { once: true, only }))
-    yield* emit({ runs: results }, () => onceText(results))
     const failed = results.filter((r) => (r.result === "ran" && r.status !== "succeeded") || r.result === "store-error")
-    if (failed.length > 0) {
-      return yield* new CommandFailed({
-        command: "agentsync jobs run --once",
-        exitCode: 1,
-        stderr: failed.map((r) => `${r.job}: ${r.error ?? r.status ?? r.result}`).join("\n")
-      })
-    }
+    yield* emit(
+      { runs: results },
+      () => onceText(results),
+      failed.length === 0
+        ? Effect.void
+        : Effect.fail(
+            new CommandFailed({
+              command: "agentsync jobs run --once",
+              exitCode: 1,
+              stderr: failed.map((r) => `${r.job}: ${r.error ?? r.status ?? r.result}`).join("\n")
+            })
+          )
+    )
   })
 
 const run = Command.make(

@@ -6,8 +6,8 @@ import { CurrentConfig } from "../config.js"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
-import { emit, table } from "./output.js"
-import { projectConfig, usage } from "./root.js"
+import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
+import { globals, projectConfig, usage } from "./root.js"
 
 const ALL_KINDS = SyncKind.literals
 
@@ -59,10 +59,6 @@ const failOnErrors = (n: number) =>
           reason: `${n} item${n === 1 ? "" : "s"} could not be read and ${n === 1 ? "was" : "were"} skipped; the others were synced`
         })
       )
-
-export const verbose = Options.boolean("verbose").pipe(
-  Options.withDescription("list the files local sync leaves to file sync, not only their count")
-)
 
 /** What local sync does not treat: a count, or with --verbose one line per file. */
 export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
@@ -123,12 +119,20 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   return lines.join("\n")
 }
 
-const diff = Command.make("diff", { kind, verbose }, ({ kind, verbose }) =>
+const diff = Command.make("diff", { kind, exitCode: exitCodeOption }, ({ kind, exitCode }) =>
   Effect.gen(function* () {
+    const { verbose } = yield* globals
     const kinds = yield* parseKinds(kind)
     const report = yield* withProject((local) => local.diff(kinds))
-    yield* emit(report, () => humanDiff(report, verbose))
-    yield* failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
+    yield* emit(
+      report,
+      () => humanDiff(report, verbose),
+      failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
+    )
+    yield* exitIfDiffers(
+      exitCode,
+      report.kinds.some((k) => k.counts.added + k.counts.modified + k.counts.removed > 0)
+    )
   })
 ).pipe(Command.withDescription("compare the services/ tree with the project database, per kind"))
 
@@ -142,16 +146,16 @@ const force = Options.boolean("force").pipe(
   Options.withDescription("allow deleting more than half of a kind on the side written to")
 )
 
-const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, force, verbose }, (o) =>
+const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, force }, (o) =>
   Effect.gen(function* () {
+    const { verbose } = yield* globals
     if (o.toDb === o.toDisk) return yield* usage("choose exactly one of --to-db or --to-disk")
     const direction: LocalSyncDirection = o.toDb ? "ToDatabase" : "ToDisk"
     const kinds = yield* parseKinds(o.kind)
     const report = yield* withProject((local) =>
       local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans, force: o.force })
     )
-    yield* emit(report, () => humanSync(report, o.verbose))
-    yield* failOnErrors(errorCount(report))
+    yield* emit(report, () => humanSync(report, verbose), failOnErrors(errorCount(report)))
   })
 ).pipe(Command.withDescription("sync the services/ tree and the project database, one direction, in one transaction"))
 

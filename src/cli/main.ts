@@ -1,17 +1,23 @@
 /** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, ConfigError, Console, Effect, Exit } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { files } from "./files.js"
+import { render, useColor } from "./help.js"
+import { init } from "./init.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
-import { root } from "./root.js"
+import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
+import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
+import { find, specOf, textOf } from "./spec.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
 import { validate } from "./validate.js"
@@ -20,28 +26,100 @@ export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, jobs, demo])
+  Command.withSubcommands([init, validate, local, files, db, sync, config, serve, tenant, skill, deploy, jobs, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })
 
-/** Runs the CLI on argv and resolves to the process exit code; errors are printed once, on stderr. */
-export const main = (argv: ReadonlyArray<string>) =>
-  cli(argv).pipe(
-    Effect.exit,
-    Effect.flatMap((exit) => {
-      if (Exit.isSuccess(exit)) return Effect.succeed(ExitCode.Ok)
-      const failure = Cause.failureOption(exit.cause)
-      if (failure._tag === "Some") {
-        const error = failure.value
-        // @effect/cli has already shown usage errors with the help text.
-        if (ValidationError.isValidationError(error)) return Effect.succeed(ExitCode.Usage)
-        if (isSyncError(error)) return Effect.as(Console.error(`error: ${error.message}`), exitCodeOf(error))
-        // A malformed environment variable read through Effect's Config: a usage problem, named.
-        if (ConfigError.isConfigError(error)) {
-          return Effect.as(Console.error(`error: invalid configuration: ${String(error)}`), ExitCode.Usage)
-        }
-      }
-      return Effect.as(Console.error(`unexpected error: ${Cause.pretty(exit.cause)}`), ExitCode.Failure)
-    })
+/** Log lines only ever on stderr, as text or JSON, from --log-level on (Effect's default otherwise). */
+const logging =
+  (g: Globals) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const logger = Logger.withConsoleError(g.logFormat === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
+    const level = LogLevel.allLevels.find((l) => l._tag.toLowerCase() === g.logLevel)
+    const logged = Effect.provide(self, Logger.replace(Logger.defaultLogger, logger))
+    return level === undefined ? logged : Logger.withMinimumLogLevel(logged, level)
+  }
+
+/** A usage mistake found before parsing, said once on stderr (and as the document with --json): exit 2. */
+const usageProblem = (g: Globals, problem: UsageProblem) =>
+  Effect.as(
+    Effect.zipRight(
+      Console.error([`error: ${problem.message}`, ...problem.details].join("\n")),
+      g.json
+        ? Console.log(
+            JSON.stringify(
+              { error: { tag: "UsageError", message: problem.message, suggestions: problem.suggestions } },
+              null,
+              2
+            )
+          )
+        : Effect.void
+    ),
+    ExitCode.Usage
   )
+
+/** The exit code of a failure; its message goes to stderr, and with --json its document to stdout. */
+const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
+  const failure = Cause.failureOption(cause)
+  const error = failure._tag === "Some" ? failure.value : undefined
+  const inner = error instanceof Reported ? error.error : error
+  const document = (doc: string) => (g.json ? Console.log(doc) : Effect.void)
+  if (inner instanceof ExitWith) return Effect.succeed(inner.code)
+  // @effect/cli and `usage` have already shown usage errors on stderr.
+  if (ValidationError.isValidationError(inner)) {
+    const message = textOf(inner.error).trim()
+    return Effect.as(document(JSON.stringify({ error: { tag: "UsageError", message } }, null, 2)), ExitCode.Usage)
+  }
+  if (isSyncError(inner))
+    return Effect.as(
+      Effect.zipRight(Console.error(`error: ${inner.message}`), document(failureDocument(error))),
+      exitCodeOf(inner)
+    )
+  // A malformed environment variable read through Effect's Config: a usage problem, named.
+  if (ConfigError.isConfigError(inner)) {
+    const message = `invalid configuration: ${String(inner)}`
+    return Effect.as(
+      Effect.zipRight(
+        Console.error(`error: ${message}`),
+        document(JSON.stringify({ error: { tag: "ConfigError", message } }, null, 2))
+      ),
+      ExitCode.Usage
+    )
+  }
+  const pretty = Cause.pretty(cause)
+  return Effect.as(
+    Effect.zipRight(
+      Console.error(`unexpected error: ${pretty}`),
+      document(JSON.stringify({ error: { ...errorFields(inner ?? pretty), tag: "Unexpected" } }, null, 2))
+    ),
+    ExitCode.Failure
+  )
+}
+
+/**
+ * Runs the CLI on argv and resolves to the process exit code. Global options are taken from anywhere before
+ * `--`; errors are printed once, on stderr, and with --json as one document on stdout.
+ */
+export const main = (argv: ReadonlyArray<string>) => {
+  const tree = specOf(command)
+  const parsed = preprocess(tree, argv.slice(2))
+  const g = parsed.globals
+  if (parsed._tag === "Usage") return usageProblem(g, parsed.problem)
+  if (parsed._tag === "Help") {
+    const page = render(find(tree, parsed.path) ?? tree, {
+      width: process.stdout.isTTY ? (process.stdout.columns ?? 80) : 80,
+      color: useColor(g.color, process.stdout.isTTY === true)
+    })
+    return Effect.as(
+      Effect.sync(() => process.stdout.write(page)),
+      ExitCode.Ok
+    )
+  }
+  return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
+    Effect.provideService(CliGlobals, g),
+    logging(g),
+    Effect.exit,
+    Effect.flatMap((exit) => (Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause)))
+  )
+}

@@ -1,13 +1,62 @@
-/** Output of the command line: one JSON document on stdout with --json, else human text; logs go to stderr. */
-import { Console, Effect } from "effect"
+/** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
+import * as Options from "@effect/cli/Options"
+import { Console, Data, Effect } from "effect"
 import { globals } from "./root.js"
 
-/** Prints the result of a command: `value` as JSON with --json, else the text `human` makes. */
-export const emit = (value: unknown, human: () => string) =>
-  Effect.flatMap(globals, (g) => (g.json ? Console.log(JSON.stringify(value, null, 2)) : Console.log(human())))
+/** A failure after a command made its report: with --json, one document holds both. */
+export class Reported extends Data.TaggedError("Reported")<{ readonly report: unknown; readonly error: unknown }> {}
 
-/** A line for a person on stderr, never mixed into --json output. */
-export const note = (line: string) => Console.error(line)
+/** An exit code that is an answer, not a failure (`diff --exit-code`: 1 when something differs); nothing more is printed. */
+export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: number }> {}
+
+/** `--exit-code` of every diff: exit 1 when something differs, as `git diff --exit-code`. */
+export const exitCodeOption = Options.boolean("exit-code").pipe(
+  Options.withDescription("exit 1 when something differs, 0 when all is in step")
+)
+
+/** With --exit-code, ends the run with 1 when `differs`. */
+export const exitIfDiffers = (enabled: boolean, differs: boolean) =>
+  enabled && differs ? Effect.fail(new ExitWith({ code: 1 })) : Effect.void
+
+/**
+ * Prints the result of a command: `value` as JSON with --json, else the text `human` makes; then runs `outcome`
+ * (the failure the report means, if any). With --json a failed outcome is printed with the report, in one document.
+ */
+export const emit = <E = never, R = never>(
+  value: unknown,
+  human: () => string,
+  outcome: Effect.Effect<void, E, R> = Effect.void
+): Effect.Effect<void, E | Reported, R | typeof globals.Identifier> =>
+  Effect.flatMap(
+    globals,
+    (g): Effect.Effect<void, E | Reported, R> =>
+      g.json
+        ? Effect.matchEffect(outcome, {
+            onFailure: (error) => Effect.fail(new Reported({ report: value, error })),
+            onSuccess: () => Console.log(JSON.stringify(value, null, 2))
+          })
+        : Effect.zipRight(Console.log(human()), outcome)
+  )
+
+/** A line for a person on stderr, never mixed into --json output; --quiet leaves it out. */
+export const note = (line: string) => Effect.flatMap(globals, (g) => (g.quiet ? Effect.void : Console.error(line)))
+
+/** What an error says in a --json document: its tag, message and own fields (a cause left out). */
+export const errorFields = (error: unknown): Record<string, unknown> => {
+  if (typeof error !== "object" || error === null) return { tag: "Unexpected", message: String(error) }
+  const fields: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(error)) if (k !== "cause" && k !== "_tag" && k !== "_id") fields[k] = v
+  const tag = "_tag" in error && typeof error._tag === "string" ? error._tag : "Unexpected"
+  const message = error instanceof Error ? error.message : String(error)
+  return { tag, message, ...fields }
+}
+
+/** The one document a failed command prints with --json: its report (if it made one) and the error. */
+export const failureDocument = (error: unknown): string => {
+  const [report, inner] = error instanceof Reported ? [error.report, error.error] : [undefined, error]
+  const base = typeof report === "object" && report !== null && !Array.isArray(report) ? report : {}
+  return JSON.stringify({ ...base, error: errorFields(inner) }, null, 2)
+}
 
 /** A fixed-width table for terminal output. */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {

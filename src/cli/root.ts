@@ -1,24 +1,18 @@
-/** The root `agentsync` command and its global options, read by every subcommand. */
+/** The root `agentsync` command and the global options every subcommand reads (taken from argv by argv.ts). */
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Console, Effect, Option } from "effect"
+import { Console, Context, Effect } from "effect"
 import { loadConfig } from "../config.js"
+import type { Globals } from "./argv.js"
 
-const services = Options.text("services").pipe(
-  Options.withDescription("the services/ tree, or a project root holding agentsync.yaml (default: ./services)"),
-  Options.optional
-)
+export const root = Command.make("agentsync")
 
-const json = Options.boolean("json").pipe(
-  Options.withDescription("print one JSON document on stdout; logs and progress go to stderr")
-)
-
-export const root = Command.make("agentsync", { services, json })
+/** The global options of this run, valid before or after the command path. */
+export class CliGlobals extends Context.Tag("agentsync/cli/Globals")<CliGlobals, Globals>() {}
 
 /** The global options as plain values. */
-export const globals = Effect.map(root, (r) => ({ services: Option.getOrUndefined(r.services), json: r.json }))
+export const globals = CliGlobals
 
 /** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
 export const usage = (message: string) =>

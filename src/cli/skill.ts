@@ -239,9 +239,9 @@ const install = Command.make(
       yield* emit(
         r,
         () =>
-          `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`
+          `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`,
+        finish("agentsync skill install", r.report)
       )
-      yield* finish("agentsync skill install", r.report)
     })
 ).pipe(Command.withDescription("add a source and deploy its units into the tool homes"))
 
@@ -257,8 +257,7 @@ const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption },
   Effect.gen(function* () {
     const SkillSync = yield* skillSync
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
-    yield* emit(r, () => describeReport(r))
-    yield* finish("agentsync skill update", r)
+    yield* emit(r, () => describeReport(r), finish("agentsync skill update", r))
   })
 ).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
 
@@ -277,20 +276,23 @@ const status = Command.make(
         fetch: !o.offline,
         tools: splitTools(o.tools)
       })
-      yield* emit(r, () => {
-        const lines =
-          r.rows.length === 0
-            ? ["no units"]
-            : [
-                table(
-                  ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
-                  r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason])
-                )
-              ]
-        lines.push(...findings(r))
-        return lines.join("\n")
-      })
-      yield* finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
+      yield* emit(
+        r,
+        () => {
+          const lines =
+            r.rows.length === 0
+              ? ["no units"]
+              : [
+                  table(
+                    ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
+                    r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason])
+                  )
+                ]
+          lines.push(...findings(r))
+          return lines.join("\n")
+        },
+        finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
+      )
     })
 ).pipe(
   Command.withDescription(
@@ -345,8 +347,7 @@ const sync = Command.make(
         tools: splitTools(o.tools),
         confirm: interactive ? ask : undefined
       })
-      yield* emit(r, () => describeReport(r))
-      yield* finish("agentsync skill sync", r)
+      yield* emit(r, () => describeReport(r), finish("agentsync skill sync", r))
     })
 ).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
 

@@ -60,9 +60,8 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
       s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })
     ).pipe(Effect.provide(layer))
     const { errors: _errors, ...shown } = result
-    yield* emit(shown, human(result))
     const error = decisiveError(result)
-    if (error !== undefined) return yield* Effect.fail(error)
+    yield* emit(shown, human(result), error === undefined ? Effect.void : Effect.fail(error))
   })
 ).pipe(
   Command.withDescription("files then database, each operation reported as NotStarted, Partial, Completed or Failed")

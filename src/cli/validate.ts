@@ -5,9 +5,9 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
-import { unsyncedLines, verbose } from "./local.js"
+import { unsyncedLines } from "./local.js"
 import { emit } from "./output.js"
-import { projectConfig } from "./root.js"
+import { globals, projectConfig } from "./root.js"
 
 const path = Args.text({ name: "PATH" }).pipe(
   Args.withDescription("a project root (agentsync.yaml + services/) or a bare services/ tree"),
@@ -16,8 +16,9 @@ const path = Args.text({ name: "PATH" }).pipe(
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
-export const validate = Command.make("validate", { path, verbose }, ({ path, verbose }) =>
+export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
+    const { verbose } = yield* globals
     const config = yield* projectConfig(Option.getOrUndefined(path), { tree: true })
     const { make: makeWorkspace } = yield* Effect.promise(() => import("../services/Workspace.js"))
     const project = yield* makeWorkspace(config.servicesPath).readProject()
@@ -57,12 +58,14 @@ export const validate = Command.make("validate", { path, verbose }, ({ path, ver
         )
         lines.push(...unsyncedLines(project.unsynced, verbose))
         return lines.join("\n")
-      }
+      },
+      problems.length === 0
+        ? Effect.void
+        : Effect.fail(
+            new InvalidInput({
+              reason: `${plural(problems.length, "problem")} in ${plural(files.size, "file")} of ${shown}`
+            })
+          )
     )
-    if (problems.length > 0) {
-      return yield* new InvalidInput({
-        reason: `${plural(problems.length, "problem")} in ${plural(files.size, "file")} of ${shown}`
-      })
-    }
   })
 ).pipe(Command.withDescription("parse the services/ tree and report every problem as file:line"))

@@ -158,15 +158,18 @@ describe("agentsync files (e2e)", () => {
     const wrong = await files(p, ["diff"], one, `${tenant.token.slice(0, -3)}xyz`)
     expect(wrong.code).toBe(1)
     expect(wrong.stderr).toMatch(/unauthorized: .*401/)
-    expect(wrong.stdout).toBe("")
+    // With --json, the only document is the error: no file data.
+    expect(Object.keys(JSON.parse(wrong.stdout))).toEqual(["error"])
+    expect(JSON.parse(wrong.stdout).error.tag).toBe("Unauthorized")
     const relay = await agentsync(["--json", "files", "pull"], {
       cwd: p,
       env: { AGENTSYNC_API_URL: one, AGENTSYNC_TENANT_ID: tenant.tenant_id, AGENTSYNC_TOKEN: other.token }
     })
     expect(relay.code).toBe(1)
     expect(relay.stderr).toMatch(/403/)
-    expect(relay.stdout).toBe("")
+    expect(Object.keys(JSON.parse(relay.stdout))).toEqual(["error"])
     expect(relay.stderr).not.toContain(other.token)
+    expect(relay.stdout).not.toContain(other.token)
     const own = await agentsync(["--json", "files", "diff"], {
       cwd: p,
       env: { AGENTSYNC_API_URL: one, AGENTSYNC_TENANT_ID: other.tenant_id, AGENTSYNC_TOKEN: other.token }
