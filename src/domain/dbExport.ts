@@ -11,7 +11,7 @@ import {
   timestampMicros
 } from "./dbTables.js"
 import { canonicalJson, sha256 } from "./hash.js"
-import { Json } from "./model.js"
+import { Json, JsonKey } from "./model.js"
 
 /** The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`). */
 export const EXPORT_VERSION = 2 as const
@@ -75,7 +75,7 @@ const DbJson: Schema.Schema<Json> = Json.pipe(
 const Texts = Schema.Array(DbText)
 
 /** A skill's fields beyond the known ones, in written order (a `json` column, not `jsonb`, so the order survives). */
-const DbJsonObject = Schema.Record({ key: DbText, value: DbJson })
+const DbJsonObject = Schema.Record({ key: DbText.pipe(Schema.filter(Schema.is(JsonKey))), value: DbJson })
 
 const table = <C extends Record<string, Column>>(name: string, columns: C): TableSpec<C> => ({ name, columns })
 

@@ -11,6 +11,14 @@ export const Id = Schema.String.pipe(
   })
 )
 
+/**
+ * A key of a JSON object. `__proto__` is refused: a decoded object would take it as its prototype instead of
+ * keeping it as a field, so it could not come back as it was written.
+ */
+export const JsonKey = Schema.String.pipe(
+  Schema.filter((k) => k !== "__proto__", { message: () => "a key named __proto__ cannot be stored" })
+)
+
 /** A JSON-like value: what free-form settings may hold. */
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 export const Json: Schema.Schema<Json> = Schema.suspend(
@@ -21,14 +29,14 @@ export const Json: Schema.Schema<Json> = Schema.suspend(
       Schema.Number.pipe(Schema.finite()),
       Schema.String,
       Schema.Array(Json),
-      Schema.Record({ key: Schema.String, value: Json })
+      Schema.Record({ key: JsonKey, value: Json })
     )
 ).annotations({ identifier: "Json" })
 
 const Tags = Schema.Array(Schema.String)
 
 /** Fields a file has beyond the ones agentsync knows, in their written order. */
-export const JsonObject = Schema.Record({ key: Schema.String, value: Json })
+export const JsonObject = Schema.Record({ key: JsonKey, value: Json })
 
 /**
  * How an agent or a skill is laid out on disk. `folder`: `config.yaml` beside the Markdown file

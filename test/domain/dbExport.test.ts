@@ -18,6 +18,7 @@ import {
   type UserExport
 } from "../../src/domain/dbExport.js"
 import { canonicalJson } from "../../src/domain/hash.js"
+import { JsonObject } from "../../src/domain/model.js"
 
 // Small pools so that collisions (taken names, missing users, missing sessions) actually happen.
 const id = fc.constantFrom("a", "b", "c", "d", "e", "f")
@@ -307,5 +308,26 @@ describe("timestamps and digests", () => {
       if (expected === 0) expected = Math.sign(x.length - y.length)
       expect(compareIds(a, b)).toBe(expected)
     }
+  )
+})
+
+describe("keys of free-form objects", () => {
+  it("refuse __proto__, which an object would take as its prototype rather than keep (it would not round-trip)", () => {
+    const skillExtra = JSON.parse('{"__proto__": {"x": 1}}')
+    expect(Object.keys(skillExtra)).toEqual(["__proto__"])
+    // As an import decodes a line: a key the schema does not take is an error, never dropped.
+    const decoded = Schema.decodeUnknownEither(JsonObject, { onExcessProperty: "error" })(skillExtra)
+    expect(decoded._tag).toBe("Left")
+    expect(String(decoded._tag === "Left" && decoded.left.message)).toContain("__proto__")
+  })
+
+  it.prop(
+    "DatabaseExport round-trips through JSON, on the seed that found a skill whose extra held __proto__",
+    [Arbitrary.make(DatabaseExport)],
+    ([e]) => {
+      const encoded = JSON.parse(JSON.stringify(Schema.encodeSync(DatabaseExport)(e)))
+      expect(canonicalJson(Schema.decodeUnknownSync(DatabaseExport)(encoded))).toEqual(canonicalJson(e))
+    },
+    { fastCheck: { numRuns: 30, seed: 1255171261 } }
   )
 })
