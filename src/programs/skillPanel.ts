@@ -36,7 +36,7 @@ export const describeSync = (
   if (conflict !== undefined)
     return {
       _tag: "Done",
-      message: `nothing written: ${where(conflict)} is in conflict (${conflict.reason.replace("choose with --prefer home|repo", "h or r chooses a side")}); d shows the difference`,
+      message: `nothing written: ${where(conflict)} is in conflict (h or r picks a side, d shows it): ${conflict.reason.replace(/; choose with --prefer home\|repo$/, "")}`,
       error: true
     }
   const problems = [

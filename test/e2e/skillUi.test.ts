@@ -14,7 +14,7 @@ const socket = `agentsync-ui-${process.pid}`
 const tmux = (...args: Array<string>) =>
   execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...args], { encoding: "utf8", env: cleanEnv() })
 
-beforeAll(() => ensureBuilt())
+beforeAll(ensureBuilt, 180_000)
 afterAll(() => {
   try {
     tmux("kill-server")
@@ -73,7 +73,7 @@ const poll = async <A>(what: string, probe: () => A | undefined, screen: () => s
   }
 }
 
-/** A panel started in its own tmux window, 100×30; the pane stays after the command ends, with its exit code. */
+/** A panel started in its own tmux window, 120×30; the pane stays after the command ends, with its exit code. */
 const open = (m: ReturnType<typeof empty>, extraEnv: Record<string, string> = {}) => {
   const name = `p${n++}`
   const vars = Object.entries({ ...m.env, ...extraEnv })
@@ -85,7 +85,7 @@ const open = (m: ReturnType<typeof empty>, extraEnv: Record<string, string> = {}
     script,
     `cd ${JSON.stringify(m.root)} && env ${vars} ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} skill ui; echo "exit=$?"\n`
   )
-  tmux("new-session", "-d", "-s", name, "-x", "100", "-y", "30", `sh ${JSON.stringify(script)}`)
+  tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", `sh ${JSON.stringify(script)}`)
   tmux("set-option", "-t", name, "remain-on-exit", "on")
   const screen = () => tmux("capture-pane", "-p", "-J", "-t", name)
   const keys = (...k: Array<string>) => tmux("send-keys", "-t", name, ...k)
@@ -106,8 +106,9 @@ const open = (m: ReturnType<typeof empty>, extraEnv: Record<string, string> = {}
     }
     expect(selected()).toMatch(target)
   }
+  const styled = () => tmux("capture-pane", "-p", "-e", "-t", name)
   const altScreen = () => tmux("display-message", "-p", "-t", name, "#{alternate_on}").trim()
-  return { screen, keys, selected, until, focus, altScreen }
+  return { screen, keys, selected, until, focus, altScreen, styled }
 }
 
 describe("agentsync skill ui (built CLI, real git, a real pseudo-terminal)", () => {
@@ -126,8 +127,10 @@ describe("agentsync skill ui (built CLI, real git, a real pseudo-terminal)", () 
     expect(first).toMatch(/^tools\s*$/m)
     expect(first).toMatch(/skills\/lint\s+codex\s+in sync/)
     expect(first).toMatch(/agents\/reviewer\s+claude\s+home changed\s+home → repo/)
-    expect(first).toMatch(/s sync · d diff/)
+    expect(first).toMatch(/s sync {2}d diff/)
     expect(p.altScreen()).toBe("1")
+    // Colours: the conflict's row in red (tmux re-renders what it was sent).
+    expect(p.styled()).toContain("\u001b[31m")
 
     // s on a home-changed unit: the `sync: <unit>` commit in the bare remote, and the row in sync.
     await p.focus("agents/reviewer", "claude")
@@ -141,7 +144,10 @@ describe("agentsync skill ui (built CLI, real git, a real pseudo-terminal)", () 
     const remote = m.team.log()
     await p.focus("commands/ship", "claude")
     p.keys("s")
-    await p.until("the refusal", /nothing written: team:commands\/ship \[claude\] is in conflict \(both changed/)
+    await p.until(
+      "the refusal",
+      /nothing written: team:commands\/ship \[claude\] is in conflict \(h or r picks a side, d shows it\): both changed/
+    )
     expect(fs.readFileSync(m.home("claude", "commands/ship.md"), "utf8")).toBe("Ship it, mine.\n")
     expect(m.team.log()).toEqual(remote)
     expect(m.team.read("commands/ship.md")).toBe("Ship it, theirs.\n")
@@ -177,9 +183,11 @@ describe("agentsync skill ui (built CLI, real git, a real pseudo-terminal)", () 
     expect(p.screen()).not.toMatch(/agentsync skill ui ·/)
   }, 300_000)
 
-  it("Ctrl-C leaves the panel as an interrupt (exit 130), the terminal restored", async () => {
-    const p = open(empty())
+  it("NO_COLOR draws no colour; Ctrl-C leaves the panel as an interrupt (exit 130), the terminal restored", async () => {
+    const p = open(empty(), { NO_COLOR: "1" })
     await p.until("the list", /no units: add a source with `agentsync skill install URI`/)
+    // NO_COLOR: not one style on the screen (with no row there is not even the focused row's reverse video).
+    expect(p.styled()).not.toContain("\u001b[")
     p.keys("C-c")
     await poll("the exit", () => (/^exit=130$/m.test(p.screen()) ? true : undefined), p.screen)
     expect(p.altScreen()).toBe("0")

@@ -156,9 +156,9 @@ const start = (s: PanelState, label: string, command: Command): readonly [PanelS
 const HELP_KEYS: ReadonlyArray<readonly [string, string]> = [
   ["↑ ↓  j k", "move"],
   ["PgUp PgDn Home End", "move by a page, to the first or the last row"],
-  ["s", "sync the focused unit on its tool (as `skill sync SOURCE:UNIT --tools TOOL`)"],
-  ["d", "diff of the home copy against the repo copy (↑ ↓ PgUp PgDn scroll, q back)"],
-  ["h  r", "settle a conflict: prefer home or repo, after y/N (the other side kept in a backup)"],
+  ["s", "sync the focused unit (skill sync SOURCE:UNIT --tools TOOL)"],
+  ["d", "diff repo → home, per file (↑ ↓ PgUp PgDn scroll, q back)"],
+  ["h  r", "settle a conflict with the home / repo copy (y/N; backup kept)"],
   ["u", "fetch the sources again and recompute the rows"],
   ["/", "filter by name (Enter keeps it, Esc clears it)"],
   ["?", "this help"],
@@ -308,7 +308,7 @@ export const update = (s: PanelState, e: Event): readonly [PanelState, Command] 
     case "DiffReady":
       return [{ ...s, busy: undefined, mode: { _tag: "Diff", title: e.title, lines: e.lines, top: 0 } }, none]
     case "Failed":
-      return [{ ...say(s, e.message, true), busy: undefined, loaded: true }, none]
+      return [{ ...say(s, e.message, true), busy: undefined }, none]
   }
 }
 

@@ -56,21 +56,33 @@ interface Columns {
 }
 
 const columnsFor = (rows: ReadonlyArray<PanelRow>, width: number): Columns => {
-  const longest = rows.reduce((m, r) => Math.max(m, r.unit.length), 4)
-  const tool = Math.max(
-    4,
+  const widest = (of: (r: PanelRow) => string, least: number, most: number) =>
     Math.min(
-      10,
-      rows.reduce((m, r) => Math.max(m, r.tool.length), 4)
+      most,
+      rows.reduce((m, r) => Math.max(m, of(r).length), least)
+    )
+  const tool = widest((r) => r.tool, 4, 10)
+  const action = 11
+  // Unit names first, then the state, then the reason gets what is left (at least a few words).
+  const unit = Math.max(
+    8,
+    Math.min(
+      widest((r) => r.unit, 4, 32),
+      width - 2 - tool - action - 7 - 8 - 12
     )
   )
-  // Unit names take what the fixed columns and a short reason leave, within bounds.
-  const unit = Math.max(8, Math.min(longest, 32, width - 2 - tool - 16 - 12 - 4 - 16))
-  return { unit, tool, state: 16, action: 12 }
+  const state = Math.max(
+    8,
+    Math.min(
+      widest((r) => r.state, 5, 26),
+      width - 2 - unit - tool - action - 7 - 12
+    )
+  )
+  return { unit, tool, state, action }
 }
 
 const cells = (c: Columns, unit: string, tool: string, state: string, action: string, reason: string) =>
-  `${clip(unit, c.unit)} ${clip(tool, c.tool)} ${clip(state, c.state)} ${clip(action, c.action)} ${reason}`
+  `${clip(unit, c.unit)} ${clip(tool, c.tool)}  ${clip(state, c.state)}  ${clip(action, c.action)}  ${reason}`
 
 const counts = (rows: ReadonlyArray<PanelRow>): string => {
   const by = new Map<string, number>()
@@ -79,7 +91,7 @@ const counts = (rows: ReadonlyArray<PanelRow>): string => {
   return `${rows.length} unit${rows.length === 1 ? "" : "s"}${parts.length > 0 ? ` · ${parts.join(" · ")}` : ""}`
 }
 
-const KEYS = "↑↓ move · s sync · d diff · h/r prefer home/repo · u fetch · / filter · ? keys · q quit"
+const KEYS = "↑↓ move  s sync  d diff  h/r prefer home/repo  u fetch  / filter  ? keys  q quit"
 
 const statusLine = (s: PanelState, width: number): Line => {
   const mode = s.mode
@@ -139,7 +151,9 @@ const listView = (s: PanelState, size: Size): ReadonlyArray<Line> => {
     out.push(
       line(
         !s.loaded
-          ? "reading units…"
+          ? s.busy === undefined
+            ? "the units could not be read (the status line says why); u tries again"
+            : "reading units…"
           : s.rows.length === 0
             ? "no units: add a source with `agentsync skill install URI`"
             : `no unit matches "${s.filter}"`,

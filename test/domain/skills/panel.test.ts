@@ -63,20 +63,22 @@ describe("the skill panel's view", () => {
     for (const l of lines) expect(Array.from(l.text)).toHaveLength(80)
     expect(lines.slice(0, 13).map((l) => l.text.trimEnd())).toEqual([
       "agentsync skill ui · 8 units · 6 in sync · 1 conflict · 1 home changed",
-      "  UNIT            TOOL   STATE            ACTION       REASON",
+      "  UNIT            TOOL    STATE         ACTION       REASON",
       "team",
-      "> agents/reviewer claude home changed     home → repo  home changed",
-      "  agents/reviewer codex  in sync          -            in sync",
-      "  commands/ship   claude conflict         conflict     both changed; choose wit…",
-      "  commands/ship   codex  in sync          -            in sync",
-      "  skills/pdf      claude in sync          -            in sync",
-      "  skills/pdf      codex  in sync          -            in sync",
+      "> agents/reviewer claude  home changed  home → repo  home changed",
+      "  agents/reviewer codex   in sync       -            in sync",
+      "  commands/ship   claude  conflict      conflict     both changed; choose with …",
+      "  commands/ship   codex   in sync       -            in sync",
+      "  skills/pdf      claude  in sync       -            in sync",
+      "  skills/pdf      codex   in sync       -            in sync",
       "tools",
-      "  skills/lint     claude in sync          -            in sync",
-      "  skills/lint     codex  in sync          -            in sync",
+      "  skills/lint     claude  in sync       -            in sync",
+      "  skills/lint     codex   in sync       -            in sync",
       ""
     ])
-    expect(lines[23]!.text).toMatch(/^↑↓ move · s sync · d diff · h\/r prefer home\/repo · u fetch · \/ filter/)
+    expect(lines[23]!.text).toMatch(
+      /^↑↓ move {2}s sync {2}d diff {2}h\/r prefer home\/repo {2}u fetch {2}\/ filter {2}\? keys {2}q quit$/
+    )
     expect(lines.map((l) => l.style).slice(2, 6)).toEqual(["group", "selected", "plain", "conflict"])
   })
 
@@ -123,10 +125,10 @@ describe("the skill panel's keys", () => {
     const [end] = press(s, "end")
     const lines = text(end, size)
     expect(lines.slice(2, 6)).toEqual([
-      "  skills/pdf      codex  in sync          -            in sync",
+      "  skills/pdf      codex   in sync       -            in sync",
       "tools",
-      "  skills/lint     claude in sync          -            in sync",
-      "> skills/lint     codex  in sync          -            in sync"
+      "  skills/lint     claude  in sync       -            in sync",
+      "> skills/lint     codex   in sync       -            in sync"
     ])
     const [back] = press(end, "home")
     expect(text(back, size)[2]).toBe("team")
@@ -213,6 +215,18 @@ describe("the skill panel's keys", () => {
     expect(press(s, "escape")[1]).toEqual([{ _tag: "Quit", interrupted: false }])
     expect(press(s, "ctrl-c")[1]).toEqual([{ _tag: "Quit", interrupted: true }])
     expect(press(s, "/", "ctrl-c")[1]).toEqual([{ _tag: "Quit", interrupted: true }])
+  })
+
+  it("a first read that fails says so in the list, not that there are no units; u tries again", () => {
+    const [s0] = init(SIZE)
+    const [failed] = update(s0, { _tag: "Failed", message: "another sync is in progress" })
+    expect(text(failed)[2]).toBe("the units could not be read (the status line says why); u tries again")
+    expect(text(failed)[22]).toBe("another sync is in progress")
+    const [retry, c] = press(failed, "u")
+    expect(c).toEqual([{ _tag: "Load", fetch: true }])
+    expect(text(update(retry, { _tag: "Loaded", rows: ROWS, problems: [], fetched: true })[0])[3]).toMatch(
+      /^> agents\/reviewer/
+    )
   })
 
   it("a failure shows on the status line and the panel stays", () => {
