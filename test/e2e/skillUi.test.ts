@@ -63,7 +63,7 @@ const machine = async () => {
   return { root, env, team, tools, home }
 }
 
-const poll = async <A>(what: string, probe: () => A | undefined, screen: () => string, deadlineMs = 45_000) => {
+const poll = async <A>(what: string, probe: () => A | undefined, screen: () => string, deadlineMs = 90_000) => {
   const until = Date.now() + deadlineMs
   for (;;) {
     const got = probe()
@@ -181,7 +181,7 @@ describe("agentsync skill ui (built CLI, real git, a real pseudo-terminal)", () 
     await poll("the exit", () => (/^exit=0$/m.test(p.screen()) ? true : undefined), p.screen)
     expect(p.altScreen()).toBe("0")
     expect(p.screen()).not.toMatch(/agentsync skill ui ·/)
-  }, 300_000)
+  }, 480_000)
 
   it("NO_COLOR draws no colour; Ctrl-C leaves the panel as an interrupt (exit 130), the terminal restored", async () => {
     const p = open(empty(), { NO_COLOR: "1" })
