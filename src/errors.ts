@@ -220,6 +220,17 @@ export class ReleaseFailed extends Data.TaggedError("ReleaseFailed")<{
   }
 }
 
+/** An interactive command was started without a terminal to draw on (output piped, run by a script). */
+export class NeedsTerminal extends Data.TaggedError("NeedsTerminal")<{
+  readonly command: string
+  /** What to run instead. */
+  readonly instead: string
+}> {
+  override get message() {
+    return `${this.command} needs a terminal (stdin and stdout a TTY); in a script use \`${this.instead}\``
+  }
+}
+
 /** Every class of the family; `SyncError` and `isSyncError` are derived from this list. */
 const SYNC_ERRORS = [
   MissingConfig,
@@ -235,7 +246,8 @@ const SYNC_ERRORS = [
   CommandFailed,
   SyncInProgress,
   DeployLocked,
-  ReleaseFailed
+  ReleaseFailed,
+  NeedsTerminal
 ] as const
 
 export type SyncError = InstanceType<(typeof SYNC_ERRORS)[number]>
@@ -247,6 +259,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 export const exitCodeOf = (error: { readonly _tag: string }): ExitCode => {
   switch (error._tag) {
     case "MissingConfig":
+    case "NeedsTerminal":
       return ExitCode.Usage
     case "Conflict":
       return ExitCode.Conflict

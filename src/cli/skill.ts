@@ -7,6 +7,7 @@ import { Effect, Layer, Option } from "effect"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
 import { emit, table } from "./output.js"
 import { globals } from "./root.js"
+import { ui } from "./skillUi/command.js"
 
 /**
  * The services skill commands run on, their code loaded only when one runs; the platform's CommandExecutor
@@ -355,6 +356,6 @@ export const skill = Command.make("skill").pipe(
   Command.withDescription(
     "skills, agents and commands deployed in tool homes, kept in step with their git repositories"
   ),
-  Command.withSubcommands([source, install, update, status, sync]),
+  Command.withSubcommands([source, install, update, status, sync, ui]),
   Command.provide(services)
 )

@@ -6,7 +6,7 @@ import { describeTree, detectLayout } from "../domain/skills/detect.js"
 import { checkName, checkRef, defaultSourceName, parseSourceUri } from "../domain/skills/guards.js"
 import { layoutProblem } from "../domain/skills/layout.js"
 import { type LayoutMapping, type Manifest, type ManifestSource, parseLayout } from "../domain/skills/model.js"
-import { type PlanOptions, type Prefer, planSync, summarize } from "../domain/skills/planner.js"
+import { type Direction, type PlanOptions, type Prefer, planSync, summarize } from "../domain/skills/planner.js"
 import { InvalidInput, IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
 import { KNOWN_TOOLS, SkillStore } from "../services/SkillStore.js"
@@ -86,6 +86,8 @@ export interface StatusRow {
   readonly tool: string
   /** in sync, home changed, repo changed, conflict, behind upstream, and the deletion and adoption cases. */
   readonly state: string
+  /** What a sync would do: ToHome, ToRepo, NoOp or Conflict. */
+  readonly direction: Direction
   readonly reason: string
 }
 
@@ -134,7 +136,7 @@ export const status = Effect.fn("SkillSync.status")(function* (
                 : a.status === "in-sync"
                   ? "in sync"
                   : a.status.replace(/-/g, " ")
-        return { source: a.source, unit: a.unit, tool: a.tool, state, reason: a.reason }
+        return { source: a.source, unit: a.unit, tool: a.tool, state, direction: a.direction, reason: a.reason }
       })
       return {
         rows,

@@ -1,0 +1,121 @@
+/** What the `skill ui` panel runs: its rows (the status program), one unit synced (the sync program), and a unit's diff. */
+import * as nodePath from "node:path"
+import { Effect } from "effect"
+import type { Event, PanelRow } from "../domain/skills/panel.js"
+import type { Prefer } from "../domain/skills/planner.js"
+import { type FilePair, type SideFile, unitDiff } from "../domain/skills/unitDiff.js"
+import { InvalidInput, type IoError } from "../errors.js"
+import { Git } from "../services/Git.js"
+import { SkillStore } from "../services/SkillStore.js"
+import { readUnitFile } from "../services/UnitDisk.js"
+import { type SyncReport, status, sync } from "./skillSync.js"
+import { buildStates, unitKey } from "./skills/snapshot.js"
+
+/** The scope naming exactly one unit of one source. */
+const scopeOf = (row: Pick<PanelRow, "source" | "unit">) => `${row.source}:${row.unit}`
+const where = (row: Pick<PanelRow, "source" | "unit" | "tool">) => `${row.source}:${row.unit} [${row.tool}]`
+
+/** The rows, as `skill status` computes them. */
+export const rows = Effect.fn("SkillPanel.rows")(function* (fetch: boolean) {
+  const r = yield* status({ fetch })
+  return {
+    _tag: "Loaded",
+    rows: r.rows,
+    problems: r.errors.map((e) => `${e.source}: ${e.reason}`),
+    fetched: fetch
+  } satisfies Event
+})
+
+/** One sentence on what a sync of one unit did, or why it wrote nothing. */
+export const describeSync = (
+  row: PanelRow,
+  prefer: Prefer | undefined,
+  r: Pick<SyncReport, "actions" | "applied" | "skipped" | "commits" | "errors" | "backups">
+): Extract<Event, { _tag: "Done" }> => {
+  const conflict = r.actions.find((a) => a.direction === "Conflict")
+  if (conflict !== undefined)
+    return {
+      _tag: "Done",
+      message: `nothing written: ${where(conflict)} is in conflict (h or r picks a side, d shows it): ${conflict.reason.replace(/; choose with --prefer home\|repo$/, "")}`,
+      error: true
+    }
+  const problems = [
+    ...r.errors.map((e) => `${e.source}: ${e.reason}`),
+    ...r.skipped.map((k) => `${where(k)}: ${k.reason}`)
+  ]
+  if (problems.length > 0) return { _tag: "Done", message: `not done: ${problems.join("; ")}`, error: true }
+  if (r.applied.length === 0)
+    return { _tag: "Done", message: `${where(row)}: already in sync, nothing to do`, error: false }
+  const parts = [`${prefer === undefined ? "synced" : `settled with the ${prefer} copy:`} ${where(row)}`]
+  for (const c of r.commits)
+    parts.push(`committed ${c.commit.slice(0, 12)} (sync: ${c.unit})${c.pushed ? ", pushed" : ""}`)
+  for (const a of r.applied) if (a.direction === "ToHome") parts.push(`deployed to ${a.tool}`)
+  for (const b of r.backups) parts.push(`the ${b.side} copy kept in ${b.path}`)
+  return { _tag: "Done", message: parts.join("; "), error: false }
+}
+
+/** `skill sync SOURCE:UNIT --tools TOOL [--prefer home|repo] --yes`: the same plan and the same executors. */
+export const syncRow = Effect.fn("SkillPanel.syncRow")(function* (row: PanelRow, prefer: Prefer | undefined) {
+  const r = yield* sync({ scope: scopeOf(row), tools: [row.tool], prefer })
+  return describeSync(row, prefer, r)
+})
+
+/** The differing files of a unit on one tool, both sides read as the plan sees them (fetching nothing). */
+export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow) {
+  const store = yield* SkillStore
+  const git = yield* Git
+  const files = yield* store.withLock(
+    Effect.gen(function* () {
+      const manifest = yield* store.readManifest()
+      const lock = yield* store.readLock()
+      const planned = yield* buildStates(manifest, lock, {
+        scope: scopeOf(row),
+        dryRun: true,
+        fetch: false,
+        tools: [row.tool],
+        skipPush: true
+      })
+      const unit = planned.units.get(unitKey(row.source, row.unit))
+      const state = planned.states.find((s) => s.source === row.source && s.unit === row.unit)
+      const home = state?.tools.find((t) => t.tool === row.tool)?.home ?? {}
+      if (unit === undefined || state === undefined)
+        return yield* new InvalidInput({ field: "unit", reason: `${where(row)} is no longer deployed` })
+      const repo = state.repo ?? {}
+      const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
+      const homeRoot = nodePath.join(planned.homes.get(row.tool)!, unit.layout.homeRoot)
+      const repoRoot = nodePath.join(unit.prepared.dir, unit.layout.repoRoot)
+      const paths = [...new Set([...Object.keys(repo), ...Object.keys(home)])].filter((p) => repo[p] !== home[p])
+      const oids = unit.repo?.oids ?? {}
+      const blobs =
+        unit.prepared.location._tag === "Git"
+          ? yield* git.readBlobs(
+              unit.prepared.dir,
+              paths.filter((p) => repo[p] !== undefined).map((p) => oids[p]!)
+            )
+          : new Map<string, Uint8Array>()
+      const side = (digest: string | undefined, read: Effect.Effect<Uint8Array, IoError>) =>
+        digest === undefined ? Effect.succeed(undefined) : Effect.map(read, (bytes): SideFile => ({ digest, bytes }))
+      return yield* Effect.forEach(paths, (path) =>
+        Effect.gen(function* () {
+          const repoBytes =
+            unit.prepared.location._tag === "Git"
+              ? Effect.succeed(blobs.get(oids[path]!) ?? new Uint8Array())
+              : readUnitFile(fileOf(repoRoot, path), repo[path] ?? "")
+          const under = (root: string) => (path === "" ? root : `${root}/${path}`)
+          return {
+            path,
+            repoName: under(unit.layout.repoRoot),
+            homeName: under(unit.layout.homeRoot),
+            repo: yield* side(repo[path], repoBytes),
+            home: yield* side(home[path], readUnitFile(fileOf(homeRoot, path), home[path] ?? ""))
+          } satisfies FilePair
+        })
+      )
+    })
+  )
+  return {
+    _tag: "DiffReady",
+    title: `diff ${where(row)}: ${row.state} (--- repo, +++ home)`,
+    lines: unitDiff(files)
+  } satisfies Event
+})
