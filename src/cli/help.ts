@@ -73,6 +73,7 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync skill update": ["agentsync skill update", "agentsync skill update skills --dry-run"],
   "agentsync skill status": ["agentsync skill status", "agentsync skill status skills --offline"],
   "agentsync skill sync": ["agentsync skill sync --dry-run", "agentsync skill sync --prefer home --yes"],
+  "agentsync skill ui": ["agentsync skill ui", "NO_COLOR=1 agentsync skill ui"],
   "agentsync deploy": ["agentsync deploy --dry-run", "agentsync deploy --tag v1.2 --message 'fix login'"],
   "agentsync deploy releases": ["agentsync deploy releases --limit 5"],
   "agentsync deploy status": ["agentsync deploy status", "agentsync deploy status 12 --wait"],
