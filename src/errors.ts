@@ -220,6 +220,18 @@ export class ReleaseFailed extends Data.TaggedError("ReleaseFailed")<{
   }
 }
 
+/** The tenant server could not listen: the address, the system's code (EADDRINUSE, …) and what to do. */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  readonly address: string
+  readonly code: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `cannot listen on ${this.address}: ${this.reason} (${this.code})`
+  }
+}
+
 /** Every class of the family; `SyncError` and `isSyncError` are derived from this list. */
 const SYNC_ERRORS = [
   MissingConfig,
@@ -235,7 +247,8 @@ const SYNC_ERRORS = [
   CommandFailed,
   SyncInProgress,
   DeployLocked,
-  ReleaseFailed
+  ReleaseFailed,
+  ListenFailed
 ] as const
 
 export type SyncError = InstanceType<(typeof SYNC_ERRORS)[number]>
