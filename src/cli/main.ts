@@ -14,13 +14,14 @@ import { serve } from "./serve.js"
 import { skill } from "./skill.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
+import { token } from "./token.js"
 import { validate } from "./validate.js"
 
 export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, skill, deploy, jobs, demo])
+  Command.withSubcommands([validate, local, files, db, sync, serve, tenant, token, skill, deploy, jobs, demo])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

@@ -27,17 +27,19 @@ import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
 import { levelFor } from "../stages/archive.js"
 import { currentTenant } from "./accessLog.js"
+import { AdminLive } from "./admin.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
 import { HealthLive } from "./probes.js"
+import { Tenants } from "./tenants.js"
 
 export { VERSION } from "./probes.js"
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
-  Effect.map(FileStore, (store) =>
+  Effect.map(Tenants, (store) =>
     Authentication.of({
       bearer: (token) =>
         store.authenticate(token).pipe(
@@ -176,9 +178,17 @@ export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (
 
 /** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
 export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
-  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive, SyncDatabaseLive, CloudDatabaseLive, DeployLive]),
+  Layer.provide([
+    SyncFilesLive,
+    CloudFilesLive,
+    HealthLive,
+    SyncDatabaseLive,
+    CloudDatabaseLive,
+    DeployLive,
+    AdminLive
+  ]),
   Layer.provide(AuthenticationLive),
-  Layer.provide(FileStore.Default)
+  Layer.provide([FileStore.Default, Tenants.Default])
 )
 
 /** What wraps every request (the access log). */

@@ -63,13 +63,20 @@ const pendingBlobs = Effect.gen(function* () {
   yield* sql`CREATE INDEX blobs_pending ON blobs (upload_id) WHERE upload_id IS NOT NULL`
 })
 
+/** Tokens get a last use (written at most once a minute) and an optional expiry. */
+const tokenLifecycle = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE tokens ADD COLUMN last_used_at timestamptz, ADD COLUMN expires_at timestamptz`
+})
+
 export const migrations = {
   "1_files": init,
   "2_tenant_database": tenantDatabaseMigration,
   "3_pending_blobs": pendingBlobs,
   "4_deploy": deployMigration,
   "5_job_runs": jobRuns,
-  "6_tenant_skills_as_is": tenantSkillsAsIsMigration
+  "6_tenant_skills_as_is": tenantSkillsAsIsMigration,
+  "7_token_lifecycle": tokenLifecycle
 }
 
 /**
