@@ -63,10 +63,20 @@ const pendingBlobs = Effect.gen(function* () {
   yield* sql`CREATE INDEX blobs_pending ON blobs (upload_id) WHERE upload_id IS NOT NULL`
 })
 
-/** Tokens get a last use (written at most once a minute) and an optional expiry. */
+/**
+ * Tokens get a last use (written at most once a minute) and an optional expiry; a database import with an
+ * idempotency key keeps its result, so a retried import answers with it instead of running again.
+ */
 const tokenLifecycle = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* sql`ALTER TABLE tokens ADD COLUMN last_used_at timestamptz, ADD COLUMN expires_at timestamptz`
+  yield* sql`CREATE TABLE database_imports (
+    tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    idempotency_key text NOT NULL,
+    result jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, idempotency_key)
+  )`
 })
 
 export const migrations = {
@@ -76,7 +86,7 @@ export const migrations = {
   "4_deploy": deployMigration,
   "5_job_runs": jobRuns,
   "6_tenant_skills_as_is": tenantSkillsAsIsMigration,
-  "7_token_lifecycle": tokenLifecycle
+  "7_tokens_and_import_keys": tokenLifecycle
 }
 
 /**
