@@ -69,8 +69,8 @@ const pendingBlobs = Effect.gen(function* () {
  */
 const tokenLifecycle = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  yield* sql`ALTER TABLE tokens ADD COLUMN last_used_at timestamptz, ADD COLUMN expires_at timestamptz`
-  yield* sql`CREATE TABLE database_imports (
+  yield* sql`ALTER TABLE tokens ADD COLUMN IF NOT EXISTS last_used_at timestamptz, ADD COLUMN IF NOT EXISTS expires_at timestamptz`
+  yield* sql`CREATE TABLE IF NOT EXISTS database_imports (
     tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     idempotency_key text NOT NULL,
     result jsonb NOT NULL,
