@@ -119,7 +119,7 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
           Effect.fail(
             new ApiError({
               status: e.status,
-              reason: `${e.unreachable ? "server unreachable" : "failed"} (gave up${retry ? ` after ${policy.maxRetries + 1} attempts` : ""}: ${e.reason})`,
+              reason: `${e.unreachable ? "server unreachable" : "failed"} (gave up${retry && "maxRetries" in policy ? ` after ${policy.maxRetries + 1} attempts` : ""}: ${e.reason})`,
               url
             })
           )
