@@ -231,6 +231,18 @@ export class NeedsTerminal extends Data.TaggedError("NeedsTerminal")<{
   }
 }
 
+/** The tenant server could not listen: the address, the system's code (EADDRINUSE, …) and what to do. */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  readonly address: string
+  readonly code: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `cannot listen on ${this.address}: ${this.reason} (${this.code})`
+  }
+}
+
 /** Every class of the family; `SyncError` and `isSyncError` are derived from this list. */
 const SYNC_ERRORS = [
   MissingConfig,
@@ -247,7 +259,8 @@ const SYNC_ERRORS = [
   SyncInProgress,
   DeployLocked,
   ReleaseFailed,
-  NeedsTerminal
+  NeedsTerminal,
+  ListenFailed
 ] as const
 
 export type SyncError = InstanceType<(typeof SYNC_ERRORS)[number]>

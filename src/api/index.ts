@@ -1,11 +1,13 @@
 /** The tenant API: one HttpApi definition shared by the server (src/server) and the typed client (src/services/SyncApi). */
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as OpenApi from "@effect/platform/OpenApi"
+import { AdminGroup } from "./admin.js"
 import { CloudDatabaseGroup, SyncDatabaseGroup } from "./database.js"
 import { CloudDeployGroup, SyncDeployGroup } from "./deploy.js"
 import { CloudFilesGroup, SyncFilesGroup } from "./files.js"
 import { HealthGroup } from "./health.js"
 
+export * from "./admin.js"
 export * from "./common.js"
 export * from "./database.js"
 export * from "./deploy.js"
@@ -21,6 +23,7 @@ export class AgentsyncApi extends HttpApi.make("agentsync")
   .add(CloudDatabaseGroup)
   .add(SyncDeployGroup)
   .add(CloudDeployGroup)
+  .add(AdminGroup)
   .annotate(OpenApi.Title, "agentsync tenant API")
   .annotate(OpenApi.Version, "1") {}
 

@@ -15,8 +15,20 @@ const ENVIRONMENT: Record<string, ReadonlyArray<readonly [string, string]>> = {
     ["DATABASE_URL", "the project database (unset: embedded PGlite under .agentsync/pgdata)"],
     ["AGENTSYNC_CLOUD_DATABASE_URL", "the cloud database"]
   ],
-  "agentsync serve": [["DATABASE_URL", "the server's database (unset: embedded under --data)"]],
-  "agentsync tenant": [["DATABASE_URL", "the server's database (unset: embedded under --data)"]],
+  "agentsync serve": [
+    ["DATABASE_URL", "the server's database (unset: embedded under --data)"],
+    ["AGENTSYNC_ADMIN_TOKEN", "turns the admin API on (24 characters at least)"]
+  ],
+  "agentsync tenant": [
+    ["DATABASE_URL", "the server's database (unset: embedded under --data)"],
+    ["AGENTSYNC_SERVER_URL", "a running server to manage through its admin API (or --server)"],
+    ["AGENTSYNC_ADMIN_TOKEN", "that server's admin token"]
+  ],
+  "agentsync token": [
+    ["DATABASE_URL", "the server's database (unset: embedded under --data)"],
+    ["AGENTSYNC_SERVER_URL", "a running server to manage through its admin API (or --server)"],
+    ["AGENTSYNC_ADMIN_TOKEN", "that server's admin token"]
+  ],
   "agentsync deploy": [
     ["AGENTSYNC_DIRECT_URL", "the tenant server's origin; or agentsync.yaml direct_url"],
     ["AGENTSYNC_TOKEN", "the tenant's token"]
@@ -53,6 +65,12 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync serve": ["agentsync serve", "agentsync serve --port 0 --data ./server", "agentsync serve --jobs"],
   "agentsync tenant": ["agentsync tenant create acme"],
   "agentsync tenant create": ["agentsync tenant create acme", "agentsync tenant create acme --json"],
+  "agentsync tenant list": ["agentsync tenant list", "agentsync tenant list --server https://sync.example.com"],
+  "agentsync token": ["agentsync token create acme-1a2b --name laptop", "agentsync token list --tenant acme-1a2b"],
+  "agentsync token create": ["agentsync token create acme-1a2b --name ci --expires-in '90 days'"],
+  "agentsync token list": ["agentsync token list", "agentsync token list --tenant acme-1a2b --json"],
+  "agentsync token revoke": ["agentsync token revoke 3f9a1c2b7d4e8f60"],
+  "agentsync token rotate": ["agentsync token rotate 3f9a1c2b7d4e8f60"],
   "agentsync skill": ["agentsync skill install gh:owner/skills", "agentsync skill status", "agentsync skill sync"],
   "agentsync skill source": ["agentsync skill source add gh:owner/skills", "agentsync skill source list"],
   "agentsync skill source add": [

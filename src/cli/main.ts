@@ -20,13 +20,29 @@ import { skill } from "./skill.js"
 import { find, specOf, textOf } from "./spec.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
+import { token } from "./token.js"
 import { validate } from "./validate.js"
 
 export const VERSION = "0.1.0"
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
-  Command.withSubcommands([init, validate, local, files, db, sync, config, serve, tenant, skill, deploy, jobs, demo])
+  Command.withSubcommands([
+    init,
+    validate,
+    local,
+    files,
+    db,
+    sync,
+    config,
+    serve,
+    tenant,
+    token,
+    skill,
+    deploy,
+    jobs,
+    demo
+  ])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })

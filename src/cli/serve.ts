@@ -2,18 +2,24 @@
 import * as nodePath from "node:path"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Config, Console, Effect, Layer, Option } from "effect"
+import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { runsUntilStopped } from "../services/RunStatus.js"
 import { configWithJobs } from "./jobs.js"
 import { emit } from "./output.js"
 
 const host = Options.text("host").pipe(
-  Options.withDescription("address to listen on"),
-  Options.withDefault("127.0.0.1")
+  Options.withDescription("address to listen on (env HOST; default 127.0.0.1)"),
+  Options.withFallbackConfig(Config.string("HOST").pipe(Config.withDefault("127.0.0.1")))
 )
 const port = Options.integer("port").pipe(
-  Options.withDescription("port to listen on (0: a free one)"),
-  Options.withDefault(8787)
+  Options.withDescription("port to listen on, 0 for a free one (env PORT; default 8787)"),
+  Options.withFallbackConfig(Config.integer("PORT").pipe(Config.withDefault(8787)))
+)
+const shutdownTimeout = Options.integer("shutdown-timeout").pipe(
+  Options.withDescription(
+    "seconds a stop waits for requests in flight before cutting them (env AGENTSYNC_SHUTDOWN_TIMEOUT; default 10)"
+  ),
+  Options.withFallbackConfig(Config.integer("AGENTSYNC_SHUTDOWN_TIMEOUT").pipe(Config.withDefault(10)))
 )
 export const data = Options.text("data").pipe(
   Options.withDescription(
@@ -39,18 +45,22 @@ const jobs = Options.boolean("jobs").pipe(
   )
 )
 
-export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
+export const serve = Command.make("serve", { host, port, shutdownTimeout, data, jobs }, (o) =>
   Effect.gen(function* () {
     // Read first: with --jobs, a bad jobs: list stops the server from starting (exit 2), before anything runs.
     const project = o.jobs ? Option.some(yield* configWithJobs(Option.none())) : Option.none()
     const database = yield* serverDatabase(o.data)
-    const Server = yield* Effect.promise(() => import("../server/http.js"))
+    const [Server, Listen] = yield* Effect.promise(() =>
+      Promise.all([import("../server/http.js"), import("../server/listen.js")])
+    )
     yield* Effect.scoped(
       Effect.gen(function* () {
         const db = yield* Layer.build(database)
-        const context = yield* Layer.build(
-          Server.layer({ host: o.host, port: o.port }).pipe(Layer.provide(Layer.succeedContext(db)))
-        )
+        const context = yield* Listen.listen({
+          host: o.host,
+          port: o.port,
+          shutdownTimeout: Duration.seconds(Math.max(0, o.shutdownTimeout))
+        }).pipe(Effect.provide(db))
         const url = yield* Effect.provide(Server.url, context)
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
@@ -67,6 +77,6 @@ export const serve = Command.make("serve", { host, port, data, jobs }, (o) =>
   })
 ).pipe(
   Command.withDescription(
-    "run the tenant server (files API, OpenAPI at /api/v1/openapi.json); --jobs runs the scheduled jobs too"
+    "run the tenant server (files API, OpenAPI at /api/v1/openapi.json, probes /livez and /readyz, an access log line per request on stderr); --jobs runs the scheduled jobs too"
   )
 )

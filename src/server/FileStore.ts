@@ -1,8 +1,8 @@
-/** The tenant server's storage in Postgres: tenants, hashed tokens, content-addressed blobs and file revisions. */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto"
+/** The tenant server's file storage in Postgres: content-addressed blobs and file revisions (tenants and tokens: tenants.ts). */
+import { createHash, randomUUID } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
-import { Effect, Exit, Fiber, Option, Redacted, Schema, Stream } from "effect"
+import { Effect, Exit, Fiber, Option, Schema, Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
 import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../domain/caps.js"
@@ -24,26 +24,11 @@ const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
 // No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
 const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
 
-const sha256 = (data: Uint8Array | string) => createHash("sha256").update(data).digest()
-
 /** Any storage failure answers 500 with no detail beyond the operation; the cause is logged. */
 const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
   Effect.logError(`storage: ${what} failed`, cause).pipe(
     Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
   )
-
-const slug = (name: string) =>
-  name
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-")
-    .replace(/^-+|-+$/g, "")
-    .slice(0, 40) || "tenant"
-
-/** The token a client presents: `ast_<id>_<secret>`. Only sha256(secret) is stored. */
-const parseToken = (token: string): { readonly id: string; readonly secret: string } | undefined => {
-  const m = /^ast_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/.exec(token)
-  return m ? { id: m[1]!, secret: m[2]! } : undefined
-}
 
 const toEntries = (stored: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> =>
   stored.map(([path, size, sha]): FileEntry => ({ path, size, sha256: sha }))
@@ -80,43 +65,6 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-
-    const createTenant = Effect.fn("FileStore.createTenant")(function* (name: string, label = "admin") {
-      const tenantId = `${slug(name)}-${randomBytes(4).toString("hex")}`
-      const token = yield* sql.withTransaction(
-        Effect.zipRight(sql`INSERT INTO tenants (id, name) VALUES (${tenantId}, ${name})`, issueToken(tenantId, label))
-      )
-      return { tenantId, name, token }
-    })
-
-    const issueToken = (tenantId: string, label: string) =>
-      Effect.gen(function* () {
-        const id = randomBytes(8).toString("hex")
-        const secret = randomBytes(32).toString("base64url")
-        yield* sql`INSERT INTO tokens (id, tenant_id, secret_sha256, label) VALUES (${id}, ${tenantId}, ${sha256(secret)}, ${label})`
-        return Redacted.make(`ast_${id}_${secret}`)
-      })
-
-    const createToken = Effect.fn("FileStore.createToken")(function* (tenantId: string, label: string) {
-      return yield* issueToken(tenantId, label)
-    })
-
-    /** Resolves a bearer token to its caller; every path compares hashes in constant time. */
-    const authenticate = Effect.fn("FileStore.authenticate")(function* (token: Redacted.Redacted<string>) {
-      const parsed = parseToken(Redacted.value(token).trim())
-      const rows = parsed
-        ? yield* sql<{ tenant_id: string; secret_sha256: Uint8Array; label: string }>`
-            SELECT tenant_id, secret_sha256, label FROM tokens WHERE id = ${parsed.id} AND revoked_at IS NULL`
-        : []
-      const presented = sha256(parsed?.secret ?? "")
-      const row = rows[0]
-      // Compare against a dummy when the id is unknown, so timing does not tell ids apart.
-      const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
-      const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
-      return row && equal
-        ? Option.some<Caller>({ tenantId: row.tenant_id, tokenId: parsed!.id, label: row.label })
-        : Option.none<Caller>()
-    })
 
     const loadRevision = (tenantId: string, revision: string | undefined) =>
       Effect.gen(function* () {
@@ -457,6 +405,6 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records), level) }
     })
 
-    return { createTenant, createToken, authenticate, head, manifest, revisions, upload, download } as const
+    return { head, manifest, revisions, upload, download } as const
   })
 }) {}

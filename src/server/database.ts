@@ -3,10 +3,10 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Chunk, Config, Effect, Option, type Redacted, Stream } from "effect"
+import { Chunk, Config, Effect, Option, type Redacted, Schema, Stream } from "effect"
 import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON } from "../api/database.js"
-import { AgentsyncApi } from "../api/index.js"
+import { AgentsyncApi, IDEMPOTENCY_HEADER } from "../api/index.js"
 import {
   decodeExportLine,
   EXPORT_VERSION,
@@ -238,15 +238,37 @@ const ops = Effect.gen(function* () {
     import: (caller: Caller, request: HttpServerRequest.HttpServerRequest, dryRun: boolean) =>
       Effect.gen(function* () {
         const rows = yield* readBody(request)
+        // A retry of an import that committed (its answer lost) gets that import's result; nothing runs twice.
+        const key = dryRun ? undefined : request.headers[IDEMPOTENCY_HEADER]?.slice(0, 200) || undefined
+        if (key !== undefined) {
+          const [done] = yield* sql<{ result: unknown }>`
+            SELECT result FROM database_imports WHERE tenant_id = ${caller.tenantId} AND idempotency_key = ${key}`.pipe(
+            Effect.mapError(serverError)
+          )
+          if (done !== undefined) return yield* decodeResult(done.result)
+        }
         const loc = yield* location(caller)
         // A PartialImport is sent as itself (its cause stays here); any other database failure is a 500.
         const report = yield* importSource(loc, memorySource(rows), { dryRun }).pipe(
           Effect.catchTag("DatabaseError", (e) => Effect.fail(serverError(e)))
         )
-        return new ImportResult(report)
+        const result = new ImportResult(report)
+        if (key !== undefined) {
+          yield* sql`INSERT INTO database_imports (tenant_id, idempotency_key, result)
+            VALUES (${caller.tenantId}, ${key}, ${JSON.stringify(report)}::jsonb) ON CONFLICT DO NOTHING`.pipe(
+            Effect.mapError(serverError)
+          )
+        }
+        return result
       })
   }
 })
+
+const decodeResult = (stored: unknown) =>
+  (typeof stored === "string"
+    ? Schema.decodeUnknown(Schema.parseJson(ImportResult))(stored)
+    : Schema.decodeUnknown(ImportResult)(stored)
+  ).pipe(Effect.mapError((e) => serverError({ message: `stored import result: ${e.message}` })))
 
 const dryRunOf = (params: { readonly dry_run?: "true" | "false" | undefined }) => params.dry_run === "true"
 

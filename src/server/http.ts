@@ -1,5 +1,5 @@
 /** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
-import { createServer } from "node:http"
+import { createServer, type Server as NodeServer } from "node:http"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -8,14 +8,13 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Duration, Effect, Layer, Option, type Stream } from "effect"
+import { Duration, Effect, FiberRef, Layer, Option, type Stream } from "effect"
 import {
   AgentsyncApi,
   Authentication,
   type Caller,
   CurrentCaller,
   etagMatches,
-  Health,
   IDEMPOTENCY_HEADER,
   manifestEtag,
   NotModified,
@@ -27,16 +26,20 @@ import { transferLimits } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
 import { levelFor } from "../stages/archive.js"
+import { currentTenant } from "./accessLog.js"
+import { AdminLive } from "./admin.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./database.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./FileStore.js"
 import * as Migrations from "./migrations.js"
+import { HealthLive } from "./probes.js"
+import { Tenants } from "./tenants.js"
 
-export const VERSION = "0.1.0"
+export { VERSION } from "./probes.js"
 
 export const AuthenticationLive = Layer.effect(
   Authentication,
-  Effect.map(FileStore, (store) =>
+  Effect.map(Tenants, (store) =>
     Authentication.of({
       bearer: (token) =>
         store.authenticate(token).pipe(
@@ -44,7 +47,8 @@ export const AuthenticationLive = Layer.effect(
           Effect.flatMap(
             Option.match({
               onNone: () => Effect.fail(new Unauthorized({ reason: "invalid or revoked token" })),
-              onSome: Effect.succeed
+              // The access log names the tenant a request ran for.
+              onSome: (caller) => Effect.as(FiberRef.set(currentTenant, caller.tenantId), caller)
             })
           )
         )
@@ -172,26 +176,39 @@ export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (
   )
 )
 
-export const HealthLive = HttpApiBuilder.group(AgentsyncApi, "health", (handlers) =>
-  handlers.handle("health", () => Effect.succeed(new Health({ ok: true, version: VERSION })))
-)
-
 /** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
 export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
-  Layer.provide([SyncFilesLive, CloudFilesLive, HealthLive, SyncDatabaseLive, CloudDatabaseLive, DeployLive]),
+  Layer.provide([
+    SyncFilesLive,
+    CloudFilesLive,
+    HealthLive,
+    SyncDatabaseLive,
+    CloudDatabaseLive,
+    DeployLive,
+    AdminLive
+  ]),
   Layer.provide(AuthenticationLive),
-  Layer.provide(FileStore.Default)
+  Layer.provide([FileStore.Default, Tenants.Default])
 )
 
-/** The HTTP app on an HttpServer: the API plus its OpenAPI document. */
-export const HttpLive = HttpApiBuilder.serve().pipe(
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
-  Layer.provide(ApiLive)
-)
+/** What wraps every request (the access log). */
+export type Middleware = (app: HttpApp.Default) => HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
+
+/** The HTTP app on an HttpServer: the API plus its OpenAPI document, under an optional middleware (the access log). */
+export const httpLive = (middleware?: Middleware) =>
+  (middleware === undefined ? HttpApiBuilder.serve() : HttpApiBuilder.serve(middleware)).pipe(
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: OPENAPI_PATH })),
+    Layer.provide(ApiLive)
+  )
+
+export const HttpLive = httpLive()
 
 export interface ServeOptions {
   readonly host: string
   readonly port: number
+  /** The Node server to listen with (default: a new one); the caller keeps it to shut it down gracefully. */
+  readonly server?: NodeServer
+  readonly middleware?: Middleware
 }
 
 /**
@@ -199,8 +216,10 @@ export interface ServeOptions {
  * so any number of these can serve one database.
  */
 export const layer = (options: ServeOptions) =>
-  HttpLive.pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { host: options.host, port: options.port })),
+  httpLive(options.middleware).pipe(
+    Layer.provideMerge(
+      NodeHttpServer.layer(() => options.server ?? createServer(), { host: options.host, port: options.port })
+    ),
     Layer.provide(Migrations.layer)
   )
 

@@ -63,13 +63,30 @@ const pendingBlobs = Effect.gen(function* () {
   yield* sql`CREATE INDEX blobs_pending ON blobs (upload_id) WHERE upload_id IS NOT NULL`
 })
 
+/**
+ * Tokens get a last use (written at most once a minute) and an optional expiry; a database import with an
+ * idempotency key keeps its result, so a retried import answers with it instead of running again.
+ */
+const tokenLifecycle = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE tokens ADD COLUMN IF NOT EXISTS last_used_at timestamptz, ADD COLUMN IF NOT EXISTS expires_at timestamptz`
+  yield* sql`CREATE TABLE IF NOT EXISTS database_imports (
+    tenant_id text NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    idempotency_key text NOT NULL,
+    result jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, idempotency_key)
+  )`
+})
+
 export const migrations = {
   "1_files": init,
   "2_tenant_database": tenantDatabaseMigration,
   "3_pending_blobs": pendingBlobs,
   "4_deploy": deployMigration,
   "5_job_runs": jobRuns,
-  "6_tenant_skills_as_is": tenantSkillsAsIsMigration
+  "6_tenant_skills_as_is": tenantSkillsAsIsMigration,
+  "7_tokens_and_import_keys": tokenLifecycle
 }
 
 /**

@@ -1,22 +1,27 @@
 /** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
+
+import { randomUUID } from "node:crypto"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Chunk, Effect, Option, Redacted, Schema, Stream } from "effect"
+import { Chunk, Duration, Effect, Option, Redacted, Schema, Stream } from "effect"
 import {
   CLOUD_PREFIX,
   DatabaseInfo,
   DatabaseRoutes,
   DigestLine,
+  IDEMPOTENCY_HEADER,
   ImportResult,
   NDJSON,
   SYNC_PREFIX
 } from "../api/index.js"
+import { TRANSFER, type TransferLimits } from "../domain/caps.js"
 import { decodeExportLine, EXPORT_VERSION, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"
 import { ApiError, type DatabaseError, InvalidInput, PartialImport, Unauthorized } from "../errors.js"
 import type { Digest, ExportSource } from "../stages/dbExport.js"
 import type { ImportOptions, ImportReport } from "../stages/dbImport.js"
 import type { SyncApiOptions } from "./SyncApi.js"
+import { defaultRetry, describe, fromStatus, retrySchedule, Transient, transient } from "./Transport.js"
 
 export type DatabaseApiError = ApiError | Unauthorized | InvalidInput | PartialImport
 
@@ -53,29 +58,76 @@ export interface DatabaseApiClient {
   ) => Effect.Effect<ImportReport, DatabaseApiError | E | DatabaseError>
 }
 
-/** A client for the endpoint and token of `options` over an HttpClient. */
-export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncApiOptions, "endpoint" | "token">) {
+/**
+ * A client for the endpoint and token of `options` over an HttpClient, with the file client's transport rules:
+ * headers within the exchange deadline, retries on transient failures (backoff, jitter, Retry-After), the whole
+ * call within the transfer deadline. An import is retried only with its idempotency key, so it never runs twice.
+ */
+export const make = Effect.fn("DatabaseApi.make")(function* (
+  options: Pick<SyncApiOptions, "endpoint" | "token" | "retry" | "limits">
+) {
   const http = (yield* HttpClient.HttpClient).pipe(
     HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
   )
+  const policy = options.retry ?? defaultRetry
+  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
   const endpoint = options.endpoint
   const baseUrl =
     endpoint.mode === "direct"
       ? `${endpoint.origin}${SYNC_PREFIX}`
       : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
 
-  const send = (url: string, request: HttpClientRequest.HttpClientRequest) =>
+  /** One attempt: the response headers within the exchange deadline; retryable statuses and transport errors are Transient. */
+  const attempt = (url: string, request: HttpClientRequest.HttpClientRequest) =>
     http.execute(request).pipe(
-      Effect.mapError(transport(url)),
+      Effect.timeoutFail({
+        duration: Duration.millis(limits.exchangeMs),
+        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
+      }),
+      Effect.catchTag("RequestError", (e) =>
+        Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport"))
+      ),
+      Effect.mapError((e) => (e instanceof Transient ? e : transport(url)(e))),
       Effect.flatMap((response: HttpClientResponse.HttpClientResponse) =>
         response.status >= 200 && response.status < 300
           ? Effect.succeed(response)
           : response.text.pipe(
               Effect.orElseSucceed(() => ""),
-              Effect.flatMap((body) => Effect.fail(failure(url, response.status, body)))
+              Effect.flatMap((body) => {
+                const classified = fromStatus(response.status, body, url, response.headers["retry-after"])
+                return Effect.fail(classified instanceof Transient ? classified : failure(url, response.status, body))
+              })
             )
       )
     )
+
+  /** Attempts retried while transient (when `retry`), within the transfer deadline; what is left is an ApiError. */
+  const withRetry = <A, E>(url: string, effect: Effect.Effect<A, E | Transient>, retry = true) =>
+    (retry ? Effect.retry(effect, retrySchedule(policy)) : effect).pipe(
+      Effect.timeoutFail({
+        duration: Duration.millis(limits.deadlineMs),
+        onTimeout: () =>
+          new ApiError({
+            status: 0,
+            reason: `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`,
+            url
+          })
+      }),
+      Effect.catchIf(
+        (e): e is Transient => e instanceof Transient,
+        (e) =>
+          Effect.fail(
+            new ApiError({
+              status: e.status,
+              reason: `${e.unreachable ? "server unreachable" : "failed"} (gave up${retry && "maxRetries" in policy ? ` after ${policy.maxRetries + 1} attempts` : ""}: ${e.reason})`,
+              url
+            })
+          )
+      )
+    )
+
+  /** The response of a request, retried as a whole until its headers arrive. */
+  const send = (url: string, request: HttpClientRequest.HttpClientRequest) => withRetry(url, attempt(url, request))
 
   const info = Effect.gen(function* () {
     const url = `${baseUrl}${DatabaseRoutes.info}`
@@ -203,21 +255,29 @@ export const make = Effect.fn("DatabaseApi.make")(function* (options: Pick<SyncA
     )
   }
 
-  const importFrom = <E>(from: ExportSource<E>, opts: ImportOptions) => {
+  /**
+   * Streams the source as one import. Every attempt carries the same idempotency key and re-reads the source, so
+   * a retry after a lost answer gets the committed import's result; without a key (a caller's `idempotencyKey:
+   * null`) nothing is retried.
+   */
+  const importFrom = <E>(from: ExportSource<E>, opts: ImportOptions & { readonly idempotencyKey?: string | null }) => {
     const url = `${baseUrl}${DatabaseRoutes.import}?dry_run=${opts.dryRun}`
-    return Effect.gen(function* () {
-      const response = yield* send(
-        url,
-        HttpClientRequest.post(url).pipe(HttpClientRequest.bodyStream(body(from), { contentType: NDJSON }))
+    const key = opts.idempotencyKey === undefined ? randomUUID() : opts.idempotencyKey
+    const once = Effect.gen(function* () {
+      const request = HttpClientRequest.post(url).pipe(
+        HttpClientRequest.bodyStream(body(from), { contentType: NDJSON }),
+        key === null ? (r) => r : HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, key)
       )
-      const json = yield* Effect.mapError(response.json, transport(url))
+      const response = yield* attempt(url, request)
+      const json = yield* response.json.pipe(Effect.mapError((e) => transient(0, `answer cut short: ${e.message}`)))
       const result = yield* Schema.decodeUnknown(ImportResult)(json).pipe(
         Effect.mapError(
           (e) => new ApiError({ status: response.status, reason: `unexpected answer: ${e.message}`, url })
         )
       )
       return result as ImportReport
-    }).pipe(Effect.scoped, Effect.withSpan("DatabaseApi.import"))
+    }).pipe(Effect.scoped)
+    return withRetry(url, once, key !== null).pipe(Effect.withSpan("DatabaseApi.import"))
   }
 
   return { baseUrl, info, source, importFrom } satisfies DatabaseApiClient

@@ -24,7 +24,7 @@ describe("help pages", () => {
 
   it("shows each option once with its value's placeholder, choices and default", () => {
     const serve = render(tree.subcommands.find((c) => c.name === "serve")!, { width: 80, color: false })
-    expect(serve).toMatch(/^ {6}--port N +port to listen on \(0: a free one\) \(default 8787\)$/m)
+    expect(serve).toMatch(/^ {6}--port N +port to listen on, 0 for a free one \(env PORT;\n +default 8787\)$/m)
     expect(serve).toMatch(/^ {2}DATABASE_URL /m)
     const skill = tree.subcommands.find((c) => c.name === "skill")!
     const sync = render(skill.subcommands.find((c) => c.name === "sync")!, { width: 80, color: false })

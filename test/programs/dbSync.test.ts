@@ -384,7 +384,7 @@ describe("skills keep the form local sync read them in, through the cloud and ba
     ]
     // The shape such a schema had, and a server whose last migration was the one before.
     await query(db, `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra`)
-    await query(db, "DELETE FROM agentsync_server_migrations WHERE migration_id = 6")
+    await query(db, "DELETE FROM agentsync_server_migrations WHERE migration_id >= 6")
     const again = await startServer(db)
     await again.stop()
     const columns = await query<{ column_name: string; data_type: string }>(

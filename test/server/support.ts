@@ -4,8 +4,8 @@ import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
-import { FileStore } from "../../src/server/FileStore.js"
 import * as Server from "../../src/server/http.js"
+import { Tenants } from "../../src/server/tenants.js"
 import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/archive.js"
 import { sha } from "../stages/hostile.js"
@@ -14,11 +14,17 @@ export const startServer = async (databaseUrl: string) => {
   const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })
   const runtime = ManagedRuntime.make(
     Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0 }), db).pipe(
-      Layer.provideMerge(FileStore.Default.pipe(Layer.provide(db)))
+      Layer.provideMerge(Tenants.Default.pipe(Layer.provide(db)))
     )
   )
   const url = await runtime.runPromise(Server.url)
-  const createTenant = (name: string) => runtime.runPromise(Effect.flatMap(FileStore, (s) => s.createTenant(name)))
+  const createTenant = (name: string) =>
+    runtime.runPromise(
+      Effect.map(
+        Effect.flatMap(Tenants, (s) => s.createTenant(name)),
+        (c) => ({ tenantId: c.tenant.id, name: c.tenant.name, token: c.token.token, tokenId: c.token.info.id })
+      )
+    )
   return { url, runtime, createTenant, stop: () => runtime.dispose() }
 }
 

@@ -1,0 +1,90 @@
+/** The tenant server's access log (one JSON line per request on stderr) and its count of requests in flight. */
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Effect, Exit, FiberRef, Option, Stream } from "effect"
+
+/** The tenant a request's bearer token resolved to, set by authentication for the log line. */
+export const currentTenant = FiberRef.unsafeMake<string | null>(null)
+
+/** What one line says. Never a header or a query string: a token cannot reach the log. */
+export interface AccessLine {
+  readonly time: string
+  readonly method: string
+  readonly route: string
+  readonly tenant: string | null
+  readonly status: number
+  /** Body bytes sent; null when the body's size is unknown (a raw body). */
+  readonly bytes: number | null
+  readonly duration_ms: number
+  /** Set when the client went away or the body broke off before its end. */
+  readonly aborted?: true
+}
+
+const pathOf = (url: string) => {
+  const q = url.search(/[?#]/)
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/** The middleware: counts requests in flight and writes one line each through `write` when its body has gone. */
+export const make = (write: (line: AccessLine) => void) => {
+  let inFlight = 0
+  const middleware = HttpMiddleware.make((app) =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const started = performance.now()
+      inFlight++
+      let done = false
+      const finish = (status: number, bytes: number | null, aborted: boolean) =>
+        Effect.sync(() => {
+          if (done) return
+          done = true
+          inFlight--
+          write({
+            time: new Date().toISOString(),
+            method: request.method,
+            route: pathOf(request.url),
+            tenant: tenant,
+            status,
+            bytes,
+            duration_ms: Math.round((performance.now() - started) * 10) / 10,
+            ...(aborted ? { aborted: true as const } : {})
+          })
+        })
+      let tenant: string | null = null
+      const exit = yield* Effect.exit(app).pipe(Effect.onInterrupt(() => finish(499, null, true)))
+      tenant = yield* FiberRef.get(currentTenant)
+      const response = Exit.isSuccess(exit) ? exit.value : HttpServerError.causeResponseStripped(exit.cause)[0]
+      const body = response.body
+      if (body._tag !== "Stream") {
+        const bytes = body._tag === "Uint8Array" ? body.body.length : body._tag === "Empty" ? 0 : null
+        yield* finish(response.status, bytes, false)
+        return yield* exit
+      }
+      // A streamed body is logged at its end, with the bytes that went out.
+      let sent = 0
+      const counted = body.stream.pipe(
+        Stream.tap((chunk) =>
+          Effect.sync(() => {
+            sent += chunk.length
+          })
+        ),
+        Stream.onDone(() => finish(response.status, sent, false)),
+        Stream.ensuring(Effect.suspend(() => finish(response.status, sent, true)))
+      )
+      const replaced = HttpServerResponse.setBody(
+        response,
+        HttpBody.stream(counted, body.contentType, Option.getOrUndefined(Option.fromNullable(body.contentLength)))
+      )
+      return yield* Exit.isSuccess(exit) ? Effect.succeed(replaced) : exit
+    })
+  )
+  return { middleware, inFlight: () => inFlight }
+}
+
+/** The default writer: the line as JSON on stderr. */
+export const toStderr = (line: AccessLine) => {
+  process.stderr.write(`${JSON.stringify({ log: "access", ...line })}\n`)
+}
