@@ -73,7 +73,10 @@ const poll = async <A>(what: string, probe: () => A | undefined, screen: () => s
   }
 }
 
-/** A panel started in its own tmux window, 120×30; the pane stays after the command ends, with its exit code. */
+/**
+ * A panel started in its own tmux window, 120×30. After the command the shell prints its exit code and stays, as a
+ * user's shell does: tmux redraws a dead pane from its own history, which loses what the panel's exit printed.
+ */
 const open = (m: ReturnType<typeof empty>, extraEnv: Record<string, string> = {}) => {
   const name = `p${n++}`
   const vars = Object.entries({ ...m.env, ...extraEnv })
@@ -83,7 +86,7 @@ const open = (m: ReturnType<typeof empty>, extraEnv: Record<string, string> = {}
   const script = nodePath.join(m.root, `${name}.sh`)
   fs.writeFileSync(
     script,
-    `cd ${JSON.stringify(m.root)} && env ${vars} ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} skill ui; echo "exit=$?"\n`
+    `cd ${JSON.stringify(m.root)} && env ${vars} ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} skill ui; echo "exit=$?"; sleep 600\n`
   )
   tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", `sh ${JSON.stringify(script)}`)
   tmux("set-option", "-t", name, "remain-on-exit", "on")
