@@ -65,50 +65,68 @@ export class AdminGroup extends HttpApiGroup.make("admin")
     HttpApiEndpoint.post("createTenant", "/tenants")
       .setPayload(CreateTenant)
       .addSuccess(TenantCreated, { status: 201 })
-      .annotate(OpenApi.Summary, "Create a tenant")
-      .annotate(OpenApi.Description, "A new tenant and its first token (named `admin`); the token is shown only here.")
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Create a tenant",
+          description: "A new tenant and its first token (named `admin`); the token is shown only here."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.get("listTenants", "/tenants")
       .addSuccess(Schema.Array(TenantInfo))
-      .annotate(OpenApi.Summary, "List tenants")
-      .annotate(OpenApi.Description, "Every tenant with its count of active tokens, oldest first.")
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "List tenants",
+          description: "Every tenant with its count of active tokens, oldest first."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.get("listTokens", "/tokens")
       .setUrlParams(Schema.Struct({ tenant_id: Schema.optional(TenantId) }))
       .addSuccess(Schema.Array(TokenInfo))
-      .annotate(OpenApi.Summary, "List tokens")
-      .annotate(
-        OpenApi.Description,
-        "Tokens of one tenant (tenant_id) or of all, with creation, last use, expiry and revocation times; never a secret."
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "List tokens",
+          description:
+            "Tokens of one tenant (tenant_id) or of all, with creation, last use, expiry and revocation times; never a secret."
+        })
       )
   )
   .add(
     HttpApiEndpoint.post("createToken", "/tokens")
       .setPayload(CreateToken)
       .addSuccess(IssuedToken, { status: 201 })
-      .annotate(OpenApi.Summary, "Create a token")
-      .annotate(OpenApi.Description, "A new token for a tenant, with a name and an optional expiry; shown only here.")
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Create a token",
+          description: "A new token for a tenant, with a name and an optional expiry; shown only here."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.post("revokeToken", "/tokens/:tokenId/revoke")
       .setPath(TokenIdPath)
       .addSuccess(TokenInfo)
-      .annotate(OpenApi.Summary, "Revoke a token")
-      .annotate(
-        OpenApi.Description,
-        "The token is refused from the next request on, by every server on the database (each request checks it)."
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Revoke a token",
+          description:
+            "The token is refused from the next request on, by every server on the database (each request checks it)."
+        })
       )
   )
   .add(
     HttpApiEndpoint.post("rotateToken", "/tokens/:tokenId/rotate")
       .setPath(TokenIdPath)
       .addSuccess(IssuedToken, { status: 201 })
-      .annotate(OpenApi.Summary, "Rotate a token")
-      .annotate(
-        OpenApi.Description,
-        "A new token with the same tenant, name and expiry; the old one is revoked in the same transaction."
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Rotate a token",
+          description:
+            "A new token with the same tenant, name and expiry; the old one is revoked in the same transaction."
+        })
       )
   )
   .addError(NotFound)

@@ -1,8 +1,11 @@
-/** What every API group shares: wire errors with their statuses, the tenant id, and bearer authentication. */
+/** What every API group shares: wire errors with their statuses, the tenant id, bearer authentication, and the two URL families. */
+import type * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
-import { Context, Effect, Schema } from "effect"
+import * as OpenApi from "@effect/platform/OpenApi"
+import { Context, Effect, Option, Schema } from "effect"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe, Unauthorized } from "../errors.js"
 
 /** A tenant id as the server issues it: safe in a URL path segment. */
@@ -18,29 +21,58 @@ export const TenantPath = Schema.Struct({ tenantId: TenantId })
 export class Forbidden extends Schema.TaggedError<Forbidden>()(
   "Forbidden",
   { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 403 })
+  HttpApiSchema.annotations({ status: 403, description: "The token is valid but belongs to another tenant." })
 ) {}
 
 /** A revision or tenant that does not exist. */
 export class NotFound extends Schema.TaggedError<NotFound>()(
   "NotFound",
   { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 404 })
+  HttpApiSchema.annotations({
+    status: 404,
+    description: "The revision, release, tenant or token named does not exist (or the server offers no such thing)."
+  })
 ) {}
 
 /** A failure worth another attempt, which the client retries: a body too slow, content removed meanwhile. */
 export class Unavailable extends Schema.TaggedError<Unavailable>()(
   "Unavailable",
   { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 503 })
+  HttpApiSchema.annotations({
+    status: 503,
+    description: "Worth another attempt: the body came too slowly or content changed meanwhile; nothing was committed."
+  })
 ) {}
 
 /** The SyncError members that cross the wire, each with its HTTP status. */
-export const UnauthorizedWire = Unauthorized.annotations(HttpApiSchema.annotations({ status: 401 }))
-export const ConflictWire = Conflict.annotations(HttpApiSchema.annotations({ status: 409 }))
-export const TarballUnsafeWire = TarballUnsafe.annotations(HttpApiSchema.annotations({ status: 422 }))
-export const InvalidInputWire = InvalidInput.annotations(HttpApiSchema.annotations({ status: 400 }))
-export const ServerErrorWire = ApiError.annotations(HttpApiSchema.annotations({ status: 500 }))
+export const UnauthorizedWire = Unauthorized.annotations(
+  HttpApiSchema.annotations({
+    status: 401,
+    description: "No bearer token, or one that is unknown, revoked or expired."
+  })
+)
+export const ConflictWire = Conflict.annotations(
+  HttpApiSchema.annotations({
+    status: 409,
+    description: "The upload's base is no longer the head: another push landed first. Pull, then push again."
+  })
+)
+export const TarballUnsafeWire = TarballUnsafe.annotations(
+  HttpApiSchema.annotations({
+    status: 422,
+    description:
+      "The upload archive broke a safety rule (a path outside the tree, a link, a size over the caps); nothing was stored."
+  })
+)
+export const InvalidInputWire = InvalidInput.annotations(
+  HttpApiSchema.annotations({ status: 400, description: "The body or a parameter is malformed; nothing was written." })
+)
+export const ServerErrorWire = ApiError.annotations(
+  HttpApiSchema.annotations({
+    status: 500,
+    description: "The server failed (most often its database); `reason` says how."
+  })
+)
 
 /** Who is calling: the tenant and the token the bearer resolved to. */
 export interface Caller {
@@ -64,3 +96,86 @@ export const sameTenant = (tenantId: string) =>
     (c) => c.tenantId === tenantId,
     () => new Forbidden({ reason: "this token belongs to another tenant" })
   )
+
+export const SYNC_PREFIX = "/api/v1/sync"
+export const CLOUD_PREFIX = "/api/v1/cloud/tenants"
+
+type WithTenant<Path> = [Path] extends [never] ? { readonly tenantId: string } : Path & { readonly tenantId: string }
+
+/** An endpoint of the relay family: the direct endpoint's type with the tenant id added to its path. */
+export type Relayed<E> =
+  E extends HttpApiEndpoint.HttpApiEndpoint<
+    infer Name,
+    infer Method,
+    infer Path,
+    infer UrlParams,
+    infer Payload,
+    infer Headers,
+    infer Success,
+    infer Error,
+    infer R,
+    infer RE
+  >
+    ? HttpApiEndpoint.HttpApiEndpoint<
+        Name,
+        Method,
+        WithTenant<Path>,
+        UrlParams,
+        Payload,
+        Headers,
+        Success,
+        Error,
+        R,
+        RE
+      >
+    : never
+
+/** The direct endpoint under `/:tenantId`, the tenant id added to its path schema; its annotations carry over. */
+export const relayed = <E extends HttpApiEndpoint.HttpApiEndpoint.Any>(endpoint: E): Relayed<E> => {
+  const direct = endpoint as unknown as HttpApiEndpoint.HttpApiEndpoint.AnyWithProps
+  const path = Option.match(direct.pathSchema, {
+    onNone: () => TenantPath,
+    onSome: (own) => Schema.extend(TenantPath, own)
+  })
+  // The runtime value is exactly what the type names; TypeScript cannot follow `setPath` through a generic.
+  return direct.prefix("/:tenantId").setPath(path) as unknown as Relayed<E>
+}
+
+const groupOf = <Id extends string, E extends HttpApiEndpoint.HttpApiEndpoint.Any>(
+  id: Id,
+  endpoints: ReadonlyArray<E>
+): HttpApiGroup.HttpApiGroup<Id, E, never> =>
+  endpoints.reduce<HttpApiGroup.HttpApiGroup<Id, E, never>>(
+    (group, endpoint) => group.add(endpoint),
+    HttpApiGroup.make(id)
+  )
+
+/**
+ * The two URL families of one area from one list of endpoints: direct (`/api/v1/sync…`, the tenant is the
+ * token's) and relay (`/api/v1/cloud/tenants/{tenantId}…`, the tenant in the path must be the token's, else 403).
+ */
+export const tenantGroups = <
+  const Sync extends string,
+  const Cloud extends string,
+  E extends HttpApiEndpoint.HttpApiEndpoint.Any
+>(
+  area: { readonly sync: Sync; readonly cloud: Cloud; readonly description: string },
+  endpoints: ReadonlyArray<E>
+) => ({
+  sync: groupOf(area.sync, endpoints)
+    .addError(NotFound)
+    .addError(ServerErrorWire)
+    .middleware(Authentication)
+    .prefix(SYNC_PREFIX)
+    .annotate(OpenApi.Description, `${area.description} Direct sync: the tenant is the bearer token's.`),
+  cloud: groupOf(area.cloud, endpoints.map(relayed))
+    .addError(Forbidden)
+    .addError(NotFound)
+    .addError(ServerErrorWire)
+    .middleware(Authentication)
+    .prefix(CLOUD_PREFIX)
+    .annotate(
+      OpenApi.Description,
+      `${area.description} Cloud relay: the tenant named in the path must be the bearer token's (else 403).`
+    )
+})

@@ -1,13 +1,12 @@
 /** The database area of the tenant API: the tenant's synced tables exported and imported as NDJSON, and direct-mode info. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { SYNC_TABLES } from "../domain/dbExport.js"
 import { PartialImport } from "../errors.js"
-import { Authentication, Forbidden, InvalidInputWire, NotFound, ServerErrorWire, TenantPath } from "./common.js"
-import { CLOUD_PREFIX, SYNC_PREFIX } from "./files.js"
+import { InvalidInputWire, tenantGroups } from "./common.js"
+import { IDEMPOTENCY_HEADER, IdempotencyHeaders } from "./files.js"
 
 export const NDJSON = "application/x-ndjson"
 
@@ -51,7 +50,13 @@ export class ImportResult extends Schema.Class<ImportResult>("ImportResult")({
 }) {}
 
 /** An import that committed some tables before one failed: the error class itself, answered with status 500. */
-export const PartialImportWire = PartialImport.annotations(HttpApiSchema.annotations({ status: 500 }))
+export const PartialImportWire = PartialImport.annotations({
+  identifier: "PartialImport",
+  ...HttpApiSchema.annotations({
+    status: 500,
+    description: "Some tables were committed before one failed: `completed` of `total`; run the import again."
+  })
+})
 
 const Ndjson = HttpApiSchema.Text({ contentType: NDJSON })
 const ExportParams = Schema.Struct({
@@ -67,69 +72,47 @@ export const DigestLine = Schema.Struct({
 })
 const ImportParams = Schema.Struct({ dry_run: Schema.optional(Schema.Literal("true", "false")) })
 
-const describe = {
-  info: "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one.",
-  export:
-    'One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: "digest", id, digest}` line per row), then an end line with the count.',
-  import:
-    "NDJSON body: a header line, then rows of users, skills and contexts. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written."
-}
-
-/** Direct sync: `{origin}/api/v1/sync/database…`, the tenant is the token's. */
-export class SyncDatabaseGroup extends HttpApiGroup.make("database")
-  .add(
+const database = tenantGroups(
+  {
+    sync: "database",
+    cloud: "cloudDatabase",
+    description: "The tenant's copy of the synced tables (users, skills, contexts), exported and imported as NDJSON."
+  },
+  [
     HttpApiEndpoint.get("info", DatabaseRoutes.info)
       .addSuccess(DatabaseInfo)
-      .annotate(OpenApi.Description, describe.info)
-  )
-  .add(
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Database info",
+          description:
+            "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one."
+        })
+      ),
     HttpApiEndpoint.get("export", DatabaseRoutes.export)
       .setUrlParams(ExportParams)
       .addSuccess(Ndjson)
-      .annotate(OpenApi.Description, describe.export)
-  )
-  .add(
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Export a table",
+          description:
+            'One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: "digest", id, digest}` line per row), then an end line with the count.'
+        })
+      ),
     HttpApiEndpoint.post("import", DatabaseRoutes.import)
       .setUrlParams(ImportParams)
+      .setHeaders(IdempotencyHeaders)
       .setPayload(Ndjson)
       .addSuccess(ImportResult)
       .addError(InvalidInputWire)
       .addError(PartialImportWire)
-      .annotate(OpenApi.Description, describe.import)
-  )
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(SYNC_PREFIX)
-  .annotate(
-    OpenApi.Description,
-    "Database sync of the tenant's users, skills and contexts; the tenant is the bearer token's."
-  ) {}
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Import rows",
+          description: `NDJSON body: a header line, then rows of users, skills and contexts, then an end line. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written. With dry_run=true nothing is committed. A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the committed import's result instead of running it again.`
+        })
+      )
+  ]
+)
 
-/** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/database…`, the tenant in the URL must be the token's. */
-export class CloudDatabaseGroup extends HttpApiGroup.make("cloudDatabase")
-  .add(HttpApiEndpoint.get("info", `/:tenantId${DatabaseRoutes.info}`).setPath(TenantPath).addSuccess(DatabaseInfo))
-  .add(
-    HttpApiEndpoint.get("export", `/:tenantId${DatabaseRoutes.export}`)
-      .setPath(TenantPath)
-      .setUrlParams(ExportParams)
-      .addSuccess(Ndjson)
-  )
-  .add(
-    HttpApiEndpoint.post("import", `/:tenantId${DatabaseRoutes.import}`)
-      .setPath(TenantPath)
-      .setUrlParams(ImportParams)
-      .setPayload(Ndjson)
-      .addSuccess(ImportResult)
-      .addError(InvalidInputWire)
-      .addError(PartialImportWire)
-  )
-  .addError(Forbidden)
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(CLOUD_PREFIX)
-  .annotate(
-    OpenApi.Description,
-    "Database sync through the cloud relay; the tenant in the path must be the token's."
-  ) {}
+export class SyncDatabaseGroup extends database.sync {}
+export class CloudDatabaseGroup extends database.cloud {}

@@ -1,12 +1,11 @@
 /** The deploy area of the tenant API: the registry credential, the deploy lock, releases and rollback, in both URL families. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { RELEASE_KINDS, RELEASE_STATUSES } from "../domain/deploy/release.js"
-import { Authentication, Forbidden, InvalidInputWire, NotFound, ServerErrorWire, TenantPath } from "./common.js"
-import { CLOUD_PREFIX, IDEMPOTENCY_HEADER, SYNC_PREFIX } from "./files.js"
+import { InvalidInputWire, tenantGroups } from "./common.js"
+import { IdempotencyHeaders } from "./files.js"
 
 /** The route suffixes, shared by both families and by the client. */
 export const DeployRoutes = {
@@ -110,149 +109,134 @@ export class Release extends Schema.Class<Release>("Release")({
 export class DeployLockedWire extends Schema.TaggedError<DeployLockedWire>()(
   "DeployLocked",
   { reason: Schema.String, lock: LockInfo },
-  HttpApiSchema.annotations({ status: 409 })
+  HttpApiSchema.annotations({ status: 409, description: "The tenant's deploy lock is held by another deploy." })
 ) {}
 
 /** The lock this call names is not (or no longer) the tenant's lock: it expired or was released by force. */
 export class LockLost extends Schema.TaggedError<LockLost>()(
   "LockLost",
   { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 409 })
+  HttpApiSchema.annotations({
+    status: 409,
+    description: "The lock named is not (or no longer) the tenant's lock: it expired or was released by force."
+  })
 ) {}
 
 const NumberPath = Schema.Struct({ number: Schema.NumberFromString.pipe(Schema.int(), Schema.positive()) })
 const ListParams = Schema.Struct({
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
 })
-const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
 
-const describe = {
-  registryToken: "The registry credential configured by the server's operator, for `docker login --password-stdin`.",
-  lockStatus: "Who holds the tenant's deploy lock, and until when.",
-  lock: "Takes the tenant's deploy lock for a lease (409 while another deploy or its running release holds it).",
-  heartbeat: "Renews the lease of a lock this caller holds (409 when it expired or was released by force).",
-  unlock: "Releases a lock this caller holds; a release still running keeps the tenant locked until it ends.",
-  forceUnlock: "Releases the tenant's lock whoever holds it (409 while a release is running on the server).",
-  deploy:
-    "Records a release of an image by digest and starts it: the operator's hook, then the health gate; a failure re-activates the previous release. Needs the tenant's lock; an idempotency key makes a retry return the same release.",
-  releases: "The tenant's releases, newest first, without their logs.",
-  release: "One release with its redacted log.",
-  rollback: "A new release that runs an earlier release's image again; history is never edited."
-}
-
-/** The direct family's routes and path schemas; the relay family adds `/:tenantId` to both, below. */
-const Plain = Schema.Struct({})
-const Relay = TenantPath
 const LockIdPath = Schema.Struct({ lockId: Schema.String })
-const RelayLockIdPath = Schema.Struct({ ...TenantPath.fields, ...LockIdPath.fields })
-const RelayNumberPath = Schema.Struct({ ...TenantPath.fields, ...NumberPath.fields })
 
-/** The direct family. */
-const d = {
-  registryToken: HttpApiEndpoint.get("registryToken", "/registry-token")
-    .setPath(Plain)
-    .addSuccess(RegistryCredential)
-    .annotate(OpenApi.Description, describe.registryToken),
-  lockStatus: HttpApiEndpoint.get("lockStatus", "/deploy/lock")
-    .setPath(Plain)
-    .addSuccess(LockStatus)
-    .annotate(OpenApi.Description, describe.lockStatus),
-  lock: HttpApiEndpoint.post("lock", "/deploy/lock")
-    .setPath(Plain)
-    .setPayload(LockRequest)
-    .addSuccess(LockGrant)
-    .addError(DeployLockedWire)
-    .annotate(OpenApi.Description, describe.lock),
-  heartbeat: HttpApiEndpoint.put("heartbeat", "/deploy/lock/:lockId")
-    .setPath(LockIdPath)
-    .addSuccess(LockGrant)
-    .addError(LockLost)
-    .annotate(OpenApi.Description, describe.heartbeat),
-  unlock: HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId")
-    .setPath(LockIdPath)
-    .addSuccess(LockStatus)
-    .annotate(OpenApi.Description, describe.unlock),
-  forceUnlock: HttpApiEndpoint.del("forceUnlock", "/deploy/lock")
-    .setPath(Plain)
-    .addSuccess(LockStatus)
-    .addError(DeployLockedWire)
-    .annotate(OpenApi.Description, describe.forceUnlock),
-  deploy: HttpApiEndpoint.post("deploy", "/deploy")
-    .setPath(Plain)
-    .setHeaders(IdempotencyHeaders)
-    .setPayload(DeployRequest)
-    .addSuccess(Release)
-    .addError(LockLost)
-    .addError(InvalidInputWire)
-    .annotate(OpenApi.Description, describe.deploy),
-  releases: HttpApiEndpoint.get("releases", "/releases")
-    .setPath(Plain)
-    .setUrlParams(ListParams)
-    .addSuccess(Schema.Array(Release))
-    .annotate(OpenApi.Description, describe.releases),
-  release: HttpApiEndpoint.get("release", "/releases/:number")
-    .setPath(NumberPath)
-    .addSuccess(Release)
-    .annotate(OpenApi.Description, describe.release),
-  rollback: HttpApiEndpoint.post("rollback", "/releases/:number/rollback")
-    .setPath(NumberPath)
-    .setHeaders(IdempotencyHeaders)
-    .setPayload(RollbackRequest)
-    .addSuccess(Release)
-    .addError(LockLost)
-    .addError(InvalidInputWire)
-    .annotate(OpenApi.Description, describe.rollback)
-}
+const deploy = tenantGroups(
+  {
+    sync: "deploy",
+    cloud: "cloudDeploy",
+    description: "The tenant's deploys: the registry credential, the deploy lock, releases and rollback."
+  },
+  [
+    HttpApiEndpoint.get("registryToken", DeployRoutes.registryToken)
+      .addSuccess(RegistryCredential)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Get the registry credential",
+          description:
+            "The registry credential configured by the server's operator, for `docker login --password-stdin` (404 when none is configured)."
+        })
+      ),
+    HttpApiEndpoint.get("lockStatus", DeployRoutes.lock)
+      .addSuccess(LockStatus)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Get the deploy lock",
+          description: "Who holds the tenant's deploy lock, and until when."
+        })
+      ),
+    HttpApiEndpoint.post("lock", DeployRoutes.lock)
+      .setPayload(LockRequest)
+      .addSuccess(LockGrant)
+      .addError(DeployLockedWire)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Take the deploy lock",
+          description:
+            "Takes the tenant's deploy lock for a lease (409 while another deploy or its running release holds it)."
+        })
+      ),
+    HttpApiEndpoint.put("heartbeat", "/deploy/lock/:lockId")
+      .setPath(LockIdPath)
+      .addSuccess(LockGrant)
+      .addError(LockLost)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Renew the deploy lock",
+          description: "Renews the lease of a lock this caller holds (409 when it expired or was released by force)."
+        })
+      ),
+    HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId")
+      .setPath(LockIdPath)
+      .addSuccess(LockStatus)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Release the deploy lock",
+          description:
+            "Releases a lock this caller holds; a release still running keeps the tenant locked until it ends."
+        })
+      ),
+    HttpApiEndpoint.del("forceUnlock", DeployRoutes.lock)
+      .addSuccess(LockStatus)
+      .addError(DeployLockedWire)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Break the deploy lock",
+          description: "Releases the tenant's lock whoever holds it (409 while a release is running on the server)."
+        })
+      ),
+    HttpApiEndpoint.post("deploy", DeployRoutes.deploy)
+      .setHeaders(IdempotencyHeaders)
+      .setPayload(DeployRequest)
+      .addSuccess(Release)
+      .addError(LockLost)
+      .addError(InvalidInputWire)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Deploy an image",
+          description:
+            "Records a release of an image by digest and starts it: the operator's hook, then the health gate; a failure re-activates the previous release. Needs the tenant's lock; an idempotency key makes a retry return the same release."
+        })
+      ),
+    HttpApiEndpoint.get("releases", DeployRoutes.releases)
+      .setUrlParams(ListParams)
+      .addSuccess(Schema.Array(Release))
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "List releases",
+          description: "The tenant's releases, newest first, without their logs."
+        })
+      ),
+    HttpApiEndpoint.get("release", "/releases/:number")
+      .setPath(NumberPath)
+      .addSuccess(Release)
+      .annotateContext(
+        OpenApi.annotations({ summary: "Get a release", description: "One release with its redacted log." })
+      ),
+    HttpApiEndpoint.post("rollback", "/releases/:number/rollback")
+      .setPath(NumberPath)
+      .setHeaders(IdempotencyHeaders)
+      .setPayload(RollbackRequest)
+      .addSuccess(Release)
+      .addError(LockLost)
+      .addError(InvalidInputWire)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Roll back",
+          description:
+            "A new release that runs an earlier release's image again; history is never edited. Needs the tenant's lock."
+        })
+      )
+  ]
+)
 
-/** The relay family: the same endpoints under `/:tenantId`, with the tenant id in their path schemas. */
-const r = {
-  registryToken: d.registryToken.prefix("/:tenantId").setPath(Relay),
-  lockStatus: d.lockStatus.prefix("/:tenantId").setPath(Relay),
-  lock: d.lock.prefix("/:tenantId").setPath(Relay),
-  heartbeat: d.heartbeat.prefix("/:tenantId").setPath(RelayLockIdPath),
-  unlock: d.unlock.prefix("/:tenantId").setPath(RelayLockIdPath),
-  forceUnlock: d.forceUnlock.prefix("/:tenantId").setPath(Relay),
-  deploy: d.deploy.prefix("/:tenantId").setPath(Relay),
-  releases: d.releases.prefix("/:tenantId").setPath(Relay),
-  release: d.release.prefix("/:tenantId").setPath(RelayNumberPath),
-  rollback: d.rollback.prefix("/:tenantId").setPath(RelayNumberPath)
-}
-
-export class SyncDeployGroup extends HttpApiGroup.make("deploy")
-  .add(d.registryToken)
-  .add(d.lockStatus)
-  .add(d.lock)
-  .add(d.heartbeat)
-  .add(d.unlock)
-  .add(d.forceUnlock)
-  .add(d.deploy)
-  .add(d.releases)
-  .add(d.release)
-  .add(d.rollback)
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(SYNC_PREFIX)
-  .annotate(
-    OpenApi.Description,
-    "Deploys of the token's tenant: registry credential, deploy lock, releases and rollback."
-  ) {}
-
-/** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/…`, the tenant in the URL must be the token's. */
-export class CloudDeployGroup extends HttpApiGroup.make("cloudDeploy")
-  .add(r.registryToken)
-  .add(r.lockStatus)
-  .add(r.lock)
-  .add(r.heartbeat)
-  .add(r.unlock)
-  .add(r.forceUnlock)
-  .add(r.deploy)
-  .add(r.releases)
-  .add(r.release)
-  .add(r.rollback)
-  .addError(Forbidden)
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(CLOUD_PREFIX)
-  .annotate(OpenApi.Description, "Deploys through the cloud relay; the tenant in the path must be the token's.") {}
+export class SyncDeployGroup extends deploy.sync {}
+export class CloudDeployGroup extends deploy.cloud {}

@@ -1,21 +1,10 @@
 /** The files area of the tenant API: manifest, upload, download and revisions, in the direct and relay URL families. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { type FileEntry, isRelPath, RelPath, Sha256 } from "../domain/model.js"
-import {
-  Authentication,
-  ConflictWire,
-  Forbidden,
-  InvalidInputWire,
-  NotFound,
-  ServerErrorWire,
-  TarballUnsafeWire,
-  TenantPath,
-  Unavailable
-} from "./common.js"
+import { ConflictWire, InvalidInputWire, TarballUnsafeWire, tenantGroups, Unavailable } from "./common.js"
 
 const SHA256 = /^[0-9a-f]{64}$/
 
@@ -129,7 +118,8 @@ export class DownloadSelection extends Schema.Class<DownloadSelection>("Download
 
 const Gzip = HttpApiSchema.Uint8Array({ contentType: "application/gzip" })
 const RevisionParam = Schema.Struct({ revision: Schema.optional(Schema.String) })
-const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
+/** The idempotency key a retried write carries (upload, import, deploy, rollback). */
+export const IdempotencyHeaders = Schema.Struct({ [IDEMPOTENCY_HEADER]: Schema.optional(Schema.String) })
 const RevisionsParams = Schema.Struct({
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
 })
@@ -143,19 +133,27 @@ export const FilesRoutes = {
   revisions: "/files/revisions"
 } as const
 
-export const SYNC_PREFIX = "/api/v1/sync"
-export const CLOUD_PREFIX = "/api/v1/cloud/tenants"
+export { CLOUD_PREFIX, SYNC_PREFIX } from "./common.js"
 
-/** Direct sync: `{origin}/api/v1/sync/files…`, the tenant is the token's. */
-export class SyncFilesGroup extends HttpApiGroup.make("files")
-  .add(
+const files = tenantGroups(
+  {
+    sync: "files",
+    cloud: "cloudFiles",
+    description: "The tenant's file tree: manifests, uploads of changed files, downloads and revision history."
+  },
+  [
     HttpApiEndpoint.get("manifest", FilesRoutes.manifest)
       .setUrlParams(RevisionParam)
       .setHeaders(ManifestHeaders)
       .addSuccess(RemoteManifest)
       .addSuccess(NotModifiedResponse)
-  )
-  .add(
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Get a manifest",
+          description:
+            "Every file of the head (or of `revision`) with its size and SHA-256, and the tree's checksum. The answer carries the revision's ETag; with `If-None-Match` naming the head, the answer is 304 with no body."
+        })
+      ),
     HttpApiEndpoint.post("upload", FilesRoutes.upload)
       .setHeaders(IdempotencyHeaders)
       .setPayload(Gzip)
@@ -164,65 +162,42 @@ export class SyncFilesGroup extends HttpApiGroup.make("files")
       .addError(TarballUnsafeWire)
       .addError(InvalidInputWire)
       .addError(Unavailable)
-  )
-  .add(HttpApiEndpoint.get("download", FilesRoutes.download).setUrlParams(RevisionParam).addSuccess(Gzip))
-  .add(HttpApiEndpoint.post("select", FilesRoutes.select).setPayload(DownloadSelection).addSuccess(Gzip))
-  .add(
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Push a revision",
+          description: `A tar.gz whose first entry (\`${UPLOAD_HEADER_ENTRY}\`) names the base revision, the files set and deleted, and the resulting checksum; the bytes of files the tenant does not hold yet follow. The head moves only if the base is still the head (else 409). A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the revision already made.`
+        })
+      ),
+    HttpApiEndpoint.get("download", FilesRoutes.download)
+      .setUrlParams(RevisionParam)
+      .addSuccess(Gzip)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Download a revision",
+          description:
+            "The whole tree of the head (or of `revision`) as a tar.gz; the `x-agentsync-revision` header names the revision."
+        })
+      ),
+    HttpApiEndpoint.post("select", FilesRoutes.select)
+      .setPayload(DownloadSelection)
+      .addSuccess(Gzip)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Download selected files",
+          description: "The named paths of a revision as a tar.gz (a body, since a selection can be long)."
+        })
+      ),
     HttpApiEndpoint.get("revisions", FilesRoutes.revisions)
       .setUrlParams(RevisionsParams)
       .addSuccess(Schema.Array(RevisionInfo))
-  )
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(SYNC_PREFIX)
-  .annotate(OpenApi.Description, "File sync against the tenant's own origin; the tenant is the bearer token's.") {}
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "List revisions",
+          description: "The tenant's revisions, newest first (at most `limit`, default 50)."
+        })
+      )
+  ]
+)
 
-/** Cloud relay: `{api}/api/v1/cloud/tenants/{tenantId}/files…`, the tenant in the URL must be the token's. */
-export class CloudFilesGroup extends HttpApiGroup.make("cloudFiles")
-  .add(
-    HttpApiEndpoint.get("manifest", `/:tenantId${FilesRoutes.manifest}`)
-      .setPath(TenantPath)
-      .setUrlParams(RevisionParam)
-      .setHeaders(ManifestHeaders)
-      .addSuccess(RemoteManifest)
-      .addSuccess(NotModifiedResponse)
-  )
-  .add(
-    HttpApiEndpoint.post("upload", `/:tenantId${FilesRoutes.upload}`)
-      .setPath(TenantPath)
-      .setHeaders(IdempotencyHeaders)
-      .setPayload(Gzip)
-      .addSuccess(UploadResult)
-      .addError(ConflictWire)
-      .addError(TarballUnsafeWire)
-      .addError(InvalidInputWire)
-      .addError(Unavailable)
-  )
-  .add(
-    HttpApiEndpoint.get("download", `/:tenantId${FilesRoutes.download}`)
-      .setPath(TenantPath)
-      .setUrlParams(RevisionParam)
-      .addSuccess(Gzip)
-  )
-  .add(
-    HttpApiEndpoint.post("select", `/:tenantId${FilesRoutes.select}`)
-      .setPath(TenantPath)
-      .setPayload(DownloadSelection)
-      .addSuccess(Gzip)
-  )
-  .add(
-    HttpApiEndpoint.get("revisions", `/:tenantId${FilesRoutes.revisions}`)
-      .setPath(TenantPath)
-      .setUrlParams(RevisionsParams)
-      .addSuccess(Schema.Array(RevisionInfo))
-  )
-  .addError(Forbidden)
-  .addError(NotFound)
-  .addError(ServerErrorWire)
-  .middleware(Authentication)
-  .prefix(CLOUD_PREFIX)
-  .annotate(
-    OpenApi.Description,
-    "File sync through a shared API; the tenant in the path must be the bearer token's."
-  ) {}
+export class SyncFilesGroup extends files.sync {}
+export class CloudFilesGroup extends files.cloud {}

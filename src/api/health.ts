@@ -34,26 +34,34 @@ export class HealthGroup extends HttpApiGroup.make("health")
     HttpApiEndpoint.get("health", "/api/v1/health")
       .addSuccess(Health)
       .addError(NotReady)
-      .annotate(OpenApi.Summary, "Server health")
-      .annotate(
-        OpenApi.Description,
-        "The server's version and its database's state; 503 when the database is unreachable or not migrated."
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Server health",
+          description:
+            "The server's version and its database's state; 503 when the database is unreachable or not migrated."
+        })
       )
   )
   .add(
     HttpApiEndpoint.get("livez", "/livez")
       .addSuccess(Live)
-      .annotate(OpenApi.Summary, "Liveness probe")
-      .annotate(OpenApi.Description, "200 while the process serves requests; it checks nothing else.")
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Liveness probe",
+          description: "200 while the process serves requests; it checks nothing else."
+        })
+      )
   )
   .add(
     HttpApiEndpoint.get("readyz", "/readyz")
       .addSuccess(DatabaseStatus)
       .addError(NotReady)
-      .annotate(OpenApi.Summary, "Readiness probe")
-      .annotate(
-        OpenApi.Description,
-        "200 when the database answers and every server migration is applied; 503 otherwise (take the replica out of rotation)."
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Readiness probe",
+          description:
+            "200 when the database answers and every server migration is applied; 503 otherwise (take the replica out of rotation)."
+        })
       )
   )
   .annotate(OpenApi.Description, "Unauthenticated probes for load balancers and orchestrators.") {}

@@ -24,7 +24,25 @@ export class AgentsyncApi extends HttpApi.make("agentsync")
   .add(SyncDeployGroup)
   .add(CloudDeployGroup)
   .add(AdminGroup)
-  .annotate(OpenApi.Title, "agentsync tenant API")
-  .annotate(OpenApi.Version, "1") {}
+  .annotateContext(
+    OpenApi.annotations({
+      title: "agentsync tenant API",
+      version: "1",
+      description:
+        "The tenant server of agentsync (`agentsync serve`): file sync, database sync and deploys per tenant, in two URL families (direct: the tenant is the bearer token's; cloud relay: the tenant is named in the path), probes, and the operator's admin area. Every failure answers with a JSON body `{_tag, reason, …}` naming the error.",
+      license: { name: "MIT", url: "https://github.com/agentsync/agentsync/blob/main/LICENSE" },
+      servers: [
+        {
+          url: "{scheme}://{host}:{port}",
+          description: "A tenant server (`agentsync serve`; HOST and PORT, or a reverse proxy in front of it).",
+          variables: {
+            scheme: { default: "http", enum: ["http", "https"] },
+            host: { default: "127.0.0.1" },
+            port: { default: "8787" }
+          }
+        }
+      ]
+    })
+  ) {}
 
 export const OPENAPI_PATH = "/api/v1/openapi.json"

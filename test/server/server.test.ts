@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Effect, Either, Redacted, Stream } from "effect"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { AgentsyncApi } from "../../src/api/index.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
@@ -65,6 +67,8 @@ describe("tenant server", () => {
         "/api/v1/cloud/tenants/{tenantId}/files/manifest"
       ])
     )
+    // What it serves is the document the API definition produces (the one `test/api/openapi.test.ts` lints).
+    expect(doc).toEqual(JSON.parse(JSON.stringify(OpenApi.fromApi(AgentsyncApi))))
   })
 
   it("keeps only a hash of each token", async () => {
