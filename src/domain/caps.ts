@@ -1,4 +1,6 @@
 /** The one set of caps on what file sync moves, shared by the server and the client: a revision the server accepts is one every client can pull. */
+import { Config, Effect, Option } from "effect"
+import { MissingConfig } from "../errors.js"
 
 /** Limits on a tree, its manifest and its archives; anything over one of them is refused whole. */
 export interface Caps {
@@ -61,20 +63,44 @@ export const TRANSFER_ENV = {
   windowMs: "AGENTSYNC_RATE_WINDOW_MS"
 } as const satisfies Record<keyof TransferLimits, string>
 
-/** The limits with each variable of `env` that is a non-negative number laid over the defaults. */
-export const transferLimits = (env: Readonly<Record<string, string | undefined>>): TransferLimits => {
-  const pick = (key: keyof TransferLimits) => {
-    const raw = env[TRANSFER_ENV[key]]
-    const n = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw)
-    return Number.isFinite(n) && n >= 0 ? n : TRANSFER[key]
-  }
-  return {
-    exchangeMs: pick("exchangeMs"),
-    deadlineMs: pick("deadlineMs"),
-    minBytesPerSecond: pick("minBytesPerSecond"),
-    windowMs: pick("windowMs")
-  }
-}
+/**
+ * A variable holding a number ≥ 0 (a whole one when `integer`), read through Effect's `Config`; unset or empty:
+ * none. Anything else fails naming the variable (the command line exits 2), never a silent fallback to the default.
+ */
+export const nonNegativeSetting = (
+  name: string,
+  integer = false
+): Effect.Effect<Option.Option<number>, MissingConfig> =>
+  Config.option(Config.string(name)).pipe(
+    Effect.mapError((e) => new MissingConfig({ key: name, reason: String(e) })),
+    Effect.flatMap((raw) => {
+      if (Option.isNone(raw) || raw.value.trim() === "") return Effect.succeed(Option.none())
+      const n = Number(raw.value)
+      return Number.isFinite(n) && n >= 0 && (!integer || Number.isInteger(n))
+        ? Effect.succeed(Option.some(n))
+        : Effect.fail(
+            new MissingConfig({
+              key: name,
+              reason: `must be ${integer ? "a whole number" : "a number"} ≥ 0, got ${JSON.stringify(raw.value.slice(0, 40))}`
+            })
+          )
+    })
+  )
+
+/** The limits from the environment, each variable set laid over `TRANSFER`: for the client and the server alike. */
+export const transferLimitsFromEnv: Effect.Effect<TransferLimits, MissingConfig> = Effect.all({
+  exchangeMs: nonNegativeSetting(TRANSFER_ENV.exchangeMs),
+  deadlineMs: nonNegativeSetting(TRANSFER_ENV.deadlineMs),
+  minBytesPerSecond: nonNegativeSetting(TRANSFER_ENV.minBytesPerSecond),
+  windowMs: nonNegativeSetting(TRANSFER_ENV.windowMs)
+}).pipe(
+  Effect.map((set) => ({
+    exchangeMs: Option.getOrElse(set.exchangeMs, () => TRANSFER.exchangeMs),
+    deadlineMs: Option.getOrElse(set.deadlineMs, () => TRANSFER.deadlineMs),
+    minBytesPerSecond: Option.getOrElse(set.minBytesPerSecond, () => TRANSFER.minBytesPerSecond),
+    windowMs: Option.getOrElse(set.windowMs, () => TRANSFER.windowMs)
+  }))
+)
 
 /** What a manifest entry weighs on the wire: `{"path":…,"size":…,"sha256":"…"},` (an upper bound for plain paths). */
 export const entryWireBytes = (path: string, size: number) => Buffer.byteLength(path) + String(size).length + 110

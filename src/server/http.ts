@@ -22,7 +22,7 @@ import {
   sameTenant,
   Unavailable
 } from "../api/index.js"
-import { transferLimits } from "../domain/caps.js"
+import { transferLimitsFromEnv } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
 import { levelFor } from "../stages/archive.js"
@@ -55,9 +55,6 @@ export const AuthenticationLive = Layer.effect(
     })
   )
 )
-
-// The same deadlines and minimum rate as the clients', from the same variables.
-const limits = transferLimits(process.env)
 
 /**
  * The upload body, read straight off Node's request. Not destroyed when reading stops early: a rejected upload
@@ -96,8 +93,11 @@ const withEtag = (revision: string) =>
     Effect.succeed(HttpServerResponse.setHeader(response, "etag", manifestEtag(revision)))
   )
 
-/** The operations both families share, given the tenant the call resolved to. */
-const filesOps = Effect.map(FileStore, (store) => ({
+/**
+ * The operations both families share, given the tenant the call resolved to; the same deadlines and minimum rate
+ * as the clients', from the same variables.
+ */
+const filesOps = Effect.map(Effect.all([FileStore, transferLimitsFromEnv]), ([store, limits]) => ({
   /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
   manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
     Effect.gen(function* () {

@@ -6,7 +6,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import {
   CLOUD_PREFIX,
   CloudFilesGroup,
@@ -21,7 +21,7 @@ import {
   UploadResult
 } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
-import { CAPS, TRANSFER, type TransferLimits, transferLimits } from "../domain/caps.js"
+import { CAPS, TRANSFER, type TransferLimits, transferLimitsFromEnv } from "../domain/caps.js"
 import { manifestChecksum } from "../domain/hash.js"
 import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
@@ -34,6 +34,7 @@ import {
   fromStatus,
   type Retry,
   readAnswer,
+  retryFromEnv,
   retrySchedule,
   type SyncApiError,
   Transient,
@@ -173,18 +174,9 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
         reason: "set AGENTSYNC_DIRECT_URL (direct sync), or AGENTSYNC_API_URL and AGENTSYNC_TENANT_ID (cloud relay)"
       })
     }
-    const env = (name: string) => {
-      const v = process.env[name]
-      const n = v === undefined ? Number.NaN : Number(v)
-      return Number.isFinite(n) && n >= 0 ? Option.some(n) : Option.none()
-    }
-    const retry: Retry = config.retry ?? {
-      maxRetries: Option.getOrElse(env("AGENTSYNC_RETRY_MAX"), () => defaultRetry.maxRetries),
-      base: Option.match(env("AGENTSYNC_RETRY_BASE_MS"), { onNone: () => defaultRetry.base, onSome: Duration.millis }),
-      factor: defaultRetry.factor,
-      cap: Option.match(env("AGENTSYNC_RETRY_CAP_MS"), { onNone: () => defaultRetry.cap, onSome: Duration.millis })
-    }
-    return { endpoint, token, retry, limits: transferLimits(process.env) }
+    // Read here, once, where a client is built: a malformed value fails naming it (exit 2).
+    const retry: Retry = config.retry ?? (yield* retryFromEnv)
+    return { endpoint, token, retry, limits: yield* transferLimitsFromEnv }
   })
 
 /** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */

@@ -1,7 +1,16 @@
 /** The tenant API's transport rules: what is worth another attempt, how long to wait, and how a failed answer reads. */
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Data, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
-import { ApiError, Conflict, InvalidInput, TarballUnsafe, Unauthorized, type UnsafeRemote } from "../errors.js"
+import { nonNegativeSetting } from "../domain/caps.js"
+import {
+  ApiError,
+  Conflict,
+  InvalidInput,
+  type MissingConfig,
+  TarballUnsafe,
+  Unauthorized,
+  type UnsafeRemote
+} from "../errors.js"
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -13,6 +22,20 @@ export interface RetryPolicy {
 }
 
 export const defaultRetry: RetryPolicy = { maxRetries: 4, base: "250 millis", factor: 2, cap: "10 seconds" }
+
+/** The retry policy from the environment (`AGENTSYNC_RETRY_MAX`, `_BASE_MS`, `_CAP_MS` over `defaultRetry`). */
+export const retryFromEnv: Effect.Effect<RetryPolicy, MissingConfig> = Effect.all({
+  maxRetries: nonNegativeSetting("AGENTSYNC_RETRY_MAX", true),
+  base: nonNegativeSetting("AGENTSYNC_RETRY_BASE_MS"),
+  cap: nonNegativeSetting("AGENTSYNC_RETRY_CAP_MS")
+}).pipe(
+  Effect.map((set) => ({
+    maxRetries: Option.getOrElse(set.maxRetries, () => defaultRetry.maxRetries),
+    base: Option.match(set.base, { onNone: () => defaultRetry.base, onSome: Duration.millis }),
+    factor: defaultRetry.factor,
+    cap: Option.match(set.cap, { onNone: () => defaultRetry.cap, onSome: Duration.millis })
+  }))
+)
 
 /**
  * How a call is retried: the four numbers above, or any Effect `Schedule` (it is fed each failure and decides

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
-import { Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
+import { ConfigProvider, Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
@@ -229,6 +229,28 @@ describe("SyncApiClient configuration", () => {
     // Without files or servers: a builder with no mode is a local-only config, and asking it for a client says what is missing.
     const local = await resolve(SyncConfig.builder("/p/services").build())
     expect(Either.isLeft(local) && local.left.key).toBe("AGENTSYNC_TOKEN")
+  })
+
+  it("reads the retry and timeout variables through Config: set ones override the defaults, malformed ones fail naming the variable", async () => {
+    const withEnv = (env: Record<string, string>) =>
+      Effect.runPromise(
+        Effect.either(optionsFromConfig(config({ directUrl: "http://h", token: Redacted.make("t") }))).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+        )
+      )
+    const set = await withEnv({ AGENTSYNC_RETRY_MAX: "7", AGENTSYNC_TIMEOUT_MS: "1500", AGENTSYNC_RETRY_CAP_MS: "" })
+    expect(Either.isRight(set) && set.right.retry).toMatchObject({ maxRetries: 7, cap: "10 seconds" })
+    expect(Either.isRight(set) && set.right.limits).toMatchObject({ exchangeMs: 1500, deadlineMs: 30 * 60_000 })
+    for (const [name, value] of [
+      ["AGENTSYNC_RETRY_MAX", "abc"],
+      ["AGENTSYNC_RETRY_MAX", "1.5"],
+      ["AGENTSYNC_RETRY_BASE_MS", "-5"],
+      ["AGENTSYNC_TRANSFER_TIMEOUT_MS", "soon"],
+      ["AGENTSYNC_MIN_RATE", "NaN"]
+    ]) {
+      const bad = await withEnv({ [name!]: value! })
+      expect(Either.isLeft(bad) && bad.left.message).toMatch(new RegExp(`^missing configuration ${name}: must be a`))
+    }
   })
 
   it("names what is missing: token, URL, tenant id; refuses odd URLs", async () => {

@@ -188,6 +188,21 @@ describe("agentsync files (e2e)", () => {
     expect(inside.stderr).not.toContain(tenant.token.slice(10))
   })
 
+  it("refuses a malformed retry or timeout variable, naming it, with exit 2 and nothing sent", async () => {
+    const p = project("badenv", true)
+    for (const [name, value] of [
+      ["AGENTSYNC_RETRY_MAX", "abc"],
+      ["AGENTSYNC_TIMEOUT_MS", "-1"]
+    ] as const) {
+      const res = await files(p, ["push"], one, tenant.token, { [name]: value })
+      expect(res.code, res.stderr).toBe(2)
+      expect(res.stderr).toMatch(
+        new RegExp(`^error: missing configuration ${name}: must be a (whole )?number ≥ 0, got "${value}"`)
+      )
+      expect(res.stderr).not.toMatch(/\n\s+at /)
+    }
+  })
+
   it("retries a dead server, then fails with one clear error", async () => {
     const p = project("dead", true)
     const port = await new Promise<number>((r) => {
