@@ -35,17 +35,35 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
   }
 }
 
-/** The tenant API answered with a failure status, or (status 0) could not be reached at all. */
+/**
+ * How a call to the tenant API failed, for code to branch on: no usable connection (`Transport`: refused, reset,
+ * an answer cut short), no answer in time (`Timeout`), a failure status (`Status`), or an answer that is not what
+ * the API defines (`Decode`).
+ */
+export const ApiErrorKind = Schema.Literal("Transport", "Timeout", "Status", "Decode")
+export type ApiErrorKind = typeof ApiErrorKind.Type
+
+/** The tenant API could not be reached, did not answer in time, answered with a failure status, or answered nonsense. */
 export class ApiError extends Schema.TaggedError<ApiError>()("ApiError", {
+  /** The HTTP status where an answer came (0 when none did). */
   status: Schema.Number,
   reason: Schema.String,
-  url: Schema.optional(Schema.String)
+  url: Schema.optional(Schema.String),
+  /** Absent from the bodies of servers that predate it: those are answers with a failure status. */
+  kind: Schema.optionalWith(ApiErrorKind, { default: () => "Status" as const })
 }) {
   override get message() {
-    const where = this.url === undefined ? "" : ` ${this.url}`
-    return this.status === 0
-      ? `cannot reach the API${where}: ${this.reason}`
-      : `API error ${this.status}${this.url === undefined ? "" : ` from ${this.url}`}: ${this.reason}`
+    const where = this.url === undefined ? "" : ` (${this.url})`
+    switch (this.kind) {
+      case "Transport":
+        return `the connection to the API failed${where}: ${this.reason}`
+      case "Timeout":
+        return `the API did not answer in time${where}: ${this.reason}`
+      case "Decode":
+        return `unexpected answer from the API${where}: ${this.reason}`
+      default:
+        return `API error ${this.status}${this.url === undefined ? "" : ` from ${this.url}`}: ${this.reason}`
+    }
   }
 }
 

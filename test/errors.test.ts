@@ -70,4 +70,14 @@ describe("the error family", () => {
     expect(back).toBeInstanceOf(PartialImport)
     expect([back.completed, back.total, back.cause]).toEqual([3, 5, undefined])
   })
+
+  it("ApiError crosses the wire compatibly: a body without `kind` (an older server) is a Status failure; a new body only adds `kind`", () => {
+    const old = Schema.decodeUnknownSync(ApiError)({ _tag: "ApiError", status: 500, reason: "disk full" })
+    expect(old.kind).toBe("Status")
+    expect(old.message).toBe("API error 500: disk full")
+    const sent = Schema.encodeSync(ApiError)(new ApiError({ status: 500, reason: "disk full" }))
+    expect(sent).toEqual({ _tag: "ApiError", status: 500, reason: "disk full", kind: "Status" })
+    const unreachable = new ApiError({ kind: "Transport", status: 0, reason: "ECONNREFUSED", url: "http://h" })
+    expect(unreachable.message).toBe("the connection to the API failed (http://h): ECONNREFUSED")
+  })
 })

@@ -7,8 +7,9 @@ import { SYNC_TABLES } from "../domain/dbExport.js"
 import { PartialImport } from "../errors.js"
 import { InvalidInputWire, tenantGroups } from "./common.js"
 import { IDEMPOTENCY_HEADER, IdempotencyHeaders } from "./files.js"
+import { NDJSON } from "./ndjson.js"
 
-export const NDJSON = "application/x-ndjson"
+export { NDJSON } from "./ndjson.js"
 
 /** The route suffixes, shared by both families and by the streaming client. */
 export const DatabaseRoutes = {

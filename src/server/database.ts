@@ -7,9 +7,9 @@ import { Chunk, Config, Effect, Option, type Redacted, Schema, Stream } from "ef
 import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON } from "../api/database.js"
 import { AgentsyncApi, IDEMPOTENCY_HEADER } from "../api/index.js"
+import { bodyLines, encodeBody } from "../api/ndjson.js"
 import {
   decodeExportLine,
-  EXPORT_VERSION,
   ExportChecker,
   type ExportProblem,
   type RowOf,
@@ -98,31 +98,15 @@ const tenantSchema = (sql: SqlClient.SqlClient, tenantId: string) =>
 
 const serverError = (e: { readonly message: string }) => new ApiError({ status: 500, reason: e.message })
 
-const encoder = new TextEncoder()
-
 /** A table as NDJSON: header, rows (or digests), and an end line with the row count. */
-const exportBody = (loc: DbLocation, table: SyncTable, digests: boolean): Stream.Stream<Uint8Array, ApiError> => {
-  let rows = 0
-  const header = JSON.stringify({ kind: "header", version: EXPORT_VERSION, exported_at: new Date().toISOString() })
-  const lines = digests
-    ? Stream.map(tableDigests(loc, table), (batch) => {
-        rows += batch.length
-        let text = ""
-        for (const [id, digest] of batch) text += `${JSON.stringify({ kind: "digest", id, digest })}\n`
-        return text
-      })
-    : Stream.map(tableRows(loc, table), (batch) => {
-        rows += batch.length
-        let text = ""
-        for (const row of batch) text += `${JSON.stringify({ kind: table, row })}\n`
-        return text
-      })
-  return Stream.make(`${header}\n`).pipe(
-    Stream.concat(Stream.mapError(lines, serverError)),
-    Stream.concat(Stream.suspend(() => Stream.make(`${JSON.stringify({ kind: "end", rows })}\n`))),
-    Stream.map((s) => encoder.encode(s))
-  )
-}
+const exportBody = (loc: DbLocation, table: SyncTable, digests: boolean): Stream.Stream<Uint8Array, ApiError> =>
+  digests
+    ? encodeBody(Stream.mapError(tableDigests(loc, table), serverError), ([id, digest]) => ({
+        kind: "digest",
+        id,
+        digest
+      }))
+    : encodeBody(Stream.mapError(tableRows(loc, table), serverError), (row) => ({ kind: table, row }))
 
 const MAX_LISTED = 50
 
@@ -150,12 +134,10 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
     let header = false
     let end: number | undefined
     let order = 0
-    yield* request.stream.pipe(
-      Stream.decodeText(),
-      Stream.splitLines,
-      Stream.runForEach((text) =>
+    yield* bodyLines(request.stream).pipe(
+      Stream.runForEach(([n, text]) =>
         Effect.sync(() => {
-          lineNo++
+          lineNo = n
           if (text.trim() === "") return
           const decoded = decodeExportLine(text)
           if (!decoded.ok) {

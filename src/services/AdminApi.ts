@@ -28,7 +28,7 @@ const asAdminError = (url: string) => (e: { readonly _tag: string; readonly mess
     case "ApiError":
       return e as AdminError
     default:
-      return new ApiError({ status: 0, reason: `admin request failed: ${e.message}`, url })
+      return new ApiError({ kind: "Transport", status: 0, reason: `admin request failed: ${e.message}`, url })
   }
 }
 
@@ -49,7 +49,7 @@ export const remote = (url: string, token: Redacted.Redacted<string>): Effect.Ef
       effect.pipe(
         Effect.timeoutFail({
           duration: Duration.seconds(30),
-          onTimeout: () => new ApiError({ status: 0, reason: "no answer within 30 s", url })
+          onTimeout: () => new ApiError({ kind: "Timeout", status: 0, reason: "no answer within 30 s", url })
         }),
         adminErrors(url)
       )

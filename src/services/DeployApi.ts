@@ -32,7 +32,7 @@ const WireError = Schema.Struct({
   lock: Schema.optional(LockInfo)
 })
 
-/** A failure status and its body as one of the error family; 0 and 408/429/502/503/504 are worth a retry. */
+/** A failure status and its body as one of the error family. */
 const failure = (url: string, status: number, body: string): DeployApiError => {
   const wire = Option.getOrUndefined(Schema.decodeUnknownOption(Schema.parseJson(WireError))(body))
   const reason = wire?.reason ?? wire?.message ?? (body.trim().slice(0, 300) || `HTTP ${status}`)
@@ -49,7 +49,11 @@ const failure = (url: string, status: number, body: string): DeployApiError => {
   return new ApiError({ status, reason, url })
 }
 
-const TRANSIENT = new Set([0, 408, 429, 502, 503, 504])
+/** Worth a retry: no connection, no answer in time, or one of these statuses. */
+const TRANSIENT = new Set([408, 429, 502, 503, 504])
+const retryable = (e: DeployApiError) =>
+  e._tag === "ApiError" &&
+  (e.kind === "Transport" || e.kind === "Timeout" || (e.kind === "Status" && TRANSIENT.has(e.status)))
 
 export interface DeployApiShape {
   readonly baseUrl: string
@@ -82,9 +86,7 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
       ? `${endpoint.origin}${SYNC_PREFIX}`
       : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
   const timeout = Duration.millis(options.limits?.exchangeMs ?? TRANSFER.exchangeMs)
-  const retry = backoff(options.retry ?? defaultRetry).pipe(
-    Schedule.whileInput((e: DeployApiError) => e._tag === "ApiError" && TRANSIENT.has(e.status))
-  )
+  const retry = backoff(options.retry ?? defaultRetry).pipe(Schedule.whileInput(retryable))
 
   /** One call: the request, its JSON answer decoded, transport failures and timeouts as status 0 and 408. */
   const call = <A, I>(
@@ -98,10 +100,12 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
     if (options.key !== undefined) request = HttpClientRequest.setHeader(request, IDEMPOTENCY_HEADER, options.key)
     const attempt = http.execute(request).pipe(
-      Effect.mapError((e) => new ApiError({ status: 0, reason: `cannot reach the server: ${e.message}`, url })),
+      Effect.mapError(
+        (e) => new ApiError({ kind: "Transport", status: 0, reason: `cannot reach the server: ${e.message}`, url })
+      ),
       Effect.timeoutFail({
         duration: timeout,
-        onTimeout: () => new ApiError({ status: 408, reason: "timed out", url })
+        onTimeout: () => new ApiError({ kind: "Timeout", status: 408, reason: "timed out", url })
       }),
       Effect.flatMap((response) =>
         response.text.pipe(
@@ -111,11 +115,7 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
               ? Schema.decodeUnknown(Schema.parseJson(schema))(body).pipe(
                   Effect.mapError(
                     (e) =>
-                      new ApiError({
-                        status: response.status,
-                        reason: `unexpected answer: ${e.message.slice(0, 300)}`,
-                        url
-                      })
+                      new ApiError({ kind: "Decode", status: response.status, reason: e.message.slice(0, 300), url })
                   )
                 )
               : Effect.fail(failure(url, response.status, body))

@@ -2,11 +2,25 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import type * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Deferred, Duration, Effect, Layer, Redacted, Schema, Stream } from "effect"
+import {
+  type Cause,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Layer,
+  type ParseResult,
+  Redacted,
+  Schema,
+  Stream
+} from "effect"
+import type { Forbidden, NotFound } from "../api/common.js"
 import {
   CLOUD_PREFIX,
   CloudFilesGroup,
@@ -25,7 +39,7 @@ import { CAPS, TRANSFER, type TransferLimits, transferLimitsFromEnv } from "../d
 import { manifestChecksum } from "../domain/hash.js"
 import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
-import { ApiError, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
+import { ApiError, InvalidInput, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
 import { pace } from "./Pace.js"
 import {
   answerText,
@@ -56,6 +70,17 @@ export {
  * areas' definitions (database, deploy, health) unloaded on the path every file sync run takes.
  */
 class FilesApi extends HttpApi.make("agentsync").add(SyncFilesGroup).add(CloudFilesGroup) {}
+
+/** What one attempt can fail with before it is classified: the HTTP client's, the typed client's, and ours. */
+type AttemptFailure =
+  | HttpClientError.HttpClientError
+  | ParseResult.ParseError
+  | Cause.TimeoutException
+  | Forbidden
+  | NotFound
+  | HttpApiError.HttpApiDecodeError
+  | SyncApiError
+  | Transient
 
 /** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
 export type SyncEndpoint =
@@ -231,60 +256,28 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const filesApi = yield* Effect.cached(HttpApiClient.group(FilesApi, { group: "files", ...typedOptions }))
   const cloudFilesApi = yield* Effect.cached(HttpApiClient.group(FilesApi, { group: "cloudFiles", ...typedOptions }))
 
-  /** Classifies any failure of one attempt. */
-  const classify =
-    (url: string) =>
-    (error: unknown): Effect.Effect<never, SyncApiError | Transient> => {
-      if (typeof error === "object" && error !== null && "_tag" in error) {
-        const e = error as {
-          _tag: string
-          reason?: unknown
-          response?: HttpClientResponse.HttpClientResponse
-          message?: string
-        }
-        switch (e._tag) {
-          case "Unauthorized":
-          case "Conflict":
-          case "ApiError":
-          case "InvalidInput":
-          case "TarballUnsafe":
-          case "UnsafeRemote":
-          case "Transient":
-            return Effect.fail(error as SyncApiError | Transient)
-          case "Forbidden":
-            return Effect.fail(new Unauthorized({ reason: `${String(e.reason)} (403 from ${url})` }))
-          case "NotFound":
-            return Effect.fail(new ApiError({ status: 404, reason: String(e.reason), url }))
-          case "TimeoutException":
-            return Effect.fail(transient(408, "timed out"))
-          case "RequestError":
-            return Effect.fail(transient(0, describe(error), true))
-          case "ResponseError": {
-            const response = e.response
-            if (response === undefined) return Effect.fail(transient(0, describe(error)))
-            // A success whose body could not be read was cut short: the call is idempotent, so try again.
-            if (response.status >= 200 && response.status < 300)
-              return Effect.fail(transient(response.status, `answer cut short: ${describe(error)}`))
-            return answerText(response).pipe(
-              Effect.flatMap((body) =>
-                Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))
-              )
-            )
-          }
-          case "ParseError":
-            return Effect.fail(
-              new ApiError({ status: 200, reason: `unexpected response: ${String(e.message).slice(0, 300)}`, url })
-            )
-        }
-      }
-      return Effect.fail(new ApiError({ status: 0, reason: describe(error), url }))
-    }
-
   /** The HTTP part of an attempt with its failures classified (the consumer of a body keeps its own). */
-  const httpPart = <A, E, R>(
+  const httpPart = <A, R>(
     url: string,
-    effect: Effect.Effect<A, E, R>
-  ): Effect.Effect<A, SyncApiError | Transient, R> => Effect.catchAll(effect, classify(url))
+    effect: Effect.Effect<A, AttemptFailure, R>
+  ): Effect.Effect<A, SyncApiError | Transient, R> =>
+    Effect.catchTags(effect, {
+      RequestError: (e) => Effect.fail(transient(0, describe(e), true)),
+      ResponseError: (e) =>
+        // A success whose body could not be read was cut short: the call is idempotent, so try again.
+        e.response.status >= 200 && e.response.status < 300
+          ? Effect.fail(transient(e.response.status, `answer cut short: ${describe(e)}`))
+          : Effect.flatMap(answerText(e.response), (body) =>
+              Effect.fail(fromStatus(e.response.status, body, url, e.response.headers["retry-after"]))
+            ),
+      TimeoutException: () => Effect.fail(transient(408, "timed out")),
+      ParseError: (e) =>
+        Effect.fail(new ApiError({ kind: "Decode", status: 200, reason: e.message.slice(0, 300), url })),
+      // The typed client decodes successes only (failure statuses are read above); these are the group's own.
+      Forbidden: (e) => Effect.fail(new Unauthorized({ reason: `${e.reason} (403 from ${url})` })),
+      NotFound: (e) => Effect.fail(new ApiError({ status: 404, reason: e.reason, url })),
+      HttpApiDecodeError: (e) => Effect.fail(new InvalidInput({ reason: `rejected by the server: ${e.message}` }))
+    })
 
   /**
    * One logical call: attempts retried on Transient failures, the whole within the transfer deadline, then
@@ -307,14 +300,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       }),
       Effect.catchIf(
         (e): e is Transient => e instanceof Transient,
-        (t) =>
-          Effect.fail(
-            new ApiError({
-              status: t.status,
-              reason: `${t.unreachable === true ? "server unreachable" : t.reason} (gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}${t.unreachable === true ? `: ${t.reason}` : ""})`,
-              url
-            })
-          )
+        (t) => Effect.fail(t.gaveUp(url, `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}`))
       )
     ) as Effect.Effect<A, E | ApiError>
   }

@@ -4,6 +4,7 @@ import { Data, Duration, Effect, Option, Schedule, Schema, Stream } from "effect
 import { nonNegativeSetting } from "../domain/caps.js"
 import {
   ApiError,
+  type ApiErrorKind,
   Conflict,
   InvalidInput,
   type MissingConfig,
@@ -65,10 +66,29 @@ export class Transient extends Data.TaggedError("Transient")<{
   readonly retryAfter: Option.Option<Duration.Duration>
   /** The request never reached the server (no connection). */
   readonly unreachable?: boolean
-}> {}
+  /** What went wrong: an answer with a retryable status, or none in time, or no usable connection. */
+  readonly kind: Exclude<ApiErrorKind, "Decode">
+}> {
+  /** The error a call ends in when its retries are spent on this failure. */
+  gaveUp(url: string, attempts: string): ApiError {
+    const what =
+      this.unreachable === true ? `server unreachable (${attempts}: ${this.reason})` : `${this.reason} (${attempts})`
+    return new ApiError({ kind: this.kind, status: this.status, reason: what, url })
+  }
+}
 
+/**
+ * A failure found on this side: a timeout (408, the status an answer would have had), or a transport failure
+ * (no connection, or an answer cut short, with the status it had, 0 when none).
+ */
 export const transient = (status: number, reason: string, unreachable = false) =>
-  new Transient({ status, reason, retryAfter: Option.none(), unreachable })
+  new Transient({
+    status,
+    reason,
+    retryAfter: Option.none(),
+    unreachable,
+    kind: status === 408 ? "Timeout" : "Transport"
+  })
 
 const RETRYABLE = new Set([408, 429, 502, 503, 504])
 
@@ -94,12 +114,16 @@ export const retrySchedule = (retry: Retry) => {
   )
 }
 
+/** A failure body as any server sends it: `{_tag, reason, …}` of the error class, read loosely (old servers, proxies). */
 const WireError = Schema.Struct({
-  _tag: Schema.String,
+  _tag: Schema.optional(Schema.String),
   reason: Schema.optional(Schema.String),
   message: Schema.optional(Schema.String),
-  entry: Schema.optional(Schema.String)
+  entry: Schema.optional(Schema.String),
+  completed: Schema.optional(Schema.NonNegativeInt),
+  total: Schema.optional(Schema.NonNegativeInt)
 })
+export type WireError = typeof WireError.Type
 
 /** At most this much of an answer that is not a manifest or an archive is read (an error page, an upload's result). */
 const MAX_ANSWER_BYTES = 1024 * 1024
@@ -124,20 +148,27 @@ export const readAnswer = <E>(body: Stream.Stream<Uint8Array, E>): Effect.Effect
 export const answerText = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
   Effect.orElseSucceed(readAnswer(response.stream), () => "")
 
-/** Maps a failure status and its body to the error family; retryable statuses become Transient. */
-export const fromStatus = (
+/**
+ * Maps a failure status and its body to the error family, for every client: retryable statuses become Transient;
+ * `special` reads an area's own errors from the body first (the database's PartialImport).
+ */
+export const fromStatus = <X = never>(
   status: number,
   body: string,
   url: string,
-  retryAfter: string | undefined
-): SyncApiError | Transient => {
+  retryAfter: string | undefined,
+  special?: (wire: WireError, reason: string) => X | undefined
+): SyncApiError | Transient | X => {
   const parsed = Schema.decodeUnknownOption(Schema.parseJson(WireError))(body)
   const entry = Option.flatMap(parsed, (e) => Option.fromNullable(e.entry))
   const reason = Option.match(parsed, {
     onNone: () => body.trim().slice(0, 300) || `HTTP ${status}`,
-    onSome: (e) => e.reason ?? e.message ?? e._tag
+    onSome: (e) => e.reason ?? e.message ?? e._tag ?? `HTTP ${status}`
   })
-  if (RETRYABLE.has(status)) return new Transient({ status, reason, retryAfter: parseRetryAfter(retryAfter) })
+  const own = special === undefined || Option.isNone(parsed) ? undefined : special(parsed.value, reason)
+  if (own !== undefined) return own
+  if (RETRYABLE.has(status))
+    return new Transient({ status, reason, retryAfter: parseRetryAfter(retryAfter), kind: "Status" })
   switch (status) {
     case 401:
       return new Unauthorized({ reason: `${reason} (401 from ${url})` })

@@ -3,7 +3,12 @@ import type { AddressInfo } from "node:net"
 import { ConfigProvider, Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
-import { optionsFromConfig, parseRetryAfter, type SyncApiOptions } from "../../src/services/SyncApi.js"
+import {
+  optionsFromConfig,
+  parseRetryAfter,
+  type SyncApiError,
+  type SyncApiOptions
+} from "../../src/services/SyncApi.js"
 import { run, runEither } from "../server/support.js"
 
 const manifestBody = JSON.stringify({
@@ -118,9 +123,36 @@ describe("SyncApiClient retries", () => {
     if (Either.isLeft(r)) {
       expect(r.left._tag).toBe("ApiError")
       expect(r.left.message).toMatch(/server unreachable \(gave up after 3 attempts/)
+      expect(r.left._tag === "ApiError" && r.left.kind).toBe("Transport")
       expect(r.left.message).toContain(dead)
       expect(r.left.message).not.toContain("secret")
     }
+  })
+
+  it("says how a call failed in ApiError.kind: Timeout, Status or Decode (Transport above)", async () => {
+    const kindOf = async (options: SyncApiOptions, call: "manifest" | "revisions") => {
+      const r = await runEither(
+        options,
+        (c): Effect.Effect<unknown, SyncApiError> => (call === "manifest" ? c.manifest() : c.revisions())
+      )
+      return Either.isLeft(r) && r.left._tag === "ApiError" ? [r.left.kind, r.left.status, r.left.message] : r
+    }
+    const silent = await scripted(() => {})
+    const noRetry = { maxRetries: 0, base: "10 millis", factor: 2, cap: "10 millis" } as const
+    expect(await kindOf(opts(silent.url, { retry: noRetry, limits: { exchangeMs: 100 } }), "manifest")).toEqual([
+      "Timeout",
+      408,
+      expect.stringMatching(/did not answer in time .*no answer within 0.1 s/)
+    ])
+    const failing = await scripted(status(500, {}, JSON.stringify({ _tag: "ApiError", status: 500, reason: "disk" })))
+    expect(await kindOf(opts(failing.url), "manifest")).toEqual(["Status", 500, expect.stringMatching(/500 .*disk/)])
+    const nonsense = await scripted(status(200, {}, JSON.stringify([{ id: 7 }])))
+    expect(await kindOf(opts(nonsense.url), "revisions")).toEqual([
+      "Decode",
+      200,
+      expect.stringMatching(/^unexpected answer from the API/)
+    ])
+    expect(nonsense.seen.length).toBe(1)
   })
 
   it("times out a silent server and retries it", async () => {
