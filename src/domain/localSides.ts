@@ -77,13 +77,10 @@ const blocks = (role: PathRole | undefined, rel: string): { kind: SyncKind; key?
     }
   }
   switch (role.role) {
-    case "agent-config":
-    case "agent-prompt":
-    case "agent-file":
-      return { kind: "agents", key: role.id }
-    case "skill-config":
-    case "skill-md":
-      return { kind: "skills", key: role.id }
+    case "config":
+    case "body":
+    case "file":
+      return { kind: role.kind, key: role.id }
     case "source-config":
       return { kind: "content", source: role.source }
     case "content":

@@ -2,15 +2,22 @@
 import { Either } from "effect"
 import { InvalidInput } from "../errors.js"
 import {
+  AGENTS,
+  bodyPath,
+  configPath,
+  type FolderKind,
+  fileInFolder,
+  type KindShape,
+  parseFileItem,
+  parseFolderItem,
+  SKILLS
+} from "./formats/folderKinds.js"
+import {
   ACCESS_RULES_PATH,
   contentSlug,
   decodeUtf8,
   parseAccessRules,
-  parseAgent,
-  parseAgentFile,
   parseContent,
-  parseSkill,
-  parseSkillFile,
   parseSourceConfig,
   type SourceConfig,
   type TextFile
@@ -52,33 +59,34 @@ export interface ParseOptions {
 
 /** What a path of the tree is to local sync. */
 export type PathRole =
-  | { readonly role: "agent-config" | "agent-prompt" | "agent-file"; readonly id: string }
-  | { readonly role: "skill-config" | "skill-md"; readonly id: string }
+  /** An agent's or skill's config.yaml, the Markdown beside it, or its single file (a skill's is its SKILL.md). */
+  | { readonly role: "config" | "body" | "file"; readonly kind: "agents" | "skills"; readonly id: string }
   | { readonly role: "source-config"; readonly source: string }
   | { readonly role: "content"; readonly source: string; readonly path: string; readonly slug: string }
   | { readonly role: "acl" }
   /** A file stored beside an item (an image in a bundle, a skill's script); `owner` is the item's key. */
   | { readonly role: "attachment"; readonly kind: "agents" | "skills" | "content"; readonly owner: string | undefined }
 
+/** The role of a path below an agent or skill folder (`parts` starts with the kind's folder). */
+const itemRole = (k: KindShape, parts: ReadonlyArray<string>): PathRole | undefined => {
+  const [, name, file] = parts
+  if (parts.length === 2)
+    return !fileInFolder(k) && name!.endsWith(".md")
+      ? { role: "file", kind: k.kind, id: name!.slice(0, -3) }
+      : undefined
+  if (parts.length === 3 && file === "config.yaml") return { role: "config", kind: k.kind, id: name! }
+  if (parts.length === 3 && file === k.bodyName) return { role: "body", kind: k.kind, id: name! }
+  return { role: "attachment", kind: k.kind, owner: name }
+}
+
 /** The role of a tree path, or undefined for a file local sync leaves to file sync. */
 export const pathRole = (path: string): PathRole | undefined => {
   const parts = path.split("/")
   switch (parts[0]) {
-    case "agents": {
-      if (parts.length === 2)
-        return parts[1]!.endsWith(".md") ? { role: "agent-file", id: parts[1]!.slice(0, -3) } : undefined
-      const id = parts[1]!
-      if (parts.length === 3 && parts[2] === "config.yaml") return { role: "agent-config", id }
-      if (parts.length === 3 && parts[2] === "system_prompt.md") return { role: "agent-prompt", id }
-      return { role: "attachment", kind: "agents", owner: id }
-    }
-    case "skills": {
-      if (parts.length === 2) return undefined
-      const id = parts[1]!
-      if (parts.length === 3 && parts[2] === "config.yaml") return { role: "skill-config", id }
-      if (parts.length === 3 && parts[2] === "SKILL.md") return { role: "skill-md", id }
-      return { role: "attachment", kind: "skills", owner: id }
-    }
+    case "agents":
+      return itemRole(AGENTS, parts)
+    case "skills":
+      return itemRole(SKILLS, parts)
     case "content": {
       if (parts.length === 2) return undefined
       const source = parts[1]!
@@ -198,62 +206,8 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     return parsed.right
   }
 
-  // Agents: a folder with config.yaml, or one Markdown file; not both.
-  const agents: Array<Agent> = []
-  const agentFolders = new Set<string>()
-  const agentFiles = new Set<string>()
-  for (const role of roles.values()) {
-    if (role.role === "agent-config" || role.role === "agent-prompt") agentFolders.add(role.id)
-    else if (role.role === "attachment" && role.kind === "agents" && role.owner !== undefined)
-      agentFolders.add(role.owner)
-    else if (role.role === "agent-file") agentFiles.add(role.id)
-  }
-  for (const id of [...agentFolders].sort()) {
-    const config = texts.get(`agents/${id}/config.yaml`)
-    if (agentFiles.has(id)) {
-      report(`agents/${id}.md`, `agent ${id} is defined twice: by this file and by the folder agents/${id}/; keep one`)
-      continue
-    }
-    if (config === undefined) {
-      const shown = roles.has(`agents/${id}/system_prompt.md`) ? `agents/${id}/system_prompt.md` : `agents/${id}`
-      report(
-        shown,
-        `agent folder has no config.yaml (expected agents/${id}/config.yaml, or a single file agents/${id}.md)`
-      )
-      continue
-    }
-    const a = take(parseAgent(config, texts.get(`agents/${id}/system_prompt.md`), id))
-    if (a) agents.push(a)
-  }
-  for (const id of [...agentFiles].sort()) {
-    if (agentFolders.has(id)) continue
-    const file = texts.get(`agents/${id}.md`)
-    if (file === undefined) continue
-    const a = take(parseAgentFile(file, id))
-    if (a) agents.push(a)
-  }
-
-  // Skills: a folder with config.yaml (+ SKILL.md), or with SKILL.md alone (Agent Skills).
-  const skills: Array<Skill> = []
-  const skillFolders = new Set<string>()
-  for (const role of roles.values()) {
-    if (role.role === "skill-config" || role.role === "skill-md") skillFolders.add(role.id)
-    else if (role.role === "attachment" && role.kind === "skills" && role.owner !== undefined)
-      skillFolders.add(role.owner)
-  }
-  for (const id of [...skillFolders].sort()) {
-    const config = texts.get(`skills/${id}/config.yaml`)
-    const md = texts.get(`skills/${id}/SKILL.md`)
-    if (config !== undefined) {
-      const s = take(parseSkill(config, md, id))
-      if (s) skills.push(s)
-    } else if (md !== undefined) {
-      const s = take(parseSkillFile(md, id))
-      if (s) skills.push(s)
-    } else if (!roles.has(`skills/${id}/SKILL.md`)) {
-      report(`skills/${id}`, `skill folder has no SKILL.md or config.yaml (expected skills/${id}/SKILL.md)`)
-    }
-  }
+  const agents = parseItems(AGENTS, roles, texts, report, take)
+  const skills = parseItems(SKILLS, roles, texts, report, take)
 
   // Content: every Markdown file below a source is an item; one file per slug.
   const contents: Array<Content> = []
@@ -326,4 +280,62 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     unsynced: unsynced.sort(),
     errors
   }
+}
+
+/**
+ * The items of a folder kind: a folder with config.yaml (and its Markdown file), or the single Markdown file; an
+ * agent's file beside its folder (`agents/<id>.md`) may not come with a folder too.
+ */
+const parseItems = <A extends Agent | Skill>(
+  k: FolderKind<A>,
+  roles: ReadonlyMap<string, PathRole>,
+  texts: ReadonlyMap<string, TextFile>,
+  report: (path: string, reason: string) => void,
+  take: <B>(parsed: Either.Either<B, ReadonlyArray<InvalidInput>>) => B | undefined
+): Array<A> => {
+  const items: Array<A> = []
+  const folders = new Set<string>()
+  const files = new Set<string>()
+  for (const role of roles.values()) {
+    if (role.role === "config" || role.role === "body") {
+      if (role.kind === k.kind) folders.add(role.id)
+    } else if (role.role === "attachment") {
+      if (role.kind === k.kind && role.owner !== undefined) folders.add(role.owner)
+    } else if (role.role === "file" && role.kind === k.kind) files.add(role.id)
+  }
+  const inFolder = fileInFolder(k)
+  for (const id of [...folders].sort()) {
+    const config = texts.get(configPath(k, id))
+    const body = texts.get(bodyPath(k, id))
+    if (files.has(id)) {
+      report(
+        k.filePath(id),
+        `${k.noun} ${id} is defined twice: by this file and by the folder ${k.kind}/${id}/; keep one`
+      )
+    } else if (config !== undefined) {
+      const a = take(parseFolderItem(k, config, body, id))
+      if (a) items.push(a)
+    } else if (inFolder && body !== undefined) {
+      const a = take(parseFileItem(k, body, id))
+      if (a) items.push(a)
+    } else if (inFolder) {
+      // A SKILL.md that is there but did not decode was reported already.
+      if (!roles.has(bodyPath(k, id)))
+        report(`${k.kind}/${id}`, `${k.noun} folder has no ${k.bodyName} or config.yaml (expected ${bodyPath(k, id)})`)
+    } else {
+      const shown = roles.has(bodyPath(k, id)) ? bodyPath(k, id) : `${k.kind}/${id}`
+      report(
+        shown,
+        `${k.noun} folder has no config.yaml (expected ${configPath(k, id)}, or a single file ${k.filePath(id)})`
+      )
+    }
+  }
+  for (const id of [...files].sort()) {
+    if (folders.has(id)) continue
+    const file = texts.get(k.filePath(id))
+    if (file === undefined) continue
+    const a = take(parseFileItem(k, file, id))
+    if (a) items.push(a)
+  }
+  return items
 }

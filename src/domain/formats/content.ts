@@ -1,0 +1,182 @@
+/** Content: any Markdown file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
+import { Either, Schema } from "effect"
+import { type Fields, freshHead, problem } from "../frontMatter.js"
+import { Content, type ContentLayout, type Json, MARKDOWN } from "../model.js"
+import {
+  ID_RULE,
+  isBool,
+  isContentPath,
+  isId,
+  isText,
+  isTextOrNull,
+  isTexts,
+  type KnownField,
+  pick,
+  readMarkdown,
+  renderMarkdown
+} from "./fields.js"
+import { decodeYaml, type Parsed, parseYaml, type TextFile } from "./yaml.js"
+
+const CONTENT_FIELDS: ReadonlyArray<KnownField> = [
+  { key: "title", fits: isText },
+  { key: "kind", fits: isText },
+  { key: "description", fits: isText },
+  { key: "author", fits: isText },
+  { key: "keywords", fits: isTexts },
+  { key: "image", fits: isTextOrNull },
+  { key: "public", fits: isBool },
+  { key: "tags", fits: isTexts },
+  { key: "published_at", fits: isTextOrNull },
+  { key: "updated_at", fits: isTextOrNull }
+]
+
+/** A content source's settings, `content/<source>/source.yaml`. */
+export const SourceConfig = Schema.Struct({
+  layout: Schema.optionalWith(Schema.Literal("flat", "directory"), { default: () => "flat" as const }),
+  description: Schema.optional(Schema.String)
+})
+/** A source's settings and the text they were read from. */
+export type SourceConfig = typeof SourceConfig.Type & { readonly original: string }
+
+export const sourceConfigPath = (source: string) => `content/${source}/source.yaml`
+
+export const parseSourceConfig = (file: TextFile): Parsed<SourceConfig> =>
+  Either.flatMap(parseYaml(file), (y) =>
+    Either.map(decodeYaml(SourceConfig, file, y, y.doc.toJS() ?? {}), (c) => ({ ...c, original: file.text }))
+  )
+
+/** The file of an item below services/. */
+export const contentPath = (c: Pick<Content, "source" | "path">): string => `content/${c.source}/${c.path}`
+
+/** Where a new item (one that never had a file) goes: `<slug>.md`, or `<slug>/index.md` in a directory source. */
+export const defaultContentPath = (slug: string, layout: ContentLayout): string =>
+  layout === "directory" ? `${slug}/index.md` : `${slug}.md`
+
+/**
+ * The slug of a Markdown file below its source: the path without its extension, and for a bundle
+ * (`<slug>/index.md`, `<slug>/_index.md`) the folder; undefined for a file that is not Markdown.
+ */
+export const contentSlug = (path: string): string | undefined => {
+  const m = MARKDOWN.exec(path)
+  if (m === null) return undefined
+  const base = path.slice(0, m.index)
+  const slash = base.lastIndexOf("/")
+  const name = base.slice(slash + 1)
+  return slash > 0 && (name === "index" || name === "_index") ? base.slice(0, slash) : base
+}
+
+/** The first ATX heading of a Markdown body outside code fences, as plain text. */
+const firstHeading = (body: string): string | undefined => {
+  let fence: string | undefined
+  for (const line of body.split("\n")) {
+    const f = /^ {0,3}(`{3,}|~{3,})/.exec(line)
+    if (f) {
+      if (fence === undefined) fence = f[1]![0]
+      else if (f[1]![0] === fence) fence = undefined
+      continue
+    }
+    if (fence !== undefined) continue
+    const h = /^ {0,3}#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*\r?$/.exec(line)
+    if (h && h[1] !== "") return h[1]
+  }
+  return undefined
+}
+
+/** The title of a file that gives none: its first heading, else its name (a bundle's folder name). */
+const derivedTitle = (slug: string, body: string) => firstHeading(body) ?? slug.slice(slug.lastIndexOf("/") + 1)
+
+const contentValues = (slug: string, body: string, known: Record<string, Json>): Record<string, Json> => ({
+  title: known["title"] ?? derivedTitle(slug, body),
+  kind: known["kind"] ?? "article",
+  description: known["description"] ?? "",
+  author: known["author"] ?? "",
+  keywords: known["keywords"] ?? [],
+  image: known["image"] ?? null,
+  public: known["public"] ?? true,
+  tags: known["tags"] ?? [],
+  published_at: known["published_at"] ?? null,
+  updated_at: known["updated_at"] ?? null
+})
+
+/** Known values and extra fields of front matter; a `slug` equal to the item's own is agentsync's and not extra. */
+const readContentFields = (slug: string, fields: Fields, body: string) => {
+  const { known, extra } = pick(fields, CONTENT_FIELDS)
+  if (extra["slug"] === slug) delete extra["slug"]
+  return { known: contentValues(slug, body, known), extra }
+}
+
+const contentWanted = (c: Content): Record<string, Json> => ({
+  title: c.title,
+  kind: c.kind,
+  description: c.description,
+  author: c.author,
+  keywords: c.keywords,
+  image: c.image,
+  public: c.public,
+  tags: c.tags,
+  published_at: c.published_at,
+  updated_at: c.updated_at
+})
+
+/** Parses a content file; `path` is its place below the source folder (`guides/install/index.md`). */
+export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {
+  const slug = contentSlug(path)
+  if (slug === undefined) return Either.left([problem(file.path, "a content item must be a .md or .markdown file", 1)])
+  if (!isId(source))
+    return Either.left([
+      problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)
+    ])
+  if (!isContentPath(path))
+    return Either.left([
+      problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)
+    ])
+  return Either.map(readMarkdown(file), ({ split, fields }) => {
+    const { known, extra } = readContentFields(slug, fields, split.body)
+    // Every value was checked against its column's shape by `pick`: no second validation.
+    return new Content(
+      {
+        source,
+        slug,
+        path,
+        format: split.format,
+        head: split.head,
+        ...(known as ReturnType<typeof contentWanted> as Pick<
+          Content,
+          | "title"
+          | "kind"
+          | "description"
+          | "author"
+          | "keywords"
+          | "image"
+          | "public"
+          | "tags"
+          | "published_at"
+          | "updated_at"
+        >),
+        extra,
+        body: split.body
+      },
+      true
+    )
+  })
+}
+
+/** Every field of an item never read from a file, in agentsync's order (the slug too, as agentsync writes it). */
+const freshContent = (c: Content): Fields => {
+  const { title, ...rest } = contentWanted(c)
+  return { title: title ?? c.title, slug: c.slug, ...rest, ...c.extra }
+}
+
+/** A content file: its original bytes where the item did not change, else with only the changed fields edited. */
+export const renderContent = (c: Content): string =>
+  c.head === null
+    ? freshHead(freshContent(c)) + c.body
+    : renderMarkdown(
+        c.head,
+        c.body,
+        (fields, body) => readContentFields(c.slug, fields, body),
+        CONTENT_FIELDS,
+        contentWanted(c),
+        c.extra,
+        () => freshContent(c)
+      )

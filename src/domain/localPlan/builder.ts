@@ -1,0 +1,180 @@
+/** Building a kind's plan: the builder that gathers steps and operations, the diff walk, and the files beside items. */
+import { diffKeyed, type Keyed } from "../diff.js"
+import { type AttachmentFile, attachmentIdent, type DbSide, type DiskSide, type ItemFileRow } from "../localSides.js"
+import { LocalSyncError, LocalSyncResult, type SyncKind } from "../model.js"
+import { unstorable } from "../stored.js"
+import type { DbOp, DiskOp, KindPlan, PlanOptions, PlanStep } from "./ops.js"
+
+/** An item of one side reduced to what a plan needs: key, identity, and the item where there is one. */
+export interface Unit<A> {
+  readonly key: string
+  readonly ident: string
+  readonly item: A
+  readonly paths: ReadonlyArray<string>
+}
+
+const UnitKeyed: Keyed<Unit<unknown>> = { key: (u) => u.key, hash: (u) => u.ident }
+
+/** A kind's plan being built. */
+export class Builder {
+  readonly steps: Array<PlanStep> = []
+  readonly db: Array<DbOp> = []
+  readonly disk: Array<DiskOp> = []
+  readonly after: Array<DbOp> = []
+  readonly errors: Array<LocalSyncError> = []
+  synced = 0
+  skipped = 0
+  deleted = 0
+  constructor(
+    readonly kind: SyncKind,
+    readonly options: PlanOptions
+  ) {}
+  done(errors: ReadonlyArray<LocalSyncError>): KindPlan {
+    const o = this.options
+    return {
+      kind: this.kind,
+      result: new LocalSyncResult({
+        kind: this.kind,
+        direction: o.direction,
+        dry_run: o.dryRun,
+        synced: this.synced,
+        skipped: this.skipped,
+        deleted: this.deleted,
+        errors: [...errors, ...this.errors]
+      }),
+      steps: this.steps,
+      db: this.db.filter(nonEmpty),
+      disk: this.disk,
+      after: this.after.filter(nonEmpty)
+    }
+  }
+}
+
+const nonEmpty = (op: DbOp): boolean => {
+  switch (op._tag) {
+    case "UpsertAgents":
+    case "UpsertSkills":
+    case "UpsertContents":
+    case "RecordContents":
+      return op.items.length > 0
+    case "DeleteAgents":
+    case "DeleteSkills":
+      return op.ids.length > 0
+    case "DeleteContents":
+      return op.keys.length > 0
+    case "UpsertSources":
+      return op.sources.length > 0
+    case "UpsertRules":
+      return op.rules.length > 0
+    case "DeleteRules":
+      return op.rules.length > 0
+    case "UpsertFiles":
+      return op.files.length > 0
+    case "DeleteFiles":
+      return op.paths.length > 0
+  }
+}
+
+/**
+ * Diffs the units of both sides in the direction of the sync (source first) and calls back for each change;
+ * blocked keys are left out of both sides, so a file that does not parse never turns into a deletion.
+ */
+export const walk = <D, B>(
+  b: Builder,
+  disk: ReadonlyArray<Unit<D>>,
+  db: ReadonlyArray<Unit<B>>,
+  blocked: (key: string) => boolean,
+  on: {
+    readonly toDb: (u: Unit<D>, status: "Added" | "Modified") => void
+    readonly toDisk: (u: Unit<B>, onDisk: Unit<D> | undefined, status: "Added" | "Modified") => void
+    readonly deleteRow: (u: Unit<B>) => void
+    readonly removeFile: (u: Unit<D>) => void
+  }
+) => {
+  const d = disk.filter((u) => !blocked(u.key))
+  const r = db.filter((u) => !blocked(u.key))
+  const toDb = b.options.direction === "ToDatabase"
+  const diff = toDb
+    ? diffKeyed(UnitKeyed, d as ReadonlyArray<Unit<unknown>>, r)
+    : diffKeyed(UnitKeyed, r as ReadonlyArray<Unit<unknown>>, d)
+  for (const i of diff.items) {
+    if (i.status === "Unchanged") b.skipped++
+    else if (i.status === "Added" || i.status === "Modified") {
+      if (toDb) on.toDb(i.source as Unit<D>, i.status)
+      else on.toDisk(i.source as Unit<B>, i.target as Unit<D> | undefined, i.status)
+    } else if (!b.options.deleteOrphans) b.skipped++
+    else {
+      b.deleted++
+      if (toDb) on.deleteRow(i.target as Unit<B>)
+      else on.removeFile(i.target as Unit<D>)
+    }
+  }
+}
+
+export const invalidRowErrors = (
+  table: string,
+  invalid: ReadonlyArray<{ readonly key: string; readonly reason: string }>
+) =>
+  invalid.map(
+    (r) =>
+      new LocalSyncError({
+        item: `database ${table} ${r.key}`,
+        message: `row ${r.key} of ${table} does not decode (${r.reason}); left alone`
+      })
+  )
+
+/** A value PostgreSQL cannot store: reported, skipped. */
+export const storable = (b: Builder, key: string, value: unknown): boolean => {
+  const bad = unstorable(value)
+  if (bad === undefined) return true
+  b.errors.push(new LocalSyncError({ item: `${b.kind} ${key}`, message: `${b.kind} ${key}: ${bad}; skipped` }))
+  return false
+}
+
+// Files beside items: content-addressed, compared by digest and mode
+
+export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "agents" | "skills" | "content") => {
+  const diskUnits = disk.attachments
+    .filter((a) => a.kind === kind)
+    .map(
+      (a): Unit<AttachmentFile> => ({
+        key: `file:${a.path}`,
+        ident: attachmentIdent(a.sha, a.mode),
+        item: a,
+        paths: [a.path]
+      })
+    )
+  const dbUnits = db.attachments
+    .filter((r) => r.kind === kind)
+    .map(
+      (r): Unit<ItemFileRow> => ({
+        key: `file:${r.path}`,
+        ident: attachmentIdent(r.sha256, r.mode),
+        item: r,
+        paths: [r.path]
+      })
+    )
+  const upserts: Array<AttachmentFile> = []
+  const deletes: Array<string> = []
+  walk(b, diskUnits, dbUnits, (k) => disk.blocked[kind].has(k), {
+    toDb: (u, status) => {
+      b.synced++
+      upserts.push(u.item)
+      b.steps.push({ kind, action: "upsert", key: u.key, status, paths: u.paths })
+    },
+    toDisk: (u, _there, status) => {
+      b.synced++
+      b.disk.push({ _tag: "WriteBlob", path: u.item.path, sha: u.item.sha256, mode: u.item.mode })
+      b.steps.push({ kind, action: "write", key: u.key, status, paths: u.paths })
+    },
+    deleteRow: (u) => {
+      deletes.push(u.item.path)
+      b.steps.push({ kind, action: "delete", key: u.key, status: "Removed", paths: [] })
+    },
+    removeFile: (u) => {
+      b.disk.push({ _tag: "Remove", path: u.item.path })
+      b.steps.push({ kind, action: "remove", key: u.key, status: "Removed", paths: u.paths })
+    }
+  })
+  b.db.push({ _tag: "UpsertFiles", files: upserts }, { _tag: "DeleteFiles", paths: deletes })
+}
