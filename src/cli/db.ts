@@ -1,12 +1,11 @@
 /** `agentsync db diff | push | pull [--dry-run]`: database sync of users, skills and contexts with the cloud. */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Effect, Layer } from "effect"
-import { CurrentConfig } from "../config.js"
+import { Effect } from "effect"
 import type { TableImportReport } from "../domain/dbExport.js"
 import type { DatabaseSyncService, DbDiffResult, DbSyncResult } from "../programs/dbSync.js"
 import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
-import { projectConfig } from "./root.js"
+import { withProgram } from "./program.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
   Options.withDescription("count what would be inserted, updated and skipped; write nothing")
@@ -14,12 +13,11 @@ const dryRun = Options.boolean("dry-run").pipe(
 
 /** Runs a DatabaseSyncService program with the project's configuration (its code loaded only now). */
 const run = <A, E, R>(program: (service: DatabaseSyncService) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const config = yield* projectConfig()
-    const { DatabaseSyncService } = yield* Effect.promise(() => import("../programs/dbSync.js"))
-    const layer = DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-    return yield* Effect.flatMap(DatabaseSyncService, program).pipe(Effect.provide(layer))
-  })
+  withProgram(
+    () => import("../programs/dbSync.js"),
+    ({ DatabaseSyncService }) =>
+      Effect.flatMap(DatabaseSyncService, program).pipe(Effect.provide(DatabaseSyncService.Default))
+  )
 
 const TABLE_LABEL = { users: "users", skills: "skills", contexts: "user_contexts" } as const
 

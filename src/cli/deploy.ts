@@ -4,34 +4,30 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import type { LockStatus, Release } from "../api/deploy.js"
-import { CurrentConfig } from "../config.js"
 import type { DeployReport, DeployService } from "../programs/deploy.js"
 import { emit, note, table } from "./output.js"
-import { projectConfig } from "./root.js"
+import { withProgram } from "./program.js"
+
+type DeployModules = readonly [typeof import("../programs/deploy.js"), typeof import("../services/Shell.js")]
+const deployModules = () => Promise.all([import("../programs/deploy.js"), import("../services/Shell.js")])
+
+const onService =
+  <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
+  ([programs, shell]: DeployModules) =>
+    Effect.flatMap(programs.DeployService, program).pipe(
+      Effect.provide(Layer.merge(programs.DeployService.Default, shell.layer))
+    )
 
 /** Runs a deploy program with the project's configuration and Shell (their code loaded only now), without the tenant client. */
 const offline = <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const config = yield* projectConfig()
-    const [programs, shell] = yield* Effect.promise(() =>
-      Promise.all([import("../programs/deploy.js"), import("../services/Shell.js")])
-    )
-    return yield* Effect.flatMap(programs.DeployService, program).pipe(
-      Effect.provide(Layer.merge(programs.DeployService.Default, shell.layer)),
-      Effect.provideService(CurrentConfig, config)
-    )
-  })
+  withProgram(deployModules, onService(program))
 
 /** The same with the tenant client of the configuration (AGENTSYNC_DIRECT_URL or AGENTSYNC_API_URL, AGENTSYNC_TOKEN). */
 const run = <A, E, R>(program: (service: typeof DeployService.Service) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const config = yield* projectConfig()
-    const api = yield* Effect.promise(() => import("../services/DeployApi.js"))
-    return yield* offline(program).pipe(
-      Effect.provide(api.layerFromConfig),
-      Effect.provideService(CurrentConfig, config)
-    )
-  })
+  withProgram(
+    () => Promise.all([deployModules(), import("../services/DeployApi.js")]),
+    ([modules, api]) => onService(program)(modules).pipe(Effect.provide(api.layerFromConfig))
+  )
 
 /** A failed release ends the command non-zero, after it was printed. */
 const failIfFailed = (release: Release) =>

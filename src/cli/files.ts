@@ -3,12 +3,13 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer } from "effect"
-import { CurrentConfig } from "../config.js"
+import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { progressFor } from "../stages/progress.js"
 import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
-import { globals, projectConfig } from "./root.js"
+import { withProgram } from "./program.js"
+import { globals } from "./root.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
   Options.withDescription("show the plan; change nothing, state files included")
@@ -20,18 +21,16 @@ const force = Options.boolean("force").pipe(
 
 /** Runs a FileSyncService program with the client and configuration of the project (its code loaded only now). */
 const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: boolean) => Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const g = yield* globals
-    const config = yield* projectConfig(undefined, { tree: true })
-    const [files, api] = yield* Effect.promise(() =>
-      Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")])
+  Effect.flatMap(globals, (g) =>
+    withProgram(
+      () => Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")]),
+      ([files, api]) =>
+        Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(
+          Effect.provide(files.FileSyncService.Default.pipe(Layer.provideMerge(api.layerFromConfig)))
+        ),
+      { tree: true }
     )
-    const layer = files.layer.pipe(
-      Layer.provideMerge(api.layerFromConfig),
-      Layer.provide(Layer.succeed(CurrentConfig, config))
-    )
-    return yield* Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(Effect.provide(layer))
-  })
+  )
 
 const LIMIT = 200
 
@@ -103,11 +102,7 @@ const pull = Command.make("pull", { dryRun, delete: deleteOpt, force }, (o) =>
 
 /** Runs a program that needs only the project's configuration, no server (its code loaded only now). */
 const offline = <A, E>(program: (files: typeof import("../programs/files.js")) => Effect.Effect<A, E, CurrentConfig>) =>
-  Effect.gen(function* () {
-    const config = yield* projectConfig(undefined, { tree: true })
-    const files = yield* Effect.promise(() => import("../programs/files.js"))
-    return yield* program(files).pipe(Effect.provideService(CurrentConfig, config))
-  })
+  withProgram(() => import("../programs/files.js"), program, { tree: true })
 
 const size = (n: number) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`)
 

@@ -1,13 +1,13 @@
 /** `agentsync local diff | sync`: the services/ tree on disk against the project database (DATABASE_URL or the embedded default). */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Effect, Layer, Option } from "effect"
-import { CurrentConfig } from "../config.js"
+import { Effect, Option } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
 import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
-import { globals, projectConfig, usage } from "./root.js"
+import { withProgram } from "./program.js"
+import { globals, usage } from "./root.js"
 
 const ALL_KINDS = SyncKind.literals
 
@@ -41,13 +41,11 @@ type LocalSyncModule = typeof import("../programs/localSync.js")
 const withProject = <A, E>(
   program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>
 ) =>
-  Effect.gen(function* () {
-    const config = yield* projectConfig(undefined, { tree: true })
-    const { LocalSync } = yield* Effect.promise(() => import("../programs/localSync.js"))
-    return yield* program(LocalSync).pipe(
-      Effect.provide(LocalSync.layerFromConfig.pipe(Layer.provide(Layer.succeed(CurrentConfig, config))))
-    )
-  })
+  withProgram(
+    () => import("../programs/localSync.js"),
+    ({ LocalSync }) => program(LocalSync).pipe(Effect.provide(LocalSync.layerFromConfig)),
+    { tree: true }
+  )
 
 const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => n + r.errors.length, 0)
 

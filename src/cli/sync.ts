@@ -1,15 +1,14 @@
 /** `agentsync sync [--push|--pull] [--dry-run]`: files then database, each operation with its state; the exit code says whether all completed. */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Effect, Layer } from "effect"
-import { CurrentConfig } from "../config.js"
+import { Effect } from "effect"
 import { InvalidInput } from "../errors.js"
 import type { DbSyncResult } from "../programs/dbSync.js"
 import type { FilesReport } from "../programs/files.js"
 import type { SyncAllResult } from "../programs/syncAll.js"
 import { importText } from "./db.js"
 import { emit } from "./output.js"
-import { projectConfig } from "./root.js"
+import { withProgram } from "./program.js"
 
 const pushOpt = Options.boolean("push").pipe(Options.withDescription("local → cloud (the default)"))
 const pullOpt = Options.boolean("pull").pipe(Options.withDescription("cloud → local"))
@@ -53,12 +52,15 @@ const human = (r: SyncAllResult) => () =>
 export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun }, (o) =>
   Effect.gen(function* () {
     if (o.push && o.pull) return yield* new InvalidInput({ reason: "choose one of --push or --pull" })
-    const config = yield* projectConfig(undefined, { tree: true })
-    const { decisiveError, SyncService } = yield* Effect.promise(() => import("../programs/syncAll.js"))
-    const layer = SyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-    const result = yield* Effect.flatMap(SyncService, (s) =>
-      s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })
-    ).pipe(Effect.provide(layer))
+    const { decisiveError, result } = yield* withProgram(
+      () => import("../programs/syncAll.js"),
+      ({ decisiveError, SyncService }) =>
+        Effect.flatMap(SyncService, (s) => s.syncAll({ direction: o.pull ? "Pull" : "Push", dryRun: o.dryRun })).pipe(
+          Effect.provide(SyncService.Default),
+          Effect.map((result) => ({ decisiveError, result }))
+        ),
+      { tree: true }
+    )
     const { errors: _errors, ...shown } = result
     const error = decisiveError(result)
     yield* emit(shown, human(result), error === undefined ? Effect.void : Effect.fail(error))

@@ -1,19 +1,19 @@
 /** FileSyncService: `files diff | push | pull | backups | restore` — plan with the three-way diff, guard, then upload or apply. */
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Effect, type Layer } from "effect"
 import { RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import type { DiffCounts, FileEntry } from "../domain/model.js"
-import { Conflict, IoError, type SyncInProgress, UnsafeRemote } from "../errors.js"
+import { Conflict, IoError, UnsafeRemote } from "../errors.js"
 import * as ProcessLock from "../services/ProcessLock.js"
 import { note } from "../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../services/SyncApi.js"
 import { make as makeWorkspace, sweepLitter, type WorkspaceFile } from "../services/Workspace.js"
 import { apply, obstacles, recoverPull } from "../stages/apply.js"
-import { type BackupInfo, backupPolicy, listBackups, restoreBackup } from "../stages/backups.js"
+import { backupPolicy, listBackups, restoreBackup } from "../stages/backups.js"
 import { localManifest, stateDir } from "../stages/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
@@ -66,11 +66,6 @@ export interface FilesReport {
   readonly remote_manifest: "cached" | "downloaded"
 }
 
-/** A program with its context provided. */
-type Run<F extends (options?: FilesOptions) => Effect.Effect<unknown, unknown, unknown>> = (
-  options?: FilesOptions
-) => Effect.Effect<Effect.Effect.Success<ReturnType<F>>, Effect.Effect.Error<ReturnType<F>> | SyncInProgress>
-
 export interface RestoreReport {
   readonly id: string
   readonly restored: ReadonlyArray<string>
@@ -78,15 +73,8 @@ export interface RestoreReport {
   readonly backup: string | undefined
 }
 
-export interface FileSyncServiceShape {
-  readonly diff: Run<typeof diffImpl>
-  readonly push: Run<typeof pushImpl>
-  readonly pull: Run<typeof pullImpl>
-  /** The backups pulls made, newest first. */
-  readonly backups: () => Effect.Effect<ReadonlyArray<BackupInfo>>
-  /** Puts a backup's files back (what they replace goes into a new backup). */
-  readonly restore: (id: string) => Effect.Effect<RestoreReport, Effect.Effect.Error<ReturnType<typeof restore>>>
-}
+/** The service's methods, needing nothing further. */
+export type FileSyncServiceShape = typeof FileSyncService.Service
 
 /** Deleting more than this share of a tree needs --force. */
 export const DELETE_THRESHOLD = 0.5
@@ -558,22 +546,21 @@ const locked = <A, E, R>(
         Effect.flatMap(CurrentConfig, (c) => Effect.zipRight(filesLock(c.projectRoot, what), program(options)))
       )
 
-export class FileSyncService extends Context.Tag("agentsync/FileSyncService")<
-  FileSyncService,
-  FileSyncServiceShape
->() {}
+/** The file sync program as a service: its methods close over the configured client and configuration. */
+export class FileSyncService extends Effect.Service<FileSyncService>()("agentsync/FileSyncService", {
+  effect: Effect.gen(function* () {
+    const ctx = yield* Effect.context<SyncApiClient | CurrentConfig>()
+    return {
+      diff: (options?: FilesOptions) => Effect.provide(diffImpl(options), ctx),
+      push: (options?: FilesOptions) => Effect.provide(locked("files push", options, pushImpl), ctx),
+      pull: (options?: FilesOptions) => Effect.provide(locked("files pull", options, pullImpl), ctx),
+      /** The backups pulls made, newest first. */
+      backups: () => Effect.provide(backups(), ctx),
+      /** Puts a backup's files back (what they replace goes into a new backup). */
+      restore: (id: string) => Effect.provide(restore(id), ctx)
+    } as const
+  })
+}) {}
 
 /** The service over the configured client; its methods need nothing else. */
-export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentConfig> = Layer.effect(
-  FileSyncService,
-  Effect.gen(function* () {
-    const ctx = yield* Effect.context<SyncApiClient | CurrentConfig>()
-    return FileSyncService.of({
-      diff: (options) => Effect.provide(diffImpl(options), ctx),
-      push: (options) => Effect.provide(locked("files push", options, pushImpl), ctx),
-      pull: (options) => Effect.provide(locked("files pull", options, pullImpl), ctx),
-      backups: () => Effect.provide(backups(), ctx),
-      restore: (id) => Effect.provide(restore(id), ctx)
-    })
-  })
-)
+export const layer: Layer.Layer<FileSyncService, never, SyncApiClient | CurrentConfig> = FileSyncService.Default

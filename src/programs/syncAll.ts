@@ -1,11 +1,11 @@
 /** SyncService.syncAll: files then database, each operation reported with its SyncOpState, one failure never hiding the others. */
 import { Effect, Layer } from "effect"
-import { CurrentConfig, type SyncConfig, type SyncDirection } from "../config.js"
+import { CurrentConfig, type SyncDirection } from "../config.js"
 import type { SyncOpState } from "../domain/model.js"
 import { MissingConfig, type SyncError } from "../errors.js"
 import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
 import { DatabaseSyncService, type DbSyncResult } from "./dbSync.js"
-import { FileSyncService, type FilesReport, layer as fileSyncLayer } from "./files.js"
+import { FileSyncService, type FilesReport } from "./files.js"
 
 export type SyncOperation = "files" | "database"
 
@@ -49,29 +49,27 @@ const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, 
     })
   )
 
-const filesOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
-  const layer = fileSyncLayer.pipe(Layer.provide(syncApiLayer), Layer.provide(Layer.succeed(CurrentConfig, config)))
-  return Effect.flatMap(FileSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(
-    Effect.provide(layer)
+const filesOperation = (direction: SyncDirection, dryRun: boolean) =>
+  Effect.flatMap(FileSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(
+    Effect.provide(FileSyncService.Default.pipe(Layer.provide(syncApiLayer)))
   )
-}
 
-const databaseOperation = (config: SyncConfig, direction: SyncDirection, dryRun: boolean) => {
-  const layer = DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config)))
-  return Effect.flatMap(DatabaseSyncService, (s) =>
-    direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun })
-  ).pipe(Effect.provide(layer))
-}
+const databaseOperation = (direction: SyncDirection, dryRun: boolean) =>
+  Effect.flatMap(DatabaseSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(
+    Effect.provide(DatabaseSyncService.Default)
+  )
 
 /** The reference crate's façade: every sync operation of a project in one call. */
 export class SyncService extends Effect.Service<SyncService>()("agentsync/SyncService", {
   effect: Effect.gen(function* () {
     const config = yield* CurrentConfig
+    // Each operation builds its own layers when it starts (a missing setting is that operation's NotStarted).
+    const withConfig = Effect.provideService(CurrentConfig, config)
     const syncAll = Effect.fn("SyncService.syncAll")(function* (options: SyncAllOptions = {}) {
       const direction = options.direction ?? config.direction
       const dryRun = options.dryRun ?? config.dryRun
-      const files = yield* settle("files", filesOperation(config, direction, dryRun))
-      const database = yield* settle("database", databaseOperation(config, direction, dryRun))
+      const files = yield* settle("files", withConfig(filesOperation(direction, dryRun)))
+      const database = yield* settle("database", withConfig(databaseOperation(direction, dryRun)))
       const settled = [files, database]
       const errors = settled.flatMap((s) => (s.error === undefined ? [] : [s.error]))
       const result: SyncAllResult = {
