@@ -1,5 +1,6 @@
 /** Test support: a fresh, empty database on the throwaway PostgreSQL server that `scripts/with-postgres.mjs` started. */
 import { randomBytes } from "node:crypto"
+import { Effect } from "effect"
 import pg from "pg"
 
 export const adminUrl = (): string => {
@@ -23,6 +24,25 @@ export const freshDatabase = async (prefix = "t"): Promise<string> => {
   url.pathname = `/${name}`
   return url.toString()
 }
+
+/** Drops a database made by `freshDatabase`, closing what is still connected to it. */
+export const dropDatabase = async (url: string): Promise<void> => {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1))
+  const client = new pg.Client({ connectionString: adminUrl() })
+  await client.connect()
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${name.replaceAll('"', '""')}" WITH (FORCE)`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** A fresh, empty database for the enclosing scope (`it.scoped`, `it.layer`): dropped when the scope closes. */
+export const scopedDatabase = (prefix = "t") =>
+  Effect.acquireRelease(
+    Effect.promise(() => freshDatabase(prefix)),
+    (url) => Effect.promise(() => dropDatabase(url))
+  )
 
 /** Runs one statement with plain node-postgres on its own connection (independent of the code under test). */
 export const query = async <R extends object = Record<string, unknown>>(
