@@ -42,7 +42,12 @@ ENVIRONMENT["agentsync sync"] = [...(ENVIRONMENT["agentsync files"] ?? []), ...(
 
 /** A few lines of what people type, by command path. */
 const EXAMPLES: Record<string, ReadonlyArray<string>> = {
-  agentsync: ["agentsync validate", "agentsync local sync --to-db --dry-run", "agentsync files push --json"],
+  agentsync: [
+    "agentsync status",
+    "agentsync validate",
+    "agentsync local sync --to-db --dry-run",
+    "agentsync files push --json"
+  ],
   "agentsync validate": ["agentsync validate", "agentsync validate examples/project -v", "agentsync validate --json"],
   "agentsync local": ["agentsync local diff", "agentsync local sync --to-db"],
   "agentsync local diff": ["agentsync local diff", "agentsync local diff --kind agents,skills --json"],
@@ -104,6 +109,8 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync jobs list": ["agentsync jobs list"],
   "agentsync jobs history": ["agentsync jobs history --job nightly-sync --limit 5"],
   "agentsync init": ["agentsync init", "agentsync init my-project && agentsync validate my-project"],
+  "agentsync status": ["agentsync status", "agentsync status --json --timeout 5", 'agentsync status || echo "exit $?"'],
+  "agentsync doctor": ["agentsync doctor", "agentsync doctor --json"],
   "agentsync config": ["agentsync config", "agentsync config --json"],
   "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"]
 }

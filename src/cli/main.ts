@@ -8,6 +8,7 @@ import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
+import { doctor } from "./doctor.js"
 import { files } from "./files.js"
 import { render, useColor } from "./help.js"
 import { init } from "./init.js"
@@ -18,6 +19,7 @@ import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
 import { find, specOf, textOf } from "./spec.js"
+import { status } from "./status.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
 import { token } from "./token.js"
@@ -29,6 +31,8 @@ export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
   Command.withSubcommands([
     init,
+    status,
+    doctor,
     validate,
     local,
     files,

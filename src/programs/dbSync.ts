@@ -46,7 +46,7 @@ const sqlSide = (loc: DbLocation, describe: string, side: string): DbSide<never>
 })
 
 /** A client on a Postgres URL for as long as the scope is open; a failure names host and port, never the password. */
-const connect = (url: Redacted.Redacted<string>, what: string) =>
+export const connect = (url: Redacted.Redacted<string>, what: string) =>
   PgClient.make({ url, maxConnections: 4, connectTimeout: Duration.seconds(15), applicationName: "agentsync" }).pipe(
     Effect.provide(Reactivity.layer),
     Effect.tap((sql) => sql`SELECT 1`),

@@ -199,7 +199,7 @@ const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, 
 
 /** The report of a run the settled mark answered: every file unchanged on both sides. */
 const settledReport = (
-  command: "push" | "pull",
+  command: FilesReport["command"],
   dryRun: boolean,
   mark: SettledMark,
   extra: Partial<FilesReport> = {}
@@ -266,8 +266,15 @@ const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) => {
 }
 
 const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOptions = {}) {
-  const { config } = yield* context
-  const [head, local] = yield* manifests(config, { keep: false, progress: options.progress ?? silentProgress })
+  const { config, client } = yield* context
+  // Nothing moved on either side since both agreed: every file is unchanged, known without hashing.
+  const probed = yield* probe(config, client)
+  if (probed?.settled !== undefined) return settledReport("diff", true, probed.settled)
+  const [head, local] = yield* manifests(config, {
+    keep: false,
+    progress: options.progress ?? silentProgress,
+    ...(probed === undefined ? {} : { probe: probed })
+  })
   const remote = head.manifest
   const membership = yield* makeWorkspace(config.servicesPath).membership()
   const diff = diffFiles(

@@ -254,3 +254,18 @@ export const acquire = (path: string, what: string): Effect.Effect<LockOwner, Sy
 /** Runs `effect` holding the lock at `path`. */
 export const withLock = <A, E, R>(path: string, what: string, effect: Effect.Effect<A, E, R>) =>
   Effect.scoped(Effect.zipRight(acquire(path, what), effect))
+
+/** How a lock file stands, without taking it: absent, held by a running process (or another host's), or stale. */
+export const inspect = (path: string): Effect.Effect<LockState, IoError> =>
+  Effect.try({
+    try: (): LockState => {
+      const seen = read(path)
+      if (seen === undefined) return { state: "absent" }
+      return { state: isStale(seen) ? "stale" : "held", description: describe(seen) }
+    },
+    catch: (cause) => new IoError({ path, reason: "cannot read the lock file", cause })
+  })
+
+export type LockState =
+  | { readonly state: "absent" }
+  | { readonly state: "held" | "stale"; readonly description: string }

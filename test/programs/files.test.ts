@@ -250,6 +250,21 @@ describe("the settled mark", () => {
     })
   })
 
+  it("answers a no-change diff too, and a diff after an edit names the edit", async () => {
+    const t = await server.createTenant("settled-diff")
+    const root = await project(sample)
+    await age(root, Object.keys(sample))
+    await sync(root, t.token).push()
+    await fs.rm(state(root, "hash-cache.json"))
+    const settled = await sync(root, t.token).diff()
+    expect([settled.command, settled.files_hashed, settled.counts.unchanged, settled.files]).toEqual(["diff", 0, 5, []])
+    expect(await exists(state(root, "hash-cache.json"))).toBe(false)
+    await fs.writeFile(nodePath.join(root, "services", "skills/s/SKILL.md"), "# T\n")
+    const edited = await sync(root, t.token).diff()
+    expect(edited.counts).toEqual({ added: 0, modified: 1, removed: 0, unchanged: 4 })
+    expect(edited.files.map((f) => f.path)).toEqual(["skills/s/SKILL.md"])
+  })
+
   it("is void after any change: a local edit of the same size, a remote push, a rewritten base, a racy tree", async () => {
     const t = await server.createTenant("settled-void")
     const a = await project(sample)

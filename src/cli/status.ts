@@ -1,0 +1,60 @@
+/** `agentsync status`: one screen of how every part of the project stands; the exit code says it for scripts. */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import { Duration, Effect } from "effect"
+import { CurrentConfig } from "../config.js"
+import type { PartStatus, StatusReport } from "../programs/status.js"
+import { ExitWith, emit, table } from "./output.js"
+import { projectConfig } from "./root.js"
+
+/** The exit code when no part differs but one could not be asked (documented in the help and README). */
+export const CANNOT_TELL_EXIT = 4
+
+const timeout = Options.integer("timeout").pipe(
+  Options.withDescription("seconds each part may take before it says 'cannot tell'"),
+  Options.withDefault(20)
+)
+
+const stateText = (p: PartStatus) =>
+  p.state === "in-step"
+    ? "in step"
+    : p.state === "changes"
+      ? `${p.changes} change${p.changes === 1 ? "" : "s"}`
+      : p.state === "cannot-tell"
+        ? "cannot tell"
+        : "not configured"
+
+const human = (r: StatusReport) => () =>
+  [
+    table(
+      ["part", "state", "details"],
+      r.parts.map((p) => [p.part, stateText(p), p.detail])
+    ),
+    r.in_step
+      ? "all in step"
+      : `${r.parts.filter((p) => p.state === "changes").length} part(s) differ` +
+        (r.parts.some((p) => p.state === "cannot-tell")
+          ? `, ${r.parts.filter((p) => p.state === "cannot-tell").length} cannot tell`
+          : "")
+  ].join("\n")
+
+/** 0 all in step, 1 something differs, 4 nothing known to differ but a part could not tell. */
+export const exitOf = (r: StatusReport) =>
+  r.parts.some((p) => p.state === "changes") ? 1 : r.parts.some((p) => p.state === "cannot-tell") ? CANNOT_TELL_EXIT : 0
+
+export const status = Command.make("status", { timeout }, (o) =>
+  Effect.gen(function* () {
+    const config = yield* projectConfig()
+    const program = yield* Effect.promise(() => import("../programs/status.js"))
+    const r = yield* program
+      .status({ timeout: Duration.seconds(Math.max(1, o.timeout)) })
+      .pipe(Effect.provideService(CurrentConfig, config))
+    const code = exitOf(r)
+    yield* emit(r, human(r))
+    if (code !== 0) return yield* new ExitWith({ code })
+  })
+).pipe(
+  Command.withDescription(
+    "how each part stands: files vs the remote head, tree vs database, database vs cloud, skills, server (exit 0 in step, 1 differs, 4 cannot tell)"
+  )
+)

@@ -1,0 +1,154 @@
+// `agentsync status` and `agentsync doctor` as a user runs them: the built CLI, one `agentsync serve` on loopback
+// over the real PostgreSQL, the project database on PostgreSQL too.
+import type { ChildProcess } from "node:child_process"
+import { appendFileSync, cpSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
+import { freshDatabase } from "../support/pg.js"
+
+const temps: Array<string> = []
+const children: Array<ChildProcess> = []
+const tempDir = (name: string) => {
+  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-status-${name}-`))
+  temps.push(d)
+  return d
+}
+
+let url: string
+let token: string
+let projectDb: string
+let home: string
+
+beforeAll(async () => {
+  ensureBuilt()
+  const [serverDb, project] = await Promise.all([freshDatabase("e2estatus"), freshDatabase("e2estatusp")])
+  projectDb = project
+  home = tempDir("home")
+  const created = await agentsync(["--json", "tenant", "create", "Acme"], {
+    cwd: home,
+    env: { DATABASE_URL: serverDb }
+  })
+  expect(created.code, created.stderr).toBe(0)
+  token = JSON.parse(created.stdout).token
+  const server = await startServe({ DATABASE_URL: serverDb }, home)
+  children.push(server.child)
+  url = server.url
+}, 120_000)
+
+afterAll(() => {
+  for (const c of children) c.kill("SIGTERM")
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+const env = (extra: Record<string, string> = {}) => ({
+  AGENTSYNC_DIRECT_URL: url,
+  AGENTSYNC_TOKEN: token,
+  DATABASE_URL: projectDb,
+  AGENTSYNC_HOME: join(home, "agentsync-home"),
+  HOME: home,
+  ...extra
+})
+
+interface Part {
+  readonly part: string
+  readonly state: string
+  readonly changes?: number
+  readonly detail: string
+}
+const parts = (stdout: string): Record<string, Part> =>
+  Object.fromEntries((JSON.parse(stdout) as { parts: Array<Part> }).parts.map((p) => [p.part, p]))
+
+describe.concurrent("agentsync status (e2e)", () => {
+  it("says each part's state: changes before a sync, in step after, a change after an edit", async () => {
+    const root = tempDir("project")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const run = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+      agentsync(args, { cwd: root, env: env(extra) })
+
+    const before = await run(["status", "--json"])
+    expect(before.code, before.stderr).toBe(1)
+    const b = parts(before.stdout)
+    expect(b.files!.state).toBe("changes")
+    expect(b.local!.state).toBe("changes")
+    expect(b.database!.state).toBe("not-configured")
+    expect(b.skills!.state).toBe("not-configured")
+    expect(b.server!.state).toBe("in-step")
+
+    expect((await run(["files", "push"])).code).toBe(0)
+    expect((await run(["local", "sync", "--to-db"])).code).toBe(0)
+    const inStep = await run(["status"])
+    expect(inStep.code, inStep.stderr + inStep.stdout).toBe(0)
+    expect(inStep.stdout).toMatch(/^files +in step/m)
+    expect(inStep.stdout).toMatch(/^local +in step/m)
+    expect(inStep.stdout).toMatch(/^database +not configured/m)
+    expect(inStep.stdout).toContain("all in step")
+
+    appendFileSync(join(root, "services/agents/editor/system_prompt.md"), "\nOne more line.\n")
+    const changed = await run(["status", "--json"])
+    expect(changed.code).toBe(1)
+    const c = parts(changed.stdout)
+    expect(c.files).toMatchObject({ state: "changes", changes: 1 })
+    expect(c.local!.state).toBe("changes")
+    expect(c.server!.state).toBe("in-step")
+  }, 120_000)
+
+  it("exits 4 when nothing is known to differ but parts cannot tell, each saying why", async () => {
+    const root = tempDir("gone")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const gone = await agentsync(["status", "--json", "--timeout", "5"], {
+      cwd: root,
+      env: env({ AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9", DATABASE_URL: "postgres://nobody@127.0.0.1:9/none" })
+    })
+    expect(gone.code, gone.stdout).toBe(4)
+    const g = parts(gone.stdout)
+    expect(g.server!.state).toBe("cannot-tell")
+    expect(g.files!.state).toBe("cannot-tell")
+    expect(g.local!.state).toBe("cannot-tell")
+    expect(g.server!.detail).toContain("127.0.0.1:9")
+    expect(g.skills!.state).toBe("not-configured")
+    expect(gone.stdout).not.toContain(token)
+  }, 60_000)
+})
+
+describe.concurrent("agentsync doctor (e2e)", () => {
+  it("passes on a working setup and never prints the token", async () => {
+    const root = tempDir("doctor-ok")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const r = await agentsync(["doctor"], { cwd: root, env: env() })
+    expect(r.code, r.stdout).toBe(0)
+    expect(r.stdout).toMatch(/^ok +server: .* accepts the token$/m)
+    expect(r.stdout).toMatch(/^ok +git: git version/m)
+    expect(r.stdout).not.toContain(token)
+  }, 60_000)
+
+  it("fails on a broken setup with a fix for each problem: missing services path, unreachable server, refused token", async () => {
+    const root = tempDir("doctor-broken")
+    const r = await agentsync(["doctor", "--services", "missing", "--timeout", "5"], {
+      cwd: root,
+      env: env({ AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9" })
+    })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/^FAIL +services path: missing does not exist/m)
+    expect(r.stdout).toMatch(/^FAIL +server: http:\/\/127\.0\.0\.1:9 cannot be reached/m)
+    expect(r.stdout).toMatch(/fix: create it \(agentsync init\)/)
+    expect(r.stdout).toMatch(/fix: check AGENTSYNC_DIRECT_URL/)
+    expect(r.stdout).toContain("2 check(s) failed")
+
+    const refused = await agentsync(["doctor", "--json"], {
+      cwd: root,
+      env: env({ AGENTSYNC_TOKEN: "ast_0000000000000000_not-a-real-token" })
+    })
+    expect(refused.code).toBe(1)
+    const doc = JSON.parse(refused.stdout) as {
+      ok: boolean
+      checks: Array<{ check: string; state: string; fix?: string }>
+    }
+    expect(doc.ok).toBe(false)
+    const server = doc.checks.find((c) => c.check === "server")
+    expect(server).toMatchObject({ state: "fail" })
+    expect(server!.fix).toContain("agentsync token create")
+    expect(refused.stdout).not.toContain("not-a-real-token")
+  }, 60_000)
+})
