@@ -107,7 +107,13 @@ export class RevisionInfo extends Schema.Class<RevisionInfo>("RevisionInfo")({
   author: Schema.String,
   created_at: Schema.String,
   files: Schema.NonNegativeInt,
-  checksum: Sha256
+  checksum: Sha256,
+  /** The name of the token that pushed it, while the token exists (absent from older servers). */
+  token_name: Schema.optional(Schema.NullOr(Schema.String)),
+  /** Files added, changed and deleted against its parent (absent from older servers). */
+  added: Schema.optional(Schema.NonNegativeInt),
+  changed: Schema.optional(Schema.NonNegativeInt),
+  deleted: Schema.optional(Schema.NonNegativeInt)
 }) {}
 
 /** A download of selected paths of a revision (a body, because a selection can be long). */

@@ -1,8 +1,8 @@
-/** `agentsync files diff | push | pull [--dry-run] [--delete] [--force] | backups | restore ID`: file sync of the services/ tree with the tenant. */
+/** `agentsync files diff | push | pull [--dry-run] [--delete] [--force] [--revision R] | log | backups | restore ID`: file sync of the services/ tree with the tenant. */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
@@ -94,11 +94,52 @@ const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>
   Command.withDescription("send the files changed locally as a new remote revision (409/exit 3 if the head moved)")
 )
 
-const pull = Command.make("pull", { dryRun, delete: deleteOpt, force }, (o) =>
+const revision = Options.text("revision").pipe(
+  Options.withDescription(
+    "write this older revision's tree instead of the head's (an id or its start, from files log)"
+  ),
+  Options.optional
+)
+
+const pull = Command.make("pull", { dryRun, delete: deleteOpt, force, revision }, (o) =>
   run((s, json) =>
-    Effect.flatMap(s.pull({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish)
+    Effect.flatMap(
+      s.pull({
+        dryRun: o.dryRun,
+        delete: o.delete,
+        force: o.force,
+        progress: progressFor(json),
+        ...Option.match(o.revision, { onNone: () => ({}), onSome: (r) => ({ revision: r }) })
+      }),
+      finish
+    )
   )
 ).pipe(Command.withDescription("write the files changed remotely, verified and swapped in atomically, with a backup"))
+
+const limit = Options.integer("limit").pipe(Options.withDescription("how many revisions"), Options.withDefault(20))
+
+const log = Command.make("log", { limit }, (o) =>
+  run((s) =>
+    Effect.flatMap(s.log(Math.min(Math.max(o.limit, 1), 1000)), (revisions) =>
+      emit({ revisions }, () =>
+        revisions.length === 0
+          ? "no revisions yet: files push makes the first"
+          : table(
+              ["revision", "time", "by", "files", "added", "changed", "deleted"],
+              revisions.map((r) => [
+                r.id.slice(0, 8),
+                r.created_at.replace(/\.\d+Z$/, "Z"),
+                r.token_name === undefined || r.token_name === null ? r.author : `${r.author} (token ${r.token_name})`,
+                r.files,
+                r.added ?? "",
+                r.changed ?? "",
+                r.deleted ?? ""
+              ])
+            )
+      )
+    )
+  )
+).pipe(Command.withDescription("the tenant's revisions, newest first: who pushed each and what it changed"))
 
 /** Runs a program that needs only the project's configuration, no server (its code loaded only now). */
 const offline = <A, E>(program: (files: typeof import("../programs/files.js")) => Effect.Effect<A, E, CurrentConfig>) =>
@@ -142,5 +183,5 @@ const restore = Command.make("restore", { id }, (o) =>
 
 export const files = Command.make("files").pipe(
   Command.withDescription("sync the services/ tree with the tenant server as tar.gz bundles"),
-  Command.withSubcommands([diff, push, pull, backups, restore])
+  Command.withSubcommands([diff, push, pull, log, backups, restore])
 )

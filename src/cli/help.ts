@@ -59,7 +59,12 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync files": ["agentsync files diff", "agentsync files push", "agentsync files pull --dry-run"],
   "agentsync files diff": ["agentsync files diff", "agentsync files diff --json"],
   "agentsync files push": ["agentsync files push --dry-run", "agentsync files push --delete"],
-  "agentsync files pull": ["agentsync files pull --dry-run", "agentsync files pull --force"],
+  "agentsync files pull": [
+    "agentsync files pull --dry-run",
+    "agentsync files pull --force",
+    "agentsync files pull --revision 1a2b3c4d --delete"
+  ],
+  "agentsync files log": ["agentsync files log", "agentsync files log --limit 5 --json"],
   "agentsync files backups": ["agentsync files backups"],
   "agentsync files restore": ["agentsync files backups", "agentsync files restore 20261129T193000Z-1a2b"],
   "agentsync db": ["agentsync db diff", "agentsync db push --dry-run"],

@@ -7,7 +7,7 @@ import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import type { DiffCounts, FileEntry } from "../domain/model.js"
-import { Conflict, IoError, UnsafeRemote } from "../errors.js"
+import { Conflict, InvalidInput, IoError, UnsafeRemote } from "../errors.js"
 import * as ProcessLock from "../services/ProcessLock.js"
 import { note } from "../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../services/SyncApi.js"
@@ -28,6 +28,8 @@ export interface FilesOptions {
   /** Take this side where both changed, and allow deleting more than half of the tree. */
   readonly force?: boolean
   readonly progress?: Progress
+  /** Pull: write this older revision's tree (an id or a unique prefix of one) instead of the head's. */
+  readonly revision?: string
 }
 
 /** One path of a report. */
@@ -366,6 +368,60 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
 
+/** A revision named by its id or a unique prefix of one (as `files log` shows them). */
+const resolveRevision = Effect.fn("FileSyncService.resolveRevision")(function* (
+  client: SyncApiClientShape,
+  given: string
+) {
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(given)) return given
+  const matching = (yield* client.revisions(1000)).filter((r) => r.id.startsWith(given))
+  if (matching.length === 1) return matching[0]!.id
+  return yield* new InvalidInput({
+    field: "revision",
+    reason:
+      matching.length === 0
+        ? `no revision starts with ${JSON.stringify(given)} among the last 1000; agentsync files log lists them`
+        : `${JSON.stringify(given)} names ${matching.length} revisions; give more of the id`
+  })
+})
+
+/**
+ * What a pull of an older revision plans against: that revision's tree in place of the head's, three-way with
+ * the recorded base, which it leaves as it is. What it writes then shows as local changes against the head:
+ * `files push` makes that tree the head again.
+ */
+const prepareRevision = Effect.fn("FileSyncService.prepareRevision")(function* (
+  revision: string,
+  options: FilesOptions
+) {
+  const { config, client } = yield* context
+  const dryRun = options.dryRun ?? false
+  const progress = options.progress ?? silentProgress
+  const id = yield* resolveRevision(client, revision)
+  const [remote, local] = yield* Effect.all(
+    [
+      client.manifest({ revision: id }),
+      localManifest({
+        servicesPath: config.servicesPath,
+        projectRoot: config.projectRoot,
+        writeCache: !dryRun,
+        progress
+      })
+    ],
+    { concurrency: 2 }
+  )
+  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const visible = remote.entries.filter((e) => membership.includes(e.path))
+  const where = baseKey(remote)
+  const base = yield* readBase(config.projectRoot, where)
+  const plan = planFiles("pull", local.entries, visible, base, {
+    delete: options.delete ?? false,
+    force: options.force ?? false
+  })
+  const head: HeadManifest = { manifest: remote, cached: false }
+  return { config, client, dryRun, progress, local, head, remote, where, plan, settle: Effect.void }
+})
+
 /**
  * A pull refuses a remote tree it could not write safely, before anything is downloaded: a path outside
  * what file sync carries (`.git/…`, `agentsync.yaml`, `.agentsync/…`), or one that is both a file and a folder.
@@ -402,6 +458,14 @@ const begin = Effect.fn("FileSyncService.begin")(function* (direction: "push" | 
   if (options.dryRun !== true) yield* recover(config.projectRoot)
   yield* note(`${direction}: reading the local tree and the remote head; nothing changed yet`)
   return yield* probe(config, client)
+})
+
+/** Before a pull of an older revision: only the recovery (no settled mark can answer for another revision). */
+const beginRevision = Effect.fn("FileSyncService.beginRevision")(function* (options: FilesOptions) {
+  const { config } = yield* context
+  if (options.dryRun !== true) yield* recover(config.projectRoot)
+  yield* note("pull: reading the local tree and the revision asked for; nothing changed yet")
+  return undefined as Probe | undefined
 })
 
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
@@ -461,13 +525,11 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 })
 
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
-  const probed = yield* begin("pull", options)
+  const older = options.revision
+  const probed = older === undefined ? yield* begin("pull", options) : yield* beginRevision(options)
   if (probed?.settled !== undefined) return settledReport("pull", options.dryRun ?? false, probed.settled)
-  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare(
-    "pull",
-    options,
-    probed
-  )
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } =
+    older === undefined ? yield* prepare("pull", options, probed) : yield* prepareRevision(older, options)
   yield* checkRemote(remote, client.baseUrl)
   if (dryRun) return report("pull", true, head, local.entries.length, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
@@ -515,7 +577,8 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   yield* note(
     `pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`
   )
-  yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
+  // An older revision's tree is a local change against the head: the base stays the head's.
+  if (older === undefined) yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
   return report("pull", false, head, local.entries.length, plan, {
     files_hashed: local.hashed,
     ...(result.backup === undefined ? {} : { backup: result.backup }),
@@ -561,6 +624,12 @@ export class FileSyncService extends Effect.Service<FileSyncService>()("agentsyn
       diff: (options?: FilesOptions) => Effect.provide(diffImpl(options), ctx),
       push: (options?: FilesOptions) => Effect.provide(locked("files push", options, pushImpl), ctx),
       pull: (options?: FilesOptions) => Effect.provide(locked("files pull", options, pullImpl), ctx),
+      /** The tenant's revisions, newest first, with who pushed each and what it changed. */
+      log: (limit?: number) =>
+        Effect.provide(
+          Effect.flatMap(SyncApiClient, (c) => c.revisions(limit)),
+          ctx
+        ),
       /** The backups pulls made, newest first. */
       backups: () => Effect.provide(backups(), ctx),
       /** Puts a backup's files back (what they replace goes into a new backup). */

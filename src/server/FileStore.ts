@@ -98,6 +98,10 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       return rows[0].head
     })
 
+    /**
+     * The newest revisions with the name of the token that pushed each and its counts against its parent,
+     * counted in the database over the two manifests (only for the revisions listed).
+     */
     const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
       const rows = yield* sql<{
         id: string
@@ -106,11 +110,24 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         created_at: Date
         files: number
         checksum: string
+        token_name: string | null
+        added: number
+        changed: number
+        deleted: number
       }>`
-        SELECT id, parent, author, created_at, files, checksum FROM revisions
-        WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}`.pipe(
-        Effect.catchTag("SqlError", storageFailure("revisions"))
-      )
+        SELECT r.id, r.parent, r.author, r.created_at, r.files, r.checksum, t.label AS token_name,
+               c.added, c.changed, c.deleted
+        FROM (SELECT * FROM revisions WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}) r
+        LEFT JOIN tokens t ON t.id = r.token_id
+        LEFT JOIN revisions p ON p.id = r.parent
+        CROSS JOIN LATERAL (
+          SELECT count(*) FILTER (WHERE o.e IS NULL)::int AS added,
+                 count(*) FILTER (WHERE o.e IS NOT NULL AND n.e IS NOT NULL AND o.e <> n.e)::int AS changed,
+                 count(*) FILTER (WHERE n.e IS NULL)::int AS deleted
+          FROM (SELECT e ->> 0 AS path, e FROM jsonb_array_elements(r.manifest) e) n
+          FULL JOIN (SELECT e ->> 0 AS path, e FROM jsonb_array_elements(p.manifest) e) o USING (path)
+        ) c
+        ORDER BY r.seq DESC`.pipe(Effect.catchTag("SqlError", storageFailure("revisions")))
       return rows.map(
         (r) =>
           new RevisionInfo({
@@ -119,7 +136,11 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             author: r.author,
             created_at: new Date(r.created_at).toISOString(),
             files: r.files,
-            checksum: r.checksum
+            checksum: r.checksum,
+            token_name: r.token_name,
+            added: Number(r.added),
+            changed: Number(r.changed),
+            deleted: Number(r.deleted)
           })
       )
     })

@@ -127,6 +127,12 @@ describe("tenant server", () => {
     const revisions = await run(direct(a.url, acme.token), (c) => c.revisions())
     expect(revisions.map((r) => r.id)).toEqual([r2.revision, r1.revision])
     expect(revisions[0]).toMatchObject({ parent: r1.revision, author: "test" })
+    // What each changed against its parent, and the name of the token that pushed it.
+    expect(revisions.map((r) => [r.added, r.changed, r.deleted])).toEqual([
+      [0, 1, 1],
+      [2, 0, 0]
+    ])
+    expect(revisions.map((r) => typeof r.token_name)).toEqual(["string", "string"])
     // The other tenant sees none of it.
     expect((await run(direct(a.url, globex.token), (c) => c.manifest())).revision).toBeNull()
   })

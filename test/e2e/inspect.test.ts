@@ -1,17 +1,19 @@
-// `agentsync status` and `agentsync doctor` as a user runs them: the built CLI, one `agentsync serve` on loopback
-// over the real PostgreSQL, the project database on PostgreSQL too.
+// The commands that look at a project as a user runs them (status, doctor, files log, files pull --revision,
+// diffs with -p): the built CLI, one `agentsync serve` on loopback over the real PostgreSQL, the project
+// database on PostgreSQL too.
 import type { ChildProcess } from "node:child_process"
-import { appendFileSync, cpSync, mkdtempSync, rmSync } from "node:fs"
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
+import { walk } from "../support/tree.js"
 
 const temps: Array<string> = []
 const children: Array<ChildProcess> = []
 const tempDir = (name: string) => {
-  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-status-${name}-`))
+  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-inspect-${name}-`))
   temps.push(d)
   return d
 }
@@ -151,4 +153,59 @@ describe.concurrent("agentsync doctor (e2e)", () => {
     expect(server!.fix).toContain("agentsync token create")
     expect(refused.stdout).not.toContain("not-a-real-token")
   }, 60_000)
+})
+
+/** Every file under `dir` with its text, by relative path. */
+const snapshot = (dir: string): Record<string, string> =>
+  Object.fromEntries(walk(dir).map((p) => [p, readFileSync(join(dir, p), "utf8")]))
+
+describe("agentsync files log and pull --revision (e2e)", () => {
+  it("lists two pushes with who and what changed, and writes the older tree back, which a push makes the head again", async () => {
+    const root = tempDir("history")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const services = join(root, "services")
+    const run = (args: ReadonlyArray<string>) => agentsync(["--json", ...args], { cwd: root, env: env() })
+    const first = JSON.parse((await run(["files", "push"])).stdout) as { revision: string; local_files: number }
+    const v1 = snapshot(services)
+    appendFileSync(join(services, "agents/editor/system_prompt.md"), "\nEdited.\n")
+    rmSync(join(services, "agents/reviewer.md"))
+    writeFileSync(join(services, "skills/new-note.md"), "a new file\n")
+    const second = await run(["files", "push", "--delete"])
+    expect(second.code, second.stderr).toBe(0)
+
+    const log = await run(["files", "log"])
+    expect(log.code, log.stderr).toBe(0)
+    const revisions = (JSON.parse(log.stdout) as { revisions: Array<Record<string, unknown>> }).revisions
+    expect(revisions.map((r) => [r.added, r.changed, r.deleted])).toEqual([
+      [1, 1, 1],
+      [first.local_files, 0, 0]
+    ])
+    expect(revisions[1]!.id).toBe(first.revision)
+    expect(revisions[0]!.token_name).toBe("admin")
+    const human = await agentsync(["files", "log"], { cwd: root, env: env() })
+    expect(human.stdout.split("\n")[0]).toMatch(/^revision +time +by +files +added +changed +deleted$/)
+    expect(human.stdout).toContain(first.revision.slice(0, 8))
+
+    // The older tree, by the start of its id, with deletions: the same safety as pull (a backup of what it replaced).
+    const pulled = await run(["files", "pull", "--revision", first.revision.slice(0, 8), "--delete"])
+    expect(pulled.code, pulled.stderr).toBe(0)
+    const report = JSON.parse(pulled.stdout) as { revision: string; actions: Record<string, number>; backup?: string }
+    expect(report.revision).toBe(first.revision)
+    expect(report.actions).toEqual({ write: 2, "delete-local": 1 })
+    expect(report.backup).toBeDefined()
+    expect(snapshot(services)).toEqual(v1)
+    // Against the head it is a local change, which a push makes the head again.
+    const diff = await run(["files", "diff", "--exit-code"])
+    expect(diff.code).toBe(1)
+    expect((await run(["files", "push", "--delete"])).code).toBe(0)
+    const after = JSON.parse((await run(["files", "log", "--limit", "1"])).stdout) as {
+      revisions: Array<Record<string, unknown>>
+    }
+    expect(after.revisions).toHaveLength(1)
+    expect([after.revisions[0]!.added, after.revisions[0]!.changed, after.revisions[0]!.deleted]).toEqual([1, 1, 1])
+
+    const unknown = await run(["files", "pull", "--revision", "ffffffff"])
+    expect(unknown.code).toBe(1)
+    expect(JSON.parse(unknown.stdout).error.message).toContain("agentsync files log lists them")
+  }, 120_000)
 })
