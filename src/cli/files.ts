@@ -7,7 +7,7 @@ import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { progressFor } from "../stages/progress.js"
-import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
+import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
 import { globals } from "./root.js"
 
@@ -78,13 +78,22 @@ const finish = (r: FilesReport) =>
       : Effect.void
   )
 
-const diff = Command.make("diff", { exitCode: exitCodeOption }, (o) =>
+const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption }, (o) =>
   run((s, json) =>
-    Effect.flatMap(s.diff({ progress: progressFor(json) }), (r) =>
-      Effect.zipRight(finish(r), exitIfDiffers(o.exitCode, r.counts.added + r.counts.modified + r.counts.removed > 0))
-    )
+    Effect.gen(function* () {
+      const r = yield* s.diff({ progress: progressFor(json) })
+      if (o.patch) {
+        const patches = yield* s.patches(r)
+        yield* emitPatches({ ...r, patches }, human(r), patches)
+      } else yield* finish(r)
+      yield* exitIfDiffers(o.exitCode, r.counts.added + r.counts.modified + r.counts.removed > 0)
+    })
   )
-).pipe(Command.withDescription("compare the local services/ tree with the remote head, file by file"))
+).pipe(
+  Command.withDescription(
+    "compare the local services/ tree with the remote head, file by file (-p: what changed inside, remote a/ vs local b/)"
+  )
+)
 
 const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>
   run((s, json) =>

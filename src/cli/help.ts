@@ -50,14 +50,18 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   ],
   "agentsync validate": ["agentsync validate", "agentsync validate examples/project -v", "agentsync validate --json"],
   "agentsync local": ["agentsync local diff", "agentsync local sync --to-db"],
-  "agentsync local diff": ["agentsync local diff", "agentsync local diff --kind agents,skills --json"],
+  "agentsync local diff": [
+    "agentsync local diff",
+    "agentsync local diff -p --kind agents",
+    "agentsync local diff --kind agents,skills --json"
+  ],
   "agentsync local sync": [
     "agentsync local sync --to-db --dry-run",
     "agentsync local sync --to-disk --kind content",
     "agentsync local sync --to-db --delete-orphans"
   ],
   "agentsync files": ["agentsync files diff", "agentsync files push", "agentsync files pull --dry-run"],
-  "agentsync files diff": ["agentsync files diff", "agentsync files diff --json"],
+  "agentsync files diff": ["agentsync files diff", "agentsync files diff -p", "agentsync files diff --json"],
   "agentsync files push": ["agentsync files push --dry-run", "agentsync files push --delete"],
   "agentsync files pull": [
     "agentsync files pull --dry-run",

@@ -5,7 +5,7 @@ import { Effect, Option } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
-import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
+import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
 import { globals, usage } from "./root.js"
 
@@ -117,22 +117,34 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   return lines.join("\n")
 }
 
-const diff = Command.make("diff", { kind, exitCode: exitCodeOption }, ({ kind, exitCode }) =>
+const diff = Command.make("diff", { kind, exitCode: exitCodeOption, patch: patchOption }, ({ kind, exitCode, patch }) =>
   Effect.gen(function* () {
     const { verbose } = yield* globals
     const kinds = yield* parseKinds(kind)
-    const report = yield* withProject((local) => local.diff(kinds))
-    yield* emit(
-      report,
-      () => humanDiff(report, verbose),
-      failOnErrors(report.kinds.reduce((n, k) => n + k.errors.length, 0))
-    )
+    const errors = (r: LocalDiffReport) => failOnErrors(r.kinds.reduce((n, k) => n + k.errors.length, 0))
+    const report = patch
+      ? yield* Effect.gen(function* () {
+          // Loaded only for -p; read in the same session as the diff.
+          const { localPatches } = yield* Effect.promise(() => import("../programs/patches.js"))
+          const [r, patches] = yield* withProject((local) => Effect.zip(local.diff(kinds), localPatches(kinds)))
+          yield* emitPatches({ ...r, patches }, () => humanDiff(r, verbose), patches, errors(r))
+          return r
+        })
+      : yield* Effect.gen(function* () {
+          const r = yield* withProject((local) => local.diff(kinds))
+          yield* emit(r, () => humanDiff(r, verbose), errors(r))
+          return r
+        })
     yield* exitIfDiffers(
       exitCode,
       report.kinds.some((k) => k.counts.added + k.counts.modified + k.counts.removed > 0)
     )
   })
-).pipe(Command.withDescription("compare the services/ tree with the project database, per kind"))
+).pipe(
+  Command.withDescription(
+    "compare the services/ tree with the project database, per kind (-p: what changed inside, database a/ vs disk b/)"
+  )
+)
 
 const toDb = Options.boolean("to-db").pipe(Options.withDescription("write the files' items into the database"))
 const toDisk = Options.boolean("to-disk").pipe(Options.withDescription("write the database's items into files"))

@@ -1,6 +1,8 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
 import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
+import { paint } from "../domain/patch.js"
+import { useColor } from "./help.js"
 import { globals } from "./root.js"
 
 /** A failure after a command made its report: with --json, one document holds both. */
@@ -13,6 +15,31 @@ export class ExitWith extends Data.TaggedError("ExitWith")<{ readonly code: numb
 export const exitCodeOption = Options.boolean("exit-code").pipe(
   Options.withDescription("exit 1 when something differs, 0 when all is in step")
 )
+
+/** `-p` / `--patch` of a diff: what changed inside each file, as `git diff` shows it. */
+export const patchOption = Options.boolean("patch").pipe(
+  Options.withAlias("p"),
+  Options.withDescription("show what changed inside each file as a unified diff (binaries by size and hash)")
+)
+
+/**
+ * A diff's report with its patches: with --json one document (the patches in it), else the report's text then
+ * each patch, coloured as `git diff` when colour is on (the same decision as help's).
+ */
+export const emitPatches = <E = never, R = never>(
+  value: unknown,
+  human: () => string,
+  patches: ReadonlyArray<{ readonly patch: string }>,
+  outcome: Effect.Effect<void, E, R> = Effect.void
+) =>
+  Effect.flatMap(globals, (g) => {
+    const color = useColor(g.color, process.stdout.isTTY === true)
+    return emit(
+      value,
+      () => [human(), ...patches.map((p) => (color ? paint(p.patch) : p.patch).trimEnd())].join("\n"),
+      outcome
+    )
+  })
 
 /** With --exit-code, ends the run with 1 when `differs`. */
 export const exitIfDiffers = (enabled: boolean, differs: boolean) =>

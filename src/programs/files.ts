@@ -624,6 +624,19 @@ export class FileSyncService extends Effect.Service<FileSyncService>()("agentsyn
       diff: (options?: FilesOptions) => Effect.provide(diffImpl(options), ctx),
       push: (options?: FilesOptions) => Effect.provide(locked("files push", options, pushImpl), ctx),
       pull: (options?: FilesOptions) => Effect.provide(locked("files pull", options, pullImpl), ctx),
+      /** What changed inside each file of a diff's report: a unified diff of text, size and hash of the rest. */
+      patches: (report: FilesReport) =>
+        Effect.provide(
+          // Loaded only for -p: it brings the text diff and local sync's readers.
+          Effect.flatMap(
+            Effect.zip(
+              context,
+              Effect.promise(() => import("./patches.js"))
+            ),
+            ([{ config, client }, p]) => p.filePatches(client, config.servicesPath, report)
+          ),
+          ctx
+        ),
       /** The tenant's revisions, newest first, with who pushed each and what it changed. */
       log: (limit?: number) =>
         Effect.provide(

@@ -21,12 +21,18 @@ const tempDir = (name: string) => {
 let url: string
 let token: string
 let projectDb: string
+let localDb: string
 let home: string
 
 beforeAll(async () => {
   ensureBuilt()
-  const [serverDb, project] = await Promise.all([freshDatabase("e2estatus"), freshDatabase("e2estatusp")])
+  const [serverDb, project, local] = await Promise.all([
+    freshDatabase("e2einspect"),
+    freshDatabase("e2einspectp"),
+    freshDatabase("e2einspectl")
+  ])
   projectDb = project
+  localDb = local
   home = tempDir("home")
   const created = await agentsync(["--json", "tenant", "create", "Acme"], {
     cwd: home,
@@ -159,7 +165,7 @@ describe.concurrent("agentsync doctor (e2e)", () => {
 const snapshot = (dir: string): Record<string, string> =>
   Object.fromEntries(walk(dir).map((p) => [p, readFileSync(join(dir, p), "utf8")]))
 
-describe("agentsync files log and pull --revision (e2e)", () => {
+describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
   it("lists two pushes with who and what changed, and writes the older tree back, which a push makes the head again", async () => {
     const root = tempDir("history")
     cpSync(join(REPO, "examples/project"), root, { recursive: true })
@@ -194,9 +200,31 @@ describe("agentsync files log and pull --revision (e2e)", () => {
     expect(report.actions).toEqual({ write: 2, "delete-local": 1 })
     expect(report.backup).toBeDefined()
     expect(snapshot(services)).toEqual(v1)
-    // Against the head it is a local change, which a push makes the head again.
-    const diff = await run(["files", "diff", "--exit-code"])
-    expect(diff.code).toBe(1)
+    // Against the head it is a local change, which a push makes the head again; -p shows it line by line.
+    writeFileSync(join(services, "skills/blob.bin"), Buffer.from([0, 1, 2, 3]))
+    const patch = await agentsync(["files", "diff", "-p", "--exit-code"], { cwd: root, env: env() })
+    expect(patch.code, patch.stderr).toBe(1)
+    expect(patch.stdout).toContain(
+      "--- a/agents/editor/system_prompt.md\n+++ b/agents/editor/system_prompt.md\n@@ -1,3 +1 @@\n"
+    )
+    expect(patch.stdout).toMatch(/^-Edited\.$/m)
+    expect(patch.stdout).toContain("--- /dev/null\n+++ b/agents/reviewer.md\n@@ -0,0 +1,")
+    expect(patch.stdout).toContain("--- a/skills/new-note.md\n+++ /dev/null\n@@ -1 +0,0 @@\n-a new file\n")
+    expect(patch.stdout).toMatch(
+      /^Binary files \/dev\/null and b\/skills\/blob\.bin differ \(absent → 4 bytes, sha256 [0-9a-f]{12}\)$/m
+    )
+    // No colour in a pipe; colour when asked for.
+    expect(patch.stdout).not.toContain("\x1b[")
+    const coloured = await agentsync(["files", "diff", "-p", "--color", "always"], { cwd: root, env: env() })
+    expect(coloured.stdout).toContain("\x1b[31m-Edited.\x1b[0m")
+    const json = JSON.parse((await run(["files", "diff", "--patch"])).stdout) as { patches: Array<{ path: string }> }
+    expect(json.patches.map((p) => p.path).sort()).toEqual([
+      "agents/editor/system_prompt.md",
+      "agents/reviewer.md",
+      "skills/blob.bin",
+      "skills/new-note.md"
+    ])
+    rmSync(join(services, "skills/blob.bin"))
     expect((await run(["files", "push", "--delete"])).code).toBe(0)
     const after = JSON.parse((await run(["files", "log", "--limit", "1"])).stdout) as {
       revisions: Array<Record<string, unknown>>
@@ -208,4 +236,24 @@ describe("agentsync files log and pull --revision (e2e)", () => {
     expect(unknown.code).toBe(1)
     expect(JSON.parse(unknown.stdout).error.message).toContain("agentsync files log lists them")
   }, 120_000)
+})
+
+describe.concurrent("agentsync local diff -p (e2e)", () => {
+  it("shows what changed inside each item's files: the database's rendering against the disk", async () => {
+    const root = tempDir("local-patch")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const db = { DATABASE_URL: localDb }
+    const synced = await agentsync(["local", "sync", "--to-db"], { cwd: root, env: env(db) })
+    expect(synced.code, synced.stderr).toBe(0)
+    appendFileSync(join(root, "services/agents/editor/system_prompt.md"), "A new line.\n")
+    const r = await agentsync(["local", "diff", "-p", "--exit-code"], { cwd: root, env: env(db) })
+    expect(r.code, r.stderr).toBe(1)
+    expect(r.stdout).toContain("~ agents editor")
+    expect(r.stdout).toContain(
+      "--- a/agents/editor/system_prompt.md\n+++ b/agents/editor/system_prompt.md\n@@ -1 +1,2 @@\n"
+    )
+    expect(r.stdout).toMatch(/^\+A new line\.$/m)
+    // Only the file that changed: the item's other files render as they are on disk.
+    expect(r.stdout).not.toContain("agents/editor/config.yaml")
+  }, 60_000)
 })
