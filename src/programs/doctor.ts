@@ -161,7 +161,7 @@ const cloudDatabaseCheck = (config: SyncConfig) =>
           name,
           "fail",
           checked.left.message,
-          "check AGENTSYNC_CLOUD_DATABASE_URL; run the project migrations there (agentsync db push runs them on a fresh database)"
+          "check AGENTSYNC_CLOUD_DATABASE_URL; to migrate it, open it once as a project database: DATABASE_URL=<that URL> agentsync local diff"
         )
       : ok(name, `${Database.describeUrl(url)}: reachable, schema current`)
   })

@@ -126,15 +126,16 @@ const database = (config: SyncConfig): Effect.Effect<Found, unknown> => {
     const r = yield* Effect.flatMap(DatabaseSyncService, (s) => s.diff()).pipe(
       Effect.provide(DatabaseSyncService.Default.pipe(Layer.provide(Layer.succeed(CurrentConfig, config))))
     )
-    const changes = r.tables.reduce((n, t) => n + t.only_local + t.only_remote + t.different, 0)
+    const differing = (t: (typeof r.tables)[number]) => t.only_local + t.only_remote + t.different
+    const changes = r.tables.reduce((n, t) => n + differing(t), 0)
     return counted(
       changes,
-      r.tables
-        .map(
-          (t) =>
-            `${t.table} ${t.only_local + t.only_remote + t.different}/${t.equal + t.only_local + t.only_remote + t.different}`
-        )
-        .join(", ")
+      changes === 0
+        ? `${r.tables.reduce((n, t) => n + t.equal, 0)} rows equal in ${r.tables.map((t) => t.table).join(", ")}`
+        : `${r.tables
+            .filter((t) => differing(t) > 0)
+            .map((t) => `${t.table} ${differing(t)} of ${differing(t) + t.equal}`)
+            .join(", ")} rows differ (agentsync db diff)`
     )
   })
 }

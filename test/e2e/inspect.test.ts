@@ -3,6 +3,8 @@
 // database on PostgreSQL too.
 import type { ChildProcess } from "node:child_process"
 import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import type { AddressInfo } from "node:net"
+import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -20,30 +22,43 @@ const tempDir = (name: string) => {
 
 let url: string
 let token: string
+let historyToken: string
 let projectDb: string
+/**
+ * Deadlines for a heavily loaded machine: what cannot be reached here is refused at once (a closed loopback
+ * port), so a long deadline costs nothing, and a part that is slow only under load still answers.
+ */
+const PATIENT = ["--timeout", "120"]
 let localDb: string
+let emptyDb: string
 let home: string
 
 beforeAll(async () => {
   ensureBuilt()
-  const [serverDb, project, local] = await Promise.all([
+  const [serverDb, project, local, empty] = await Promise.all([
     freshDatabase("e2einspect"),
     freshDatabase("e2einspectp"),
-    freshDatabase("e2einspectl")
+    freshDatabase("e2einspectl"),
+    freshDatabase("e2einspecte")
   ])
   projectDb = project
   localDb = local
+  emptyDb = empty
   home = tempDir("home")
-  const created = await agentsync(["--json", "tenant", "create", "Acme"], {
-    cwd: home,
-    env: { DATABASE_URL: serverDb }
-  })
-  expect(created.code, created.stderr).toBe(0)
-  token = JSON.parse(created.stdout).token
+  // A tenant per test that pushes: the tests run at once.
+  const [created, other] = await Promise.all(
+    ["Acme", "Globex"].map((name) =>
+      agentsync(["--json", "tenant", "create", name], { cwd: home, env: { DATABASE_URL: serverDb } })
+    )
+  )
+  expect(created!.code, created!.stderr).toBe(0)
+  expect(other!.code, other!.stderr).toBe(0)
+  token = JSON.parse(created!.stdout).token
+  historyToken = JSON.parse(other!.stdout).token
   const server = await startServe({ DATABASE_URL: serverDb }, home)
   children.push(server.child)
   url = server.url
-}, 120_000)
+}, 300_000)
 
 afterAll(() => {
   for (const c of children) c.kill("SIGTERM")
@@ -75,7 +90,7 @@ describe.concurrent("agentsync status (e2e)", () => {
     const run = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
       agentsync(args, { cwd: root, env: env(extra) })
 
-    const before = await run(["status", "--json"])
+    const before = await run(["status", "--json", ...PATIENT])
     expect(before.code, before.stderr).toBe(1)
     const b = parts(before.stdout)
     expect(b.files!.state).toBe("changes")
@@ -86,7 +101,7 @@ describe.concurrent("agentsync status (e2e)", () => {
 
     expect((await run(["files", "push"])).code).toBe(0)
     expect((await run(["local", "sync", "--to-db"])).code).toBe(0)
-    const inStep = await run(["status"])
+    const inStep = await run(["status", ...PATIENT])
     expect(inStep.code, inStep.stderr + inStep.stdout).toBe(0)
     expect(inStep.stdout).toMatch(/^files +in step/m)
     expect(inStep.stdout).toMatch(/^local +in step/m)
@@ -94,18 +109,18 @@ describe.concurrent("agentsync status (e2e)", () => {
     expect(inStep.stdout).toContain("all in step")
 
     appendFileSync(join(root, "services/agents/editor/system_prompt.md"), "\nOne more line.\n")
-    const changed = await run(["status", "--json"])
+    const changed = await run(["status", "--json", ...PATIENT])
     expect(changed.code).toBe(1)
     const c = parts(changed.stdout)
     expect(c.files).toMatchObject({ state: "changes", changes: 1 })
     expect(c.local!.state).toBe("changes")
     expect(c.server!.state).toBe("in-step")
-  }, 120_000)
+  }, 300_000)
 
   it("exits 4 when nothing is known to differ but parts cannot tell, each saying why", async () => {
     const root = tempDir("gone")
     cpSync(join(REPO, "examples/project"), root, { recursive: true })
-    const gone = await agentsync(["status", "--json", "--timeout", "5"], {
+    const gone = await agentsync(["status", "--json", ...PATIENT], {
       cwd: root,
       env: env({ AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9", DATABASE_URL: "postgres://nobody@127.0.0.1:9/none" })
     })
@@ -117,34 +132,58 @@ describe.concurrent("agentsync status (e2e)", () => {
     expect(g.server!.detail).toContain("127.0.0.1:9")
     expect(g.skills!.state).toBe("not-configured")
     expect(gone.stdout).not.toContain(token)
-  }, 60_000)
+  }, 300_000)
+  it("a part that does not answer within --timeout says so, and the others still answer", async () => {
+    // A server that takes the connection and never answers.
+    const silent = createServer(() => {})
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
+    try {
+      const root = tempDir("silent")
+      cpSync(join(REPO, "examples/project"), root, { recursive: true })
+      const r = await agentsync(["status", "--json", "--timeout", "2"], {
+        cwd: root,
+        env: env({ AGENTSYNC_DIRECT_URL: `http://127.0.0.1:${(silent.address() as AddressInfo).port}` })
+      })
+      const p = parts(r.stdout)
+      expect(p.server).toMatchObject({ state: "cannot-tell", detail: "no answer within 2s" })
+      expect(p.files).toMatchObject({ state: "cannot-tell", detail: "no answer within 2s" })
+      // Every part is there, whatever the others did (on a loaded machine, any may be slower than 2 s).
+      expect(Object.keys(p).sort()).toEqual(["database", "files", "local", "server", "skills"])
+      expect([1, 4]).toContain(r.code)
+    } finally {
+      silent.close()
+    }
+  }, 300_000)
 })
 
 describe.concurrent("agentsync doctor (e2e)", () => {
   it("passes on a working setup and never prints the token", async () => {
     const root = tempDir("doctor-ok")
     cpSync(join(REPO, "examples/project"), root, { recursive: true })
-    const r = await agentsync(["doctor"], { cwd: root, env: env() })
+    const r = await agentsync(["doctor", ...PATIENT], { cwd: root, env: env() })
     expect(r.code, r.stdout).toBe(0)
     expect(r.stdout).toMatch(/^ok +server: .* accepts the token$/m)
     expect(r.stdout).toMatch(/^ok +git: git version/m)
     expect(r.stdout).not.toContain(token)
-  }, 60_000)
+  }, 300_000)
 
   it("fails on a broken setup with a fix for each problem: missing services path, unreachable server, refused token", async () => {
     const root = tempDir("doctor-broken")
-    const r = await agentsync(["doctor", "--services", "missing", "--timeout", "5"], {
+    const r = await agentsync(["doctor", "--services", "missing", ...PATIENT], {
       cwd: root,
-      env: env({ AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9" })
+      env: env({ AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9", AGENTSYNC_CLOUD_DATABASE_URL: emptyDb })
     })
     expect(r.code).toBe(1)
     expect(r.stdout).toMatch(/^FAIL +services path: missing does not exist/m)
     expect(r.stdout).toMatch(/^FAIL +server: http:\/\/127\.0\.0\.1:9 cannot be reached/m)
     expect(r.stdout).toMatch(/fix: create it \(agentsync init\)/)
     expect(r.stdout).toMatch(/fix: check AGENTSYNC_DIRECT_URL/)
-    expect(r.stdout).toContain("2 check(s) failed")
+    // A cloud database without the project's tables: named, with how to migrate it.
+    expect(r.stdout).toMatch(/^FAIL +cloud database: .*table users is missing/m)
+    expect(r.stdout).toContain("DATABASE_URL=<that URL> agentsync local diff")
+    expect(r.stdout).toContain("3 check(s) failed")
 
-    const refused = await agentsync(["doctor", "--json"], {
+    const refused = await agentsync(["doctor", "--json", ...PATIENT], {
       cwd: root,
       env: env({ AGENTSYNC_TOKEN: "ast_0000000000000000_not-a-real-token" })
     })
@@ -158,7 +197,7 @@ describe.concurrent("agentsync doctor (e2e)", () => {
     expect(server).toMatchObject({ state: "fail" })
     expect(server!.fix).toContain("agentsync token create")
     expect(refused.stdout).not.toContain("not-a-real-token")
-  }, 60_000)
+  }, 300_000)
 })
 
 /** Every file under `dir` with its text, by relative path. */
@@ -170,7 +209,8 @@ describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
     const root = tempDir("history")
     cpSync(join(REPO, "examples/project"), root, { recursive: true })
     const services = join(root, "services")
-    const run = (args: ReadonlyArray<string>) => agentsync(["--json", ...args], { cwd: root, env: env() })
+    const own = () => env({ AGENTSYNC_TOKEN: historyToken })
+    const run = (args: ReadonlyArray<string>) => agentsync(["--json", ...args], { cwd: root, env: own() })
     const first = JSON.parse((await run(["files", "push"])).stdout) as { revision: string; local_files: number }
     const v1 = snapshot(services)
     appendFileSync(join(services, "agents/editor/system_prompt.md"), "\nEdited.\n")
@@ -188,7 +228,7 @@ describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
     ])
     expect(revisions[1]!.id).toBe(first.revision)
     expect(revisions[0]!.token_name).toBe("admin")
-    const human = await agentsync(["files", "log"], { cwd: root, env: env() })
+    const human = await agentsync(["files", "log"], { cwd: root, env: own() })
     expect(human.stdout.split("\n")[0]).toMatch(/^revision +time +by +files +added +changed +deleted$/)
     expect(human.stdout).toContain(first.revision.slice(0, 8))
 
@@ -202,7 +242,7 @@ describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
     expect(snapshot(services)).toEqual(v1)
     // Against the head it is a local change, which a push makes the head again; -p shows it line by line.
     writeFileSync(join(services, "skills/blob.bin"), Buffer.from([0, 1, 2, 3]))
-    const patch = await agentsync(["files", "diff", "-p", "--exit-code"], { cwd: root, env: env() })
+    const patch = await agentsync(["files", "diff", "-p", "--exit-code"], { cwd: root, env: own() })
     expect(patch.code, patch.stderr).toBe(1)
     expect(patch.stdout).toContain(
       "--- a/agents/editor/system_prompt.md\n+++ b/agents/editor/system_prompt.md\n@@ -1,3 +1 @@\n"
@@ -215,7 +255,7 @@ describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
     )
     // No colour in a pipe; colour when asked for.
     expect(patch.stdout).not.toContain("\x1b[")
-    const coloured = await agentsync(["files", "diff", "-p", "--color", "always"], { cwd: root, env: env() })
+    const coloured = await agentsync(["files", "diff", "-p", "--color", "always"], { cwd: root, env: own() })
     expect(coloured.stdout).toContain("\x1b[31m-Edited.\x1b[0m")
     const json = JSON.parse((await run(["files", "diff", "--patch"])).stdout) as { patches: Array<{ path: string }> }
     expect(json.patches.map((p) => p.path).sort()).toEqual([
@@ -235,7 +275,7 @@ describe.concurrent("agentsync files log and pull --revision (e2e)", () => {
     const unknown = await run(["files", "pull", "--revision", "ffffffff"])
     expect(unknown.code).toBe(1)
     expect(JSON.parse(unknown.stdout).error.message).toContain("agentsync files log lists them")
-  }, 120_000)
+  }, 300_000)
 })
 
 describe.concurrent("agentsync local diff -p (e2e)", () => {
@@ -255,5 +295,5 @@ describe.concurrent("agentsync local diff -p (e2e)", () => {
     expect(r.stdout).toMatch(/^\+A new line\.$/m)
     // Only the file that changed: the item's other files render as they are on disk.
     expect(r.stdout).not.toContain("agents/editor/config.yaml")
-  }, 60_000)
+  }, 300_000)
 })
