@@ -1,4 +1,5 @@
 /** The diff between a unit's repo copy and its home copy (pure): unified hunks per text file; binaries by size and hash; modes and links named. */
+import { isText, editScript as lineScript } from "../patch.js"
 import { kindOf, shaOf } from "./model.js"
 
 /** One file of one side: its digest (mode included) and its bytes (a link's target for a link). */
@@ -21,85 +22,9 @@ export interface FilePair {
 /** The edit script between two line arrays: each line kept (` `), removed from `a` (`-`) or added from `b` (`+`). */
 type Op = { readonly op: " " | "-" | "+"; readonly line: string }
 
-/** Beyond this many differing lines the script is given up on: the files are shown as wholly replaced. */
-const MAX_EDITS = 4000
-
-/** Myers' O((N+M)·D) shortest edit script, on the lines left once the common head and tail are set aside. */
-export const editScript = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): ReadonlyArray<Op> => {
-  let head = 0
-  while (head < a.length && head < b.length && a[head] === b[head]) head++
-  let tail = 0
-  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++
-  const x0 = a.slice(head, a.length - tail)
-  const y0 = b.slice(head, b.length - tail)
-  const middle = middleScript(x0, y0)
-  return [
-    ...a.slice(0, head).map((line) => ({ op: " " as const, line })),
-    ...middle,
-    ...a.slice(a.length - tail).map((line) => ({ op: " " as const, line }))
-  ]
-}
-
-const middleScript = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): ReadonlyArray<Op> => {
-  const n = a.length
-  const m = b.length
-  const replaced = () => [
-    ...a.map((line) => ({ op: "-" as const, line })),
-    ...b.map((line) => ({ op: "+" as const, line }))
-  ]
-  if (n === 0 || m === 0) return replaced()
-  const max = Math.min(n + m, MAX_EDITS)
-  const off = max + 1
-  const v = new Int32Array(2 * max + 3)
-  const trace: Array<Int32Array> = []
-  let found = -1
-  for (let d = 0; d <= max && found < 0; d++) {
-    trace.push(v.slice())
-    for (let k = -d; k <= d; k += 2) {
-      let x = k === -d || (k !== d && v[off + k - 1]! < v[off + k + 1]!) ? v[off + k + 1]! : v[off + k - 1]! + 1
-      let y = x - k
-      while (x < n && y < m && a[x] === b[y]) {
-        x++
-        y++
-      }
-      v[off + k] = x
-      if (x >= n && y >= m) {
-        found = d
-        break
-      }
-    }
-  }
-  if (found < 0) return replaced()
-  // Walk the trace back from (n, m), collecting the snake of each step.
-  const out: Array<Op> = []
-  let x = n
-  let y = m
-  for (let d = found; d > 0; d--) {
-    const prev = trace[d]!
-    const k = x - y
-    const pk = k === -d || (k !== d && prev[off + k - 1]! < prev[off + k + 1]!) ? k + 1 : k - 1
-    const px = prev[off + pk]!
-    const py = px - pk
-    while (x > px && y > py) {
-      x--
-      y--
-      out.push({ op: " ", line: a[x]! })
-    }
-    if (x === px) {
-      y--
-      out.push({ op: "+", line: b[y]! })
-    } else {
-      x--
-      out.push({ op: "-", line: a[x]! })
-    }
-  }
-  while (x > 0 && y > 0) {
-    x--
-    y--
-    out.push({ op: " ", line: a[x]! })
-  }
-  return out.reverse()
-}
+/** Myers' shortest edit script (the one of domain/patch.ts), line by line. */
+export const editScript = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): ReadonlyArray<Op> =>
+  lineScript(a, b).map((l) => ({ op: l.op, line: l.text }))
 
 const splitLines = (text: string): ReadonlyArray<string> => {
   if (text === "") return []
@@ -143,17 +68,6 @@ export const unifiedHunks = (a: string, b: string, context = 3): ReadonlyArray<s
     i = end
   }
   return out
-}
-
-/** Whether bytes are shown as text: valid UTF-8 without a NUL in the first 8000 bytes (git's rule, plus UTF-8). */
-const isText = (bytes: Uint8Array): boolean => {
-  if (bytes.subarray(0, 8000).includes(0)) return false
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const kindWord = (digest: string) => ({ file: "file", exec: "executable", link: "link" })[kindOf(digest)]
