@@ -2,10 +2,9 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Duration, Effect } from "effect"
-import { CurrentConfig } from "../config.js"
 import type { PartStatus, StatusReport } from "../programs/status.js"
 import { ExitWith, emit, table } from "./output.js"
-import { projectConfig } from "./root.js"
+import { withProgram } from "./program.js"
 
 /** The exit code when no part differs but one could not be asked (documented in the help and README). */
 export const CANNOT_TELL_EXIT = 4
@@ -44,11 +43,10 @@ export const exitOf = (r: StatusReport) =>
 
 export const status = Command.make("status", { timeout }, (o) =>
   Effect.gen(function* () {
-    const config = yield* projectConfig()
-    const program = yield* Effect.promise(() => import("../programs/status.js"))
-    const r = yield* program
-      .status({ timeout: Duration.seconds(Math.max(1, o.timeout)) })
-      .pipe(Effect.provideService(CurrentConfig, config))
+    const r = yield* withProgram(
+      () => import("../programs/status.js"),
+      (program) => program.status({ timeout: Duration.seconds(Math.max(1, o.timeout)) })
+    )
     const code = exitOf(r)
     yield* emit(r, human(r))
     if (code !== 0) return yield* new ExitWith({ code })
