@@ -105,7 +105,15 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync jobs history": ["agentsync jobs history --job nightly-sync --limit 5"],
   "agentsync init": ["agentsync init", "agentsync init my-project && agentsync validate my-project"],
   "agentsync config": ["agentsync config", "agentsync config --json"],
-  "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"]
+  "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"],
+  "agentsync completion": ["agentsync completion install", "source <(agentsync completion bash)"],
+  "agentsync completion bash": ["agentsync completion install bash", "source <(agentsync completion bash)"],
+  "agentsync completion zsh": [
+    "agentsync completion zsh > ~/.zsh/completions/_agentsync",
+    "source <(agentsync completion zsh)"
+  ],
+  "agentsync completion fish": ["agentsync completion fish > ~/.config/fish/completions/agentsync.fish"],
+  "agentsync completion install": ["agentsync completion install", "agentsync completion install zsh"]
 }
 
 /** The environment of a command: its own, else its nearest group's. */

@@ -4,6 +4,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { completeWords, completion } from "./completion.js"
 import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
@@ -41,7 +42,8 @@ export const command = root.pipe(
     skill,
     deploy,
     jobs,
-    demo
+    demo,
+    completion
   ])
 )
 
@@ -119,6 +121,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
  */
 export const main = (argv: ReadonlyArray<string>) => {
   const tree = specOf(command)
+  if (argv[2] === "__complete") return Effect.as(completeWords(tree, argv.slice(3)), ExitCode.Ok)
   const parsed = preprocess(tree, argv.slice(2))
   const g = parsed.globals
   if (parsed._tag === "Usage") return usageProblem(g, parsed.problem)
