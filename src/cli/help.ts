@@ -1,5 +1,5 @@
 /** `--help` for every command, rendered from the command tree: usage with the full path, flags, environment, examples. */
-import { type ColorMode, GLOBAL_OPTIONS } from "./argv.js"
+import { GLOBAL_OPTIONS } from "./argv.js"
 import type { CommandSpec, OptionSpec } from "./spec.js"
 
 /** The environment variables a command reads, by command path (a group's apply to its commands). */
@@ -124,10 +124,6 @@ const environmentOf = (path: ReadonlyArray<string>) => {
   }
   return []
 }
-
-/** Whether to colour: `always`, or `auto` on a terminal without NO_COLOR or TERM=dumb. */
-export const useColor = (mode: ColorMode, isTTY: boolean, env: NodeJS.ProcessEnv = process.env) =>
-  mode === "always" || (mode === "auto" && isTTY && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb")
 
 /** Words of `text` in lines of at most `width` (a longer word stays whole). */
 export const wrap = (text: string, width: number): Array<string> => {

@@ -3,18 +3,21 @@ import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { ProgressReporter } from "../stages/progress.js"
 import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { errorLine, useColor } from "./color.js"
 import { completeWords, completion } from "./completion.js"
 import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { files } from "./files.js"
-import { render, useColor } from "./help.js"
+import { render } from "./help.js"
 import { init } from "./init.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
 import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
+import { progressFor } from "./progress.js"
 import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
@@ -63,7 +66,7 @@ const logging =
 const usageProblem = (g: Globals, problem: UsageProblem) =>
   Effect.as(
     Effect.zipRight(
-      Console.error([`error: ${problem.message}`, ...problem.details].join("\n")),
+      Console.error([errorLine(g, problem.message), ...problem.details].join("\n")),
       g.json
         ? Console.log(
             JSON.stringify(
@@ -91,7 +94,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
   }
   if (isSyncError(inner))
     return Effect.as(
-      Effect.zipRight(Console.error(`error: ${inner.message}`), document(failureDocument(error))),
+      Effect.zipRight(Console.error(errorLine(g, inner.message)), document(failureDocument(error))),
       exitCodeOf(inner)
     )
   // A malformed environment variable read through Effect's Config: a usage problem, named.
@@ -99,7 +102,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
     const message = `invalid configuration: ${String(inner)}`
     return Effect.as(
       Effect.zipRight(
-        Console.error(`error: ${message}`),
+        Console.error(errorLine(g, message)),
         document(JSON.stringify({ error: { tag: "ConfigError", message } }, null, 2))
       ),
       ExitCode.Usage
@@ -135,10 +138,14 @@ export const main = (argv: ReadonlyArray<string>) => {
       ExitCode.Ok
     )
   }
+  // Long steps report to the progress port; on a terminal it is drawn on stderr, with the run's elapsed time at the end.
+  const progress = progressFor(g)
   return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
     Effect.provideService(CliGlobals, g),
+    Effect.provideService(ProgressReporter, progress),
     logging(g),
     Effect.exit,
+    Effect.tap((exit) => Effect.sync(() => progress.finish(Exit.isSuccess(exit)))),
     Effect.flatMap((exit) => (Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause)))
   )
 }
