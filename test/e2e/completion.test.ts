@@ -75,10 +75,28 @@ describe("completion in the shells (built CLI)", () => {
     expect(`${r.stdout}`).toBe(readFileSync(scripts.bash, "utf8"))
   })
 
-  it.skipIf(!has("zsh"))("zsh: the script parses", () => {
+  it.skipIf(!has("zsh"))("zsh: the script parses, and its function hands the candidates to _describe", () => {
     const r = spawnSync("zsh", ["-n", scripts.zsh], { encoding: "utf8" })
     expect(r.stderr).toBe("")
     expect(r.status).toBe(0)
+    // The completion system's own functions need zsh's line editor: here they print what they were given.
+    const program = [
+      `compdef() { :; }; _describe() { print -l -- "\${(@P)\${@[-1]}}"; }; _files() { print "files $*"; }`,
+      `source ${scripts.zsh}`,
+      'words=(agentsync skill sync --prefer ""); CURRENT=5; _agentsync',
+      "words=(agentsync files push --d); CURRENT=4; _agentsync",
+      'words=(agentsync --services ""); CURRENT=3; _agentsync'
+    ].join("\n")
+    const z = spawnSync("zsh", ["-f", "-c", program], { env, encoding: "utf8" })
+    expect(z.stderr).toBe("")
+    expect(z.stdout.split("\n")).toStrictEqual([
+      "home",
+      "repo",
+      "--dry-run:show the plan; change nothing, state files included",
+      "--delete:carry deletions to the other side",
+      "files -/",
+      ""
+    ])
   })
 
   it.skipIf(!has("fish"))("fish: the script parses and completes through `complete -C`", () => {
