@@ -66,7 +66,6 @@ export const GLOBAL_OPTIONS: ReadonlyArray<OptionSpec> = [
 const BUILT_IN: ReadonlyArray<OptionSpec> = [
   opt("help", "show help for a command", { aliases: ["h"] }),
   opt("version", "print the version"),
-  opt("completions", "print a completion script", { value: "SHELL", choices: ["bash", "zsh", "fish", "sh"] }),
   opt("wizard", "build the command interactively")
 ]
 
@@ -121,8 +120,18 @@ const helpHint = (path: ReadonlyArray<string>) => `Run '${path.join(" ")} --help
 const didYouMean = (suggestions: ReadonlyArray<string>) =>
   suggestions.length === 0 ? [] : ["", "Did you mean this?", ...suggestions.map((s) => `\t${s}`)]
 
+/** `--completions SHELL` anywhere before `--`: the older spelling of `completion SHELL` (`sh` is bash). */
+const completionsAlias = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
+  const end = args.indexOf("--")
+  const k = args.findIndex((a, i) => (end < 0 || i < end) && (a === "--completions" || a.startsWith("--completions=")))
+  if (k < 0) return args
+  const shell = args[k]!.includes("=") ? args[k]!.slice(args[k]!.indexOf("=") + 1) : args[k + 1]
+  return shell === undefined ? ["completion"] : ["completion", shell === "sh" ? "bash" : shell]
+}
+
 /** Walks the arguments (without node and script) along the command tree. */
-export const preprocess = (tree: CommandSpec, args: ReadonlyArray<string>): Parsed => {
+export const preprocess = (tree: CommandSpec, argv: ReadonlyArray<string>): Parsed => {
+  const args = completionsAlias(argv)
   let globals: Globals = { ...defaultGlobals }
   let at = tree
   let positionals = 0
@@ -253,7 +262,7 @@ export const preprocess = (tree: CommandSpec, args: ReadonlyArray<string>): Pars
   }
   // A group without its command (`agentsync local`) shows its help, as --help does.
   const group = at.subcommands.length > 0 && at.options.length === 0 && at.args.length === 0
-  if (help || (group && !out.includes("--completions") && !out.includes("--version") && !out.includes("--wizard")))
+  if (help || (group && !out.includes("--version") && !out.includes("--wizard")))
     return { _tag: "Help", globals, path: at.path }
   return { _tag: "Ok", globals, argv: out, path: at.path }
 }

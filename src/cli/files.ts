@@ -6,10 +6,10 @@ import { Effect, Layer, Option } from "effect"
 import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
-import { progressFor } from "../stages/progress.js"
+import { currentProgress, type Progress } from "../stages/progress.js"
+import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
-import { globals } from "./root.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
   Options.withDescription("show the plan; change nothing, state files included")
@@ -20,12 +20,14 @@ const force = Options.boolean("force").pipe(
 )
 
 /** Runs a FileSyncService program with the client and configuration of the project (its code loaded only now). */
-const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: boolean) => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(globals, (g) =>
+const run = <A, E, R>(
+  program: (service: typeof FileSyncService.Service, progress: Progress) => Effect.Effect<A, E, R>
+) =>
+  Effect.flatMap(currentProgress, (progress) =>
     withProgram(
       () => Promise.all([import("../programs/files.js"), import("../services/SyncApi.js")]),
       ([files, api]) =>
-        Effect.flatMap(files.FileSyncService, (s) => program(s, g.json)).pipe(
+        Effect.flatMap(files.FileSyncService, (s) => program(s, progress)).pipe(
           Effect.provide(files.FileSyncService.Default.pipe(Layer.provideMerge(api.layerFromConfig)))
         ),
       { tree: true }
@@ -34,10 +36,10 @@ const run = <A, E, R>(program: (service: typeof FileSyncService.Service, json: b
 
 const LIMIT = 200
 
-const human = (r: FilesReport) => () => {
+const human = (r: FilesReport) => (p: Paint) => {
   const lines: Array<string> = []
   if (r.files.length > 0) {
-    const rows = r.files.slice(0, LIMIT).map((f) => [f.status, f.action ?? "", f.path, f.note ?? ""])
+    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, f.note ?? ""])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }
@@ -79,9 +81,9 @@ const finish = (r: FilesReport) =>
   )
 
 const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption }, (o) =>
-  run((s, json) =>
+  run((s, progress) =>
     Effect.gen(function* () {
-      const r = yield* s.diff({ progress: progressFor(json) })
+      const r = yield* s.diff({ progress })
       if (o.patch) {
         const patches = yield* s.patches(r)
         yield* emitPatches({ ...r, patches }, human(r), patches)
@@ -96,9 +98,7 @@ const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption
 )
 
 const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>
-  run((s, json) =>
-    Effect.flatMap(s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress: progressFor(json) }), finish)
-  )
+  run((s, progress) => Effect.flatMap(s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress }), finish))
 ).pipe(
   Command.withDescription("send the files changed locally as a new remote revision (409/exit 3 if the head moved)")
 )
@@ -111,13 +111,13 @@ const revision = Options.text("revision").pipe(
 )
 
 const pull = Command.make("pull", { dryRun, delete: deleteOpt, force, revision }, (o) =>
-  run((s, json) =>
+  run((s, progress) =>
     Effect.flatMap(
       s.pull({
         dryRun: o.dryRun,
         delete: o.delete,
         force: o.force,
-        progress: progressFor(json),
+        progress,
         ...Option.match(o.revision, { onNone: () => ({}), onSome: (r) => ({ revision: r }) })
       }),
       finish

@@ -1,5 +1,5 @@
 /** `--help` for every command, rendered from the command tree: usage with the full path, flags, environment, examples. */
-import { type ColorMode, GLOBAL_OPTIONS } from "./argv.js"
+import { GLOBAL_OPTIONS } from "./argv.js"
 import type { CommandSpec, OptionSpec } from "./spec.js"
 
 /** The environment variables a command reads, by command path (a group's apply to its commands). */
@@ -121,7 +121,15 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   "agentsync status": ["agentsync status", "agentsync status --json --timeout 5", 'agentsync status || echo "exit $?"'],
   "agentsync doctor": ["agentsync doctor", "agentsync doctor --json"],
   "agentsync config": ["agentsync config", "agentsync config --json"],
-  "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"]
+  "agentsync demo": ["agentsync demo", "agentsync demo --dir ./demo"],
+  "agentsync completion": ["agentsync completion install", "source <(agentsync completion bash)"],
+  "agentsync completion bash": ["agentsync completion install bash", "source <(agentsync completion bash)"],
+  "agentsync completion zsh": [
+    "agentsync completion zsh > ~/.zsh/completions/_agentsync",
+    "source <(agentsync completion zsh)"
+  ],
+  "agentsync completion fish": ["agentsync completion fish > ~/.config/fish/completions/agentsync.fish"],
+  "agentsync completion install": ["agentsync completion install", "agentsync completion install zsh"]
 }
 
 /** The environment of a command: its own, else its nearest group's. */
@@ -132,10 +140,6 @@ const environmentOf = (path: ReadonlyArray<string>) => {
   }
   return []
 }
-
-/** Whether to colour: `always`, or `auto` on a terminal without NO_COLOR or TERM=dumb. */
-export const useColor = (mode: ColorMode, isTTY: boolean, env: NodeJS.ProcessEnv = process.env) =>
-  mode === "always" || (mode === "auto" && isTTY && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb")
 
 /** Words of `text` in lines of at most `width` (a longer word stays whole). */
 export const wrap = (text: string, width: number): Array<string> => {

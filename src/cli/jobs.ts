@@ -8,6 +8,7 @@ import { CommandFailed } from "../errors.js"
 import type { JobListing } from "../programs/jobs/jobs.js"
 import type { OnceResult } from "../programs/jobs/scheduler.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
+import { ProgressReporter, silentProgress } from "../stages/progress.js"
 import { emit, table } from "./output.js"
 import { projectConfig, usage } from "./root.js"
 
@@ -81,7 +82,12 @@ const run = Command.make(
       if (o.once) return yield* runOnce(config, Option.getOrUndefined(o.job))
       // Until SIGINT or SIGTERM, which let the running job finish (bounded by its timeout) before the exit.
       yield* runsUntilStopped
-      yield* Effect.flatMap(Jobs, (J) => J.run(config))
+      // A scheduler's runs are logged, not drawn as progress.
+      yield* Effect.provideService(
+        Effect.flatMap(Jobs, (J) => J.run(config)),
+        ProgressReporter,
+        silentProgress
+      )
     })
 ).pipe(
   Command.withDescription(

@@ -5,6 +5,7 @@ import { Effect, Option } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
+import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
 import { globals, usage } from "./root.js"
@@ -70,7 +71,7 @@ export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean)
 
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
 
-const humanDiff = (report: LocalDiffReport, listAll: boolean) => {
+const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
       ["kind", "added", "modified", "removed", "unchanged", "errors"],
@@ -84,14 +85,15 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean) => {
       ])
     )
   ]
-  for (const k of report.kinds) for (const c of k.changes) lines.push(`${statusMark[c.status]} ${k.kind} ${c.key}`)
-  for (const k of report.kinds) for (const e of k.errors) lines.push(`! ${e.message}`)
+  for (const k of report.kinds)
+    for (const c of k.changes) lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${c.key}`))
+  for (const k of report.kinds) for (const e of k.errors) lines.push(p.red(`! ${e.message}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
   lines.push("(added: on disk only; removed: in the database only)")
   return lines.join("\n")
 }
 
-const humanSync = (report: LocalSyncReport, listAll: boolean) => {
+const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
       ["kind", "direction", "synced", "skipped", "deleted", "errors"],
@@ -107,12 +109,14 @@ const humanSync = (report: LocalSyncReport, listAll: boolean) => {
   } else {
     // Every deletion is named, never only counted.
     for (const s of report.plan) {
-      if (s.action === "delete") lines.push(`deleted from the database: ${s.kind} ${s.key}`)
+      if (s.action === "delete") lines.push(p.red(`deleted from the database: ${s.kind} ${s.key}`))
       if (s.action === "remove")
-        lines.push(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
+        lines.push(
+          p.red(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
+        )
     }
   }
-  for (const r of report.results) for (const e of r.errors) lines.push(`! ${e.message}`)
+  for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${e.message}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
   return lines.join("\n")
 }
@@ -127,12 +131,12 @@ const diff = Command.make("diff", { kind, exitCode: exitCodeOption, patch: patch
           // Loaded only for -p; read in the same session as the diff.
           const { localPatches } = yield* Effect.promise(() => import("../programs/patches.js"))
           const [r, patches] = yield* withProject((local) => Effect.zip(local.diff(kinds), localPatches(kinds)))
-          yield* emitPatches({ ...r, patches }, () => humanDiff(r, verbose), patches, errors(r))
+          yield* emitPatches({ ...r, patches }, (p) => humanDiff(r, verbose, p), patches, errors(r))
           return r
         })
       : yield* Effect.gen(function* () {
           const r = yield* withProject((local) => local.diff(kinds))
-          yield* emit(r, () => humanDiff(r, verbose), errors(r))
+          yield* emit(r, (p) => humanDiff(r, verbose, p), errors(r))
           return r
         })
     yield* exitIfDiffers(
@@ -165,7 +169,7 @@ const sync = Command.make("sync", { toDb, toDisk, kind, dryRun, deleteOrphans, f
     const report = yield* withProject((local) =>
       local.sync({ direction, kinds, dryRun: o.dryRun, deleteOrphans: o.deleteOrphans, force: o.force })
     )
-    yield* emit(report, () => humanSync(report, verbose), failOnErrors(errorCount(report)))
+    yield* emit(report, (p) => humanSync(report, verbose, p), failOnErrors(errorCount(report)))
   })
 ).pipe(Command.withDescription("sync the services/ tree and the project database, one direction, in one transaction"))
 

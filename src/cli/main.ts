@@ -1,20 +1,24 @@
 /** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, ConfigError, Console, Effect, Exit, Logger, LogLevel } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit, Layer, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { ProgressReporter } from "../stages/progress.js"
 import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { errorLine, useColor } from "./color.js"
+import { completeWords, completion } from "./completion.js"
 import { config } from "./config.js"
 import { db } from "./db.js"
 import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { doctor } from "./doctor.js"
 import { files } from "./files.js"
-import { render, useColor } from "./help.js"
+import { render } from "./help.js"
 import { init } from "./init.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
 import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
+import { progressFor } from "./progress.js"
 import { CliGlobals, root } from "./root.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
@@ -45,11 +49,23 @@ export const command = root.pipe(
     skill,
     deploy,
     jobs,
-    demo
+    demo,
+    completion
   ])
 )
 
 export const cli = Command.run(command, { name: "agentsync", version: VERSION })
+
+/**
+ * Node's platform (file system, terminal, child processes), initialised only when a command runs: help, completion
+ * and usage errors answer without it, which is a tenth of their start-up.
+ */
+const nodeContext = Layer.unwrapEffect(
+  Effect.map(
+    Effect.promise(() => import("@effect/platform-node/NodeContext")),
+    (m) => m.layer
+  )
+)
 
 /** Log lines only ever on stderr, as text or JSON, from --log-level on (Effect's default otherwise). */
 const logging =
@@ -65,7 +81,7 @@ const logging =
 const usageProblem = (g: Globals, problem: UsageProblem) =>
   Effect.as(
     Effect.zipRight(
-      Console.error([`error: ${problem.message}`, ...problem.details].join("\n")),
+      Console.error([errorLine(g, problem.message), ...problem.details].join("\n")),
       g.json
         ? Console.log(
             JSON.stringify(
@@ -93,7 +109,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
   }
   if (isSyncError(inner))
     return Effect.as(
-      Effect.zipRight(Console.error(`error: ${inner.message}`), document(failureDocument(error))),
+      Effect.zipRight(Console.error(errorLine(g, inner.message)), document(failureDocument(error))),
       exitCodeOf(inner)
     )
   // A malformed environment variable read through Effect's Config: a usage problem, named.
@@ -101,7 +117,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
     const message = `invalid configuration: ${String(inner)}`
     return Effect.as(
       Effect.zipRight(
-        Console.error(`error: ${message}`),
+        Console.error(errorLine(g, message)),
         document(JSON.stringify({ error: { tag: "ConfigError", message } }, null, 2))
       ),
       ExitCode.Usage
@@ -123,6 +139,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
  */
 export const main = (argv: ReadonlyArray<string>) => {
   const tree = specOf(command)
+  if (argv[2] === "__complete") return Effect.as(completeWords(tree, argv.slice(3)), ExitCode.Ok)
   const parsed = preprocess(tree, argv.slice(2))
   const g = parsed.globals
   if (parsed._tag === "Usage") return usageProblem(g, parsed.problem)
@@ -136,10 +153,15 @@ export const main = (argv: ReadonlyArray<string>) => {
       ExitCode.Ok
     )
   }
+  // Long steps report to the progress port; on a terminal it is drawn on stderr, with the run's elapsed time at the end.
+  const progress = progressFor(g)
   return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
     Effect.provideService(CliGlobals, g),
+    Effect.provideService(ProgressReporter, progress),
+    Effect.provide(nodeContext),
     logging(g),
     Effect.exit,
+    Effect.tap((exit) => Effect.sync(() => progress.finish(Exit.isSuccess(exit)))),
     Effect.flatMap((exit) => (Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause)))
   )
 }

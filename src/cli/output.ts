@@ -1,8 +1,9 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
+import { stripVTControlCharacters } from "node:util"
 import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
-import { paint } from "../domain/patch.js"
-import { useColor } from "./help.js"
+import { paint as colorPatch } from "../domain/patch.js"
+import { colorOn, type Paint, paint } from "./color.js"
 import { globals } from "./root.js"
 
 /** A failure after a command made its report: with --json, one document holds both. */
@@ -24,19 +25,19 @@ export const patchOption = Options.boolean("patch").pipe(
 
 /**
  * A diff's report with its patches: with --json one document (the patches in it), else the report's text then
- * each patch, coloured as `git diff` when colour is on (the same decision as help's).
+ * each patch, coloured as `git diff` when colour is on (the one colour decision).
  */
 export const emitPatches = <E = never, R = never>(
   value: unknown,
-  human: () => string,
+  human: (paint: Paint) => string,
   patches: ReadonlyArray<{ readonly patch: string }>,
   outcome: Effect.Effect<void, E, R> = Effect.void
 ) =>
   Effect.flatMap(globals, (g) => {
-    const color = useColor(g.color, process.stdout.isTTY === true)
+    const color = colorOn(g, process.stdout)
     return emit(
       value,
-      () => [human(), ...patches.map((p) => (color ? paint(p.patch) : p.patch).trimEnd())].join("\n"),
+      (p) => [human(p), ...patches.map((x) => (color ? colorPatch(x.patch) : x.patch).trimEnd())].join("\n"),
       outcome
     )
   })
@@ -46,12 +47,13 @@ export const exitIfDiffers = (enabled: boolean, differs: boolean) =>
   enabled && differs ? Effect.fail(new ExitWith({ code: 1 })) : Effect.void
 
 /**
- * Prints the result of a command: `value` as JSON with --json, else the text `human` makes; then runs `outcome`
- * (the failure the report means, if any). With --json a failed outcome is printed with the report, in one document.
+ * Prints the result of a command: `value` as JSON with --json, else the text `human` makes (with colours when stdout
+ * takes them); then runs `outcome` (the failure the report means, if any). With --json a failed outcome is printed
+ * with the report, in one document.
  */
 export const emit = <E = never, R = never>(
   value: unknown,
-  human: () => string,
+  human: (paint: Paint) => string,
   outcome: Effect.Effect<void, E, R> = Effect.void
 ): Effect.Effect<void, E | Reported, R | typeof globals.Identifier> =>
   Effect.flatMap(
@@ -62,7 +64,7 @@ export const emit = <E = never, R = never>(
             onFailure: (error) => Effect.fail(new Reported({ report: value, error })),
             onSuccess: () => Console.log(JSON.stringify(value, null, 2))
           })
-        : Effect.zipRight(Console.log(human()), outcome)
+        : Effect.zipRight(Console.log(human(paint(colorOn(g, process.stdout)))), outcome)
   )
 
 /** A line for a person on stderr, never mixed into --json output; --quiet leaves it out. */
@@ -85,14 +87,17 @@ export const failureDocument = (error: unknown): string => {
   return JSON.stringify({ ...base, error: errorFields(inner) }, null, 2)
 }
 
-/** A fixed-width table for terminal output. */
+/** The width of `s` on a terminal: its colour codes take none. */
+const visible = (s: string) => stripVTControlCharacters(s).length
+
+/** A fixed-width table for terminal output (cells may be coloured). */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
   const all = [header, ...rows.map((r) => r.map(String))]
-  const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)))
+  const widths = header.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? ""))))
   return all
     .map((r) =>
       r
-        .map((c, i) => (c ?? "").padEnd(widths[i]!))
+        .map((c = "", i) => c + " ".repeat(widths[i]! - visible(c)))
         .join("  ")
         .trimEnd()
     )

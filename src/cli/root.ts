@@ -5,6 +5,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import { Console, Context, Effect } from "effect"
 import { loadConfig } from "../config.js"
 import type { Globals } from "./argv.js"
+import { errorLine } from "./color.js"
 
 export const root = Command.make("agentsync")
 
@@ -16,7 +17,10 @@ export const globals = CliGlobals
 
 /** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
 export const usage = (message: string) =>
-  Effect.zipRight(Console.error(`error: ${message}`), Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))))
+  Effect.zipRight(
+    Effect.flatMap(globals, (g) => Console.error(errorLine(g, message))),
+    Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
+  )
 
 /**
  * Loads the project configuration with the global `--services` applied (or an explicit path). A malformed

@@ -1,5 +1,4 @@
 /** The CLI process: the command line on argv, on Node's platform, with the exit code it ends in (bundled as dist/cli.cjs). */
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Exit } from "effect"
 import * as RunStatus from "../services/RunStatus.js"
@@ -26,7 +25,6 @@ main(process.argv).pipe(
     })
   ),
   Effect.provideService(RunStatus.RunStatus, status),
-  Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({
     disableErrorReporting: true,
     disablePrettyLogger: true,

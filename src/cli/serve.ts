@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { runsUntilStopped } from "../services/RunStatus.js"
+import { ProgressReporter, silentProgress } from "../stages/progress.js"
 import { configWithJobs } from "./jobs.js"
 import { emit } from "./output.js"
 
@@ -60,7 +61,11 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
           host: o.host,
           port: o.port,
           shutdownTimeout: Duration.seconds(Math.max(0, o.shutdownTimeout))
-        }).pipe(Effect.provide(db))
+        }).pipe(
+          Effect.provide(db),
+          // What requests and jobs do is logged per request, never drawn as progress over the log.
+          Effect.provideService(ProgressReporter, silentProgress)
+        )
         const url = yield* Effect.provide(Server.url, context)
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
@@ -69,7 +74,12 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
         if (Option.isSome(project)) {
           const Jobs = yield* Effect.promise(() => import("../programs/jobs/jobs.js"))
           // Closed first on a stop (forked last): a running job finishes before the server goes away.
-          yield* Effect.forkScoped(Jobs.runOnDatabase(project.value).pipe(Effect.provide(db)))
+          yield* Effect.forkScoped(
+            Jobs.runOnDatabase(project.value).pipe(
+              Effect.provide(db),
+              Effect.provideService(ProgressReporter, silentProgress)
+            )
+          )
         }
         return yield* Effect.never
       })

@@ -5,6 +5,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
+import { noPaint, type Paint } from "./color.js"
 import { emit, table } from "./output.js"
 import { globals } from "./root.js"
 import { ui } from "./skillUi/command.js"
@@ -26,7 +27,7 @@ const services = Layer.unwrapEffect(
 /** The skill programs, loaded only when a skill command runs. */
 const skillSync = Effect.promise(() => import("../programs/skillSync.js"))
 
-const arrow = (a: ActionView): string => {
+const arrow = (a: ActionView, p: Paint = noPaint): string => {
   const where = `${a.source}:${a.unit} [${a.tool}]`
   switch (a.direction) {
     case "ToHome":
@@ -34,15 +35,15 @@ const arrow = (a: ActionView): string => {
     case "ToRepo":
       return `home → repo  ${where}  ${a.reason}`
     case "Conflict":
-      return `home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${a.home}, repo ${a.repo}, base ${a.base})`
+      return p.red(`home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${a.home}, repo ${a.repo}, base ${a.base})`)
     default:
       return `home = repo  ${where}  ${a.reason}`
   }
 }
 
 /** The plan with arrows and reasons (in-sync units are counted, not listed), then what happened. */
-const describeReport = (r: SyncReport): string => {
-  const lines = r.actions.filter((a) => !(a.direction === "NoOp" && a.status === "in-sync")).map(arrow)
+const describeReport = (r: SyncReport, p: Paint = noPaint): string => {
+  const lines = r.actions.filter((a) => !(a.direction === "NoOp" && a.status === "in-sync")).map((a) => arrow(a, p))
   const s = r.summary
   lines.push(
     `${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`
@@ -51,16 +52,16 @@ const describeReport = (r: SyncReport): string => {
     lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
   for (const b of r.backups) lines.push(`kept the replaced copy of ${b.source}:${b.unit} (${b.side}) in ${b.path}`)
   for (const k of r.skipped) lines.push(`skipped ${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
-  lines.push(...findings(r))
+  lines.push(...findings(r, p))
   if (!r.dryRun) lines.push(`applied ${r.applied.length} action${r.applied.length === 1 ? "" : "s"}`)
   return lines.join("\n")
 }
 
 /** Files left alone, repairs made, sources that could not be used. */
-const findings = (r: Pick<SyncReport, "ignored" | "notes" | "errors">): ReadonlyArray<string> => [
+const findings = (r: Pick<SyncReport, "ignored" | "notes" | "errors">, p: Paint = noPaint): ReadonlyArray<string> => [
   ...r.ignored.map((i) => `ignored ${i.source}:${i.path}: ${i.reason}`),
   ...r.notes.map((n) => `note: ${n.source}: ${n.note}`),
-  ...r.errors.map((e) => `error in source ${e.source}: ${e.reason}`)
+  ...r.errors.map((e) => p.red(`error in source ${e.source}: ${e.reason}`))
 ]
 
 /** After printing, the same for status and sync: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
@@ -239,8 +240,8 @@ const install = Command.make(
       })
       yield* emit(
         r,
-        () =>
-          `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report)}`,
+        (p) =>
+          `installed ${r.source.name} (${r.source.uri} @ ${r.source.ref}) for ${r.tools.join(", ")}\n${describeReport(r.report, p)}`,
         finish("agentsync skill install", r.report)
       )
     })
@@ -258,7 +259,7 @@ const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption },
   Effect.gen(function* () {
     const SkillSync = yield* skillSync
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
-    yield* emit(r, () => describeReport(r), finish("agentsync skill update", r))
+    yield* emit(r, (p) => describeReport(r, p), finish("agentsync skill update", r))
   })
 ).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
 
@@ -279,17 +280,17 @@ const status = Command.make(
       })
       yield* emit(
         r,
-        () => {
+        (p) => {
           const lines =
             r.rows.length === 0
               ? ["no units"]
               : [
                   table(
                     ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
-                    r.rows.map((x) => [x.source, x.unit, x.tool, x.state, x.reason])
+                    r.rows.map((x) => [x.source, x.unit, x.tool, p.status(x.state), x.reason])
                   )
                 ]
-          lines.push(...findings(r))
+          lines.push(...findings(r, p))
           return lines.join("\n")
         },
         finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
@@ -348,7 +349,7 @@ const sync = Command.make(
         tools: splitTools(o.tools),
         confirm: interactive ? ask : undefined
       })
-      yield* emit(r, () => describeReport(r), finish("agentsync skill sync", r))
+      yield* emit(r, (p) => describeReport(r, p), finish("agentsync skill sync", r))
     })
 ).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
 

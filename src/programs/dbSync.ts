@@ -12,6 +12,7 @@ import * as DatabaseApi from "../services/DatabaseApi.js"
 import { optionsFromConfig as apiOptionsFromConfig } from "../services/SyncApi.js"
 import { checkSchema, type DbLocation, diffSources, type ExportSource, sqlSource } from "../stages/dbExport.js"
 import { type ImportOptions, type ImportReport, importSource } from "../stages/dbImport.js"
+import { phase } from "../stages/progress.js"
 
 export type DbTransport = "direct" | "api"
 
@@ -107,7 +108,12 @@ const openRemote = (config: SyncConfig) =>
       describe: client.baseUrl,
       source: client.source,
       check: Effect.void,
-      importFrom: client.importFrom
+      // One request streams every table: one phase, its rows counted from the answer.
+      importFrom: (source, options) =>
+        phase("sending the tables", client.importFrom(source, options), {
+          unit: "rows",
+          count: (r) => r.tables.reduce((n, t) => n + t.total, 0)
+        })
     }
     return { transport: "api" as DbTransport, side }
   })

@@ -19,6 +19,7 @@ import { note } from "../services/RunStatus.js"
 import * as Repos from "../services/repos/index.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 import { Workspace } from "../services/Workspace.js"
+import { phase } from "../stages/progress.js"
 import { applyPlans } from "./localSync/apply.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
 
@@ -171,10 +172,10 @@ export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOpt
   yield* note("local sync: reading the tree and the database; nothing changed yet")
   // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
   if (!dryRun) yield* Effect.flatMap(Workspace, (ws) => ws.sweepLitter())
-  const files = yield* readDiskFiles(kinds)
+  const files = yield* phase("reading the services tree", readDiskFiles(kinds))
   const plans = yield* inTransaction(
     Effect.gen(function* () {
-      const { disk, db } = yield* readSides(files, kinds, o.direction === "ToDisk")
+      const { disk, db } = yield* phase("reading the database", readSides(files, kinds, o.direction === "ToDisk"))
       const planned = plan(o, disk, db, kinds)
       if (dryRun) return planned
       if (options.force !== true) yield* guardDeletes(o.direction, sideSizes(o.direction, disk, db), planned)

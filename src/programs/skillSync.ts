@@ -11,6 +11,7 @@ import { InvalidInput, IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
 import { KNOWN_TOOLS, SkillStore } from "../services/SkillStore.js"
 import { exists, listLocalTree } from "../services/UnitDisk.js"
+import { phase } from "../stages/progress.js"
 import { apply } from "./skills/apply.js"
 import { type ActionView, type SyncReport, viewAction } from "./skills/report.js"
 import { buildStates, type Planned } from "./skills/snapshot.js"
@@ -71,7 +72,10 @@ export const sync = Effect.fn("SkillSync.sync")(function* <E = never>(
     if (options.dryRun) return unwritten
     const writes = base.actions.filter((a) => a.direction === "ToHome" || a.direction === "ToRepo")
     if (writes.length > 0 && options.confirm !== undefined && !(yield* options.confirm(base.actions))) return unwritten
-    const outcome = yield* apply(planned, actions, lock, skipPush)
+    const outcome = yield* phase("applying", apply(planned, actions, lock, skipPush), {
+      unit: "changes",
+      count: (o) => o.applied.length
+    })
     return { ...base, dryRun: false, ...outcome } satisfies SyncReport
   })
   return yield* store.withLock(run)

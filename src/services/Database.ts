@@ -11,6 +11,7 @@ import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
+import { phase } from "../stages/progress.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
 import * as ProcessLock from "./ProcessLock.js"
 
@@ -117,7 +118,7 @@ const embedded = (dataDir: string) =>
           })
       }),
       (db) => Effect.promise(() => db.close().catch(() => undefined))
-    )
+    ).pipe((open) => phase("starting the embedded database", open))
     // A port freed by the OS may be taken before we bind it: try a few.
     const server = yield* Effect.acquireRelease(
       Effect.gen(function* () {
@@ -192,6 +193,7 @@ export const runProjectMigrations = Effect.fn("Database.projectMigrations")(func
     loader: PgMigrator.fromRecord(projectMigrationsRecord),
     table: "agentsync_migrations"
   }).pipe(
+    (migrate) => phase("database migrations", migrate, { unit: "items", count: (applied) => applied.length }),
     Effect.provide(NodeContext.layer),
     Effect.mapError(
       (cause) => new DatabaseError({ reason: `project migrations failed: ${causeMessage(cause)}`, cause })

@@ -18,6 +18,7 @@ import {
 } from "../domain/dbExport.js"
 import { DatabaseError } from "../errors.js"
 import { columnList, digestRow, informationSchemaTypes, selectList } from "./dbSql.js"
+import { phase } from "./progress.js"
 
 /** Where the synced tables live: a client and, for a tenant's copy on the server, a schema. */
 export interface DbLocation {
@@ -323,7 +324,11 @@ const jsDigests = <T extends SyncTable, E>(table: T, rows: Stream.Stream<Readonl
 /** The per-table diff of two sources (local on the left): by Postgres digests where both offer them. */
 export const diffSources = <E1, E2>(local: ExportSource<E1>, remote: ExportSource<E2>) =>
   Effect.forEach(SYNC_TABLES, (table) =>
-    local.digests !== undefined && remote.digests !== undefined
-      ? diffDigests(table, local.digests(table), remote.digests(table))
-      : diffDigests(table, jsDigests(table, local.rows(table)), jsDigests(table, remote.rows(table)))
+    phase(
+      `comparing ${TABLE_NAME[table]}`,
+      local.digests !== undefined && remote.digests !== undefined
+        ? diffDigests(table, local.digests(table), remote.digests(table))
+        : diffDigests(table, jsDigests(table, local.rows(table)), jsDigests(table, remote.rows(table))),
+      { unit: "rows", count: (d) => d.only_local + d.only_remote + d.different + d.equal }
+    )
   )

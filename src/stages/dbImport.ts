@@ -33,6 +33,7 @@ import {
   typedSource,
   upsertActed
 } from "./dbSql.js"
+import { phase } from "./progress.js"
 
 export interface ImportOptions {
   readonly dryRun: boolean
@@ -284,7 +285,11 @@ export const importSource = Effect.fn("DbImport.importSource")(function* <E>(
   const reports: Array<TableImportReport> = []
   const run = Effect.gen(function* () {
     for (const table of SYNC_TABLES) {
-      const result = yield* loc.sql.withTransaction(importTable(loc, table, source, counts[table], options)).pipe(
+      const result = yield* phase(
+        TABLE_NAME[table],
+        loc.sql.withTransaction(importTable(loc, table, source, counts[table], options)),
+        { total: counts[table], unit: "rows", count: (r) => r.total }
+      ).pipe(
         // @effect/sql turns a failed COMMIT or ROLLBACK into a defect; a connection lost mid-import is one, and
         // is reported like any failure of the table (the server rolls back an open transaction it loses).
         Effect.catchSomeDefect((d) =>

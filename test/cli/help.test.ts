@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { preprocess } from "../../src/cli/argv.js"
-import { render, useColor, wrap } from "../../src/cli/help.js"
+import { useColor } from "../../src/cli/color.js"
+import { render, wrap } from "../../src/cli/help.js"
 import { command } from "../../src/cli/main.js"
 import { type CommandSpec, specOf } from "../../src/cli/spec.js"
 

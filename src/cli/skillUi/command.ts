@@ -1,11 +1,13 @@
 /** `agentsync skill ui`: the command, its panel's code loaded only when it runs. */
 import * as Command from "@effect/cli/Command"
 import { Effect } from "effect"
+import { ProgressReporter, silentProgress } from "../../stages/progress.js"
 
 export const ui = Command.make("ui", {}, () =>
   Effect.flatMap(
     Effect.promise(() => import("./run.js")),
-    (Panel) => Panel.runPanel()
+    // The panel draws its own screen: the steps it runs report no progress lines over it.
+    (Panel) => Effect.provideService(Panel.runPanel(), ProgressReporter, silentProgress)
   )
 ).pipe(
   Command.withDescription(

@@ -4,6 +4,7 @@ import type { DbOp, DiskOp, KindPlan } from "../../domain/localPlan.js"
 import { DatabaseError } from "../../errors.js"
 import * as Repos from "../../services/repos/index.js"
 import { Workspace, type WriteSpec } from "../../services/Workspace.js"
+import { phase } from "../../stages/progress.js"
 
 /** One database operation. */
 export const applyDb = (op: DbOp) =>
@@ -65,7 +66,11 @@ export const applyDisk = Effect.fn("LocalSync.applyDisk")(function* (ops: Readon
  */
 export const applyPlans = Effect.fn("LocalSync.apply")(function* (plans: ReadonlyArray<KindPlan>) {
   const db = plans.flatMap((p) => p.db)
-  for (const op of db) yield* applyDb(op)
+  for (const p of plans)
+    if (p.db.length > 0)
+      yield* phase(`writing ${p.kind}`, Effect.forEach(p.db, applyDb, { discard: true }), {
+        count: () => p.result.synced + p.result.deleted
+      })
   yield* Effect.all(
     [
       applyDisk(plans.flatMap((p) => p.disk)),

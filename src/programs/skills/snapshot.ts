@@ -22,6 +22,7 @@ import {
   tempsIn,
   type UnitSnapshot
 } from "../../services/UnitDisk.js"
+import { phase } from "../../stages/progress.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -122,11 +123,14 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   for (const source of manifest.sources) {
     if (!source.enabled || !scope.source(source.name)) continue
     const result = yield* Effect.either(
-      prepareSource(source, {
-        dryRun: options.dryRun === true,
-        fetch: options.fetch !== false,
-        skipPush: options.skipPush
-      })
+      phase(
+        `${options.fetch !== false ? "fetching" : "reading"} ${source.name}`,
+        prepareSource(source, {
+          dryRun: options.dryRun === true,
+          fetch: options.fetch !== false,
+          skipPush: options.skipPush
+        })
+      )
     )
     // A bad source stops only itself.
     if (Either.isLeft(result)) errors.push({ source: source.name, reason: result.left.message })

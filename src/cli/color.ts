@@ -1,0 +1,53 @@
+/** The one colour decision (--color, NO_COLOR, TERM=dumb, a terminal; never with --json) and the colours of human output. */
+import type { ColorMode, Globals } from "./argv.js"
+
+/** Whether to colour: `always`, or `auto` on a terminal without NO_COLOR or TERM=dumb. */
+export const useColor = (mode: ColorMode, isTTY: boolean, env: NodeJS.ProcessEnv = process.env) =>
+  mode === "always" || (mode === "auto" && isTTY && (env.NO_COLOR ?? "") === "" && env.TERM !== "dumb")
+
+/** Colours for human output; each is the identity when colour is off. */
+export interface Paint {
+  readonly red: (s: string) => string
+  readonly green: (s: string) => string
+  readonly yellow: (s: string) => string
+  readonly bold: (s: string) => string
+  /** A status word or a line about it, coloured by what it means: added green, modified yellow, removed and conflicts red. */
+  readonly status: (status: string, text?: string) => string
+}
+
+const sgr = (on: boolean, code: string) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s)
+
+/** The colours of a run: on where `colorOn` says so. */
+export const paint = (on: boolean): Paint => {
+  const red = sgr(on, "31")
+  const green = sgr(on, "32")
+  const yellow = sgr(on, "33")
+  return {
+    red,
+    green,
+    yellow,
+    bold: sgr(on, "1"),
+    status: (status, text = status) => {
+      const s = status.toLowerCase()
+      if (s.startsWith("add") || s === "create" || s === "+") return green(text)
+      if (s.startsWith("modif") || s === "update" || s === "~" || s.includes("changed") || s.startsWith("behind"))
+        return yellow(text)
+      if (s.startsWith("remov") || s.startsWith("delet") || s.startsWith("conflict") || s === "-" || s === "!")
+        return red(text)
+      return text
+    }
+  }
+}
+
+/** The one colour decision for a stream: --color, NO_COLOR, TERM=dumb and a terminal, as for help; never with --json. */
+export const colorOn = (g: Globals, stream: { readonly isTTY?: boolean }) =>
+  !g.json && useColor(g.color, stream.isTTY === true)
+
+/** `error: message` for stderr, the prefix in red where colour is on. */
+export const errorLine = (g: Globals, message: string) => {
+  const p = paint(colorOn(g, process.stderr))
+  return `${p.bold(p.red("error:"))} ${message}`
+}
+
+/** No colour: for text that may go anywhere. */
+export const noPaint: Paint = paint(false)
