@@ -16,8 +16,9 @@ import { connect } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { Effect } from "effect"
-import { make as makeWorkspace } from "../src/services/Workspace.js"
+import { makeMembership } from "../src/domain/membership.js"
+import { checkSettled, listingDigest } from "../src/stages/settledCheck.js"
+import { walkTree } from "../src/stages/state.js"
 import { startServe } from "../test/support/cli.js"
 import { generate, listFiles, type Timed, timed } from "./bench-tree.js"
 
@@ -59,6 +60,8 @@ interface Peer {
   readonly download: (round: number, into: string) => Timed
   /** CPU seconds the server side has used so far (itself and its reaped children). */
   readonly serverCpu: () => number
+  /** agentsync's: the environment its client runs with in a round. */
+  readonly env?: (round: number) => Record<string, string>
   readonly stop: () => void
 }
 
@@ -119,6 +122,7 @@ const agentsyncPeer = async (work: string, databaseUrl: string, bin = BIN, name 
       return cli(into, round, "pull")
     },
     serverCpu: () => procCpu(server.child.pid!),
+    env: (round) => ({ AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: tokens.get(round)! }),
     stop: () => server.child.kill("SIGTERM")
   }
 }
@@ -251,24 +255,39 @@ const cpuOf = (cmd: string, args: ReadonlyArray<string>, cwd: string, env?: Reco
  * Where a no-change run's CPU goes, each part measured alone: Node's own start, the command line's start
  * (`--version`: the bundle read from the code cache), and listing the tree (in this process, the same code).
  */
+/** CPU seconds of `f`, run in this (warm) process. */
+const cpuIn = async (f: () => unknown) => {
+  const start = process.cpuUsage()
+  await f()
+  const used = process.cpuUsage(start)
+  return (used.user + used.system) / 1e6
+}
+
+/**
+ * Where a no-change run's CPU goes: Node's own start, the launcher and the settled start path loading (with
+ * the cold code of the check), and the check itself measured in this warm process (listing, its digest, the
+ * rest: mark, project file, the 304 exchange).
+ */
 const budget = async (peer: Peer, client: string) => {
   await peer.reset(99, client)
   peer.upload(99, client)
   const run = median(Array.from({ length: 5 }, () => peer.upload(99, client).cpu))
   const node = cpuOf(process.execPath, ["-e", "0"], client)
-  const version = cpuOf(process.execPath, [BIN, "--version"], client)
-  const workspace = makeWorkspace(join(client, "services"))
-  const listings: Array<number> = []
-  for (let i = 0; i < 5; i++) {
-    const start = process.cpuUsage()
-    await Effect.runPromise(workspace.listFiles())
-    const used = process.cpuUsage(start)
-    listings.push((used.user + used.system) / 1e6)
+  const env = { ...process.env, ...peer.env!(99) }
+  const input = { command: "push", dryRun: false, cwd: client, services: undefined, env } as const
+  const times = async (f: () => unknown) => {
+    await f()
+    const all: Array<number> = []
+    for (let i = 0; i < 5; i++) all.push(await cpuIn(f))
+    return median(all)
   }
-  const listing = median(listings)
-  const rest = run - version - listing
+  if ((await checkSettled(input)) === undefined) throw new Error("the no-change run was not settled")
+  const check = await times(() => checkSettled(input))
+  const files = walkTree(join(client, "services"), makeMembership(""))
+  const listing = await times(() => walkTree(join(client, "services"), makeMembership("")))
+  const digest = await times(() => listingDigest(files))
   console.log(
-    `\nno-change run, CPU (medians of 5): ${run.toFixed(3)} s = node start ${node.toFixed(3)} s + command line start ${(version - node).toFixed(3)} s (agentsync --version: ${version.toFixed(3)} s) + listing ${listing.toFixed(3)} s + the rest (lock, 304 exchange, report, exit) ${rest.toFixed(3)} s`
+    `\nno-change run, CPU (medians of 5): ${run.toFixed(3)} s = node start ${node.toFixed(3)} s + launcher, small bundle and cold code ${(run - node - check).toFixed(3)} s + settled check in a warm process ${check.toFixed(3)} s (listing ${listing.toFixed(3)} s, its digest ${digest.toFixed(3)} s, mark, project file and 304 exchange ${(check - listing - digest).toFixed(3)} s)`
   )
 }
 

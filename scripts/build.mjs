@@ -1,6 +1,7 @@
 // Builds dist/: the CLI as one CommonJS bundle (dist/cli.cjs) started by a small launcher (dist/bin.js) that keeps
-// a code cache for it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath)
-// with their declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
+// a code cache for it and answers a no-change `files push|pull` from a small bundle (dist/settled.cjs) without
+// it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
+// declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
 // CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
@@ -69,6 +70,17 @@ const id = createHash("sha256")
   .update(await readFile("dist/cli.cjs"))
   .digest("hex")
   .slice(0, 16)
+// The small start path of a no-change `files push|pull` (src/cli/settledRun.ts): plain Node, no package at all.
+const settled = await build({
+  ...shared,
+  metafile: true,
+  entryPoints: { settled: "src/cli/settledRun.ts" },
+  outExtension: { ".js": ".cjs" },
+  outdir: "dist",
+  format: "cjs"
+})
+const packages = Object.keys(settled.metafile.inputs).filter((i) => i.includes("node_modules/"))
+if (packages.length > 0) throw new Error(`dist/settled.cjs must not bundle packages: ${packages.join(", ")}`)
 await build({
   ...shared,
   entryPoints: { bin: "src/cli/bin.ts" },

@@ -5,8 +5,9 @@ import { Config, Context, Effect, Either, Layer, Option, Redacted, Schedule, Sch
 import { decodeYamlFile } from "./domain/formats.js"
 import { JobEntries, JobEntry } from "./domain/jobs/spec.js"
 import { InvalidInput, IoError, ioKindOf } from "./errors.js"
+import { locateProject, PROJECT_FILE } from "./locate.js"
 
-export const PROJECT_FILE = "agentsync.yaml"
+export { PROJECT_FILE }
 
 /** A scheduled job in `agentsync.yaml` (its Schema lives with the scheduler's domain). */
 export const JobSpec = JobEntry
@@ -189,23 +190,7 @@ export interface LoadOptions {
  * `--services` may name the tree itself or a project root (a folder holding `agentsync.yaml` or `services/`).
  */
 export const loadConfig = Effect.fn("SyncConfig.load")(function* (options: LoadOptions = {}) {
-  const cwd = nodePath.resolve(options.cwd ?? process.cwd())
-  let projectRoot = cwd
-  let servicesOverride: string | undefined
-  if (options.services !== undefined) {
-    const given = nodePath.resolve(cwd, options.services)
-    const isRoot = yield* Effect.promise(() =>
-      Promise.any([fs.access(nodePath.join(given, PROJECT_FILE)), fs.access(nodePath.join(given, "services"))]).then(
-        () => true,
-        () => false
-      )
-    )
-    if (isRoot) projectRoot = given
-    else {
-      servicesOverride = given
-      projectRoot = nodePath.dirname(given)
-    }
-  }
+  const { projectRoot, servicesOverride } = locateProject(options.cwd ?? process.cwd(), options.services)
   const project = (yield* readProjectFile(nodePath.join(projectRoot, PROJECT_FILE))) ?? {}
   const e = yield* Effect.all(env)
   const opt = <A>(o: Option.Option<A>, fallback: A | undefined) => Option.getOrUndefined(o) ?? fallback

@@ -119,11 +119,25 @@ const fromV8Cache = () => {
   script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))
 }
 
-if (enableCompileCache === undefined) fromV8Cache()
-else {
-  try {
-    // Nothing is said when the cache cannot be written (read-only home): only start-up time is lost.
-    enableCompileCache(join(cacheDir, "compile-cache"))
-  } catch {}
-  require(bundle)
+const start = () => {
+  if (enableCompileCache === undefined) fromV8Cache()
+  else {
+    try {
+      // Nothing is said when the cache cannot be written (read-only home): only start-up time is lost.
+      enableCompileCache(join(cacheDir, "compile-cache"))
+    } catch {}
+    require(bundle)
+  }
 }
+
+// `files push|pull` with nothing changed on either side is answered by a small bundle (dist/settled.cjs, no
+// Effect, no CLI) from the settled mark, at a fraction of the CLI's start-up; when it cannot answer, the CLI runs.
+const args = process.argv.slice(2)
+if (args.includes("files") && (args.includes("push") || args.includes("pull"))) {
+  const settled = require(join(dirname(bundle), "settled.cjs")) as {
+    run: (args: ReadonlyArray<string>) => Promise<boolean>
+  }
+  void settled.run(args).then((done) => {
+    if (!done) start()
+  })
+} else start()

@@ -7,7 +7,7 @@ import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { currentProgress, type Progress } from "../stages/progress.js"
-import type { Paint } from "./color.js"
+import { human } from "./filesText.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
 
@@ -33,37 +33,6 @@ const run = <A, E, R>(
       { tree: true }
     )
   )
-
-const LIMIT = 200
-
-const human = (r: FilesReport) => (p: Paint) => {
-  const lines: Array<string> = []
-  if (r.files.length > 0) {
-    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, f.note ?? ""])
-    lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
-    if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
-  }
-  const c = r.counts
-  const counts = `${c.added} added, ${c.modified} modified, ${c.removed} removed, ${c.unchanged} unchanged (${r.command === "pull" ? "remote vs local" : "local vs remote"}${r.remote_revision === null ? ", remote empty" : ` ${r.remote_revision}`})`
-  lines.push(counts)
-  const acts = Object.entries(r.actions)
-    .map(([k, v]) => `${v} ${k}`)
-    .join(", ")
-  if (r.command !== "diff") {
-    const what = r.dry_run ? "would do" : "did"
-    lines.push(`${r.command} ${what}: ${acts === "" ? "nothing, up to date" : acts}`)
-  }
-  if (r.command === "push" && !r.dry_run && r.revision !== r.remote_revision) {
-    lines.push(`pushed ${r.files_sent ?? 0} file(s), ${r.bytes_sent ?? 0} bytes compressed; head is now ${r.revision}`)
-  }
-  if (r.backup !== undefined)
-    lines.push(
-      `replaced and deleted files were kept in ${r.backup} (agentsync files restore ${r.backup.split(/[\\/]/).pop()} puts them back)`
-    )
-  if (r.backups_pruned !== undefined)
-    lines.push(`removed ${r.backups_pruned.length} older backup(s): ${r.backups_pruned.join(", ")}`)
-  return lines.join("\n")
-}
 
 /** Prints the report; a dry run that found conflicts still ends as the real run would: exit 3. */
 const finish = (r: FilesReport) =>

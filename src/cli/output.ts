@@ -1,5 +1,4 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
-import { stripVTControlCharacters } from "node:util"
 import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
 import { paint as colorPatch } from "../domain/patch.js"
@@ -87,19 +86,4 @@ export const failureDocument = (error: unknown): string => {
   return JSON.stringify({ ...base, error: errorFields(inner) }, null, 2)
 }
 
-/** The width of `s` on a terminal: its colour codes take none. */
-const visible = (s: string) => stripVTControlCharacters(s).length
-
-/** A fixed-width table for terminal output (cells may be coloured). */
-export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
-  const all = [header, ...rows.map((r) => r.map(String))]
-  const widths = header.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? ""))))
-  return all
-    .map((r) =>
-      r
-        .map((c = "", i) => c + " ".repeat(widths[i]! - visible(c)))
-        .join("  ")
-        .trimEnd()
-    )
-    .join("\n")
-}
+export { table } from "./table.js"

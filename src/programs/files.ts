@@ -2,7 +2,7 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, type Layer } from "effect"
-import { RemoteManifest } from "../api/files.js"
+import { FilesRoutes, manifestEtag, RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
@@ -18,7 +18,7 @@ import { localManifest, stateDir } from "../stages/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/diff.js"
 import { type Progress, silentProgress } from "../stages/progress.js"
 import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/remote.js"
-import { clearMark, matches, readMark, type SettledMark, writeMark } from "../stages/settled.js"
+import { clearMark, matches, readMark, type SettledMark, settledReport, writeMark } from "../stages/settled.js"
 import { upload } from "../stages/upload.js"
 
 export interface FilesOptions {
@@ -199,28 +199,6 @@ const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, 
   return (matches(mark, files) ? { listed, settled: mark } : { listed }) satisfies Probe
 })
 
-/** The report of a run the settled mark answered: every file unchanged on both sides. */
-const settledReport = (
-  command: FilesReport["command"],
-  dryRun: boolean,
-  mark: SettledMark,
-  extra: Partial<FilesReport> = {}
-): FilesReport => ({
-  command,
-  dry_run: dryRun,
-  remote_revision: mark.revision,
-  revision: mark.revision,
-  counts: { added: 0, modified: 0, removed: 0, unchanged: mark.local_files },
-  actions: {},
-  conflicts: [],
-  files: [],
-  local_files: mark.local_files,
-  remote_files: mark.remote_files,
-  files_hashed: 0,
-  remote_manifest: "cached",
-  ...extra
-})
-
 /**
  * Keeps the settled mark when a run ends with both sides and the base agreeing on `head`, and `head` is a tree
  * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it.
@@ -235,13 +213,13 @@ const settleMark = (
   Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
     agreed && safe._tag === "Right" && head.revision !== null
       ? writeMark(
-          config.projectRoot,
+          config,
           {
             url,
-            root: nodePath.resolve(config.servicesPath),
             tenant: head.tenant,
             revision: head.revision,
-            remote_files: head.entries.length
+            remote_files: head.entries.length,
+            check: { url: `${url}${FilesRoutes.manifest}`, etag: manifestEtag(head.revision) }
           },
           local.listed,
           local.listedAt
@@ -271,7 +249,7 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   const { config, client } = yield* context
   // Nothing moved on either side since both agreed: every file is unchanged, known without hashing.
   const probed = yield* probe(config, client)
-  if (probed?.settled !== undefined) return settledReport("diff", true, probed.settled)
+  if (probed?.settled !== undefined) return settledReport("diff", true, probed.settled) as FilesReport
   const [head, local] = yield* manifests(config, {
     keep: false,
     progress: options.progress ?? silentProgress,
@@ -470,10 +448,8 @@ const beginRevision = Effect.fn("FileSyncService.beginRevision")(function* (opti
 
 const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOptions = {}) {
   const probed = yield* begin("push", options)
-  if (probed?.settled !== undefined) {
-    const extra = options.dryRun === true ? {} : { bytes_sent: 0, files_sent: 0 }
-    return settledReport("push", options.dryRun ?? false, probed.settled, extra)
-  }
+  if (probed?.settled !== undefined)
+    return settledReport("push", options.dryRun ?? false, probed.settled) as FilesReport
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare(
     "push",
     options,
@@ -527,7 +503,8 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
 const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
   const older = options.revision
   const probed = older === undefined ? yield* begin("pull", options) : yield* beginRevision(options)
-  if (probed?.settled !== undefined) return settledReport("pull", options.dryRun ?? false, probed.settled)
+  if (probed?.settled !== undefined)
+    return settledReport("pull", options.dryRun ?? false, probed.settled) as FilesReport
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } =
     older === undefined ? yield* prepare("pull", options, probed) : yield* prepareRevision(older, options)
   yield* checkRemote(remote, client.baseUrl)

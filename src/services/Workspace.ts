@@ -10,17 +10,11 @@ import { PROJECT_FILE } from "../config.js"
 import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../domain/membership.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../errors.js"
+import { type WorkspaceFile, walkTree } from "../stages/state.js"
 import { isAlive } from "./ProcessLock.js"
 import { removeFileAndPrune } from "./prune.js"
 
-export interface WorkspaceFile {
-  /** POSIX path relative to the services root. */
-  readonly path: string
-  readonly size: number
-  readonly mtimeMs: number
-  /** Permission bits (`0o755` for a script). */
-  readonly mode: number
-}
+export type { WorkspaceFile } from "../stages/state.js"
 
 export interface WorkspaceShape {
   /** Absolute path of the services tree. */
@@ -375,36 +369,7 @@ export const make = (root: string): WorkspaceShape => {
 
   const listFiles = Effect.fn("Workspace.listFiles")(function* () {
     const member = yield* membership()
-    // Synchronous calls: an async stat per file costs thread-pool round trips that dominate for a tree of
-    // thousands of files already in the page cache (10,000 files: ~400 ms async, a fraction of that here).
-    return yield* Effect.try({
-      try: () => {
-        const out: Array<WorkspaceFile> = []
-        const walk = (dir: string, rel: string): void => {
-          let entries: Array<import("node:fs").Dirent>
-          try {
-            entries = fsSync.readdirSync(dir, { withFileTypes: true })
-          } catch (e) {
-            if (ioKindOf(e) === "NotFound" && rel === "") return
-            throw e
-          }
-          for (const d of entries) {
-            const r = rel === "" ? d.name : `${rel}/${d.name}`
-            if (d.isDirectory()) {
-              if (rel === "" && !member.includes(`${r}/x`)) continue
-              walk(nodePath.join(dir, d.name), r)
-              continue
-            }
-            if (!d.isFile() || !member.includes(r)) continue
-            const st = fsSync.statSync(nodePath.join(dir, d.name))
-            out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 })
-          }
-        }
-        walk(absRoot, "")
-        return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-      },
-      catch: io(absRoot, "cannot list")
-    })
+    return yield* Effect.try({ try: () => walkTree(absRoot, member), catch: io(absRoot, "cannot list") })
   })
 
   const readFile = Effect.fn("Workspace.readFile")(function* (path: string) {

@@ -10,9 +10,9 @@ import { hashTree } from "../services/TreeHash.js"
 import { make as makeWorkspace, type WorkspaceFile, writeFileAtomic } from "../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
 import { type Progress, silentProgress, withProgress } from "./progress.js"
+import { RACY_MS, stateDir } from "./state.js"
 
-/** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
-export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
+export { RACY_MS, stateDir } from "./state.js"
 
 const CACHE_FILE = "hash-cache.json"
 type CacheEntry = readonly [number, number, string]
@@ -30,9 +30,6 @@ const CacheFile = Schema.Struct({
   entries: CacheEntries
 })
 type CacheFile = typeof CacheFile.Type
-
-// A file modified within this window of the scan may change again in the same mtime tick: never cache it.
-export const RACY_MS = 2000
 
 export interface LocalManifest {
   readonly entries: ReadonlyArray<FileEntry>

@@ -6,7 +6,7 @@ import { FilesDiffCalculator } from "../domain/diff.js"
 import type { DiffStatus, FileEntry, FilesDiffResult } from "../domain/model.js"
 import type { IoError } from "../errors.js"
 import { writeFileAtomic } from "../services/Workspace.js"
-import { stateDir } from "./bundle.js"
+import { BASE_FILE, stateDir } from "./state.js"
 
 /** Local (source) against remote (target): Added is only local, Removed only remote. */
 export const diffFiles = (local: ReadonlyArray<FileEntry>, remote: ReadonlyArray<FileEntry>): FilesDiffResult =>
@@ -18,7 +18,8 @@ export interface SyncBase {
   readonly files: ReadonlyMap<string, string>
 }
 
-export const BASE_FILE = "files-base.json"
+export { BASE_FILE } from "./state.js"
+
 /** path → sha256, checked by one predicate: it has an entry per file and is read on every run. */
 const BaseFiles = Schema.declare(
   (u: unknown): u is Readonly<Record<string, string>> =>

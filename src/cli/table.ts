@@ -1,0 +1,19 @@
+/** A fixed-width table for terminal output (plain code: the settled run prints without loading the CLI). */
+import { stripVTControlCharacters } from "node:util"
+
+/** The width of `s` on a terminal: its colour codes take none. */
+const visible = (s: string) => stripVTControlCharacters(s).length
+
+/** A fixed-width table for terminal output (cells may be coloured). */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
+  const all = [header, ...rows.map((r) => r.map(String))]
+  const widths = header.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? ""))))
+  return all
+    .map((r) =>
+      r
+        .map((c = "", i) => c + " ".repeat(widths[i]! - visible(c)))
+        .join("  ")
+        .trimEnd()
+    )
+    .join("\n")
+}

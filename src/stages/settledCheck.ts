@@ -1,0 +1,233 @@
+/**
+ * The settled mark, read without Effect: a small record, kept in `.agentsync/`, that the local tree, the recorded
+ * base and the remote head agreed at one revision, with the fingerprint of the listing (path, size, mtime of every
+ * file) that agreed and of the configuration it was reached under. `checkSettled` is the whole no-change run on
+ * plain Node (the launcher calls it before it loads the CLI): the same listing, an untouched base and
+ * configuration, nothing left half done in `.agentsync/`, and a 304 from the server to the mark's revision mean
+ * nothing changed on either side. Anything else, it says so and the full program runs (which makes its own
+ * decision; this check only ever short-cuts to the answer the full run gives).
+ */
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import * as https from "node:https"
+import * as nodePath from "node:path"
+import { transferLimits } from "../domain/caps.js"
+import { IGNORE_FILE, makeMembership } from "../domain/membership.js"
+import { locateProject, PROJECT_FILE } from "../locate.js"
+import { BASE_FILE, stateDir, type WorkspaceFile, walkTree } from "./state.js"
+
+const MARK_FILE = "files-settled.json"
+
+export interface SettledMark {
+  readonly version: 2
+  /** The API the agreement was reached with, and the services tree it holds for. */
+  readonly url: string
+  readonly root: string
+  readonly tenant: string
+  readonly revision: string
+  /** SHA-256 of the listing: every member file's path, size and mtime, in path order. */
+  readonly listing: string
+  readonly local_files: number
+  readonly remote_files: number
+  /** The base file as written then: [size, mtimeMs]; any later write of it voids the mark. */
+  readonly base: readonly [number, number]
+  /**
+   * The configuration the run had (see `configPrint`), or null when it could not be vouched for; `override`:
+   * whether `--services` named the tree itself.
+   */
+  readonly config: string | null
+  readonly override: boolean
+  /** The conditional request that asks whether the head is still `revision`. */
+  readonly check: { readonly url: string; readonly etag: string }
+}
+
+const isNum = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u)
+const isStr = (u: unknown): u is string => typeof u === "string"
+
+/** A mark as kept, or undefined for anything else (an older version, a damaged file). */
+export const parseMark = (text: string): SettledMark | undefined => {
+  let u: unknown
+  try {
+    u = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (typeof u !== "object" || u === null) return undefined
+  const m = u as Record<string, unknown>
+  const base = m.base
+  const check = m.check as Record<string, unknown> | null | undefined
+  const ok =
+    m.version === 2 &&
+    [m.url, m.root, m.tenant, m.revision, m.listing].every(isStr) &&
+    isNum(m.local_files) &&
+    isNum(m.remote_files) &&
+    Array.isArray(base) &&
+    base.length === 2 &&
+    base.every(isNum) &&
+    (m.config === null || isStr(m.config)) &&
+    typeof m.override === "boolean" &&
+    typeof check === "object" &&
+    check !== null &&
+    isStr(check.url) &&
+    isStr(check.etag)
+  return ok ? (m as unknown as SettledMark) : undefined
+}
+
+export const markPath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), MARK_FILE)
+const basePath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), BASE_FILE)
+
+/** [size, mtimeMs] of a file, undefined when there is none. */
+export const statOf = (path: string): readonly [number, number] | undefined => {
+  const st = fs.statSync(path, { throwIfNoEntry: false })
+  return st === undefined ? undefined : [st.size, st.mtimeMs]
+}
+
+/** The fingerprint of a listing (sorted by path, as `walkTree` returns it). */
+export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => {
+  const hash = createHash("sha256")
+  let chunk = ""
+  for (const f of files) {
+    chunk += `${f.path}\0${f.size}\0${f.mtimeMs}\n`
+    if (chunk.length > 65536) {
+      hash.update(chunk)
+      chunk = ""
+    }
+  }
+  return hash.update(chunk).digest("hex")
+}
+
+/**
+ * The fingerprint of what a run's configuration is made of, apart from `--services`: the project root, the
+ * text of `agentsync.yaml` (or its absence) and the environment naming the endpoint. The same print means the
+ * same API URL and services tree as the run that wrote the mark.
+ */
+export const configPrint = (
+  projectRoot: string,
+  projectText: string | undefined,
+  env: Readonly<Record<string, string | undefined>>
+): string =>
+  createHash("sha256")
+    .update(
+      JSON.stringify([
+        projectRoot,
+        projectText ?? null,
+        env.AGENTSYNC_DIRECT_URL ?? null,
+        env.AGENTSYNC_API_URL ?? null,
+        env.AGENTSYNC_TENANT_ID ?? null
+      ])
+    )
+    .digest("hex")
+
+/** The text of the project file, undefined when there is none. */
+export const projectText = (projectRoot: string): string | undefined => {
+  try {
+    return fs.readFileSync(nodePath.join(projectRoot, PROJECT_FILE), "utf8")
+  } catch (e) {
+    if ((e as { code?: unknown }).code === "ENOENT") return undefined
+    throw e
+  }
+}
+
+/** The mark for this API and tree, if one is kept, intact, and its base file untouched since. */
+export const readMarkSync = (projectRoot: string, url?: string, root?: string): SettledMark | undefined => {
+  let text: string
+  try {
+    text = fs.readFileSync(markPath(projectRoot), "utf8")
+  } catch {
+    return undefined
+  }
+  const mark = parseMark(text)
+  if (mark === undefined || (url !== undefined && mark.url !== url) || (root !== undefined && mark.root !== root))
+    return undefined
+  const base = statOf(basePath(projectRoot))
+  return base !== undefined && base[0] === mark.base[0] && base[1] === mark.base[1] ? mark : undefined
+}
+
+/** Whether the listing still is the one the mark was made from. */
+export const matches = (mark: SettledMark, files: ReadonlyArray<WorkspaceFile>) =>
+  mark.local_files === files.length && mark.listing === listingDigest(files)
+
+/** The report of a run the settled mark answered: every file unchanged on both sides. */
+export const settledReport = (command: "diff" | "push" | "pull", dryRun: boolean, mark: SettledMark) => ({
+  command,
+  dry_run: dryRun,
+  remote_revision: mark.revision,
+  revision: mark.revision,
+  counts: { added: 0, modified: 0, removed: 0, unchanged: mark.local_files },
+  actions: {},
+  conflicts: [] as Array<string>,
+  files: [] as Array<never>,
+  local_files: mark.local_files,
+  remote_files: mark.remote_files,
+  files_hashed: 0,
+  remote_manifest: "cached" as const,
+  ...(command === "push" && !dryRun ? { bytes_sent: 0, files_sent: 0 } : {})
+})
+
+/**
+ * What a push or pull finishes or waits for before it plans (programs/files.ts `recover` and the files lock): a
+ * lock, a pull's journal, staging folders, temp files. With any of them present the full program runs.
+ */
+const UNSETTLED = /^(files\.lock|pull-journal\.json|staging-|\.agentsync-tmp-)/
+
+/** How long the settled check waits for the server before leaving the question to the full run. */
+const CHECK_MS = 2000
+
+/** Whether the server answers 304 to the mark's revision: one attempt, no retry (the full run retries). */
+const notModified = (mark: SettledMark, token: string, ms: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    try {
+      const get = mark.check.url.startsWith("https:") ? https.get : http.get
+      const req = get(
+        mark.check.url,
+        { agent: false, headers: { authorization: `Bearer ${token}`, "if-none-match": mark.check.etag } },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode === 304)
+        }
+      )
+      req.setTimeout(ms, () => req.destroy())
+      req.on("error", () => resolve(false))
+    } catch {
+      // A token no header can carry: the full run says so.
+      resolve(false)
+    }
+  })
+
+export interface SettledInput {
+  readonly command: "push" | "pull"
+  readonly dryRun: boolean
+  readonly cwd: string
+  /** `--services`, as given. */
+  readonly services: string | undefined
+  readonly env: Readonly<Record<string, string | undefined>>
+}
+
+/** The report of a no-change run when the settled mark answers it, else undefined (the full program decides). */
+export const checkSettled = async (input: SettledInput) => {
+  try {
+    const { projectRoot, servicesOverride } = locateProject(input.cwd, input.services)
+    const names = fs.readdirSync(stateDir(projectRoot))
+    if (names.some((n) => UNSETTLED.test(n))) return undefined
+    const mark = readMarkSync(projectRoot)
+    const token = input.env.AGENTSYNC_TOKEN?.trim()
+    if (mark === undefined || mark.config === null || token === undefined || token === "") return undefined
+    if (configPrint(projectRoot, projectText(projectRoot), input.env) !== mark.config) return undefined
+    if (servicesOverride === undefined ? mark.override : servicesOverride !== mark.root) return undefined
+    // The server first: when its head moved, the tree need not be walked.
+    if (!(await notModified(mark, token, Math.min(CHECK_MS, transferLimits(input.env).exchangeMs)))) return undefined
+    let ignore = ""
+    try {
+      ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== "ENOENT") return undefined
+    }
+    const files = walkTree(mark.root, makeMembership(ignore))
+    // An empty tree is left to the full run, which checks that the services path is there at all.
+    if (files.length === 0 || !matches(mark, files)) return undefined
+    return settledReport(input.command, input.dryRun, mark)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,154 @@
+// The small start path of a no-change `files push|pull` (dist/settled.cjs): it answers exactly as the CLI does,
+// and leaves every other run to the CLI. A launcher copied without the CLI bundle tells which path answered: a run
+// it answers succeeds, a run it leaves to the CLI fails to find dist/cli.cjs.
+import { type ChildProcess, spawnSync } from "node:child_process"
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { parseSettledArgs } from "../../src/cli/settledRun.js"
+import { agentsync, BIN, cleanEnv, ensureBuilt, REPO, startServe } from "../support/cli.js"
+import { freshDatabase } from "../support/pg.js"
+
+const temps: Array<string> = []
+const children: Array<ChildProcess> = []
+const tempDir = (name: string) => {
+  const d = mkdtempSync(join(tmpdir(), `agentsync-e2e-settled-${name}-`))
+  temps.push(d)
+  return d
+}
+
+const FILES = ["agents/a/config.yaml", "skills/s/SKILL.md", "content/blog/hello.md"]
+let url: string
+let token: string
+/** dist/bin.js and dist/settled.cjs without dist/cli.cjs. */
+let lone: string
+
+const project = () => {
+  const root = tempDir("project")
+  writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
+  for (const f of FILES) {
+    mkdirSync(join(root, "services", f, ".."), { recursive: true })
+    writeFileSync(join(root, "services", f), `${f}\n`)
+  }
+  return root
+}
+/** Makes every file older than the racy window, as a tree that was not just written is. */
+const age = (root: string) => {
+  const past = new Date(Date.now() - 60_000)
+  for (const f of FILES) utimesSync(join(root, "services", f), past, past)
+}
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  AGENTSYNC_DIRECT_URL: url,
+  AGENTSYNC_TOKEN: token,
+  ...extra
+})
+/** The full CLI (the bundle itself, not the launcher). */
+const full = (root: string, args: ReadonlyArray<string>, extra: Record<string, string | undefined> = {}) =>
+  spawnSync(process.execPath, [join(REPO, "dist/cli.cjs"), ...args], {
+    cwd: root,
+    env: cleanEnv(env(extra)),
+    encoding: "utf8"
+  })
+/** The launcher without the CLI: succeeds only when the settled path answered. */
+const small = (root: string, args: ReadonlyArray<string>, extra: Record<string, string | undefined> = {}) =>
+  spawnSync(process.execPath, [join(lone, "bin.js"), ...args], {
+    cwd: root,
+    env: cleanEnv(env(extra)),
+    encoding: "utf8"
+  })
+const leftToCli = (r: ReturnType<typeof small>) => r.status !== 0 && /cli\.cjs/.test(r.stderr)
+/** A push that settles the project: pushed, aged, pushed again (the second run keeps the mark). */
+const settle = async (root: string) => {
+  age(root)
+  const r = await agentsync(["--json", "files", "push"], { cwd: root, env: env() })
+  expect(r.code, r.stderr).toBe(0)
+}
+
+beforeAll(async () => {
+  ensureBuilt()
+  lone = tempDir("lone")
+  copyFileSync(BIN, join(lone, "bin.js"))
+  copyFileSync(join(REPO, "dist/settled.cjs"), join(lone, "settled.cjs"))
+  const admin = tempDir("admin")
+  const databaseUrl = await freshDatabase("e2esettled")
+  const created = await agentsync(["--json", "tenant", "create", "Settled"], {
+    cwd: admin,
+    env: { DATABASE_URL: databaseUrl }
+  })
+  expect(created.code, created.stderr).toBe(0)
+  token = JSON.parse(created.stdout).token
+  const server = await startServe({ DATABASE_URL: databaseUrl }, admin)
+  children.push(server.child)
+  url = server.url
+}, 120_000)
+
+afterAll(() => {
+  for (const c of children) c.kill("SIGTERM")
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+describe("the settled start path", () => {
+  it("takes only files push|pull with options that cannot change a settled run's report", () => {
+    expect(parseSettledArgs(["--json", "files", "push", "--dry-run"])).toEqual({
+      command: "push",
+      dryRun: true,
+      json: true,
+      services: undefined
+    })
+    expect(parseSettledArgs(["files", "-q", "pull", "--services", "a/b", "--color=never"])?.services).toBe("a/b")
+    for (const args of [
+      ["files", "diff"],
+      ["files", "push", "--help"],
+      ["files", "push", "--log-level", "debug"],
+      ["files", "push", "extra"],
+      ["files", "push", "--services"],
+      ["files", "push", "--color", "pink"],
+      ["files", "push", "--", "x"],
+      ["push", "files"]
+    ])
+      expect(parseSettledArgs(args), args.join(" ")).toBeUndefined()
+  })
+
+  it("answers a no-change push and pull as the CLI does, text and JSON, and leaves any change to the CLI", async () => {
+    const root = project()
+    expect((await agentsync(["--json", "files", "push"], { cwd: root, env: env() })).code).toBe(0)
+    await settle(root)
+    for (const args of [
+      ["--json", "files", "push"],
+      ["--json", "files", "pull", "--dry-run"],
+      ["files", "push", "-q", "--services", join(root, "services")]
+    ]) {
+      const a = small(root, args)
+      const b = full(root, args)
+      expect([a.status, a.stdout, a.stderr], args.join(" ")).toEqual([0, b.stdout, b.stderr])
+    }
+    // The same size, a new mtime: the listing differs.
+    writeFileSync(join(root, "services", FILES[0]!), `${FILES[0]!.toUpperCase()}\n`)
+    expect(leftToCli(small(root, ["files", "push"]))).toBe(true)
+    await settle(root)
+    expect(small(root, ["files", "push"]).status).toBe(0)
+    // Another configuration: the project file, the endpoint's spelling, another services tree, no token.
+    writeFileSync(join(root, "agentsync.yaml"), "services: services\n# edited\n")
+    expect(leftToCli(small(root, ["files", "push"]))).toBe(true)
+    await settle(root)
+    expect(small(root, ["files", "push"]).status).toBe(0)
+    expect(leftToCli(small(root, ["files", "push"], { AGENTSYNC_DIRECT_URL: `${url}/` }))).toBe(true)
+    expect(leftToCli(small(root, ["files", "push", "--services", project()]))).toBe(true)
+    expect(leftToCli(small(root, ["files", "push"], { AGENTSYNC_TOKEN: undefined }))).toBe(true)
+    // A run holding the lock, or a pull a crash left half done.
+    for (const name of ["files.lock", "pull-journal.json"]) {
+      writeFileSync(join(root, ".agentsync", name), "{}")
+      expect(leftToCli(small(root, ["files", "push"])), name).toBe(true)
+      rmSync(join(root, ".agentsync", name))
+    }
+    expect(small(root, ["files", "push"]).status).toBe(0)
+    // Another client moves the head: no 304.
+    const other = project()
+    writeFileSync(join(other, "services", "skills/s/SKILL.md"), "# edited elsewhere\n")
+    expect((await agentsync(["--json", "files", "push", "--force"], { cwd: other, env: env() })).code).toBe(0)
+    expect(leftToCli(small(root, ["files", "pull"]))).toBe(true)
+    const pulled = await agentsync(["--json", "files", "pull"], { cwd: root, env: env() })
+    expect(JSON.parse(pulled.stdout).actions.write, pulled.stderr).toBeGreaterThan(0)
+  }, 120_000)
+})
