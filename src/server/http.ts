@@ -37,6 +37,11 @@ import { Tenants } from "./tenants.js"
 
 export { VERSION } from "./probes.js"
 
+/** The head files revision of the caller's tenant, read by the statement that authenticated this request. */
+const authenticatedHead = FiberRef.unsafeMake<{ readonly tenantId: string; readonly head: string | null } | undefined>(
+  undefined
+)
+
 export const AuthenticationLive = Layer.effect(
   Authentication,
   Effect.map(Tenants, (store) =>
@@ -47,8 +52,15 @@ export const AuthenticationLive = Layer.effect(
           Effect.flatMap(
             Option.match({
               onNone: () => Effect.fail(new Unauthorized({ reason: "invalid or revoked token" })),
-              // The access log names the tenant a request ran for.
-              onSome: (caller) => Effect.as(FiberRef.set(currentTenant, caller.tenantId), caller)
+              // The access log names the tenant a request ran for; a conditional manifest request, its head.
+              onSome: ({ head, ...caller }) =>
+                Effect.as(
+                  Effect.zipRight(
+                    FiberRef.set(currentTenant, caller.tenantId),
+                    FiberRef.set(authenticatedHead, { tenantId: caller.tenantId, head })
+                  ),
+                  caller
+                )
             })
           )
         )
@@ -102,7 +114,8 @@ const filesOps = Effect.map(Effect.all([FileStore, transferLimitsFromEnv]), ([st
   manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
     Effect.gen(function* () {
       if (revision === undefined && ifNoneMatch !== undefined) {
-        const head = yield* store.head(caller.tenantId)
+        const known = yield* FiberRef.get(authenticatedHead)
+        const head = known?.tenantId === caller.tenantId ? known.head : yield* store.head(caller.tenantId)
         if (head !== null && etagMatches(ifNoneMatch, head)) {
           yield* withEtag(head)
           return new NotModified()

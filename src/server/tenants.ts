@@ -26,6 +26,11 @@ const parseToken = (token: string): { readonly id: string; readonly secret: stri
 /** A token's last use is written at most this often (a busy token does not write on every request). */
 const LAST_USE_GRANULARITY_SECONDS = 60
 
+/** A caller, with its tenant's head files revision as read when the token was checked. */
+export interface AuthenticatedCaller extends Caller {
+  readonly head: string | null
+}
+
 interface TokenRow {
   readonly id: string
   readonly tenant_id: string
@@ -168,15 +173,22 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
     /**
      * Resolves a bearer token to its caller, from the database on every request (so a revocation holds at once on
      * every server); hashes are compared in constant time, and the last use is written at most once a minute.
+     * The same statement reads the tenant's head files revision, so that a no-change check needs no other.
      */
     const authenticate = Effect.fn("Tenants.authenticate")(function* (token: Redacted.Redacted<string>) {
       const parsed = parseToken(Redacted.value(token).trim())
       const rows = parsed
-        ? yield* sql<{ tenant_id: string; secret_sha256: Uint8Array; label: string; stale: boolean }>`
-            SELECT tenant_id, secret_sha256, label,
-              (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => ${LAST_USE_GRANULARITY_SECONDS})) AS stale
-            FROM tokens
-            WHERE id = ${parsed.id} AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`
+        ? yield* sql<{
+            tenant_id: string
+            secret_sha256: Uint8Array
+            label: string
+            stale: boolean
+            head: string | null
+          }>`
+            SELECT k.tenant_id, k.secret_sha256, k.label, t.head,
+              (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ${LAST_USE_GRANULARITY_SECONDS})) AS stale
+            FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id
+            WHERE k.id = ${parsed.id} AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`
         : []
       const presented = createHash("sha256")
         .update(parsed?.secret ?? "")
@@ -185,9 +197,15 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
       // Compare against a dummy when the id is unknown, so timing does not tell ids apart.
       const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
       const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
-      if (!row || !equal) return Option.none<Caller>()
+      if (!row || !equal) return Option.none<AuthenticatedCaller>()
       if (row.stale) yield* sql`UPDATE tokens SET last_used_at = now() WHERE id = ${parsed!.id}`
-      return Option.some<Caller>({ tenantId: row.tenant_id, tokenId: parsed!.id, label: row.label })
+      const caller: AuthenticatedCaller = {
+        tenantId: row.tenant_id,
+        tokenId: parsed!.id,
+        label: row.label,
+        head: row.head
+      }
+      return Option.some(caller)
     })
 
     return { createTenant, listTenants, createToken, listTokens, revokeToken, rotateToken, authenticate } as const

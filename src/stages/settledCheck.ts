@@ -10,7 +10,6 @@
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
-import * as https from "node:https"
 import * as nodePath from "node:path"
 import { transferLimits } from "../domain/caps.js"
 import { IGNORE_FILE, makeMembership } from "../domain/membership.js"
@@ -175,10 +174,11 @@ const UNSETTLED = /^(files\.lock|pull-journal\.json|staging-|\.agentsync-tmp-)/
 const CHECK_MS = 2000
 
 /** Whether the server answers 304 to the mark's revision: one attempt, no retry (the full run retries). */
-const notModified = (mark: SettledMark, token: string, ms: number): Promise<boolean> =>
-  new Promise((resolve) => {
+const notModified = async (mark: SettledMark, token: string, ms: number): Promise<boolean> => {
+  // TLS is loaded only for an https API (it is a tenth of this path's start).
+  const get = mark.check.url.startsWith("https:") ? (await import("node:https")).get : http.get
+  return new Promise((resolve) => {
     try {
-      const get = mark.check.url.startsWith("https:") ? https.get : http.get
       const req = get(
         mark.check.url,
         { agent: false, headers: { authorization: `Bearer ${token}`, "if-none-match": mark.check.etag } },
@@ -194,6 +194,7 @@ const notModified = (mark: SettledMark, token: string, ms: number): Promise<bool
       resolve(false)
     }
   })
+}
 
 export interface SettledInput {
   readonly command: "push" | "pull"

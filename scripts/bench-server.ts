@@ -1,0 +1,220 @@
+// The tenant server's no-change check beside a bare handler: `npm run bench:server`. `agentsync serve` over a real
+// PostgreSQL (scripts/pg.mjs) answers `GET /api/v1/sync/files/manifest` with If-None-Match of the head (304), and a
+// bare Node handler (node:http and pg, no framework) answers the same request from the same database with the
+// same queries: the token looked up and its hash compared, the tenant's head read. Load from wrk
+// (`apt-get install wrk`) on loopback, the two servers alternating; medians of requests/s over the rounds and the
+// ratio, and the server process's CPU per answer (the figure a loaded machine disturbs least).
+//
+//   npm run bench:server [-- --rounds N] [--seconds N] [--connections N] [--before path/to/dist/bin.js]
+//
+// `--before` also measures an earlier build's server (its own database) in the same rounds.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+
+const REPO = join(import.meta.dirname, "..")
+const BIN = join(REPO, "dist/bin.js")
+
+interface Pg {
+  readonly url: string
+  readonly stop: () => void
+}
+const { startPostgres, freePort, pgBinDir } = (await import(join(REPO, "scripts/pg.mjs") as string)) as {
+  startPostgres: () => Promise<Pg>
+  freePort: () => Promise<number>
+  pgBinDir: () => string
+}
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "5" },
+    connections: { type: "string", default: "10" },
+    before: { type: "string" }
+  }
+})
+
+/**
+ * `agentsync serve` with its access log read and dropped (a reader that keeps it all, or scans it, would be what
+ * limits the rate: the server waits on a full pipe).
+ */
+const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
+  new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let head = ""
+    child.stderr.on("data", (d) => {
+      if (head.length > 65536) return
+      head += d
+      const m = /listening on (http:\/\/\S+)/.exec(head)
+      if (m) {
+        head = " ".repeat(65537)
+        resolve({ url: m[1]!, child })
+      }
+    })
+    child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${head}`)))
+  })
+
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+/** The bare handler: the same two queries as the server's authentication and head check, answered 304. */
+const BARE = `
+import { createHash, timingSafeEqual } from "node:crypto"
+import { createServer } from "node:http"
+import pg from "pg"
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+const sha = (s) => createHash("sha256").update(s).digest()
+createServer(async (req, res) => {
+  try {
+    const m = /^Bearer ast_([0-9a-f]{16})_(\\S+)$/.exec(req.headers.authorization ?? "")
+    const { rows } = await pool.query(
+      "SELECT tenant_id, secret_sha256, label, (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => 60)) AS stale FROM tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+      [m?.[1] ?? ""]
+    )
+    const row = rows[0]
+    const presented = sha(m?.[2] ?? "")
+    if (!row || !timingSafeEqual(Buffer.from(row.secret_sha256), presented)) { res.writeHead(401).end(); return }
+    const head = (await pool.query("SELECT head FROM tenants WHERE id = $1", [row.tenant_id])).rows[0].head
+    const tag = '"' + head + '"'
+    if (req.headers["if-none-match"] === tag) res.writeHead(304, { etag: tag }).end()
+    else res.writeHead(200).end("{}")
+  } catch (e) { res.writeHead(500).end(String(e)) }
+}).listen(Number(process.env.PORT), "127.0.0.1", () => console.error("listening"))
+`
+
+const cli = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string>) => {
+  const r = spawnSync(process.execPath, [BIN, "--json", ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: "utf8"
+  })
+  if (r.status !== 0) throw new Error(`agentsync ${args.join(" ")}: ${r.stderr}`)
+  return JSON.parse(r.stdout) as Record<string, unknown>
+}
+
+/** A tenant with one pushed revision: its token and head. */
+const tenantWithHead = (work: string, databaseUrl: string, serverUrl: string, name: string) => {
+  const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }) as { token: string }
+  const root = join(work, name)
+  mkdirSync(join(root, "services", "content"), { recursive: true })
+  writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
+  writeFileSync(join(root, "services", "content", "a.md"), `# ${name}\n`)
+  const pushed = cli(["files", "push"], root, { AGENTSYNC_DIRECT_URL: serverUrl, AGENTSYNC_TOKEN: t.token })
+  return { root, token: t.token, head: pushed.revision as string }
+}
+
+/** CPU seconds a process has used so far (itself and its reaped children). */
+const procCpu = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return [11, 12, 13, 14].reduce((n, i) => n + Number(fields[i]), 0) / 100
+}
+
+interface Rate {
+  readonly perSecond: number
+  /** The server process's CPU milliseconds per answer (PostgreSQL's not counted): robust to a loaded machine. */
+  readonly cpuMs: number
+}
+
+/** What wrk reached against the server `pid`, refusing a run where any answer was not the 304. */
+const wrk = (url: string, token: string, head: string, pid: number) =>
+  new Promise<Rate>((resolve, reject) => {
+    const cpu = procCpu(pid)
+    const child = spawn(
+      "wrk",
+      [
+        "-t1",
+        `-c${flags.connections}`,
+        `-d${flags.seconds}s`,
+        "-H",
+        `authorization: Bearer ${token}`,
+        "-H",
+        `if-none-match: "${head}"`,
+        `${url}/api/v1/sync/files/manifest`
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] }
+    )
+    let out = ""
+    child.stdout.on("data", (d) => {
+      out += d
+    })
+    child.on("exit", () => {
+      const rate = /Requests\/sec:\s+([\d.]+)/.exec(out)
+      const count = /(\d+) requests in/.exec(out)
+      if (/Non-2xx or 3xx/.test(out) || rate === null || count === null) reject(new Error(`wrk: ${out}`))
+      else resolve({ perSecond: Number(rate[1]), cpuMs: ((procCpu(pid) - cpu) * 1000) / Number(count[1]) })
+    })
+  })
+
+const main = async () => {
+  if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
+    throw new Error("wrk is not installed (apt-get install wrk)")
+  const build = spawnSync(process.execPath, ["scripts/build.mjs", "--no-types"], { cwd: REPO, stdio: "ignore" })
+  if (build.status !== 0) throw new Error("the build failed")
+  const pg = await startPostgres()
+  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-server-"))
+  const children: Array<ChildProcess> = []
+  try {
+    const server = await startServe({ DATABASE_URL: pg.url }, work)
+    children.push(server.child)
+    const port = await freePort()
+    const bare = spawn(process.execPath, ["--input-type=module", "-e", BARE], {
+      cwd: REPO,
+      env: { ...process.env, DATABASE_URL: pg.url, PORT: String(port) },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    children.push(bare)
+    await new Promise<void>((resolve, reject) => {
+      bare.stderr.on("data", (d) => (String(d).includes("listening") ? resolve() : reject(new Error(String(d)))))
+    })
+    const t = tenantWithHead(work, pg.url, server.url, "checks")
+    let before:
+      | { readonly url: string; readonly pid: number; readonly token: string; readonly head: string }
+      | undefined
+    if (flags.before !== undefined) {
+      const db = pg.url.replace(/\/[^/]*$/, "/bench_before")
+      spawnSync(join(pgBinDir(), "psql"), [pg.url, "-qc", "CREATE DATABASE bench_before"])
+      const old = await startServe({ DATABASE_URL: db }, work, flags.before)
+      children.push(old.child)
+      before = { url: old.url, pid: old.child.pid!, ...tenantWithHead(work, db, old.url, "before") }
+    }
+    console.log(
+      `agentsync server: no-change checks — ${new Date().toISOString()}, node ${process.version}, wrk -c${flags.connections} ${flags.seconds} s × ${flags.rounds} rounds, alternating; loopback`
+    )
+    const servers = [
+      { name: "bare handler (node:http + pg, same queries)", url: `http://127.0.0.1:${port}`, pid: bare.pid!, ...t },
+      { name: "agentsync serve", url: server.url, pid: server.child.pid!, ...t },
+      ...(before === undefined ? [] : [{ name: "agentsync serve, before", ...before }])
+    ]
+    const rates = servers.map(() => [] as Array<Rate>)
+    for (let i = 0; i < Number(flags.rounds); i++) {
+      for (const [j, x] of servers.entries()) rates[j]!.push(await wrk(x.url, x.token, x.head, x.pid))
+      console.error(
+        `round ${i + 1}: ${servers.map((x, j) => `${x.name} ${rates[j]!.at(-1)!.perSecond.toFixed(0)}/s, ${rates[j]!.at(-1)!.cpuMs.toFixed(2)} ms CPU`).join("; ")}`
+      )
+    }
+    const bareRate = median(rates[0]!.map((r) => r.perSecond))
+    const bareCpu = median(rates[0]!.map((r) => r.cpuMs))
+    console.log(
+      "| server | 304s per second | ÷ bare | server CPU per 304 | bare ÷ this (CPU) |\n| --- | --- | --- | --- | --- |"
+    )
+    for (const [j, x] of servers.entries()) {
+      const r = median(rates[j]!.map((y) => y.perSecond))
+      const c = median(rates[j]!.map((y) => y.cpuMs))
+      console.log(
+        `| ${x.name} | ${r.toFixed(0)} | ${((r / bareRate) * 100).toFixed(0)}% | ${c.toFixed(2)} ms | ${((bareCpu / c) * 100).toFixed(0)}% |`
+      )
+    }
+  } finally {
+    for (const c of children) c.kill("SIGTERM")
+    pg.stop()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+await main()
