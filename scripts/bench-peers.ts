@@ -20,21 +20,22 @@ import { makeMembership } from "../src/domain/membership.js"
 import { checkSettled, listingDigest } from "../src/stages/settledCheck.js"
 import { walkTree } from "../src/stages/state.js"
 import { startServe } from "../test/support/cli.js"
-import { generate, listFiles, type Timed, timed } from "./bench-tree.js"
+import {
+  freePort,
+  generate,
+  listFiles,
+  median,
+  type Pg,
+  pgBinDir,
+  procCpu,
+  startPostgres,
+  type Timed,
+  timed
+} from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
 const TIMEOUT_MS = 600_000
-
-interface Pg {
-  readonly url: string
-  readonly stop: () => void
-}
-const { startPostgres, freePort, pgBinDir } = (await import(join(REPO, "scripts/pg.mjs") as string)) as {
-  startPostgres: () => Promise<Pg>
-  freePort: () => Promise<number>
-  pgBinDir: () => string
-}
 
 const { values: flags } = parseArgs({
   options: {
@@ -66,13 +67,6 @@ interface Peer {
 }
 
 const installed = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0
-
-const procCpu = (pid: number) => {
-  // Fields after the command name: utime, stime, cutime, cstime are the 12th to 15th.
-  const stat = spawnSync("cat", [`/proc/${pid}/stat`], { encoding: "utf8" }).stdout
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return [11, 12, 13, 14].reduce((n, i) => n + Number(fields[i]), 0) / 100
-}
 
 const waitPort = async (port: number, child: ChildProcess) => {
   for (let i = 0; i < 200; i++) {
@@ -240,11 +234,6 @@ interface Sample {
   readonly seconds: number
   readonly cpu: number
   readonly serverCpu: number
-}
-
-const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 
 /** CPU seconds of a command, median of five runs. */

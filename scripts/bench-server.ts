@@ -9,23 +9,14 @@
 //
 // `--before` also measures an earlier build's server (its own database) in the same rounds.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import { freePort, median, pgBinDir, procCpu, startPostgres } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
-
-interface Pg {
-  readonly url: string
-  readonly stop: () => void
-}
-const { startPostgres, freePort, pgBinDir } = (await import(join(REPO, "scripts/pg.mjs") as string)) as {
-  startPostgres: () => Promise<Pg>
-  freePort: () => Promise<number>
-  pgBinDir: () => string
-}
 
 const { values: flags } = parseArgs({
   options: {
@@ -59,8 +50,6 @@ const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
     })
     child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${head}`)))
   })
-
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 /** The bare handler: the same two queries as the server's authentication and head check, answered 304. */
 const BARE = `
@@ -106,13 +95,6 @@ const tenantWithHead = (work: string, databaseUrl: string, serverUrl: string, na
   writeFileSync(join(root, "services", "content", "a.md"), `# ${name}\n`)
   const pushed = cli(["files", "push"], root, { AGENTSYNC_DIRECT_URL: serverUrl, AGENTSYNC_TOKEN: t.token })
   return { root, token: t.token, head: pushed.revision as string }
-}
-
-/** CPU seconds a process has used so far (itself and its reaped children). */
-const procCpu = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  return [11, 12, 13, 14].reduce((n, i) => n + Number(fields[i]), 0) / 100
 }
 
 interface Rate {

@@ -1,8 +1,32 @@
 // Shared by the file sync benchmarks: the deterministic generated tree, listing it, and timed child processes.
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+
+/** A throwaway PostgreSQL (scripts/pg.mjs) and its tools. */
+export interface Pg {
+  readonly url: string
+  readonly stop: () => void
+}
+export const { startPostgres, freePort, pgBinDir } = (await import(join(import.meta.dirname, "pg.mjs") as string)) as {
+  startPostgres: () => Promise<Pg>
+  freePort: () => Promise<number>
+  pgBinDir: () => string
+}
+
+export const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+
+/** CPU seconds a process has used so far (itself and its reaped children), from /proc. */
+export const procCpu = (pid: number) => {
+  // Fields after the command name: utime, stime, cutime, cstime are the 12th to 15th.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return [11, 12, 13, 14].reduce((n, i) => n + Number(fields[i]), 0) / 100
+}
 
 export const TOPS = ["agents", "skills", "content", "config"]
 

@@ -170,8 +170,11 @@ export const settledReport = (command: "diff" | "push" | "pull", dryRun: boolean
  */
 const UNSETTLED = /^(files\.lock|pull-journal\.json|staging-|\.agentsync-tmp-)/
 
-/** How long the settled check waits for the server before leaving the question to the full run. */
-const CHECK_MS = 2000
+/**
+ * How long the settled check waits for the server (at most the exchange deadline) before leaving the question to
+ * the full run: generous, since a loaded server is slow, not gone; a server that is gone refuses at once.
+ */
+const CHECK_MS = 10_000
 
 /** Whether the server answers 304 to the mark's revision: one attempt, no retry (the full run retries). */
 const notModified = async (mark: SettledMark, token: string, ms: number): Promise<boolean> => {
