@@ -6,6 +6,7 @@
  * `vm.Script` with a V8 code cache, a file per install, build and Node version, refreshed by the first run of
  * each command so that it holds the code every command used. Both live under $XDG_CACHE_HOME/agentsync (default
  * ~/.cache/agentsync); without a cache, or where it cannot be written, the CLI runs the same, only slower to start.
+ * A no-change `files push|pull` is answered before any of that by dist/settled.cjs (see src/cli/settledRun.ts).
  */
 import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
