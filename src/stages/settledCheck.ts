@@ -11,7 +11,6 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
-import { transferLimits } from "../domain/caps.js"
 import { IGNORE_FILE, makeMembership } from "../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../locate.js"
 import { BASE_FILE, stateDir, type WorkspaceFile, walkTree } from "./state.js"
@@ -98,25 +97,22 @@ export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => {
 
 /**
  * The fingerprint of what a run's configuration is made of, apart from `--services`: the project root, the
- * text of `agentsync.yaml` (or its absence) and the environment naming the endpoint. The same print means the
- * same API URL and services tree as the run that wrote the mark.
+ * text of `agentsync.yaml` (or its absence) and every `AGENTSYNC_` variable but the token (the endpoint, the
+ * timeouts and retries, which the full run refuses when malformed). The same print means the same API URL,
+ * services tree and settings as the run that wrote the mark, which accepted them.
  */
 export const configPrint = (
   projectRoot: string,
   projectText: string | undefined,
   env: Readonly<Record<string, string | undefined>>
-): string =>
-  createHash("sha256")
-    .update(
-      JSON.stringify([
-        projectRoot,
-        projectText ?? null,
-        env.AGENTSYNC_DIRECT_URL ?? null,
-        env.AGENTSYNC_API_URL ?? null,
-        env.AGENTSYNC_TENANT_ID ?? null
-      ])
-    )
+): string => {
+  const settings = Object.entries(env)
+    .filter(([k, v]) => k.startsWith("AGENTSYNC_") && k !== "AGENTSYNC_TOKEN" && v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return createHash("sha256")
+    .update(JSON.stringify([projectRoot, projectText ?? null, settings]))
     .digest("hex")
+}
 
 /** The text of the project file, undefined when there is none. */
 export const projectText = (projectRoot: string): string | undefined => {
@@ -220,7 +216,9 @@ export const checkSettled = async (input: SettledInput) => {
     if (configPrint(projectRoot, projectText(projectRoot), input.env) !== mark.config) return undefined
     if (servicesOverride === undefined ? mark.override : servicesOverride !== mark.root) return undefined
     // The server first: when its head moved, the tree need not be walked.
-    if (!(await notModified(mark, token, Math.min(CHECK_MS, transferLimits(input.env).exchangeMs)))) return undefined
+    // The exchange deadline (TRANSFER_ENV in domain/caps.ts), valid: the print vouches for the run that took it.
+    const exchange = Number(input.env.AGENTSYNC_TIMEOUT_MS?.trim() || CHECK_MS)
+    if (!(await notModified(mark, token, Math.min(CHECK_MS, exchange)))) return undefined
     let ignore = ""
     try {
       ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")

@@ -136,6 +136,8 @@ describe("the settled start path", () => {
     expect(leftToCli(small(root, ["files", "push"], { AGENTSYNC_DIRECT_URL: `${url}/` }))).toBe(true)
     expect(leftToCli(small(root, ["files", "push", "--services", project()]))).toBe(true)
     expect(leftToCli(small(root, ["files", "push"], { AGENTSYNC_TOKEN: undefined }))).toBe(true)
+    // A setting the run that kept the mark did not have, malformed here: the CLI refuses it (exit 2).
+    expect(leftToCli(small(root, ["files", "push"], { AGENTSYNC_TIMEOUT_MS: "soon" }))).toBe(true)
     // A run holding the lock, or a pull a crash left half done.
     for (const name of ["files.lock", "pull-journal.json"]) {
       writeFileSync(join(root, ".agentsync", name), "{}")
