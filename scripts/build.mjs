@@ -1,11 +1,13 @@
 // Builds dist/: the CLI as one CommonJS bundle (dist/cli.cjs) started by a small launcher (dist/bin.js) that keeps
-// a code cache for it and answers a no-change `files push|pull` from a small bundle (dist/settled.cjs) without
-// it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
+// a code cache for it and answers help and completion (dist/quick.cjs) and a no-change `files push|pull`
+// (dist/settled.cjs) from small bundles without it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
 // declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
 // CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm } from "node:fs/promises"
+import { createRequire } from "node:module"
+import { resolve } from "node:path"
 import { build } from "esbuild"
 
 const args = new Set(process.argv.slice(2))
@@ -33,20 +35,21 @@ const declarations = () =>
           .on("error", reject)
           .on("exit", (code) => (code === 0 ? resolve() : reject(new Error("tsc -p tsconfig.build.json failed"))))
       )
+const cliBundle = {
+  ...shared,
+  outExtension: { ".js": ".cjs" },
+  outdir: "dist",
+  format: "cjs",
+  // PGlite loads its WebAssembly and data files next to its own module; pg-native is an optional addon.
+  external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
+  // The one module that finds files next to itself (the demo's example project).
+  define: { "import.meta.url": "__agentsyncModuleUrl" },
+  banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
+}
 const [cli] = await Promise.all([
-  build({
-    ...shared,
-    metafile: true,
-    entryPoints: { cli: "src/cli/run.ts" },
-    outExtension: { ".js": ".cjs" },
-    outdir: "dist",
-    format: "cjs",
-    // PGlite loads its WebAssembly and data files next to its own module; pg-native is an optional addon.
-    external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
-    // The one module that finds files next to itself (the demo's example project).
-    define: { "import.meta.url": "__agentsyncModuleUrl" },
-    banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
-  }),
+  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" } }),
+  // The command tree read from the CLI's own definitions, for the small start path of help and completion.
+  build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
   // The library leaves every package to the user's install, so a program and agentsync share one `effect`
   // (one runtime, one copy of each Context tag and Schema class). Shared code goes in chunks, loaded once.
   build({
@@ -70,17 +73,26 @@ const id = createHash("sha256")
   .update(await readFile("dist/cli.cjs"))
   .digest("hex")
   .slice(0, 16)
-// The small start path of a no-change `files push|pull` (src/cli/settledRun.ts): plain Node, no package at all.
-const settled = await build({
-  ...shared,
-  metafile: true,
-  entryPoints: { settled: "src/cli/settledRun.ts" },
-  outExtension: { ".js": ".cjs" },
-  outdir: "dist",
-  format: "cjs"
-})
-const packages = Object.keys(settled.metafile.inputs).filter((i) => i.includes("node_modules/"))
-if (packages.length > 0) throw new Error(`dist/settled.cjs must not bundle packages: ${packages.join(", ")}`)
+const treeData = resolve("dist/tree-data.cjs")
+const commandData = createRequire(import.meta.url)(treeData).treeData()
+await rm(treeData)
+/** A small start path: plain Node, no package at all (else it would start as slowly as the CLI). */
+const small = async (name, entry, define = {}) => {
+  const result = await build({
+    ...shared,
+    metafile: true,
+    entryPoints: { [name]: entry },
+    outExtension: { ".js": ".cjs" },
+    outdir: "dist",
+    format: "cjs",
+    define
+  })
+  const packages = Object.keys(result.metafile.inputs).filter((i) => i.includes("node_modules/"))
+  if (packages.length > 0) throw new Error(`dist/${name}.cjs must not bundle packages: ${packages.join(", ")}`)
+}
+// A no-change `files push|pull` (src/cli/settledRun.ts); help and completion (src/cli/quickRun.ts) over the tree.
+await small("settled", "src/cli/settledRun.ts")
+await small("quick", "src/cli/quickRun.ts", { AGENTSYNC_COMMAND_DATA: JSON.stringify(commandData) })
 await build({
   ...shared,
   entryPoints: { bin: "src/cli/bin.ts" },

@@ -6,7 +6,8 @@
  * `vm.Script` with a V8 code cache, a file per install, build and Node version, refreshed by the first run of
  * each command so that it holds the code every command used. Both live under $XDG_CACHE_HOME/agentsync (default
  * ~/.cache/agentsync); without a cache, or where it cannot be written, the CLI runs the same, only slower to start.
- * A no-change `files push|pull` is answered before any of that by dist/settled.cjs (see src/cli/settledRun.ts).
+ * Help and completion are answered before any of that by dist/quick.cjs (see src/cli/quickRun.ts), a no-change
+ * `files push|pull` by dist/settled.cjs (see src/cli/settledRun.ts).
  */
 import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
@@ -131,10 +132,23 @@ const start = () => {
   }
 }
 
-// `files push|pull` with nothing changed on either side is answered by a small bundle (dist/settled.cjs, no
-// Effect, no CLI) from the settled mark, at a fraction of the CLI's start-up; when it cannot answer, the CLI runs.
+// Help pages, `__complete …` (every Tab) and `completion bash|zsh|fish` are answered by a small bundle
+// (dist/quick.cjs, no Effect, no CLI) from the command tree the build read from the CLI; `files push|pull` with
+// nothing changed on either side by another (dist/settled.cjs) from the settled mark. Each is a fraction of the
+// CLI's start-up; when one cannot answer (a usage error, names only the CLI reads), the CLI runs.
 const args = process.argv.slice(2)
-if (args.includes("files") && (args.includes("push") || args.includes("pull"))) {
+const settling = args.includes("files") && (args.includes("push") || args.includes("pull"))
+const helpish =
+  args.length === 0 ||
+  args[0] === "__complete" ||
+  args.some((a) => a === "--help" || a === "-h" || a === "completion" || a.startsWith("--completions")) ||
+  // a group without its command shows its help
+  (!settling && args.every((a) => /^[a-z][a-z-]*$/.test(a)))
+const quick = () =>
+  (require(join(dirname(bundle), "quick.cjs")) as { run: (args: ReadonlyArray<string>) => boolean }).run(args)
+if (helpish && quick()) {
+  // answered
+} else if (settling) {
   const settled = require(join(dirname(bundle), "settled.cjs")) as {
     run: (args: ReadonlyArray<string>) => Promise<boolean>
   }

@@ -1,7 +1,8 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { preprocess } from "../../src/cli/argv.js"
-import { complete, installPathOf, type Names, renderCompletion } from "../../src/cli/completion.js"
+import { renderCompletion } from "../../src/cli/complete.js"
+import { complete, installPathOf, type Names } from "../../src/cli/completion.js"
 import { command } from "../../src/cli/main.js"
 import { type CommandSpec, specOf } from "../../src/cli/spec.js"
 
