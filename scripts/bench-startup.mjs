@@ -1,6 +1,8 @@
-// `npm run bench:startup`: the start-up of `agentsync --help` (dist/bin.js with its code cache, warm) beside the
-// same bundle run without any cache (`node dist/cli.cjs`), on the Node that runs this script. Run it with another
-// Node first on PATH to compare versions. Prints medians of wall time over RUNS runs (default 15).
+// `npm run bench:startup`: the start-up of `agentsync --help` and of a Tab (`agentsync __complete …`), both answered
+// by the launcher's small start path (dist/quick.cjs), beside `node -e 0` (the floor: Node itself) as the
+// baseline ratio; and the full CLI's start-up (`agentsync --version`, which the small path leaves to it) with the
+// launcher's code cache, warm, and without any cache (`node dist/cli.cjs --help`). On the Node that runs this
+// script; run it with another Node first on PATH to compare versions. Medians of wall time over RUNS runs (default 15).
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -10,12 +12,12 @@ const runs = Number(process.env.RUNS ?? 15)
 const cache = mkdtempSync(join(tmpdir(), "agentsync-bench-startup-"))
 const env = { ...process.env, XDG_CACHE_HOME: cache }
 
-const median = (file) => {
+const median = (args) => {
   const times = []
   for (let i = 0; i < runs; i++) {
     const started = process.hrtime.bigint()
-    const r = spawnSync(process.execPath, [file, "--help"], { env, stdio: ["ignore", "ignore", "pipe"] })
-    if (r.status !== 0) throw new Error(`${file} --help failed: ${r.stderr}`)
+    const r = spawnSync(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] })
+    if (r.status !== 0) throw new Error(`${args.join(" ")} failed: ${r.stderr}`)
     times.push(Number(process.hrtime.bigint() - started) / 1e6)
   }
   times.sort((a, b) => a - b)
@@ -23,13 +25,21 @@ const median = (file) => {
 }
 
 try {
-  median("dist/bin.js") // fills the cache
-  const launcher = median("dist/bin.js")
-  const bare = median("dist/cli.cjs")
+  median(["dist/bin.js", "--version"]) // fills the cache
+  const node = median(["-e", "0"])
+  const help = median(["dist/bin.js", "--help"])
+  const tab = median(["dist/bin.js", "__complete", "--d", "files", "push"])
+  const full = median(["dist/bin.js", "--version"])
+  const bare = median(["dist/cli.cjs", "--help"])
   const how = typeof (await import("node:module")).enableCompileCache === "function" ? "compile cache" : "V8 cache"
+  const ms = (t) => `${t.toFixed(0)} ms`
+  const ratio = (t) => `${(t / node).toFixed(2)}x node -e 0`
   console.log(
-    `Node ${process.version}: agentsync --help ${launcher.toFixed(0)} ms (${how}), without a cache ${bare.toFixed(0)} ms, ratio ${(launcher / bare).toFixed(2)}`
+    `Node ${process.version}, load ${(await import("node:os")).loadavg()[0].toFixed(2)}: node -e 0 ${ms(node)}`
   )
+  console.log(`  agentsync --help                  ${ms(help)} (${ratio(help)})`)
+  console.log(`  agentsync __complete --d files push ${ms(tab)} (${ratio(tab)})`)
+  console.log(`  the full CLI (--version, ${how}) ${ms(full)} (${ratio(full)}); without a cache ${ms(bare)}`)
 } finally {
   rmSync(cache, { recursive: true, force: true })
 }
