@@ -11,8 +11,11 @@ export interface Paint {
   readonly green: (s: string) => string
   readonly yellow: (s: string) => string
   readonly bold: (s: string) => string
+  readonly cyan: (s: string) => string
   /** A status word or a line about it, coloured by what it means: added green, modified yellow, removed and conflicts red. */
   readonly status: (status: string, text?: string) => string
+  /** A file's unified diff as `git diff` colours it: header lines bold, hunk lines cyan, removals red, additions green. */
+  readonly patch: (patch: string) => string
 }
 
 const sgr = (on: boolean, code: string) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s)
@@ -22,11 +25,29 @@ export const paint = (on: boolean): Paint => {
   const red = sgr(on, "31")
   const green = sgr(on, "32")
   const yellow = sgr(on, "33")
+  const bold = sgr(on, "1")
+  const cyan = sgr(on, "36")
   return {
     red,
     green,
     yellow,
-    bold: sgr(on, "1"),
+    bold,
+    cyan,
+    patch: (patch) =>
+      patch
+        .split("\n")
+        .map((line, i) =>
+          (i < 2 && (line.startsWith("--- ") || line.startsWith("+++ "))) || line.startsWith("Binary files ")
+            ? bold(line)
+            : line.startsWith("@@")
+              ? cyan(line)
+              : line.startsWith("-")
+                ? red(line)
+                : line.startsWith("+")
+                  ? green(line)
+                  : line
+        )
+        .join("\n"),
     status: (status, text = status) => {
       const s = status.toLowerCase()
       if (s.startsWith("add") || s === "create" || s === "+") return green(text)

@@ -1,7 +1,6 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
 import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
-import { paint as colorPatch } from "../domain/patch.js"
 import { colorOn, type Paint, paint } from "./color.js"
 import { globals } from "./root.js"
 
@@ -24,22 +23,14 @@ export const patchOption = Options.boolean("patch").pipe(
 
 /**
  * A diff's report with its patches: with --json one document (the patches in it), else the report's text then
- * each patch, coloured as `git diff` when colour is on (the one colour decision).
+ * each patch, coloured as `git diff` when colour is on (the Paint of the one colour decision).
  */
 export const emitPatches = <E = never, R = never>(
   value: unknown,
   human: (paint: Paint) => string,
   patches: ReadonlyArray<{ readonly patch: string }>,
   outcome: Effect.Effect<void, E, R> = Effect.void
-) =>
-  Effect.flatMap(globals, (g) => {
-    const color = colorOn(g, process.stdout)
-    return emit(
-      value,
-      (p) => [human(p), ...patches.map((x) => (color ? colorPatch(x.patch) : x.patch).trimEnd())].join("\n"),
-      outcome
-    )
-  })
+) => emit(value, (p) => [human(p), ...patches.map((x) => p.patch(x.patch).trimEnd())].join("\n"), outcome)
 
 /** With --exit-code, ends the run with 1 when `differs`. */
 export const exitIfDiffers = (enabled: boolean, differs: boolean) =>

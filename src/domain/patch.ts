@@ -198,23 +198,3 @@ export const isText = (bytes: Uint8Array): boolean => {
     return false
   }
 }
-
-/**
- * A file's patch in colour, as `git diff` shows it: its two header lines bold, hunk lines cyan, removals red,
- * additions green (whether to colour at all is the caller's decision).
- */
-export const paint = (patch: string): string =>
-  patch
-    .split("\n")
-    .map((line, i) =>
-      (i < 2 && (line.startsWith("--- ") || line.startsWith("+++ "))) || line.startsWith("Binary files ")
-        ? `\x1b[1m${line}\x1b[0m`
-        : line.startsWith("@@")
-          ? `\x1b[36m${line}\x1b[0m`
-          : line.startsWith("-")
-            ? `\x1b[31m${line}\x1b[0m`
-            : line.startsWith("+")
-              ? `\x1b[32m${line}\x1b[0m`
-              : line
-    )
-    .join("\n")

@@ -65,7 +65,6 @@ const nonEmpty = (op: DbOp): boolean => {
     case "UpsertSources":
       return op.sources.length > 0
     case "UpsertRules":
-      return op.rules.length > 0
     case "DeleteRules":
       return op.rules.length > 0
     case "UpsertFiles":
