@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -52,6 +52,7 @@ describe("the error family", () => {
     expect(ioError(dir, "cannot read")(isDir).kind).toBe("IsADirectory")
     expect(isMissing(gone) && isMissing(notDir)).toBe(true)
     expect(isMissing(isDir)).toBe(false)
+    rmSync(dir, { recursive: true, force: true })
     const e = ioError("a/b", "cannot read")(gone)
     expect(e.message).toMatch(/^a\/b: cannot read: no such file or directory/)
     expect(new IoError({ path: "p", reason: "x" }).kind).toBe("Other")

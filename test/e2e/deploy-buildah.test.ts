@@ -104,10 +104,15 @@ console.log("registry holds", image, "->", r.status); process.exit(r.status === 
     for (const s of servers) s.kill()
     registry?.kill()
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+    for (const root of projects) rmSync(root, { recursive: true, force: true })
   })
 
-  const project = (host = registryHost) =>
-    makeProject(`deploy:\n  app: acme/hello\n  registry: ${host}\n  builder: buildah\n`)
+  const projects: Array<string> = []
+  const project = (host = registryHost) => {
+    const root = makeProject(`deploy:\n  app: acme/hello\n  registry: ${host}\n  builder: buildah\n`)
+    projects.push(root)
+    return root
+  }
   const cli = (root: string, args: ReadonlyArray<string>, server = url) =>
     agentsync(args, { cwd: root, env: { ...env, AGENTSYNC_DIRECT_URL: server, AGENTSYNC_TOKEN: tenant.token } })
 
