@@ -11,9 +11,9 @@ import * as nodePath from "node:path"
 import { Cron, Effect, Either, Layer, Option, Redacted } from "effect"
 import pg from "pg"
 import { nextFire, parseCron } from "../src/domain/jobs/schedule.js"
-import * as Database from "../src/services/Database.js"
 import { JobStore } from "../src/services/jobs/JobStore.js"
 import * as PgStore from "../src/services/jobs/pgStore.js"
+import * as Database from "../src/services/ProjectDatabase.js"
 // @ts-expect-error: a plain ES module without types
 import { startPostgres } from "./pg.mjs"
 

@@ -10,7 +10,7 @@ import { Effect, Option, Redacted } from "effect"
 import { renderContent } from "../src/domain/formats.js"
 import { Content } from "../src/domain/model.js"
 import { LocalSync } from "../src/programs/localSync.js"
-import { Database } from "../src/services/Database.js"
+import { Database } from "../src/services/ProjectDatabase.js"
 import { query } from "../test/support/pg.js"
 // @ts-expect-error: a plain ES module without types
 import { startPostgres } from "./pg.mjs"

@@ -17,8 +17,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { makeMembership } from "../src/domain/membership.js"
-import { checkSettled, listingDigest } from "../src/stages/settledCheck.js"
-import { walkTree } from "../src/stages/state.js"
+import { walkTree } from "../src/services/state.js"
+import { checkSettled, listingDigest } from "../src/stages/files/settledCheck.js"
 import { startServe } from "../test/support/cli.js"
 import {
   freePort,

@@ -1,6 +1,6 @@
 /** The NDJSON framing of the database area's bodies, one codec for the client and the server: a header line, items, an end line with their count. */
 import { Effect, Option, Stream } from "effect"
-import { EXPORT_VERSION } from "../domain/dbExport.js"
+import { EXPORT_VERSION } from "../domain/db/tables.js"
 
 export const NDJSON = "application/x-ndjson"
 

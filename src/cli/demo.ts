@@ -154,7 +154,7 @@ const program = (workDir: string, source: string) =>
     const sql = "UPDATE agents SET description = 'Answers questions; edited in the database.' WHERE id = 'support'"
     yield* Console.log(`\nSQL> ${sql}`)
     const [{ SqlClient }, { Database }] = yield* Effect.promise(() =>
-      Promise.all([import("@effect/sql/SqlClient"), import("../services/Database.js")])
+      Promise.all([import("@effect/sql/SqlClient"), import("../services/ProjectDatabase.js")])
     )
     yield* Effect.flatMap(SqlClient, (db) => db.unsafe(sql)).pipe(
       Effect.provide(

@@ -3,8 +3,8 @@
  * much, how long, how fast); nothing at all in a pipe, with --json or --quiet.
  */
 
-import type { PhaseEnd, Progress, ProgressUnit } from "../stages/progress.js"
-import { silentProgress } from "../stages/progress.js"
+import type { PhaseEnd, Progress, ProgressUnit } from "../services/Progress.js"
+import { silentProgress } from "../services/Progress.js"
 import type { Globals } from "./argv.js"
 
 const amount = (n: number, unit: ProgressUnit) => {

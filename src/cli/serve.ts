@@ -3,8 +3,8 @@ import * as nodePath from "node:path"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
+import { ProgressReporter, silentProgress } from "../services/Progress.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
-import { ProgressReporter, silentProgress } from "../stages/progress.js"
 import { configWithJobs } from "./jobs.js"
 import { emit } from "./output.js"
 
@@ -33,7 +33,7 @@ export const data = Options.text("data").pipe(
 export const serverDatabase = (dataOpt: Option.Option<string>) =>
   Effect.gen(function* () {
     const url = yield* Config.option(Config.redacted("DATABASE_URL"))
-    const { Database } = yield* Effect.promise(() => import("../services/Database.js"))
+    const { Database } = yield* Effect.promise(() => import("../services/ProjectDatabase.js"))
     return Database.layer({
       url,
       dataDir: nodePath.join(nodePath.resolve(Option.getOrElse(dataOpt, () => ".")), ".agentsync", "server-pgdata")
@@ -51,13 +51,11 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
     // Read first: with --jobs, a bad jobs: list stops the server from starting (exit 2), before anything runs.
     const project = o.jobs ? Option.some(yield* configWithJobs(Option.none())) : Option.none()
     const database = yield* serverDatabase(o.data)
-    const [Server, Listen] = yield* Effect.promise(() =>
-      Promise.all([import("../server/http.js"), import("../server/listen.js")])
-    )
+    const Server = yield* Effect.promise(() => import("../server/index.js"))
     yield* Effect.scoped(
       Effect.gen(function* () {
         const db = yield* Layer.build(database)
-        const context = yield* Listen.listen({
+        const context = yield* Server.listen({
           host: o.host,
           port: o.port,
           shutdownTimeout: Duration.seconds(Math.max(0, o.shutdownTimeout))
@@ -66,7 +64,7 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
           // What requests and jobs do is logged per request, never drawn as progress over the log.
           Effect.provideService(ProgressReporter, silentProgress)
         )
-        const url = yield* Effect.provide(Server.url, context)
+        const url = yield* Effect.provide(Server.TenantServer.url, context)
         // The address goes to stderr for people and, with --json, to stdout for scripts.
         yield* Console.error(`agentsync serve: listening on ${url}`)
         yield* emit({ url, openapi: `${url}/api/v1/openapi.json` }, () => "")

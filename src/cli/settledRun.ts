@@ -5,7 +5,7 @@
  * and it leaves the run to the CLI.
  */
 import type { FilesReport } from "../programs/files.js"
-import { checkSettled } from "../stages/settledCheck.js"
+import { checkSettled } from "../stages/files/settledCheck.js"
 import { noPaint } from "./color.js"
 import { human } from "./filesText.js"
 

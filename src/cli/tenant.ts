@@ -37,9 +37,7 @@ export const withAdmin = <A, E, R>(
       return yield* Effect.flatMap(Admin.remote(url.value.replace(/\/+$/, ""), token.value), f)
     }
     const database = yield* serverDatabase(o.data)
-    const [{ Tenants, adminOps }, Migrations] = yield* Effect.promise(() =>
-      Promise.all([import("../server/tenants.js"), import("../server/migrations.js")])
-    )
+    const { Tenants, adminOps, Migrations } = yield* Effect.promise(() => import("../server/index.js"))
     return yield* Effect.flatMap(Tenants, (t) => f(adminOps(t))).pipe(
       Effect.provide(Tenants.Default.pipe(Layer.provide(Migrations.layer), Layer.provideMerge(database))),
       Effect.catchTag("SyncInProgress", (e) =>

@@ -151,7 +151,7 @@ const cloudDatabaseCheck = (config: SyncConfig) =>
     if (config.cloudDatabaseUrl === undefined) return skip(name, "AGENTSYNC_CLOUD_DATABASE_URL is not set")
     const url = config.cloudDatabaseUrl
     const [db, exp, Database] = yield* Effect.promise(() =>
-      Promise.all([import("./dbSync.js"), import("../stages/dbExport.js"), import("../services/Database.js")])
+      Promise.all([import("./dbSync.js"), import("../stages/db/export.js"), import("../services/ProjectDatabase.js")])
     )
     const checked = yield* Effect.either(
       Effect.scoped(Effect.flatMap(db.connect(url, "cloud"), (sql) => exp.checkSchema({ sql }, "cloud")))
@@ -171,7 +171,7 @@ const lockCheck = (config: SyncConfig) =>
     const name = "embedded database lock"
     if (config.databaseUrl !== undefined) return skip(name, "DATABASE_URL is set: no embedded database")
     const [Database, ProcessLock] = yield* Effect.promise(() =>
-      Promise.all([import("../services/Database.js"), import("../services/ProcessLock.js")])
+      Promise.all([import("../services/ProjectDatabase.js"), import("../services/ProcessLock.js")])
     )
     const path = `${Database.embeddedDataDir(config.projectRoot)}.lock`
     const lock = yield* ProcessLock.inspect(path)

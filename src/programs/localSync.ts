@@ -14,12 +14,12 @@ import type {
   SyncKind
 } from "../domain/model.js"
 import { Conflict, DatabaseError, type IoError, type SyncInProgress } from "../errors.js"
-import * as Database from "../services/Database.js"
+import { phase } from "../services/Progress.js"
+import * as Database from "../services/ProjectDatabase.js"
 import { note } from "../services/RunStatus.js"
 import * as Repos from "../services/repos/index.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 import { Workspace } from "../services/Workspace.js"
-import { phase } from "../stages/progress.js"
 import { applyPlans } from "./localSync/apply.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
 

@@ -10,7 +10,7 @@ import { DatabaseError } from "../errors.js"
 import * as Repos from "../services/repos/index.js"
 import type { SyncApiClientShape } from "../services/SyncApi.js"
 import { make as makeWorkspace, Workspace } from "../services/Workspace.js"
-import { readArchive } from "../stages/archive.js"
+import { readArchive } from "../stages/files/archive.js"
 import type { FileReportItem } from "./files.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
 

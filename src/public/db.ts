@@ -1,6 +1,6 @@
 /** `agentsync/db`: database sync between the project database and the tenant's (direct, or through the tenant API). */
 
-export * as DbExport from "../domain/dbExport.js"
+export * as DbExport from "../domain/db/tables.js"
 export {
   DatabaseSyncService,
   type DbDiffResult,
@@ -9,5 +9,5 @@ export {
   type DbSyncResult,
   type DbTransport
 } from "../programs/dbSync.js"
-export * as Database from "../services/Database.js"
 export * as DatabaseApi from "../services/DatabaseApi.js"
+export * as Database from "../services/ProjectDatabase.js"

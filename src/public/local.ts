@@ -12,5 +12,5 @@ export {
   type PlanStep,
   SkillsLocalSync
 } from "../programs/localSync.js"
-export * as Database from "../services/Database.js"
+export * as Database from "../services/ProjectDatabase.js"
 export * as Workspace from "../services/Workspace.js"

@@ -4,7 +4,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { DatabaseError } from "../errors.js"
 import jobRuns from "../services/migrations/0004_job_runs.js"
-import { tenantDatabaseMigration, tenantSkillsAsIsMigration } from "./database.js"
+import { tenantDatabaseMigration, tenantSkillsAsIsMigration } from "./db/handlers.js"
 import { deployMigration } from "./deploy/migration.js"
 
 export const MIGRATIONS_TABLE = "agentsync_server_migrations"

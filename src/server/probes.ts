@@ -3,7 +3,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Duration, Effect } from "effect"
 import { AgentsyncApi, DatabaseStatus, Health, Live, NotReady } from "../api/index.js"
-import { causeMessage } from "../services/Database.js"
+import { causeMessage } from "../services/ProjectDatabase.js"
 import { MIGRATIONS_TABLE, migrations } from "./migrations.js"
 
 export const VERSION = "0.1.0"

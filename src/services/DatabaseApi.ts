@@ -17,10 +17,9 @@ import {
 } from "../api/index.js"
 import { type BodyLine, decodeBody, encodeBody } from "../api/ndjson.js"
 import { TRANSFER, type TransferLimits } from "../domain/caps.js"
-import { decodeExportLine, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/dbExport.js"
+import type { Digest, ExportSource, ImportOptions, ImportReport } from "../domain/db/source.js"
+import { decodeExportLine, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/db/tables.js"
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
-import type { Digest, ExportSource } from "../stages/dbExport.js"
-import type { ImportOptions, ImportReport } from "../stages/dbImport.js"
 import type { SyncApiOptions } from "./SyncApi.js"
 import {
   answerText,

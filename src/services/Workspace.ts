@@ -10,11 +10,11 @@ import { PROJECT_FILE } from "../config.js"
 import { IGNORE_FILE, MEMBERSHIP, type Membership, makeMembership } from "../domain/membership.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../errors.js"
-import { type WorkspaceFile, walkTree } from "../stages/state.js"
 import { isAlive } from "./ProcessLock.js"
 import { removeFileAndPrune } from "./prune.js"
+import { type WorkspaceFile, walkTree } from "./state.js"
 
-export type { WorkspaceFile } from "../stages/state.js"
+export type { WorkspaceFile } from "./state.js"
 
 export interface WorkspaceShape {
   /** Absolute path of the services tree. */

@@ -1,7 +1,7 @@
 import { Effect, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
 import { terminalProgress } from "../../src/cli/progress.js"
-import { advance, ProgressReporter, phase } from "../../src/stages/progress.js"
+import { advance, ProgressReporter, phase } from "../../src/services/Progress.js"
 
 const ERASE = "\x1b[K"
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { ContextExport, UserExport } from "../../src/domain/dbExport.js"
+import type { ContextExport, UserExport } from "../../src/domain/db/tables.js"
 import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"

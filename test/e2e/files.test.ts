@@ -8,8 +8,8 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
-import { claimedEntry, hostileCases } from "../stages/hostile.js"
 import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
+import { claimedEntry, hostileCases } from "../support/hostile.js"
 import { freshDatabase } from "../support/pg.js"
 
 const EXAMPLE = join(REPO, "examples/project/services")

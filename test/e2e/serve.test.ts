@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 // @ts-expect-error: a plain ES module of the test scripts, without declarations
 import { startPostgres } from "../../scripts/pg.mjs"
-import { EXPORT_VERSION } from "../../src/domain/dbExport.js"
+import { EXPORT_VERSION } from "../../src/domain/db/tables.js"
 import { agentsync, ensureBuilt, start } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 

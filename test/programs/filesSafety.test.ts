@@ -248,7 +248,7 @@ describe("backups", () => {
       nodePath.join(root, ".agentsync/pull-journal.json"),
       JSON.stringify({ backup: nodePath.join(dir, ids[0]!) })
     )
-    const { pruneBackups } = await import("../../src/stages/backups.js")
+    const { pruneBackups } = await import("../../src/stages/files/backups.js")
     const removed = await Effect.runPromise(pruneBackups(root, { keep: 10, maxAgeDays: 30 }))
     expect(removed).toEqual([ids[1]])
     expect((await fs.readdir(dir)).sort()).toEqual([ids[0], ids[2]].sort())

@@ -7,8 +7,8 @@ import { FileEntry } from "../../src/domain/model.js"
 import * as Server from "../../src/server/http.js"
 import { Tenants } from "../../src/server/tenants.js"
 import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
-import { fileRecord, gzip, tarOf } from "../../src/stages/archive.js"
-import { sha } from "../stages/hostile.js"
+import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
+import { sha } from "../support/hostile.js"
 
 export const startServer = async (databaseUrl: string) => {
   const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })

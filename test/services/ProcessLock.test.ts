@@ -6,8 +6,8 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Either, Option } from "effect"
 import { describe, expect, it } from "vitest"
-import * as Database from "../../src/services/Database.js"
 import * as ProcessLock from "../../src/services/ProcessLock.js"
+import * as Database from "../../src/services/ProjectDatabase.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("lock")

@@ -3,8 +3,8 @@ import { Reactivity } from "@effect/experimental"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Option, Redacted } from "effect"
 import pg from "pg"
-import type { ContextExport, SkillExport, TargetState, UserExport } from "../../src/domain/dbExport.js"
-import { Database } from "../../src/services/Database.js"
+import type { ContextExport, SkillExport, TargetState, UserExport } from "../../src/domain/db/tables.js"
+import { Database } from "../../src/services/ProjectDatabase.js"
 import { freshDatabase } from "./pg.js"
 
 /** A fresh database with the project migrations applied. */

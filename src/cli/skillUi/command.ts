@@ -1,7 +1,7 @@
 /** `agentsync skill ui`: the command, its panel's code loaded only when it runs. */
 import * as Command from "@effect/cli/Command"
 import { Effect } from "effect"
-import { ProgressReporter, silentProgress } from "../../stages/progress.js"
+import { ProgressReporter, silentProgress } from "../../services/Progress.js"
 
 export const ui = Command.make("ui", {}, () =>
   Effect.flatMap(

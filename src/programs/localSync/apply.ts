@@ -2,9 +2,9 @@
 import { Effect } from "effect"
 import type { DbOp, DiskOp, KindPlan } from "../../domain/localPlan.js"
 import { DatabaseError } from "../../errors.js"
+import { phase } from "../../services/Progress.js"
 import * as Repos from "../../services/repos/index.js"
 import { Workspace, type WriteSpec } from "../../services/Workspace.js"
-import { phase } from "../../stages/progress.js"
 
 /** One database operation. */
 export const applyDb = (op: DbOp) =>

@@ -12,6 +12,7 @@ import {
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
 import { InvalidInput, IoError } from "../../errors.js"
+import { phase } from "../../services/Progress.js"
 import { SkillStore } from "../../services/SkillStore.js"
 import {
   type EntryKind,
@@ -22,7 +23,6 @@ import {
   tempsIn,
   type UnitSnapshot
 } from "../../services/UnitDisk.js"
-import { phase } from "../../stages/progress.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {

@@ -11,7 +11,7 @@ import {
   type Trigger
 } from "../../domain/jobs/runs.js"
 import { DatabaseError } from "../../errors.js"
-import { causeMessage } from "../Database.js"
+import { causeMessage } from "../ProjectDatabase.js"
 import { JobStore, type JobStoreShape } from "./JobStore.js"
 
 interface Row {

@@ -3,7 +3,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { DatabaseError } from "../../errors.js"
-import { causeMessage } from "../Database.js"
+import { causeMessage } from "../ProjectDatabase.js"
 
 export type { InvalidRow, Listed, Stored } from "../../domain/stored.js"
 export { unstorable, unstorableJson } from "../../domain/stored.js"

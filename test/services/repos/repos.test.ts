@@ -4,7 +4,7 @@ import { Arbitrary, Effect, FastCheck as fc, Layer, Option, Redacted } from "eff
 import { beforeAll, describe, expect, it } from "vitest"
 import { agentHash, contentHash, contentKey } from "../../../src/domain/hash.js"
 import { Access, Agent, Content, Skill } from "../../../src/domain/model.js"
-import * as Database from "../../../src/services/Database.js"
+import * as Database from "../../../src/services/ProjectDatabase.js"
 import * as Repos from "../../../src/services/repos/index.js"
 import { CHUNK_ROWS, jsonChunks, unstorable } from "../../../src/services/repos/shared.js"
 import { freshDatabase } from "../../support/pg.js"

@@ -8,10 +8,11 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Effect, Either } from "effect"
-import { PROJECT_FILE, ProjectFile, type SyncConfig } from "../config.js"
-import { decodeYamlFile } from "../domain/formats.js"
-import type { IoError } from "../errors.js"
-import { writeFileAtomic } from "../services/Workspace.js"
+import { PROJECT_FILE, ProjectFile, type SyncConfig } from "../../config.js"
+import { decodeYamlFile } from "../../domain/formats.js"
+import type { IoError } from "../../errors.js"
+import { BASE_FILE, RACY_MS, stateDir, type WorkspaceFile } from "../../services/state.js"
+import { writeFileAtomic } from "../../services/Workspace.js"
 import {
   configPrint,
   listingDigest,
@@ -21,7 +22,6 @@ import {
   type SettledMark,
   statOf
 } from "./settledCheck.js"
-import { BASE_FILE, RACY_MS, stateDir, type WorkspaceFile } from "./state.js"
 
 export { matches, type SettledMark, settledReport } from "./settledCheck.js"
 

@@ -1,6 +1,6 @@
-/** The synced tables described once: each column's Postgres type and Schema, from which the export models, the row comparison and (in `stages/dbSql.ts`) every SQL column list are made. */
+/** The synced tables described once: each column's Postgres type and Schema, from which the export models, the row comparison and (in `stages/db/sql.ts`) every SQL column list are made. */
 import { Record as R, type Schema } from "effect"
-import { canonicalJson } from "./hash.js"
+import { canonicalJson } from "../hash.js"
 
 /** A column's type as the tables declare it; it decides its SQL casts, its wire encoding and how two values compare. */
 export type ColumnType = "text" | "text[]" | "boolean" | "json" | "jsonb" | "timestamptz"

@@ -16,9 +16,9 @@ import {
   type TargetState,
   Timestamp,
   type UserExport
-} from "../../src/domain/dbExport.js"
-import { canonicalJson } from "../../src/domain/hash.js"
-import { JsonObject } from "../../src/domain/model.js"
+} from "../../../src/domain/db/tables.js"
+import { canonicalJson } from "../../../src/domain/hash.js"
+import { JsonObject } from "../../../src/domain/model.js"
 
 // Small pools so that collisions (taken names, missing users, missing sessions) actually happen.
 const id = fc.constantFrom("a", "b", "c", "d", "e", "f")

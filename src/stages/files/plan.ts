@@ -1,12 +1,12 @@
-/** The diff stage: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
+/** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
-import { FilesDiffCalculator } from "../domain/diff.js"
-import type { DiffStatus, FileEntry, FilesDiffResult } from "../domain/model.js"
-import type { IoError } from "../errors.js"
-import { writeFileAtomic } from "../services/Workspace.js"
-import { BASE_FILE, stateDir } from "./state.js"
+import { FilesDiffCalculator } from "../../domain/diff.js"
+import type { DiffStatus, FileEntry, FilesDiffResult } from "../../domain/model.js"
+import type { IoError } from "../../errors.js"
+import { BASE_FILE, stateDir } from "../../services/state.js"
+import { writeFileAtomic } from "../../services/Workspace.js"
 
 /** Local (source) against remote (target): Added is only local, Removed only remote. */
 export const diffFiles = (local: ReadonlyArray<FileEntry>, remote: ReadonlyArray<FileEntry>): FilesDiffResult =>
@@ -18,7 +18,7 @@ export interface SyncBase {
   readonly files: ReadonlyMap<string, string>
 }
 
-export { BASE_FILE } from "./state.js"
+export { BASE_FILE } from "../../services/state.js"
 
 /** path → sha256, checked by one predicate: it has an entry per file and is read on every run. */
 const BaseFiles = Schema.declare(

@@ -1,6 +1,6 @@
 /**
  * Where a project keeps its file sync state, and the walk of its services/ tree: plain code without Effect, so
- * that the settled check (settledCheck.ts) can run before any runtime is loaded.
+ * that the settled check (stages/files/settledCheck.ts) can run before any runtime is loaded.
  */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
@@ -9,7 +9,7 @@ import type { Membership } from "../domain/membership.js"
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
 export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
 
-/** The last state both sides agreed on (see diff.ts). */
+/** The last state both sides agreed on (see stages/files/plan.ts). */
 export const BASE_FILE = "files-base.json"
 
 // A file modified within this window of the scan may change again in the same mtime tick: never trust it.

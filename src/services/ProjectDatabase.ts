@@ -11,9 +11,9 @@ import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Duration, Effect, Layer, Option, Redacted } from "effect"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
-import { phase } from "../stages/progress.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
 import * as ProcessLock from "./ProcessLock.js"
+import { phase } from "./Progress.js"
 
 export interface DatabaseOptions {
   /** A PostgreSQL URL; none means the embedded default. */

@@ -10,11 +10,11 @@ import {
   type TargetState,
   Timestamp,
   type UserExport
-} from "../../src/domain/dbExport.js"
-import { canonicalJson } from "../../src/domain/hash.js"
-import { diffSources, type ExportSource, schemaProblems, sqlSource } from "../../src/stages/dbExport.js"
-import { importSource } from "../../src/stages/dbImport.js"
-import { clientOf, connect, loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
+} from "../../../src/domain/db/tables.js"
+import { canonicalJson } from "../../../src/domain/hash.js"
+import { diffSources, type ExportSource, schemaProblems, sqlSource } from "../../../src/stages/db/export.js"
+import { importSource } from "../../../src/stages/db/import.js"
+import { clientOf, connect, loadState, migratedDatabase, query, readState } from "../../support/syncDb.js"
 
 // The property has databases of its own, so that nothing it leaves running can touch the other tests' rows.
 let local = ""

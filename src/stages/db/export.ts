@@ -3,9 +3,10 @@
 import type { Readable } from "node:stream"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Chunk, Context, Effect, Option, type Scope, Stream } from "effect"
+import { Chunk, Context, Effect, Option, Stream } from "effect"
 import pg from "pg"
 import { to as copyTo } from "pg-copy-streams"
+import type { Digest, ExportSource } from "../../domain/db/source.js"
 import {
   compareIds,
   type RowOf,
@@ -15,29 +16,18 @@ import {
   TABLE_NAME,
   TABLES,
   type TableDiffCounts
-} from "../domain/dbExport.js"
-import { DatabaseError } from "../errors.js"
-import { columnList, digestRow, informationSchemaTypes, selectList } from "./dbSql.js"
-import { phase } from "./progress.js"
+} from "../../domain/db/tables.js"
+import { DatabaseError } from "../../errors.js"
+import { phase } from "../../services/Progress.js"
+import { columnList, digestRow, informationSchemaTypes, selectList } from "./sql.js"
+
+export type { Digest, ExportSource } from "../../domain/db/source.js"
 
 /** Where the synced tables live: a client and, for a tenant's copy on the server, a schema. */
 export interface DbLocation {
   readonly sql: SqlClient.SqlClient
   /** A Postgres schema holding the tables; the connection's current schema when absent. */
   readonly schema?: string | undefined
-}
-
-/** Rows of each synced table in id order (code points), in batches, plus the row counts up front. */
-export interface ExportSource<E = never> {
-  readonly counts: Effect.Effect<Record<SyncTable, number>, E | DatabaseError>
-  readonly rows: <T extends SyncTable>(table: T) => Stream.Stream<ReadonlyArray<RowOf[T]>, E | DatabaseError>
-  /**
-   * The bulk path, offered by a Postgres source: the table as `COPY … TO STDOUT` text in the column order of
-   * `COPY_COLUMNS`, on a connection held for as long as the scope is open.
-   */
-  readonly copy?: (table: SyncTable) => Effect.Effect<Readable, DatabaseError, Scope.Scope>
-  /** Ids with Postgres-computed digests, in id order (see `tableDigests`). */
-  readonly digests?: (table: SyncTable) => Stream.Stream<ReadonlyArray<Digest>, E | DatabaseError>
 }
 
 /** The columns of each table in the order the bulk path copies them. */
@@ -231,9 +221,6 @@ export const sqlSource = (loc: DbLocation, batch = 2000): ExportSource => ({
 // ---------------------------------------------------------------------------------------------------------------
 // Diff: a merge join of two id-sorted streams of (id, digest of the compared columns); memory stays at one
 // batch per side.
-
-/** An id and the digest of the columns an import compares (created_at excluded). */
-export type Digest = readonly [id: string, digest: string]
 
 /**
  * Digests computed by Postgres (md5 of the row's text form: jsonb and arrays print canonically), so only ids

@@ -3,15 +3,15 @@ import * as nodePath from "node:path"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
-import { CAPS } from "../../src/domain/caps.js"
-import { FileEntry } from "../../src/domain/model.js"
-import { ApiError, TarballUnsafe } from "../../src/errors.js"
-import { Transient } from "../../src/services/SyncApi.js"
-import { apply, type Download } from "../../src/stages/apply.js"
-import { checkEntryPath, fileRecord, gzip, readArchive, tarOf } from "../../src/stages/archive.js"
-import { bundle } from "../../src/stages/bundle.js"
-import { tempDirs } from "../support/tree.js"
-import { claimedEntry, hostileCases, record, sha, tarGz } from "./hostile.js"
+import { CAPS } from "../../../src/domain/caps.js"
+import { FileEntry } from "../../../src/domain/model.js"
+import { ApiError, TarballUnsafe } from "../../../src/errors.js"
+import { Transient } from "../../../src/services/SyncApi.js"
+import { apply, type Download } from "../../../src/stages/files/apply.js"
+import { checkEntryPath, fileRecord, gzip, readArchive, tarOf } from "../../../src/stages/files/archive.js"
+import { bundle } from "../../../src/stages/files/bundle.js"
+import { claimedEntry, hostileCases, record, sha, tarGz } from "../../support/hostile.js"
+import { tempDirs } from "../../support/tree.js"
 
 const streamOf = (b: Uint8Array) =>
   Stream.fromIterable([b.subarray(0, Math.floor(b.length / 3)), b.subarray(Math.floor(b.length / 3))])
@@ -292,7 +292,7 @@ describe("apply", () => {
           })
         )
       })
-      const { recoverPull } = yield* Effect.promise(() => import("../../src/stages/apply.js"))
+      const { recoverPull } = yield* Effect.promise(() => import("../../../src/stages/files/apply.js"))
       expect(yield* recoverPull(root)).toBe(true)
       const tree = yield* Effect.promise(() => snapshot(services))
       expect(

@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Layer, Option, Redacted } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import * as Database from "../../src/services/Database.js"
+import * as Database from "../../src/services/ProjectDatabase.js"
 import { adminUrl, freshDatabase } from "../support/pg.js"
 
 const temps: Array<string> = []

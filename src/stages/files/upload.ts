@@ -2,13 +2,13 @@
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
-import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../api/files.js"
-import { byPath, manifestChecksum } from "../domain/hash.js"
-import type { FileEntry } from "../domain/model.js"
-import { SyncApiClient } from "../services/SyncApi.js"
+import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import { byPath, manifestChecksum } from "../../domain/hash.js"
+import type { FileEntry } from "../../domain/model.js"
+import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
+import { SyncApiClient } from "../../services/SyncApi.js"
 import { fileRecord, levelFor } from "./archive.js"
 import { bundle } from "./bundle.js"
-import { type Progress, silentProgress, withProgress } from "./progress.js"
 
 export interface UploadInput {
   readonly servicesPath: string

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { isLoopback, LINK_LEVEL, LOOPBACK_LEVEL, levelFor } from "../../src/stages/archive.js"
+import { isLoopback, LINK_LEVEL, LOOPBACK_LEVEL, levelFor } from "../../../src/stages/files/archive.js"
 
 describe("the gzip level a link pays for", () => {
   it("stores on loopback and compresses on any other link", () => {

@@ -4,10 +4,10 @@ import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Schema, Stream } from "effect"
-import { type Caller, CurrentCaller, sameTenant } from "../api/common.js"
-import { DatabaseInfo, ImportResult, NDJSON } from "../api/database.js"
-import { AgentsyncApi, IDEMPOTENCY_HEADER } from "../api/index.js"
-import { bodyLines, encodeBody } from "../api/ndjson.js"
+import { type Caller, CurrentCaller, sameTenant } from "../../api/common.js"
+import { DatabaseInfo, ImportResult, NDJSON } from "../../api/db.js"
+import { AgentsyncApi, IDEMPOTENCY_HEADER } from "../../api/index.js"
+import { bodyLines, encodeBody } from "../../api/ndjson.js"
 import {
   decodeExportLine,
   ExportChecker,
@@ -15,10 +15,10 @@ import {
   type RowOf,
   SYNC_TABLES,
   type SyncTable
-} from "../domain/dbExport.js"
-import { ApiError, InvalidInput } from "../errors.js"
-import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../stages/dbExport.js"
-import { importSource } from "../stages/dbImport.js"
+} from "../../domain/db/tables.js"
+import { ApiError, InvalidInput } from "../../errors.js"
+import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../../stages/db/export.js"
+import { importSource } from "../../stages/db/import.js"
 
 /** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
 const SKILLS_AS_IS = [

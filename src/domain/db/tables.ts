@@ -1,5 +1,7 @@
 /** The database export (users, skills, contexts) as Schema models, and the pure import planner and row diff. */
 import { Schema } from "effect"
+import { canonicalJson, sha256 } from "../hash.js"
+import { Json, JsonKey } from "../model.js"
 import {
   type Column,
   column,
@@ -9,9 +11,7 @@ import {
   storable,
   type TableSpec,
   timestampMicros
-} from "./dbTables.js"
-import { canonicalJson, sha256 } from "./hash.js"
-import { Json, JsonKey } from "./model.js"
+} from "./columns.js"
 
 /** The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`). */
 export const EXPORT_VERSION = 2 as const

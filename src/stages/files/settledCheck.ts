@@ -11,9 +11,9 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
-import { IGNORE_FILE, makeMembership } from "../domain/membership.js"
-import { locateProject, PROJECT_FILE } from "../locate.js"
-import { BASE_FILE, stateDir, type WorkspaceFile, walkTree } from "./state.js"
+import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
+import { locateProject, PROJECT_FILE } from "../../locate.js"
+import { BASE_FILE, stateDir, type WorkspaceFile, walkTree } from "../../services/state.js"
 
 const MARK_FILE = "files-settled.json"
 

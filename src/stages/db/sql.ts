@@ -1,5 +1,5 @@
-/** The SQL column lists of the synced tables, generated from their one description (`TABLES` in domain/dbExport.ts). */
-import { type ColumnType, columnNames, comparedColumns, type TableSpec } from "../domain/dbTables.js"
+/** The SQL column lists of the synced tables, generated from their one description (`TABLES` in domain/db/tables.ts). */
+import { type ColumnType, columnNames, comparedColumns, type TableSpec } from "../../domain/db/columns.js"
 
 /** `id, name, …`: every column in table order (the order of COPY, staging tables and INSERT). */
 export const columnList = (spec: TableSpec): string => columnNames(spec).join(", ")

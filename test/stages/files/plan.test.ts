@@ -1,8 +1,8 @@
 import { FastCheck } from "effect"
 import { describe, expect, it } from "vitest"
-import { fileAndFolder } from "../../src/domain/caps.js"
-import { FileEntry } from "../../src/domain/model.js"
-import { planFiles, type SyncBase } from "../../src/stages/diff.js"
+import { fileAndFolder } from "../../../src/domain/caps.js"
+import { FileEntry } from "../../../src/domain/model.js"
+import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
 
 const hex = (c: string) => c.repeat(64)
 const paths = [

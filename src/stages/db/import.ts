@@ -4,6 +4,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Chunk, Effect, Option, Stream } from "effect"
 import { from as copyFrom } from "pg-copy-streams"
+import { comparedColumns } from "../../domain/db/columns.js"
+import type { ImportOptions, ImportReport } from "../../domain/db/source.js"
 import {
   type RowOf,
   type Skip,
@@ -12,9 +14,9 @@ import {
   TABLE_NAME,
   TABLES,
   type TableImportReport
-} from "../domain/dbExport.js"
-import { comparedColumns } from "../domain/dbTables.js"
-import { DatabaseError, PartialImport } from "../errors.js"
+} from "../../domain/db/tables.js"
+import { DatabaseError, PartialImport } from "../../errors.js"
+import { phase } from "../../services/Progress.js"
 import {
   COPY_COLUMNS,
   checkSchema,
@@ -23,7 +25,7 @@ import {
   type ExportSource,
   qualified,
   rawClient
-} from "./dbExport.js"
+} from "./export.js"
 import {
   chunkParams,
   chunkSource,
@@ -32,23 +34,9 @@ import {
   targetDiffers,
   typedSource,
   upsertActed
-} from "./dbSql.js"
-import { phase } from "./progress.js"
+} from "./sql.js"
 
-export interface ImportOptions {
-  readonly dryRun: boolean
-  /** Rows per statement. Each column travels as one array parameter, so the 65,535-parameter cap never applies. */
-  readonly chunkSize?: number
-  /** How many skipped rows to list per table (the count is always complete). */
-  readonly maxSkips?: number
-  /** Use COPY when the source offers it (default true); false forces the chunked path. */
-  readonly bulk?: boolean
-}
-
-export interface ImportReport {
-  readonly dry_run: boolean
-  readonly tables: ReadonlyArray<TableImportReport>
-}
+export type { ImportOptions, ImportReport } from "../../domain/db/source.js"
 
 interface ChunkResult {
   readonly inserted: number

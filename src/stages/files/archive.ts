@@ -3,8 +3,8 @@ import * as zlib from "node:zlib"
 import { Chunk, Effect, Stream } from "effect"
 import { Gunzip } from "minizlib"
 import { Header, Parser, Pax, type ReadEntry } from "tar"
-import { CAPS, type Caps } from "../domain/caps.js"
-import { TarballUnsafe } from "../errors.js"
+import { CAPS, type Caps } from "../../domain/caps.js"
+import { TarballUnsafe } from "../../errors.js"
 
 // A fixed mtime and owner make the same files give the same bytes on every machine.
 const EPOCH = new Date(0)

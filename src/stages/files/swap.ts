@@ -4,9 +4,9 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
-import { errnoCode, IoError, ioError as io } from "../errors.js"
-import { pruneEmptyFolders } from "../services/prune.js"
-import { writeFileAtomic } from "../services/Workspace.js"
+import { errnoCode, IoError, ioError as io } from "../../errors.js"
+import { pruneEmptyFolders } from "../../services/prune.js"
+import { writeFileAtomic } from "../../services/Workspace.js"
 import { stateDir } from "./bundle.js"
 
 /** What a swap does, written before its first rename so that a run after a crash can finish it. */

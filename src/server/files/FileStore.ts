@@ -1,16 +1,16 @@
-/** The tenant server's file storage in Postgres: content-addressed blobs and file revisions (tenants and tokens: tenants.ts). */
+/** The tenant server's file storage in Postgres: content-addressed blobs and file revisions (tenants and tokens: server/tenants.ts). */
 import { createHash, randomUUID } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, Stream } from "effect"
-import { type Caller, NotFound, Unavailable } from "../api/common.js"
-import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../api/files.js"
-import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../domain/caps.js"
-import { manifestChecksum } from "../domain/hash.js"
-import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../domain/membership.js"
-import type { FileEntry } from "../domain/model.js"
-import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../errors.js"
-import { fileRecord, gzip, readArchive, tarOf } from "../stages/archive.js"
+import { type Caller, NotFound, Unavailable } from "../../api/common.js"
+import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
+import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
+import { manifestChecksum } from "../../domain/hash.js"
+import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
+import type { FileEntry } from "../../domain/model.js"
+import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
+import { fileRecord, gzip, readArchive, tarOf } from "../../stages/files/archive.js"
 
 /** A manifest row as stored: `[path, size, sha256]`, sorted by path. */
 type StoredEntry = readonly [string, number, string]
