@@ -3,12 +3,13 @@ import * as fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import { createServer } from "node:net"
 import * as nodePath from "node:path"
+import { Worker } from "node:worker_threads"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
-import { Duration, Effect, Layer, Option, Redacted } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
@@ -93,6 +94,93 @@ const lockDataDir = (dataDir: string) =>
 
 const requireHere = createRequire(import.meta.url)
 
+/** Where a first open creates the embedded database before renaming it into place. */
+const creationDirOf = (dataDir: string): string => `${dataDir}.init`
+
+const removeDir = (dir: string) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+
+/** Whether a data directory holds a database (its `PG_VERSION`); only a missing file means it does not. */
+const holdsDatabase = (dataDir: string) =>
+  Effect.tryPromise({
+    try: () =>
+      fs.access(nodePath.join(dataDir, "PG_VERSION")).then(
+        () => true,
+        (e: unknown) => {
+          if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") return false
+          throw e
+        }
+      ),
+    catch: (cause) =>
+      new DatabaseError({ reason: `cannot read the embedded database in ${dataDir}: ${causeMessage(cause)}`, cause })
+  })
+
+// Runs in a worker thread: PGlite's initdb in `dir`, then a clean close. A worker, because initdb holds its thread
+// for many seconds at a time and PGlite cannot abort it; terminating the worker stops it at once.
+const CREATE_SCRIPT = `
+const { parentPort, workerData } = require("node:worker_threads")
+require(workerData.pglite).PGlite.create(workerData.dir)
+  .then((db) => db.close())
+  .then(
+    () => parentPort.postMessage({ ok: true }),
+    (e) => parentPort.postMessage({ ok: false, message: String((e && e.message) || e) })
+  )
+`
+
+const CreateReply = Schema.Struct({ ok: Schema.Boolean, message: Schema.optional(Schema.String) })
+const decodeCreateReply = Schema.decodeUnknownOption(CreateReply)
+
+/** A new database in `dir` (which must not exist yet), made by a worker that is terminated however this ends. */
+const createIn = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.sync(
+      () =>
+        new Worker(CREATE_SCRIPT, {
+          eval: true,
+          workerData: { pglite: requireHere.resolve("@electric-sql/pglite"), dir }
+        })
+    ),
+    (worker) => Effect.promise(() => worker.terminate())
+  ).pipe(
+    Effect.flatMap((worker) =>
+      Effect.async<void, DatabaseError>((resume) => {
+        const failed = (why: string, cause?: unknown) =>
+          resume(Effect.fail(new DatabaseError({ reason: `cannot create the embedded database: ${why}`, cause })))
+        worker.on("message", (message: unknown) => {
+          const reply = decodeCreateReply(message)
+          if (Option.isSome(reply) && reply.value.ok) resume(Effect.void)
+          else failed(Option.isSome(reply) ? (reply.value.message ?? "unknown failure") : "unexpected reply")
+        })
+        worker.on("error", (cause) => failed(causeMessage(cause), cause))
+        worker.on("exit", (code) => failed(`its worker ended with code ${code} before it finished`))
+      })
+    ),
+    Effect.scoped
+  )
+
+/**
+ * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once PGlite has created and
+ * closed it, so `dataDir` either does not exist or is complete. A creation that does not finish (an error, an
+ * interruption) removes its folder; one that was killed leaves it, and the next creation removes it first.
+ */
+const createDataDir = (dataDir: string) => {
+  const creation = creationDirOf(dataDir)
+  return Effect.gen(function* () {
+    yield* removeDir(creation)
+    yield* createIn(creation)
+    // A folder without PG_VERSION holds no database (an interrupted open of an older version): PGlite would
+    // create one over it, so it is replaced.
+    yield* removeDir(dataDir)
+    yield* Effect.tryPromise({
+      try: () => fs.rename(creation, dataDir),
+      catch: (cause) =>
+        new DatabaseError({
+          reason: `cannot move the new embedded database into ${dataDir}: ${causeMessage(cause)}`,
+          cause
+        })
+    })
+  }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : removeDir(creation))))
+}
+
 /** PGlite persisted in `dataDir`, served by pglite-socket on a free loopback port while the scope is open. */
 const embedded = (dataDir: string) =>
   Effect.gen(function* () {
@@ -105,12 +193,14 @@ const embedded = (dataDir: string) =>
     const { PGLiteSocketServer } = yield* Effect.sync(
       () => requireHere("@electric-sql/pglite-socket") as typeof import("@electric-sql/pglite-socket")
     )
+    if (!(yield* holdsDatabase(dataDir))) {
+      yield* phase("creating the embedded database", createDataDir(dataDir))
+    }
+    // Opening an existing database is not interruptible (PGlite cannot abort it, and a PGlite still opening after
+    // an interruption would hold the data directory once its lock is released): it takes a second or two.
     const db = yield* Effect.acquireRelease(
       Effect.tryPromise({
-        try: async () => {
-          await fs.mkdir(dataDir, { recursive: true })
-          return PGlite.create(dataDir)
-        },
+        try: () => PGlite.create(dataDir),
         catch: (cause) =>
           new DatabaseError({
             reason: `cannot open the embedded database in ${dataDir}: ${causeMessage(cause)}`,

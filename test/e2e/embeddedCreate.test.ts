@@ -1,0 +1,68 @@
+// The first open of the embedded database (its creation) as a user meets it: Ctrl-C ends it at once, a kill leaves no data directory the next run trips on.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { agentsync, ensureBuilt, start } from "../support/cli.js"
+
+const env = { DATABASE_URL: undefined }
+let root: string
+const state = () => join(root, ".agentsync")
+const entries = () => (existsSync(state()) ? readdirSync(state()).sort() : [])
+// The data directory or the folder it is created in, whichever a creation makes first.
+const creating = () => entries().some((name) => name.startsWith("pgdata") && name !== "pgdata.lock")
+
+/** Resolves once `ready()` holds (polled every 10 ms), or fails after `limitMs`. */
+const waitFor = (ready: () => boolean, limitMs: number) =>
+  new Promise<void>((resolve, reject) => {
+    const deadline = Date.now() + limitMs
+    const poll = setInterval(() => {
+      if (ready()) {
+        clearInterval(poll)
+        resolve()
+      } else if (Date.now() > deadline) {
+        clearInterval(poll)
+        reject(new Error(`not seen within ${limitMs} ms; .agentsync holds ${entries().join(", ")}`))
+      }
+    }, 10)
+  })
+
+beforeAll(async () => {
+  ensureBuilt()
+  root = mkdtempSync(join(tmpdir(), "agentsync-create-"))
+  const init = await agentsync(["init"], { cwd: root, env })
+  expect(init.code).toBe(0)
+}, 300_000)
+
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+describe("the embedded database's creation (no DATABASE_URL)", () => {
+  it("Ctrl-C while it is created ends the run at once with 130, and leaves neither data, folder nor lock", async () => {
+    const run = start(["local", "diff"], { cwd: root, env, limitMs: 170_000 })
+    await waitFor(creating, 120_000)
+    const signalled = Date.now()
+    run.child.kill("SIGINT")
+    const r = await run.done
+    const tookMs = Date.now() - signalled
+    // Before, the run went on until PGlite had finished creating it: 20 to 35 s on a loaded 2-core machine.
+    expect(tookMs).toBeLessThan(5000)
+    expect(r.code).toBe(130)
+    expect(r.stderr).toContain("interrupted by SIGINT")
+    expect(entries()).toEqual([])
+  }, 180_000)
+
+  it("a run killed while creating it leaves no data directory, and the next run creates it whole", async () => {
+    const run = start(["local", "diff"], { cwd: root, env, limitMs: 170_000 })
+    await waitFor(creating, 120_000)
+    run.child.kill("SIGKILL")
+    expect((await run.done).signal).toBe("SIGKILL")
+    // What a killed creation leaves is its folder (and its lock), never a data directory.
+    expect(entries()).not.toContain("pgdata")
+
+    const next = await agentsync(["--json", "local", "diff"], { cwd: root, env })
+    expect(next.stderr).toBe("")
+    expect(next.code).toBe(0)
+    expect(entries()).toEqual(["pgdata"])
+    expect(existsSync(join(state(), "pgdata", "PG_VERSION"))).toBe(true)
+  }, 300_000)
+})
