@@ -1,18 +1,18 @@
 // File sync between clients through the real server when the shape of the tree changes, when the network cuts
 // answers short, when content compresses very well, and after a run was killed.
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
+import * as fs from "node:fs"
 import { createServer, type IncomingMessage, request, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as nodePath from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, type Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { run, startServer } from "../server/support.js"
 import { freshDatabase } from "../support/pg.js"
-import { tempDirs } from "../support/tree.js"
+import { tempDirs, treeFiles } from "../support/tree.js"
 
 let server: Awaited<ReturnType<typeof startServer>>
 let cutter: Awaited<ReturnType<typeof proxy>>
@@ -27,33 +27,21 @@ afterAll(async () => {
 
 const tempDir = tempDirs("files-safety")
 
-const project = async (files: Record<string, string | Buffer> = {}) => {
+const project = (files: Record<string, string | Buffer> = {}) => {
   const root = tempDir("project")
-  await fs.writeFile(nodePath.join(root, "agentsync.yaml"), "services: services\n")
-  await fs.mkdir(nodePath.join(root, "services"))
-  await write(root, files)
+  fs.writeFileSync(nodePath.join(root, "agentsync.yaml"), "services: services\n")
+  fs.mkdirSync(nodePath.join(root, "services"))
+  write(root, files)
   return root
 }
-const write = async (root: string, files: Record<string, string | Buffer>) => {
+const write = (root: string, files: Record<string, string | Buffer>) => {
   for (const [p, bytes] of Object.entries(files)) {
     const full = nodePath.join(root, "services", p)
-    await fs.mkdir(nodePath.dirname(full), { recursive: true })
-    await fs.writeFile(full, bytes)
+    fs.mkdirSync(nodePath.dirname(full), { recursive: true })
+    fs.writeFileSync(full, bytes)
   }
 }
-const tree = async (dir: string): Promise<Record<string, string>> => {
-  const out: Record<string, string> = {}
-  const walk = async (d: string, rel: string) => {
-    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const r = rel === "" ? e.name : `${rel}/${e.name}`
-      if (e.isDirectory()) await walk(nodePath.join(d, e.name), r)
-      else out[r] = (await fs.readFile(nodePath.join(d, e.name))).toString("base64")
-    }
-  }
-  await walk(dir, "")
-  return out
-}
-const services = (root: string) => tree(nodePath.join(root, "services"))
+const services = (root: string) => treeFiles(nodePath.join(root, "services"), "base64")
 
 const sync = (root: string, token: Redacted.Redacted<string>, origin = server.url) => {
   const config = new SyncConfig({
@@ -72,13 +60,9 @@ const sync = (root: string, token: Redacted.Redacted<string>, origin = server.ur
     ),
     Layer.provide(Layer.succeed(CurrentConfig, config))
   )
-  const either = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
-    Effect.runPromise(Effect.either(Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))))
-  const go = async <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) => {
-    const r = await either(f)
-    if (Either.isLeft(r)) throw new Error(String((r.left as { message?: string }).message ?? r.left))
-    return r.right
-  }
+  const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
+    Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))
+  const either = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) => Effect.either(go(f))
   return {
     push: (o: FilesOptions = {}) => go((s) => s.push(o)),
     pull: (o: FilesOptions = {}) => go((s) => s.pull(o)),
@@ -138,181 +122,202 @@ const uploadRequest = (req: IncomingMessage) => req.method === "POST" && req.url
 const downloadRequest = (req: IncomingMessage) => !req.url!.includes("/manifest") && !uploadRequest(req)
 
 describe("a file that becomes a folder, and back, between two clients", () => {
-  it("is pulled as a delete plus a create, the replaced file kept in a backup, in both directions", async () => {
-    const t = await server.createTenant("shapes")
-    const a = await project({
-      "web/theme.json": '{"old":true}\n',
-      "agents/x/config.yaml": "id: x\n",
-      "agents/x/system_prompt.md": "x\n",
-      "config/app.yaml": "a\n"
+  it.live("is pulled as a delete plus a create, the replaced file kept in a backup, in both directions", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("shapes"))
+      const a = project({
+        "web/theme.json": '{"old":true}\n',
+        "agents/x/config.yaml": "id: x\n",
+        "agents/x/system_prompt.md": "x\n",
+        "config/app.yaml": "a\n"
+      })
+      yield* sync(a, t.token).push()
+      const b = project()
+      yield* sync(b, t.token).pull()
+      expect(services(b)).toEqual(services(a))
+
+      // On A, the file becomes a folder; pushed without --delete, the file's removal goes with the folder's creation.
+      fs.rmSync(nodePath.join(a, "services/web/theme.json"))
+      write(a, { "web/theme.json/dark.json": "{}\n", "web/theme.json/light.json": "{}\n" })
+      const pushed = yield* sync(a, t.token).push()
+      expect(pushed.actions).toEqual({ upload: 2, "delete-remote": 1 })
+      expect(pushed.files.find((f) => f.path === "web/theme.json")?.note).toMatch(/replaced by the folder/)
+      const pulled = yield* sync(b, t.token).pull()
+      expect(pulled.actions).toEqual({ write: 2, "delete-local": 1 })
+      expect(services(b)).toEqual(services(a))
+      expect(fs.readFileSync(nodePath.join(pulled.backup!, "web/theme.json"), "utf8")).toBe('{"old":true}\n')
+
+      // And back: the folder becomes a file again.
+      fs.rmSync(nodePath.join(b, "services/web/theme.json"), { recursive: true })
+      write(b, { "web/theme.json": '{"new":true}\n' })
+      expect((yield* sync(b, t.token).push()).actions).toEqual({ upload: 1, "delete-remote": 2 })
+      const back = yield* sync(a, t.token).pull()
+      expect(back.actions).toEqual({ write: 1, "delete-local": 2 })
+      expect(services(a)).toEqual(services(b))
+      // Every later run agrees: nothing to do either way.
+      expect((yield* sync(a, t.token).push()).actions).toEqual({})
+      expect((yield* sync(b, t.token).pull()).actions).toEqual({})
     })
-    await sync(a, t.token).push()
-    const b = await project()
-    await sync(b, t.token).pull()
-    expect(await services(b)).toEqual(await services(a))
+  )
 
-    // On A, the file becomes a folder; pushed without --delete, the file's removal goes with the folder's creation.
-    await fs.rm(nodePath.join(a, "services/web/theme.json"))
-    await write(a, { "web/theme.json/dark.json": "{}\n", "web/theme.json/light.json": "{}\n" })
-    const pushed = await sync(a, t.token).push()
-    expect(pushed.actions).toEqual({ upload: 2, "delete-remote": 1 })
-    expect(pushed.files.find((f) => f.path === "web/theme.json")?.note).toMatch(/replaced by the folder/)
-    const pulled = await sync(b, t.token).pull()
-    expect(pulled.actions).toEqual({ write: 2, "delete-local": 1 })
-    expect(await services(b)).toEqual(await services(a))
-    expect(await fs.readFile(nodePath.join(pulled.backup!, "web/theme.json"), "utf8")).toBe('{"old":true}\n')
-
-    // And back: the folder becomes a file again.
-    await fs.rm(nodePath.join(b, "services/web/theme.json"), { recursive: true })
-    await write(b, { "web/theme.json": '{"new":true}\n' })
-    expect((await sync(b, t.token).push()).actions).toEqual({ upload: 1, "delete-remote": 2 })
-    const back = await sync(a, t.token).pull()
-    expect(back.actions).toEqual({ write: 1, "delete-local": 2 })
-    expect(await services(a)).toEqual(await services(b))
-    // Every later run agrees: nothing to do either way.
-    expect((await sync(a, t.token).push()).actions).toEqual({})
-    expect((await sync(b, t.token).pull()).actions).toEqual({})
-  })
-
-  it("is a conflict, not a loss, when the file being replaced was edited on the side that pulls", async () => {
-    const t = await server.createTenant("shapes-conflict")
-    const a = await project({ "web/theme.json": "1\n", "config/app.yaml": "x\n" })
-    await sync(a, t.token).push()
-    const b = await project()
-    await sync(b, t.token).pull()
-    await fs.rm(nodePath.join(a, "services/web/theme.json"))
-    await write(a, { "web/theme.json/x.json": "{}\n" })
-    await sync(a, t.token).push()
-    await write(b, { "web/theme.json": "edited on b\n" })
-    const refused = await sync(b, t.token).pullEither()
-    expect(Either.isLeft(refused) && refused.left._tag).toBe("Conflict")
-    expect(await fs.readFile(nodePath.join(b, "services/web/theme.json"), "utf8")).toBe("edited on b\n")
-    const forced = await sync(b, t.token).pull({ force: true })
-    expect(await fs.readFile(nodePath.join(forced.backup!, "web/theme.json"), "utf8")).toBe("edited on b\n")
-    expect(await services(b)).toEqual(await services(a))
-  })
+  it.live("is a conflict, not a loss, when the file being replaced was edited on the side that pulls", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("shapes-conflict"))
+      const a = project({ "web/theme.json": "1\n", "config/app.yaml": "x\n" })
+      yield* sync(a, t.token).push()
+      const b = project()
+      yield* sync(b, t.token).pull()
+      fs.rmSync(nodePath.join(a, "services/web/theme.json"))
+      write(a, { "web/theme.json/x.json": "{}\n" })
+      yield* sync(a, t.token).push()
+      write(b, { "web/theme.json": "edited on b\n" })
+      const refused = yield* sync(b, t.token).pullEither()
+      expect(Either.isLeft(refused) && refused.left._tag).toBe("Conflict")
+      expect(fs.readFileSync(nodePath.join(b, "services/web/theme.json"), "utf8")).toBe("edited on b\n")
+      const forced = yield* sync(b, t.token).pull({ force: true })
+      expect(fs.readFileSync(nodePath.join(forced.backup!, "web/theme.json"), "utf8")).toBe("edited on b\n")
+      expect(services(b)).toEqual(services(a))
+    })
+  )
 })
 
 describe("backups", () => {
-  it("a restore puts back the old shape: the folder that replaced a file, and the file that replaced a folder, move into a new backup", async () => {
-    const t = await server.createTenant("restore-shapes")
-    const original = {
-      "skills/pdf/reference.md": "ref\n",
-      "skills/pdf/scripts/a.py": "a\n",
-      "skills/pdf/scripts/b.py": "b\n",
-      "skills/pdf/SKILL.md": "# pdf\n",
-      "config/x.yaml": "x\n"
-    }
-    const a = await project(original)
-    await sync(a, t.token).push()
-    const b = await project()
-    await sync(b, t.token).pull()
-    await fs.rm(nodePath.join(a, "services/skills/pdf/reference.md"))
-    await fs.rm(nodePath.join(a, "services/skills/pdf/scripts"), { recursive: true })
-    await write(a, { "skills/pdf/reference.md/part1.md": "1\n", "skills/pdf/scripts": "see the repository\n" })
-    // Three of five files go (the delete guard asks for --force).
-    await sync(a, t.token).push({ force: true })
-    const pulled = await sync(b, t.token).pull({ force: true })
-    expect(await services(b)).toEqual(await services(a))
-    const id = nodePath.basename(pulled.backup!)
-    const config = new SyncConfig({ projectRoot: b, servicesPath: nodePath.join(b, "services") })
-    const { restore, backups } = await import("../../src/programs/files.js")
-    const restored = await Effect.runPromise(restore(id).pipe(Effect.provideService(CurrentConfig, config)))
-    expect(restored.restored.length).toBe(3)
-    const back = await services(b)
-    for (const [path, text] of Object.entries(original))
-      expect([path, Buffer.from(back[path] ?? "", "base64").toString()]).toEqual([path, text])
-    expect(Object.keys(back).sort()).toEqual(Object.keys(original).sort())
-    // What the restore replaced is itself a backup, recorded and listed first.
-    const list = await Effect.runPromise(backups().pipe(Effect.provideService(CurrentConfig, config)))
-    expect(list.map((l) => [l.id === restored.backup, l.cause, l.files])).toEqual([
-      [true, `restore of ${id}`, 2],
-      [false, expect.stringMatching(/^pull of revision /), 3]
-    ])
-  })
+  it.live(
+    "a restore puts back the old shape: the folder that replaced a file, and the file that replaced a folder, move into a new backup",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("restore-shapes"))
+        const original = {
+          "skills/pdf/reference.md": "ref\n",
+          "skills/pdf/scripts/a.py": "a\n",
+          "skills/pdf/scripts/b.py": "b\n",
+          "skills/pdf/SKILL.md": "# pdf\n",
+          "config/x.yaml": "x\n"
+        }
+        const a = project(original)
+        yield* sync(a, t.token).push()
+        const b = project()
+        yield* sync(b, t.token).pull()
+        fs.rmSync(nodePath.join(a, "services/skills/pdf/reference.md"))
+        fs.rmSync(nodePath.join(a, "services/skills/pdf/scripts"), { recursive: true })
+        write(a, { "skills/pdf/reference.md/part1.md": "1\n", "skills/pdf/scripts": "see the repository\n" })
+        // Three of five files go (the delete guard asks for --force).
+        yield* sync(a, t.token).push({ force: true })
+        const pulled = yield* sync(b, t.token).pull({ force: true })
+        expect(services(b)).toEqual(services(a))
+        const id = nodePath.basename(pulled.backup!)
+        const config = new SyncConfig({ projectRoot: b, servicesPath: nodePath.join(b, "services") })
+        const { restore, backups } = yield* Effect.promise(() => import("../../src/programs/files.js"))
+        const restored = yield* restore(id).pipe(Effect.provideService(CurrentConfig, config))
+        expect(restored.restored.length).toBe(3)
+        const back = services(b)
+        for (const [path, text] of Object.entries(original))
+          expect([path, Buffer.from(back[path] ?? "", "base64").toString()]).toEqual([path, text])
+        expect(Object.keys(back).sort()).toEqual(Object.keys(original).sort())
+        // What the restore replaced is itself a backup, recorded and listed first.
+        const list = yield* backups().pipe(Effect.provideService(CurrentConfig, config))
+        expect(list.map((l) => [l.id === restored.backup, l.cause, l.files])).toEqual([
+          [true, `restore of ${id}`, 2],
+          [false, expect.stringMatching(/^pull of revision /), 3]
+        ])
+      })
+  )
 
-  it("are pruned beyond the count and the age, never the newest nor one an unfinished pull needs", async () => {
-    const root = await project()
-    const dir = nodePath.join(root, ".agentsync/backups")
-    const ids = [
-      "2001-01-01T00-00-00-000Z-aaaaaa",
-      "2001-01-02T00-00-00-000Z-bbbbbb",
-      new Date().toISOString().replace(/[:.]/g, "-").concat("-cccccc")
-    ]
-    for (const id of ids)
-      await write(root, {})
-        .then(() => fs.mkdir(nodePath.join(dir, id, "config"), { recursive: true }))
-        .then(() => fs.writeFile(nodePath.join(dir, id, "config/a.yaml"), id))
-    // An unfinished pull's journal names the oldest: it stays.
-    await fs.writeFile(
-      nodePath.join(root, ".agentsync/pull-journal.json"),
-      JSON.stringify({ backup: nodePath.join(dir, ids[0]!) })
-    )
-    const { pruneBackups } = await import("../../src/stages/files/backups.js")
-    const removed = await Effect.runPromise(pruneBackups(root, { keep: 10, maxAgeDays: 30 }))
-    expect(removed).toEqual([ids[1]])
-    expect((await fs.readdir(dir)).sort()).toEqual([ids[0], ids[2]].sort())
-  })
+  it.live("are pruned beyond the count and the age, never the newest nor one an unfinished pull needs", () =>
+    Effect.gen(function* () {
+      const root = project()
+      const dir = nodePath.join(root, ".agentsync/backups")
+      const ids = [
+        "2001-01-01T00-00-00-000Z-aaaaaa",
+        "2001-01-02T00-00-00-000Z-bbbbbb",
+        new Date().toISOString().replace(/[:.]/g, "-").concat("-cccccc")
+      ]
+      for (const id of ids) {
+        fs.mkdirSync(nodePath.join(dir, id, "config"), { recursive: true })
+        fs.writeFileSync(nodePath.join(dir, id, "config/a.yaml"), id)
+      }
+      // An unfinished pull's journal names the oldest: it stays.
+      fs.writeFileSync(
+        nodePath.join(root, ".agentsync/pull-journal.json"),
+        JSON.stringify({ backup: nodePath.join(dir, ids[0]!) })
+      )
+      const { pruneBackups } = yield* Effect.promise(() => import("../../src/stages/files/backups.js"))
+      const removed = yield* pruneBackups(root, { keep: 10, maxAgeDays: 30 })
+      expect(removed).toEqual([ids[1]])
+      expect(fs.readdirSync(dir).sort()).toEqual([ids[0], ids[2]].sort())
+    })
+  )
 })
 
 describe("answers cut short", () => {
-  it("are retried: a push whose answer was lost makes one revision, a pull whose manifest or archive broke off completes", async () => {
-    const t = await server.createTenant("cuts")
-    const files = Object.fromEntries(
-      Array.from({ length: 40 }, (_, i) => [`content/c/${i}.md`, randomBytes(3000).toString("hex")])
-    )
-    const a = await project(files)
-    cutter.cut(uploadRequest, "headers")
-    cutter.cut(uploadRequest, "none")
-    const pushed = await sync(a, t.token, cutter.url).push()
-    const revisions = await run({ endpoint: { mode: "direct", origin: server.url }, token: t.token }, (c) =>
-      c.revisions()
-    )
-    expect(revisions.map((r) => r.id)).toEqual([pushed.revision])
-    expect(cutter.seen.filter((s) => s.startsWith("POST")).length).toBe(3)
+  it.live(
+    "are retried: a push whose answer was lost makes one revision, a pull whose manifest or archive broke off completes",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("cuts"))
+        const files = Object.fromEntries(
+          Array.from({ length: 40 }, (_, i) => [`content/c/${i}.md`, randomBytes(3000).toString("hex")])
+        )
+        const a = project(files)
+        cutter.cut(uploadRequest, "headers")
+        cutter.cut(uploadRequest, "none")
+        const pushed = yield* sync(a, t.token, cutter.url).push()
+        const revisions = yield* Effect.promise(() =>
+          run({ endpoint: { mode: "direct", origin: server.url }, token: t.token }, (c) => c.revisions())
+        )
+        expect(revisions.map((r) => r.id)).toEqual([pushed.revision])
+        expect(cutter.seen.filter((s) => s.startsWith("POST")).length).toBe(3)
 
-    const b = await project()
-    cutter.cut(manifestRequest, "half")
-    cutter.cut(downloadRequest, "half")
-    const pulled = await sync(b, t.token, cutter.url).pull()
-    expect(pulled.actions).toEqual({ write: 40 })
-    expect(await services(b)).toEqual(await services(a))
-  })
+        const b = project()
+        cutter.cut(manifestRequest, "half")
+        cutter.cut(downloadRequest, "half")
+        const pulled = yield* sync(b, t.token, cutter.url).pull()
+        expect(pulled.actions).toEqual({ write: 40 })
+        expect(services(b)).toEqual(services(a))
+      })
+  )
 })
 
 describe("content that compresses very well", () => {
-  it("inside a mixed upload, is pulled by every client, in whole or alone", async () => {
-    const t = await server.createTenant("ratio")
-    const a = await project({
-      "config/noise.bin": randomBytes(2 * 1024 * 1024),
-      "config/zeros.bin": Buffer.alloc(8 * 1024 * 1024),
-      "config/lines.txt": "the same line again\n".repeat(200_000)
-    })
-    await sync(a, t.token).push()
-    const b = await project()
-    await sync(b, t.token).pull()
-    expect(await services(b)).toEqual(await services(a))
-    // Alone: a pull that asks for just the file that compresses best.
-    await write(a, { "config/zeros.bin": Buffer.alloc(9 * 1024 * 1024) })
-    await sync(a, t.token).push()
-    const alone = await sync(b, t.token).pull()
-    expect(alone.actions).toEqual({ write: 1 })
-    expect(await services(b)).toEqual(await services(a))
-  }, 60_000)
+  it.live(
+    "inside a mixed upload, is pulled by every client, in whole or alone",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("ratio"))
+        const a = project({
+          "config/noise.bin": randomBytes(2 * 1024 * 1024),
+          "config/zeros.bin": Buffer.alloc(8 * 1024 * 1024),
+          "config/lines.txt": "the same line again\n".repeat(200_000)
+        })
+        yield* sync(a, t.token).push()
+        const b = project()
+        yield* sync(b, t.token).pull()
+        expect(services(b)).toEqual(services(a))
+        // Alone: a pull that asks for just the file that compresses best.
+        write(a, { "config/zeros.bin": Buffer.alloc(9 * 1024 * 1024) })
+        yield* sync(a, t.token).push()
+        const alone = yield* sync(b, t.token).pull()
+        expect(alone.actions).toEqual({ write: 1 })
+        expect(services(b)).toEqual(services(a))
+      }),
+    60_000
+  )
 })
 
 describe("what a killed run left", () => {
-  it("staging folders and temp files in .agentsync are removed by the next push or pull", async () => {
-    const t = await server.createTenant("litter")
-    const a = await project({ "config/a.yaml": "a\n" })
-    const state = nodePath.join(a, ".agentsync")
-    await fs.mkdir(nodePath.join(state, "staging-2020-01-01T00-00-00-000Z-abcdef/config"), { recursive: true })
-    await fs.writeFile(nodePath.join(state, "staging-2020-01-01T00-00-00-000Z-abcdef/config/a.yaml"), "half")
-    // A temp file of a process that is gone (pid 1 is never agentsync; a pid far above pid_max never runs).
-    await fs.writeFile(nodePath.join(state, ".agentsync-tmp-99999999-0123abcd-0"), "partial")
-    await sync(a, t.token).push()
-    expect(
-      (await fs.readdir(state)).filter((n) => n.startsWith("staging-") || n.startsWith(".agentsync-tmp-"))
-    ).toEqual([])
-  })
+  it.live("staging folders and temp files in .agentsync are removed by the next push or pull", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("litter"))
+      const a = project({ "config/a.yaml": "a\n" })
+      const state = nodePath.join(a, ".agentsync")
+      fs.mkdirSync(nodePath.join(state, "staging-2020-01-01T00-00-00-000Z-abcdef/config"), { recursive: true })
+      fs.writeFileSync(nodePath.join(state, "staging-2020-01-01T00-00-00-000Z-abcdef/config/a.yaml"), "half")
+      // A temp file of a process that is gone (pid 1 is never agentsync; a pid far above pid_max never runs).
+      fs.writeFileSync(nodePath.join(state, ".agentsync-tmp-99999999-0123abcd-0"), "partial")
+      yield* sync(a, t.token).push()
+      expect(fs.readdirSync(state).filter((n) => n.startsWith("staging-") || n.startsWith(".agentsync-tmp-"))).toEqual(
+        []
+      )
+    })
+  )
 })

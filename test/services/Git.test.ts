@@ -3,9 +3,10 @@ import * as nodePath from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
-import { Git, layer as gitLayer, make as makeGit } from "../../src/services/Git.js"
-import { type ShellShape, layer as shellLayer } from "../../src/services/Shell.js"
+import { Git, layer as gitLayer } from "../../src/services/Git.js"
+import { Shell, layer as shellLayer } from "../../src/services/Shell.js"
 import { git, isolateGit, makeUpstream, tempRoot } from "../support/gitFixture.js"
+import { testLayer } from "../support/testLayer.js"
 
 const root = tempRoot("git")
 isolateGit(root)
@@ -13,16 +14,15 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
 const GitLive = gitLayer.pipe(Layer.provide(shellLayer), Layer.provide(NodeContext.layer))
 
-/** A Shell that records what it was asked to run and runs nothing. */
-const recordingShell = () => {
+/** Git over a Shell that records what it was asked to run and runs nothing. */
+const recordingGit = () => {
   const calls: Array<ReadonlyArray<string>> = []
   const record = (command: string, args: ReadonlyArray<string>) =>
     Effect.sync(() => {
       calls.push([command, ...args])
       return { exitCode: 0, stdout: new Uint8Array(), stderr: "" }
     })
-  const shell: ShellShape = { run: record, exec: record }
-  return { shell, calls }
+  return { layer: gitLayer.pipe(Layer.provide(testLayer(Shell)({ run: record, exec: record }))), calls }
 }
 
 describe("Git", () => {
@@ -84,8 +84,8 @@ describe("Git", () => {
 
   it.effect("refuses hostile refs and URLs before any git call", () =>
     Effect.gen(function* () {
-      const { shell, calls } = recordingShell()
-      const g = makeGit(shell)
+      const { layer, calls } = recordingGit()
+      const g = yield* Effect.provide(Git, layer)
       for (const url of [
         "--upload-pack=touch /tmp/x",
         "ext::sh -c touch% /tmp/x",

@@ -1,13 +1,14 @@
 // The process lock: one holder at a time, a stale lock taken over by exactly one of the runs racing for it.
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
-import { describe, expect, it } from "vitest"
-import * as ProcessLock from "../../src/services/ProcessLock.js"
 import * as Database from "../../src/services/ProjectDatabase.js"
+import * as ProcessLock from "../../src/services/ProcessLock.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("lock")
@@ -16,8 +17,8 @@ const RACER = fileURLToPath(new URL("../support/lockRacer.ts", import.meta.url))
 /** The id of a process that has exited. */
 const deadPid = () => spawnSync(process.execPath, ["-e", ""]).pid!
 
-/** Racer processes, each answering one line per line it is sent. */
-const racers = async (n: number) => {
+/** Racer processes, each answering one line per line it is sent; stopped when the scope closes. */
+const startRacers = async (n: number) => {
   const all = Array.from({ length: n }, () => {
     const child = spawn(process.execPath, ["--import", "tsx", RACER], { stdio: ["pipe", "pipe", "inherit"] })
     const lines: Array<string> = []
@@ -54,87 +55,96 @@ const racers = async (n: number) => {
     )
   return { all, stop }
 }
+const racers = (n: number) =>
+  Effect.acquireRelease(
+    Effect.promise(() => startRacers(n)),
+    (r) => Effect.promise(r.stop)
+  )
 
 describe("ProcessLock", () => {
-  it("of several runs racing for one stale lock, exactly one takes it; the others are told who holds it", async () => {
-    const dir = tempDir("race")
-    const { all, stop } = await racers(4)
-    try {
-      for (let round = 0; round < 12; round++) {
-        const lock = join(dir, `round-${round}.lock`)
-        // Alternately a lock in the current format and an older one holding only a process id.
-        const dead = deadPid()
-        writeFileSync(
-          lock,
-          round % 2 === 0
-            ? JSON.stringify({ pid: dead, host: hostname(), started: 1, token: "gone", what: "old run" })
-            : String(dead)
-        )
-        const answers = await Promise.all(all.map((r) => r.say(`go ${lock}`)))
-        expect(answers.filter((a) => a === "taken").length, answers.join(" | ")).toBe(1)
-        for (const a of answers.filter((x) => x !== "taken")) expect(a).toContain(lock)
-        const winner = all[answers.indexOf("taken")]!.child.pid
-        expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(winner)
-        await Promise.all(all.map((r) => r.say("release")))
-        expect(existsSync(lock)).toBe(false)
-      }
-    } finally {
-      await stop()
-    }
-  }, 120_000)
+  it.scopedLive(
+    "of several runs racing for one stale lock, exactly one takes it; the others are told who holds it",
+    () =>
+      Effect.gen(function* () {
+        const dir = tempDir("race")
+        const { all } = yield* racers(4)
+        for (let round = 0; round < 12; round++) {
+          const lock = join(dir, `round-${round}.lock`)
+          // Alternately a lock in the current format and an older one holding only a process id.
+          const dead = deadPid()
+          writeFileSync(
+            lock,
+            round % 2 === 0
+              ? JSON.stringify({ pid: dead, host: hostname(), started: 1, token: "gone", what: "old run" })
+              : String(dead)
+          )
+          const answers = yield* Effect.promise(() => Promise.all(all.map((r) => r.say(`go ${lock}`))))
+          expect(answers.filter((a) => a === "taken").length, answers.join(" | ")).toBe(1)
+          for (const a of answers.filter((x) => x !== "taken")) expect(a).toContain(lock)
+          const winner = all[answers.indexOf("taken")]!.child.pid
+          expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(winner)
+          yield* Effect.promise(() => Promise.all(all.map((r) => r.say("release"))))
+          expect(existsSync(lock)).toBe(false)
+        }
+      }),
+    120_000
+  )
 
-  it("takes over a lock whose process id now belongs to a process that started after it was written (reuse)", async () => {
-    const dir = tempDir("reuse")
-    const lock = join(dir, "x.lock")
-    // This very process is alive, but it started long after 2001: the lock cannot be its.
-    writeFileSync(lock, String(process.pid))
-    utimesSync(lock, new Date("2001-01-01"), new Date("2001-01-01"))
-    const owner = await Effect.runPromise(Effect.scoped(ProcessLock.acquire(lock, "test")))
-    expect(owner.pid).toBe(process.pid)
-    const recorded = JSON.stringify({
-      pid: process.pid,
-      host: hostname(),
-      started: Date.parse("2001-01-01"),
-      token: "t",
-      what: "x"
+  it.live("takes over a lock whose process id now belongs to a process that started after it was written (reuse)", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("reuse")
+      const lock = join(dir, "x.lock")
+      // This very process is alive, but it started long after 2001: the lock cannot be its.
+      writeFileSync(lock, String(process.pid))
+      utimesSync(lock, new Date("2001-01-01"), new Date("2001-01-01"))
+      const owner = yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
+      expect(owner.pid).toBe(process.pid)
+      const recorded = JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        started: Date.parse("2001-01-01"),
+        token: "t",
+        what: "x"
+      })
+      writeFileSync(lock, recorded)
+      yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
     })
-    writeFileSync(lock, recorded)
-    await Effect.runPromise(Effect.scoped(ProcessLock.acquire(lock, "test")))
-  })
+  )
 
-  it("refuses a lock held by a live process, naming the file and the holder, and leaves it alone", async () => {
-    const dir = tempDir("held")
-    const lock = join(dir, "x.lock")
-    const result = await Effect.runPromise(
-      Effect.scoped(
+  it.live("refuses a lock held by a live process, naming the file and the holder, and leaves it alone", () =>
+    Effect.gen(function* () {
+      const dir = tempDir("held")
+      const lock = join(dir, "x.lock")
+      const result = yield* Effect.scoped(
         Effect.zipRight(
           ProcessLock.acquire(lock, "first run"),
           Effect.either(Effect.scoped(ProcessLock.acquire(lock, "second run")))
         )
       )
-    )
-    expect(Either.isLeft(result) && result.left.message).toMatch(
-      new RegExp(`another sync is in progress \\(lock ${lock}, held by process ${process.pid} on .* \\(first run\\)`)
-    )
-    expect(existsSync(lock)).toBe(false)
-  })
-
-  it("the embedded database opens past a lock left by a process id that was reused", async () => {
-    const root = tempDir("pgdata")
-    const dataDir = Database.embeddedDataDir(root)
-    const lock = `${dataDir}.lock`
-    const { mkdirSync } = await import("node:fs")
-    mkdirSync(join(root, ".agentsync"), { recursive: true })
-    writeFileSync(lock, String(process.pid))
-    utimesSync(lock, new Date("2001-01-01"), new Date("2001-01-01"))
-    const { SqlClient } = await import("@effect/sql")
-    const rows = await Effect.runPromise(
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ one: number }>`SELECT 1 AS one`).pipe(
-        Effect.provide(Database.layer({ url: Option.none(), dataDir })),
-        Effect.scoped
+      expect(Either.isLeft(result) && result.left.message).toMatch(
+        new RegExp(`another sync is in progress \\(lock ${lock}, held by process ${process.pid} on .* \\(first run\\)`)
       )
-    )
-    expect(rows).toEqual([{ one: 1 }])
-    expect(existsSync(lock)).toBe(false)
-  }, 120_000)
+      expect(existsSync(lock)).toBe(false)
+    })
+  )
+
+  it.live(
+    "the embedded database opens past a lock left by a process id that was reused",
+    () =>
+      Effect.gen(function* () {
+        const root = tempDir("pgdata")
+        const dataDir = Database.embeddedDataDir(root)
+        const lock = `${dataDir}.lock`
+        mkdirSync(join(root, ".agentsync"), { recursive: true })
+        writeFileSync(lock, String(process.pid))
+        utimesSync(lock, new Date("2001-01-01"), new Date("2001-01-01"))
+        const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ one: number }>`SELECT 1 AS one`).pipe(
+          Effect.provide(Database.layer({ url: Option.none(), dataDir })),
+          Effect.scoped
+        )
+        expect(rows).toEqual([{ one: 1 }])
+        expect(existsSync(lock)).toBe(false)
+      }),
+    120_000
+  )
 })

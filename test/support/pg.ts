@@ -58,3 +58,10 @@ export const query = async <R extends object = Record<string, unknown>>(
     await client.end()
   }
 }
+
+/** `query` as an Effect, for tests on `@effect/vitest`. */
+export const sqlRows = <R extends object = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params: ReadonlyArray<unknown> = []
+) => Effect.promise(() => query<R>(url, text, params))

@@ -36,3 +36,7 @@ export const walk = (root: string): Array<string> => {
 /** A services/ tree parsed into its items. */
 export const readTree = (root: string): Project =>
   parseProject(walk(root).map((path) => ({ path, bytes: readFileSync(join(root, path)) })))
+
+/** Every file under root and its bytes in `encoding`, by sorted relative path (empty when root does not exist). */
+export const treeFiles = (root: string, encoding: BufferEncoding = "utf8"): Record<string, string> =>
+  Object.fromEntries(walk(root).map((path) => [path, readFileSync(join(root, path)).toString(encoding)]))
