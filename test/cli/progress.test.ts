@@ -1,5 +1,5 @@
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import { describe, expect, it } from "vitest"
 import { terminalProgress } from "../../src/cli/progress.js"
 import { advance, ProgressReporter, phase } from "../../src/services/Progress.js"
 
@@ -59,16 +59,19 @@ describe("progress drawn on a terminal", () => {
     expect(t.lines()).toStrictEqual(["starting the database: done in 15 s", ""])
   })
 
-  it("an interrupted phase is ended, not left half-drawn", async () => {
-    const t = terminal()
-    const fiber = Effect.runFork(
-      Effect.provideService(phase("starting the database", Effect.never), ProgressReporter, t.progress)
-    )
-    await Effect.runPromise(Effect.zipRight(t.tick(3000), Effect.yieldNow()))
-    await Effect.runPromise(Fiber.interrupt(fiber))
-    expect(t.raw().endsWith("\n")).toBe(true)
-    expect(t.lines()).toStrictEqual(["starting the database: interrupted after 3.0 s", ""])
-  })
+  it.effect("an interrupted phase is ended, not left half-drawn", () =>
+    Effect.gen(function* () {
+      const t = terminal()
+      const fiber = yield* Effect.fork(
+        Effect.provideService(phase("starting the database", Effect.never), ProgressReporter, t.progress)
+      )
+      yield* Effect.yieldNow() // the phase starts
+      yield* Effect.zipRight(t.tick(3000), Effect.yieldNow())
+      yield* Fiber.interrupt(fiber)
+      expect(t.raw().endsWith("\n")).toBe(true)
+      expect(t.lines()).toStrictEqual(["starting the database: interrupted after 3.0 s", ""])
+    })
+  )
 
   it("a line never wraps: it is cut to the terminal's width", () => {
     let text = ""

@@ -3,8 +3,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { memorySource } from "../../src/server/db/handlers.js"
 import * as DatabaseApi from "../../src/services/DatabaseApi.js"
 import { fastRetry, startServer } from "../server/support.js"
@@ -26,62 +26,61 @@ const client = (origin: string, token: string) =>
     retry: fastRetry
   }).pipe(Effect.provide(FetchHttpClient.layer))
 
-/** A loopback server whose answers the test scripts; it records each request's idempotency key. */
-const scripted = async (answer: (n: number, req: IncomingMessage, res: ServerResponse) => void) => {
-  const keys: Array<string | undefined> = []
-  const server: Server = createServer((req, res) => {
-    keys.push(req.headers["idempotency-key"] as string | undefined)
-    req.resume()
-    req.on("end", () => answer(keys.length, req, res))
-  })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, keys, close: () => server.close() }
-}
+/** A loopback server whose answers the test scripts, closed with the scope; it records each request's idempotency key. */
+const scripted = (answer: (n: number, req: IncomingMessage, res: ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ url: string; keys: Array<string | undefined>; server: Server }>((resume) => {
+      const keys: Array<string | undefined> = []
+      const server: Server = createServer((req, res) => {
+        keys.push(req.headers["idempotency-key"] as string | undefined)
+        req.resume()
+        req.on("end", () => answer(keys.length, req, res))
+      })
+      server.listen(0, "127.0.0.1", () =>
+        resume(Effect.succeed({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, keys, server }))
+      )
+    }),
+    (s) => Effect.sync(() => s.server.close())
+  )
 
 describe("DatabaseApi transport", () => {
-  it("retries a 503 and a connection cut, then gets the info", async () => {
-    const s = await scripted((n, _req, res) => {
-      if (n === 1) return res.writeHead(503).end("busy")
-      if (n === 2) return res.socket?.destroy()
-      res.writeHead(200, { "content-type": "application/json" })
-      res.end(JSON.stringify({ url: null, schema: "t_x", counts: { users: 0, skills: 0, contexts: 0 } }))
-    })
-    try {
-      const info = await Effect.runPromise(Effect.flatMap(client(s.url, "ast_t"), (c) => c.info))
+  it.scopedLive("retries a 503 and a connection cut, then gets the info", () =>
+    Effect.gen(function* () {
+      const s = yield* scripted((n, _req, res) => {
+        if (n === 1) return res.writeHead(503).end("busy")
+        if (n === 2) return res.socket?.destroy()
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end(JSON.stringify({ url: null, schema: "t_x", counts: { users: 0, skills: 0, contexts: 0 } }))
+      })
+      const info = yield* Effect.flatMap(client(s.url, "ast_t"), (c) => c.info)
       expect(info.schema).toBe("t_x")
       expect(s.keys).toHaveLength(3)
-    } finally {
-      s.close()
-    }
-  })
-
-  it("an import whose answer is lost is retried with the same idempotency key; without a key, not at all", async () => {
-    const ok = { dry_run: false, tables: [] }
-    const s = await scripted((n, _req, res) => {
-      if (n % 2 === 1) return res.socket?.destroy()
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(ok))
     })
-    try {
-      const empty = memorySource({ users: [], skills: [], contexts: [] })
-      const withKey = await Effect.runPromise(
-        Effect.flatMap(client(s.url, "ast_t"), (c) => c.importFrom(empty, { dryRun: false }))
-      )
-      expect(withKey.tables).toEqual([])
-      expect(s.keys).toHaveLength(2)
-      expect(s.keys[0]).toMatch(/^[0-9a-f-]{36}$/)
-      expect(s.keys[1]).toBe(s.keys[0])
-      const noKey = await Effect.runPromise(
-        Effect.either(
+  )
+
+  it.scopedLive(
+    "an import whose answer is lost is retried with the same idempotency key; without a key, not at all",
+    () =>
+      Effect.gen(function* () {
+        const ok = { dry_run: false, tables: [] }
+        const s = yield* scripted((n, _req, res) => {
+          if (n % 2 === 1) return res.socket?.destroy()
+          res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(ok))
+        })
+        const empty = memorySource({ users: [], skills: [], contexts: [] })
+        const withKey = yield* Effect.flatMap(client(s.url, "ast_t"), (c) => c.importFrom(empty, { dryRun: false }))
+        expect(withKey.tables).toEqual([])
+        expect(s.keys).toHaveLength(2)
+        expect(s.keys[0]).toMatch(/^[0-9a-f-]{36}$/)
+        expect(s.keys[1]).toBe(s.keys[0])
+        const noKey = yield* Effect.either(
           Effect.flatMap(client(s.url, "ast_t"), (c) => c.importFrom(empty, { dryRun: false, idempotencyKey: null }))
         )
-      )
-      expect(noKey._tag).toBe("Left")
-      expect(s.keys).toHaveLength(3)
-      expect(s.keys[2]).toBeUndefined()
-    } finally {
-      s.close()
-    }
-  })
+        expect(noKey._tag).toBe("Left")
+        expect(s.keys).toHaveLength(3)
+        expect(s.keys[2]).toBeUndefined()
+      })
+  )
 })
 
 describe("the server's import idempotency", () => {
