@@ -5,7 +5,7 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
-import { InvalidInputWire, NotFound, ServerErrorWire, TenantId, UnauthorizedWire } from "./common.js"
+import { described, InvalidInputWire, NotFound, ServerErrorWire, TenantId, UnauthorizedWire } from "./common.js"
 
 export const ADMIN_PREFIX = "/api/v1/admin"
 
@@ -65,68 +65,54 @@ export class AdminGroup extends HttpApiGroup.make("admin")
     HttpApiEndpoint.post("createTenant", "/tenants")
       .setPayload(CreateTenant)
       .addSuccess(TenantCreated, { status: 201 })
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Create a tenant",
-          description: "A new tenant and its first token (named `admin`); the token is shown only here."
-        })
+      .pipe(
+        described("Create a tenant", "A new tenant and its first token (named `admin`); the token is shown only here.")
       )
   )
   .add(
     HttpApiEndpoint.get("listTenants", "/tenants")
       .addSuccess(Schema.Array(TenantInfo))
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "List tenants",
-          description: "Every tenant with its count of active tokens, oldest first."
-        })
-      )
+      .pipe(described("List tenants", "Every tenant with its count of active tokens, oldest first."))
   )
   .add(
     HttpApiEndpoint.get("listTokens", "/tokens")
       .setUrlParams(Schema.Struct({ tenant_id: Schema.optional(TenantId) }))
       .addSuccess(Schema.Array(TokenInfo))
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "List tokens",
-          description:
-            "Tokens of one tenant (tenant_id) or of all, with creation, last use, expiry and revocation times; never a secret."
-        })
+      .pipe(
+        described(
+          "List tokens",
+          "Tokens of one tenant (tenant_id) or of all, with creation, last use, expiry and revocation times; never a secret."
+        )
       )
   )
   .add(
     HttpApiEndpoint.post("createToken", "/tokens")
       .setPayload(CreateToken)
       .addSuccess(IssuedToken, { status: 201 })
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Create a token",
-          description: "A new token for a tenant, with a name and an optional expiry; shown only here."
-        })
+      .pipe(
+        described("Create a token", "A new token for a tenant, with a name and an optional expiry; shown only here.")
       )
   )
   .add(
     HttpApiEndpoint.post("revokeToken", "/tokens/:tokenId/revoke")
       .setPath(TokenIdPath)
       .addSuccess(TokenInfo)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Revoke a token",
-          description:
-            "The token is refused from the next request on, by every server on the database (each request checks it)."
-        })
+      .pipe(
+        described(
+          "Revoke a token",
+          "The token is refused from the next request on, by every server on the database (each request checks it)."
+        )
       )
   )
   .add(
     HttpApiEndpoint.post("rotateToken", "/tokens/:tokenId/rotate")
       .setPath(TokenIdPath)
       .addSuccess(IssuedToken, { status: 201 })
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Rotate a token",
-          description:
-            "A new token with the same tenant, name and expiry; the old one is revoked in the same transaction."
-        })
+      .pipe(
+        described(
+          "Rotate a token",
+          "A new token with the same tenant, name and expiry; the old one is revoked in the same transaction."
+        )
       )
   )
   .addError(NotFound)

@@ -1,10 +1,9 @@
 /** The deploy area of the tenant API: the registry credential, the deploy lock, releases and rollback, in both URL families. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { RELEASE_KINDS, RELEASE_STATUSES } from "../domain/deploy/release.js"
-import { InvalidInputWire, tenantGroups } from "./common.js"
+import { described, InvalidInputWire, tenantGroups } from "./common.js"
 import { IdempotencyHeaders } from "./files.js"
 
 /** The route suffixes, shared by both families and by the client. */
@@ -138,60 +137,52 @@ const deploy = tenantGroups(
   [
     HttpApiEndpoint.get("registryToken", DeployRoutes.registryToken)
       .addSuccess(RegistryCredential)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Get the registry credential",
-          description:
-            "The registry credential configured by the server's operator, for `docker login --password-stdin` (404 when none is configured)."
-        })
+      .pipe(
+        described(
+          "Get the registry credential",
+          "The registry credential configured by the server's operator, for `docker login --password-stdin` (404 when none is configured)."
+        )
       ),
     HttpApiEndpoint.get("lockStatus", DeployRoutes.lock)
       .addSuccess(LockStatus)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Get the deploy lock",
-          description: "Who holds the tenant's deploy lock, and until when."
-        })
-      ),
+      .pipe(described("Get the deploy lock", "Who holds the tenant's deploy lock, and until when.")),
     HttpApiEndpoint.post("lock", DeployRoutes.lock)
       .setPayload(LockRequest)
       .addSuccess(LockGrant)
       .addError(DeployLockedWire)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Take the deploy lock",
-          description:
-            "Takes the tenant's deploy lock for a lease (409 while another deploy or its running release holds it)."
-        })
+      .pipe(
+        described(
+          "Take the deploy lock",
+          "Takes the tenant's deploy lock for a lease (409 while another deploy or its running release holds it)."
+        )
       ),
     HttpApiEndpoint.put("heartbeat", "/deploy/lock/:lockId")
       .setPath(LockIdPath)
       .addSuccess(LockGrant)
       .addError(LockLost)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Renew the deploy lock",
-          description: "Renews the lease of a lock this caller holds (409 when it expired or was released by force)."
-        })
+      .pipe(
+        described(
+          "Renew the deploy lock",
+          "Renews the lease of a lock this caller holds (409 when it expired or was released by force)."
+        )
       ),
     HttpApiEndpoint.del("unlock", "/deploy/lock/:lockId")
       .setPath(LockIdPath)
       .addSuccess(LockStatus)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Release the deploy lock",
-          description:
-            "Releases a lock this caller holds; a release still running keeps the tenant locked until it ends."
-        })
+      .pipe(
+        described(
+          "Release the deploy lock",
+          "Releases a lock this caller holds; a release still running keeps the tenant locked until it ends."
+        )
       ),
     HttpApiEndpoint.del("forceUnlock", DeployRoutes.lock)
       .addSuccess(LockStatus)
       .addError(DeployLockedWire)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Break the deploy lock",
-          description: "Releases the tenant's lock whoever holds it (409 while a release is running on the server)."
-        })
+      .pipe(
+        described(
+          "Break the deploy lock",
+          "Releases the tenant's lock whoever holds it (409 while a release is running on the server)."
+        )
       ),
     HttpApiEndpoint.post("deploy", DeployRoutes.deploy)
       .setHeaders(IdempotencyHeaders)
@@ -199,28 +190,20 @@ const deploy = tenantGroups(
       .addSuccess(Release)
       .addError(LockLost)
       .addError(InvalidInputWire)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Deploy an image",
-          description:
-            "Records a release of an image by digest and starts it: the operator's hook, then the health gate; a failure re-activates the previous release. Needs the tenant's lock; an idempotency key makes a retry return the same release."
-        })
+      .pipe(
+        described(
+          "Deploy an image",
+          "Records a release of an image by digest and starts it: the operator's hook, then the health gate; a failure re-activates the previous release. Needs the tenant's lock; an idempotency key makes a retry return the same release."
+        )
       ),
     HttpApiEndpoint.get("releases", DeployRoutes.releases)
       .setUrlParams(ListParams)
       .addSuccess(Schema.Array(Release))
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "List releases",
-          description: "The tenant's releases, newest first, without their logs."
-        })
-      ),
+      .pipe(described("List releases", "The tenant's releases, newest first, without their logs.")),
     HttpApiEndpoint.get("release", "/releases/:number")
       .setPath(NumberPath)
       .addSuccess(Release)
-      .annotateContext(
-        OpenApi.annotations({ summary: "Get a release", description: "One release with its redacted log." })
-      ),
+      .pipe(described("Get a release", "One release with its redacted log.")),
     HttpApiEndpoint.post("rollback", "/releases/:number/rollback")
       .setPath(NumberPath)
       .setHeaders(IdempotencyHeaders)
@@ -228,12 +211,11 @@ const deploy = tenantGroups(
       .addSuccess(Release)
       .addError(LockLost)
       .addError(InvalidInputWire)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Roll back",
-          description:
-            "A new release that runs an earlier release's image again; history is never edited. Needs the tenant's lock."
-        })
+      .pipe(
+        described(
+          "Roll back",
+          "A new release that runs an earlier release's image again; history is never edited. Needs the tenant's lock."
+        )
       )
   ]
 )

@@ -1,10 +1,9 @@
 /** The files area of the tenant API: manifest, upload, download and revisions, in the direct and relay URL families. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { type FileEntry, isRelPath, RelPath, Sha256 } from "../domain/model.js"
-import { ConflictWire, InvalidInputWire, TarballUnsafeWire, tenantGroups, Unavailable } from "./common.js"
+import { ConflictWire, described, InvalidInputWire, TarballUnsafeWire, tenantGroups, Unavailable } from "./common.js"
 
 const SHA256 = /^[0-9a-f]{64}$/
 
@@ -153,12 +152,11 @@ const files = tenantGroups(
       .setHeaders(ManifestHeaders)
       .addSuccess(RemoteManifest)
       .addSuccess(NotModifiedResponse)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Get a manifest",
-          description:
-            "Every file of the head (or of `revision`) with its size and SHA-256, and the tree's checksum. The answer carries the revision's ETag; with `If-None-Match` naming the head, the answer is 304 with no body."
-        })
+      .pipe(
+        described(
+          "Get a manifest",
+          "Every file of the head (or of `revision`) with its size and SHA-256, and the tree's checksum. The answer carries the revision's ETag; with `If-None-Match` naming the head, the answer is 304 with no body."
+        )
       ),
     HttpApiEndpoint.post("upload", FilesRoutes.upload)
       .setHeaders(IdempotencyHeaders)
@@ -168,40 +166,34 @@ const files = tenantGroups(
       .addError(TarballUnsafeWire)
       .addError(InvalidInputWire)
       .addError(Unavailable)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Push a revision",
-          description: `A tar.gz whose first entry (\`${UPLOAD_HEADER_ENTRY}\`) names the base revision, the files set and deleted, and the resulting checksum; the bytes of files the tenant does not hold yet follow. The head moves only if the base is still the head (else 409). A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the revision already made.`
-        })
+      .pipe(
+        described(
+          "Push a revision",
+          `A tar.gz whose first entry (\`${UPLOAD_HEADER_ENTRY}\`) names the base revision, the files set and deleted, and the resulting checksum; the bytes of files the tenant does not hold yet follow. The head moves only if the base is still the head (else 409). A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the revision already made.`
+        )
       ),
     HttpApiEndpoint.get("download", FilesRoutes.download)
       .setUrlParams(RevisionParam)
       .addSuccess(Gzip)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Download a revision",
-          description:
-            "The whole tree of the head (or of `revision`) as a tar.gz; the `x-agentsync-revision` header names the revision."
-        })
+      .pipe(
+        described(
+          "Download a revision",
+          "The whole tree of the head (or of `revision`) as a tar.gz; the `x-agentsync-revision` header names the revision."
+        )
       ),
     HttpApiEndpoint.post("select", FilesRoutes.select)
       .setPayload(DownloadSelection)
       .addSuccess(Gzip)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Download selected files",
-          description: "The named paths of a revision as a tar.gz (a body, since a selection can be long)."
-        })
+      .pipe(
+        described(
+          "Download selected files",
+          "The named paths of a revision as a tar.gz (a body, since a selection can be long)."
+        )
       ),
     HttpApiEndpoint.get("revisions", FilesRoutes.revisions)
       .setUrlParams(RevisionsParams)
       .addSuccess(Schema.Array(RevisionInfo))
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "List revisions",
-          description: "The tenant's revisions, newest first (at most `limit`, default 50)."
-        })
-      )
+      .pipe(described("List revisions", "The tenant's revisions, newest first (at most `limit`, default 50)."))
   ]
 )
 

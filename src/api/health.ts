@@ -4,6 +4,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
+import { described } from "./common.js"
 
 /** The database as a probe found it: reachable, and every server migration applied. */
 export class DatabaseStatus extends Schema.Class<DatabaseStatus>("DatabaseStatus")({
@@ -34,34 +35,27 @@ export class HealthGroup extends HttpApiGroup.make("health")
     HttpApiEndpoint.get("health", "/api/v1/health")
       .addSuccess(Health)
       .addError(NotReady)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Server health",
-          description:
-            "The server's version and its database's state; 503 when the database is unreachable or not migrated."
-        })
+      .pipe(
+        described(
+          "Server health",
+          "The server's version and its database's state; 503 when the database is unreachable or not migrated."
+        )
       )
   )
   .add(
     HttpApiEndpoint.get("livez", "/livez")
       .addSuccess(Live)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Liveness probe",
-          description: "200 while the process serves requests; it checks nothing else."
-        })
-      )
+      .pipe(described("Liveness probe", "200 while the process serves requests; it checks nothing else."))
   )
   .add(
     HttpApiEndpoint.get("readyz", "/readyz")
       .addSuccess(DatabaseStatus)
       .addError(NotReady)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Readiness probe",
-          description:
-            "200 when the database answers and every server migration is applied; 503 otherwise (take the replica out of rotation)."
-        })
+      .pipe(
+        described(
+          "Readiness probe",
+          "200 when the database answers and every server migration is applied; 503 otherwise (take the replica out of rotation)."
+        )
       )
   )
   .annotate(OpenApi.Description, "Unauthenticated probes for load balancers and orchestrators.") {}
