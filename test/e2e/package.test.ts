@@ -111,7 +111,9 @@ describe("the packed package", () => {
     expect(readdirSync(join(consumer, "dist")).sort()).toEqual(["entries.js", "local-diff.js", "push-files.js"])
   }, 600_000)
 
-  it("installs with `npm install -g` and runs `agentsync demo` from the install, on the Node running the tests", async () => {
+  // The whole loop (`agentsync demo`) is e2e/demo's; here, what the install adds: the bundle, its launcher, and the
+  // packages the bundle leaves out (PGlite and its socket, loaded by an embedded database), found in the install.
+  it("installs with `npm install -g` and runs a local sync on the embedded database from the install, on the Node running the tests", async () => {
     const prefix = tempDir("global")
     await npm(["install", "-g", "--prefix", prefix, tarball], prefix)
     const bin = join(prefix, "bin", "agentsync")
@@ -121,10 +123,12 @@ describe("the packed package", () => {
       XDG_CACHE_HOME: tempDir("cache")
     }
     expect((await run(bin, ["--version"], prefix, env)).trim()).toBe(pkg.version)
-    const work = join(tempDir("demo"), "work")
-    const out = await run(bin, ["demo", "--dir", work], prefix, env)
-    expect(out).toContain("the second copy has the edit: yes")
-    expect(existsSync(join(work, "project/services/agents/support/config.yaml"))).toBe(true)
+    const project = join(tempDir("project"), "project")
+    cpSync(join(REPO, "examples/project"), project, { recursive: true })
+    const out = await run(bin, ["local", "sync", "--to-db"], project, env)
+    expect(out).toMatch(/^agents +ToDatabase +[1-9]/m)
+    expect(out).toMatch(/^content +ToDatabase +[1-9]/m)
+    expect(existsSync(join(project, ".agentsync/pgdata"))).toBe(true)
     // What is installed: the runtime dependencies, none of the CLI's bundled-in or development packages.
     const installed = join(prefix, "lib", "node_modules", "agentsync", "node_modules")
     expect(
