@@ -1,11 +1,10 @@
 /** The database area of the tenant API: the tenant's synced tables exported and imported as NDJSON, and direct-mode info. */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
-import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { SYNC_TABLES } from "../domain/db/tables.js"
 import { PartialImport } from "../errors.js"
-import { InvalidInputWire, tenantGroups } from "./common.js"
+import { described, InvalidInputWire, tenantGroups } from "./common.js"
 import { IDEMPOTENCY_HEADER, IdempotencyHeaders } from "./files.js"
 import { NDJSON } from "./ndjson.js"
 
@@ -82,22 +81,20 @@ const database = tenantGroups(
   [
     HttpApiEndpoint.get("info", DatabaseRoutes.info)
       .addSuccess(DatabaseInfo)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Database info",
-          description:
-            "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one."
-        })
+      .pipe(
+        described(
+          "Database info",
+          "Counts of the tenant's synced tables, and a Postgres URL for direct sync when the server exposes one."
+        )
       ),
     HttpApiEndpoint.get("export", DatabaseRoutes.export)
       .setUrlParams(ExportParams)
       .addSuccess(Ndjson)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Export a table",
-          description:
-            'One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: "digest", id, digest}` line per row), then an end line with the count.'
-        })
+      .pipe(
+        described(
+          "Export a table",
+          'One table as NDJSON: a header line, then one `{kind, row}` line per row in id order (with digests=true, one `{kind: "digest", id, digest}` line per row), then an end line with the count.'
+        )
       ),
     HttpApiEndpoint.post("import", DatabaseRoutes.import)
       .setUrlParams(ImportParams)
@@ -106,11 +103,11 @@ const database = tenantGroups(
       .addSuccess(ImportResult)
       .addError(InvalidInputWire)
       .addError(PartialImportWire)
-      .annotateContext(
-        OpenApi.annotations({
-          summary: "Import rows",
-          description: `NDJSON body: a header line, then rows of users, skills and contexts, then an end line. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written. With dry_run=true nothing is committed. A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the committed import's result instead of running it again.`
-        })
+      .pipe(
+        described(
+          "Import rows",
+          `NDJSON body: a header line, then rows of users, skills and contexts, then an end line. The whole body is validated first; a malformed body is rejected (400) naming the offending lines and ids, and nothing is written. With dry_run=true nothing is committed. A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the committed import's result instead of running it again.`
+        )
       )
   ]
 )
