@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Option } from "effect"
-import * as Database from "../../src/services/ProjectDatabase.js"
 import * as ProcessLock from "../../src/services/ProcessLock.js"
+import * as Database from "../../src/services/ProjectDatabase.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("lock")

@@ -8,9 +8,9 @@ import { Effect, Either, Exit, Fiber, Layer, Option, Redacted, Ref, type Scope }
 import { EXPIRED_REASON, HISTORY_KEEP } from "../../../src/domain/jobs/runs.js"
 import { timingOf } from "../../../src/domain/jobs/spec.js"
 import * as Scheduler from "../../../src/programs/jobs/scheduler.js"
-import * as Database from "../../../src/services/ProjectDatabase.js"
 import { JobStore, type JobStoreShape, makeFile, makeMemory, statePaths } from "../../../src/services/jobs/JobStore.js"
 import * as PgStore from "../../../src/services/jobs/pgStore.js"
+import * as Database from "../../../src/services/ProjectDatabase.js"
 import { freshDatabase, sqlRows } from "../../support/pg.js"
 import { tempDirs } from "../../support/tree.js"
 
