@@ -105,7 +105,8 @@ const readContentFields = (slug: string, fields: Fields, body: string) => {
   return { known: contentValues(slug, body, known), extra }
 }
 
-const contentWanted = (c: Content): Record<string, Json> => ({
+/** A content item's known front-matter fields by name: what its file states, and its row keeps beside place and body. */
+export const contentKnownFields = (c: Content) => ({
   title: c.title,
   kind: c.kind,
   description: c.description,
@@ -117,6 +118,8 @@ const contentWanted = (c: Content): Record<string, Json> => ({
   published_at: c.published_at,
   updated_at: c.updated_at
 })
+
+const contentWanted = (c: Content): Record<string, Json> => contentKnownFields(c)
 
 /** Parses a content file; `path` is its place below the source folder (`guides/install/index.md`). */
 export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {

@@ -1,6 +1,7 @@
 /** The contents and content_sources tables: batched reads, upserts and deletes of Content rows and source layouts. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either } from "effect"
+import { contentKnownFields } from "../../domain/formats/content.js"
 import { contentHash, contentKey } from "../../domain/hash.js"
 import type { ContentWrite } from "../../domain/localPlan.js"
 import type { ContentMeta } from "../../domain/localSides.js"
@@ -40,29 +41,25 @@ const columns: ReadonlyArray<Column> = [
   ["file_sha256", "text"]
 ]
 
-export const toRow = (c: Content, fileSha256: string | null = null, hash = contentHash(c)) => ({
-  source: c.source,
-  slug: c.slug,
-  path: c.path,
-  format: c.format,
-  head: c.head,
-  title: c.title,
-  kind: c.kind,
-  description: c.description,
-  author: c.author,
-  keywords: c.keywords,
-  image: c.image,
-  public: c.public,
-  tags: c.tags,
-  published_at: c.published_at,
-  content_updated_at: c.updated_at,
-  published_on: parseDate(c.published_at),
-  content_updated_on: parseDate(c.updated_at),
-  extra: c.extra,
-  body: c.body,
-  version_hash: hash,
-  file_sha256: fileSha256
-})
+export const toRow = (c: Content, fileSha256: string | null = null, hash = contentHash(c)) => {
+  // The front matter's `updated_at` is stored as `content_updated_at` (the row has its own `updated_at`).
+  const { updated_at, ...known } = contentKnownFields(c)
+  return {
+    source: c.source,
+    slug: c.slug,
+    path: c.path,
+    format: c.format,
+    head: c.head,
+    ...known,
+    content_updated_at: updated_at,
+    published_on: parseDate(c.published_at),
+    content_updated_on: parseDate(updated_at),
+    extra: c.extra,
+    body: c.body,
+    version_hash: hash,
+    file_sha256: fileSha256
+  }
+}
 
 const KEY: ReadonlyArray<Column> = [
   ["source", "text"],
