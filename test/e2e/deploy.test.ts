@@ -381,7 +381,10 @@ describe("agentsync deploy with stub docker", () => {
       // The holder dies without releasing: the lease (3 s on this server) runs out and the next deploy goes ahead.
       holder.kill("SIGKILL")
       stubs.sleepOn(undefined)
-      await new Promise((r) => setTimeout(r, 3500))
+      // Nothing releases it: the lock status reads free once the lease has run out (polled, within a generous bound).
+      const freeBy = Date.now() + 30_000
+      while (JSON.parse((await cli(root, ["--json", "deploy", "lock", "status"])).stdout).held === true)
+        if (Date.now() > freeBy) throw new Error("the killed client's lock did not expire")
       const next = await cli(root, ["--json", "deploy", "--tag", "after-kill"])
       expect(next.code, next.stderr).toBe(0)
       expect((await releases(root)).length).toBe(before.length + 1)
