@@ -63,6 +63,27 @@ const agentArb = fc
  * unchanged from drawing every field, at a fraction of the cost (the hash over any field is the business of the
  * format and repository properties).
  */
+/** A content item at `source`/`slug` with the given fields, every other field blank. */
+const contentItem = (fields: Pick<Content, "source" | "slug"> & Partial<Content>) =>
+  new Content({
+    path: `${fields.slug}.md`,
+    format: "yaml",
+    head: null,
+    title: "",
+    kind: "",
+    description: "",
+    author: "",
+    keywords: [],
+    image: null,
+    public: true,
+    tags: [],
+    published_at: null,
+    updated_at: null,
+    extra: {},
+    body: "",
+    ...fields
+  })
+
 const contentArb = fc
   .record({
     source: Arbitrary.make(Content.fields.source),
@@ -70,28 +91,9 @@ const contentArb = fc
     title: fc.string({ maxLength: 3 }),
     body: fc.string({ maxLength: 3 })
   })
-  .map(({ source, slug: drawn, title, body }) => {
-    const slug = drawn.replace(/[/. ]/g, "").slice(0, 2) || "x"
-    return new Content({
-      source: source.slice(0, 1) || "s",
-      slug,
-      path: `${slug}.md`,
-      format: "yaml",
-      head: null,
-      title,
-      kind: "",
-      description: "",
-      author: "",
-      keywords: [],
-      image: null,
-      public: true,
-      tags: [],
-      published_at: null,
-      updated_at: null,
-      extra: {},
-      body
-    })
-  })
+  .map(({ source, slug, title, body }) =>
+    contentItem({ source: source.slice(0, 1) || "s", slug: slug.replace(/[/. ]/g, "").slice(0, 2) || "x", title, body })
+  )
 const fileArb = fc
   .record({
     path: fc.constantFrom("a", "b", "c/d", "c/e", "f/g/h", "z"),
@@ -212,26 +214,7 @@ describe("calculators", () => {
   })
 
   it("keys content by source and slug", () => {
-    const c = (source: string, slug: string) =>
-      new Content({
-        source,
-        slug,
-        path: `${slug}.md`,
-        format: "yaml",
-        head: null,
-        extra: {},
-        title: "t",
-        kind: "article",
-        description: "",
-        author: "",
-        keywords: [],
-        image: null,
-        public: true,
-        tags: [],
-        published_at: null,
-        updated_at: null,
-        body: ""
-      })
+    const c = (source: string, slug: string) => contentItem({ source, slug, title: "t", kind: "article" })
     const d = ContentDiffCalculator.diff([c("blog", "a"), c("docs", "a")], [c("blog", "a")])
     expect(d.items.map((i) => `${i.key}:${i.status}`)).toStrictEqual(["blog/a:Unchanged", "docs/a:Added"])
   })
