@@ -6,14 +6,18 @@
 // ratio, and the server process's CPU per answer (the figure a loaded machine disturbs least).
 //
 //   npm run bench:server [-- --rounds N] [--seconds N] [--connections N] [--before path/to/dist/bin.js]
+//   npm run bench:server -- --concurrent 20 [--files 1000] [--rounds N] [--before path/to/dist/bin.js]
 //
-// `--before` also measures an earlier build's server (its own database) in the same rounds.
+// `--before` also measures an earlier build's server (its own database) in the same rounds. `--concurrent N` measures
+// instead N clients each pushing one changed file into its own tenant at once: every tenant holds a settled tree of
+// `--files` files; the wall time until the last push ends, the clients' CPU summed, the server's CPU, and one push
+// alone beside them (what one client costs).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { freePort, median, pgBinDir, procCpu, startPostgres } from "./bench-tree.js"
+import { freePort, generate, listFiles, median, pgBinDir, procCpu, startPostgres, timed } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
@@ -23,7 +27,9 @@ const { values: flags } = parseArgs({
     rounds: { type: "string", default: "3" },
     seconds: { type: "string", default: "5" },
     connections: { type: "string", default: "10" },
-    before: { type: "string" }
+    before: { type: "string" },
+    concurrent: { type: "string" },
+    files: { type: "string", default: "1000" }
   }
 })
 
@@ -133,6 +139,92 @@ const wrk = (url: string, token: string, head: string, pid: number) =>
     })
   })
 
+/** A push run under /usr/bin/time, asynchronously: wall and CPU seconds (the command and its children). */
+const timedAsync = (bin: string, cwd: string, env: Record<string, string>) =>
+  new Promise<{ seconds: number; cpu: number }>((resolve, reject) => {
+    const started = performance.now()
+    const child = spawn("/usr/bin/time", ["-f", "%U %S", process.execPath, bin, "files", "push"], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let err = ""
+    child.stderr.on("data", (d) => {
+      err += d
+    })
+    child.on("exit", (code) => {
+      const seconds = (performance.now() - started) / 1000
+      if (code !== 0) return reject(new Error(`files push failed (${code}): ${err}`))
+      const [user, sys] = err.trim().split("\n").at(-1)!.split(" ").map(Number)
+      resolve({ seconds, cpu: user! + sys! })
+    })
+  })
+
+/** `count` tenants on a server, each with a settled tree of `files` files (mtimes in the past, so cached). */
+const settledTenants = (
+  work: string,
+  databaseUrl: string,
+  serverUrl: string,
+  prefix: string,
+  count: number,
+  files: number,
+  bin: string
+) =>
+  Array.from({ length: count }, (_, i) => {
+    const name = `${prefix}-${i}`
+    const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }) as { token: string }
+    const root = join(work, name)
+    generate(root, files, files * 1000)
+    writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
+    const past = new Date(Date.now() - 60_000)
+    for (const f of listFiles(join(root, "services"))) utimesSync(join(root, "services", f), past, past)
+    const env = { AGENTSYNC_DIRECT_URL: serverUrl, AGENTSYNC_TOKEN: t.token }
+    for (let k = 0; k < 2; k++) timed(process.execPath, [bin, "files", "push"], { cwd: root, env })
+    return { root, env, changed: join(root, "services", listFiles(join(root, "services"))[i % files]!) }
+  })
+
+/** N one-file pushes at once, each into its own tenant, against each server in turn; then one alone. */
+const concurrentPushes = async (
+  count: number,
+  work: string,
+  servers: ReadonlyArray<{ name: string; url: string; pid: number; databaseUrl: string; bin: string }>
+) => {
+  const files = Number(flags.files)
+  const tenants = servers.map((s, j) => settledTenants(work, s.databaseUrl, s.url, `c${j}`, count, files, s.bin))
+  console.log(
+    `agentsync server: ${count} concurrent one-file pushes — ${new Date().toISOString()}, node ${process.version}, ${count} tenants × ${files} files settled, ${flags.rounds} rounds, alternating; loopback`
+  )
+  type Sample = { wall: number; clientCpu: number; serverCpu: number; alone: number; aloneCpu: number }
+  const samples = servers.map(() => [] as Array<Sample>)
+  for (let round = 0; round < Number(flags.rounds); round++) {
+    for (const [j, s] of servers.entries()) {
+      for (const t of tenants[j]!) writeFileSync(t.changed, `changed in round ${round}\n`, { flag: "a" })
+      const cpu = procCpu(s.pid)
+      const started = performance.now()
+      const runs = await Promise.all(tenants[j]!.map((t) => timedAsync(s.bin, t.root, t.env)))
+      const wall = (performance.now() - started) / 1000
+      const serverCpu = procCpu(s.pid) - cpu
+      const one = tenants[j]![0]!
+      writeFileSync(one.changed, `alone in round ${round}\n`, { flag: "a" })
+      const alone = await timedAsync(s.bin, one.root, one.env)
+      const clientCpu = runs.reduce((n, r) => n + r.cpu, 0)
+      samples[j]!.push({ wall, clientCpu, serverCpu, alone: alone.seconds, aloneCpu: alone.cpu })
+      console.error(
+        `round ${round + 1}, ${s.name}: ${wall.toFixed(2)} s, clients ${clientCpu.toFixed(2)} s CPU, server ${serverCpu.toFixed(2)} s CPU; one alone ${alone.seconds.toFixed(2)} s (${alone.cpu.toFixed(2)} s CPU)`
+      )
+    }
+  }
+  console.log(
+    `| server | ${count} pushes at once, wall | clients' CPU, sum | server CPU | per push: client CPU | per push: server CPU | one push alone, wall (CPU) |\n| --- | --- | --- | --- | --- | --- | --- |`
+  )
+  for (const [j, s] of servers.entries()) {
+    const m = (f: (x: Sample) => number) => median(samples[j]!.map(f))
+    console.log(
+      `| ${s.name} | ${m((x) => x.wall).toFixed(2)} s | ${m((x) => x.clientCpu).toFixed(2)} s | ${m((x) => x.serverCpu).toFixed(2)} s | ${(m((x) => x.clientCpu) / count).toFixed(3)} s | ${((m((x) => x.serverCpu) / count) * 1000).toFixed(0)} ms | ${m((x) => x.alone).toFixed(2)} s (${m((x) => x.aloneCpu).toFixed(2)} s) |`
+    )
+  }
+}
+
 const main = async () => {
   if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
     throw new Error("wrk is not installed (apt-get install wrk)")
@@ -154,17 +246,27 @@ const main = async () => {
     await new Promise<void>((resolve, reject) => {
       bare.stderr.on("data", (d) => (String(d).includes("listening") ? resolve() : reject(new Error(String(d)))))
     })
-    const t = tenantWithHead(work, pg.url, server.url, "checks")
-    let before:
-      | { readonly url: string; readonly pid: number; readonly token: string; readonly head: string }
-      | undefined
+    let beforeServer: { readonly url: string; readonly pid: number; readonly databaseUrl: string } | undefined
     if (flags.before !== undefined) {
       const db = pg.url.replace(/\/[^/]*$/, "/bench_before")
       spawnSync(join(pgBinDir(), "psql"), [pg.url, "-qc", "CREATE DATABASE bench_before"])
       const old = await startServe({ DATABASE_URL: db }, work, flags.before)
       children.push(old.child)
-      before = { url: old.url, pid: old.child.pid!, ...tenantWithHead(work, db, old.url, "before") }
+      beforeServer = { url: old.url, pid: old.child.pid!, databaseUrl: db }
     }
+    if (flags.concurrent !== undefined) {
+      return await concurrentPushes(Number(flags.concurrent), work, [
+        { name: "agentsync serve", url: server.url, pid: server.child.pid!, databaseUrl: pg.url, bin: BIN },
+        ...(beforeServer === undefined
+          ? []
+          : [{ name: "agentsync serve, before", ...beforeServer, bin: flags.before! }])
+      ])
+    }
+    const t = tenantWithHead(work, pg.url, server.url, "checks")
+    const before =
+      beforeServer === undefined
+        ? undefined
+        : { ...beforeServer, ...tenantWithHead(work, beforeServer.databaseUrl, beforeServer.url, "before") }
     console.log(
       `agentsync server: no-change checks — ${new Date().toISOString()}, node ${process.version}, wrk -c${flags.connections} ${flags.seconds} s × ${flags.rounds} rounds, alternating; loopback`
     )

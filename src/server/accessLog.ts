@@ -1,4 +1,6 @@
 /** The tenant server's access log (one JSON line per request on stderr) and its count of requests in flight. */
+
+import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerError from "@effect/platform/HttpServerError"
@@ -28,32 +30,62 @@ const pathOf = (url: string) => {
   return q === -1 ? url : url.slice(0, q)
 }
 
+/** What wraps every request. */
+export type Middleware = (app: HttpApp.Default) => HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
+
+/** One request's place in the log: counted in flight from its start until it is finished or handed off. */
+export interface Entry {
+  /** Writes its line and stops counting it (once; later calls do nothing). */
+  readonly finish: (status: number, bytes: number | null, tenant: string | null, aborted?: boolean) => void
+  /** Stops counting it without a line: the request went on to a handler that logs it itself. */
+  readonly handOff: () => void
+}
+
+/** What the server needs of an access log: the middleware around the app, the count, and an entry per request. */
+export interface AccessLog {
+  readonly middleware: Middleware
+  readonly inFlight: () => number
+  /** A request answered outside the middleware (the no-change check) logs through this, the same line. */
+  readonly begin: (method: string, url: string) => Entry
+}
+
 /** The middleware: counts requests in flight and writes one line each through `write` when its body has gone. */
-export const make = (write: (line: AccessLine) => void) => {
+export const make = (write: (line: AccessLine) => void): AccessLog => {
   let inFlight = 0
+  const begin = (method: string, url: string): Entry => {
+    const started = performance.now()
+    inFlight++
+    let done = false
+    const end = () => {
+      if (done) return false
+      done = true
+      inFlight--
+      return true
+    }
+    return {
+      finish: (status, bytes, tenant, aborted = false) => {
+        if (!end()) return
+        write({
+          time: new Date().toISOString(),
+          method,
+          route: pathOf(url),
+          tenant,
+          status,
+          bytes,
+          duration_ms: Math.round((performance.now() - started) * 10) / 10,
+          ...(aborted ? { aborted: true as const } : {})
+        })
+      },
+      handOff: () => void end()
+    }
+  }
   const middleware = HttpMiddleware.make((app) =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const started = performance.now()
-      inFlight++
-      let done = false
-      const finish = (status: number, bytes: number | null, aborted: boolean) =>
-        Effect.sync(() => {
-          if (done) return
-          done = true
-          inFlight--
-          write({
-            time: new Date().toISOString(),
-            method: request.method,
-            route: pathOf(request.url),
-            tenant: tenant,
-            status,
-            bytes,
-            duration_ms: Math.round((performance.now() - started) * 10) / 10,
-            ...(aborted ? { aborted: true as const } : {})
-          })
-        })
+      const entry = begin(request.method, request.url)
       let tenant: string | null = null
+      const finish = (status: number, bytes: number | null, aborted: boolean) =>
+        Effect.sync(() => entry.finish(status, bytes, tenant, aborted))
       const exit = yield* Effect.exit(app).pipe(Effect.onInterrupt(() => finish(499, null, true)))
       tenant = yield* FiberRef.get(currentTenant)
       const response = Exit.isSuccess(exit) ? exit.value : HttpServerError.causeResponseStripped(exit.cause)[0]
@@ -81,7 +113,7 @@ export const make = (write: (line: AccessLine) => void) => {
       return yield* Exit.isSuccess(exit) ? Effect.succeed(replaced) : exit
     })
   )
-  return { middleware, inFlight: () => inFlight }
+  return { middleware, inFlight: () => inFlight, begin }
 }
 
 /** The default writer: the line as JSON on stderr. */

@@ -26,12 +26,13 @@ import { transferLimitsFromEnv } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
 import { levelFor } from "../stages/files/archive.js"
-import { currentTenant } from "./accessLog.js"
+import { type AccessLog, currentTenant, type Middleware } from "./accessLog.js"
 import { AdminLive } from "./admin.js"
 import { CloudDatabaseLive, SyncDatabaseLive } from "./db/handlers.js"
 import { DeployLive } from "./deploy/http.js"
 import { FileStore } from "./files/FileStore.js"
 import * as Migrations from "./migrations.js"
+import * as NotModifiedCheck from "./notModified.js"
 import { HealthLive } from "./probes.js"
 import { Tenants } from "./tenants.js"
 
@@ -204,8 +205,7 @@ export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
   Layer.provide([FileStore.Default, Tenants.Default])
 )
 
-/** What wraps every request (the access log). */
-export type Middleware = (app: HttpApp.Default) => HttpApp.Default<never, HttpServerRequest.HttpServerRequest>
+export type { Middleware } from "./accessLog.js"
 
 /** The HTTP app on an HttpServer: the API plus its OpenAPI document, under an optional middleware (the access log). */
 export const httpLive = (middleware?: Middleware) =>
@@ -221,20 +221,33 @@ export interface ServeOptions {
   readonly port: number
   /** The Node server to listen with (default: a new one); the caller keeps it to shut it down gracefully. */
   readonly server?: NodeServer
+  /** The access log: its middleware wraps the app, and the no-change check answered before it logs through it. */
+  readonly accessLog?: AccessLog
+  /**
+   * A middleware of the caller's around every request. It must see every request, so the no-change check is then
+   * left to the framework too.
+   */
   readonly middleware?: Middleware
 }
 
 /**
- * The tenant server on Node's HTTP server: migrations first, then the API. Its only state is Postgres,
- * so any number of these can serve one database.
+ * The tenant server on Node's HTTP server: migrations first, then the API, with the no-change check answered in
+ * front of it (`notModified.ts`). Its only state is Postgres, so any number of these can serve one database.
  */
 export const layer = (options: ServeOptions) =>
-  httpLive(options.middleware).pipe(
-    Layer.provideMerge(
-      NodeHttpServer.layer(() => options.server ?? createServer(), { host: options.host, port: options.port })
-    ),
-    Layer.provide(Migrations.layer)
-  )
+  Layer.unwrapEffect(
+    Effect.sync(() => {
+      const node = options.server ?? createServer()
+      const fast =
+        options.middleware === undefined
+          ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog)).pipe(Layer.provide(Tenants.Default))
+          : Layer.empty
+      return httpLive(options.middleware ?? options.accessLog?.middleware).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(() => node, { host: options.host, port: options.port })),
+        Layer.provideMerge(fast)
+      )
+    })
+  ).pipe(Layer.provide(Migrations.layer))
 
 /** `http://host:port` of a running server. */
 export const url = Effect.map(HttpServer.HttpServer, (server) =>

@@ -57,7 +57,7 @@ export const listen = (options: ListenOptions) =>
     const node = createServer()
     const log = AccessLog.make(options.accessLog ?? AccessLog.toStderr)
     const context = yield* Layer.build(
-      Server.layer({ host: options.host, port: options.port, server: node, middleware: log.middleware })
+      Server.layer({ host: options.host, port: options.port, server: node, accessLog: log })
     ).pipe(
       Effect.catchTag("ServeError", (e) => {
         const code = codeOf(e.cause)

@@ -10,10 +10,13 @@ import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { sha } from "../support/hostile.js"
 
-export const startServer = async (databaseUrl: string) => {
+export const startServer = async (
+  databaseUrl: string,
+  options: Pick<Server.ServeOptions, "accessLog" | "middleware"> = {}
+) => {
   const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })
   const runtime = ManagedRuntime.make(
-    Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0 }), db).pipe(
+    Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0, ...options }), db).pipe(
       Layer.provideMerge(Tenants.Default.pipe(Layer.provide(db)))
     )
   )

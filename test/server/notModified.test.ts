@@ -1,0 +1,208 @@
+// The no-change check answered in front of the HTTP framework: every request it takes gets the answer the framework
+// gives (status, headers but Date, body, access-log line), and every one it does not take reaches the framework.
+import { randomUUID } from "node:crypto"
+import { Agent, request } from "node:http"
+import { Effect, Redacted } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as AccessLog from "../../src/server/accessLog.js"
+import { Tenants } from "../../src/server/tenants.js"
+import { freshDatabase } from "../support/pg.js"
+import { fastRetry, run, startServer, uploadArchive } from "./support.js"
+
+type Started = Awaited<ReturnType<typeof startServer>>
+type Tenant = Awaited<ReturnType<Started["createTenant"]>>
+
+/** The server with the check in front, its access log, and how many requests the check answered or handed on. */
+let fast: Started
+/** The same API on the same database with a middleware of the caller's: every request goes through the framework. */
+let framework: Started
+const fastLines: Array<AccessLog.AccessLine> = []
+const frameworkLines: Array<AccessLog.AccessLine> = []
+const counts = { answered: 0, handedOn: 0 }
+let fastLog: AccessLog.AccessLog
+
+interface Answer {
+  readonly status: number
+  readonly headers: ReadonlyArray<string>
+  readonly body: string
+}
+
+/** Connections kept alive between requests, as clients do (the answer's Connection and Keep-Alive headers). */
+const agent = new Agent({ keepAlive: true })
+
+/** One request; the raw header lines in order, Date left out (it names the second). */
+const ask = (base: string, path: string, headers: Record<string, string>, method = "GET") =>
+  new Promise<Answer>((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers, agent }, (res) => {
+      let body = ""
+      res.setEncoding("utf8")
+      res.on("data", (d) => {
+        body += d
+      })
+      res.on("end", () => {
+        const lines: Array<string> = []
+        for (let i = 0; i < res.rawHeaders.length; i += 2) {
+          if (res.rawHeaders[i]!.toLowerCase() !== "date") lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`)
+        }
+        resolve({ status: res.statusCode ?? 0, headers: lines, body })
+      })
+      res.on("error", reject)
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+const withoutTimes = (line: AccessLog.AccessLine | undefined) => {
+  if (line === undefined) return undefined
+  const { time: _t, duration_ms: _d, ...rest } = line
+  return rest
+}
+
+/**
+ * Asks both servers the same; the answers and the log lines must be the same. Returns the answer and what the check
+ * did with the request: "answered", "handed on", or "not taken".
+ */
+const both = async (path: string, headers: Record<string, string>, method = "GET") => {
+  const before = { ...counts }
+  const lines = [fastLines.length, frameworkLines.length] as const
+  const viaFast = await ask(fast.url, path, headers, method)
+  const viaFramework = await ask(framework.url, path, headers, method)
+  expect(viaFast).toEqual(viaFramework)
+  const logged = [fastLines.slice(lines[0]).map(withoutTimes), frameworkLines.slice(lines[1]).map(withoutTimes)]
+  expect(logged[0]).toHaveLength(1)
+  expect(logged[0]).toEqual(logged[1])
+  const did =
+    counts.answered > before.answered ? "answered" : counts.handedOn > before.handedOn ? "handed on" : "not taken"
+  return { ...viaFast, did }
+}
+
+const bearer = (token: Redacted.Redacted<string>) => ({ authorization: `Bearer ${Redacted.value(token)}` })
+const directPath = "/api/v1/sync/files/manifest"
+const relayPath = (tenantId: string) => `/api/v1/cloud/tenants/${tenantId}/files/manifest`
+
+let t: Tenant
+let other: Tenant
+let head: string
+
+beforeAll(async () => {
+  const dbUrl = await freshDatabase("notmod")
+  const log = AccessLog.make((line) => fastLines.push(line))
+  fastLog = {
+    ...log,
+    begin: (method, url) => {
+      const entry = log.begin(method, url)
+      return {
+        finish: (...args) => {
+          counts.answered++
+          entry.finish(...args)
+        },
+        handOff: () => {
+          counts.handedOn++
+          entry.handOff()
+        }
+      }
+    }
+  }
+  fast = await startServer(dbUrl, { accessLog: fastLog })
+  framework = await startServer(dbUrl, { middleware: AccessLog.make((line) => frameworkLines.push(line)).middleware })
+  t = await fast.createTenant("checked")
+  other = await fast.createTenant("other")
+  const options = (token: Redacted.Redacted<string>) => ({
+    endpoint: { mode: "direct" as const, origin: fast.url },
+    token,
+    retry: fastRetry
+  })
+  head = (await run(options(t.token), (c) => c.upload(uploadArchive(null, [], { "config/a.yaml": "a" }), randomUUID())))
+    .revision
+  await run(options(other.token), (c) => c.upload(uploadArchive(null, [], { "config/b.yaml": "b" }), randomUUID()))
+}, 60_000)
+
+afterAll(async () => {
+  agent.destroy()
+  await fast?.stop()
+  await framework?.stop()
+})
+
+describe("the no-change check in front of the framework", () => {
+  it("answers the framework's 304, with its headers and log line, in both URL families", async () => {
+    for (const path of [directPath, relayPath(t.tenantId)]) {
+      for (const tag of [`"${head}"`, `W/"${head}"`, `"stale", "${head}"`, "*"]) {
+        const r = await both(path, { ...bearer(t.token), "if-none-match": tag })
+        expect([tag, r.status, r.body, r.did]).toEqual([tag, 304, "", "answered"])
+        expect(r.headers).toContain(`etag: "${head}"`)
+      }
+    }
+    expect(fastLines.at(-1)).toMatchObject({ route: relayPath(t.tenantId), tenant: t.tenantId, status: 304, bytes: 0 })
+    const closing = await both(directPath, { ...bearer(t.token), "if-none-match": `"${head}"`, connection: "close" })
+    expect([closing.status, closing.did, closing.headers]).toEqual([
+      304,
+      "answered",
+      [`etag: "${head}"`, "Connection: close"]
+    ])
+    expect(fastLog.inFlight()).toBe(0)
+  })
+
+  it("hands a bad token, another tenant's path, a stale tag or an empty tenant to the framework", async () => {
+    const tag = { "if-none-match": `"${head}"` }
+    const wrong = Redacted.make(`${Redacted.value(t.token).slice(0, -4)}AAAA`)
+    const cases: Array<[string, Record<string, string>, number]> = [
+      [directPath, { ...bearer(wrong), ...tag }, 401],
+      [directPath, { authorization: "Bearer", ...tag }, 401],
+      [directPath, { authorization: `Basic ${Redacted.value(t.token)}`, ...tag }, 401],
+      [relayPath(other.tenantId), { ...bearer(t.token), ...tag }, 403],
+      [relayPath("no-such-tenant"), { ...bearer(t.token), ...tag }, 403],
+      [directPath, { ...bearer(t.token), "if-none-match": '"stale"' }, 200],
+      [directPath, { ...bearer(t.token), "if-none-match": "" }, 200],
+      [directPath, { ...bearer(other.token), ...tag }, 200]
+    ]
+    for (const [path, headers, status] of cases) {
+      const r = await both(path, headers)
+      expect([path, headers, r.status, r.did]).toEqual([path, headers, status, "handed on"])
+    }
+    const empty = await fast.createTenant("empty")
+    const r = await both(directPath, { ...bearer(empty.token), "if-none-match": "*" })
+    expect([r.status, r.did]).toEqual([200, "handed on"])
+    expect(fastLog.inFlight()).toBe(0)
+  })
+
+  it("leaves every other request to the framework untouched", async () => {
+    const tag = { "if-none-match": `"${head}"` }
+    const cases: Array<[string, Record<string, string>, string]> = [
+      [directPath, bearer(t.token), "GET"],
+      [`${directPath}?revision=${head}`, { ...bearer(t.token), ...tag }, "GET"],
+      [`${directPath}?other=1`, { ...bearer(t.token), ...tag }, "GET"],
+      [`${directPath}/`, { ...bearer(t.token), ...tag }, "GET"],
+      [directPath, tag, "GET"],
+      [directPath, { ...bearer(t.token), ...tag }, "HEAD"],
+      [directPath, { ...bearer(t.token), ...tag }, "POST"],
+      [relayPath("Not_A-Tenant"), { ...bearer(t.token), ...tag }, "GET"],
+      [relayPath(`${t.tenantId}/x`), { ...bearer(t.token), ...tag }, "GET"]
+    ]
+    for (const [path, headers, method] of cases) {
+      const r = await both(path, headers, method)
+      expect([path, method, r.did]).toEqual([path, method, "not taken"])
+    }
+  })
+
+  it("refuses a token at once when it is revoked, and a tag at once when the head moves", async () => {
+    const second = await fast.runtime.runPromise(Effect.flatMap(Tenants, (s) => s.createToken(t.tenantId, "second")))
+    const token = second.token
+    const tag = { "if-none-match": `"${head}"` }
+    expect((await both(directPath, { ...bearer(token), ...tag })).did).toBe("answered")
+    await framework.runtime.runPromise(Effect.flatMap(Tenants, (s) => s.revokeToken(second.info.id)))
+    const revoked = await both(directPath, { ...bearer(token), ...tag })
+    expect([revoked.status, revoked.did]).toEqual([401, "handed on"])
+    const moved = await run(
+      { endpoint: { mode: "direct", origin: framework.url }, token: t.token, retry: fastRetry },
+      (c) =>
+        Effect.flatMap(c.manifest(), (m) =>
+          c.upload(uploadArchive(head, m.entries, { "config/c.yaml": "c" }), randomUUID())
+        )
+    )
+    const stale = await both(relayPath(t.tenantId), { ...bearer(t.token), ...tag })
+    expect([stale.status, stale.did, JSON.parse(stale.body).revision]).toEqual([200, "handed on", moved.revision])
+    const now = await both(relayPath(t.tenantId), { ...bearer(t.token), "if-none-match": `"${moved.revision}"` })
+    expect([now.status, now.did]).toEqual([304, "answered"])
+    expect(fastLog.inFlight()).toBe(0)
+  })
+})
