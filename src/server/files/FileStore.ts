@@ -38,12 +38,15 @@ export interface UploadOptions {
   readonly caps?: Caps
 }
 
+/** Built once: a decoder is a walk over the schema's AST, not something to redo per upload. */
+const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))
+
 /**
  * The upload header, decoded and checked before any content is read: every path inside the one membership
  * list (a file the client would never bundle is not accepted either), and sizes within the caps.
  */
 const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
-  const decoded = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))(Buffer.from(data).toString("utf8"))
+  const decoded = decodeHeaderJson(Buffer.from(data).toString("utf8"))
   if (decoded._tag === "Left")
     throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
   const header = decoded.right
