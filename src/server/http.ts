@@ -13,13 +13,11 @@ import {
   AgentsyncApi,
   Authentication,
   type Caller,
-  CurrentCaller,
   etagMatches,
   IDEMPOTENCY_HEADER,
   manifestEtag,
   NotModified,
   OPENAPI_PATH,
-  sameTenant,
   Unavailable
 } from "../api/index.js"
 import { transferLimitsFromEnv } from "../domain/caps.js"
@@ -28,8 +26,9 @@ import { pace } from "../services/Pace.js"
 import { levelFor } from "../stages/files/archive.js"
 import { type AccessLog, currentTenant, type Middleware } from "./accessLog.js"
 import { AdminLive } from "./admin.js"
-import { CloudDatabaseLive, SyncDatabaseLive } from "./db/handlers.js"
+import { DatabaseLive } from "./db/handlers.js"
 import { DeployLive } from "./deploy/http.js"
+import { bothFamilies } from "./families.js"
 import { FileStore } from "./files/FileStore.js"
 import * as Migrations from "./migrations.js"
 import * as NotModifiedCheck from "./notModified.js"
@@ -152,55 +151,25 @@ const filesOps = Effect.map(Effect.all([FileStore, transferLimitsFromEnv]), ([st
   revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)
 }))
 
-export const SyncFilesLive = HttpApiBuilder.group(AgentsyncApi, "files", (handlers) =>
+/** The files handlers, once for both URL families. */
+export const FilesLive = bothFamilies({ sync: "files", cloud: "cloudFiles" }, (handlers, callerOf) =>
   Effect.map(filesOps, (ops) =>
     handlers
-      .handle("manifest", ({ headers, urlParams }) =>
-        Effect.flatMap(CurrentCaller, (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
+      .handle("manifest", (r) =>
+        Effect.flatMap(callerOf(r), (c) => ops.manifest(c, r.urlParams.revision, r.headers["if-none-match"]))
       )
-      .handleRaw("upload", ({ request }) => Effect.flatMap(CurrentCaller, (c) => ops.upload(c, request)))
-      .handle("download", ({ request, urlParams }) =>
-        Effect.flatMap(CurrentCaller, (c) => ops.download(c, request, urlParams.revision))
+      .handleRaw("upload", (r) => Effect.flatMap(callerOf(r), (c) => ops.upload(c, r.request)))
+      .handle("download", (r) => Effect.flatMap(callerOf(r), (c) => ops.download(c, r.request, r.urlParams.revision)))
+      .handle("select", (r) =>
+        Effect.flatMap(callerOf(r), (c) => ops.download(c, r.request, r.payload.revision, r.payload.paths))
       )
-      .handle("select", ({ payload, request }) =>
-        Effect.flatMap(CurrentCaller, (c) => ops.download(c, request, payload.revision, payload.paths))
-      )
-      .handle("revisions", ({ urlParams }) => Effect.flatMap(CurrentCaller, (c) => ops.revisions(c, urlParams.limit)))
-  )
-)
-
-export const CloudFilesLive = HttpApiBuilder.group(AgentsyncApi, "cloudFiles", (handlers) =>
-  Effect.map(filesOps, (ops) =>
-    handlers
-      .handle("manifest", ({ headers, path, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.manifest(c, urlParams.revision, headers["if-none-match"]))
-      )
-      .handleRaw("upload", ({ path, request }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.upload(c, request))
-      )
-      .handle("download", ({ path, request, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, request, urlParams.revision))
-      )
-      .handle("select", ({ path, payload, request }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.download(c, request, payload.revision, payload.paths))
-      )
-      .handle("revisions", ({ path, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => ops.revisions(c, urlParams.limit))
-      )
+      .handle("revisions", (r) => Effect.flatMap(callerOf(r), (c) => ops.revisions(c, r.urlParams.limit)))
   )
 )
 
 /** The API with every group and the authentication, over a FileStore (and so over a SqlClient). */
 export const ApiLive = HttpApiBuilder.api(AgentsyncApi).pipe(
-  Layer.provide([
-    SyncFilesLive,
-    CloudFilesLive,
-    HealthLive,
-    SyncDatabaseLive,
-    CloudDatabaseLive,
-    DeployLive,
-    AdminLive
-  ]),
+  Layer.provide([FilesLive, HealthLive, DatabaseLive, DeployLive, AdminLive]),
   Layer.provide(AuthenticationLive),
   Layer.provide([FileStore.Default, Tenants.Default])
 )

@@ -98,6 +98,34 @@ describe("tenant server", () => {
     expect(Either.isLeft(viaClient) && viaClient.left.message).toContain("403")
   })
 
+  it("serves every area's handlers on both URL families alike, and the relay one only for the token's tenant", async () => {
+    const t = await a.createTenant("families")
+    const auth = { authorization: `Bearer ${Redacted.value(t.token)}` }
+    const routes = [
+      "/files/revisions",
+      "/database",
+      "/database/export?table=users",
+      "/deploy/lock",
+      "/releases",
+      "/releases/7",
+      "/registry-token"
+    ]
+    for (const route of routes) {
+      const viaDirect = await fetch(`${a.url}/api/v1/sync${route}`, { headers: auth })
+      const viaRelay = await fetch(`${b.url}/api/v1/cloud/tenants/${t.tenantId}${route}`, { headers: auth })
+      // An export's header names the time it was made.
+      const body = async (r: Response) => (await r.text()).replace(/"exported_at":"[^"]*"/, '"exported_at":"…"')
+      const [direct, relayed] = [await body(viaDirect), await body(viaRelay)]
+      expect([route, viaRelay.status, relayed]).toEqual([route, viaDirect.status, direct])
+      const other = await fetch(`${a.url}/api/v1/cloud/tenants/${acme.tenantId}${route}`, { headers: auth })
+      expect([route, other.status, (await other.json()) as unknown]).toEqual([
+        route,
+        403,
+        { _tag: "Forbidden", reason: "this token belongs to another tenant" }
+      ])
+    }
+  })
+
   it("commits revisions, serves them by both URL families and both servers, and downloads full or selected", async () => {
     const empty = await run(direct(a.url, acme.token), (c) => c.manifest())
     expect(empty.revision).toBeNull()

@@ -1,12 +1,11 @@
 /** The tenant server's database sync: each tenant's copy of users/skills/contexts in a schema of its own, exported and imported as NDJSON. */
-import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Chunk, Config, Effect, Option, type Redacted, Schema, Stream } from "effect"
-import { type Caller, CurrentCaller, sameTenant } from "../../api/common.js"
+import type { Caller } from "../../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON } from "../../api/db.js"
-import { AgentsyncApi, IDEMPOTENCY_HEADER } from "../../api/index.js"
+import { IDEMPOTENCY_HEADER } from "../../api/index.js"
 import { bodyLines, encodeBody } from "../../api/ndjson.js"
 import {
   decodeExportLine,
@@ -19,6 +18,7 @@ import {
 import { ApiError, InvalidInput } from "../../errors.js"
 import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../../stages/db/export.js"
 import { importSource } from "../../stages/db/import.js"
+import { bothFamilies } from "../families.js"
 
 /** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
 const SKILLS_AS_IS = [
@@ -246,36 +246,25 @@ const ops = Effect.gen(function* () {
   }
 })
 
+// Built once, not per request.
+const decodeStoredText = Schema.decodeUnknown(Schema.parseJson(ImportResult))
+const decodeStored = Schema.decodeUnknown(ImportResult)
+
 const decodeResult = (stored: unknown) =>
-  (typeof stored === "string"
-    ? Schema.decodeUnknown(Schema.parseJson(ImportResult))(stored)
-    : Schema.decodeUnknown(ImportResult)(stored)
-  ).pipe(Effect.mapError((e) => serverError({ message: `stored import result: ${e.message}` })))
+  (typeof stored === "string" ? decodeStoredText(stored) : decodeStored(stored)).pipe(
+    Effect.mapError((e) => serverError({ message: `stored import result: ${e.message}` }))
+  )
 
 const dryRunOf = (params: { readonly dry_run?: "true" | "false" | undefined }) => params.dry_run === "true"
 
-export const SyncDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "database", (handlers) =>
+/** The database handlers, once for both URL families. */
+export const DatabaseLive = bothFamilies({ sync: "database", cloud: "cloudDatabase" }, (handlers, callerOf) =>
   Effect.map(ops, (o) =>
     handlers
-      .handle("info", () => Effect.flatMap(CurrentCaller, o.info))
-      .handleRaw("export", ({ urlParams }) =>
-        Effect.flatMap(CurrentCaller, (c) => o.export(c, urlParams.table, urlParams.digests === "true"))
+      .handle("info", (r) => Effect.flatMap(callerOf(r), o.info))
+      .handleRaw("export", (r) =>
+        Effect.flatMap(callerOf(r), (c) => o.export(c, r.urlParams.table, r.urlParams.digests === "true"))
       )
-      .handleRaw("import", ({ request, urlParams }) =>
-        Effect.flatMap(CurrentCaller, (c) => o.import(c, request, dryRunOf(urlParams)))
-      )
-  )
-)
-
-export const CloudDatabaseLive = HttpApiBuilder.group(AgentsyncApi, "cloudDatabase", (handlers) =>
-  Effect.map(ops, (o) =>
-    handlers
-      .handle("info", ({ path }) => Effect.flatMap(sameTenant(path.tenantId), o.info))
-      .handleRaw("export", ({ path, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => o.export(c, urlParams.table, urlParams.digests === "true"))
-      )
-      .handleRaw("import", ({ path, request, urlParams }) =>
-        Effect.flatMap(sameTenant(path.tenantId), (c) => o.import(c, request, dryRunOf(urlParams)))
-      )
+      .handleRaw("import", (r) => Effect.flatMap(callerOf(r), (c) => o.import(c, r.request, dryRunOf(r.urlParams))))
   )
 )

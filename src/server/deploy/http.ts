@@ -1,12 +1,11 @@
-/** The deploy handlers of both URL families, over the DeployStore and the ReleaseRunner. */
-import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+/** The deploy handlers, written once for both URL families, over the DeployStore and the ReleaseRunner. */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Effect, Layer, Option } from "effect"
-import { type Caller, CurrentCaller, NotFound, sameTenant } from "../../api/common.js"
+import { type Caller, NotFound } from "../../api/common.js"
 import { type DeployRequest, RegistryCredential, type RollbackRequest } from "../../api/deploy.js"
-import { AgentsyncApi } from "../../api/index.js"
 import * as Shell from "../../services/Shell.js"
+import { bothFamilies } from "../families.js"
 import * as DeployConfig from "./config.js"
 import { ReleaseRunner } from "./runner.js"
 import { DeployStore } from "./store.js"
@@ -79,49 +78,27 @@ const idempotencyKey = (headers: { readonly "idempotency-key"?: string | undefin
   return key === undefined || key === "" ? undefined : key.slice(0, 200)
 }
 
-export const SyncDeployLive = HttpApiBuilder.group(AgentsyncApi, "deploy", (handlers) =>
-  Effect.map(ops, (o) => {
-    const as = <A, E>(f: (caller: Caller) => Effect.Effect<A, E>) => Effect.flatMap(CurrentCaller, f)
-    return handlers
-      .handle("registryToken", () => as(o.registryToken))
-      .handle("lockStatus", () => as(o.lockStatus))
-      .handle("lock", ({ payload }) => as((c) => o.lock(c, payload)))
-      .handle("heartbeat", ({ path }) => as((c) => o.heartbeat(c, path.lockId)))
-      .handle("unlock", ({ path }) => as((c) => o.unlock(c, path.lockId)))
-      .handle("forceUnlock", () => as(o.forceUnlock))
-      .handle("deploy", ({ headers, payload }) => as((c) => o.deploy(c, payload, idempotencyKey(headers))))
-      .handle("releases", ({ urlParams }) => as((c) => o.releases(c, urlParams.limit)))
-      .handle("release", ({ path }) => as((c) => o.release(c, path.number)))
-      .handle("rollback", ({ headers, path, payload }) =>
-        as((c) => o.rollback(c, path.number, payload, idempotencyKey(headers)))
+/** The deploy handlers, once for both URL families. */
+const HandlersLive = bothFamilies({ sync: "deploy", cloud: "cloudDeploy" }, (handlers, callerOf) =>
+  Effect.map(ops, (o) =>
+    handlers
+      .handle("registryToken", (r) => Effect.flatMap(callerOf(r), o.registryToken))
+      .handle("lockStatus", (r) => Effect.flatMap(callerOf(r), o.lockStatus))
+      .handle("lock", (r) => Effect.flatMap(callerOf(r), (c) => o.lock(c, r.payload)))
+      .handle("heartbeat", (r) => Effect.flatMap(callerOf(r), (c) => o.heartbeat(c, r.path.lockId)))
+      .handle("unlock", (r) => Effect.flatMap(callerOf(r), (c) => o.unlock(c, r.path.lockId)))
+      .handle("forceUnlock", (r) => Effect.flatMap(callerOf(r), o.forceUnlock))
+      .handle("deploy", (r) => Effect.flatMap(callerOf(r), (c) => o.deploy(c, r.payload, idempotencyKey(r.headers))))
+      .handle("releases", (r) => Effect.flatMap(callerOf(r), (c) => o.releases(c, r.urlParams.limit)))
+      .handle("release", (r) => Effect.flatMap(callerOf(r), (c) => o.release(c, r.path.number)))
+      .handle("rollback", (r) =>
+        Effect.flatMap(callerOf(r), (c) => o.rollback(c, r.path.number, r.payload, idempotencyKey(r.headers)))
       )
-  })
-)
-
-export const CloudDeployLive = HttpApiBuilder.group(AgentsyncApi, "cloudDeploy", (handlers) =>
-  Effect.map(ops, (o) => {
-    const as = <A, E>(tenantId: string, f: (caller: Caller) => Effect.Effect<A, E>) =>
-      Effect.flatMap(sameTenant(tenantId), f)
-    return handlers
-      .handle("registryToken", ({ path }) => as(path.tenantId, o.registryToken))
-      .handle("lockStatus", ({ path }) => as(path.tenantId, o.lockStatus))
-      .handle("lock", ({ path, payload }) => as(path.tenantId, (c) => o.lock(c, payload)))
-      .handle("heartbeat", ({ path }) => as(path.tenantId, (c) => o.heartbeat(c, path.lockId)))
-      .handle("unlock", ({ path }) => as(path.tenantId, (c) => o.unlock(c, path.lockId)))
-      .handle("forceUnlock", ({ path }) => as(path.tenantId, o.forceUnlock))
-      .handle("deploy", ({ headers, path, payload }) =>
-        as(path.tenantId, (c) => o.deploy(c, payload, idempotencyKey(headers)))
-      )
-      .handle("releases", ({ path, urlParams }) => as(path.tenantId, (c) => o.releases(c, urlParams.limit)))
-      .handle("release", ({ path }) => as(path.tenantId, (c) => o.release(c, path.number)))
-      .handle("rollback", ({ headers, path, payload }) =>
-        as(path.tenantId, (c) => o.rollback(c, path.number, payload, idempotencyKey(headers)))
-      )
-  })
+  )
 )
 
 /** Both deploy groups with their store, runner and settings; hooks run as child processes of the server. */
-export const DeployLive = Layer.mergeAll(SyncDeployLive, CloudDeployLive).pipe(
+export const DeployLive = HandlersLive.pipe(
   Layer.provide(Layer.mergeAll(DeployStore.Default, ReleaseRunner.Default)),
   Layer.provide(
     Layer.mergeAll(Shell.layer.pipe(Layer.provide(NodeContext.layer)), NodeHttpClient.layerUndici, DeployConfig.layer)
