@@ -12,7 +12,7 @@ import * as nodePath from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { planSync, type UnitState } from "../src/domain/skills/planner.js"
-import * as SkillSync from "../src/programs/skillSync.js"
+import { SkillSync, type SyncReport } from "../src/programs/skillSync.js"
 import { layer as gitLayer } from "../src/services/Git.js"
 import { layer as shellLayer } from "../src/services/Shell.js"
 import { layer as storeLayer } from "../src/services/SkillStore.js"
@@ -57,10 +57,15 @@ const upstream = (name: string, files: Record<string, string>) => {
 const machine = (name: string) => {
   const env: Record<string, string> = { HOME: nodePath.join(root, name, "home") }
   for (const t of TOOLS) env[`AGENTSYNC_TOOL_HOME_${t.toUpperCase()}`] = nodePath.join(root, name, t)
-  const layer = Layer.mergeAll(
-    storeLayer({ root: nodePath.join(root, name, "state"), env }),
-    gitLayer.pipe(Layer.provide(shellLayer))
-  ).pipe(Layer.provideMerge(NodeContext.layer))
+  const layer = SkillSync.DefaultWithoutDependencies.pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        storeLayer({ root: nodePath.join(root, name, "state"), env }),
+        gitLayer.pipe(Layer.provide(shellLayer))
+      )
+    ),
+    Layer.provideMerge(NodeContext.layer)
+  )
   const run = <A, E>(effect: Effect.Effect<A, E, Layer.Layer.Success<typeof layer>>) =>
     Effect.runPromise(Effect.provide(effect, layer))
   return { home: (tool: string, p: string) => nodePath.join(root, name, tool, p), run }
@@ -141,7 +146,7 @@ const main = async () => {
     rows = (await run(SkillSync.status())).rows.length
   }, 5)
   const statusMs = status.wall
-  let planned: SkillSync.SyncReport | undefined
+  let planned: SyncReport | undefined
   const plan = await median(async () => {
     planned = await run(SkillSync.sync({ dryRun: true }))
   }, 5)
@@ -219,7 +224,7 @@ const main = async () => {
   const marketStatus = await median(async () => {
     marketRows = (await marketMachine.run(SkillSync.status())).rows.length
   }, 5)
-  let marketPlanned: SkillSync.SyncReport | undefined
+  let marketPlanned: SyncReport | undefined
   const marketPlan = await median(async () => {
     marketPlanned = await marketMachine.run(SkillSync.sync({ dryRun: true }))
   }, 5)

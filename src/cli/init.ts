@@ -11,8 +11,8 @@ const dir = Args.directory({ name: "DIR" }).pipe(
 
 export const init = Command.make("init", { dir }, (o) =>
   Effect.gen(function* () {
-    const { init } = yield* Effect.promise(() => import("../programs/init.js"))
-    const r = yield* init(Option.getOrElse(o.dir, () => "."))
+    const { Init } = yield* Effect.promise(() => import("../programs/init.js"))
+    const r = yield* Init.run(Option.getOrElse(o.dir, () => ".")).pipe(Effect.provide(Init.Default))
     yield* emit(r, () =>
       [
         `created a project in ${r.root}:`,

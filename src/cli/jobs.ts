@@ -5,25 +5,22 @@ import * as Options from "@effect/cli/Options"
 import { Effect, Option } from "effect"
 import { PROJECT_FILE, type SyncConfig } from "../config.js"
 import { CommandFailed } from "../errors.js"
-import type { JobListing } from "../programs/jobs/jobs.js"
+import type { JobListing, Jobs } from "../programs/jobs/jobs.js"
 import type { OnceResult } from "../programs/jobs/scheduler.js"
 import { ProgressReporter, silentProgress } from "../services/Progress.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
 import { emit, table } from "./output.js"
+import { withProgram } from "./program.js"
 import { projectConfig, usage } from "./root.js"
-
-/** The jobs' code, loaded only when a jobs command runs. */
-const Jobs = Effect.promise(() => import("../programs/jobs/jobs.js"))
 
 const jobOption = Options.text("job").pipe(
   Options.withDescription("one job, by its name in agentsync.yaml"),
   Options.optional
 )
 
-/** The configuration, with its jobs; no jobs, or `--job` naming none of them, is a usage error (exit 2). */
-export const configWithJobs = (job: Option.Option<string>) =>
+/** No jobs in the configuration, or `--job` naming none of them, is a usage error (exit 2). */
+const checkJobs = (config: SyncConfig, job: Option.Option<string>) =>
   Effect.gen(function* () {
-    const config = yield* projectConfig()
     const names = (config.project.jobs ?? []).map((j) => j.name)
     const file = nodePath.join(config.projectRoot, PROJECT_FILE)
     if (names.length === 0) return yield* usage(`no jobs in ${file}: add a jobs: list (see README, "Scheduled jobs")`)
@@ -34,6 +31,23 @@ export const configWithJobs = (job: Option.Option<string>) =>
     }
     return config
   })
+
+/** The configuration, with its jobs (checked as above). */
+export const configWithJobs = (job: Option.Option<string>) =>
+  Effect.flatMap(projectConfig(), (config) => checkJobs(config, job))
+
+/**
+ * Runs a program of the project's jobs (their code loaded only now) on its store, once the configuration is
+ * checked to have them.
+ */
+const withJobs = <A, E>(job: Option.Option<string>, program: (jobs: Jobs) => Effect.Effect<A, E>) =>
+  withProgram(
+    () => import("../programs/jobs/jobs.js"),
+    (J, config) =>
+      Effect.zipRight(checkJobs(config, job), Effect.flatMap(J.Jobs, program)).pipe(
+        Effect.provide(J.Jobs.layerFromConfig)
+      )
+  )
 
 const onceText = (results: ReadonlyArray<OnceResult>) =>
   table(
@@ -47,9 +61,9 @@ const onceText = (results: ReadonlyArray<OnceResult>) =>
     ])
   )
 
-const runOnce = (config: SyncConfig, only: string | undefined) =>
+const runOnce = (job: Option.Option<string>) =>
   Effect.gen(function* () {
-    const results = yield* Effect.flatMap(Jobs, (J) => J.run(config, { once: true, only }))
+    const results = yield* withJobs(job, (jobs) => jobs.run({ once: true, only: Option.getOrUndefined(job) }))
     const failed = results.filter((r) => (r.result === "ran" && r.status !== "succeeded") || r.result === "store-error")
     yield* emit(
       { runs: results },
@@ -78,13 +92,12 @@ const run = Command.make(
     Effect.gen(function* () {
       if (Option.isSome(o.job) && !o.once)
         return yield* usage("--job goes with --once (the scheduler runs every enabled job)")
-      const config = yield* configWithJobs(o.job)
-      if (o.once) return yield* runOnce(config, Option.getOrUndefined(o.job))
+      if (o.once) return yield* runOnce(o.job)
       // Until SIGINT or SIGTERM, which let the running job finish (bounded by its timeout) before the exit.
       yield* runsUntilStopped
       // A scheduler's runs are logged, not drawn as progress.
       yield* Effect.provideService(
-        Effect.flatMap(Jobs, (J) => J.run(config)),
+        withJobs(o.job, (jobs) => jobs.run()),
         ProgressReporter,
         silentProgress
       )
@@ -115,8 +128,7 @@ const listText = (jobs: ReadonlyArray<JobListing>) =>
 
 const list = Command.make("list", {}, () =>
   Effect.gen(function* () {
-    const config = yield* configWithJobs(Option.none())
-    const jobs = yield* Effect.flatMap(Jobs, (J) => J.list(config))
+    const jobs = yield* withJobs(Option.none(), (jobs) => jobs.list())
     yield* emit({ jobs }, () => listText(jobs))
   })
 ).pipe(Command.withDescription("each job: its schedule, time zone, next fire, and its last run with the result"))
@@ -133,10 +145,7 @@ const history = Command.make(
   (o) =>
     Effect.gen(function* () {
       if (o.limit < 1) return yield* usage("--limit: at least 1")
-      const config = yield* configWithJobs(o.job)
-      const runs = yield* Effect.flatMap(Jobs, (J) =>
-        J.history(config, { job: Option.getOrUndefined(o.job), limit: o.limit })
-      )
+      const runs = yield* withJobs(o.job, (jobs) => jobs.history({ job: Option.getOrUndefined(o.job), limit: o.limit }))
       yield* emit({ runs }, () =>
         runs.length === 0
           ? "no runs yet"

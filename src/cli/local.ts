@@ -4,7 +4,7 @@ import * as Options from "@effect/cli/Options"
 import { Effect, Option } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
-import type { LocalDiffReport, LocalSyncReport, LocalSyncRequirements } from "../programs/localSync.js"
+import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
 import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
@@ -33,18 +33,14 @@ const parseKinds = (raw: Option.Option<string>) =>
     }
   })
 
-type LocalSyncModule = typeof import("../programs/localSync.js")
-
 /**
  * Runs a local-sync program on the project's database and workspace (its code loaded only now); the embedded
  * database stops afterwards.
  */
-const withProject = <A, E>(
-  program: (local: LocalSyncModule["LocalSync"]) => Effect.Effect<A, E, LocalSyncRequirements>
-) =>
+const withProject = <A, E>(program: (local: typeof LocalSync) => Effect.Effect<A, E, LocalSync | LocalSyncPorts>) =>
   withProgram(
     () => import("../programs/localSync.js"),
-    ({ LocalSync }) => program(LocalSync).pipe(Effect.provide(LocalSync.layerFromConfig)),
+    ({ LocalSync }, config) => program(LocalSync).pipe(Effect.provide(LocalSync.layer(config))),
     { tree: true }
   )
 

@@ -3,6 +3,7 @@ import * as nodePath from "node:path"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
+import { CurrentConfig } from "../config.js"
 import { ProgressReporter, silentProgress } from "../services/Progress.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
 import { configWithJobs } from "./jobs.js"
@@ -73,7 +74,9 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
           const Jobs = yield* Effect.promise(() => import("../programs/jobs/jobs.js"))
           // Closed first on a stop (forked last): a running job finishes before the server goes away.
           yield* Effect.forkScoped(
-            Jobs.runOnDatabase(project.value).pipe(
+            Effect.flatMap(Jobs.Jobs, (jobs) => jobs.run()).pipe(
+              Effect.provide(Jobs.Jobs.layerOnDatabase),
+              Effect.provideService(CurrentConfig, project.value),
               Effect.provide(db),
               Effect.provideService(ProgressReporter, silentProgress)
             )

@@ -10,22 +10,19 @@ import { emit, table } from "./output.js"
 import { globals } from "./root.js"
 import { ui } from "./skillUi/command.js"
 
+/** The skill programs' module, loaded only when a skill command runs. */
+const skillSync = Effect.promise(() => import("../programs/skillSync.js"))
+
 /**
- * The services skill commands run on, their code loaded only when one runs; the platform's CommandExecutor
- * comes from the runtime.
+ * What skill commands run on: the `SkillSync` service and its ports (the panel reads them too), built only when
+ * one runs; the platform's CommandExecutor comes from the runtime.
  */
 const services = Layer.unwrapEffect(
-  Effect.promise(() =>
-    Promise.all([import("../services/Git.js"), import("../services/Shell.js"), import("../services/SkillStore.js")])
-  ).pipe(
-    Effect.map(([Git, Shell, SkillStore]) =>
-      Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
-    )
-  )
+  Effect.map(skillSync, (m) => m.SkillSync.DefaultWithoutDependencies.pipe(Layer.provideMerge(m.portsLayer)))
 )
 
-/** The skill programs, loaded only when a skill command runs. */
-const skillSync = Effect.promise(() => import("../programs/skillSync.js"))
+/** The service, from the layer above. */
+const skillService = Effect.flatMap(skillSync, (m) => m.SkillSync)
 
 const arrow = (a: ActionView, p: Paint = noPaint): string => {
   const where = `${a.source}:${a.unit} [${a.tool}]`
@@ -67,8 +64,8 @@ const findings = (r: Pick<SyncReport, "ignored" | "notes" | "errors">, p: Paint 
 /** After printing, the same for status and sync: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
 const finish = (command: string, r: Parameters<typeof import("../programs/skillSync.js").outcomeOf>[1]) =>
   Effect.gen(function* () {
-    const SkillSync = yield* skillSync
-    const outcome = SkillSync.outcomeOf(command, r)
+    const { outcomeOf } = yield* skillSync
+    const outcome = outcomeOf(command, r)
     if (Option.isSome(outcome)) return yield* outcome.value
   })
 
@@ -98,7 +95,7 @@ const layoutOption = Options.file("layout").pipe(
 const layoutFrom = (file: Option.Option<string>) =>
   Option.match(file, {
     onNone: () => Effect.succeed(undefined),
-    onSome: (f) => Effect.flatMap(skillSync, (SkillSync) => SkillSync.readLayoutFile(f))
+    onSome: (f) => Effect.flatMap(skillSync, (m) => m.readLayoutFile(f))
   })
 const uriArg = Args.text({ name: "URI" }).pipe(Args.withDescription("gh:owner/repo, git:<url or path>, local:<path>"))
 
@@ -117,7 +114,7 @@ const sourceAdd = Command.make(
   { uri: uriArg, name: nameOption, ref: refOption, readOnly: readOnlyOption, layout: layoutOption },
   (o) =>
     Effect.gen(function* () {
-      const SkillSync = yield* skillSync
+      const SkillSync = yield* skillService
       const layout = yield* layoutFrom(o.layout)
       const r = yield* SkillSync.addSource({
         uri: o.uri,
@@ -135,7 +132,7 @@ const sourceAdd = Command.make(
 
 const sourceList = Command.make("list", {}, () =>
   Effect.gen(function* () {
-    const SkillSync = yield* skillSync
+    const SkillSync = yield* skillService
     const sources = yield* SkillSync.listSources()
     yield* emit({ sources }, () =>
       sources.length === 0
@@ -158,7 +155,7 @@ const sourceList = Command.make("list", {}, () =>
 
 const sourceRemove = Command.make("remove", { name: Args.text({ name: "NAME" }) }, (o) =>
   Effect.gen(function* () {
-    const SkillSync = yield* skillSync
+    const SkillSync = yield* skillService
     const r = yield* SkillSync.removeSource(o.name)
     yield* emit(
       r,
@@ -181,9 +178,9 @@ const sourceLayout = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
-      const SkillSync = yield* skillSync
+      const SkillSync = yield* skillService
       if (Option.isSome(o.file) || o.reset) {
-        const rules = Option.isSome(o.file) ? yield* SkillSync.readLayoutFile(o.file.value) : undefined
+        const rules = Option.isSome(o.file) ? yield* layoutFrom(o.file) : undefined
         const source = yield* SkillSync.setLayout(o.name, rules)
         yield* emit(source, () =>
           source.target_layout.length === 0
@@ -227,7 +224,7 @@ const install = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
-      const SkillSync = yield* skillSync
+      const SkillSync = yield* skillService
       const layout = yield* layoutFrom(o.layout)
       const r = yield* SkillSync.install({
         layout,
@@ -257,7 +254,7 @@ const scopeArg = Args.text({ name: "SCOPE" }).pipe(
 
 const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption }, (o) =>
   Effect.gen(function* () {
-    const SkillSync = yield* skillSync
+    const SkillSync = yield* skillService
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
     yield* emit(r, (p) => describeReport(r, p), finish("agentsync skill update", r))
   })
@@ -272,7 +269,7 @@ const status = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
-      const SkillSync = yield* skillSync
+      const SkillSync = yield* skillService
       const r = yield* SkillSync.status({
         scope: Option.getOrUndefined(o.scope),
         fetch: !o.offline,
@@ -336,7 +333,7 @@ const sync = Command.make(
   (o) =>
     Effect.gen(function* () {
       const g = yield* globals
-      const SkillSync = yield* skillSync
+      const SkillSync = yield* skillService
       const interactive =
         !o.yes && !o.dryRun && !g.json && process.stdin.isTTY === true && process.stderr.isTTY === true
       const r = yield* SkillSync.sync({

@@ -69,7 +69,7 @@ const exists = (path: string) =>
   )
 
 /** Writes the skeleton into `dir` (created if missing); refuses, writing nothing, when agentsync.yaml or services/ is there. */
-export const init = Effect.fn("Init.run")(function* (dir: string) {
+const run = Effect.fn("Init.run")(function* (dir: string) {
   const root = nodePath.resolve(dir)
   for (const taken of ["agentsync.yaml", "services"]) {
     const path = nodePath.join(root, taken)
@@ -92,3 +92,9 @@ export const init = Effect.fn("Init.run")(function* (dir: string) {
   }
   return { root, files: written }
 })
+
+/** `init` as a service: it writes with Node's file system directly and needs nothing else. */
+export class Init extends Effect.Service<Init>()("agentsync/Init", {
+  accessors: true,
+  succeed: { run } as const
+}) {}

@@ -1,7 +1,7 @@
 /** Local sync: the services/ tree on disk reconciled with the project database, per kind or all together, both ways. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ALL_KINDS, type KindPlan, type PlanStep, plan } from "../domain/localPlan.js"
 import type { DbSide, DiskSide } from "../domain/localSides.js"
@@ -102,19 +102,6 @@ const asDiff = (p: KindPlan): KindDiff => {
   }
 }
 
-/** Disk vs database for the given kinds (all by default): Added is on disk only, Removed in the database only. */
-export const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray<SyncKind>) {
-  const chosen = kindsOf(kinds)
-  const files = yield* readDiskFiles(chosen)
-  const plans = yield* inTransaction(
-    Effect.map(readSides(files, chosen, false), ({ disk, db }) =>
-      plan({ direction: "ToDatabase", dryRun: true, deleteOrphans: true }, disk, db, chosen)
-    )
-  )
-  const report: LocalDiffReport = { kinds: plans.map(asDiff), unsynced: files.unsynced }
-  return report
-})
-
 /** Deleting more than this share of a kind needs --force. */
 export const DELETE_THRESHOLD = 0.5
 
@@ -160,69 +147,111 @@ const guardDeletes = (
   return Effect.void
 }
 
-/**
- * One local sync: reads both sides, plans (pure), then applies the plan unless it is a dry run. The database
- * side is one transaction, held across the file writes of a sync to disk; files are written atomically.
- * Malformed files are reported in the results and skipped; the rest still syncs.
- */
-export const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOptions) {
-  const kinds = kindsOf(options.kinds)
-  const dryRun = options.dryRun ?? false
-  const o = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
-  yield* note("local sync: reading the tree and the database; nothing changed yet")
-  // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
-  if (!dryRun) yield* Effect.flatMap(Workspace, (ws) => ws.sweepLitter())
-  const files = yield* phase("reading the services tree", readDiskFiles(kinds))
-  const plans = yield* inTransaction(
-    Effect.gen(function* () {
-      const { disk, db } = yield* phase("reading the database", readSides(files, kinds, o.direction === "ToDisk"))
-      const planned = plan(o, disk, db, kinds)
-      if (dryRun) return planned
-      if (options.force !== true) yield* guardDeletes(o.direction, sideSizes(o.direction, disk, db), planned)
-      yield* note(
-        o.direction === "ToDatabase"
-          ? "local sync: writing to the database in one transaction; stopped, it is rolled back and nothing changed"
-          : "local sync: writing files, each whole (old or new bytes, never half); the database's record of them is rolled back; run it again to finish"
-      )
-      yield* applyPlans(planned)
-      return planned
-    })
-  )
-  if (!dryRun) yield* note("local sync: done and committed; only its report was not printed")
-  const report: LocalSyncReport = {
-    direction: options.direction,
-    dry_run: dryRun,
-    results: plans.map((p) => p.result),
-    plan: plans.flatMap((p) => p.steps),
-    unsynced: files.unsynced
-  }
-  return report
-})
-
-export type LocalSyncRequirements = Workspace | Repos.Repos | SqlClient.SqlClient
+/** The ports a local sync runs on. */
+export type LocalSyncPorts = Workspace | Repos.Repos | SqlClient.SqlClient
 export type LocalSyncFailure = IoError | DatabaseError | Conflict
 
-/** Everything a local sync runs on: the workspace of the config and the migrated project database. */
-export const layer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | "databaseUrl">) =>
+/** The ports of the config: its workspace and the migrated project database. */
+export const portsLayer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | "databaseUrl">) =>
   Layer.mergeAll(WorkspaceLive.layer(config.servicesPath), Repos.layer).pipe(
     Layer.provideMerge(Database.layerMigrated(Database.optionsFromConfig(config)))
   )
 
 /** The same, for the configuration in context. */
-export const layerFromConfig: Layer.Layer<LocalSyncRequirements, DatabaseError | SyncInProgress, CurrentConfig> =
-  Layer.unwrapEffect(Effect.map(CurrentConfig, layer))
+export const portsLayerFromConfig: Layer.Layer<LocalSyncPorts, DatabaseError | SyncInProgress, CurrentConfig> =
+  Layer.unwrapEffect(Effect.map(CurrentConfig, portsLayer))
+
+/**
+ * The local sync program as a service: `diff` and `sync` close over the workspace and the project database it
+ * was built with. `Default` builds those from `CurrentConfig`; `LocalSync.layer(config)` from a configuration,
+ * and it also gives the ports (for what runs beside it on the same database).
+ */
+export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync", {
+  accessors: true,
+  dependencies: [portsLayerFromConfig],
+  effect: Effect.gen(function* () {
+    // Only the ports: a method runs with its caller's context otherwise (its progress reporter, its run status).
+    const ports = Context.pick(
+      Workspace,
+      SqlClient.SqlClient,
+      Repos.AgentsRepo,
+      Repos.SkillsRepo,
+      Repos.ContentsRepo,
+      Repos.AccessRulesRepo,
+      Repos.ItemFilesRepo
+    )(yield* Effect.context<LocalSyncPorts>())
+    const onPorts = <A, E>(effect: Effect.Effect<A, E, LocalSyncPorts>) => Effect.provide(effect, ports)
+    /** Disk vs database for the given kinds (all by default): Added is on disk only, Removed in the database only. */
+    const diff = Effect.fn("LocalSync.diff")(function* (kinds?: ReadonlyArray<SyncKind>) {
+      const chosen = kindsOf(kinds)
+      const files = yield* readDiskFiles(chosen)
+      const plans = yield* inTransaction(
+        Effect.map(readSides(files, chosen, false), ({ disk, db }) =>
+          plan({ direction: "ToDatabase", dryRun: true, deleteOrphans: true }, disk, db, chosen)
+        )
+      )
+      const report: LocalDiffReport = { kinds: plans.map(asDiff), unsynced: files.unsynced }
+      return report
+    }, onPorts)
+
+    /**
+     * One local sync: reads both sides, plans (pure), then applies the plan unless it is a dry run. The database
+     * side is one transaction, held across the file writes of a sync to disk; files are written atomically.
+     * Malformed files are reported in the results and skipped; the rest still syncs.
+     */
+    const sync = Effect.fn("LocalSync.sync")(function* (options: LocalSyncOptions) {
+      const kinds = kindsOf(options.kinds)
+      const dryRun = options.dryRun ?? false
+      const o = { direction: options.direction, dryRun, deleteOrphans: options.deleteOrphans ?? false }
+      yield* note("local sync: reading the tree and the database; nothing changed yet")
+      // What a killed sync to disk left in the tree (temp files, staged folders) goes first.
+      if (!dryRun) yield* Effect.flatMap(Workspace, (ws) => ws.sweepLitter())
+      const files = yield* phase("reading the services tree", readDiskFiles(kinds))
+      const plans = yield* inTransaction(
+        Effect.gen(function* () {
+          const { disk, db } = yield* phase("reading the database", readSides(files, kinds, o.direction === "ToDisk"))
+          const planned = plan(o, disk, db, kinds)
+          if (dryRun) return planned
+          if (options.force !== true) yield* guardDeletes(o.direction, sideSizes(o.direction, disk, db), planned)
+          yield* note(
+            o.direction === "ToDatabase"
+              ? "local sync: writing to the database in one transaction; stopped, it is rolled back and nothing changed"
+              : "local sync: writing files, each whole (old or new bytes, never half); the database's record of them is rolled back; run it again to finish"
+          )
+          yield* applyPlans(planned)
+          return planned
+        })
+      )
+      if (!dryRun) yield* note("local sync: done and committed; only its report was not printed")
+      const report: LocalSyncReport = {
+        direction: options.direction,
+        dry_run: dryRun,
+        results: plans.map((p) => p.result),
+        plan: plans.flatMap((p) => p.steps),
+        unsynced: files.unsynced
+      }
+      return report
+    }, onPorts)
+
+    return { diff, sync } as const
+  })
+}) {
+  /** The service and its ports for a configuration. */
+  static readonly layer = (config: Pick<SyncConfig, "servicesPath" | "projectRoot" | "databaseUrl">) =>
+    LocalSync.DefaultWithoutDependencies.pipe(Layer.provideMerge(portsLayer(config)))
+  /** The pure planner (both sides in, the operations out). */
+  static readonly plan = plan
+  static readonly ALL_KINDS = ALL_KINDS
+}
 
 const forKind = (kind: SyncKind) => ({
   /** Disk vs database for this kind. */
-  diff: () => Effect.map(diff([kind]), (r) => r.kinds[0]!),
+  diff: () => Effect.map(LocalSync.diff([kind]), (r) => r.kinds[0]!),
   /** A local sync of this kind only. */
-  sync: (options: Omit<LocalSyncOptions, "kinds">) => sync({ ...options, kinds: [kind] })
+  sync: (options: Omit<LocalSyncOptions, "kinds">) => LocalSync.sync({ ...options, kinds: [kind] })
 })
 
 export const AgentsLocalSync = forKind("agents")
 export const SkillsLocalSync = forKind("skills")
 export const ContentLocalSync = forKind("content")
 export const AccessControlLocalSync = forKind("acl")
-
-/** The local sync program as one value. */
-export const LocalSync = { diff, sync, plan, layer, layerFromConfig, ALL_KINDS } as const

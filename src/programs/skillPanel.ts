@@ -8,7 +8,7 @@ import { InvalidInput, type IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
 import { SkillStore } from "../services/SkillStore.js"
 import { readUnitFile } from "../services/UnitDisk.js"
-import { type SyncReport, status, sync } from "./skillSync.js"
+import { SkillSync, type SyncReport } from "./skillSync.js"
 import { buildStates, unitKey } from "./skills/snapshot.js"
 
 /** The scope naming exactly one unit of one source. */
@@ -17,7 +17,7 @@ const where = (row: Pick<PanelRow, "source" | "unit" | "tool">) => `${row.source
 
 /** The rows, as `skill status` computes them. */
 export const rows = Effect.fn("SkillPanel.rows")(function* (fetch: boolean) {
-  const r = yield* status({ fetch })
+  const r = yield* SkillSync.status({ fetch })
   return {
     _tag: "Loaded",
     rows: r.rows,
@@ -56,7 +56,7 @@ export const describeSync = (
 
 /** `skill sync SOURCE:UNIT --tools TOOL [--prefer home|repo] --yes`: the same plan and the same executors. */
 export const syncRow = Effect.fn("SkillPanel.syncRow")(function* (row: PanelRow, prefer: Prefer | undefined) {
-  const r = yield* sync({ scope: scopeOf(row), tools: [row.tool], prefer })
+  const r = yield* SkillSync.sync({ scope: scopeOf(row), tools: [row.tool], prefer })
   return describeSync(row, prefer, r)
 })
 

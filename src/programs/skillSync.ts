@@ -1,16 +1,18 @@
 /** SkillSync: units deployed in tool homes reconciled with their git repositories (install, update, status, sync, sources and their layouts). */
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Config, Effect, Either, Option } from "effect"
+import type { CommandExecutor } from "@effect/platform/CommandExecutor"
+import { Config, Context, Effect, Either, Layer, Option } from "effect"
 import { describeTree, detectLayout } from "../domain/skills/detect.js"
 import { checkName, checkRef, defaultSourceName, parseSourceUri } from "../domain/skills/guards.js"
 import { layoutProblem } from "../domain/skills/layout.js"
 import { type LayoutMapping, type Manifest, type ManifestSource, parseLayout } from "../domain/skills/model.js"
 import { type Direction, type PlanOptions, type Prefer, planSync, summarize } from "../domain/skills/planner.js"
 import { InvalidInput, IoError } from "../errors.js"
-import { Git } from "../services/Git.js"
+import { Git, layer as GitLayer } from "../services/Git.js"
 import { phase } from "../services/Progress.js"
-import { KNOWN_TOOLS, SkillStore } from "../services/SkillStore.js"
+import { layer as ShellLayer } from "../services/Shell.js"
+import { KNOWN_TOOLS, SkillStore, layer as SkillStoreLayer } from "../services/SkillStore.js"
 import { exists, listLocalTree } from "../services/UnitDisk.js"
 import { apply } from "./skills/apply.js"
 import { type ActionView, type SyncReport, viewAction } from "./skills/report.js"
@@ -47,7 +49,7 @@ const refuseOverlaps = (planned: Planned) =>
  * Plans, prints nothing, and (unless dry-run) applies, holding the run lock. Conflicts are in the report; the caller
  * decides the exit. `check` may refuse the run after planning, before anything is written.
  */
-export const sync = Effect.fn("SkillSync.sync")(function* <E = never>(
+const syncWith = Effect.fn("SkillSync.sync")(function* <E = never>(
   options: SyncOptions = {},
   manifestOverride?: Manifest,
   check?: (planned: Planned) => Effect.Effect<void, E>
@@ -96,7 +98,7 @@ export interface StatusRow {
 }
 
 /** Per unit and tool, how it stands; with the conflicts (for the exit code) and the sources that could not be used. */
-export const status = Effect.fn("SkillSync.status")(function* (
+const status = Effect.fn("SkillSync.status")(function* (
   options: {
     readonly scope?: string | undefined
     readonly fetch?: boolean | undefined
@@ -236,7 +238,7 @@ export const normalizeUri = (uri: string, cwd = process.cwd()): Either.Either<st
   return Either.map(parseSourceUri(out), () => out)
 }
 
-export const addSource = Effect.fn("SkillSync.addSource")(function* (input: SourceInput) {
+const addSource = Effect.fn("SkillSync.addSource")(function* (input: SourceInput) {
   const store = yield* SkillStore
   const uri = yield* normalizeUri(input.uri)
   const name = yield* checkName("source", input.name ?? defaultSourceName(uri))
@@ -264,7 +266,7 @@ export const addSource = Effect.fn("SkillSync.addSource")(function* (input: Sour
   )
 })
 
-export const listSources = Effect.fn("SkillSync.listSources")(function* () {
+const listSources = Effect.fn("SkillSync.listSources")(function* () {
   const store = yield* SkillStore
   const manifest = yield* store.readManifest()
   const lock = yield* store.readLock()
@@ -277,7 +279,7 @@ export const listSources = Effect.fn("SkillSync.listSources")(function* () {
 })
 
 /** Forgets a source: its manifest entry, its unit selections and its lock entries. Deployed files stay where they are. */
-export const removeSource = Effect.fn("SkillSync.removeSource")(function* (name: string) {
+const removeSource = Effect.fn("SkillSync.removeSource")(function* (name: string) {
   const store = yield* SkillStore
   yield* checkName("source", name)
   return yield* store.withLock(
@@ -299,7 +301,7 @@ export const removeSource = Effect.fn("SkillSync.removeSource")(function* (name:
 })
 
 /** The tools to deploy to when none are named: those whose home exists, else claude. */
-export const defaultTools = Effect.fn("SkillSync.defaultTools")(function* () {
+const defaultTools = Effect.fn("SkillSync.defaultTools")(function* () {
   const store = yield* SkillStore
   const present: Array<string> = []
   for (const tool of KNOWN_TOOLS) if (yield* exists(yield* store.toolHome(tool))) present.push(tool)
@@ -316,7 +318,7 @@ export interface InstallInput extends SourceInput {
  * Installs a source (a URI, or the name of a source already added) for some tools: records it, then deploys
  * repo → home. A home that already holds a different copy is a conflict, never overwritten.
  */
-export const install = Effect.fn("SkillSync.install")(function* (input: InstallInput) {
+const install = Effect.fn("SkillSync.install")(function* (input: InstallInput) {
   const store = yield* SkillStore
   const manifest = yield* store.readManifest()
   const byName = manifest.sources.find((s) => s.name === input.uri)
@@ -373,7 +375,7 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
     }
     return Effect.void
   }
-  const report = yield* sync({ scope: name, toHome: true }, next, check)
+  const report = yield* syncWith({ scope: name, toHome: true }, next, check)
   yield* store.withLock(store.writeManifest(next))
   return { source, tools, report }
 })
@@ -382,7 +384,7 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
  * Sets a source's layout rules (`target_layout`), or with none goes back to the layout detected from the
  * repository's markers. Rules are checked before anything is written.
  */
-export const setLayout = Effect.fn("SkillSync.setLayout")(function* (
+const setLayout = Effect.fn("SkillSync.setLayout")(function* (
   name: string,
   rules: ReadonlyArray<LayoutMapping> | undefined
 ) {
@@ -405,7 +407,7 @@ export const setLayout = Effect.fn("SkillSync.setLayout")(function* (
  * The layout a source uses: its declared rules, or the rules detected from its repository (read from the cache
  * clone or the local folder, as the last run saw it), with what the tree holds.
  */
-export const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: string) {
+const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: string) {
   const store = yield* SkillStore
   const git = yield* Git
   const manifest = yield* store.readManifest()
@@ -432,7 +434,50 @@ export const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: str
 })
 
 /** Fetches every source and deploys what changed upstream (repo → home only; home edits are kept and reported). */
-export const update = (options: { readonly scope?: string | undefined; readonly dryRun?: boolean | undefined } = {}) =>
-  sync({ ...options, toHome: true })
+const update = Effect.fn("SkillSync.update")(function* (
+  options: { readonly scope?: string | undefined; readonly dryRun?: boolean | undefined } = {}
+) {
+  return yield* syncWith({ ...options, toHome: true })
+})
+
+/** The ports the skill programs run on. */
+export type SkillSyncPorts = SkillStore | Git
+
+/** The skill store of `$AGENTSYNC_HOME` and git through the shell; the platform's CommandExecutor comes from the runtime. */
+export const portsLayer: Layer.Layer<SkillSyncPorts, never, CommandExecutor> = Layer.mergeAll(
+  SkillStoreLayer(),
+  GitLayer.pipe(Layer.provide(ShellLayer))
+)
+
+/**
+ * The skill programs as a service: its methods close over the skill store and git it was built with. `Default`
+ * builds them for `$AGENTSYNC_HOME` (needing only the platform's CommandExecutor); `DefaultWithoutDependencies`
+ * takes them from context (a store of another root, a test's).
+ */
+export class SkillSync extends Effect.Service<SkillSync>()("agentsync/SkillSync", {
+  accessors: true,
+  dependencies: [portsLayer],
+  effect: Effect.gen(function* () {
+    // Only the ports: a method runs with its caller's context otherwise (its progress reporter, its run status).
+    const ports = Context.pick(SkillStore, Git)(yield* Effect.context<SkillSyncPorts>())
+    const on =
+      <Args extends ReadonlyArray<unknown>, A, E>(f: (...args: Args) => Effect.Effect<A, E, SkillSyncPorts>) =>
+      (...args: Args): Effect.Effect<A, E> =>
+        Effect.provide(f(...args), ports)
+    return {
+      /** Plans, prints nothing, and (unless dry-run) applies, holding the run lock; conflicts are in the report. */
+      sync: on((options?: SyncOptions) => syncWith(options)),
+      status: on(status),
+      addSource: on(addSource),
+      listSources: on(listSources),
+      removeSource: on(removeSource),
+      defaultTools: on(defaultTools),
+      install: on(install),
+      setLayout: on(setLayout),
+      showLayout: on(showLayout),
+      update: on(update)
+    } as const
+  })
+}) {}
 
 export type { Prefer }

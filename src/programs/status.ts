@@ -142,15 +142,10 @@ const database = (config: SyncConfig): Effect.Effect<Found, unknown> => {
 
 /** The skill status without fetching (what the last fetch knew of upstream). */
 const skills = Effect.gen(function* () {
-  const [SkillSync, SkillStore, Git, Shell] = yield* Effect.promise(() =>
-    Promise.all([
-      import("./skillSync.js"),
-      import("../services/SkillStore.js"),
-      import("../services/Git.js"),
-      import("../services/Shell.js")
-    ])
+  const [{ SkillSync, portsLayer }, SkillStore] = yield* Effect.promise(() =>
+    Promise.all([import("./skillSync.js"), import("../services/SkillStore.js")])
   )
-  const layer = Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
+  const layer = SkillSync.DefaultWithoutDependencies.pipe(Layer.provideMerge(portsLayer))
   return yield* Effect.gen(function* () {
     const store = yield* SkillStore.SkillStore
     const manifest = yield* store.readManifest()

@@ -13,8 +13,16 @@ export {
   timingOf,
   toJob
 } from "../domain/jobs/spec.js"
-export * as Jobs from "../programs/jobs/jobs.js"
-export * as Scheduler from "../programs/jobs/scheduler.js"
+export { type JobListing, Jobs, jobsOf, type RunOptions as JobsRunOptions } from "../programs/jobs/jobs.js"
+export {
+  DEFAULT_LEASE,
+  type FireResult,
+  type JobEvent,
+  type OnceResult,
+  type ScheduledJob,
+  Scheduler,
+  type SchedulerOptions
+} from "../programs/jobs/scheduler.js"
 export * as JobStores from "../services/jobs/JobStore.js"
 export { JobStore, type JobStoreShape } from "../services/jobs/JobStore.js"
 export * as JobStorePg from "../services/jobs/pgStore.js"

@@ -7,7 +7,7 @@ import { Effect, Either, Redacted } from "effect"
 import { AccessRuleKeyed, AgentKeyed, ContentKeyed, diffKeyed, SkillKeyed } from "../../src/domain/diff.js"
 import { parseAccessRules } from "../../src/domain/formats.js"
 import type { LocalSyncResult } from "../../src/domain/model.js"
-import { LocalSync, type LocalSyncOptions, type LocalSyncRequirements } from "../../src/programs/localSync.js"
+import { LocalSync, type LocalSyncOptions, type LocalSyncPorts } from "../../src/programs/localSync.js"
 import * as Repos from "../../src/services/repos/index.js"
 import { scopedDatabase, sqlRows } from "../support/pg.js"
 import { readTree, tempDirs, walk } from "../support/tree.js"
@@ -56,7 +56,7 @@ const projectCopy = () => {
   return root
 }
 
-const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSyncRequirements>) =>
+const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSync | LocalSyncPorts>) =>
   effect.pipe(
     Effect.provide(
       LocalSync.layer({ servicesPath: services, projectRoot: join(services, ".."), databaseUrl: Redacted.make(url) })

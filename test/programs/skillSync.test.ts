@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option } from "effect"
-import * as SkillSync from "../../src/programs/skillSync.js"
+import { conflictOf, SkillSync } from "../../src/programs/skillSync.js"
 import type { Git } from "../../src/services/Git.js"
 import { SkillStore } from "../../src/services/SkillStore.js"
 import { git, isolateGit, lockedUnit, SAMPLE, tempRoot } from "../support/gitFixture.js"
@@ -88,7 +88,7 @@ describe("skill install and sync (real git, local bare remotes)", () => {
         const before = w.snapshot()
         const r = yield* SkillSync.sync({ scope: "team:commands/ship" })
         expect(r.summary.conflicts).toBe(2)
-        const conflict = Option.getOrThrow(SkillSync.conflictOf(r))
+        const conflict = Option.getOrThrow(conflictOf(r))
         expect(conflict._tag).toBe("Conflict")
         const c = r.actions.find((a) => a.direction === "Conflict")!
         expect(c.home).not.toBe(c.repo)
@@ -264,16 +264,17 @@ describe("skill install and sync (real git, local bare remotes)", () => {
     return run(
       w,
       Effect.gen(function* () {
-        const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }, SkillStore | Git>> = [
-          SkillSync.install({ uri: "git:--upload-pack=touch /tmp/pwned", tools: ["claude"] }),
-          SkillSync.install({ uri: "git:ext::sh -c touch% /tmp/pwned", tools: ["claude"] }),
-          SkillSync.install({ uri: `git:${w.up.bare}`, ref: "--force", tools: ["claude"] }),
-          SkillSync.install({ uri: `git:${w.up.bare}`, name: "../escape", tools: ["claude"] }),
-          SkillSync.install({ uri: `git:${w.up.bare}`, tools: ["-x"] }),
-          SkillSync.install({ uri: `git:${w.up.bare}`, tools: ["claude/../../etc"] }),
-          SkillSync.install({ uri: "local:../relative/../up", tools: ["claude"] }),
-          SkillSync.addSource({ uri: `git:${w.up.bare}`, ref: "main\nevil" })
-        ]
+        const attempts: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }, SkillSync | SkillStore | Git>> =
+          [
+            SkillSync.install({ uri: "git:--upload-pack=touch /tmp/pwned", tools: ["claude"] }),
+            SkillSync.install({ uri: "git:ext::sh -c touch% /tmp/pwned", tools: ["claude"] }),
+            SkillSync.install({ uri: `git:${w.up.bare}`, ref: "--force", tools: ["claude"] }),
+            SkillSync.install({ uri: `git:${w.up.bare}`, name: "../escape", tools: ["claude"] }),
+            SkillSync.install({ uri: `git:${w.up.bare}`, tools: ["-x"] }),
+            SkillSync.install({ uri: `git:${w.up.bare}`, tools: ["claude/../../etc"] }),
+            SkillSync.install({ uri: "local:../relative/../up", tools: ["claude"] }),
+            SkillSync.addSource({ uri: `git:${w.up.bare}`, ref: "main\nevil" })
+          ]
         for (const attempt of attempts) expect((yield* Effect.flip(attempt))._tag).toBe("InvalidInput")
         expect(fs.existsSync(nodePath.join(w.state, "cache"))).toBe(false)
         expect(fs.existsSync(nodePath.join(w.state, "manifest.yaml"))).toBe(false)

@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as SkillSync from "../../src/programs/skillSync.js"
+import { SkillSync } from "../../src/programs/skillSync.js"
 import { git, isolateGit, lockedUnit, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 import { isExec, makeWorld, read, runIn, write } from "../support/skillWorld.js"
 

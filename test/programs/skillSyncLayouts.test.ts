@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as SkillSync from "../../src/programs/skillSync.js"
+import { SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
 import { SkillStore } from "../../src/services/SkillStore.js"
 import { isolateGit, makeUpstream, readTree, tempRoot } from "../support/gitFixture.js"
 import { makeWorld, read, runIn, write } from "../support/skillWorld.js"
@@ -11,7 +11,7 @@ const top = tempRoot("skilllayouts")
 isolateGit(top)
 afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
 
-const units = (r: SkillSync.SyncReport, tool = "claude") =>
+const units = (r: SyncReport, tool = "claude") =>
   r.actions
     .filter((a) => a.tool === tool)
     .map((a) => a.unit)

@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
-import * as SkillSync from "../../src/programs/skillSync.js"
+import { SkillSync } from "../../src/programs/skillSync.js"
 import { type Git, layer as gitLayer } from "../../src/services/Git.js"
 import { layer as shellLayer } from "../../src/services/Shell.js"
 import { type SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
@@ -26,7 +26,8 @@ export const makeWorld = (
     AGENTSYNC_TOOL_HOME_CODEX: nodePath.join(root, "codex")
   }
   const state = nodePath.join(root, "state")
-  const layer = Layer.mergeAll(storeLayer({ root: state, env }), gitLayer.pipe(Layer.provide(shellLayer))).pipe(
+  const layer = SkillSync.DefaultWithoutDependencies.pipe(
+    Layer.provideMerge(Layer.mergeAll(storeLayer({ root: state, env }), gitLayer.pipe(Layer.provide(shellLayer)))),
     Layer.provideMerge(NodeContext.layer)
   )
   const claude = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CLAUDE, p)
@@ -51,7 +52,8 @@ export const makeWorld = (
 
 export type World = ReturnType<typeof makeWorld>
 
-export const runIn = <A, E>(w: World, effect: Effect.Effect<A, E, SkillStore | Git>) => Effect.provide(effect, w.layer)
+export const runIn = <A, E>(w: World, effect: Effect.Effect<A, E, SkillSync | SkillStore | Git>) =>
+  Effect.provide(effect, w.layer)
 
 export const read = (p: string) => fs.readFileSync(p, "utf8")
 

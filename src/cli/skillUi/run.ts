@@ -6,6 +6,7 @@ import { type Command, type Event, init, type Key, update } from "../../domain/s
 import { type Line, view } from "../../domain/skills/panelView.js"
 import { isSyncError, NeedsTerminal } from "../../errors.js"
 import * as SkillPanel from "../../programs/skillPanel.js"
+import type { SkillSync } from "../../programs/skillSync.js"
 import type { Git } from "../../services/Git.js"
 import { RunStatus } from "../../services/RunStatus.js"
 import type { SkillStore } from "../../services/SkillStore.js"
@@ -39,8 +40,10 @@ const messageOf = (cause: Cause.Cause<unknown>): string => {
 }
 
 /** Runs a panel command with the skill programs; every outcome, failure included, comes back as an event. */
-const perform = (c: Exclude<Command, { _tag: "None" | "Quit" }>): Effect.Effect<Event, never, SkillStore | Git> => {
-  const run: Effect.Effect<Event, unknown, SkillStore | Git> =
+const perform = (
+  c: Exclude<Command, { _tag: "None" | "Quit" }>
+): Effect.Effect<Event, never, SkillSync | SkillStore | Git> => {
+  const run: Effect.Effect<Event, unknown, SkillSync | SkillStore | Git> =
     c._tag === "Load"
       ? SkillPanel.rows(c.fetch)
       : c._tag === "Sync"

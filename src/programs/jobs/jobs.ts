@@ -1,7 +1,7 @@
 /** A project's scheduled jobs: run by the scheduler (for ever, or once), listed with their next fires, and their history. */
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { Clock, Config, ConfigError, Effect, Either, Layer, Option, Schema } from "effect"
-import type { SyncConfig } from "../../config.js"
-import { CurrentConfig } from "../../config.js"
+import { CurrentConfig, type SyncConfig } from "../../config.js"
 import { JobRun } from "../../domain/jobs/runs.js"
 import { describeSchedule, formatDuration, formatInstant, nextFire, parseDuration } from "../../domain/jobs/schedule.js"
 import { type Job, toJob } from "../../domain/jobs/spec.js"
@@ -50,24 +50,6 @@ const schedulerOptions = (options: RunOptions) =>
     (lease): Scheduler.SchedulerOptions => ({ lease: Option.getOrUndefined(lease), onEvent: options.onEvent })
   )
 
-/** Runs the project's jobs on the JobStore in context: until interrupted (a clean stop), or one pass. */
-export const runOn = (config: SyncConfig, options: RunOptions = {}) =>
-  Effect.gen(function* () {
-    const jobs = jobsOf(config).map(scheduledJob)
-    const scheduler = yield* schedulerOptions(options)
-    return options.once === true
-      ? yield* Scheduler.runOnce(jobs, { ...scheduler, only: options.only })
-      : yield* Scheduler.run(jobs, scheduler)
-  }).pipe(Effect.provideService(CurrentConfig, config))
-
-/** `runOn` with the project's own store. */
-export const run = (config: SyncConfig, options: RunOptions = {}) =>
-  runOn(config, options).pipe(Effect.provide(storeLayer(config)))
-
-/** `runOn` with `job_runs` on the SqlClient in context (the tenant server's database, for `serve --jobs`). */
-export const runOnDatabase = (config: SyncConfig, options: RunOptions = {}) =>
-  runOn(config, options).pipe(Effect.provide(PgStore.layer))
-
 /** A job as `jobs list` shows it. */
 export interface JobListing {
   readonly name: string
@@ -84,30 +66,75 @@ export interface JobListing {
 
 const encodeRun = Schema.encodeSync(JobRun)
 
-export const list = (config: SyncConfig) =>
-  Effect.gen(function* () {
+/**
+ * The project's jobs as a service: it closes over the configuration, the JobStore and the platform's processes
+ * it was built with (the job programs run on those), and the scheduler over the same store.
+ * `Jobs.Default` needs `CurrentConfig` and a `JobStore`: `storeLayer(config)` for the project's own, `PgStore.layer`
+ * on a SqlClient for the tenant server's database.
+ */
+export class Jobs extends Effect.Service<Jobs>()("agentsync/Jobs", {
+  dependencies: [Scheduler.Scheduler.Default],
+  effect: Effect.gen(function* () {
+    const config = yield* CurrentConfig
     const store = yield* JobStore
-    const latest = yield* store.latestRuns()
-    const now = yield* Clock.currentTimeMillis
-    return jobsOf(config).map((j): JobListing => {
-      const last = latest.get(j.name)
+    const scheduler = yield* Scheduler.Scheduler
+    const executor = yield* CommandExecutor.CommandExecutor
+    const jobs = jobsOf(config).map((job) => {
+      const scheduled = scheduledJob(job)
       return {
-        name: j.name,
-        run: j.run,
-        schedule: describeSchedule(j.schedule),
-        tz: j.schedule._tag === "Cron" ? j.schedule.tz : "UTC",
-        enabled: j.enabled,
-        overlap: j.overlap,
-        catch_up: j.catchUp === "none" ? "none" : `latest within ${formatDuration(j.catchUpWindow)}`,
-        timeout: formatDuration(j.timeout),
-        next: j.enabled ? formatInstant(j.schedule, nextFire(j.schedule, now)) : null,
-        last: last === undefined ? null : encodeRun(last)
+        ...scheduled,
+        program: scheduled.program.pipe(
+          Effect.provideService(CurrentConfig, config),
+          Effect.provideService(CommandExecutor.CommandExecutor, executor)
+        )
       }
     })
-  }).pipe(Effect.provide(storeLayer(config)))
 
-export const history = (config: SyncConfig, options: { readonly job?: string | undefined; readonly limit: number }) =>
-  Effect.flatMap(JobStore, (store) => store.history(options)).pipe(
-    Effect.map((runs) => runs.map((r) => encodeRun(r))),
-    Effect.provide(storeLayer(config))
+    /** Runs the project's jobs: until interrupted (a clean stop), or one pass. */
+    const run = Effect.fn("Jobs.run")(function* (options: RunOptions = {}) {
+      const scheduling = yield* schedulerOptions(options)
+      return options.once === true
+        ? yield* scheduler.runOnce(jobs, { ...scheduling, only: options.only })
+        : yield* scheduler.run(jobs, scheduling)
+    })
+
+    /** Each job with its next fire and its last run. */
+    const list = Effect.fn("Jobs.list")(function* () {
+      const latest = yield* store.latestRuns()
+      const now = yield* Clock.currentTimeMillis
+      return jobsOf(config).map((j): JobListing => {
+        const last = latest.get(j.name)
+        return {
+          name: j.name,
+          run: j.run,
+          schedule: describeSchedule(j.schedule),
+          tz: j.schedule._tag === "Cron" ? j.schedule.tz : "UTC",
+          enabled: j.enabled,
+          overlap: j.overlap,
+          catch_up: j.catchUp === "none" ? "none" : `latest within ${formatDuration(j.catchUpWindow)}`,
+          timeout: formatDuration(j.timeout),
+          next: j.enabled ? formatInstant(j.schedule, nextFire(j.schedule, now)) : null,
+          last: last === undefined ? null : encodeRun(last)
+        }
+      })
+    })
+
+    /** The runs recorded, newest first. */
+    const history = Effect.fn("Jobs.history")(function* (options: {
+      readonly job?: string | undefined
+      readonly limit: number
+    }) {
+      const runs = yield* store.history(options)
+      return runs.map((r) => encodeRun(r))
+    })
+
+    return { run, list, history } as const
+  })
+}) {
+  /** The service on the project's own store (`storeLayer`), for the configuration in context. */
+  static readonly layerFromConfig = Layer.unwrapEffect(
+    Effect.map(CurrentConfig, (config) => Jobs.Default.pipe(Layer.provide(storeLayer(config))))
   )
+  /** The service on `job_runs` over the SqlClient in context (the tenant server's database, for `serve --jobs`). */
+  static readonly layerOnDatabase = Jobs.Default.pipe(Layer.provide(PgStore.layer))
+}

@@ -22,7 +22,7 @@ const localSync = (options: {
 }) =>
   Effect.gen(function* () {
     const { LocalSync } = yield* Effect.promise(() => import("../localSync.js"))
-    const report = yield* LocalSync.sync({ ...options, dryRun: false }).pipe(Effect.provide(LocalSync.layerFromConfig))
+    const report = yield* LocalSync.sync({ ...options, dryRun: false }).pipe(Effect.provide(LocalSync.Default))
     const errors = report.results.flatMap((r) => r.errors)
     const summary = report.results.map((r) => `${r.kind}: ${r.synced} synced, ${r.deleted} deleted`).join("; ")
     if (errors.length > 0) {
@@ -63,24 +63,16 @@ const dbSync = (which: "push" | "pull") =>
 
 const skillSync = (o: OptionsOf<"skill-sync">) =>
   Effect.gen(function* () {
-    const [SkillSync, Git, Shell, SkillStore] = yield* Effect.promise(() =>
-      Promise.all([
-        import("../skillSync.js"),
-        import("../../services/Git.js"),
-        import("../../services/Shell.js"),
-        import("../../services/SkillStore.js")
-      ])
-    )
-    const services = Layer.mergeAll(SkillStore.layer(), Git.layer.pipe(Layer.provide(Shell.layer)))
-    const r = yield* SkillSync.sync({
+    const skills = yield* Effect.promise(() => import("../skillSync.js"))
+    const r = yield* skills.SkillSync.sync({
       scope: o.scope,
       toHome: o.to_home,
       toRepo: o.to_repo,
       prefer: o.prefer,
       delete: o.delete,
       tools: o.tools
-    }).pipe(Effect.provide(services))
-    const conflict = SkillSync.conflictOf(r)
+    }).pipe(Effect.provide(skills.SkillSync.Default))
+    const conflict = skills.conflictOf(r)
     if (Option.isSome(conflict)) return yield* conflict.value
     if (r.errors.length > 0 || r.skipped.length > 0) {
       const lines = [

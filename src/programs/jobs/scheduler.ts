@@ -13,7 +13,7 @@ import {
 } from "../../domain/jobs/runs.js"
 import { formatDuration, formatInstant, nextFire } from "../../domain/jobs/schedule.js"
 import type { JobTiming } from "../../domain/jobs/spec.js"
-import { JobStore } from "../../services/jobs/JobStore.js"
+import { JobStore, type JobStoreShape } from "../../services/jobs/JobStore.js"
 
 /** A job as the scheduler sees it: its timing and the program a run executes (any Effect: a library user's own too). */
 export interface ScheduledJob<R = never> extends JobTiming {
@@ -104,9 +104,8 @@ export type FireResult =
   | { readonly _tag: "Busy"; readonly at: number; readonly owner: string }
   | { readonly _tag: "StoreError"; readonly at: number; readonly error: string }
 
-const make = (options: SchedulerOptions) =>
+const make = (store: JobStoreShape, options: SchedulerOptions) =>
   Effect.gen(function* () {
-    const store = yield* JobStore
     const scope = yield* Effect.scope
     const owner = options.owner ?? defaultOwner()
     const lease = options.lease ?? DEFAULT_LEASE
@@ -274,36 +273,38 @@ const make = (options: SchedulerOptions) =>
  * finish (each bounded by its timeout) and are recorded, then it ends. Fails only if the store cannot be taken
  * (another scheduler holds the single-machine run lock).
  */
-export const run = <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: SchedulerOptions = {}) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const s = yield* make(options)
-      yield* s.store.runner
-      const enabled = jobs.filter((j) => j.enabled)
-      yield* s.emit("info", "scheduler.start", {
-        owner: s.owner,
-        store: s.store.describe,
-        jobs: enabled.length,
-        disabled: jobs.length - enabled.length
-      })
-      const fibers = yield* Effect.forEach(enabled, (job) => Effect.fork(s.loop(job)))
-      return yield* Fiber.joinAll(fibers).pipe(
-        Effect.zipRight(Effect.never),
-        Effect.onInterrupt(() =>
-          Effect.gen(function* () {
-            const going = [...(yield* Ref.get(s.running))].map(([job, r]) => ({
-              job,
-              scheduled_at: r.at,
-              timeout: r.timeout
-            }))
-            yield* s.emit("info", "scheduler.stopping", { running: going })
-            yield* Fiber.interruptAll(fibers)
-            yield* s.emit("info", "scheduler.stop", {})
-          })
+const run =
+  (store: JobStoreShape) =>
+  <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: SchedulerOptions = {}) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* make(store, options)
+        yield* s.store.runner
+        const enabled = jobs.filter((j) => j.enabled)
+        yield* s.emit("info", "scheduler.start", {
+          owner: s.owner,
+          store: s.store.describe,
+          jobs: enabled.length,
+          disabled: jobs.length - enabled.length
+        })
+        const fibers = yield* Effect.forEach(enabled, (job) => Effect.fork(s.loop(job)))
+        return yield* Fiber.joinAll(fibers).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() =>
+            Effect.gen(function* () {
+              const going = [...(yield* Ref.get(s.running))].map(([job, r]) => ({
+                job,
+                scheduled_at: r.at,
+                timeout: r.timeout
+              }))
+              yield* s.emit("info", "scheduler.stopping", { running: going })
+              yield* Fiber.interruptAll(fibers)
+              yield* s.emit("info", "scheduler.stop", {})
+            })
+          )
         )
-      )
-    })
-  )
+      })
+    )
 
 /** What `runOnce` did for a job. */
 export interface OnceResult {
@@ -323,63 +324,70 @@ export interface OnceResult {
  * One pass, for a system timer: every enabled job whose latest fire since its last run is due runs once (see
  * `dueOnce`); with `only`, that job runs now whatever its schedule (trigger `manual`). Jobs run one after another.
  */
-export const runOnce = <R>(
-  jobs: ReadonlyArray<ScheduledJob<R>>,
-  options: SchedulerOptions & { readonly only?: string | undefined } = {}
-) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const s = yield* make(options)
-      yield* s.store.runner
-      const results: Array<OnceResult> = []
-      for (const job of jobs) {
-        if (options.only !== undefined && job.name !== options.only) continue
-        const now = yield* Clock.currentTimeMillis
-        const next = formatInstant(job.schedule, nextFire(job.schedule, now))
-        let decision: Decision | undefined = { run: true, at: now, trigger: "manual" }
-        if (options.only === undefined) {
-          if (!job.enabled) {
-            results.push({ job: job.name, result: "disabled" })
+const runOnce =
+  (store: JobStoreShape) =>
+  <R>(jobs: ReadonlyArray<ScheduledJob<R>>, options: SchedulerOptions & { readonly only?: string | undefined } = {}) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        const s = yield* make(store, options)
+        yield* s.store.runner
+        const results: Array<OnceResult> = []
+        for (const job of jobs) {
+          if (options.only !== undefined && job.name !== options.only) continue
+          const now = yield* Clock.currentTimeMillis
+          const next = formatInstant(job.schedule, nextFire(job.schedule, now))
+          let decision: Decision | undefined = { run: true, at: now, trigger: "manual" }
+          if (options.only === undefined) {
+            if (!job.enabled) {
+              results.push({ job: job.name, result: "disabled" })
+              continue
+            }
+            decision = dueOnce(job, Option.getOrUndefined(yield* s.store.lastFire(job.name)), now)
+          }
+          if (decision === undefined) {
+            results.push({ job: job.name, result: "not-due", next })
             continue
           }
-          decision = dueOnce(job, Option.getOrUndefined(yield* s.store.lastFire(job.name)), now)
+          const scheduled_at = formatInstant(job.schedule, decision.at)
+          if (!decision.run) {
+            results.push({ job: job.name, result: "skipped", scheduled_at, reason: decision.reason, next })
+            continue
+          }
+          const r = yield* s.fire(job, decision.at, decision.trigger)
+          switch (r._tag) {
+            case "Ran":
+              results.push({
+                job: job.name,
+                result: "ran",
+                scheduled_at,
+                trigger: r.trigger,
+                status: r.outcome.status,
+                duration_ms: r.outcome.durationMs,
+                ...(r.outcome.summary === undefined ? {} : { summary: r.outcome.summary }),
+                ...(r.outcome.error === undefined ? {} : { error: r.outcome.error }),
+                next
+              })
+              break
+            case "StoreError":
+              results.push({ job: job.name, result: "store-error", scheduled_at, error: r.error })
+              break
+            default:
+              results.push({
+                job: job.name,
+                result: r._tag === "Taken" ? "taken" : "busy",
+                scheduled_at,
+                reason: `by ${r.owner}`
+              })
+          }
         }
-        if (decision === undefined) {
-          results.push({ job: job.name, result: "not-due", next })
-          continue
-        }
-        const scheduled_at = formatInstant(job.schedule, decision.at)
-        if (!decision.run) {
-          results.push({ job: job.name, result: "skipped", scheduled_at, reason: decision.reason, next })
-          continue
-        }
-        const r = yield* s.fire(job, decision.at, decision.trigger)
-        switch (r._tag) {
-          case "Ran":
-            results.push({
-              job: job.name,
-              result: "ran",
-              scheduled_at,
-              trigger: r.trigger,
-              status: r.outcome.status,
-              duration_ms: r.outcome.durationMs,
-              ...(r.outcome.summary === undefined ? {} : { summary: r.outcome.summary }),
-              ...(r.outcome.error === undefined ? {} : { error: r.outcome.error }),
-              next
-            })
-            break
-          case "StoreError":
-            results.push({ job: job.name, result: "store-error", scheduled_at, error: r.error })
-            break
-          default:
-            results.push({
-              job: job.name,
-              result: r._tag === "Taken" ? "taken" : "busy",
-              scheduled_at,
-              reason: `by ${r.owner}`
-            })
-        }
-      }
-      return results
-    })
-  )
+        return results
+      })
+    )
+
+/**
+ * The scheduler as a service over the JobStore it was built with: `run` and `runOnce` need only what the jobs'
+ * own programs need.
+ */
+export class Scheduler extends Effect.Service<Scheduler>()("agentsync/Scheduler", {
+  effect: Effect.map(JobStore, (store) => ({ run: run(store), runOnce: runOnce(store) }))
+}) {}

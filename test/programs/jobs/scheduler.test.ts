@@ -17,6 +17,9 @@ const job = <R>(
 })
 
 const utc = (hhmm: string, day = "2024-01-01") => Date.parse(`${day}T${hhmm}:00Z`)
+/** The scheduler service on the JobStore in context. */
+const scheduler = Effect.provide(Scheduler.Scheduler, Scheduler.Scheduler.Default)
+
 const iso = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z")
 
 /** A scheduler on `store`, forked, with its events collected; the test clock set to `start` first. */
@@ -29,11 +32,13 @@ const start = <R>(
   Effect.gen(function* () {
     yield* TestClock.setTime(start)
     const events = yield* Ref.make<ReadonlyArray<Scheduler.JobEvent>>([])
-    const fiber = yield* Scheduler.run(jobs, {
-      owner: "a",
-      ...options,
-      onEvent: (e) => Ref.update(events, (l) => [...l, e])
-    }).pipe(
+    const fiber = yield* Effect.flatMap(scheduler, (s) =>
+      s.run(jobs, {
+        owner: "a",
+        ...options,
+        onEvent: (e) => Ref.update(events, (l) => [...l, e])
+      })
+    ).pipe(
       Effect.provideService(JobStore, store),
       // A daemon: a failed assertion must end the test, not wait for a run on a test clock that no longer moves.
       Effect.forkDaemon
@@ -441,7 +446,7 @@ describe("runOnce", () => {
         job({ name: "off", every: "1m", enabled: false }, r.program)
       ]
       const once = (only?: string) =>
-        Scheduler.runOnce(jobs, { owner: "a", only, onEvent: () => Effect.void }).pipe(
+        Effect.flatMap(scheduler, (s) => s.runOnce(jobs, { owner: "a", only, onEvent: () => Effect.void })).pipe(
           Effect.provideService(JobStore, store)
         )
       const first = yield* once()

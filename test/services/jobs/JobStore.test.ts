@@ -209,8 +209,9 @@ describe("replicas on one real database", () => {
             ...Either.getOrThrow(timingOf({ name: "tick", every: "1s" })),
             program: Effect.sleep("150 millis")
           }
-          const a = yield* Effect.fork(Scheduler.run([job], { owner: "a", onEvent: started }))
-          const b = yield* Effect.fork(Scheduler.run([job], { owner: "b", onEvent: started }))
+          const scheduler = yield* Effect.provide(Scheduler.Scheduler, Scheduler.Scheduler.Default)
+          const a = yield* Effect.fork(scheduler.run([job], { owner: "a", onEvent: started }))
+          const b = yield* Effect.fork(scheduler.run([job], { owner: "b", onEvent: started }))
           yield* Effect.sleep("5500 millis")
           yield* Fiber.interrupt(a)
           yield* Fiber.interrupt(b)
