@@ -214,7 +214,7 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
 
 /** The store as the command line's admin operations, for a database no server holds. */
 export const adminOps = (tenants: Tenants): AdminOps => {
-  const e = adminErrors("the server's database")
+  const e = adminErrors
   return {
     createTenant: (name) => e(tenants.createTenant(name)),
     listTenants: () => e(tenants.listTenants()),

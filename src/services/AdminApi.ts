@@ -1,11 +1,21 @@
 /** Tenant and token administration, one shape for both ways in: a running server's admin API, or its database directly. */
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import type * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Duration, Effect, Redacted } from "effect"
-import { AgentsyncApi, type IssuedToken, type TenantCreated, type TenantInfo, type TokenInfo } from "../api/index.js"
+import { Duration, Effect, type ParseResult, Redacted } from "effect"
+import {
+  AgentsyncApi,
+  type IssuedToken,
+  type NotFound,
+  type TenantCreated,
+  type TenantInfo,
+  type TokenInfo
+} from "../api/index.js"
 import { ApiError, InvalidInput, type Unauthorized } from "../errors.js"
+import { describe } from "./Transport.js"
 
 export type AdminError = ApiError | InvalidInput | Unauthorized
 
@@ -18,25 +28,11 @@ export interface AdminOps {
   readonly rotateToken: (id: string) => Effect.Effect<IssuedToken, AdminError>
 }
 
-/** The wire's and the store's failures as the command line's: a missing tenant or token is bad input. */
-const asAdminError = (url: string) => (e: { readonly _tag: string; readonly message: string }) => {
-  switch (e._tag) {
-    case "NotFound":
-      return new InvalidInput({ reason: (e as unknown as { reason: string }).reason })
-    case "InvalidInput":
-    case "Unauthorized":
-    case "ApiError":
-      return e as AdminError
-    default:
-      return new ApiError({ kind: "Transport", status: 0, reason: `admin request failed: ${e.message}`, url })
-  }
-}
-
-/** Maps every failure of an operation to the command line's errors. */
-export const adminErrors =
-  (url: string) =>
-  <A, E extends { readonly _tag: string; readonly message: string }>(effect: Effect.Effect<A, E>) =>
-    Effect.mapError(effect, asAdminError(url))
+/** A missing tenant or token, from the wire or the store, is bad input; the other failures are the command line's already. */
+export const adminErrors = <A, E extends AdminError>(
+  effect: Effect.Effect<A, E | NotFound>
+): Effect.Effect<A, E | InvalidInput> =>
+  Effect.catchTag(effect, "NotFound", (e) => Effect.fail(new InvalidInput({ reason: e.reason })))
 
 /** The admin API of the server at `url`, with the admin token; each call within 30 s. */
 export const remote = (url: string, token: Redacted.Redacted<string>): Effect.Effect<AdminOps> =>
@@ -45,13 +41,47 @@ export const remote = (url: string, token: Redacted.Redacted<string>): Effect.Ef
       HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token).trim()))
     )
     const client = yield* HttpApiClient.group(AgentsyncApi, { group: "admin", httpClient: http, baseUrl: url })
-    const call = <A, E extends { readonly _tag: string; readonly message: string }>(effect: Effect.Effect<A, E>) =>
+    /** An operation within 30 s, its transport failures as ApiError by kind, as the other clients report them. */
+    const call = <A>(
+      effect: Effect.Effect<
+        A,
+        | AdminError
+        | NotFound
+        | HttpClientError.HttpClientError
+        | ParseResult.ParseError
+        | HttpApiError.HttpApiDecodeError
+      >
+    ): Effect.Effect<A, AdminError> =>
       effect.pipe(
         Effect.timeoutFail({
           duration: Duration.seconds(30),
           onTimeout: () => new ApiError({ kind: "Timeout", status: 0, reason: "no answer within 30 s", url })
         }),
-        adminErrors(url)
+        Effect.catchTags({
+          RequestError: (e) =>
+            Effect.fail(
+              new ApiError({
+                kind: "Transport",
+                status: 0,
+                reason: `admin request failed: ${describe(e.cause ?? e)}`,
+                url
+              })
+            ),
+          ResponseError: (e) =>
+            Effect.fail(
+              new ApiError({
+                kind: "Status",
+                status: e.response.status,
+                reason: `admin request failed: ${e.message}`,
+                url
+              })
+            ),
+          ParseError: (e) =>
+            Effect.fail(new ApiError({ kind: "Decode", status: 200, reason: e.message.slice(0, 300), url })),
+          HttpApiDecodeError: (e) =>
+            Effect.fail(new ApiError({ kind: "Decode", status: 200, reason: e.message.slice(0, 300), url }))
+        }),
+        adminErrors
       )
     return {
       createTenant: (name) => call(client.createTenant({ payload: { name } })),

@@ -1,8 +1,9 @@
 /** The client of the tenant API's deploy area: registry credential, deploy lock, releases and rollback. */
 import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Duration, Effect, Layer, Option, Redacted, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import {
   CLOUD_PREFIX,
   DeployRequest,
@@ -18,42 +19,40 @@ import {
   SYNC_PREFIX
 } from "../api/index.js"
 import { CurrentConfig } from "../config.js"
-import { TRANSFER } from "../domain/caps.js"
-import { ApiError, DeployLocked, InvalidInput, type MissingConfig, Unauthorized } from "../errors.js"
-import { defaultRetry, optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
-import { backoff } from "./Transport.js"
+import { TRANSFER, type TransferLimits } from "../domain/caps.js"
+import { ApiError, DeployLocked, type MissingConfig } from "../errors.js"
+import { optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
+import {
+  answerText,
+  defaultRetry,
+  describe,
+  fromStatus,
+  retrySchedule,
+  type SyncApiError,
+  transient,
+  type WireError
+} from "./Transport.js"
 
-export type DeployApiError = ApiError | Unauthorized | InvalidInput | DeployLocked
+export type DeployApiError = SyncApiError | DeployLocked
 
-const WireError = Schema.Struct({
-  _tag: Schema.optional(Schema.String),
-  reason: Schema.optional(Schema.String),
-  message: Schema.optional(Schema.String),
-  lock: Schema.optional(LockInfo)
-})
-
-/** A failure status and its body as one of the error family. */
-const failure = (url: string, status: number, body: string): DeployApiError => {
-  const wire = Option.getOrUndefined(Schema.decodeUnknownOption(Schema.parseJson(WireError))(body))
-  const reason = wire?.reason ?? wire?.message ?? (body.trim().slice(0, 300) || `HTTP ${status}`)
-  if (wire?._tag === "DeployLocked" && wire.lock !== undefined) {
-    return new DeployLocked({
-      holder: `${wire.lock.holder} (token ${wire.lock.who})`,
-      note: wire.lock.message,
-      expiresAt: wire.lock.expires_at,
-      ...(wire.lock.release === null ? {} : { release: wire.lock.release })
-    })
-  }
-  if (status === 401 || status === 403) return new Unauthorized({ reason: `${reason} (${status} from ${url})` })
-  if (status === 400) return new InvalidInput({ reason: `rejected by the server: ${reason}` })
-  return new ApiError({ status, reason, url })
+/**
+ * The deploy area's own failures, read from the body before the shared status mapping: the lock held by another
+ * deploy, and a lock this caller no longer holds (an ApiError with status 409, which the heartbeat lets end the run).
+ */
+const deployFailure = (url: string) => (wire: WireError, reason: string) => {
+  if (wire._tag !== "DeployLocked" && wire._tag !== "LockLost") return undefined
+  const lock = wire._tag === "DeployLocked" ? Schema.decodeUnknownOption(LockInfo)(wire.lock) : Option.none()
+  return Option.match(lock, {
+    onNone: () => new ApiError({ kind: "Status", status: 409, reason, url }),
+    onSome: (l) =>
+      new DeployLocked({
+        holder: `${l.holder} (token ${l.who})`,
+        note: l.message,
+        expiresAt: l.expires_at,
+        ...(l.release === null ? {} : { release: l.release })
+      })
+  })
 }
-
-/** Worth a retry: no connection, no answer in time, or one of these statuses. */
-const TRANSIENT = new Set([408, 429, 502, 503, 504])
-const retryable = (e: DeployApiError) =>
-  e._tag === "ApiError" &&
-  (e.kind === "Transport" || e.kind === "Timeout" || (e.kind === "Status" && TRANSIENT.has(e.status)))
 
 export interface DeployApiShape {
   readonly baseUrl: string
@@ -85,10 +84,13 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     endpoint.mode === "direct"
       ? `${endpoint.origin}${SYNC_PREFIX}`
       : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
-  const timeout = Duration.millis(options.limits?.exchangeMs ?? TRANSFER.exchangeMs)
-  const retry = backoff(options.retry ?? defaultRetry).pipe(Schedule.whileInput(retryable))
+  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
+  const policy = options.retry ?? defaultRetry
 
-  /** One call: the request, its JSON answer decoded, transport failures and timeouts as status 0 and 408. */
+  /**
+   * One call: the request, its JSON answer decoded. Failures are classified as the other clients classify them
+   * (`fromStatus`, `Transient`); transient ones are retried on the retry setting unless `retried` is false.
+   */
   const call = <A, I>(
     method: "GET" | "POST" | "PUT" | "DELETE",
     route: string,
@@ -99,32 +101,47 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     let request = HttpClientRequest.make(method)(url)
     if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
     if (options.key !== undefined) request = HttpClientRequest.setHeader(request, IDEMPOTENCY_HEADER, options.key)
+    const cutShort = (status: number) => (e: HttpClientError.ResponseError) =>
+      Effect.fail(transient(status, `answer cut short: ${describe(e)}`))
     const attempt = http.execute(request).pipe(
-      Effect.mapError(
-        (e) => new ApiError({ kind: "Transport", status: 0, reason: `cannot reach the server: ${e.message}`, url })
-      ),
       Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () => new ApiError({ kind: "Timeout", status: 408, reason: "timed out", url })
+        duration: Duration.millis(limits.exchangeMs),
+        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
+      }),
+      Effect.catchTags({
+        RequestError: (e) =>
+          Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport")),
+        ResponseError: (e) => cutShort(e.response.status)(e)
       }),
       Effect.flatMap((response) =>
-        response.text.pipe(
-          Effect.orElseSucceed(() => ""),
-          Effect.flatMap((body) =>
-            response.status >= 200 && response.status < 300
-              ? Schema.decodeUnknown(Schema.parseJson(schema))(body).pipe(
-                  Effect.mapError(
-                    (e) =>
-                      new ApiError({ kind: "Decode", status: response.status, reason: e.message.slice(0, 300), url })
-                  )
+        response.status >= 200 && response.status < 300
+          ? response.text.pipe(
+              Effect.catchTag("ResponseError", cutShort(response.status)),
+              Effect.flatMap(Schema.decodeUnknown(Schema.parseJson(schema))),
+              Effect.catchTag("ParseError", (e) =>
+                Effect.fail(
+                  new ApiError({ kind: "Decode", status: response.status, reason: e.message.slice(0, 300), url })
                 )
-              : Effect.fail(failure(url, response.status, body))
-          )
-        )
+              )
+            )
+          : Effect.flatMap(answerText(response), (body) =>
+              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"], deployFailure(url)))
+            )
       ),
       Effect.scoped
     )
-    return (options.retried === false ? attempt : Effect.retry(attempt, retry)).pipe(
+    const retried = options.retried !== false
+    return (retried ? Effect.retry(attempt, retrySchedule(policy)) : attempt).pipe(
+      Effect.catchTag("Transient", (e) =>
+        Effect.fail(
+          e.gaveUp(
+            url,
+            retried
+              ? `gave up${"maxRetries" in policy ? ` after ${policy.maxRetries + 1} attempts` : ""}`
+              : "not retried"
+          )
+        )
+      ),
       Effect.withSpan(`DeployApi.${method} ${route}`)
     )
   }

@@ -121,7 +121,9 @@ const WireError = Schema.Struct({
   message: Schema.optional(Schema.String),
   entry: Schema.optional(Schema.String),
   completed: Schema.optional(Schema.NonNegativeInt),
-  total: Schema.optional(Schema.NonNegativeInt)
+  total: Schema.optional(Schema.NonNegativeInt),
+  /** The deploy lock a DeployLocked answer names (read by the deploy client). */
+  lock: Schema.optional(Schema.Unknown)
 })
 export type WireError = typeof WireError.Type
 
