@@ -175,7 +175,7 @@ const checkLayout = (rules: ReadonlyArray<LayoutMapping>) => {
     : Effect.fail(
         new InvalidInput({
           field: `target_layout.${problem.index}.${problem.field}`,
-          reason: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}`
+          reason: `${JSON.stringify(rules[problem.index]?.[problem.field])} ${problem.reason}`
         })
       )
 }
@@ -220,20 +220,21 @@ export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (f
 
 /** Makes a user's URI absolute (`git:./repo`, `local:../x`) and checks it, before it reaches the manifest or git. */
 export const normalizeUri = (uri: string, cwd = process.cwd()): Either.Either<string, InvalidInput> => {
-  const m = /^(git|local):(.*)$/s.exec(uri)
+  const m = /^(?<scheme>git|local):(?<path>.*)$/s.exec(uri)?.groups
   let out = uri
+  const path = m?.path ?? ""
   if (
-    m &&
-    !m[2]!.startsWith("-") &&
-    !/^[a-z][a-z0-9+.-]*:\/\//i.test(m[2]!) &&
-    !/^[^/]+@[^/]+:/.test(m[2]!) &&
-    !m[2]!.startsWith("/") &&
-    m[2] !== ""
+    m !== undefined &&
+    !path.startsWith("-") &&
+    !/^[a-z][a-z0-9+.-]*:\/\//i.test(path) &&
+    !/^[^/]+@[^/]+:/.test(path) &&
+    !path.startsWith("/") &&
+    path !== ""
   ) {
     // A relative path is resolved here, so a stored URI means one place; `..` is refused before resolving.
-    if (m[2]!.split(/[\\/]/).includes(".."))
+    if (path.split(/[\\/]/).includes(".."))
       return Either.left(new InvalidInput({ field: "uri", reason: `${JSON.stringify(uri)} refused: contains '..'` }))
-    out = `${m[1]}:${nodePath.resolve(cwd, m[2]!)}`
+    out = `${m.scheme}:${nodePath.resolve(cwd, path)}`
   }
   return Either.map(parseSourceUri(out), () => out)
 }
