@@ -101,7 +101,16 @@ const files = (config: SyncConfig): Effect.Effect<Found, unknown> => {
 
 const local = (config: SyncConfig): Effect.Effect<Found, unknown> =>
   Effect.gen(function* () {
-    const { LocalSync } = yield* Effect.promise(() => import("./localSync.js"))
+    const [{ LocalSync }, { Database }] = yield* Effect.promise(() =>
+      Promise.all([import("./localSync.js"), import("../services/ProjectDatabase.js")])
+    )
+    // Status only reads: it does not create the embedded database (a first creation takes longer than a part's
+    // deadline, which would interrupt it every time), it says there is none yet.
+    if (
+      config.databaseUrl === undefined &&
+      !(yield* Database.holdsDatabase(Database.embeddedDataDir(config.projectRoot)))
+    )
+      return notConfigured("no project database yet (the first agentsync local sync creates the embedded one)")
     const r = yield* LocalSync.diff(ALL_KINDS).pipe(Effect.provide(LocalSync.layer(config)))
     const errors = r.kinds.reduce((n, k) => n + k.errors.length, 0)
     const changes = r.kinds.reduce((n, k) => n + k.counts.added + k.counts.modified + k.counts.removed, 0)

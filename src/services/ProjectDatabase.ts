@@ -310,5 +310,6 @@ export const Database = {
   projectMigrations,
   runProjectMigrations,
   optionsFromConfig,
-  embeddedDataDir
+  embeddedDataDir,
+  holdsDatabase
 } as const

@@ -2,7 +2,7 @@
 // diffs with -p): the built CLI, one `agentsync serve` on loopback over the real PostgreSQL, the project
 // database on PostgreSQL too.
 import type { ChildProcess } from "node:child_process"
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import type { AddressInfo } from "node:net"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
@@ -65,7 +65,7 @@ afterAll(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true })
 })
 
-const env = (extra: Record<string, string> = {}) => ({
+const env = (extra: Record<string, string | undefined> = {}) => ({
   AGENTSYNC_DIRECT_URL: url,
   AGENTSYNC_TOKEN: token,
   DATABASE_URL: projectDb,
@@ -118,6 +118,23 @@ describe.concurrent("agentsync status (e2e)", () => {
     expect(c.files).toMatchObject({ state: "changes", changes: 1 })
     expect(c.local!.state).toBe("changes")
     expect(c.server!.state).toBe("in-step")
+  }, 300_000)
+
+  it("does not create the embedded database: a project without one says so at once", async () => {
+    const root = tempDir("fresh")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const r = await agentsync(["status", "--json", "--timeout", "30"], {
+      cwd: root,
+      env: env({ DATABASE_URL: undefined })
+    })
+    const p = parts(r.stdout)
+    expect(p.local).toMatchObject({ state: "not-configured" })
+    expect(p.local!.detail).toContain("agentsync local sync")
+    expect(p.files!.state).toBe("changes")
+    expect(r.code).toBe(1)
+    expect(existsSync(join(root, ".agentsync", "pgdata")) || existsSync(join(root, ".agentsync", "pgdata.init"))).toBe(
+      false
+    )
   }, 300_000)
 
   it("exits 4 when nothing is known to differ but parts cannot tell, each saying why", async () => {
