@@ -5,6 +5,7 @@
  * and it leaves the run to the CLI.
  */
 import type { FilesReport } from "../programs/files.js"
+import { handOff } from "../services/state.js"
 import { checkSettled } from "../stages/files/settledCheck.js"
 import { noPaint } from "./color.js"
 import { human } from "./filesText.js"
@@ -69,7 +70,9 @@ export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
       dryRun: parsed.dryRun,
       cwd: process.cwd(),
       services: parsed.services,
-      env: process.env
+      env: process.env,
+      // The full program, run next in this process, plans from this listing instead of listing again.
+      onListing: handOff
     })
     if (report === undefined) return false
     process.stdout.write(`${parsed.json ? JSON.stringify(report, null, 2) : human(report as FilesReport)(noPaint)}\n`)

@@ -12,6 +12,7 @@ import * as ProcessLock from "../services/ProcessLock.js"
 import { type Progress, silentProgress } from "../services/Progress.js"
 import { note } from "../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../services/SyncApi.js"
+import { takeHandedListing } from "../services/state.js"
 import { make as makeWorkspace, sweepLitter, type WorkspaceFile } from "../services/Workspace.js"
 import { apply, obstacles, recoverPull } from "../stages/files/apply.js"
 import { backupPolicy, listBackups, restoreBackup } from "../stages/files/backups.js"
@@ -157,7 +158,12 @@ const manifests = (
 ) =>
   Effect.all(
     [
-      headManifest({ projectRoot: config.projectRoot, keep: options.keep, fetched: options.probe?.fetched }),
+      headManifest({
+        projectRoot: config.projectRoot,
+        keep: options.keep,
+        fetched: options.probe?.fetched,
+        confirmed: options.probe?.confirmed
+      }),
       localManifest({
         servicesPath: config.servicesPath,
         projectRoot: config.projectRoot,
@@ -174,18 +180,31 @@ interface Probe {
   readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
   readonly settled?: SettledMark
   readonly fetched?: RemoteManifest
+  /** The head revision the server has just confirmed (a 304 to the mark's): the kept manifest of it is current. */
+  readonly confirmed?: string
 }
 
 /**
  * With a settled mark kept for this API and tree: the listing and the head asked for conditionally on the
  * mark's revision, at once. The same listing and a 304 mean nothing changed on either side since the mark:
  * the run is done without reading the hash cache, the base or the kept manifest. Without a mark, undefined
- * (the full path lists and asks as before).
+ * (the full path lists and asks as before). When the settled check of this process already had the 304 and the
+ * listing under the same mark, neither is had again.
  */
 const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, client: SyncApiClientShape) {
   const workspace = makeWorkspace(config.servicesPath)
+  const handed = takeHandedListing(workspace.root)
   const mark = yield* readMark(config.projectRoot, client.baseUrl, workspace.root)
   if (mark === undefined) return undefined
+  if (
+    handed !== undefined &&
+    handed.revision === mark.revision &&
+    handed.base[0] === mark.base[0] &&
+    handed.base[1] === mark.base[1]
+  ) {
+    // The check found that listing unlike the mark's: not settled, planned from it against the confirmed head.
+    return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision } satisfies Probe
+  }
   // Stands for the head at the mark's revision: returned as is when the server answers 304.
   const assumed = new RemoteManifest(
     { tenant: mark.tenant, revision: mark.revision, entries: [], checksum: "0".repeat(64) },
@@ -196,7 +215,7 @@ const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, 
   })
   const listed = { files, at: Date.now() }
   if (head !== assumed) return { listed, fetched: head } satisfies Probe
-  return (matches(mark, files) ? { listed, settled: mark } : { listed }) satisfies Probe
+  return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision }) satisfies Probe
 })
 
 /**

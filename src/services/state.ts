@@ -12,6 +12,18 @@ export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".ag
 /** The last state both sides agreed on (see stages/files/plan.ts). */
 export const BASE_FILE = "files-base.json"
 
+/**
+ * The text of a state file, undefined when it cannot be read (a missing or unreadable state file is only a
+ * slower run). Synchronous: one call instead of the promise API's thread-pool round trips per chunk.
+ */
+export const readStateText = (file: string): string | undefined => {
+  try {
+    return fs.readFileSync(file, "utf8")
+  } catch {
+    return undefined
+  }
+}
+
 // A file modified within this window of the scan may change again in the same mtime tick: never trust it.
 export const RACY_MS = 2000
 
@@ -54,4 +66,36 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
   }
   walk(absRoot, "")
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+/**
+ * A listing the settled check took before it left a run to the full program in the same process (the launcher
+ * runs both), with the mark it was checked against: the head that answered 304 to `revision`, and the base file
+ * as it was then. The program uses it in place of listing again only under the same mark (a pull that ran in
+ * between rewrote the base), once.
+ */
+export interface HandedListing {
+  readonly root: string
+  readonly files: ReadonlyArray<WorkspaceFile>
+  /** When the tree was listed (ms since the epoch). */
+  readonly at: number
+  /** The head revision the server confirmed just before the listing. */
+  readonly revision: string
+  /** The base file's [size, mtimeMs] under that mark. */
+  readonly base: readonly [number, number]
+}
+
+const HANDOFF = Symbol.for("agentsync.files.handedListing")
+const slot = globalThis as { [HANDOFF]?: HandedListing }
+
+/** Leaves a listing for the full program of this process (the settled start path only). */
+export const handOff = (listing: HandedListing): void => {
+  slot[HANDOFF] = listing
+}
+
+/** The listing handed off for `root`, taken once (undefined when there is none, or for another tree). */
+export const takeHandedListing = (root: string): HandedListing | undefined => {
+  const listing = slot[HANDOFF]
+  delete slot[HANDOFF]
+  return listing?.root === root ? listing : undefined
 }

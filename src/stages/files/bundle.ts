@@ -7,7 +7,7 @@ import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../../domain/model.js"
 import { IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
-import { RACY_MS, stateDir } from "../../services/state.js"
+import { RACY_MS, readStateText, stateDir } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
 import { make as makeWorkspace, type WorkspaceFile, writeFileAtomic } from "../../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
@@ -55,15 +55,33 @@ export interface ManifestOptions {
 const SMALL = 4 * 1024 * 1024
 const BATCH_BYTES = 1024 * 1024
 
+// A kept cache is rewritten (its whole JSON, 1.2 MB at 10,000 files) only when what it would save the next run is
+// worth more than writing it: a few small files re-read cost less than that, and a settled run reads no cache.
+const REWRITE_FILES = 64
+const REWRITE_BYTES = 1024 * 1024
+
+const worthWriting = (
+  cache: Readonly<Record<string, CacheEntry>>,
+  next: Readonly<Record<string, CacheEntry>>,
+  hashed: ReadonlyArray<FileEntry>
+) => {
+  let bytes = 0
+  for (const h of hashed) bytes += h.size
+  if (hashed.length >= REWRITE_FILES || bytes >= REWRITE_BYTES) return true
+  // Entries of files gone or no longer trusted: the cache shrinks only when there are many.
+  const kept = Object.keys(next).length - hashed.length
+  return Object.keys(cache).length - kept >= REWRITE_FILES
+}
+
 const readSmall = (full: string) => Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
 
 const readCache = (file: string, root: string) =>
-  Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined)).pipe(
-    Effect.map((text): CacheFile["entries"] => {
-      if (text === undefined) return {}
+  Effect.sync(() => readStateText(file)).pipe(
+    Effect.map((text): CacheFile["entries"] | undefined => {
+      if (text === undefined) return undefined
       // A damaged or foreign cache is only a slower run: start afresh.
       const decoded = Schema.decodeUnknownOption(Schema.parseJson(CacheFile))(text)
-      return decoded._tag === "Some" && decoded.value.root === root ? decoded.value.entries : {}
+      return decoded._tag === "Some" && decoded.value.root === root ? decoded.value.entries : undefined
     })
   )
 
@@ -75,7 +93,8 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const files = listed.files
   const now = listed.at
   const cacheFile = nodePath.join(stateDir(options.projectRoot), CACHE_FILE)
-  const cache = yield* readCache(cacheFile, workspace.root)
+  const kept = yield* readCache(cacheFile, workspace.root)
+  const cache = kept ?? {}
   const next: Record<string, CacheEntry> = {}
   // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
@@ -106,8 +125,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     entries[misses[k]!] = h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
   })
-  const changed = hashed.length > 0 || Object.keys(cache).length !== Object.keys(next).length
-  if (options.writeCache && changed) {
+  if (options.writeCache && (kept === undefined || worthWriting(kept, next, hashed))) {
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
     yield* writeFileAtomic(cacheFile, JSON.stringify(body))
   }

@@ -1,11 +1,10 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
-import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator } from "../../domain/diff.js"
 import type { DiffStatus, FileEntry, FilesDiffResult } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
-import { BASE_FILE, stateDir } from "../../services/state.js"
+import { BASE_FILE, readStateText, stateDir } from "../../services/state.js"
 import { writeFileAtomic } from "../../services/Workspace.js"
 
 /** Local (source) against remote (target): Added is only local, Removed only remote. */
@@ -37,7 +36,7 @@ const BaseFile = Schema.Struct({
 /** The recorded base with this tenant, or an empty one before the first sync with it. */
 export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: string, tenant: string) {
   const file = nodePath.join(stateDir(projectRoot), BASE_FILE)
-  const text = yield* Effect.promise(() => fs.readFile(file, "utf8").catch(() => undefined))
+  const text = yield* Effect.sync(() => readStateText(file))
   const decoded = text === undefined ? undefined : Schema.decodeUnknownOption(Schema.parseJson(BaseFile))(text)
   if (decoded === undefined || decoded._tag === "None" || decoded.value.tenant !== tenant) {
     return { revision: null, files: new Map() } as SyncBase
@@ -197,9 +196,12 @@ const planShapeChanges = (
 ) => {
   const create = direction === "push" ? "upload" : "write"
   const remove: FileAction = direction === "push" ? "delete-remote" : "delete-local"
-  const there = new Map(destination.map((e) => [e.path, e]))
-  const created = items.filter((i) => i.action === create && !there.has(i.path))
+  // Created: written to a side that has no such path (each item holds the entry of each side that has it).
+  const created = items.filter(
+    (i) => i.action === create && (direction === "push" ? i.remote === undefined : i.local === undefined)
+  )
   if (created.length === 0) return
+  const there = new Map(destination.map((e) => [e.path, e]))
   // Folders of the destination side, each with the files beneath it.
   const under = new Map<string, Array<string>>()
   for (const e of destination) {

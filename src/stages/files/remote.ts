@@ -76,10 +76,16 @@ export const headManifest = Effect.fn("remote.headManifest")(function* (options:
   readonly keep: boolean
   /** The head as already fetched in this run. */
   readonly fetched?: RemoteManifest | undefined
+  /** The head revision the server confirmed in this run: a kept manifest of it is used without asking again. */
+  readonly confirmed?: string | undefined
 }) {
   const client = yield* SyncApiClient
   const known = options.fetched === undefined ? yield* readKnownHead(options.projectRoot, client.baseUrl) : undefined
-  const manifest = options.fetched ?? (yield* client.manifest(known === undefined ? {} : { known }))
+  const manifest =
+    options.fetched ??
+    (known !== undefined && options.confirmed !== undefined && known.revision === options.confirmed
+      ? known
+      : yield* client.manifest(known === undefined ? {} : { known }))
   const cached = known !== undefined && manifest === known
   if (!cached && options.keep) yield* writeKnownHead(options.projectRoot, client.baseUrl, manifest)
   return { manifest, cached } satisfies HeadManifest

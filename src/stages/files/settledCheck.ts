@@ -13,7 +13,7 @@ import * as http from "node:http"
 import * as nodePath from "node:path"
 import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
-import { BASE_FILE, stateDir, type WorkspaceFile, walkTree } from "../../services/state.js"
+import { BASE_FILE, type HandedListing, stateDir, type WorkspaceFile, walkTree } from "../../services/state.js"
 
 const MARK_FILE = "files-settled.json"
 
@@ -81,8 +81,23 @@ export const statOf = (path: string): readonly [number, number] | undefined => {
   return st === undefined ? undefined : [st.size, st.mtimeMs]
 }
 
+// A listing's digest is taken when it is checked and again when a mark is written from it: computed once, also
+// across the two bundles of one process (the settled check hands its listing to the program).
+const DIGESTS = Symbol.for("agentsync.files.listingDigests")
+const shared = globalThis as { [DIGESTS]?: WeakMap<ReadonlyArray<WorkspaceFile>, string> }
+shared[DIGESTS] ??= new WeakMap()
+const digests = shared[DIGESTS]
+
 /** The fingerprint of a listing (sorted by path, as `walkTree` returns it). */
 export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => {
+  const known = digests.get(files)
+  if (known !== undefined) return known
+  const digest = digestOf(files)
+  digests.set(files, digest)
+  return digest
+}
+
+const digestOf = (files: ReadonlyArray<WorkspaceFile>): string => {
   const hash = createHash("sha256")
   let chunk = ""
   for (const f of files) {
@@ -202,6 +217,8 @@ export interface SettledInput {
   /** `--services`, as given. */
   readonly services: string | undefined
   readonly env: Readonly<Record<string, string | undefined>>
+  /** Given the listing when the head answered 304 but the tree moved, for the full program to plan from. */
+  readonly onListing?: (listing: HandedListing) => void
 }
 
 /** The report of a no-change run when the settled mark answers it, else undefined (the full program decides). */
@@ -226,8 +243,12 @@ export const checkSettled = async (input: SettledInput) => {
       if ((e as { code?: unknown }).code !== "ENOENT") return undefined
     }
     const files = walkTree(mark.root, makeMembership(ignore))
+    const at = Date.now()
     // An empty tree is left to the full run, which checks that the services path is there at all.
-    if (files.length === 0 || !matches(mark, files)) return undefined
+    if (files.length === 0 || !matches(mark, files)) {
+      input.onListing?.({ root: mark.root, files, at, revision: mark.revision, base: mark.base })
+      return undefined
+    }
     return settledReport(input.command, input.dryRun, mark)
   } catch {
     return undefined
