@@ -1,22 +1,20 @@
 /** FileSyncService: `files diff | push | pull | backups | restore` — plan with the three-way diff, guard, then upload or apply. */
-import * as fs from "node:fs/promises"
-import * as nodePath from "node:path"
 import { Effect, type Layer } from "effect"
 import { FilesRoutes, manifestEtag, RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../domain/membership.js"
 import type { DiffCounts, FileEntry } from "../domain/model.js"
-import { Conflict, InvalidInput, IoError, UnsafeRemote } from "../errors.js"
-import * as ProcessLock from "../services/ProcessLock.js"
+import { Conflict, InvalidInput, UnsafeRemote } from "../errors.js"
+import { stateOf } from "../services/FileState.js"
 import { type Progress, silentProgress } from "../services/Progress.js"
 import { note } from "../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../services/SyncApi.js"
 import { takeHandedListing } from "../services/state.js"
-import { make as makeWorkspace, sweepLitter, type WorkspaceFile } from "../services/Workspace.js"
+import { make as makeWorkspace, type WorkspaceFile } from "../services/Workspace.js"
 import { apply, obstacles, recoverPull } from "../stages/files/apply.js"
 import { backupPolicy, listBackups, restoreBackup } from "../stages/files/backups.js"
-import { localManifest, stateDir } from "../stages/files/bundle.js"
+import { localManifest } from "../stages/files/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/files/plan.js"
 import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/files/remote.js"
 import { clearMark, matches, readMark, type SettledMark, settledReport, writeMark } from "../stages/files/settled.js"
@@ -296,8 +294,7 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
 })
 
 /** The lock that keeps two pushes or pulls of one project apart. */
-const filesLock = (projectRoot: string, what: string) =>
-  ProcessLock.acquire(nodePath.join(stateDir(projectRoot), "files.lock"), what)
+const filesLock = (projectRoot: string, what: string) => Effect.flatMap(stateOf(projectRoot), (s) => s.lock(what))
 
 /**
  * Under the files lock: finish a pull a crash left half done, then remove what killed runs left in
@@ -305,20 +302,7 @@ const filesLock = (projectRoot: string, what: string) =>
  */
 const recover = Effect.fn("FileSyncService.recover")(function* (projectRoot: string) {
   yield* recoverPull(projectRoot)
-  const state = stateDir(projectRoot)
-  const names = yield* Effect.promise(() => fs.readdir(state).catch(() => [] as Array<string>))
-  for (const name of names.filter((n) => n.startsWith("staging-"))) {
-    yield* Effect.tryPromise({
-      try: () => fs.rm(nodePath.join(state, name), { recursive: true, force: true }),
-      catch: (cause) =>
-        new IoError({
-          path: nodePath.join(state, name),
-          reason: "cannot remove a staging folder left by an interrupted pull",
-          cause
-        })
-    })
-  }
-  yield* sweepLitter(state, false)
+  yield* (yield* stateOf(projectRoot)).sweep()
 })
 
 /**

@@ -6,12 +6,12 @@ import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
 import type { FileEntry } from "../../domain/model.js"
 import { errnoCode, type IoError, ioError as io, TarballUnsafe } from "../../errors.js"
+import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import type { SyncApiError, Transient } from "../../services/SyncApi.js"
 import { readArchive } from "./archive.js"
-import { type BackupPolicy, backupsDir, newRunId, pruneBackups, recordBackup } from "./backups.js"
-import { stateDir } from "./bundle.js"
-import { journalPath, makeDirs, recoverPull, swap } from "./swap.js"
+import { type BackupPolicy, newRunId, pruneBackups, recordBackup } from "./backups.js"
+import { makeDirs, recoverPull, swap } from "./swap.js"
 
 export { recoverPull } from "./swap.js"
 
@@ -273,15 +273,12 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   const servicesPath = nodePath.resolve(input.servicesPath)
   yield* recoverPull(input.projectRoot)
   const id = newRunId()
-  const staging = nodePath.join(stateDir(input.projectRoot), `staging-${id}`)
-  const backup = nodePath.join(backupsDir(input.projectRoot), id)
+  const state = yield* stateOf(input.projectRoot)
+  const backup = nodePath.join(state.backups, id)
   const write = input.write.map((e) => e.path)
-  yield* Effect.acquireUseRelease(
-    Effect.tryPromise({
-      try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }),
-      catch: io(staging, "cannot create")
-    }),
-    () =>
+  // The staging folder lives as long as this scope, however it ends, unless the journal names it by then.
+  yield* Effect.scoped(
+    Effect.flatMap(state.staging(id), (staging) =>
       Effect.zipRight(
         write.length === 0
           ? Effect.void
@@ -293,13 +290,8 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
               receive(input, staging, progress)
             ),
         swap(input.projectRoot, { staging, backup, servicesPath, write, delete: [...input.delete] })
-      ),
-    // Once a journal names the staging folder, it is what a later run finishes the swap from: it stays.
-    () =>
-      Effect.promise(async () => {
-        const journal = await fs.readFile(journalPath(input.projectRoot), "utf8").catch(() => "")
-        if (!journal.includes(staging)) await fs.rm(staging, { recursive: true, force: true })
-      })
+      )
+    )
   )
   const backedUp = yield* recordBackup(backup, `pull of ${input.cause ?? "a revision"}`)
   const pruned = backedUp && input.backups !== undefined ? yield* pruneBackups(input.projectRoot, input.backups) : []

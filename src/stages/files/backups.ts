@@ -5,6 +5,7 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { InvalidInput, ioError as io } from "../../errors.js"
+import { stateOf } from "../../services/FileState.js"
 import { writeFileAtomic } from "../../services/Workspace.js"
 import { stateDir } from "./bundle.js"
 import { journalPath, swap } from "./swap.js"
@@ -160,8 +161,9 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (
       reason: `no backup ${JSON.stringify(id)} in ${dir}; \`agentsync files backups\` lists them`
     })
   }
+  const state = yield* stateOf(projectRoot)
   const journal = journalPath(projectRoot)
-  const pending = yield* Effect.promise(() => fs.readFile(journal, "utf8").catch(() => ""))
+  const pending = (yield* state.read("pull-journal.json")) ?? ""
   if (pending.includes(id)) {
     yield* Effect.tryPromise({
       try: async () => {
@@ -175,13 +177,9 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (
   }
   const files = yield* Effect.try({ try: () => filesUnder(source), catch: io(source, "cannot read the backup") })
   const run = newRunId()
-  const staging = nodePath.join(stateDir(projectRoot), `staging-${run}`)
-  yield* Effect.acquireUseRelease(
-    Effect.tryPromise({
-      try: () => fs.mkdir(staging, { recursive: true, mode: 0o700 }),
-      catch: io(staging, "cannot create")
-    }),
-    () =>
+  // The staging folder lives as long as this scope, however it ends, unless the journal names it by then.
+  yield* Effect.scoped(
+    Effect.flatMap(state.staging(run), (staging) =>
       Effect.try({
         try: () => {
           for (const f of files) {
@@ -200,13 +198,8 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (
             delete: []
           })
         )
-      ),
-    () =>
-      Effect.promise(() =>
-        fsSync.existsSync(journalPath(projectRoot))
-          ? Promise.resolve()
-          : fs.rm(staging, { recursive: true, force: true })
       )
+    )
   )
   const saved = yield* recordBackup(nodePath.join(dir, run), `restore of ${id}`)
   return { restored: files, backup: saved ? run : undefined }

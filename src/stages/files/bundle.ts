@@ -6,15 +6,16 @@ import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import type { FileEntry } from "../../domain/model.js"
 import { IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
+import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
-import { RACY_MS, readStateText, stateDir } from "../../services/state.js"
+import { RACY_MS } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
-import { make as makeWorkspace, type WorkspaceFile, writeFileAtomic } from "../../services/Workspace.js"
+import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
 import { fileRecord, gzip, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
 
-const CACHE_FILE = "hash-cache.json"
+const CACHE_FILE = "hash-cache.json" as const
 type CacheEntry = readonly [number, number, string]
 const isCacheEntry = (u: unknown): u is CacheEntry =>
   Array.isArray(u) && u.length === 3 && typeof u[0] === "number" && typeof u[1] === "number" && typeof u[2] === "string"
@@ -75,8 +76,8 @@ const worthWriting = (
 
 const readSmall = (full: string) => Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
 
-const readCache = (file: string, root: string) =>
-  Effect.sync(() => readStateText(file)).pipe(
+const readCache = (state: ProjectFileState, root: string) =>
+  state.read(CACHE_FILE).pipe(
     Effect.map((text): CacheFile["entries"] | undefined => {
       if (text === undefined) return undefined
       // A damaged or foreign cache is only a slower run: start afresh.
@@ -92,8 +93,8 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const listed = options.listed ?? { files: yield* workspace.listFiles(), at: Date.now() }
   const files = listed.files
   const now = listed.at
-  const cacheFile = nodePath.join(stateDir(options.projectRoot), CACHE_FILE)
-  const kept = yield* readCache(cacheFile, workspace.root)
+  const state = yield* stateOf(options.projectRoot)
+  const kept = yield* readCache(state, workspace.root)
   const cache = kept ?? {}
   const next: Record<string, CacheEntry> = {}
   // Cache hits are settled in one synchronous pass; only the misses are read.
@@ -127,7 +128,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   })
   if (options.writeCache && (kept === undefined || worthWriting(kept, next, hashed))) {
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
-    yield* writeFileAtomic(cacheFile, JSON.stringify(body))
+    yield* state.write(CACHE_FILE, JSON.stringify(body))
   }
   return { entries, hashed: hashed.length, listed: files, listedAt: now } satisfies LocalManifest
 })

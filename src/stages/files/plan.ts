@@ -1,11 +1,10 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
-import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator } from "../../domain/diff.js"
 import type { DiffStatus, FileEntry, FilesDiffResult } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
-import { BASE_FILE, readStateText, stateDir } from "../../services/state.js"
-import { writeFileAtomic } from "../../services/Workspace.js"
+import { stateOf } from "../../services/FileState.js"
+import { BASE_FILE } from "../../services/state.js"
 
 /** Local (source) against remote (target): Added is only local, Removed only remote. */
 export const diffFiles = (local: ReadonlyArray<FileEntry>, remote: ReadonlyArray<FileEntry>): FilesDiffResult =>
@@ -35,8 +34,7 @@ const BaseFile = Schema.Struct({
 
 /** The recorded base with this tenant, or an empty one before the first sync with it. */
 export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: string, tenant: string) {
-  const file = nodePath.join(stateDir(projectRoot), BASE_FILE)
-  const text = yield* Effect.sync(() => readStateText(file))
+  const text = yield* (yield* stateOf(projectRoot)).read(BASE_FILE)
   const decoded = text === undefined ? undefined : Schema.decodeUnknownOption(Schema.parseJson(BaseFile))(text)
   if (decoded === undefined || decoded._tag === "None" || decoded.value.tenant !== tenant) {
     return { revision: null, files: new Map() } as SyncBase
@@ -52,9 +50,11 @@ export const sameBase = (a: SyncBase, b: SyncBase): boolean => {
 }
 
 export const writeBase = (projectRoot: string, tenant: string, base: SyncBase): Effect.Effect<void, IoError> =>
-  writeFileAtomic(
-    nodePath.join(stateDir(projectRoot), BASE_FILE),
-    JSON.stringify({ version: 1, tenant, revision: base.revision, files: Object.fromEntries(base.files) })
+  Effect.flatMap(stateOf(projectRoot), (state) =>
+    state.write(
+      BASE_FILE,
+      JSON.stringify({ version: 1, tenant, revision: base.revision, files: Object.fromEntries(base.files) })
+    )
   )
 
 /** What a run does with one path. */

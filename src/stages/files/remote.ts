@@ -1,16 +1,13 @@
 /** The remote side of a plan: the head manifest, asked for conditionally against the copy kept in .agentsync. */
-import * as fs from "node:fs"
-import * as nodePath from "node:path"
 import { Effect, Schema } from "effect"
 import { FileEntries, RemoteManifest } from "../../api/files.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { type FileEntry, Sha256 } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
+import { stateOf } from "../../services/FileState.js"
 import { SyncApiClient } from "../../services/SyncApi.js"
-import { writeFileAtomic } from "../../services/Workspace.js"
-import { stateDir } from "./bundle.js"
 
-const CACHE_FILE = "remote-manifest.json"
+const CACHE_FILE = "remote-manifest.json" as const
 
 /** The last head manifest seen, with the API it came from: another server or tenant never reuses it. */
 const CacheFile = Schema.Struct({
@@ -19,21 +16,13 @@ const CacheFile = Schema.Struct({
   manifest: Schema.Struct({ tenant: Schema.String, revision: Schema.String, entries: FileEntries, checksum: Sha256 })
 })
 
-const cachePath = (projectRoot: string) => nodePath.join(stateDir(projectRoot), CACHE_FILE)
-
 /**
  * The cached head manifest for this API, if any and intact: its entries must still add up to its checksum,
  * so a damaged file is only a slower run (the manifest is fetched whole), never a wrong plan.
  */
 export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projectRoot: string, url: string) {
   // Read synchronously: the request it conditions should leave before the local tree is scanned.
-  const text = yield* Effect.sync(() => {
-    try {
-      return fs.readFileSync(cachePath(projectRoot), "utf8")
-    } catch {
-      return undefined
-    }
-  })
+  const text = yield* (yield* stateOf(projectRoot)).read(CACHE_FILE)
   if (text === undefined) return undefined
   const decoded = Schema.decodeUnknownOption(Schema.parseJson(CacheFile))(text)
   if (decoded._tag === "None" || decoded.value.url !== url) return undefined
@@ -50,18 +39,20 @@ export const writeKnownHead = (
 ): Effect.Effect<void, IoError> =>
   manifest.revision === null
     ? Effect.void
-    : writeFileAtomic(
-        cachePath(projectRoot),
-        JSON.stringify({
-          version: 1,
-          url,
-          manifest: {
-            tenant: manifest.tenant,
-            revision: manifest.revision,
-            entries: manifest.entries,
-            checksum: manifest.checksum
-          }
-        })
+    : Effect.flatMap(stateOf(projectRoot), (state) =>
+        state.write(
+          CACHE_FILE,
+          JSON.stringify({
+            version: 1,
+            url,
+            manifest: {
+              tenant: manifest.tenant,
+              revision: manifest.revision,
+              entries: manifest.entries,
+              checksum: manifest.checksum
+            }
+          })
+        )
       )
 
 export interface HeadManifest {

@@ -5,23 +5,14 @@
  * plans nothing. The fingerprint trusts size and mtime exactly as the hash cache does (no file modified within
  * the racy window is ever vouched for).
  */
-import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Effect, Either } from "effect"
 import { PROJECT_FILE, ProjectFile, type SyncConfig } from "../../config.js"
 import { decodeYamlFile } from "../../domain/formats.js"
 import type { IoError } from "../../errors.js"
-import { BASE_FILE, RACY_MS, stateDir, type WorkspaceFile } from "../../services/state.js"
-import { writeFileAtomic } from "../../services/Workspace.js"
-import {
-  configPrint,
-  listingDigest,
-  markPath,
-  projectText,
-  readMarkSync,
-  type SettledMark,
-  statOf
-} from "./settledCheck.js"
+import { stateOf } from "../../services/FileState.js"
+import { BASE_FILE, RACY_MS, type WorkspaceFile } from "../../services/state.js"
+import { configPrint, listingDigest, MARK_FILE, projectText, readMarkSync, type SettledMark } from "./settledCheck.js"
 
 export { matches, type SettledMark, settledReport } from "./settledCheck.js"
 
@@ -54,10 +45,11 @@ export const writeMark = (
   listed: ReadonlyArray<WorkspaceFile>,
   listedAt: number
 ): Effect.Effect<void, IoError> =>
-  Effect.suspend(() => {
-    const base = statOf(nodePath.join(stateDir(config.projectRoot), BASE_FILE))
+  Effect.gen(function* () {
+    const state = yield* stateOf(config.projectRoot)
+    const base = yield* state.stat(BASE_FILE)
     const racy = listed.some((f) => listedAt - f.mtimeMs <= RACY_MS)
-    if (base === undefined || racy) return clearMark(config.projectRoot)
+    if (base === undefined || racy) return yield* state.remove(MARK_FILE)
     const root = nodePath.resolve(config.servicesPath)
     const mark: SettledMark = {
       version: 2,
@@ -69,9 +61,9 @@ export const writeMark = (
       config: printOf(config),
       override: root !== nodePath.resolve(config.projectRoot, config.project.services ?? "services")
     }
-    return writeFileAtomic(markPath(config.projectRoot), JSON.stringify(mark))
+    return yield* state.write(MARK_FILE, JSON.stringify(mark))
   })
 
 /** Forgets the mark: the next run plans in full. */
-export const clearMark = (projectRoot: string): Effect.Effect<void> =>
-  Effect.sync(() => fs.rmSync(markPath(projectRoot), { force: true }))
+export const clearMark = (projectRoot: string): Effect.Effect<void, IoError> =>
+  Effect.flatMap(stateOf(projectRoot), (state) => state.remove(MARK_FILE))

@@ -15,7 +15,7 @@ import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
 import { BASE_FILE, type HandedListing, stateDir, type WorkspaceFile, walkTree } from "../../services/state.js"
 
-const MARK_FILE = "files-settled.json"
+export const MARK_FILE = "files-settled.json"
 
 export interface SettledMark {
   readonly version: 2
