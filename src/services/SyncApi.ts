@@ -116,12 +116,10 @@ export interface SyncApiClientShape {
   /**
    * Uploads an archive; `body` is re-created for each attempt. The idempotency key makes a retried upload
    * that had in fact committed (its answer lost) answer with the same revision instead of a second one.
-   * `bytes`, when known, is about how much the archive carries: a small one goes by the client the exchanges use.
    */
   readonly upload: <E>(
     body: () => Stream.Stream<Uint8Array, E>,
-    idempotencyKey: string,
-    bytes?: number
+    idempotencyKey: string
   ) => Effect.Effect<UploadResult, SyncApiError | E>
   /**
    * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
@@ -237,9 +235,6 @@ const decodeManifest = (
     )
   })
 
-/** Archives up to this size are uploaded by Node's client (held whole at worst), larger ones through fetch. */
-const SMALL_UPLOAD = 4 * 1024 * 1024
-
 export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiOptions) {
   const http = yield* HttpClient.HttpClient
   const policy = options.retry ?? defaultRetry
@@ -253,11 +248,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const bearer = HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token)))
   const authed = http.pipe(bearer)
   // Uploads go through fetch: it pulls the body stream as the socket drains, so a slow server never makes
-  // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain'). An
-  // archive small enough to hold goes by Node's client, already loaded: fetch's implementation is loaded on
-  // first use and cost more CPU than the rest of a one-file upload.
+  // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
   const uploader = (yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)).pipe(bearer)
-  const uploaderFor = (bytes: number | undefined) => (bytes !== undefined && bytes <= SMALL_UPLOAD ? authed : uploader)
   // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
   // typed client only ever decodes successes. It is built on first use, for the one URL family in use.
   const typedOptions = { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin }
@@ -381,7 +373,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     )
   }
 
-  const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string, bytes?: number) => {
+  const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => {
     const url = `${baseUrl}${FilesRoutes.upload}`
     const attempt = Effect.gen(function* () {
       // Once the whole body has gone, the answer must come within the exchange deadline.
@@ -390,7 +382,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
       const answer = httpPart(
         url,
-        uploaderFor(bytes)
+        uploader
           .execute(
             HttpClientRequest.post(url).pipe(
               HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),

@@ -96,7 +96,7 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     "upload",
     total,
     "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID(), total + headerRecord.length)
+    client.upload(body, input.idempotencyKey ?? randomUUID())
   )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })
