@@ -1,5 +1,5 @@
 /** FileSyncService: `files diff | push | pull | backups | restore` — plan with the three-way diff, guard, then upload or apply. */
-import { Effect, type Layer } from "effect"
+import { Context, Effect, type Layer } from "effect"
 import { FilesRoutes, manifestEtag, RemoteManifest } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { fileAndFolder } from "../domain/caps.js"
@@ -599,7 +599,9 @@ const locked = <A, E, R>(
 /** The file sync program as a service: its methods close over the configured client and configuration. */
 export class FileSyncService extends Effect.Service<FileSyncService>()("agentsync/FileSyncService", {
   effect: Effect.gen(function* () {
-    const ctx = yield* Effect.context<SyncApiClient | CurrentConfig>()
+    // Only what it was built with: a method runs with its caller's context otherwise (its progress reporter, its
+    // run status, its file state).
+    const ctx = Context.pick(SyncApiClient, CurrentConfig)(yield* Effect.context<SyncApiClient | CurrentConfig>())
     return {
       diff: (options?: FilesOptions) => Effect.provide(diffImpl(options), ctx),
       push: (options?: FilesOptions) => Effect.provide(locked("files push", options, pushImpl), ctx),

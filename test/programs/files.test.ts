@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, type Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
+import { make as makeRunStatus, RunStatus } from "../../src/services/RunStatus.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { startServer } from "../server/support.js"
 import { freshDatabase } from "../support/pg.js"
@@ -69,6 +70,33 @@ const sample = {
 }
 
 describe("FileSyncService", () => {
+  it.live("records where the run stands in its caller's run status, not in the one in place where it was built", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("status-owner"))
+      const root = project(sample)
+      const [builder, caller] = [makeRunStatus(), makeRunStatus()]
+      const config = new SyncConfig({
+        projectRoot: root,
+        servicesPath: nodePath.join(root, "services"),
+        directUrl: server.url,
+        token: t.token
+      })
+      const built = yield* Layer.build(
+        fileSyncLayer.pipe(
+          Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token: t.token })),
+          Layer.provide(Layer.succeed(CurrentConfig, config)),
+          Layer.provide(Layer.succeed(RunStatus, builder))
+        )
+      )
+      yield* Effect.flatMap(FileSyncService, (s) => s.push()).pipe(
+        Effect.provide(built),
+        Effect.provideService(RunStatus, caller)
+      )
+      expect(caller.get()).toMatch(/^push: /)
+      expect(builder.get()).toBeUndefined()
+    }).pipe(Effect.scoped)
+  )
+
   it.live(
     "push, edit, push, pull into a fresh project gives an identical tree; a no-change push reads and sends nothing",
     () =>
