@@ -32,14 +32,9 @@ const write = (root: string, files: Record<string, string>) => {
 }
 const tree = (root: string) => treeFiles(nodePath.join(root, "services"))
 
-const sync = (root: string, token: Redacted.Redacted<string>) => {
-  const config = new SyncConfig({
-    projectRoot: root,
-    servicesPath: nodePath.join(root, "services"),
-    directUrl: server.url,
-    token
-  })
-  const layer = fileSyncLayer.pipe(
+/** The file sync service of the project at `root`, on the test server as `token`. */
+const fileSync = (root: string, token: Redacted.Redacted<string>) =>
+  fileSyncLayer.pipe(
     Layer.provide(
       clientLayer({
         endpoint: { mode: "direct", origin: server.url },
@@ -47,8 +42,21 @@ const sync = (root: string, token: Redacted.Redacted<string>) => {
         retry: { maxRetries: 1, base: "10 millis", factor: 2, cap: "20 millis" }
       })
     ),
-    Layer.provide(Layer.succeed(CurrentConfig, config))
+    Layer.provide(
+      Layer.succeed(
+        CurrentConfig,
+        new SyncConfig({
+          projectRoot: root,
+          servicesPath: nodePath.join(root, "services"),
+          directUrl: server.url,
+          token
+        })
+      )
+    )
   )
+
+const sync = (root: string, token: Redacted.Redacted<string>) => {
+  const layer = fileSync(root, token)
   const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
     Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))
   const either = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) => Effect.either(go(f))
@@ -75,19 +83,7 @@ describe("FileSyncService", () => {
       const t = yield* Effect.promise(() => server.createTenant("status-owner"))
       const root = project(sample)
       const [builder, caller] = [makeRunStatus(), makeRunStatus()]
-      const config = new SyncConfig({
-        projectRoot: root,
-        servicesPath: nodePath.join(root, "services"),
-        directUrl: server.url,
-        token: t.token
-      })
-      const built = yield* Layer.build(
-        fileSyncLayer.pipe(
-          Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token: t.token })),
-          Layer.provide(Layer.succeed(CurrentConfig, config)),
-          Layer.provide(Layer.succeed(RunStatus, builder))
-        )
-      )
+      const built = yield* Layer.build(fileSync(root, t.token).pipe(Layer.provide(Layer.succeed(RunStatus, builder))))
       yield* Effect.flatMap(FileSyncService, (s) => s.push()).pipe(
         Effect.provide(built),
         Effect.provideService(RunStatus, caller)

@@ -154,6 +154,10 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         Effect.map((rows) => Option.fromNullable(rows[0]))
       )
 
+    /** The answer to an upload whose idempotency key names a revision already made: that revision, not created. */
+    const replayed = (done: { id: string; parent: string | null; files: number }, received: number) =>
+      new UploadResult({ revision: done.id, parent: done.parent, created: false, files: done.files, received })
+
     /** Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them). */
     const collectOrphans = sql`DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})`
 
@@ -172,15 +176,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       const caps = options.caps ?? CAPS
       if (key !== undefined) {
         const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
-        if (Option.isSome(done)) {
-          return new UploadResult({
-            revision: done.value.id,
-            parent: done.value.parent,
-            created: false,
-            files: done.value.files,
-            received: 0
-          })
-        }
+        if (Option.isSome(done)) return replayed(done.value, 0)
       }
       const uploadId = randomUUID()
       let header: UploadHeader | undefined
@@ -276,15 +272,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
           if (key !== undefined) {
             const done = yield* findByKey(caller.tenantId, key)
-            if (Option.isSome(done)) {
-              return new UploadResult({
-                revision: done.value.id,
-                parent: done.value.parent,
-                created: false,
-                files: done.value.files,
-                received: receivedFiles
-              })
-            }
+            if (Option.isSome(done)) return replayed(done.value, receivedFiles)
           }
           const current = tenant[0].head
           if (current !== head.base) {
