@@ -10,13 +10,14 @@ const SHA256 = /^[0-9a-f]{64}$/
 /** Whether a value is a valid file entry (the FileEntry rules, checked without decoding). */
 export const isEntry = (u: unknown): u is FileEntry => {
   if (typeof u !== "object" || u === null) return false
-  const e = u as { path?: unknown; size?: unknown; sha256?: unknown }
+  const e = u as { path?: unknown; size?: unknown; sha256?: unknown; executable?: unknown }
   return (
     isRelPath(e.path) &&
     Number.isSafeInteger(e.size) &&
     (e.size as number) >= 0 &&
     typeof e.sha256 === "string" &&
-    SHA256.test(e.sha256)
+    SHA256.test(e.sha256) &&
+    (e.executable === undefined || typeof e.executable === "boolean")
   )
 }
 
@@ -37,7 +38,11 @@ export const FileEntries = Schema.declare(
         properties: {
           path: { type: "string", description: "a relative path inside the tree" },
           size: { type: "integer", minimum: 0 },
-          sha256: { type: "string", pattern: "^[0-9a-f]{64}$" }
+          sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+          executable: {
+            type: "boolean",
+            description: "true for an executable file (written 0755); absent or false: a plain file (0644)"
+          }
         }
       }
     }

@@ -9,7 +9,10 @@ const LIMIT = 200
 export const human = (r: FilesReport) => (p: Paint) => {
   const lines: Array<string> = []
   if (r.files.length > 0) {
-    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, f.note ?? ""])
+    // A change of the executable bit reads `mode +x` / `mode -x` beside the note.
+    const note = (f: FilesReport["files"][number]) =>
+      f.mode === undefined ? (f.note ?? "") : f.note === undefined ? `mode ${f.mode}` : `mode ${f.mode}; ${f.note}`
+    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }

@@ -15,6 +15,7 @@ import type {
   Skill,
   SkillsDiffResult
 } from "./model.js"
+import { fileVersion } from "./model.js"
 
 /** How a kind is keyed and hashed. */
 export interface Keyed<A> {
@@ -92,7 +93,7 @@ export const AgentKeyed: Keyed<Agent> = { key: (a) => a.id, hash: agentHash }
 export const SkillKeyed: Keyed<Skill> = { key: (s) => s.id, hash: skillHash }
 export const ContentKeyed: Keyed<Content> = { key: contentKey, hash: contentHash }
 export const AccessRuleKeyed: Keyed<AccessRule> = { key: accessRuleKey, hash: accessRuleHash }
-export const FileKeyed: Keyed<FileEntry> = { key: (f) => f.path, hash: (f) => f.sha256 }
+export const FileKeyed: Keyed<FileEntry> = { key: (f) => f.path, hash: fileVersion }
 
 export const AgentsDiffCalculator = {
   diff: (source: Iterable<Agent>, target: Iterable<Agent>): AgentsDiffResult => diffKeyed(AgentKeyed, source, target)

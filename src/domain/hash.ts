@@ -43,7 +43,10 @@ export const accessRuleKey = (r: {
 /** Orders file entries by path, as manifests are kept. */
 export const byPath = (a: FileEntry, b: FileEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
 
-/** A manifest's checksum: over its entries sorted by path, one `path\0size\0sha256\n` line each. */
+/**
+ * A manifest's checksum: over its entries sorted by path, one `path\0size\0sha256\n` line each, with `\0x`
+ * before the newline for an executable file (so a plain tree sums as it did before modes travelled).
+ */
 export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   let sorted = true
   for (let i = 1; i < entries.length && sorted; i++) sorted = entries[i - 1]!.path <= entries[i]!.path
@@ -51,7 +54,7 @@ export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   // Lines are fed in batches: one update per line costs more than the hashing itself.
   let batch = ""
   for (const e of sorted ? entries : [...entries].sort(byPath)) {
-    batch += `${e.path}\0${e.size}\0${e.sha256}\n`
+    batch += e.executable === true ? `${e.path}\0${e.size}\0${e.sha256}\0x\n` : `${e.path}\0${e.size}\0${e.sha256}\n`
     if (batch.length >= 65536) {
       hash.update(batch)
       batch = ""

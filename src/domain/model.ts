@@ -203,11 +203,30 @@ export const RelPath = Schema.String.pipe(
   Schema.annotations({ identifier: "RelPath" })
 )
 
+/**
+ * A file of the services tree. `executable` (git's model: a file is 0755 or 0644) is written only when true:
+ * an entry without it, as older clients and servers write them, is a plain file.
+ */
 export class FileEntry extends Schema.Class<FileEntry>("FileEntry")({
   path: RelPath,
   size: Schema.NonNegativeInt,
-  sha256: Sha256
+  sha256: Sha256,
+  executable: Schema.optional(Schema.Boolean)
 }) {}
+
+/** Whether a file's permission bits make it executable: its owner-execute bit, as git reads it. */
+export const isExecutableMode = (mode: number) => (mode & 0o100) !== 0
+
+/** The mode a synced file is written with: 0755 or 0644, never setuid, setgid, sticky or writable by others. */
+export const fileMode = (executable: boolean | undefined) => (executable === true ? 0o755 : 0o644)
+
+/**
+ * What a file is, for every comparison of file sync (two-way diff, three-way plan, recorded base): its content,
+ * with `+x` after it when executable. A plain file's version is its bare SHA-256, as bases recorded before
+ * modes travelled hold it.
+ */
+export const fileVersion = (e: { readonly sha256: string; readonly executable?: boolean | undefined }) =>
+  e.executable === true ? `${e.sha256}+x` : e.sha256
 
 export class FileManifest extends Schema.Class<FileManifest>("FileManifest")({
   entries: Schema.Array(FileEntry),

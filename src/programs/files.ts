@@ -39,6 +39,14 @@ export interface FileReportItem {
   readonly note?: string
   readonly local_sha256?: string
   readonly remote_sha256?: string
+  /** Present (true) when that side's file is executable. */
+  readonly local_executable?: true
+  readonly remote_executable?: true
+  /**
+   * The executable bit the run carries (or, for a diff, local against remote): `+x` when the side synced from is
+   * executable where the other is not (or where the other has no such file), `-x` the reverse.
+   */
+  readonly mode?: "+x" | "-x"
   readonly size?: number
 }
 
@@ -80,18 +88,28 @@ export type FileSyncServiceShape = typeof FileSyncService.Service
 /** Deleting more than this share of a tree needs --force. */
 export const DELETE_THRESHOLD = 0.5
 
+/** The change of the executable bit from `to` to `from` (the side synced from), if any. */
+const modeChange = (from: FileEntry | undefined, to: FileEntry | undefined): { mode?: "+x" | "-x" } => {
+  if (from === undefined || (from.executable === true) === (to?.executable === true)) return {}
+  return { mode: from.executable === true ? "+x" : "-x" }
+}
+
 const item = (
   path: string,
   status: string,
   local: FileEntry | undefined,
   remote: FileEntry | undefined,
-  extra: { action?: string; note?: string } = {}
+  extra: { action?: string; note?: string } = {},
+  from: "local" | "remote" = "local"
 ): FileReportItem => ({
   path,
   status,
   ...extra,
   ...(local === undefined ? {} : { local_sha256: local.sha256 }),
   ...(remote === undefined ? {} : { remote_sha256: remote.sha256 }),
+  ...(local?.executable === true ? { local_executable: true as const } : {}),
+  ...(remote?.executable === true ? { remote_executable: true as const } : {}),
+  ...(from === "local" ? modeChange(local, remote) : modeChange(remote, local)),
   size: (local ?? remote)?.size ?? 0
 })
 
@@ -124,7 +142,8 @@ const report = (
         i.status,
         i.local,
         i.remote,
-        i.note === undefined ? { action: i.action } : { action: i.action, note: i.note }
+        i.note === undefined ? { action: i.action } : { action: i.action, note: i.note },
+        command === "pull" ? "remote" : "local"
       )
     ),
   local_files: localCount,

@@ -58,9 +58,17 @@ const build = (): ReadonlyArray<{ readonly name: string; readonly archive: Buffe
     { name: "truncated gzip", archive: good.subarray(0, Math.floor(good.length / 2)) },
     { name: "corrupt gzip", archive: corrupt },
     { name: "hash mismatch", archive: tarGz(record({ path: "agents/a/config.yaml" }, Buffer.from("name: eviL\n"))) },
+    { name: "setuid mode", archive: tarGz(record({ path: "agents/a/config.yaml", mode: 0o6755 }, content)) },
+    {
+      name: "executable bit the manifest does not promise",
+      archive: tarGz(record({ path: "agents/a/config.yaml", mode: 0o755 }, content))
+    },
     { name: "nested gzip", archive: gzipSync(good) }
   ]
 }
+
+/** Cases whose archive is well formed: only a reader that knows the manifest (or the upload header) refuses them. */
+export const WELL_FORMED = new Set(["hash mismatch", "executable bit the manifest does not promise"])
 
 /** The manifest entry the hostile archives claim to satisfy. */
 export const claimedEntry = { path: "agents/a/config.yaml", size: content.length, sha256: sha(content) }

@@ -12,8 +12,14 @@ import type { FileEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { fileRecord, gzip, readArchive, tarOf } from "../../stages/files/archive.js"
 
-/** A manifest row as stored: `[path, size, sha256]`, sorted by path. */
-type StoredEntry = readonly [string, number, string]
+/**
+ * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
+ * file (rows stored before modes travelled have none: plain files).
+ */
+type StoredEntry = readonly [string, number, string] | readonly [string, number, string, 1]
+
+const stored = (e: FileEntry): StoredEntry =>
+  e.executable === true ? [e.path, e.size, e.sha256, 1] : [e.path, e.size, e.sha256]
 
 const EMPTY_CHECKSUM = manifestChecksum([])
 // Blob inserts and reads are batched by bytes so memory stays flat however large the tree.
@@ -30,8 +36,9 @@ const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
     Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
   )
 
-const toEntries = (stored: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> =>
-  stored.map(([path, size, sha]): FileEntry => ({ path, size, sha256: sha }))
+const toEntry = ([path, size, sha, x]: StoredEntry): FileEntry =>
+  x === 1 ? { path, size, sha256: sha, executable: true } : { path, size, sha256: sha }
+const toEntries = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> => rows.map(toEntry)
 
 export interface UploadOptions {
   readonly idempotencyKey: string | undefined
@@ -224,7 +231,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       const receive = readArchive(
         body,
         {
-          file: (path, size) => {
+          file: (path, size, executable) => {
             const chunks: Array<Uint8Array> = []
             const isHeader = header === undefined
             if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes)) {
@@ -242,6 +249,9 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                 const want = expected.get(path)
                 if (want === undefined)
                   throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
+                // The header says what the revision stores; the archive's mode must say the same.
+                if (executable !== (want.executable === true))
+                  throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
                 const digest = createHash("sha256").update(data).digest("hex")
                 if (digest !== want.sha256 || data.length !== want.size) {
                   throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
@@ -286,7 +296,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             if (!tree.delete(p))
               return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
           }
-          for (const e of head.set) tree.set(e.path, [e.path, e.size, e.sha256])
+          for (const e of head.set) tree.set(e.path, stored(e))
           const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
           // What every client can pull: the server never keeps a tree a client would refuse.
           const over = treeOverCaps(
@@ -302,7 +312,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
               reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
             })
           }
-          const checksum = manifestChecksum(next.map(([path, size, sha]) => ({ path, size, sha256: sha })))
+          const checksum = manifestChecksum(next.map(toEntry))
           if (checksum !== head.checksum) {
             return yield* new InvalidInput({
               field: "checksum",
@@ -407,7 +417,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
               const bytes = data.get(e[2])
               if (bytes === undefined)
                 return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
-              out.push(fileRecord(e[0], bytes))
+              out.push(fileRecord(e[0], bytes, e[3] === 1))
             }
             // One element (one gzip member) per batch.
             return Buffer.concat(out) as Uint8Array

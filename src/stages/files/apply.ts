@@ -4,7 +4,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
-import type { FileEntry } from "../../domain/model.js"
+import { type FileEntry, fileMode } from "../../domain/model.js"
 import { errnoCode, type IoError, ioError as io, TarballUnsafe } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
@@ -51,7 +51,10 @@ export interface ApplyResult {
 const SMALL = 1024 * 1024
 const MAX_PENDING = 32
 
-/** One staged file: written to a private folder, hashed on the way, checked against its manifest entry. */
+/**
+ * One staged file: written to a private folder with its entry's mode (0755 or 0644, under the umask, as git
+ * writes them), hashed on the way, checked against its manifest entry. The swap renames it in, mode and all.
+ */
 class StagedFile {
   private fd: number | undefined
   private readonly chunks: Array<Uint8Array> = []
@@ -65,7 +68,7 @@ class StagedFile {
   ) {
     mkdirp(nodePath.dirname(full))
     // wx: never follow or reuse anything already there.
-    if (entry.size > SMALL) this.fd = fsSync.openSync(full, "wx", 0o644)
+    if (entry.size > SMALL) this.fd = fsSync.openSync(full, "wx", fileMode(entry.executable))
   }
   write(chunk: Uint8Array) {
     this.size += chunk.length
@@ -99,7 +102,9 @@ class StagedFile {
       throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: this.entry.path })
     }
     if (this.entry.size <= SMALL) {
-      this.queue(fs.writeFile(this.full, Buffer.concat(this.chunks), { flag: "wx", mode: 0o644 }))
+      this.queue(
+        fs.writeFile(this.full, Buffer.concat(this.chunks), { flag: "wx", mode: fileMode(this.entry.executable) })
+      )
       this.chunks.length = 0
     }
   }
@@ -145,10 +150,13 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
     const missing = () => input.write.filter((e) => !staged.has(e.path)).map((e) => e.path)
     const consume = (body: Stream.Stream<Uint8Array, Transient>) =>
       readArchive(body, {
-        file: (path) => {
+        file: (path, _size, executable) => {
           const entry = expected.get(path)
           if (entry === undefined || staged.has(path))
             throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
+          // The archive carries the mode the manifest promised, as it carries its bytes.
+          if (executable !== (entry.executable === true))
+            throw new TarballUnsafe({ reason: "mode does not match the manifest entry", entry: path })
           const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (done) => {
             // Handled at once (and awaited later), so a failure is never an unhandled rejection.
             done.catch(() => undefined)

@@ -4,15 +4,20 @@ import { Chunk, Effect, Stream } from "effect"
 import { Gunzip } from "minizlib"
 import { Header, Parser, Pax, type ReadEntry } from "tar"
 import { CAPS, type Caps } from "../../domain/caps.js"
+import { fileMode, isExecutableMode } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
 
 // A fixed mtime and owner make the same files give the same bytes on every machine.
 const EPOCH = new Date(0)
 const BLOCK = 512
 
-/** The tar header block(s) of a regular file: a pax header first when the path does not fit ustar. */
-export const fileHeader = (path: string, size: number): Buffer => {
-  const data = { path, mode: 0o644, uid: 0, gid: 0, size, mtime: EPOCH, type: "File" as const, uname: "", gname: "" }
+/**
+ * The tar header block(s) of a regular file: a pax header first when the path does not fit ustar. Its mode is
+ * 0755 for an executable file, else 0644 (`fileMode`): the only two an archive of ours carries.
+ */
+export const fileHeader = (path: string, size: number, executable = false): Buffer => {
+  const mode = fileMode(executable)
+  const data = { path, mode, uid: 0, gid: 0, size, mtime: EPOCH, type: "File" as const, uname: "", gname: "" }
   const header = new Header(data)
   const block = Buffer.alloc(BLOCK)
   const needPax = header.encode(block, 0)
@@ -24,8 +29,8 @@ export const fileHeader = (path: string, size: number): Buffer => {
 const padding = (size: number): Buffer => Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK)
 
 /** One whole tar record of a file: header, bytes, padding. */
-export const fileRecord = (path: string, bytes: Uint8Array): Buffer =>
-  Buffer.concat([fileHeader(path, bytes.length), bytes, padding(bytes.length)])
+export const fileRecord = (path: string, bytes: Uint8Array, executable = false): Buffer =>
+  Buffer.concat([fileHeader(path, bytes.length, executable), bytes, padding(bytes.length)])
 
 /** Two zero blocks end an archive. */
 export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(BLOCK * 2)
@@ -100,8 +105,11 @@ export interface EntrySink {
 }
 
 export interface ArchiveVisitor<E, R> {
-  /** A regular file at a checked path; throw TarballUnsafe to reject the archive. */
-  readonly file: (path: string, size: number) => EntrySink
+  /**
+   * A regular file at a checked path, executable when its mode has the owner-execute bit (whatever else its
+   * mode says is never applied); throw TarballUnsafe to reject the archive.
+   */
+  readonly file: (path: string, size: number, executable: boolean) => EntrySink
   readonly directory?: (path: string) => void
   /** Runs after each input chunk, so asynchronous work (database writes) keeps pace with the parser. */
   readonly flush?: () => Effect.Effect<void, E, R>
@@ -131,8 +139,8 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
   e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
 
 /**
- * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, nothing
- * after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
+ * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, no
+ * setuid, setgid or sticky mode, nothing after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
  * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
  * never as an unsafe archive.
  */
@@ -184,6 +192,10 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       if (failure !== undefined) return void entry.resume()
       try {
         const path = checkEntryPath(entry.path)
+        // No writer of ours sets them, and no reader applies a mode beyond the execute bit: an archive that
+        // asks for them is not one of ours.
+        if (((entry.mode ?? 0) & 0o7000) !== 0)
+          throw unsafe(`mode ${(entry.mode ?? 0).toString(8)} (setuid, setgid or sticky) is not accepted`, entry.path)
         // One more than the cap: an upload's header entry.
         if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
         if (entry.type === "Directory") {
@@ -202,7 +214,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
         if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
         bytes += size
         files++
-        const sink = visitor.file(path, size)
+        const sink = visitor.file(path, size, isExecutableMode(entry.mode ?? 0))
         entry.on("data", (chunk: Buffer) => {
           if (failure !== undefined) return
           try {

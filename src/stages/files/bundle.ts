@@ -4,7 +4,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
-import type { FileEntry } from "../../domain/model.js"
+import { type FileEntry, isExecutableMode } from "../../domain/model.js"
 import { IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
@@ -86,7 +86,11 @@ const readCache = (state: ProjectFileState, root: string) =>
     })
   )
 
-/** Lists the tree with the membership list and `.agentsyncignore`, hashing only files the cache cannot vouch for. */
+/**
+ * Lists the tree with the membership list and `.agentsyncignore`, hashing only files the cache cannot vouch for.
+ * Whether a file is executable comes from the listing's stat (the cache holds content only): a chmod is seen
+ * whatever the cache says.
+ */
 export const localManifest = Effect.fn("bundle.localManifest")(function* (options: ManifestOptions) {
   const progress = options.progress ?? silentProgress
   const workspace = makeWorkspace(options.servicesPath)
@@ -109,7 +113,9 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
       files.forEach((f, i) => {
         const hit = cache[f.path]
         if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
-          entries[i] = { path: f.path, size: f.size, sha256: hit[2] }
+          entries[i] = isExecutableMode(f.mode)
+            ? { path: f.path, size: f.size, sha256: hit[2], executable: true }
+            : { path: f.path, size: f.size, sha256: hit[2] }
           if (now - f.mtimeMs > RACY_MS) next[f.path] = hit
           progress.advance(1)
         } else misses.push(i)
@@ -123,7 +129,9 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   )
   hashed.forEach((h, k) => {
     const f = files[misses[k]!]!
-    entries[misses[k]!] = h
+    entries[misses[k]!] = isExecutableMode(f.mode)
+      ? { path: h.path, size: h.size, sha256: h.sha256, executable: true }
+      : h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
   })
   if (options.writeCache && (kept === undefined || worthWriting(kept, next, hashed))) {
@@ -145,8 +153,8 @@ export interface BundleOptions {
 }
 
 /**
- * A reproducible tar.gz of the given files, streamed: entries in the given order, fixed mode, owner and
- * mtime, so the same files give the same bytes. Each file is read once and checked against its hash.
+ * A reproducible tar.gz of the given files, streamed: entries in the given order, fixed owner and mtime, the
+ * mode 0755 or 0644 as the entry is executable or not, so the same files give the same bytes. Each file is read once and checked against its hash.
  */
 export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> => {
   const root = nodePath.resolve(options.servicesPath)
@@ -177,7 +185,7 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
         return yield* new IoError({ path: full, reason: "changed while bundling; run again" })
       }
       progress.advance(data.length)
-      return fileRecord(entry.path, data)
+      return fileRecord(entry.path, data, entry.executable)
     })
   const records = Stream.fromIterable(batches).pipe(
     Stream.mapEffect((b) => Effect.map(Effect.forEach(b, readRecord), (rs) => Buffer.concat(rs) as Uint8Array))

@@ -1,7 +1,7 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator } from "../../domain/diff.js"
-import type { DiffStatus, FileEntry, FilesDiffResult } from "../../domain/model.js"
+import { type DiffStatus, type FileEntry, type FilesDiffResult, fileVersion } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { BASE_FILE } from "../../services/state.js"
@@ -10,7 +10,11 @@ import { BASE_FILE } from "../../services/state.js"
 export const diffFiles = (local: ReadonlyArray<FileEntry>, remote: ReadonlyArray<FileEntry>): FilesDiffResult =>
   FilesDiffCalculator.diff(local, remote)
 
-/** The last state both sides agreed on, per path; recorded after each push and pull. */
+/**
+ * The last state both sides agreed on, per path: its `fileVersion` (the SHA-256, `+x` after it when executable;
+ * a base recorded before modes travelled holds bare hashes, which read as plain files); recorded after each push
+ * and pull.
+ */
 export interface SyncBase {
   readonly revision: string | null
   readonly files: ReadonlyMap<string, string>
@@ -18,7 +22,7 @@ export interface SyncBase {
 
 export { BASE_FILE } from "../../services/state.js"
 
-/** path → sha256, checked by one predicate: it has an entry per file and is read on every run. */
+/** path → fileVersion, checked by one predicate: it has an entry per file and is read on every run. */
 const BaseFiles = Schema.declare(
   (u: unknown): u is Readonly<Record<string, string>> =>
     typeof u === "object" && u !== null && !Array.isArray(u) && Object.values(u).every((v) => typeof v === "string"),
@@ -119,12 +123,13 @@ export const planFiles = (
       return planned
     }
     if (item.status === "Unchanged") {
-      agreed.set(item.key, l!.sha256)
+      agreed.set(item.key, fileVersion(l!))
       items.push(common({ action: "none" }))
       continue
     }
-    const localChanged = l?.sha256 !== b
-    const remoteChanged = r?.sha256 !== b
+    // A change of content or of the executable bit alike (a chmod is a change, as in git).
+    const localChanged = (l === undefined ? undefined : fileVersion(l)) !== b
+    const remoteChanged = (r === undefined ? undefined : fileVersion(r)) !== b
     const mine = direction === "push" ? localChanged : remoteChanged
     const theirs = direction === "push" ? remoteChanged : localChanged
     const keep = () => {
@@ -166,7 +171,7 @@ export const planFiles = (
       items.push(common({ action: direction === "push" ? "delete-remote" : "delete-local" }))
       continue
     }
-    agreed.set(item.key, source.sha256)
+    agreed.set(item.key, fileVersion(source))
     items.push(common({ action: direction === "push" ? "upload" : "write" }))
   }
   planShapeChanges(direction, items, direction === "push" ? remote : local, base, options, conflicts, agreed)
@@ -224,7 +229,7 @@ const planShapeChanges = (
       q.startsWith(`${c.path}/`)
         ? `a folder ${side}, replaced by the file ${c.path}`
         : `a file ${side}, replaced by the folder holding ${c.path}`
-    const edited = blocking.filter((q) => !options.force && there.get(q)!.sha256 !== base.files.get(q))
+    const edited = blocking.filter((q) => !options.force && fileVersion(there.get(q)!) !== base.files.get(q))
     if (edited.length > 0) {
       // Changed on the side being written since the base: replacing it would lose that change.
       for (const path of [c.path, ...edited]) {

@@ -1,8 +1,10 @@
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { gunzipSync, gzipSync } from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
+import { Header } from "tar"
 import { CAPS } from "../../../src/domain/caps.js"
 import { FileEntry } from "../../../src/domain/model.js"
 import { ApiError, TarballUnsafe } from "../../../src/errors.js"
@@ -10,7 +12,7 @@ import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { checkEntryPath, fileRecord, gzip, readArchive, tarOf } from "../../../src/stages/files/archive.js"
 import { bundle } from "../../../src/stages/files/bundle.js"
-import { claimedEntry, hostileCases, record, sha, tarGz } from "../../support/hostile.js"
+import { claimedEntry, hostileCases, record, sha, tarGz, WELL_FORMED } from "../../support/hostile.js"
 import { tempDirs } from "../../support/tree.js"
 
 const streamOf = (b: Uint8Array) =>
@@ -92,6 +94,33 @@ describe("archive", () => {
     })
   )
 
+  it.effect("an executable entry travels as 0755 and a plain one as 0644, and reads back as such", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() =>
+        tempTree({ "skills/s/run.sh": "#!/bin/sh\n", "skills/s/SKILL.md": "# s\n" })
+      )
+      const entries = [
+        new FileEntry({ path: "skills/s/SKILL.md", size: 4, sha256: sha("# s\n") }),
+        new FileEntry({ path: "skills/s/run.sh", size: 10, sha256: sha("#!/bin/sh\n"), executable: true })
+      ]
+      const archive = yield* collect(bundle({ servicesPath: nodePath.join(root, "services"), files: entries }))
+      const tar = gunzipSync(archive)
+      expect(new Header(tar.subarray(0, 512)).mode).toBe(0o644)
+      expect(new Header(tar.subarray(1024, 1536)).mode).toBe(0o755)
+      const seen: Array<[string, boolean]> = []
+      yield* readArchive(streamOf(archive), {
+        file: (path, _size, executable) => {
+          seen.push([path, executable])
+          return { write: () => {}, end: () => {} }
+        }
+      })
+      expect(seen).toEqual([
+        ["skills/s/SKILL.md", false],
+        ["skills/s/run.sh", true]
+      ])
+    })
+  )
+
   it.effect("refuses to bundle a file that changed after it was hashed", () =>
     Effect.gen(function* () {
       const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
@@ -119,7 +148,7 @@ describe("archive", () => {
   )
 
   for (const c of hostileCases()) {
-    if (c.name === "hash mismatch") continue // a well-formed archive: only apply, which knows the manifest, can reject it
+    if (WELL_FORMED.has(c.name)) continue // a well-formed archive: only apply, which knows the manifest, can reject it
     it.effect(`rejects an archive with ${c.name}`, () =>
       Effect.gen(function* () {
         const result = yield* Effect.either(readAll(c.archive))
@@ -263,6 +292,53 @@ describe("apply", () => {
       )
       expect(Either.isLeft(missing) && missing.left.message).toMatch(/missing/)
     })
+  )
+
+  it.effect(
+    "writes each file with its entry's mode: 0755 when executable (a 0777 header masked), else 0644 (a 0666 header too)",
+    () =>
+      Effect.gen(function* () {
+        const root = yield* Effect.promise(() => tempTree({ "skills/s/run.sh": "#!/bin/sh\n" }))
+        const services = nodePath.join(root, "services")
+        // What the umask leaves of a mode, as git's checkout also respects it.
+        const probe = nodePath.join(root, "probe")
+        const under = (mode: number) => {
+          fsSync.rmSync(probe, { force: true })
+          fsSync.writeFileSync(probe, "", { mode })
+          return fsSync.statSync(probe).mode & 0o7777
+        }
+        const body = Buffer.from("#!/bin/sh\necho hi\n")
+        const big = Buffer.alloc(1024 * 1024 + 1, "x")
+        const archive = tarGz(
+          record({ path: "skills/s/run.sh", mode: 0o777 }, body),
+          record({ path: "skills/s/data.bin", mode: 0o775 }, big),
+          record({ path: "skills/s/notes.md", mode: 0o666 }, Buffer.from("n\n"))
+        )
+        yield* apply({
+          projectRoot: root,
+          servicesPath: services,
+          download: serve(archive),
+          write: [
+            new FileEntry({ path: "skills/s/run.sh", size: body.length, sha256: sha(body), executable: true }),
+            new FileEntry({ path: "skills/s/data.bin", size: big.length, sha256: sha(big), executable: true }),
+            new FileEntry({ path: "skills/s/notes.md", size: 2, sha256: sha("n\n") })
+          ],
+          delete: []
+        })
+        const mode = (p: string) => fsSync.statSync(nodePath.join(services, p)).mode & 0o7777
+        expect(mode("skills/s/run.sh")).toBe(under(0o755))
+        expect(mode("skills/s/data.bin")).toBe(under(0o755))
+        expect(mode("skills/s/notes.md")).toBe(under(0o644))
+        // A mode-only change: same bytes, the bit dropped.
+        yield* apply({
+          projectRoot: root,
+          servicesPath: services,
+          download: serve(tarGz(record({ path: "skills/s/run.sh", mode: 0o644 }, body))),
+          write: [new FileEntry({ path: "skills/s/run.sh", size: body.length, sha256: sha(body) })],
+          delete: []
+        })
+        expect(mode("skills/s/run.sh")).toBe(under(0o644))
+      })
   )
 
   it.effect("finishes a swap that a killed pull left half done", () =>

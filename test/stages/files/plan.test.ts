@@ -1,7 +1,7 @@
 import { FastCheck } from "effect"
 import { describe, expect, it } from "vitest"
 import { fileAndFolder } from "../../../src/domain/caps.js"
-import { FileEntry } from "../../../src/domain/model.js"
+import { FileEntry, fileVersion } from "../../../src/domain/model.js"
 import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
 
 const hex = (c: string) => c.repeat(64)
@@ -12,17 +12,27 @@ const paths = [
   "content/blog/x.md",
   "config/app.yaml"
 ]
-/** A small tree: some of the paths, each with one of three contents. */
-const tree = FastCheck.dictionary(FastCheck.constantFrom(...paths), FastCheck.constantFrom("a", "b", "c"), {
-  maxKeys: 5
-})
-const entries = (t: Record<string, string>) =>
-  Object.entries(t).map(([path, c]) => new FileEntry({ path, size: 1, sha256: hex(c) }))
+/**
+ * A small tree: some of the paths, each with one of three contents, plain or executable (`a+x`): a version that
+ * differs only by `+x` is a mode-only change (a chmod), which every law must treat as a change like any other.
+ */
+const tree = FastCheck.dictionary(
+  FastCheck.constantFrom(...paths),
+  FastCheck.constantFrom("a", "b", "c", "a+x", "b+x"),
+  {
+    maxKeys: 5
+  }
+)
+const entryOf = (path: string, version: string) =>
+  version.endsWith("+x")
+    ? new FileEntry({ path, size: 1, sha256: hex(version[0]!), executable: true })
+    : new FileEntry({ path, size: 1, sha256: hex(version) })
+const entries = (t: Record<string, string>) => Object.entries(t).map(([path, c]) => entryOf(path, c))
 const baseOf = (t: Record<string, string>): SyncBase => ({
   revision: "r",
-  files: new Map(Object.entries(t).map(([p, c]) => [p, hex(c)]))
+  files: new Map(Object.entries(t).map(([p, c]) => [p, fileVersion(entryOf(p, c))]))
 })
-const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, e.sha256]))
+const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, fileVersion(e)]))
 
 /** Trees over paths that can be a file on one side and a folder on the other; each tree one a disk can hold. */
 const shaped = FastCheck.dictionary(
@@ -52,7 +62,8 @@ describe("planFiles (three-way)", () => {
           }
           expect(fileAndFolder([...result.keys()])).toBeUndefined()
           // Every file of the side synced from arrives; what stays besides is only what --delete would carry.
-          for (const p of Object.keys(from)) expect(result.get(p)?.sha256).toBe(hex(from[p]!))
+          for (const p of Object.keys(from))
+            expect(result.get(p) && fileVersion(result.get(p)!)).toBe(fileVersion(entryOf(p, from[p]!)))
           if (carry) expect(asRecord(result.values())).toEqual(asRecord(entries(from)))
         }
       })
@@ -113,6 +124,32 @@ describe("planFiles (three-way)", () => {
         }
       })
     )
+  })
+
+  it("a mode-only change goes the way it was made; both sides making the same one agree; a base kept before modes travelled reads as plain files", () => {
+    const script = "skills/s/SKILL.md"
+    const plain = entries({ [script]: "a" })
+    const executable = entries({ [script]: "a+x" })
+    const before = baseOf({ [script]: "a" })
+    // Recorded before modes travelled: the bare hash, and it is exactly a plain file's version.
+    expect(before.files.get(script)).toBe(hex("a"))
+    const push = planFiles("push", executable, plain, before, { delete: false, force: false })
+    expect(push.items.map((i) => [i.status, i.action])).toEqual([["Modified", "upload"]])
+    expect(push.nextBase("n").files.get(script)).toBe(`${hex("a")}+x`)
+    const pull = planFiles("pull", plain, executable, before, { delete: false, force: false })
+    expect(pull.items.map((i) => [i.status, i.action])).toEqual([["Modified", "write"]])
+    // Changed locally only: a pull leaves it for a push.
+    expect(planFiles("pull", executable, plain, before, { delete: false, force: false }).items[0]!.action).toBe("skip")
+    // Both made it executable: nothing to do, nothing in conflict.
+    const same = planFiles("pull", executable, executable, before, { delete: false, force: false })
+    expect(same.items.map((i) => i.action)).toEqual(["none"])
+    // One side's chmod against the other side's edit is a conflict, as two edits are.
+    const edited = entries({ [script]: "b" })
+    expect(planFiles("push", executable, edited, before, { delete: false, force: false }).conflicts).toEqual([script])
+    expect(planFiles("pull", edited, executable, before, { delete: false, force: false }).conflicts).toEqual([script])
+    // Plain files under a base kept before: nothing changed.
+    const old = planFiles("push", plain, plain, before, { delete: false, force: false })
+    expect(old.items.map((i) => i.action)).toEqual(["none"])
   })
 
   it("carries deletions only with delete", () => {
