@@ -5,6 +5,7 @@ import { it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either } from "effect"
 import { afterAll, describe, expect } from "vitest"
 import { loadConfig } from "../src/config.js"
+import { resolveDeploy } from "../src/programs/deploy.js"
 
 const dirs: Array<string> = []
 afterAll(() => {
@@ -77,6 +78,64 @@ describe("agentsync.yaml: one reader for every section, every problem at its lin
       )
       expect(Either.isRight(both) && both.right.project.deploy?.app).toBe("web")
       expect(Either.isRight(both) && both.right.project.jobs?.map((j) => j.name)).toEqual(["x"])
+    })
+  )
+})
+
+describe("the deploy: block, checked before anything runs: each problem names agentsync.yaml and its line", () => {
+  /** Loads the project and resolves its deploy block; `dockerfile`: whether a Dockerfile sits at the root. */
+  const resolve = (yaml: string, dockerfile = true) => {
+    const root = mkdtempSync(join(tmpdir(), "agentsync-config-"))
+    dirs.push(root)
+    writeFileSync(join(root, "agentsync.yaml"), yaml)
+    if (dockerfile) writeFileSync(join(root, "Dockerfile"), "FROM scratch\n")
+    return loadConfig({ cwd: root }).pipe(
+      Effect.flatMap((config) => resolveDeploy(config)),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+      Effect.either
+    )
+  }
+
+  it.effect("a missing or malformed app, registry or Dockerfile, and a missing section", () =>
+    Effect.gen(function* () {
+      const cases: Array<[string, boolean, RegExp]> = [
+        ["deploy:\n  registry: r.example.com\n", true, /agentsync\.yaml:2: deploy\.app: missing/],
+        ["tenant_id: x\ndeploy:\n  app: web\n", true, /agentsync\.yaml:3: deploy\.registry: missing/],
+        [
+          "deploy:\n  app: web\n  registry: r.example.com\n",
+          false,
+          /agentsync\.yaml:2: deploy\.dockerfile: no Dockerfile at .*Dockerfile/
+        ],
+        [
+          "deploy:\n  app: web\n  registry: r.example.com\n  dockerfile: docker/Prod.Dockerfile\n",
+          true,
+          /agentsync\.yaml:4: deploy\.dockerfile: no Dockerfile at/
+        ],
+        [
+          "deploy:\n  app: Web App\n  registry: r.example.com\n",
+          true,
+          /agentsync\.yaml:2: deploy\.app: an app name is lowercase/
+        ],
+        [
+          "deploy:\n  app: web\n  registry: https://r.example.com\n",
+          true,
+          /agentsync\.yaml:3: deploy\.registry: a registry is host/
+        ],
+        ["tenant_id: x\n", true, /agentsync\.yaml: deploy: no deploy: section/],
+        // A deploy: block that does not read as agentsync.yaml at all fails in the reader, like any other section.
+        [
+          "deploy:\n  app: web\n  registry: r.example.com\n  build: make\n",
+          true,
+          /agentsync\.yaml:4: deploy\.build: Expected ReadonlyArray/
+        ]
+      ]
+      for (const [yaml, dockerfile, expected] of cases) {
+        const r = yield* resolve(yaml, dockerfile)
+        expect(Either.isLeft(r) && r.left._tag, yaml).toBe("InvalidInput")
+        expect(Either.isLeft(r) ? r.left.message : "", yaml).toMatch(expected)
+      }
+      const fine = yield* resolve("deploy:\n  app: web\n  registry: r.example.com\n")
+      expect(Either.isRight(fine) && [fine.right.app, fine.right.registry]).toEqual(["web", "r.example.com"])
     })
   )
 })
