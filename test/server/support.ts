@@ -1,6 +1,6 @@
 /** Test support: the tenant server on loopback over a fresh database, with tenants and a client per token. */
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { Context, Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -9,6 +9,7 @@ import { Tenants } from "../../src/server/tenants.js"
 import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { sha } from "../support/hostile.js"
+import { scopedDatabase } from "../support/pg.js"
 
 export const startServer = async (
   databaseUrl: string,
@@ -30,6 +31,54 @@ export const startServer = async (
     )
   return { url, runtime, createTenant, stop: () => runtime.dispose() }
 }
+
+/**
+ * The tenant server over `databaseUrl` as a resource of the enclosing scope: listening on loopback once acquired,
+ * stopped (its connections closed) when the scope closes. For `it.layer` files: one server for every test.
+ */
+export const scopedServer = (
+  databaseUrl: string,
+  options: Pick<Server.ServeOptions, "accessLog" | "middleware"> = {}
+) =>
+  Effect.gen(function* () {
+    const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })
+    const context = yield* Layer.build(
+      Layer.provideMerge(Server.layer({ host: "127.0.0.1", port: 0, ...options }), db).pipe(
+        Layer.provideMerge(Tenants.Default.pipe(Layer.provide(db)))
+      )
+    )
+    const url = yield* Effect.provide(Server.url, context)
+    const tenants = Context.get(context, Tenants)
+    const createTenant = (name: string) =>
+      Effect.map(tenants.createTenant(name), (c) => ({
+        tenantId: c.tenant.id,
+        name: c.tenant.name,
+        token: c.token.token,
+        tokenId: c.token.info.id
+      })).pipe(Effect.orDie)
+    return { url, tenants, createTenant, databaseUrl }
+  }).pipe(Effect.orDie)
+
+export type TestServer = Effect.Effect.Success<ReturnType<typeof scopedServer>>
+
+/** A fresh database and one tenant server over it, as a layer for `it.layer` (`TestTenantServer` in the tests). */
+export class TestTenantServer extends Context.Tag("test/TestTenantServer")<TestTenantServer, TestServer>() {
+  static readonly layer = (prefix: string) =>
+    Layer.scoped(
+      TestTenantServer,
+      Effect.flatMap(scopedDatabase(prefix), (url) => scopedServer(url))
+    )
+}
+
+/** One call of the API client with `options`, as an Effect. */
+export const call = <A, E>(options: SyncApiOptions, f: (c: typeof SyncApiClient.Service) => Effect.Effect<A, E>) =>
+  Effect.flatMap(SyncApiClient, f).pipe(Effect.provide(clientLayer(options)))
+
+/** The same, its failure as a `Left`. */
+export const callEither = <A, E>(
+  options: SyncApiOptions,
+  f: (c: typeof SyncApiClient.Service) => Effect.Effect<A, E>
+) => Effect.either(call(options, f))
 
 export const clientRuntime = (options: SyncApiOptions) => ManagedRuntime.make(clientLayer(options))
 
