@@ -2,24 +2,35 @@
 // gives (status, headers but Date, body, access-log line), and every one it does not take reaches the framework.
 import { randomUUID } from "node:crypto"
 import { Agent, request } from "node:http"
-import { Effect, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { expect, layer } from "@effect/vitest"
+import { Context, Effect, Layer, Redacted } from "effect"
 import * as AccessLog from "../../src/server/accessLog.js"
-import { Tenants } from "../../src/server/tenants.js"
-import { freshDatabase } from "../support/pg.js"
-import { fastRetry, run, startServer, uploadArchive } from "./support.js"
+import { scopedDatabase } from "../support/pg.js"
+import { call, fastRetry, scopedServer, type TestServer, uploadArchive } from "./support.js"
 
-type Started = Awaited<ReturnType<typeof startServer>>
-type Tenant = Awaited<ReturnType<Started["createTenant"]>>
-
-/** The server with the check in front, its access log, and how many requests the check answered or handed on. */
-let fast: Started
-/** The same API on the same database with a middleware of the caller's: every request goes through the framework. */
-let framework: Started
 const fastLines: Array<AccessLog.AccessLine> = []
 const frameworkLines: Array<AccessLog.AccessLine> = []
 const counts = { answered: 0, handedOn: 0 }
-let fastLog: AccessLog.AccessLog
+/** The check's access log, counting the requests it answered or handed on. */
+const fastLog: AccessLog.AccessLog = (() => {
+  const log = AccessLog.make((line) => fastLines.push(line))
+  return {
+    ...log,
+    begin: (method, url) => {
+      const entry = log.begin(method, url)
+      return {
+        finish: (...args) => {
+          counts.answered++
+          entry.finish(...args)
+        },
+        handOff: () => {
+          counts.handedOn++
+          entry.handOff()
+        }
+      }
+    }
+  }
+})()
 
 interface Answer {
   readonly status: number
@@ -28,10 +39,13 @@ interface Answer {
 }
 
 /** Connections kept alive between requests, as clients do (the answer's Connection and Keep-Alive headers). */
-const agent = new Agent({ keepAlive: true })
+const agent = Effect.acquireRelease(
+  Effect.sync(() => new Agent({ keepAlive: true })),
+  (a) => Effect.sync(() => a.destroy())
+)
 
 /** One request; the raw header lines in order, Date left out (it names the second). */
-const ask = (base: string, path: string, headers: Record<string, string>, method = "GET") =>
+const ask = (agent: Agent, base: string, path: string, headers: Record<string, string>, method = "GET") =>
   new Promise<Answer>((resolve, reject) => {
     const req = request(`${base}${path}`, { method, headers, agent }, (res) => {
       let body = ""
@@ -62,11 +76,13 @@ const withoutTimes = (line: AccessLog.AccessLine | undefined) => {
  * Asks both servers the same; the answers and the log lines must be the same. Returns the answer and what the check
  * did with the request: "answered", "handed on", or "not taken".
  */
-const both = async (path: string, headers: Record<string, string>, method = "GET") => {
+const both = (path: string, headers: Record<string, string>, method = "GET") =>
+  Effect.flatMap(World, (w) => Effect.promise(() => bothOn(w, path, headers, method)))
+const bothOn = async (w: World["Type"], path: string, headers: Record<string, string>, method: string) => {
   const before = { ...counts }
   const lines = [fastLines.length, frameworkLines.length] as const
-  const viaFast = await ask(fast.url, path, headers, method)
-  const viaFramework = await ask(framework.url, path, headers, method)
+  const viaFast = await ask(w.agent, w.fast.url, path, headers, method)
+  const viaFramework = await ask(w.agent, w.framework.url, path, headers, method)
   expect(viaFast).toEqual(viaFramework)
   const logged = [fastLines.slice(lines[0]).map(withoutTimes), frameworkLines.slice(lines[1]).map(withoutTimes)]
   expect(logged[0]).toHaveLength(1)
@@ -80,129 +96,144 @@ const bearer = (token: Redacted.Redacted<string>) => ({ authorization: `Bearer $
 const directPath = "/api/v1/sync/files/manifest"
 const relayPath = (tenantId: string) => `/api/v1/cloud/tenants/${tenantId}/files/manifest`
 
-let t: Tenant
-let other: Tenant
-let head: string
+/**
+ * The server with the check in front (`fast`, its access log counting what the check answered or handed on), the
+ * same API on the same database with a middleware of the caller's (`framework`: every request goes through the
+ * framework), two tenants with a revision each, and the head of the first.
+ */
+class World extends Context.Tag("test/NotModifiedWorld")<
+  World,
+  {
+    readonly fast: TestServer
+    readonly framework: TestServer
+    readonly agent: Agent
+    readonly t: Tenant
+    readonly other: Tenant
+    readonly head: string
+  }
+>() {}
+type Tenant = Effect.Effect.Success<ReturnType<TestServer["createTenant"]>>
 
-beforeAll(async () => {
-  const dbUrl = await freshDatabase("notmod")
-  const log = AccessLog.make((line) => fastLines.push(line))
-  fastLog = {
-    ...log,
-    begin: (method, url) => {
-      const entry = log.begin(method, url)
-      return {
-        finish: (...args) => {
-          counts.answered++
-          entry.finish(...args)
-        },
-        handOff: () => {
-          counts.handedOn++
-          entry.handOff()
+const world = Layer.scoped(
+  World,
+  Effect.gen(function* () {
+    const dbUrl = yield* scopedDatabase("notmod")
+    const fast = yield* scopedServer(dbUrl, { accessLog: fastLog })
+    const framework = yield* scopedServer(dbUrl, {
+      middleware: AccessLog.make((line) => frameworkLines.push(line)).middleware
+    })
+    const t = yield* fast.createTenant("checked")
+    const other = yield* fast.createTenant("other")
+    const options = (token: Redacted.Redacted<string>) => ({
+      endpoint: { mode: "direct" as const, origin: fast.url },
+      token,
+      retry: fastRetry
+    })
+    const head = (yield* call(options(t.token), (c) =>
+      c.upload(uploadArchive(null, [], { "config/a.yaml": "a" }), randomUUID())
+    )).revision
+    yield* call(options(other.token), (c) => c.upload(uploadArchive(null, [], { "config/b.yaml": "b" }), randomUUID()))
+    return { fast, framework, agent: yield* agent, t, other, head }
+  }).pipe(Effect.orDie)
+)
+
+layer(world, { excludeTestServices: true })("the no-change check in front of the framework", (it) => {
+  it.effect("answers the framework's 304, with its headers and log line, in both URL families", () =>
+    Effect.gen(function* () {
+      const { t, head } = yield* World
+      for (const path of [directPath, relayPath(t.tenantId)]) {
+        for (const tag of [`"${head}"`, `W/"${head}"`, `"stale", "${head}"`, "*"]) {
+          const r = yield* both(path, { ...bearer(t.token), "if-none-match": tag })
+          expect([tag, r.status, r.body, r.did]).toEqual([tag, 304, "", "answered"])
+          expect(r.headers).toContain(`etag: "${head}"`)
         }
       }
-    }
-  }
-  fast = await startServer(dbUrl, { accessLog: fastLog })
-  framework = await startServer(dbUrl, { middleware: AccessLog.make((line) => frameworkLines.push(line)).middleware })
-  t = await fast.createTenant("checked")
-  other = await fast.createTenant("other")
-  const options = (token: Redacted.Redacted<string>) => ({
-    endpoint: { mode: "direct" as const, origin: fast.url },
-    token,
-    retry: fastRetry
-  })
-  head = (await run(options(t.token), (c) => c.upload(uploadArchive(null, [], { "config/a.yaml": "a" }), randomUUID())))
-    .revision
-  await run(options(other.token), (c) => c.upload(uploadArchive(null, [], { "config/b.yaml": "b" }), randomUUID()))
-}, 60_000)
+      expect(fastLines.at(-1)).toMatchObject({
+        route: relayPath(t.tenantId),
+        tenant: t.tenantId,
+        status: 304,
+        bytes: 0
+      })
+      const closing = yield* both(directPath, { ...bearer(t.token), "if-none-match": `"${head}"`, connection: "close" })
+      expect([closing.status, closing.did, closing.headers]).toEqual([
+        304,
+        "answered",
+        [`etag: "${head}"`, "Connection: close"]
+      ])
+      expect(fastLog.inFlight()).toBe(0)
+    })
+  )
 
-afterAll(async () => {
-  agent.destroy()
-  await fast?.stop()
-  await framework?.stop()
-})
-
-describe("the no-change check in front of the framework", () => {
-  it("answers the framework's 304, with its headers and log line, in both URL families", async () => {
-    for (const path of [directPath, relayPath(t.tenantId)]) {
-      for (const tag of [`"${head}"`, `W/"${head}"`, `"stale", "${head}"`, "*"]) {
-        const r = await both(path, { ...bearer(t.token), "if-none-match": tag })
-        expect([tag, r.status, r.body, r.did]).toEqual([tag, 304, "", "answered"])
-        expect(r.headers).toContain(`etag: "${head}"`)
+  it.effect("hands a bad token, another tenant's path, a stale tag or an empty tenant to the framework", () =>
+    Effect.gen(function* () {
+      const { t, other, head, fast } = yield* World
+      const tag = { "if-none-match": `"${head}"` }
+      const wrong = Redacted.make(`${Redacted.value(t.token).slice(0, -4)}AAAA`)
+      const cases: Array<[string, Record<string, string>, number]> = [
+        [directPath, { ...bearer(wrong), ...tag }, 401],
+        [directPath, { authorization: "Bearer", ...tag }, 401],
+        [directPath, { authorization: `Basic ${Redacted.value(t.token)}`, ...tag }, 401],
+        [relayPath(other.tenantId), { ...bearer(t.token), ...tag }, 403],
+        [relayPath("no-such-tenant"), { ...bearer(t.token), ...tag }, 403],
+        [directPath, { ...bearer(t.token), "if-none-match": '"stale"' }, 200],
+        [directPath, { ...bearer(t.token), "if-none-match": "" }, 200],
+        [directPath, { ...bearer(other.token), ...tag }, 200]
+      ]
+      for (const [path, headers, status] of cases) {
+        const r = yield* both(path, headers)
+        expect([path, headers, r.status, r.did]).toEqual([path, headers, status, "handed on"])
       }
-    }
-    expect(fastLines.at(-1)).toMatchObject({ route: relayPath(t.tenantId), tenant: t.tenantId, status: 304, bytes: 0 })
-    const closing = await both(directPath, { ...bearer(t.token), "if-none-match": `"${head}"`, connection: "close" })
-    expect([closing.status, closing.did, closing.headers]).toEqual([
-      304,
-      "answered",
-      [`etag: "${head}"`, "Connection: close"]
-    ])
-    expect(fastLog.inFlight()).toBe(0)
-  })
+      const empty = yield* fast.createTenant("empty")
+      const r = yield* both(directPath, { ...bearer(empty.token), "if-none-match": "*" })
+      expect([r.status, r.did]).toEqual([200, "handed on"])
+      expect(fastLog.inFlight()).toBe(0)
+    })
+  )
 
-  it("hands a bad token, another tenant's path, a stale tag or an empty tenant to the framework", async () => {
-    const tag = { "if-none-match": `"${head}"` }
-    const wrong = Redacted.make(`${Redacted.value(t.token).slice(0, -4)}AAAA`)
-    const cases: Array<[string, Record<string, string>, number]> = [
-      [directPath, { ...bearer(wrong), ...tag }, 401],
-      [directPath, { authorization: "Bearer", ...tag }, 401],
-      [directPath, { authorization: `Basic ${Redacted.value(t.token)}`, ...tag }, 401],
-      [relayPath(other.tenantId), { ...bearer(t.token), ...tag }, 403],
-      [relayPath("no-such-tenant"), { ...bearer(t.token), ...tag }, 403],
-      [directPath, { ...bearer(t.token), "if-none-match": '"stale"' }, 200],
-      [directPath, { ...bearer(t.token), "if-none-match": "" }, 200],
-      [directPath, { ...bearer(other.token), ...tag }, 200]
-    ]
-    for (const [path, headers, status] of cases) {
-      const r = await both(path, headers)
-      expect([path, headers, r.status, r.did]).toEqual([path, headers, status, "handed on"])
-    }
-    const empty = await fast.createTenant("empty")
-    const r = await both(directPath, { ...bearer(empty.token), "if-none-match": "*" })
-    expect([r.status, r.did]).toEqual([200, "handed on"])
-    expect(fastLog.inFlight()).toBe(0)
-  })
+  it.effect("leaves every other request to the framework untouched", () =>
+    Effect.gen(function* () {
+      const { t, head } = yield* World
+      const tag = { "if-none-match": `"${head}"` }
+      const cases: Array<[string, Record<string, string>, string]> = [
+        [directPath, bearer(t.token), "GET"],
+        [`${directPath}?revision=${head}`, { ...bearer(t.token), ...tag }, "GET"],
+        [`${directPath}?other=1`, { ...bearer(t.token), ...tag }, "GET"],
+        [`${directPath}/`, { ...bearer(t.token), ...tag }, "GET"],
+        [directPath, tag, "GET"],
+        [directPath, { ...bearer(t.token), ...tag }, "HEAD"],
+        [directPath, { ...bearer(t.token), ...tag }, "POST"],
+        [relayPath("Not_A-Tenant"), { ...bearer(t.token), ...tag }, "GET"],
+        [relayPath(`${t.tenantId}/x`), { ...bearer(t.token), ...tag }, "GET"]
+      ]
+      for (const [path, headers, method] of cases) {
+        const r = yield* both(path, headers, method)
+        expect([path, method, r.did]).toEqual([path, method, "not taken"])
+      }
+    })
+  )
 
-  it("leaves every other request to the framework untouched", async () => {
-    const tag = { "if-none-match": `"${head}"` }
-    const cases: Array<[string, Record<string, string>, string]> = [
-      [directPath, bearer(t.token), "GET"],
-      [`${directPath}?revision=${head}`, { ...bearer(t.token), ...tag }, "GET"],
-      [`${directPath}?other=1`, { ...bearer(t.token), ...tag }, "GET"],
-      [`${directPath}/`, { ...bearer(t.token), ...tag }, "GET"],
-      [directPath, tag, "GET"],
-      [directPath, { ...bearer(t.token), ...tag }, "HEAD"],
-      [directPath, { ...bearer(t.token), ...tag }, "POST"],
-      [relayPath("Not_A-Tenant"), { ...bearer(t.token), ...tag }, "GET"],
-      [relayPath(`${t.tenantId}/x`), { ...bearer(t.token), ...tag }, "GET"]
-    ]
-    for (const [path, headers, method] of cases) {
-      const r = await both(path, headers, method)
-      expect([path, method, r.did]).toEqual([path, method, "not taken"])
-    }
-  })
-
-  it("refuses a token at once when it is revoked, and a tag at once when the head moves", async () => {
-    const second = await fast.runtime.runPromise(Effect.flatMap(Tenants, (s) => s.createToken(t.tenantId, "second")))
-    const token = second.token
-    const tag = { "if-none-match": `"${head}"` }
-    expect((await both(directPath, { ...bearer(token), ...tag })).did).toBe("answered")
-    await framework.runtime.runPromise(Effect.flatMap(Tenants, (s) => s.revokeToken(second.info.id)))
-    const revoked = await both(directPath, { ...bearer(token), ...tag })
-    expect([revoked.status, revoked.did]).toEqual([401, "handed on"])
-    const moved = await run(
-      { endpoint: { mode: "direct", origin: framework.url }, token: t.token, retry: fastRetry },
-      (c) =>
-        Effect.flatMap(c.manifest(), (m) =>
-          c.upload(uploadArchive(head, m.entries, { "config/c.yaml": "c" }), randomUUID())
-        )
-    )
-    const stale = await both(relayPath(t.tenantId), { ...bearer(t.token), ...tag })
-    expect([stale.status, stale.did, JSON.parse(stale.body).revision]).toEqual([200, "handed on", moved.revision])
-    const now = await both(relayPath(t.tenantId), { ...bearer(t.token), "if-none-match": `"${moved.revision}"` })
-    expect([now.status, now.did]).toEqual([304, "answered"])
-    expect(fastLog.inFlight()).toBe(0)
-  })
+  it.effect("refuses a token at once when it is revoked, and a tag at once when the head moves", () =>
+    Effect.gen(function* () {
+      const { t, head, fast, framework } = yield* World
+      const second = yield* Effect.orDie(fast.tenants.createToken(t.tenantId, "second"))
+      const token = second.token
+      const tag = { "if-none-match": `"${head}"` }
+      expect((yield* both(directPath, { ...bearer(token), ...tag })).did).toBe("answered")
+      yield* Effect.orDie(framework.tenants.revokeToken(second.info.id))
+      const revoked = yield* both(directPath, { ...bearer(token), ...tag })
+      expect([revoked.status, revoked.did]).toEqual([401, "handed on"])
+      const moved = yield* call(
+        { endpoint: { mode: "direct", origin: framework.url }, token: t.token, retry: fastRetry },
+        (c) =>
+          Effect.flatMap(c.manifest(), (m) =>
+            c.upload(uploadArchive(head, m.entries, { "config/c.yaml": "c" }), randomUUID())
+          )
+      )
+      const stale = yield* both(relayPath(t.tenantId), { ...bearer(t.token), ...tag })
+      expect([stale.status, stale.did, JSON.parse(stale.body).revision]).toEqual([200, "handed on", moved.revision])
+      const now = yield* both(relayPath(t.tenantId), { ...bearer(t.token), "if-none-match": `"${moved.revision}"` })
+      expect([now.status, now.did]).toEqual([304, "answered"])
+      expect(fastLog.inFlight()).toBe(0)
+    })
+  )
 })
