@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os"
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
@@ -5,6 +6,11 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    pool: "forks"
+    pool: "forks",
+    // A file's time goes mostly to waiting (on the built CLI it spawns, the server, PostgreSQL, git, timers), and each
+    // file has its own database, temp folders and loopback ports, so files run side by side: one per core. Vitest's
+    // default, cores - 1, ran one file at a time on a 2-core CI machine.
+    maxWorkers: Math.max(2, availableParallelism()),
+    minWorkers: 1
   }
 })
