@@ -25,12 +25,10 @@ const human = (r: DoctorReport) => () =>
 export const doctor = Command.make("doctor", { timeout }, (o) =>
   Effect.gen(function* () {
     const g = yield* globals
-    const [program, Shell] = yield* Effect.promise(() =>
-      Promise.all([import("../programs/doctor.js"), import("../services/Shell.js")])
+    const { Doctor } = yield* Effect.promise(() => import("../programs/doctor.js"))
+    const r = yield* Doctor.doctor({ services: g.services, timeout: Duration.seconds(Math.max(1, o.timeout)) }).pipe(
+      Effect.provide(Doctor.Default)
     )
-    const r = yield* program
-      .doctor({ services: g.services, timeout: Duration.seconds(Math.max(1, o.timeout)) })
-      .pipe(Effect.provide(Shell.layer))
     yield* emit(r, human(r))
     if (!r.ok) return yield* new ExitWith({ code: 1 })
   })

@@ -1,9 +1,9 @@
 /** `agentsync doctor`: checks of what a project needs (configuration, tree, token, server, databases, git, tool homes), each with a fix. */
-import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
-import { Shell } from "../services/Shell.js"
+import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
 
 /** ok; warn: works, but worth a look; fail: something will not work; skip: not configured or not checkable. */
@@ -190,85 +190,111 @@ const lockCheck = (config: SyncConfig) =>
     }
   })
 
-const gitCheck = Effect.gen(function* () {
-  const name = "git"
-  const shell = yield* Shell
-  const r = yield* Effect.either(shell.run("git", ["--version"]))
-  if (r._tag === "Left" || r.right.exitCode !== 0)
-    return bad(
-      name,
-      "fail",
-      "git is not on PATH",
-      "install git (apt-get install git, brew install git) for skill sources"
-    )
-  const version = new TextDecoder().decode(r.right.stdout).trim()
-  const m = /(\d+)\.(\d+)/.exec(version)
-  const old = m !== null && (Number(m[1]) < 2 || (Number(m[1]) === 2 && Number(m[2]) < 25))
-  return old
-    ? bad(name, "warn", `${version}: older than 2.25`, "upgrade git; skill sources use sparse and partial clones")
-    : ok(name, version)
-})
+const gitCheck = (shell: ShellShape) =>
+  Effect.gen(function* () {
+    const name = "git"
+    const r = yield* Effect.either(shell.run("git", ["--version"]))
+    if (r._tag === "Left" || r.right.exitCode !== 0)
+      return bad(
+        name,
+        "fail",
+        "git is not on PATH",
+        "install git (apt-get install git, brew install git) for skill sources"
+      )
+    const version = new TextDecoder().decode(r.right.stdout).trim()
+    const m = /(\d+)\.(\d+)/.exec(version)
+    const old = m !== null && (Number(m[1]) < 2 || (Number(m[1]) === 2 && Number(m[2]) < 25))
+    return old
+      ? bad(name, "warn", `${version}: older than 2.25`, "upgrade git; skill sources use sparse and partial clones")
+      : ok(name, version)
+  })
 
-const toolHomesCheck = Effect.gen(function* () {
-  const name = "tool homes"
-  const SkillStore = yield* Effect.promise(() => import("../services/SkillStore.js"))
-  const store = SkillStore.make()
-  const manifest = yield* store.readManifest()
-  const tools = [...new Set(manifest.units.flatMap((u) => u.tools))].sort()
-  if (manifest.sources.length === 0 || tools.length === 0) return skip(name, "no skill sources configured")
-  const homes = yield* Effect.forEach(tools, (t) => Effect.map(store.toolHome(t), (home) => [t, home] as const))
-  const missing = homes.filter(([, home]) => !fs.statSync(home, { throwIfNoEntry: false })?.isDirectory())
-  if (missing.length > 0)
-    return bad(
-      name,
-      "fail",
-      `missing: ${missing.map(([t, h]) => `${t} (${h})`).join(", ")}`,
-      `install the tool or create its home (mkdir -p ${missing[0]![1]}), or set AGENTSYNC_TOOL_HOME_${missing[0]![0].toUpperCase()}`
-    )
-  return ok(name, homes.map(([t, h]) => `${t} ${h}`).join(", "))
-})
+const toolHomesCheck = (isFolder: (path: string) => Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    const name = "tool homes"
+    const SkillStore = yield* Effect.promise(() => import("../services/SkillStore.js"))
+    const store = SkillStore.make()
+    const manifest = yield* store.readManifest()
+    const tools = [...new Set(manifest.units.flatMap((u) => u.tools))].sort()
+    if (manifest.sources.length === 0 || tools.length === 0) return skip(name, "no skill sources configured")
+    const homes = yield* Effect.forEach(tools, (t) => Effect.map(store.toolHome(t), (home) => [t, home] as const))
+    const missing = yield* Effect.filter(homes, ([, home]) => Effect.map(isFolder(home), (folder) => !folder))
+    if (missing.length > 0)
+      return bad(
+        name,
+        "fail",
+        `missing: ${missing.map(([t, h]) => `${t} (${h})`).join(", ")}`,
+        `install the tool or create its home (mkdir -p ${missing[0]![1]}), or set AGENTSYNC_TOOL_HOME_${missing[0]![0].toUpperCase()}`
+      )
+    return ok(name, homes.map(([t, h]) => `${t} ${h}`).join(", "))
+  })
 
 export interface DoctorOptions extends LoadOptions {
   /** Each check's deadline (default 10 s). */
   readonly timeout?: Duration.DurationInput
 }
 
-/** Every check, each on its own and at once: one that fails or hangs does not hide the others. */
-export const doctor = Effect.fn("Doctor.doctor")(function* (options: DoctorOptions = {}) {
-  const timeout = Duration.decode(options.timeout ?? Duration.seconds(10))
-  const loaded = yield* Effect.either(loadConfig(options))
-  const configCheck =
-    loaded._tag === "Right"
-      ? ok(
-          "configuration",
-          fs.existsSync(nodePath.join(loaded.right.projectRoot, "agentsync.yaml"))
-            ? `${nodePath.join(loaded.right.projectRoot, "agentsync.yaml")} reads`
-            : "no agentsync.yaml: defaults and the environment"
-        )
-      : bad(
-          "configuration",
-          "fail",
-          loaded.left.message,
-          "fix agentsync.yaml at the line named (agentsync config shows what is in force)"
-        )
-  const config = Option.getRight(loaded)
-  const needsConfig = (check: string, run: (c: SyncConfig) => Effect.Effect<Check, unknown>, fix: string) =>
-    Option.match(config, {
-      onNone: () => Effect.succeed(skip(check, "the configuration does not read")),
-      onSome: (c) => guarded(check, timeout, fix, run(c))
+/**
+ * The doctor as a service over the ports it reads through: the shell (git) and the file system (the project
+ * file, tool homes). `doctor` reads the configuration itself: a configuration that does not read is one of the
+ * problems it reports, so it cannot be given one.
+ */
+export class Doctor extends Effect.Service<Doctor>()("agentsync/Doctor", {
+  accessors: true,
+  dependencies: [shellLayer],
+  effect: Effect.gen(function* () {
+    const shell = yield* Shell
+    const fs = yield* FileSystem.FileSystem
+    const isFolder = (path: string) =>
+      fs.stat(path).pipe(
+        Effect.map((info) => info.type === "Directory"),
+        Effect.orElseSucceed(() => false)
+      )
+    const exists = (path: string) => fs.exists(path).pipe(Effect.orElseSucceed(() => false))
+
+    /** Every check, each on its own and at once: one that fails or hangs does not hide the others. */
+    const doctor = Effect.fn("Doctor.doctor")(function* (options: DoctorOptions = {}) {
+      const timeout = Duration.decode(options.timeout ?? Duration.seconds(10))
+      const loaded = yield* Effect.either(loadConfig(options))
+      const projectFile = loaded._tag === "Right" ? nodePath.join(loaded.right.projectRoot, "agentsync.yaml") : ""
+      const configCheck =
+        loaded._tag === "Right"
+          ? ok(
+              "configuration",
+              (yield* exists(projectFile)) ? `${projectFile} reads` : "no agentsync.yaml: defaults and the environment"
+            )
+          : bad(
+              "configuration",
+              "fail",
+              loaded.left.message,
+              "fix agentsync.yaml at the line named (agentsync config shows what is in force)"
+            )
+      const config = Option.getRight(loaded)
+      const needsConfig = (check: string, run: (c: SyncConfig) => Effect.Effect<Check, unknown>, fix: string) =>
+        Option.match(config, {
+          onNone: () => Effect.succeed(skip(check, "the configuration does not read")),
+          onSome: (c) => guarded(check, timeout, fix, run(c))
+        })
+      const rest = yield* Effect.all(
+        [
+          needsConfig("services path", servicesCheck, "agentsync validate names the problem"),
+          needsConfig("token", tokenCheck, "set AGENTSYNC_TOKEN"),
+          needsConfig("server", serverCheck, "check the server URL and that the server runs"),
+          needsConfig("cloud database", cloudDatabaseCheck, "check AGENTSYNC_CLOUD_DATABASE_URL"),
+          needsConfig("embedded database lock", lockCheck, "check .agentsync/ can be read"),
+          guarded("git", timeout, "install git", gitCheck(shell)),
+          guarded(
+            "tool homes",
+            timeout,
+            "check ~/.agentsync/skills.yaml (agentsync skill source list)",
+            toolHomesCheck(isFolder)
+          )
+        ],
+        { concurrency: "unbounded" }
+      )
+      const checks = [configCheck, ...rest]
+      return { checks, ok: checks.every((c) => c.state !== "fail") } satisfies DoctorReport
     })
-  const rest = yield* Effect.all(
-    [
-      needsConfig("services path", servicesCheck, "agentsync validate names the problem"),
-      needsConfig("token", tokenCheck, "set AGENTSYNC_TOKEN"),
-      needsConfig("server", serverCheck, "check the server URL and that the server runs"),
-      needsConfig("cloud database", cloudDatabaseCheck, "check AGENTSYNC_CLOUD_DATABASE_URL"),
-      needsConfig("embedded database lock", lockCheck, "check .agentsync/ can be read"),
-      guarded("git", timeout, "install git", gitCheck),
-      guarded("tool homes", timeout, "check ~/.agentsync/skills.yaml (agentsync skill source list)", toolHomesCheck)
-    ],
-    { concurrency: "unbounded" }
-  )
-  const checks = [configCheck, ...rest]
-  return { checks, ok: checks.every((c) => c.state !== "fail") } satisfies DoctorReport
-})
+    return { doctor } as const
+  })
+}) {}
