@@ -3,10 +3,10 @@
 import { spawn } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect } from "effect"
 import { REPO } from "../support/cli.js"
-import { freshDatabase } from "../support/pg.js"
-import { startServer } from "./support.js"
+import { TestTenantServer } from "./support.js"
 
 interface Instruction {
   readonly op: string
@@ -111,14 +111,9 @@ describe("Dockerfile", () => {
   })
 })
 
-describe("its HEALTHCHECK", () => {
+layer(TestTenantServer.layer("dockerfile"), { excludeTestServices: true })("its HEALTHCHECK", (it) => {
   const check = final.body.find((i) => i.op === "HEALTHCHECK")!
   const argv = JSON.parse(/CMD\s+(\[.*\])$/.exec(check?.args ?? "")?.[1] ?? "[]") as Array<string>
-  let server: Awaited<ReturnType<typeof startServer>>
-  beforeAll(async () => {
-    server = await startServer(await freshDatabase("dockerfile"))
-  }, 60_000)
-  afterAll(() => server?.stop())
 
   // Asynchronously: the server under test runs in this process.
   const run = (port: string) =>
@@ -132,17 +127,23 @@ describe("its HEALTHCHECK", () => {
       child.on("close", resolve)
     })
 
-  it("asks /readyz with a timeout and passes against a ready server, fails where none answers", async () => {
-    expect(check.args).toMatch(/--timeout=\d+s/)
-    expect(argv.join(" ")).toContain("/readyz")
-    expect(await run(new URL(server.url).port)).toBe(0)
-    const net = await import("node:net")
-    const closed = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, "127.0.0.1", () => {
-        const port = (s.address() as { port: number }).port
-        s.close(() => resolve(port))
-      })
-    })
-    expect(await run(String(closed))).toBe(1)
-  }, 60_000)
+  it.effect(
+    "asks /readyz with a timeout and passes against a ready server, fails where none answers",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* TestTenantServer
+        expect(check.args).toMatch(/--timeout=\d+s/)
+        expect(argv.join(" ")).toContain("/readyz")
+        expect(yield* Effect.promise(() => run(new URL(server.url).port))).toBe(0)
+        const net = yield* Effect.promise(() => import("node:net"))
+        const closed = yield* Effect.async<number>((resume) => {
+          const s = net.createServer().listen(0, "127.0.0.1", () => {
+            const port = (s.address() as { port: number }).port
+            s.close(() => resume(Effect.succeed(port)))
+          })
+        })
+        expect(yield* Effect.promise(() => run(String(closed)))).toBe(1)
+      }),
+    60_000
+  )
 })
