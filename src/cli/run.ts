@@ -18,6 +18,20 @@ for (const s of ["SIGINT", "SIGTERM"] as const) {
 
 const status = RunStatus.make()
 
+/**
+ * Ends the process once stdout and stderr have taken what was written. A one-shot command is done when its
+ * program is: left to drain, the event loop waits for idle keep-alive connections to close (measured 0.5–0.7 s
+ * of wall and 0.15–0.3 s of CPU after a push's report).
+ */
+const exitWhenFlushed = () => {
+  let pending = 2
+  const done = () => {
+    if (--pending === 0) process.exit()
+  }
+  process.stdout.write("", done)
+  process.stderr.write("", done)
+}
+
 main(process.argv).pipe(
   Effect.flatMap((code) =>
     Effect.sync(() => {
@@ -29,6 +43,9 @@ main(process.argv).pipe(
     disableErrorReporting: true,
     disablePrettyLogger: true,
     teardown: (exit, onExit) => {
+      // The exit code is the one main set (process.exitCode); a server or the scheduler that stops by itself
+      // still drains.
+      if (signal === undefined && Exit.isSuccess(exit) && !status.isUntilStopped()) return exitWhenFlushed()
       if (signal === undefined) return onExit(Exit.isFailure(exit) ? 1 : 0)
       // A server or the scheduler is meant to run until stopped: a clean stop is its success.
       if (status.isUntilStopped() && (Exit.isSuccess(exit) || Exit.isInterrupted(exit))) {
