@@ -2,7 +2,7 @@
 // and leaves every other run to the CLI. A launcher copied without the CLI bundle tells which path answered: a run
 // it answers succeeds, a run it leaves to the CLI fails to find dist/cli.cjs.
 import { type ChildProcess, spawnSync } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -125,6 +125,11 @@ describe("the settled start path", () => {
     }
     // The same size, a new mtime: the listing differs.
     writeFileSync(join(root, "services", FILES[0]!), `${FILES[0]!.toUpperCase()}\n`)
+    expect(leftToCli(small(root, ["files", "push"]))).toBe(true)
+    await settle(root)
+    expect(small(root, ["files", "push"]).status).toBe(0)
+    // The same bytes and mtime, made executable: the listing differs too.
+    chmodSync(join(root, "services", FILES[1]!), 0o755)
     expect(leftToCli(small(root, ["files", "push"]))).toBe(true)
     await settle(root)
     expect(small(root, ["files", "push"]).status).toBe(0)
