@@ -151,7 +151,8 @@ describe("agentsync files (e2e)", () => {
     expect(memberTree(c)).toEqual(memberTree(a))
     const again = JSON.parse((await files(c, ["diff"], one)).stdout)
     expect(again.counts.unchanged).toBe(count)
-  })
+    // Eight runs of the CLI: on a loaded machine each can take several seconds.
+  }, 180_000)
 
   it("answers a wrong token with 401 and another tenant's token with 403, and prints no data", async () => {
     const p = project("auth", true)
