@@ -7,7 +7,7 @@ import { type FilePair, type SideFile, unitDiff } from "../domain/skills/unitDif
 import { InvalidInput, type IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
 import { SkillStore } from "../services/SkillStore.js"
-import { readUnitFile } from "../services/UnitDisk.js"
+import { UnitDisk } from "../services/UnitDisk.js"
 import { SkillSync, type SyncReport } from "./skillSync.js"
 import { buildStates, unitKey } from "./skills/snapshot.js"
 
@@ -64,6 +64,7 @@ export const syncRow = Effect.fn("SkillPanel.syncRow")(function* (row: PanelRow,
 export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow) {
   const store = yield* SkillStore
   const git = yield* Git
+  const disk = yield* UnitDisk
   const files = yield* store.withLock(
     Effect.gen(function* () {
       const manifest = yield* store.readManifest()
@@ -100,14 +101,14 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
           const repoBytes =
             unit.prepared.location._tag === "Git"
               ? Effect.succeed(blobs.get(oids[path]!) ?? new Uint8Array())
-              : readUnitFile(fileOf(repoRoot, path), repo[path] ?? "")
+              : disk.read(fileOf(repoRoot, path), repo[path] ?? "")
           const under = (root: string) => (path === "" ? root : `${root}/${path}`)
           return {
             path,
             repoName: under(unit.layout.repoRoot),
             homeName: under(unit.layout.homeRoot),
             repo: yield* side(repo[path], repoBytes),
-            home: yield* side(home[path], readUnitFile(fileOf(homeRoot, path), home[path] ?? ""))
+            home: yield* side(home[path], disk.read(fileOf(homeRoot, path), home[path] ?? ""))
           } satisfies FilePair
         })
       )

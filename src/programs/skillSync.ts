@@ -1,5 +1,4 @@
 /** SkillSync: units deployed in tool homes reconciled with their git repositories (install, update, status, sync, sources and their layouts). */
-import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import type { CommandExecutor } from "@effect/platform/CommandExecutor"
 import { Config, Context, Effect, Either, Layer, Option } from "effect"
@@ -8,12 +7,12 @@ import { checkName, checkRef, defaultSourceName, parseSourceUri } from "../domai
 import { layoutProblem } from "../domain/skills/layout.js"
 import { type LayoutMapping, type Manifest, type ManifestSource, parseLayout } from "../domain/skills/model.js"
 import { type Direction, type PlanOptions, type Prefer, planSync, summarize } from "../domain/skills/planner.js"
-import { InvalidInput, IoError } from "../errors.js"
+import { InvalidInput } from "../errors.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import { phase } from "../services/Progress.js"
 import { layer as ShellLayer } from "../services/Shell.js"
 import { KNOWN_TOOLS, SkillStore, layer as SkillStoreLayer } from "../services/SkillStore.js"
-import { exists, listLocalTree } from "../services/UnitDisk.js"
+import { UnitDisk } from "../services/UnitDisk.js"
 import { apply } from "./skills/apply.js"
 import { type ActionView, type SyncReport, viewAction } from "./skills/report.js"
 import { buildStates, type Planned } from "./skills/snapshot.js"
@@ -206,15 +205,8 @@ const sourceEntry = (
 
 /** Reads a layout file (a YAML list of `{glob, repo, home, exclude?}`); a problem is reported as file:line. */
 export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (file: string) {
-  const text = yield* Effect.tryPromise({
-    try: () => fs.readFile(file, "utf8"),
-    catch: (cause) =>
-      new IoError({
-        path: file,
-        reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-  })
+  const disk = yield* UnitDisk
+  const text = new TextDecoder().decode(yield* disk.readBytes(file))
   return yield* parseLayout(file, text)
 })
 
@@ -304,8 +296,9 @@ const removeSource = Effect.fn("SkillSync.removeSource")(function* (name: string
 /** The tools to deploy to when none are named: those whose home exists, else claude. */
 const defaultTools = Effect.fn("SkillSync.defaultTools")(function* () {
   const store = yield* SkillStore
+  const disk = yield* UnitDisk
   const present: Array<string> = []
-  for (const tool of KNOWN_TOOLS) if (yield* exists(yield* store.toolHome(tool))) present.push(tool)
+  for (const tool of KNOWN_TOOLS) if (yield* disk.exists(yield* store.toolHome(tool))) present.push(tool)
   return present.length > 0 ? present : ["claude"]
 })
 
@@ -411,16 +404,17 @@ const setLayout = Effect.fn("SkillSync.setLayout")(function* (
 const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: string) {
   const store = yield* SkillStore
   const git = yield* Git
+  const disk = yield* UnitDisk
   const manifest = yield* store.readManifest()
   const source = manifest.sources.find((s) => s.name === name)
   if (source === undefined) return yield* new InvalidInput({ field: "source", reason: `no source named ${name}` })
   const location = yield* parseSourceUri(source.uri)
   let paths: ReadonlyArray<string> | undefined
   if (location._tag === "Local") {
-    if (yield* exists(location.path)) paths = (yield* listLocalTree(location.path)).paths
+    if (yield* disk.exists(location.path)) paths = (yield* disk.listTree(location.path)).paths
   } else {
     const dir = store.cacheDir(name)
-    if (yield* exists(nodePath.join(dir, ".git"))) {
+    if (yield* disk.exists(nodePath.join(dir, ".git"))) {
       const tree = yield* Effect.option(git.listTree(dir, "HEAD"))
       if (Option.isSome(tree)) paths = tree.value.filter((e) => e.mode !== "160000").map((e) => e.path)
     }
@@ -451,7 +445,7 @@ export const portsLayer: Layer.Layer<SkillSyncPorts, never, CommandExecutor> = L
 )
 
 /**
- * The skill programs as a service: its methods close over the skill store and git it was built with. `Default`
+ * The skill programs as a service: its methods close over the skill store, git and unit disk it was built with. `Default`
  * builds them for `$AGENTSYNC_HOME` (needing only the platform's CommandExecutor); `DefaultWithoutDependencies`
  * takes them from context (a store of another root, a test's).
  */
@@ -459,8 +453,13 @@ export class SkillSync extends Effect.Service<SkillSync>()("agentsync/SkillSync"
   accessors: true,
   dependencies: [portsLayer],
   effect: Effect.gen(function* () {
-    // Only the ports: a method runs with its caller's context otherwise (its progress reporter, its run status).
-    const ports = Context.pick(SkillStore, Git)(yield* Effect.context<SkillSyncPorts>())
+    // Only the ports: a method runs with its caller's context otherwise (its progress reporter, its run status). The
+    // unit disk is the one in force where the service is built (the local disk unless a test gave another).
+    const ports = Context.add(
+      Context.pick(SkillStore, Git)(yield* Effect.context<SkillSyncPorts>()),
+      UnitDisk,
+      yield* UnitDisk
+    )
     const on =
       <Args extends ReadonlyArray<unknown>, A, E>(f: (...args: Args) => Effect.Effect<A, E, SkillSyncPorts>) =>
       (...args: Args): Effect.Effect<A, E> =>

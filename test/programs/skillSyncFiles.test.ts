@@ -3,7 +3,9 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { IoError } from "../../src/errors.js"
 import { SkillSync } from "../../src/programs/skillSync.js"
+import { make as liveDisk } from "../../src/services/UnitDisk.js"
 import { git, isolateGit, lockedUnit, readTree, SAMPLE, tempRoot } from "../support/gitFixture.js"
 import { isExec, makeWorld, read, runIn, write } from "../support/skillWorld.js"
 
@@ -55,6 +57,57 @@ describe("skill sync keeps every file and every bit", () => {
       })
     )
   })
+
+  it.effect(
+    "a unit the disk cannot write (full) is skipped with the disk's error; the others deploy; its lock waits",
+    () => {
+      // The local disk, except that writes into one tool's home fail as a full disk does, until the space is freed.
+      let full = true
+      const disk = liveDisk()
+      const w = makeWorld(top, SAMPLE, {
+        disk: {
+          ...disk,
+          write: (unit) =>
+            full && unit.root.startsWith(`${w.env.AGENTSYNC_TOOL_HOME_CODEX}${nodePath.sep}`)
+              ? Effect.fail(
+                  new IoError({
+                    path: unit.root,
+                    reason: "cannot write: no space left on device",
+                    cause: Object.assign(new Error("ENOSPC"), { code: "ENOSPC" })
+                  })
+                )
+              : disk.write(unit)
+        }
+      })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          const r = (yield* w.install).report
+          const skipped = r.skipped.filter((s) => s.tool === "codex").map((s) => [s.unit, s.reason])
+          expect(skipped.sort()).toEqual(
+            ["agents/reviewer", "commands/ship", "skills/pdf"].map((unit) => [
+              unit,
+              expect.stringMatching(/: cannot write: no space left on device$/)
+            ])
+          )
+          expect(r.applied.filter((a) => a.tool === "claude")).toHaveLength(3)
+          expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+          expect(fs.existsSync(w.codex("skills"))).toBe(false)
+          expect(lockedUnit(w.lockText(), "skills/pdf")).toEqual({ claude: expect.anything() })
+
+          // Once there is room, the next run deploys what was skipped, with nothing left over from the failed one.
+          full = false
+          const again = yield* SkillSync.sync()
+          expect(again.applied.map((a) => a.tool)).toEqual(["codex", "codex", "codex"])
+          expect(readTree(w.env.AGENTSYNC_TOOL_HOME_CODEX)).toEqual(readTree(w.env.AGENTSYNC_TOOL_HOME_CLAUDE))
+          expect(lockedUnit(w.lockText(), "skills/pdf")).toEqual({
+            claude: expect.anything(),
+            codex: expect.anything()
+          })
+        })
+      )
+    }
+  )
 
   it.effect("files the repository ignores are never committed, recorded or deleted", () => {
     const w = makeWorld(top, { ...SAMPLE, ".gitignore": "__pycache__/\n.vscode/\n" })

@@ -7,6 +7,7 @@ import { SkillSync } from "../../src/programs/skillSync.js"
 import { type Git, layer as gitLayer } from "../../src/services/Git.js"
 import { layer as shellLayer } from "../../src/services/Shell.js"
 import { type SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
+import { UnitDisk, type UnitDiskShape } from "../../src/services/UnitDisk.js"
 import { type FixtureFile, makeUpstream, readTree, SAMPLE } from "./gitFixture.js"
 
 let counter = 0
@@ -15,7 +16,7 @@ let counter = 0
 export const makeWorld = (
   top: string,
   files: Record<string, FixtureFile> = SAMPLE,
-  options: { readonly head?: string } = {}
+  options: { readonly head?: string; readonly disk?: UnitDiskShape } = {}
 ) => {
   const root = nodePath.join(top, `w${counter++}`)
   fs.mkdirSync(root, { recursive: true })
@@ -28,6 +29,7 @@ export const makeWorld = (
   const state = nodePath.join(root, "state")
   const layer = SkillSync.DefaultWithoutDependencies.pipe(
     Layer.provideMerge(Layer.mergeAll(storeLayer({ root: state, env }), gitLayer.pipe(Layer.provide(shellLayer)))),
+    Layer.provide(options.disk === undefined ? Layer.empty : Layer.succeed(UnitDisk, options.disk)),
     Layer.provideMerge(NodeContext.layer)
   )
   const claude = (p: string) => nodePath.join(env.AGENTSYNC_TOOL_HOME_CLAUDE, p)

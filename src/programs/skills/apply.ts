@@ -7,7 +7,7 @@ import { type SkillAction, sideHash } from "../../domain/skills/planner.js"
 import type { CommandFailed, IoError } from "../../errors.js"
 import { Git } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import { copyUnit, exists, readUnitFile, removeTemps, snapshotUnit, writeUnit } from "../../services/UnitDisk.js"
+import { UnitDisk } from "../../services/UnitDisk.js"
 import type { SyncReport } from "./report.js"
 import { keep, type Planned, type PlannedUnit, toolKey, unitKey } from "./snapshot.js"
 import { recoverHint } from "./sources.js"
@@ -22,7 +22,8 @@ const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join
 /** The home of `tool` as the plan saw it (the files it left out left out again); a difference skips the action. */
 const recheckHome = (planned: Planned, unit: PlannedUnit, action: SkillAction, tool: string) =>
   Effect.gen(function* () {
-    const now = yield* snapshotUnit(homeRootOf(planned.homes.get(tool)!, unit), unit.layout.folder)
+    const disk = yield* UnitDisk
+    const now = yield* disk.snapshot(homeRootOf(planned.homes.get(tool)!, unit), unit.layout.folder)
     const seen = keep(now.files, planned.dropped.get(toolKey(action.source, action.unit, tool)))
     if (sideHash(seen) !== sideHash(action.home) || now.linked !== undefined)
       return yield* new Skip({ reason: `the home of ${tool} changed since the plan` })
@@ -36,6 +37,7 @@ const sourceBytes = (
   prefetched: ReadonlyMap<string, Uint8Array> = new Map()
 ): Effect.Effect<ReadonlyMap<string, Uint8Array>, Skip | IoError | CommandFailed, Git> =>
   Effect.gen(function* () {
+    const disk = yield* UnitDisk
     const content = action.content ?? {}
     const rels = Object.keys(content)
     const out = new Map<string, Uint8Array>()
@@ -44,13 +46,13 @@ const sourceBytes = (
     if (fromTool !== undefined) {
       const root = homeRootOf(homes.get(fromTool)!, planned)
       for (const rel of rels) {
-        const bytes = yield* readUnitFile(fileOf(root, rel), content[rel]!).pipe(
-          Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` }))
-        )
+        const bytes = yield* disk
+          .read(fileOf(root, rel), content[rel]!)
+          .pipe(Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` })))
         out.set(rel, bytes)
       }
     } else if (planned.prepared.location._tag === "Local") {
-      for (const rel of rels) out.set(rel, yield* readUnitFile(fileOf(repoRootOf(planned), rel), content[rel]!))
+      for (const rel of rels) out.set(rel, yield* disk.read(fileOf(repoRootOf(planned), rel), content[rel]!))
     } else {
       const git = yield* Git
       const oids = planned.repo?.oids ?? {}
@@ -87,6 +89,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
 ) {
   const store = yield* SkillStore
   const git = yield* Git
+  const disk = yield* UnitDisk
   const applied: Array<SyncReport["applied"][number]> = []
   const skipped: Array<SyncReport["skipped"][number]> = []
   const commits: Array<{ source: string; unit: string; commit: string; pushed: boolean }> = []
@@ -101,15 +104,15 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
   }
 
   // 0. What interrupted runs left behind goes first.
-  yield* removeTemps(planned.temps)
+  yield* disk.remove(planned.temps)
 
   // What --prefer writes over is copied first, into one folder per run.
   const backupRoot = nodePath.join(store.backupsDir, new Date().toISOString().replace(/[:.]/g, "-"))
   const backup = (a: SkillAction, root: string, side: string, folder: string, rootRel: string) =>
     Effect.gen(function* () {
-      if (!a.backup || !(yield* exists(root))) return
+      if (!a.backup || !(yield* disk.exists(root))) return
       const dest = nodePath.join(backupRoot, a.source, folder, ...rootRel.split("/"))
-      yield* copyUnit(root, dest)
+      yield* disk.copy(root, dest)
       backups.push({ source: a.source, unit: a.unit, side, path: dest })
     })
 
@@ -127,7 +130,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
         const bytes = yield* sourceBytes(unit, a, planned.homes)
         const root = repoRootOf(unit)
         yield* backup(a, root, "repo", "repo", unit.layout.repoRoot)
-        yield* writeUnit({
+        yield* disk.write({
           root,
           folder: unit.layout.folder,
           previous: a.repo,
@@ -203,7 +206,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
             const bytes = yield* sourceBytes(unit, a, planned.homes, blobs)
             const root = homeRootOf(planned.homes.get(a.tool)!, unit)
             yield* backup(a, root, `home of ${a.tool}`, `home-${a.tool}`, unit.layout.homeRoot)
-            yield* writeUnit({
+            yield* disk.write({
               root,
               folder: unit.layout.folder,
               previous: a.home,

@@ -11,18 +11,10 @@ import {
 } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
-import { InvalidInput, IoError } from "../../errors.js"
+import { InvalidInput } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import {
-  type EntryKind,
-  listKindsSync,
-  scanHomeSync,
-  snapshotUnitSync,
-  TEMP_PREFIX,
-  tempsIn,
-  type UnitSnapshot
-} from "../../services/UnitDisk.js"
+import { UnitDisk, type UnitSnapshot } from "../../services/UnitDisk.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -111,6 +103,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   options: BuildOptions
 ) {
   const store = yield* SkillStore
+  const disk = yield* UnitDisk
   const scope = parseScope(manifest, options.scope)
   if (options.scope !== undefined && options.scope !== "" && !manifest.sources.some((s) => scope.source(s.name))) {
     return yield* new InvalidInput({
@@ -202,10 +195,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
       const home = yield* homeOf(tool)
       const paths: Array<string> = []
       for (const { dir, depth } of plan) {
-        const scanned = yield* Effect.try({
-          try: () => scanHomeSync(home, dir, depth, (rel) => known.has(rel)),
-          catch: (cause) => new IoError({ path: nodePath.join(home, dir), reason: "cannot list", cause })
-        })
+        const scanned = yield* disk.scanHome(home, dir, depth, (rel) => known.has(rel))
         paths.push(...scanned.paths)
         temps.push(...scanned.temps)
       }
@@ -296,8 +286,8 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     }
   }
 
-  // 4. Home copies, read in one synchronous pass (thousands of small reads; a fiber each would only add overhead):
-  // links that lead out, ignored and excluded files are left out, and never touched.
+  // 4. Home copies, read in one pass (thousands of small reads; a fiber each would only add overhead): links that
+  // lead out, ignored and excluded files are left out, and never touched.
   for (const tool of new Set(pending.flatMap((item) => item.tools))) yield* homeOf(tool)
   const ignored: Array<Finding> = prepared.flatMap((p) => p.ignored.map((i) => ({ source: p.source.name, ...i })))
   interface Read {
@@ -309,40 +299,26 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     readonly excluded: ReadonlyArray<string>
     readonly extra: ReadonlyArray<string>
   }
-  // One listing per folder holding unit roots tells what each root is (no stat per unit) and finds staging folders.
-  const listings = new Map<string, ReadonlyMap<string, EntryKind>>()
-  const reads = yield* Effect.try({
-    try: () => {
-      const out: Array<Read> = []
-      for (const item of pending) {
-        const repoFiles = units.get(item.key)!.repo?.files ?? {}
-        for (const tool of item.tools) {
-          const abs = nodePath.join(homes.get(tool)!, item.layout.homeRoot)
-          const dir = nodePath.dirname(abs)
-          let kinds = listings.get(dir)
-          if (kinds === undefined) {
-            kinds = listKindsSync(dir)
-            listings.set(dir, kinds)
-          }
-          const snap = snapshotUnitSync(abs, item.layout.folder, kinds.get(nodePath.basename(abs)) ?? "absent")
-          const excluded: Array<string> = []
-          const extra: Array<string> = []
-          for (const rel in snap.files) {
-            if (repoFiles[rel] !== undefined) continue
-            if (isExcluded(item.source.layout, item.layout, rel)) excluded.push(rel)
-            else extra.push(rel)
-          }
-          out.push({ item, tool, abs, snap, excluded, extra })
-        }
-      }
-      return out
-    },
-    catch: (cause) =>
-      new IoError({
-        path: [...homes.values()].join(", "),
-        reason: `cannot read: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
+  const roots = pending.flatMap((item) =>
+    item.tools.map((tool) => ({
+      item,
+      tool,
+      abs: nodePath.join(homes.get(tool)!, item.layout.homeRoot),
+      folder: item.layout.folder
+    }))
+  )
+  const read = yield* disk.snapshots(roots)
+  const reads = roots.map(({ item, tool, abs }, i): Read => {
+    const snap = read.units[i]!
+    const repoFiles = units.get(item.key)!.repo?.files ?? {}
+    const excluded: Array<string> = []
+    const extra: Array<string> = []
+    for (const rel in snap.files) {
+      if (repoFiles[rel] !== undefined) continue
+      if (isExcluded(item.source.layout, item.layout, rel)) excluded.push(rel)
+      else extra.push(rel)
+    }
+    return { item, tool, abs, snap, excluded, extra }
   })
   const repoPathOf = (item: Pending, rel: string) =>
     rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`
@@ -399,9 +375,11 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   }
 
   // Interrupted writes also leave temp files beside units and staging folders beside new ones.
-  for (const [dir, kinds] of listings)
-    for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, name))
-  temps.push(...tempsIn(nodePath.join(store.root, "cache")), ...tempsIn(store.root))
+  temps.push(
+    ...read.beside,
+    ...(yield* disk.tempsIn(nodePath.join(store.root, "cache"))),
+    ...(yield* disk.tempsIn(store.root))
+  )
   for (const p of prepared) temps.push(...p.temps)
   for (const p of prepared) for (const note of p.notes) notes.push({ source: p.source.name, note })
 

@@ -1,5 +1,4 @@
 /** A source made ready for a run: its cache clone checked (recovered, or cloned again), its ref resolved explicitly, its layout found, its units read as digests. */
-import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Either, Option } from "effect"
 import { sha256 } from "../../domain/hash.js"
@@ -13,11 +12,10 @@ import {
   type ManifestSource,
   type UnitFiles
 } from "../../domain/skills/model.js"
-import { CommandFailed, InvalidInput, IoError } from "../../errors.js"
+import { CommandFailed, InvalidInput, type IoError } from "../../errors.js"
 import { Git, type TreeEntry } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
-import { exists, fileDigestSync, listLocalTree, readBytes, TEMP_PREFIX, tempsIn } from "../../services/UnitDisk.js"
-import { writeFileAtomic } from "../../services/Workspace.js"
+import { TEMP_PREFIX, UnitDisk } from "../../services/UnitDisk.js"
 
 export interface RepoUnit {
   readonly layout: UnitLayout
@@ -62,7 +60,7 @@ export const recoverHint = (dir: string, ref: string) =>
 
 /** The blob-id → SHA-256 memo of a cache clone; a missing or unreadable memo is simply empty. */
 const readHashCache = (file: string) =>
-  Effect.map(Effect.either(readBytes(file)), (bytes) => {
+  Effect.map(Effect.either(Effect.flatMap(UnitDisk, (disk) => disk.readBytes(file))), (bytes) => {
     if (Either.isLeft(bytes)) return {} as Record<string, unknown>
     try {
       const value: unknown = JSON.parse(new TextDecoder().decode(bytes.right))
@@ -75,22 +73,6 @@ const readHashCache = (file: string) =>
   })
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, "-")
-
-const rename = (from: string, to: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      await fs.mkdir(nodePath.dirname(to), { recursive: true })
-      await fs.rename(from, to)
-    },
-    catch: (cause) =>
-      new IoError({
-        path: from,
-        reason: `cannot move to ${to}: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-  })
-
-const removeDir = (dir: string) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
 
 /** Where a ref may be, as revisions for `Git.revs`: a branch of origin (and our own of that name), a tag, a commit id. */
 const refRevs = (ref: string) => ({
@@ -138,8 +120,9 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (
 ) {
   const store = yield* SkillStore
   const git = yield* Git
+  const disk = yield* UnitDisk
   const notes: Array<string> = []
-  if (yield* exists(dir)) {
+  if (yield* disk.exists(dir)) {
     let unhealthy = yield* git.health(dir, url)
     if (Option.isNone(unhealthy)) {
       const head = yield* Effect.either(git.revs(dir, ["HEAD^{tree}"]))
@@ -150,7 +133,7 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (
     }
     if (Option.isSome(unhealthy)) {
       const aside = nodePath.join(store.backupsDir, `cache-${source.name}-${stamp()}`)
-      yield* rename(dir, aside)
+      yield* disk.move(dir, aside)
       notes.push(
         `the cache clone ${dir} was not a healthy clone of ${url} (${unhealthy.value}); it was put aside in ${aside} and cloned again`
       )
@@ -170,9 +153,9 @@ const ensureClone = Effect.fn("SkillSync.ensureClone")(function* (
         yield* git.fetch(tmp)
         const at = yield* resolveRef(tmp, source, url)
         yield* git.checkout(tmp, at.branch, at.commit)
-        yield* rename(tmp, dir)
+        yield* disk.move(tmp, dir)
       }),
-    () => removeDir(tmp)
+    () => Effect.orDie(disk.remove([tmp]))
   )
   return notes
 })
@@ -266,6 +249,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
 ) {
   const store = yield* SkillStore
   const git = yield* Git
+  const disk = yield* UnitDisk
   const dir = store.cacheDir(source.name)
   const notes = yield* ensureClone(source, location.url, dir, options.fetch)
   const at = yield* resolveRef(dir, source, location.url)
@@ -309,7 +293,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   }
   for (const [oid, bytes] of yield* git.readBlobs(dir, unknown)) hashOf.set(oid, sha256(bytes))
   if (!options.dryRun && (unknown.length > 0 || Object.keys(known).length !== hashOf.size)) {
-    yield* writeFileAtomic(hashFile, JSON.stringify(Object.fromEntries(hashOf)))
+    yield* disk.writeAtomic(hashFile, JSON.stringify(Object.fromEntries(hashOf)))
   }
   for (const [oid, target] of targets) hashOf.set(oid, sha256(target))
 
@@ -346,19 +330,10 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
           dir,
           rules.map((e) => e.oid)
         )
-        yield* Effect.tryPromise({
-          try: async () => {
-            await fs.rm(tree1, { recursive: true, force: true })
-            await fs.mkdir(tree1, { recursive: true })
-            for (const e of rules) {
-              const abs = nodePath.join(tree1, ...e.path.split("/"))
-              await fs.mkdir(nodePath.dirname(abs), { recursive: true })
-              await fs.writeFile(abs, blobs.get(e.oid)!)
-            }
-          },
-          catch: (cause) =>
-            new IoError({ path: tree1, reason: `cannot write the ignore rules: ${String(cause)}`, cause })
-        })
+        yield* disk.replaceTree(
+          tree1,
+          rules.map((e) => ({ path: e.path, bytes: blobs.get(e.oid)! }))
+        )
         ignoreTree = tree1
       }
       return yield* git.checkIgnore(dir, asked, { workTree: ignoreTree, noIndex: true })
@@ -379,17 +354,18 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
     holds: () => describeTree(paths),
     ignores,
     // The SHA-256 memo is written beside the clone's own files.
-    temps: tempsIn(nodePath.join(dir, ".git"))
+    temps: yield* disk.tempsIn(nodePath.join(dir, ".git"))
   } satisfies PreparedSource
 })
 
 /** A `local:` folder: files its repository ignores (when it lies in a git work tree) are not part of it. */
 const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: ManifestSource, path: string) {
   const git = yield* Git
-  if (!(yield* exists(path))) {
+  const disk = yield* UnitDisk
+  if (!(yield* disk.exists(path))) {
     return yield* new InvalidInput({ field: "uri", reason: `source ${source.name}: ${path} does not exist` })
   }
-  const listed = yield* listLocalTree(path)
+  const listed = yield* disk.listTree(path)
   const ignores = (asked: ReadonlyArray<string>) =>
     git.checkIgnore(path, asked).pipe(
       Effect.catchIf(
@@ -402,33 +378,29 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
   const { layout, detected } = yield* layoutFor(source, paths)
   const found = yield* discover(source, layout, paths)
   const ignored: Array<Finding> = [...found.skipped]
+  // Every member read in one synchronous pass.
+  const members = found.units.flatMap((u) =>
+    u.files.map((rel) => {
+      const rp = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      return { u, rel, rp, abs: nodePath.join(path, ...rp.split("/")) }
+    })
+  )
+  const entries = yield* disk.entries(members.map((m) => m.abs))
+  const filesOf = new Map<string, Record<string, string>>()
+  members.forEach(({ u, rel, rp }, i) => {
+    const { digest, link } = entries[i]!
+    if (link !== undefined && !linkStaysInside(rel, link)) {
+      ignored.push({ path: rp, reason: `a symbolic link to ${link} leads outside the unit; not deployed` })
+      return
+    }
+    const files = filesOf.get(u.name) ?? {}
+    files[rel] = digest
+    filesOf.set(u.name, files)
+  })
   const units = new Map<string, RepoUnit>()
   for (const u of found.units) {
-    const files: Record<string, string> = {}
-    for (const rel of u.files) {
-      const rp = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
-      const abs = nodePath.join(path, ...rp.split("/"))
-      const st = yield* Effect.tryPromise({
-        try: () => fs.lstat(abs),
-        catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
-      })
-      if (st.isSymbolicLink()) {
-        const target = yield* Effect.tryPromise({
-          try: () => fs.readlink(abs),
-          catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
-        })
-        if (!linkStaysInside(rel, target)) {
-          ignored.push({ path: rp, reason: `a symbolic link to ${target} leads outside the unit; not deployed` })
-          continue
-        }
-        files[rel] = digestOf(sha256(target), "link")
-      } else
-        files[rel] = yield* Effect.try({
-          try: () => fileDigestSync(abs),
-          catch: (cause) => new IoError({ path: abs, reason: "cannot read", cause })
-        })
-    }
-    if (Object.keys(files).length > 0) units.set(u.name, { layout: u, files, oids: {} })
+    const files = filesOf.get(u.name)
+    if (files !== undefined) units.set(u.name, { layout: u, files, oids: {} })
   }
   return {
     source,
