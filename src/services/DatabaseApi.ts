@@ -26,9 +26,9 @@ import {
   defaultRetry,
   describe,
   fromStatus,
-  retrySchedule,
+  retrying,
   type SyncApiError,
-  Transient,
+  type Transient,
   transient,
   type WireError
 } from "./Transport.js"
@@ -96,25 +96,7 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
 
   /** Attempts retried while transient (when `retry`), within the transfer deadline; what is left is an ApiError. */
   const withRetry = <A, E>(url: string, effect: Effect.Effect<A, E | Transient>, retry = true) =>
-    (retry ? Effect.retry(effect, retrySchedule(policy)) : effect).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.deadlineMs),
-        onTimeout: () =>
-          new ApiError({
-            kind: "Timeout",
-            status: 0,
-            reason: `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`,
-            url
-          })
-      }),
-      Effect.catchIf(
-        (e): e is Transient => e instanceof Transient,
-        (e) =>
-          Effect.fail(
-            e.gaveUp(url, `gave up${retry && "maxRetries" in policy ? ` after ${policy.maxRetries + 1} attempts` : ""}`)
-          )
-      )
-    )
+    retrying(url, effect, policy, { retried: retry, deadlineMs: limits.deadlineMs })
 
   /** The response of a request, retried as a whole until its headers arrive. */
   const send = (url: string, request: HttpClientRequest.HttpClientRequest) => withRetry(url, attempt(url, request))

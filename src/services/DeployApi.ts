@@ -27,7 +27,7 @@ import {
   defaultRetry,
   describe,
   fromStatus,
-  retrySchedule,
+  retrying,
   type SyncApiError,
   transient,
   type WireError
@@ -130,18 +130,7 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
       ),
       Effect.scoped
     )
-    const retried = options.retried !== false
-    return (retried ? Effect.retry(attempt, retrySchedule(policy)) : attempt).pipe(
-      Effect.catchTag("Transient", (e) =>
-        Effect.fail(
-          e.gaveUp(
-            url,
-            retried
-              ? `gave up${"maxRetries" in policy ? ` after ${policy.maxRetries + 1} attempts` : ""}`
-              : "not retried"
-          )
-        )
-      ),
+    return retrying(url, attempt, policy, { retried: options.retried !== false }).pipe(
       Effect.withSpan(`DeployApi.${method} ${route}`)
     )
   }

@@ -49,9 +49,9 @@ import {
   type Retry,
   readAnswer,
   retryFromEnv,
-  retrySchedule,
+  retrying,
   type SyncApiError,
-  Transient,
+  type Transient,
   transient
 } from "./Transport.js"
 
@@ -279,31 +279,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       HttpApiDecodeError: (e) => Effect.fail(new InvalidInput({ reason: `rejected by the server: ${e.message}` }))
     })
 
-  /**
-   * One logical call: attempts retried on Transient failures, the whole within the transfer deadline, then
-   * one clear error.
-   */
-  const withRetry = <A, E>(url: string, attempt: Effect.Effect<A, E | Transient>): Effect.Effect<A, E | ApiError> => {
-    let attempts = 0
-    return Effect.suspend(() => {
-      attempts++
-      return attempt
-    }).pipe(
-      Effect.retry(retrySchedule(policy)),
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.deadlineMs),
-        onTimeout: () =>
-          transient(
-            408,
-            `no result within the transfer deadline of ${limits.deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`
-          )
-      }),
-      Effect.catchIf(
-        (e): e is Transient => e instanceof Transient,
-        (t) => Effect.fail(t.gaveUp(url, `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}`))
-      )
-    ) as Effect.Effect<A, E | ApiError>
-  }
+  /** One logical call: attempts retried on Transient failures, the whole within the transfer deadline. */
+  const withRetry = <A, E>(url: string, attempt: Effect.Effect<A, E | Transient>) =>
+    retrying(url, attempt, policy, { deadlineMs: limits.deadlineMs })
 
   /** The response headers of a request, within the exchange deadline. */
   const headersOf = <E, R>(request: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>) =>

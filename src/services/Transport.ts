@@ -114,6 +114,49 @@ export const retrySchedule = (retry: Retry) => {
   )
 }
 
+/**
+ * One logical call, the one retry wrapper of every client: `attempt` retried on the retry setting while it fails
+ * Transient (not at all when `retried` is false), the whole within `deadlineMs` when given; a Transient left at the
+ * end is the ApiError that names what was tried (`gave up after 3 attempts`, `not retried`).
+ */
+export const retrying = <A, E, R>(
+  url: string,
+  attempt: Effect.Effect<A, E | Transient, R>,
+  retry: Retry,
+  options: { readonly retried?: boolean; readonly deadlineMs?: number | undefined } = {}
+): Effect.Effect<A, Exclude<E, Transient> | ApiError, R> =>
+  Effect.suspend(() => {
+    // Counted per run: a client keeps some calls as values and runs them many times.
+    let attempts = 0
+    const counted = Effect.suspend(() => {
+      attempts++
+      return attempt
+    })
+    const retried = options.retried !== false
+    const deadlineMs = options.deadlineMs
+    const bounded = retried ? Effect.retry(counted, retrySchedule(retry)) : counted
+    return (
+      deadlineMs === undefined
+        ? bounded
+        : Effect.timeoutFail(bounded, {
+            duration: Duration.millis(deadlineMs),
+            onTimeout: () =>
+              transient(
+                408,
+                `no result within the transfer deadline of ${deadlineMs / 1000} s (AGENTSYNC_TRANSFER_TIMEOUT_MS)`
+              )
+          })
+    ).pipe(
+      Effect.catchIf(
+        (e): e is Transient => e instanceof Transient,
+        (t) =>
+          Effect.fail(
+            t.gaveUp(url, retried ? `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}` : "not retried")
+          )
+      )
+    )
+  })
+
 /** A failure body as any server sends it: `{_tag, reason, …}` of the error class, read loosely (old servers, proxies). */
 const WireError = Schema.Struct({
   _tag: Schema.optional(Schema.String),
