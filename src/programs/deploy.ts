@@ -1,6 +1,5 @@
 /** What `agentsync deploy` runs: build → image → push → release → verify under the tenant's lock, and rollback. */
 import { randomUUID } from "node:crypto"
-import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Console, Effect, Redacted } from "effect"
@@ -28,6 +27,7 @@ import { previousRelease } from "../domain/deploy/release.js"
 import { yamlLine } from "../domain/formats.js"
 import { InvalidInput, ReleaseFailed } from "../errors.js"
 import { DeployApi, type DeployApiError } from "../services/DeployApi.js"
+import { ProjectFiles } from "../services/ProjectFiles.js"
 import { Shell } from "../services/Shell.js"
 import * as Stage from "../stages/deploy.js"
 
@@ -81,8 +81,9 @@ export const resolveDeploy = (
   options: { readonly builder?: Builder | undefined; readonly skipBuild?: boolean } = {}
 ) =>
   Effect.gen(function* () {
+    const files = yield* ProjectFiles
     const file = nodePath.join(config.projectRoot, PROJECT_FILE)
-    const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+    const text = (yield* files.readText(file)) ?? ""
     const at = (path: ReadonlyArray<string>, field: string, reason: string) =>
       new InvalidInput({ file, ...(text === "" ? {} : { line: yamlLine(text, path) }), field, reason })
     const spec: DeploySpec | undefined = config.project.deploy
@@ -104,14 +105,14 @@ export const resolveDeploy = (
     const dockerfile = nodePath.resolve(config.projectRoot, spec.dockerfile ?? "Dockerfile")
     const context = nodePath.resolve(config.projectRoot, spec.context ?? ".")
     if (options.skipBuild !== true) {
-      if (!fs.statSync(context, { throwIfNoEntry: false })?.isDirectory()) {
+      if ((yield* files.kind(context)) !== "dir") {
         return yield* at(
           spec.context === undefined ? ["deploy"] : ["deploy", "context"],
           "deploy.context",
           `the build context ${context} is not a folder`
         )
       }
-      if (!fs.statSync(dockerfile, { throwIfNoEntry: false })?.isFile()) {
+      if ((yield* files.kind(dockerfile)) !== "file") {
         return yield* at(
           spec.dockerfile === undefined ? ["deploy"] : ["deploy", "dockerfile"],
           "deploy.dockerfile",

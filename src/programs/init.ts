@@ -1,8 +1,8 @@
 /** A new project: agentsync.yaml and a services/ tree with one example of each kind, never over existing files. */
-import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect } from "effect"
-import { InvalidInput, IoError } from "../errors.js"
+import { InvalidInput } from "../errors.js"
+import { ProjectFiles } from "../services/ProjectFiles.js"
 
 /** The skeleton, path → text, relative to the project root. */
 export const SKELETON: Readonly<Record<string, string>> = {
@@ -60,20 +60,13 @@ export const SKELETON: Readonly<Record<string, string>> = {
   ].join("\n")
 }
 
-const exists = (path: string) =>
-  Effect.promise(() =>
-    fs.access(path).then(
-      () => true,
-      () => false
-    )
-  )
-
 /** Writes the skeleton into `dir` (created if missing); refuses, writing nothing, when agentsync.yaml or services/ is there. */
 const run = Effect.fn("Init.run")(function* (dir: string) {
+  const files = yield* ProjectFiles
   const root = nodePath.resolve(dir)
   for (const taken of ["agentsync.yaml", "services"]) {
     const path = nodePath.join(root, taken)
-    if (yield* exists(path))
+    if ((yield* files.kind(path)) !== "absent")
       return yield* new InvalidInput({
         file: path,
         reason: "already exists; init never overwrites (choose an empty folder, or edit the project in place)"
@@ -82,18 +75,13 @@ const run = Effect.fn("Init.run")(function* (dir: string) {
   const written: Array<string> = []
   for (const [rel, text] of Object.entries(SKELETON)) {
     const path = nodePath.join(root, rel)
-    yield* Effect.tryPromise({
-      // `wx`: a file that appeared meanwhile is never replaced.
-      try: () =>
-        fs.mkdir(nodePath.dirname(path), { recursive: true }).then(() => fs.writeFile(path, text, { flag: "wx" })),
-      catch: (cause) => new IoError({ path, reason: `cannot write: ${String(cause)}`, cause })
-    })
+    yield* files.create(path, text)
     written.push(rel)
   }
   return { root, files: written }
 })
 
-/** `init` as a service: it writes with Node's file system directly and needs nothing else. */
+/** `init` as a service: it writes through `ProjectFiles` (the local disk by default) and needs nothing else. */
 export class Init extends Effect.Service<Init>()("agentsync/Init", {
   accessors: true,
   succeed: { run } as const

@@ -1,7 +1,4 @@
 /** The deploy stages: build commands, image build, registry login and push, release, verify, and the deploy lock. */
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as nodePath from "node:path"
 import { Duration, Effect, Redacted } from "effect"
 import type { LockGrant, LockRequest, Release } from "../api/deploy.js"
 import {
@@ -16,8 +13,9 @@ import {
 import { DIGEST, digestFromPush } from "../domain/deploy/image.js"
 import { makeRedactor, type Redactor, showArgv } from "../domain/deploy/redact.js"
 import { isRunning } from "../domain/deploy/release.js"
-import { CommandFailed, IoError, ReleaseFailed } from "../errors.js"
+import { CommandFailed, ReleaseFailed } from "../errors.js"
 import { DeployApi, type DeployApiError } from "../services/DeployApi.js"
+import { ProjectFiles } from "../services/ProjectFiles.js"
 import { Shell } from "../services/Shell.js"
 
 /** The secrets a run knows so far; the redactor grows as the run learns them (the registry password). */
@@ -96,13 +94,7 @@ export const buildImage = (ctx: StageContext, build: ImageBuild) =>
   runStep(ctx, "image", buildImageStep(build)).pipe(Effect.asVoid)
 
 /** A per-deploy DOCKER_CONFIG folder (0700), removed with everything in it when the scope closes, however it closes. */
-export const registryConfig = Effect.acquireRelease(
-  Effect.try({
-    try: () => fs.mkdtempSync(nodePath.join(os.tmpdir(), "agentsync-docker-")),
-    catch: (cause) => new IoError({ path: os.tmpdir(), reason: "cannot create the temporary DOCKER_CONFIG", cause })
-  }),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+export const registryConfig = Effect.flatMap(ProjectFiles, (files) => files.tempDir("agentsync-docker-"))
 
 /** `login --password-stdin`: the password goes on stdin only, the credential into the temporary config. */
 export const login = (ctx: StageContext, access: RegistryAccess, password: Redacted.Redacted<string>) =>
@@ -115,10 +107,10 @@ export const push = (ctx: StageContext, access: RegistryAccess) =>
     const result = yield* runStep(ctx, "push", step)
     const digest =
       access.builder === "buildah"
-        ? yield* Effect.try({
-            try: () => fs.readFileSync(digestFile(access.configDir), "utf8").trim(),
-            catch: () => "" as const
-          }).pipe(Effect.orElseSucceed(() => ""))
+        ? yield* Effect.flatMap(ProjectFiles, (files) => files.readText(digestFile(access.configDir))).pipe(
+            Effect.map((text) => (text ?? "").trim()),
+            Effect.orElseSucceed(() => "")
+          )
         : (digestFromPush(`${new TextDecoder().decode(result.stdout)}\n${result.stderr}`) ?? "")
     if (!DIGEST.test(digest)) {
       return yield* new CommandFailed({
