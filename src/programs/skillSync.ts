@@ -6,7 +6,7 @@ import { describeTree, detectLayout } from "../domain/skills/detect.js"
 import { checkName, checkRef, defaultSourceName, parseSourceUri } from "../domain/skills/guards.js"
 import { layoutProblem } from "../domain/skills/layout.js"
 import { type LayoutMapping, type Manifest, type ManifestSource, parseLayout } from "../domain/skills/model.js"
-import { type Direction, type PlanOptions, type Prefer, planSync, summarize } from "../domain/skills/planner.js"
+import { type PlanOptions, type Prefer, planSync, type StatusRow, summarize } from "../domain/skills/planner.js"
 import { InvalidInput } from "../errors.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import { phase } from "../services/Progress.js"
@@ -84,17 +84,6 @@ const syncWith = Effect.fn("SkillSync.sync")(function* <E = never>(
 
 // ---------------------------------------------------------------------------------------------------------
 // Status
-
-export interface StatusRow {
-  readonly source: string
-  readonly unit: string
-  readonly tool: string
-  /** in sync, home changed, repo changed, conflict, behind upstream, and the deletion and adoption cases. */
-  readonly state: string
-  /** What a sync would do: ToHome, ToRepo, NoOp or Conflict. */
-  readonly direction: Direction
-  readonly reason: string
-}
 
 /** Per unit and tool, how it stands; with the conflicts (for the exit code) and the sources that could not be used. */
 const status = Effect.fn("SkillSync.status")(function* (
@@ -480,4 +469,4 @@ export class SkillSync extends Effect.Service<SkillSync>()("agentsync/SkillSync"
   })
 }) {}
 
-export type { Prefer }
+export type { Prefer, StatusRow }

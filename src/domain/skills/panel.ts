@@ -1,16 +1,8 @@
 /** The units panel of `skill ui` (pure): its state, the events it reacts to, and `update(state, event) → [state, command]`. */
-import type { Direction, Prefer } from "./planner.js"
+import type { Prefer, StatusRow } from "./planner.js"
 
 /** One unit on one tool, as `skill status` reports it. */
-export interface PanelRow {
-  readonly source: string
-  readonly unit: string
-  readonly tool: string
-  /** in sync, home changed, repo changed, conflict, behind upstream, … */
-  readonly state: string
-  readonly direction: Direction
-  readonly reason: string
-}
+export type PanelRow = StatusRow
 
 /** What the panel asks the programs to do; the runner carries it out and answers with an event. */
 export type Command =

@@ -5,6 +5,18 @@ import { kindOf, shaOf, type UnitFiles } from "./model.js"
 export type Direction = "ToHome" | "ToRepo" | "NoOp" | "Conflict"
 export type Prefer = "home" | "repo"
 
+/** One unit on one tool, as `skill status` reports it (and the `skill ui` panel lists it). */
+export interface StatusRow {
+  readonly source: string
+  readonly unit: string
+  readonly tool: string
+  /** in sync, home changed, repo changed, conflict, behind upstream, and the deletion and adoption cases. */
+  readonly state: string
+  /** What a sync would do: ToHome, ToRepo, NoOp or Conflict. */
+  readonly direction: Direction
+  readonly reason: string
+}
+
 /** How a unit stands on one tool, as `skill status` shows it. */
 export type UnitStatus =
   | "in-sync"
