@@ -10,7 +10,7 @@ import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
-import { fileRecord, gzip, readArchive, tarOf } from "../../stages/files/archive.js"
+import { gzip, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -412,15 +412,18 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
               SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
             const data = new Map(rows.map((r) => [r.sha256, r.data]))
-            const out: Array<Uint8Array> = []
-            for (const e of b) {
-              const bytes = data.get(e[2])
-              if (bytes === undefined)
-                return yield* new ApiError({ status: 500, reason: `stored content missing for ${e[0]}` })
-              out.push(fileRecord(e[0], bytes, e[3] === 1))
+            // One element (one gzip member) per batch, each blob copied once, into its record.
+            const { buffer, slots } = recordBatch(b.map(([path, size, , x]) => ({ path, size, executable: x === 1 })))
+            for (let i = 0; i < b.length; i++) {
+              const [path, size, sha] = b[i]!
+              const bytes = data.get(sha)
+              if (bytes === undefined || bytes.length !== size) {
+                const what = bytes === undefined ? "missing" : "of another size than its manifest entry"
+                return yield* new ApiError({ status: 500, reason: `stored content ${what} for ${path}` })
+              }
+              slots[i]!.set(bytes)
             }
-            // One element (one gzip member) per batch.
-            return Buffer.concat(out) as Uint8Array
+            return buffer as Uint8Array
           })
         )
       )

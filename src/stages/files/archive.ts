@@ -26,11 +26,39 @@ export const fileHeader = (path: string, size: number, executable = false): Buff
   return Buffer.concat([pax, block])
 }
 
-const padding = (size: number): Buffer => Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK)
+const padLength = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK
+const padding = (size: number): Buffer => Buffer.alloc(padLength(size))
 
 /** One whole tar record of a file: header, bytes, padding. */
 export const fileRecord = (path: string, bytes: Uint8Array, executable = false): Buffer =>
   Buffer.concat([fileHeader(path, bytes.length, executable), bytes, padding(bytes.length)])
+
+/**
+ * The tar records of several files in one buffer, each file's header and padding written and its bytes left
+ * for the caller to put in place (`slots[i]`, exactly `files[i].size` long): one allocation for a batch of
+ * files, instead of a buffer per file and per record and the copies between them.
+ */
+export const recordBatch = (
+  files: ReadonlyArray<{ readonly path: string; readonly size: number; readonly executable?: boolean | undefined }>
+): { readonly buffer: Buffer; readonly slots: ReadonlyArray<Buffer> } => {
+  const headers = files.map((f) => fileHeader(f.path, f.size, f.executable === true))
+  let total = 0
+  files.forEach((f, i) => {
+    total += headers[i]!.length + f.size + padLength(f.size)
+  })
+  const buffer = Buffer.allocUnsafe(total)
+  const slots: Array<Buffer> = new Array(files.length)
+  let at = 0
+  files.forEach((f, i) => {
+    at += headers[i]!.copy(buffer, at)
+    slots[i] = buffer.subarray(at, at + f.size)
+    at += f.size
+    const pad = padLength(f.size)
+    buffer.fill(0, at, at + pad)
+    at += pad
+  })
+  return { buffer, slots }
+}
 
 /** Two zero blocks end an archive. */
 export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(BLOCK * 2)
@@ -38,6 +66,36 @@ export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(BLOCK * 2)
 /** A tar stream of records, ended properly. */
 export const tarOf = <E, R>(records: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
   Stream.concat(records, Stream.succeed(END_OF_ARCHIVE))
+
+// A deflate stored block carries at most this many bytes.
+const STORED_BLOCK = 0xffff
+// The gzip header agentsync writes: deflate, no name, no time, no extra flags, OS unix (as zlib writes it).
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
+
+/**
+ * A gzip member of stored (uncompressed) deflate blocks, written directly: one buffer and one copy of the
+ * bytes, where zlib at level 0 copies them in, out in 16 KiB pieces and together again, on the thread pool.
+ * Returns undefined where Node has no `zlib.crc32` (before 20.15), which then goes through zlib.
+ */
+export const storedMember = (chunk: Uint8Array): Uint8Array | undefined => {
+  if (typeof zlib.crc32 !== "function") return undefined
+  const blocks = Math.max(1, Math.ceil(chunk.length / STORED_BLOCK))
+  const out = Buffer.allocUnsafe(GZIP_HEADER.length + blocks * 5 + chunk.length + 8)
+  let at = GZIP_HEADER.copy(out, 0)
+  for (let b = 0; b < blocks; b++) {
+    const start = b * STORED_BLOCK
+    const len = Math.min(STORED_BLOCK, chunk.length - start)
+    out[at] = b === blocks - 1 ? 1 : 0 // BFINAL on the last block, BTYPE 00 (stored)
+    out.writeUInt16LE(len, at + 1)
+    out.writeUInt16LE(~len & 0xffff, at + 3)
+    at += 5
+    out.set(chunk.subarray(start, start + len), at)
+    at += len
+  }
+  out.writeUInt32LE(zlib.crc32(chunk), at)
+  out.writeUInt32LE(chunk.length % 2 ** 32, at + 4)
+  return out
+}
 
 const gzipMember = (chunk: Uint8Array, level: number) =>
   Effect.async<Uint8Array, TarballUnsafe>((resume) => {
@@ -78,8 +136,8 @@ export const levelFor = (host: string) => (isLoopback(host) ? LOOPBACK_LEVEL : L
 /**
  * Gzips a byte stream, one gzip member per element of at most `CAPS.memberBytes` (larger elements are cut): a
  * valid gzip file (RFC 1952 allows many members) that every gunzip reads. Members are compressed two at a
- * time on the thread pool, in order, and only as the consumer pulls, so memory stays flat whatever the
- * stream's length. Deterministic: no time in the headers, a given level. No member exceeds `CAPS.maxRatio`.
+ * time on the thread pool (at level 0 written directly, see `storedMember`), in order, and only as the
+ * consumer pulls, so memory stays flat whatever the stream's length. Deterministic: no time in the headers, a given level. No member exceeds `CAPS.maxRatio`.
  */
 export const gzip = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
@@ -87,7 +145,13 @@ export const gzip = <E, R>(
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   bytes.pipe(
     Stream.mapConcatChunk(members),
-    Stream.mapEffect((chunk) => gzipMember(chunk, level), { concurrency: 2 })
+    Stream.mapEffect(
+      (chunk) => {
+        const stored = level === 0 ? storedMember(chunk) : undefined
+        return stored === undefined ? gzipMember(chunk, level) : Effect.succeed(stored)
+      },
+      { concurrency: 2 }
+    )
   )
 
 /** What an archive held, once read. */

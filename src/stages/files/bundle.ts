@@ -11,7 +11,7 @@ import { type Progress, silentProgress, withProgress } from "../../services/Prog
 import { RACY_MS } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
 import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
-import { fileRecord, gzip, tarOf } from "./archive.js"
+import { gzip, recordBatch, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
 
@@ -74,7 +74,41 @@ const worthWriting = (
   return Object.keys(cache).length - kept >= REWRITE_FILES
 }
 
-const readSmall = (full: string) => Effect.try({ try: () => fsSync.readFileSync(full), catch: io(full, "cannot read") })
+// One byte past a file's promised size tells whether it grew since it was hashed.
+const PROBE = Buffer.alloc(1)
+
+/** Fills `slot` from a file; true when the file held exactly that many bytes. */
+const readSync = (full: string, slot: Buffer) =>
+  Effect.try({
+    try: () => {
+      const fd = fsSync.openSync(full, "r")
+      try {
+        let at = 0
+        for (let n = 1; n > 0 && at < slot.length; at += n) n = fsSync.readSync(fd, slot, at, slot.length - at, null)
+        return at === slot.length && fsSync.readSync(fd, PROBE, 0, 1, null) === 0
+      } finally {
+        fsSync.closeSync(fd)
+      }
+    },
+    catch: io(full, "cannot read")
+  })
+
+/** `readSync` through the thread pool, for large files. */
+const readAsync = (full: string, slot: Buffer) =>
+  Effect.tryPromise({
+    try: async () => {
+      const handle = await fs.open(full, "r")
+      try {
+        let at = 0
+        for (let n = 1; n > 0 && at < slot.length; at += n)
+          n = (await handle.read(slot, at, slot.length - at, null)).bytesRead
+        return at === slot.length && (await handle.read(Buffer.alloc(1), 0, 1, null)).bytesRead === 0
+      } finally {
+        await handle.close()
+      }
+    },
+    catch: io(full, "cannot read")
+  })
 
 const readCache = (state: ProjectFileState, root: string) =>
   state.read(CACHE_FILE).pipe(
@@ -173,23 +207,29 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
     bytes += e.size
   }
   if (batch.length > 0) batches.push(batch)
-  const readRecord = (entry: FileEntry) =>
-    Effect.gen(function* () {
-      const full = nodePath.join(root, entry.path)
-      const data =
-        entry.size <= SMALL
-          ? yield* readSmall(full)
-          : yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
-      // The archive carries exactly the bytes the manifest promised, or nothing.
-      if (data.length !== entry.size || createHash("sha256").update(data).digest("hex") !== entry.sha256) {
-        return yield* new IoError({ path: full, reason: "changed while bundling; run again" })
-      }
-      progress.advance(data.length)
-      return fileRecord(entry.path, data, entry.executable)
+  // A batch is one buffer of tar records; each file is read straight into its place there and hashed in place.
+  const readBatch = (files: ReadonlyArray<FileEntry>) =>
+    Effect.suspend(() => {
+      const { buffer, slots } = recordBatch(files)
+      return Effect.forEach(
+        files,
+        (entry, i) => {
+          const full = nodePath.join(root, entry.path)
+          const slot = slots[i]!
+          const read = entry.size <= SMALL ? readSync(full, slot) : readAsync(full, slot)
+          return Effect.flatMap(read, (whole) => {
+            // The archive carries exactly the bytes the manifest promised, or nothing.
+            if (!whole || createHash("sha256").update(slot).digest("hex") !== entry.sha256) {
+              return Effect.fail(new IoError({ path: full, reason: "changed while bundling; run again" }))
+            }
+            progress.advance(entry.size)
+            return Effect.void
+          })
+        },
+        { discard: true }
+      ).pipe(Effect.as(buffer as Uint8Array))
     })
-  const records = Stream.fromIterable(batches).pipe(
-    Stream.mapEffect((b) => Effect.map(Effect.forEach(b, readRecord), (rs) => Buffer.concat(rs) as Uint8Array))
-  )
+  const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
   return gzip(tarOf(all), options.level)
 }

@@ -10,7 +10,14 @@ import { FileEntry } from "../../../src/domain/model.js"
 import { ApiError, TarballUnsafe } from "../../../src/errors.js"
 import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
-import { checkEntryPath, fileRecord, gzip, readArchive, tarOf } from "../../../src/stages/files/archive.js"
+import {
+  checkEntryPath,
+  fileRecord,
+  gzip,
+  readArchive,
+  storedMember,
+  tarOf
+} from "../../../src/stages/files/archive.js"
 import { bundle } from "../../../src/stages/files/bundle.js"
 import { claimedEntry, hostileCases, record, sha, tarGz, WELL_FORMED } from "../../support/hostile.js"
 import { tempDirs } from "../../support/tree.js"
@@ -432,6 +439,41 @@ describe("ratio and strictness", () => {
 })
 
 describe("gzip output", () => {
+  it.prop(
+    "a stored member is a gzip member that inflates to its bytes, across block boundaries",
+    [FastCheck.integer({ min: 0, max: 3 * 0xffff + 2 }), FastCheck.integer({ min: 0, max: 255 })],
+    ([length, seed]) => {
+      const bytes = Buffer.allocUnsafe(length)
+      for (let i = 0; i < length; i++) bytes[i] = (i * 31 + seed) % 256
+      const member = storedMember(bytes)!
+      expect(gunzipSync(member).equals(bytes)).toBe(true)
+      // Two members one after the other are one gzip stream.
+      expect(gunzipSync(Buffer.concat([member, member])).equals(Buffer.concat([bytes, bytes]))).toBe(true)
+    },
+    {
+      fastCheck: {
+        numRuns: 40,
+        examples: [
+          [0, 0],
+          [0xffff, 1],
+          [2 * 0xffff, 2],
+          [0xffff + 1, 3]
+        ]
+      }
+    }
+  )
+
+  it.effect("at level 0 is stored members that every reader reads back", () =>
+    Effect.gen(function* () {
+      const records = [fileRecord("a/x.txt", Buffer.from("x".repeat(200_000))), fileRecord("a/y.txt", Buffer.alloc(0))]
+      const archive = yield* collect(gzip(tarOf(Stream.fromIterable(records as ReadonlyArray<Uint8Array>)), 0))
+      expect(archive.length).toBeGreaterThan(200_000)
+      const files = yield* readAll(archive)
+      expect(files.get("a/x.txt")?.toString()).toBe("x".repeat(200_000))
+      expect(files.get("a/y.txt")?.length).toBe(0)
+    })
+  )
+
   it.effect("is a valid gzip stream ending in two zero blocks", () =>
     Effect.gen(function* () {
       const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "id: a\n" }))
