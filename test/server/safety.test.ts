@@ -181,6 +181,16 @@ describe("server migrations", () => {
           const all = Object.keys(Migrations.migrations).map((name) => Number.parseInt(name, 10))
           expect(all.length).toBeGreaterThanOrEqual(6)
           expect(applied.map((r) => r.migration_id)).toEqual(all)
+          // Blob bytes compress with lz4 where the server has it (this one does), not pglz.
+          const [lz4] = yield* sqlRows<{ has: boolean }>(
+            url,
+            "SELECT 'lz4' = ANY(enumvals) AS has FROM pg_settings WHERE name = 'default_toast_compression'"
+          )
+          const [column] = yield* sqlRows<{ c: string }>(
+            url,
+            "SELECT attcompression AS c FROM pg_attribute WHERE attrelid = 'blobs'::regclass AND attname = 'data'"
+          )
+          expect(column?.c).toBe(lz4?.has ? "l" : "")
         }
       }).pipe(Effect.scoped),
     60_000
