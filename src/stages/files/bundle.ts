@@ -78,7 +78,7 @@ const worthWriting = (
 const PROBE = Buffer.alloc(1)
 
 /** Fills `slot` from a file; true when the file held exactly that many bytes. */
-const readSync = (full: string, slot: Buffer) =>
+const readInto = (full: string, slot: Buffer) =>
   Effect.try({
     try: () => {
       const fd = fsSync.openSync(full, "r")
@@ -93,8 +93,8 @@ const readSync = (full: string, slot: Buffer) =>
     catch: io(full, "cannot read")
   })
 
-/** `readSync` through the thread pool, for large files. */
-const readAsync = (full: string, slot: Buffer) =>
+/** `readInto` through the thread pool, for large files. */
+const readIntoAsync = (full: string, slot: Buffer) =>
   Effect.tryPromise({
     try: async () => {
       const handle = await fs.open(full, "r")
@@ -216,7 +216,7 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
         (entry, i) => {
           const full = nodePath.join(root, entry.path)
           const slot = slots[i]!
-          const read = entry.size <= SMALL ? readSync(full, slot) : readAsync(full, slot)
+          const read = entry.size <= SMALL ? readInto(full, slot) : readIntoAsync(full, slot)
           return Effect.flatMap(read, (whole) => {
             // The archive carries exactly the bytes the manifest promised, or nothing.
             if (!whole || createHash("sha256").update(slot).digest("hex") !== entry.sha256) {

@@ -139,6 +139,29 @@ describe("archive", () => {
     })
   )
 
+  it.effect("refuses a file that grew after it was hashed, small or large, even when it starts the same", () =>
+    Effect.gen(function* () {
+      const large = "x".repeat(5 * 1024 * 1024)
+      const root = yield* Effect.promise(() =>
+        tempTree({ "agents/a/config.yaml": "id: a\nmore", "content/big.md": `${large}more` })
+      )
+      const services = nodePath.join(root, "services")
+      for (const [path, text] of [
+        ["agents/a/config.yaml", "id: a\n"],
+        ["content/big.md", large]
+      ] as const) {
+        const entry = new FileEntry({ path, size: text.length, sha256: sha(text) })
+        const result = yield* Effect.either(collect(bundle({ servicesPath: services, files: [entry] })))
+        expect([path, Either.isLeft(result) && result.left._tag]).toEqual([path, "IoError"])
+      }
+      // Read whole, the large file bundles and reads back.
+      yield* Effect.promise(() => fs.writeFile(nodePath.join(services, "content/big.md"), large))
+      const entry = new FileEntry({ path: "content/big.md", size: large.length, sha256: sha(large) })
+      const files = yield* readAll(yield* collect(bundle({ servicesPath: services, files: [entry], level: 0 })))
+      expect(files.get("content/big.md")?.equals(Buffer.from(large))).toBe(true)
+    })
+  )
+
   it.effect("writes a pax header for long paths and reads it back", () =>
     Effect.gen(function* () {
       const long = `content/blog/${"x".repeat(180)}/index.md`
