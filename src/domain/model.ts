@@ -221,6 +221,13 @@ export const isExecutableMode = (mode: number) => (mode & 0o100) !== 0
 export const fileMode = (executable: boolean | undefined) => (executable === true ? 0o755 : 0o644)
 
 /**
+ * A manifest entry as the wire carries it: `executable` present only for an executable file, so a plain file's
+ * entry is the same as before modes travelled.
+ */
+export const fileEntry = (path: string, size: number, sha256: string, executable: boolean): FileEntry =>
+  executable ? { path, size, sha256, executable: true } : { path, size, sha256 }
+
+/**
  * What a file is, for every comparison of file sync (two-way diff, three-way plan, recorded base): its content,
  * with `+x` after it when executable. A plain file's version is its bare SHA-256, as bases recorded before
  * modes travelled hold it.

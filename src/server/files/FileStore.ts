@@ -8,7 +8,7 @@ import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, Upload
 import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
-import type { FileEntry } from "../../domain/model.js"
+import { type FileEntry, fileEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { gzip, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
 
@@ -36,8 +36,7 @@ const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
     Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
   )
 
-const toEntry = ([path, size, sha, x]: StoredEntry): FileEntry =>
-  x === 1 ? { path, size, sha256: sha, executable: true } : { path, size, sha256: sha }
+const toEntry = ([path, size, sha, x]: StoredEntry): FileEntry => fileEntry(path, size, sha, x === 1)
 const toEntries = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> => rows.map(toEntry)
 
 export interface UploadOptions {

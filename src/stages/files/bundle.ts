@@ -4,7 +4,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
-import { type FileEntry, isExecutableMode } from "../../domain/model.js"
+import { type FileEntry, fileEntry, isExecutableMode } from "../../domain/model.js"
 import { IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
@@ -147,9 +147,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
       files.forEach((f, i) => {
         const hit = cache[f.path]
         if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
-          entries[i] = isExecutableMode(f.mode)
-            ? { path: f.path, size: f.size, sha256: hit[2], executable: true }
-            : { path: f.path, size: f.size, sha256: hit[2] }
+          entries[i] = fileEntry(f.path, f.size, hit[2], isExecutableMode(f.mode))
           if (now - f.mtimeMs > RACY_MS) next[f.path] = hit
           progress.advance(1)
         } else misses.push(i)
@@ -163,9 +161,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   )
   hashed.forEach((h, k) => {
     const f = files[misses[k]!]!
-    entries[misses[k]!] = isExecutableMode(f.mode)
-      ? { path: h.path, size: h.size, sha256: h.sha256, executable: true }
-      : h
+    entries[misses[k]!] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
   })
   if (options.writeCache && (kept === undefined || worthWriting(kept, next, hashed))) {
