@@ -9,9 +9,18 @@ const LIMIT = 200
 export const human = (r: FilesReport) => (p: Paint) => {
   const lines: Array<string> = []
   if (r.files.length > 0) {
-    // A change of the executable bit reads `mode +x` / `mode -x` beside the note.
+    // A change of the executable bit reads `mode +x` / `mode -x` beside the note; a symbolic link says so (a link
+    // that is not carried says why in its note).
     const note = (f: FilesReport["files"][number]) =>
-      f.mode === undefined ? (f.note ?? "") : f.note === undefined ? `mode ${f.mode}` : `mode ${f.mode}; ${f.note}`
+      [
+        f.mode === undefined ? undefined : `mode ${f.mode}`,
+        f.local_link === true || f.remote_link === true
+          ? `symbolic link${f.local_link === true && f.remote_link === true ? "" : f.local_link === true ? " (local)" : " (remote)"}`
+          : undefined,
+        f.note
+      ]
+        .filter((n) => n !== undefined)
+        .join("; ")
     const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
