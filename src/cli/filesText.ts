@@ -21,10 +21,20 @@ export const human = (r: FilesReport) => (p: Paint) => {
       ]
         .filter((n) => n !== undefined)
         .join("; ")
-    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
+    // Links that are not carried come first: however many files change, they are never among the rows cut off.
+    const shown = [
+      ...r.files.filter((f) => f.status === "NotCarried"),
+      ...r.files.filter((f) => f.status !== "NotCarried")
+    ]
+    const rows = shown.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }
+  const dropped = r.files.filter((f) => f.status === "NotCarried").length
+  if (dropped > 0)
+    lines.push(
+      `${dropped} symbolic link(s) not carried: absolute, or leaving the services tree (the NotCarried rows above)`
+    )
   const c = r.counts
   const counts = `${c.added} added, ${c.modified} modified, ${c.removed} removed, ${c.unchanged} unchanged (${r.command === "pull" ? "remote vs local" : "local vs remote"}${r.remote_revision === null ? ", remote empty" : ` ${r.remote_revision}`})`
   lines.push(counts)
