@@ -11,45 +11,35 @@ import { TarballUnsafe } from "../../errors.js"
 const EPOCH = new Date(0)
 const BLOCK = 512
 
-/**
- * The tar header block(s) of a regular file: a pax header first when the path does not fit ustar. Its mode is
- * 0755 for an executable file, else 0644 (`fileMode`): the only two an archive of ours carries.
- */
-export const fileHeader = (path: string, size: number, executable = false): Buffer => {
-  const mode = fileMode(executable)
-  const data = { path, mode, uid: 0, gid: 0, size, mtime: EPOCH, type: "File" as const, uname: "", gname: "" }
-  const header = new Header(data)
+/** A header block of ours (fixed owner and mtime), a pax header first when a path or link name does not fit ustar. */
+const headerBlocks = (
+  fields: { readonly path: string; readonly size: number; readonly mode: number } & (
+    | { readonly type: "File" }
+    | { readonly type: "SymbolicLink"; readonly linkpath: string }
+  )
+): Buffer => {
+  const header = new Header({ ...fields, uid: 0, gid: 0, mtime: EPOCH, uname: "", gname: "" })
   const block = Buffer.alloc(BLOCK)
   const needPax = header.encode(block, 0)
   if (!needPax) return block
-  const pax = new Pax({ path, size, mtime: EPOCH }).encode()
-  return Buffer.concat([pax, block])
+  const { path, size } = fields
+  const pax =
+    fields.type === "File"
+      ? new Pax({ path, size, mtime: EPOCH })
+      : new Pax({ path, linkpath: fields.linkpath, mtime: EPOCH })
+  return Buffer.concat([pax.encode(), block])
 }
 
 /**
- * The tar header block(s) of a symbolic link: type 2 with its target as the link name (a pax header first when
- * the path or target does not fit ustar), mode 0777 as links have, no data.
+ * The tar header block(s) of a regular file. Its mode is 0755 for an executable file, else 0644 (`fileMode`): the
+ * only two an archive of ours carries.
  */
-export const linkHeader = (path: string, target: string): Buffer => {
-  const data = {
-    path,
-    linkpath: target,
-    mode: 0o777,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    mtime: EPOCH,
-    type: "SymbolicLink" as const,
-    uname: "",
-    gname: ""
-  }
-  const header = new Header(data)
-  const block = Buffer.alloc(BLOCK)
-  const needPax = header.encode(block, 0)
-  if (!needPax) return block
-  const pax = new Pax({ path, linkpath: target, mtime: EPOCH }).encode()
-  return Buffer.concat([pax, block])
-}
+export const fileHeader = (path: string, size: number, executable = false): Buffer =>
+  headerBlocks({ path, size, mode: fileMode(executable), type: "File" })
+
+/** The tar header block(s) of a symbolic link: type 2, its target as the link name, mode 0777 as links have, no data. */
+export const linkHeader = (path: string, target: string): Buffer =>
+  headerBlocks({ path, size: 0, mode: 0o777, type: "SymbolicLink", linkpath: target })
 
 const padLength = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK
 const padding = (size: number): Buffer => Buffer.alloc(padLength(size))
