@@ -195,6 +195,26 @@ describe("symbolic links through file sync", () => {
   )
 
   it.live(
+    "a link to a folder that becomes a real folder is pulled as a delete plus a create: the link goes to the backup, nothing is written through it",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("link-shape"))
+        const one = project({ "config/b/y": "y\n", "config/a": { link: "b" } })
+        yield* sync(one, t.token).push()
+        const two = project()
+        yield* sync(two, t.token).pull()
+        fs.rmSync(full(one, "config/a"))
+        place(full(one, "config/a/x"), "x\n")
+        yield* sync(one, t.token).push()
+        const pulled = yield* sync(two, t.token).pull()
+        expect(pulled.actions).toEqual({ write: 1, "delete-local": 1 })
+        expect(entriesOf(two)).toEqual({ "config/a/x": "x\n", "config/b/y": "y\n" })
+        expect(fs.lstatSync(full(two, "config/a")).isDirectory()).toBe(true)
+        expect(fs.readlinkSync(nodePath.join(pulled.backup!, "config/a"))).toBe("b")
+      })
+  )
+
+  it.live(
     "a hostile server's link (absolute, '..', or a link with a file below it) is refused naming the path; nothing outside the tree or in the project changes",
     () =>
       Effect.gen(function* () {
