@@ -23,7 +23,7 @@ import { fileSync } from "../support/fileSync.js"
 import { type FixtureFile, place, readTree } from "../support/gitFixture.js"
 import { record, sha, tarGz } from "../support/hostile.js"
 import { freshDatabase, query } from "../support/pg.js"
-import { tempDirs, treeFiles } from "../support/tree.js"
+import { tempDirs } from "../support/tree.js"
 
 let dbUrl: string
 let server: Awaited<ReturnType<typeof startServer>>
@@ -350,6 +350,8 @@ describe("symbolic links through file sync", () => {
     const asLink = new FileEntry({ path: "config/app.yaml", size: 5, sha256: sha("x: 1\n"), link: true })
     expect(manifestChecksum([asLink, plain[1]!])).not.toBe(manifestChecksum(plain))
     fs.symlinkSync("app.yaml", full(root, "config/link.yaml"))
+    const at = new Date(1_700_000_000_000)
+    fs.lutimesSync(full(root, "config/link.yaml"), at, at)
     const withLink = walkTree(services(root), makeMembership(""))
     expect(withLink.map((f) => [f.path, f.link])).toEqual([
       ["config/app.yaml", undefined],
@@ -357,6 +359,12 @@ describe("symbolic links through file sync", () => {
       ["skills/s/SKILL.md", undefined]
     ])
     expect(listingDigest(withLink)).not.toBe(fingerprint)
-    expect(Object.keys(treeFiles(services(root)))).toContain("config/link.yaml")
+    // Retargeted to a name of the same length with the old mtime put back: the target itself is fingerprinted.
+    fs.rmSync(full(root, "config/link.yaml"))
+    fs.symlinkSync("xyz.yaml", full(root, "config/link.yaml"))
+    fs.lutimesSync(full(root, "config/link.yaml"), at, at)
+    const retargeted = walkTree(services(root), makeMembership(""))
+    expect(retargeted.map((f) => [f.size, f.mtimeMs])).toEqual(withLink.map((f) => [f.size, f.mtimeMs]))
+    expect(listingDigest(retargeted)).not.toBe(listingDigest(withLink))
   })
 })
