@@ -2,7 +2,7 @@
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
-import { type FileEntry, isRelPath, RelPath, Sha256 } from "../domain/model.js"
+import { type FileEntry, isRelPath, MAX_LINK_BYTES, RelPath, Sha256 } from "../domain/model.js"
 import { ConflictWire, described, InvalidInputWire, TarballUnsafeWire, tenantGroups, Unavailable } from "./common.js"
 
 const SHA256 = /^[0-9a-f]{64}$/
@@ -10,14 +10,18 @@ const SHA256 = /^[0-9a-f]{64}$/
 /** Whether a value is a valid file entry (the FileEntry rules, checked without decoding). */
 export const isEntry = (u: unknown): u is FileEntry => {
   if (typeof u !== "object" || u === null) return false
-  const e = u as { path?: unknown; size?: unknown; sha256?: unknown; executable?: unknown }
+  const e = u as { path?: unknown; size?: unknown; sha256?: unknown; executable?: unknown; link?: unknown }
   return (
     isRelPath(e.path) &&
     Number.isSafeInteger(e.size) &&
     (e.size as number) >= 0 &&
     typeof e.sha256 === "string" &&
     SHA256.test(e.sha256) &&
-    (e.executable === undefined || typeof e.executable === "boolean")
+    (e.executable === undefined || typeof e.executable === "boolean") &&
+    // A link is never executable, and its target is at most MAX_LINK_BYTES long.
+    (e.link === undefined ||
+      e.link === false ||
+      (e.link === true && e.executable !== true && (e.size as number) <= MAX_LINK_BYTES))
   )
 }
 
@@ -42,6 +46,11 @@ export const FileEntries = Schema.declare(
           executable: {
             type: "boolean",
             description: "true for an executable file (written 0755); absent or false: a plain file (0644)"
+          },
+          link: {
+            type: "boolean",
+            description:
+              "true for a symbolic link: sha256 and size are its target text's, a relative path that stays inside the tree"
           }
         }
       }

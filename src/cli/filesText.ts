@@ -9,13 +9,32 @@ const LIMIT = 200
 export const human = (r: FilesReport) => (p: Paint) => {
   const lines: Array<string> = []
   if (r.files.length > 0) {
-    // A change of the executable bit reads `mode +x` / `mode -x` beside the note.
+    // A change of the executable bit reads `mode +x` / `mode -x` beside the note; a symbolic link says so (a link
+    // that is not carried says why in its note).
     const note = (f: FilesReport["files"][number]) =>
-      f.mode === undefined ? (f.note ?? "") : f.note === undefined ? `mode ${f.mode}` : `mode ${f.mode}; ${f.note}`
-    const rows = r.files.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
+      [
+        f.mode === undefined ? undefined : `mode ${f.mode}`,
+        f.local_link === true || f.remote_link === true
+          ? `symbolic link${f.local_link === true && f.remote_link === true ? "" : f.local_link === true ? " (local)" : " (remote)"}`
+          : undefined,
+        f.note
+      ]
+        .filter((n) => n !== undefined)
+        .join("; ")
+    // Links that are not carried come first: however many files change, they are never among the rows cut off.
+    const shown = [
+      ...r.files.filter((f) => f.status === "NotCarried"),
+      ...r.files.filter((f) => f.status !== "NotCarried")
+    ]
+    const rows = shown.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }
+  const dropped = r.files.filter((f) => f.status === "NotCarried").length
+  if (dropped > 0)
+    lines.push(
+      `${dropped} symbolic link(s) not carried: absolute, or leaving the services tree (the NotCarried rows above)`
+    )
   const c = r.counts
   const counts = `${c.added} added, ${c.modified} modified, ${c.removed} removed, ${c.unchanged} unchanged (${r.command === "pull" ? "remote vs local" : "local vs remote"}${r.remote_revision === null ? ", remote empty" : ` ${r.remote_revision}`})`
   lines.push(counts)

@@ -45,7 +45,8 @@ export const byPath = (a: FileEntry, b: FileEntry) => (a.path < b.path ? -1 : a.
 
 /**
  * A manifest's checksum: over its entries sorted by path, one `path\0size\0sha256\n` line each, with `\0x`
- * before the newline for an executable file (so a plain tree sums as it did before modes travelled).
+ * before the newline for an executable file and `\0l` for a symbolic link (so a tree of plain files sums as it
+ * did before modes and links travelled, and a server that would drop either refuses the push).
  */
 export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   let sorted = true
@@ -54,7 +55,12 @@ export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   // Lines are fed in batches: one update per line costs more than the hashing itself.
   let batch = ""
   for (const e of sorted ? entries : [...entries].sort(byPath)) {
-    batch += e.executable === true ? `${e.path}\0${e.size}\0${e.sha256}\0x\n` : `${e.path}\0${e.size}\0${e.sha256}\n`
+    batch +=
+      e.link === true
+        ? `${e.path}\0${e.size}\0${e.sha256}\0l\n`
+        : e.executable === true
+          ? `${e.path}\0${e.size}\0${e.sha256}\0x\n`
+          : `${e.path}\0${e.size}\0${e.sha256}\n`
     if (batch.length >= 65536) {
       hash.update(batch)
       batch = ""

@@ -205,14 +205,43 @@ export const RelPath = Schema.String.pipe(
 
 /**
  * A file of the services tree. `executable` (git's model: a file is 0755 or 0644) is written only when true:
- * an entry without it, as older clients and servers write them, is a plain file.
+ * an entry without it, as older clients and servers write them, is a plain file. `link` (written only when true)
+ * makes it a symbolic link whose "content" is its target text: `sha256` and `size` are the target's, so blobs,
+ * uploads, revisions and plans treat it as they treat bytes. A link is never executable.
  */
 export class FileEntry extends Schema.Class<FileEntry>("FileEntry")({
   path: RelPath,
   size: Schema.NonNegativeInt,
   sha256: Sha256,
-  executable: Schema.optional(Schema.Boolean)
+  executable: Schema.optional(Schema.Boolean),
+  link: Schema.optional(Schema.Boolean)
 }) {}
+
+/** The longest link target file sync carries, in bytes (Linux's PATH_MAX less its NUL). */
+export const MAX_LINK_BYTES = 4095
+
+const utf8 = new TextEncoder()
+
+/**
+ * Why a symbolic link at `path` (a tree path) with this target is not carried, or undefined when it is: only a
+ * relative target that, resolved from the link's folder, stays inside the tree. The target is read lexically
+ * as some `..` segments and then names only: a `..` after a name could climb out of a folder that is itself a
+ * link, which text alone cannot tell. An empty, `.` or `..`-only rest names a folder of the tree: allowed (a
+ * link to a folder is carried as a link; nothing walks into it).
+ */
+export const linkTargetProblem = (path: string, target: string): string | undefined => {
+  if (target === "") return "its target is empty"
+  if (target.includes("\0")) return "its target holds a NUL byte"
+  if (target.includes("\uFFFD")) return "its target is not UTF-8 text"
+  if (utf8.encode(target).length > MAX_LINK_BYTES) return `its target is longer than ${MAX_LINK_BYTES} bytes`
+  if (target.startsWith("/")) return `its target ${target} is absolute`
+  const segments = target.split("/").filter((s) => s !== "" && s !== ".")
+  let up = 0
+  while (up < segments.length && segments[up] === "..") up++
+  if (segments.slice(up).includes("..")) return `its target ${target} climbs with '..' after a name`
+  if (up > path.split("/").length - 1) return `its target ${target} leaves the tree`
+  return undefined
+}
 
 /** Whether a file's permission bits make it executable: its owner-execute bit, as git reads it. */
 export const isExecutableMode = (mode: number) => (mode & 0o100) !== 0
@@ -227,13 +256,19 @@ export const fileMode = (executable: boolean | undefined) => (executable === tru
 export const fileEntry = (path: string, size: number, sha256: string, executable: boolean): FileEntry =>
   executable ? { path, size, sha256, executable: true } : { path, size, sha256 }
 
+/** A symbolic link's manifest entry: its target's SHA-256 and byte length, with `link: true`. */
+export const linkEntry = (path: string, size: number, sha256: string): FileEntry => ({ path, size, sha256, link: true })
+
 /**
  * What a file is, for every comparison of file sync (two-way diff, three-way plan, recorded base): its content,
- * with `+x` after it when executable. A plain file's version is its bare SHA-256, as bases recorded before
- * modes travelled hold it.
+ * with `+x` after it when executable and `+l` when a symbolic link (so a link and a file of the same bytes
+ * differ). A plain file's version is its bare SHA-256, as bases recorded before modes and links travelled hold it.
  */
-export const fileVersion = (e: { readonly sha256: string; readonly executable?: boolean | undefined }) =>
-  e.executable === true ? `${e.sha256}+x` : e.sha256
+export const fileVersion = (e: {
+  readonly sha256: string
+  readonly executable?: boolean | undefined
+  readonly link?: boolean | undefined
+}) => (e.link === true ? `${e.sha256}+l` : e.executable === true ? `${e.sha256}+x` : e.sha256)
 
 export class FileManifest extends Schema.Class<FileManifest>("FileManifest")({
   entries: Schema.Array(FileEntry),

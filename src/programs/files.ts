@@ -14,7 +14,7 @@ import { takeHandedListing } from "../services/state.js"
 import { make as makeWorkspace, type WorkspaceFile } from "../services/Workspace.js"
 import { apply, obstacles, recoverPull } from "../stages/files/apply.js"
 import { backupPolicy, listBackups, restoreBackup } from "../stages/files/backups.js"
-import { localManifest } from "../stages/files/bundle.js"
+import { localManifest, type NotCarried } from "../stages/files/bundle.js"
 import { actionsOf, diffFiles, type FilePlan, planFiles, readBase, sameBase, writeBase } from "../stages/files/plan.js"
 import { type HeadManifest, headManifest, pushedHead, writeKnownHead } from "../stages/files/remote.js"
 import { clearMark, matches, readMark, type SettledMark, settledReport, writeMark } from "../stages/files/settled.js"
@@ -42,6 +42,11 @@ export interface FileReportItem {
   /** Present (true) when that side's file is executable. */
   readonly local_executable?: true
   readonly remote_executable?: true
+  /** Present (true) when that side's entry is a symbolic link (its sha256 and size are its target's). */
+  readonly local_link?: true
+  readonly remote_link?: true
+  /** A local symbolic link that is not carried (status `NotCarried`): its target. */
+  readonly link_target?: string
   /**
    * The executable bit the run carries (or, for a diff, local against remote): `+x` when the side synced from is
    * executable where the other is not (or where the other has no such file), `-x` the reverse.
@@ -109,6 +114,8 @@ const item = (
   ...(remote === undefined ? {} : { remote_sha256: remote.sha256 }),
   ...(local?.executable === true ? { local_executable: true as const } : {}),
   ...(remote?.executable === true ? { remote_executable: true as const } : {}),
+  ...(local?.link === true ? { local_link: true as const } : {}),
+  ...(remote?.link === true ? { remote_link: true as const } : {}),
   ...(from === "local" ? modeChange(local, remote) : modeChange(remote, local)),
   size: (local ?? remote)?.size ?? 0
 })
@@ -119,11 +126,21 @@ const countActions = (plan: FilePlan) => {
   return out
 }
 
+/** The local links file sync does not carry, as report rows: never silently left out. */
+const notCarriedItems = (links: ReadonlyArray<NotCarried>): ReadonlyArray<FileReportItem> =>
+  links.map((l) => ({
+    path: l.path,
+    status: "NotCarried",
+    action: "skip",
+    note: `symbolic link not carried: ${l.reason}`,
+    link_target: l.target
+  }))
+
 const report = (
   command: "push" | "pull",
   dryRun: boolean,
   head: HeadManifest,
-  localCount: number,
+  local: { readonly entries: ReadonlyArray<FileEntry>; readonly notCarried: ReadonlyArray<NotCarried> },
   plan: FilePlan,
   extra: Partial<FilesReport> = {}
 ): FilesReport => ({
@@ -134,23 +151,39 @@ const report = (
   counts: plan.counts,
   actions: countActions(plan),
   conflicts: plan.conflicts,
-  files: plan.items
-    .filter((i) => i.status !== "Unchanged")
-    .map((i) =>
-      item(
-        i.path,
-        i.status,
-        i.local,
-        i.remote,
-        i.note === undefined ? { action: i.action } : { action: i.action, note: i.note },
-        command === "pull" ? "remote" : "local"
-      )
-    ),
-  local_files: localCount,
+  files: [
+    ...plan.items
+      .filter((i) => i.status !== "Unchanged")
+      .map((i) =>
+        item(
+          i.path,
+          i.status,
+          i.local,
+          i.remote,
+          i.note === undefined ? { action: i.action } : { action: i.action, note: i.note },
+          command === "pull" ? "remote" : "local"
+        )
+      ),
+    ...notCarriedItems(local.notCarried)
+  ],
+  local_files: local.entries.length,
   remote_files: head.manifest.entries.length,
   remote_manifest: head.cached ? "cached" : "downloaded",
   ...extra
 })
+
+/**
+ * The remote entries a run plans with: those the local membership takes, less the paths of local links that are
+ * not carried (a remote file there is neither written over the link nor deleted).
+ */
+const visibleEntries = (
+  entries: ReadonlyArray<FileEntry>,
+  membership: { readonly includes: (path: string) => boolean },
+  notCarried: ReadonlyArray<NotCarried>
+) => {
+  const skipped = new Set(notCarried.map((l) => l.path))
+  return entries.filter((e) => membership.includes(e.path) && !skipped.has(e.path))
+}
 
 /**
  * The base is recorded per tenant (ids are unique): syncing with another tenant starts from no base, while
@@ -293,10 +326,7 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
   })
   const remote = head.manifest
   const membership = yield* makeWorkspace(config.servicesPath).membership()
-  const diff = diffFiles(
-    local.entries,
-    remote.entries.filter((e) => membership.includes(e.path))
-  )
+  const diff = diffFiles(local.entries, visibleEntries(remote.entries, membership, local.notCarried))
   return {
     command: "diff",
     dry_run: true,
@@ -305,7 +335,10 @@ const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: FilesOpti
     counts: diff.counts,
     actions: {},
     conflicts: [],
-    files: diff.items.filter((i) => i.status !== "Unchanged").map((i) => item(i.key, i.status, i.source, i.target)),
+    files: [
+      ...diff.items.filter((i) => i.status !== "Unchanged").map((i) => item(i.key, i.status, i.source, i.target)),
+      ...notCarriedItems(local.notCarried)
+    ],
     local_files: local.entries.length,
     remote_files: remote.entries.length,
     remote_manifest: head.cached ? "cached" : "downloaded"
@@ -344,7 +377,7 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (
   })
   const remote = head.manifest
   const membership = yield* makeWorkspace(config.servicesPath).membership()
-  const visible = remote.entries.filter((e) => membership.includes(e.path))
+  const visible = visibleEntries(remote.entries, membership, local.notCarried)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles(direction, local.entries, visible, base, {
@@ -360,7 +393,7 @@ const prepare = Effect.fn("FileSyncService.prepare")(function* (
         config,
         client.baseUrl,
         remote,
-        plan.items.every((i) => i.action === "none"),
+        plan.items.every((i) => i.action === "none") && local.notCarried.length === 0,
         local
       )
     )
@@ -411,7 +444,7 @@ const prepareRevision = Effect.fn("FileSyncService.prepareRevision")(function* (
     { concurrency: 2 }
   )
   const membership = yield* makeWorkspace(config.servicesPath).membership()
-  const visible = remote.entries.filter((e) => membership.includes(e.path))
+  const visible = visibleEntries(remote.entries, membership, local.notCarried)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles("pull", local.entries, visible, base, {
@@ -477,14 +510,14 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     options,
     probed
   )
-  if (dryRun) return report("push", true, head, local.entries.length, plan, { files_hashed: local.hashed })
+  if (dryRun) return report("push", true, head, local, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
   const set = actionsOf(plan, "upload").map((i) => i.local!)
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
     yield* settle
-    return report("push", false, head, local.entries.length, plan, {
+    return report("push", false, head, local, plan, {
       bytes_sent: 0,
       files_sent: 0,
       files_hashed: local.hashed
@@ -511,10 +544,11 @@ const pushImpl = Effect.fn("FileSyncService.push")(function* (options: FilesOpti
     config,
     client.baseUrl,
     pushed,
-    plan.items.every((i) => i.action === "none" || i.action === "upload" || i.action === "delete-remote"),
+    plan.items.every((i) => i.action === "none" || i.action === "upload" || i.action === "delete-remote") &&
+      local.notCarried.length === 0,
     local
   )
-  return report("push", false, head, local.entries.length, plan, {
+  return report("push", false, head, local, plan, {
     revision: outcome.result.revision,
     bytes_sent: outcome.bytesSent,
     files_sent: outcome.filesSent,
@@ -530,14 +564,14 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } =
     older === undefined ? yield* prepare("pull", options, probed) : yield* prepareRevision(older, options)
   yield* checkRemote(remote, client.baseUrl)
-  if (dryRun) return report("pull", true, head, local.entries.length, plan, { files_hashed: local.hashed })
+  if (dryRun) return report("pull", true, head, local, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const write = actionsOf(plan, "write").map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
     yield* settle
-    return report("pull", false, head, local.entries.length, plan, { files_hashed: local.hashed })
+    return report("pull", false, head, local, plan, { files_hashed: local.hashed })
   }
   const blocked = yield* obstacles(
     config.servicesPath,
@@ -578,7 +612,7 @@ const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOpti
   )
   // An older revision's tree is a local change against the head: the base stays the head's.
   if (older === undefined) yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
-  return report("pull", false, head, local.entries.length, plan, {
+  return report("pull", false, head, local, plan, {
     files_hashed: local.hashed,
     ...(result.backup === undefined ? {} : { backup: result.backup }),
     ...(result.pruned.length === 0 ? {} : { backups_pruned: result.pruned })

@@ -78,8 +78,14 @@ export const filePatches = Effect.fn("Patches.files")(function* (
   }
   const ws = makeWorkspace(servicesPath)
   return yield* Effect.forEach(changed, (f) =>
-    Effect.map(f.local_sha256 === undefined ? Effect.succeed(undefined) : ws.readFile(f.path), (local) =>
-      patchOf(f.path, remote.get(f.path), local)
+    Effect.map(
+      // A link's content is its target text, as the archive carries it.
+      f.local_sha256 === undefined
+        ? Effect.succeed(undefined)
+        : f.local_link === true
+          ? ws.readLink(f.path)
+          : ws.readFile(f.path),
+      (local) => patchOf(f.path, remote.get(f.path), local)
     )
   )
 })

@@ -19,9 +19,14 @@ export type { WorkspaceFile } from "./state.js"
 export interface WorkspaceShape {
   /** Absolute path of the services tree. */
   readonly root: string
-  /** Every member file (membership list and `.agentsyncignore`), sorted by path; symlinks are skipped. */
+  /**
+   * Every member file (membership list and `.agentsyncignore`), sorted by path; a symbolic link is listed with its
+   * target (`link`) and never followed.
+   */
   readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
+  /** A symbolic link's target text, as bytes (the link is never followed). */
+  readonly readLink: (path: string) => Effect.Effect<Uint8Array, IoError>
   /** Reads many files, in order; far cheaper per file than `readFile` for a whole tree (see below). */
   readonly readFiles: (paths: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Uint8Array>, IoError>
   /** Writes through a temp file in the same folder and a rename, so a reader sees the old or the new bytes. */
@@ -377,6 +382,14 @@ export const make = (root: string): WorkspaceShape => {
     return yield* Effect.tryPromise({ try: () => fs.readFile(full), catch: io(full, "cannot read") })
   })
 
+  const readLink = Effect.fn("Workspace.readLink")(function* (path: string) {
+    const full = yield* resolveInside(absRoot, path)
+    return yield* Effect.tryPromise({
+      try: () => fs.readlink(full, { encoding: "buffer" }),
+      catch: io(full, "cannot read the link")
+    })
+  })
+
   // A tree is read in slices of synchronous reads: one async readFile costs several thread-pool round trips,
   // which dominate for thousands of small files already in the page cache.
   const readFiles = Effect.fn("Workspace.readFiles")(function* (paths: ReadonlyArray<string>) {
@@ -426,12 +439,13 @@ export const make = (root: string): WorkspaceShape => {
 
   const readProject = Effect.fn("Workspace.readProject")(function* () {
     const all = yield* listFiles()
-    const files = all.filter((f) => isProjectFile(f.path))
+    // Item files are read from regular files only: a link is left to file sync, never read through.
+    const files = all.filter((f) => f.link === undefined && isProjectFile(f.path))
     const raw = yield* readRawFiles(files)
     const shown = nodePath.relative(process.cwd(), absRoot) || "."
     const project = parseProject(raw, { prefix: `${shown}/` })
     // Files outside the item folders were not read; they are listed as left to file sync all the same.
-    const others = all.filter((f) => !isProjectFile(f.path)).map((f) => f.path)
+    const others = all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
     return { ...project, unsynced: [...project.unsynced, ...others].sort() }
   })
 
@@ -439,6 +453,7 @@ export const make = (root: string): WorkspaceShape => {
     root: absRoot,
     listFiles,
     readFile,
+    readLink,
     readFiles,
     readRawFiles,
     writeFile,

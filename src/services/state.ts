@@ -35,10 +35,13 @@ export interface WorkspaceFile {
   readonly mtimeMs: number
   /** Permission bits (`0o755` for a script). */
   readonly mode: number
+  /** A symbolic link's target text (then `size` is its byte length); absent for a regular file. */
+  readonly link?: string
 }
 
 /**
- * Every member file under `absRoot` (none when it does not exist), sorted by path. Synchronous calls: an async
+ * Every member file and symbolic link under `absRoot` (none when it does not exist), sorted by path. A link is
+ * listed with its target and never followed, whether it names a file or a folder. Synchronous calls: an async
  * stat per file costs thread-pool round trips that dominate for a tree of thousands of files already in the
  * page cache (10,000 files: ~400 ms async, a fraction of that here). Throws what the file system throws.
  */
@@ -57,6 +60,14 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
       if (d.isDirectory()) {
         if (rel === "" && !member.includes(`${r}/x`)) continue
         walk(`${dir}${nodePath.sep}${d.name}`, r)
+        continue
+      }
+      if (d.isSymbolicLink()) {
+        if (!member.includes(r)) continue
+        const full = `${dir}${nodePath.sep}${d.name}`
+        const st = fs.lstatSync(full)
+        const link = fs.readlinkSync(full)
+        out.push({ path: r, size: Buffer.byteLength(link), mtimeMs: st.mtimeMs, mode: st.mode & 0o777, link })
         continue
       }
       if (!d.isFile() || !member.includes(r)) continue

@@ -5,19 +5,18 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { gunzipSync } from "node:zlib"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, type Redacted, Stream } from "effect"
+import { Chunk, Effect, Either, type Redacted, Stream } from "effect"
 import { Header } from "tar"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
-import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { ExitCode, exitCodeOf } from "../../src/errors.js"
-import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
-import { layer as clientLayer, type SyncApiOptions } from "../../src/services/SyncApi.js"
+import type { SyncApiOptions } from "../../src/services/SyncApi.js"
 import { walkTree } from "../../src/services/state.js"
 import { listingDigest } from "../../src/stages/files/settledCheck.js"
 import { fastRetry, run, runEither, startServer } from "../server/support.js"
+import { fileSync } from "../support/fileSync.js"
 import { record, sha, tarGz } from "../support/hostile.js"
 import { freshDatabase, query } from "../support/pg.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
@@ -65,26 +64,7 @@ const backdate = (root: string) => {
   for (const p of Object.keys(treeFiles(services(root)))) fs.utimesSync(full(root, p), past, past)
 }
 
-const sync = (root: string, token: Redacted.Redacted<string>) => {
-  const layer = fileSyncLayer.pipe(
-    Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token, retry: fastRetry })),
-    Layer.provide(
-      Layer.succeed(
-        CurrentConfig,
-        new SyncConfig({ projectRoot: root, servicesPath: services(root), directUrl: server.url, token })
-      )
-    )
-  )
-  const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
-    Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))
-  return {
-    diff: () => go((s) => s.diff()),
-    push: (o: FilesOptions = {}) => go((s) => s.push(o)),
-    pull: (o: FilesOptions = {}) => go((s) => s.pull(o)),
-    pullEither: (o: FilesOptions = {}) => Effect.either(go((s) => s.pull(o))),
-    pushEither: (o: FilesOptions = {}) => Effect.either(go((s) => s.push(o)))
-  }
-}
+const sync = (root: string, token: Redacted.Redacted<string>) => fileSync(server.url, root, token)
 const direct = (token: Redacted.Redacted<string>): SyncApiOptions => ({
   endpoint: { mode: "direct", origin: server.url },
   token,

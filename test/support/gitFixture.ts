@@ -25,7 +25,8 @@ export const git = (cwd: string, ...args: Array<string>) =>
 /** A file of a fixture: its text, an executable script, or a symbolic link to a relative target. */
 export type FixtureFile = string | { readonly exec: string } | { readonly link: string }
 
-const place = (abs: string, content: FixtureFile) => {
+/** Writes one fixture file at an absolute path (its folders made, whatever was there replaced). */
+export const place = (abs: string, content: FixtureFile) => {
   fs.mkdirSync(nodePath.dirname(abs), { recursive: true })
   fs.rmSync(abs, { force: true })
   if (typeof content === "string") fs.writeFileSync(abs, content, { mode: 0o644 })

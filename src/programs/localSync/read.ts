@@ -37,14 +37,15 @@ export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: R
   const all = yield* ws.listFiles()
   const listed = all.filter((f) => {
     const kind = KIND_OF_FOLDER[f.path.slice(0, f.path.indexOf("/"))]
-    return kind !== undefined && kinds.includes(kind) && isProjectFile(f.path)
+    // A symbolic link is left to file sync: never read through as an item.
+    return kind !== undefined && kinds.includes(kind) && f.link === undefined && isProjectFile(f.path)
   })
   const raw = yield* ws.readRawFiles(listed)
   const shown = nodePath.relative(process.cwd(), ws.root) || "."
   const files: DiskFiles = {
     raw,
     prefix: `${shown}/`,
-    unsynced: all.filter((f) => !isProjectFile(f.path)).map((f) => f.path)
+    unsynced: all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
   }
   return files
 })

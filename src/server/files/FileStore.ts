@@ -8,18 +8,24 @@ import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, Upload
 import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
-import { type FileEntry, fileEntry } from "../../domain/model.js"
+import { type FileEntry, fileEntry, linkEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { gzip, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
- * file (rows stored before modes travelled have none: plain files).
+ * file or `2` (LINK) for a symbolic link, whose blob is its target text (rows stored before modes and links
+ * travelled have none: plain files).
  */
-type StoredEntry = readonly [string, number, string] | readonly [string, number, string, 1]
+type StoredEntry = readonly [string, number, string] | readonly [string, number, string, 1 | 2]
+const LINK = 2
 
 const stored = (e: FileEntry): StoredEntry =>
-  e.executable === true ? [e.path, e.size, e.sha256, 1] : [e.path, e.size, e.sha256]
+  e.link === true
+    ? [e.path, e.size, e.sha256, LINK]
+    : e.executable === true
+      ? [e.path, e.size, e.sha256, 1]
+      : [e.path, e.size, e.sha256]
 
 const EMPTY_CHECKSUM = manifestChecksum([])
 // Blob inserts and reads are batched by bytes so memory stays flat however large the tree.
@@ -36,7 +42,8 @@ const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
     Effect.zipRight(Effect.fail(new ApiError({ status: 500, reason: `storage error during ${what}` })))
   )
 
-const toEntry = ([path, size, sha, x]: StoredEntry): FileEntry => fileEntry(path, size, sha, x === 1)
+const toEntry = ([path, size, sha, x]: StoredEntry): FileEntry =>
+  x === LINK ? linkEntry(path, size, sha) : fileEntry(path, size, sha, x === 1)
 const toEntries = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> => rows.map(toEntry)
 
 export interface UploadOptions {
@@ -188,6 +195,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       let header: UploadHeader | undefined
       let expected = new Map<string, FileEntry>()
       const received = new Set<string>()
+      // Links that arrived as link records (whose targets the reader checked): every link of the header must.
+      const linksReceived = new Set<string>()
       let receivedFiles = 0
       let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array; upload_id: string }> = []
       let pendingBytes = 0
@@ -230,7 +239,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       const receive = readArchive(
         body,
         {
-          file: (path, size, executable) => {
+          file: (path, size, executable, link) => {
             const chunks: Array<Uint8Array> = []
             const isHeader = header === undefined
             if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes)) {
@@ -251,6 +260,14 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                 // The header says what the revision stores; the archive's mode must say the same.
                 if (executable !== (want.executable === true))
                   throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
+                if (link !== (want.link === true))
+                  throw new TarballUnsafe({
+                    reason: link
+                      ? "a symbolic link the upload header lists as a file"
+                      : "a file the upload header lists as a link",
+                    entry: path
+                  })
+                if (link) linksReceived.add(path)
                 const digest = createHash("sha256").update(data).digest("hex")
                 if (digest !== want.sha256 || data.length !== want.size) {
                   throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
@@ -316,6 +333,14 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             return yield* new InvalidInput({
               field: "checksum",
               reason: "the resulting tree does not match the client's checksum"
+            })
+          }
+          // A link's target is checked only as a link record: one the archive did not carry is not taken on trust.
+          const unchecked = head.set.find((e) => e.link === true && !linksReceived.has(e.path))
+          if (unchecked !== undefined) {
+            return yield* new InvalidInput({
+              field: "set",
+              reason: `the symbolic link ${unchecked.path} was not sent as a link record; every link must be, so that its target is checked`
             })
           }
           // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
@@ -411,17 +436,25 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
               SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
             const data = new Map(rows.map((r) => [r.sha256, r.data]))
-            // One element (one gzip member) per batch, each blob copied once, into its record.
-            const { buffer, slots } = recordBatch(b.map(([path, size, , x]) => ({ path, size, executable: x === 1 })))
-            for (let i = 0; i < b.length; i++) {
-              const [path, size, sha] = b[i]!
+            for (const [path, size, sha] of b) {
               const bytes = data.get(sha)
               if (bytes === undefined || bytes.length !== size) {
                 const what = bytes === undefined ? "missing" : "of another size than its manifest entry"
                 return yield* new ApiError({ status: 500, reason: `stored content ${what} for ${path}` })
               }
-              slots[i]!.set(bytes)
             }
+            // One element (one gzip member) per batch, each blob copied once, into its record; a link's target
+            // (its blob) goes into its header.
+            const { buffer, slots } = recordBatch(
+              b.map(([path, size, sha, x]) =>
+                x === LINK
+                  ? { path, size, target: Buffer.from(data.get(sha)!).toString() }
+                  : { path, size, executable: x === 1 }
+              )
+            )
+            b.forEach(([, , sha, x], i) => {
+              if (x !== LINK) slots[i]!.set(data.get(sha)!)
+            })
             return buffer as Uint8Array
           })
         )

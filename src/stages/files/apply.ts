@@ -68,7 +68,7 @@ class StagedFile {
   ) {
     mkdirp(nodePath.dirname(full))
     // wx: never follow or reuse anything already there.
-    if (entry.size > SMALL) this.fd = fsSync.openSync(full, "wx", fileMode(entry.executable))
+    if (entry.size > SMALL && entry.link !== true) this.fd = fsSync.openSync(full, "wx", fileMode(entry.executable))
   }
   write(chunk: Uint8Array) {
     this.size += chunk.length
@@ -101,7 +101,11 @@ class StagedFile {
     if (this.size !== this.entry.size || digest !== this.entry.sha256) {
       throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: this.entry.path })
     }
-    if (this.entry.size <= SMALL) {
+    if (this.entry.link === true) {
+      // Made, not written: symlink never follows or replaces anything already there.
+      fsSync.symlinkSync(Buffer.concat(this.chunks).toString(), this.full)
+      this.chunks.length = 0
+    } else if (this.entry.size <= SMALL) {
       this.queue(
         fs.writeFile(this.full, Buffer.concat(this.chunks), { flag: "wx", mode: fileMode(this.entry.executable) })
       )
@@ -150,13 +154,18 @@ const receive = (input: ApplyInput, staging: string, progress: Progress) =>
     const missing = () => input.write.filter((e) => !staged.has(e.path)).map((e) => e.path)
     const consume = (body: Stream.Stream<Uint8Array, Transient>) =>
       readArchive(body, {
-        file: (path, _size, executable) => {
+        file: (path, _size, executable, link) => {
           const entry = expected.get(path)
           if (entry === undefined || staged.has(path))
             throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
           // The archive carries the mode the manifest promised, as it carries its bytes.
           if (executable !== (entry.executable === true))
             throw new TarballUnsafe({ reason: "mode does not match the manifest entry", entry: path })
+          if (link !== (entry.link === true))
+            throw new TarballUnsafe({
+              reason: link ? "a symbolic link where the manifest has a file" : "a file where the manifest has a link",
+              entry: path
+            })
           const file = new StagedFile(nodePath.join(staging, path), entry, mkdirp, (done) => {
             // Handled at once (and awaited later), so a failure is never an unhandled rejection.
             done.catch(() => undefined)
@@ -254,7 +263,9 @@ const findObstacles = (
       const ancestor = segments.slice(0, i).join("/")
       const k = kindOf(ancestor)
       if (k === "dir") continue
-      if (k === "link") out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
+      // A link the pull deletes first is moved aside, never written through.
+      if (k === "link" && !deleted.has(ancestor))
+        out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
       else if (k === "file" && !deleted.has(ancestor))
         out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
       break
@@ -271,6 +282,30 @@ const findObstacles = (
 }
 
 /**
+ * Refuses writes below a symbolic link the same pull makes (a server could send `a` → `b` and then `a/x`): the
+ * staging folder and the tree are only ever written through real folders. A tree the server accepts never has
+ * them (a link is a file there), so only a hostile or broken server sends one.
+ */
+const belowALink = (write: ReadonlyArray<FileEntry>) =>
+  Effect.suspend(() => {
+    const links = new Set(write.filter((e) => e.link === true).map((e) => e.path))
+    if (links.size === 0) return Effect.void
+    for (const e of write) {
+      for (let at = e.path.indexOf("/"); at !== -1; at = e.path.indexOf("/", at + 1)) {
+        const ancestor = e.path.slice(0, at)
+        if (links.has(ancestor))
+          return Effect.fail(
+            new TarballUnsafe({
+              reason: `${ancestor} is a symbolic link in the pulled tree, and ${e.path} would be written below it`,
+              entry: e.path
+            })
+          )
+      }
+    }
+    return Effect.void
+  })
+
+/**
  * Streams the pull's files into a private staging folder under `.agentsync/`, accepting only the expected
  * regular files, each verified against its manifest hash; only when all of it checks out are they swapped into
  * the tree (see `swap`), what they replace or delete kept in a backup, and backups beyond the policy pruned.
@@ -279,6 +314,7 @@ const findObstacles = (
 export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   const progress = input.progress ?? silentProgress
   const servicesPath = nodePath.resolve(input.servicesPath)
+  yield* belowALink(input.write)
   yield* recoverPull(input.projectRoot)
   const id = newRunId()
   const state = yield* stateOf(input.projectRoot)

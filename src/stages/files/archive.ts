@@ -4,27 +4,42 @@ import { Chunk, Effect, Stream } from "effect"
 import { Gunzip } from "minizlib"
 import { Header, Parser, Pax, type ReadEntry } from "tar"
 import { CAPS, type Caps } from "../../domain/caps.js"
-import { fileMode, isExecutableMode } from "../../domain/model.js"
+import { fileMode, isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
 
 // A fixed mtime and owner make the same files give the same bytes on every machine.
 const EPOCH = new Date(0)
 const BLOCK = 512
 
-/**
- * The tar header block(s) of a regular file: a pax header first when the path does not fit ustar. Its mode is
- * 0755 for an executable file, else 0644 (`fileMode`): the only two an archive of ours carries.
- */
-export const fileHeader = (path: string, size: number, executable = false): Buffer => {
-  const mode = fileMode(executable)
-  const data = { path, mode, uid: 0, gid: 0, size, mtime: EPOCH, type: "File" as const, uname: "", gname: "" }
-  const header = new Header(data)
+/** A header block of ours (fixed owner and mtime), a pax header first when a path or link name does not fit ustar. */
+const headerBlocks = (
+  fields: { readonly path: string; readonly size: number; readonly mode: number } & (
+    | { readonly type: "File" }
+    | { readonly type: "SymbolicLink"; readonly linkpath: string }
+  )
+): Buffer => {
+  const header = new Header({ ...fields, uid: 0, gid: 0, mtime: EPOCH, uname: "", gname: "" })
   const block = Buffer.alloc(BLOCK)
   const needPax = header.encode(block, 0)
   if (!needPax) return block
-  const pax = new Pax({ path, size, mtime: EPOCH }).encode()
-  return Buffer.concat([pax, block])
+  const { path, size } = fields
+  const pax =
+    fields.type === "File"
+      ? new Pax({ path, size, mtime: EPOCH })
+      : new Pax({ path, linkpath: fields.linkpath, mtime: EPOCH })
+  return Buffer.concat([pax.encode(), block])
 }
+
+/**
+ * The tar header block(s) of a regular file. Its mode is 0755 for an executable file, else 0644 (`fileMode`): the
+ * only two an archive of ours carries.
+ */
+export const fileHeader = (path: string, size: number, executable = false): Buffer =>
+  headerBlocks({ path, size, mode: fileMode(executable), type: "File" })
+
+/** The tar header block(s) of a symbolic link: type 2, its target as the link name, mode 0777 as links have, no data. */
+export const linkHeader = (path: string, target: string): Buffer =>
+  headerBlocks({ path, size: 0, mode: 0o777, type: "SymbolicLink", linkpath: target })
 
 const padLength = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK
 const padding = (size: number): Buffer => Buffer.alloc(padLength(size))
@@ -39,21 +54,31 @@ export const fileRecord = (path: string, bytes: Uint8Array, executable = false):
  * files, instead of a buffer per file and per record and the copies between them.
  */
 export const recordBatch = (
-  files: ReadonlyArray<{ readonly path: string; readonly size: number; readonly executable?: boolean | undefined }>
+  files: ReadonlyArray<{
+    readonly path: string
+    readonly size: number
+    readonly executable?: boolean | undefined
+    /** A symbolic link's target: its record is its header alone, and its slot empty. */
+    readonly target?: string | undefined
+  }>
 ): { readonly buffer: Buffer; readonly slots: ReadonlyArray<Buffer> } => {
-  const headers = files.map((f) => fileHeader(f.path, f.size, f.executable === true))
+  const headers = files.map((f) =>
+    f.target === undefined ? fileHeader(f.path, f.size, f.executable === true) : linkHeader(f.path, f.target)
+  )
+  const sizeOf = (f: (typeof files)[number]) => (f.target === undefined ? f.size : 0)
   let total = 0
   files.forEach((f, i) => {
-    total += headers[i]!.length + f.size + padLength(f.size)
+    total += headers[i]!.length + sizeOf(f) + padLength(sizeOf(f))
   })
   const buffer = Buffer.allocUnsafe(total)
   const slots: Array<Buffer> = new Array(files.length)
   let at = 0
   files.forEach((f, i) => {
+    const size = sizeOf(f)
     at += headers[i]!.copy(buffer, at)
-    slots[i] = buffer.subarray(at, at + f.size)
-    at += f.size
-    const pad = padLength(f.size)
+    slots[i] = buffer.subarray(at, at + size)
+    at += size
+    const pad = padLength(size)
     buffer.fill(0, at, at + pad)
     at += pad
   })
@@ -171,9 +196,10 @@ export interface EntrySink {
 export interface ArchiveVisitor<E, R> {
   /**
    * A regular file at a checked path, executable when its mode has the owner-execute bit (whatever else its
-   * mode says is never applied); throw TarballUnsafe to reject the archive.
+   * mode says is never applied); or, with `link`, a symbolic link whose target (relative, inside the tree: see
+   * `linkTargetProblem`) arrives as its bytes. Throw TarballUnsafe to reject the archive.
    */
-  readonly file: (path: string, size: number, executable: boolean) => EntrySink
+  readonly file: (path: string, size: number, executable: boolean, link: boolean) => EntrySink
   readonly directory?: (path: string) => void
   /** Runs after each input chunk, so asynchronous work (database writes) keeps pace with the parser. */
   readonly flush?: () => Effect.Effect<void, E, R>
@@ -203,7 +229,8 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
   e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
 
 /**
- * Reads a tar.gz stream strictly: only regular files and directories, checked paths, no duplicates, no
+ * Reads a tar.gz stream strictly: only regular files, directories and symbolic links whose target stays in the
+ * tree, checked paths, no duplicates, no
  * setuid, setgid or sticky mode, nothing after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
  * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
  * never as an unsafe archive.
@@ -268,17 +295,34 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
           if (path !== "") visitor.directory?.(path)
           return
         }
-        if (entry.type !== "File")
-          throw unsafe(`${entry.type} entries are not allowed; only regular files and directories`, entry.path)
+        if (entry.type !== "File" && entry.type !== "SymbolicLink")
+          throw unsafe(
+            `${entry.type} entries are not allowed; only regular files, symbolic links and directories`,
+            entry.path
+          )
         if (path === "") throw unsafe("a file without a name", entry.path)
         if (seen.has(path)) throw unsafe("duplicate entry", path)
         seen.add(path)
+        if (entry.type === "SymbolicLink") {
+          // Its target is its content: checked here, for every reader, before any visitor sees it.
+          if ((entry.size ?? 0) !== 0) throw unsafe("a symbolic link with data", path)
+          const target = entry.linkpath ?? ""
+          const problem = linkTargetProblem(path, target)
+          if (problem !== undefined) throw unsafe(`a symbolic link not accepted: ${problem}`, path)
+          const bytes = Buffer.from(target)
+          files++
+          entry.resume()
+          const sink = visitor.file(path, bytes.length, false, true)
+          sink.write(bytes)
+          sink.end()
+          return
+        }
         const size = entry.size ?? 0
         if (size > caps.maxFileBytes) throw unsafe(`file larger than ${caps.maxFileBytes} bytes`, path)
         if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
         bytes += size
         files++
-        const sink = visitor.file(path, size, isExecutableMode(entry.mode ?? 0))
+        const sink = visitor.file(path, size, isExecutableMode(entry.mode ?? 0), false)
         entry.on("data", (chunk: Buffer) => {
           if (failure !== undefined) return
           try {

@@ -4,8 +4,9 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
-import { type FileEntry, fileEntry, isExecutableMode } from "../../domain/model.js"
-import { IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
+import { byPath, sha256 } from "../../domain/hash.js"
+import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProblem } from "../../domain/model.js"
+import { errnoCode, IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { RACY_MS } from "../../services/state.js"
@@ -32,8 +33,17 @@ const CacheFile = Schema.Struct({
 })
 type CacheFile = typeof CacheFile.Type
 
+/** A symbolic link of the tree that file sync does not carry, and why (see `linkTargetProblem`). */
+export interface NotCarried {
+  readonly path: string
+  readonly target: string
+  readonly reason: string
+}
+
 export interface LocalManifest {
   readonly entries: ReadonlyArray<FileEntry>
+  /** Links whose target is absolute or leaves the tree: not in `entries`, reported by path. */
+  readonly notCarried: ReadonlyArray<NotCarried>
   /** Files whose bytes were read this time (0 on a no-change run with a warm cache). */
   readonly hashed: number
   /** The listing the entries were made from, and when it was taken. */
@@ -129,7 +139,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const progress = options.progress ?? silentProgress
   const workspace = makeWorkspace(options.servicesPath)
   const listed = options.listed ?? { files: yield* workspace.listFiles(), at: Date.now() }
-  const files = listed.files
+  const { files, links, notCarried } = splitLinks(listed.files)
   const now = listed.at
   const state = yield* stateOf(options.projectRoot)
   const kept = yield* readCache(state, workspace.root)
@@ -168,8 +178,56 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     const body: CacheFile = { version: 1, root: workspace.root, entries: next }
     yield* state.write(CACHE_FILE, JSON.stringify(body))
   }
-  return { entries, hashed: hashed.length, listed: files, listedAt: now } satisfies LocalManifest
+  return {
+    entries: links.length === 0 ? entries : [...entries, ...links].sort(byPath),
+    notCarried,
+    hashed: hashed.length,
+    listed: listed.files,
+    listedAt: now
+  } satisfies LocalManifest
 })
+
+/**
+ * A listing's regular files apart from its symbolic links, which are not hashed through the cache: a link's
+ * entry is its target text's hash, taken from the listing (links are few and their targets short). A link whose
+ * target is absolute or leaves the tree is not carried.
+ */
+const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
+  if (!listed.some((f) => f.link !== undefined)) return { files: listed, links: [], notCarried: [] }
+  const links: Array<FileEntry> = []
+  const notCarried: Array<NotCarried> = []
+  for (const f of listed) {
+    if (f.link === undefined) continue
+    const reason = linkTargetProblem(f.path, f.link)
+    if (reason === undefined) links.push(linkEntry(f.path, f.size, sha256(f.link)))
+    else notCarried.push({ path: f.path, target: f.link, reason })
+  }
+  return { files: listed.filter((f) => f.link === undefined), links, notCarried }
+}
+
+/**
+ * The batch with each symbolic link's target read (never followed) and checked against its entry's hash, as a
+ * file's bytes are: a link's record carries its target in its header.
+ */
+const linkTargets = (root: string, files: ReadonlyArray<FileEntry>) =>
+  Effect.try({
+    try: () =>
+      files.map((entry) => {
+        if (entry.link !== true) return entry
+        const full = nodePath.join(root, entry.path)
+        let target: string | undefined
+        try {
+          target = fsSync.readlinkSync(full)
+        } catch (e) {
+          // Not a link any more (or gone): changed since it was listed.
+          if (errnoCode(e) !== "EINVAL" && errnoCode(e) !== "ENOENT") throw io(full, "cannot read the link")(e)
+        }
+        if (target === undefined || Buffer.byteLength(target) !== entry.size || sha256(target) !== entry.sha256)
+          throw new IoError({ path: full, reason: "changed while bundling; run again" })
+        return { path: entry.path, size: entry.size, target }
+      }),
+    catch: (e) => (e instanceof IoError ? e : io(root, "cannot read the links")(e))
+  })
 
 export interface BundleOptions {
   readonly servicesPath: string
@@ -184,7 +242,8 @@ export interface BundleOptions {
 
 /**
  * A reproducible tar.gz of the given files, streamed: entries in the given order, fixed owner and mtime, the
- * mode 0755 or 0644 as the entry is executable or not, so the same files give the same bytes. Each file is read once and checked against its hash.
+ * mode 0755 or 0644 as the entry is executable or not (a symbolic link as a link record naming its target),
+ * so the same files give the same bytes. Each file is read once and checked against its hash.
  */
 export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> => {
   const root = nodePath.resolve(options.servicesPath)
@@ -205,11 +264,12 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
   if (batch.length > 0) batches.push(batch)
   // A batch is one buffer of tar records; each file is read straight into its place there and hashed in place.
   const readBatch = (files: ReadonlyArray<FileEntry>) =>
-    Effect.suspend(() => {
-      const { buffer, slots } = recordBatch(files)
+    Effect.flatMap(linkTargets(root, files), (laid) => {
+      const { buffer, slots } = recordBatch(laid)
       return Effect.forEach(
         files,
         (entry, i) => {
+          if (entry.link === true) return Effect.sync(() => progress.advance(entry.size))
           const full = nodePath.join(root, entry.path)
           const slot = slots[i]!
           const read = entry.size <= SMALL ? readInto(full, slot) : readIntoAsync(full, slot)

@@ -24,7 +24,7 @@ export interface SettledMark {
   readonly root: string
   readonly tenant: string
   readonly revision: string
-  /** SHA-256 of the listing: every member file's path, size, mtime and execute bit, in path order. */
+  /** SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order. */
   readonly listing: string
   readonly local_files: number
   readonly remote_files: number
@@ -103,7 +103,13 @@ const digestOf = (files: ReadonlyArray<WorkspaceFile>): string => {
   for (const f of files) {
     // A chmod leaves the mtime alone: the execute bit is part of the fingerprint (`\0x` after an executable's
     // line only, so a mark taken of a tree without executables before modes travelled still holds).
-    chunk += (f.mode & 0o100) !== 0 ? `${f.path}\0${f.size}\0${f.mtimeMs}\0x\n` : `${f.path}\0${f.size}\0${f.mtimeMs}\n`
+    // A symbolic link's line ends in `\0l` and its target (only links' lines do, as for the execute bit).
+    chunk +=
+      f.link !== undefined
+        ? `${f.path}\0${f.size}\0${f.mtimeMs}\0l${f.link}\n`
+        : (f.mode & 0o100) !== 0
+          ? `${f.path}\0${f.size}\0${f.mtimeMs}\0x\n`
+          : `${f.path}\0${f.size}\0${f.mtimeMs}\n`
     if (chunk.length > 65536) {
       hash.update(chunk)
       chunk = ""

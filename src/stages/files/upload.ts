@@ -67,10 +67,12 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     checksum
   })
   const headerRecord = fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
-  // Content the tenant already holds (same hash under another path or revision) is not sent again.
+  // Content the tenant already holds (same hash under another path or revision) is not sent again; a symbolic
+  // link always is (its record is a header, and the server checks each link's target).
   const held = new Set(input.remote.map((e) => e.sha256))
   const seen = new Set<string>()
   const send = input.set.filter((e) => {
+    if (e.link === true) return true
     if (held.has(e.sha256) || seen.has(e.sha256)) return false
     seen.add(e.sha256)
     return true

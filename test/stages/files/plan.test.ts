@@ -13,12 +13,14 @@ const paths = [
   "config/app.yaml"
 ]
 /**
- * A small tree: some of the paths, each with one of three contents, plain or executable (`a+x`): a version that
- * differs only by `+x` is a mode-only change (a chmod), which every law must treat as a change like any other.
+ * A small tree: some of the paths, each with one of three contents, plain, executable (`a+x`) or a symbolic link
+ * whose target has those bytes (`a+l`): a version that differs only by `+x` is a mode-only change (a chmod), one
+ * that differs only by `+l` a file made a link of the same bytes (or back), which every law must treat as a change
+ * like any other.
  */
 const tree = FastCheck.dictionary(
   FastCheck.constantFrom(...paths),
-  FastCheck.constantFrom("a", "b", "c", "a+x", "b+x"),
+  FastCheck.constantFrom("a", "b", "c", "a+x", "b+x", "a+l", "c+l"),
   {
     maxKeys: 5
   }
@@ -26,7 +28,9 @@ const tree = FastCheck.dictionary(
 const entryOf = (path: string, version: string) =>
   version.endsWith("+x")
     ? new FileEntry({ path, size: 1, sha256: hex(version[0]!), executable: true })
-    : new FileEntry({ path, size: 1, sha256: hex(version) })
+    : version.endsWith("+l")
+      ? new FileEntry({ path, size: 1, sha256: hex(version[0]!), link: true })
+      : new FileEntry({ path, size: 1, sha256: hex(version) })
 const entries = (t: Record<string, string>) => Object.entries(t).map(([path, c]) => entryOf(path, c))
 const baseOf = (t: Record<string, string>): SyncBase => ({
   revision: "r",
@@ -34,10 +38,13 @@ const baseOf = (t: Record<string, string>): SyncBase => ({
 })
 const asRecord = (es: Iterable<FileEntry>) => Object.fromEntries([...es].map((e) => [e.path, fileVersion(e)]))
 
-/** Trees over paths that can be a file on one side and a folder on the other; each tree one a disk can hold. */
+/**
+ * Trees over paths that can be a file (or a link) on one side and a folder on the other; each tree one a disk can
+ * hold.
+ */
 const shaped = FastCheck.dictionary(
   FastCheck.constantFrom("web/t", "web/t/x", "web/t/y", "config/a", "config/a/b/c"),
-  FastCheck.constantFrom("a", "b"),
+  FastCheck.constantFrom("a", "b", "a+l"),
   {
     maxKeys: 5
   }
@@ -150,6 +157,28 @@ describe("planFiles (three-way)", () => {
     // Plain files under a base kept before: nothing changed.
     const old = planFiles("push", plain, plain, before, { delete: false, force: false })
     expect(old.items.map((i) => i.action)).toEqual(["none"])
+  })
+
+  it("a file made a symbolic link of the same bytes (or back) is a change on its side; against an edit on the other, a conflict", () => {
+    const p = "skills/s/AGENTS.md"
+    const file = entries({ [p]: "a" })
+    const link = entries({ [p]: "a+l" })
+    const before = baseOf({ [p]: "a" })
+    const push = planFiles("push", link, file, before, { delete: false, force: false })
+    expect(push.items.map((i) => [i.status, i.action])).toEqual([["Modified", "upload"]])
+    expect(push.nextBase("n").files.get(p)).toBe(`${hex("a")}+l`)
+    // Back from a link to a file, pulled by the other side.
+    const pull = planFiles("pull", link, file, baseOf({ [p]: "a+l" }), { delete: false, force: false })
+    expect(pull.items.map((i) => [i.status, i.action])).toEqual([["Modified", "write"]])
+    expect(planFiles("pull", file, link, before, { delete: false, force: false }).items[0]!.action).toBe("write")
+    // A link is not an executable of the same bytes either.
+    const executable = entries({ [p]: "a+x" })
+    expect(
+      planFiles("push", link, executable, baseOf({ [p]: "a+x" }), { delete: false, force: false }).items[0]!.action
+    ).toBe("upload")
+    const edited = entries({ [p]: "b" })
+    expect(planFiles("push", link, edited, before, { delete: false, force: false }).conflicts).toEqual([p])
+    expect(planFiles("pull", edited, link, before, { delete: false, force: false }).conflicts).toEqual([p])
   })
 
   it("carries deletions only with delete", () => {

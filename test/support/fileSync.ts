@@ -1,0 +1,27 @@
+/** Test support: the file sync program of a project (`<root>/services`) against a real server, as a test runs it. */
+import * as nodePath from "node:path"
+import { Effect, Layer, type Redacted } from "effect"
+import { CurrentConfig, SyncConfig } from "../../src/config.js"
+import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
+import { layer as clientLayer } from "../../src/services/SyncApi.js"
+import { fastRetry } from "../server/support.js"
+
+/** diff, push and pull of the project at `root` with `token`, on the server at `url`; each as an Effect. */
+export const fileSync = (url: string, root: string, token: Redacted.Redacted<string>) => {
+  const services = nodePath.join(root, "services")
+  const layer = fileSyncLayer.pipe(
+    Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry })),
+    Layer.provide(
+      Layer.succeed(CurrentConfig, new SyncConfig({ projectRoot: root, servicesPath: services, directUrl: url, token }))
+    )
+  )
+  const go = <A, E>(f: (s: typeof FileSyncService.Service) => Effect.Effect<A, E>) =>
+    Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))
+  return {
+    diff: () => go((s) => s.diff()),
+    push: (o: FilesOptions = {}) => go((s) => s.push(o)),
+    pull: (o: FilesOptions = {}) => go((s) => s.pull(o)),
+    pullEither: (o: FilesOptions = {}) => Effect.either(go((s) => s.pull(o))),
+    pushEither: (o: FilesOptions = {}) => Effect.either(go((s) => s.push(o)))
+  }
+}
