@@ -83,8 +83,11 @@ const jsonObjectEnd = (text: string, start: number): number => {
   return -1
 }
 
-/** Splits a Markdown file into its head (front matter in whichever format) and its body. */
-export const splitFrontMatter = (path: string, text: string): Either.Either<SplitFile, InvalidInput> => {
+/**
+ * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
+ * page, where a leading `{` is an expression such as `{/* comment *\/}`), a leading brace is body text.
+ */
+export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
   const bom = text.startsWith("\uFEFF") ? 1 : 0
   const firstEnd = lineEnd(text, bom)
   const fence = FENCES[bare(text.slice(bom, firstEnd))]
@@ -108,7 +111,7 @@ export const splitFrontMatter = (path: string, text: string): Either.Either<Spli
     const open = bare(text.slice(bom, firstEnd))
     return Either.left(problem(path, `front matter opened here is never closed (no closing '${open}' line)`, 1))
   }
-  if (text[bom] === "{") {
+  if (json && text[bom] === "{") {
     const close = jsonObjectEnd(text, bom)
     if (close === -1)
       return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))

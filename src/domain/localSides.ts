@@ -1,7 +1,8 @@
 /** The two sides of a local sync as pure data: the `services/` tree as parsed, and the project database as read. */
+import { Either } from "effect"
 import type { InvalidInput } from "../errors.js"
 import type { SourceConfig } from "./formats.js"
-import { renderAgent, renderContent, renderSkill } from "./formats.js"
+import { decodeUtf8, parseContent, renderAgent, renderContent, renderSkill } from "./formats.js"
 import { sha256 } from "./hash.js"
 import {
   type AccessRule,
@@ -187,8 +188,48 @@ export interface DbSide {
   readonly contents: ReadonlyArray<ContentRow>
   readonly contentInvalid: ReadonlyArray<InvalidRow>
   readonly sources: ReadonlyArray<ContentSource>
+  /** The files beside items, without stored pages. */
   readonly attachments: ReadonlyArray<ItemFileRow>
+  readonly storedPages: ReadonlyArray<StoredPage>
 }
+
+/**
+ * A row of item_files whose path is now an item's (an MDX page, which earlier versions stored as a file beside
+ * items): the item its stored bytes are, which the next sync moves to `contents`.
+ */
+export interface StoredPage {
+  /** Below services/, as item_files keys it. */
+  readonly path: string
+  readonly key: string
+  readonly sha256: string
+  /** The item the bytes parse to and their text, or why they do not parse. */
+  readonly parsed: Either.Either<{ readonly item: Content; readonly text: string }, string>
+}
+
+/** Whether a row of item_files is a stored page rather than a file beside an item. */
+export const isStoredPage = (r: Pick<ItemFileRow, "kind" | "path">): boolean =>
+  r.kind === "content" && pathRole(r.path)?.role === "content"
+
+/** Stored pages from their rows and bytes: each parsed as the same file on disk would be. */
+export const storedPages = (
+  rows: ReadonlyArray<ItemFileRow>,
+  blobs: ReadonlyMap<string, Uint8Array>
+): Array<StoredPage> =>
+  rows.flatMap((r) => {
+    const role = pathRole(r.path)
+    if (r.kind !== "content" || role?.role !== "content") return []
+    const bytes = blobs.get(r.sha256)
+    const parsed: StoredPage["parsed"] =
+      bytes === undefined
+        ? Either.left(`its stored bytes (sha256 ${r.sha256}) are missing`)
+        : Either.mapLeft(
+            Either.flatMap(decodeUtf8(r.path, bytes), (text) =>
+              Either.map(parseContent({ path: r.path, text }, role.source, role.path), (item) => ({ item, text }))
+            ),
+            (errors) => errors.map((e) => e.message).join("; ")
+          )
+    return [{ path: r.path, key: `${role.source}/${role.slug}`, sha256: r.sha256, parsed }]
+  })
 
 export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}/${m.slug}`
 

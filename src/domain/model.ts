@@ -107,19 +107,21 @@ export const ContentSlug = Schema.String.pipe(
   })
 )
 
-/** Markdown files are items; the extension is kept. */
-export const MARKDOWN = /\.(md|markdown)$/i
+/** Markdown files are items, MDX pages (Markdown with JSX) too; the extension is kept. */
+export const MARKDOWN = /\.(md|markdown|mdx)$/i
+/** An MDX page: a leading `{` opens a JavaScript expression there, never JSON front matter. */
+export const MDX = /\.mdx$/i
 
-/** Where an item's file lives below its source: `post.md`, `post/index.md`, `guides/_index.markdown`. */
+/** Where an item's file lives below its source: `post.md`, `post/index.md`, `guides/_index.markdown`, `intro.mdx`. */
 export const ContentPath = ContentSlug.pipe(
-  Schema.filter((s) => MARKDOWN.test(s), { message: () => "must end in .md or .markdown" }),
+  Schema.filter((s) => MARKDOWN.test(s), { message: () => "must end in .md, .markdown or .mdx" }),
   Schema.annotations({
     identifier: "ContentPath",
     arbitrary: () => (fc) =>
       fc
         .tuple(
           fc.array(segmentArb(fc), { minLength: 1, maxLength: 3 }),
-          fc.constantFrom(".md", ".markdown", "/index.md", "/_index.md")
+          fc.constantFrom(".md", ".markdown", ".mdx", "/index.md", "/_index.md", "/index.mdx")
         )
         .map(([s, ext]) => s.join("/") + ext)
   })

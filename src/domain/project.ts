@@ -23,7 +23,7 @@ import {
   type TextFile
 } from "./formats.js"
 import { sha256 } from "./hash.js"
-import type { AccessRule, Agent, Content, ContentLayout, Skill } from "./model.js"
+import { type AccessRule, type Agent, type Content, type ContentLayout, MARKDOWN, type Skill } from "./model.js"
 
 /** A file of the tree: its path relative to `services/` (POSIX separators), its bytes, and its mode bits. */
 export interface RawFile {
@@ -137,7 +137,7 @@ const byPath = <A extends { readonly path: string }>(items: Iterable<A>) =>
   [...items].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 
 /**
- * The item a content attachment belongs to: the bundle (`index.md` or `_index.md`) of its folder or the nearest
+ * The item a content attachment belongs to: the bundle (`index.md`, `_index.md`, `index.mdx`…) of its folder or the nearest
  * folder above it within the source, else none.
  */
 export const attachmentOwners = (contentPaths: Iterable<string>) => {
@@ -145,7 +145,7 @@ export const attachmentOwners = (contentPaths: Iterable<string>) => {
   for (const p of contentPaths) {
     const parts = p.split("/")
     if (parts.length < 4) continue
-    const name = parts[parts.length - 1]!.replace(/\.(md|markdown)$/i, "")
+    const name = parts[parts.length - 1]!.replace(MARKDOWN, "")
     if (name !== "index" && name !== "_index") continue
     bundles.set(parts.slice(0, -1).join("/"), `${parts[1]}/${parts.slice(2, -1).join("/")}`)
   }
@@ -209,7 +209,7 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const agents = parseItems(AGENTS, roles, texts, report, take)
   const skills = parseItems(SKILLS, roles, texts, report, take)
 
-  // Content: every Markdown file below a source is an item; one file per slug.
+  // Content: every Markdown or MDX file below a source is an item; one file per slug.
   const contents: Array<Content> = []
   const sources = new Map<string, ContentLayout>()
   const sourceConfigs = new Map<string, SourceConfig>()
@@ -226,7 +226,7 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   for (const path of [...contentBytes.keys()].sort()) {
     const role = roles.get(path) as Extract<PathRole, { role: "content" }>
     const bytes = contentBytes.get(path)!
-    const bundle = /(^|\/)_?index\.(md|markdown)$/i.test(role.path) && role.path.includes("/")
+    const bundle = role.slug !== role.path.replace(MARKDOWN, "")
     const tally = forms.get(role.source) ?? { bundles: 0, pages: 0 }
     if (bundle) tally.bundles++
     else tally.pages++

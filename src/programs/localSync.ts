@@ -111,7 +111,7 @@ const sideSizes = (direction: LocalSyncDirection, disk: DiskSide, db: DbSide): R
     ? {
         agents: db.agents.items.length,
         skills: db.skills.items.length,
-        content: db.contents.length,
+        content: db.contents.length + db.storedPages.length,
         acl: db.rules.items.length
       }
     : {

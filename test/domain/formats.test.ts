@@ -15,6 +15,7 @@ import {
 } from "../../src/domain/formats.js"
 import { accessRuleHash, agentHash, contentHash, skillHash } from "../../src/domain/hash.js"
 import { AccessRule, Agent, Content, Skill } from "../../src/domain/model.js"
+import { parseProject, pathRole } from "../../src/domain/project.js"
 
 const runs = { fastCheck: { numRuns: 1500 } }
 
@@ -152,9 +153,11 @@ const contentArb = fc
     tags,
     published_at: date,
     updated_at: date,
-    body: nasty
+    body: nasty,
+    // An MDX page is written and read as a Markdown one: its body (imports, JSX) is text.
+    ext: fc.constantFrom(".md", ".markdown", ".mdx", "/index.mdx")
   })
-  .map((f) => new Content({ ...f, path: `${f.slug}.md` }))
+  .map(({ ext, ...f }) => new Content({ ...f, path: `${f.slug}${ext}` }))
 
 // Arbitrary.make writes an absent optional as an explicit undefined; a parsed rule leaves the key out.
 const ruleArb = Arbitrary.make(AccessRule).map(
@@ -341,5 +344,33 @@ describe("bad input is reported with file and line", () => {
     const c = right(parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\nslug: b\n---\n" }, "blog", "a.md"))
     expect(c.slug).toBe("a")
     expect(c.extra).toStrictEqual({ slug: "b" })
+  })
+})
+
+describe("MDX pages in a tree", () => {
+  const file = (path: string, text: string) => ({ path, bytes: new TextEncoder().encode(text) })
+  it("are items; an index.mdx is a bundle that owns its folder's files; a slug of two files is reported", () => {
+    const p = parseProject([
+      file("content/docs/intro.mdx", "---\ntitle: Intro\n---\nimport A from './a'\n\n<A />\n"),
+      file("content/docs/tabs/index.mdx", "{/* no front matter */}\n# Tabs\n"),
+      file("content/docs/tabs/shot.png", "png"),
+      file("content/docs/a.md", "# A\n"),
+      file("content/docs/a.mdx", "# A too\n")
+    ])
+    expect(p.contentFiles.map((f) => [f.key, f.path])).toStrictEqual([
+      ["docs/a", "a.md"],
+      ["docs/intro", "intro.mdx"],
+      ["docs/tabs", "tabs/index.mdx"]
+    ])
+    expect(p.contents.map((c) => [c.slug, c.title, c.format])).toStrictEqual([
+      ["a", "A", "none"],
+      ["intro", "Intro", "yaml"],
+      ["tabs", "Tabs", "none"]
+    ])
+    expect(p.attachments.map((a) => [a.path, a.owner])).toStrictEqual([["content/docs/tabs/shot.png", "docs/tabs"]])
+    expect(p.errors.map((e) => e.message)).toStrictEqual([
+      "content/docs/a.mdx: duplicate content docs/a: also defined by content/docs/a.md; keep one of the two files"
+    ])
+    expect(pathRole("content/docs/a.mdx")).toStrictEqual({ role: "content", source: "docs", path: "a.mdx", slug: "a" })
   })
 })

@@ -72,8 +72,23 @@ const comment = fc.option(
   phrase.map((c) => ` # ${c}`),
   { nil: "" }
 )
+/** MDX: ESM lines, JSX elements and expressions, which are body text like any other. */
+const MDX_LINES = [
+  "import Tabs from '@theme/Tabs'",
+  'import { Since } from "./since.mdx"',
+  "export const meta = { title: 'not front matter' }",
+  "export default ({ children }) => <main>{children}</main>",
+  "{/* a comment */}",
+  '<Tabs groupId="os">',
+  "  <TabItem value={props.os}>",
+  "</Tabs>",
+  "<Since v={2} />"
+]
+const mdxLine = fc.constantFrom(...MDX_LINES)
 const body = fc
-  .array(fc.oneof(phrase, fc.constantFrom("", "# Heading", "```", "---", "+++", "{", "  indented")), { maxLength: 6 })
+  .array(fc.oneof(phrase, mdxLine, fc.constantFrom("", "# Heading", "```", "---", "+++", "{", "  indented")), {
+    maxLength: 6
+  })
   .map((ls) => ls.join("\n"))
 const keys = fc.uniqueArray(fc.constantFrom(...KEYS), { minLength: 1, maxLength: 7 })
 
@@ -169,6 +184,18 @@ const noFrontMatter: fc.Arbitrary<Generated> = body
 
 const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter)
 
+// An MDX page may start with imports or an expression (`{/* … */}`): a leading brace is body there, never JSON.
+const mdxFile: fc.Arbitrary<Generated> = fc.oneof(
+  yamlFile,
+  tomlFile,
+  fc.tuple(fc.array(mdxLine, { minLength: 1, maxLength: 3 }), body).map(([top, b]) => ({
+    text: `${top.join("\n")}\n\n${b}`,
+    oneLine: []
+  }))
+)
+const MD_PATHS = ["post.md", "Post@2x.v1.markdown", "guides/install/index.md", "docs/_index.md"]
+const MDX_PATHS = ["intro.mdx", "guides/Tabs.v2.MDX", "api/index.mdx", "learn/_index.mdx"]
+
 const parse = (text: string, path = "post.md") => {
   const c = parseContent({ path: `content/blog/${path}`, text }, "blog", path)
   if (Either.isLeft(c)) throw new Error(c.left.map((e) => e.message).join("\n"))
@@ -177,9 +204,14 @@ const parse = (text: string, path = "post.md") => {
 
 describe("content as it is", () => {
   it.prop(
-    "render(parse(file)) is the file, byte for byte, whatever its front matter",
-    [anyFile, fc.constantFrom("post.md", "Post@2x.v1.markdown", "guides/install/index.md", "docs/_index.md")],
-    ([g, path]) => {
+    "render(parse(file)) is the file, byte for byte, whatever its front matter, Markdown or MDX",
+    [
+      fc.oneof(
+        fc.tuple(anyFile, fc.constantFrom(...MD_PATHS)),
+        fc.tuple(fc.oneof(anyFile, mdxFile), fc.constantFrom(...MDX_PATHS))
+      )
+    ],
+    ([[g, path]]) => {
       const c = parse(g.text, path)
       expect(renderContent(c)).toBe(g.text)
       // The item held in the database (its head and fields) renders the same bytes.
@@ -189,12 +221,19 @@ describe("content as it is", () => {
   )
 
   it.prop(
-    "an edit of one field changes only that field's line",
-    [fc.oneof(yamlFile, tomlFile, jsonFile), fc.nat(), tricky],
-    ([g, pick, value]) => {
+    "an edit of one field changes only that field's line, in a Markdown or an MDX page",
+    [
+      fc.oneof(
+        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile), fc.constantFrom(...MD_PATHS)),
+        fc.tuple(fc.oneof(yamlFile, tomlFile), fc.constantFrom(...MDX_PATHS))
+      ),
+      fc.nat(),
+      tricky
+    ],
+    ([[g, path], pick, value]) => {
       if (g.oneLine.length === 0) return
       const { key, line } = g.oneLine[pick % g.oneLine.length]!
-      const c = parse(g.text)
+      const c = parse(g.text, path)
       const edited = Object.hasOwn(c.extra, key)
         ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
         : new Content({ ...c, [key]: value })
@@ -205,7 +244,8 @@ describe("content as it is", () => {
       expect(changed.every((i) => i === line)).toBe(true)
       expect(after[line]!.replace(/^\s*"?/, "")).toMatch(new RegExp(`^${key}`))
       // And it reads back as the edit (a known name now holding a value of its column's type is that column).
-      const back = parse(after.join("\n"))
+      const back = parse(after.join("\n"), path)
+      expect(back.body).toBe(c.body)
       expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
     },
     runs
@@ -218,6 +258,27 @@ describe("content as it is", () => {
     expect(renderContent(new Content({ ...c, description: "How to" }))).toBe(
       "---\ndescription: How to\n---\n\n# Install\n\nSteps.\n"
     )
+  })
+
+  it("an MDX page keeps its imports, exports, expressions and JSX in the body; a leading brace is not JSON", () => {
+    const text = "{/* generated */}\nimport Tabs from '@theme/Tabs'\n\n# Install\n\n<Tabs>\n  {props.os}\n</Tabs>\n"
+    const c = parse(text, "guides/install.mdx")
+    expect([c.format, c.head, c.body, c.title, c.slug, c.path]).toStrictEqual([
+      "none",
+      "",
+      text,
+      "Install",
+      "guides/install",
+      "guides/install.mdx"
+    ])
+    const edited = renderContent(new Content({ ...c, description: "How to" }))
+    expect(edited).toBe(`---\ndescription: How to\n---\n\n${text}`)
+    // The same text as a Markdown page opens JSON front matter that does not read: refused, as before.
+    expect(Either.isLeft(parseContent({ path: "x", text }, "blog", "install.md"))).toBe(true)
+    const yaml = `---\ntitle: Tabs\n---\nimport Tabs from '@theme/Tabs'\n\n<Tabs />\n`
+    const y = parse(yaml, "tabs.mdx")
+    expect([y.format, y.title, y.body]).toStrictEqual(["yaml", "Tabs", "import Tabs from '@theme/Tabs'\n\n<Tabs />\n"])
+    expect(renderContent(new Content({ ...y, title: "Tabbed" }))).toBe(yaml.replace("title: Tabs", "title: Tabbed"))
   })
 
   it("keeps fields agentsync does not know, in order, with nested maps and lists; dates as written", () => {

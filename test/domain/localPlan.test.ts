@@ -10,9 +10,11 @@ import {
   type DbSide,
   diskSide,
   type ItemFileRow,
+  isStoredPage,
   isTrusted,
   metaKey,
-  rowsToFetch
+  rowsToFetch,
+  storedPages
 } from "../../src/domain/localSides.js"
 import { type Agent, type Content, ContentSource, type LocalSyncDirection, type Skill } from "../../src/domain/model.js"
 import type { RawFile } from "../../src/domain/project.js"
@@ -60,7 +62,8 @@ const read = (tree: Tree, db: Db, toDisk: boolean) => {
     contents: contentRows(meta, fetched, []),
     contentInvalid: [],
     sources: [...db.sources.values()],
-    attachments: [...db.files.values()]
+    attachments: [...db.files.values()].filter((r) => !isStoredPage(r)),
+    storedPages: storedPages([...db.files.values()].filter(isStoredPage), db.blobs)
   }
   return { disk, db: side }
 }
@@ -160,12 +163,24 @@ const frontMatter = fc.oneof(
   word.map((t) => `{\n  "title": "${t}",\n  "n": [1, 2]\n}\n\n`),
   fc.constant("")
 )
-const contentFile = fc.tuple(
-  fc.constantFrom("blog", "docs"),
-  fc.constantFrom("a.md", "b.markdown", "c/index.md", "d/_index.md", "e/f.md", "G@2x.md"),
-  frontMatter,
-  body
-)
+/** The lines an MDX page may start its body with: imports, exports, an expression, JSX. */
+const mdxLines = fc
+  .array(
+    fc.constantFrom("import Tabs from '@theme/Tabs'", "export const x = 1", "{/* a note */}", "<Tabs>", "</Tabs>"),
+    {
+      maxLength: 3
+    }
+  )
+  .map((ls) => ls.map((l) => `${l}\n`).join(""))
+const contentFile = fc
+  .tuple(
+    fc.constantFrom("blog", "docs"),
+    fc.constantFrom("a.md", "b.markdown", "c/index.md", "d/_index.md", "e/f.md", "G@2x.md", "h.mdx", "c/index.mdx"),
+    frontMatter,
+    body,
+    mdxLines
+  )
+  .map(([source, path, head, b, mdx]) => [source, path, head, path.endsWith(".mdx") ? mdx + b : b] as const)
 const attachment = fc.tuple(
   fc.constantFrom(
     "content/blog/c/img.png",
@@ -207,7 +222,7 @@ const treeArb = fc
     // One file per slug: a later file of the same slug is left out, as parsing would report it.
     const slugs = new Set<string>()
     for (const [source, path, head, b] of g.contents) {
-      const slug = path.replace(/\.(md|markdown)$/, "").replace(/\/_?index$/, "")
+      const slug = path.replace(/\.(md|markdown|mdx)$/, "").replace(/\/_?index$/, "")
       if (slugs.has(`${source}/${slug}`)) continue
       slugs.add(`${source}/${slug}`)
       tree.set(`content/${source}/${path}`, { bytes: enc(head + b), mode: 0o644 })
@@ -222,8 +237,8 @@ const treeArb = fc
     return tree
   })
 
-/** A database filled from a tree by a sync, then edited by hand: a title changed (its hash and file hash cleared). */
-const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
+/** A database filled from a tree by a sync to the database. */
+const syncedDb = (tree: Tree): Db => {
   const db = emptyDb()
   const { disk, db: side } = read(tree, db, false)
   apply(
@@ -232,6 +247,12 @@ const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
     db,
     new Map()
   )
+  return db
+}
+
+/** A database filled from a tree by a sync, then edited by hand: a title changed (its hash and file hash cleared). */
+const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
+  const db = syncedDb(tree)
   const first = [...db.contents.values()][0]
   if (edit && first !== undefined) {
     const item = { ...first.item, title: `${first.item.title} (edited)` } as Content
@@ -242,6 +263,25 @@ const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
   }
   return db
 })
+
+/** The database an earlier version left for a tree: its MDX pages stored as files beside items, not as rows. */
+const storedAsFiles = (tree: Tree): Db => {
+  const db = syncedDb(tree)
+  const pages = new Set<string>()
+  for (const [key, r] of db.contents) {
+    if (!r.item.path.endsWith(".mdx")) continue
+    pages.add(key)
+    db.contents.delete(key)
+    const path = `content/${r.item.source}/${r.item.path}`
+    const bytes = tree.get(path)!.bytes
+    db.blobs.set(sha256(bytes), bytes)
+    db.files.set(path, { path, kind: "content", owner: null, sha256: sha256(bytes), mode: 0o644, size: bytes.length })
+  }
+  // A file in a folder whose index.mdx was not an item then belonged to no bundle.
+  for (const [path, f] of db.files)
+    if (f.owner !== null && f.kind === "content" && pages.has(f.owner)) db.files.set(path, { ...f, owner: null })
+  return db
+}
 
 describe("local plan", () => {
   const settles =
@@ -284,6 +324,43 @@ describe("local plan", () => {
   it.prop("to disk: apply, then plan again: nothing to do", [treeArb, dbArb, fc.constant(true)], settles("ToDisk"), {
     fastCheck: { numRuns: 150 }
   })
+
+  it.prop(
+    "MDX pages an earlier version stored as files beside items become rows in one run, either way, changing no file",
+    [treeArb, fc.constantFrom<LocalSyncDirection>("ToDatabase", "ToDisk"), fc.boolean()],
+    ([tree, direction, orphans]) => {
+      const db = storedAsFiles(tree)
+      const pages = [...db.files.values()].filter(isStoredPage).map((r) => r.path)
+      const o = { direction, dryRun: false, deleteOrphans: orphans }
+      const first = read(tree, db, direction === "ToDisk")
+      const planned = plan(o, first.disk, first.db, ALL_KINDS)
+      // Nothing to show: the pages are the items they were, and the tree is not touched.
+      expect(planned.flatMap((p) => p.steps)).toStrictEqual([])
+      expect(planned.flatMap((p) => p.disk)).toStrictEqual([])
+      for (const p of planned) expect(p.result.errors).toStrictEqual([])
+      apply(planned, tree, db, new Map())
+      for (const path of pages) {
+        expect(db.files.has(path)).toBe(false)
+        const [, source, ...rest] = path.split("/")
+        const row = [...db.contents.values()].find((r) => r.item.source === source && r.item.path === rest.join("/"))
+        expect(row?.meta.file_sha256).toBe(sha256(tree.get(path)!.bytes))
+      }
+      // A file of an index.mdx bundle now belongs to it: the next sync to the database (which reads the final
+      // tree) says so, silently.
+      if (direction === "ToDisk") {
+        const settle = read(tree, db, false)
+        const owners = plan({ ...o, direction: "ToDatabase" }, settle.disk, settle.db, ALL_KINDS)
+        expect(changesOf(owners).filter((c) => c !== "UpsertFiles")).toStrictEqual([])
+        apply(owners, tree, db, new Map())
+      }
+      for (const a of first.disk.attachments) expect(db.files.get(a.path)?.owner).toBe(a.owner ?? null)
+      for (const d of ["ToDatabase", "ToDisk"] as const) {
+        const again = read(tree, db, d === "ToDisk")
+        expect(changesOf(plan({ ...o, direction: d }, again.disk, again.db, ALL_KINDS))).toStrictEqual([])
+      }
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
 
   it("a plan is data: a dry run and a real run plan the same operations", () => {
     const tree: Tree = new Map([["content/blog/a.md", { bytes: enc('+++\ntitle = "A"\n+++\nbody'), mode: 0o644 }]])

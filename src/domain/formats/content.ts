@@ -1,7 +1,7 @@
-/** Content: any Markdown file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
+/** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
 import { type Fields, freshHead, problem } from "../frontMatter.js"
-import { Content, type ContentLayout, type Json, MARKDOWN } from "../model.js"
+import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import {
   ID_RULE,
   isBool,
@@ -48,7 +48,11 @@ export const parseSourceConfig = (file: TextFile): Parsed<SourceConfig> =>
 /** The file of an item below services/. */
 export const contentPath = (c: Pick<Content, "source" | "path">): string => `content/${c.source}/${c.path}`
 
-/** Where a new item (one that never had a file) goes: `<slug>.md`, or `<slug>/index.md` in a directory source. */
+/**
+ * Where a new item (one that never had a file) goes: `<slug>.md`, or `<slug>/index.md` in a directory source.
+ * Always `.md`, even in a source of MDX pages: every site generator reads it, and text typed without JSX in mind
+ * (`a < b`, `{x}`) can fail to compile as MDX.
+ */
 export const defaultContentPath = (slug: string, layout: ContentLayout): string =>
   layout === "directory" ? `${slug}/index.md` : `${slug}.md`
 
@@ -124,7 +128,8 @@ const contentWanted = (c: Content): Record<string, Json> => contentKnownFields(c
 /** Parses a content file; `path` is its place below the source folder (`guides/install/index.md`). */
 export const parseContent = (file: TextFile, source: string, path: string): Parsed<Content> => {
   const slug = contentSlug(path)
-  if (slug === undefined) return Either.left([problem(file.path, "a content item must be a .md or .markdown file", 1)])
+  if (slug === undefined)
+    return Either.left([problem(file.path, "a content item must be a .md, .markdown or .mdx file", 1)])
   if (!isId(source))
     return Either.left([
       problem(file.path, `source folder ${JSON.stringify(source)} is not a valid name (${ID_RULE})`, 1)
@@ -133,7 +138,7 @@ export const parseContent = (file: TextFile, source: string, path: string): Pars
     return Either.left([
       problem(file.path, "the file name cannot be stored as a slug (a control character, or a segment '.' or '..')", 1)
     ])
-  return Either.map(readMarkdown(file), ({ split, fields }) => {
+  return Either.map(readMarkdown(file, !MDX.test(path)), ({ split, fields }) => {
     const { known, extra } = readContentFields(slug, fields, split.body)
     // Every value was checked against its column's shape by `pick`: no second validation.
     return new Content(

@@ -78,10 +78,11 @@ const checkExtra = (path: string, fields: Fields): ReadonlyArray<InvalidInput> =
 
 /** A Markdown file split and its front matter read. */
 export const readMarkdown = (
-  file: TextFile
+  file: TextFile,
+  json = true
 ): Either.Either<{ split: SplitFile; fields: Fields }, ReadonlyArray<InvalidInput>> =>
   Either.flatMap(
-    Either.mapLeft(splitFrontMatter(file.path, file.text), (e) => [e]),
+    Either.mapLeft(splitFrontMatter(file.path, file.text, json), (e) => [e]),
     (split) =>
       Either.flatMap(readFrontMatter(file.path, split), (fields) => {
         const bad = checkExtra(file.path, fields)

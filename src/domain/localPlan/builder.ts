@@ -175,5 +175,19 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
       b.steps.push({ kind, action: "remove", key: u.key, status: "Removed", paths: u.paths })
     }
   })
+  // The item a file belongs to follows from the tree (a folder became a bundle, as `index.mdx` did): not a change.
+  // Only the tree a sync to the database reads is final; a sync to disk may still add the bundle.
+  const owners = new Map(dbUnits.map((u) => [u.key, u]))
+  if (b.options.direction === "ToDatabase")
+    for (const u of diskUnits) {
+      const row = owners.get(u.key)
+      if (
+        row !== undefined &&
+        row.ident === u.ident &&
+        row.item.owner !== (u.item.owner ?? null) &&
+        !disk.blocked[kind].has(u.key)
+      )
+        upserts.push(u.item)
+    }
   b.db.push({ _tag: "UpsertFiles", files: upserts }, { _tag: "DeleteFiles", paths: deletes })
 }

@@ -1,8 +1,9 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
+import { Either } from "effect"
 import { stringify } from "yaml"
 import { contentPath, sourceConfigPath } from "../formats.js"
-import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted } from "../localSides.js"
-import { ContentSource } from "../model.js"
+import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
+import { type Content, ContentSource, LocalSyncError } from "../model.js"
 import type { ContentFile } from "../project.js"
 import { Builder, invalidRowErrors, planAttachments, storable, type Unit, walk } from "./builder.js"
 import type { ContentWrite, KindPlan, PlanOptions } from "./ops.js"
@@ -13,20 +14,26 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const diskUnits = disk.contents.map(
     (f): Unit<ContentFile> => ({ key: f.key, ident: contentIdent(f.path, f.sha), item: f, paths: [contentPath(f)] })
   )
-  const dbUnits = db.contents.map(
+  const pages = standIns(db)
+  const dbUnits = [...db.contents, ...[...pages.values()].map((s) => s.row)].map(
     (r): Unit<ContentRow> => ({ key: r.key, ident: r.ident, item: r, paths: [contentPath(r)] })
   )
   const blocked = new Set([...disk.blocked.content, ...db.contentInvalid.map((r) => r.key)])
+  // A stored page whose bytes do not parse holds its key: a sync to disk neither writes nor removes that file.
+  if (o.direction === "ToDisk") for (const p of db.storedPages) if (Either.isLeft(p.parsed)) blocked.add(p.key)
+  const isBlocked = (k: string) => blocked.has(k) || disk.blockedSources.has(k.slice(0, k.indexOf("/")))
   const upserts: Array<ContentWrite> = []
   const deletes: Array<{ source: string; slug: string }> = []
+  const superseded = new Set<string>()
   const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
-  walk(b, diskUnits, dbUnits, (k) => blocked.has(k) || disk.blockedSources.has(k.slice(0, k.indexOf("/"))), {
+  walk(b, diskUnits, dbUnits, isBlocked, {
     toDb: (u, status) => {
       const item = u.item.item
       if (item === undefined) throw new Error(`content ${u.key} was planned for the database without being read`)
       if (!storable(b, u.key, item)) return
       b.synced++
       upserts.push({ item, fileSha: u.item.sha })
+      superseded.add(u.key)
       b.steps.push({ kind: "content", action: "upsert", key: u.key, status, paths: u.paths })
     },
     toDisk: (u, there, status) => {
@@ -41,7 +48,8 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
       b.steps.push({ kind: "content", action: "write", key: u.key, status, paths: [write, ...moved] })
     },
     deleteRow: (u) => {
-      deletes.push({ source: u.item.source, slug: u.item.slug })
+      if (pages.has(u.key)) superseded.add(u.key)
+      else deletes.push({ source: u.item.source, slug: u.item.slug })
       b.steps.push({ kind: "content", action: "delete", key: u.key, status: "Removed", paths: [] })
     },
     removeFile: (u) => {
@@ -49,7 +57,12 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
       b.steps.push({ kind: "content", action: "remove", key: u.key, status: "Removed", paths: u.paths })
     }
   })
-  b.db.push({ _tag: "UpsertContents", items: upserts }, { _tag: "DeleteContents", keys: deletes })
+  const { migrated, dropped } = planStoredPages(b, disk, db, pages, superseded, upserts, isBlocked)
+  b.db.push(
+    { _tag: "UpsertContents", items: [...upserts, ...migrated] },
+    { _tag: "DeleteContents", keys: deletes },
+    { _tag: "DeleteFiles", paths: dropped }
+  )
   // Rows that were rendered (edited by hand, or never written by this version) learn the file they now match,
   // when it is written now or already on disk; the next run then trusts them without rendering.
   const written = new Set(b.disk.flatMap((op) => (op._tag === "WriteText" ? [op.path] : [])))
@@ -119,4 +132,67 @@ const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
     b.disk.push({ _tag: "WriteText", path, text })
     b.steps.push({ kind: "content", action: "write", key: `source:${s.source}`, status: "Added", paths: [path] })
   }
+}
+
+/** A stored page that stands for its key's item (no row of `contents` holds that key), as a row of the database side. */
+interface StandIn {
+  readonly row: ContentRow & { readonly item: Content }
+  readonly page: StoredPage
+}
+
+/** The stored pages standing for their items: per key without a row, the first page (by path) whose bytes parse. */
+const standIns = (db: DbSide): Map<string, StandIn> => {
+  const rows = new Set(db.contents.map((r) => r.key))
+  const out = new Map<string, StandIn>()
+  for (const page of db.storedPages) {
+    if (Either.isLeft(page.parsed) || rows.has(page.key) || out.has(page.key)) continue
+    const { item, text } = page.parsed.right
+    // Never stored as a row: nothing recorded, so it is compared by its file and written as its stored text.
+    const meta = { source: item.source, slug: item.slug, path: item.path, version_hash: "", file_sha256: null }
+    const row = { ...meta, key: page.key, ident: contentIdent(item.path, page.sha256), hash: "", meta, item, text }
+    out.set(page.key, { row, page })
+  }
+  return out
+}
+
+/**
+ * Stored pages move to `contents` in any run that does not replace them: each becomes the row of the item it is
+ * (its file is what was stored, or is written from it now), and its item_files row goes. One a run replaced
+ * (written from the disk, or deleted as an orphan) just goes. A page that is not its key's item (another file
+ * holds the slug, or its bytes do not parse) stays until a sync to the database stores its own file or, with
+ * --delete-orphans, finds it gone.
+ */
+const planStoredPages = (
+  b: Builder,
+  disk: DiskSide,
+  db: DbSide,
+  pages: ReadonlyMap<string, StandIn>,
+  superseded: ReadonlySet<string>,
+  upserted: ReadonlyArray<ContentWrite>,
+  isBlocked: (key: string) => boolean
+) => {
+  const o = b.options
+  const stored = new Set(upserted.map((w) => contentPath(w.item)))
+  const migrated: Array<ContentWrite> = []
+  const dropped: Array<string> = []
+  for (const p of db.storedPages) {
+    if (isBlocked(p.key)) continue
+    const standIn = pages.get(p.key)
+    if (standIn?.page === p) {
+      if (superseded.has(p.key)) dropped.push(p.path)
+      else if (storable(b, p.key, standIn.row.item)) {
+        migrated.push({ item: standIn.row.item, fileSha: p.sha256 })
+        dropped.push(p.path)
+      }
+    } else if (stored.has(p.path) || (o.direction === "ToDatabase" && o.deleteOrphans && !disk.files.has(p.path)))
+      dropped.push(p.path)
+    else if (o.direction === "ToDisk" && Either.isLeft(p.parsed))
+      b.errors.push(
+        new LocalSyncError({
+          item: `database item_files ${p.path}`,
+          message: `${p.path} is stored as a file beside items but is a content item now, and its stored bytes do not parse (${p.parsed.left}); left alone`
+        })
+      )
+  }
+  return { migrated, dropped }
 }

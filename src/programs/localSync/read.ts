@@ -7,9 +7,11 @@ import {
   type DbSide,
   type DiskSide,
   diskSide,
+  isStoredPage,
   isTrusted,
   metaKey,
-  rowsToFetch
+  rowsToFetch,
+  storedPages
 } from "../../domain/localSides.js"
 import type { SyncKind } from "../../domain/model.js"
 import { isProjectFile, type RawFile } from "../../domain/project.js"
@@ -75,6 +77,11 @@ export const readSides = Effect.fn("LocalSync.read")(function* (
   const need = rowsToFetch(meta, disk, toDisk)
   const fetched = need.length > 0 ? yield* contents.fetch(need) : emptyListed
   const withFiles = has("agents") || has("skills") || has("content")
+  const itemFiles = yield* Repos.ItemFilesRepo
+  const fileRows = withFiles ? yield* itemFiles.list() : []
+  // Pages an earlier version stored as files beside items (MDX) are read as the items they now are.
+  const pageRows = has("content") ? fileRows.filter(isStoredPage) : []
+  const pages = pageRows.length > 0 ? storedPages(pageRows, yield* itemFiles.blobs(pageRows.map((r) => r.sha256))) : []
   const db: DbSide = {
     agents,
     skills,
@@ -82,7 +89,8 @@ export const readSides = Effect.fn("LocalSync.read")(function* (
     contents: contentRows(meta, new Map(fetched.items.map((s) => [contentKey(s.item), s])), fetched.invalid),
     contentInvalid: fetched.invalid,
     sources: has("content") ? yield* contents.listSources() : [],
-    attachments: withFiles ? yield* (yield* Repos.ItemFilesRepo).list() : []
+    attachments: fileRows.filter((r) => !isStoredPage(r)),
+    storedPages: pages
   }
   return { disk, db }
 })
