@@ -209,7 +209,7 @@ export const layer = (options: ServeOptions) =>
       const node = options.server ?? createServer()
       const fast =
         options.middleware === undefined
-          ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog)).pipe(Layer.provide(Tenants.Default))
+          ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog))
           : Layer.empty
       return httpLive(options.middleware ?? options.accessLog?.middleware).pipe(
         Layer.provideMerge(NodeHttpServer.layer(() => node, { host: options.host, port: options.port })),

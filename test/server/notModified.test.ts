@@ -212,6 +212,22 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
     })
   )
 
+  it.effect("writes a token's first use before its 304, as the framework's check does", () =>
+    Effect.gen(function* () {
+      const { t, head, fast } = yield* World
+      const fresh = yield* Effect.orDie(fast.tenants.createToken(t.tenantId, "fresh"))
+      const lastUse = Effect.map(Effect.orDie(fast.tenants.listTokens(t.tenantId)), (all) =>
+        all.find((k) => k.id === fresh.info.id)
+      )
+      expect((yield* lastUse)?.last_used_at).toBeNull()
+      const r = yield* Effect.promise(() =>
+        ask(new Agent(), fast.url, directPath, { ...bearer(fresh.token), "if-none-match": `"${head}"` })
+      )
+      expect(r.status).toBe(304)
+      expect((yield* lastUse)?.last_used_at).not.toBeNull()
+    })
+  )
+
   it.effect("refuses a token at once when it is revoked, and a tag at once when the head moves", () =>
     Effect.gen(function* () {
       const { t, head, fast, framework } = yield* World
