@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto"
 import { Agent, request } from "node:http"
 import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
+import { FORMATS } from "../../src/domain/caps.js"
 import * as AccessLog from "../../src/server/accessLog.js"
 import { scopedDatabase } from "../support/pg.js"
 import { call, fastRetry, scopedServer, type TestServer, uploadArchive } from "./support.js"
@@ -146,6 +147,8 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
           const r = yield* both(path, { ...bearer(t.token), "if-none-match": tag })
           expect([tag, r.status, r.body, r.did]).toEqual([tag, 304, "", "answered"])
           expect(r.headers).toContain(`etag: "${head}"`)
+          // What the client may upload in: the archive formats this server reads.
+          expect(r.headers).toContain(`x-agentsync-archive: ${FORMATS.join(", ")}`)
         }
       }
       expect(fastLines.at(-1)).toMatchObject({
@@ -158,7 +161,7 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
       expect([closing.status, closing.did, closing.headers]).toEqual([
         304,
         "answered",
-        [`etag: "${head}"`, "Connection: close"]
+        [`etag: "${head}"`, `x-agentsync-archive: ${FORMATS.join(", ")}`, "Connection: close"]
       ])
       expect(fastLog.inFlight()).toBe(0)
     })
