@@ -7,16 +7,30 @@
 //
 //   npm run bench:server [-- --rounds N] [--seconds N] [--connections N] [--before path/to/dist/bin.js]
 //   npm run bench:server -- --concurrent 20 [--files 1000] [--rounds N] [--before path/to/dist/bin.js]
+//   npm run bench:server -- --compression [--files 10000] [--mib 100] [--rounds N]
 //
 // `--before` also measures an earlier build's server (its own database) in the same rounds. `--concurrent N` measures
 // instead N clients each pushing one changed file into its own tenant at once: every tenant holds a settled tree of
 // `--files` files; the wall time until the last push ends, the clients' CPU summed, the server's CPU, and one push
-// alone beside them (what one client costs).
+// alone beside them (what one client costs). `--compression` measures instead the archive formats on the bench corpus
+// (the files' tar records, batched as both sides batch them, through the same writer and strict reader): bytes, and
+// the CPU to compress and to read back, for gzip 1 and 6 and, where this Node has zstd, zstd 1, 3 and 6.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import { Chunk, Effect, Stream } from "effect"
+import { FORMATS } from "../src/domain/caps.js"
+import { TOKEN_CHECK } from "../src/server/tenants.js"
+import {
+  type Compression,
+  compress,
+  END_OF_ARCHIVE,
+  fileRecord,
+  readArchive,
+  tarOf
+} from "../src/stages/files/archive.js"
 import { freePort, generate, listFiles, median, pgBinDir, procCpu, startPostgres, timed } from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
@@ -29,7 +43,9 @@ const { values: flags } = parseArgs({
     connections: { type: "string", default: "10" },
     before: { type: "string" },
     concurrent: { type: "string" },
-    files: { type: "string", default: "1000" }
+    files: { type: "string" },
+    mib: { type: "string", default: "100" },
+    compression: { type: "boolean", default: false }
   }
 })
 
@@ -57,25 +73,25 @@ const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
     child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${head}`)))
   })
 
-/** The bare handler: the same two queries as the server's authentication and head check, answered 304. */
+/**
+ * The bare handler: the server's token check (the same statement, `TOKEN_CHECK` in src/server/tenants.ts: the token's
+ * row and its tenant's head; its hash compared), answered 304, on a pool of the same size as the check's.
+ */
 const BARE = `
 import { createHash, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
 import pg from "pg"
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 8 })
 const sha = (s) => createHash("sha256").update(s).digest()
+const text = ${JSON.stringify(TOKEN_CHECK.text)}
 createServer(async (req, res) => {
   try {
     const m = /^Bearer ast_([0-9a-f]{16})_(\\S+)$/.exec(req.headers.authorization ?? "")
-    const { rows } = await pool.query(
-      "SELECT tenant_id, secret_sha256, label, (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => 60)) AS stale FROM tokens WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-      [m?.[1] ?? ""]
-    )
+    const { rows } = await pool.query(text, [m?.[1] ?? "", 60])
     const row = rows[0]
     const presented = sha(m?.[2] ?? "")
     if (!row || !timingSafeEqual(Buffer.from(row.secret_sha256), presented)) { res.writeHead(401).end(); return }
-    const head = (await pool.query("SELECT head FROM tenants WHERE id = $1", [row.tenant_id])).rows[0].head
-    const tag = '"' + head + '"'
+    const tag = '"' + row.head + '"'
     if (req.headers["if-none-match"] === tag) res.writeHead(304, { etag: tag }).end()
     else res.writeHead(200).end("{}")
   } catch (e) { res.writeHead(500).end(String(e)) }
@@ -192,7 +208,7 @@ const concurrentPushes = async (
   work: string,
   servers: ReadonlyArray<{ name: string; url: string; pid: number; databaseUrl: string; bin: string }>
 ) => {
-  const files = Number(flags.files)
+  const files = Number(flags.files ?? 1000)
   const tenants = servers.map((s, j) => settledTenants(work, s.databaseUrl, s.url, `c${j}`, count, files, s.bin))
   console.log(
     `agentsync server: ${count} concurrent one-file pushes — ${new Date().toISOString()}, node ${process.version}, ${count} tenants × ${files} files settled, ${flags.rounds} rounds, alternating; loopback`
@@ -228,7 +244,81 @@ const concurrentPushes = async (
   }
 }
 
+/** The corpus's tar records in batches of about 1 MiB (as the client's bundle and the server's download cut them). */
+const corpusBatches = (root: string) => {
+  const batches: Array<Uint8Array> = []
+  let batch: Array<Buffer> = []
+  let bytes = 0
+  for (const path of listFiles(join(root, "services"))) {
+    const data = readFileSync(join(root, "services", path))
+    batch.push(fileRecord(path, data))
+    bytes += data.length
+    if (bytes >= 1024 * 1024) {
+      batches.push(Buffer.concat(batch))
+      batch = []
+      bytes = 0
+    }
+  }
+  if (batch.length > 0) batches.push(Buffer.concat(batch))
+  return batches
+}
+
+/** Bytes, and CPU seconds (the whole process: zlib's thread pool included) to write and to read back, per format. */
+const compressionFigures = async () => {
+  const files = Number(flags.files ?? 10_000)
+  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-compression-"))
+  try {
+    generate(work, files, Number(flags.mib) * 1024 * 1024)
+    const batches = corpusBatches(work)
+    const raw = batches.reduce((n, b) => n + b.length, 0) + END_OF_ARCHIVE.length
+    const cases: Array<Compression> = [
+      { format: "gzip", level: 0 },
+      { format: "gzip", level: 1 },
+      { format: "gzip", level: 6 },
+      ...(FORMATS.includes("zstd") ? [1, 3, 6].map((level): Compression => ({ format: "zstd", level })) : [])
+    ]
+    console.log(
+      `agentsync archives: ${files} files, ${(raw / 1024 / 1024).toFixed(1)} MiB of tar — ${new Date().toISOString()}, node ${process.version}, ${flags.rounds} rounds, medians`
+    )
+    const cpu = async (f: () => Promise<unknown>) => {
+      const start = process.cpuUsage()
+      await f()
+      const used = process.cpuUsage(start)
+      return (used.user + used.system) / 1e6
+    }
+    const rows: Array<{ name: string; bytes: number; write: number; read: number }> = []
+    for (const c of cases) {
+      const writes: Array<number> = []
+      const reads: Array<number> = []
+      let archive = Buffer.alloc(0)
+      for (let round = 0; round < Number(flags.rounds); round++) {
+        writes.push(
+          await cpu(async () => {
+            const out = await Effect.runPromise(Stream.runCollect(compress(tarOf(Stream.fromIterable(batches)), c)))
+            archive = Buffer.concat(Chunk.toReadonlyArray(out))
+          })
+        )
+        const sink = { write: () => undefined, end: () => undefined }
+        reads.push(await cpu(() => Effect.runPromise(readArchive(Stream.make(archive), { file: () => sink }))))
+      }
+      rows.push({ name: `${c.format} ${c.level}`, bytes: archive.length, write: median(writes), read: median(reads) })
+      console.error(
+        `${c.format} ${c.level}: ${archive.length} bytes, write ${median(writes).toFixed(2)} s, read ${median(reads).toFixed(2)} s`
+      )
+    }
+    console.log("| format, level | bytes | ÷ tar | CPU to write | CPU to read back |\n| --- | --- | --- | --- | --- |")
+    for (const r of rows) {
+      console.log(
+        `| ${r.name} | ${(r.bytes / 1024 / 1024).toFixed(1)} MiB | ${(r.bytes / raw).toFixed(3)} | ${r.write.toFixed(2)} s | ${r.read.toFixed(2)} s |`
+      )
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
 const main = async () => {
+  if (flags.compression) return await compressionFigures()
   if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
     throw new Error("wrk is not installed (apt-get install wrk)")
   const build = spawnSync(process.execPath, ["scripts/build.mjs", "--no-types"], { cwd: REPO, stdio: "ignore" })
@@ -274,7 +364,7 @@ const main = async () => {
       `agentsync server: no-change checks — ${new Date().toISOString()}, node ${process.version}, wrk -c${flags.connections} ${flags.seconds} s × ${flags.rounds} rounds, alternating; loopback`
     )
     const servers = [
-      { name: "bare handler (node:http + pg, same queries)", url: `http://127.0.0.1:${port}`, pid: bare.pid!, ...t },
+      { name: "bare handler (node:http + pg, same statement)", url: `http://127.0.0.1:${port}`, pid: bare.pid!, ...t },
       { name: "agentsync serve", url: server.url, pid: server.child.pid!, ...t },
       ...(before === undefined ? [] : [{ name: "agentsync serve, before", ...before }])
     ]

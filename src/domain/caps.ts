@@ -1,4 +1,5 @@
 /** The one set of caps on what file sync moves, shared by the server and the client: a revision the server accepts is one every client can pull. */
+import * as zlib from "node:zlib"
 import { Config, Effect, Option } from "effect"
 import { MissingConfig } from "../errors.js"
 
@@ -100,6 +101,44 @@ export const transferLimitsFromEnv: Effect.Effect<TransferLimits, MissingConfig>
     minBytesPerSecond: Option.getOrElse(set.minBytesPerSecond, () => TRANSFER.minBytesPerSecond),
     windowMs: Option.getOrElse(set.windowMs, () => TRANSFER.windowMs)
   }))
+)
+
+/** What an archive's members are: gzip (every Node) or zstd frames (Node 22.15 and 23.8 on). */
+export type ArchiveFormat = "gzip" | "zstd"
+
+/** The formats this Node reads and writes, the preferred first (zstd where `node:zlib` has it). */
+export const FORMATS: ReadonlyArray<ArchiveFormat> =
+  "zstdCompress" in zlib && "ZstdDecompress" in zlib ? ["zstd", "gzip"] : ["gzip"]
+
+/**
+ * The header naming the formats an end reads: the client sends it with a download (the server answers in one of
+ * them), the server with every manifest answer (the client then uploads in one of them). An end that sends none
+ * reads gzip only.
+ */
+export const ARCHIVE_FORMATS_HEADER = "x-agentsync-archive"
+
+/** The formats a header names that this code knows, in its order; none for a missing header. */
+export const parseFormats = (header: string | undefined | null): ReadonlyArray<ArchiveFormat> =>
+  (header ?? "")
+    .split(",")
+    .map((f) => f.trim().toLowerCase())
+    .filter((f): f is ArchiveFormat => f === "gzip" || f === "zstd")
+
+/**
+ * When archives are compressed: `auto` as the link says (stored on loopback, compressed on a real link), `always`
+ * (a loopback address that is really a tunnel to another machine), `never` (stored everywhere).
+ */
+export type CompressSetting = "auto" | "always" | "never"
+
+/** The variable that sets it, for the client and the server alike. */
+export const COMPRESSION_ENV = "AGENTSYNC_COMPRESSION"
+
+/** The setting from the environment (default `auto`); any other value fails naming the variable. */
+export const compressSettingFromEnv: Effect.Effect<CompressSetting, MissingConfig> = Config.option(
+  Config.literal("auto", "always", "never")(COMPRESSION_ENV)
+).pipe(
+  Effect.map(Option.getOrElse((): CompressSetting => "auto")),
+  Effect.mapError((e) => new MissingConfig({ key: COMPRESSION_ENV, reason: `must be auto, always or never: ${e}` }))
 )
 
 /** What a manifest entry weighs on the wire: `{"path":…,"size":…,"sha256":"…"},` (an upper bound for plain paths). */

@@ -8,7 +8,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Duration, Effect, FiberRef, Layer, Option, type Stream } from "effect"
+import { Context, Duration, Effect, FiberRef, Layer, Option, type Stream } from "effect"
 import {
   AgentsyncApi,
   Authentication,
@@ -20,10 +20,18 @@ import {
   OPENAPI_PATH,
   Unavailable
 } from "../api/index.js"
-import { transferLimitsFromEnv } from "../domain/caps.js"
+import {
+  ARCHIVE_FORMATS_HEADER,
+  type ArchiveFormat,
+  type CompressSetting,
+  compressSettingFromEnv,
+  FORMATS,
+  parseFormats,
+  transferLimitsFromEnv
+} from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
-import { levelFor } from "../stages/files/archive.js"
+import { compressionFor } from "../stages/files/archive.js"
 import { type AccessLog, currentTenant, type Middleware } from "./accessLog.js"
 import { AdminLive } from "./admin.js"
 import { DatabaseLive } from "./db/handlers.js"
@@ -90,66 +98,111 @@ const idempotencyKey = (request: HttpServerRequest.HttpServerRequest) => {
   return key === undefined || key === "" ? undefined : key.slice(0, 200)
 }
 
-const gzipResponse = (download: {
-  readonly revision: string | null
-  readonly body: Stream.Stream<Uint8Array, unknown>
-}) =>
-  HttpServerResponse.stream(download.body, {
-    contentType: "application/gzip",
-    headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
-  })
+const archiveResponse =
+  (format: ArchiveFormat) =>
+  (download: { readonly revision: string | null; readonly body: Stream.Stream<Uint8Array, unknown> }) =>
+    HttpServerResponse.stream(download.body, {
+      contentType: format === "zstd" ? "application/zstd" : "application/gzip",
+      headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
+    })
 
-/** Sends the revision's ETag with the response being built. */
-const withEtag = (revision: string) =>
+/**
+ * Sends with the manifest answer being built the revision's ETag, when there is one, and the archive formats this
+ * server reads (what the client may upload in).
+ */
+const withManifestHeaders = (revision: string | null, formats: string) =>
   HttpApp.appendPreResponseHandler((_request, response) =>
-    Effect.succeed(HttpServerResponse.setHeader(response, "etag", manifestEtag(revision)))
+    Effect.succeed(
+      HttpServerResponse.setHeaders(response, {
+        ...(revision === null ? {} : { etag: manifestEtag(revision) }),
+        [ARCHIVE_FORMATS_HEADER]: formats
+      })
+    )
   )
+
+/**
+ * The archive formats the server reads and writes, and when it compresses. Default: what this Node has, and the
+ * environment's `AGENTSYNC_COMPRESSION`.
+ */
+export interface ArchivePolicy {
+  readonly formats: ReadonlyArray<ArchiveFormat>
+  readonly compress: CompressSetting
+}
+
+export class CurrentArchivePolicy extends Context.Tag("agentsync/server/ArchivePolicy")<
+  CurrentArchivePolicy,
+  ArchivePolicy
+>() {}
+
+const archivePolicy = Effect.flatMap(Effect.serviceOption(CurrentArchivePolicy), (set) =>
+  Option.isSome(set)
+    ? Effect.succeed(set.value)
+    : Effect.map(compressSettingFromEnv, (compress): ArchivePolicy => ({ formats: FORMATS, compress }))
+)
 
 /**
  * The operations both families share, given the tenant the call resolved to; the same deadlines and minimum rate
  * as the clients', from the same variables.
  */
-const filesOps = Effect.map(Effect.all([FileStore, transferLimitsFromEnv]), ([store, limits]) => ({
-  /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
-  manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
-    Effect.gen(function* () {
-      if (revision === undefined && ifNoneMatch !== undefined) {
-        const known = yield* FiberRef.get(authenticatedHead)
-        const head = known?.tenantId === caller.tenantId ? known.head : yield* store.head(caller.tenantId)
-        if (head !== null && etagMatches(ifNoneMatch, head)) {
-          yield* withEtag(head)
-          return new NotModified()
-        }
-      }
-      const manifest = yield* store.manifest(caller.tenantId, revision)
-      if (manifest.revision !== null) yield* withEtag(manifest.revision)
-      return manifest
-    }),
-  // Cut when its body trickles below the minimum rate, or when it runs past the deadline.
-  upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
-    Effect.suspend(() => {
-      const p = pace(limits, (why) => new Unavailable({ reason: `upload too slow: ${why}` }))
-      return p.guard(store.upload(caller, p.count(uploadBody(request)), { idempotencyKey: idempotencyKey(request) }))
-    }).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.deadlineMs),
-        onTimeout: () => new Unavailable({ reason: `upload not finished within ${limits.deadlineMs / 1000} s` })
-      }),
-      Effect.onError(() => discardRest(request))
-    ),
-  // Compressed for the link it goes over: not at all to a client on this machine.
-  download: (
-    caller: Caller,
-    request: HttpServerRequest.HttpServerRequest,
-    revision: string | undefined,
-    paths?: ReadonlyArray<string>
-  ) =>
-    Effect.map(
-      store.download(caller.tenantId, revision, paths, levelFor(Option.getOrElse(request.remoteAddress, () => ""))),
-      gzipResponse
-    ),
-  revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)
-}))
+const filesOps = Effect.map(
+  Effect.all([FileStore, transferLimitsFromEnv, archivePolicy]),
+  ([store, limits, policy]) => {
+    const advertised = policy.formats.join(", ")
+    return {
+      /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
+      manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
+        Effect.gen(function* () {
+          if (revision === undefined && ifNoneMatch !== undefined) {
+            const known = yield* FiberRef.get(authenticatedHead)
+            const head = known?.tenantId === caller.tenantId ? known.head : yield* store.head(caller.tenantId)
+            if (head !== null && etagMatches(ifNoneMatch, head)) {
+              yield* withManifestHeaders(head, advertised)
+              return new NotModified()
+            }
+          }
+          const manifest = yield* store.manifest(caller.tenantId, revision)
+          yield* withManifestHeaders(manifest.revision, advertised)
+          return manifest
+        }),
+      // Cut when its body trickles below the minimum rate, or when it runs past the deadline.
+      upload: (caller: Caller, request: HttpServerRequest.HttpServerRequest) =>
+        Effect.suspend(() => {
+          const p = pace(limits, (why) => new Unavailable({ reason: `upload too slow: ${why}` }))
+          return p.guard(
+            store.upload(caller, p.count(uploadBody(request)), {
+              idempotencyKey: idempotencyKey(request),
+              formats: policy.formats
+            })
+          )
+        }).pipe(
+          Effect.timeoutFail({
+            duration: Duration.millis(limits.deadlineMs),
+            onTimeout: () => new Unavailable({ reason: `upload not finished within ${limits.deadlineMs / 1000} s` })
+          }),
+          Effect.onError(() => discardRest(request))
+        ),
+      // Compressed for the link it goes over (not at all to a client on this machine), in zstd when the client reads it.
+      download: (
+        caller: Caller,
+        request: HttpServerRequest.HttpServerRequest,
+        revision: string | undefined,
+        paths?: ReadonlyArray<string>
+      ) => {
+        const compression = compressionFor(
+          Option.getOrElse(request.remoteAddress, () => ""),
+          parseFormats(request.headers[ARCHIVE_FORMATS_HEADER]),
+          policy.compress,
+          policy.formats
+        )
+        return Effect.map(
+          store.download(caller.tenantId, revision, paths, compression),
+          archiveResponse(compression.format)
+        )
+      },
+      revisions: (caller: Caller, limit: number | undefined) => store.revisions(caller.tenantId, limit)
+    }
+  }
+)
 
 /** The files handlers, once for both URL families. */
 export const FilesLive = bothFamilies({ sync: "files", cloud: "cloudFiles" }, (handlers, callerOf) =>
@@ -197,6 +250,8 @@ export interface ServeOptions {
    * left to the framework too.
    */
   readonly middleware?: Middleware
+  /** The archive formats it reads and when it compresses (default: this Node's, and `AGENTSYNC_COMPRESSION`). */
+  readonly archives?: ArchivePolicy
 }
 
 /**
@@ -207,11 +262,15 @@ export const layer = (options: ServeOptions) =>
   Layer.unwrapEffect(
     Effect.sync(() => {
       const node = options.server ?? createServer()
+      const formats = (options.archives?.formats ?? FORMATS).join(", ")
       const fast =
         options.middleware === undefined
-          ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog)).pipe(Layer.provide(Tenants.Default))
+          ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog, formats))
           : Layer.empty
+      const policy =
+        options.archives === undefined ? Layer.empty : Layer.succeed(CurrentArchivePolicy, options.archives)
       return httpLive(options.middleware ?? options.accessLog?.middleware).pipe(
+        Layer.provide(policy),
         Layer.provideMerge(NodeHttpServer.layer(() => node, { host: options.host, port: options.port })),
         Layer.provideMerge(fast)
       )

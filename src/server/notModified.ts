@@ -1,13 +1,23 @@
 /**
  * The no-change check answered before the HTTP framework: a conditional GET of the head manifest whose token holds
- * and whose tag names the head is a 304 from the one authenticating query; every other request, and this one when
+ * and whose tag names the head is a 304 from the one authenticating query, run on the check's own connections; every other request, and this one when
  * anything differs, goes to the framework unchanged, which answers it (errors included) as before.
  */
 import type { IncomingMessage, Server as NodeServer, ServerResponse } from "node:http"
-import { Effect, Exit, Option, Redacted, Runtime } from "effect"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Effect, Option, Redacted } from "effect"
+import * as Pg from "pg"
 import { CLOUD_PREFIX, etagMatches, FilesRoutes, manifestEtag, SYNC_PREFIX } from "../api/index.js"
+import { ARCHIVE_FORMATS_HEADER } from "../domain/caps.js"
 import type { AccessLog } from "./accessLog.js"
-import { Tenants } from "./tenants.js"
+import {
+  type AuthenticatedCaller,
+  checkToken,
+  parseToken,
+  TOKEN_CHECK,
+  TOKEN_USED,
+  type TokenCheckRow
+} from "./tenants.js"
 
 const DIRECT = `${SYNC_PREFIX}${FilesRoutes.manifest}`
 const RELAY_TENANT = /^[a-z0-9][a-z0-9-]{0,63}$/
@@ -31,16 +41,75 @@ export const conditionalManifest = (request: IncomingMessage): { readonly relayT
 /** The framework reads the bearer token as the header after `Bearer ` (HttpApiSecurity.bearer): the same here. */
 const BEARER = "Bearer ".length
 
+/** Connections of the check's own pool: a few, beside the server's. */
+const CHECK_CONNECTIONS = 8
+
 /**
- * Puts the check in front of `node`'s request listeners (the framework's among them) until the scope closes. The
- * token is checked on every request by `Tenants.authenticate`, the framework's own check (no cache: a revoked token
- * is refused at once); the answer carries the headers the framework's 304 carries; the access log writes the same
- * line and counts the request in flight until it is answered or handed on.
+ * The check's own small pool, on the server's database (the configuration of its `PgClient`): the token check's one
+ * statement straight on `pg`, without a fiber, a span or a statement compiled per request, and never queued behind
+ * the uploads holding the server's connections. None for a single-session database (the embedded one), which can
+ * take no second connection: there the framework answers every request.
  */
-export const install = (node: NodeServer, log: AccessLog | undefined) =>
+const checkPool = Effect.gen(function* () {
+  const client = yield* Effect.serviceOption(PgClient.PgClient)
+  if (Option.isNone(client) || client.value.config.maxConnections === 1) return Option.none<Pg.Pool>()
+  const c = client.value.config
+  const pool = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const pool = new Pg.Pool({
+        connectionString: c.url === undefined ? undefined : Redacted.value(c.url),
+        host: c.host,
+        port: c.port,
+        user: c.username,
+        password: c.password === undefined ? undefined : Redacted.value(c.password),
+        database: c.database,
+        ssl: c.ssl,
+        max: CHECK_CONNECTIONS,
+        application_name: "agentsync-check"
+      })
+      // An idle connection that breaks is dropped by the pool; the next check opens another or hands on.
+      pool.on("error", () => undefined)
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end().catch(() => undefined))
+  )
+  return Option.some(pool)
+})
+
+/**
+ * The caller of a token, by the token check's statement on `pool` (its last use written first when due, as
+ * `Tenants.authenticate` does); undefined when the token does not hold or the database does not answer (then the
+ * framework answers the request, the error included).
+ */
+const authenticate = (pool: Pg.Pool, token: string, done: (caller: AuthenticatedCaller | undefined) => void): void => {
+  const parsed = parseToken(token.trim())
+  if (parsed === undefined) {
+    done(undefined)
+    return
+  }
+  pool.query<TokenCheckRow>(TOKEN_CHECK.text, TOKEN_CHECK.params(parsed.id), (error, result) => {
+    const checked = error ? undefined : checkToken(parsed, result.rows[0])
+    if (!checked?.stale) {
+      done(checked?.caller)
+      return
+    }
+    pool.query(TOKEN_USED.text, TOKEN_USED.params(parsed.id), (e) => done(e ? undefined : checked.caller))
+  })
+}
+
+/**
+ * Puts the check in front of `node`'s request listeners (the framework's among them) until the scope closes, when the
+ * server's database is PostgreSQL through `PgClient`. The token is checked on every request by the token check's
+ * statement (`TOKEN_CHECK`, the one `Tenants.authenticate` runs; no cache: a revoked token is refused at once, and
+ * the head is read in the same statement, so a moved head is seen by every server at once); the answer carries the
+ * headers the framework's 304 carries; the access log writes the same line and counts the request in flight until
+ * it is answered or handed on. `formats` is the archive formats header every manifest answer carries. A database error hands the request on: the framework answers it as it would.
+ */
+export const install = (node: NodeServer, log: AccessLog | undefined, formats: string) =>
   Effect.gen(function* () {
-    const tenants = yield* Tenants
-    const runCallback = Runtime.runCallback(yield* Effect.runtime<never>())
+    const found = yield* checkPool
+    if (Option.isNone(found)) return
+    const pool = found.value
     const emit = node.emit
     const handle = (
       check: { readonly relayTenant: string | null },
@@ -56,26 +125,22 @@ export const install = (node: NodeServer, log: AccessLog | undefined) =>
         entry?.finish(499, null, null, true)
       })
       const ifNoneMatch = request.headers["if-none-match"]!
-      const token = Redacted.make(request.headers.authorization!.slice(BEARER))
-      runCallback(tenants.authenticate(token), {
-        onExit: (exit) => {
-          if (aborted) return
-          const caller = Exit.isSuccess(exit) ? Option.getOrUndefined(exit.value) : undefined
-          if (
-            caller !== undefined &&
-            caller.head !== null &&
-            (check.relayTenant === null || check.relayTenant === caller.tenantId) &&
-            etagMatches(ifNoneMatch, caller.head)
-          ) {
-            response.writeHead(304, { etag: manifestEtag(caller.head) })
-            response.end()
-            entry?.finish(304, 0, caller.tenantId)
-            return
-          }
-          // Counted by the framework's log from here on: handed over after it has begun counting.
-          next()
-          entry?.handOff()
+      authenticate(pool, request.headers.authorization!.slice(BEARER), (caller) => {
+        if (aborted) return
+        if (
+          caller !== undefined &&
+          caller.head !== null &&
+          (check.relayTenant === null || check.relayTenant === caller.tenantId) &&
+          etagMatches(ifNoneMatch, caller.head)
+        ) {
+          response.writeHead(304, { etag: manifestEtag(caller.head), [ARCHIVE_FORMATS_HEADER]: formats })
+          response.end()
+          entry?.finish(304, 0, caller.tenantId)
+          return
         }
+        // Counted by the framework's log from here on: handed over after it has begun counting.
+        next()
+        entry?.handOff()
       })
     }
     const fronted: NodeServer["emit"] = function (this: NodeServer, event: string | symbol, ...args: Array<unknown>) {

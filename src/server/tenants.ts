@@ -18,7 +18,7 @@ const slug = (name: string) =>
     .slice(0, 40) || "tenant"
 
 /** The token a client presents: `ast_<id>_<secret>`. Only sha256(secret) is stored. */
-const parseToken = (token: string): { readonly id: string; readonly secret: string } | undefined => {
+export const parseToken = (token: string): { readonly id: string; readonly secret: string } | undefined => {
   const m = /^ast_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/.exec(token)
   return m ? { id: m[1]!, secret: m[2]! } : undefined
 }
@@ -67,6 +67,52 @@ const expiryOf = (expiresAt: string | undefined): Effect.Effect<Date | null, Inv
     return Effect.fail(new InvalidInput({ field: "expires_at", reason: `not a time: ${JSON.stringify(expiresAt)}` }))
   if (t <= Date.now()) return Effect.fail(new InvalidInput({ field: "expires_at", reason: "is in the past" }))
   return Effect.succeed(new Date(t))
+}
+
+/** What the token check reads: the token's row, whether its last use is due to be written, its tenant's head. */
+export interface TokenCheckRow {
+  readonly tenant_id: string
+  readonly secret_sha256: Uint8Array
+  readonly label: string
+  readonly stale: boolean
+  readonly head: string | null
+}
+
+/**
+ * The token check's one statement, as text and parameters: run by `Tenants.authenticate` through the SQL client and
+ * by the no-change check (`notModified.ts`) on its own connections, so both check a token the same way.
+ */
+export const TOKEN_CHECK = {
+  text: `SELECT k.tenant_id, k.secret_sha256, k.label, t.head,
+      (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => $2)) AS stale
+    FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id
+    WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`,
+  params: (id: string): Array<unknown> => [id, LAST_USE_GRANULARITY_SECONDS]
+} as const
+
+/** Writing a token's last use (when the check found it stale). */
+export const TOKEN_USED = {
+  text: "UPDATE tokens SET last_used_at = now() WHERE id = $1",
+  params: (id: string): Array<unknown> => [id]
+} as const
+
+/**
+ * The caller a presented token and its row resolve to, and whether its last use is to be written; undefined when
+ * the token is malformed, unknown, revoked, expired or its secret differs. The secret is compared in constant time,
+ * against a dummy when there is no row, so timing does not tell ids apart.
+ */
+export const checkToken = (
+  parsed: { readonly id: string; readonly secret: string } | undefined,
+  row: TokenCheckRow | undefined
+): { readonly caller: AuthenticatedCaller; readonly stale: boolean } | undefined => {
+  const presented = sha256(parsed?.secret ?? "")
+  const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
+  const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
+  if (!row || !equal || parsed === undefined) return undefined
+  return {
+    caller: { tenantId: row.tenant_id, tokenId: parsed.id, label: row.label, head: row.head },
+    stale: row.stale
+  }
 }
 
 export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants", {
@@ -177,35 +223,11 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
      */
     const authenticate = Effect.fn("Tenants.authenticate")(function* (token: Redacted.Redacted<string>) {
       const parsed = parseToken(Redacted.value(token).trim())
-      const rows = parsed
-        ? yield* sql<{
-            tenant_id: string
-            secret_sha256: Uint8Array
-            label: string
-            stale: boolean
-            head: string | null
-          }>`
-            SELECT k.tenant_id, k.secret_sha256, k.label, t.head,
-              (k.last_used_at IS NULL OR k.last_used_at < now() - make_interval(secs => ${LAST_USE_GRANULARITY_SECONDS})) AS stale
-            FROM tokens k LEFT JOIN tenants t ON t.id = k.tenant_id
-            WHERE k.id = ${parsed.id} AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())`
-        : []
-      const presented = createHash("sha256")
-        .update(parsed?.secret ?? "")
-        .digest()
-      const row = rows[0]
-      // Compare against a dummy when the id is unknown, so timing does not tell ids apart.
-      const stored = row ? Buffer.from(row.secret_sha256) : sha256("\0no-such-token")
-      const equal = stored.length === presented.length && timingSafeEqual(stored, presented)
-      if (!row || !equal) return Option.none<AuthenticatedCaller>()
-      if (row.stale) yield* sql`UPDATE tokens SET last_used_at = now() WHERE id = ${parsed!.id}`
-      const caller: AuthenticatedCaller = {
-        tenantId: row.tenant_id,
-        tokenId: parsed!.id,
-        label: row.label,
-        head: row.head
-      }
-      return Option.some(caller)
+      const rows = parsed ? yield* sql.unsafe<TokenCheckRow>(TOKEN_CHECK.text, TOKEN_CHECK.params(parsed.id)) : []
+      const checked = checkToken(parsed, rows[0])
+      if (checked === undefined) return Option.none<AuthenticatedCaller>()
+      if (checked.stale) yield* sql.unsafe(TOKEN_USED.text, TOKEN_USED.params(checked.caller.tokenId))
+      return Option.some(checked.caller)
     })
 
     return { createTenant, listTenants, createToken, listTokens, revokeToken, rotateToken, authenticate } as const

@@ -35,7 +35,16 @@ import {
   UploadResult
 } from "../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
-import { CAPS, TRANSFER, type TransferLimits, transferLimitsFromEnv } from "../domain/caps.js"
+import {
+  ARCHIVE_FORMATS_HEADER,
+  type ArchiveFormat,
+  CAPS,
+  FORMATS,
+  parseFormats,
+  TRANSFER,
+  type TransferLimits,
+  transferLimitsFromEnv
+} from "../domain/caps.js"
 import { manifestChecksum } from "../domain/hash.js"
 import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.js"
 import type { FileEntry } from "../domain/model.js"
@@ -119,7 +128,8 @@ export interface SyncApiClientShape {
    */
   readonly upload: <E>(
     body: () => Stream.Stream<Uint8Array, E>,
-    idempotencyKey: string
+    idempotencyKey: string,
+    format?: ArchiveFormat
   ) => Effect.Effect<UploadResult, SyncApiError | E>
   /**
    * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
@@ -132,6 +142,11 @@ export interface SyncApiClientShape {
     paths: () => ReadonlyArray<string> | undefined,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
   ) => Effect.Effect<A, SyncApiError | E>
+  /**
+   * The archive formats the server said it reads, on its last manifest answer (none before one, or from a server
+   * that does not say: then it reads gzip only). An upload is compressed in one of them.
+   */
+  readonly serverFormats: () => ReadonlyArray<ArchiveFormat>
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -313,6 +328,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   /** The pace of one answer's body: slower than the minimum rate is Transient. */
   const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
+  let serverReads: ReadonlyArray<ArchiveFormat> = []
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
@@ -327,6 +343,10 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       return httpPart(
         url,
         headersOf(authed.execute(request)).pipe(
+          Effect.tap((response) => {
+            if (response.status === 200 || response.status === 304)
+              serverReads = parseFormats(response.headers[ARCHIVE_FORMATS_HEADER])
+          }),
           Effect.flatMap((response) =>
             response.status === 304 && known !== undefined
               ? Effect.succeed(known)
@@ -351,7 +371,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     )
   }
 
-  const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string) => {
+  const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string, format?: ArchiveFormat) => {
     const url = `${baseUrl}${FilesRoutes.upload}`
     const attempt = Effect.gen(function* () {
       // Once the whole body has gone, the answer must come within the exchange deadline.
@@ -364,7 +384,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           .execute(
             HttpClientRequest.post(url).pipe(
               HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
-              HttpClientRequest.bodyStream(stream, { contentType: "application/gzip" })
+              HttpClientRequest.bodyStream(stream, {
+                contentType: format === "zstd" ? "application/zstd" : "application/gzip"
+              })
             )
           )
           .pipe(
@@ -394,12 +416,16 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     const whole = `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}`
     const attempt = Effect.suspend(() => {
       const wanted = paths()
-      const request =
+      const request = HttpClientRequest.setHeader(
         wanted === undefined
           ? HttpClientRequest.get(whole)
           : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(
               HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted })
-            )
+            ),
+        // What this Node reads: the server answers in one of them.
+        ARCHIVE_FORMATS_HEADER,
+        FORMATS.join(", ")
+      )
       const p = answerPace()
       return httpPart(request.url, Effect.flatMap(headersOf(authed.execute(request)), checked(request.url))).pipe(
         Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),
@@ -409,7 +435,15 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     return withRetry(whole, attempt).pipe(Effect.withSpan("SyncApiClient.download"))
   }
 
-  return SyncApiClient.of({ endpoint, baseUrl, manifest, revisions, upload, download })
+  return SyncApiClient.of({
+    endpoint,
+    baseUrl,
+    manifest,
+    revisions,
+    upload,
+    download,
+    serverFormats: () => serverReads
+  })
 })
 
 /**

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto"
 import { Agent, request } from "node:http"
 import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
+import { FORMATS } from "../../src/domain/caps.js"
 import * as AccessLog from "../../src/server/accessLog.js"
 import { scopedDatabase } from "../support/pg.js"
 import { call, fastRetry, scopedServer, type TestServer, uploadArchive } from "./support.js"
@@ -146,6 +147,8 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
           const r = yield* both(path, { ...bearer(t.token), "if-none-match": tag })
           expect([tag, r.status, r.body, r.did]).toEqual([tag, 304, "", "answered"])
           expect(r.headers).toContain(`etag: "${head}"`)
+          // What the client may upload in: the archive formats this server reads.
+          expect(r.headers).toContain(`x-agentsync-archive: ${FORMATS.join(", ")}`)
         }
       }
       expect(fastLines.at(-1)).toMatchObject({
@@ -158,7 +161,7 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
       expect([closing.status, closing.did, closing.headers]).toEqual([
         304,
         "answered",
-        [`etag: "${head}"`, "Connection: close"]
+        [`etag: "${head}"`, `x-agentsync-archive: ${FORMATS.join(", ")}`, "Connection: close"]
       ])
       expect(fastLog.inFlight()).toBe(0)
     })
@@ -209,6 +212,22 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
         const r = yield* both(path, headers, method)
         expect([path, method, r.did]).toEqual([path, method, "not taken"])
       }
+    })
+  )
+
+  it.effect("writes a token's first use before its 304, as the framework's check does", () =>
+    Effect.gen(function* () {
+      const { t, head, fast } = yield* World
+      const fresh = yield* Effect.orDie(fast.tenants.createToken(t.tenantId, "fresh"))
+      const lastUse = Effect.map(Effect.orDie(fast.tenants.listTokens(t.tenantId)), (all) =>
+        all.find((k) => k.id === fresh.info.id)
+      )
+      expect((yield* lastUse)?.last_used_at).toBeNull()
+      const r = yield* Effect.promise(() =>
+        ask(new Agent(), fast.url, directPath, { ...bearer(fresh.token), "if-none-match": `"${head}"` })
+      )
+      expect(r.status).toBe(304)
+      expect((yield* lastUse)?.last_used_at).not.toBeNull()
     })
   )
 

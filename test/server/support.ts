@@ -38,7 +38,7 @@ export const startServer = async (
  */
 export const scopedServer = (
   databaseUrl: string,
-  options: Pick<Server.ServeOptions, "accessLog" | "middleware"> = {}
+  options: Pick<Server.ServeOptions, "accessLog" | "middleware" | "archives"> = {}
 ) =>
   Effect.gen(function* () {
     const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })

@@ -5,12 +5,12 @@ import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { RemoteManifest, RevisionInfo, UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
-import { CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
+import { type ArchiveFormat, CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import { type FileEntry, fileEntry, linkEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
-import { gzip, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
+import { type Compression, compress, LINK_LEVEL, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -49,6 +49,8 @@ const toEntries = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<FileEntry> =
 export interface UploadOptions {
   readonly idempotencyKey: string | undefined
   readonly caps?: Caps
+  /** The archive formats read (default: what this Node reads). */
+  readonly formats?: ReadonlyArray<ArchiveFormat>
 }
 
 /** Built once: a decoder is a walk over the schema's AST, not something to redo per upload. */
@@ -287,7 +289,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           },
           flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
         },
-        caps
+        caps,
+        options.formats
       )
 
       const commit = (head: UploadHeader) =>
@@ -403,7 +406,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       tenantId: string,
       revision: string | undefined,
       paths?: ReadonlyArray<string>,
-      level?: number
+      compression?: Compression
     ) {
       const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("download")))
       let entries = rev.manifest
@@ -459,7 +462,11 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
           })
         )
       )
-      return { revision: rev.id, entries: entries.length, body: gzip(tarOf(records), level) }
+      return {
+        revision: rev.id,
+        entries: entries.length,
+        body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL })
+      }
     })
 
     return { head, manifest, revisions, upload, download } as const

@@ -1,9 +1,9 @@
-/** Bundle archives: a reproducible tar.gz writer and a strict, capped, streaming reader, shared by client and server. */
+/** Bundle archives: a reproducible tar writer (gzip members or zstd frames) and a strict, capped, streaming reader, shared by client and server. */
 import * as zlib from "node:zlib"
 import { Chunk, Effect, Stream } from "effect"
-import { Gunzip } from "minizlib"
+import { Gunzip, ZstdDecompress } from "minizlib"
 import { Header, Parser, Pax, type ReadEntry } from "tar"
-import { CAPS, type Caps } from "../../domain/caps.js"
+import { type ArchiveFormat, CAPS, type Caps, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { fileMode, isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
 
@@ -179,6 +179,105 @@ export const gzip = <E, R>(
     )
   )
 
+/** An archive's format and level: what the writer uses, chosen for the link and the other end (`compressionFor`). */
+export interface Compression {
+  readonly format: ArchiveFormat
+  readonly level: number
+}
+
+/** The part of `node:zlib` that zstd needs (absent before Node 22.15; not in Node 20's types). */
+interface ZstdZlib {
+  readonly zstdCompress: (
+    data: Uint8Array,
+    options: { readonly params: Record<number, number> },
+    callback: (error: Error | null, out: Buffer) => void
+  ) => void
+  readonly ZstdDecompress: unknown
+  readonly constants: Record<string, number>
+}
+
+const zstdZlib = (): ZstdZlib | undefined => {
+  const z = zlib as unknown as Partial<ZstdZlib>
+  return typeof z.zstdCompress === "function" && typeof z.ZstdDecompress === "function" ? (z as ZstdZlib) : undefined
+}
+
+/** zstd, where this Node has it (then `FORMATS` names it). */
+const ZSTD = zstdZlib()
+
+/** The zstd level for a real link (see README, "Compression": the bench corpus's figures against gzip 1 and 6). */
+export const ZSTD_LEVEL = 3
+
+/**
+ * The compression of an archive sent to `host` (a URL's hostname, or a socket's peer address) whose reader reads
+ * `peerReads`: stored gzip members on loopback (unless `always`) and when `never`; else zstd when both ends have it
+ * (`ours`, what this end writes, and `peerReads`), gzip at `LINK_LEVEL` otherwise.
+ */
+export const compressionFor = (
+  host: string,
+  peerReads: ReadonlyArray<ArchiveFormat>,
+  setting: CompressSetting = "auto",
+  ours: ReadonlyArray<ArchiveFormat> = FORMATS
+): Compression =>
+  setting === "never" || (setting === "auto" && isLoopback(host))
+    ? { format: "gzip", level: LOOPBACK_LEVEL }
+    : ZSTD !== undefined && ours.includes("zstd") && peerReads.includes("zstd")
+      ? { format: "zstd", level: ZSTD_LEVEL }
+      : { format: "gzip", level: LINK_LEVEL }
+
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd])
+// A raw zstd block carries at most this many bytes (and the window declared below holds one).
+const RAW_BLOCK = 128 * 1024
+
+/**
+ * A zstd frame of raw (uncompressed) blocks: the zstd counterpart of `storedMember`, for a member that would
+ * compress past `CAPS.maxRatio`. Header: the magic, no content size or checksum, a 128 KiB window.
+ */
+export const rawZstdFrame = (chunk: Uint8Array): Uint8Array => {
+  const blocks = Math.max(1, Math.ceil(chunk.length / RAW_BLOCK))
+  const out = Buffer.allocUnsafe(ZSTD_MAGIC.length + 2 + blocks * 3 + chunk.length)
+  let at = ZSTD_MAGIC.copy(out, 0)
+  out[at++] = 0 // frame header descriptor: no content size, no checksum, no dictionary
+  out[at++] = 7 << 3 // window descriptor: 2^(10 + 7) bytes
+  for (let b = 0; b < blocks; b++) {
+    const start = b * RAW_BLOCK
+    const len = Math.min(RAW_BLOCK, chunk.length - start)
+    out.writeUIntLE((len << 3) | (b === blocks - 1 ? 1 : 0), at, 3) // size, type raw (0), last block
+    at += 3
+    out.set(chunk.subarray(start, start + len), at)
+    at += len
+  }
+  return out
+}
+
+const zstdMember = (chunk: Uint8Array, level: number) =>
+  Effect.async<Uint8Array, TarballUnsafe>((resume) => {
+    if (ZSTD === undefined) return resume(Effect.fail(new TarballUnsafe({ reason: "zstd is not available here" })))
+    const params = { [ZSTD.constants.ZSTD_c_compressionLevel!]: level, [ZSTD.constants.ZSTD_c_checksumFlag!]: 1 }
+    ZSTD.zstdCompress(chunk, { params }, (error, out) => {
+      if (error) return resume(Effect.fail(new TarballUnsafe({ reason: `zstd failed: ${error.message}` })))
+      // Within the ratio every reader allows, as a gzip member is.
+      resume(Effect.succeed(chunk.length > CAPS.maxRatio * out.length ? rawZstdFrame(chunk) : out))
+    })
+  })
+
+/**
+ * Compresses a byte stream as `compression` says: gzip members (`gzip`), or zstd frames cut and bounded the same
+ * way (one frame per element of at most `CAPS.memberBytes`, none past `CAPS.maxRatio`, two at a time, in order).
+ */
+export const compress = <E, R>(
+  bytes: Stream.Stream<Uint8Array, E, R>,
+  compression: Compression
+): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
+  compression.format === "gzip"
+    ? gzip(bytes, compression.level)
+    : bytes.pipe(
+        Stream.mapConcatChunk(members),
+        Stream.mapEffect((chunk) => zstdMember(chunk, compression.level), { concurrency: 2 })
+      )
+
+/** The largest zstd window a reader accepts (8 MiB: above a member; a frame asking more is refused, not allocated). */
+const ZSTD_WINDOW_LOG_MAX = 23
+
 /** What an archive held, once read. */
 export interface ArchiveStats {
   readonly files: number
@@ -229,7 +328,86 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
   e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
 
 /**
- * Reads a tar.gz stream strictly: only regular files, directories and symbolic links whose target stays in the
+ * Cuts a zstd stream where each frame ends, walking the frames' headers and block headers (RFC 8878) without
+ * decompressing: Node's zstd decoder ends at the end of the first frame in a write and drops what follows, so each
+ * frame must reach it in writes of its own. Throws on what is not a zstd frame (a skippable frame included).
+ */
+export const zstdFrameCutter = () => {
+  let state: "start" | "header" | "block" | "body" | "checksum" = "start"
+  let want = 5
+  let collected: Array<number> = []
+  let last = false
+  let checksum = false
+  return (chunk: Buffer): Array<Buffer> => {
+    const pieces: Array<Buffer> = []
+    let from = 0
+    let at = 0
+    const frameEnd = () => {
+      pieces.push(chunk.subarray(from, at))
+      from = at
+      state = "start"
+      want = 5
+    }
+    const bodyDone = () => {
+      if (!last) {
+        state = "block"
+        want = 3
+      } else if (checksum) {
+        state = "checksum"
+        want = 4
+      } else frameEnd()
+    }
+    while (at < chunk.length || (state === "body" && want === 0)) {
+      if (state === "body" || state === "checksum") {
+        const n = Math.min(want, chunk.length - at)
+        at += n
+        want -= n
+        if (want > 0) break
+        if (state === "checksum") frameEnd()
+        else bodyDone()
+        continue
+      }
+      collected.push(chunk[at++]!)
+      if (--want > 0) continue
+      const h = collected
+      collected = []
+      if (state === "start") {
+        if (!ZSTD_MAGIC.equals(Buffer.from(h.slice(0, 4)))) throw new Error("not a zstd frame")
+        const fhd = h[4]!
+        if ((fhd & 0x08) !== 0) throw new Error("reserved bit set in a frame header")
+        const single = (fhd >> 5) & 1
+        checksum = ((fhd >> 2) & 1) === 1
+        want = (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3]! + [single, 2, 4, 8][fhd >> 6]!
+        state = want === 0 ? "block" : "header"
+        if (want === 0) want = 3
+      } else if (state === "header") {
+        state = "block"
+        want = 3
+      } else {
+        const header = h[0]! | (h[1]! << 8) | (h[2]! << 16)
+        const type = (header >> 1) & 3
+        if (type === 3) throw new Error("reserved block type")
+        last = (header & 1) === 1
+        state = "body"
+        want = type === 1 ? 1 : header >>> 3
+      }
+    }
+    if (from < chunk.length) pieces.push(chunk.subarray(from))
+    return pieces
+  }
+}
+
+/** The format whose magic number `bytes` start with, if any. */
+const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
+  bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
+    ? "gzip"
+    : bytes.length >= 4 && ZSTD_MAGIC.equals(bytes.subarray(0, 4))
+      ? "zstd"
+      : undefined
+
+/**
+ * Reads a tar stream, gzip or zstd (told apart by its first bytes; zstd where this Node has it), strictly: the same
+ * ratio and size caps for both, only regular files, directories and symbolic links whose target stays in the
  * tree, checked paths, no duplicates, no
  * setuid, setgid or sticky mode, nothing after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
  * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
@@ -238,7 +416,8 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
 export const readArchive = <E, R, E2 = never, R2 = never>(
   source: Stream.Stream<Uint8Array, E, R>,
   visitor: ArchiveVisitor<E2, R2>,
-  caps: Caps = CAPS
+  caps: Caps = CAPS,
+  formats: ReadonlyArray<ArchiveFormat> = FORMATS
 ): Effect.Effect<ArchiveStats, E | E2 | TarballUnsafe, R | R2> =>
   Effect.suspend(() => {
     let compressed = 0
@@ -253,19 +432,20 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
     // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
     const parser = new Parser({ strict: true, brotli: false, zstd: false })
-    const gunzip = new Gunzip({})
     const fail = (e: unknown) => {
       if (failure === undefined) failure = asUnsafe(e)
     }
-    gunzip.on("error", (e: unknown) => fail(unsafe(`corrupt gzip: ${e instanceof Error ? e.message : String(e)}`)))
-    gunzip.on("data", (piece: Buffer) => {
+    // The decompressor, chosen by the archive's first bytes (gzip or zstd); undefined until they have come.
+    let inflater: Gunzip | ZstdDecompress | undefined
+    let head = Buffer.alloc(0)
+    const onPiece = (piece: Buffer) => {
       if (failure !== undefined) return
       decompressed += piece.length
       if (decompressed > caps.maxRatio * compressed + caps.memberBytes) {
         return fail(unsafe(`decompression ratio above ${caps.maxRatio} (a decompression bomb?)`))
       }
-      if (decompressed === piece.length && piece.length >= 2 && piece[0] === 0x1f && piece[1] === 0x8b) {
-        return fail(unsafe("a gzip inside the gzip (nested compression is not accepted)"))
+      if (decompressed === piece.length && formatOf(piece) !== undefined) {
+        return fail(unsafe(`a ${formatOf(piece)} inside the archive (nested compression is not accepted)`))
       }
       if (ended) {
         // Zero padding after the end-of-archive blocks is allowed (tar pads to records); anything else is not.
@@ -273,7 +453,34 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
         return
       }
       parser.write(piece)
-    })
+    }
+    /** The decompressor for the archive's first bytes, or a failure naming what they are not. */
+    let cut: ((chunk: Buffer) => Array<Buffer>) | undefined
+    const write = (bytes: Buffer) => {
+      if (cut === undefined) return void inflater!.write(bytes)
+      try {
+        for (const piece of cut(bytes)) if (piece.length > 0) inflater!.write(piece)
+      } catch (e) {
+        fail(unsafe(`corrupt zstd: ${e instanceof Error ? e.message : String(e)}`))
+      }
+    }
+    const start = (first: Buffer): Gunzip | ZstdDecompress | TarballUnsafe => {
+      const format = formatOf(first)
+      if (format === undefined) return unsafe("not a gzip or zstd archive")
+      if (!formats.includes(format) || (format === "zstd" && ZSTD === undefined))
+        return unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
+      const made =
+        format === "gzip"
+          ? new Gunzip({})
+          : // Node's zstd options (`params`), which minizlib passes on but types as zlib's.
+            new ZstdDecompress({
+              params: { [ZSTD!.constants.ZSTD_d_windowLogMax!]: ZSTD_WINDOW_LOG_MAX }
+            } as ConstructorParameters<typeof ZstdDecompress>[0])
+      made.on("error", (e: unknown) => fail(unsafe(`corrupt ${format}: ${e instanceof Error ? e.message : String(e)}`)))
+      made.on("data", onPiece)
+      if (format === "zstd") cut = zstdFrameCutter()
+      return made
+    }
     parser.on("error", fail)
     parser.on("warn", (code: string, message: string) => fail(unsafe(`${code}: ${message}`)))
     parser.on("eof", () => {
@@ -348,11 +555,18 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     const check = Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
     const feed = (chunk: Uint8Array) =>
       Effect.suspend(() => {
-        if (compressed === 0 && chunk.length >= 2 && !(chunk[0] === 0x1f && chunk[1] === 0x8b)) {
-          return Effect.fail(unsafe("not a gzip archive"))
-        }
         compressed += chunk.length
-        gunzip.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+        let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+        if (inflater === undefined) {
+          // The first bytes name the format: held until there are enough of them.
+          head = Buffer.concat([head, bytes])
+          if (head.length < ZSTD_MAGIC.length) return check
+          const made = start(head)
+          if (made instanceof TarballUnsafe) return Effect.fail(made)
+          inflater = made
+          bytes = head
+        }
+        write(bytes)
         return check
       }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
 
@@ -362,7 +576,13 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       Effect.zipRight(
         Effect.suspend(() => {
           if (compressed === 0) return Effect.fail(unsafe("empty archive"))
-          gunzip.end()
+          if (inflater === undefined) {
+            const made = start(head)
+            if (made instanceof TarballUnsafe) return Effect.fail(made)
+            inflater = made
+            write(head)
+          }
+          inflater.end()
           if (failure === undefined && !ended) parser.end()
           if (failure === undefined && !ended)
             fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
@@ -375,7 +595,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       Effect.ensuring(
         Effect.sync(() => {
           if (failure !== undefined || !ended) parser.abort(new Error("rejected"))
-          gunzip.close()
+          inflater?.close()
         })
       )
     )

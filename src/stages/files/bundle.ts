@@ -12,7 +12,7 @@ import { type Progress, silentProgress, withProgress } from "../../services/Prog
 import { RACY_MS } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
 import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
-import { gzip, recordBatch, tarOf } from "./archive.js"
+import { type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
 
@@ -236,8 +236,8 @@ export interface BundleOptions {
   /** Records placed before the files (an upload's header entry). */
   readonly prelude?: ReadonlyArray<Uint8Array>
   readonly progress?: Progress
-  /** The gzip level (see `levelFor`). */
-  readonly level?: number
+  /** The format and level (see `compressionFor`); default gzip at `LINK_LEVEL`. */
+  readonly compression?: Compression
 }
 
 /**
@@ -287,5 +287,5 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
     })
   const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
-  return gzip(tarOf(all), options.level)
+  return compress(tarOf(all), options.compression ?? { format: "gzip", level: LINK_LEVEL })
 }

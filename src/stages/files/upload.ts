@@ -3,11 +3,12 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import { compressSettingFromEnv } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { SyncApiClient } from "../../services/SyncApi.js"
-import { fileRecord, levelFor } from "./archive.js"
+import { compressionFor, fileRecord } from "./archive.js"
 import { bundle } from "./bundle.js"
 
 export interface UploadInput {
@@ -78,14 +79,25 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     return true
   })
   const total = send.reduce((n, e) => n + e.size, 0)
-  const level = levelFor(new URL(client.baseUrl).hostname)
+  // Stored on loopback; on a link, zstd when the server said it reads it, else gzip.
+  const compression = compressionFor(
+    new URL(client.baseUrl).hostname,
+    client.serverFormats(),
+    yield* compressSettingFromEnv
+  )
   let bytesSent = 0
   let attempts = 0
   const body = () => {
     bytesSent = 0
     // A retry starts the count again.
     if (attempts++ > 0) progress.start("upload", total, "bytes")
-    return bundle({ servicesPath: input.servicesPath, files: send, prelude: [headerRecord], progress, level }).pipe(
+    return bundle({
+      servicesPath: input.servicesPath,
+      files: send,
+      prelude: [headerRecord],
+      progress,
+      compression
+    }).pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {
           bytesSent += chunk.length
@@ -98,7 +110,7 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     "upload",
     total,
     "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID())
+    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format)
   )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })
