@@ -3,11 +3,10 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, type Redacted } from "effect"
-import { CurrentConfig, SyncConfig } from "../../src/config.js"
-import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
-import { layer as clientLayer } from "../../src/services/SyncApi.js"
+import { Effect, type Redacted } from "effect"
+import type { FilesOptions } from "../../src/programs/files.js"
 import { startServer } from "../server/support.js"
+import { fileSync } from "../support/fileSync.js"
 import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -41,24 +40,7 @@ const statePath = (root: string, name: string) => nodePath.join(root, ".agentsyn
 const readState = (root: string, name: string) => JSON.parse(fs.readFileSync(statePath(root, name), "utf8"))
 
 const push = (root: string, token: Redacted.Redacted<string>, options: FilesOptions = {}) =>
-  Effect.flatMap(FileSyncService, (s) => s.push(options)).pipe(
-    Effect.provide(
-      fileSyncLayer.pipe(
-        Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token })),
-        Layer.provide(
-          Layer.succeed(
-            CurrentConfig,
-            new SyncConfig({
-              projectRoot: root,
-              servicesPath: nodePath.join(root, "services"),
-              directUrl: server.url,
-              token
-            })
-          )
-        )
-      )
-    )
-  )
+  fileSync(server.url, root, token).push(options)
 
 /** Rewrites the base and hash cache as the release before wrote them: one JSON object keyed by path each. */
 const asOlderRelease = (root: string) => {
