@@ -1,6 +1,7 @@
 // Builds dist/: the CLI as one CommonJS bundle (dist/cli.cjs) started by a small launcher (dist/bin.js) that keeps
 // a code cache for it and answers help and completion (dist/quick.cjs) and a no-change `files push|pull`
-// (dist/settled.cjs) from small bundles without it; the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
+// (dist/settled.cjs) from small bundles without it, and runs a `files push|pull` with work to do from a bundle of
+// the files commands only (dist/files.cjs, the same code); the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
 // declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
 // CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
 import { spawn } from "node:child_process"
@@ -47,7 +48,9 @@ const cliBundle = {
   banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
 }
 const [cli] = await Promise.all([
-  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" } }),
+  // The files commands alone, for a push or pull the settled check left to the program: the same code, without
+  // loading and initialising every other command.
+  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts", files: "src/cli/filesRun.ts" } }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
   // The library leaves every package to the user's install, so a program and agentsync share one `effect`
@@ -68,11 +71,13 @@ const dynamic = Object.values(cli.metafile.outputs).flatMap((o) =>
   o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path)
 )
 if (dynamic.length > 0)
-  throw new Error(`dist/cli.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
-const id = createHash("sha256")
-  .update(await readFile("dist/cli.cjs"))
-  .digest("hex")
-  .slice(0, 16)
+  throw new Error(`dist/cli.cjs and dist/files.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
+const idOf = async (file) =>
+  createHash("sha256")
+    .update(await readFile(file))
+    .digest("hex")
+    .slice(0, 16)
+const ids = { cli: await idOf("dist/cli.cjs"), files: await idOf("dist/files.cjs") }
 const treeData = resolve("dist/tree-data.cjs")
 const commandData = createRequire(import.meta.url)(treeData).treeData()
 await rm(treeData)
@@ -98,5 +103,5 @@ await build({
   entryPoints: { bin: "src/cli/bin.ts" },
   outdir: "dist",
   format: "esm",
-  define: { AGENTSYNC_BUNDLE_ID: JSON.stringify(id) }
+  define: { AGENTSYNC_BUNDLE_IDS: JSON.stringify(ids) }
 })

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The agentsync executable: runs the bundled CLI (dist/cli.cjs) from a code cache, so that a run does not parse
+ * The agentsync executable: runs the bundled CLI (dist/cli.cjs, or dist/files.cjs for a `files push|pull` with
+ * work to do) from a code cache, so that a run does not parse
  * and compile the bundle again (about a third of a short command's time). On Node 22.1 and later that is Node's
  * own compile cache (`module.enableCompileCache`). Node 20 has none: there the launcher runs the bundle through
  * `vm.Script` with a V8 code cache, a file per install, build and Node version, refreshed by the first run of
@@ -17,11 +18,11 @@ import { dirname, isAbsolute, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
 
-/** The bundle's content hash, set by the build: V8 checks only a cache's length and version, not its source. */
-declare const AGENTSYNC_BUNDLE_ID: string
+/** Each bundle's content hash, set by the build: V8 checks only a cache's length and version, not its source. */
+declare const AGENTSYNC_BUNDLE_IDS: { readonly cli: string; readonly files: string }
 
-const bundle = join(dirname(fileURLToPath(import.meta.url)), "cli.cjs")
-const require = nodeModule.createRequire(bundle)
+const here = dirname(fileURLToPath(import.meta.url))
+const require = nodeModule.createRequire(join(here, "cli.cjs"))
 
 // XDG: a relative XDG_CACHE_HOME is invalid and ignored.
 const xdgCache = process.env.XDG_CACHE_HOME
@@ -32,14 +33,6 @@ const cacheDir = join(
 /** Node 22.1+: its compile cache, keyed by each module's path and content. */
 const enableCompileCache = (nodeModule as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache
 
-// A V8 cache holds its script's name: one written by another install (another path, same build) would make
-// this install's stack traces name that one. So the install's path is part of the name.
-const install = createHash("sha256").update(bundle).digest("hex").slice(0, 8)
-const cacheName = `cli-${AGENTSYNC_BUNDLE_ID}-${install}-${process.version}-${process.arch}`
-const cacheFile = join(cacheDir, `${cacheName}.v8`)
-/** The commands whose code the cache holds, beside it. */
-const coveredFile = join(cacheDir, `${cacheName}.json`)
-
 const readOr = <A>(read: () => A, fallback: A): A => {
   try {
     return read()
@@ -48,8 +41,16 @@ const readOr = <A>(read: () => A, fallback: A): A => {
   }
 }
 
-/** Node 20: the bundle through `vm.Script` with the launcher's own V8 code cache. */
-const fromV8Cache = () => {
+/** Node 20: the bundle through `vm.Script` with the launcher's own V8 code cache (one per bundle). */
+const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
+  const bundle = join(here, `${name}.cjs`)
+  // A V8 cache holds its script's name: one written by another install (another path, same build) would make
+  // this install's stack traces name that one. So the install's path is part of the name.
+  const install = createHash("sha256").update(bundle).digest("hex").slice(0, 8)
+  const cacheName = `${name}-${AGENTSYNC_BUNDLE_IDS[name]}-${install}-${process.version}-${process.arch}`
+  const cacheFile = join(cacheDir, `${cacheName}.v8`)
+  /** The commands whose code the cache holds, beside it. */
+  const coveredFile = join(cacheDir, `${cacheName}.json`)
   const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
   const covered = readOr<ReadonlyArray<string>>(
     () => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>,
@@ -85,7 +86,7 @@ const fromV8Cache = () => {
       renameSync(`${coveredFile}.${process.pid}.tmp`, coveredFile)
       // Caches of other builds and Node versions pile up: keep the few used last (several installs may alternate).
       const others = readdirSync(cacheDir)
-        .filter((f) => /^cli-.*\.v8$/.test(f) && f !== `${cacheName}.v8`)
+        .filter((f) => f.startsWith(`${name}-`) && f.endsWith(".v8") && f !== `${cacheName}.v8`)
         .map((f) => ({ name: f, used: statSync(join(cacheDir, f)).mtimeMs }))
         .sort((a, b) => b.used - a.used)
       for (const old of others.slice(3)) {
@@ -121,21 +122,23 @@ const fromV8Cache = () => {
   script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))
 }
 
-const start = () => {
-  if (enableCompileCache === undefined) fromV8Cache()
+const start = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
+  if (enableCompileCache === undefined) fromV8Cache(name)
   else {
     try {
       // Nothing is said when the cache cannot be written (read-only home): only start-up time is lost.
       enableCompileCache(join(cacheDir, "compile-cache"))
     } catch {}
-    require(bundle)
+    require(join(here, `${name}.cjs`))
   }
 }
 
 // Help pages, `__complete …` (every Tab) and `completion bash|zsh|fish` are answered by a small bundle
 // (dist/quick.cjs, no Effect, no CLI) from the command tree the build read from the CLI; `files push|pull` with
 // nothing changed on either side by another (dist/settled.cjs) from the settled mark. Each is a fraction of the
-// CLI's start-up; when one cannot answer (a usage error, names only the CLI reads), the CLI runs.
+// CLI's start-up; when one cannot answer (a usage error, names only the CLI reads), the CLI runs. A
+// `files push|pull` the settled check leaves to the program runs from dist/files.cjs, the same program from a
+// bundle of the files commands alone (a usage error never gets there: the check reads only plain command lines).
 const args = process.argv.slice(2)
 const settling = args.includes("files") && (args.includes("push") || args.includes("pull"))
 const helpish =
@@ -144,15 +147,15 @@ const helpish =
   args.some((a) => a === "--help" || a === "-h" || a === "completion" || a.startsWith("--completions")) ||
   // a group without its command shows its help
   (!settling && args.every((a) => /^[a-z][a-z-]*$/.test(a)))
-const quick = () =>
-  (require(join(dirname(bundle), "quick.cjs")) as { run: (args: ReadonlyArray<string>) => boolean }).run(args)
+const quick = () => (require(join(here, "quick.cjs")) as { run: (args: ReadonlyArray<string>) => boolean }).run(args)
 if (helpish && quick()) {
   // answered
 } else if (settling) {
-  const settled = require(join(dirname(bundle), "settled.cjs")) as {
+  const settled = require(join(here, "settled.cjs")) as {
     run: (args: ReadonlyArray<string>) => Promise<boolean>
+    parseSettledArgs: (args: ReadonlyArray<string>) => unknown
   }
   void settled.run(args).then((done) => {
-    if (!done) start()
+    if (!done) start(settled.parseSettledArgs(args) === undefined ? "cli" : "files")
   })
-} else start()
+} else start("cli")

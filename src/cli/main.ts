@@ -1,11 +1,7 @@
-/** The command tree: the root with every subcommand, and how a failure becomes a message and an exit code. */
+/** The command tree: the root with every subcommand, run on argv (see runner.ts). */
 import * as Command from "@effect/cli/Command"
-import * as ValidationError from "@effect/cli/ValidationError"
-import { Cause, ConfigError, Console, Effect, Exit, Layer, Logger, LogLevel } from "effect"
-import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
-import { ProgressReporter } from "../services/Progress.js"
-import { type Globals, preprocess, type UsageProblem } from "./argv.js"
-import { errorLine, useColor } from "./color.js"
+import { Effect } from "effect"
+import { ExitCode } from "../errors.js"
 import { completeWords, completion } from "./completion.js"
 import { config } from "./config.js"
 import { db } from "./db.js"
@@ -13,23 +9,20 @@ import { demo } from "./demo.js"
 import { deploy } from "./deploy.js"
 import { doctor } from "./doctor.js"
 import { files } from "./files.js"
-import { render } from "./help.js"
 import { init } from "./init.js"
 import { jobs } from "./jobs.js"
 import { local } from "./local.js"
-import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
-import { progressFor } from "./progress.js"
-import { CliGlobals, root } from "./root.js"
+import { root } from "./root.js"
+import { mainFor, VERSION } from "./runner.js"
 import { serve } from "./serve.js"
 import { skill } from "./skill.js"
-import { find, specOf, textOf } from "./spec.js"
 import { status } from "./status.js"
 import { sync } from "./sync.js"
 import { tenant } from "./tenant.js"
 import { token } from "./token.js"
 import { validate } from "./validate.js"
 
-export const VERSION = "0.1.0"
+export { VERSION }
 
 export const command = root.pipe(
   Command.withDescription("keep an AI-agent project's files, database, skills and servers in step"),
@@ -54,114 +47,12 @@ export const command = root.pipe(
   ])
 )
 
-export const cli = Command.run(command, { name: "agentsync", version: VERSION })
-
-/**
- * Node's platform (file system, terminal, child processes), initialised only when a command runs: help, completion
- * and usage errors answer without it, which is a tenth of their start-up.
- */
-const nodeContext = Layer.unwrapEffect(
-  Effect.map(
-    Effect.promise(() => import("@effect/platform-node/NodeContext")),
-    (m) => m.layer
-  )
-)
-
-/** Log lines only ever on stderr, as text or JSON, from --log-level on (Effect's default otherwise). */
-const logging =
-  (g: Globals) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-    const logger = Logger.withConsoleError(g.logFormat === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
-    const level = LogLevel.allLevels.find((l) => l._tag.toLowerCase() === g.logLevel)
-    const logged = Effect.provide(self, Logger.replace(Logger.defaultLogger, logger))
-    return level === undefined ? logged : Logger.withMinimumLogLevel(logged, level)
-  }
-
-/** A usage mistake found before parsing, said once on stderr (and as the document with --json): exit 2. */
-const usageProblem = (g: Globals, problem: UsageProblem) =>
-  Effect.as(
-    Effect.zipRight(
-      Console.error([errorLine(g, problem.message), ...problem.details].join("\n")),
-      g.json
-        ? Console.log(
-            JSON.stringify(
-              { error: { tag: "UsageError", message: problem.message, suggestions: problem.suggestions } },
-              null,
-              2
-            )
-          )
-        : Effect.void
-    ),
-    ExitCode.Usage
-  )
-
-/** The exit code of a failure; its message goes to stderr, and with --json its document to stdout. */
-const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
-  const failure = Cause.failureOption(cause)
-  const error = failure._tag === "Some" ? failure.value : undefined
-  const inner = error instanceof Reported ? error.error : error
-  const document = (doc: string) => (g.json ? Console.log(doc) : Effect.void)
-  if (inner instanceof ExitWith) return Effect.succeed(inner.code)
-  // @effect/cli and `usage` have already shown usage errors on stderr.
-  if (ValidationError.isValidationError(inner)) {
-    const message = textOf(inner.error).trim()
-    return Effect.as(document(JSON.stringify({ error: { tag: "UsageError", message } }, null, 2)), ExitCode.Usage)
-  }
-  if (isSyncError(inner))
-    return Effect.as(
-      Effect.zipRight(Console.error(errorLine(g, inner.message)), document(failureDocument(error))),
-      exitCodeOf(inner)
-    )
-  // A malformed environment variable read through Effect's Config: a usage problem, named.
-  if (ConfigError.isConfigError(inner)) {
-    const message = `invalid configuration: ${String(inner)}`
-    return Effect.as(
-      Effect.zipRight(
-        Console.error(errorLine(g, message)),
-        document(JSON.stringify({ error: { tag: "ConfigError", message } }, null, 2))
-      ),
-      ExitCode.Usage
-    )
-  }
-  const pretty = Cause.pretty(cause)
-  return Effect.as(
-    Effect.zipRight(
-      Console.error(`unexpected error: ${pretty}`),
-      document(JSON.stringify({ error: { ...errorFields(inner ?? pretty), tag: "Unexpected" } }, null, 2))
-    ),
-    ExitCode.Failure
-  )
-}
+/** The full command line: help, usage, completion (`__complete`) and every command. */
+const full = mainFor(command)
 
 /**
  * Runs the CLI on argv and resolves to the process exit code. Global options are taken from anywhere before
  * `--`; errors are printed once, on stderr, and with --json as one document on stdout.
  */
-export const main = (argv: ReadonlyArray<string>) => {
-  const tree = specOf(command)
-  if (argv[2] === "__complete") return Effect.as(completeWords(tree, argv.slice(3)), ExitCode.Ok)
-  const parsed = preprocess(tree, argv.slice(2))
-  const g = parsed.globals
-  if (parsed._tag === "Usage") return usageProblem(g, parsed.problem)
-  if (parsed._tag === "Help") {
-    const page = render(find(tree, parsed.path) ?? tree, {
-      width: process.stdout.isTTY ? (process.stdout.columns ?? 80) : 80,
-      color: useColor(g.color, process.stdout.isTTY === true)
-    })
-    return Effect.as(
-      Effect.sync(() => process.stdout.write(page)),
-      ExitCode.Ok
-    )
-  }
-  // Long steps report to the progress port; on a terminal it is drawn on stderr, with the run's elapsed time at the end.
-  const progress = progressFor(g)
-  return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
-    Effect.provideService(CliGlobals, g),
-    Effect.provideService(ProgressReporter, progress),
-    Effect.provide(nodeContext),
-    logging(g),
-    Effect.exit,
-    Effect.tap((exit) => Effect.sync(() => progress.finish(Exit.isSuccess(exit)))),
-    Effect.flatMap((exit) => (Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause)))
-  )
-}
+export const main = (argv: ReadonlyArray<string>) =>
+  argv[2] === "__complete" ? Effect.as(completeWords(full.tree, argv.slice(3)), ExitCode.Ok) : full.run(argv)

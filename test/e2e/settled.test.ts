@@ -1,6 +1,7 @@
 // The small start path of a no-change `files push|pull` (dist/settled.cjs): it answers exactly as the CLI does,
-// and leaves every other run to the CLI. A launcher copied without the CLI bundle tells which path answered: a run
-// it answers succeeds, a run it leaves to the CLI fails to find dist/cli.cjs.
+// and leaves every other run to the CLI. A launcher copied without the CLI bundles tells which path answered: a run
+// it answers succeeds, a run it leaves to the CLI fails to find dist/cli.cjs (or dist/files.cjs, the files
+// commands' bundle a plain `files push|pull` with work to do runs from).
 import { type ChildProcess, spawnSync } from "node:child_process"
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -23,6 +24,8 @@ let url: string
 let token: string
 /** dist/bin.js and dist/settled.cjs without dist/cli.cjs. */
 let lone: string
+/** dist/bin.js, dist/settled.cjs and dist/files.cjs without dist/cli.cjs. */
+let filesOnly: string
 
 const project = () => {
   const root = tempDir("project")
@@ -57,7 +60,7 @@ const small = (root: string, args: ReadonlyArray<string>, extra: Record<string, 
     env: cleanEnv(env(extra)),
     encoding: "utf8"
   })
-const leftToCli = (r: ReturnType<typeof small>) => r.status !== 0 && /cli\.cjs/.test(r.stderr)
+const leftToCli = (r: ReturnType<typeof small>) => r.status !== 0 && /(cli|files)\.cjs/.test(r.stderr)
 /** A push that settles the project: pushed, aged, pushed again (the second run keeps the mark). */
 const settle = async (root: string) => {
   age(root)
@@ -70,6 +73,8 @@ beforeAll(async () => {
   lone = tempDir("lone")
   copyFileSync(BIN, join(lone, "bin.js"))
   copyFileSync(join(REPO, "dist/settled.cjs"), join(lone, "settled.cjs"))
+  filesOnly = tempDir("files-only")
+  for (const f of ["bin.js", "settled.cjs", "files.cjs"]) copyFileSync(join(REPO, "dist", f), join(filesOnly, f))
   const admin = tempDir("admin")
   const databaseUrl = await freshDatabase("e2esettled")
   const created = await agentsync(["--json", "tenant", "create", "Settled"], {
@@ -157,5 +162,27 @@ describe("the settled start path", () => {
     expect(leftToCli(small(root, ["files", "pull"]))).toBe(true)
     const pulled = await agentsync(["--json", "files", "pull"], { cwd: root, env: env() })
     expect(JSON.parse(pulled.stdout).actions.write, pulled.stderr).toBeGreaterThan(0)
+  }, 120_000)
+
+  it("runs a push or pull with work to do from the files commands' bundle alone, as the CLI does", async () => {
+    const root = project()
+    // The tenant holds the earlier test's tree: this one takes its place.
+    const first = await agentsync(["--json", "files", "push", "--force", "--delete"], { cwd: root, env: env() })
+    expect(first.code, first.stderr).toBe(0)
+    writeFileSync(join(root, "services", FILES[2]!), "# changed\n")
+    const lean = (args: ReadonlyArray<string>) =>
+      spawnSync(process.execPath, [join(filesOnly, "bin.js"), ...args], {
+        cwd: root,
+        env: cleanEnv(env()),
+        encoding: "utf8"
+      })
+    const args = ["--json", "files", "push", "--dry-run"]
+    const [a, b] = [lean(args), full(root, args)]
+    expect([a.status, a.stdout, a.stderr]).toEqual([b.status, b.stdout, b.stderr])
+    const pushed = lean(["--json", "files", "push"])
+    expect(pushed.status, pushed.stderr).toBe(0)
+    expect(JSON.parse(pushed.stdout).actions).toEqual({ upload: 1 })
+    // Anything else is the whole CLI's: here an option the settled check does not read.
+    expect(leftToCli(lean(["files", "pull", "--revision", "x"]))).toBe(true)
   }, 120_000)
 })

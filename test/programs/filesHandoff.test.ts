@@ -2,14 +2,12 @@
 // the base was rewritten in between (as a pull between the check and the program's lock would).
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { CurrentConfig, SyncConfig } from "../../src/config.js"
-import { FileSyncService, layer as fileSyncLayer } from "../../src/programs/files.js"
-import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { handOff } from "../../src/services/state.js"
 import { checkSettled } from "../../src/stages/files/settledCheck.js"
 import { startServer } from "../server/support.js"
+import { fileSync } from "../support/fileSync.js"
 import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -38,26 +36,7 @@ const write = async (root: string, files: Record<string, string>) => {
 }
 
 const push = (root: string, token: Redacted.Redacted<string>) =>
-  Effect.runPromise(
-    Effect.flatMap(FileSyncService, (s) => s.push()).pipe(
-      Effect.provide(
-        fileSyncLayer.pipe(
-          Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: server.url }, token })),
-          Layer.provide(
-            Layer.succeed(
-              CurrentConfig,
-              new SyncConfig({
-                projectRoot: root,
-                servicesPath: nodePath.join(root, "services"),
-                directUrl: server.url,
-                token
-              })
-            )
-          )
-        )
-      )
-    )
-  )
+  Effect.runPromise(fileSync(server.url, root, token).push())
 
 /** A project pushed and settled, then edited; the settled check run on it (handing its listing off), then `later`. */
 const handedThen = async (name: string, later: (root: string) => Promise<void>) => {

@@ -20,18 +20,71 @@ const CACHE_FILE = "hash-cache.json" as const
 type CacheEntry = readonly [number, number, string]
 const isCacheEntry = (u: unknown): u is CacheEntry =>
   Array.isArray(u) && u.length === 3 && typeof u[0] === "number" && typeof u[1] === "number" && typeof u[2] === "string"
-/** path → [size, mtimeMs, sha256]; checked by one predicate, since it is read on every run. */
+/** Version 1 (releases before version 2): path → [size, mtimeMs, sha256], one JSON object keyed by path. */
 const CacheEntries = Schema.declare(
   (u: unknown): u is Readonly<Record<string, CacheEntry>> =>
     typeof u === "object" && u !== null && Object.values(u).every(isCacheEntry),
   { identifier: "HashCacheEntries" }
 )
-const CacheFile = Schema.Struct({
-  version: Schema.Literal(1),
-  root: Schema.String,
-  entries: CacheEntries
-})
-type CacheFile = typeof CacheFile.Type
+const listOf = <A>(is: (v: unknown) => v is A, identifier: string) =>
+  Schema.declare((u: unknown): u is ReadonlyArray<A> => Array.isArray(u) && u.every(is), { identifier })
+/**
+ * Version 2: four lists, index for index, in the order of the listing (by path). Two arrays of numbers and two of
+ * strings parse and print several times faster than an object with a key per file, and a run looks its listing
+ * up in the same order, so no map of the paths is built.
+ */
+const CacheFile = Schema.Union(
+  Schema.Struct({
+    version: Schema.Literal(2),
+    root: Schema.String,
+    paths: listOf((v): v is string => typeof v === "string", "Paths"),
+    sizes: listOf((v): v is number => typeof v === "number", "Sizes"),
+    mtimes: listOf((v): v is number => typeof v === "number", "Mtimes"),
+    sha256: listOf((v): v is string => typeof v === "string", "Hashes")
+  }),
+  Schema.Struct({ version: Schema.Literal(1), root: Schema.String, entries: CacheEntries })
+)
+
+/** A kept hash cache: its entry for a path, asked in path order (any order works, in path order it is cheapest). */
+interface HashCache {
+  readonly size: number
+  /** Read from version 1: rewritten once as version 2. */
+  readonly older?: true
+  readonly get: (path: string) => CacheEntry | undefined
+}
+
+/** The version 2 lists as a cache: a cursor that moves forward with the listing, else a binary search. */
+const sortedCache = (c: {
+  readonly paths: ReadonlyArray<string>
+  readonly sizes: ReadonlyArray<number>
+  readonly mtimes: ReadonlyArray<number>
+  readonly sha256: ReadonlyArray<string>
+}): HashCache | undefined => {
+  const n = c.paths.length
+  if (c.sizes.length !== n || c.mtimes.length !== n || c.sha256.length !== n) return undefined
+  for (let i = 1; i < n; i++) if (!(c.paths[i - 1]! < c.paths[i]!)) return undefined
+  let at = 0
+  const entry = (i: number): CacheEntry => [c.sizes[i]!, c.mtimes[i]!, c.sha256[i]!]
+  return {
+    size: n,
+    get: (path) => {
+      if (at < n && c.paths[at] === path) return entry(at++)
+      let lo = 0
+      let hi = n
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (c.paths[mid]! < path) lo = mid + 1
+        else hi = mid
+      }
+      if (lo < n && c.paths[lo] === path) {
+        at = lo + 1
+        return entry(lo)
+      }
+      at = lo
+      return undefined
+    }
+  }
+}
 
 /** A symbolic link of the tree that file sync does not carry, and why (see `linkTargetProblem`). */
 export interface NotCarried {
@@ -71,17 +124,14 @@ const BATCH_BYTES = 1024 * 1024
 const REWRITE_FILES = 64
 const REWRITE_BYTES = 1024 * 1024
 
-const worthWriting = (
-  cache: Readonly<Record<string, CacheEntry>>,
-  next: Readonly<Record<string, CacheEntry>>,
-  hashed: ReadonlyArray<FileEntry>
-) => {
+const worthWriting = (cache: HashCache, next: number, hashed: ReadonlyArray<FileEntry>) => {
+  if (cache.older === true) return true
   let bytes = 0
   for (const h of hashed) bytes += h.size
   if (hashed.length >= REWRITE_FILES || bytes >= REWRITE_BYTES) return true
   // Entries of files gone or no longer trusted: the cache shrinks only when there are many.
-  const kept = Object.keys(next).length - hashed.length
-  return Object.keys(cache).length - kept >= REWRITE_FILES
+  const kept = next - hashed.length
+  return cache.size - kept >= REWRITE_FILES
 }
 
 // One byte past a file's promised size tells whether it grew since it was hashed.
@@ -122,11 +172,14 @@ const readIntoAsync = (full: string, slot: Buffer) =>
 
 const readCache = (state: ProjectFileState, root: string) =>
   state.read(CACHE_FILE).pipe(
-    Effect.map((text): CacheFile["entries"] | undefined => {
+    Effect.map((text): HashCache | undefined => {
       if (text === undefined) return undefined
       // A damaged or foreign cache is only a slower run: start afresh.
       const decoded = Schema.decodeUnknownOption(Schema.parseJson(CacheFile))(text)
-      return decoded._tag === "Some" && decoded.value.root === root ? decoded.value.entries : undefined
+      if (decoded._tag === "None" || decoded.value.root !== root) return undefined
+      const kept = decoded.value
+      if (kept.version === 2) return sortedCache(kept)
+      return { size: Object.keys(kept.entries).length, get: (path) => kept.entries[path], older: true }
     })
   )
 
@@ -143,8 +196,9 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   const now = listed.at
   const state = yield* stateOf(options.projectRoot)
   const kept = yield* readCache(state, workspace.root)
-  const cache = kept ?? {}
-  const next: Record<string, CacheEntry> = {}
+  // The entries to keep, by the listing's index (so written in its order).
+  const next: Array<CacheEntry | undefined> = new Array(files.length)
+  let nextCount = 0
   // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
   const misses: Array<number> = []
@@ -155,10 +209,13 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     "files",
     Effect.suspend(() => {
       files.forEach((f, i) => {
-        const hit = cache[f.path]
+        const hit = kept?.get(f.path)
         if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
           entries[i] = fileEntry(f.path, f.size, hit[2], isExecutableMode(f.mode))
-          if (now - f.mtimeMs > RACY_MS) next[f.path] = hit
+          if (now - f.mtimeMs > RACY_MS) {
+            next[i] = hit
+            nextCount++
+          }
           progress.advance(1)
         } else misses.push(i)
       })
@@ -172,10 +229,25 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   hashed.forEach((h, k) => {
     const f = files[misses[k]!]!
     entries[misses[k]!] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
-    if (now - f.mtimeMs > RACY_MS && h.size === f.size) next[f.path] = [h.size, f.mtimeMs, h.sha256]
+    if (now - f.mtimeMs > RACY_MS && h.size === f.size) {
+      next[misses[k]!] = [h.size, f.mtimeMs, h.sha256]
+      nextCount++
+    }
   })
-  if (options.writeCache && (kept === undefined || worthWriting(kept, next, hashed))) {
-    const body: CacheFile = { version: 1, root: workspace.root, entries: next }
+  if (options.writeCache && (kept === undefined || worthWriting(kept, nextCount, hashed))) {
+    const paths: Array<string> = []
+    const sizes: Array<number> = []
+    const mtimes: Array<number> = []
+    const sha256: Array<string> = []
+    for (let i = 0; i < files.length; i++) {
+      const e = next[i]
+      if (e === undefined) continue
+      paths.push(files[i]!.path)
+      sizes.push(e[0])
+      mtimes.push(e[1])
+      sha256.push(e[2])
+    }
+    const body: typeof CacheFile.Type = { version: 2, root: workspace.root, paths, sizes, mtimes, sha256 }
     yield* state.write(CACHE_FILE, JSON.stringify(body))
   }
   return {

@@ -1,0 +1,102 @@
+// The state a run keeps in .agentsync/ (base and hash cache), in the form this release writes and in the form
+// the release before wrote: a project synced by an older client is read as it is, then rewritten in the new form.
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, type Redacted } from "effect"
+import type { FilesOptions } from "../../src/programs/files.js"
+import { startServer } from "../server/support.js"
+import { fileSync } from "../support/fileSync.js"
+import { freshDatabase } from "../support/pg.js"
+import { tempDirs } from "../support/tree.js"
+
+let server: Awaited<ReturnType<typeof startServer>>
+beforeAll(async () => {
+  server = await startServer(await freshDatabase("filesstate"))
+})
+afterAll(() => server?.stop())
+
+const tempDir = tempDirs("files-state")
+const sample: Record<string, string> = {
+  "agents/a/config.yaml": "id: a\nname: A\n",
+  "agents/a/system_prompt.md": "You are A.\n",
+  "skills/s/SKILL.md": "# S\n",
+  "content/blog/hello.md": "---\ntitle: Hello\n---\nHi\n",
+  "config/app.yaml": "x: 1\n"
+}
+/** A project whose files are older than the racy window (so the hash cache vouches for them). */
+const project = () => {
+  const root = tempDir("project")
+  const past = new Date(Date.now() - 60_000)
+  for (const [p, text] of Object.entries(sample)) {
+    const full = nodePath.join(root, "services", p)
+    fs.mkdirSync(nodePath.dirname(full), { recursive: true })
+    fs.writeFileSync(full, text)
+    fs.utimesSync(full, past, past)
+  }
+  return root
+}
+const statePath = (root: string, name: string) => nodePath.join(root, ".agentsync", name)
+const readState = (root: string, name: string) => JSON.parse(fs.readFileSync(statePath(root, name), "utf8"))
+
+const push = (root: string, token: Redacted.Redacted<string>, options: FilesOptions = {}) =>
+  fileSync(server.url, root, token).push(options)
+
+/** Rewrites the base and hash cache as the release before wrote them: one JSON object keyed by path each. */
+const asOlderRelease = (root: string) => {
+  const base = readState(root, "files-base.json")
+  const cache = readState(root, "hash-cache.json")
+  expect([base.version, cache.version]).toEqual([2, 2])
+  const files = Object.fromEntries(base.paths.map((p: string, i: number) => [p, base.versions[i]]))
+  const entries = Object.fromEntries(
+    cache.paths.map((p: string, i: number) => [p, [cache.sizes[i], cache.mtimes[i], cache.sha256[i]]])
+  )
+  fs.writeFileSync(
+    statePath(root, "files-base.json"),
+    JSON.stringify({ version: 1, tenant: base.tenant, revision: base.revision, files })
+  )
+  fs.writeFileSync(statePath(root, "hash-cache.json"), JSON.stringify({ version: 1, root: cache.root, entries }))
+}
+
+describe("the kept base and hash cache", () => {
+  it.effect("are written as lists in path order, and state kept by the release before is read, then rewritten", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("state"))
+      const root = project()
+      expect((yield* push(root, t.token)).actions).toEqual({ upload: 5 })
+      const cache = readState(root, "hash-cache.json")
+      expect(cache.paths).toEqual(Object.keys(sample).sort())
+      expect(readState(root, "files-base.json").paths.length).toBe(5)
+
+      asOlderRelease(root)
+      // One file edited, one deleted: the older cache vouches for the other three, the older base carries the deletion.
+      fs.writeFileSync(nodePath.join(root, "services", "config/app.yaml"), "x: 2\n")
+      fs.rmSync(nodePath.join(root, "services", "skills/s/SKILL.md"))
+      const r = yield* push(root, t.token, { delete: true })
+      expect([r.actions, r.files_hashed]).toEqual([{ upload: 1, "delete-remote": 1 }, 1])
+      expect([readState(root, "files-base.json").version, readState(root, "hash-cache.json").version]).toEqual([2, 2])
+      expect(readState(root, "files-base.json").paths).toEqual(
+        Object.keys(sample)
+          .filter((p) => p !== "skills/s/SKILL.md")
+          .sort()
+      )
+    })
+  )
+
+  it.effect("a cache whose lists do not line up is only a slower run: every file hashed again, nothing lost", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("state-damaged"))
+      const root = project()
+      yield* push(root, t.token)
+      for (const damage of [
+        (c: { paths: Array<string> }) => ({ ...c, paths: c.paths.slice(1) }),
+        (c: { paths: Array<string> }) => ({ ...c, paths: [...c.paths].reverse() })
+      ]) {
+        fs.writeFileSync(statePath(root, "hash-cache.json"), JSON.stringify(damage(readState(root, "hash-cache.json"))))
+        fs.appendFileSync(nodePath.join(root, "services", "config/app.yaml"), "# more\n")
+        const r = yield* push(root, t.token)
+        expect([r.actions, r.files_hashed]).toEqual([{ upload: 1 }, 5])
+      }
+    })
+  )
+})
