@@ -65,8 +65,8 @@ const filesUnder = (root: string): Array<string> => {
   return out.sort()
 }
 
-/** Records what a backup holds and why, once its files are in. */
-export const recordBackup = (backup: string, cause: string) =>
+/** Records what backup `backup` of the project at `projectRoot` holds and why, once its files are in. */
+export const recordBackup = (_projectRoot: string, backup: string, cause: string) =>
   Effect.suspend(() => {
     if (!fsSync.existsSync(backup)) return Effect.succeed(false)
     const id = nodePath.basename(backup)
@@ -201,6 +201,6 @@ export const restoreBackup = Effect.fn("backups.restore")(function* (
       )
     )
   )
-  const saved = yield* recordBackup(nodePath.join(dir, run), `restore of ${id}`)
+  const saved = yield* recordBackup(projectRoot, nodePath.join(dir, run), `restore of ${id}`)
   return { restored: files, backup: saved ? run : undefined }
 })
