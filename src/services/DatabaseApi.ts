@@ -3,8 +3,7 @@
 import { randomUUID } from "node:crypto"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Chunk, Duration, Effect, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Redacted, Schema, Stream } from "effect"
 import {
   CLOUD_PREFIX,
   DatabaseInfo,
@@ -22,10 +21,8 @@ import { decodeExportLine, type RowOf, SYNC_TABLES, type SyncTable } from "../do
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
 import type { SyncApiOptions } from "./SyncApi.js"
 import {
-  answerText,
   defaultRetry,
-  describe,
-  fromStatus,
+  exchange,
   retrying,
   type SyncApiError,
   type Transient,
@@ -73,26 +70,9 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
       ? `${endpoint.origin}${SYNC_PREFIX}`
       : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
 
-  /** One attempt: the response headers within the exchange deadline; retryable statuses and transport errors are Transient. */
+  /** One attempt; a response that breaks off in its head is an ApiError, not retried. */
   const attempt = (url: string, request: HttpClientRequest.HttpClientRequest) =>
-    http.execute(request).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.exchangeMs),
-        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
-      }),
-      Effect.catchTags({
-        RequestError: (e) =>
-          Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport")),
-        ResponseError: (e) => Effect.fail(transport(url)(e))
-      }),
-      Effect.flatMap((response: HttpClientResponse.HttpClientResponse) =>
-        response.status >= 200 && response.status < 300
-          ? Effect.succeed(response)
-          : Effect.flatMap(answerText(response), (body) =>
-              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"], partialImport))
-            )
-      )
-    )
+    exchange(http, request, url, limits.exchangeMs, { own: partialImport, brokenAnswer: transport(url) })
 
   /** Attempts retried while transient (when `retry`), within the transfer deadline; what is left is an ApiError. */
   const withRetry = <A, E>(url: string, effect: Effect.Effect<A, E | Transient>, retry = true) =>
