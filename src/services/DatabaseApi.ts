@@ -1,27 +1,16 @@
 /** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
 
 import { randomUUID } from "node:crypto"
-import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Chunk, Effect, Redacted, Schema, Stream } from "effect"
-import {
-  CLOUD_PREFIX,
-  DatabaseInfo,
-  DatabaseRoutes,
-  DigestLine,
-  IDEMPOTENCY_HEADER,
-  ImportResult,
-  NDJSON,
-  SYNC_PREFIX
-} from "../api/index.js"
+import { Chunk, Effect, Schema, Stream } from "effect"
+import { DatabaseInfo, DatabaseRoutes, DigestLine, IDEMPOTENCY_HEADER, ImportResult, NDJSON } from "../api/index.js"
 import { type BodyLine, decodeBody, encodeBody } from "../api/ndjson.js"
-import { TRANSFER, type TransferLimits } from "../domain/caps.js"
 import type { Digest, ExportSource, ImportOptions, ImportReport } from "../domain/db/source.js"
 import { decodeExportLine, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/db/tables.js"
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
 import type { SyncApiOptions } from "./SyncApi.js"
 import {
-  defaultRetry,
+  clientBasics,
   exchange,
   retrying,
   type SyncApiError,
@@ -59,16 +48,7 @@ export interface DatabaseApiClient {
 export const make = Effect.fn("DatabaseApi.make")(function* (
   options: Pick<SyncApiOptions, "endpoint" | "token" | "retry" | "limits">
 ) {
-  const http = (yield* HttpClient.HttpClient).pipe(
-    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
-  )
-  const policy = options.retry ?? defaultRetry
-  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
-  const endpoint = options.endpoint
-  const baseUrl =
-    endpoint.mode === "direct"
-      ? `${endpoint.origin}${SYNC_PREFIX}`
-      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
+  const { http, baseUrl, limits, policy } = yield* clientBasics(options)
 
   /** One attempt; a response that breaks off in its head is an ApiError, not retried. */
   const attempt = (url: string, request: HttpClientRequest.HttpClientRequest) =>

@@ -1,11 +1,9 @@
 /** The client of the tenant API's deploy area: registry credential, deploy lock, releases and rollback. */
-import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import {
-  CLOUD_PREFIX,
   DeployRequest,
   DeployRoutes,
   IDEMPOTENCY_HEADER,
@@ -15,15 +13,13 @@ import {
   LockStatus,
   RegistryCredential,
   Release,
-  RollbackRequest,
-  SYNC_PREFIX
+  RollbackRequest
 } from "../api/index.js"
 import { CurrentConfig } from "../config.js"
-import { TRANSFER, type TransferLimits } from "../domain/caps.js"
 import { ApiError, DeployLocked, type MissingConfig } from "../errors.js"
 import { optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
 import {
-  defaultRetry,
+  clientBasics,
   describe,
   exchange,
   retrying,
@@ -75,16 +71,7 @@ export interface DeployApiShape {
 export class DeployApi extends Context.Tag("agentsync/DeployApi")<DeployApi, DeployApiShape>() {}
 
 export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptions) {
-  const http = (yield* HttpClient.HttpClient).pipe(
-    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
-  )
-  const endpoint = options.endpoint
-  const baseUrl =
-    endpoint.mode === "direct"
-      ? `${endpoint.origin}${SYNC_PREFIX}`
-      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
-  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
-  const policy = options.retry ?? defaultRetry
+  const { http, baseUrl, limits, policy } = yield* clientBasics(options)
 
   /**
    * One call: the request, its JSON answer decoded. Failures are classified as the other clients classify them

@@ -1,10 +1,11 @@
 /** The tenant API's transport rules: what is worth another attempt, how long to wait, and how a failed answer reads. */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Data, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
-import { nonNegativeSetting } from "../domain/caps.js"
+import { Data, Duration, Effect, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { CLOUD_PREFIX, SYNC_PREFIX } from "../api/common.js"
+import { nonNegativeSetting, TRANSFER, type TransferLimits } from "../domain/caps.js"
 import {
   ApiError,
   type ApiErrorKind,
@@ -15,6 +16,7 @@ import {
   Unauthorized,
   type UnsafeRemote
 } from "../errors.js"
+import type { SyncApiOptions } from "./SyncApi.js"
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -235,6 +237,25 @@ export const fromStatus = <X = never>(
       return new ApiError({ status, reason, url })
   }
 }
+
+/**
+ * What the database and deploy clients start from: the HttpClient in context sending the bearer token, the base URL
+ * of the endpoint's family, the limits and the retry setting, defaults filled in.
+ */
+export const clientBasics = (options: Pick<SyncApiOptions, "endpoint" | "token" | "retry" | "limits">) =>
+  Effect.map(HttpClient.HttpClient, (client) => {
+    const endpoint = options.endpoint
+    const limits: TransferLimits = { ...TRANSFER, ...options.limits }
+    return {
+      http: client.pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))),
+      baseUrl:
+        endpoint.mode === "direct"
+          ? `${endpoint.origin}${SYNC_PREFIX}`
+          : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`,
+      limits,
+      policy: options.retry ?? defaultRetry
+    }
+  })
 
 /** How an area reads a failed exchange: its own errors in a failure body, and an answer that broke off in its head. */
 export interface Classification<X> {
