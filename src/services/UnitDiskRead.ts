@@ -59,17 +59,20 @@ export const kindAt = (abs: string): EntryKind => {
   return st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other"
 }
 
+/** A folder's entries; none when it (or a folder above it) is not there. */
+const entriesOf = (dir: string): Array<fsSync.Dirent> => {
+  try {
+    return fsSync.readdirSync(dir, { withFileTypes: true })
+  } catch (e) {
+    if (isMissing(e)) return []
+    throw e
+  }
+}
+
 /** What stands in a folder, by name, from one listing (an absent folder lists nothing). */
 export const listKindsSync = (dir: string): ReadonlyMap<string, EntryKind> => {
   const out = new Map<string, EntryKind>()
-  let entries: Array<fsSync.Dirent>
-  try {
-    entries = fsSync.readdirSync(dir, { withFileTypes: true })
-  } catch (e) {
-    if (isMissing(e)) return out
-    throw e
-  }
-  for (const d of entries)
+  for (const d of entriesOf(dir))
     out.set(d.name, d.isSymbolicLink() ? "link" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other")
   return out
 }
@@ -139,14 +142,7 @@ export const scanHomeSync = (home: string, dir: string, depth: number, skip: (re
   const paths: Array<string> = []
   const temps: Array<string> = []
   const walk = (abs: string, rel: string, left: number): void => {
-    let entries: Array<fsSync.Dirent>
-    try {
-      entries = fsSync.readdirSync(abs, { withFileTypes: true })
-    } catch (e) {
-      if (isMissing(e)) return
-      throw e
-    }
-    for (const d of entries) {
+    for (const d of entriesOf(abs)) {
       if (d.name.startsWith(TEMP_PREFIX)) {
         temps.push(nodePath.join(abs, d.name))
         continue
