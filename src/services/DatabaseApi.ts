@@ -1,31 +1,17 @@
 /** The client of the tenant API's database area: info, streamed NDJSON export per table, and streamed NDJSON import. */
 
 import { randomUUID } from "node:crypto"
-import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Chunk, Duration, Effect, Redacted, Schema, Stream } from "effect"
-import {
-  CLOUD_PREFIX,
-  DatabaseInfo,
-  DatabaseRoutes,
-  DigestLine,
-  IDEMPOTENCY_HEADER,
-  ImportResult,
-  NDJSON,
-  SYNC_PREFIX
-} from "../api/index.js"
+import { Chunk, Effect, Schema, Stream } from "effect"
+import { DatabaseInfo, DatabaseRoutes, DigestLine, IDEMPOTENCY_HEADER, ImportResult, NDJSON } from "../api/index.js"
 import { type BodyLine, decodeBody, encodeBody } from "../api/ndjson.js"
-import { TRANSFER, type TransferLimits } from "../domain/caps.js"
 import type { Digest, ExportSource, ImportOptions, ImportReport } from "../domain/db/source.js"
 import { decodeExportLine, type RowOf, SYNC_TABLES, type SyncTable } from "../domain/db/tables.js"
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
 import type { SyncApiOptions } from "./SyncApi.js"
 import {
-  answerText,
-  defaultRetry,
-  describe,
-  fromStatus,
+  clientBasics,
+  exchange,
   retrying,
   type SyncApiError,
   type Transient,
@@ -62,37 +48,11 @@ export interface DatabaseApiClient {
 export const make = Effect.fn("DatabaseApi.make")(function* (
   options: Pick<SyncApiOptions, "endpoint" | "token" | "retry" | "limits">
 ) {
-  const http = (yield* HttpClient.HttpClient).pipe(
-    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
-  )
-  const policy = options.retry ?? defaultRetry
-  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
-  const endpoint = options.endpoint
-  const baseUrl =
-    endpoint.mode === "direct"
-      ? `${endpoint.origin}${SYNC_PREFIX}`
-      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
+  const { http, baseUrl, limits, policy } = yield* clientBasics(options)
 
-  /** One attempt: the response headers within the exchange deadline; retryable statuses and transport errors are Transient. */
+  /** One attempt; a response that breaks off in its head is an ApiError, not retried. */
   const attempt = (url: string, request: HttpClientRequest.HttpClientRequest) =>
-    http.execute(request).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.exchangeMs),
-        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
-      }),
-      Effect.catchTags({
-        RequestError: (e) =>
-          Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport")),
-        ResponseError: (e) => Effect.fail(transport(url)(e))
-      }),
-      Effect.flatMap((response: HttpClientResponse.HttpClientResponse) =>
-        response.status >= 200 && response.status < 300
-          ? Effect.succeed(response)
-          : Effect.flatMap(answerText(response), (body) =>
-              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"], partialImport))
-            )
-      )
-    )
+    exchange(http, request, url, limits.exchangeMs, { own: partialImport, brokenAnswer: transport(url) })
 
   /** Attempts retried while transient (when `retry`), within the transfer deadline; what is left is an ApiError. */
   const withRetry = <A, E>(url: string, effect: Effect.Effect<A, E | Transient>, retry = true) =>

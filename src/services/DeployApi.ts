@@ -1,11 +1,9 @@
 /** The client of the tenant API's deploy area: registry credential, deploy lock, releases and rollback. */
-import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import {
-  CLOUD_PREFIX,
   DeployRequest,
   DeployRoutes,
   IDEMPOTENCY_HEADER,
@@ -15,18 +13,15 @@ import {
   LockStatus,
   RegistryCredential,
   Release,
-  RollbackRequest,
-  SYNC_PREFIX
+  RollbackRequest
 } from "../api/index.js"
 import { CurrentConfig } from "../config.js"
-import { TRANSFER, type TransferLimits } from "../domain/caps.js"
 import { ApiError, DeployLocked, type MissingConfig } from "../errors.js"
 import { optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
 import {
-  answerText,
-  defaultRetry,
+  clientBasics,
   describe,
-  fromStatus,
+  exchange,
   retrying,
   type SyncApiError,
   transient,
@@ -76,16 +71,7 @@ export interface DeployApiShape {
 export class DeployApi extends Context.Tag("agentsync/DeployApi")<DeployApi, DeployApiShape>() {}
 
 export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptions) {
-  const http = (yield* HttpClient.HttpClient).pipe(
-    HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))
-  )
-  const endpoint = options.endpoint
-  const baseUrl =
-    endpoint.mode === "direct"
-      ? `${endpoint.origin}${SYNC_PREFIX}`
-      : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`
-  const limits: TransferLimits = { ...TRANSFER, ...options.limits }
-  const policy = options.retry ?? defaultRetry
+  const { http, baseUrl, limits, policy } = yield* clientBasics(options)
 
   /**
    * One call: the request, its JSON answer decoded. Failures are classified as the other clients classify them
@@ -102,31 +88,19 @@ export const make = Effect.fn("DeployApi.make")(function* (options: SyncApiOptio
     if (options.body !== undefined) request = HttpClientRequest.bodyUnsafeJson(request, options.body)
     if (options.key !== undefined) request = HttpClientRequest.setHeader(request, IDEMPOTENCY_HEADER, options.key)
     const cutShort = (status: number) => (e: HttpClientError.ResponseError) =>
-      Effect.fail(transient(status, `answer cut short: ${describe(e)}`))
-    const attempt = http.execute(request).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(limits.exchangeMs),
-        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
-      }),
-      Effect.catchTags({
-        RequestError: (e) =>
-          Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport")),
-        ResponseError: (e) => cutShort(e.response.status)(e)
-      }),
+      transient(status, `answer cut short: ${describe(e)}`)
+    const attempt = exchange(http, request, url, limits.exchangeMs, {
+      own: deployFailure(url),
+      brokenAnswer: (e) => cutShort(e.response.status)(e)
+    }).pipe(
       Effect.flatMap((response) =>
-        response.status >= 200 && response.status < 300
-          ? response.text.pipe(
-              Effect.catchTag("ResponseError", cutShort(response.status)),
-              Effect.flatMap(Schema.decodeUnknown(Schema.parseJson(schema))),
-              Effect.catchTag("ParseError", (e) =>
-                Effect.fail(
-                  new ApiError({ kind: "Decode", status: response.status, reason: e.message.slice(0, 300), url })
-                )
-              )
-            )
-          : Effect.flatMap(answerText(response), (body) =>
-              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"], deployFailure(url)))
-            )
+        response.text.pipe(
+          Effect.catchTag("ResponseError", (e) => Effect.fail(cutShort(response.status)(e))),
+          Effect.flatMap(Schema.decodeUnknown(Schema.parseJson(schema))),
+          Effect.catchTag("ParseError", (e) =>
+            Effect.fail(new ApiError({ kind: "Decode", status: response.status, reason: e.message.slice(0, 300), url }))
+          )
+        )
       ),
       Effect.scoped
     )

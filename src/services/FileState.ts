@@ -1,16 +1,18 @@
-/** FileState: the port owning a project's `.agentsync/` file sync state (state files, lock, staging folders, backups, litter). */
+/** FileState: the port owning a project's `.agentsync/` file sync state (state files, lock, staging folders, the pull journal's swap, backups, litter). */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, type Scope } from "effect"
 import type { IoError, SyncInProgress } from "../errors.js"
 import { ioError as io } from "../errors.js"
+import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync } from "./FileStateBackups.js"
+import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { readStateText, stateDir } from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
 
 /**
- * The files a run keeps (see docs/architecture.md, "What a run keeps"); `pull-journal.json` is written by the swap,
- * which runs uninterruptibly on plain code (stages/swap.ts), and read here.
+ * The files a run keeps (see docs/architecture.md, "What a run keeps"); `pull-journal.json` is written by the swap
+ * stage (stages/files/swap.ts) before it keeps or renames anything, and read here.
  */
 export type StateFile =
   | "hash-cache.json"
@@ -43,6 +45,26 @@ export interface ProjectFileState {
   readonly backups: string
   /** Removes what killed runs left: staging folders no journal names, temp files of processes that are gone. */
   readonly sweep: () => Effect.Effect<void, IoError>
+  /**
+   * Keeps in the journal's backup every file its swap will replace or delete (linked, copied where a link cannot
+   * be made), touching nothing in the tree; the error names the backup path it could not write.
+   */
+  readonly keep: (journal: Journal) => Effect.Effect<void, IoError>
+  /** The journal's renames, once `keep` has run: deletions, then the staged files moved in; safe to run again. */
+  readonly swapIn: (journal: Journal) => Effect.Effect<void, IoError>
+  /** Removes a staging folder of this state, whole (a path that is not one is left alone). */
+  readonly removeStaging: (path: string) => Effect.Effect<void, IoError>
+  /** The names in the backups folder (none when it does not exist). */
+  readonly backupNames: () => Effect.Effect<ReadonlyArray<string>>
+  /** The files of backup `id`, sorted (its record and later versions left out); undefined when there is none. */
+  readonly backupFiles: (id: string) => Effect.Effect<ReadonlyArray<string> | undefined, IoError>
+  /** What backup `id` holds, with its size and record; undefined when there is none. */
+  readonly backupContents: (id: string) => Effect.Effect<BackupContents | undefined, IoError>
+  /** Writes backup `id`'s record (atomically), once its files are in. */
+  readonly recordBackup: (id: string, text: string) => Effect.Effect<void, IoError>
+  readonly removeBackup: (id: string) => Effect.Effect<void, IoError>
+  /** Copies `files` of backup `id` into a staging folder, for a restore. */
+  readonly stageBackup: (id: string, staging: string, files: ReadonlyArray<string>) => Effect.Effect<void, IoError>
 }
 
 export interface FileStateShape {
@@ -58,6 +80,8 @@ export const make = (projectRoot: string): ProjectFileState => {
   const journalNames = (staging: string) => (readStateText(path("pull-journal.json")) ?? "").includes(staging)
   const removeTree = (full: string, reason: string) =>
     Effect.try({ try: () => fs.rmSync(full, { recursive: true, force: true }), catch: io(full, reason) })
+  const backups = nodePath.join(dir, "backups")
+  const backup = (id: string) => nodePath.join(backups, id)
   return {
     dir,
     path,
@@ -85,7 +109,7 @@ export const make = (projectRoot: string): ProjectFileState => {
         () => (journalNames(staging) ? Effect.void : Effect.orDie(removeTree(staging, "cannot remove")))
       )
     },
-    backups: nodePath.join(dir, "backups"),
+    backups,
     sweep: () =>
       Effect.gen(function* () {
         const names = yield* Effect.sync(() => {
@@ -100,7 +124,42 @@ export const make = (projectRoot: string): ProjectFileState => {
           if (!journalNames(full)) yield* removeTree(full, "cannot remove a staging folder left by an interrupted pull")
         }
         yield* sweepLitter(dir, false)
+      }),
+    keep: Effect.fn("FileState.keep")((journal: Journal) => {
+      let at = journal.backup
+      return Effect.try({
+        try: () =>
+          keepSync(journal, (path) => {
+            at = path
+          }),
+        catch: (cause) => io(at, "cannot keep a copy in the backup")(cause)
       })
+    }),
+    swapIn: Effect.fn("FileState.swapIn")((journal: Journal) =>
+      Effect.try({ try: () => swapInSync(journal), catch: io(journal.servicesPath, "cannot swap the pulled files in") })
+    ),
+    removeStaging: Effect.fn("FileState.removeStaging")((path: string) =>
+      nodePath.dirname(nodePath.resolve(path)) === nodePath.resolve(dir) && nodePath.basename(path).startsWith(STAGING)
+        ? removeTree(path, "cannot remove")
+        : Effect.void
+    ),
+    backupNames: Effect.fn("FileState.backupNames")(() => Effect.sync(() => namesIn(backups))),
+    backupFiles: Effect.fn("FileState.backupFiles")((id: string) =>
+      Effect.try({ try: () => filesUnder(backup(id)), catch: io(backup(id), "cannot read the backup") })
+    ),
+    backupContents: Effect.fn("FileState.backupContents")((id: string) =>
+      Effect.try({ try: () => contentsOf(backup(id)), catch: io(backup(id), "cannot read the backup") })
+    ),
+    recordBackup: Effect.fn("FileState.recordBackup")((id: string, text: string) =>
+      writeFileAtomic(nodePath.join(backup(id), RECORD), text)
+    ),
+    removeBackup: Effect.fn("FileState.removeBackup")((id: string) => removeTree(backup(id), "cannot remove")),
+    stageBackup: Effect.fn("FileState.stageBackup")((id: string, staging: string, files: ReadonlyArray<string>) =>
+      Effect.try({
+        try: () => stageSync(backup(id), staging, files),
+        catch: io(staging, "cannot stage the backup's files")
+      })
+    )
   }
 }
 

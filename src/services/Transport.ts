@@ -1,7 +1,11 @@
 /** The tenant API's transport rules: what is worth another attempt, how long to wait, and how a failed answer reads. */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import { Data, Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
-import { nonNegativeSetting } from "../domain/caps.js"
+import { Data, Duration, Effect, Option, Redacted, Schedule, Schema, Stream } from "effect"
+import { CLOUD_PREFIX, SYNC_PREFIX } from "../api/common.js"
+import { nonNegativeSetting, TRANSFER, type TransferLimits } from "../domain/caps.js"
 import {
   ApiError,
   type ApiErrorKind,
@@ -12,6 +16,7 @@ import {
   Unauthorized,
   type UnsafeRemote
 } from "../errors.js"
+import type { SyncApiOptions } from "./SyncApi.js"
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -232,6 +237,63 @@ export const fromStatus = <X = never>(
       return new ApiError({ status, reason, url })
   }
 }
+
+/**
+ * What the database and deploy clients start from: the HttpClient in context sending the bearer token, the base URL
+ * of the endpoint's family, the limits and the retry setting, defaults filled in.
+ */
+export const clientBasics = (options: Pick<SyncApiOptions, "endpoint" | "token" | "retry" | "limits">) =>
+  Effect.map(HttpClient.HttpClient, (client) => {
+    const endpoint = options.endpoint
+    const limits: TransferLimits = { ...TRANSFER, ...options.limits }
+    return {
+      http: client.pipe(HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(options.token)))),
+      baseUrl:
+        endpoint.mode === "direct"
+          ? `${endpoint.origin}${SYNC_PREFIX}`
+          : `${endpoint.api}${CLOUD_PREFIX}/${endpoint.tenantId}`,
+      limits,
+      policy: options.retry ?? defaultRetry
+    }
+  })
+
+/** How an area reads a failed exchange: its own errors in a failure body, and an answer that broke off in its head. */
+export interface Classification<X> {
+  /** The area's own errors, read from a failure body before the shared status mapping (see `fromStatus`). */
+  readonly own?: (wire: WireError, reason: string) => X | undefined
+  readonly brokenAnswer: (e: HttpClientError.ResponseError) => SyncApiError | Transient
+}
+
+/**
+ * One attempt of a request, for the database and deploy clients: the response headers within `exchangeMs`; a 2xx
+ * response is the result, any other status is read from its body by `fromStatus` with the area's own errors; no
+ * answer in time, a request that failed and a retryable status are Transient (see `retrying`).
+ */
+export const exchange = <X>(
+  http: HttpClient.HttpClient,
+  request: HttpClientRequest.HttpClientRequest,
+  url: string,
+  exchangeMs: number,
+  classify: Classification<X>
+): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient | X> =>
+  http.execute(request).pipe(
+    Effect.timeoutFail({
+      duration: Duration.millis(exchangeMs),
+      onTimeout: () => transient(408, `no answer within ${exchangeMs / 1000} s`)
+    }),
+    Effect.catchTags({
+      RequestError: (e) =>
+        Effect.fail(transient(0, `request failed: ${describe(e.cause ?? e)}`, e.reason === "Transport")),
+      ResponseError: (e) => Effect.fail(classify.brokenAnswer(e))
+    }),
+    Effect.flatMap((response) =>
+      response.status >= 200 && response.status < 300
+        ? Effect.succeed(response)
+        : Effect.flatMap(answerText(response), (body) =>
+            Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"], classify.own))
+          )
+    )
+  )
 
 /** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
 export const describe = (cause: unknown): string => {

@@ -8,7 +8,9 @@ import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, type Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
+import { IoError } from "../../src/errors.js"
 import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
+import { FileState, make as liveState } from "../../src/services/FileState.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { run, startServer } from "../server/support.js"
 import { freshDatabase } from "../support/pg.js"
@@ -220,6 +222,71 @@ describe("backups", () => {
           [true, `restore of ${id}`, 2],
           [false, expect.stringMatching(/^pull of revision /), 3]
         ])
+      })
+  )
+
+  it.live(
+    "a backup the disk cannot write refuses the pull before any file changes, and the error names the backup",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("backup-full"))
+        const a = project({ "config/a.yaml": "a1\n", "config/b.yaml": "b1\n", "config/gone.yaml": "gone\n" })
+        yield* sync(a, t.token).push()
+        const b = project()
+        yield* sync(b, t.token).pull()
+        write(a, { "config/a.yaml": "a2\n", "config/b.yaml": "b2\n" })
+        fs.rmSync(nodePath.join(a, "services/config/gone.yaml"))
+        yield* sync(a, t.token).push({ delete: true })
+        const before = services(b)
+        // The local disk, except that the backup fills up after its first file, as a full disk would.
+        let full = true
+        const fullDisk = {
+          at: (root: string) => {
+            const state = liveState(root)
+            return {
+              ...state,
+              keep: (j: Parameters<typeof state.keep>[0]) =>
+                full
+                  ? Effect.zipRight(
+                      state.keep({ ...j, write: j.write.slice(0, 1), delete: [] }),
+                      Effect.fail(
+                        new IoError({
+                          path: nodePath.join(j.backup, j.write[1] ?? ""),
+                          reason: "cannot keep a copy in the backup: no space left on device",
+                          cause: Object.assign(new Error("ENOSPC"), { code: "ENOSPC" })
+                        })
+                      )
+                    )
+                  : state.keep(j)
+            }
+          }
+        }
+        const refused = yield* sync(b, t.token)
+          .pullEither({ delete: true })
+          .pipe(Effect.provideService(FileState, fullDisk))
+        const error = Either.isLeft(refused) ? refused.left : undefined
+        expect(error).toBeInstanceOf(IoError)
+        expect(error?.message).toMatch(
+          /\.agentsync\/backups\/[^/:]+: cannot keep the files the pull would replace, so it changed nothing/
+        )
+        expect(error?.message).toMatch(/no space left on device/)
+        // Nothing of the tree changed, and nothing is left for a later run to finish or list.
+        expect(services(b)).toEqual(before)
+        const state = nodePath.join(b, ".agentsync")
+        expect(fs.readdirSync(state).filter((n) => n.startsWith("staging-") || n === "pull-journal.json")).toEqual([])
+        expect(
+          fs.existsSync(nodePath.join(state, "backups")) ? fs.readdirSync(nodePath.join(state, "backups")) : []
+        ).toEqual([])
+        // Space freed: the same pull goes through, the replaced and deleted files kept in its backup.
+        full = false
+        const pulled = yield* sync(b, t.token).pull({ delete: true }).pipe(Effect.provideService(FileState, fullDisk))
+        expect(pulled.actions).toEqual({ write: 2, "delete-local": 1 })
+        expect(services(b)).toEqual(services(a))
+        expect(treeFiles(pulled.backup!, "utf8")).toMatchObject({
+          "config/a.yaml": "a1\n",
+          "config/b.yaml": "b1\n",
+          "config/gone.yaml": "gone\n"
+        })
       })
   )
 

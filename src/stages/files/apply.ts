@@ -337,7 +337,7 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
       )
     )
   )
-  const backedUp = yield* recordBackup(backup, `pull of ${input.cause ?? "a revision"}`)
+  const backedUp = yield* recordBackup(input.projectRoot, backup, `pull of ${input.cause ?? "a revision"}`)
   const pruned = backedUp && input.backups !== undefined ? yield* pruneBackups(input.projectRoot, input.backups) : []
   return {
     written: write.length,
