@@ -184,7 +184,7 @@ export const settledReport = (command: "diff" | "push" | "pull", dryRun: boolean
 })
 
 /**
- * What a push or pull finishes or waits for before it plans (programs/files.ts `recover` and the files lock): a
+ * What a push or pull finishes or waits for before it plans (programs/files/prepare.ts `recover` and the files lock): a
  * lock, a pull's journal, staging folders, temp files. With any of them present the full program runs.
  */
 const UNSETTLED = /^(files\.lock|pull-journal\.json|staging-|\.agentsync-tmp-)/

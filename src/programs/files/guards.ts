@@ -1,0 +1,55 @@
+/** What refuses a file-sync run before it changes anything: conflicts, mass deletes, an unsafe remote tree. */
+import { Effect } from "effect"
+import type { RemoteManifest } from "../../api/files.js"
+import { fileAndFolder } from "../../domain/caps.js"
+import { isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
+import { Conflict, UnsafeRemote } from "../../errors.js"
+import type { FilePlan } from "../../stages/files/plan.js"
+
+/** Deleting more than this share of a tree needs --force. */
+export const DELETE_THRESHOLD = 0.5
+
+export const conflictError = (plan: FilePlan) =>
+  new Conflict({
+    reason: `${plan.conflicts.length} file(s) changed on both sides since the last sync; pull or push with --force to take one side (the other is kept in a backup on pull)`,
+    items: plan.conflicts.slice(0, 50)
+  })
+
+/** Refuses a run that would delete more than half of a tree, unless forced. */
+export const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) => {
+  const deletes = plan.items.filter((i) => i.action === "delete-remote" || i.action === "delete-local")
+  if (force || deletes.length === 0 || deletes.length <= treeSize * DELETE_THRESHOLD) return Effect.void
+  return Effect.fail(
+    new Conflict({
+      reason: `refusing to delete ${deletes.length} of ${treeSize} files (more than half of the tree); pass --force if that is intended`,
+      items: deletes.slice(0, 20).map((d) => d.path)
+    })
+  )
+}
+
+/**
+ * A pull refuses a remote tree it could not write safely, before anything is downloaded: a path outside
+ * what file sync carries (`.git/…`, `agentsync.yaml`, `.agentsync/…`), or one that is both a file and a folder.
+ */
+export const checkRemote = (remote: RemoteManifest, url: string) => {
+  const outside = remote.entries.find((e) => !isMemberPath(e.path))
+  if (outside !== undefined) {
+    return Effect.fail(
+      new UnsafeRemote({
+        reason: `the remote tree lists a path outside what file sync carries (${MEMBERSHIP.map((m) => `${m}/`).join(", ")}, .agentsyncignore; never .git)`,
+        entry: outside.path,
+        url
+      })
+    )
+  }
+  const both = fileAndFolder(remote.entries.map((e) => e.path))
+  return both === undefined
+    ? Effect.void
+    : Effect.fail(
+        new UnsafeRemote({
+          reason: "the remote tree holds this path both as a file and as a folder; push a tree without one of them",
+          entry: both,
+          url
+        })
+      )
+}

@@ -1,0 +1,80 @@
+/** The settled mark in a file-sync run: the probe before a plan, and the mark kept or forgotten after the run. */
+import { Effect } from "effect"
+import { FilesRoutes, manifestEtag, RemoteManifest } from "../../api/files.js"
+import type { SyncConfig } from "../../config.js"
+import type { SyncApiClientShape } from "../../services/SyncApi.js"
+import { takeHandedListing } from "../../services/state.js"
+import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
+import { clearMark, matches, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
+import { checkRemote } from "./guards.js"
+
+/** What a run learns before it plans: the listing, and either that nothing moved since the settled mark or the head. */
+export interface Probe {
+  readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
+  readonly settled?: SettledMark
+  readonly fetched?: RemoteManifest
+  /** The head revision the server has just confirmed (a 304 to the mark's): the kept manifest of it is current. */
+  readonly confirmed?: string
+}
+
+/**
+ * With a settled mark kept for this API and tree: the listing and the head asked for conditionally on the
+ * mark's revision, at once. The same listing and a 304 mean nothing changed on either side since the mark:
+ * the run is done without reading the hash cache, the base or the kept manifest. Without a mark, undefined
+ * (the full path lists and asks as before). When the settled check of this process already had the 304 and the
+ * listing under the same mark, neither is had again.
+ */
+export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, client: SyncApiClientShape) {
+  const workspace = makeWorkspace(config.servicesPath)
+  const handed = takeHandedListing(workspace.root)
+  const mark = yield* readMark(config.projectRoot, client.baseUrl, workspace.root)
+  if (mark === undefined) return undefined
+  if (
+    handed !== undefined &&
+    handed.revision === mark.revision &&
+    handed.base[0] === mark.base[0] &&
+    handed.base[1] === mark.base[1]
+  ) {
+    // The check found that listing unlike the mark's: not settled, planned from it against the confirmed head.
+    return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision } satisfies Probe
+  }
+  // Stands for the head at the mark's revision: returned as is when the server answers 304.
+  const assumed = new RemoteManifest(
+    { tenant: mark.tenant, revision: mark.revision, entries: [], checksum: "0".repeat(64) },
+    { disableValidation: true }
+  )
+  const [head, files] = yield* Effect.all([client.manifest({ known: assumed }), workspace.listFiles()], {
+    concurrency: 2
+  })
+  const listed = { files, at: Date.now() }
+  if (head !== assumed) return { listed, fetched: head } satisfies Probe
+  return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision }) satisfies Probe
+})
+
+/**
+ * Keeps the settled mark when a run ends with both sides and the base agreeing on `head`, and `head` is a tree
+ * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it.
+ */
+export const settleMark = (
+  config: SyncConfig,
+  url: string,
+  head: RemoteManifest,
+  agreed: boolean,
+  local: { readonly listed: ReadonlyArray<WorkspaceFile>; readonly listedAt: number }
+) =>
+  Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
+    agreed && safe._tag === "Right" && head.revision !== null
+      ? writeMark(
+          config,
+          {
+            url,
+            tenant: head.tenant,
+            revision: head.revision,
+            remote_files: head.entries.length,
+            check: { url: `${url}${FilesRoutes.manifest}`, etag: manifestEtag(head.revision) }
+          },
+          local.listed,
+          local.listedAt
+        )
+      : clearMark(config.projectRoot)
+  )

@@ -1,0 +1,74 @@
+/** `files pull`: plan against the head (or an older revision), guard, download and apply with a backup. */
+import { Effect } from "effect"
+import { Conflict } from "../../errors.js"
+import { note } from "../../services/RunStatus.js"
+import { apply, obstacles } from "../../stages/files/apply.js"
+import { backupPolicy } from "../../stages/files/backups.js"
+import { actionsOf, writeBase } from "../../stages/files/plan.js"
+import { settledReport } from "../../stages/files/settled.js"
+import { checkRemote, conflictError, guardDeletes } from "./guards.js"
+import { begin, beginRevision, type FilesOptions, prepare, prepareRevision } from "./prepare.js"
+import { type FilesReport, report } from "./report.js"
+
+export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
+  const older = options.revision
+  const probed = older === undefined ? yield* begin("pull", options) : yield* beginRevision(options)
+  if (probed?.settled !== undefined)
+    return settledReport("pull", options.dryRun ?? false, probed.settled) as FilesReport
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } =
+    older === undefined ? yield* prepare("pull", options, probed) : yield* prepareRevision(older, options)
+  yield* checkRemote(remote, client.baseUrl)
+  if (dryRun) return report("pull", true, head, local, plan, { files_hashed: local.hashed })
+  if (plan.conflicts.length > 0) return yield* conflictError(plan)
+  yield* guardDeletes(plan, local.entries.length, options.force ?? false)
+  const write = actionsOf(plan, "write").map((i) => i.remote!)
+  const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
+  if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
+    yield* settle
+    return report("pull", false, head, local, plan, { files_hashed: local.hashed })
+  }
+  const blocked = yield* obstacles(
+    config.servicesPath,
+    write.map((e) => e.path),
+    new Set(deleted)
+  )
+  if (blocked.length > 0) {
+    return yield* new Conflict({
+      reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,
+      items: blocked.slice(0, 20)
+    })
+  }
+  const revision = remote.revision
+  yield* note(
+    `pull: downloading ${write.length} file(s) into a private staging folder; nothing in ${config.servicesPath} changed yet`
+  )
+  const result = yield* apply({
+    projectRoot: config.projectRoot,
+    servicesPath: config.servicesPath,
+    // The whole tree when all of it is wanted (one sequential read); else only the paths needed.
+    download: (missing, consume) =>
+      client.download(
+        revision,
+        () => {
+          const paths = missing()
+          return paths.length === remote.entries.length ? undefined : paths
+        },
+        consume
+      ),
+    write,
+    delete: deleted,
+    cause: `revision ${revision}`,
+    backups: backupPolicy(process.env),
+    progress
+  })
+  yield* note(
+    `pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`
+  )
+  // An older revision's tree is a local change against the head: the base stays the head's.
+  if (older === undefined) yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
+  return report("pull", false, head, local, plan, {
+    files_hashed: local.hashed,
+    ...(result.backup === undefined ? {} : { backup: result.backup }),
+    ...(result.pruned.length === 0 ? {} : { backups_pruned: result.pruned })
+  })
+})
