@@ -182,7 +182,11 @@ const describe = (seen: Seen): string => {
     : `held by process ${o.pid} on ${o.host}${o.what === "" ? "" : ` (${o.what})`} since ${since}`
 }
 
-/** Removes what crashed takers left beside the lock (temp and takeover files), once old enough to be nobody's. */
+/**
+ * Removes what crashed takers left beside the lock (temp and takeover files): at once when the process that
+ * wrote one is gone (a run killed between writing its temp file and removing it), else once old enough to be
+ * nobody's (a file that names no owner, or one from another host).
+ */
 const tidy = (path: string) => {
   const dir = nodePath.dirname(path)
   const base = `${nodePath.basename(path)}.`
@@ -190,8 +194,10 @@ const tidy = (path: string) => {
   for (const name of fs.readdirSync(dir)) {
     if (!name.startsWith(base) || !(name.endsWith(".tmp") || name.includes(".takeover-"))) continue
     const full = nodePath.join(dir, name)
-    const st = fs.lstatSync(full, { throwIfNoEntry: false })
-    if (st !== undefined && now - st.mtimeMs > 60_000) fs.rmSync(full, { force: true })
+    const seen = read(full)
+    if (seen === undefined) continue
+    const dead = seen.owner !== undefined && seen.owner.host === os.hostname() && isStale(seen, now)
+    if (dead || now - seen.mtimeMs > 60_000) fs.rmSync(full, { force: true })
   }
 }
 

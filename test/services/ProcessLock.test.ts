@@ -111,6 +111,23 @@ describe("ProcessLock", () => {
     })
   )
 
+  it.live(
+    "a temp file left by a run killed while taking the lock goes with the next taking; a live taker's stays",
+    () =>
+      Effect.gen(function* () {
+        const dir = tempDir("tidy")
+        const lock = join(dir, "x.lock")
+        const owner = (pid: number, token: string) =>
+          JSON.stringify({ pid, host: hostname(), started: null, token, what: "x" })
+        // Written this instant: only who wrote them tells them apart.
+        writeFileSync(`${lock}.dead0000.tmp`, owner(deadPid(), "dead0000"))
+        writeFileSync(`${lock}.live0000.tmp`, owner(process.pid, "live0000"))
+        yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
+        expect(existsSync(`${lock}.dead0000.tmp`)).toBe(false)
+        expect(existsSync(`${lock}.live0000.tmp`)).toBe(true)
+      })
+  )
+
   it.live("refuses a lock held by a live process, naming the file and the holder, and leaves it alone", () =>
     Effect.gen(function* () {
       const dir = tempDir("held")
