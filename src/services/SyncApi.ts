@@ -39,6 +39,7 @@ import {
   ARCHIVE_FORMATS_HEADER,
   type ArchiveFormat,
   CAPS,
+  compressSettingFromEnv,
   FORMATS,
   parseFormats,
   TRANSFER,
@@ -216,7 +217,10 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
     }
     // Read here, once, where a client is built: a malformed value fails naming it (exit 2).
     const retry: Retry = config.retry ?? (yield* retryFromEnv)
-    return { endpoint, token, retry, limits: yield* transferLimitsFromEnv }
+    const limits = yield* transferLimitsFromEnv
+    // The upload reads it where it compresses; checked here too, so a typo stops the run before anything is sent.
+    yield* compressSettingFromEnv
+    return { endpoint, token, retry, limits }
   })
 
 /** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */

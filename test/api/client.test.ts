@@ -323,7 +323,8 @@ describe("SyncApiClient configuration", () => {
           ["AGENTSYNC_RETRY_MAX", "1.5"],
           ["AGENTSYNC_RETRY_BASE_MS", "-5"],
           ["AGENTSYNC_TRANSFER_TIMEOUT_MS", "soon"],
-          ["AGENTSYNC_MIN_RATE", "NaN"]
+          ["AGENTSYNC_MIN_RATE", "NaN"],
+          ["AGENTSYNC_COMPRESSION", "fast"]
         ]) {
           const bad = yield* withEnv({ [name!]: value! })
           expect(Either.isLeft(bad) && bad.left.message).toMatch(
