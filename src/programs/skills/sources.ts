@@ -3,8 +3,9 @@ import * as nodePath from "node:path"
 import { Effect, Either, Option } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
+import { discoverUnits } from "../../domain/skills/discover.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
-import { compileLayout, discoverUnits, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
+import { compileLayout, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
 import {
   digestOf,
   kindOfGitMode,
