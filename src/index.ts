@@ -13,7 +13,7 @@ export {
 export { ContextExport, DatabaseExport, SkillExport, UserExport } from "./domain/db/tables.js"
 export * from "./domain/diff.js"
 export * from "./domain/formats.js"
-export * as FrontMatter from "./domain/frontMatter.js"
+export * as FrontMatter from "./domain/frontMatter/index.js"
 export * from "./domain/hash.js"
 export * as LocalPlan from "./domain/localPlan.js"
 export * as LocalSides from "./domain/localSides.js"
