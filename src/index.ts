@@ -4,19 +4,16 @@
  */
 
 export {
-  ContextExport,
-  DatabaseExport,
   type ImportPlan,
   planImport,
-  SkillExport,
   type TableDiffCounts,
   type TableImportReport,
-  type TargetState,
-  UserExport
-} from "./domain/db/tables.js"
+  type TargetState
+} from "./domain/db/importPlan.js"
+export { ContextExport, DatabaseExport, SkillExport, UserExport } from "./domain/db/tables.js"
 export * from "./domain/diff.js"
 export * from "./domain/formats.js"
-export * as FrontMatter from "./domain/frontMatter.js"
+export * as FrontMatter from "./domain/frontMatter/index.js"
 export * from "./domain/hash.js"
 export * as LocalPlan from "./domain/localPlan.js"
 export * as LocalSides from "./domain/localSides.js"

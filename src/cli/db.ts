@@ -2,7 +2,7 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect } from "effect"
-import type { TableImportReport } from "../domain/db/tables.js"
+import type { TableImportReport } from "../domain/db/importPlan.js"
 import type { DatabaseSyncService, DbDiffResult, DbSyncResult } from "../programs/dbSync.js"
 import { emit, exitCodeOption, exitIfDiffers, table } from "./output.js"
 import { withProgram } from "./program.js"

@@ -1,6 +1,6 @@
 /** `agentsync/db`: database sync between the project database and the tenant's (direct, or through the tenant API). */
 
-export * as DbExport from "../domain/db/tables.js"
+export * as DbExport from "../domain/db/index.js"
 export {
   DatabaseSyncService,
   type DbDiffResult,

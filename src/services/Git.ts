@@ -4,6 +4,7 @@ import * as nodePath from "node:path"
 import { Context, Effect, Either, Layer, Option } from "effect"
 import { checkGitUrl, checkRef } from "../domain/skills/guards.js"
 import { CommandFailed, type InvalidInput } from "../errors.js"
+import { findLocks, gitRunningIn, originInConfig } from "./GitFiles.js"
 import { Shell, type ShellShape, showCommand } from "./Shell.js"
 
 export interface TreeEntry {
@@ -347,89 +348,6 @@ export const make = (shell: ShellShape): GitShape => {
     rebase,
     clean
   }
-}
-
-/**
- * `remote.origin.url` as `git clone` writes it in `.git/config`; `undefined` when the file says it some other way
- * (quoted, escaped, included), so that git itself is asked.
- */
-const originInConfig = (gitDir: string): string | undefined => {
-  let text: string
-  try {
-    text = fs.readFileSync(nodePath.join(gitDir, "config"), "utf8")
-  } catch {
-    return undefined
-  }
-  if (/^\s*\[include/im.test(text)) return undefined
-  let inOrigin = false
-  let url: string | undefined
-  for (const line of text.split("\n")) {
-    const section = /^\s*\[([^\]]*)\]\s*$/.exec(line)
-    if (section) inOrigin = section[1]!.trim() === 'remote "origin"'
-    else if (inOrigin) {
-      const m = /^\s*url\s*=\s*(.*?)\s*$/.exec(line)
-      if (m) url = m[1]
-    }
-  }
-  return url === undefined || /["\\;#]/.test(url) ? undefined : url
-}
-
-/** The lock files git leaves behind when it is killed: the index, HEAD, config, packed refs and any ref. */
-const findLocks = (gitDir: string): ReadonlyArray<string> => {
-  const out: Array<string> = []
-  for (const name of [
-    "index.lock",
-    "HEAD.lock",
-    "ORIG_HEAD.lock",
-    "FETCH_HEAD.lock",
-    "config.lock",
-    "packed-refs.lock",
-    "shallow.lock"
-  ]) {
-    const p = nodePath.join(gitDir, name)
-    if (fs.existsSync(p)) out.push(p)
-  }
-  const walk = (dir: string) => {
-    let entries: Array<fs.Dirent>
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true })
-    } catch {
-      return
-    }
-    for (const e of entries) {
-      const p = nodePath.join(dir, e.name)
-      if (e.isDirectory()) walk(p)
-      else if (e.name.endsWith(".lock")) out.push(p)
-    }
-  }
-  walk(nodePath.join(gitDir, "refs"))
-  return out
-}
-
-/**
- * Whether a git process works inside `dir` (its working directory is there; `git -C` changes to it): read from
- * /proc, so `undefined` where there is none.
- */
-const gitRunningIn = (dir: string): boolean | undefined => {
-  let pids: Array<string>
-  try {
-    pids = fs.readdirSync("/proc")
-  } catch {
-    return undefined
-  }
-  const real = fs.realpathSync(dir)
-  for (const pid of pids) {
-    if (!/^\d+$/.test(pid)) continue
-    try {
-      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`)
-      if (cwd !== real && !cwd.startsWith(`${real}/`)) continue
-      const comm = fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim()
-      if (comm === "git" || comm.startsWith("git-")) return true
-    } catch {
-      // A process that ended meanwhile, or one of another user: not ours to see.
-    }
-  }
-  return false
 }
 
 export const layer: Layer.Layer<Git, never, Shell> = Layer.effect(Git, Effect.map(Shell, make))

@@ -2,7 +2,8 @@
 import type { Readable } from "node:stream"
 import type { Effect, Scope, Stream } from "effect"
 import type { DatabaseError } from "../../errors.js"
-import type { RowOf, SyncTable, TableImportReport } from "./tables.js"
+import type { TableImportReport } from "./importPlan.js"
+import type { RowOf, SyncTable } from "./tables.js"
 
 /** Rows of each synced table in id order (code points), in batches, plus the row counts up front. */
 export interface ExportSource<E = never> {

@@ -1,7 +1,8 @@
 /** Access rules: access-control/config.yaml. */
 import { Either, Schema } from "effect"
 import type { InvalidInput } from "../../errors.js"
-import { problem, renderYaml } from "../frontMatter.js"
+import { renderYaml } from "../frontMatter/render.js"
+import { problem } from "../frontMatter/split.js"
 import { accessRuleKey } from "../hash.js"
 import { AccessRule } from "../model.js"
 import { decodeYaml, lineAt, type Parsed, parseYaml, type TextFile } from "./yaml.js"

@@ -1,6 +1,7 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
-import { type Fields, freshHead, problem } from "../frontMatter.js"
+import { freshHead } from "../frontMatter/render.js"
+import { type Fields, problem } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import {
   ID_RULE,

@@ -1,18 +1,10 @@
 /** Open maps of fields: the known ones become columns, the rest is kept in order as `extra`; edits touch only changed fields. */
 import { Either, Schema } from "effect"
 import type { InvalidInput } from "../../errors.js"
-import {
-  type Fields,
-  freshHead,
-  patchFrontMatter,
-  problem,
-  readFrontMatter,
-  readYamlFields,
-  renderYaml,
-  type SplitFile,
-  sameJson,
-  splitFrontMatter
-} from "../frontMatter.js"
+import { patchFrontMatter } from "../frontMatter/patch.js"
+import { readFrontMatter, readYamlFields } from "../frontMatter/read.js"
+import { freshHead, renderYaml, sameJson } from "../frontMatter/render.js"
+import { type Fields, problem, type SplitFile, splitFrontMatter } from "../frontMatter/split.js"
 import { ContentPath, Id, type Json } from "../model.js"
 import type { TextFile } from "./yaml.js"
 

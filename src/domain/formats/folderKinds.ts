@@ -3,8 +3,8 @@
  * alone with its fields in front matter. Each kind is described once; parse, render and paths derive from it.
  */
 import { Either, Schema } from "effect"
-import type { Fields } from "../frontMatter.js"
-import { problem } from "../frontMatter.js"
+import type { Fields } from "../frontMatter/split.js"
+import { problem } from "../frontMatter/split.js"
 import { Agent, Id, Json, Skill } from "../model.js"
 import {
   ID_RULE,

@@ -2,7 +2,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument } from "yaml"
 import type { InvalidInput } from "../../errors.js"
-import { problem } from "../frontMatter.js"
+import { problem } from "../frontMatter/split.js"
 
 /** A parse either gives the value or every problem it found, each with its file and line. */
 export type Parsed<A> = Either.Either<A, ReadonlyArray<InvalidInput>>

@@ -8,9 +8,9 @@ import type { CommandFailed, IoError } from "../../errors.js"
 import { Git } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
 import { UnitDisk } from "../../services/UnitDisk.js"
+import { recoverHint } from "./clone.js"
 import type { SyncReport } from "./report.js"
 import { keep, type Planned, type PlannedUnit, toolKey, unitKey } from "./snapshot.js"
-import { recoverHint } from "./sources.js"
 
 /** An action left out at apply time (its side moved since the plan); internal, reported in `skipped`. */
 class Skip extends Data.TaggedError("Skip")<{ readonly reason: string }> {}

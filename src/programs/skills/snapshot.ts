@@ -1,16 +1,11 @@
 /** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
 import * as nodePath from "node:path"
 import { Effect, Either } from "effect"
-import {
-  homeScanPlan,
-  isExcluded,
-  type UnitLayout,
-  unitFromName,
-  unitNameMatcher,
-  unitsFromHome
-} from "../../domain/skills/layout.js"
+import { homeScanPlan, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
+import { isExcluded, type UnitLayout } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
+import { unitNameMatcher } from "../../domain/skills/templates.js"
 import { InvalidInput } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import { SkillStore } from "../../services/SkillStore.js"

@@ -7,14 +7,8 @@ import type { Caller } from "../../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON } from "../../api/db.js"
 import { IDEMPOTENCY_HEADER } from "../../api/index.js"
 import { bodyLines, encodeBody } from "../../api/ndjson.js"
-import {
-  decodeExportLine,
-  ExportChecker,
-  type ExportProblem,
-  type RowOf,
-  SYNC_TABLES,
-  type SyncTable
-} from "../../domain/db/tables.js"
+import { decodeExportLine, ExportChecker, type ExportProblem } from "../../domain/db/exportLines.js"
+import { type RowOf, SYNC_TABLES, type SyncTable } from "../../domain/db/tables.js"
 import { ApiError, InvalidInput } from "../../errors.js"
 import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../../stages/db/export.js"
 import { importSource } from "../../stages/db/import.js"

@@ -6,6 +6,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Chunk, Context, Effect, Option, Stream } from "effect"
 import pg from "pg"
 import { to as copyTo } from "pg-copy-streams"
+import type { TableDiffCounts } from "../../domain/db/importPlan.js"
 import type { Digest, ExportSource } from "../../domain/db/source.js"
 import {
   compareIds,
@@ -14,8 +15,7 @@ import {
   SYNC_TABLES,
   type SyncTable,
   TABLE_NAME,
-  TABLES,
-  type TableDiffCounts
+  TABLES
 } from "../../domain/db/tables.js"
 import { DatabaseError } from "../../errors.js"
 import { phase } from "../../services/Progress.js"

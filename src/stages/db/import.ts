@@ -5,16 +5,9 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Chunk, Effect, Option, Stream } from "effect"
 import { from as copyFrom } from "pg-copy-streams"
 import { comparedColumns } from "../../domain/db/columns.js"
+import type { Skip, TableImportReport } from "../../domain/db/importPlan.js"
 import type { ImportOptions, ImportReport } from "../../domain/db/source.js"
-import {
-  type RowOf,
-  type Skip,
-  SYNC_TABLES,
-  type SyncTable,
-  TABLE_NAME,
-  TABLES,
-  type TableImportReport
-} from "../../domain/db/tables.js"
+import { type RowOf, SYNC_TABLES, type SyncTable, TABLE_NAME, TABLES } from "../../domain/db/tables.js"
 import { DatabaseError, PartialImport } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import {

@@ -1,19 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, FastCheck as fc, Schema } from "effect"
+import { ExportLine, exportProblems } from "../../../src/domain/db/exportLines.js"
+import { applyImport, planImport, type TargetState } from "../../../src/domain/db/importPlan.js"
 import {
-  applyImport,
   type ContextExport,
   canonicalTimestamp,
   compareIds,
   DatabaseExport,
-  ExportLine,
-  exportProblems,
-  planImport,
   rowDigest,
   type SkillExport,
   sameInstant,
   sameRow,
-  type TargetState,
   Timestamp,
   type UserExport
 } from "../../../src/domain/db/tables.js"

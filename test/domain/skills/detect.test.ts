@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
 import { describeTree, detectLayout } from "../../../src/domain/skills/detect.js"
-import { compileLayout, discoverUnits } from "../../../src/domain/skills/layout.js"
+import { discoverUnits } from "../../../src/domain/skills/discover.js"
+import { compileLayout } from "../../../src/domain/skills/layout.js"
 
 /** The units a tree gives with the layout detected from it. */
 const unitsOf = (paths: ReadonlyArray<string>) => {

@@ -1,18 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import {
-  compileLayout,
-  DEFAULT_LAYOUT,
-  discoverUnits,
-  homeScanPlan,
-  isExcluded,
-  layoutProblem,
-  pathMatcher,
-  unitFromName,
-  unitNameMatcher,
-  unitsFromHome
-} from "../../../src/domain/skills/layout.js"
+import { discoverUnits, homeScanPlan, unitFromName, unitsFromHome } from "../../../src/domain/skills/discover.js"
+import { compileLayout, DEFAULT_LAYOUT, isExcluded, layoutProblem } from "../../../src/domain/skills/layout.js"
 import { linkStaysInside, parseLayout } from "../../../src/domain/skills/model.js"
+import { pathMatcher, unitNameMatcher } from "../../../src/domain/skills/templates.js"
 
 const layoutOf = (mappings: Parameters<typeof compileLayout>[0]) => Either.getOrThrow(compileLayout(mappings))
 

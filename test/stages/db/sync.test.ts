@@ -3,15 +3,8 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { Arbitrary, Context, Effect, Exit, FastCheck as fc, Layer } from "effect"
 import type pg from "pg"
 import { beforeAll } from "vitest"
-import {
-  applyImport,
-  type ContextExport,
-  planImport,
-  type SkillExport,
-  type TargetState,
-  Timestamp,
-  type UserExport
-} from "../../../src/domain/db/tables.js"
+import { applyImport, planImport, type TargetState } from "../../../src/domain/db/importPlan.js"
+import { type ContextExport, type SkillExport, Timestamp, type UserExport } from "../../../src/domain/db/tables.js"
 import { canonicalJson } from "../../../src/domain/hash.js"
 import { diffSources, type ExportSource, schemaProblems, sqlSource } from "../../../src/stages/db/export.js"
 import { importSource } from "../../../src/stages/db/import.js"

@@ -1,0 +1,122 @@
+/** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, or none): a file split into head and body. */
+// A file is `head + body`. The head is every byte before the body (BOM, fences, the front matter, one blank
+// line after the closing fence); it is kept as read, so an item whose fields did not change is written back
+// byte for byte.
+import { Either } from "effect"
+import { InvalidInput } from "../../errors.js"
+import type { Json } from "../model.js"
+
+export type FrontMatterFormat = "yaml" | "toml" | "json" | "none"
+
+/** An ordered map of front-matter fields. */
+export type Fields = { readonly [key: string]: Json }
+
+export interface SplitFile {
+  readonly format: FrontMatterFormat
+  /** Every byte before the body; "" when the file has no front matter (and no BOM). */
+  readonly head: string
+  /** The front matter's own text: between the fences, or the JSON object. */
+  readonly inner: string
+  /** Where `inner` starts in `head`, and on which line of the file (1-based). */
+  readonly innerStart: number
+  readonly innerLine: number
+  readonly body: string
+}
+
+/** A problem of a file, at a line and a field where known. */
+export const problem = (file: string, reason: string, line?: number, field?: string): InvalidInput =>
+  new InvalidInput({
+    file,
+    reason,
+    ...(line === undefined ? {} : { line }),
+    ...(field === undefined ? {} : { field })
+  })
+
+const FENCES: Record<string, { readonly format: "yaml" | "toml"; readonly close: ReadonlyArray<string> }> = {
+  "---": { format: "yaml", close: ["---", "..."] },
+  "+++": { format: "toml", close: ["+++"] }
+}
+
+/** A line without its end and trailing blanks (Jekyll accepts `--- ` as a fence). */
+const bare = (line: string) => line.replace(/[ \t\r\n]+$/, "")
+
+/** The end of the line starting at `pos`, past its newline (or the end of the text). */
+export const lineEnd = (text: string, pos: number) => {
+  const nl = text.indexOf("\n", pos)
+  return nl === -1 ? text.length : nl + 1
+}
+
+/** One blank line after the front matter belongs to the head, so the body starts where the writer's text does. */
+const withBlankLine = (text: string, pos: number) =>
+  text.startsWith("\r\n", pos) ? pos + 2 : text.startsWith("\n", pos) ? pos + 1 : pos
+
+/** The end of a JSON object starting at `start` (after its `}`), or -1 when it never closes. */
+const jsonObjectEnd = (text: string, start: number): number => {
+  let depth = 0
+  let inString = false
+  for (let i = start; i < text.length; i++) {
+    const c = text[i]
+    if (inString) {
+      if (c === "\\") i++
+      else if (c === '"') inString = false
+    } else if (c === '"') inString = true
+    else if (c === "{" || c === "[") depth++
+    else if (c === "}" || c === "]") {
+      depth--
+      if (depth === 0) return i + 1
+    }
+  }
+  return -1
+}
+
+/**
+ * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
+ * page, where a leading `{` is an expression such as `{/* comment *\/}`), a leading brace is body text.
+ */
+export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
+  const bom = text.startsWith("\uFEFF") ? 1 : 0
+  const firstEnd = lineEnd(text, bom)
+  const fence = FENCES[bare(text.slice(bom, firstEnd))]
+  if (fence !== undefined) {
+    let pos = firstEnd
+    while (pos < text.length) {
+      const end = lineEnd(text, pos)
+      if (fence.close.includes(bare(text.slice(pos, end)))) {
+        const headEnd = withBlankLine(text, end)
+        return Either.right({
+          format: fence.format,
+          head: text.slice(0, headEnd),
+          inner: text.slice(firstEnd, pos),
+          innerStart: firstEnd,
+          innerLine: 2,
+          body: text.slice(headEnd)
+        })
+      }
+      pos = end
+    }
+    const open = bare(text.slice(bom, firstEnd))
+    return Either.left(problem(path, `front matter opened here is never closed (no closing '${open}' line)`, 1))
+  }
+  if (json && text[bom] === "{") {
+    const close = jsonObjectEnd(text, bom)
+    if (close === -1)
+      return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
+    const headEnd = withBlankLine(text, lineEnd(text, close))
+    return Either.right({
+      format: "json",
+      head: text.slice(0, headEnd),
+      inner: text.slice(bom, close),
+      innerStart: bom,
+      innerLine: 1,
+      body: text.slice(headEnd)
+    })
+  }
+  return Either.right({
+    format: "none",
+    head: text.slice(0, bom),
+    inner: "",
+    innerStart: bom,
+    innerLine: 1,
+    body: text.slice(bom)
+  })
+}

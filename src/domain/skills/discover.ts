@@ -1,0 +1,196 @@
+/** Finding units: which files of a repository listing form which units, and which units already sit in a tool home. */
+import { Either } from "effect"
+import { checkUnitName } from "./guards.js"
+import { type Layout, type UnitLayout, unitNameOf } from "./layout.js"
+import { fill, groupsOf } from "./templates.js"
+
+export interface DiscoveredUnit extends UnitLayout {
+  /** Paths relative to the unit root (`""` for a file unit), sorted. */
+  readonly files: ReadonlyArray<string>
+}
+
+/** Two units of one repository that would share a home path (or one inside the other): the layout is ambiguous. */
+export interface Collision {
+  readonly home: string
+  readonly first: string
+  readonly second: string
+}
+
+export interface Discovery {
+  readonly units: ReadonlyArray<DiscoveredUnit>
+  readonly skipped: ReadonlyArray<{ readonly path: string; readonly reason: string }>
+  readonly collisions: ReadonlyArray<Collision>
+}
+
+/** The index of the first path ≥ `prefix` in a sorted array. */
+const lowerBound = (sorted: ReadonlyArray<string>, prefix: string): number => {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (sorted[mid]! < prefix) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** Is `path` a unit root, or inside a folder unit root, of the given sets. */
+const insideRoots = (path: string, files: ReadonlySet<string>, folders: ReadonlySet<string>): string | undefined => {
+  if (files.has(path) || folders.has(path)) return path
+  for (let slash = path.indexOf("/"); slash > 0; slash = path.indexOf("/", slash + 1)) {
+    const dir = path.slice(0, slash)
+    if (folders.has(dir)) return dir
+  }
+  return undefined
+}
+
+/**
+ * Groups repo files into units. Anchors are taken mapping by mapping, first match wins: a file already inside a
+ * unit is never the anchor or a member of another. Two units that would share a home path, or sit one inside the
+ * other in a home, are a collision: the second is left out and both are named.
+ */
+export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>): Discovery => {
+  // A listing names each path once; a repeated one is the same file.
+  const sorted = [...new Set(repoPaths)].sort()
+  const claimedFolders = new Set<string>()
+  const claimedFiles = new Set<string>()
+  const units: Array<UnitLayout & { readonly excluded: (p: string) => boolean }> = []
+  const skipped: Array<{ path: string; reason: string }> = []
+  const collisions: Array<Collision> = []
+  const byHome = new Map<string, UnitLayout>()
+  const byName = new Map<string, UnitLayout>()
+  const homeFolders = new Map<string, UnitLayout>()
+  // Every folder above a home root, and the first unit below it: a folder unit there would contain that unit.
+  const above = new Map<string, UnitLayout>()
+  const folderAbove = (path: string) => {
+    for (let slash = path.indexOf("/"); slash > 0; slash = path.indexOf("/", slash + 1)) {
+      const u = homeFolders.get(path.slice(0, slash))
+      if (u !== undefined) return u
+    }
+    return undefined
+  }
+  for (const m of layout.mappings) {
+    for (let i = lowerBound(sorted, m.prefix); i < sorted.length && sorted[i]!.startsWith(m.prefix); i++) {
+      const path = sorted[i]!
+      const match = m.glob.exec(path)
+      if (!match || m.excluded(path)) continue
+      if (insideRoots(path, claimedFiles, claimedFolders) !== undefined) continue
+      const values = groupsOf(match)
+      const repoRoot = fill(m.repo, values)
+      const homeRoot = fill(m.home, values)
+      const name = unitNameOf(homeRoot, m.folder)
+      const checked = checkUnitName(name)
+      if (Either.isLeft(checked)) {
+        skipped.push({ path, reason: checked.left.reason })
+        continue
+      }
+      const unit: UnitLayout = { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index }
+      // One home path, one unit: the same path, the same name, or one unit's home inside another's folder.
+      const clash =
+        byHome.get(homeRoot) ??
+        byName.get(name) ??
+        folderAbove(homeRoot) ??
+        (m.folder ? above.get(homeRoot) : undefined)
+      if (clash !== undefined) {
+        collisions.push({ home: homeRoot, first: clash.repoRoot, second: repoRoot })
+        continue
+      }
+      byHome.set(homeRoot, unit)
+      byName.set(name, unit)
+      for (let slash = homeRoot.indexOf("/"); slash > 0; slash = homeRoot.indexOf("/", slash + 1)) {
+        if (!above.has(homeRoot.slice(0, slash))) above.set(homeRoot.slice(0, slash), unit)
+      }
+      if (m.folder) {
+        claimedFolders.add(repoRoot)
+        homeFolders.set(homeRoot, unit)
+      } else claimedFiles.add(repoRoot)
+      units.push({ ...unit, excluded: m.excluded })
+    }
+  }
+  // Assign member files in one pass: folder roots by prefix lookup, the mapping's exclusions applied.
+  const byFolder = new Map<string, { readonly excluded: (p: string) => boolean; readonly files: Array<string> }>()
+  for (const u of units) if (u.folder) byFolder.set(u.repoRoot, { excluded: u.excluded, files: [] })
+  for (const path of sorted) {
+    // A member path that could escape its root or break a line is never written anywhere.
+    if (/[\r\n\\\0]/.test(path) || path.split("/").some((s) => s === "" || s === "." || s === "..")) {
+      skipped.push({ path, reason: "unsafe file name" })
+      continue
+    }
+    if (claimedFiles.has(path)) continue
+    let slash = path.lastIndexOf("/")
+    while (slash > 0) {
+      const folder = byFolder.get(path.slice(0, slash))
+      if (folder) {
+        if (!folder.excluded(path)) folder.files.push(path.slice(slash + 1))
+        break
+      }
+      slash = path.lastIndexOf("/", slash - 1)
+    }
+  }
+  return {
+    units: units.map(({ excluded: _, ...u }) => ({
+      ...u,
+      files: u.folder ? (byFolder.get(u.repoRoot)?.files ?? []) : [""]
+    })),
+    skipped,
+    collisions
+  }
+}
+
+/** The rule that would claim a repo anchor path, with its captures: the first whose glob matches and that does not exclude it. */
+const claimant = (layout: Layout, path: string) => {
+  for (const m of layout.mappings) {
+    if (!path.startsWith(m.prefix)) continue
+    const match = m.glob.exec(path)
+    if (match && !m.excluded(path)) return { m, values: groupsOf(match) }
+  }
+  return undefined
+}
+
+/** Finds where a unit named in the manifest would live, from its name alone (to adopt a unit that exists only at home). */
+export const unitFromName = (layout: Layout, name: string): UnitLayout | undefined => {
+  for (const m of layout.mappings) {
+    if (m.reverse === undefined) continue
+    const match = m.reverse.exec(name)
+    if (!match) continue
+    const values = groupsOf(match)
+    return { name, repoRoot: fill(m.repo, values), homeRoot: fill(m.home, values), folder: m.folder, mapping: m.index }
+  }
+  return undefined
+}
+
+/** Where new units may appear in a tool home: folders to list, and how deep. */
+export const homeScanPlan = (layout: Layout): ReadonlyArray<{ readonly dir: string; readonly depth: number }> => {
+  const out = new Map<string, number>()
+  for (const m of layout.mappings)
+    if (m.homeAnchor !== undefined) out.set(m.homeDir, Math.max(out.get(m.homeDir) ?? 0, m.homeDepth))
+  return [...out].map(([dir, depth]) => ({ dir, depth }))
+}
+
+/**
+ * Units the layout would map that sit in a tool home: each home file that is the anchor of a unit as it would lie
+ * in the home (`skills/x/SKILL.md`, `agents/y.md`), kept when the repo path it implies would be claimed by the
+ * same rule and map back to the same home path. Rules whose home template drops a capture of the repo cannot be
+ * read backwards and find nothing.
+ */
+export const unitsFromHome = (layout: Layout, homePaths: ReadonlyArray<string>): ReadonlyArray<UnitLayout> => {
+  const found = new Map<string, UnitLayout>()
+  for (const path of homePaths) {
+    for (const m of layout.mappings) {
+      if (m.homeAnchor === undefined) continue
+      const match = m.homeAnchor.exec(path)
+      if (!match) continue
+      const values = groupsOf(match)
+      const homeRoot = fill(m.home, values)
+      const repoRoot = fill(m.repo, values)
+      const anchor = m.folder ? `${repoRoot}${path.slice(homeRoot.length)}` : repoRoot
+      const owner = claimant(layout, anchor)
+      if (owner === undefined || owner.m !== m || fill(m.home, owner.values) !== homeRoot) break
+      const name = unitNameOf(homeRoot, m.folder)
+      if (Either.isRight(checkUnitName(name)) && !found.has(name))
+        found.set(name, { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index })
+      break
+    }
+  }
+  return [...found.values()]
+}
