@@ -30,6 +30,8 @@ export interface ApplyInput {
   /** Where the files of `write` come from: only they may be in the archive, each matching its entry. */
   readonly download: Download
   readonly write: ReadonlyArray<FileEntry>
+  /** Files whose bytes are on disk already and whose executable bit changes: made so in place, nothing downloaded. */
+  readonly chmod?: ReadonlyArray<FileEntry>
   readonly delete: ReadonlyArray<string>
   /** What the backup of this pull records as its cause (the revision pulled). */
   readonly cause?: string
@@ -38,6 +40,7 @@ export interface ApplyInput {
 }
 
 export interface ApplyResult {
+  /** Files written, a mode changed in place included. */
   readonly written: number
   readonly deleted: number
   /** Where the replaced and deleted files were moved, when there were any. */
@@ -165,6 +168,7 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
   const state = yield* stateOf(input.projectRoot)
   const backup = nodePath.join(state.backups, id)
   const write = input.write.map((e) => e.path)
+  const chmod = (input.chmod ?? []).map((e) => ({ path: e.path, executable: e.executable === true }))
   // The staging folder lives as long as this scope, however it ends, unless the journal names it by then.
   yield* Effect.scoped(
     Effect.flatMap(state.staging(id), (staging) =>
@@ -178,14 +182,21 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
               "bytes",
               Effect.flatMap(state.stageWriter(staging), (writer) => receive(input, writer, progress))
             ),
-        swap(input.projectRoot, { staging, backup, servicesPath, write, delete: [...input.delete] })
+        swap(input.projectRoot, {
+          staging,
+          backup,
+          servicesPath,
+          write,
+          delete: [...input.delete],
+          ...(chmod.length === 0 ? {} : { chmod })
+        })
       )
     )
   )
   const backedUp = yield* recordBackup(input.projectRoot, backup, `pull of ${input.cause ?? "a revision"}`)
   const pruned = backedUp && input.backups !== undefined ? yield* pruneBackups(input.projectRoot, input.backups) : []
   return {
-    written: write.length,
+    written: write.length + chmod.length,
     deleted: input.delete.length,
     backup: backedUp ? backup : undefined,
     pruned
