@@ -5,6 +5,7 @@ import { Context, Effect, type Scope } from "effect"
 import type { IoError, SyncInProgress } from "../errors.js"
 import { ioError as io } from "../errors.js"
 import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync } from "./FileStateBackups.js"
+import { makeStageWriter, type StageWriter } from "./FileStateStage.js"
 import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { readStateText, stateDir } from "./state.js"
@@ -41,6 +42,11 @@ export interface ProjectFileState {
    * swap from it).
    */
   readonly staging: (id: string) => Effect.Effect<string, IoError, Scope.Scope>
+  /**
+   * The writer of a pull's files into a staging folder, for the scope: synchronous per chunk; what it holds open or
+   * has in flight is closed, removed and waited for when the scope closes, however it closes.
+   */
+  readonly stageWriter: (staging: string) => Effect.Effect<StageWriter, never, Scope.Scope>
   /** The folder of the backups pulls and restores make. */
   readonly backups: string
   /** Removes what killed runs left: staging folders no journal names, temp files of processes that are gone. */
@@ -109,6 +115,11 @@ export const make = (projectRoot: string): ProjectFileState => {
         () => (journalNames(staging) ? Effect.void : Effect.orDie(removeTree(staging, "cannot remove")))
       )
     },
+    stageWriter: (staging) =>
+      Effect.acquireRelease(
+        Effect.sync(() => makeStageWriter(staging)),
+        (writer) => writer.abandon
+      ),
     backups,
     sweep: () =>
       Effect.gen(function* () {

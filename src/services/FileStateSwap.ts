@@ -3,6 +3,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Schema } from "effect"
+import { fileMode } from "../domain/model.js"
 import { errnoCode } from "../errors.js"
 import { pruneEmptyFolders } from "./prune.js"
 
@@ -12,7 +13,9 @@ export const Journal = Schema.Struct({
   backup: Schema.String,
   servicesPath: Schema.String,
   write: Schema.Array(Schema.String),
-  delete: Schema.Array(Schema.String)
+  delete: Schema.Array(Schema.String),
+  /** Files whose bytes stay and whose executable bit changes (absent in journals of older releases). */
+  chmod: Schema.optional(Schema.Array(Schema.Struct({ path: Schema.String, executable: Schema.Boolean })))
 })
 export type Journal = typeof Journal.Type
 
@@ -69,6 +72,16 @@ const backupOf = (j: Journal, mkdirp: (dir: string) => void) => {
         fs.copyFileSync(target, saved, fs.constants.COPYFILE_EXCL)
       }
     },
+    /**
+     * Keeps a copy of the file at `rel` (its mode with it), for a chmod: a link would share the inode, and so the
+     * new mode. Not twice: what the backup holds at `rel` is what an earlier run kept.
+     */
+    keepCopy: (rel: string) => {
+      const saved = nodePath.join(j.backup, rel)
+      if (lstat(saved) !== undefined) return
+      mkdirp(nodePath.dirname(saved))
+      fs.copyFileSync(nodePath.join(j.servicesPath, rel), saved, fs.constants.COPYFILE_EXCL)
+    },
     /** Whether the backup holds something at `rel` already (what `keep` put there). */
     holds: (rel: string) => lstat(nodePath.join(j.backup, rel)) !== undefined,
     /** Moves whatever is at `rel` (a file or a whole folder) into the backup; a file already linked there is unlinked. */
@@ -102,6 +115,13 @@ export const keepSync = (j: Journal, at: (path: string) => void) => {
   }
   for (const rel of j.delete) keepIfFile(rel, false)
   for (const rel of j.write) keepIfFile(rel, true)
+  for (const { path: rel } of j.chmod ?? []) {
+    // The plan saw a file here: anything else now refuses the pull before the tree changes.
+    if (lstat(nodePath.join(j.servicesPath, rel))?.isFile() !== true)
+      throw new Error(`${rel} is no longer a file here, so its mode cannot change`)
+    at(nodePath.join(j.backup, rel))
+    backup.keepCopy(rel)
+  }
 }
 
 /**
@@ -158,5 +178,11 @@ export const swapInSync = (j: Journal) => {
     }
     folderFor(rel)
     fs.renameSync(staged, target)
+  }
+  // A mode alone, in place: the mode a pulled file gets (0755 or 0644 under the umask), set again by a rerun.
+  const umask = j.chmod === undefined || j.chmod.length === 0 ? 0 : process.umask()
+  for (const { path: rel, executable } of j.chmod ?? []) {
+    const target = nodePath.join(root, rel)
+    if (lstat(target)?.isFile() === true) fs.chmodSync(target, fileMode(executable) & ~umask)
   }
 }

@@ -39,6 +39,7 @@ import {
   ARCHIVE_FORMATS_HEADER,
   type ArchiveFormat,
   CAPS,
+  type CompressSetting,
   compressSettingFromEnv,
   FORMATS,
   parseFormats,
@@ -104,6 +105,8 @@ export interface SyncApiOptions {
   readonly retry?: Retry
   /** Deadlines and the minimum rate of bodies (default: `TRANSFER`, or the environment through `optionsFromConfig`). */
   readonly limits?: Partial<TransferLimits>
+  /** When uploads are compressed (default `auto`, or `AGENTSYNC_COMPRESSION` through `optionsFromConfig`). */
+  readonly compress?: CompressSetting
 }
 
 export interface ManifestOptions {
@@ -148,6 +151,8 @@ export interface SyncApiClientShape {
    * that does not say: then it reads gzip only). An upload is compressed in one of them.
    */
   readonly serverFormats: () => ReadonlyArray<ArchiveFormat>
+  /** When an upload is compressed, as the client was configured (read once, where it was built). */
+  readonly compress: CompressSetting
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -218,9 +223,8 @@ export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOpti
     // Read here, once, where a client is built: a malformed value fails naming it (exit 2).
     const retry: Retry = config.retry ?? (yield* retryFromEnv)
     const limits = yield* transferLimitsFromEnv
-    // The upload reads it where it compresses; checked here too, so a typo stops the run before anything is sent.
-    yield* compressSettingFromEnv
-    return { endpoint, token, retry, limits }
+    const compress = yield* compressSettingFromEnv
+    return { endpoint, token, retry, limits, compress }
   })
 
 /** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */
@@ -446,7 +450,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     revisions,
     upload,
     download,
-    serverFormats: () => serverReads
+    serverFormats: () => serverReads,
+    compress: options.compress ?? "auto"
   })
 })
 

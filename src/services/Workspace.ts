@@ -13,6 +13,7 @@ import { IoError, ioError as io, ioKindOf, isMissing, MissingConfig } from "../e
 import { isAlive } from "./ProcessLock.js"
 import { removeFileAndPrune } from "./prune.js"
 import { type WorkspaceFile, walkTree } from "./state.js"
+import { findObstacles } from "./WorkspaceObstacles.js"
 
 export type { WorkspaceFile } from "./state.js"
 
@@ -46,6 +47,14 @@ export interface WorkspaceShape {
   readonly membership: () => Effect.Effect<Membership, IoError>
   /** Removes the temp files and staged folders killed runs left in the tree (see `sweepLitter`). */
   readonly sweepLitter: () => Effect.Effect<number, IoError>
+  /**
+   * What stands in the way of writing `write` once `deleted` is gone: a file or a link where a folder must go, a
+   * folder holding files that stay where a file must go; one line per obstacle (see `findObstacles`).
+   */
+  readonly obstacles: (
+    write: ReadonlyArray<string>,
+    deleted: ReadonlySet<string>
+  ) => Effect.Effect<ReadonlyArray<string>, IoError>
 }
 
 /** A file to write: its path, its bytes, and its permission bits (default `0o644`). */
@@ -461,7 +470,13 @@ export const make = (root: string): WorkspaceShape => {
     removeFile,
     readProject,
     membership,
-    sweepLitter: () => sweepLitter(absRoot, true)
+    sweepLitter: () => sweepLitter(absRoot, true),
+    obstacles: Effect.fn("Workspace.obstacles")((write: ReadonlyArray<string>, deleted: ReadonlySet<string>) =>
+      Effect.try({
+        try: () => findObstacles(absRoot, write, deleted),
+        catch: io(absRoot, "cannot look at what the pull would replace")
+      })
+    )
   }
 }
 

@@ -314,10 +314,13 @@ describe("SyncApiClient configuration", () => {
         const set = yield* withEnv({
           AGENTSYNC_RETRY_MAX: "7",
           AGENTSYNC_TIMEOUT_MS: "1500",
-          AGENTSYNC_RETRY_CAP_MS: ""
+          AGENTSYNC_RETRY_CAP_MS: "",
+          AGENTSYNC_COMPRESSION: "always"
         })
         expect(Either.isRight(set) && set.right.retry).toMatchObject({ maxRetries: 7, cap: "10 seconds" })
         expect(Either.isRight(set) && set.right.limits).toMatchObject({ exchangeMs: 1500, deadlineMs: 30 * 60_000 })
+        // Read once, here: the upload compresses as the client says.
+        expect(Either.isRight(set) && set.right.compress).toBe("always")
         for (const [name, value] of [
           ["AGENTSYNC_RETRY_MAX", "abc"],
           ["AGENTSYNC_RETRY_MAX", "1.5"],

@@ -6,7 +6,7 @@ import * as nodePath from "node:path"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, ConfigProvider, Context, Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Layer, Redacted, Stream } from "effect"
 import { FilesRoutes, SYNC_PREFIX } from "../../src/api/files.js"
 import { type ArchiveFormat, FORMATS } from "../../src/domain/caps.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -55,11 +55,12 @@ const world = Layer.scoped(
   }).pipe(Effect.orDie)
 )
 
-const always = Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["AGENTSYNC_COMPRESSION", "always"]])))
+/** The client compresses on loopback too, as `AGENTSYNC_COMPRESSION=always` sets it. */
 const optionsFor = (server: TestServer, token: Tenant["token"]) => ({
   endpoint: { mode: "direct" as const, origin: server.url },
   token,
-  retry: fastRetry
+  retry: fastRetry,
+  compress: "always" as const
 })
 type Tenant = Effect.Effect.Success<ReturnType<TestServer["createTenant"]>>
 
@@ -79,9 +80,13 @@ const pushAndPull = (server: TestServer, tenant: Tenant, root: string, files: Re
     Effect.gen(function* () {
       const remote = yield* client.manifest()
       const set = yield* writeFiles(root, files)
-      const pushed = yield* always(
-        upload({ servicesPath: root, base: remote.revision, remote: remote.entries, set, delete: [] })
-      ).pipe(Effect.provideService(SyncApiClient, client))
+      const pushed = yield* upload({
+        servicesPath: root,
+        base: remote.revision,
+        remote: remote.entries,
+        set,
+        delete: []
+      }).pipe(Effect.provideService(SyncApiClient, client))
       const archive = yield* client.download(
         pushed.result.revision,
         () => undefined,

@@ -2,9 +2,10 @@
 import { Effect } from "effect"
 import { Conflict } from "../../errors.js"
 import { note } from "../../services/RunStatus.js"
+import { make as makeWorkspace, Workspace } from "../../services/Workspace.js"
 import { apply, obstacles } from "../../stages/files/apply.js"
 import { backupPolicy } from "../../stages/files/backups.js"
-import { actionsOf, writeBase } from "../../stages/files/plan.js"
+import { actionsOf, modeOnly, writeBase } from "../../stages/files/plan.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { checkRemote, conflictError, guardDeletes } from "./guards.js"
 import { begin, beginRevision, type FilesOptions, prepare, prepareRevision } from "./prepare.js"
@@ -21,17 +22,19 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   if (dryRun) return report("pull", true, head, local, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
-  const write = actionsOf(plan, "write").map((i) => i.remote!)
+  const writes = actionsOf(plan, "write")
+  // Same bytes, another executable bit: changed in place, nothing downloaded.
+  const write = writes.filter((i) => !modeOnly(i)).map((i) => i.remote!)
+  const chmod = writes.filter(modeOnly).map((i) => i.remote!)
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
-  if (remote.revision === null || (write.length === 0 && deleted.length === 0)) {
+  if (remote.revision === null || (writes.length === 0 && deleted.length === 0)) {
     yield* settle
     return report("pull", false, head, local, plan, { files_hashed: local.hashed })
   }
   const blocked = yield* obstacles(
-    config.servicesPath,
     write.map((e) => e.path),
     new Set(deleted)
-  )
+  ).pipe(Effect.provideService(Workspace, makeWorkspace(config.servicesPath)))
   if (blocked.length > 0) {
     return yield* new Conflict({
       reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,
@@ -40,7 +43,7 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   }
   const revision = remote.revision
   yield* note(
-    `pull: downloading ${write.length} file(s) into a private staging folder; nothing in ${config.servicesPath} changed yet`
+    `pull: downloading ${write.length} file(s) into a private staging folder${chmod.length === 0 ? "" : ` (${chmod.length} more only change their mode)`}; nothing in ${config.servicesPath} changed yet`
   )
   const result = yield* apply({
     projectRoot: config.projectRoot,
@@ -56,13 +59,14 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
         consume
       ),
     write,
+    chmod,
     delete: deleted,
     cause: `revision ${revision}`,
     backups: backupPolicy(process.env),
     progress
   })
   yield* note(
-    `pull: revision ${revision} is in place (${write.length} written, ${deleted.length} deleted); the next run records it`
+    `pull: revision ${revision} is in place (${writes.length} written, ${deleted.length} deleted); the next run records it`
   )
   // An older revision's tree is a local change against the head: the base stays the head's.
   if (older === undefined) yield* writeBase(config.projectRoot, where, plan.nextBase(revision))

@@ -274,3 +274,15 @@ const planShapeChanges = (
 }
 
 export const actionsOf = (plan: FilePlan, action: FileAction) => plan.items.filter((i) => i.action === action)
+
+/**
+ * Whether a planned write changes only the executable bit: the same bytes on both sides (neither a link). Such a
+ * file is not downloaded: its mode is changed in place.
+ */
+export const modeOnly = (i: PlannedFile): boolean =>
+  i.local !== undefined &&
+  i.remote !== undefined &&
+  i.local.link !== true &&
+  i.remote.link !== true &&
+  i.local.sha256 === i.remote.sha256 &&
+  i.local.size === i.remote.size

@@ -3,7 +3,6 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
-import { compressSettingFromEnv } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
@@ -80,11 +79,7 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   })
   const total = send.reduce((n, e) => n + e.size, 0)
   // Stored on loopback; on a link, zstd when the server said it reads it, else gzip.
-  const compression = compressionFor(
-    new URL(client.baseUrl).hostname,
-    client.serverFormats(),
-    yield* compressSettingFromEnv
-  )
+  const compression = compressionFor(new URL(client.baseUrl).hostname, client.serverFormats(), client.compress)
   let bytesSent = 0
   let attempts = 0
   const body = () => {
