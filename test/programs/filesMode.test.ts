@@ -156,6 +156,53 @@ describe("executable bits through file sync", () => {
   )
 
   it.live(
+    "diff -p shows a mode change as git does: old mode and new mode before the hunk, alone when only the bit moved",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("mode-patch"))
+        const one = project(sample, ["config/app.yaml"])
+        yield* sync(one, t.token).push()
+        const patches = () =>
+          Effect.gen(function* () {
+            const s = sync(one, t.token)
+            return yield* s.patches(yield* s.diff())
+          })
+        fs.chmodSync(full(one, SCRIPT), 0o755)
+        expect(yield* patches()).toEqual([
+          {
+            path: SCRIPT,
+            binary: false,
+            old_mode: "100644",
+            new_mode: "100755",
+            patch: `diff --git a/${SCRIPT} b/${SCRIPT}\nold mode 100644\nnew mode 100755\n`
+          }
+        ])
+        fs.chmodSync(full(one, "config/app.yaml"), 0o644)
+        fs.writeFileSync(full(one, "config/app.yaml"), "x: 2\n")
+        fs.chmodSync(full(one, SCRIPT), 0o644)
+        expect(yield* patches()).toEqual([
+          {
+            path: "config/app.yaml",
+            binary: false,
+            old_mode: "100755",
+            new_mode: "100644",
+            patch: [
+              "diff --git a/config/app.yaml b/config/app.yaml",
+              "old mode 100755",
+              "new mode 100644",
+              "--- a/config/app.yaml",
+              "+++ b/config/app.yaml",
+              "@@ -1 +1 @@",
+              "-x: 1",
+              "+x: 2",
+              ""
+            ].join("\n")
+          }
+        ])
+      })
+  )
+
+  it.live(
     "a chmod on one side and an edit on the other is a conflict (exit 3); the same chmod on both sides agrees",
     () =>
       Effect.gen(function* () {
