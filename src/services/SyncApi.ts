@@ -40,6 +40,9 @@ import {
   type ArchiveFormat,
   CAPS,
   compressSettingFromEnv,
+  ENTRY_KINDS_HEADER,
+  type EntryKind,
+  entryKindsOf,
   FORMATS,
   parseFormats,
   TRANSFER,
@@ -148,6 +151,11 @@ export interface SyncApiClientShape {
    * that does not say: then it reads gzip only). An upload is compressed in one of them.
    */
   readonly serverFormats: () => ReadonlyArray<ArchiveFormat>
+  /**
+   * The kinds of entries (executable bits, symbolic links) the server said it keeps, on its last manifest answer
+   * (none before one, or from a server that predates them). A push carrying another kind is refused before sending.
+   */
+  readonly serverEntryKinds: () => ReadonlyArray<EntryKind>
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -333,6 +341,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
   let serverReads: ReadonlyArray<ArchiveFormat> = []
+  let serverKeeps: ReadonlyArray<EntryKind> = []
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
@@ -348,8 +357,10 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         url,
         headersOf(authed.execute(request)).pipe(
           Effect.tap((response) => {
-            if (response.status === 200 || response.status === 304)
+            if (response.status === 200 || response.status === 304) {
               serverReads = parseFormats(response.headers[ARCHIVE_FORMATS_HEADER])
+              serverKeeps = entryKindsOf(response.headers[ENTRY_KINDS_HEADER], response.headers[ARCHIVE_FORMATS_HEADER])
+            }
           }),
           Effect.flatMap((response) =>
             response.status === 304 && known !== undefined
@@ -446,7 +457,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     revisions,
     upload,
     download,
-    serverFormats: () => serverReads
+    serverFormats: () => serverReads,
+    serverEntryKinds: () => serverKeeps
   })
 })
 

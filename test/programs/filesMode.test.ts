@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Redacted, Stream } from "effect"
 import { Header } from "tar"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { FORMATS } from "../../src/domain/caps.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -200,6 +201,45 @@ describe("executable bits through file sync", () => {
           }
         ])
       })
+  )
+
+  it.live(
+    "a push of executable bits or links to a server that predates them is refused before sending, naming each file",
+    () =>
+      Effect.acquireUseRelease(
+        // A real server answering as one built before executable bits and links: its manifest answers say so.
+        Effect.promise(() => startServer(dbUrl, { archives: { formats: FORMATS, compress: "auto", entries: [] } })),
+        (old) =>
+          Effect.gen(function* () {
+            const t = yield* Effect.promise(() => old.createTenant("mode-old-server"))
+            const root = project(sample, [SCRIPT])
+            fs.symlinkSync("app.yaml", full(root, "config/current.yaml"))
+            const before = { files: treeFiles(services(root)), modes: modes(root) }
+            const olds = fileSync(old.url, root, t.token)
+            for (const dryRun of [true, false]) {
+              const refused = yield* olds.pushEither({ dryRun })
+              expect(Either.isLeft(refused)).toBe(true)
+              const error = Either.getLeft(refused).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+              expect(error._tag).toBe("ServerLacks")
+              expect(exitCodeOf(error)).toBe(ExitCode.Failure)
+              expect(error.message).toBe(
+                `the server does not carry symbolic links or executable bits: upgrade it (${old.url}/api/v1/sync); nothing was sent\n  config/current.yaml (symbolic link)\n  ${SCRIPT} (executable)`
+              )
+            }
+            const revisions = yield* Effect.promise(() =>
+              run({ endpoint: { mode: "direct", origin: old.url }, token: t.token, retry: fastRetry }, (c) =>
+                c.revisions()
+              )
+            )
+            expect(revisions).toEqual([])
+            expect({ files: treeFiles(services(root)), modes: modes(root) }).toEqual(before)
+            // Plain files only: the same server takes the push.
+            fs.chmodSync(full(root, SCRIPT), 0o644)
+            fs.rmSync(full(root, "config/current.yaml"))
+            expect((yield* olds.push()).files_sent).toBe(3)
+          }),
+        (old) => Effect.promise(() => old.stop())
+      )
   )
 
   it.live(
