@@ -99,6 +99,18 @@ export class UnsafeRemote extends Schema.TaggedError<UnsafeRemote>()("UnsafeRemo
   }
 }
 
+/** The server cannot keep what a push would send (it predates a kind of entry); refused before anything is sent. */
+export class ServerLacks extends Schema.TaggedError<ServerLacks>()("ServerLacks", {
+  reason: Schema.String,
+  items: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  url: Schema.optional(Schema.String)
+}) {
+  override get message() {
+    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
+    return `${this.reason}${this.url === undefined ? "" : ` (${this.url})`}; nothing was sent${list}`
+  }
+}
+
 /** A database operation failed; never carries a password. */
 export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly reason: string
@@ -270,6 +282,7 @@ const SYNC_ERRORS = [
   Conflict,
   TarballUnsafe,
   UnsafeRemote,
+  ServerLacks,
   DatabaseError,
   PartialImport,
   IoError,

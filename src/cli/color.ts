@@ -33,11 +33,13 @@ export const paint = (on: boolean): Paint => {
     yellow,
     bold,
     cyan,
-    patch: (patch) =>
-      patch
-        .split("\n")
+    patch: (patch) => {
+      const lines = patch.split("\n")
+      // The header (`diff --git`, modes, `---`/`+++`, a binary line) is every line before the first hunk.
+      const hunk = lines.findIndex((l) => l.startsWith("@@"))
+      return lines
         .map((line, i) =>
-          (i < 2 && (line.startsWith("--- ") || line.startsWith("+++ "))) || line.startsWith("Binary files ")
+          i < (hunk === -1 ? lines.length : hunk)
             ? bold(line)
             : line.startsWith("@@")
               ? cyan(line)
@@ -47,7 +49,8 @@ export const paint = (on: boolean): Paint => {
                   ? green(line)
                   : line
         )
-        .join("\n"),
+        .join("\n")
+    },
     status: (status, text = status) => {
       const s = status.toLowerCase()
       if (s.startsWith("add") || s === "create" || s === "+") return green(text)

@@ -124,6 +124,47 @@ export const parseFormats = (header: string | undefined | null): ReadonlyArray<A
     .map((f) => f.trim().toLowerCase())
     .filter((f): f is ArchiveFormat => f === "gzip" || f === "zstd")
 
+/** Kinds of manifest entries beyond plain files: an executable bit, a symbolic link. */
+export type EntryKind = "executable" | "link"
+
+/** The kinds this code keeps: a server stores and serves them, a client writes them. */
+export const ENTRY_KINDS: ReadonlyArray<EntryKind> = ["executable", "link"]
+
+/**
+ * The header naming the kinds of entries a server keeps, sent with every manifest answer beside the formats. A
+ * server that keeps fewer would store a revision whose checksum leaves them out (a push ends in a checksum
+ * mismatch), so the client refuses such a push before sending anything.
+ */
+export const ENTRY_KINDS_HEADER = "x-agentsync-entries"
+
+/**
+ * The kinds a server keeps, from its manifest answer's headers: those `x-agentsync-entries` names; without it,
+ * both when it names its archive formats (servers since that negotiation keep both), else none (an older build).
+ */
+export const entryKindsOf = (
+  entries: string | undefined | null,
+  formats: string | undefined | null
+): ReadonlyArray<EntryKind> =>
+  entries == null
+    ? formats == null
+      ? []
+      : ENTRY_KINDS
+    : entries
+        .split(",")
+        .map((f) => f.trim().toLowerCase())
+        .filter((f): f is EntryKind => f === "executable" || f === "link")
+
+/**
+ * The headers of every manifest answer (200 and 304): the archive formats the server reads and the kinds of
+ * entries it keeps. A server keeping none sends neither, as the builds before either answered (its clients then
+ * upload gzip, which every server reads).
+ */
+export const manifestCapsHeaders = (
+  formats: ReadonlyArray<ArchiveFormat>,
+  entries: ReadonlyArray<EntryKind> = ENTRY_KINDS
+): Record<string, string> =>
+  entries.length === 0 ? {} : { [ARCHIVE_FORMATS_HEADER]: formats.join(", "), [ENTRY_KINDS_HEADER]: entries.join(", ") }
+
 /**
  * When archives are compressed: `auto` as the link says (stored on loopback, compressed on a real link), `always`
  * (a loopback address that is really a tunnel to another machine), `never` (stored everywhere).

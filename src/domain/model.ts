@@ -229,9 +229,10 @@ const utf8 = new TextEncoder()
  * relative target that, resolved from the link's folder, stays inside the tree. The target is read lexically
  * as some `..` segments and then names only: a `..` after a name could climb out of a folder that is itself a
  * link, which text alone cannot tell. An empty, `.` or `..`-only rest names a folder of the tree: allowed (a
- * link to a folder is carried as a link; nothing walks into it).
+ * link to a folder is carried as a link; nothing walks into it). The one rule for every tree links are carried
+ * in: file sync's services tree, and a skill unit (`tree` names it in the reason).
  */
-export const linkTargetProblem = (path: string, target: string): string | undefined => {
+export const linkTargetProblem = (path: string, target: string, tree = "the tree"): string | undefined => {
   if (target === "") return "its target is empty"
   if (target.includes("\0")) return "its target holds a NUL byte"
   if (target.includes("\uFFFD")) return "its target is not UTF-8 text"
@@ -241,7 +242,7 @@ export const linkTargetProblem = (path: string, target: string): string | undefi
   let up = 0
   while (up < segments.length && segments[up] === "..") up++
   if (segments.slice(up).includes("..")) return `its target ${target} climbs with '..' after a name`
-  if (up > path.split("/").length - 1) return `its target ${target} leaves the tree`
+  if (up > path.split("/").length - 1) return `its target ${target} leaves ${tree}`
   return undefined
 }
 

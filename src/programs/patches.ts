@@ -19,10 +19,24 @@ export const PATCH_MAX_BYTES = 1024 * 1024
 
 export interface FilePatch {
   readonly path: string
-  /** The unified diff (`--- a/… +++ b/… @@ … @@`), or one line naming both sides by size and hash. */
+  /**
+   * The unified diff (`--- a/… +++ b/… @@ … @@`), or one line naming both sides by size and hash; after git's
+   * `diff --git`, `old mode` and `new mode` lines when the executable bit changed.
+   */
   readonly patch: string
   readonly binary: boolean
+  /** Both present when the executable bit changed: git's modes, `100644` or `100755`. */
+  readonly old_mode?: string
+  readonly new_mode?: string
 }
+
+/** The executable bit of each side of a file present on both, when file sync compares modes. */
+export interface PatchModes {
+  readonly before: boolean
+  readonly after: boolean
+}
+
+const gitMode = (executable: boolean) => (executable ? "100755" : "100644")
 
 const described = (bytes: Uint8Array | undefined) =>
   bytes === undefined
@@ -33,7 +47,23 @@ const described = (bytes: Uint8Array | undefined) =>
  * The patch from `before` to `after` for one path (either side absent when the file is added or removed). Text
  * is UTF-8 without NUL bytes and at most PATCH_MAX_BYTES on both sides.
  */
-export const patchOf = (path: string, before: Uint8Array | undefined, after: Uint8Array | undefined): FilePatch => {
+export const patchOf = (
+  path: string,
+  before: Uint8Array | undefined,
+  after: Uint8Array | undefined,
+  modes?: PatchModes
+): FilePatch => {
+  const body = contentPatch(path, before, after)
+  if (modes === undefined || modes.before === modes.after) return body
+  const [old_mode, new_mode] = [gitMode(modes.before), gitMode(modes.after)]
+  const head = `diff --git a/${path} b/${path}\nold mode ${old_mode}\nnew mode ${new_mode}\n`
+  return { ...body, patch: head + body.patch, old_mode, new_mode }
+}
+
+const contentPatch = (path: string, before: Uint8Array | undefined, after: Uint8Array | undefined): FilePatch => {
+  // The same bytes on both sides (a mode-only change): no content lines, binary or not.
+  if (before !== undefined && after !== undefined && Buffer.from(before).equals(after))
+    return { path, binary: false, patch: "" }
   const textual = (b: Uint8Array | undefined) => b === undefined || (b.length <= PATCH_MAX_BYTES && isText(b))
   if (!textual(before) || !textual(after)) {
     return {
@@ -85,7 +115,19 @@ export const filePatches = Effect.fn("Patches.files")(function* (
         : f.local_link === true
           ? ws.readLink(f.path)
           : ws.readFile(f.path),
-      (local) => patchOf(f.path, remote.get(f.path), local)
+      (local) =>
+        patchOf(
+          f.path,
+          remote.get(f.path),
+          local,
+          // Modes are compared where both sides hold a file (a link has none).
+          f.local_sha256 === undefined ||
+            f.remote_sha256 === undefined ||
+            f.local_link === true ||
+            f.remote_link === true
+            ? undefined
+            : { before: f.remote_executable === true, after: f.local_executable === true }
+        )
     )
   )
 })

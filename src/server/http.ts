@@ -25,7 +25,9 @@ import {
   type ArchiveFormat,
   type CompressSetting,
   compressSettingFromEnv,
+  type EntryKind,
   FORMATS,
+  manifestCapsHeaders,
   parseFormats,
   transferLimitsFromEnv
 } from "../domain/caps.js"
@@ -110,12 +112,12 @@ const archiveResponse =
  * Sends with the manifest answer being built the revision's ETag, when there is one, and the archive formats this
  * server reads (what the client may upload in).
  */
-const withManifestHeaders = (revision: string | null, formats: string) =>
+const withManifestHeaders = (revision: string | null, caps: Record<string, string>) =>
   HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(
       HttpServerResponse.setHeaders(response, {
         ...(revision === null ? {} : { etag: manifestEtag(revision) }),
-        [ARCHIVE_FORMATS_HEADER]: formats
+        ...caps
       })
     )
   )
@@ -126,6 +128,11 @@ const withManifestHeaders = (revision: string | null, formats: string) =>
  */
 export interface ArchivePolicy {
   readonly formats: ReadonlyArray<ArchiveFormat>
+  /**
+   * The kinds of entries it says it keeps (default all). None answers as a build before executable bits, links
+   * and the archive negotiation: manifest answers without `x-agentsync-archive` and `x-agentsync-entries`.
+   */
+  readonly entries?: ReadonlyArray<EntryKind>
   readonly compress: CompressSetting
 }
 
@@ -147,7 +154,7 @@ const archivePolicy = Effect.flatMap(Effect.serviceOption(CurrentArchivePolicy),
 const filesOps = Effect.map(
   Effect.all([FileStore, transferLimitsFromEnv, archivePolicy]),
   ([store, limits, policy]) => {
-    const advertised = policy.formats.join(", ")
+    const advertised = manifestCapsHeaders(policy.formats, policy.entries)
     return {
       /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
       manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
@@ -262,7 +269,7 @@ export const layer = (options: ServeOptions) =>
   Layer.unwrapEffect(
     Effect.sync(() => {
       const node = options.server ?? createServer()
-      const formats = (options.archives?.formats ?? FORMATS).join(", ")
+      const formats = manifestCapsHeaders(options.archives?.formats ?? FORMATS, options.archives?.entries)
       const fast =
         options.middleware === undefined
           ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog, formats))

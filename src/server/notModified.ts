@@ -8,7 +8,6 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Option, Redacted } from "effect"
 import * as Pg from "pg"
 import { CLOUD_PREFIX, etagMatches, FilesRoutes, manifestEtag, SYNC_PREFIX } from "../api/index.js"
-import { ARCHIVE_FORMATS_HEADER } from "../domain/caps.js"
 import type { AccessLog } from "./accessLog.js"
 import {
   type AuthenticatedCaller,
@@ -103,9 +102,9 @@ const authenticate = (pool: Pg.Pool, token: string, done: (caller: Authenticated
  * statement (`TOKEN_CHECK`, the one `Tenants.authenticate` runs; no cache: a revoked token is refused at once, and
  * the head is read in the same statement, so a moved head is seen by every server at once); the answer carries the
  * headers the framework's 304 carries; the access log writes the same line and counts the request in flight until
- * it is answered or handed on. `formats` is the archive formats header every manifest answer carries. A database error hands the request on: the framework answers it as it would.
+ * it is answered or handed on. `caps` are the headers every manifest answer carries (`manifestCapsHeaders`). A database error hands the request on: the framework answers it as it would.
  */
-export const install = (node: NodeServer, log: AccessLog | undefined, formats: string) =>
+export const install = (node: NodeServer, log: AccessLog | undefined, caps: Record<string, string>) =>
   Effect.gen(function* () {
     const found = yield* checkPool
     if (Option.isNone(found)) return
@@ -133,7 +132,7 @@ export const install = (node: NodeServer, log: AccessLog | undefined, formats: s
           (check.relayTenant === null || check.relayTenant === caller.tenantId) &&
           etagMatches(ifNoneMatch, caller.head)
         ) {
-          response.writeHead(304, { etag: manifestEtag(caller.head), [ARCHIVE_FORMATS_HEADER]: formats })
+          response.writeHead(304, { etag: manifestEtag(caller.head), ...caps })
           response.end()
           entry?.finish(304, 0, caller.tenantId)
           return

@@ -41,6 +41,9 @@ import {
   CAPS,
   type CompressSetting,
   compressSettingFromEnv,
+  ENTRY_KINDS_HEADER,
+  type EntryKind,
+  entryKindsOf,
   FORMATS,
   parseFormats,
   TRANSFER,
@@ -153,6 +156,11 @@ export interface SyncApiClientShape {
   readonly serverFormats: () => ReadonlyArray<ArchiveFormat>
   /** When an upload is compressed, as the client was configured (read once, where it was built). */
   readonly compress: CompressSetting
+  /**
+   * The kinds of entries (executable bits, symbolic links) the server said it keeps, on its last manifest answer
+   * (none before one, or from a server that predates them). A push carrying another kind is refused before sending.
+   */
+  readonly serverEntryKinds: () => ReadonlyArray<EntryKind>
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -337,6 +345,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
   let serverReads: ReadonlyArray<ArchiveFormat> = []
+  let serverKeeps: ReadonlyArray<EntryKind> = []
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
@@ -352,8 +361,10 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         url,
         headersOf(authed.execute(request)).pipe(
           Effect.tap((response) => {
-            if (response.status === 200 || response.status === 304)
+            if (response.status === 200 || response.status === 304) {
               serverReads = parseFormats(response.headers[ARCHIVE_FORMATS_HEADER])
+              serverKeeps = entryKindsOf(response.headers[ENTRY_KINDS_HEADER], response.headers[ARCHIVE_FORMATS_HEADER])
+            }
           }),
           Effect.flatMap((response) =>
             response.status === 304 && known !== undefined
@@ -451,7 +462,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     upload,
     download,
     serverFormats: () => serverReads,
-    compress: options.compress ?? "auto"
+    compress: options.compress ?? "auto",
+    serverEntryKinds: () => serverKeeps
   })
 })
 

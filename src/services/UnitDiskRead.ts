@@ -3,7 +3,7 @@
 import * as fsSync from "node:fs"
 import * as nodePath from "node:path"
 import { sha256 } from "../domain/hash.js"
-import { digestOf, linkStaysInside, type UnitFiles } from "../domain/skills/model.js"
+import { digestOf, type UnitFiles, unitLinkProblem } from "../domain/skills/model.js"
 import { isMissing } from "../errors.js"
 
 /** Every temp file and staging folder agentsync writes starts with this. */
@@ -17,8 +17,8 @@ const isLitter = (name: string) =>
 export interface UnitSnapshot {
   /** Digests by path relative to the unit root; `undefined` when the unit is absent (or left alone). */
   readonly files: UnitFiles | undefined
-  /** Links inside the unit that lead out of it: not part of the unit, never written over or removed. */
-  readonly outside: ReadonlyArray<{ readonly rel: string; readonly target: string }>
+  /** Links inside the unit that may lead out of it (`unitLinkProblem`): not part of the unit, never written over or removed. */
+  readonly outside: ReadonlyArray<{ readonly rel: string; readonly target: string; readonly reason: string }>
   /** The unit root is itself a link (to `linked`): the whole unit is left alone. */
   readonly linked: string | undefined
   /** Temp files and staging folders of interrupted writes found in the unit (absolute paths). */
@@ -88,7 +88,7 @@ export const snapshotUnitSync = (abs: string, folder: boolean, kind: EntryKind =
   if (!folder) return kind === "file" ? { ...absent, files: { "": fileDigestSync(abs) } } : absent
   if (kind !== "dir") return absent
   const files: Record<string, string> = {}
-  const outside: Array<{ rel: string; target: string }> = []
+  const outside: Array<{ rel: string; target: string; reason: string }> = []
   const temps: Array<string> = []
   let found = false
   const walk = (dir: string, rel: string): void => {
@@ -102,10 +102,11 @@ export const snapshotUnitSync = (abs: string, folder: boolean, kind: EntryKind =
       const r = rel === "" ? d.name : `${rel}/${d.name}`
       if (d.isSymbolicLink()) {
         const target = fsSync.readlinkSync(full)
-        if (linkStaysInside(r, target)) {
+        const reason = unitLinkProblem(r, target)
+        if (reason === undefined) {
           files[r] = digestOf(sha256(target), "link")
           found = true
-        } else outside.push({ rel: r, target })
+        } else outside.push({ rel: r, target, reason })
       } else if (d.isDirectory()) walk(full, r)
       else if (d.isFile()) {
         files[r] = fileDigestSync(full)

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Redacted, Stream } from "effect"
 import { Header } from "tar"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { FORMATS } from "../../src/domain/caps.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -153,6 +154,92 @@ describe("executable bits through file sync", () => {
         expect(modes(one)[SCRIPT]).toBe(under(0o755).toString(8))
         expect((yield* sync(one, t.token).diff()).counts.modified).toBe(0)
       })
+  )
+
+  it.live(
+    "diff -p shows a mode change as git does: old mode and new mode before the hunk, alone when only the bit moved",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("mode-patch"))
+        const one = project(sample, ["config/app.yaml"])
+        yield* sync(one, t.token).push()
+        const patches = () =>
+          Effect.gen(function* () {
+            const s = sync(one, t.token)
+            return yield* s.patches(yield* s.diff())
+          })
+        fs.chmodSync(full(one, SCRIPT), 0o755)
+        expect(yield* patches()).toEqual([
+          {
+            path: SCRIPT,
+            binary: false,
+            old_mode: "100644",
+            new_mode: "100755",
+            patch: `diff --git a/${SCRIPT} b/${SCRIPT}\nold mode 100644\nnew mode 100755\n`
+          }
+        ])
+        fs.chmodSync(full(one, "config/app.yaml"), 0o644)
+        fs.writeFileSync(full(one, "config/app.yaml"), "x: 2\n")
+        fs.chmodSync(full(one, SCRIPT), 0o644)
+        expect(yield* patches()).toEqual([
+          {
+            path: "config/app.yaml",
+            binary: false,
+            old_mode: "100755",
+            new_mode: "100644",
+            patch: [
+              "diff --git a/config/app.yaml b/config/app.yaml",
+              "old mode 100755",
+              "new mode 100644",
+              "--- a/config/app.yaml",
+              "+++ b/config/app.yaml",
+              "@@ -1 +1 @@",
+              "-x: 1",
+              "+x: 2",
+              ""
+            ].join("\n")
+          }
+        ])
+      })
+  )
+
+  it.live(
+    "a push of executable bits or links to a server that predates them is refused before sending, naming each file",
+    () =>
+      Effect.acquireUseRelease(
+        // A real server answering as one built before executable bits and links: its manifest answers say so.
+        Effect.promise(() => startServer(dbUrl, { archives: { formats: FORMATS, compress: "auto", entries: [] } })),
+        (old) =>
+          Effect.gen(function* () {
+            const t = yield* Effect.promise(() => old.createTenant("mode-old-server"))
+            const root = project(sample, [SCRIPT])
+            fs.symlinkSync("app.yaml", full(root, "config/current.yaml"))
+            const before = { files: treeFiles(services(root)), modes: modes(root) }
+            const olds = fileSync(old.url, root, t.token)
+            for (const dryRun of [true, false]) {
+              const refused = yield* olds.pushEither({ dryRun })
+              expect(Either.isLeft(refused)).toBe(true)
+              const error = Either.getLeft(refused).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+              expect(error._tag).toBe("ServerLacks")
+              expect(exitCodeOf(error)).toBe(ExitCode.Failure)
+              expect(error.message).toBe(
+                `the server does not carry symbolic links or executable bits: upgrade it (${old.url}/api/v1/sync); nothing was sent\n  config/current.yaml (symbolic link)\n  ${SCRIPT} (executable)`
+              )
+            }
+            const revisions = yield* Effect.promise(() =>
+              run({ endpoint: { mode: "direct", origin: old.url }, token: t.token, retry: fastRetry }, (c) =>
+                c.revisions()
+              )
+            )
+            expect(revisions).toEqual([])
+            expect({ files: treeFiles(services(root)), modes: modes(root) }).toEqual(before)
+            // Plain files only: the same server takes the push.
+            fs.chmodSync(full(root, SCRIPT), 0o644)
+            fs.rmSync(full(root, "config/current.yaml"))
+            expect((yield* olds.push()).files_sent).toBe(3)
+          }),
+        (old) => Effect.promise(() => old.stop())
+      )
   )
 
   it.live(

@@ -174,7 +174,7 @@ describe("skill sync keeps every file and every bit", () => {
           expect(fs.existsSync(w.claude("skills/pdf/readme"))).toBe(false)
           expect(fs.existsSync(w.claude("skills/pdf/abs"))).toBe(false)
           expect(r.report.ignored.map((i) => i.path).sort()).toEqual(["skills/pdf/abs", "skills/pdf/readme"])
-          expect(r.report.ignored[0]!.reason).toMatch(/symbolic link .* outside the unit/)
+          expect(r.report.ignored[0]!.reason).toMatch(/symbolic link not deployed: its target .* absolute/)
           expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
 
           // A link made at home, inside the unit: committed as a link.
@@ -187,14 +187,55 @@ describe("skill sync keeps every file and every bit", () => {
           expect(w.up.read("skills/pdf/index.md")).toBe("SKILL.md")
           expect(w.up.read("skills/pdf/leak")).toBeUndefined()
           expect(fs.readlinkSync(w.codex("skills/pdf/index.md"))).toBe("SKILL.md")
-          expect(s.ignored.some((i) => i.path.endsWith("skills/pdf/leak") && /outside the unit/.test(i.reason))).toBe(
-            true
-          )
+          expect(
+            s.ignored.some((i) => i.path.endsWith("skills/pdf/leak") && /left alone: .* leaves the unit/.test(i.reason))
+          ).toBe(true)
           expect(fs.readlinkSync(w.claude("skills/pdf/leak"))).toBe("../../../secrets.txt")
         })
       )
     }
   )
+
+  it.effect("a link that climbs through another link of the unit is neither deployed nor committed: it escapes", () => {
+    // `up` is a link to `a`; through it, `esc` climbs four folders above `a`: out of the unit, the skills folder
+    // and the tool home. Read as text it stays inside (`a/secret.txt`).
+    const w = makeWorld(top, {
+      ...SAMPLE,
+      "skills/pdf/a/b/c/d/up": { link: "../../.." },
+      "skills/pdf/a/b/c/d/esc": { link: "up/../../../../secret.txt" }
+    })
+    write(nodePath.join(w.root, "secret.txt"), "not for the agent\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const r = yield* w.install
+        expect(fs.readlinkSync(w.claude("skills/pdf/a/b/c/d/up"))).toBe("../../..")
+        expect(fs.existsSync(w.claude("skills/pdf/a/b/c/d/esc"))).toBe(false)
+        expect(fs.existsSync(w.codex("skills/pdf/a/b/c/d/esc"))).toBe(false)
+        expect(r.report.ignored.map((i) => [i.path, i.reason])).toEqual([
+          [
+            "skills/pdf/a/b/c/d/esc",
+            "a symbolic link not deployed: its target up/../../../../secret.txt climbs with '..' after a name"
+          ]
+        ])
+        expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
+
+        // The same chain made at home does reach the secret; it is reported, never committed, never deleted.
+        fs.symlinkSync("up/../../../../secret.txt", w.claude("skills/pdf/a/b/c/d/esc2"))
+        expect(read(w.claude("skills/pdf/a/b/c/d/esc2"))).toBe("not for the agent\n")
+        const s = yield* SkillSync.sync()
+        expect(s.summary).toMatchObject(quiet)
+        expect(w.up.read("skills/pdf/a/b/c/d/esc2")).toBeUndefined()
+        expect(
+          s.ignored.some(
+            (i) => i.path.endsWith("skills/pdf/a/b/c/d/esc2") && /left alone: .* after a name/.test(i.reason)
+          )
+        ).toBe(true)
+        expect(fs.existsSync(w.codex("skills/pdf/a/b/c/d/esc2"))).toBe(false)
+        expect(fs.readlinkSync(w.claude("skills/pdf/a/b/c/d/esc2"))).toBe("up/../../../../secret.txt")
+      })
+    )
+  })
 
   it.effect("--prefer keeps the losing side in a backup and names it", () => {
     const w = makeWorld(top)

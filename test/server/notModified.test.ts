@@ -149,6 +149,8 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
           expect(r.headers).toContain(`etag: "${head}"`)
           // What the client may upload in: the archive formats this server reads.
           expect(r.headers).toContain(`x-agentsync-archive: ${FORMATS.join(", ")}`)
+          // And the kinds of entries it keeps (a push of another kind is refused by the client).
+          expect(r.headers).toContain("x-agentsync-entries: executable, link")
         }
       }
       expect(fastLines.at(-1)).toMatchObject({
@@ -161,7 +163,12 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
       expect([closing.status, closing.did, closing.headers]).toEqual([
         304,
         "answered",
-        [`etag: "${head}"`, `x-agentsync-archive: ${FORMATS.join(", ")}`, "Connection: close"]
+        [
+          `etag: "${head}"`,
+          `x-agentsync-archive: ${FORMATS.join(", ")}`,
+          "x-agentsync-entries: executable, link",
+          "Connection: close"
+        ]
       ])
       expect(fastLog.inFlight()).toBe(0)
     })

@@ -13,7 +13,7 @@ import { scopedDatabase } from "../support/pg.js"
 
 export const startServer = async (
   databaseUrl: string,
-  options: Pick<Server.ServeOptions, "accessLog" | "middleware"> = {}
+  options: Pick<Server.ServeOptions, "accessLog" | "middleware" | "archives"> = {}
 ) => {
   const db = PgClient.layer({ url: Redacted.make(databaseUrl), maxConnections: 10 })
   const runtime = ManagedRuntime.make(

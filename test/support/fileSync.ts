@@ -2,7 +2,12 @@
 import * as nodePath from "node:path"
 import { Effect, Layer, type Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
-import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
+import {
+  FileSyncService,
+  type FilesOptions,
+  type FilesReport,
+  layer as fileSyncLayer
+} from "../../src/programs/files.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
 import { fastRetry } from "../server/support.js"
 
@@ -19,6 +24,8 @@ export const fileSync = (url: string, root: string, token: Redacted.Redacted<str
     Effect.flatMap(FileSyncService, f).pipe(Effect.provide(layer))
   return {
     diff: () => go((s) => s.diff()),
+    /** `files diff -p`'s patches of a diff's report. */
+    patches: (r: FilesReport) => go((s) => s.patches(r)),
     push: (o: FilesOptions = {}) => go((s) => s.push(o)),
     pull: (o: FilesOptions = {}) => go((s) => s.pull(o)),
     pullEither: (o: FilesOptions = {}) => Effect.either(go((s) => s.pull(o))),

@@ -2,6 +2,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { isNode, LineCounter, parseDocument, stringify } from "yaml"
 import { InvalidInput } from "../../errors.js"
+import { linkTargetProblem } from "../model.js"
 import { checkGitUrl, checkName, checkRef, checkUnitName, parseSourceUri } from "./guards.js"
 import { layoutProblem } from "./layout.js"
 
@@ -106,20 +107,12 @@ export const kindOfGitMode = (mode: string): FileKind =>
   mode === "100755" ? "exec" : mode === "120000" ? "link" : "file"
 
 /**
- * Whether a symbolic link at `rel` (relative to a unit root) pointing at `target` stays inside the unit: a relative
- * target that resolves below the root. Anything else (absolute, leading out, the root itself) is not deployed.
+ * Why a symbolic link at `rel` (relative to a unit root) pointing at `target` is not part of the unit, or undefined
+ * when it is: file sync's rule (`linkTargetProblem`) with the unit as the tree, so a carried link never climbs
+ * through another link out of the unit. A single-file unit (`rel` empty) that is a link always leads out.
  */
-export const linkStaysInside = (rel: string, target: string): boolean => {
-  if (rel === "" || target === "" || target.startsWith("/") || target.includes("\\") || /[\0\r\n]/.test(target))
-    return false
-  const parts = rel.split("/").slice(0, -1)
-  for (const seg of target.split("/")) {
-    if (seg === "" || seg === ".") continue
-    if (seg !== "..") parts.push(seg)
-    else if (parts.pop() === undefined) return false
-  }
-  return parts.length > 0
-}
+export const unitLinkProblem = (rel: string, target: string): string | undefined =>
+  rel === "" ? `its target ${target} leaves the unit` : linkTargetProblem(rel, target, "the unit")
 
 /** Unit files: a digest by path relative to the unit root (`""` for a single-file unit). */
 export const UnitFiles = Schema.Record({ key: Schema.String, value: FileDigest })

@@ -3,7 +3,8 @@ import { Effect } from "effect"
 import type { RemoteManifest } from "../../api/files.js"
 import { fileAndFolder } from "../../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
-import { Conflict, UnsafeRemote } from "../../errors.js"
+import { Conflict, ServerLacks, UnsafeRemote } from "../../errors.js"
+import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import type { FilePlan } from "../../stages/files/plan.js"
 
 /** Deleting more than this share of a tree needs --force. */
@@ -52,4 +53,29 @@ export const checkRemote = (remote: RemoteManifest, url: string) => {
           url
         })
       )
+}
+
+/**
+ * A push refuses, before sending anything, files of a kind the server said on its manifest answer it does not keep
+ * (a server that predates executable bits or links: its checksum leaves them out, so the upload would end in a
+ * checksum mismatch), naming them and what the server lacks.
+ */
+export const checkServerKeeps = (plan: FilePlan, client: SyncApiClientShape) => {
+  const keeps = client.serverEntryKinds()
+  const uploads = plan.items.filter((i) => i.action === "upload" && i.local !== undefined).map((i) => i.local!)
+  const lacking = [
+    { kind: "link" as const, what: "symbolic links", files: uploads.filter((e) => e.link === true) },
+    { kind: "executable" as const, what: "executable bits", files: uploads.filter((e) => e.executable === true) }
+  ].filter((k) => k.files.length > 0 && !keeps.includes(k.kind))
+  if (lacking.length === 0) return Effect.void
+  const items = lacking.flatMap((k) =>
+    k.files.map((e) => `${e.path} (${k.kind === "link" ? "symbolic link" : "executable"})`)
+  )
+  return Effect.fail(
+    new ServerLacks({
+      reason: `the server does not carry ${lacking.map((k) => k.what).join(" or ")}: upgrade it${items.length > 50 ? ` (${items.length} files need it, the first 50 named)` : ""}`,
+      items: items.slice(0, 50),
+      url: client.baseUrl
+    })
+  )
 }

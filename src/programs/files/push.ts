@@ -5,7 +5,7 @@ import { actionsOf, writeBase } from "../../stages/files/plan.js"
 import { pushedHead, writeKnownHead } from "../../stages/files/remote.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { upload } from "../../stages/files/upload.js"
-import { conflictError, guardDeletes } from "./guards.js"
+import { checkServerKeeps, conflictError, guardDeletes } from "./guards.js"
 import { begin, type FilesOptions, prepare } from "./prepare.js"
 import { settleMark } from "./probe.js"
 import { type FilesReport, report } from "./report.js"
@@ -19,6 +19,8 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
     options,
     probed
   )
+  // Before anything is sent, a dry run included: a server too old for a file's kind would refuse the revision.
+  yield* checkServerKeeps(plan, client)
   if (dryRun) return report("push", true, head, local, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)

@@ -347,7 +347,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
       ignored.push({
         source: name,
         path: nodePath.join(r.abs, o.rel),
-        reason: `a symbolic link to ${o.target} leads outside the unit: left alone`
+        reason: `a symbolic link left alone: ${o.reason}`
       })
     const ignoredHere = ignoredBy.get(r.item.source)
     const gone = new Set([...r.excluded, ...r.extra.filter((rel) => ignoredHere?.has(repoPathOf(r.item, rel)))])

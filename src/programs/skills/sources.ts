@@ -9,9 +9,9 @@ import { compileLayout, type Layout, type UnitLayout } from "../../domain/skills
 import {
   digestOf,
   kindOfGitMode,
-  linkStaysInside,
   type ManifestSource,
-  type UnitFiles
+  type UnitFiles,
+  unitLinkProblem
 } from "../../domain/skills/model.js"
 import { type CommandFailed, InvalidInput, type IoError } from "../../errors.js"
 import { Git, type TreeEntry } from "../../services/Git.js"
@@ -158,8 +158,9 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
     for (const rel of u.files) {
       const path = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
       const e = byPath.get(path)!
-      if (e.mode === "120000" && !linkStaysInside(rel, targets.get(e.oid)!)) {
-        ignored.push({ path, reason: `a symbolic link to ${targets.get(e.oid)!} leads outside the unit; not deployed` })
+      const problem = e.mode === "120000" ? unitLinkProblem(rel, targets.get(e.oid)!) : undefined
+      if (problem !== undefined) {
+        ignored.push({ path, reason: `a symbolic link not deployed: ${problem}` })
         continue
       }
       oids[rel] = e.oid
@@ -243,8 +244,9 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
   const filesOf = new Map<string, Record<string, string>>()
   members.forEach(({ u, rel, rp }, i) => {
     const { digest, link } = entries[i]!
-    if (link !== undefined && !linkStaysInside(rel, link)) {
-      ignored.push({ path: rp, reason: `a symbolic link to ${link} leads outside the unit; not deployed` })
+    const problem = link === undefined ? undefined : unitLinkProblem(rel, link)
+    if (problem !== undefined) {
+      ignored.push({ path: rp, reason: `a symbolic link not deployed: ${problem}` })
       return
     }
     const files = filesOf.get(u.name) ?? {}

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { discoverUnits, homeScanPlan, unitFromName, unitsFromHome } from "../../../src/domain/skills/discover.js"
 import { compileLayout, DEFAULT_LAYOUT, isExcluded, layoutProblem } from "../../../src/domain/skills/layout.js"
-import { linkStaysInside, parseLayout } from "../../../src/domain/skills/model.js"
+import { parseLayout, unitLinkProblem } from "../../../src/domain/skills/model.js"
 import { pathMatcher, unitNameMatcher } from "../../../src/domain/skills/templates.js"
 
 const layoutOf = (mappings: Parameters<typeof compileLayout>[0]) => Either.getOrThrow(compileLayout(mappings))
@@ -247,13 +247,16 @@ describe("layout mapping", () => {
     expect(pathMatcher("a/*.md")("a/b/c.md")).toBe(false)
   })
 
-  it("a link stays inside its unit only when it resolves below the unit root", () => {
-    expect(linkStaysInside("latest.md", "reference.md")).toBe(true)
-    expect(linkStaysInside("scripts/ref", "../reference.md")).toBe(true)
-    expect(linkStaysInside("scripts/ref", "../../README.md")).toBe(false)
-    expect(linkStaysInside("a", "/etc/passwd")).toBe(false)
-    expect(linkStaysInside("a", ".")).toBe(false)
-    expect(linkStaysInside("d/a", "..")).toBe(false)
-    expect(linkStaysInside("", "x")).toBe(false)
+  it("a link is part of its unit by file sync's rule: leading '..' then names, never '..' after a name", () => {
+    expect(unitLinkProblem("latest.md", "reference.md")).toBeUndefined()
+    expect(unitLinkProblem("scripts/ref", "../reference.md")).toBeUndefined()
+    expect(unitLinkProblem("a/b/c/d/up", "../../..")).toBeUndefined()
+    expect(unitLinkProblem("d/a", "..")).toBeUndefined()
+    expect(unitLinkProblem("scripts/ref", "../../README.md")).toMatch(/leaves the unit/)
+    expect(unitLinkProblem("a", "/etc/passwd")).toMatch(/absolute/)
+    expect(unitLinkProblem("", "x")).toMatch(/leaves the unit/)
+    // Lexically inside, but `up` is a link to `a`: through it the kernel climbs four folders above `a`.
+    expect(unitLinkProblem("a/b/c/d/esc", "up/../../../../secret.txt")).toMatch(/'\.\.' after a name/)
+    expect(unitLinkProblem("a/b", "sub/../..")).toMatch(/'\.\.' after a name/)
   })
 })
