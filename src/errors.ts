@@ -1,5 +1,6 @@
 /** The SyncError family: every failure agentsync reports, each with a human message and an exit code. */
 import { Data, Option, Schema } from "effect"
+import { errnoCode } from "./errno.js"
 
 /** A required setting (environment variable, config key) is absent. */
 export class MissingConfig extends Data.TaggedError("MissingConfig")<{
@@ -142,11 +143,7 @@ export class PartialImport extends Schema.TaggedError<PartialImport>()("PartialI
 /** What a failed file-system call says of the path, from its errno; `Other` for the rest. */
 export type IoKind = "NotFound" | "NotADirectory" | "IsADirectory" | "Exists" | "PermissionDenied" | "Other"
 
-/** The errno code of a failed Node call (`ENOENT`, …), or undefined for anything else. */
-export const errnoCode = (e: unknown): string | undefined => {
-  if (typeof e !== "object" || e === null || !("code" in e)) return undefined
-  return typeof e.code === "string" ? e.code : undefined
-}
+export { errnoCode } from "./errno.js"
 
 const IO_KINDS: Record<string, IoKind> = {
   ENOENT: "NotFound",

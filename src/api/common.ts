@@ -26,31 +26,31 @@ export const TenantId = Schema.String.pipe(
 /** The path of the cloud-relay family: the tenant is named in the URL and must match the token's. */
 export const TenantPath = Schema.Struct({ tenantId: TenantId })
 
+/** A wire error that carries only a `reason`, answered with `status`; for `class X extends reasonError<X>()(…) {}`. */
+export const reasonError =
+  <Self>() =>
+  <Tag extends string>(tag: Tag, status: number, description: string) =>
+    Schema.TaggedError<Self>()(tag, { reason: Schema.String }, HttpApiSchema.annotations({ status, description }))
+
 /** A valid token used on another tenant's URL. */
-export class Forbidden extends Schema.TaggedError<Forbidden>()(
+export class Forbidden extends reasonError<Forbidden>()(
   "Forbidden",
-  { reason: Schema.String },
-  HttpApiSchema.annotations({ status: 403, description: "The token is valid but belongs to another tenant." })
+  403,
+  "The token is valid but belongs to another tenant."
 ) {}
 
 /** A revision or tenant that does not exist. */
-export class NotFound extends Schema.TaggedError<NotFound>()(
+export class NotFound extends reasonError<NotFound>()(
   "NotFound",
-  { reason: Schema.String },
-  HttpApiSchema.annotations({
-    status: 404,
-    description: "The revision, release, tenant or token named does not exist (or the server offers no such thing)."
-  })
+  404,
+  "The revision, release, tenant or token named does not exist (or the server offers no such thing)."
 ) {}
 
 /** A failure worth another attempt, which the client retries: a body too slow, content removed meanwhile. */
-export class Unavailable extends Schema.TaggedError<Unavailable>()(
+export class Unavailable extends reasonError<Unavailable>()(
   "Unavailable",
-  { reason: Schema.String },
-  HttpApiSchema.annotations({
-    status: 503,
-    description: "Worth another attempt: the body came too slowly or content changed meanwhile; nothing was committed."
-  })
+  503,
+  "Worth another attempt: the body came too slowly or content changed meanwhile; nothing was committed."
 ) {}
 
 /** The SyncError members that cross the wire, each with its HTTP status. */

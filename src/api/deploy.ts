@@ -3,7 +3,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 import { RELEASE_KINDS, RELEASE_STATUSES } from "../domain/deploy/release.js"
-import { described, InvalidInputWire, tenantGroups } from "./common.js"
+import { described, InvalidInputWire, reasonError, tenantGroups } from "./common.js"
 import { IdempotencyHeaders } from "./files.js"
 
 /** The route suffixes, shared by both families and by the client. */
@@ -112,13 +112,10 @@ export class DeployLockedWire extends Schema.TaggedError<DeployLockedWire>()(
 ) {}
 
 /** The lock this call names is not (or no longer) the tenant's lock: it expired or was released by force. */
-export class LockLost extends Schema.TaggedError<LockLost>()(
+export class LockLost extends reasonError<LockLost>()(
   "LockLost",
-  { reason: Schema.String },
-  HttpApiSchema.annotations({
-    status: 409,
-    description: "The lock named is not (or no longer) the tenant's lock: it expired or was released by force."
-  })
+  409,
+  "The lock named is not (or no longer) the tenant's lock: it expired or was released by force."
 ) {}
 
 const NumberPath = Schema.Struct({ number: Schema.NumberFromString.pipe(Schema.int(), Schema.positive()) })

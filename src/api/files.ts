@@ -13,15 +13,14 @@ export const isEntry = (u: unknown): u is FileEntry => {
   const e = u as { path?: unknown; size?: unknown; sha256?: unknown; executable?: unknown; link?: unknown }
   return (
     isRelPath(e.path) &&
+    typeof e.size === "number" &&
     Number.isSafeInteger(e.size) &&
-    (e.size as number) >= 0 &&
+    e.size >= 0 &&
     typeof e.sha256 === "string" &&
     SHA256.test(e.sha256) &&
     (e.executable === undefined || typeof e.executable === "boolean") &&
     // A link is never executable, and its target is at most MAX_LINK_BYTES long.
-    (e.link === undefined ||
-      e.link === false ||
-      (e.link === true && e.executable !== true && (e.size as number) <= MAX_LINK_BYTES))
+    (e.link === undefined || e.link === false || (e.link === true && e.executable !== true && e.size <= MAX_LINK_BYTES))
   )
 }
 

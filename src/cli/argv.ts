@@ -4,9 +4,18 @@
  */
 import type { CommandSpec, OptionSpec } from "./spec.js"
 
-export type ColorMode = "auto" | "always" | "never"
+export const COLOR_MODES = ["auto", "always", "never"] as const
+export type ColorMode = (typeof COLOR_MODES)[number]
 export const LOG_LEVELS = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
 export type LogLevelName = (typeof LOG_LEVELS)[number]
+
+/** Whether `value` is one of `choices` (an option's value, checked against its choices before it is used). */
+const isOneOf =
+  <T extends string>(choices: ReadonlyArray<T>) =>
+  (value: string | undefined): value is T =>
+    choices.some((c) => c === value)
+const isColorMode = isOneOf(COLOR_MODES)
+const isLogLevel = isOneOf(LOG_LEVELS)
 
 /** The global options, valid on every command. */
 export interface Globals {
@@ -48,7 +57,7 @@ export const GLOBAL_OPTIONS: ReadonlyArray<OptionSpec> = [
   }),
   opt("color", "colour in help and output: auto is on a terminal without NO_COLOR", {
     value: "WHEN",
-    choices: ["auto", "always", "never"],
+    choices: [...COLOR_MODES],
     default: "auto"
   }),
   opt("no-color", "the same as --color never"),
@@ -274,7 +283,7 @@ const withGlobal = (g: Globals, name: string, value: string | undefined): Global
     case "services":
       return { ...g, services: value }
     case "color":
-      return { ...g, color: value as ColorMode }
+      return isColorMode(value) ? { ...g, color: value } : g
     case "no-color":
       return { ...g, color: "never" }
     case "quiet":
@@ -282,7 +291,7 @@ const withGlobal = (g: Globals, name: string, value: string | undefined): Global
     case "verbose":
       return { ...g, verbose: true }
     case "log-level":
-      return { ...g, logLevel: value as LogLevelName }
+      return isLogLevel(value) ? { ...g, logLevel: value } : g
     case "log-format":
       return { ...g, logFormat: value === "json" ? "json" : "text" }
     default:

@@ -5,7 +5,7 @@ import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import type { LockStatus, Release } from "../api/deploy.js"
 import type { DeployReport, DeployService } from "../programs/deploy.js"
-import { emit, note, table } from "./output.js"
+import { emit, note, tableOf } from "./output.js"
 import { withProgram } from "./program.js"
 
 type DeployModules = readonly [typeof import("../programs/deploy.js"), typeof import("../services/Shell.js")]
@@ -111,20 +111,15 @@ const releases = Command.make(
     run((s) =>
       Effect.flatMap(s.releases(o.limit), (list) =>
         emit(list, () =>
-          list.length === 0
-            ? "no releases yet"
-            : table(
-                ["#", "kind", "status", "digest", "tag", "by", "created"],
-                list.map((r) => [
-                  r.number,
-                  r.rollback_of === null ? r.kind : `${r.kind} of ${r.rollback_of}`,
-                  r.status,
-                  short(r.digest),
-                  r.tag ?? "",
-                  r.who,
-                  r.created_at
-                ])
-              )
+          tableOf(list, "no releases yet", ["#", "kind", "status", "digest", "tag", "by", "created"], (r) => [
+            r.number,
+            r.rollback_of === null ? r.kind : `${r.kind} of ${r.rollback_of}`,
+            r.status,
+            short(r.digest),
+            r.tag ?? "",
+            r.who,
+            r.created_at
+          ])
         )
       )
     )

@@ -8,7 +8,7 @@ import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { currentProgress, type Progress } from "../services/Progress.js"
 import { human } from "./filesText.js"
-import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
+import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, tableOf } from "./output.js"
 import { withProgram } from "./program.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
@@ -100,20 +100,20 @@ const log = Command.make("log", { limit }, (o) =>
   run((s) =>
     Effect.flatMap(s.log(Math.min(Math.max(o.limit, 1), 1000)), (revisions) =>
       emit({ revisions }, () =>
-        revisions.length === 0
-          ? "no revisions yet: files push makes the first"
-          : table(
-              ["revision", "time", "by", "files", "added", "changed", "deleted"],
-              revisions.map((r) => [
-                r.id.slice(0, 8),
-                r.created_at.replace(/\.\d+Z$/, "Z"),
-                r.token_name === undefined || r.token_name === null ? r.author : `${r.author} (token ${r.token_name})`,
-                r.files,
-                r.added ?? "",
-                r.changed ?? "",
-                r.deleted ?? ""
-              ])
-            )
+        tableOf(
+          revisions,
+          "no revisions yet: files push makes the first",
+          ["revision", "time", "by", "files", "added", "changed", "deleted"],
+          (r) => [
+            r.id.slice(0, 8),
+            r.created_at.replace(/\.\d+Z$/, "Z"),
+            r.token_name === undefined || r.token_name === null ? r.author : `${r.author} (token ${r.token_name})`,
+            r.files,
+            r.added ?? "",
+            r.changed ?? "",
+            r.deleted ?? ""
+          ]
+        )
       )
     )
   )
@@ -130,12 +130,12 @@ const backups = Command.make("backups", {}, () =>
     offline((f) => f.backups()),
     (list) =>
       emit({ backups: list }, () =>
-        list.length === 0
-          ? "no backups: a pull keeps here what it replaces or deletes"
-          : table(
-              ["id", "created", "files", "size", "made by"],
-              list.map((b) => [b.id, b.created_at, b.files, size(b.bytes), b.cause])
-            )
+        tableOf(
+          list,
+          "no backups: a pull keeps here what it replaces or deletes",
+          ["id", "created", "files", "size", "made by"],
+          (b) => [b.id, b.created_at, b.files, size(b.bytes), b.cause]
+        )
       )
   )
 ).pipe(Command.withDescription("list the backups pulls made of the files they replaced or deleted, newest first"))

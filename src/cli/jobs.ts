@@ -9,7 +9,7 @@ import type { JobListing, Jobs } from "../programs/jobs/jobs.js"
 import type { OnceResult } from "../programs/jobs/scheduler.js"
 import { ProgressReporter, silentProgress } from "../services/Progress.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
-import { emit, table } from "./output.js"
+import { emit, table, tableOf } from "./output.js"
 import { withProgram } from "./program.js"
 import { projectConfig, usage } from "./root.js"
 
@@ -147,20 +147,15 @@ const history = Command.make(
       if (o.limit < 1) return yield* usage("--limit: at least 1")
       const runs = yield* withJobs(o.job, (jobs) => jobs.history({ job: Option.getOrUndefined(o.job), limit: o.limit }))
       yield* emit({ runs }, () =>
-        runs.length === 0
-          ? "no runs yet"
-          : table(
-              ["JOB", "FIRE", "TRIGGER", "STATUS", "DURATION", "OWNER", "NOTE"],
-              runs.map((r) => [
-                r.job,
-                r.scheduled_at,
-                r.trigger,
-                r.status,
-                r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
-                r.owner,
-                r.error ?? r.summary ?? ""
-              ])
-            )
+        tableOf(runs, "no runs yet", ["JOB", "FIRE", "TRIGGER", "STATUS", "DURATION", "OWNER", "NOTE"], (r) => [
+          r.job,
+          r.scheduled_at,
+          r.trigger,
+          r.status,
+          r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
+          r.owner,
+          r.error ?? r.summary ?? ""
+        ])
       )
     })
 ).pipe(Command.withDescription("the runs recorded, newest first: fire, trigger, status, duration, who ran it"))

@@ -1,7 +1,7 @@
 /** `agentsync local diff | sync`: the services/ tree on disk against the project database (DATABASE_URL or the embedded default). */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { Effect, Option } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
@@ -11,6 +11,7 @@ import { withProgram } from "./program.js"
 import { globals, usage } from "./root.js"
 
 const ALL_KINDS = SyncKind.literals
+const isKind = Schema.is(SyncKind)
 
 const kind = Options.text("kind").pipe(
   Options.withDescription(`comma-separated kinds to sync: ${ALL_KINDS.join(",")} (default: all)`),
@@ -26,10 +27,11 @@ const parseKinds = (raw: Option.Option<string>) =>
         .split(",")
         .map((k) => k.trim())
         .filter((k) => k !== "")
-      const unknown = kinds.filter((k) => !(ALL_KINDS as ReadonlyArray<string>).includes(k))
+      const known = kinds.filter(isKind)
+      const unknown = kinds.filter((k) => !isKind(k))
       return unknown.length > 0 || kinds.length === 0
         ? usage(`--kind: unknown kind ${JSON.stringify(unknown[0] ?? text)}; choose from ${ALL_KINDS.join(", ")}`)
-        : Effect.succeed(kinds as ReadonlyArray<SyncKind>)
+        : Effect.succeed(known)
     }
   })
 

@@ -77,4 +77,4 @@ export const failureDocument = (error: unknown): string => {
   return JSON.stringify({ ...base, error: errorFields(inner) }, null, 2)
 }
 
-export { table } from "./table.js"
+export { table, tableOf } from "./table.js"

@@ -6,7 +6,7 @@ import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
 import { noPaint, type Paint } from "./color.js"
-import { emit, table } from "./output.js"
+import { emit, table, tableOf } from "./output.js"
 import { globals } from "./root.js"
 import { ui } from "./skillUi/command.js"
 
@@ -135,20 +135,20 @@ const sourceList = Command.make("list", {}, () =>
     const SkillSync = yield* skillService
     const sources = yield* SkillSync.listSources()
     yield* emit({ sources }, () =>
-      sources.length === 0
-        ? "no sources; add one with `agentsync skill install <uri>`"
-        : table(
-            ["NAME", "URI", "REF", "COMMIT", "UNITS", "TOOLS", "FLAGS"],
-            sources.map((s) => [
-              s.name,
-              s.uri,
-              s.ref,
-              s.commit?.slice(0, 12) ?? "-",
-              s.units,
-              s.tools.join(","),
-              [s.enabled ? "" : "disabled", s.read_only ? "read-only" : ""].filter((f) => f !== "").join(",")
-            ])
-          )
+      tableOf(
+        sources,
+        "no sources; add one with `agentsync skill install <uri>`",
+        ["NAME", "URI", "REF", "COMMIT", "UNITS", "TOOLS", "FLAGS"],
+        (s) => [
+          s.name,
+          s.uri,
+          s.ref,
+          s.commit?.slice(0, 12) ?? "-",
+          s.units,
+          s.tools.join(","),
+          [s.enabled ? "" : "disabled", s.read_only ? "read-only" : ""].filter((f) => f !== "").join(",")
+        ]
+      )
     )
   })
 ).pipe(Command.withDescription("list sources"))

@@ -17,3 +17,11 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
     )
     .join("\n")
 }
+
+/** A table of `items`, one row each, or the line `empty` when there are none. */
+export const tableOf = <A>(
+  items: ReadonlyArray<A>,
+  empty: string,
+  header: ReadonlyArray<string>,
+  row: (item: A) => ReadonlyArray<string | number>
+): string => (items.length === 0 ? empty : table(header, items.map(row)))

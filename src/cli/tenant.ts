@@ -5,7 +5,7 @@ import * as Options from "@effect/cli/Options"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { MissingConfig } from "../errors.js"
 import type { AdminOps } from "../services/AdminApi.js"
-import { emit, table } from "./output.js"
+import { emit, tableOf } from "./output.js"
 import { data, serverDatabase } from "./serve.js"
 
 export const server = Options.text("server").pipe(
@@ -77,12 +77,12 @@ const list = Command.make("list", { data, server }, (o) =>
     Effect.gen(function* () {
       const tenants = yield* ops.listTenants()
       yield* emit(tenants, () =>
-        tenants.length === 0
-          ? "no tenants"
-          : table(
-              ["TENANT", "NAME", "CREATED", "ACTIVE TOKENS"],
-              tenants.map((t) => [t.id, t.name, t.created_at, t.active_tokens])
-            )
+        tableOf(tenants, "no tenants", ["TENANT", "NAME", "CREATED", "ACTIVE TOKENS"], (t) => [
+          t.id,
+          t.name,
+          t.created_at,
+          t.active_tokens
+        ])
       )
     })
   )

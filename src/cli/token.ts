@@ -5,7 +5,7 @@ import * as Options from "@effect/cli/Options"
 import { Duration, Effect, Option, Redacted } from "effect"
 import type { IssuedToken, TokenInfo } from "../api/admin.js"
 import { InvalidInput } from "../errors.js"
-import { emit, table } from "./output.js"
+import { emit, tableOf } from "./output.js"
 import { data } from "./serve.js"
 import { server, withAdmin } from "./tenant.js"
 
@@ -79,20 +79,15 @@ const list = Command.make("list", { tenant: tenantOpt, data, server }, (o) =>
   withAdmin(o, (ops) =>
     Effect.flatMap(ops.listTokens(Option.getOrUndefined(o.tenant)), (tokens) =>
       emit(tokens, () =>
-        tokens.length === 0
-          ? "no tokens"
-          : table(
-              ["TOKEN", "TENANT", "NAME", "STATE", "CREATED", "LAST USED", "EXPIRES"],
-              tokens.map((t) => [
-                t.id,
-                t.tenant_id,
-                t.name,
-                state(t),
-                t.created_at,
-                t.last_used_at ?? "never",
-                t.expires_at ?? "never"
-              ])
-            )
+        tableOf(tokens, "no tokens", ["TOKEN", "TENANT", "NAME", "STATE", "CREATED", "LAST USED", "EXPIRES"], (t) => [
+          t.id,
+          t.tenant_id,
+          t.name,
+          state(t),
+          t.created_at,
+          t.last_used_at ?? "never",
+          t.expires_at ?? "never"
+        ])
       )
     )
   )

@@ -60,6 +60,12 @@ export const connect = (url: Redacted.Redacted<string>, what: string) =>
     )
   )
 
+/** The cloud side and how it is reached. */
+interface Remote {
+  readonly transport: DbTransport
+  readonly side: DbSide<DatabaseApi.DatabaseApiError>
+}
+
 /** The local database: DATABASE_URL or the embedded default, migrated. */
 const openLocal = (config: SyncConfig) =>
   Effect.gen(function* () {
@@ -79,9 +85,9 @@ const openRemote = (config: SyncConfig) =>
     if (config.cloudDatabaseUrl !== undefined) {
       const sql = yield* connect(config.cloudDatabaseUrl, "cloud")
       return {
-        transport: "direct" as DbTransport,
-        side: sqlSide({ sql }, describeUrl(config.cloudDatabaseUrl), "cloud") as DbSide<DatabaseApi.DatabaseApiError>
-      }
+        transport: "direct",
+        side: sqlSide({ sql }, describeUrl(config.cloudDatabaseUrl), "cloud")
+      } satisfies Remote
     }
     if (config.directUrl === undefined && config.apiUrl === undefined) {
       return yield* new MissingConfig({
@@ -96,13 +102,9 @@ const openRemote = (config: SyncConfig) =>
     if (info.url !== null) {
       const sql = yield* connect(info.url, "tenant")
       return {
-        transport: "direct" as DbTransport,
-        side: sqlSide(
-          { sql, schema: info.schema },
-          `${describeUrl(info.url)} (schema ${info.schema})`,
-          "tenant"
-        ) as DbSide<DatabaseApi.DatabaseApiError>
-      }
+        transport: "direct",
+        side: sqlSide({ sql, schema: info.schema }, `${describeUrl(info.url)} (schema ${info.schema})`, "tenant")
+      } satisfies Remote
     }
     const side: DbSide<DatabaseApi.DatabaseApiError> = {
       describe: client.baseUrl,
@@ -115,15 +117,12 @@ const openRemote = (config: SyncConfig) =>
           count: (r) => r.tables.reduce((n, t) => n + t.total, 0)
         })
     }
-    return { transport: "api" as DbTransport, side }
+    return { transport: "api", side } satisfies Remote
   })
 
 const withSides = <A, E>(
   config: SyncConfig,
-  f: (
-    local: DbSide<never>,
-    remote: { readonly transport: DbTransport; readonly side: DbSide<DatabaseApi.DatabaseApiError> }
-  ) => Effect.Effect<A, E, Scope.Scope>
+  f: (local: DbSide<never>, remote: Remote) => Effect.Effect<A, E, Scope.Scope>
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -151,38 +150,26 @@ export class DatabaseSyncService extends Effect.Service<DatabaseSyncService>()("
         })
       )
     })
-    const push = Effect.fn("DatabaseSyncService.push")(function* (options: DbSyncOptions = {}) {
-      const dryRun = options.dryRun ?? config.dryRun
-      return yield* withSides(config, (local, remote) =>
-        Effect.gen(function* () {
-          yield* local.check
-          const report = yield* remote.side.importFrom(local.source, { dryRun })
-          const result: DbSyncResult = {
-            direction: "push",
-            transport: remote.transport,
-            remote: remote.side.describe,
-            ...report
-          }
-          return result
-        })
-      )
-    })
-    const pull = Effect.fn("DatabaseSyncService.pull")(function* (options: DbSyncOptions = {}) {
-      const dryRun = options.dryRun ?? config.dryRun
-      return yield* withSides(config, (local, remote) =>
-        Effect.gen(function* () {
-          yield* remote.side.check
-          const report = yield* local.importFrom(remote.side.source, { dryRun })
-          const result: DbSyncResult = {
-            direction: "pull",
-            transport: remote.transport,
-            remote: remote.side.describe,
-            ...report
-          }
-          return result
-        })
-      )
-    })
+    /** Push imports the local rows into the remote side, pull the other way; the source side is checked first. */
+    const transfer = (direction: DbSyncResult["direction"]) =>
+      Effect.fn(`DatabaseSyncService.${direction}`)(function* (options: DbSyncOptions = {}) {
+        const dryRun = options.dryRun ?? config.dryRun
+        return yield* withSides(config, (local, remote) =>
+          Effect.gen(function* () {
+            const [from, to] = direction === "push" ? [local, remote.side] : [remote.side, local]
+            yield* from.check
+            const report = yield* to.importFrom(from.source, { dryRun })
+            return {
+              direction,
+              transport: remote.transport,
+              remote: remote.side.describe,
+              ...report
+            } satisfies DbSyncResult
+          })
+        )
+      })
+    const push = transfer("push")
+    const pull = transfer("pull")
     return { diff, push, pull } as const
   })
 }) {}

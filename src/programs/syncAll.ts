@@ -31,11 +31,13 @@ export interface SyncAllOptions {
   readonly dryRun?: boolean | undefined
 }
 
+const COMPLETED: SyncOpState = { _tag: "Completed" }
+
 /** What an operation's outcome is as a state: missing configuration is NotStarted, a partial import Partial. */
 const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, run: Effect.Effect<A, SyncError>) =>
   run.pipe(
     Effect.map((report) => ({
-      result: { operation, state: { _tag: "Completed" } as SyncOpState, report } satisfies SyncOpResult,
+      result: { operation, state: COMPLETED, report } satisfies SyncOpResult,
       error: undefined
     })),
     Effect.catchAll((error) => {

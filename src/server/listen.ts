@@ -1,6 +1,7 @@
 /** Running the tenant server as a process: listening (start-up errors named), the access log, and a bounded graceful stop. */
 import { createServer } from "node:http"
 import { Console, Duration, Effect, Layer, Schedule } from "effect"
+import { causeErrnoCode } from "../errno.js"
 import { ListenFailed } from "../errors.js"
 import * as AccessLog from "./accessLog.js"
 import * as Server from "./http.js"
@@ -23,14 +24,7 @@ const advice: Record<string, string> = {
 }
 
 /** The system error code down a cause chain. */
-const codeOf = (cause: unknown): string => {
-  let c: unknown = cause
-  for (let i = 0; i < 5 && typeof c === "object" && c !== null; i++) {
-    if ("code" in c && typeof c.code === "string") return c.code
-    c = (c as { cause?: unknown }).cause
-  }
-  return "UNKNOWN"
-}
+const codeOf = (cause: unknown): string => causeErrnoCode(cause) ?? "UNKNOWN"
 
 const messageOf = (cause: unknown): string => {
   let c: unknown = cause

@@ -2,7 +2,7 @@
 
 import { randomUUID } from "node:crypto"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import { Chunk, Effect, Schema, Stream } from "effect"
+import { Chunk, Effect, Predicate, Schema, Stream } from "effect"
 import { DatabaseInfo, DatabaseRoutes, DigestLine, IDEMPOTENCY_HEADER, ImportResult, NDJSON } from "../api/index.js"
 import { type BodyLine, decodeBody, encodeBody } from "../api/ndjson.js"
 import { decodeExportLine } from "../domain/db/exportLines.js"
@@ -117,9 +117,9 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
         } catch {
           return { kind: "bad", reason: "not JSON" }
         }
-        const kind = (value as { kind?: unknown } | null)?.kind
+        const kind = Predicate.hasProperty(value, "kind") ? value.kind : undefined
         if (kind === "header") return { kind }
-        if (kind === "end") return { kind, rows: (value as { rows?: unknown }).rows }
+        if (kind === "end") return { kind, rows: Predicate.hasProperty(value, "rows") ? value.rows : undefined }
         const line = decodeDigest(value)
         return line._tag === "Left"
           ? { kind: "bad", reason: line.left.message }
@@ -161,7 +161,7 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
       const result = yield* Schema.decodeUnknown(ImportResult)(json).pipe(
         Effect.mapError((e) => new ApiError({ kind: "Decode", status: response.status, reason: e.message, url }))
       )
-      return result as ImportReport
+      return result
     }).pipe(Effect.scoped)
     return withRetry(url, once, key !== null).pipe(Effect.withSpan("DatabaseApi.import"))
   }

@@ -15,9 +15,9 @@ import {
   Release,
   RollbackRequest
 } from "../api/index.js"
-import { CurrentConfig } from "../config.js"
+import type { CurrentConfig } from "../config.js"
 import { ApiError, DeployLocked, type MissingConfig } from "../errors.js"
-import { optionsFromConfig, type SyncApiOptions } from "./SyncApi.js"
+import { fromConfig, type SyncApiOptions } from "./SyncApi.js"
 import {
   clientBasics,
   describe,
@@ -134,7 +134,4 @@ export const layer = (options: SyncApiOptions): Layer.Layer<DeployApi> =>
   Layer.effect(DeployApi, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
 
 /** The client from the configuration in force, like the files client. */
-export const layerFromConfig: Layer.Layer<DeployApi, MissingConfig, CurrentConfig> = Layer.effect(
-  DeployApi,
-  Effect.flatMap(CurrentConfig, optionsFromConfig).pipe(Effect.flatMap(make))
-).pipe(Layer.provide(NodeHttpClient.layer))
+export const layerFromConfig: Layer.Layer<DeployApi, MissingConfig, CurrentConfig> = fromConfig(layer)

@@ -474,10 +474,13 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 export const layer = (options: SyncApiOptions): Layer.Layer<SyncApiClient> =>
   Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
 
-/** The client from the configuration in force (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID). */
-export const layerFromConfig: Layer.Layer<SyncApiClient, MissingConfig, CurrentConfig> = Layer.effect(
-  SyncApiClient,
-  Effect.flatMap(CurrentConfig, optionsFromConfig).pipe(Effect.flatMap(make))
-).pipe(Layer.provide(NodeHttpClient.layer))
+/** A tenant-API client from the configuration in force (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID). */
+export const fromConfig = <I>(
+  layerOf: (options: SyncApiOptions) => Layer.Layer<I>
+): Layer.Layer<I, MissingConfig, CurrentConfig> =>
+  Layer.unwrapEffect(Effect.map(Effect.flatMap(CurrentConfig, optionsFromConfig), layerOf))
+
+/** The client from the configuration in force. */
+export const layerFromConfig: Layer.Layer<SyncApiClient, MissingConfig, CurrentConfig> = fromConfig(layer)
 
 export { RemoteManifest }

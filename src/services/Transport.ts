@@ -6,6 +6,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Data, Duration, Effect, Option, Redacted, Schedule, Schema, Stream } from "effect"
 import { CLOUD_PREFIX, SYNC_PREFIX } from "../api/common.js"
 import { nonNegativeSetting, TRANSFER, type TransferLimits } from "../domain/caps.js"
+import { causeErrnoCode } from "../errno.js"
 import {
   ApiError,
   type ApiErrorKind,
@@ -298,11 +299,6 @@ export const exchange = <X>(
 /** A transport failure in words: its message and the first system error code down its cause chain (fetch nests it). */
 export const describe = (cause: unknown): string => {
   if (!(cause instanceof Error)) return String(cause)
-  let code = ""
-  let inner: unknown = (cause as { cause?: unknown }).cause
-  for (let depth = 0; depth < 5 && typeof inner === "object" && inner !== null && code === ""; depth++) {
-    if ("code" in inner && typeof inner.code === "string") code = ` (${inner.code})`
-    inner = (inner as { cause?: unknown }).cause
-  }
-  return `${cause.message}${code}`
+  const code = causeErrnoCode(cause.cause)
+  return code === undefined ? cause.message : `${cause.message} (${code})`
 }

@@ -5,6 +5,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import type { Membership } from "../domain/membership.js"
+import { errnoCode } from "../errno.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
 export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
@@ -52,7 +53,7 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true })
     } catch (e) {
-      if (rel === "" && (e as { code?: unknown }).code === "ENOENT") return
+      if (rel === "" && errnoCode(e) === "ENOENT") return
       throw e
     }
     for (const d of entries) {

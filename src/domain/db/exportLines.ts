@@ -1,5 +1,5 @@
 /** An export as it travels: its NDJSON lines (header, rows, end), one line decoded, and the checks a received export passes. */
-import { Schema } from "effect"
+import { Predicate, Schema } from "effect"
 import {
   ContextExport,
   type DatabaseExport,
@@ -51,11 +51,17 @@ export const decodeExportLine = (
   try {
     value = JSON.parse(text)
   } catch (e) {
-    return { ok: false, id: undefined, table: undefined, reason: `not JSON: ${(e as Error).message}` }
+    return {
+      ok: false,
+      id: undefined,
+      table: undefined,
+      reason: `not JSON: ${e instanceof Error ? e.message : String(e)}`
+    }
   }
-  const header = value as { kind?: unknown; version?: unknown } | null
-  if (header?.kind === "header" && header.version !== EXPORT_VERSION) {
-    const given = JSON.stringify(header.version)
+  const kind = Predicate.hasProperty(value, "kind") ? value.kind : undefined
+  const version = Predicate.hasProperty(value, "version") ? value.version : undefined
+  if (kind === "header" && version !== EXPORT_VERSION) {
+    const given = JSON.stringify(version)
     return {
       ok: false,
       id: undefined,
@@ -65,9 +71,9 @@ export const decodeExportLine = (
   }
   const decoded = Schema.decodeUnknownEither(ExportLine, { errors: "all", onExcessProperty: "error" })(value)
   if (decoded._tag === "Right") return { ok: true, line: decoded.right }
-  const v = value as { kind?: unknown; row?: { id?: unknown } } | null
-  const id = typeof v?.row?.id === "string" ? v.row.id : undefined
-  const table = typeof v?.kind === "string" ? v.kind : undefined
+  const row = Predicate.hasProperty(value, "row") ? value.row : undefined
+  const id = Predicate.hasProperty(row, "id") && typeof row.id === "string" ? row.id : undefined
+  const table = typeof kind === "string" ? kind : undefined
   return { ok: false, id, table, reason: decoded.left.message.replace(/\s+/g, " ").slice(0, 500) }
 }
 // ---------------------------------------------------------------------------------------------------------------

@@ -162,21 +162,19 @@ const noop = (
   lock
 })
 
-const toHome = (status: UnitStatus, reason: string, content: Side): Decision => ({
-  direction: "ToHome",
-  status,
-  reason,
-  content,
-  lock: content === undefined ? "drop" : "set"
-})
+/** A copy one way: the lock follows the content written, and is dropped with a deletion. */
+const toward =
+  (direction: "ToHome" | "ToRepo") =>
+  (status: UnitStatus, reason: string, content: Side): Decision => ({
+    direction,
+    status,
+    reason,
+    content,
+    lock: content === undefined ? "drop" : "set"
+  })
 
-const toRepo = (status: UnitStatus, reason: string, content: Side): Decision => ({
-  direction: "ToRepo",
-  status,
-  reason,
-  content,
-  lock: content === undefined ? "drop" : "set"
-})
+const toHome = toward("ToHome")
+const toRepo = toward("ToRepo")
 
 /** Resolves a conflict the way the user chose with --prefer, within the same safety rules. */
 const resolve = (status: UnitStatus, why: string, h: Side, r: Side, readOnly: boolean, o: PlanOptions): Decision => {
