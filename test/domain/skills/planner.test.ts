@@ -437,7 +437,7 @@ describe("skill planner cases", () => {
     expect(actions.map((a) => a.direction)).toEqual(["Conflict", "Conflict"])
   })
 
-  it("plans 2,000 units × 3 tools well within the budget", () => {
+  it("plans 2,000 units × 3 tools, one action each (its speed is bench:skills' to measure)", () => {
     const units: Array<UnitState> = Array.from({ length: 2000 }, (_, i) => ({
       source: "s",
       unit: `skills/u${i}`,
@@ -449,10 +449,7 @@ describe("skill planner cases", () => {
         home: { "SKILL.md": i % 11 === k ? H3 : H1, "ref.md": H3 }
       }))
     }))
-    const start = performance.now()
     const actions = planSync(units)
-    const ms = performance.now() - start
     expect(actions).toHaveLength(6000)
-    expect(ms).toBeLessThan(500) // the bench holds it to 50 ms; a loaded CI machine gets slack here
   })
 })
