@@ -1,3 +1,4 @@
+import { isAscii } from "node:buffer"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as nodeModule from "node:module"
@@ -62,6 +63,32 @@ describe("the agentsync executable, installed twice", () => {
     const trace = await runIn(two, ["--require", probe])
     expect(trace).toContain(nodePath.join(two, "cli.cjs"))
     expect(trace).not.toContain(one)
+  })
+})
+
+describe("the bundles' text", () => {
+  it("the files bundle is ASCII (taken as Latin-1, a copy), and a bundle that is not is read as UTF-8", async () => {
+    const dist = nodePath.dirname(BIN)
+    expect(isAscii(await fs.readFile(nodePath.join(dist, "files.cjs")))).toBe(true)
+    // An install whose CLI bundle holds a non-ASCII character in a string (and is its own build): its text as is.
+    const copy = nodePath.join(tempDir("utf8"), "dist")
+    await fs.mkdir(copy, { recursive: true })
+    await fs.copyFile(BIN, nodePath.join(copy, "bin.js"))
+    const cli = await fs.readFile(nodePath.join(dist, "cli.cjs"), "utf8")
+    expect(cli).toContain('var VERSION = "0.1.0";')
+    await fs.writeFile(
+      nodePath.join(copy, "cli.cjs"),
+      cli.replace('var VERSION = "0.1.0";', 'var VERSION = "0.1.0-\u00e9\u2014";')
+    )
+    const env = cleanEnv({ XDG_CACHE_HOME: tempDir("utf8-cache") })
+    for (const _ of [1, 2]) {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, [nodePath.join(copy, "bin.js"), "--version"], { env }, (error, stdout) =>
+          error === null ? resolve(stdout) : reject(error)
+        )
+      )
+      expect(out.trim()).toBe("0.1.0-\u00e9\u2014")
+    }
   })
 })
 

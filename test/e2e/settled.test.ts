@@ -86,7 +86,7 @@ beforeAll(async () => {
   const server = await startServe({ DATABASE_URL: databaseUrl }, admin)
   children.push(server.child)
   url = server.url
-}, 120_000)
+}, 300_000)
 
 afterAll(() => {
   for (const c of children) c.kill("SIGTERM")
@@ -115,6 +115,7 @@ describe("the settled start path", () => {
       expect(parseSettledArgs(args), args.join(" ")).toBeUndefined()
   })
 
+  // About 25 runs of the CLI: two minutes and more on a loaded machine.
   it("answers a no-change push and pull as the CLI does, text and JSON, and leaves any change to the CLI", async () => {
     const root = project()
     expect((await agentsync(["--json", "files", "push"], { cwd: root, env: env() })).code).toBe(0)
@@ -162,7 +163,7 @@ describe("the settled start path", () => {
     expect(leftToCli(small(root, ["files", "pull"]))).toBe(true)
     const pulled = await agentsync(["--json", "files", "pull"], { cwd: root, env: env() })
     expect(JSON.parse(pulled.stdout).actions.write, pulled.stderr).toBeGreaterThan(0)
-  }, 120_000)
+  }, 300_000)
 
   it("runs a push or pull with work to do from the files commands' bundle alone, as the CLI does", async () => {
     const root = project()
