@@ -10,7 +10,15 @@ import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import { type FileEntry, fileEntry, linkEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
-import { type Compression, compress, LINK_LEVEL, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
+import {
+  bufferPool,
+  type Compression,
+  compress,
+  LINK_LEVEL,
+  readArchive,
+  recordBatch,
+  tarOf
+} from "../../stages/files/archive.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -432,6 +440,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         bytes += e[1]
       }
       if (batch.length > 0) batches.push(batch)
+      // Batch buffers used again once compressed (a batch of one larger blob is not pooled).
+      const pool = bufferPool(DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024)
       const records = Stream.fromIterable(batches).pipe(
         Stream.mapEffect((b) =>
           Effect.gen(function* () {
@@ -453,7 +463,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                 x === LINK
                   ? { path, size, target: Buffer.from(data.get(sha)!).toString() }
                   : { path, size, executable: x === 1 }
-              )
+              ),
+              pool.take
             )
             b.forEach(([, , sha, x], i) => {
               if (x !== LINK) slots[i]!.set(data.get(sha)!)
@@ -465,7 +476,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       return {
         revision: rev.id,
         entries: entries.length,
-        body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL })
+        body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
       }
     })
 
