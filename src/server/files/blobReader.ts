@@ -2,9 +2,9 @@
 
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Option } from "effect"
 import * as Pg from "pg"
+import { sidePool } from "../sidePool.js"
 
 /** Connections of the reader's pool: one per download in progress, beside the server's. */
 const READER_CONNECTIONS = 4
@@ -29,38 +29,14 @@ export type BlobRows = ReadonlyArray<{ readonly sha256: string; readonly data: U
  */
 export const blobReader = (sql: SqlClient.SqlClient) =>
   Effect.gen(function* () {
-    const client = yield* Effect.serviceOption(PgClient.PgClient)
+    const pool = yield* sidePool({ max: READER_CONNECTIONS, applicationName: "agentsync-blobs", binary: true, types })
     const viaSql = (tenantId: string, shas: ReadonlyArray<string>) =>
       sql<{ sha256: string; data: Uint8Array }>`
         SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
-    if (Option.isNone(client) || client.value.config.maxConnections === 1) return viaSql
-    const c = client.value.config
-    const pool = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        // `binary` is the client option that asks every result in the binary format (absent from the pool's types).
-        const config: Pg.PoolConfig & { readonly binary: boolean } = {
-          connectionString: c.url === undefined ? undefined : Redacted.value(c.url),
-          host: c.host,
-          port: c.port,
-          user: c.username,
-          password: c.password === undefined ? undefined : Redacted.value(c.password),
-          database: c.database,
-          ssl: c.ssl,
-          max: READER_CONNECTIONS,
-          application_name: "agentsync-blobs",
-          binary: true,
-          types
-        }
-        const pool = new Pg.Pool(config)
-        // An idle connection that breaks is dropped by the pool; the next read opens another.
-        pool.on("error", () => undefined)
-        return pool
-      }),
-      (pool) => Effect.promise(() => pool.end().catch(() => undefined))
-    )
+    if (Option.isNone(pool)) return viaSql
     return (tenantId: string, shas: ReadonlyArray<string>): Effect.Effect<BlobRows, SqlError> =>
       Effect.async<BlobRows, SqlError>((resume) => {
-        pool.query<{ sha256: string; data: Buffer }>(BLOBS, [tenantId, [...shas]], (cause, result) =>
+        pool.value.query<{ sha256: string; data: Buffer }>(BLOBS, [tenantId, [...shas]], (cause, result) =>
           resume(
             cause ? Effect.fail(new SqlError({ cause, message: "Failed to read blobs" })) : Effect.succeed(result.rows)
           )
