@@ -4,11 +4,11 @@
  * anything differs, goes to the framework unchanged, which answers it (errors included) as before.
  */
 import type { IncomingMessage, Server as NodeServer, ServerResponse } from "node:http"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { Effect, Option, Redacted } from "effect"
-import * as Pg from "pg"
+import { Effect, Option } from "effect"
+import type * as Pg from "pg"
 import { CLOUD_PREFIX, etagMatches, FilesRoutes, manifestEtag, SYNC_PREFIX } from "../api/index.js"
 import type { AccessLog } from "./accessLog.js"
+import { sidePool } from "./sidePool.js"
 import {
   type AuthenticatedCaller,
   checkToken,
@@ -49,31 +49,7 @@ const CHECK_CONNECTIONS = 8
  * the uploads holding the server's connections. None for a single-session database (the embedded one), which can
  * take no second connection: there the framework answers every request.
  */
-const checkPool = Effect.gen(function* () {
-  const client = yield* Effect.serviceOption(PgClient.PgClient)
-  if (Option.isNone(client) || client.value.config.maxConnections === 1) return Option.none<Pg.Pool>()
-  const c = client.value.config
-  const pool = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const pool = new Pg.Pool({
-        connectionString: c.url === undefined ? undefined : Redacted.value(c.url),
-        host: c.host,
-        port: c.port,
-        user: c.username,
-        password: c.password === undefined ? undefined : Redacted.value(c.password),
-        database: c.database,
-        ssl: c.ssl,
-        max: CHECK_CONNECTIONS,
-        application_name: "agentsync-check"
-      })
-      // An idle connection that breaks is dropped by the pool; the next check opens another or hands on.
-      pool.on("error", () => undefined)
-      return pool
-    }),
-    (pool) => Effect.promise(() => pool.end().catch(() => undefined))
-  )
-  return Option.some(pool)
-})
+const checkPool = sidePool({ max: CHECK_CONNECTIONS, applicationName: "agentsync-check" })
 
 /**
  * The caller of a token, by the token check's statement on `pool` (its last use written first when due, as

@@ -150,10 +150,10 @@ export interface SyncApiClientShape {
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
   ) => Effect.Effect<A, SyncApiError | E>
   /**
-   * The archive formats the server said it reads, on its last manifest answer (none before one, or from a server
-   * that does not say: then it reads gzip only). An upload is compressed in one of them.
+   * The archive formats the server said it reads, on its last manifest answer (none from a server that does not
+   * say: then it reads gzip only); undefined before any manifest answer. An upload is compressed in one of them.
    */
-  readonly serverFormats: () => ReadonlyArray<ArchiveFormat>
+  readonly serverFormats: () => ReadonlyArray<ArchiveFormat> | undefined
   /** When an upload is compressed, as the client was configured (read once, where it was built). */
   readonly compress: CompressSetting
   /**
@@ -344,7 +344,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   /** The pace of one answer's body: slower than the minimum rate is Transient. */
   const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
-  let serverReads: ReadonlyArray<ArchiveFormat> = []
+  let serverReads: ReadonlyArray<ArchiveFormat> | undefined
   let serverKeeps: ReadonlyArray<EntryKind> = []
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.

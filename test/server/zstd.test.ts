@@ -150,6 +150,25 @@ layer(world, { excludeTestServices: true })("archives in the format both ends re
     })
   )
 
+  it.effect("a push planned from a kept manifest, without a manifest answer, uploads in zstd where both have it", () =>
+    Effect.gen(function* () {
+      const { both, root } = yield* World
+      const t = yield* both.createTenant("kept-manifest")
+      const dir = nodePath.join(root, "kept")
+      const first = yield* pushAndPull(both, t, dir, { "content/f.md": "# f\n".repeat(2000) })
+      const remote = yield* call(optionsFor(both, t.token), (c) => c.manifest())
+      // A fresh client that asks no manifest first, as a run planning from the kept manifest of a confirmed head.
+      const set = yield* writeFiles(dir, { "content/g.md": "# g\n".repeat(2000) })
+      const pushed = yield* call(optionsFor(both, t.token), (client) =>
+        upload({ servicesPath: dir, base: first.revision, remote: remote.entries, set, delete: [] }).pipe(
+          Effect.provideService(SyncApiClient, client)
+        )
+      )
+      expect(pushed.result.created).toBe(true)
+      expect(received.both.at(-1)).toBe(`application/${FORMATS[0]}`)
+    })
+  )
+
   it.effect("a client that names no format (an older one) downloads gzip", () =>
     Effect.gen(function* () {
       const { both, root } = yield* World

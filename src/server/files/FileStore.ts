@@ -10,7 +10,16 @@ import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import { type FileEntry, fileEntry, linkEntry } from "../../domain/model.js"
 import { ApiError, Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
-import { type Compression, compress, LINK_LEVEL, readArchive, recordBatch, tarOf } from "../../stages/files/archive.js"
+import {
+  bufferPool,
+  type Compression,
+  compress,
+  LINK_LEVEL,
+  readArchive,
+  recordBatch,
+  tarOf
+} from "../../stages/files/archive.js"
+import { blobReader } from "./blobReader.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -81,8 +90,9 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 }
 
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const readBlobs = yield* blobReader(sql)
 
     const loadRevision = (tenantId: string, revision: string | undefined) =>
       Effect.gen(function* () {
@@ -250,7 +260,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             return {
               write: (chunk) => void chunks.push(chunk),
               end: () => {
-                const data = Buffer.concat(chunks)
+                // Most files arrive in one piece: kept as it is (the reader never reuses a piece it handed on).
+                const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
                 if (isHeader) {
                   header = decodeHeader(data, caps)
                   expected = new Map(header.set.map((e) => [e.path, e]))
@@ -432,12 +443,13 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         bytes += e[1]
       }
       if (batch.length > 0) batches.push(batch)
+      // Batch buffers used again once compressed (a batch of one larger blob is not pooled).
+      const pool = bufferPool(DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024)
       const records = Stream.fromIterable(batches).pipe(
         Stream.mapEffect((b) =>
           Effect.gen(function* () {
             const shas = [...new Set(b.map((e) => e[2]))]
-            const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
-              SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
+            const rows = yield* readBlobs(tenantId, shas)
             const data = new Map(rows.map((r) => [r.sha256, r.data]))
             for (const [path, size, sha] of b) {
               const bytes = data.get(sha)
@@ -453,7 +465,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
                 x === LINK
                   ? { path, size, target: Buffer.from(data.get(sha)!).toString() }
                   : { path, size, executable: x === 1 }
-              )
+              ),
+              pool.take
             )
             b.forEach(([, , sha, x], i) => {
               if (x !== LINK) slots[i]!.set(data.get(sha)!)
@@ -465,7 +478,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
       return {
         revision: rev.id,
         entries: entries.length,
-        body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL })
+        body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
       }
     })
 

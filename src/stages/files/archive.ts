@@ -2,95 +2,12 @@
 import * as zlib from "node:zlib"
 import { Chunk, Effect, Stream } from "effect"
 import { Gunzip, ZstdDecompress } from "minizlib"
-import { Header, Parser, Pax, type ReadEntry } from "tar"
+import { Parser, type ReadEntry } from "tar"
 import { type ArchiveFormat, CAPS, type Caps, type CompressSetting, FORMATS } from "../../domain/caps.js"
-import { fileMode, isExecutableMode, linkTargetProblem } from "../../domain/model.js"
+import { isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
 
-// A fixed mtime and owner make the same files give the same bytes on every machine.
-const EPOCH = new Date(0)
-const BLOCK = 512
-
-/** A header block of ours (fixed owner and mtime), a pax header first when a path or link name does not fit ustar. */
-const headerBlocks = (
-  fields: { readonly path: string; readonly size: number; readonly mode: number } & (
-    | { readonly type: "File" }
-    | { readonly type: "SymbolicLink"; readonly linkpath: string }
-  )
-): Buffer => {
-  const header = new Header({ ...fields, uid: 0, gid: 0, mtime: EPOCH, uname: "", gname: "" })
-  const block = Buffer.alloc(BLOCK)
-  const needPax = header.encode(block, 0)
-  if (!needPax) return block
-  const { path, size } = fields
-  const pax =
-    fields.type === "File"
-      ? new Pax({ path, size, mtime: EPOCH })
-      : new Pax({ path, linkpath: fields.linkpath, mtime: EPOCH })
-  return Buffer.concat([pax.encode(), block])
-}
-
-/**
- * The tar header block(s) of a regular file. Its mode is 0755 for an executable file, else 0644 (`fileMode`): the
- * only two an archive of ours carries.
- */
-export const fileHeader = (path: string, size: number, executable = false): Buffer =>
-  headerBlocks({ path, size, mode: fileMode(executable), type: "File" })
-
-/** The tar header block(s) of a symbolic link: type 2, its target as the link name, mode 0777 as links have, no data. */
-export const linkHeader = (path: string, target: string): Buffer =>
-  headerBlocks({ path, size: 0, mode: 0o777, type: "SymbolicLink", linkpath: target })
-
-const padLength = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK
-const padding = (size: number): Buffer => Buffer.alloc(padLength(size))
-
-/** One whole tar record of a file: header, bytes, padding. */
-export const fileRecord = (path: string, bytes: Uint8Array, executable = false): Buffer =>
-  Buffer.concat([fileHeader(path, bytes.length, executable), bytes, padding(bytes.length)])
-
-/**
- * The tar records of several files in one buffer, each file's header and padding written and its bytes left
- * for the caller to put in place (`slots[i]`, exactly `files[i].size` long): one allocation for a batch of
- * files, instead of a buffer per file and per record and the copies between them.
- */
-export const recordBatch = (
-  files: ReadonlyArray<{
-    readonly path: string
-    readonly size: number
-    readonly executable?: boolean | undefined
-    /** A symbolic link's target: its record is its header alone, and its slot empty. */
-    readonly target?: string | undefined
-  }>
-): { readonly buffer: Buffer; readonly slots: ReadonlyArray<Buffer> } => {
-  const headers = files.map((f) =>
-    f.target === undefined ? fileHeader(f.path, f.size, f.executable === true) : linkHeader(f.path, f.target)
-  )
-  const sizeOf = (f: (typeof files)[number]) => (f.target === undefined ? f.size : 0)
-  let total = 0
-  files.forEach((f, i) => {
-    total += headers[i]!.length + sizeOf(f) + padLength(sizeOf(f))
-  })
-  const buffer = Buffer.allocUnsafe(total)
-  const slots: Array<Buffer> = new Array(files.length)
-  let at = 0
-  files.forEach((f, i) => {
-    const size = sizeOf(f)
-    at += headers[i]!.copy(buffer, at)
-    slots[i] = buffer.subarray(at, at + size)
-    at += size
-    const pad = padLength(size)
-    buffer.fill(0, at, at + pad)
-    at += pad
-  })
-  return { buffer, slots }
-}
-
-/** Two zero blocks end an archive. */
-export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(BLOCK * 2)
-
-/** A tar stream of records, ended properly. */
-export const tarOf = <E, R>(records: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
-  Stream.concat(records, Stream.succeed(END_OF_ARCHIVE))
+export { bufferPool, END_OF_ARCHIVE, fileHeader, fileRecord, linkHeader, recordBatch, tarOf } from "./tarRecords.js"
 
 // A deflate stored block carries at most this many bytes.
 const STORED_BLOCK = 0xffff
@@ -166,18 +83,23 @@ export const levelFor = (host: string) => (isLoopback(host) ? LOOPBACK_LEVEL : L
  */
 export const gzip = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  level = LINK_LEVEL
+  level = LINK_LEVEL,
+  consumed?: (chunk: Uint8Array) => void
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   bytes.pipe(
     Stream.mapConcatChunk(members),
     Stream.mapEffect(
       (chunk) => {
         const stored = level === 0 ? storedMember(chunk) : undefined
-        return stored === undefined ? gzipMember(chunk, level) : Effect.succeed(stored)
+        return done(stored === undefined ? gzipMember(chunk, level) : Effect.succeed(stored), chunk, consumed)
       },
       { concurrency: 2 }
     )
   )
+
+/** A member made from `chunk`, which no member refers to: handed to `consumed` (a pool's release) once made. */
+const done = <E>(member: Effect.Effect<Uint8Array, E>, chunk: Uint8Array, consumed?: (chunk: Uint8Array) => void) =>
+  consumed === undefined ? member : Effect.tap(member, () => consumed(chunk))
 
 /** An archive's format and level: what the writer uses, chosen for the link and the other end (`compressionFor`). */
 export interface Compression {
@@ -263,16 +185,18 @@ const zstdMember = (chunk: Uint8Array, level: number) =>
 /**
  * Compresses a byte stream as `compression` says: gzip members (`gzip`), or zstd frames cut and bounded the same
  * way (one frame per element of at most `CAPS.memberBytes`, none past `CAPS.maxRatio`, two at a time, in order).
+ * `consumed` gets each element once its member or frame is made (nothing made refers to it): a pool takes it back.
  */
 export const compress = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
-  compression: Compression
+  compression: Compression,
+  consumed?: (chunk: Uint8Array) => void
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   compression.format === "gzip"
-    ? gzip(bytes, compression.level)
+    ? gzip(bytes, compression.level, consumed)
     : bytes.pipe(
         Stream.mapConcatChunk(members),
-        Stream.mapEffect((chunk) => zstdMember(chunk, compression.level), { concurrency: 2 })
+        Stream.mapEffect((chunk) => done(zstdMember(chunk, compression.level), chunk, consumed), { concurrency: 2 })
       )
 
 /** The largest zstd window a reader accepts (8 MiB: above a member; a frame asking more is refused, not allocated). */

@@ -12,7 +12,7 @@ import { type Progress, silentProgress, withProgress } from "../../services/Prog
 import { RACY_MS } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
 import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
-import { type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
+import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
 
@@ -118,6 +118,8 @@ export interface ManifestOptions {
 // than going through the thread pool, and the CLI has nothing else to do meanwhile.
 const SMALL = 4 * 1024 * 1024
 const BATCH_BYTES = 1024 * 1024
+// A batch's buffer: its files' bytes, a header and padding per file (a batch of one larger file is not pooled).
+const POOLED_BYTES = BATCH_BYTES + 256 * 1024
 
 // A kept cache is rewritten (its whole JSON, 1.2 MB at 10,000 files) only when what it would save the next run is
 // worth more than writing it: a few small files re-read cost less than that, and a settled run reads no cache.
@@ -335,9 +337,11 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
   }
   if (batch.length > 0) batches.push(batch)
   // A batch is one buffer of tar records; each file is read straight into its place there and hashed in place.
+  // The buffers are used again once compressed: a few are out at a time whatever the tree's size.
+  const pool = bufferPool(POOLED_BYTES)
   const readBatch = (files: ReadonlyArray<FileEntry>) =>
     Effect.flatMap(linkTargets(root, files), (laid) => {
-      const { buffer, slots } = recordBatch(laid)
+      const { buffer, slots } = recordBatch(laid, pool.take)
       return Effect.forEach(
         files,
         (entry, i) => {
@@ -359,5 +363,5 @@ export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoErro
     })
   const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
-  return compress(tarOf(all), options.compression ?? { format: "gzip", level: LINK_LEVEL })
+  return compress(tarOf(all), options.compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
 }

@@ -2,11 +2,12 @@
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
-import { UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import { RemoteManifest, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import { type ArchiveFormat, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
-import { SyncApiClient } from "../../services/SyncApi.js"
+import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
 import { compressionFor, fileRecord } from "./archive.js"
 import { bundle } from "./bundle.js"
 
@@ -54,6 +55,29 @@ export const resultingTree = (
   return [...tree.values()].sort(byPath)
 }
 
+/**
+ * What the server reads: what its last manifest answer said, or, when this run had none (a plan from the kept
+ * manifest of a head the settled check confirmed) and the answer would change the format, what a conditional
+ * request for the base says (a 304 carries it; a moved head makes the upload a conflict anyway).
+ */
+const peerFormats = (
+  client: SyncApiClientShape,
+  host: string,
+  setting: CompressSetting,
+  input: UploadInput
+): Effect.Effect<ReadonlyArray<ArchiveFormat>, SyncApiError> => {
+  const said = client.serverFormats()
+  if (said !== undefined || compressionFor(host, FORMATS, setting).format !== "zstd") return Effect.succeed(said ?? [])
+  const known =
+    input.base === null
+      ? undefined
+      : new RemoteManifest(
+          { tenant: "", revision: input.base, entries: input.remote, checksum: "0".repeat(64) },
+          { disableValidation: true }
+        )
+  return client.manifest(known === undefined ? {} : { known }).pipe(Effect.map(() => client.serverFormats() ?? []))
+}
+
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   const client = yield* SyncApiClient
   const progress = input.progress ?? silentProgress
@@ -79,7 +103,8 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   })
   const total = send.reduce((n, e) => n + e.size, 0)
   // Stored on loopback; on a link, zstd when the server said it reads it, else gzip.
-  const compression = compressionFor(new URL(client.baseUrl).hostname, client.serverFormats(), client.compress)
+  const host = new URL(client.baseUrl).hostname
+  const compression = compressionFor(host, yield* peerFormats(client, host, client.compress, input), client.compress)
   let bytesSent = 0
   let attempts = 0
   const body = () => {

@@ -101,6 +101,30 @@ describe("archive", () => {
     })
   )
 
+  it.effect("a bundle of many batches, their buffers used again, reads back to every file's own bytes", () =>
+    Effect.gen(function* () {
+      // 24 files of 300 KB: about 8 batches through a pool that keeps 4 buffers, each file's bytes its own.
+      const texts = Array.from({ length: 24 }, (_, i) => `${String(i).padStart(4, "0")}\n`.repeat(60_000))
+      const root = yield* Effect.promise(() =>
+        tempTree(Object.fromEntries(texts.map((t, i) => [`content/f${String(i).padStart(2, "0")}.md`, t])))
+      )
+      const entries = texts.map(
+        (t, i) => new FileEntry({ path: `content/f${String(i).padStart(2, "0")}.md`, size: t.length, sha256: sha(t) })
+      )
+      for (const level of [0, 1]) {
+        const archive = yield* collect(
+          bundle({
+            servicesPath: nodePath.join(root, "services"),
+            files: entries,
+            compression: { format: "gzip", level }
+          })
+        )
+        const files = yield* readAll(archive)
+        expect(entries.map((e) => sha(files.get(e.path)!.toString()))).toEqual(entries.map((e) => e.sha256))
+      }
+    })
+  )
+
   it.effect("an executable entry travels as 0755 and a plain one as 0644, and reads back as such", () =>
     Effect.gen(function* () {
       const root = yield* Effect.promise(() =>
