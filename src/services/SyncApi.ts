@@ -55,6 +55,7 @@ import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.
 import type { FileEntry } from "../domain/model.js"
 import { ApiError, InvalidInput, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
 import { pace } from "./Pace.js"
+import type { ManifestAnswer } from "./state.js"
 import {
   answerText,
   defaultRetry,
@@ -161,6 +162,8 @@ export interface SyncApiClientShape {
    * (none before one, or from a server that predates them). A push carrying another kind is refused before sending.
    */
   readonly serverEntryKinds: () => ReadonlyArray<EntryKind>
+  /** Takes what a manifest answer had elsewhere in this process said (the settled check's 304), as if it were its own. */
+  readonly heard: (answer: ManifestAnswer) => void
 }
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
@@ -346,6 +349,10 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 
   let serverReads: ReadonlyArray<ArchiveFormat> | undefined
   let serverKeeps: ReadonlyArray<EntryKind> = []
+  const heard = (answer: ManifestAnswer) => {
+    serverReads = parseFormats(answer.formats)
+    serverKeeps = entryKindsOf(answer.entries, answer.formats)
+  }
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
@@ -361,10 +368,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         url,
         headersOf(authed.execute(request)).pipe(
           Effect.tap((response) => {
-            if (response.status === 200 || response.status === 304) {
-              serverReads = parseFormats(response.headers[ARCHIVE_FORMATS_HEADER])
-              serverKeeps = entryKindsOf(response.headers[ENTRY_KINDS_HEADER], response.headers[ARCHIVE_FORMATS_HEADER])
-            }
+            if (response.status === 200 || response.status === 304)
+              heard({
+                formats: response.headers[ARCHIVE_FORMATS_HEADER],
+                entries: response.headers[ENTRY_KINDS_HEADER]
+              })
           }),
           Effect.flatMap((response) =>
             response.status === 304 && known !== undefined
@@ -463,7 +471,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     download,
     serverFormats: () => serverReads,
     compress: options.compress ?? "auto",
-    serverEntryKinds: () => serverKeeps
+    serverEntryKinds: () => serverKeeps,
+    heard
   })
 })
 

@@ -95,6 +95,16 @@ export interface HandedListing {
   readonly revision: string
   /** The base file's [size, mtimeMs] under that mark. */
   readonly base: readonly [number, number]
+  /** What the server's 304 said of itself, as the client learns it from any manifest answer. */
+  readonly answer: ManifestAnswer
+}
+
+/** The headers of a manifest answer in which a server says what it reads and keeps (see domain/caps.ts). */
+export interface ManifestAnswer {
+  /** `x-agentsync-archive`: the archive formats it reads. */
+  readonly formats: string | undefined
+  /** `x-agentsync-entries`: the kinds of entries it keeps. */
+  readonly entries: string | undefined
 }
 
 const HANDOFF = Symbol.for("agentsync.files.handedListing")

@@ -39,12 +39,16 @@ const push = (root: string, token: Redacted.Redacted<string>) =>
   Effect.runPromise(fileSync(server.url, root, token).push())
 
 /** A project pushed and settled, then edited; the settled check run on it (handing its listing off), then `later`. */
-const handedThen = async (name: string, later: (root: string) => Promise<void>) => {
+const handedThen = async (
+  name: string,
+  later: (root: string) => Promise<void>,
+  edit = (root: string) => write(root, { "config/app.yaml": "x: 22\n" })
+) => {
   const t = await server.createTenant(name)
   const root = tempDir("project")
   await write(root, sample)
   await push(root, t.token)
-  await write(root, { "config/app.yaml": "x: 22\n" })
+  await edit(root)
   let handed = false
   const report = await checkSettled({
     command: "push",
@@ -75,5 +79,18 @@ describe("the listing handed from the settled check", () => {
       await fs.writeFile(base, await fs.readFile(base))
     })
     expect(r.files.map((f) => f.path)).toEqual(["config/app.yaml", "skills/s/SKILL.md"])
+  })
+
+  it("carries what the server's 304 said it keeps: an executable and a link changed since the mark are pushed", async () => {
+    const r = await handedThen(
+      "handoff-kinds",
+      async () => {},
+      async (root) => {
+        await write(root, { "config/run.sh": "#!/bin/sh\necho run\n" })
+        await fs.chmod(nodePath.join(root, "services", "config", "run.sh"), 0o755)
+        await fs.symlink("run.sh", nodePath.join(root, "services", "config", "start.sh"))
+      }
+    )
+    expect(r.files.map((f) => f.path)).toEqual(["config/run.sh", "config/start.sh"])
   })
 })

@@ -35,7 +35,9 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
     handed.base[0] === mark.base[0] &&
     handed.base[1] === mark.base[1]
   ) {
-    // The check found that listing unlike the mark's: not settled, planned from it against the confirmed head.
+    // The check found that listing unlike the mark's: not settled, planned from it against the confirmed head,
+    // and the server's 304 then said what it reads and keeps (this run has no manifest answer of its own).
+    client.heard(handed.answer)
     return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision } satisfies Probe
   }
   // Stands for the head at the mark's revision: returned as is when the server answers 304.

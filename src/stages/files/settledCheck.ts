@@ -13,7 +13,14 @@ import * as http from "node:http"
 import * as nodePath from "node:path"
 import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
-import { BASE_FILE, type HandedListing, stateDir, type WorkspaceFile, walkTree } from "../../services/state.js"
+import {
+  BASE_FILE,
+  type HandedListing,
+  type ManifestAnswer,
+  stateDir,
+  type WorkspaceFile,
+  walkTree
+} from "../../services/state.js"
 
 export const MARK_FILE = "files-settled.json"
 
@@ -195,8 +202,14 @@ const UNSETTLED = /^(files\.lock|pull-journal\.json|staging-|\.agentsync-tmp-)/
  */
 const CHECK_MS = 10_000
 
-/** Whether the server answers 304 to the mark's revision: one attempt, no retry (the full run retries). */
-const notModified = async (mark: SettledMark, token: string, ms: number): Promise<boolean> => {
+/** A header's one value (Node gives a list only for headers that repeat). */
+const one = (value: string | ReadonlyArray<string> | undefined) => (typeof value === "string" ? value : value?.[0])
+
+/**
+ * The server's 304 to the mark's revision, with what it says of itself (header names as in domain/caps.ts, which
+ * this path does not load), or undefined for any other answer: one attempt, no retry (the full run retries).
+ */
+const notModified = async (mark: SettledMark, token: string, ms: number): Promise<ManifestAnswer | undefined> => {
   // TLS is loaded only for an https API (it is a tenth of this path's start).
   const get = mark.check.url.startsWith("https:") ? (await import("node:https")).get : http.get
   return new Promise((resolve) => {
@@ -206,14 +219,18 @@ const notModified = async (mark: SettledMark, token: string, ms: number): Promis
         { agent: false, headers: { authorization: `Bearer ${token}`, "if-none-match": mark.check.etag } },
         (res) => {
           res.resume()
-          resolve(res.statusCode === 304)
+          resolve(
+            res.statusCode === 304
+              ? { formats: one(res.headers["x-agentsync-archive"]), entries: one(res.headers["x-agentsync-entries"]) }
+              : undefined
+          )
         }
       )
       req.setTimeout(ms, () => req.destroy())
-      req.on("error", () => resolve(false))
+      req.on("error", () => resolve(undefined))
     } catch {
       // A token no header can carry: the full run says so.
-      resolve(false)
+      resolve(undefined)
     }
   })
 }
@@ -243,7 +260,8 @@ export const checkSettled = async (input: SettledInput) => {
     // The server first: when its head moved, the tree need not be walked.
     // The exchange deadline (TRANSFER_ENV in domain/caps.ts), valid: the print vouches for the run that took it.
     const exchange = Number(input.env.AGENTSYNC_TIMEOUT_MS?.trim() || CHECK_MS)
-    if (!(await notModified(mark, token, Math.min(CHECK_MS, exchange)))) return undefined
+    const answer = await notModified(mark, token, Math.min(CHECK_MS, exchange))
+    if (answer === undefined) return undefined
     let ignore = ""
     try {
       ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")
@@ -254,7 +272,7 @@ export const checkSettled = async (input: SettledInput) => {
     const at = Date.now()
     // An empty tree is left to the full run, which checks that the services path is there at all.
     if (files.length === 0 || !matches(mark, files)) {
-      input.onListing?.({ root: mark.root, files, at, revision: mark.revision, base: mark.base })
+      input.onListing?.({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
       return undefined
     }
     return settledReport(input.command, input.dryRun, mark)
