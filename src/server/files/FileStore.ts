@@ -19,7 +19,6 @@ import {
   recordBatch,
   tarOf
 } from "../../stages/files/archive.js"
-import { blobReader } from "./blobReader.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -90,9 +89,8 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 }
 
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
-  scoped: Effect.gen(function* () {
+  effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const readBlobs = yield* blobReader(sql)
 
     const loadRevision = (tenantId: string, revision: string | undefined) =>
       Effect.gen(function* () {
@@ -260,8 +258,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
             return {
               write: (chunk) => void chunks.push(chunk),
               end: () => {
-                // Most files arrive in one piece: kept as it is (the reader never reuses a piece it handed on).
-                const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+                const data = Buffer.concat(chunks)
                 if (isHeader) {
                   header = decodeHeader(data, caps)
                   expected = new Map(header.set.map((e) => [e.path, e]))
@@ -449,7 +446,8 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         Stream.mapEffect((b) =>
           Effect.gen(function* () {
             const shas = [...new Set(b.map((e) => e[2]))]
-            const rows = yield* readBlobs(tenantId, shas)
+            const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
+              SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
             const data = new Map(rows.map((r) => [r.sha256, r.data]))
             for (const [path, size, sha] of b) {
               const bytes = data.get(sha)
