@@ -68,6 +68,13 @@ export class RemoteManifest extends Schema.Class<RemoteManifest>("RemoteManifest
 }) {}
 
 /**
+ * A manifest that stands for the head at `revision` in a conditional request (`SyncApiClient.manifest`'s `known`):
+ * a 304 returns it as is, so nothing but its revision is ever read.
+ */
+export const standIn = (tenant: string, revision: string) =>
+  new RemoteManifest({ tenant, revision, entries: [], checksum: "0".repeat(64) }, { disableValidation: true })
+
+/**
  * The manifest's conditional request: the ETag of a head manifest the client already holds. When it still
  * names the head, the answer is 304 Not Modified with no body (a tree of 10,000 files is ~1 MB of JSON).
  */

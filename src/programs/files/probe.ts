@@ -1,6 +1,6 @@
 /** The settled mark in a file-sync run: the probe before a plan, and the mark kept or forgotten after the run. */
 import { Effect } from "effect"
-import { FilesRoutes, manifestEtag, RemoteManifest } from "../../api/files.js"
+import { FilesRoutes, manifestEtag, type RemoteManifest, standIn } from "../../api/files.js"
 import type { SyncConfig } from "../../config.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { takeHandedListing } from "../../services/state.js"
@@ -41,10 +41,7 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
     return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision } satisfies Probe
   }
   // Stands for the head at the mark's revision: returned as is when the server answers 304.
-  const assumed = new RemoteManifest(
-    { tenant: mark.tenant, revision: mark.revision, entries: [], checksum: "0".repeat(64) },
-    { disableValidation: true }
-  )
+  const assumed = standIn(mark.tenant, mark.revision)
   const [head, files] = yield* Effect.all([client.manifest({ known: assumed }), workspace.listFiles()], {
     concurrency: 2
   })

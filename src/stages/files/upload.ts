@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
-import { RemoteManifest, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
@@ -56,9 +56,10 @@ export const resultingTree = (
 }
 
 /**
- * What the server reads: what its last manifest answer said, or, when this run had none (a plan from the kept
- * manifest of a head the settled check confirmed) and the answer would change the format, what a conditional
- * request for the base says (a 304 carries it; a moved head makes the upload a conflict anyway).
+ * What the server reads: what its last manifest answer said (or the settled check's 304, see
+ * `SyncApiClient.heard`), or, when the client has had none (the stage called on its own) and the answer would change
+ * the format, what a conditional request for the base says (a 304 carries it; a moved head makes the upload a
+ * conflict anyway).
  */
 const peerFormats = (
   client: SyncApiClientShape,
@@ -68,14 +69,8 @@ const peerFormats = (
 ): Effect.Effect<ReadonlyArray<ArchiveFormat>, SyncApiError> => {
   const said = client.serverFormats()
   if (said !== undefined || compressionFor(host, FORMATS, setting).format !== "zstd") return Effect.succeed(said ?? [])
-  const known =
-    input.base === null
-      ? undefined
-      : new RemoteManifest(
-          { tenant: "", revision: input.base, entries: input.remote, checksum: "0".repeat(64) },
-          { disableValidation: true }
-        )
-  return client.manifest(known === undefined ? {} : { known }).pipe(Effect.map(() => client.serverFormats() ?? []))
+  const known = input.base === null ? {} : { known: standIn("", input.base) }
+  return client.manifest(known).pipe(Effect.map(() => client.serverFormats() ?? []))
 }
 
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
