@@ -2,6 +2,7 @@
 import * as zlib from "node:zlib"
 import { Config, Effect, Option } from "effect"
 import { MissingConfig } from "../errors.js"
+import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "./capsHeaders.js"
 
 /** Limits on a tree, its manifest and its archives; anything over one of them is refused whole. */
 export interface Caps {
@@ -115,7 +116,7 @@ export const FORMATS: ReadonlyArray<ArchiveFormat> =
  * them), the server with every manifest answer (the client then uploads in one of them). An end that sends none
  * reads gzip only.
  */
-export const ARCHIVE_FORMATS_HEADER = "x-agentsync-archive"
+export { ARCHIVE_FORMATS_HEADER }
 
 /** The formats a header names that this code knows, in its order; none for a missing header. */
 export const parseFormats = (header: string | undefined | null): ReadonlyArray<ArchiveFormat> =>
@@ -135,7 +136,7 @@ export const ENTRY_KINDS: ReadonlyArray<EntryKind> = ["executable", "link"]
  * server that keeps fewer would store a revision whose checksum leaves them out (a push ends in a checksum
  * mismatch), so the client refuses such a push before sending anything.
  */
-export const ENTRY_KINDS_HEADER = "x-agentsync-entries"
+export { ENTRY_KINDS_HEADER }
 
 /**
  * The kinds a server keeps, from its manifest answer's headers: those `x-agentsync-entries` names; without it,

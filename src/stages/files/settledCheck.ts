@@ -11,6 +11,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
+import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "../../domain/capsHeaders.js"
 import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
 import {
@@ -206,8 +207,7 @@ const CHECK_MS = 10_000
 const one = (value: string | ReadonlyArray<string> | undefined) => (typeof value === "string" ? value : value?.[0])
 
 /**
- * The server's 304 to the mark's revision, with what it says of itself (header names as in domain/caps.ts, which
- * this path does not load), or undefined for any other answer: one attempt, no retry (the full run retries).
+ * The server's 304 to the mark's revision, with what it says of itself, or undefined for any other answer: one attempt, no retry (the full run retries).
  */
 const notModified = async (mark: SettledMark, token: string, ms: number): Promise<ManifestAnswer | undefined> => {
   // TLS is loaded only for an https API (it is a tenth of this path's start).
@@ -221,7 +221,7 @@ const notModified = async (mark: SettledMark, token: string, ms: number): Promis
           res.resume()
           resolve(
             res.statusCode === 304
-              ? { formats: one(res.headers["x-agentsync-archive"]), entries: one(res.headers["x-agentsync-entries"]) }
+              ? { formats: one(res.headers[ARCHIVE_FORMATS_HEADER]), entries: one(res.headers[ENTRY_KINDS_HEADER]) }
               : undefined
           )
         }
