@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { afterAll, describe, expect } from "vitest"
-import { make, writeFilesAtomic } from "../../src/services/Workspace.js"
+import { layer, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -128,6 +128,70 @@ describe("Workspace.writeFiles", () => {
       )
       expect(Either.isLeft(result)).toBe(true)
       expect(tree(dir)).toEqual([])
+    })
+  )
+})
+
+describe("Workspace.readInto and readLinks", () => {
+  it.effect("fill each buffer exactly, tell a file that is shorter or longer, and read links without following", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "read-"))
+      const large = Buffer.alloc(5 * 1024 * 1024, "x")
+      writeFileSync(join(dir, "a.md"), "abc")
+      writeFileSync(join(dir, "large.bin"), large)
+      symlinkSync("a.md", join(dir, "link"))
+      symlinkSync("nowhere", join(dir, "dangling"))
+      const ws = make(dir)
+      const slots = [Buffer.alloc(3), Buffer.alloc(2), Buffer.alloc(4), Buffer.alloc(large.length)]
+      // Small files in one synchronous pass; a large one through the thread pool in the same call.
+      const whole = yield* ws.readInto([
+        { path: "a.md", into: slots[0]! },
+        { path: "a.md", into: slots[1]! },
+        { path: "a.md", into: slots[2]! },
+        { path: "large.bin", into: slots[3]! }
+      ])
+      expect(whole).toEqual([true, false, false, true])
+      expect(slots[0]!.toString()).toBe("abc")
+      expect(slots[3]!.equals(large)).toBe(true)
+      expect(yield* ws.readInto([{ path: "large.bin", into: Buffer.alloc(large.length - 1) }])).toEqual([false])
+      expect(yield* ws.readLinks(["link", "dangling", "a.md", "gone"])).toEqual([
+        "a.md",
+        "nowhere",
+        undefined,
+        undefined
+      ])
+    })
+  )
+
+  it.effect("name the file they cannot read, and refuse a path that escapes the tree", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "read-fail-"))
+      const ws = make(dir)
+      const gone = yield* Effect.flip(ws.readInto([{ path: "gone.md", into: Buffer.alloc(1) }]))
+      expect(gone.path).toBe(join(dir, "gone.md"))
+      expect(gone.reason).toMatch(/^cannot read: ENOENT|^cannot read: no such file/)
+      const large = yield* Effect.flip(ws.readInto([{ path: "gone.bin", into: Buffer.alloc(5 * 1024 * 1024) }]))
+      expect(large.path).toBe(join(dir, "gone.bin"))
+      for (const e of [
+        yield* Effect.flip(ws.readInto([{ path: "../out.md", into: Buffer.alloc(1) }])),
+        yield* Effect.flip(ws.readLinks(["../out"]))
+      ])
+        expect(e).toMatchObject({ _tag: "IoError", reason: "path escapes the services tree" })
+      writeFileSync(join(dir, "file"), "x")
+      const notADir = yield* Effect.flip(ws.readLinks(["file/under"]))
+      expect(notADir.path).toBe(join(dir, "file/under"))
+    })
+  )
+
+  it.effect("the layer's Workspace is the one the Workspaces in force gives", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "layer-"))
+      const given = { ...make(dir), root: "given" }
+      const ws = yield* Effect.provide(Workspace, layer(dir)).pipe(
+        Effect.provideService(Workspaces, { at: () => given })
+      )
+      expect(ws.root).toBe("given")
+      expect((yield* Effect.provide(Workspace, layer(dir))).root).toBe(dir)
     })
   )
 })

@@ -1,17 +1,15 @@
 /** The bundle stage: the local manifest (hashes cached by path, size and mtime) and a reproducible tar.gz of chosen files. */
 import { createHash } from "node:crypto"
-import * as fsSync from "node:fs"
-import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Schema, Stream } from "effect"
 import { byPath, sha256 } from "../../domain/hash.js"
 import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProblem } from "../../domain/model.js"
-import { errnoCode, IoError, ioError as io, type TarballUnsafe } from "../../errors.js"
+import { IoError, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { RACY_MS } from "../../services/state.js"
 import { hashTree } from "../../services/TreeHash.js"
-import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
+import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
@@ -62,7 +60,11 @@ const sortedCache = (c: {
 }): HashCache | undefined => {
   const n = c.paths.length
   if (c.sizes.length !== n || c.mtimes.length !== n || c.sha256.length !== n) return undefined
-  for (let i = 1; i < n; i++) if (!(c.paths[i - 1]! < c.paths[i]!)) return undefined
+  let previous: string | undefined
+  for (const path of c.paths) {
+    if (previous !== undefined && !(previous < path)) return undefined
+    previous = path
+  }
   let at = 0
   const entry = (i: number): CacheEntry => [c.sizes[i]!, c.mtimes[i]!, c.sha256[i]!]
   return {
@@ -114,9 +116,6 @@ export interface ManifestOptions {
   readonly listed?: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
 }
 
-// Small files are read whole and synchronously: for thousands of small files this is several times faster
-// than going through the thread pool, and the CLI has nothing else to do meanwhile.
-const SMALL = 4 * 1024 * 1024
 const BATCH_BYTES = 1024 * 1024
 // A batch's buffer: its files' bytes, a header and padding per file (a batch of one larger file is not pooled).
 const POOLED_BYTES = BATCH_BYTES + 256 * 1024
@@ -135,42 +134,6 @@ const worthWriting = (cache: HashCache, next: number, hashed: ReadonlyArray<File
   const kept = next - hashed.length
   return cache.size - kept >= REWRITE_FILES
 }
-
-// One byte past a file's promised size tells whether it grew since it was hashed.
-const PROBE = Buffer.alloc(1)
-
-/** Fills `slot` from a file; true when the file held exactly that many bytes. */
-const readInto = (full: string, slot: Buffer) =>
-  Effect.try({
-    try: () => {
-      const fd = fsSync.openSync(full, "r")
-      try {
-        let at = 0
-        for (let n = 1; n > 0 && at < slot.length; at += n) n = fsSync.readSync(fd, slot, at, slot.length - at, null)
-        return at === slot.length && fsSync.readSync(fd, PROBE, 0, 1, null) === 0
-      } finally {
-        fsSync.closeSync(fd)
-      }
-    },
-    catch: io(full, "cannot read")
-  })
-
-/** `readInto` through the thread pool, for large files. */
-const readIntoAsync = (full: string, slot: Buffer) =>
-  Effect.tryPromise({
-    try: async () => {
-      const handle = await fs.open(full, "r")
-      try {
-        let at = 0
-        for (let n = 1; n > 0 && at < slot.length; at += n)
-          n = (await handle.read(slot, at, slot.length - at, null)).bytesRead
-        return at === slot.length && (await handle.read(Buffer.alloc(1), 0, 1, null)).bytesRead === 0
-      } finally {
-        await handle.close()
-      }
-    },
-    catch: io(full, "cannot read")
-  })
 
 const readCache = (state: ProjectFileState, root: string) =>
   state.read(CACHE_FILE).pipe(
@@ -192,7 +155,7 @@ const readCache = (state: ProjectFileState, root: string) =>
  */
 export const localManifest = Effect.fn("bundle.localManifest")(function* (options: ManifestOptions) {
   const progress = options.progress ?? silentProgress
-  const workspace = makeWorkspace(options.servicesPath)
+  const workspace = yield* workspaceAt(options.servicesPath)
   const listed = options.listed ?? { files: yield* workspace.listFiles(), at: Date.now() }
   const { files, links, notCarried } = splitLinks(listed.files)
   const now = listed.at
@@ -203,7 +166,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   let nextCount = 0
   // Cache hits are settled in one synchronous pass; only the misses are read.
   const entries: Array<FileEntry> = new Array(files.length)
-  const misses: Array<number> = []
+  const misses: Array<{ readonly at: number; readonly file: WorkspaceFile }> = []
   const hashed = yield* withProgress(
     progress,
     "hashing",
@@ -219,20 +182,21 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
             nextCount++
           }
           progress.advance(1)
-        } else misses.push(i)
+        } else misses.push({ at: i, file: f })
       })
       return hashTree(
         workspace.root,
-        misses.map((i) => files[i]!.path),
-        { sizes: misses.map((i) => files[i]!.size), onHashed: progress.advance }
+        misses.map((m) => m.file.path),
+        { sizes: misses.map((m) => m.file.size), onHashed: progress.advance }
       )
     })
   )
+  // One hash per miss, in order.
   hashed.forEach((h, k) => {
-    const f = files[misses[k]!]!
-    entries[misses[k]!] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
+    const { at, file: f } = misses[k]!
+    entries[at] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) {
-      next[misses[k]!] = [h.size, f.mtimeMs, h.sha256]
+      next[at] = [h.size, f.mtimeMs, h.sha256]
       nextCount++
     }
   })
@@ -241,14 +205,14 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     const sizes: Array<number> = []
     const mtimes: Array<number> = []
     const sha256: Array<string> = []
-    for (let i = 0; i < files.length; i++) {
+    files.forEach((f, i) => {
       const e = next[i]
-      if (e === undefined) continue
-      paths.push(files[i]!.path)
+      if (e === undefined) return
+      paths.push(f.path)
       sizes.push(e[0])
       mtimes.push(e[1])
       sha256.push(e[2])
-    }
+    })
     const body: typeof CacheFile.Type = { version: 2, root: workspace.root, paths, sizes, mtimes, sha256 }
     yield* state.write(CACHE_FILE, JSON.stringify(body))
   }
@@ -283,25 +247,39 @@ const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
  * The batch with each symbolic link's target read (never followed) and checked against its entry's hash, as a
  * file's bytes are: a link's record carries its target in its header.
  */
-const linkTargets = (root: string, files: ReadonlyArray<FileEntry>) =>
-  Effect.try({
-    try: () =>
-      files.map((entry) => {
-        if (entry.link !== true) return entry
-        const full = nodePath.join(root, entry.path)
-        let target: string | undefined
-        try {
-          target = fsSync.readlinkSync(full)
-        } catch (e) {
-          // Not a link any more (or gone): changed since it was listed.
-          if (errnoCode(e) !== "EINVAL" && errnoCode(e) !== "ENOENT") throw io(full, "cannot read the link")(e)
-        }
-        if (target === undefined || Buffer.byteLength(target) !== entry.size || sha256(target) !== entry.sha256)
-          throw new IoError({ path: full, reason: "changed while bundling; run again" })
-        return { path: entry.path, size: entry.size, target }
-      }),
-    catch: (e) => (e instanceof IoError ? e : io(root, "cannot read the links")(e))
+const linkTargets = (
+  workspace: WorkspaceShape,
+  files: ReadonlyArray<FileEntry>
+): Effect.Effect<ReadonlyArray<FileEntry | LaidLink>, IoError> => {
+  const links = files.filter((entry) => entry.link === true)
+  if (links.length === 0) return Effect.succeed(files)
+  return Effect.flatMap(workspace.readLinks(links.map((entry) => entry.path)), (targets) => {
+    const laid: Array<FileEntry | LaidLink> = []
+    let k = 0
+    for (const entry of files) {
+      if (entry.link !== true) {
+        laid.push(entry)
+        continue
+      }
+      // Not a link any more, gone, or pointing elsewhere: changed since it was listed.
+      const target = targets[k++]
+      if (target === undefined || Buffer.byteLength(target) !== entry.size || sha256(target) !== entry.sha256)
+        return Effect.fail(changed(workspace, entry))
+      laid.push({ path: entry.path, size: entry.size, target })
+    }
+    return Effect.succeed(laid)
   })
+}
+
+/** A link's record as `recordBatch` lays it: its target in its header. */
+interface LaidLink {
+  readonly path: string
+  readonly size: number
+  readonly target: string
+}
+
+const changed = (workspace: WorkspaceShape, entry: FileEntry) =>
+  new IoError({ path: nodePath.join(workspace.root, entry.path), reason: "changed while bundling; run again" })
 
 export interface BundleOptions {
   readonly servicesPath: string
@@ -319,47 +297,45 @@ export interface BundleOptions {
  * mode 0755 or 0644 as the entry is executable or not (a symbolic link as a link record naming its target),
  * so the same files give the same bytes. Each file is read once and checked against its hash.
  */
-export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> => {
-  const root = nodePath.resolve(options.servicesPath)
+export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> =>
+  Stream.unwrap(Effect.map(workspaceAt(options.servicesPath), (workspace) => bundleFrom(workspace, options)))
+
+const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
   const progress = options.progress ?? silentProgress
   // Files travel in batches of about 1 MiB: one effect and one buffer per batch instead of per file.
-  const batches: Array<Array<FileEntry>> = []
+  const batches: Array<{ readonly files: ReadonlyArray<FileEntry>; readonly bytes: number }> = []
   let batch: Array<FileEntry> = []
   let bytes = 0
   for (const e of options.files) {
     if (batch.length > 0 && (bytes + e.size > BATCH_BYTES || batch.length >= 256)) {
-      batches.push(batch)
+      batches.push({ files: batch, bytes })
       batch = []
       bytes = 0
     }
     batch.push(e)
     bytes += e.size
   }
-  if (batch.length > 0) batches.push(batch)
-  // A batch is one buffer of tar records; each file is read straight into its place there and hashed in place.
-  // The buffers are used again once compressed: a few are out at a time whatever the tree's size.
+  if (batch.length > 0) batches.push({ files: batch, bytes })
+  // A batch is one buffer of tar records; each file is read straight into its place there (one call to the
+  // workspace for the batch) and hashed in place. The buffers are used again once compressed: a few are out at a
+  // time whatever the tree's size.
   const pool = bufferPool(POOLED_BYTES)
-  const readBatch = (files: ReadonlyArray<FileEntry>) =>
-    Effect.flatMap(linkTargets(root, files), (laid) => {
+  const readBatch = ({ files, bytes }: (typeof batches)[number]) =>
+    Effect.flatMap(linkTargets(workspace, files), (laid) => {
       const { buffer, slots } = recordBatch(laid, pool.take)
-      return Effect.forEach(
-        files,
-        (entry, i) => {
-          if (entry.link === true) return Effect.sync(() => progress.advance(entry.size))
-          const full = nodePath.join(root, entry.path)
-          const slot = slots[i]!
-          const read = entry.size <= SMALL ? readInto(full, slot) : readIntoAsync(full, slot)
-          return Effect.flatMap(read, (whole) => {
-            // The archive carries exactly the bytes the manifest promised, or nothing.
-            if (!whole || createHash("sha256").update(slot).digest("hex") !== entry.sha256) {
-              return Effect.fail(new IoError({ path: full, reason: "changed while bundling; run again" }))
-            }
-            progress.advance(entry.size)
-            return Effect.void
-          })
-        },
-        { discard: true }
-      ).pipe(Effect.as(buffer as Uint8Array))
+      const reads: Array<{ readonly path: string; readonly into: Buffer; readonly entry: FileEntry }> = []
+      files.forEach((entry, i) => {
+        if (entry.link !== true) reads.push({ path: entry.path, into: slots[i]!, entry })
+      })
+      return Effect.flatMap(workspace.readInto(reads), (whole) => {
+        // The archive carries exactly the bytes the manifest promised, or nothing.
+        const bad = reads.find(
+          (r, k) => whole[k] !== true || createHash("sha256").update(r.into).digest("hex") !== r.entry.sha256
+        )
+        if (bad !== undefined) return Effect.fail(changed(workspace, bad.entry))
+        progress.advance(bytes)
+        return Effect.succeed(buffer as Uint8Array)
+      })
     })
   const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
