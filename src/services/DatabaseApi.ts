@@ -9,7 +9,7 @@ import { decodeExportLine } from "../domain/db/exportLines.js"
 import type { Digest, ExportSource, ImportOptions, ImportReport } from "../domain/db/source.js"
 import { type RowOf, SYNC_TABLES, type SyncTable } from "../domain/db/tables.js"
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
-import type { SyncApiOptions } from "./SyncApi.js"
+import type { SyncApiOptions } from "./SyncApiOptions.js"
 import {
   clientBasics,
   exchange,

@@ -17,7 +17,7 @@ import {
 } from "../api/index.js"
 import type { CurrentConfig } from "../config.js"
 import { ApiError, DeployLocked, type MissingConfig } from "../errors.js"
-import { fromConfig, type SyncApiOptions } from "./SyncApi.js"
+import { fromConfig, type SyncApiOptions } from "./SyncApiOptions.js"
 import {
   clientBasics,
   describe,

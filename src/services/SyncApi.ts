@@ -2,31 +2,15 @@
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
-import type * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import {
-  type Cause,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Layer,
-  type ParseResult,
-  Redacted,
-  Schema,
-  Stream
-} from "effect"
-import type { Forbidden, NotFound } from "../api/common.js"
+import { Context, Deferred, Duration, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import {
   CLOUD_PREFIX,
   CloudFilesGroup,
   FilesRoutes,
   IDEMPOTENCY_HEADER,
-  isEntry,
   manifestEtag,
   RemoteManifest,
   type RevisionInfo,
@@ -34,42 +18,33 @@ import {
   SyncFilesGroup,
   UploadResult
 } from "../api/files.js"
-import { CurrentConfig, type SyncConfig } from "../config.js"
+import type { CurrentConfig } from "../config.js"
 import {
   ARCHIVE_FORMATS_HEADER,
   type ArchiveFormat,
-  CAPS,
   type CompressSetting,
-  compressSettingFromEnv,
   ENTRY_KINDS_HEADER,
   type EntryKind,
   entryKindsOf,
   FORMATS,
   parseFormats,
   TRANSFER,
-  type TransferLimits,
-  transferLimitsFromEnv
+  type TransferLimits
 } from "../domain/caps.js"
-import { manifestChecksum } from "../domain/hash.js"
-import { ManifestRefused, makeManifestDecoder } from "../domain/manifestDecoder.js"
-import type { FileEntry } from "../domain/model.js"
-import { ApiError, InvalidInput, MissingConfig, Unauthorized, UnsafeRemote } from "../errors.js"
+import type { MissingConfig } from "../errors.js"
 import { pace } from "./Pace.js"
+import { answerPace, bodyOf, checked, classified, decodeManifest, withinExchange } from "./SyncApiExchange.js"
+import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
 import type { ManifestAnswer } from "./state.js"
-import {
-  answerText,
-  defaultRetry,
-  describe,
-  fromStatus,
-  type Retry,
-  readAnswer,
-  retryFromEnv,
-  retrying,
-  type SyncApiError,
-  type Transient,
-  transient
-} from "./Transport.js"
+import { defaultRetry, readAnswer, retrying, type SyncApiError, type Transient, transient } from "./Transport.js"
 
+export {
+  checkToken,
+  fromConfig,
+  optionsFromConfig,
+  type SyncApiOptions,
+  type SyncEndpoint
+} from "./SyncApiOptions.js"
 export {
   defaultRetry,
   parseRetryAfter,
@@ -85,33 +60,6 @@ export {
  * areas' definitions (database, deploy, health) unloaded on the path every file sync run takes.
  */
 class FilesApi extends HttpApi.make("agentsync").add(SyncFilesGroup).add(CloudFilesGroup) {}
-
-/** What one attempt can fail with before it is classified: the HTTP client's, the typed client's, and ours. */
-type AttemptFailure =
-  | HttpClientError.HttpClientError
-  | ParseResult.ParseError
-  | Cause.TimeoutException
-  | Forbidden
-  | NotFound
-  | HttpApiError.HttpApiDecodeError
-  | SyncApiError
-  | Transient
-
-/** Where the tenant lives: its own origin (direct) or a shared API naming the tenant (relay). */
-export type SyncEndpoint =
-  | { readonly mode: "direct"; readonly origin: string }
-  | { readonly mode: "relay"; readonly api: string; readonly tenantId: string }
-
-export interface SyncApiOptions {
-  readonly endpoint: SyncEndpoint
-  readonly token: Redacted.Redacted<string>
-  /** Four numbers or an Effect `Schedule` (default `defaultRetry`, or the environment through `optionsFromConfig`). */
-  readonly retry?: Retry
-  /** Deadlines and the minimum rate of bodies (default: `TRANSFER`, or the environment through `optionsFromConfig`). */
-  readonly limits?: Partial<TransferLimits>
-  /** When uploads are compressed (default `auto`, or `AGENTSYNC_COMPRESSION` through `optionsFromConfig`). */
-  readonly compress?: CompressSetting
-}
 
 export interface ManifestOptions {
   readonly revision?: string
@@ -168,107 +116,6 @@ export interface SyncApiClientShape {
 
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
 
-const trimSlash = (s: string) => s.replace(/\/+$/, "")
-
-const checkUrl = (key: string, value: string): Effect.Effect<string, MissingConfig> => {
-  const ok = /^https?:\/\/[^\s]+$/.test(value)
-  return ok
-    ? Effect.succeed(trimSlash(value))
-    : Effect.fail(
-        new MissingConfig({ key, reason: `must be an http(s) URL, got ${JSON.stringify(value.slice(0, 80))}` })
-      )
-}
-
-/**
- * The token as sent: surrounding whitespace (a newline from `$(cat token)`) trimmed; a character no HTTP
- * header may carry is a configuration error that names the variable, never the token.
- */
-export const checkToken = (
-  token: Redacted.Redacted<string>
-): Effect.Effect<Redacted.Redacted<string>, MissingConfig> => {
-  const value = Redacted.value(token).trim()
-  if (value === "") return Effect.fail(new MissingConfig({ key: "AGENTSYNC_TOKEN", reason: "is empty" }))
-  // Visible ASCII only (RFC 9110 field values; bearer tokens are a subset).
-  return /^[\x21-\x7e]+$/.test(value)
-    ? Effect.succeed(Redacted.make(value))
-    : Effect.fail(
-        new MissingConfig({
-          key: "AGENTSYNC_TOKEN",
-          reason: "holds a space, a line break or another character a token cannot have"
-        })
-      )
-}
-
-/** The endpoint and token from a SyncConfig: direct origin first, else API URL + tenant id. */
-export const optionsFromConfig = (config: SyncConfig): Effect.Effect<SyncApiOptions, MissingConfig> =>
-  Effect.gen(function* () {
-    if (config.token === undefined)
-      return yield* new MissingConfig({
-        key: "AGENTSYNC_TOKEN",
-        reason: "set it to a token from `agentsync tenant create`"
-      })
-    const token = yield* checkToken(config.token)
-    let endpoint: SyncEndpoint
-    if (config.directUrl !== undefined) {
-      endpoint = { mode: "direct", origin: yield* checkUrl("AGENTSYNC_DIRECT_URL", config.directUrl) }
-    } else if (config.apiUrl !== undefined) {
-      if (config.tenantId === undefined) {
-        return yield* new MissingConfig({
-          key: "AGENTSYNC_TENANT_ID",
-          reason: "cloud-relay mode (AGENTSYNC_API_URL) needs the tenant id"
-        })
-      }
-      if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(config.tenantId)) {
-        return yield* new MissingConfig({
-          key: "AGENTSYNC_TENANT_ID",
-          reason: "not a tenant id (lowercase letters, digits, '-')"
-        })
-      }
-      endpoint = { mode: "relay", api: yield* checkUrl("AGENTSYNC_API_URL", config.apiUrl), tenantId: config.tenantId }
-    } else {
-      return yield* new MissingConfig({
-        key: "AGENTSYNC_DIRECT_URL",
-        reason: "set AGENTSYNC_DIRECT_URL (direct sync), or AGENTSYNC_API_URL and AGENTSYNC_TENANT_ID (cloud relay)"
-      })
-    }
-    // Read here, once, where a client is built: a malformed value fails naming it (exit 2).
-    const retry: Retry = config.retry ?? (yield* retryFromEnv)
-    const limits = yield* transferLimitsFromEnv
-    const compress = yield* compressSettingFromEnv
-    return { endpoint, token, retry, limits, compress }
-  })
-
-/** The manifest of a response body, decoded as it arrives: refused past the caps, retried when cut short. */
-const decodeManifest = (
-  body: Stream.Stream<Uint8Array, Transient>,
-  url: string
-): Effect.Effect<RemoteManifest, Transient | UnsafeRemote> =>
-  Effect.suspend(() => {
-    const decoder = makeManifestDecoder<FileEntry>({
-      arrayKey: "entries",
-      maxBytes: CAPS.maxManifestBytes,
-      maxEntries: CAPS.maxEntries,
-      element: (u, i) => (isEntry(u) ? u : `entry ${i} of the manifest is not a file entry (path, size, sha256)`)
-    })
-    const refused = (e: unknown) =>
-      e instanceof ManifestRefused && e.kind === "truncated"
-        ? transient(200, `manifest ${e.message}`)
-        : new UnsafeRemote({ reason: e instanceof Error ? e.message : String(e), url })
-    return Stream.runForEach(body, (chunk) => Effect.try({ try: () => decoder.push(chunk), catch: refused })).pipe(
-      Effect.zipRight(Effect.try({ try: () => decoder.end(), catch: refused })),
-      Effect.flatMap(({ fields, elements }) =>
-        Schema.decodeUnknown(RemoteManifest)({ ...fields, entries: [] }).pipe(
-          Effect.mapError((e) => new UnsafeRemote({ reason: `not a manifest: ${e.message.slice(0, 300)}`, url })),
-          Effect.map((m) => new RemoteManifest({ ...m, entries: elements }, { disableValidation: true }))
-        )
-      ),
-      Effect.filterOrFail(
-        (m) => manifestChecksum(m.entries) === m.checksum,
-        () => new UnsafeRemote({ reason: "the manifest's entries do not add up to its checksum", url })
-      )
-    )
-  })
-
 export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiOptions) {
   const http = yield* HttpClient.HttpClient
   const policy = options.retry ?? defaultRetry
@@ -290,62 +137,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const filesApi = yield* Effect.cached(HttpApiClient.group(FilesApi, { group: "files", ...typedOptions }))
   const cloudFilesApi = yield* Effect.cached(HttpApiClient.group(FilesApi, { group: "cloudFiles", ...typedOptions }))
 
-  /** The HTTP part of an attempt with its failures classified (the consumer of a body keeps its own). */
-  const httpPart = <A, R>(
-    url: string,
-    effect: Effect.Effect<A, AttemptFailure, R>
-  ): Effect.Effect<A, SyncApiError | Transient, R> =>
-    Effect.catchTags(effect, {
-      RequestError: (e) => Effect.fail(transient(0, describe(e), true)),
-      ResponseError: (e) =>
-        // A success whose body could not be read was cut short: the call is idempotent, so try again.
-        e.response.status >= 200 && e.response.status < 300
-          ? Effect.fail(transient(e.response.status, `answer cut short: ${describe(e)}`))
-          : Effect.flatMap(answerText(e.response), (body) =>
-              Effect.fail(fromStatus(e.response.status, body, url, e.response.headers["retry-after"]))
-            ),
-      TimeoutException: () => Effect.fail(transient(408, "timed out")),
-      ParseError: (e) =>
-        Effect.fail(new ApiError({ kind: "Decode", status: 200, reason: e.message.slice(0, 300), url })),
-      // The typed client decodes successes only (failure statuses are read above); these are the group's own.
-      Forbidden: (e) => Effect.fail(new Unauthorized({ reason: `${e.reason} (403 from ${url})` })),
-      NotFound: (e) => Effect.fail(new ApiError({ status: 404, reason: e.reason, url })),
-      HttpApiDecodeError: (e) => Effect.fail(new InvalidInput({ reason: `rejected by the server: ${e.message}` }))
-    })
-
   /** One logical call: attempts retried on Transient failures, the whole within the transfer deadline. */
   const withRetry = <A, E>(url: string, attempt: Effect.Effect<A, E | Transient>) =>
     retrying(url, attempt, policy, { deadlineMs: limits.deadlineMs })
-
-  /** The response headers of a request, within the exchange deadline. */
-  const headersOf = <E, R>(request: Effect.Effect<HttpClientResponse.HttpClientResponse, E, R>) =>
-    request.pipe(
-      Effect.timeoutFail({
-        duration: exchange,
-        onTimeout: () => transient(408, `no answer within ${limits.exchangeMs / 1000} s`)
-      })
-    )
-
-  /** A raw call whose failure statuses are read from the body. */
-  const checked =
-    (url: string) =>
-    (
-      response: HttpClientResponse.HttpClientResponse
-    ): Effect.Effect<HttpClientResponse.HttpClientResponse, SyncApiError | Transient> =>
-      response.status >= 200 && response.status < 300
-        ? Effect.succeed(response)
-        : answerText(response).pipe(
-            Effect.flatMap((body) =>
-              Effect.fail(fromStatus(response.status, body, url, response.headers["retry-after"]))
-            )
-          )
-
-  /** A response body that fails with Transient when it breaks off. */
-  const bodyOf = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, Transient> =>
-    Stream.mapError(response.stream, (e) => transient(0, `connection lost during the answer: ${describe(e)}`))
-
-  /** The pace of one answer's body: slower than the minimum rate is Transient. */
-  const answerPace = () => pace(limits, (why) => transient(408, `answer too slow: ${why}`))
 
   let serverReads: ReadonlyArray<ArchiveFormat> | undefined
   let serverKeeps: ReadonlyArray<EntryKind> = []
@@ -357,16 +151,19 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   // the global FormData, which makes Node load its whole fetch implementation.
   const manifest = (options: ManifestOptions = {}) => {
     const url = `${baseUrl}${FilesRoutes.manifest}`
-    const known = options.revision === undefined && options.known?.revision != null ? options.known : undefined
+    // A held head manifest makes the request conditional on its revision (a manifest of no revision is no head).
+    const held = options.revision === undefined ? options.known : undefined
+    const heldRevision = held?.revision ?? undefined
+    const known = heldRevision === undefined ? undefined : held
     let request = HttpClientRequest.get(url)
     if (options.revision !== undefined) request = HttpClientRequest.setUrlParam(request, "revision", options.revision)
-    if (known !== undefined)
-      request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(known.revision!))
+    if (heldRevision !== undefined)
+      request = HttpClientRequest.setHeader(request, "if-none-match", manifestEtag(heldRevision))
     const attempt = Effect.suspend(() => {
-      const p = answerPace()
-      return httpPart(
+      const p = answerPace(limits)
+      return classified(
         url,
-        headersOf(authed.execute(request)).pipe(
+        withinExchange(limits, authed.execute(request)).pipe(
           Effect.tap((response) => {
             if (response.status === 200 || response.status === 304)
               heard({
@@ -393,7 +190,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         ? Effect.flatMap(filesApi, (api) => api.revisions({ urlParams }))
         : Effect.flatMap(cloudFilesApi, (api) => api.revisions({ path: { tenantId: endpoint.tenantId }, urlParams }))
     const url = `${baseUrl}${FilesRoutes.revisions}`
-    return withRetry(url, httpPart(url, Effect.timeout(call, exchange))).pipe(
+    return withRetry(url, classified(url, Effect.timeout(call, exchange))).pipe(
       Effect.withSpan("SyncApiClient.revisions")
     )
   }
@@ -405,7 +202,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
       const sent = yield* Deferred.make<void>()
       const p = pace(limits, (why) => transient(408, `upload too slow: ${why}`))
       const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
-      const answer = httpPart(
+      const answer = classified(
         url,
         uploader
           .execute(
@@ -453,8 +250,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         ARCHIVE_FORMATS_HEADER,
         FORMATS.join(", ")
       )
-      const p = answerPace()
-      return httpPart(request.url, Effect.flatMap(headersOf(authed.execute(request)), checked(request.url))).pipe(
+      const p = answerPace(limits)
+      return classified(
+        request.url,
+        Effect.flatMap(withinExchange(limits, authed.execute(request)), checked(request.url))
+      ).pipe(
         Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),
         Effect.scoped
       )
@@ -482,12 +282,6 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
  */
 export const layer = (options: SyncApiOptions): Layer.Layer<SyncApiClient> =>
   Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(NodeHttpClient.layer))
-
-/** A tenant-API client from the configuration in force (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_URL + AGENTSYNC_TENANT_ID). */
-export const fromConfig = <I>(
-  layerOf: (options: SyncApiOptions) => Layer.Layer<I>
-): Layer.Layer<I, MissingConfig, CurrentConfig> =>
-  Layer.unwrapEffect(Effect.map(Effect.flatMap(CurrentConfig, optionsFromConfig), layerOf))
 
 /** The client from the configuration in force. */
 export const layerFromConfig: Layer.Layer<SyncApiClient, MissingConfig, CurrentConfig> = fromConfig(layer)

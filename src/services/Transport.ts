@@ -17,7 +17,7 @@ import {
   Unauthorized,
   type UnsafeRemote
 } from "../errors.js"
-import type { SyncApiOptions } from "./SyncApi.js"
+import type { SyncApiOptions } from "./SyncApiOptions.js"
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Either, Option, Redacted, Schedule, Stream } from "effect"
+import { RemoteManifest, standIn } from "../../src/api/files.js"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import {
   optionsFromConfig,
@@ -246,6 +247,49 @@ describe("SyncApiClient retries", () => {
     )
     expect(parseRetryAfter("soon")).toEqual(Option.none())
   })
+})
+
+describe("SyncApiClient conditional manifest", () => {
+  /** A server whose head is `head`: a 304 when If-None-Match names it, else the manifest; it records the header. */
+  const headAt = async (head: string) => {
+    const conditions: Array<string | undefined> = []
+    const body = JSON.stringify({ ...JSON.parse(manifestBody), revision: head })
+    const server = createServer((req, res) => {
+      const condition = req.headers["if-none-match"]
+      conditions.push(condition)
+      req.resume()
+      if (condition === `"${head}"`) res.writeHead(304).end()
+      else res.writeHead(200, { "content-type": "application/json" }).end(body)
+    })
+    servers.push(server)
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, conditions }
+  }
+
+  it.live("asks on the held head's revision and answers with the held manifest itself while it is the head", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() => headAt("r1"))
+      const held = standIn("t", "r1")
+      const same = yield* withClient(opts(s.url), (c) => c.manifest({ known: held }))
+      expect(same).toBe(held)
+      const moved = yield* withClient(opts(s.url), (c) => c.manifest({ known: standIn("t", "r0") }))
+      expect(moved.revision).toBe("r1")
+      expect(moved).toBeInstanceOf(RemoteManifest)
+      expect(s.conditions).toEqual(['"r1"', '"r0"'])
+    })
+  )
+
+  it.live("asks unconditionally for a held manifest of no revision, or for a named revision", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() => headAt("r1"))
+      const empty = new RemoteManifest({ ...JSON.parse(manifestBody), revision: null })
+      const fresh = yield* withClient(opts(s.url), (c) => c.manifest({ known: empty }))
+      expect(fresh).not.toBe(empty)
+      const named = yield* withClient(opts(s.url), (c) => c.manifest({ revision: "r1", known: standIn("t", "r1") }))
+      expect(named.revision).toBe("r1")
+      expect(s.conditions).toEqual([undefined, undefined])
+    })
+  )
 })
 
 describe("SyncApiClient configuration", () => {
