@@ -124,7 +124,8 @@ const names = (o: OptionSpec) => [o.name, ...o.aliases]
 const dashed = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`)
 const matches = (o: OptionSpec, flag: string) => names(o).some((n) => dashed(n) === flag)
 
-const helpHint = (path: ReadonlyArray<string>) => `Run '${path.join(" ")} --help' for usage.`
+/** Where help is, the last line of a usage error. */
+export const helpHint = (path: ReadonlyArray<string>) => `Run '${path.join(" ")} --help' for usage.`
 
 const didYouMean = (suggestions: ReadonlyArray<string>) =>
   suggestions.length === 0 ? [] : ["", "Did you mean this?", ...suggestions.map((s) => `\t${s}`)]
@@ -185,10 +186,17 @@ export const preprocess = (tree: CommandSpec, argv: ReadonlyArray<string>): Pars
       const suggestions = closest(value, o.choices)
       return {
         message: `invalid value ${JSON.stringify(value)} for ${flag}`,
-        details: [...didYouMean(suggestions), "", `choose one of: ${o.choices.join(", ")}`],
+        details: [...didYouMean(suggestions), "", `choose one of: ${o.choices.join(", ")}`, helpHint(at.path)],
         suggestions
       }
     }
+    // `N` is a number's placeholder (see spec.ts): @effect/cli would say only "'x' is not a integer".
+    if (o.value === "N" && !/^[-+]?\d+(\.\d+)?$/.test(value))
+      return {
+        message: `invalid value ${JSON.stringify(value)} for ${flag}: not a number`,
+        details: [helpHint(at.path)],
+        suggestions: []
+      }
     return { value, next: inline === undefined ? i + 2 : i + 1 }
   }
 

@@ -4,7 +4,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit, Layer, Logger, LogLevel } from "effect"
 import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
 import { ProgressReporter } from "../services/Progress.js"
-import { type Globals, preprocess, type UsageProblem } from "./argv.js"
+import { type Globals, helpHint, preprocess, type UsageProblem } from "./argv.js"
 import { errorLine, useColor } from "./color.js"
 import { render } from "./help.js"
 import { ExitWith, errorFields, failureDocument, Reported } from "./output.js"
@@ -53,17 +53,30 @@ const usageProblem = (g: Globals, problem: UsageProblem) =>
     ExitCode.Usage
   )
 
-/** The exit code of a failure; its message goes to stderr, and with --json its document to stdout. */
-const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
+/** A usage error @effect/cli found in its own words ("Missing argument <NAME>"), as this CLI words its errors. */
+const usageMessage = (error: ValidationError.ValidationError) =>
+  textOf(error.error)
+    .trim()
+    .replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase())
+
+/**
+ * The exit code of a failure; its message goes to stderr, and with --json its document to stdout. A usage error
+ * from a command (`usage`) was said when it was found; one @effect/cli found while parsing (`parsing`) is said
+ * here, as every other error is, with where help is.
+ */
+const failed = (g: Globals, cause: Cause.Cause<unknown>, parsing: { readonly path: ReadonlyArray<string> } | false) => {
   const failure = Cause.failureOption(cause)
   const error = failure._tag === "Some" ? failure.value : undefined
   const inner = error instanceof Reported ? error.error : error
   const document = (doc: string) => (g.json ? Console.log(doc) : Effect.void)
   if (inner instanceof ExitWith) return Effect.succeed(inner.code)
-  // @effect/cli and `usage` have already shown usage errors on stderr.
   if (ValidationError.isValidationError(inner)) {
-    const message = textOf(inner.error).trim()
-    return Effect.as(document(JSON.stringify({ error: { tag: "UsageError", message } }, null, 2)), ExitCode.Usage)
+    const message = usageMessage(inner)
+    const said = parsing === false ? Effect.void : Console.error(`${errorLine(g, message)}\n${helpHint(parsing.path)}`)
+    return Effect.as(
+      Effect.zipRight(said, document(JSON.stringify({ error: { tag: "UsageError", message } }, null, 2))),
+      ExitCode.Usage
+    )
   }
   if (isSyncError(inner))
     return Effect.as(
@@ -96,7 +109,6 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>) => {
  * taken from anywhere before `--`; errors are printed once, on stderr, and with --json as one document on stdout.
  */
 export const mainFor = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) => {
-  const cli = Command.run(command, { name: "agentsync", version: VERSION })
   const tree = specOf(command)
   const run = (argv: ReadonlyArray<string>) => {
     const parsed = preprocess(tree, argv.slice(2))
@@ -114,14 +126,38 @@ export const mainFor = <Name extends string, R, E, A>(command: Command.Command<N
     }
     // Long steps report to the progress port; on a terminal it is drawn on stderr, with the run's elapsed time at the end.
     const progress = progressFor(g)
+    // @effect/cli prints a parse error itself, in its own words, before it fails: until a command runs, its lines
+    // on stderr are left out, and `failed` says the error as it says every other.
+    let running = false
+    const cli = Command.run(
+      Command.transformHandler(command, (handler) =>
+        Effect.zipRight(
+          Effect.sync(() => {
+            running = true
+          }),
+          handler
+        )
+      ),
+      { name: "agentsync", version: VERSION }
+    )
+    const parserQuiet = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.consoleWith((console) =>
+        Effect.withConsole(self, {
+          ...console,
+          error: (...args: ReadonlyArray<unknown>) => (running ? console.error(...args) : Effect.void)
+        })
+      )
     return cli([...argv.slice(0, 2), ...parsed.argv]).pipe(
+      parserQuiet,
       Effect.provideService(CliGlobals, g),
       Effect.provideService(ProgressReporter, progress),
       Effect.provide(nodeContext),
       logging(g),
       Effect.exit,
       Effect.tap((exit) => Effect.sync(() => progress.finish(Exit.isSuccess(exit)))),
-      Effect.flatMap((exit) => (Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause)))
+      Effect.flatMap((exit) =>
+        Exit.isSuccess(exit) ? Effect.succeed(ExitCode.Ok) : failed(g, exit.cause, !running && { path: parsed.path })
+      )
     )
   }
   return { tree, run }
