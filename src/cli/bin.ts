@@ -106,11 +106,20 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
   const fresh = cached === undefined || script.cachedDataRejected === true
   if (fresh || !covered.includes(command)) {
     // At exit, so the cache holds every function this command compiled; but a long run (serve, a big sync)
-    // writes it 2 s in instead, before V8 starts dropping the bytecode of functions that have not run for a
-    // while (the bundle's top level first among them), and only once: its next short run completes it.
-    // AGENTSYNC_CACHE_EARLY_MS moves that point (a slow machine's short command may take longer than 2 s).
+    // writes it once it is long instead, before V8 starts dropping the bytecode of functions that have not run
+    // for a while (the bundle's top level first among them), and only once: its next short run completes it.
+    // Long is judged by the process's CPU time, which load does not stretch: by wall time a short command on a
+    // busy machine counted as long on every run, and its cache was never completed. A run idle for very long (a
+    // server waiting) counts as long too. AGENTSYNC_CACHE_EARLY_MS moves that point (CPU ms; wall x IDLE).
     const LONG_MS = Number(process.env.AGENTSYNC_CACHE_EARLY_MS) || 2000
+    const IDLE = 10
     const started = performance.now()
+    const cpuMs = () => {
+      const used = process.cpuUsage()
+      return (used.user + used.system) / 1000
+    }
+    /** How long until the run is long at the soonest (CPU time grows no faster than wall time on one thread). */
+    const untilLong = () => Math.min(LONG_MS - cpuMs(), LONG_MS * IDLE - (performance.now() - started))
     let written = false
     const once = (mark: string) => {
       if (written) return
@@ -118,9 +127,13 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
       writeCache(mark)
     }
     process.once("exit", () => {
-      if (performance.now() - started < LONG_MS) once(command)
+      if (untilLong() > 0) once(command)
     })
-    if (fresh || !covered.includes(`${command}~`)) setTimeout(() => once(`${command}~`), LONG_MS).unref()
+    if (fresh || !covered.includes(`${command}~`)) {
+      const later = (): unknown =>
+        setTimeout(() => (untilLong() <= 0 ? once(`${command}~`) : later()), Math.max(untilLong(), 50)).unref()
+      later()
+    }
   }
 
   const module = { exports: {} }

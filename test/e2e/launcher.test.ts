@@ -2,6 +2,7 @@ import { isAscii } from "node:buffer"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as nodeModule from "node:module"
+import { type AddressInfo, createServer, type Socket } from "node:net"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "vitest"
 import { agentsync, BIN, cleanEnv, startServe } from "../support/cli.js"
@@ -138,9 +139,14 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
     expect([readOnly.code, readOnly.stdout.trim(), readOnly.stderr]).toEqual([0, "0.1.0", ""])
   })
 
-  it("a long run (serve) writes the cache 2 s in, once, marked as partial", async () => {
+  it("a long run (serve) writes the cache early, once, marked as partial", async () => {
     const cache = tempDir("long")
-    const env = { XDG_CACHE_HOME: cache, DATABASE_URL: await freshDatabase("launcher") }
+    // Long at 250 ms of CPU time, or 2.5 s of wall time idle: a serve of 2.6 s is long by one or the other.
+    const env = {
+      XDG_CACHE_HOME: cache,
+      DATABASE_URL: await freshDatabase("launcher"),
+      AGENTSYNC_CACHE_EARLY_MS: "250"
+    }
     const serveFor = async (ms: number) => {
       const { child } = await startServe(env, cache)
       await new Promise((r) => setTimeout(r, ms))
@@ -156,5 +162,38 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
     await serveFor(2600)
     expect((await fs.stat(path)).mtimeMs).toBe(made)
     expect(JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8"))).toEqual(["serve~"])
+  }, 30_000)
+
+  it("a run that waits, as a short command waits on a busy machine, is short: its cache is written whole at exit", async () => {
+    // A server that takes the request and never answers: the pull waits 2.5 s of wall time (AGENTSYNC_TIMEOUT_MS)
+    // using a fraction of a second of CPU, then fails. Long is 2 s (the default) of CPU time, not of wall time.
+    const sockets: Array<Socket> = []
+    const silent = createServer((socket) => {
+      sockets.push(socket)
+    })
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r))
+    try {
+      const cache = tempDir("waits")
+      const project = tempDir("waits-project")
+      await fs.mkdir(nodePath.join(project, "services", "agents"), { recursive: true })
+      const env = {
+        XDG_CACHE_HOME: cache,
+        AGENTSYNC_TOKEN: "ast_0000000000000000_secret",
+        AGENTSYNC_DIRECT_URL: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        AGENTSYNC_TIMEOUT_MS: "2500",
+        AGENTSYNC_RETRY_MAX: "0"
+      }
+      const r = await agentsync(["files", "pull", "--dry-run"], { cwd: project, env })
+      expect(r.code, r.stderr).toBe(1)
+      expect(r.stderr).toMatch(/no answer within 2\.5 s/)
+      const [file] = await cacheFiles(cache)
+      const covered = JSON.parse(
+        await fs.readFile(nodePath.join(cache, "agentsync", file!.replace(/\.v8$/, ".json")), "utf8")
+      )
+      expect(covered).toEqual(["files pull"])
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((r) => silent.close(r))
+    }
   }, 30_000)
 })
