@@ -160,6 +160,8 @@ const restore = Command.make("restore", { id }, (o) =>
 )
 
 export const files = Command.make("files").pipe(
-  Command.withDescription("sync the services/ tree with the tenant server as tar.gz bundles"),
+  Command.withDescription(
+    "sync the services/ tree with the tenant server as compressed tar archives (gzip, or zstd where both ends read it)"
+  ),
   Command.withSubcommands([diff, push, pull, log, backups, restore])
 )

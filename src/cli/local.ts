@@ -14,7 +14,7 @@ const ALL_KINDS = SyncKind.literals
 const isKind = Schema.is(SyncKind)
 
 const kind = Options.text("kind").pipe(
-  Options.withDescription(`comma-separated kinds to sync: ${ALL_KINDS.join(",")} (default: all)`),
+  Options.withDescription(`comma-separated kinds: ${ALL_KINDS.join(",")} (default: all)`),
   Options.optional
 )
 

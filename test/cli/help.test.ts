@@ -61,6 +61,15 @@ describe("help pages", () => {
     })
     expect(preprocess(tree, ["validate", "--", "--help"])).toMatchObject({ _tag: "Ok" })
   })
+
+  it("says only what is true of each command: archives in gzip or zstd, --kind of a diff compares", () => {
+    const at = (...path: Array<string>) => path.reduce((c, name) => c.subcommands.find((s) => s.name === name)!, tree)
+    expect(at("files").description).toMatch(/gzip, or zstd where both ends read it/)
+    for (const sub of ["diff", "sync"]) {
+      const kind = at("local", sub).options.find((o) => o.name === "kind")!
+      expect(kind.description, sub).toBe("comma-separated kinds: agents,skills,content,acl (default: all)")
+    }
+  })
 })
 
 describe("README", () => {
