@@ -4,8 +4,8 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Duration, Effect, Option, Redacted } from "effect"
 import type { IssuedToken, TokenInfo } from "../api/admin.js"
-import { InvalidInput } from "../errors.js"
 import { emit, tableOf } from "./output.js"
+import { usage } from "./root.js"
 import { data } from "./serve.js"
 import { server, withAdmin } from "./tenant.js"
 
@@ -22,28 +22,24 @@ const expiresIn = Options.text("expires-in").pipe(
 )
 const tenantOpt = Options.text("tenant").pipe(Options.withDescription("only this tenant's tokens"), Options.optional)
 
-/** `ast_<id>` or `ast_<id>_…` as the id alone; anything else must be the id. */
+/**
+ * `ast_<id>` or `ast_<id>_…` as the id alone; anything else is a usage error (exit 2), said before any database
+ * is opened (an embedded one would be created in the working directory).
+ */
 const tokenId = (given: string) => {
-  const m = /^(?:ast_)?([0-9a-f]{16})(?:_.*)?$/.exec(given.trim())
-  return m
-    ? Effect.succeed(m[1]!)
-    : Effect.fail(
-        new InvalidInput({ field: "TOKEN_ID", reason: "a token id is 16 hex digits (see `agentsync token list`)" })
-      )
+  const id = /^(?:ast_)?([0-9a-f]{16})(?:_.*)?$/.exec(given.trim())?.[1]
+  return id === undefined
+    ? usage("TOKEN_ID: a token id is 16 hex digits (see `agentsync token list`)")
+    : Effect.succeed(id)
 }
 
+/** When a token made now expires; a value that is not a duration is a usage error, as `tokenId`'s. */
 const expiryOf = (given: Option.Option<string>) =>
   Option.match(given, {
     onNone: () => Effect.succeed(undefined),
     onSome: (text) =>
       Option.match(Duration.decodeUnknown(text.trim()), {
-        onNone: () =>
-          Effect.fail(
-            new InvalidInput({
-              field: "--expires-in",
-              reason: `not a duration: ${JSON.stringify(text)} (e.g. "30 days")`
-            })
-          ),
+        onNone: () => usage(`--expires-in: not a duration: ${JSON.stringify(text)} (e.g. "30 days")`),
         onSome: (d) => Effect.succeed(new Date(Date.now() + Duration.toMillis(d)).toISOString())
       })
   })
@@ -68,8 +64,8 @@ const state = (t: TokenInfo) =>
       : "active"
 
 const create = Command.make("create", { tenant: tenantArg, name, expiresIn, data, server }, (o) =>
-  withAdmin(o, (ops) =>
-    Effect.flatMap(expiryOf(o.expiresIn), (expiresAt) =>
+  Effect.flatMap(expiryOf(o.expiresIn), (expiresAt) =>
+    withAdmin(o, (ops) =>
       Effect.flatMap(ops.createToken(o.tenant, o.name, expiresAt), (issued) => shown(issued, "created"))
     )
   )
@@ -94,8 +90,8 @@ const list = Command.make("list", { tenant: tenantOpt, data, server }, (o) =>
 ).pipe(Command.withDescription("list tokens (never their secrets): name, state, creation, last use, expiry"))
 
 const revoke = Command.make("revoke", { token: tokenArg, data, server }, (o) =>
-  withAdmin(o, (ops) =>
-    Effect.flatMap(tokenId(o.token), (id) =>
+  Effect.flatMap(tokenId(o.token), (id) =>
+    withAdmin(o, (ops) =>
       Effect.flatMap(ops.revokeToken(id), (info) =>
         emit(info, () => `token ${info.id} (${info.name}, tenant ${info.tenant_id}) revoked at ${info.revoked_at}`)
       )
@@ -104,8 +100,8 @@ const revoke = Command.make("revoke", { token: tokenArg, data, server }, (o) =>
 ).pipe(Command.withDescription("revoke a token: every server refuses it from its next request"))
 
 const rotate = Command.make("rotate", { token: tokenArg, data, server }, (o) =>
-  withAdmin(o, (ops) =>
-    Effect.flatMap(tokenId(o.token), (id) => Effect.flatMap(ops.rotateToken(id), (issued) => shown(issued, "issued")))
+  Effect.flatMap(tokenId(o.token), (id) =>
+    withAdmin(o, (ops) => Effect.flatMap(ops.rotateToken(id), (issued) => shown(issued, "issued")))
   )
 ).pipe(Command.withDescription("replace a token by a new one (same tenant, name and expiry) and revoke it"))
 

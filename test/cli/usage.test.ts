@@ -43,6 +43,19 @@ describe("usage errors", () => {
     expect(JSON.parse(r.stdout)).toEqual({ error: { tag: "UsageError", message: "missing argument <NAME>" } })
     expect(r.stderr).toBe("error: missing argument <NAME>\nRun 'agentsync tenant create --help' for usage.\n")
   })
+
+  it("a malformed token id or expiry is one too, said before any database is opened: nothing is made", async () => {
+    const cwd = tempDir("token")
+    const runs = await Promise.all([
+      agentsync(["token", "revoke", "not-an-id"], { cwd }),
+      agentsync(["token", "create", "t", "--expires-in", "soon"], { cwd })
+    ])
+    expect(runs.map(({ code, stdout, stderr }) => ({ code, stdout, stderr }))).toEqual([
+      { code: 2, stdout: "", stderr: "error: TOKEN_ID: a token id is 16 hex digits (see `agentsync token list`)\n" },
+      { code: 2, stdout: "", stderr: 'error: --expires-in: not a duration: "soon" (e.g. "30 days")\n' }
+    ])
+    expect(await fs.readdir(cwd)).toEqual([])
+  })
 })
 
 describe("a configuration error on a fresh build", () => {
