@@ -19,6 +19,7 @@ import {
   recordBatch,
   tarOf
 } from "../../stages/files/archive.js"
+import { blobReader } from "./blobRead.js"
 
 /**
  * A manifest row as stored: `[path, size, sha256]`, sorted by path, with a fourth element `1` for an executable
@@ -91,6 +92,7 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const readBlobs = yield* blobReader(sql)
 
     const loadRevision = (tenantId: string, revision: string | undefined) =>
       Effect.gen(function* () {
@@ -446,8 +448,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
         Stream.mapEffect((b) =>
           Effect.gen(function* () {
             const shas = [...new Set(b.map((e) => e[2]))]
-            const rows = yield* sql<{ sha256: string; data: Uint8Array }>`
-              SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
+            const rows = yield* readBlobs(tenantId, shas)
             const data = new Map(rows.map((r) => [r.sha256, r.data]))
             for (const [path, size, sha] of b) {
               const bytes = data.get(sha)
