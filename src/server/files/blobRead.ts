@@ -9,6 +9,9 @@ import { copyBinaryDecoder } from "./copyBinary.js"
 
 export type BlobRows = ReadonlyArray<{ readonly sha256: string; readonly data: Uint8Array }>
 
+/** Reads a tenant's blobs by hash (a hash no blob has is absent from the rows). */
+export type BlobReader = (tenantId: string, shas: ReadonlyArray<string>) => Effect.Effect<BlobRows, SqlError>
+
 /**
  * Why not a query in the binary result format: node-postgres (pg-protocol 1.16) decodes every field of a data
  * row as UTF-8 text, whatever its format code, and `pg` turns a binary field back into bytes with
@@ -121,12 +124,13 @@ const copyRead = (sql: SqlClient.SqlClient, tenantId: string, shas: ReadonlyArra
  * twice its size, decoded here.
  */
 export const blobReader = (sql: SqlClient.SqlClient) =>
-  Effect.map(Effect.serviceOption(PgClient.PgClient), (client) => {
+  Effect.map(Effect.serviceOption(PgClient.PgClient), (client): BlobReader => {
     const plain = plainRead(sql)
     if (Option.isNone(client) || client.value.config.maxConnections === 1) return plain
-    return (tenantId: string, shas: ReadonlyArray<string>): Effect.Effect<BlobRows, SqlError> =>
+    const copy: BlobReader = (tenantId, shas) =>
       Effect.flatMap(
         copyRead(sql, tenantId, shas),
         Option.match({ onNone: () => plain(tenantId, shas), onSome: Effect.succeed })
       )
+    return copy
   })
