@@ -10,7 +10,11 @@ import { copyBinaryDecoder } from "./copyBinary.js"
 export type BlobRows = ReadonlyArray<{ readonly sha256: string; readonly data: Uint8Array }>
 
 /** Reads a tenant's blobs by hash (a hash no blob has is absent from the rows). */
-export type BlobReader = (tenantId: string, shas: ReadonlyArray<string>) => Effect.Effect<BlobRows, SqlError>
+export type BlobReader = (
+  tenantId: string,
+  shas: ReadonlyArray<string>,
+  allocate?: (size: number) => Buffer
+) => Effect.Effect<BlobRows, SqlError>
 
 /**
  * Why not a query in the binary result format: node-postgres (pg-protocol 1.16) decodes every field of a data
@@ -34,16 +38,19 @@ class BlobCopy {
   private finished = false
   abandoned = false
   private readonly rows: Array<{ sha256: string; data: Uint8Array }> = []
-  private readonly decoder = copyBinaryDecoder((tuple) => {
-    const [sha, data] = tuple
-    if (tuple.length !== 2 || sha == null || data == null) throw new Error("a blob row without its two columns")
-    this.rows.push({ sha256: sha.toString("latin1"), data })
-  })
+  private readonly decoder: ReturnType<typeof copyBinaryDecoder>
 
   constructor(
     private readonly text: string,
-    private readonly done: (result: Error | BlobRows) => void
-  ) {}
+    private readonly done: (result: Error | BlobRows) => void,
+    allocate?: (size: number) => Buffer
+  ) {
+    this.decoder = copyBinaryDecoder((tuple) => {
+      const [sha, data] = tuple
+      if (tuple.length !== 2 || sha == null || data == null) throw new Error("a blob row without its two columns")
+      this.rows.push({ sha256: sha.toString("latin1"), data })
+    }, allocate)
+  }
 
   submit(connection: Pg.Connection) {
     connection.query(this.text)
@@ -93,7 +100,12 @@ const plainRead = (sql: SqlClient.SqlClient) => (tenantId: string, shas: Readonl
     SELECT sha256, data FROM blobs WHERE tenant_id = ${tenantId} AND sha256 IN ${sql.in(shas)}`
 
 /** The binary COPY on a connection of the server's pool, reserved for it; none where the driver exposes no client. */
-const copyRead = (sql: SqlClient.SqlClient, tenantId: string, shas: ReadonlyArray<string>) =>
+const copyRead = (
+  sql: SqlClient.SqlClient,
+  tenantId: string,
+  shas: ReadonlyArray<string>,
+  allocate?: (size: number) => Buffer
+) =>
   Effect.scoped(
     // Not interrupted while the pool hands it over: the driver's acquisition has no canceller, so a connection
     // handed to a fiber that was interrupted meanwhile would never go back to the pool.
@@ -101,8 +113,11 @@ const copyRead = (sql: SqlClient.SqlClient, tenantId: string, shas: ReadonlyArra
       const client = rawClient(connection)
       if (client === undefined) return Effect.succeed(Option.none<BlobRows>())
       return Effect.async<Option.Option<BlobRows>, SqlError>((resume) => {
-        const copy = new BlobCopy(copyText(tenantId, shas), (result) =>
-          resume(result instanceof Error ? Effect.fail(failed(result)) : Effect.succeed(Option.some(result)))
+        const copy = new BlobCopy(
+          copyText(tenantId, shas),
+          (result) =>
+            resume(result instanceof Error ? Effect.fail(failed(result)) : Effect.succeed(Option.some(result))),
+          allocate
         )
         try {
           client.query(copy)
@@ -127,9 +142,9 @@ export const blobReader = (sql: SqlClient.SqlClient) =>
   Effect.map(Effect.serviceOption(PgClient.PgClient), (client): BlobReader => {
     const plain = plainRead(sql)
     if (Option.isNone(client) || client.value.config.maxConnections === 1) return plain
-    const copy: BlobReader = (tenantId, shas) =>
+    const copy: BlobReader = (tenantId, shas, allocate) =>
       Effect.flatMap(
-        copyRead(sql, tenantId, shas),
+        copyRead(sql, tenantId, shas, allocate),
         Option.match({ onNone: () => plain(tenantId, shas), onSome: Effect.succeed })
       )
     return copy

@@ -26,9 +26,13 @@ const WANT = { Header: HEADER_BYTES, Count: 2, Length: 4 } as const
 
 /**
  * Takes the COPY's bytes in whatever pieces they arrive (a piece is read during the call only, never kept) and
- * hands each complete tuple to `onTuple`. `end` checks that the stream ended at its trailer.
+ * hands each complete tuple to `onTuple`. `end` checks that the stream ended at its trailer. Each field's buffer
+ * comes from `allocate` (a new one by default).
  */
-export const copyBinaryDecoder = (onTuple: (tuple: Tuple) => void) => {
+export const copyBinaryDecoder = (
+  onTuple: (tuple: Tuple) => void,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe
+) => {
   let stage: Stage = { _tag: "Header" }
   // The fixed-size parts (header, field count, field length), which may straddle two pieces.
   const fixed = Buffer.alloc(HEADER_BYTES)
@@ -65,7 +69,7 @@ export const copyBinaryDecoder = (onTuple: (tuple: Tuple) => void) => {
           return nextField()
         }
         if (length < 0) throw new CopyFormatError(`a field of ${length} bytes`)
-        const bytes = Buffer.allocUnsafe(length)
+        const bytes = allocate(length)
         if (length > 0) return { _tag: "Field", bytes }
         fields.push(bytes)
         return nextField()

@@ -69,10 +69,27 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     }
     // Batch buffers used again once compressed (a batch of one larger blob is not pooled).
     const pool = bufferPool(DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024)
+    // The blobs of a batch are read into one buffer, used again for the next batch once this one's bytes are
+    // copied into its records: a buffer per blob cost more in garbage collection than the read itself.
+    let arena = Buffer.allocUnsafe(0)
+    const arenaFor = (batch: ReadonlyArray<StoredEntry>) => {
+      const sizes = new Map(batch.map((e) => [e[2], e[1]]))
+      let need = 0
+      for (const size of sizes.values()) need += size
+      if (arena.length < need) arena = Buffer.allocUnsafe(Math.max(need, DOWNLOAD_BATCH_BYTES))
+      const from = arena
+      let at = 0
+      // A blob longer than its manifest entry says (refused below) gets a buffer of its own.
+      return (size: number) => {
+        if (at + size > from.length) return Buffer.allocUnsafe(size)
+        at += size
+        return from.subarray(at - size, at)
+      }
+    }
     const records = Stream.fromIterable(batchesOf(entries)).pipe(
       Stream.mapEffect((batch) =>
         Effect.gen(function* () {
-          const rows = yield* readBlobs(tenantId, [...new Set(batch.map((e) => e[2]))])
+          const rows = yield* readBlobs(tenantId, [...new Set(batch.map((e) => e[2]))], arenaFor(batch))
           const files = yield* withContent(batch, rows)
           // One element (one gzip member) per batch, each blob copied once, into its record.
           const { buffer, slots } = recordBatch(files, pool.take)
