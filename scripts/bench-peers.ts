@@ -371,10 +371,10 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
     )
     const names = peers.map((p) => p.name)
     console.log(
-      `| case | ${names.join(" | ")} | agentsync ÷ best peer, wall | agentsync ÷ best peer, CPU | agentsync server CPU |${flags.before === undefined ? "" : " ÷ before, wall | ÷ before, CPU |"}`
+      `| case | ${names.join(" | ")} | agentsync ÷ best peer, wall | agentsync ÷ best peer, CPU | agentsync server CPU |${flags.before === undefined ? "" : " ÷ before, wall | ÷ before, CPU | before server CPU | ÷ before, server CPU |"}`
     )
     console.log(
-      `| --- | ${names.map(() => "---").join(" | ")} | --- | --- | --- |${flags.before === undefined ? "" : " --- | --- |"}`
+      `| --- | ${names.map(() => "---").join(" | ")} | --- | --- | --- |${flags.before === undefined ? "" : " --- | --- | --- | --- |"}`
     )
     for (const c of cases) {
       const cells = names.map((n) => {
@@ -398,7 +398,9 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
       const server = ours === undefined ? undefined : fmt(ours, "serverCpu")
       const before = samples.get("before")?.get(c)
       const versus =
-        before === undefined ? "" : ` ${ratio(wall, fmt(before, "seconds"))} | ${ratio(cpu, fmt(before, "cpu"))} |`
+        before === undefined
+          ? ""
+          : ` ${ratio(wall, fmt(before, "seconds"))} | ${ratio(cpu, fmt(before, "cpu"))} | ${fmt(before, "serverCpu")?.toFixed(2) ?? "—"} | ${ratio(server, fmt(before, "serverCpu"))} |`
       console.log(
         `| ${c} | ${cells.join(" | ")} | ${ratio(wall, best?.[0])} | ${ratio(cpu, best?.[1])} | ${server === undefined ? "—" : server.toFixed(2)} |${versus}`
       )

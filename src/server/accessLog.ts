@@ -1,6 +1,6 @@
 /** The tenant server's access log (one JSON line per request on stderr) and its count of requests in flight. */
 
-import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerError from "@effect/platform/HttpServerError"
@@ -49,6 +49,28 @@ export interface AccessLog {
   readonly begin: (method: string, url: string) => Entry
 }
 
+/** The response with its streamed body counted: the line is written when the body ends, or is cut off. */
+const counted = (
+  response: HttpServerResponse.HttpServerResponse,
+  body: HttpBody.Stream,
+  finish: (status: number, bytes: number, aborted: boolean) => Effect.Effect<void>
+) => {
+  let sent = 0
+  const stream = body.stream.pipe(
+    Stream.tap((chunk) =>
+      Effect.sync(() => {
+        sent += chunk.length
+      })
+    ),
+    Stream.onDone(() => finish(response.status, sent, false)),
+    Stream.ensuring(Effect.suspend(() => finish(response.status, sent, true)))
+  )
+  return HttpServerResponse.setBody(
+    response,
+    HttpBody.stream(stream, body.contentType, Option.getOrUndefined(Option.fromNullable(body.contentLength)))
+  )
+}
+
 /** The middleware: counts requests in flight and writes one line each through `write` when its body has gone. */
 export const make = (write: (line: AccessLine) => void): AccessLog => {
   let inFlight = 0
@@ -86,31 +108,23 @@ export const make = (write: (line: AccessLine) => void): AccessLog => {
       let tenant: string | null = null
       const finish = (status: number, bytes: number | null, aborted: boolean) =>
         Effect.sync(() => entry.finish(status, bytes, tenant, aborted))
+      // The framework sends the answer inside `app` (a middleware gets it back once it has gone out), so a
+      // streamed body is counted through the last handler before sending, and logged when it ends there.
+      yield* HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.map(FiberRef.get(currentTenant), (t) => {
+          tenant = t
+          return response.body._tag === "Stream" ? counted(response, response.body, finish) : response
+        })
+      )
       const exit = yield* Effect.exit(app).pipe(Effect.onInterrupt(() => finish(499, null, true)))
       tenant = yield* FiberRef.get(currentTenant)
       const response = Exit.isSuccess(exit) ? exit.value : HttpServerError.causeResponseStripped(exit.cause)[0]
       const body = response.body
-      if (body._tag !== "Stream") {
-        const bytes = body._tag === "Uint8Array" ? body.body.length : body._tag === "Empty" ? 0 : null
-        yield* finish(response.status, bytes, false)
-        return yield* exit
-      }
-      // A streamed body is logged at its end, with the bytes that went out.
-      let sent = 0
-      const counted = body.stream.pipe(
-        Stream.tap((chunk) =>
-          Effect.sync(() => {
-            sent += chunk.length
-          })
-        ),
-        Stream.onDone(() => finish(response.status, sent, false)),
-        Stream.ensuring(Effect.suspend(() => finish(response.status, sent, true)))
-      )
-      const replaced = HttpServerResponse.setBody(
-        response,
-        HttpBody.stream(counted, body.contentType, Option.getOrUndefined(Option.fromNullable(body.contentLength)))
-      )
-      return yield* Exit.isSuccess(exit) ? Effect.succeed(replaced) : exit
+      // Written already when a streamed body ended (this line then does nothing).
+      const bytes =
+        body._tag === "Uint8Array" ? body.body.length : body._tag === "Empty" ? 0 : body._tag === "Stream" ? 0 : null
+      yield* finish(response.status, bytes, false)
+      return yield* exit
     })
   )
   return { middleware, inFlight: () => inFlight, begin }

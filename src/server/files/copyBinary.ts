@@ -1,0 +1,128 @@
+/** PostgreSQL's binary COPY format, read incrementally: every field's bytes copied once, into a buffer of its own. */
+
+// The file header: an 11-byte signature, 32 bits of flags, then the length of a header extension to skip.
+const SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1")
+const HEADER_BYTES = SIGNATURE.length + 8
+// Flag bit 16: every tuple carries its OID, which no query here asks for.
+const HAS_OIDS = 1 << 16
+
+/** A tuple's fields in column order; null for SQL NULL. */
+export type Tuple = ReadonlyArray<Buffer | null>
+
+/** A malformed stream: the decoder stops at it. */
+export class CopyFormatError extends Error {
+  override readonly name = "CopyFormatError"
+}
+
+type Stage =
+  | { readonly _tag: "Header" }
+  | { readonly _tag: "Extension"; readonly length: number }
+  | { readonly _tag: "Count" }
+  | { readonly _tag: "Length" }
+  | { readonly _tag: "Field"; readonly bytes: Buffer }
+  | { readonly _tag: "Done" }
+
+const WANT = { Header: HEADER_BYTES, Count: 2, Length: 4 } as const
+
+/**
+ * Takes the COPY's bytes in whatever pieces they arrive (a piece is read during the call only, never kept) and
+ * hands each complete tuple to `onTuple`. `end` checks that the stream ended at its trailer. Each field's buffer
+ * comes from `allocate` (a new one by default).
+ */
+export const copyBinaryDecoder = (
+  onTuple: (tuple: Tuple) => void,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe
+) => {
+  let stage: Stage = { _tag: "Header" }
+  // The fixed-size parts (header, field count, field length), which may straddle two pieces.
+  const fixed = Buffer.alloc(HEADER_BYTES)
+  let have = 0
+  let fields: Array<Buffer | null> = []
+  let left = 0
+
+  const nextField = (): Stage => {
+    if (fields.length < left) return { _tag: "Length" }
+    onTuple(fields)
+    fields = []
+    return { _tag: "Count" }
+  }
+
+  const fixedDone = (tag: "Header" | "Count" | "Length"): Stage => {
+    switch (tag) {
+      case "Header": {
+        if (!fixed.subarray(0, SIGNATURE.length).equals(SIGNATURE)) throw new CopyFormatError("not a binary COPY")
+        if ((fixed.readUInt32BE(SIGNATURE.length) & HAS_OIDS) !== 0) throw new CopyFormatError("tuples carry OIDs")
+        const length = fixed.readUInt32BE(SIGNATURE.length + 4)
+        return length === 0 ? { _tag: "Count" } : { _tag: "Extension", length }
+      }
+      case "Count": {
+        const count = fixed.readInt16BE(0)
+        if (count === -1) return { _tag: "Done" }
+        if (count < 0) throw new CopyFormatError(`a tuple of ${count} fields`)
+        left = count
+        return nextField()
+      }
+      case "Length": {
+        const length = fixed.readInt32BE(0)
+        if (length === -1) {
+          fields.push(null)
+          return nextField()
+        }
+        if (length < 0) throw new CopyFormatError(`a field of ${length} bytes`)
+        const bytes = allocate(length)
+        if (length > 0) return { _tag: "Field", bytes }
+        fields.push(bytes)
+        return nextField()
+      }
+    }
+  }
+
+  const write = (piece: Uint8Array): void => {
+    let at = 0
+    while (at < piece.length) {
+      switch (stage._tag) {
+        case "Done":
+          throw new CopyFormatError("bytes after the trailer")
+        case "Extension": {
+          const n = Math.min(stage.length - have, piece.length - at)
+          at += n
+          have += n
+          if (have === stage.length) {
+            have = 0
+            stage = { _tag: "Count" }
+          }
+          break
+        }
+        case "Field": {
+          const n = Math.min(stage.bytes.length - have, piece.length - at)
+          stage.bytes.set(piece.subarray(at, at + n), have)
+          at += n
+          have += n
+          if (have === stage.bytes.length) {
+            have = 0
+            fields.push(stage.bytes)
+            stage = nextField()
+          }
+          break
+        }
+        default: {
+          const want = WANT[stage._tag]
+          const n = Math.min(want - have, piece.length - at)
+          fixed.set(piece.subarray(at, at + n), have)
+          at += n
+          have += n
+          if (have === want) {
+            have = 0
+            stage = fixedDone(stage._tag)
+          }
+        }
+      }
+    }
+  }
+
+  const end = (): void => {
+    if (stage._tag !== "Done") throw new CopyFormatError("the COPY ended before its trailer")
+  }
+
+  return { write, end }
+}

@@ -1,0 +1,106 @@
+/** A revision (or some of its paths) as a streamed archive: the blobs read in batches, each batch one member. */
+import { Array as Arr, Effect, Stream } from "effect"
+import { NotFound } from "../../api/common.js"
+import { ApiError } from "../../errors.js"
+import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "../../stages/files/archive.js"
+import type { BlobReader, BlobRows } from "./blobRead.js"
+import type { LoadRevision } from "./revisions.js"
+import { BATCH_ROWS, LINK, type StoredEntry, storageFailure } from "./stored.js"
+
+// A download batch becomes one gzip member; two are compressed at a time.
+const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
+
+/** Entries in batches of at most `DOWNLOAD_BATCH_BYTES` (or one larger entry) and `BATCH_ROWS` rows. */
+const batchesOf = (entries: ReadonlyArray<StoredEntry>): ReadonlyArray<ReadonlyArray<StoredEntry>> => {
+  const batches: Array<Array<StoredEntry>> = []
+  let batch: Array<StoredEntry> = []
+  let bytes = 0
+  for (const e of entries) {
+    if (batch.length > 0 && (bytes + e[1] > DOWNLOAD_BATCH_BYTES || batch.length >= BATCH_ROWS)) {
+      batches.push(batch)
+      batch = []
+      bytes = 0
+    }
+    batch.push(e)
+    bytes += e[1]
+  }
+  if (batch.length > 0) batches.push(batch)
+  return batches
+}
+
+/** A batch's entries with their bytes, each checked against its manifest entry's size. */
+const withContent = (batch: ReadonlyArray<StoredEntry>, rows: BlobRows) => {
+  const data = new Map(rows.map((r) => [r.sha256, r.data]))
+  const files = []
+  for (const [path, size, sha, x] of batch) {
+    const bytes = data.get(sha)
+    if (bytes === undefined || bytes.length !== size) {
+      const what = bytes === undefined ? "missing" : "of another size than its manifest entry"
+      return Effect.fail(new ApiError({ status: 500, reason: `stored content ${what} for ${path}` }))
+    }
+    // A link's target (its blob) goes into its header; a file's bytes into its slot.
+    files.push(
+      x === LINK
+        ? { path, size, target: Buffer.from(bytes).toString(), content: undefined }
+        : { path, size, executable: x === 1, content: bytes }
+    )
+  }
+  return Effect.succeed(files)
+}
+
+export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) =>
+  /** A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. */
+  Effect.fn("FileStore.download")(function* (
+    tenantId: string,
+    revision: string | undefined,
+    paths?: ReadonlyArray<string>,
+    compression?: Compression
+  ) {
+    const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("download")))
+    let entries = rev.manifest
+    if (paths !== undefined) {
+      const wanted = new Set(paths)
+      entries = entries.filter((e) => wanted.has(e[0]))
+      if (entries.length !== wanted.size) {
+        return yield* new NotFound({
+          reason: `${wanted.size - entries.length} requested path(s) are not in revision ${rev.id}`
+        })
+      }
+    }
+    // Batch buffers used again once compressed (a batch of one larger blob is not pooled).
+    const pool = bufferPool(DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024)
+    // The blobs of a batch are read into one buffer, used again for the next batch once this one's bytes are
+    // copied into its records: a buffer per blob cost more in garbage collection than the read itself.
+    let arena = Buffer.allocUnsafe(0)
+    const arenaFor = (batch: ReadonlyArray<StoredEntry>) => {
+      const sizes = new Map(batch.map((e) => [e[2], e[1]]))
+      let need = 0
+      for (const size of sizes.values()) need += size
+      if (arena.length < need) arena = Buffer.allocUnsafe(Math.max(need, DOWNLOAD_BATCH_BYTES))
+      const from = arena
+      let at = 0
+      // A blob longer than its manifest entry says (refused below) gets a buffer of its own.
+      return (size: number) => {
+        if (at + size > from.length) return Buffer.allocUnsafe(size)
+        at += size
+        return from.subarray(at - size, at)
+      }
+    }
+    const records = Stream.fromIterable(batchesOf(entries)).pipe(
+      Stream.mapEffect((batch) =>
+        Effect.gen(function* () {
+          const rows = yield* readBlobs(tenantId, [...new Set(batch.map((e) => e[2]))], arenaFor(batch))
+          const files = yield* withContent(batch, rows)
+          // One element (one gzip member) per batch, each blob copied once, into its record.
+          const { buffer, slots } = recordBatch(files, pool.take)
+          for (const [file, slot] of Arr.zip(files, slots)) if (file.content !== undefined) slot.set(file.content)
+          return buffer as Uint8Array
+        })
+      )
+    )
+    return {
+      revision: rev.id,
+      entries: entries.length,
+      body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
+    }
+  })

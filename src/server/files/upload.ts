@@ -1,0 +1,298 @@
+/**
+ * An upload received: its header checked before any content is read, content stored as pending blobs as it
+ * arrives, then the new revision committed in one transaction.
+ */
+import { createHash, randomUUID } from "node:crypto"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
+import { type Caller, NotFound, Unavailable } from "../../api/common.js"
+import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
+import { type ArchiveFormat, CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
+import { manifestChecksum } from "../../domain/hash.js"
+import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
+import type { FileEntry } from "../../domain/model.js"
+import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
+import { readArchive } from "../../stages/files/archive.js"
+import type { LoadRevision } from "./revisions.js"
+import { BATCH_ROWS, type StoredEntry, storageFailure, stored, toEntry } from "./stored.js"
+
+// Blob inserts are batched by bytes so memory stays flat however large the tree.
+const BATCH_BYTES = 8 * 1024 * 1024
+// No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
+const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
+
+export interface UploadOptions {
+  readonly idempotencyKey: string | undefined
+  readonly caps?: Caps
+  /** The archive formats read (default: what this Node reads). */
+  readonly formats?: ReadonlyArray<ArchiveFormat>
+}
+
+/** Built once: a decoder is a walk over the schema's AST, not something to redo per upload. */
+const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))
+
+/**
+ * The upload header, decoded and checked before any content is read: every path inside the one membership
+ * list (a file the client would never bundle is not accepted either), and sizes within the caps.
+ */
+const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
+  const decoded = decodeHeaderJson(Buffer.from(data).toString("utf8"))
+  if (decoded._tag === "Left")
+    throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
+  const header = decoded.right
+  const outside = header.set.find((e) => !isMemberPath(e.path))
+  if (outside !== undefined) {
+    throw new TarballUnsafe({
+      reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`,
+      entry: outside.path
+    })
+  }
+  const over = treeOverCaps(
+    header.set.map((e) => [e.path, e.size] as const),
+    caps
+  )
+  if (over !== undefined) throw new TarballUnsafe({ reason: `the upload would carry ${over}` })
+  return header
+}
+
+export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision) => {
+  const findByKey = (tenantId: string, key: string) =>
+    sql<{ id: string; parent: string | null; files: number }>`
+      SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
+      Effect.map((rows) => Option.fromNullable(rows[0]))
+    )
+
+  /** The answer to an upload whose idempotency key names a revision already made: that revision, not created. */
+  const replayed = (done: { id: string; parent: string | null; files: number }, received: number) =>
+    new UploadResult({ revision: done.id, parent: done.parent, created: false, files: done.files, received })
+
+  /** Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them). */
+  const collectOrphans = sql`DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})`
+
+  /**
+   * Receives an upload archive: its header entry, then the bytes of new content, stored as pending blobs as
+   * they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
+   * made permanent, and the new revision and the head move, only if the base is still the head. Whatever
+   * ends the upload otherwise (a refusal, a stale base, a dropped connection) deletes its pending blobs.
+   */
+  return Effect.fn("FileStore.upload")(function* (
+    caller: Caller,
+    body: Stream.Stream<Uint8Array, TarballUnsafe | Unavailable>,
+    options: UploadOptions
+  ) {
+    const key = options.idempotencyKey
+    const caps = options.caps ?? CAPS
+    if (key !== undefined) {
+      const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
+      if (Option.isSome(done)) return replayed(done.value, 0)
+    }
+    const uploadId = randomUUID()
+    let header: UploadHeader | undefined
+    let expected = new Map<string, FileEntry>()
+    const received = new Set<string>()
+    // Links that arrived as link records (whose targets the reader checked): every link of the header must.
+    const linksReceived = new Set<string>()
+    let receivedFiles = 0
+    let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array; upload_id: string }> = []
+    let pendingBytes = 0
+    // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
+    let inflight: Fiber.RuntimeFiber<void, SqlError.SqlError> | undefined
+    const settle = Effect.suspend(() => {
+      const f = inflight
+      inflight = undefined
+      return f === undefined ? Effect.void : Fiber.join(f)
+    })
+    const flush = Effect.suspend(() => {
+      if (pending.length === 0) return settle
+      const rows = pending
+      pending = []
+      pendingBytes = 0
+      return settle.pipe(
+        // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
+        // cleanup below joins it before deleting, so no insert lands after it.
+        Effect.zipRight(
+          Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))
+        ),
+        Effect.flatMap((fiber) =>
+          Effect.sync(() => {
+            inflight = fiber
+          })
+        )
+      )
+    })
+    const discardPending = Effect.suspend(() => {
+      const f = inflight
+      inflight = undefined
+      return (f === undefined ? Effect.void : Effect.ignore(Fiber.join(f))).pipe(
+        Effect.zipRight(sql`DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id = ${uploadId}`),
+        Effect.catchAllCause((cause) =>
+          Effect.logError("storage: removing the blobs of a refused upload failed", cause)
+        )
+      )
+    })
+
+    const receive = readArchive(
+      body,
+      {
+        file: (path, size, executable, link) => {
+          const chunks: Array<Uint8Array> = []
+          const isHeader = header === undefined
+          if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes)) {
+            throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
+          }
+          return {
+            write: (chunk) => void chunks.push(chunk),
+            end: () => {
+              const data = Buffer.concat(chunks)
+              if (isHeader) {
+                header = decodeHeader(data, caps)
+                expected = new Map(header.set.map((e) => [e.path, e]))
+                return
+              }
+              const want = expected.get(path)
+              if (want === undefined)
+                throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
+              // The header says what the revision stores; the archive's mode must say the same.
+              if (executable !== (want.executable === true))
+                throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
+              if (link !== (want.link === true))
+                throw new TarballUnsafe({
+                  reason: link
+                    ? "a symbolic link the upload header lists as a file"
+                    : "a file the upload header lists as a link",
+                  entry: path
+                })
+              if (link) linksReceived.add(path)
+              const digest = createHash("sha256").update(data).digest("hex")
+              if (digest !== want.sha256 || data.length !== want.size) {
+                throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
+              }
+              received.add(digest)
+              receivedFiles++
+              pending.push({
+                tenant_id: caller.tenantId,
+                sha256: digest,
+                size: data.length,
+                data,
+                upload_id: uploadId
+              })
+              pendingBytes += data.length
+            }
+          }
+        },
+        flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
+      },
+      caps,
+      options.formats
+    )
+
+    const commit = (head: UploadHeader) =>
+      Effect.gen(function* () {
+        const tenant = yield* sql<{
+          head: string | null
+        }>`SELECT head FROM tenants WHERE id = ${caller.tenantId} FOR UPDATE`
+        if (tenant[0] === undefined) return yield* new NotFound({ reason: "no such tenant" })
+        if (key !== undefined) {
+          const done = yield* findByKey(caller.tenantId, key)
+          if (Option.isSome(done)) return replayed(done.value, receivedFiles)
+        }
+        const current = tenant[0].head
+        if (current !== head.base) {
+          return yield* new Conflict({
+            reason: `the remote head moved: you diffed against ${head.base ?? "an empty tenant"}, the head is now ${current ?? "empty"}; pull, then push again`
+          })
+        }
+        const base = yield* loadRevision(caller.tenantId, current ?? undefined)
+        const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
+        for (const p of head.delete) {
+          if (!tree.delete(p))
+            return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
+        }
+        for (const e of head.set) tree.set(e.path, stored(e))
+        const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        // What every client can pull: the server never keeps a tree a client would refuse.
+        const over = treeOverCaps(
+          next.map(([path, size]) => [path, size] as const),
+          caps
+        )
+        if (over !== undefined)
+          return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
+        const both = fileAndFolder(next.map((e) => e[0]))
+        if (both !== undefined) {
+          return yield* new InvalidInput({
+            field: "set",
+            reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
+          })
+        }
+        const checksum = manifestChecksum(next.map(toEntry))
+        if (checksum !== head.checksum) {
+          return yield* new InvalidInput({
+            field: "checksum",
+            reason: "the resulting tree does not match the client's checksum"
+          })
+        }
+        // A link's target is checked only as a link record: one the archive did not carry is not taken on trust.
+        const unchecked = head.set.find((e) => e.link === true && !linksReceived.has(e.path))
+        if (unchecked !== undefined) {
+          return yield* new InvalidInput({
+            field: "set",
+            reason: `the symbolic link ${unchecked.path} was not sent as a link record; every link must be, so that its target is checked`
+          })
+        }
+        // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
+        // statement over the pending rows, the hashes as one array parameter).
+        if (received.size > 0) {
+          yield* sql`UPDATE blobs SET upload_id = NULL
+            WHERE upload_id IS NOT NULL AND tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...received]}::text[])`
+        }
+        const wanted = [...new Set(head.set.map((e) => e.sha256))]
+        const present = new Set(
+          (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs
+            WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map(
+            (r) => r.sha256
+          )
+        )
+        const missing = head.set.filter((e) => !present.has(e.sha256))
+        if (missing.some((e) => received.has(e.sha256))) {
+          // Received, but removed by a concurrent refused upload that had stored the same bytes first.
+          return yield* new Unavailable({
+            reason: "content received during this upload was removed meanwhile; retry the upload"
+          })
+        }
+        const [first] = missing
+        if (first !== undefined) {
+          return yield* new InvalidInput({
+            field: "set",
+            reason: `no content received for ${missing.length} file(s), e.g. ${first.path}`
+          })
+        }
+        const id = randomUUID()
+        yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
+          VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
+                  ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
+        yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
+        return new UploadResult({
+          revision: id,
+          parent: current,
+          created: true,
+          files: next.length,
+          received: receivedFiles
+        })
+      })
+
+    return yield* Effect.gen(function* () {
+      yield* Effect.ignore(collectOrphans)
+      yield* receive
+      const head: UploadHeader | undefined = header
+      if (head === undefined)
+        return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+      yield* flush
+      yield* settle
+      return yield* sql.withTransaction(commit(head))
+    }).pipe(
+      Effect.catchTag("SqlError", storageFailure("upload")),
+      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : discardPending))
+    )
+  })
+}
