@@ -11,26 +11,26 @@ import { makeDirs } from "./FileStateSwap.js"
 export interface StagedSink {
   /** Appends bytes (synchronous, called per chunk; throws what the disk throws). */
   readonly write: (chunk: Uint8Array) => void
-  /** The file's bytes are verified: a link is made, a small file written whole, a large one closed. */
+  /** The file's bytes are verified: a link is made, a small file queued for writing, a large one closed. */
   readonly commit: () => void
 }
 
 export interface StageWriter {
   /** Starts the file of `entry` at its path in the staging folder; nothing already there is followed or reused. */
   readonly open: (entry: FileEntry) => StagedSink
-  /** Fails when the write of a committed small file failed (run after each input chunk and at the end). */
-  readonly settle: Effect.Effect<void, IoError>
+  /** Waits for the small files' writes in flight once there are many of them (`all`: whatever is in flight). */
+  readonly settle: (all: boolean) => Effect.Effect<void, IoError>
   /**
-   * After a failed or interrupted attempt: every file still open closed and removed. Returns the paths that were
-   * committed but whose writes failed (they are not staged). Safe to run again.
+   * After a failed or interrupted attempt: every file still open closed and removed, every write in flight waited
+   * for. Returns the paths that were committed but whose writes failed (they are not staged). Safe to run again.
    */
   readonly abandon: Effect.Effect<ReadonlyArray<string>>
 }
 
-// Files up to this size are held until complete, then written with one open, write and close on this thread
-// (a promise and a thread-pool hop per small file cost more CPU than the write itself); larger ones are written as
-// they arrive.
+// Files up to this size are held until complete, then written by the thread pool, several at a time;
+// larger ones are written as they arrive.
 const SMALL = 1024 * 1024
+const MAX_PENDING = 32
 
 /**
  * The writer of one staging folder: each file with its entry's mode (0755 or 0644, under the umask, as git writes
@@ -39,17 +39,19 @@ const SMALL = 1024 * 1024
 export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
   const open = new Set<{ fd: number | undefined; readonly full: string }>()
-  // Committed small files whose write failed (not staged), and the first failure, reported by `settle`.
+  // Small files' writes in flight, by path: a write that fails un-stages its file.
+  let pending: Array<{ readonly path: string; readonly done: Promise<void> }> = []
   let failed: Array<string> = []
-  let failure: { readonly cause: unknown } | undefined
-  /** A small file's bytes, whole: nothing already at `full` is followed or reused (wx). */
-  const writeWhole = (full: string, chunks: ReadonlyArray<Uint8Array>, mode: number) => {
-    const fd = fs.openSync(full, "wx", mode)
-    try {
-      for (const chunk of chunks) fs.writeSync(fd, chunk)
-    } finally {
-      fs.closeSync(fd)
-    }
+  const waitFor = async (batch: ReadonlyArray<{ readonly path: string; readonly done: Promise<void> }>) => {
+    // allSettled: every write has finished before a failure is reported and the folder removed.
+    const results = await Promise.allSettled(batch.map((p) => p.done))
+    let first: unknown
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") return
+      failed.push(batch[i]!.path)
+      first ??= r.reason
+    })
+    if (first !== undefined) throw first
   }
   return {
     open: (entry) => {
@@ -76,22 +78,29 @@ export const makeStageWriter = (staging: string): StageWriter => {
           } else if (entry.link === true) {
             fs.symlinkSync(Buffer.concat(chunks).toString(), full)
           } else {
-            // A disk failure is the writer's, not the archive's: recorded, the file un-staged, and `settle` fails.
-            try {
-              writeWhole(full, chunks, fileMode(entry.executable))
-            } catch (e) {
-              failed.push(entry.path)
-              failure ??= { cause: e }
-            }
+            // The callback form: the promise API's file handle and its promise per call cost more CPU than the write.
+            const bytes = chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)
+            const done = new Promise<void>((resolve, reject) =>
+              fs.writeFile(full, bytes, { flag: "wx", mode: fileMode(entry.executable) }, (e) =>
+                e === null ? resolve() : reject(e)
+              )
+            )
+            // Handled at once (and awaited later), so a failure is never an unhandled rejection.
+            done.catch(() => undefined)
+            pending.push({ path: entry.path, done })
           }
           chunks.length = 0
         }
       }
     },
-    settle: Effect.suspend(() =>
-      failure === undefined ? Effect.void : Effect.fail(io(staging, "cannot write the staged files")(failure.cause))
-    ),
-    abandon: Effect.sync(() => {
+    settle: (all) =>
+      Effect.suspend(() => {
+        if (pending.length < (all ? 1 : MAX_PENDING)) return Effect.void
+        const batch = pending
+        pending = []
+        return Effect.tryPromise({ try: () => waitFor(batch), catch: io(staging, "cannot write the staged files") })
+      }),
+    abandon: Effect.promise(async () => {
       for (const file of open) {
         if (file.fd !== undefined) {
           try {
@@ -104,9 +113,11 @@ export const makeStageWriter = (staging: string): StageWriter => {
         fs.rmSync(file.full, { force: true })
       }
       open.clear()
+      const batch = pending
+      pending = []
+      await waitFor(batch).catch(() => undefined)
       const out = failed
       failed = []
-      failure = undefined
       return out
     })
   }

@@ -24,7 +24,10 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const writes = actionsOf(plan, "write")
   // Same bytes, another executable bit: changed in place, nothing downloaded.
-  const write = entriesOf(writes.filter((i) => !modeOnly(i)), "remote")
+  const write = entriesOf(
+    writes.filter((i) => !modeOnly(i)),
+    "remote"
+  )
   const chmod = entriesOf(writes.filter(modeOnly), "remote")
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (writes.length === 0 && deleted.length === 0)) {

@@ -96,9 +96,9 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
             }
           }
         },
-        flush: () => writer.settle
+        flush: () => writer.settle(false)
       }).pipe(
-        Effect.zipRight(writer.settle),
+        Effect.zipRight(writer.settle(true)),
         // The writer and the disk throw synchronously from inside the parser; onExit runs on interruption too.
         Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : abandon))
       )

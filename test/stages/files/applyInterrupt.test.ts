@@ -1,5 +1,5 @@
-// A pull interrupted in the middle of its download (Ctrl-C): the staged writer's open descriptor is closed, the
-// staging folder goes, and nothing in the tree has changed.
+// A pull interrupted in the middle of its download (Ctrl-C): the staged writer's open descriptor is closed, its
+// writes in flight are waited for, the staging folder goes, and nothing in the tree has changed.
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
@@ -34,7 +34,7 @@ describe("apply, interrupted", () => {
       fs.mkdirSync(nodePath.join(services, "skills/s"), { recursive: true })
       fs.writeFileSync(nodePath.join(services, "skills/s/SKILL.md"), "old\n")
       const before = treeFiles(services)
-      // A small file (written whole once complete), then a large one (written as it arrives) cut off
+      // A small file (written by the thread pool once complete), then a large one (written as it arrives) cut off
       // half way: random bytes, so half the archive is about half the large file.
       const small = Buffer.from("new\n")
       const large = randomBytes(3 * 1024 * 1024)

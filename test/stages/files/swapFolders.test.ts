@@ -112,7 +112,7 @@ describe("the swap of a pull, folder by folder", () => {
       const ok = writer.open(entry("fine.md", "fine\n"))
       ok.write(Buffer.from("fine\n"))
       ok.commit()
-      const settled = yield* Effect.exit(writer.settle)
+      const settled = yield* Effect.exit(writer.settle(true))
       expect(Exit.isFailure(settled)).toBe(true)
       expect(String(Exit.isFailure(settled) ? settled.cause : "")).toContain("cannot write the staged files")
       expect(yield* writer.abandon).toEqual(["taken.md"])
