@@ -105,7 +105,21 @@ const backupOf = (j: Journal, mkdirp: (dir: string) => void) => {
  */
 export const keepSync = (j: Journal, at: (path: string) => void) => {
   const backup = backupOf(j, makeDirs())
+  // Folders of the tree that are absent, by path: nothing below them is there to keep (a pull into an empty or
+  // new folder asks once per folder, not once per file).
+  const absent = new Map<string, boolean>()
+  const folderAbsent = (rel: string) => {
+    const parent = rel.slice(0, Math.max(0, rel.lastIndexOf("/")))
+    if (parent === "") return false
+    let known = absent.get(parent)
+    if (known === undefined) {
+      known = lstat(nodePath.join(j.servicesPath, parent)) === undefined
+      absent.set(parent, known)
+    }
+    return known
+  }
   const keepIfFile = (rel: string, staged: boolean) => {
+    if (folderAbsent(rel)) return
     const t = lstat(nodePath.join(j.servicesPath, rel))
     if (t === undefined || t.isDirectory()) return
     // A path whose staged file is gone was swapped in by an earlier, interrupted run: what stands there is new.
@@ -163,7 +177,34 @@ export const swapInSync = (j: Journal) => {
     else backup.moveAside(rel)
     pruneUp(rel)
   }
+  // A staged folder whose path the tree does not have is renamed in whole, with every file below it: one rename
+  // for the thousands of files of a new folder, and no emptied staging folders left to remove. By folder path:
+  // true when this run moved it in, false when the tree has it as a folder.
+  const whole = new Map<string, boolean>()
+  /** Whether `rel` went in with a folder renamed whole (now or earlier in this loop). */
+  const movedWhole = (rel: string) => {
+    for (let i = rel.indexOf("/"); i !== -1; i = rel.indexOf("/", i + 1)) {
+      const dir = rel.slice(0, i)
+      const known = whole.get(dir)
+      if (known === true) return true
+      if (known === false) continue
+      const a = lstat(nodePath.join(root, dir))
+      if (a?.isDirectory() === true) {
+        whole.set(dir, false)
+        continue
+      }
+      // Something else in the way (moved aside below, file by file), or the staged folder gone (moved in by an
+      // earlier, interrupted run, so the tree has it: not reached).
+      if (a !== undefined || lstat(nodePath.join(j.staging, dir))?.isDirectory() !== true) return false
+      mkdirp(nodePath.dirname(nodePath.join(root, dir)))
+      fs.renameSync(nodePath.join(j.staging, dir), nodePath.join(root, dir))
+      whole.set(dir, true)
+      return true
+    }
+    return false
+  }
   for (const rel of j.write) {
+    if (movedWhole(rel)) continue
     const staged = nodePath.join(j.staging, rel)
     // lstat, not exists: a staged symbolic link need not lead anywhere from the staging folder.
     if (lstat(staged) === undefined) continue // moved in by an earlier, interrupted run

@@ -62,7 +62,7 @@ export const checkRemote = (remote: RemoteManifest, url: string) => {
  */
 export const checkServerKeeps = (plan: FilePlan, client: SyncApiClientShape) => {
   const keeps = client.serverEntryKinds()
-  const uploads = plan.items.filter((i) => i.action === "upload" && i.local !== undefined).map((i) => i.local!)
+  const uploads = plan.items.flatMap((i) => (i.action === "upload" && i.local !== undefined ? [i.local] : []))
   const lacking = [
     { kind: "link" as const, what: "symbolic links", files: uploads.filter((e) => e.link === true) },
     { kind: "executable" as const, what: "executable bits", files: uploads.filter((e) => e.executable === true) }

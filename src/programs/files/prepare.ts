@@ -143,7 +143,8 @@ const resolveRevision = Effect.fn("FileSyncService.resolveRevision")(function* (
 ) {
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(given)) return given
   const matching = (yield* client.revisions(1000)).filter((r) => r.id.startsWith(given))
-  if (matching.length === 1) return matching[0]!.id
+  const [only] = matching
+  if (only !== undefined && matching.length === 1) return only.id
   return yield* new InvalidInput({
     field: "revision",
     reason:

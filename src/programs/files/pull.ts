@@ -5,7 +5,7 @@ import { note } from "../../services/RunStatus.js"
 import { make as makeWorkspace, Workspace } from "../../services/Workspace.js"
 import { apply, obstacles } from "../../stages/files/apply.js"
 import { backupPolicy } from "../../stages/files/backups.js"
-import { actionsOf, modeOnly, writeBase } from "../../stages/files/plan.js"
+import { actionsOf, entriesOf, modeOnly, writeBase } from "../../stages/files/plan.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { checkRemote, conflictError, guardDeletes } from "./guards.js"
 import { begin, beginRevision, type FilesOptions, prepare, prepareRevision } from "./prepare.js"
@@ -24,8 +24,11 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const writes = actionsOf(plan, "write")
   // Same bytes, another executable bit: changed in place, nothing downloaded.
-  const write = writes.filter((i) => !modeOnly(i)).map((i) => i.remote!)
-  const chmod = writes.filter(modeOnly).map((i) => i.remote!)
+  const write = entriesOf(
+    writes.filter((i) => !modeOnly(i)),
+    "remote"
+  )
+  const chmod = entriesOf(writes.filter(modeOnly), "remote")
   const deleted = actionsOf(plan, "delete-local").map((i) => i.path)
   if (remote.revision === null || (writes.length === 0 && deleted.length === 0)) {
     yield* settle

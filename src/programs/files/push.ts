@@ -1,7 +1,7 @@
 /** `files push`: plan against the remote head, guard, upload a new revision, record base, head and mark. */
 import { Effect } from "effect"
 import { note } from "../../services/RunStatus.js"
-import { actionsOf, writeBase } from "../../stages/files/plan.js"
+import { actionsOf, entriesOf, writeBase } from "../../stages/files/plan.js"
 import { pushedHead, writeKnownHead } from "../../stages/files/remote.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { upload } from "../../stages/files/upload.js"
@@ -24,7 +24,7 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
   if (dryRun) return report("push", true, head, local, plan, { files_hashed: local.hashed })
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, remote.entries.length, options.force ?? false)
-  const set = actionsOf(plan, "upload").map((i) => i.local!)
+  const set = entriesOf(actionsOf(plan, "upload"), "local")
   const deleted = actionsOf(plan, "delete-remote").map((i) => i.path)
   if (set.length === 0 && deleted.length === 0) {
     yield* settle

@@ -106,12 +106,13 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
       Effect.zipRight(
         Effect.suspend(() => {
           const left = missing()
-          return left.length === 0
+          const [first] = left
+          return first === undefined
             ? Effect.void
             : Effect.fail(
                 new TarballUnsafe({
                   reason: `${left.length} file(s) of the manifest missing from the archive`,
-                  entry: left[0]!
+                  entry: first
                 })
               )
         })

@@ -59,7 +59,10 @@ export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: strin
   if (value.version === 1) return { revision: value.revision, files: new Map(Object.entries(value.files)) } as SyncBase
   if (value.paths.length !== value.versions.length) return NO_BASE
   const files = new Map<string, string>()
-  for (let i = 0; i < value.paths.length; i++) files.set(value.paths[i]!, value.versions[i]!)
+  value.paths.forEach((path, i) => {
+    const version = value.versions[i]
+    if (version !== undefined) files.set(path, version)
+  })
   return { revision: value.revision, files } as SyncBase
 })
 
@@ -139,8 +142,8 @@ export const planFiles = (
       if (r !== undefined) planned.remote = r
       return planned
     }
-    if (item.status === "Unchanged") {
-      agreed.set(item.key, fileVersion(l!))
+    if (item.status === "Unchanged" && l !== undefined) {
+      agreed.set(item.key, fileVersion(l))
       items.push(common({ action: "none" }))
       continue
     }
@@ -225,38 +228,52 @@ const planShapeChanges = (
   if (created.length === 0) return
   const there = new Map(destination.map((e) => [e.path, e]))
   // Folders of the destination side, each with the files beneath it.
-  const under = new Map<string, Array<string>>()
+  const under = new Map<string, Array<FileEntry>>()
   for (const e of destination) {
     for (let i = e.path.indexOf("/"); i !== -1; i = e.path.indexOf("/", i + 1)) {
       const dir = e.path.slice(0, i)
       const list = under.get(dir)
-      if (list === undefined) under.set(dir, [e.path])
-      else list.push(e.path)
+      if (list === undefined) under.set(dir, [e])
+      else list.push(e)
     }
   }
   const index = new Map(items.map((item, i) => [item.path, i]))
+  /** Replaces the planned item at `path` by what `change` makes of it (undefined: left as it is). */
+  const update = (path: string, change: (item: PlannedFile) => PlannedFile | undefined) => {
+    const at = index.get(path)
+    const item = at === undefined ? undefined : items[at]
+    const changed = item === undefined ? undefined : change(item)
+    if (at !== undefined && changed !== undefined) items[at] = changed
+    return changed !== undefined
+  }
   const side = direction === "push" ? "remotely" : "here"
   for (const c of created) {
-    const blocking: Array<string> = [...(under.get(c.path) ?? [])]
+    const blocking: Array<FileEntry> = [...(under.get(c.path) ?? [])]
     for (let i = c.path.indexOf("/"); i !== -1; i = c.path.indexOf("/", i + 1)) {
-      if (there.has(c.path.slice(0, i))) blocking.push(c.path.slice(0, i))
+      const file = there.get(c.path.slice(0, i))
+      if (file !== undefined) blocking.push(file)
     }
     if (blocking.length === 0) continue
     const note = (q: string) =>
       q.startsWith(`${c.path}/`)
         ? `a folder ${side}, replaced by the file ${c.path}`
         : `a file ${side}, replaced by the folder holding ${c.path}`
-    const edited = blocking.filter((q) => !options.force && fileVersion(there.get(q)!) !== base.files.get(q))
+    const edited = blocking
+      .filter((e) => !options.force && fileVersion(e) !== base.files.get(e.path))
+      .map((e) => e.path)
     if (edited.length > 0) {
       // Changed on the side being written since the base: replacing it would lose that change.
       for (const path of [c.path, ...edited]) {
-        const at = index.get(path)!
-        if (items[at]!.action === "conflict") continue
-        items[at] = {
-          ...items[at]!,
-          action: "conflict",
-          note: `${path === c.path ? `needs ${edited[0]} gone, which` : "this file"} changed ${side} since the last sync; --force replaces it`
-        }
+        const marked = update(path, (item) =>
+          item.action === "conflict"
+            ? undefined
+            : {
+                ...item,
+                action: "conflict",
+                note: `${path === c.path ? `needs ${edited[0]} gone, which` : "this file"} changed ${side} since the last sync; --force replaces it`
+              }
+        )
+        if (!marked) continue
         conflicts.push(path)
         const b = base.files.get(path)
         if (b === undefined) agreed.delete(path)
@@ -264,16 +281,23 @@ const planShapeChanges = (
       }
       continue
     }
-    for (const q of blocking) {
-      const at = index.get(q)!
-      if (items[at]!.action === remove) continue
-      items[at] = { ...items[at]!, action: remove, note: note(q) }
-      agreed.delete(q)
+    for (const { path } of blocking) {
+      const removed = update(path, (item) =>
+        item.action === remove ? undefined : { ...item, action: remove, note: note(path) }
+      )
+      if (removed) agreed.delete(path)
     }
   }
 }
 
 export const actionsOf = (plan: FilePlan, action: FileAction) => plan.items.filter((i) => i.action === action)
+
+/** The entries of one side of planned items (an upload's local file, a write's remote one): the items that have it. */
+export const entriesOf = (items: ReadonlyArray<PlannedFile>, side: "local" | "remote"): Array<FileEntry> =>
+  items.flatMap((i) => {
+    const entry = i[side]
+    return entry === undefined ? [] : [entry]
+  })
 
 /**
  * Whether a planned write changes only the executable bit: the same bytes on both sides (neither a link). Such a

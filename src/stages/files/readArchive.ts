@@ -1,0 +1,261 @@
+/** The archive reader: a strict, capped, streaming read of a tar in gzip members or zstd frames, shared by client and server. */
+import { Chunk, Effect, Stream } from "effect"
+import { Gunzip, ZstdDecompress } from "minizlib"
+import { Parser, type ReadEntry } from "tar"
+import { type ArchiveFormat, CAPS, type Caps, FORMATS } from "../../domain/caps.js"
+import { isExecutableMode, linkTargetProblem } from "../../domain/model.js"
+import { TarballUnsafe } from "../../errors.js"
+import { ZSTD_MAGIC, ZSTD_READ_PARAMS, zstdFrameCutter } from "./zstdFrames.js"
+
+/** What an archive held, once read. */
+export interface ArchiveStats {
+  readonly files: number
+  readonly directories: number
+  readonly bytes: number
+  readonly compressedBytes: number
+}
+
+/** Receives one file's bytes, synchronously as the parser produces them; may throw TarballUnsafe. */
+export interface EntrySink {
+  readonly write: (chunk: Uint8Array) => void
+  readonly end: () => void
+}
+
+export interface ArchiveVisitor<E, R> {
+  /**
+   * A regular file at a checked path, executable when its mode has the owner-execute bit (whatever else its
+   * mode says is never applied); or, with `link`, a symbolic link whose target (relative, inside the tree: see
+   * `linkTargetProblem`) arrives as its bytes. Throw TarballUnsafe to reject the archive.
+   */
+  readonly file: (path: string, size: number, executable: boolean, link: boolean) => EntrySink
+  readonly directory?: (path: string) => void
+  /** Runs after each input chunk, so asynchronous work (database writes) keeps pace with the parser. */
+  readonly flush?: () => Effect.Effect<void, E, R>
+}
+
+/** A path from an archive, normalised and checked: relative, inside the root, no `..`, no odd characters. */
+export const checkEntryPath = (raw: string): string => {
+  let p = raw
+  while (p.startsWith("./")) p = p.slice(2)
+  if (p.endsWith("/")) p = p.slice(0, -1)
+  const bad = (why: string) => new TarballUnsafe({ reason: why, entry: raw })
+  if (p === "" || p === ".") return ""
+  if (p.startsWith("/") || /^[A-Za-z]:/.test(p)) throw bad("absolute path")
+  if (p.includes("\\") || p.includes("\0")) throw bad("backslash or NUL in path")
+  if (Buffer.byteLength(p) > CAPS.maxPathBytes) throw bad("path too long")
+  for (const segment of p.split("/")) {
+    if (segment === "..") throw bad("path escapes the root ('..')")
+    if (segment === "" || segment === ".") throw bad("empty or '.' path segment")
+  }
+  return p
+}
+
+const unsafe = (reason: string, entry?: string) =>
+  entry === undefined ? new TarballUnsafe({ reason }) : new TarballUnsafe({ reason, entry })
+
+const asUnsafe = (e: unknown): TarballUnsafe =>
+  e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
+
+/** The format whose magic number `bytes` start with, if any. */
+const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
+  bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
+    ? "gzip"
+    : bytes.length >= 4 && ZSTD_MAGIC.equals(bytes.subarray(0, 4))
+      ? "zstd"
+      : undefined
+
+/**
+ * Reads a tar stream, gzip or zstd (told apart by its first bytes; zstd where this Node has it), strictly: the same
+ * ratio and size caps for both, only regular files, directories and symbolic links whose target stays in the
+ * tree, checked paths, no duplicates, no
+ * setuid, setgid or sticky mode, nothing after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
+ * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
+ * never as an unsafe archive.
+ */
+export const readArchive = <E, R, E2 = never, R2 = never>(
+  source: Stream.Stream<Uint8Array, E, R>,
+  visitor: ArchiveVisitor<E2, R2>,
+  caps: Caps = CAPS,
+  formats: ReadonlyArray<ArchiveFormat> = FORMATS
+): Effect.Effect<ArchiveStats, E | E2 | TarballUnsafe, R | R2> =>
+  Effect.suspend(() => {
+    let compressed = 0
+    let decompressed = 0
+    let files = 0
+    let directories = 0
+    let bytes = 0
+    let ended = false
+    let failure: TarballUnsafe | undefined
+    const seen = new Set<string>()
+    // Inflating and parsing are synchronous, so each network chunk is fully handled (and its files flushed)
+    // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
+    // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
+    const parser = new Parser({ strict: true, brotli: false, zstd: false })
+    const fail = (e: unknown) => {
+      if (failure === undefined) failure = asUnsafe(e)
+    }
+    // The decompressor, chosen by the archive's first bytes (gzip or zstd); undefined until they have come.
+    let inflater: Gunzip | ZstdDecompress | undefined
+    let head = Buffer.alloc(0)
+    const onPiece = (piece: Buffer) => {
+      if (failure !== undefined) return
+      decompressed += piece.length
+      if (decompressed > caps.maxRatio * compressed + caps.memberBytes) {
+        return fail(unsafe(`decompression ratio above ${caps.maxRatio} (a decompression bomb?)`))
+      }
+      if (decompressed === piece.length && formatOf(piece) !== undefined) {
+        return fail(unsafe(`a ${formatOf(piece)} inside the archive (nested compression is not accepted)`))
+      }
+      if (ended) {
+        // Zero padding after the end-of-archive blocks is allowed (tar pads to records); anything else is not.
+        if (piece.some((b) => b !== 0)) fail(unsafe("data after the end of the archive"))
+        return
+      }
+      parser.write(piece)
+    }
+    /** The decompressor for the archive's first bytes, or a failure naming what they are not. */
+    let cut: ((chunk: Buffer) => Array<Buffer>) | undefined
+    const write = (into: Gunzip | ZstdDecompress, bytes: Buffer) => {
+      if (cut === undefined) return void into.write(bytes)
+      try {
+        for (const piece of cut(bytes)) if (piece.length > 0) into.write(piece)
+      } catch (e) {
+        fail(unsafe(`corrupt zstd: ${e instanceof Error ? e.message : String(e)}`))
+      }
+    }
+    const start = (first: Buffer): Gunzip | ZstdDecompress | TarballUnsafe => {
+      const format = formatOf(first)
+      if (format === undefined) return unsafe("not a gzip or zstd archive")
+      const refused = () => unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
+      if (!formats.includes(format)) return refused()
+      let made: Gunzip | ZstdDecompress
+      if (format === "gzip") made = new Gunzip({})
+      else if (ZSTD_READ_PARAMS === undefined) return refused()
+      // Node's zstd options (`params`), which minizlib passes on but types as zlib's.
+      else made = new ZstdDecompress({ params: ZSTD_READ_PARAMS } as ConstructorParameters<typeof ZstdDecompress>[0])
+      made.on("error", (e: unknown) => fail(unsafe(`corrupt ${format}: ${e instanceof Error ? e.message : String(e)}`)))
+      made.on("data", onPiece)
+      if (format === "zstd") cut = zstdFrameCutter()
+      return made
+    }
+    parser.on("error", fail)
+    parser.on("warn", (code: string, message: string) => fail(unsafe(`${code}: ${message}`)))
+    parser.on("eof", () => {
+      ended = true
+    })
+    parser.on("entry", (entry: ReadEntry) => {
+      if (failure !== undefined) return void entry.resume()
+      try {
+        const path = checkEntryPath(entry.path)
+        // No writer of ours sets them, and no reader applies a mode beyond the execute bit: an archive that
+        // asks for them is not one of ours.
+        if (((entry.mode ?? 0) & 0o7000) !== 0)
+          throw unsafe(`mode ${(entry.mode ?? 0).toString(8)} (setuid, setgid or sticky) is not accepted`, entry.path)
+        // One more than the cap: an upload's header entry.
+        if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
+        if (entry.type === "Directory") {
+          directories++
+          entry.resume()
+          if (path !== "") visitor.directory?.(path)
+          return
+        }
+        if (entry.type !== "File" && entry.type !== "SymbolicLink")
+          throw unsafe(
+            `${entry.type} entries are not allowed; only regular files, symbolic links and directories`,
+            entry.path
+          )
+        if (path === "") throw unsafe("a file without a name", entry.path)
+        if (seen.has(path)) throw unsafe("duplicate entry", path)
+        seen.add(path)
+        if (entry.type === "SymbolicLink") {
+          // Its target is its content: checked here, for every reader, before any visitor sees it.
+          if ((entry.size ?? 0) !== 0) throw unsafe("a symbolic link with data", path)
+          const target = entry.linkpath ?? ""
+          const problem = linkTargetProblem(path, target)
+          if (problem !== undefined) throw unsafe(`a symbolic link not accepted: ${problem}`, path)
+          const bytes = Buffer.from(target)
+          files++
+          entry.resume()
+          const sink = visitor.file(path, bytes.length, false, true)
+          sink.write(bytes)
+          sink.end()
+          return
+        }
+        const size = entry.size ?? 0
+        if (size > caps.maxFileBytes) throw unsafe(`file larger than ${caps.maxFileBytes} bytes`, path)
+        if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
+        bytes += size
+        files++
+        const sink = visitor.file(path, size, isExecutableMode(entry.mode ?? 0), false)
+        entry.on("data", (chunk: Buffer) => {
+          if (failure !== undefined) return
+          try {
+            sink.write(chunk)
+          } catch (e) {
+            fail(e)
+          }
+        })
+        entry.on("end", () => {
+          if (failure !== undefined) return
+          try {
+            sink.end()
+          } catch (e) {
+            fail(e)
+          }
+        })
+      } catch (e) {
+        fail(e)
+        entry.resume()
+      }
+    })
+
+    const check = Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
+    const feed = (chunk: Uint8Array) =>
+      Effect.suspend(() => {
+        compressed += chunk.length
+        let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+        let into = inflater
+        if (into === undefined) {
+          // The first bytes name the format: held until there are enough of them.
+          head = Buffer.concat([head, bytes])
+          if (head.length < ZSTD_MAGIC.length) return check
+          const made = start(head)
+          if (made instanceof TarballUnsafe) return Effect.fail(made)
+          into = inflater = made
+          bytes = head
+        }
+        write(into, bytes)
+        return check
+      }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
+
+    return Stream.runForEachChunk(source, (chunk) =>
+      Effect.forEach(Chunk.toReadonlyArray(chunk), feed, { discard: true })
+    ).pipe(
+      Effect.zipRight(
+        Effect.suspend(() => {
+          if (compressed === 0) return Effect.fail(unsafe("empty archive"))
+          let into = inflater
+          if (into === undefined) {
+            const made = start(head)
+            if (made instanceof TarballUnsafe) return Effect.fail(made)
+            into = inflater = made
+            write(into, head)
+          }
+          into.end()
+          if (failure === undefined && !ended) parser.end()
+          if (failure === undefined && !ended)
+            fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
+          return check
+        })
+      ),
+      Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void),
+      Effect.zipRight(check),
+      Effect.map((): ArchiveStats => ({ files, directories, bytes, compressedBytes: compressed })),
+      Effect.ensuring(
+        Effect.sync(() => {
+          if (failure !== undefined || !ended) parser.abort(new Error("rejected"))
+          inflater?.close()
+        })
+      )
+    )
+  })
