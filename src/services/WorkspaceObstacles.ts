@@ -45,10 +45,13 @@ export const findObstacles = (
   }
   for (const p of write) {
     const segments = p.split("/")
+    // Under a folder that is not there, nothing is: the path itself needs no call of its own.
+    let absent = false
     for (let i = 1; i < segments.length; i++) {
       const ancestor = segments.slice(0, i).join("/")
       const k = kindOf(ancestor)
       if (k === "dir") continue
+      absent = k === "none"
       // A link the pull deletes first is moved aside, never written through.
       if (k === "link" && !deleted.has(ancestor))
         out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
@@ -56,7 +59,7 @@ export const findObstacles = (
         out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
       break
     }
-    if (kindOf(p) === "dir") {
+    if (!absent && kindOf(p) === "dir") {
       const kept = contents(p).filter((f) => !deleted.has(f))
       if (kept.length > 0)
         out.push(
