@@ -9,7 +9,7 @@ import { isText, unified } from "../domain/patch.js"
 import { DatabaseError } from "../errors.js"
 import * as Repos from "../services/repos/index.js"
 import type { SyncApiClientShape } from "../services/SyncApi.js"
-import { make as makeWorkspace, Workspace } from "../services/Workspace.js"
+import { Workspace, workspaceAt } from "../services/Workspace.js"
 import { readArchive } from "../stages/files/archive.js"
 import type { FileReportItem } from "./files.js"
 import { readDiskFiles, readSides } from "./localSync/read.js"
@@ -106,7 +106,7 @@ export const filePatches = Effect.fn("Patches.files")(function* (
         })
     )
   }
-  const ws = makeWorkspace(servicesPath)
+  const ws = yield* workspaceAt(servicesPath)
   return yield* Effect.forEach(changed, (f) =>
     Effect.map(
       // A link's content is its target text, as the archive carries it.

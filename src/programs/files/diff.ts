@@ -1,7 +1,7 @@
 /** `files diff`: the local tree against the remote head, two-way, reading only. */
 import { Effect } from "effect"
 import { silentProgress } from "../../services/Progress.js"
-import { make as makeWorkspace } from "../../services/Workspace.js"
+import { workspaceAt } from "../../services/Workspace.js"
 import { diffFiles } from "../../stages/files/plan.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { context, type FilesOptions, manifests, visibleEntries } from "./prepare.js"
@@ -19,7 +19,7 @@ export const diffImpl = Effect.fn("FileSyncService.diff")(function* (options: Fi
     ...(probed === undefined ? {} : { probe: probed })
   })
   const remote = head.manifest
-  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
   const diff = diffFiles(local.entries, visibleEntries(remote.entries, membership, local.notCarried))
   return {
     command: "diff",

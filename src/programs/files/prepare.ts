@@ -8,7 +8,7 @@ import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
-import { make as makeWorkspace } from "../../services/Workspace.js"
+import { workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
@@ -111,7 +111,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
     ...(probed === undefined ? {} : { probe: probed })
   })
   const remote = head.manifest
-  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
   const visible = visibleEntries(remote.entries, membership, local.notCarried)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
@@ -179,7 +179,7 @@ export const prepareRevision = Effect.fn("FileSyncService.prepareRevision")(func
     ],
     { concurrency: 2 }
   )
-  const membership = yield* makeWorkspace(config.servicesPath).membership()
+  const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
   const visible = visibleEntries(remote.entries, membership, local.notCarried)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)

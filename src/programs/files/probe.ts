@@ -4,7 +4,7 @@ import { FilesRoutes, manifestEtag, type RemoteManifest, standIn } from "../../a
 import type { SyncConfig } from "../../config.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { takeHandedListing } from "../../services/state.js"
-import { make as makeWorkspace, type WorkspaceFile } from "../../services/Workspace.js"
+import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
 import { clearMark, matches, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
 import { checkRemote } from "./guards.js"
 
@@ -25,7 +25,7 @@ export interface Probe {
  * listing under the same mark, neither is had again.
  */
 export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncConfig, client: SyncApiClientShape) {
-  const workspace = makeWorkspace(config.servicesPath)
+  const workspace = yield* workspaceAt(config.servicesPath)
   const handed = takeHandedListing(workspace.root)
   const mark = yield* readMark(config.projectRoot, client.baseUrl, workspace.root)
   if (mark === undefined) return undefined

@@ -2,7 +2,7 @@
 import { Effect } from "effect"
 import { Conflict } from "../../errors.js"
 import { note } from "../../services/RunStatus.js"
-import { make as makeWorkspace, Workspace } from "../../services/Workspace.js"
+import { layer as workspaceLayer } from "../../services/Workspace.js"
 import { apply, obstacles } from "../../stages/files/apply.js"
 import { backupPolicy } from "../../stages/files/backups.js"
 import { actionsOf, entriesOf, modeOnly, writeBase } from "../../stages/files/plan.js"
@@ -37,7 +37,7 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   const blocked = yield* obstacles(
     write.map((e) => e.path),
     new Set(deleted)
-  ).pipe(Effect.provideService(Workspace, makeWorkspace(config.servicesPath)))
+  ).pipe(Effect.provide(workspaceLayer(config.servicesPath)))
   if (blocked.length > 0) {
     return yield* new Conflict({
       reason: `the pull would replace what is in its way on disk; move these aside (or remove them) and pull again — nothing was written`,
