@@ -11,7 +11,7 @@ import { UnitDisk } from "../../services/UnitDisk.js"
 import { recoverHint } from "./clone.js"
 import type { SyncReport } from "./report.js"
 import { keep, type Planned, type PlannedUnit, toolKey, unitKey } from "./snapshot.js"
-import type { PreparedSource } from "./sources.js"
+import { held, type PreparedSource } from "./sources.js"
 
 /** An action left out at apply time (its side moved since the plan); internal, reported in `skipped`. */
 class Skip extends Data.TaggedError("Skip")<{ readonly reason: string }> {}
@@ -20,16 +20,10 @@ const homeRootOf = (home: string, planned: PlannedUnit) => nodePath.join(home, p
 const repoRootOf = (planned: PlannedUnit) => nodePath.join(planned.prepared.dir, planned.layout.repoRoot)
 const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
-/**
- * A value the plan holds for each action it made: the plan's actions come from its own units, the homes of their
- * tools and the object ids of their repo files. Missing, it is a fault of the plan, not a state of the disk.
- */
-const held = <A>(value: A | undefined, what: string): Effect.Effect<A> =>
-  value === undefined ? Effect.dieMessage(`the skill plan holds no ${what}`) : Effect.succeed(value)
-
+// The plan's actions come from its own units, the homes of their tools and the object ids of their repo files.
 const unitOf = (planned: Planned, a: SkillAction) =>
-  held(planned.units.get(unitKey(a.source, a.unit)), `unit ${a.source}:${a.unit}`)
-const homeOf = (planned: Planned, tool: string) => held(planned.homes.get(tool), `home of ${tool}`)
+  held(planned.units.get(unitKey(a.source, a.unit)), `the planned unit ${a.source}:${a.unit}`)
+const homeOf = (planned: Planned, tool: string) => held(planned.homes.get(tool), `the home of ${tool}`)
 
 /** The home of `tool` as the plan saw it (the files it left out left out again); a difference skips the action. */
 const recheckHome = (planned: Planned, unit: PlannedUnit, action: SkillAction, tool: string) =>
@@ -70,7 +64,7 @@ const sourceBytes = (
       const oids = unit.repo?.oids ?? {}
       const located: Array<{ readonly rel: string; readonly digest: string; readonly oid: string }> = []
       for (const [rel, digest] of wanted)
-        located.push({ rel, digest, oid: yield* held(oids[rel], `object id of ${rel}`) })
+        located.push({ rel, digest, oid: yield* held(oids[rel], `the object id of ${rel}`) })
       const missing = located.filter((f) => !prefetched.has(f.oid))
       const blobs =
         missing.length === 0
@@ -80,7 +74,11 @@ const sourceBytes = (
               missing.map((f) => f.oid)
             )
       for (const { rel, digest, oid } of located)
-        read.push({ rel, digest, bytes: yield* held(prefetched.get(oid) ?? blobs.get(oid), `blob ${oid}`) })
+        read.push({
+          rel,
+          digest,
+          bytes: yield* held(prefetched.get(oid) ?? blobs.get(oid), `the blob ${oid} of ${rel}`)
+        })
     }
     for (const { rel, digest, bytes } of read) {
       if (sha256(bytes) !== digest.slice(0, 64))
@@ -157,7 +155,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
         })
         if (p.location._tag === "Git") {
           // A git source without a branch (a tag or a commit) is read-only: the planner sends nothing to it.
-          const branch = yield* held(p.branch, `branch of ${a.source} to commit ${a.unit} to`)
+          const branch = yield* held(p.branch, `the branch of ${a.source} to commit ${a.unit} to`)
           yield* git.add(p.dir, [unit.layout.repoRoot])
           const made = yield* git.commit(p.dir, `sync: ${a.unit}`)
           if (Option.isSome(made)) {
@@ -209,7 +207,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     for (const a of toHome) {
       if (a.source !== p.source.name || a.from !== "repo") continue
       const oidsOf = (yield* unitOf(planned, a)).repo?.oids ?? {}
-      for (const rel of Object.keys(a.content ?? {})) oids.add(yield* held(oidsOf[rel], `object id of ${rel}`))
+      for (const rel of Object.keys(a.content ?? {})) oids.add(yield* held(oidsOf[rel], `the object id of ${rel}`))
     }
     for (const [oid, bytes] of yield* git.readBlobs(p.dir, [...oids])) blobs.set(oid, bytes)
   }
@@ -262,7 +260,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     if (a.lock === "keep") continue
     const key = unitKey(a.source, a.unit)
     if (failed.has(key) || failed.has(toolKey(a.source, a.unit, a.tool))) continue
-    const units = yield* held(unitsOf.get(a.source), `source ${a.source}`)
+    const units = yield* held(unitsOf.get(a.source), `the lock entry of ${a.source}`)
     const perTool = { ...(units[a.unit] ?? {}) }
     if (a.lock === "drop" || a.content === undefined) delete perTool[a.tool]
     else {
