@@ -2,6 +2,7 @@
  * The command line before @effect/cli parses it: the global options taken from anywhere before `--`, and every
  * usage mistake (unknown command or option, missing value) named with a did-you-mean and the right choices.
  */
+import { beforeFirst } from "../domain/text.js"
 import type { CommandSpec, OptionSpec } from "./spec.js"
 
 export const COLOR_MODES = ["auto", "always", "never"] as const
@@ -132,10 +133,7 @@ const names = (o: OptionSpec) => [o.name, ...o.aliases]
 const dashed = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`)
 const matches = (o: OptionSpec, flag: string) => names(o).some((n) => dashed(n) === flag)
 /** `--x=v` → `--x`. */
-const flagOf = (token: string) => {
-  const eq = token.indexOf("=")
-  return eq < 0 ? token : token.slice(0, eq)
-}
+const flagOf = (token: string) => beforeFirst(token, "=")
 
 const helpHint = (path: ReadonlyArray<string>) => `Run '${path.join(" ")} --help' for usage.`
 

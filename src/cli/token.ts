@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Duration, Effect, Option, Redacted } from "effect"
 import type { IssuedToken, TokenInfo } from "../api/admin.js"
+import { groups } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import { emit, tableOf } from "./output.js"
 import { data } from "./serve.js"
@@ -24,9 +25,9 @@ const tenantOpt = Options.text("tenant").pipe(Options.withDescription("only this
 
 /** `ast_<id>` or `ast_<id>_…` as the id alone; anything else must be the id. */
 const tokenId = (given: string) => {
-  const m = /^(?:ast_)?([0-9a-f]{16})(?:_.*)?$/.exec(given.trim())
+  const m = groups(/^(?:ast_)?([0-9a-f]{16})(?:_.*)?$/, given.trim(), 1)
   return m
-    ? Effect.succeed(m[1]!)
+    ? Effect.succeed(m[0])
     : Effect.fail(
         new InvalidInput({ field: "TOKEN_ID", reason: "a token id is 16 hex digits (see `agentsync token list`)" })
       )

@@ -14,3 +14,9 @@ export function groups(re: RegExp, text: string, count: number): ReadonlyArray<s
     throw new Error(`${re} matched without filling its ${count} groups`)
   return found
 }
+
+/** `text` up to the first `separator`, or all of it: `"a/b"` → `"a"` for `"/"`; a first line for `"\n"`. */
+export const beforeFirst = (text: string, separator: string): string => {
+  const at = text.indexOf(separator)
+  return at < 0 ? text : text.slice(0, at)
+}
