@@ -2,6 +2,7 @@
  * The command line before @effect/cli parses it: the global options taken from anywhere before `--`, and every
  * usage mistake (unknown command or option, missing value) named with a did-you-mean and the right choices.
  */
+import { beforeFirst } from "../domain/text.js"
 import type { CommandSpec, OptionSpec } from "./spec.js"
 
 export const COLOR_MODES = ["auto", "always", "never"] as const
@@ -102,14 +103,22 @@ export type Parsed =
 
 /** Levenshtein distance, for did-you-mean. */
 const distance = (a: string, b: string): number => {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    prev = row
+  // One row of the table at a time: row[j] is the distance from the part of `a` seen so far to b's first j units.
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  let last = b.length
+  for (const [i, ca] of a.split("").entries()) {
+    let diagonal = i
+    let left = i + 1
+    const next = [left]
+    for (const [j, up] of row.slice(1).entries()) {
+      left = Math.min(up + 1, left + 1, diagonal + (ca === b[j] ? 0 : 1))
+      next.push(left)
+      diagonal = up
+    }
+    row = next
+    last = left
   }
-  return prev[b.length]!
+  return last
 }
 
 /** The candidates close to `word`: a prefix of it, or a few edits away; nearest first. */
@@ -123,6 +132,8 @@ export const closest = (word: string, candidates: ReadonlyArray<string>): Readon
 const names = (o: OptionSpec) => [o.name, ...o.aliases]
 const dashed = (name: string) => (name.length === 1 ? `-${name}` : `--${name}`)
 const matches = (o: OptionSpec, flag: string) => names(o).some((n) => dashed(n) === flag)
+/** `--x=v` → `--x`. */
+const flagOf = (token: string) => beforeFirst(token, "=")
 
 /** Where help is, the last line of a usage error. */
 export const helpHint = (path: ReadonlyArray<string>) => `Run '${path.join(" ")} --help' for usage.`
@@ -134,8 +145,9 @@ const didYouMean = (suggestions: ReadonlyArray<string>) =>
 const completionsAlias = (args: ReadonlyArray<string>): ReadonlyArray<string> => {
   const end = args.indexOf("--")
   const k = args.findIndex((a, i) => (end < 0 || i < end) && (a === "--completions" || a.startsWith("--completions=")))
-  if (k < 0) return args
-  const shell = args[k]!.includes("=") ? args[k]!.slice(args[k]!.indexOf("=") + 1) : args[k + 1]
+  const arg = args[k]
+  if (arg === undefined) return args
+  const shell = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : args[k + 1]
   return shell === undefined ? ["completion"] : ["completion", shell === "sh" ? "bash" : shell]
 }
 
@@ -152,7 +164,7 @@ export const preprocess = (tree: CommandSpec, argv: ReadonlyArray<string>): Pars
   const fail = (problem: UsageProblem): Parsed => ({
     _tag: "Usage",
     globals: args.slice(i).reduce((g, token, k, rest) => {
-      const o = GLOBAL_OPTIONS.find((x) => matches(x, token.split("=")[0]!))
+      const o = GLOBAL_OPTIONS.find((x) => matches(x, flagOf(token)))
       if (o === undefined) return g
       const value = token.includes("=") ? token.slice(token.indexOf("=") + 1) : rest[k + 1]
       return o.value === undefined || (value !== undefined && (o.choices.length === 0 || o.choices.includes(value)))
@@ -163,7 +175,7 @@ export const preprocess = (tree: CommandSpec, argv: ReadonlyArray<string>): Pars
     path: at.path
   })
   const known = (token: string) => {
-    const flag = token.split("=")[0]!
+    const flag = flagOf(token)
     return [...GLOBAL_OPTIONS, ...BUILT_IN, ...at.options].some((o) => matches(o, flag))
   }
   /** The value of `flag` at `i` (inline `--x=v` or the next word), or a problem. */
@@ -200,8 +212,7 @@ export const preprocess = (tree: CommandSpec, argv: ReadonlyArray<string>): Pars
     return { value, next: inline === undefined ? i + 2 : i + 1 }
   }
 
-  while (i < args.length) {
-    const token = args[i]!
+  for (let token = args[i]; token !== undefined; token = args[i]) {
     if (token === "--") {
       out.push(...args.slice(i))
       break

@@ -67,15 +67,18 @@ export type PathRole =
   /** A file stored beside an item (an image in a bundle, a skill's script); `owner` is the item's key. */
   | { readonly role: "attachment"; readonly kind: "agents" | "skills" | "content"; readonly owner: string | undefined }
 
+type AttachmentRole = Extract<PathRole, { readonly role: "attachment" }>
+type ContentRole = Extract<PathRole, { readonly role: "content" }>
+
 /** The role of a path below an agent or skill folder (`parts` starts with the kind's folder). */
 const itemRole = (k: KindShape, parts: ReadonlyArray<string>): PathRole | undefined => {
   const [, name, file] = parts
+  // A file named as the kind's folder itself (`agents`) is an attachment no item owns.
+  if (name === undefined) return { role: "attachment", kind: k.kind, owner: undefined }
   if (parts.length === 2)
-    return !fileInFolder(k) && name!.endsWith(".md")
-      ? { role: "file", kind: k.kind, id: name!.slice(0, -3) }
-      : undefined
-  if (parts.length === 3 && file === "config.yaml") return { role: "config", kind: k.kind, id: name! }
-  if (parts.length === 3 && file === k.bodyName) return { role: "body", kind: k.kind, id: name! }
+    return !fileInFolder(k) && name.endsWith(".md") ? { role: "file", kind: k.kind, id: name.slice(0, -3) } : undefined
+  if (parts.length === 3 && file === "config.yaml") return { role: "config", kind: k.kind, id: name }
+  if (parts.length === 3 && file === k.bodyName) return { role: "body", kind: k.kind, id: name }
   return { role: "attachment", kind: k.kind, owner: name }
 }
 
@@ -88,8 +91,10 @@ export const pathRole = (path: string): PathRole | undefined => {
     case "skills":
       return itemRole(SKILLS, parts)
     case "content": {
+      const [, source] = parts
+      // A file named `content` at the top: like a file of a source that no item holds.
+      if (source === undefined) return { role: "attachment", kind: "content", owner: undefined }
       if (parts.length === 2) return undefined
-      const source = parts[1]!
       const below = parts.slice(2).join("/")
       if (below === "source.yaml") return { role: "source-config", source }
       const slug = contentSlug(below)
@@ -144,8 +149,9 @@ export const attachmentOwners = (contentPaths: Iterable<string>) => {
   const bundles = new Map<string, string>()
   for (const p of contentPaths) {
     const parts = p.split("/")
-    if (parts.length < 4) continue
-    const name = parts[parts.length - 1]!.replace(MARKDOWN, "")
+    const last = parts.at(-1)
+    if (parts.length < 4 || last === undefined) continue
+    const name = last.replace(MARKDOWN, "")
     if (name !== "index" && name !== "_index") continue
     bundles.set(parts.slice(0, -1).join("/"), `${parts[1]}/${parts.slice(2, -1).join("/")}`)
   }
@@ -167,9 +173,10 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const unsynced: Array<string> = []
   const texts = new Map<string, TextFile>()
   const roles = new Map<string, PathRole>()
-  const attachmentFiles: Array<RawFile> = []
+  const attachmentFiles: Array<{ readonly path: string; readonly file: RawFile; readonly role: AttachmentRole }> = []
   // Content is decoded only where it is parsed: most files of a large tree are found unchanged by their hash.
-  const contentBytes = new Map<string, Uint8Array>()
+  const contentBytes: Array<{ readonly path: string; readonly bytes: Uint8Array; readonly role: ContentRole }> = []
+  const sourceConfigPaths: Array<{ readonly path: string; readonly source: string }> = []
   for (const f of files) {
     const role = pathRole(f.path)
     if (role === undefined) {
@@ -186,13 +193,14 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
       continue
     }
     if (role.role === "attachment") {
-      attachmentFiles.push(f)
+      attachmentFiles.push({ path: f.path, file: f, role })
       continue
     }
     if (role.role === "content") {
-      contentBytes.set(f.path, f.bytes)
+      contentBytes.push({ path: f.path, bytes: f.bytes, role })
       continue
     }
+    if (role.role === "source-config") sourceConfigPaths.push({ path: f.path, source: role.source })
     const shown = prefix + f.path
     const text = decodeUtf8(shown, f.bytes)
     if (Either.isLeft(text)) errors.push(...text.left)
@@ -217,15 +225,14 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const contentFiles: Array<ContentFile> = []
   // A source's layout for items that have no file yet: what most of its items are, bundles or flat pages.
   const forms = new Map<string, { bundles: number; pages: number }>()
-  for (const [path, file] of texts) {
-    const role = roles.get(path)!
-    if (role.role !== "source-config") continue
+  for (const { path, source } of sourceConfigPaths) {
+    // A file that is not UTF-8 has no text (its error is reported already).
+    const file = texts.get(path)
+    if (file === undefined) continue
     const c = take(parseSourceConfig(file))
-    if (c) sourceConfigs.set(role.source, c)
+    if (c) sourceConfigs.set(source, c)
   }
-  for (const path of [...contentBytes.keys()].sort()) {
-    const role = roles.get(path) as Extract<PathRole, { role: "content" }>
-    const bytes = contentBytes.get(path)!
+  for (const { path, bytes, role } of byPath(contentBytes)) {
     const bundle = role.slug !== role.path.replace(MARKDOWN, "")
     const tally = forms.get(role.source) ?? { bundles: 0, pages: 0 }
     if (bundle) tally.bundles++
@@ -253,8 +260,7 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   for (const [source, t] of forms) sources.set(source, t.bundles > t.pages ? "directory" : "flat")
   for (const [source, c] of sourceConfigs) sources.set(source, c.layout)
   const owners = attachmentOwners(seen.values())
-  const attachments: Array<Attachment> = byPath(attachmentFiles).map((f) => {
-    const role = roles.get(f.path) as Extract<PathRole, { role: "attachment" }>
+  const attachments: Array<Attachment> = byPath(attachmentFiles).map(({ file: f, role }) => {
     return {
       path: f.path,
       kind: role.kind,

@@ -3,6 +3,7 @@ import * as nodePath from "node:path"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
+import { beforeFirst } from "../domain/text.js"
 import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
 
@@ -34,7 +35,7 @@ const bad = (check: string, state: "warn" | "fail", detail: string, fix: string)
 
 const firstLine = (cause: Cause.Cause<unknown>) => {
   const e = Cause.squash(cause)
-  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!.slice(0, 300)
+  return beforeFirst(e instanceof Error ? e.message : String(e), "\n").slice(0, 300)
 }
 
 /** Runs a check within `timeout`; a check that fails unexpectedly or takes too long fails with `fix`. */
@@ -67,11 +68,12 @@ const servicesCheck = (config: SyncConfig) =>
         "create it (agentsync init), set services: in agentsync.yaml, or pass --services DIR"
       )
     const project = yield* Workspace.make(config.servicesPath).readProject()
-    if (project.errors.length > 0)
+    const [first] = project.errors
+    if (first !== undefined)
       return bad(
         name,
         "fail",
-        `${project.errors.length} problem(s), first: ${project.errors[0]!.message}`,
+        `${project.errors.length} problem(s), first: ${first.message}`,
         "fix the files named (agentsync validate lists every problem as file:line)"
       )
     return ok(
@@ -219,12 +221,13 @@ const toolHomesCheck = (isFolder: (path: string) => Effect.Effect<boolean>) =>
     if (manifest.sources.length === 0 || tools.length === 0) return skip(name, "no skill sources configured")
     const homes = yield* Effect.forEach(tools, (t) => Effect.map(store.toolHome(t), (home) => [t, home] as const))
     const missing = yield* Effect.filter(homes, ([, home]) => Effect.map(isFolder(home), (folder) => !folder))
-    if (missing.length > 0)
+    const [first] = missing
+    if (first !== undefined)
       return bad(
         name,
         "fail",
         `missing: ${missing.map(([t, h]) => `${t} (${h})`).join(", ")}`,
-        `install the tool or create its home (mkdir -p ${missing[0]![1]}), or set AGENTSYNC_TOOL_HOME_${missing[0]![0].toUpperCase()}`
+        `install the tool or create its home (mkdir -p ${first[1]}), or set AGENTSYNC_TOOL_HOME_${first[0].toUpperCase()}`
       )
     return ok(name, homes.map(([t, h]) => `${t} ${h}`).join(", "))
   })

@@ -6,6 +6,7 @@ import { Cause, Duration, Effect, Exit, Layer, Schema } from "effect"
 import { Health } from "../api/health.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ALL_KINDS } from "../domain/localPlan.js"
+import { beforeFirst } from "../domain/text.js"
 
 export type PartName = "files" | "local" | "database" | "skills" | "server"
 
@@ -51,7 +52,7 @@ const NO_SERVER = "no server configured (AGENTSYNC_DIRECT_URL, or AGENTSYNC_API_
 const reasonOf = (cause: Cause.Cause<unknown>): string => {
   const e = Cause.squash(cause)
   const text = e instanceof Error ? e.message : String(e)
-  return text.split("\n")[0]!.slice(0, 300)
+  return beforeFirst(text, "\n").slice(0, 300)
 }
 
 /** The server's health document: reachable, its version, its database ready (the probe needs no token). */

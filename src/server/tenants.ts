@@ -5,6 +5,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Option, Redacted } from "effect"
 import { IssuedToken, TenantCreated, TenantInfo, TokenInfo } from "../api/admin.js"
 import { type Caller, NotFound } from "../api/common.js"
+import { groups } from "../domain/text.js"
 import { ApiError, InvalidInput } from "../errors.js"
 import { type AdminOps, adminErrors } from "../services/AdminApi.js"
 
@@ -19,8 +20,8 @@ const slug = (name: string) =>
 
 /** The token a client presents: `ast_<id>_<secret>`. Only sha256(secret) is stored. */
 export const parseToken = (token: string): { readonly id: string; readonly secret: string } | undefined => {
-  const m = /^ast_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/.exec(token)
-  return m ? { id: m[1]!, secret: m[2]! } : undefined
+  const m = groups(/^ast_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/, token, 2)
+  return m ? { id: m[0], secret: m[1] } : undefined
 }
 
 /** A token's last use is written at most this often (a busy token does not write on every request). */
@@ -41,14 +42,21 @@ interface TokenRow {
   readonly revoked_at: Date | null
 }
 
-const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString())
+const isoOf = (d: Date) => new Date(d).toISOString()
+const iso = (d: Date | null) => (d === null ? null : isoOf(d))
+
+/** The row an `INSERT … RETURNING` of one row gives back. */
+const inserted = <A>(rows: ReadonlyArray<A>, table: string): Effect.Effect<A> => {
+  const [row] = rows
+  return row === undefined ? Effect.dieMessage(`an insert into ${table} returned no row`) : Effect.succeed(row)
+}
 
 const tokenInfo = (r: TokenRow) =>
   new TokenInfo({
     id: r.id,
     tenant_id: r.tenant_id,
     name: r.label,
-    created_at: iso(r.created_at)!,
+    created_at: isoOf(r.created_at),
     last_used_at: iso(r.last_used_at),
     expires_at: iso(r.expires_at),
     revoked_at: iso(r.revoked_at)
@@ -130,15 +138,18 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
       Effect.gen(function* () {
         const id = randomBytes(8).toString("hex")
         const secret = randomBytes(32).toString("base64url")
-        const [row] = yield* sql<TokenRow>`
+        const row = yield* inserted(
+          yield* sql<TokenRow>`
           INSERT INTO tokens (id, tenant_id, secret_sha256, label, expires_at)
           VALUES (${id}, ${tenantId}, ${sha256(secret)}, ${name}, ${expiresAt})
-          RETURNING id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at`
-        return new IssuedToken({ info: tokenInfo(row!), token: Redacted.make(`ast_${id}_${secret}`), replaced })
+          RETURNING id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at`,
+          "tokens"
+        )
+        return new IssuedToken({ info: tokenInfo(row), token: Redacted.make(`ast_${id}_${secret}`), replaced })
       })
 
     const tenantInfo = (r: { id: string; name: string; created_at: Date; active_tokens: number }) =>
-      new TenantInfo({ id: r.id, name: r.name, created_at: iso(r.created_at)!, active_tokens: r.active_tokens })
+      new TenantInfo({ id: r.id, name: r.name, created_at: isoOf(r.created_at), active_tokens: r.active_tokens })
 
     const listTenants = Effect.fn("Tenants.listTenants")(function* () {
       const rows = yield* sql<{ id: string; name: string; created_at: Date; active_tokens: number }>`
@@ -155,10 +166,13 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
       return yield* sql
         .withTransaction(
           Effect.gen(function* () {
-            const [row] = yield* sql<{ id: string; name: string; created_at: Date }>`
-              INSERT INTO tenants (id, name) VALUES (${tenantId}, ${name}) RETURNING id, name, created_at`
+            const row = yield* inserted(
+              yield* sql<{ id: string; name: string; created_at: Date }>`
+              INSERT INTO tenants (id, name) VALUES (${tenantId}, ${name}) RETURNING id, name, created_at`,
+              "tenants"
+            )
             const token = yield* issue(tenantId, tokenName, null, null)
-            return new TenantCreated({ tenant: tenantInfo({ ...row!, active_tokens: 1 }), token })
+            return new TenantCreated({ tenant: tenantInfo({ ...row, active_tokens: 1 }), token })
           })
         )
         .pipe(

@@ -1,4 +1,5 @@
 /** Image names of a deploy: registry, app, tag and digest rules, the generated tag, and the digest read from a push. */
+import { beforeFirst } from "../text.js"
 
 /** A registry as configured: `host[:port][/namespace…]`, no scheme (`registry.example.com/team`, `127.0.0.1:5000`). */
 export const REGISTRY =
@@ -22,7 +23,7 @@ export const checkTag = (tag: string): string | undefined =>
   TAG.test(tag) ? undefined : "a tag is up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 
 /** The host a `login` is for: the registry up to its first `/`. */
-export const registryHost = (registry: string): string => registry.split("/")[0]!
+export const registryHost = (registry: string): string => beforeFirst(registry, "/")
 
 /** Whether the registry is on this machine, where Docker itself allows plain HTTP (127.0.0.0/8, localhost, ::1). */
 export const isLoopbackRegistry = (registry: string): boolean => {

@@ -1,4 +1,5 @@
 /** Layouts read from a repository's own markers (plugin marketplaces, Codex skill trees, `.claude/` folders, category folders), and what a tree holds. */
+import { groups } from "../text.js"
 import { DEFAULT_LAYOUT } from "./layout.js"
 import type { LayoutMapping } from "./model.js"
 
@@ -65,18 +66,19 @@ export const detectLayout = (paths: ReadonlyArray<string>): DetectedLayout => {
   let categories = 0
   const homeFolders = new Set<string>()
   for (const p of paths) {
-    const plugin = /^(.+)\/([^/]+)\/\.claude-plugin\/plugin\.json$/.exec(p)
-    if (plugin) addPlugin(plugin[1]!, plugin[2]!)
-    const units = /^(.+)\/([^/]+)\/(?:skills|agents|commands)\//.exec(p)
+    const plugin = groups(/^(.+)\/([^/]+)\/\.claude-plugin\/plugin\.json$/, p, 2)
+    if (plugin) addPlugin(...plugin)
+    const units = groups(/^(.+)\/([^/]+)\/(?:skills|agents|commands)\//, p, 2)
     if (units) {
-      carrying.add(units[1]!)
-      if (marketplace && units[1] === "plugins") addPlugin("plugins", units[2]!)
+      const [parent, name] = units
+      carrying.add(parent)
+      if (marketplace && parent === "plugins") addPlugin("plugins", name)
     }
-    const tier = /^skills\/(\.[a-z]+)\/[^/]+\/SKILL\.md$/.exec(p)
-    if (tier && CODEX_TIERS.includes(tier[1]!)) codex.add(tier[1]!)
+    const tier = groups(/^skills\/(\.[a-z]+)\/[^/]+\/SKILL\.md$/, p, 1)
+    if (tier && CODEX_TIERS.includes(tier[0])) codex.add(tier[0])
     if (/^categories\/[^/]+\/[^/]+\.md$/.test(p) && !NOT_UNITS.includes(p.slice(p.lastIndexOf("/") + 1))) categories++
-    const dot = /^((?:[^/]+\/)?\.claude)\/(?:skills|agents|commands)\//.exec(p)
-    if (dot) homeFolders.add(dot[1]!)
+    const dot = groups(/^((?:[^/]+\/)?\.claude)\/(?:skills|agents|commands)\//, p, 1)
+    if (dot) homeFolders.add(dot[0])
   }
   for (const [parent, names] of [...plugins].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!carrying.has(parent)) continue
@@ -110,22 +112,22 @@ export const detectLayout = (paths: ReadonlyArray<string>): DetectedLayout => {
 }
 
 /** `a/x/b`, `a/y/b` → `a/*\/b`: the segments that vary become `*`. */
-const generalize = (dirs: ReadonlyArray<ReadonlyArray<string>>): string =>
-  dirs[0]!.map((seg, i) => (dirs.every((d) => d[i] === seg) ? seg : "*")).join("/")
+const generalize = (dirs: readonly [ReadonlyArray<string>, ...ReadonlyArray<ReadonlyArray<string>>]): string =>
+  dirs[0].map((seg, i) => (dirs.every((d) => d[i] === seg) ? seg : "*")).join("/")
 
 /** Groups folders of the same depth under the pattern they share; the largest groups first. */
 const patterns = (dirs: ReadonlyArray<string>): ReadonlyArray<{ readonly pattern: string; readonly count: number }> => {
-  const byDepth = new Map<string, Array<ReadonlyArray<string>>>()
+  const byDepth = new Map<string, [ReadonlyArray<string>, ...Array<ReadonlyArray<string>>]>()
   for (const d of dirs) {
     const segs = d === "" ? [] : d.split("/")
     // Folders of one depth under the same first segment are one group.
     const key = `${segs.length}\0${segs[0] ?? ""}`
-    const list = byDepth.get(key) ?? []
-    list.push(segs)
-    byDepth.set(key, list)
+    const list = byDepth.get(key)
+    if (list === undefined) byDepth.set(key, [segs])
+    else list.push(segs)
   }
   return [...byDepth.values()]
-    .map((list) => ({ pattern: list[0]!.length === 0 ? "." : generalize(list), count: list.length }))
+    .map((list) => ({ pattern: list[0].length === 0 ? "." : generalize(list), count: list.length }))
     .sort((a, b) => b.count - a.count || (a.pattern < b.pattern ? -1 : 1))
 }
 

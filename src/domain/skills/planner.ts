@@ -282,48 +282,57 @@ const filter = (d: Decision, o: PlanOptions): Decision => {
   return d
 }
 
+/** One tool of a unit while it is planned: its normalised sides and the decision taken for it so far. */
+interface Planning {
+  readonly tool: string
+  readonly base: Side
+  readonly home: Side
+  decision: Decision
+}
+
 /** Plans one unit over all its tools: per-tool decisions, then edits going to the repo are shared with the other tools. */
 export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<SkillAction> => {
   const repo = norm(s.repo)
-  const states = s.tools.map((t) => ({ tool: t.tool, base: norm(t.base), home: norm(t.home) }))
-  const decisions = states.map((t) => filter(decide(t.base, t.home, repo, s.readOnly, o, s.unit), o))
-  const pushing = decisions.flatMap((d, i) => (d.direction === "ToRepo" ? [i] : []))
-  if (pushing.length > 0) {
-    const first = pushing[0]!
-    const content = decisions[first]!.content
-    const unchanged = (t: (typeof states)[number]) =>
-      sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)
+  const rows = s.tools.map((t): Planning => {
+    const base = norm(t.base)
+    const home = norm(t.home)
+    return { tool: t.tool, base, home, decision: filter(decide(base, home, repo, s.readOnly, o, s.unit), o) }
+  })
+  const pushing = rows.filter((r) => r.decision.direction === "ToRepo")
+  const first = pushing[0]
+  if (first !== undefined) {
+    const content = first.decision.content
+    const unchanged = (t: Planning) => sameSide(t.home, t.base) || (t.base === undefined && t.home === undefined)
     // Homes that moved away from their base to something else than the content going to the repo: a home against
     // a home, which no --prefer can settle (it names a side, not a tool).
-    const rivals = states.flatMap((t, i) =>
-      decisions[i]!.direction !== "ToRepo" && !sameSide(t.home, content) && !unchanged(t) ? [i] : []
-    )
-    const agree = pushing.every((i) => sameSide(decisions[i]!.content, content))
+    const rivals = rows.filter((r) => r.decision.direction !== "ToRepo" && !sameSide(r.home, content) && !unchanged(r))
+    const agree = pushing.every((r) => sameSide(r.decision.content, content))
     if (!agree || rivals.length > 0) {
-      const involved = [...pushing, ...rivals].sort((a, b) => a - b)
-      const names = involved.map((i) => states[i]!.tool).join(", ")
-      for (const i of involved) {
-        decisions[i] = {
+      // In the order of the tools (pushing and rivals are disjoint: a rival is not going to the repo).
+      const involved = rows.filter((r) => r.decision.direction === "ToRepo" || rivals.includes(r))
+      const names = involved.map((r) => r.tool).join(", ")
+      for (const r of involved) {
+        r.decision = {
           direction: "Conflict",
-          status: decisions[i]!.status,
+          status: r.decision.status,
           reason: `the homes of ${names} changed differently; sync one tool at a time (--tools) or make them equal`,
           content: undefined,
           lock: "keep"
         }
       }
     } else {
-      const origin = states[first]!.tool
-      for (const [i, t] of states.entries()) {
-        if (decisions[i]!.direction === "ToRepo") continue
-        if (sameSide(t.home, content)) {
-          decisions[i] =
+      const origin = first.tool
+      for (const r of rows) {
+        if (r.decision.direction === "ToRepo") continue
+        if (sameSide(r.home, content)) {
+          r.decision =
             content === undefined
               ? noop("both-changed", `already matches the home of ${origin}`, "drop")
               : noop("both-changed", `already matches the home of ${origin}`, "set", content)
         } else {
-          decisions[i] = filter(
+          r.decision = filter(
             {
-              ...toHome(decisions[i]!.status, `the home of ${origin} changed; propagated`, content),
+              ...toHome(r.decision.status, `the home of ${origin} changed; propagated`, content),
               from: { tool: origin }
             },
             o
@@ -332,10 +341,10 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
       }
     }
   }
-  return decisions.map((d, i) => ({
+  return rows.map(({ tool, base, home, decision: d }) => ({
     source: s.source,
     unit: s.unit,
-    tool: states[i]!.tool,
+    tool,
     direction: d.direction,
     status: d.status,
     reason: d.reason,
@@ -343,8 +352,8 @@ export const planUnit = (s: UnitState, o: PlanOptions = {}): ReadonlyArray<Skill
     from: d.from ?? "repo",
     lock: d.lock,
     backup: d.backup === true,
-    base: states[i]!.base,
-    home: states[i]!.home,
+    base,
+    home,
     repo
   }))
 }

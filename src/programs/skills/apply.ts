@@ -2,7 +2,7 @@
 import * as nodePath from "node:path"
 import { Data, Effect, Either, Option } from "effect"
 import { sha256 } from "../../domain/hash.js"
-import type { Lock, LockedSource, UnitFiles } from "../../domain/skills/model.js"
+import type { Lock, LockedDeployment, LockedSource } from "../../domain/skills/model.js"
 import { type SkillAction, sideHash } from "../../domain/skills/planner.js"
 import type { CommandFailed, IoError } from "../../errors.js"
 import { Git } from "../../services/Git.js"
@@ -11,6 +11,7 @@ import { UnitDisk } from "../../services/UnitDisk.js"
 import { recoverHint } from "./clone.js"
 import type { SyncReport } from "./report.js"
 import { keep, type Planned, type PlannedUnit, toolKey, unitKey } from "./snapshot.js"
+import { held, type PreparedSource } from "./sources.js"
 
 /** An action left out at apply time (its side moved since the plan); internal, reported in `skipped`. */
 class Skip extends Data.TaggedError("Skip")<{ readonly reason: string }> {}
@@ -19,11 +20,16 @@ const homeRootOf = (home: string, planned: PlannedUnit) => nodePath.join(home, p
 const repoRootOf = (planned: PlannedUnit) => nodePath.join(planned.prepared.dir, planned.layout.repoRoot)
 const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
+// The plan's actions come from its own units, the homes of their tools and the object ids of their repo files.
+const unitOf = (planned: Planned, a: SkillAction) =>
+  held(planned.units.get(unitKey(a.source, a.unit)), `the planned unit ${a.source}:${a.unit}`)
+const homeOf = (planned: Planned, tool: string) => held(planned.homes.get(tool), `the home of ${tool}`)
+
 /** The home of `tool` as the plan saw it (the files it left out left out again); a difference skips the action. */
 const recheckHome = (planned: Planned, unit: PlannedUnit, action: SkillAction, tool: string) =>
   Effect.gen(function* () {
     const disk = yield* UnitDisk
-    const now = yield* disk.snapshot(homeRootOf(planned.homes.get(tool)!, unit), unit.layout.folder)
+    const now = yield* disk.snapshot(homeRootOf(yield* homeOf(planned, tool), unit), unit.layout.folder)
     const seen = keep(now.files, planned.dropped.get(toolKey(action.source, action.unit, tool)))
     if (sideHash(seen) !== sideHash(action.home) || now.linked !== undefined)
       return yield* new Skip({ reason: `the home of ${tool} changed since the plan` })
@@ -31,46 +37,54 @@ const recheckHome = (planned: Planned, unit: PlannedUnit, action: SkillAction, t
 
 /** Reads the bytes an action writes, verifying each against the digest the plan saw. */
 const sourceBytes = (
-  planned: PlannedUnit,
+  planned: Planned,
+  unit: PlannedUnit,
   action: SkillAction,
-  homes: ReadonlyMap<string, string>,
   prefetched: ReadonlyMap<string, Uint8Array> = new Map()
 ): Effect.Effect<ReadonlyMap<string, Uint8Array>, Skip | IoError | CommandFailed, Git> =>
   Effect.gen(function* () {
     const disk = yield* UnitDisk
-    const content = action.content ?? {}
-    const rels = Object.keys(content)
-    const out = new Map<string, Uint8Array>()
-    if (rels.length === 0) return out
+    const wanted = Object.entries(action.content ?? {})
+    const read: Array<{ readonly rel: string; readonly digest: string; readonly bytes: Uint8Array }> = []
+    if (wanted.length === 0) return new Map()
     const fromTool = action.direction === "ToRepo" ? action.tool : action.from === "repo" ? undefined : action.from.tool
     if (fromTool !== undefined) {
-      const root = homeRootOf(homes.get(fromTool)!, planned)
-      for (const rel of rels) {
+      const root = homeRootOf(yield* homeOf(planned, fromTool), unit)
+      for (const [rel, digest] of wanted) {
         const bytes = yield* disk
-          .read(fileOf(root, rel), content[rel]!)
+          .read(fileOf(root, rel), digest)
           .pipe(Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` })))
-        out.set(rel, bytes)
+        read.push({ rel, digest, bytes })
       }
-    } else if (planned.prepared.location._tag === "Local") {
-      for (const rel of rels) out.set(rel, yield* disk.read(fileOf(repoRootOf(planned), rel), content[rel]!))
+    } else if (unit.prepared.location._tag === "Local") {
+      for (const [rel, digest] of wanted)
+        read.push({ rel, digest, bytes: yield* disk.read(fileOf(repoRootOf(unit), rel), digest) })
     } else {
       const git = yield* Git
-      const oids = planned.repo?.oids ?? {}
-      const missing = rels.filter((r) => !prefetched.has(oids[r]!))
+      const oids = unit.repo?.oids ?? {}
+      const located: Array<{ readonly rel: string; readonly digest: string; readonly oid: string }> = []
+      for (const [rel, digest] of wanted)
+        located.push({ rel, digest, oid: yield* held(oids[rel], `the object id of ${rel}`) })
+      const missing = located.filter((f) => !prefetched.has(f.oid))
       const blobs =
         missing.length === 0
           ? prefetched
           : yield* git.readBlobs(
-              planned.prepared.dir,
-              missing.map((r) => oids[r]!)
+              unit.prepared.dir,
+              missing.map((f) => f.oid)
             )
-      for (const rel of rels) out.set(rel, prefetched.get(oids[rel]!) ?? blobs.get(oids[rel]!)!)
+      for (const { rel, digest, oid } of located)
+        read.push({
+          rel,
+          digest,
+          bytes: yield* held(prefetched.get(oid) ?? blobs.get(oid), `the blob ${oid} of ${rel}`)
+        })
     }
-    for (const rel of rels) {
-      if (sha256(out.get(rel)!) !== content[rel]!.slice(0, 64))
-        return yield* new Skip({ reason: `${rel === "" ? planned.layout.homeRoot : rel} changed since the plan` })
+    for (const { rel, digest, bytes } of read) {
+      if (sha256(bytes) !== digest.slice(0, 64))
+        return yield* new Skip({ reason: `${rel === "" ? unit.layout.homeRoot : rel} changed since the plan` })
     }
-    return out
+    return new Map(read.map(({ rel, bytes }) => [rel, bytes]))
   })
 
 export interface Outcome {
@@ -120,14 +134,15 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
   const byUnit = new Map<string, SkillAction>()
   for (const a of actions)
     if (a.direction === "ToRepo" && !byUnit.has(unitKey(a.source, a.unit))) byUnit.set(unitKey(a.source, a.unit), a)
-  const unitsBySource = new Map<string, Array<string>>()
+  /** Per git source with a commit to push: the branch it goes to and the units committed. */
+  const toPush = new Map<PreparedSource, { readonly branch: string; readonly keys: Array<string> }>()
   for (const [key, a] of byUnit) {
-    const unit = planned.units.get(key)!
+    const unit = yield* unitOf(planned, a)
     const p = unit.prepared
     const result = yield* Effect.either(
       Effect.gen(function* () {
         yield* recheckHome(planned, unit, a, a.tool)
-        const bytes = yield* sourceBytes(unit, a, planned.homes)
+        const bytes = yield* sourceBytes(planned, unit, a)
         const root = repoRootOf(unit)
         yield* backup(a, root, "repo", "repo", unit.layout.repoRoot)
         yield* disk.write({
@@ -139,15 +154,17 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
           stopAt: root
         })
         if (p.location._tag === "Git") {
+          // A git source without a branch (a tag or a commit) is read-only: the planner sends nothing to it.
+          const branch = yield* held(p.branch, `the branch of ${a.source} to commit ${a.unit} to`)
           yield* git.add(p.dir, [unit.layout.repoRoot])
           const made = yield* git.commit(p.dir, `sync: ${a.unit}`)
           if (Option.isSome(made)) {
             commits.push({ source: a.source, unit: a.unit, commit: made.value, pushed: false })
             deployedCommit.set(key, made.value)
           }
-          const list = unitsBySource.get(a.source) ?? []
-          list.push(key)
-          unitsBySource.set(a.source, list)
+          const pending = toPush.get(p) ?? { branch, keys: [] }
+          pending.keys.push(key)
+          toPush.set(p, pending)
         }
       })
     )
@@ -158,13 +175,13 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     }
   }
   const pushErrors: Array<{ source: string; reason: string }> = []
-  for (const [source, keys] of unitsBySource) {
-    const p = planned.prepared.find((x) => x.source.name === source)!
+  for (const [p, { branch, keys }] of toPush) {
+    const source = p.source.name
     const mine = commits.filter((c) => c.source === source)
     if (mine.length === 0 || skipPush) continue
-    const pushed = yield* Effect.either(git.push(p.dir, p.branch!))
+    const pushed = yield* Effect.either(git.push(p.dir, branch))
     if (Either.isLeft(pushed)) {
-      const reason = `push to ${p.location._tag === "Git" ? p.location.url : p.dir} was rejected (${pushed.left.message.split("\n").slice(-1)[0]}); ${recoverHint(p.dir, p.branch!)}; the lock was not advanced`
+      const reason = `push to ${p.location._tag === "Git" ? p.location.url : p.dir} was rejected (${pushed.left.message.split("\n").slice(-1)[0]}); ${recoverHint(p.dir, branch)}; the lock was not advanced`
       pushErrors.push({ source, reason })
       for (const key of keys) {
         failed.add(key)
@@ -189,8 +206,8 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     const oids = new Set<string>()
     for (const a of toHome) {
       if (a.source !== p.source.name || a.from !== "repo") continue
-      const oidsOf = planned.units.get(unitKey(a.source, a.unit))!.repo?.oids ?? {}
-      for (const rel of Object.keys(a.content ?? {})) oids.add(oidsOf[rel]!)
+      const oidsOf = (yield* unitOf(planned, a)).repo?.oids ?? {}
+      for (const rel of Object.keys(a.content ?? {})) oids.add(yield* held(oidsOf[rel], `the object id of ${rel}`))
     }
     for (const [oid, bytes] of yield* git.readBlobs(p.dir, [...oids])) blobs.set(oid, bytes)
   }
@@ -198,13 +215,12 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     toHome,
     (a) =>
       Effect.gen(function* () {
-        const key = unitKey(a.source, a.unit)
-        const unit = planned.units.get(key)!
+        const unit = yield* unitOf(planned, a)
         const result = yield* Effect.either(
           Effect.gen(function* () {
             yield* recheckHome(planned, unit, a, a.tool)
-            const bytes = yield* sourceBytes(unit, a, planned.homes, blobs)
-            const root = homeRootOf(planned.homes.get(a.tool)!, unit)
+            const bytes = yield* sourceBytes(planned, unit, a, blobs)
+            const root = homeRootOf(yield* homeOf(planned, a.tool), unit)
             yield* backup(a, root, `home of ${a.tool}`, `home-${a.tool}`, unit.layout.homeRoot)
             yield* disk.write({
               root,
@@ -230,29 +246,33 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
   )
 
   // 3. The lock: only what succeeded advances.
-  const sources: Record<string, LockedSource> = { ...lock.sources }
-  for (const p of planned.prepared) {
-    const prev = sources[p.source.name]
-    sources[p.source.name] = {
-      ...(p.commit === undefined ? {} : { commit: p.commit }),
-      units: { ...(prev?.units ?? {}) }
-    }
-  }
+  /** unit → tool → deployment, per source of this run, starting from what the lock says. */
+  const fresh = planned.prepared.map(
+    (
+      p
+    ): { readonly p: PreparedSource; readonly units: Record<string, Readonly<Record<string, LockedDeployment>>> } => ({
+      p,
+      units: { ...(lock.sources[p.source.name]?.units ?? {}) }
+    })
+  )
+  const unitsOf = new Map(fresh.map(({ p, units }) => [p.source.name, units]))
   for (const a of actions) {
     if (a.lock === "keep") continue
     const key = unitKey(a.source, a.unit)
     if (failed.has(key) || failed.has(toolKey(a.source, a.unit, a.tool))) continue
-    const src = sources[a.source]!
-    const units = src.units as Record<string, Record<string, { commit?: string; files: UnitFiles }>>
+    const units = yield* held(unitsOf.get(a.source), `the lock entry of ${a.source}`)
     const perTool = { ...(units[a.unit] ?? {}) }
     if (a.lock === "drop" || a.content === undefined) delete perTool[a.tool]
     else {
-      const commit = deployedCommit.get(key) ?? planned.units.get(key)!.prepared.commit
+      const commit = deployedCommit.get(key) ?? (yield* unitOf(planned, a)).prepared.commit
       perTool[a.tool] = { ...(commit === undefined ? {} : { commit }), files: a.content }
     }
     if (Object.keys(perTool).length === 0) delete units[a.unit]
     else units[a.unit] = perTool
   }
+  const sources: Record<string, LockedSource> = { ...lock.sources }
+  for (const { p, units } of fresh)
+    sources[p.source.name] = { ...(p.commit === undefined ? {} : { commit: p.commit }), units }
   yield* store.writeLock({ version: 1, sources })
   return { applied, skipped, commits, errors: [...planned.errors, ...pushErrors], backups } satisfies Outcome
 })

@@ -1,6 +1,6 @@
 /** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
 import * as nodePath from "node:path"
-import { Effect, Either } from "effect"
+import { Array as Arr, Effect, Either } from "effect"
 import { homeScanPlan, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
 import { isExcluded, type UnitLayout } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
@@ -60,9 +60,9 @@ export const keep = (files: UnitFiles | undefined, dropped: ReadonlySet<string> 
   if (files === undefined || dropped === undefined || dropped.size === 0) return files
   const out: Record<string, string> = {}
   let any = false
-  for (const k in files) {
+  for (const [k, digest] of Object.entries(files)) {
     if (dropped.has(k)) continue
-    out[k] = files[k]!
+    out[k] = digest
     any = true
   }
   return any ? out : undefined
@@ -89,7 +89,19 @@ interface Pending {
   readonly key: string
   readonly source: PreparedSource
   readonly layout: UnitLayout
+  readonly repo: RepoUnit | undefined
   readonly tools: ReadonlyArray<string>
+}
+
+/** A source of this run with the manifest's selections of its units, and the units it may take (filled in steps). */
+interface Candidate {
+  readonly p: PreparedSource
+  readonly selections: ReadonlyArray<{
+    readonly match: (name: string) => boolean
+    readonly name: string
+    readonly tools: ReadonlyArray<string>
+  }>
+  readonly units: Map<string, UnitLayout>
 }
 
 export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
@@ -126,64 +138,55 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   }
 
   const homes = new Map<string, string>()
-  const homeOf = (tool: string) =>
-    Effect.gen(function* () {
-      const known = homes.get(tool)
-      if (known !== undefined) return known
-      const home = yield* store.toolHome(tool)
-      homes.set(tool, home)
-      return home
-    })
+  const homeOf = (tool: string) => {
+    const known = homes.get(tool)
+    return known !== undefined
+      ? Effect.succeed(known)
+      : Effect.tap(store.toolHome(tool), (home) => {
+          homes.set(tool, home)
+        })
+  }
 
   // 1. Units of each source: in the repo, remembered by the lock, named in the manifest.
-  const selections = new Map(
-    prepared.map((p) => [
-      p,
-      manifest.units
-        .filter((u) => u.source === p.source.name)
-        .map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))
-    ])
-  )
-  const selectionsOf = (p: PreparedSource) => selections.get(p)!
-  const toolsFor = (p: PreparedSource, name: string) => {
+  const toolsFor = (c: Candidate, name: string) => {
     const tools = new Set<string>()
-    for (const s of selectionsOf(p))
+    for (const s of c.selections)
       if (s.match(name))
         for (const t of s.tools) if (options.tools === undefined || options.tools.includes(t)) tools.add(t)
     return [...tools].sort()
   }
-  const candidates = new Map<PreparedSource, Map<string, UnitLayout>>()
-  for (const p of prepared) {
+  const candidates = prepared.map((p): Candidate => {
+    const selections = manifest.units
+      .filter((u) => u.source === p.source.name)
+      .map((u) => ({ match: unitNameMatcher(u.name), name: u.name, tools: u.tools }))
     const mine = new Map<string, UnitLayout>()
     for (const [name, u] of p.units) mine.set(name, u.layout)
     const lockedUnits = lock.sources[p.source.name]?.units ?? {}
-    const named = selectionsOf(p)
-      .filter((s) => !/[*?]/.test(s.name))
-      .map((s) => s.name)
+    const named = selections.filter((s) => !/[*?]/.test(s.name)).map((s) => s.name)
     for (const name of [...Object.keys(lockedUnits), ...named]) {
       if (mine.has(name)) continue
       const layout = unitFromName(p.layout, name)
       if (layout !== undefined) mine.set(name, layout)
     }
-    candidates.set(p, mine)
-  }
+    return { p, selections, units: mine }
+  })
 
   // 2. Units that exist only in a home, where a layout would map them: claimed by the one source that can take them.
   const temps: Array<string> = []
   const notes: Array<{ source: string; note: string }> = []
-  const claims = new Map<string, Array<{ p: PreparedSource; layout: UnitLayout }>>()
+  type Claim = { readonly c: Candidate; readonly layout: UnitLayout }
+  const claims = new Map<string, [Claim, ...Array<Claim>]>()
   const known = new Set<string>()
-  for (const mine of candidates.values()) for (const u of mine.values()) known.add(u.homeRoot)
+  for (const c of candidates) for (const u of c.units.values()) known.add(u.homeRoot)
   // Units another source deployed are not new, even when that source is outside this run's scope.
   const owned = new Set<string>()
   for (const [source, locked] of Object.entries(lock.sources)) {
     if (manifest.sources.some((x) => x.name === source)) for (const unit of Object.keys(locked.units)) owned.add(unit)
   }
-  for (const p of prepared) {
+  for (const c of candidates) {
+    const p = c.p
     const tools = new Set(
-      selectionsOf(p)
-        .flatMap((s) => s.tools)
-        .filter((t) => options.tools === undefined || options.tools.includes(t))
+      c.selections.flatMap((s) => s.tools).filter((t) => options.tools === undefined || options.tools.includes(t))
     )
     const plan = homeScanPlan(p.layout)
     for (const tool of tools) {
@@ -195,26 +198,22 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
         temps.push(...scanned.temps)
       }
       for (const u of unitsFromHome(p.layout, paths)) {
-        if (
-          candidates.get(p)!.has(u.name) ||
-          owned.has(u.name) ||
-          !scope.unit(u.name) ||
-          !toolsFor(p, u.name).includes(tool)
-        )
+        if (c.units.has(u.name) || owned.has(u.name) || !scope.unit(u.name) || !toolsFor(c, u.name).includes(tool))
           continue
-        const list = claims.get(u.homeRoot) ?? []
-        if (!list.some((c) => c.p === p)) list.push({ p, layout: u })
-        claims.set(u.homeRoot, list)
+        const list = claims.get(u.homeRoot)
+        if (list === undefined) claims.set(u.homeRoot, [{ c, layout: u }])
+        else if (!list.some((x) => x.c === c)) list.push({ c, layout: u })
       }
     }
   }
   for (const [homeRoot, list] of claims) {
-    if (list.length === 1) candidates.get(list[0]!.p)!.set(list[0]!.layout.name, list[0]!.layout)
+    const [first] = list
+    if (list.length === 1) first.c.units.set(first.layout.name, first.layout)
     else {
-      for (const c of list) {
+      for (const { c, layout } of list) {
         notes.push({
           source: c.p.source.name,
-          note: `${homeRoot} is new in a home and ${list.map((x) => x.p.source.name).join(" and ")} could each take it; name it with \`agentsync skill install ${c.p.source.name} --units ${c.layout.name}\``
+          note: `${homeRoot} is new in a home and ${list.map((x) => x.c.p.source.name).join(" and ")} could each take it; name it with \`agentsync skill install ${c.p.source.name} --units ${layout.name}\``
         })
       }
     }
@@ -223,14 +222,16 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   // 3. What each tool gets; two sources writing one home path refuse the run.
   const units = new Map<string, PlannedUnit>()
   const pending: Array<Pending> = []
-  for (const p of prepared) {
-    for (const [name, layout] of candidates.get(p)!) {
+  for (const c of candidates) {
+    const p = c.p
+    for (const [name, layout] of c.units) {
       if (!scope.unit(name)) continue
-      const tools = toolsFor(p, name)
+      const tools = toolsFor(c, name)
       if (tools.length === 0) continue
       const key = unitKey(p.source.name, name)
-      units.set(key, { prepared: p, layout, repo: p.units.get(name) })
-      pending.push({ key, source: p, layout, tools })
+      const repo = p.units.get(name)
+      units.set(key, { prepared: p, layout, repo })
+      pending.push({ key, source: p, layout, repo, tools })
     }
   }
   const overlaps: Array<{ source: string; reason: string }> = []
@@ -283,7 +284,6 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
 
   // 4. Home copies, read in one pass (thousands of small reads; a fiber each would only add overhead): links that
   // lead out, ignored and excluded files are left out, and never touched.
-  for (const tool of new Set(pending.flatMap((item) => item.tools))) yield* homeOf(tool)
   const ignored: Array<Finding> = prepared.flatMap((p) => p.ignored.map((i) => ({ source: p.source.name, ...i })))
   interface Read {
     readonly item: Pending
@@ -294,18 +294,26 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     readonly excluded: ReadonlyArray<string>
     readonly extra: ReadonlyArray<string>
   }
-  const roots = pending.flatMap((item) =>
-    item.tools.map((tool) => ({
-      item,
-      tool,
-      abs: nodePath.join(homes.get(tool)!, item.layout.homeRoot),
-      folder: item.layout.folder
-    }))
-  )
+  const roots: Array<{
+    readonly item: Pending
+    readonly tool: string
+    readonly abs: string
+    readonly folder: boolean
+  }> = []
+  for (const item of pending) {
+    for (const tool of item.tools)
+      roots.push({
+        item,
+        tool,
+        abs: nodePath.join(yield* homeOf(tool), item.layout.homeRoot),
+        folder: item.layout.folder
+      })
+  }
   const read = yield* disk.snapshots(roots)
-  const reads = roots.map(({ item, tool, abs }, i): Read => {
-    const snap = read.units[i]!
-    const repoFiles = units.get(item.key)!.repo?.files ?? {}
+  if (read.units.length !== roots.length)
+    return yield* Effect.dieMessage(`${read.units.length} home snapshots for ${roots.length} unit roots`)
+  const reads = Arr.zipWith(roots, read.units, ({ item, tool, abs }, snap): Read => {
+    const repoFiles = item.repo?.files ?? {}
     const excluded: Array<string> = []
     const extra: Array<string> = []
     for (const rel in snap.files) {
@@ -364,7 +372,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
         source: item.source.source.name,
         unit: item.layout.name,
         readOnly: item.source.readOnly,
-        repo: units.get(item.key)!.repo?.files,
+        repo: item.repo?.files,
         tools
       })
   }

@@ -1,6 +1,6 @@
 /** A source made ready for a run: its cache clone checked (recovered, or cloned again), its ref resolved explicitly, its layout found, its units read as digests. */
 import * as nodePath from "node:path"
-import { Effect, Either } from "effect"
+import { Array as Arr, Effect, Either } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
 import { discoverUnits } from "../../domain/skills/discover.js"
@@ -56,6 +56,13 @@ export interface PreparedSource {
   /** Temp files of interrupted writes in a local source. */
   readonly temps: ReadonlyArray<string>
 }
+
+/**
+ * A value that an earlier step of the same run produced for this one (a tree entry for a path of its listing, the
+ * bytes `git cat-file` returned for an id asked for): missing, it is a fault of the program, not a state of the disk.
+ */
+export const held = <A>(value: A | undefined, what: string): Effect.Effect<A> =>
+  value === undefined ? Effect.dieMessage(`skill sync lost track of ${what}`) : Effect.succeed(value)
 
 /** The blob-id → SHA-256 memo of a cache clone; a missing or unreadable memo is simply empty. */
 const readHashCache = (file: string) =>
@@ -127,14 +134,19 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   }
 
   // Links are read for their targets; other blobs are hashed once and remembered by id beside the clone.
-  const memberPaths = found.units.flatMap((u) =>
-    u.files.map((rel) => (rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`))
-  )
-  const links = memberPaths.filter((p) => byPath.get(p)!.mode === "120000")
+  const members: Array<{ readonly unit: string; readonly rel: string; readonly path: string; readonly e: TreeEntry }> =
+    []
+  for (const u of found.units) {
+    for (const rel of u.files) {
+      const path = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      members.push({ unit: u.name, rel, path, e: yield* held(byPath.get(path), `the tree entry of ${path}`) })
+    }
+  }
+  const links = members.filter((m) => m.e.mode === "120000")
   const targets = new Map<string, string>()
-  for (const [oid, bytes] of yield* git.readBlobs(dir, [...new Set(links.map((p) => byPath.get(p)!.oid))]))
+  for (const [oid, bytes] of yield* git.readBlobs(dir, [...new Set(links.map((m) => m.e.oid))]))
     targets.set(oid, new TextDecoder().decode(bytes))
-  const wanted = new Set(memberPaths.filter((p) => byPath.get(p)!.mode !== "120000").map((p) => byPath.get(p)!.oid))
+  const wanted = new Set(members.filter((m) => m.e.mode !== "120000").map((m) => m.e.oid))
   const hashFile = nodePath.join(dir, ".git", "agentsync-sha256.json")
   const known = yield* readHashCache(hashFile)
   const hashOf = new Map<string, string>()
@@ -151,22 +163,23 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   }
   for (const [oid, target] of targets) hashOf.set(oid, sha256(target))
 
+  const filesOf = new Map<string, { readonly files: Record<string, string>; readonly oids: Record<string, string> }>()
+  for (const { unit, rel, path, e } of members) {
+    const problem =
+      e.mode === "120000" ? unitLinkProblem(rel, yield* held(targets.get(e.oid), `the target of ${path}`)) : undefined
+    if (problem !== undefined) {
+      ignored.push({ path, reason: `a symbolic link not deployed: ${problem}` })
+      continue
+    }
+    const mine = filesOf.get(unit) ?? { files: {}, oids: {} }
+    mine.oids[rel] = e.oid
+    mine.files[rel] = digestOf(yield* held(hashOf.get(e.oid), `the hash of ${path}`), kindOfGitMode(e.mode))
+    filesOf.set(unit, mine)
+  }
   const units = new Map<string, RepoUnit>()
   for (const u of found.units) {
-    const files: Record<string, string> = {}
-    const oids: Record<string, string> = {}
-    for (const rel of u.files) {
-      const path = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
-      const e = byPath.get(path)!
-      const problem = e.mode === "120000" ? unitLinkProblem(rel, targets.get(e.oid)!) : undefined
-      if (problem !== undefined) {
-        ignored.push({ path, reason: `a symbolic link not deployed: ${problem}` })
-        continue
-      }
-      oids[rel] = e.oid
-      files[rel] = digestOf(hashOf.get(e.oid)!, kindOfGitMode(e.mode))
-    }
-    if (Object.keys(files).length > 0) units.set(u.name, { layout: u, files, oids })
+    const mine = filesOf.get(u.name)
+    if (mine !== undefined) units.set(u.name, { layout: u, ...mine })
   }
 
   // The .gitignore files of the commit, written out once when first asked, so that a run that has not checked the
@@ -185,10 +198,10 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
           dir,
           rules.map((e) => e.oid)
         )
-        yield* disk.replaceTree(
-          tree1,
-          rules.map((e) => ({ path: e.path, bytes: blobs.get(e.oid)! }))
-        )
+        const files: Array<{ readonly path: string; readonly bytes: Uint8Array }> = []
+        for (const e of rules)
+          files.push({ path: e.path, bytes: yield* held(blobs.get(e.oid), `the blob of ${e.path}`) })
+        yield* disk.replaceTree(tree1, files)
         ignoreTree = tree1
       }
       return yield* git.checkIgnore(dir, asked, { workTree: ignoreTree, noIndex: true })
@@ -241,9 +254,10 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
     })
   )
   const entries = yield* disk.entries(members.map((m) => m.abs))
+  if (entries.length !== members.length)
+    return yield* Effect.dieMessage(`${entries.length} entries read for ${members.length} unit files`)
   const filesOf = new Map<string, Record<string, string>>()
-  members.forEach(({ u, rel, rp }, i) => {
-    const { digest, link } = entries[i]!
+  Arr.zip(members, entries).forEach(([{ u, rel, rp }, { digest, link }]) => {
     const problem = link === undefined ? undefined : unitLinkProblem(rel, link)
     if (problem !== undefined) {
       ignored.push({ path: rp, reason: `a symbolic link not deployed: ${problem}` })
