@@ -3,6 +3,7 @@ import * as nodePath from "node:path"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
+import { IGNORE_FILE, MEMBERSHIP } from "../domain/membership.js"
 import { beforeFirst } from "../domain/text.js"
 import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
@@ -55,7 +56,8 @@ const guarded = <R>(
     })
   )
 
-const servicesCheck = (config: SyncConfig) =>
+/** The services tree: where it is, whether it reads, and what at its top file sync leaves out (never silently). */
+const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
   Effect.gen(function* () {
     const name = "services path"
     const Workspace = yield* Effect.promise(() => import("../services/Workspace.js"))
@@ -76,10 +78,19 @@ const servicesCheck = (config: SyncConfig) =>
         `${project.errors.length} problem(s), first: ${first.message}`,
         "fix the files named (agentsync validate lists every problem as file:line)"
       )
-    return ok(
-      name,
-      `${config.servicesPath}: ${project.agents.length} agents, ${project.skills.length} skills, ${project.contents.length} content items`
-    )
+    const counts = `${config.servicesPath}: ${project.agents.length} agents, ${project.skills.length} skills, ${project.contents.length} content items`
+    // File sync carries only its folders; anything else at the top (but hidden names and the ignore file) stays here.
+    const left = (yield* fs.readDirectory(config.servicesPath))
+      .filter((n) => !n.startsWith(".") && n !== IGNORE_FILE && !MEMBERSHIP.includes(n))
+      .sort()
+    if (left.length > 0)
+      return bad(
+        name,
+        "warn",
+        `${counts}; file sync carries only its folders, not ${left.join(", ")}`,
+        `move what should travel under one of ${MEMBERSHIP.join(", ")} (config/ and plugins/ carry any files), or leave it if it stays on this machine`
+      )
+    return ok(name, counts)
   })
 
 const tokenCheck = (config: SyncConfig) =>
@@ -280,7 +291,7 @@ export class Doctor extends Effect.Service<Doctor>()("agentsync/Doctor", {
         })
       const rest = yield* Effect.all(
         [
-          needsConfig("services path", servicesCheck, "agentsync validate names the problem"),
+          needsConfig("services path", servicesCheck(fs), "agentsync validate names the problem"),
           needsConfig("token", tokenCheck, "set AGENTSYNC_TOKEN"),
           needsConfig("server", serverCheck, "check the server URL and that the server runs"),
           needsConfig("cloud database", cloudDatabaseCheck, "check AGENTSYNC_CLOUD_DATABASE_URL"),

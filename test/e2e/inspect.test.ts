@@ -2,7 +2,16 @@
 // diffs with -p): the built CLI, one `agentsync serve` on loopback over the real PostgreSQL, the project
 // database on PostgreSQL too.
 import type { ChildProcess } from "node:child_process"
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import type { AddressInfo } from "node:net"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
@@ -186,7 +195,23 @@ describe.concurrent("agentsync doctor (e2e)", () => {
     expect(r.code, r.stdout).toBe(0)
     expect(r.stdout).toMatch(/^ok +server: .* accepts the token$/m)
     expect(r.stdout).toMatch(/^ok +git: git version/m)
+    expect(r.stdout).toMatch(/^ok +services path: .*5 agents, 11 skills, 35 content items$/m)
     expect(r.stdout).not.toContain(token)
+  }, 300_000)
+
+  it("warns about what file sync leaves out at the top of services/, and still passes", async () => {
+    const root = tempDir("doctor-left-out")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    mkdirSync(join(root, "services/superpowers"))
+    writeFileSync(join(root, "services/superpowers/SKILL.md"), "# not carried\n")
+    writeFileSync(join(root, "services/notes.txt"), "neither\n")
+    writeFileSync(join(root, "services/.DS_Store"), "hidden names are litter, not named")
+    const r = await agentsync(["doctor", ...PATIENT], { cwd: root, env: env() })
+    expect(r.code, r.stdout).toBe(0)
+    expect(r.stdout).toMatch(
+      /^warn +services path: .*; file sync carries only its folders, not notes\.txt, superpowers$/m
+    )
+    expect(r.stdout).toMatch(/fix: move what should travel under one of agents, skills, content/)
   }, 300_000)
 
   it("fails on a broken setup with a fix for each problem: missing services path, unreachable server, refused token", async () => {
