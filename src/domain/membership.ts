@@ -94,6 +94,11 @@ export const isMemberPath = (path: string): boolean => {
 
 export interface Membership {
   readonly includes: (path: string) => boolean
+  /**
+   * Whether a name at the top of `services/` is left out without being asked: not a membership folder nor the
+   * ignore file, and neither the built-in ignores nor `.agentsyncignore` name it (or everything below it).
+   */
+  readonly unasked: (name: string) => boolean
 }
 
 /** Builds the membership test from the contents of `.agentsyncignore` (empty when there is none). */
@@ -119,12 +124,14 @@ export const makeMembership = (ignoreText = ""): Membership => {
     })
     i = j
   }
+  const ruled = (path: string) => {
+    let included = true
+    for (const r of runs) if (r.re.test(path)) included = r.negate
+    return included
+  }
   return {
-    includes: (path) => {
-      if (!isMemberPath(path)) return false
-      let included = true
-      for (const r of runs) if (r.re.test(path)) included = r.negate
-      return included
-    }
+    includes: (path) => isMemberPath(path) && ruled(path),
+    unasked: (name) =>
+      name !== IGNORE_FILE && !TOP.has(name) && !builtinSegment(name) && ruled(name) && ruled(`${name}/-`)
   }
 }

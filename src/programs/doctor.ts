@@ -3,7 +3,7 @@ import * as nodePath from "node:path"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
-import { IGNORE_FILE, MEMBERSHIP } from "../domain/membership.js"
+import { MEMBERSHIP } from "../domain/membership.js"
 import { beforeFirst } from "../domain/text.js"
 import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
@@ -69,7 +69,8 @@ const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
         where.left.reason,
         "create it (agentsync init), set services: in agentsync.yaml, or pass --services DIR"
       )
-    const project = yield* Workspace.make(config.servicesPath).readProject()
+    const tree = Workspace.make(config.servicesPath)
+    const project = yield* tree.readProject()
     const [first] = project.errors
     if (first !== undefined)
       return bad(
@@ -79,10 +80,9 @@ const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
         "fix the files named (agentsync validate lists every problem as file:line)"
       )
     const counts = `${config.servicesPath}: ${project.agents.length} agents, ${project.skills.length} skills, ${project.contents.length} content items`
-    // File sync carries only its folders; anything else at the top (but hidden names and the ignore file) stays here.
-    const left = (yield* fs.readDirectory(config.servicesPath))
-      .filter((n) => !n.startsWith(".") && n !== IGNORE_FILE && !MEMBERSHIP.includes(n))
-      .sort()
+    // File sync carries only its folders; what else is at the top, and no ignore rule names, stays here unsaid.
+    const membership = yield* tree.membership()
+    const left = (yield* fs.readDirectory(config.servicesPath)).filter(membership.unasked).sort()
     if (left.length > 0)
       return bad(
         name,

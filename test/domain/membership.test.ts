@@ -32,6 +32,21 @@ describe("bundle membership", () => {
     }
   })
 
+  it("names what at the top is left out unasked: not a membership folder, the ignore file, litter or an ignored name", () => {
+    const m = makeMembership("drafts/\n/scratch.md\n*.bak\n")
+    const top = ["agents", "skills", IGNORE_FILE, ".DS_Store", ".git", "notes~", "drafts", "scratch.md", "old.bak"]
+    expect(top.filter(m.unasked)).toEqual([])
+    expect(["superpowers", "README.md", ".env", "draftsx"].filter(m.unasked)).toEqual([
+      "superpowers",
+      "README.md",
+      ".env",
+      "draftsx"
+    ])
+    // A re-included name is carried only inside a membership folder: at the top it is still left out unasked.
+    expect(makeMembership("*\n!keep\n").unasked("keep")).toBe(true)
+    expect(makeMembership("*\n").unasked("keep")).toBe(false)
+  })
+
   it("applies .agentsyncignore globs, gitignore style, with ! to re-include", () => {
     const m = makeMembership("# drafts\ncontent/blog/*/draft-*.md\n*.local.yaml\n!config/keep.local.yaml\n")
     expect(m.includes("content/blog/p/draft-1.md")).toBe(false)

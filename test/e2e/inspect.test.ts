@@ -206,6 +206,10 @@ describe.concurrent("agentsync doctor (e2e)", () => {
     writeFileSync(join(root, "services/superpowers/SKILL.md"), "# not carried\n")
     writeFileSync(join(root, "services/notes.txt"), "neither\n")
     writeFileSync(join(root, "services/.DS_Store"), "hidden names are litter, not named")
+    // What the ignore file names is left out on purpose: not named either.
+    mkdirSync(join(root, "services/drafts"))
+    writeFileSync(join(root, "services/drafts/a.md"), "ignored\n")
+    appendFileSync(join(root, "services/.agentsyncignore"), "\ndrafts/\n")
     const r = await agentsync(["doctor", ...PATIENT], { cwd: root, env: env() })
     expect(r.code, r.stdout).toBe(0)
     expect(r.stdout).toMatch(
