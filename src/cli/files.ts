@@ -7,8 +7,8 @@ import type { CurrentConfig } from "../config.js"
 import { Conflict } from "../errors.js"
 import type { FileSyncService, FilesReport } from "../programs/files.js"
 import { currentProgress, type Progress } from "../services/Progress.js"
-import { human } from "./filesText.js"
-import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, tableOf } from "./output.js"
+import { human, leftOutLine } from "./filesText.js"
+import { emit, emitPatches, exitCodeOption, exitIfDiffers, note, patchOption, tableOf } from "./output.js"
 import { withProgram } from "./program.js"
 
 const dryRun = Options.boolean("dry-run").pipe(
@@ -34,19 +34,28 @@ const run = <A, E, R>(
     )
   )
 
+/** Says on stderr what at the top of the tree the run did not carry, if anything. */
+export const noteLeftOut = (r: Pick<FilesReport, "left_out">) => {
+  const line = leftOutLine(r)
+  return line === undefined ? Effect.void : note(line)
+}
+
 /** Prints the report; a dry run that found conflicts still ends as the real run would: exit 3. */
 const finish = (r: FilesReport) =>
-  emit(
-    r,
-    human(r),
-    r.conflicts.length > 0
-      ? Effect.fail(
-          new Conflict({
-            reason: `${r.conflicts.length} file(s) changed on both sides since the last sync`,
-            items: r.conflicts.slice(0, 50)
-          })
-        )
-      : Effect.void
+  Effect.zipRight(
+    noteLeftOut(r),
+    emit(
+      r,
+      human(r),
+      r.conflicts.length > 0
+        ? Effect.fail(
+            new Conflict({
+              reason: `${r.conflicts.length} file(s) changed on both sides since the last sync`,
+              items: r.conflicts.slice(0, 50)
+            })
+          )
+        : Effect.void
+    )
   )
 
 const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption }, (o) =>
@@ -55,6 +64,7 @@ const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption
       const r = yield* s.diff({ progress })
       if (o.patch) {
         const patches = yield* s.patches(r)
+        yield* noteLeftOut(r)
         yield* emitPatches({ ...r, patches }, human(r), patches)
       } else yield* finish(r)
       yield* exitIfDiffers(o.exitCode, r.counts.added + r.counts.modified + r.counts.removed > 0)

@@ -1,4 +1,5 @@
 /** The human text of a file sync report (plain code: the settled run prints it without loading the CLI). */
+import { IGNORE_FILE, MEMBERSHIP } from "../domain/membership.js"
 import type { FilesReport } from "../programs/files.js"
 import type { Paint } from "./color.js"
 import { table } from "./table.js"
@@ -55,4 +56,20 @@ export const human = (r: FilesReport) => (p: Paint) => {
   if (r.backups_pruned !== undefined)
     lines.push(`removed ${r.backups_pruned.length} older backup(s): ${r.backups_pruned.join(", ")}`)
   return lines.join("\n")
+}
+
+const SHOWN = 8
+
+/**
+ * The one line on stderr that names what at the top of the services tree a run did not carry (`left_out`), or
+ * undefined when there is none.
+ */
+export const leftOutLine = (r: Pick<FilesReport, "left_out">): string | undefined => {
+  const names = r.left_out ?? []
+  if (names.length === 0) return undefined
+  const shown = names.slice(0, SHOWN).map((n) => `services/${n}`)
+  if (names.length > SHOWN) shown.push(`${names.length - SHOWN} more (--json lists all)`)
+  const list = shown.length === 1 ? shown[0] : `${shown.slice(0, -1).join(", ")} and ${shown[shown.length - 1]}`
+  const [are, them] = names.length === 1 ? ["is", "it"] : ["are", "them"]
+  return `note: ${list} ${are} not carried by file sync (only its folders are: ${MEMBERSHIP.join(", ")}); move ${them} under one of those, or add ${them} to ${IGNORE_FILE} to silence this`
 }

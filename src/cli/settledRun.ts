@@ -8,12 +8,14 @@ import type { FilesReport } from "../programs/files.js"
 import { handOff } from "../services/state.js"
 import { checkSettled } from "../stages/files/settledCheck.js"
 import { noPaint } from "./color.js"
-import { human } from "./filesText.js"
+import { human, leftOutLine } from "./filesText.js"
 
 export interface SettledArgs {
   readonly command: "push" | "pull"
   readonly dryRun: boolean
   readonly json: boolean
+  /** `--quiet`: no note on stderr. */
+  readonly quiet: boolean
   readonly services: string | undefined
 }
 
@@ -28,6 +30,7 @@ export const parseSettledArgs = (args: ReadonlyArray<string>): SettledArgs | und
   const words: Array<string> = []
   let json = false
   let dryRun = false
+  let quiet = false
   let services: string | undefined
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!
@@ -35,6 +38,7 @@ export const parseSettledArgs = (args: ReadonlyArray<string>): SettledArgs | und
     else if (FLAGS.has(a)) {
       if (a === "--json") json = true
       if (a === "--dry-run") dryRun = true
+      if (a === "--quiet" || a === "-q") quiet = true
     } else if (a === "--services" || a === "--color") {
       const v = args[++i]
       if (v === undefined || v.startsWith("-") || (a === "--color" && !COLORS.has(v))) return undefined
@@ -43,7 +47,7 @@ export const parseSettledArgs = (args: ReadonlyArray<string>): SettledArgs | und
     else if (!(a.startsWith("--color=") && COLORS.has(a.slice(8)))) return undefined
   }
   if (words.length !== 2 || words[0] !== "files" || (words[1] !== "push" && words[1] !== "pull")) return undefined
-  return { command: words[1], dryRun, json, services }
+  return { command: words[1], dryRun, json, quiet, services }
 }
 
 const INTERRUPTED = { SIGINT: 130, SIGTERM: 143 } as const
@@ -75,6 +79,9 @@ export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
       onListing: handOff
     })
     if (report === undefined) return false
+    // The note the full CLI prints (cli/files.ts), before the report as there.
+    const line = parsed.quiet ? undefined : leftOutLine(report)
+    if (line !== undefined) process.stderr.write(`${line}\n`)
     process.stdout.write(`${parsed.json ? JSON.stringify(report, null, 2) : human(report as FilesReport)(noPaint)}\n`)
     process.exitCode = 0
     return true

@@ -7,6 +7,7 @@ import type { DbSyncResult } from "../programs/dbSync.js"
 import type { FilesReport } from "../programs/files.js"
 import type { SyncAllResult } from "../programs/syncAll.js"
 import { importText } from "./db.js"
+import { noteLeftOut } from "./files.js"
 import { emit } from "./output.js"
 import { withProgram } from "./program.js"
 
@@ -63,6 +64,8 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
     )
     const { errors: _errors, ...shown } = result
     const error = decisiveError(result)
+    const files = result.operations.find((op) => op.operation === "files")?.report as FilesReport | undefined
+    if (files !== undefined) yield* noteLeftOut(files)
     yield* emit(shown, human(result), error === undefined ? Effect.void : Effect.fail(error))
   })
 ).pipe(

@@ -135,3 +135,16 @@ export const makeMembership = (ignoreText = ""): Membership => {
       name !== IGNORE_FILE && !TOP.has(name) && !builtinSegment(name) && ruled(name) && ruled(`${name}/-`)
   }
 }
+
+/**
+ * What at the top of `services/` file sync leaves out unasked (`Membership.unasked`), from one listing of it:
+ * sorted, a folder's name ending in `/`. Push, pull and diff name these; nothing below the top is looked at.
+ */
+export const leftOutAtTop = (
+  membership: Membership,
+  entries: Iterable<{ readonly name: string; readonly isDirectory: () => boolean }>
+): Array<string> => {
+  const out: Array<string> = []
+  for (const e of entries) if (membership.unasked(e.name)) out.push(e.isDirectory() ? `${e.name}/` : e.name)
+  return out.sort()
+}

@@ -4,7 +4,7 @@ import { CurrentConfig } from "../config.js"
 import { SyncApiClient } from "../services/SyncApi.js"
 import { listBackups, restoreBackup } from "../stages/files/backups.js"
 import { diffImpl } from "./files/diff.js"
-import { context, type FilesOptions, filesLock } from "./files/prepare.js"
+import { context, type FilesOptions, filesLock, noteLeftOut } from "./files/prepare.js"
 import { pullImpl } from "./files/pull.js"
 import { pushImpl } from "./files/push.js"
 import type { FilesReport, RestoreReport } from "./files/report.js"
@@ -53,9 +53,12 @@ export class FileSyncService extends Effect.Service<FileSyncService>()("agentsyn
     // run status, its file state).
     const ctx = Context.pick(SyncApiClient, CurrentConfig)(yield* Effect.context<SyncApiClient | CurrentConfig>())
     return {
-      diff: (options?: FilesOptions) => Effect.provide(diffImpl(options), ctx),
-      push: (options?: FilesOptions) => Effect.provide(locked("files push", options, pushImpl), ctx),
-      pull: (options?: FilesOptions) => Effect.provide(locked("files pull", options, pullImpl), ctx),
+      // Each report names what at the top of the tree the run did not carry.
+      diff: (options?: FilesOptions) => Effect.provide(Effect.flatMap(diffImpl(options), noteLeftOut), ctx),
+      push: (options?: FilesOptions) =>
+        Effect.provide(Effect.flatMap(locked("files push", options, pushImpl), noteLeftOut), ctx),
+      pull: (options?: FilesOptions) =>
+        Effect.provide(Effect.flatMap(locked("files pull", options, pullImpl), noteLeftOut), ctx),
       /** What changed inside each file of a diff's report: a unified diff of text, size and hash of the rest. */
       patches: (report: FilesReport) =>
         Effect.provide(

@@ -1,6 +1,6 @@
 import { FastCheck as fc } from "effect"
 import { describe, expect, it } from "vitest"
-import { globToRegExp, IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
+import { globToRegExp, IGNORE_FILE, isMemberPath, leftOutAtTop, makeMembership } from "../../src/domain/membership.js"
 
 describe("bundle membership", () => {
   it("carries the membership folders and the ignore file, nothing else", () => {
@@ -45,6 +45,41 @@ describe("bundle membership", () => {
     // A re-included name is carried only inside a membership folder: at the top it is still left out unasked.
     expect(makeMembership("*\n!keep\n").unasked("keep")).toBe(true)
     expect(makeMembership("*\n").unasked("keep")).toBe(false)
+  })
+
+  it("lists what a run leaves out at the top from one listing: sorted, folders ending in /, as unasked decides", () => {
+    const entry = (name: string, dir: boolean) => ({ name, isDirectory: () => dir })
+    const m = makeMembership("drafts/\n")
+    const listing = [
+      entry("skills", true),
+      entry("prompts", true),
+      entry("notes.md", false),
+      entry("drafts", true),
+      entry(".DS_Store", false),
+      entry(IGNORE_FILE, false),
+      entry("Agents", true)
+    ]
+    expect(leftOutAtTop(m, listing)).toEqual(["Agents/", "notes.md", "prompts/"])
+    // Each name unasked leaves out is listed once, marked as a folder when it is one; nothing else is; sorted.
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(
+          fc.tuple(fc.constantFrom("agents", "notes.md", "drafts", ".DS_Store", "x", ".env", "web"), fc.boolean()),
+          {
+            selector: ([n]) => n
+          }
+        ),
+        (names) => {
+          const out = leftOutAtTop(
+            m,
+            names.map(([n, d]) => entry(n, d))
+          )
+          const expected = names.filter(([n]) => m.unasked(n)).map(([n, d]) => (d ? `${n}/` : n))
+          expect([...out].sort()).toEqual(out)
+          expect([...out].sort()).toEqual([...expected].sort())
+        }
+      )
+    )
   })
 
   it("applies .agentsyncignore globs, gitignore style, with ! to re-include", () => {

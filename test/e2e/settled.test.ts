@@ -99,6 +99,7 @@ describe("the settled start path", () => {
       command: "push",
       dryRun: true,
       json: true,
+      quiet: false,
       services: undefined
     })
     expect(parseSettledArgs(["files", "-q", "pull", "--services", "a/b", "--color=never"])?.services).toBe("a/b")

@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import type { RemoteManifest } from "../../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../../config.js"
 import type { FileEntry } from "../../domain/model.js"
-import { InvalidInput } from "../../errors.js"
+import { InvalidInput, ioError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
@@ -13,6 +13,7 @@ import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest } from "../../stages/files/remote.js"
+import { leftOutSync, withLeftOut } from "../../stages/files/settledCheck.js"
 import { type Probe, probe, settleMark } from "./probe.js"
 
 export interface FilesOptions {
@@ -78,6 +79,22 @@ export const manifests = (
     ],
     { concurrency: 2 }
   )
+
+/**
+ * A run's report with what at the top of the services tree file sync leaves out (never silently): one listing of
+ * the top, read after the run, under the membership in force then.
+ */
+export const noteLeftOut = <R extends object>(report: R) =>
+  Effect.gen(function* () {
+    const { servicesPath } = yield* CurrentConfig
+    const workspace = yield* workspaceAt(servicesPath)
+    const membership = yield* workspace.membership()
+    const names = yield* Effect.try({
+      try: () => leftOutSync(workspace.root, membership),
+      catch: ioError(workspace.root, "cannot list")
+    })
+    return withLeftOut(report, names)
+  })
 
 /** The lock that keeps two pushes or pulls of one project apart. */
 export const filesLock = (projectRoot: string, what: string) =>

@@ -51,6 +51,11 @@ export interface FilesReport {
   readonly backups_pruned?: ReadonlyArray<string>
   /** How the remote head manifest was had: "cached" when the server answered 304 to the copy kept locally. */
   readonly remote_manifest: "cached" | "downloaded"
+  /**
+   * What at the top of the services tree file sync does not carry and no ignore rule names (a folder's name ends
+   * in `/`), sorted; present only when there is something.
+   */
+  readonly left_out?: ReadonlyArray<string>
 }
 
 export interface RestoreReport {

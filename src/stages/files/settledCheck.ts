@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
 import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "../../domain/capsHeaders.js"
-import { IGNORE_FILE, makeMembership } from "../../domain/membership.js"
+import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
 import {
   BASE_FILE,
@@ -192,6 +192,28 @@ export const settledReport = (command: "diff" | "push" | "pull", dryRun: boolean
 })
 
 /**
+ * What at the top of the services tree file sync leaves out unasked (see `leftOutAtTop`), from one `readdir` of
+ * it; none when there is no tree. Every push, pull and diff reports it, the settled ones included.
+ */
+export const leftOutSync = (root: string, membership: Membership): Array<string> => {
+  let entries: Array<fs.Dirent>
+  try {
+    entries = fs.readdirSync(root, { withFileTypes: true })
+  } catch (e) {
+    if ((e as { code?: unknown }).code === "ENOENT") return []
+    throw e
+  }
+  return leftOutAtTop(membership, entries)
+}
+
+/** `report` with what the run leaves out at the top of the tree (the field only when there is something). */
+export const withLeftOut = <R extends object>(
+  report: R,
+  leftOut: ReadonlyArray<string>
+): R & { readonly left_out?: ReadonlyArray<string> } =>
+  leftOut.length === 0 ? report : { ...report, left_out: leftOut }
+
+/**
  * What a push or pull finishes or waits for before it plans (programs/files/prepare.ts `recover` and the files lock): a
  * lock, a pull's journal, staging folders, temp files. With any of them present the full program runs.
  */
@@ -268,14 +290,15 @@ export const checkSettled = async (input: SettledInput) => {
     } catch (e) {
       if ((e as { code?: unknown }).code !== "ENOENT") return undefined
     }
-    const files = walkTree(mark.root, makeMembership(ignore))
+    const membership = makeMembership(ignore)
+    const files = walkTree(mark.root, membership)
     const at = Date.now()
     // An empty tree is left to the full run, which checks that the services path is there at all.
     if (files.length === 0 || !matches(mark, files)) {
       input.onListing?.({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
       return undefined
     }
-    return settledReport(input.command, input.dryRun, mark)
+    return withLeftOut(settledReport(input.command, input.dryRun, mark), leftOutSync(mark.root, membership))
   } catch {
     return undefined
   }
