@@ -53,11 +53,20 @@ const usageProblem = (g: Globals, problem: UsageProblem) =>
     ExitCode.Usage
   )
 
-/** A usage error @effect/cli found in its own words ("Missing argument <NAME>"), as this CLI words its errors. */
-const usageMessage = (error: ValidationError.ValidationError) =>
-  textOf(error.error)
-    .trim()
-    .replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase())
+/** @effect/cli's words for a value that is not of its type (`'abc' is not a integer`): the value and the type. */
+const NOT_OF_TYPE = /^'(.*)' is not a (integer|float)$/s
+
+/**
+ * A usage error @effect/cli found in its own words ("Missing argument <NAME>", "'abc' is not a integer"), as this
+ * CLI words its errors (`invalid value "abc": not an integer`, as argv.ts says it of an option's value).
+ */
+const usageMessage = (error: ValidationError.ValidationError) => {
+  const text = textOf(error.error).trim()
+  const typed = NOT_OF_TYPE.exec(text)
+  if (typed !== null)
+    return `invalid value ${JSON.stringify(typed[1])}: not ${typed[2] === "integer" ? "an integer" : "a number"}`
+  return text.replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase())
+}
 
 /**
  * The exit code of a failure; its message goes to stderr, and with --json its document to stdout. A usage error

@@ -16,7 +16,10 @@ const mistakes: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp, string]> 
   [["files", "diff", "extra"], /^error: received unknown argument: 'extra'$/, "agentsync files diff"],
   [["tenant", "create"], /^error: missing argument <NAME>$/, "agentsync tenant create"],
   [["skill", "source", "remove"], /^error: missing argument <NAME>$/, "agentsync skill source remove"],
-  [["deploy", "status", "abc"], /^error: 'abc' is not a integer$/, "agentsync deploy status"],
+  [["deploy", "status", "abc"], /^error: invalid value "abc": not an integer$/, "agentsync deploy status"],
+  [["deploy", "rollback", "1.5"], /^error: invalid value "1\.5": not an integer$/, "agentsync deploy rollback"],
+  // A number where a whole one is wanted: past argv's check of a number, @effect/cli's own, worded the same.
+  [["files", "log", "--limit", "1.5"], /^error: invalid value "1\.5": not an integer$/, "agentsync files log"],
   [["files", "log", "--limit", "abc"], /^error: invalid value "abc" for --limit: not a number$/, "agentsync files log"],
   [["skill", "sync", "--prefer", "nope"], /^error: invalid value "nope" for --prefer$/, "agentsync skill sync"]
 ]
