@@ -2,6 +2,7 @@
 // and leaves every other run to the CLI. A launcher copied without the CLI bundles tells which path answered: a run
 // it answers succeeds, a run it leaves to the CLI fails to find dist/cli.cjs (or dist/files.cjs, the files
 // commands' bundle a plain `files push|pull` with work to do runs from).
+// Every run, the settled ones included, names what it does not carry at the top of services/.
 import { type ChildProcess, spawnSync } from "node:child_process"
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -186,5 +187,85 @@ describe("the settled start path", () => {
     expect(JSON.parse(pushed.stdout).actions).toEqual({ upload: 1 })
     // Anything else is the whole CLI's: here an option the settled check does not read.
     expect(leftToCli(lean(["files", "pull", "--revision", "x"]))).toBe(true)
+  }, 120_000)
+})
+
+describe("what file sync leaves out at the top of services/", () => {
+  /** Beside the members: a folder and a file the user put at the top, one left out on purpose, and litter. */
+  const AT_TOP = ["prompts/p.md", "notes.md", "drafts/d.md", ".DS_Store"]
+  const NOTE =
+    /^note: services\/notes\.md and services\/prompts\/ are not carried by file sync \(only its folders are: agents, .*hooks\); move them under one of those, or add them to \.agentsyncignore to silence this$/
+  const LEFT_OUT = ["notes.md", "prompts/"]
+  const notes = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("note:"))
+  const withTop = () => {
+    const root = project()
+    for (const f of AT_TOP) {
+      mkdirSync(join(root, "services", f, ".."), { recursive: true })
+      writeFileSync(join(root, "services", f), `${f}\n`)
+    }
+    writeFileSync(join(root, "services/.agentsyncignore"), "drafts/\n")
+    const past = new Date(Date.now() - 60_000)
+    utimesSync(join(root, "services/.agentsyncignore"), past, past)
+    age(root)
+    return root
+  }
+  const run = (root: string, args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+    agentsync(args, { cwd: root, env: env(extra) })
+
+  it("push, diff, pull and sync name it once on stderr and in --json, not what is ignored or litter", async () => {
+    const root = withTop()
+    // The tenant holds the earlier tests' tree: this one takes its place.
+    for (const args of [
+      ["files", "push", "--force", "--delete"],
+      ["files", "diff"],
+      ["files", "pull"]
+    ]) {
+      const r = await run(root, args)
+      expect(r.code, r.stderr).toBe(0)
+      expect(notes(r.stderr), args.join(" ")).toHaveLength(1)
+      expect(notes(r.stderr)[0]).toMatch(NOTE)
+      expect(r.stdout).not.toMatch(/note:|prompts|notes\.md|drafts|DS_Store/)
+    }
+    const json = await run(root, ["--json", "files", "push"])
+    const report = JSON.parse(json.stdout)
+    expect(report.left_out).toEqual(LEFT_OUT)
+    expect(notes(json.stderr)[0]).toMatch(NOTE)
+    // Nothing left out: no note and no field, the report as it always was.
+    const plain = await run(project(), ["--json", "files", "push", "--force", "--delete"])
+    expect(plain.code, plain.stderr).toBe(0)
+    expect(notes(plain.stderr)).toEqual([])
+    expect(Object.keys(JSON.parse(plain.stdout)).sort()).toEqual(
+      Object.keys(report)
+        .filter((k) => k !== "left_out")
+        .sort()
+    )
+    expect(notes((await run(root, ["-q", "files", "diff"])).stderr)).toEqual([])
+    // `sync` runs file sync: its files report and its stderr say the same (its database part, refused at once,
+    // fails on its own).
+    const sync = await run(root, ["--json", "sync", "--dry-run"], { DATABASE_URL: "postgres://u@127.0.0.1:9/none" })
+    const files = JSON.parse(sync.stdout).operations.find((o: { operation: string }) => o.operation === "files")
+    expect(files.report.left_out).toEqual(LEFT_OUT)
+    expect(notes(sync.stderr)[0]).toMatch(NOTE)
+  }, 120_000)
+
+  it("a no-change push or pull answered by the settled start path names it as the CLI does", async () => {
+    const root = withTop()
+    for (let i = 0; i < 2; i++) {
+      const r = await run(root, ["--json", "files", "push", "--force", "--delete"])
+      expect(r.code, r.stderr).toBe(0)
+    }
+    for (const args of [
+      ["files", "push"],
+      ["--json", "files", "push"],
+      ["files", "pull"]
+    ]) {
+      const a = small(root, args)
+      const b = full(root, args)
+      expect([a.status, a.stdout, a.stderr], args.join(" ")).toEqual([0, b.stdout, b.stderr])
+      expect(notes(a.stderr)).toHaveLength(1)
+      expect(notes(a.stderr)[0]).toMatch(NOTE)
+    }
+    expect(JSON.parse(small(root, ["--json", "files", "push"]).stdout).left_out).toEqual(LEFT_OUT)
+    expect(notes(small(root, ["files", "push", "-q"]).stderr)).toEqual([])
   }, 120_000)
 })
