@@ -5,6 +5,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 import { blobReader } from "./blobRead.js"
+import { blobWriter } from "./blobWrite.js"
 import { makeDownload } from "./download.js"
 import { revisionQueries } from "./revisions.js"
 import { makeUpload } from "./upload.js"
@@ -15,7 +16,7 @@ export class FileStore extends Effect.Service<FileStore>()("agentsync/server/Fil
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const { loadRevision, head, manifest, revisions } = revisionQueries(sql)
-    const upload = makeUpload(sql, loadRevision)
+    const upload = makeUpload(sql, loadRevision, yield* blobWriter(sql))
     const download = makeDownload(yield* blobReader(sql), loadRevision)
     return { head, manifest, revisions, upload, download } as const
   })

@@ -1,11 +1,10 @@
 /** A tenant's blobs by hash, read for a download as their bytes: a binary COPY on one of the server's connections. */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import { Effect, Option } from "effect"
 import * as Pg from "pg"
-import { rawClient } from "../../stages/db/export.js"
 import { copyBinaryDecoder } from "./copyBinary.js"
+import { copyCapable, reserveClient } from "./reserved.js"
 
 export type BlobRows = ReadonlyArray<{ readonly sha256: string; readonly data: Uint8Array }>
 
@@ -107,11 +106,9 @@ const copyRead = (
   allocate?: (size: number) => Buffer
 ) =>
   Effect.scoped(
-    // Not interrupted while the pool hands it over: the driver's acquisition has no canceller, so a connection
-    // handed to a fiber that was interrupted meanwhile would never go back to the pool.
-    Effect.flatMap(Effect.uninterruptible(sql.reserve), (connection) => {
-      const client = rawClient(connection)
-      if (client === undefined) return Effect.succeed(Option.none<BlobRows>())
+    Effect.flatMap(reserveClient(sql), (reserved) => {
+      if (Option.isNone(reserved)) return Effect.succeed(Option.none<BlobRows>())
+      const client = reserved.value
       return Effect.async<Option.Option<BlobRows>, SqlError>((resume) => {
         const copy = new BlobCopy(
           copyText(tenantId, shas),
@@ -134,14 +131,14 @@ const copyRead = (
   )
 
 /**
- * The reader of a server: a binary COPY where the database is PostgreSQL through `PgClient` with connections to
- * spare; on a single-session database (the embedded one) the plain query, where a `bytea` travels as hex text,
- * twice its size, decoded here.
+ * The reader of a server: a binary COPY where a connection can be spared for it (`copyCapable`); on a
+ * single-session database (the embedded one) the plain query, where a `bytea` travels as hex text, twice its size,
+ * decoded here.
  */
 export const blobReader = (sql: SqlClient.SqlClient) =>
-  Effect.map(Effect.serviceOption(PgClient.PgClient), (client): BlobReader => {
+  Effect.map(copyCapable, (capable): BlobReader => {
     const plain = plainRead(sql)
-    if (Option.isNone(client) || client.value.config.maxConnections === 1) return plain
+    if (!capable) return plain
     const copy: BlobReader = (tenantId, shas, allocate) =>
       Effect.flatMap(
         copyRead(sql, tenantId, shas, allocate),

@@ -1,4 +1,7 @@
-/** PostgreSQL's binary COPY format, read incrementally: every field's bytes copied once, into a buffer of its own. */
+/**
+ * PostgreSQL's binary COPY format: read incrementally (every field's bytes copied once, into a buffer of its own),
+ * and written as pieces that carry small fields copied together and large ones as they are.
+ */
 
 // The file header: an 11-byte signature, 32 bits of flags, then the length of a header extension to skip.
 const SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1")
@@ -125,4 +128,53 @@ export const copyBinaryDecoder = (
   }
 
   return { write, end }
+}
+
+// A piece written is about this size: small enough to keep memory flat, large enough that a socket write per
+// piece costs nothing beside the bytes it carries.
+const PIECE_BYTES = 256 * 1024
+// A field this large is passed on as it is instead of copied into a piece.
+const OWN_PIECE_BYTES = 32 * 1024
+const TRAILER = Buffer.from([0xff, 0xff])
+
+/**
+ * The binary COPY of `tuples` (header, tuples, trailer) as pieces to write in order. The fixed parts and small
+ * fields are copied into pieces of about `PIECE_BYTES`; a field of `OWN_PIECE_BYTES` or more is a piece of its
+ * own, never copied. A piece handed out is never written again.
+ */
+export function* copyBinaryEncode(
+  tuples: Iterable<ReadonlyArray<Uint8Array | null>>
+): Generator<Uint8Array, void, undefined> {
+  let piece = Buffer.allocUnsafe(PIECE_BYTES)
+  let at = 0
+  const cut = () => {
+    const done = piece.subarray(0, at)
+    piece = Buffer.allocUnsafe(PIECE_BYTES)
+    at = 0
+    return done
+  }
+  piece.set(SIGNATURE, 0)
+  piece.writeUInt32BE(0, SIGNATURE.length)
+  piece.writeUInt32BE(0, SIGNATURE.length + 4)
+  at = HEADER_BYTES
+  for (const tuple of tuples) {
+    if (at + 2 > PIECE_BYTES) yield cut()
+    at = piece.writeInt16BE(tuple.length, at)
+    for (const field of tuple) {
+      if (at + 4 > PIECE_BYTES) yield cut()
+      at = piece.writeInt32BE(field === null ? -1 : field.length, at)
+      if (field === null || field.length === 0) continue
+      if (field.length >= OWN_PIECE_BYTES) {
+        yield cut()
+        yield field
+        continue
+      }
+      if (at + field.length > PIECE_BYTES) yield cut()
+      piece.set(field, at)
+      at += field.length
+    }
+  }
+  if (at + TRAILER.length > PIECE_BYTES) yield cut()
+  piece.set(TRAILER, at)
+  yield piece.subarray(0, at + TRAILER.length)
 }

@@ -14,6 +14,7 @@ import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.j
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { readArchive } from "../../stages/files/archive.js"
+import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { LoadRevision } from "./revisions.js"
 import { BATCH_ROWS, type StoredEntry, storageFailure, stored, toEntry } from "./stored.js"
 
@@ -56,7 +57,7 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
   return header
 }
 
-export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision) => {
+export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision, writeBlobs: BlobWriter) => {
   const findByKey = (tenantId: string, key: string) =>
     sql<{ id: string; parent: string | null; files: number }>`
       SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
@@ -94,7 +95,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision)
     // Links that arrived as link records (whose targets the reader checked): every link of the header must.
     const linksReceived = new Set<string>()
     let receivedFiles = 0
-    let pending: Array<{ tenant_id: string; sha256: string; size: number; data: Uint8Array; upload_id: string }> = []
+    let pending: Array<PendingBlob> = []
     let pendingBytes = 0
     // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
     let inflight: Fiber.RuntimeFiber<void, SqlError.SqlError> | undefined
@@ -110,10 +111,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision)
       pendingBytes = 0
       return settle.pipe(
         // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
-        // cleanup below joins it before deleting, so no insert lands after it.
-        Effect.zipRight(
-          Effect.forkDaemon(sql`INSERT INTO blobs ${sql.insert(rows)} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid))
-        ),
+        // cleanup below interrupts it (and waits for it) before deleting, so no insert lands after it.
+        Effect.zipRight(Effect.forkDaemon(writeBlobs(caller.tenantId, uploadId, rows))),
         Effect.flatMap((fiber) =>
           Effect.sync(() => {
             inflight = fiber
@@ -124,7 +123,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision)
     const discardPending = Effect.suspend(() => {
       const f = inflight
       inflight = undefined
-      return (f === undefined ? Effect.void : Effect.ignore(Fiber.join(f))).pipe(
+      // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
+      return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
         Effect.zipRight(sql`DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id = ${uploadId}`),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
@@ -168,15 +168,11 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision)
               if (digest !== want.sha256 || data.length !== want.size) {
                 throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
               }
-              received.add(digest)
               receivedFiles++
-              pending.push({
-                tenant_id: caller.tenantId,
-                sha256: digest,
-                size: data.length,
-                data,
-                upload_id: uploadId
-              })
+              // The same bytes under another path are stored once.
+              if (received.has(digest)) return
+              received.add(digest)
+              pending.push({ sha256: digest, data })
               pendingBytes += data.length
             }
           }

@@ -1,0 +1,194 @@
+// An upload's blob write: the binary COPY encoder against the decoder, and the writer against a real PostgreSQL —
+// bytes of every value stored exactly, blobs already held left alone, writers racing for the same blobs, and a
+// write interrupted mid-COPY leaving no row and no connection in a transaction.
+import { createHash, randomBytes } from "node:crypto"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
+import { describe, expect, it, layer } from "@effect/vitest"
+import { Effect, Exit, FastCheck, Fiber, Layer, Redacted } from "effect"
+import { blobReader } from "../../src/server/files/blobRead.js"
+import { blobWriter } from "../../src/server/files/blobWrite.js"
+import { copyBinaryDecoder, copyBinaryEncode, type Tuple } from "../../src/server/files/copyBinary.js"
+import * as Migrations from "../../src/server/migrations.js"
+import { scopedDatabase } from "../support/pg.js"
+
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
+
+// Small fields, and fields around the size that is written as a piece of its own (32 KiB) and a piece (256 KiB).
+const size = FastCheck.oneof(
+  { weight: 8, arbitrary: FastCheck.nat({ max: 300 }) },
+  { weight: 1, arbitrary: FastCheck.integer({ min: 32 * 1024 - 2, max: 32 * 1024 + 1 }) },
+  { weight: 1, arbitrary: FastCheck.integer({ min: 256 * 1024 - 40, max: 256 * 1024 + 1 }) }
+)
+const field = FastCheck.oneof(
+  { weight: 1, arbitrary: FastCheck.constant(null) },
+  { weight: 6, arbitrary: FastCheck.tuple(size, FastCheck.nat(255)).map(([n, b]) => Buffer.alloc(n, b)) }
+)
+
+describe("the binary COPY encoder", () => {
+  it.prop(
+    "writes what the decoder reads back, every piece left as it was handed out",
+    [FastCheck.array(FastCheck.array(field, { maxLength: 3 }), { maxLength: 30 })],
+    ([tuples]) => {
+      const pieces = [...copyBinaryEncode(tuples)]
+      const back: Array<Tuple> = []
+      const decoder = copyBinaryDecoder((t) => back.push(t))
+      decoder.write(Buffer.concat(pieces))
+      decoder.end()
+      // Compared by length and hash: an element-wise comparison of megabytes would take the test's time.
+      const summary = (ts: ReadonlyArray<Tuple>) =>
+        ts.map((t) => t.map((f) => (f === null ? null : `${f.length}:${sha(f)}`)))
+      expect(summary(back)).toEqual(summary(tuples))
+      // Memory stays flat: no piece is larger than a piece or one field.
+      const largest = Math.max(256 * 1024, ...tuples.flat().map((f) => f?.length ?? 0))
+      for (const p of pieces) expect(p.length).toBeLessThanOrEqual(largest)
+    },
+    { fastCheck: { numRuns: 40 } }
+  )
+})
+
+const blob = (data: Buffer) => ({ sha256: sha(data), data })
+
+/** Migrated fresh database, a PgClient on it with three connections, and one tenant. */
+const Db = Layer.unwrapScoped(
+  Effect.map(scopedDatabase("blobwrite"), (url) =>
+    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })))
+  )
+)
+
+/** The tenant's blobs: hash, size column, length of the bytes and their hash, pending upload. */
+const rowsOf = (tenantId: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ sha256: string; size: string; length: number; digest: string; upload_id: string | null }>`
+      SELECT sha256, size::text AS size, octet_length(data) AS length, encode(sha256(data), 'hex') AS digest, upload_id
+      FROM blobs WHERE tenant_id = ${tenantId} ORDER BY sha256`
+  )
+
+/** Connections of this database left inside a transaction. */
+const inTransaction = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND state LIKE 'idle in transaction%'`
+)
+
+layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
+  it.effect(
+    "stores bytes of every value exactly, in one batch with blobs on both sides of a piece, read back by the COPY reader",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t1', 'one')`
+        const blobs = [
+          Buffer.alloc(0),
+          Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+          Buffer.from([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x80, 0x5c, 0x0a, 0x0d, 0x09]),
+          randomBytes(32 * 1024 - 1),
+          randomBytes(32 * 1024),
+          randomBytes(256 * 1024 - 30),
+          randomBytes(3 * 1024 * 1024),
+          Buffer.from("é\\x00\\\\".repeat(20_000))
+        ].map(blob)
+        const write = yield* blobWriter(sql)
+        yield* write("t1", "u1", blobs)
+        expect(yield* rowsOf("t1")).toEqual(
+          blobs
+            .map((b) => ({
+              sha256: b.sha256,
+              size: String(b.data.length),
+              length: b.data.length,
+              digest: b.sha256,
+              upload_id: "u1"
+            }))
+            .sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1))
+        )
+        const read = yield* blobReader(sql)
+        const back = new Map(
+          (yield* read(
+            "t1",
+            blobs.map((b) => b.sha256)
+          )).map((r) => [r.sha256, r.data])
+        )
+        for (const b of blobs) expect(Buffer.from(back.get(b.sha256) ?? []).equals(b.data)).toBe(true)
+      }),
+    60_000
+  )
+
+  it.effect("leaves a blob the tenant holds as it is, and takes the same bytes twice in a batch", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO tenants (id, name) VALUES ('t2', 'two'), ('t2b', 'other')`
+      const kept = blob(Buffer.from("kept"))
+      const fresh = blob(Buffer.from("fresh"))
+      yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data) VALUES ('t2', ${kept.sha256}, 4, ${kept.data})`
+      const write = yield* blobWriter(sql)
+      yield* write("t2", "u2", [kept, fresh, fresh])
+      // The same bytes in another tenant are that tenant's own.
+      yield* write("t2b", "u2b", [kept])
+      expect((yield* rowsOf("t2")).map((r) => [r.sha256, r.upload_id])).toEqual(
+        [
+          [kept.sha256, null],
+          [fresh.sha256, "u2"]
+        ].sort()
+      )
+      expect((yield* rowsOf("t2b")).map((r) => [r.sha256, r.upload_id])).toEqual([[kept.sha256, "u2b"]])
+    })
+  )
+
+  it.effect(
+    "lets writers racing for the same blobs all succeed, each blob stored once",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t3', 'three')`
+        const shared = Array.from({ length: 40 }, () => blob(randomBytes(20_000)))
+        const write = yield* blobWriter(sql)
+        // Six writers over three connections, each with the shared blobs in its own order and one of its own.
+        yield* Effect.forEach(
+          [0, 1, 2, 3, 4, 5],
+          (i) =>
+            write("t3", `u3-${i}`, [...shared.slice(i * 5), ...shared.slice(0, i * 5), blob(Buffer.from(`own ${i}`))]),
+          { concurrency: "unbounded" }
+        )
+        const rows = yield* rowsOf("t3")
+        expect(rows).toHaveLength(46)
+        for (const r of rows) expect(r.digest).toBe(r.sha256)
+        expect(yield* inTransaction).toEqual([{ n: 0 }])
+      }),
+    60_000
+  )
+
+  it.effect(
+    "interrupted mid-COPY, stores no row and leaves every connection out of a transaction and usable",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t4', 'four')`
+        const write = yield* blobWriter(sql)
+        const big = Array.from({ length: 12 }, () => blob(randomBytes(1024 * 1024)))
+        // Interrupted while the pool hands out connections, while the COPY is being written, and later.
+        for (const after of [0, 5, 30]) {
+          const fibers = yield* Effect.forEach([0, 1, 2, 3], (i) => Effect.fork(write("t4", `cut-${after}-${i}`, big)))
+          yield* after === 0 ? Effect.yieldNow() : Effect.sleep(after)
+          const exits = yield* Effect.forEach(fibers, Fiber.interrupt)
+          // A write that finished before its interruption committed (the first to commit holds every blob, the
+          // others found them held); an interrupted one stored nothing.
+          const finished = exits.flatMap((e, i) => (Exit.isSuccess(e) ? [`cut-${after}-${i}`] : []))
+          const rows = yield* rowsOf("t4")
+          const owners = [...new Set(rows.map((r) => r.upload_id ?? ""))]
+          expect(owners.length).toBe(finished.length > 0 ? 1 : 0)
+          for (const o of owners) expect(finished).toContain(o)
+          expect(rows.length).toBe(finished.length > 0 ? big.length : 0)
+          expect(yield* inTransaction).toEqual([{ n: 0 }])
+          yield* sql`DELETE FROM blobs WHERE tenant_id = 't4'`
+        }
+        // Every connection of the pool takes its next write whole.
+        yield* Effect.forEach([0, 1, 2], (i) => write("t4", `after-${i}`, big.slice(0, 3)), {
+          concurrency: "unbounded"
+        })
+        expect(yield* rowsOf("t4")).toHaveLength(3)
+        expect(yield* inTransaction).toEqual([{ n: 0 }])
+      }),
+    60_000
+  )
+})
