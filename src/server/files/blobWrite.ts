@@ -32,10 +32,19 @@ const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to sto
 /**
  * The staging table is the session's own: created by the first batch on a connection, emptied by every commit
  * that used it (ON COMMIT DELETE ROWS), so a batch adds nothing to the catalog. A COPY cannot skip a row that is
- * already stored, which is why it does not go into `blobs` itself. `size` is the stored length, not sent.
+ * already stored, which is why it does not go into `blobs` itself. Its `data` is compressed as `blobs.data` is
+ * (lz4 where the server has it): a compressed value moves into `blobs` as it is, never compressed again, so with
+ * the default (pglz) every blob would be stored in pglz, at several times the database's CPU. `size` is the stored
+ * length, not sent.
  */
-const STAGE = `BEGIN; SET LOCAL client_min_messages = warning;
-CREATE TEMP TABLE IF NOT EXISTS upload_blobs (sha256 text NOT NULL, data bytea NOT NULL) ON COMMIT DELETE ROWS`
+const STAGE = `BEGIN; DO $$ BEGIN
+  IF to_regclass('pg_temp.upload_blobs') IS NULL THEN
+    CREATE TEMP TABLE upload_blobs (sha256 text NOT NULL, data bytea NOT NULL) ON COMMIT DELETE ROWS;
+    IF (SELECT attcompression FROM pg_attribute WHERE attrelid = 'blobs'::regclass AND attname = 'data') = 'l' THEN
+      ALTER TABLE pg_temp.upload_blobs ALTER COLUMN data SET COMPRESSION lz4;
+    END IF;
+  END IF;
+END $$`
 // Binary: a bytea's bytes travel as they are, with no escaping to write or to parse.
 const COPY = "COPY pg_temp.upload_blobs (sha256, data) FROM STDIN (FORMAT binary)"
 const MOVE = `INSERT INTO blobs (tenant_id, sha256, size, data, upload_id)
