@@ -1,10 +1,11 @@
 // The tenant server under refusal and concurrency: a refused upload stores nothing, the server keeps only trees every
 // client can pull, and servers started together on a fresh database migrate it once.
-import { randomUUID } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
+import { request } from "node:http"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Exit, Redacted, Stream } from "effect"
-import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { Chunk, Effect, Either, Exit, Redacted, Schedule, Stream } from "effect"
+import { FilesRoutes, IDEMPOTENCY_HEADER, SYNC_PREFIX, UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import * as Migrations from "../../src/server/migrations.js"
@@ -35,6 +36,42 @@ const stored = (dbUrl: string, tenant: string) =>
 /** Files with distinct content, `n` of them, under one folder. */
 const many = (n: number, prefix = "content/many") =>
   Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}/${i}.md`, `file ${i} ${randomUUID()}\n`]))
+
+/** An upload archive (whole, in memory) of files with the given bytes, over an empty tenant. */
+const binaryUpload = (files: ReadonlyArray<readonly [string, Buffer]>) => {
+  const set = files.map(([path, data]) => new FileEntry({ path, size: data.length, sha256: sha(data) }))
+  const header = new UploadHeader({ base: null, author: "test", set, delete: [], checksum: manifestChecksum(set) })
+  const records = [
+    fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header))),
+    ...files.map(([p, data]) => fileRecord(p, data))
+  ]
+  return Effect.map(Stream.runCollect(gzip(tarOf(Stream.fromIterable(records as ReadonlyArray<Uint8Array>)))), (c) =>
+    Buffer.concat(Chunk.toArray(c))
+  )
+}
+
+/** Waits (polling, up to 60 s) until the tenant's stored blobs satisfy `ok`. */
+const storedUntil = (
+  dbUrl: string,
+  tenant: string,
+  ok: (s: { blobs: number; pending: number; revisions: number }) => boolean
+) =>
+  stored(dbUrl, tenant).pipe(
+    Effect.filterOrFail(ok, () => "not yet"),
+    Effect.retry({ schedule: Schedule.spaced("50 millis"), times: 1200 }),
+    Effect.orDie
+  )
+
+/** Every stored blob of the tenant holds the bytes its hash names. */
+const intact = (dbUrl: string, tenant: string) =>
+  Effect.map(
+    sqlRows<{ wrong: number }>(
+      dbUrl,
+      "SELECT count(*)::int AS wrong FROM blobs WHERE tenant_id = $1 AND encode(sha256(data), 'hex') <> sha256",
+      [tenant]
+    ),
+    (rows) => rows[0]?.wrong
+  )
 
 layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refused upload stores nothing", (it) => {
   it.effect(
@@ -155,6 +192,64 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
       )
       expect(rows.map((r) => r.sha256)).toEqual([sha("a"), "young"].sort())
     })
+  )
+
+  it.effect(
+    "an upload whose client goes away after its first batches were stored leaves none of them, and the next one goes through",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* TestTenantServer
+        const t = yield* server.createTenant("gone")
+        // Bytes of every value, not compressible: more than one 8 MiB batch on the wire.
+        const files = Array.from({ length: 12 }, (_, i) => [`content/bin/${i}.bin`, randomBytes(1024 * 1024)] as const)
+        const body = yield* binaryUpload(files)
+        const req = request(`${server.url}${SYNC_PREFIX}${FilesRoutes.upload}`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${Redacted.value(t.token)}`,
+            "content-type": "application/gzip",
+            [IDEMPOTENCY_HEADER]: randomUUID()
+          }
+        })
+        req.on("error", () => undefined)
+        req.write(body.subarray(0, body.length - 1024 * 1024))
+        // Once the server has stored a batch as pending, the client goes away without finishing the body.
+        yield* storedUntil(server.databaseUrl, t.tenantId, (s) => s.pending > 0)
+        req.destroy()
+        expect(yield* storedUntil(server.databaseUrl, t.tenantId, (s) => s.blobs === 0)).toEqual({
+          blobs: 0,
+          pending: 0,
+          revisions: 0
+        })
+        const again = yield* call(direct(server, t.token), (c) =>
+          c.upload(() => Stream.make(body as Uint8Array), randomUUID())
+        )
+        expect(again).toMatchObject({ created: true, files: 12, received: 12 })
+        expect(yield* stored(server.databaseUrl, t.tenantId)).toEqual({ blobs: 12, pending: 0, revisions: 1 })
+        expect(yield* intact(server.databaseUrl, t.tenantId)).toBe(0)
+      }),
+    90_000
+  )
+
+  it.effect(
+    "two uploads of the same blobs at once (a retry while the first still runs) both succeed, with one revision",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* TestTenantServer
+        const t = yield* server.createTenant("twice")
+        const files = Array.from({ length: 6 }, (_, i) => [`content/twice/${i}.bin`, randomBytes(700_000)] as const)
+        const body = yield* binaryUpload([...files, ["content/twice/same.bin", files[0]![1]]])
+        const key = randomUUID()
+        const both = yield* Effect.all(
+          [0, 1].map(() => call(direct(server, t.token), (c) => c.upload(() => Stream.make(body as Uint8Array), key))),
+          { concurrency: "unbounded" }
+        )
+        expect(both[0]?.revision).toBe(both[1]?.revision)
+        expect(both.map((r) => r.created).sort()).toEqual([false, true])
+        expect(yield* stored(server.databaseUrl, t.tenantId)).toEqual({ blobs: 6, pending: 0, revisions: 1 })
+        expect(yield* intact(server.databaseUrl, t.tenantId)).toBe(0)
+      }),
+    60_000
   )
 })
 
