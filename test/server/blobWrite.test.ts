@@ -129,15 +129,18 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
       yield* sql`INSERT INTO tenants (id, name) VALUES ('t2', 'two'), ('t2b', 'other')`
       const kept = blob(Buffer.from("kept"))
       const fresh = blob(Buffer.from("fresh"))
+      // Large enough that the batch goes by COPY rather than by the plain insert a small batch takes.
+      const large = blob(randomBytes(512 * 1024))
       yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data) VALUES ('t2', ${kept.sha256}, 4, ${kept.data})`
       const write = yield* blobWriter(sql)
-      yield* write("t2", "u2", [kept, fresh, fresh])
-      // The same bytes in another tenant are that tenant's own.
+      yield* write("t2", "u2", [kept, fresh, large, fresh])
+      // The same bytes in another tenant are that tenant's own (a small batch: the plain insert).
       yield* write("t2b", "u2b", [kept])
       expect((yield* rowsOf("t2")).map((r) => [r.sha256, r.upload_id])).toEqual(
         [
           [kept.sha256, null],
-          [fresh.sha256, "u2"]
+          [fresh.sha256, "u2"],
+          [large.sha256, "u2"]
         ].sort()
       )
       expect((yield* rowsOf("t2b")).map((r) => [r.sha256, r.upload_id])).toEqual([[kept.sha256, "u2b"]])

@@ -110,16 +110,23 @@ const plainWrite =
       }))
     )} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid)
 
+// Below this many bytes a batch goes by the plain insert: a COPY's four round trips cost a small push more than
+// its bytes cost as bind parameters.
+const COPY_FROM = 256 * 1024
+
 /**
- * The writer of a server: the binary COPY where a connection can be spared for it (`copyCapable`); on a
- * single-session database (the embedded one) the plain insert, every blob a bind parameter.
+ * The writer of a server: the binary COPY where a connection can be spared for it (`copyCapable`) and the batch is
+ * large enough to pay for it; otherwise (a small batch, or the embedded single-session database) the plain insert,
+ * every blob a bind parameter.
  */
 export const blobWriter = (sql: SqlClient.SqlClient) =>
   Effect.map(copyCapable, (capable): BlobWriter => {
     const plain = plainWrite(sql)
     if (!capable) return plain
     return (tenantId, uploadId, blobs) =>
-      Effect.flatMap(copyWrite(sql, tenantId, uploadId, blobs), (done) =>
-        done ? Effect.void : plain(tenantId, uploadId, blobs)
-      )
+      blobs.reduce((n, b) => n + b.data.length, 0) < COPY_FROM
+        ? plain(tenantId, uploadId, blobs)
+        : Effect.flatMap(copyWrite(sql, tenantId, uploadId, blobs), (done) =>
+            done ? Effect.void : plain(tenantId, uploadId, blobs)
+          )
   })
