@@ -56,12 +56,12 @@ describe("upload through a slow reader", () => {
         const services = nodePath.join(root, "services")
         // Incompressible bytes in many members (batches of about 1 MiB, and a file cut into several members), more
         // than the kernel's socket buffers hold, so buffers go round the pool while earlier ones are still queued.
-        for (let i = 0; i < 24; i++) {
+        for (let i = 0; i < 12; i++) {
           const dir = nodePath.join(services, "content", `g${i % 3}`)
           fs.mkdirSync(dir, { recursive: true })
           fs.writeFileSync(nodePath.join(dir, `f${i}.bin`), randomBytes(700 * 1024 + i))
         }
-        fs.writeFileSync(nodePath.join(services, "content", "large.bin"), randomBytes(9 * 1024 * 1024 + 7))
+        fs.writeFileSync(nodePath.join(services, "content", "large.bin"), randomBytes(5 * 1024 * 1024 + 7))
         const tenant = yield* Effect.promise(() => server.createTenant("slow-reader"))
         const token = tenant.token
         const via = yield* Effect.promise(() => slowReader(server.url))
