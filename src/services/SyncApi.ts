@@ -1,5 +1,4 @@
 /** SyncApiClient: the tenant API client, direct-sync or cloud-relay, with bearer auth, timeouts and a bounded retry. */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -31,12 +30,13 @@ import {
   TRANSFER,
   type TransferLimits
 } from "../domain/caps.js"
-import type { MissingConfig } from "../errors.js"
+import { ApiError, type MissingConfig } from "../errors.js"
 import { pace } from "./Pace.js"
 import { answerPace, bodyOf, checked, classified, decodeManifest, withinExchange } from "./SyncApiExchange.js"
 import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
+import { postStream } from "./SyncApiUpload.js"
 import type { ManifestAnswer } from "./state.js"
-import { defaultRetry, readAnswer, retrying, type SyncApiError, type Transient, transient } from "./Transport.js"
+import { defaultRetry, fromStatus, retrying, type SyncApiError, type Transient, transient } from "./Transport.js"
 
 export {
   checkToken,
@@ -80,12 +80,15 @@ export interface SyncApiClientShape {
   readonly revisions: (limit?: number) => Effect.Effect<ReadonlyArray<RevisionInfo>, SyncApiError>
   /**
    * Uploads an archive; `body` is re-created for each attempt. The idempotency key makes a retried upload
-   * that had in fact committed (its answer lost) answer with the same revision instead of a second one.
+   * that had in fact committed (its answer lost) answer with the same revision instead of a second one. The body is
+   * pulled as the socket drains, and `written` gets each of its chunks once the socket has written it (a pool of
+   * the body's buffers may hand it out again then, not before). A failure of the body is its own, not retried.
    */
   readonly upload: <E>(
     body: () => Stream.Stream<Uint8Array, E>,
     idempotencyKey: string,
-    format?: ArchiveFormat
+    format?: ArchiveFormat,
+    written?: (chunk: Uint8Array) => void
   ) => Effect.Effect<UploadResult, SyncApiError | E>
   /**
    * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
@@ -114,6 +117,8 @@ export interface SyncApiClientShape {
   readonly heard: (answer: ManifestAnswer) => void
 }
 
+const firstOf = (value: string | ReadonlyArray<string> | undefined) => (typeof value === "string" ? value : value?.[0])
+
 export class SyncApiClient extends Context.Tag("agentsync/SyncApiClient")<SyncApiClient, SyncApiClientShape>() {}
 
 export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiOptions) {
@@ -128,9 +133,6 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const token = yield* checkToken(options.token).pipe(Effect.orDie)
   const bearer = HttpClient.mapRequest(HttpClientRequest.bearerToken(Redacted.value(token)))
   const authed = http.pipe(bearer)
-  // Uploads go through fetch: it pulls the body stream as the socket drains, so a slow server never makes
-  // the client buffer the archive (Node's client writes a streamed body without waiting for 'drain').
-  const uploader = (yield* Effect.provide(HttpClient.HttpClient, FetchHttpClient.layer)).pipe(bearer)
   // Failure statuses are classified here from status and body (a proxy's 502 page has no schema), so the
   // typed client only ever decodes successes. It is built on first use, for the one URL family in use.
   const typedOptions = { httpClient: HttpClient.filterStatusOk(authed), baseUrl: origin }
@@ -195,31 +197,32 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     )
   }
 
-  const upload = <E>(body: () => Stream.Stream<Uint8Array, E>, idempotencyKey: string, format?: ArchiveFormat) => {
+  const upload = <E>(
+    body: () => Stream.Stream<Uint8Array, E>,
+    idempotencyKey: string,
+    format?: ArchiveFormat,
+    written?: (chunk: Uint8Array) => void
+  ) => {
     const url = `${baseUrl}${FilesRoutes.upload}`
+    const headers = {
+      authorization: `Bearer ${Redacted.value(token)}`,
+      [IDEMPOTENCY_HEADER]: idempotencyKey,
+      "content-type": format === "zstd" ? "application/zstd" : "application/gzip"
+    }
     const attempt = Effect.gen(function* () {
       // Once the whole body has gone, the answer must come within the exchange deadline.
       const sent = yield* Deferred.make<void>()
       const p = pace(limits, (why) => transient(408, `upload too slow: ${why}`))
       const stream = p.count(body()).pipe(Stream.ensuring(Deferred.succeed(sent, undefined)))
-      const answer = classified(
-        url,
-        uploader
-          .execute(
-            HttpClientRequest.post(url).pipe(
-              HttpClientRequest.setHeader(IDEMPOTENCY_HEADER, idempotencyKey),
-              HttpClientRequest.bodyStream(stream, {
-                contentType: format === "zstd" ? "application/zstd" : "application/gzip"
-              })
-            )
-          )
-          .pipe(
-            Effect.flatMap(checked(url)),
-            // The answer is small: a body cut short is Transient (the idempotency key makes the retry safe).
-            Effect.flatMap((r) =>
-              Effect.flatMap(readAnswer(bodyOf(r)), Schema.decodeUnknown(Schema.parseJson(UploadResult)))
-            )
-          )
+      const answer = postStream(url, headers, stream, written).pipe(
+        Effect.flatMap((a) =>
+          a.status >= 200 && a.status < 300
+            ? Effect.mapError(
+                Schema.decodeUnknown(Schema.parseJson(UploadResult))(a.text),
+                (e) => new ApiError({ kind: "Decode", status: a.status, reason: e.message.slice(0, 300), url })
+              )
+            : Effect.fail(fromStatus(a.status, a.text, url, firstOf(a.headers["retry-after"])))
+        )
       )
       const silence = Deferred.await(sent).pipe(
         Effect.zipRight(Effect.sleep(exchange)),
@@ -228,7 +231,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         )
       )
       return yield* p.guard(Effect.raceFirst(answer, silence))
-    }).pipe(Effect.scoped)
+    })
     return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.upload"))
   }
 
@@ -278,7 +281,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 
 /**
  * The client on Node's HTTP stack: node:http with a keep-alive agent for the exchanges and downloads (it
- * starts faster than fetch, whose implementation Node loads on first use), fetch for uploads (see `make`).
+ * starts faster than fetch, whose implementation Node loads on first use), and node:http for uploads too, written
+ * as the socket drains (`postStream`: Effect's Node client writes a streamed body without waiting for 'drain').
  */
 export const layer = (options: SyncApiOptions): Layer.Layer<SyncApiClient> =>
   Layer.effect(SyncApiClient, make(options)).pipe(Layer.provide(NodeHttpClient.layer))

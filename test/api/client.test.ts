@@ -203,6 +203,20 @@ describe("SyncApiClient retries", () => {
     })
   )
 
+  it.live("an upload whose body fails ends with the body's own error, not retried as a transport failure", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() => scripted(status(200, {}, "{}")))
+      const r = yield* withClientEither(opts(s.url), (c) =>
+        c.upload(
+          () => Stream.concat(Stream.make(new Uint8Array([1, 2, 3])), Stream.fail("changed while bundling")),
+          "k"
+        )
+      )
+      expect(Either.isLeft(r) && r.left).toBe("changed while bundling")
+      expect(s.seen.length).toBeLessThanOrEqual(1)
+    })
+  )
+
   it.live(
     "an upload whose answer never comes is retried once the exchange deadline after its end has passed",
     () =>

@@ -8,6 +8,7 @@ export {
   LINK_LEVEL,
   LOOPBACK_LEVEL,
   levelFor,
+  storedLength,
   storedMember,
   ZSTD_LEVEL
 } from "./compress.js"

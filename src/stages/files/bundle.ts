@@ -290,6 +290,11 @@ export interface BundleOptions {
   readonly progress?: Progress
   /** The format and level (see `compressionFor`); default gzip at `LINK_LEVEL`. */
   readonly compression?: Compression
+  /**
+   * Where stored members' buffers come from (default: a new one each). A pool given here must take a member back
+   * only once the transport has written it (`SyncApiClient.upload`'s `written`).
+   */
+  readonly members?: (size: number) => Buffer
 }
 
 /**
@@ -339,5 +344,6 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
     })
   const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
   const all = Stream.concat(Stream.fromIterable(options.prelude ?? []), records)
-  return compress(tarOf(all), options.compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
+  const compression = options.compression ?? { format: "gzip", level: LINK_LEVEL }
+  return compress(tarOf(all), compression, pool.release, options.members)
 }

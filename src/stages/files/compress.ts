@@ -10,15 +10,24 @@ const STORED_BLOCK = 0xffff
 // The gzip header agentsync writes: deflate, no name, no time, no extra flags, OS unix (as zlib writes it).
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
 
+const storedBlocks = (bytes: number) => Math.max(1, Math.ceil(bytes / STORED_BLOCK))
+
+/** The length of the stored member of `bytes` bytes (`storedMember`). */
+export const storedLength = (bytes: number) => GZIP_HEADER.length + storedBlocks(bytes) * 5 + bytes + 8
+
 /**
  * A gzip member of stored (uncompressed) deflate blocks, written directly: one buffer and one copy of the
  * bytes, where zlib at level 0 copies them in, out in 16 KiB pieces and together again, on the thread pool.
+ * The buffer comes from `allocate` (a pool whose buffers the transport gives back once written: see `upload`).
  * Returns undefined where Node has no `zlib.crc32` (before 20.15), which then goes through zlib.
  */
-export const storedMember = (chunk: Uint8Array): Uint8Array | undefined => {
+export const storedMember = (
+  chunk: Uint8Array,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe
+): Uint8Array | undefined => {
   if (typeof zlib.crc32 !== "function") return undefined
-  const blocks = Math.max(1, Math.ceil(chunk.length / STORED_BLOCK))
-  const out = Buffer.allocUnsafe(GZIP_HEADER.length + blocks * 5 + chunk.length + 8)
+  const blocks = storedBlocks(chunk.length)
+  const out = allocate(storedLength(chunk.length))
   let at = GZIP_HEADER.copy(out, 0)
   for (let b = 0; b < blocks; b++) {
     const start = b * STORED_BLOCK
@@ -80,13 +89,14 @@ export const levelFor = (host: string) => (isLoopback(host) ? LOOPBACK_LEVEL : L
 export const gzip = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
   level = LINK_LEVEL,
-  consumed?: (chunk: Uint8Array) => void
+  consumed?: (chunk: Uint8Array) => void,
+  allocate?: (size: number) => Buffer
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   bytes.pipe(
     Stream.mapConcatChunk(members),
     Stream.mapEffect(
       (chunk) => {
-        const stored = level === 0 ? storedMember(chunk) : undefined
+        const stored = level === 0 ? storedMember(chunk, allocate) : undefined
         return done(stored === undefined ? gzipMember(chunk, level) : Effect.succeed(stored), chunk, consumed)
       },
       { concurrency: 2 }
@@ -138,14 +148,16 @@ const zstdMember = (chunk: Uint8Array, level: number) =>
  * Compresses a byte stream as `compression` says: gzip members (`gzip`), or zstd frames cut and bounded the same
  * way (one frame per element of at most `CAPS.memberBytes`, none past `CAPS.maxRatio`, two at a time, in order).
  * `consumed` gets each element once its member or frame is made (nothing made refers to it): a pool takes it back.
+ * Stored members are written into buffers from `allocate` (see `storedMember`).
  */
 export const compress = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
   compression: Compression,
-  consumed?: (chunk: Uint8Array) => void
+  consumed?: (chunk: Uint8Array) => void,
+  allocate?: (size: number) => Buffer
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
   compression.format === "gzip"
-    ? gzip(bytes, compression.level, consumed)
+    ? gzip(bytes, compression.level, consumed, allocate)
     : bytes.pipe(
         Stream.mapConcatChunk(members),
         Stream.mapEffect((chunk) => done(zstdMember(chunk, compression.level), chunk, consumed), { concurrency: 2 })

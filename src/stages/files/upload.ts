@@ -3,12 +3,12 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Effect, Stream } from "effect"
 import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
-import { type ArchiveFormat, type CompressSetting, FORMATS } from "../../domain/caps.js"
+import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
-import { compressionFor, fileRecord } from "./archive.js"
+import { bufferPool, compressionFor, fileRecord, storedLength } from "./archive.js"
 import { bundle } from "./bundle.js"
 
 export interface UploadInput {
@@ -34,6 +34,9 @@ export interface UploadOutcome {
   readonly tree: ReadonlyArray<FileEntry>
   readonly checksum: string
 }
+
+// Members out at once: two being made, one or two waiting, one being written.
+const MEMBERS_KEPT = 6
 
 const defaultAuthor = () => {
   try {
@@ -102,16 +105,21 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   const compression = compressionFor(host, yield* peerFormats(client, host, client.compress, input), client.compress)
   let bytesSent = 0
   let attempts = 0
+  // Stored members' buffers, used again once the socket has written them (a fresh one per member cost more than
+  // its copy): a pool per attempt, so a retry never reuses a buffer an abandoned attempt's socket may still hold.
+  let members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
   const body = () => {
     bytesSent = 0
     // A retry starts the count again.
     if (attempts++ > 0) progress.start("upload", total, "bytes")
+    members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
     return bundle({
       servicesPath: input.servicesPath,
       files: send,
       prelude: [headerRecord],
       progress,
-      compression
+      compression,
+      members: members.take
     }).pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {
@@ -125,7 +133,7 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     "upload",
     total,
     "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format)
+    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => members.release(chunk))
   )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })
