@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Array as Arr, Context, Effect, Layer } from "effect"
 import { IGNORE_FILE, type Membership, makeMembership } from "../domain/membership.js"
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
@@ -179,7 +179,12 @@ export const make = (root: string): WorkspaceShape => {
   const readRawFiles = Effect.fn("Workspace.readRawFiles")(function* (files: ReadonlyArray<WorkspaceFile>) {
     const small = files.filter((f) => f.size <= ATTACHMENT_MAX_BYTES)
     const bytes = yield* readFiles(small.map((f) => f.path))
-    const read = new Map(small.map((f, i) => [f.path, bytes[i]!]))
+    const read = new Map(
+      Arr.zip(
+        small.map((f) => f.path),
+        bytes
+      )
+    )
     return files.map(
       (f): RawFile => ({ path: f.path, bytes: read.get(f.path) ?? new Uint8Array(0), mode: f.mode, size: f.size })
     )
