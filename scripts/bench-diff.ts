@@ -1,7 +1,7 @@
 // Benchmark of the pure diff layer and of tree hashing: `npm run bench:diff`.
 // Diff: N content items a side with 1% changed, at 10k, 100k and 1M (linear growth), beside a baseline in the
 // same run: a bare Map lookup over the same keys and hashes, the least any keyed diff must do.
-// Hashing: a generated tree of 10,000 files hashed by agentsync's tree hasher beside `sha256sum` over the same files.
+// Hashing: a generated tree of 10,000 files hashed by the Workspace's `hashFiles` beside `sha256sum` over the same files.
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { diffKeyed, type Keyed } from "../src/domain/diff.js"
 import { sha256 } from "../src/domain/hash.js"
-import { hashTree } from "../src/services/TreeHash.js"
+import { make } from "../src/services/Workspace.js"
 
 interface Item {
   readonly key: string
@@ -80,11 +80,12 @@ try {
     bytes += body.length
     writeFileSync(join(sub, `post-${i}.md`), body)
   }
-  const paths = Array.from({ length: FILES }, (_, i) => `content/s${i % 50}/post-${i}.md`)
-  // Each run reads and hashes every file (no cache).
+  const files = Array.from({ length: FILES }, (_, i) => ({ path: `content/s${i % 50}/post-${i}.md` }))
+  const workspace = make(dir)
+  // Each run reads and hashes every file (no cache), through the Workspace port as the local manifest does.
   const runOurs = async () => {
     const t = performance.now()
-    const entries = await Effect.runPromise(hashTree(dir, paths))
+    const entries = await Effect.runPromise(workspace.hashFiles(files))
     return { ms: performance.now() - t, n: entries.length }
   }
   await runOurs()
@@ -107,7 +108,7 @@ try {
   const shaMs = shaSamples[2]!
   console.log(`\nhashing: ${FILES} files, ${(bytes / 1e6).toFixed(1)} MB (median of 5, ms)`)
   console.log(
-    `agentsync hashTree ${oursMs.toFixed(0)} ms (${n} files)   sha256sum ${shaMs.toFixed(0)} ms   ratio ${(oursMs / shaMs).toFixed(2)}x`
+    `agentsync hashFiles ${oursMs.toFixed(0)} ms (${n} files)   sha256sum ${shaMs.toFixed(0)} ms   ratio ${(oursMs / shaMs).toFixed(2)}x`
   )
 } finally {
   rmSync(dir, { recursive: true, force: true })

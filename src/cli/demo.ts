@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Console, Effect, Layer, Option, Schema } from "effect"
+import { groups } from "../domain/text.js"
 import { CommandFailed, InvalidInput, type IoError, ioError as io } from "../errors.js"
 import { Git, layer as GitLayer } from "../services/Git.js"
 import * as Shell from "../services/Shell.js"
@@ -101,10 +102,10 @@ const startServer = (cwd: string, data: string) =>
       let done = false
       child.stdout.on("data", (d) => {
         stdout += d
-        const match = /"url":\s*"([^"]+)"/.exec(stdout)
+        const match = groups(/"url":\s*"([^"]+)"/, stdout, 1)
         if (match && !done) {
           done = true
-          resume(Effect.succeed({ child, url: match[1]! }))
+          resume(Effect.succeed({ child, url: match[0] }))
         }
       })
       child.stderr.on("data", (d) => {

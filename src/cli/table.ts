@@ -10,8 +10,11 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
   const widths = header.map((_, i) => Math.max(...all.map((r) => visible(r[i] ?? ""))))
   return all
     .map((r) =>
-      r
-        .map((c = "", i) => c + " ".repeat(widths[i]! - visible(c)))
+      widths
+        .map((width, i) => {
+          const cell = r[i] ?? ""
+          return cell + " ".repeat(width - visible(cell))
+        })
         .join("  ")
         .trimEnd()
     )

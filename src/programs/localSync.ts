@@ -246,7 +246,10 @@ export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync"
 
 const forKind = (kind: SyncKind) => ({
   /** Disk vs database for this kind. */
-  diff: () => Effect.map(LocalSync.diff([kind]), (r) => r.kinds[0]!),
+  diff: () =>
+    Effect.flatMap(LocalSync.diff([kind]), ({ kinds: [diff] }) =>
+      diff === undefined ? Effect.dieMessage(`the local diff of ${kind} gave no result for it`) : Effect.succeed(diff)
+    ),
   /** A local sync of this kind only. */
   sync: (options: Omit<LocalSyncOptions, "kinds">) => LocalSync.sync({ ...options, kinds: [kind] })
 })

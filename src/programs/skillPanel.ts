@@ -10,6 +10,7 @@ import { SkillStore } from "../services/SkillStore.js"
 import { UnitDisk } from "../services/UnitDisk.js"
 import { SkillSync, type SyncReport } from "./skillSync.js"
 import { buildStates, unitKey } from "./skills/snapshot.js"
+import { held } from "./skills/sources.js"
 
 /** The scope naming exactly one unit of one source. */
 const scopeOf = (row: Pick<PanelRow, "source" | "unit">) => `${row.source}:${row.unit}`
@@ -83,7 +84,10 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
         return yield* new InvalidInput({ field: "unit", reason: `${where(row)} is no longer deployed` })
       const repo = state.repo ?? {}
       const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
-      const homeRoot = nodePath.join(planned.homes.get(row.tool)!, unit.layout.homeRoot)
+      const homeRoot = nodePath.join(
+        yield* held(planned.homes.get(row.tool), `the home of ${row.tool}`),
+        unit.layout.homeRoot
+      )
       const repoRoot = nodePath.join(unit.prepared.dir, unit.layout.repoRoot)
       const paths = [...new Set([...Object.keys(repo), ...Object.keys(home)])].filter((p) => repo[p] !== home[p])
       const oids = unit.repo?.oids ?? {}
@@ -91,24 +95,33 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
         unit.prepared.location._tag === "Git"
           ? yield* git.readBlobs(
               unit.prepared.dir,
-              paths.filter((p) => repo[p] !== undefined).map((p) => oids[p]!)
+              yield* Effect.forEach(
+                paths.filter((p) => repo[p] !== undefined),
+                (p) => held(oids[p], `the object id of ${p}`)
+              )
             )
           : new Map<string, Uint8Array>()
-      const side = (digest: string | undefined, read: Effect.Effect<Uint8Array, IoError>) =>
-        digest === undefined ? Effect.succeed(undefined) : Effect.map(read, (bytes): SideFile => ({ digest, bytes }))
+      /** A side's file, read when that side has one. */
+      const side = (digest: string | undefined, read: (digest: string) => Effect.Effect<Uint8Array, IoError>) =>
+        digest === undefined
+          ? Effect.succeed(undefined)
+          : Effect.map(read(digest), (bytes): SideFile => ({ digest, bytes }))
       return yield* Effect.forEach(paths, (path) =>
         Effect.gen(function* () {
-          const repoBytes =
+          // A git source's file is the blob read above for its object id.
+          const repoBytes = (digest: string) =>
             unit.prepared.location._tag === "Git"
-              ? Effect.succeed(blobs.get(oids[path]!) ?? new Uint8Array())
-              : disk.read(fileOf(repoRoot, path), repo[path] ?? "")
+              ? Effect.flatMap(held(oids[path], `the object id of ${path}`), (oid) =>
+                  held(blobs.get(oid), `the blob of ${path}`)
+                )
+              : disk.read(fileOf(repoRoot, path), digest)
           const under = (root: string) => (path === "" ? root : `${root}/${path}`)
           return {
             path,
             repoName: under(unit.layout.repoRoot),
             homeName: under(unit.layout.homeRoot),
             repo: yield* side(repo[path], repoBytes),
-            home: yield* side(home[path], disk.read(fileOf(homeRoot, path), home[path] ?? ""))
+            home: yield* side(home[path], (digest) => disk.read(fileOf(homeRoot, path), digest))
           } satisfies FilePair
         })
       )

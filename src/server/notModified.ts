@@ -3,7 +3,7 @@
  * and whose tag names the head is a 304 from the one authenticating query, run on the check's own connections; every other request, and this one when
  * anything differs, goes to the framework unchanged, which answers it (errors included) as before.
  */
-import type { IncomingMessage, Server as NodeServer, ServerResponse } from "node:http"
+import { IncomingMessage, type Server as NodeServer, ServerResponse } from "node:http"
 import { Effect, Option } from "effect"
 import type * as Pg from "pg"
 import { CLOUD_PREFIX, etagMatches, FilesRoutes, manifestEtag, SYNC_PREFIX } from "../api/index.js"
@@ -21,20 +21,31 @@ import {
 const DIRECT = `${SYNC_PREFIX}${FilesRoutes.manifest}`
 const RELAY_TENANT = /^[a-z0-9][a-z0-9-]{0,63}$/
 
+/** A request this path answers: what it asks, as checked. */
+export interface ConditionalManifest {
+  /** `null` for the direct family, the tenant named in the path for the relay one. */
+  readonly relayTenant: string | null
+  readonly url: string
+  readonly ifNoneMatch: string
+  readonly authorization: string
+}
+
 /**
- * Whether a request is exactly the no-change check this path answers, and for which family: `null` for the direct
- * one, the tenant named in the path for the relay one. No query, no body, both headers present; anything else
- * (a revision asked for, HEAD, a tenant id the API would not accept) is the framework's.
+ * Whether a request is exactly the no-change check this path answers, and for which family. No query, no body, both
+ * headers present; anything else (a revision asked for, HEAD, a tenant id the API would not accept) is the
+ * framework's.
  */
-export const conditionalManifest = (request: IncomingMessage): { readonly relayTenant: string | null } | undefined => {
+export const conditionalManifest = (request: IncomingMessage): ConditionalManifest | undefined => {
   const { method, url, headers } = request
+  const ifNoneMatch = headers["if-none-match"]
+  const authorization = headers.authorization
   if (method !== "GET" || url === undefined) return undefined
-  if (typeof headers["if-none-match"] !== "string" || typeof headers.authorization !== "string") return undefined
+  if (typeof ifNoneMatch !== "string" || typeof authorization !== "string") return undefined
   if (headers["transfer-encoding"] !== undefined || (headers["content-length"] ?? "0") !== "0") return undefined
-  if (url === DIRECT) return { relayTenant: null }
+  if (url === DIRECT) return { relayTenant: null, url, ifNoneMatch, authorization }
   if (!url.startsWith(`${CLOUD_PREFIX}/`) || !url.endsWith(FilesRoutes.manifest)) return undefined
   const tenant = url.slice(CLOUD_PREFIX.length + 1, url.length - FilesRoutes.manifest.length)
-  return RELAY_TENANT.test(tenant) ? { relayTenant: tenant } : undefined
+  return RELAY_TENANT.test(tenant) ? { relayTenant: tenant, url, ifNoneMatch, authorization } : undefined
 }
 
 /** The framework reads the bearer token as the header after `Bearer ` (HttpApiSecurity.bearer): the same here. */
@@ -86,27 +97,21 @@ export const install = (node: NodeServer, log: AccessLog | undefined, caps: Reco
     if (Option.isNone(found)) return
     const pool = found.value
     const emit = node.emit
-    const handle = (
-      check: { readonly relayTenant: string | null },
-      request: IncomingMessage,
-      response: ServerResponse,
-      next: () => void
-    ): void => {
-      const entry = log?.begin("GET", request.url!)
+    const handle = (check: ConditionalManifest, response: ServerResponse, next: () => void): void => {
+      const entry = log?.begin("GET", check.url)
       let aborted = false
       response.once("close", () => {
         if (response.writableEnded) return
         aborted = true
         entry?.finish(499, null, null, true)
       })
-      const ifNoneMatch = request.headers["if-none-match"]!
-      authenticate(pool, request.headers.authorization!.slice(BEARER), (caller) => {
+      authenticate(pool, check.authorization.slice(BEARER), (caller) => {
         if (aborted) return
         if (
           caller !== undefined &&
           caller.head !== null &&
           (check.relayTenant === null || check.relayTenant === caller.tenantId) &&
-          etagMatches(ifNoneMatch, caller.head)
+          etagMatches(check.ifNoneMatch, caller.head)
         ) {
           response.writeHead(304, { etag: manifestEtag(caller.head), ...caps })
           response.end()
@@ -119,11 +124,15 @@ export const install = (node: NodeServer, log: AccessLog | undefined, caps: Reco
       })
     }
     const fronted: NodeServer["emit"] = function (this: NodeServer, event: string | symbol, ...args: Array<unknown>) {
-      const request = args[0] as IncomingMessage
-      const check = event === "request" ? conditionalManifest(request) : undefined
-      if (check === undefined) return Reflect.apply(emit, this, [event, ...args])
-      handle(check, request, args[1] as ServerResponse, () => void Reflect.apply(emit, this, [event, ...args]))
-      return true
+      const [request, response] = args
+      if (event === "request" && request instanceof IncomingMessage && response instanceof ServerResponse) {
+        const check = conditionalManifest(request)
+        if (check !== undefined) {
+          handle(check, response, () => void Reflect.apply(emit, this, [event, ...args]))
+          return true
+        }
+      }
+      return Reflect.apply(emit, this, [event, ...args])
     }
     yield* Effect.acquireRelease(
       Effect.sync(() => {

@@ -2,7 +2,7 @@
 
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { Effect } from "effect"
+import { Array as Arr, Effect } from "effect"
 import { type FileEntry, fileMode } from "../domain/model.js"
 import { type IoError, ioError as io } from "../errors.js"
 import { makeDirs } from "./FileStateSwap.js"
@@ -46,11 +46,11 @@ export const makeStageWriter = (staging: string): StageWriter => {
     // allSettled: every write has finished before a failure is reported and the folder removed.
     const results = await Promise.allSettled(batch.map((p) => p.done))
     let first: unknown
-    results.forEach((r, i) => {
-      if (r.status === "fulfilled") return
-      failed.push(batch[i]!.path)
+    for (const [{ path }, r] of Arr.zip(batch, results)) {
+      if (r.status === "fulfilled") continue
+      failed.push(path)
       first ??= r.reason
-    })
+    }
     if (first !== undefined) throw first
   }
   return {

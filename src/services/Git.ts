@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, Either, Layer, Option } from "effect"
 import { checkGitUrl, checkRef } from "../domain/skills/guards.js"
+import { beforeFirst, groups } from "../domain/text.js"
 import { CommandFailed, type InvalidInput } from "../errors.js"
 import { findLocks, gitRunningIn, originInConfig } from "./GitFiles.js"
 import { Shell, type ShellShape, showCommand } from "./Shell.js"
@@ -267,16 +268,21 @@ export const make = (shell: ShellShape): GitShape => {
     while (at < buf.length) {
       const nl = buf.indexOf(0x0a, at)
       if (nl < 0) break
-      const header = new TextDecoder().decode(buf.subarray(at, nl)).split(" ")
-      if (header[1] === "missing") {
+      // <oid> SP <type> SP <size> LF <contents> LF, or <object> SP missing LF
+      const header = new TextDecoder().decode(buf.subarray(at, nl))
+      const found = groups(/^(\S+) \S+ (\d+)$/, header, 2)
+      if (found === undefined) {
         return yield* new CommandFailed({
           command: "git cat-file --batch",
           exitCode: 0,
-          stderr: `object ${header[0]} missing`
+          stderr: header.endsWith(" missing")
+            ? `object ${beforeFirst(header, " ")} missing`
+            : `unexpected answer: ${header}`
         })
       }
-      const size = Number(header[2])
-      out.set(header[0]!, buf.slice(nl + 1, nl + 1 + size))
+      const [oid, sizeText] = found
+      const size = Number(sizeText)
+      out.set(oid, buf.slice(nl + 1, nl + 1 + size))
       at = nl + 1 + size + 1
     }
     return out

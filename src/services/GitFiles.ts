@@ -1,6 +1,7 @@
 /** The Git port's synchronous reads of a clone's `.git` without running git: its origin, the lock files a killed git left, and whether a git process works in it. */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import { groups } from "../domain/text.js"
 
 /**
  * `remote.origin.url` as `git clone` writes it in `.git/config`; `undefined` when the file says it some other way
@@ -17,8 +18,8 @@ export const originInConfig = (gitDir: string): string | undefined => {
   let inOrigin = false
   let url: string | undefined
   for (const line of text.split("\n")) {
-    const section = /^\s*\[([^\]]*)\]\s*$/.exec(line)
-    if (section) inOrigin = section[1]!.trim() === 'remote "origin"'
+    const section = groups(/^\s*\[([^\]]*)\]\s*$/, line, 1)
+    if (section) inOrigin = section[0].trim() === 'remote "origin"'
     else if (inOrigin) {
       const m = /^\s*url\s*=\s*(.*?)\s*$/.exec(line)
       if (m) url = m[1]

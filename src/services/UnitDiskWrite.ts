@@ -49,8 +49,29 @@ export interface UnitWrite {
   readonly stopAt: string
 }
 
+/** A file of the new content with its bytes. */
+interface Placed {
+  readonly rel: string
+  readonly digest: string
+  readonly bytes: Uint8Array
+}
+
+/** Each file of `w.content` with its bytes; one given none is a fault of the caller, not a state of the disk. */
+const placedOf = (w: UnitWrite): Effect.Effect<ReadonlyArray<Placed>> => {
+  const placed: Array<Placed> = []
+  for (const [rel, digest] of Object.entries(w.content ?? {})) {
+    const bytes = w.bytes.get(rel)
+    if (bytes === undefined) return Effect.dieMessage(`a unit write of ${w.root} was given no bytes for ${rel}`)
+    placed.push({ rel, digest, bytes })
+  }
+  return Effect.succeed(placed)
+}
+
 /** Makes the unit exactly `w.content` (see `UnitDiskShape.write`). */
 export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
+  Effect.flatMap(placedOf(w), (placed) => writePlaced(w, placed))
+
+const writePlaced = (w: UnitWrite, placed: ReadonlyArray<Placed>): Effect.Effect<void, IoError> =>
   Effect.tryPromise({
     try: async () => {
       const content = w.content ?? {}
@@ -68,10 +89,10 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
         const staging = tempBeside(w.root)
         await fs.mkdir(staging)
         try {
-          for (const [rel, digest] of Object.entries(content)) {
+          for (const { rel, digest, bytes } of placed) {
             const full = rel2abs(staging, rel)
             await fs.mkdir(nodePath.dirname(full), { recursive: true })
-            await place(full, digest, w.bytes.get(rel)!)
+            await place(full, digest, bytes)
           }
           await fs.rename(staging, w.root)
         } catch (e) {
@@ -80,7 +101,7 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
         }
         return
       }
-      for (const [rel, digest] of Object.entries(content)) {
+      for (const { rel, digest, bytes } of placed) {
         if (previous[rel] === digest) continue
         const full = rel2abs(w.root, rel)
         // A file of the old content where a folder is needed now goes first.
@@ -93,7 +114,7 @@ export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
         await fs.mkdir(nodePath.dirname(full), { recursive: true })
         const tmp = tempBeside(full)
         try {
-          await place(tmp, digest, w.bytes.get(rel)!)
+          await place(tmp, digest, bytes)
           await fs.rename(tmp, full)
         } catch (e) {
           await fs.rm(tmp, { force: true })

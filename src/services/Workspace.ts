@@ -3,18 +3,21 @@
 import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
-import { Context, Effect, Layer } from "effect"
+import { Array as Arr, Context, Effect, Layer } from "effect"
 import { IGNORE_FILE, type Membership, makeMembership } from "../domain/membership.js"
+import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, ioError as io, ioKindOf } from "../errors.js"
 import { removeFileAndPrune } from "./prune.js"
 import { type WorkspaceFile, walkTree } from "./state.js"
+import { type HashRequest, hashAll } from "./WorkspaceHash.js"
 import { findObstacles } from "./WorkspaceObstacles.js"
 import { type ReadInto, readIntoAll, readLinksAll } from "./WorkspaceRead.js"
 import { sweepLitter, writeFileAtomic, writeFilesAtomic } from "./WorkspaceWrite.js"
 
 export type { WorkspaceFile } from "./state.js"
 export { checkServicesPath } from "./WorkspaceCheck.js"
+export type { HashRequest } from "./WorkspaceHash.js"
 export type { ReadInto } from "./WorkspaceRead.js"
 export { sweepLitter, writeFileAtomic, writeFilesAtomic } from "./WorkspaceWrite.js"
 
@@ -39,6 +42,15 @@ export interface WorkspaceShape {
   readonly readInto: (reads: ReadonlyArray<ReadInto>) => Effect.Effect<ReadonlyArray<boolean>, IoError>
   /** Symbolic links' targets, in order, never followed; undefined where a path is no longer a link, or is gone. */
   readonly readLinks: (paths: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>, IoError>
+  /**
+   * Each file's size and SHA-256 as it is now, in order; `onHashed` hears after each batch how many it hashed. The
+   * local manifest's hashing, for tens of thousands of files: small files in synchronous batches, large ones
+   * streamed, a size given with a path sparing a stat.
+   */
+  readonly hashFiles: (
+    files: ReadonlyArray<HashRequest>,
+    onHashed?: (files: number) => void
+  ) => Effect.Effect<ReadonlyArray<FileEntry>, IoError>
   /** Writes through a temp file in the same folder and a rename, so a reader sees the old or the new bytes. */
   readonly writeFile: (path: string, bytes: Uint8Array | string) => Effect.Effect<void, IoError>
   /**
@@ -167,7 +179,12 @@ export const make = (root: string): WorkspaceShape => {
   const readRawFiles = Effect.fn("Workspace.readRawFiles")(function* (files: ReadonlyArray<WorkspaceFile>) {
     const small = files.filter((f) => f.size <= ATTACHMENT_MAX_BYTES)
     const bytes = yield* readFiles(small.map((f) => f.path))
-    const read = new Map(small.map((f, i) => [f.path, bytes[i]!]))
+    const read = new Map(
+      Arr.zip(
+        small.map((f) => f.path),
+        bytes
+      )
+    )
     return files.map(
       (f): RawFile => ({ path: f.path, bytes: read.get(f.path) ?? new Uint8Array(0), mode: f.mode, size: f.size })
     )
@@ -197,6 +214,7 @@ export const make = (root: string): WorkspaceShape => {
     readLinks: Effect.fn("Workspace.readLinks")((paths: ReadonlyArray<string>) =>
       readLinksAll(absRoot, paths, insideOrThrow)
     ),
+    hashFiles: (files, onHashed) => hashAll(absRoot, files, insideOrThrow, onHashed),
     readRawFiles,
     writeFile,
     writeFiles,

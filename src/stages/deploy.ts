@@ -53,8 +53,12 @@ export const runStep = Effect.fn("DeployStage.runStep")(function* (
   const shell = yield* Shell
   const shown = () => showArgv(step.argv, ctx.secrets.redact)
   yield* ctx.output(`==> ${name}: ${shown()}`)
+  // A step without a program (a library caller's) cannot start, as one naming a program that is not there.
+  const [program, ...args] = step.argv
+  if (program === undefined)
+    return yield* new CommandFailed({ command: shown(), exitCode: -1, stderr: "no program to run", step: name })
   const result = yield* shell
-    .run(step.argv[0]!, step.argv.slice(1), {
+    .run(program, args, {
       cwd: ctx.cwd,
       env: step.env,
       // A step reads nothing but the secret it is given: stdin is closed, so nothing waits on a terminal.

@@ -25,9 +25,10 @@ const localSync = (options: {
     const report = yield* LocalSync.sync({ ...options, dryRun: false }).pipe(Effect.provide(LocalSync.Default))
     const errors = report.results.flatMap((r) => r.errors)
     const summary = report.results.map((r) => `${r.kind}: ${r.synced} synced, ${r.deleted} deleted`).join("; ")
-    if (errors.length > 0) {
+    const [first] = errors
+    if (first !== undefined) {
       return yield* new InvalidInput({
-        reason: `${plural(errors.length, "item")} could not be read (${errors[0]!.message}); ${summary}`
+        reason: `${plural(errors.length, "item")} could not be read (${first.message}); ${summary}`
       })
     }
     return summary

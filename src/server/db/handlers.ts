@@ -2,7 +2,7 @@
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Chunk, Config, Effect, Option, type Redacted, Schema, Stream } from "effect"
+import { Chunk, Config, Effect, Option, Schema, Stream } from "effect"
 import type { Caller } from "../../api/common.js"
 import { DatabaseInfo, ImportResult, NDJSON } from "../../api/db.js"
 import { IDEMPOTENCY_HEADER } from "../../api/index.js"
@@ -86,7 +86,10 @@ $do$;
 /** The schema of a tenant's tables, created on first use. */
 const tenantSchema = (sql: SqlClient.SqlClient, tenantId: string) =>
   sql.unsafe<{ schema: string }>("SELECT agentsync_tenant_db($1) AS schema", [tenantId]).pipe(
-    Effect.map(([row]) => row!.schema),
+    // The function returns its one row whatever the tenant: none is a fault of the statement.
+    Effect.flatMap(([row]) =>
+      row === undefined ? Effect.dieMessage("agentsync_tenant_db returned no row") : Effect.succeed(row.schema)
+    ),
     Effect.mapError((e) => new ApiError({ status: 500, reason: `tenant database: ${e.message}` }))
   )
 
@@ -162,7 +165,9 @@ const readBody = (request: HttpServerRequest.HttpServerRequest) =>
             })
           order = Math.max(order, index)
           checker.add(line.kind, line.row, lineNo)
-          ;(rows[line.kind] as Array<RowOf[typeof line.kind]>).push(line.row)
+          if (line.kind === "users") rows.users.push(line.row)
+          else if (line.kind === "skills") rows.skills.push(line.row)
+          else rows.contexts.push(line.row)
         })
       ),
       Effect.mapError((e) => new InvalidInput({ reason: `import body could not be read: ${e.message}` }))
@@ -194,16 +199,15 @@ const ops = Effect.gen(function* () {
   const exposed = yield* Config.option(Config.redacted("AGENTSYNC_SERVE_DATABASE_URL")).pipe(
     Effect.orElseSucceed(() => Option.none())
   )
-  const location = (caller: Caller) =>
-    Effect.map(tenantSchema(sql, caller.tenantId), (schema): DbLocation => ({ sql, schema }))
+  const location = (caller: Caller) => Effect.map(tenantSchema(sql, caller.tenantId), (schema) => ({ sql, schema }))
   return {
     info: (caller: Caller) =>
       Effect.gen(function* () {
         const loc = yield* location(caller)
         const counts = yield* countRows(loc).pipe(Effect.mapError(serverError))
         return new DatabaseInfo({
-          url: Option.getOrNull(exposed) as Redacted.Redacted<string> | null,
-          schema: loc.schema!,
+          url: Option.getOrNull(exposed),
+          schema: loc.schema,
           counts
         })
       }),

@@ -74,8 +74,12 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                   tenant: release.tenantId
                 })
                 yield* log(`$ ${showArgv(argv, config.redact)}`)
+                // The configuration refuses an empty hook; one given some other way cannot start either.
+                const [program, ...args] = argv
+                if (program === undefined)
+                  return yield* Effect.fail(new StepFailed("the release hook could not start: its argv is empty"))
                 const result = yield* shell
-                  .run(argv[0]!, argv.slice(1), {
+                  .run(program, args, {
                     // Nothing for the hook on stdin: it is closed, so a hook that reads it does not wait forever.
                     stdin: "",
                     env: {
@@ -211,7 +215,7 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
               yield* log("the server stopped during the release")
               yield* flush
               yield* sql`UPDATE releases SET status = 'failed', finished_at = now(), reason = 'the server stopped during the release'
-                WHERE id = ${release.id} AND status IN ${sql.in(RUNNING as Array<string>)}`.pipe(Effect.orDie)
+                WHERE id = ${release.id} AND status IN ${sql.in(RUNNING)}`.pipe(Effect.orDie)
             }).pipe(Effect.timeout("3 seconds"), Effect.ignore)
           )
         )

@@ -101,25 +101,27 @@ const storageFailure = (what: string) => (cause: SqlError.SqlError) =>
 const COLUMNS =
   "id, number, kind, image, digest, tag, source_sha, dirty, rollback_of, status, reason, reactivated, who, message, health_path, health_timeout_seconds, created_at, finished_at"
 
-export interface NewRelease {
-  readonly kind: ReleaseKind
+/** A release to record: a deploy names its image, a rollback the release whose image it runs again. */
+export type NewRelease = {
   readonly lockId: string
   readonly idempotencyKey: string | undefined
-  readonly image?: string
   readonly tag: string | null
   readonly sourceSha: string | null
   readonly dirty: boolean | null
-  readonly rollbackOf?: number
   readonly message: string
   readonly health: { readonly path: string; readonly timeout_seconds: number } | null
-}
+} & ({ readonly kind: "deploy"; readonly image: string } | { readonly kind: "rollback"; readonly rollbackOf: number })
+
+/** The row a query returns whatever the data (an aggregate, a row this transaction wrote or locked): none is a fault. */
+const oneRow = <A>(row: A | undefined, what: string): Effect.Effect<A> =>
+  row === undefined ? Effect.dieMessage(`deploy storage: ${what} returned no row`) : Effect.succeed(row)
 
 export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server/DeployStore", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const config = yield* DeployServerConfig
     const lease = config.leaseSeconds
-    const running = sql.in(RUNNING as Array<string>)
+    const running = sql.in(RUNNING)
 
     /** The lock row with whether it is held: a live lease, or a running release with a fresh heartbeat. */
     const readLock = (tenantId: string, forUpdate = false) =>
@@ -146,11 +148,13 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
 
     const acquire = Effect.fn("DeployStore.acquire")(function* (caller: Caller, holder: string, message: string) {
       const id = `lk_${randomBytes(12).toString("hex")}`
-      const taken = yield* sql
+      // The lock row is read in the transaction that inserted it or, held by another, locked it (ON CONFLICT DO
+      // UPDATE locks the conflicting row even where its WHERE leaves it unchanged): it is there either way.
+      const { taken, row } = yield* sql
         .withTransaction(
           Effect.gen(function* () {
             yield* settleAbandoned(caller.tenantId)
-            return yield* sql<{ id: string }>`
+            const inserted = yield* sql<{ id: string }>`
             INSERT INTO deploy_locks (tenant_id, id, holder, message, who, acquired_at, heartbeat_at, expires_at, release_id)
             VALUES (${caller.tenantId}, ${id}, ${holder}, ${message}, ${caller.label}, now(), now(), now() + make_interval(secs => ${lease}), NULL)
             ON CONFLICT (tenant_id) DO UPDATE SET id = excluded.id, holder = excluded.holder, message = excluded.message, who = excluded.who,
@@ -159,13 +163,13 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               SELECT 1 FROM releases r WHERE r.id = deploy_locks.release_id AND r.status IN ${running}
                 AND r.heartbeat_at > now() - make_interval(secs => ${lease}))
             RETURNING id`
+            const row = yield* oneRow(yield* readLock(caller.tenantId), "the lock row just written or locked")
+            return { taken: inserted.length > 0, row }
           })
         )
         .pipe(Effect.catchTag("SqlError", storageFailure("lock")))
-      const row = yield* readLock(caller.tenantId).pipe(Effect.catchTag("SqlError", storageFailure("lock")))
-      if (taken.length === 0 || row === undefined) {
-        return yield* new DeployLockedWire({ reason: "the tenant's deploy lock is held", lock: lockInfo(row!) })
-      }
+      if (!taken)
+        return yield* new DeployLockedWire({ reason: "the tenant's deploy lock is held", lock: lockInfo(row) })
       return new LockGrant({ id, lease_seconds: lease, lock: lockInfo(row) })
     })
 
@@ -257,10 +261,10 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
             if (lock.release_running) {
               return yield* new LockLost({ reason: `release ${lock.release} is still running under this lock` })
             }
-            let image = req.image ?? ""
-            let digest = ""
+            let image: string
+            let digest: string
             if (req.kind === "rollback") {
-              const target = yield* releaseRow(tenantId, req.rollbackOf!, false)
+              const target = yield* releaseRow(tenantId, req.rollbackOf, false)
               if (target === undefined) return yield* new NotFound({ reason: `no release ${req.rollbackOf}` })
               const [active] = yield* sql.unsafe<ReleaseRow>(
                 `SELECT ${COLUMNS} FROM releases WHERE tenant_id = $1 AND status = 'active'`,
@@ -271,20 +275,20 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               image = target.image
               digest = target.digest
             } else {
-              const parsed = parseDigestImage(image)
+              const parsed = parseDigestImage(req.image)
               if (parsed === undefined) {
                 return yield* new InvalidInput({
                   field: "image",
-                  reason: `not an image by digest (repository@sha256:<64 hex>): ${JSON.stringify(image.slice(0, 200))}`
+                  reason: `not an image by digest (repository@sha256:<64 hex>): ${JSON.stringify(req.image.slice(0, 200))}`
                 })
               }
+              image = req.image
               digest = parsed.digest
             }
-            const [{ next }] = (yield* sql<{
+            const [counted] = yield* sql<{
               next: number
-            }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`) as [
-              { next: number }
-            ]
+            }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`
+            const { next } = yield* oneRow(counted, "the next release number")
             const id = randomUUID()
             yield* sql`INSERT INTO releases ${sql.insert({
               id,
@@ -296,7 +300,7 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               tag: req.tag,
               source_sha: req.sourceSha,
               dirty: req.dirty,
-              rollback_of: req.rollbackOf ?? null,
+              rollback_of: req.kind === "rollback" ? req.rollbackOf : null,
               status: "pending",
               who: caller.label,
               message: req.message,
@@ -305,8 +309,9 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               idempotency_key: req.idempotencyKey ?? null
             })}`
             yield* sql`UPDATE deploy_locks SET release_id = ${id} WHERE tenant_id = ${tenantId}`
-            const [row] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id])
-            return { row: row!, created: true }
+            const [inserted] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id])
+            const row = yield* oneRow(inserted, "the release just inserted")
+            return { row, created: true }
           })
         )
         .pipe(Effect.catchTag("SqlError", storageFailure("release")))

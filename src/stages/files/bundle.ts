@@ -8,7 +8,6 @@ import { IoError, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { RACY_MS } from "../../services/state.js"
-import { hashTree } from "../../services/TreeHash.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
 
@@ -184,10 +183,9 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
           progress.advance(1)
         } else misses.push({ at: i, file: f })
       })
-      return hashTree(
-        workspace.root,
-        misses.map((m) => m.file.path),
-        { sizes: misses.map((m) => m.file.size), onHashed: progress.advance }
+      return workspace.hashFiles(
+        misses.map((m) => m.file),
+        progress.advance
       )
     })
   )
