@@ -1,5 +1,6 @@
 /** The pure diff layer: one generic keyed diff and the per-kind calculators built on it. */
 import { accessRuleHash, accessRuleKey, agentHash, contentHash, contentKey, skillHash } from "./hash.js"
+import { held } from "./held.js"
 import type {
   AccessRule,
   AccessRulesDiffResult,
@@ -45,10 +46,8 @@ export const diffKeyed = <A>(keyed: Keyed<A>, source: Iterable<A>, target: Itera
   let modified = 0
   let removed = 0
   let unchanged = 0
-  const items: Array<DiffItem<A>> = new Array(sorted.length)
-  for (let i = 0; i < sorted.length; i++) {
-    const key = sorted[i]!
-    const { s, t } = slots.get(key)!
+  const items = sorted.map((key): DiffItem<A> => {
+    const { s, t } = held(slots.get(key), "the slot of a key of the diff")
     const sourceHash = s === undefined ? undefined : keyed.hash(s)
     const targetHash = t === undefined ? undefined : keyed.hash(t)
     let status: DiffStatus
@@ -65,8 +64,8 @@ export const diffKeyed = <A>(keyed: Keyed<A>, source: Iterable<A>, target: Itera
       status = "Modified"
       modified++
     }
-    items[i] = { key, status, source: s, target: t, sourceHash, targetHash }
-  }
+    return { key, status, source: s, target: t, sourceHash, targetHash }
+  })
   return { items, counts: { added, modified, removed, unchanged } }
 }
 
@@ -79,7 +78,7 @@ export const applyDiff = <A>(keyed: Keyed<A>, diff: DiffResult<A>, target: Itera
     else if ((item.status === "Added" || item.status === "Modified") && item.source !== undefined)
       out.set(item.key, item.source)
   }
-  return [...out.keys()].sort().map((k) => out.get(k)!)
+  return [...out.keys()].sort().map((k) => held(out.get(k), "an item of the applied diff"))
 }
 
 /** Only the items that need an action. */

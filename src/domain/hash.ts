@@ -1,19 +1,19 @@
 /** Canonical hashing: SHA-256 over a canonical encoding of an item's synced fields, of bytes, and of manifests. */
 import { createHash } from "node:crypto"
 import type { AccessRule, Agent, Content, FileEntry, Skill } from "./model.js"
+import { isRecord } from "./record.js"
 
 /** JSON with object keys sorted at every depth and `undefined` fields left out: one encoding per value. */
 export const canonicalJson = (value: unknown): string => {
-  if (value === null || typeof value !== "object") {
-    if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError("non-finite number")
-    return JSON.stringify(value) ?? "null"
-  }
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  const record = value as Record<string, unknown>
-  const keys = Object.keys(record)
-    .filter((k) => record[k] !== undefined)
-    .sort()
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`
+  if (isRecord(value)) {
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`
+  }
+  if (typeof value === "number" && !Number.isFinite(value)) throw new TypeError("non-finite number")
+  return JSON.stringify(value) ?? "null"
 }
 
 export const sha256 = (data: string | Uint8Array): string => createHash("sha256").update(data).digest("hex")
@@ -50,7 +50,14 @@ export const byPath = (a: FileEntry, b: FileEntry) => (a.path < b.path ? -1 : a.
  */
 export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   let sorted = true
-  for (let i = 1; i < entries.length && sorted; i++) sorted = entries[i - 1]!.path <= entries[i]!.path
+  let previous = ""
+  for (const e of entries) {
+    if (e.path < previous) {
+      sorted = false
+      break
+    }
+    previous = e.path
+  }
   const hash = createHash("sha256")
   // Lines are fed in batches: one update per line costs more than the hashing itself.
   let batch = ""
