@@ -29,7 +29,7 @@ export const globToRegExp = (glob: string): RegExp => {
   if (g.endsWith("/")) g = `${g}**`
   let re = ""
   for (let i = 0; i < g.length; i++) {
-    const c = g[i]!
+    const c = g.charAt(i)
     if (c === "*") {
       if (g[i + 1] === "*") {
         const slashAfter = g[i + 2] === "/"
@@ -104,7 +104,8 @@ export interface Membership {
 /** Builds the membership test from the contents of `.agentsyncignore` (empty when there is none). */
 export const makeMembership = (ignoreText = ""): Membership => {
   // The built-in ignores are part of isMemberPath, checked first: an ignore file cannot re-include them.
-  const rules: Array<{ readonly negate: boolean; readonly re: RegExp }> = []
+  type Rule = { readonly negate: boolean; readonly re: RegExp }
+  const rules: Array<Rule> = []
   for (const raw of ignoreText.split(/\r?\n/)) {
     const line = raw.trim()
     if (line === "" || line.startsWith("#")) continue
@@ -113,17 +114,16 @@ export const makeMembership = (ignoreText = ""): Membership => {
   }
   // The last matching rule decides; consecutive rules of the same polarity act as one, so each run of them is
   // tested as one alternation (one regex per file instead of one per rule: the test runs for every file).
-  const runs: Array<{ readonly negate: boolean; readonly re: RegExp }> = []
-  for (let i = 0; i < rules.length; ) {
-    let j = i
-    while (j < rules.length && rules[j]!.negate === rules[i]!.negate) j++
-    const group = rules.slice(i, j)
-    runs.push({
-      negate: rules[i]!.negate,
-      re: group.length === 1 ? group[0]!.re : new RegExp(group.map((r) => `(?:${r.re.source})`).join("|"))
-    })
-    i = j
+  const groups: Array<{ readonly negate: boolean; readonly rules: [Rule, ...Array<Rule>] }> = []
+  for (const r of rules) {
+    const last = groups[groups.length - 1]
+    if (last !== undefined && last.negate === r.negate) last.rules.push(r)
+    else groups.push({ negate: r.negate, rules: [r] })
   }
+  const runs = groups.map(({ negate, rules: [first, ...more] }) => ({
+    negate,
+    re: more.length === 0 ? first.re : new RegExp([first, ...more].map((r) => `(?:${r.re.source})`).join("|"))
+  }))
   const ruled = (path: string) => {
     let included = true
     for (const r of runs) if (r.re.test(path)) included = r.negate
