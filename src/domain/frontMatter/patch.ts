@@ -1,22 +1,33 @@
 /** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back, falling back to a coarser rewrite rather than a wrong one. */
 import { stringify as stringifyToml } from "smol-toml"
-import { isMap, isNode, isScalar, type Node, type Pair, parseDocument, stringify, type YAMLMap } from "yaml"
+import { isMap, isNode, isScalar, type Pair, parseDocument, stringify } from "yaml"
 import type { Json } from "../model.js"
+import { groups } from "../text.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
 import { type Fields, lineEnd, type SplitFile } from "./split.js"
 
-/** One change between two maps of fields: a path of keys and the new value, or removal. */
+/** One change between two maps of fields: the key, the keys of the maps it sits in, and the new value or removal. */
 type Change =
-  | { readonly path: ReadonlyArray<string>; readonly value: Json }
-  | { readonly path: ReadonlyArray<string>; readonly remove: true }
+  | { readonly at: ReadonlyArray<string>; readonly key: string; readonly value: Json }
+  | { readonly at: ReadonlyArray<string>; readonly key: string; readonly remove: true }
 
-/** The changes from `from` to `to`, as deep as both sides are maps; lists change whole. */
-const changes = (from: Fields, to: Fields, at: ReadonlyArray<string> = []): Array<Change> => {
+/** The keys from the top down to a change's own. */
+const pathOf = (c: Change): ReadonlyArray<string> => [...c.at, c.key]
+
+/**
+ * The changes from `from` to `to`, as deep as both sides are maps; lists change whole. `from` may be any map a
+ * parser gave: only `to`'s values are carried.
+ */
+const changes = (
+  from: { readonly [key: string]: unknown },
+  to: Fields,
+  at: ReadonlyArray<string> = []
+): Array<Change> => {
   const out: Array<Change> = []
-  for (const key of Object.keys(from)) if (!Object.hasOwn(to, key)) out.push({ path: [...at, key], remove: true })
+  for (const key of Object.keys(from)) if (!Object.hasOwn(to, key)) out.push({ at, key, remove: true })
   for (const [key, value] of Object.entries(to)) {
-    if (!Object.hasOwn(from, key)) out.push({ path: [...at, key], value })
+    if (!Object.hasOwn(from, key)) out.push({ at, key, value })
     else {
       const old = from[key]
       if (sameJson(old, value, true)) continue
@@ -28,8 +39,8 @@ const changes = (from: Fields, to: Fields, at: ReadonlyArray<string> = []): Arra
           Object.keys(value).filter((k) => Object.hasOwn(old, k))
         )
       ) {
-        out.push(...changes(old as Fields, value as Fields, [...at, key]))
-      } else out.push({ path: [...at, key], value })
+        out.push(...changes(old, value, [...at, key]))
+      } else out.push({ at, key, value })
     }
   }
   return out
@@ -68,9 +79,8 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
   // Edits run from the end of the text backwards, so earlier offsets stay valid.
   const edits: Array<{ readonly start: number; readonly end: number; readonly text: string }> = []
   for (const change of changes(from, to)) {
-    const parentPath = change.path.slice(0, -1)
-    const key = change.path[change.path.length - 1]!
-    const parent = (parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true)) as Node | null
+    const { at: parentPath, key } = change
+    const parent: unknown = parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true)
     if (parent === null && parentPath.length === 0) {
       if ("remove" in change) return undefined
       edits.push({
@@ -81,11 +91,10 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
       continue
     }
     if (!isMap(parent) || parent.flow) return undefined
-    const map = parent as YAMLMap
-    const pair = map.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
+    const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === key)
     if (pair === undefined) {
       if ("remove" in change) return undefined
-      const last = map.items[map.items.length - 1]
+      const last = parent.items[parent.items.length - 1]
       if (last === undefined || !isNode(last.key) || !last.key.range) return undefined
       const indent = last.key.range[0] - lineStart(text, last.key.range[0])
       const at = pairEnd(text, last)
@@ -119,10 +128,12 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
 const patchYamlDocument = (text: string, to: Fields): string | undefined => {
   const doc = parseDocument(text, { uniqueKeys: true })
   if (doc.errors.length > 0) return undefined
-  const from = (doc.toJS() ?? {}) as Fields
+  // Front matter that is not a map never reads back as fields: no edit of it can be right.
+  const from: unknown = doc.toJS() ?? {}
+  if (!isFields(from)) return undefined
   for (const c of changes(from, to)) {
-    if ("remove" in c) doc.deleteIn(c.path)
-    else doc.setIn(c.path, doc.createNode(c.value))
+    if ("remove" in c) doc.deleteIn(pathOf(c))
+    else doc.setIn(pathOf(c), doc.createNode(c.value))
   }
   return doc.toString(YAML_OPTIONS)
 }
@@ -147,14 +158,20 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
   // The table each line belongs to, and the key it sets (single-line `key = value` only).
   let table = ""
   let arrayTable = false
-  const entries: Array<{ readonly table: string; readonly key: string | undefined; readonly line: number }> = []
+  const entries: Array<{
+    readonly table: string
+    readonly key: string | undefined
+    readonly line: number
+    readonly text: string
+  }> = []
   const lastLine = new Map<string, number>()
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!.trim()
-    const header = /^\[(\[)?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$/.exec(l)
+  for (const [i, text] of lines.entries()) {
+    const l = text.trim()
+    const header = groups(/^\[(\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$/, l, 2)
     if (header) {
-      arrayTable = header[1] !== undefined
-      table = header[2]!
+      const [bracket, name] = header
+      arrayTable = bracket !== ""
+      table = name
         .split(".")
         .map((s) => s.trim())
         .join(".")
@@ -162,14 +179,13 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
       continue
     }
     const kv = /^([A-Za-z0-9_-]+)\s*=/.exec(l)
-    entries.push({ table: arrayTable ? "\0" : table, key: kv?.[1], line: i })
+    entries.push({ table: arrayTable ? "\0" : table, key: kv?.[1], line: i, text })
     if (kv && !arrayTable) lastLine.set(table, i)
   }
   const insertAfter = new Map<number, Array<string>>()
   const replace = new Map<number, string | null>()
   for (const c of changes(from, to)) {
-    const tablePath = c.path.slice(0, -1)
-    const key = c.path[c.path.length - 1]!
+    const { at: tablePath, key } = c
     if (tablePath.some((p) => !TOML_BARE_KEY.test(p)) || !TOML_BARE_KEY.test(key)) return undefined
     const t = tablePath.join(".")
     const entry = entries.find((e) => e.table === t && e.key === key)
@@ -178,10 +194,10 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
       replace.set(entry.line, null)
       continue
     }
-    const old = c.path.reduce<unknown>((o, k) => (isFields(o) ? o[k] : undefined), from)
+    const old = pathOf(c).reduce<unknown>((o, k) => (isFields(o) ? o[k] : undefined), from)
     const value = tomlValue(
       c.value,
-      typeof old === "string" && TOML_DATE.test(old) && entry !== undefined && !/=\s*["']/.test(lines[entry.line]!)
+      typeof old === "string" && TOML_DATE.test(old) && entry !== undefined && !/=\s*["']/.test(entry.text)
     )
     if (value === undefined) return undefined
     if (entry === undefined) {
@@ -192,7 +208,7 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
       insertAfter.set(after, list)
       continue
     }
-    const line = lines[entry.line]!
+    const line = entry.text
     const eq = line.indexOf("=")
     // Keep a trailing comment: the old value must be exactly what stands before it.
     const rest = line.slice(eq + 1)
@@ -206,7 +222,7 @@ const patchTomlText = (text: string, from: Fields, to: Fields): string | undefin
     const firstHeader = lines.findIndex((l) => /^\s*\[/.test(l))
     const at = firstHeader === -1 ? (lines[lines.length - 1] === "" ? lines.length - 1 : lines.length) : firstHeader
     let lastKey = -1
-    for (let i = 0; i < at; i++) if (/^\s*[A-Za-z0-9_"'-]/.test(lines[i]!)) lastKey = i
+    for (const [i, l] of lines.slice(0, at).entries()) if (/^\s*[A-Za-z0-9_"'-]/.test(l)) lastKey = i
     insertAfter.delete(-1)
     const list = insertAfter.get(lastKey === -1 ? at - 1 : lastKey) ?? []
     insertAfter.set(lastKey === -1 ? at - 1 : lastKey, [...list, ...top])
