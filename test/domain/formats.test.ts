@@ -308,6 +308,28 @@ describe("bad input is reported with file and line", () => {
     expect(Either.isLeft(e) && e.left[0]!.line).toBe(6)
   })
 
+  it("a title left out is the first heading outside code fences, else the file's name", () => {
+    const body = [
+      "````md",
+      "# not this: inside a fence",
+      "~~~",
+      "# nor this: a tilde does not close a backtick fence",
+      "````",
+      "~~~",
+      "# nor this one",
+      "```",
+      "~~~",
+      "   ## The title ##",
+      "# a later heading"
+    ].join("\n")
+    const c = right(
+      parseContent({ path: "content/blog/a.md", text: `---\nkind: guide\n---\n${body}\n` }, "blog", "a.md")
+    )
+    expect(c.title).toBe("The title")
+    const n = parseContent({ path: "content/blog/x/index.md", text: "no heading\n" }, "blog", "guides/install/index.md")
+    expect(right(n).title).toBe("install")
+  })
+
   it("a front matter that never closes is reported at line 1", () => {
     const e = parseContent({ path: "content/blog/a.md", text: "---\ntitle: x\n\nbody\n" }, "blog", "a.md")
     expect(Either.isLeft(e) && e.left[0]!.message).toMatch(/content\/blog\/a.md:1: front matter .* never closed/)

@@ -3,6 +3,7 @@ import { Either, Schema } from "effect"
 import { freshHead } from "../frontMatter/render.js"
 import { type Fields, problem } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
+import { groups } from "../text.js"
 import {
   ID_RULE,
   isBool,
@@ -74,10 +75,11 @@ export const contentSlug = (path: string): string | undefined => {
 const firstHeading = (body: string): string | undefined => {
   let fence: string | undefined
   for (const line of body.split("\n")) {
-    const f = /^ {0,3}(`{3,}|~{3,})/.exec(line)
+    const f = groups(/^ {0,3}(`{3,}|~{3,})/, line, 1)
     if (f) {
-      if (fence === undefined) fence = f[1]![0]
-      else if (f[1]![0] === fence) fence = undefined
+      const mark = f[0].charAt(0)
+      if (fence === undefined) fence = mark
+      else if (mark === fence) fence = undefined
       continue
     }
     if (fence !== undefined) continue

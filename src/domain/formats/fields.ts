@@ -5,6 +5,7 @@ import { patchFrontMatter } from "../frontMatter/patch.js"
 import { readFrontMatter, readYamlFields } from "../frontMatter/read.js"
 import { freshHead, renderYaml, sameJson } from "../frontMatter/render.js"
 import { type Fields, problem, type SplitFile, splitFrontMatter } from "../frontMatter/split.js"
+import { held } from "../held.js"
 import { ContentPath, Id, type Json } from "../model.js"
 import type { TextFile } from "./yaml.js"
 
@@ -61,7 +62,10 @@ export const encode = (
   const out: Record<string, Json> = { ...base }
   for (const key of Object.keys(baseExtra)) if (!Object.hasOwn(extra, key)) delete out[key]
   for (const [key, value] of Object.entries(extra)) if (!sameJson(baseExtra[key], value, true)) out[key] = value
-  for (const { key } of known) if (!sameJson(baseValues[key], wanted[key], true)) out[key] = wanted[key]!
+  for (const { key } of known) {
+    const value = held(wanted[key], `the wanted value of the known field ${key}`)
+    if (!sameJson(baseValues[key], value, true)) out[key] = value
+  }
   return out
 }
 

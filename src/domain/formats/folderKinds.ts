@@ -190,7 +190,6 @@ export const renderItem = <A extends Agent | Skill>(
   k: FolderKind<A>,
   a: A
 ): ReadonlyArray<{ readonly path: string; readonly text: string }> => {
-  const [first, second] = itemPaths(k, a)
   const want = wanted(k, a)
   if (a.form === "file") {
     const { id: _, ...fresh } = want
@@ -207,10 +206,10 @@ export const renderItem = <A extends Agent | Skill>(
       a.extra,
       () => ({ ...fresh, ...a.extra })
     )
-    return [{ path: first!, text }]
+    return [{ path: k.filePath(a.id), text }]
   }
   return [
-    { path: first!, text: renderConfig(a.original, k.fields, (known) => values(k, a.id, known), want) },
-    { path: second!, text: k.body(a) }
+    { path: configPath(k, a.id), text: renderConfig(a.original, k.fields, (known) => values(k, a.id, known), want) },
+    { path: bodyPath(k, a.id), text: k.body(a) }
   ]
 }
