@@ -10,7 +10,6 @@ import type {
   ContentDiffResult,
   DiffItem,
   DiffResult,
-  DiffStatus,
   FileEntry,
   FilesDiffResult,
   Skill,
@@ -29,15 +28,20 @@ export interface Keyed<A> {
  * target, Modified in both with different hashes. Items come back sorted by key. A key present twice on
  * one side keeps its last occurrence; callers that care reject duplicates before diffing.
  */
-export const diffKeyed = <A>(keyed: Keyed<A>, source: Iterable<A>, target: Iterable<A>): DiffResult<A> => {
+export const diffKeyed = <S, T = S>(
+  keyed: Keyed<NoInfer<S | T>>,
+  source: Iterable<S>,
+  target: Iterable<T>
+): DiffResult<S, T> => {
   // One map of slots holds both sides: a key's source and target meet in the same slot, so each item costs
-  // one map operation, and the union of keys is the map's keys.
-  const slots = new Map<string, { s: A | undefined; t: A | undefined }>()
+  // one map operation, and the union of keys is the map's keys. A slot holds a source (and perhaps a target), or
+  // a target alone.
+  const slots = new Map<string, { s: S; t: T | undefined } | { t: T }>()
   for (const a of source) slots.set(keyed.key(a), { s: a, t: undefined })
   for (const a of target) {
     const k = keyed.key(a)
     const slot = slots.get(k)
-    if (slot === undefined) slots.set(k, { s: undefined, t: a })
+    if (slot === undefined) slots.set(k, { t: a })
     else slot.t = a
   }
   // The default sort compares UTF-16 code units, natively: several times faster than a comparator.
@@ -46,25 +50,35 @@ export const diffKeyed = <A>(keyed: Keyed<A>, source: Iterable<A>, target: Itera
   let modified = 0
   let removed = 0
   let unchanged = 0
-  const items = sorted.map((key): DiffItem<A> => {
-    const { s, t } = held(slots.get(key), "the slot of a key of the diff")
-    const sourceHash = s === undefined ? undefined : keyed.hash(s)
-    const targetHash = t === undefined ? undefined : keyed.hash(t)
-    let status: DiffStatus
-    if (t === undefined) {
-      status = "Added"
-      added++
-    } else if (s === undefined) {
-      status = "Removed"
+  const items = sorted.map((key): DiffItem<S, T> => {
+    const slot = held(slots.get(key), "the slot of a key of the diff")
+    if (!("s" in slot)) {
       removed++
-    } else if (sourceHash === targetHash) {
-      status = "Unchanged"
-      unchanged++
-    } else {
-      status = "Modified"
-      modified++
+      return {
+        key,
+        status: "Removed",
+        source: undefined,
+        target: slot.t,
+        sourceHash: undefined,
+        targetHash: keyed.hash(slot.t)
+      }
     }
-    return { key, status, source: s, target: t, sourceHash, targetHash }
+    const sourceHash = keyed.hash(slot.s)
+    if (slot.t === undefined) {
+      added++
+      return { key, status: "Added", source: slot.s, target: undefined, sourceHash, targetHash: undefined }
+    }
+    const targetHash = keyed.hash(slot.t)
+    if (sourceHash === targetHash) unchanged++
+    else modified++
+    return {
+      key,
+      status: sourceHash === targetHash ? "Unchanged" : "Modified",
+      source: slot.s,
+      target: slot.t,
+      sourceHash,
+      targetHash
+    }
   })
   return { items, counts: { added, modified, removed, unchanged } }
 }

@@ -281,15 +281,35 @@ export class FileManifest extends Schema.Class<FileManifest>("FileManifest")({
 export const DiffStatus = Schema.Literal("Added", "Modified", "Removed", "Unchanged")
 export type DiffStatus = typeof DiffStatus.Type
 
-/** One key of a diff: the item on each side where present, with its hash. */
-export interface DiffItem<A> {
-  readonly key: string
-  readonly status: DiffStatus
-  readonly source: A | undefined
-  readonly target: A | undefined
-  readonly sourceHash: string | undefined
-  readonly targetHash: string | undefined
-}
+/**
+ * One key of a diff: the item on each side where present, with its hash. The status says which sides are: an
+ * added key has only a source, a removed one only a target, a modified or unchanged one both.
+ */
+export type DiffItem<S, T = S> =
+  | {
+      readonly key: string
+      readonly status: "Added"
+      readonly source: S
+      readonly target: undefined
+      readonly sourceHash: string
+      readonly targetHash: undefined
+    }
+  | {
+      readonly key: string
+      readonly status: "Removed"
+      readonly source: undefined
+      readonly target: T
+      readonly sourceHash: undefined
+      readonly targetHash: string
+    }
+  | {
+      readonly key: string
+      readonly status: "Modified" | "Unchanged"
+      readonly source: S
+      readonly target: T
+      readonly sourceHash: string
+      readonly targetHash: string
+    }
 
 export interface DiffCounts {
   readonly added: number
@@ -298,9 +318,9 @@ export interface DiffCounts {
   readonly unchanged: number
 }
 
-export interface DiffResult<A> {
+export interface DiffResult<S, T = S> {
   /** Every key of either side, sorted by key. */
-  readonly items: ReadonlyArray<DiffItem<A>>
+  readonly items: ReadonlyArray<DiffItem<S, T>>
   readonly counts: DiffCounts
 }
 

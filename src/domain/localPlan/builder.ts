@@ -92,22 +92,25 @@ export const walk = <D, B>(
 ) => {
   const d = disk.filter((u) => !blocked(u.key))
   const r = db.filter((u) => !blocked(u.key))
-  const toDb = b.options.direction === "ToDatabase"
-  const diff = toDb
-    ? diffKeyed(UnitKeyed, d as ReadonlyArray<Unit<unknown>>, r)
-    : diffKeyed(UnitKeyed, r as ReadonlyArray<Unit<unknown>>, d)
-  for (const i of diff.items) {
-    if (i.status === "Unchanged") b.skipped++
-    else if (i.status === "Added" || i.status === "Modified") {
-      if (toDb) on.toDb(i.source as Unit<D>, i.status)
-      else on.toDisk(i.source as Unit<B>, i.target as Unit<D> | undefined, i.status)
-    } else if (!b.options.deleteOrphans) b.skipped++
-    else {
-      b.deleted++
-      if (toDb) on.deleteRow(i.target as Unit<B>)
-      else on.removeFile(i.target as Unit<D>)
+  // The same walk either way, the source side first.
+  const visit = <S, T>(
+    source: ReadonlyArray<Unit<S>>,
+    target: ReadonlyArray<Unit<T>>,
+    change: (s: Unit<S>, t: Unit<T> | undefined, status: "Added" | "Modified") => void,
+    drop: (t: Unit<T>) => void
+  ) => {
+    for (const i of diffKeyed(UnitKeyed, source, target).items) {
+      if (i.status === "Unchanged") b.skipped++
+      else if (i.status !== "Removed") change(i.source, i.target, i.status)
+      else if (!b.options.deleteOrphans) b.skipped++
+      else {
+        b.deleted++
+        drop(i.target)
+      }
     }
   }
+  if (b.options.direction === "ToDatabase") visit(d, r, (s, _, status) => on.toDb(s, status), on.deleteRow)
+  else visit(r, d, on.toDisk, on.removeFile)
 }
 
 export const invalidRowErrors = (
