@@ -154,8 +154,9 @@ export interface ContentMeta {
   readonly file_sha256: string | null
 }
 
-/** Whether a row's recorded file hash can be trusted without rendering the row. */
-export const isTrusted = (m: ContentMeta) => m.version_hash !== "" && m.file_sha256 !== null
+/** Whether a row's recorded file hash can be trusted without rendering the row (then it has one). */
+export const isTrusted = (m: ContentMeta): m is ContentMeta & { readonly file_sha256: string } =>
+  m.version_hash !== "" && m.file_sha256 !== null
 
 /** A file beside an item as the database holds it (its bytes apart, by digest). */
 export interface ItemFileRow {
@@ -256,7 +257,7 @@ export const contentRows = (
         source: m.source,
         slug: m.slug,
         path: m.path,
-        ident: contentIdent(m.path, m.file_sha256!),
+        ident: contentIdent(m.path, m.file_sha256),
         hash: m.version_hash,
         meta: m,
         item: undefined,
@@ -266,7 +267,7 @@ export const contentRows = (
     }
     const text = rowText(m, row.item)
     // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
-    const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256! : sha256(text)
+    const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256 : sha256(text)
     out.push({
       key,
       source: m.source,
@@ -289,7 +290,5 @@ export const rowsToFetch = (
   toDisk: boolean
 ): Array<ContentMeta> => {
   const onDisk = new Map(disk.contents.map((f) => [f.key, contentIdent(f.path, f.sha)]))
-  return meta.filter(
-    (m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256!))
-  )
+  return meta.filter((m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256)))
 }

@@ -34,15 +34,15 @@ export const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan =>
   const diff = diffRules(o, disk, db)
   const fromDb = db.rules.items.map((s) => s.item)
   const sourceEntities = new Set((o.direction === "ToDatabase" ? disk.project.accessRules : fromDb).map(entityOf))
-  const changed = new Set<string>()
+  // The changed keys, each with its status and the source side's rule.
+  const changed = new Map<string, { readonly status: "Added" | "Modified"; readonly rule: AccessRule }>()
   const dropped = new Set<string>()
   for (const item of diff.items) {
     if (item.status === "Unchanged") b.skipped++
-    else if (item.status === "Added" || item.status === "Modified") changed.add(item.key)
-    else if (sourceEntities.has(entityOf(item.target!)) || o.deleteOrphans) dropped.add(item.key)
+    else if (item.status !== "Removed") changed.set(item.key, { status: item.status, rule: item.source })
+    else if (sourceEntities.has(entityOf(item.target)) || o.deleteOrphans) dropped.add(item.key)
     else b.skipped++
   }
-  const statusOf = new Map(diff.items.map((i) => [i.key, i.status]))
   const paths = [ACCESS_RULES_PATH]
   if (o.direction === "ToDatabase") {
     // Deletes run first, then upserts: the steps are listed in that order.
@@ -52,9 +52,10 @@ export const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan =>
     const upserts: Array<PlacedRule> = []
     disk.project.accessRules.forEach((rule, position) => {
       const key = AccessRuleKeyed.key(rule)
-      if (!changed.has(key) || !storable(b, key, rule)) return
+      const change = changed.get(key)
+      if (change === undefined || !storable(b, key, rule)) return
       upserts.push({ rule, position })
-      b.steps.push({ kind: "acl", action: "upsert", key, status: statusOf.get(key)!, paths })
+      b.steps.push({ kind: "acl", action: "upsert", key, status: change.status, paths })
     })
     b.db.push({ _tag: "DeleteRules", rules: deletes }, { _tag: "UpsertRules", rules: upserts })
     b.synced = upserts.length
@@ -63,7 +64,6 @@ export const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan =>
   }
   if (changed.size === 0 && dropped.size === 0) return b.done(errors)
   // The file keeps its order: changed rules in place, dropped ones out, new ones appended in database order.
-  const byKey = new Map(fromDb.map((r) => [AccessRuleKeyed.key(r), r]))
   const next: Array<AccessRule> = []
   for (const rule of disk.project.accessRules) {
     const key = AccessRuleKeyed.key(rule)
@@ -71,12 +71,13 @@ export const planAcl = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan =>
       b.steps.push({ kind: "acl", action: "remove", key, status: "Removed", paths })
       continue
     }
-    if (changed.has(key)) b.steps.push({ kind: "acl", action: "write", key, status: "Modified", paths })
-    next.push(changed.has(key) ? byKey.get(key)! : rule)
+    const change = changed.get(key)
+    if (change !== undefined) b.steps.push({ kind: "acl", action: "write", key, status: "Modified", paths })
+    next.push(change === undefined ? rule : change.rule)
   }
   for (const r of fromDb) {
     const key = AccessRuleKeyed.key(r)
-    if (statusOf.get(key) !== "Added") continue
+    if (changed.get(key)?.status !== "Added") continue
     next.push(r)
     b.steps.push({ kind: "acl", action: "write", key, status: "Added", paths })
   }

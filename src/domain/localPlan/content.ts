@@ -53,7 +53,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
       b.steps.push({ kind: "content", action: "delete", key: u.key, status: "Removed", paths: [] })
     },
     removeFile: (u) => {
-      b.disk.push({ _tag: "Remove", path: u.paths[0]! })
+      for (const p of u.paths) b.disk.push({ _tag: "Remove", path: p })
       b.steps.push({ kind: "content", action: "remove", key: u.key, status: "Removed", paths: u.paths })
     }
   })
