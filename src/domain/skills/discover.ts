@@ -1,5 +1,6 @@
 /** Finding units: which files of a repository listing form which units, and which units already sit in a tool home. */
 import { Either } from "effect"
+import { held } from "../held.js"
 import { checkUnitName } from "./guards.js"
 import { type Layout, type UnitLayout, unitNameOf } from "./layout.js"
 import { fill, groupsOf } from "./templates.js"
@@ -28,7 +29,7 @@ const lowerBound = (sorted: ReadonlyArray<string>, prefix: string): number => {
   let hi = sorted.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (sorted[mid]! < prefix) lo = mid + 1
+    if (held(sorted[mid], "a path between the bounds of the search") < prefix) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -70,8 +71,10 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
     return undefined
   }
   for (const m of layout.mappings) {
-    for (let i = lowerBound(sorted, m.prefix); i < sorted.length && sorted[i]!.startsWith(m.prefix); i++) {
-      const path = sorted[i]!
+    // The paths under the mapping's prefix are one run of the sorted listing; past its end there is no path.
+    for (let i = lowerBound(sorted, m.prefix); ; i++) {
+      const path = sorted[i]
+      if (path === undefined || !path.startsWith(m.prefix)) break
       const match = m.glob.exec(path)
       if (!match || m.excluded(path)) continue
       if (insideRoots(path, claimedFiles, claimedFolders) !== undefined) continue

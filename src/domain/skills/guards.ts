@@ -1,6 +1,7 @@
 /** Guards for everything that reaches git or the file system from user input: names, refs, URLs, source URIs. */
 import { Either } from "effect"
 import { InvalidInput } from "../../errors.js"
+import { groups } from "../text.js"
 
 const refuse = (field: string, value: string, why: string) =>
   Either.left(new InvalidInput({ field, reason: `${JSON.stringify(value)} refused: ${why}` }))
@@ -57,9 +58,9 @@ export const checkGitUrl = (value: string): Either.Either<string, InvalidInput> 
     if (/\s/.test(v)) return refuse("url", v, "contains whitespace")
     if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(v))
       return refuse("url", v, "transport helpers (<transport>::) are not allowed")
-    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(v)
+    const scheme = groups(/^([A-Za-z][A-Za-z0-9+.-]*):\/\//, v, 1)
     if (scheme) {
-      const s = scheme[1]!.toLowerCase()
+      const s = scheme[0].toLowerCase()
       return ["https", "http", "ssh", "git", "file"].includes(s)
         ? Either.right(v)
         : refuse("url", v, `scheme ${s} is not allowed (https, http, ssh, git, file)`)

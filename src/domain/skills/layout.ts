@@ -130,13 +130,13 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem 
 
 const isProblem = (c: CompiledMapping | Problem): c is Problem => "reason" in c
 
-/** The first rule that does not compile, the field at fault and why; `undefined` when every rule does. */
+/** The first rule that does not compile, the field at fault, its value and why; `undefined` when every rule does. */
 export const layoutProblem = (
   mappings: ReadonlyArray<LayoutMapping>
-): (Problem & { readonly index: number }) | undefined => {
+): (Problem & { readonly index: number; readonly value: string }) | undefined => {
   for (const [index, m] of mappings.entries()) {
     const c = compileOne(m, index)
-    if (isProblem(c)) return { index, ...c }
+    if (isProblem(c)) return { index, value: m[c.field], ...c }
   }
   return undefined
 }

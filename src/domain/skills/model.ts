@@ -51,7 +51,7 @@ export const TargetLayout = Schema.Array(LayoutMapping).pipe(
       ? true
       : {
           path: [problem.index, problem.field],
-          message: `${JSON.stringify(rules[problem.index]![problem.field])} ${problem.reason}`
+          message: `${JSON.stringify(problem.value)} ${problem.reason}`
         }
   })
 )

@@ -1,4 +1,5 @@
 /** The units panel of `skill ui` (pure): its state, the events it reacts to, and `update(state, event) → [state, command]`. */
+import { held } from "../held.js"
 import type { Prefer, StatusRow } from "./planner.js"
 
 /** One unit on one tool, as `skill status` reports it. */
@@ -85,9 +86,8 @@ export const ordered = (rows: ReadonlyArray<PanelRow>): ReadonlyArray<PanelRow> 
   const sources = new Map<string, number>()
   for (const r of rows) if (!sources.has(r.source)) sources.set(r.source, sources.size)
   const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-  return [...rows].sort(
-    (a, b) => sources.get(a.source)! - sources.get(b.source)! || cmp(a.unit, b.unit) || cmp(a.tool, b.tool)
-  )
+  const rank = (r: PanelRow) => held(sources.get(r.source), "the place of a row's source")
+  return [...rows].sort((a, b) => rank(a) - rank(b) || cmp(a.unit, b.unit) || cmp(a.tool, b.tool))
 }
 
 /** The rows the filter lets through, in display order (by source, then unit, then tool). */
@@ -105,15 +105,15 @@ export const listHeight = (size: PanelState["size"]) => Math.max(1, size.rows - 
 /** Rows with a heading line before the first row of each source: what the list scrolls over. */
 export const listLines = (
   rows: ReadonlyArray<PanelRow>
-): ReadonlyArray<{ readonly heading: string } | { readonly row: number }> => {
-  const out: Array<{ heading: string } | { row: number }> = []
+): ReadonlyArray<{ readonly heading: string } | { readonly row: number; readonly item: PanelRow }> => {
+  const out: Array<{ heading: string } | { row: number; item: PanelRow }> = []
   let source: string | undefined
   rows.forEach((r, i) => {
     if (r.source !== source) {
       source = r.source
       out.push({ heading: r.source })
     }
-    out.push({ row: i })
+    out.push({ row: i, item: r })
   })
   return out
 }
@@ -127,7 +127,8 @@ const scrolled = (s: PanelState): PanelState => {
   const height = listHeight(s.size)
   let top = Math.min(s.top, Math.max(0, lines.length - height))
   if (at >= 0) {
-    const first = at > 0 && "heading" in lines[at - 1]! ? at - 1 : at
+    const before = lines[at - 1]
+    const first = before !== undefined && "heading" in before ? at - 1 : at
     if (first < top) top = first
     if (at >= top + height) top = at - height + 1
   }

@@ -136,7 +136,7 @@ const listView = (s: PanelState, size: Size): ReadonlyArray<Line> => {
       out.push(line(l.heading, "group", w))
       continue
     }
-    const r = rows[l.row]!
+    const r = l.item
     const selected = l.row === s.cursor
     const style: Style = selected
       ? "selected"

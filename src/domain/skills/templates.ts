@@ -65,7 +65,7 @@ export const pathMatcher = (pattern: string): ((path: string) => boolean) => {
   const anywhere = !pattern.includes("/")
   let re = ""
   for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!
+    const c = pattern.charAt(i)
     if (c === "*" && pattern[i + 1] === "*") {
       if (pattern[i + 2] === "/") {
         re += "(?:.*/)?"
@@ -89,7 +89,7 @@ export const unitNameMatcher = (pattern: string): ((name: string) => boolean) =>
   if (!pattern.includes("*") && !pattern.includes("?")) return (name) => name === pattern
   let re = ""
   for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!
+    const c = pattern.charAt(i)
     if (c === "*") {
       if (pattern[i + 1] === "*") {
         re += ".*"

@@ -56,9 +56,9 @@ export const unifiedHunks = (a: string, b: string, context = 3): ReadonlyArray<s
     end = Math.min(ops.length, last + context + 1)
     let aLine = 1
     let bLine = 1
-    for (let j = 0; j < start; j++) {
-      if (ops[j]!.op !== "+") aLine++
-      if (ops[j]!.op !== "-") bLine++
+    for (const o of ops.slice(0, start)) {
+      if (o.op !== "+") aLine++
+      if (o.op !== "-") bLine++
     }
     const body = ops.slice(start, end)
     const aCount = body.filter((o) => o.op !== "+").length

@@ -167,6 +167,7 @@ describe("layout mapping", () => {
     expect(layoutProblem([{ glob: "x/{a}/SKILL.md", repo: "x/{a}", home: "skills/{b}" }])).toEqual({
       index: 0,
       field: "home",
+      value: "skills/{b}",
       reason: "uses {b}, which the glob does not capture"
     })
     expect(layoutProblem([{ glob: "x/{a/SKILL.md", repo: "x", home: "y" }])?.field).toBe("glob")
