@@ -1,4 +1,5 @@
 /** Incremental decoding of a manifest's JSON as it arrives: its long array is split into elements, each checked as it comes, within caps. */
+import { isRecord } from "./record.js"
 
 /** Why a manifest was refused: over a cap, not valid, or cut short (worth another attempt). */
 export class ManifestRefused extends Error {
@@ -76,7 +77,7 @@ export const makeManifestDecoder = <A>(options: ManifestDecoderOptions<A>): Mani
         if (slashes % 2 === 0) inString = false
         continue
       }
-      const ch = text[i]!
+      const ch = text.charAt(i)
       if (inArray && !inElement) {
         // Between the array's elements: only objects, commas, blanks and the closing bracket.
         if (ch === "{") {
@@ -140,7 +141,9 @@ export const makeManifestDecoder = <A>(options: ManifestDecoderOptions<A>): Mani
           if (depth === 1 && !inElement && keyStart >= 0) {
             const all = rest + text.slice(from, i)
             try {
-              lastKey = JSON.parse(all.slice(keyStart, all.lastIndexOf('"') + 1)) as string
+              const key: unknown = JSON.parse(all.slice(keyStart, all.lastIndexOf('"') + 1))
+              if (typeof key !== "string") throw new TypeError("not a string")
+              lastKey = key
             } catch {
               throw invalid("a key that is not a string")
             }
@@ -190,8 +193,8 @@ export const makeManifestDecoder = <A>(options: ManifestDecoderOptions<A>): Mani
       } catch (e) {
         throw invalid(e instanceof Error ? e.message : String(e))
       }
-      if (typeof fields !== "object" || fields === null || Array.isArray(fields)) throw invalid("not an object")
-      return { fields: fields as Record<string, unknown>, elements }
+      if (!isRecord(fields)) throw invalid("not an object")
+      return { fields, elements }
     }
   }
 }

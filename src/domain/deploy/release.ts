@@ -30,14 +30,15 @@ export const isSettled = (status: ReleaseStatus): boolean => !isRunning(status)
 /** The placeholders a hook's argv may hold. */
 export const HOOK_PLACEHOLDERS = ["image", "digest", "release", "tenant"] as const
 export type HookVars = { readonly [K in (typeof HOOK_PLACEHOLDERS)[number]]: string }
+const KNOWN_PLACEHOLDERS: ReadonlySet<string> = new Set(HOOK_PLACEHOLDERS)
 
 /** Why a hook template is unusable (an unknown `{name}`, an empty argv), or undefined when it is fine. */
 export const checkHookTemplate = (argv: ReadonlyArray<string>): string | undefined => {
   if (argv.length === 0 || argv[0] === "") return "the hook is an argv with at least a program"
   for (const arg of argv) {
-    for (const m of arg.matchAll(/\{([^{}]*)\}/g)) {
-      if (!(HOOK_PLACEHOLDERS as ReadonlyArray<string>).includes(m[1]!)) {
-        return `unknown placeholder {${m[1]}} in ${JSON.stringify(arg)}; known: ${HOOK_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}`
+    for (const [placeholder] of arg.matchAll(/\{[^{}]*\}/g)) {
+      if (!KNOWN_PLACEHOLDERS.has(placeholder.slice(1, -1))) {
+        return `unknown placeholder ${placeholder} in ${JSON.stringify(arg)}; known: ${HOOK_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}`
       }
     }
   }

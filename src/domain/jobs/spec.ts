@@ -1,5 +1,5 @@
 /** The `jobs:` list of `agentsync.yaml`: its Schema (every check that can fail at start) and the Job it reads as. */
-import { Either, Schema } from "effect"
+import { Either, Record as R, Schema } from "effect"
 import { SyncKind } from "../model.js"
 import { formatDuration, type JobSchedule, parseCron, parseDuration, parseEvery, parseZone } from "./schedule.js"
 
@@ -49,7 +49,7 @@ export const JobOptions = {
 } as const
 
 export type RunName = keyof typeof JobOptions
-export const RUN_NAMES = Object.keys(JobOptions) as ReadonlyArray<RunName>
+export const RUN_NAMES: ReadonlyArray<RunName> = R.keys(JobOptions)
 export type OptionsOf<K extends RunName> = (typeof JobOptions)[K]["Type"]
 
 const common = {
@@ -81,7 +81,7 @@ const entry = <K extends RunName>(run: K) =>
   Schema.Struct({
     ...common,
     run: Schema.Literal(run),
-    options: opt(JobOptions[run] as (typeof JobOptions)[K])
+    options: opt(JobOptions[run])
   })
 
 /** A job entry's fields as written; `run` picks which options it may carry. */
@@ -98,12 +98,9 @@ type Entry = typeof Entry.Type
 
 /** The checks that involve several fields; each names the field to point at. */
 const crossCheck = (e: Entry): { readonly path: ReadonlyArray<string>; readonly message: string } | undefined => {
-  if (
-    e.options !== undefined &&
-    Object.keys(e.options).length > 0 &&
-    Object.keys(JobOptions[e.run].fields).length === 0
-  ) {
-    return { path: ["options", Object.keys(e.options)[0]!], message: `${e.run} takes no options` }
+  const firstOption = e.options === undefined ? undefined : Object.keys(e.options)[0]
+  if (firstOption !== undefined && Object.keys(JobOptions[e.run].fields).length === 0) {
+    return { path: ["options", firstOption], message: `${e.run} takes no options` }
   }
   if ((e.cron === undefined) === (e.every === undefined)) {
     return { path: e.cron === undefined ? [] : ["every"], message: "give exactly one of cron or every" }
