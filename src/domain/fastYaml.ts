@@ -118,9 +118,7 @@ const renderString = (s: string): string | undefined => {
  * Renders a flat map byte for byte as `yaml.stringify` does with formats.ts's options, or returns undefined
  * when a value is outside the subset (the caller then uses the library).
  */
-export const fastRenderYaml = (
-  value: Readonly<Record<string, string | boolean | null | ReadonlyArray<string>>>
-): string | undefined => {
+export const fastRenderYaml = (value: Readonly<Record<string, unknown>>): string | undefined => {
   let out = ""
   for (const key in value) {
     const v = value[key]
@@ -136,7 +134,8 @@ export const fastRenderYaml = (
         continue
       }
       out += `${key}:\n`
-      for (const item of v as ReadonlyArray<unknown>) {
+      const items: ReadonlyArray<unknown> = v
+      for (const item of items) {
         if (typeof item !== "string") return undefined
         const s = renderString(item)
         if (s === undefined) return undefined

@@ -1,5 +1,5 @@
 /** Reading text files: UTF-8 decoding and YAML decoded against a Schema, each problem with its file and line. */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, ParseResult, Predicate, Schema } from "effect"
 import { type Document, isMap, isNode, isSeq, LineCounter, parseDocument } from "yaml"
 import type { InvalidInput } from "../../errors.js"
 import { problem } from "../frontMatter/split.js"
@@ -65,11 +65,11 @@ export const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed,
 /** The line of the node at `path` in a parsed YAML document, or of the closest ancestor that exists. */
 export const lineAt = (y: YamlParsed, path: ReadonlyArray<PropertyKey>): number => {
   for (let n = path.length; n >= 0; n--) {
-    const node = n === 0 ? y.doc.contents : y.doc.getIn(path.slice(0, n) as Array<unknown>, true)
+    const node = n === 0 ? y.doc.contents : y.doc.getIn(path.slice(0, n), true)
     if (isNode(node) && node.range) return y.lines.linePos(node.range[0]).line + y.offset
     // A key whose value is null has no value node: look the pair's key up instead.
     if (n > 0) {
-      const parent = n === 1 ? y.doc.contents : y.doc.getIn(path.slice(0, n - 1) as Array<unknown>, true)
+      const parent = n === 1 ? y.doc.contents : y.doc.getIn(path.slice(0, n - 1), true)
       if (isMap(parent)) {
         const pair = parent.items.find((p) => isNode(p.key) && "value" in p.key && p.key.value === path[n - 1])
         if (pair && isNode(pair.key) && pair.key.range) return y.lines.linePos(pair.key.range[0]).line + y.offset
@@ -142,10 +142,7 @@ export const yamlLine = (text: string, path: ReadonlyArray<PropertyKey>): number
 export const withDefaults = <A extends Record<string, unknown>>(
   value: unknown,
   defaults: (v: Record<string, unknown>) => A
-) =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-    ? { ...defaults(value as Record<string, unknown>), ...(value as Record<string, unknown>) }
-    : value
+) => (Predicate.isRecord(value) ? { ...defaults(value), ...value } : value)
 
 export const collectErrors = (...parts: ReadonlyArray<Parsed<unknown>>): ReadonlyArray<InvalidInput> =>
   parts.flatMap((p) => (Either.isLeft(p) ? p.left : []))

@@ -18,7 +18,7 @@ const notJson = (v: unknown): string | undefined => {
     return undefined
   }
   if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-    for (const x of Object.values(v as object)) {
+    for (const x of Object.values(v)) {
       const bad = notJson(x)
       if (bad !== undefined) return bad
     }

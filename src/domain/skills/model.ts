@@ -165,7 +165,7 @@ const parseState = <A, I>(schema: Schema.Schema<A, I>, file: string, text: strin
       const path = issue?.path ?? []
       let line = 1
       for (let n = path.length; n >= 0; n--) {
-        const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as Array<unknown>, true)
+        const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true)
         if (isNode(node) && node.range) {
           line = lines.linePos(node.range[0]).line
           break
