@@ -32,15 +32,16 @@ export const parseSettledArgs = (args: ReadonlyArray<string>): SettledArgs | und
   let dryRun = false
   let quiet = false
   let services: string | undefined
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!
+  // One iterator: an option's value is taken from it where the option is read.
+  const rest = args.values()
+  for (const a of rest) {
     if (!a.startsWith("-")) words.push(a)
     else if (FLAGS.has(a)) {
       if (a === "--json") json = true
       if (a === "--dry-run") dryRun = true
       if (a === "--quiet" || a === "-q") quiet = true
     } else if (a === "--services" || a === "--color") {
-      const v = args[++i]
+      const v = rest.next().value
       if (v === undefined || v.startsWith("-") || (a === "--color" && !COLORS.has(v))) return undefined
       if (a === "--services") services = v
     } else if (a.startsWith("--services=") && a.length > 11) services = a.slice(11)

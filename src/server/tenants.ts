@@ -8,6 +8,7 @@ import { type Caller, NotFound } from "../api/common.js"
 import { groups } from "../domain/text.js"
 import { ApiError, InvalidInput } from "../errors.js"
 import { type AdminOps, adminErrors } from "../services/AdminApi.js"
+import { oneRow } from "../services/oneRow.js"
 
 const sha256 = (data: string) => createHash("sha256").update(data).digest()
 
@@ -44,12 +45,6 @@ interface TokenRow {
 
 const isoOf = (d: Date) => new Date(d).toISOString()
 const iso = (d: Date | null) => (d === null ? null : isoOf(d))
-
-/** The row an `INSERT … RETURNING` of one row gives back. */
-const inserted = <A>(rows: ReadonlyArray<A>, table: string): Effect.Effect<A> => {
-  const [row] = rows
-  return row === undefined ? Effect.dieMessage(`an insert into ${table} returned no row`) : Effect.succeed(row)
-}
 
 const tokenInfo = (r: TokenRow) =>
   new TokenInfo({
@@ -138,12 +133,12 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
       Effect.gen(function* () {
         const id = randomBytes(8).toString("hex")
         const secret = randomBytes(32).toString("base64url")
-        const row = yield* inserted(
+        const row = yield* oneRow(
           yield* sql<TokenRow>`
           INSERT INTO tokens (id, tenant_id, secret_sha256, label, expires_at)
           VALUES (${id}, ${tenantId}, ${sha256(secret)}, ${name}, ${expiresAt})
           RETURNING id, tenant_id, label, created_at, last_used_at, expires_at, revoked_at`,
-          "tokens"
+          "an insert into tokens"
         )
         return new IssuedToken({ info: tokenInfo(row), token: Redacted.make(`ast_${id}_${secret}`), replaced })
       })
@@ -166,10 +161,10 @@ export class Tenants extends Effect.Service<Tenants>()("agentsync/server/Tenants
       return yield* sql
         .withTransaction(
           Effect.gen(function* () {
-            const row = yield* inserted(
+            const row = yield* oneRow(
               yield* sql<{ id: string; name: string; created_at: Date }>`
               INSERT INTO tenants (id, name) VALUES (${tenantId}, ${name}) RETURNING id, name, created_at`,
-              "tenants"
+              "an insert into tenants"
             )
             const token = yield* issue(tenantId, tokenName, null, null)
             return new TenantCreated({ tenant: tenantInfo({ ...row, active_tokens: 1 }), token })

@@ -10,6 +10,7 @@ import { bodyLines, encodeBody } from "../../api/ndjson.js"
 import { decodeExportLine, ExportChecker, type ExportProblem } from "../../domain/db/exportLines.js"
 import { type RowOf, SYNC_TABLES, type SyncTable } from "../../domain/db/tables.js"
 import { ApiError, InvalidInput } from "../../errors.js"
+import { oneRow } from "../../services/oneRow.js"
 import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows } from "../../stages/db/export.js"
 import { importSource } from "../../stages/db/import.js"
 import { bothFamilies } from "../families.js"
@@ -86,10 +87,8 @@ $do$;
 /** The schema of a tenant's tables, created on first use. */
 const tenantSchema = (sql: SqlClient.SqlClient, tenantId: string) =>
   sql.unsafe<{ schema: string }>("SELECT agentsync_tenant_db($1) AS schema", [tenantId]).pipe(
-    // The function returns its one row whatever the tenant: none is a fault of the statement.
-    Effect.flatMap(([row]) =>
-      row === undefined ? Effect.dieMessage("agentsync_tenant_db returned no row") : Effect.succeed(row.schema)
-    ),
+    Effect.flatMap((rows) => oneRow(rows, "agentsync_tenant_db")),
+    Effect.map((row) => row.schema),
     Effect.mapError((e) => new ApiError({ status: 500, reason: `tenant database: ${e.message}` }))
   )
 

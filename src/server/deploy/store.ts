@@ -8,6 +8,7 @@ import { DeployLockedWire, LockGrant, LockInfo, LockLost, LockStatus, Release } 
 import { parseDigestImage } from "../../domain/deploy/image.js"
 import { checkRollbackTarget, type ReleaseKind, type ReleaseStatus, RUNNING } from "../../domain/deploy/release.js"
 import { ApiError, InvalidInput } from "../../errors.js"
+import { oneRow } from "../../services/oneRow.js"
 import { DeployServerConfig } from "./config.js"
 
 interface ReleaseRow {
@@ -112,10 +113,6 @@ export type NewRelease = {
   readonly health: { readonly path: string; readonly timeout_seconds: number } | null
 } & ({ readonly kind: "deploy"; readonly image: string } | { readonly kind: "rollback"; readonly rollbackOf: number })
 
-/** The row a query returns whatever the data (an aggregate, a row this transaction wrote or locked): none is a fault. */
-const oneRow = <A>(row: A | undefined, what: string): Effect.Effect<A> =>
-  row === undefined ? Effect.dieMessage(`deploy storage: ${what} returned no row`) : Effect.succeed(row)
-
 export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server/DeployStore", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -124,13 +121,15 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
     const running = sql.in(RUNNING)
 
     /** The lock row with whether it is held: a live lease, or a running release with a fresh heartbeat. */
-    const readLock = (tenantId: string, forUpdate = false) =>
+    const readLocks = (tenantId: string, forUpdate = false) =>
       sql<LockRow>`
         SELECT l.id, l.holder, l.message, l.who, l.acquired_at, l.expires_at, r.number AS release,
           coalesce(r.status IN ${running} AND r.heartbeat_at > now() - make_interval(secs => ${lease}), false) AS release_running,
           (l.expires_at > now() OR coalesce(r.status IN ${running} AND r.heartbeat_at > now() - make_interval(secs => ${lease}), false)) AS held
         FROM deploy_locks l LEFT JOIN releases r ON r.id = l.release_id
-        WHERE l.tenant_id = ${tenantId} ${forUpdate ? sql`FOR UPDATE OF l` : sql``}`.pipe(Effect.map((rows) => rows[0]))
+        WHERE l.tenant_id = ${tenantId} ${forUpdate ? sql`FOR UPDATE OF l` : sql``}`
+    const readLock = (tenantId: string, forUpdate = false) =>
+      readLocks(tenantId, forUpdate).pipe(Effect.map((rows) => rows[0]))
 
     const statusOf = (row: LockRow | undefined) =>
       new LockStatus({ held: row?.held === true, lock: row === undefined || !row.held ? null : lockInfo(row) })
@@ -163,7 +162,10 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               SELECT 1 FROM releases r WHERE r.id = deploy_locks.release_id AND r.status IN ${running}
                 AND r.heartbeat_at > now() - make_interval(secs => ${lease}))
             RETURNING id`
-            const row = yield* oneRow(yield* readLock(caller.tenantId), "the lock row just written or locked")
+            const row = yield* oneRow(
+              yield* readLocks(caller.tenantId),
+              "deploy storage: the lock row just written or locked"
+            )
             return { taken: inserted.length > 0, row }
           })
         )
@@ -285,10 +287,12 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               image = req.image
               digest = parsed.digest
             }
-            const [counted] = yield* sql<{
-              next: number
-            }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`
-            const { next } = yield* oneRow(counted, "the next release number")
+            const { next } = yield* oneRow(
+              yield* sql<{
+                next: number
+              }>`SELECT coalesce(max(number), 0) + 1 AS next FROM releases WHERE tenant_id = ${tenantId}`,
+              "deploy storage: the next release number"
+            )
             const id = randomUUID()
             yield* sql`INSERT INTO releases ${sql.insert({
               id,
@@ -309,8 +313,10 @@ export class DeployStore extends Effect.Service<DeployStore>()("agentsync/server
               idempotency_key: req.idempotencyKey ?? null
             })}`
             yield* sql`UPDATE deploy_locks SET release_id = ${id} WHERE tenant_id = ${tenantId}`
-            const [inserted] = yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id])
-            const row = yield* oneRow(inserted, "the release just inserted")
+            const row = yield* oneRow(
+              yield* sql.unsafe<ReleaseRow>(`SELECT ${COLUMNS} FROM releases WHERE id = $1`, [id]),
+              "deploy storage: the release just inserted"
+            )
             return { row, created: true }
           })
         )

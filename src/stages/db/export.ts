@@ -18,6 +18,7 @@ import {
   TABLES
 } from "../../domain/db/tables.js"
 import { DatabaseError } from "../../errors.js"
+import { oneRow } from "../../services/oneRow.js"
 import { phase } from "../../services/Progress.js"
 import { columnList, digestRow, informationSchemaTypes, selectList } from "./sql.js"
 
@@ -187,14 +188,14 @@ export const tableRows = <T extends SyncTable>(
   )
 
 export const countRows = Effect.fn("DbExport.countRows")(function* (loc: DbLocation) {
-  const [row] = yield* loc.sql
+  const rows = yield* loc.sql
     .unsafe<Record<SyncTable, number>>(
       `SELECT (SELECT count(*) FROM ${qualified(loc, "users")})::int AS users,
               (SELECT count(*) FROM ${qualified(loc, "skills")})::int AS skills,
               (SELECT count(*) FROM ${qualified(loc, "user_contexts")})::int AS contexts`
     )
     .pipe(Effect.mapError(dbError("counting rows")), outsideTransactionEffect)
-  return row!
+  return yield* oneRow(rows, "counting rows")
 })
 
 /** A table as COPY text, streamed from a connection of its own. */

@@ -9,6 +9,7 @@ import type { Skip, TableImportReport } from "../../domain/db/importPlan.js"
 import type { ImportOptions, ImportReport } from "../../domain/db/source.js"
 import { type RowOf, SYNC_TABLES, type SyncTable, TABLE_NAME, TABLES } from "../../domain/db/tables.js"
 import { DatabaseError, PartialImport } from "../../errors.js"
+import { oneRow } from "../../services/oneRow.js"
 import { phase } from "../../services/Progress.js"
 import {
   COPY_COLUMNS,
@@ -154,6 +155,10 @@ const addChunk = (acc: TableImportReport, r: ChunkResult, maxSkips: number): Tab
   skips: acc.skips.length >= maxSkips ? acc.skips : [...acc.skips, ...r.skips].slice(0, maxSkips)
 })
 
+/** The classifying statement's one row (an aggregate). */
+const classified = (what: string) => (rows: ReadonlyArray<ChunkResult>) =>
+  oneRow(rows, `${what}: the classifying statement`)
+
 /** Chunked path: rows in chunks, each chunk one statement with one array parameter per column. */
 const importChunked = <T extends SyncTable, E>(
   loc: DbLocation,
@@ -186,7 +191,8 @@ const importChunked = <T extends SyncTable, E>(
     Stream.runFoldEffect(emptyReport(table, total), (acc, chunk) =>
       loc.sql.unsafe<ChunkResult>(text, chunkParams(TABLES[table], Chunk.toReadonlyArray(chunk))).pipe(
         Effect.mapError(dbError(what)),
-        Effect.map(([r]) => addChunk(acc, r!, maxSkips))
+        Effect.flatMap(classified(what)),
+        Effect.map((r) => addChunk(acc, r, maxSkips))
       )
     )
   )
@@ -232,10 +238,10 @@ const importTable = <T extends SyncTable, E>(
       )
     )
     const maxSkips = options.maxSkips ?? 100
-    const [r] = yield* loc.sql
+    const r = yield* loc.sql
       .unsafe<ChunkResult>(statements(loc, STAGED_SOURCE, maxSkips)[table])
-      .pipe(Effect.mapError(dbError(what)))
-    return addChunk(emptyReport(table, total), r!, maxSkips)
+      .pipe(Effect.mapError(dbError(what)), Effect.flatMap(classified(what)))
+    return addChunk(emptyReport(table, total), r, maxSkips)
   })
 
 const sqlToDb =
