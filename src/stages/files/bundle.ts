@@ -1,7 +1,7 @@
 /** The bundle stage: the local manifest (hashes cached by path, size and mtime) and a reproducible tar.gz of chosen files. */
 import { createHash } from "node:crypto"
 import * as nodePath from "node:path"
-import { Effect, Schema, Stream } from "effect"
+import { Array as Arr, Effect, Schema, Stream } from "effect"
 import { byPath, sha256 } from "../../domain/hash.js"
 import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProblem } from "../../domain/model.js"
 import { IoError, type TarballUnsafe } from "../../errors.js"
@@ -65,6 +65,7 @@ const sortedCache = (c: {
     previous = path
   }
   let at = 0
+  // Parallel lists as the cache file keeps them, their lengths checked above: an index below `n` is in each.
   const entry = (i: number): CacheEntry => [c.sizes[i]!, c.mtimes[i]!, c.sha256[i]!]
   return {
     size: n,
@@ -189,9 +190,10 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
       )
     })
   )
-  // One hash per miss, in order.
-  hashed.forEach((h, k) => {
-    const { at, file: f } = misses[k]!
+  // One hash per miss, in order (a port that answers otherwise is at fault, not the tree).
+  if (hashed.length !== misses.length)
+    return yield* Effect.dieMessage(`the workspace hashed ${hashed.length} files of ${misses.length} asked`)
+  Arr.zip(misses, hashed).forEach(([{ at, file: f }, h]) => {
     entries[at] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
     if (now - f.mtimeMs > RACY_MS && h.size === f.size) {
       next[at] = [h.size, f.mtimeMs, h.sha256]
@@ -327,9 +329,8 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
     Effect.flatMap(linkTargets(workspace, files), (laid) => {
       const { buffer, slots } = recordBatch(laid, pool.take)
       const reads: Array<{ readonly path: string; readonly into: Buffer; readonly entry: FileEntry }> = []
-      files.forEach((entry, i) => {
-        if (entry.link !== true) reads.push({ path: entry.path, into: slots[i]!, entry })
-      })
+      for (const [entry, into] of Arr.zip(files, slots))
+        if (entry.link !== true) reads.push({ path: entry.path, into, entry })
       return Effect.flatMap(workspace.readInto(reads), (whole) => {
         // The archive carries exactly the bytes the manifest promised, or nothing.
         const bad = reads.find(
@@ -337,7 +338,7 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
         )
         if (bad !== undefined) return Effect.fail(changed(workspace, bad.entry))
         progress.advance(bytes)
-        return Effect.succeed(buffer as Uint8Array)
+        return Effect.succeed<Uint8Array>(buffer)
       })
     })
   const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
