@@ -2,6 +2,7 @@
 import * as nodePath from "node:path"
 import { Array as Arr, Effect, Either } from "effect"
 import { sha256 } from "../../domain/hash.js"
+import { held as pureHeld } from "../../domain/held.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
 import { discoverUnits } from "../../domain/skills/discover.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
@@ -62,7 +63,7 @@ export interface PreparedSource {
  * bytes `git cat-file` returned for an id asked for): missing, it is a fault of the program, not a state of the disk.
  */
 export const held = <A>(value: A | undefined, what: string): Effect.Effect<A> =>
-  value === undefined ? Effect.dieMessage(`skill sync lost track of ${what}`) : Effect.succeed(value)
+  Effect.sync(() => pureHeld(value, `${what} in skill sync`))
 
 /** The blob-id → SHA-256 memo of a cache clone; a missing or unreadable memo is simply empty. */
 const readHashCache = (file: string) =>
