@@ -136,15 +136,18 @@ export const makeMembership = (ignoreText = ""): Membership => {
   }
 }
 
+/** One name at the top of `services/`, and whether it is a folder (a link to one is not). */
+export interface TopEntry {
+  readonly name: string
+  readonly folder: boolean
+}
+
 /**
  * What at the top of `services/` file sync leaves out unasked (`Membership.unasked`), from one listing of it:
- * sorted, a folder's name ending in `/`. Push, pull and diff name these; nothing below the top is looked at.
+ * sorted, a folder's name ending in `/`. Push, pull, diff and doctor name these; nothing below the top is looked at.
  */
-export const leftOutAtTop = (
-  membership: Membership,
-  entries: Iterable<{ readonly name: string; readonly isDirectory: () => boolean }>
-): Array<string> => {
+export const leftOutAtTop = (membership: Membership, entries: Iterable<TopEntry>): Array<string> => {
   const out: Array<string> = []
-  for (const e of entries) if (membership.unasked(e.name)) out.push(e.isDirectory() ? `${e.name}/` : e.name)
+  for (const e of entries) if (membership.unasked(e.name)) out.push(e.folder ? `${e.name}/` : e.name)
   return out.sort()
 }

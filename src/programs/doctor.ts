@@ -57,7 +57,7 @@ const guarded = <R>(
   )
 
 /** The services tree: where it is, whether it reads, and what at its top file sync leaves out (never silently). */
-const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
+const servicesCheck = (config: SyncConfig) =>
   Effect.gen(function* () {
     const name = "services path"
     const Workspace = yield* Effect.promise(() => import("../services/Workspace.js"))
@@ -69,7 +69,7 @@ const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
         where.left.reason,
         "create it (agentsync init), set services: in agentsync.yaml, or pass --services DIR"
       )
-    const tree = Workspace.make(config.servicesPath)
+    const tree = yield* Workspace.workspaceAt(config.servicesPath)
     const project = yield* tree.readProject()
     const [first] = project.errors
     if (first !== undefined)
@@ -80,9 +80,9 @@ const servicesCheck = (fs: FileSystem.FileSystem) => (config: SyncConfig) =>
         "fix the files named (agentsync validate lists every problem as file:line)"
       )
     const counts = `${config.servicesPath}: ${project.agents.length} agents, ${project.skills.length} skills, ${project.contents.length} content items`
-    // File sync carries only its folders; what else is at the top, and no ignore rule names, stays here unsaid.
-    const membership = yield* tree.membership()
-    const left = (yield* fs.readDirectory(config.servicesPath)).filter(membership.unasked).sort()
+    // File sync carries only its folders; what else is at the top, and no ignore rule names, stays here unsaid
+    // (named as push, pull and diff name it).
+    const left = yield* Workspace.leftOut(tree)
     if (left.length > 0)
       return bad(
         name,
@@ -291,7 +291,7 @@ export class Doctor extends Effect.Service<Doctor>()("agentsync/Doctor", {
         })
       const rest = yield* Effect.all(
         [
-          needsConfig("services path", servicesCheck(fs), "agentsync validate names the problem"),
+          needsConfig("services path", servicesCheck, "agentsync validate names the problem"),
           needsConfig("token", tokenCheck, "set AGENTSYNC_TOKEN"),
           needsConfig("server", serverCheck, "check the server URL and that the server runs"),
           needsConfig("cloud database", cloudDatabaseCheck, "check AGENTSYNC_CLOUD_DATABASE_URL"),

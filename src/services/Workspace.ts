@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Array as Arr, Context, Effect, Layer } from "effect"
-import { IGNORE_FILE, type Membership, makeMembership } from "../domain/membership.js"
+import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership, type TopEntry } from "../domain/membership.js"
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { IoError, ioError as io, ioKindOf } from "../errors.js"
@@ -13,6 +13,7 @@ import { type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
 import { findObstacles } from "./WorkspaceObstacles.js"
 import { type ReadInto, readIntoAll, readLinksAll } from "./WorkspaceRead.js"
+import { listTopSync } from "./WorkspaceTop.js"
 import { sweepLitter, writeFileAtomic, writeFilesAtomic } from "./WorkspaceWrite.js"
 
 export type { WorkspaceFile } from "./state.js"
@@ -66,6 +67,11 @@ export interface WorkspaceShape {
   readonly readProject: () => Effect.Effect<Project, IoError>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
+  /**
+   * Every name at the top of the tree, each with whether it is a folder (a link is not followed), in no set order;
+   * none when there is no tree. What file sync leaves out there is `leftOut`.
+   */
+  readonly listTop: () => Effect.Effect<ReadonlyArray<TopEntry>, IoError>
   /** Removes the temp files and staged folders killed runs left in the tree (see `sweepLitter`). */
   readonly sweepLitter: () => Effect.Effect<number, IoError>
   /**
@@ -221,6 +227,9 @@ export const make = (root: string): WorkspaceShape => {
     removeFile,
     readProject,
     membership,
+    listTop: Effect.fn("Workspace.listTop")(() =>
+      Effect.try({ try: () => listTopSync(absRoot), catch: io(absRoot, "cannot list") })
+    ),
     sweepLitter: () => sweepLitter(absRoot, true),
     obstacles: Effect.fn("Workspace.obstacles")((write: ReadonlyArray<string>, deleted: ReadonlySet<string>) =>
       Effect.try({
@@ -230,6 +239,13 @@ export const make = (root: string): WorkspaceShape => {
     )
   }
 }
+
+/**
+ * What at the top of the tree file sync leaves out unasked (`leftOutAtTop`: sorted, a folder's name ending in
+ * `/`), under the membership in force: what push, pull, diff and doctor name.
+ */
+export const leftOut = (workspace: WorkspaceShape): Effect.Effect<ReadonlyArray<string>, IoError> =>
+  Effect.zipWith(workspace.membership(), workspace.listTop(), leftOutAtTop)
 
 /** Each services tree, by its root. */
 export interface WorkspacesShape {

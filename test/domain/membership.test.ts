@@ -48,7 +48,7 @@ describe("bundle membership", () => {
   })
 
   it("lists what a run leaves out at the top from one listing: sorted, folders ending in /, as unasked decides", () => {
-    const entry = (name: string, dir: boolean) => ({ name, isDirectory: () => dir })
+    const entry = (name: string, folder: boolean) => ({ name, folder })
     const m = makeMembership("drafts/\n")
     const listing = [
       entry("skills", true),

@@ -213,7 +213,7 @@ describe.concurrent("agentsync doctor (e2e)", () => {
     const r = await agentsync(["doctor", ...PATIENT], { cwd: root, env: env() })
     expect(r.code, r.stdout).toBe(0)
     expect(r.stdout).toMatch(
-      /^warn +services path: .*; file sync carries only its folders, not notes\.txt, superpowers$/m
+      /^warn +services path: .*; file sync carries only its folders, not notes\.txt, superpowers\/$/m
     )
     expect(r.stdout).toMatch(/fix: move what should travel under one of agents, skills, content/)
   }, 300_000)

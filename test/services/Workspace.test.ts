@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { afterAll, describe, expect } from "vitest"
-import { layer, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
+import { layer, leftOut, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -181,6 +181,35 @@ describe("Workspace.readInto and readLinks", () => {
       const notADir = yield* Effect.flip(ws.readLinks(["file/under"]))
       expect(notADir.path).toBe(join(dir, "file/under"))
     })
+  )
+
+  it.effect(
+    "listTop lists the top of the tree (a link to a folder is not one); leftOut names what file sync leaves there",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(root, "top-"))
+        mkdirSync(join(dir, "agents/a"), { recursive: true })
+        mkdirSync(join(dir, "prompts"))
+        writeFileSync(join(dir, "notes.md"), "x")
+        writeFileSync(join(dir, ".DS_Store"), "x")
+        symlinkSync("prompts", join(dir, "linked"))
+        writeFileSync(join(dir, ".agentsyncignore"), "notes.md\n")
+        const ws = make(dir)
+        const top = [...(yield* ws.listTop())].sort((a, b) => (a.name < b.name ? -1 : 1))
+        expect(top).toEqual([
+          { name: ".DS_Store", folder: false },
+          { name: ".agentsyncignore", folder: false },
+          { name: "agents", folder: true },
+          { name: "linked", folder: false },
+          { name: "notes.md", folder: false },
+          { name: "prompts", folder: true }
+        ])
+        expect(yield* leftOut(ws)).toEqual(["linked", "prompts/"])
+        // No tree: nothing at its top; a file where the tree should be: an IoError naming it.
+        expect(yield* make(join(dir, "missing")).listTop()).toEqual([])
+        const notATree = yield* Effect.flip(make(join(dir, "notes.md")).listTop())
+        expect(notATree.path).toBe(join(dir, "notes.md"))
+      })
   )
 
   it.effect("the layer's Workspace is the one the Workspaces in force gives", () =>

@@ -3,17 +3,17 @@ import { Effect } from "effect"
 import type { RemoteManifest } from "../../api/files.js"
 import { CurrentConfig, type SyncConfig } from "../../config.js"
 import type { FileEntry } from "../../domain/model.js"
-import { InvalidInput, ioError } from "../../errors.js"
+import { InvalidInput } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
-import { workspaceAt } from "../../services/Workspace.js"
+import { leftOut, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest } from "../../stages/files/remote.js"
-import { leftOutSync, withLeftOut } from "../../stages/files/settledCheck.js"
+import { withLeftOut } from "../../stages/files/settledCheck.js"
 import { type Probe, probe, settleMark } from "./probe.js"
 
 export interface FilesOptions {
@@ -87,13 +87,7 @@ export const manifests = (
 export const noteLeftOut = <R extends object>(report: R) =>
   Effect.gen(function* () {
     const { servicesPath } = yield* CurrentConfig
-    const workspace = yield* workspaceAt(servicesPath)
-    const membership = yield* workspace.membership()
-    const names = yield* Effect.try({
-      try: () => leftOutSync(workspace.root, membership),
-      catch: ioError(workspace.root, "cannot list")
-    })
-    return withLeftOut(report, names)
+    return withLeftOut(report, yield* leftOut(yield* workspaceAt(servicesPath)))
   })
 
 /** The lock that keeps two pushes or pulls of one project apart. */

@@ -22,6 +22,7 @@ import {
   type WorkspaceFile,
   walkTree
 } from "../../services/state.js"
+import { listTopSync } from "../../services/WorkspaceTop.js"
 
 export const MARK_FILE = "files-settled.json"
 
@@ -193,18 +194,10 @@ export const settledReport = (command: "diff" | "push" | "pull", dryRun: boolean
 
 /**
  * What at the top of the services tree file sync leaves out unasked (see `leftOutAtTop`), from one `readdir` of
- * it; none when there is no tree. Every push, pull and diff reports it, the settled ones included.
+ * it; none when there is no tree: the settled run's answer (the full run asks its Workspace, `Workspace.leftOut`).
  */
-export const leftOutSync = (root: string, membership: Membership): Array<string> => {
-  let entries: Array<fs.Dirent>
-  try {
-    entries = fs.readdirSync(root, { withFileTypes: true })
-  } catch (e) {
-    if ((e as { code?: unknown }).code === "ENOENT") return []
-    throw e
-  }
-  return leftOutAtTop(membership, entries)
-}
+export const leftOutSync = (root: string, membership: Membership): Array<string> =>
+  leftOutAtTop(membership, listTopSync(root))
 
 /** `report` with what the run leaves out at the top of the tree (the field only when there is something). */
 export const withLeftOut = <R extends object>(

@@ -54,6 +54,7 @@ const inMemory = (root: string, projectRoot: string, tree: () => Tree) => {
     readRawFiles: unused,
     readProject: unused,
     membership: unused,
+    listTop: unused,
     sweepLitter: unused,
     obstacles: unused
   }
