@@ -3,6 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Layer } from "effect"
 import { CurrentConfig, type SyncConfig } from "../config.js"
+import { held } from "../domain/held.js"
 import { ALL_KINDS, type KindPlan, type PlanStep, plan } from "../domain/localPlan.js"
 import type { DbSide, DiskSide } from "../domain/localSides.js"
 import type {
@@ -246,10 +247,7 @@ export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync"
 
 const forKind = (kind: SyncKind) => ({
   /** Disk vs database for this kind. */
-  diff: () =>
-    Effect.flatMap(LocalSync.diff([kind]), ({ kinds: [diff] }) =>
-      diff === undefined ? Effect.dieMessage(`the local diff of ${kind} gave no result for it`) : Effect.succeed(diff)
-    ),
+  diff: () => Effect.map(LocalSync.diff([kind]), ({ kinds: [diff] }) => held(diff, `the local diff of ${kind}`)),
   /** A local sync of this kind only. */
   sync: (options: Omit<LocalSyncOptions, "kinds">) => LocalSync.sync({ ...options, kinds: [kind] })
 })

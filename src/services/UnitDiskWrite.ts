@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect } from "effect"
+import { held } from "../domain/held.js"
 import { kindOf, type UnitFiles } from "../domain/skills/model.js"
 import { type IoError, ioError as io } from "../errors.js"
 import { removeFileAndPrune } from "./prune.js"
@@ -56,16 +57,15 @@ interface Placed {
   readonly bytes: Uint8Array
 }
 
-/** Each file of `w.content` with its bytes; one given none is a fault of the caller, not a state of the disk. */
-const placedOf = (w: UnitWrite): Effect.Effect<ReadonlyArray<Placed>> => {
-  const placed: Array<Placed> = []
-  for (const [rel, digest] of Object.entries(w.content ?? {})) {
-    const bytes = w.bytes.get(rel)
-    if (bytes === undefined) return Effect.dieMessage(`a unit write of ${w.root} was given no bytes for ${rel}`)
-    placed.push({ rel, digest, bytes })
-  }
-  return Effect.succeed(placed)
-}
+/** Each file of `w.content` with its bytes; one given none is a fault of the caller (a defect), not a state of the disk. */
+const placedOf = (w: UnitWrite): Effect.Effect<ReadonlyArray<Placed>> =>
+  Effect.sync(() =>
+    Object.entries(w.content ?? {}).map(([rel, digest]) => ({
+      rel,
+      digest,
+      bytes: held(w.bytes.get(rel), `the bytes of ${rel} in a unit write of ${w.root}`)
+    }))
+  )
 
 /** Makes the unit exactly `w.content` (see `UnitDiskShape.write`). */
 export const writeUnit = (w: UnitWrite): Effect.Effect<void, IoError> =>
