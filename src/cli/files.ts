@@ -21,7 +21,8 @@ const force = Options.boolean("force").pipe(
 
 /** Runs a FileSyncService program with the client and configuration of the project (its code loaded only now). */
 const run = <A, E, R>(
-  program: (service: typeof FileSyncService.Service, progress: Progress) => Effect.Effect<A, E, R>
+  program: (service: typeof FileSyncService.Service, progress: Progress) => Effect.Effect<A, E, R>,
+  tree: true | "pull" = true
 ) =>
   Effect.flatMap(currentProgress, (progress) =>
     withProgram(
@@ -30,7 +31,7 @@ const run = <A, E, R>(
         Effect.flatMap(files.FileSyncService, (s) => program(s, progress)).pipe(
           Effect.provide(files.FileSyncService.Default.pipe(Layer.provideMerge(api.layerFromConfig)))
         ),
-      { tree: true }
+      { tree }
     )
   )
 
@@ -39,6 +40,19 @@ export const noteLeftOut = (r: Pick<FilesReport, "left_out">) => {
   const line = leftOutLine(r)
   return line === undefined ? Effect.void : note(line)
 }
+
+/**
+ * A push, pull or diff that fails names what at the top of the tree file sync does not carry all the same (as true
+ * of the failed run as of one that went through, and what a user fixing it may be looking for). A top that cannot
+ * be listed then is left unsaid: the run's own failure is the one to report.
+ */
+const notingOnFailure = <A, E, R>(s: typeof FileSyncService.Service, run: Effect.Effect<A, E, R>) =>
+  Effect.tapError(run, () =>
+    Effect.flatMap(
+      Effect.orElseSucceed(s.leftOut(), () => []),
+      (names) => noteLeftOut({ left_out: names })
+    )
+  )
 
 /** Prints the report; a dry run that found conflicts still ends as the real run would: exit 3. */
 const finish = (r: FilesReport) =>
@@ -61,7 +75,7 @@ const finish = (r: FilesReport) =>
 const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption }, (o) =>
   run((s, progress) =>
     Effect.gen(function* () {
-      const r = yield* s.diff({ progress })
+      const r = yield* notingOnFailure(s, s.diff({ progress }))
       if (o.patch) {
         const patches = yield* s.patches(r)
         yield* noteLeftOut(r)
@@ -77,7 +91,9 @@ const diff = Command.make("diff", { exitCode: exitCodeOption, patch: patchOption
 )
 
 const push = Command.make("push", { dryRun, delete: deleteOpt, force }, (o) =>
-  run((s, progress) => Effect.flatMap(s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress }), finish))
+  run((s, progress) =>
+    Effect.flatMap(notingOnFailure(s, s.push({ dryRun: o.dryRun, delete: o.delete, force: o.force, progress })), finish)
+  )
 ).pipe(
   Command.withDescription("send the files changed locally as a new remote revision (409/exit 3 if the head moved)")
 )
@@ -90,17 +106,22 @@ const revision = Options.text("revision").pipe(
 )
 
 const pull = Command.make("pull", { dryRun, delete: deleteOpt, force, revision }, (o) =>
-  run((s, progress) =>
-    Effect.flatMap(
-      s.pull({
-        dryRun: o.dryRun,
-        delete: o.delete,
-        force: o.force,
-        progress,
-        ...Option.match(o.revision, { onNone: () => ({}), onSome: (r) => ({ revision: r }) })
-      }),
-      finish
-    )
+  run(
+    (s, progress) =>
+      Effect.flatMap(
+        notingOnFailure(
+          s,
+          s.pull({
+            dryRun: o.dryRun,
+            delete: o.delete,
+            force: o.force,
+            progress,
+            ...Option.match(o.revision, { onNone: () => ({}), onSome: (r) => ({ revision: r }) })
+          })
+        ),
+        finish
+      ),
+    "pull"
   )
 ).pipe(Command.withDescription("write the files changed remotely, verified and swapped in atomically, with a backup"))
 

@@ -10,7 +10,7 @@ import { projectConfig } from "./root.js"
 export const withProgram = <M, A, E, R>(
   load: () => Promise<M>,
   program: (modules: M, config: SyncConfig) => Effect.Effect<A, E, R>,
-  options: { readonly tree?: boolean } = {}
+  options: { readonly tree?: boolean | "pull" } = {}
 ) =>
   Effect.gen(function* () {
     const config = yield* projectConfig(undefined, options)

@@ -25,16 +25,17 @@ export const usage = (message: string) =>
 /**
  * Loads the project configuration with the global `--services` applied (or an explicit path). A malformed
  * `agentsync.yaml` is a usage error (exit 2): nothing runs on a configuration that does not read. With `tree`,
- * the services path must also exist and look like a project (exit 2 otherwise).
+ * the services path must also exist and look like a project (exit 2 otherwise); `"pull"`: or be the empty folder a
+ * first pull starts in.
  */
-export const projectConfig = (path?: string, options: { readonly tree?: boolean } = {}) =>
+export const projectConfig = (path?: string, options: { readonly tree?: boolean | "pull" } = {}) =>
   Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
     Effect.catchTag("InvalidInput", (e) => usage(e.message)),
     Effect.tap((config) =>
-      options.tree === true
+      options.tree !== undefined && options.tree !== false
         ? Effect.flatMap(
             Effect.promise(() => import("../services/Workspace.js")),
-            (w) => w.checkServicesPath(config)
+            (w) => w.checkServicesPath(config, { pull: options.tree === "pull" })
           )
         : Effect.void
     )

@@ -2,6 +2,7 @@
 import { Context, Effect, type Layer } from "effect"
 import { CurrentConfig } from "../config.js"
 import { SyncApiClient } from "../services/SyncApi.js"
+import { leftOut, workspaceAt } from "../services/Workspace.js"
 import { listBackups, restoreBackup } from "../stages/files/backups.js"
 import { diffImpl } from "./files/diff.js"
 import { context, type FilesOptions, filesLock, noteLeftOut } from "./files/prepare.js"
@@ -59,6 +60,12 @@ export class FileSyncService extends Effect.Service<FileSyncService>()("agentsyn
         Effect.provide(Effect.flatMap(locked("files push", options, pushImpl), noteLeftOut), ctx),
       pull: (options?: FilesOptions) =>
         Effect.provide(Effect.flatMap(locked("files pull", options, pullImpl), noteLeftOut), ctx),
+      /** What at the top of the tree file sync leaves out, as a report's `left_out` (for a run that made none). */
+      leftOut: () =>
+        Effect.provide(
+          Effect.flatMap(CurrentConfig, (c) => Effect.flatMap(workspaceAt(c.servicesPath), leftOut)),
+          ctx
+        ),
       /** What changed inside each file of a diff's report: a unified diff of text, size and hash of the rest. */
       patches: (report: FilesReport) =>
         Effect.provide(
