@@ -8,6 +8,7 @@
 //   npm run bench:server [-- --rounds N] [--seconds N] [--connections N] [--before path/to/dist/bin.js]
 //   npm run bench:server -- --concurrent 20 [--files 1000] [--rounds N] [--before path/to/dist/bin.js]
 //   npm run bench:server -- --compression [--files 10000] [--mib 100] [--rounds N]
+//   npm run bench:server -- --transfer [--files 10000] [--mib 100] [--rounds N] [--before path/to/dist/bin.js]
 //
 // `--before` also measures an earlier build's server (its own database) in the same rounds. `--concurrent N` measures
 // instead N clients each pushing one changed file into its own tenant at once: every tenant holds a settled tree of
@@ -15,8 +16,21 @@
 // alone beside them (what one client costs). `--compression` measures instead the archive formats on the bench corpus
 // (the files' tar records, batched as both sides batch them, through the same writer and strict reader): bytes, and
 // the CPU to compress and to read back, for gzip 1 and 6 and, where this Node has zstd, zstd 1, 3 and 6.
+// `--transfer` measures instead a first full upload and a full download of the bench corpus through each server (each
+// build with a PostgreSQL of its own, alternating): the server's CPU and its PostgreSQL's, the figures the client
+// does not move (the same client, this build's, drives both). The no-change check also prints PostgreSQL's CPU per
+// answer, and a second bare handler that runs the statement prepared (named), as the server does.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
@@ -31,7 +45,17 @@ import {
   readArchive,
   tarOf
 } from "../src/stages/files/archive.js"
-import { freePort, generate, listFiles, median, pgBinDir, procCpu, startPostgres, timed } from "./bench-tree.js"
+import {
+  freePort,
+  generate,
+  listFiles,
+  median,
+  pgBinDir,
+  procCpu,
+  startPostgres,
+  type Timed,
+  timed
+} from "./bench-tree.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
@@ -45,7 +69,8 @@ const { values: flags } = parseArgs({
     concurrent: { type: "string" },
     files: { type: "string" },
     mib: { type: "string", default: "100" },
-    compression: { type: "boolean", default: false }
+    compression: { type: "boolean", default: false },
+    transfer: { type: "boolean", default: false }
   }
 })
 
@@ -84,10 +109,11 @@ import pg from "pg"
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 8 })
 const sha = (s) => createHash("sha256").update(s).digest()
 const text = ${JSON.stringify(TOKEN_CHECK.text)}
+const name = process.env.PREPARED === "1" ? "token-check" : undefined
 createServer(async (req, res) => {
   try {
     const m = /^Bearer ast_([0-9a-f]{16})_(\\S+)$/.exec(req.headers.authorization ?? "")
-    const { rows } = await pool.query(text, [m?.[1] ?? "", 60])
+    const { rows } = await pool.query({ name, text, values: [m?.[1] ?? "", 60] })
     const row = rows[0]
     const presented = sha(m?.[2] ?? "")
     if (!row || !timingSafeEqual(Buffer.from(row.secret_sha256), presented)) { res.writeHead(401).end(); return }
@@ -97,6 +123,20 @@ createServer(async (req, res) => {
   } catch (e) { res.writeHead(500).end(String(e)) }
 }).listen(Number(process.env.PORT), "127.0.0.1", () => console.error("listening"))
 `
+
+/** The bare handler listening on a free port; `prepared` runs the statement named (prepared once a connection). */
+const startBare = async (databaseUrl: string, prepared: boolean) => {
+  const port = await freePort()
+  const child = spawn(process.execPath, ["--input-type=module", "-e", BARE], {
+    cwd: REPO,
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), PREPARED: prepared ? "1" : "0" },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on("data", (d) => (String(d).includes("listening") ? resolve() : reject(new Error(String(d)))))
+  })
+  return { child, url: `http://127.0.0.1:${port}` }
+}
 
 const cli = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string>) => {
   const r = spawnSync(process.execPath, [BIN, "--json", ...args], {
@@ -119,16 +159,55 @@ const tenantWithHead = (work: string, databaseUrl: string, serverUrl: string, na
   return { root, token: t.token, head: pushed.revision as string }
 }
 
+/**
+ * CPU seconds a PostgreSQL cluster has used so far: its postmaster's (with the backends that have ended, reaped) and
+ * every live child's (backends, autovacuum, the writers). Found by the port its command line names.
+ */
+const pgCpu = (port: number): number => {
+  const procs = readdirSync("/proc").filter((d) => /^\d+$/.test(d))
+  const stat = (pid: string) => {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8")
+      const f = text.slice(text.lastIndexOf(")") + 2).split(" ")
+      return { ppid: f[1]!, own: (Number(f[11]) + Number(f[12])) / 100, reaped: (Number(f[13]) + Number(f[14])) / 100 }
+    } catch {
+      return undefined
+    }
+  }
+  const postmaster = procs.find((pid) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+      return argv.some((a) => a.endsWith("/postgres")) && argv.includes(String(port))
+    } catch {
+      return false
+    }
+  })
+  if (postmaster === undefined) throw new Error(`no PostgreSQL on port ${port}`)
+  let total = 0
+  for (const pid of procs) {
+    const s = stat(pid)
+    if (s === undefined) continue
+    if (pid === postmaster) total += s.own + s.reaped
+    else if (s.ppid === postmaster) total += s.own
+  }
+  return total
+}
+
+const portOf = (url: string) => Number(new URL(url).port)
+
 interface Rate {
   readonly perSecond: number
   /** The server process's CPU milliseconds per answer (PostgreSQL's not counted): robust to a loaded machine. */
   readonly cpuMs: number
+  /** PostgreSQL's CPU milliseconds per answer (the whole cluster, over the same span). */
+  readonly pgMs: number
 }
 
 /** What wrk reached against the server `pid`, refusing a run where any answer was not the 304. */
-const wrk = (url: string, token: string, head: string, pid: number) =>
+const wrk = (url: string, token: string, head: string, pid: number, pgPort: number) =>
   new Promise<Rate>((resolve, reject) => {
     const cpu = procCpu(pid)
+    const pgStart = pgCpu(pgPort)
     const child = spawn(
       "wrk",
       [
@@ -151,7 +230,12 @@ const wrk = (url: string, token: string, head: string, pid: number) =>
       const rate = /Requests\/sec:\s+([\d.]+)/.exec(out)
       const count = /(\d+) requests in/.exec(out)
       if (/Non-2xx or 3xx/.test(out) || rate === null || count === null) reject(new Error(`wrk: ${out}`))
-      else resolve({ perSecond: Number(rate[1]), cpuMs: ((procCpu(pid) - cpu) * 1000) / Number(count[1]) })
+      else
+        resolve({
+          perSecond: Number(rate[1]),
+          cpuMs: ((procCpu(pid) - cpu) * 1000) / Number(count[1]),
+          pgMs: ((pgCpu(pgPort) - pgStart) * 1000) / Number(count[1])
+        })
     })
   })
 
@@ -317,28 +401,99 @@ const compressionFigures = async () => {
   }
 }
 
+/**
+ * A first full upload and a full download of the bench corpus through each build's server, each over a PostgreSQL of
+ * its own, alternating: the server's CPU and its PostgreSQL's over each, with this build's client driving both.
+ */
+const transferFigures = async () => {
+  const files = Number(flags.files ?? 10_000)
+  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-transfer-"))
+  const stops: Array<() => void> = []
+  try {
+    const source = join(work, "source")
+    generate(source, files, Number(flags.mib) * 1024 * 1024)
+    writeFileSync(join(source, "agentsync.yaml"), "services: services\n")
+    const builds = [
+      { name: "agentsync serve", bin: BIN },
+      ...(flags.before ? [{ name: "before", bin: flags.before }] : [])
+    ]
+    const servers = []
+    for (const b of builds) {
+      const pg = await startPostgres()
+      stops.push(pg.stop)
+      const server = await startServe({ DATABASE_URL: pg.url }, work, b.bin)
+      stops.push(() => server.child.kill("SIGTERM"))
+      servers.push({ ...b, pg, server })
+    }
+    console.log(
+      `agentsync server: first full upload and full download — ${new Date().toISOString()}, node ${process.version}, ${files} files / ${flags.mib} MiB, ${flags.rounds} rounds, alternating; loopback`
+    )
+    type Sample = { up: number; upServer: number; upPg: number; down: number; downServer: number; downPg: number }
+    const samples = servers.map(() => [] as Array<Sample>)
+    for (let round = 0; round < Number(flags.rounds); round++) {
+      for (const [j, s] of servers.entries()) {
+        const t = cli(["tenant", "create", `transfer-${round}`], work, { DATABASE_URL: s.pg.url }) as { token: string }
+        const env = { AGENTSYNC_DIRECT_URL: s.server.url, AGENTSYNC_TOKEN: t.token }
+        rmSync(join(source, ".agentsync"), { recursive: true, force: true })
+        const pgPort = portOf(s.pg.url)
+        const measure = (run: () => Timed) => {
+          const [server, pg] = [procCpu(s.server.child.pid!), pgCpu(pgPort)]
+          const r = run()
+          return { wall: r.seconds, server: procCpu(s.server.child.pid!) - server, pg: pgCpu(pgPort) - pg }
+        }
+        const up = measure(() => timed(process.execPath, [BIN, "files", "push"], { cwd: source, env }))
+        const into = join(work, `pull-${j}-${round}`)
+        mkdirSync(join(into, "services"), { recursive: true })
+        writeFileSync(join(into, "agentsync.yaml"), "services: services\n")
+        const down = measure(() => timed(process.execPath, [BIN, "files", "pull"], { cwd: into, env }))
+        if (listFiles(join(into, "services")).length !== files) throw new Error(`${s.name}: the pull is incomplete`)
+        rmSync(into, { recursive: true, force: true })
+        const x = {
+          up: up.wall,
+          upServer: up.server,
+          upPg: up.pg,
+          down: down.wall,
+          downServer: down.server,
+          downPg: down.pg
+        }
+        samples[j]!.push(x)
+        console.error(
+          `round ${round + 1}, ${s.name}: upload ${x.up.toFixed(2)} s (server ${x.upServer.toFixed(2)} s, PostgreSQL ${x.upPg.toFixed(2)} s CPU); download ${x.down.toFixed(2)} s (server ${x.downServer.toFixed(2)} s, PostgreSQL ${x.downPg.toFixed(2)} s CPU)`
+        )
+      }
+    }
+    console.log(
+      "| server | upload, wall | server CPU | PostgreSQL CPU | both | download, wall | server CPU | PostgreSQL CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for (const [j, s] of servers.entries()) {
+      const m = (f: (x: Sample) => number) => median(samples[j]!.map(f)).toFixed(2)
+      console.log(
+        `| ${s.name} | ${m((x) => x.up)} s | ${m((x) => x.upServer)} s | ${m((x) => x.upPg)} s | ${m((x) => x.upServer + x.upPg)} s | ${m((x) => x.down)} s | ${m((x) => x.downServer)} s | ${m((x) => x.downPg)} s |`
+      )
+    }
+  } finally {
+    for (const stop of stops.reverse()) stop()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
 const main = async () => {
   if (flags.compression) return await compressionFigures()
-  if (spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
+  if (!flags.transfer && spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
     throw new Error("wrk is not installed (apt-get install wrk)")
   const build = spawnSync(process.execPath, ["scripts/build.mjs", "--no-types"], { cwd: REPO, stdio: "ignore" })
   if (build.status !== 0) throw new Error("the build failed")
+  if (flags.transfer) return await transferFigures()
   const pg = await startPostgres()
   const work = mkdtempSync(join(tmpdir(), "agentsync-bench-server-"))
   const children: Array<ChildProcess> = []
   try {
     const server = await startServe({ DATABASE_URL: pg.url }, work)
     children.push(server.child)
-    const port = await freePort()
-    const bare = spawn(process.execPath, ["--input-type=module", "-e", BARE], {
-      cwd: REPO,
-      env: { ...process.env, DATABASE_URL: pg.url, PORT: String(port) },
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    children.push(bare)
-    await new Promise<void>((resolve, reject) => {
-      bare.stderr.on("data", (d) => (String(d).includes("listening") ? resolve() : reject(new Error(String(d)))))
-    })
+    const bare = await startBare(pg.url, false)
+    children.push(bare.child)
+    const barePrepared = await startBare(pg.url, true)
+    children.push(barePrepared.child)
     let beforeServer: { readonly url: string; readonly pid: number; readonly databaseUrl: string } | undefined
     if (flags.before !== undefined) {
       const db = pg.url.replace(/\/[^/]*$/, "/bench_before")
@@ -364,27 +519,30 @@ const main = async () => {
       `agentsync server: no-change checks — ${new Date().toISOString()}, node ${process.version}, wrk -c${flags.connections} ${flags.seconds} s × ${flags.rounds} rounds, alternating; loopback`
     )
     const servers = [
-      { name: "bare handler (node:http + pg, same statement)", url: `http://127.0.0.1:${port}`, pid: bare.pid!, ...t },
+      { name: "bare handler (node:http + pg, same statement)", url: bare.url, pid: bare.child.pid!, ...t },
+      { name: "bare handler, the statement prepared", url: barePrepared.url, pid: barePrepared.child.pid!, ...t },
       { name: "agentsync serve", url: server.url, pid: server.child.pid!, ...t },
       ...(before === undefined ? [] : [{ name: "agentsync serve, before", ...before }])
     ]
     const rates = servers.map(() => [] as Array<Rate>)
     for (let i = 0; i < Number(flags.rounds); i++) {
-      for (const [j, x] of servers.entries()) rates[j]!.push(await wrk(x.url, x.token, x.head, x.pid))
+      for (const [j, x] of servers.entries()) rates[j]!.push(await wrk(x.url, x.token, x.head, x.pid, portOf(pg.url)))
       console.error(
-        `round ${i + 1}: ${servers.map((x, j) => `${x.name} ${rates[j]!.at(-1)!.perSecond.toFixed(0)}/s, ${rates[j]!.at(-1)!.cpuMs.toFixed(2)} ms CPU`).join("; ")}`
+        `round ${i + 1}: ${servers.map((x, j) => `${x.name} ${rates[j]!.at(-1)!.perSecond.toFixed(0)}/s, ${rates[j]!.at(-1)!.cpuMs.toFixed(2)} ms CPU, PostgreSQL ${rates[j]!.at(-1)!.pgMs.toFixed(2)} ms`).join("; ")}`
       )
     }
     const bareRate = median(rates[0]!.map((r) => r.perSecond))
+    const preparedRate = median(rates[1]!.map((r) => r.perSecond))
     const bareCpu = median(rates[0]!.map((r) => r.cpuMs))
     console.log(
-      "| server | 304s per second | ÷ bare | server CPU per 304 | bare ÷ this (CPU) |\n| --- | --- | --- | --- | --- |"
+      "| server | 304s per second | ÷ bare | ÷ bare, prepared | server CPU per 304 | bare ÷ this (CPU) | PostgreSQL CPU per 304 |\n| --- | --- | --- | --- | --- | --- | --- |"
     )
     for (const [j, x] of servers.entries()) {
       const r = median(rates[j]!.map((y) => y.perSecond))
       const c = median(rates[j]!.map((y) => y.cpuMs))
+      const g = median(rates[j]!.map((y) => y.pgMs))
       console.log(
-        `| ${x.name} | ${r.toFixed(0)} | ${((r / bareRate) * 100).toFixed(0)}% | ${c.toFixed(2)} ms | ${((bareCpu / c) * 100).toFixed(0)}% |`
+        `| ${x.name} | ${r.toFixed(0)} | ${((r / bareRate) * 100).toFixed(0)}% | ${((r / preparedRate) * 100).toFixed(0)}% | ${c.toFixed(2)} ms | ${((bareCpu / c) * 100).toFixed(0)}% | ${g.toFixed(2)} ms |`
       )
     }
   } finally {

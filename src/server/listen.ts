@@ -78,6 +78,8 @@ export const listen = (options: ListenOptions) =>
         )
         const cut = log.inFlight()
         node.closeAllConnections()
+        // The requests' lines before the line that says how the stop went.
+        AccessLog.flushStderr()
         yield* Console.error(
           cut === 0
             ? "agentsync serve: stopped: every request finished"

@@ -2,8 +2,9 @@
 // whether the body went out whole or the client went away during it.
 import { randomBytes, randomUUID } from "node:crypto"
 import { request } from "node:http"
-import { expect, layer } from "@effect/vitest"
+import { describe, expect, it, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Redacted } from "effect"
+import { vi } from "vitest"
 import { FilesRoutes, SYNC_PREFIX } from "../../src/api/files.js"
 import * as AccessLog from "../../src/server/accessLog.js"
 import { scopedDatabase, sqlRows } from "../support/pg.js"
@@ -111,4 +112,46 @@ layer(WorldLive, { excludeTestServices: true })("the access log", (it) => {
       }),
     60_000
   )
+})
+
+describe("the access log on stderr", () => {
+  const line = (status: number): AccessLog.AccessLine => ({
+    time: "2026-01-01T00:00:00.000Z",
+    method: "GET",
+    route: "/livez",
+    tenant: null,
+    status,
+    bytes: 0,
+    duration_ms: 0.1
+  })
+
+  it("writes the lines of one turn of the event loop in one write, in order, before the next turn", async () => {
+    const writes: Array<string> = []
+    const spy = vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      writes.push(String(chunk))
+      return true
+    })
+    try {
+      AccessLog.toStderr(line(200))
+      AccessLog.toStderr(line(304))
+      AccessLog.toStderr(line(404))
+      expect(writes).toEqual([])
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(writes).toHaveLength(1)
+      expect(
+        writes[0]!
+          .split("\n")
+          .filter((l) => l !== "")
+          .map((l) => JSON.parse(l))
+      ).toEqual([200, 304, 404].map((status) => ({ log: "access", ...line(status) })))
+      // A later turn's line is a write of its own; one flushed early is not written twice.
+      AccessLog.toStderr(line(500))
+      AccessLog.flushStderr()
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(writes).toHaveLength(2)
+      expect(JSON.parse(writes[1]!)).toEqual({ log: "access", ...line(500) })
+    } finally {
+      spy.mockRestore()
+    }
+  })
 })

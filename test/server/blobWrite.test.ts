@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Exit, FastCheck, Fiber, Layer, Redacted } from "effect"
+import { Deferred, Effect, Exit, FastCheck, Fiber, Layer, Redacted, Schedule } from "effect"
 import { blobReader } from "../../src/server/files/blobRead.js"
 import { blobWriter } from "../../src/server/files/blobWrite.js"
 import { copyBinaryDecoder, copyBinaryEncode, type Tuple } from "../../src/server/files/copyBinary.js"
@@ -70,6 +70,15 @@ const inTransaction = Effect.flatMap(
   SqlClient.SqlClient,
   (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
     WHERE datname = current_database() AND state LIKE 'idle in transaction%'`
+)
+
+/** Until a connection of this database waits on a lock (another transaction's row). */
+const someoneWaits = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock'`.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (rows) => (rows[0]?.n ?? 0) > 0 }),
+    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("no write waited on the held row") })
+  )
 )
 
 layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
@@ -165,6 +174,46 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
         const rows = yield* rowsOf("t3")
         expect(rows).toHaveLength(46)
         for (const r of rows) expect(r.digest).toBe(r.sha256)
+        expect(yield* inTransaction).toEqual([{ n: 0 }])
+      }),
+    60_000
+  )
+
+  it.effect(
+    "stores a batch when another upload commits one of its blobs after the batch found it missing",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t5', 'five')`
+        const contested = blob(randomBytes(300 * 1024))
+        const own = blob(randomBytes(300 * 1024))
+        const write = yield* blobWriter(sql)
+        const inserted = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        // Another upload's row for the contested blob, not committed until released: the write reads the blob as
+        // missing, copies it, and waits on that row; the commit then makes its COPY a unique violation.
+        const other = yield* Effect.fork(
+          sql.withTransaction(
+            Effect.gen(function* () {
+              yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data, upload_id)
+                VALUES ('t5', ${contested.sha256}, ${contested.data.length}, ${contested.data}, 'other')`
+              yield* Deferred.succeed(inserted, undefined)
+              yield* Deferred.await(release)
+            })
+          )
+        )
+        yield* Deferred.await(inserted)
+        const writing = yield* Effect.fork(write("t5", "mine", [contested, own]))
+        yield* someoneWaits
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(other)
+        yield* Fiber.join(writing)
+        expect((yield* rowsOf("t5")).map((r) => [r.sha256, r.upload_id, r.digest])).toEqual(
+          [
+            [contested.sha256, "other", contested.sha256],
+            [own.sha256, "mine", own.sha256]
+          ].sort()
+        )
         expect(yield* inTransaction).toEqual([{ n: 0 }])
       }),
     60_000

@@ -262,4 +262,27 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
       expect(fastLog.inFlight()).toBe(0)
     })
   )
+
+  it.effect("answers from its prepared statements many times over, and still refuses a token revoked after them", () =>
+    Effect.gen(function* () {
+      const { t, fast, framework, agent } = yield* World
+      const third = yield* Effect.orDie(fast.tenants.createToken(t.tenantId, "third"))
+      // Any head (an earlier case moved it).
+      const headers = { ...bearer(third.token), "if-none-match": "*" }
+      // More checks at once than the check has connections, and more on each than PostgreSQL plans a prepared
+      // statement for before it keeps a generic plan: all answered by the check.
+      const before = counts.answered
+      const answers = yield* Effect.promise(() =>
+        Promise.all(Array.from({ length: 60 }, () => ask(agent, fast.url, directPath, headers)))
+      )
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 304))
+      expect(counts.answered - before).toBe(60)
+      yield* Effect.orDie(framework.tenants.revokeToken(third.info.id))
+      const after = yield* Effect.promise(() =>
+        Promise.all(Array.from({ length: 16 }, () => ask(agent, fast.url, directPath, headers)))
+      )
+      expect(after.map((a) => a.status)).toEqual(after.map(() => 401))
+      expect(fastLog.inFlight()).toBe(0)
+    })
+  )
 })

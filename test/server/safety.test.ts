@@ -195,6 +195,31 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
   )
 
   it.effect(
+    "an upload of many batches stores every file's own bytes (a batch's buffers are used again only once it is stored)",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* TestTenantServer
+        const t = yield* server.createTenant("batches")
+        // Batches cut by count (500 files) and by bytes (8 MiB), files of every size up to past what is left of a
+        // batch's buffer, and the same bytes twice.
+        const files: Array<readonly [string, Buffer]> = Array.from(
+          { length: 1400 },
+          (_, i) => [`content/b/${i}.bin`, randomBytes(i % 97 === 0 ? 900 * 1024 + i : (i * 7919) % 12_000)] as const
+        )
+        files.push(["content/b/again.bin", files[3]![1]])
+        const body = yield* binaryUpload(files)
+        const result = yield* call(direct(server, t.token), (c) =>
+          c.upload(() => Stream.make(body as Uint8Array), randomUUID())
+        )
+        expect(result).toMatchObject({ created: true, files: files.length, received: files.length })
+        const distinct = new Set(files.map(([, d]) => sha(d))).size
+        expect(yield* stored(server.databaseUrl, t.tenantId)).toEqual({ blobs: distinct, pending: 0, revisions: 1 })
+        expect(yield* intact(server.databaseUrl, t.tenantId)).toBe(0)
+      }),
+    90_000
+  )
+
+  it.effect(
     "an upload whose client goes away after its first batches were stored leaves none of them, and the next one goes through",
     () =>
       Effect.gen(function* () {
