@@ -136,11 +136,12 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
     delete: options.delete ?? false,
     force: options.force ?? false
   })
+  // Built only when run (a run that moves something never runs it): the mark's check of the remote tree walks
+  // every path.
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
-    return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
-  }).pipe(
-    Effect.zipRight(
+    return Effect.zipRight(
+      sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next),
       settleMark(
         config,
         client.baseUrl,
@@ -149,7 +150,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
         local
       )
     )
-  )
+  })
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
 
