@@ -29,15 +29,28 @@ export interface FilesOptions {
 
 /**
  * The remote entries a run plans with: those the local membership takes, less the paths of local links that are
- * not carried (a remote file there is neither written over the link nor deleted).
+ * not carried (a remote file there is neither written over the link nor deleted). `listed`, the local listing
+ * (sorted by path, each path one the membership took): a remote path it holds is taken without asking the
+ * membership again, found by walking both in order (both sorted, as manifests and listings are; else each path is
+ * asked).
  */
 export const visibleEntries = (
   entries: ReadonlyArray<FileEntry>,
   membership: { readonly includes: (path: string) => boolean },
-  notCarried: ReadonlyArray<NotCarried>
+  notCarried: ReadonlyArray<NotCarried>,
+  listed: ReadonlyArray<{ readonly path: string }> = []
 ) => {
   const skipped = new Set(notCarried.map((l) => l.path))
-  return entries.filter((e) => membership.includes(e.path) && !skipped.has(e.path))
+  let at = 0
+  let previous = ""
+  return entries.filter((e) => {
+    // `at` moves forward only while the remote paths come in order; one out of order ends the walk.
+    if (e.path < previous) at = listed.length
+    previous = e.path
+    while (at < listed.length && (listed[at]?.path ?? "") < e.path) at++
+    const held = at < listed.length && listed[at]?.path === e.path
+    return (held || membership.includes(e.path)) && !skipped.has(e.path)
+  })
 }
 
 /**
@@ -129,7 +142,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   })
   const remote = head.manifest
   const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
-  const visible = visibleEntries(remote.entries, membership, local.notCarried)
+  const visible = visibleEntries(remote.entries, membership, local.notCarried, local.listed)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles(direction, local.entries, visible, base, {
