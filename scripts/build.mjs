@@ -47,10 +47,17 @@ const cliBundle = {
   define: { "import.meta.url": "__agentsyncModuleUrl" },
   banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
 }
-const [cli] = await Promise.all([
+const [cli, files] = await Promise.all([
+  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" } }),
   // The files commands alone, for a push or pull the settled check left to the program: the same code, without
-  // loading and initialising every other command.
-  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts", files: "src/cli/filesRun.ts" } }),
+  // loading and initialising every other command, on a platform layer of what they use (src/cli/filesPlatform.ts:
+  // no worker manager or process executor; filesRun.ts checks at compile time that the tree needs no more).
+  build({
+    ...cliBundle,
+    metafile: true,
+    entryPoints: { files: "src/cli/filesRun.ts" },
+    alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" }
+  }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
   // The library leaves every package to the user's install, so a program and agentsync share one `effect`
@@ -67,9 +74,9 @@ const [cli] = await Promise.all([
   declarations()
 ])
 // Node 20's launcher runs the bundle from a V8 code cache, and Node 20 loses a cached script's import() hook.
-const dynamic = Object.values(cli.metafile.outputs).flatMap((o) =>
-  o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path)
-)
+const dynamic = [cli, files]
+  .flatMap((b) => Object.values(b.metafile.outputs))
+  .flatMap((o) => o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path))
 if (dynamic.length > 0)
   throw new Error(`dist/cli.cjs and dist/files.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
 const idOf = async (file) =>

@@ -146,7 +146,10 @@ describe("FileSyncService", () => {
         expect(tree(one)).toEqual(tree(two))
         // A damaged copy is only a slower run: its entries no longer match its checksum, so it is not used.
         const kept = nodePath.join(one, ".agentsync", "remote-manifest.json")
-        fs.writeFileSync(kept, fs.readFileSync(kept, "utf8").replace('"size":4', '"size":5'))
+        fs.writeFileSync(
+          kept,
+          fs.readFileSync(kept, "utf8").replace(/"sizes":\[(\d+)/, (_, n) => `"sizes":[${Number(n) + 1}`)
+        )
         const after = yield* sync(one, t.token).diff()
         expect([after.remote_manifest, after.counts]).toEqual([
           "downloaded",

@@ -29,15 +29,28 @@ export interface FilesOptions {
 
 /**
  * The remote entries a run plans with: those the local membership takes, less the paths of local links that are
- * not carried (a remote file there is neither written over the link nor deleted).
+ * not carried (a remote file there is neither written over the link nor deleted). `listed`, the local listing
+ * (sorted by path, each path one the membership took): a remote path it holds is taken without asking the
+ * membership again, found by walking both in order (both sorted, as manifests and listings are; else each path is
+ * asked).
  */
 export const visibleEntries = (
   entries: ReadonlyArray<FileEntry>,
   membership: { readonly includes: (path: string) => boolean },
-  notCarried: ReadonlyArray<NotCarried>
+  notCarried: ReadonlyArray<NotCarried>,
+  listed: ReadonlyArray<{ readonly path: string }> = []
 ) => {
   const skipped = new Set(notCarried.map((l) => l.path))
-  return entries.filter((e) => membership.includes(e.path) && !skipped.has(e.path))
+  let at = 0
+  let previous = ""
+  return entries.filter((e) => {
+    // `at` moves forward only while the remote paths come in order; one out of order ends the walk.
+    if (e.path < previous) at = listed.length
+    previous = e.path
+    while (at < listed.length && (listed[at]?.path ?? "") < e.path) at++
+    const held = at < listed.length && listed[at]?.path === e.path
+    return (held || membership.includes(e.path)) && !skipped.has(e.path)
+  })
 }
 
 /**
@@ -123,18 +136,19 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   })
   const remote = head.manifest
   const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
-  const visible = visibleEntries(remote.entries, membership, local.notCarried)
+  const visible = visibleEntries(remote.entries, membership, local.notCarried, local.listed)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
   const plan = planFiles(direction, local.entries, visible, base, {
     delete: options.delete ?? false,
     force: options.force ?? false
   })
+  // Built only when run (a run that moves something never runs it): the mark's check of the remote tree walks
+  // every path.
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
-    return sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next)
-  }).pipe(
-    Effect.zipRight(
+    return Effect.zipRight(
+      sameBase(next, base) ? Effect.void : writeBase(config.projectRoot, where, next),
       settleMark(
         config,
         client.baseUrl,
@@ -143,7 +157,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
         local
       )
     )
-  )
+  })
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
 })
 

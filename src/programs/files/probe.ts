@@ -5,7 +5,7 @@ import type { SyncConfig } from "../../config.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { takeHandedListing } from "../../services/state.js"
 import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
-import { clearMark, matches, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
+import { clearMark, matches, racyListing, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
 import { checkRemote } from "./guards.js"
 
 /** What a run learns before it plans: the listing, and either that nothing moved since the settled mark or the head. */
@@ -52,7 +52,9 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
 
 /**
  * Keeps the settled mark when a run ends with both sides and the base agreeing on `head`, and `head` is a tree
- * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it.
+ * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it. Whether
+ * `head` is such a tree is asked last, only of a mark that would be kept: it walks every path, and a push of a
+ * file just edited (listed within the racy window) keeps no mark whatever the tree.
  */
 export const settleMark = (
   config: SyncConfig,
@@ -61,19 +63,21 @@ export const settleMark = (
   agreed: boolean,
   local: { readonly listed: ReadonlyArray<WorkspaceFile>; readonly listedAt: number }
 ) =>
-  Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
-    agreed && safe._tag === "Right" && head.revision !== null
-      ? writeMark(
-          config,
-          {
-            url,
-            tenant: head.tenant,
-            revision: head.revision,
-            remote_files: head.entries.length,
-            check: { url: `${url}${FilesRoutes.manifest}`, etag: manifestEtag(head.revision) }
-          },
-          local.listed,
-          local.listedAt
-        )
-      : clearMark(config.projectRoot)
-  )
+  !agreed || head.revision === null || racyListing(local.listed, local.listedAt)
+    ? clearMark(config.projectRoot)
+    : Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
+        safe._tag === "Right" && head.revision !== null
+          ? writeMark(
+              config,
+              {
+                url,
+                tenant: head.tenant,
+                revision: head.revision,
+                remote_files: head.entries.length,
+                check: { url: `${url}${FilesRoutes.manifest}`, etag: manifestEtag(head.revision) }
+              },
+              local.listed,
+              local.listedAt
+            )
+          : clearMark(config.projectRoot)
+      )

@@ -1,7 +1,13 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator } from "../../domain/diff.js"
-import { type DiffStatus, type FileEntry, type FilesDiffResult, fileVersion } from "../../domain/model.js"
+import {
+  type DiffCounts,
+  type DiffStatus,
+  type FileEntry,
+  type FilesDiffResult,
+  fileVersion
+} from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { BASE_FILE } from "../../services/state.js"
@@ -110,6 +116,67 @@ export interface PlanOptions {
   readonly force: boolean
 }
 
+/** Whether each path of `entries` sorts after the one before it (manifests and listings come so: by UTF-16 code units). */
+const strictlySorted = (entries: ReadonlyArray<FileEntry>): boolean => {
+  let previous: string | undefined
+  for (const e of entries) {
+    if (previous !== undefined && !(previous < e.path)) return false
+    previous = e.path
+  }
+  return true
+}
+
+/** One path of a two-way diff, source against target, as `visit` is handed it. */
+type Visit = (key: string, status: DiffStatus, source: FileEntry | undefined, target: FileEntry | undefined) => void
+
+/**
+ * Visits every path of `source` and `target` in path order with its two-way status, as `diffFiles` would list
+ * it, and counts the statuses. Both sides strictly sorted (the usual case) are walked side by side, with no map,
+ * sort or item per path; anything else goes through `diffFiles`.
+ */
+export const visitDiff = (
+  source: ReadonlyArray<FileEntry>,
+  target: ReadonlyArray<FileEntry>,
+  visit: Visit
+): DiffCounts => {
+  if (!strictlySorted(source) || !strictlySorted(target)) {
+    const diff = diffFiles(source, target)
+    for (const i of diff.items) visit(i.key, i.status, i.source, i.target)
+    return diff.counts
+  }
+  let added = 0
+  let modified = 0
+  let removed = 0
+  let unchanged = 0
+  let i = 0
+  let j = 0
+  for (;;) {
+    // Past its end a side reads undefined.
+    const s = source[i]
+    const t = target[j]
+    if (s !== undefined && (t === undefined || s.path < t.path)) {
+      added++
+      i++
+      visit(s.path, "Added", s, undefined)
+    } else if (t !== undefined && (s === undefined || t.path < s.path)) {
+      removed++
+      j++
+      visit(t.path, "Removed", undefined, t)
+    } else if (s !== undefined && t !== undefined) {
+      i++
+      j++
+      if (fileVersion(s) === fileVersion(t)) {
+        unchanged++
+        visit(s.path, "Unchanged", s, t)
+      } else {
+        modified++
+        visit(s.path, "Modified", s, t)
+      }
+    } else break
+  }
+  return { added, modified, removed, unchanged }
+}
+
 /**
  * Three-way plan: a path changed on one side only since the base goes that way; changed on both is a
  * Conflict unless forced. Deletions travel only with `delete`. Pure.
@@ -122,19 +189,17 @@ export const planFiles = (
   options: PlanOptions
 ): FilePlan => {
   // Statuses read from the side being synced from: on a pull, Added is a file the remote has and we lack.
-  const diff = direction === "push" ? diffFiles(local, remote) : diffFiles(remote, local)
   const items: Array<PlannedFile> = []
   const conflicts: Array<string> = []
   const agreed = new Map<string, string>()
-  for (const item of diff.items) {
-    const l = direction === "push" ? item.source : item.target
-    const r = direction === "push" ? item.target : item.source
-    const b = base.files.get(item.key)
+  const visit: Visit = (key, status, source, target) => {
+    const l = direction === "push" ? source : target
+    const r = direction === "push" ? target : source
     // Built field by field: this runs for every file of the tree.
     const common = (p: { readonly action: FileAction; readonly note?: string }): PlannedFile => {
       const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = {
-        path: item.key,
-        status: item.status,
+        path: key,
+        status,
         action: p.action
       }
       if (p.note !== undefined) planned.note = p.note
@@ -142,21 +207,22 @@ export const planFiles = (
       if (r !== undefined) planned.remote = r
       return planned
     }
-    if (item.status === "Unchanged" && l !== undefined) {
-      agreed.set(item.key, fileVersion(l))
+    if (status === "Unchanged" && l !== undefined) {
+      agreed.set(key, fileVersion(l))
       items.push(common({ action: "none" }))
-      continue
+      return
     }
+    const b = base.files.get(key)
     // A change of content or of the executable bit alike (a chmod is a change, as in git).
     const localChanged = (l === undefined ? undefined : fileVersion(l)) !== b
     const remoteChanged = (r === undefined ? undefined : fileVersion(r)) !== b
     const mine = direction === "push" ? localChanged : remoteChanged
     const theirs = direction === "push" ? remoteChanged : localChanged
     const keep = () => {
-      if (b !== undefined) agreed.set(item.key, b)
+      if (b !== undefined) agreed.set(key, b)
     }
     if (mine && theirs && !options.force) {
-      conflicts.push(item.key)
+      conflicts.push(key)
       keep()
       items.push(
         common({
@@ -164,7 +230,7 @@ export const planFiles = (
           note: "changed on both sides since the last sync; --force takes this side's version"
         })
       )
-      continue
+      return
     }
     if (!mine) {
       keep()
@@ -174,10 +240,10 @@ export const planFiles = (
           note: direction === "push" ? "changed remotely: pull it" : "changed locally: push it"
         })
       )
-      continue
+      return
     }
-    const source = direction === "push" ? l : r
-    if (source === undefined) {
+    const from = direction === "push" ? l : r
+    if (from === undefined) {
       if (!options.delete) {
         keep()
         items.push(
@@ -186,19 +252,20 @@ export const planFiles = (
             note: `deleted ${direction === "push" ? "locally" : "remotely"}; --delete carries deletions`
           })
         )
-        continue
+        return
       }
       items.push(common({ action: direction === "push" ? "delete-remote" : "delete-local" }))
-      continue
+      return
     }
-    agreed.set(item.key, fileVersion(source))
+    agreed.set(key, fileVersion(from))
     items.push(common({ action: direction === "push" ? "upload" : "write" }))
   }
+  const counts = direction === "push" ? visitDiff(local, remote, visit) : visitDiff(remote, local, visit)
   planShapeChanges(direction, items, direction === "push" ? remote : local, base, options, conflicts, agreed)
   return {
     direction,
     items,
-    counts: diff.counts,
+    counts,
     conflicts,
     nextBase: (revision) => ({ revision, files: agreed })
   }

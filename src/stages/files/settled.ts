@@ -33,6 +33,10 @@ const printOf = (config: Pick<SyncConfig, "projectRoot" | "project">): string | 
     : null
 }
 
+/** Whether a file of the listing was modified within the racy window of when it was listed: no mark vouches for it. */
+export const racyListing = (listed: ReadonlyArray<WorkspaceFile>, listedAt: number): boolean =>
+  listed.some((f) => listedAt - f.mtimeMs <= RACY_MS)
+
 /**
  * Records that the tree as `listed` (at `listedAt`), the base just written and the head `revision` agree,
  * under `config`. Nothing is recorded when a file was modified within the racy window of its listing (its
@@ -48,8 +52,7 @@ export const writeMark = (
   Effect.gen(function* () {
     const state = yield* stateOf(config.projectRoot)
     const base = yield* state.stat(BASE_FILE)
-    const racy = listed.some((f) => listedAt - f.mtimeMs <= RACY_MS)
-    if (base === undefined || racy) return yield* state.remove(MARK_FILE)
+    if (base === undefined || racyListing(listed, listedAt)) return yield* state.remove(MARK_FILE)
     const root = nodePath.resolve(config.servicesPath)
     const mark: SettledMark = {
       version: 2,

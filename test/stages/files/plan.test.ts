@@ -2,7 +2,7 @@ import { FastCheck } from "effect"
 import { describe, expect, it } from "vitest"
 import { fileAndFolder } from "../../../src/domain/caps.js"
 import { FileEntry, fileVersion } from "../../../src/domain/model.js"
-import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
+import { diffFiles, planFiles, type SyncBase, visitDiff } from "../../../src/stages/files/plan.js"
 
 const hex = (c: string) => c.repeat(64)
 const paths = [
@@ -205,5 +205,85 @@ describe("planFiles (three-way)", () => {
     ])
     const forced = planFiles("pull", local, remote, empty, { delete: false, force: true })
     expect(forced.items.map((i) => i.action)).toEqual(["write"])
+  })
+})
+
+/**
+ * Sides as manifests and listings come (sorted by path), over paths that sort around each other: a prefix and its
+ * folder ("a" < "a-" < "a/" < "a0"), non-ASCII and a surrogate pair (UTF-16 order, as both sides sort).
+ */
+const sortedSide = FastCheck.uniqueArray(
+  FastCheck.tuple(
+    FastCheck.array(
+      FastCheck.stringOf(FastCheck.constantFrom("a", "-", "0", "\u00e9", "\ud835\udcb3"), {
+        minLength: 1,
+        maxLength: 3
+      }),
+      { minLength: 1, maxLength: 3 }
+    ).map((segments) => segments.join("/")),
+    FastCheck.constantFrom("a", "b", "a+x", "a+l")
+  ),
+  { selector: ([path]) => path, maxLength: 12 }
+).map((side) => side.map(([path, version]) => entryOf(path, version)).sort((x, y) => (x.path < y.path ? -1 : 1)))
+
+const visited = (source: ReadonlyArray<FileEntry>, target: ReadonlyArray<FileEntry>) => {
+  const items: Array<unknown> = []
+  const counts = visitDiff(source, target, (key, status, s, t) => items.push({ key, status, s, t }))
+  return { items, counts }
+}
+const listed = (source: ReadonlyArray<FileEntry>, target: ReadonlyArray<FileEntry>) => {
+  const diff = diffFiles(source, target)
+  return {
+    items: diff.items.map((i) => ({ key: i.key, status: i.status, s: i.source, t: i.target })),
+    counts: diff.counts
+  }
+}
+
+describe("visitDiff (the plan's two-way pass)", () => {
+  it("visits sorted sides side by side exactly as diffFiles lists them: every path once, in order, the same status, entries and counts", () => {
+    FastCheck.assert(
+      FastCheck.property(sortedSide, sortedSide, (source, target) => {
+        expect(visited(source, target)).toEqual(listed(source, target))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("sides out of order, or with a path twice, go through diffFiles (its last occurrence kept)", () => {
+    FastCheck.assert(
+      FastCheck.property(sortedSide, sortedSide, FastCheck.nat(), (source, target, k) => {
+        const shuffled = [...source].reverse()
+        const doubled = target.length === 0 ? target : [...target, target[k % target.length]!]
+        expect(visited(shuffled, doubled)).toEqual(listed(shuffled, doubled))
+      })
+    )
+  })
+
+  // Paths that are a file on one side and a folder on another are left out: what replaces them reads the other
+  // side in the order given (checked in the tests above), and the two-way pass is what differs here.
+  it("a plan from sorted sides equals the plan from the same sides in another order (both directions, any options)", () => {
+    FastCheck.assert(
+      FastCheck.property(
+        sortedSide,
+        sortedSide,
+        sortedSide,
+        FastCheck.boolean(),
+        FastCheck.boolean(),
+        (local, remote, base, carry, force) => {
+          if (fileAndFolder([...new Set([...local, ...remote, ...base].map((e) => e.path))]) !== undefined) return
+          const b: SyncBase = { revision: "r", files: new Map(base.map((e) => [e.path, fileVersion(e)])) }
+          for (const direction of ["push", "pull"] as const) {
+            const options = { delete: carry, force }
+            const walked = planFiles(direction, local, remote, b, options)
+            const mapped = planFiles(direction, [...local].reverse(), [...remote].reverse(), b, options)
+            expect(walked.items).toEqual(mapped.items)
+            expect(walked.counts).toEqual(mapped.counts)
+            expect(walked.conflicts).toEqual(mapped.conflicts)
+            expect(walked.nextBase("n")).toEqual(mapped.nextBase("n"))
+          }
+        }
+      ),
+      { numRuns: 300 }
+    )
   })
 })

@@ -1,0 +1,120 @@
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, FastCheck as fc } from "effect"
+import { RemoteManifest } from "../../../src/api/files.js"
+import { manifestChecksum } from "../../../src/domain/hash.js"
+import { fileVersion } from "../../../src/domain/model.js"
+import { readKnownHead, writeKnownHead } from "../../../src/stages/files/remote.js"
+import { tempDirs } from "../../support/tree.js"
+
+const tempDir = tempDirs("kept-head")
+const URL = "http://127.0.0.1:1/api/v1/sync"
+const keptPath = (root: string) => nodePath.join(root, ".agentsync", "remote-manifest.json")
+
+/** A head's tree: unique paths sorted by path, plain files, executables and links (a link is never executable). */
+const tree = fc
+  .uniqueArray(
+    fc.tuple(
+      fc
+        .array(fc.stringOf(fc.constantFrom("a", "b", "-", "\u00e9", "\ud835\udcb3"), { minLength: 1, maxLength: 3 }), {
+          minLength: 1,
+          maxLength: 3
+        })
+        .map((segments) => segments.join("/")),
+      fc.nat({ max: 4095 }),
+      fc.constantFrom("0", "7", "f"),
+      fc.constantFrom("plain", "executable", "link", "explicit false")
+    ),
+    { selector: ([path]) => path, maxLength: 20 }
+  )
+  .map((rows) =>
+    rows
+      .map(([path, size, c, kind]) => ({
+        path,
+        size,
+        sha256: c.repeat(64),
+        ...(kind === "executable" ? { executable: true } : {}),
+        ...(kind === "link" ? { link: true } : {}),
+        ...(kind === "explicit false" ? { executable: false } : {})
+      }))
+      .sort((x, y) => (x.path < y.path ? -1 : 1))
+  )
+
+const head = (entries: RemoteManifest["entries"]) =>
+  new RemoteManifest(
+    { tenant: "t-1", revision: "r-1", entries, checksum: manifestChecksum(entries) },
+    { disableValidation: true }
+  )
+const versions = (m: RemoteManifest) => m.entries.map((e) => [e.path, e.size, fileVersion(e)])
+
+describe("the kept head manifest", () => {
+  it.effect("reads back as written: every entry's path, size, hash and kind, the tenant, revision and checksum", () =>
+    Effect.gen(function* () {
+      const root = tempDir("head")
+      for (const entries of fc.sample(tree, 60)) {
+        const written = head(entries)
+        yield* writeKnownHead(root, URL, written)
+        const read = yield* readKnownHead(root, URL)
+        expect(read).toBeDefined()
+        expect(versions(read!)).toEqual(versions(written))
+        expect([read!.tenant, read!.revision, read!.checksum]).toEqual(["t-1", "r-1", written.checksum])
+        // Another API never reuses it.
+        expect(yield* readKnownHead(root, "http://elsewhere/api/v1/sync")).toBeUndefined()
+      }
+    })
+  )
+
+  it.effect("is kept as lists (version 2); a copy an older release kept (version 1) still reads", () =>
+    Effect.gen(function* () {
+      const root = tempDir("head")
+      const entries = [
+        { path: "agents/a.md", size: 3, sha256: "a".repeat(64) },
+        { path: "bin/run", size: 4, sha256: "b".repeat(64), executable: true },
+        { path: "docs/link", size: 5, sha256: "c".repeat(64), link: true }
+      ]
+      yield* writeKnownHead(root, URL, head(entries))
+      const kept = JSON.parse(fs.readFileSync(keptPath(root), "utf8"))
+      expect(kept).toMatchObject({ version: 2, paths: entries.map((e) => e.path), executable: [1], links: [2] })
+      const manifest = { tenant: "t-1", revision: "r-1", entries, checksum: manifestChecksum(entries) }
+      fs.writeFileSync(keptPath(root), JSON.stringify({ version: 1, url: URL, manifest }))
+      expect(versions((yield* readKnownHead(root, URL))!)).toEqual(versions(head(entries)))
+    })
+  )
+
+  it.effect(
+    "a damaged copy is not used: lists that do not line up, a flag past the end, a changed size, a bad path",
+    () =>
+      Effect.gen(function* () {
+        const root = tempDir("head")
+        const entries = [
+          { path: "agents/a.md", size: 3, sha256: "a".repeat(64) },
+          { path: "bin/run", size: 4, sha256: "b".repeat(64), executable: true }
+        ]
+        yield* writeKnownHead(root, URL, head(entries))
+        const good = JSON.parse(fs.readFileSync(keptPath(root), "utf8"))
+        const damaged = [
+          { ...good, sizes: [3] },
+          { ...good, sha256: [...good.sha256, "c".repeat(64)] },
+          { ...good, executable: [2] },
+          { ...good, links: [-1] },
+          { ...good, sizes: [3, 5] },
+          { ...good, executable: [] },
+          {
+            ...good,
+            paths: ["../a.md", "bin/run"],
+            // Adding up: only the entry rules refuse it.
+            checksum: manifestChecksum([{ ...entries[0]!, path: "../a.md" }, entries[1]!])
+          },
+          { ...good, sizes: [3, 1.5] },
+          { ...good, version: 3 }
+        ]
+        for (const d of damaged) {
+          fs.writeFileSync(keptPath(root), JSON.stringify(d))
+          expect(yield* readKnownHead(root, URL)).toBeUndefined()
+        }
+        fs.writeFileSync(keptPath(root), JSON.stringify(good))
+        expect(yield* readKnownHead(root, URL)).toBeDefined()
+      })
+  )
+})
