@@ -3,7 +3,7 @@ import { createHash } from "node:crypto"
 import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
 import type { FileEntry } from "../../domain/model.js"
-import { type IoError, TarballUnsafe } from "../../errors.js"
+import { type IoError, ioError, TarballUnsafe } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import type { StageWriter } from "../../services/FileStateStage.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
@@ -52,18 +52,26 @@ export interface ApplyResult {
 /**
  * Receives the files of `write` into `staging`, each verified against its manifest hash before the writer commits
  * it. Verified files stay across attempts: a download that breaks off is resumed with the files still missing.
+ * The writer's calls are synchronous and throw what the disk throws, from inside the archive's reader: such a
+ * failure is the pull's IoError, never taken for an unsafe archive.
  */
 const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
   Effect.suspend(() => {
     const expected = new Map(input.write.map((e) => [e.path, e]))
     const staged = new Set<string>()
-    /** After a failed or interrupted attempt: none counted that was not written. */
-    const abandon = Effect.map(writer.abandon, (failed) => {
-      for (const path of failed) staged.delete(path)
-    })
     const missing = () => input.write.filter((e) => !staged.has(e.path)).map((e) => e.path)
-    const consume = (body: Stream.Stream<Uint8Array, Transient>) =>
-      readArchive(body, {
+    const consume = (body: Stream.Stream<Uint8Array, Transient>) => {
+      let disk: IoError | undefined
+      /** Runs a call of the writer; what the disk throws is kept, and the archive's reading stopped. */
+      const onDisk = <A>(path: string, f: () => A): A => {
+        try {
+          return f()
+        } catch (e) {
+          disk = ioError(nodePath.join(input.servicesPath, path), "cannot write the staged file")(e)
+          throw new TarballUnsafe({ reason: "stopped: the staged file could not be written", entry: path })
+        }
+      }
+      return readArchive(body, {
         file: (path, _size, executable, link) => {
           const entry = expected.get(path)
           if (entry === undefined || staged.has(path))
@@ -76,7 +84,7 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
               reason: link ? "a symbolic link where the manifest has a file" : "a file where the manifest has a link",
               entry: path
             })
-          const sink = writer.open(entry)
+          const sink = onDisk(path, () => writer.open(entry))
           const hash = createHash("sha256")
           let size = 0
           return {
@@ -85,23 +93,24 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
               if (size > entry.size)
                 throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: path })
               hash.update(chunk)
-              sink.write(chunk)
+              onDisk(path, () => sink.write(chunk))
               progress.advance(chunk.length)
             },
             end: () => {
               if (size !== entry.size || hash.digest("hex") !== entry.sha256)
                 throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: path })
-              sink.commit()
+              onDisk(path, sink.commit)
               staged.add(path)
             }
           }
-        },
-        flush: () => writer.settle(false)
+        }
       }).pipe(
-        Effect.zipRight(writer.settle(true)),
-        // The writer and the disk throw synchronously from inside the parser; onExit runs on interruption too.
-        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : abandon))
+        Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
+        // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on
+        // interruption too.
+        Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : writer.abandon))
       )
+    }
     return input.download(missing, consume).pipe(
       Effect.zipRight(
         Effect.suspend(() => {

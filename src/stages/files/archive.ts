@@ -1,4 +1,4 @@
-/** Bundle archives, one import for client and server: reproducible tar records (tarRecords), their compression (compress), the strict reader (readArchive) and zstd's frames (zstdFrames). */
+/** Bundle archives, one import for client and server: reproducible tar records (tarRecords) and their reader (tarReader), their compression (compress), the strict reader (readArchive) and zstd's frames (zstdFrames). */
 export {
   type Compression,
   compress,
@@ -13,5 +13,6 @@ export {
   ZSTD_LEVEL
 } from "./compress.js"
 export { type ArchiveStats, type ArchiveVisitor, checkEntryPath, type EntrySink, readArchive } from "./readArchive.js"
+export { type TarBody, type TarHeader, type TarReader, tarReader } from "./tarReader.js"
 export { bufferPool, END_OF_ARCHIVE, fileHeader, fileRecord, linkHeader, recordBatch, tarOf } from "./tarRecords.js"
 export { rawZstdFrame, zstdFrameCutter } from "./zstdFrames.js"

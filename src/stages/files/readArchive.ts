@@ -1,10 +1,11 @@
 /** The archive reader: a strict, capped, streaming read of a tar in gzip members or zstd frames, shared by client and server. */
-import { Chunk, Effect, Stream } from "effect"
+import type { ZlibOptions } from "node:zlib"
+import { type Chunk, Effect, Stream } from "effect"
 import { Gunzip, ZstdDecompress } from "minizlib"
-import { Parser, type ReadEntry } from "tar"
 import { type ArchiveFormat, CAPS, type Caps, FORMATS } from "../../domain/caps.js"
 import { isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
+import { type TarBody, tarReader } from "./tarReader.js"
 import { ZSTD_MAGIC, ZSTD_READ_PARAMS, zstdFrameCutter } from "./zstdFrames.js"
 
 /** What an archive held, once read. */
@@ -15,7 +16,10 @@ export interface ArchiveStats {
   readonly compressedBytes: number
 }
 
-/** Receives one file's bytes, synchronously as the parser produces them; may throw TarballUnsafe. */
+/**
+ * Receives one file's bytes, synchronously as the reader produces them: views of the inflated pieces, which are
+ * never written again, so a sink may keep them. May throw TarballUnsafe.
+ */
 export interface EntrySink {
   readonly write: (chunk: Uint8Array) => void
   readonly end: () => void
@@ -56,6 +60,11 @@ const unsafe = (reason: string, entry?: string) =>
 const asUnsafe = (e: unknown): TarballUnsafe =>
   e instanceof TarballUnsafe ? e : unsafe(`corrupt archive: ${e instanceof Error ? e.message : String(e)}`)
 
+// The most each inflate writes at a time (zlib's default is 16 KiB): fewer, larger pieces for the tar reader, whose
+// bodies are views of them. minizlib passes node:zlib's options on, though its types leave this one out.
+const INFLATED_PIECE = 256 * 1024
+const INFLATE_OPTIONS: ConstructorParameters<typeof Gunzip>[0] & ZlibOptions = { chunkSize: INFLATED_PIECE }
+
 /** The format whose magic number `bytes` start with, if any. */
 const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
   bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
@@ -84,16 +93,54 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     let files = 0
     let directories = 0
     let bytes = 0
-    let ended = false
     let failure: TarballUnsafe | undefined
     const seen = new Set<string>()
-    // Inflating and parsing are synchronous, so each network chunk is fully handled (and its files flushed)
-    // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
-    // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
-    const parser = new Parser({ strict: true, brotli: false, zstd: false })
     const fail = (e: unknown) => {
       if (failure === undefined) failure = asUnsafe(e)
     }
+    const reader = tarReader((entry): TarBody | undefined => {
+      const path = checkEntryPath(entry.path)
+      // No writer of ours sets them, and no reader applies a mode beyond the execute bit: an archive that
+      // asks for them is not one of ours.
+      if ((entry.mode & 0o7000) !== 0)
+        throw unsafe(`mode ${entry.mode.toString(8)} (setuid, setgid or sticky) is not accepted`, entry.path)
+      // One more than the cap: an upload's header entry.
+      if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
+      if (entry.type === "Directory") {
+        directories++
+        if (path !== "") visitor.directory?.(path)
+        return undefined
+      }
+      if (entry.type !== "File" && entry.type !== "SymbolicLink")
+        throw unsafe(
+          `${entry.type} entries are not allowed; only regular files, symbolic links and directories`,
+          entry.path
+        )
+      if (path === "") throw unsafe("a file without a name", entry.path)
+      if (seen.has(path)) throw unsafe("duplicate entry", path)
+      seen.add(path)
+      if (entry.type === "SymbolicLink") {
+        // Its target is its content: checked here, for every reader, before any visitor sees it.
+        if (entry.size !== 0) throw unsafe("a symbolic link with data", path)
+        const problem = linkTargetProblem(path, entry.linkpath)
+        if (problem !== undefined) throw unsafe(`a symbolic link not accepted: ${problem}`, path)
+        const bytes = Buffer.from(entry.linkpath)
+        files++
+        const sink = visitor.file(path, bytes.length, false, true)
+        sink.write(bytes)
+        sink.end()
+        return undefined
+      }
+      const size = entry.size
+      if (size > caps.maxFileBytes) throw unsafe(`file larger than ${caps.maxFileBytes} bytes`, path)
+      if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
+      bytes += size
+      files++
+      return visitor.file(path, size, isExecutableMode(entry.mode), false)
+    })
+    // Inflating and parsing are synchronous, so each network chunk is fully handled (and its files flushed)
+    // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
+    // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
     // The decompressor, chosen by the archive's first bytes (gzip or zstd); undefined until they have come.
     let inflater: Gunzip | ZstdDecompress | undefined
     let head = Buffer.alloc(0)
@@ -106,12 +153,11 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       if (decompressed === piece.length && formatOf(piece) !== undefined) {
         return fail(unsafe(`a ${formatOf(piece)} inside the archive (nested compression is not accepted)`))
       }
-      if (ended) {
-        // Zero padding after the end-of-archive blocks is allowed (tar pads to records); anything else is not.
-        if (piece.some((b) => b !== 0)) fail(unsafe("data after the end of the archive"))
-        return
+      try {
+        reader.write(piece)
+      } catch (e) {
+        fail(e)
       }
-      parser.write(piece)
     }
     /** The decompressor for the archive's first bytes, or a failure naming what they are not. */
     let cut: ((chunk: Buffer) => Array<Buffer>) | undefined
@@ -129,108 +175,62 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       const refused = () => unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
       if (!formats.includes(format)) return refused()
       let made: Gunzip | ZstdDecompress
-      if (format === "gzip") made = new Gunzip({})
+      if (format === "gzip") made = new Gunzip(INFLATE_OPTIONS)
       else if (ZSTD_READ_PARAMS === undefined) return refused()
       // Node's zstd options (`params`), which minizlib passes on but types as zlib's.
-      else made = new ZstdDecompress({ params: ZSTD_READ_PARAMS } as ConstructorParameters<typeof ZstdDecompress>[0])
+      else
+        made = new ZstdDecompress({ params: ZSTD_READ_PARAMS, chunkSize: INFLATED_PIECE } as ConstructorParameters<
+          typeof ZstdDecompress
+        >[0])
       made.on("error", (e: unknown) => fail(unsafe(`corrupt ${format}: ${e instanceof Error ? e.message : String(e)}`)))
       made.on("data", onPiece)
       if (format === "zstd") cut = zstdFrameCutter()
       return made
     }
-    parser.on("error", fail)
-    parser.on("warn", (code: string, message: string) => fail(unsafe(`${code}: ${message}`)))
-    parser.on("eof", () => {
-      ended = true
-    })
-    parser.on("entry", (entry: ReadEntry) => {
-      if (failure !== undefined) return void entry.resume()
-      try {
-        const path = checkEntryPath(entry.path)
-        // No writer of ours sets them, and no reader applies a mode beyond the execute bit: an archive that
-        // asks for them is not one of ours.
-        if (((entry.mode ?? 0) & 0o7000) !== 0)
-          throw unsafe(`mode ${(entry.mode ?? 0).toString(8)} (setuid, setgid or sticky) is not accepted`, entry.path)
-        // One more than the cap: an upload's header entry.
-        if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
-        if (entry.type === "Directory") {
-          directories++
-          entry.resume()
-          if (path !== "") visitor.directory?.(path)
-          return
-        }
-        if (entry.type !== "File" && entry.type !== "SymbolicLink")
-          throw unsafe(
-            `${entry.type} entries are not allowed; only regular files, symbolic links and directories`,
-            entry.path
-          )
-        if (path === "") throw unsafe("a file without a name", entry.path)
-        if (seen.has(path)) throw unsafe("duplicate entry", path)
-        seen.add(path)
-        if (entry.type === "SymbolicLink") {
-          // Its target is its content: checked here, for every reader, before any visitor sees it.
-          if ((entry.size ?? 0) !== 0) throw unsafe("a symbolic link with data", path)
-          const target = entry.linkpath ?? ""
-          const problem = linkTargetProblem(path, target)
-          if (problem !== undefined) throw unsafe(`a symbolic link not accepted: ${problem}`, path)
-          const bytes = Buffer.from(target)
-          files++
-          entry.resume()
-          const sink = visitor.file(path, bytes.length, false, true)
-          sink.write(bytes)
-          sink.end()
-          return
-        }
-        const size = entry.size ?? 0
-        if (size > caps.maxFileBytes) throw unsafe(`file larger than ${caps.maxFileBytes} bytes`, path)
-        if (bytes + size > caps.maxTotalBytes) throw unsafe(`archive larger than ${caps.maxTotalBytes} bytes`, path)
-        bytes += size
-        files++
-        const sink = visitor.file(path, size, isExecutableMode(entry.mode ?? 0), false)
-        entry.on("data", (chunk: Buffer) => {
-          if (failure !== undefined) return
-          try {
-            sink.write(chunk)
-          } catch (e) {
-            fail(e)
-          }
-        })
-        entry.on("end", () => {
-          if (failure !== undefined) return
-          try {
-            sink.end()
-          } catch (e) {
-            fail(e)
-          }
-        })
-      } catch (e) {
-        fail(e)
-        entry.resume()
-      }
-    })
 
     const check = Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
-    const feed = (chunk: Uint8Array) =>
-      Effect.suspend(() => {
-        compressed += chunk.length
-        let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
-        let into = inflater
-        if (into === undefined) {
-          // The first bytes name the format: held until there are enough of them.
-          head = Buffer.concat([head, bytes])
-          if (head.length < ZSTD_MAGIC.length) return check
-          const made = start(head)
-          if (made instanceof TarballUnsafe) return Effect.fail(made)
-          into = inflater = made
-          bytes = head
+    /** Inflates and reads one input chunk, synchronously; a refusal is left in `failure`. */
+    const feed = (chunk: Uint8Array): void => {
+      if (failure !== undefined) return
+      compressed += chunk.length
+      let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+      let into = inflater
+      if (into === undefined) {
+        // The first bytes name the format: held until there are enough of them.
+        head = Buffer.concat([head, bytes])
+        if (head.length < ZSTD_MAGIC.length) return
+        const made = start(head)
+        if (made instanceof TarballUnsafe) {
+          fail(made)
+          return
         }
-        write(into, bytes)
-        return check
-      }).pipe(Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void), Effect.zipRight(check))
+        into = inflater = made
+        bytes = head
+      }
+      write(into, bytes)
+    }
+    const flush = visitor.flush
+    // With a flush, it runs after each input chunk (the database writes keep pace with the reading); without
+    // one, a stream chunk's elements are read in one loop.
+    const feedChunk =
+      flush === undefined
+        ? (chunk: Chunk.Chunk<Uint8Array>) =>
+            Effect.suspend(() => {
+              for (const piece of chunk) feed(piece)
+              return check
+            })
+        : (chunk: Chunk.Chunk<Uint8Array>) =>
+            Effect.forEach(
+              chunk,
+              (piece) =>
+                Effect.suspend(() => {
+                  feed(piece)
+                  return check
+                }).pipe(Effect.zipRight(flush()), Effect.zipRight(check)),
+              { discard: true }
+            )
 
-    return Stream.runForEachChunk(source, (chunk) =>
-      Effect.forEach(Chunk.toReadonlyArray(chunk), feed, { discard: true })
-    ).pipe(
+    return Stream.runForEachChunk(source, feedChunk).pipe(
       Effect.zipRight(
         Effect.suspend(() => {
           if (compressed === 0) return Effect.fail(unsafe("empty archive"))
@@ -242,20 +242,14 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
             write(into, head)
           }
           into.end()
-          if (failure === undefined && !ended) parser.end()
-          if (failure === undefined && !ended)
+          if (failure === undefined && !reader.ended())
             fail(unsafe("the archive ends without its end-of-archive blocks (truncated)"))
           return check
         })
       ),
-      Effect.zipRight(visitor.flush ? visitor.flush() : Effect.void),
+      Effect.zipRight(flush === undefined ? Effect.void : flush()),
       Effect.zipRight(check),
       Effect.map((): ArchiveStats => ({ files, directories, bytes, compressedBytes: compressed })),
-      Effect.ensuring(
-        Effect.sync(() => {
-          if (failure !== undefined || !ended) parser.abort(new Error("rejected"))
-          inflater?.close()
-        })
-      )
+      Effect.ensuring(Effect.sync(() => inflater?.close()))
     )
   })

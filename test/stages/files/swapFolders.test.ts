@@ -1,5 +1,6 @@
 // A pull's swap moves a folder the tree does not have in whole (one rename for all of its files) and the rest file by
-// file; a run killed after such a rename is finished by the next; a small staged file whose write fails un-stages it.
+// file; a run killed after such a rename is finished by the next; a staged file whose write fails leaves nothing of it,
+// and the pull fails with the disk's error.
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -100,24 +101,67 @@ describe("the swap of a pull, folder by folder", () => {
     })
   )
 
-  it.effect("a small file whose write fails is not staged, and the attempt fails naming the folder", () =>
+  it("a small file whose write fails throws at its commit, leaves what was there, and the next file is written", () => {
+    const staging = tempDir("staging")
+    const writer = makeStageWriter(staging)
+    // Something already at its path: never followed or reused, so the write fails.
+    fs.writeFileSync(nodePath.join(staging, "taken.md"), "there first\n")
+    const sink = writer.open(entry("taken.md", "mine\n"))
+    sink.write(Buffer.from("mine\n"))
+    expect(() => sink.commit()).toThrow(/EEXIST/)
+    const ok = writer.open(entry("fine.md", "fine\n"))
+    ok.write(Buffer.from("fi"))
+    ok.write(Buffer.from("ne\n"))
+    ok.commit()
+    expect(fs.readFileSync(nodePath.join(staging, "taken.md"), "utf8")).toBe("there first\n")
+    expect(fs.readFileSync(nodePath.join(staging, "fine.md"), "utf8")).toBe("fine\n")
+  })
+
+  it.effect("a large file open when the attempt is abandoned is closed and removed; committed files stay", () =>
     Effect.gen(function* () {
       const staging = tempDir("staging")
       const writer = makeStageWriter(staging)
-      // Something already at its path: never followed or reused, so the write fails.
-      fs.writeFileSync(nodePath.join(staging, "taken.md"), "there first\n")
-      const sink = writer.open(entry("taken.md", "mine\n"))
-      sink.write(Buffer.from("mine\n"))
-      sink.commit()
-      const ok = writer.open(entry("fine.md", "fine\n"))
-      ok.write(Buffer.from("fine\n"))
-      ok.commit()
-      const settled = yield* Effect.exit(writer.settle(true))
-      expect(Exit.isFailure(settled)).toBe(true)
-      expect(String(Exit.isFailure(settled) ? settled.cause : "")).toContain("cannot write the staged files")
-      expect(yield* writer.abandon).toEqual(["taken.md"])
-      expect(fs.readFileSync(nodePath.join(staging, "taken.md"), "utf8")).toBe("there first\n")
-      expect(fs.readFileSync(nodePath.join(staging, "fine.md"), "utf8")).toBe("fine\n")
+      const big = Buffer.alloc(1024 * 1024 + 1, "x")
+      const large = writer.open(new FileEntry({ path: "d/big.bin", size: big.length, sha256: sha(big) }))
+      large.write(big.subarray(0, 1000))
+      const small = writer.open(entry("d/small.md", "small\n"))
+      small.write(Buffer.from("small\n"))
+      small.commit()
+      yield* writer.abandon
+      yield* writer.abandon
+      expect(treeFiles(staging)).toEqual({ "d/small.md": "small\n" })
+    })
+  )
+
+  it.effect("a pull whose staged write fails ends with the disk's IoError, the tree and .agentsync as they were", () =>
+    Effect.gen(function* () {
+      const { root, services } = project({ "a/old.md": "old\n" })
+      // A folder where the staged file must go: its creation fails (EISDIR/EEXIST), as a full disk would.
+      const state = yield* stateOf(root)
+      const body = "new\n"
+      const blocker = (staging: string) => fs.mkdirSync(nodePath.join(staging, "a/new.md"), { recursive: true })
+      const download: Download = (_missing, consume) =>
+        Effect.suspend(() => {
+          const [staging] = stagingFolders(root)
+          if (staging !== undefined) blocker(nodePath.join(root, ".agentsync", staging))
+          return consume(Stream.make(tarGz(record({ path: "a/new.md" }, Buffer.from(body))))).pipe(
+            Effect.catchIf(
+              (e) => e instanceof Transient,
+              (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
+            )
+          )
+        })
+      const exit = yield* Effect.exit(
+        apply({ projectRoot: root, servicesPath: services, download, write: [entry("a/new.md", body)], delete: [] })
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) ? String(exit.cause) : ""
+      expect(error).toContain("IoError")
+      expect(error).toContain("cannot write the staged file")
+      expect(error).not.toContain("TarballUnsafe")
+      expect(treeFiles(services)).toEqual({ "a/old.md": "old\n" })
+      expect(stagingFolders(root)).toEqual([])
+      expect(fs.existsSync(state.path("pull-journal.json"))).toBe(false)
     })
   )
 })
