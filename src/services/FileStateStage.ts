@@ -87,11 +87,14 @@ const writeWhole = (full: string, mode: number, chunks: ReadonlyArray<Uint8Array
  */
 export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
+  const root = nodePath.resolve(staging)
   const open = new Set<{ fd: number | undefined; readonly full: string }>()
   return {
     open: (entry) => {
-      const full = nodePath.join(staging, entry.path)
-      mkdirp(nodePath.dirname(full))
+      // The entry's path is a checked archive path (relative, normalised, `/`-separated: see `checkEntryPath`), so
+      // joined and cut as text: `path.join` and `path.dirname` per file cost a tenth of the writer's CPU.
+      const full = `${root}/${entry.path}`
+      mkdirp(full.slice(0, full.lastIndexOf("/")))
       const chunks: Array<Uint8Array> = []
       // wx: never follow or reuse anything already there.
       const file = {

@@ -5,6 +5,7 @@ import { Gunzip, ZstdDecompress } from "minizlib"
 import { type ArchiveFormat, CAPS, type Caps, FORMATS } from "../../domain/caps.js"
 import { isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
+import { canReadStored, type Inflating, storedGunzip } from "./storedGunzip.js"
 import { type TarBody, tarReader } from "./tarReader.js"
 import { ZSTD_MAGIC, ZSTD_READ_PARAMS, zstdFrameCutter } from "./zstdFrames.js"
 
@@ -142,7 +143,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     // before the next is read: memory does not grow with the archive. The ratio is checked on every inflated
     // piece, with one member's allowance (see CAPS.maxRatio); the size caps on each header, before any data.
     // The decompressor, chosen by the archive's first bytes (gzip or zstd); undefined until they have come.
-    let inflater: Gunzip | ZstdDecompress | undefined
+    let inflater: Inflating | undefined
     let head = Buffer.alloc(0)
     const onPiece = (piece: Buffer) => {
       if (failure !== undefined) return
@@ -161,7 +162,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     }
     /** The decompressor for the archive's first bytes, or a failure naming what they are not. */
     let cut: ((chunk: Buffer) => Array<Buffer>) | undefined
-    const write = (into: Gunzip | ZstdDecompress, bytes: Buffer) => {
+    const write = (into: Inflating, bytes: Buffer) => {
       if (cut === undefined) return void into.write(bytes)
       try {
         for (const piece of cut(bytes)) if (piece.length > 0) into.write(piece)
@@ -169,23 +170,41 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
         fail(unsafe(`corrupt zstd: ${e instanceof Error ? e.message : String(e)}`))
       }
     }
-    const start = (first: Buffer): Gunzip | ZstdDecompress | TarballUnsafe => {
+    /** A minizlib decompressor whose output goes to the reader, all but its first `skip` bytes. */
+    const inflating = (made: Gunzip | ZstdDecompress, format: ArchiveFormat, skip = 0): Inflating => {
+      let left = skip
+      made.on("error", (e: unknown) => fail(unsafe(`corrupt ${format}: ${e instanceof Error ? e.message : String(e)}`)))
+      made.on("data", (piece: Buffer) => {
+        if (left === 0) return onPiece(piece)
+        if (piece.length <= left) {
+          left -= piece.length
+          return
+        }
+        const rest = piece.subarray(left)
+        left = 0
+        onPiece(rest)
+      })
+      return { write: (b) => void made.write(b), end: () => void made.end(), close: () => made.close() }
+    }
+    const start = (first: Buffer): Inflating | TarballUnsafe => {
       const format = formatOf(first)
       if (format === undefined) return unsafe("not a gzip or zstd archive")
       const refused = () => unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
       if (!formats.includes(format)) return refused()
-      let made: Gunzip | ZstdDecompress
-      if (format === "gzip") made = new Gunzip(INFLATE_OPTIONS)
-      else if (ZSTD_READ_PARAMS === undefined) return refused()
+      if (format === "gzip") {
+        const gunzip = (skip: number) => inflating(new Gunzip(INFLATE_OPTIONS), "gzip", skip)
+        // Stored members (a loopback download's) read as views of the input; zlib for any other.
+        return canReadStored ? storedGunzip(onPiece, gunzip) : gunzip(0)
+      }
+      if (ZSTD_READ_PARAMS === undefined) return refused()
+      cut = zstdFrameCutter()
       // Node's zstd options (`params`), which minizlib passes on but types as zlib's.
-      else
-        made = new ZstdDecompress({ params: ZSTD_READ_PARAMS, chunkSize: INFLATED_PIECE } as ConstructorParameters<
+      return inflating(
+        new ZstdDecompress({ params: ZSTD_READ_PARAMS, chunkSize: INFLATED_PIECE } as ConstructorParameters<
           typeof ZstdDecompress
-        >[0])
-      made.on("error", (e: unknown) => fail(unsafe(`corrupt ${format}: ${e instanceof Error ? e.message : String(e)}`)))
-      made.on("data", onPiece)
-      if (format === "zstd") cut = zstdFrameCutter()
-      return made
+        >[0]),
+        "zstd"
+      )
     }
 
     const check = Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
