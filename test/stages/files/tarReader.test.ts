@@ -218,7 +218,7 @@ describe("tar reader", () => {
         expect(seen).toEqual(expected(items))
       } catch (e) {
         expect(e).toBeInstanceOf(TarballUnsafe)
-        expect((e as TarballUnsafe).reason).toMatch(/^corrupt archive: /)
+        expect(e instanceof TarballUnsafe && e.reason).toMatch(/^corrupt archive: /)
       }
     }
   )
@@ -242,7 +242,7 @@ describe("tar reader", () => {
         return "accepted"
       } catch (e) {
         expect(e).toBeInstanceOf(TarballUnsafe)
-        return (e as TarballUnsafe).reason
+        return e instanceof TarballUnsafe ? e.reason : String(e)
       }
     }
     const file = block({ path: "a/x", type: "File" }, Buffer.from("x"))
@@ -257,7 +257,7 @@ describe("tar reader", () => {
     const pax = new tar.Pax({ path: "a/x" }).encode()
     pax.write("99", 512) // the record's length no longer matches it
     expect(refused(Buffer.concat([pax, file]))).toMatch(/pax header record/)
-    const global = Buffer.from(new tar.Pax({ size: 10 } as ConstructorParameters<typeof tar.Pax>[0], true).encode())
+    const global = Buffer.from(new tar.Pax({ size: 10 }, true).encode())
     expect(refused(Buffer.concat([global, file]))).toMatch(/global pax header setting a size/)
   })
 
