@@ -18,13 +18,10 @@ export interface ArchiveStats {
 }
 
 /**
- * Receives one file's bytes, synchronously as the reader produces them: views of the inflated pieces, which are
- * never written again, so a sink may keep them. May throw TarballUnsafe.
+ * Receives one file's bytes, synchronously as the reader produces them: the tar reader's body, views of the inflated
+ * pieces, which are never written again, so a sink may keep them. May throw TarballUnsafe.
  */
-export interface EntrySink {
-  readonly write: (chunk: Uint8Array) => void
-  readonly end: () => void
-}
+export type EntrySink = TarBody
 
 export interface ArchiveVisitor<E, R> {
   /**

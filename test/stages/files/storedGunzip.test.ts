@@ -7,6 +7,7 @@ import { FastCheck } from "effect"
 import { Gunzip } from "minizlib"
 import { storedMember } from "../../../src/stages/files/compress.js"
 import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages/files/storedGunzip.js"
+import { cutAt } from "../../support/bytes.js"
 
 /** Reads `pieces` through the stored reader, zlib (minizlib, as readArchive uses it) taking over where it must. */
 const read = (pieces: ReadonlyArray<Buffer>) => {
@@ -37,18 +38,6 @@ const read = (pieces: ReadonlyArray<Buffer>) => {
   for (const p of pieces) reader.write(p)
   reader.end()
   return { bytes: Buffer.concat(out), error, tookOver, views }
-}
-
-const cutAt = (bytes: Buffer, points: ReadonlyArray<number>): Array<Buffer> => {
-  const at = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Buffer> = []
-  let from = 0
-  for (const p of at) {
-    out.push(bytes.subarray(from, p))
-    from = p
-  }
-  out.push(bytes.subarray(from))
-  return out
 }
 
 /** A member of `data`: stored by our writer, or by zlib at a level (0 is zlib's own stored blocks). */

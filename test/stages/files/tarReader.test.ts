@@ -15,6 +15,7 @@ import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { END_OF_ARCHIVE, fileRecord, linkHeader, readArchive } from "../../../src/stages/files/archive.js"
 import { type TarHeader, tarReader } from "../../../src/stages/files/tarReader.js"
+import { cutAt } from "../../support/bytes.js"
 import { sha } from "../../support/hostile.js"
 import { tempDirs, treeFiles } from "../../support/tree.js"
 
@@ -70,19 +71,6 @@ const read = (pieces: ReadonlyArray<Buffer>) => {
   })
   for (const p of pieces) reader.write(p)
   return { seen, ended: reader.ended() }
-}
-
-/** `bytes` cut at the given points (any order, any repeats). */
-const cutAt = (bytes: Buffer, points: ReadonlyArray<number>): Array<Buffer> => {
-  const at = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Buffer> = []
-  let from = 0
-  for (const p of at) {
-    out.push(bytes.subarray(from, p))
-    from = p
-  }
-  out.push(bytes.subarray(from))
-  return out
 }
 
 /** Our own writer's records (the push side's), a folder through `tar`'s Header as no writer of ours makes one. */
