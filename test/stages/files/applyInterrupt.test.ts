@@ -34,7 +34,7 @@ describe("apply, interrupted", () => {
       fs.mkdirSync(nodePath.join(services, "skills/s"), { recursive: true })
       fs.writeFileSync(nodePath.join(services, "skills/s/SKILL.md"), "old\n")
       const before = treeFiles(services)
-      // A small file (written by the thread pool once complete), then a large one (written as it arrives) cut off
+      // A small file (written whole once its hash checks out), then a large one (written as it arrives) cut off
       // half way: random bytes, so half the archive is about half the large file.
       const small = Buffer.from("new\n")
       const large = randomBytes(3 * 1024 * 1024)
