@@ -64,8 +64,9 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
     )
     const { errors: _errors, ...shown } = result
     const error = decisiveError(result)
-    const files = result.operations.find((op) => op.operation === "files")?.report as FilesReport | undefined
-    if (files !== undefined) yield* noteLeftOut(files)
+    const files = result.operations.find((op) => op.operation === "files")
+    const report = files?.report as FilesReport | undefined
+    yield* noteLeftOut({ left_out: report?.left_out ?? files?.left_out ?? [] })
     yield* emit(shown, human(result), error === undefined ? Effect.void : Effect.fail(error))
   })
 ).pipe(

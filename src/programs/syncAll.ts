@@ -4,6 +4,7 @@ import { CurrentConfig, type SyncDirection } from "../config.js"
 import type { SyncOpState } from "../domain/model.js"
 import { MissingConfig, type SyncError } from "../errors.js"
 import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
+import { leftOut, workspaceAt } from "../services/Workspace.js"
 import { DatabaseSyncService, type DbSyncResult } from "./dbSync.js"
 import { FileSyncService, type FilesReport } from "./files.js"
 
@@ -14,6 +15,8 @@ export interface SyncOpResult {
   readonly state: SyncOpState
   /** The operation's own report when it ran to the end. */
   readonly report?: FilesReport | DbSyncResult | undefined
+  /** Files that failed: what at the top of the tree file sync does not carry, as its report would have named. */
+  readonly left_out?: ReadonlyArray<string> | undefined
 }
 
 export interface SyncAllResult {
@@ -34,7 +37,10 @@ export interface SyncAllOptions {
 const COMPLETED: SyncOpState = { _tag: "Completed" }
 
 /** What an operation's outcome is as a state: missing configuration is NotStarted, a partial import Partial. */
-const settle = <A extends FilesReport | DbSyncResult>(operation: SyncOperation, run: Effect.Effect<A, SyncError>) =>
+const settle = <A extends FilesReport | DbSyncResult, R>(
+  operation: SyncOperation,
+  run: Effect.Effect<A, SyncError, R>
+) =>
   run.pipe(
     Effect.map((report) => ({
       result: { operation, state: COMPLETED, report } satisfies SyncOpResult,
@@ -56,6 +62,18 @@ const filesOperation = (direction: SyncDirection, dryRun: boolean) =>
     Effect.provide(FileSyncService.Default.pipe(Layer.provide(syncApiLayer)))
   )
 
+/**
+ * A failed files operation names what it leaves out at the top of the tree all the same (as `files push` does);
+ * a top that cannot be listed then is left unsaid, the operation's own failure being the one to report.
+ */
+const withLeftOut = (settled: { readonly result: SyncOpResult; readonly error: SyncError | undefined }) =>
+  settled.result.state._tag !== "Failed"
+    ? Effect.succeed(settled)
+    : Effect.flatMap(CurrentConfig, (c) => Effect.flatMap(workspaceAt(c.servicesPath), leftOut)).pipe(
+        Effect.map((names) => ({ ...settled, result: { ...settled.result, left_out: names } })),
+        Effect.orElseSucceed(() => settled)
+      )
+
 const databaseOperation = (direction: SyncDirection, dryRun: boolean) =>
   Effect.flatMap(DatabaseSyncService, (s) => (direction === "Push" ? s.push({ dryRun }) : s.pull({ dryRun }))).pipe(
     Effect.provide(DatabaseSyncService.Default)
@@ -70,7 +88,7 @@ export class SyncService extends Effect.Service<SyncService>()("agentsync/SyncSe
     const syncAll = Effect.fn("SyncService.syncAll")(function* (options: SyncAllOptions = {}) {
       const direction = options.direction ?? config.direction
       const dryRun = options.dryRun ?? config.dryRun
-      const files = yield* settle("files", withConfig(filesOperation(direction, dryRun)))
+      const files = yield* withConfig(Effect.flatMap(settle("files", filesOperation(direction, dryRun)), withLeftOut))
       const database = yield* settle("database", withConfig(databaseOperation(direction, dryRun)))
       const settled = [files, database]
       const errors = settled.flatMap((s) => (s.error === undefined ? [] : [s.error]))

@@ -104,18 +104,14 @@ describe("a first pull in a fresh folder (e2e)", () => {
   }, 300_000)
 })
 
-describe("a failed push, pull or diff (e2e)", () => {
+describe("a failed push, pull, diff or sync (e2e)", () => {
   it("names what at the top of services/ file sync does not carry, as a run that went through does; -q silences it", async () => {
     const root = tempDir("failed")
     cpSync(join(REPO, "examples/project"), root, { recursive: true })
     mkdirSync(join(root, "services/prompts"))
     writeFileSync(join(root, "services/prompts/a.md"), "not carried\n")
     const refused = { AGENTSYNC_TOKEN: "ast_0000000000000000_not-a-real-token" }
-    for (const args of [
-      ["files", "push"],
-      ["files", "pull"],
-      ["files", "diff"]
-    ]) {
+    for (const args of [["files", "push"], ["files", "pull"], ["files", "diff"], ["sync"], ["sync", "--pull"]]) {
       const res = await run(root, args, refused)
       expect([args.join(" "), res.code]).toEqual([args.join(" "), 1])
       expect(res.stderr).toMatch(/^note: services\/prompts\/ is not carried by file sync/m)
@@ -128,5 +124,10 @@ describe("a failed push, pull or diff (e2e)", () => {
     const json = await run(root, ["--json", "files", "push"], refused)
     expect((JSON.parse(json.stdout) as { error: { tag: string } }).error.tag).toBe("Unauthorized")
     expect(json.stderr).toMatch(/^note: services\/prompts\/ is not carried/m)
+    // sync's document names it beside the files operation that failed.
+    const synced = await run(root, ["--json", "sync"], refused)
+    const files = (JSON.parse(synced.stdout) as { operations: Array<{ operation: string; left_out?: Array<string> }> })
+      .operations[0]
+    expect(files).toMatchObject({ operation: "files", state: { _tag: "Failed" }, left_out: ["prompts/"] })
   }, 300_000)
 })
