@@ -22,7 +22,7 @@ const force = Options.boolean("force").pipe(
 /** Runs a FileSyncService program with the client and configuration of the project (its code loaded only now). */
 const run = <A, E, R>(
   program: (service: typeof FileSyncService.Service, progress: Progress) => Effect.Effect<A, E, R>,
-  tree: true | "pull" = true
+  tree: "files" | "pull" = "files"
 ) =>
   Effect.flatMap(currentProgress, (progress) =>
     withProgram(
@@ -152,7 +152,7 @@ const log = Command.make("log", { limit }, (o) =>
 
 /** Runs a program that needs only the project's configuration, no server (its code loaded only now). */
 const offline = <A, E>(program: (files: typeof import("../programs/files.js")) => Effect.Effect<A, E, CurrentConfig>) =>
-  withProgram(() => import("../programs/files.js"), program, { tree: true })
+  withProgram(() => import("../programs/files.js"), program, { tree: "files" })
 
 const size = (n: number) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`)
 

@@ -22,20 +22,23 @@ export const usage = (message: string) =>
     Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
   )
 
+/** Which check of the services tree a command asks: any (true), a file sync run ("files"), or a pull. */
+export type TreeCheck = boolean | "files" | "pull"
+
 /**
  * Loads the project configuration with the global `--services` applied (or an explicit path). A malformed
  * `agentsync.yaml` is a usage error (exit 2): nothing runs on a configuration that does not read. With `tree`,
  * the services path must also exist and look like a project (exit 2 otherwise); `"pull"`: or be the empty folder a
- * first pull starts in.
+ * first pull starts in; `"files"` and `"pull"`: a missing folder's message says how a first pull starts one.
  */
-export const projectConfig = (path?: string, options: { readonly tree?: boolean | "pull" } = {}) =>
+export const projectConfig = (path?: string, options: { readonly tree?: TreeCheck } = {}) =>
   Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
     Effect.catchTag("InvalidInput", (e) => usage(e.message)),
     Effect.tap((config) =>
       options.tree !== undefined && options.tree !== false
         ? Effect.flatMap(
             Effect.promise(() => import("../services/Workspace.js")),
-            (w) => w.checkServicesPath(config, { pull: options.tree === "pull" })
+            (w) => w.checkServicesPath(config, { pull: options.tree === "pull", files: options.tree === "files" })
           )
         : Effect.void
     )

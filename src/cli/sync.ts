@@ -60,7 +60,7 @@ export const sync = Command.make("sync", { push: pushOpt, pull: pullOpt, dryRun 
           Effect.provide(SyncService.Default),
           Effect.map((result) => ({ decisiveError, result }))
         ),
-      { tree: o.pull ? "pull" : true }
+      { tree: o.pull ? "pull" : "files" }
     )
     const { errors: _errors, ...shown } = result
     const error = decisiveError(result)

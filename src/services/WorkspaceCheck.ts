@@ -14,6 +14,8 @@ export interface CheckOptions {
    * litter such as `.DS_Store`) is also one, the folder a first pull starts from.
    */
   readonly pull?: boolean
+  /** The run syncs files (push, diff, sync): a missing folder's message says how a first pull starts one. */
+  readonly files?: boolean
 }
 
 /**
@@ -47,7 +49,7 @@ export const checkServicesPath = (
           key: "services",
           reason:
             st === undefined
-              ? `${shown} does not exist; for a first pull, create it (mkdir ${word}) and pull again; otherwise pass --services DIR naming the tree (agentsync init starts a new project)`
+              ? `${shown} does not exist; ${options.pull === true || options.files === true ? `for a first pull, create it (mkdir ${word}) and pull again; otherwise ` : ""}pass --services DIR naming the tree (agentsync init starts a new project)`
               : `${shown} is not a folder; pass --services DIR naming the tree`
         })
       )

@@ -12,20 +12,24 @@ const root = mkdtempSync(join(tmpdir(), "agentsync-check-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 
 /** The reason the check gives for a services path under a project without agentsync.yaml, or "ok". */
-const reason = (name: string, pull: boolean) =>
-  Effect.match(checkServicesPath({ servicesPath: join(root, name), projectRoot: root, project: {} }, { pull }), {
+const reason = (name: string, pull: boolean, files = !pull) =>
+  Effect.match(checkServicesPath({ servicesPath: join(root, name), projectRoot: root, project: {} }, { pull, files }), {
     onFailure: (e) => e.reason,
     onSuccess: () => "ok"
   })
 
 describe("checkServicesPath", () => {
-  it.effect("names what to do for a path that is not there, for a pull and for anything else", () =>
+  it.effect("names what to do for a path that is not there: for a file sync run, how a first pull starts it", () =>
     Effect.gen(function* () {
       for (const pull of [true, false]) {
         expect(yield* reason("missing", pull)).toMatch(
           /missing does not exist; for a first pull, create it \(mkdir \S*missing\) and pull again; otherwise pass --services DIR/
         )
       }
+      // validate, local sync: no pull to speak of.
+      expect(yield* reason("missing", false, false)).toMatch(
+        /missing does not exist; pass --services DIR naming the tree \(agentsync init starts a new project\)$/
+      )
       writeFileSync(join(root, "a-file"), "x")
       expect(yield* reason("a-file", true)).toMatch(/a-file is not a folder; pass --services DIR naming the tree/)
     })
