@@ -6,6 +6,7 @@ import { Console, Effect, Redacted } from "effect"
 import type { LockStatus, Release } from "../api/deploy.js"
 import { CurrentConfig, type DeploySpec, PROJECT_FILE, type SyncConfig } from "../config.js"
 import {
+  type Argv,
   type Builder,
   buildImageStep,
   loginStep,
@@ -60,7 +61,7 @@ export interface ResolvedDeploy {
   readonly registry: string
   readonly dockerfile: string
   readonly context: string
-  readonly build: ReadonlyArray<ReadonlyArray<string>>
+  readonly build: ReadonlyArray<Argv>
   readonly builder: Builder
   readonly health: { readonly path: string; readonly timeout_seconds: number } | null
 }

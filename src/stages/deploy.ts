@@ -2,6 +2,7 @@
 import { Duration, Effect, Redacted } from "effect"
 import type { LockGrant, LockRequest, Release } from "../api/deploy.js"
 import {
+  type Argv,
   buildImageStep,
   digestFile,
   type ImageBuild,
@@ -53,10 +54,7 @@ export const runStep = Effect.fn("DeployStage.runStep")(function* (
   const shell = yield* Shell
   const shown = () => showArgv(step.argv, ctx.secrets.redact)
   yield* ctx.output(`==> ${name}: ${shown()}`)
-  // A step without a program (a library caller's) cannot start, as one naming a program that is not there.
   const [program, ...args] = step.argv
-  if (program === undefined)
-    return yield* new CommandFailed({ command: shown(), exitCode: -1, stderr: "no program to run", step: name })
   const result = yield* shell
     .run(program, args, {
       cwd: ctx.cwd,
@@ -88,7 +86,7 @@ export const runStep = Effect.fn("DeployStage.runStep")(function* (
 })
 
 /** The project's build commands, in order, stopping at the first that fails. */
-export const buildCommands = (ctx: StageContext, commands: ReadonlyArray<ReadonlyArray<string>>) =>
+export const buildCommands = (ctx: StageContext, commands: ReadonlyArray<Argv>) =>
   Effect.forEach(commands, (argv, i) => runStep(ctx, `build ${i + 1}/${commands.length}`, { argv, env: {} }), {
     discard: true
   })

@@ -1,15 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck } from "effect"
+import { Either, FastCheck, Option } from "effect"
 import {
   buildImageStep,
   canTransition,
   checkApp,
-  checkHookTemplate,
   checkRegistry,
   checkRollbackTarget,
   credentialForms,
   deployTag,
   digestFromPush,
+  hookTemplate,
   isLoopbackRegistry,
   loginStep,
   makeRedactor,
@@ -195,9 +195,14 @@ describe("the release status machine", () => {
       "7",
       "acme-sha256:x"
     ])
-    expect(checkHookTemplate(["fly", "deploy", "--image", "{image}"])).toBeUndefined()
-    expect(checkHookTemplate(["x", "{imag}"])).toMatch(/unknown placeholder \{imag\}/)
-    expect(checkHookTemplate([])).toBeDefined()
+    expect(hookTemplate(["fly", "deploy", "--image", "{image}"])).toEqual(
+      Either.right(["fly", "deploy", "--image", "{image}"])
+    )
+    expect(Either.getLeft(hookTemplate(["x", "{imag}"]))).toEqual(
+      Option.some(expect.stringMatching(/unknown placeholder \{imag\}/))
+    )
+    expect(hookTemplate([])).toEqual(Either.left("the hook is an argv with at least a program"))
+    expect(hookTemplate(["", "x"])).toEqual(Either.left("the hook is an argv with at least a program"))
   })
 
   it("rolls back by default to the newest earlier release that was active and runs another image", () => {

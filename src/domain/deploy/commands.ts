@@ -21,8 +21,11 @@ export interface RegistryAccess {
   readonly configDir: string
 }
 
+/** A command line as run: the program, then its arguments (never empty, never shell-parsed). */
+export type Argv = readonly [program: string, ...args: Array<string>]
+
 export interface Step {
-  readonly argv: ReadonlyArray<string>
+  readonly argv: Argv
   /** Added to the environment (never a secret: those go on stdin). */
   readonly env: Readonly<Record<string, string>>
   /** What goes on stdin, by name; the value is supplied when the step runs. */

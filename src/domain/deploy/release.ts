@@ -1,4 +1,6 @@
 /** Releases as pure data: the status machine, the release hook's argv template, and the default rollback target. */
+import { Either } from "effect"
+import type { Argv } from "./commands.js"
 
 export const RELEASE_STATUSES = ["pending", "hook", "checking", "active", "failed", "superseded"] as const
 export type ReleaseStatus = (typeof RELEASE_STATUSES)[number]
@@ -32,22 +34,28 @@ export const HOOK_PLACEHOLDERS = ["image", "digest", "release", "tenant"] as con
 export type HookVars = { readonly [K in (typeof HOOK_PLACEHOLDERS)[number]]: string }
 const KNOWN_PLACEHOLDERS: ReadonlySet<string> = new Set(HOOK_PLACEHOLDERS)
 
-/** Why a hook template is unusable (an unknown `{name}`, an empty argv), or undefined when it is fine. */
-export const checkHookTemplate = (argv: ReadonlyArray<string>): string | undefined => {
-  if (argv.length === 0 || argv[0] === "") return "the hook is an argv with at least a program"
+/** A hook template as an argv, or why it is unusable (an unknown `{name}`, no program). */
+export const hookTemplate = (argv: ReadonlyArray<string>): Either.Either<Argv, string> => {
+  const [program, ...args] = argv
+  if (program === undefined || program === "") return Either.left("the hook is an argv with at least a program")
   for (const arg of argv) {
     for (const [placeholder] of arg.matchAll(/\{[^{}]*\}/g)) {
       if (!KNOWN_PLACEHOLDERS.has(placeholder.slice(1, -1))) {
-        return `unknown placeholder ${placeholder} in ${JSON.stringify(arg)}; known: ${HOOK_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}`
+        return Either.left(
+          `unknown placeholder ${placeholder} in ${JSON.stringify(arg)}; known: ${HOOK_PLACEHOLDERS.map((p) => `{${p}}`).join(", ")}`
+        )
       }
     }
   }
-  return undefined
+  return Either.right([program, ...args])
 }
 
 /** The hook's argv for one release: each placeholder replaced inside its argument, never split or shell-parsed. */
-export const renderHook = (argv: ReadonlyArray<string>, vars: HookVars): ReadonlyArray<string> =>
-  argv.map((arg) => arg.replace(/\{(image|digest|release|tenant)\}/g, (_, name: keyof HookVars) => vars[name]))
+export const renderHook = ([program, ...args]: Argv, vars: HookVars): Argv => {
+  const render = (arg: string) =>
+    arg.replace(/\{(image|digest|release|tenant)\}/g, (_, name: keyof HookVars) => vars[name])
+  return [render(program), ...args.map(render)]
+}
 
 export interface ReleaseView {
   readonly number: number

@@ -1,11 +1,12 @@
 /** The server operator's deploy settings, from the environment: release hook, health URL, registry credential, lease. */
 import { Config, ConfigError, Context, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
+import type { Argv } from "../../domain/deploy/commands.js"
 import { credentialForms, makeRedactor, type Redactor } from "../../domain/deploy/redact.js"
-import { checkHookTemplate } from "../../domain/deploy/release.js"
+import { hookTemplate } from "../../domain/deploy/release.js"
 
 export interface DeployServerSettings {
   /** The release hook's argv template (`{image}`, `{digest}`, `{release}`, `{tenant}`); none: releases are recorded only. */
-  readonly hook: Option.Option<ReadonlyArray<string>>
+  readonly hook: Option.Option<Argv>
   /** Where the deployed app answers; a release's health path is appended to it. */
   readonly healthUrl: Option.Option<string>
   readonly registry: Option.Option<{
@@ -47,8 +48,7 @@ const hookConfig = Config.string("AGENTSYNC_DEPLOY_HOOK").pipe(
         ConfigError.InvalidData([], `a JSON array of strings, e.g. ["fly","deploy","--image","{image}"]`)
       )
     }
-    const problem = checkHookTemplate(parsed.right)
-    return problem === undefined ? Either.right(parsed.right) : Either.left(ConfigError.InvalidData([], problem))
+    return Either.mapLeft(hookTemplate(parsed.right), (problem) => ConfigError.InvalidData([], problem))
   }),
   Config.option
 )

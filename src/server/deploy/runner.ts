@@ -74,10 +74,7 @@ export class ReleaseRunner extends Effect.Service<ReleaseRunner>()("agentsync/se
                   tenant: release.tenantId
                 })
                 yield* log(`$ ${showArgv(argv, config.redact)}`)
-                // The configuration refuses an empty hook; one given some other way cannot start either.
                 const [program, ...args] = argv
-                if (program === undefined)
-                  return yield* Effect.fail(new StepFailed("the release hook could not start: its argv is empty"))
                 const result = yield* shell
                   .run(program, args, {
                     // Nothing for the hook on stdin: it is closed, so a hook that reads it does not wait forever.
