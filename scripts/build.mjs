@@ -2,8 +2,9 @@
 // a code cache for it and answers help and completion (dist/quick.cjs) and a no-change `files push|pull`
 // (dist/settled.cjs) from small bundles without it, and runs a `files push|pull` with work to do from a bundle of
 // the files commands only (dist/files.cjs, the same code less what a push or pull never runs); the library as ES
-// modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
-// CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+// modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/).
+// `--no-types` skips the declarations (the demo and e2e tests need only the CLI); `--sourcemap` (or
+// AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
