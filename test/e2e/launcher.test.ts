@@ -95,9 +95,8 @@ describe("the bundles' text", () => {
 describe("what the files bundle leaves out", () => {
   it("holds none of fast-check, pure-rand, pg or the SQL client, which dist/cli.cjs holds (each known by its text)", async () => {
     const dist = nodePath.dirname(BIN)
-    const [files, cli] = await Promise.all(
-      ["files.cjs", "cli.cjs"].map((f) => fs.readFile(nodePath.join(dist, f), "latin1"))
-    )
+    const read = (f: string) => fs.readFile(nodePath.join(dist, f), "latin1")
+    const [files, cli] = [await read("files.cjs"), await read("cli.cjs")]
     // A string each package's own code holds: an error of fast-check's runner, a generator of pure-rand, pg's
     // optional addon, the SQL clients' tag keys.
     const marks = [
