@@ -1,9 +1,10 @@
 // Builds dist/: the CLI as one CommonJS bundle (dist/cli.cjs) started by a small launcher (dist/bin.js) that keeps
 // a code cache for it and answers help and completion (dist/quick.cjs) and a no-change `files push|pull`
 // (dist/settled.cjs) from small bundles without it, and runs a `files push|pull` with work to do from a bundle of
-// the files commands only (dist/files.cjs, the same code); the library as ES modules over its dependencies (dist/lib/, one entry per public subpath) with their
-// declarations (dist/types/). `--no-types` skips the declarations (the demo and e2e tests need only the
-// CLI); `--sourcemap` (or AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+// the files commands only (dist/files.cjs, the same code less what a push or pull never runs); the library as ES
+// modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/).
+// `--no-types` skips the declarations (the demo and e2e tests need only the CLI); `--sourcemap` (or
+// AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
@@ -45,7 +46,44 @@ const cliBundle = {
   external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
   // The one module that finds files next to itself (the demo's example project).
   define: { "import.meta.url": "__agentsyncModuleUrl" },
-  banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" }
+  banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // Without comments and blanks, and with shorter syntax, a bundle is a third smaller: less to read, decode and
+  // scan for line ends (V8 does, over the whole script, for its first stack trace, which Effect takes as it loads).
+  // Names stay as written, so an error's stack names its functions; its positions are the bundle's either way.
+  minifyWhitespace: true,
+  minifySyntax: true
+}
+/**
+ * What a `files push|pull` never runs, left out of dist/files.cjs: each a module path as its importer names it,
+ * its importer's path, and what stands in for it, which fails loudly if it is ever called after all. Effect's
+ * Schema imports all of fast-check (and pure-rand) for one arbitrary, its Arbitrary module (initialised with the rest
+ * of Effect's index) only hands it on; and the files program imports
+ * `files diff --patch` (SQL client, pg, local sync's readers), which the launcher runs from dist/cli.cjs.
+ */
+const leftOutOfFiles = [
+  {
+    path: "./FastCheck.js",
+    importer: /\/effect\/dist\/esm\/[^/]+\.js$/,
+    stub: "export const array = () => { throw new Error('fast-check is left out of dist/files.cjs') }"
+  },
+  {
+    path: "./patches.js",
+    importer: /\/src\/programs\/files\.ts$/,
+    stub: "export const filePatches = () => { throw new Error('files diff --patch is left out of dist/files.cjs') }"
+  }
+]
+/** Packages that must not come back into dist/files.cjs (the build fails if one does). */
+const notInFiles = ["fast-check", "pure-rand", "pg", "@effect/sql-pg", "@effect/sql"]
+/** Puts the stubs above in place of what dist/files.cjs leaves out. */
+const filesOnly = {
+  name: "files-only",
+  setup(b) {
+    for (const [i, { path, importer }] of leftOutOfFiles.entries())
+      b.onResolve({ filter: new RegExp(`^${path.replace(/[.]/g, "\\.")}$`) }, (a) =>
+        importer.test(a.importer.replaceAll("\\", "/")) ? { path: String(i), namespace: "left-out" } : undefined
+      )
+    b.onLoad({ filter: /.*/, namespace: "left-out" }, (a) => ({ contents: leftOutOfFiles[Number(a.path)].stub }))
+  }
 }
 const [cli, files] = await Promise.all([
   build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" } }),
@@ -56,7 +94,8 @@ const [cli, files] = await Promise.all([
     ...cliBundle,
     metafile: true,
     entryPoints: { files: "src/cli/filesRun.ts" },
-    alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" }
+    alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" },
+    plugins: [filesOnly]
   }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
@@ -79,6 +118,15 @@ const dynamic = [cli, files]
   .flatMap((o) => o.imports.filter((i) => i.kind === "dynamic-import").map((i) => i.path))
 if (dynamic.length > 0)
   throw new Error(`dist/cli.cjs and dist/files.cjs must not import() at run time (use require): ${dynamic.join(", ")}`)
+const packageOf = (input) => input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)?.[1]
+// What the bundle holds: an input parsed but tree-shaken away (a re-export nothing uses) adds no byte.
+const inFiles = Object.entries(files.metafile.outputs["dist/files.cjs"].inputs)
+  .filter(([, i]) => i.bytesInOutput > 0)
+  .map(([path]) => path)
+const stubbed = leftOutOfFiles.filter((_, i) => !inFiles.includes(`left-out:${i}`))
+if (stubbed.length > 0) throw new Error(`dist/files.cjs left nothing out for ${stubbed.map((s) => s.path).join(", ")}`)
+const backInFiles = [...new Set(inFiles.map(packageOf))].filter((p) => notInFiles.includes(p))
+if (backInFiles.length > 0) throw new Error(`dist/files.cjs must not bundle ${backInFiles.join(", ")}`)
 const idOf = async (file) =>
   createHash("sha256")
     .update(await readFile(file))
