@@ -81,20 +81,19 @@ const { values: flags } = parseArgs({
 
 /**
  * `agentsync serve` with its access log read and dropped (a reader that keeps it all, or scans it, would be what
- * limits the rate: the server waits on a full pipe); with `onLog`, read and handed to it as it comes (for runs of a
- * request a second, not for wrk).
+ * limits the rate: the server waits on a full pipe); with `onLog`, the log (stderr) is handed to it as it comes (for
+ * runs of a request a second, not for wrk).
  */
 const startServe = (env: Record<string, string>, cwd: string, bin = BIN, onLog?: (chunk: string) => void) =>
   new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
-    const options = { cwd, env: { ...process.env, ...env } }
-    const args = [bin, "serve", "--port", "0"]
-    const child =
-      onLog === undefined
-        ? spawn(process.execPath, args, { ...options, stdio: ["ignore", "ignore", "pipe"] })
-        : spawn(process.execPath, args, { ...options, stdio: ["ignore", "pipe", "pipe"] })
-    if (onLog !== undefined) child.stdout?.on("data", (d: Buffer) => onLog(String(d)))
+    const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
     let head = ""
     child.stderr.on("data", (d) => {
+      onLog?.(String(d))
       if (head.length > 65536) return
       head += d
       const m = /listening on (http:\/\/\S+)/.exec(head)
