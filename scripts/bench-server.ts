@@ -9,6 +9,7 @@
 //   npm run bench:server -- --concurrent 20 [--files 1000] [--rounds N] [--before path/to/dist/bin.js]
 //   npm run bench:server -- --compression [--files 10000] [--mib 100] [--rounds N]
 //   npm run bench:server -- --transfer [--files 10000] [--mib 100] [--rounds N] [--before path/to/dist/bin.js]
+//   npm run bench:server -- --onefile [--files 10000] [--mib 100] [--rounds N] [--before path/to/dist/bin.js]
 //
 // `--before` also measures an earlier build's server (its own database) in the same rounds. `--concurrent N` measures
 // instead N clients each pushing one changed file into its own tenant at once: every tenant holds a settled tree of
@@ -19,9 +20,12 @@
 // `--transfer` measures instead a first full upload and a full download of the bench corpus through each server (each
 // build with a PostgreSQL of its own, alternating): the server's CPU and its PostgreSQL's, the figures the client
 // does not move (the same client, this build's, drives both). The no-change check also prints PostgreSQL's CPU per
-// answer, and a second bare handler that runs the statement prepared (named), as the server does.
+// answer, and a second bare handler that runs the statement prepared (named), as the server does. `--onefile` measures
+// instead one-file pushes into a tenant of `--files` files, one server per build (each with a PostgreSQL of its own),
+// alternating: the access log's `duration_ms` of each push's POST, the server's CPU and its PostgreSQL's per push.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -70,15 +74,17 @@ const { values: flags } = parseArgs({
     files: { type: "string" },
     mib: { type: "string", default: "100" },
     compression: { type: "boolean", default: false },
-    transfer: { type: "boolean", default: false }
+    transfer: { type: "boolean", default: false },
+    onefile: { type: "boolean", default: false }
   }
 })
 
 /**
  * `agentsync serve` with its access log read and dropped (a reader that keeps it all, or scans it, would be what
- * limits the rate: the server waits on a full pipe).
+ * limits the rate: the server waits on a full pipe); with `onLog`, the log (stderr) is handed to it as it comes (for
+ * runs of a request a second, not for wrk).
  */
-const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
+const startServe = (env: Record<string, string>, cwd: string, bin = BIN, onLog?: (chunk: string) => void) =>
   new Promise<{ url: string; child: ChildProcess }>((resolve, reject) => {
     const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
       cwd,
@@ -87,6 +93,7 @@ const startServe = (env: Record<string, string>, cwd: string, bin = BIN) =>
     })
     let head = ""
     child.stderr.on("data", (d) => {
+      onLog?.(String(d))
       if (head.length > 65536) return
       head += d
       const m = /listening on (http:\/\/\S+)/.exec(head)
@@ -477,13 +484,96 @@ const transferFigures = async () => {
   }
 }
 
+/**
+ * One-file pushes into a tenant of `--files` files through each build's server (each over a PostgreSQL of its own),
+ * alternating, this build's client driving both: the POST's `duration_ms` from the access log (its lines read as
+ * they come: a push a second is no load for the reader), and the server's and PostgreSQL's CPU over each push.
+ */
+const oneFilePushes = async () => {
+  const files = Number(flags.files ?? 10_000)
+  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-onefile-"))
+  const stops: Array<() => void> = []
+  try {
+    const source = join(work, "source")
+    generate(source, files, Number(flags.mib) * 1024 * 1024)
+    writeFileSync(join(source, "agentsync.yaml"), "services: services\n")
+    const builds = [
+      { name: "agentsync serve", bin: BIN },
+      ...(flags.before ? [{ name: "before", bin: flags.before }] : [])
+    ]
+    const servers = []
+    for (const [j, b] of builds.entries()) {
+      const pg = await startPostgres()
+      stops.push(pg.stop)
+      const posts: Array<number> = []
+      let pending = ""
+      const server = await startServe({ DATABASE_URL: pg.url }, work, b.bin, (chunk) => {
+        const lines = (pending + chunk).split("\n")
+        pending = lines.pop() ?? ""
+        for (const line of lines) {
+          const m = /"method":"POST","route":"\/api\/v1\/sync\/files".*"duration_ms":([\d.]+)/.exec(line)
+          if (m) posts.push(Number(m[1]))
+        }
+      })
+      stops.push(() => server.child.kill("SIGTERM"))
+      const t = cli(["tenant", "create", `onefile-${j}`], work, { DATABASE_URL: pg.url }) as { token: string }
+      const root = join(work, `tree-${j}`)
+      cpSync(source, root, { recursive: true })
+      const env = { AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: t.token }
+      timed(process.execPath, [BIN, "files", "push"], { cwd: root, env })
+      const changed = join(root, "services", listFiles(join(root, "services"))[0]!)
+      servers.push({ ...b, pg, server, posts, env, root, changed })
+    }
+    console.log(
+      `agentsync server: one-file pushes — ${new Date().toISOString()}, node ${process.version}, ${files} files / ${flags.mib} MiB, ${flags.rounds} rounds, alternating; loopback`
+    )
+    type Sample = { post: number; server: number; pg: number; wall: number }
+    const samples = servers.map(() => [] as Array<Sample>)
+    for (let round = 0; round < Number(flags.rounds); round++) {
+      for (const [j, s] of servers.entries()) {
+        writeFileSync(s.changed, `changed in round ${round}\n`, { flag: "a" })
+        const pgPort = portOf(s.pg.url)
+        const [server, pg] = [procCpu(s.server.child.pid!), pgCpu(pgPort)]
+        const r = timed(process.execPath, [BIN, "files", "push"], { cwd: s.root, env: s.env })
+        // The access log's line is written as the answer ends: wait for it.
+        for (let i = 0; i < 50 && s.posts.length < round + 2; i++) await new Promise((ok) => setTimeout(ok, 20))
+        const x = {
+          post: s.posts.at(-1) ?? Number.NaN,
+          server: (procCpu(s.server.child.pid!) - server) * 1000,
+          pg: (pgCpu(pgPort) - pg) * 1000,
+          wall: r.seconds
+        }
+        samples[j]!.push(x)
+        console.error(
+          `round ${round + 1}, ${s.name}: POST ${x.post} ms, server ${x.server.toFixed(0)} ms CPU, PostgreSQL ${x.pg.toFixed(0)} ms CPU; push ${x.wall.toFixed(2)} s`
+        )
+      }
+    }
+    console.log(
+      "| server | POST duration_ms, median (range) | server CPU a push | PostgreSQL CPU a push | push, wall |\n| --- | --- | --- | --- | --- |"
+    )
+    for (const [j, s] of servers.entries()) {
+      const xs = samples[j]!
+      const m = (f: (x: Sample) => number) => median(xs.map(f))
+      const posts = xs.map((x) => x.post)
+      console.log(
+        `| ${s.name} | ${m((x) => x.post).toFixed(1)} ms (${Math.min(...posts)}–${Math.max(...posts)}) | ${m((x) => x.server).toFixed(0)} ms | ${m((x) => x.pg).toFixed(0)} ms | ${m((x) => x.wall).toFixed(2)} s |`
+      )
+    }
+  } finally {
+    for (const stop of stops.reverse()) stop()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
 const main = async () => {
   if (flags.compression) return await compressionFigures()
-  if (!flags.transfer && spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
+  if (!flags.transfer && !flags.onefile && spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
     throw new Error("wrk is not installed (apt-get install wrk)")
   const build = spawnSync(process.execPath, ["scripts/build.mjs", "--no-types"], { cwd: REPO, stdio: "ignore" })
   if (build.status !== 0) throw new Error("the build failed")
   if (flags.transfer) return await transferFigures()
+  if (flags.onefile) return await oneFilePushes()
   const pg = await startPostgres()
   const work = mkdtempSync(join(tmpdir(), "agentsync-bench-server-"))
   const children: Array<ChildProcess> = []

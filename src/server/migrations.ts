@@ -92,6 +92,26 @@ const blobCompression = Effect.gen(function* () {
   if (lz4[0]?.lz4 === true) yield* sql`ALTER TABLE blobs ALTER COLUMN data SET COMPRESSION lz4`
 })
 
+/**
+ * A revision stores its delta against its parent (rows set, paths deleted) instead of its whole manifest, but for
+ * the first of a tenant and one in every few (see server/files/tree.ts): a one-file push wrote and read back the
+ * whole tree as jsonb, most of its time. `depth` and `chain` say how far back the last whole manifest is, and the
+ * counts `files revisions` shows are kept with the revision. Rows stored before keep their whole manifest.
+ */
+const revisionDeltas = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`ALTER TABLE revisions
+    ALTER COLUMN manifest DROP NOT NULL,
+    ADD COLUMN delta jsonb,
+    ADD COLUMN depth integer NOT NULL DEFAULT 0,
+    ADD COLUMN chain integer NOT NULL DEFAULT 0,
+    ADD COLUMN added integer,
+    ADD COLUMN changed integer,
+    ADD COLUMN deleted integer,
+    ADD CONSTRAINT revisions_manifest_or_delta
+      CHECK ((manifest IS NULL) <> (delta IS NULL) AND (delta IS NULL OR parent IS NOT NULL))`
+})
+
 export const migrations = {
   "1_files": init,
   "2_tenant_database": tenantDatabaseMigration,
@@ -100,7 +120,8 @@ export const migrations = {
   "5_job_runs": jobRuns,
   "6_tenant_skills_as_is": tenantSkillsAsIsMigration,
   "7_tokens_and_import_keys": tokenLifecycle,
-  "8_blob_compression": blobCompression
+  "8_blob_compression": blobCompression,
+  "9_revision_deltas": revisionDeltas
 }
 
 /**

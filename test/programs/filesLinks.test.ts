@@ -64,10 +64,16 @@ const tamper = async (
   entries: ReadonlyArray<FileEntry>,
   row: ReadonlyArray<readonly [string, number, string, number?]>
 ) => {
+  // As a new head revision: the server keeps a revision's tree by its id once read (a revision never changes), so a
+  // row rewritten in place would not be served.
   await query(
     dbUrl,
-    "UPDATE revisions SET manifest = $2::jsonb, checksum = $3 WHERE id = (SELECT head FROM tenants WHERE id = $1)",
-    [tenant, JSON.stringify(row.map((r) => r.filter((x) => x !== undefined))), manifestChecksum(entries)]
+    `WITH made AS (
+       INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
+       SELECT gen_random_uuid()::text, id, head, $2::jsonb, $3, $4, 'tampered' FROM tenants WHERE id = $1
+       RETURNING id)
+     UPDATE tenants SET head = (SELECT id FROM made) WHERE id = $1`,
+    [tenant, JSON.stringify(row.map((r) => r.filter((x) => x !== undefined))), manifestChecksum(entries), row.length]
   )
 }
 

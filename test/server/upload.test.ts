@@ -51,7 +51,7 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
         // Each batch is stored only after the next has been read whole: a buffer used again too early shows.
         const slow: typeof write = (tenantId, uploadId, blobs) =>
           Effect.zipRight(Effect.sleep("150 millis"), write(tenantId, uploadId, blobs))
-        const upload = makeUpload(sql, revisionQueries(sql).loadRevision, slow)
+        const upload = makeUpload(sql, revisionQueries(sql), slow)
         // Batches of 500 files; pieces of 3 KiB, so most files arrive in two or three.
         const files = Array.from({ length: 1600 }, (_, i) => [`content/f/${i}.bin`, randomBytes(5000 + i)] as const)
         const result = yield* upload({ tenantId: "t1", tokenId: "k", label: "test" }, yield* archive(files, 3 * 1024), {

@@ -15,8 +15,9 @@ export type { UploadOptions } from "./upload.js"
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const { loadRevision, head, manifest, revisions } = revisionQueries(sql)
-    const upload = makeUpload(sql, loadRevision, yield* blobWriter(sql))
+    const queries = revisionQueries(sql)
+    const { loadRevision, head, manifest, revisions } = queries
+    const upload = makeUpload(sql, queries, yield* blobWriter(sql))
     const download = makeDownload(yield* blobReader(sql), loadRevision)
     return { head, manifest, revisions, upload, download } as const
   })

@@ -1,27 +1,111 @@
-/** The file store's reads of revisions: one revision's manifest, the head alone, and the newest revisions listed. */
+/**
+ * The file store's reads of revisions: one revision's tree (cached, or rebuilt from its chain of deltas), its
+ * manifest, the head alone, and the newest revisions listed.
+ */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { NotFound } from "../../api/common.js"
 import { RemoteManifest, RevisionInfo } from "../../api/files.js"
-import { EMPTY_CHECKSUM, type StoredEntry, storageFailure, toEntries } from "./stored.js"
+import { fileAndFolder } from "../../domain/caps.js"
+import { manifestChecksum } from "../../domain/hash.js"
+import { type CachedTree, type ManifestCache, manifestCache } from "./manifestCache.js"
+import { EMPTY_CHECKSUM, type StoredEntry, storageFailure, storedPathOrder, toEntries } from "./stored.js"
+import { applyDelta, type Delta } from "./tree.js"
 
 /** A revision of a tenant, the head by default: its id (null before the first push), manifest rows and checksum. */
-export type LoadRevision = ReturnType<typeof revisionQueries>["loadRevision"]
+export type LoadRevision = RevisionQueries["loadRevision"]
+export type RevisionQueries = ReturnType<typeof revisionQueries>
 
-export const revisionQueries = (sql: SqlClient.SqlClient) => {
+/** A row of a revision's chain: its whole manifest, or its delta against its parent. */
+interface ChainRow {
+  readonly id: string
+  readonly manifest: ReadonlyArray<StoredEntry> | null
+  readonly delta: Delta | null
+  readonly depth: number
+  readonly chain: number
+  readonly checksum: string
+}
+
+const broken = (revision: string, why: string) =>
+  new SqlError({ message: `the stored tree of revision ${revision} is broken: ${why}` })
+
+/** Rows as stored are sorted by path; one that is not (never written so) is sorted, not trusted. */
+const sortedRows = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<StoredEntry> => {
+  for (let i = 1; i < rows.length; i++) {
+    if ((rows[i - 1] as StoredEntry)[0] >= (rows[i] as StoredEntry)[0]) return [...rows].sort(storedPathOrder)
+  }
+  return rows
+}
+
+/**
+ * A revision's tree from its chain, oldest first: the whole manifest of the first row, then each delta applied.
+ * A tree made from deltas is checked against the revision's checksum, so a broken chain is never served.
+ */
+const rebuild = (revision: string, chain: ReadonlyArray<ChainRow>): Effect.Effect<CachedTree, SqlError> => {
+  const [first, ...deltas] = chain
+  if (first?.manifest == null) return Effect.fail(broken(revision, "no whole manifest at the start of its chain"))
+  let entries = sortedRows(first.manifest)
+  for (const row of deltas) {
+    if (row.delta === null) return Effect.fail(broken(revision, `revision ${row.id} has no delta`))
+    const applied = applyDelta(entries, row.delta.set, row.delta.delete)
+    if ("missing" in applied) return Effect.fail(broken(revision, `${applied.missing} deleted but not there`))
+    entries = applied.next
+  }
+  const last = chain[chain.length - 1] as ChainRow
+  if (deltas.length > 0 && manifestChecksum(toEntries(entries)) !== last.checksum) {
+    return Effect.fail(broken(revision, "its deltas do not sum to its checksum"))
+  }
+  return Effect.succeed({
+    entries,
+    depth: last.depth,
+    chain: last.chain,
+    clean: fileAndFolder(entries.map((e) => e[0])) === undefined
+  })
+}
+
+export const revisionQueries = (sql: SqlClient.SqlClient, cache: ManifestCache = manifestCache()) => {
+  /**
+   * A committed revision's tree: from the cache, or read as its chain (the revision and its parents back to the
+   * first that stores its whole manifest, at most `MAX_DEPTH` deltas) in one statement, then kept.
+   */
+  const tree = (tenantId: string, revision: string) =>
+    Effect.suspend(() => {
+      const hit = cache.get(tenantId, revision)
+      if (hit !== undefined) return Effect.succeed(hit)
+      return sql<ChainRow & { readonly step: number }>`
+        WITH RECURSIVE c AS (
+          SELECT id, parent, manifest, delta, depth, chain, checksum, 0 AS step
+          FROM revisions WHERE tenant_id = ${tenantId} AND id = ${revision}
+          UNION ALL
+          SELECT r.id, r.parent, r.manifest, r.delta, r.depth, r.chain, r.checksum, c.step + 1
+          FROM c JOIN revisions r ON r.id = c.parent AND r.tenant_id = ${tenantId}
+          WHERE c.delta IS NOT NULL
+        )
+        SELECT id, manifest, delta, depth, chain, checksum, step FROM c ORDER BY step DESC`.pipe(
+        Effect.flatMap((rows) => rebuild(revision, rows)),
+        Effect.tap((built) => cache.set(tenantId, revision, built))
+      )
+    })
+
+  /** Keeps the tree of a revision just committed, so the next push over it reads nothing back. */
+  const remember = (tenantId: string, revision: string, built: CachedTree) => cache.set(tenantId, revision, built)
+
   const loadRevision = (tenantId: string, revision: string | undefined) =>
     Effect.gen(function* () {
       const rows =
         revision === undefined
-          ? yield* sql<{ id: string | null; manifest: ReadonlyArray<StoredEntry> | null; checksum: string | null }>`
-              SELECT r.id, r.manifest, r.checksum FROM tenants t LEFT JOIN revisions r ON r.id = t.head WHERE t.id = ${tenantId}`
-          : yield* sql<{ id: string; manifest: ReadonlyArray<StoredEntry>; checksum: string }>`
-              SELECT id, manifest, checksum FROM revisions WHERE tenant_id = ${tenantId} AND id = ${revision}`
+          ? yield* sql<{ id: string | null; checksum: string | null }>`
+              SELECT r.id, r.checksum FROM tenants t LEFT JOIN revisions r ON r.id = t.head WHERE t.id = ${tenantId}`
+          : yield* sql<{ id: string; checksum: string }>`
+              SELECT id, checksum FROM revisions WHERE tenant_id = ${tenantId} AND id = ${revision}`
       const row = rows[0]
       if (row === undefined) {
         return yield* new NotFound({ reason: revision === undefined ? "no such tenant" : `no revision ${revision}` })
       }
-      return { id: row.id, manifest: row.manifest ?? [], checksum: row.checksum ?? EMPTY_CHECKSUM }
+      if (row.id === null) return { id: null, manifest: [], checksum: EMPTY_CHECKSUM }
+      const built = yield* tree(tenantId, row.id)
+      return { id: row.id, manifest: built.entries, checksum: row.checksum ?? EMPTY_CHECKSUM }
     })
 
   const manifest = Effect.fn("FileStore.manifest")(function* (tenantId: string, revision?: string) {
@@ -42,8 +126,8 @@ export const revisionQueries = (sql: SqlClient.SqlClient) => {
   })
 
   /**
-   * The newest revisions with the name of the token that pushed each and its counts against its parent,
-   * counted in the database over the two manifests (only for the revisions listed).
+   * The newest revisions with the name of the token that pushed each and its counts against its parent: stored
+   * with the revision since deltas are, counted in the database over the two manifests for a revision made before.
    */
   const revisions = Effect.fn("FileStore.revisions")(function* (tenantId: string, limit = 50) {
     const rows = yield* sql<{
@@ -59,7 +143,8 @@ export const revisionQueries = (sql: SqlClient.SqlClient) => {
       deleted: number
     }>`
       SELECT r.id, r.parent, r.author, r.created_at, r.files, r.checksum, t.label AS token_name,
-             c.added, c.changed, c.deleted
+             COALESCE(r.added, c.added) AS added, COALESCE(r.changed, c.changed) AS changed,
+             COALESCE(r.deleted, c.deleted) AS deleted
       FROM (SELECT * FROM revisions WHERE tenant_id = ${tenantId} ORDER BY seq DESC LIMIT ${limit}) r
       LEFT JOIN tokens t ON t.id = r.token_id
       LEFT JOIN revisions p ON p.id = r.parent
@@ -67,8 +152,9 @@ export const revisionQueries = (sql: SqlClient.SqlClient) => {
         SELECT count(*) FILTER (WHERE o.e IS NULL)::int AS added,
                count(*) FILTER (WHERE o.e IS NOT NULL AND n.e IS NOT NULL AND o.e <> n.e)::int AS changed,
                count(*) FILTER (WHERE n.e IS NULL)::int AS deleted
-        FROM (SELECT e ->> 0 AS path, e FROM jsonb_array_elements(r.manifest) e) n
-        FULL JOIN (SELECT e ->> 0 AS path, e FROM jsonb_array_elements(p.manifest) e) o USING (path)
+        FROM (SELECT e ->> 0 AS path, e FROM jsonb_array_elements(CASE WHEN r.added IS NULL THEN r.manifest END) e) n
+        FULL JOIN (SELECT e ->> 0 AS path, e
+                   FROM jsonb_array_elements(CASE WHEN r.added IS NULL THEN p.manifest END) e) o USING (path)
       ) c
       ORDER BY r.seq DESC`.pipe(Effect.catchTag("SqlError", storageFailure("revisions")))
     return rows.map(
@@ -88,5 +174,5 @@ export const revisionQueries = (sql: SqlClient.SqlClient) => {
     )
   })
 
-  return { loadRevision, manifest, head, revisions } as const
+  return { tree, remember, loadRevision, manifest, head, revisions } as const
 }

@@ -13,6 +13,9 @@ import { ApiError } from "../../errors.js"
 export type StoredEntry = readonly [string, number, string] | readonly [string, number, string, 1 | 2]
 export const LINK = 2
 
+/** Orders stored rows by path, as a manifest is kept. */
+export const storedPathOrder = (a: StoredEntry, b: StoredEntry) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+
 export const stored = (e: FileEntry): StoredEntry =>
   e.link === true
     ? [e.path, e.size, e.sha256, LINK]

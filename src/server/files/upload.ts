@@ -8,15 +8,17 @@ import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
-import { type ArchiveFormat, CAPS, type Caps, fileAndFolder, TRANSFER, treeOverCaps } from "../../domain/caps.js"
+import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { readArchive } from "../../stages/files/archive.js"
 import type { BlobWriter, PendingBlob } from "./blobWrite.js"
-import type { LoadRevision } from "./revisions.js"
-import { BATCH_ROWS, type StoredEntry, storageFailure, stored, toEntry } from "./stored.js"
+import type { CachedTree } from "./manifestCache.js"
+import type { RevisionQueries } from "./revisions.js"
+import { BATCH_ROWS, storageFailure, stored, toEntry } from "./stored.js"
+import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 
 // Blob inserts are batched by bytes so memory stays flat however large the tree.
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -60,7 +62,7 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
   return header
 }
 
-export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision, writeBlobs: BlobWriter) => {
+export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
   const findByKey = (tenantId: string, key: string) =>
     sql<{ id: string; parent: string | null; files: number }>`
       SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
@@ -230,6 +232,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision,
       options.formats
     )
 
+    let committed: { readonly id: string; readonly tree: CachedTree } | undefined
     const commit = (head: UploadHeader) =>
       Effect.gen(function* () {
         const tenant = yield* sql<{
@@ -246,14 +249,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision,
             reason: `the remote head moved: you diffed against ${head.base ?? "an empty tenant"}, the head is now ${current ?? "empty"}; pull, then push again`
           })
         }
-        const base = yield* loadRevision(caller.tenantId, current ?? undefined)
-        const tree = new Map<string, StoredEntry>(base.manifest.map((e) => [e[0], e]))
-        for (const p of head.delete) {
-          if (!tree.delete(p))
-            return yield* new InvalidInput({ field: "delete", reason: `${p} is not in the base revision` })
-        }
-        for (const e of head.set) tree.set(e.path, stored(e))
-        const next = [...tree.values()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        // The parent's tree, parsed once per server process and kept (its id never names another tree).
+        const base = current === null ? undefined : yield* revisions.tree(caller.tenantId, current)
+        const applied = applyDelta(base?.entries ?? [], head.set.map(stored), head.delete)
+        if ("missing" in applied)
+          return yield* new InvalidInput({ field: "delete", reason: `${applied.missing} is not in the base revision` })
+        const { next } = applied
         // What every client can pull: the server never keeps a tree a client would refuse.
         const over = treeOverCaps(
           next.map(([path, size]) => [path, size] as const),
@@ -261,7 +262,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision,
         )
         if (over !== undefined)
           return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
-        const both = fileAndFolder(next.map((e) => e[0]))
+        const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
         if (both !== undefined) {
           return yield* new InvalidInput({
             field: "set",
@@ -311,10 +312,22 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision,
           })
         }
         const id = randomUUID()
-        yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, token_id, idempotency_key)
-          VALUES (${id}, ${caller.tenantId}, ${current}, ${JSON.stringify(next)}::jsonb, ${checksum}, ${next.length},
-                  ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId}, ${key ?? null})`
-        yield* sql`UPDATE tenants SET head = ${id} WHERE id = ${caller.tenantId}`
+        const whole = storesWhole(base, applied)
+        const depth = whole || base === undefined ? 0 : base.depth + 1
+        const chain =
+          whole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
+        // The revision and the head move in one statement (the head's foreign key is checked at its end).
+        yield* sql`WITH made AS (
+            INSERT INTO revisions (id, tenant_id, parent, manifest, delta, depth, chain, checksum, files, author,
+                                   token_id, idempotency_key, added, changed, deleted)
+            VALUES (${id}, ${caller.tenantId}, ${current},
+                    ${whole ? JSON.stringify(next) : null}::jsonb, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
+                    ${depth}, ${chain},
+                    ${checksum}, ${next.length}, ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId},
+                    ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted})
+            RETURNING id)
+          UPDATE tenants SET head = (SELECT id FROM made) WHERE id = ${caller.tenantId}`
+        committed = { id, tree: { entries: next, depth, chain, clean: true } }
         return new UploadResult({
           revision: id,
           parent: current,
@@ -332,7 +345,10 @@ export const makeUpload = (sql: SqlClient.SqlClient, loadRevision: LoadRevision,
         return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
       yield* flush
       yield* settle
-      return yield* sql.withTransaction(commit(head))
+      const result = yield* sql.withTransaction(commit(head))
+      // Kept once committed: a tree of a transaction rolled back would name no revision, but would take room.
+      if (committed !== undefined) revisions.remember(caller.tenantId, committed.id, committed.tree)
+      return result
     }).pipe(
       Effect.catchTag("SqlError", storageFailure("upload")),
       Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : discardPending))

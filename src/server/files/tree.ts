@@ -1,0 +1,133 @@
+/**
+ * A revision's tree made from its parent's and a push's delta, with the work of the checks and the stored delta
+ * in proportion to the change: the parent's rows are merged once (they are sorted), never sorted or rebuilt.
+ */
+import { fileAndFolder } from "../../domain/caps.js"
+import { type StoredEntry, storedPathOrder } from "./stored.js"
+
+/** What a revision stores instead of its whole manifest: the rows set and the paths deleted against its parent. */
+export interface Delta {
+  readonly set: ReadonlyArray<StoredEntry>
+  readonly delete: ReadonlyArray<string>
+}
+
+/** A revision's tree and what it changed against its parent (as `files revisions` counts it). */
+export interface Applied {
+  readonly next: ReadonlyArray<StoredEntry>
+  /** The change that makes `next` from the parent: only rows that differ, only paths that were there. */
+  readonly delta: Delta
+  readonly added: number
+  readonly changed: number
+  readonly deleted: number
+}
+
+/** The index of `path` in `rows` (sorted by path), or of where it would go (the first row after it). */
+export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string): number => {
+  let lo = 0
+  let hi = rows.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if ((rows[mid] as StoredEntry)[0] < path) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** The row of `path` in `rows` (sorted by path), or undefined. */
+export const rowOf = (rows: ReadonlyArray<StoredEntry>, path: string): StoredEntry | undefined => {
+  const at = rows[lowerBound(rows, path)]
+  return at !== undefined && at[0] === path ? at : undefined
+}
+
+const sameRow = (a: StoredEntry, b: StoredEntry) => a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3]
+
+/**
+ * The paths of `deletes` that are not in `base`, in their order (the push is refused for the first); otherwise
+ * the tree `base` with `deletes` removed and then `set` written (the last row of a path wins), as one merge.
+ */
+export const applyDelta = (
+  base: ReadonlyArray<StoredEntry>,
+  set: ReadonlyArray<StoredEntry>,
+  deletes: ReadonlyArray<string>
+): { readonly missing: string } | Applied => {
+  // A path deleted twice is refused at its second mention, as a tree deleting one by one would.
+  const seen = new Set<string>()
+  for (const p of deletes) {
+    if (seen.has(p) || rowOf(base, p) === undefined) return { missing: p }
+    seen.add(p)
+  }
+  const written = new Map<string, StoredEntry>()
+  for (const e of set) written.set(e[0], e)
+  const sets = [...written.values()].sort(storedPathOrder)
+  const gone = new Set([...seen].filter((p) => !written.has(p)))
+  const changedRows: Array<StoredEntry> = []
+  let added = 0
+  let changed = 0
+  const next: Array<StoredEntry> = []
+  let i = 0
+  for (const e of sets) {
+    for (; i < base.length && (base[i] as StoredEntry)[0] < e[0]; i++) {
+      const b = base[i] as StoredEntry
+      if (!gone.has(b[0])) next.push(b)
+    }
+    const before = i < base.length && (base[i] as StoredEntry)[0] === e[0] ? (base[i++] as StoredEntry) : undefined
+    if (before === undefined) {
+      added++
+      changedRows.push(e)
+      next.push(e)
+    } else if (sameRow(before, e)) {
+      // Unchanged: the parent's row is kept (and shared with the parent's cached tree).
+      next.push(before)
+    } else {
+      changed++
+      changedRows.push(e)
+      next.push(e)
+    }
+  }
+  for (; i < base.length; i++) {
+    const b = base[i] as StoredEntry
+    if (!gone.has(b[0])) next.push(b)
+  }
+  return {
+    next,
+    delta: { set: changedRows, delete: [...gone].sort() },
+    added,
+    changed,
+    deleted: gone.size
+  }
+}
+
+/**
+ * A path that is both a file and a folder of `next`, or undefined, as `fileAndFolder` over the whole tree answers.
+ * When the parent's tree holds no such path (`baseClean`), a new one involves a row the push wrote, so only those
+ * rows are looked at (each prefix of theirs, and whether a row lies under them); when one is found, or the parent's
+ * tree is not known to be clean, the whole tree is checked, so that the answer names the same path as before.
+ */
+export const fileAndFolderAfter = (
+  next: ReadonlyArray<StoredEntry>,
+  written: ReadonlyArray<StoredEntry>,
+  baseClean: boolean
+): string | undefined => {
+  if (baseClean && !written.some((e) => clashes(next, e[0]))) return undefined
+  return fileAndFolder(next.map((e) => e[0]))
+}
+
+const clashes = (next: ReadonlyArray<StoredEntry>, path: string): boolean => {
+  for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+    if (rowOf(next, path.slice(0, i)) !== undefined) return true
+  }
+  const under = next[lowerBound(next, `${path}/`)]
+  return under?.[0].startsWith(`${path}/`) === true
+}
+
+/** Deltas at most between a revision and the last one that stores its whole manifest. */
+export const MAX_DEPTH = 50
+
+/**
+ * Whether a revision stores its whole manifest rather than its delta: the first of a tenant, or when reading it
+ * back would otherwise apply more than `MAX_DEPTH` deltas, or deltas carrying more rows than half its tree.
+ */
+export const storesWhole = (base: { readonly depth: number; readonly chain: number } | undefined, applied: Applied) =>
+  base === undefined ||
+  base.depth >= MAX_DEPTH ||
+  base.chain + applied.delta.set.length + applied.delta.delete.length > applied.next.length / 2
