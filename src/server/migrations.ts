@@ -100,14 +100,16 @@ const blobCompression = Effect.gen(function* () {
  */
 const revisionDeltas = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
+  // Idempotent, as the two before it: a server whose migration records were set back runs it again.
   yield* sql`ALTER TABLE revisions
     ALTER COLUMN manifest DROP NOT NULL,
-    ADD COLUMN delta jsonb,
-    ADD COLUMN depth integer NOT NULL DEFAULT 0,
-    ADD COLUMN chain integer NOT NULL DEFAULT 0,
-    ADD COLUMN added integer,
-    ADD COLUMN changed integer,
-    ADD COLUMN deleted integer,
+    ADD COLUMN IF NOT EXISTS delta jsonb,
+    ADD COLUMN IF NOT EXISTS depth integer NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS chain integer NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS added integer,
+    ADD COLUMN IF NOT EXISTS changed integer,
+    ADD COLUMN IF NOT EXISTS deleted integer,
+    DROP CONSTRAINT IF EXISTS revisions_manifest_or_delta,
     ADD CONSTRAINT revisions_manifest_or_delta
       CHECK ((manifest IS NULL) <> (delta IS NULL) AND (delta IS NULL OR parent IS NOT NULL))`
 })

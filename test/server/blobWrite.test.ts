@@ -233,13 +233,15 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
           yield* after === 0 ? Effect.yieldNow() : Effect.sleep(after)
           const exits = yield* Effect.forEach(fibers, Fiber.interrupt)
           // A write that finished before its interruption committed (the first to commit holds every blob, the
-          // others found them held); an interrupted one stored nothing.
+          // others found them held); an interrupted one stored nothing, or, when the interruption came after its
+          // COMMIT was sent (which nothing can take back), its whole batch: never part of one.
           const finished = exits.flatMap((e, i) => (Exit.isSuccess(e) ? [`cut-${after}-${i}`] : []))
           const rows = yield* rowsOf("t4")
           const owners = [...new Set(rows.map((r) => r.upload_id ?? ""))]
-          expect(owners.length).toBe(finished.length > 0 ? 1 : 0)
-          for (const o of owners) expect(finished).toContain(o)
-          expect(rows.length).toBe(finished.length > 0 ? big.length : 0)
+          expect(owners.length).toBeLessThanOrEqual(1)
+          if (finished.length > 0) expect(owners).toHaveLength(1)
+          for (const o of owners) expect(o).toMatch(new RegExp(`^cut-${after}-[0-3]$`))
+          expect(rows.length).toBe(owners.length > 0 ? big.length : 0)
           expect(yield* inTransaction).toEqual([{ n: 0 }])
           yield* sql`DELETE FROM blobs WHERE tenant_id = 't4'`
         }
