@@ -17,6 +17,7 @@ import { locateProject, PROJECT_FILE } from "../../locate.js"
 import {
   BASE_FILE,
   type HandedListing,
+  listingClock,
   type ManifestAnswer,
   stateDir,
   type WorkspaceFile,
@@ -285,10 +286,14 @@ export const checkSettled = async (input: SettledInput) => {
     }
     const membership = makeMembership(ignore)
     const files = walkTree(mark.root, membership)
-    const at = Date.now()
     // An empty tree is left to the full run, which checks that the services path is there at all.
     if (files.length === 0 || !matches(mark, files)) {
-      input.onListing?.({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
+      // Stamped before the program reads any file of it (see `listingClock`).
+      const { onListing } = input
+      if (onListing !== undefined) {
+        const at = listingClock(projectRoot, files)
+        onListing({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
+      }
       return undefined
     }
     return withLeftOut(settledReport(input.command, input.dryRun, mark), leftOutSync(mark.root, membership))
