@@ -2,6 +2,7 @@
  * Where a project keeps its file sync state, and the walk of its services/ tree: plain code without Effect, so
  * that the settled check (stages/files/settledCheck.ts) can run before any runtime is loaded.
  */
+import { isAscii } from "node:buffer"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import type { Membership } from "../domain/membership.js"
@@ -15,14 +16,18 @@ export const BASE_FILE = "files-base.json"
 
 /**
  * The text of a state file, undefined when it cannot be read (a missing or unreadable state file is only a
- * slower run). Synchronous: one call instead of the promise API's thread-pool round trips per chunk.
+ * slower run). Synchronous: one call instead of the promise API's thread-pool round trips per chunk. A file of
+ * ASCII only (the state files are JSON of ASCII paths as a rule) is decoded as latin1, which reads it as UTF-8 does
+ * at a fraction of the cost (a 1.2 MB hash cache: 1-2 ms instead of 6-10); any other byte, as UTF-8.
  */
 export const readStateText = (file: string): string | undefined => {
+  let bytes: Buffer
   try {
-    return fs.readFileSync(file, "utf8")
+    bytes = fs.readFileSync(file)
   } catch {
     return undefined
   }
+  return isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8")
 }
 
 /**
