@@ -3,7 +3,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, FastCheck as fc, Fiber } from "effect"
+import { Deferred, Effect, Fiber, FastCheck as fc } from "effect"
 import { FileState, make, stateOf } from "../../src/services/FileState.js"
 import { readStateText } from "../../src/services/state.js"
 import { tempDirs } from "../support/tree.js"

@@ -57,7 +57,7 @@ export const writeMark = (
     if (base === undefined || racyListing(listed, listedAt)) return yield* state.remove(MARK_FILE)
     const root = nodePath.resolve(config.servicesPath)
     const mark: SettledMark = {
-      version: 2,
+      version: 3,
       ...fields,
       root,
       listing: listingDigest(listed),

@@ -28,13 +28,14 @@ import { listTopSync } from "../../services/WorkspaceTop.js"
 export const MARK_FILE = "files-settled.json"
 
 export interface SettledMark {
-  readonly version: 2
+  /** 3: the listing's digest as `digestOf` takes it (a mark of version 2, its digest as text, is void). */
+  readonly version: 3
   /** The API the agreement was reached with, and the services tree it holds for. */
   readonly url: string
   readonly root: string
   readonly tenant: string
   readonly revision: string
-  /** SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order. */
+  /** SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order (see `digestOf`). */
   readonly listing: string
   readonly local_files: number
   readonly remote_files: number
@@ -66,7 +67,7 @@ export const parseMark = (text: string): SettledMark | undefined => {
   const base = m.base
   const check = m.check as Record<string, unknown> | null | undefined
   const ok =
-    m.version === 2 &&
+    m.version === 3 &&
     [m.url, m.root, m.tenant, m.revision, m.listing].every(isStr) &&
     isNum(m.local_files) &&
     isNum(m.remote_files) &&
@@ -107,25 +108,36 @@ export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => {
   return digest
 }
 
+/**
+ * SHA-256 over the count, the paths (NUL-separated: no path holds a NUL), each link's target (NUL-ended, in path
+ * order), and per file its size, mtime and kind (0 a plain file, 1 executable, 2 a link) as 64-bit floats. The
+ * numbers go in as the bytes of one Float64Array, not as decimal text: printing 10,000 fractional mtimes cost most
+ * of the digest of version 2 (a third of the time now). The mark's version says which digest it holds.
+ */
 const digestOf = (files: ReadonlyArray<WorkspaceFile>): string => {
-  const hash = createHash("sha256")
-  let chunk = ""
+  const n = files.length
+  const numbers = new Float64Array(n * 3)
+  const paths: Array<string> = new Array(n)
+  let targets = ""
+  let k = 0
   for (const f of files) {
-    // A chmod leaves the mtime alone: the execute bit is part of the fingerprint (`\0x` after an executable's
-    // line only, so a mark taken of a tree without executables before modes travelled still holds).
-    // A symbolic link's line ends in `\0l` and its target (only links' lines do, as for the execute bit).
-    chunk +=
-      f.link !== undefined
-        ? `${f.path}\0${f.size}\0${f.mtimeMs}\0l${f.link}\n`
-        : (f.mode & 0o100) !== 0
-          ? `${f.path}\0${f.size}\0${f.mtimeMs}\0x\n`
-          : `${f.path}\0${f.size}\0${f.mtimeMs}\n`
-    if (chunk.length > 65536) {
-      hash.update(chunk)
-      chunk = ""
-    }
+    const i = 3 * k
+    paths[k++] = f.path
+    numbers[i] = f.size
+    numbers[i + 1] = f.mtimeMs
+    // A chmod leaves the mtime alone: the execute bit is part of the fingerprint, as is a link's target.
+    if (f.link !== undefined) {
+      numbers[i + 2] = 2
+      targets += `${f.link}\0`
+    } else if ((f.mode & 0o100) !== 0) numbers[i + 2] = 1
   }
-  return hash.update(chunk).digest("hex")
+  return createHash("sha256")
+    .update(`${n}\0`)
+    .update(paths.join("\0"))
+    .update("\0\0")
+    .update(targets)
+    .update(numbers)
+    .digest("hex")
 }
 
 /**
