@@ -149,7 +149,7 @@ export interface HandedListing {
   readonly files: ReadonlyArray<WorkspaceFile>
   /** The listing's stamp (see `listingClock`). */
   readonly at: number
-  /** The head revision the server confirmed just before the listing. */
+  /** The head revision the server confirmed while the tree was listed. */
   readonly revision: string
   /** The base file's [size, mtimeMs] under that mark. */
   readonly base: readonly [number, number]

@@ -234,33 +234,51 @@ const CHECK_MS = 10_000
 /** A header's one value (Node gives a list only for headers that repeat). */
 const one = (value: string | ReadonlyArray<string> | undefined) => (typeof value === "string" ? value : value?.[0])
 
+/** A conditional request under way: its answer, and when the request has been handed to the socket. */
+interface Asked {
+  /** The server's 304 with what it says of itself, or undefined for any other answer or a failure. */
+  readonly answer: Promise<ManifestAnswer | undefined>
+  /** Settles once the request is written out (or has failed): the server works on it from then on. */
+  readonly sent: Promise<void>
+}
+
 /**
- * The server's 304 to the mark's revision, with what it says of itself, or undefined for any other answer: one attempt, no retry (the full run retries).
+ * Asks for the head conditionally on the mark's revision: one attempt, no retry (the full run retries).
  */
-const notModified = async (mark: SettledMark, token: string, ms: number): Promise<ManifestAnswer | undefined> => {
+const notModified = async (mark: SettledMark, token: string, ms: number): Promise<Asked> => {
   // TLS is loaded only for an https API (it is a tenth of this path's start).
   const get = mark.check.url.startsWith("https:") ? (await import("node:https")).get : http.get
-  return new Promise((resolve) => {
+  let written: () => void = () => undefined
+  const sent = new Promise<void>((resolve) => {
+    written = resolve
+  })
+  const answer = new Promise<ManifestAnswer | undefined>((resolve) => {
+    const settle = (a: ManifestAnswer | undefined) => {
+      written()
+      resolve(a)
+    }
     try {
       const req = get(
         mark.check.url,
         { agent: false, headers: { authorization: `Bearer ${token}`, "if-none-match": mark.check.etag } },
         (res) => {
           res.resume()
-          resolve(
+          settle(
             res.statusCode === 304
               ? { formats: one(res.headers[ARCHIVE_FORMATS_HEADER]), entries: one(res.headers[ENTRY_KINDS_HEADER]) }
               : undefined
           )
         }
       )
+      req.on("finish", written)
       req.setTimeout(ms, () => req.destroy())
-      req.on("error", () => resolve(undefined))
+      req.on("error", () => settle(undefined))
     } catch {
       // A token no header can carry: the full run says so.
-      resolve(undefined)
+      settle(undefined)
     }
   })
+  return { answer, sent }
 }
 
 export interface SettledInput {
@@ -285,11 +303,12 @@ export const checkSettled = async (input: SettledInput) => {
     if (mark === undefined || mark.config === null || token === undefined || token === "") return undefined
     if (configPrint(projectRoot, projectText(projectRoot), input.env) !== mark.config) return undefined
     if (servicesOverride === undefined ? mark.override : servicesOverride !== mark.root) return undefined
-    // The server first: when its head moved, the tree need not be walked.
     // The exchange deadline (TRANSFER_ENV in domain/caps.ts), valid: the print vouches for the run that took it.
     const exchange = Number(input.env.AGENTSYNC_TIMEOUT_MS?.trim() || CHECK_MS)
-    const answer = await notModified(mark, token, Math.min(CHECK_MS, exchange))
-    if (answer === undefined) return undefined
+    const asked = await notModified(mark, token, Math.min(CHECK_MS, exchange))
+    // The request written out, the tree is walked while the server answers (its 304 takes about as long as the
+    // walk of 10,000 files): the check takes the longer of the two, not their sum. A moved head wastes the walk.
+    await asked.sent
     let ignore = ""
     try {
       ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")
@@ -298,6 +317,8 @@ export const checkSettled = async (input: SettledInput) => {
     }
     const membership = makeMembership(ignore)
     const files = walkTree(mark.root, membership)
+    const answer = await asked.answer
+    if (answer === undefined) return undefined
     // An empty tree is left to the full run, which checks that the services path is there at all.
     if (files.length === 0 || !matches(mark, files)) {
       // Stamped before the program reads any file of it (see `listingClock`).
