@@ -42,8 +42,8 @@ export const racyListing = (listed: ReadonlyArray<WorkspaceFile>, stamp: number)
 
 /**
  * Records that the tree as `listed` (stamped `listedAt`), the base just written and the head `revision` agree,
- * under `config`. Nothing is recorded when a file of the listing is racy (its mtime could hide a later change), and any kept mark is removed, so a mark never outlives the agreement it
- * records.
+ * under `config`. Nothing is recorded when a file of the listing is racy (its mtime could hide a later change),
+ * and any kept mark is removed, so a mark never outlives the agreement it records.
  */
 export const writeMark = (
   config: Pick<SyncConfig, "projectRoot" | "servicesPath" | "project">,

@@ -35,7 +35,10 @@ export interface SettledMark {
   readonly root: string
   readonly tenant: string
   readonly revision: string
-  /** SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order (see `digestOf`). */
+  /**
+   * SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order
+   * (see `digestOf`).
+   */
   readonly listing: string
   readonly local_files: number
   readonly remote_files: number
