@@ -1,7 +1,7 @@
 /** The upload stage: the header and the new content of a push, streamed to the tenant under one idempotency key. */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Stream } from "effect"
 import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
@@ -10,6 +10,7 @@ import { type Progress, silentProgress, withProgress } from "../../services/Prog
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
 import { bufferPool, compressionFor, fileRecord, storedLength } from "./archive.js"
 import { bundle } from "./bundle.js"
+import { strictlySorted } from "./plan.js"
 
 export interface UploadInput {
   readonly servicesPath: string
@@ -22,6 +23,10 @@ export interface UploadInput {
   readonly author?: string
   readonly idempotencyKey?: string
   readonly progress?: Progress
+  /** The tree the upload produces and its manifestChecksum, when the caller has them (else made here). */
+  readonly planned?: { readonly tree: ReadonlyArray<FileEntry>; readonly checksum: string }
+  /** Completed once an attempt's body has been handed to the connection: what waits for the answer can start. */
+  readonly sent?: Deferred.Deferred<void>
 }
 
 export interface UploadOutcome {
@@ -46,16 +51,41 @@ const defaultAuthor = () => {
   }
 }
 
-/** The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. */
+/**
+ * The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. Both sides
+ * sorted (a head and a plan's uploads are) are merged in one pass; else through a map and a sort.
+ */
 export const resultingTree = (
   remote: ReadonlyArray<FileEntry>,
   set: ReadonlyArray<FileEntry>,
   deleted: ReadonlyArray<string>
-) => {
-  const tree = new Map(remote.map((e) => [e.path, e]))
-  for (const p of deleted) tree.delete(p)
-  for (const e of set) tree.set(e.path, e)
-  return [...tree.values()].sort(byPath)
+): ReadonlyArray<FileEntry> => {
+  if (!strictlySorted(set) || !strictlySorted(remote)) {
+    const tree = new Map(remote.map((e) => [e.path, e]))
+    for (const p of deleted) tree.delete(p)
+    for (const e of set) tree.set(e.path, e)
+    return [...tree.values()].sort(byPath)
+  }
+  const gone = new Set(deleted)
+  const tree: Array<FileEntry> = []
+  let i = 0
+  let j = 0
+  for (;;) {
+    // Past its end a side reads undefined.
+    const r = remote[i]
+    const s = set[j]
+    if (r === undefined && s === undefined) break
+    if (s === undefined || (r !== undefined && r.path < s.path)) {
+      i++
+      if (r !== undefined && !gone.has(r.path)) tree.push(r)
+    } else {
+      // A path set and in the remote tree: the set's entry (a path both set and deleted is set).
+      if (r !== undefined && r.path === s.path) i++
+      j++
+      tree.push(s)
+    }
+  }
+  return tree
 }
 
 /**
@@ -79,8 +109,8 @@ const peerFormats = (
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   const client = yield* SyncApiClient
   const progress = input.progress ?? silentProgress
-  const tree = resultingTree(input.remote, input.set, input.delete)
-  const checksum = manifestChecksum(tree)
+  const tree = input.planned?.tree ?? resultingTree(input.remote, input.set, input.delete)
+  const checksum = input.planned?.checksum ?? manifestChecksum(tree)
   const header = new UploadHeader({
     base: input.base,
     author: input.author ?? defaultAuthor(),
@@ -125,7 +155,8 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
         Effect.sync(() => {
           bytesSent += chunk.length
         })
-      )
+      ),
+      Stream.ensuring(input.sent === undefined ? Effect.void : Deferred.succeed(input.sent, undefined))
     )
   }
   const result = yield* withProgress(
