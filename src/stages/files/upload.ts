@@ -1,7 +1,7 @@
 /** The upload stage: the header and the new content of a push, streamed to the tenant under one idempotency key. */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import { Deferred, Effect, Stream } from "effect"
+import { Deferred, Effect, Exit, Stream } from "effect"
 import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
@@ -25,7 +25,10 @@ export interface UploadInput {
   readonly progress?: Progress
   /** The tree the upload produces and its manifestChecksum, when the caller has them (else made here). */
   readonly planned?: { readonly tree: ReadonlyArray<FileEntry>; readonly checksum: string }
-  /** Completed once an attempt's body has been handed to the connection: what waits for the answer can start. */
+  /**
+   * Completed once an attempt's body has all been written to the connection (each chunk flushed, not only queued
+   * before the connection is made): what waits for the answer can start without holding the request back.
+   */
   readonly sent?: Deferred.Deferred<void>
 }
 
@@ -138,8 +141,16 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   // Stored members' buffers, used again once the socket has written them (a fresh one per member cost more than
   // its copy): a pool per attempt, so a retry never reuses a buffer an abandoned attempt's socket may still hold.
   let members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
+  // Per attempt, its chunks not yet flushed and whether its body has ended: both done, the body has all gone. Each
+  // chunk out is known by its attempt (a retry's count is not an abandoned attempt's).
+  type Attempt = { pending: number; ended: boolean }
+  const owner = new WeakMap<Uint8Array, Attempt>()
+  const flushed = (attempt: Attempt) => {
+    if (attempt.ended && attempt.pending === 0 && input.sent !== undefined) Deferred.unsafeDone(input.sent, Exit.void)
+  }
   const body = () => {
     bytesSent = 0
+    const attempt: Attempt = { pending: 0, ended: false }
     // A retry starts the count again.
     if (attempts++ > 0) progress.start("upload", total, "bytes")
     members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
@@ -154,9 +165,16 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
       Stream.tap((chunk) =>
         Effect.sync(() => {
           bytesSent += chunk.length
+          attempt.pending++
+          owner.set(chunk, attempt)
         })
       ),
-      Stream.ensuring(input.sent === undefined ? Effect.void : Deferred.succeed(input.sent, undefined))
+      Stream.ensuring(
+        Effect.sync(() => {
+          attempt.ended = true
+          flushed(attempt)
+        })
+      )
     )
   }
   const result = yield* withProgress(
@@ -164,7 +182,14 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     "upload",
     total,
     "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => members.release(chunk))
+    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => {
+      members.release(chunk)
+      const attempt = owner.get(chunk)
+      if (attempt === undefined) return
+      owner.delete(chunk)
+      attempt.pending--
+      flushed(attempt)
+    })
   )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })
