@@ -8,7 +8,7 @@ import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync
 import { makeStageWriter, type StageWriter } from "./FileStateStage.js"
 import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
-import { readStateText, stateDir } from "./state.js"
+import { listingClock, readStateText, stateDir, type WorkspaceFile } from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
 
 /**
@@ -32,6 +32,11 @@ export interface ProjectFileState {
   /** Replaces a state file atomically (temp file, flush, rename). */
   readonly write: (name: StateFile, text: string) => Effect.Effect<void, IoError>
   readonly remove: (name: StateFile) => Effect.Effect<void, IoError>
+  /**
+   * The stamp of a listing just taken (see `listingClock`): a file of it whose mtime is at or after the stamp is
+   * racy, vouched for by neither the hash cache nor a settled mark. Taken before any file is read to hash it.
+   */
+  readonly clock: (listing: ReadonlyArray<WorkspaceFile>) => Effect.Effect<number>
   /** `[size, mtimeMs]` of a state file, undefined when there is none. */
   readonly stat: (name: StateFile) => Effect.Effect<readonly [number, number] | undefined>
   /** The files lock, held for the scope: one push, pull or restore of the project at a time. */
@@ -93,6 +98,7 @@ export const make = (projectRoot: string): ProjectFileState => {
     path,
     read: (name) => Effect.sync(() => readStateText(path(name))),
     write: (name, text) => writeFileAtomic(path(name), text),
+    clock: (listing) => Effect.sync(() => listingClock(projectRoot, listing)),
     remove: (name) =>
       Effect.try({ try: () => fs.rmSync(path(name), { force: true }), catch: io(path(name), "cannot remove") }),
     stat: (name) =>

@@ -188,6 +188,24 @@ describe("the settled start path", () => {
     // Anything else is the whole CLI's: here an option the settled check does not read.
     expect(leftToCli(lean(["files", "pull", "--revision", "x"]))).toBe(true)
   }, 120_000)
+
+  it("answers a no-change push right after a one-file push, and never one after a same-size rewrite", async () => {
+    const root = project()
+    const first = await agentsync(["--json", "files", "push", "--force", "--delete"], { cwd: root, env: env() })
+    expect(first.code, first.stderr).toBe(0)
+    await settle(root)
+    // Edited just now, pushed at once: the edit's tick is before the push's listing stamp, so the push keeps a mark
+    // and the next run is settled (the racy window of old left it to the CLI for two seconds).
+    writeFileSync(join(root, "services", FILES[0]!), "# one file\n")
+    const pushed = await agentsync(["--json", "files", "push"], { cwd: root, env: env() })
+    expect([pushed.code, JSON.parse(pushed.stdout).actions], pushed.stderr).toEqual([0, { upload: 1 }])
+    expect(small(root, ["files", "push"]).status).toBe(0)
+    // The same size again: the listing (its mtime) differs, the CLI runs and sends it.
+    writeFileSync(join(root, "services", FILES[0]!), "# one File\n")
+    expect(leftToCli(small(root, ["files", "push"]))).toBe(true)
+    const again = await agentsync(["--json", "files", "push"], { cwd: root, env: env() })
+    expect([again.code, JSON.parse(again.stdout).files_sent], again.stderr).toEqual([0, 1])
+  }, 120_000)
 })
 
 describe("what file sync leaves out at the top of services/", () => {

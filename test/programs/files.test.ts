@@ -316,7 +316,14 @@ describe("the settled mark", () => {
       write(a, { "config/app.yaml": "x: 9\n" })
       const edited = yield* sync(a, t.token).push()
       expect([edited.actions, edited.files_sent]).toEqual([{ upload: 1 }, 1])
-      // Sent within the racy window: no mark is kept for a tree whose mtimes could still hide a change.
+      // Edited in an earlier tick than the listing's stamp: the mark holds for the tree as pushed.
+      expect(exists(state(a, "files-settled.json"))).toBe(true)
+      // Stamped at or after the listing's stamp (here: ahead of it), the file could change again unseen: no mark.
+      write(a, { "config/app.yaml": "x: 8\n" })
+      const ahead = new Date(Date.now() + 60_000)
+      fs.utimesSync(nodePath.join(a, "services", "config/app.yaml"), ahead, ahead)
+      const racy = yield* sync(a, t.token).push()
+      expect([racy.actions, racy.files_sent]).toEqual([{ upload: 1 }, 1])
       expect(exists(state(a, "files-settled.json"))).toBe(false)
       age(a, Object.keys(sample))
       yield* sync(a, t.token).push()

@@ -5,6 +5,7 @@ import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, type Redacted } from "effect"
 import type { FilesOptions } from "../../src/programs/files.js"
+import { keptText } from "../../src/stages/files/remote.js"
 import { startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { freshDatabase } from "../support/pg.js"
@@ -98,5 +99,39 @@ describe("the kept base and hash cache", () => {
         expect([r.actions, r.files_hashed]).toEqual([{ upload: 1 }, 5])
       }
     })
+  )
+
+  it.effect(
+    "a push keeps the base and the new head at the revision the server answered, read back by the next run",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("state-pushed"))
+        const root = project()
+        yield* push(root, t.token)
+        for (const text of ["x: 2\n", "x: 3\n"]) {
+          fs.writeFileSync(nodePath.join(root, "services", "config/app.yaml"), text)
+          const r = yield* push(root, t.token)
+          const base = readState(root, "files-base.json")
+          const head = readState(root, "remote-manifest.json")
+          expect([base.revision, head.version, head.kept.revision]).toEqual([r.revision, 3, r.revision])
+          expect(head.kept.paths).toEqual(Object.keys(sample).sort())
+          expect(base.paths).toEqual(Object.keys(sample).sort())
+          // Made before the answer and finished with it: the same text as the head written whole.
+          const again = keptText(head.kept.url, {
+            tenant: head.kept.tenant,
+            revision: r.revision!,
+            checksum: head.kept.checksum,
+            entries: head.kept.paths.map((p: string, i: number) => ({
+              path: p,
+              size: head.kept.sizes[i],
+              sha256: head.kept.sha256[i]
+            }))
+          })
+          expect(fs.readFileSync(statePath(root, "remote-manifest.json"), "utf8")).toBe(again)
+          // The next run takes the kept head (the server answers 304 to it) and finds nothing to do.
+          const next = yield* push(root, t.token)
+          expect([next.actions, next.remote_revision]).toEqual([{}, r.revision])
+        }
+      })
   )
 })

@@ -3,13 +3,30 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Fiber, FastCheck as fc } from "effect"
 import { FileState, make, stateOf } from "../../src/services/FileState.js"
+import { readStateText } from "../../src/services/state.js"
 import { tempDirs } from "../support/tree.js"
 
 const tempDir = tempDirs("file-state")
 
 describe("FileState", () => {
+  it.effect.prop(
+    "reads back what it wrote, ASCII (decoded as latin1) or not (UTF-8), and nothing for a missing file",
+    [fc.oneof(fc.string(), fc.fullUnicodeString(), fc.json())],
+    ([text]) =>
+      Effect.gen(function* () {
+        const state = make(tempDir("text"))
+        expect(yield* state.read("hash-cache.json")).toBeUndefined()
+        yield* state.write("hash-cache.json", text)
+        expect(yield* state.read("hash-cache.json")).toBe(text)
+        // A byte that is not UTF-8 reads as UTF-8 reads it (a replacement character), never as latin1.
+        fs.writeFileSync(state.path("hash-cache.json"), Buffer.concat([Buffer.from(text), Buffer.from([0xe9])]))
+        expect(readStateText(state.path("hash-cache.json"))).toBe(`${text}\ufffd`)
+      }),
+    { fastCheck: { numRuns: 50 } }
+  )
+
   it.effect("removes a staging folder when its scope is interrupted, and keeps one the journal names", () =>
     Effect.gen(function* () {
       const state = make(tempDir("project"))

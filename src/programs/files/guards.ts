@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import type { RemoteManifest } from "../../api/files.js"
 import { fileAndFolder } from "../../domain/caps.js"
 import { isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
+import type { FileEntry } from "../../domain/model.js"
 import { Conflict, ServerLacks, UnsafeRemote } from "../../errors.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import type { FilePlan } from "../../stages/files/plan.js"
@@ -28,28 +29,73 @@ export const guardDeletes = (plan: FilePlan, treeSize: number, force: boolean) =
   )
 }
 
+/** The first index of `tree` (sorted by path) whose path is not below `path`. */
+const lowerBound = (tree: ReadonlyArray<FileEntry>, path: string) => {
+  let lo = 0
+  let hi = tree.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    // An index below the length.
+    if (tree[mid]!.path < path) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * What makes `tree` (strictly sorted by path) unsafe, asked of the paths `added` only: one outside what file sync
+ * carries, or a file that is also a folder (an added path below a file of the tree, or with files below it). When
+ * the tree less `added` is one that passed `checkRemote` (removing paths makes no tree unsafe), this says what
+ * `checkRemote` would of the whole tree, at a binary search per folder of each added path instead of a walk of
+ * every path.
+ */
+export const unsafeAdded = (
+  tree: ReadonlyArray<FileEntry>,
+  added: ReadonlyArray<string>
+): { readonly outside?: string; readonly both?: string } | undefined => {
+  for (const p of added) {
+    if (!isMemberPath(p)) return { outside: p }
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
+      const folder = p.slice(0, i)
+      if (tree[lowerBound(tree, folder)]?.path === folder) return { both: folder }
+    }
+    // Paths below `p` sort together, the first of them first among the paths from `p/` on.
+    if (tree[lowerBound(tree, `${p}/`)]?.path.startsWith(`${p}/`) === true) return { both: p }
+  }
+  return undefined
+}
+
 /**
  * A pull refuses a remote tree it could not write safely, before anything is downloaded: a path outside
  * what file sync carries (`.git/…`, `agentsync.yaml`, `.agentsync/…`), or one that is both a file and a folder.
+ * `vouched`: the tree is one that passed this check with these paths added since (sorted by path, as a head and
+ * the tree a push makes are); only they are asked (see `unsafeAdded`).
  */
-export const checkRemote = (remote: RemoteManifest, url: string) => {
-  const outside = remote.entries.find((e) => !isMemberPath(e.path))
-  if (outside !== undefined) {
+export const checkRemote = (remote: RemoteManifest, url: string, vouched?: ReadonlyArray<string>) => {
+  const found =
+    vouched !== undefined
+      ? unsafeAdded(remote.entries, vouched)
+      : (() => {
+          const outside = remote.entries.find((e) => !isMemberPath(e.path))
+          if (outside !== undefined) return { outside: outside.path }
+          const both = fileAndFolder(remote.entries.map((e) => e.path))
+          return both === undefined ? undefined : { both }
+        })()
+  if (found?.outside !== undefined) {
     return Effect.fail(
       new UnsafeRemote({
         reason: `the remote tree lists a path outside what file sync carries (${MEMBERSHIP.map((m) => `${m}/`).join(", ")}, .agentsyncignore; never .git)`,
-        entry: outside.path,
+        entry: found.outside,
         url
       })
     )
   }
-  const both = fileAndFolder(remote.entries.map((e) => e.path))
-  return both === undefined
+  return found?.both === undefined
     ? Effect.void
     : Effect.fail(
         new UnsafeRemote({
           reason: "the remote tree holds this path both as a file and as a folder; push a tree without one of them",
-          entry: both,
+          entry: found.both,
           url
         })
       )

@@ -143,8 +143,9 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
     delete: options.delete ?? false,
     force: options.force ?? false
   })
-  // Built only when run (a run that moves something never runs it): the mark's check of the remote tree walks
-  // every path.
+  // The head is the mark's revision this run started from: its tree passed the mark's check of the remote tree.
+  const checked = probed?.confirmed !== undefined && probed.confirmed === remote.revision
+  // Built only when run (a run that moves something never runs it).
   const settle = Effect.suspend(() => {
     const next = plan.nextBase(remote.revision)
     return Effect.zipRight(
@@ -154,11 +155,12 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
         client.baseUrl,
         remote,
         plan.items.every((i) => i.action === "none") && local.notCarried.length === 0,
-        local
+        local,
+        checked ? [] : undefined
       )
     )
   })
-  return { config, client, dryRun, progress, local, head, remote, where, plan, settle }
+  return { config, client, dryRun, progress, local, head, remote, where, plan, settle, checked }
 })
 
 /** A revision named by its id or a unique prefix of one (as `files log` shows them). */
@@ -213,7 +215,7 @@ export const prepareRevision = Effect.fn("FileSyncService.prepareRevision")(func
     force: options.force ?? false
   })
   const head: HeadManifest = { manifest: remote, cached: false }
-  return { config, client, dryRun, progress, local, head, remote, where, plan, settle: Effect.void }
+  return { config, client, dryRun, progress, local, head, remote, where, plan, settle: Effect.void, checked: false }
 })
 
 /**

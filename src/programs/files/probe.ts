@@ -2,9 +2,11 @@
 import { Effect } from "effect"
 import { FilesRoutes, manifestEtag, type RemoteManifest, standIn } from "../../api/files.js"
 import type { SyncConfig } from "../../config.js"
+import { stateOf } from "../../services/FileState.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { takeHandedListing } from "../../services/state.js"
 import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
+import { listAndStamp } from "../../stages/files/bundle.js"
 import { clearMark, matches, racyListing, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
 import { checkRemote } from "./guards.js"
 
@@ -13,7 +15,10 @@ export interface Probe {
   readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
   readonly settled?: SettledMark
   readonly fetched?: RemoteManifest
-  /** The head revision the server has just confirmed (a 304 to the mark's): the kept manifest of it is current. */
+  /**
+   * The head revision the server has just confirmed (a 304 to the mark's): the kept manifest of it is current, and
+   * its tree passed `checkRemote` when the mark was kept.
+   */
   readonly confirmed?: string
 }
 
@@ -42,10 +47,11 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
   }
   // Stands for the head at the mark's revision: returned as is when the server answers 304.
   const assumed = standIn(mark.tenant, mark.revision)
-  const [head, files] = yield* Effect.all([client.manifest({ known: assumed }), workspace.listFiles()], {
+  const state = yield* stateOf(config.projectRoot)
+  const [head, listed] = yield* Effect.all([client.manifest({ known: assumed }), listAndStamp(workspace, state)], {
     concurrency: 2
   })
-  const listed = { files, at: Date.now() }
+  const files = listed.files
   if (head !== assumed) return { listed, fetched: head } satisfies Probe
   return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision }) satisfies Probe
 })
@@ -53,19 +59,22 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
 /**
  * Keeps the settled mark when a run ends with both sides and the base agreeing on `head`, and `head` is a tree
  * a pull accepts (so that a settled pull is never one that should have been refused); else forgets it. Whether
- * `head` is such a tree is asked last, only of a mark that would be kept: it walks every path, and a push of a
- * file just edited (listed within the racy window) keeps no mark whatever the tree.
+ * `head` is such a tree is asked last, only of a mark that would be kept, and a push of a file edited in the tick
+ * of its listing's stamp keeps no mark whatever the tree. `vouched`: the paths added to a tree that passed the check
+ * (the revision of the mark this run started from, see `Probe.confirmed`) to make `head`; only they are asked,
+ * else every path is.
  */
 export const settleMark = (
   config: SyncConfig,
   url: string,
   head: RemoteManifest,
   agreed: boolean,
-  local: { readonly listed: ReadonlyArray<WorkspaceFile>; readonly listedAt: number }
+  local: { readonly listed: ReadonlyArray<WorkspaceFile>; readonly listedAt: number },
+  vouched?: ReadonlyArray<string>
 ) =>
   !agreed || head.revision === null || racyListing(local.listed, local.listedAt)
     ? clearMark(config.projectRoot)
-    : Effect.flatMap(Effect.either(checkRemote(head, url)), (safe) =>
+    : Effect.flatMap(Effect.either(checkRemote(head, url, vouched)), (safe) =>
         safe._tag === "Right" && head.revision !== null
           ? writeMark(
               config,

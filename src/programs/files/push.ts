@@ -1,10 +1,11 @@
 /** `files push`: plan against the remote head, guard, upload a new revision, record base, head and mark. */
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
+import { manifestChecksum } from "../../domain/hash.js"
 import { note } from "../../services/RunStatus.js"
-import { actionsOf, entriesOf, writeBase } from "../../stages/files/plan.js"
-import { pushedHead, writeKnownHead } from "../../stages/files/remote.js"
+import { actionsOf, baseTextFor, entriesOf, writeBaseText } from "../../stages/files/plan.js"
+import { keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
 import { settledReport } from "../../stages/files/settled.js"
-import { upload } from "../../stages/files/upload.js"
+import { resultingTree, upload } from "../../stages/files/upload.js"
 import { checkServerKeeps, conflictError, guardDeletes } from "./guards.js"
 import { begin, type FilesOptions, prepare } from "./prepare.js"
 import { settleMark } from "./probe.js"
@@ -14,7 +15,7 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
   const probed = yield* begin("push", options)
   if (probed?.settled !== undefined)
     return settledReport("push", options.dryRun ?? false, probed.settled) as FilesReport
-  const { config, client, dryRun, progress, local, head, remote, where, plan, settle } = yield* prepare(
+  const { config, client, dryRun, progress, local, head, remote, where, plan, settle, checked } = yield* prepare(
     "push",
     options,
     probed
@@ -37,27 +38,49 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
   yield* note(
     `push: uploading ${set.length} file(s) and ${deleted.length} deletion(s); running it again is safe (a revision that was made is not made twice)`
   )
-  const outcome = yield* upload({
-    servicesPath: config.servicesPath,
-    base: remote.revision,
-    remote: remote.entries,
-    set,
-    delete: deleted,
-    progress
-  })
-  yield* note(`push: revision ${outcome.result.revision} created; the next run records it`)
-  yield* writeBase(config.projectRoot, where, plan.nextBase(outcome.result.revision))
+  const tree = resultingTree(remote.entries, set, deleted)
+  const checksum = manifestChecksum(tree)
+  // What is kept once the server has answered (the next base, the new head) is made while it works on the upload,
+  // and written only after its answer: a push that fails or is interrupted keeps none of it.
+  const sent = yield* Deferred.make<void>()
+  const [outcome, later] = yield* Effect.all(
+    [
+      upload({
+        servicesPath: config.servicesPath,
+        base: remote.revision,
+        remote: remote.entries,
+        set,
+        delete: deleted,
+        progress,
+        planned: { tree, checksum },
+        sent
+      }).pipe(Effect.ensuring(Deferred.succeed(sent, undefined))),
+      Effect.andThen(
+        Deferred.await(sent),
+        Effect.sync(() => ({
+          base: baseTextFor(where, plan.nextBase(null).files),
+          head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum, entries: tree })
+        }))
+      )
+    ],
+    { concurrency: 2 }
+  )
+  const revision = outcome.result.revision
+  yield* note(`push: revision ${revision} created; the next run records it`)
+  yield* writeBaseText(config.projectRoot, later.base(revision))
   // The new head is known without asking: the next run's request for it can be answered 304.
-  const pushed = pushedHead(remote, outcome.result.revision, outcome.tree, outcome.checksum)
-  yield* writeKnownHead(config.projectRoot, client.baseUrl, pushed)
-  // Both sides now hold the local tree, unless something was skipped.
+  const pushed = pushedHead(remote, revision, outcome.tree, outcome.checksum)
+  yield* keepHeadText(config.projectRoot, later.head(revision))
+  // Both sides now hold the local tree, unless something was skipped. A tree that passed the mark's check less what
+  // was deleted is checked at the paths sent only.
   yield* settleMark(
     config,
     client.baseUrl,
     pushed,
     plan.items.every((i) => i.action === "none" || i.action === "upload" || i.action === "delete-remote") &&
       local.notCarried.length === 0,
-    local
+    local,
+    checked ? set.map((e) => e.path) : undefined
   )
   return report("push", false, head, local, plan, {
     revision: outcome.result.revision,

@@ -7,7 +7,6 @@ import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProbl
 import { IoError, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
-import { RACY_MS } from "../../services/state.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
 
@@ -101,7 +100,7 @@ export interface LocalManifest {
   readonly notCarried: ReadonlyArray<NotCarried>
   /** Files whose bytes were read this time (0 on a no-change run with a warm cache). */
   readonly hashed: number
-  /** The listing the entries were made from, and when it was taken. */
+  /** The listing the entries were made from, and its stamp (see `listingClock`). */
   readonly listed: ReadonlyArray<WorkspaceFile>
   readonly listedAt: number
 }
@@ -112,7 +111,7 @@ export interface ManifestOptions {
   /** Write the refreshed cache back (false for a dry run, which changes nothing). */
   readonly writeCache: boolean
   readonly progress?: Progress
-  /** The tree as just listed (with the time it was listed), when the caller has it. */
+  /** The tree as just listed (with its stamp, see `listingClock`), when the caller has it. */
   readonly listed?: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
 }
 
@@ -148,6 +147,10 @@ const readCache = (state: ProjectFileState, root: string) =>
     })
   )
 
+/** The tree listed, and the listing's stamp taken from the state's clock (see `listingClock`). */
+export const listAndStamp = (workspace: WorkspaceShape, state: ProjectFileState) =>
+  Effect.flatMap(workspace.listFiles(), (files) => Effect.map(state.clock(files), (at) => ({ files, at })))
+
 /**
  * Lists the tree with the membership list and `.agentsyncignore`, hashing only files the cache cannot vouch for.
  * Whether a file is executable comes from the listing's stat (the cache holds content only): a chmod is seen
@@ -156,10 +159,11 @@ const readCache = (state: ProjectFileState, root: string) =>
 export const localManifest = Effect.fn("bundle.localManifest")(function* (options: ManifestOptions) {
   const progress = options.progress ?? silentProgress
   const workspace = yield* workspaceAt(options.servicesPath)
-  const listed = options.listed ?? { files: yield* workspace.listFiles(), at: Date.now() }
-  const { files, links, notCarried } = splitLinks(listed.files)
-  const now = listed.at
   const state = yield* stateOf(options.projectRoot)
+  const listed = options.listed ?? (yield* listAndStamp(workspace, state))
+  const { files, links, notCarried } = splitLinks(listed.files)
+  // The listing's stamp: a file modified at or after it is racy, and no cache entry is kept for it.
+  const stamp = listed.at
   const kept = yield* readCache(state, workspace.root)
   // The entries to keep, by the listing's index (so written in its order).
   const next: Array<CacheEntry | undefined> = new Array(files.length)
@@ -177,7 +181,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
         const hit = kept?.get(f.path)
         if (hit !== undefined && hit[0] === f.size && hit[1] === f.mtimeMs) {
           entries[i] = fileEntry(f.path, f.size, hit[2], isExecutableMode(f.mode))
-          if (now - f.mtimeMs > RACY_MS) {
+          if (f.mtimeMs < stamp) {
             next[i] = hit
             nextCount++
           }
@@ -195,7 +199,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     return yield* Effect.dieMessage(`the workspace hashed ${hashed.length} files of ${misses.length} asked`)
   Arr.zip(misses, hashed).forEach(([{ at, file: f }, h]) => {
     entries[at] = isExecutableMode(f.mode) ? fileEntry(h.path, h.size, h.sha256, true) : h
-    if (now - f.mtimeMs > RACY_MS && h.size === f.size) {
+    if (f.mtimeMs < stamp && h.size === f.size) {
       next[at] = [h.size, f.mtimeMs, h.sha256]
       nextCount++
     }
@@ -221,7 +225,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
     notCarried,
     hashed: hashed.length,
     listed: listed.files,
-    listedAt: now
+    listedAt: stamp
   } satisfies LocalManifest
 })
 

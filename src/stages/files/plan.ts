@@ -79,13 +79,26 @@ export const sameBase = (a: SyncBase, b: SyncBase): boolean => {
   return true
 }
 
+/**
+ * The base's text (version 2) made before its revision is known, finished once it is: a push has the lists'
+ * JSON while it waits for the server's answer.
+ */
+export const baseTextFor = (
+  tenant: string,
+  files: ReadonlyMap<string, string>
+): ((revision: string | null) => string) => {
+  const open = `{"version":2,"tenant":${JSON.stringify(tenant)},"revision":`
+  const close = `,"paths":${JSON.stringify([...files.keys()])},"versions":${JSON.stringify([...files.values()])}}`
+  return (revision) => `${open}${JSON.stringify(revision)}${close}`
+}
+
+/** Records a base's text as `baseTextFor` makes it, atomically. */
+export const writeBaseText = (projectRoot: string, text: string): Effect.Effect<void, IoError> =>
+  Effect.flatMap(stateOf(projectRoot), (state) => state.write(BASE_FILE, text))
+
 /** Records the base (version 2), atomically. */
 export const writeBase = (projectRoot: string, tenant: string, base: SyncBase): Effect.Effect<void, IoError> =>
-  Effect.flatMap(stateOf(projectRoot), (state) => {
-    const paths = [...base.files.keys()]
-    const versions = [...base.files.values()]
-    return state.write(BASE_FILE, JSON.stringify({ version: 2, tenant, revision: base.revision, paths, versions }))
-  })
+  writeBaseText(projectRoot, baseTextFor(tenant, base.files)(base.revision))
 
 /** What a run does with one path. */
 export type FileAction = "upload" | "delete-remote" | "write" | "delete-local" | "skip" | "conflict" | "none"
@@ -117,7 +130,7 @@ export interface PlanOptions {
 }
 
 /** Whether each path of `entries` sorts after the one before it (manifests and listings come so: by UTF-16 code units). */
-const strictlySorted = (entries: ReadonlyArray<FileEntry>): boolean => {
+export const strictlySorted = (entries: ReadonlyArray<FileEntry>): boolean => {
   let previous: string | undefined
   for (const e of entries) {
     if (previous !== undefined && !(previous < e.path)) return false
@@ -177,6 +190,22 @@ export const visitDiff = (
   return { added, modified, removed, unchanged }
 }
 
+/** A planned item, built field by field (an absent side or note is no field). */
+const plannedFile = (
+  path: string,
+  status: DiffStatus,
+  action: FileAction,
+  note: string | undefined,
+  l: FileEntry | undefined,
+  r: FileEntry | undefined
+): PlannedFile => {
+  const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = { path, status, action }
+  if (note !== undefined) planned.note = note
+  if (l !== undefined) planned.local = l
+  if (r !== undefined) planned.remote = r
+  return planned
+}
+
 /**
  * Three-way plan: a path changed on one side only since the base goes that way; changed on both is a
  * Conflict unless forced. Deletions travel only with `delete`. Pure.
@@ -195,23 +224,14 @@ export const planFiles = (
   const visit: Visit = (key, status, source, target) => {
     const l = direction === "push" ? source : target
     const r = direction === "push" ? target : source
-    // Built field by field: this runs for every file of the tree.
-    const common = (p: { readonly action: FileAction; readonly note?: string }): PlannedFile => {
-      const planned: { -readonly [K in keyof PlannedFile]: PlannedFile[K] } = {
-        path: key,
-        status,
-        action: p.action
-      }
-      if (p.note !== undefined) planned.note = p.note
-      if (l !== undefined) planned.local = l
-      if (r !== undefined) planned.remote = r
-      return planned
-    }
+    // Most files of a tree: an item and no closure (this runs for every file).
     if (status === "Unchanged" && l !== undefined) {
       agreed.set(key, fileVersion(l))
-      items.push(common({ action: "none" }))
+      items.push(plannedFile(key, status, "none", undefined, l, r))
       return
     }
+    const common = (p: { readonly action: FileAction; readonly note?: string }): PlannedFile =>
+      plannedFile(key, status, p.action, p.note, l, r)
     const b = base.files.get(key)
     // A change of content or of the executable bit alike (a chmod is a change, as in git).
     const localChanged = (l === undefined ? undefined : fileVersion(l)) !== b

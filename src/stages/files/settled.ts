@@ -2,8 +2,8 @@
  * The settled mark in a program: read, kept and forgotten (its format and the check without Effect live in
  * settledCheck.ts). A later run whose listing has the same fingerprint, whose base file is untouched and whose
  * server answers 304 to the mark's revision has nothing to do: it reads no hash cache, base or kept manifest and
- * plans nothing. The fingerprint trusts size and mtime exactly as the hash cache does (no file modified within
- * the racy window is ever vouched for).
+ * plans nothing. The fingerprint trusts size and mtime exactly as the hash cache does (no file modified at or after
+ * its listing's stamp is ever vouched for).
  */
 import * as nodePath from "node:path"
 import { Effect, Either } from "effect"
@@ -11,7 +11,7 @@ import { PROJECT_FILE, ProjectFile, type SyncConfig } from "../../config.js"
 import { decodeYamlFile } from "../../domain/formats.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
-import { BASE_FILE, RACY_MS, type WorkspaceFile } from "../../services/state.js"
+import { BASE_FILE, type WorkspaceFile } from "../../services/state.js"
 import { configPrint, listingDigest, MARK_FILE, projectText, readMarkSync, type SettledMark } from "./settledCheck.js"
 
 export { matches, type SettledMark, settledReport } from "./settledCheck.js"
@@ -33,15 +33,17 @@ const printOf = (config: Pick<SyncConfig, "projectRoot" | "project">): string | 
     : null
 }
 
-/** Whether a file of the listing was modified within the racy window of when it was listed: no mark vouches for it. */
-export const racyListing = (listed: ReadonlyArray<WorkspaceFile>, listedAt: number): boolean =>
-  listed.some((f) => listedAt - f.mtimeMs <= RACY_MS)
+/**
+ * Whether a file of the listing was modified at or after the listing's stamp (see `listingClock`): in the tick a
+ * later write of the same size could share, so no mark vouches for the listing.
+ */
+export const racyListing = (listed: ReadonlyArray<WorkspaceFile>, stamp: number): boolean =>
+  listed.some((f) => f.mtimeMs >= stamp)
 
 /**
- * Records that the tree as `listed` (at `listedAt`), the base just written and the head `revision` agree,
- * under `config`. Nothing is recorded when a file was modified within the racy window of its listing (its
- * mtime could hide a later change), and any kept mark is removed, so a mark never outlives the agreement it
- * records.
+ * Records that the tree as `listed` (stamped `listedAt`), the base just written and the head `revision` agree,
+ * under `config`. Nothing is recorded when a file of the listing is racy (its mtime could hide a later change),
+ * and any kept mark is removed, so a mark never outlives the agreement it records.
  */
 export const writeMark = (
   config: Pick<SyncConfig, "projectRoot" | "servicesPath" | "project">,
@@ -55,7 +57,7 @@ export const writeMark = (
     if (base === undefined || racyListing(listed, listedAt)) return yield* state.remove(MARK_FILE)
     const root = nodePath.resolve(config.servicesPath)
     const mark: SettledMark = {
-      version: 2,
+      version: 3,
       ...fields,
       root,
       listing: listingDigest(listed),

@@ -1,7 +1,7 @@
 /** The upload stage: the header and the new content of a push, streamed to the tenant under one idempotency key. */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import { Effect, Stream } from "effect"
+import { Deferred, Effect, Exit, Stream } from "effect"
 import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
@@ -10,6 +10,7 @@ import { type Progress, silentProgress, withProgress } from "../../services/Prog
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
 import { bufferPool, compressionFor, fileRecord, storedLength } from "./archive.js"
 import { bundle } from "./bundle.js"
+import { strictlySorted } from "./plan.js"
 
 export interface UploadInput {
   readonly servicesPath: string
@@ -22,6 +23,13 @@ export interface UploadInput {
   readonly author?: string
   readonly idempotencyKey?: string
   readonly progress?: Progress
+  /** The tree the upload produces and its manifestChecksum, when the caller has them (else made here). */
+  readonly planned?: { readonly tree: ReadonlyArray<FileEntry>; readonly checksum: string }
+  /**
+   * Completed once an attempt's body has all been written to the connection (each chunk flushed, not only queued
+   * before the connection is made): what waits for the answer can start without holding the request back.
+   */
+  readonly sent?: Deferred.Deferred<void>
 }
 
 export interface UploadOutcome {
@@ -46,16 +54,41 @@ const defaultAuthor = () => {
   }
 }
 
-/** The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. */
+/**
+ * The tree the upload produces: remote, minus deletions, plus the set; sorted by path, as manifests are. Both sides
+ * sorted (a head and a plan's uploads are) are merged in one pass; else through a map and a sort.
+ */
 export const resultingTree = (
   remote: ReadonlyArray<FileEntry>,
   set: ReadonlyArray<FileEntry>,
   deleted: ReadonlyArray<string>
-) => {
-  const tree = new Map(remote.map((e) => [e.path, e]))
-  for (const p of deleted) tree.delete(p)
-  for (const e of set) tree.set(e.path, e)
-  return [...tree.values()].sort(byPath)
+): ReadonlyArray<FileEntry> => {
+  if (!strictlySorted(set) || !strictlySorted(remote)) {
+    const tree = new Map(remote.map((e) => [e.path, e]))
+    for (const p of deleted) tree.delete(p)
+    for (const e of set) tree.set(e.path, e)
+    return [...tree.values()].sort(byPath)
+  }
+  const gone = new Set(deleted)
+  const tree: Array<FileEntry> = []
+  let i = 0
+  let j = 0
+  for (;;) {
+    // Past its end a side reads undefined.
+    const r = remote[i]
+    const s = set[j]
+    if (r === undefined && s === undefined) break
+    if (s === undefined || (r !== undefined && r.path < s.path)) {
+      i++
+      if (r !== undefined && !gone.has(r.path)) tree.push(r)
+    } else {
+      // A path set and in the remote tree: the set's entry (a path both set and deleted is set).
+      if (r !== undefined && r.path === s.path) i++
+      j++
+      tree.push(s)
+    }
+  }
+  return tree
 }
 
 /**
@@ -79,8 +112,8 @@ const peerFormats = (
 export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   const client = yield* SyncApiClient
   const progress = input.progress ?? silentProgress
-  const tree = resultingTree(input.remote, input.set, input.delete)
-  const checksum = manifestChecksum(tree)
+  const tree = input.planned?.tree ?? resultingTree(input.remote, input.set, input.delete)
+  const checksum = input.planned?.checksum ?? manifestChecksum(tree)
   const header = new UploadHeader({
     base: input.base,
     author: input.author ?? defaultAuthor(),
@@ -108,8 +141,16 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   // Stored members' buffers, used again once the socket has written them (a fresh one per member cost more than
   // its copy): a pool per attempt, so a retry never reuses a buffer an abandoned attempt's socket may still hold.
   let members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
+  // Per attempt, its chunks not yet flushed and whether its body has ended: both done, the body has all gone. Each
+  // chunk out is known by its attempt (a retry's count is not an abandoned attempt's).
+  type Attempt = { pending: number; ended: boolean }
+  const owner = new WeakMap<Uint8Array, Attempt>()
+  const flushed = (attempt: Attempt) => {
+    if (attempt.ended && attempt.pending === 0 && input.sent !== undefined) Deferred.unsafeDone(input.sent, Exit.void)
+  }
   const body = () => {
     bytesSent = 0
+    const attempt: Attempt = { pending: 0, ended: false }
     // A retry starts the count again.
     if (attempts++ > 0) progress.start("upload", total, "bytes")
     members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
@@ -124,6 +165,14 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
       Stream.tap((chunk) =>
         Effect.sync(() => {
           bytesSent += chunk.length
+          attempt.pending++
+          owner.set(chunk, attempt)
+        })
+      ),
+      Stream.ensuring(
+        Effect.sync(() => {
+          attempt.ended = true
+          flushed(attempt)
         })
       )
     )
@@ -133,7 +182,14 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     "upload",
     total,
     "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => members.release(chunk))
+    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => {
+      members.release(chunk)
+      const attempt = owner.get(chunk)
+      if (attempt === undefined) return
+      owner.delete(chunk)
+      attempt.pending--
+      flushed(attempt)
+    })
   )
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
 })

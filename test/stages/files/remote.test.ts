@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
@@ -65,7 +66,7 @@ describe("the kept head manifest", () => {
     })
   )
 
-  it.effect("is kept as lists (version 2); a copy an older release kept (version 1) still reads", () =>
+  it.effect("is kept as lists under their digest (version 3); copies older releases kept (2, 1) still read", () =>
     Effect.gen(function* () {
       const root = tempDir("head")
       const entries = [
@@ -74,8 +75,15 @@ describe("the kept head manifest", () => {
         { path: "docs/link", size: 5, sha256: "c".repeat(64), link: true }
       ]
       yield* writeKnownHead(root, URL, head(entries))
-      const kept = JSON.parse(fs.readFileSync(keptPath(root), "utf8"))
-      expect(kept).toMatchObject({ version: 2, paths: entries.map((e) => e.path), executable: [1], links: [2] })
+      const text = fs.readFileSync(keptPath(root), "utf8")
+      const kept = JSON.parse(text)
+      expect(kept).toMatchObject({
+        version: 3,
+        kept: { paths: entries.map((e) => e.path), executable: [1], links: [2] }
+      })
+      expect(kept.digest).toBe(createHash("sha256").update(JSON.stringify(kept.kept)).digest("hex"))
+      fs.writeFileSync(keptPath(root), JSON.stringify({ version: 2, ...kept.kept }))
+      expect(versions((yield* readKnownHead(root, URL))!)).toEqual(versions(head(entries)))
       const manifest = { tenant: "t-1", revision: "r-1", entries, checksum: manifestChecksum(entries) }
       fs.writeFileSync(keptPath(root), JSON.stringify({ version: 1, url: URL, manifest }))
       expect(versions((yield* readKnownHead(root, URL))!)).toEqual(versions(head(entries)))
@@ -92,7 +100,7 @@ describe("the kept head manifest", () => {
           { path: "bin/run", size: 4, sha256: "b".repeat(64), executable: true }
         ]
         yield* writeKnownHead(root, URL, head(entries))
-        const good = JSON.parse(fs.readFileSync(keptPath(root), "utf8"))
+        const good = { version: 2, ...JSON.parse(fs.readFileSync(keptPath(root), "utf8")).kept }
         const damaged = [
           { ...good, sizes: [3] },
           { ...good, sha256: [...good.sha256, "c".repeat(64)] },
@@ -116,5 +124,37 @@ describe("the kept head manifest", () => {
         fs.writeFileSync(keptPath(root), JSON.stringify(good))
         expect(yield* readKnownHead(root, URL)).toBeDefined()
       })
+  )
+
+  it.effect("a version 3 copy whose kept text is not what its digest says is not used, whatever byte changed", () =>
+    Effect.gen(function* () {
+      const root = tempDir("head")
+      for (const entries of fc.sample(
+        tree.filter((t) => t.length > 0),
+        20
+      )) {
+        yield* writeKnownHead(root, URL, head(entries))
+        const text = fs.readFileSync(keptPath(root), "utf8")
+        // Each change keeps the text JSON that reads as lists (a size, a hash, a flag, the revision): only the
+        // digest refuses it.
+        const at = text.indexOf('"kept":')
+        const changed = [
+          text.slice(0, at) + text.slice(at).replace('"sizes":[', '"sizes":[1'),
+          text.slice(0, at) +
+            text.slice(at).replace(/"sha256":\["(.)/, (_m, c) => `"sha256":["${c === "0" ? "7" : "0"}`),
+          text.slice(0, at) + text.slice(at).replace('"executable":[', '"executable":[0,'),
+          text.replace('"revision":"r-1"', '"revision":"r-2"'),
+          text.replace(/"digest":"(.)/, (_m, c) => `"digest":"${c === "0" ? "1" : "0"}`),
+          text.slice(0, -1)
+        ]
+        for (const d of changed) {
+          expect(d).not.toBe(text)
+          fs.writeFileSync(keptPath(root), d)
+          expect(yield* readKnownHead(root, URL)).toBeUndefined()
+        }
+        fs.writeFileSync(keptPath(root), text)
+        expect(yield* readKnownHead(root, URL)).toBeDefined()
+      }
+    })
   )
 })
