@@ -408,13 +408,19 @@ const compressionFigures = async () => {
   }
 }
 
-/**
- * A first full upload and a full download of the bench corpus through each build's server, each over a PostgreSQL of
- * its own, alternating: the server's CPU and its PostgreSQL's over each, with this build's client driving both.
- */
-const transferFigures = async () => {
+/** The bench corpus (`--files`, `--mib`) in `source` of a work folder, the builds measured, and what to stop at the end. */
+interface Corpus {
+  readonly work: string
+  readonly source: string
+  readonly files: number
+  readonly builds: ReadonlyArray<{ readonly name: string; readonly bin: string }>
+  readonly stops: Array<() => void>
+}
+
+/** Runs `body` over a fresh corpus; every stop it registered runs after it, last first, and the work folder goes. */
+const withCorpus = async (prefix: string, body: (corpus: Corpus) => Promise<void>) => {
   const files = Number(flags.files ?? 10_000)
-  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-transfer-"))
+  const work = mkdtempSync(join(tmpdir(), prefix))
   const stops: Array<() => void> = []
   try {
     const source = join(work, "source")
@@ -424,6 +430,19 @@ const transferFigures = async () => {
       { name: "agentsync serve", bin: BIN },
       ...(flags.before ? [{ name: "before", bin: flags.before }] : [])
     ]
+    await body({ work, source, files, builds, stops })
+  } finally {
+    for (const stop of stops.reverse()) stop()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+/**
+ * A first full upload and a full download of the bench corpus through each build's server, each over a PostgreSQL of
+ * its own, alternating: the server's CPU and its PostgreSQL's over each, with this build's client driving both.
+ */
+const transferFigures = () =>
+  withCorpus("agentsync-bench-transfer-", async ({ work, source, files, builds, stops }) => {
     const servers = []
     for (const b of builds) {
       const pg = await startPostgres()
@@ -478,29 +497,15 @@ const transferFigures = async () => {
         `| ${s.name} | ${m((x) => x.up)} s | ${m((x) => x.upServer)} s | ${m((x) => x.upPg)} s | ${m((x) => x.upServer + x.upPg)} s | ${m((x) => x.down)} s | ${m((x) => x.downServer)} s | ${m((x) => x.downPg)} s |`
       )
     }
-  } finally {
-    for (const stop of stops.reverse()) stop()
-    rmSync(work, { recursive: true, force: true })
-  }
-}
+  })
 
 /**
  * One-file pushes into a tenant of `--files` files through each build's server (each over a PostgreSQL of its own),
  * alternating, this build's client driving both: the POST's `duration_ms` from the access log (its lines read as
  * they come: a push a second is no load for the reader), and the server's and PostgreSQL's CPU over each push.
  */
-const oneFilePushes = async () => {
-  const files = Number(flags.files ?? 10_000)
-  const work = mkdtempSync(join(tmpdir(), "agentsync-bench-onefile-"))
-  const stops: Array<() => void> = []
-  try {
-    const source = join(work, "source")
-    generate(source, files, Number(flags.mib) * 1024 * 1024)
-    writeFileSync(join(source, "agentsync.yaml"), "services: services\n")
-    const builds = [
-      { name: "agentsync serve", bin: BIN },
-      ...(flags.before ? [{ name: "before", bin: flags.before }] : [])
-    ]
+const oneFilePushes = () =>
+  withCorpus("agentsync-bench-onefile-", async ({ work, source, files, builds, stops }) => {
     const servers = []
     for (const [j, b] of builds.entries()) {
       const pg = await startPostgres()
@@ -560,11 +565,7 @@ const oneFilePushes = async () => {
         `| ${s.name} | ${m((x) => x.post).toFixed(1)} ms (${Math.min(...posts)}–${Math.max(...posts)}) | ${m((x) => x.server).toFixed(0)} ms | ${m((x) => x.pg).toFixed(0)} ms | ${m((x) => x.wall).toFixed(2)} s |`
       )
     }
-  } finally {
-    for (const stop of stops.reverse()) stop()
-    rmSync(work, { recursive: true, force: true })
-  }
-}
+  })
 
 const main = async () => {
   if (flags.compression) return await compressionFigures()
