@@ -12,13 +12,9 @@ import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { Conflict, type TarballUnsafe } from "../../src/errors.js"
-import { blobReader } from "../../src/server/files/blobRead.js"
-import { blobWriter } from "../../src/server/files/blobWrite.js"
-import { makeDownload } from "../../src/server/files/download.js"
-import { revisionQueries } from "../../src/server/files/revisions.js"
+import { makeFileStore } from "../../src/server/files/FileStore.js"
 import { type StoredEntry, stored } from "../../src/server/files/stored.js"
 import { MAX_DEPTH } from "../../src/server/files/tree.js"
-import { makeUpload } from "../../src/server/files/upload.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { scopedDatabase } from "../support/pg.js"
@@ -73,15 +69,7 @@ const push = (
 const caller = (tenantId: string) => ({ tenantId, tokenId: "k", label: "test" })
 
 /** A store of one server process: its own cache of trees over the shared database. */
-const store = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const queries = revisionQueries(sql)
-  return {
-    ...queries,
-    upload: makeUpload(sql, queries, yield* blobWriter(sql)),
-    download: makeDownload(yield* blobReader(sql), queries.loadRevision)
-  }
-})
+const store = makeFileStore
 
 layer(Db, { excludeTestServices: true })("revisions stored as deltas", (it) => {
   it.effect(

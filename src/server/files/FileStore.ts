@@ -12,13 +12,16 @@ import { makeUpload } from "./upload.js"
 
 export type { UploadOptions } from "./upload.js"
 
+/** The store of one server process: its own cache of parsed trees over the shared database. */
+export const makeFileStore = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const queries = revisionQueries(sql)
+  const { loadRevision, head, manifest, revisions } = queries
+  const upload = makeUpload(sql, queries, yield* blobWriter(sql))
+  const download = makeDownload(yield* blobReader(sql), loadRevision)
+  return { head, manifest, revisions, upload, download } as const
+})
+
 export class FileStore extends Effect.Service<FileStore>()("agentsync/server/FileStore", {
-  effect: Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const queries = revisionQueries(sql)
-    const { loadRevision, head, manifest, revisions } = queries
-    const upload = makeUpload(sql, queries, yield* blobWriter(sql))
-    const download = makeDownload(yield* blobReader(sql), loadRevision)
-    return { head, manifest, revisions, upload, download } as const
-  })
+  effect: makeFileStore
 }) {}
