@@ -47,6 +47,11 @@ const locked = <A, E, R>(
         Effect.flatMap(CurrentConfig, (c) => Effect.zipRight(filesLock(c.projectRoot, what), program(options)))
       )
 
+/** What at the top of the configured tree file sync leaves out, as a report's `left_out`. */
+export const configuredLeftOut = Effect.flatMap(CurrentConfig, (c) =>
+  Effect.flatMap(workspaceAt(c.servicesPath), leftOut)
+)
+
 /** The file sync program as a service: its methods close over the configured client and configuration. */
 export class FileSyncService extends Effect.Service<FileSyncService>()("agentsync/FileSyncService", {
   effect: Effect.gen(function* () {
@@ -61,11 +66,7 @@ export class FileSyncService extends Effect.Service<FileSyncService>()("agentsyn
       pull: (options?: FilesOptions) =>
         Effect.provide(Effect.flatMap(locked("files pull", options, pullImpl), noteLeftOut), ctx),
       /** What at the top of the tree file sync leaves out, as a report's `left_out` (for a run that made none). */
-      leftOut: () =>
-        Effect.provide(
-          Effect.flatMap(CurrentConfig, (c) => Effect.flatMap(workspaceAt(c.servicesPath), leftOut)),
-          ctx
-        ),
+      leftOut: () => Effect.provide(configuredLeftOut, ctx),
       /** What changed inside each file of a diff's report: a unified diff of text, size and hash of the rest. */
       patches: (report: FilesReport) =>
         Effect.provide(

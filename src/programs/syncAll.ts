@@ -4,9 +4,8 @@ import { CurrentConfig, type SyncDirection } from "../config.js"
 import type { SyncOpState } from "../domain/model.js"
 import { MissingConfig, type SyncError } from "../errors.js"
 import { layerFromConfig as syncApiLayer } from "../services/SyncApi.js"
-import { leftOut, workspaceAt } from "../services/Workspace.js"
 import { DatabaseSyncService, type DbSyncResult } from "./dbSync.js"
-import { FileSyncService, type FilesReport } from "./files.js"
+import { configuredLeftOut, FileSyncService, type FilesReport } from "./files.js"
 
 export type SyncOperation = "files" | "database"
 
@@ -69,7 +68,7 @@ const filesOperation = (direction: SyncDirection, dryRun: boolean) =>
 const withLeftOut = (settled: { readonly result: SyncOpResult; readonly error: SyncError | undefined }) =>
   settled.result.state._tag !== "Failed"
     ? Effect.succeed(settled)
-    : Effect.flatMap(CurrentConfig, (c) => Effect.flatMap(workspaceAt(c.servicesPath), leftOut)).pipe(
+    : configuredLeftOut.pipe(
         Effect.map((names) => ({ ...settled, result: { ...settled.result, left_out: names } })),
         Effect.orElseSucceed(() => settled)
       )
