@@ -287,7 +287,8 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
     const tree = join(work, "tree")
     generate(tree, files, mib * 1024 * 1024)
     const size = treeSize(join(tree, "services"))
-    // agentsync's hash cache never vouches for a file modified in the last 2 s; a real tree is older than that.
+    // A file modified at or after a listing's clock stamp is racy (never vouched for by the hash cache), and a build
+    // from before that rule (a --before build) or a tree over several devices uses a 2 s window: a real tree is older.
     await new Promise((r) => setTimeout(r, 2100))
     const only = flags.only?.split(",")
     const wanted = (name: string) => only === undefined || only.includes(name)
