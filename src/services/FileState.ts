@@ -20,6 +20,7 @@ export type StateFile =
   | "files-base.json"
   | "remote-manifest.json"
   | "files-settled.json"
+  | "files-settled-listing.txt"
   | "pull-journal.json"
 
 /** One project's state folder. */
