@@ -19,6 +19,7 @@ import {
   type HandedListing,
   listingClock,
   type ManifestAnswer,
+  readAhead,
   stateDir,
   type WorkspaceFile,
   walkTree
@@ -26,6 +27,8 @@ import {
 import { listTopSync } from "../../services/WorkspaceTop.js"
 
 export const MARK_FILE = "files-settled.json"
+/** The kept head manifest (see stages/files/remote.ts). */
+const HEAD_FILE = "remote-manifest.json"
 
 export interface SettledMark {
   /** 3: the listing's digest as `imageOf` makes it and SHA-256 hashes it (a mark of version 2, its digest as text, is void). */
@@ -394,6 +397,9 @@ export const checkSettled = async (input: SettledInput) => {
       if (onListing !== undefined) {
         const at = listingClock(projectRoot, files)
         onListing({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
+        // What the program reads first from the mark's revision, read on the thread pool while it loads.
+        const dir = stateDir(projectRoot)
+        readAhead([HEAD_FILE, BASE_FILE, LISTING_FILE].map((name) => nodePath.join(dir, name)))
       }
       return undefined
     }
