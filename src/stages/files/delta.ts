@@ -17,11 +17,12 @@ import { type FilePlan, type PlanOptions, planFiles, type SyncBase, strictlySort
 import { kindOf, type ListedThen } from "./settledCheck.js"
 
 /**
- * At most this many changed paths, and bytes to hash below DELTA_BYTES: more is the full run's (which also keeps
- * the hash cache's rule of when it is rewritten: the delta never writes it, and below these a full run does not).
+ * At most this many changed paths, and bytes to hash below DELTA_BYTES: more is the full run's. The delta never
+ * writes the hash cache (it reads none): a later full run hashes again what changed since the cache was last
+ * written, once, as it would have then; these bounds keep that deferred work small per run.
  */
-export const DELTA_FILES = 64
-export const DELTA_BYTES = 1024 * 1024
+export const DELTA_FILES = 1000
+export const DELTA_BYTES = 16 * 1024 * 1024
 
 /** What changed since the mark's listing, against the head of the mark's revision. */
 export interface Delta {

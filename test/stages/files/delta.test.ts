@@ -8,7 +8,7 @@ import { fileAndFolder } from "../../../src/domain/caps.js"
 import { type FileEntry, fileEntry, fileVersion, linkEntry } from "../../../src/domain/model.js"
 import { visibleEntries } from "../../../src/programs/files/prepare.js"
 import type { WorkspaceFile } from "../../../src/services/state.js"
-import { deltaOf, planDelta } from "../../../src/stages/files/delta.js"
+import { DELTA_FILES, deltaOf, planDelta } from "../../../src/stages/files/delta.js"
 import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
 import { listingDigest, listingImage, listingText, parseListing } from "../../../src/stages/files/settledCheck.js"
 
@@ -169,6 +169,17 @@ describe("deltaOf and planDelta", () => {
     expect(deltaOf(kept, marked, [e("agents/a"), e("agents/b"), e("agents/c")], (p) => p !== "agents/c")).toBeDefined()
     const linked = [f("agents/a"), { ...f("agents/b", 2), mode: 0o777, link: "a" }]
     expect(deltaOf(kept, linked, [e("agents/a"), e("agents/b")], all)).toBeUndefined()
+    // More changed paths than DELTA_FILES: the full run's.
+    const many = (n: number, at: number) =>
+      Array.from({ length: n }, (_, k) => f(`agents/${String(k).padStart(5, "0")}`, at))
+    const before = many(DELTA_FILES + 1, 1)
+    const keptMany = parseListing(listingText(listingImage(before)), listingDigest(before))
+    if (keptMany === undefined) throw new Error("the listing did not read back")
+    const heads = before.map((x) => e(x.path))
+    expect(
+      deltaOf(keptMany, [...many(DELTA_FILES, 2), ...before.slice(DELTA_FILES)], heads, all)?.changed
+    ).toHaveLength(DELTA_FILES)
+    expect(deltaOf(keptMany, many(DELTA_FILES + 1, 2), heads, all)).toBeUndefined()
   })
 })
 
