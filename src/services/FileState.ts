@@ -8,7 +8,7 @@ import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync
 import { makeStageWriter, type StageWriter } from "./FileStateStage.js"
 import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
-import { listingClock, readStateText, stateDir, type WorkspaceFile } from "./state.js"
+import { listingClock, readingAhead, readStateText, stateDir, takeStateText, type WorkspaceFile } from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
 
 /**
@@ -20,6 +20,7 @@ export type StateFile =
   | "files-base.json"
   | "remote-manifest.json"
   | "files-settled.json"
+  | "files-settled-listing.txt"
   | "pull-journal.json"
 
 /** One project's state folder. */
@@ -96,7 +97,11 @@ export const make = (projectRoot: string): ProjectFileState => {
   return {
     dir,
     path,
-    read: (name) => Effect.sync(() => readStateText(path(name))),
+    // Read ahead by the settled start path when it left the run to the program (see `readAhead`), else now.
+    read: (name) =>
+      readingAhead(path(name))
+        ? Effect.promise(() => takeStateText(path(name)))
+        : Effect.sync(() => readStateText(path(name))),
     write: (name, text) => writeFileAtomic(path(name), text),
     clock: (listing) => Effect.sync(() => listingClock(projectRoot, listing)),
     remove: (name) =>

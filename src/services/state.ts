@@ -27,8 +27,94 @@ export const readStateText = (file: string): string | undefined => {
   } catch {
     return undefined
   }
-  return isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8")
+  return textOf(bytes)
 }
+
+const textOf = (bytes: Buffer) => (isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8"))
+
+/** A state file's bytes read ahead, with the identity of the file they were read from. */
+interface ReadAhead {
+  readonly bytes: Buffer
+  readonly ino: number
+  readonly size: number
+  readonly mtimeMs: number
+}
+
+// State files read ahead by path, also across the two bundles of one process (see `readAhead`).
+const AHEAD = Symbol.for("agentsync.files.readAhead")
+const ahead = globalThis as { [AHEAD]?: Map<string, Promise<ReadAhead | undefined>> }
+ahead[AHEAD] ??= new Map()
+
+/**
+ * Starts reading `files` on libuv's thread pool, for `takeStateText` to take later in this process: the settled
+ * start path calls it once it leaves a run to the program, so that the reads (their system calls and page faults,
+ * a few tens of milliseconds for the ~3 MB a push reads) run beside the files bundle's loading on the main thread.
+ * Each read is of one open file, its identity (inode, size, mtime) taken from that descriptor; an error is only a
+ * read the program makes itself.
+ */
+export const readAhead = (files: ReadonlyArray<string>): void => {
+  for (const file of files) {
+    // Opened and sized here, read in one request to the pool: a chain of callbacks would wait for the main thread,
+    // which is busy loading the bundle.
+    let fd: number
+    let st: fs.Stats
+    try {
+      fd = fs.openSync(file, "r")
+    } catch {
+      continue
+    }
+    try {
+      st = fs.fstatSync(fd)
+    } catch {
+      fs.close(fd, () => undefined)
+      continue
+    }
+    const bytes = Buffer.allocUnsafe(st.size)
+    ahead[AHEAD]?.set(
+      file,
+      new Promise((resolve) =>
+        fs.read(fd, bytes, 0, st.size, 0, (e, n) => {
+          let got: ReadAhead | undefined
+          try {
+            // A short read of a regular file is rare: the rest is read here.
+            let at = e === null ? n : -1
+            while (at >= 0 && at < st.size) {
+              const more = fs.readSync(fd, bytes, at, st.size - at, at)
+              at = more === 0 ? -1 : at + more
+            }
+            if (at === st.size) got = { bytes, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs }
+          } catch {
+            // Only a read the program makes itself.
+          }
+          fs.close(fd, () => resolve(got))
+        })
+      )
+    )
+  }
+}
+
+/**
+ * A state file's text as `readStateText` gives it: from its read ahead when there is one for `file` (taken once)
+ * and the file at that path is still the one read (same inode, size and mtime: state files are replaced by rename,
+ * never written in place), else read now.
+ */
+export const takeStateText = async (file: string): Promise<string | undefined> => {
+  const pending = ahead[AHEAD]?.get(file)
+  if (pending === undefined) return readStateText(file)
+  ahead[AHEAD]?.delete(file)
+  const got = await pending
+  const st = got === undefined ? undefined : fs.statSync(file, { throwIfNoEntry: false })
+  return got !== undefined &&
+    st !== undefined &&
+    st.ino === got.ino &&
+    st.size === got.size &&
+    st.mtimeMs === got.mtimeMs
+    ? textOf(got.bytes)
+    : readStateText(file)
+}
+
+/** Whether a read ahead of `file` is pending (the program then waits for it rather than reading again). */
+export const readingAhead = (file: string): boolean => ahead[AHEAD]?.has(file) === true
 
 /**
  * How far behind the process clock a listing's stamp is put when the file system's clock cannot be read (see

@@ -11,8 +11,10 @@ import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.j
 import { leftOut, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
+import { type Delta, deltaManifest, deltaOf, planDelta } from "../../stages/files/delta.js"
 import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest } from "../../stages/files/remote.js"
+import { readMarkListing } from "../../stages/files/settled.js"
 import { withLeftOut } from "../../stages/files/settledCheck.js"
 import { type Probe, probe, settleMark } from "./probe.js"
 
@@ -129,20 +131,31 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
-  const [head, local] = yield* manifests(config, {
-    keep: !dryRun,
-    progress,
-    ...(probed === undefined ? {} : { probe: probed })
-  })
+  const workspace = yield* workspaceAt(config.servicesPath)
+  const membership = yield* workspace.membership()
+  const sinceMark = yield* fromMark(config, probed, { keep: !dryRun, progress }, membership.includes)
+  const [head, local] =
+    sinceMark !== undefined
+      ? [sinceMark.head, sinceMark.local]
+      : yield* manifests(config, {
+          keep: !dryRun,
+          progress,
+          ...(probed === undefined ? {} : { probe: probed })
+        })
   const remote = head.manifest
-  const membership = yield* (yield* workspaceAt(config.servicesPath)).membership()
-  const visible = visibleEntries(remote.entries, membership, local.notCarried, local.listed)
   const where = baseKey(remote)
   const base = yield* readBase(config.projectRoot, where)
-  const plan = planFiles(direction, local.entries, visible, base, {
-    delete: options.delete ?? false,
-    force: options.force ?? false
-  })
+  const planOptions = { delete: options.delete ?? false, force: options.force ?? false }
+  const plan =
+    sinceMark?.delta !== undefined
+      ? planDelta(direction, sinceMark.delta, sinceMark.changed, base, planOptions)
+      : planFiles(
+          direction,
+          local.entries,
+          visibleEntries(remote.entries, membership, local.notCarried, local.listed),
+          base,
+          planOptions
+        )
   // The head is the mark's revision this run started from: its tree passed the mark's check of the remote tree.
   const checked = probed?.confirmed !== undefined && probed.confirmed === remote.revision
   // Built only when run (a run that moves something never runs it).
@@ -161,6 +174,41 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
     )
   })
   return { config, client, dryRun, progress, local, head, remote, where, plan, settle, checked }
+})
+
+/**
+ * When the server confirmed the settled mark's revision and the mark's listing is kept: the head (the kept copy of
+ * that revision) and a local manifest that hashes only what changed since the listing (see stages/files/delta.ts),
+ * with the delta to plan from; with no delta to vouch for (too many changes, a link among them), the local
+ * manifest of the full run. Undefined when there is no such mark: the full run reads both sides at once.
+ */
+const fromMark = Effect.fn("FileSyncService.fromMark")(function* (
+  config: SyncConfig,
+  probed: Probe | undefined,
+  { keep, progress }: { readonly keep: boolean; readonly progress: Progress },
+  includes: (path: string) => boolean
+) {
+  const mark = probed?.mark
+  if (probed === undefined || mark === undefined || probed.confirmed !== mark.revision) return undefined
+  const then = yield* readMarkListing(config.projectRoot, mark)
+  if (then === undefined) return undefined
+  const head = yield* headManifest({ projectRoot: config.projectRoot, keep, confirmed: mark.revision })
+  const delta: Delta | undefined =
+    head.manifest.revision === mark.revision
+      ? deltaOf(then, probed.listed.files, head.manifest.entries, includes)
+      : undefined
+  if (delta !== undefined) {
+    const made = yield* deltaManifest(yield* workspaceAt(config.servicesPath), delta, probed.listed)
+    return { head, local: made.manifest, delta, changed: made.changed }
+  }
+  const local = yield* localManifest({
+    servicesPath: config.servicesPath,
+    projectRoot: config.projectRoot,
+    writeCache: keep,
+    progress,
+    listed: probed.listed
+  })
+  return { head, local, delta: undefined, changed: [] }
 })
 
 /** A revision named by its id or a unique prefix of one (as `files log` shows them). */

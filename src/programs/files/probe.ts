@@ -20,6 +20,8 @@ export interface Probe {
    * its tree passed `checkRemote` when the mark was kept.
    */
   readonly confirmed?: string
+  /** The mark whose revision was confirmed: its listing says what changed since (see stages/files/delta.ts). */
+  readonly mark?: SettledMark
 }
 
 /**
@@ -43,7 +45,7 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
     // The check found that listing unlike the mark's: not settled, planned from it against the confirmed head,
     // and the server's 304 then said what it reads and keeps (this run has no manifest answer of its own).
     client.heard(handed.answer)
-    return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision } satisfies Probe
+    return { listed: { files: handed.files, at: handed.at }, confirmed: mark.revision, mark } satisfies Probe
   }
   // Stands for the head at the mark's revision: returned as is when the server answers 304.
   const assumed = standIn(mark.tenant, mark.revision)
@@ -53,7 +55,7 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
   })
   const files = listed.files
   if (head !== assumed) return { listed, fetched: head } satisfies Probe
-  return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision }) satisfies Probe
+  return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision, mark }) satisfies Probe
 })
 
 /**

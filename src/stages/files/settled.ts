@@ -12,7 +12,19 @@ import { decodeYamlFile } from "../../domain/formats.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { BASE_FILE, type WorkspaceFile } from "../../services/state.js"
-import { configPrint, listingDigest, MARK_FILE, projectText, readMarkSync, type SettledMark } from "./settledCheck.js"
+import {
+  configPrint,
+  LISTING_FILE,
+  type ListedThen,
+  listingDigest,
+  listingImage,
+  listingText,
+  MARK_FILE,
+  parseListing,
+  projectText,
+  readMarkSync,
+  type SettledMark
+} from "./settledCheck.js"
 
 export { matches, type SettledMark, settledReport } from "./settledCheck.js"
 
@@ -66,8 +78,22 @@ export const writeMark = (
       config: printOf(config),
       override: root !== nodePath.resolve(config.projectRoot, config.project.services ?? "services")
     }
+    // The listing first: a mark is only ever read with the listing its digest names (see `readMarkListing`).
+    yield* state.write(LISTING_FILE, listingText(listingImage(listed)))
     return yield* state.write(MARK_FILE, JSON.stringify(mark))
   })
+
+/**
+ * The listing `mark` was made from, kept beside it, when intact (undefined otherwise: only a slower run, which
+ * compares nothing with it).
+ */
+export const readMarkListing = (projectRoot: string, mark: SettledMark): Effect.Effect<ListedThen | undefined> =>
+  Effect.flatMap(stateOf(projectRoot), (state) =>
+    Effect.map(state.read(LISTING_FILE), (text) => {
+      const listing = text === undefined ? undefined : parseListing(text, mark.listing)
+      return listing?.paths.length === mark.local_files ? listing : undefined
+    })
+  )
 
 /** Forgets the mark: the next run plans in full. */
 export const clearMark = (projectRoot: string): Effect.Effect<void, IoError> =>

@@ -19,6 +19,7 @@ import {
   type HandedListing,
   listingClock,
   type ManifestAnswer,
+  readAhead,
   stateDir,
   type WorkspaceFile,
   walkTree
@@ -26,9 +27,11 @@ import {
 import { listTopSync } from "../../services/WorkspaceTop.js"
 
 export const MARK_FILE = "files-settled.json"
+/** The kept head manifest (see stages/files/remote.ts). */
+const HEAD_FILE = "remote-manifest.json"
 
 export interface SettledMark {
-  /** 3: the listing's digest as `digestOf` takes it (a mark of version 2, its digest as text, is void). */
+  /** 3: the listing's digest as `imageOf` makes it and SHA-256 hashes it (a mark of version 2, its digest as text, is void). */
   readonly version: 3
   /** The API the agreement was reached with, and the services tree it holds for. */
   readonly url: string
@@ -37,7 +40,7 @@ export interface SettledMark {
   readonly revision: string
   /**
    * SHA-256 of the listing: every member file's path, size, mtime and execute bit (a link's target), in path order
-   * (see `digestOf`).
+   * (see `imageOf`).
    */
   readonly listing: string
   readonly local_files: number
@@ -95,29 +98,52 @@ export const statOf = (path: string): readonly [number, number] | undefined => {
   return st === undefined ? undefined : [st.size, st.mtimeMs]
 }
 
-// A listing's digest is taken when it is checked and again when a mark is written from it: computed once, also
-// across the two bundles of one process (the settled check hands its listing to the program).
-const DIGESTS = Symbol.for("agentsync.files.listingDigests")
-const shared = globalThis as { [DIGESTS]?: WeakMap<ReadonlyArray<WorkspaceFile>, string> }
-shared[DIGESTS] ??= new WeakMap()
-const digests = shared[DIGESTS]
-
-/** The fingerprint of a listing (sorted by path, as `walkTree` returns it). */
-export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => {
-  const known = digests.get(files)
-  if (known !== undefined) return known
-  const digest = digestOf(files)
-  digests.set(files, digest)
-  return digest
-}
+export const LISTING_FILE = "files-settled-listing.txt"
 
 /**
- * SHA-256 over the count, the paths (NUL-separated: no path holds a NUL), each link's target (NUL-ended, in path
- * order), and per file its size, mtime and kind (0 a plain file, 1 executable, 2 a link) as 64-bit floats. The
- * numbers go in as the bytes of one Float64Array, not as decimal text: printing 10,000 fractional mtimes cost most
- * of the digest of version 2 (a third of the time now). The mark's version says which digest it holds.
+ * What a listing's digest hashes (see `imageOf`): the text (count, paths, link targets) and the numbers (size,
+ * mtime and kind per file), kept beside the mark as the mark's listing so that a later run can find which files
+ * changed since without hashing or listing anything more.
  */
-const digestOf = (files: ReadonlyArray<WorkspaceFile>): string => {
+export interface ListingImage {
+  readonly text: string
+  readonly numbers: Float64Array
+}
+
+// A listing's image and digest are taken when it is checked and again when a mark is written from it: computed
+// once, also across the two bundles of one process (the settled check hands its listing to the program).
+const IMAGES = Symbol.for("agentsync.files.listingImages")
+const shared = globalThis as {
+  [IMAGES]?: WeakMap<ReadonlyArray<WorkspaceFile>, { readonly image: ListingImage; readonly digest: string }>
+}
+shared[IMAGES] ??= new WeakMap()
+const images = shared[IMAGES]
+
+const imaged = (files: ReadonlyArray<WorkspaceFile>) => {
+  const known = images.get(files)
+  if (known !== undefined) return known
+  const image = imageOf(files)
+  const made = { image, digest: digestOfImage(image) }
+  images.set(files, made)
+  return made
+}
+
+/** The fingerprint of a listing (sorted by path, as `walkTree` returns it). */
+export const listingDigest = (files: ReadonlyArray<WorkspaceFile>): string => imaged(files).digest
+
+/** The image of a listing (see `ListingImage`). */
+export const listingImage = (files: ReadonlyArray<WorkspaceFile>): ListingImage => imaged(files).image
+
+/** A file's kind as the digest takes it: 0 a plain file, 1 executable, 2 a link. */
+export const kindOf = (f: WorkspaceFile): number => (f.link !== undefined ? 2 : (f.mode & 0o100) !== 0 ? 1 : 0)
+
+/**
+ * The count, the paths (NUL-separated: no path holds a NUL), each link's target (NUL-ended, in path order), and
+ * per file its size, mtime and kind (`kindOf`) as 64-bit floats. The numbers go in as the bytes of one
+ * Float64Array, not as decimal text: printing 10,000 fractional mtimes cost most of the digest of version 2 (a third
+ * of the time now). The mark's version says which digest it holds.
+ */
+const imageOf = (files: ReadonlyArray<WorkspaceFile>): ListingImage => {
   const n = files.length
   const numbers = new Float64Array(n * 3)
   const paths: Array<string> = new Array(n)
@@ -134,13 +160,55 @@ const digestOf = (files: ReadonlyArray<WorkspaceFile>): string => {
       targets += `${f.link}\0`
     } else if ((f.mode & 0o100) !== 0) numbers[i + 2] = 1
   }
-  return createHash("sha256")
-    .update(`${n}\0`)
-    .update(paths.join("\0"))
-    .update("\0\0")
-    .update(targets)
-    .update(numbers)
-    .digest("hex")
+  return { text: `${n}\0${paths.join("\0")}\0\0${targets}`, numbers }
+}
+
+/** SHA-256 over an image's text (UTF-8) and then its numbers' bytes. */
+const digestOfImage = (image: ListingImage): string =>
+  createHash("sha256").update(image.text).update(image.numbers).digest("hex")
+
+/**
+ * The mark's listing as kept (`LISTING_FILE`): the numbers' bytes in base64 on the first line, the image's text
+ * after it. Text, so that it is written as every state file is; its digest is the mark's, so a file left from
+ * another mark is never taken for this one.
+ */
+export const listingText = (image: ListingImage): string =>
+  `${Buffer.from(image.numbers.buffer, image.numbers.byteOffset, image.numbers.byteLength).toString("base64")}\n${image.text}`
+
+/**
+ * The listing a mark was made from, as kept: path `k`'s size, mtime and kind (`kindOf`) at `numbers[3k..3k+2]`,
+ * each link's target by its index.
+ */
+export interface ListedThen {
+  readonly paths: ReadonlyArray<string>
+  readonly numbers: Float64Array
+  readonly links: ReadonlyMap<number, string>
+}
+
+/**
+ * The listing a mark was made from, from its kept text, when that text is the image whose digest the mark holds
+ * (else undefined: no such file, another mark's, damaged).
+ */
+export const parseListing = (text: string, digest: string): ListedThen | undefined => {
+  const nl = text.indexOf("\n")
+  if (nl < 0) return undefined
+  const bytes = Buffer.from(text.slice(0, nl), "base64")
+  if (bytes.length % 24 !== 0) return undefined
+  // Copied out: a Float64Array wants its bytes aligned, which a decoded buffer's need not be.
+  const numbers = new Float64Array(bytes.length / 8)
+  new Uint8Array(numbers.buffer).set(bytes)
+  const image = { text: text.slice(nl + 1), numbers }
+  if (digestOfImage(image) !== digest) return undefined
+  const n = numbers.length / 3
+  const head = image.text.indexOf("\0")
+  const end = image.text.indexOf("\0\0", head)
+  if (Number(image.text.slice(0, head)) !== n || end < 0) return undefined
+  const paths = n === 0 ? [] : image.text.slice(head + 1, end).split("\0")
+  if (paths.length !== n) return undefined
+  const targets = image.text.slice(end + 2).split("\0")
+  const links = new Map<number, string>()
+  for (let k = 0, t = 0; k < n; k++) if (numbers[3 * k + 2] === 2) links.set(k, targets[t++] ?? "")
+  return { paths, numbers, links }
 }
 
 /**
@@ -329,6 +397,9 @@ export const checkSettled = async (input: SettledInput) => {
       if (onListing !== undefined) {
         const at = listingClock(projectRoot, files)
         onListing({ root: mark.root, files, at, revision: mark.revision, base: mark.base, answer })
+        // What the program reads first from the mark's revision, read on the thread pool while it loads.
+        const dir = stateDir(projectRoot)
+        readAhead([HEAD_FILE, BASE_FILE, LISTING_FILE].map((name) => nodePath.join(dir, name)))
       }
       return undefined
     }
