@@ -2,14 +2,14 @@
  * An upload received: its header checked before any content is read, content stored as pending blobs as it
  * arrives, then the new revision committed in one transaction.
  */
-import { createHash, randomUUID } from "node:crypto"
+import { randomUUID } from "node:crypto"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
-import { manifestChecksum } from "../../domain/hash.js"
+import { manifestChecksum, sha256 } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
@@ -255,7 +255,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
                   entry: path
                 })
               if (link) linksReceived.add(path)
-              const digest = createHash("sha256").update(data).digest("hex")
+              const digest = sha256(data)
               if (digest !== want.sha256 || data.length !== want.size) {
                 throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
               }
