@@ -60,8 +60,8 @@ const Db = Layer.unwrapScoped(
 const rowsOf = (tenantId: string) =>
   Effect.flatMap(
     SqlClient.SqlClient,
-    (sql) => sql<{ sha256: string; size: string; length: number; digest: string; upload_id: string | null }>`
-      SELECT sha256, size::text AS size, octet_length(data) AS length, encode(sha256(data), 'hex') AS digest, upload_id
+    (sql) => sql<{ sha256: string; size: string; length: number; digest: string; written_by: string | null }>`
+      SELECT sha256, size::text AS size, octet_length(data) AS length, encode(sha256(data), 'hex') AS digest, written_by
       FROM blobs WHERE tenant_id = ${tenantId} ORDER BY sha256`
   )
 
@@ -107,7 +107,7 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
               size: String(b.data.length),
               length: b.data.length,
               digest: b.sha256,
-              upload_id: "u1"
+              written_by: "u1"
             }))
             .sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1))
         )
@@ -142,17 +142,24 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
       const large = blob(randomBytes(512 * 1024))
       yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data) VALUES ('t2', ${kept.sha256}, 4, ${kept.data})`
       const write = yield* blobWriter(sql)
-      yield* write("t2", "u2", [kept, fresh, large, fresh])
+      // The writer answers with what it left alone: what the commit makes permanent itself.
+      expect(yield* write("t2", "u2", [kept, fresh, large, fresh])).toEqual([kept.sha256])
       // The same bytes in another tenant are that tenant's own (a small batch: the plain insert).
-      yield* write("t2b", "u2b", [kept])
-      expect((yield* rowsOf("t2")).map((r) => [r.sha256, r.upload_id])).toEqual(
+      expect(yield* write("t2b", "u2b", [kept])).toEqual([])
+      expect(yield* write("t2b", "u2c", [kept, fresh])).toEqual([kept.sha256])
+      expect((yield* rowsOf("t2")).map((r) => [r.sha256, r.written_by])).toEqual(
         [
           [kept.sha256, null],
           [fresh.sha256, "u2"],
           [large.sha256, "u2"]
         ].sort()
       )
-      expect((yield* rowsOf("t2b")).map((r) => [r.sha256, r.upload_id])).toEqual([[kept.sha256, "u2b"]])
+      expect((yield* rowsOf("t2b")).map((r) => [r.sha256, r.written_by])).toEqual(
+        [
+          [kept.sha256, "u2b"],
+          [fresh.sha256, "u2c"]
+        ].sort()
+      )
     })
   )
 
@@ -195,7 +202,7 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
         const other = yield* Effect.fork(
           sql.withTransaction(
             Effect.gen(function* () {
-              yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data, upload_id)
+              yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data, written_by)
                 VALUES ('t5', ${contested.sha256}, ${contested.data.length}, ${contested.data}, 'other')`
               yield* Deferred.succeed(inserted, undefined)
               yield* Deferred.await(release)
@@ -207,8 +214,9 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
         yield* someoneWaits
         yield* Deferred.succeed(release, undefined)
         yield* Fiber.join(other)
-        yield* Fiber.join(writing)
-        expect((yield* rowsOf("t5")).map((r) => [r.sha256, r.upload_id, r.digest])).toEqual(
+        // The contested blob, stored by the other upload, is answered as left alone.
+        expect(yield* Fiber.join(writing)).toEqual([contested.sha256])
+        expect((yield* rowsOf("t5")).map((r) => [r.sha256, r.written_by, r.digest])).toEqual(
           [
             [contested.sha256, "other", contested.sha256],
             [own.sha256, "mine", own.sha256]
@@ -237,7 +245,7 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
           // COMMIT was sent (which nothing can take back), its whole batch: never part of one.
           const finished = exits.flatMap((e, i) => (Exit.isSuccess(e) ? [`cut-${after}-${i}`] : []))
           const rows = yield* rowsOf("t4")
-          const owners = [...new Set(rows.map((r) => r.upload_id ?? ""))]
+          const owners = [...new Set(rows.map((r) => r.written_by ?? ""))]
           expect(owners.length).toBeLessThanOrEqual(1)
           if (finished.length > 0) expect(owners).toHaveLength(1)
           for (const o of owners) expect(o).toMatch(new RegExp(`^cut-${after}-[0-3]$`))

@@ -139,7 +139,7 @@ layer(Db, { excludeTestServices: true })("revisions stored as deltas", (it) => {
         }
         // Most store a delta, a few the whole manifest, none a chain longer than MAX_DEPTH.
         const forms = yield* sql<{ whole: number; deltas: number; deepest: number }>`
-          SELECT count(*) FILTER (WHERE manifest IS NOT NULL)::int AS whole,
+          SELECT count(*) FILTER (WHERE manifest_text IS NOT NULL)::int AS whole,
                  count(*) FILTER (WHERE delta IS NOT NULL)::int AS deltas, max(depth)::int AS deepest
           FROM revisions WHERE tenant_id = 'chain'`
         expect(forms[0]?.whole).toBeGreaterThanOrEqual(3)

@@ -26,7 +26,8 @@ const stored = (dbUrl: string, tenant: string) =>
     sqlRows<{ blobs: number; pending: number; revisions: number }>(
       dbUrl,
       `SELECT (SELECT count(*)::int FROM blobs WHERE tenant_id = $1) AS blobs,
-            (SELECT count(*)::int FROM blobs b WHERE tenant_id = $1 AND to_jsonb(b) ->> 'upload_id' IS NOT NULL) AS pending,
+            (SELECT count(*)::int FROM blobs b WHERE tenant_id = $1
+              AND (b.upload_id IS NOT NULL OR b.written_by IN (SELECT id FROM uploads))) AS pending,
             (SELECT count(*)::int FROM revisions WHERE tenant_id = $1) AS revisions`,
       [tenant]
     ),
@@ -182,6 +183,20 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
         "INSERT INTO blobs (tenant_id, sha256, size, data, upload_id) VALUES ($1, 'young', 1, 'x', 'running')",
         [t.tenantId]
       )
+      // The same as this server marks them: an upload's row in `uploads` while it runs, its blobs `written_by` it.
+      // One stale (its server died two days ago), one running, and blobs of an upload that committed (no row).
+      yield* sqlRows(
+        server.databaseUrl,
+        `INSERT INTO uploads (id, tenant_id, created_at) VALUES ('stale', $1, now() - interval '2 days'), ('now', $1, now())`,
+        [t.tenantId]
+      )
+      yield* sqlRows(
+        server.databaseUrl,
+        `INSERT INTO blobs (tenant_id, sha256, size, data, written_by, created_at) VALUES
+          ($1, 'stale1', 1, 'x', 'stale', now() - interval '2 days'), ($1, 'stale2', 1, 'x', 'stale', now()),
+          ($1, 'now1', 1, 'x', 'now', now() - interval '2 days'), ($1, 'kept1', 1, 'x', 'done', now() - interval '2 days')`,
+        [t.tenantId]
+      )
       yield* call(direct(server, t.token), (c) =>
         c.upload(uploadArchive(null, [], { "config/a.yaml": "a" }), randomUUID())
       )
@@ -190,7 +205,13 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
         "SELECT sha256 FROM blobs WHERE tenant_id = $1 ORDER BY sha256",
         [t.tenantId]
       )
-      expect(rows.map((r) => r.sha256)).toEqual([sha("a"), "young"].sort())
+      expect(rows.map((r) => r.sha256)).toEqual([sha("a"), "young", "now1", "kept1"].sort())
+      const uploads = yield* sqlRows<{ id: string }>(
+        server.databaseUrl,
+        "SELECT id FROM uploads WHERE tenant_id = $1",
+        [t.tenantId]
+      )
+      expect(uploads.map((r) => r.id)).toEqual(["now"])
     })
   )
 
@@ -246,6 +267,12 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
           pending: 0,
           revisions: 0
         })
+        const left = yield* sqlRows<{ n: number }>(
+          server.databaseUrl,
+          "SELECT count(*)::int AS n FROM uploads WHERE tenant_id = $1",
+          [t.tenantId]
+        )
+        expect(left).toEqual([{ n: 0 }])
         const again = yield* call(direct(server, t.token), (c) =>
           c.upload(() => Stream.make(body as Uint8Array), randomUUID())
         )
@@ -273,6 +300,13 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
         expect(both.map((r) => r.created).sort()).toEqual([false, true])
         expect(yield* stored(server.databaseUrl, t.tenantId)).toEqual({ blobs: 6, pending: 0, revisions: 1 })
         expect(yield* intact(server.databaseUrl, t.tenantId)).toBe(0)
+        // Neither left its row: the one replayed removed its own, and what it wrote the other had made permanent.
+        const uploads = yield* sqlRows<{ n: number }>(
+          server.databaseUrl,
+          "SELECT count(*)::int AS n FROM uploads WHERE tenant_id = $1",
+          [t.tenantId]
+        )
+        expect(uploads).toEqual([{ n: 0 }])
       }),
     60_000
   )

@@ -5,7 +5,7 @@ import { FastCheck as fc } from "effect"
 import { fileAndFolder } from "../../src/domain/caps.js"
 import { manifestCache } from "../../src/server/files/manifestCache.js"
 import { type StoredEntry, storedPathOrder } from "../../src/server/files/stored.js"
-import { applyDelta, fileAndFolderAfter } from "../../src/server/files/tree.js"
+import { applyDelta, fileAndFolderAfter, treeFileAndFolder } from "../../src/server/files/tree.js"
 
 const SHAS = ["a", "b", "c"].map((c) => c.repeat(64))
 // Few names over few levels, so that generated pushes hit the same paths, and files and folders clash.
@@ -56,6 +56,36 @@ describe("a tree from its parent's and a delta", () => {
       }),
       { numRuns: 3000 }
     ))
+
+  it("over an empty tree (a first push), is the model's tree whether the rows come sorted, repeated or not", () =>
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 12 }), fc.boolean(), (rows, sort) => {
+        const set = sort ? [...new Map(rows.map((r) => [r[0], r])).values()].sort(storedPathOrder) : rows
+        const got = applyDelta([], set, [])
+        const want = model([], set, [])
+        if ("missing" in got || "missing" in want) throw new Error("nothing to delete, nothing missing")
+        expect(got.next).toEqual(want.next)
+        expect(got.delta).toEqual({ set: want.next, delete: [] })
+        expect([got.added, got.changed, got.deleted]).toEqual([want.next.length, 0, 0])
+      }),
+      { numRuns: 2000 }
+    ))
+
+  it("finds the same file-and-folder path over a sorted tree as over a set of its paths", () => {
+    // Names that sort between a file and its folder's rows (`a-b`, `a.b` come before `a/`).
+    const name = fc.constantFrom("a", "b", "a-b", "a.b", "a b", "c")
+    const paths = fc.array(
+      fc.array(name, { minLength: 1, maxLength: 4 }).map((parts) => parts.join("/")),
+      { maxLength: 14 }
+    )
+    fc.assert(
+      fc.property(paths, (ps) => {
+        const rows = [...new Set(ps)].sort().map((p): StoredEntry => [p, 1, SHAS[0] as string])
+        expect(treeFileAndFolder(rows)).toBe(fileAndFolder(rows.map((r) => r[0])))
+      }),
+      { numRuns: 5000 }
+    )
+  })
 
   it("refuses a path deleted twice, as deleting one by one did", () => {
     expect(applyDelta([["a", 1, SHAS[0] as string]], [], ["a", "a"])).toEqual({ missing: "a" })

@@ -1,7 +1,8 @@
 /**
- * An upload's blobs stored as pending: those the tenant does not hold by a binary COPY straight into `blobs` on one
- * of the server's connections; when another upload stores the same bytes meanwhile, by a COPY into a staging table
- * moved into `blobs` by one statement that leaves alone a blob the tenant already holds.
+ * An upload's blobs stored as pending (marked with the upload that wrote them): those the tenant does not hold by a
+ * binary COPY straight into `blobs` on one of the server's connections; when another upload stores the same bytes
+ * meanwhile, by a COPY into a staging table moved into `blobs` by one statement that leaves alone a blob the tenant
+ * already holds. The writer answers with the hashes it left alone, which the upload's commit makes permanent.
  */
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
@@ -19,14 +20,22 @@ export interface PendingBlob {
 }
 
 /**
- * Stores a tenant's blobs as pending for an upload, all of them or none. A blob the tenant already holds (kept, or
- * pending for another upload) is left as it is: blobs are content-addressed, and uploads may race for the same one.
+ * Stores a tenant's blobs as pending for an upload (`written_by` names it), all of them or none, and answers with
+ * the hashes of those it left alone: a blob the tenant already holds (permanent, or pending for another upload) is
+ * not written again, as blobs are content-addressed and uploads may race for the same one.
  */
 export type BlobWriter = (
   tenantId: string,
   uploadId: string,
   blobs: ReadonlyArray<PendingBlob>
-) => Effect.Effect<void, SqlError>
+) => Effect.Effect<ReadonlyArray<string>, SqlError>
+
+/** The hashes of `blobs` not among `written`: those a statement that skips held rows left alone. */
+const leftAlone = (blobs: ReadonlyArray<PendingBlob>, written: ReadonlyArray<{ readonly sha256: string }>) => {
+  if (written.length === blobs.length) return []
+  const wrote = new Set(written.map((r) => r.sha256))
+  return blobs.filter((b) => !wrote.has(b.sha256)).map((b) => b.sha256)
+}
 
 const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to store blobs" })
 
@@ -48,8 +57,9 @@ END $$`
 // Binary: a bytea's bytes travel as they are, with no escaping to write or to parse.
 const COPY_STAGED = "COPY pg_temp.upload_blobs (sha256, data) FROM STDIN (FORMAT binary)"
 // In hash order, as the direct COPY inserts, so that two writers never wait on each other's rows crosswise.
-const MOVE = `INSERT INTO blobs (tenant_id, sha256, size, data, upload_id)
-SELECT $1, sha256, octet_length(data), data, $2 FROM pg_temp.upload_blobs ORDER BY sha256 ON CONFLICT DO NOTHING`
+const MOVE = `INSERT INTO blobs (tenant_id, sha256, size, data, written_by)
+SELECT $1, sha256, octet_length(data), data, $2 FROM pg_temp.upload_blobs ORDER BY sha256 ON CONFLICT DO NOTHING
+RETURNING sha256`
 
 /**
  * A COPY cannot skip a row that is already stored, so the direct path first reads which of the batch's hashes the
@@ -57,7 +67,7 @@ SELECT $1, sha256, octet_length(data), data, $2 FROM pg_temp.upload_blobs ORDER 
  * table wrote them twice (into the staging table, then into `blobs`: a third of the database's CPU for a first push).
  */
 const HELD = "SELECT sha256 FROM blobs WHERE tenant_id = $1 AND sha256 = ANY($2::text[])"
-const COPY_DIRECT = "COPY blobs (tenant_id, sha256, size, data, upload_id) FROM STDIN (FORMAT binary)"
+const COPY_DIRECT = "COPY blobs (tenant_id, sha256, size, data, written_by) FROM STDIN (FORMAT binary)"
 
 /**
  * What ends a direct COPY when another upload stores one of its blobs between the read of held hashes and the COPY:
@@ -116,7 +126,10 @@ const transaction = <A, E>(client: Pg.ClientBase, batch: Effect.Effect<A, E>) =>
     Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : rollback(client)))
   )
 
-/** The batch by the staging table: a blob held by the tenant, or stored meanwhile by another upload, left alone. */
+/**
+ * The batch by the staging table: a blob held by the tenant, or stored meanwhile by another upload, left alone (and
+ * its hash answered).
+ */
 const stagedWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
   transaction(
     client,
@@ -131,13 +144,15 @@ const stagedWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
           failed
         )
       ),
-      Effect.zipRight(query(client, MOVE, [tenantId, uploadId]))
+      Effect.zipRight(query<{ readonly sha256: string }>(client, MOVE, [tenantId, uploadId])),
+      Effect.map((moved) => leftAlone(blobs, moved.rows))
     )
   )
 
 /**
- * The batch straight into `blobs`: the hashes the tenant holds read first, the rest copied in hash order, each
- * once. `false` when another upload stored one of them meanwhile (rolled back; nothing of this batch stored).
+ * The batch straight into `blobs`: the hashes the tenant holds read first (and answered), the rest copied in hash
+ * order, each once. `undefined` when another upload stored one of them meanwhile (rolled back; nothing of this batch
+ * stored).
  */
 const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
   transaction(
@@ -146,8 +161,9 @@ const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
       yield* query(client, "BEGIN")
       const unique = new Map(blobs.map((b) => [b.sha256, b]))
       const held = yield* query<{ readonly sha256: string }>(client, HELD, [tenantId, [...unique.keys()]])
-      for (const row of held.rows) unique.delete(row.sha256)
-      if (unique.size === 0) return true
+      const heldHashes = held.rows.map((row) => row.sha256)
+      for (const sha of heldHashes) unique.delete(sha)
+      if (unique.size === 0) return heldHashes
       const tenant = Buffer.from(tenantId)
       const upload = Buffer.from(uploadId)
       const fresh = [...unique.values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
@@ -157,18 +173,21 @@ const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
         COPY_DIRECT,
         fresh.map((b) => [tenant, Buffer.from(b.sha256, "latin1"), int8(b.data.length), b.data, upload])
       ).pipe(Effect.mapError((cause) => (raced(cause) ? new Raced() : failed(cause))))
-      return true
+      return heldHashes
     })
-  ).pipe(Effect.catchTag("Raced", () => Effect.succeed(false)))
+  ).pipe(Effect.catchTag("Raced", () => Effect.succeed(undefined)))
 
-/** The batch on a reserved connection: directly, or staged after a race; `false` where the driver exposes no client. */
+/**
+ * The batch on a reserved connection: directly, or staged after a race; `undefined` where the driver exposes no
+ * client.
+ */
 const copyWrite = (sql: SqlClient.SqlClient, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
   Effect.scoped(
     Effect.flatMap(reserveClient(sql), (reserved) => {
-      if (Option.isNone(reserved)) return Effect.succeed(false)
+      if (Option.isNone(reserved)) return Effect.succeed(undefined)
       const client = reserved.value
-      return Effect.flatMap(directWrite(client, tenantId, uploadId, blobs), (done) =>
-        done ? Effect.succeed(true) : Effect.as(stagedWrite(client, tenantId, uploadId, blobs), true)
+      return Effect.flatMap(directWrite(client, tenantId, uploadId, blobs), (held) =>
+        held !== undefined ? Effect.succeed(held) : stagedWrite(client, tenantId, uploadId, blobs)
       )
     })
   )
@@ -176,15 +195,15 @@ const copyWrite = (sql: SqlClient.SqlClient, tenantId: string, uploadId: string,
 const plainWrite =
   (sql: SqlClient.SqlClient): BlobWriter =>
   (tenantId, uploadId, blobs) =>
-    sql`INSERT INTO blobs ${sql.insert(
+    sql<{ readonly sha256: string }>`INSERT INTO blobs ${sql.insert(
       blobs.map((b) => ({
         tenant_id: tenantId,
         sha256: b.sha256,
         size: b.data.length,
         data: b.data,
-        upload_id: uploadId
+        written_by: uploadId
       }))
-    )} ON CONFLICT DO NOTHING`.pipe(Effect.asVoid)
+    )} ON CONFLICT DO NOTHING RETURNING sha256`.pipe(Effect.map((written) => leftAlone(blobs, written)))
 
 // Below this many bytes a batch goes by the plain insert: a COPY's four round trips cost a small push more than
 // its bytes cost as bind parameters.
@@ -202,7 +221,7 @@ export const blobWriter = (sql: SqlClient.SqlClient) =>
     return (tenantId, uploadId, blobs) =>
       blobs.reduce((n, b) => n + b.data.length, 0) < COPY_FROM
         ? plain(tenantId, uploadId, blobs)
-        : Effect.flatMap(copyWrite(sql, tenantId, uploadId, blobs), (done) =>
-            done ? Effect.void : plain(tenantId, uploadId, blobs)
+        : Effect.flatMap(copyWrite(sql, tenantId, uploadId, blobs), (held) =>
+            held !== undefined ? Effect.succeed(held) : plain(tenantId, uploadId, blobs)
           )
   })

@@ -7,20 +7,19 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { NotFound } from "../../api/common.js"
 import { RemoteManifest, RevisionInfo } from "../../api/files.js"
-import { fileAndFolder } from "../../domain/caps.js"
 import { manifestChecksum } from "../../domain/hash.js"
 import { type CachedTree, type ManifestCache, manifestCache } from "./manifestCache.js"
 import { EMPTY_CHECKSUM, type StoredEntry, storageFailure, storedPathOrder, toEntries } from "./stored.js"
-import { applyDelta, type Delta } from "./tree.js"
+import { applyDelta, type Delta, treeFileAndFolder } from "./tree.js"
 
 /** A revision of a tenant, the head by default: its id (null before the first push), manifest rows and checksum. */
 export type LoadRevision = RevisionQueries["loadRevision"]
 export type RevisionQueries = ReturnType<typeof revisionQueries>
 
-/** A row of a revision's chain: its whole manifest, or its delta against its parent. */
+/** A row of a revision's chain: its whole manifest (JSON text), or its delta against its parent. */
 interface ChainRow {
   readonly id: string
-  readonly manifest: ReadonlyArray<StoredEntry> | null
+  readonly manifest: string | null
   readonly delta: Delta | null
   readonly depth: number
   readonly chain: number
@@ -45,7 +44,13 @@ const sortedRows = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<StoredEntry
 const rebuild = (revision: string, chain: ReadonlyArray<ChainRow>): Effect.Effect<CachedTree, SqlError> => {
   const [first, ...deltas] = chain
   if (first?.manifest == null) return Effect.fail(broken(revision, "no whole manifest at the start of its chain"))
-  let entries = sortedRows(first.manifest)
+  let entries: ReadonlyArray<StoredEntry>
+  try {
+    // Written by this server as JSON of stored rows; read back as the rest of a revision's row is, without a schema.
+    entries = sortedRows(JSON.parse(first.manifest))
+  } catch (cause) {
+    return Effect.fail(broken(revision, `its whole manifest does not parse: ${String(cause)}`))
+  }
   for (const row of deltas) {
     if (row.delta === null) return Effect.fail(broken(revision, `revision ${row.id} has no delta`))
     const applied = applyDelta(entries, row.delta.set, row.delta.delete)
@@ -60,14 +65,15 @@ const rebuild = (revision: string, chain: ReadonlyArray<ChainRow>): Effect.Effec
     entries,
     depth: last.depth,
     chain: last.chain,
-    clean: fileAndFolder(entries.map((e) => e[0])) === undefined
+    clean: treeFileAndFolder(entries) === undefined
   })
 }
 
 export const revisionQueries = (sql: SqlClient.SqlClient, cache: ManifestCache = manifestCache()) => {
   /**
    * A committed revision's tree: from the cache, or read as its chain (the revision and its parents back to the
-   * first that stores its whole manifest, at most `MAX_DEPTH` deltas) in one statement, then kept.
+   * first that stores its whole manifest, at most `MAX_DEPTH` deltas) in one statement, then kept. A whole manifest
+   * is read as text, whether stored so or (before `manifest_text`) as jsonb.
    */
   const tree = (tenantId: string, revision: string) =>
     Effect.suspend(() => {
@@ -75,10 +81,11 @@ export const revisionQueries = (sql: SqlClient.SqlClient, cache: ManifestCache =
       if (hit !== undefined) return Effect.succeed(hit)
       return sql<ChainRow & { readonly step: number }>`
         WITH RECURSIVE c AS (
-          SELECT id, parent, manifest, delta, depth, chain, checksum, 0 AS step
+          SELECT id, parent, COALESCE(manifest_text, manifest::text) AS manifest, delta, depth, chain, checksum, 0 AS step
           FROM revisions WHERE tenant_id = ${tenantId} AND id = ${revision}
           UNION ALL
-          SELECT r.id, r.parent, r.manifest, r.delta, r.depth, r.chain, r.checksum, c.step + 1
+          SELECT r.id, r.parent, COALESCE(r.manifest_text, r.manifest::text), r.delta, r.depth, r.chain, r.checksum,
+                 c.step + 1
           FROM c JOIN revisions r ON r.id = c.parent AND r.tenant_id = ${tenantId}
           WHERE c.delta IS NOT NULL
         )

@@ -2,14 +2,14 @@
  * An upload received: its header checked before any content is read, content stored as pending blobs as it
  * arrives, then the new revision committed in one transaction.
  */
-import { createHash, randomUUID } from "node:crypto"
+import { randomUUID } from "node:crypto"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
-import { manifestChecksum } from "../../domain/hash.js"
+import { manifestChecksum, sha256 } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
@@ -73,8 +73,18 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
   const replayed = (done: { id: string; parent: string | null; files: number }, received: number) =>
     new UploadResult({ revision: done.id, parent: done.parent, created: false, files: done.files, received })
 
-  /** Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them). */
-  const collectOrphans = sql`DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})`
+  /**
+   * Pending blobs whose upload can no longer be running (a server that died mid-upload leaves them): those of an
+   * upload whose row is older than any upload runs, and those an older server marked in `upload_id`. The uploads
+   * table holds only running uploads, so this reads a few rows; the blobs of a stale one are found by its tenant.
+   */
+  const collectOrphans = sql`WITH stale AS (
+      DELETE FROM uploads WHERE created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS}) RETURNING id, tenant_id
+    ), earlier AS (
+      DELETE FROM blobs WHERE upload_id IS NOT NULL AND created_at < now() - make_interval(secs => ${ORPHAN_AGE_SECONDS})
+    )
+    DELETE FROM blobs b USING stale WHERE b.tenant_id = stale.tenant_id AND b.written_by = stale.id
+      AND NOT EXISTS (SELECT 1 FROM revisions r WHERE r.id = stale.id)`
 
   /**
    * Receives an upload archive: its header entry, then the bytes of new content, stored as pending blobs as
@@ -93,12 +103,18 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       const done = yield* findByKey(caller.tenantId, key).pipe(Effect.catchTag("SqlError", storageFailure("upload")))
       if (Option.isSome(done)) return replayed(done.value, 0)
     }
+    // Also the id of the revision it makes, so that what is left of it after its end can tell whether it committed.
     const uploadId = randomUUID()
+    // Whether the upload's row is in `uploads` (it is written before its first blob): its blobs are pending while it is.
+    let registered = false
     let header: UploadHeader | undefined
     let expected = new Map<string, FileEntry>()
     const received = new Set<string>()
     // Links that arrived as link records (whose targets the reader checked): every link of the header must.
     const linksReceived = new Set<string>()
+    // Hashes received that the blob writer found held (permanent, or pending for another upload): not written by
+    // this upload, so its commit makes them permanent itself and checks they are still there.
+    const held = new Set<string>()
     let receivedFiles = 0
     let pending: Array<PendingBlob> = []
     let pendingBytes = 0
@@ -131,18 +147,31 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       return at === size ? data : data.subarray(0, at)
     }
     // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
-    let inflight: Fiber.RuntimeFiber<void, SqlError.SqlError> | undefined
+    let inflight: Fiber.RuntimeFiber<ReadonlyArray<string>, SqlError.SqlError> | undefined
     const settle = Effect.suspend(() => {
       const f = inflight
       inflight = undefined
       return f === undefined
         ? Effect.void
-        : Effect.tap(Fiber.join(f), () => {
-            // Its batch is stored: nothing reads its arena any more.
-            spare = inflightArena
-            inflightArena = undefined
-          })
+        : Effect.flatMap(Fiber.join(f), (leftAlone) =>
+            Effect.sync(() => {
+              for (const sha of leftAlone) held.add(sha)
+              // Its batch is stored: nothing reads its arena any more.
+              spare = inflightArena
+              inflightArena = undefined
+            })
+          )
     })
+    const register = Effect.suspend(() =>
+      registered
+        ? Effect.void
+        : Effect.zipRight(
+            Effect.sync(() => {
+              registered = true
+            }),
+            sql`INSERT INTO uploads (id, tenant_id) VALUES (${uploadId}, ${caller.tenantId})`
+          )
+    )
     const flush = Effect.suspend(() => {
       if (pending.length === 0) return settle
       const rows = pending
@@ -151,6 +180,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       pendingBytes = 0
       arena = undefined
       return settle.pipe(
+        Effect.zipRight(register),
         // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
         // cleanup below interrupts it (and waits for it) before deleting, so no insert lands after it.
         Effect.zipRight(Effect.forkDaemon(writeBlobs(caller.tenantId, uploadId, rows))),
@@ -162,12 +192,24 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         )
       )
     })
+    /**
+     * What an upload that made no revision leaves: its row, and the blobs it wrote that no other upload's commit made
+     * permanent meanwhile (found by the hashes it received). The revision's id is the upload's, so an upload that
+     * did commit (and was interrupted only after) deletes nothing.
+     */
     const discardPending = Effect.suspend(() => {
       const f = inflight
       inflight = undefined
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
       return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(sql`DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND upload_id = ${uploadId}`),
+        Effect.zipRight(
+          registered
+            ? sql`WITH gone AS (DELETE FROM uploads WHERE id = ${uploadId})
+                DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND written_by = ${uploadId}
+                  AND sha256 = ANY(${[...received]}::text[])
+                  AND NOT EXISTS (SELECT 1 FROM revisions WHERE id = ${uploadId})`
+            : Effect.void
+        ),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
@@ -213,7 +255,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
                   entry: path
                 })
               if (link) linksReceived.add(path)
-              const digest = createHash("sha256").update(data).digest("hex")
+              const digest = sha256(data)
               if (digest !== want.sha256 || data.length !== want.size) {
                 throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
               }
@@ -255,11 +297,15 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         if ("missing" in applied)
           return yield* new InvalidInput({ field: "delete", reason: `${applied.missing} is not in the base revision` })
         const { next } = applied
-        // What every client can pull: the server never keeps a tree a client would refuse.
-        const over = treeOverCaps(
-          next.map(([path, size]) => [path, size] as const),
-          caps
-        )
+        // What every client can pull: the server never keeps a tree a client would refuse. Over an empty tenant the
+        // tree is the header's rows (fewer, if a path came twice), which its decoding checked against the same caps.
+        const over =
+          base === undefined
+            ? undefined
+            : treeOverCaps(
+                next.map(([path, size]) => [path, size] as const),
+                caps
+              )
         if (over !== undefined)
           return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
         const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
@@ -284,20 +330,36 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             reason: `the symbolic link ${unchecked.path} was not sent as a link record; every link must be, so that its target is checked`
           })
         }
-        // This upload's blobs, and any another upload left pending with the same bytes, become permanent (one
-        // statement over the pending rows, the hashes as one array parameter).
-        if (received.size > 0) {
-          yield* sql`UPDATE blobs SET upload_id = NULL
-            WHERE upload_id IS NOT NULL AND tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...received]}::text[])`
+        // The blobs this upload wrote become permanent with its row deleted, all at once. Gone already, the row
+        // was collected as an upload that ran past any deadline: its blobs may be going too.
+        if (registered) {
+          const gone = yield* sql`DELETE FROM uploads WHERE id = ${uploadId} RETURNING id`
+          if (gone.length === 0) {
+            return yield* new Unavailable({
+              reason: "this upload outlived its deadline on the server; retry the upload"
+            })
+          }
         }
-        const wanted = [...new Set(head.set.map((e) => e.sha256))]
+        // Those received that another upload had stored (pending for it, or permanent) are made permanent here,
+        // one statement over the few rows still marked, the hashes as one array parameter.
+        if (held.size > 0) {
+          yield* sql`UPDATE blobs SET upload_id = NULL, written_by = NULL
+            WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...held]}::text[])
+              AND (upload_id IS NOT NULL OR written_by IS NOT NULL)`
+        }
+        // Every other blob the tree's new rows name must be stored and permanent: one this upload wrote is.
+        const looked = new Set<string>()
+        for (const e of head.set) if (held.has(e.sha256) || !received.has(e.sha256)) looked.add(e.sha256)
         const present = new Set(
-          (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs
-            WHERE tenant_id = ${caller.tenantId} AND upload_id IS NULL AND sha256 = ANY(${wanted}::text[])`).map(
-            (r) => r.sha256
-          )
+          looked.size === 0
+            ? []
+            : (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs b
+                WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...looked]}::text[]) AND upload_id IS NULL
+                  AND (written_by IS NULL OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = b.written_by))`).map(
+                (r) => r.sha256
+              )
         )
-        const missing = head.set.filter((e) => !present.has(e.sha256))
+        const missing = looked.size === 0 ? [] : head.set.filter((e) => looked.has(e.sha256) && !present.has(e.sha256))
         if (missing.some((e) => received.has(e.sha256))) {
           // Received, but removed by a concurrent refused upload that had stored the same bytes first.
           return yield* new Unavailable({
@@ -311,17 +373,17 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             reason: `no content received for ${missing.length} file(s), e.g. ${first.path}`
           })
         }
-        const id = randomUUID()
+        const id = uploadId
         const whole = storesWhole(base, applied)
         const depth = whole || base === undefined ? 0 : base.depth + 1
         const chain =
           whole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
         // The revision and the head move in one statement (the head's foreign key is checked at its end).
         yield* sql`WITH made AS (
-            INSERT INTO revisions (id, tenant_id, parent, manifest, delta, depth, chain, checksum, files, author,
+            INSERT INTO revisions (id, tenant_id, parent, manifest_text, delta, depth, chain, checksum, files, author,
                                    token_id, idempotency_key, added, changed, deleted)
             VALUES (${id}, ${caller.tenantId}, ${current},
-                    ${whole ? JSON.stringify(next) : null}::jsonb, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
+                    ${whole ? JSON.stringify(next) : null}, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
                     ${depth}, ${chain},
                     ${checksum}, ${next.length}, ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId},
                     ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted})
@@ -351,7 +413,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       return result
     }).pipe(
       Effect.catchTag("SqlError", storageFailure("upload")),
-      Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : discardPending))
+      Effect.onExit((exit) => (Exit.isSuccess(exit) && exit.value.created ? Effect.void : discardPending))
     )
   })
 }

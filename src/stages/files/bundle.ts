@@ -1,5 +1,4 @@
 /** The bundle stage: the local manifest (hashes cached by path, size and mtime) and a reproducible tar.gz of chosen files. */
-import { createHash } from "node:crypto"
 import * as nodePath from "node:path"
 import { Array as Arr, Effect, Schema, Stream } from "effect"
 import { byPath, sha256 } from "../../domain/hash.js"
@@ -337,9 +336,7 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
         if (entry.link !== true) reads.push({ path: entry.path, into, entry })
       return Effect.flatMap(workspace.readInto(reads), (whole) => {
         // The archive carries exactly the bytes the manifest promised, or nothing.
-        const bad = reads.find(
-          (r, k) => whole[k] !== true || createHash("sha256").update(r.into).digest("hex") !== r.entry.sha256
-        )
+        const bad = reads.find((r, k) => whole[k] !== true || sha256(r.into) !== r.entry.sha256)
         if (bad !== undefined) return Effect.fail(changed(workspace, bad.entry))
         progress.advance(bytes)
         return Effect.succeed<Uint8Array>(buffer)
