@@ -1,10 +1,13 @@
-/** A pull's staged writer on the local disk: files written into a private staging folder as their bytes arrive, synchronously, nothing left open or half written when an attempt ends. */
+/** A pull's staged writer on the local disk: files written into a private staging folder as their bytes arrive (a large pull's small files by a writer thread), nothing left open or half written when an attempt ends. */
 
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Effect } from "effect"
 import { type FileEntry, fileMode } from "../domain/model.js"
+import { type StagedWriteFailed, writerThread } from "./FileStateStageThread.js"
 import { makeDirs } from "./FileStateSwap.js"
+
+export { StagedWriteFailed } from "./FileStateStageThread.js"
 
 /** One file being staged. Its bytes are checked by the caller; `commit` only once they are. */
 export interface StagedSink {
@@ -20,13 +23,25 @@ export interface StagedSink {
 export interface StageWriter {
   /** Starts the file of `entry` at its path in the staging folder; nothing already there is followed or reused. */
   readonly open: (entry: FileEntry) => StagedSink
-  /** After a failed or interrupted attempt: every file still open closed and removed. Safe to run again. */
+  /**
+   * Waits while the writer thread has too much in hand (run between input chunks: the reading keeps pace with the
+   * disk). Never fails.
+   */
+  readonly room: Effect.Effect<void>
+  /** Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known). */
+  readonly drain: Effect.Effect<void, StagedWriteFailed>
+  /**
+   * After a failed or interrupted attempt, and when the writer goes: every file still open closed and removed, the
+   * committed files the thread has in hand written, and the thread ended. Safe to run again.
+   */
   readonly abandon: Effect.Effect<void>
 }
 
 // Files up to this size are held until verified, then written whole with one open, write and close; larger ones
 // are written as they arrive.
 const SMALL = 1024 * 1024
+// The small files committed on this thread before the rest go to a writer thread: a pull of a few files starts none.
+const ON_THIS_THREAD = 1000
 
 /** Writes every byte of `chunks` at the file's current offset (a short write is carried on). */
 const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>) => {
@@ -83,12 +98,16 @@ const writeWhole = (full: string, mode: number, chunks: ReadonlyArray<Uint8Array
  * The writer of one staging folder: each file with its entry's mode (0755 or 0644, under the umask, as git writes
  * them); a link made with `symlink(2)`, which never follows or replaces anything. Every call is synchronous: a
  * small file is one `open`, `write` and `close` with no thread-pool hop, promise or stream per file (the thread
- * pool's three hops a file cost more CPU than the calls themselves).
+ * pool's three hops a file cost more CPU than the calls themselves). Past the first `ON_THIS_THREAD` small files
+ * (and links), committed ones go in batches to a writer thread (`writerThread`), which makes the same calls beside
+ * this thread's reading and hashing: creating a file is most of a large pull's system time.
  */
 export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
   const root = nodePath.resolve(staging)
   const open = new Set<{ fd: number | undefined; readonly full: string }>()
+  const thread = writerThread(root)
+  let committed = 0
   return {
     open: (entry) => {
       // The entry's path is a checked archive path (relative, normalised, `/`-separated: see `checkEntryPath`), so
@@ -127,6 +146,8 @@ export const makeStageWriter = (staging: string): StageWriter => {
             file.fd = undefined
             open.delete(file)
             closeOrRemove(fd, full)
+          } else if (committed++ >= ON_THIS_THREAD) {
+            thread.put(entry.path, entry.link === true ? 0 : fileMode(entry.executable), chunks)
           } else if (entry.link === true) {
             fs.symlinkSync(Buffer.concat(chunks).toString(), full)
           } else writeWhole(full, fileMode(entry.executable), chunks)
@@ -134,13 +155,18 @@ export const makeStageWriter = (staging: string): StageWriter => {
         }
       }
     },
-    abandon: Effect.sync(() => {
-      for (const file of open) {
-        if (file.fd !== undefined) closeQuietly(file.fd)
-        file.fd = undefined
-        fs.rmSync(file.full, { force: true })
-      }
-      open.clear()
-    })
+    room: thread.room,
+    drain: thread.drain,
+    abandon: Effect.zipRight(
+      Effect.sync(() => {
+        for (const file of open) {
+          if (file.fd !== undefined) closeQuietly(file.fd)
+          file.fd = undefined
+          fs.rmSync(file.full, { force: true })
+        }
+        open.clear()
+      }),
+      thread.close
+    )
   }
 }

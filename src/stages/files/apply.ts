@@ -5,7 +5,7 @@ import { Effect, Exit, type Stream } from "effect"
 import type { FileEntry } from "../../domain/model.js"
 import { type IoError, ioError, TarballUnsafe } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
-import type { StageWriter } from "../../services/FileStateStage.js"
+import { StagedWriteFailed, type StageWriter } from "../../services/FileStateStage.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import type { SyncApiError, Transient } from "../../services/SyncApi.js"
 import { Workspace } from "../../services/Workspace.js"
@@ -49,11 +49,17 @@ export interface ApplyResult {
   readonly pruned: ReadonlyArray<string>
 }
 
+/** What the disk said about a staged file, as the pull's error: the file's path in the tree. */
+const stagedError = (input: ApplyInput, path: string, cause: unknown) =>
+  ioError(nodePath.join(input.servicesPath, path), "cannot write the staged file")(cause)
+
 /**
  * Receives the files of `write` into `staging`, each verified against its manifest hash before the writer commits
  * it. Verified files stay across attempts: a download that breaks off is resumed with the files still missing.
- * The writer's calls are synchronous and throw what the disk throws, from inside the archive's reader: such a
- * failure is the pull's IoError, never taken for an unsafe archive.
+ * The writer's calls are synchronous and throw what the disk throws (or what its thread met with an earlier file),
+ * from inside the archive's reader: such a failure is the pull's IoError, never taken for an unsafe archive. Between
+ * input chunks the reading waits for the writer's thread when it has too much in hand; once the download is read,
+ * for every file it was given.
  */
 const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
   Effect.suspend(() => {
@@ -67,7 +73,7 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
         try {
           return f()
         } catch (e) {
-          disk = ioError(nodePath.join(input.servicesPath, path), "cannot write the staged file")(e)
+          disk = e instanceof StagedWriteFailed ? stagedError(input, e.path, e.cause) : stagedError(input, path, e)
           throw new TarballUnsafe({ reason: "stopped: the staged file could not be written", entry: path })
         }
       }
@@ -103,7 +109,8 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
               staged.add(path)
             }
           }
-        }
+        },
+        flush: () => writer.room
       }).pipe(
         Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
         // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on
@@ -112,6 +119,7 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
       )
     }
     return input.download(missing, consume).pipe(
+      Effect.zipRight(Effect.mapError(writer.drain, (e) => stagedError(input, e.path, e.cause))),
       Effect.zipRight(
         Effect.suspend(() => {
           const left = missing()

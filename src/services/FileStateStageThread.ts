@@ -1,0 +1,200 @@
+/** The staged writer's thread: a pull's verified small files created by a worker thread in batches, so the disk's calls (most of a large pull's system time) run beside the archive's reading and hashing. */
+
+import { Worker } from "node:worker_threads"
+import { Data, Effect } from "effect"
+
+/** A file of the writer thread's that could not be written: its path in the staging folder, and what the disk said. */
+export class StagedWriteFailed extends Data.TaggedError("StagedWriteFailed")<{
+  /** The file's path as its entry names it (relative to the staging folder). */
+  readonly path: string
+  readonly cause: unknown
+}> {}
+
+// A batch: up to this many files, or this many bytes (a file up to the staged writer's SMALL fits in an empty one).
+const BATCH_FILES = 512
+const BATCH_BYTES = 1024 * 1024
+// Batches posted and not yet written before the reading waits (`room`): about 4,000 files, at most 8 MiB held.
+const IN_FLIGHT = 8
+
+/**
+ * The thread's code, plain JavaScript run with `eval` (the bundle has no file of its own for a worker): per file, its
+ * folder made once, then one `open` (`wx`: never over anything), `write` and `close` — or a `symlink` when its mode is
+ * 0 — its bytes a view of the batch's one buffer. The first failure stops the thread's writing: it is answered with
+ * the file's path and error, and every later batch is answered without being written (the pull fails on it).
+ */
+const SOURCE = `
+const { parentPort } = require("node:worker_threads")
+const fs = require("node:fs")
+const made = new Set()
+let failed = false
+parentPort.on("message", (m) => {
+  if (failed) return parentPort.postMessage({ id: m.id })
+  let at = 0
+  for (let i = 0; i < m.paths.length; i++) {
+    const full = m.root + "/" + m.paths[i]
+    const end = m.ends[i]
+    const body = m.bytes.subarray(at, end)
+    at = end
+    try {
+      const dir = full.slice(0, full.lastIndexOf("/"))
+      if (!made.has(dir)) {
+        fs.mkdirSync(dir, { recursive: true })
+        made.add(dir)
+      }
+      if (m.modes[i] === 0) {
+        fs.symlinkSync(Buffer.from(body.buffer, body.byteOffset, body.length).toString(), full)
+        continue
+      }
+      const fd = fs.openSync(full, "wx", m.modes[i])
+      try {
+        for (let w = 0; w < body.length; ) w += fs.writeSync(fd, body, w, body.length - w)
+      } catch (e) {
+        try { fs.closeSync(fd) } catch {}
+        fs.rmSync(full, { force: true })
+        throw e
+      }
+      try {
+        fs.closeSync(fd)
+      } catch (e) {
+        fs.rmSync(full, { force: true })
+        throw e
+      }
+    } catch (e) {
+      failed = true
+      return parentPort.postMessage({ id: m.id, path: m.paths[i], code: e && e.code, message: String(e && e.message) })
+    }
+  }
+  parentPort.postMessage({ id: m.id })
+})
+`
+
+/** The thread's answer to a batch: written, or the first file that could not be. */
+interface Answer {
+  readonly id: number
+  readonly path?: string
+  readonly code?: string
+  readonly message?: string
+}
+
+export interface WriterThread {
+  /**
+   * Queues a verified file (`mode` 0: a symbolic link whose target is its bytes), copied into the current batch; a
+   * full batch is posted. Throws the thread's first failure, if there was one: the reading stops on it.
+   */
+  readonly put: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => void
+  /** Waits while too many batches are in flight (the reading keeps pace with the disk; memory stays bounded). */
+  readonly room: Effect.Effect<void>
+  /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
+  readonly drain: Effect.Effect<void, StagedWriteFailed>
+  /**
+   * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another): no descriptor
+   * of the thread's stays open. Never fails: a failure stays for `drain`. Safe to run again.
+   */
+  readonly close: Effect.Effect<void>
+}
+
+/** A writer thread for the staging folder `root`, started with its first batch. */
+export const writerThread = (root: string): WriterThread => {
+  let worker: Worker | undefined
+  let failure: StagedWriteFailed | undefined
+  let nextId = 0
+  const inFlight = new Map<number, string>()
+  let waiters: Array<() => void> = []
+  const wake = () => {
+    const now = waiters
+    waiters = []
+    for (const w of now) w()
+  }
+  const settle = (answer: Answer) => {
+    const first = inFlight.get(answer.id)
+    inFlight.delete(answer.id)
+    if (answer.path !== undefined && failure === undefined) {
+      const cause = Object.assign(new Error(answer.message ?? "write failed"), { code: answer.code })
+      failure = new StagedWriteFailed({ path: answer.path ?? first ?? "", cause })
+    }
+    wake()
+  }
+  const start = (): Worker => {
+    const made = new Worker(SOURCE, { eval: true })
+    made.on("message", (answer: Answer) => settle(answer))
+    // The thread itself failed (never expected: its code catches what the disk throws): every batch in flight is
+    // taken as not written.
+    made.on("error", (e) => {
+      const [first] = inFlight.values()
+      if (failure === undefined) failure = new StagedWriteFailed({ path: first ?? "", cause: e })
+      inFlight.clear()
+      if (worker === made) worker = undefined
+      wake()
+    })
+    return made
+  }
+
+  let buffer = new Uint8Array(0)
+  let used = 0
+  let paths: Array<string> = []
+  let modes: Array<number> = []
+  let ends: Array<number> = []
+  const post = () => {
+    if (paths.length === 0) return
+    worker ??= start()
+    const id = nextId++
+    inFlight.set(id, paths[0] ?? "")
+    // The batch's buffer moves to the thread (transferred, not copied); the next batch gets a new one.
+    const bytes = buffer.subarray(0, used)
+    worker.postMessage({ id, root, paths, modes, ends, bytes }, [buffer.buffer])
+    buffer = new Uint8Array(0)
+    used = 0
+    paths = []
+    modes = []
+    ends = []
+  }
+  /** Resolves once `ready()` holds (checked again on every answer). */
+  const until = (ready: () => boolean) =>
+    Effect.async<void>((resume) => {
+      const check = () => {
+        if (ready()) resume(Effect.void)
+        else waiters.push(check)
+      }
+      check()
+    })
+  const settled = Effect.suspend(() => {
+    post()
+    return until(() => inFlight.size === 0)
+  })
+  return {
+    put: (path, mode, chunks) => {
+      if (failure !== undefined) throw failure
+      let size = 0
+      for (const c of chunks) size += c.length
+      if (paths.length >= BATCH_FILES || used + size > buffer.length) {
+        if (paths.length > 0 && (paths.length >= BATCH_FILES || used + size > BATCH_BYTES)) post()
+        if (used + size > buffer.length) {
+          // Its own buffer (never Node's shared pool): transferred whole to the thread.
+          const grown = new Uint8Array(new ArrayBuffer(Math.max(BATCH_BYTES, used + size)))
+          grown.set(buffer.subarray(0, used))
+          buffer = grown
+        }
+      }
+      for (const c of chunks) {
+        buffer.set(c, used)
+        used += c.length
+      }
+      paths.push(path)
+      modes.push(mode)
+      ends.push(used)
+    },
+    room: Effect.suspend(() => (inFlight.size < IN_FLIGHT ? Effect.void : until(() => inFlight.size < IN_FLIGHT))),
+    drain: Effect.zipRight(
+      settled,
+      Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
+    ),
+    close: Effect.zipRight(
+      settled,
+      Effect.promise(async () => {
+        const w = worker
+        worker = undefined
+        if (w !== undefined) await w.terminate()
+      })
+    )
+  }
+}
