@@ -106,7 +106,13 @@ export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
   const root = nodePath.resolve(staging)
   const open = new Set<{ fd: number | undefined; readonly full: string }>()
-  const thread = writerThread(root)
+  /** A small file or link written on this thread (its folder made when it was opened); mode 0 is a link. */
+  const writeHere = (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => {
+    const full = `${root}/${path}`
+    if (mode === 0) fs.symlinkSync(Buffer.concat(chunks).toString(), full)
+    else writeWhole(full, mode, chunks)
+  }
+  const thread = writerThread(root, writeHere)
   let committed = 0
   return {
     open: (entry) => {
@@ -146,11 +152,11 @@ export const makeStageWriter = (staging: string): StageWriter => {
             file.fd = undefined
             open.delete(file)
             closeOrRemove(fd, full)
-          } else if (committed++ >= ON_THIS_THREAD) {
-            thread.put(entry.path, entry.link === true ? 0 : fileMode(entry.executable), chunks)
-          } else if (entry.link === true) {
-            fs.symlinkSync(Buffer.concat(chunks).toString(), full)
-          } else writeWhole(full, fileMode(entry.executable), chunks)
+          } else {
+            const mode = entry.link === true ? 0 : fileMode(entry.executable)
+            if (committed++ >= ON_THIS_THREAD) thread.put(entry.path, mode, chunks)
+            else writeHere(entry.path, mode, chunks)
+          }
           chunks.length = 0
         }
       }

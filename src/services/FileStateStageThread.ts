@@ -93,9 +93,31 @@ export interface WriterThread {
   readonly close: Effect.Effect<void>
 }
 
-/** A writer thread for the staging folder `root`, started with its first batch. */
-export const writerThread = (root: string): WriterThread => {
+/** A batch of files as posted to the thread: paths, modes and where each one's bytes end in `bytes`. */
+interface Batch {
+  readonly id: number
+  readonly root: string
+  readonly paths: ReadonlyArray<string>
+  readonly modes: ReadonlyArray<number>
+  readonly ends: ReadonlyArray<number>
+  readonly bytes: Uint8Array<ArrayBuffer>
+}
+
+/**
+ * A writer thread for the staging folder `root`, started with its first batch. Its batches are held until the thread
+ * is online; a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
+ * threads, a permission model without workers) leaves every file to `here`, which writes one on this thread as the
+ * staged writer does with its first files (and throws what the disk throws).
+ */
+export const writerThread = (
+  root: string,
+  here: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => void
+): WriterThread => {
   let worker: Worker | undefined
+  let online = false
+  /** No thread could be started: every file is written by `here`. */
+  let alone = false
+  let held: Array<Batch> = []
   let failure: StagedWriteFailed | undefined
   let nextId = 0
   const inFlight = new Map<number, string>()
@@ -114,16 +136,65 @@ export const writerThread = (root: string): WriterThread => {
     }
     wake()
   }
+  /** Writes a batch on this thread; the first file that fails is the writer's failure (nothing after it written). */
+  const writeHere = (batch: Batch) => {
+    let at = 0
+    for (let i = 0; i < batch.paths.length; i++) {
+      const path = batch.paths[i] ?? ""
+      const end = batch.ends[i] ?? at
+      if (failure !== undefined) return
+      try {
+        here(path, batch.modes[i] ?? 0, [batch.bytes.subarray(at, end)])
+      } catch (cause) {
+        failure = new StagedWriteFailed({ path, cause })
+      }
+      at = end
+    }
+  }
+  /** No thread after all: the held batches (never sent, so not written) are written here, and every later file. */
+  const goAlone = () => {
+    alone = true
+    worker = undefined
+    const batches = held
+    held = []
+    for (const b of batches) {
+      inFlight.delete(b.id)
+      writeHere(b)
+    }
+    wake()
+  }
+  const send = (w: Worker, batch: Batch) => w.postMessage(batch, [batch.bytes.buffer])
   const start = (): Worker => {
     const made = new Worker(SOURCE, { eval: true })
+    made.on("online", () => {
+      if (worker !== made) return
+      online = true
+      const batches = held
+      held = []
+      for (const b of batches) send(made, b)
+    })
     made.on("message", (answer: Answer) => settle(answer))
-    // The thread itself failed (never expected: its code catches what the disk throws): every batch in flight is
-    // taken as not written.
     made.on("error", (e) => {
+      if (worker !== made) return
+      if (!online) return goAlone()
+      // The thread itself failed once running (never expected: its code catches what the disk throws): every batch
+      // in flight is taken as not written.
       const [first] = inFlight.values()
       if (failure === undefined) failure = new StagedWriteFailed({ path: first ?? "", cause: e })
       inFlight.clear()
-      if (worker === made) worker = undefined
+      worker = undefined
+      wake()
+    })
+    // Ended without an error (not by `close`, which lets go of it first): before it was online, as if it never
+    // started; after, the batches in its hands are taken as not written.
+    made.on("exit", (code) => {
+      if (worker !== made) return
+      if (!online) return goAlone()
+      worker = undefined
+      const [first] = inFlight.values()
+      if (inFlight.size > 0 && failure === undefined)
+        failure = new StagedWriteFailed({ path: first ?? "", cause: new Error(`the writer thread exited (${code})`) })
+      inFlight.clear()
       wake()
     })
     return made
@@ -136,17 +207,25 @@ export const writerThread = (root: string): WriterThread => {
   let ends: Array<number> = []
   const post = () => {
     if (paths.length === 0) return
-    worker ??= start()
-    const id = nextId++
-    inFlight.set(id, paths[0] ?? "")
     // The batch's buffer moves to the thread (transferred, not copied); the next batch gets a new one.
-    const bytes = buffer.subarray(0, used)
-    worker.postMessage({ id, root, paths, modes, ends, bytes }, [buffer.buffer])
+    const batch: Batch = { id: nextId++, root, paths, modes, ends, bytes: buffer.subarray(0, used) }
     buffer = new Uint8Array(0)
     used = 0
     paths = []
     modes = []
     ends = []
+    if (!alone && worker === undefined) {
+      try {
+        worker = start()
+        online = false
+      } catch {
+        alone = true
+      }
+    }
+    if (alone || worker === undefined) return writeHere(batch)
+    inFlight.set(batch.id, batch.paths[0] ?? "")
+    if (online) send(worker, batch)
+    else held.push(batch)
   }
   /** Resolves once `ready()` holds (checked again on every answer). */
   const until = (ready: () => boolean) =>
@@ -164,6 +243,7 @@ export const writerThread = (root: string): WriterThread => {
   return {
     put: (path, mode, chunks) => {
       if (failure !== undefined) throw failure
+      if (alone) return here(path, mode, chunks)
       let size = 0
       for (const c of chunks) size += c.length
       if (paths.length >= BATCH_FILES || used + size > buffer.length) {
