@@ -108,9 +108,13 @@ const revisionDeltas = Effect.gen(function* () {
     ADD COLUMN IF NOT EXISTS chain integer NOT NULL DEFAULT 0,
     ADD COLUMN IF NOT EXISTS added integer,
     ADD COLUMN IF NOT EXISTS changed integer,
-    ADD COLUMN IF NOT EXISTS deleted integer,
-    DROP CONSTRAINT IF EXISTS revisions_manifest_or_delta,
-    ADD CONSTRAINT revisions_manifest_or_delta
+    ADD COLUMN IF NOT EXISTS deleted integer`
+  // The check is added only where it is missing: run again after migration 11, this form would refuse the rows
+  // stored whole as text (which 11's own form of the check allows).
+  const checked = yield* sql`
+    SELECT 1 FROM pg_constraint WHERE conname = 'revisions_manifest_or_delta' AND conrelid = 'revisions'::regclass`
+  if (checked.length === 0)
+    yield* sql`ALTER TABLE revisions ADD CONSTRAINT revisions_manifest_or_delta
       CHECK ((manifest IS NULL) <> (delta IS NULL) AND (delta IS NULL OR parent IS NOT NULL))`
 })
 
@@ -131,6 +135,13 @@ const runningUploads = Effect.gen(function* () {
     created_at timestamptz NOT NULL DEFAULT now()
   )`
   yield* sql`ALTER TABLE blobs ADD COLUMN IF NOT EXISTS written_by text`
+  // A server of this storage (pending by `uploads`, whole manifests as text: migration 11) writes `storage` 2 with
+  // each revision. An older one writes none, and would take this server's pending blobs for permanent ones: the
+  // check refuses its revisions (NOT VALID: the rows stored before keep NULL), so during an upgrade an older server
+  // still answers what it can read, and its pushes fail and store nothing.
+  yield* sql`ALTER TABLE revisions ADD COLUMN IF NOT EXISTS storage smallint`
+  yield* sql`ALTER TABLE revisions DROP CONSTRAINT IF EXISTS revisions_storage,
+    ADD CONSTRAINT revisions_storage CHECK (storage IS NOT NULL) NOT VALID`
 })
 
 /**

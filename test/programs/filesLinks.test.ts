@@ -69,8 +69,8 @@ const tamper = async (
   await query(
     dbUrl,
     `WITH made AS (
-       INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
-       SELECT gen_random_uuid()::text, id, head, $2::jsonb, $3, $4, 'tampered' FROM tenants WHERE id = $1
+       INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, storage)
+       SELECT gen_random_uuid()::text, id, head, $2::jsonb, $3, $4, 'tampered', 2 FROM tenants WHERE id = $1
        RETURNING id)
      UPDATE tenants SET head = (SELECT id FROM made) WHERE id = $1`,
     [tenant, JSON.stringify(row.map((r) => r.filter((x) => x !== undefined))), manifestChecksum(entries), row.length]

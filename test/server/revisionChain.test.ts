@@ -236,12 +236,22 @@ layer(Db, { excludeTestServices: true })("revisions stored as deltas", (it) => {
       ])
       const t1: Tree = new Map(t0).set("content/z.md", { text: "z", executable: true })
       t1.delete("content/x.md")
-      // Two rows as a server before deltas wrote them: the whole manifest, no counts.
+      // Two rows as a server before deltas wrote them: the whole manifest, no counts, no storage. An older server's
+      // revision is refused once this server's storage is in the database (migration 10)...
       const rows = (t: Tree): ReadonlyArray<StoredEntry> => entriesOf(t).map(stored)
-      yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
-        VALUES ('old-0', 'old', NULL, ${JSON.stringify(rows(t0))}::jsonb, ${manifestChecksum(entriesOf(t0))}, 2, 'x')`
-      yield* sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
-        VALUES ('old-1', 'old', 'old-0', ${JSON.stringify(rows(t1))}::jsonb, ${manifestChecksum(entriesOf(t1))}, 2, 'x')`
+      const insertOld = Effect.all([
+        sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
+          VALUES ('old-0', 'old', NULL, ${JSON.stringify(rows(t0))}::jsonb, ${manifestChecksum(entriesOf(t0))}, 2, 'x')`,
+        sql`INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author)
+          VALUES ('old-1', 'old', 'old-0', ${JSON.stringify(rows(t1))}::jsonb, ${manifestChecksum(entriesOf(t1))}, 2, 'x')`
+      ])
+      const refused = yield* Effect.either(insertOld)
+      expect(Either.isLeft(refused) && String(refused.left.cause)).toMatch(/revisions_storage/)
+      // ...so they are stored as before it, and the server upgraded over them: they stay as they were.
+      yield* sql`ALTER TABLE revisions DROP CONSTRAINT revisions_storage`
+      yield* insertOld
+      yield* sql`DELETE FROM ${sql(Migrations.MIGRATIONS_TABLE)} WHERE migration_id >= 10`
+      yield* Migrations.migrate
       yield* sql`UPDATE tenants SET head = 'old-1' WHERE id = 'old'`
       const s = yield* store
       const m = yield* s.manifest("old", "old-0")
@@ -260,6 +270,36 @@ layer(Db, { excludeTestServices: true })("revisions stored as deltas", (it) => {
         ["old-1", 1, 0, 1],
         ["old-0", 2, 0, 0]
       ])
+    })
+  )
+
+  it.effect("migrations set back and run again keep revisions stored whole as text and as deltas readable", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO tenants (id, name) VALUES ('again', 'again')`
+      const t0: Tree = new Map([["content/a.md", { text: "a", executable: false }]])
+      const t1: Tree = new Map(t0).set("content/b.md", { text: "b", executable: true })
+      const s = yield* store
+      const r0 = yield* s.upload(caller("again"), yield* push(null, t0, ["content/a.md"], []), {
+        idempotencyKey: undefined
+      })
+      const r1 = yield* s.upload(caller("again"), yield* push(r0.revision, t1, ["content/b.md"], []), {
+        idempotencyKey: undefined
+      })
+      const forms = yield* sql<{ id: string; text: boolean; delta: boolean }>`
+        SELECT id, manifest_text IS NOT NULL AS text, delta IS NOT NULL AS delta FROM revisions
+        WHERE tenant_id = 'again' ORDER BY depth`
+      expect(forms.map((f) => [f.id, f.text, f.delta])).toEqual([
+        [r0.revision, true, false],
+        [r1.revision, false, true]
+      ])
+      // A server whose records were set back to before revisions were deltas runs those migrations again.
+      yield* sql`DELETE FROM ${sql(Migrations.MIGRATIONS_TABLE)} WHERE migration_id >= 9`
+      yield* Migrations.migrate
+      const fresh = yield* store
+      const head = yield* fresh.manifest("again")
+      expect(head.revision).toBe(r1.revision)
+      expect(head.entries.map((e) => ({ ...e }))).toEqual(entriesOf(t1).map((e) => ({ ...e })))
     })
   )
 })

@@ -27,6 +27,8 @@ const BATCH_BYTES = 8 * 1024 * 1024
 const ARENA_BYTES = BATCH_BYTES + 1024 * 1024
 // No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
 const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
+/** The storage this server writes revisions in (see migration 10): an older server's revisions are refused. */
+const STORAGE = 2
 
 export interface UploadOptions {
   readonly idempotencyKey: string | undefined
@@ -381,12 +383,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         // The revision and the head move in one statement (the head's foreign key is checked at its end).
         yield* sql`WITH made AS (
             INSERT INTO revisions (id, tenant_id, parent, manifest_text, delta, depth, chain, checksum, files, author,
-                                   token_id, idempotency_key, added, changed, deleted)
+                                   token_id, idempotency_key, added, changed, deleted, storage)
             VALUES (${id}, ${caller.tenantId}, ${current},
                     ${whole ? JSON.stringify(next) : null}, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
                     ${depth}, ${chain},
                     ${checksum}, ${next.length}, ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId},
-                    ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted})
+                    ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted}, ${STORAGE})
             RETURNING id)
           UPDATE tenants SET head = (SELECT id FROM made) WHERE id = ${caller.tenantId}`
         committed = { id, tree: { entries: next, depth, chain, clean: true } }
