@@ -289,9 +289,11 @@ describe("executable bits through file sync", () => {
         run(direct(t.token), (c) => c.upload(() => Stream.make(archive), randomUUID()))
       )
       const [row] = yield* Effect.promise(() =>
-        query<{ manifest: Array<Array<unknown>> }>(dbUrl, "SELECT manifest FROM revisions WHERE id = $1", [
-          made.revision
-        ])
+        query<{ manifest: Array<Array<unknown>> }>(
+          dbUrl,
+          "SELECT coalesce(manifest, manifest_text::jsonb) AS manifest FROM revisions WHERE id = $1",
+          [made.revision]
+        )
       )
       expect(row!.manifest.every((e) => e.length === 3)).toBe(true)
       // The state an older client kept: the base as bare hashes, the kept head manifest without the field.
