@@ -402,7 +402,10 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       })
 
     return yield* Effect.gen(function* () {
-      yield* Effect.ignore(collectOrphans)
+      // A failed collection delays it to the next upload; this one goes on.
+      yield* Effect.catchAllCause(collectOrphans, (cause) =>
+        Effect.logWarning("storage: collecting abandoned uploads failed", cause)
+      )
       yield* receive
       const head: UploadHeader | undefined = header
       if (head === undefined)

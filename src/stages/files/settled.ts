@@ -97,4 +97,4 @@ export const readMarkListing = (projectRoot: string, mark: SettledMark): Effect.
 
 /** Forgets the mark: the next run plans in full. */
 export const clearMark = (projectRoot: string): Effect.Effect<void, IoError> =>
-  Effect.flatMap(stateOf(projectRoot), (state) => state.remove(MARK_FILE))
+  Effect.flatMap(stateOf(projectRoot), (state) => Effect.zipRight(state.remove(MARK_FILE), state.remove(LISTING_FILE)))
