@@ -1,5 +1,5 @@
 /** Test support: temporary folders cleaned up after the file, and a services/ tree read back as files or items. */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
 import { afterAll } from "vitest"
@@ -40,3 +40,14 @@ export const readTree = (root: string): Project =>
 /** Every file under root and its bytes in `encoding`, by sorted relative path (empty when root does not exist). */
 export const treeFiles = (root: string, encoding: BufferEncoding = "utf8"): Record<string, string> =>
   Object.fromEntries(walk(root).map((path) => [path, readFileSync(join(root, path)).toString(encoding)]))
+
+/** The paths under `dir` this process holds descriptors on (a worker thread's are this process's too). */
+export const openUnder = (dir: string): Array<string> =>
+  readdirSync("/proc/self/fd").flatMap((fd) => {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      return target.startsWith(dir) ? [target] : []
+    } catch {
+      return [] // closed meanwhile (the listing's own descriptor)
+    }
+  })

@@ -10,21 +10,10 @@ import { ApiError } from "../../../src/errors.js"
 import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { record, sha, tarGz } from "../../support/hostile.js"
-import { tempDirs, treeFiles } from "../../support/tree.js"
+import { openUnder, tempDirs, treeFiles } from "../../support/tree.js"
 
 const tempDir = tempDirs("apply-interrupt")
 const isTransient = (e: unknown): e is Transient => e instanceof Transient
-
-/** The paths under `dir` this process holds descriptors on. */
-const openUnder = (dir: string) =>
-  fs.readdirSync("/proc/self/fd").flatMap((fd) => {
-    try {
-      const target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-      return target.startsWith(dir) ? [target] : []
-    } catch {
-      return [] // closed meanwhile (the listing's own descriptor)
-    }
-  })
 
 describe("apply, interrupted", () => {
   it.live("mid-download: no staging folder, no open descriptor, the tree unchanged", () =>

@@ -11,6 +11,7 @@ import type { WorkspaceFile } from "../../../src/services/state.js"
 import { DELTA_FILES, deltaOf, planDelta } from "../../../src/stages/files/delta.js"
 import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
 import { listingDigest, listingImage, listingText, parseListing } from "../../../src/stages/files/settledCheck.js"
+import { listingArb } from "../../support/listing.js"
 
 /** A file on disk: its bytes (one letter, repeated), execute bit, a link's target instead, and mtime. */
 interface Disk {
@@ -184,25 +185,6 @@ describe("deltaOf and planDelta", () => {
 })
 
 describe("the mark's listing as kept", () => {
-  const fileArb: fc.Arbitrary<WorkspaceFile> = fc.oneof(
-    fc.record({
-      path: fc.string({ minLength: 1, maxLength: 6 }).filter((p) => !p.includes("\0")),
-      size: fc.nat(1 << 20),
-      mtimeMs: fc.double({ min: 0, max: 2e12, noNaN: true }),
-      mode: fc.constantFrom(0o644, 0o755)
-    }),
-    fc.record({
-      path: fc.string({ minLength: 1, maxLength: 6 }).filter((p) => !p.includes("\0")),
-      size: fc.nat(64),
-      mtimeMs: fc.double({ min: 0, max: 2e12, noNaN: true }),
-      mode: fc.constant(0o777),
-      link: fc.string({ maxLength: 6 }).filter((t) => !t.includes("\0"))
-    })
-  )
-  const listingArb = fc
-    .uniqueArray(fileArb, { selector: (f) => f.path, maxLength: 12 })
-    .map((fs) => fs.sort((a, b) => (a.path < b.path ? -1 : 1)))
-
   it("reads back as written, under its digest only", () => {
     fc.assert(
       fc.property(listingArb, fc.nat(), (listing, cut) => {

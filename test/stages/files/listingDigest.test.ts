@@ -4,26 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import type { WorkspaceFile } from "../../../src/services/state.js"
 import { listingDigest } from "../../../src/stages/files/settledCheck.js"
-
-const fileArb: fc.Arbitrary<WorkspaceFile> = fc.oneof(
-  fc.record({
-    path: fc.string({ minLength: 1, maxLength: 6 }),
-    size: fc.nat(1 << 20),
-    mtimeMs: fc.double({ min: 0, max: 2e12, noNaN: true }),
-    mode: fc.constantFrom(0o644, 0o755, 0o600, 0o700)
-  }),
-  fc.record({
-    path: fc.string({ minLength: 1, maxLength: 6 }),
-    size: fc.nat(64),
-    mtimeMs: fc.double({ min: 0, max: 2e12, noNaN: true }),
-    mode: fc.constant(0o777),
-    link: fc.string({ maxLength: 6 }).filter((t) => !t.includes("\0"))
-  })
-)
-// Paths as listings hold them: distinct, sorted, no NUL.
-const listingArb = fc
-  .uniqueArray(fileArb, { selector: (f) => f.path, maxLength: 12 })
-  .map((fs) => fs.filter((f) => !f.path.includes("\0")).sort((a, b) => (a.path < b.path ? -1 : 1)))
+import { listingArb } from "../../support/listing.js"
 
 /** What the fingerprint stands for, one value per listing. */
 const meaning = (files: ReadonlyArray<WorkspaceFile>) =>

@@ -12,21 +12,10 @@ import { makeStageWriter, StagedWriteFailed } from "../../../src/services/FileSt
 import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { record, sha, tarGz } from "../../support/hostile.js"
-import { tempDirs, treeFiles } from "../../support/tree.js"
+import { openUnder, tempDirs, treeFiles } from "../../support/tree.js"
 
 const tempDir = tempDirs("stage-thread")
 const isTransient = (e: unknown): e is Transient => e instanceof Transient
-
-/** The paths under `dir` this process holds descriptors on (the writer thread's are this process's too). */
-const openUnder = (dir: string) =>
-  fs.readdirSync("/proc/self/fd").flatMap((fd) => {
-    try {
-      const target = fs.readlinkSync(`/proc/self/fd/${fd}`)
-      return target.startsWith(dir) ? [target] : []
-    } catch {
-      return []
-    }
-  })
 
 interface Made {
   readonly path: string
