@@ -145,8 +145,12 @@ const startBare = async (databaseUrl: string, prepared: boolean) => {
   return { child, url: `http://127.0.0.1:${port}` }
 }
 
-const cli = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string>) => {
-  const r = spawnSync(process.execPath, [BIN, "--json", ...args], {
+/**
+ * This build's CLI, or `bin`'s: a tenant is created by its server's own build, as its operator would (a newer CLI
+ * migrates the database to a storage an older server's pushes are refused by).
+ */
+const cli = (args: ReadonlyArray<string>, cwd: string, env: Record<string, string>, bin = BIN) => {
+  const r = spawnSync(process.execPath, [bin, "--json", ...args], {
     cwd,
     env: { ...process.env, ...env },
     encoding: "utf8"
@@ -156,8 +160,8 @@ const cli = (args: ReadonlyArray<string>, cwd: string, env: Record<string, strin
 }
 
 /** A tenant with one pushed revision: its token and head. */
-const tenantWithHead = (work: string, databaseUrl: string, serverUrl: string, name: string) => {
-  const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }) as { token: string }
+const tenantWithHead = (work: string, databaseUrl: string, serverUrl: string, name: string, bin = BIN) => {
+  const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }, bin) as { token: string }
   const root = join(work, name)
   mkdirSync(join(root, "services", "content"), { recursive: true })
   writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
@@ -279,7 +283,7 @@ const settledTenants = (
 ) =>
   Array.from({ length: count }, (_, i) => {
     const name = `${prefix}-${i}`
-    const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }) as { token: string }
+    const t = cli(["tenant", "create", name], work, { DATABASE_URL: databaseUrl }, bin) as { token: string }
     const root = join(work, name)
     generate(root, files, files * 1000)
     writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
@@ -458,7 +462,9 @@ const transferFigures = () =>
     const samples = servers.map(() => [] as Array<Sample>)
     for (let round = 0; round < Number(flags.rounds); round++) {
       for (const [j, s] of servers.entries()) {
-        const t = cli(["tenant", "create", `transfer-${round}`], work, { DATABASE_URL: s.pg.url }) as { token: string }
+        const t = cli(["tenant", "create", `transfer-${round}`], work, { DATABASE_URL: s.pg.url }, s.bin) as {
+          token: string
+        }
         const env = { AGENTSYNC_DIRECT_URL: s.server.url, AGENTSYNC_TOKEN: t.token }
         rmSync(join(source, ".agentsync"), { recursive: true, force: true })
         const pgPort = portOf(s.pg.url)
@@ -521,7 +527,7 @@ const oneFilePushes = () =>
         }
       })
       stops.push(() => server.child.kill("SIGTERM"))
-      const t = cli(["tenant", "create", `onefile-${j}`], work, { DATABASE_URL: pg.url }) as { token: string }
+      const t = cli(["tenant", "create", `onefile-${j}`], work, { DATABASE_URL: pg.url }, b.bin) as { token: string }
       const root = join(work, `tree-${j}`)
       cpSync(source, root, { recursive: true })
       const env = { AGENTSYNC_DIRECT_URL: server.url, AGENTSYNC_TOKEN: t.token }
@@ -605,7 +611,10 @@ const main = async () => {
     const before =
       beforeServer === undefined
         ? undefined
-        : { ...beforeServer, ...tenantWithHead(work, beforeServer.databaseUrl, beforeServer.url, "before") }
+        : {
+            ...beforeServer,
+            ...tenantWithHead(work, beforeServer.databaseUrl, beforeServer.url, "before", flags.before)
+          }
     console.log(
       `agentsync server: no-change checks — ${new Date().toISOString()}, node ${process.version}, wrk -c${flags.connections} ${flags.seconds} s × ${flags.rounds} rounds, alternating; loopback`
     )
