@@ -108,6 +108,17 @@ export const ContentKeyed: Keyed<Content> = { key: contentKey, hash: contentHash
 export const AccessRuleKeyed: Keyed<AccessRule> = { key: accessRuleKey, hash: accessRuleHash }
 export const FileKeyed: Keyed<FileEntry> = { key: (f) => f.path, hash: fileVersion }
 
+/** Whether `items` are in strictly increasing order of `key` (no key twice): what a merge of sorted lists relies on. */
+export const strictlySortedBy = <A>(items: ReadonlyArray<A>, key: (a: A) => string): boolean => {
+  let previous: string | undefined
+  for (const item of items) {
+    const k = key(item)
+    if (previous !== undefined && !(previous < k)) return false
+    previous = k
+  }
+  return true
+}
+
 export const AgentsDiffCalculator = {
   diff: (source: Iterable<Agent>, target: Iterable<Agent>): AgentsDiffResult => diffKeyed(AgentKeyed, source, target)
 }

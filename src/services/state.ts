@@ -13,6 +13,8 @@ export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".ag
 
 /** The last state both sides agreed on (see stages/files/plan.ts). */
 export const BASE_FILE = "files-base.json"
+/** The kept copy of the head manifest (see stages/files/remote.ts). */
+export const HEAD_FILE = "remote-manifest.json"
 
 /**
  * The text of a state file, undefined when it cannot be read (a missing or unreadable state file is only a

@@ -2,6 +2,7 @@
  * A revision's tree made from its parent's and a push's delta, with the work of the checks and the stored delta
  * in proportion to the change: the parent's rows are merged once (they are sorted), never sorted or rebuilt.
  */
+import { strictlySortedBy } from "../../domain/diff.js"
 import { type StoredEntry, storedPathOrder } from "./stored.js"
 
 /** What a revision stores instead of its whole manifest: the rows set and the paths deleted against its parent. */
@@ -38,11 +39,6 @@ export const rowOf = (rows: ReadonlyArray<StoredEntry>, path: string): StoredEnt
   return at !== undefined && at[0] === path ? at : undefined
 }
 
-const isStrictlySorted = (rows: ReadonlyArray<StoredEntry>) => {
-  for (let i = 1; i < rows.length; i++) if ((rows[i - 1] as StoredEntry)[0] >= (rows[i] as StoredEntry)[0]) return false
-  return true
-}
-
 const sameRow = (a: StoredEntry, b: StoredEntry) => a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3]
 
 /**
@@ -61,7 +57,7 @@ export const applyDelta = (
     seen.add(p)
   }
   // Over an empty tree (a first push) the rows as sent, when strictly sorted (as a client sends them), are the tree.
-  if (base.length === 0 && isStrictlySorted(set)) {
+  if (base.length === 0 && strictlySortedBy(set, (e) => e[0])) {
     return { next: set, delta: { set, delete: [] }, added: set.length, changed: 0, deleted: 0 }
   }
   const written = new Map<string, StoredEntry>()

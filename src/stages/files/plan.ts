@@ -1,6 +1,6 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import { Effect, Schema } from "effect"
-import { FilesDiffCalculator } from "../../domain/diff.js"
+import { FilesDiffCalculator, strictlySortedBy } from "../../domain/diff.js"
 import {
   type DiffCounts,
   type DiffStatus,
@@ -130,14 +130,7 @@ export interface PlanOptions {
 }
 
 /** Whether each path of `entries` sorts after the one before it (manifests and listings come so: by UTF-16 code units). */
-export const strictlySorted = (entries: ReadonlyArray<FileEntry>): boolean => {
-  let previous: string | undefined
-  for (const e of entries) {
-    if (previous !== undefined && !(previous < e.path)) return false
-    previous = e.path
-  }
-  return true
-}
+export const strictlySorted = (entries: ReadonlyArray<FileEntry>): boolean => strictlySortedBy(entries, (e) => e.path)
 
 /** One path of a two-way diff, source against target, as `visit` is handed it. */
 type Visit = (key: string, status: DiffStatus, source: FileEntry | undefined, target: FileEntry | undefined) => void

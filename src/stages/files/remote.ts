@@ -7,8 +7,7 @@ import { type FileEntry, Sha256 } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { SyncApiClient } from "../../services/SyncApi.js"
-
-const CACHE_FILE = "remote-manifest.json" as const
+import { HEAD_FILE } from "../../services/state.js"
 
 const listOf = <A>(is: (v: unknown) => v is A, identifier: string) =>
   Schema.declare((u: unknown): u is ReadonlyArray<A> => Array.isArray(u) && u.every(is), { identifier })
@@ -92,7 +91,7 @@ const readV3 = (text: string): KeptLists | undefined => {
  */
 export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projectRoot: string, url: string) {
   // Read synchronously: the request it conditions should leave before the local tree is scanned.
-  const text = yield* (yield* stateOf(projectRoot)).read(CACHE_FILE)
+  const text = yield* (yield* stateOf(projectRoot)).read(HEAD_FILE)
   if (text === undefined) return undefined
   const v3 = text.startsWith(V3_OPEN) ? readV3(text) : undefined
   if (v3 !== undefined) {
@@ -157,7 +156,7 @@ export const keptText = (
 
 /** Keeps a head manifest's text, as `keptText` makes it, for the next run's conditional request. */
 export const keepHeadText = (projectRoot: string, text: string): Effect.Effect<void, IoError> =>
-  Effect.flatMap(stateOf(projectRoot), (state) => state.write(CACHE_FILE, text))
+  Effect.flatMap(stateOf(projectRoot), (state) => state.write(HEAD_FILE, text))
 
 /** Keeps a head manifest for the next run's conditional request (an empty tenant has nothing to keep). */
 export const writeKnownHead = (

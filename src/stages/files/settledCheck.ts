@@ -17,6 +17,7 @@ import { locateProject, PROJECT_FILE } from "../../locate.js"
 import {
   BASE_FILE,
   type HandedListing,
+  HEAD_FILE,
   listingClock,
   type ManifestAnswer,
   readAhead,
@@ -27,8 +28,6 @@ import {
 import { listTopSync } from "../../services/WorkspaceTop.js"
 
 export const MARK_FILE = "files-settled.json"
-/** The kept head manifest (see stages/files/remote.ts). */
-const HEAD_FILE = "remote-manifest.json"
 
 export interface SettledMark {
   /** 3: the listing's digest as `imageOf` makes it and SHA-256 hashes it (a mark of version 2, its digest as text, is void). */
