@@ -8,7 +8,7 @@ import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
-import { leftOut, workspaceAt } from "../../services/Workspace.js"
+import { leftOut, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { type Delta, deltaManifest, deltaOf, planDelta } from "../../stages/files/delta.js"
@@ -84,16 +84,23 @@ export const manifests = (
         fetched: options.probe?.fetched,
         confirmed: options.probe?.confirmed
       }),
-      localManifest({
-        servicesPath: config.servicesPath,
-        projectRoot: config.projectRoot,
-        writeCache: options.keep,
-        progress: options.progress,
-        ...(options.probe === undefined ? {} : { listed: options.probe.listed })
-      })
+      localOf(config, options)
     ],
     { concurrency: 2 }
   )
+
+/** The local manifest of a full run: every listed file, hashed unless the hash cache vouches for it. */
+const localOf = (
+  config: SyncConfig,
+  options: { readonly keep: boolean; readonly progress: Progress; readonly probe?: Probe }
+) =>
+  localManifest({
+    servicesPath: config.servicesPath,
+    projectRoot: config.projectRoot,
+    writeCache: options.keep,
+    progress: options.progress,
+    ...(options.probe === undefined ? {} : { listed: options.probe.listed })
+  })
 
 /**
  * A run's report with what at the top of the services tree file sync leaves out (never silently): one listing of
@@ -133,7 +140,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   const progress = options.progress ?? silentProgress
   const workspace = yield* workspaceAt(config.servicesPath)
   const membership = yield* workspace.membership()
-  const sinceMark = yield* fromMark(config, probed, { keep: !dryRun, progress }, membership.includes)
+  const sinceMark = yield* fromMark(config, probed, { keep: !dryRun, progress }, workspace, membership.includes)
   const [head, local] =
     sinceMark !== undefined
       ? [sinceMark.head, sinceMark.local]
@@ -186,6 +193,7 @@ const fromMark = Effect.fn("FileSyncService.fromMark")(function* (
   config: SyncConfig,
   probed: Probe | undefined,
   { keep, progress }: { readonly keep: boolean; readonly progress: Progress },
+  workspace: WorkspaceShape,
   includes: (path: string) => boolean
 ) {
   const mark = probed?.mark
@@ -198,16 +206,10 @@ const fromMark = Effect.fn("FileSyncService.fromMark")(function* (
       ? deltaOf(then, probed.listed.files, head.manifest.entries, includes)
       : undefined
   if (delta !== undefined) {
-    const made = yield* deltaManifest(yield* workspaceAt(config.servicesPath), delta, probed.listed)
+    const made = yield* deltaManifest(workspace, delta, probed.listed)
     return { head, local: made.manifest, delta, changed: made.changed }
   }
-  const local = yield* localManifest({
-    servicesPath: config.servicesPath,
-    projectRoot: config.projectRoot,
-    writeCache: keep,
-    progress,
-    listed: probed.listed
-  })
+  const local = yield* localOf(config, { keep, progress, probe: probed })
   return { head, local, delta: undefined, changed: [] }
 })
 
