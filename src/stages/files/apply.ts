@@ -110,7 +110,9 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
             }
           }
         },
-        flush: () => writer.room
+        flush: () => writer.room,
+        // Every file is checked above: its path asked for, its mode and kind, its size and SHA-256.
+        verifiesContent: true
       }).pipe(
         Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
         // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on
