@@ -88,14 +88,18 @@ interface Answer {
 
 export interface WriterThread {
   /**
-   * Queues a verified file (`mode` 0: a symbolic link whose target is its bytes), copied into the current batch; a
-   * full batch is posted. Throws the thread's first failure, if there was one: the reading stops on it.
+   * Queues a verified file (`mode` 0: a symbolic link whose target is its bytes; its path has no NUL, as no checked
+   * path has), copied into the current batch; a full batch is posted. The first call starts the thread, and until it
+   * is online each file is written at once by `here`, as the files before it were (the reading never waits for the
+   * thread to start). Throws the thread's first failure, or what `here` throws: the reading stops on it.
    */
   readonly put: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => void
   /** Waits while too many batches are in flight (the reading keeps pace with the disk; memory stays bounded). */
   readonly room: Effect.Effect<void>
   /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
+  /** Waits until the thread, once started, is online or known not to start (files put after it go to the thread). */
+  readonly ready: Effect.Effect<void>
   /** How many batch buffers this writer has made: at most one per batch in flight and one more, however many files. */
   readonly buffersMade: () => number
   /**
@@ -119,8 +123,8 @@ interface Batch {
 }
 
 /**
- * A writer thread for the staging folder `root`, started with its first batch. Its batches are held until the thread
- * is online; a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
+ * A writer thread for the staging folder `root`, started by its first file; the files put before it is online are
+ * written by `here` (batches posted before then, by a drain, are held until it is); a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
  * threads, a permission model without workers) leaves every file to `here`, which writes one on this thread as the
  * staged writer does with its first files (and throws what the disk throws).
  */
@@ -199,6 +203,7 @@ export const writerThread = (
       const batches = held
       held = []
       for (const b of batches) send(made, b)
+      wake()
     })
     made.on("message", (answer: Answer) => settle(answer))
     made.on("error", (e) => {
@@ -275,7 +280,15 @@ export const writerThread = (
   return {
     put: (path, mode, chunks) => {
       if (failure !== undefined) throw failure
-      if (alone) return here(path, mode, chunks)
+      if (!alone && worker === undefined) {
+        try {
+          worker = start()
+          online = false
+        } catch {
+          alone = true
+        }
+      }
+      if (alone || !online) return here(path, mode, chunks)
       let size = 0
       for (const c of chunks) size += c.length
       if (paths.length >= BATCH_FILES || used + size > buffer.length) {
@@ -299,6 +312,7 @@ export const writerThread = (
       files[2 * paths.length + 1] = used
       paths.push(path)
     },
+    ready: Effect.suspend(() => until(() => online || alone || worker === undefined)),
     buffersMade: () => made,
     room: Effect.suspend(() => (inFlight.size < IN_FLIGHT ? Effect.void : until(() => inFlight.size < IN_FLIGHT))),
     drain: Effect.zipRight(

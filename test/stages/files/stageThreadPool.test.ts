@@ -11,6 +11,21 @@ import { tempDirs } from "../../support/tree.js"
 
 const tempDir = tempDirs("stage-pool")
 
+/** Writes a file on this thread, as the staged writer does before its thread is online; what it wrote, in order. */
+const writeHere = (root: string) => {
+  const written: Array<string> = []
+  return {
+    written,
+    write: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => {
+      const full = nodePath.join(root, path)
+      fs.mkdirSync(nodePath.dirname(full), { recursive: true })
+      if (mode === 0) fs.symlinkSync(Buffer.concat(chunks).toString(), full)
+      else fs.writeFileSync(full, Buffer.concat(chunks), { mode, flag: "wx" })
+      written.push(path)
+    }
+  }
+}
+
 interface Spec {
   readonly size: number
   readonly seed: number
@@ -51,14 +66,15 @@ describe("the writer thread's batch buffers", () => {
       fc.assert(
         fc.asyncProperty(specsArb, async (specs) => {
           const root = tempDir("staging")
-          const thread = writerThread(root, () => {
-            throw new Error("the thread started: nothing is written here")
-          })
+          const here = writeHere(root)
+          const thread = writerThread(root, here.write)
           const files = specs.map((s, i) => ({ path: `d${i % 4}/f${i}`, bytes: bytesOf(s, i), spec: s }))
           await Effect.runPromise(
             Effect.gen(function* () {
-              for (const f of files) {
+              for (const [i, f] of files.entries()) {
                 thread.put(f.path, f.spec.mode, chunksOf(f.bytes, f.spec.parts))
+                // The first file starts the thread (and is written here); every later one goes to the thread.
+                if (i === 0) yield* thread.ready
                 // As the pull's reading does between input chunks.
                 yield* thread.room
               }
@@ -66,6 +82,7 @@ describe("the writer thread's batch buffers", () => {
               yield* thread.close
             })
           )
+          expect(here.written).toEqual([files[0]?.path])
           for (const f of files) {
             const full = nodePath.join(root, f.path)
             if (f.spec.mode === 0) expect(fs.readlinkSync(full)).toBe(f.bytes.toString())
@@ -85,15 +102,16 @@ describe("the writer thread's batch buffers", () => {
   it.live("a run of more batches than buffers makes no more of them", () =>
     Effect.gen(function* () {
       const root = tempDir("staging")
-      const thread = writerThread(root, () => {
-        throw new Error("the thread started: nothing is written here")
-      })
+      const here = writeHere(root)
+      const thread = writerThread(root, here.write)
       const body = Buffer.alloc(200_000, 7)
       // 40 MiB: forty batches.
       for (let i = 0; i < 210; i++) {
         thread.put(`f${i}`, 0o644, [body])
+        if (i === 0) yield* thread.ready
         yield* thread.room
       }
+      expect(here.written).toEqual(["f0"])
       yield* thread.drain
       yield* thread.close
       expect(thread.buffersMade()).toBeLessThanOrEqual(10)
