@@ -102,7 +102,10 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
               if (size > entry.size)
                 throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: path })
               if (size === chunk.length && size === entry.size) whole = sha256(chunk)
-              else (hash ??= createHash("sha256")).update(chunk)
+              else {
+                hash ??= createHash("sha256")
+                hash.update(chunk)
+              }
               onDisk(path, () => sink.write(chunk))
               progress.advance(chunk.length)
             },
