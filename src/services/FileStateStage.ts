@@ -28,6 +28,8 @@ export interface StageWriter {
    * disk). Never fails.
    */
   readonly room: Effect.Effect<void>
+  /** Waits until the writer thread, once started, is online or known not to start (for tests of the thread). */
+  readonly threadReady: Effect.Effect<void>
   /** Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known). */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
   /**
@@ -40,8 +42,9 @@ export interface StageWriter {
 // Files up to this size are held until verified, then written whole with one open, write and close; larger ones
 // are written as they arrive.
 const SMALL = 1024 * 1024
-// The small files committed on this thread before the rest go to a writer thread: a pull of a few files starts none.
-const ON_THIS_THREAD = 1000
+// The small files committed on this thread before a writer thread is started (a pull of a few files starts none);
+// the files that come while it starts are written here too.
+const ON_THIS_THREAD = 250
 
 /** Writes every byte of `chunks` at the file's current offset (a short write is carried on). */
 const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>) => {
@@ -99,8 +102,9 @@ const writeWhole = (full: string, mode: number, chunks: ReadonlyArray<Uint8Array
  * them); a link made with `symlink(2)`, which never follows or replaces anything. Every call is synchronous: a
  * small file is one `open`, `write` and `close` with no thread-pool hop, promise or stream per file (the thread
  * pool's three hops a file cost more CPU than the calls themselves). Past the first `ON_THIS_THREAD` small files
- * (and links), committed ones go in batches to a writer thread (`writerThread`), which makes the same calls beside
- * this thread's reading and hashing: creating a file is most of a large pull's system time.
+ * (and links) a writer thread is started (`writerThread`), and once it is online committed files go to it in
+ * batches: it makes the same calls beside this thread's reading and hashing (creating a file is most of a large
+ * pull's system time, and on a disk that creates files slowly, most of its time).
  */
 export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
@@ -162,6 +166,7 @@ export const makeStageWriter = (staging: string): StageWriter => {
       }
     },
     room: thread.room,
+    threadReady: thread.ready,
     drain: thread.drain,
     abandon: Effect.zipRight(
       Effect.sync(() => {

@@ -15,6 +15,10 @@ const BATCH_FILES = 512
 const BATCH_BYTES = 1024 * 1024
 // Batches posted and not yet written before the reading waits (`room`): about 4,000 files, at most 8 MiB held.
 const IN_FLIGHT = 8
+// Written batches' buffers kept for the next ones (each handed back by the thread): one per batch in flight and
+// the one being filled. A fresh buffer's pages are first touched by the copy into it, which cost more than the
+// copy itself (a tenth of a 10,000-file pull's main-thread CPU).
+const SPARE = IN_FLIGHT + 1
 
 /**
  * The thread's code, plain JavaScript run with `eval` (the bundle has no file of its own for a worker): per file, its
@@ -27,12 +31,16 @@ const { parentPort } = require("node:worker_threads")
 const fs = require("node:fs")
 const made = new Set()
 let failed = false
+// Every answer hands the batch's buffer back (transferred), for the next batch to fill.
+const answer = (m, more) => parentPort.postMessage({ id: m.id, bytes: m.bytes.buffer, ...more }, [m.bytes.buffer])
 parentPort.on("message", (m) => {
-  if (failed) return parentPort.postMessage({ id: m.id })
+  if (failed) return answer(m)
+  const paths = m.paths.split("\\0")
   let at = 0
-  for (let i = 0; i < m.paths.length; i++) {
-    const full = m.root + "/" + m.paths[i]
-    const end = m.ends[i]
+  for (let i = 0; i < paths.length; i++) {
+    const full = m.root + "/" + paths[i]
+    const mode = m.files[2 * i]
+    const end = m.files[2 * i + 1]
     const body = m.bytes.subarray(at, end)
     at = end
     try {
@@ -41,11 +49,11 @@ parentPort.on("message", (m) => {
         fs.mkdirSync(dir, { recursive: true })
         made.add(dir)
       }
-      if (m.modes[i] === 0) {
+      if (mode === 0) {
         fs.symlinkSync(Buffer.from(body.buffer, body.byteOffset, body.length).toString(), full)
         continue
       }
-      const fd = fs.openSync(full, "wx", m.modes[i])
+      const fd = fs.openSync(full, "wx", mode)
       try {
         for (let w = 0; w < body.length; ) w += fs.writeSync(fd, body, w, body.length - w)
       } catch (e) {
@@ -61,16 +69,18 @@ parentPort.on("message", (m) => {
       }
     } catch (e) {
       failed = true
-      return parentPort.postMessage({ id: m.id, path: m.paths[i], code: e && e.code, message: String(e && e.message) })
+      return answer(m, { path: paths[i], code: e && e.code, message: String(e && e.message) })
     }
   }
-  parentPort.postMessage({ id: m.id })
+  answer(m)
 })
 `
 
 /** The thread's answer to a batch: written, or the first file that could not be. */
 interface Answer {
   readonly id: number
+  /** The batch's buffer, handed back once the thread is done with it. */
+  readonly bytes?: ArrayBuffer
   readonly path?: string
   readonly code?: string
   readonly message?: string
@@ -78,14 +88,20 @@ interface Answer {
 
 export interface WriterThread {
   /**
-   * Queues a verified file (`mode` 0: a symbolic link whose target is its bytes), copied into the current batch; a
-   * full batch is posted. Throws the thread's first failure, if there was one: the reading stops on it.
+   * Queues a verified file (`mode` 0: a symbolic link whose target is its bytes; its path has no NUL, as no checked
+   * path has), copied into the current batch; a full batch is posted. The first call starts the thread, and until it
+   * is online each file is written at once by `here`, as the files before it were (the reading never waits for the
+   * thread to start). Throws the thread's first failure, or what `here` throws: the reading stops on it.
    */
   readonly put: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => void
   /** Waits while too many batches are in flight (the reading keeps pace with the disk; memory stays bounded). */
   readonly room: Effect.Effect<void>
   /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
+  /** Waits until the thread, once started, is online or known not to start (files put after it go to the thread). */
+  readonly ready: Effect.Effect<void>
+  /** How many batch buffers this writer has made: at most one per batch in flight and one more, however many files. */
+  readonly buffersMade: () => number
   /**
    * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another): no descriptor
    * of the thread's stays open. Never fails: a failure stays for `drain`. Safe to run again.
@@ -93,19 +109,22 @@ export interface WriterThread {
   readonly close: Effect.Effect<void>
 }
 
-/** A batch of files as posted to the thread: paths, modes and where each one's bytes end in `bytes`. */
+/**
+ * A batch of files as posted to the thread: their paths in one string (NUL-separated: a checked path has none), and
+ * per file its mode and where its bytes end in `bytes` (`files`, two numbers a file): one string and two typed
+ * arrays to clone or transfer, rather than three arrays of values.
+ */
 interface Batch {
   readonly id: number
   readonly root: string
-  readonly paths: ReadonlyArray<string>
-  readonly modes: ReadonlyArray<number>
-  readonly ends: ReadonlyArray<number>
+  readonly paths: string
+  readonly files: Uint32Array<ArrayBuffer>
   readonly bytes: Uint8Array<ArrayBuffer>
 }
 
 /**
- * A writer thread for the staging folder `root`, started with its first batch. Its batches are held until the thread
- * is online; a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
+ * A writer thread for the staging folder `root`, started by its first file; the files put before it is online are
+ * written by `here` (batches posted before then, by a drain, are held until it is); a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
  * threads, a permission model without workers) leaves every file to `here`, which writes one on this thread as the
  * staged writer does with its first files (and throws what the disk throws).
  */
@@ -127,9 +146,17 @@ export const writerThread = (
     waiters = []
     for (const w of now) w()
   }
+  /** Buffers of written batches, for the next ones to fill. */
+  const spare: Array<ArrayBuffer> = []
+  let made = 0
+  /** A written batch's buffer, kept for a later batch (only ever one this writer made, which nothing else holds). */
+  const giveBack = (b: ArrayBuffer | undefined) => {
+    if (b !== undefined && b.byteLength === BATCH_BYTES && spare.length < SPARE) spare.push(b)
+  }
   const settle = (answer: Answer) => {
     const first = inFlight.get(answer.id)
     inFlight.delete(answer.id)
+    giveBack(answer.bytes)
     if (answer.path !== undefined && failure === undefined) {
       const cause = Object.assign(new Error(answer.message ?? "write failed"), { code: answer.code })
       failure = new StagedWriteFailed({ path: answer.path ?? first ?? "", cause })
@@ -139,17 +166,20 @@ export const writerThread = (
   /** Writes a batch on this thread; the first file that fails is the writer's failure (nothing after it written). */
   const writeHere = (batch: Batch) => {
     let at = 0
-    for (let i = 0; i < batch.paths.length; i++) {
-      const path = batch.paths[i] ?? ""
-      const end = batch.ends[i] ?? at
-      if (failure !== undefined) return
+    const paths = batch.paths.split("\0")
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i] ?? ""
+      const end = batch.files[2 * i + 1] ?? at
+      if (failure !== undefined) break
       try {
-        here(path, batch.modes[i] ?? 0, [batch.bytes.subarray(at, end)])
+        here(path, batch.files[2 * i] ?? 0, [batch.bytes.subarray(at, end)])
       } catch (cause) {
         failure = new StagedWriteFailed({ path, cause })
       }
       at = end
     }
+    // `here` is synchronous and keeps nothing of its chunks once it returns.
+    giveBack(batch.bytes.buffer)
   }
   /** No thread after all: the held batches (never sent, so not written) are written here, and every later file. */
   const goAlone = () => {
@@ -163,6 +193,7 @@ export const writerThread = (
     }
     wake()
   }
+  // The bytes move to the thread (transferred, not copied: this thread cannot touch them until they are handed back).
   const send = (w: Worker, batch: Batch) => w.postMessage(batch, [batch.bytes.buffer])
   const start = (): Worker => {
     const made = new Worker(SOURCE, { eval: true })
@@ -172,6 +203,7 @@ export const writerThread = (
       const batches = held
       held = []
       for (const b of batches) send(made, b)
+      wake()
     })
     made.on("message", (answer: Answer) => settle(answer))
     made.on("error", (e) => {
@@ -203,17 +235,22 @@ export const writerThread = (
   let buffer = new Uint8Array(0)
   let used = 0
   let paths: Array<string> = []
-  let modes: Array<number> = []
-  let ends: Array<number> = []
+  /** Mode and end of each file queued, two numbers a file. */
+  let files = new Uint32Array(2 * BATCH_FILES)
   const post = () => {
     if (paths.length === 0) return
-    // The batch's buffer moves to the thread (transferred, not copied); the next batch gets a new one.
-    const batch: Batch = { id: nextId++, root, paths, modes, ends, bytes: buffer.subarray(0, used) }
+    // The batch's buffer goes with it (see `send`); the next batch takes a spare one, or a new one.
+    const batch: Batch = {
+      id: nextId++,
+      root,
+      paths: paths.join("\0"),
+      files: files.subarray(0, 2 * paths.length),
+      bytes: buffer.subarray(0, used)
+    }
     buffer = new Uint8Array(0)
     used = 0
     paths = []
-    modes = []
-    ends = []
+    files = new Uint32Array(2 * BATCH_FILES)
     if (!alone && worker === undefined) {
       try {
         worker = start()
@@ -243,14 +280,26 @@ export const writerThread = (
   return {
     put: (path, mode, chunks) => {
       if (failure !== undefined) throw failure
-      if (alone) return here(path, mode, chunks)
+      if (!alone && worker === undefined) {
+        try {
+          worker = start()
+          online = false
+        } catch {
+          alone = true
+        }
+      }
+      if (alone || !online) return here(path, mode, chunks)
       let size = 0
       for (const c of chunks) size += c.length
       if (paths.length >= BATCH_FILES || used + size > buffer.length) {
         if (paths.length > 0 && (paths.length >= BATCH_FILES || used + size > BATCH_BYTES)) post()
         if (used + size > buffer.length) {
-          // Its own buffer (never Node's shared pool): transferred whole to the thread.
-          const grown = new Uint8Array(new ArrayBuffer(Math.max(BATCH_BYTES, used + size)))
+          // Its own buffer (never Node's shared pool): transferred whole to the thread, and handed back. Only a file
+          // larger than a batch (never one of the staged writer's) needs a larger one, which is not kept.
+          const need = Math.max(BATCH_BYTES, used + size)
+          const taken = need === BATCH_BYTES ? spare.pop() : undefined
+          if (taken === undefined) made++
+          const grown = new Uint8Array(taken ?? new ArrayBuffer(need))
           grown.set(buffer.subarray(0, used))
           buffer = grown
         }
@@ -259,10 +308,12 @@ export const writerThread = (
         buffer.set(c, used)
         used += c.length
       }
+      files[2 * paths.length] = mode
+      files[2 * paths.length + 1] = used
       paths.push(path)
-      modes.push(mode)
-      ends.push(used)
     },
+    ready: Effect.suspend(() => until(() => online || alone || worker === undefined)),
+    buffersMade: () => made,
     room: Effect.suspend(() => (inFlight.size < IN_FLIGHT ? Effect.void : until(() => inFlight.size < IN_FLIGHT))),
     drain: Effect.zipRight(
       settled,

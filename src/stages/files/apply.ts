@@ -1,7 +1,8 @@
 /** The apply stage: download a pull's files into a private staging folder, verify them against the manifest, then swap them in with a backup. */
-import { createHash } from "node:crypto"
+import { createHash, type Hash } from "node:crypto"
 import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
+import { sha256 } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type IoError, ioError, TarballUnsafe } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
@@ -91,26 +92,34 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
               entry: path
             })
           const sink = onDisk(path, () => writer.open(entry))
-          const hash = createHash("sha256")
+          // A file whose bytes come in one piece (most small ones) is hashed in one call, without a Hash object.
+          let hash: Hash | undefined
+          let whole: string | undefined
           let size = 0
           return {
             write: (chunk) => {
               size += chunk.length
               if (size > entry.size)
                 throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: path })
-              hash.update(chunk)
+              if (size === chunk.length && size === entry.size) whole = sha256(chunk)
+              else {
+                hash ??= createHash("sha256")
+                hash.update(chunk)
+              }
               onDisk(path, () => sink.write(chunk))
               progress.advance(chunk.length)
             },
             end: () => {
-              if (size !== entry.size || hash.digest("hex") !== entry.sha256)
+              if (size !== entry.size || (whole ?? (hash ?? createHash("sha256")).digest("hex")) !== entry.sha256)
                 throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: path })
               onDisk(path, sink.commit)
               staged.add(path)
             }
           }
         },
-        flush: () => writer.room
+        flush: () => writer.room,
+        // Every file is checked above: its path asked for, its mode and kind, its size and SHA-256.
+        verifiesContent: true
       }).pipe(
         Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
         // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on

@@ -33,6 +33,12 @@ export interface ArchiveVisitor<E, R> {
   readonly directory?: (path: string) => void
   /** Runs after each input chunk, so asynchronous work (database writes) keeps pace with the parser. */
   readonly flush?: () => Effect.Effect<void, E, R>
+  /**
+   * The visitor checks every file's bytes against a hash it was promised, and its path, size, mode and kind against
+   * the entry it expected: a stored gzip member's CRC then guards nothing that reaches the disk (a tar header has its
+   * own checksum, and padding is never kept), so it is not computed. A compressed member's is zlib's, always checked.
+   */
+  readonly verifiesContent?: boolean
 }
 
 /** A path from an archive, normalised and checked: relative, inside the root, no `..`, no odd characters. */
@@ -191,7 +197,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       if (format === "gzip") {
         const gunzip = (skip: number) => inflating(new Gunzip(INFLATE_OPTIONS), "gzip", skip)
         // Stored members (a loopback download's) read as views of the input; zlib for any other.
-        return canReadStored ? storedGunzip(onPiece, gunzip) : gunzip(0)
+        return canReadStored ? storedGunzip(onPiece, gunzip, visitor.verifiesContent !== true) : gunzip(0)
       }
       if (ZSTD_READ_PARAMS === undefined) return refused()
       cut = zstdFrameCutter()

@@ -22,8 +22,16 @@ const TRAILER = 8
  * from the start of that member, to `fallback(skip)` (zlib), which must emit all but the first `skip` bytes (those this reader
  * has already emitted), and reports what zlib reports. So the output, and every error, is what zlib alone would
  * give, without copying a stored member's bytes.
+ *
+ * With `crc` false, a stored member's CRC is neither computed nor checked (its length still is): for a reader that
+ * verifies every byte it keeps by a stronger hash (a pull: each file's SHA-256 against its manifest entry), to which
+ * a changed byte of a stored block arrives changed instead of as zlib's error.
  */
-export const storedGunzip = (emit: (piece: Buffer) => void, fallback: (skip: number) => Inflating): Inflating => {
+export const storedGunzip = (
+  emit: (piece: Buffer) => void,
+  fallback: (skip: number) => Inflating,
+  crc32 = true
+): Inflating => {
   /** The bytes of the current member so far (views), for zlib should it take over. */
   let member: Array<Buffer> = []
   /** Bytes emitted from the current member. */
@@ -68,7 +76,7 @@ export const storedGunzip = (emit: (piece: Buffer) => void, fallback: (skip: num
         const n = Math.min(remain, b.length - at)
         const piece = at === 0 && n === b.length ? b : b.subarray(at, at + n)
         member.push(piece)
-        crc = zlib.crc32(piece, crc)
+        if (crc32) crc = zlib.crc32(piece, crc)
         emitted += n
         remain -= n
         at += n
@@ -94,7 +102,7 @@ export const storedGunzip = (emit: (piece: Buffer) => void, fallback: (skip: num
         remain = len
         state = len === 0 ? (final ? "trailer" : "block") : "stored"
       } else {
-        if (part.readUInt32LE(0) !== crc >>> 0 || part.readUInt32LE(4) !== emitted % 2 ** 32)
+        if ((crc32 && part.readUInt32LE(0) !== crc >>> 0) || part.readUInt32LE(4) !== emitted % 2 ** 32)
           return takeOver(b.subarray(at))
         member = []
         emitted = 0

@@ -10,7 +10,7 @@ import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages
 import { cutAt } from "../../support/bytes.js"
 
 /** Reads `pieces` through the stored reader, zlib (minizlib, as readArchive uses it) taking over where it must. */
-const read = (pieces: ReadonlyArray<Buffer>) => {
+const read = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
   const out: Array<Buffer> = []
   const views: Array<Buffer> = []
   let error: unknown
@@ -33,7 +33,8 @@ const read = (pieces: ReadonlyArray<Buffer>) => {
         if (rest.length > 0) out.push(Buffer.from(rest))
       })
       return { write: (b) => void z.write(b), end: () => void z.end(), close: () => z.close() }
-    }
+    },
+    crc32
   )
   for (const p of pieces) reader.write(p)
   reader.end()
@@ -97,6 +98,56 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     },
     { fastCheck: { numRuns: 100 } }
   )
+
+  it.prop(
+    "without its CRC: the same bytes as zlib, and a changed byte is an error or arrives changed (never a change of length)",
+    [
+      FastCheck.array(memberArb, { minLength: 1, maxLength: 3 }),
+      FastCheck.nat(),
+      FastCheck.integer({ min: 1, max: 255 }),
+      FastCheck.array(FastCheck.nat(), { maxLength: 6 })
+    ],
+    ([members, where, flip, cuts]) => {
+      const stream = Buffer.from(Buffer.concat(members.map(member)))
+      const whole = read(cutAt(stream, cuts), false)
+      expect(whole.error).toBeUndefined()
+      expect(whole.bytes.equals(zlib.gunzipSync(stream))).toBe(true)
+      const at = where % stream.length
+      const damaged = Buffer.from(stream)
+      damaged[at] = (damaged[at] ?? 0) ^ flip
+      const { bytes, error } = read(cutAt(damaged, cuts), false)
+      let expected: Buffer | undefined
+      try {
+        expected = zlib.gunzipSync(damaged)
+      } catch {
+        expected = undefined
+      }
+      if (error !== undefined) return
+      if (expected !== undefined) expect(bytes.equals(expected)).toBe(true)
+      else {
+        // Where only the CRC would have caught it, what the caller's hash must: as many bytes as the intact stream
+        // gives, at most one of them changed.
+        const intact = zlib.gunzipSync(stream)
+        expect(bytes.length).toBe(intact.length)
+        let changed = 0
+        for (let i = 0; i < bytes.length; i++) if (bytes[i] !== intact[i]) changed++
+        expect(changed).toBeLessThanOrEqual(1)
+      }
+    },
+    { fastCheck: { numRuns: 100 } }
+  )
+
+  it("without its CRC, a changed byte of a stored block's data arrives changed; with it, zlib refuses the member", () => {
+    const data = Buffer.alloc(1000, 7)
+    const stream = Buffer.from(storedMember(data) ?? Buffer.alloc(0))
+    // Past the gzip header (10 bytes) and the block's (5).
+    stream[500] = 8
+    const unchecked = read([stream], false)
+    expect(unchecked.error).toBeUndefined()
+    expect(unchecked.tookOver).toBe(false)
+    expect(unchecked.bytes[500 - 15]).toBe(8)
+    expect(read([stream]).error).toBeDefined()
+  })
 
   it("hands a stored member's bytes on as views of the input, not copies", () => {
     const data = Buffer.alloc(100_000, 7)

@@ -14,6 +14,7 @@ import { ApiError, TarballUnsafe } from "../../../src/errors.js"
 import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { END_OF_ARCHIVE, fileRecord, linkHeader, readArchive } from "../../../src/stages/files/archive.js"
+import { storedMember } from "../../../src/stages/files/compress.js"
 import { type TarHeader, tarReader } from "../../../src/stages/files/tarReader.js"
 import { cutAt } from "../../support/bytes.js"
 import { sha } from "../../support/hostile.js"
@@ -295,6 +296,42 @@ describe("tar reader", () => {
         })
       )
       expect(Either.isLeft(result) && result.left._tag).toBe("TarballUnsafe")
+      expect(treeFiles(services)).toEqual({ "a/old.md": "old\n" })
+      expect(fs.readdirSync(nodePath.join(root, ".agentsync")).filter((n) => n.startsWith("staging-"))).toEqual([])
+    })
+  )
+
+  // A pull reads stored members without their CRC (every kept byte is checked by its file's SHA-256): a changed
+  // byte of a file is refused by that hash, and the tree is left as it was.
+  it.effect("a pull of a stored archive with a changed byte in a file is refused by the file's hash", () =>
+    Effect.gen(function* () {
+      const root = tempDir("project")
+      const services = nodePath.join(root, "services")
+      fs.mkdirSync(nodePath.join(services, "a"), { recursive: true })
+      fs.writeFileSync(nodePath.join(services, "a/old.md"), "old\n")
+      const one = Buffer.alloc(3000, "one\n")
+      const archive = Buffer.from(ours([{ kind: "file", path: "a/one.md", bytes: one, executable: false }]))
+      const member = Buffer.from(storedMember(archive) ?? Buffer.alloc(0))
+      // Inside the file's bytes: past the gzip header (10), the block header (5) and the tar header (512).
+      member[10 + 5 + 512 + 100] = (member[10 + 5 + 512 + 100] ?? 0) ^ 1
+      const download: Download = (_missing, consume) =>
+        consume(Stream.make(member)).pipe(
+          Effect.catchIf(
+            (e) => e instanceof Transient,
+            (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
+          )
+        )
+      const result = yield* Effect.either(
+        apply({
+          projectRoot: root,
+          servicesPath: services,
+          download,
+          write: [new FileEntry({ path: "a/one.md", size: one.length, sha256: sha(one) })],
+          delete: ["a/old.md"]
+        })
+      )
+      expect(Either.isLeft(result) && result.left._tag).toBe("TarballUnsafe")
+      expect(Either.isLeft(result) && "reason" in result.left && result.left.reason).toMatch(/manifest hash/)
       expect(treeFiles(services)).toEqual({ "a/old.md": "old\n" })
       expect(fs.readdirSync(nodePath.join(root, ".agentsync")).filter((n) => n.startsWith("staging-"))).toEqual([])
     })
