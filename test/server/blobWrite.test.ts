@@ -7,7 +7,7 @@ import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Exit, FastCheck, Fiber, Layer, Redacted, Schedule } from "effect"
 import { blobReader } from "../../src/server/files/blobRead.js"
-import { blobWriter } from "../../src/server/files/blobWrite.js"
+import { blobWriter, HELD } from "../../src/server/files/blobWrite.js"
 import { copyBinaryDecoder, copyBinaryEncode, type Tuple } from "../../src/server/files/copyBinary.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
@@ -161,6 +161,48 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
         ].sort()
       )
     })
+  )
+
+  it.effect(
+    "finds the held hashes of a batch by one lookup each, never by reading the tenant's other blobs",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t6', 'six')`
+        // Many blobs of the tenant and statistics that do not know them (no analyze since): a first upload's state.
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data)
+          SELECT 't6', encode(sha256(i::text::bytea), 'hex'), 1, 'x'::bytea FROM generate_series(1, 5000) i`
+        // A batch's worth of hashes (a few asked for cost little either way), some not stored.
+        const asked = Array.from({ length: 400 }, (_, i) => sha(Buffer.from(String(1 + i * 12))))
+        const missing = Array.from({ length: 100 }, (_, i) => sha(Buffer.from(`not stored ${i}`)))
+        type Plan = { readonly [key: string]: unknown; readonly Plans?: ReadonlyArray<Plan> }
+        const rows = yield* sql.unsafe<{ "QUERY PLAN": ReadonlyArray<{ Plan: Plan }> }>(
+          `EXPLAIN (ANALYZE, FORMAT JSON) ${HELD}`,
+          ["t6", [...asked, ...missing]]
+        )
+        const nodes: Array<Plan> = []
+        const walk = (plan: Plan) => {
+          nodes.push(plan)
+          for (const p of plan.Plans ?? []) walk(p)
+        }
+        const plan = rows[0]?.["QUERY PLAN"][0]?.Plan
+        expect(plan).toBeDefined()
+        if (plan !== undefined) walk(plan)
+        // Each node over blobs gives at most one row per hash asked (a loop's rows are its average, rounded), and
+        // none was read to be thrown away.
+        const overBlobs = nodes.filter((n) => n["Relation Name"] === "blobs")
+        expect(overBlobs.length).toBeGreaterThan(0)
+        for (const n of overBlobs) {
+          expect(Number(n["Actual Rows"]) * Number(n["Actual Loops"])).toBeLessThanOrEqual(
+            asked.length + missing.length
+          )
+          expect(n["Rows Removed by Filter"] ?? 0).toBe(0)
+          expect(n["Rows Removed by Index Recheck"] ?? 0).toBe(0)
+        }
+        const held = yield* sql.unsafe<{ sha256: string }>(HELD, ["t6", [...asked, ...missing]])
+        expect(held.map((r) => r.sha256).sort()).toEqual([...asked].sort())
+      }),
+    60_000
   )
 
   it.effect(
