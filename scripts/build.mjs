@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
-import { createRequire } from "node:module"
+import { createRequire, isBuiltin } from "node:module"
 import { resolve } from "node:path"
 import { build } from "esbuild"
 
@@ -46,7 +46,14 @@ const cliBundle = {
   external: ["@electric-sql/pglite", "@electric-sql/pglite-socket", "pg-native"],
   // The one module that finds files next to itself (the demo's example project).
   define: { "import.meta.url": "__agentsyncModuleUrl" },
-  banner: { js: "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  // `__agentsyncBuiltin`: see `oneNamespacePerBuiltin` below.
+  banner: {
+    js: [
+      "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;",
+      "const __agentsyncNamespaces = new Map();",
+      "const __agentsyncBuiltin = (name) => { const mod = require(name); let ns = __agentsyncNamespaces.get(mod); if (ns === undefined) __agentsyncNamespaces.set(mod, (ns = __toESM(mod, 1))); return ns; };"
+    ].join("\n")
+  },
   // Without comments and blanks, and with shorter syntax, a bundle is a third smaller: less to read, decode and
   // scan for line ends (V8 does, over the whole script, for its first stack trace, which Effect takes as it loads).
   // Names stay as written, so an error's stack names its functions; its positions are the bundle's either way.
@@ -146,7 +153,28 @@ const keepAscii = async (file) => {
   )
   if (ascii !== text) await writeFile(file, ascii)
 }
+/**
+ * One namespace object per Node built-in module in a bundle, as ES modules have: esbuild gives each source file that
+ * imports a built-in (`import * as fs from "node:fs"`) its own copy, `__toESM(require("node:fs"), 1)`, a getter
+ * defined per export (node:fs has about a hundred), and files.cjs made 83 of them as it loaded (cli.cjs 129):
+ * 35-55 ms of CPU on every push. Each such call becomes `__agentsyncBuiltin(name)` (in the banner), which makes the
+ * namespace once per module and hands the same one to every importer (a call of the same length: a source map
+ * stays true). Only built-ins: they are whole when required
+ * (a bundled CommonJS module in a require cycle need not be, so its call sites keep their own copy).
+ */
+const oneNamespacePerBuiltin = async (file) => {
+  const text = await readFile(file, "latin1")
+  let made = 0
+  const shared = text.replace(/__toESM\(require\("([^"]+)"\),1\)/g, (call, name) => {
+    if (!isBuiltin(name)) return call
+    made++
+    return `__agentsyncBuiltin(${JSON.stringify(name)})`
+  })
+  if (made === 0) throw new Error(`${file}: no __toESM(require(builtin), 1) to share (has esbuild's output changed?)`)
+  await writeFile(file, shared, "latin1")
+}
 await Promise.all(["dist/cli.cjs", "dist/files.cjs"].map(keepAscii))
+await Promise.all(["dist/cli.cjs", "dist/files.cjs"].map(oneNamespacePerBuiltin))
 const ids = { cli: await idOf("dist/cli.cjs"), files: await idOf("dist/files.cjs") }
 const treeData = resolve("dist/tree-data.cjs")
 const commandData = createRequire(import.meta.url)(treeData).treeData()

@@ -1,8 +1,9 @@
-// The one-shot hash agrees with a Hash object's digest over every input: bytes of any value, text of any code point.
+// The one-shot hash agrees with a Hash object's digest over every input: bytes of any value, text of any code point;
+// and text fed as its UTF-8 bytes (`updateText`) hashes as the text itself, lone surrogates and all.
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { sha256 } from "../../src/domain/hash.js"
+import { sha256, updateText } from "../../src/domain/hash.js"
 
 describe("sha256", () => {
   it("is the hex digest of the bytes, or of the text as UTF-8", () =>
@@ -15,5 +16,36 @@ describe("sha256", () => {
         }
       ),
       { numRuns: 200 }
+    ))
+})
+
+describe("updateText", () => {
+  it("digests as update(text) does, in pieces too", () =>
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.string({ unit: "binary", maxLength: 300 }),
+            fc.string({ unit: "grapheme-ascii", maxLength: 3000 }),
+            // Across the chunks it is encoded in (16,384 units), a surrogate pair or a lone half at the boundary.
+            fc
+              .tuple(fc.integer({ min: 16_370, max: 16_390 }), fc.string({ unit: "binary", maxLength: 40 }), fc.nat(3))
+              .map(
+                ([n, tail, k]) => `${"a".repeat(n)}${tail}${"\u{1F600}".repeat(k)}${"b".repeat(16_384 - (n % 16_384))}`
+              )
+          ),
+          { maxLength: 4 }
+        ),
+        (pieces) => {
+          const byText = createHash("sha256")
+          const byBytes = createHash("sha256")
+          for (const p of pieces) {
+            byText.update(p)
+            expect(updateText(byBytes, p)).toBe(byBytes)
+          }
+          expect(byBytes.digest("hex")).toBe(byText.digest("hex"))
+        }
+      ),
+      { numRuns: 300 }
     ))
 })

@@ -167,14 +167,82 @@ export const planDelta = (
     counts: { ...plan.counts, unchanged: plan.counts.unchanged + delta.unchanged.length },
     nextBase: (revision) => {
       const planned = [...plan.nextBase(revision).files].sort(([a], [b]) => (a < b ? -1 : 1))
-      const files = new Map<string, string>()
+      const n = delta.unchanged.length + planned.length
+      const paths: Array<string> = new Array(n)
+      const versions: Array<string> = new Array(n)
       let k = 0
+      let o = 0
       for (const e of delta.unchanged) {
-        for (let p = planned[k]; p !== undefined && p[0] < e.path; p = planned[++k]) files.set(p[0], p[1])
-        files.set(e.path, fileVersion(e))
+        for (let p = planned[k]; p !== undefined && p[0] < e.path; p = planned[++k]) {
+          paths[o] = p[0]
+          versions[o++] = p[1]
+        }
+        paths[o] = e.path
+        // A path both planned and unchanged (none is: the delta plans changed paths only) takes the plan's version.
+        const same = planned[k]
+        if (same !== undefined && same[0] === e.path) {
+          versions[o++] = same[1]
+          k++
+        } else versions[o++] = fileVersion(e)
       }
-      for (const [path, version] of planned.slice(k)) files.set(path, version)
-      return { revision, files }
+      for (const [path, version] of planned.slice(k)) {
+        paths[o] = path
+        versions[o++] = version
+      }
+      paths.length = o
+      versions.length = o
+      return { revision, files: new SortedVersions(paths, versions) }
     }
+  }
+}
+
+/**
+ * A base's files as two lists in path order, paths strictly increasing (the delta's next base: the unchanged files
+ * and the planned paths merged), read as a map: what a Map of the 10,000 paths would answer, without the 10,000
+ * inserts (a fifth of a one-file push's program time before, with its garbage); `baseTextFor` spreads the lists.
+ */
+export class SortedVersions implements ReadonlyMap<string, string> {
+  constructor(
+    private readonly paths: ReadonlyArray<string>,
+    private readonly versions: ReadonlyArray<string>
+  ) {}
+  get size(): number {
+    return this.paths.length
+  }
+  /** The index of `path`, or -1 (binary search: the paths are strictly increasing). */
+  private indexOf(path: string): number {
+    let lo = 0
+    let hi = this.paths.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const at = this.paths[mid] ?? ""
+      if (at === path) return mid
+      if (at < path) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -1
+  }
+  get(path: string): string | undefined {
+    const i = this.indexOf(path)
+    return i < 0 ? undefined : this.versions[i]
+  }
+  has(path: string): boolean {
+    return this.indexOf(path) >= 0
+  }
+  forEach(f: (version: string, path: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.paths.length; i++) f.call(thisArg, this.versions[i] ?? "", this.paths[i] ?? "", this)
+  }
+  *entries(): MapIterator<[string, string]> {
+    for (let i = 0; i < this.paths.length; i++) yield [this.paths[i] ?? "", this.versions[i] ?? ""]
+  }
+  // The lists' own iterators: `baseTextFor` spreads both, and a generator's steps cost several times an array's.
+  keys(): MapIterator<string> {
+    return this.paths[Symbol.iterator]()
+  }
+  values(): MapIterator<string> {
+    return this.versions[Symbol.iterator]()
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries()
   }
 }

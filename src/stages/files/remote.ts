@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
 import { FileEntries, isEntry, RemoteManifest } from "../../api/files.js"
-import { manifestChecksum, sha256 } from "../../domain/hash.js"
+import { manifestChecksum, updateText } from "../../domain/hash.js"
 import { type FileEntry, Sha256 } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
@@ -79,7 +79,7 @@ const readV3 = (text: string): KeptLists | undefined => {
   if (!text.startsWith(V3_OPEN) || text.slice(at, at + V3_KEPT.length) !== V3_KEPT || !text.endsWith("}"))
     return undefined
   const kept = text.slice(at + V3_KEPT.length, -1)
-  if (sha256(kept) !== text.slice(V3_OPEN.length, at)) return undefined
+  if (updateText(createHash("sha256"), kept).digest("hex") !== text.slice(V3_OPEN.length, at)) return undefined
   const decoded = Schema.decodeUnknownOption(Schema.parseJson(KeptV3))(kept)
   return decoded._tag === "Some" ? decoded.value : undefined
 }
@@ -136,7 +136,7 @@ export const keptTextFor = (
   const { tenant, checksum } = manifest
   const lists = JSON.stringify({ url, tenant, checksum, paths, sizes, sha256: sha256s, executable, links })
   const open = `${lists.slice(0, -1)},"revision":`
-  const hashed = createHash("sha256").update(open)
+  const hashed = updateText(createHash("sha256"), open)
   return (revision) => {
     const close = `${JSON.stringify(revision)}}`
     return `${V3_OPEN}${hashed.copy().update(close).digest("hex")}${V3_KEPT}${open}${close}}`

@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
 import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "../../domain/capsHeaders.js"
+import { updateText } from "../../domain/hash.js"
 import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
 import {
@@ -164,7 +165,7 @@ const imageOf = (files: ReadonlyArray<WorkspaceFile>): ListingImage => {
 
 /** SHA-256 over an image's text (UTF-8) and then its numbers' bytes. */
 const digestOfImage = (image: ListingImage): string =>
-  createHash("sha256").update(image.text).update(image.numbers).digest("hex")
+  updateText(createHash("sha256"), image.text).update(image.numbers).digest("hex")
 
 /**
  * The mark's listing as kept (`LISTING_FILE`): the numbers' bytes in base64 on the first line, the image's text

@@ -8,8 +8,8 @@ import { fileAndFolder } from "../../../src/domain/caps.js"
 import { type FileEntry, fileEntry, fileVersion, linkEntry } from "../../../src/domain/model.js"
 import { visibleEntries } from "../../../src/programs/files/prepare.js"
 import type { WorkspaceFile } from "../../../src/services/state.js"
-import { DELTA_FILES, deltaOf, planDelta } from "../../../src/stages/files/delta.js"
-import { planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
+import { DELTA_FILES, deltaOf, planDelta, SortedVersions } from "../../../src/stages/files/delta.js"
+import { baseTextFor, planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
 import { listingDigest, listingImage, listingText, parseListing } from "../../../src/stages/files/settledCheck.js"
 import { listingArb } from "../../support/listing.js"
 
@@ -147,12 +147,51 @@ describe("deltaOf and planDelta", () => {
           expect(fast.counts).toEqual(full.counts)
           expect(fast.conflicts).toEqual(full.conflicts)
           expect([...fast.nextBase("n").files].sort(byPath)).toEqual([...full.nextBase("n").files].sort(byPath))
+          // Read as a map, path for path (and at a path it lacks), and kept as the same text, in path order.
+          const next = fast.nextBase("n").files
+          const fullNext = full.nextBase("n").files
+          expect(next.size).toBe(fullNext.size)
+          for (const p of [...POOL, ...fullNext.keys()]) {
+            expect(next.get(p)).toBe(fullNext.get(p))
+            expect(next.has(p)).toBe(fullNext.has(p))
+          }
+          expect(baseTextFor("t", next)("n")).toBe(baseTextFor("t", new Map([...fullNext].sort(byPath)))("n"))
         }
       ),
       { numRuns: 3000 }
     )
     // Most generated runs are ones the delta answers (the rest hold a link among the changes, or such).
     expect(compared).toBeGreaterThan(1000)
+  })
+
+  it("reads its lists as the Map of the same entries does", () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.string({ maxLength: 4 }), { maxLength: 12 }),
+        fc.array(fc.string({ maxLength: 4 }), { maxLength: 6 }),
+        (unsorted, asked) => {
+          const paths = [...unsorted].sort((a, b) => (a < b ? -1 : 1))
+          const versions = paths.map((p, i) => `${p}:${i}`)
+          const map = new Map(paths.map((p, i) => [p, versions[i] ?? ""]))
+          const sorted = new SortedVersions(paths, versions)
+          expect(sorted.size).toBe(map.size)
+          expect([...sorted]).toEqual([...map])
+          expect([...sorted.entries()]).toEqual([...map.entries()])
+          expect([...sorted.keys()]).toEqual([...map.keys()])
+          expect([...sorted.values()]).toEqual([...map.values()])
+          const seen: Array<[string, string]> = []
+          sorted.forEach((v, k, m) => {
+            expect(m).toBe(sorted)
+            seen.push([k, v])
+          })
+          expect(seen).toEqual([...map])
+          for (const p of [...paths, ...asked]) {
+            expect(sorted.get(p)).toBe(map.get(p))
+            expect(sorted.has(p)).toBe(map.has(p))
+          }
+        }
+      )
+    )
   })
 
   it("leaves to the full run a head entry it cannot place, and a link among the changes", () => {

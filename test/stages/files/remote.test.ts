@@ -6,7 +6,7 @@ import { Effect, FastCheck as fc } from "effect"
 import { RemoteManifest } from "../../../src/api/files.js"
 import { manifestChecksum } from "../../../src/domain/hash.js"
 import { fileVersion } from "../../../src/domain/model.js"
-import { readKnownHead, writeKnownHead } from "../../../src/stages/files/remote.js"
+import { keptText, readKnownHead, writeKnownHead } from "../../../src/stages/files/remote.js"
 import { tempDirs } from "../../support/tree.js"
 
 const tempDir = tempDirs("kept-head")
@@ -49,7 +49,40 @@ const head = (entries: RemoteManifest["entries"]) =>
   )
 const versions = (m: RemoteManifest) => m.entries.map((e) => [e.path, e.size, fileVersion(e)])
 
+/** Version 3's text as its format says: the lists' JSON, its SHA-256, and both in the envelope. */
+interface Kept {
+  readonly tenant: string
+  readonly revision: string
+  readonly checksum: string
+  readonly entries: RemoteManifest["entries"]
+}
+const keptReference = (url: string, m: Kept) => {
+  const lists = JSON.stringify({
+    url,
+    tenant: m.tenant,
+    checksum: m.checksum,
+    paths: m.entries.map((e) => e.path),
+    sizes: m.entries.map((e) => e.size),
+    sha256: m.entries.map((e) => e.sha256),
+    executable: m.entries.flatMap((e, i) => (e.executable === true ? [i] : [])),
+    links: m.entries.flatMap((e, i) => (e.link === true ? [i] : [])),
+    revision: m.revision
+  })
+  return `{"version":3,"digest":"${createHash("sha256").update(lists).digest("hex")}","kept":${lists}}`
+}
+
 describe("the kept head manifest", () => {
+  it("is written as the format's reference text, whatever the paths, URL and tenant hold", () => {
+    const text = fc.string({ unit: "binary", maxLength: 8 })
+    fc.assert(
+      fc.property(tree, text, text, text, (entries, url, tenant, revision) => {
+        const m: Kept = { tenant, revision, entries, checksum: manifestChecksum(entries) }
+        expect(keptText(url, m)).toBe(keptReference(url, m))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
   it.effect("reads back as written: every entry's path, size, hash and kind, the tenant, revision and checksum", () =>
     Effect.gen(function* () {
       const root = tempDir("head")
