@@ -28,7 +28,7 @@ export interface StageWriter {
    * disk). Never fails.
    */
   readonly room: Effect.Effect<void>
-  /** Waits until the writer thread, once started, is online or known not to start (for tests of the thread). */
+  /** Waits until the writer thread, once started, is online or known not to start (only tests wait on it). */
   readonly threadReady: Effect.Effect<void>
   /** Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known). */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
@@ -42,9 +42,10 @@ export interface StageWriter {
 // Files up to this size are held until verified, then written whole with one open, write and close; larger ones
 // are written as they arrive.
 const SMALL = 1024 * 1024
-// The small files committed on this thread before a writer thread is started (a pull of a few files starts none);
-// the files that come while it starts are written here too.
-const ON_THIS_THREAD = 250
+// The small files committed on this thread before a writer thread is started (a pull of a few hundred files starts
+// none: a thread's start costs about 0.2 s of CPU, more than creating that many files here); the files that come
+// while it starts are written here too.
+const ON_THIS_THREAD = 1000
 
 /** Writes every byte of `chunks` at the file's current offset (a short write is carried on). */
 const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>) => {

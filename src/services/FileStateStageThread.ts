@@ -98,9 +98,15 @@ export interface WriterThread {
   readonly room: Effect.Effect<void>
   /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
-  /** Waits until the thread, once started, is online or known not to start (files put after it go to the thread). */
+  /**
+   * Waits until the thread, once started, is online or known not to start (files put after it go to the thread).
+   * Only tests wait on it: a pull never waits for the thread.
+   */
   readonly ready: Effect.Effect<void>
-  /** How many batch buffers this writer has made: at most one per batch in flight and one more, however many files. */
+  /**
+   * How many batch buffers this writer has made: at most one per batch in flight and one more, however many files.
+   * Read only by tests (the bound on memory).
+   */
   readonly buffersMade: () => number
   /**
    * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another): no descriptor
@@ -124,9 +130,11 @@ interface Batch {
 
 /**
  * A writer thread for the staging folder `root`, started by its first file; the files put before it is online are
- * written by `here` (batches posted before then, by a drain, are held until it is); a thread that cannot start (its constructor throws, or it fails before it is online: a limit on
+ * written by `here`, so batches are made only once it is. Should a thread that was online end (never expected: its
+ * code catches what the disk throws) with nothing in its hands, the next batch starts another and is held until that
+ * one is online. A thread that cannot start (its constructor throws, or it fails before it is online: a limit on
  * threads, a permission model without workers) leaves every file to `here`, which writes one on this thread as the
- * staged writer does with its first files (and throws what the disk throws).
+ * staged writer does with its first files (and throws what the disk throws); so do the batches held for it.
  */
 export const writerThread = (
   root: string,
@@ -232,6 +240,17 @@ export const writerThread = (
     return made
   }
 
+  /** Starts a thread when none runs (a constructor that throws leaves every file to `here`). */
+  const ensureStarted = () => {
+    if (alone || worker !== undefined) return
+    try {
+      worker = start()
+      online = false
+    } catch {
+      alone = true
+    }
+  }
+
   let buffer = new Uint8Array(0)
   let used = 0
   let paths: Array<string> = []
@@ -251,14 +270,9 @@ export const writerThread = (
     used = 0
     paths = []
     files = new Uint32Array(2 * BATCH_FILES)
-    if (!alone && worker === undefined) {
-      try {
-        worker = start()
-        online = false
-      } catch {
-        alone = true
-      }
-    }
+    // A writer that has failed writes nothing more (`drain` fails with that failure; the staging folder goes).
+    if (failure !== undefined) return giveBack(batch.bytes.buffer)
+    ensureStarted()
     if (alone || worker === undefined) return writeHere(batch)
     inFlight.set(batch.id, batch.paths[0] ?? "")
     if (online) send(worker, batch)
@@ -280,14 +294,7 @@ export const writerThread = (
   return {
     put: (path, mode, chunks) => {
       if (failure !== undefined) throw failure
-      if (!alone && worker === undefined) {
-        try {
-          worker = start()
-          online = false
-        } catch {
-          alone = true
-        }
-      }
+      ensureStarted()
       if (alone || !online) return here(path, mode, chunks)
       let size = 0
       for (const c of chunks) size += c.length

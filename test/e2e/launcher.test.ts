@@ -109,6 +109,19 @@ describe("what the files bundle leaves out", () => {
     expect(marks.filter((m) => !cli.includes(m))).toEqual([])
     expect(marks.filter((m) => files.includes(m))).toEqual([])
   })
+
+  it("makes one namespace per Node built-in: no importer of one builds its own copy", async () => {
+    const dist = nodePath.dirname(BIN)
+    for (const name of ["files.cjs", "cli.cjs"]) {
+      const text = await fs.readFile(nodePath.join(dist, name), "latin1")
+      const copies = [...text.matchAll(/__toESM\(require\("([^"]+)"\),1\)/g)].flatMap((m) =>
+        m[1] !== undefined && nodeModule.isBuiltin(m[1]) ? [m[1]] : []
+      )
+      expect(copies).toEqual([])
+      // Each importer asks the one helper, which builds a module's namespace once.
+      expect(text.match(/__agentsyncBuiltin\("node:fs"\)/g)?.length ?? 0).toBeGreaterThan(1)
+    }
+  })
 })
 
 describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cache", () => {

@@ -147,6 +147,10 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
       // The same bytes in another tenant are that tenant's own (a small batch: the plain insert).
       expect(yield* write("t2b", "u2b", [kept])).toEqual([])
       expect(yield* write("t2b", "u2c", [kept, fresh])).toEqual([kept.sha256])
+      // A batch by COPY (the held hashes looked up one by one) with a blob only the other tenant holds: this tenant's
+      // own too.
+      const other = blob(randomBytes(512 * 1024))
+      expect(yield* write("t2b", "u2d", [large, other, kept])).toEqual([kept.sha256])
       expect((yield* rowsOf("t2")).map((r) => [r.sha256, r.written_by])).toEqual(
         [
           [kept.sha256, null],
@@ -157,7 +161,9 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
       expect((yield* rowsOf("t2b")).map((r) => [r.sha256, r.written_by])).toEqual(
         [
           [kept.sha256, "u2b"],
-          [fresh.sha256, "u2c"]
+          [fresh.sha256, "u2c"],
+          [large.sha256, "u2d"],
+          [other.sha256, "u2d"]
         ].sort()
       )
     })

@@ -34,7 +34,8 @@ const specsArb = fc.array(
     executable: fc.boolean(),
     link: fc.nat(30).map((n) => n === 0)
   }),
-  // Past the files the writer keeps on its own thread (250, and those that come while its thread starts).
+  // Past the files the writer keeps on its own thread (1,000, and those that come while its thread starts: which of
+  // the rest the thread writes depends on when it is online; stageThreadPool.test.ts holds the thread's own writes).
   { minLength: 1_050, maxLength: 1_400 }
 )
 
@@ -154,10 +155,10 @@ describe("the staged writer's thread", () => {
           sink.write(Buffer.from(text(i)))
           sink.commit()
         }
-        for (let i = 0; i < 1_000; i++) commit(i)
-        // The thread started at the writer's 251st file: the rest go to it once it is online.
+        for (let i = 0; i <= 1_000; i++) commit(i)
+        // The thread started at the writer's 1,001st file: the rest go to it once it is online.
         yield* writer.threadReady
-        for (let i = 1_000; i < 2_000; i++) if (i !== 1_500) commit(i)
+        for (let i = 1_001; i < 2_000; i++) if (i !== 1_500) commit(i)
         commit(1_500)
         const drained = yield* Effect.exit(writer.drain)
         expect(Exit.isFailure(drained)).toBe(true)

@@ -149,6 +149,18 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     expect(read([stream]).error).toBeDefined()
   })
 
+  it("without its CRC, a stored member's length is still checked: a changed length byte is an error", () => {
+    const data = Buffer.alloc(1000, 7)
+    const intact = storedMember(data) ?? Buffer.alloc(0)
+    // The trailer's last four bytes are the member's length (ISIZE); each one changed in turn.
+    for (let at = intact.length - 4; at < intact.length; at++) {
+      const stream = Buffer.from(intact)
+      stream[at] = (stream[at] ?? 0) ^ 1
+      expect(read([stream], false).error).toBeDefined()
+    }
+    expect(read([Buffer.from(intact)], false).error).toBeUndefined()
+  })
+
   it("hands a stored member's bytes on as views of the input, not copies", () => {
     const data = Buffer.alloc(100_000, 7)
     const stream = Buffer.from(storedMember(data) ?? Buffer.alloc(0))
