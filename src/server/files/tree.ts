@@ -27,7 +27,9 @@ export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string): numb
   let hi = rows.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if ((rows[mid] as StoredEntry)[0] < path) lo = mid + 1
+    // mid < hi <= rows.length: the row is there.
+    const row = rows[mid]
+    if (row !== undefined && row[0] < path) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -68,13 +70,13 @@ export const applyDelta = (
   let added = 0
   let changed = 0
   const next: Array<StoredEntry> = []
+  // The base's rows in order: `b` is the one at `i`, undefined past the end.
   let i = 0
+  let b = base[0]
   for (const e of sets) {
-    for (; i < base.length && (base[i] as StoredEntry)[0] < e[0]; i++) {
-      const b = base[i] as StoredEntry
-      if (!gone.has(b[0])) next.push(b)
-    }
-    const before = i < base.length && (base[i] as StoredEntry)[0] === e[0] ? (base[i++] as StoredEntry) : undefined
+    for (; b !== undefined && b[0] < e[0]; b = base[++i]) if (!gone.has(b[0])) next.push(b)
+    const before = b !== undefined && b[0] === e[0] ? b : undefined
+    if (before !== undefined) b = base[++i]
     if (before === undefined) {
       added++
       changedRows.push(e)
@@ -88,10 +90,7 @@ export const applyDelta = (
       next.push(e)
     }
   }
-  for (; i < base.length; i++) {
-    const b = base[i] as StoredEntry
-    if (!gone.has(b[0])) next.push(b)
-  }
+  for (; b !== undefined; b = base[++i]) if (!gone.has(b[0])) next.push(b)
   return {
     next,
     delta: { set: changedRows, delete: [...gone].sort() },
