@@ -22,6 +22,17 @@ import { tempDirs, treeFiles } from "../../support/tree.js"
 
 const tempDir = tempDirs("tar-reader")
 
+/** A download that answers with `bytes` in one piece, its transient failures as the API's errors. */
+const downloadOf =
+  (bytes: Uint8Array): Download =>
+  (_missing, consume) =>
+    consume(Stream.make(bytes)).pipe(
+      Effect.catchIf(
+        (e) => e instanceof Transient,
+        (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
+      )
+    )
+
 type Item =
   | { readonly kind: "file"; readonly path: string; readonly bytes: Buffer; readonly executable: boolean }
   | { readonly kind: "link"; readonly path: string; readonly target: string }
@@ -276,13 +287,7 @@ describe("tar reader", () => {
         ])
       )
       archive[1024 + 20] = (archive[1024 + 20] ?? 0) ^ 0x40
-      const download: Download = (_missing, consume) =>
-        consume(Stream.make(gzipSync(archive))).pipe(
-          Effect.catchIf(
-            (e) => e instanceof Transient,
-            (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
-          )
-        )
+      const download = downloadOf(gzipSync(archive))
       const result = yield* Effect.either(
         apply({
           projectRoot: root,
@@ -314,13 +319,7 @@ describe("tar reader", () => {
       const member = Buffer.from(storedMember(archive) ?? Buffer.alloc(0))
       // Inside the file's bytes: past the gzip header (10), the block header (5) and the tar header (512).
       member[10 + 5 + 512 + 100] = (member[10 + 5 + 512 + 100] ?? 0) ^ 1
-      const download: Download = (_missing, consume) =>
-        consume(Stream.make(member)).pipe(
-          Effect.catchIf(
-            (e) => e instanceof Transient,
-            (t) => Effect.fail(new ApiError({ status: 0, reason: t.reason }))
-          )
-        )
+      const download = downloadOf(member)
       const result = yield* Effect.either(
         apply({
           projectRoot: root,
