@@ -22,6 +22,15 @@ import { tempDirs, treeFiles } from "../../support/tree.js"
 
 const tempDir = tempDirs("tar-reader")
 
+/** A project whose services/ holds one file, a/old.md ("old"), which a refused pull must leave as it is. */
+const projectWithOld = () => {
+  const root = tempDir("project")
+  const services = nodePath.join(root, "services")
+  fs.mkdirSync(nodePath.join(services, "a"), { recursive: true })
+  fs.writeFileSync(nodePath.join(services, "a/old.md"), "old\n")
+  return { root, services }
+}
+
 /** A download that answers with `bytes` in one piece, its transient failures as the API's errors. */
 const downloadOf =
   (bytes: Uint8Array): Download =>
@@ -274,10 +283,7 @@ describe("tar reader", () => {
 
   it.effect("a pull of an archive whose second header is corrupt changes nothing and leaves no staging folder", () =>
     Effect.gen(function* () {
-      const root = tempDir("project")
-      const services = nodePath.join(root, "services")
-      fs.mkdirSync(nodePath.join(services, "a"), { recursive: true })
-      fs.writeFileSync(nodePath.join(services, "a/old.md"), "old\n")
+      const { root, services } = projectWithOld()
       const one = Buffer.from("one\n")
       const two = Buffer.from("two\n")
       const archive = Buffer.from(
@@ -310,10 +316,7 @@ describe("tar reader", () => {
   // byte of a file is refused by that hash, and the tree is left as it was.
   it.effect("a pull of a stored archive with a changed byte in a file is refused by the file's hash", () =>
     Effect.gen(function* () {
-      const root = tempDir("project")
-      const services = nodePath.join(root, "services")
-      fs.mkdirSync(nodePath.join(services, "a"), { recursive: true })
-      fs.writeFileSync(nodePath.join(services, "a/old.md"), "old\n")
+      const { root, services } = projectWithOld()
       const one = Buffer.alloc(3000, "one\n")
       const archive = Buffer.from(ours([{ kind: "file", path: "a/one.md", bytes: one, executable: false }]))
       const member = Buffer.from(storedMember(archive) ?? Buffer.alloc(0))
