@@ -8,7 +8,15 @@ import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync
 import { makeStageWriter, type StageWriter } from "./FileStateStage.js"
 import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
-import { listingClock, readingAhead, readStateText, stateDir, takeStateText, type WorkspaceFile } from "./state.js"
+import {
+  forgetReadAhead,
+  listingClock,
+  readingAhead,
+  readStateText,
+  stateDir,
+  takeStateText,
+  type WorkspaceFile
+} from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
 
 /**
@@ -102,10 +110,21 @@ export const make = (projectRoot: string): ProjectFileState => {
       readingAhead(path(name))
         ? Effect.promise(() => takeStateText(path(name)))
         : Effect.sync(() => readStateText(path(name))),
-    write: (name, text) => writeFileAtomic(path(name), text),
+    // A write or removal replaces what a read ahead of the file holds: it is dropped, not kept for the process's life.
+    write: (name, text) =>
+      Effect.zipRight(
+        Effect.sync(() => forgetReadAhead(path(name))),
+        writeFileAtomic(path(name), text)
+      ),
     clock: (listing) => Effect.sync(() => listingClock(projectRoot, listing)),
     remove: (name) =>
-      Effect.try({ try: () => fs.rmSync(path(name), { force: true }), catch: io(path(name), "cannot remove") }),
+      Effect.try({
+        try: () => {
+          forgetReadAhead(path(name))
+          fs.rmSync(path(name), { force: true })
+        },
+        catch: io(path(name), "cannot remove")
+      }),
     stat: (name) =>
       Effect.sync(() => {
         const st = fs.statSync(path(name), { throwIfNoEntry: false })
