@@ -2,6 +2,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, type Scope } from "effect"
+import type { Text } from "../domain/hash.js"
 import type { IoError, SyncInProgress } from "../errors.js"
 import { ioError as io } from "../errors.js"
 import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync } from "./FileStateBackups.js"
@@ -38,8 +39,8 @@ export interface ProjectFileState {
   readonly path: (name: StateFile) => string
   /** A state file's text; undefined when it is missing or unreadable (only ever a slower run). */
   readonly read: (name: StateFile) => Effect.Effect<string | undefined>
-  /** Replaces a state file atomically (temp file, flush, rename). */
-  readonly write: (name: StateFile, text: string) => Effect.Effect<void, IoError>
+  /** Replaces a state file atomically (temp file, flush, rename); a text in pieces is written as their concatenation. */
+  readonly write: (name: StateFile, text: Text) => Effect.Effect<void, IoError>
   readonly remove: (name: StateFile) => Effect.Effect<void, IoError>
   /**
    * The stamp of a listing just taken (see `listingClock`): a file of it whose mtime is at or after the stamp is

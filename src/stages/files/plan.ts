@@ -1,6 +1,7 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator, strictlySortedBy } from "../../domain/diff.js"
+import type { Text } from "../../domain/hash.js"
 import {
   type DiffCounts,
   type DiffStatus,
@@ -81,19 +82,26 @@ export const sameBase = (a: SyncBase, b: SyncBase): boolean => {
 
 /**
  * The base's text (version 2) made before its revision is known, finished once it is: a push has the lists'
- * JSON while it waits for the server's answer.
+ * JSON while it waits for the server's answer. In pieces, never concatenated (see `Text`): each list's MB of JSON
+ * is written as JSON.stringify made it.
  */
 export const baseTextFor = (
   tenant: string,
   files: ReadonlyMap<string, string>
-): ((revision: string | null) => string) => {
+): ((revision: string | null) => ReadonlyArray<string>) => {
   const open = `{"version":2,"tenant":${JSON.stringify(tenant)},"revision":`
-  const close = `,"paths":${JSON.stringify([...files.keys()])},"versions":${JSON.stringify([...files.values()])}}`
-  return (revision) => `${open}${JSON.stringify(revision)}${close}`
+  const close = [
+    ',"paths":',
+    JSON.stringify([...files.keys()]),
+    ',"versions":',
+    JSON.stringify([...files.values()]),
+    "}"
+  ]
+  return (revision) => [open, JSON.stringify(revision), ...close]
 }
 
 /** Records a base's text as `baseTextFor` makes it, atomically. */
-export const writeBaseText = (projectRoot: string, text: string): Effect.Effect<void, IoError> =>
+export const writeBaseText = (projectRoot: string, text: Text): Effect.Effect<void, IoError> =>
   Effect.flatMap(stateOf(projectRoot), (state) => state.write(BASE_FILE, text))
 
 /** Records the base (version 2), atomically. */
