@@ -30,7 +30,7 @@ beforeAll(() => {
   ensureBuilt()
   hook = join(tempDir("hook"), "hook.cjs")
   writeFileSync(hook, HOOK)
-})
+}, 300_000)
 
 describe("a signal while the launcher loads the files bundle", () => {
   for (const [signal, code] of [
