@@ -68,7 +68,7 @@ export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: strin
   // In path order, as every run writes it: read as the lists themselves, without a Map of 10,000 inserts (9-40 ms
   // of a push's CPU in a fresh process, against 1-5 for the order's check). Any other order, as a Map.
   if (strictlySortedBy(value.paths, (p) => p))
-    return { revision: value.revision, files: new SortedVersions(value.paths, value.versions) } as SyncBase
+    return { revision: value.revision, files: new SortedVersions(value.paths, value.versions) } satisfies SyncBase
   const files = new Map<string, string>()
   value.paths.forEach((path, i) => {
     const version = value.versions[i]
