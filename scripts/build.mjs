@@ -47,8 +47,14 @@ const cliBundle = {
   // The one module that finds files next to itself (the demo's example project).
   define: { "import.meta.url": "__agentsyncModuleUrl" },
   // `__agentsyncBuiltin`: see `oneNamespacePerBuiltin` below.
+  // The bundle is one function expression, called at once when the file is required (`node dist/cli.cjs`, Node 22's
+  // launcher) and handed back as the script's value when the launcher runs it through `vm.Script` (Node 20): the
+  // launcher compiles the file's text as read, where it wrapped it in a function of its own before, a concatenation
+  // that V8 copied into one flat 2-4 MB string (10-14 ms of CPU) for the bundle's first stack trace.
+  footer: { js: "\n})" },
   banner: {
     js: [
+      "(function (f) { return typeof module === 'object' && module !== null && module.exports === exports ? f(exports, require, module, __filename, __dirname) : f })(function (exports, require, module, __filename, __dirname) {",
       "const __agentsyncModuleUrl = require('node:url').pathToFileURL(__filename).href;",
       "const __agentsyncNamespaces = new Map();",
       "const __agentsyncBuiltin = (name) => { const mod = require(name); let ns = __agentsyncNamespaces.get(mod); if (ns === undefined) __agentsyncNamespaces.set(mod, (ns = __toESM(mod, 1))); return ns; };"

@@ -71,7 +71,9 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
   const bytes = readFileSync(bundle)
   const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8")
   // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  // The text as read: the bundle is a function expression already (see scripts/build.mjs), so no concatenation that
+  // V8 would copy whole into a flat string.
+  const script = new Script(source, {
     filename: bundle,
     ...(cached === undefined ? {} : { cachedData: cached })
   })
@@ -137,7 +139,15 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
   }
 
   const module = { exports: {} }
-  script.runInThisContext()(module.exports, require, module, bundle, dirname(bundle))
+  // The bundle's value: its function of CommonJS's five names (the build makes it so; nothing else is run here).
+  const body = script.runInThisContext() as (
+    exports: unknown,
+    require: NodeJS.Require,
+    module: { exports: unknown },
+    filename: string,
+    dirname: string
+  ) => void
+  body(module.exports, require, module, bundle, dirname(bundle))
 }
 
 const start = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {

@@ -2,6 +2,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Exit } from "effect"
 import * as RunStatus from "../services/RunStatus.js"
+import { releaseStartSignals } from "./startSignals.js"
 
 /** Runs `main` on the process's argv: what each entry bundle does (run.ts, filesRun.ts). */
 export const runProcess = (
@@ -18,6 +19,9 @@ export const runProcess = (
       signal = s
     })
   }
+  // The settled check's handlers held the signals while the launcher loaded this bundle: a signal that came in
+  // meanwhile is handled here, once this run has started (it interrupts the command, as any other).
+  releaseStartSignals()
 
   const status = RunStatus.make()
 

@@ -9,6 +9,7 @@ import { handOff } from "../services/state.js"
 import { checkSettled } from "../stages/files/settledCheck.js"
 import { noPaint } from "./color.js"
 import { human, leftOutLine } from "./filesText.js"
+import { holdStartSignals, releaseStartSignals } from "./startSignals.js"
 
 export interface SettledArgs {
   readonly command: "push" | "pull"
@@ -67,8 +68,13 @@ export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
     )
     process.exit(INTERRUPTED[signal])
   }
-  const handlers = [["SIGINT", onSignal("SIGINT")] as const, ["SIGTERM", onSignal("SIGTERM")] as const]
-  for (const [s, h] of handlers) process.on(s, h)
+  // Held past this check when it leaves the run to the program: the launcher then loads the files bundle (a few
+  // hundred ms), whose CLI process takes over the signals once its own handlers are in (cli/process.ts).
+  holdStartSignals([
+    ["SIGINT", onSignal("SIGINT")],
+    ["SIGTERM", onSignal("SIGTERM")]
+  ])
+  let answered = true
   try {
     const report = await checkSettled({
       command: parsed.command,
@@ -79,7 +85,10 @@ export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
       // The full program, run next in this process, plans from this listing instead of listing again.
       onListing: handOff
     })
-    if (report === undefined) return false
+    if (report === undefined) {
+      answered = false
+      return false
+    }
     // The note the full CLI prints (cli/files.ts), before the report as there.
     const line = parsed.quiet ? undefined : leftOutLine(report)
     if (line !== undefined) process.stderr.write(`${line}\n`)
@@ -87,6 +96,6 @@ export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
     process.exitCode = 0
     return true
   } finally {
-    for (const [s, h] of handlers) process.off(s, h)
+    if (answered) releaseStartSignals()
   }
 }

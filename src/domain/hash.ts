@@ -25,26 +25,66 @@ export const sha256: (data: string | Uint8Array) => string =
     ? (data) => crypto.hash("sha256", data, "hex")
     : (data) => crypto.createHash("sha256").update(data).digest("hex")
 
-/** The UTF-16 units `updateText` encodes at a time, into one buffer kept for it (three bytes a unit at most). */
+/** The UTF-16 units `eachUtf8Chunk` encodes at a time, into one buffer kept for it (three bytes a unit at most). */
 const TEXT_CHUNK = 16_384
 const textBytes = Buffer.allocUnsafe(3 * TEXT_CHUNK)
 
 /**
- * Feeds a string to a hash as its UTF-8 bytes, the same digest as `hash.update(text)`, a chunk at a time through one
- * buffer kept for it. `update(text)` and `Buffer.from(text)` each take fresh memory the size of the text, whose first
- * touch costs 4-15 ms per MB where page faults are dear (a VM); this costs under 1 ms per MB (Node 20 and 22). A
- * push hashes several MB of text at once: the listing's image and the kept head (the manifest checksum's batches of
- * 64 KiB are no dearer as text).
+ * A text as one string or as pieces in order (the text is their concatenation): a state file of a MB or so is made
+ * of a few large strings, and handed on in pieces it is never concatenated, so V8 never copies it whole into one
+ * flat string (a fresh MB each time a concatenation is read).
  */
-export const updateText = (hash: crypto.Hash, text: string): crypto.Hash => {
-  for (let at = 0; at < text.length; ) {
-    let end = Math.min(at + TEXT_CHUNK, text.length)
-    // A surrogate pair is encoded whole: a chunk never ends between its halves (each alone would be U+FFFD).
-    const last = text.charCodeAt(end - 1)
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--
-    hash.update(textBytes.subarray(0, textBytes.write(text.slice(at, end), 0, "utf8")))
-    at = end
+export type Text = string | ReadonlyArray<string>
+
+const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff
+const isLow = (unit: number) => unit >= 0xdc00 && unit <= 0xdfff
+
+/**
+ * Hands `sink` the UTF-8 bytes of `text`, a chunk at a time, through one buffer kept for it: the bytes of the
+ * concatenated text, lone surrogates as U+FFFD as `Buffer.from` has them (a pair is encoded whole, within a piece or
+ * across two). `sink` must be done with a chunk before it returns (the buffer is written again). `Buffer.from(text)`
+ * and `hash.update(text)` each take fresh memory the size of the text, whose first touch costs 4-15 ms per MB where
+ * page faults are dear (a VM); this costs under 1 ms per MB (Node 20 and 22).
+ */
+export const eachUtf8Chunk = (text: Text, sink: (bytes: Uint8Array) => void): void => {
+  const pieces = typeof text === "string" ? [text] : text
+  const encode = (s: string) => sink(textBytes.subarray(0, textBytes.write(s, 0, "utf8")))
+  // A high surrogate that ended the piece before, encoded with the low one that may begin this piece.
+  let carry = ""
+  for (let k = 0; k < pieces.length; k++) {
+    const piece = pieces[k] ?? ""
+    if (piece.length === 0) continue
+    let at = 0
+    if (carry !== "") {
+      if (isLow(piece.charCodeAt(0))) {
+        encode(`${carry}${piece[0]}`)
+        at = 1
+      } else encode(carry)
+      carry = ""
+    }
+    let to = piece.length
+    if (k < pieces.length - 1 && to > at && isHigh(piece.charCodeAt(to - 1))) {
+      carry = piece.slice(to - 1)
+      to--
+    }
+    while (at < to) {
+      let end = Math.min(at + TEXT_CHUNK, to)
+      // A surrogate pair is encoded whole: a chunk never ends between its halves (each alone would be U+FFFD).
+      if (end < to && isHigh(piece.charCodeAt(end - 1))) end--
+      encode(piece.slice(at, end))
+      at = end
+    }
   }
+  if (carry !== "") encode(carry)
+}
+
+/**
+ * Feeds a text to a hash as its UTF-8 bytes, the same digest as `hash.update(text)` (of the pieces joined), a chunk at
+ * a time (see `eachUtf8Chunk`). A push hashes several MB of text at once: the listing's image and the kept head (the
+ * manifest checksum's batches of 64 KiB are no dearer as text).
+ */
+export const updateText = (hash: crypto.Hash, text: Text): crypto.Hash => {
+  eachUtf8Chunk(text, (bytes) => hash.update(bytes))
   return hash
 }
 

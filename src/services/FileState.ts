@@ -2,13 +2,22 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, type Scope } from "effect"
+import type { Text } from "../domain/hash.js"
 import type { IoError, SyncInProgress } from "../errors.js"
 import { ioError as io } from "../errors.js"
 import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync } from "./FileStateBackups.js"
 import { makeStageWriter, type StageWriter } from "./FileStateStage.js"
 import { type Journal, keepSync, swapInSync } from "./FileStateSwap.js"
 import * as ProcessLock from "./ProcessLock.js"
-import { listingClock, readingAhead, readStateText, stateDir, takeStateText, type WorkspaceFile } from "./state.js"
+import {
+  forgetReadAhead,
+  listingClock,
+  readingAhead,
+  readStateText,
+  stateDir,
+  takeStateText,
+  type WorkspaceFile
+} from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
 
 /**
@@ -30,8 +39,8 @@ export interface ProjectFileState {
   readonly path: (name: StateFile) => string
   /** A state file's text; undefined when it is missing or unreadable (only ever a slower run). */
   readonly read: (name: StateFile) => Effect.Effect<string | undefined>
-  /** Replaces a state file atomically (temp file, flush, rename). */
-  readonly write: (name: StateFile, text: string) => Effect.Effect<void, IoError>
+  /** Replaces a state file atomically (temp file, flush, rename); a text in pieces is written as their concatenation. */
+  readonly write: (name: StateFile, text: Text) => Effect.Effect<void, IoError>
   readonly remove: (name: StateFile) => Effect.Effect<void, IoError>
   /**
    * The stamp of a listing just taken (see `listingClock`): a file of it whose mtime is at or after the stamp is
@@ -102,10 +111,21 @@ export const make = (projectRoot: string): ProjectFileState => {
       readingAhead(path(name))
         ? Effect.promise(() => takeStateText(path(name)))
         : Effect.sync(() => readStateText(path(name))),
-    write: (name, text) => writeFileAtomic(path(name), text),
+    // A write or removal replaces what a read ahead of the file holds: it is dropped, not kept for the process's life.
+    write: (name, text) =>
+      Effect.zipRight(
+        Effect.sync(() => forgetReadAhead(path(name))),
+        writeFileAtomic(path(name), text)
+      ),
     clock: (listing) => Effect.sync(() => listingClock(projectRoot, listing)),
     remove: (name) =>
-      Effect.try({ try: () => fs.rmSync(path(name), { force: true }), catch: io(path(name), "cannot remove") }),
+      Effect.try({
+        try: () => {
+          forgetReadAhead(path(name))
+          fs.rmSync(path(name), { force: true })
+        },
+        catch: io(path(name), "cannot remove")
+      }),
     stat: (name) =>
       Effect.sync(() => {
         const st = fs.statSync(path(name), { throwIfNoEntry: false })

@@ -5,6 +5,7 @@ import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect } from "effect"
+import { eachUtf8Chunk, type Text } from "../domain/hash.js"
 import { IoError, ioError as io, isMissing } from "../errors.js"
 import { isAlive } from "./ProcessLock.js"
 
@@ -53,18 +54,28 @@ export const sweepLitter = (dir: string, deep: boolean): Effect.Effect<number, I
     },
     catch: io(dir, "cannot remove what an interrupted run left")
   })
+/** Writes all of `bytes` at the descriptor's position (a write may take fewer bytes than it was given). */
+const writeAllSync = (fd: number, bytes: Uint8Array) => {
+  for (let at = 0; at < bytes.length; ) at += fsSync.writeSync(fd, bytes, at)
+}
+
 let tempCounter = 0
 const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
 
-/** Atomic write of any absolute path: temp file beside it, fsync, rename. */
-export const writeFileAtomic = (full: string, bytes: Uint8Array | string): Effect.Effect<void, IoError> =>
+/**
+ * Atomic write of any absolute path: temp file beside it, fsync, rename. A text (a string, or pieces) goes to the
+ * file as UTF-8 a chunk at a time (`eachUtf8Chunk`), never turned into bytes whole: the state files of a push are a
+ * MB or so each.
+ */
+export const writeFileAtomic = (full: string, bytes: Uint8Array | Text): Effect.Effect<void, IoError> =>
   Effect.tryPromise({
     try: async () => {
       await fs.mkdir(nodePath.dirname(full), { recursive: true })
       const tmp = tempName(full)
       const handle = await fs.open(tmp, "wx", 0o644)
       try {
-        await handle.writeFile(bytes)
+        if (bytes instanceof Uint8Array) await handle.writeFile(bytes)
+        else eachUtf8Chunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
         await handle.sync()
       } finally {
         await handle.close()

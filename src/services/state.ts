@@ -52,9 +52,12 @@ ahead[AHEAD] ??= new Map()
  * start path calls it once it leaves a run to the program, so that the reads (their system calls and page faults,
  * a few tens of milliseconds for the ~3 MB a push reads) run beside the files bundle's loading on the main thread.
  * Each read is of one open file, its identity (inode, size, mtime) taken from that descriptor; an error is only a
- * read the program makes itself.
+ * read the program makes itself. The map holds one run's reads at most: an entry goes when it is taken, when its
+ * file is written or removed (`forgetReadAhead`), and when a later call reads ahead again, so that a process that
+ * runs many pushes (a library's) never keeps the bytes of a read nobody took.
  */
 export const readAhead = (files: ReadonlyArray<string>): void => {
+  ahead[AHEAD]?.clear()
   for (const file of files) {
     // Opened and sized here, read in one request to the pool: a chain of callbacks would wait for the main thread,
     // which is busy loading the bundle.
@@ -113,6 +116,11 @@ export const takeStateText = async (file: string): Promise<string | undefined> =
     st.mtimeMs === got.mtimeMs
     ? textOf(got.bytes)
     : readStateText(file)
+}
+
+/** Drops the read ahead of `file`, if any: the file is being replaced or removed, so its bytes are no longer its text. */
+export const forgetReadAhead = (file: string): void => {
+  ahead[AHEAD]?.delete(file)
 }
 
 /** Whether a read ahead of `file` is pending (the program then waits for it rather than reading again). */

@@ -1,8 +1,9 @@
 import { it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
+import { Either, FastCheck as fc, Schema } from "effect"
 import { describe, expect } from "vitest"
 import { parseDocument, stringify } from "yaml"
 import { fastParseYaml, fastRenderYaml } from "../../src/domain/fastYaml.js"
+import { decodeYaml, decodeYamlFile, parseYaml } from "../../src/domain/formats/yaml.js"
 
 const runs = { fastCheck: { numRuns: 3000 } }
 
@@ -167,6 +168,40 @@ const lineArb = fc.oneof(
 const textArb = fc.array(lineArb, { minLength: 1, maxLength: 8 }).map((ls) => `${ls.join("\n")}\n`)
 
 describe("fast YAML", () => {
+  // A project file's shape: any text decodes as through the library alone, value or problems (the fast path is taken
+  // only for a flat map the schema accepts).
+  const Flat = Schema.Struct({
+    a: Schema.optional(Schema.String),
+    b: Schema.optional(Schema.Union(Schema.String, Schema.Number, Schema.Boolean, Schema.Null)),
+    c: Schema.optional(Schema.Array(Schema.String))
+  })
+  const ABC = fc.constantFrom("a", "b", "c", "d")
+  const projectText = fc
+    .array(fc.tuple(ABC, fc.oneof(nasty, fc.constant("[]"), fc.constant(""))), { maxLength: 4 })
+    .map((kv) => kv.map(([k, v]) => (v === "" ? `${k}:\n  - x` : `${k}: ${v}`)).join("\n"))
+  it.prop(
+    "decodeYamlFile gives what the library's reading gives, on any text",
+    [fc.oneof(projectText, textArb)],
+    ([text]) => {
+      const file = { path: "agentsync.yaml", text }
+      const byLibrary = () =>
+        Either.flatMap(parseYaml(file), (y) => decodeYaml(Flat, file, y, y.doc.toJS({ maxAliasCount: 100 }) ?? {}))
+      let expected: ReturnType<typeof byLibrary>
+      try {
+        expected = byLibrary()
+      } catch {
+        // The library throws on some texts (an alias never anchored): so does the reader, as it did.
+        expect(() => decodeYamlFile(Flat, file)).toThrow()
+        return
+      }
+      const got = decodeYamlFile(Flat, file)
+      // The same value, or problems in both (the library's, which the fast path never words).
+      if (Either.isRight(expected)) expect(got).toStrictEqual(expected)
+      else expect(Either.isLeft(got)).toBe(true)
+    },
+    runs
+  )
+
   it.prop(
     "a rendered flat map parses to the library's value",
     [mapArb],

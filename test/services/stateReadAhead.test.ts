@@ -2,7 +2,9 @@
 // its path is still the one read: replaced since (as every state write replaces it, by rename), it is read again.
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import { make } from "../../src/services/FileState.js"
 import { readAhead, readingAhead, takeStateText } from "../../src/services/state.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -33,5 +35,44 @@ describe("readAhead and takeStateText", () => {
     readAhead([file])
     fs.rmSync(file)
     expect(await takeStateText(file)).toBeUndefined()
+  })
+})
+
+describe("the read-ahead map", () => {
+  const held = () =>
+    (globalThis as { [k: symbol]: Map<string, unknown> | undefined })[Symbol.for("agentsync.files.readAhead")]?.size ??
+    0
+
+  it("drops an entry once taken, once its file is written or removed, and when a later run reads ahead", async () => {
+    const root = tempDir("p")
+    const state = make(root)
+    fs.mkdirSync(state.dir)
+    for (const name of ["files-base.json", "remote-manifest.json", "files-settled-listing.txt"] as const)
+      fs.writeFileSync(state.path(name), `${name} text`)
+    const all = [
+      state.path("files-base.json"),
+      state.path("remote-manifest.json"),
+      state.path("files-settled-listing.txt")
+    ]
+    // Many runs in one process, each taking one file, writing one and removing one: none of them is kept.
+    for (let run = 0; run < 20; run++) {
+      readAhead(all)
+      expect(held()).toBe(3)
+      expect(await Effect.runPromise(state.read("files-base.json"))).toBe(
+        run === 0 ? "files-base.json text" : `base ${run - 1}`
+      )
+      await Effect.runPromise(state.write("files-base.json", `base ${run}`))
+      await Effect.runPromise(state.write("remote-manifest.json", `head ${run}`))
+      await Effect.runPromise(state.remove("files-settled-listing.txt"))
+      expect(all.map(readingAhead)).toEqual([false, false, false])
+      expect(held()).toBe(0)
+      fs.writeFileSync(state.path("files-settled-listing.txt"), "listing")
+    }
+    // A read ahead nobody takes lasts only until the next one.
+    readAhead([all[0]!])
+    readAhead([all[1]!])
+    expect([readingAhead(all[0]!), readingAhead(all[1]!), held()]).toEqual([false, true, 1])
+    expect(await takeStateText(all[1]!)).toBe("head 19")
+    expect(held()).toBe(0)
   })
 })

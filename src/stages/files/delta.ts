@@ -13,7 +13,10 @@ import { type FileEntry, fileEntry, fileVersion, isExecutableMode } from "../../
 import type { IoError } from "../../errors.js"
 import type { WorkspaceFile, WorkspaceShape } from "../../services/Workspace.js"
 import type { LocalManifest } from "./bundle.js"
-import { type FilePlan, type PlanOptions, planFiles, type SyncBase, strictlySorted } from "./plan.js"
+import { type FilePlan, type PlanOptions, planFiles, SortedVersions, type SyncBase, strictlySorted } from "./plan.js"
+
+export { SortedVersions } from "./plan.js"
+
 import { kindOf, type ListedThen } from "./settledCheck.js"
 
 /**
@@ -193,56 +196,5 @@ export const planDelta = (
       versions.length = o
       return { revision, files: new SortedVersions(paths, versions) }
     }
-  }
-}
-
-/**
- * A base's files as two lists in path order, paths strictly increasing (the delta's next base: the unchanged files
- * and the planned paths merged), read as a map: what a Map of the 10,000 paths would answer, without the 10,000
- * inserts (a fifth of a one-file push's program time before, with its garbage); `baseTextFor` spreads the lists.
- */
-export class SortedVersions implements ReadonlyMap<string, string> {
-  constructor(
-    private readonly paths: ReadonlyArray<string>,
-    private readonly versions: ReadonlyArray<string>
-  ) {}
-  get size(): number {
-    return this.paths.length
-  }
-  /** The index of `path`, or -1 (binary search: the paths are strictly increasing). */
-  private indexOf(path: string): number {
-    let lo = 0
-    let hi = this.paths.length - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      const at = this.paths[mid] ?? ""
-      if (at === path) return mid
-      if (at < path) lo = mid + 1
-      else hi = mid - 1
-    }
-    return -1
-  }
-  get(path: string): string | undefined {
-    const i = this.indexOf(path)
-    return i < 0 ? undefined : this.versions[i]
-  }
-  has(path: string): boolean {
-    return this.indexOf(path) >= 0
-  }
-  forEach(f: (version: string, path: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
-    for (let i = 0; i < this.paths.length; i++) f.call(thisArg, this.versions[i] ?? "", this.paths[i] ?? "", this)
-  }
-  *entries(): MapIterator<[string, string]> {
-    for (let i = 0; i < this.paths.length; i++) yield [this.paths[i] ?? "", this.versions[i] ?? ""]
-  }
-  // The lists' own iterators: `baseTextFor` spreads both, and a generator's steps cost several times an array's.
-  keys(): MapIterator<string> {
-    return this.paths[Symbol.iterator]()
-  }
-  values(): MapIterator<string> {
-    return this.versions[Symbol.iterator]()
-  }
-  [Symbol.iterator](): MapIterator<[string, string]> {
-    return this.entries()
   }
 }

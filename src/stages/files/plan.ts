@@ -1,6 +1,7 @@
 /** The file-sync plan: local manifest vs the remote head, two-way for display and three-way (with the recorded base) for action. */
 import { Effect, Schema } from "effect"
 import { FilesDiffCalculator, strictlySortedBy } from "../../domain/diff.js"
+import type { Text } from "../../domain/hash.js"
 import {
   type DiffCounts,
   type DiffStatus,
@@ -64,6 +65,10 @@ export const readBase = Effect.fn("diff.readBase")(function* (projectRoot: strin
   const value = decoded.value
   if (value.version === 1) return { revision: value.revision, files: new Map(Object.entries(value.files)) } as SyncBase
   if (value.paths.length !== value.versions.length) return NO_BASE
+  // In path order, as every run writes it: read as the lists themselves, without a Map of 10,000 inserts (9-40 ms
+  // of a push's CPU in a fresh process, against 1-5 for the order's check). Any other order, as a Map.
+  if (strictlySortedBy(value.paths, (p) => p))
+    return { revision: value.revision, files: new SortedVersions(value.paths, value.versions) } satisfies SyncBase
   const files = new Map<string, string>()
   value.paths.forEach((path, i) => {
     const version = value.versions[i]
@@ -81,19 +86,26 @@ export const sameBase = (a: SyncBase, b: SyncBase): boolean => {
 
 /**
  * The base's text (version 2) made before its revision is known, finished once it is: a push has the lists'
- * JSON while it waits for the server's answer.
+ * JSON while it waits for the server's answer. In pieces, never concatenated (see `Text`): each list's MB of JSON
+ * is written as JSON.stringify made it.
  */
 export const baseTextFor = (
   tenant: string,
   files: ReadonlyMap<string, string>
-): ((revision: string | null) => string) => {
+): ((revision: string | null) => ReadonlyArray<string>) => {
   const open = `{"version":2,"tenant":${JSON.stringify(tenant)},"revision":`
-  const close = `,"paths":${JSON.stringify([...files.keys()])},"versions":${JSON.stringify([...files.values()])}}`
-  return (revision) => `${open}${JSON.stringify(revision)}${close}`
+  const close = [
+    ',"paths":',
+    JSON.stringify([...files.keys()]),
+    ',"versions":',
+    JSON.stringify([...files.values()]),
+    "}"
+  ]
+  return (revision) => [open, JSON.stringify(revision), ...close]
 }
 
 /** Records a base's text as `baseTextFor` makes it, atomically. */
-export const writeBaseText = (projectRoot: string, text: string): Effect.Effect<void, IoError> =>
+export const writeBaseText = (projectRoot: string, text: Text): Effect.Effect<void, IoError> =>
   Effect.flatMap(stateOf(projectRoot), (state) => state.write(BASE_FILE, text))
 
 /** Records the base (version 2), atomically. */
@@ -390,3 +402,55 @@ export const modeOnly = (i: PlannedFile): boolean =>
   i.remote.link !== true &&
   i.local.sha256 === i.remote.sha256 &&
   i.local.size === i.remote.size
+
+/**
+ * A base's files as two lists in path order, paths strictly increasing (a version 2 base as read, when its paths
+ * are: as every run writes them; the delta's next base, the unchanged files and the planned paths merged), read as a
+ * map: what a Map of the 10,000 paths would answer, without the 10,000
+ * inserts (a fifth of a one-file push's program time before, with its garbage); `baseTextFor` spreads the lists.
+ */
+export class SortedVersions implements ReadonlyMap<string, string> {
+  constructor(
+    private readonly paths: ReadonlyArray<string>,
+    private readonly versions: ReadonlyArray<string>
+  ) {}
+  get size(): number {
+    return this.paths.length
+  }
+  /** The index of `path`, or -1 (binary search: the paths are strictly increasing). */
+  private indexOf(path: string): number {
+    let lo = 0
+    let hi = this.paths.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const at = this.paths[mid] ?? ""
+      if (at === path) return mid
+      if (at < path) lo = mid + 1
+      else hi = mid - 1
+    }
+    return -1
+  }
+  get(path: string): string | undefined {
+    const i = this.indexOf(path)
+    return i < 0 ? undefined : this.versions[i]
+  }
+  has(path: string): boolean {
+    return this.indexOf(path) >= 0
+  }
+  forEach(f: (version: string, path: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.paths.length; i++) f.call(thisArg, this.versions[i] ?? "", this.paths[i] ?? "", this)
+  }
+  *entries(): MapIterator<[string, string]> {
+    for (let i = 0; i < this.paths.length; i++) yield [this.paths[i] ?? "", this.versions[i] ?? ""]
+  }
+  // The lists' own iterators: `baseTextFor` spreads both, and a generator's steps cost several times an array's.
+  keys(): MapIterator<string> {
+    return this.paths[Symbol.iterator]()
+  }
+  values(): MapIterator<string> {
+    return this.versions[Symbol.iterator]()
+  }
+  [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries()
+  }
+}

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
 import { FileEntries, isEntry, RemoteManifest } from "../../api/files.js"
-import { manifestChecksum, updateText } from "../../domain/hash.js"
+import { manifestChecksum, type Text, updateText } from "../../domain/hash.js"
 import { type FileEntry, Sha256 } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
@@ -119,7 +119,7 @@ export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projec
 export const keptTextFor = (
   url: string,
   manifest: { readonly tenant: string; readonly checksum: string; readonly entries: ReadonlyArray<FileEntry> }
-): ((revision: string) => string) => {
+): ((revision: string) => ReadonlyArray<string>) => {
   const n = manifest.entries.length
   const paths: Array<string> = new Array(n)
   const sizes: Array<number> = new Array(n)
@@ -135,11 +135,12 @@ export const keptTextFor = (
   })
   const { tenant, checksum } = manifest
   const lists = JSON.stringify({ url, tenant, checksum, paths, sizes, sha256: sha256s, executable, links })
-  const open = `${lists.slice(0, -1)},"revision":`
+  // In pieces, never concatenated: the MB of lists is hashed and written as it came from JSON.stringify (see `Text`).
+  const open = [lists.slice(0, -1), ',"revision":']
   const hashed = updateText(createHash("sha256"), open)
   return (revision) => {
     const close = `${JSON.stringify(revision)}}`
-    return `${V3_OPEN}${hashed.copy().update(close).digest("hex")}${V3_KEPT}${open}${close}}`
+    return [V3_OPEN, hashed.copy().update(close).digest("hex"), V3_KEPT, ...open, close, "}"]
   }
 }
 
@@ -152,10 +153,10 @@ export const keptText = (
     readonly checksum: string
     readonly entries: ReadonlyArray<FileEntry>
   }
-): string => keptTextFor(url, manifest)(manifest.revision)
+): string => keptTextFor(url, manifest)(manifest.revision).join("")
 
-/** Keeps a head manifest's text, as `keptText` makes it, for the next run's conditional request. */
-export const keepHeadText = (projectRoot: string, text: string): Effect.Effect<void, IoError> =>
+/** Keeps a head manifest's text, as `keptTextFor` makes it, for the next run's conditional request. */
+export const keepHeadText = (projectRoot: string, text: Text): Effect.Effect<void, IoError> =>
   Effect.flatMap(stateOf(projectRoot), (state) => state.write(HEAD_FILE, text))
 
 /** Keeps a head manifest for the next run's conditional request (an empty tenant has nothing to keep). */
@@ -167,7 +168,7 @@ export const writeKnownHead = (
   const { tenant, revision, checksum, entries } = manifest
   return revision === null
     ? Effect.void
-    : keepHeadText(projectRoot, keptText(url, { tenant, revision, checksum, entries }))
+    : keepHeadText(projectRoot, keptTextFor(url, { tenant, checksum, entries })(revision))
 }
 
 export interface HeadManifest {

@@ -18,7 +18,7 @@ import {
   type ListedThen,
   listingDigest,
   listingImage,
-  listingText,
+  listingPieces,
   MARK_FILE,
   parseListing,
   projectText,
@@ -79,7 +79,7 @@ export const writeMark = (
       override: root !== nodePath.resolve(config.projectRoot, config.project.services ?? "services")
     }
     // The listing first: a mark is only ever read with the listing its digest names (see `readMarkListing`).
-    yield* state.write(LISTING_FILE, listingText(listingImage(listed)))
+    yield* state.write(LISTING_FILE, listingPieces(listingImage(listed)))
     return yield* state.write(MARK_FILE, JSON.stringify(mark))
   })
 

@@ -172,8 +172,14 @@ const digestOfImage = (image: ListingImage): string =>
  * after it. Text, so that it is written as every state file is; its digest is the mark's, so a file left from
  * another mark is never taken for this one.
  */
-export const listingText = (image: ListingImage): string =>
-  `${Buffer.from(image.numbers.buffer, image.numbers.byteOffset, image.numbers.byteLength).toString("base64")}\n${image.text}`
+export const listingText = (image: ListingImage): string => listingPieces(image).join("")
+
+/** The mark's listing as kept (see `listingText`), in pieces: the image's text is not copied into a new string. */
+export const listingPieces = (image: ListingImage): ReadonlyArray<string> => [
+  Buffer.from(image.numbers.buffer, image.numbers.byteOffset, image.numbers.byteLength).toString("base64"),
+  "\n",
+  image.text
+]
 
 /**
  * The listing a mark was made from, as kept: path `k`'s size, mtime and kind (`kindOf`) at `numbers[3k..3k+2]`,

@@ -2,14 +2,17 @@
 // that agreed with the head at a mark, and generated edits since (contents, touches, chmods, deletions, new files,
 // a file made a folder, links, the ignore rules), the delta's plan, local manifest and next base are the full
 // run's, but for the items of unchanged files, which act on nothing; and the mark's listing reads back as written.
-import { FastCheck as fc } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { Effect, FastCheck as fc } from "effect"
 import { describe, expect, it } from "vitest"
 import { fileAndFolder } from "../../../src/domain/caps.js"
 import { type FileEntry, fileEntry, fileVersion, linkEntry } from "../../../src/domain/model.js"
 import { visibleEntries } from "../../../src/programs/files/prepare.js"
 import type { WorkspaceFile } from "../../../src/services/state.js"
 import { DELTA_FILES, deltaOf, planDelta, SortedVersions } from "../../../src/stages/files/delta.js"
-import { baseTextFor, planFiles, type SyncBase } from "../../../src/stages/files/plan.js"
+import { baseTextFor, planFiles, readBase, type SyncBase } from "../../../src/stages/files/plan.js"
 import { listingDigest, listingImage, listingText, parseListing } from "../../../src/stages/files/settledCheck.js"
 import { listingArb } from "../../support/listing.js"
 
@@ -155,7 +158,9 @@ describe("deltaOf and planDelta", () => {
             expect(next.get(p)).toBe(fullNext.get(p))
             expect(next.has(p)).toBe(fullNext.has(p))
           }
-          expect(baseTextFor("t", next)("n")).toBe(baseTextFor("t", new Map([...fullNext].sort(byPath)))("n"))
+          expect(baseTextFor("t", next)("n").join("")).toBe(
+            baseTextFor("t", new Map([...fullNext].sort(byPath)))("n").join("")
+          )
         }
       ),
       { numRuns: 3000 }
@@ -192,6 +197,35 @@ describe("deltaOf and planDelta", () => {
         }
       )
     )
+  })
+
+  it("a base read back holds the entries of the Map of its lists, in path order or not, duplicates too", () => {
+    const root = fs.mkdtempSync(nodePath.join(os.tmpdir(), "agentsync-read-base-"))
+    try {
+      fs.mkdirSync(nodePath.join(root, ".agentsync"))
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.string({ maxLength: 4 }), fc.string({ maxLength: 3 })), { maxLength: 12 }),
+          fc.boolean(),
+          fc.array(fc.string({ maxLength: 4 }), { maxLength: 6 }),
+          (pairs, sort, asked) => {
+            const lists = sort ? [...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) : pairs
+            const paths = lists.map(([p]) => p)
+            const versions = lists.map(([, v]) => v)
+            fs.writeFileSync(
+              nodePath.join(root, ".agentsync", "files-base.json"),
+              JSON.stringify({ version: 2, tenant: "t", revision: "r", paths, versions })
+            )
+            const base = Effect.runSync(readBase(root, "t"))
+            const map = new Map(lists)
+            expect([base.revision, base.files.size, [...base.files]]).toEqual(["r", map.size, [...map]])
+            for (const p of [...paths, ...asked]) expect(base.files.get(p)).toBe(map.get(p))
+          }
+        )
+      )
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true })
+    }
   })
 
   it("leaves to the full run a head entry it cannot place, and a link among the changes", () => {

@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
+import type { Text } from "../../../src/domain/hash.js"
 import { fileEntry, linkEntry, linkTargetProblem } from "../../../src/domain/model.js"
 import { FileState, make as makeFileState, type StateFile } from "../../../src/services/FileState.js"
 import { type WorkspaceFile, type WorkspaceShape, Workspaces } from "../../../src/services/Workspace.js"
@@ -61,7 +62,8 @@ const inMemory = (root: string, projectRoot: string, tree: () => Tree) => {
   const state = {
     ...makeFileState(projectRoot),
     read: (name: StateFile) => Effect.sync(() => kept.get(name)),
-    write: (name: StateFile, text: string) => Effect.sync(() => void kept.set(name, text)),
+    write: (name: StateFile, text: Text) =>
+      Effect.sync(() => void kept.set(name, typeof text === "string" ? text : text.join(""))),
     remove: unused,
     stat: unused
   }
