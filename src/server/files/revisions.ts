@@ -7,10 +7,10 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { NotFound } from "../../api/common.js"
 import { RemoteManifest, RevisionInfo } from "../../api/files.js"
-import { manifestChecksum } from "../../domain/hash.js"
 import { type CachedTree, type ManifestCache, manifestCache } from "./manifestCache.js"
 import { EMPTY_CHECKSUM, type StoredEntry, storageFailure, storedPathOrder, toEntries } from "./stored.js"
 import { applyDelta, type Delta, treeFileAndFolder } from "./tree.js"
+import { treeSums } from "./treeSum.js"
 
 /** A revision of a tenant, the head by default: its id (null before the first push), manifest rows and checksum. */
 export type LoadRevision = RevisionQueries["loadRevision"]
@@ -58,14 +58,17 @@ const rebuild = (revision: string, chain: ReadonlyArray<ChainRow>): Effect.Effec
     entries = applied.next
   }
   const last = chain[chain.length - 1] as ChainRow
-  if (deltas.length > 0 && manifestChecksum(toEntries(entries)) !== last.checksum) {
+  // Its checksum's hash states are kept with it: the next push over it hashes on from them.
+  const sums = deltas.length > 0 ? treeSums(entries) : undefined
+  if (sums !== undefined && sums.checksum !== last.checksum) {
     return Effect.fail(broken(revision, "its deltas do not sum to its checksum"))
   }
   return Effect.succeed({
     entries,
     depth: last.depth,
     chain: last.chain,
-    clean: treeFileAndFolder(entries) === undefined
+    clean: treeFileAndFolder(entries) === undefined,
+    ...(sums === undefined ? {} : { sums })
   })
 }
 

@@ -21,9 +21,8 @@ export interface Applied {
   readonly deleted: number
 }
 
-/** The index of `path` in `rows` (sorted by path), or of where it would go (the first row after it). */
-export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string): number => {
-  let lo = 0
+/** The index of `path` in `rows` (sorted by path), or of where it would go (the first row after it); from `lo` on. */
+export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string, lo = 0): number => {
   let hi = rows.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
@@ -65,18 +64,30 @@ export const applyDelta = (
   const written = new Map<string, StoredEntry>()
   for (const e of set) written.set(e[0], e)
   const sets = [...written.values()].sort(storedPathOrder)
-  const gone = new Set([...seen].filter((p) => !written.has(p)))
+  const gone = [...seen].filter((p) => !written.has(p)).sort()
   const changedRows: Array<StoredEntry> = []
   let added = 0
   let changed = 0
   const next: Array<StoredEntry> = []
-  // The base's rows in order: `b` is the one at `i`, undefined past the end.
+  // The base's rows in order: `i` is the first not yet taken or left out; `g` the first path of `gone` not yet met.
   let i = 0
-  let b = base[0]
+  let g = 0
+  /** The base's rows from `i` up to `end`, but those deleted (each is a row of the base: met on the way, in order). */
+  const copyTo = (end: number) => {
+    while (i < end) {
+      const cut = g < gone.length ? Math.min(end, lowerBound(base, gone[g] as string, i)) : end
+      for (; i < cut; i++) next.push(base[i] as StoredEntry)
+      if (cut < end) {
+        i++
+        g++
+      }
+    }
+  }
   for (const e of sets) {
-    for (; b !== undefined && b[0] < e[0]; b = base[++i]) if (!gone.has(b[0])) next.push(b)
+    copyTo(lowerBound(base, e[0], i))
+    const b = base[i]
     const before = b !== undefined && b[0] === e[0] ? b : undefined
-    if (before !== undefined) b = base[++i]
+    if (before !== undefined) i++
     if (before === undefined) {
       added++
       changedRows.push(e)
@@ -90,13 +101,13 @@ export const applyDelta = (
       next.push(e)
     }
   }
-  for (; b !== undefined; b = base[++i]) if (!gone.has(b[0])) next.push(b)
+  copyTo(base.length)
   return {
     next,
-    delta: { set: changedRows, delete: [...gone].sort() },
+    delta: { set: changedRows, delete: gone },
     added,
     changed,
-    deleted: gone.size
+    deleted: gone.length
   }
 }
 

@@ -9,7 +9,7 @@ import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
-import { manifestChecksum, sha256 } from "../../domain/hash.js"
+import { sha256 } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
@@ -17,8 +17,9 @@ import { readArchive } from "../../stages/files/archive.js"
 import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
-import { BATCH_ROWS, storageFailure, stored, toEntry } from "./stored.js"
+import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
+import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
 // Blob inserts are batched by bytes so memory stays flat however large the tree.
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -299,15 +300,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         if ("missing" in applied)
           return yield* new InvalidInput({ field: "delete", reason: `${applied.missing} is not in the base revision` })
         const { next } = applied
+        // The totals against the caps move by the rows the push changed; so does the checksum, hashed on from the
+        // base's last hash state before the first of them.
+        const totals = base === undefined ? totalsOf(next) : totalsAfterDelta(base.entries, base.totals, applied.delta)
         // What every client can pull: the server never keeps a tree a client would refuse. Over an empty tenant the
         // tree is the header's rows (fewer, if a path came twice), which its decoding checked against the same caps.
-        const over =
-          base === undefined
-            ? undefined
-            : treeOverCaps(
-                next.map(([path, size]) => [path, size] as const),
-                caps
-              )
+        const over = base === undefined ? undefined : overCaps(next, totals, caps)
         if (over !== undefined)
           return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
         const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
@@ -317,7 +315,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
           })
         }
-        const checksum = manifestChecksum(next.map(toEntry))
+        const sums = treeSums(next, base?.sums, unchangedRows(next, applied.delta))
+        const checksum = sums.checksum
         if (checksum !== head.checksum) {
           return yield* new InvalidInput({
             field: "checksum",
@@ -391,7 +390,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
                     ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted}, ${STORAGE})
             RETURNING id)
           UPDATE tenants SET head = (SELECT id FROM made) WHERE id = ${caller.tenantId}`
-        committed = { id, tree: { entries: next, depth, chain, clean: true } }
+        committed = { id, tree: { entries: next, depth, chain, clean: true, sums, totals } }
         return new UploadResult({
           revision: id,
           parent: current,
