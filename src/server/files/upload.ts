@@ -14,6 +14,7 @@ import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.j
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { readArchive } from "../../stages/files/archive.js"
+import { blobProbes } from "./blobProbe.js"
 import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
@@ -66,6 +67,7 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 }
 
 export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
+  const probes = blobProbes(sql)
   const findByKey = (tenantId: string, key: string) =>
     sql<{ id: string; parent: string | null; files: number }>`
       SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
@@ -205,14 +207,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       inflight = undefined
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
       return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(
-          registered
-            ? sql`WITH gone AS (DELETE FROM uploads WHERE id = ${uploadId})
-                DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND written_by = ${uploadId}
-                  AND sha256 = ANY(${[...received]}::text[])
-                  AND NOT EXISTS (SELECT 1 FROM revisions WHERE id = ${uploadId})`
-            : Effect.void
-        ),
+        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received]) : Effect.void),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
@@ -342,23 +337,13 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           }
         }
         // Those received that another upload had stored (pending for it, or permanent) are made permanent here,
-        // one statement over the few rows still marked, the hashes as one array parameter.
-        if (held.size > 0) {
-          yield* sql`UPDATE blobs SET upload_id = NULL, written_by = NULL
-            WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...held]}::text[])
-              AND (upload_id IS NOT NULL OR written_by IS NOT NULL)`
-        }
+        // one statement over the few rows still marked.
+        if (held.size > 0) yield* probes.makePermanent(caller.tenantId, [...held])
         // Every other blob the tree's new rows name must be stored and permanent: one this upload wrote is.
         const looked = new Set<string>()
         for (const e of head.set) if (held.has(e.sha256) || !received.has(e.sha256)) looked.add(e.sha256)
         const present = new Set(
-          looked.size === 0
-            ? []
-            : (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs b
-                WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...looked]}::text[]) AND upload_id IS NULL
-                  AND (written_by IS NULL OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = b.written_by))`).map(
-                (r) => r.sha256
-              )
+          looked.size === 0 ? [] : (yield* probes.present(caller.tenantId, [...looked])).map((r) => r.sha256)
         )
         const missing = looked.size === 0 ? [] : head.set.filter((e) => looked.has(e.sha256) && !present.has(e.sha256))
         if (missing.some((e) => received.has(e.sha256))) {
