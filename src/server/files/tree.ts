@@ -83,7 +83,9 @@ export const applyDelta = (
       const cut = g < gone.length ? Math.min(end, lowerBound(base, gone[g] as string, i)) : end
       for (; i < cut; i++) next[w++] = base[i] as StoredEntry
       if (cut < end) {
-        i++
+        // Left out, with any row of the same path after it (a tree is never stored so, but one read back is not trusted).
+        const path = gone[g]
+        while (i < end && (base[i] as StoredEntry)[0] === path) i++
         g++
       }
     }
@@ -107,6 +109,8 @@ export const applyDelta = (
     }
   }
   copyTo(base.length)
+  // Written to its end, but for a base holding a path twice, which the count above took once.
+  next.length = w
   return {
     next,
     delta: { set: changedRows, delete: gone },
