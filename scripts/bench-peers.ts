@@ -9,7 +9,9 @@
 //
 // `--large` adds a tree of 100,000 files (first upload, no-change run and full download rows). `--before` names
 // the `dist/bin.js` of an earlier build, measured in the same rounds as "before" (its own server and database),
-// with this build's ratio to it. Tools not installed are left out.
+// with this build's ratio to it. Tools not installed are left out. Under the table, the floor of the no-change and
+// one-file rows, sampled in the same rounds with the same node (scripts/bench-floor.ts): Node's start alone, and Node
+// plus a plain readdirSync/lstatSync walk of the same tree, with each run's ratio to them.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { connect } from "node:net"
@@ -20,6 +22,7 @@ import { makeMembership } from "../src/domain/membership.js"
 import { walkTree } from "../src/services/state.js"
 import { checkSettled, listingDigest } from "../src/stages/files/settledCheck.js"
 import { startServe } from "../test/support/cli.js"
+import { nodeStart, plainWalk, times, walkScript } from "./bench-floor.js"
 import {
   freePort,
   generate,
@@ -312,6 +315,10 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
     const samples = new Map<string, Map<Case, Array<Sample | "failed">>>(
       peers.map((p) => [p.name, new Map(CASES.map((c) => [c, []]))])
     )
+    // The floor under a no-change or one-file run, sampled in every round beside the cases (see bench-floor.ts).
+    const floorCases = (["no-change run", "one file changed"] as const).filter((c) => cases.includes(c))
+    const walker = walkScript(work)
+    const floor = { start: [] as Array<Timed>, walk: [] as Array<Timed> }
     let changes = 0
     for (let round = 0; round < rounds; round++) {
       const order = peers.map((_, i) => peers[(i + round) % peers.length]!)
@@ -366,6 +373,10 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
             `${p.name}: the download holds ${got.files} files / ${got.bytes} B, not ${want.files} / ${want.bytes}`
           )
       }
+      for (let i = 0; i < (floorCases.length > 0 ? 3 : 0); i++) {
+        floor.start.push(nodeStart(work))
+        floor.walk.push(plainWalk(walker, join(tree, "services")))
+      }
     }
     const fmt = (s: ReadonlyArray<Sample | "failed">, key: keyof Sample) => {
       const ok = s.filter((x): x is Sample => x !== "failed")
@@ -409,6 +420,31 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
       console.log(
         `| ${c} | ${cells.join(" | ")} | ${ratio(wall, best?.[0])} | ${ratio(cpu, best?.[1])} | ${server === undefined ? "—" : server.toFixed(2)} |${versus}`
       )
+    }
+    if (floor.start.length > 0) {
+      const m = (xs: ReadonlyArray<Timed>, key: "seconds" | "cpu") => median(xs.map((x) => x[key]))
+      const [startWall, startCpu, walkWall, walkCpu] = [
+        m(floor.start, "seconds"),
+        m(floor.start, "cpu"),
+        m(floor.walk, "seconds"),
+        m(floor.walk, "cpu")
+      ]
+      console.log(
+        `\nfloor, in the same rounds (medians of ${floor.start.length}), the same node: node start alone ${startWall.toFixed(2)} s (${startCpu.toFixed(2)} s CPU); node + a plain readdirSync/lstatSync walk of the tree ${walkWall.toFixed(2)} s (${walkCpu.toFixed(2)} s CPU)`
+      )
+      console.log(
+        "| case | build | wall (client CPU) | ÷ node start, wall | ÷ node start, CPU | ÷ node + walk, wall | ÷ node + walk, CPU |\n| --- | --- | --- | --- | --- | --- | --- |"
+      )
+      for (const c of floorCases) {
+        for (const name of ["agentsync", "before"]) {
+          const s = samples.get(name)?.get(c)
+          const [wall, cpu] = s === undefined ? [undefined, undefined] : [fmt(s, "seconds"), fmt(s, "cpu")]
+          if (wall === undefined || cpu === undefined) continue
+          console.log(
+            `| ${c} | ${name} | ${wall.toFixed(2)} (${cpu.toFixed(2)}) | ${times(wall, startWall)} | ${times(cpu, startCpu)} | ${times(wall, walkWall)} | ${times(cpu, walkCpu)} |`
+          )
+        }
+      }
     }
     const ours = peers.find((p) => p.name === "agentsync")
     if (ours !== undefined && cases.includes("no-change run")) await budget(ours, join(work, "client-agentsync"))

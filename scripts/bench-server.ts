@@ -14,7 +14,9 @@
 // `--before` also measures an earlier build's server (its own database) in the same rounds. `--concurrent N` measures
 // instead N clients each pushing one changed file into its own tenant at once: every tenant holds a settled tree of
 // `--files` files; the wall time until the last push ends, the clients' CPU summed, the server's CPU, and one push
-// alone beside them (what one client costs). `--compression` measures instead the archive formats on the bench corpus
+// alone beside them (what one client costs), and the floor measured in the same rounds (scripts/bench-floor.ts): N
+// plain readdirSync/lstatSync walks of the tenants' trees at once with the same node, one alone, Node's start alone,
+// and each server's ratio to them. `--compression` measures instead the archive formats on the bench corpus
 // (the files' tar records, batched as both sides batch them, through the same writer and strict reader): bytes, and
 // the CPU to compress and to read back, for gzip 1 and 6 and, where this Node has zstd, zstd 1, 3 and 6.
 // `--transfer` measures instead a first full upload and a full download of the bench corpus through each server (each
@@ -49,6 +51,7 @@ import {
   readArchive,
   tarOf
 } from "../src/stages/files/archive.js"
+import { nodeStart, timedAsync, times, walkScript } from "./bench-floor.js"
 import {
   freePort,
   generate,
@@ -251,25 +254,8 @@ const wrk = (url: string, token: string, head: string, pid: number, pgPort: numb
   })
 
 /** A push run under /usr/bin/time, asynchronously: wall and CPU seconds (the command and its children). */
-const timedAsync = (bin: string, cwd: string, env: Record<string, string>) =>
-  new Promise<{ seconds: number; cpu: number }>((resolve, reject) => {
-    const started = performance.now()
-    const child = spawn("/usr/bin/time", ["-f", "%U %S", process.execPath, bin, "files", "push"], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let err = ""
-    child.stderr.on("data", (d) => {
-      err += d
-    })
-    child.on("exit", (code) => {
-      const seconds = (performance.now() - started) / 1000
-      if (code !== 0) return reject(new Error(`files push failed (${code}): ${err}`))
-      const [user, sys] = err.trim().split("\n").at(-1)!.split(" ").map(Number)
-      resolve({ seconds, cpu: user! + sys! })
-    })
-  })
+const timedPush = (bin: string, cwd: string, env: Record<string, string>) =>
+  timedAsync([bin, "files", "push"], cwd, env)
 
 /** `count` tenants on a server, each with a settled tree of `files` files (mtimes in the past, so cached). */
 const settledTenants = (
@@ -310,17 +296,34 @@ const concurrentPushes = async (
   )
   type Sample = { wall: number; clientCpu: number; serverCpu: number; alone: number; aloneCpu: number }
   const samples = servers.map(() => [] as Array<Sample>)
+  // The floor in the same rounds (see bench-floor.ts): N plain walks of the tenants' trees at once, then one alone,
+  // and Node's start alone.
+  const walker = walkScript(work)
+  const floor: Array<Sample> = []
+  const starts: Array<Timed> = []
   for (let round = 0; round < Number(flags.rounds); round++) {
+    {
+      const started = performance.now()
+      const runs = await Promise.all(tenants[0]!.map((t) => timedAsync([walker, join(t.root, "services")], t.root)))
+      const wall = (performance.now() - started) / 1000
+      const alone = await timedAsync([walker, join(tenants[0]![0]!.root, "services")], work)
+      const clientCpu = runs.reduce((n, r) => n + r.cpu, 0)
+      floor.push({ wall, clientCpu, serverCpu: 0, alone: alone.seconds, aloneCpu: alone.cpu })
+      starts.push(nodeStart(work))
+      console.error(
+        `round ${round + 1}, floor: ${count} walks at once ${wall.toFixed(2)} s, ${clientCpu.toFixed(2)} s CPU; one alone ${alone.seconds.toFixed(2)} s (${alone.cpu.toFixed(2)} s CPU)`
+      )
+    }
     for (const [j, s] of servers.entries()) {
       for (const t of tenants[j]!) writeFileSync(t.changed, `changed in round ${round}\n`, { flag: "a" })
       const cpu = procCpu(s.pid)
       const started = performance.now()
-      const runs = await Promise.all(tenants[j]!.map((t) => timedAsync(s.bin, t.root, t.env)))
+      const runs = await Promise.all(tenants[j]!.map((t) => timedPush(s.bin, t.root, t.env)))
       const wall = (performance.now() - started) / 1000
       const serverCpu = procCpu(s.pid) - cpu
       const one = tenants[j]![0]!
       writeFileSync(one.changed, `alone in round ${round}\n`, { flag: "a" })
-      const alone = await timedAsync(s.bin, one.root, one.env)
+      const alone = await timedPush(s.bin, one.root, one.env)
       const clientCpu = runs.reduce((n, r) => n + r.cpu, 0)
       samples[j]!.push({ wall, clientCpu, serverCpu, alone: alone.seconds, aloneCpu: alone.cpu })
       console.error(
@@ -335,6 +338,39 @@ const concurrentPushes = async (
     const m = (f: (x: Sample) => number) => median(samples[j]!.map(f))
     console.log(
       `| ${s.name} | ${m((x) => x.wall).toFixed(2)} s | ${m((x) => x.clientCpu).toFixed(2)} s | ${m((x) => x.serverCpu).toFixed(2)} s | ${(m((x) => x.clientCpu) / count).toFixed(3)} s | ${((m((x) => x.serverCpu) / count) * 1000).toFixed(0)} ms | ${m((x) => x.alone).toFixed(2)} s (${m((x) => x.aloneCpu).toFixed(2)} s) |`
+    )
+  }
+  const f = (g: (x: Sample) => number) => median(floor.map(g))
+  console.log(
+    `| floor: ${count} plain walks at once (node + readdirSync/lstatSync of each tenant's tree) | ${f((x) => x.wall).toFixed(2)} s | ${f((x) => x.clientCpu).toFixed(2)} s | — | ${(f((x) => x.clientCpu) / count).toFixed(3)} s | — | ${f((x) => x.alone).toFixed(2)} s (${f((x) => x.aloneCpu).toFixed(2)} s) |`
+  )
+  const startCpu = median(starts.map((x) => x.cpu))
+  console.log(
+    `\nnode start alone: ${median(starts.map((x) => x.seconds)).toFixed(2)} s (${startCpu.toFixed(2)} s CPU), ${count} of them ${(startCpu * count).toFixed(2)} s CPU`
+  )
+  for (const [j, s] of servers.entries()) {
+    const m = (g: (x: Sample) => number) => median(samples[j]!.map(g))
+    const wall = times(
+      m((x) => x.wall),
+      f((x) => x.wall)
+    )
+    const cpu = times(
+      m((x) => x.clientCpu),
+      f((x) => x.clientCpu)
+    )
+    const both = times(
+      m((x) => x.clientCpu + x.serverCpu),
+      f((x) => x.clientCpu)
+    )
+    const alone = `${times(
+      m((x) => x.alone),
+      f((x) => x.alone)
+    )} wall, ${times(
+      m((x) => x.aloneCpu),
+      f((x) => x.aloneCpu)
+    )} CPU`
+    console.log(
+      `${s.name} ÷ the floor: ${count} at once ${wall} wall, ${cpu} clients' CPU, ${both} clients' and server's CPU; one alone ${alone}`
     )
   }
 }

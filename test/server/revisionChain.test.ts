@@ -13,6 +13,7 @@ import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { Conflict, type TarballUnsafe } from "../../src/errors.js"
 import { makeFileStore } from "../../src/server/files/FileStore.js"
+import { revisionQueries } from "../../src/server/files/revisions.js"
 import { type StoredEntry, stored } from "../../src/server/files/stored.js"
 import { MAX_DEPTH } from "../../src/server/files/tree.js"
 import * as Migrations from "../../src/server/migrations.js"
@@ -300,6 +301,54 @@ layer(Db, { excludeTestServices: true })("revisions stored as deltas", (it) => {
       const head = yield* fresh.manifest("again")
       expect(head.revision).toBe(r1.revision)
       expect(head.entries.map((e) => ({ ...e }))).toEqual(entriesOf(t1).map((e) => ({ ...e })))
+    })
+  )
+
+  it.effect("refuses a damaged stored manifest or delta with the revision and field named, and serves nothing", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO tenants (id, name) VALUES ('damaged', 'damaged')`
+      const t0: Tree = new Map([
+        ["content/a.md", { text: "a", executable: false }],
+        ["content/b.md", { text: "b", executable: false }]
+      ])
+      const t1: Tree = new Map(t0).set("content/c.md", { text: "c", executable: false })
+      const s = yield* store
+      const r0 = yield* s.upload(caller("damaged"), yield* push(null, t0, [...t0.keys()], []), {
+        idempotencyKey: undefined
+      })
+      const r1 = yield* s.upload(caller("damaged"), yield* push(r0.revision, t1, ["content/c.md"], []), {
+        idempotencyKey: undefined
+      })
+      const rows = entriesOf(t0).map(stored)
+      const reason = (revision: string) =>
+        Effect.flip(revisionQueries(sql).tree("damaged", revision)).pipe(Effect.map((e) => e.message))
+      const served = (revision: string) =>
+        Effect.either(Effect.flatMap(store, (fresh) => fresh.manifest("damaged", revision)))
+      // The second row's size as text: the whole manifest parses, but is not rows.
+      const damaged = JSON.stringify([rows[0], [...(rows[1] as StoredEntry)].map((v, i) => (i === 1 ? "1" : v))])
+      yield* sql`UPDATE revisions SET manifest_text = ${damaged} WHERE id = ${r0.revision}`
+      expect(yield* reason(r0.revision)).toBe(
+        `the stored tree of revision ${r0.revision} is broken: the whole manifest of revision ${r0.revision}: row 1 its size is not a non-negative integer`
+      )
+      // The revision over it names the one whose manifest is damaged.
+      expect(yield* reason(r1.revision)).toContain(`the whole manifest of revision ${r0.revision}: row 1 its size`)
+      for (const revision of [r0.revision, r1.revision]) {
+        const answer = yield* served(revision)
+        expect(Either.isLeft(answer) && answer.left).toMatchObject({ _tag: "ApiError", status: 500 })
+      }
+      // A delta whose row names a path outside the tree.
+      yield* sql`UPDATE revisions SET manifest_text = ${JSON.stringify(rows)} WHERE id = ${r0.revision}`
+      yield* sql`UPDATE revisions SET delta = jsonb_set(delta, '{set,0,0}', '"../c.md"') WHERE id = ${r1.revision}`
+      expect(yield* reason(r1.revision)).toBe(
+        `the stored tree of revision ${r1.revision} is broken: the delta of revision ${r1.revision}: its set row 0 its path is not a relative path inside the tree`
+      )
+      const answer = yield* served(r1.revision)
+      expect(Either.isLeft(answer) && answer.left).toMatchObject({ _tag: "ApiError", status: 500 })
+      // Repaired, both read back as pushed.
+      yield* sql`UPDATE revisions SET delta = jsonb_set(delta, '{set,0,0}', '"content/c.md"') WHERE id = ${r1.revision}`
+      const repaired = yield* (yield* store).manifest("damaged", r1.revision)
+      expect(repaired.entries.map((e) => ({ ...e }))).toEqual(entriesOf(t1).map((e) => ({ ...e })))
     })
   )
 })

@@ -4,6 +4,7 @@
  * always read from the database, only its tree comes from here. Bounded by the rows held, least recently used first.
  */
 import type { StoredEntry } from "./stored.js"
+import type { TreeSums, TreeTotals } from "./treeSum.js"
 
 /** A revision's tree as its chain of deltas left it. */
 export interface CachedTree {
@@ -14,6 +15,9 @@ export interface CachedTree {
   readonly chain: number
   /** Whether no path of the tree is both a file and a folder (checked at its commit, or when read). */
   readonly clean: boolean
+  /** Its checksum's hash states and its totals against the caps, when counted (a push over it counts them else). */
+  readonly sums?: TreeSums
+  readonly totals?: TreeTotals
 }
 
 /** Rows held at most by default: about 100 MiB of parsed rows; consecutive revisions share most of theirs. */

@@ -7,20 +7,28 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { NotFound } from "../../api/common.js"
 import { RemoteManifest, RevisionInfo } from "../../api/files.js"
-import { manifestChecksum } from "../../domain/hash.js"
+import { isRelPath } from "../../domain/model.js"
 import { type CachedTree, type ManifestCache, manifestCache } from "./manifestCache.js"
-import { EMPTY_CHECKSUM, type StoredEntry, storageFailure, storedPathOrder, toEntries } from "./stored.js"
+import {
+  decodeStoredRows,
+  EMPTY_CHECKSUM,
+  type StoredEntry,
+  storageFailure,
+  storedPathOrder,
+  toEntries
+} from "./stored.js"
 import { applyDelta, type Delta, treeFileAndFolder } from "./tree.js"
+import { treeSums } from "./treeSum.js"
 
 /** A revision of a tenant, the head by default: its id (null before the first push), manifest rows and checksum. */
 export type LoadRevision = RevisionQueries["loadRevision"]
 export type RevisionQueries = ReturnType<typeof revisionQueries>
 
-/** A row of a revision's chain: its whole manifest (JSON text), or its delta against its parent. */
+/** A row of a revision's chain: its whole manifest (JSON text), or its delta against its parent (as read, unchecked). */
 interface ChainRow {
   readonly id: string
   readonly manifest: string | null
-  readonly delta: Delta | null
+  readonly delta: unknown
   readonly depth: number
   readonly chain: number
   readonly checksum: string
@@ -28,6 +36,18 @@ interface ChainRow {
 
 const broken = (revision: string, why: string) =>
   new SqlError({ message: `the stored tree of revision ${revision} is broken: ${why}` })
+
+/** A stored delta read back: its rows set and paths deleted checked, or what is wrong with it. */
+const decodeDelta = (value: unknown): Delta | { readonly problem: string } => {
+  if (typeof value !== "object" || value === null) return { problem: "is not an object" }
+  const { set, delete: deleted } = value as { readonly set?: unknown; readonly delete?: unknown }
+  const rows = decodeStoredRows(set)
+  if ("problem" in rows) return { problem: `its set ${rows.problem}` }
+  if (!Array.isArray(deleted)) return { problem: "its delete is not an array of paths" }
+  const bad = deleted.findIndex((p) => !isRelPath(p))
+  if (bad !== -1) return { problem: `its delete ${bad} is not a relative path inside the tree` }
+  return { set: rows.rows, delete: deleted as ReadonlyArray<string> }
+}
 
 /** Rows as stored are sorted by path; one that is not (never written so) is sorted, not trusted. */
 const sortedRows = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<StoredEntry> => {
@@ -44,28 +64,37 @@ const sortedRows = (rows: ReadonlyArray<StoredEntry>): ReadonlyArray<StoredEntry
 const rebuild = (revision: string, chain: ReadonlyArray<ChainRow>): Effect.Effect<CachedTree, SqlError> => {
   const [first, ...deltas] = chain
   if (first?.manifest == null) return Effect.fail(broken(revision, "no whole manifest at the start of its chain"))
-  let entries: ReadonlyArray<StoredEntry>
+  let parsed: unknown
   try {
-    // Written by this server as JSON of stored rows; read back as the rest of a revision's row is, without a schema.
-    entries = sortedRows(JSON.parse(first.manifest))
+    parsed = JSON.parse(first.manifest)
   } catch (cause) {
-    return Effect.fail(broken(revision, `its whole manifest does not parse: ${String(cause)}`))
+    return Effect.fail(broken(revision, `the whole manifest of revision ${first.id} does not parse: ${String(cause)}`))
   }
+  // Read back from the database, a boundary: every row checked before any is served.
+  const whole = decodeStoredRows(parsed)
+  if ("problem" in whole)
+    return Effect.fail(broken(revision, `the whole manifest of revision ${first.id}: ${whole.problem}`))
+  let entries = sortedRows(whole.rows)
   for (const row of deltas) {
     if (row.delta === null) return Effect.fail(broken(revision, `revision ${row.id} has no delta`))
-    const applied = applyDelta(entries, row.delta.set, row.delta.delete)
+    const delta = decodeDelta(row.delta)
+    if ("problem" in delta) return Effect.fail(broken(revision, `the delta of revision ${row.id}: ${delta.problem}`))
+    const applied = applyDelta(entries, delta.set, delta.delete)
     if ("missing" in applied) return Effect.fail(broken(revision, `${applied.missing} deleted but not there`))
     entries = applied.next
   }
   const last = chain[chain.length - 1] as ChainRow
-  if (deltas.length > 0 && manifestChecksum(toEntries(entries)) !== last.checksum) {
+  // Its checksum's hash states are kept with it: the next push over it hashes on from them.
+  const sums = deltas.length > 0 ? treeSums(entries) : undefined
+  if (sums !== undefined && sums.checksum !== last.checksum) {
     return Effect.fail(broken(revision, "its deltas do not sum to its checksum"))
   }
   return Effect.succeed({
     entries,
     depth: last.depth,
     chain: last.chain,
-    clean: treeFileAndFolder(entries) === undefined
+    clean: treeFileAndFolder(entries) === undefined,
+    ...(sums === undefined ? {} : { sums })
   })
 }
 

@@ -21,9 +21,8 @@ export interface Applied {
   readonly deleted: number
 }
 
-/** The index of `path` in `rows` (sorted by path), or of where it would go (the first row after it). */
-export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string): number => {
-  let lo = 0
+/** The index of `path` in `rows` (sorted by path), or of where it would go (the first row after it); from `lo` on. */
+export const lowerBound = (rows: ReadonlyArray<StoredEntry>, path: string, lo = 0): number => {
   let hi = rows.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
@@ -65,38 +64,59 @@ export const applyDelta = (
   const written = new Map<string, StoredEntry>()
   for (const e of set) written.set(e[0], e)
   const sets = [...written.values()].sort(storedPathOrder)
-  const gone = new Set([...seen].filter((p) => !written.has(p)))
+  const gone = [...seen].filter((p) => !written.has(p)).sort()
   const changedRows: Array<StoredEntry> = []
   let added = 0
   let changed = 0
-  const next: Array<StoredEntry> = []
-  // The base's rows in order: `b` is the one at `i`, undefined past the end.
+  // Its length known, the tree is written into an array of that length: pushed row by row, it grew by copies (a
+  // 100,000-row tree took three times its memory, and this machine pays for fresh memory at its first touch).
+  let length = base.length - gone.length
+  for (const e of sets) if (rowOf(base, e[0]) === undefined) length++
+  const next = new Array<StoredEntry>(length)
+  let w = 0
+  // The base's rows in order: `i` is the first not yet taken or left out; `g` the first path of `gone` not yet met.
   let i = 0
-  let b = base[0]
+  let g = 0
+  /** The base's rows from `i` up to `end`, but those deleted (each is a row of the base: met on the way, in order). */
+  const copyTo = (end: number) => {
+    while (i < end) {
+      const cut = g < gone.length ? Math.min(end, lowerBound(base, gone[g] as string, i)) : end
+      for (; i < cut; i++) next[w++] = base[i] as StoredEntry
+      if (cut < end) {
+        // Left out, with any row of the same path after it (a tree is never stored so, but one read back is not trusted).
+        const path = gone[g]
+        while (i < end && (base[i] as StoredEntry)[0] === path) i++
+        g++
+      }
+    }
+  }
   for (const e of sets) {
-    for (; b !== undefined && b[0] < e[0]; b = base[++i]) if (!gone.has(b[0])) next.push(b)
+    copyTo(lowerBound(base, e[0], i))
+    const b = base[i]
     const before = b !== undefined && b[0] === e[0] ? b : undefined
-    if (before !== undefined) b = base[++i]
+    if (before !== undefined) i++
     if (before === undefined) {
       added++
       changedRows.push(e)
-      next.push(e)
+      next[w++] = e
     } else if (sameRow(before, e)) {
       // Unchanged: the parent's row is kept (and shared with the parent's cached tree).
-      next.push(before)
+      next[w++] = before
     } else {
       changed++
       changedRows.push(e)
-      next.push(e)
+      next[w++] = e
     }
   }
-  for (; b !== undefined; b = base[++i]) if (!gone.has(b[0])) next.push(b)
+  copyTo(base.length)
+  // Written to its end, but for a base holding a path twice, which the count above took once.
+  next.length = w
   return {
     next,
-    delta: { set: changedRows, delete: [...gone].sort() },
+    delta: { set: changedRows, delete: gone },
     added,
     changed,
-    deleted: gone.size
+    deleted: gone.length
   }
 }
 

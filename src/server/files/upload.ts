@@ -9,16 +9,18 @@ import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
-import { manifestChecksum, sha256 } from "../../domain/hash.js"
+import { sha256 } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { readArchive } from "../../stages/files/archive.js"
+import { blobProbes } from "./blobProbe.js"
 import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
-import { BATCH_ROWS, storageFailure, stored, toEntry } from "./stored.js"
+import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
+import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
 // Blob inserts are batched by bytes so memory stays flat however large the tree.
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -65,6 +67,7 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
 }
 
 export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
+  const probes = blobProbes(sql)
   const findByKey = (tenantId: string, key: string) =>
     sql<{ id: string; parent: string | null; files: number }>`
       SELECT id, parent, files FROM revisions WHERE tenant_id = ${tenantId} AND idempotency_key = ${key}`.pipe(
@@ -204,14 +207,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       inflight = undefined
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
       return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(
-          registered
-            ? sql`WITH gone AS (DELETE FROM uploads WHERE id = ${uploadId})
-                DELETE FROM blobs WHERE tenant_id = ${caller.tenantId} AND written_by = ${uploadId}
-                  AND sha256 = ANY(${[...received]}::text[])
-                  AND NOT EXISTS (SELECT 1 FROM revisions WHERE id = ${uploadId})`
-            : Effect.void
-        ),
+        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received]) : Effect.void),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
@@ -299,15 +295,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         if ("missing" in applied)
           return yield* new InvalidInput({ field: "delete", reason: `${applied.missing} is not in the base revision` })
         const { next } = applied
+        // The totals against the caps move by the rows the push changed; so does the checksum, hashed on from the
+        // base's last hash state before the first of them.
+        const totals = base === undefined ? totalsOf(next) : totalsAfterDelta(base.entries, base.totals, applied.delta)
         // What every client can pull: the server never keeps a tree a client would refuse. Over an empty tenant the
         // tree is the header's rows (fewer, if a path came twice), which its decoding checked against the same caps.
-        const over =
-          base === undefined
-            ? undefined
-            : treeOverCaps(
-                next.map(([path, size]) => [path, size] as const),
-                caps
-              )
+        const over = base === undefined ? undefined : overCaps(next, totals, caps)
         if (over !== undefined)
           return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
         const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
@@ -317,7 +310,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
           })
         }
-        const checksum = manifestChecksum(next.map(toEntry))
+        const sums = treeSums(next, base?.sums, unchangedRows(next, applied.delta))
+        const checksum = sums.checksum
         if (checksum !== head.checksum) {
           return yield* new InvalidInput({
             field: "checksum",
@@ -343,23 +337,13 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           }
         }
         // Those received that another upload had stored (pending for it, or permanent) are made permanent here,
-        // one statement over the few rows still marked, the hashes as one array parameter.
-        if (held.size > 0) {
-          yield* sql`UPDATE blobs SET upload_id = NULL, written_by = NULL
-            WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...held]}::text[])
-              AND (upload_id IS NOT NULL OR written_by IS NOT NULL)`
-        }
+        // one statement over the few rows still marked.
+        if (held.size > 0) yield* probes.makePermanent(caller.tenantId, [...held])
         // Every other blob the tree's new rows name must be stored and permanent: one this upload wrote is.
         const looked = new Set<string>()
         for (const e of head.set) if (held.has(e.sha256) || !received.has(e.sha256)) looked.add(e.sha256)
         const present = new Set(
-          looked.size === 0
-            ? []
-            : (yield* sql<{ sha256: string }>`SELECT sha256 FROM blobs b
-                WHERE tenant_id = ${caller.tenantId} AND sha256 = ANY(${[...looked]}::text[]) AND upload_id IS NULL
-                  AND (written_by IS NULL OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = b.written_by))`).map(
-                (r) => r.sha256
-              )
+          looked.size === 0 ? [] : (yield* probes.present(caller.tenantId, [...looked])).map((r) => r.sha256)
         )
         const missing = looked.size === 0 ? [] : head.set.filter((e) => looked.has(e.sha256) && !present.has(e.sha256))
         if (missing.some((e) => received.has(e.sha256))) {
@@ -391,7 +375,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
                     ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted}, ${STORAGE})
             RETURNING id)
           UPDATE tenants SET head = (SELECT id FROM made) WHERE id = ${caller.tenantId}`
-        committed = { id, tree: { entries: next, depth, chain, clean: true } }
+        committed = { id, tree: { entries: next, depth, chain, clean: true, sums, totals } }
         return new UploadResult({
           revision: id,
           parent: current,

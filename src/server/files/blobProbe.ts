@@ -1,0 +1,60 @@
+/**
+ * An upload's statements over a set of the tenant's blobs named by hash (the commit's checks, its clean-up), each
+ * finding the rows by one lookup of the primary key per hash, whatever the table's statistics say.
+ */
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
+
+/**
+ * The rows of the tenant's blobs of `hashes` that meet `condition` (over `b`), found one hash at a time: a lateral
+ * subquery with a limit is never flattened into a join, so the planner cannot trade the lookups for a scan of all the
+ * tenant's blobs. With `sha256 = ANY($hashes)` it did while the statistics were those of a tenant with few blobs (as
+ * during a first upload, before any analyze): a bitmap scan of every blob of the tenant, the hashes a filter (see
+ * `HELD` in blobWrite.ts, where the same was found). Each row's `sha256` and `ctid`.
+ */
+export const probeBlobs = (
+  sql: SqlClient.SqlClient,
+  tenantId: string,
+  hashes: ReadonlyArray<string>,
+  condition: Fragment
+) =>
+  sql`SELECT b.sha256, b.ctid FROM unnest(${[...hashes]}::text[]) AS h(sha256),
+    LATERAL (SELECT b.sha256, b.ctid FROM blobs b
+             WHERE b.tenant_id = ${tenantId} AND b.sha256 = h.sha256 AND ${condition} LIMIT 1) AS b`
+
+/**
+ * The statements an upload runs over its hashes. An update or delete takes the rows the probe found by their `ctid`
+ * (a TID scan, which a concurrent update follows to the row's newest version) and checks its conditions again on it.
+ */
+export const blobProbes = (sql: SqlClient.SqlClient) => ({
+  /** Of `hashes`, those the tenant holds permanent: not pending, or pending for an upload that has ended. */
+  present: (tenantId: string, hashes: ReadonlyArray<string>) =>
+    sql<{ sha256: string }>`SELECT sha256 FROM (${probeBlobs(
+      sql,
+      tenantId,
+      hashes,
+      sql`b.upload_id IS NULL
+        AND (b.written_by IS NULL OR NOT EXISTS (SELECT 1 FROM uploads u WHERE u.id = b.written_by))`
+    )}) AS found`,
+
+  /** Makes the tenant's blobs of `hashes` permanent, those still marked pending or written by an upload. */
+  makePermanent: (tenantId: string, hashes: ReadonlyArray<string>) => {
+    const marked = sql`(b.upload_id IS NOT NULL OR b.written_by IS NOT NULL)`
+    return sql`UPDATE blobs b SET upload_id = NULL, written_by = NULL
+      WHERE b.ctid = ANY(ARRAY(SELECT ctid FROM (${probeBlobs(sql, tenantId, hashes, marked)}) AS found))
+        AND b.tenant_id = ${tenantId} AND ${marked}`
+  },
+
+  /**
+   * What an upload that made no revision leaves: its row, and of `hashes` (those it received) the blobs it wrote, unless
+   * a revision of its id exists (it committed, and was interrupted only after).
+   */
+  discard: (tenantId: string, uploadId: string, hashes: ReadonlyArray<string>) => {
+    const written = sql`b.written_by = ${uploadId}`
+    return sql`WITH gone AS (DELETE FROM uploads WHERE id = ${uploadId})
+      DELETE FROM blobs b
+      WHERE b.ctid = ANY(ARRAY(SELECT ctid FROM (${probeBlobs(sql, tenantId, hashes, written)}) AS found))
+        AND b.tenant_id = ${tenantId} AND ${written}
+        AND NOT EXISTS (SELECT 1 FROM revisions WHERE id = ${uploadId})`
+  }
+})
