@@ -56,7 +56,9 @@ const INTERRUPTED = { SIGINT: 130, SIGTERM: 143 } as const
 
 /**
  * Runs `agentsync ARGS` when the settled mark answers it: prints the report and resolves true (exit code 0).
- * Resolves false, having printed nothing, when the CLI must run it.
+ * Resolves false, having printed nothing, when the CLI must run it; its signal handlers then stay installed, and the
+ * caller must load the CLI, whose `runProcess` releases them once its own are in (else a later signal is answered
+ * with "nothing changed yet" and exit 130, skipping the program's cleanup).
  */
 export const run = async (args: ReadonlyArray<string>): Promise<boolean> => {
   const parsed = parseSettledArgs(args)

@@ -1,4 +1,7 @@
-/** Canonical hashing: SHA-256 over a canonical encoding of an item's synced fields, of bytes, and of manifests. */
+/**
+ * Canonical hashing: SHA-256 over a canonical encoding of an item's synced fields, of bytes, and of manifests; and text
+ * held as pieces (`Text`), hashed or written as UTF-8 a chunk at a time.
+ */
 import * as crypto from "node:crypto"
 import type { AccessRule, Agent, Content, FileEntry, Skill } from "./model.js"
 import { isRecord } from "./record.js"

@@ -67,6 +67,10 @@ const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${temp
  * file as UTF-8 a chunk at a time (`eachUtf8Chunk`), never turned into bytes whole: the state files of a push are a
  * MB or so each.
  */
+// Text is told from bytes by what text is: a Uint8Array made in another realm (a vm context, a test runner's sandbox)
+// is not `instanceof` this realm's, and taken for text it would be written as an empty file.
+const isText = (b: Uint8Array | Text): b is Text => typeof b === "string" || Array.isArray(b)
+
 export const writeFileAtomic = (full: string, bytes: Uint8Array | Text): Effect.Effect<void, IoError> =>
   Effect.tryPromise({
     try: async () => {
@@ -74,8 +78,8 @@ export const writeFileAtomic = (full: string, bytes: Uint8Array | Text): Effect.
       const tmp = tempName(full)
       const handle = await fs.open(tmp, "wx", 0o644)
       try {
-        if (bytes instanceof Uint8Array) await handle.writeFile(bytes)
-        else eachUtf8Chunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
+        if (isText(bytes)) eachUtf8Chunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
+        else await handle.writeFile(bytes)
         await handle.sync()
       } finally {
         await handle.close()

@@ -39,6 +39,7 @@ describe("readAhead and takeStateText", () => {
 })
 
 describe("the read-ahead map", () => {
+  // The map lives on globalThis under a registered symbol (shared by the two bundles of one process), untyped there.
   const held = () =>
     (globalThis as { [k: symbol]: Map<string, unknown> | undefined })[Symbol.for("agentsync.files.readAhead")]?.size ??
     0
@@ -49,11 +50,12 @@ describe("the read-ahead map", () => {
     fs.mkdirSync(state.dir)
     for (const name of ["files-base.json", "remote-manifest.json", "files-settled-listing.txt"] as const)
       fs.writeFileSync(state.path(name), `${name} text`)
-    const all = [
+    const [base, head, listing] = [
       state.path("files-base.json"),
       state.path("remote-manifest.json"),
       state.path("files-settled-listing.txt")
     ]
+    const all = [base, head, listing]
     // Many runs in one process, each taking one file, writing one and removing one: none of them is kept.
     for (let run = 0; run < 20; run++) {
       readAhead(all)
@@ -69,10 +71,10 @@ describe("the read-ahead map", () => {
       fs.writeFileSync(state.path("files-settled-listing.txt"), "listing")
     }
     // A read ahead nobody takes lasts only until the next one.
-    readAhead([all[0]!])
-    readAhead([all[1]!])
-    expect([readingAhead(all[0]!), readingAhead(all[1]!), held()]).toEqual([false, true, 1])
-    expect(await takeStateText(all[1]!)).toBe("head 19")
+    readAhead([base])
+    readAhead([head])
+    expect([readingAhead(base), readingAhead(head), held()]).toEqual([false, true, 1])
+    expect(await takeStateText(head)).toBe("head 19")
     expect(held()).toBe(0)
   })
 })
