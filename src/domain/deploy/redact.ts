@@ -21,7 +21,8 @@ export const credentialForms = (username: string, password: string): ReadonlyArr
 /**
  * A redactor over the given secrets (empty strings ignored; a multi-line secret also per line). Longer secrets
  * are masked first; masking repeats until no secret is left, and a line a mask could rebuild a secret in (a
- * secret made of `*`) is withheld whole, so the result never holds a secret, whatever the secrets are.
+ * secret made of `*`) is withheld whole (an empty line when the marker itself holds a secret), so the result never
+ * holds a secret, whatever the secrets are.
  */
 export const makeRedactor = (secrets: Iterable<string>): Redactor => {
   const all = new Set<string>()
@@ -37,7 +38,9 @@ export const makeRedactor = (secrets: Iterable<string>): Redactor => {
     for (let round = 0; round < 4 && holds(out); round++) {
       for (const s of list) out = out.split(s).join(MASK)
     }
-    return holds(out) ? WITHHELD : out
+    if (!holds(out)) return out
+    // The marker is text too: a secret it holds (a word of it, a space) would be shown by it, so then nothing is.
+    return holds(WITHHELD) ? "" : WITHHELD
   }
   return Object.assign(redact, { size: list.length })
 }
