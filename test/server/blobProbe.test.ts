@@ -1,12 +1,13 @@
 // An upload's statements over blobs named by hash, against a real PostgreSQL whose statistics do not know the tenant's
 // blobs (a first upload's state): each reads one row per hash asked, never the tenant's other blobs, and touches only
-// the tenant's own rows where another tenant holds the same hashes in the same state.
+// the tenant's own rows where another tenant holds the same hashes in the same state. Over a row another connection
+// updates meanwhile, the update still makes it permanent and the delete (by `ctid`) skips it.
 import { createHash } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Statement } from "@effect/sql/Statement"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { blobProbes } from "../../src/server/files/blobProbe.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
@@ -15,7 +16,7 @@ const sha = (s: string) => createHash("sha256").update(s).digest("hex")
 
 const Db = Layer.unwrapScoped(
   Effect.map(scopedDatabase("blobprobe"), (url) =>
-    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })))
+    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })))
   )
 )
 
@@ -118,6 +119,61 @@ layer(Db, { timeout: 120_000 })((it) => {
         expect((yield* mine("t1")).map((r) => r.sha256).sort()).toEqual([...permanent].sort())
         expect(yield* mine("t2")).toEqual(t2)
         expect(yield* sql`SELECT id FROM uploads WHERE id = 'u'`).toEqual([])
+      })
+    )
+
+    it.effect("over a row another connection updates meanwhile: made permanent, and left by the clean-up", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const probes = blobProbes(sql)
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t3', 'three')`
+        yield* sql`INSERT INTO uploads (id, tenant_id) VALUES ('w', 't3')`
+        const held = sha("held by w")
+        const written = sha("written by w")
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data, written_by)
+          VALUES ('t3', ${held}, 1, 'x'::bytea, 'w'), ('t3', ${written}, 1, 'x'::bytea, 'w')`
+        const writer = (hash: string) =>
+          Effect.map(
+            sql<{
+              written_by: string | null
+            }>`SELECT written_by FROM blobs WHERE tenant_id = 't3' AND sha256 = ${hash}`,
+            (rows) => rows.map((r) => r.written_by)
+          )
+        /**
+         * `statement`, run while another connection holds an update of `hash`'s row that leaves it marked as it was:
+         * that one commits once `statement` waits on the row, which it then takes at its newest version.
+         */
+        const whileUpdated = <A, E>(hash: string, statement: Effect.Effect<A, E>) =>
+          Effect.gen(function* () {
+            const locked = yield* Deferred.make<void>()
+            const release = yield* Deferred.make<void>()
+            const holder = yield* Effect.fork(
+              sql`UPDATE blobs SET size = size WHERE tenant_id = 't3' AND sha256 = ${hash}`.pipe(
+                Effect.zipRight(Deferred.succeed(locked, undefined)),
+                Effect.zipRight(Deferred.await(release)),
+                sql.withTransaction
+              )
+            )
+            yield* Deferred.await(locked)
+            const running = yield* Effect.fork(statement)
+            yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'`.pipe(
+              Effect.repeat({ until: (r) => (r[0]?.n ?? 0) > 0, schedule: Schedule.spaced("20 millis") }),
+              Effect.timeout("10 seconds")
+            )
+            yield* Deferred.succeed(release, undefined)
+            yield* Fiber.join(holder)
+            return yield* Fiber.join(running)
+          })
+
+        // Taken by its key, the row is found again at its newest version: permanent, as `sha256 = ANY` made it (by
+        // `ctid` it was skipped and stayed marked).
+        yield* whileUpdated(held, probes.makePermanent("t3", [held]))
+        expect(yield* writer(held)).toEqual([null])
+        // The clean-up takes its rows by `ctid`: the row changed meanwhile is skipped, as its comment says.
+        yield* whileUpdated(written, probes.discard("t3", "w", [written]))
+        expect(yield* writer(written)).toEqual(["w"])
+        expect(yield* sql`SELECT id FROM uploads WHERE id = 'w'`).toEqual([])
       })
     )
   })

@@ -10,7 +10,7 @@ import type { Fragment } from "@effect/sql/Statement"
  * subquery with a limit is never flattened into a join, so the planner cannot trade the lookups for a scan of all the
  * tenant's blobs. With `sha256 = ANY($hashes)` it did while the statistics were those of a tenant with few blobs (as
  * during a first upload, before any analyze): a bitmap scan of every blob of the tenant, the hashes a filter (see
- * `HELD` in blobWrite.ts, where the same was found). Each row's `sha256` and `ctid`.
+ * `HELD` in blobWrite.ts, where the same was found). Each row's key (`tenant_id`, `sha256`) and `ctid`.
  */
 export const probeBlobs = (
   sql: SqlClient.SqlClient,
@@ -18,13 +18,16 @@ export const probeBlobs = (
   hashes: ReadonlyArray<string>,
   condition: Fragment
 ) =>
-  sql`SELECT b.sha256, b.ctid FROM unnest(${[...hashes]}::text[]) AS h(sha256),
-    LATERAL (SELECT b.sha256, b.ctid FROM blobs b
+  sql`SELECT b.tenant_id, b.sha256, b.ctid FROM unnest(${[...hashes]}::text[]) AS h(sha256),
+    LATERAL (SELECT b.tenant_id, b.sha256, b.ctid FROM blobs b
              WHERE b.tenant_id = ${tenantId} AND b.sha256 = h.sha256 AND ${condition} LIMIT 1) AS b`
 
 /**
- * The statements an upload runs over its hashes. An update or delete takes the rows the probe found by their `ctid`
- * (a TID scan, which a concurrent update follows to the row's newest version) and checks its conditions again on it.
+ * The statements an upload runs over its hashes, each over the rows the probe found. A row updated by another
+ * transaction after the statement began is, once that one commits, taken again at its newest version, and only if the
+ * statement's conditions still hold on that version: those over the row's key hold there (a blob's key never changes),
+ * a condition on its `ctid` never does (the newest version is elsewhere), so a statement that took rows by `ctid`
+ * would skip such a row.
  */
 export const blobProbes = (sql: SqlClient.SqlClient) => ({
   /** Of `hashes`, those the tenant holds permanent: not pending, or pending for an upload that has ended. */
@@ -40,14 +43,22 @@ export const blobProbes = (sql: SqlClient.SqlClient) => ({
   /** Makes the tenant's blobs of `hashes` permanent, those still marked pending or written by an upload. */
   makePermanent: (tenantId: string, hashes: ReadonlyArray<string>) => {
     const marked = sql`(b.upload_id IS NOT NULL OR b.written_by IS NOT NULL)`
+    // Joined on the key the probe found, tenant included: alone, `b` is bound by nothing but the marks, so its only
+    // plan other than one primary-key lookup per row found is a scan of the whole table, never of a tenant it guesses
+    // small. A row another upload changed meanwhile is made permanent as `sha256 = ANY` did (the key still matches).
     return sql`UPDATE blobs b SET upload_id = NULL, written_by = NULL
-      WHERE b.ctid = ANY(ARRAY(SELECT ctid FROM (${probeBlobs(sql, tenantId, hashes, marked)}) AS found))
-        AND b.tenant_id = ${tenantId} AND ${marked}`
+      FROM (${probeBlobs(sql, tenantId, hashes, marked)}) AS found
+      WHERE b.tenant_id = found.tenant_id AND b.sha256 = found.sha256 AND ${marked}`
   },
 
   /**
    * What an upload that made no revision leaves: its row, and of `hashes` (those it received) the blobs it wrote, unless
    * a revision of its id exists (it committed, and was interrupted only after).
+   *
+   * By `ctid` (a TID scan): joined on the key as `makePermanent` is, the planner scanned the whole table, the rows
+   * written by the upload a hash join's other side. So a row another transaction updates while this runs is skipped,
+   * not deleted. That is safe while every other writer of a blob marked with this upload clears its marks (another
+   * upload's `makePermanent`) or deletes it (the sweeper): either leaves nothing for this statement to delete.
    */
   discard: (tenantId: string, uploadId: string, hashes: ReadonlyArray<string>) => {
     const written = sql`b.written_by = ${uploadId}`

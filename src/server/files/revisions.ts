@@ -40,13 +40,15 @@ const broken = (revision: string, why: string) =>
 /** A stored delta read back: its rows set and paths deleted checked, or what is wrong with it. */
 const decodeDelta = (value: unknown): Delta | { readonly problem: string } => {
   if (typeof value !== "object" || value === null) return { problem: "is not an object" }
-  const { set, delete: deleted } = value as { readonly set?: unknown; readonly delete?: unknown }
+  const set = "set" in value ? value.set : undefined
+  const deleted = "delete" in value ? value.delete : undefined
   const rows = decodeStoredRows(set)
   if ("problem" in rows) return { problem: `its set ${rows.problem}` }
   if (!Array.isArray(deleted)) return { problem: "its delete is not an array of paths" }
-  const bad = deleted.findIndex((p) => !isRelPath(p))
-  if (bad !== -1) return { problem: `its delete ${bad} is not a relative path inside the tree` }
-  return { set: rows.rows, delete: deleted as ReadonlyArray<string> }
+  if (!deleted.every(isRelPath)) {
+    return { problem: `its delete ${deleted.findIndex((p) => !isRelPath(p))} is not a relative path inside the tree` }
+  }
+  return { set: rows.rows, delete: deleted }
 }
 
 /** Rows as stored are sorted by path; one that is not (never written so) is sorted, not trusted. */

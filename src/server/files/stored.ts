@@ -24,7 +24,8 @@ const SHA256 = /^[0-9a-f]{64}$/
 /** What is wrong with a stored row, by field, or undefined when it is one (the checks of `StoredRow`). */
 const rowProblem = (row: unknown): string | undefined => {
   if (!Array.isArray(row) || (row.length !== 3 && row.length !== 4)) return "is not a row of 3 or 4 fields"
-  const [path, size, sha, x] = row as ReadonlyArray<unknown>
+  const fields: ReadonlyArray<unknown> = row
+  const [path, size, sha, x] = fields
   if (!isRelPath(path)) return "its path is not a relative path inside the tree"
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)
     return "its size is not a non-negative integer"

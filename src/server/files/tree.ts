@@ -80,12 +80,13 @@ export const applyDelta = (
   /** The base's rows from `i` up to `end`, but those deleted (each is a row of the base: met on the way, in order). */
   const copyTo = (end: number) => {
     while (i < end) {
-      const cut = g < gone.length ? Math.min(end, lowerBound(base, gone[g] as string, i)) : end
+      const path = gone[g]
+      const cut = path === undefined ? end : Math.min(end, lowerBound(base, path, i))
+      // A row of the base: `i < cut <= base.length`.
       for (; i < cut; i++) next[w++] = base[i] as StoredEntry
       if (cut < end) {
         // Left out, with any row of the same path after it (a tree is never stored so, but one read back is not trusted).
-        const path = gone[g]
-        while (i < end && (base[i] as StoredEntry)[0] === path) i++
+        while (i < end && base[i]?.[0] === path) i++
         g++
       }
     }

@@ -19,7 +19,10 @@ export interface TreeSums {
   readonly states: ReadonlyArray<crypto.Hash>
 }
 
-/** A row's line of the manifest checksum, as `manifestChecksum` writes it for the row's entry. */
+/**
+ * A row's line of the manifest checksum, as `manifestChecksum` (domain/hash.ts) writes it for the row's entry: the two
+ * must agree, which test/server/treeSum.test.ts and treeSumBoundary.test.ts check against `manifestChecksum` itself.
+ */
 const line = (e: StoredEntry): string =>
   e[3] === LINK
     ? `${e[0]}\0${e[1]}\0${e[2]}\0l\n`
@@ -46,7 +49,7 @@ export const treeSums = (rows: ReadonlyArray<StoredEntry>, base?: TreeSums, same
       batch = ""
       states.push(hash.copy())
     }
-    batch += line(rows[i] as StoredEntry)
+    batch += line(rows[i] as StoredEntry) // a row: `i < rows.length`
   }
   return { checksum: hash.update(batch).digest("hex"), states }
 }
