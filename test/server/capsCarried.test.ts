@@ -1,69 +1,18 @@
 // Caps over the totals a kept tree carries: a push over a cap is refused after accepted pushes, refusals, shrinks and a
 // restart, as a count over the whole tree would refuse it (a stale carried total would accept it).
 
-import { createHash } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
-import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
+import { Effect } from "effect"
 import { CAPS, entryWireBytes } from "../../src/domain/caps.js"
-import { manifestChecksum } from "../../src/domain/hash.js"
-import { FileEntry } from "../../src/domain/model.js"
-import type { TarballUnsafe } from "../../src/errors.js"
+import { isRecord } from "../../src/domain/record.js"
 import { makeFileStore } from "../../src/server/files/FileStore.js"
-import * as Migrations from "../../src/server/migrations.js"
-import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
-import { scopedDatabase } from "../support/pg.js"
+import { caller, entriesOf, migratedDb, push, type Tree } from "../support/serverPush.js"
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
+const Db = migratedDb("capsrev")
 
-const Db = Layer.unwrapScoped(
-  Effect.map(scopedDatabase("capsrev"), (url) =>
-    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
-  )
-)
-
-type Tree = Map<string, { readonly text: string; readonly executable: boolean }>
-
-const entryOf = (path: string, f: { readonly text: string; readonly executable: boolean }) =>
-  new FileEntry({
-    path,
-    size: Buffer.byteLength(f.text),
-    sha256: sha(Buffer.from(f.text)),
-    ...(f.executable ? { executable: true } : {})
-  })
-const entriesOf = (tree: Tree) =>
-  [...tree].map(([p, f]) => entryOf(p, f)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-
-/** A push of `set` and `delete` over `base` as a client sends it: the header, then every file set. */
-const push = (
-  base: string | null,
-  after: Tree,
-  set: ReadonlyArray<string>,
-  deletes: ReadonlyArray<string>
-): Effect.Effect<Stream.Stream<Uint8Array>, TarballUnsafe> =>
-  Effect.gen(function* () {
-    const entries = set.map((p) => entryOf(p, after.get(p) as { text: string; executable: boolean }))
-    const header = new UploadHeader({
-      base,
-      author: "test",
-      set: entries,
-      delete: [...deletes],
-      checksum: manifestChecksum(entriesOf(after))
-    })
-    const records = [
-      fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header))),
-      ...set.map((p) => {
-        const f = after.get(p) as { text: string; executable: boolean }
-        return fileRecord(p, Buffer.from(f.text), f.executable)
-      })
-    ]
-    const whole = yield* Stream.runCollect(gzip(tarOf(Stream.fromIterable(records as ReadonlyArray<Uint8Array>))))
-    return Stream.make(Buffer.concat(Chunk.toArray(whole)))
-  })
-
-const caller = (tenantId: string) => ({ tenantId, tokenId: "k", label: "test" })
+/** A refusal's reason (every upload refusal carries one). */
+const reasonOf = (e: unknown) => (isRecord(e) && typeof e.reason === "string" ? e.reason : undefined)
 
 /** A store of one server process: its own cache of trees over the shared database. */
 const store = makeFileStore
@@ -71,7 +20,7 @@ const store = makeFileStore
 const C = { ...CAPS, maxTotalBytes: 100_000 }
 const file = (n: number) => ({ text: "x".repeat(n * 1000), executable: false })
 
-layer(Db, { excludeTestServices: true })("review: caps over carried totals", (it) => {
+layer(Db, { excludeTestServices: true })("caps over carried totals", (it) => {
   it.effect("refuse a push over a cap after refusals, shrinks and a restart, as over the whole tree", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
@@ -87,8 +36,7 @@ layer(Db, { excludeTestServices: true })("review: caps over carried totals", (it
         Effect.flatMap(push(base, after, set, del), (body) =>
           st.upload(caller("caps"), body, { idempotencyKey: undefined, caps: C })
         )
-      const why = (e: Effect.Effect<unknown, unknown>) =>
-        Effect.map(Effect.flip(e), (x) => (x as { reason?: string }).reason)
+      const why = (e: Effect.Effect<unknown, unknown>) => Effect.map(Effect.flip(e), reasonOf)
       const t1: Tree = new Map([
         ["content/a.md", file(10)],
         ["content/b.md", file(10)],
@@ -135,9 +83,7 @@ layer(Db, { excludeTestServices: true })("review: caps over carried totals", (it
             st.upload(caller("caps"), body, { idempotencyKey: undefined, caps: M })
           )
         )
-        expect((r as { reason?: string }).reason).toBe(
-          `the resulting tree would hold a manifest larger than ${wire} bytes`
-        )
+        expect(reasonOf(r)).toBe(`the resulting tree would hold a manifest larger than ${wire} bytes`)
       }
     })
   )

@@ -1,73 +1,17 @@
-// Revisions stored as deltas against their parents: every revision of a long chain of small pushes reads back as
-// the tree the pushes made (from the cache, and from the database by a server that never saw them), a cached tree
-// is never served for another revision or tenant, a stale base is still refused on any replica, and revisions
-// stored whole before deltas read back, take a push, and are counted as before.
-import { createHash } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Effect, Either } from "effect"
 import { NotFound } from "../../src/api/common.js"
-import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
-import { FileEntry } from "../../src/domain/model.js"
-import { Conflict, type TarballUnsafe } from "../../src/errors.js"
+import { Conflict } from "../../src/errors.js"
 import { makeFileStore } from "../../src/server/files/FileStore.js"
 import { revisionQueries } from "../../src/server/files/revisions.js"
 import { type StoredEntry, stored } from "../../src/server/files/stored.js"
 import { MAX_DEPTH } from "../../src/server/files/tree.js"
 import * as Migrations from "../../src/server/migrations.js"
-import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
-import { scopedDatabase } from "../support/pg.js"
+import { caller, entriesOf, migratedDb, push, type Tree } from "../support/serverPush.js"
 
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
-
-const Db = Layer.unwrapScoped(
-  Effect.map(scopedDatabase("chain"), (url) =>
-    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })))
-  )
-)
-
-type Tree = Map<string, { readonly text: string; readonly executable: boolean }>
-
-const entryOf = (path: string, f: { readonly text: string; readonly executable: boolean }) =>
-  new FileEntry({
-    path,
-    size: Buffer.byteLength(f.text),
-    sha256: sha(Buffer.from(f.text)),
-    ...(f.executable ? { executable: true } : {})
-  })
-const entriesOf = (tree: Tree) =>
-  [...tree].map(([p, f]) => entryOf(p, f)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-
-/** A push of `set` and `delete` over `base` as a client sends it: the header, then every file set. */
-const push = (
-  base: string | null,
-  after: Tree,
-  set: ReadonlyArray<string>,
-  deletes: ReadonlyArray<string>
-): Effect.Effect<Stream.Stream<Uint8Array>, TarballUnsafe> =>
-  Effect.gen(function* () {
-    const entries = set.map((p) => entryOf(p, after.get(p) as { text: string; executable: boolean }))
-    const header = new UploadHeader({
-      base,
-      author: "test",
-      set: entries,
-      delete: [...deletes],
-      checksum: manifestChecksum(entriesOf(after))
-    })
-    const records = [
-      fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header))),
-      ...set.map((p) => {
-        const f = after.get(p) as { text: string; executable: boolean }
-        return fileRecord(p, Buffer.from(f.text), f.executable)
-      })
-    ]
-    const whole = yield* Stream.runCollect(gzip(tarOf(Stream.fromIterable(records as ReadonlyArray<Uint8Array>))))
-    return Stream.make(Buffer.concat(Chunk.toArray(whole)))
-  })
-
-const caller = (tenantId: string) => ({ tenantId, tokenId: "k", label: "test" })
+const Db = migratedDb("chain")
 
 /** A store of one server process: its own cache of trees over the shared database. */
 const store = makeFileStore
