@@ -16,7 +16,7 @@ const sha = (s: string) => createHash("sha256").update(s).digest("hex")
 
 const Db = Layer.unwrapScoped(
   Effect.map(scopedDatabase("blobprobe"), (url) =>
-    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 3 })))
+    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 6 })))
   )
 )
 
@@ -156,12 +156,14 @@ layer(Db, { timeout: 120_000 })((it) => {
             )
             yield* Deferred.await(locked)
             const running = yield* Effect.fork(statement)
+            // The holder commits however this ends (a wait not seen in time included), so the statement behind its
+            // lock always finishes and a failure is reported instead of both waiting on each other.
             yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
               WHERE datname = current_database() AND wait_event_type = 'Lock'`.pipe(
               Effect.repeat({ until: (r) => (r[0]?.n ?? 0) > 0, schedule: Schedule.spaced("20 millis") }),
-              Effect.timeout("10 seconds")
+              Effect.timeout("30 seconds"),
+              Effect.ensuring(Deferred.succeed(release, undefined))
             )
-            yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(holder)
             return yield* Fiber.join(running)
           })
