@@ -51,7 +51,9 @@ export const timedAsync = (
     child.stderr.on("data", (d) => {
       err += d
     })
-    child.on("exit", (code) => {
+    // "close", not "exit": a child's stderr can still be arriving when it has exited (seen with 20 at once), and
+    // the times are its last line.
+    child.on("close", (code) => {
       const seconds = (performance.now() - started) / 1000
       if (code !== 0) return reject(new Error(`node ${args.join(" ")} failed (${code}): ${err}`))
       const [user, sys] = (err.trim().split("\n").at(-1) ?? "").split(" ").map(Number)
