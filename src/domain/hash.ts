@@ -117,10 +117,18 @@ export const accessRuleKey = (r: {
 export const byPath = (a: FileEntry, b: FileEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
 
 /**
- * A manifest's checksum: over its entries sorted by path, one `path\0size\0sha256\n` line each, with `\0x`
- * before the newline for an executable file and `\0l` for a symbolic link (so a tree of plain files sums as it
- * did before modes and links travelled, and a server that would drop either refuses the push).
+ * One entry's line of a manifest checksum: `path\0size\0sha256\n`, with `\0x` before the newline for an executable
+ * file and `\0l` for a symbolic link (so a tree of plain files sums as it did before modes and links travelled, and a
+ * server that would drop either refuses the push).
  */
+export const checksumLine = (path: string, size: number, sha256: string, kind: "file" | "executable" | "link") =>
+  kind === "link"
+    ? `${path}\0${size}\0${sha256}\0l\n`
+    : kind === "executable"
+      ? `${path}\0${size}\0${sha256}\0x\n`
+      : `${path}\0${size}\0${sha256}\n`
+
+/** A manifest's checksum: over its entries sorted by path, one `checksumLine` each. */
 export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   let sorted = true
   let previous = ""
@@ -135,12 +143,12 @@ export const manifestChecksum = (entries: ReadonlyArray<FileEntry>): string => {
   // Lines are fed in batches: one update per line costs more than the hashing itself.
   let batch = ""
   for (const e of sorted ? entries : [...entries].sort(byPath)) {
-    batch +=
-      e.link === true
-        ? `${e.path}\0${e.size}\0${e.sha256}\0l\n`
-        : e.executable === true
-          ? `${e.path}\0${e.size}\0${e.sha256}\0x\n`
-          : `${e.path}\0${e.size}\0${e.sha256}\n`
+    batch += checksumLine(
+      e.path,
+      e.size,
+      e.sha256,
+      e.link === true ? "link" : e.executable === true ? "executable" : "file"
+    )
     if (batch.length >= 65536) {
       hash.update(batch)
       batch = ""

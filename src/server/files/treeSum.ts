@@ -4,6 +4,7 @@
  */
 import * as crypto from "node:crypto"
 import { type Caps, entryWireBytes, treeOverCaps } from "../../domain/caps.js"
+import { checksumLine } from "../../domain/hash.js"
 import { LINK, type StoredEntry } from "./stored.js"
 import { type Delta, lowerBound, rowOf } from "./tree.js"
 
@@ -19,16 +20,9 @@ export interface TreeSums {
   readonly states: ReadonlyArray<crypto.Hash>
 }
 
-/**
- * A row's line of the manifest checksum, as `manifestChecksum` (domain/hash.ts) writes it for the row's entry: the two
- * must agree, which test/server/treeSum.test.ts and treeSumBoundary.test.ts check against `manifestChecksum` itself.
- */
+/** A row's line of the manifest checksum: `checksumLine` of the row's entry, as `manifestChecksum` writes it. */
 const line = (e: StoredEntry): string =>
-  e[3] === LINK
-    ? `${e[0]}\0${e[1]}\0${e[2]}\0l\n`
-    : e[3] === 1
-      ? `${e[0]}\0${e[1]}\0${e[2]}\0x\n`
-      : `${e[0]}\0${e[1]}\0${e[2]}\n`
+  checksumLine(e[0], e[1], e[2], e[3] === LINK ? "link" : e[3] === 1 ? "executable" : "file")
 
 /**
  * The checksum of `rows` (sorted by path), and its states. With `base`, the states of a tree whose first `same` rows are
