@@ -2,10 +2,8 @@
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
-import { type FileEntry, isRelPath, MAX_LINK_BYTES, RelPath, Sha256 } from "../domain/model.js"
+import { type FileEntry, isRelPath, isSha256, MAX_LINK_BYTES, RelPath, Sha256 } from "../domain/model.js"
 import { ConflictWire, described, InvalidInputWire, TarballUnsafeWire, tenantGroups, Unavailable } from "./common.js"
-
-const SHA256 = /^[0-9a-f]{64}$/
 
 /** Whether a value is a valid file entry (the FileEntry rules, checked without decoding). */
 export const isEntry = (u: unknown): u is FileEntry => {
@@ -16,8 +14,7 @@ export const isEntry = (u: unknown): u is FileEntry => {
     typeof e.size === "number" &&
     Number.isSafeInteger(e.size) &&
     e.size >= 0 &&
-    typeof e.sha256 === "string" &&
-    SHA256.test(e.sha256) &&
+    isSha256(e.sha256) &&
     (e.executable === undefined || typeof e.executable === "boolean") &&
     // A link is never executable, and its target is at most MAX_LINK_BYTES long.
     (e.link === undefined || e.link === false || (e.link === true && e.executable !== true && e.size <= MAX_LINK_BYTES))

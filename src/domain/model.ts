@@ -189,8 +189,13 @@ export class AccessRule extends Schema.Class<AccessRule>("AccessRule")({
   justification: Schema.optional(Schema.String)
 }) {}
 
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
 /** A lowercase hex SHA-256 digest. */
-export const Sha256 = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.annotations({ identifier: "Sha256" }))
+export const Sha256 = Schema.String.pipe(Schema.pattern(SHA256_HEX), Schema.annotations({ identifier: "Sha256" }))
+
+/** The Sha256 rule as a plain predicate, for checks that run once per file of a tree. */
+export const isSha256 = (s: unknown): s is string => typeof s === "string" && SHA256_HEX.test(s)
 
 // An empty, `.` or `..` segment (which also catches a leading or trailing `/` and `//`), a backslash or a NUL.
 const NOT_INSIDE = /(?:^|\/)\.{0,2}(?:\/|$)|[\\\0]/

@@ -2,7 +2,7 @@
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Schema } from "effect"
 import { manifestChecksum } from "../../domain/hash.js"
-import { type FileEntry, fileEntry, isRelPath, linkEntry, RelPath, Sha256 } from "../../domain/model.js"
+import { type FileEntry, fileEntry, isRelPath, isSha256, linkEntry, RelPath, Sha256 } from "../../domain/model.js"
 import { ApiError } from "../../errors.js"
 
 /**
@@ -19,8 +19,6 @@ export const StoredRow = Schema.Union(
   Schema.Tuple(RelPath, Schema.NonNegativeInt, Sha256, Schema.Literal(1, LINK))
 )
 
-const SHA256 = /^[0-9a-f]{64}$/
-
 /** What is wrong with a stored row, by field, or undefined when it is one (the checks of `StoredRow`). */
 const rowProblem = (row: unknown): string | undefined => {
   if (!Array.isArray(row) || (row.length !== 3 && row.length !== 4)) return "is not a row of 3 or 4 fields"
@@ -29,7 +27,7 @@ const rowProblem = (row: unknown): string | undefined => {
   if (!isRelPath(path)) return "its path is not a relative path inside the tree"
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0)
     return "its size is not a non-negative integer"
-  if (typeof sha !== "string" || !SHA256.test(sha)) return "its sha256 is not a lowercase hex SHA-256"
+  if (!isSha256(sha)) return "its sha256 is not a lowercase hex SHA-256"
   if (row.length === 4 && x !== 1 && x !== LINK) return `its mode is not 1 or ${LINK}`
   return undefined
 }
