@@ -201,8 +201,10 @@ const filesOps = Effect.map(
           policy.compress,
           policy.formats
         )
+        // Nothing handed to the response is still pending on its socket: the download's buffers go back then.
+        const response = NodeHttpServerRequest.toServerResponse(request)
         return Effect.map(
-          store.download(caller.tenantId, revision, paths, compression),
+          store.download(caller.tenantId, revision, paths, compression, () => response.writableLength === 0),
           archiveResponse(compression.format)
         )
       },

@@ -2,13 +2,50 @@
 import { Array as Arr, Effect, Stream } from "effect"
 import { NotFound } from "../../api/common.js"
 import { ApiError } from "../../errors.js"
-import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "../../stages/files/archive.js"
+import {
+  bufferPool,
+  type Compression,
+  compress,
+  LINK_LEVEL,
+  recordBatch,
+  storedLength,
+  tarOf
+} from "../../stages/files/archive.js"
 import type { BlobReader, BlobRows } from "./blobRead.js"
 import type { LoadRevision } from "./revisions.js"
 import { BATCH_ROWS, LINK, type StoredEntry, storageFailure } from "./stored.js"
 
 // A download batch becomes one gzip member; two are compressed at a time.
 const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
+// The largest batch buffer pooled: a batch's bytes and its rows' headers and padding.
+const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
+// Stored members' buffers kept for the next ones: two being made, one made and waiting, the one being written and
+// the ones before it not yet known to be written, and spares.
+const MEMBER_BUFFERS = 8
+
+/**
+ * Gives each pooled member back once it is known to be written. Its consumer (the response's writer) hands each
+ * element to the socket before it pulls the next, so when it pulls again and `written()` says nothing handed to the
+ * socket is still pending, every element before this pull is written and its buffer may be filled again. A member
+ * not yet known to be written when the download ends (or fails) is left to the collector. Without `written`
+ * nothing goes back (a consumer that keeps what it pulls gets buffers of its own).
+ */
+const givenBackWhenWritten = <E, R>(
+  members: Stream.Stream<Uint8Array, E, R>,
+  release: (member: Uint8Array) => void,
+  written: (() => boolean) | undefined
+): Stream.Stream<Uint8Array, E, R> => {
+  if (written === undefined) return members
+  let handed: Array<Uint8Array> = []
+  return Stream.mapChunks(members, (chunk) => {
+    if (handed.length > 0 && written()) {
+      for (const member of handed) release(member)
+      handed = []
+    }
+    for (const member of chunk) handed.push(member)
+    return chunk
+  })
+}
 
 /** Entries in batches of at most `DOWNLOAD_BATCH_BYTES` (or one larger entry) and `BATCH_ROWS` rows. */
 const batchesOf = (entries: ReadonlyArray<StoredEntry>): ReadonlyArray<ReadonlyArray<StoredEntry>> => {
@@ -49,12 +86,18 @@ const withContent = (batch: ReadonlyArray<StoredEntry>, rows: BlobRows) => {
 }
 
 export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) =>
-  /** A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. */
+  /**
+   * A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. With
+   * `written` (whether every byte its consumer has handed on so far is written: the response's socket has nothing
+   * pending), the stored members' buffers are used again once written; its consumer must then hand each element on
+   * before pulling the next, as the response's writer does.
+   */
   Effect.fn("FileStore.download")(function* (
     tenantId: string,
     revision: string | undefined,
     paths?: ReadonlyArray<string>,
-    compression?: Compression
+    compression?: Compression,
+    written?: () => boolean
   ) {
     const rev = yield* loadRevision(tenantId, revision).pipe(Effect.catchTag("SqlError", storageFailure("download")))
     let entries = rev.manifest
@@ -67,8 +110,11 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
         })
       }
     }
-    // Batch buffers used again once compressed (a batch of one larger blob is not pooled).
-    const pool = bufferPool(DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024)
+    // Batch buffers used again once compressed (a batch of one larger blob is not pooled); stored members' buffers
+    // once written (see `givenBackWhenWritten`): a fresh buffer per member cost more than its copy, in first-touch
+    // page faults and in the major collections that a download's 100 MB of new buffers set off.
+    const pool = bufferPool(BATCH_BUFFER_BYTES)
+    const members = bufferPool(storedLength(BATCH_BUFFER_BYTES), MEMBER_BUFFERS)
     // The blobs of a batch are read into one buffer, used again for the next batch once this one's bytes are
     // copied into its records: a buffer per blob cost more in garbage collection than the read itself.
     let arena = Buffer.allocUnsafe(0)
@@ -101,6 +147,10 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     return {
       revision: rev.id,
       entries: entries.length,
-      body: compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release)
+      body: givenBackWhenWritten(
+        compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release, members.take),
+        members.release,
+        written
+      )
     }
   })
