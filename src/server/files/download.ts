@@ -27,8 +27,8 @@ const MEMBER_BUFFERS = 8
  * Gives each pooled member back once it is known to be written. Its consumer (the response's writer) hands each
  * element to the socket before it pulls the next, so when it pulls again and `written()` says nothing handed to the
  * socket is still pending, every element before this pull is written and its buffer may be filled again. A member
- * not yet known to be written when the download ends (or fails) is left to the collector. Without `written`
- * nothing goes back (a consumer that keeps what it pulls gets buffers of its own).
+ * not yet known to be written when the download ends (or fails), or forgotten, is left to the collector. Without
+ * `written` nothing goes back (a consumer that keeps what it pulls gets buffers of its own).
  */
 const givenBackWhenWritten = <E, R>(
   members: Stream.Stream<Uint8Array, E, R>,
@@ -43,6 +43,10 @@ const givenBackWhenWritten = <E, R>(
       handed = []
     }
     for (const member of chunk) handed.push(member)
+    // Members not yet known to be written are forgotten past a few (left to the collector): what this holds stays
+    // bounded even while the probe keeps saying no (small members that never fill the socket, a real link's
+    // compressed ones, which are not the pool's).
+    if (handed.length > 2 * MEMBER_BUFFERS) handed = handed.slice(-MEMBER_BUFFERS)
     return chunk
   })
 }
