@@ -10,7 +10,7 @@ import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
 import { keepHashes, type LocalManifest, listAndStamp, splitLinks } from "../../stages/files/bundle.js"
 import { baseTextFor, planFiles, readBase, type SyncBase, writeBaseText } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest, keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
-import { uploadStreamed } from "../../stages/files/upload.js"
+import { type Made, uploadStreamed } from "../../stages/files/upload.js"
 import { context, type FilesOptions } from "./prepare.js"
 import { type Probe, settleMark } from "./probe.js"
 import { type FilesReport, report } from "./report.js"
@@ -84,14 +84,49 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   yield* note(
     `push: uploading ${carried.length} file(s) as they are read (a first upload: the manifest follows them); running it again is safe (a revision that was made is not made twice)`
   )
+  // What is kept once the server has answered (the plan, the next base, the new head, the hash cache) is made while
+  // it stores the last files and commits, and written only after its answer (the cache, valid whatever the answer,
+  // at once): a push that fails or is interrupted keeps no base and no head.
   const sent = yield* Deferred.make<void>()
-  const outcome = yield* uploadStreamed({
-    servicesPath: config.servicesPath,
-    base: remote.revision,
-    files: carried,
-    progress,
-    sent
-  }).pipe(Effect.ensuring(Deferred.succeed(sent, undefined)))
+  let latest: Made | undefined
+  const after = (made: Made) =>
+    Effect.zipRight(
+      keepHashes(config, carried, listed.at, made.entries),
+      Effect.sync(() => {
+        const plan = planFiles("push", made.tree, [], base, {
+          delete: options.delete ?? false,
+          force: options.force ?? false
+        })
+        return {
+          made,
+          plan,
+          base: baseTextFor(remote.tenant, plan.nextBase(null).files),
+          head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: made.checksum, entries: made.tree })
+        }
+      })
+    )
+  const [outcome, early] = yield* Effect.all(
+    [
+      uploadStreamed({
+        servicesPath: config.servicesPath,
+        base: remote.revision,
+        files: carried,
+        progress,
+        sent,
+        made: (made) => {
+          latest = made
+        }
+      }).pipe(Effect.ensuring(Deferred.succeed(sent, undefined))),
+      Effect.flatMap(Deferred.await(sent), () => (latest === undefined ? Effect.succeed(undefined) : after(latest)))
+    ],
+    { concurrency: 2 }
+  )
+  // A retry after the body had gone reads the files again (the same bytes, or it fails): its trailer's tree is made anew.
+  const kept =
+    early !== undefined && early.made.tree === outcome.tree
+      ? early
+      : yield* after({ tree: outcome.tree, checksum: outcome.checksum, entries: outcome.entries })
+  const { plan } = kept
   const tree = outcome.tree
   const revision = outcome.result.revision
   yield* note(`push: revision ${revision} created; the next run records it`)
@@ -102,15 +137,10 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
     listed: listed.files,
     listedAt: listed.at
   }
-  const plan = planFiles("push", tree, [], base, { delete: options.delete ?? false, force: options.force ?? false })
-  yield* writeBaseText(config.projectRoot, baseTextFor(remote.tenant, plan.nextBase(null).files)(revision))
+  yield* writeBaseText(config.projectRoot, kept.base(revision))
   const pushed = pushedHead(remote, revision, tree, outcome.checksum)
-  yield* keepHeadText(
-    config.projectRoot,
-    keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: outcome.checksum, entries: tree })(revision)
-  )
+  yield* keepHeadText(config.projectRoot, kept.head(revision))
   yield* settleMark(config, client.baseUrl, pushed, notCarried.length === 0, local)
-  yield* keepHashes(config, carried, listed.at, outcome.entries)
   return report("push", false, head, local, plan, {
     revision,
     bytes_sent: outcome.bytesSent,

@@ -244,11 +244,23 @@ export interface StreamedUploadInput {
   readonly progress?: Progress
   /** As `UploadInput.sent`. */
   readonly sent?: Deferred.Deferred<void>
+  /**
+   * Told each time an attempt has read every file and made its trailer: what the revision will hold, before the
+   * server has answered (what is recorded after can be made meanwhile).
+   */
+  readonly made?: (made: Made) => void
+}
+
+/** The tree a streamed upload's trailer names (sorted by path), its checksum, and `files[i]` as read. */
+export interface Made {
+  readonly tree: ReadonlyArray<FileEntry>
+  readonly checksum: string
+  readonly entries: ReadonlyArray<FileEntry>
 }
 
 export interface StreamedUploadOutcome extends UploadOutcome {
-  /** `files[i]` as read and sent (every one, once the upload has succeeded). */
-  readonly entries: ReadonlyArray<FileEntry | undefined>
+  /** `files[i]` as read and sent. */
+  readonly entries: ReadonlyArray<FileEntry>
 }
 
 /**
@@ -266,12 +278,13 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   const lead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify(new UploadLead({ manifest: "trailer" }))))
   // What the last attempt read; a retry must read the same (it may repeat an attempt that committed).
   let read: ReadonlyArray<FileEntry | undefined> = []
-  let made: { readonly tree: ReadonlyArray<FileEntry>; readonly checksum: string } | undefined
+  let made: Made | undefined
   const trailer = (entries: ReadonlyArray<FileEntry>) => {
     // The listing is sorted by path, and so are the entries read from it.
     const tree = strictlySorted(entries) ? entries : [...entries].sort(byPath)
     const checksum = manifestChecksum(tree)
-    made = { tree, checksum }
+    made = { tree, checksum, entries }
+    input.made?.(made)
     const header = new UploadHeader({ base: input.base, author, set: tree, delete: [], checksum })
     return fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
   }
@@ -303,6 +316,6 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
     filesSent: input.files.length,
     tree: made.tree,
     checksum: made.checksum,
-    entries: read
+    entries: made.entries
   } satisfies StreamedUploadOutcome
 })
