@@ -225,6 +225,15 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
         entry: late.path
       })
+      const longLead = fileRecord(
+        UPLOAD_LEAD_ENTRY,
+        Buffer.from(JSON.stringify({ manifest: "trailer", pad: "x".repeat(1100) }))
+      )
+      expect(yield* refused(archive([longLead, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toEqual({
+        tag: "TarballUnsafe",
+        reason: "an upload lead over 1024 bytes",
+        entry: UPLOAD_LEAD_ENTRY
+      })
       const badLead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify({ manifest: "first" })))
       expect(yield* refused(archive([badLead, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toMatchObject({
         tag: "TarballUnsafe",

@@ -315,7 +315,9 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           if (form === "header") return headerFile(path, size, executable, link)
           if (form === "trailer") return trailerFile(path, size, executable, link)
           // The first entry says the form: the lead of the trailer form (where this server reads it), else the header.
-          if (path === UPLOAD_LEAD_ENTRY && takesTrailer && !link && size <= MAX_LEAD_BYTES) {
+          if (path === UPLOAD_LEAD_ENTRY && takesTrailer) {
+            if (link || size > MAX_LEAD_BYTES)
+              throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
             form = "trailer"
             return whole(checkLead)
           }
