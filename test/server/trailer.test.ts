@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { CAPS, type Caps } from "../../src/domain/caps.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
@@ -225,6 +225,9 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
         entry: late.path
       })
+      // Cut inside the trailer: the archive ends early.
+      const whole = Buffer.concat(Chunk.toReadonlyArray(yield* Stream.runCollect(trailerForm(sent))))
+      expect(yield* refused(Stream.make(whole.subarray(0, whole.length - 700)))).toMatchObject({ tag: "TarballUnsafe" })
       const longLead = fileRecord(
         UPLOAD_LEAD_ENTRY,
         Buffer.from(JSON.stringify({ manifest: "trailer", pad: "x".repeat(1100) }))

@@ -63,7 +63,14 @@ const streamFrom = (workspace: WorkspaceShape, options: StreamBundleOptions, ent
   /** Takes `entry` as `files[i]`, unless an earlier attempt read that file otherwise. */
   const take = (i: number, entry: FileEntry) => {
     const was = options.pinned?.[i]
-    if (was !== undefined && (was.sha256 !== entry.sha256 || was.size !== entry.size)) return false
+    if (
+      was !== undefined &&
+      (was.sha256 !== entry.sha256 ||
+        was.size !== entry.size ||
+        was.executable !== entry.executable ||
+        was.link !== entry.link)
+    )
+      return false
     entries[i] = entry
     return true
   }
