@@ -44,11 +44,12 @@ const written = (files: ReadonlyArray<{ path: string; bytes: Uint8Array; executa
   return { root, listed }
 }
 
-const run = (root: string, listed: ReadonlyArray<WorkspaceFile>) => {
+const run = (root: string, listed: ReadonlyArray<WorkspaceFile>, pinned?: ReadonlyArray<FileEntry | undefined>) => {
   let named: ReadonlyArray<FileEntry> = []
   const streamed = streamBundle({
     servicesPath: root,
     files: listed,
+    ...(pinned === undefined ? {} : { pinned }),
     prelude: [fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from('{"manifest":"trailer"}'))],
     trailer: (entries) => {
       named = entries
@@ -110,6 +111,28 @@ describe("streamBundle", () => {
         { numRuns: 30 }
       )
     )
+  )
+
+  it.effect("a retry fails, naming the file, where it reads a file otherwise than the attempt it repeats", () =>
+    Effect.gen(function* () {
+      const { root, listed } = written([
+        { path: "content/a.md", bytes: Buffer.from("one"), executable: false },
+        { path: "content/b.md", bytes: Buffer.from("two"), executable: false }
+      ])
+      const first = yield* run(root, listed)
+      // The same bytes: the retry reads what the first attempt read.
+      expect((yield* run(root, listed, first.entries)).entries).toEqual(first.entries)
+      fs.writeFileSync(nodePath.join(root, "content/b.md"), "TWO")
+      fs.chmodSync(nodePath.join(root, "content/a.md"), 0o755)
+      const again = yield* Effect.either(run(root, [{ ...listed[0]!, mode: 0o100755 }, listed[1]!], first.entries))
+      expect(Either.isLeft(again) && again.left).toMatchObject({
+        _tag: "IoError",
+        path: nodePath.join(root, "content/a.md"),
+        reason: "changed while bundling; run again"
+      })
+      const later = yield* Effect.either(run(root, listed.slice(1), first.entries.slice(1)))
+      expect(Either.isLeft(later) && later.left).toMatchObject({ path: nodePath.join(root, "content/b.md") })
+    })
   )
 
   it.effect("fails, naming the file, when a file is not at its listed size (changed since the listing)", () =>
