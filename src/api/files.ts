@@ -106,6 +106,17 @@ export class UploadHeader extends Schema.Class<UploadHeader>("UploadHeader")({
 }) {}
 
 export const UPLOAD_HEADER_ENTRY = ".agentsync-upload.json"
+
+/**
+ * The first entry of an upload in the trailer form (`UPLOAD_LEAD_ENTRY`): the manifest comes last, as the
+ * `UPLOAD_HEADER_ENTRY` entry after every file, so a client can send each file as it reads and hashes it. Used only
+ * when the server announced it (`UPLOAD_FORMS_HEADER` on a manifest answer).
+ */
+export class UploadLead extends Schema.Class<UploadLead>("UploadLead")({
+  manifest: Schema.Literal("trailer")
+}) {}
+
+export const UPLOAD_LEAD_ENTRY = ".agentsync-upload-lead.json"
 export const IDEMPOTENCY_HEADER = "idempotency-key"
 
 export class UploadResult extends Schema.Class<UploadResult>("UploadResult")({
@@ -186,7 +197,7 @@ const files = tenantGroups(
       .pipe(
         described(
           "Push a revision",
-          `A tar.gz whose first entry (\`${UPLOAD_HEADER_ENTRY}\`) names the base revision, the files set and deleted, and the resulting checksum; the bytes of files the tenant does not hold yet follow. The head moves only if the base is still the head (else 409). A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the revision already made.`
+          `A tar.gz (or zstd frames, when the server names zstd in \`x-agentsync-archive\`) whose first entry (\`${UPLOAD_HEADER_ENTRY}\`) names the base revision, the files set and deleted, and the resulting checksum; the bytes of files the tenant does not hold yet follow. The head moves only if the base is still the head (else 409). A retry with the same \`${IDEMPOTENCY_HEADER}\` answers with the revision already made.\n\nThe trailer form, when a manifest answer names \`trailer\` in \`x-agentsync-upload\`: the first entry is \`${UPLOAD_LEAD_ENTRY}\` (\`{"manifest":"trailer"}\`), the files follow, and the last entry is \`${UPLOAD_HEADER_ENTRY}\` with the same fields, naming every file sent (same hash, size, mode and kind); nothing may follow it. The caps, paths and membership are checked on each file as it arrives; a trailer missing, malformed, over its size cap or disagreeing with what was received refuses the upload (422), and nothing of it is kept.`
         )
       ),
     HttpApiEndpoint.get("download", FilesRoutes.download)

@@ -2,7 +2,7 @@
 import * as zlib from "node:zlib"
 import { Config, Effect, Option } from "effect"
 import { MissingConfig } from "../errors.js"
-import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "./capsHeaders.js"
+import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER, UPLOAD_FORMS_HEADER } from "./capsHeaders.js"
 
 /** Limits on a tree, its manifest and its archives; anything over one of them is refused whole. */
 export interface Caps {
@@ -162,9 +162,32 @@ export const entryKindsOf = (
  */
 export const manifestCapsHeaders = (
   formats: ReadonlyArray<ArchiveFormat>,
-  entries: ReadonlyArray<EntryKind> = ENTRY_KINDS
+  entries: ReadonlyArray<EntryKind> = ENTRY_KINDS,
+  uploads: ReadonlyArray<UploadForm> = UPLOAD_FORMS
 ): Record<string, string> =>
-  entries.length === 0 ? {} : { [ARCHIVE_FORMATS_HEADER]: formats.join(", "), [ENTRY_KINDS_HEADER]: entries.join(", ") }
+  entries.length === 0
+    ? {}
+    : {
+        [ARCHIVE_FORMATS_HEADER]: formats.join(", "),
+        [ENTRY_KINDS_HEADER]: entries.join(", "),
+        ...(uploads.length === 0 ? {} : { [UPLOAD_FORMS_HEADER]: uploads.join(", ") })
+      }
+
+/** Upload forms beyond the header form: `trailer`, the manifest after the files (see `UPLOAD_LEAD_ENTRY`). */
+export type UploadForm = "trailer"
+
+/** The forms this code reads. */
+export const UPLOAD_FORMS: ReadonlyArray<UploadForm> = ["trailer"]
+
+/** The header naming them, on every manifest answer of a server that reads them (none from an older one). */
+export { UPLOAD_FORMS_HEADER }
+
+/** The forms a header names that this code knows; none for a missing header. */
+export const parseUploadForms = (header: string | undefined | null): ReadonlyArray<UploadForm> =>
+  (header ?? "")
+    .split(",")
+    .map((f) => f.trim().toLowerCase())
+    .filter((f): f is UploadForm => f === "trailer")
 
 /**
  * When archives are compressed: `auto` as the link says (stored on loopback, compressed on a real link), `always`

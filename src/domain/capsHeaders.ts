@@ -5,3 +5,6 @@ export const ARCHIVE_FORMATS_HEADER = "x-agentsync-archive"
 
 /** The kinds of entries a server keeps (see `domain/caps.ts`). */
 export const ENTRY_KINDS_HEADER = "x-agentsync-entries"
+
+/** The upload forms a server reads beyond the header form (`trailer`: see `UPLOAD_LEAD_ENTRY` in api/files.ts). */
+export const UPLOAD_FORMS_HEADER = "x-agentsync-upload"

@@ -29,7 +29,8 @@ import {
   FORMATS,
   manifestCapsHeaders,
   parseFormats,
-  transferLimitsFromEnv
+  transferLimitsFromEnv,
+  type UploadForm
 } from "../domain/caps.js"
 import { TarballUnsafe, Unauthorized } from "../errors.js"
 import { pace } from "../services/Pace.js"
@@ -133,6 +134,8 @@ export interface ArchivePolicy {
    * and the archive negotiation: manifest answers without `x-agentsync-archive` and `x-agentsync-entries`.
    */
   readonly entries?: ReadonlyArray<EntryKind>
+  /** The upload forms it announces and reads beyond the header form (default all; none answers as an older build). */
+  readonly uploads?: ReadonlyArray<UploadForm>
   readonly compress: CompressSetting
 }
 
@@ -154,7 +157,7 @@ const archivePolicy = Effect.flatMap(Effect.serviceOption(CurrentArchivePolicy),
 const filesOps = Effect.map(
   Effect.all([FileStore, transferLimitsFromEnv, archivePolicy]),
   ([store, limits, policy]) => {
-    const advertised = manifestCapsHeaders(policy.formats, policy.entries)
+    const advertised = manifestCapsHeaders(policy.formats, policy.entries, policy.uploads)
     return {
       /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
       manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
@@ -178,7 +181,8 @@ const filesOps = Effect.map(
           return p.guard(
             store.upload(caller, p.count(uploadBody(request)), {
               idempotencyKey: idempotencyKey(request),
-              formats: policy.formats
+              formats: policy.formats,
+              ...(policy.uploads === undefined ? {} : { uploads: policy.uploads })
             })
           )
         }).pipe(
@@ -271,7 +275,11 @@ export const layer = (options: ServeOptions) =>
   Layer.unwrapEffect(
     Effect.sync(() => {
       const node = options.server ?? createServer()
-      const formats = manifestCapsHeaders(options.archives?.formats ?? FORMATS, options.archives?.entries)
+      const formats = manifestCapsHeaders(
+        options.archives?.formats ?? FORMATS,
+        options.archives?.entries,
+        options.archives?.uploads
+      )
       const fast =
         options.middleware === undefined
           ? Layer.scopedDiscard(NotModifiedCheck.install(node, options.accessLog, formats))

@@ -27,8 +27,11 @@ import {
   entryKindsOf,
   FORMATS,
   parseFormats,
+  parseUploadForms,
   TRANSFER,
-  type TransferLimits
+  type TransferLimits,
+  UPLOAD_FORMS_HEADER,
+  type UploadForm
 } from "../domain/caps.js"
 import { ApiError, type MissingConfig } from "../errors.js"
 import { pace } from "./Pace.js"
@@ -113,6 +116,11 @@ export interface SyncApiClientShape {
    * (none before one, or from a server that predates them). A push carrying another kind is refused before sending.
    */
   readonly serverEntryKinds: () => ReadonlyArray<EntryKind>
+  /**
+   * The upload forms beyond the header form the server said it reads, on its last manifest answer (none before one,
+   * or from a server that predates them): a first upload streams in the trailer form only where it is named.
+   */
+  readonly serverUploadForms: () => ReadonlyArray<UploadForm>
   /** Takes what a manifest answer had elsewhere in this process said (the settled check's 304), as if it were its own. */
   readonly heard: (answer: ManifestAnswer) => void
 }
@@ -145,9 +153,11 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
 
   let serverReads: ReadonlyArray<ArchiveFormat> | undefined
   let serverKeeps: ReadonlyArray<EntryKind> = []
+  let serverTakes: ReadonlyArray<UploadForm> = []
   const heard = (answer: ManifestAnswer) => {
     serverReads = parseFormats(answer.formats)
     serverKeeps = entryKindsOf(answer.entries, answer.formats)
+    serverTakes = parseUploadForms(answer.uploads)
   }
   // The manifest is fetched raw: it is on every run's path, and the typed client's request builder touches
   // the global FormData, which makes Node load its whole fetch implementation.
@@ -170,7 +180,8 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
             if (response.status === 200 || response.status === 304)
               heard({
                 formats: response.headers[ARCHIVE_FORMATS_HEADER],
-                entries: response.headers[ENTRY_KINDS_HEADER]
+                entries: response.headers[ENTRY_KINDS_HEADER],
+                uploads: response.headers[UPLOAD_FORMS_HEADER]
               })
           }),
           Effect.flatMap((response) =>
@@ -275,6 +286,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     serverFormats: () => serverReads,
     compress: options.compress ?? "auto",
     serverEntryKinds: () => serverKeeps,
+    serverUploadForms: () => serverTakes,
     heard
   })
 })

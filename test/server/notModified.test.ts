@@ -151,6 +151,7 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
           expect(r.headers).toContain(`x-agentsync-archive: ${FORMATS.join(", ")}`)
           // And the kinds of entries it keeps (a push of another kind is refused by the client).
           expect(r.headers).toContain("x-agentsync-entries: executable, link")
+          expect(r.headers).toContain("x-agentsync-upload: trailer")
         }
       }
       expect(fastLines.at(-1)).toMatchObject({
@@ -167,6 +168,7 @@ layer(world, { excludeTestServices: true })("the no-change check in front of the
           `etag: "${head}"`,
           `x-agentsync-archive: ${FORMATS.join(", ")}`,
           "x-agentsync-entries: executable, link",
+          "x-agentsync-upload: trailer",
           "Connection: close"
         ]
       ])

@@ -8,11 +8,11 @@ import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
-import { leftOut, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
+import { leftOut, type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { type Delta, deltaManifest, deltaOf, planDelta } from "../../stages/files/delta.js"
-import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
+import { planFiles, readBase, type SyncBase, sameBase, writeBase } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest } from "../../stages/files/remote.js"
 import { readMarkListing } from "../../stages/files/settled.js"
 import { withLeftOut } from "../../stages/files/settledCheck.js"
@@ -133,25 +133,36 @@ const recover = Effect.fn("FileSyncService.recover")(function* (projectRoot: str
 export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   direction: "push" | "pull",
   options: FilesOptions,
-  probed: Probe | undefined
+  probed: Probe | undefined,
+  had?: {
+    readonly head: HeadManifest
+    readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
+    readonly base: SyncBase
+  }
 ) {
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false
   const progress = options.progress ?? silentProgress
   const workspace = yield* workspaceAt(config.servicesPath)
   const membership = yield* workspace.membership()
-  const sinceMark = yield* fromMark(config, probed, { keep: !dryRun, progress }, workspace, membership.includes)
+  // What a push's first look had (`firstPush`): the head, the listing and the base, planned from as they are.
+  const sinceMark =
+    had === undefined
+      ? yield* fromMark(config, probed, { keep: !dryRun, progress }, workspace, membership.includes)
+      : undefined
   const [head, local] =
     sinceMark !== undefined
       ? [sinceMark.head, sinceMark.local]
-      : yield* manifests(config, {
-          keep: !dryRun,
-          progress,
-          ...(probed === undefined ? {} : { probe: probed })
-        })
+      : had !== undefined
+        ? [had.head, yield* localOf(config, { keep: !dryRun, progress, probe: { listed: had.listed } })]
+        : yield* manifests(config, {
+            keep: !dryRun,
+            progress,
+            ...(probed === undefined ? {} : { probe: probed })
+          })
   const remote = head.manifest
   const where = baseKey(remote)
-  const base = yield* readBase(config.projectRoot, where)
+  const base = had?.base ?? (yield* readBase(config.projectRoot, where))
   const planOptions = { delete: options.delete ?? false, force: options.force ?? false }
   const plan =
     sinceMark?.delta !== undefined

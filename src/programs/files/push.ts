@@ -6,6 +6,7 @@ import { actionsOf, baseTextFor, entriesOf, writeBaseText } from "../../stages/f
 import { keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { resultingTree, upload } from "../../stages/files/upload.js"
+import { firstPush } from "./firstPush.js"
 import { checkServerKeeps, conflictError, guardDeletes } from "./guards.js"
 import { begin, type FilesOptions, prepare } from "./prepare.js"
 import { settleMark } from "./probe.js"
@@ -15,10 +16,15 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
   const probed = yield* begin("push", options)
   if (probed?.settled !== undefined)
     return settledReport("push", options.dryRun ?? false, probed.settled) as FilesReport
+  // No mark vouching for a base: this may be a first upload, which streams (a dry run plans as ever).
+  const first =
+    options.dryRun !== true && probed?.confirmed === undefined ? yield* firstPush(options, probed) : undefined
+  if (first?.report !== undefined) return first.report
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle, checked } = yield* prepare(
     "push",
     options,
-    probed
+    probed,
+    first?.had
   )
   // Before anything is sent, a dry run included: a server too old for a file's kind would refuse the revision.
   yield* checkServerKeeps(plan, client)

@@ -42,7 +42,10 @@ export interface FilesReport {
   readonly files: ReadonlyArray<FileReportItem>
   readonly local_files: number
   readonly remote_files: number
-  /** Local files whose bytes were read to hash them (0 when the hash cache vouched for all). */
+  /**
+   * Local files whose bytes were read to hash them (0 when the hash cache vouched for all); a first push in the
+   * trailer form hashes each regular file as it sends it, and counts those.
+   */
   readonly files_hashed?: number
   readonly bytes_sent?: number
   readonly files_sent?: number

@@ -1,24 +1,34 @@
 /**
- * An upload received: its header checked before any content is read, content stored as pending blobs as it
- * arrives, then the new revision committed in one transaction.
+ * An upload received: its header checked before any content is read (or, in the trailer form, its trailer checked
+ * against every file received before it), content stored as pending blobs as it arrives, then the new revision
+ * committed in one transaction.
  */
 import { randomUUID } from "node:crypto"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
-import { UPLOAD_HEADER_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
-import { type ArchiveFormat, CAPS, type Caps, TRANSFER, treeOverCaps } from "../../domain/caps.js"
+import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
+import {
+  type ArchiveFormat,
+  CAPS,
+  type Caps,
+  TRANSFER,
+  treeOverCaps,
+  UPLOAD_FORMS,
+  type UploadForm
+} from "../../domain/caps.js"
 import { sha256 } from "../../domain/hash.js"
 import { IGNORE_FILE, isMemberPath, MEMBERSHIP } from "../../domain/membership.js"
 import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
-import { readArchive } from "../../stages/files/archive.js"
+import { type EntrySink, readArchive } from "../../stages/files/archive.js"
 import { blobProbes } from "./blobProbe.js"
 import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
 import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
+import { type Arrived, checkLead, checkTrailer, MAX_LEAD_BYTES } from "./trailer.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
@@ -37,6 +47,8 @@ export interface UploadOptions {
   readonly caps?: Caps
   /** The archive formats read (default: what this Node reads). */
   readonly formats?: ReadonlyArray<ArchiveFormat>
+  /** The upload forms read beyond the header form (default: all this code reads). */
+  readonly uploads?: ReadonlyArray<UploadForm>
 }
 
 /** Built once: a decoder is a walk over the schema's AST, not something to redo per upload. */
@@ -46,18 +58,16 @@ const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeade
  * The upload header, decoded and checked before any content is read: every path inside the one membership
  * list (a file the client would never bundle is not accepted either), and sizes within the caps.
  */
-const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
+const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"): UploadHeader => {
   const decoded = decodeHeaderJson(Buffer.from(data).toString("utf8"))
   if (decoded._tag === "Left")
-    throw new TarballUnsafe({ reason: `bad upload header: ${decoded.left.message.slice(0, 300)}` })
+    throw new TarballUnsafe({
+      reason: `bad upload ${what}: ${decoded.left.message.slice(0, 300)}`,
+      ...(what === "trailer" ? { entry: UPLOAD_HEADER_ENTRY } : {})
+    })
   const header = decoded.right
   const outside = header.set.find((e) => !isMemberPath(e.path))
-  if (outside !== undefined) {
-    throw new TarballUnsafe({
-      reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`,
-      entry: outside.path
-    })
-  }
+  if (outside !== undefined) throw outsideMembership(outside.path)
   const over = treeOverCaps(
     header.set.map((e) => [e.path, e.size] as const),
     caps
@@ -65,6 +75,9 @@ const decodeHeader = (data: Uint8Array, caps: Caps): UploadHeader => {
   if (over !== undefined) throw new TarballUnsafe({ reason: `the upload would carry ${over}` })
   return header
 }
+
+const outsideMembership = (path: string) =>
+  new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: path })
 
 export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
   const probes = blobProbes(sql)
@@ -120,6 +133,11 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     // Hashes received that the blob writer found held (permanent, or pending for another upload): not written by
     // this upload, so its commit makes them permanent itself and checks they are still there.
     const held = new Set<string>()
+    // The form, said by the first entry: the manifest first ("header") or last ("trailer", after a lead entry).
+    let form: "header" | "trailer" | undefined
+    const takesTrailer = (options.uploads ?? UPLOAD_FORMS).includes("trailer")
+    // Trailer form: each file as it arrived, checked against the trailer when it comes.
+    const arrived = new Map<string, Arrived>()
     let receivedFiles = 0
     let pending: Array<PendingBlob> = []
     let pendingBytes = 0
@@ -214,57 +232,109 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       )
     })
 
+    /** A file's bytes received and checked: stored once per content, pending until the commit. */
+    const keep = (data: Buffer, digest: string) => {
+      receivedFiles++
+      // The same bytes under another path are stored once.
+      if (received.has(digest)) return
+      received.add(digest)
+      pending.push({ sha256: digest, data })
+      pendingBytes += data.length
+    }
+    /** An entry's bytes gathered, then handed to `end` whole (a manifest, a lead: outside the arenas). */
+    const whole = (end: (data: Buffer) => void): EntrySink => {
+      const chunks: Array<Uint8Array> = []
+      return { write: (chunk) => void chunks.push(chunk), end: () => end(Buffer.concat(chunks)) }
+    }
+    /** A file's bytes gathered into the arena of the batch it is pending in, then handed to `end`. */
+    const gathered = (size: number, end: (data: Buffer) => void): EntrySink => {
+      const chunks: Array<Uint8Array> = []
+      return {
+        write: (chunk) => void chunks.push(chunk),
+        // Taken at its end: a file's first bytes may come before a flush and its last after it.
+        end: () => end(gather(chunks, size))
+      }
+    }
+
+    /** The header form: every file checked against the header as it arrives. */
+    const headerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
+      const want = expected.get(path)
+      if (want === undefined) throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
+      // The header says what the revision stores; the archive's mode must say the same.
+      if (executable !== (want.executable === true))
+        throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
+      if (link !== (want.link === true))
+        throw new TarballUnsafe({
+          reason: link
+            ? "a symbolic link the upload header lists as a file"
+            : "a file the upload header lists as a link",
+          entry: path
+        })
+      if (link) linksReceived.add(path)
+      return gathered(size, (data) => {
+        const digest = sha256(data)
+        if (digest !== want.sha256 || data.length !== want.size) {
+          throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
+        }
+        keep(data, digest)
+      })
+    }
+
+    /**
+     * The trailer form: each file inside the membership, stored as it arrives (the caps on sizes and counts are the
+     * reader's, checked on each record's header), and what it arrived as kept for the trailer's check.
+     */
+    const trailerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
+      if (header !== undefined)
+        throw new TarballUnsafe({
+          reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
+          entry: path
+        })
+      if (path === UPLOAD_HEADER_ENTRY) {
+        if (link || size > caps.maxManifestBytes)
+          throw new TarballUnsafe({ reason: `an upload trailer over ${caps.maxManifestBytes} bytes`, entry: path })
+        return whole((data) => {
+          const trailer = decodeHeader(data, caps, "trailer")
+          checkTrailer(trailer.set, arrived)
+          header = trailer
+        })
+      }
+      if (!isMemberPath(path)) throw outsideMembership(path)
+      if (link) linksReceived.add(path)
+      return gathered(size, (data) => {
+        const digest = sha256(data)
+        arrived.set(path, { sha256: digest, size: data.length, executable, link })
+        keep(data, digest)
+      })
+    }
+
     const receive = readArchive(
       body,
       {
         file: (path, size, executable, link) => {
-          const isHeader = header === undefined
-          if (isHeader && (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes)) {
+          if (form === "header") return headerFile(path, size, executable, link)
+          if (form === "trailer") return trailerFile(path, size, executable, link)
+          // The first entry says the form: the lead of the trailer form (where this server reads it), else the header.
+          if (path === UPLOAD_LEAD_ENTRY && takesTrailer) {
+            if (link || size > MAX_LEAD_BYTES)
+              throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
+            form = "trailer"
+            return whole(checkLead)
+          }
+          if (path !== UPLOAD_HEADER_ENTRY || link || size > caps.maxManifestBytes) {
             throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
           }
-          const chunks: Array<Uint8Array> = []
-          return {
-            write: (chunk) => void chunks.push(chunk),
-            end: () => {
-              // Into the arena of the batch the file is pending in, taken at its end: a file's first bytes may
-              // come before a flush and its last after it.
-              const data = isHeader ? Buffer.concat(chunks) : gather(chunks, size)
-              if (isHeader) {
-                header = decodeHeader(data, caps)
-                expected = new Map(header.set.map((e) => [e.path, e]))
-                // A small upload needs no arena of a whole batch.
-                arenaBytes = Math.min(
-                  ARENA_BYTES,
-                  header.set.reduce((n, e) => n + e.size, 0)
-                )
-                return
-              }
-              const want = expected.get(path)
-              if (want === undefined)
-                throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
-              // The header says what the revision stores; the archive's mode must say the same.
-              if (executable !== (want.executable === true))
-                throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
-              if (link !== (want.link === true))
-                throw new TarballUnsafe({
-                  reason: link
-                    ? "a symbolic link the upload header lists as a file"
-                    : "a file the upload header lists as a link",
-                  entry: path
-                })
-              if (link) linksReceived.add(path)
-              const digest = sha256(data)
-              if (digest !== want.sha256 || data.length !== want.size) {
-                throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
-              }
-              receivedFiles++
-              // The same bytes under another path are stored once.
-              if (received.has(digest)) return
-              received.add(digest)
-              pending.push({ sha256: digest, data })
-              pendingBytes += data.length
-            }
-          }
+          form = "header"
+          return whole((data) => {
+            const decoded = decodeHeader(data, caps, "header")
+            header = decoded
+            expected = new Map(decoded.set.map((e) => [e.path, e]))
+            // A small upload needs no arena of a whole batch.
+            arenaBytes = Math.min(
+              ARENA_BYTES,
+              decoded.set.reduce((n, e) => n + e.size, 0)
+            )
+          })
         },
         flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
       },
@@ -393,7 +463,11 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       yield* receive
       const head: UploadHeader | undefined = header
       if (head === undefined)
-        return yield* new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` })
+        return yield* new TarballUnsafe(
+          form === "trailer"
+            ? { reason: `the upload ended without its trailer`, entry: UPLOAD_HEADER_ENTRY }
+            : { reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` }
+        )
       yield* flush
       yield* settle
       const result = yield* sql.withTransaction(commit(head))

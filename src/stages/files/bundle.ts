@@ -114,9 +114,9 @@ export interface ManifestOptions {
   readonly listed?: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
 }
 
-const BATCH_BYTES = 1024 * 1024
+export const BATCH_BYTES = 1024 * 1024
 // A batch's buffer: its files' bytes, a header and padding per file (a batch of one larger file is not pooled).
-const POOLED_BYTES = BATCH_BYTES + 256 * 1024
+export const POOLED_BYTES = BATCH_BYTES + 256 * 1024
 
 // A kept cache is rewritten (its whole JSON, 1.2 MB at 10,000 files) only when what it would save the next run is
 // worth more than writing it: a few small files re-read cost less than that, and a settled run reads no cache.
@@ -145,6 +145,52 @@ const readCache = (state: ProjectFileState, root: string) =>
       return { size: Object.keys(kept.entries).length, get: (path) => kept.entries[path], older: true }
     })
   )
+
+/** Writes the cache: `next[i]`, where there is one, for the listed `files[i]` (in the listing's order, by path). */
+const writeCache = (
+  state: ProjectFileState,
+  root: string,
+  files: ReadonlyArray<WorkspaceFile>,
+  next: ReadonlyArray<CacheEntry | undefined>
+) => {
+  const paths: Array<string> = []
+  const sizes: Array<number> = []
+  const mtimes: Array<number> = []
+  const sha256: Array<string> = []
+  files.forEach((f, i) => {
+    const e = next[i]
+    if (e === undefined) return
+    paths.push(f.path)
+    sizes.push(e[0])
+    mtimes.push(e[1])
+    sha256.push(e[2])
+  })
+  const body: typeof CacheFile.Type = { version: 2, root, paths, sizes, mtimes, sha256 }
+  return state.write(CACHE_FILE, JSON.stringify(body))
+}
+
+/**
+ * The hash cache made from hashes taken elsewhere than here (a first upload hashes each file as it archives it):
+ * `hashes[i]` of the listed `files[i]`, regular files in the listing's order; a file modified at or after the
+ * listing's stamp `at`, or read at another size than listed, gets no entry (as `localManifest` keeps none).
+ */
+export const keepHashes = (
+  options: { readonly servicesPath: string; readonly projectRoot: string },
+  files: ReadonlyArray<WorkspaceFile>,
+  at: number,
+  hashes: ReadonlyArray<FileEntry | undefined>
+) =>
+  Effect.gen(function* () {
+    const workspace = yield* workspaceAt(options.servicesPath)
+    const state = yield* stateOf(options.projectRoot)
+    const next = files.map((f, i): CacheEntry | undefined => {
+      const h = hashes[i]
+      return h !== undefined && f.link === undefined && f.mtimeMs < at && h.size === f.size
+        ? [h.size, f.mtimeMs, h.sha256]
+        : undefined
+    })
+    yield* writeCache(state, workspace.root, files, next)
+  })
 
 /** The tree listed, and the listing's stamp taken from the state's clock (see `listingClock`). */
 export const listAndStamp = (workspace: WorkspaceShape, state: ProjectFileState) =>
@@ -203,22 +249,8 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
       nextCount++
     }
   })
-  if (options.writeCache && (kept === undefined || worthWriting(kept, nextCount, hashed))) {
-    const paths: Array<string> = []
-    const sizes: Array<number> = []
-    const mtimes: Array<number> = []
-    const sha256: Array<string> = []
-    files.forEach((f, i) => {
-      const e = next[i]
-      if (e === undefined) return
-      paths.push(f.path)
-      sizes.push(e[0])
-      mtimes.push(e[1])
-      sha256.push(e[2])
-    })
-    const body: typeof CacheFile.Type = { version: 2, root: workspace.root, paths, sizes, mtimes, sha256 }
-    yield* state.write(CACHE_FILE, JSON.stringify(body))
-  }
+  if (options.writeCache && (kept === undefined || worthWriting(kept, nextCount, hashed)))
+    yield* writeCache(state, workspace.root, files, next)
   return {
     entries: links.length === 0 ? entries : [...entries, ...links].sort(byPath),
     notCarried,
@@ -233,7 +265,7 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
  * entry is its target text's hash, taken from the listing (links are few and their targets short). A link whose
  * target is absolute or leaves the tree is not carried.
  */
-const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
+export const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
   if (!listed.some((f) => f.link !== undefined)) return { files: listed, links: [], notCarried: [] }
   const links: Array<FileEntry> = []
   const notCarried: Array<NotCarried> = []
@@ -250,7 +282,7 @@ const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
  * The batch with each symbolic link's target read (never followed) and checked against its entry's hash, as a
  * file's bytes are: a link's record carries its target in its header.
  */
-const linkTargets = (
+export const linkTargets = (
   workspace: WorkspaceShape,
   files: ReadonlyArray<FileEntry>
 ): Effect.Effect<ReadonlyArray<FileEntry | LaidLink>, IoError> => {
@@ -281,7 +313,7 @@ interface LaidLink {
   readonly target: string
 }
 
-const changed = (workspace: WorkspaceShape, entry: FileEntry) =>
+export const changed = (workspace: WorkspaceShape, entry: FileEntry) =>
   new IoError({ path: nodePath.join(workspace.root, entry.path), reason: "changed while bundling; run again" })
 
 export interface BundleOptions {
@@ -308,13 +340,12 @@ export interface BundleOptions {
 export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> =>
   Stream.unwrap(Effect.map(workspaceAt(options.servicesPath), (workspace) => bundleFrom(workspace, options)))
 
-const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
-  const progress = options.progress ?? silentProgress
-  // Files travel in batches of about 1 MiB: one effect and one buffer per batch instead of per file.
-  const batches: Array<{ readonly files: ReadonlyArray<FileEntry>; readonly bytes: number }> = []
-  let batch: Array<FileEntry> = []
+/** Files in batches of about 1 MiB (at most 256 files): one effect and one buffer per batch instead of per file. */
+export const batched = <F extends { readonly size: number }>(files: ReadonlyArray<F>) => {
+  const batches: Array<{ readonly files: ReadonlyArray<F>; readonly bytes: number }> = []
+  let batch: Array<F> = []
   let bytes = 0
-  for (const e of options.files) {
+  for (const e of files) {
     if (batch.length > 0 && (bytes + e.size > BATCH_BYTES || batch.length >= 256)) {
       batches.push({ files: batch, bytes })
       batch = []
@@ -324,6 +355,12 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
     bytes += e.size
   }
   if (batch.length > 0) batches.push({ files: batch, bytes })
+  return batches
+}
+
+const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
+  const progress = options.progress ?? silentProgress
+  const batches = batched(options.files)
   // A batch is one buffer of tar records; each file is read straight into its place there (one call to the
   // workspace for the batch) and hashed in place. The buffers are used again once compressed: a few are out at a
   // time whatever the tree's size.

@@ -1,16 +1,25 @@
-/** The upload stage: the header and the new content of a push, streamed to the tenant under one idempotency key. */
+/** The upload stage: the header and the new content of a push (or, a first upload, the files then their trailer), streamed to the tenant under one idempotency key. */
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Deferred, Effect, Exit, Stream } from "effect"
-import { standIn, UPLOAD_HEADER_ENTRY, UploadHeader, type UploadResult } from "../../api/files.js"
+import {
+  standIn,
+  UPLOAD_HEADER_ENTRY,
+  UPLOAD_LEAD_ENTRY,
+  UploadHeader,
+  UploadLead,
+  type UploadResult
+} from "../../api/files.js"
 import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
-import { bufferPool, compressionFor, fileRecord, storedLength } from "./archive.js"
+import type { WorkspaceFile } from "../../services/Workspace.js"
+import { bufferPool, type Compression, compressionFor, fileRecord, storedLength } from "./archive.js"
 import { bundle } from "./bundle.js"
 import { strictlySorted } from "./plan.js"
+import { streamBundle } from "./streamBundle.js"
 
 export interface UploadInput {
   readonly servicesPath: string
@@ -136,60 +145,177 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
   // Stored on loopback; on a link, zstd when the server said it reads it, else gzip.
   const host = new URL(client.baseUrl).hostname
   const compression = compressionFor(host, yield* peerFormats(client, host, client.compress, input), client.compress)
-  let bytesSent = 0
-  let attempts = 0
-  // Stored members' buffers, used again once the socket has written them (a fresh one per member cost more than
-  // its copy): a pool per attempt, so a retry never reuses a buffer an abandoned attempt's socket may still hold.
-  let members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
-  // Per attempt, its chunks not yet flushed and whether its body has ended: both done, the body has all gone. Each
-  // chunk out is known by its attempt (a retry's count is not an abandoned attempt's).
-  type Attempt = { pending: number; ended: boolean }
-  const owner = new WeakMap<Uint8Array, Attempt>()
-  const flushed = (attempt: Attempt) => {
-    if (attempt.ended && attempt.pending === 0 && input.sent !== undefined) Deferred.unsafeDone(input.sent, Exit.void)
-  }
-  const body = () => {
-    bytesSent = 0
-    const attempt: Attempt = { pending: 0, ended: false }
-    // A retry starts the count again.
-    if (attempts++ > 0) progress.start("upload", total, "bytes")
-    members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
-    return bundle({
-      servicesPath: input.servicesPath,
-      files: send,
-      prelude: [headerRecord],
-      progress,
-      compression,
-      members: members.take
-    }).pipe(
-      Stream.tap((chunk) =>
-        Effect.sync(() => {
-          bytesSent += chunk.length
-          attempt.pending++
-          owner.set(chunk, attempt)
-        })
-      ),
-      Stream.ensuring(
-        Effect.sync(() => {
-          attempt.ended = true
-          flushed(attempt)
-        })
-      )
-    )
-  }
-  const result = yield* withProgress(
+  const { result, bytesSent } = yield* sendArchive(client, {
     progress,
-    "upload",
     total,
-    "bytes",
-    client.upload(body, input.idempotencyKey ?? randomUUID(), compression.format, (chunk) => {
-      members.release(chunk)
-      const attempt = owner.get(chunk)
-      if (attempt === undefined) return
-      owner.delete(chunk)
-      attempt.pending--
-      flushed(attempt)
-    })
-  )
+    compression,
+    idempotencyKey: input.idempotencyKey ?? randomUUID(),
+    sent: input.sent,
+    body: (members) =>
+      bundle({
+        servicesPath: input.servicesPath,
+        files: send,
+        prelude: [headerRecord],
+        progress,
+        compression,
+        members
+      })
+  })
   return { result, bytesSent, filesSent: send.length, tree, checksum } satisfies UploadOutcome
+})
+
+/**
+ * Sends an archive made by `body` (anew for each attempt, its stored members' buffers from `members`) under one
+ * idempotency key, with the upload's progress; `sent` is completed once an attempt's body has all gone.
+ */
+const sendArchive = <E>(
+  client: SyncApiClientShape,
+  options: {
+    readonly progress: Progress
+    readonly total: number
+    readonly compression: Compression
+    readonly idempotencyKey: string
+    readonly sent: Deferred.Deferred<void> | undefined
+    readonly body: (members: (size: number) => Buffer) => Stream.Stream<Uint8Array, E>
+  }
+) =>
+  Effect.gen(function* () {
+    const { progress, total, compression } = options
+    let bytesSent = 0
+    let attempts = 0
+    // Stored members' buffers, used again once the socket has written them (a fresh one per member cost more than
+    // its copy): a pool per attempt, so a retry never reuses a buffer an abandoned attempt's socket may still hold.
+    let members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
+    // Per attempt, its chunks not yet flushed and whether its body has ended: both done, the body has all gone. Each
+    // chunk out is known by its attempt (a retry's count is not an abandoned attempt's).
+    type Attempt = { pending: number; ended: boolean }
+    const owner = new WeakMap<Uint8Array, Attempt>()
+    const flushed = (attempt: Attempt) => {
+      if (attempt.ended && attempt.pending === 0 && options.sent !== undefined)
+        Deferred.unsafeDone(options.sent, Exit.void)
+    }
+    const body = () => {
+      bytesSent = 0
+      const attempt: Attempt = { pending: 0, ended: false }
+      // A retry starts the count again.
+      if (attempts++ > 0) progress.start("upload", total, "bytes")
+      members = bufferPool(storedLength(CAPS.memberBytes), MEMBERS_KEPT)
+      return options.body(members.take).pipe(
+        Stream.tap((chunk) =>
+          Effect.sync(() => {
+            bytesSent += chunk.length
+            attempt.pending++
+            owner.set(chunk, attempt)
+          })
+        ),
+        Stream.ensuring(
+          Effect.sync(() => {
+            attempt.ended = true
+            flushed(attempt)
+          })
+        )
+      )
+    }
+    const result = yield* withProgress(
+      progress,
+      "upload",
+      total,
+      "bytes",
+      client.upload(body, options.idempotencyKey, compression.format, (chunk) => {
+        members.release(chunk)
+        const attempt = owner.get(chunk)
+        if (attempt === undefined) return
+        owner.delete(chunk)
+        attempt.pending--
+        flushed(attempt)
+      })
+    )
+    return { result, bytesSent }
+  })
+
+export interface StreamedUploadInput {
+  readonly servicesPath: string
+  /** The remote head the upload goes over: its tree is empty (a first upload), so every listed file is sent. */
+  readonly base: string | null
+  /** The files as listed (regular files and links the tree carries), sorted by path. */
+  readonly files: ReadonlyArray<WorkspaceFile>
+  readonly author?: string
+  readonly idempotencyKey?: string
+  readonly progress?: Progress
+  /** As `UploadInput.sent`. */
+  readonly sent?: Deferred.Deferred<void>
+  /**
+   * Told each time an attempt has read every file and made its trailer: what the revision will hold, before the
+   * server has answered (what is recorded after can be made meanwhile).
+   */
+  readonly made?: (made: Made) => void
+}
+
+/** The tree a streamed upload's trailer names (sorted by path), its checksum, and `files[i]` as read. */
+export interface Made {
+  readonly tree: ReadonlyArray<FileEntry>
+  readonly checksum: string
+  readonly entries: ReadonlyArray<FileEntry>
+}
+
+export interface StreamedUploadOutcome extends UploadOutcome {
+  /** `files[i]` as read and sent. */
+  readonly entries: ReadonlyArray<FileEntry>
+}
+
+/**
+ * A first upload in the trailer form (the server announced it): no hash is known before, each listed file is read
+ * once, hashed as it is archived and sent at once; the manifest (every entry, no deletion, the base and the
+ * resulting tree's checksum) follows the files as the trailer. What was read is had from `entries` as it is read.
+ */
+export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: StreamedUploadInput) {
+  const client = yield* SyncApiClient
+  const progress = input.progress ?? silentProgress
+  const author = input.author ?? defaultAuthor()
+  const total = input.files.reduce((n, f) => n + f.size, 0)
+  const host = new URL(client.baseUrl).hostname
+  const compression = compressionFor(host, client.serverFormats() ?? [], client.compress)
+  const lead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify(new UploadLead({ manifest: "trailer" }))))
+  // What the last attempt read; a retry must read the same (it may repeat an attempt that committed).
+  let read: ReadonlyArray<FileEntry | undefined> = []
+  let made: Made | undefined
+  const trailer = (entries: ReadonlyArray<FileEntry>) => {
+    // The listing is sorted by path, and so are the entries read from it.
+    const tree = strictlySorted(entries) ? entries : [...entries].sort(byPath)
+    const checksum = manifestChecksum(tree)
+    made = { tree, checksum, entries }
+    input.made?.(made)
+    const header = new UploadHeader({ base: input.base, author, set: tree, delete: [], checksum })
+    return fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
+  }
+  const { result, bytesSent } = yield* sendArchive(client, {
+    progress,
+    total,
+    compression,
+    idempotencyKey: input.idempotencyKey ?? randomUUID(),
+    sent: input.sent,
+    body: (members) => {
+      const streamed = streamBundle({
+        servicesPath: input.servicesPath,
+        files: input.files,
+        prelude: [lead],
+        trailer,
+        pinned: read,
+        progress,
+        compression,
+        members
+      })
+      read = streamed.entries
+      return streamed.stream
+    }
+  })
+  if (made === undefined) return yield* Effect.dieMessage("an upload answered before its trailer was made")
+  return {
+    result,
+    bytesSent,
+    filesSent: input.files.length,
+    tree: made.tree,
+    checksum: made.checksum,
+    entries: made.entries
+  } satisfies StreamedUploadOutcome
 })

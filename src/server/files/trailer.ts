@@ -1,0 +1,60 @@
+/** An upload in the trailer form (manifest last): its lead entry, what each file arrived as, and the trailer's check of them. */
+import { Schema } from "effect"
+import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadLead } from "../../api/files.js"
+import type { FileEntry } from "../../domain/model.js"
+import { TarballUnsafe } from "../../errors.js"
+
+/** The lead entry's largest size: `{"manifest":"trailer"}` and room to spare. */
+export const MAX_LEAD_BYTES = 1024
+
+const decodeLeadJson = Schema.decodeUnknownEither(Schema.parseJson(UploadLead))
+
+/** The lead entry decoded: anything but the trailer form's lead refuses the upload. */
+export const checkLead = (data: Uint8Array): void => {
+  const decoded = decodeLeadJson(Buffer.from(data).toString("utf8"))
+  if (decoded._tag === "Left")
+    throw new TarballUnsafe({
+      reason: `bad upload lead: ${decoded.left.message.slice(0, 300)}`,
+      entry: UPLOAD_LEAD_ENTRY
+    })
+}
+
+/** A file as it arrived: its content's hash and size, its mode and kind as the archive said. */
+export interface Arrived {
+  readonly sha256: string
+  readonly size: number
+  readonly executable: boolean
+  readonly link: boolean
+}
+
+/**
+ * The trailer against what arrived before it: a path named at most once, and every file received named by it with
+ * the same hash, size, mode and kind. (What it names that did not arrive must be content the tenant holds: the
+ * commit checks that, as it does for a header.) A disagreement refuses the upload, naming the entry.
+ */
+export const checkTrailer = (set: ReadonlyArray<FileEntry>, arrived: ReadonlyMap<string, Arrived>): void => {
+  const named = new Map<string, FileEntry>()
+  for (const e of set) {
+    if (named.has(e.path))
+      throw new TarballUnsafe({ reason: `named twice in the upload trailer (${UPLOAD_HEADER_ENTRY})`, entry: e.path })
+    named.set(e.path, e)
+  }
+  for (const [path, got] of arrived) {
+    const want = named.get(path)
+    if (want === undefined)
+      throw new TarballUnsafe({ reason: `file not named by the upload trailer (${UPLOAD_HEADER_ENTRY})`, entry: path })
+    if (got.link !== (want.link === true))
+      throw new TarballUnsafe({
+        reason: got.link
+          ? "a symbolic link the upload trailer lists as a file"
+          : "a file the upload trailer lists as a link",
+        entry: path
+      })
+    if (got.executable !== (want.executable === true))
+      throw new TarballUnsafe({ reason: "mode does not match its upload trailer entry", entry: path })
+    if (got.size !== want.size)
+      throw new TarballUnsafe({ reason: "size does not match its upload trailer entry", entry: path })
+    if (got.sha256 !== want.sha256)
+      throw new TarballUnsafe({ reason: "content does not match the sha256 of its upload trailer entry", entry: path })
+  }
+}

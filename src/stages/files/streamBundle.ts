@@ -1,0 +1,130 @@
+/** A first upload's archive: each listed file read once, hashed as it is archived, and a trailer made of what was read, sent last. */
+import * as nodePath from "node:path"
+import { Effect, Stream } from "effect"
+import { sha256 } from "../../domain/hash.js"
+import { type FileEntry, fileEntry, isExecutableMode, linkEntry } from "../../domain/model.js"
+import { IoError, type TarballUnsafe } from "../../errors.js"
+import { type Progress, silentProgress } from "../../services/Progress.js"
+import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
+import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
+import { batched, POOLED_BYTES } from "./bundle.js"
+
+export interface StreamBundleOptions {
+  readonly servicesPath: string
+  /** The files to carry as listed (regular files and links the tree carries), sorted by path. */
+  readonly files: ReadonlyArray<WorkspaceFile>
+  /** Records placed before the files (an upload's lead entry). */
+  readonly prelude: ReadonlyArray<Uint8Array>
+  /** The record placed after the files, made from their entries as read (in the order of `files`). */
+  readonly trailer: (entries: ReadonlyArray<FileEntry>) => Uint8Array
+  /**
+   * What an earlier attempt read (`entries` of its `streamBundle`): a file read otherwise this time fails the
+   * bundle, as a changed file does, so that a retry never names other content than the attempt it repeats.
+   */
+  readonly pinned?: ReadonlyArray<FileEntry | undefined>
+  readonly progress?: Progress
+  /** The format and level (see `compressionFor`); default gzip at `LINK_LEVEL`. */
+  readonly compression?: Compression
+  /** Where stored members' buffers come from (see `BundleOptions.members`). */
+  readonly members?: (size: number) => Buffer
+}
+
+export interface StreamedBundle {
+  readonly stream: Stream.Stream<Uint8Array, IoError | TarballUnsafe>
+  /** `entries[i]`: `files[i]` as read and archived; filled as the stream is consumed, whole once it has ended. */
+  readonly entries: ReadonlyArray<FileEntry | undefined>
+}
+
+const changed = (workspace: WorkspaceShape, path: string) =>
+  new IoError({ path: nodePath.join(workspace.root, path), reason: "changed while bundling; run again" })
+
+/**
+ * A reproducible archive of the listed files, as `bundle` makes (same records, batches and compression), except
+ * that no hash is known before: each file is read straight into its record and hashed there, so the bytes sent
+ * are exactly the bytes hashed. A file whose size is not the listed one, or a link whose target is not, fails it.
+ */
+export const streamBundle = (options: StreamBundleOptions): StreamedBundle => {
+  const entries: Array<FileEntry | undefined> = new Array(options.files.length)
+  const stream = Stream.unwrap(
+    Effect.map(workspaceAt(options.servicesPath), (workspace) => streamFrom(workspace, options, entries))
+  )
+  return { stream, entries }
+}
+
+const streamFrom = (workspace: WorkspaceShape, options: StreamBundleOptions, entries: Array<FileEntry | undefined>) => {
+  const progress = options.progress ?? silentProgress
+  let first = 0
+  const batches = batched(options.files).map((b) => {
+    const at = first
+    first += b.files.length
+    return { ...b, at }
+  })
+  const pool = bufferPool(POOLED_BYTES)
+  /** Takes `entry` as `files[i]`, unless an earlier attempt read that file otherwise. */
+  const take = (i: number, entry: FileEntry) => {
+    const was = options.pinned?.[i]
+    if (
+      was !== undefined &&
+      (was.sha256 !== entry.sha256 ||
+        was.size !== entry.size ||
+        was.executable !== entry.executable ||
+        was.link !== entry.link)
+    )
+      return false
+    entries[i] = entry
+    return true
+  }
+  const readBatch = ({ files, bytes, at }: (typeof batches)[number]) => {
+    const links = files.filter((f) => f.link !== undefined)
+    const targets = links.length === 0 ? Effect.succeed([]) : workspace.readLinks(links.map((f) => f.path))
+    return Effect.flatMap(targets, (read) => {
+      const laid: Array<{ path: string; size: number; executable?: boolean; target?: string }> = []
+      let k = 0
+      for (const f of files) {
+        if (f.link === undefined) {
+          laid.push({ path: f.path, size: f.size, executable: isExecutableMode(f.mode) })
+          continue
+        }
+        // Not a link any more, gone, or pointing elsewhere than listed: changed since.
+        const target = read[k++]
+        if (target !== f.link) return Effect.fail(changed(workspace, f.path))
+        laid.push({ path: f.path, size: f.size, target })
+      }
+      const { buffer, slots } = recordBatch(laid, pool.take)
+      const reads: Array<{ readonly path: string; readonly into: Buffer }> = []
+      files.forEach((f, i) => {
+        const into = slots[i]
+        if (f.link === undefined && into !== undefined) reads.push({ path: f.path, into })
+      })
+      return Effect.flatMap(workspace.readInto(reads), (whole) => {
+        let r = 0
+        for (let i = 0; i < files.length; i++) {
+          const f = files[i]
+          if (f === undefined) continue
+          if (f.link !== undefined) {
+            if (!take(at + i, linkEntry(f.path, f.size, sha256(f.link)))) return Effect.fail(changed(workspace, f.path))
+            continue
+          }
+          const slot = reads[r]
+          // The file held exactly its listed size: what is hashed is what its record carries.
+          if (slot === undefined || whole[r++] !== true) return Effect.fail(changed(workspace, f.path))
+          if (!take(at + i, fileEntry(f.path, f.size, sha256(slot.into), isExecutableMode(f.mode))))
+            return Effect.fail(changed(workspace, f.path))
+        }
+        progress.advance(bytes)
+        return Effect.succeed<Uint8Array>(buffer)
+      })
+    })
+  }
+  const records = Stream.fromIterable(batches).pipe(Stream.mapEffect(readBatch))
+  // Pulled only once every batch has been read: each entry is then set.
+  const last = Stream.suspend(() => {
+    const all = entries.filter((e): e is FileEntry => e !== undefined)
+    return all.length === entries.length
+      ? Stream.succeed(options.trailer(all))
+      : Stream.dieMessage(`the archive read ${all.length} files of ${entries.length}`)
+  })
+  const body = Stream.concat(Stream.fromIterable(options.prelude), Stream.concat(records, last))
+  const compression = options.compression ?? { format: "gzip", level: LINK_LEVEL }
+  return compress(tarOf(body), compression, pool.release, options.members)
+}

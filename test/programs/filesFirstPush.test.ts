@@ -1,0 +1,188 @@
+// A first push streams in the trailer form (no hashing before, each file hashed as it is sent, the manifest last)
+// where the server announces it, on the real server over a real database: the tree round-trips, the next run hashes
+// nothing, a server that does not announce it gets the header form, and an interrupted stream leaves nothing.
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import { FORMATS } from "../../src/domain/caps.js"
+import type { Progress } from "../../src/services/Progress.js"
+import { fastRetry, run, startServer } from "../server/support.js"
+import { fileSync } from "../support/fileSync.js"
+import { freshDatabase, query } from "../support/pg.js"
+import { tempDirs, treeFiles } from "../support/tree.js"
+
+let dbUrl: string
+let server: Awaited<ReturnType<typeof startServer>>
+beforeAll(async () => {
+  dbUrl = await freshDatabase("firstpush")
+  server = await startServer(dbUrl)
+})
+afterAll(() => server?.stop())
+
+const tempDir = tempDirs("firstpush")
+const services = (root: string) => nodePath.join(root, "services")
+const full = (root: string, p: string) => nodePath.join(services(root), p)
+const SCRIPT = "skills/s/scripts/run.sh"
+const LINK = "config/current.yaml"
+
+/** A project of `files`, `SCRIPT` executable, `LINK` a link to `app.yaml`; every file older than any listing. */
+const project = (files: Record<string, string | Buffer>) => {
+  const root = tempDir("project")
+  for (const [p, text] of Object.entries(files)) {
+    fs.mkdirSync(nodePath.dirname(full(root, p)), { recursive: true })
+    fs.writeFileSync(full(root, p), text)
+    fs.chmodSync(full(root, p), p === SCRIPT ? 0o755 : 0o644)
+  }
+  if (files["config/app.yaml"] !== undefined) fs.symlinkSync("app.yaml", full(root, LINK))
+  const past = new Date(Date.now() - 60_000)
+  for (const p of Object.keys(files)) fs.utimesSync(full(root, p), past, past)
+  return root
+}
+const sample = (n: number) => {
+  const files: Record<string, string> = {
+    "skills/s/SKILL.md": "# S\n",
+    [SCRIPT]: "#!/bin/sh\necho ran\n",
+    "config/app.yaml": "x: 1\n",
+    "content/same-a.md": "same\n",
+    "content/same-b.md": "same\n"
+  }
+  for (let i = 0; i < n; i++) files[`content/d${i % 7}/f${i}.md`] = `file ${i}\n`.repeat(1 + (i % 50))
+  return files
+}
+
+/** Every file of the tree: its bytes, its mode, and a link's target. */
+const described = (root: string) => {
+  const out: Record<string, string> = {}
+  for (const p of Object.keys(treeFiles(services(root)))) {
+    const at = full(root, p)
+    const st = fs.lstatSync(at)
+    out[p] = st.isSymbolicLink()
+      ? `link -> ${fs.readlinkSync(at)}`
+      : `${(st.mode & 0o100) !== 0 ? "x" : "-"} ${fs.readFileSync(at).toString("base64")}`
+  }
+  return out
+}
+
+/** A progress that records the phases started, and completes `past` once an upload has gone beyond `bytes`. */
+const recording = (past?: { readonly bytes: number; readonly reached: Deferred.Deferred<void> }) => {
+  const phases: Array<string> = []
+  let label = ""
+  let done = 0
+  const progress: Progress = {
+    start: (l) => {
+      phases.push(l)
+      label = l
+      done = 0
+    },
+    advance: (n) => {
+      done += n
+      if (past !== undefined && label === "upload" && done > past.bytes) Deferred.unsafeDone(past.reached, Effect.void)
+    },
+    done: () => {}
+  }
+  return { progress, phases }
+}
+
+const revisions = (url: string, token: Parameters<typeof fileSync>[2]) =>
+  Effect.promise(() =>
+    run({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry }, (c) => c.revisions())
+  )
+
+describe("a first push", () => {
+  it.live(
+    "streams in the trailer form: no hashing phase, the tree pulled back is the same bytes, modes and links, and the next run hashes nothing",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-stream"))
+        const files = sample(300)
+        const one = project(files)
+        const seen = recording()
+        const pushed = yield* fileSync(server.url, one, t.token).push({ progress: seen.progress })
+        // Listed, then sent as read: the header form hashes every file first.
+        expect(seen.phases).toEqual(["upload"])
+        const regular = Object.keys(files).length
+        expect(pushed).toMatchObject({
+          files_hashed: regular,
+          files_sent: regular + 1,
+          local_files: regular + 1,
+          actions: { upload: regular + 1 }
+        })
+        const two = tempDir("pulled")
+        fs.mkdirSync(services(two))
+        const pulled = yield* fileSync(server.url, two, t.token).pull()
+        expect(pulled.revision).toBe(pushed.revision)
+        expect(described(two)).toEqual(described(one))
+        expect(described(two)[LINK]).toBe("link -> app.yaml")
+        expect(described(two)[SCRIPT]?.startsWith("x ")).toBe(true)
+
+        // With the settled mark gone, a run reads the tree whole: the hash cache the stream kept vouches for all.
+        fs.rmSync(nodePath.join(one, ".agentsync", "files-settled.json"))
+        const again = yield* fileSync(server.url, one, t.token).push()
+        expect([again.files_hashed, again.files_sent, again.revision]).toEqual([0, 0, pushed.revision])
+        // A push over a tree that is not empty plans as ever, hashing only what changed.
+        fs.writeFileSync(full(one, "content/d1/f1.md"), "changed\n")
+        const next = yield* fileSync(server.url, one, t.token).push()
+        expect([next.files_sent, next.files_hashed]).toEqual([1, 1])
+      }),
+    60_000
+  )
+
+  it.live("to a server that does not announce the trailer form goes in the header form, which it takes", () =>
+    Effect.acquireUseRelease(
+      // A real server answering as one built before the trailer form: it neither announces nor reads it.
+      Effect.promise(() => startServer(dbUrl, { archives: { formats: FORMATS, compress: "auto", uploads: [] } })),
+      (old) =>
+        Effect.gen(function* () {
+          const t = yield* Effect.promise(() => old.createTenant("first-old-server"))
+          const one = project(sample(20))
+          const seen = recording()
+          const pushed = yield* fileSync(old.url, one, t.token).push({ progress: seen.progress })
+          expect(seen.phases).toEqual(["hashing", "upload"])
+          expect(pushed.revision).not.toBeNull()
+          const two = tempDir("pulled-old")
+          fs.mkdirSync(services(two))
+          yield* fileSync(old.url, two, t.token).pull()
+          expect(described(two)).toEqual(described(one))
+        }),
+      (old) => Effect.promise(() => old.stop())
+    )
+  )
+
+  it.live(
+    "interrupted mid-stream leaves no revision, no upload pending on the server and no base; run again, it pushes",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-interrupted"))
+        const files: Record<string, Buffer> = {}
+        for (let i = 0; i < 400; i++) files[`content/big/f${i}.bin`] = Buffer.alloc(64 * 1024, i)
+        const one = project(files)
+        const reached = yield* Deferred.make<void>()
+        const seen = recording({ bytes: 4 * 1024 * 1024, reached })
+        const push = yield* Effect.fork(fileSync(server.url, one, t.token).push({ progress: seen.progress }))
+        yield* Deferred.await(reached)
+        yield* Fiber.interrupt(push)
+        expect(yield* revisions(server.url, t.token)).toEqual([])
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-base.json"))).toBe(false)
+        // The server sees the connection end and removes what the upload stored.
+        const pending = () =>
+          Effect.promise(() =>
+            query<{ uploads: number; blobs: number }>(
+              dbUrl,
+              "SELECT (SELECT count(*)::int FROM uploads WHERE tenant_id = $1) AS uploads, (SELECT count(*)::int FROM blobs WHERE tenant_id = $1) AS blobs",
+              [t.tenantId]
+            )
+          )
+        let left = yield* pending()
+        for (let i = 0; i < 100 && (left[0]?.uploads !== 0 || left[0]?.blobs !== 0); i++) {
+          yield* Effect.sleep("100 millis")
+          left = yield* pending()
+        }
+        expect(left).toEqual([{ uploads: 0, blobs: 0 }])
+        const pushed = yield* fileSync(server.url, one, t.token).push()
+        expect(pushed.files_sent).toBe(400)
+        expect((yield* revisions(server.url, t.token)).length).toBe(1)
+      }),
+    60_000
+  )
+})

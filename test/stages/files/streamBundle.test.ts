@@ -1,0 +1,153 @@
+// A first upload's archive round-trips: over generated trees, the lead, every file's bytes and mode as read, and a
+// trailer naming each with the hash of those bytes and the tree's checksum; a file not at its listed size fails it.
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Either, FastCheck as fc, Stream } from "effect"
+import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY } from "../../../src/api/files.js"
+import { manifestChecksum } from "../../../src/domain/hash.js"
+import { type FileEntry, fileEntry } from "../../../src/domain/model.js"
+import type { WorkspaceFile } from "../../../src/services/Workspace.js"
+import { fileRecord, LOOPBACK_LEVEL, readArchive } from "../../../src/stages/files/archive.js"
+import { streamBundle } from "../../../src/stages/files/streamBundle.js"
+import { sha } from "../../support/hostile.js"
+import { tempDirs } from "../../support/tree.js"
+
+const tempDir = tempDirs("streambundle")
+
+/** Every entry of an archive, in order: its path, bytes and mode bit. */
+const readAll = (archive: Uint8Array) => {
+  const entries: Array<{ path: string; bytes: Buffer; executable: boolean }> = []
+  return readArchive(Stream.make(archive), {
+    file: (path, _size, executable) => {
+      const chunks: Array<Uint8Array> = []
+      return {
+        write: (c) => void chunks.push(c),
+        end: () => void entries.push({ path, bytes: Buffer.concat(chunks), executable })
+      }
+    }
+  }).pipe(Effect.as(entries))
+}
+
+/** The tree written under a fresh `services/`, listed as the workspace lists it (sorted by path, with stats). */
+const written = (files: ReadonlyArray<{ path: string; bytes: Uint8Array; executable: boolean }>) => {
+  const root = nodePath.join(tempDir("tree"), "services")
+  const listed: Array<WorkspaceFile> = []
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const at = nodePath.join(root, f.path)
+    fs.mkdirSync(nodePath.dirname(at), { recursive: true })
+    fs.writeFileSync(at, f.bytes)
+    fs.chmodSync(at, f.executable ? 0o755 : 0o644)
+    const st = fs.statSync(at)
+    listed.push({ path: f.path, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode })
+  }
+  return { root, listed }
+}
+
+const run = (root: string, listed: ReadonlyArray<WorkspaceFile>, pinned?: ReadonlyArray<FileEntry | undefined>) => {
+  let named: ReadonlyArray<FileEntry> = []
+  const streamed = streamBundle({
+    servicesPath: root,
+    files: listed,
+    ...(pinned === undefined ? {} : { pinned }),
+    prelude: [fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from('{"manifest":"trailer"}'))],
+    trailer: (entries) => {
+      named = entries
+      return fileRecord(
+        UPLOAD_HEADER_ENTRY,
+        Buffer.from(JSON.stringify({ set: entries, checksum: manifestChecksum(entries) }))
+      )
+    },
+    compression: { format: "gzip", level: LOOPBACK_LEVEL }
+  })
+  return Stream.runCollect(streamed.stream).pipe(
+    Effect.map((c) => ({ archive: Buffer.concat(Chunk.toReadonlyArray(c)), entries: streamed.entries, named }))
+  )
+}
+
+const fileArb = fc.record({
+  path: fc
+    .array(fc.constantFrom("a", "b", "c", "d"), { minLength: 1, maxLength: 3 })
+    .map((segments) => `content/${segments.join("/")}.md`),
+  bytes: fc.uint8Array({ maxLength: 3000 }),
+  executable: fc.boolean()
+})
+
+describe("streamBundle", () => {
+  it.effect("carries each listed file's bytes and mode as read, and a trailer of their hashes and checksum", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          // Paths unique, and none a folder of another.
+          fc
+            .uniqueArray(fileArb, { minLength: 1, maxLength: 40, selector: (f) => f.path })
+            .map((files) => files.filter((f) => !files.some((g) => g.path.startsWith(`${f.path.slice(0, -3)}/`)))),
+          async (files) => {
+            const { root, listed } = written(files)
+            const { archive, entries, named } = await Effect.runPromise(run(root, listed))
+            const expected = listed.map((l) => {
+              const f = files.find((g) => g.path === l.path)!
+              return fileEntry(l.path, f.bytes.length, sha(f.bytes), f.executable)
+            })
+            expect(entries).toEqual(expected)
+            expect(named).toEqual(expected)
+            const read = await Effect.runPromise(readAll(archive))
+            expect(read.map((e) => e.path)).toEqual([
+              UPLOAD_LEAD_ENTRY,
+              ...listed.map((l) => l.path),
+              UPLOAD_HEADER_ENTRY
+            ])
+            for (const [i, l] of listed.entries()) {
+              const f = files.find((g) => g.path === l.path)!
+              expect([read[i + 1]!.bytes.equals(Buffer.from(f.bytes)), read[i + 1]!.executable]).toEqual([
+                true,
+                f.executable
+              ])
+            }
+            const trailer = JSON.parse(read.at(-1)!.bytes.toString())
+            expect(trailer).toEqual({ set: expected, checksum: manifestChecksum(expected) })
+          }
+        ),
+        { numRuns: 30 }
+      )
+    )
+  )
+
+  it.effect("a retry fails, naming the file, where it reads a file otherwise than the attempt it repeats", () =>
+    Effect.gen(function* () {
+      const { root, listed } = written([
+        { path: "content/a.md", bytes: Buffer.from("one"), executable: false },
+        { path: "content/b.md", bytes: Buffer.from("two"), executable: false }
+      ])
+      const first = yield* run(root, listed)
+      // The same bytes: the retry reads what the first attempt read.
+      expect((yield* run(root, listed, first.entries)).entries).toEqual(first.entries)
+      fs.writeFileSync(nodePath.join(root, "content/b.md"), "TWO")
+      fs.chmodSync(nodePath.join(root, "content/a.md"), 0o755)
+      const again = yield* Effect.either(run(root, [{ ...listed[0]!, mode: 0o100755 }, listed[1]!], first.entries))
+      expect(Either.isLeft(again) && again.left).toMatchObject({
+        _tag: "IoError",
+        path: nodePath.join(root, "content/a.md"),
+        reason: "changed while bundling; run again"
+      })
+      const later = yield* Effect.either(run(root, listed.slice(1), first.entries.slice(1)))
+      expect(Either.isLeft(later) && later.left).toMatchObject({ path: nodePath.join(root, "content/b.md") })
+    })
+  )
+
+  it.effect("fails, naming the file, when a file is not at its listed size (changed since the listing)", () =>
+    Effect.gen(function* () {
+      const { root, listed } = written([
+        { path: "content/a.md", bytes: Buffer.from("one"), executable: false },
+        { path: "content/b.md", bytes: Buffer.from("two"), executable: false }
+      ])
+      fs.writeFileSync(nodePath.join(root, "content/b.md"), "grown")
+      const result = yield* Effect.either(run(root, listed))
+      expect(Either.isLeft(result) && result.left).toMatchObject({
+        _tag: "IoError",
+        path: nodePath.join(root, "content/b.md"),
+        reason: "changed while bundling; run again"
+      })
+    })
+  )
+})
