@@ -159,8 +159,9 @@ export interface PiecePool {
 
 /**
  * Pieces used again, up to `keep` of them held between uses. A fresh piece costs its first touch: the kernel maps and
- * zeroes each of its pages as the encoder first writes it (64 page faults a piece; on a first upload of 100 MiB,
- * 400 pieces and a fifth of the server's page faults), and the collector runs for the memory outside its heap.
+ * zeroes each of its pages as the encoder first writes it (up to 64 page faults a piece, 400 pieces for an upload of
+ * 100 MiB: encoding 92 MiB took 0.23 s of CPU so, 0.09 s pooled), and the collector runs for the memory outside its
+ * heap.
  * `give` is for pieces no longer read by anything: only once the COPY that carried them has ended.
  */
 export const piecePool = (keep: number): PiecePool => {
