@@ -11,7 +11,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Data, Effect, Exit, Option } from "effect"
 import * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
-import { copyBinaryEncode } from "./copyBinary.js"
+import { copyBinaryEncode, PIECE_BYTES, type PiecePool, piecePool } from "./copyBinary.js"
 import { copyCapable, reserveClient } from "./reserved.js"
 
 export interface PendingBlob {
@@ -101,16 +101,27 @@ const query = <R extends Pg.QueryResultRow = Pg.QueryResultRow>(
 /** A direct COPY another upload raced (see `RACED`): the batch is written again the staged way. */
 class Raced extends Data.TaggedError("Raced") {}
 
+/** The pieces a server's COPYs are encoded into are kept between batches: about one batch's worth (9 MiB). */
+const KEPT_PIECES = Math.ceil((9 * 1024 * 1024) / PIECE_BYTES)
+
 /**
- * The COPY of `text`, its pieces written as the socket takes them. Interrupted, the stream is destroyed, which ends
- * the COPY with a CopyFail; the server's answer to it reaches the client before any query queued behind it. Fails
- * with the driver's error as it is (so that a race can be told apart).
+ * The COPY of `text`, its pieces written as the socket takes them and taken from `pool`. They go back to it only once
+ * the COPY has ended: PostgreSQL has then read every byte, so neither the socket nor its queue still holds one. A COPY
+ * that fails leaves its pieces to the collector, as a write may still be queued. Interrupted, the stream is
+ * destroyed, which ends the COPY with a CopyFail; the server's answer to it reaches the client before any query
+ * queued behind it. Fails with the driver's error as it is (so that a race can be told apart).
  */
-const copyIn = (client: Pg.ClientBase, text: string, tuples: Iterable<ReadonlyArray<Uint8Array>>) =>
-  Effect.tryPromise({
-    try: (signal) => pipeline(Readable.from(copyBinaryEncode(tuples)), client.query(copyFrom(text)), { signal }),
+const copyIn = (pool: PiecePool, client: Pg.ClientBase, text: string, tuples: Iterable<ReadonlyArray<Uint8Array>>) => {
+  const used: Array<Buffer> = []
+  const pieces = { take: pool.take, took: (piece: Buffer) => void used.push(piece) }
+  return Effect.tryPromise({
+    try: (signal) =>
+      pipeline(Readable.from(copyBinaryEncode(tuples, pieces)), client.query(copyFrom(text)), { signal }).then(() =>
+        pool.give(used)
+      ),
     catch: (cause) => cause
   })
+}
 
 /**
  * Whatever ended the batch before its commit, the connection goes back with no transaction open: the rollback
@@ -136,13 +147,20 @@ const transaction = <A, E>(client: Pg.ClientBase, batch: Effect.Effect<A, E>) =>
  * The batch by the staging table: a blob held by the tenant, or stored meanwhile by another upload, left alone (and
  * its hash answered).
  */
-const stagedWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
+const stagedWrite = (
+  pool: PiecePool,
+  client: Pg.ClientBase,
+  tenantId: string,
+  uploadId: string,
+  blobs: ReadonlyArray<PendingBlob>
+) =>
   transaction(
     client,
     query(client, STAGE).pipe(
       Effect.zipRight(
         Effect.mapError(
           copyIn(
+            pool,
             client,
             COPY_STAGED,
             blobs.map((b) => [Buffer.from(b.sha256, "latin1"), b.data])
@@ -160,7 +178,13 @@ const stagedWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
  * order, each once. `undefined` when another upload stored one of them meanwhile (rolled back; nothing of this batch
  * stored).
  */
-const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
+const directWrite = (
+  pool: PiecePool,
+  client: Pg.ClientBase,
+  tenantId: string,
+  uploadId: string,
+  blobs: ReadonlyArray<PendingBlob>
+) =>
   transaction(
     client,
     Effect.gen(function* () {
@@ -175,6 +199,7 @@ const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
       const fresh = [...unique.values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
       // Raced: failing with Raced rolls the transaction back before the staged write begins another.
       yield* copyIn(
+        pool,
         client,
         COPY_DIRECT,
         fresh.map((b) => [tenant, Buffer.from(b.sha256, "latin1"), int8(b.data.length), b.data, upload])
@@ -187,13 +212,19 @@ const directWrite = (client: Pg.ClientBase, tenantId: string, uploadId: string, 
  * The batch on a reserved connection: directly, or staged after a race; `undefined` where the driver exposes no
  * client.
  */
-const copyWrite = (sql: SqlClient.SqlClient, tenantId: string, uploadId: string, blobs: ReadonlyArray<PendingBlob>) =>
+const copyWrite = (
+  pool: PiecePool,
+  sql: SqlClient.SqlClient,
+  tenantId: string,
+  uploadId: string,
+  blobs: ReadonlyArray<PendingBlob>
+) =>
   Effect.scoped(
     Effect.flatMap(reserveClient(sql), (reserved) => {
       if (Option.isNone(reserved)) return Effect.succeed(undefined)
       const client = reserved.value
-      return Effect.flatMap(directWrite(client, tenantId, uploadId, blobs), (held) =>
-        held !== undefined ? Effect.succeed(held) : stagedWrite(client, tenantId, uploadId, blobs)
+      return Effect.flatMap(directWrite(pool, client, tenantId, uploadId, blobs), (held) =>
+        held !== undefined ? Effect.succeed(held) : stagedWrite(pool, client, tenantId, uploadId, blobs)
       )
     })
   )
@@ -218,16 +249,16 @@ const COPY_FROM = 256 * 1024
 /**
  * The writer of a server: the binary COPY where a connection can be spared for it (`copyCapable`) and the batch is
  * large enough to pay for it; otherwise (a small batch, or the embedded single-session database) the plain insert,
- * every blob a bind parameter.
+ * every blob a bind parameter. The COPYs' pieces come from `pool`, one per server.
  */
-export const blobWriter = (sql: SqlClient.SqlClient) =>
+export const blobWriter = (sql: SqlClient.SqlClient, pool: PiecePool = piecePool(KEPT_PIECES)) =>
   Effect.map(copyCapable, (capable): BlobWriter => {
     const plain = plainWrite(sql)
     if (!capable) return plain
     return (tenantId, uploadId, blobs) =>
       blobs.reduce((n, b) => n + b.data.length, 0) < COPY_FROM
         ? plain(tenantId, uploadId, blobs)
-        : Effect.flatMap(copyWrite(sql, tenantId, uploadId, blobs), (held) =>
+        : Effect.flatMap(copyWrite(pool, sql, tenantId, uploadId, blobs), (held) =>
             held !== undefined ? Effect.succeed(held) : plain(tenantId, uploadId, blobs)
           )
   })

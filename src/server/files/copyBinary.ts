@@ -132,24 +132,68 @@ export const copyBinaryDecoder = (
 
 // A piece written is about this size: small enough to keep memory flat, large enough that a socket write per
 // piece costs nothing beside the bytes it carries.
-const PIECE_BYTES = 256 * 1024
+export const PIECE_BYTES = 256 * 1024
 // A field this large is passed on as it is instead of copied into a piece.
 const OWN_PIECE_BYTES = 32 * 1024
 const TRAILER = Buffer.from([0xff, 0xff])
 
 /**
+ * Where an encoding takes its pieces from, and what it took: `take` answers a buffer of `PIECE_BYTES` that nothing
+ * else reads or writes until it is given back; `took` is called with each, so that whoever knows when the bytes have
+ * left (the COPY has ended) can give them back.
+ */
+export interface Pieces {
+  readonly take: () => Buffer
+  readonly took: (piece: Buffer) => void
+}
+
+/** A fresh buffer per piece, never kept. */
+const freshPieces: Pieces = { take: () => Buffer.allocUnsafe(PIECE_BYTES), took: () => undefined }
+
+/** Pieces to take and to give back once nothing reads them, and how many it holds. */
+export interface PiecePool {
+  readonly take: () => Buffer
+  readonly give: (pieces: Iterable<Buffer>) => void
+  readonly held: () => number
+}
+
+/**
+ * Pieces used again, up to `keep` of them held between uses. A fresh piece costs its first touch: the kernel maps and
+ * zeroes each of its pages as the encoder first writes it (up to 64 page faults a piece, 400 pieces for an upload of
+ * 100 MiB: encoding 92 MiB took 0.23 s of CPU so, 0.09 s pooled), and the collector runs for the memory outside its
+ * heap.
+ * `give` is for pieces no longer read by anything: only once the COPY that carried them has ended.
+ */
+export const piecePool = (keep: number): PiecePool => {
+  const free: Array<Buffer> = []
+  return {
+    take: () => free.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES),
+    give: (pieces) => {
+      for (const piece of pieces) if (free.length < keep) free.push(piece)
+    },
+    held: () => free.length
+  }
+}
+
+/**
  * The binary COPY of `tuples` (header, tuples, trailer) as pieces to write in order. The fixed parts and small
- * fields are copied into pieces of about `PIECE_BYTES`; a field of `OWN_PIECE_BYTES` or more is a piece of its
- * own, never copied. A piece handed out is never written again.
+ * fields are copied into pieces of about `PIECE_BYTES` (from `pieces`); a field of `OWN_PIECE_BYTES` or more is a
+ * piece of its own, never copied. A piece handed out is never written again by this encoding.
  */
 export function* copyBinaryEncode(
-  tuples: Iterable<ReadonlyArray<Uint8Array | null>>
+  tuples: Iterable<ReadonlyArray<Uint8Array | null>>,
+  pieces: Pieces = freshPieces
 ): Generator<Uint8Array, void, undefined> {
-  let piece = Buffer.allocUnsafe(PIECE_BYTES)
+  const next = () => {
+    const p = pieces.take()
+    pieces.took(p)
+    return p
+  }
+  let piece = next()
   let at = 0
   const cut = () => {
     const done = piece.subarray(0, at)
-    piece = Buffer.allocUnsafe(PIECE_BYTES)
+    piece = next()
     at = 0
     return done
   }
