@@ -24,6 +24,8 @@ const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
 // what `givenBackWhenWritten` holds (at most `2 * MEMBER_BUFFERS`), what the stream is making, and what the socket
 // still holds; one dropped or never given back is the collector's (the pool knows its buffers weakly).
 const MEMBER_BUFFERS = 8
+/** The size of a stored member's pooled buffer (each one a new allocation of exactly this size). */
+export const MEMBER_BUFFER_BYTES = storedLength(BATCH_BUFFER_BYTES)
 
 /**
  * Gives each pooled member back once it is known to be written. Its consumer (the response's writer) hands each
@@ -126,7 +128,7 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     // Members come from their pool only when they can go back to it: stored, and with a probe. Taken without one,
     // they would be new buffers all the same, only the pool's for nothing.
     const given = compressed.format === "gzip" && compressed.level === 0 ? written : undefined
-    const members = bufferPool(storedLength(BATCH_BUFFER_BYTES), MEMBER_BUFFERS)
+    const members = bufferPool(MEMBER_BUFFER_BYTES, MEMBER_BUFFERS)
     // The blobs of a batch are read into one buffer, used again for the next batch once this one's bytes are
     // copied into its records: a buffer per blob cost more in garbage collection than the read itself.
     let arena = Buffer.allocUnsafe(0)
