@@ -1,5 +1,5 @@
 /** The tenant server's HTTP side: authentication, the files handlers of both URL families, OpenAPI, and serving. */
-import { createServer, type Server as NodeServer } from "node:http"
+import { createServer, type Server as NodeServer, type ServerResponse } from "node:http"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
@@ -205,10 +205,15 @@ const filesOps = Effect.map(
           policy.compress,
           policy.formats
         )
-        // Nothing handed to the response is still pending on its socket: the download's buffers go back then.
-        const response = NodeHttpServerRequest.toServerResponse(request)
+        // Nothing handed to the response is still pending on its socket: the download's buffers go back then. Safe
+        // only while nothing between the download's stream and the platform's response writer reads the stream ahead
+        // (a middleware that buffers the body would see buffers filled again: see `ServeOptions.middleware`). A
+        // request that is not Node's has no response to ask: then no probe, and nothing goes back. (The cast: the
+        // platform types it as always there, but reads a field only its Node request sets.)
+        const response = NodeHttpServerRequest.toServerResponse(request) as ServerResponse | undefined
+        const written = response === undefined ? undefined : () => response.writableLength === 0
         return Effect.map(
-          store.download(caller.tenantId, revision, paths, compression, () => response.writableLength === 0),
+          store.download(caller.tenantId, revision, paths, compression, written),
           archiveResponse(compression.format)
         )
       },
@@ -260,7 +265,9 @@ export interface ServeOptions {
   readonly accessLog?: AccessLog
   /**
    * A middleware of the caller's around every request. It must see every request, so the no-change check is then
-   * left to the framework too.
+   * left to the framework too. It must not read a response body ahead of the platform's writer (buffer it, tee it,
+   * prefetch it): a download's stored members are filled again once the socket has written them
+   * (`server/files/download.ts`, `givenBackWhenWritten`), so a body read ahead would hold bytes overwritten later.
    */
   readonly middleware?: Middleware
   /** The archive formats it reads and when it compresses (default: this Node's, and `AGENTSYNC_COMPRESSION`). */

@@ -1,12 +1,16 @@
+/** A download's stored members in pooled buffers: filled again only once written, and never held past their use. */
 import { createHash, randomBytes, randomUUID } from "node:crypto"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { expect, it, layer } from "@effect/vitest"
 import { Chunk, Effect, Option, Redacted, Stream } from "effect"
+import { vi } from "vitest"
 import { FilesRoutes, SYNC_PREFIX } from "../../src/api/files.js"
 import type { BlobReader } from "../../src/server/files/blobRead.js"
-import { makeDownload } from "../../src/server/files/download.js"
+import { MEMBER_BUFFER_BYTES, makeDownload } from "../../src/server/files/download.js"
 import type { LoadRevision } from "../../src/server/files/revisions.js"
 import type { StoredEntry } from "../../src/server/files/stored.js"
-import { LOOPBACK_LEVEL, readArchive } from "../../src/stages/files/archive.js"
+import { LINK_LEVEL, LOOPBACK_LEVEL, readArchive } from "../../src/stages/files/archive.js"
 import { call, TestTenantServer, uploadArchive } from "./support.js"
 
 const hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
@@ -40,14 +44,21 @@ const loadRevision: LoadRevision = () => Effect.succeed({ id: "r1", manifest: en
 const download = makeDownload(readBlobs, loadRevision)
 const stored = { format: "gzip", level: LOOPBACK_LEVEL } as const
 
-/** Every element of `body`, each with a copy of its bytes taken as it was pulled. */
+/**
+ * Every element of `body`, each with a copy of its bytes taken as it was pulled, and whether each still held those
+ * bytes when the next pull returned (a consumer hands an element on before it pulls again, so until then its bytes
+ * must stay; a buffer given back one pull too early is filled again by then).
+ */
 const pullAll = (body: Stream.Stream<Uint8Array, unknown>) =>
   Effect.scoped(
     Effect.gen(function* () {
       const pull = yield* Stream.toPull(body)
-      const got: Array<{ readonly member: Uint8Array; readonly copy: Buffer }> = []
+      const got: Array<{ readonly member: Uint8Array; readonly copy: Buffer; keptToNextPull?: boolean }> = []
+      let last = 0
       for (;;) {
         const chunk = yield* Effect.option(pull)
+        for (const m of got.slice(last)) m.keptToNextPull = Buffer.from(m.member).equals(m.copy)
+        last = got.length
         if (Option.isNone(chunk)) return got
         for (const member of Chunk.toReadonlyArray(chunk.value)) got.push({ member, copy: Buffer.from(member) })
       }
@@ -67,6 +78,7 @@ it.effect("a stored member's buffer is filled again only once its consumer says 
     // Written as soon as handed on: the same buffers come back, and the archive read from what was handed on is whole.
     const reused = yield* pullAll((yield* download("t", undefined, undefined, stored, () => true)).body)
     expect(new Set(reused.map((m) => m.member.buffer)).size).toBeLessThan(reused.length)
+    expect(reused.map((m) => m.keptToNextPull)).toEqual(reused.map(() => true))
     expect(yield* filesOf(reused.map((m) => m.copy))).toEqual(want)
 
     // Without the probe (a consumer that keeps what it pulls), nothing is filled again.
@@ -76,18 +88,25 @@ it.effect("a stored member's buffer is filled again only once its consumer says 
 )
 
 layer(TestTenantServer.layer("dlpool"), { excludeTestServices: true })("download over the socket", (it) => {
-  it.effect(
+  it.scoped(
     "a client that reads slowly gets every byte, the server's member buffers used again as the socket drains",
     () =>
       Effect.gen(function* () {
         const server = yield* TestTenantServer
         const tenant = yield* server.createTenant("slow reader")
         const options = { endpoint: { mode: "direct", origin: server.url }, token: tenant.token } as const
-        // About 12 MB of text in files of 1 MB: six members and more, more than a socket holds.
+        // 32 MiB of text in files of 1 MiB (768 KiB of random bytes each): two to a batch, so 16 stored members and
+        // more, far more than a socket holds.
         const files = Object.fromEntries(
-          Array.from({ length: 12 }, (_, i) => [`content/big/${i}.txt`, randomBytes(768 * 1024).toString("base64")])
+          Array.from({ length: 32 }, (_, i) => [`content/big/${i}.txt`, randomBytes(768 * 1024).toString("base64")])
         )
         const pushed = yield* call(options, (c) => c.upload(uploadArchive(null, [], files), randomUUID()))
+        // Each stored member's buffer the pool makes is a new allocation of exactly this size: fewer than the
+        // members means buffers were used again. (A probe ignored, taken as always yes, passes here: the platform's
+        // writer waits for "drain" whenever a write is refused, so at its pulls the socket has nothing pending
+        // anyway; the first test, whose probe says no, is the one that catches it.)
+        const allocations = vi.spyOn(Buffer, "allocUnsafeSlow")
+        yield* Effect.addFinalizer(() => Effect.sync(() => allocations.mockRestore()))
         const response = yield* Effect.promise(() =>
           fetch(`${server.url}${SYNC_PREFIX}${FilesRoutes.download}?revision=${pushed.revision}`, {
             headers: { authorization: `Bearer ${Redacted.value(tenant.token)}` }
@@ -103,9 +122,85 @@ layer(TestTenantServer.layer("dlpool"), { excludeTestServices: true })("download
           // Pauses now and then, so the server's writes wait for the socket to drain.
           if (n % 8 === 0) yield* Effect.sleep("15 millis")
         }
+        const made = allocations.mock.calls.filter(([size]) => size === MEMBER_BUFFER_BYTES).length
+        allocations.mockRestore()
         const got = yield* filesOf(pieces)
         expect(got).toEqual(new Map(Object.entries(files).map(([path, text]) => [path, hex(Buffer.from(text))])))
+        expect(made).toBeGreaterThan(0)
+        expect(made).toBeLessThan(16)
       }),
     60_000
   )
 })
+
+// The collector, to see which member buffers a download still holds (vitest's workers do not expose it).
+setFlagsFromString("--expose-gc")
+const collect: () => void = runInNewContext("gc")
+
+// One blob of 1.5 MiB under many paths: a member each (two do not fit a batch), without 60 MB of test data.
+const big = randomBytes(1536 * 1024)
+const bigs: ReadonlyArray<StoredEntry> = Array.from({ length: 48 }, (_, i) => [`b/${i}.bin`, big.length, hex(big)])
+const bigDownload = makeDownload(
+  (_tenant, shas, allocate) =>
+    Effect.sync(() =>
+      shas.map((sha) => {
+        const data = (allocate ?? Buffer.allocUnsafe)(big.length)
+        big.copy(data)
+        return { sha256: sha, data }
+      })
+    ),
+  () => Effect.succeed({ id: "r1", manifest: bigs, checksum: "" })
+)
+
+/** How many of `pulled` members' buffers are still alive after collections, while the download is still open. */
+const aliveWhileOpen = (written: (() => boolean) | undefined) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const pull = yield* Stream.toPull((yield* bigDownload("t", undefined, undefined, stored, written)).body)
+      const pulled: Array<WeakRef<ArrayBufferLike>> = []
+      while (pulled.length < 40) {
+        const chunk = yield* pull
+        for (const member of chunk) pulled.push(new WeakRef(member.buffer))
+      }
+      // A WeakRef keeps its target until the job that made it ends: collect after the next macrotasks.
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.sleep("10 millis")
+        collect()
+      }
+      return { pulled: pulled.length, alive: pulled.filter((r) => r.deref() !== undefined).length }
+    })
+  )
+
+it.live(
+  "members pulled and dropped are not held while the download goes on, whatever the probe says",
+  () =>
+    Effect.gen(function* () {
+      // A probe that never says written: the stage holds at most 16 not yet known to be written, nothing more.
+      const never = yield* aliveWhileOpen(() => false)
+      expect(never.pulled).toBeGreaterThanOrEqual(40)
+      expect(never.alive).toBeLessThanOrEqual(20)
+      // No probe: nothing is the pool's, and nothing dropped is held.
+      const none = yield* aliveWhileOpen(undefined)
+      expect(none.alive).toBeLessThanOrEqual(4)
+    }),
+  60_000
+)
+
+it.effect("only stored members are pooled: a compressed download never asks whether a member is written", () =>
+  Effect.gen(function* () {
+    let asked = 0
+    const probe = () => {
+      asked++
+      return true
+    }
+    const want = new Map(entries.map(([path, , sha]) => [path, sha]))
+    const gzipped = yield* pullAll(
+      (yield* download("t", undefined, undefined, { format: "gzip", level: LINK_LEVEL }, probe)).body
+    )
+    expect(yield* filesOf(gzipped.map((m) => m.copy))).toEqual(want)
+    expect(asked).toBe(0)
+    // Stored: asked on every pull after the first.
+    yield* pullAll((yield* download("t", undefined, undefined, stored, probe)).body)
+    expect(asked).toBeGreaterThan(0)
+  })
+)

@@ -19,16 +19,21 @@ import { BATCH_ROWS, LINK, type StoredEntry, storageFailure } from "./stored.js"
 const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
 // The largest batch buffer pooled: a batch's bytes and its rows' headers and padding.
 const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
-// Stored members' buffers kept for the next ones: two being made, one made and waiting, the one being written and
-// the ones before it not yet known to be written, and spares.
+// Stored members' buffers kept free for the next ones (two being made, one made and waiting, the one being written and
+// the ones before it not yet known to be written, and spares). It caps the free list, not the buffers out: those are
+// what `givenBackWhenWritten` holds (at most `2 * MEMBER_BUFFERS`), what the stream is making, and what the socket
+// still holds; one dropped or never given back is the collector's (the pool knows its buffers weakly).
 const MEMBER_BUFFERS = 8
+/** The size of a stored member's pooled buffer (each one a new allocation of exactly this size). */
+export const MEMBER_BUFFER_BYTES = storedLength(BATCH_BUFFER_BYTES)
 
 /**
  * Gives each pooled member back once it is known to be written. Its consumer (the response's writer) hands each
  * element to the socket before it pulls the next, so when it pulls again and `written()` says nothing handed to the
  * socket is still pending, every element before this pull is written and its buffer may be filled again. A member
  * not yet known to be written when the download ends (or fails), or forgotten, is left to the collector. Without
- * `written` nothing goes back (a consumer that keeps what it pulls gets buffers of its own).
+ * `written` nothing goes back (a consumer that keeps what it pulls gets buffers of its own). Safe only while nothing
+ * between this stream and the socket reads ahead of the writer (see `ServeOptions.middleware`).
  */
 const givenBackWhenWritten = <E, R>(
   members: Stream.Stream<Uint8Array, E, R>,
@@ -43,9 +48,9 @@ const givenBackWhenWritten = <E, R>(
       handed = []
     }
     for (const member of chunk) handed.push(member)
-    // Members not yet known to be written are forgotten past a few (left to the collector): what this holds stays
-    // bounded even while the probe keeps saying no (small members that never fill the socket, a real link's
-    // compressed ones, which are not the pool's).
+    // Members not yet known to be written are forgotten past a few, left to the collector (the pool holds its
+    // buffers weakly): this list holds at most `2 * MEMBER_BUFFERS` even while the probe keeps saying no (members
+    // that never fill the socket, or a socket that never drains while the download is open).
     if (handed.length > 2 * MEMBER_BUFFERS) handed = handed.slice(-MEMBER_BUFFERS)
     return chunk
   })
@@ -94,7 +99,8 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
    * A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. With
    * `written` (whether every byte its consumer has handed on so far is written: the response's socket has nothing
    * pending), the stored members' buffers are used again once written; its consumer must then hand each element on
-   * before pulling the next, as the response's writer does.
+   * before pulling the next, as the response's writer does. Only stored members (gzip at level 0) are pooled: a
+   * compressed member is zlib's or zstd's own buffer, so for those `written` is not asked.
    */
   Effect.fn("FileStore.download")(function* (
     tenantId: string,
@@ -118,7 +124,11 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     // once written (see `givenBackWhenWritten`): a fresh buffer per member cost more than its copy, in first-touch
     // page faults and in the major collections that a download's 100 MB of new buffers set off.
     const pool = bufferPool(BATCH_BUFFER_BYTES)
-    const members = bufferPool(storedLength(BATCH_BUFFER_BYTES), MEMBER_BUFFERS)
+    const compressed = compression ?? { format: "gzip", level: LINK_LEVEL }
+    // Members come from their pool only when they can go back to it: stored, and with a probe. Taken without one,
+    // they would be new buffers all the same, only the pool's for nothing.
+    const given = compressed.format === "gzip" && compressed.level === 0 ? written : undefined
+    const members = bufferPool(MEMBER_BUFFER_BYTES, MEMBER_BUFFERS)
     // The blobs of a batch are read into one buffer, used again for the next batch once this one's bytes are
     // copied into its records: a buffer per blob cost more in garbage collection than the read itself.
     let arena = Buffer.allocUnsafe(0)
@@ -152,9 +162,9 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
       revision: rev.id,
       entries: entries.length,
       body: givenBackWhenWritten(
-        compress(tarOf(records), compression ?? { format: "gzip", level: LINK_LEVEL }, pool.release, members.take),
+        compress(tarOf(records), compressed, pool.release, given === undefined ? undefined : members.take),
         members.release,
-        written
+        given
       )
     }
   })

@@ -140,11 +140,13 @@ export const recordBatch = (
  * Buffers of up to `size` bytes used again once their bytes have been consumed: a batch is compressed (or copied
  * into a stored member) as soon as it is made, and a new buffer per batch cost more than its bytes (the kernel
  * maps and zeroes fresh pages on first touch, and the collector runs for the memory outside the heap). Larger
- * requests, and requests while every kept buffer is out, get a new buffer; at most `keep` are kept.
+ * requests, and requests while every kept buffer is out, get a new buffer; at most `keep` are kept. `keep` caps the
+ * free list, not the buffers out: the pool knows its buffers weakly, so one never given back (its consumer dropped
+ * it) is the collector's as soon as nothing else holds it.
  */
 export const bufferPool = (size: number, keep = 4) => {
   const free: Array<Buffer> = []
-  const ours = new Map<ArrayBufferLike, Buffer>()
+  const ours = new WeakMap<ArrayBufferLike, Buffer>()
   return {
     take: (n: number): Buffer => {
       if (n > size) return Buffer.allocUnsafe(n)
