@@ -281,6 +281,34 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
     60_000
   )
 
+  it.effect("in either form, is refused when it names content sent or held with another size than that content's", () =>
+    Effect.gen(function* () {
+      const a = { path: "content/a.bin", data: Buffer.from("hello") }
+      // The hash of a.bin's bytes, another size: a revision naming it could never be served.
+      const b = fileEntry("content/b.bin", 999, sha("hello"), false)
+      const named = [entryOf(a), b]
+      const reason = `${b.path} names content of another size than its entry gives`
+      const headerForm = (set: ReadonlyArray<FileEntry>, sent: ReadonlyArray<File>, base: string | null = null) =>
+        archive([trailer(set, base, base === null ? set : [entryOf(a), ...set]), ...sent.map(recordOf)])
+      const wrong = { tag: "InvalidInput", reason, entry: undefined }
+      // Received under another path in the same upload.
+      expect(yield* refused(trailerForm([a], named))).toEqual(wrong)
+      expect(yield* refused(headerForm(named, [a]))).toEqual(wrong)
+      // Held by the tenant from an earlier revision, named over it without being sent.
+      for (const form of ["trailer", "header"] as const) {
+        const t = yield* tenant
+        const upload = yield* uploader()
+        const first = yield* upload(t, trailerForm([a]))
+        const base = Either.isRight(first) ? first.right.revision : expect.fail("the first upload was refused")
+        const over =
+          form === "trailer" ? archive([LEAD, trailer([b], base, [entryOf(a), b])]) : headerForm([b], [], base)
+        const result = yield* upload(t, over)
+        expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "InvalidInput", field: "set", reason })
+        expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 1, pending: 0, uploads: 0 })
+      }
+    })
+  )
+
   it.effect("is refused by a server that does not read it, as a build before it would", () =>
     Effect.gen(function* () {
       const t = yield* tenant

@@ -76,6 +76,9 @@ const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"):
   return header
 }
 
+/** The refusal of an entry naming content the upload sent, or the tenant holds, with another size. */
+const wrongSize = (path: string) => `${path} names content of another size than its entry gives`
+
 const outsideMembership = (path: string) =>
   new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: path })
 
@@ -127,7 +130,9 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     let registered = false
     let header: UploadHeader | undefined
     let expected = new Map<string, FileEntry>()
-    const received = new Set<string>()
+    // The hashes received, each with its size: an entry sent under one path and named under another with the same
+    // hash must give the same size, else the revision would name content it cannot serve.
+    const received = new Map<string, number>()
     // Links that arrived as link records (whose targets the reader checked): every link of the header must.
     const linksReceived = new Set<string>()
     // Hashes received that the blob writer found held (permanent, or pending for another upload): not written by
@@ -225,7 +230,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       inflight = undefined
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
       return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received]) : Effect.void),
+        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received.keys()]) : Effect.void),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
@@ -237,7 +242,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       receivedFiles++
       // The same bytes under another path are stored once.
       if (received.has(digest)) return
-      received.add(digest)
+      received.set(digest, data.length)
       pending.push({ sha256: digest, data })
       pendingBytes += data.length
     }
@@ -409,12 +414,27 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         // Those received that another upload had stored (pending for it, or permanent) are made permanent here,
         // one statement over the few rows still marked.
         if (held.size > 0) yield* probes.makePermanent(caller.tenantId, [...held])
-        // Every other blob the tree's new rows name must be stored and permanent: one this upload wrote is.
+        // An entry named with the hash of content received under another path must give that content's size: the
+        // revision would name bytes of another size than its entry, which no download could serve.
+        const resized = head.set.find((e) => {
+          const size = received.get(e.sha256)
+          return size !== undefined && size !== e.size
+        })
+        if (resized !== undefined) return yield* new InvalidInput({ field: "set", reason: wrongSize(resized.path) })
+        // Every other blob the tree's new rows name must be stored and permanent (one this upload wrote is), and of
+        // the size the entry gives.
         const looked = new Set<string>()
         for (const e of head.set) if (held.has(e.sha256) || !received.has(e.sha256)) looked.add(e.sha256)
-        const present = new Set(
-          looked.size === 0 ? [] : (yield* probes.present(caller.tenantId, [...looked])).map((r) => r.sha256)
+        const present = new Map(
+          looked.size === 0
+            ? []
+            : (yield* probes.present(caller.tenantId, [...looked])).map((r) => [r.sha256, r.size] as const)
         )
+        const misfit = head.set.find((e) => {
+          const size = present.get(e.sha256)
+          return size !== undefined && size !== e.size
+        })
+        if (misfit !== undefined) return yield* new InvalidInput({ field: "set", reason: wrongSize(misfit.path) })
         const missing = looked.size === 0 ? [] : head.set.filter((e) => looked.has(e.sha256) && !present.has(e.sha256))
         if (missing.some((e) => received.has(e.sha256))) {
           // Received, but removed by a concurrent refused upload that had stored the same bytes first.
