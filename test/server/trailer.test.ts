@@ -246,6 +246,50 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
   )
 
   it.effect(
+    "is refused with a folder after its trailer or before its lead, and with a path the trailer names twice",
+    () =>
+      Effect.gen(function* () {
+        const sent = files("folders", 3)
+        // A name ending in a slash: a folder to every tar reader (ours included).
+        const folder = fileRecord("content/folder/", Buffer.alloc(0))
+        expect(yield* refused(archive([LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf)), folder]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
+          entry: "content/folder"
+        })
+        expect(yield* refused(archive([folder, LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `an upload starts with ${UPLOAD_HEADER_ENTRY} or ${UPLOAD_LEAD_ENTRY}`,
+          entry: "content/folder"
+        })
+        const twice = [...sent.map(entryOf), entryOf(sent[1]!)].sort((a, b) => (a.path < b.path ? -1 : 1))
+        expect(yield* refused(trailerForm(sent, twice))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `named twice in the upload trailer (${UPLOAD_HEADER_ENTRY})`,
+          entry: sent[1]!.path
+        })
+      })
+  )
+
+  it.effect("is refused with a lead or a trailer sent as a symbolic link, saying so", () =>
+    Effect.gen(function* () {
+      const sent = files("linked", 3)
+      const linkedLead = linkHeader(UPLOAD_LEAD_ENTRY, "content/linked/0000.bin")
+      expect(yield* refused(archive([linkedLead, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toEqual({
+        tag: "TarballUnsafe",
+        reason: "the upload lead sent as a symbolic link; it must be a file",
+        entry: UPLOAD_LEAD_ENTRY
+      })
+      const linkedTrailer = linkHeader(UPLOAD_HEADER_ENTRY, "content/linked/0000.bin")
+      expect(yield* refused(archive([LEAD, ...sent.map(recordOf), linkedTrailer]))).toEqual({
+        tag: "TarballUnsafe",
+        reason: "the upload trailer sent as a symbolic link; it must be a file",
+        entry: UPLOAD_HEADER_ENTRY
+      })
+    })
+  )
+
+  it.effect(
     "is refused on each record over the caps or outside the membership as it arrives, before any trailer",
     () =>
       Effect.gen(function* () {

@@ -79,6 +79,16 @@ const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"):
 /** The refusal of an entry naming content the upload sent, or the tenant holds, with another size. */
 const wrongSize = (path: string) => `${path} names content of another size than its entry gives`
 
+/** The refusal of a header, lead or trailer sent as a symbolic link (its target would be read as its content). */
+const linkedManifest = (what: "header" | "lead" | "trailer") =>
+  new TarballUnsafe({
+    reason: `the upload ${what} sent as a symbolic link; it must be a file`,
+    entry: what === "lead" ? UPLOAD_LEAD_ENTRY : UPLOAD_HEADER_ENTRY
+  })
+
+const afterTrailer = (path: string) =>
+  new TarballUnsafe({ reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`, entry: path })
+
 const outsideMembership = (path: string) =>
   new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: path })
 
@@ -141,6 +151,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     // The form, said by the first entry: the manifest first ("header") or last ("trailer", after a lead entry).
     let form: "header" | "trailer" | undefined
     const takesTrailer = (options.uploads ?? UPLOAD_FORMS).includes("trailer")
+    // What a refusal of another first entry names: the header, or either where the trailer form is read.
+    const firstEntry = takesTrailer ? `${UPLOAD_HEADER_ENTRY} or ${UPLOAD_LEAD_ENTRY}` : UPLOAD_HEADER_ENTRY
     // Trailer form: each file as it arrived, checked against the trailer when it comes.
     const arrived = new Map<string, Arrived>()
     let receivedFiles = 0
@@ -290,13 +302,10 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
      * reader's, checked on each record's header), and what it arrived as kept for the trailer's check.
      */
     const trailerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
-      if (header !== undefined)
-        throw new TarballUnsafe({
-          reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
-          entry: path
-        })
+      if (header !== undefined) throw afterTrailer(path)
       if (path === UPLOAD_HEADER_ENTRY) {
-        if (link || size > caps.maxManifestBytes)
+        if (link) throw linkedManifest("trailer")
+        if (size > caps.maxManifestBytes)
           throw new TarballUnsafe({ reason: `an upload trailer over ${caps.maxManifestBytes} bytes`, entry: path })
         return whole((data) => {
           const trailer = decodeHeader(data, caps, "trailer")
@@ -321,12 +330,14 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           if (form === "trailer") return trailerFile(path, size, executable, link)
           // The first entry says the form: the lead of the trailer form (where this server reads it), else the header.
           if (path === UPLOAD_LEAD_ENTRY && takesTrailer) {
-            if (link || size > MAX_LEAD_BYTES)
+            if (link) throw linkedManifest("lead")
+            if (size > MAX_LEAD_BYTES)
               throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
             form = "trailer"
             return whole(checkLead)
           }
-          if (path !== UPLOAD_HEADER_ENTRY || link || size > caps.maxManifestBytes) {
+          if (path === UPLOAD_HEADER_ENTRY && link) throw linkedManifest("header")
+          if (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes) {
             throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
           }
           form = "header"
@@ -340,6 +351,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
               decoded.set.reduce((n, e) => n + e.size, 0)
             )
           })
+        },
+        // No client sends folders; one is refused where a file would be: before the first entry (which says the form)
+        // and after the trailer.
+        directory: (path) => {
+          if (form === undefined) throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
+          if (form === "trailer" && header !== undefined) throw afterTrailer(path)
         },
         flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
       },
