@@ -157,7 +157,7 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
     })
   )
 
-  it.effect("is refused when the trailer gives a file sent another hash, size, mode or kind", () =>
+  it.effect("is refused when the trailer (or a header) gives a file sent another hash, size, mode or kind", () =>
     Effect.gen(function* () {
       const sent = files("differ")
       const at = 510
@@ -174,6 +174,13 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(yield* refused(trailerForm(sent, other(change)))).toEqual({
           tag: "TarballUnsafe",
           reason,
+          entry: f.path
+        })
+      // The header form makes the same check, in the same words.
+      for (const [change, reason] of cases)
+        expect(yield* refused(archive([trailer(other(change)), ...sent.map(recordOf)]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: reason.replace("trailer", "header"),
           entry: f.path
         })
     })

@@ -28,7 +28,7 @@ import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
 import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
-import { type Arrived, checkLead, checkTrailer, MAX_LEAD_BYTES } from "./trailer.js"
+import { type Arrived, checkLead, checkTrailer, entryMismatch, kindMismatch, MAX_LEAD_BYTES } from "./trailer.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
@@ -277,22 +277,14 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     const headerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
       const want = expected.get(path)
       if (want === undefined) throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
-      // The header says what the revision stores; the archive's mode must say the same.
-      if (executable !== (want.executable === true))
-        throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
-      if (link !== (want.link === true))
-        throw new TarballUnsafe({
-          reason: link
-            ? "a symbolic link the upload header lists as a file"
-            : "a file the upload header lists as a link",
-          entry: path
-        })
+      // The header says what the revision stores; the archive's kind and mode must say the same, before any bytes.
+      const kind = kindMismatch(want, { executable, link }, "header")
+      if (kind !== undefined) throw new TarballUnsafe({ reason: kind, entry: path })
       if (link) linksReceived.add(path)
       return gathered(size, (data) => {
         const digest = sha256(data)
-        if (digest !== want.sha256 || data.length !== want.size) {
-          throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
-        }
+        const mismatch = entryMismatch(want, { sha256: digest, size: data.length, executable, link }, "header")
+        if (mismatch !== undefined) throw new TarballUnsafe({ reason: mismatch, entry: path })
         keep(data, digest)
       })
     }
@@ -355,7 +347,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         // No client sends folders; one is refused where a file would be: before the first entry (which says the form)
         // and after the trailer.
         directory: (path) => {
-          if (form === undefined) throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
+          if (form === undefined)
+            throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
           if (form === "trailer" && header !== undefined) throw afterTrailer(path)
         },
         flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
@@ -467,16 +460,17 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           })
         }
         const id = uploadId
-        const whole = storesWhole(base, applied)
-        const depth = whole || base === undefined ? 0 : base.depth + 1
+        const storedWhole = storesWhole(base, applied)
+        const depth = storedWhole || base === undefined ? 0 : base.depth + 1
         const chain =
-          whole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
+          storedWhole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
         // The revision and the head move in one statement (the head's foreign key is checked at its end).
         yield* sql`WITH made AS (
             INSERT INTO revisions (id, tenant_id, parent, manifest_text, delta, depth, chain, checksum, files, author,
                                    token_id, idempotency_key, added, changed, deleted, storage)
             VALUES (${id}, ${caller.tenantId}, ${current},
-                    ${whole ? JSON.stringify(next) : null}, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
+                    ${storedWhole ? JSON.stringify(next) : null},
+                    ${storedWhole ? null : JSON.stringify(applied.delta)}::jsonb,
                     ${depth}, ${chain},
                     ${checksum}, ${next.length}, ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId},
                     ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted}, ${STORAGE})
