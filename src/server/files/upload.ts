@@ -55,8 +55,9 @@ export interface UploadOptions {
 const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))
 
 /**
- * The upload header, decoded and checked before any content is read: every path inside the one membership
- * list (a file the client would never bundle is not accepted either), and sizes within the caps.
+ * An upload's manifest decoded and checked: every path inside the one membership list (a file the client would never
+ * bundle is not accepted either), and sizes within the caps. A header is checked before any content is read; a
+ * trailer after every file (each of which the reader and the membership checked as it arrived).
  */
 const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"): UploadHeader => {
   const decoded = decodeHeaderJson(Buffer.from(data).toString("utf8"))
@@ -118,8 +119,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       AND NOT EXISTS (SELECT 1 FROM revisions r WHERE r.id = stale.id)`
 
   /**
-   * Receives an upload archive: its header entry, then the bytes of new content, stored as pending blobs as
-   * they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
+   * Receives an upload archive: its header entry then the bytes of new content (the header form), or its lead, the
+   * bytes, then its trailer (the trailer form), stored as pending blobs as they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
    * made permanent, and the new revision and the head move, only if the base is still the head. Whatever
    * ends the upload otherwise (a refusal, a stale base, a dropped connection) deletes its pending blobs.
    */
