@@ -128,6 +128,10 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(yield* holds(t)).toEqual({ revisions: 1, blobs: sent.length - 1, pending: 0, uploads: 0 })
         const sql = yield* SqlClient.SqlClient
         const revision = Either.isRight(result) ? result.right.revision : ""
+        // Each blob holds its own bytes: the arenas the files were read into grew under them (from 64 KiB).
+        const wrong = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM blobs
+          WHERE tenant_id = ${t} AND encode(sha256(data), 'hex') <> sha256`
+        expect(wrong).toEqual([{ n: 0 }])
         const tree = yield* revisionQueries(sql).tree(t, revision)
         expect(tree.entries.length).toBe(sent.length)
         expect(new Set(tree.entries.map((e) => e[2]))).toEqual(new Set(sent.map((f) => entryOf(f).sha256)))

@@ -37,6 +37,8 @@ const BATCH_BYTES = 8 * 1024 * 1024
 // A batch's files are read into an arena of this size (a batch ends after the input piece that reaches BATCH_BYTES,
 // so it may go a little past it); a file that does not fit in what is left gets a buffer of its own.
 const ARENA_BYTES = BATCH_BYTES + 1024 * 1024
+// The first arena of an upload in the trailer form (which grows from there as files arrive, up to ARENA_BYTES).
+const MIN_ARENA_BYTES = 64 * 1024
 // No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
 const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
 /** The storage this server writes revisions in (see migration 10): an older server's revisions are refused. */
@@ -165,15 +167,23 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     let arena: Buffer | undefined
     let arenaAt = 0
     let arenaBytes = ARENA_BYTES
+    // The trailer form does not know its size before its files: its arenas start small and grow as files arrive.
+    let growing = false
     let spare: Buffer | undefined
     let inflightArena: Buffer | undefined
     const take = (size: number): Buffer => {
       if (arena === undefined) {
-        arena = spare ?? Buffer.allocUnsafeSlow(arenaBytes)
+        arena = spare !== undefined && spare.length >= arenaBytes ? spare : Buffer.allocUnsafeSlow(arenaBytes)
         spare = undefined
         arenaAt = 0
       }
-      if (arenaAt + size > arena.length) return Buffer.allocUnsafe(size)
+      if (arenaAt + size > arena.length) {
+        if (!growing || arenaBytes >= ARENA_BYTES || size > ARENA_BYTES) return Buffer.allocUnsafe(size)
+        // A larger arena for the rest of the batch: the files already in this one keep it until the batch is stored.
+        arenaBytes = Math.min(ARENA_BYTES, Math.max(arenaBytes * 4, size))
+        arena = Buffer.allocUnsafeSlow(arenaBytes)
+        arenaAt = 0
+      }
       arenaAt += size
       return arena.subarray(arenaAt - size, arenaAt)
     }
@@ -327,6 +337,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             if (size > MAX_LEAD_BYTES)
               throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
             form = "trailer"
+            arenaBytes = MIN_ARENA_BYTES
+            growing = true
             return whole(checkLead)
           }
           if (path === UPLOAD_HEADER_ENTRY && link) throw linkedManifest("header")
