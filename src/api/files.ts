@@ -93,12 +93,18 @@ export const etagMatches = (ifNoneMatch: string, revision: string) => {
   })
 }
 
-/** The first entry of every upload archive (`UPLOAD_HEADER_ENTRY`): how the new tree differs from its base. */
+/**
+ * An upload's manifest (`UPLOAD_HEADER_ENTRY`): how the new tree differs from its base. The first entry of an upload in
+ * the header form; the last, after the files, in the trailer form (see `UploadLead`).
+ */
 export class UploadHeader extends Schema.Class<UploadHeader>("UploadHeader")({
   /** The revision the client diffed against; the head moves only if it is still the head. */
   base: Schema.NullOr(Schema.String),
   author: Schema.String,
-  /** Files added or modified; their bytes follow in the archive unless the tenant already holds the hash. */
+  /**
+   * Files added or modified; their bytes are in the archive (after a header, before a trailer) unless the tenant
+   * already holds the hash, at the size given.
+   */
   set: FileEntries,
   delete: Schema.Array(RelPath),
   /** manifestChecksum of the resulting tree, so both sides agree on what the revision holds. */

@@ -118,12 +118,16 @@ export const FORMATS: ReadonlyArray<ArchiveFormat> =
  */
 export { ARCHIVE_FORMATS_HEADER }
 
+/** The names of `known` a list header names (comma-separated, any case), in the header's order; none for a missing one. */
+const namedIn = <T extends string>(header: string | undefined | null, known: ReadonlyArray<T>): ReadonlyArray<T> =>
+  (header ?? "").split(",").flatMap((f) => {
+    const name = f.trim().toLowerCase()
+    return known.filter((k) => k === name)
+  })
+
 /** The formats a header names that this code knows, in its order; none for a missing header. */
 export const parseFormats = (header: string | undefined | null): ReadonlyArray<ArchiveFormat> =>
-  (header ?? "")
-    .split(",")
-    .map((f) => f.trim().toLowerCase())
-    .filter((f): f is ArchiveFormat => f === "gzip" || f === "zstd")
+  namedIn<ArchiveFormat>(header, ["gzip", "zstd"])
 
 /** Kinds of manifest entries beyond plain files: an executable bit, a symbolic link. */
 export type EntryKind = "executable" | "link"
@@ -146,14 +150,7 @@ export const entryKindsOf = (
   entries: string | undefined | null,
   formats: string | undefined | null
 ): ReadonlyArray<EntryKind> =>
-  entries == null
-    ? formats == null
-      ? []
-      : ENTRY_KINDS
-    : entries
-        .split(",")
-        .map((f) => f.trim().toLowerCase())
-        .filter((f): f is EntryKind => f === "executable" || f === "link")
+  entries == null ? (formats == null ? [] : ENTRY_KINDS) : namedIn<EntryKind>(entries, ["executable", "link"])
 
 /**
  * The headers of every manifest answer (200 and 304): the archive formats the server reads and the kinds of
@@ -184,10 +181,7 @@ export { UPLOAD_FORMS_HEADER }
 
 /** The forms a header names that this code knows; none for a missing header. */
 export const parseUploadForms = (header: string | undefined | null): ReadonlyArray<UploadForm> =>
-  (header ?? "")
-    .split(",")
-    .map((f) => f.trim().toLowerCase())
-    .filter((f): f is UploadForm => f === "trailer")
+  namedIn<UploadForm>(header, ["trailer"])
 
 /**
  * When archives are compressed: `auto` as the link says (stored on loopback, compressed on a real link), `always`

@@ -134,7 +134,10 @@ export interface ArchivePolicy {
    * and the archive negotiation: manifest answers without `x-agentsync-archive` and `x-agentsync-entries`.
    */
   readonly entries?: ReadonlyArray<EntryKind>
-  /** The upload forms it announces and reads beyond the header form (default all; none answers as an older build). */
+  /**
+   * The upload forms it announces and reads beyond the header form (default all; none answers as an older build).
+   * No kinds of `entries` means none of these either, as the builds before both.
+   */
   readonly uploads?: ReadonlyArray<UploadForm>
   readonly compress: CompressSetting
 }
@@ -158,6 +161,9 @@ const filesOps = Effect.map(
   Effect.all([FileStore, transferLimitsFromEnv, archivePolicy]),
   ([store, limits, policy]) => {
     const advertised = manifestCapsHeaders(policy.formats, policy.entries, policy.uploads)
+    // A server keeping no kinds of entries answers as a build before them, which announced no upload form and read
+    // none: it does not read one it no longer announces.
+    const uploads = policy.entries?.length === 0 ? [] : policy.uploads
     return {
       /** A revision's manifest; for the head with a matching If-None-Match, 304 without loading the manifest. */
       manifest: (caller: Caller, revision: string | undefined, ifNoneMatch: string | undefined) =>
@@ -182,7 +188,7 @@ const filesOps = Effect.map(
             store.upload(caller, p.count(uploadBody(request)), {
               idempotencyKey: idempotencyKey(request),
               formats: policy.formats,
-              ...(policy.uploads === undefined ? {} : { uploads: policy.uploads })
+              ...(uploads === undefined ? {} : { uploads })
             })
           )
         }).pipe(

@@ -128,6 +128,10 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(yield* holds(t)).toEqual({ revisions: 1, blobs: sent.length - 1, pending: 0, uploads: 0 })
         const sql = yield* SqlClient.SqlClient
         const revision = Either.isRight(result) ? result.right.revision : ""
+        // Each blob holds its own bytes: the arenas the files were read into grew under them (from 64 KiB).
+        const wrong = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM blobs
+          WHERE tenant_id = ${t} AND encode(sha256(data), 'hex') <> sha256`
+        expect(wrong).toEqual([{ n: 0 }])
         const tree = yield* revisionQueries(sql).tree(t, revision)
         expect(tree.entries.length).toBe(sent.length)
         expect(new Set(tree.entries.map((e) => e[2]))).toEqual(new Set(sent.map((f) => entryOf(f).sha256)))
@@ -157,7 +161,7 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
     })
   )
 
-  it.effect("is refused when the trailer gives a file sent another hash, size, mode or kind", () =>
+  it.effect("is refused when the trailer (or a header) gives a file sent another hash, size, mode or kind", () =>
     Effect.gen(function* () {
       const sent = files("differ")
       const at = 510
@@ -174,6 +178,13 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(yield* refused(trailerForm(sent, other(change)))).toEqual({
           tag: "TarballUnsafe",
           reason,
+          entry: f.path
+        })
+      // The header form makes the same check, in the same words.
+      for (const [change, reason] of cases)
+        expect(yield* refused(archive([trailer(other(change)), ...sent.map(recordOf)]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: reason.replace("trailer", "header"),
           entry: f.path
         })
     })
@@ -246,6 +257,50 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
   )
 
   it.effect(
+    "is refused with a folder after its trailer or before its lead, and with a path the trailer names twice",
+    () =>
+      Effect.gen(function* () {
+        const sent = files("folders", 3)
+        // A name ending in a slash: a folder to every tar reader (ours included).
+        const folder = fileRecord("content/folder/", Buffer.alloc(0))
+        expect(yield* refused(archive([LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf)), folder]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
+          entry: "content/folder"
+        })
+        expect(yield* refused(archive([folder, LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `an upload starts with ${UPLOAD_HEADER_ENTRY} or ${UPLOAD_LEAD_ENTRY}`,
+          entry: "content/folder"
+        })
+        const twice = [...sent.map(entryOf), entryOf(sent[1]!)].sort((a, b) => (a.path < b.path ? -1 : 1))
+        expect(yield* refused(trailerForm(sent, twice))).toEqual({
+          tag: "TarballUnsafe",
+          reason: `named twice in the upload trailer (${UPLOAD_HEADER_ENTRY})`,
+          entry: sent[1]!.path
+        })
+      })
+  )
+
+  it.effect("is refused with a lead or a trailer sent as a symbolic link, saying so", () =>
+    Effect.gen(function* () {
+      const sent = files("linked", 3)
+      const linkedLead = linkHeader(UPLOAD_LEAD_ENTRY, "content/linked/0000.bin")
+      expect(yield* refused(archive([linkedLead, ...sent.map(recordOf), trailer(sent.map(entryOf))]))).toEqual({
+        tag: "TarballUnsafe",
+        reason: "the upload lead sent as a symbolic link; it must be a file",
+        entry: UPLOAD_LEAD_ENTRY
+      })
+      const linkedTrailer = linkHeader(UPLOAD_HEADER_ENTRY, "content/linked/0000.bin")
+      expect(yield* refused(archive([LEAD, ...sent.map(recordOf), linkedTrailer]))).toEqual({
+        tag: "TarballUnsafe",
+        reason: "the upload trailer sent as a symbolic link; it must be a file",
+        entry: UPLOAD_HEADER_ENTRY
+      })
+    })
+  )
+
+  it.effect(
     "is refused on each record over the caps or outside the membership as it arrives, before any trailer",
     () =>
       Effect.gen(function* () {
@@ -279,6 +334,34 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         })
       }),
     60_000
+  )
+
+  it.effect("in either form, is refused when it names content sent or held with another size than that content's", () =>
+    Effect.gen(function* () {
+      const a = { path: "content/a.bin", data: Buffer.from("hello") }
+      // The hash of a.bin's bytes, another size: a revision naming it could never be served.
+      const b = fileEntry("content/b.bin", 999, sha("hello"), false)
+      const named = [entryOf(a), b]
+      const reason = `${b.path} names content of another size than its entry gives`
+      const headerForm = (set: ReadonlyArray<FileEntry>, sent: ReadonlyArray<File>, base: string | null = null) =>
+        archive([trailer(set, base, base === null ? set : [entryOf(a), ...set]), ...sent.map(recordOf)])
+      const wrong = { tag: "InvalidInput", reason, entry: undefined }
+      // Received under another path in the same upload.
+      expect(yield* refused(trailerForm([a], named))).toEqual(wrong)
+      expect(yield* refused(headerForm(named, [a]))).toEqual(wrong)
+      // Held by the tenant from an earlier revision, named over it without being sent.
+      for (const form of ["trailer", "header"] as const) {
+        const t = yield* tenant
+        const upload = yield* uploader()
+        const first = yield* upload(t, trailerForm([a]))
+        const base = Either.isRight(first) ? first.right.revision : expect.fail("the first upload was refused")
+        const over =
+          form === "trailer" ? archive([LEAD, trailer([b], base, [entryOf(a), b])]) : headerForm([b], [], base)
+        const result = yield* upload(t, over)
+        expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "InvalidInput", field: "set", reason })
+        expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 1, pending: 0, uploads: 0 })
+      }
+    })
   )
 
   it.effect("is refused by a server that does not read it, as a build before it would", () =>

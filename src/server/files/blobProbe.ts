@@ -10,7 +10,7 @@ import type { Fragment } from "@effect/sql/Statement"
  * subquery with a limit is never flattened into a join, so the planner cannot trade the lookups for a scan of all the
  * tenant's blobs. With `sha256 = ANY($hashes)` it did while the statistics were those of a tenant with few blobs (as
  * during a first upload, before any analyze): a bitmap scan of every blob of the tenant, the hashes a filter (see
- * `HELD` in blobWrite.ts, where the same was found). Each row's key (`tenant_id`, `sha256`) and `ctid`.
+ * `HELD` in blobWrite.ts, where the same was found). Each row's key (`tenant_id`, `sha256`), `size` and `ctid`.
  */
 export const probeBlobs = (
   sql: SqlClient.SqlClient,
@@ -18,8 +18,8 @@ export const probeBlobs = (
   hashes: ReadonlyArray<string>,
   condition: Fragment
 ) =>
-  sql`SELECT b.tenant_id, b.sha256, b.ctid FROM unnest(${[...hashes]}::text[]) AS h(sha256),
-    LATERAL (SELECT b.tenant_id, b.sha256, b.ctid FROM blobs b
+  sql`SELECT b.tenant_id, b.sha256, b.size, b.ctid FROM unnest(${[...hashes]}::text[]) AS h(sha256),
+    LATERAL (SELECT b.tenant_id, b.sha256, b.size, b.ctid FROM blobs b
              WHERE b.tenant_id = ${tenantId} AND b.sha256 = h.sha256 AND ${condition} LIMIT 1) AS b`
 
 /**
@@ -30,9 +30,12 @@ export const probeBlobs = (
  * would skip such a row.
  */
 export const blobProbes = (sql: SqlClient.SqlClient) => ({
-  /** Of `hashes`, those the tenant holds permanent: not pending, or pending for an upload that has ended. */
+  /**
+   * Of `hashes`, those the tenant holds permanent (not pending, or pending for an upload that has ended), each with
+   * its content's size (a number: every size a cap allows is exact in a double).
+   */
   present: (tenantId: string, hashes: ReadonlyArray<string>) =>
-    sql<{ sha256: string }>`SELECT sha256 FROM (${probeBlobs(
+    sql<{ sha256: string; size: number }>`SELECT sha256, size::float8 AS size FROM (${probeBlobs(
       sql,
       tenantId,
       hashes,

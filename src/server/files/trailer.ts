@@ -1,4 +1,7 @@
-/** An upload in the trailer form (manifest last): its lead entry, what each file arrived as, and the trailer's check of them. */
+/**
+ * An upload in the trailer form (manifest last): its lead entry, what each file arrived as, and the trailer's check of
+ * them; and the one check of a file against its manifest entry, which the header form makes too.
+ */
 import { Schema } from "effect"
 import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadLead } from "../../api/files.js"
 import type { FileEntry } from "../../domain/model.js"
@@ -43,18 +46,33 @@ export const checkTrailer = (set: ReadonlyArray<FileEntry>, arrived: ReadonlyMap
     const want = named.get(path)
     if (want === undefined)
       throw new TarballUnsafe({ reason: `file not named by the upload trailer (${UPLOAD_HEADER_ENTRY})`, entry: path })
-    if (got.link !== (want.link === true))
-      throw new TarballUnsafe({
-        reason: got.link
-          ? "a symbolic link the upload trailer lists as a file"
-          : "a file the upload trailer lists as a link",
-        entry: path
-      })
-    if (got.executable !== (want.executable === true))
-      throw new TarballUnsafe({ reason: "mode does not match its upload trailer entry", entry: path })
-    if (got.size !== want.size)
-      throw new TarballUnsafe({ reason: "size does not match its upload trailer entry", entry: path })
-    if (got.sha256 !== want.sha256)
-      throw new TarballUnsafe({ reason: "content does not match the sha256 of its upload trailer entry", entry: path })
+    const mismatch = entryMismatch(want, got, "trailer")
+    if (mismatch !== undefined) throw new TarballUnsafe({ reason: mismatch, entry: path })
   }
 }
+
+/**
+ * How an archive record's kind and mode disagree with its manifest entry (`where`: the upload's header or trailer),
+ * if they do: known from the record's header, before its bytes.
+ */
+export const kindMismatch = (
+  want: FileEntry,
+  got: Pick<Arrived, "executable" | "link">,
+  where: "header" | "trailer"
+): string | undefined =>
+  got.link !== (want.link === true)
+    ? got.link
+      ? `a symbolic link the upload ${where} lists as a file`
+      : `a file the upload ${where} lists as a link`
+    : got.executable !== (want.executable === true)
+      ? `mode does not match its upload ${where} entry`
+      : undefined
+
+/** How a file received disagrees with its manifest entry, if it does: kind, mode, size, then content. */
+export const entryMismatch = (want: FileEntry, got: Arrived, where: "header" | "trailer"): string | undefined =>
+  kindMismatch(want, got, where) ??
+  (got.size !== want.size
+    ? `size does not match its upload ${where} entry`
+    : got.sha256 !== want.sha256
+      ? `content does not match the sha256 of its upload ${where} entry`
+      : undefined)

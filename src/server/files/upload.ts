@@ -28,7 +28,7 @@ import type { BlobWriter, PendingBlob } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
 import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
-import { type Arrived, checkLead, checkTrailer, MAX_LEAD_BYTES } from "./trailer.js"
+import { type Arrived, checkLead, checkTrailer, entryMismatch, kindMismatch, MAX_LEAD_BYTES } from "./trailer.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
@@ -37,6 +37,8 @@ const BATCH_BYTES = 8 * 1024 * 1024
 // A batch's files are read into an arena of this size (a batch ends after the input piece that reaches BATCH_BYTES,
 // so it may go a little past it); a file that does not fit in what is left gets a buffer of its own.
 const ARENA_BYTES = BATCH_BYTES + 1024 * 1024
+// The first arena of an upload in the trailer form (which grows from there as files arrive, up to ARENA_BYTES).
+const MIN_ARENA_BYTES = 64 * 1024
 // No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
 const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
 /** The storage this server writes revisions in (see migration 10): an older server's revisions are refused. */
@@ -55,8 +57,9 @@ export interface UploadOptions {
 const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))
 
 /**
- * The upload header, decoded and checked before any content is read: every path inside the one membership
- * list (a file the client would never bundle is not accepted either), and sizes within the caps.
+ * An upload's manifest decoded and checked: every path inside the one membership list (a file the client would never
+ * bundle is not accepted either), and sizes within the caps. A header is checked before any content is read; a
+ * trailer after every file (each of which the reader and the membership checked as it arrived).
  */
 const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"): UploadHeader => {
   const decoded = decodeHeaderJson(Buffer.from(data).toString("utf8"))
@@ -75,6 +78,19 @@ const decodeHeader = (data: Uint8Array, caps: Caps, what: "header" | "trailer"):
   if (over !== undefined) throw new TarballUnsafe({ reason: `the upload would carry ${over}` })
   return header
 }
+
+/** The refusal of an entry naming content the upload sent, or the tenant holds, with another size. */
+const wrongSize = (path: string) => `${path} names content of another size than its entry gives`
+
+/** The refusal of a header, lead or trailer sent as a symbolic link (its target would be read as its content). */
+const linkedManifest = (what: "header" | "lead" | "trailer") =>
+  new TarballUnsafe({
+    reason: `the upload ${what} sent as a symbolic link; it must be a file`,
+    entry: what === "lead" ? UPLOAD_LEAD_ENTRY : UPLOAD_HEADER_ENTRY
+  })
+
+const afterTrailer = (path: string) =>
+  new TarballUnsafe({ reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`, entry: path })
 
 const outsideMembership = (path: string) =>
   new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: path })
@@ -105,8 +121,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       AND NOT EXISTS (SELECT 1 FROM revisions r WHERE r.id = stale.id)`
 
   /**
-   * Receives an upload archive: its header entry, then the bytes of new content, stored as pending blobs as
-   * they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
+   * Receives an upload archive: its header entry then the bytes of new content (the header form), or its lead, the
+   * bytes, then its trailer (the trailer form), stored as pending blobs as they arrive; then, in one transaction, the tree is checked against the caps, the blobs it needs are
    * made permanent, and the new revision and the head move, only if the base is still the head. Whatever
    * ends the upload otherwise (a refusal, a stale base, a dropped connection) deletes its pending blobs.
    */
@@ -127,7 +143,9 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     let registered = false
     let header: UploadHeader | undefined
     let expected = new Map<string, FileEntry>()
-    const received = new Set<string>()
+    // The hashes received, each with its size: an entry sent under one path and named under another with the same
+    // hash must give the same size, else the revision would name content it cannot serve.
+    const received = new Map<string, number>()
     // Links that arrived as link records (whose targets the reader checked): every link of the header must.
     const linksReceived = new Set<string>()
     // Hashes received that the blob writer found held (permanent, or pending for another upload): not written by
@@ -136,6 +154,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     // The form, said by the first entry: the manifest first ("header") or last ("trailer", after a lead entry).
     let form: "header" | "trailer" | undefined
     const takesTrailer = (options.uploads ?? UPLOAD_FORMS).includes("trailer")
+    // What a refusal of another first entry names: the header, or either where the trailer form is read.
+    const firstEntry = takesTrailer ? `${UPLOAD_HEADER_ENTRY} or ${UPLOAD_LEAD_ENTRY}` : UPLOAD_HEADER_ENTRY
     // Trailer form: each file as it arrived, checked against the trailer when it comes.
     const arrived = new Map<string, Arrived>()
     let receivedFiles = 0
@@ -147,15 +167,23 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     let arena: Buffer | undefined
     let arenaAt = 0
     let arenaBytes = ARENA_BYTES
+    // The trailer form does not know its size before its files: its arenas start small and grow as files arrive.
+    let growing = false
     let spare: Buffer | undefined
     let inflightArena: Buffer | undefined
     const take = (size: number): Buffer => {
       if (arena === undefined) {
-        arena = spare ?? Buffer.allocUnsafeSlow(arenaBytes)
+        arena = spare !== undefined && spare.length >= arenaBytes ? spare : Buffer.allocUnsafeSlow(arenaBytes)
         spare = undefined
         arenaAt = 0
       }
-      if (arenaAt + size > arena.length) return Buffer.allocUnsafe(size)
+      if (arenaAt + size > arena.length) {
+        if (!growing || arenaBytes >= ARENA_BYTES || size > ARENA_BYTES) return Buffer.allocUnsafe(size)
+        // A larger arena for the rest of the batch: the files already in this one keep it until the batch is stored.
+        arenaBytes = Math.min(ARENA_BYTES, Math.max(arenaBytes * 4, size))
+        arena = Buffer.allocUnsafeSlow(arenaBytes)
+        arenaAt = 0
+      }
       arenaAt += size
       return arena.subarray(arenaAt - size, arenaAt)
     }
@@ -225,7 +253,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       inflight = undefined
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
       return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received]) : Effect.void),
+        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received.keys()]) : Effect.void),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
@@ -237,7 +265,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       receivedFiles++
       // The same bytes under another path are stored once.
       if (received.has(digest)) return
-      received.add(digest)
+      received.set(digest, data.length)
       pending.push({ sha256: digest, data })
       pendingBytes += data.length
     }
@@ -260,22 +288,14 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     const headerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
       const want = expected.get(path)
       if (want === undefined) throw new TarballUnsafe({ reason: "file not declared in the upload header", entry: path })
-      // The header says what the revision stores; the archive's mode must say the same.
-      if (executable !== (want.executable === true))
-        throw new TarballUnsafe({ reason: "mode does not match its upload header entry", entry: path })
-      if (link !== (want.link === true))
-        throw new TarballUnsafe({
-          reason: link
-            ? "a symbolic link the upload header lists as a file"
-            : "a file the upload header lists as a link",
-          entry: path
-        })
+      // The header says what the revision stores; the archive's kind and mode must say the same, before any bytes.
+      const kind = kindMismatch(want, { executable, link }, "header")
+      if (kind !== undefined) throw new TarballUnsafe({ reason: kind, entry: path })
       if (link) linksReceived.add(path)
       return gathered(size, (data) => {
         const digest = sha256(data)
-        if (digest !== want.sha256 || data.length !== want.size) {
-          throw new TarballUnsafe({ reason: "content does not match its declared sha256", entry: path })
-        }
+        const mismatch = entryMismatch(want, { sha256: digest, size: data.length, executable, link }, "header")
+        if (mismatch !== undefined) throw new TarballUnsafe({ reason: mismatch, entry: path })
         keep(data, digest)
       })
     }
@@ -285,13 +305,10 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
      * reader's, checked on each record's header), and what it arrived as kept for the trailer's check.
      */
     const trailerFile = (path: string, size: number, executable: boolean, link: boolean): EntrySink => {
-      if (header !== undefined)
-        throw new TarballUnsafe({
-          reason: `nothing may follow the upload trailer (${UPLOAD_HEADER_ENTRY})`,
-          entry: path
-        })
+      if (header !== undefined) throw afterTrailer(path)
       if (path === UPLOAD_HEADER_ENTRY) {
-        if (link || size > caps.maxManifestBytes)
+        if (link) throw linkedManifest("trailer")
+        if (size > caps.maxManifestBytes)
           throw new TarballUnsafe({ reason: `an upload trailer over ${caps.maxManifestBytes} bytes`, entry: path })
         return whole((data) => {
           const trailer = decodeHeader(data, caps, "trailer")
@@ -316,12 +333,16 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           if (form === "trailer") return trailerFile(path, size, executable, link)
           // The first entry says the form: the lead of the trailer form (where this server reads it), else the header.
           if (path === UPLOAD_LEAD_ENTRY && takesTrailer) {
-            if (link || size > MAX_LEAD_BYTES)
+            if (link) throw linkedManifest("lead")
+            if (size > MAX_LEAD_BYTES)
               throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
             form = "trailer"
+            arenaBytes = MIN_ARENA_BYTES
+            growing = true
             return whole(checkLead)
           }
-          if (path !== UPLOAD_HEADER_ENTRY || link || size > caps.maxManifestBytes) {
+          if (path === UPLOAD_HEADER_ENTRY && link) throw linkedManifest("header")
+          if (path !== UPLOAD_HEADER_ENTRY || size > caps.maxManifestBytes) {
             throw new TarballUnsafe({ reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}`, entry: path })
           }
           form = "header"
@@ -335,6 +356,13 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
               decoded.set.reduce((n, e) => n + e.size, 0)
             )
           })
+        },
+        // No client sends folders; one is refused where a file would be: before the first entry (which says the form)
+        // and after the trailer.
+        directory: (path) => {
+          if (form === undefined)
+            throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
+          if (form === "trailer" && header !== undefined) throw afterTrailer(path)
         },
         flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
       },
@@ -409,12 +437,27 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         // Those received that another upload had stored (pending for it, or permanent) are made permanent here,
         // one statement over the few rows still marked.
         if (held.size > 0) yield* probes.makePermanent(caller.tenantId, [...held])
-        // Every other blob the tree's new rows name must be stored and permanent: one this upload wrote is.
+        // An entry named with the hash of content received under another path must give that content's size: the
+        // revision would name bytes of another size than its entry, which no download could serve.
+        const resized = head.set.find((e) => {
+          const size = received.get(e.sha256)
+          return size !== undefined && size !== e.size
+        })
+        if (resized !== undefined) return yield* new InvalidInput({ field: "set", reason: wrongSize(resized.path) })
+        // Every other blob the tree's new rows name must be stored and permanent (one this upload wrote is), and of
+        // the size the entry gives.
         const looked = new Set<string>()
         for (const e of head.set) if (held.has(e.sha256) || !received.has(e.sha256)) looked.add(e.sha256)
-        const present = new Set(
-          looked.size === 0 ? [] : (yield* probes.present(caller.tenantId, [...looked])).map((r) => r.sha256)
+        const present = new Map(
+          looked.size === 0
+            ? []
+            : (yield* probes.present(caller.tenantId, [...looked])).map((r) => [r.sha256, r.size] as const)
         )
+        const misfit = head.set.find((e) => {
+          const size = present.get(e.sha256)
+          return size !== undefined && size !== e.size
+        })
+        if (misfit !== undefined) return yield* new InvalidInput({ field: "set", reason: wrongSize(misfit.path) })
         const missing = looked.size === 0 ? [] : head.set.filter((e) => looked.has(e.sha256) && !present.has(e.sha256))
         if (missing.some((e) => received.has(e.sha256))) {
           // Received, but removed by a concurrent refused upload that had stored the same bytes first.
@@ -430,16 +473,17 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           })
         }
         const id = uploadId
-        const whole = storesWhole(base, applied)
-        const depth = whole || base === undefined ? 0 : base.depth + 1
+        const storedWhole = storesWhole(base, applied)
+        const depth = storedWhole || base === undefined ? 0 : base.depth + 1
         const chain =
-          whole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
+          storedWhole || base === undefined ? 0 : base.chain + applied.delta.set.length + applied.delta.delete.length
         // The revision and the head move in one statement (the head's foreign key is checked at its end).
         yield* sql`WITH made AS (
             INSERT INTO revisions (id, tenant_id, parent, manifest_text, delta, depth, chain, checksum, files, author,
                                    token_id, idempotency_key, added, changed, deleted, storage)
             VALUES (${id}, ${caller.tenantId}, ${current},
-                    ${whole ? JSON.stringify(next) : null}, ${whole ? null : JSON.stringify(applied.delta)}::jsonb,
+                    ${storedWhole ? JSON.stringify(next) : null},
+                    ${storedWhole ? null : JSON.stringify(applied.delta)}::jsonb,
                     ${depth}, ${chain},
                     ${checksum}, ${next.length}, ${head.author.slice(0, 200) || caller.label}, ${caller.tokenId},
                     ${key ?? null}, ${applied.added}, ${applied.changed}, ${applied.deleted}, ${STORAGE})

@@ -108,7 +108,7 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       // asks for them is not one of ours.
       if ((entry.mode & 0o7000) !== 0)
         throw unsafe(`mode ${entry.mode.toString(8)} (setuid, setgid or sticky) is not accepted`, entry.path)
-      // One more than the cap: an upload's header entry.
+      // One more than the cap: an upload's header (the trailer form has two, so a tree of the cap goes in the header form).
       if (files + directories > caps.maxEntries) throw unsafe(`more than ${caps.maxEntries} entries`, entry.path)
       if (entry.type === "Directory") {
         directories++
