@@ -1,10 +1,11 @@
 // A first push streams in the trailer form (no hashing before, each file hashed as it is sent, the manifest last)
 // where the server announces it, on the real server over a real database: the tree round-trips, the next run hashes
 // nothing, a server that does not announce it gets the header form, and an interrupted stream leaves nothing.
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
+import { Deferred, Effect, Either, Fiber } from "effect"
 import { FORMATS } from "../../src/domain/caps.js"
 import type { Progress } from "../../src/services/Progress.js"
 import { fastRetry, run, startServer } from "../server/support.js"
@@ -182,6 +183,55 @@ describe("a first push", () => {
         const pushed = yield* fileSync(server.url, one, t.token).push()
         expect(pushed.files_sent).toBe(400)
         expect((yield* revisions(server.url, t.token)).length).toBe(1)
+      }),
+    60_000
+  )
+
+  it.live(
+    "a retry after a retry cut short still reads what the first attempt read: a file rewritten since fails it, and the next run keeps the edit",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-retry-pins"))
+        const files: Record<string, Buffer> = {}
+        for (let i = 0; i < 40; i++) files[`content/f${String(i).padStart(2, "0")}.bin`] = randomBytes(64 * 1024)
+        const one = project(files)
+        const edited = "content/f39.bin"
+        const EDIT = randomBytes(64 * 1024)
+        let revision: string | undefined
+        // Attempt 1 commits and its answer is lost; attempt 2 is cut short before it reads anything; the file is
+        // rewritten (same size); attempt 3 goes with the same key, which the server answers with attempt 1's revision.
+        const lossy = fileSync(
+          server.url,
+          one,
+          t.token,
+          (real) => (body, key, format, written) =>
+            Effect.gen(function* () {
+              revision = (yield* real.upload(body, key, format, written)).revision
+              // Attempt 2: its body made, none of it read (the connection refused), as a transport retry does.
+              body()
+              fs.writeFileSync(full(one, edited), EDIT)
+              return yield* real.upload(body, key, format, written)
+            })
+        )
+        const pushed = yield* lossy.pushEither()
+        expect(Either.isLeft(pushed) && pushed.left).toMatchObject({
+          _tag: "IoError",
+          path: full(one, edited),
+          reason: "changed while bundling; run again"
+        })
+        expect(revision).toBeDefined()
+        // Nothing recorded of the attempt that read the edit.
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-base.json"))).toBe(false)
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-settled.json"))).toBe(false)
+        // The revision holds what attempt 1 read; the next run does not take it for what is here.
+        const again = yield* fileSync(server.url, one, t.token).pushEither()
+        expect(fs.readFileSync(full(one, edited)).equals(EDIT)).toBe(true)
+        if (Either.isRight(again)) expect(again.right.files_sent).toBeGreaterThan(0)
+        const two = tempDir("pulled-pins")
+        fs.mkdirSync(services(two))
+        yield* fileSync(server.url, two, t.token).pull()
+        if (Either.isRight(again)) expect(described(two)).toEqual(described(one))
+        else expect(fs.readFileSync(full(two, edited)).equals(files[edited] ?? Buffer.alloc(0))).toBe(true)
       }),
     60_000
   )

@@ -18,8 +18,9 @@ export interface StreamBundleOptions {
   /** The record placed after the files, made from their entries as read (in the order of `files`). */
   readonly trailer: (entries: ReadonlyArray<FileEntry>) => Uint8Array
   /**
-   * What an earlier attempt read (`entries` of its `streamBundle`): a file read otherwise this time fails the
-   * bundle, as a changed file does, so that a retry never names other content than the attempt it repeats.
+   * What any earlier attempt read (`entries` of the last attempt's `streamBundle`, which start from its own pins):
+   * a file read otherwise this time fails the bundle, as a changed file does, so that a retry never names other
+   * content than any attempt it repeats, however far each got.
    */
   readonly pinned?: ReadonlyArray<FileEntry | undefined>
   readonly progress?: Progress
@@ -31,7 +32,10 @@ export interface StreamBundleOptions {
 
 export interface StreamedBundle {
   readonly stream: Stream.Stream<Uint8Array, IoError | TarballUnsafe>
-  /** `entries[i]`: `files[i]` as read and archived; filled as the stream is consumed, whole once it has ended. */
+  /**
+   * `entries[i]`: `files[i]` as read and archived, or as pinned (an earlier attempt read it); filled as the stream
+   * is consumed, whole once it has ended.
+   */
   readonly entries: ReadonlyArray<FileEntry | undefined>
 }
 
@@ -44,7 +48,9 @@ const changed = (workspace: WorkspaceShape, path: string) =>
  * are exactly the bytes hashed. A file whose size is not the listed one, or a link whose target is not, fails it.
  */
 export const streamBundle = (options: StreamBundleOptions): StreamedBundle => {
-  const entries: Array<FileEntry | undefined> = new Array(options.files.length)
+  // A pinned file counts as read from the start: an attempt cut short carries what earlier ones read to the next.
+  const entries: Array<FileEntry | undefined> =
+    options.pinned === undefined ? new Array(options.files.length) : [...options.pinned]
   const stream = Stream.unwrap(
     Effect.map(workspaceAt(options.servicesPath), (workspace) => streamFrom(workspace, options, entries))
   )

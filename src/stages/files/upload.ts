@@ -276,7 +276,8 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   const host = new URL(client.baseUrl).hostname
   const compression = compressionFor(host, client.serverFormats() ?? [], client.compress)
   const lead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify(new UploadLead({ manifest: "trailer" }))))
-  // What the last attempt read; a retry must read the same (it may repeat an attempt that committed).
+  // What any earlier attempt read (each attempt's entries start from its pins, so one cut short loses none); a retry
+  // must read the same: it may repeat an attempt that committed, which the server replays by the idempotency key.
   let read: ReadonlyArray<FileEntry | undefined> = []
   let made: Made | undefined
   const trailer = (entries: ReadonlyArray<FileEntry>) => {
