@@ -235,4 +235,25 @@ describe("a first push", () => {
       }),
     60_000
   )
+
+  it.live(
+    "a hash cache that cannot be written does not fail the push: its base, head and mark are kept, the next run sends nothing",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-cache-unwritable"))
+        const one = project(sample(30))
+        // Where the cache goes, a folder: writing it fails (EISDIR).
+        const cache = nodePath.join(one, ".agentsync", "hash-cache.json")
+        fs.mkdirSync(cache, { recursive: true })
+        fs.writeFileSync(nodePath.join(cache, "x"), "")
+        const pushed = yield* fileSync(server.url, one, t.token).push()
+        expect(pushed.revision).not.toBeNull()
+        expect((yield* revisions(server.url, t.token)).length).toBe(1)
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-base.json"))).toBe(true)
+        expect(fs.statSync(cache).isDirectory()).toBe(true)
+        const again = yield* fileSync(server.url, one, t.token).push()
+        expect([again.files_sent, again.revision]).toEqual([0, pushed.revision])
+      }),
+    60_000
+  )
 })

@@ -84,27 +84,25 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   yield* note(
     `push: uploading ${carried.length} file(s) as they are read (a first upload: the manifest follows them); running it again is safe (a revision that was made is not made twice)`
   )
-  // What is kept once the server has answered (the plan, the next base, the new head, the hash cache) is made while
-  // it stores the last files and commits, and written only after its answer (the cache, valid whatever the answer,
-  // at once): a push that fails or is interrupted keeps no base and no head.
+  // What is kept once the server has answered (the plan, the next base, the new head) is made while it stores the
+  // last files and commits, and written only after its answer: a push that fails or is interrupted keeps no base and
+  // no head. The hash cache is written after the answer too: it is only an optimisation, so a failure to write it
+  // is a warning, never a failure of an upload the server may already have committed.
   const sent = yield* Deferred.make<void>()
   let latest: Made | undefined
   const after = (made: Made) =>
-    Effect.zipRight(
-      keepHashes(config, carried, listed.at, made.entries),
-      Effect.sync(() => {
-        const plan = planFiles("push", made.tree, [], base, {
-          delete: options.delete ?? false,
-          force: options.force ?? false
-        })
-        return {
-          made,
-          plan,
-          base: baseTextFor(remote.tenant, plan.nextBase(null).files),
-          head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: made.checksum, entries: made.tree })
-        }
+    Effect.sync(() => {
+      const plan = planFiles("push", made.tree, [], base, {
+        delete: options.delete ?? false,
+        force: options.force ?? false
       })
-    )
+      return {
+        made,
+        plan,
+        base: baseTextFor(remote.tenant, plan.nextBase(null).files),
+        head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: made.checksum, entries: made.tree })
+      }
+    })
   const [outcome, early] = yield* Effect.all(
     [
       uploadStreamed({
@@ -130,6 +128,11 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   const tree = outcome.tree
   const revision = outcome.result.revision
   yield* note(`push: revision ${revision} created; the next run records it`)
+  yield* keepHashes(config, carried, listed.at, outcome.entries).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning(`push: the hash cache was not kept (${error.message}); a later run hashes the tree again`)
+    )
+  )
   const local: LocalManifest = {
     entries: tree,
     notCarried,
