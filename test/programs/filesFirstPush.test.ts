@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber } from "effect"
-import { FORMATS } from "../../src/domain/caps.js"
+import { CAPS, FORMATS } from "../../src/domain/caps.js"
 import type { Progress } from "../../src/services/Progress.js"
 import { fastRetry, run, startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
@@ -253,6 +253,26 @@ describe("a first push", () => {
         expect(fs.statSync(cache).isDirectory()).toBe(true)
         const again = yield* fileSync(server.url, one, t.token).push()
         expect([again.files_sent, again.revision]).toEqual([0, pushed.revision])
+      }),
+    60_000
+  )
+
+  it.live(
+    "a tree over a cap the manifest shows (a file over the per-file cap) goes in the header form, refused before any file is sent",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-over-caps"))
+        const one = project(sample(5))
+        // Sparse: the listing sees its size, the disk holds nothing.
+        const huge = full(one, "content/huge.bin")
+        fs.closeSync(fs.openSync(huge, "w"))
+        fs.truncateSync(huge, CAPS.maxFileBytes + 1)
+        const past = new Date(Date.now() - 60_000)
+        fs.utimesSync(huge, past, past)
+        const seen = recording()
+        const pushed = yield* fileSync(server.url, one, t.token).pushEither({ progress: seen.progress })
+        expect(Either.isLeft(pushed)).toBe(true)
+        expect(seen.phases[0]).toBe("hashing")
       }),
     60_000
   )

@@ -1,6 +1,6 @@
 /** A first push (no base with the tenant, its head's tree empty): every listed file sent as it is read, the manifest last. */
 import { Deferred, Effect } from "effect"
-import { CAPS } from "../../domain/caps.js"
+import { CAPS, treeOverCaps } from "../../domain/caps.js"
 import { isExecutableMode } from "../../domain/model.js"
 import { stateOf } from "../../services/FileState.js"
 import { silentProgress } from "../../services/Progress.js"
@@ -24,13 +24,16 @@ export interface Had {
 
 /**
  * Whether the upload can stream: the plan can only be "upload every listed file" (no base with this tenant, an
- * empty head: no conflict, no deletion), the server reads the trailer form and keeps every kind of entry sent, and
- * the lead and trailer entries fit within the archive's entry cap beside the files.
+ * empty head: no conflict, no deletion), the server reads the trailer form and keeps every kind of entry sent, the
+ * lead and trailer entries fit within the archive's entry cap beside the files, and the tree is within the caps a
+ * manifest shows (a file's size, the total, the manifest's): the header form, whose manifest goes first, is refused
+ * over them before any file is sent, where a stream would be refused only once it reached the file or the trailer.
  */
 const streams = (client: SyncApiClientShape, had: Had, carried: ReadonlyArray<WorkspaceFile>) => {
   if (had.head.manifest.entries.length > 0 || had.base.revision !== null || had.base.files.size > 0) return false
   if (carried.length === 0 || carried.length >= CAPS.maxEntries) return false
   if (!client.serverUploadForms().includes("trailer")) return false
+  if (treeOverCaps(carried.map((f): readonly [string, number] => [f.path, f.size])) !== undefined) return false
   const keeps = client.serverEntryKinds()
   const links = carried.some((f) => f.link !== undefined)
   const executables = carried.some((f) => f.link === undefined && isExecutableMode(f.mode))
