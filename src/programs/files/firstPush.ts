@@ -7,7 +7,7 @@ import { silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
-import { keepHashes, type LocalManifest, listAndStamp, splitLinks } from "../../stages/files/bundle.js"
+import { keepHashes, type LocalManifest, listAndStamp, type NotCarried, splitLinks } from "../../stages/files/bundle.js"
 import { baseTextFor, planFiles, readBase, type SyncBase, writeBaseText } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest, keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
 import { type Made, uploadStreamed } from "../../stages/files/upload.js"
@@ -65,7 +65,7 @@ export const firstPush = Effect.fn("FileSyncService.firstPush")(function* (
   const skipped = new Set(notCarried.map((l) => l.path))
   const carried = skipped.size === 0 ? listed.files : listed.files.filter((f) => !skipped.has(f.path))
   if (!streams(client, had, carried)) return { had }
-  return { report: yield* streamed(options, had, carried) }
+  return { report: yield* streamed(options, had, carried, notCarried) }
 })
 
 /**
@@ -76,13 +76,13 @@ export const firstPush = Effect.fn("FileSyncService.firstPush")(function* (
 const streamed = Effect.fn("FileSyncService.streamed")(function* (
   options: FilesOptions,
   had: Had,
-  carried: ReadonlyArray<WorkspaceFile>
+  carried: ReadonlyArray<WorkspaceFile>,
+  notCarried: ReadonlyArray<NotCarried>
 ) {
   const { config, client } = yield* context
   const progress = options.progress ?? silentProgress
   const { head, listed, base } = had
   const remote = head.manifest
-  const { notCarried } = splitLinks(listed.files)
   const hashedFiles = carried.reduce((n, f) => (f.link === undefined ? n + 1 : n), 0)
   yield* note(
     `push: uploading ${carried.length} file(s) as they are read (a first upload: the manifest follows them); running it again is safe (a revision that was made is not made twice)`

@@ -1,13 +1,12 @@
 /** A first upload's archive: each listed file read once, hashed as it is archived, and a trailer made of what was read, sent last. */
-import * as nodePath from "node:path"
 import { Effect, Stream } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { type FileEntry, fileEntry, isExecutableMode, linkEntry } from "../../domain/model.js"
-import { IoError, type TarballUnsafe } from "../../errors.js"
+import type { IoError, TarballUnsafe } from "../../errors.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
-import { batched, POOLED_BYTES } from "./bundle.js"
+import { batched, changed, linkTargets, POOLED_BYTES } from "./bundle.js"
 
 export interface StreamBundleOptions {
   readonly servicesPath: string
@@ -38,9 +37,6 @@ export interface StreamedBundle {
    */
   readonly entries: ReadonlyArray<FileEntry | undefined>
 }
-
-const changed = (workspace: WorkspaceShape, path: string) =>
-  new IoError({ path: nodePath.join(workspace.root, path), reason: "changed while bundling; run again" })
 
 /**
  * A reproducible archive of the listed files, as `bundle` makes (same records, batches and compression), except
@@ -81,21 +77,14 @@ const streamFrom = (workspace: WorkspaceShape, options: StreamBundleOptions, ent
     return true
   }
   const readBatch = ({ files, bytes, at }: (typeof batches)[number]) => {
-    const links = files.filter((f) => f.link !== undefined)
-    const targets = links.length === 0 ? Effect.succeed([]) : workspace.readLinks(links.map((f) => f.path))
+    // Not a link any more, gone, or pointing elsewhere than listed: changed since.
+    const targets = linkTargets(workspace, files, (f) =>
+      f.link === undefined ? undefined : (target: string) => target === f.link
+    )
     return Effect.flatMap(targets, (read) => {
-      const laid: Array<{ path: string; size: number; executable?: boolean; target?: string }> = []
-      let k = 0
-      for (const f of files) {
-        if (f.link === undefined) {
-          laid.push({ path: f.path, size: f.size, executable: isExecutableMode(f.mode) })
-          continue
-        }
-        // Not a link any more, gone, or pointing elsewhere than listed: changed since.
-        const target = read[k++]
-        if (target !== f.link) return Effect.fail(changed(workspace, f.path))
-        laid.push({ path: f.path, size: f.size, target })
-      }
+      const laid = read.map((f) =>
+        "target" in f ? f : { path: f.path, size: f.size, executable: isExecutableMode(f.mode) }
+      )
       const { buffer, slots } = recordBatch(laid, pool.take)
       const reads: Array<{ readonly path: string; readonly into: Buffer }> = []
       files.forEach((f, i) => {
