@@ -276,4 +276,42 @@ describe("a first push", () => {
       }),
     60_000
   )
+
+  it.live("never streams over a head another client emptied while a base is here: the deletions are not undone", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("first-guard-base"))
+      const one = project({ "content/x.md": "x\n", "content/y.md": "y\n" })
+      yield* fileSync(server.url, one, t.token).push()
+      const two = tempDir("emptied")
+      fs.mkdirSync(services(two))
+      yield* fileSync(server.url, two, t.token).pull()
+      fs.rmSync(services(two), { recursive: true })
+      fs.mkdirSync(services(two))
+      yield* fileSync(server.url, two, t.token).push({ delete: true, force: true })
+      // No settled mark: the run starts from the first push's look.
+      fs.rmSync(nodePath.join(one, ".agentsync", "files-settled.json"), { force: true })
+      const seen = recording()
+      const r = yield* fileSync(server.url, one, t.token).push({ progress: seen.progress })
+      expect(r.files_sent).toBe(0)
+      const pulled = tempDir("pulled-guard-base")
+      fs.mkdirSync(services(pulled))
+      yield* fileSync(server.url, pulled, t.token).pull()
+      expect(treeFiles(services(pulled))).toEqual({})
+    })
+  )
+
+  it.live("never streams over a head that is not empty with no base here: a differing file is a conflict", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("first-guard-head"))
+      const other = project({ "content/x.md": "remote\n" })
+      yield* fileSync(server.url, other, t.token).push()
+      const one = project({ "content/x.md": "local!\n", "content/y.md": "y\n" })
+      const r = yield* fileSync(server.url, one, t.token).pushEither()
+      expect(Either.isLeft(r) && r.left._tag).toBe("Conflict")
+      const pulled = tempDir("pulled-guard-head")
+      fs.mkdirSync(services(pulled))
+      yield* fileSync(server.url, pulled, t.token).pull()
+      expect(treeFiles(services(pulled))).toEqual({ "content/x.md": "remote\n" })
+    })
+  )
 })
