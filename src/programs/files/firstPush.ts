@@ -29,7 +29,11 @@ export interface Had {
  * manifest shows (a file's size, the total, the manifest's): the header form, whose manifest goes first, is refused
  * over them before any file is sent, where a stream would be refused only once it reached the file or the trailer.
  */
-const streams = (client: SyncApiClientShape, had: Had, carried: ReadonlyArray<WorkspaceFile>) => {
+export const streams = (
+  client: Pick<SyncApiClientShape, "serverUploadForms" | "serverEntryKinds">,
+  had: Had,
+  carried: ReadonlyArray<WorkspaceFile>
+) => {
   if (had.head.manifest.entries.length > 0 || had.base.revision !== null || had.base.files.size > 0) return false
   if (carried.length === 0 || carried.length >= CAPS.maxEntries) return false
   if (!client.serverUploadForms().includes("trailer")) return false
