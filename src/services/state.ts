@@ -259,8 +259,11 @@ export interface ManifestAnswer {
   readonly formats: string | undefined
   /** `x-agentsync-entries`: the kinds of entries it keeps. */
   readonly entries: string | undefined
-  /** `x-agentsync-upload`: the upload forms it reads beyond the header form (absent where not had). */
-  readonly uploads?: string | undefined
+  /**
+   * `x-agentsync-upload`: the upload forms it reads beyond the header form. Required, so that every place that makes
+   * an answer passes it on (a missing one reads as "the header form only").
+   */
+  readonly uploads: string | undefined
 }
 
 const HANDOFF = Symbol.for("agentsync.files.handedListing")

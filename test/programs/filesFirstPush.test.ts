@@ -1,11 +1,12 @@
 // A first push streams in the trailer form (no hashing before, each file hashed as it is sent, the manifest last)
 // where the server announces it, on the real server over a real database: the tree round-trips, the next run hashes
 // nothing, a server that does not announce it gets the header form, and an interrupted stream leaves nothing.
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber } from "effect"
-import { FORMATS } from "../../src/domain/caps.js"
+import { Deferred, Effect, Either, Fiber } from "effect"
+import { CAPS, FORMATS } from "../../src/domain/caps.js"
 import type { Progress } from "../../src/services/Progress.js"
 import { fastRetry, run, startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
@@ -184,5 +185,133 @@ describe("a first push", () => {
         expect((yield* revisions(server.url, t.token)).length).toBe(1)
       }),
     60_000
+  )
+
+  it.live(
+    "a retry after a retry cut short still reads what the first attempt read: a file rewritten since fails it, and the next run keeps the edit",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-retry-pins"))
+        const files: Record<string, Buffer> = {}
+        for (let i = 0; i < 40; i++) files[`content/f${String(i).padStart(2, "0")}.bin`] = randomBytes(64 * 1024)
+        const one = project(files)
+        const edited = "content/f39.bin"
+        const EDIT = randomBytes(64 * 1024)
+        let revision: string | undefined
+        // Attempt 1 commits and its answer is lost; attempt 2 is cut short before it reads anything; the file is
+        // rewritten (same size); attempt 3 goes with the same key, which the server answers with attempt 1's revision.
+        const lossy = fileSync(
+          server.url,
+          one,
+          t.token,
+          (real) => (body, key, format, written) =>
+            Effect.gen(function* () {
+              revision = (yield* real.upload(body, key, format, written)).revision
+              // Attempt 2: its body made, none of it read (the connection refused), as a transport retry does.
+              body()
+              fs.writeFileSync(full(one, edited), EDIT)
+              return yield* real.upload(body, key, format, written)
+            })
+        )
+        const pushed = yield* lossy.pushEither()
+        expect(Either.isLeft(pushed) && pushed.left).toMatchObject({
+          _tag: "IoError",
+          path: full(one, edited),
+          reason: "changed while bundling; run again"
+        })
+        expect(revision).toBeDefined()
+        // Nothing recorded of the attempt that read the edit.
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-base.json"))).toBe(false)
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-settled.json"))).toBe(false)
+        // The revision holds what attempt 1 read; the next run does not take it for what is here.
+        const again = yield* fileSync(server.url, one, t.token).pushEither()
+        expect(fs.readFileSync(full(one, edited)).equals(EDIT)).toBe(true)
+        if (Either.isRight(again)) expect(again.right.files_sent).toBeGreaterThan(0)
+        const two = tempDir("pulled-pins")
+        fs.mkdirSync(services(two))
+        yield* fileSync(server.url, two, t.token).pull()
+        if (Either.isRight(again)) expect(described(two)).toEqual(described(one))
+        else expect(fs.readFileSync(full(two, edited)).equals(files[edited] ?? Buffer.alloc(0))).toBe(true)
+      }),
+    60_000
+  )
+
+  it.live(
+    "a hash cache that cannot be written does not fail the push: its base, head and mark are kept, the next run sends nothing",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-cache-unwritable"))
+        const one = project(sample(30))
+        // Where the cache goes, a folder: writing it fails (EISDIR).
+        const cache = nodePath.join(one, ".agentsync", "hash-cache.json")
+        fs.mkdirSync(cache, { recursive: true })
+        fs.writeFileSync(nodePath.join(cache, "x"), "")
+        const pushed = yield* fileSync(server.url, one, t.token).push()
+        expect(pushed.revision).not.toBeNull()
+        expect((yield* revisions(server.url, t.token)).length).toBe(1)
+        expect(fs.existsSync(nodePath.join(one, ".agentsync", "files-base.json"))).toBe(true)
+        expect(fs.statSync(cache).isDirectory()).toBe(true)
+        const again = yield* fileSync(server.url, one, t.token).push()
+        expect([again.files_sent, again.revision]).toEqual([0, pushed.revision])
+      }),
+    60_000
+  )
+
+  it.live(
+    "a tree over a cap the manifest shows (a file over the per-file cap) goes in the header form, refused before any file is sent",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("first-over-caps"))
+        const one = project(sample(5))
+        // Sparse: the listing sees its size, the disk holds nothing.
+        const huge = full(one, "content/huge.bin")
+        fs.closeSync(fs.openSync(huge, "w"))
+        fs.truncateSync(huge, CAPS.maxFileBytes + 1)
+        const past = new Date(Date.now() - 60_000)
+        fs.utimesSync(huge, past, past)
+        const seen = recording()
+        const pushed = yield* fileSync(server.url, one, t.token).pushEither({ progress: seen.progress })
+        expect(Either.isLeft(pushed)).toBe(true)
+        expect(seen.phases[0]).toBe("hashing")
+      }),
+    60_000
+  )
+
+  it.live("never streams over a head another client emptied while a base is here: the deletions are not undone", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("first-guard-base"))
+      const one = project({ "content/x.md": "x\n", "content/y.md": "y\n" })
+      yield* fileSync(server.url, one, t.token).push()
+      const two = tempDir("emptied")
+      fs.mkdirSync(services(two))
+      yield* fileSync(server.url, two, t.token).pull()
+      fs.rmSync(services(two), { recursive: true })
+      fs.mkdirSync(services(two))
+      yield* fileSync(server.url, two, t.token).push({ delete: true, force: true })
+      // No settled mark: the run starts from the first push's look.
+      fs.rmSync(nodePath.join(one, ".agentsync", "files-settled.json"), { force: true })
+      const seen = recording()
+      const r = yield* fileSync(server.url, one, t.token).push({ progress: seen.progress })
+      expect(r.files_sent).toBe(0)
+      const pulled = tempDir("pulled-guard-base")
+      fs.mkdirSync(services(pulled))
+      yield* fileSync(server.url, pulled, t.token).pull()
+      expect(treeFiles(services(pulled))).toEqual({})
+    })
+  )
+
+  it.live("never streams over a head that is not empty with no base here: a differing file is a conflict", () =>
+    Effect.gen(function* () {
+      const t = yield* Effect.promise(() => server.createTenant("first-guard-head"))
+      const other = project({ "content/x.md": "remote\n" })
+      yield* fileSync(server.url, other, t.token).push()
+      const one = project({ "content/x.md": "local!\n", "content/y.md": "y\n" })
+      const r = yield* fileSync(server.url, one, t.token).pushEither()
+      expect(Either.isLeft(r) && r.left._tag).toBe("Conflict")
+      const pulled = tempDir("pulled-guard-head")
+      fs.mkdirSync(services(pulled))
+      yield* fileSync(server.url, pulled, t.token).pull()
+      expect(treeFiles(services(pulled))).toEqual({ "content/x.md": "remote\n" })
+    })
   )
 })

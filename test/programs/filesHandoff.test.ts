@@ -93,4 +93,24 @@ describe("the listing handed from the settled check", () => {
     )
     expect(r.files.map((f) => f.path)).toEqual(["config/run.sh", "config/start.sh"])
   })
+
+  it("carries every form of upload the server's 304 announced, as a full answer does", async () => {
+    const t = await server.createTenant("handoff-uploads")
+    const root = tempDir("project")
+    await write(root, sample)
+    await push(root, t.token)
+    await write(root, { "config/app.yaml": "x: 22\n" })
+    let answer: unknown
+    await checkSettled({
+      command: "push",
+      dryRun: false,
+      cwd: root,
+      services: undefined,
+      env: { ...process.env, AGENTSYNC_TOKEN: Redacted.value(t.token) },
+      onListing: (listing) => {
+        answer = listing.answer
+      }
+    })
+    expect(answer).toMatchObject({ uploads: "trailer" })
+  })
 })

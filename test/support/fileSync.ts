@@ -8,14 +8,30 @@ import {
   type FilesReport,
   layer as fileSyncLayer
 } from "../../src/programs/files.js"
-import { layer as clientLayer } from "../../src/services/SyncApi.js"
+import { layer as clientLayer, SyncApiClient, type SyncApiClientShape } from "../../src/services/SyncApi.js"
 import { fastRetry } from "../server/support.js"
 
-/** diff, push and pull of the project at `root` with `token`, on the server at `url`; each as an Effect. */
-export const fileSync = (url: string, root: string, token: Redacted.Redacted<string>) => {
+/**
+ * diff, push and pull of the project at `root` with `token`, on the server at `url`; each as an Effect. `upload`,
+ * when given, replaces the API client's upload with what it makes of the real one (a transport that loses answers).
+ */
+export const fileSync = (
+  url: string,
+  root: string,
+  token: Redacted.Redacted<string>,
+  upload?: (real: SyncApiClientShape) => SyncApiClientShape["upload"]
+) => {
   const services = nodePath.join(root, "services")
+  const real = clientLayer({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry })
+  const client =
+    upload === undefined
+      ? real
+      : Layer.effect(
+          SyncApiClient,
+          Effect.map(SyncApiClient, (c) => ({ ...c, upload: upload(c) }))
+        ).pipe(Layer.provide(real))
   const layer = fileSyncLayer.pipe(
-    Layer.provide(clientLayer({ endpoint: { mode: "direct", origin: url }, token, retry: fastRetry })),
+    Layer.provide(client),
     Layer.provide(
       Layer.succeed(CurrentConfig, new SyncConfig({ projectRoot: root, servicesPath: services, directUrl: url, token }))
     )

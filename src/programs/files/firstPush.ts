@@ -1,13 +1,13 @@
 /** A first push (no base with the tenant, its head's tree empty): every listed file sent as it is read, the manifest last. */
 import { Deferred, Effect } from "effect"
-import { CAPS } from "../../domain/caps.js"
+import { CAPS, treeOverCaps } from "../../domain/caps.js"
 import { isExecutableMode } from "../../domain/model.js"
 import { stateOf } from "../../services/FileState.js"
 import { silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
-import { keepHashes, type LocalManifest, listAndStamp, splitLinks } from "../../stages/files/bundle.js"
+import { keepHashes, type LocalManifest, listAndStamp, type NotCarried, splitLinks } from "../../stages/files/bundle.js"
 import { baseTextFor, planFiles, readBase, type SyncBase, writeBaseText } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest, keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
 import { type Made, uploadStreamed } from "../../stages/files/upload.js"
@@ -24,13 +24,20 @@ export interface Had {
 
 /**
  * Whether the upload can stream: the plan can only be "upload every listed file" (no base with this tenant, an
- * empty head: no conflict, no deletion), the server reads the trailer form and keeps every kind of entry sent, and
- * the lead and trailer entries fit within the archive's entry cap beside the files.
+ * empty head: no conflict, no deletion), the server reads the trailer form and keeps every kind of entry sent, the
+ * lead and trailer entries fit within the archive's entry cap beside the files, and the tree is within the caps a
+ * manifest shows (a file's size, the total, the manifest's): the header form, whose manifest goes first, is refused
+ * over them before any file is sent, where a stream would be refused only once it reached the file or the trailer.
  */
-const streams = (client: SyncApiClientShape, had: Had, carried: ReadonlyArray<WorkspaceFile>) => {
+export const streams = (
+  client: Pick<SyncApiClientShape, "serverUploadForms" | "serverEntryKinds">,
+  had: Had,
+  carried: ReadonlyArray<WorkspaceFile>
+) => {
   if (had.head.manifest.entries.length > 0 || had.base.revision !== null || had.base.files.size > 0) return false
   if (carried.length === 0 || carried.length >= CAPS.maxEntries) return false
   if (!client.serverUploadForms().includes("trailer")) return false
+  if (treeOverCaps(carried.map((f): readonly [string, number] => [f.path, f.size])) !== undefined) return false
   const keeps = client.serverEntryKinds()
   const links = carried.some((f) => f.link !== undefined)
   const executables = carried.some((f) => f.link === undefined && isExecutableMode(f.mode))
@@ -62,7 +69,7 @@ export const firstPush = Effect.fn("FileSyncService.firstPush")(function* (
   const skipped = new Set(notCarried.map((l) => l.path))
   const carried = skipped.size === 0 ? listed.files : listed.files.filter((f) => !skipped.has(f.path))
   if (!streams(client, had, carried)) return { had }
-  return { report: yield* streamed(options, had, carried) }
+  return { report: yield* streamed(options, had, carried, notCarried) }
 })
 
 /**
@@ -73,38 +80,36 @@ export const firstPush = Effect.fn("FileSyncService.firstPush")(function* (
 const streamed = Effect.fn("FileSyncService.streamed")(function* (
   options: FilesOptions,
   had: Had,
-  carried: ReadonlyArray<WorkspaceFile>
+  carried: ReadonlyArray<WorkspaceFile>,
+  notCarried: ReadonlyArray<NotCarried>
 ) {
   const { config, client } = yield* context
   const progress = options.progress ?? silentProgress
   const { head, listed, base } = had
   const remote = head.manifest
-  const { notCarried } = splitLinks(listed.files)
   const hashedFiles = carried.reduce((n, f) => (f.link === undefined ? n + 1 : n), 0)
   yield* note(
     `push: uploading ${carried.length} file(s) as they are read (a first upload: the manifest follows them); running it again is safe (a revision that was made is not made twice)`
   )
-  // What is kept once the server has answered (the plan, the next base, the new head, the hash cache) is made while
-  // it stores the last files and commits, and written only after its answer (the cache, valid whatever the answer,
-  // at once): a push that fails or is interrupted keeps no base and no head.
+  // What is kept once the server has answered (the plan, the next base, the new head) is made while it stores the
+  // last files and commits, and written only after its answer: a push that fails or is interrupted keeps no base and
+  // no head. The hash cache is written after the answer too: it is only an optimisation, so a failure to write it
+  // is a warning, never a failure of an upload the server may already have committed.
   const sent = yield* Deferred.make<void>()
   let latest: Made | undefined
   const after = (made: Made) =>
-    Effect.zipRight(
-      keepHashes(config, carried, listed.at, made.entries),
-      Effect.sync(() => {
-        const plan = planFiles("push", made.tree, [], base, {
-          delete: options.delete ?? false,
-          force: options.force ?? false
-        })
-        return {
-          made,
-          plan,
-          base: baseTextFor(remote.tenant, plan.nextBase(null).files),
-          head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: made.checksum, entries: made.tree })
-        }
+    Effect.sync(() => {
+      const plan = planFiles("push", made.tree, [], base, {
+        delete: options.delete ?? false,
+        force: options.force ?? false
       })
-    )
+      return {
+        made,
+        plan,
+        base: baseTextFor(remote.tenant, plan.nextBase(null).files),
+        head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum: made.checksum, entries: made.tree })
+      }
+    })
   const [outcome, early] = yield* Effect.all(
     [
       uploadStreamed({
@@ -130,6 +135,11 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   const tree = outcome.tree
   const revision = outcome.result.revision
   yield* note(`push: revision ${revision} created; the next run records it`)
+  yield* keepHashes(config, carried, listed.at, outcome.entries).pipe(
+    Effect.catchAll((error) =>
+      Effect.logWarning(`push: the hash cache was not kept (${error.message}); a later run hashes the tree again`)
+    )
+  )
   const local: LocalManifest = {
     entries: tree,
     notCarried,

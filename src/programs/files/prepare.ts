@@ -8,14 +8,15 @@ import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
-import { leftOut, type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
+import { leftOut, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
 import { type Delta, deltaManifest, deltaOf, planDelta } from "../../stages/files/delta.js"
-import { planFiles, readBase, type SyncBase, sameBase, writeBase } from "../../stages/files/plan.js"
+import { planFiles, readBase, sameBase, writeBase } from "../../stages/files/plan.js"
 import { type HeadManifest, headManifest } from "../../stages/files/remote.js"
 import { readMarkListing } from "../../stages/files/settled.js"
 import { withLeftOut } from "../../stages/files/settledCheck.js"
+import type { Had } from "./firstPush.js"
 import { type Probe, probe, settleMark } from "./probe.js"
 
 export interface FilesOptions {
@@ -134,11 +135,7 @@ export const prepare = Effect.fn("FileSyncService.prepare")(function* (
   direction: "push" | "pull",
   options: FilesOptions,
   probed: Probe | undefined,
-  had?: {
-    readonly head: HeadManifest
-    readonly listed: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
-    readonly base: SyncBase
-  }
+  had?: Had
 ) {
   const { config, client } = yield* context
   const dryRun = options.dryRun ?? false

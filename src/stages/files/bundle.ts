@@ -114,7 +114,7 @@ export interface ManifestOptions {
   readonly listed?: { readonly files: ReadonlyArray<WorkspaceFile>; readonly at: number }
 }
 
-export const BATCH_BYTES = 1024 * 1024
+const BATCH_BYTES = 1024 * 1024
 // A batch's buffer: its files' bytes, a header and padding per file (a batch of one larger file is not pooled).
 export const POOLED_BYTES = BATCH_BYTES + 256 * 1024
 
@@ -279,42 +279,51 @@ export const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
 }
 
 /**
- * The batch with each symbolic link's target read (never followed) and checked against its entry's hash, as a
- * file's bytes are: a link's record carries its target in its header.
+ * The batch with each symbolic link's target read (never followed) and checked as a file's bytes are: a link's record
+ * carries its target in its header. `expected(f)` is undefined for a regular file, else whether a target read is the
+ * one `f` stands for (the hash a manifest promised, or the target listed); a link that is not one any more, is gone
+ * or points elsewhere fails the batch as changed since it was listed.
  */
-export const linkTargets = (
+export const linkTargets = <F extends { readonly path: string; readonly size: number }>(
   workspace: WorkspaceShape,
-  files: ReadonlyArray<FileEntry>
-): Effect.Effect<ReadonlyArray<FileEntry | LaidLink>, IoError> => {
-  const links = files.filter((entry) => entry.link === true)
+  files: ReadonlyArray<F>,
+  expected: (f: F) => ((target: string) => boolean) | undefined
+): Effect.Effect<ReadonlyArray<F | LaidLink>, IoError> => {
+  const links = files.filter((f) => expected(f) !== undefined)
   if (links.length === 0) return Effect.succeed(files)
-  return Effect.flatMap(workspace.readLinks(links.map((entry) => entry.path)), (targets) => {
-    const laid: Array<FileEntry | LaidLink> = []
+  return Effect.flatMap(workspace.readLinks(links.map((f) => f.path)), (targets) => {
+    const laid: Array<F | LaidLink> = []
     let k = 0
-    for (const entry of files) {
-      if (entry.link !== true) {
-        laid.push(entry)
+    for (const f of files) {
+      const holds = expected(f)
+      if (holds === undefined) {
+        laid.push(f)
         continue
       }
-      // Not a link any more, gone, or pointing elsewhere: changed since it was listed.
       const target = targets[k++]
-      if (target === undefined || Buffer.byteLength(target) !== entry.size || sha256(target) !== entry.sha256)
-        return Effect.fail(changed(workspace, entry))
-      laid.push({ path: entry.path, size: entry.size, target })
+      if (target === undefined || !holds(target)) return Effect.fail(changed(workspace, f.path))
+      laid.push({ path: f.path, size: f.size, target })
     }
     return Effect.succeed(laid)
   })
 }
 
 /** A link's record as `recordBatch` lays it: its target in its header. */
-interface LaidLink {
+export interface LaidLink {
   readonly path: string
   readonly size: number
   readonly target: string
 }
 
-export const changed = (workspace: WorkspaceShape, entry: FileEntry) =>
-  new IoError({ path: nodePath.join(workspace.root, entry.path), reason: "changed while bundling; run again" })
+/** A file read otherwise than listed (or than its entry promised): the run fails, naming it. */
+export const changed = (workspace: WorkspaceShape, path: string) =>
+  new IoError({ path: nodePath.join(workspace.root, path), reason: "changed while bundling; run again" })
+
+/** A manifest entry's link check: its target's size and hash. */
+const promised = (entry: FileEntry) =>
+  entry.link === true
+    ? (target: string) => Buffer.byteLength(target) === entry.size && sha256(target) === entry.sha256
+    : undefined
 
 export interface BundleOptions {
   readonly servicesPath: string
@@ -366,7 +375,7 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
   // time whatever the tree's size.
   const pool = bufferPool(POOLED_BYTES)
   const readBatch = ({ files, bytes }: (typeof batches)[number]) =>
-    Effect.flatMap(linkTargets(workspace, files), (laid) => {
+    Effect.flatMap(linkTargets(workspace, files, promised), (laid) => {
       const { buffer, slots } = recordBatch(laid, pool.take)
       const reads: Array<{ readonly path: string; readonly into: Buffer; readonly entry: FileEntry }> = []
       for (const [entry, into] of Arr.zip(files, slots))
@@ -374,7 +383,7 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
       return Effect.flatMap(workspace.readInto(reads), (whole) => {
         // The archive carries exactly the bytes the manifest promised, or nothing.
         const bad = reads.find((r, k) => whole[k] !== true || sha256(r.into) !== r.entry.sha256)
-        if (bad !== undefined) return Effect.fail(changed(workspace, bad.entry))
+        if (bad !== undefined) return Effect.fail(changed(workspace, bad.entry.path))
         progress.advance(bytes)
         return Effect.succeed<Uint8Array>(buffer)
       })

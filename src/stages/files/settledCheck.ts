@@ -11,7 +11,7 @@ import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as nodePath from "node:path"
-import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER } from "../../domain/capsHeaders.js"
+import { ARCHIVE_FORMATS_HEADER, ENTRY_KINDS_HEADER, UPLOAD_FORMS_HEADER } from "../../domain/capsHeaders.js"
 import { updateText } from "../../domain/hash.js"
 import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership } from "../../domain/membership.js"
 import { locateProject, PROJECT_FILE } from "../../locate.js"
@@ -342,7 +342,11 @@ const notModified = async (mark: SettledMark, token: string, ms: number): Promis
           res.resume()
           settle(
             res.statusCode === 304
-              ? { formats: one(res.headers[ARCHIVE_FORMATS_HEADER]), entries: one(res.headers[ENTRY_KINDS_HEADER]) }
+              ? {
+                  formats: one(res.headers[ARCHIVE_FORMATS_HEADER]),
+                  entries: one(res.headers[ENTRY_KINDS_HEADER]),
+                  uploads: one(res.headers[UPLOAD_FORMS_HEADER])
+                }
               : undefined
           )
         }

@@ -1,13 +1,12 @@
 /** A first upload's archive: each listed file read once, hashed as it is archived, and a trailer made of what was read, sent last. */
-import * as nodePath from "node:path"
 import { Effect, Stream } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { type FileEntry, fileEntry, isExecutableMode, linkEntry } from "../../domain/model.js"
-import { IoError, type TarballUnsafe } from "../../errors.js"
+import type { IoError, TarballUnsafe } from "../../errors.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
-import { batched, POOLED_BYTES } from "./bundle.js"
+import { batched, changed, linkTargets, POOLED_BYTES } from "./bundle.js"
 
 export interface StreamBundleOptions {
   readonly servicesPath: string
@@ -18,8 +17,9 @@ export interface StreamBundleOptions {
   /** The record placed after the files, made from their entries as read (in the order of `files`). */
   readonly trailer: (entries: ReadonlyArray<FileEntry>) => Uint8Array
   /**
-   * What an earlier attempt read (`entries` of its `streamBundle`): a file read otherwise this time fails the
-   * bundle, as a changed file does, so that a retry never names other content than the attempt it repeats.
+   * What any earlier attempt read (`entries` of the last attempt's `streamBundle`, which start from its own pins):
+   * a file read otherwise this time fails the bundle, as a changed file does, so that a retry never names other
+   * content than any attempt it repeats, however far each got.
    */
   readonly pinned?: ReadonlyArray<FileEntry | undefined>
   readonly progress?: Progress
@@ -31,12 +31,12 @@ export interface StreamBundleOptions {
 
 export interface StreamedBundle {
   readonly stream: Stream.Stream<Uint8Array, IoError | TarballUnsafe>
-  /** `entries[i]`: `files[i]` as read and archived; filled as the stream is consumed, whole once it has ended. */
+  /**
+   * `entries[i]`: `files[i]` as read and archived, or as pinned (an earlier attempt read it); filled as the stream
+   * is consumed, whole once it has ended.
+   */
   readonly entries: ReadonlyArray<FileEntry | undefined>
 }
-
-const changed = (workspace: WorkspaceShape, path: string) =>
-  new IoError({ path: nodePath.join(workspace.root, path), reason: "changed while bundling; run again" })
 
 /**
  * A reproducible archive of the listed files, as `bundle` makes (same records, batches and compression), except
@@ -44,7 +44,9 @@ const changed = (workspace: WorkspaceShape, path: string) =>
  * are exactly the bytes hashed. A file whose size is not the listed one, or a link whose target is not, fails it.
  */
 export const streamBundle = (options: StreamBundleOptions): StreamedBundle => {
-  const entries: Array<FileEntry | undefined> = new Array(options.files.length)
+  // A pinned file counts as read from the start: an attempt cut short carries what earlier ones read to the next.
+  const entries: Array<FileEntry | undefined> =
+    options.pinned === undefined ? new Array(options.files.length) : [...options.pinned]
   const stream = Stream.unwrap(
     Effect.map(workspaceAt(options.servicesPath), (workspace) => streamFrom(workspace, options, entries))
   )
@@ -75,21 +77,14 @@ const streamFrom = (workspace: WorkspaceShape, options: StreamBundleOptions, ent
     return true
   }
   const readBatch = ({ files, bytes, at }: (typeof batches)[number]) => {
-    const links = files.filter((f) => f.link !== undefined)
-    const targets = links.length === 0 ? Effect.succeed([]) : workspace.readLinks(links.map((f) => f.path))
+    // Not a link any more, gone, or pointing elsewhere than listed: changed since.
+    const targets = linkTargets(workspace, files, (f) =>
+      f.link === undefined ? undefined : (target: string) => target === f.link
+    )
     return Effect.flatMap(targets, (read) => {
-      const laid: Array<{ path: string; size: number; executable?: boolean; target?: string }> = []
-      let k = 0
-      for (const f of files) {
-        if (f.link === undefined) {
-          laid.push({ path: f.path, size: f.size, executable: isExecutableMode(f.mode) })
-          continue
-        }
-        // Not a link any more, gone, or pointing elsewhere than listed: changed since.
-        const target = read[k++]
-        if (target !== f.link) return Effect.fail(changed(workspace, f.path))
-        laid.push({ path: f.path, size: f.size, target })
-      }
+      const laid = read.map((f) =>
+        "target" in f ? f : { path: f.path, size: f.size, executable: isExecutableMode(f.mode) }
+      )
       const { buffer, slots } = recordBatch(laid, pool.take)
       const reads: Array<{ readonly path: string; readonly into: Buffer }> = []
       files.forEach((f, i) => {

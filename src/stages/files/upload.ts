@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import { Deferred, Effect, Exit, Stream } from "effect"
 import {
+  FilesRoutes,
   standIn,
   UPLOAD_HEADER_ENTRY,
   UPLOAD_LEAD_ENTRY,
@@ -13,6 +14,7 @@ import {
 import { type ArchiveFormat, CAPS, type CompressSetting, FORMATS } from "../../domain/caps.js"
 import { byPath, manifestChecksum } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
+import { ApiError } from "../../errors.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
 import type { WorkspaceFile } from "../../services/Workspace.js"
@@ -276,7 +278,8 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   const host = new URL(client.baseUrl).hostname
   const compression = compressionFor(host, client.serverFormats() ?? [], client.compress)
   const lead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify(new UploadLead({ manifest: "trailer" }))))
-  // What the last attempt read; a retry must read the same (it may repeat an attempt that committed).
+  // What any earlier attempt read (each attempt's entries start from its pins, so one cut short loses none); a retry
+  // must read the same: it may repeat an attempt that committed, which the server replays by the idempotency key.
   let read: ReadonlyArray<FileEntry | undefined> = []
   let made: Made | undefined
   const trailer = (entries: ReadonlyArray<FileEntry>) => {
@@ -309,7 +312,15 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
       return streamed.stream
     }
   })
-  if (made === undefined) return yield* Effect.dieMessage("an upload answered before its trailer was made")
+  // A 2xx before the trailer was read: the server committed a manifest it never got, which no server of this
+  // protocol does; nothing is recorded of it.
+  if (made === undefined)
+    return yield* new ApiError({
+      kind: "Decode",
+      status: 200,
+      reason: "the server accepted the upload before its trailer (the manifest) was sent",
+      url: `${client.baseUrl}${FilesRoutes.upload}`
+    })
   return {
     result,
     bytesSent,
