@@ -85,6 +85,40 @@ const leftOutOfFiles = [
     stub: "export const filePatches = () => { throw new Error('files diff --patch is left out of dist/files.cjs') }"
   }
 ]
+/**
+ * Effect's modules by their own paths in dist/files.cjs: the source imports Effect's namespaces from its index
+ * (`import { Effect, Schema } from "effect"`), and esbuild, which wraps each module of a bundle with a lazy
+ * `import()` in a lazy initialiser, then keeps and initialises every module the index re-exports (334 of them,
+ * 1.1 MB: STM, Cron, PubSub, Micro, the test services, ...). In this bundle each such import names its modules
+ * instead (`import * as Effect from "effect/Effect"`, what the package exports for each namespace), so it holds
+ * only the modules a files command reaches (206, 0.58 MB). A name that is not a namespace (lower case: `pipe`)
+ * stays an import of the index, which the build then refuses (`notInFiles` below).
+ */
+const effectByModule = {
+  name: "effect-by-module",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, async (a) => {
+      const text = await readFile(a.path, "utf8")
+      const contents = text.replace(/import (type )?\{([^}]*)\} from "effect"/g, (_, typeAll, names) => {
+        const specs = names
+          .split(",")
+          .map((n) => n.trim())
+          .filter((n) => n !== "")
+        const deep = specs.map((spec) => {
+          const isType = typeAll !== undefined || spec.startsWith("type ")
+          const [name, alias = name] = spec.replace(/^type /, "").split(/\s+as\s+/)
+          return /^[A-Z]/.test(name) ? `import ${isType ? "type " : ""}* as ${alias} from "effect/${name}"` : undefined
+        })
+        const rest = specs.filter((_, i) => deep[i] === undefined)
+        return [
+          ...deep.filter((d) => d !== undefined),
+          ...(rest.length > 0 ? [`import { ${rest.join(", ")} } from "effect"`] : [])
+        ].join("; ")
+      })
+      return { contents, loader: "ts" }
+    })
+  }
+}
 /** Packages that must not come back into dist/files.cjs (the build fails if one does). */
 const notInFiles = ["fast-check", "pure-rand", "pg", "@effect/sql-pg", "@effect/sql"]
 /** Puts the stubs above in place of what dist/files.cjs leaves out. */
@@ -108,7 +142,7 @@ const [cli, files] = await Promise.all([
     metafile: true,
     entryPoints: { files: "src/cli/filesRun.ts" },
     alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" },
-    plugins: [filesOnly]
+    plugins: [filesOnly, effectByModule]
   }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
@@ -140,6 +174,8 @@ const stubbed = leftOutOfFiles.filter((_, i) => !inFiles.includes(`left-out:${i}
 if (stubbed.length > 0) throw new Error(`dist/files.cjs left nothing out for ${stubbed.map((s) => s.path).join(", ")}`)
 const backInFiles = [...new Set(inFiles.map(packageOf))].filter((p) => notInFiles.includes(p))
 if (backInFiles.length > 0) throw new Error(`dist/files.cjs must not bundle ${backInFiles.join(", ")}`)
+const effectIndex = inFiles.filter((p) => /node_modules\/effect\/dist\/esm\/index\.js$/.test(p))
+if (effectIndex.length > 0) throw new Error("dist/files.cjs must not bundle Effect's index (see effectByModule)")
 const idOf = async (file) =>
   createHash("sha256")
     .update(await readFile(file))

@@ -110,6 +110,16 @@ describe("what the files bundle leaves out", () => {
     expect(marks.filter((m) => files.includes(m))).toEqual([])
   })
 
+  it("holds only the Effect modules the files commands import, not every module Effect's index re-exports", async () => {
+    const dist = nodePath.dirname(BIN)
+    const read = (f: string) => fs.readFile(nodePath.join(dist, f), "latin1")
+    const [files, cli] = [await read("files.cjs"), await read("cli.cjs")]
+    // The test clock's warning and the transactional PubSub's tag: modules only Effect's index reaches.
+    const marks = ["is using time, but is not advancing", "TPubSub"]
+    expect(marks.filter((m) => !cli.includes(m))).toEqual([])
+    expect(marks.filter((m) => files.includes(m))).toEqual([])
+  })
+
   it("makes one namespace per Node built-in: no importer of one builds its own copy", async () => {
     const dist = nodePath.dirname(BIN)
     for (const name of ["files.cjs", "cli.cjs"]) {
