@@ -85,6 +85,40 @@ const leftOutOfFiles = [
     stub: "export const filePatches = () => { throw new Error('files diff --patch is left out of dist/files.cjs') }"
   }
 ]
+/**
+ * Effect's modules by their own paths in the CLI bundles: the source imports Effect's namespaces from its index
+ * (`import { Effect, Schema } from "effect"`), and esbuild, which wraps each module of a bundle with a lazy
+ * `import()` in a lazy initialiser, then keeps and initialises every module the index re-exports (334 of them,
+ * 1.1 MB: STM, Cron, PubSub, Micro, the test services, ...). In these bundles each such import names its modules
+ * instead (`import * as Effect from "effect/Effect"`, what the package exports for each namespace), so a bundle holds
+ * only the modules its commands reach (dist/files.cjs 206 of them, 0.58 MB). A name that is not a namespace (lower
+ * case: `pipe`) stays an import of the index, which the build then refuses (below).
+ */
+const effectByModule = {
+  name: "effect-by-module",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, async (a) => {
+      const text = await readFile(a.path, "utf8")
+      const contents = text.replace(/import (type )?\{([^}]*)\} from "effect"/g, (_, typeAll, names) => {
+        const specs = names
+          .split(",")
+          .map((n) => n.trim())
+          .filter((n) => n !== "")
+        const deep = specs.map((spec) => {
+          const isType = typeAll !== undefined || spec.startsWith("type ")
+          const [name, alias = name] = spec.replace(/^type /, "").split(/\s+as\s+/)
+          return /^[A-Z]/.test(name) ? `import ${isType ? "type " : ""}* as ${alias} from "effect/${name}"` : undefined
+        })
+        const rest = specs.filter((_, i) => deep[i] === undefined)
+        return [
+          ...deep.filter((d) => d !== undefined),
+          ...(rest.length > 0 ? [`import { ${rest.join(", ")} } from "effect"`] : [])
+        ].join("; ")
+      })
+      return { contents, loader: "ts" }
+    })
+  }
+}
 /** Packages that must not come back into dist/files.cjs (the build fails if one does). */
 const notInFiles = ["fast-check", "pure-rand", "pg", "@effect/sql-pg", "@effect/sql"]
 /** Puts the stubs above in place of what dist/files.cjs leaves out. */
@@ -99,7 +133,7 @@ const filesOnly = {
   }
 }
 const [cli, files] = await Promise.all([
-  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" } }),
+  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" }, plugins: [effectByModule] }),
   // The files commands alone, for a push or pull the settled check left to the program: the same code, without
   // loading and initialising every other command, on a platform layer of what they use (src/cli/filesPlatform.ts:
   // no worker manager or process executor; filesRun.ts checks at compile time that the tree needs no more).
@@ -108,7 +142,7 @@ const [cli, files] = await Promise.all([
     metafile: true,
     entryPoints: { files: "src/cli/filesRun.ts" },
     alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" },
-    plugins: [filesOnly]
+    plugins: [filesOnly, effectByModule]
   }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
@@ -140,6 +174,14 @@ const stubbed = leftOutOfFiles.filter((_, i) => !inFiles.includes(`left-out:${i}
 if (stubbed.length > 0) throw new Error(`dist/files.cjs left nothing out for ${stubbed.map((s) => s.path).join(", ")}`)
 const backInFiles = [...new Set(inFiles.map(packageOf))].filter((p) => notInFiles.includes(p))
 if (backInFiles.length > 0) throw new Error(`dist/files.cjs must not bundle ${backInFiles.join(", ")}`)
+const withIndex = Object.entries({ cli, files })
+  .filter(([name, b]) =>
+    Object.entries(b.metafile.outputs[`dist/${name}.cjs`].inputs).some(
+      ([path, i]) => i.bytesInOutput > 0 && /node_modules\/effect\/dist\/esm\/index\.js$/.test(path)
+    )
+  )
+  .map(([name]) => `dist/${name}.cjs`)
+if (withIndex.length > 0) throw new Error(`${withIndex.join(", ")} must not bundle Effect's index (see effectByModule)`)
 const idOf = async (file) =>
   createHash("sha256")
     .update(await readFile(file))

@@ -93,21 +93,39 @@ describe("the bundles' text", () => {
 })
 
 describe("what the files bundle leaves out", () => {
-  it("holds none of fast-check, pure-rand, pg or the SQL client, which dist/cli.cjs holds (each known by its text)", async () => {
+  it("holds none of fast-check, pure-rand, pg or the SQL client (each known by a string of its own code)", async () => {
     const dist = nodePath.dirname(BIN)
-    const read = (f: string) => fs.readFile(nodePath.join(dist, f), "latin1")
-    const [files, cli] = [await read("files.cjs"), await read("cli.cjs")]
-    // A string each package's own code holds: an error of fast-check's runner, a generator of pure-rand, pg's
-    // optional addon, the SQL clients' tag keys.
-    const marks = [
-      "Property failed",
-      "xoroshiro128plus",
-      "pg-native",
-      "@effect/sql/SqlClient",
-      "@effect/sql-pg/PgClient"
-    ]
-    expect(marks.filter((m) => !cli.includes(m))).toEqual([])
-    expect(marks.filter((m) => files.includes(m))).toEqual([])
+    const read = (f: string) => fs.readFile(f, "latin1")
+    const [files, cli] = [await read(nodePath.join(dist, "files.cjs")), await read(nodePath.join(dist, "cli.cjs"))]
+    const lib = (name: string) => nodePath.dirname(nodeModule.createRequire(import.meta.url).resolve(name))
+    // An error of fast-check's runner and a generator of pure-rand, read from the packages (no command runs them, and
+    // dist/cli.cjs no longer holds them either); pg's optional addon and the SQL clients' tag keys, which it holds.
+    const own = {
+      "Property failed": nodePath.join(lib("fast-check"), "esm/check/runner/utils/RunDetailsFormatter.js"),
+      xoroshiro128plus: nodePath.join(lib("pure-rand"), "esm/pure-rand-default.js")
+    }
+    for (const [mark, file] of Object.entries(own)) expect(await read(file)).toContain(mark)
+    const inCli = ["pg-native", "@effect/sql/SqlClient", "@effect/sql-pg/PgClient"]
+    expect(inCli.filter((m) => !cli.includes(m))).toEqual([])
+    expect([...Object.keys(own), ...inCli].filter((m) => files.includes(m))).toEqual([])
+  })
+
+  it("the CLI bundles hold only the Effect modules their commands import, not every module Effect's index re-exports", async () => {
+    const dist = nodePath.dirname(BIN)
+    const read = (f: string) => fs.readFile(f, "latin1")
+    const effect = nodePath.join(
+      nodePath.dirname(nodeModule.createRequire(import.meta.url).resolve("effect")),
+      "..",
+      "esm"
+    )
+    // The test clock's warning and the transactional PubSub's tag: modules only Effect's index reaches.
+    const marks = { "TestClock.js": "is using time, but is not advancing", "internal/stm/tPubSub.js": "TPubSubImpl" }
+    for (const [module, mark] of Object.entries(marks))
+      expect(await read(nodePath.join(effect, module))).toContain(mark)
+    for (const name of ["files.cjs", "cli.cjs"]) {
+      const text = await read(nodePath.join(dist, name))
+      expect(Object.values(marks).filter((m) => text.includes(m))).toEqual([])
+    }
   })
 
   it("makes one namespace per Node built-in: no importer of one builds its own copy", async () => {
