@@ -4,11 +4,14 @@
 // read as every call reads them, and an interrupted download's connection closed.
 import { randomBytes } from "node:crypto"
 import * as net from "node:net"
+import * as zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Fiber, Redacted, Stream } from "effect"
 import { ARCHIVE_FORMATS_HEADER, FORMATS } from "../../src/domain/caps.js"
 import { ApiError, Unauthorized } from "../../src/errors.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
+import { END_OF_ARCHIVE, fileRecord, readArchive } from "../../src/stages/files/archive.js"
+import { storedMember } from "../../src/stages/files/compress.js"
 import { withClient, withClientEither } from "../support/apiClient.js"
 
 const servers: Array<net.Server> = []
@@ -218,6 +221,52 @@ describe("a whole download on its own socket", () => {
       yield* Fiber.interrupt(fiber)
       for (let i = 0; i < 100 && s.closed.length === 0; i++) yield* Effect.sleep(Duration.millis(10))
       expect(s.closed).toEqual([0])
+    })
+  )
+
+  it.live("feeds the archive's reader from the slabs: stored and deflated members read the same", () =>
+    Effect.gen(function* () {
+      const files = Array.from({ length: 40 }, (_, i) => ({ path: `d${i % 3}/f${i}.txt`, bytes: randomBytes(i * 997) }))
+      const tar = Buffer.concat([...files.map((f) => fileRecord(f.path, f.bytes)), END_OF_ARCHIVE])
+      const stored = storedMember(tar, Buffer.alloc) ?? zlib.gzipSync(tar, { level: 0 })
+      const archives: Array<Buffer> = [Buffer.from(stored), zlib.gzipSync(tar, { level: 6 })]
+      for (const archive of archives) {
+        const s = yield* Effect.promise(() =>
+          rawServer(
+            writeSlowly([
+              `HTTP/1.1 200 OK\r\nContent-Length: ${archive.length}\r\n\r\n`,
+              archive.subarray(0, 7_777),
+              archive.subarray(7_777)
+            ])
+          )
+        )
+        const got = new Map<string, Array<Buffer>>()
+        let inSlabs = 0
+        yield* withClient(opts(s.url), (c) =>
+          c.download(
+            "r1",
+            () => undefined,
+            (body) =>
+              readArchive(body, {
+                file: (path) => {
+                  const parts: Array<Buffer> = []
+                  got.set(path, parts)
+                  return {
+                    write: (chunk) => {
+                      // A view of a slab the socket read into (1 MiB), not of a copy.
+                      if (chunk.buffer.byteLength === 1024 * 1024) inSlabs++
+                      parts.push(chunk)
+                    },
+                    end: () => {}
+                  }
+                }
+              })
+          )
+        )
+        for (const f of files) expect(Buffer.concat(got.get(f.path) ?? []).equals(f.bytes)).toBe(true)
+        // A stored member's bytes are views of the slabs themselves; zlib's output is its own.
+        if (archive === archives[0]) expect(inSlabs).toBeGreaterThan(0)
+      }
     })
   )
 })
