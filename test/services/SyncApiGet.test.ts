@@ -10,6 +10,7 @@ import { Chunk, Duration, Effect, Either, Fiber, Redacted, Stream } from "effect
 import { ARCHIVE_FORMATS_HEADER, FORMATS } from "../../src/domain/caps.js"
 import { ApiError, Unauthorized } from "../../src/errors.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
+import { rawGet } from "../../src/services/SyncApiGet.js"
 import { END_OF_ARCHIVE, fileRecord, readArchive } from "../../src/stages/files/archive.js"
 import { storedMember } from "../../src/stages/files/compress.js"
 import { withClient, withClientEither } from "../support/apiClient.js"
@@ -267,6 +268,33 @@ describe("a whole download on its own socket", () => {
         // A stored member's bytes are views of the slabs themselves; zlib's output is its own.
         if (archive === archives[0]) expect(inSlabs).toBeGreaterThan(0)
       }
+    })
+  )
+
+  it.live("reads at most about 8 MiB ahead of a consumer that does not take, and the rest once it does", () =>
+    Effect.gen(function* () {
+      const body = Buffer.alloc(40 * 1024 * 1024, 3)
+      const s = yield* Effect.promise(() =>
+        rawServer((socket) => {
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
+          socket.end(body)
+        })
+      )
+      const takes = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const answer = yield* rawGet(new URL(`${s.url}/x`), {})
+          yield* Effect.sleep(Duration.millis(500))
+          const sizes: Array<number> = []
+          yield* Stream.runForEachChunk(answer.body, (c) =>
+            Effect.sync(() => sizes.push(Chunk.reduce(c, 0, (n, p) => n + p.length)))
+          )
+          return sizes
+        })
+      )
+      // What was read while nobody took: the high-water mark and at most one slab's read more.
+      expect(takes[0]).toBeGreaterThan(4 * 1024 * 1024)
+      expect(takes[0]).toBeLessThanOrEqual(9 * 1024 * 1024)
+      expect(takes.reduce((a, b) => a + b, 0)).toBe(body.length)
     })
   )
 })
