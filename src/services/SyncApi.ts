@@ -34,12 +34,14 @@ import {
   type UploadForm
 } from "../domain/caps.js"
 import { ApiError, type MissingConfig } from "../errors.js"
+import { BadFraming } from "./httpResponse.js"
 import { pace } from "./Pace.js"
 import { answerPace, bodyOf, checked, classified, decodeManifest, withinExchange } from "./SyncApiExchange.js"
+import { type RawAnswer, rawGet, rawGetApplies } from "./SyncApiGet.js"
 import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
 import { postStream } from "./SyncApiUpload.js"
 import type { ManifestAnswer } from "./state.js"
-import { defaultRetry, fromStatus, retrying, type SyncApiError, type Transient, transient } from "./Transport.js"
+import { defaultRetry, fromStatus, readAnswer, retrying, type SyncApiError, Transient, transient } from "./Transport.js"
 
 export {
   checkToken,
@@ -246,14 +248,59 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     return withRetry(url, attempt).pipe(Effect.withSpan("SyncApiClient.upload"))
   }
 
+  /**
+   * One attempt of a whole download on `rawGet`: as the platform client's attempt below, its failures read the same
+   * way (a status from its body, a break as Transient), and a framing refused in the body its own error, not retried.
+   */
+  const rawDownload = <A, E>(
+    url: URL,
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+  ): Effect.Effect<A, E | SyncApiError | Transient> => {
+    const p = answerPace(limits)
+    const decodeError = (e: BadFraming) =>
+      new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: url.href })
+    const head = withinExchange(
+      limits,
+      rawGet(url, { authorization: `Bearer ${Redacted.value(token)}`, [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ") })
+    )
+    const read = (answer: RawAnswer): Effect.Effect<A, E | SyncApiError | Transient> => {
+      if (answer.status < 200 || answer.status >= 300)
+        return Effect.flatMap(
+          Effect.orElseSucceed(readAnswer(answer.body), () => ""),
+          (body) => Effect.fail(fromStatus(answer.status, body, url.href, answer.headers["retry-after"]))
+        )
+      return Effect.catchIf(
+        p.guard(consume(p.count(answer.body))),
+        (e): e is Transient => e instanceof Transient && answer.refused() !== undefined,
+        (e) => {
+          const refused = answer.refused()
+          return Effect.fail(refused === undefined ? e : decodeError(refused))
+        }
+      )
+    }
+    return Effect.scoped(
+      Effect.flatMap(
+        Effect.catchIf(
+          head,
+          (e): e is BadFraming => e instanceof BadFraming,
+          (e) => Effect.fail(decodeError(e))
+        ),
+        read
+      )
+    )
+  }
+
   const download = <A, E>(
     revision: string,
     paths: () => ReadonlyArray<string> | undefined,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
   ) => {
     const whole = `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}`
+    const wholeUrl = new URL(whole)
     const attempt = Effect.suspend(() => {
       const wanted = paths()
+      // The whole tree over plain HTTP on a socket of its own, its body never copied (see SyncApiGet).
+      if (wanted === undefined && rawGetApplies(wholeUrl)) return rawDownload(wholeUrl, consume)
       const request = HttpClientRequest.setHeader(
         wanted === undefined
           ? HttpClientRequest.get(whole)
