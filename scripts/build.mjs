@@ -69,8 +69,8 @@ const cliBundle = {
 /**
  * What a `files push|pull` never runs, left out of dist/files.cjs: each a module path as its importer names it,
  * its importer's path, and what stands in for it, which fails loudly if it is ever called after all. Effect's
- * Schema imports all of fast-check (and pure-rand) for one arbitrary, its Arbitrary module (initialised with the rest
- * of Effect's index) only hands it on; and the files program imports
+ * Schema module imports all of fast-check (and pure-rand) for one arbitrary, which a push never asks for; and the
+ * files program imports
  * `files diff --patch` (SQL client, pg, local sync's readers), which the launcher runs from dist/cli.cjs.
  */
 const leftOutOfFiles = [
@@ -87,19 +87,20 @@ const leftOutOfFiles = [
 ]
 /**
  * Effect's modules by their own paths in the CLI bundles: the source imports Effect's namespaces from its index
- * (`import { Effect, Schema } from "effect"`), and esbuild, which wraps each module of a bundle with a lazy
- * `import()` in a lazy initialiser, then keeps and initialises every module the index re-exports (334 of them,
- * 1.1 MB: STM, Cron, PubSub, Micro, the test services, ...). In these bundles each such import names its modules
+ * (`import { Effect, Schema } from "effect"`), and esbuild, which wraps the modules of these bundles in lazy
+ * initialisers (each command loads its own with `import()`), then keeps and initialises every module the index
+ * re-exports (334 of them, 1.1 MB: STM, Cron, PubSub, Micro, the test services, ...). In these bundles each such import names its modules
  * instead (`import * as Effect from "effect/Effect"`, what the package exports for each namespace), so a bundle holds
  * only the modules its commands reach (dist/files.cjs 206 of them, 0.58 MB). A name that is not a namespace (lower
- * case: `pipe`) stays an import of the index, which the build then refuses (below).
+ * case: `pipe`) stays an import of the index, which the build then refuses (below). An import written over several
+ * lines keeps its line ends, so every later line of the file stays where the source map says it is.
  */
 const effectByModule = {
   name: "effect-by-module",
   setup(b) {
     b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, async (a) => {
       const text = await readFile(a.path, "utf8")
-      const contents = text.replace(/import (type )?\{([^}]*)\} from "effect"/g, (_, typeAll, names) => {
+      const contents = text.replace(/import (type )?\{([^}]*)\} from "effect"/g, (whole, typeAll, names) => {
         const specs = names
           .split(",")
           .map((n) => n.trim())
@@ -113,7 +114,9 @@ const effectByModule = {
         return [
           ...deep.filter((d) => d !== undefined),
           ...(rest.length > 0 ? [`import { ${rest.join(", ")} } from "effect"`] : [])
-        ].join("; ")
+        ]
+          .join("; ")
+          .concat("\n".repeat(whole.split("\n").length - 1))
       })
       return { contents, loader: "ts" }
     })
@@ -177,11 +180,14 @@ if (backInFiles.length > 0) throw new Error(`dist/files.cjs must not bundle ${ba
 const withIndex = Object.entries({ cli, files })
   .filter(([name, b]) =>
     Object.entries(b.metafile.outputs[`dist/${name}.cjs`].inputs).some(
-      ([path, i]) => i.bytesInOutput > 0 && /node_modules\/effect\/dist\/esm\/index\.js$/.test(path)
+      ([path, i]) => i.bytesInOutput > 0 && /node_modules\/effect\/dist\/(esm\/index\.js$|cjs\/)/.test(path)
     )
   )
   .map(([name]) => `dist/${name}.cjs`)
-if (withIndex.length > 0) throw new Error(`${withIndex.join(", ")} must not bundle Effect's index (see effectByModule)`)
+if (withIndex.length > 0)
+  throw new Error(
+    `${withIndex.join(", ")} must not bundle Effect's index or its CommonJS copy (a second Effect: see effectByModule)`
+  )
 const idOf = async (file) =>
   createHash("sha256")
     .update(await readFile(file))
