@@ -187,8 +187,14 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       arenaAt += size
       return arena.subarray(arenaAt - size, arenaAt)
     }
-    /** A file's chunks in one buffer of the arena (the reader hands over the `size` bytes its header says). */
-    const gather = (chunks: ReadonlyArray<Uint8Array>, size: number): Buffer => {
+    /**
+     * A file's chunks in one buffer (the reader hands over the `size` bytes its header says): a file that came in one
+     * chunk is that chunk (a view of the input the reader never writes again: the COPY copies it into its pieces, so a
+     * copy here would be a second one, for most files); one in several is gathered into the arena.
+     */
+    const gather = (chunks: ReadonlyArray<Buffer>, size: number): Buffer => {
+      const [only] = chunks
+      if (chunks.length === 1 && only !== undefined) return only
       const data = take(size)
       let at = 0
       for (const chunk of chunks) {
@@ -276,7 +282,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     }
     /** A file's bytes gathered into the arena of the batch it is pending in, then handed to `end`. */
     const gathered = (size: number, end: (data: Buffer) => void): EntrySink => {
-      const chunks: Array<Uint8Array> = []
+      const chunks: Array<Buffer> = []
       return {
         write: (chunk) => void chunks.push(chunk),
         // Taken at its end: a file's first bytes may come before a flush and its last after it.
@@ -364,7 +370,10 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
           if (form === "trailer" && header !== undefined) throw afterTrailer(path)
         },
-        flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
+        flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void),
+        // Every file's SHA-256 is checked against its manifest entry (header or trailer), and its path, size, mode and
+        // kind: a stored member's CRC would guard nothing more that is kept.
+        verifiesContent: true
       },
       caps,
       options.formats
