@@ -61,7 +61,12 @@ const run = (root: string, listed: ReadonlyArray<WorkspaceFile>, pinned?: Readon
     compression: { format: "gzip", level: LOOPBACK_LEVEL }
   })
   return Stream.runCollect(streamed.stream).pipe(
-    Effect.map((c) => ({ archive: Buffer.concat(Chunk.toReadonlyArray(c)), entries: streamed.entries, named }))
+    Effect.map((c) => ({
+      archive: Buffer.concat(Chunk.toReadonlyArray(c)),
+      entries: streamed.entries,
+      named,
+      sent: streamed.sent()
+    }))
   )
 }
 
@@ -85,16 +90,19 @@ describe("streamBundle", () => {
     ([files]) =>
       Effect.gen(function* () {
         const { root, listed } = written(files)
-        const { archive, entries, named } = yield* run(root, listed)
+        const { archive, entries, named, sent } = yield* run(root, listed)
         const expected = listed.map((l) => {
           const f = files.find((g) => g.path === l.path)!
           return fileEntry(l.path, f.bytes.length, sha(f.bytes), f.executable)
         })
         expect(entries).toEqual(expected)
         expect(named).toEqual(expected)
+        // Each content once, under the first path (in the listing's order) that holds it; the trailer names them all.
+        const carried = listed.filter((_, i) => expected.findIndex((e) => e.sha256 === expected[i]!.sha256) === i)
         const read = yield* readAll(archive)
-        expect(read.map((e) => e.path)).toEqual([UPLOAD_LEAD_ENTRY, ...listed.map((l) => l.path), UPLOAD_HEADER_ENTRY])
-        for (const [i, l] of listed.entries()) {
+        expect(read.map((e) => e.path)).toEqual([UPLOAD_LEAD_ENTRY, ...carried.map((l) => l.path), UPLOAD_HEADER_ENTRY])
+        expect(sent).toBe(carried.length)
+        for (const [i, l] of carried.entries()) {
           const f = files.find((g) => g.path === l.path)!
           expect([read[i + 1]!.bytes.equals(Buffer.from(f.bytes)), read[i + 1]!.executable]).toEqual([
             true,
@@ -105,6 +113,35 @@ describe("streamBundle", () => {
         expect(trailer).toEqual({ set: expected, checksum: manifestChecksum(expected) })
       }),
     { fastCheck: { numRuns: 30 } }
+  )
+
+  it.effect("sends the same bytes once: a second path of them, in the same batch or a later one, is named only", () =>
+    Effect.gen(function* () {
+      const same = Buffer.from("the same bytes\n")
+      // 300 files: more than a batch (256), so the copies fall in the first batch and in the second.
+      const files = Array.from({ length: 300 }, (_, i) => ({
+        path: `content/${String(i).padStart(3, "0")}.md`,
+        bytes: i % 3 === 0 ? same : Buffer.from(`file ${i}\n`),
+        executable: i === 3
+      }))
+      const { root, listed } = written(files)
+      const { archive, named, sent } = yield* run(root, listed)
+      const read = yield* readAll(archive)
+      const paths = read.map((e) => e.path)
+      expect(paths.filter((p) => p.startsWith("content/"))).toHaveLength(201)
+      expect(paths).toContain("content/000.md")
+      expect(paths).not.toContain("content/003.md")
+      expect(paths).not.toContain("content/297.md")
+      expect(sent).toBe(201)
+      // Every file is read and named, the copies with their own mode.
+      expect(named).toHaveLength(300)
+      expect(named[3]).toEqual(fileEntry("content/003.md", same.length, sha(same), true))
+      expect(named[297]).toEqual(fileEntry("content/297.md", same.length, sha(same), false))
+      for (const e of read.slice(1, -1)) {
+        const f = files.find((g) => g.path === e.path)!
+        expect(e.bytes.equals(f.bytes)).toBe(true)
+      }
+    })
   )
 
   it.effect("a retry fails, naming the file, where it reads a file otherwise than the attempt it repeats", () =>
