@@ -444,6 +444,38 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
       })
   )
 
+  it.effect(
+    "stores the last batch while its trailer is received: before the trailer's end, which may still refuse",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* tenant
+        const sql = yield* SqlClient.SqlClient
+        const writer = yield* blobWriter(sql)
+        // Each batch the writer was given (its number of blobs).
+        const batches: Array<number> = []
+        const spied: typeof writer = (tenantId, uploadId, blobs) => {
+          batches.push(blobs.length)
+          return writer(tenantId, uploadId, blobs)
+        }
+        const upload = makeUpload(sql, revisionQueries(sql), spied)
+        const sent = files("last", 40)
+        // A malformed trailer of 300 KB, arriving over several pieces of the body after its record's header.
+        const bad = fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(`{"set":"${"x".repeat(300_000)}`))
+        const bytes = yield* storedArchive([LEAD, ...sent.map(recordOf), bad])
+        const result = yield* Effect.either(
+          upload(caller(t), inPieces(bytes, 64 * 1024), { idempotencyKey: undefined })
+        )
+        expect(Either.isLeft(result) && result.left).toMatchObject({
+          _tag: "TarballUnsafe",
+          entry: UPLOAD_HEADER_ENTRY
+        })
+        // The 40 files (one batch, under its 500 rows) went to the writer once the trailer had begun, before its end
+        // refused the upload; the refusal left nothing of them.
+        expect(batches).toEqual([40])
+        expect(yield* holds(t)).toEqual({ revisions: 0, blobs: 0, pending: 0, uploads: 0 })
+      })
+  )
+
   it.effect("is refused by a server that does not read it, as a build before it would", () =>
     Effect.gen(function* () {
       const t = yield* tenant
