@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Fiber, Layer, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { CAPS, type Caps } from "../../src/domain/caps.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
@@ -474,6 +474,35 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(batches).toEqual([40])
         expect(yield* holds(t)).toEqual({ revisions: 0, blobs: 0, pending: 0, uploads: 0 })
       })
+  )
+
+  it.effect("made over an empty tenant, is a conflict where another upload made the first revision meanwhile", () =>
+    Effect.gen(function* () {
+      const t = yield* tenant
+      const sql = yield* SqlClient.SqlClient
+      const writer = yield* blobWriter(sql)
+      // A's batch waits at the writer until B has committed: A's trailer (in the same piece) was decoded before.
+      const entered = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const gated: typeof writer = (tenantId, uploadId, blobs) =>
+        Deferred.succeed(entered, undefined).pipe(
+          Effect.zipRight(Deferred.await(release)),
+          Effect.zipRight(writer(tenantId, uploadId, blobs))
+        )
+      const a = makeUpload(sql, revisionQueries(sql), gated)
+      const b = yield* uploader()
+      const sentA = files("race-a", 30)
+      const bytes = yield* storedArchive([LEAD, ...sentA.map(recordOf), trailer(sentA.map(entryOf))])
+      const first = yield* Effect.fork(Effect.either(a(caller(t), Stream.make(bytes), { idempotencyKey: undefined })))
+      yield* Deferred.await(entered)
+      const sentB = files("race-b", 5)
+      const second = yield* b(t, trailerForm(sentB))
+      expect(Either.isRight(second) && second.right).toMatchObject({ created: true, files: 5 })
+      yield* Deferred.succeed(release, undefined)
+      const result = yield* Fiber.join(first)
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "Conflict" })
+      expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 5, pending: 0, uploads: 0 })
+    })
   )
 
   it.effect("is refused by a server that does not read it, as a build before it would", () =>
