@@ -6,8 +6,9 @@ import { type FileEntry, fileEntry, isExecutableMode, linkEntry } from "../../do
 import type { IoError, TarballUnsafe } from "../../errors.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
+import type { ReadInto } from "../../services/WorkspaceRead.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
-import { batched, changed, linkTargets, POOLED_BYTES } from "./bundle.js"
+import { batched, changed, linkTargets, POOLED_BYTES, readOf } from "./bundle.js"
 
 export interface StreamBundleOptions {
   readonly servicesPath: string
@@ -125,10 +126,10 @@ const streamFrom = (
         "target" in f ? f : { path: f.path, size: f.size, executable: isExecutableMode(f.mode) }
       )
       const { buffer, slots } = recordBatch(laid, pool.take)
-      const reads: Array<{ readonly path: string; readonly into: Buffer }> = []
+      const reads: Array<ReadInto & { readonly into: Buffer }> = []
       files.forEach((f, i) => {
         const into = slots[i]
-        if (f.link === undefined && into !== undefined) reads.push({ path: f.path, into })
+        if (f.link === undefined && into !== undefined) reads.push(readOf(f.path, into))
       })
       return Effect.flatMap(workspace.readInto(reads), (whole) => {
         let r = 0

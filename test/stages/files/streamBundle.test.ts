@@ -175,6 +175,29 @@ describe("streamBundle", () => {
     })
   )
 
+  it.effect("fails where a file grew by one byte, read with its padding byte or (at 512 bytes, none) a probe", () =>
+    Effect.gen(function* () {
+      for (const size of [1, 100, 511, 512, 1024, 70_000]) {
+        const { root, listed } = written([
+          { path: "content/a.md", bytes: Buffer.alloc(size, 0x61), executable: false },
+          { path: "content/b.md", bytes: Buffer.from("two"), executable: false }
+        ])
+        // As listed, it is sent whole, its padding zero.
+        const { archive } = yield* run(root, listed)
+        expect((yield* readAll(archive))[1]?.bytes.equals(Buffer.alloc(size, 0x61))).toBe(true)
+        fs.appendFileSync(nodePath.join(root, "content/a.md"), "b")
+        const grown = yield* Effect.either(run(root, listed))
+        expect([size, Either.isLeft(grown) && grown.left]).toMatchObject([
+          size,
+          { _tag: "IoError", path: nodePath.join(root, "content/a.md"), reason: "changed while bundling; run again" }
+        ])
+        fs.truncateSync(nodePath.join(root, "content/a.md"), size - 1)
+        const shrunk = yield* Effect.either(run(root, listed))
+        expect([size, Either.isLeft(shrunk)]).toEqual([size, true])
+      }
+    })
+  )
+
   it.effect("fails, naming the file, when a file is not at its listed size (changed since the listing)", () =>
     Effect.gen(function* () {
       const { root, listed } = written([
