@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Either, Layer, Redacted, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Fiber, Layer, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { CAPS, type Caps } from "../../src/domain/caps.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
@@ -55,6 +55,16 @@ const trailer = (set: ReadonlyArray<FileEntry>, base: string | null = null, tree
   )
 
 const archive = (records: ReadonlyArray<Uint8Array>) => gzip(tarOf(Stream.fromIterable(records)))
+
+/** The archive in stored members (level 0, what a push on loopback sends), as one buffer. */
+const storedArchive = (records: ReadonlyArray<Uint8Array>) =>
+  Stream.runCollect(gzip(tarOf(Stream.fromIterable(records)), 0)).pipe(
+    Effect.map((c) => Buffer.concat(Chunk.toReadonlyArray(c)))
+  )
+
+/** `bytes` as a body arriving in pieces of `n` bytes. */
+const inPieces = (bytes: Buffer, n: number) =>
+  Stream.fromIterable(Array.from({ length: Math.ceil(bytes.length / n) }, (_, i) => bytes.subarray(i * n, (i + 1) * n)))
 
 /** A well-formed trailer-form upload of `sent`, its trailer naming `named` (default: what was sent). */
 const trailerForm = (sent: ReadonlyArray<File>, named: ReadonlyArray<FileEntry> = sent.map(entryOf)) =>
@@ -361,6 +371,137 @@ layer(Db, { excludeTestServices: true })("an upload in the trailer form", (it) =
         expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "InvalidInput", field: "set", reason })
         expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 1, pending: 0, uploads: 0 })
       }
+    })
+  )
+
+  it.effect("is taken when it names a second path of content sent under another, without its record", () =>
+    Effect.gen(function* () {
+      const t = yield* tenant
+      const upload = yield* uploader()
+      const sent = files("copies", 3)
+      // What a client sends once: the same bytes at a second path, executable there, named by the trailer only.
+      const copy: File = { path: "content/copies/zz-copy.bin", data: sent[1]!.data, executable: true }
+      const named = [...sent, copy].map(entryOf)
+      const result = yield* upload(t, trailerForm(sent, named))
+      expect(Either.isRight(result) && result.right).toMatchObject({ created: true, files: 4, received: 3 })
+      const sql = yield* SqlClient.SqlClient
+      const revision = Either.isRight(result) ? result.right.revision : ""
+      const tree = yield* revisionQueries(sql).tree(t, revision)
+      expect(tree.entries.map((e) => e[0])).toEqual(named.map((e) => e.path))
+      expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 3, pending: 0, uploads: 0 })
+    })
+  )
+
+  it.effect(
+    "over stored members, stores each file's own bytes however the body is cut (one piece or several a file)",
+    () =>
+      Effect.gen(function* () {
+        const sent = Array.from({ length: 700 }, (_, i) => ({
+          path: `content/cut/${String(i).padStart(4, "0")}.bin`,
+          data: randomBytes(300 + ((i * 7919) % 40_000))
+        }))
+        const bytes = yield* storedArchive([LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf))])
+        // Pieces smaller than most files (each gathered from several) and larger (most whole in one, kept as it is).
+        for (const piece of [5_000, 70_000]) {
+          const t = yield* tenant
+          const upload = yield* uploader()
+          const result = yield* upload(t, inPieces(bytes, piece))
+          expect(Either.isRight(result) && result.right).toMatchObject({ created: true, files: sent.length })
+          const sql = yield* SqlClient.SqlClient
+          const wrong = yield* sql<{ n: number; all: number }>`SELECT
+              count(*) FILTER (WHERE encode(sha256(data), 'hex') <> sha256)::int AS n, count(*)::int AS "all"
+            FROM blobs WHERE tenant_id = ${t}`
+          expect(wrong).toEqual([{ n: 0, all: sent.length }])
+        }
+      }),
+    90_000
+  )
+
+  it.effect(
+    "over stored members, is refused by the file's hash where a byte of it changed, whatever the CRC says",
+    () =>
+      Effect.gen(function* () {
+        const marked = { path: "content/crc/marked.bin", data: Buffer.from(`${"x".repeat(50)}MARKER${"y".repeat(44)}`) }
+        const sent = [...files("crc", 5), marked]
+        const bytes = yield* storedArchive([LEAD, ...sent.map(recordOf), trailer(sent.map(entryOf))])
+        const at = bytes.indexOf("MARKER")
+        // A byte of the file: its SHA-256 against the trailer's refuses it, naming the file (the member's CRC, stale
+        // now, is not what refuses it: the server checks every byte it keeps by its hash).
+        const changed = Buffer.from(bytes)
+        changed[at] = "N".charCodeAt(0)
+        expect(yield* refused(Stream.make(changed))).toEqual({
+          tag: "TarballUnsafe",
+          reason: "content does not match the sha256 of its upload trailer entry",
+          entry: marked.path
+        })
+        // A byte of its record's padding (never kept): the upload is taken, the file's bytes as sent.
+        const padded = Buffer.from(bytes)
+        padded[at + 44 + 6 + 10] = 1
+        const t = yield* tenant
+        const upload = yield* uploader()
+        const result = yield* upload(t, Stream.make(padded))
+        expect(Either.isRight(result) && result.right).toMatchObject({ created: true, files: sent.length })
+      })
+  )
+
+  it.effect(
+    "stores the last batch while its trailer is received: before the trailer's end, which may still refuse",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* tenant
+        const sql = yield* SqlClient.SqlClient
+        const writer = yield* blobWriter(sql)
+        // Each batch the writer was given (its number of blobs).
+        const batches: Array<number> = []
+        const spied: typeof writer = (tenantId, uploadId, blobs) => {
+          batches.push(blobs.length)
+          return writer(tenantId, uploadId, blobs)
+        }
+        const upload = makeUpload(sql, revisionQueries(sql), spied)
+        const sent = files("last", 40)
+        // A malformed trailer of 300 KB, arriving over several pieces of the body after its record's header.
+        const bad = fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(`{"set":"${"x".repeat(300_000)}`))
+        const bytes = yield* storedArchive([LEAD, ...sent.map(recordOf), bad])
+        const result = yield* Effect.either(
+          upload(caller(t), inPieces(bytes, 64 * 1024), { idempotencyKey: undefined })
+        )
+        expect(Either.isLeft(result) && result.left).toMatchObject({
+          _tag: "TarballUnsafe",
+          entry: UPLOAD_HEADER_ENTRY
+        })
+        // The 40 files (one batch, under its 500 rows) went to the writer once the trailer had begun, before its end
+        // refused the upload; the refusal left nothing of them.
+        expect(batches).toEqual([40])
+        expect(yield* holds(t)).toEqual({ revisions: 0, blobs: 0, pending: 0, uploads: 0 })
+      })
+  )
+
+  it.effect("made over an empty tenant, is a conflict where another upload made the first revision meanwhile", () =>
+    Effect.gen(function* () {
+      const t = yield* tenant
+      const sql = yield* SqlClient.SqlClient
+      const writer = yield* blobWriter(sql)
+      // A's batch waits at the writer until B has committed: A's trailer (in the same piece) was decoded before.
+      const entered = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const gated: typeof writer = (tenantId, uploadId, blobs) =>
+        Deferred.succeed(entered, undefined).pipe(
+          Effect.zipRight(Deferred.await(release)),
+          Effect.zipRight(writer(tenantId, uploadId, blobs))
+        )
+      const a = makeUpload(sql, revisionQueries(sql), gated)
+      const b = yield* uploader()
+      const sentA = files("race-a", 30)
+      const bytes = yield* storedArchive([LEAD, ...sentA.map(recordOf), trailer(sentA.map(entryOf))])
+      const first = yield* Effect.fork(Effect.either(a(caller(t), Stream.make(bytes), { idempotencyKey: undefined })))
+      yield* Deferred.await(entered)
+      const sentB = files("race-b", 5)
+      const second = yield* b(t, trailerForm(sentB))
+      expect(Either.isRight(second) && second.right).toMatchObject({ created: true, files: 5 })
+      yield* Deferred.succeed(release, undefined)
+      const result = yield* Fiber.join(first)
+      expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "Conflict" })
+      expect(yield* holds(t)).toEqual({ revisions: 1, blobs: 5, pending: 0, uploads: 0 })
     })
   )
 

@@ -1,7 +1,7 @@
 /** A first push (no base with the tenant, its head's tree empty): every listed file sent as it is read, the manifest last. */
 import { Deferred, Effect } from "effect"
 import { CAPS, treeOverCaps } from "../../domain/caps.js"
-import { isExecutableMode } from "../../domain/model.js"
+import { type FileEntry, isExecutableMode } from "../../domain/model.js"
 import { stateOf } from "../../services/FileState.js"
 import { silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
@@ -93,10 +93,20 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   )
   // What is kept once the server has answered (the plan, the next base, the new head) is made while it stores the
   // last files and commits, and written only after its answer: a push that fails or is interrupted keeps no base and
-  // no head. The hash cache is written after the answer too: it is only an optimisation, so a failure to write it
-  // is a warning, never a failure of an upload the server may already have committed.
+  // no head. The hash cache is written while the server stores the last files and commits too: it holds only what
+  // every file read hashed to (keyed by its listed stat, racy files left out), true whatever the server answers, so
+  // it needs no answer; it is only an optimisation, so a failure to write it is a warning, never a failure of an
+  // upload the server may commit.
   const sent = yield* Deferred.make<void>()
   let latest: Made | undefined
+  const keepCache = (entries: ReadonlyArray<FileEntry | undefined>) =>
+    keepHashes(config, carried, listed.at, entries).pipe(
+      Effect.catchAll((error) =>
+        Effect.logWarning(`push: the hash cache was not kept (${error.message}); a later run hashes the tree again`)
+      ),
+      // Begun, it ends (its file written whole or not at all) even where the upload fails meanwhile.
+      Effect.uninterruptible
+    )
   const after = (made: Made) =>
     Effect.sync(() => {
       const plan = planFiles("push", made.tree, [], base, {
@@ -122,7 +132,10 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
           latest = made
         }
       }).pipe(Effect.ensuring(Deferred.succeed(sent, undefined))),
-      Effect.flatMap(Deferred.await(sent), () => (latest === undefined ? Effect.succeed(undefined) : after(latest)))
+      Effect.flatMap(Deferred.await(sent), () => {
+        const made = latest
+        return made === undefined ? Effect.succeed(undefined) : Effect.zipLeft(after(made), keepCache(made.entries))
+      })
     ],
     { concurrency: 2 }
   )
@@ -135,11 +148,8 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   const tree = outcome.tree
   const revision = outcome.result.revision
   yield* note(`push: revision ${revision} created; the next run records it`)
-  yield* keepHashes(config, carried, listed.at, outcome.entries).pipe(
-    Effect.catchAll((error) =>
-      Effect.logWarning(`push: the hash cache was not kept (${error.message}); a later run hashes the tree again`)
-    )
-  )
+  // Kept already from what the attempt that answered read, unless a retry read the files again after it was kept.
+  if (kept !== early) yield* keepCache(outcome.entries)
   const local: LocalManifest = {
     entries: tree,
     notCarried,

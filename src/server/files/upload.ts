@@ -95,6 +95,26 @@ const afterTrailer = (path: string) =>
 const outsideMembership = (path: string) =>
   new TarballUnsafe({ reason: `outside the bundle membership (${MEMBERSHIP.join(", ")}, ${IGNORE_FILE})`, entry: path })
 
+/**
+ * The tree an upload's manifest makes over `base` (its parent's tree; none for an empty tenant) and what the commit
+ * checks of it, in the order it checks them: pure, so over an empty tenant it is made as soon as the manifest is
+ * decoded (the trailer form's while its last batch is stored, the header form's before its files), not in the commit.
+ */
+const treeAfter = (base: CachedTree | undefined, head: UploadHeader, caps: Caps) => {
+  const applied = applyDelta(base?.entries ?? [], head.set.map(stored), head.delete)
+  if ("missing" in applied) return applied
+  const { next } = applied
+  // The totals against the caps move by the rows the push changed; so does the checksum, hashed on from the base's
+  // last hash state before the first of them.
+  const totals = base === undefined ? totalsOf(next) : totalsAfterDelta(base.entries, base.totals, applied.delta)
+  // What every client can pull: the server never keeps a tree a client would refuse. Over an empty tenant the tree is
+  // the manifest's rows (fewer, if a path came twice), which its decoding checked against the same caps.
+  const over = base === undefined ? undefined : overCaps(next, totals, caps)
+  const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
+  const sums = treeSums(next, base?.sums, unchangedRows(next, applied.delta))
+  return { applied, next, totals, over, both, sums }
+}
+
 export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
   const probes = blobProbes(sql)
   const findByKey = (tenantId: string, key: string) =>
@@ -142,6 +162,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     // Whether the upload's row is in `uploads` (it is written before its first blob): its blobs are pending while it is.
     let registered = false
     let header: UploadHeader | undefined
+    // The tree the manifest makes over an empty tenant, made once it is decoded (see `treeAfter`).
+    let early: ReturnType<typeof treeAfter> | undefined
     let expected = new Map<string, FileEntry>()
     // The hashes received, each with its size: an entry sent under one path and named under another with the same
     // hash must give the same size, else the revision would name content it cannot serve.
@@ -158,6 +180,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     const firstEntry = takesTrailer ? `${UPLOAD_HEADER_ENTRY} or ${UPLOAD_LEAD_ENTRY}` : UPLOAD_HEADER_ENTRY
     // Trailer form: each file as it arrived, checked against the trailer when it comes.
     const arrived = new Map<string, Arrived>()
+    // Whether the trailer's record has begun: no file comes after it, so what is pending is stored while it is read.
+    let trailerBegun = false
     let receivedFiles = 0
     let pending: Array<PendingBlob> = []
     let pendingBytes = 0
@@ -187,8 +211,14 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       arenaAt += size
       return arena.subarray(arenaAt - size, arenaAt)
     }
-    /** A file's chunks in one buffer of the arena (the reader hands over the `size` bytes its header says). */
-    const gather = (chunks: ReadonlyArray<Uint8Array>, size: number): Buffer => {
+    /**
+     * A file's chunks in one buffer (the reader hands over the `size` bytes its header says): a file that came in one
+     * chunk is that chunk (a view of the input the reader never writes again: the COPY copies it into its pieces, so a
+     * copy here would be a second one, for most files); one in several is gathered into the arena.
+     */
+    const gather = (chunks: ReadonlyArray<Buffer>, size: number): Buffer => {
+      const [only] = chunks
+      if (chunks.length === 1 && only !== undefined) return only
       const data = take(size)
       let at = 0
       for (const chunk of chunks) {
@@ -276,7 +306,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     }
     /** A file's bytes gathered into the arena of the batch it is pending in, then handed to `end`. */
     const gathered = (size: number, end: (data: Buffer) => void): EntrySink => {
-      const chunks: Array<Uint8Array> = []
+      const chunks: Array<Buffer> = []
       return {
         write: (chunk) => void chunks.push(chunk),
         // Taken at its end: a file's first bytes may come before a flush and its last after it.
@@ -310,10 +340,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         if (link) throw linkedManifest("trailer")
         if (size > caps.maxManifestBytes)
           throw new TarballUnsafe({ reason: `an upload trailer over ${caps.maxManifestBytes} bytes`, entry: path })
+        trailerBegun = true
         return whole((data) => {
           const trailer = decodeHeader(data, caps, "trailer")
           checkTrailer(trailer.set, arrived)
           header = trailer
+          if (trailer.base === null) early = treeAfter(undefined, trailer, caps)
         })
       }
       if (!isMemberPath(path)) throw outsideMembership(path)
@@ -349,6 +381,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
           return whole((data) => {
             const decoded = decodeHeader(data, caps, "header")
             header = decoded
+            if (decoded.base === null) early = treeAfter(undefined, decoded, caps)
             expected = new Map(decoded.set.map((e) => [e.path, e]))
             // A small upload needs no arena of a whole batch.
             arenaBytes = Math.min(
@@ -364,7 +397,15 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             throw new TarballUnsafe({ reason: `an upload starts with ${firstEntry}`, entry: path })
           if (form === "trailer" && header !== undefined) throw afterTrailer(path)
         },
-        flush: () => (pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS ? flush : Effect.void)
+        // A batch is stored once it is full, and the last one as soon as the trailer's record begins: its COPY then
+        // runs while the trailer (a megabyte at 10,000 files) is received and decoded, not after.
+        flush: () =>
+          pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS || (trailerBegun && pending.length > 0)
+            ? flush
+            : Effect.void,
+        // Every file's SHA-256 is checked against its manifest entry (header or trailer), and its path, size, mode and
+        // kind: a stored member's CRC would guard nothing more that is kept.
+        verifiesContent: true
       },
       caps,
       options.formats
@@ -389,26 +430,19 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         }
         // The parent's tree, parsed once per server process and kept (its id never names another tree).
         const base = current === null ? undefined : yield* revisions.tree(caller.tenantId, current)
-        const applied = applyDelta(base?.entries ?? [], head.set.map(stored), head.delete)
-        if ("missing" in applied)
-          return yield* new InvalidInput({ field: "delete", reason: `${applied.missing} is not in the base revision` })
-        const { next } = applied
-        // The totals against the caps move by the rows the push changed; so does the checksum, hashed on from the
-        // base's last hash state before the first of them.
-        const totals = base === undefined ? totalsOf(next) : totalsAfterDelta(base.entries, base.totals, applied.delta)
-        // What every client can pull: the server never keeps a tree a client would refuse. Over an empty tenant the
-        // tree is the header's rows (fewer, if a path came twice), which its decoding checked against the same caps.
-        const over = base === undefined ? undefined : overCaps(next, totals, caps)
+        // Over an empty tenant (the head is still the manifest's base, checked above), made when it was decoded.
+        const made = base === undefined && early !== undefined ? early : treeAfter(base, head, caps)
+        if ("missing" in made)
+          return yield* new InvalidInput({ field: "delete", reason: `${made.missing} is not in the base revision` })
+        const { applied, next, totals, over, both, sums } = made
         if (over !== undefined)
           return yield* new InvalidInput({ field: "set", reason: `the resulting tree would hold ${over}` })
-        const both = fileAndFolderAfter(next, applied.delta.set, base?.clean ?? true)
         if (both !== undefined) {
           return yield* new InvalidInput({
             field: "set",
             reason: `${both} would be both a file and a folder; delete the file in the same push (files push --delete)`
           })
         }
-        const sums = treeSums(next, base?.sums, unchangedRows(next, applied.delta))
         const checksum = sums.checksum
         if (checksum !== head.checksum) {
           return yield* new InvalidInput({

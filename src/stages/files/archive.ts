@@ -14,5 +14,14 @@ export {
 } from "./compress.js"
 export { type ArchiveStats, type ArchiveVisitor, checkEntryPath, type EntrySink, readArchive } from "./readArchive.js"
 export { type TarBody, type TarHeader, type TarReader, tarReader } from "./tarReader.js"
-export { bufferPool, END_OF_ARCHIVE, fileHeader, fileRecord, linkHeader, recordBatch, tarOf } from "./tarRecords.js"
+export {
+  bufferPool,
+  END_OF_ARCHIVE,
+  fileHeader,
+  fileRecord,
+  linkHeader,
+  recordBatch,
+  slotAndPad,
+  tarOf
+} from "./tarRecords.js"
 export { rawZstdFrame, zstdFrameCutter } from "./zstdFrames.js"

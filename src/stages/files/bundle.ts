@@ -7,7 +7,8 @@ import { IoError, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
-import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, tarOf } from "./archive.js"
+import type { ReadInto } from "../../services/WorkspaceRead.js"
+import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, slotAndPad, tarOf } from "./archive.js"
 
 export { RACY_MS, stateDir } from "../../services/state.js"
 
@@ -349,6 +350,12 @@ export interface BundleOptions {
 export const bundle = (options: BundleOptions): Stream.Stream<Uint8Array, IoError | TarballUnsafe> =>
   Stream.unwrap(Effect.map(workspaceAt(options.servicesPath), (workspace) => bundleFrom(workspace, options)))
 
+/** A file's read into its record's slot, with the padding byte after it where there is one (see `slotAndPad`). */
+export const readOf = (path: string, into: Buffer): ReadInto & { readonly into: Buffer } => {
+  const room = slotAndPad(into)
+  return room === undefined ? { path, into } : { path, into, room }
+}
+
 /** Files in batches of about 1 MiB (at most 256 files): one effect and one buffer per batch instead of per file. */
 export const batched = <F extends { readonly size: number }>(files: ReadonlyArray<F>) => {
   const batches: Array<{ readonly files: ReadonlyArray<F>; readonly bytes: number }> = []
@@ -377,9 +384,9 @@ const bundleFrom = (workspace: WorkspaceShape, options: BundleOptions) => {
   const readBatch = ({ files, bytes }: (typeof batches)[number]) =>
     Effect.flatMap(linkTargets(workspace, files, promised), (laid) => {
       const { buffer, slots } = recordBatch(laid, pool.take)
-      const reads: Array<{ readonly path: string; readonly into: Buffer; readonly entry: FileEntry }> = []
+      const reads: Array<ReadInto & { readonly into: Buffer; readonly entry: FileEntry }> = []
       for (const [entry, into] of Arr.zip(files, slots))
-        if (entry.link !== true) reads.push({ path: entry.path, into, entry })
+        if (entry.link !== true) reads.push({ ...readOf(entry.path, into), entry })
       return Effect.flatMap(workspace.readInto(reads), (whole) => {
         // The archive carries exactly the bytes the manifest promised, or nothing.
         const bad = reads.find((r, k) => whole[k] !== true || sha256(r.into) !== r.entry.sha256)

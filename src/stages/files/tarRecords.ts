@@ -137,6 +137,14 @@ export const recordBatch = (
 }
 
 /**
+ * A slot of `recordBatch` with the byte after it, where that byte is its record's padding (a size that is not a
+ * multiple of 512): a reader may write it (to tell a file one byte longer than its slot) without touching another
+ * record. Undefined where no padding follows.
+ */
+export const slotAndPad = (slot: Buffer): Buffer | undefined =>
+  padLength(slot.length) === 0 ? undefined : Buffer.from(slot.buffer, slot.byteOffset, slot.length + 1)
+
+/**
  * Buffers of up to `size` bytes used again once their bytes have been consumed: a batch is compressed (or copied
  * into a stored member) as soon as it is made, and a new buffer per batch cost more than its bytes (the kernel
  * maps and zeroes fresh pages on first touch, and the collector runs for the memory outside the heap). Larger

@@ -281,6 +281,8 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   // What any earlier attempt read (each attempt's entries start from its pins, so one cut short loses none); a retry
   // must read the same: it may repeat an attempt that committed, which the server replays by the idempotency key.
   let read: ReadonlyArray<FileEntry | undefined> = []
+  // The records the last attempt sent (the same bytes under a second path are named by the trailer only).
+  let sentFiles = () => 0
   let made: Made | undefined
   const trailer = (entries: ReadonlyArray<FileEntry>) => {
     // The listing is sorted by path, and so are the entries read from it.
@@ -309,6 +311,7 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
         members
       })
       read = streamed.entries
+      sentFiles = streamed.sent
       return streamed.stream
     }
   })
@@ -324,7 +327,7 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   return {
     result,
     bytesSent,
-    filesSent: input.files.length,
+    filesSent: sentFiles(),
     tree: made.tree,
     checksum: made.checksum,
     entries: made.entries

@@ -61,7 +61,12 @@ const run = (root: string, listed: ReadonlyArray<WorkspaceFile>, pinned?: Readon
     compression: { format: "gzip", level: LOOPBACK_LEVEL }
   })
   return Stream.runCollect(streamed.stream).pipe(
-    Effect.map((c) => ({ archive: Buffer.concat(Chunk.toReadonlyArray(c)), entries: streamed.entries, named }))
+    Effect.map((c) => ({
+      archive: Buffer.concat(Chunk.toReadonlyArray(c)),
+      entries: streamed.entries,
+      named,
+      sent: streamed.sent()
+    }))
   )
 }
 
@@ -85,16 +90,19 @@ describe("streamBundle", () => {
     ([files]) =>
       Effect.gen(function* () {
         const { root, listed } = written(files)
-        const { archive, entries, named } = yield* run(root, listed)
+        const { archive, entries, named, sent } = yield* run(root, listed)
         const expected = listed.map((l) => {
           const f = files.find((g) => g.path === l.path)!
           return fileEntry(l.path, f.bytes.length, sha(f.bytes), f.executable)
         })
         expect(entries).toEqual(expected)
         expect(named).toEqual(expected)
+        // Each content once, under the first path (in the listing's order) that holds it; the trailer names them all.
+        const carried = listed.filter((_, i) => expected.findIndex((e) => e.sha256 === expected[i]!.sha256) === i)
         const read = yield* readAll(archive)
-        expect(read.map((e) => e.path)).toEqual([UPLOAD_LEAD_ENTRY, ...listed.map((l) => l.path), UPLOAD_HEADER_ENTRY])
-        for (const [i, l] of listed.entries()) {
+        expect(read.map((e) => e.path)).toEqual([UPLOAD_LEAD_ENTRY, ...carried.map((l) => l.path), UPLOAD_HEADER_ENTRY])
+        expect(sent).toBe(carried.length)
+        for (const [i, l] of carried.entries()) {
           const f = files.find((g) => g.path === l.path)!
           expect([read[i + 1]!.bytes.equals(Buffer.from(f.bytes)), read[i + 1]!.executable]).toEqual([
             true,
@@ -105,6 +113,35 @@ describe("streamBundle", () => {
         expect(trailer).toEqual({ set: expected, checksum: manifestChecksum(expected) })
       }),
     { fastCheck: { numRuns: 30 } }
+  )
+
+  it.effect("sends the same bytes once: a second path of them, in the same batch or a later one, is named only", () =>
+    Effect.gen(function* () {
+      const same = Buffer.from("the same bytes\n")
+      // 300 files: more than a batch (256), so the copies fall in the first batch and in the second.
+      const files = Array.from({ length: 300 }, (_, i) => ({
+        path: `content/${String(i).padStart(3, "0")}.md`,
+        bytes: i % 3 === 0 ? same : Buffer.from(`file ${i}\n`),
+        executable: i === 3
+      }))
+      const { root, listed } = written(files)
+      const { archive, named, sent } = yield* run(root, listed)
+      const read = yield* readAll(archive)
+      const paths = read.map((e) => e.path)
+      expect(paths.filter((p) => p.startsWith("content/"))).toHaveLength(201)
+      expect(paths).toContain("content/000.md")
+      expect(paths).not.toContain("content/003.md")
+      expect(paths).not.toContain("content/297.md")
+      expect(sent).toBe(201)
+      // Every file is read and named, the copies with their own mode.
+      expect(named).toHaveLength(300)
+      expect(named[3]).toEqual(fileEntry("content/003.md", same.length, sha(same), true))
+      expect(named[297]).toEqual(fileEntry("content/297.md", same.length, sha(same), false))
+      for (const e of read.slice(1, -1)) {
+        const f = files.find((g) => g.path === e.path)!
+        expect(e.bytes.equals(f.bytes)).toBe(true)
+      }
+    })
   )
 
   it.effect("a retry fails, naming the file, where it reads a file otherwise than the attempt it repeats", () =>
@@ -135,6 +172,29 @@ describe("streamBundle", () => {
       expect(cut.entries).toEqual(first.entries)
       const third = yield* Effect.either(run(root, listed, cut.entries))
       expect(Either.isLeft(third) && third.left).toMatchObject({ path: nodePath.join(root, "content/b.md") })
+    })
+  )
+
+  it.effect("fails where a file grew by one byte, read with its padding byte or (at 512 bytes, none) a probe", () =>
+    Effect.gen(function* () {
+      for (const size of [1, 100, 511, 512, 1024, 70_000]) {
+        const { root, listed } = written([
+          { path: "content/a.md", bytes: Buffer.alloc(size, 0x61), executable: false },
+          { path: "content/b.md", bytes: Buffer.from("two"), executable: false }
+        ])
+        // As listed, it is sent whole, its padding zero.
+        const { archive } = yield* run(root, listed)
+        expect((yield* readAll(archive))[1]?.bytes.equals(Buffer.alloc(size, 0x61))).toBe(true)
+        fs.appendFileSync(nodePath.join(root, "content/a.md"), "b")
+        const grown = yield* Effect.either(run(root, listed))
+        expect([size, Either.isLeft(grown) && grown.left]).toMatchObject([
+          size,
+          { _tag: "IoError", path: nodePath.join(root, "content/a.md"), reason: "changed while bundling; run again" }
+        ])
+        fs.truncateSync(nodePath.join(root, "content/a.md"), size - 1)
+        const shrunk = yield* Effect.either(run(root, listed))
+        expect([size, Either.isLeft(shrunk)]).toEqual([size, true])
+      }
     })
   )
 
