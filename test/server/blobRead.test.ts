@@ -5,10 +5,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, FastCheck, Fiber, Layer, Redacted } from "effect"
-import { blobReader } from "../../src/server/files/blobRead.js"
+import { blobReader, readText } from "../../src/server/files/blobRead.js"
 import { CopyFormatError, copyBinaryDecoder, type Tuple } from "../../src/server/files/copyBinary.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
+import { planOf, rowsRead } from "../support/plan.js"
 
 /** The binary COPY format written out (PostgreSQL's documentation, "Binary Format"): header, tuples, trailer. */
 const encode = (tuples: ReadonlyArray<Tuple>): Buffer => {
@@ -106,6 +107,30 @@ layer(Db, { excludeTestServices: true })("the blob reader", (it) => {
         )
         // A hash no row has is simply absent.
         expect(yield* read("t1", ["0".repeat(64)])).toEqual([])
+      }),
+    60_000
+  )
+
+  it.effect(
+    "reads one row per hash asked while the statistics do not know the tenant's blobs",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t4', 'four')`
+        // Five thousand blobs of t4, none analyzed (a first upload's state, before autovacuum's analyze): with
+        // `sha256 IN (…)` the planner took a bitmap scan of all of them, the hashes a filter.
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data)
+          SELECT 't4', encode(sha256(i::text::bytea), 'hex'), length(i::text), i::text::bytea
+          FROM generate_series(1, 5000) i`
+        const stored = Array.from({ length: 500 }, (_, i) => String(5000 - i * 9))
+        const asked = [...stored.map((s) => sha(Buffer.from(s))), sha(Buffer.from("not stored"))]
+        const plan = rowsRead(yield* planOf(sql.unsafe(readText("t4", asked))), "blobs")
+        expect(plan.nodes).toBeGreaterThan(0)
+        // One lookup per hash asked, never the tenant's 5,000.
+        expect(plan.read).toBeLessThanOrEqual(asked.length)
+        // The reader's rows: those stored, the missing one absent.
+        const back = yield* (yield* blobReader(sql))("t4", asked)
+        expect(back.map((r) => Buffer.from(r.data).toString()).sort()).toEqual([...stored].sort())
       }),
     60_000
   )
