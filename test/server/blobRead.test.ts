@@ -5,7 +5,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, FastCheck, Fiber, Layer, Redacted } from "effect"
-import { blobReader, readText } from "../../src/server/files/blobRead.js"
+import { blobReader, plainStatement, readText } from "../../src/server/files/blobRead.js"
 import { CopyFormatError, copyBinaryDecoder, type Tuple } from "../../src/server/files/copyBinary.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
@@ -160,6 +160,44 @@ layer(Db, { excludeTestServices: true })("the blob reader", (it) => {
             { n: 4 }
           ])
         }
+      }),
+    60_000
+  )
+})
+
+/** The same on a single-session client (as the embedded database): the reader is the plain query, not the COPY. */
+const Single = Layer.unwrapScoped(
+  Effect.map(scopedDatabase("blobreadplain"), (url) =>
+    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+  )
+)
+
+layer(Single, { excludeTestServices: true })("the blob reader on a single session", (it) => {
+  it.effect(
+    "reads one row per hash asked by the plain query, content that is not UTF-8 byte for byte",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t1', 'one'), ('t2', 'two')`
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data)
+          SELECT 't1', encode(sha256(i::text::bytea), 'hex'), length(i::text), i::text::bytea
+          FROM generate_series(1, 2000) i`
+        const odd = Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80, 0])
+        yield* sql`INSERT INTO blobs ${sql.insert({ tenant_id: "t1", sha256: sha(odd), size: odd.length, data: odd })}`
+        // The same hash in another tenant is not read for this one.
+        yield* sql`INSERT INTO blobs ${sql.insert({ tenant_id: "t2", sha256: sha(odd), size: 1, data: Buffer.from("x") })}`
+        const asked = [sha(odd), sha(Buffer.from("7")), sha(Buffer.from("1999")), "0".repeat(64)]
+        const back = yield* (yield* blobReader(sql))("t1", asked)
+        expect(new Map(back.map((r) => [r.sha256, Buffer.from(r.data).toString("hex")]))).toEqual(
+          new Map([
+            [sha(odd), odd.toString("hex")],
+            [sha(Buffer.from("7")), Buffer.from("7").toString("hex")],
+            [sha(Buffer.from("1999")), Buffer.from("1999").toString("hex")]
+          ])
+        )
+        // Its statement, as the COPY's, reads one row per hash whatever the statistics (none here) say.
+        const plan = rowsRead(yield* planOf(plainStatement(sql, "t1", asked)), "blobs")
+        expect(plan.read).toBeLessThanOrEqual(asked.length)
       }),
     60_000
   )

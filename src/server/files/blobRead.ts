@@ -108,8 +108,12 @@ class BlobCopy {
 
 const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to read blobs" })
 
-const plainRead = (sql: SqlClient.SqlClient) => (tenantId: string, shas: ReadonlyArray<string>) =>
+/** The plain query of a single-session database: the same statement with its tenant and hashes as parameters. */
+export const plainStatement = (sql: SqlClient.SqlClient, tenantId: string, shas: ReadonlyArray<string>) =>
   sql.unsafe<{ sha256: string; data: Uint8Array }>(byHash("$1", "$2"), [tenantId, [...shas]])
+
+const plainRead = (sql: SqlClient.SqlClient) => (tenantId: string, shas: ReadonlyArray<string>) =>
+  plainStatement(sql, tenantId, shas)
 
 /** The binary COPY on a connection of the server's pool, reserved for it; none where the driver exposes no client. */
 const copyRead = (
