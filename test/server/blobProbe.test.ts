@@ -4,13 +4,13 @@
 // updates meanwhile, the update still makes it permanent and the delete (by `ctid`) skips it.
 import { createHash } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { Statement } from "@effect/sql/Statement"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Redacted, Schedule } from "effect"
 import { blobProbes } from "../../src/server/files/blobProbe.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
+import { planOf, rowsRead } from "../support/plan.js"
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex")
 
@@ -19,54 +19,6 @@ const Db = Layer.unwrapScoped(
     Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 6 })))
   )
 )
-
-type Plan = { readonly [key: string]: unknown; readonly Plans?: ReadonlyArray<Plan> }
-
-/** Every node of `statement`'s plan as run (in a transaction rolled back: it changes nothing). */
-const planOf = (statement: Statement<unknown>) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const [text, params] = statement.compile()
-    let rows: ReadonlyArray<{ "QUERY PLAN": ReadonlyArray<{ Plan: Plan }> }> = []
-    yield* sql
-      .unsafe<{ "QUERY PLAN": ReadonlyArray<{ Plan: Plan }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params)
-      .pipe(
-        Effect.flatMap((plan) => {
-          rows = plan
-          return Effect.fail("undo" as const)
-        }),
-        sql.withTransaction,
-        Effect.catchIf(
-          (e) => e === "undo",
-          () => Effect.void
-        )
-      )
-    return rows
-  })
-
-/** The rows a plan's nodes over `blobs` read in all: those they returned and those their filters dropped. */
-const blobRowsRead = (rows: ReadonlyArray<{ "QUERY PLAN": ReadonlyArray<{ Plan: Plan }> }>) => {
-  const nodes: Array<Plan> = []
-  const walk = (plan: Plan) => {
-    nodes.push(plan)
-    for (const p of plan.Plans ?? []) walk(p)
-  }
-  const plan = rows[0]?.["QUERY PLAN"][0]?.Plan
-  if (plan !== undefined) walk(plan)
-  const overBlobs = nodes.filter((n) => n["Relation Name"] === "blobs" && n["Node Type"] !== "ModifyTable")
-  return {
-    nodes: overBlobs.length,
-    read: overBlobs.reduce(
-      (n, x) =>
-        n +
-        (Number(x["Actual Rows"]) +
-          Number(x["Rows Removed by Filter"] ?? 0) +
-          Number(x["Rows Removed by Index Recheck"] ?? 0)) *
-          Number(x["Actual Loops"]),
-      0
-    )
-  }
-}
 
 // The live clock: the wait below polls on a schedule, which the test clock would never advance.
 layer(Db, { timeout: 120_000, excludeTestServices: true })((it) => {
@@ -102,7 +54,7 @@ layer(Db, { timeout: 120_000, excludeTestServices: true })((it) => {
           probes.makePermanent("t1", hashes),
           probes.discard("t1", "u", hashes)
         ]) {
-          const plan = blobRowsRead(yield* planOf(statement))
+          const plan = rowsRead(yield* planOf(statement), "blobs")
           expect(plan.nodes).toBeGreaterThan(0)
           // One lookup per hash asked (and the update's or delete's own row), never the tenant's 5,000.
           expect(plan.read).toBeLessThanOrEqual(2 * hashes.length)

@@ -5,10 +5,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, FastCheck, Fiber, Layer, Redacted } from "effect"
-import { blobReader } from "../../src/server/files/blobRead.js"
+import { blobReader, plainStatement, readText } from "../../src/server/files/blobRead.js"
 import { CopyFormatError, copyBinaryDecoder, type Tuple } from "../../src/server/files/copyBinary.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
+import { planOf, rowsRead } from "../support/plan.js"
 
 /** The binary COPY format written out (PostgreSQL's documentation, "Binary Format"): header, tuples, trailer. */
 const encode = (tuples: ReadonlyArray<Tuple>): Buffer => {
@@ -111,6 +112,30 @@ layer(Db, { excludeTestServices: true })("the blob reader", (it) => {
   )
 
   it.effect(
+    "reads one row per hash asked while the statistics do not know the tenant's blobs",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t4', 'four')`
+        // Five thousand blobs of t4, none analyzed (a first upload's state, before autovacuum's analyze): with
+        // `sha256 IN (…)` the planner took a bitmap scan of all of them, the hashes a filter.
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data)
+          SELECT 't4', encode(sha256(i::text::bytea), 'hex'), length(i::text), i::text::bytea
+          FROM generate_series(1, 5000) i`
+        const stored = Array.from({ length: 500 }, (_, i) => String(5000 - i * 9))
+        const asked = [...stored.map((s) => sha(Buffer.from(s))), sha(Buffer.from("not stored"))]
+        const plan = rowsRead(yield* planOf(sql.unsafe(readText("t4", asked))), "blobs")
+        expect(plan.nodes).toBeGreaterThan(0)
+        // One lookup per hash asked, never the tenant's 5,000.
+        expect(plan.read).toBeLessThanOrEqual(asked.length)
+        // The reader's rows: those stored, the missing one absent.
+        const back = yield* (yield* blobReader(sql))("t4", asked)
+        expect(back.map((r) => Buffer.from(r.data).toString()).sort()).toEqual([...stored].sort())
+      }),
+    60_000
+  )
+
+  it.effect(
     "leaves every connection in step when a read is interrupted midway",
     () =>
       Effect.gen(function* () {
@@ -135,6 +160,44 @@ layer(Db, { excludeTestServices: true })("the blob reader", (it) => {
             { n: 4 }
           ])
         }
+      }),
+    60_000
+  )
+})
+
+/** The same on a single-session client (as the embedded database): the reader is the plain query, not the COPY. */
+const Single = Layer.unwrapScoped(
+  Effect.map(scopedDatabase("blobreadplain"), (url) =>
+    Migrations.layer.pipe(Layer.provideMerge(PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })))
+  )
+)
+
+layer(Single, { excludeTestServices: true })("the blob reader on a single session", (it) => {
+  it.effect(
+    "reads one row per hash asked by the plain query, content that is not UTF-8 byte for byte",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t1', 'one'), ('t2', 'two')`
+        yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data)
+          SELECT 't1', encode(sha256(i::text::bytea), 'hex'), length(i::text), i::text::bytea
+          FROM generate_series(1, 2000) i`
+        const odd = Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80, 0])
+        yield* sql`INSERT INTO blobs ${sql.insert({ tenant_id: "t1", sha256: sha(odd), size: odd.length, data: odd })}`
+        // The same hash in another tenant is not read for this one.
+        yield* sql`INSERT INTO blobs ${sql.insert({ tenant_id: "t2", sha256: sha(odd), size: 1, data: Buffer.from("x") })}`
+        const asked = [sha(odd), sha(Buffer.from("7")), sha(Buffer.from("1999")), "0".repeat(64)]
+        const back = yield* (yield* blobReader(sql))("t1", asked)
+        expect(new Map(back.map((r) => [r.sha256, Buffer.from(r.data).toString("hex")]))).toEqual(
+          new Map([
+            [sha(odd), odd.toString("hex")],
+            [sha(Buffer.from("7")), Buffer.from("7").toString("hex")],
+            [sha(Buffer.from("1999")), Buffer.from("1999").toString("hex")]
+          ])
+        )
+        // Its statement, as the COPY's, reads one row per hash whatever the statistics (none here) say.
+        const plan = rowsRead(yield* planOf(plainStatement(sql, "t1", asked)), "blobs")
+        expect(plan.read).toBeLessThanOrEqual(asked.length)
       }),
     60_000
   )
