@@ -8,7 +8,7 @@ import { copyCapable, reserveClient } from "./reserved.js"
 
 export type BlobRows = ReadonlyArray<{ readonly sha256: string; readonly data: Uint8Array }>
 
-/** Reads a tenant's blobs by hash (a hash no blob has is absent from the rows). */
+/** Reads a tenant's blobs by hash (a hash no blob has is absent from the rows; a hash asked twice may come twice). */
 export type BlobReader = (
   tenantId: string,
   shas: ReadonlyArray<string>,
@@ -16,7 +16,7 @@ export type BlobReader = (
 ) => Effect.Effect<BlobRows, SqlError>
 
 /**
- * The tenant's blobs of `shas`, found one hash at a time, in the order asked: a lateral subquery with a limit is never
+ * The tenant's blobs of `shas`, found one hash at a time: a lateral subquery with a limit is never
  * flattened into a join, so the planner cannot trade the lookups for a scan of all the tenant's blobs (as in
  * `blobProbe.ts`). With `sha256 IN (…)` it did while the statistics did not know the tenant's blobs, as right after a
  * first upload, before any analyze: every batch of a download a bitmap scan of all of them, the hashes a filter (at
@@ -37,7 +37,7 @@ export const readText = (tenantId: string, shas: ReadonlyArray<string>) =>
  * random content grows and the download stopped at the size check. COPY's data messages reach the query as bytes.
  * COPY takes no parameters: the tenant and the hashes go in as literals (`readText`).
  */
-const copyText = (tenantId: string, shas: ReadonlyArray<string>) =>
+export const copyText = (tenantId: string, shas: ReadonlyArray<string>) =>
   `COPY (${readText(tenantId, shas)}) TO STDOUT (FORMAT binary)`
 
 /**
