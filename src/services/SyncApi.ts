@@ -41,7 +41,15 @@ import { type RawAnswer, rawGet, rawGetApplies } from "./SyncApiGet.js"
 import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
 import { postStream } from "./SyncApiUpload.js"
 import type { ManifestAnswer } from "./state.js"
-import { defaultRetry, fromStatus, readAnswer, retrying, type SyncApiError, Transient, transient } from "./Transport.js"
+import {
+  defaultRetry,
+  fromStatus,
+  readAnswer,
+  retrying,
+  type SyncApiError,
+  type Transient,
+  transient
+} from "./Transport.js"
 
 export {
   checkToken,
@@ -269,13 +277,17 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           Effect.orElseSucceed(readAnswer(answer.body), () => ""),
           (body) => Effect.fail(fromStatus(answer.status, body, url.href, answer.headers["retry-after"]))
         )
-      return Effect.catchIf(
-        p.guard(consume(p.count(answer.body))),
-        (e): e is Transient => e instanceof Transient && answer.refused() !== undefined,
-        (e) => {
-          const refused = answer.refused()
-          return Effect.fail(refused === undefined ? e : decodeError(refused))
-        }
+      // A framing refused in the body is the call's error whatever the consumer made of the bytes it was fed (a
+      // break, a corrupt archive, or nothing wrong when it stopped before the end), never a failure worth retrying.
+      const refusedOr = <X, Y>(outcome: Effect.Effect<X, Y>): Effect.Effect<X, Y | ApiError> => {
+        const refused = answer.refused()
+        return refused === undefined ? outcome : Effect.fail(decodeError(refused))
+      }
+      return p.guard(consume(p.count(answer.body))).pipe(
+        Effect.matchEffect({
+          onFailure: (e) => refusedOr(Effect.fail(e)),
+          onSuccess: (a) => refusedOr(Effect.succeed(a))
+        })
       )
     }
     return Effect.scoped(
@@ -287,7 +299,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         ),
         read
       )
-    )
+    ).pipe(Effect.withSpan("SyncApiClient.rawDownload"))
   }
 
   const download = <A, E>(

@@ -19,8 +19,14 @@ export interface RawAnswer {
 // files keep views); the slab is freed once no view of it is held.
 const SLAB = 1024 * 1024
 const MIN_READ = 128 * 1024
-// Read but not yet taken by the body's consumer: above this the socket stops reading until it is taken.
+// Bytes read off the wire (framing included) since the consumer last took: above this the socket stops reading until
+// it takes. Counted on the wire, not in body bytes, so what is held stays bounded whatever the framing.
 const HIGH_WATER = 8 * 1024 * 1024
+// A body piece shorter than this (a server's tiny chunks) is copied to the free end of a small slab of its own, next
+// to the small pieces before it, and handed on as one view with them: the views held stay few (about two per KiB at
+// most) however small the chunks are, instead of one object per chunk.
+const SMALL_PIECE = 1024
+const SMALL_SLAB = 64 * 1024
 
 /** Whether `url` can be fetched here: plain HTTP (TLS and anything else go through the platform's client). */
 export const rawGetApplies = (url: URL): boolean => url.protocol === "http:"
@@ -31,17 +37,19 @@ export const rawGetApplies = (url: URL): boolean => url.protocol === "http:"
  * head, and with BadFraming when the head is refused. The body is read as its consumer takes it (the socket pauses
  * when far ahead); the socket is destroyed when the scope closes, however the call ends.
  */
-export const rawGet = (
+export const rawGet: (
   url: URL,
   headers: Readonly<Record<string, string>>
-): Effect.Effect<RawAnswer, Transient | BadFraming, Scope.Scope> =>
-  Effect.flatMap(
-    Effect.acquireRelease(
-      Effect.sync(() => connect(url, headers)),
-      (c) => Effect.sync(() => c.socket.destroy())
-    ),
-    (c) => c.head
+) => Effect.Effect<RawAnswer, Transient | BadFraming, Scope.Scope> = Effect.fn("SyncApiGet.rawGet")(function* (
+  url: URL,
+  headers: Readonly<Record<string, string>>
+) {
+  const c = yield* Effect.acquireRelease(
+    Effect.sync(() => connect(url, headers)),
+    (c) => Effect.sync(() => c.socket.destroy())
   )
+  return yield* c.head
+})
 
 interface Connection {
   readonly socket: net.Socket
@@ -53,10 +61,17 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
   let used = 0
   let head: ResponseHead | undefined
   let pending: Array<Uint8Array> = []
-  let pendingBytes = 0
+  /** Bytes read off the socket since the consumer last took (see HIGH_WATER). */
+  let readSinceTake = 0
+  /** Small pieces copied together: `small` holds them from `smallStart` to `smallEnd`, not handed on yet. */
+  let small = Buffer.allocUnsafeSlow(SMALL_SLAB)
+  let smallStart = 0
+  let smallEnd = 0
   let ended = false
   let failure: Transient | undefined
   let framing: BadFraming | undefined
+  /** An exception the reader threw that is not a refusal: a defect of this code, not the server's nor the network's. */
+  let defect: { readonly cause: unknown } | undefined
   let paused = false
   /** The consumer waiting for the head or the body's next pieces. */
   let waiter: (() => void) | undefined
@@ -69,14 +84,31 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
     if (failure === undefined && !ended) failure = e
     wake()
   }
+  /** Hands on the small pieces copied so far as one view (never written again: the next are copied after it). */
+  const flushSmall = () => {
+    if (smallEnd === smallStart) return
+    pending.push(small.subarray(smallStart, smallEnd))
+    smallStart = smallEnd
+  }
   const reader = responseReader({
     head: (h) => {
       head = h
       wake()
     },
     body: (piece) => {
-      pending.push(piece)
-      pendingBytes += piece.length
+      if (piece.length < SMALL_PIECE) {
+        if (SMALL_SLAB - smallEnd < piece.length) {
+          flushSmall()
+          small = Buffer.allocUnsafeSlow(SMALL_SLAB)
+          smallStart = 0
+          smallEnd = 0
+        }
+        small.set(piece, smallEnd)
+        smallEnd += piece.length
+      } else {
+        flushSmall()
+        pending.push(piece)
+      }
       wake()
     },
     end: () => {
@@ -103,21 +135,27 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
       callback: (n) => {
         const view = slab.subarray(used, used + n)
         used += n
+        readSinceTake += n
         try {
           reader.push(view)
         } catch (e) {
+          // A refusal stands even when the answer had ended earlier in this read (bytes after its end): the consumer
+          // is told before it is told of the end.
           if (e instanceof BadFraming) {
             framing = e
-            fail(transient(e.status, e.message))
-          } else fail(cutShort(describe(e)))
+            failure = transient(e.status, e.message)
+          } else defect = { cause: e }
           socket.destroy()
+          wake()
           return false
         }
         if (ended) {
           socket.destroy()
           return false
         }
-        paused = pendingBytes > HIGH_WATER
+        // Nothing held (a 1xx head, framing alone): nothing of what was read is kept, so nothing counts against the mark.
+        if (pending.length === 0 && smallEnd === smallStart) readSinceTake = 0
+        paused = readSinceTake > HIGH_WATER
         return !paused
       }
     }
@@ -135,19 +173,24 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
   for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`)
   socket.write(`${lines.join("\r\n")}\r\n\r\n`, "latin1")
 
-  /** The body's next pieces, all that is read: none left once it has ended; its failure once it has broken off. */
+  /**
+   * The body's next pieces, all that is read; then, once they are taken: its failure if it broke off or was refused
+   * (even after its end), none left once it has ended.
+   */
   const take = Effect.async<Chunk.Chunk<Uint8Array>, Option.Option<Transient>>((resume) => {
     const ready = () => {
+      flushSmall()
       if (pending.length > 0) {
         const pieces = Chunk.unsafeFromArray(pending)
         pending = []
-        pendingBytes = 0
+        readSinceTake = 0
         if (paused && !socket.destroyed) {
           paused = false
           socket.resume()
         }
         resume(Effect.succeed(pieces))
-      } else if (failure !== undefined) resume(Effect.fail(Option.some(failure)))
+      } else if (defect !== undefined) resume(Effect.die(defect.cause))
+      else if (failure !== undefined) resume(Effect.fail(Option.some(failure)))
       else if (ended) resume(Effect.fail(Option.none()))
       else waiter = ready
     }
@@ -159,7 +202,8 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
 
   const answered = Effect.async<RawAnswer, Transient | BadFraming>((resume) => {
     const ready = () => {
-      if (framing !== undefined) resume(Effect.fail(framing))
+      if (defect !== undefined) resume(Effect.die(defect.cause))
+      else if (framing !== undefined) resume(Effect.fail(framing))
       else if (head !== undefined) {
         const h = head
         resume(

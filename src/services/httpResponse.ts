@@ -1,11 +1,21 @@
 /** A strict, incremental reader of one HTTP/1.1 response: its head, then its body as framed by Content-Length, the chunked transfer coding or the connection's end, the body's pieces handed on as views of the input. */
 import { Data } from "effect"
 
+/** What part of a response its framing was refused in: `end` is a byte after the response's end. */
+export type FramingField =
+  | "status-line"
+  | "header"
+  | "content-length"
+  | "transfer-encoding"
+  | "chunk-size"
+  | "chunk-data"
+  | "trailer"
+  | "end"
+
 /** A response whose framing this reader refuses: `field` names what was wrong (a header, the status line, a chunk). */
 export class BadFraming extends Data.TaggedError("BadFraming")<{
   readonly reason: string
-  /** `status-line`, `header`, `content-length`, `transfer-encoding`, `chunk-size`, `chunk-data`, `trailer`, `end`. */
-  readonly field: string
+  readonly field: FramingField
   /** The answer's status, 0 before its status line was read. */
   readonly status: number
 }> {
@@ -53,9 +63,11 @@ const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([\t\x20-\x7e\x80-\xff]*))?
 const CHUNK_SIZE = /^([0-9A-Fa-f]+)[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/
 const DIGITS = /^\d{1,15}$/
 const CRLF_CRLF = Buffer.from("\r\n\r\n", "latin1")
+// An empty line ended by LF alone: a head of LF-only lines would never show CRLF CRLF, and is refused at it.
+const LF_LF = Buffer.from("\n\n", "latin1")
 
 /** Splits a head's text (no final empty line) into its lines, refusing a lone CR or LF. */
-const linesOf = (text: string, status: number, field: string): Array<string> => {
+const linesOf = (text: string, status: number, field: FramingField): Array<string> => {
   const lines = text.split("\r\n")
   for (const line of lines)
     if (line.includes("\r") || line.includes("\n"))
@@ -64,7 +76,7 @@ const linesOf = (text: string, status: number, field: string): Array<string> => 
 }
 
 /** Reads header lines into `into` (lower-cased names, repeated values joined), refusing what is not a header field. */
-const fieldsOf = (lines: ReadonlyArray<string>, into: Record<string, string>, status: number, field: string) => {
+const fieldsOf = (lines: ReadonlyArray<string>, into: Record<string, string>, status: number, field: FramingField) => {
   for (const line of lines) {
     const colon = line.indexOf(":")
     if (line.startsWith(" ") || line.startsWith("\t"))
@@ -120,8 +132,8 @@ const framingOf = (status: number, minor: string, headers: Readonly<Record<strin
  * final head given to the sink, then its body. Refused (BadFraming): a head over `MAX_HEAD`, a status line that is not
  * HTTP/1.x's, a header line that is not a field (folded, without a name, a control character), both
  * Transfer-Encoding and Content-Length, a coding other than chunked, lengths that disagree or are not decimal, a chunk
- * size that is not hexadecimal or a chunk not followed by CRLF, an oversized trailer, a 101, and any byte after the
- * response's end.
+ * size that is not hexadecimal or a chunk not followed by CRLF, an oversized trailer, a 101, a head whose lines end
+ * by LF alone (refused at its empty line, which CRLF CRLF would never match), and any byte after the response's end.
  */
 export const responseReader = (sink: ResponseSink): ResponseReader => {
   let state: "head" | "length" | "size" | "data" | "data-end" | "trailer" | "close" | "done" = "head"
@@ -133,7 +145,7 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
   /** Bytes of the CRLF after a chunk's data still to come. */
   let crlfLeft = 0
   let trailerBytes = 0
-  const bad = (reason: string, field: string): BadFraming => new BadFraming({ reason, field, status })
+  const bad = (reason: string, field: FramingField): BadFraming => new BadFraming({ reason, field, status })
 
   const finish = () => {
     state = "done"
@@ -169,7 +181,7 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
   const line = (
     bytes: Buffer,
     at: number,
-    field: string
+    field: FramingField
   ): { readonly text: string; readonly next: number } | undefined => {
     const lf = bytes.indexOf(0x0a, at)
     const end = lf === -1 ? bytes.length : lf + 1
@@ -195,6 +207,8 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
           const tail = held.subarray(Math.max(0, held.length - 3))
           const window = Buffer.concat([tail, bytes.subarray(at, look)])
           const found = window.indexOf(CRLF_CRLF)
+          const bare = window.indexOf(LF_LF)
+          if (bare !== -1 && (found === -1 || bare < found)) throw bad("a line ended by a lone LF", "header")
           if (found === -1) {
             if (held.length + (look - at) > MAX_HEAD) throw bad(`a head longer than ${MAX_HEAD} bytes`, "header")
             held = Buffer.concat([held, bytes.subarray(at, look)])

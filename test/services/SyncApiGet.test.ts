@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto"
 import * as net from "node:net"
 import * as zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Fiber, Redacted, Stream } from "effect"
+import { Cause, Chunk, Duration, Effect, Either, Exit, Fiber, Redacted, Stream } from "effect"
+import { vi } from "vitest"
 import { ARCHIVE_FORMATS_HEADER, FORMATS } from "../../src/domain/caps.js"
 import { ApiError, Unauthorized } from "../../src/errors.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
@@ -14,6 +15,25 @@ import { rawGet } from "../../src/services/SyncApiGet.js"
 import { END_OF_ARCHIVE, fileRecord, readArchive } from "../../src/stages/files/archive.js"
 import { storedMember } from "../../src/stages/files/compress.js"
 import { withClient, withClientEither } from "../support/apiClient.js"
+
+// The reader made to throw what is not a refusal (a bug of ours) for one test; otherwise the reader itself.
+const hooks = vi.hoisted(() => ({ breakReader: false }))
+vi.mock("../../src/services/httpResponse.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../src/services/httpResponse.js")>()
+  return {
+    ...actual,
+    responseReader: (sink: Parameters<typeof actual.responseReader>[0]) => {
+      const reader = actual.responseReader(sink)
+      return {
+        ...reader,
+        push: (bytes: Buffer) => {
+          if (hooks.breakReader) throw new TypeError("a bug in the reader")
+          reader.push(bytes)
+        }
+      }
+    }
+  }
+})
 
 const servers: Array<net.Server> = []
 afterEach(async () => {
@@ -81,6 +101,22 @@ const downloadAll = (url: string) =>
       "r1",
       () => undefined,
       (body) => Effect.map(Stream.runCollect(body), (pieces) => Buffer.concat(Chunk.toArray(pieces)))
+    )
+  )
+
+/** The download's error: an ApiError of kind Decode is a refused framing. */
+const decodeMessage = (result: Either.Either<unknown, unknown>): string | undefined => {
+  const e = Either.isLeft(result) ? result.left : undefined
+  return e instanceof ApiError && e.kind === "Decode" ? e.message : `not a Decode error: ${String(e)}`
+}
+
+/** A download whose body goes to the archive's reader, its files dropped. */
+const archiveEither = (url: string) =>
+  withClientEither(opts(url), (c) =>
+    c.download(
+      "r1",
+      () => undefined,
+      (body) => readArchive(body, { file: () => ({ write: () => {}, end: () => {} }) })
     )
   )
 
@@ -295,6 +331,107 @@ describe("a whole download on its own socket", () => {
       expect(takes[0]).toBeGreaterThan(4 * 1024 * 1024)
       expect(takes[0]).toBeLessThanOrEqual(9 * 1024 * 1024)
       expect(takes.reduce((a, b) => a + b, 0)).toBe(body.length)
+    })
+  )
+
+  it.live("bounds what is held by the bytes read, not by the body's: a flood of 1-byte chunks is paused too", () =>
+    Effect.gen(function* () {
+      // 1,600,000 chunks of one byte: 9.6 MiB on the wire, 1.6 MB of body.
+      const unit = Buffer.from("1\r\nx\r\n")
+      const block = Buffer.concat(Array.from({ length: 64_000 }, () => unit))
+      const blocks = 25
+      const s = yield* Effect.promise(() =>
+        rawServer(async (socket) => {
+          socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+          for (let i = 0; i < blocks && !socket.destroyed; i++)
+            if (!socket.write(block)) await new Promise((r) => socket.once("drain", r))
+          socket.end("0\r\n\r\n")
+        })
+      )
+      const takes = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const answer = yield* rawGet(new URL(`${s.url}/x`), {})
+          yield* Effect.sleep(Duration.millis(1000))
+          const seen: Array<{ pieces: number; bytes: number }> = []
+          yield* Stream.runForEachChunk(answer.body, (c) =>
+            Effect.sync(() => seen.push({ pieces: c.length, bytes: Chunk.reduce(c, 0, (n, p) => n + p.length) }))
+          )
+          return seen
+        })
+      )
+      const [first] = takes
+      // Held while nobody took: the wire's high-water mark and one read more (~9 MiB, 1.5 M one-byte chunks), in few
+      // views (the tiny pieces copied together), not one object per chunk and not the whole body.
+      expect(first?.pieces).toBeLessThan(1_000)
+      expect(first?.bytes).toBeLessThan(blocks * 64_000)
+      expect(takes.reduce((n, t) => n + t.bytes, 0)).toBe(blocks * 64_000)
+    })
+  )
+
+  it.live("refuses bytes after the end of a Content-Length body read with it, not answering its prefix", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() =>
+        rawServer(writeSlowly(["HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcGARBAGE"]))
+      )
+      expect(decodeMessage(yield* downloadEither(s.url))).toMatch(/status 200\), end: bytes after the end/)
+      expect(s.requests).toHaveLength(1)
+    })
+  )
+
+  it.live("refuses a Content-Length short of the archive sent as framing, not as a corrupt archive", () =>
+    Effect.gen(function* () {
+      const gz = zlib.gzipSync(Buffer.concat([fileRecord("a.txt", Buffer.from("hello")), END_OF_ARCHIVE]))
+      const s = yield* Effect.promise(() =>
+        rawServer((socket) => {
+          socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${gz.length - 10}\r\n\r\n`), gz]))
+        })
+      )
+      expect(decodeMessage(yield* archiveEither(s.url))).toMatch(/end: bytes after the end/)
+      expect(s.requests).toHaveLength(1)
+    })
+  )
+
+  it.live("reports a framing refused in the body whatever the consumer made of the framing bytes it was fed", () =>
+    Effect.gen(function* () {
+      // The first chunk's size says 9 bytes more than its data: the CRLF and the next size line go to gunzip, which
+      // fails on them (invalid distance) before the reader refuses the chunk.
+      const gz = zlib.gzipSync(Buffer.concat([fileRecord("a.txt", Buffer.from("hello")), END_OF_ARCHIVE]))
+      const s = yield* Effect.promise(() =>
+        rawServer((socket) => {
+          socket.end(
+            Buffer.concat([
+              Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${(20 + 9).toString(16)}\r\n`),
+              gz.subarray(0, 20),
+              Buffer.from(`\r\n${(gz.length - 20).toString(16)}\r\n`),
+              gz.subarray(20),
+              Buffer.from("\r\n0\r\n\r\n")
+            ])
+          )
+        })
+      )
+      expect(decodeMessage(yield* archiveEither(s.url))).toMatch(/status 200\), chunk-data/)
+      expect(s.requests).toHaveLength(1)
+    })
+  )
+
+  it.live("reads a head of lines ended by LF alone as refused framing at once, not as a server unreachable", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() => rawServer(writeSlowly(["HTTP/1.1 200 OK\nContent-Length: 3\n\nabc"])))
+      expect(decodeMessage(yield* downloadEither(s.url))).toMatch(/header: a line ended by a lone LF/)
+      expect(s.requests).toHaveLength(1)
+    })
+  )
+
+  it.live("takes an exception of the reader's that is not a refusal for a defect, not a failure to retry", () =>
+    Effect.gen(function* () {
+      const s = yield* Effect.promise(() => rawServer(writeSlowly(["HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"])))
+      hooks.breakReader = true
+      const exit = yield* Effect.exit(downloadAll(s.url)).pipe(
+        Effect.ensuring(Effect.sync(() => (hooks.breakReader = false)))
+      )
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toMatch(/a bug in the reader/)
+      expect(s.requests).toHaveLength(1)
     })
   )
 })

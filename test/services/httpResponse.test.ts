@@ -169,6 +169,8 @@ describe("responseReader: a hostile server's framing, refused", () => {
     ["a line without a colon", "HTTP/1.1 200 OK\r\nnonsense\r\n\r\n", "header"],
     ["a NUL in a value", "HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 0\r\n\r\n", "header"],
     ["a lone LF in the head", "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", "header"],
+    ["a head of lines ended by LF alone", "HTTP/1.1 200 OK\nContent-Length: 3\n\nabc", "header"],
+    ["a head ended by CRLF then a lone LF", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\nabc", "header"],
     [
       "a chunk size that is not hexadecimal",
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
