@@ -32,7 +32,7 @@ import { type Arrived, checkLead, checkTrailer, entryMismatch, kindMismatch, MAX
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
 
-// Blob inserts are batched by bytes so memory stays flat however large the tree.
+// Blob inserts are batched by bytes (the input buffers their files keep alive) so memory stays flat however large the tree.
 const BATCH_BYTES = 8 * 1024 * 1024
 // A batch's files are read into an arena of this size (a batch ends after the input piece that reaches BATCH_BYTES,
 // so it may go a little past it); a file that does not fit in what is left gets a buffer of its own.
@@ -185,6 +185,8 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     let receivedFiles = 0
     let pending: Array<PendingBlob> = []
     let pendingBytes = 0
+    // The input buffers the pending batch's files are views of (see `gather`), each counted once in `pendingBytes`.
+    const viewed = new Set<ArrayBufferLike>()
     // Files are read into arenas, two in turn: the batch being read fills one while the batch before it, in the
     // other, is stored; an arena is used again only once its batch's write has ended (a buffer per file cost its
     // page faults and a sixth of the upload's CPU in garbage collection).
@@ -214,11 +216,20 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     /**
      * A file's chunks in one buffer (the reader hands over the `size` bytes its header says): a file that came in one
      * chunk is that chunk (a view of the input the reader never writes again: the COPY copies it into its pieces, so a
-     * copy here would be a second one, for most files); one in several is gathered into the arena.
+     * copy here would be a second one, for most files); one in several is gathered into the arena. A view keeps its
+     * whole input buffer alive until its batch is stored, so the batch counts that buffer once, whole: what a batch
+     * holds stays near BATCH_BYTES however the input is cut (a small file alone in an inflater's 256 KiB piece, each
+     * after a pax header of ignored records that compresses 150:1, held 128 MB a batch when only its bytes counted).
      */
     const gather = (chunks: ReadonlyArray<Buffer>, size: number): Buffer => {
       const [only] = chunks
-      if (chunks.length === 1 && only !== undefined) return only
+      if (chunks.length === 1 && only !== undefined) {
+        if (!viewed.has(only.buffer)) {
+          viewed.add(only.buffer)
+          pendingBytes += only.buffer.byteLength - only.length
+        }
+        return only
+      }
       const data = take(size)
       let at = 0
       for (const chunk of chunks) {
@@ -259,6 +270,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       const rowsArena = arena
       pending = []
       pendingBytes = 0
+      viewed.clear()
       arena = undefined
       return settle.pipe(
         Effect.zipRight(register),
