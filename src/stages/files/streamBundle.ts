@@ -1,4 +1,4 @@
-/** A first upload's archive: each listed file read once, hashed as it is archived, and a trailer made of what was read, sent last. */
+/** A first upload's archive: each listed file read once, hashed as it is archived (equal content sent once, its other paths named by the trailer), and the trailer made of what was read, sent last. */
 import { Effect, Option, Stream } from "effect"
 import { identity } from "effect/Function"
 import { sha256 } from "../../domain/hash.js"
