@@ -199,6 +199,14 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
 
   const push = (bytes: Buffer): void => {
     let at = 0
+    /** Hands on what is left of a counted run of body bytes from this piece (a view of it); true when the run is done. */
+    const counted = (): boolean => {
+      const n = Math.min(remain, bytes.length - at)
+      sink.body(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n))
+      at += n
+      remain -= n
+      return remain === 0
+    }
     while (at < bytes.length) {
       switch (state) {
         case "head": {
@@ -225,11 +233,7 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
           break
         }
         case "length": {
-          const n = Math.min(remain, bytes.length - at)
-          sink.body(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n))
-          at += n
-          remain -= n
-          if (remain === 0) finish()
+          if (counted()) finish()
           break
         }
         case "close": {
@@ -257,11 +261,7 @@ export const responseReader = (sink: ResponseSink): ResponseReader => {
           break
         }
         case "data": {
-          const n = Math.min(remain, bytes.length - at)
-          sink.body(at === 0 && n === bytes.length ? bytes : bytes.subarray(at, at + n))
-          at += n
-          remain -= n
-          if (remain === 0) {
+          if (counted()) {
             state = "data-end"
             crlfLeft = 2
           }
