@@ -6,6 +6,7 @@ import { Effect } from "effect"
 import { type FileEntry, fileMode } from "../domain/model.js"
 import { type StagedWriteFailed, writerThread } from "./FileStateStageThread.js"
 import { makeDirs } from "./FileStateSwap.js"
+import { hold, release } from "./heldViews.js"
 
 export { StagedWriteFailed } from "./FileStateStageThread.js"
 
@@ -141,8 +142,11 @@ export const makeStageWriter = (staging: string): StageWriter => {
       }
       return {
         write: (chunk) => {
-          if (file.fd === undefined) chunks.push(chunk)
-          else {
+          if (file.fd === undefined) {
+            // Kept until the commit, past the pull it came in: its buffer is not read into again meanwhile.
+            hold(chunk)
+            chunks.push(chunk)
+          } else {
             try {
               writeAll(file.fd, [chunk])
             } catch (e) {
@@ -159,8 +163,13 @@ export const makeStageWriter = (staging: string): StageWriter => {
             closeOrRemove(fd, full)
           } else {
             const mode = entry.link === true ? 0 : fileMode(entry.executable)
-            if (committed++ >= ON_THIS_THREAD) thread.put(entry.path, mode, chunks)
-            else writeHere(entry.path, mode, chunks)
+            // Both write or copy the bytes before they return: the views are let go either way.
+            try {
+              if (committed++ >= ON_THIS_THREAD) thread.put(entry.path, mode, chunks)
+              else writeHere(entry.path, mode, chunks)
+            } finally {
+              for (const c of chunks) release(c)
+            }
           }
           chunks.length = 0
         }

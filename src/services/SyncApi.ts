@@ -37,7 +37,7 @@ import { ApiError, type MissingConfig } from "../errors.js"
 import { BadFraming } from "./httpResponse.js"
 import { pace } from "./Pace.js"
 import { answerPace, bodyOf, checked, classified, decodeManifest, withinExchange } from "./SyncApiExchange.js"
-import { type RawAnswer, rawGet, rawGetApplies } from "./SyncApiGet.js"
+import { type RawAnswer, type RawGetOptions, rawGet, rawGetApplies } from "./SyncApiGet.js"
 import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
 import { postStream } from "./SyncApiUpload.js"
 import type { ManifestAnswer } from "./state.js"
@@ -107,12 +107,14 @@ export interface SyncApiClientShape {
    * Downloads a revision (all of it when `paths()` is undefined, else those paths) as a tar.gz stream handed
    * to `consume`. A transport failure (a body cut short, too slow) fails the stream with `Transient`, which
    * `consume` lets through: the call is then retried, asking `paths()` again, so a consumer that keeps what
-   * it has verified resumes with the rest.
+   * it has verified resumes with the rest. With `reuse`, `consume` is done with each piece by its next pull but for
+   * the views it `hold`s (`heldViews`), so the memory read into may be read into again (see `SyncApiGet`).
    */
   readonly download: <A, E>(
     revision: string,
     paths: () => ReadonlyArray<string> | undefined,
-    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
+    options?: RawGetOptions
   ) => Effect.Effect<A, SyncApiError | E>
   /**
    * The archive formats the server said it reads, on its last manifest answer (none from a server that does not
@@ -262,14 +264,19 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
    */
   const rawDownload = <A, E>(
     url: URL,
-    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
+    options: RawGetOptions
   ): Effect.Effect<A, E | SyncApiError | Transient> => {
     const p = answerPace(limits)
     const decodeError = (e: BadFraming) =>
       new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: url.href })
     const head = withinExchange(
       limits,
-      rawGet(url, { authorization: `Bearer ${Redacted.value(token)}`, [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ") })
+      rawGet(
+        url,
+        { authorization: `Bearer ${Redacted.value(token)}`, [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ") },
+        options
+      )
     )
     const read = (answer: RawAnswer): Effect.Effect<A, E | SyncApiError | Transient> => {
       if (answer.status < 200 || answer.status >= 300)
@@ -305,14 +312,15 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const download = <A, E>(
     revision: string,
     paths: () => ReadonlyArray<string> | undefined,
-    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+    consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
+    options: RawGetOptions = {}
   ) => {
     const whole = `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}`
     const wholeUrl = new URL(whole)
     const attempt = Effect.suspend(() => {
       const wanted = paths()
       // The whole tree over plain HTTP on a socket of its own, its body never copied (see SyncApiGet).
-      if (wanted === undefined && rawGetApplies(wholeUrl)) return rawDownload(wholeUrl, consume)
+      if (wanted === undefined && rawGetApplies(wholeUrl)) return rawDownload(wholeUrl, consume, options)
       const request = HttpClientRequest.setHeader(
         wanted === undefined
           ? HttpClientRequest.get(whole)

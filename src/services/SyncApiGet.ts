@@ -1,10 +1,15 @@
-/** A download's GET on a plain `net` socket: the answer read by `responseReader`, its bytes read by the kernel straight into large slabs (`onread`), never copied again on their way to the archive's reader. */
+/** A download's GET on a plain `net` socket: the answer read by `responseReader`, its bytes read by the kernel straight into large slabs (`onread`), never copied again on their way to the archive's reader, the slabs read into again once their views are let go. */
 import * as net from "node:net"
 import { Chunk, Effect, Option, type Scope, Stream } from "effect"
+import { type Holds, reusable } from "./heldViews.js"
 import { BadFraming, type ResponseHead, responseReader } from "./httpResponse.js"
 import { describe, type Transient, transient } from "./Transport.js"
 
-/** An answer whose head has come: its body a stream of views of the slabs read into (never written again). */
+/**
+ * An answer whose head has come: its body a stream of views of the slabs read into. Unless `reuse` was asked for, a
+ * slab is never read into again; with it (and a 2xx status), a piece stays what it was until the body's next pull,
+ * and after that only while a view of its slab is held (`heldViews.hold`).
+ */
 export interface RawAnswer {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
@@ -14,11 +19,19 @@ export interface RawAnswer {
   readonly refused: () => BadFraming | undefined
 }
 
-// The kernel reads into the free end of a slab; once less than a read's worth is left, a new slab is started. A slab
-// is only ever read into once, so a view of it handed on stays what it was (the archive's reader and the staged
-// files keep views); the slab is freed once no view of it is held.
+// The kernel reads into the free end of a slab; once less than a read's worth is left, another slab is started. Each
+// piece handed on is a view of a slab, read into once. With `reuse`, a slab whose pieces all went out in pulls before
+// the consumer's latest, and of which no view is held, is read into again from its start: a fresh slab's pages are
+// first touched by the kernel's copy into them (page faults, zeroed pages), about a tenth of a download's CPU. Without
+// it, a slab is freed once no view of it is held.
 const SLAB = 1024 * 1024
 const MIN_READ = 128 * 1024
+// Slabs kept free for the next reads, and slabs moved on from that are watched for their last view (past these, the
+// oldest are forgotten: freed by the collector as before, never read into again).
+const FREE_SLABS = 24
+const WATCHED_SLABS = 64
+/** A slab's `last` while some of its pieces wait for the consumer's pull. */
+const WAITING = Number.POSITIVE_INFINITY
 // Bytes read off the wire (framing included) since the consumer last took: above this the socket stops reading until
 // it takes. Counted on the wire, not in body bytes, so what is held stays bounded whatever the framing.
 const HIGH_WATER = 8 * 1024 * 1024
@@ -31,6 +44,15 @@ const SMALL_SLAB = 64 * 1024
 /** Whether `url` can be fetched here: plain HTTP (TLS and anything else go through the platform's client). */
 export const rawGetApplies = (url: URL): boolean => url.protocol === "http:"
 
+/** How a body's consumer uses its pieces. */
+export interface RawGetOptions {
+  /**
+   * The consumer is done with a piece by its next pull, but for views it `hold`s (see `heldViews`): the slabs of a 2xx
+   * answer's body are then read into again once let go.
+   */
+  readonly reuse?: boolean
+}
+
 /**
  * GETs `url` on a connection of its own (closed after the answer), with `headers` (the Host header is added). Succeeds
  * once the answer's head has come; fails with Transient when no connection could be made or it broke off before the
@@ -39,13 +61,15 @@ export const rawGetApplies = (url: URL): boolean => url.protocol === "http:"
  */
 export const rawGet: (
   url: URL,
-  headers: Readonly<Record<string, string>>
+  headers: Readonly<Record<string, string>>,
+  options?: RawGetOptions
 ) => Effect.Effect<RawAnswer, Transient | BadFraming, Scope.Scope> = Effect.fn("SyncApiGet.rawGet")(function* (
   url: URL,
-  headers: Readonly<Record<string, string>>
+  headers: Readonly<Record<string, string>>,
+  options: RawGetOptions = {}
 ) {
   const c = yield* Effect.acquireRelease(
-    Effect.sync(() => connect(url, headers)),
+    Effect.sync(() => connect(url, headers, options.reuse === true)),
     (c) => Effect.sync(() => c.socket.destroy())
   )
   return yield* c.head
@@ -56,9 +80,55 @@ interface Connection {
   readonly head: Effect.Effect<RawAnswer, Transient | BadFraming>
 }
 
-const connect = (url: URL, headers: Readonly<Record<string, string>>): Connection => {
-  let slab = Buffer.allocUnsafeSlow(SLAB)
+/** A slab read into: the views of it its consumer holds, and the pull its last piece went out in (`WAITING`: not yet). */
+interface Slab {
+  readonly bytes: Buffer
+  readonly holds: Holds
+  last: number
+}
+
+const connect = (url: URL, headers: Readonly<Record<string, string>>, reuse: boolean): Connection => {
+  /** Slabs ready to be read into again, and those moved on from whose views may still be in use, oldest first. */
+  const free: Array<Slab> = []
+  let watched: Array<Slab> = []
+  /** The consumer's pulls of the body so far. */
+  let pulls = 0
+  /** Whether slabs are read into again: asked for, and the answer is a 2xx (a failure's body is read whole, kept). */
+  let reusing = false
+  const newSlab = (): Slab => {
+    const again = free.pop()
+    if (again !== undefined) {
+      again.last = -1
+      return again
+    }
+    const bytes = Buffer.allocUnsafeSlow(SLAB)
+    return { bytes, holds: reusable(bytes.buffer), last: -1 }
+  }
+  let slab = newSlab()
   let used = 0
+  /** Marks the slab a piece handed on is a view of as having a piece that waits for the consumer's pull. */
+  const waiting = (piece: Uint8Array) => {
+    if (!reusing) return
+    const of = piece.buffer === slab.bytes.buffer ? slab : watched.find((s) => s.bytes.buffer === piece.buffer)
+    if (of !== undefined) of.last = WAITING
+  }
+  /**
+   * At the consumer's pull: the slabs whose pieces all went out in earlier pulls and of which no view is held are free
+   * again; those of the pieces going out now go out in this pull.
+   */
+  const pulled = () => {
+    pulls++
+    if (!reusing) return
+    const still: Array<Slab> = []
+    for (const s of watched) {
+      if (s.last < pulls && s.holds.count === 0) {
+        if (free.length < FREE_SLABS) free.push(s)
+      } else still.push(s)
+    }
+    watched = still.length > WATCHED_SLABS ? still.slice(still.length - WATCHED_SLABS) : still
+    for (const s of watched) if (s.last === WAITING) s.last = pulls
+    if (slab.last === WAITING) slab.last = pulls
+  }
   let head: ResponseHead | undefined
   let pending: Array<Uint8Array> = []
   /** Bytes read off the socket since the consumer last took (see HIGH_WATER). */
@@ -93,6 +163,7 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
   const reader = responseReader({
     head: (h) => {
       head = h
+      reusing = reuse && h.status >= 200 && h.status < 300
       wake()
     },
     body: (piece) => {
@@ -108,6 +179,7 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
       } else {
         flushSmall()
         pending.push(piece)
+        waiting(piece)
       }
       wake()
     },
@@ -127,13 +199,14 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
     onread: {
       buffer: () => {
         if (SLAB - used < MIN_READ) {
-          slab = Buffer.allocUnsafeSlow(SLAB)
+          if (reusing) watched.push(slab)
+          slab = newSlab()
           used = 0
         }
-        return slab.subarray(used)
+        return slab.bytes.subarray(used)
       },
       callback: (n) => {
-        const view = slab.subarray(used, used + n)
+        const view = slab.bytes.subarray(used, used + n)
         used += n
         readSinceTake += n
         try {
@@ -181,6 +254,7 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>): Connectio
     const ready = () => {
       flushSmall()
       if (pending.length > 0) {
+        pulled()
         const pieces = Chunk.unsafeFromArray(pending)
         pending = []
         readSinceTake = 0

@@ -52,14 +52,15 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
     projectRoot: config.projectRoot,
     servicesPath: config.servicesPath,
     // The whole tree when all of it is wanted (one sequential read); else only the paths needed.
-    download: (missing, consume) =>
+    download: (missing, consume, reading) =>
       client.download(
         revision,
         () => {
           const paths = missing()
           return paths.length === remote.entries.length ? undefined : paths
         },
-        consume
+        consume,
+        reading
       ),
     write,
     chmod,

@@ -9,6 +9,7 @@ import { stateOf } from "../../services/FileState.js"
 import { StagedWriteFailed, type StageWriter } from "../../services/FileStateStage.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import type { SyncApiError, Transient } from "../../services/SyncApi.js"
+import type { RawGetOptions } from "../../services/SyncApiGet.js"
 import { Workspace } from "../../services/Workspace.js"
 import { readArchive } from "./archive.js"
 import { type BackupPolicy, newRunId, pruneBackups, recordBackup } from "./backups.js"
@@ -18,11 +19,13 @@ export { recoverPull } from "./swap.js"
 
 /**
  * Fetches the archive of the paths `missing()` names (a retry asks again, for what is still missing) and
- * hands its body to `consume`; a body that breaks off fails with Transient and is fetched again.
+ * hands its body to `consume`; a body that breaks off fails with Transient and is fetched again. `reading` says how
+ * `consume` uses the pieces: this stage's keeps none past its next pull but the views it holds (see `heldViews`).
  */
 export type Download = <A, E>(
   missing: () => ReadonlyArray<string>,
-  consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>
+  consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
+  reading: RawGetOptions
 ) => Effect.Effect<A, E | SyncApiError>
 
 export interface ApplyInput {
@@ -127,7 +130,8 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
         Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : writer.abandon))
       )
     }
-    return input.download(missing, consume).pipe(
+    // What the reading keeps past a pull (the stored reader's member, a small file until verified) it holds.
+    return input.download(missing, consume, { reuse: true }).pipe(
       Effect.zipRight(Effect.mapError(writer.drain, (e) => stagedError(input, e.path, e.cause))),
       Effect.zipRight(
         Effect.suspend(() => {

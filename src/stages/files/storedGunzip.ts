@@ -1,5 +1,6 @@
 /** Gzip read without zlib while its members are stored (what a loopback link carries): each block's bytes handed on as views of the input, zlib taking over at the first member that is not. */
 import * as zlib from "node:zlib"
+import { hold, release } from "../../services/heldViews.js"
 
 /** What reads a compressed stream: written to, ended, closed (minizlib's decompressors are such). */
 export interface Inflating {
@@ -32,8 +33,20 @@ export const storedGunzip = (
   fallback: (skip: number) => Inflating,
   crc32 = true
 ): Inflating => {
-  /** The bytes of the current member so far (views), for zlib should it take over. */
+  /**
+   * The bytes of the current member so far (views, held: their buffer may be read into again once let go, see
+   * `heldViews`), for zlib should it take over.
+   */
   let member: Array<Buffer> = []
+  const keep = (piece: Buffer) => {
+    hold(piece)
+    member.push(piece)
+  }
+  /** The current member's views let go (it ended, or zlib has read them). */
+  const letGo = () => {
+    for (const b of member) release(b)
+    member = []
+  }
   /** Bytes emitted from the current member. */
   let emitted = 0
   let crc = 0
@@ -51,7 +64,7 @@ export const storedGunzip = (
     const z = fallback(emitted)
     taken = z
     for (const b of member) z.write(b)
-    member = []
+    letGo()
     if (rest !== undefined && rest.length > 0) z.write(rest)
     return z
   }
@@ -75,7 +88,7 @@ export const storedGunzip = (
       if (state === "stored") {
         const n = Math.min(remain, b.length - at)
         const piece = at === 0 && n === b.length ? b : b.subarray(at, at + n)
-        member.push(piece)
+        keep(piece)
         if (crc32) crc = zlib.crc32(piece, crc)
         emitted += n
         remain -= n
@@ -85,7 +98,7 @@ export const storedGunzip = (
         continue
       }
       const { took, part } = gather(b, at, state === "header" ? HEADER : state === "block" ? BLOCK_HEADER : TRAILER)
-      member.push(b.subarray(at, at + took))
+      keep(b.subarray(at, at + took))
       at += took
       if (part === undefined) break
       if (state === "header") {
@@ -104,7 +117,7 @@ export const storedGunzip = (
       } else {
         if ((crc32 && part.readUInt32LE(0) !== crc >>> 0) || part.readUInt32LE(4) !== emitted % 2 ** 32)
           return takeOver(b.subarray(at))
-        member = []
+        letGo()
         emitted = 0
         state = "header"
       }
@@ -118,6 +131,9 @@ export const storedGunzip = (
       if (taken === undefined && (state !== "header" || smallLength !== 0)) takeOver(undefined)
       taken?.end()
     },
-    close: () => taken?.close()
+    close: () => {
+      letGo()
+      taken?.close()
+    }
   }
 }

@@ -5,6 +5,7 @@ import * as zlib from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import { Gunzip } from "minizlib"
+import { type Holds, reusable } from "../../../src/services/heldViews.js"
 import { storedMember } from "../../../src/stages/files/compress.js"
 import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages/files/storedGunzip.js"
 import { cutAt } from "../../support/bytes.js"
@@ -39,6 +40,67 @@ const read = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
   for (const p of pieces) reader.write(p)
   reader.end()
   return { bytes: Buffer.concat(out), error, tookOver, views }
+}
+
+/**
+ * `read`, each piece in a buffer of its own that is read into again (as a download's slabs are) as soon as the write
+ * it came in returns, unless the reader holds a view of it: scribbled over then. What the reader keeps past a write
+ * and does not hold (for zlib, should it take over) is read scribbled.
+ */
+const readReused = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
+  const buffers: Array<{ readonly bytes: Buffer; readonly holds: Holds }> = []
+  const copies = pieces.map((p) => {
+    const bytes = Buffer.from(new ArrayBuffer(p.length))
+    p.copy(bytes)
+    buffers.push({ bytes, holds: reusable(bytes.buffer) })
+    return bytes
+  })
+  /** The buffers of the pieces written so far, those not held scribbled over. */
+  const scribble = (written: number) => {
+    for (const b of buffers.slice(0, written)) if (b.holds.count === 0) b.bytes.fill(0xa5)
+  }
+  const out: Array<Buffer> = []
+  let error: unknown
+  const reader = storedGunzip(
+    (piece) => void out.push(Buffer.from(piece)),
+    (skip): Inflating => {
+      const z = new Gunzip({})
+      let left = skip
+      z.on("error", (e: unknown) => {
+        error ??= e
+      })
+      z.on("data", (piece: Buffer) => {
+        const rest = piece.subarray(Math.min(left, piece.length))
+        left -= piece.length - rest.length
+        if (rest.length > 0) out.push(Buffer.from(rest))
+      })
+      return { write: (b) => void z.write(b), end: () => void z.end(), close: () => z.close() }
+    },
+    crc32
+  )
+  copies.forEach((c, i) => {
+    reader.write(c)
+    scribble(i + 1)
+  })
+  reader.end()
+  return { bytes: Buffer.concat(out), error, held: buffers.reduce((n, b) => n + b.holds.count, 0) }
+}
+
+/**
+ * A member whose first deflate blocks are stored and the rest compressed (zlib takes over inside it, reading it
+ * from its start): `stored` in a stored block that is not the last, then `rest` deflated.
+ */
+const mixedMember = (stored: Uint8Array, rest: Uint8Array) => {
+  const head = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
+  const block = Buffer.alloc(5)
+  block[0] = 0
+  block.writeUInt16LE(stored.length, 1)
+  block.writeUInt16LE(stored.length ^ 0xffff, 3)
+  const trailer = Buffer.alloc(8)
+  const all = Buffer.concat([stored, rest])
+  trailer.writeUInt32LE(zlib.crc32(all), 0)
+  trailer.writeUInt32LE(all.length, 4)
+  return Buffer.concat([head, block, stored, zlib.deflateRawSync(rest), trailer])
 }
 
 /** A member of `data`: stored by our writer, or by zlib at a level (0 is zlib's own stored blocks). */
@@ -168,5 +230,54 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     expect(tookOver).toBe(false)
     expect(views.every((v) => v.buffer === stream.buffer)).toBe(true)
     expect(Buffer.concat(views).equals(data)).toBe(true)
+  })
+
+  it.prop(
+    "input read into again once a write returns: the same bytes as zlib, an error where it has one, nothing held at the end",
+    [
+      FastCheck.array(
+        FastCheck.oneof(
+          memberArb.map(member),
+          FastCheck.record({
+            stored: FastCheck.uint8Array({ minLength: 1, maxLength: 0xffff }),
+            rest: FastCheck.uint8Array({ maxLength: 5000 })
+          }).map((m) => mixedMember(m.stored, m.rest))
+        ),
+        { minLength: 1, maxLength: 4 }
+      ),
+      FastCheck.array(FastCheck.nat(), { maxLength: 10 }),
+      FastCheck.option(FastCheck.tuple(FastCheck.nat(), FastCheck.integer({ min: 1, max: 255 })), { nil: undefined }),
+      FastCheck.boolean()
+    ],
+    ([members, cuts, damage, crc32]) => {
+      const stream = Buffer.from(Buffer.concat(members))
+      if (damage !== undefined) {
+        const at = damage[0] % stream.length
+        stream[at] = (stream[at] ?? 0) ^ damage[1]
+      }
+      const { bytes, error, held } = readReused(cutAt(stream, cuts), crc32)
+      // The same pieces read from buffers nobody writes again.
+      const plain = read(cutAt(stream, cuts), crc32)
+      expect(error === undefined).toBe(plain.error === undefined)
+      if (error === undefined) expect(bytes.equals(plain.bytes)).toBe(true)
+      if (damage === undefined) {
+        expect(error).toBeUndefined()
+        expect(bytes.equals(zlib.gunzipSync(stream))).toBe(true)
+        // Every member ended: no view of the input is held any more.
+        expect(held).toBe(0)
+      }
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
+
+  it("holds the stored blocks of a member zlib takes over in the middle of, until it does", () => {
+    const stored = Buffer.alloc(40_000).map((_, i) => (i * 13) % 256)
+    const rest = Buffer.alloc(20_000, 9)
+    const stream = mixedMember(stored, rest)
+    // The stored block's bytes in pieces of their own, each written before the compressed block comes.
+    const cuts = [5, 15, 1000, 20_000, 39_000, 40_015]
+    const { bytes, error } = readReused(cutAt(stream, cuts))
+    expect(error).toBeUndefined()
+    expect(bytes.equals(Buffer.concat([stored, rest]))).toBe(true)
   })
 })
