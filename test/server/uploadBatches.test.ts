@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Chunk, Effect, Layer, Redacted, Stream } from "effect"
+import { Chunk, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -138,6 +138,35 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
         expect(yield* sql`SELECT id FROM uploads`).toEqual([])
       }),
     120_000
+  )
+
+  it.effect(
+    "interrupted while the last batch is stored, the upload stops that write too: nothing of it lands afterwards",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('i1', 'interrupted')`
+        const write = yield* blobWriter(sql)
+        const called = yield* Deferred.make<void>()
+        // The write starts, then takes its time: the upload has read its whole body and waits for it.
+        const slow: BlobWriter = (tenant, upload, blobs, options) =>
+          Deferred.succeed(called, undefined).pipe(
+            Effect.zipRight(Effect.sleep("1500 millis")),
+            Effect.zipRight(write(tenant, upload, blobs, options))
+          )
+        const upload = makeUpload(sql, revisionQueries(sql), slow)
+        const files = filesOf("i", 300)
+        const body = yield* archive(files, 64 * 1024)
+        const running = yield* Effect.fork(upload(caller("i1"), body, { idempotencyKey: undefined }))
+        yield* Deferred.await(called)
+        yield* Effect.sleep("200 millis")
+        yield* Fiber.interrupt(running)
+        // Past the time the write would have stored its batch.
+        yield* Effect.sleep("2500 millis")
+        expect(yield* blobState("i1")).toEqual({ blobs: 0, wrong: 0 })
+        expect(yield* sql`SELECT id FROM uploads WHERE tenant_id = 'i1'`).toEqual([])
+      }),
+    60_000
   )
 
   it.effect(
