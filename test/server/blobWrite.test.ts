@@ -226,6 +226,36 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
     })
   )
 
+  it.effect("answers the same where none was expected held and some are: those left alone, the rest stored once", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO tenants (id, name) VALUES ('t7', 'seven')`
+      const kept = blob(randomBytes(300 * 1024))
+      const pendingElsewhere = blob(randomBytes(300 * 1024))
+      const fresh = Array.from({ length: 3 }, () => blob(randomBytes(200 * 1024)))
+      yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data) VALUES ('t7', ${kept.sha256}, ${kept.data.length}, ${kept.data})`
+      yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data, written_by)
+        VALUES ('t7', ${pendingElsewhere.sha256}, ${pendingElsewhere.data.length}, ${pendingElsewhere.data}, 'other')`
+      const write = yield* blobWriter(sql)
+      const answer = yield* write("t7", "u7", [fresh[0]!, kept, fresh[1]!, pendingElsewhere, fresh[2]!, fresh[0]!], {
+        noneHeld: true
+      })
+      expect([...answer].sort()).toEqual([kept.sha256, pendingElsewhere.sha256].sort())
+      expect((yield* rowsOf("t7")).map((r) => [r.sha256, r.written_by, r.digest])).toEqual(
+        [
+          [kept.sha256, null, kept.sha256],
+          [pendingElsewhere.sha256, "other", pendingElsewhere.sha256],
+          ...fresh.map((b) => [b.sha256, "u7", b.sha256])
+        ].sort()
+      )
+      // Where none is held, the same: every blob stored, none answered.
+      const more = Array.from({ length: 3 }, () => blob(randomBytes(200 * 1024)))
+      expect(yield* write("t7", "u8", more, { noneHeld: true })).toEqual([])
+      expect((yield* rowsOf("t7")).filter((r) => r.written_by === "u8")).toHaveLength(3)
+      expect(yield* inTransaction).toEqual([{ n: 0 }])
+    })
+  )
+
   it.effect(
     "finds the held hashes of a batch by one lookup each, never by reading the tenant's other blobs",
     () =>

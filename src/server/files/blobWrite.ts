@@ -27,8 +27,19 @@ export interface PendingBlob {
 export type BlobWriter = (
   tenantId: string,
   uploadId: string,
-  blobs: ReadonlyArray<PendingBlob>
+  blobs: ReadonlyArray<PendingBlob>,
+  options?: WriteOptions
 ) => Effect.Effect<ReadonlyArray<string>, SqlError>
+
+export interface WriteOptions {
+  /**
+   * The tenant is expected to hold none of the batch's blobs (it held no blob when its upload began, and no batch
+   * before found one held): the COPY goes straight in, without first reading which hashes the tenant holds (a primary
+   * key lookup per hash and a round trip per batch). A blob held after all ends that COPY with a unique violation and
+   * the batch is written again the staged way, so the answer is the same either way; only its cost differs.
+   */
+  readonly noneHeld?: boolean
+}
 
 /** The hashes of `blobs` not among `written`: those a statement that skips held rows left alone. */
 const leftAlone = (blobs: ReadonlyArray<PendingBlob>, written: ReadonlyArray<{ readonly sha256: string }>) => {
@@ -76,8 +87,9 @@ export const HELD = `SELECT h.sha256 FROM unnest($2::text[]) AS h(sha256),
 const COPY_DIRECT = "COPY blobs (tenant_id, sha256, size, data, written_by) FROM STDIN (FORMAT binary)"
 
 /**
- * What ends a direct COPY when another upload stores one of its blobs between the read of held hashes and the COPY:
- * a unique violation (the other committed first), or a deadlock PostgreSQL broke (never between two direct COPYs,
+ * What ends a direct COPY when another upload stores one of its blobs between the read of held hashes and the COPY
+ * (or, where that read is skipped, when the tenant holds one after all):
+ * a unique violation (the other committed first, or the row is there already), or a deadlock PostgreSQL broke (never between two direct COPYs,
  * which insert in hash order). The batch is then written again the staged way.
  */
 const RACED = new Set(["23505", "40P01"])
@@ -174,8 +186,8 @@ const stagedWrite = (
   )
 
 /**
- * The batch straight into `blobs`: the hashes the tenant holds read first (and answered), the rest copied in hash
- * order, each once. `undefined` when another upload stored one of them meanwhile (rolled back; nothing of this batch
+ * The batch straight into `blobs`: the hashes the tenant holds read first (and answered; not read where none is
+ * expected held), the rest copied in hash order, each once. `undefined` when another upload stored one of them meanwhile (rolled back; nothing of this batch
  * stored).
  */
 const directWrite = (
@@ -183,15 +195,19 @@ const directWrite = (
   client: Pg.ClientBase,
   tenantId: string,
   uploadId: string,
-  blobs: ReadonlyArray<PendingBlob>
+  blobs: ReadonlyArray<PendingBlob>,
+  noneHeld: boolean
 ) =>
   transaction(
     client,
     Effect.gen(function* () {
       yield* query(client, "BEGIN")
       const unique = new Map(blobs.map((b) => [b.sha256, b]))
-      const held = yield* query<{ readonly sha256: string }>(client, HELD, [tenantId, [...unique.keys()]])
-      const heldHashes = held.rows.map((row) => row.sha256)
+      const heldHashes = noneHeld
+        ? []
+        : (yield* query<{ readonly sha256: string }>(client, HELD, [tenantId, [...unique.keys()]])).rows.map(
+            (row) => row.sha256
+          )
       for (const sha of heldHashes) unique.delete(sha)
       if (unique.size === 0) return heldHashes
       const tenant = Buffer.from(tenantId)
@@ -217,13 +233,14 @@ const copyWrite = (
   sql: SqlClient.SqlClient,
   tenantId: string,
   uploadId: string,
-  blobs: ReadonlyArray<PendingBlob>
+  blobs: ReadonlyArray<PendingBlob>,
+  noneHeld: boolean
 ) =>
   Effect.scoped(
     Effect.flatMap(reserveClient(sql), (reserved) => {
       if (Option.isNone(reserved)) return Effect.succeed(undefined)
       const client = reserved.value
-      return Effect.flatMap(directWrite(pool, client, tenantId, uploadId, blobs), (held) =>
+      return Effect.flatMap(directWrite(pool, client, tenantId, uploadId, blobs, noneHeld), (held) =>
         held !== undefined ? Effect.succeed(held) : stagedWrite(pool, client, tenantId, uploadId, blobs)
       )
     })
@@ -255,10 +272,10 @@ export const blobWriter = (sql: SqlClient.SqlClient, pool: PiecePool = piecePool
   Effect.map(copyCapable, (capable): BlobWriter => {
     const plain = plainWrite(sql)
     if (!capable) return plain
-    return (tenantId, uploadId, blobs) =>
+    return (tenantId, uploadId, blobs, options) =>
       blobs.reduce((n, b) => n + b.data.length, 0) < COPY_FROM
         ? plain(tenantId, uploadId, blobs)
-        : Effect.flatMap(copyWrite(pool, sql, tenantId, uploadId, blobs), (held) =>
+        : Effect.flatMap(copyWrite(pool, sql, tenantId, uploadId, blobs, options?.noneHeld === true), (held) =>
             held !== undefined ? Effect.succeed(held) : plain(tenantId, uploadId, blobs)
           )
   })

@@ -5,8 +5,7 @@
  */
 import { randomUUID } from "node:crypto"
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as SqlError from "@effect/sql/SqlError"
-import { Effect, Exit, Fiber, Option, Schema, type Stream } from "effect"
+import { Effect, Exit, Option, Schema, type Stream } from "effect"
 import { type Caller, NotFound, Unavailable } from "../../api/common.js"
 import { UPLOAD_HEADER_ENTRY, UPLOAD_LEAD_ENTRY, UploadHeader, UploadResult } from "../../api/files.js"
 import {
@@ -24,21 +23,15 @@ import type { FileEntry } from "../../domain/model.js"
 import { Conflict, InvalidInput, TarballUnsafe } from "../../errors.js"
 import { type EntrySink, readArchive } from "../../stages/files/archive.js"
 import { blobProbes } from "./blobProbe.js"
-import type { BlobWriter, PendingBlob } from "./blobWrite.js"
+import type { BlobWriter } from "./blobWrite.js"
 import type { CachedTree } from "./manifestCache.js"
 import type { RevisionQueries } from "./revisions.js"
-import { BATCH_ROWS, storageFailure, stored } from "./stored.js"
+import { storageFailure, stored } from "./stored.js"
 import { type Arrived, checkLead, checkTrailer, entryMismatch, kindMismatch, MAX_LEAD_BYTES } from "./trailer.js"
 import { applyDelta, fileAndFolderAfter, storesWhole } from "./tree.js"
 import { overCaps, totalsAfterDelta, totalsOf, treeSums, unchangedRows } from "./treeSum.js"
+import { ARENA_BYTES, type ArenaPool, arenaPool, MIN_ARENA_BYTES, uploadBatches } from "./uploadBatches.js"
 
-// Blob inserts are batched by bytes (the input buffers their files keep alive) so memory stays flat however large the tree.
-const BATCH_BYTES = 8 * 1024 * 1024
-// A batch's files are read into an arena of this size (a batch ends after the input piece that reaches BATCH_BYTES,
-// so it may go a little past it); a file that does not fit in what is left gets a buffer of its own.
-const ARENA_BYTES = BATCH_BYTES + 1024 * 1024
-// The first arena of an upload in the trailer form (which grows from there as files arrive, up to ARENA_BYTES).
-const MIN_ARENA_BYTES = 64 * 1024
 // No upload runs longer than the transfer deadline: a blob pending for longer belongs to none.
 const ORPHAN_AGE_SECONDS = Math.ceil(TRANSFER.deadlineMs / 1000) + 600
 /** The storage this server writes revisions in (see migration 10): an older server's revisions are refused. */
@@ -115,7 +108,13 @@ const treeAfter = (base: CachedTree | undefined, head: UploadHeader, caps: Caps)
   return { applied, next, totals, over, both, sums }
 }
 
-export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries, writeBlobs: BlobWriter) => {
+/** The uploads of a server; `arenas` (one pool per server) keeps the batches' arenas between uploads. */
+export const makeUpload = (
+  sql: SqlClient.SqlClient,
+  revisions: RevisionQueries,
+  writeBlobs: BlobWriter,
+  arenas: ArenaPool = arenaPool()
+) => {
   const probes = blobProbes(sql)
   const findByKey = (tenantId: string, key: string) =>
     sql<{ id: string; parent: string | null; files: number }>`
@@ -159,8 +158,6 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     }
     // Also the id of the revision it makes, so that what is left of it after its end can tell whether it committed.
     const uploadId = randomUUID()
-    // Whether the upload's row is in `uploads` (it is written before its first blob): its blobs are pending while it is.
-    let registered = false
     let header: UploadHeader | undefined
     // The tree the manifest makes over an empty tenant, made once it is decoded (see `treeAfter`).
     let early: ReturnType<typeof treeAfter> | undefined
@@ -183,124 +180,36 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
     // Whether the trailer's record has begun: no file comes after it, so what is pending is stored while it is read.
     let trailerBegun = false
     let receivedFiles = 0
-    let pending: Array<PendingBlob> = []
-    let pendingBytes = 0
-    // The input buffers the pending batch's files are views of (see `gather`), each counted once in `pendingBytes`.
-    const viewed = new Set<ArrayBufferLike>()
-    // Files are read into arenas, two in turn: the batch being read fills one while the batch before it, in the
-    // other, is stored; an arena is used again only once its batch's write has ended (a buffer per file cost its
-    // page faults and a sixth of the upload's CPU in garbage collection).
-    let arena: Buffer | undefined
-    let arenaAt = 0
-    let arenaBytes = ARENA_BYTES
-    // The trailer form does not know its size before its files: its arenas start small and grow as files arrive.
-    let growing = false
-    let spare: Buffer | undefined
-    let inflightArena: Buffer | undefined
-    const take = (size: number): Buffer => {
-      if (arena === undefined) {
-        arena = spare !== undefined && spare.length >= arenaBytes ? spare : Buffer.allocUnsafeSlow(arenaBytes)
-        spare = undefined
-        arenaAt = 0
-      }
-      if (arenaAt + size > arena.length) {
-        if (!growing || arenaBytes >= ARENA_BYTES || size > ARENA_BYTES) return Buffer.allocUnsafe(size)
-        // A larger arena for the rest of the batch: the files already in this one keep it until the batch is stored.
-        arenaBytes = Math.min(ARENA_BYTES, Math.max(arenaBytes * 4, size))
-        arena = Buffer.allocUnsafeSlow(arenaBytes)
-        arenaAt = 0
-      }
-      arenaAt += size
-      return arena.subarray(arenaAt - size, arenaAt)
-    }
-    /**
-     * A file's chunks in one buffer (the reader hands over the `size` bytes its header says): a file that came in one
-     * chunk is that chunk (a view of the input the reader never writes again: the COPY copies it into its pieces, so a
-     * copy here would be a second one, for most files); one in several is gathered into the arena. A view keeps its
-     * whole input buffer alive until its batch is stored, so the batch counts that buffer once, whole: what a batch
-     * holds stays near BATCH_BYTES however the input is cut (a small file alone in an inflater's 256 KiB piece, each
-     * after a pax header of ignored records that compresses 150:1, held 128 MB a batch when only its bytes counted).
-     */
-    const gather = (chunks: ReadonlyArray<Buffer>, size: number): Buffer => {
-      const [only] = chunks
-      if (chunks.length === 1 && only !== undefined) {
-        if (!viewed.has(only.buffer)) {
-          viewed.add(only.buffer)
-          pendingBytes += only.buffer.byteLength - only.length
-        }
-        return only
-      }
-      const data = take(size)
-      let at = 0
-      for (const chunk of chunks) {
-        data.set(chunk, at)
-        at += chunk.length
-      }
-      return at === size ? data : data.subarray(0, at)
-    }
-    // One batch insert runs while the next batch is read off the socket, so the upload never waits on both.
-    let inflight: Fiber.RuntimeFiber<ReadonlyArray<string>, SqlError.SqlError> | undefined
-    const settle = Effect.suspend(() => {
-      const f = inflight
-      inflight = undefined
-      return f === undefined
-        ? Effect.void
-        : Effect.flatMap(Fiber.join(f), (leftAlone) =>
-            Effect.sync(() => {
-              for (const sha of leftAlone) held.add(sha)
-              // Its batch is stored: nothing reads its arena any more.
-              spare = inflightArena
-              inflightArena = undefined
-            })
-          )
-    })
-    const register = Effect.suspend(() =>
-      registered
-        ? Effect.void
-        : Effect.zipRight(
-            Effect.sync(() => {
-              registered = true
-            }),
-            sql`INSERT INTO uploads (id, tenant_id) VALUES (${uploadId}, ${caller.tenantId})`
-          )
-    )
-    const flush = Effect.suspend(() => {
-      if (pending.length === 0) return settle
-      const rows = pending
-      const rowsArena = arena
-      pending = []
-      pendingBytes = 0
-      viewed.clear()
-      arena = undefined
-      return settle.pipe(
-        Effect.zipRight(register),
-        // A daemon: the archive reader may run this on a fiber of its own that ends before the join; the
-        // cleanup below interrupts it (and waits for it) before deleting, so no insert lands after it.
-        Effect.zipRight(Effect.forkDaemon(writeBlobs(caller.tenantId, uploadId, rows))),
-        Effect.flatMap((fiber) =>
-          Effect.sync(() => {
-            inflight = fiber
-            inflightArena = rowsArena
-          })
-        )
-      )
+    // The upload's row goes into `uploads` before its first blob (its blobs are pending while it is there), and the
+    // same statement says whether the tenant held any blob then: a tenant that held none (a first upload) is expected
+    // to hold none of this upload's, so its batches skip the lookup of held hashes.
+    const batches = uploadBatches({
+      write: (blobs, noneHeld) => writeBlobs(caller.tenantId, uploadId, blobs, { noneHeld }),
+      register: Effect.map(
+        sql<{ none: boolean }>`WITH made AS (
+            INSERT INTO uploads (id, tenant_id) VALUES (${uploadId}, ${caller.tenantId}) RETURNING id)
+          SELECT NOT EXISTS (SELECT 1 FROM blobs WHERE tenant_id = ${caller.tenantId}) AS none`,
+        (rows) => rows[0]?.none === true
+      ),
+      arenas,
+      onHeld: (sha) => void held.add(sha)
     })
     /**
      * What an upload that made no revision leaves: its row, and the blobs it wrote that no other upload's commit made
      * permanent meanwhile (found by the hashes it received). The revision's id is the upload's, so an upload that
      * did commit (and was interrupted only after) deletes nothing.
      */
-    const discardPending = Effect.suspend(() => {
-      const f = inflight
-      inflight = undefined
+    const discardPending = Effect.suspend(() =>
       // Interrupted, a batch's transaction rolls back (or, committed already, its rows go with the rest).
-      return (f === undefined ? Effect.void : Fiber.interrupt(f)).pipe(
-        Effect.zipRight(registered ? probes.discard(caller.tenantId, uploadId, [...received.keys()]) : Effect.void),
+      batches.interrupt.pipe(
+        Effect.zipRight(
+          batches.registered() ? probes.discard(caller.tenantId, uploadId, [...received.keys()]) : Effect.void
+        ),
         Effect.catchAllCause((cause) =>
           Effect.logError("storage: removing the blobs of a refused upload failed", cause)
         )
       )
-    })
+    )
 
     /** A file's bytes received and checked: stored once per content, pending until the commit. */
     const keep = (data: Buffer, digest: string) => {
@@ -308,8 +217,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       // The same bytes under another path are stored once.
       if (received.has(digest)) return
       received.set(digest, data.length)
-      pending.push({ sha256: digest, data })
-      pendingBytes += data.length
+      batches.add({ sha256: digest, data })
     }
     /** An entry's bytes gathered, then handed to `end` whole (a manifest, a lead: outside the arenas). */
     const whole = (end: (data: Buffer) => void): EntrySink => {
@@ -322,7 +230,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
       return {
         write: (chunk) => void chunks.push(chunk),
         // Taken at its end: a file's first bytes may come before a flush and its last after it.
-        end: () => end(gather(chunks, size))
+        end: () => end(batches.gather(chunks, size))
       }
     }
 
@@ -381,8 +289,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             if (size > MAX_LEAD_BYTES)
               throw new TarballUnsafe({ reason: `an upload lead over ${MAX_LEAD_BYTES} bytes`, entry: path })
             form = "trailer"
-            arenaBytes = MIN_ARENA_BYTES
-            growing = true
+            batches.size(MIN_ARENA_BYTES, true)
             return whole(checkLead)
           }
           if (path === UPLOAD_HEADER_ENTRY && link) throw linkedManifest("header")
@@ -396,9 +303,12 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             if (decoded.base === null) early = treeAfter(undefined, decoded, caps)
             expected = new Map(decoded.set.map((e) => [e.path, e]))
             // A small upload needs no arena of a whole batch.
-            arenaBytes = Math.min(
-              ARENA_BYTES,
-              decoded.set.reduce((n, e) => n + e.size, 0)
+            batches.size(
+              Math.min(
+                ARENA_BYTES,
+                decoded.set.reduce((n, e) => n + e.size, 0)
+              ),
+              false
             )
           })
         },
@@ -411,10 +321,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         },
         // A batch is stored once it is full, and the last one as soon as the trailer's record begins: its COPY then
         // runs while the trailer (a megabyte at 10,000 files) is received and decoded, not after.
-        flush: () =>
-          pendingBytes >= BATCH_BYTES || pending.length >= BATCH_ROWS || (trailerBegun && pending.length > 0)
-            ? flush
-            : Effect.void,
+        flush: () => (batches.full(trailerBegun) ? batches.flush : Effect.void),
         // Every file's SHA-256 is checked against its manifest entry (header or trailer), and its path, size, mode and
         // kind: a stored member's CRC would guard nothing more that is kept.
         verifiesContent: true
@@ -472,7 +379,7 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
         }
         // The blobs this upload wrote become permanent with its row deleted, all at once. Gone already, the row
         // was collected as an upload that ran past any deadline: its blobs may be going too.
-        if (registered) {
+        if (batches.registered()) {
           const gone = yield* sql`DELETE FROM uploads WHERE id = ${uploadId} RETURNING id`
           if (gone.length === 0) {
             return yield* new Unavailable({
@@ -558,15 +465,20 @@ export const makeUpload = (sql: SqlClient.SqlClient, revisions: RevisionQueries,
             ? { reason: `the upload ended without its trailer`, entry: UPLOAD_HEADER_ENTRY }
             : { reason: `an upload starts with ${UPLOAD_HEADER_ENTRY}` }
         )
-      yield* flush
-      yield* settle
+      yield* batches.finish
       const result = yield* sql.withTransaction(commit(head))
       // Kept once committed: a tree of a transaction rolled back would name no revision, but would take room.
       if (committed !== undefined) revisions.remember(caller.tenantId, committed.id, committed.tree)
       return result
     }).pipe(
       Effect.catchTag("SqlError", storageFailure("upload")),
-      Effect.onExit((exit) => (Exit.isSuccess(exit) && exit.value.created ? Effect.void : discardPending))
+      Effect.onExit((exit) =>
+        Effect.zipRight(
+          Exit.isSuccess(exit) && exit.value.created ? Effect.void : discardPending,
+          // After the discard: an interrupted write's arena is never given back.
+          Effect.sync(batches.release)
+        )
+      )
     )
   })
 }
