@@ -5,6 +5,8 @@
 // modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/).
 // `--no-types` skips the declarations (the demo and e2e tests need only the CLI); `--sourcemap` (or
 // AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+
+import { isAscii } from "node:buffer"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
@@ -188,11 +190,15 @@ if (withIndex.length > 0)
   throw new Error(
     `${withIndex.join(", ")} must not bundle Effect's index or its CommonJS copy (a second Effect: see effectByModule)`
   )
-const idOf = async (file) =>
-  createHash("sha256")
-    .update(await readFile(file))
-    .digest("hex")
-    .slice(0, 16)
+/** A bundle as the launcher knows it: its content hash, its length, and whether every byte is ASCII. */
+const idOf = async (file) => {
+  const bytes = await readFile(file)
+  return {
+    id: createHash("sha256").update(bytes).digest("hex").slice(0, 16),
+    bytes: bytes.length,
+    ascii: isAscii(bytes)
+  }
+}
 /**
  * Keeps a bundle ASCII where esbuild does not: it escapes strings and identifiers, but keeps the comments it
  * carries over as they are, and one non-ASCII character there makes the launcher decode the whole source as UTF-8

@@ -92,6 +92,22 @@ describe("the bundles' text", () => {
   })
 })
 
+describe("the bundles as the build records them", () => {
+  it("names each bundle's length and whether it is ASCII as they are, which the launcher takes without a pass", async () => {
+    const dist = nodePath.dirname(BIN)
+    const bin = await fs.readFile(BIN, "utf8")
+    const recorded = /AGENTSYNC_BUNDLE_IDS_default = (\{.*\});/.exec(bin)?.[1]
+    expect(recorded).toBeDefined()
+    const ids = new Function(`return ${recorded}`)() as Record<string, { id: string; bytes: number; ascii: boolean }>
+    for (const name of ["cli", "files"]) {
+      const bytes = await fs.readFile(nodePath.join(dist, `${name}.cjs`))
+      expect([name, ids[name]?.bytes, ids[name]?.ascii]).toEqual([name, bytes.length, isAscii(bytes)])
+    }
+    // The files bundle is ASCII, so a push decodes it as Latin-1 without a pass over its bytes.
+    expect(ids.files?.ascii).toBe(true)
+  })
+})
+
 describe("what the files bundle leaves out", () => {
   it("holds none of fast-check, pure-rand, pg or the SQL client (each known by a string of its own code)", async () => {
     const dist = nodePath.dirname(BIN)
