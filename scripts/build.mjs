@@ -5,6 +5,8 @@
 // modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/).
 // `--no-types` skips the declarations (the demo and e2e tests need only the CLI); `--sourcemap` (or
 // AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+
+import { isAscii } from "node:buffer"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readdir, readFile, rm, writeFile } from "node:fs/promises"
@@ -122,6 +124,28 @@ const effectByModule = {
     })
   }
 }
+/**
+ * Effect's `Utils` module, as it loads, formats a stack trace to learn whether V8 keeps a frame of its own in it
+ * (`isNotOptimizedAway`); formatting the first trace of a script makes V8 find every line end of that script,
+ * which for a CLI bundle is the whole MB of it: about 17 M instructions of a one-file push's main thread (callgrind),
+ * for an answer that is always yes there, since the probe's function runs once, interpreted, at load, and never
+ * inlined. In the CLI bundles it is that answer; the line stays one line, so the positions after it stay too. The
+ * build fails if the probe is not found as written (Effect changed it), and a test runs the probe on the Node at
+ * hand.
+ */
+const EFFECT_STACK_PROBE =
+  'standard.effect_internal_function(() => new Error().stack)?.includes("effect_internal_function") === true'
+const effectStackProbe = {
+  name: "effect-stack-probe",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]effect[\\/]dist[\\/]esm[\\/]Utils\.js$/ }, async (a) => {
+      const text = await readFile(a.path, "utf8")
+      const line = `const isNotOptimizedAway = /*#__PURE__*/${EFFECT_STACK_PROBE};`
+      if (!text.includes(line)) throw new Error(`${a.path}: Effect's stack probe is not as the build knows it`)
+      return { contents: text.replace(line, "const isNotOptimizedAway = true;"), loader: "js" }
+    })
+  }
+}
 /** Packages that must not come back into dist/files.cjs (the build fails if one does). */
 const notInFiles = ["fast-check", "pure-rand", "pg", "@effect/sql-pg", "@effect/sql"]
 /** Puts the stubs above in place of what dist/files.cjs leaves out. */
@@ -136,7 +160,12 @@ const filesOnly = {
   }
 }
 const [cli, files] = await Promise.all([
-  build({ ...cliBundle, metafile: true, entryPoints: { cli: "src/cli/run.ts" }, plugins: [effectByModule] }),
+  build({
+    ...cliBundle,
+    metafile: true,
+    entryPoints: { cli: "src/cli/run.ts" },
+    plugins: [effectByModule, effectStackProbe]
+  }),
   // The files commands alone, for a push or pull the settled check left to the program: the same code, without
   // loading and initialising every other command, on a platform layer of what they use (src/cli/filesPlatform.ts:
   // no worker manager or process executor; filesRun.ts checks at compile time that the tree needs no more).
@@ -145,7 +174,7 @@ const [cli, files] = await Promise.all([
     metafile: true,
     entryPoints: { files: "src/cli/filesRun.ts" },
     alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" },
-    plugins: [filesOnly, effectByModule]
+    plugins: [filesOnly, effectByModule, effectStackProbe]
   }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
@@ -188,11 +217,15 @@ if (withIndex.length > 0)
   throw new Error(
     `${withIndex.join(", ")} must not bundle Effect's index or its CommonJS copy (a second Effect: see effectByModule)`
   )
-const idOf = async (file) =>
-  createHash("sha256")
-    .update(await readFile(file))
-    .digest("hex")
-    .slice(0, 16)
+/** A bundle as the launcher knows it: its content hash, its length, and whether every byte is ASCII. */
+const idOf = async (file) => {
+  const bytes = await readFile(file)
+  return {
+    id: createHash("sha256").update(bytes).digest("hex").slice(0, 16),
+    bytes: bytes.length,
+    ascii: isAscii(bytes)
+  }
+}
 /**
  * Keeps a bundle ASCII where esbuild does not: it escapes strings and identifiers, but keeps the comments it
  * carries over as they are, and one non-ASCII character there makes the launcher decode the whole source as UTF-8

@@ -19,8 +19,20 @@ import { dirname, isAbsolute, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
 
-/** Each bundle's content hash, set by the build: V8 checks only a cache's length and version, not its source. */
-declare const AGENTSYNC_BUNDLE_IDS: { readonly cli: string; readonly files: string }
+/**
+ * Each bundle's content hash, set by the build (V8 checks only a cache's length and version, not its source), its
+ * length in bytes, and whether it is ASCII: the build checks each byte, so that the launcher need not pass over the
+ * MB of text again (see `sourceOf`).
+ */
+declare const AGENTSYNC_BUNDLE_IDS: {
+  readonly cli: BundleId
+  readonly files: BundleId
+}
+interface BundleId {
+  readonly id: string
+  readonly bytes: number
+  readonly ascii: boolean
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 const require = nodeModule.createRequire(join(here, "cli.cjs"))
@@ -42,13 +54,29 @@ const readOr = <A>(read: () => A, fallback: A): A => {
   }
 }
 
+type Bundle = keyof typeof AGENTSYNC_BUNDLE_IDS
+
+/**
+ * A bundle's text. The build keeps the bundles ASCII where it can and says which are (`AGENTSYNC_BUNDLE_IDS`), and
+ * ASCII decoded as Latin-1 is the same text: a copy, where UTF-8 decoding the 3.4 MB took 45-70 ms of CPU (a
+ * non-ASCII byte would make it all two-byte characters), without a pass over the MB to check (3-12 ms for files.cjs on
+ * a push, its bytes cold from the read). A bundle of another length than the build's is not the build's, and is
+ * checked: Latin-1 if ASCII, else UTF-8 (one edited to the same length is run from the build's code cache anyway,
+ * which V8 takes by the source's length).
+ */
+const sourceOf = (name: Bundle, bytes: Buffer) => {
+  const built = AGENTSYNC_BUNDLE_IDS[name]
+  const ascii = bytes.length === built.bytes ? built.ascii : isAscii(bytes)
+  return bytes.toString(ascii ? "latin1" : "utf8")
+}
+
 /** Node 20: the bundle through `vm.Script` with the launcher's own V8 code cache (one per bundle). */
-const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
+const fromV8Cache = (name: Bundle) => {
   const bundle = join(here, `${name}.cjs`)
   // A V8 cache holds its script's name: one written by another install (another path, same build) would make
   // this install's stack traces name that one. So the install's path is part of the name.
   const install = createHash("sha256").update(bundle).digest("hex").slice(0, 8)
-  const cacheName = `${name}-${AGENTSYNC_BUNDLE_IDS[name]}-${install}-${process.version}-${process.arch}`
+  const cacheName = `${name}-${AGENTSYNC_BUNDLE_IDS[name].id}-${install}-${process.version}-${process.arch}`
   const cacheFile = join(cacheDir, `${cacheName}.v8`)
   /** The commands whose code the cache holds, beside it. */
   const coveredFile = join(cacheDir, `${cacheName}.json`)
@@ -65,11 +93,7 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
     .slice(0, 2)
     .join(" ")
 
-  // The build keeps the bundle ASCII, and ASCII decoded as Latin-1 is the same text: a copy, where UTF-8 decoding
-  // the 3.4 MB took 45-70 ms of CPU (a non-ASCII byte would make it all two-byte characters). Any other bundle is
-  // decoded as UTF-8.
-  const bytes = readFileSync(bundle)
-  const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8")
+  const source = sourceOf(name, readFileSync(bundle))
   // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
   // The text as read: the bundle is a function expression already (see scripts/build.mjs), so no concatenation that
   // V8 would copy whole into a flat string.
@@ -150,7 +174,7 @@ const fromV8Cache = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
   body(module.exports, require, module, bundle, dirname(bundle))
 }
 
-const start = (name: keyof typeof AGENTSYNC_BUNDLE_IDS) => {
+const start = (name: Bundle) => {
   if (enableCompileCache === undefined) fromV8Cache(name)
   else {
     try {

@@ -64,7 +64,7 @@ const TOP = new Set(MEMBERSHIP)
  * every listing, and the unanchored alternation cost more than the `stat` of the file (the equivalence with
  * `globToRegExp(BUILTIN_IGNORES)` is a property test).
  */
-const builtinSegment = (s: string): boolean =>
+export const builtinSegment = (s: string): boolean =>
   s === ".DS_Store" ||
   s.endsWith(".swp") ||
   s.endsWith("~") ||
@@ -94,6 +94,13 @@ export const isMemberPath = (path: string): boolean => {
 
 export interface Membership {
   readonly includes: (path: string) => boolean
+  /**
+   * `includes(path)` for a path whose folders are already known to pass, asked by its last segment `name`: its top
+   * folder a membership folder and no folder below it one the built-in ignores name (`builtinSegment`), as a walk
+   * knows of each file it lists. One segment's test and the ignore file's rules, where `includes` takes the whole
+   * path apart again (a tree's walk asks it for every file).
+   */
+  readonly includesBelow: (path: string, name: string) => boolean
   /**
    * Whether a name at the top of `services/` is left out without being asked: not a membership folder nor the
    * ignore file, and neither the built-in ignores nor `.agentsyncignore` name it (or everything below it).
@@ -131,6 +138,7 @@ export const makeMembership = (ignoreText = ""): Membership => {
   }
   return {
     includes: (path) => isMemberPath(path) && ruled(path),
+    includesBelow: (path, name) => !builtinSegment(name) && ruled(path),
     unasked: (name) =>
       name !== IGNORE_FILE && !TOP.has(name) && !builtinSegment(name) && ruled(name) && ruled(`${name}/-`)
   }

@@ -5,7 +5,7 @@
 import { isAscii } from "node:buffer"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import type { Membership } from "../domain/membership.js"
+import { builtinSegment, type Membership } from "../domain/membership.js"
 import { errnoCode } from "../errno.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
@@ -161,6 +161,8 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     if (device === undefined) device = dev
     else if (device !== dev) device = -1
   }
+  // Below the top, a file is asked by its name (`includesBelow`): its top folder passed, and no folder a built-in
+  // ignore names is entered, since nothing below one travels (`isMemberPath`), whatever the ignore file says.
   const walk = (dir: string, rel: string): void => {
     let entries: Array<fs.Dirent>
     try {
@@ -169,15 +171,16 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
       if (rel === "" && errnoCode(e) === "ENOENT") return
       throw e
     }
+    const top = rel === ""
     for (const d of entries) {
-      const r = rel === "" ? d.name : `${rel}/${d.name}`
+      const r = top ? d.name : `${rel}/${d.name}`
       if (d.isDirectory()) {
-        if (rel === "" && !member.includes(`${r}/x`)) continue
+        if (top ? !member.includes(`${r}/x`) : builtinSegment(d.name)) continue
         walk(`${dir}${nodePath.sep}${d.name}`, r)
         continue
       }
       if (d.isSymbolicLink()) {
-        if (!member.includes(r)) continue
+        if (top ? !member.includes(r) : !member.includesBelow(r, d.name)) continue
         const full = `${dir}${nodePath.sep}${d.name}`
         const st = fs.lstatSync(full)
         const link = fs.readlinkSync(full)
@@ -185,7 +188,7 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
         out.push({ path: r, size: Buffer.byteLength(link), mtimeMs: st.mtimeMs, mode: st.mode & 0o777, link })
         continue
       }
-      if (!d.isFile() || !member.includes(r)) continue
+      if (!d.isFile() || (top ? !member.includes(r) : !member.includesBelow(r, d.name))) continue
       const st = fs.statSync(`${dir}${nodePath.sep}${d.name}`)
       on(st.dev)
       out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 })

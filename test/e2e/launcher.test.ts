@@ -92,6 +92,49 @@ describe("the bundles' text", () => {
   })
 })
 
+describe("the bundles as the build records them", () => {
+  it("names each bundle's length and whether it is ASCII as they are, which the launcher takes without a pass", async () => {
+    const dist = nodePath.dirname(BIN)
+    const bin = await fs.readFile(BIN, "utf8")
+    const recorded = /AGENTSYNC_BUNDLE_IDS_default = (\{.*\});/.exec(bin)?.[1]
+    expect(recorded).toBeDefined()
+    const ids = new Function(`return ${recorded}`)() as Record<string, { id: string; bytes: number; ascii: boolean }>
+    for (const name of ["cli", "files"]) {
+      const bytes = await fs.readFile(nodePath.join(dist, `${name}.cjs`))
+      expect([name, ids[name]?.bytes, ids[name]?.ascii]).toEqual([name, bytes.length, isAscii(bytes)])
+    }
+    // The files bundle is ASCII, so a push decodes it as Latin-1 without a pass over its bytes.
+    expect(ids.files?.ascii).toBe(true)
+  })
+
+  it("hold Effect's stack probe as its answer on this Node, so that loading Effect formats no stack trace", async () => {
+    const utils = nodePath.join(
+      nodePath.dirname(nodeModule.createRequire(import.meta.url).resolve("effect")),
+      "..",
+      "esm",
+      "Utils.js"
+    )
+    const source = await fs.readFile(utils, "utf8")
+    const probe = /const isNotOptimizedAway = \/\*#__PURE__\*\/(.*);/.exec(source)?.[1]
+    expect(probe).toContain("new Error().stack")
+    // The probe as Effect runs it as it loads (its `standard` beside it), in a fresh process: the answer the build
+    // writes in its place.
+    const standard = /const standard = (\{[\s\S]*?\n\});/.exec(source)?.[1]
+    expect(standard).toBeDefined()
+    const answer = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["-p", `const standard = ${standard}; ${probe}`], (error, stdout) =>
+        error === null ? resolve(stdout.trim()) : reject(error)
+      )
+    )
+    expect(answer).toBe("true")
+    for (const name of ["files.cjs", "cli.cjs"]) {
+      const text = await fs.readFile(nodePath.join(nodePath.dirname(BIN), name), "latin1")
+      expect([name, text.includes("new Error().stack)?.includes(")]).toEqual([name, false])
+      expect([name, /isNotOptimizedAway=!0\b/.test(text)]).toEqual([name, true])
+    }
+  })
+})
+
 describe("what the files bundle leaves out", () => {
   it("holds none of fast-check, pure-rand, pg or the SQL client (each known by a string of its own code)", async () => {
     const dist = nodePath.dirname(BIN)
