@@ -93,8 +93,16 @@ export interface WriteSpec {
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
 
-/** A relative tree path's absolute path under root, or undefined when it escapes the root. */
-const inside = (root: string, path: string): string | undefined => {
+// A tree path as a listing makes it: relative, its segments neither empty nor `.` nor `..`.
+const PLAIN = /^(?!\.\.?(?:\/|$))(?:[^/]+\/(?!\.\.?(?:\/|$)))*[^/]+$/
+
+/**
+ * A relative tree path's absolute path under root (`root` resolved), or undefined when it escapes the root. A plain
+ * path (see `PLAIN`) on a POSIX system is joined as it is, which is what `resolve` makes of it (a whole tree's reads
+ * spent 8 MB and tens of milliseconds in `resolve`); any other is resolved and checked.
+ */
+export const inside = (root: string, path: string): string | undefined => {
+  if (nodePath.sep === "/" && root !== "/" && PLAIN.test(path)) return `${root}/${path}`
   const full = nodePath.resolve(root, path)
   return full === root || full.startsWith(root + nodePath.sep) ? full : undefined
 }

@@ -1,10 +1,11 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { join, resolve as resolvePath } from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
+import fc from "fast-check"
 import { afterAll, describe, expect } from "vitest"
-import { layer, leftOut, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
+import { inside, layer, leftOut, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -223,4 +224,24 @@ describe("Workspace.readInto and readLinks", () => {
       expect((yield* Effect.provide(Workspace, layer(dir))).root).toBe(dir)
     })
   )
+})
+
+describe("inside", () => {
+  // What `inside` answered before its plain-path shortcut: resolved, then checked.
+  const resolved = (root: string, path: string) => {
+    const full = resolvePath(root, path)
+    return full === root || full.startsWith(`${root}/`) ? full : undefined
+  }
+  it("answers as resolving and checking does, for any path over `a`, `.` and `/`, under the root and under `/`", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom("a", "b", ".", "/", ".."), { maxLength: 10 }).map((parts) => parts.join("")),
+        fc.constantFrom("/srv/tree", "/"),
+        (path, under) => {
+          expect(inside(under, path)).toBe(resolved(under, path))
+        }
+      ),
+      { numRuns: 5000 }
+    )
+  })
 })
