@@ -128,24 +128,28 @@ const effectByModule = {
  * Effect's `Utils` module, as it loads, formats a stack trace to learn whether V8 keeps a frame of its own in it
  * (`isNotOptimizedAway`); formatting the first trace of a script makes V8 find every line end of that script,
  * which for a CLI bundle is the whole MB of it: about 17 M instructions of a one-file push's main thread (callgrind),
- * for an answer that is always yes there, since the probe's function runs once, interpreted, at load, and never
- * inlined. In the CLI bundles it is that answer; the line stays one line, so the positions after it stay too. The
- * build fails if the probe is not found as written (Effect changed it), and a test runs the probe on the Node at
- * hand.
+ * for an answer that is always yes on V8: its stack traces name inlined frames too, so the probe's frame is there
+ * even when its function is optimized and inlined. In the CLI bundles it is that answer; the line stays one line,
+ * so the positions after it stay too. The build fails if the probe is not found as written (Effect changed it), or
+ * if a CLI bundle holds Effect but no `Utils.js` came through the patch (Effect moved or renamed it: `probeHits`),
+ * and a test runs the probe on the Node at hand.
  */
 const EFFECT_STACK_PROBE =
   'standard.effect_internal_function(() => new Error().stack)?.includes("effect_internal_function") === true'
-const effectStackProbe = {
+/** How many files each CLI bundle's build patched (see `effectStackProbe`). */
+const probeHits = { cli: 0, files: 0 }
+const effectStackProbe = (bundle) => ({
   name: "effect-stack-probe",
   setup(b) {
     b.onLoad({ filter: /[\\/]effect[\\/]dist[\\/]esm[\\/]Utils\.js$/ }, async (a) => {
       const text = await readFile(a.path, "utf8")
       const line = `const isNotOptimizedAway = /*#__PURE__*/${EFFECT_STACK_PROBE};`
       if (!text.includes(line)) throw new Error(`${a.path}: Effect's stack probe is not as the build knows it`)
+      probeHits[bundle]++
       return { contents: text.replace(line, "const isNotOptimizedAway = true;"), loader: "js" }
     })
   }
-}
+})
 /** Packages that must not come back into dist/files.cjs (the build fails if one does). */
 const notInFiles = ["fast-check", "pure-rand", "pg", "@effect/sql-pg", "@effect/sql"]
 /** Puts the stubs above in place of what dist/files.cjs leaves out. */
@@ -164,7 +168,7 @@ const [cli, files] = await Promise.all([
     ...cliBundle,
     metafile: true,
     entryPoints: { cli: "src/cli/run.ts" },
-    plugins: [effectByModule, effectStackProbe]
+    plugins: [effectByModule, effectStackProbe("cli")]
   }),
   // The files commands alone, for a push or pull the settled check left to the program: the same code, without
   // loading and initialising every other command, on a platform layer of what they use (src/cli/filesPlatform.ts:
@@ -174,7 +178,7 @@ const [cli, files] = await Promise.all([
     metafile: true,
     entryPoints: { files: "src/cli/filesRun.ts" },
     alias: { "@effect/platform-node/NodeContext": "./src/cli/filesPlatform.ts" },
-    plugins: [filesOnly, effectByModule, effectStackProbe]
+    plugins: [filesOnly, effectByModule, effectStackProbe("files")]
   }),
   // The command tree read from the CLI's own definitions, for the small start path of help and completion.
   build({ ...cliBundle, sourcemap: false, entryPoints: { "tree-data": "src/cli/treeData.ts" } }),
@@ -216,6 +220,19 @@ const withIndex = Object.entries({ cli, files })
 if (withIndex.length > 0)
   throw new Error(
     `${withIndex.join(", ")} must not bundle Effect's index or its CommonJS copy (a second Effect: see effectByModule)`
+  )
+const unprobed = Object.entries({ cli, files })
+  .filter(
+    ([name, b]) =>
+      probeHits[name] === 0 &&
+      Object.entries(b.metafile.outputs[`dist/${name}.cjs`].inputs).some(
+        ([path, i]) => i.bytesInOutput > 0 && /node_modules\/effect\/dist\/esm\//.test(path)
+      )
+  )
+  .map(([name]) => `dist/${name}.cjs`)
+if (unprobed.length > 0)
+  throw new Error(
+    `${unprobed.join(", ")} bundle Effect, but no Utils.js of it came through the stack probe's patch (Effect moved or renamed it: see effectStackProbe)`
   )
 /** A bundle as the launcher knows it: its content hash, its length, and whether every byte is ASCII. */
 const idOf = async (file) => {

@@ -1,5 +1,7 @@
 /** Bundle membership: the one list of what file sync carries, used by client and server alike, plus ignore globs. */
 
+import { builtinSegment, ignoreRulesOf } from "./membershipWalk.js"
+
 /** The top-level folders of `services/` that file sync carries. */
 export const MEMBERSHIP: ReadonlyArray<string> = [
   "agents",
@@ -58,19 +60,6 @@ export const globToRegExp = (glob: string): RegExp => {
 
 const TOP = new Set(MEMBERSHIP)
 
-/**
- * Whether one path segment is left out by the built-in ignores, or is one a case-insensitive disk would take for
- * `.git` (`.GIT`, `.Git`…). String tests rather than the globs' regular expressions: this runs for every file of
- * every listing, and the unanchored alternation cost more than the `stat` of the file (the equivalence with
- * `globToRegExp(BUILTIN_IGNORES)` is a property test).
- */
-export const builtinSegment = (s: string): boolean =>
-  s === ".DS_Store" ||
-  s.endsWith(".swp") ||
-  s.endsWith("~") ||
-  s.startsWith(".agentsync-tmp-") ||
-  (s.length === 4 && s.toLowerCase() === ".git")
-
 const builtinIgnored = (path: string): boolean => {
   let from = 0
   for (let to = path.indexOf("/"); to !== -1; to = path.indexOf("/", from)) {
@@ -94,13 +83,6 @@ export const isMemberPath = (path: string): boolean => {
 
 export interface Membership {
   readonly includes: (path: string) => boolean
-  /**
-   * `includes(path)` for a path whose folders are already known to pass, asked by its last segment `name`: its top
-   * folder a membership folder and no folder below it one the built-in ignores name (`builtinSegment`), as a walk
-   * knows of each file it lists. One segment's test and the ignore file's rules, where `includes` takes the whole
-   * path apart again (a tree's walk asks it for every file).
-   */
-  readonly includesBelow: (path: string, name: string) => boolean
   /**
    * Whether a name at the top of `services/` is left out without being asked: not a membership folder nor the
    * ignore file, and neither the built-in ignores nor `.agentsyncignore` name it (or everything below it).
@@ -136,12 +118,13 @@ export const makeMembership = (ignoreText = ""): Membership => {
     for (const r of runs) if (r.re.test(path)) included = r.negate
     return included
   }
-  return {
+  const membership: Membership = {
     includes: (path) => isMemberPath(path) && ruled(path),
-    includesBelow: (path, name) => !builtinSegment(name) && ruled(path),
     unasked: (name) =>
       name !== IGNORE_FILE && !TOP.has(name) && !builtinSegment(name) && ruled(name) && ruled(`${name}/-`)
   }
+  ignoreRulesOf.set(membership, ruled)
+  return membership
 }
 
 /** One name at the top of `services/`, and whether it is a folder (a link to one is not). */

@@ -5,7 +5,8 @@
 import { isAscii } from "node:buffer"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { builtinSegment, type Membership } from "../domain/membership.js"
+import { MEMBERSHIP, type Membership } from "../domain/membership.js"
+import { builtinSegment, ignoreRulesOf } from "../domain/membershipWalk.js"
 import { errnoCode } from "../errno.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
@@ -161,8 +162,16 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     if (device === undefined) device = dev
     else if (device !== dev) device = -1
   }
-  // Below the top, a file is asked by its name (`includesBelow`): its top folder passed, and no folder a built-in
-  // ignore names is entered, since nothing below one travels (`isMemberPath`), whatever the ignore file says.
+  // Only the membership folders are entered, whatever the ignore file says: its rules decide each file, and a rule
+  // may leave out a folder's every path but one it re-includes (`agents/` then `!agents/a.md`), so no made-up path
+  // below a folder stands for all of them. Below the top, a file is asked by its name and the rules alone: its top
+  // folder passed, and no folder a built-in ignore names is entered, since nothing below one travels
+  // (`isMemberPath`), whatever the ignore file says.
+  const rules = ignoreRulesOf.get(member)
+  const below =
+    rules === undefined
+      ? (path: string) => member.includes(path)
+      : (path: string, name: string) => !builtinSegment(name) && rules(path)
   const walk = (dir: string, rel: string): void => {
     let entries: Array<fs.Dirent>
     try {
@@ -175,12 +184,12 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     for (const d of entries) {
       const r = top ? d.name : `${rel}/${d.name}`
       if (d.isDirectory()) {
-        if (top ? !member.includes(`${r}/x`) : builtinSegment(d.name)) continue
+        if (top ? !MEMBERSHIP.includes(d.name) : builtinSegment(d.name)) continue
         walk(`${dir}${nodePath.sep}${d.name}`, r)
         continue
       }
       if (d.isSymbolicLink()) {
-        if (top ? !member.includes(r) : !member.includesBelow(r, d.name)) continue
+        if (top ? !member.includes(r) : !below(r, d.name)) continue
         const full = `${dir}${nodePath.sep}${d.name}`
         const st = fs.lstatSync(full)
         const link = fs.readlinkSync(full)
@@ -188,7 +197,7 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
         out.push({ path: r, size: Buffer.byteLength(link), mtimeMs: st.mtimeMs, mode: st.mode & 0o777, link })
         continue
       }
-      if (!d.isFile() || (top ? !member.includes(r) : !member.includesBelow(r, d.name))) continue
+      if (!d.isFile() || (top ? !member.includes(r) : !below(r, d.name))) continue
       const st = fs.statSync(`${dir}${nodePath.sep}${d.name}`)
       on(st.dev)
       out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 })

@@ -154,6 +154,45 @@ describe("agentsync files (e2e)", () => {
     // Eight runs of the CLI: on a loaded machine each can take several seconds.
   }, 180_000)
 
+  // The walk once skipped a whole top folder when an ignore rule matched a made-up `<top>/x`: the push then saw the
+  // folder's files as deleted, and `--delete` removed them on the server, though the ignore file takes them.
+  it("an ignore file whose rules match no file (`x`) or re-include one (`agents/`, `!agents/a.md`) removes nothing with push --delete", async () => {
+    const p = project("ignore-x")
+    for (const [f, text] of [
+      ["agents/a.md", "a"],
+      ["agents/b.txt", "b"],
+      ["skills/s/k.md", "k"]
+    ] as const) {
+      mkdirSync(join(p, "services", f, ".."), { recursive: true })
+      writeFileSync(join(p, "services", f), text)
+    }
+    // A tenant of its own: the other tests push other trees to theirs.
+    const created = await agentsync(["--json", "tenant", "create", "Initech"], {
+      cwd: p,
+      env: { DATABASE_URL: databaseUrl }
+    })
+    expect(created.code, created.stderr).toBe(0)
+    const own = (JSON.parse(created.stdout) as { token: string }).token
+    const first = await files(p, ["push"], one, own)
+    expect(first.code, first.stderr).toBe(0)
+    for (const [ignore, kept] of [
+      // agents/b.txt, now ignored, is neither listed nor removed; agents/a.md is re-included and stays.
+      ["agents/\n!agents/a.md\n", ["agents/a.md", "skills/s/k.md"]],
+      ["x\n", ["agents/a.md", "agents/b.txt", "skills/s/k.md"]]
+    ] as const) {
+      writeFileSync(join(p, "services/.agentsyncignore"), ignore)
+      const res = await files(p, ["push", "--delete"], one, own)
+      expect(res.code, res.stderr).toBe(0)
+      const pushed = JSON.parse(res.stdout) as { files: Array<{ path: string; status: string }> }
+      expect(pushed.files.filter((f) => f.status === "Removed")).toEqual([])
+      // What the server holds, pulled into an empty project: every file the ignore file takes still there.
+      const q = project("ignore-x-pull")
+      const pulled = await files(q, ["pull"], one, own)
+      expect(pulled.code, pulled.stderr).toBe(0)
+      expect(Object.keys(memberTree(q))).toEqual(expect.arrayContaining([...kept]))
+    }
+  }, 120_000)
+
   it("answers a wrong token with 401 and another tenant's token with 403, and prints no data", async () => {
     const p = project("auth", true)
     const wrong = await files(p, ["diff"], one, `${tenant.token.slice(0, -3)}xyz`)

@@ -3,7 +3,8 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import { builtinSegment, IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
+import { IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
+import { builtinSegment, ignoreRulesOf } from "../../src/domain/membershipWalk.js"
 import { walkTree } from "../../src/services/state.js"
 
 // The walk asks a file below the top by its name and does not enter a folder a built-in ignore names: its listing
@@ -39,9 +40,94 @@ const segment = fc.constantFrom(
   ".DS_Store",
   ".agentsync-tmp-1",
   ".hidden",
-  "keep"
+  "keep",
+  "x",
+  "a.md"
 )
-const ignoreLine = fc.constantFrom("", "*.md", "!b.md", "keep/", "!keep/a", "a", "/agents/a", "**/x~", "!.git", "*~")
+const ignoreLine = fc.constantFrom(
+  "",
+  "*.md",
+  "!b.md",
+  "keep/",
+  "!keep/a",
+  "a",
+  "/agents/a",
+  "**/x~",
+  "!.git",
+  "*~",
+  "x",
+  "?",
+  "*",
+  "!*.md",
+  "agents/",
+  "!agents/a.md",
+  "/agents",
+  "!agents/a/b.md"
+)
+/** How the even-length paths are made: files too, links that name nothing, or links to their own folder. */
+type Links = "none" | "dangling" | "folder"
+/** One case by hand for each rule a made-up `<top>/x` misjudges, and a folder link beside them. */
+const examples: Array<[Array<Array<string>>, Array<string>, Links]> = [
+  [
+    [
+      ["agents", "a.md"],
+      ["agents", "b.txt"],
+      ["skills", "x"],
+      ["skills", "s", "k.md"]
+    ],
+    ["x"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a.md"],
+      ["skills", "s", "k.md"]
+    ],
+    ["?"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a.md"],
+      ["agents", "b.txt"]
+    ],
+    ["*", "!*.md"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a.md"],
+      ["agents", "b.txt"]
+    ],
+    ["agents/", "!agents/a.md"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a.md"],
+      ["agents", "b.txt"]
+    ],
+    ["/agents", "!agents/a.md"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a", "b.md"],
+      ["agents", "a", "c.txt"]
+    ],
+    ["a", "!b.md"],
+    "none"
+  ],
+  [
+    [
+      ["agents", "a", "b.md"],
+      ["agents", "keep"],
+      ["web", "x", "y.md"]
+    ],
+    ["x"],
+    "folder"
+  ]
+]
 
 describe("walkTree", () => {
   it("lists what the membership includes, the same as asking it of every path", () => {
@@ -50,16 +136,18 @@ describe("walkTree", () => {
       fc.property(
         fc.uniqueArray(fc.array(segment, { minLength: 1, maxLength: 4 }), { maxLength: 14 }),
         fc.array(ignoreLine, { maxLength: 4 }),
-        fc.boolean(),
-        (paths, lines, link) => {
+        fc.constantFrom<Links>("none", "dangling", "folder"),
+        (paths, lines, links) => {
           const root = nodePath.join(scratch, `t${n++}`)
           fs.mkdirSync(root)
-          for (const segments of paths) {
+          // Always the fixed case `agents/a/b.md` (one of the rules `a` then `!b.md` re-includes), first.
+          for (const segments of [["agents", "a", "b.md"], ...paths]) {
             const file = nodePath.join(root, ...segments)
             // A path that runs through an earlier file, or ends at an earlier folder, is left out.
             try {
               fs.mkdirSync(nodePath.dirname(file), { recursive: true })
-              if (link && segments.length % 2 === 0) fs.symlinkSync("target", file)
+              if (links !== "none" && segments.length % 2 === 0)
+                fs.symlinkSync(links === "folder" ? "." : "target", file)
               else fs.writeFileSync(file, segments.join("/"))
             } catch {}
           }
@@ -71,17 +159,20 @@ describe("walkTree", () => {
             .filter((p) => member.includes(p))
             .sort()
           expect(listed).toEqual(expected)
-          // Equal to `includes` on every path below a member folder whose folders no built-in ignore names.
+          // The rules alone the walk asks below the top equal `includes` on every path below a member folder whose
+          // folders no built-in ignore names.
+          const rules = ignoreRulesOf.get(member)
+          expect(rules).toBeDefined()
           for (const p of everything(root)) {
             const parts = p.split("/")
             if (parts.length < 2) continue
             const name = parts[parts.length - 1] ?? ""
             if (isMemberPath(`${parts[0]}/x`) && !parts.slice(1, -1).some(builtinSegment))
-              expect([p, member.includesBelow(p, name)]).toEqual([p, member.includes(p)])
+              expect([p, !builtinSegment(name) && rules?.(p) === true]).toEqual([p, member.includes(p)])
           }
         }
       ),
-      { numRuns: 150 }
+      { numRuns: 150, examples }
     )
   })
 })
