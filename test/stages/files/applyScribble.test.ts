@@ -196,10 +196,15 @@ describe("a pull through apply with slabs read into again at the next pull", () 
       }),
     {
       fastCheck: {
-        // The fixed example (stored members, one piece a pull) and one drawn: a few seconds in all.
-        numRuns: 1,
+        // Two fixed examples, one piece of 8 KiB a pull: stored members; and members stored then deflated, whose
+        // stored block spans pulls before zlib takes over (the stored-gzip reader's holds). And one drawn: a few
+        // seconds in all.
+        numRuns: 3, // the two examples count among them
         endOnFailure: true,
-        examples: [[7, [0], 100_000, [8191], [0]]]
+        examples: [
+          [7, [0], 100_000, [8191], [0]],
+          [7, [2], 200_000, [8191], [0]]
+        ]
       },
       timeout: 300_000
     }
