@@ -31,6 +31,8 @@ export interface StageWriter {
   readonly room: Effect.Effect<void>
   /** Waits until the writer thread, once started, is online or known not to start (only tests wait on it). */
   readonly threadReady: Effect.Effect<void>
+  /** How many batch buffers the writer thread's side has made: more than 0 once files went to the thread (tests). */
+  readonly batchBuffersMade: () => number
   /** Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known). */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
   /**
@@ -46,7 +48,7 @@ const SMALL = 1024 * 1024
 // The small files committed on this thread before a writer thread is started (a pull of a few hundred files starts
 // none: a thread's start costs about 0.2 s of CPU, more than creating that many files here); the files that come
 // while it starts are written here too.
-const ON_THIS_THREAD = 1000
+export const ON_THIS_THREAD = 1000
 
 /** Writes every byte of `chunks` at the file's current offset (a short write is carried on). */
 const writeAll = (fd: number, chunks: ReadonlyArray<Uint8Array>) => {
@@ -168,15 +170,17 @@ export const makeStageWriter = (staging: string): StageWriter => {
               if (committed++ >= ON_THIS_THREAD) thread.put(entry.path, mode, chunks)
               else writeHere(entry.path, mode, chunks)
             } finally {
+              // Cleared here too, so a later call (after a throw) cannot release them twice.
               for (const c of chunks) release(c)
+              chunks.length = 0
             }
           }
-          chunks.length = 0
         }
       }
     },
     room: thread.room,
     threadReady: thread.ready,
+    batchBuffersMade: thread.buffersMade,
     drain: thread.drain,
     abandon: Effect.zipRight(
       Effect.sync(() => {

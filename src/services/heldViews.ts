@@ -23,8 +23,13 @@ export const hold = (view: Uint8Array): void => {
   if (h !== undefined) h.count++
 }
 
-/** Lets go of a view kept by `hold`. */
+/**
+ * Lets go of a view kept by `hold`. Releasing a reused buffer that nothing holds is a defect (a double release): it
+ * throws, rather than drop a count another holder still needs.
+ */
 export const release = (view: Uint8Array): void => {
   const h = holds.get(view.buffer)
-  if (h !== undefined && h.count > 0) h.count--
+  if (h === undefined) return
+  if (h.count === 0) throw new Error("heldViews.release: a view released that nothing holds (released twice?)")
+  h.count--
 }

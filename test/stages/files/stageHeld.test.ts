@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import fc from "fast-check"
 import { FileEntry } from "../../../src/domain/model.js"
-import { makeStageWriter } from "../../../src/services/FileStateStage.js"
+import { makeStageWriter, ON_THIS_THREAD } from "../../../src/services/FileStateStage.js"
 import { type Holds, reusable } from "../../../src/services/heldViews.js"
 import { tempDirs } from "../../support/tree.js"
 
@@ -28,7 +28,7 @@ describe("the staged writer and reused slabs", () => {
           parts: fc.integer({ min: 1, max: 4 })
         }),
         // Past the files written on the reading's thread, so the writer thread's copies are met too.
-        { minLength: 1_020, maxLength: 1_100 }
+        { minLength: 1_150, maxLength: 1_250 }
       )
     ],
     ([specs]) =>
@@ -51,7 +51,11 @@ describe("the staged writer and reused slabs", () => {
           for (let b = 0; b < bytes.length; b++) bytes[b] = (b * 7 + i) & 0xff
           return { path: `d${i % 7}/f${i}`, bytes, parts: s.parts }
         })
+        let committed = 0
         for (const f of files) {
+          // Past the files written on this thread the writer thread is started; the loop never hands control back,
+          // so wait for it (at once, once online), or every file would go the main-thread path and the thread's copies go untested.
+          if (committed >= ON_THIS_THREAD) yield* writer.threadReady
           const entry = FileEntry.make({
             path: f.path,
             size: f.bytes.length,
@@ -69,13 +73,37 @@ describe("the staged writer and reused slabs", () => {
             scribble()
           }
           sink.commit()
+          committed++
           scribble()
         }
+        // The thread really took files (copied into its batches), not only this thread.
+        expect(writer.batchBuffersMade()).toBeGreaterThan(0)
         yield* writer.drain
         yield* writer.abandon
         for (const f of files) expect(fs.readFileSync(`${root}/${f.path}`).equals(f.bytes)).toBe(true)
         expect(slabs.reduce((n, s) => n + s.holds.count, 0)).toBe(0)
       }),
     { fastCheck: { numRuns: 3, endOnFailure: true } }
+  )
+
+  it.effect("a commit whose write throws lets its views go once: a second commit throws the disk's error again", () =>
+    Effect.gen(function* () {
+      const root = tempDir("fail")
+      const writer = makeStageWriter(root)
+      const bytes = Buffer.from(new ArrayBuffer(100))
+      const holds = reusable(bytes.buffer)
+      const entry = FileEntry.make({ path: "d/f", size: 100, sha256: createHash("sha256").update(bytes).digest("hex") })
+      const sink = writer.open(entry)
+      // Already there: the writer's `wx` open fails.
+      fs.writeFileSync(`${root}/d/f`, "x")
+      sink.write(bytes)
+      expect(holds.count).toBe(1)
+      expect(() => sink.commit()).toThrow(/EEXIST/)
+      expect(holds.count).toBe(0)
+      // Nothing left to release: not heldViews' double-release defect.
+      expect(() => sink.commit()).toThrow(/EEXIST/)
+      expect(holds.count).toBe(0)
+      yield* writer.abandon
+    })
   )
 })

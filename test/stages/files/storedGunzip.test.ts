@@ -270,6 +270,26 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     { fastCheck: { numRuns: 150 } }
   )
 
+  it("lets go of what it holds when closed inside a member", () => {
+    const data = Buffer.alloc(50_000).map((_, i) => (i * 31) % 256)
+    const stream = Buffer.from(storedMember(data) ?? zlib.gzipSync(data, { level: 0 }))
+    // The member cut before its trailer, each piece in a reusable buffer of its own.
+    const pieces = cutAt(stream.subarray(0, stream.length - 4), [7, 12_000, 30_000]).map((p) => {
+      const bytes = Buffer.from(new ArrayBuffer(p.length))
+      p.copy(bytes)
+      return { bytes, holds: reusable(bytes.buffer) }
+    })
+    const reader = storedGunzip(
+      () => {},
+      () => ({ write: () => {}, end: () => {}, close: () => {} })
+    )
+    for (const p of pieces) reader.write(p.bytes)
+    const held = () => pieces.reduce((n, p) => n + p.holds.count, 0)
+    expect(held()).toBeGreaterThan(0)
+    reader.close()
+    expect(held()).toBe(0)
+  })
+
   it("holds the stored blocks of a member zlib takes over in the middle of, until it does", () => {
     const stored = Buffer.alloc(40_000).map((_, i) => (i * 13) % 256)
     const rest = Buffer.alloc(20_000, 9)
