@@ -10,7 +10,7 @@ import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import { type BlobWriter, blobWriter } from "../../src/server/files/blobWrite.js"
 import { revisionQueries } from "../../src/server/files/revisions.js"
-import { makeUpload } from "../../src/server/files/upload.js"
+import { makeUpload, REGISTER } from "../../src/server/files/upload.js"
 import { ARENA_BYTES, arenaPool, IN_FLIGHT } from "../../src/server/files/uploadBatches.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
@@ -136,6 +136,55 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
         expect(yield* blobState("e3")).toEqual({ blobs: files.length, wrong: 0 })
         // Nothing of the three left pending.
         expect(yield* sql`SELECT id FROM uploads`).toEqual([])
+      }),
+    120_000
+  )
+
+  it.effect(
+    "register an upload with one index probe for the tenant's blobs, however many rows other tenants stored before",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('r1', 'before'), ('r2', 'after')`
+        // Two big tenants, the checked one's rows after the other's in the heap, and statistics that know both big:
+        // a scan for "any row of r2" reads all of r1's first.
+        for (const tenant of ["r1", "r2"])
+          yield* sql.unsafe(
+            `INSERT INTO blobs (tenant_id, sha256, size, data)
+              SELECT $1, md5(i::text || $1), 200, convert_to(repeat(md5(i::text), 6), 'UTF8')
+              FROM generate_series(1, 60000) AS i`,
+            [tenant]
+          )
+        yield* sql`ANALYZE blobs`
+        type Plan = { readonly [key: string]: unknown; readonly Plans?: ReadonlyArray<Plan> }
+        const rows = yield* sql.unsafe<{ "QUERY PLAN": ReadonlyArray<{ Plan: Plan }> }>(
+          `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${REGISTER}`,
+          ["plan-upload", "r2"]
+        )
+        const plan = rows[0]?.["QUERY PLAN"][0]?.Plan
+        expect(plan).toBeDefined()
+        const nodes: Array<Plan> = []
+        const walk = (node: Plan) => {
+          nodes.push(node)
+          for (const p of node.Plans ?? []) walk(p)
+        }
+        if (plan !== undefined) walk(plan)
+        // A node's buffers include its children's: the whole statement touches a handful of pages (the upload's row
+        // and its index, the probe's index path), where the scan read thousands.
+        const buffers = Number(plan?.["Shared Hit Blocks"] ?? 0) + Number(plan?.["Shared Read Blocks"] ?? 0)
+        expect(buffers).toBeLessThanOrEqual(40)
+        const overBlobs = nodes.filter((n) => n["Relation Name"] === "blobs")
+        expect(overBlobs.length).toBeGreaterThan(0)
+        for (const n of overBlobs) {
+          expect(Number(n["Actual Rows"]) * Number(n["Actual Loops"])).toBeLessThanOrEqual(1)
+          expect(n["Rows Removed by Filter"] ?? 0).toBe(0)
+        }
+        // The answer itself: r2 holds blobs, a tenant of none holds none.
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('r3', 'empty')`
+        expect(yield* sql.unsafe(REGISTER, ["plan-r2", "r2"])).toEqual([{ none: false }])
+        expect(yield* sql.unsafe(REGISTER, ["plan-r3", "r3"])).toEqual([{ none: true }])
+        yield* sql`DELETE FROM uploads WHERE id LIKE 'plan-%'`
+        yield* sql`DELETE FROM blobs WHERE tenant_id IN ('r1', 'r2')`
       }),
     120_000
   )
