@@ -3,12 +3,13 @@
 import { createHash, randomBytes } from "node:crypto"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { PgClient } from "@effect/sql-pg"
-import { expect, layer } from "@effect/vitest"
+import { expect, layer, vi } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import * as Pg from "pg"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
-import { type BlobWriter, blobWriter } from "../../src/server/files/blobWrite.js"
+import { type BlobWriter, blobWriter, HELD } from "../../src/server/files/blobWrite.js"
 import { revisionQueries } from "../../src/server/files/revisions.js"
 import { makeUpload, REGISTER } from "../../src/server/files/upload.js"
 import { ARENA_BYTES, arenaPool, IN_FLIGHT } from "../../src/server/files/uploadBatches.js"
@@ -91,7 +92,7 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
     90_000
   )
 
-  it.effect(
+  it.scoped(
     "skip the lookup of held hashes only while the tenant is expected to hold none: a first upload, until a batch finds one",
     () =>
       Effect.gen(function* () {
@@ -118,6 +119,11 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
         const own = randomBytes(64)
         yield* sql`INSERT INTO blobs (tenant_id, sha256, size, data) VALUES ('e2', ${sha(own)}, 64, ${own})`
         const files = filesOf("e", 1600)
+        // What PostgreSQL is sent (the spy calls through): the lookups the writer made of what it was told.
+        const queries = yield* Effect.acquireRelease(
+          Effect.sync(() => vi.spyOn(Pg.Client.prototype, "query")),
+          (spy) => Effect.sync(() => spy.mockRestore())
+        )
         for (const tenant of ["e1", "e2", "e3"]) {
           const result = yield* upload(caller(tenant), yield* archive(files, 64 * 1024), { idempotencyKey: undefined })
           expect(result).toMatchObject({ created: true, files: files.length, received: files.length })
@@ -126,6 +132,14 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
         }
         // Several batches (of at most 500 files) each.
         const batches = asked.e1?.length ?? 0
+        const lookups = (tenant: string) =>
+          queries.mock.calls.filter(([text, values]) => text === HELD && Array.isArray(values) && values[0] === tenant)
+            .length
+        // Told none is held, the writer sends no lookup; told otherwise, its COPY batches each send one (the last,
+        // small batch goes by the plain insert, which skips held rows itself).
+        expect(lookups("e1")).toBe(0)
+        expect(lookups("e2")).toBeGreaterThanOrEqual(batches - 1)
+        expect(lookups("e3")).toBeGreaterThanOrEqual(1)
         expect(batches).toBeGreaterThanOrEqual(3)
         expect(asked.e1).toEqual(Array.from({ length: batches }, () => true))
         expect(asked.e2).toEqual(Array.from({ length: batches }, () => false))
