@@ -201,7 +201,7 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
     () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        yield* sql`INSERT INTO tenants (id, name) VALUES ('r1', 'before'), ('r2', 'after')`
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('r1', 'rows before'), ('r2', 'rows after')`
         // Two big tenants, the checked one's rows after the other's in the heap, and statistics that know both big:
         // a scan for "any row of r2" reads all of r1's first.
         for (const tenant of ["r1", "r2"])
@@ -236,7 +236,7 @@ layer(Db, { excludeTestServices: true })("an upload's batches", (it) => {
           expect(n["Rows Removed by Filter"] ?? 0).toBe(0)
         }
         // The answer itself: r2 holds blobs, a tenant of none holds none.
-        yield* sql`INSERT INTO tenants (id, name) VALUES ('r3', 'empty')`
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('r3', 'none yet')`
         expect(yield* sql.unsafe(REGISTER, ["plan-r2", "r2"])).toEqual([{ none: false }])
         expect(yield* sql.unsafe(REGISTER, ["plan-r3", "r3"])).toEqual([{ none: true }])
         yield* sql`DELETE FROM uploads WHERE id LIKE 'plan-%'`
