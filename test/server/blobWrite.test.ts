@@ -363,6 +363,55 @@ layer(Db, { excludeTestServices: true })("the blob writer", (it) => {
   )
 
   it.effect(
+    "takes a small batch's plain insert and another upload's COPY over the same blobs in any arrival order: no deadlock",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`INSERT INTO tenants (id, name) VALUES ('t8', 'eight')`
+        const write = yield* blobWriter(sql)
+        // x < z < y by hash, all small; the COPY's batch also carries large fillers (a COPY from 256 KiB).
+        const sorted = Array.from({ length: 200 }, () => blob(randomBytes(100))).sort((a, b) =>
+          a.sha256 < b.sha256 ? -1 : 1
+        )
+        const [x, z, y] = [sorted[10], sorted[100], sorted[190]]
+        if (x === undefined || z === undefined || y === undefined) return yield* Effect.die("three blobs")
+        const fillers = Array.from({ length: 4 }, () => blob(randomBytes(200 * 1024)))
+        // A third transaction holds z: the COPY stops there, x inserted and y not yet.
+        const release = yield* Deferred.make<void>()
+        const holdZ = yield* Effect.fork(
+          sql
+            .withTransaction(
+              sql`INSERT INTO blobs (tenant_id, sha256, size, data, written_by)
+                VALUES ('t8', ${z.sha256}, 100, ${z.data}, 'third')`.pipe(
+                Effect.zipRight(Deferred.await(release)),
+                Effect.zipRight(Effect.fail("rolled back" as const))
+              )
+            )
+            .pipe(Effect.exit)
+        )
+        yield* Effect.sleep("200 millis")
+        const copy = yield* Effect.fork(write("t8", "B", [x, z, y, ...fillers], { noneHeld: true }))
+        yield* someoneWaits
+        // The other upload's last batch, small (the plain insert), its files arrived y before x: it takes y, then
+        // waits for the COPY's x. Released well within PostgreSQL's deadlock timeout (1 s) of its wait, the COPY
+        // goes on to y; inserted in arrival order, the two waited on each other and the plain insert was the one
+        // PostgreSQL broke (40P01), failing its upload.
+        const plain = yield* Effect.fork(write("t8", "A", [y, x, y]))
+        yield* Effect.sleep("300 millis")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holdZ)
+        const [plainExit, copyExit] = [yield* Fiber.await(plain), yield* Fiber.await(copy)]
+        expect(Exit.isSuccess(plainExit) ? "stored" : String(plainExit.cause)).toBe("stored")
+        expect(Exit.isSuccess(copyExit) ? "stored" : String(copyExit.cause)).toBe("stored")
+        const rows = yield* rowsOf("t8")
+        expect(rows.map((r) => r.sha256)).toEqual([x, z, y, ...fillers].map((b) => b.sha256).sort())
+        for (const r of rows) expect(r.digest).toBe(r.sha256)
+        expect(yield* inTransaction).toEqual([{ n: 0 }])
+      }),
+    60_000
+  )
+
+  it.effect(
     "interrupted mid-COPY, stores no row and leaves every connection out of a transaction and usable",
     () =>
       Effect.gen(function* () {

@@ -48,6 +48,12 @@ const leftAlone = (blobs: ReadonlyArray<PendingBlob>, written: ReadonlyArray<{ r
   return blobs.filter((b) => !wrote.has(b.sha256)).map((b) => b.sha256)
 }
 
+/** Blobs once each, in hash order. */
+const inHashOrder = (blobs: ReadonlyArray<PendingBlob>) =>
+  [...new Map(blobs.map((b) => [b.sha256, b])).values()].sort((a, b) =>
+    a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0
+  )
+
 const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to store blobs" })
 
 /**
@@ -88,9 +94,9 @@ const COPY_DIRECT = "COPY blobs (tenant_id, sha256, size, data, written_by) FROM
 
 /**
  * What ends a direct COPY when another upload stores one of its blobs between the read of held hashes and the COPY
- * (or, where that read is skipped, when the tenant holds one after all):
- * a unique violation (the other committed first, or the row is there already), or a deadlock PostgreSQL broke (never between two direct COPYs,
- * which insert in hash order). The batch is then written again the staged way.
+ * (or, where that read is skipped, when the tenant holds one after all): a unique violation (the other committed
+ * first, or the row is there already), or a deadlock PostgreSQL broke (never between two direct COPYs or a COPY and
+ * a plain insert, which all insert in hash order). The batch is then written again the staged way.
  */
 const RACED = new Set(["23505", "40P01"])
 const raced = (cause: unknown) =>
@@ -187,8 +193,8 @@ const stagedWrite = (
 
 /**
  * The batch straight into `blobs`: the hashes the tenant holds read first (and answered; not read where none is
- * expected held), the rest copied in hash order, each once. `undefined` when another upload stored one of them meanwhile (rolled back; nothing of this batch
- * stored).
+ * expected held), the rest copied in hash order, each once. `undefined` when another upload stored one of them
+ * meanwhile (rolled back; nothing of this batch stored).
  */
 const directWrite = (
   pool: PiecePool,
@@ -212,7 +218,7 @@ const directWrite = (
       if (unique.size === 0) return heldHashes
       const tenant = Buffer.from(tenantId)
       const upload = Buffer.from(uploadId)
-      const fresh = [...unique.values()].sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0))
+      const fresh = inHashOrder([...unique.values()])
       // Raced: failing with Raced rolls the transaction back before the staged write begins another.
       yield* copyIn(
         pool,
@@ -246,11 +252,16 @@ const copyWrite = (
     })
   )
 
+/**
+ * Every blob a bind parameter, inserted once each in hash order: the order a COPY inserts in, so a small batch and
+ * another upload's COPY sharing two blobs take their row locks in the same order (in arrival order, two shared blobs
+ * in opposite orders deadlocked, and the upload failed).
+ */
 const plainWrite =
   (sql: SqlClient.SqlClient): BlobWriter =>
   (tenantId, uploadId, blobs) =>
     sql<{ readonly sha256: string }>`INSERT INTO blobs ${sql.insert(
-      blobs.map((b) => ({
+      inHashOrder(blobs).map((b) => ({
         tenant_id: tenantId,
         sha256: b.sha256,
         size: b.data.length,

@@ -47,6 +47,14 @@ export interface UploadOptions {
 }
 
 /** Built once: a decoder is a walk over the schema's AST, not something to redo per upload. */
+/**
+ * The upload's row, `$1` of tenant `$2`, and whether the tenant held any blob then. The first of the tenant's keys
+ * read in the primary key's order: one index probe, whatever the statistics say. `NOT EXISTS` let the planner scan
+ * the heap where it took the tenant for a big one, reading every row stored before the tenant's first.
+ */
+export const REGISTER = `WITH made AS (INSERT INTO uploads (id, tenant_id) VALUES ($1, $2) RETURNING id)
+  SELECT (SELECT sha256 FROM blobs WHERE tenant_id = $2 ORDER BY tenant_id, sha256 LIMIT 1) IS NULL AS none`
+
 const decodeHeaderJson = Schema.decodeUnknownEither(Schema.parseJson(UploadHeader))
 
 /**
@@ -186,9 +194,7 @@ export const makeUpload = (
     const batches = uploadBatches({
       write: (blobs, noneHeld) => writeBlobs(caller.tenantId, uploadId, blobs, { noneHeld }),
       register: Effect.map(
-        sql<{ none: boolean }>`WITH made AS (
-            INSERT INTO uploads (id, tenant_id) VALUES (${uploadId}, ${caller.tenantId}) RETURNING id)
-          SELECT NOT EXISTS (SELECT 1 FROM blobs WHERE tenant_id = ${caller.tenantId}) AS none`,
+        sql.unsafe<{ none: boolean }>(REGISTER, [uploadId, caller.tenantId]),
         (rows) => rows[0]?.none === true
       ),
       arenas,

@@ -1,10 +1,14 @@
-/** An upload's received files in batches: gathered into arenas kept across uploads, each batch stored as pending blobs once full while the next is read. */
+/**
+ * An upload's received files in batches: gathered into arenas kept across uploads, each batch stored as pending
+ * blobs once full while the next is read.
+ */
 import type * as SqlError from "@effect/sql/SqlError"
 import { Effect, Fiber } from "effect"
 import type { PendingBlob } from "./blobWrite.js"
 import { BATCH_ROWS } from "./stored.js"
 
-// Blob inserts are batched by bytes (the input buffers their files keep alive) so memory stays flat however large the tree.
+// Blob inserts are batched by bytes (the input buffers their files keep alive) so memory stays flat however large
+// the tree.
 export const BATCH_BYTES = 8 * 1024 * 1024
 // A batch's files are read into an arena of this size (a batch ends after the input piece that reaches BATCH_BYTES,
 // so it may go a little past it); a file that does not fit in what is left gets a buffer of its own.
