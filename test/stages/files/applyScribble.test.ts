@@ -14,6 +14,7 @@ import { type Holds, reusable } from "../../../src/services/heldViews.js"
 import { Transient } from "../../../src/services/SyncApi.js"
 import { apply, type Download } from "../../../src/stages/files/apply.js"
 import { END_OF_ARCHIVE, fileRecord, linkHeader, storedMember } from "../../../src/stages/files/archive.js"
+import { mixedMember } from "../../support/bytes.js"
 import { tempDirs } from "../../support/tree.js"
 
 const tempDir = tempDirs("apply-scribble")
@@ -25,19 +26,6 @@ interface Spec {
   readonly bytes: Buffer
   readonly link?: string
   readonly executable?: boolean
-}
-
-const mixedMember = (stored: Uint8Array, rest: Uint8Array) => {
-  const head = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
-  const block = Buffer.alloc(5)
-  block[0] = 0
-  block.writeUInt16LE(stored.length, 1)
-  block.writeUInt16LE(stored.length ^ 0xffff, 3)
-  const trailer = Buffer.alloc(8)
-  const all = Buffer.concat([stored, rest])
-  trailer.writeUInt32LE(zlib.crc32(all), 0)
-  trailer.writeUInt32LE(all.length, 4)
-  return Buffer.concat([head, block, stored, zlib.deflateRawSync(rest), trailer])
 }
 
 /** The archive in members of about `memberBytes` of tar: stored, deflated, or stored then deflated (zlib mid-member). */

@@ -8,7 +8,20 @@ import { Gunzip } from "minizlib"
 import { type Holds, reusable } from "../../../src/services/heldViews.js"
 import { storedMember } from "../../../src/stages/files/compress.js"
 import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages/files/storedGunzip.js"
-import { cutAt } from "../../support/bytes.js"
+import { cutAt, mixedMember } from "../../support/bytes.js"
+
+/** zlib (minizlib, as readArchive uses it) taking over a member: what it gives past `skip` bytes into `out`. */
+const zlibFrom = (skip: number, out: Array<Buffer>, failed: (e: unknown) => void): Inflating => {
+  const z = new Gunzip({})
+  let left = skip
+  z.on("error", failed)
+  z.on("data", (piece: Buffer) => {
+    const rest = piece.subarray(Math.min(left, piece.length))
+    left -= piece.length - rest.length
+    if (rest.length > 0) out.push(Buffer.from(rest))
+  })
+  return { write: (b) => void z.write(b), end: () => void z.end(), close: () => z.close() }
+}
 
 /** Reads `pieces` through the stored reader, zlib (minizlib, as readArchive uses it) taking over where it must. */
 const read = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
@@ -21,19 +34,11 @@ const read = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
       views.push(piece)
       out.push(Buffer.from(piece))
     },
-    (skip): Inflating => {
+    (skip) => {
       tookOver = true
-      const z = new Gunzip({})
-      let left = skip
-      z.on("error", (e: unknown) => {
+      return zlibFrom(skip, out, (e) => {
         error ??= e
       })
-      z.on("data", (piece: Buffer) => {
-        const rest = piece.subarray(Math.min(left, piece.length))
-        left -= piece.length - rest.length
-        if (rest.length > 0) out.push(Buffer.from(rest))
-      })
-      return { write: (b) => void z.write(b), end: () => void z.end(), close: () => z.close() }
     },
     crc32
   )
@@ -63,19 +68,10 @@ const readReused = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
   let error: unknown
   const reader = storedGunzip(
     (piece) => void out.push(Buffer.from(piece)),
-    (skip): Inflating => {
-      const z = new Gunzip({})
-      let left = skip
-      z.on("error", (e: unknown) => {
+    (skip) =>
+      zlibFrom(skip, out, (e) => {
         error ??= e
-      })
-      z.on("data", (piece: Buffer) => {
-        const rest = piece.subarray(Math.min(left, piece.length))
-        left -= piece.length - rest.length
-        if (rest.length > 0) out.push(Buffer.from(rest))
-      })
-      return { write: (b) => void z.write(b), end: () => void z.end(), close: () => z.close() }
-    },
+      }),
     crc32
   )
   copies.forEach((c, i) => {
@@ -84,23 +80,6 @@ const readReused = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
   })
   reader.end()
   return { bytes: Buffer.concat(out), error, held: buffers.reduce((n, b) => n + b.holds.count, 0) }
-}
-
-/**
- * A member whose first deflate blocks are stored and the rest compressed (zlib takes over inside it, reading it
- * from its start): `stored` in a stored block that is not the last, then `rest` deflated.
- */
-const mixedMember = (stored: Uint8Array, rest: Uint8Array) => {
-  const head = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])
-  const block = Buffer.alloc(5)
-  block[0] = 0
-  block.writeUInt16LE(stored.length, 1)
-  block.writeUInt16LE(stored.length ^ 0xffff, 3)
-  const trailer = Buffer.alloc(8)
-  const all = Buffer.concat([stored, rest])
-  trailer.writeUInt32LE(zlib.crc32(all), 0)
-  trailer.writeUInt32LE(all.length, 4)
-  return Buffer.concat([head, block, stored, zlib.deflateRawSync(rest), trailer])
 }
 
 /** A member of `data`: stored by our writer, or by zlib at a level (0 is zlib's own stored blocks). */
