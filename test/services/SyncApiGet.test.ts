@@ -449,6 +449,17 @@ const serveWhole = (body: Buffer) =>
     socket.end(body)
   })
 
+/** A whole download of `url` that asks for its slabs to be read into again, each pull's pieces handed to `each`. */
+const pullReusing = <E>(url: string, each: (pieces: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, E>) =>
+  withClient(opts(url), (c) =>
+    c.download(
+      "r1",
+      () => undefined,
+      (b) => Stream.runForEachChunk(b, each),
+      { reuse: true }
+    )
+  )
+
 describe("a whole download whose consumer lets go of its pieces by its next pull (reuse)", () => {
   it.live("reads into the same slabs again: 64 MiB in far fewer than 64 slabs, every pull's pieces as sent", () =>
     Effect.gen(function* () {
@@ -457,26 +468,18 @@ describe("a whole download whose consumer lets go of its pieces by its next pull
       const slabs = new Set<ArrayBufferLike>()
       let at = 0
       let wrong = 0
-      yield* withClient(opts(s.url), (c) =>
-        c.download(
-          "r1",
-          () => undefined,
-          (b) =>
-            Stream.runForEachChunk(b, (pieces) =>
-              // A consumer that yields inside a pull (as the archive's reader does while the writer thread is busy):
-              // the socket reads on meanwhile, and the pull's pieces must stay what they were until the next.
-              Effect.zipRight(
-                Effect.sleep(Duration.millis(2)),
-                Effect.sync(() => {
-                  for (const p of pieces) {
-                    slabs.add(p.buffer)
-                    if (!body.subarray(at, at + p.length).equals(p)) wrong++
-                    at += p.length
-                  }
-                })
-              )
-            ),
-          { reuse: true }
+      yield* pullReusing(s.url, (pieces) =>
+        // A consumer that yields inside a pull (as the archive's reader does while the writer thread is busy): the
+        // socket reads on meanwhile, and the pull's pieces must stay what they were until the next.
+        Effect.zipRight(
+          Effect.sleep(Duration.millis(2)),
+          Effect.sync(() => {
+            for (const p of pieces) {
+              slabs.add(p.buffer)
+              if (!body.subarray(at, at + p.length).equals(p)) wrong++
+              at += p.length
+            }
+          })
         )
       )
       expect(at).toBe(body.length)
@@ -493,26 +496,18 @@ describe("a whole download whose consumer lets go of its pieces by its next pull
       const kept: Array<{ readonly view: Uint8Array; readonly at: number }> = []
       let at = 0
       let n = 0
-      yield* withClient(opts(s.url), (c) =>
-        c.download(
-          "r1",
-          () => undefined,
-          (b) =>
-            Stream.runForEachChunk(b, (pieces) =>
-              Effect.sync(() => {
-                for (const p of pieces) {
-                  // Every third piece held to the end, as the stored reader holds a member and the staged writer a
-                  // small file.
-                  if (n++ % 3 === 0) {
-                    hold(p)
-                    kept.push({ view: p, at })
-                  }
-                  at += p.length
-                }
-              })
-            ),
-          { reuse: true }
-        )
+      yield* pullReusing(s.url, (pieces) =>
+        Effect.sync(() => {
+          for (const p of pieces) {
+            // Every third piece held to the end, as the stored reader holds a member and the staged writer a small
+            // file.
+            if (n++ % 3 === 0) {
+              hold(p)
+              kept.push({ view: p, at })
+            }
+            at += p.length
+          }
+        })
       )
       expect(at).toBe(body.length)
       expect(kept.length).toBeGreaterThan(10)
