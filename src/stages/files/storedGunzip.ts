@@ -1,6 +1,8 @@
 /** Gzip read without zlib while its members are stored (what a loopback link carries): each block's bytes handed on as views of the input, zlib taking over at the first member that is not. */
 import * as zlib from "node:zlib"
+import { CAPS } from "../../domain/caps.js"
 import { hold, release } from "../../services/heldViews.js"
+import { storedLength } from "./compress.js"
 
 /** What reads a compressed stream: written to, ended, closed (minizlib's decompressors are such). */
 export interface Inflating {
@@ -17,6 +19,13 @@ const BLOCK_HEADER = 5
 const TRAILER = 8
 
 /**
+ * The most of one member this reader keeps for zlib: the longest stored member a writer of ours makes. A longer one
+ * (a foreign writer's, or a hostile one's) goes to zlib there and then, which streams it, so what is held stays
+ * within this however long a member is.
+ */
+export const KEEP_AT_MOST = storedLength(CAPS.memberBytes)
+
+/**
  * A gzip reader that hands the bytes of stored members (gzip header with no flags, deflate blocks of type 00) to
  * `emit` as views of what is written, checking each member's CRC and length; at anything else — a compressed
  * block, a flag, a CRC or length that does not match, an end inside a member — it hands the rest of the stream,
@@ -27,25 +36,33 @@ const TRAILER = 8
  * With `crc` false, a stored member's CRC is neither computed nor checked (its length still is): for a reader that
  * verifies every byte it keeps by a stronger hash (a pull: each file's SHA-256 against its manifest entry), to which
  * a changed byte of a stored block arrives changed instead of as zlib's error.
+ *
+ * A member longer than `keepAtMost` goes to zlib once that much of it has come, whatever it holds: the bytes kept for
+ * zlib are bounded, never the whole of a member however long a server makes it.
  */
 export const storedGunzip = (
   emit: (piece: Buffer) => void,
   fallback: (skip: number) => Inflating,
-  crc32 = true
+  crc32 = true,
+  keepAtMost = KEEP_AT_MOST
 ): Inflating => {
   /**
    * The bytes of the current member so far (views, held: their buffer may be read into again once let go, see
    * `heldViews`), for zlib should it take over.
    */
   let member: Array<Buffer> = []
+  /** Their length. */
+  let kept = 0
   const keep = (piece: Buffer) => {
     hold(piece)
     member.push(piece)
+    kept += piece.length
   }
   /** The current member's views let go (it ended, or zlib has read them). */
   const letGo = () => {
     for (const b of member) release(b)
     member = []
+    kept = 0
   }
   /** Bytes emitted from the current member. */
   let emitted = 0
@@ -95,6 +112,8 @@ export const storedGunzip = (
         at += n
         emit(piece)
         if (remain === 0) state = final ? "trailer" : "block"
+        // Longer than any member of ours: zlib reads it from here on, without keeping it.
+        if (kept > keepAtMost) return takeOver(b.subarray(at))
         continue
       }
       const { took, part } = gather(b, at, state === "header" ? HEADER : state === "block" ? BLOCK_HEADER : TRAILER)

@@ -5,8 +5,9 @@ import * as zlib from "node:zlib"
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import { Gunzip } from "minizlib"
+import { CAPS } from "../../../src/domain/caps.js"
 import { type Holds, reusable } from "../../../src/services/heldViews.js"
-import { storedMember } from "../../../src/stages/files/compress.js"
+import { storedLength, storedMember } from "../../../src/stages/files/compress.js"
 import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages/files/storedGunzip.js"
 import { cutAt, mixedMember } from "../../support/bytes.js"
 
@@ -278,5 +279,40 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     const { bytes, error } = readReused(cutAt(stream, cuts))
     expect(error).toBeUndefined()
     expect(bytes.equals(Buffer.concat([stored, rest]))).toBe(true)
+  })
+
+  it("keeps at most the longest member of ours of a stored member however long: zlib streams the rest", () => {
+    // Three times the longest stored member a writer of ours makes, in 64 KiB pieces, each in a reusable buffer.
+    const longest = storedLength(CAPS.memberBytes)
+    const data = Buffer.alloc(3 * longest).map((_, i) => (i * 7) % 251)
+    const stream = Buffer.from(storedMember(data) ?? zlib.gzipSync(data, { level: 0 }))
+    const out: Array<Buffer> = []
+    let error: unknown
+    const reader = storedGunzip(
+      (piece) => void out.push(Buffer.from(piece)),
+      (skip) =>
+        zlibFrom(skip, out, (e) => {
+          error ??= e
+        })
+    )
+    const holds: Array<{ readonly length: number; readonly holds: Holds }> = []
+    let most = 0
+    for (const p of cutAt(
+      stream,
+      Array.from({ length: stream.length >> 16 }, (_, i) => (i + 1) << 16)
+    )) {
+      const bytes = Buffer.from(new ArrayBuffer(p.length))
+      p.copy(bytes)
+      holds.push({ length: p.length, holds: reusable(bytes.buffer) })
+      reader.write(bytes)
+      most = Math.max(
+        most,
+        holds.reduce((n, h) => n + (h.holds.count > 0 ? h.length : 0), 0)
+      )
+    }
+    reader.end()
+    expect(error).toBeUndefined()
+    expect(Buffer.concat(out).equals(data)).toBe(true)
+    expect(most).toBeLessThanOrEqual(longest + 65_536)
   })
 })
