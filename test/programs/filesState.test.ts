@@ -3,7 +3,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, type Redacted } from "effect"
+import { Effect, Logger, type Redacted } from "effect"
 import type { FilesOptions } from "../../src/programs/files.js"
 import { keptText } from "../../src/stages/files/remote.js"
 import { startServer } from "../server/support.js"
@@ -135,6 +135,50 @@ describe("the kept base and hash cache", () => {
           const next = yield* push(root, t.token)
           expect([next.actions, next.remote_revision]).toEqual([{}, r.revision])
         }
+      })
+  )
+
+  it.effect(
+    "a hash cache that cannot be written does not fail a push or a pull of the header form: warned, the rest kept, the next run hashes again",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("state-cache-unwritable"))
+        const root = project()
+        yield* push(root, t.token)
+        // Where the cache goes, a folder: writing it fails (EISDIR). Without the settled mark the run plans in full,
+        // reads the cache (none) and writes it.
+        const cache = statePath(root, "hash-cache.json")
+        fs.rmSync(cache)
+        fs.mkdirSync(cache)
+        fs.writeFileSync(nodePath.join(cache, "x"), "")
+        fs.rmSync(statePath(root, "files-settled.json"), { force: true })
+        fs.writeFileSync(nodePath.join(root, "services", "config/app.yaml"), "x: 2\n")
+        const warnings: Array<string> = []
+        const logger = Logger.replace(
+          Logger.defaultLogger,
+          Logger.make(({ logLevel, message }) => {
+            if (logLevel._tag === "Warning") warnings.push(String(message))
+          })
+        )
+        const r = yield* push(root, t.token).pipe(Effect.provide(logger))
+        expect([r.actions, r.files_hashed]).toEqual([{ upload: 1 }, 5])
+        expect(readState(root, "files-base.json").revision).toBe(r.revision)
+        expect(readState(root, "remote-manifest.json").kept.revision).toBe(r.revision)
+        expect(warnings.some((w) => w.includes(cache))).toBe(true)
+        expect(fs.statSync(cache).isDirectory()).toBe(true)
+        // A pull of the header form (another machine's edit comes down) writes the cache too: the same warning.
+        const other = tempDir("other")
+        fs.mkdirSync(nodePath.join(other, "services"))
+        yield* fileSync(server.url, other, t.token).pull()
+        fs.writeFileSync(nodePath.join(other, "services", "config/app.yaml"), "x: 3\n")
+        const pushed = yield* fileSync(server.url, other, t.token).push()
+        fs.rmSync(statePath(root, "files-settled.json"), { force: true })
+        warnings.length = 0
+        const pulled = yield* fileSync(server.url, root, t.token).pull().pipe(Effect.provide(logger))
+        expect(pulled.remote_revision).toBe(pushed.revision)
+        expect(fs.readFileSync(nodePath.join(root, "services", "config/app.yaml"), "utf8")).toBe("x: 3\n")
+        expect(readState(root, "files-base.json").revision).toBe(pushed.revision)
+        expect(warnings.some((w) => w.includes(cache))).toBe(true)
       })
   )
 })

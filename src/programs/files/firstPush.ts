@@ -100,13 +100,9 @@ const streamed = Effect.fn("FileSyncService.streamed")(function* (
   const sent = yield* Deferred.make<void>()
   let latest: Made | undefined
   const keepCache = (entries: ReadonlyArray<FileEntry | undefined>) =>
-    keepHashes(config, carried, listed.at, entries).pipe(
-      Effect.catchAll((error) =>
-        Effect.logWarning(`push: the hash cache was not kept (${error.message}); a later run hashes the tree again`)
-      ),
-      // Begun, it ends (its file written whole or not at all) even where the upload fails meanwhile.
-      Effect.uninterruptible
-    )
+    // A cache that cannot be written is warned of by `keepHashes`, as by every run that writes it. Begun, it ends
+    // (its file written whole or not at all) even where the upload fails meanwhile.
+    Effect.uninterruptible(keepHashes(config, carried, listed.at, entries))
   const after = (made: Made) =>
     Effect.sync(() => {
       const plan = planFiles("push", made.tree, [], base, {

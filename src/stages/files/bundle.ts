@@ -167,7 +167,15 @@ const writeCache = (
     sha256.push(e[2])
   })
   const body: typeof CacheFile.Type = { version: 2, root, paths, sizes, mtimes, sha256 }
-  return state.write(CACHE_FILE, JSON.stringify(body))
+  // Only a cache: a run that could not keep it (a folder in its place, a full disk) has done its work all the same,
+  // and fails for it neither before nor after an upload; the next run hashes again.
+  return state
+    .write(CACHE_FILE, JSON.stringify(body))
+    .pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning(`files: the hash cache was not kept (${e.message}); a later run hashes the tree again`)
+      )
+    )
 }
 
 /**
