@@ -370,4 +370,49 @@ describe("symbolic links through file sync", () => {
     expect(retargeted.map((f) => [f.size, f.mtimeMs])).toEqual(withLink.map((f) => [f.size, f.mtimeMs]))
     expect(listingDigest(retargeted)).not.toBe(listingDigest(withLink))
   })
+
+  it.live(
+    "a link whose target is not UTF-8 is reported by path and never sent: not as a target rewritten with U+FFFD, neither first nor as a retarget",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* Effect.promise(() => server.createTenant("link-not-utf8"))
+        // "ap\xffp.yaml": a byte no UTF-8 text holds.
+        const bytes = Buffer.from([0x61, 0x70, 0xff, 0x70, 0x2e, 0x79, 0x61, 0x6d, 0x6c])
+        const one = project({ "config/app.yaml": "x: 1\n", "config/good": { link: "app.yaml" } })
+        const notSent = (r: { readonly files: ReadonlyArray<{ path: string; status: string; note?: string }> }) =>
+          r.files.filter((f) => f.status === "NotCarried").map((f) => [f.path, f.note])
+        // A clean tree pushed: the next run starts from its settled mark (only what changed is looked at).
+        expect(notSent(yield* sync(one, t.token).push())).toEqual([])
+        // The carried link retargeted to bytes that are not UTF-8, and a new link to them: both reported, the
+        // server keeps the target it had and never gets the new one.
+        fs.rmSync(full(one, "config/good"))
+        fs.symlinkSync(bytes, full(one, "config/good"))
+        fs.symlinkSync(bytes, full(one, "config/bad"))
+        for (let run = 0; run < 2; run++) {
+          const pushed = yield* sync(one, t.token).push()
+          expect(notSent(pushed)).toEqual([
+            ["config/bad", expect.stringMatching(/not UTF-8/)],
+            ["config/good", expect.stringMatching(/not UTF-8/)]
+          ])
+          expect(pushed.actions).toEqual({})
+        }
+        const manifest = yield* Effect.promise(() => run(direct(t.token), (c) => c.manifest()))
+        expect(manifest.entries.map((e) => e.path)).toEqual(["config/app.yaml", "config/good"])
+        // A first push of a tree holding such a link reports it too.
+        const three = project({ "config/app.yaml": "x: 1\n" })
+        fs.symlinkSync(bytes, full(three, "config/bad"))
+        const t3 = yield* Effect.promise(() => server.createTenant("link-not-utf8-first"))
+        const first = yield* sync(three, t3.token).push()
+        expect(notSent(first)).toEqual([["config/bad", expect.stringMatching(/not UTF-8/)]])
+        const firstManifest = yield* Effect.promise(() => run(direct(t3.token), (c) => c.manifest()))
+        expect(firstManifest.entries.map((e) => e.path)).toEqual(["config/app.yaml"])
+        const two = project()
+        yield* sync(two, t.token).pull()
+        expect(entriesOf(two)).toEqual({ "config/app.yaml": "x: 1\n", "config/good": "-> app.yaml" })
+        // A pull leaves both links as they are, byte for byte.
+        yield* sync(one, t.token).pull({ delete: true })
+        for (const p of ["config/bad", "config/good"])
+          expect(fs.readlinkSync(full(one, p), { encoding: "buffer" }).equals(bytes)).toBe(true)
+      })
+  )
 })
