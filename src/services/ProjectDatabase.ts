@@ -9,7 +9,8 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
-import { Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
+import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
+import * as Pg from "pg"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
@@ -250,19 +251,55 @@ export const layer = (
     onNone: () =>
       Layer.unwrapScoped(
         Effect.map(embedded(options.dataDir), (port) =>
-          PgClient.layer({
-            host: "127.0.0.1",
-            port,
-            username: "postgres",
-            database: "postgres",
-            // PGlite is one session: one connection, so a transaction is never interleaved.
-            maxConnections: 1,
-            connectTimeout: Duration.seconds(30),
-            applicationName: "agentsync"
-          }).pipe(Layer.mapError(connectError(`127.0.0.1:${port} (embedded, ${options.dataDir})`)))
+          embeddedClient(port).pipe(Layer.mapError(connectError(`127.0.0.1:${port} (embedded, ${options.dataDir})`)))
         )
       )
   })
+
+/**
+ * The client of the embedded database: one connection (PGlite is one session, so a transaction is never
+ * interleaved), from a pool of our own whose connection has no backend id. With one, @effect/sql-pg answers an
+ * interruption of a running statement by `pg_cancel_backend` from a second connection of the pool, which a pool of
+ * one never has: the interruption waited the driver's 5 s for it before the rollback, and the cancel, left queued,
+ * ran once the connection was free. PGlite runs a statement to its end whatever is sent, so without the id the
+ * rollback is queued behind the statement at once.
+ */
+const embeddedClient = (port: number) =>
+  PgClient.layerFromPool({
+    acquire: Effect.acquireRelease(
+      Effect.suspend(() => {
+        const pool = new Pg.Pool({
+          host: "127.0.0.1",
+          port,
+          user: "postgres",
+          database: "postgres",
+          max: 1,
+          connectionTimeoutMillis: 30_000,
+          application_name: "agentsync"
+        })
+        // An idle connection's error: the pool drops it and the next use connects again (as PgClient.make does).
+        pool.on("error", () => {})
+        pool.on("connect", (connection) => Object.assign(connection, { processID: undefined }))
+        return Effect.tryPromise({
+          try: () => pool.query("SELECT 1"),
+          catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+        }).pipe(
+          Effect.as(pool),
+          Effect.tapError(() => Effect.promise(() => pool.end()))
+        )
+      }),
+      (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+    ),
+    applicationName: "agentsync"
+  }).pipe(
+    // What the server's side pools read to tell a database of one session (see `sidePool`).
+    Layer.tap((context) =>
+      Effect.sync(() => {
+        const client = Context.get(context, PgClient.PgClient)
+        Object.assign(client, { config: { ...client.config, maxConnections: 1 } })
+      })
+    )
+  )
 
 /** The options in force for a configuration: DATABASE_URL, else `<projectRoot>/.agentsync/pgdata`. */
 export const optionsFromConfig = (config: {

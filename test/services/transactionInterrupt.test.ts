@@ -1,9 +1,13 @@
-// A transaction interrupted (Ctrl-C, a timeout) on the real PostgreSQL: its rows rolled back, and the connection it
-// held back in the pool outside any transaction, so the next use of the pool commits what it writes.
+// A transaction interrupted (Ctrl-C, a timeout), on PostgreSQL and on the embedded database: its rows rolled back,
+// the connection it held back in the pool outside any transaction (the next use of the pool commits what it writes),
+// and the interruption not held up longer than the statement it came in.
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Fiber, type Layer, Option, Redacted } from "effect"
+import { Duration, Effect, Exit, Fiber, Option, Redacted } from "effect"
 import * as Database from "../../src/services/ProjectDatabase.js"
 import { query, scopedDatabase } from "../support/pg.js"
 
@@ -34,44 +38,68 @@ const interrupt = {
   "timed out": (tx: Effect.Effect<unknown, unknown>) => Effect.exit(Effect.timeout(tx, Duration.millis(500)))
 } as const
 
-/** The project's database layer (a pool of 8), and a pool of one connection as the embedded database has. */
-const pools = {
-  "the project's pool": (url: string) =>
-    Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }) as Layer.Layer<
-      SqlClient.SqlClient,
-      unknown
-    >,
-  "a pool of one": (url: string) => PgClient.layer({ url: Redacted.make(url), maxConnections: 1 })
-} as const
+describe("a transaction interrupted on PostgreSQL (the project's pool)", () => {
+  for (const [what, work] of Object.entries(inside))
+    for (const [how, end] of Object.entries(interrupt))
+      it.scopedLive(
+        `${what}, ${how}: rolled back, the connection back clean`,
+        () =>
+          Effect.gen(function* () {
+            const url = yield* scopedDatabase("tx")
+            yield* Effect.promise(() => query(url, "CREATE TABLE t (x int)"))
+            yield* Effect.promise(() => query(url, "INSERT INTO t VALUES (1)"))
+            yield* Effect.gen(function* () {
+              const sql = yield* SqlClient.SqlClient
+              const started = Date.now()
+              const exit = yield* end(sql.withTransaction(Effect.zipRight(sql`INSERT INTO t VALUES (2)`, work(sql))))
+              expect(Exit.isFailure(exit)).toBe(true)
+              // A statement running is cancelled (from a second connection of the pool), not waited for.
+              expect(Date.now() - started).toBeLessThan(2500)
+              expect(yield* rows(url)).toEqual([{ x: 1 }])
+              expect(yield* openTransactions(url)).toEqual([{ n: 0 }])
+              // The next use of the pool: committed, as seen from another connection.
+              yield* sql`INSERT INTO t VALUES (3)`
+              expect(yield* rows(url)).toEqual([{ x: 1 }, { x: 3 }])
+              expect(yield* openTransactions(url)).toEqual([{ n: 0 }])
+            }).pipe(Effect.provide(Database.layer({ url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" })))
+          }),
+        30_000
+      )
+})
 
-describe("a transaction interrupted on PostgreSQL", () => {
-  for (const [pool, layerOf] of Object.entries(pools))
-    for (const [what, work] of Object.entries(inside))
-      for (const [how, end] of Object.entries(interrupt))
-        it.scopedLive(
-          `${pool}, ${what}, ${how}: rolled back, the connection back clean`,
-          () =>
-            Effect.gen(function* () {
-              const url = yield* scopedDatabase("tx")
-              yield* Effect.promise(() => query(url, "CREATE TABLE t (x int)"))
-              yield* Effect.promise(() => query(url, "INSERT INTO t VALUES (1)"))
-              yield* Effect.gen(function* () {
-                const sql = yield* SqlClient.SqlClient
-                const started = Date.now()
-                const exit = yield* end(sql.withTransaction(Effect.zipRight(sql`INSERT INTO t VALUES (2)`, work(sql))))
-                const took = Date.now() - started
-                expect(Exit.isFailure(exit)).toBe(true)
-                // A statement running is cancelled (on a second connection of the pool), not waited for; a pool of
-                // one has none to cancel it from, and the rollback waits for the statement to end.
-                if (pool !== "a pool of one") expect(took).toBeLessThan(2500)
-                expect(yield* rows(url)).toEqual([{ x: 1 }])
-                expect(yield* openTransactions(url)).toEqual([{ n: 0 }])
-                // The next use of the pool: committed, as seen from another connection.
-                yield* sql`INSERT INTO t VALUES (3)`
-                expect(yield* rows(url)).toEqual([{ x: 1 }, { x: 3 }])
-                expect(yield* openTransactions(url)).toEqual([{ n: 0 }])
-              }).pipe(Effect.provide(layerOf(url)))
-            }),
-          30_000
-        )
+describe("a transaction interrupted on the embedded database", () => {
+  it.scopedLive(
+    "mid-statement: rolled back as soon as the statement ends, not after a wait for a connection to cancel it from; one session still",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(tmpdir(), "agentsync-tx-embedded-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+        yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`CREATE TABLE t (x int)`
+          yield* sql`INSERT INTO t VALUES (1)`
+          const fiber = yield* Effect.fork(
+            sql.withTransaction(
+              Effect.zipRight(sql`INSERT INTO t VALUES (2)`, sql`SELECT count(*) FROM generate_series(1, 5000000)`)
+            )
+          )
+          yield* Effect.sleep(Duration.millis(300))
+          // PGlite runs the statement to its end whatever is sent: from there, the rollback and nothing more (the
+          // driver waited 5 s for a second connection to send a cancel from, which a pool of one never has).
+          const started = Date.now()
+          yield* Fiber.interrupt(fiber)
+          expect(Date.now() - started).toBeLessThan(2500)
+          const now = sql<{ x: number }>`SELECT x FROM t ORDER BY x`
+          expect(yield* now).toEqual([{ x: 1 }])
+          yield* sql`INSERT INTO t VALUES (3)`
+          expect(yield* now).toEqual([{ x: 1 }, { x: 3 }])
+          const open = yield* sql<{ n: number }>`
+            SELECT count(*)::int AS n FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()`
+          expect(open).toEqual([{ n: 0 }])
+          // What the server's side pools read: one session, so none is opened beside it.
+          expect((yield* PgClient.PgClient).config.maxConnections).toBe(1)
+        }).pipe(Effect.provide(Database.layer({ url: Option.none(), dataDir: join(dir, "pgdata") })))
+      }),
+    120_000
+  )
 })
