@@ -11,7 +11,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Data, Effect, Exit, Option } from "effect"
 import * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
-import { copyBinaryEncode, PIECE_BYTES, type PiecePool, piecePool } from "./copyBinary.js"
+import { copyBinaryEncode, type EncodedField, PIECE_BYTES, type PiecePool, piecePool } from "./copyBinary.js"
 import { copyCapable, reserveClient } from "./reserved.js"
 
 export interface PendingBlob {
@@ -102,13 +102,6 @@ const RACED = new Set(["23505", "40P01"])
 const raced = (cause: unknown) =>
   typeof cause === "object" && cause !== null && "code" in cause && RACED.has(String(cause.code))
 
-/** A bigint column's binary COPY field: eight bytes, big-endian. */
-const int8 = (n: number) => {
-  const b = Buffer.allocUnsafe(8)
-  b.writeBigInt64BE(BigInt(n))
-  return b
-}
-
 const query = <R extends Pg.QueryResultRow = Pg.QueryResultRow>(
   client: Pg.ClientBase,
   text: string,
@@ -129,7 +122,12 @@ const KEPT_PIECES = Math.ceil((9 * 1024 * 1024) / PIECE_BYTES)
  * destroyed, which ends the COPY with a CopyFail; the server's answer to it reaches the client before any query
  * queued behind it. Fails with the driver's error as it is (so that a race can be told apart).
  */
-const copyIn = (pool: PiecePool, client: Pg.ClientBase, text: string, tuples: Iterable<ReadonlyArray<Uint8Array>>) => {
+const copyIn = (
+  pool: PiecePool,
+  client: Pg.ClientBase,
+  text: string,
+  tuples: Iterable<ReadonlyArray<EncodedField>>
+) => {
   const used: Array<Buffer> = []
   const pieces = { take: pool.take, took: (piece: Buffer) => void used.push(piece) }
   return Effect.tryPromise({
@@ -181,7 +179,7 @@ const stagedWrite = (
             pool,
             client,
             COPY_STAGED,
-            blobs.map((b) => [Buffer.from(b.sha256, "latin1"), b.data])
+            blobs.map((b) => [b.sha256, b.data])
           ),
           failed
         )
@@ -224,7 +222,7 @@ const directWrite = (
         pool,
         client,
         COPY_DIRECT,
-        fresh.map((b) => [tenant, Buffer.from(b.sha256, "latin1"), int8(b.data.length), b.data, upload])
+        fresh.map((b) => [tenant, b.sha256, b.data.length, b.data, upload])
       ).pipe(Effect.mapError((cause) => (raced(cause) ? new Raced() : failed(cause))))
       return heldHashes
     })

@@ -22,6 +22,7 @@ export {
   linkHeader,
   recordBatch,
   slotAndPad,
-  tarOf
+  tarOf,
+  textRecord
 } from "./tarRecords.js"
 export { rawZstdFrame, zstdFrameCutter } from "./zstdFrames.js"

@@ -89,6 +89,23 @@ export const fileRecord = (path: string, bytes: Uint8Array, executable = false):
   Buffer.concat([fileHeader(path, bytes.length, executable), bytes, padding(bytes.length)])
 
 /**
+ * The record `fileRecord` makes of `text`'s UTF-8 bytes (a manifest's JSON), with the text encoded straight into
+ * it: one buffer, where the bytes first made of the text and then copied into the record were two (a first upload's
+ * trailer is a megabyte at 10,000 files, its buffers' first touch and the copy a tenth of a second under load).
+ */
+export const textRecord = (path: string, text: string): Buffer => {
+  const size = Buffer.byteLength(text, "utf8")
+  const header = isPlain(path, size) ? undefined : fileHeader(path, size)
+  const at = header?.length ?? BLOCK
+  const record = Buffer.allocUnsafe(at + size + padLength(size))
+  if (header === undefined) plainHeader(record, 0, path, size, false)
+  else header.copy(record, 0)
+  record.write(text, at, "utf8")
+  record.fill(0, at + size)
+  return record
+}
+
+/**
  * The tar records of several files in one buffer, each file's header and padding written and its bytes left
  * for the caller to put in place (`slots[i]`, exactly `files[i].size` long): one allocation for a batch of
  * files, instead of a buffer per file and per record and the copies between them. Plain files' headers are

@@ -18,7 +18,7 @@ import { ApiError } from "../../errors.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
 import { SyncApiClient, type SyncApiClientShape, type SyncApiError } from "../../services/SyncApi.js"
 import type { WorkspaceFile } from "../../services/Workspace.js"
-import { bufferPool, type Compression, compressionFor, fileRecord, storedLength } from "./archive.js"
+import { bufferPool, type Compression, compressionFor, storedLength, textRecord } from "./archive.js"
 import { bundle } from "./bundle.js"
 import { strictlySorted } from "./plan.js"
 import { streamBundle } from "./streamBundle.js"
@@ -132,7 +132,7 @@ export const upload = Effect.fn("upload")(function* (input: UploadInput) {
     delete: input.delete,
     checksum
   })
-  const headerRecord = fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
+  const headerRecord = textRecord(UPLOAD_HEADER_ENTRY, JSON.stringify(header))
   // Content the tenant already holds (same hash under another path or revision) is not sent again; a symbolic
   // link always is (its record is a header, and the server checks each link's target).
   const held = new Set(input.remote.map((e) => e.sha256))
@@ -277,7 +277,7 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
   const total = input.files.reduce((n, f) => n + f.size, 0)
   const host = new URL(client.baseUrl).hostname
   const compression = compressionFor(host, client.serverFormats() ?? [], client.compress)
-  const lead = fileRecord(UPLOAD_LEAD_ENTRY, Buffer.from(JSON.stringify(new UploadLead({ manifest: "trailer" }))))
+  const lead = textRecord(UPLOAD_LEAD_ENTRY, JSON.stringify(new UploadLead({ manifest: "trailer" })))
   // What any earlier attempt read (each attempt's entries start from its pins, so one cut short loses none); a retry
   // must read the same: it may repeat an attempt that committed, which the server replays by the idempotency key.
   let read: ReadonlyArray<FileEntry | undefined> = []
@@ -291,7 +291,7 @@ export const uploadStreamed = Effect.fn("uploadStreamed")(function* (input: Stre
     made = { tree, checksum, entries }
     input.made?.(made)
     const header = new UploadHeader({ base: input.base, author, set: tree, delete: [], checksum })
-    return fileRecord(UPLOAD_HEADER_ENTRY, Buffer.from(JSON.stringify(header), "utf8"))
+    return textRecord(UPLOAD_HEADER_ENTRY, JSON.stringify(header))
   }
   const { result, bytesSent } = yield* sendArchive(client, {
     progress,

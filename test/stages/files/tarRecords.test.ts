@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import { Header, Pax } from "tar"
 import { fileMode } from "../../../src/domain/model.js"
-import { bufferPool, fileHeader, fileRecord, recordBatch } from "../../../src/stages/files/tarRecords.js"
+import { bufferPool, fileHeader, fileRecord, recordBatch, textRecord } from "../../../src/stages/files/tarRecords.js"
 
 /** The reference: `tar`'s Header (and a pax header before it when the fields do not fit ustar). */
 const tarHeader = (path: string, size: number, executable: boolean) => {
@@ -57,6 +57,22 @@ describe("tar records", () => {
       )
       expect(buffer.equals(expected)).toBe(true)
       expect(buffer.equals(reference)).toBe(true)
+    }
+  )
+
+  it.prop(
+    "a text's record is the record of its UTF-8 bytes, whatever the text's length and characters",
+    [
+      path,
+      FastCheck.oneof(
+        FastCheck.string({ maxLength: 1200 }),
+        FastCheck.string({ unit: "grapheme", maxLength: 600 }),
+        FastCheck.string({ unit: "binary", maxLength: 600 }),
+        FastCheck.nat(3).map((k) => "x".repeat(512 * k))
+      )
+    ],
+    ([p, text]) => {
+      expect(textRecord(p, text).equals(fileRecord(p, Buffer.from(text, "utf8")))).toBe(true)
     }
   )
 
