@@ -124,6 +124,8 @@ export class UploadLead extends Schema.Class<UploadLead>("UploadLead")({
 
 export const UPLOAD_LEAD_ENTRY = ".agentsync-upload-lead.json"
 export const IDEMPOTENCY_HEADER = "idempotency-key"
+/** A download's answer header naming the revision its archive is of. */
+export const REVISION_HEADER = "x-agentsync-revision"
 
 export class UploadResult extends Schema.Class<UploadResult>("UploadResult")({
   revision: Schema.String,

@@ -18,6 +18,7 @@ import {
   manifestEtag,
   NotModified,
   OPENAPI_PATH,
+  REVISION_HEADER,
   Unavailable
 } from "../api/index.js"
 import {
@@ -106,7 +107,7 @@ const archiveResponse =
   (download: { readonly revision: string | null; readonly body: Stream.Stream<Uint8Array, unknown> }) =>
     HttpServerResponse.stream(download.body, {
       contentType: format === "zstd" ? "application/zstd" : "application/gzip",
-      headers: download.revision === null ? {} : { "x-agentsync-revision": download.revision }
+      headers: download.revision === null ? {} : { [REVISION_HEADER]: download.revision }
     })
 
 /**

@@ -8,7 +8,7 @@ import { type StagedWriteFailed, writerThread } from "./FileStateStageThread.js"
 import { makeDirs } from "./FileStateSwap.js"
 import { hold, release } from "./heldViews.js"
 
-export { StagedWriteFailed } from "./FileStateStageThread.js"
+export { StagedWriteFailed, warmWriterThread } from "./FileStateStageThread.js"
 
 /** One file being staged. Its bytes are checked by the caller; `commit` only once they are. */
 export interface StagedSink {
@@ -47,7 +47,8 @@ export interface StageWriter {
 const SMALL = 1024 * 1024
 // The small files committed on this thread before a writer thread is started (a pull of a few hundred files starts
 // none: a thread's start costs about 0.2 s of CPU, more than creating that many files here); the files that come
-// while it starts are written here too.
+// while it starts are written here too. With a thread started ahead (`warmWriterThread`), files go to it from the
+// first once it is online.
 export const ON_THIS_THREAD = 1000
 
 /** Writes every byte of `chunks` at the file's current offset (a short write is carried on). */
@@ -114,9 +115,10 @@ export const makeStageWriter = (staging: string): StageWriter => {
   const mkdirp = makeDirs()
   const root = nodePath.resolve(staging)
   const open = new Set<{ fd: number | undefined; readonly full: string }>()
-  /** A small file or link written on this thread (its folder made when it was opened); mode 0 is a link. */
+  /** A small file or link written on this thread, its folder made first; mode 0 is a link. */
   const writeHere = (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => {
     const full = `${root}/${path}`
+    mkdirp(full.slice(0, full.lastIndexOf("/")))
     if (mode === 0) fs.symlinkSync(Buffer.concat(chunks).toString(), full)
     else writeWhole(full, mode, chunks)
   }
@@ -126,14 +128,14 @@ export const makeStageWriter = (staging: string): StageWriter => {
     open: (entry) => {
       // The entry's path is a checked archive path (relative, normalised, `/`-separated: see `checkEntryPath`), so
       // joined and cut as text: `path.join` and `path.dirname` per file cost a tenth of the writer's CPU.
+      // Its folder is made by whoever writes it: here, for a large file now and a small one at its commit; the
+      // thread, for one it is sent.
       const full = `${root}/${entry.path}`
-      mkdirp(full.slice(0, full.lastIndexOf("/")))
+      const large = entry.size > SMALL && entry.link !== true
+      if (large) mkdirp(full.slice(0, full.lastIndexOf("/")))
       const chunks: Array<Uint8Array> = []
       // wx: never follow or reuse anything already there.
-      const file = {
-        fd: entry.size > SMALL && entry.link !== true ? fs.openSync(full, "wx", fileMode(entry.executable)) : undefined,
-        full
-      }
+      const file = { fd: large ? fs.openSync(full, "wx", fileMode(entry.executable)) : undefined, full }
       if (file.fd !== undefined) open.add(file)
       /** A large file given up (a failed write): closed, removed, no longer open. */
       const giveUp = () => {
@@ -167,7 +169,7 @@ export const makeStageWriter = (staging: string): StageWriter => {
             const mode = entry.link === true ? 0 : fileMode(entry.executable)
             // Both write or copy the bytes before they return: the views are let go either way.
             try {
-              if (committed++ >= ON_THIS_THREAD) thread.put(entry.path, mode, chunks)
+              if (committed++ >= ON_THIS_THREAD || thread.warm()) thread.put(entry.path, mode, chunks)
               else writeHere(entry.path, mode, chunks)
             } finally {
               // Cleared here too, so a later call (after a throw) cannot release them twice.

@@ -1,7 +1,7 @@
 /** The staged writer's thread: a pull's verified small files created by a worker thread in batches, so the disk's calls (most of a large pull's system time) run beside the archive's reading and hashing. */
 
 import { Worker } from "node:worker_threads"
-import { Data, Effect } from "effect"
+import { Data, Effect, type Scope } from "effect"
 
 /** A file of the writer thread's that could not be written: its path in the staging folder, and what the disk said. */
 export class StagedWriteFailed extends Data.TaggedError("StagedWriteFailed")<{
@@ -76,6 +76,68 @@ parentPort.on("message", (m) => {
 })
 `
 
+/** A thread started before any writer wants it (see `warmWriterThread`), until a writer takes it. */
+interface Warm {
+  readonly worker: Worker
+  online: boolean
+  /** It failed or ended before a writer took it: never taken. */
+  gone: boolean
+}
+let parked: Warm | undefined
+
+/** Whether a warm thread is parked, taken by no writer yet (tests: the scope's end leaves none). */
+export const warmThreadParked = (): boolean => parked !== undefined
+
+/** The parked thread, for a writer starting its own: taken once, and only while it can still run. */
+const takeWarm = (): Warm | undefined => {
+  const w = parked
+  parked = undefined
+  return w?.gone === false ? w : undefined
+}
+
+/**
+ * Starts a writer thread now, for the writer a pull that will stage many files is about to make: Node's bootstrap of
+ * the thread (about 0.15 s of CPU) then runs while the pull plans and its download's answer is on its way, on the
+ * other core, rather than in the middle of the download, and the writer sends it every file from the first (see
+ * `makeStageWriter`). The next writer that starts a thread takes it; when the scope closes and none has, it is ended.
+ * One at a time: while one is parked, this starts none. A thread that cannot be made leaves nothing parked (a writer
+ * then starts its own, or writes alone, as without this).
+ */
+export const warmWriterThread: Effect.Effect<void, never, Scope.Scope> = Effect.asVoid(
+  Effect.acquireRelease(
+    Effect.sync((): Warm | undefined => {
+      if (parked !== undefined) return undefined
+      let worker: Worker
+      try {
+        worker = new Worker(SOURCE, { eval: true })
+      } catch {
+        // The writer meets the same refusal when it starts its own, and writes alone then.
+        return undefined
+      }
+      const warm: Warm = { worker, online: false, gone: false }
+      worker.on("online", () => {
+        warm.online = true
+      })
+      // Until taken, an error or an exit only marks it gone (its taker listens for its own from then on).
+      worker.on("error", () => {
+        warm.gone = true
+      })
+      worker.on("exit", () => {
+        warm.gone = true
+      })
+      parked = warm
+      return warm
+    }),
+    (warm) =>
+      warm === undefined || parked !== warm
+        ? Effect.void
+        : Effect.promise(() => {
+            parked = undefined
+            return warm.worker.terminate()
+          })
+  )
+)
+
 /** The thread's answer to a batch: written, or the first file that could not be. */
 interface Answer {
   readonly id: number
@@ -94,6 +156,8 @@ export interface WriterThread {
    * thread to start). Throws the thread's first failure, or what `here` throws: the reading stops on it.
    */
   readonly put: (path: string, mode: number, chunks: ReadonlyArray<Uint8Array>) => void
+  /** Whether a thread is started for this writer or parked warm for it (`warmWriterThread`): files may go to it now. */
+  readonly warm: () => boolean
   /** Waits while too many batches are in flight (the reading keeps pace with the disk; memory stays bounded). */
   readonly room: Effect.Effect<void>
   /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
@@ -203,8 +267,8 @@ export const writerThread = (
   }
   // The bytes move to the thread (transferred, not copied: this thread cannot touch them until they are handed back).
   const send = (w: Worker, batch: Batch) => w.postMessage(batch, [batch.bytes.buffer])
-  const start = (): Worker => {
-    const made = new Worker(SOURCE, { eval: true })
+  /** Listens to a thread this writer now has (made here, or taken warm). */
+  const listen = (made: Worker) => {
     made.on("online", () => {
       if (worker !== made) return
       online = true
@@ -237,15 +301,20 @@ export const writerThread = (
       inFlight.clear()
       wake()
     })
-    return made
   }
 
-  /** Starts a thread when none runs (a constructor that throws leaves every file to `here`). */
+  /**
+   * Starts a thread when none runs, or takes the warm one (online already, or its 'online' still to come); a
+   * constructor that throws leaves every file to `here`.
+   */
   const ensureStarted = () => {
     if (alone || worker !== undefined) return
+    const warm = takeWarm()
     try {
-      worker = start()
-      online = false
+      const made = warm?.worker ?? new Worker(SOURCE, { eval: true })
+      worker = made
+      online = warm?.online === true
+      listen(made)
     } catch {
       alone = true
     }
@@ -319,6 +388,7 @@ export const writerThread = (
       files[2 * paths.length + 1] = used
       paths.push(path)
     },
+    warm: () => worker !== undefined || (parked !== undefined && !parked.gone),
     ready: Effect.suspend(() => until(() => online || alone || worker === undefined)),
     buffersMade: () => made,
     room: Effect.suspend(() => (inFlight.size < IN_FLIGHT ? Effect.void : until(() => inFlight.size < IN_FLIGHT))),

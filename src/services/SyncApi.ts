@@ -4,13 +4,14 @@ import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Context, Deferred, Duration, Effect, Layer, Redacted, Schema, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Layer, Redacted, Schema, type Scope, Stream } from "effect"
 import {
   CLOUD_PREFIX,
   CloudFilesGroup,
   FilesRoutes,
   IDEMPOTENCY_HEADER,
   manifestEtag,
+  REVISION_HEADER,
   RemoteManifest,
   type RevisionInfo,
   SYNC_PREFIX,
@@ -37,7 +38,7 @@ import { ApiError, type MissingConfig } from "../errors.js"
 import { BadFraming } from "./httpResponse.js"
 import { pace } from "./Pace.js"
 import { answerPace, bodyOf, checked, classified, decodeManifest, withinExchange } from "./SyncApiExchange.js"
-import { type RawAnswer, type RawGetOptions, rawGet, rawGetApplies } from "./SyncApiGet.js"
+import { type RawAnswer, type RawGetOptions, rawGet, rawGetApplies, type StartedGet, startGet } from "./SyncApiGet.js"
 import { checkToken, fromConfig, type SyncApiOptions, type SyncEndpoint } from "./SyncApiOptions.js"
 import { postStream } from "./SyncApiUpload.js"
 import type { ManifestAnswer } from "./state.js"
@@ -74,6 +75,18 @@ export {
  */
 class FilesApi extends HttpApi.make("agentsync").add(SyncFilesGroup).add(CloudFilesGroup) {}
 
+/** A download's options: how its consumer reads the pieces, and a GET of the head sent ahead (`startDownload`). */
+export interface DownloadOptions extends RawGetOptions {
+  /**
+   * Taken by the first attempt when it fetches the whole tree and the answer names the revision asked for (else
+   * closed, and the attempt asks as without it); closed once that attempt ends.
+   */
+  readonly early?: EarlyDownload | undefined
+}
+
+/** The GET of the head's whole tree, sent before its caller knows it wants it (see `startDownload`). */
+export type EarlyDownload = StartedGet
+
 export interface ManifestOptions {
   readonly revision?: string
   readonly known?: RemoteManifest
@@ -108,14 +121,23 @@ export interface SyncApiClientShape {
    * to `consume`. A transport failure (a body cut short, too slow) fails the stream with `Transient`, which
    * `consume` lets through: the call is then retried, asking `paths()` again, so a consumer that keeps what
    * it has verified resumes with the rest. With `reuse`, `consume` is done with each piece by its next pull but for
-   * the views it `hold`s (`heldViews`), so the memory read into may be read into again (see `SyncApiGet`).
+   * the views it `hold`s (`heldViews`), so the memory read into may be read into again (see `SyncApiGet`). With
+   * `early`, the first attempt of the whole tree reads that answer if it is of `revision`.
    */
   readonly download: <A, E>(
     revision: string,
     paths: () => ReadonlyArray<string> | undefined,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
-    options?: RawGetOptions
+    options?: DownloadOptions
   ) => Effect.Effect<A, SyncApiError | E>
+  /**
+   * Sends the GET of the head's whole tree now, for a `download` that will most likely want it (a pull into an empty
+   * tree): the server reads and sends while the caller plans, and the answer's head and first bytes are in when the
+   * download begins. Read as `options` says (the download's consumer must read so). Undefined where a whole download
+   * does not go on a socket of its own (not plain HTTP). Its socket is destroyed when the scope closes, used or not;
+   * nothing is retried or reported for it: a download that cannot use it asks again.
+   */
+  readonly startDownload: (options?: RawGetOptions) => Effect.Effect<EarlyDownload | undefined, never, Scope.Scope>
   /**
    * The archive formats the server said it reads, on its last manifest answer (none from a server that does not
    * say: then it reads gzip only); undefined before any manifest answer. An upload is compressed in one of them.
@@ -262,22 +284,45 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
    * One attempt of a whole download on `rawGet`: as the platform client's attempt below, its failures read the same
    * way (a status from its body, a break as Transient), and a framing refused in the body its own error, not retried.
    */
+  const downloadHeaders = () => ({
+    authorization: `Bearer ${Redacted.value(token)}`,
+    [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ")
+  })
+  const headUrl = new URL(`${baseUrl}${FilesRoutes.download}`)
+  const startDownload = (options: RawGetOptions = {}) =>
+    rawGetApplies(headUrl) ? startGet(headUrl, downloadHeaders(), options) : Effect.succeed(undefined)
+
+  /**
+   * The answer of a GET sent ahead, when it is the one this attempt would ask for: a 2xx answer naming `revision`
+   * (the head it asked for may have moved since, or the server may not say). Anything else, a failure included, is
+   * closed and left unread: the attempt asks again, and meets any lasting failure itself.
+   */
+  const earlyAnswer = (early: EarlyDownload, revision: string) =>
+    Effect.map(Effect.either(withinExchange(limits, early.answer)), (a) =>
+      Either.isRight(a) &&
+      a.right.status >= 200 &&
+      a.right.status < 300 &&
+      a.right.headers[REVISION_HEADER] === revision
+        ? a.right
+        : undefined
+    )
+
   const rawDownload = <A, E>(
     url: URL,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
-    options: RawGetOptions
+    options: RawGetOptions,
+    early?: { readonly get: EarlyDownload; readonly revision: string }
   ): Effect.Effect<A, E | SyncApiError | Transient> => {
     const p = answerPace(limits)
     const decodeError = (e: BadFraming) =>
       new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: url.href })
-    const head = withinExchange(
-      limits,
-      rawGet(
-        url,
-        { authorization: `Bearer ${Redacted.value(token)}`, [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ") },
-        options
-      )
-    )
+    const asked = withinExchange(limits, rawGet(url, downloadHeaders(), options))
+    const head =
+      early === undefined
+        ? asked
+        : Effect.flatMap(earlyAnswer(early.get, early.revision), (a) =>
+            a === undefined ? Effect.zipRight(early.get.close, asked) : Effect.succeed(a)
+          )
     const read = (answer: RawAnswer): Effect.Effect<A, E | SyncApiError | Transient> => {
       if (answer.status < 200 || answer.status >= 300)
         return Effect.flatMap(
@@ -306,21 +351,32 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         ),
         read
       )
-    ).pipe(Effect.withSpan("SyncApiClient.rawDownload"))
+    ).pipe(Effect.ensuring(early?.get.close ?? Effect.void), Effect.withSpan("SyncApiClient.rawDownload"))
   }
 
   const download = <A, E>(
     revision: string,
     paths: () => ReadonlyArray<string> | undefined,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
-    options: RawGetOptions = {}
+    options: DownloadOptions = {}
   ) => {
     const whole = `${baseUrl}${FilesRoutes.download}?revision=${encodeURIComponent(revision)}`
     const wholeUrl = new URL(whole)
+    const { early: sentAhead, ...reading } = options
+    // The GET sent ahead goes to the first attempt only: a later one asks again, for what is still missing.
+    let early = sentAhead
     const attempt = Effect.suspend(() => {
       const wanted = paths()
+      const ahead = early
+      early = undefined
       // The whole tree over plain HTTP on a socket of its own, its body never copied (see SyncApiGet).
-      if (wanted === undefined && rawGetApplies(wholeUrl)) return rawDownload(wholeUrl, consume, options)
+      if (wanted === undefined && rawGetApplies(wholeUrl))
+        return rawDownload(wholeUrl, consume, reading, ahead === undefined ? undefined : { get: ahead, revision })
+      if (ahead !== undefined) return Effect.zipRight(ahead.close, platformAttempt(wanted))
+      return platformAttempt(wanted)
+    })
+    /** An attempt on the platform's client: some paths (a resumed pull), or the whole tree over TLS. */
+    const platformAttempt = (wanted: ReadonlyArray<string> | undefined) => {
       const request = HttpClientRequest.setHeader(
         wanted === undefined
           ? HttpClientRequest.get(whole)
@@ -339,8 +395,12 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
         Effect.flatMap((response) => p.guard(consume(p.count(bodyOf(response))))),
         Effect.scoped
       )
-    })
-    return withRetry(whole, attempt).pipe(Effect.withSpan("SyncApiClient.download"))
+    }
+    return withRetry(whole, attempt).pipe(
+      // A GET sent ahead that no attempt took (one that failed before it asked) is closed with the call.
+      Effect.ensuring(Effect.suspend(() => early?.close ?? Effect.void)),
+      Effect.withSpan("SyncApiClient.download")
+    )
   }
 
   return SyncApiClient.of({
@@ -350,6 +410,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     revisions,
     upload,
     download,
+    startDownload,
     serverFormats: () => serverReads,
     compress: options.compress ?? "auto",
     serverEntryKinds: () => serverKeeps,

@@ -53,6 +53,34 @@ export interface RawGetOptions {
   readonly reuse?: boolean
 }
 
+/** A GET sent on a connection of its own, its answer not yet awaited (see `startGet`). */
+export interface StartedGet {
+  /** As `rawGet`: the answer once its head has come. Awaited by one consumer, once. */
+  readonly answer: Effect.Effect<RawAnswer, Transient | BadFraming>
+  /** Destroys the socket now (a GET that will not be read on): safe to run again, and after the scope's end. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Sends a GET of `url` now on a connection of its own (closed after the answer), with `headers` (the Host header is
+ * added), and succeeds at once: the server answers while the caller does other work, and the answer's first bytes are
+ * read (up to the socket's mark, see HIGH_WATER) before anyone asks for them. The socket is destroyed when the scope
+ * closes, however the call ends and whether or not the answer was awaited; a connection that fails meanwhile is the
+ * answer's failure, never an unhandled error.
+ */
+export const startGet = (
+  url: URL,
+  headers: Readonly<Record<string, string>>,
+  options: RawGetOptions = {}
+): Effect.Effect<StartedGet, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => connect(url, headers, options.reuse === true)),
+      (c) => Effect.sync(() => c.socket.destroy())
+    ),
+    (c) => ({ answer: c.head, close: Effect.sync(() => c.socket.destroy()) })
+  )
+
 /**
  * GETs `url` on a connection of its own (closed after the answer), with `headers` (the Host header is added). Succeeds
  * once the answer's head has come; fails with Transient when no connection could be made or it broke off before the
@@ -68,11 +96,7 @@ export const rawGet: (
   headers: Readonly<Record<string, string>>,
   options: RawGetOptions = {}
 ) {
-  const c = yield* Effect.acquireRelease(
-    Effect.sync(() => connect(url, headers, options.reuse === true)),
-    (c) => Effect.sync(() => c.socket.destroy())
-  )
-  return yield* c.head
+  return yield* (yield* startGet(url, headers, options)).answer
 })
 
 interface Connection {

@@ -1,21 +1,44 @@
 /** `files pull`: plan against the head (or an older revision), guard, download and apply with a backup. */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import { Conflict } from "../../errors.js"
+import { warmWriterThread } from "../../services/FileStateStage.js"
 import { note } from "../../services/RunStatus.js"
-import { layer as workspaceLayer } from "../../services/Workspace.js"
-import { apply, obstacles } from "../../stages/files/apply.js"
+import type { SyncApiClientShape } from "../../services/SyncApi.js"
+import { workspaceAt, layer as workspaceLayer } from "../../services/Workspace.js"
+import { apply, obstacles, READING } from "../../stages/files/apply.js"
 import { backupPolicy } from "../../stages/files/backups.js"
 import { actionsOf, entriesOf, modeOnly, writeBase } from "../../stages/files/plan.js"
 import { settledReport } from "../../stages/files/settled.js"
 import { checkRemote, conflictError, guardDeletes } from "./guards.js"
-import { begin, beginRevision, type FilesOptions, prepare, prepareRevision } from "./prepare.js"
+import { begin, beginRevision, context, type FilesOptions, prepare, prepareRevision } from "./prepare.js"
 import { type FilesReport, report } from "./report.js"
+
+/**
+ * A pull of the head into an empty tree wants the whole tree, most likely: its GET is sent and the staged writer's
+ * thread started now, so that the server reads and sends, and the thread boots, while this run reads the head's
+ * manifest and plans. Both go when the pull ends, used or not. Nothing is decided by them: the plan says as before
+ * whether anything is downloaded and what (a download of some paths, or of a revision the answer is not of, asks
+ * again), and every file is checked against it.
+ */
+const sendAhead = Effect.fn("FileSyncService.sendAhead")(function* (client: SyncApiClientShape, servicesPath: string) {
+  // An empty tree, or none yet. A top that cannot be listed is not known to be empty: the plan's walk says why.
+  const top = yield* Effect.either((yield* workspaceAt(servicesPath)).listTop())
+  if (Either.isLeft(top) || top.right.length > 0) return undefined
+  yield* warmWriterThread
+  return yield* client.startDownload(READING)
+})
 
 export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: FilesOptions = {}) {
   const older = options.revision
   const probed = older === undefined ? yield* begin("pull", options) : yield* beginRevision(options)
   if (probed?.settled !== undefined)
     return settledReport("pull", options.dryRun ?? false, probed.settled) as FilesReport
+  const { config: configured, client: api } = yield* context
+  // A settled mark means a tree synced before: not an empty one.
+  const early =
+    older === undefined && options.dryRun !== true && probed === undefined
+      ? yield* sendAhead(api, configured.servicesPath)
+      : undefined
   const { config, client, dryRun, progress, local, head, remote, where, plan, settle } =
     older === undefined ? yield* prepare("pull", options, probed) : yield* prepareRevision(older, options)
   yield* checkRemote(remote, client.baseUrl)
@@ -60,7 +83,7 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
           return paths.length === remote.entries.length ? undefined : paths
         },
         consume,
-        reading
+        { ...reading, early }
       ),
     write,
     chmod,
@@ -79,4 +102,4 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
     ...(result.backup === undefined ? {} : { backup: result.backup }),
     ...(result.pruned.length === 0 ? {} : { backups_pruned: result.pruned })
   })
-})
+}, Effect.scoped)

@@ -17,6 +17,9 @@ import { recoverPull, swap } from "./swap.js"
 
 export { recoverPull } from "./swap.js"
 
+/** How this stage reads a download's pieces (see `Download`): a GET sent ahead for it must be read so too. */
+export const READING: RawGetOptions = { reuse: true }
+
 /**
  * Fetches the archive of the paths `missing()` names (a retry asks again, for what is still missing) and
  * hands its body to `consume`; a body that breaks off fails with Transient and is fetched again. `reading` says how
@@ -131,7 +134,7 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
       )
     }
     // What the reading keeps past a pull (the stored reader's member, a small file until verified) it holds.
-    return input.download(missing, consume, { reuse: true }).pipe(
+    return input.download(missing, consume, READING).pipe(
       Effect.zipRight(Effect.mapError(writer.drain, (e) => stagedError(input, e.path, e.cause))),
       Effect.zipRight(
         Effect.suspend(() => {

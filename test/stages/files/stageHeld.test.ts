@@ -95,6 +95,7 @@ describe("the staged writer and reused slabs", () => {
       const entry = FileEntry.make({ path: "d/f", size: 100, sha256: createHash("sha256").update(bytes).digest("hex") })
       const sink = writer.open(entry)
       // Already there: the writer's `wx` open fails.
+      fs.mkdirSync(`${root}/d`, { recursive: true })
       fs.writeFileSync(`${root}/d/f`, "x")
       sink.write(bytes)
       expect(holds.count).toBe(1)
