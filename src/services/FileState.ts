@@ -2,7 +2,6 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, type Scope } from "effect"
-import type { Text } from "../domain/hash.js"
 import type { IoError, SyncInProgress } from "../errors.js"
 import { ioError as io } from "../errors.js"
 import { type BackupContents, contentsOf, filesUnder, namesIn, RECORD, stageSync } from "./FileStateBackups.js"
@@ -13,12 +12,15 @@ import {
   forgetReadAhead,
   listingClock,
   readingAhead,
+  readStateBytes,
   readStateText,
   stateDir,
+  takeStateBytes,
   takeStateText,
   type WorkspaceFile
 } from "./state.js"
 import { sweepLitter, writeFileAtomic } from "./Workspace.js"
+import type { Contents } from "./WorkspaceWrite.js"
 
 /**
  * The files a run keeps (see docs/architecture.md, "What a run keeps"); `pull-journal.json` is written by the swap
@@ -39,8 +41,10 @@ export interface ProjectFileState {
   readonly path: (name: StateFile) => string
   /** A state file's text; undefined when it is missing or unreadable (only ever a slower run). */
   readonly read: (name: StateFile) => Effect.Effect<string | undefined>
-  /** Replaces a state file atomically (temp file, flush, rename); a text in pieces is written as their concatenation. */
-  readonly write: (name: StateFile, text: Text) => Effect.Effect<void, IoError>
+  /** A state file's bytes, as `read` reads them (a format that is checked and spliced as bytes). */
+  readonly readBytes: (name: StateFile) => Effect.Effect<Buffer | undefined>
+  /** Replaces a state file atomically (temp file, flush, rename); pieces are written as their concatenation. */
+  readonly write: (name: StateFile, text: Contents) => Effect.Effect<void, IoError>
   readonly remove: (name: StateFile) => Effect.Effect<void, IoError>
   /**
    * The stamp of a listing just taken (see `listingClock`): a file of it whose mtime is at or after the stamp is
@@ -111,6 +115,10 @@ export const make = (projectRoot: string): ProjectFileState => {
       readingAhead(path(name))
         ? Effect.promise(() => takeStateText(path(name)))
         : Effect.sync(() => readStateText(path(name))),
+    readBytes: (name) =>
+      readingAhead(path(name))
+        ? Effect.promise(() => takeStateBytes(path(name)))
+        : Effect.sync(() => readStateBytes(path(name))),
     // A write or removal replaces what a read ahead of the file holds: it is dropped, not kept for the process's life.
     write: (name, text) =>
       Effect.zipRight(

@@ -63,22 +63,49 @@ let tempCounter = 0
 const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${tempPrefix}${(tempCounter++).toString(36)}`)
 
 /**
+ * What an atomic write takes: bytes, a text (a string, or string pieces), or pieces of text and bytes in order (a
+ * state file spliced from the bytes of the one it replaces, see stages/files/remote.ts); written as their
+ * concatenation, the text as UTF-8.
+ */
+export type Contents = Uint8Array | Text | ReadonlyArray<string | Uint8Array>
+
+/**
+ * Hands `sink` the bytes of pieces in order: each run of string pieces as one text (a surrogate pair split between
+ * two pieces is encoded whole, see `eachUtf8Chunk`), each byte piece as it is.
+ */
+const eachPieceChunk = (pieces: ReadonlyArray<string | Uint8Array>, sink: (bytes: Uint8Array) => void) => {
+  let text: Array<string> = []
+  for (const piece of pieces) {
+    if (typeof piece === "string") {
+      text.push(piece)
+      continue
+    }
+    if (text.length > 0) eachUtf8Chunk(text, sink)
+    text = []
+    sink(piece)
+  }
+  if (text.length > 0) eachUtf8Chunk(text, sink)
+}
+
+/**
  * Atomic write of any absolute path: temp file beside it, fsync, rename. A text (a string, or pieces) goes to the
  * file as UTF-8 a chunk at a time (`eachUtf8Chunk`), never turned into bytes whole: the state files of a push are a
  * MB or so each.
  */
 // Text is told from bytes by what text is: a Uint8Array made in another realm (a vm context, a test runner's sandbox)
 // is not `instanceof` this realm's, and taken for text it would be written as an empty file.
-const isText = (b: Uint8Array | Text): b is Text => typeof b === "string" || Array.isArray(b)
+const isPieces = (b: Contents): b is Text | ReadonlyArray<string | Uint8Array> =>
+  typeof b === "string" || Array.isArray(b)
 
-export const writeFileAtomic = (full: string, bytes: Uint8Array | Text): Effect.Effect<void, IoError> =>
+export const writeFileAtomic = (full: string, bytes: Contents): Effect.Effect<void, IoError> =>
   Effect.tryPromise({
     try: async () => {
       await fs.mkdir(nodePath.dirname(full), { recursive: true })
       const tmp = tempName(full)
       const handle = await fs.open(tmp, "wx", 0o644)
       try {
-        if (isText(bytes)) eachUtf8Chunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
+        if (typeof bytes === "string") eachUtf8Chunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
+        else if (isPieces(bytes)) eachPieceChunk(bytes, (chunk) => writeAllSync(handle.fd, chunk))
         else await handle.writeFile(bytes)
         await handle.sync()
       } finally {

@@ -24,16 +24,21 @@ export const HEAD_FILE = "remote-manifest.json"
  * at a fraction of the cost (a 1.2 MB hash cache: 1-2 ms instead of 6-10); any other byte, as UTF-8.
  */
 export const readStateText = (file: string): string | undefined => {
-  let bytes: Buffer
+  const bytes = readStateBytes(file)
+  return bytes === undefined ? undefined : stateText(bytes)
+}
+
+/** A state file's bytes, undefined when it cannot be read (see `readStateText`). */
+export const readStateBytes = (file: string): Buffer | undefined => {
   try {
-    bytes = fs.readFileSync(file)
+    return fs.readFileSync(file)
   } catch {
     return undefined
   }
-  return textOf(bytes)
 }
 
-const textOf = (bytes: Buffer) => (isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8"))
+/** A state file's bytes as its text: latin1 when ASCII (the same text, at a fraction of the cost), else UTF-8. */
+export const stateText = (bytes: Buffer) => (isAscii(bytes) ? bytes.toString("latin1") : bytes.toString("utf8"))
 
 /** A state file's bytes read ahead, with the identity of the file they were read from. */
 interface ReadAhead {
@@ -105,8 +110,14 @@ export const readAhead = (files: ReadonlyArray<string>): void => {
  * never written in place), else read now.
  */
 export const takeStateText = async (file: string): Promise<string | undefined> => {
+  const bytes = await takeStateBytes(file)
+  return bytes === undefined ? undefined : stateText(bytes)
+}
+
+/** A state file's bytes as `readStateBytes` gives them, from its read ahead as `takeStateText` takes it. */
+export const takeStateBytes = async (file: string): Promise<Buffer | undefined> => {
   const pending = ahead[AHEAD]?.get(file)
-  if (pending === undefined) return readStateText(file)
+  if (pending === undefined) return readStateBytes(file)
   ahead[AHEAD]?.delete(file)
   const got = await pending
   const st = got === undefined ? undefined : fs.statSync(file, { throwIfNoEntry: false })
@@ -115,8 +126,8 @@ export const takeStateText = async (file: string): Promise<string | undefined> =
     st.ino === got.ino &&
     st.size === got.size &&
     st.mtimeMs === got.mtimeMs
-    ? textOf(got.bytes)
-    : readStateText(file)
+    ? got.bytes
+    : readStateBytes(file)
 }
 
 /** Drops the read ahead of `file`, if any: the file is being replaced or removed, so its bytes are no longer its text. */

@@ -144,11 +144,11 @@ describe("FileSyncService", () => {
         const pulled = yield* sync(one, t.token).pull()
         expect([pulled.remote_manifest, pulled.actions]).toEqual(["downloaded", { write: 1 }])
         expect(tree(one)).toEqual(tree(two))
-        // A damaged copy is only a slower run: its entries no longer match its checksum, so it is not used.
+        // A damaged copy is only a slower run: its lines no longer match its checksum, so it is not used.
         const kept = nodePath.join(one, ".agentsync", "remote-manifest.json")
         fs.writeFileSync(
           kept,
-          fs.readFileSync(kept, "utf8").replace(/"sizes":\[(\d+)/, (_, n) => `"sizes":[${Number(n) + 1}`)
+          fs.readFileSync(kept, "utf8").replace(/\0(\d+)\0/, (_, n) => `\0${Number(n) + 1}\0`)
         )
         const after = yield* sync(one, t.token).diff()
         expect([after.remote_manifest, after.counts]).toEqual([

@@ -8,6 +8,7 @@ import type { FilesOptions } from "../../src/programs/files.js"
 import { keptText } from "../../src/stages/files/remote.js"
 import { startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
+import { readKeptHead } from "../support/keptHead.js"
 import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
@@ -115,20 +116,16 @@ describe("the kept base and hash cache", () => {
           fs.writeFileSync(nodePath.join(root, "services", "config/app.yaml"), text)
           const r = yield* push(root, t.token)
           const base = readState(root, "files-base.json")
-          const head = readState(root, "remote-manifest.json")
-          expect([base.revision, head.version, head.kept.revision]).toEqual([r.revision, 3, r.revision])
-          expect(head.kept.paths).toEqual(Object.keys(sample).sort())
+          const head = readKeptHead(statePath(root, "remote-manifest.json"))
+          expect([base.revision, head.version, head.revision]).toEqual([r.revision, 4, r.revision])
+          expect(head.lines.map(([path]) => path)).toEqual(Object.keys(sample).sort())
           expect(base.paths).toEqual(Object.keys(sample).sort())
-          // Made before the answer and finished with it: the same text as the head written whole.
-          const again = keptText(head.kept.url, {
-            tenant: head.kept.tenant,
+          // Spliced from the kept copy before the answer and finished with it: the same text as the head written whole.
+          const again = keptText(head.url, {
+            tenant: head.tenant,
             revision: r.revision!,
-            checksum: head.kept.checksum,
-            entries: head.kept.paths.map((p: string, i: number) => ({
-              path: p,
-              size: head.kept.sizes[i],
-              sha256: head.kept.sha256[i]
-            }))
+            checksum: head.checksum,
+            entries: head.lines.map(([path, size, sha256]) => ({ path, size, sha256 }))
           })
           expect(fs.readFileSync(statePath(root, "remote-manifest.json"), "utf8")).toBe(again)
           // The next run takes the kept head (the server answers 304 to it) and finds nothing to do.

@@ -2,6 +2,7 @@
 import { Deferred, Effect } from "effect"
 import { manifestChecksum } from "../../domain/hash.js"
 import { note } from "../../services/RunStatus.js"
+import { keptOfLines, splicedHead } from "../../stages/files/keptLines.js"
 import { actionsOf, baseTextFor, entriesOf, writeBaseText } from "../../stages/files/plan.js"
 import { keepHeadText, keptTextFor, pushedHead } from "../../stages/files/remote.js"
 import { settledReport } from "../../stages/files/settled.js"
@@ -45,7 +46,9 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
     `push: uploading ${set.length} file(s) and ${deleted.length} deletion(s); running it again is safe (a revision that was made is not made twice)`
   )
   const tree = resultingTree(remote.entries, set, deleted)
-  const checksum = manifestChecksum(tree)
+  // From the kept copy's bytes where the head was read from one (the changed lines spliced in), else from the tree.
+  const spliced = splicedHead(remote, set, deleted)
+  const checksum = spliced?.checksum ?? manifestChecksum(tree)
   // What is kept once the server has answered (the next base, the new head) is made while it works on the upload,
   // and written only after its answer: a push that fails or is interrupted keeps none of it.
   const sent = yield* Deferred.make<void>()
@@ -65,7 +68,10 @@ export const pushImpl = Effect.fn("FileSyncService.push")(function* (options: Fi
         Deferred.await(sent),
         Effect.sync(() => ({
           base: baseTextFor(where, plan.nextBase(null).files),
-          head: keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum, entries: tree })
+          head:
+            spliced === undefined
+              ? keptTextFor(client.baseUrl, { tenant: remote.tenant, checksum, entries: tree })
+              : keptOfLines(client.baseUrl, { tenant: remote.tenant, checksum, files: tree.length }, spliced.lines)
         }))
       )
     ],

@@ -2,12 +2,14 @@
 import { createHash } from "node:crypto"
 import { Effect, Schema } from "effect"
 import { FileEntries, isEntry, RemoteManifest } from "../../api/files.js"
-import { manifestChecksum, type Text, updateText } from "../../domain/hash.js"
+import { manifestChecksum, updateText } from "../../domain/hash.js"
 import { type FileEntry, Sha256 } from "../../domain/model.js"
 import type { IoError } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { SyncApiClient } from "../../services/SyncApi.js"
-import { HEAD_FILE } from "../../services/state.js"
+import { HEAD_FILE, stateText } from "../../services/state.js"
+import type { Contents } from "../../services/WorkspaceWrite.js"
+import { isKeptLines, keptHeader, linesOf, readKeptLines } from "./keptLines.js"
 
 const listOf = <A>(is: (v: unknown) => v is A, identifier: string) =>
   Schema.declare((u: unknown): u is ReadonlyArray<A> => Array.isArray(u) && u.every(is), { identifier })
@@ -15,12 +17,12 @@ const isString = (v: unknown): v is string => typeof v === "string"
 const isIndex = (v: unknown): v is number => Number.isSafeInteger(v)
 
 /**
- * The last head manifest seen, with the API it came from: another server or tenant never reuses it. Version 3
- * (written since): `{"version":3,"digest":D,"kept":K}`, K the lists below as JSON text and D the SHA-256 of that
- * text, so the copy is checked by hashing its own bytes once: no manifest checksum to add up and no entry rule to
- * ask per file (10,000 files: about a tenth of the cost), since the text is what a run wrote from a head it had
- * checked. Version 2 (read only): the same lists beside the version, the copy checked by its manifest checksum and
- * each entry by the FileEntry rules. Version 1 (read only): an object per entry.
+ * The last head manifest seen, with the API it came from: another server or tenant never reuses it. Version 4
+ * (written since, see `keptLines.ts`): a sealed header line, then the manifest checksum's own lines, so that the
+ * checksum is the copy's check and a push's next head and its checksum are the copy's bytes spliced. Version 3 (read
+ * only): `{"version":3,"digest":D,"kept":K}`, K the lists below as JSON text and D the SHA-256 of that text.
+ * Version 2 (read only): the same lists beside the version, the copy checked by its manifest checksum and each entry
+ * by the FileEntry rules. Version 1 (read only): an object per entry.
  */
 const Lists = {
   url: Schema.String,
@@ -86,13 +88,15 @@ const readV3 = (text: string): KeptLists | undefined => {
 
 /**
  * The cached head manifest for this API, if any and intact, so a damaged file is only a slower run (the manifest
- * is fetched whole), never a wrong plan: version 3 by its digest, older ones by their entries adding up to their
- * checksum.
+ * is fetched whole), never a wrong plan: version 4 by its seal and checksum, version 3 by its digest, older ones by
+ * their entries adding up to their checksum.
  */
 export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projectRoot: string, url: string) {
   // Read synchronously: the request it conditions should leave before the local tree is scanned.
-  const text = yield* (yield* stateOf(projectRoot)).read(HEAD_FILE)
-  if (text === undefined) return undefined
+  const bytes = yield* (yield* stateOf(projectRoot)).readBytes(HEAD_FILE)
+  if (bytes === undefined) return undefined
+  if (isKeptLines(bytes)) return readKeptLines(bytes, url)
+  const text = stateText(bytes)
   const v3 = text.startsWith(V3_OPEN) ? readV3(text) : undefined
   if (v3 !== undefined) {
     const entries = v3.url === url ? entriesOf(v3, false) : undefined
@@ -112,39 +116,21 @@ export const readKnownHead = Effect.fn("remote.readKnownHead")(function* (projec
 })
 
 /**
- * A head manifest's kept text (version 3) made before its revision is known, finished once it is: the lists, their
- * JSON and the hash of it are had while a push waits for the server's answer, and the revision (last in the kept
- * text) is put in and hashed after.
+ * A head manifest's kept text (version 4, see `keptLines.ts`) made before its revision is known, finished once it
+ * is: the lines are had while a push waits for the server's answer, and the header after.
  */
 export const keptTextFor = (
   url: string,
   manifest: { readonly tenant: string; readonly checksum: string; readonly entries: ReadonlyArray<FileEntry> }
 ): ((revision: string) => ReadonlyArray<string>) => {
-  const n = manifest.entries.length
-  const paths: Array<string> = new Array(n)
-  const sizes: Array<number> = new Array(n)
-  const sha256s: Array<string> = new Array(n)
-  const executable: Array<number> = []
-  const links: Array<number> = []
-  manifest.entries.forEach((e, i) => {
-    paths[i] = e.path
-    sizes[i] = e.size
-    sha256s[i] = e.sha256
-    if (e.executable === true) executable.push(i)
-    if (e.link === true) links.push(i)
-  })
-  const { tenant, checksum } = manifest
-  const lists = JSON.stringify({ url, tenant, checksum, paths, sizes, sha256: sha256s, executable, links })
-  // In pieces, never concatenated: the MB of lists is hashed and written as it came from JSON.stringify (see `Text`).
-  const open = [lists.slice(0, -1), ',"revision":']
-  const hashed = updateText(createHash("sha256"), open)
-  return (revision) => {
-    const close = `${JSON.stringify(revision)}}`
-    return [V3_OPEN, hashed.copy().update(close).digest("hex"), V3_KEPT, ...open, close, "}"]
-  }
+  const body = linesOf(manifest.entries)
+  return (revision) => [
+    keptHeader({ url, tenant: manifest.tenant, revision, checksum: manifest.checksum, files: manifest.entries.length }),
+    ...body
+  ]
 }
 
-/** A head manifest as version 3 keeps it: its entries as lists, in their order (by path), under their digest. */
+/** A head manifest as version 4 keeps it: its header, then its lines in path order (see `keptLines.ts`). */
 export const keptText = (
   url: string,
   manifest: {
@@ -155,8 +141,8 @@ export const keptText = (
   }
 ): string => keptTextFor(url, manifest)(manifest.revision).join("")
 
-/** Keeps a head manifest's text, as `keptTextFor` makes it, for the next run's conditional request. */
-export const keepHeadText = (projectRoot: string, text: Text): Effect.Effect<void, IoError> =>
+/** Keeps a head manifest's text, as `keptTextFor` or `splicedHead` makes it, for the next run's conditional request. */
+export const keepHeadText = (projectRoot: string, text: Contents): Effect.Effect<void, IoError> =>
   Effect.flatMap(stateOf(projectRoot), (state) => state.write(HEAD_FILE, text))
 
 /** Keeps a head manifest for the next run's conditional request (an empty tenant has nothing to keep). */

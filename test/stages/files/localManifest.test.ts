@@ -2,10 +2,10 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import type { Text } from "../../../src/domain/hash.js"
 import { fileEntry, linkEntry, linkTargetProblem } from "../../../src/domain/model.js"
 import { FileState, make as makeFileState, type StateFile } from "../../../src/services/FileState.js"
 import { type WorkspaceFile, type WorkspaceShape, Workspaces } from "../../../src/services/Workspace.js"
+import type { Contents } from "../../../src/services/WorkspaceWrite.js"
 import { localManifest } from "../../../src/stages/files/bundle.js"
 import { sha } from "../../support/hostile.js"
 import { tempDirs } from "../../support/tree.js"
@@ -62,8 +62,11 @@ const inMemory = (root: string, projectRoot: string, tree: () => Tree) => {
   const state = {
     ...makeFileState(projectRoot),
     read: (name: StateFile) => Effect.sync(() => kept.get(name)),
-    write: (name: StateFile, text: Text) =>
-      Effect.sync(() => void kept.set(name, typeof text === "string" ? text : text.join(""))),
+    write: (name: StateFile, text: Contents) =>
+      Effect.sync(() => {
+        const pieces = typeof text === "string" ? [text] : Array.isArray(text) ? text : [text as Uint8Array]
+        kept.set(name, Buffer.concat(pieces.map((p) => (typeof p === "string" ? Buffer.from(p) : p))).toString())
+      }),
     remove: unused,
     stat: unused
   }

@@ -71,17 +71,59 @@ const keptReference = (url: string, m: Kept) => {
   return `{"version":3,"digest":"${createHash("sha256").update(lists).digest("hex")}","kept":${lists}}`
 }
 
+/** Version 4's text as its format says: the sealed header line, then the checksum's lines in path order. */
+const keptReferenceV4 = (url: string, m: Kept) => {
+  const sealed = `{"version":4,"url":${JSON.stringify(url)},"tenant":${JSON.stringify(m.tenant)},"revision":${JSON.stringify(m.revision)},"checksum":"${m.checksum}","files":${m.entries.length}`
+  const lines = m.entries.map(
+    (e) => `${e.path}\0${e.size}\0${e.sha256}${e.link === true ? "\0l" : e.executable === true ? "\0x" : ""}\n`
+  )
+  return `${sealed},"seal":"${createHash("sha256").update(sealed).digest("hex")}"}\n${lines.join("")}`
+}
+
+/** Writes a version 3 copy of a head, as the releases before version 4 kept it. */
+const writeV3 = (root: string, entries: RemoteManifest["entries"]) => {
+  fs.mkdirSync(nodePath.dirname(keptPath(root)), { recursive: true })
+  fs.writeFileSync(
+    keptPath(root),
+    keptReference(URL, { tenant: "t-1", revision: "r-1", entries, checksum: manifestChecksum(entries) })
+  )
+}
+
 describe("the kept head manifest", () => {
   it("is written as the format's reference text, whatever the paths, URL and tenant hold", () => {
     const text = fc.string({ unit: "binary", maxLength: 8 })
     fc.assert(
       fc.property(tree, text, text, text, (entries, url, tenant, revision) => {
         const m: Kept = { tenant, revision, entries, checksum: manifestChecksum(entries) }
-        expect(keptText(url, m)).toBe(keptReference(url, m))
+        expect(keptText(url, m)).toBe(keptReferenceV4(url, m))
+        // The lines are the checksum's: the checksum is the SHA-256 of every byte after the header.
+        const text = keptText(url, m)
+        expect(
+          createHash("sha256")
+            .update(text.slice(text.indexOf("\n") + 1))
+            .digest("hex")
+        ).toBe(m.checksum)
       }),
       { numRuns: 300 }
     )
   })
+
+  it.effect("a copy kept by an older release (version 3) reads as the same head as its version 4 copy", () =>
+    Effect.gen(function* () {
+      const root = tempDir("head")
+      for (const entries of fc.sample(tree, 60)) {
+        writeV3(root, entries)
+        const old = yield* readKnownHead(root, URL)
+        yield* writeKnownHead(root, URL, head(entries))
+        expect(fs.readFileSync(keptPath(root), "latin1").startsWith('{"version":4,')).toBe(true)
+        const now = yield* readKnownHead(root, URL)
+        expect(old).toBeDefined()
+        expect(now).toBeDefined()
+        expect(versions(now!)).toEqual(versions(old!))
+        expect([now!.tenant, now!.revision, now!.checksum]).toEqual([old!.tenant, old!.revision, old!.checksum])
+      }
+    })
+  )
 
   it.effect("reads back as written: every entry's path, size, hash and kind, the tenant, revision and checksum", () =>
     Effect.gen(function* () {
@@ -99,7 +141,7 @@ describe("the kept head manifest", () => {
     })
   )
 
-  it.effect("is kept as lists under their digest (version 3); copies older releases kept (2, 1) still read", () =>
+  it.effect("copies older releases kept as lists under their digest (version 3) and before (2, 1) still read", () =>
     Effect.gen(function* () {
       const root = tempDir("head")
       const entries = [
@@ -107,7 +149,8 @@ describe("the kept head manifest", () => {
         { path: "bin/run", size: 4, sha256: "b".repeat(64), executable: true },
         { path: "docs/link", size: 5, sha256: "c".repeat(64), link: true }
       ]
-      yield* writeKnownHead(root, URL, head(entries))
+      writeV3(root, entries)
+      expect(versions((yield* readKnownHead(root, URL))!)).toEqual(versions(head(entries)))
       const text = fs.readFileSync(keptPath(root), "utf8")
       const kept = JSON.parse(text)
       expect(kept).toMatchObject({
@@ -132,7 +175,7 @@ describe("the kept head manifest", () => {
           { path: "agents/a.md", size: 3, sha256: "a".repeat(64) },
           { path: "bin/run", size: 4, sha256: "b".repeat(64), executable: true }
         ]
-        yield* writeKnownHead(root, URL, head(entries))
+        writeV3(root, entries)
         const good = { version: 2, ...JSON.parse(fs.readFileSync(keptPath(root), "utf8")).kept }
         const damaged = [
           { ...good, sizes: [3] },
@@ -166,7 +209,7 @@ describe("the kept head manifest", () => {
         tree.filter((t) => t.length > 0),
         20
       )) {
-        yield* writeKnownHead(root, URL, head(entries))
+        writeV3(root, entries)
         const text = fs.readFileSync(keptPath(root), "utf8")
         // Each change keeps the text JSON that reads as lists (a size, a hash, a flag, the revision): only the
         // digest refuses it.
