@@ -261,8 +261,8 @@ export const layer = (
  * interleaved), from a pool of our own whose connection has no backend id. With one, @effect/sql-pg answers an
  * interruption of a running statement by `pg_cancel_backend` from a second connection of the pool, which a pool of
  * one never has: the interruption waited the driver's 5 s for it before the rollback, and the cancel, left queued,
- * ran once the connection was free. PGlite runs a statement to its end whatever is sent, so without the id the
- * rollback is queued behind the statement at once.
+ * ran once the connection was free. PGlite runs in this process; an interruption is seen once its statement ends;
+ * without a backend id no cancel is queued, so the rollback follows at once.
  */
 const embeddedClient = (port: number) =>
   PgClient.layerFromPool({
@@ -279,13 +279,14 @@ const embeddedClient = (port: number) =>
         })
         // An idle connection's error: the pool drops it and the next use connects again (as PgClient.make does).
         pool.on("error", () => {})
+        // @effect/sql-pg 0.53.0's `makeCancel` reads `client.processID`: with none, it sends no cancel.
         pool.on("connect", (connection) => Object.assign(connection, { processID: undefined }))
         return Effect.tryPromise({
           try: () => pool.query("SELECT 1"),
           catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
         }).pipe(
           Effect.as(pool),
-          Effect.tapError(() => Effect.promise(() => pool.end()))
+          Effect.tapError(() => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(1000)))
         )
       }),
       (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))

@@ -69,7 +69,7 @@ describe("a transaction interrupted on PostgreSQL (the project's pool)", () => {
 
 describe("a transaction interrupted on the embedded database", () => {
   it.scopedLive(
-    "mid-statement: rolled back as soon as the statement ends, not after a wait for a connection to cancel it from; one session still",
+    "during a statement: rolled back once the statement ends, not after a wait for a connection to cancel it from; one session still",
     () =>
       Effect.gen(function* () {
         const dir = mkdtempSync(join(tmpdir(), "agentsync-tx-embedded-"))
@@ -84,8 +84,9 @@ describe("a transaction interrupted on the embedded database", () => {
             )
           )
           yield* Effect.sleep(Duration.millis(300))
-          // PGlite runs the statement to its end whatever is sent: from there, the rollback and nothing more (the
-          // driver waited 5 s for a second connection to send a cancel from, which a pool of one never has).
+          // PGlite runs in this process; an interruption is seen once its statement ends; without a backend id no
+          // cancel is queued, so the rollback follows at once (the driver waited 5 s for a second connection to send
+          // a cancel from, which a pool of one never has).
           const started = Date.now()
           yield* Fiber.interrupt(fiber)
           expect(Date.now() - started).toBeLessThan(2500)

@@ -1,6 +1,6 @@
 /** The bundle stage: the local manifest (hashes cached by path, size and mtime) and a reproducible tar.gz of chosen files. */
 import * as nodePath from "node:path"
-import { Array as Arr, Effect, Schema, Stream } from "effect"
+import { Array as Arr, Console, Effect, Schema, Stream } from "effect"
 import { byPath, sha256 } from "../../domain/hash.js"
 import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProblem } from "../../domain/model.js"
 import { IoError, type TarballUnsafe } from "../../errors.js"
@@ -168,12 +168,15 @@ const writeCache = (
   })
   const body: typeof CacheFile.Type = { version: 2, root, paths, sizes, mtimes, sha256 }
   // Only a cache: a run that could not keep it (a folder in its place, a full disk) has done its work all the same,
-  // and fails for it neither before nor after an upload; the next run hashes again.
+  // and fails for it neither before nor after an upload; a later run that lists the tree hashes it again. Said as
+  // a plain line on stderr, as the CLI's other notes are.
   return state
     .write(CACHE_FILE, JSON.stringify(body))
     .pipe(
       Effect.catchAll((e) =>
-        Effect.logWarning(`files: the hash cache was not kept (${e.message}); a later run hashes the tree again`)
+        Console.error(
+          `warning: the hash cache was not kept (${e.message}); a later run that lists the tree hashes it again`
+        )
       )
     )
 }

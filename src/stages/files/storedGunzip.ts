@@ -26,6 +26,14 @@ const TRAILER = 8
 export const KEEP_AT_MOST = storedLength(CAPS.memberBytes)
 
 /**
+ * The most pieces of one member this reader keeps for zlib: each costs a view (some hundred bytes of heap) however
+ * few its bytes, so a member within `KEEP_AT_MOST` sent a byte a write would otherwise hold millions. A member of ours
+ * read from a socket comes in a few hundred (a 4 MiB member: 64 blocks, each a header and its data, split further at
+ * each read's end).
+ */
+export const KEEP_PIECES_AT_MOST = 4096
+
+/**
  * A gzip reader that hands the bytes of stored members (gzip header with no flags, deflate blocks of type 00) to
  * `emit` as views of what is written, checking each member's CRC and length; at anything else — a compressed
  * block, a flag, a CRC or length that does not match, an end inside a member — it hands the rest of the stream,
@@ -37,14 +45,16 @@ export const KEEP_AT_MOST = storedLength(CAPS.memberBytes)
  * verifies every byte it keeps by a stronger hash (a pull: each file's SHA-256 against its manifest entry), to which
  * a changed byte of a stored block arrives changed instead of as zlib's error.
  *
- * A member longer than `keepAtMost` goes to zlib once that much of it has come, whatever it holds: the bytes kept for
- * zlib are bounded, never the whole of a member however long a server makes it.
+ * A member longer than `keepAtMost` bytes, or that came in more than `keepPiecesAtMost` pieces, goes to zlib there
+ * and then, whatever it is made of (stored data, or nothing but empty blocks): what is kept for zlib is bounded in
+ * bytes and in pieces, never the whole of a member however long a server makes it or however finely it cuts it.
  */
 export const storedGunzip = (
   emit: (piece: Buffer) => void,
   fallback: (skip: number) => Inflating,
   crc32 = true,
-  keepAtMost = KEEP_AT_MOST
+  keepAtMost = KEEP_AT_MOST,
+  keepPiecesAtMost = KEEP_PIECES_AT_MOST
 ): Inflating => {
   /**
    * The bytes of the current member so far (views, held: their buffer may be read into again once let go, see
@@ -98,10 +108,17 @@ export const storedGunzip = (
     return { took, part: small.subarray(0, need) }
   }
 
+  /**
+   * Longer than any member of ours, or in more pieces than one comes in: zlib reads it from here on, without keeping
+   * it. Checked in every state, as a member of nothing but empty stored blocks never reaches "stored".
+   */
+  const keptTooMuch = () => kept > keepAtMost || member.length > keepPiecesAtMost
+
   const write = (b: Buffer) => {
     if (taken !== undefined) return taken.write(b)
     let at = 0
     while (at < b.length) {
+      if (keptTooMuch()) return takeOver(b.subarray(at))
       if (state === "stored") {
         const n = Math.min(remain, b.length - at)
         const piece = at === 0 && n === b.length ? b : b.subarray(at, at + n)
@@ -112,8 +129,6 @@ export const storedGunzip = (
         at += n
         emit(piece)
         if (remain === 0) state = final ? "trailer" : "block"
-        // Longer than any member of ours: zlib reads it from here on, without keeping it.
-        if (kept > keepAtMost) return takeOver(b.subarray(at))
         continue
       }
       const { took, part } = gather(b, at, state === "header" ? HEADER : state === "block" ? BLOCK_HEADER : TRAILER)
@@ -141,6 +156,7 @@ export const storedGunzip = (
         state = "header"
       }
     }
+    if (keptTooMuch()) takeOver(undefined)
   }
 
   return {

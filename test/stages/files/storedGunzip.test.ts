@@ -8,7 +8,13 @@ import { Gunzip } from "minizlib"
 import { CAPS } from "../../../src/domain/caps.js"
 import { type Holds, reusable } from "../../../src/services/heldViews.js"
 import { storedLength, storedMember } from "../../../src/stages/files/compress.js"
-import { canReadStored, type Inflating, storedGunzip } from "../../../src/stages/files/storedGunzip.js"
+import {
+  canReadStored,
+  type Inflating,
+  KEEP_AT_MOST,
+  KEEP_PIECES_AT_MOST,
+  storedGunzip
+} from "../../../src/stages/files/storedGunzip.js"
 import { cutAt, mixedMember } from "../../support/bytes.js"
 
 /** zlib (minizlib, as readArchive uses it) taking over a member: what it gives past `skip` bytes into `out`. */
@@ -87,6 +93,35 @@ const readReused = (pieces: ReadonlyArray<Buffer>, crc32 = true) => {
   })
   reader.end()
   return { bytes: Buffer.concat(out), error, held: buffers.reduce((n, b) => n + b.holds.count, 0), mostHeld }
+}
+
+/**
+ * `read`, the whole stream in one buffer that is read into again, written `size` bytes at a time: what it gives, and
+ * the most views of the input held after any write (the buffer's count of holds).
+ */
+const readInPieces = (stream: Buffer, size: number) => {
+  const bytes = Buffer.from(new ArrayBuffer(stream.length))
+  stream.copy(bytes)
+  const holds = reusable(bytes.buffer)
+  const out: Array<Buffer> = []
+  let error: unknown
+  let tookOver = false
+  const reader = storedGunzip(
+    (piece) => void out.push(Buffer.from(piece)),
+    (skip) => {
+      tookOver = true
+      return zlibFrom(skip, out, (e) => {
+        error ??= e
+      })
+    }
+  )
+  let mostViews = 0
+  for (let at = 0; at < bytes.length; at += size) {
+    reader.write(bytes.subarray(at, at + size))
+    mostViews = Math.max(mostViews, holds.count)
+  }
+  reader.end()
+  return { bytes: Buffer.concat(out), error, tookOver, mostViews, held: holds.count }
 }
 
 /** A member of `data`: stored by our writer, or by zlib at a level (0 is zlib's own stored blocks). */
@@ -301,5 +336,44 @@ describe.runIf(canReadStored)("stored gzip members", () => {
     expect(error).toBeUndefined()
     expect(bytes.equals(data)).toBe(true)
     expect(mostHeld).toBeLessThanOrEqual(longest + 65_536)
+  })
+
+  it("keeps a bounded part of a member of nothing but empty stored blocks: zlib reads the rest", () => {
+    // A gzip header, 5 MiB of empty stored blocks (never a byte of data, so never the "stored" state), a last empty
+    // block, and the trailer of nothing.
+    const blocks = Math.ceil((5 * 2 ** 20) / 5)
+    const stream = Buffer.alloc(10 + 5 * (blocks + 1) + 8)
+    stream.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])
+    for (let i = 0; i <= blocks; i++) stream.set([i === blocks ? 1 : 0, 0, 0, 0xff, 0xff], 10 + 5 * i)
+    const pieces = cutAt(
+      stream,
+      Array.from({ length: stream.length >> 16 }, (_, i) => (i + 1) << 16)
+    )
+    const { bytes, error, held, mostHeld } = readReused(pieces)
+    expect(error).toBeUndefined()
+    expect(bytes.equals(zlib.gunzipSync(stream))).toBe(true)
+    expect(held).toBe(0)
+    // It held the whole 5 MiB before.
+    expect(mostHeld).toBeLessThanOrEqual(KEEP_AT_MOST + 65_536)
+    const views = readInPieces(stream, 65_536)
+    expect(views.error).toBeUndefined()
+    expect(views.mostViews).toBeLessThanOrEqual(KEEP_PIECES_AT_MOST + 1)
+  })
+
+  it("keeps a bounded number of pieces of a member sent a byte a write, and none of ours in pieces of 4 KiB", () => {
+    const data = Buffer.alloc(60_000).map((_, i) => (i * 7) % 251)
+    const stream = Buffer.from(storedMember(data) ?? zlib.gzipSync(data, { level: 0 }))
+    const tiny = readInPieces(stream, 1)
+    expect(tiny.error).toBeUndefined()
+    expect(tiny.bytes.equals(zlib.gunzipSync(stream))).toBe(true)
+    expect(tiny.held).toBe(0)
+    // It held a view per byte before.
+    expect(tiny.mostViews).toBeLessThanOrEqual(KEEP_PIECES_AT_MOST + 1)
+    // The longest member of ours, in pieces smaller than a socket gives: read without zlib, as a download's are.
+    const longest = Buffer.alloc(CAPS.memberBytes).map((_, i) => (i * 13) % 251)
+    const ours = readInPieces(Buffer.from(storedMember(longest) ?? Buffer.alloc(0)), 4096)
+    expect(ours.error).toBeUndefined()
+    expect(ours.tookOver).toBe(false)
+    expect(ours.bytes.equals(longest)).toBe(true)
   })
 })
