@@ -82,11 +82,23 @@ interface Warm {
   online: boolean
   /** It failed or ended before a writer took it: never taken. */
   gone: boolean
+  /** Settled once it is online, and once it has exited (tests: `warmThreadEvents`). */
+  readonly onlineAt: Promise<void>
+  readonly exited: Promise<number>
 }
 let parked: Warm | undefined
+/** Warm threads started so far (tests: a small pull starts none). */
+let started = 0
 
 /** Whether a warm thread is parked, taken by no writer yet (tests: the scope's end leaves none). */
 export const warmThreadParked = (): boolean => parked !== undefined
+
+/** How many warm threads were started in this process (tests). */
+export const warmThreadsStarted = (): number => started
+
+/** The parked thread's online and exit, for tests that wait for them rather than for a time; none when none parked. */
+export const warmThreadEvents = (): { readonly online: Promise<void>; readonly exited: Promise<number> } | undefined =>
+  parked === undefined ? undefined : { online: parked.onlineAt, exited: parked.exited }
 
 /** The parked thread, for a writer starting its own: taken once, and only while it can still run. */
 const takeWarm = (): Warm | undefined => {
@@ -114,7 +126,14 @@ export const warmWriterThread: Effect.Effect<void, never, Scope.Scope> = Effect.
         // The writer meets the same refusal when it starts its own, and writes alone then.
         return undefined
       }
-      const warm: Warm = { worker, online: false, gone: false }
+      started++
+      const warm: Warm = {
+        worker,
+        online: false,
+        gone: false,
+        onlineAt: new Promise((r) => worker.once("online", () => r())),
+        exited: new Promise((r) => worker.once("exit", r))
+      }
       worker.on("online", () => {
         warm.online = true
       })

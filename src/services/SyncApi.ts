@@ -289,23 +289,26 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ")
   })
   const headUrl = new URL(`${baseUrl}${FilesRoutes.download}`)
-  const startDownload = (options: RawGetOptions = {}) =>
-    rawGetApplies(headUrl) ? startGet(headUrl, downloadHeaders(), options) : Effect.succeed(undefined)
+  const startDownload = Effect.fn("SyncApiClient.startDownload")(function* (options: RawGetOptions = {}) {
+    return rawGetApplies(headUrl) ? yield* startGet(headUrl, downloadHeaders(), options) : undefined
+  })
 
   /**
    * The answer of a GET sent ahead, when it is the one this attempt would ask for: a 2xx answer naming `revision`
    * (the head it asked for may have moved since, or the server may not say). Anything else, a failure included, is
-   * closed and left unread: the attempt asks again, and meets any lasting failure itself.
+   * closed and left unread: the attempt asks again, and meets any lasting failure itself. Only the first await gets
+   * the answer (`StartedGet.answer`): a later attempt asks again.
    */
-  const earlyAnswer = (early: EarlyDownload, revision: string) =>
-    Effect.map(Effect.either(withinExchange(limits, early.answer)), (a) =>
-      Either.isRight(a) &&
+  const earlyAnswer = Effect.fn("SyncApiClient.earlyAnswer")(function* (early: EarlyDownload, revision: string) {
+    const a = yield* Effect.either(withinExchange(limits, early.answer))
+    return Either.isRight(a) &&
+      a.right !== undefined &&
       a.right.status >= 200 &&
       a.right.status < 300 &&
       a.right.headers[REVISION_HEADER] === revision
-        ? a.right
-        : undefined
-    )
+      ? a.right
+      : undefined
+  })
 
   const rawDownload = <A, E>(
     url: URL,
@@ -314,20 +317,24 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     early?: { readonly get: EarlyDownload; readonly revision: string }
   ): Effect.Effect<A, E | SyncApiError | Transient> => {
     const p = answerPace(limits)
+    // The URL the answer read is of, for its errors: the GET sent ahead's when its answer is read.
+    let answered = url
     const decodeError = (e: BadFraming) =>
-      new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: url.href })
+      new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: answered.href })
     const asked = withinExchange(limits, rawGet(url, downloadHeaders(), options))
     const head =
       early === undefined
         ? asked
-        : Effect.flatMap(earlyAnswer(early.get, early.revision), (a) =>
-            a === undefined ? Effect.zipRight(early.get.close, asked) : Effect.succeed(a)
-          )
+        : Effect.flatMap(earlyAnswer(early.get, early.revision), (a) => {
+            if (a === undefined) return Effect.zipRight(early.get.close, asked)
+            answered = headUrl
+            return Effect.succeed(a)
+          })
     const read = (answer: RawAnswer): Effect.Effect<A, E | SyncApiError | Transient> => {
       if (answer.status < 200 || answer.status >= 300)
         return Effect.flatMap(
           Effect.orElseSucceed(readAnswer(answer.body), () => ""),
-          (body) => Effect.fail(fromStatus(answer.status, body, url.href, answer.headers["retry-after"]))
+          (body) => Effect.fail(fromStatus(answer.status, body, answered.href, answer.headers["retry-after"]))
         )
       // A framing refused in the body is the call's error whatever the consumer made of the bytes it was fed (a
       // break, a corrupt archive, or nothing wrong when it stopped before the end), never a failure worth retrying.

@@ -55,8 +55,11 @@ export interface RawGetOptions {
 
 /** A GET sent on a connection of its own, its answer not yet awaited (see `startGet`). */
 export interface StartedGet {
-  /** As `rawGet`: the answer once its head has come. Awaited by one consumer, once. */
-  readonly answer: Effect.Effect<RawAnswer, Transient | BadFraming>
+  /**
+   * As `rawGet`: the answer once its head has come. One-shot: only the first await gets it, a later one undefined
+   * (a retry never reads an answer whose body an earlier attempt read from).
+   */
+  readonly answer: Effect.Effect<RawAnswer | undefined, Transient | BadFraming>
   /** Destroys the socket now (a GET that will not be read on): safe to run again, and after the scope's end. */
   readonly close: Effect.Effect<void>
 }
@@ -73,12 +76,23 @@ export const startGet = (
   headers: Readonly<Record<string, string>>,
   options: RawGetOptions = {}
 ): Effect.Effect<StartedGet, never, Scope.Scope> =>
-  Effect.map(
-    Effect.acquireRelease(
-      Effect.sync(() => connect(url, headers, options.reuse === true)),
-      (c) => Effect.sync(() => c.socket.destroy())
-    ),
-    (c) => ({ answer: c.head, close: Effect.sync(() => c.socket.destroy()) })
+  Effect.map(connected(url, headers, options), (c) => {
+    let taken = false
+    return {
+      answer: Effect.suspend(() => {
+        if (taken) return Effect.succeed(undefined)
+        taken = true
+        return c.head
+      }),
+      close: Effect.sync(() => c.socket.destroy())
+    }
+  })
+
+/** A connection sending its GET now, its socket destroyed when the scope closes. */
+const connected = (url: URL, headers: Readonly<Record<string, string>>, options: RawGetOptions) =>
+  Effect.acquireRelease(
+    Effect.sync(() => connect(url, headers, options.reuse === true)),
+    (c) => Effect.sync(() => c.socket.destroy())
   )
 
 /**
@@ -96,7 +110,7 @@ export const rawGet: (
   headers: Readonly<Record<string, string>>,
   options: RawGetOptions = {}
 ) {
-  return yield* (yield* startGet(url, headers, options)).answer
+  return yield* (yield* connected(url, headers, options)).head
 })
 
 interface Connection {

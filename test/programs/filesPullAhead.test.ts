@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net"
 import * as nodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber } from "effect"
-import { warmThreadParked } from "../../src/services/FileStateStageThread.js"
+import { warmThreadParked, warmThreadsStarted } from "../../src/services/FileStateStageThread.js"
 import { startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { freshDatabase } from "../support/pg.js"
@@ -58,7 +58,8 @@ const gate = async (target: string) => {
   let held: Array<() => void> = []
   let hold = false
   let refuse: number | undefined
-  let refuseDownload: number | undefined
+  let refuseDownload: { readonly status: number; readonly revision: string } | undefined
+  let openDownload: { readonly revision: string; readonly then: "hold" | "cut" } | undefined
   let manifests = 0
   const seen: Array<Seen> = []
   const release = () => {
@@ -91,9 +92,23 @@ const gate = async (target: string) => {
       req.pipe(upstream)
     }
     if (refuseDownload !== undefined && req.method === "GET" && req.url!.endsWith("/files")) {
-      res.writeHead(refuseDownload, { "content-type": "application/json" })
+      // Naming the head, as the server's archive does: only the status says this answer is not one.
+      res.writeHead(refuseDownload.status, {
+        "content-type": "application/json",
+        "x-agentsync-revision": refuseDownload.revision
+      })
       refuseDownload = undefined
       return void res.end(JSON.stringify({ _tag: "Unavailable", reason: "refused by the test" }))
+    }
+    if (openDownload !== undefined && req.method === "GET" && req.url!.endsWith("/files")) {
+      // A 200 of the head and the first bytes of a gzip member, then nothing more (held), or the connection ended
+      // without the answer's end (cut): its head is delivered whole either way.
+      const { revision, then } = openDownload
+      openDownload = undefined
+      res.writeHead(200, { "content-type": "application/gzip", "x-agentsync-revision": revision })
+      return void res.write(Buffer.from([0x1f, 0x8b]), () => {
+        if (then === "cut") res.socket?.end()
+      })
     }
     if (req.url!.includes("/files/manifest")) {
       if (refuse !== undefined) {
@@ -119,11 +134,20 @@ const gate = async (target: string) => {
     refuse: (status: number | undefined) => {
       refuse = status
     },
-    /** The next GET of the head's whole tree is answered with `status`. */
-    refuseDownloadOnce: (status: number) => {
-      refuseDownload = status
+    /** The next GET of the head's whole tree is answered with `status`, naming `revision` as an archive would. */
+    refuseDownloadOnce: (status: number, revision: string) => {
+      refuseDownload = { status, revision }
     },
-    close: () => new Promise((r) => proxy.close(r))
+    /** The next GET of the head's whole tree is answered 200 naming `revision`, its body begun and never ended. */
+    openDownloadOnce: (revision: string, then: "hold" | "cut") => {
+      openDownload = { revision, then }
+    },
+    close: () =>
+      new Promise((r) => {
+        // An answer held open by the test would hold the proxy's close.
+        proxy.closeAllConnections()
+        proxy.close(r)
+      })
   }
 }
 
@@ -145,11 +169,12 @@ const setup = (name: string) =>
     const t = yield* Effect.promise(() => server.createTenant(name))
     const token = t.token
     const source = project(tree)
-    yield* fileSync(server.url, source, token).push()
+    const pushed = yield* fileSync(server.url, source, token).push()
+    const head = pushed.revision!
     const g = yield* Effect.promise(() => gate(server.url))
     yield* Effect.addFinalizer(() => Effect.zipRight(Effect.sync(g.release), Effect.promise(g.close)))
     const into = project()
-    return { g, source, into, direct: fileSync(server.url, source, token), gated: fileSync(g.url, into, token) }
+    return { g, head, source, into, direct: fileSync(server.url, source, token), gated: fileSync(g.url, into, token) }
   })
 
 describe("a pull into an empty tree", () => {
@@ -187,6 +212,47 @@ describe("a pull into an empty tree", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("destroys the GET sent ahead when the run fails while its answer is still coming: no thread started", () =>
+    Effect.gen(function* () {
+      const { g, head, into, gated } = yield* setup("ahead-open")
+      const threads = warmThreadsStarted()
+      g.openDownloadOnce(head, "hold")
+      g.refuse(401)
+      const failed = yield* Effect.either(gated.pull())
+      expect(Either.isLeft(failed) && failed.left._tag).toBe("Unauthorized")
+      const [early] = g.downloads()
+      expect(early?.what).toMatch(/^GET .*\/files$/)
+      // Its body never ends: only the run's scope can close it.
+      expect(yield* eventually(() => early?.closed === true)).toBe(true)
+      expect(services(into)).toEqual({})
+      expect(warmThreadsStarted()).toBe(threads)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("asks again when the answer sent ahead broke off after its head: read once, never again", () =>
+    Effect.gen(function* () {
+      const { g, head, into, gated } = yield* setup("ahead-cut")
+      g.openDownloadOnce(head, "cut")
+      const report = yield* gated.pull()
+      expect(report.actions).toEqual({ write: 3 })
+      expect(services(into)).toEqual(tree)
+      const [early, asked, ...more] = g.downloads()
+      expect(early?.what).toMatch(/\/files$/)
+      expect(asked?.what).toMatch(/\/files\?revision=/)
+      expect(more).toEqual([])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a small pull into an empty tree starts no writer thread", () =>
+    Effect.gen(function* () {
+      const { into, gated } = yield* setup("ahead-small")
+      const threads = warmThreadsStarted()
+      yield* gated.pull()
+      expect(services(into)).toEqual(tree)
+      expect(warmThreadsStarted()).toBe(threads)
+    }).pipe(Effect.scoped)
+  )
+
   it.live(
     "interrupted while the GET sent ahead is in flight: the tree and its state as they were, then pulled whole",
     () =>
@@ -214,8 +280,8 @@ describe("a pull into an empty tree", () => {
 
   it.live("asks again when the GET sent ahead was answered with a failure: the failure is not the run's", () =>
     Effect.gen(function* () {
-      const { g, into, gated } = yield* setup("ahead-refused")
-      g.refuseDownloadOnce(500)
+      const { g, head, into, gated } = yield* setup("ahead-refused")
+      g.refuseDownloadOnce(500, head)
       yield* gated.pull()
       expect(services(into)).toEqual(tree)
       const [early, asked] = g.downloads()

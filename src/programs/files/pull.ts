@@ -1,7 +1,7 @@
 /** `files pull`: plan against the head (or an older revision), guard, download and apply with a backup. */
 import { Effect, Either } from "effect"
 import { Conflict } from "../../errors.js"
-import { warmWriterThread } from "../../services/FileStateStage.js"
+import { ON_THIS_THREAD, warmWriterThread } from "../../services/FileStateStage.js"
 import { note } from "../../services/RunStatus.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
 import { workspaceAt, layer as workspaceLayer } from "../../services/Workspace.js"
@@ -14,17 +14,15 @@ import { begin, beginRevision, context, type FilesOptions, prepare, prepareRevis
 import { type FilesReport, report } from "./report.js"
 
 /**
- * A pull of the head into an empty tree wants the whole tree, most likely: its GET is sent and the staged writer's
- * thread started now, so that the server reads and sends, and the thread boots, while this run reads the head's
- * manifest and plans. Both go when the pull ends, used or not. Nothing is decided by them: the plan says as before
- * whether anything is downloaded and what (a download of some paths, or of a revision the answer is not of, asks
- * again), and every file is checked against it.
+ * A pull of the head into an empty tree wants the whole tree, most likely: its GET is sent now, so that the server
+ * reads and sends while this run reads the head's manifest and plans. It goes when the pull ends, used or not.
+ * Nothing is decided by it: the plan says as before whether anything is downloaded and what (a download of some
+ * paths, or of a revision the answer is not of, asks again), and every file is checked against it.
  */
 const sendAhead = Effect.fn("FileSyncService.sendAhead")(function* (client: SyncApiClientShape, servicesPath: string) {
   // An empty tree, or none yet. A top that cannot be listed is not known to be empty: the plan's walk says why.
   const top = yield* Effect.either((yield* workspaceAt(servicesPath)).listTop())
   if (Either.isLeft(top) || top.right.length > 0) return undefined
-  yield* warmWriterThread
   return yield* client.startDownload(READING)
 })
 
@@ -46,6 +44,10 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
   if (plan.conflicts.length > 0) return yield* conflictError(plan)
   yield* guardDeletes(plan, local.entries.length, options.force ?? false)
   const writes = actionsOf(plan, "write")
+  // The writer's thread started before the GET's body is read, so that its boot (about 0.15 s of CPU) runs during the
+  // checks and the staging rather than amid the download; only for a pull of more files than the writer writes before
+  // it would start one (a small pull starts none, as without a GET sent ahead).
+  if (early !== undefined && writes.length > ON_THIS_THREAD) yield* warmWriterThread
   // Same bytes, another executable bit: changed in place, nothing downloaded.
   const write = entriesOf(
     writes.filter((i) => !modeOnly(i)),

@@ -4,10 +4,10 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { FileEntry } from "../../../src/domain/model.js"
 import { makeStageWriter, ON_THIS_THREAD, warmWriterThread } from "../../../src/services/FileStateStage.js"
-import { warmThreadParked } from "../../../src/services/FileStateStageThread.js"
+import { warmThreadEvents, warmThreadParked } from "../../../src/services/FileStateStageThread.js"
 import { sha } from "../../support/hostile.js"
 import { tempDirs } from "../../support/tree.js"
 
@@ -24,8 +24,11 @@ describe("a writer thread started ahead", () => {
     Effect.gen(function* () {
       yield* warmWriterThread
       expect(warmThreadParked()).toBe(true)
-      // Online before the first file, as it is when a pull's plan and the download's first bytes take longer.
-      yield* Effect.sleep("1 second")
+      // Online before the first file, as it is when a pull's plan and the download's first bytes take longer: waited
+      // for, not slept for (a loaded machine may take any time to boot it).
+      const events = warmThreadEvents()
+      expect(events).toBeDefined()
+      yield* Effect.promise(() => events!.online)
       const root = tempDir("taken")
       const writer = makeStageWriter(root)
       const all = files(ON_THIS_THREAD / 2)
@@ -45,14 +48,22 @@ describe("a writer thread started ahead", () => {
 
   it.live("is ended with its scope when no writer took it, and only one is parked at a time", () =>
     Effect.gen(function* () {
-      yield* Effect.scoped(
+      const events = yield* Effect.scoped(
         Effect.gen(function* () {
           yield* warmWriterThread
+          const first = warmThreadEvents()
           yield* warmWriterThread
           expect(warmThreadParked()).toBe(true)
+          expect(warmThreadEvents()?.exited).toBe(first?.exited)
+          return first
         })
       )
       expect(warmThreadParked()).toBe(false)
+      // The thread itself ended (an idle worker never exits by itself: its exit is the scope's doing).
+      expect(events).toBeDefined()
+      expect(yield* Effect.promise(() => events!.exited).pipe(Effect.timeout("30 seconds"), Effect.option)).not.toEqual(
+        Option.none()
+      )
       // A writer afterwards starts as without one: its first thousand files on this thread, no batch made.
       const root = tempDir("untaken")
       const writer = makeStageWriter(root)
