@@ -68,6 +68,36 @@ describe("the binary COPY encoder", () => {
     { fastCheck: { numRuns: 60 } }
   )
 
+  it("writes a hash and a size whole however few bytes are left in a piece", () => {
+    // The property above seldom ends a piece within a few bytes of its end (a field of 32 KiB or more is a piece of
+    // its own, and starts the next piece at 0), so each offset from the piece's end is made here: fields under
+    // 32 KiB fill the piece up to PIECE_BYTES - o, then the hash (text) and the size (bigint) follow.
+    const hash = "0123456789abcdef".repeat(4)
+    const HEADER = 19
+    for (let o = 0; o <= 120; o++) {
+      // Up to the first tuple: the header, then tuples of one field (2 + 4 + n bytes each) filling to PIECE_BYTES - o.
+      let left = PIECE_BYTES - o - HEADER
+      const fill: Array<ReadonlyArray<Buffer>> = []
+      while (left > 0) {
+        const n = Math.min(32 * 1024 - 8, left - 6)
+        if (n < 0) break
+        fill.push([Buffer.alloc(n, o)])
+        left -= 6 + n
+      }
+      // What the fill left short of PIECE_BYTES - o (under 6 bytes) goes into the last fill field.
+      if (left > 0) fill[fill.length - 1] = [Buffer.alloc(fill[fill.length - 1]![0]!.length + left, o)]
+      expect(HEADER + fill.reduce((sum, [f]) => sum + 6 + f!.length, 0)).toBe(PIECE_BYTES - o)
+      const back: Array<Tuple> = []
+      const decoder = copyBinaryDecoder((t) => back.push(t))
+      for (const piece of copyBinaryEncode([...fill, [hash, 123_456_789_012]])) decoder.write(piece)
+      decoder.end()
+      expect(back.length).toBe(fill.length + 1)
+      const [h, n] = back[back.length - 1]!
+      expect(h?.toString("latin1")).toBe(hash)
+      expect(n?.readBigInt64BE(0)).toBe(123_456_789_012n)
+    }
+  })
+
   it.prop(
     "writes what the decoder reads back, every piece left as it was handed out",
     [FastCheck.array(FastCheck.array(field, { maxLength: 3 }), { maxLength: 30 })],
