@@ -11,9 +11,11 @@ import { blobWriter, HELD } from "../../src/server/files/blobWrite.js"
 import {
   copyBinaryDecoder,
   copyBinaryEncode,
+  type EncodedField,
   PIECE_BYTES,
   piecePool,
-  type Tuple
+  type Tuple,
+  textField
 } from "../../src/server/files/copyBinary.js"
 import * as Migrations from "../../src/server/migrations.js"
 import { scopedDatabase } from "../support/pg.js"
@@ -31,21 +33,21 @@ const field = FastCheck.oneof(
   { weight: 6, arbitrary: FastCheck.tuple(size, FastCheck.nat(255)).map(([n, b]) => Buffer.alloc(n, b)) }
 )
 
-// Text fields (a hash in hex, and Latin-1 text around the sizes a piece is cut at) and bigint fields (sizes, the
+// Text fields (a hash in hex, and ASCII text around the sizes a piece is cut at) and bigint fields (sizes, the
 // largest safe integer, negatives), which the encoder writes straight into its pieces.
 const text = FastCheck.oneof(
   FastCheck.stringMatching(/^[0-9a-f]{64}$/),
-  FastCheck.tuple(size, FastCheck.integer({ min: 0x20, max: 0xff })).map(([n, c]) => String.fromCharCode(c).repeat(n))
-)
+  FastCheck.tuple(size, FastCheck.integer({ min: 0x20, max: 0x7e })).map(([n, c]) => String.fromCharCode(c).repeat(n))
+).map(textField)
 const int8 = FastCheck.oneof(
   FastCheck.nat(),
   FastCheck.constantFrom(0, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -(2 ** 40))
 )
 const anyField = FastCheck.oneof(field, text, int8)
 
-/** A field's bytes as the binary COPY carries them: a string's Latin-1 bytes, a number's eight big-endian. */
-const asBytes = (f: Uint8Array | string | number | null) => {
-  if (typeof f === "string") return Buffer.from(f, "latin1")
+/** A field's bytes as the binary COPY carries them: text's UTF-8 bytes, a number's eight big-endian. */
+const asBytes = (f: EncodedField) => {
+  if (typeof f === "string") return Buffer.from(f, "utf8")
   if (typeof f !== "number") return f
   const b = Buffer.alloc(8)
   b.writeBigInt64BE(BigInt(f))
@@ -67,6 +69,49 @@ describe("the binary COPY encoder", () => {
     },
     { fastCheck: { numRuns: 60 } }
   )
+
+  it.prop(
+    "writes any text as its UTF-8 bytes: ASCII text in place, other text as its own bytes",
+    [FastCheck.array(FastCheck.string({ unit: "binary", maxLength: 80 }), { maxLength: 8 })],
+    ([texts]) => {
+      const fields = texts.map(textField)
+      const back: Array<Tuple> = []
+      const decoder = copyBinaryDecoder((t) => back.push(t))
+      for (const piece of copyBinaryEncode([fields])) decoder.write(piece)
+      decoder.end()
+      expect(back[0]!.map((f) => f?.toString("hex"))).toEqual(texts.map((t) => Buffer.from(t, "utf8").toString("hex")))
+    }
+  )
+
+  it("writes a hash and a size whole however few bytes are left in a piece", () => {
+    // The property above seldom ends a piece within a few bytes of its end (a field of 32 KiB or more is a piece of
+    // its own, and starts the next piece at 0), so each offset from the piece's end is made here: fields under
+    // 32 KiB fill the piece up to PIECE_BYTES - o, then the hash (text) and the size (bigint) follow.
+    const hash = textField("0123456789abcdef".repeat(4))
+    const HEADER = 19
+    for (let o = 0; o <= 120; o++) {
+      // Up to the first tuple: the header, then tuples of one field (2 + 4 + n bytes each) filling to PIECE_BYTES - o.
+      let left = PIECE_BYTES - o - HEADER
+      const fill: Array<ReadonlyArray<Buffer>> = []
+      while (left > 0) {
+        const n = Math.min(32 * 1024 - 8, left - 6)
+        if (n < 0) break
+        fill.push([Buffer.alloc(n, o)])
+        left -= 6 + n
+      }
+      // What the fill left short of PIECE_BYTES - o (under 6 bytes) goes into the last fill field.
+      if (left > 0) fill[fill.length - 1] = [Buffer.alloc(fill[fill.length - 1]![0]!.length + left, o)]
+      expect(HEADER + fill.reduce((sum, [f]) => sum + 6 + f!.length, 0)).toBe(PIECE_BYTES - o)
+      const back: Array<Tuple> = []
+      const decoder = copyBinaryDecoder((t) => back.push(t))
+      for (const piece of copyBinaryEncode([...fill, [hash, 123_456_789_012]])) decoder.write(piece)
+      decoder.end()
+      expect(back.length).toBe(fill.length + 1)
+      const [h, n] = back[back.length - 1]!
+      expect(h?.toString("latin1")).toBe(hash)
+      expect(n?.readBigInt64BE(0)).toBe(123_456_789_012n)
+    }
+  })
 
   it.prop(
     "writes what the decoder reads back, every piece left as it was handed out",

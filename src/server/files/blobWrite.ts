@@ -11,7 +11,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { Data, Effect, Exit, Option } from "effect"
 import * as Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
-import { copyBinaryEncode, type EncodedField, PIECE_BYTES, type PiecePool, piecePool } from "./copyBinary.js"
+import { copyBinaryEncode, type EncodedField, PIECE_BYTES, type PiecePool, piecePool, textField } from "./copyBinary.js"
 import { copyCapable, reserveClient } from "./reserved.js"
 
 export interface PendingBlob {
@@ -179,7 +179,7 @@ const stagedWrite = (
             pool,
             client,
             COPY_STAGED,
-            blobs.map((b) => [b.sha256, b.data])
+            blobs.map((b) => [textField(b.sha256), b.data])
           ),
           failed
         )
@@ -222,7 +222,7 @@ const directWrite = (
         pool,
         client,
         COPY_DIRECT,
-        fresh.map((b) => [tenant, b.sha256, b.data.length, b.data, upload])
+        fresh.map((b) => [tenant, textField(b.sha256), b.data.length, b.data, upload])
       ).pipe(Effect.mapError((cause) => (raced(cause) ? new Raced() : failed(cause))))
       return heldHashes
     })

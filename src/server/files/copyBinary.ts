@@ -2,6 +2,7 @@
  * PostgreSQL's binary COPY format: read incrementally (every field's bytes copied once, into a buffer of its own),
  * and written as pieces that carry small fields copied together and large ones as they are.
  */
+import type { Brand } from "effect"
 
 // The file header: an 11-byte signature, 32 bits of flags, then the length of a header extension to skip.
 const SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1")
@@ -175,13 +176,25 @@ export const piecePool = (keep: number): PiecePool => {
   }
 }
 
+/** Text of ASCII characters only, so that its length is its byte length and its Latin-1 bytes are its UTF-8. */
+export type AsciiText = string & Brand.Brand<"AsciiText">
+
+// Any UTF-16 code unit past ASCII (a surrogate included: no `u` flag).
+const NOT_ASCII = /[\u0080-\uffff]/
+
 /**
- * A field to encode: bytes; a string, written as its Latin-1 bytes (ASCII text such as a hash in hex, which is then
- * its UTF-8 too); a number, written as a `bigint` column's eight bytes; or null (SQL NULL). A string or a number is
- * written straight into its piece, with no buffer of its own (two per blob of an upload, 20,000 buffers for a first
- * push of 10,000 files, each a collected object).
+ * A `text` column's field of `text`: the text itself where it is ASCII (a hash in hex), written straight into its
+ * piece; otherwise its UTF-8 bytes, in a buffer of their own. The one way a string becomes a field.
  */
-export type EncodedField = Uint8Array | string | number | null
+export const textField = (text: string): AsciiText | Buffer =>
+  NOT_ASCII.test(text) ? Buffer.from(text, "utf8") : (text as AsciiText)
+
+/**
+ * A field to encode: bytes; ASCII text (`textField`), written as its bytes; a number, written as a `bigint` column's
+ * eight bytes; or null (SQL NULL). Text or a number is written straight into its piece, with no buffer of its own
+ * (two per blob of an upload, 20,000 buffers for a first push of 10,000 files, each a collected object).
+ */
+export type EncodedField = Uint8Array | AsciiText | number | null
 
 const INT8_BYTES = 8
 const TWO_32 = 2 ** 32

@@ -15,12 +15,13 @@ import type { BlobReader, BlobRows } from "./blobRead.js"
 import type { LoadRevision } from "./revisions.js"
 import { BATCH_ROWS, LINK, type StoredEntry, storageFailure } from "./stored.js"
 
-// A download batch becomes one gzip member; two are compressed at a time.
+// A download batch becomes one gzip member: compressed ones two at a time, stored ones one at a time as the response
+// pulls them, the next batch read meanwhile (see `gzip`).
 const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
 // The largest batch buffer pooled: a batch's bytes and its rows' headers and padding.
 const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
-// Stored members' buffers kept free for the next ones (two being made, one made and waiting, the one being written and
-// the ones before it not yet known to be written, and spares). It caps the free list, not the buffers out: those are
+// Stored members' buffers kept free for the next ones (the one being made, the one being written and the ones before
+// it not yet known to be written, and spares). It caps the free list, not the buffers out: those are
 // what `givenBackWhenWritten` holds (at most `2 * MEMBER_BUFFERS`), what the stream is making, and what the socket
 // still holds; one dropped or never given back is the collector's (the pool knows its buffers weakly).
 const MEMBER_BUFFERS = 8
