@@ -64,7 +64,7 @@ const tempName = (full: string) => nodePath.join(nodePath.dirname(full), `${temp
 
 /**
  * What an atomic write takes: bytes, a text (a string, or string pieces), or pieces of text and bytes in order (a
- * state file spliced from the bytes of the one it replaces, see stages/files/remote.ts); written as their
+ * state file spliced from the bytes of the one it replaces, see `splicedHead` in stages/files/keptLines.ts); written as their
  * concatenation, the text as UTF-8.
  */
 export type Contents = Uint8Array | Text | ReadonlyArray<string | Uint8Array>

@@ -4,6 +4,9 @@ import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Redacted } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { FileState, make as makeFileState, type StateFile } from "../../src/services/FileState.js"
+import { HEAD_FILE } from "../../src/services/state.js"
+import type { Contents } from "../../src/services/WorkspaceWrite.js"
 import { checkSettled } from "../../src/stages/files/settledCheck.js"
 import { startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
@@ -83,5 +86,34 @@ describe("a push from the settled mark's listing", () => {
     // Both keep a mark the settled check answers from: nothing changed since.
     expect(delta.settled?.counts).toEqual({ added: 0, modified: 0, removed: 0, unchanged: 4 })
     expect(full.settled?.counts).toEqual({ added: 0, modified: 0, removed: 0, unchanged: 4 })
+  })
+})
+
+describe("a push after a run that kept the head", () => {
+  it("keeps the next head spliced from the kept copy's bytes: the new tree's lines", async () => {
+    const t = await server.createTenant("delta-spliced")
+    const root = tempDir("spliced")
+    await write(root, sample, new Date(Date.now() - 120_000))
+    const sync = fileSync(server.url, root, t.token)
+    await Effect.runPromise(sync.push())
+    await write(root, { "config/app.yaml": "x: 3\n" }, new Date(Date.now() - 60_000))
+    // The state files as the push writes them, each write's pieces as given.
+    const writes: Array<Contents> = []
+    const real = makeFileState(root)
+    const state = {
+      ...real,
+      write: (name: StateFile, text: Contents) => {
+        if (name === HEAD_FILE) writes.push(text)
+        return real.write(name, text)
+      }
+    }
+    await Effect.runPromise(sync.push().pipe(Effect.provideService(FileState, { at: () => state })))
+    expect(writes).toHaveLength(1)
+    // The header is text; the lines are byte pieces of the copy with the changed line spliced in.
+    const [text] = writes
+    expect(Array.isArray(text) && text.slice(1).every((p) => p instanceof Uint8Array)).toBe(true)
+    const head = readKeptHead(state.path(HEAD_FILE))
+    expect(head.lines.map(([p]) => p)).toEqual(Object.keys(sample).sort())
+    expect(head.lines.find(([p]) => p === "config/app.yaml")?.[1]).toBe(5)
   })
 })

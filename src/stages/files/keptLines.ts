@@ -1,22 +1,27 @@
-/**
- * The kept head manifest's version 4 (`.agentsync/remote-manifest.json`): a sealed header line, then the manifest
- * checksum's own lines (`checksumLine`, in path order), so the file is checked by the checksum the server gave for
- * its revision, and a push's next head, with its checksum, is this file's bytes with the changed lines spliced in.
+/** The kept head manifest's version 4: its text, how a copy is read and checked, and a push's next head spliced from it. */
+/*
+ * `.agentsync/remote-manifest.json`, version 4: a sealed header line, then the manifest checksum's own lines
+ * (`checksumLine`, in path order), so a push's next head, with its checksum, is this file's bytes with the changed
+ * lines spliced in.
  *
  *   {"version":4,"url":U,"tenant":T,"revision":R,"checksum":C,"files":N,"seal":S}\n
  *   path\0size\0sha256\n            (a plain file; `\0x` before the newline for an executable, `\0l` for a link)
  *   …
  *
  * S is the SHA-256 of the header's text before `,"seal"`, C the SHA-256 of every byte after the header's newline
- * (the manifest checksum, by its definition), N the number of lines. A copy whose seal, checksum, line count or
- * line shape is not so is not used (the head is fetched whole): never a wrong plan.
+ * (the manifest checksum, by its definition), N the number of lines. The copy is checked against its own header's
+ * checksum, which is the server's when a run wrote it: the seal and the checksum catch damage, not forgery. A copy
+ * whose seal, checksum, line count or any line is not as the checksum's own form has it (lowercase hex, a size
+ * without leading zeros, a valid path, strictly in path order) is not used (the head is fetched whole): never a
+ * wrong plan.
  */
 import { isAscii } from "node:buffer"
 import { createHash } from "node:crypto"
+import { Option, Schema } from "effect"
 import { RemoteManifest } from "../../api/files.js"
 import { strictlySortedBy } from "../../domain/diff.js"
 import { byPath, checksumLine, sha256 } from "../../domain/hash.js"
-import type { FileEntry } from "../../domain/model.js"
+import { type FileEntry, isRelPath, Sha256 } from "../../domain/model.js"
 
 const OPEN = '{"version":4,'
 const SEAL = ',"seal":"'
@@ -62,21 +67,36 @@ export const linesOf = (entries: ReadonlyArray<FileEntry>): ReadonlyArray<string
 export const isKeptLines = (bytes: Buffer): boolean =>
   bytes.length > OPEN.length && bytes.toString("latin1", 0, OPEN.length) === OPEN
 
-const HEX64 = /^[0-9a-f]{64}$/
-
-const isHeader = (u: unknown): u is KeptHeader & { readonly version: 4 } => {
-  if (typeof u !== "object" || u === null) return false
-  const h = u as Record<string, unknown>
-  return (
-    h.version === 4 &&
-    typeof h.url === "string" &&
-    typeof h.tenant === "string" &&
-    typeof h.revision === "string" &&
-    typeof h.checksum === "string" &&
-    HEX64.test(h.checksum) &&
-    Number.isSafeInteger(h.files) &&
-    (h.files as number) >= 0
+const decodeHeader = Schema.decodeUnknownOption(
+  Schema.parseJson(
+    Schema.Struct({
+      version: Schema.Literal(4),
+      url: Schema.String,
+      tenant: Schema.String,
+      revision: Schema.String,
+      checksum: Sha256,
+      files: Schema.NonNegativeInt
+    })
   )
+)
+
+// A lone surrogate (`\p{Surrogate}` matches only an unpaired one in a `u` pattern): UTF-8 cannot hold it, so a line
+// of its path would read back as another path (U+FFFD).
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+/** Whether texts (paths, or a copy's text pieces) can be kept as UTF-8: a tree with a path that cannot has no copy. */
+export const keepable = (paths: Iterable<string>): boolean => {
+  for (const p of paths) if (LONE_SURROGATE.test(p)) return false
+  return true
+}
+
+/** Whether the 64 characters of `text` from `at` are lowercase hex digits. */
+const isHexAt = (text: string, at: number) => {
+  for (let i = at; i < at + 64; i++) {
+    const c = text.charCodeAt(i)
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false
+  }
+  return true
 }
 
 /** The body of a version 4 copy and where each entry's line starts (one more: the end), for `splicedHead`. */
@@ -85,12 +105,13 @@ interface Lines {
   readonly starts: Uint32Array
 }
 
-// The lines of each head read from a version 4 copy whose entries are in strict path order.
+// The lines of each head read from a version 4 copy.
 const held = new WeakMap<RemoteManifest, Lines>()
 
 /**
  * The entries of `files` lines, and the byte offset where each starts (one more: the end); undefined for anything but
- * that many well-formed lines. Read from the body's text, decoded once (latin1 when ASCII, where a character is a
+ * that many lines as `checksumLine` makes them, of valid paths in strict path order (so the copy's bytes are the
+ * lines `linesOf` would make of its entries, and its checksum theirs). Read from the body's text, decoded once (latin1 when ASCII, where a character is a
  * byte): a path or hash is then a slice of it, where a decode per field took twice the time of the whole JSON of
  * version 3.
  */
@@ -103,6 +124,7 @@ const parseLines = (body: Buffer, files: number): { entries: Array<FileEntry>; s
   let at = 0
   // Where `at` is in bytes: the same but past a character of more than one byte.
   let byte = 0
+  let previous = ""
   for (let i = 0; i < files; i++) {
     starts[i] = byte
     const nul = text.indexOf("\0", at)
@@ -113,8 +135,13 @@ const parseLines = (body: Buffer, files: number): { entries: Array<FileEntry>; s
       size = size * 10 + c - 48
     // After the size: a NUL, 64 hex digits and the line's end (one character at least).
     if (k === nul + 1 || text.charCodeAt(k) !== 0 || k + 66 > text.length) return undefined
+    // No leading zero: `String(size)` is the size's only form.
+    if (k - nul > 2 && text.charCodeAt(nul + 1) === 48) return undefined
     const end = k + 65
+    if (!isHexAt(text, k + 1)) return undefined
     const path = text.slice(at, nul)
+    if (!isRelPath(path) || (i > 0 && !(previous < path))) return undefined
+    previous = path
     const sha256 = text.slice(k + 1, end)
     const c = text.charCodeAt(end)
     const kind = c === 0 && text.charCodeAt(end + 2) === 10 ? text.charCodeAt(end + 1) : -1
@@ -138,13 +165,8 @@ export const readKeptLines = (bytes: Buffer, url: string): RemoteManifest | unde
   const line = bytes.toString("utf8", 0, newline)
   const at = line.lastIndexOf(SEAL)
   if (at < 0 || !line.endsWith('"}') || sha256(line.slice(0, at)) !== line.slice(at + SEAL.length, -2)) return undefined
-  let header: unknown
-  try {
-    header = JSON.parse(line)
-  } catch {
-    return undefined
-  }
-  if (!isHeader(header) || header.url !== url) return undefined
+  const header = Option.getOrUndefined(decodeHeader(line))
+  if (header === undefined || header.url !== url) return undefined
   const body = bytes.subarray(newline + 1)
   if (sha256(body) !== header.checksum) return undefined
   const lines = parseLines(body, header.files)
@@ -154,7 +176,7 @@ export const readKeptLines = (bytes: Buffer, url: string): RemoteManifest | unde
     { tenant, revision, entries: lines.entries, checksum },
     { disableValidation: true }
   )
-  if (strictlySortedBy(lines.entries, (e) => e.path)) held.set(manifest, { body, starts: lines.starts })
+  held.set(manifest, { body, starts: lines.starts })
   return manifest
 }
 
@@ -162,7 +184,8 @@ export const readKeptLines = (bytes: Buffer, url: string): RemoteManifest | unde
  * The checksum of `head`'s tree with `set` put in and `deleted` taken out (a path in both is set, as
  * `resultingTree` has it), and that tree's lines as pieces, from the bytes of the version 4 copy `head` was read
  * from: the changed lines made, every other byte the copy's own, hashed as they are. Undefined for a head not read
- * so (fetched, or from an older copy): `manifestChecksum` and `keptTextFor` then make both from the entries.
+ * so (fetched, or from an older copy), or for a set path that cannot be kept (`keepable`): `manifestChecksum` and
+ * `keptTextFor` then make both from the entries.
  */
 export const splicedHead = (
   head: RemoteManifest,
@@ -170,7 +193,7 @@ export const splicedHead = (
   deleted: ReadonlyArray<string>
 ): { readonly checksum: string; readonly lines: ReadonlyArray<Uint8Array> } | undefined => {
   const kept = held.get(head)
-  if (kept === undefined) return undefined
+  if (kept === undefined || !keepable(set.map((e) => e.path))) return undefined
   const entries = head.entries
   const changes = new Map<string, FileEntry | undefined>()
   for (const path of deleted) changes.set(path, undefined)

@@ -9,7 +9,7 @@ import { stateOf } from "../../services/FileState.js"
 import { SyncApiClient } from "../../services/SyncApi.js"
 import { HEAD_FILE, stateText } from "../../services/state.js"
 import type { Contents } from "../../services/WorkspaceWrite.js"
-import { isKeptLines, keptHeader, linesOf, readKeptLines } from "./keptLines.js"
+import { isKeptLines, keepable, keptHeader, linesOf, readKeptLines } from "./keptLines.js"
 
 const listOf = <A>(is: (v: unknown) => v is A, identifier: string) =>
   Schema.declare((u: unknown): u is ReadonlyArray<A> => Array.isArray(u) && u.every(is), { identifier })
@@ -141,9 +141,17 @@ export const keptText = (
   }
 ): string => keptTextFor(url, manifest)(manifest.revision).join("")
 
-/** Keeps a head manifest's text, as `keptTextFor` or `splicedHead` makes it, for the next run's conditional request. */
+/**
+ * Keeps a head manifest's text, as `keptTextFor` or `splicedHead` makes it, for the next run's conditional request.
+ * A text with a path UTF-8 cannot hold (a lone surrogate, see `keepable`) would read back as another tree: the copy
+ * is removed instead, and the next run fetches the head whole.
+ */
 export const keepHeadText = (projectRoot: string, text: Contents): Effect.Effect<void, IoError> =>
-  Effect.flatMap(stateOf(projectRoot), (state) => state.write(HEAD_FILE, text))
+  Effect.flatMap(stateOf(projectRoot), (state) =>
+    keepable(typeof text === "string" ? [text] : Array.isArray(text) ? text.filter(isString) : [])
+      ? state.write(HEAD_FILE, text)
+      : state.remove(HEAD_FILE)
+  )
 
 /** Keeps a head manifest for the next run's conditional request (an empty tenant has nothing to keep). */
 export const writeKnownHead = (

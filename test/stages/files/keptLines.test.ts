@@ -3,9 +3,9 @@ import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { RemoteManifest } from "../../../src/api/files.js"
-import { manifestChecksum } from "../../../src/domain/hash.js"
+import { manifestChecksum, sha256 } from "../../../src/domain/hash.js"
 import type { FileEntry } from "../../../src/domain/model.js"
-import { keptOfLines, splicedHead } from "../../../src/stages/files/keptLines.js"
+import { keptOfLines, readKeptLines, splicedHead } from "../../../src/stages/files/keptLines.js"
 import { keepHeadText, readKnownHead, writeKnownHead } from "../../../src/stages/files/remote.js"
 import { resultingTree } from "../../../src/stages/files/upload.js"
 import { tempDirs } from "../../support/tree.js"
@@ -14,12 +14,22 @@ const tempDir = tempDirs("kept-lines")
 const URL = "http://127.0.0.1:1/api/v1/sync"
 const keptPath = (root: string) => nodePath.join(root, ".agentsync", "remote-manifest.json")
 
-/** Paths of a few segments over a small alphabet: ASCII, a two-byte and a four-byte character (a surrogate pair). */
+/**
+ * Paths of a few segments over a small alphabet: ASCII, a newline, a two-byte, a three-byte above the surrogates
+ * (U+FF01: after a surrogate pair by UTF-8 bytes, before it by UTF-16 units, the order of `<`) and a four-byte
+ * character (a surrogate pair).
+ */
 const path = fc
-  .array(fc.stringOf(fc.constantFrom("a", "b", "-", "\u00e9", "\ud835\udcb3"), { minLength: 1, maxLength: 3 }), {
-    minLength: 1,
-    maxLength: 3
-  })
+  .array(
+    fc.stringOf(fc.constantFrom("a", "b", "-", "\n", "\u00e9", "\uff01", "\ud835\udcb3"), {
+      minLength: 1,
+      maxLength: 3
+    }),
+    {
+      minLength: 1,
+      maxLength: 3
+    }
+  )
   .map((segments) => segments.join("/"))
 
 const entry = (p: string, size: number, c: string, kind: string): FileEntry => ({
@@ -117,5 +127,56 @@ describe("the kept head's lines (version 4)", () => {
       fs.writeFileSync(keptPath(root), good)
       expect(versions((yield* readKnownHead(root, URL))!)).toEqual(versions(headOf(entries)))
     })
+  )
+
+  /** A copy of `body` as a run would seal it: its header's checksum the body's, its seal the header's. */
+  const crafted = (body: Buffer, files: number) => {
+    const sealed = `{"version":4,"url":${JSON.stringify(URL)},"tenant":"t-1","revision":"r-1","checksum":"${sha256(body)}","files":${files}`
+    return Buffer.concat([Buffer.from(`${sealed},"seal":"${sha256(sealed)}"}\n`), body])
+  }
+  const a = "a".repeat(64)
+
+  it("a copy sealed over lines not of the checksum's own form is not used", () => {
+    // The form itself reads.
+    expect(readKeptLines(crafted(Buffer.from(`a\x007\x00${a}\nb\x0010\x00${a}\x00x\n`), 2), URL)).toBeDefined()
+    for (const body of [
+      `a\x00007\x00${a}\n`, // a size with leading zeros
+      `a\x0000\x00${a}\n`,
+      `a\x007\x00${"A".repeat(64)}\n`, // uppercase hex
+      `a\x007\x00${"g".repeat(64)}\n`, // not hex
+      `a\x007\x00${"a".repeat(30)}\n${"a".repeat(33)}\n`, // a newline among the digits
+      `b\x007\x00${a}\na\x007\x00${a}\n`, // out of order
+      `a\x007\x00${a}\na\x007\x00${a}\n`, // twice
+      `../x\x007\x00${a}\n`, // outside the tree
+      `/x\x007\x00${a}\n`,
+      `a//b\x007\x00${a}\n`,
+      `a\\b\x007\x00${a}\n`
+    ]) {
+      // Every line a line of the copy, but where a newline stands among the hash's digits.
+      const files = body.includes(`\x00${"a".repeat(30)}\n`) ? 1 : body.split("\n").length - 1
+      expect(readKeptLines(crafted(Buffer.from(body), files), URL), JSON.stringify(body)).toBeUndefined()
+    }
+  })
+
+  it("a copy sealed over bytes that are not UTF-8 is not used (they would read back as other bytes)", () => {
+    const body = Buffer.concat([Buffer.from("a"), Buffer.from([0xff]), Buffer.from(`\x007\x00${a}\n`)])
+    expect(readKeptLines(crafted(body, 1), URL)).toBeUndefined()
+  })
+
+  it.effect(
+    "a tree with a path UTF-8 cannot hold (a lone surrogate) keeps no copy: the head is then fetched whole",
+    () =>
+      Effect.gen(function* () {
+        const root = tempDir("surrogate")
+        yield* writeKnownHead(root, URL, headOf([entry("a", 1, "0", "plain")]))
+        expect(fs.existsSync(keptPath(root))).toBe(true)
+        yield* writeKnownHead(root, URL, headOf([entry("a", 1, "0", "plain"), entry("b\ud800", 1, "0", "plain")]))
+        expect(fs.existsSync(keptPath(root))).toBe(false)
+        // Nor is a copy spliced with such a path.
+        yield* writeKnownHead(root, URL, headOf([entry("a", 1, "0", "plain")]))
+        const read = yield* readKnownHead(root, URL)
+        expect(splicedHead(read!, [entry("c\udc00", 1, "0", "plain")], [])).toBeUndefined()
+        expect(splicedHead(read!, [entry("c", 1, "0", "plain")], [])).toBeDefined()
+      })
   )
 })

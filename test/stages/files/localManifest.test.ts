@@ -64,7 +64,8 @@ const inMemory = (root: string, projectRoot: string, tree: () => Tree) => {
     read: (name: StateFile) => Effect.sync(() => kept.get(name)),
     write: (name: StateFile, text: Contents) =>
       Effect.sync(() => {
-        const pieces = typeof text === "string" ? [text] : Array.isArray(text) ? text : [text as Uint8Array]
+        // `concat` spreads an array of pieces and takes a string or bytes as one piece.
+        const pieces = ([] as Array<string | Uint8Array>).concat(text)
         kept.set(name, Buffer.concat(pieces.map((p) => (typeof p === "string" ? Buffer.from(p) : p))).toString())
       }),
     remove: unused,
