@@ -162,7 +162,7 @@ describe("the kept base and hash cache", () => {
         const r = yield* push(root, t.token).pipe(logger)
         expect([r.actions, r.files_hashed]).toEqual([{ upload: 1 }, 5])
         expect(readState(root, "files-base.json").revision).toBe(r.revision)
-        expect(readState(root, "remote-manifest.json").kept.revision).toBe(r.revision)
+        expect(readKeptHead(statePath(root, "remote-manifest.json")).revision).toBe(r.revision)
         expect(warnings.some((w) => w.includes(cache))).toBe(true)
         expect(fs.statSync(cache).isDirectory()).toBe(true)
         // A pull of the header form (another machine's edit comes down) writes the cache too: the same warning.
