@@ -12,12 +12,16 @@ import * as Database from "../../src/services/ProjectDatabase.js"
 import { query, scopedDatabase } from "../support/pg.js"
 
 const rows = (url: string) => Effect.promise(() => query<{ x: number }>(url, "SELECT x FROM t ORDER BY x"))
-/** Sessions of the database left inside a transaction. */
+/**
+ * Client sessions of the database left idle inside a transaction: a connection back in the pool mid-transaction. A
+ * session running a statement (the pool's cancel, say) or an autovacuum worker, which also has a transaction start
+ * while it works, is not one.
+ */
 const openTransactions = (url: string) =>
   Effect.promise(() =>
     query<{ n: number }>(
       url,
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state LIKE 'idle in transaction%'"
     )
   )
 
