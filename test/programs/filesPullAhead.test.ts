@@ -177,6 +177,17 @@ const setup = (name: string) =>
     return { g, head, source, into, direct: fileSync(server.url, source, token), gated: fileSync(g.url, into, token) }
   })
 
+/** The manifest refused 401: the pull fails as Unauthorized, and the GET it sent ahead is closed. */
+const refusedWithTheGetAheadClosed = ({ g, gated }: Effect.Effect.Success<ReturnType<typeof setup>>) =>
+  Effect.gen(function* () {
+    g.refuse(401)
+    const failed = yield* Effect.either(gated.pull())
+    expect(Either.isLeft(failed) && failed.left._tag).toBe("Unauthorized")
+    const [early] = g.downloads()
+    expect(early?.what).toMatch(/^GET .*\/files$/)
+    expect(yield* eventually(() => early?.closed === true)).toBe(true)
+  })
+
 describe("a pull into an empty tree", () => {
   it.live("sends the archive's GET while the head's manifest is unanswered, and reads it for the whole tree", () =>
     Effect.gen(function* () {
@@ -199,13 +210,9 @@ describe("a pull into an empty tree", () => {
 
   it.live("closes the GET sent ahead when the run fails before it is read: nothing written, no thread left", () =>
     Effect.gen(function* () {
-      const { g, into, gated } = yield* setup("ahead-failed")
-      g.refuse(401)
-      const failed = yield* Effect.either(gated.pull())
-      expect(Either.isLeft(failed) && failed.left._tag).toBe("Unauthorized")
-      const [early] = g.downloads()
-      expect(early?.what).toMatch(/^GET .*\/files$/)
-      expect(yield* eventually(() => early?.closed === true)).toBe(true)
+      const run = yield* setup("ahead-failed")
+      const { into } = run
+      yield* refusedWithTheGetAheadClosed(run)
       expect(services(into)).toEqual({})
       expect(stateOf(into).filter((p) => p.startsWith("staging-") || p.includes("journal"))).toEqual([])
       expect(warmThreadParked()).toBe(false)
@@ -214,16 +221,12 @@ describe("a pull into an empty tree", () => {
 
   it.live("destroys the GET sent ahead when the run fails while its answer is still coming: no thread started", () =>
     Effect.gen(function* () {
-      const { g, head, into, gated } = yield* setup("ahead-open")
+      const run = yield* setup("ahead-open")
+      const { g, head, into } = run
       const threads = warmThreadsStarted()
-      g.openDownloadOnce(head, "hold")
-      g.refuse(401)
-      const failed = yield* Effect.either(gated.pull())
-      expect(Either.isLeft(failed) && failed.left._tag).toBe("Unauthorized")
-      const [early] = g.downloads()
-      expect(early?.what).toMatch(/^GET .*\/files$/)
       // Its body never ends: only the run's scope can close it.
-      expect(yield* eventually(() => early?.closed === true)).toBe(true)
+      g.openDownloadOnce(head, "hold")
+      yield* refusedWithTheGetAheadClosed(run)
       expect(services(into)).toEqual({})
       expect(warmThreadsStarted()).toBe(threads)
     }).pipe(Effect.scoped)
