@@ -1,4 +1,5 @@
 /** Items as a database holds them: with their recorded hash, or as rows that do not decode; what PostgreSQL text cannot hold. */
+import { hasLoneSurrogate } from "./text.js"
 
 /** An item as stored, with the canonical hash recorded beside it. */
 export interface Stored<A> {
@@ -26,7 +27,7 @@ export const unstorable = (value: unknown): string | undefined => {
   const visit = (v: unknown): void => {
     if (typeof v === "string") {
       if (v.includes("\u0000")) nul = true
-      if (LONE_SURROGATE.test(v)) surrogate = true
+      if (hasLoneSurrogate(v)) surrogate = true
     } else if (Array.isArray(v)) {
       for (const x of v) visit(x)
     } else if (v !== null && typeof v === "object") {
@@ -54,5 +55,3 @@ export const unstorableJson = (value: unknown): string | undefined => {
   if (/\p{Cs}/u.test(json) || /\\ud[89a-f][0-9a-f]{2}/i.test(json)) return "contains an unpaired UTF-16 surrogate"
   return undefined
 }
-
-const LONE_SURROGATE = /\p{Cs}/u

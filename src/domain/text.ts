@@ -20,3 +20,9 @@ export const beforeFirst = (text: string, separator: string): string => {
   const at = text.indexOf(separator)
   return at < 0 ? text : text.slice(0, at)
 }
+
+// In a `u` pattern a surrogate pair is one code point, so `\p{Cs}` matches only an unpaired half.
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** Whether `text` holds a lone surrogate: a string UTF-8 (and so PostgreSQL, or a file's bytes) cannot hold as it is. */
+export const hasLoneSurrogate = (text: string): boolean => LONE_SURROGATE.test(text)

@@ -1,6 +1,7 @@
 /** The synced tables described once: each column's Postgres type and Schema, from which the export models, the row comparison and (in `stages/db/sql.ts`) every SQL column list are made. */
 import { Record as R, type Schema } from "effect"
 import { canonicalJson } from "../hash.js"
+import { hasLoneSurrogate } from "../text.js"
 
 /** A column's type as the tables declare it; it decides its SQL casts, its wire encoding and how two values compare. */
 export type ColumnType = "text" | "text[]" | "boolean" | "json" | "jsonb" | "timestamptz"
@@ -32,7 +33,6 @@ export const columnNames = (spec: TableSpec): ReadonlyArray<string> => Object.ke
 export const comparedColumns = (spec: TableSpec): ReadonlyArray<readonly [string, Column]> =>
   Object.entries(spec.columns).filter(([name]) => name !== "id" && name !== "created_at")
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const sameTexts = (a: ReadonlyArray<string>, b: ReadonlyArray<string>) =>
   a.length === b.length && a.every((x, i) => x === b[i])
 
@@ -51,7 +51,7 @@ export const timestampMicros = (s: string): bigint | undefined => {
 export const sameInstant = (a: string, b: string): boolean => timestampMicros(a) === timestampMicros(b)
 
 /** Text Postgres can store: no NUL character, no lone surrogate (which would not survive UTF-8). */
-export const storable = (s: string) => !s.includes("\u0000") && !LONE_SURROGATE.test(s)
+export const storable = (s: string) => !s.includes("\u0000") && !hasLoneSurrogate(s)
 
 /** Two values of a column equal as an import sees them: arrays element-wise, JSON canonically, timestamps by instant. */
 const sameValue: Record<ColumnType, (a: never, b: never) => boolean> = {

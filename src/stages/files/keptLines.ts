@@ -22,6 +22,7 @@ import { RemoteManifest } from "../../api/files.js"
 import { strictlySortedBy } from "../../domain/diff.js"
 import { byPath, checksumLine, sha256 } from "../../domain/hash.js"
 import { type FileEntry, isRelPath, Sha256 } from "../../domain/model.js"
+import { hasLoneSurrogate } from "../../domain/text.js"
 
 const OPEN = '{"version":4,'
 const SEAL = ',"seal":"'
@@ -80,13 +81,10 @@ const decodeHeader = Schema.decodeUnknownOption(
   )
 )
 
-// A lone surrogate (`\p{Surrogate}` matches only an unpaired one in a `u` pattern): UTF-8 cannot hold it, so a line
-// of its path would read back as another path (U+FFFD).
-const LONE_SURROGATE = /\p{Surrogate}/u
-
 /** Whether texts (paths, or a copy's text pieces) can be kept as UTF-8: a tree with a path that cannot has no copy. */
 export const keepable = (paths: Iterable<string>): boolean => {
-  for (const p of paths) if (LONE_SURROGATE.test(p)) return false
+  // A lone surrogate would read back from UTF-8 as another path (U+FFFD).
+  for (const p of paths) if (hasLoneSurrogate(p)) return false
   return true
 }
 
