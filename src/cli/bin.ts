@@ -12,7 +12,19 @@
  */
 import { isAscii } from "node:buffer"
 import { createHash } from "node:crypto"
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs"
 import * as nodeModule from "node:module"
 import { homedir } from "node:os"
 import { dirname, isAbsolute, join } from "node:path"
@@ -70,6 +82,26 @@ const sourceOf = (name: Bundle, bytes: Buffer) => {
   return bytes.toString(ascii ? "latin1" : "utf8")
 }
 
+/**
+ * A file's bytes, read into `scratch` when they fit (overwriting what it held: the caller must be done with that),
+ * else into a buffer of their own.
+ */
+const readInto = (path: string, scratch: Buffer): Buffer => {
+  const fd = openSync(path, "r")
+  try {
+    const size = fstatSync(fd).size
+    if (size > scratch.length) return readFileSync(fd)
+    let at = 0
+    for (let n = -1; at < size && n !== 0; at += n) n = readSync(fd, scratch, at, size - at, null)
+    // A file that changed size since its size was taken is read whole another way.
+    return at === size && readSync(fd, Buffer.alloc(1), 0, 1, null) === 0
+      ? scratch.subarray(0, size)
+      : readFileSync(path)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Node 20: the bundle through `vm.Script` with the launcher's own V8 code cache (one per bundle). */
 const fromV8Cache = (name: Bundle) => {
   const bundle = join(here, `${name}.cjs`)
@@ -80,7 +112,6 @@ const fromV8Cache = (name: Bundle) => {
   const cacheFile = join(cacheDir, `${cacheName}.v8`)
   /** The commands whose code the cache holds, beside it. */
   const coveredFile = join(cacheDir, `${cacheName}.json`)
-  const cached = readOr<Buffer | undefined>(() => readFileSync(cacheFile), undefined)
   const covered = readOr<ReadonlyArray<string>>(
     () => JSON.parse(readFileSync(coveredFile, "utf8")) as Array<string>,
     []
@@ -93,7 +124,12 @@ const fromV8Cache = (name: Bundle) => {
     .slice(0, 2)
     .join(" ")
 
-  const source = sourceOf(name, readFileSync(bundle))
+  // The bundle's bytes are garbage once decoded (a copy), and the code cache is read next into the same memory: the
+  // run touches fresh pages for the larger of the two files, not for both (each MB first touched costs here).
+  const cacheBytes = readOr(() => statSync(cacheFile).size, 0)
+  const scratch = Buffer.allocUnsafeSlow(Math.max(AGENTSYNC_BUNDLE_IDS[name].bytes, cacheBytes))
+  const source = sourceOf(name, readInto(bundle, scratch))
+  const cached = readOr<Buffer | undefined>(() => readInto(cacheFile, scratch), undefined)
   // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().
   // The text as read: the bundle is a function expression already (see scripts/build.mjs), so no concatenation that
   // V8 would copy whole into a flat string.

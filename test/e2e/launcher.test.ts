@@ -231,6 +231,34 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
     expect([readOnly.code, readOnly.stdout.trim(), readOnly.stderr]).toEqual([0, "0.1.0", ""])
   })
 
+  it("reads the files bundle's text and then its larger code cache through one buffer: the next run takes the cache as is", async () => {
+    const cache = tempDir("files")
+    const project = tempDir("files-project")
+    await fs.mkdir(nodePath.join(project, "services", "agents"), { recursive: true })
+    await fs.writeFile(nodePath.join(project, "agentsync.yaml"), "services: services\n")
+    // No server listens there: the settled check leaves the run to the files bundle, whose push fails at once.
+    const env = {
+      XDG_CACHE_HOME: cache,
+      AGENTSYNC_CACHE_EARLY_MS: "600000",
+      AGENTSYNC_TOKEN: "ast_0000000000000000_secret",
+      AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9",
+      AGENTSYNC_RETRY_MAX: "0"
+    }
+    const push = () => agentsync(["files", "push"], { cwd: project, env })
+    const first = await push()
+    expect([first.code, first.stderr]).toEqual([1, expect.stringMatching(/server unreachable/)])
+    const [file] = await cacheFiles(cache)
+    expect(file).toMatch(/^files-/)
+    const path = nodePath.join(cache, "agentsync", file!)
+    const made = await fs.stat(path)
+    // The case the shared buffer is for: the cache read last, into the memory the text was read into, and past it.
+    expect(made.size).toBeGreaterThan((await fs.stat(nodePath.join(nodePath.dirname(BIN), "files.cjs"))).size)
+    const second = await push()
+    expect([second.code, second.stderr]).toEqual([1, first.stderr])
+    // A cache V8 rejected (bytes not the file's) would be made anew at the run's exit.
+    expect((await fs.stat(path)).mtimeMs).toBe(made.mtimeMs)
+  })
+
   it("a long run (serve) writes the cache early, once, marked as partial", async () => {
     const cache = tempDir("long")
     // Long at 250 ms of CPU time, or 2.5 s of wall time idle: a serve of 2.6 s is long by one or the other.
