@@ -1,7 +1,7 @@
 // An interrupt at a push's start, after the settled check has left the run to the program and while the launcher
 // loads the files bundle: reported as any interrupt of the CLI (one line, 128 + the signal), with nothing left in
-// `.agentsync/`. The signal is a real one, sent by the process to itself (a preloaded hook) as the launcher reads
-// dist/files.cjs, so that it lands in that window every time.
+// `.agentsync/`. The signal is a real one, sent by the process to itself (a preloaded hook) as the launcher opens or
+// reads dist/files.cjs, so that it lands in that window every time.
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
@@ -12,15 +12,21 @@ const tempDir = tempDirs("e2e-start-signals")
 
 const HOOK = `
 const fs = require("node:fs")
-const read = fs.readFileSync
 let sent = false
-fs.readFileSync = function (file, ...rest) {
+const at = (file) => {
   if (!sent && typeof file === "string" && file.endsWith("files.cjs")) {
     sent = true
     fs.writeSync(2, "hook: signal sent\\n")
     process.kill(process.pid, process.env.SIGNAL_AT_LOAD)
   }
-  return read.call(this, file, ...rest)
+}
+// Node 20's launcher opens the bundle to read it into its buffer; Node 22's require reads it whole.
+for (const name of ["readFileSync", "openSync"]) {
+  const original = fs[name]
+  fs[name] = function (file, ...rest) {
+    at(file)
+    return original.call(this, file, ...rest)
+  }
 }
 require("node:module").syncBuiltinESMExports()
 `
