@@ -125,7 +125,7 @@ const fromV8Cache = (name: Bundle) => {
     .join(" ")
 
   // The bundle's bytes are garbage once decoded (a copy), and the code cache is read next into the same memory: the
-  // run touches fresh pages for the larger of the two files, not for both (each MB first touched costs here).
+  // run touches fresh pages for the larger of the two files, not for both (a page first touched costs a fault).
   const cacheBytes = readOr(() => statSync(cacheFile).size, 0)
   const scratch = Buffer.allocUnsafeSlow(Math.max(AGENTSYNC_BUNDLE_IDS[name].bytes, cacheBytes))
   const source = sourceOf(name, readInto(bundle, scratch))
