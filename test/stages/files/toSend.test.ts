@@ -12,16 +12,15 @@ const entry = fc.record({
 })
 const entries = fc.array(entry, { maxLength: 12 }).map((es) => es.map((e): FileEntry => ({ ...e })))
 
-/** What is sent, by its definition: every link; every file whose hash the tree lacks, once per hash, first kept. */
+/** What is sent, by its definition: every link; a file whose hash no tree entry and no earlier file sent has. */
 const reference = (remote: ReadonlyArray<FileEntry>, set: ReadonlyArray<FileEntry>) => {
-  const held = new Set(remote.map((e) => e.sha256))
-  const seen = new Set<string>()
-  return set.filter((e) => {
-    if (e.link === true) return true
-    if (held.has(e.sha256) || seen.has(e.sha256)) return false
-    seen.add(e.sha256)
-    return true
-  })
+  const sent: Array<FileEntry> = []
+  for (const e of set) {
+    const held = remote.some((r) => r.sha256 === e.sha256)
+    const again = sent.some((s) => s.link !== true && s.sha256 === e.sha256)
+    if (e.link === true || (!held && !again)) sent.push(e)
+  }
+  return sent
 }
 
 describe("the files an upload sends", () => {
