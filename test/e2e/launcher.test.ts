@@ -231,12 +231,15 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
     expect([readOnly.code, readOnly.stdout.trim(), readOnly.stderr]).toEqual([0, "0.1.0", ""])
   })
 
-  it("reads the files bundle's text and then its larger code cache through one buffer: the next run takes the cache as is", async () => {
-    const cache = tempDir("files")
-    const project = tempDir("files-project")
+  /**
+   * `files push|pull` in a project of its own, cache under `name`: no server listens at its address, so the settled
+   * check leaves the run to the files bundle, whose command fails at once.
+   */
+  const filesProject = async (name: string) => {
+    const cache = tempDir(name)
+    const project = tempDir(`${name}-project`)
     await fs.mkdir(nodePath.join(project, "services", "agents"), { recursive: true })
     await fs.writeFile(nodePath.join(project, "agentsync.yaml"), "services: services\n")
-    // No server listens there: the settled check leaves the run to the files bundle, whose push fails at once.
     const env = {
       XDG_CACHE_HOME: cache,
       AGENTSYNC_CACHE_EARLY_MS: "600000",
@@ -244,19 +247,98 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
       AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9",
       AGENTSYNC_RETRY_MAX: "0"
     }
-    const push = () => agentsync(["files", "push"], { cwd: project, env })
-    const first = await push()
+    const run = (command: "push" | "pull", extra: Record<string, string> = {}) =>
+      agentsync(["files", command], { cwd: project, env: { ...env, ...extra } })
+    return { cache, run }
+  }
+
+  it("reads the files bundle's text and then its larger code cache through one buffer: the next run, another command, takes that cache and adds to it", async () => {
+    const { cache, run } = await filesProject("files")
+    const first = await run("push")
     expect([first.code, first.stderr]).toEqual([1, expect.stringMatching(/server unreachable/)])
     const [file] = await cacheFiles(cache)
     expect(file).toMatch(/^files-/)
     const path = nodePath.join(cache, "agentsync", file!)
+    const covered = async () => JSON.parse(await fs.readFile(path.replace(/\.v8$/, ".json"), "utf8")) as Array<string>
     const made = await fs.stat(path)
     // The case the shared buffer is for: the cache read last, into the memory the text was read into, and past it.
     expect(made.size).toBeGreaterThan((await fs.stat(nodePath.join(nodePath.dirname(BIN), "files.cjs"))).size)
-    const second = await push()
-    expect([second.code, second.stderr]).toEqual([1, first.stderr])
-    // A cache V8 rejected (bytes not the file's) would be made anew at the run's exit.
-    expect((await fs.stat(path)).mtimeMs).toBe(made.mtimeMs)
+    // Another command, which compiles functions of the bundle the push did not, from the same cache.
+    const second = await run("pull")
+    expect([second.code, second.stderr]).toEqual([1, expect.stringMatching(/server unreachable/)])
+    // A cache V8 accepted is added to (the pull's code beside the push's); one it rejected (bytes not the file's)
+    // would be made anew for the pull alone.
+    expect(await covered()).toEqual(["files push", "files pull"])
+  })
+
+  it("reads whole, the other way, a file whose size changed between its size taken and its read: the cache is taken as is", async () => {
+    // A hook that makes fstat report one byte fewer or more for one file, as if it changed size since (the launcher
+    // takes a file's size with fstat on the descriptor it reads; stat for the cache as well, since the buffer is
+    // sized by it), and says when that file is read whole by path.
+    const hook = nodePath.join(tempDir("size-hook"), "hook.cjs")
+    await fs.writeFile(
+      hook,
+      `const fs = require("node:fs")
+const target = process.env.SIZE_HOOK_PATH
+const delta = Number(process.env.SIZE_HOOK_DELTA)
+const opened = new Set()
+const wrap = (name, f) => {
+  const original = fs[name]
+  fs[name] = function (...args) {
+    return f(original.apply(this, args), ...args)
+  }
+}
+wrap("openSync", (fd, file) => {
+  if (file === target) opened.add(fd)
+  else opened.delete(fd)
+  return fd
+})
+wrap("closeSync", (r, fd) => {
+  opened.delete(fd)
+  return r
+})
+wrap("fstatSync", (stats, fd) => {
+  if (opened.has(fd)) {
+    stats.size += delta
+    fs.writeSync(2, "hook: size off by " + delta + "\\n")
+  }
+  return stats
+})
+wrap("statSync", (stats, file) => {
+  if (file === target && stats !== undefined) stats.size += delta
+  return stats
+})
+wrap("readFileSync", (bytes, file) => {
+  if (file === target) fs.writeSync(2, "hook: read whole\\n")
+  return bytes
+})
+require("node:module").syncBuiltinESMExports()
+`
+    )
+    const { cache, run } = await filesProject("resized")
+    const first = await run("push")
+    expect([first.code, first.stderr]).toEqual([1, expect.stringMatching(/server unreachable/)])
+    const [file] = await cacheFiles(cache)
+    const path = nodePath.join(cache, "agentsync", file!)
+    const made = (await fs.stat(path)).mtimeMs
+    for (const target of [nodePath.join(nodePath.dirname(BIN), "files.cjs"), path])
+      for (const delta of [-1, 1]) {
+        const r = await run("push", {
+          NODE_OPTIONS: `--require ${hook}`,
+          SIZE_HOOK_PATH: target,
+          SIZE_HOOK_DELTA: String(delta)
+        })
+        const what = [nodePath.basename(target), delta]
+        expect([what, r.code, r.stderr]).toEqual([
+          what,
+          1,
+          `hook: size off by ${delta}\nhook: read whole\n${first.stderr}`
+        ])
+        // Read short or with a byte too many, the text would not be the build's (a syntax error, or a cache V8
+        // rejects for another text) or the cache not V8's (rejected): a rejected cache is made anew at exit. V8
+        // takes a cache with a byte too many, which is why the read whole is watched as well.
+        expect([what, (await fs.stat(path)).mtimeMs]).toEqual([what, made])
+      }
   })
 
   it("a long run (serve) writes the cache early, once, marked as partial", async () => {
