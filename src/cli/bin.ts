@@ -124,10 +124,17 @@ const fromV8Cache = (name: Bundle) => {
     .slice(0, 2)
     .join(" ")
 
-  // The bundle's bytes are garbage once decoded (a copy), and the code cache is read next into the same memory: the
-  // run touches fresh pages for the larger of the two files, not for both (a page first touched costs a fault).
+  // The bundle's bytes are garbage once decoded, and the code cache is read next into the same memory: the run
+  // touches fresh pages for the larger of the two files, not for both (a page first touched costs a fault). This rests
+  // on the decode copying: for `latin1` and `utf8` Node makes the string from a copy of the bytes (a large one is an
+  // external string over Node's own copy), never over the buffer's memory, so overwriting the buffer leaves the text
+  // as it was; a decode that did not copy would hand V8 the cache's bytes as the text. The buffer takes the cache's
+  // size only for a cache of a size a cache has (a few times the text's at most): a larger one, damaged or not
+  // ours, is read on its own inside `readOr`, where its read fails (past a buffer's limit) or V8 rejects it, and the
+  // run writes a new one. Sizing the buffer by it would throw on every run, or read GBs.
+  const textBytes = AGENTSYNC_BUNDLE_IDS[name].bytes
   const cacheBytes = readOr(() => statSync(cacheFile).size, 0)
-  const scratch = Buffer.allocUnsafeSlow(Math.max(AGENTSYNC_BUNDLE_IDS[name].bytes, cacheBytes))
+  const scratch = Buffer.allocUnsafeSlow(cacheBytes <= 4 * textBytes ? Math.max(textBytes, cacheBytes) : textBytes)
   const source = sourceOf(name, readInto(bundle, scratch))
   const cached = readOr<Buffer | undefined>(() => readInto(cacheFile, scratch), undefined)
   // No importModuleDynamically: Node 20 drops it for a script made from a cache, so the bundle holds no import().

@@ -271,6 +271,20 @@ describe.runIf(!nodeCompileCache)("the agentsync executable on Node 20's V8 cach
     expect(await covered()).toEqual(["files push", "files pull"])
   })
 
+  it("a cache of a size no cache has (damaged: 5 GiB) is read on its own, which fails: the run is the same, and writes a new cache", async () => {
+    const cache = tempDir("huge")
+    const env = { XDG_CACHE_HOME: cache, AGENTSYNC_CACHE_EARLY_MS: "600000" }
+    expect((await agentsync(["--version"], { env })).code).toBe(0)
+    const [file] = await cacheFiles(cache)
+    const path = nodePath.join(cache, "agentsync", file!)
+    const size = (await fs.stat(path)).size
+    // Sparse: 5 GiB that take no room, past the largest buffer Node makes.
+    await fs.truncate(path, 5 * 2 ** 30)
+    const run = await agentsync(["--version"], { env })
+    expect([run.code, run.stdout.trim(), run.stderr]).toEqual([0, "0.1.0", ""])
+    expect((await fs.stat(path)).size).toBeLessThan(4 * size)
+  })
+
   it("reads whole, the other way, a file whose size changed between its size taken and its read: the cache is taken as is", async () => {
     // A hook that makes fstat report one byte fewer or more for one file, as if it changed size since (the launcher
     // takes a file's size with fstat on the descriptor it reads; stat for the cache as well, since the buffer is
