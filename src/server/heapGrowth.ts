@@ -6,7 +6,7 @@ import { setFlagsFromString } from "node:v8"
  * picks 1.1–4 from how busy its collector has been, about 2 for this server. A request body arrives as fresh
  * buffers (100 MiB for a first upload of 100 MiB), which V8 counts against that room until a collection frees them;
  * the server makes few objects of its own while it stores, so its young generation is rarely collected, and with
- * the room V8 picks it ran a full collection of its whole heap every 20–35 MB of body: 6–9 a first upload, most of
+ * the room V8 picks it ran a full collection of its whole heap every 11–17 MB of body: 6–9 a first upload, most of
  * its garbage collection's CPU. With this room, 1–2.
  */
 export const HEAP_GROWING_PERCENT = 300
