@@ -14,13 +14,11 @@ export const HEAP_GROWING_PERCENT = 300
 const SET_BY_OPERATOR = /^--heap[-_]growing[-_]percent(=|$)/
 
 /**
- * The flag to set, or undefined where the operator chose the growth already: on Node's command line (`execArgv`) or
- * in `NODE_OPTIONS`, whose choice stands.
+ * The flag to set, or undefined where the operator chose the growth already, on Node's command line (`execArgv`;
+ * Node refuses the flag in `NODE_OPTIONS`): that choice stands.
  */
-export const heapGrowthFlag = (execArgv: ReadonlyArray<string>, nodeOptions: string | undefined): string | undefined =>
-  [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((arg) => SET_BY_OPERATOR.test(arg))
-    ? undefined
-    : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`
+export const heapGrowthFlag = (execArgv: ReadonlyArray<string>): string | undefined =>
+  execArgv.some((arg) => SET_BY_OPERATOR.test(arg)) ? undefined : `--heap-growing-percent=${HEAP_GROWING_PERCENT}`
 
 /**
  * Sets the growth for this process, unless the operator did; answers the flag set. V8 reads it whenever a full
@@ -28,10 +26,9 @@ export const heapGrowthFlag = (execArgv: ReadonlyArray<string>, nodeOptions: str
  */
 export const growHeapForBodies = (
   set: (flag: string) => void = setFlagsFromString,
-  execArgv: ReadonlyArray<string> = process.execArgv,
-  nodeOptions: string | undefined = process.env.NODE_OPTIONS
+  execArgv: ReadonlyArray<string> = process.execArgv
 ): string | undefined => {
-  const flag = heapGrowthFlag(execArgv, nodeOptions)
+  const flag = heapGrowthFlag(execArgv)
   if (flag !== undefined) set(flag)
   return flag
 }
