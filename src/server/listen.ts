@@ -4,7 +4,6 @@ import { Console, Duration, Effect, Layer, Schedule } from "effect"
 import { causeErrnoCode } from "../errno.js"
 import { ListenFailed } from "../errors.js"
 import * as AccessLog from "./accessLog.js"
-import { growHeapForBodies } from "./heapGrowth.js"
 import * as Server from "./http.js"
 
 export interface ListenOptions {
@@ -49,8 +48,6 @@ export const listen = (options: ListenOptions) =>
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
       return yield* new ListenFailed({ address, code: "ERR_SOCKET_BAD_PORT", reason: "a port is 0 to 65535" })
     }
-    // A server process: its heap grows for the request bodies it reads (see heapGrowth.ts).
-    yield* Effect.sync(() => growHeapForBodies())
     const node = createServer()
     const log = AccessLog.make(options.accessLog ?? AccessLog.toStderr)
     const context = yield* Layer.build(
