@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Config, Console, Duration, Effect, Layer, Option } from "effect"
 import { CurrentConfig } from "../config.js"
+import { growHeapForBodies } from "../server/heapGrowth.js"
 import { ProgressReporter, silentProgress } from "../services/Progress.js"
 import { runsUntilStopped } from "../services/RunStatus.js"
 import { configWithJobs } from "./jobs.js"
@@ -56,6 +57,9 @@ export const serve = Command.make("serve", { host, port, shutdownTimeout, data, 
     yield* Effect.scoped(
       Effect.gen(function* () {
         const db = yield* Layer.build(database)
+        // This process is the server's own, so its heap may grow for the request bodies it reads (heapGrowth.ts);
+        // `listen` leaves V8 alone, since a program embedding the library owns its process's flags.
+        yield* Effect.sync(() => growHeapForBodies())
         const context = yield* Server.listen({
           host: o.host,
           port: o.port,

@@ -1,7 +1,7 @@
 // `agentsync serve` as an operator runs it: settings from the environment, named start-up errors, probes, the access
 // log and a bounded graceful stop — the built CLI on loopback over the real PostgreSQL.
-import type { ChildProcess } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { request } from "node:http"
 import { createServer, type Server } from "node:net"
 import { tmpdir } from "node:os"
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 // @ts-expect-error: a plain ES module of the test scripts, without declarations
 import { startPostgres } from "../../scripts/pg.mjs"
 import { EXPORT_VERSION } from "../../src/domain/db/tables.js"
-import { agentsync, ensureBuilt, start } from "../support/cli.js"
+import { agentsync, BIN, cleanEnv, ensureBuilt, REPO, start } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 
 const temps: Array<string> = []
@@ -230,4 +230,66 @@ describe("graceful stop", () => {
     expect(r.code).toBe(0)
     expect(r.stderr).toMatch(/stopped: 1 request\(s\) cut after 1s/)
   }, 60_000)
+})
+
+describe("heap growth", () => {
+  // V8's own trace of the factor each full collection sets the next limit with; a heap snapshot (asked for with a
+  // signal) is a full collection at a moment the test chooses, after the server has started.
+  it("`agentsync serve` runs its full collections with a growing factor of 4", async () => {
+    const child = spawn(process.execPath, ["--trace-gc-verbose", "--heapsnapshot-signal=SIGUSR2", BIN, "serve"], {
+      cwd: tempDir(),
+      env: cleanEnv({ DATABASE_URL: databaseUrl, PORT: "0" }),
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    children.push(child)
+    let stdout = ""
+    let stderr = ""
+    const seen: Array<() => void> = []
+    const wake = () => {
+      for (const w of seen.splice(0)) w()
+    }
+    child.stdout!.on("data", (d) => {
+      stdout += d
+      wake()
+    })
+    child.stderr!.on("data", (d) => {
+      stderr += d
+      wake()
+    })
+    const ended = new Promise<never>((_, reject) =>
+      child.on("close", (code) => reject(new Error(`serve ended (${code}): ${stderr}`)))
+    )
+    const until = (test: () => boolean) =>
+      Promise.race([
+        ended,
+        new Promise<void>((resolve) => {
+          const check = () => (test() ? resolve() : seen.push(check))
+          check()
+        })
+      ])
+    const limits = () => [...stdout.matchAll(/\[HeapController\] Limit: .*\((\d+\.\d+)\)\s*$/gm)].map((m) => m[1])
+    await until(() => /listening on http:\/\//.test(stderr))
+    const before = limits().length
+    child.kill("SIGUSR2")
+    await until(() => limits().length > before)
+    child.kill("SIGKILL")
+    expect(limits().slice(before)).toEqual(
+      limits()
+        .slice(before)
+        .map(() => "4.0")
+    )
+  }, 60_000)
+
+  // A V8 flag holds for the whole process: a program that embeds the library owns its process, and `listen` with it.
+  it("is the command's alone: the built library never sets it", () => {
+    const files = (dir: string): Array<string> =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]
+      )
+    const flag = /heap[-_]growing[-_]percent/
+    expect(readFileSync(join(REPO, "dist", "cli.cjs"), "utf8")).toMatch(flag)
+    const library = files(join(REPO, "dist", "lib"))
+    expect(library.length).toBeGreaterThan(0)
+    expect(library.filter((f) => flag.test(readFileSync(f, "utf8")))).toEqual([])
+  })
 })
