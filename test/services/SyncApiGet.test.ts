@@ -335,6 +335,36 @@ describe("a whole download on its own socket", () => {
     })
   )
 
+  it.live("once the consumer has taken, reads at most about 2 MiB ahead of it while it works on a take", () =>
+    Effect.gen(function* () {
+      const body = Buffer.alloc(40 * 1024 * 1024, 5)
+      const s = yield* Effect.promise(() =>
+        rawServer((socket) => {
+          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
+          socket.end(body)
+        })
+      )
+      const takes = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const answer = yield* rawGet(new URL(`${s.url}/x`), {})
+          const sizes: Array<number> = []
+          yield* Stream.runForEachChunk(answer.body, (c) =>
+            Effect.gen(function* () {
+              sizes.push(Chunk.reduce(c, 0, (n, p) => n + p.length))
+              // The first take's work outlasts the sending of several MiB.
+              if (sizes.length === 1) yield* Effect.sleep(Duration.millis(500))
+            })
+          )
+          return sizes
+        })
+      )
+      // Read during that work: the reading mark (2 MiB) and at most one slab's read more.
+      expect(takes[1]).toBeGreaterThan(1024 * 1024)
+      expect(takes[1]).toBeLessThanOrEqual(3 * 1024 * 1024 + 64 * 1024)
+      expect(takes.reduce((a, b) => a + b, 0)).toBe(body.length)
+    })
+  )
+
   it.live("bounds what is held by the bytes read, not by the body's: a flood of 1-byte chunks is paused too", () =>
     Effect.gen(function* () {
       // 1,600,000 chunks of one byte: 9.6 MiB on the wire, 1.6 MB of body.
