@@ -308,15 +308,19 @@ describe("a whole download on its own socket", () => {
     })
   )
 
+  /** A server answering 200 with `body` in one Content-Length answer, as fast as the client reads. */
+  const lengthServer = (body: Buffer) =>
+    Effect.promise(() =>
+      rawServer((socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
+        socket.end(body)
+      })
+    )
+
   it.live("reads at most about 8 MiB ahead of a consumer that does not take, and the rest once it does", () =>
     Effect.gen(function* () {
       const body = Buffer.alloc(40 * 1024 * 1024, 3)
-      const s = yield* Effect.promise(() =>
-        rawServer((socket) => {
-          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
-          socket.end(body)
-        })
-      )
+      const s = yield* lengthServer(body)
       const takes = yield* Effect.scoped(
         Effect.gen(function* () {
           const answer = yield* rawGet(new URL(`${s.url}/x`), {})
@@ -338,12 +342,7 @@ describe("a whole download on its own socket", () => {
   it.live("once the consumer has taken, reads at most about 2 MiB ahead of it while it works on a take", () =>
     Effect.gen(function* () {
       const body = Buffer.alloc(40 * 1024 * 1024, 5)
-      const s = yield* Effect.promise(() =>
-        rawServer((socket) => {
-          socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`)
-          socket.end(body)
-        })
-      )
+      const s = yield* lengthServer(body)
       const takes = yield* Effect.scoped(
         Effect.gen(function* () {
           const answer = yield* rawGet(new URL(`${s.url}/x`), {})
