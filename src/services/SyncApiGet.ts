@@ -33,13 +33,8 @@ const WATCHED_SLABS = 64
 /** A slab's `last` while some of its pieces wait for the consumer's pull. */
 const WAITING = Number.POSITIVE_INFINITY
 // Bytes read off the wire (framing included) since the consumer last took: above this the socket stops reading until
-// it takes. Counted on the wire, not in body bytes, so what is held stays bounded whatever the framing. Before the
-// consumer's first pull (a GET sent ahead, read while its caller plans) the server may run this far ahead; once the
-// consumer reads, a quarter of it: the kernel's socket buffer holds what the server sends meanwhile, and the slabs in
-// use (what was read since the last pull, and what that pull took) stay few, so fewer fresh slabs are touched and
-// the bytes are still in the cache when they are hashed.
+// it takes. Counted on the wire, not in body bytes, so what is held stays bounded whatever the framing.
 const HIGH_WATER = 8 * 1024 * 1024
-const READING_WATER = 2 * 1024 * 1024
 // A body piece shorter than this (a server's tiny chunks) is copied to the free end of a small slab of its own, next
 // to the small pieces before it, and handed on as one view with them: the views held stay few (about two per KiB at
 // most) however small the chunks are, instead of one object per chunk.
@@ -271,7 +266,7 @@ const connect = (url: URL, headers: Readonly<Record<string, string>>, reuse: boo
         }
         // Nothing held (a 1xx head, framing alone): nothing of what was read is kept, so nothing counts against the mark.
         if (pending.length === 0 && smallEnd === smallStart) readSinceTake = 0
-        paused = readSinceTake > (pulls === 0 ? HIGH_WATER : READING_WATER)
+        paused = readSinceTake > HIGH_WATER
         return !paused
       }
     }
