@@ -196,8 +196,9 @@ export interface WriterThread {
    */
   readonly buffersMade: () => number
   /**
-   * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another): no descriptor
-   * of the thread's stays open. Never fails: a failure stays for `drain`. Safe to run again.
+   * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another) and awaits the
+   * exit of every thread `drain` let go: no descriptor of the thread's stays open. Never fails: a failure stays for
+   * `drain`. Safe to run again.
    */
   readonly close: Effect.Effect<void>
 }
