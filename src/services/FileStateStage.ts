@@ -33,7 +33,10 @@ export interface StageWriter {
   readonly threadReady: Effect.Effect<void>
   /** How many batch buffers the writer thread's side has made: more than 0 once files went to the thread (tests). */
   readonly batchBuffersMade: () => number
-  /** Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known). */
+  /**
+   * Every committed file on disk; fails with the writer thread's first failure (a commit throws it too, once known).
+   * The thread, its work done, is let go then and ends beside what follows (the swap); `abandon` awaits its end.
+   */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
   /**
    * After a failed or interrupted attempt, and when the writer goes: every file still open closed and removed, the

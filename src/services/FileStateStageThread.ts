@@ -179,7 +179,11 @@ export interface WriterThread {
   readonly warm: () => boolean
   /** Waits while too many batches are in flight (the reading keeps pace with the disk; memory stays bounded). */
   readonly room: Effect.Effect<void>
-  /** Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. */
+  /**
+   * Posts what is queued and waits until every file put is on disk; fails with the thread's first failure. Once all is
+   * written, the thread is let go: it ends while the caller goes on (a pull's swap), and `close` awaits its end; a
+   * later `put` starts another.
+   */
   readonly drain: Effect.Effect<void, StagedWriteFailed>
   /**
    * Waits until the thread, once started, is online or known not to start (files put after it go to the thread).
@@ -192,8 +196,9 @@ export interface WriterThread {
    */
   readonly buffersMade: () => number
   /**
-   * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another): no descriptor
-   * of the thread's stays open. Never fails: a failure stays for `drain`. Safe to run again.
+   * Posts what is queued, waits for every batch, then ends the thread (a later `put` starts another) and awaits the
+   * exit of every thread `drain` let go: no descriptor of the thread's stays open. Never fails: a failure stays for
+   * `drain`. Safe to run again.
    */
   readonly close: Effect.Effect<void>
 }
@@ -379,6 +384,18 @@ export const writerThread = (
     post()
     return until(() => inFlight.size === 0)
   })
+  /** Threads let go and not yet ended (see `letGo`), awaited by `close`. */
+  const ending: Array<Promise<number>> = []
+  /**
+   * Ends the thread, nothing in its hands, without waiting for it: its exit (tens of milliseconds, on its own thread)
+   * runs beside what the caller does next. Its events are no longer this writer's (`worker` is not it).
+   */
+  const letGo = () => {
+    const w = worker
+    worker = undefined
+    online = false
+    if (w !== undefined) ending.push(w.terminate())
+  }
   return {
     put: (path, mode, chunks) => {
       if (failure !== undefined) throw failure
@@ -413,14 +430,18 @@ export const writerThread = (
     room: Effect.suspend(() => (inFlight.size < IN_FLIGHT ? Effect.void : until(() => inFlight.size < IN_FLIGHT))),
     drain: Effect.zipRight(
       settled,
-      Effect.suspend(() => (failure === undefined ? Effect.void : Effect.fail(failure)))
+      Effect.suspend(() => {
+        if (failure !== undefined) return Effect.fail(failure)
+        letGo()
+        return Effect.void
+      })
     ),
     close: Effect.zipRight(
       settled,
       Effect.promise(async () => {
-        const w = worker
-        worker = undefined
-        if (w !== undefined) await w.terminate()
+        letGo()
+        const all = ending.splice(0)
+        await Promise.all(all)
       })
     )
   }

@@ -362,6 +362,35 @@ describe("signals: an interrupt is not a success", () => {
     })
   }
 
+  it("SIGINT during a pull's swap, which runs to its end, exits 130 and says the revision is in place", async () => {
+    const n = 2000
+    const oldFiles = Object.fromEntries(Array.from({ length: n }, (_, i) => [`content/c/${i}.md`, `old ${i}\n`]))
+    const newFiles = Object.fromEntries(Array.from({ length: n }, (_, i) => [`content/c/${i}.md`, `new ${i}\n`]))
+    use(serving(tree(newFiles)))
+    let interrupted = 0
+    for (let attempt = 0; attempt < 3 && interrupted === 0; attempt++) {
+      const p = project(`sigint-swap-${attempt}`, oldFiles)
+      mkdirSync(join(p, ".agentsync"))
+      const { child, done } = started(["files", "pull", "--force"], p, remote())
+      // The journal is written as the swap starts: the signal comes during the swap, once (a second one ends the
+      // run at once).
+      let sent = false
+      const watcher = watch(join(p, ".agentsync"), (_event, name) => {
+        if (name === "pull-journal.json" && !sent) sent = child.kill("SIGINT")
+      })
+      const res = await done
+      watcher.close()
+      if (res.code !== 130) continue
+      interrupted++
+      for (const [path, text] of Object.entries(newFiles))
+        expect(readFileSync(join(p, "services", path), "utf8")).toBe(text)
+      expect(res.stderr.trim().split("\n").pop()).toMatch(
+        new RegExp(`^interrupted by SIGINT: pull: revision r1 is in place \\(${n} written, 0 deleted\\)`)
+      )
+    }
+    expect(interrupted).toBeGreaterThan(0)
+  }, 120_000)
+
   for (const [signal, code] of [
     ["SIGINT", 130],
     ["SIGTERM", 143]

@@ -92,11 +92,12 @@ export const pullImpl = Effect.fn("FileSyncService.pull")(function* (options: Fi
     delete: deleted,
     cause: `revision ${revision}`,
     backups: backupPolicy(process.env),
-    progress
+    progress,
+    // Noted as the swap ends, so that an interrupt which came during the swap does not say that nothing changed.
+    swapped: note(
+      `pull: revision ${revision} is in place (${writes.length} written, ${deleted.length} deleted); the next run records it`
+    )
   })
-  yield* note(
-    `pull: revision ${revision} is in place (${writes.length} written, ${deleted.length} deleted); the next run records it`
-  )
   // An older revision's tree is a local change against the head: the base stays the head's.
   if (older === undefined) yield* writeBase(config.projectRoot, where, plan.nextBase(revision))
   return report("pull", false, head, local, plan, {

@@ -44,6 +44,11 @@ export interface ApplyInput {
   readonly cause?: string
   readonly backups?: BackupPolicy
   readonly progress?: Progress
+  /**
+   * Run once the swap is done, before an interrupt that came during it (the swap cannot be interrupted) is let in:
+   * the caller's record that the files are in place (its interrupt line) is then true however the run ends.
+   */
+  readonly swapped?: Effect.Effect<void>
 }
 
 export interface ApplyResult {
@@ -216,14 +221,19 @@ export const apply = Effect.fn("apply")(function* (input: ApplyInput) {
               "bytes",
               Effect.flatMap(state.stageWriter(staging), (writer) => receive(input, writer, progress))
             ),
-        swap(input.projectRoot, {
-          staging,
-          backup,
-          servicesPath,
-          write,
-          delete: [...input.delete],
-          ...(chmod.length === 0 ? {} : { chmod })
-        })
+        Effect.uninterruptible(
+          Effect.zipRight(
+            swap(input.projectRoot, {
+              staging,
+              backup,
+              servicesPath,
+              write,
+              delete: [...input.delete],
+              ...(chmod.length === 0 ? {} : { chmod })
+            }),
+            input.swapped ?? Effect.void
+          )
+        )
       )
     )
   )

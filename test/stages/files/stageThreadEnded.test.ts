@@ -7,13 +7,23 @@ import { vi } from "vitest"
 import { writerThread } from "../../../src/services/FileStateStageThread.js"
 import { tempDirs } from "../../support/tree.js"
 
-/** Every thread the writer starts, so a test can end one. */
-const made = vi.hoisted(() => ({ workers: [] as Array<{ terminate: () => Promise<number> }> }))
+/** Every thread the writer starts, so a test can end one, and whether it has exited. */
+const made = vi.hoisted(() => ({
+  workers: [] as Array<{
+    terminate: () => Promise<number>
+    once: (event: "exit", f: () => void) => unknown
+    exited: boolean
+  }>
+}))
 vi.mock("node:worker_threads", async (importOriginal) => {
   const real = await importOriginal<typeof import("node:worker_threads")>()
   class Kept extends real.Worker {
+    exited = false
     constructor(...args: ConstructorParameters<typeof real.Worker>) {
       super(...args)
+      this.once("exit", () => {
+        this.exited = true
+      })
       made.workers.push(this)
     }
   }
@@ -49,6 +59,54 @@ describe("the staged writer's thread, ended once online", () => {
       // A second thread took the held batch (f1-f99); the files put while each thread was starting were written here.
       expect(made.workers).toHaveLength(2)
       expect(here).toEqual(["f0", ...Array.from({ length: 100 }, (_, i) => `f${100 + i}`)])
+    })
+  )
+
+  it.live("a drained writer lets its thread go: it ends before `close`, and a later file starts another", () =>
+    Effect.gen(function* () {
+      made.workers.length = 0
+      const root = tempDir("staging")
+      const thread = writerThread(root, (path, mode, chunks) =>
+        fs.writeFileSync(nodePath.join(root, path), Buffer.concat(chunks), { mode, flag: "wx" })
+      )
+      thread.put("f0", 0o644, [body(0)])
+      yield* thread.ready
+      for (let i = 1; i < 600; i++) thread.put(`f${i}`, 0o644, [body(i)])
+      const first = made.workers[0]
+      if (first === undefined) throw new Error("no thread was started")
+      const exited = new Promise<void>((r) => first.once("exit", () => r()))
+      yield* thread.drain
+      // Ended with nothing more asked of it: no `close` is needed for its exit.
+      const ended = yield* Effect.promise(() => exited).pipe(Effect.timeout("5 seconds"), Effect.either)
+      expect(Either.isRight(ended)).toBe(true)
+      thread.put("later", 0o644, [body(1)])
+      yield* thread.ready
+      for (let i = 600; i < 700; i++) thread.put(`f${i}`, 0o644, [body(i)])
+      yield* thread.drain
+      yield* thread.close
+      for (let i = 0; i < 700; i++) expect(fs.readFileSync(nodePath.join(root, `f${i}`)).equals(body(i))).toBe(true)
+      expect(fs.readFileSync(nodePath.join(root, "later")).equals(body(1))).toBe(true)
+      expect(made.workers).toHaveLength(2)
+    })
+  )
+
+  it.live("`close` awaits the exit of a thread `drain` let go, as well as its own", () =>
+    Effect.gen(function* () {
+      made.workers.length = 0
+      const root = tempDir("staging")
+      const thread = writerThread(root, (path, mode, chunks) =>
+        fs.writeFileSync(nodePath.join(root, path), Buffer.concat(chunks), { mode, flag: "wx" })
+      )
+      thread.put("f0", 0o644, [body(0)])
+      yield* thread.ready
+      for (let i = 1; i < 600; i++) thread.put(`f${i}`, 0o644, [body(i)])
+      yield* thread.drain
+      // The drained thread is ending; a later file starts another, and `close` comes at once.
+      thread.put("later", 0o644, [body(1)])
+      yield* thread.close
+      expect(made.workers).toHaveLength(2)
+      expect(made.workers.map((w) => w.exited)).toEqual([true, true])
+      expect(fs.readFileSync(nodePath.join(root, "later")).equals(body(1))).toBe(true)
     })
   )
 
