@@ -5,7 +5,9 @@ import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../../src/domain/membershipWalk.js"
+import { UnreadableName } from "../../src/services/nameBytes.js"
 import { walkTree } from "../../src/services/state.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 // The walk asks a file below the top by its name and does not enter a folder a built-in ignore names: its listing
 // must be every file and link of the tree that `includes` takes, whatever the names and the ignore file say.
@@ -174,5 +176,34 @@ describe("walkTree", () => {
       ),
       { numRuns: 150, examples }
     )
+  })
+
+  it("refuses a name that is not UTF-8 where it would take it, naming its folder and bytes; one it leaves out is no obstacle", () => {
+    const root = fs.mkdtempSync(nodePath.join(scratch, "bytes-"))
+    fs.mkdirSync(nodePath.join(root, "skills/a"), { recursive: true })
+    // A name that is U+FFFD itself (valid UTF-8) beside bytes that decode to it: only the bytes are refused.
+    fs.writeFileSync(nodePath.join(root, "skills/a/\uFFFD.md"), "fffd")
+    expect(walkTree(root, makeMembership()).map((f) => f.path)).toEqual(["skills/a/\uFFFD.md"])
+    fs.writeFileSync(bytePath(root, "skills/a", Buffer.from([0xff, 0x2e, 0x6d, 0x64])), "ff")
+    const refused = (member: ReturnType<typeof makeMembership>) => {
+      try {
+        walkTree(root, member)
+      } catch (e) {
+        return e instanceof UnreadableName ? [e.folder, e.shown] : e
+      }
+      return "listed"
+    }
+    expect(refused(makeMembership())).toEqual(["skills/a", "\\xff.md"])
+    expect(refused(makeMembership("*.md\n"))).toBe("listed")
+    // A folder so named is refused unless the rules leave out what is below it.
+    fs.rmSync(bytePath(root, "skills/a", Buffer.from([0xff, 0x2e, 0x6d, 0x64])))
+    fs.mkdirSync(bytePath(root, "skills", latin1("vieux-é")))
+    fs.writeFileSync(bytePath(root, "skills", latin1("vieux-é"), "SKILL.md"), "old")
+    expect(refused(makeMembership())).toEqual(["skills", "vieux-\\xe9"])
+    expect(refused(makeMembership("skills/vieux-*/\n"))).toBe("listed")
+    // At the top nothing but the membership folders is taken: such a name there is left out, as any other.
+    fs.rmSync(bytePath(root, "skills", latin1("vieux-é")), { recursive: true })
+    fs.mkdirSync(bytePath(root, latin1("brouillé")))
+    expect(walkTree(root, makeMembership()).map((f) => f.path)).toEqual(["skills/a/\uFFFD.md"])
   })
 })
