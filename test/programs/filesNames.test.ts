@@ -3,21 +3,16 @@
 // deleted on either side; a name the ignore file leaves out is no obstacle.
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { ExitCode, exitCodeOf } from "../../src/errors.js"
-import { run, startServer } from "../server/support.js"
+import { run, serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { place } from "../support/gitFixture.js"
-import { freshDatabase } from "../support/pg.js"
 import { bytePath, latin1, rawTree } from "../support/rawNames.js"
 import { tempDirs } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("filenames"))
-})
-afterAll(() => server?.stop())
+const server = serverForFile("filenames")
 
 const tempDir = tempDirs("filenames")
 const services = (root: string) => nodePath.join(root, "services")
