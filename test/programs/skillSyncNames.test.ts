@@ -119,4 +119,25 @@ describe("skill sync of a name that is not UTF-8", () => {
       )
     }
   )
+  it.effect(
+    "in the cached clone a layout is shown from: refused naming the path, exit 1, not shown as no layout",
+    () => {
+      const w = makeWorld(top)
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          yield* w.install
+          fs.writeFileSync(bytePath(nodePath.join(w.cache, "skills/pdf"), latin1("résumé.md")), "# cv\n")
+          git(w.cache, "add", "-A")
+          git(w.cache, "commit", "-q", "-m", "a Latin-1 name")
+          const shown = yield* Effect.either(SkillSync.showLayout("team"))
+          expect(Either.isLeft(shown) && shown.left._tag).toBe("InvalidInput")
+          if (Either.isLeft(shown)) {
+            expect(exitCodeOf(shown.left)).toBe(ExitCode.Failure)
+            expect(shown.left.message).toContain('the path "skills/pdf/r\\xe9sum\\xe9.md" is not UTF-8')
+          }
+        })
+      )
+    }
+  )
 })
