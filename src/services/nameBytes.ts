@@ -19,7 +19,15 @@ export const mayHoldUnreadable = (entries: ReadonlyArray<Entry>): boolean => {
   return false
 }
 
-/** A name's bytes as text that shows them: printable ASCII as it is, UTF-8 characters as they are, any other byte as `\xNN`. */
+// A character shown by its bytes though it is UTF-8: one that would change how the line around it reads (a control
+// such as U+0085, a format character such as U+202E that reverses the text after it, a line or paragraph separator).
+const HIDDEN = /^[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]$/u
+
+/**
+ * A name's bytes as text that shows them, one to one: printable ASCII and UTF-8 characters as they are, any other
+ * byte as `\xNN`, and so is each byte of `\`, `"` and of a control, format or separator character, so that no name
+ * shows as another (a real `a\xe9` is `a\x5cxe9`) and a quoted name cannot end its quotes or reorder its line.
+ */
 export const escapeName = (raw: Uint8Array): string => {
   let out = ""
   let at = 0
@@ -28,12 +36,24 @@ export const escapeName = (raw: Uint8Array): string => {
     // The longest valid UTF-8 sequence starting here (1 to 4 bytes), else the byte alone, escaped.
     const len = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0
     const seq = len === 0 ? undefined : raw.subarray(at, at + len)
-    if (seq !== undefined && seq.length === len && (len > 1 ? isUtf8(seq) : b >= 0x20 && b < 0x7f && b !== 0x5c)) {
-      out += Buffer.from(seq).toString("utf8")
+    const text =
+      seq === undefined || seq.length !== len
+        ? undefined
+        : len === 1
+          ? b >= 0x20 && b < 0x7f && b !== 0x5c && b !== 0x22
+            ? String.fromCharCode(b)
+            : undefined
+          : isUtf8(seq)
+            ? Buffer.from(seq).toString("utf8")
+            : undefined
+    if (text !== undefined && !HIDDEN.test(text)) {
+      out += text
       at += len
     } else {
-      out += `\\x${b.toString(16).padStart(2, "0")}`
-      at += 1
+      // A character shown by its bytes is shown by all of them; a byte that starts none, alone.
+      const n = text === undefined ? 1 : len
+      for (let i = at; i < at + n; i++) out += `\\x${(raw[i] ?? 0).toString(16).padStart(2, "0")}`
+      at += n
     }
   }
   return out
