@@ -408,4 +408,13 @@ describe("front matter the YAML parser refuses", () => {
       'services/agents/hunter.md:3: invalid YAML: Nested mappings are not allowed in compact mappings (a value holding ": " must be quoted)'
     ])
   })
+  it("a key given twice on a line that is also bad: both problems, the key and the syntax", () => {
+    const text = "---\nname: a\nk: v\nk: a: b\n---\n\nBody.\n"
+    const parsed = parseAgentFile({ path: "services/agents/a.md", text }, "a")
+    const messages = Either.isLeft(parsed) ? parsed.left.map((e) => e.message) : []
+    expect(messages).toEqual([
+      "services/agents/a.md:4: invalid YAML: Map keys must be unique",
+      'services/agents/a.md:4: invalid YAML: Nested mappings are not allowed in compact mappings (a value holding ": " must be quoted)'
+    ])
+  })
 })

@@ -52,21 +52,23 @@ const lineOf = (text: string, offset: number) => {
 }
 
 /**
- * The YAML parser's errors, the first of each line: one bad line gives the parser a dozen errors, each after the
- * first a consequence of it (a Claude Code subagent whose `description:` holds `Daisy: "…"` gave 15). The commonest
- * mistake in front matter written by hand, a plain value holding `: `, is said as such.
+ * The YAML parser's errors, the first of each kind on each line: one bad line gives the parser a dozen syntax
+ * errors, each after the first a consequence of it (a Claude Code subagent whose `description:` holds `Daisy: "…"`
+ * gave 15), while a key the map already holds is a problem of its own that fixing the syntax leaves (`k: v` then
+ * `k: a: b`). The commonest mistake in front matter written by hand, a plain value holding `: `, is said as such.
  */
 const yamlProblems = (
   path: string,
-  errors: ReadonlyArray<{ readonly message: string; readonly pos: readonly [number, number] }>,
+  errors: ReadonlyArray<{ readonly code: string; readonly message: string; readonly pos: readonly [number, number] }>,
   at: (pos: number) => number
 ): ReadonlyArray<InvalidInput> => {
-  const seen = new Set<number>()
+  const seen = new Set<string>()
   const out: Array<InvalidInput> = []
   for (const e of errors) {
     const line = at(e.pos[0])
-    if (seen.has(line)) continue
-    seen.add(line)
+    const key = `${line} ${e.code === "DUPLICATE_KEY" ? "key" : "syntax"}`
+    if (seen.has(key)) continue
+    seen.add(key)
     const first = e.message.split("\n")[0] ?? e.message
     const hint = NESTED.test(first) ? ' (a value holding ": " must be quoted)' : ""
     out.push(problem(path, `invalid YAML: ${first}${hint}`, line))
