@@ -1,12 +1,26 @@
 /** The Git port: the few git operations skill sync needs, over Shell, argv only, prompts off, refs and URLs guarded. */
+import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Context, Effect, Either, Layer, Option } from "effect"
 import { checkGitUrl, checkRef } from "../domain/skills/guards.js"
 import { beforeFirst, groups } from "../domain/text.js"
-import { CommandFailed, type InvalidInput } from "../errors.js"
+import { CommandFailed, InvalidInput } from "../errors.js"
 import { findLocks, gitRunningIn, originInConfig } from "./GitFiles.js"
+import { escapeName } from "./nameBytes.js"
 import { Shell, type ShellShape, showCommand } from "./Shell.js"
+
+/** The path of the first `ls-tree -z` record whose path is not UTF-8 (its bytes), if any. */
+const notUtf8Path = (stdout: Uint8Array): Uint8Array | undefined => {
+  for (let at = 0; at < stdout.length; ) {
+    const end = stdout.indexOf(0, at)
+    const record = stdout.subarray(at, end < 0 ? stdout.length : end)
+    const path = record.subarray(record.indexOf(0x09) + 1)
+    if (!isUtf8(path)) return path
+    at = end < 0 ? stdout.length : end + 1
+  }
+  return undefined
+}
 
 export interface TreeEntry {
   readonly path: string
@@ -62,7 +76,11 @@ export interface GitShape {
     commit: string
   ) => Effect.Effect<void, CommandFailed | InvalidInput>
   /** Every file, link and submodule of a commit with its object id and mode. */
-  readonly listTree: (dir: string, commit: string) => Effect.Effect<ReadonlyArray<TreeEntry>, CommandFailed>
+  /** Every blob of a commit; a path that is not UTF-8 fails it, naming the path by its bytes (see `nameBytes.ts`). */
+  readonly listTree: (
+    dir: string,
+    commit: string
+  ) => Effect.Effect<ReadonlyArray<TreeEntry>, CommandFailed | InvalidInput>
   /** The bytes of many blobs in one process. */
   readonly readBlobs: (
     dir: string,
@@ -247,6 +265,14 @@ export const make = (shell: ShellShape): GitShape => {
 
   const listTree = Effect.fn("Git.listTree")(function* (dir: string, commit: string) {
     const r = yield* exec(dir, ["ls-tree", "-r", "-z", "--full-tree", commit, "--"])
+    // Decoded, a path that is not UTF-8 would name another file (each bad byte a U+FFFD): deployed under that name, it
+    // would come back as a new one. The first such path refuses the source.
+    const bad = isUtf8(r.stdout) ? undefined : notUtf8Path(r.stdout)
+    if (bad !== undefined)
+      return yield* new InvalidInput({
+        file: `${dir} (${commit.slice(0, 12)})`,
+        reason: `the path "${escapeName(bad)}" is not UTF-8: no skill path can hold it; rename it in the repository`
+      })
     const out: Array<TreeEntry> = []
     for (const line of new TextDecoder().decode(r.stdout).split("\0")) {
       if (line === "") continue

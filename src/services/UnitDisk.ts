@@ -6,7 +6,8 @@ import * as nodePath from "node:path"
 import { Context, Effect, Layer } from "effect"
 import { sha256 } from "../domain/hash.js"
 import { digestOf, kindOf } from "../domain/skills/model.js"
-import { type IoError, ioError as io } from "../errors.js"
+import { InvalidInput, type IoError, ioError as io } from "../errors.js"
+import { UnreadableName } from "./nameBytes.js"
 import {
   type EntryKind,
   fileDigestSync,
@@ -31,10 +32,18 @@ export interface Entry {
   readonly link: string | undefined
 }
 
+/** A walk's failure: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
+const walkError =
+  (path: string, what: string) =>
+  (e: unknown): IoError | InvalidInput =>
+    e instanceof UnreadableName
+      ? new InvalidInput({ file: e.folder, reason: `the name "${e.shown}" is not UTF-8: ${e.reason}` })
+      : io(path, what)(e)
+
 export interface UnitDiskShape {
   readonly exists: (abs: string) => Effect.Effect<boolean>
   /** A unit as found on disk now: a folder unit is every file and link under `abs`, a file unit the file itself. */
-  readonly snapshot: (abs: string, folder: boolean) => Effect.Effect<UnitSnapshot, IoError>
+  readonly snapshot: (abs: string, folder: boolean) => Effect.Effect<UnitSnapshot, IoError | InvalidInput>
   /**
    * Many units read in one synchronous pass (thousands of small files hash several times faster without the
    * thread pool round trips), each folder holding unit roots listed once (no `stat` per unit); `beside` are the
@@ -42,7 +51,10 @@ export interface UnitDiskShape {
    */
   readonly snapshots: (
     units: ReadonlyArray<{ readonly abs: string; readonly folder: boolean }>
-  ) => Effect.Effect<{ readonly units: ReadonlyArray<UnitSnapshot>; readonly beside: ReadonlyArray<string> }, IoError>
+  ) => Effect.Effect<
+    { readonly units: ReadonlyArray<UnitSnapshot>; readonly beside: ReadonlyArray<string> },
+    IoError | InvalidInput
+  >
   /**
    * Files and links under `dir` of a tool home, `depth` segments deep at most, as paths relative to the home,
    * without entering the paths `skip` names (units already known); an absent folder lists nothing.
@@ -52,9 +64,9 @@ export interface UnitDiskShape {
     dir: string,
     depth: number,
     skip: (rel: string) => boolean
-  ) => Effect.Effect<Listing, IoError>
+  ) => Effect.Effect<Listing, IoError | InvalidInput>
   /** Every file and link under a folder (a `local:` source), as sorted POSIX paths. */
-  readonly listTree: (root: string) => Effect.Effect<Listing, IoError>
+  readonly listTree: (root: string) => Effect.Effect<Listing, IoError | InvalidInput>
   /** The digests of files and links of a `local:` source, in one synchronous pass. */
   readonly entries: (paths: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Entry>, IoError>
   /** The bytes a digest was taken of: a file's content, or a link's target. */
@@ -94,7 +106,7 @@ export const make = (): UnitDiskShape => ({
     )
   ),
   snapshot: Effect.fn("UnitDisk.snapshot")((abs: string, folder: boolean) =>
-    Effect.try({ try: () => snapshotUnitSync(abs, folder), catch: io(abs, "cannot read") })
+    Effect.try({ try: () => snapshotUnitSync(abs, folder), catch: walkError(abs, "cannot read") })
   ),
   snapshots: Effect.fn("UnitDisk.snapshots")((units) => {
     let at = ""
@@ -117,14 +129,17 @@ export const make = (): UnitDiskShape => ({
           for (const name of kinds.keys()) if (name.startsWith(TEMP_PREFIX)) beside.push(nodePath.join(dir, name))
         return { units: out, beside }
       },
-      catch: (cause) => io(at, "cannot read")(cause)
+      catch: (cause) => walkError(at, "cannot read")(cause)
     })
   }),
   scanHome: Effect.fn("UnitDisk.scanHome")((home: string, dir: string, depth: number, skip: (rel: string) => boolean) =>
-    Effect.try({ try: () => scanHomeSync(home, dir, depth, skip), catch: io(nodePath.join(home, dir), "cannot list") })
+    Effect.try({
+      try: () => scanHomeSync(home, dir, depth, skip),
+      catch: walkError(nodePath.join(home, dir), "cannot list")
+    })
   ),
   listTree: Effect.fn("UnitDisk.listTree")((root: string) =>
-    Effect.try({ try: () => listTreeSync(root), catch: io(root, "cannot list") })
+    Effect.try({ try: () => listTreeSync(root), catch: walkError(root, "cannot list") })
   ),
   entries: Effect.fn("UnitDisk.entries")((paths: ReadonlyArray<string>) => {
     let at = ""

@@ -5,6 +5,7 @@ import * as nodePath from "node:path"
 import { sha256 } from "../domain/hash.js"
 import { digestOf, type UnitFiles, unitLinkProblem } from "../domain/skills/model.js"
 import { isMissing } from "../errors.js"
+import { type Entry, entriesByBytes, escapeName, mayHoldUnreadable, UnreadableName } from "./nameBytes.js"
 
 /** Every temp file and staging folder agentsync writes starts with this. */
 export const TEMP_PREFIX = ".agentsync-tmp-"
@@ -12,6 +13,22 @@ export const TEMP_PREFIX = ".agentsync-tmp-"
 /** Never part of a unit: editor swap files, OS metadata, a nested repository. */
 const isLitter = (name: string) =>
   name === ".DS_Store" || name === ".git" || name.endsWith(".swp") || name.endsWith("~")
+
+/**
+ * A folder's entries, refused with `UnreadableName` when one is named by bytes that are not UTF-8: no unit path can
+ * hold it, and a unit read or written without it would lose the file (litter, which no unit holds, is let be).
+ */
+const checked = (dir: string, entries: Array<Entry>): Array<Entry> =>
+  mayHoldUnreadable(entries)
+    ? entriesByBytes(dir, (raw, d) => {
+        if (!isLitter(d.name))
+          throw new UnreadableName(
+            dir,
+            escapeName(raw),
+            "no skill path can hold it; rename it, or move it out of the folder"
+          )
+      })
+    : entries
 
 /** A unit as found on disk. */
 export interface UnitSnapshot {
@@ -92,7 +109,7 @@ export const snapshotUnitSync = (abs: string, folder: boolean, kind: EntryKind =
   const temps: Array<string> = []
   let found = false
   const walk = (dir: string, rel: string): void => {
-    for (const d of fsSync.readdirSync(dir, { withFileTypes: true })) {
+    for (const d of checked(dir, fsSync.readdirSync(dir, { withFileTypes: true }))) {
       const full = nodePath.join(dir, d.name)
       if (d.name.startsWith(TEMP_PREFIX)) {
         temps.push(full)
@@ -123,7 +140,7 @@ export const listTreeSync = (root: string): Listing => {
   const paths: Array<string> = []
   const temps: Array<string> = []
   const walk = (dir: string, rel: string): void => {
-    for (const d of fsSync.readdirSync(dir, { withFileTypes: true })) {
+    for (const d of checked(dir, fsSync.readdirSync(dir, { withFileTypes: true }))) {
       if (d.name.startsWith(TEMP_PREFIX)) temps.push(nodePath.join(dir, d.name))
       if (isLitter(d.name) || d.name.startsWith(TEMP_PREFIX)) continue
       const r = rel === "" ? d.name : `${rel}/${d.name}`
@@ -143,7 +160,7 @@ export const scanHomeSync = (home: string, dir: string, depth: number, skip: (re
   const paths: Array<string> = []
   const temps: Array<string> = []
   const walk = (abs: string, rel: string, left: number): void => {
-    for (const d of entriesOf(abs)) {
+    for (const d of checked(abs, entriesOf(abs))) {
       if (d.name.startsWith(TEMP_PREFIX)) {
         temps.push(nodePath.join(abs, d.name))
         continue

@@ -7,7 +7,8 @@ import { Array as Arr, Context, Effect, Layer } from "effect"
 import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership, type TopEntry } from "../domain/membership.js"
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { IoError, ioError as io, ioKindOf } from "../errors.js"
+import { InvalidInput, IoError, ioError as io, ioKindOf } from "../errors.js"
+import { UnreadableName } from "./nameBytes.js"
 import { removeFileAndPrune } from "./prune.js"
 import { type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
@@ -29,7 +30,7 @@ export interface WorkspaceShape {
    * Every member file (membership list and `.agentsyncignore`), sorted by path; a symbolic link is listed with its
    * target (`link`) and never followed.
    */
-  readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError>
+  readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError | InvalidInput>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
   /** A symbolic link's target text, as bytes (the link is never followed). */
   readonly readLink: (path: string) => Effect.Effect<Uint8Array, IoError>
@@ -64,7 +65,7 @@ export interface WorkspaceShape {
   /** Reads files as listed, with their modes; a file over ATTACHMENT_MAX_BYTES is not read (its size says why). */
   readonly readRawFiles: (files: ReadonlyArray<WorkspaceFile>) => Effect.Effect<ReadonlyArray<RawFile>, IoError>
   /** Reads and parses every item file of the tree. */
-  readonly readProject: () => Effect.Effect<Project, IoError>
+  readonly readProject: () => Effect.Effect<Project, IoError | InvalidInput>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
   /**
@@ -109,6 +110,17 @@ export const inside = (root: string, path: string): string | undefined => {
 
 const escapes = (path: string) => new IoError({ path, reason: "path escapes the services tree" })
 
+/** A failed listing: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
+const listingError =
+  (absRoot: string) =>
+  (e: unknown): InvalidInput | IoError =>
+    e instanceof UnreadableName
+      ? new InvalidInput({
+          file: nodePath.join(nodePath.relative(process.cwd(), absRoot) || ".", e.folder),
+          reason: `the name "${e.shown}" is not UTF-8: ${e.reason}`
+        })
+      : io(absRoot, "cannot list")(e)
+
 /** Resolves a relative tree path under root, refusing anything that escapes it. */
 export const resolveInside = (root: string, path: string): Effect.Effect<string, IoError> => {
   const full = inside(root, path)
@@ -129,7 +141,7 @@ export const make = (root: string): WorkspaceShape => {
 
   const listFiles = Effect.fn("Workspace.listFiles")(function* () {
     const member = yield* membership()
-    return yield* Effect.try({ try: () => walkTree(absRoot, member), catch: io(absRoot, "cannot list") })
+    return yield* Effect.try({ try: () => walkTree(absRoot, member), catch: listingError(absRoot) })
   })
 
   const readFile = Effect.fn("Workspace.readFile")(function* (path: string) {

@@ -3,6 +3,7 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { errnoCode } from "../errors.js"
+import { type Entry, entriesByBytes, escapeName, mayHoldUnreadable } from "./nameBytes.js"
 
 /**
  * What on disk stands in the way of a pull's writes that the plan does not remove: a file (or a link) where a
@@ -34,7 +35,10 @@ export const findObstacles = (
   const contents = (rel: string): Array<string> => {
     const found: Array<string> = []
     const walk = (dir: string, prefix: string) => {
-      for (const d of fs.readdirSync(dir, { withFileTypes: true })) {
+      let entries: Array<Entry> = fs.readdirSync(dir, { withFileTypes: true })
+      // A name that is not UTF-8 is one the pull does not delete: named by its bytes, and not entered.
+      if (mayHoldUnreadable(entries)) entries = entriesByBytes(dir, (raw) => found.push(`${prefix}/${escapeName(raw)}`))
+      for (const d of entries) {
         const r = `${prefix}/${d.name}`
         if (d.isDirectory()) walk(nodePath.join(dir, d.name), r)
         else found.push(r)

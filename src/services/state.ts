@@ -8,6 +8,7 @@ import * as nodePath from "node:path"
 import { MEMBERSHIP, type Membership } from "../domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../domain/membershipWalk.js"
 import { errnoCode } from "../errno.js"
+import { type Entry, entriesByBytes, escapeName, mayHoldUnreadable, UnreadableName } from "./nameBytes.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
 export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
@@ -159,11 +160,19 @@ export interface WorkspaceFile {
   readonly link?: string
 }
 
+const SEP = Buffer.from(nodePath.sep)
+
+/** What to do about a name the walk cannot carry (see `UnreadableName`). */
+export const UNREADABLE_NAME =
+  "no synced path can hold it; rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
+
 /**
  * Every member file and symbolic link under `absRoot` (none when it does not exist), sorted by path. A link is
  * listed with its target and never followed, whether it names a file or a folder. Synchronous calls: an async
  * stat per file costs thread-pool round trips that dominate for a tree of thousands of files already in the
- * page cache (10,000 files: ~400 ms async, a fraction of that here). Throws what the file system throws.
+ * page cache (10,000 files: ~400 ms async, a fraction of that here). Throws what the file system throws, and
+ * `UnreadableName` for a name that is not UTF-8 where the walk would take it (a folder: where it would take a
+ * file or link below it).
  */
 export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFile> => {
   const out: Array<WorkspaceFile> = []
@@ -183,14 +192,38 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     rules === undefined
       ? (path: string) => member.includes(path)
       : (path: string, name: string) => !builtinSegment(name) && rules(path)
+  // Whether the rules take any file or link of the folder at `abs` (bytes), shown as `rel` with each name decoded (a
+  // byte that is not UTF-8 as U+FFFD, which `*` matches): the paths the walk would list there if its names were
+  // UTF-8, whichever of them the rules re-include. A folder a built-in ignore names is not entered, as in `walk`.
+  const takesAny = (abs: Buffer, rel: string): boolean => {
+    for (const d of fs.readdirSync(abs, { withFileTypes: true, encoding: "buffer" })) {
+      const name = d.name.toString("utf8")
+      const r = `${rel}/${name}`
+      if (d.isDirectory()) {
+        if (!builtinSegment(name) && takesAny(Buffer.concat([abs, SEP, d.name]), r)) return true
+      } else if ((d.isFile() || d.isSymbolicLink()) && below(r, name)) return true
+    }
+    return false
+  }
+  // A name that is not UTF-8, refused where the walk would take it (see `UnreadableName`), else left out unread: a
+  // file or link by its own path, a folder by every path below it.
+  const unreadable = (dir: string, rel: string) => (raw: Buffer, d: Entry) => {
+    if (rel === "") return
+    const r = `${rel}/${d.name}`
+    const taken = d.isDirectory()
+      ? !builtinSegment(d.name) && takesAny(Buffer.concat([Buffer.from(dir), SEP, raw]), r)
+      : (d.isFile() || d.isSymbolicLink()) && below(r, d.name)
+    if (taken) throw new UnreadableName(rel, escapeName(raw), UNREADABLE_NAME)
+  }
   const walk = (dir: string, rel: string): void => {
-    let entries: Array<fs.Dirent>
+    let entries: Array<Entry>
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true })
     } catch (e) {
       if (rel === "" && errnoCode(e) === "ENOENT") return
       throw e
     }
+    if (mayHoldUnreadable(entries)) entries = entriesByBytes(dir, unreadable(dir, rel))
     const top = rel === ""
     for (const d of entries) {
       const r = top ? d.name : `${rel}/${d.name}`

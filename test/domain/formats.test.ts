@@ -396,3 +396,25 @@ describe("MDX pages in a tree", () => {
     expect(pathRole("content/docs/a.mdx")).toStrictEqual({ role: "content", source: "docs", path: "a.mdx", slug: "a" })
   })
 })
+
+describe("front matter the YAML parser refuses", () => {
+  it("a subagent whose description holds `: ` unquoted: the line's first problem alone, saying to quote the value", () => {
+    // The shape of a Claude Code subagent in a public plugin marketplace (pr-review-toolkit's silent-failure-hunter).
+    const text = `---\nname: hunter\ndescription: Use this agent to review. Examples:\\n\\n<example>\\nContext: a PR.\\nDaisy: "Please review PR #1234"\\nAssistant: "I'll use the hunter agent."\\n</example>\nmodel: inherit\n---\n\nYou hunt silent failures.\n`
+    const parsed = parseAgentFile({ path: "services/agents/hunter.md", text }, "hunter")
+    expect(Either.isLeft(parsed)).toBe(true)
+    const messages = Either.isLeft(parsed) ? parsed.left.map((e) => e.message) : []
+    expect(messages).toEqual([
+      'services/agents/hunter.md:3: invalid YAML: Nested mappings are not allowed in compact mappings (a value holding ": " must be quoted)'
+    ])
+  })
+  it("a key given twice on a line that is also bad: both problems, the key and the syntax", () => {
+    const text = "---\nname: a\nk: v\nk: a: b\n---\n\nBody.\n"
+    const parsed = parseAgentFile({ path: "services/agents/a.md", text }, "a")
+    const messages = Either.isLeft(parsed) ? parsed.left.map((e) => e.message) : []
+    expect(messages).toEqual([
+      "services/agents/a.md:4: invalid YAML: Map keys must be unique",
+      'services/agents/a.md:4: invalid YAML: Nested mappings are not allowed in compact mappings (a value holding ": " must be quoted)'
+    ])
+  })
+})

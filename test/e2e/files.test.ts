@@ -1,6 +1,16 @@
 // `agentsync files` as a user runs it: the built CLI against `agentsync serve` on loopback over the real PostgreSQL.
 import { type ChildProcess, spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync
+} from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
@@ -191,6 +201,38 @@ describe("agentsync files (e2e)", () => {
       expect(pulled.code, pulled.stderr).toBe(0)
       expect(Object.keys(memberTree(q))).toEqual(expect.arrayContaining([...kept]))
     }
+  }, 120_000)
+
+  // A name that is not UTF-8 (a Latin-1 name from an old archive) has no path to send or to leave out: left out, its
+  // UTF-8 name would read as deleted. The built CLI refuses the push, exit 1, naming the folder and the bytes.
+  it("a Latin-1 name under services refuses push, exit 1, naming the folder and the bytes; the server's head unchanged", async () => {
+    const p = project("latin1")
+    for (const f of ["agents/a.md", "skills/café/SKILL.md"]) {
+      mkdirSync(join(p, "services", f, ".."), { recursive: true })
+      writeFileSync(join(p, "services", f), f)
+    }
+    const created = await agentsync(["--json", "tenant", "create", "Latin"], {
+      cwd: p,
+      env: { DATABASE_URL: databaseUrl }
+    })
+    expect(created.code, created.stderr).toBe(0)
+    const own = (JSON.parse(created.stdout) as { token: string }).token
+    expect((await files(p, ["push"], one, own)).code).toBe(0)
+    const head = (await files(p, ["log"], one, own)).stdout
+    writeFileSync(Buffer.from(`${join(p, "services/agents")}/r\xe9sum\xe9.md`, "latin1"), "# cv\n")
+    const res = await files(p, ["push", "--delete"], one, own)
+    expect(res.code, res.stderr).toBe(1)
+    expect(res.stderr).toContain('error: services/agents: the name "r\\xe9sum\\xe9.md" is not UTF-8')
+    expect((await files(p, ["log"], one, own)).stdout).toBe(head)
+    // A pushed skill's folder renamed to Latin-1, under rules that take only each skill's SKILL.md: refused too, where
+    // leaving the folder out would have deleted skills/café/SKILL.md on the server.
+    rmSync(Buffer.from(`${join(p, "services/agents")}/r\xe9sum\xe9.md`, "latin1"))
+    writeFileSync(join(p, "services/.agentsyncignore"), "skills/*/*\n!skills/*/SKILL.md\n")
+    renameSync(join(p, "services/skills/café"), Buffer.from(`${join(p, "services/skills")}/caf\xe9`, "latin1"))
+    const folder = await files(p, ["push", "--delete"], one, own)
+    expect(folder.code, folder.stderr).toBe(1)
+    expect(folder.stderr).toContain('error: services/skills: the name "caf\\xe9" is not UTF-8')
+    expect((await files(p, ["log"], one, own)).stdout).toBe(head)
   }, 120_000)
 
   it("answers a wrong token with 401 and another tenant's token with 403, and prints no data", async () => {

@@ -3,22 +3,17 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { FileState, make as makeFileState, type StateFile } from "../../src/services/FileState.js"
 import { HEAD_FILE } from "../../src/services/state.js"
 import type { Contents } from "../../src/services/WorkspaceWrite.js"
 import { checkSettled } from "../../src/stages/files/settledCheck.js"
-import { startServer } from "../server/support.js"
+import { serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { readKeptHead } from "../support/keptHead.js"
-import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("files_delta"))
-})
-afterAll(() => server?.stop())
+const server = serverForFile("files_delta")
 
 const tempDir = tempDirs("files-delta")
 const sample: Record<string, string> = {

@@ -3,19 +3,14 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import { Effect, Redacted } from "effect"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { handOff } from "../../src/services/state.js"
 import { checkSettled } from "../../src/stages/files/settledCheck.js"
-import { startServer } from "../server/support.js"
+import { serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
-import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("files_handoff"))
-})
-afterAll(() => server?.stop())
+const server = serverForFile("files_handoff")
 
 const tempDir = tempDirs("files-handoff")
 const sample: Record<string, string> = {

@@ -2,21 +2,16 @@
 // the release before wrote: a project synced by an older client is read as it is, then rewritten in the new form.
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Console, Effect, type Redacted } from "effect"
 import type { FilesOptions } from "../../src/programs/files.js"
 import { keptText } from "../../src/stages/files/remote.js"
-import { startServer } from "../server/support.js"
+import { serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { readKeptHead } from "../support/keptHead.js"
-import { freshDatabase } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("filesstate"))
-})
-afterAll(() => server?.stop())
+const server = serverForFile("filesstate")
 
 const tempDir = tempDirs("files-state")
 const sample: Record<string, string> = {

@@ -1,6 +1,7 @@
 /** Test support: the tenant server on loopback over a fresh database, with tenants and a client per token. */
 import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { afterAll, beforeAll } from "vitest"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
@@ -9,7 +10,7 @@ import { Tenants } from "../../src/server/tenants.js"
 import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { sha } from "../support/hostile.js"
-import { scopedDatabase } from "../support/pg.js"
+import { freshDatabase, scopedDatabase } from "../support/pg.js"
 
 export const startServer = async (
   databaseUrl: string,
@@ -30,6 +31,28 @@ export const startServer = async (
       )
     )
   return { url, runtime, createTenant, stop: () => runtime.dispose() }
+}
+
+/**
+ * One server over a fresh database (named `name`) for the tests of a file: started before them, stopped after. Its
+ * `url` and `createTenant` are read when a test runs, once the server is up.
+ */
+export const serverForFile = (name: string) => {
+  let started: Awaited<ReturnType<typeof startServer>> | undefined
+  beforeAll(async () => {
+    started = await startServer(await freshDatabase(name))
+  })
+  afterAll(() => started?.stop())
+  const up = () => {
+    if (started === undefined) throw new Error(`the server of ${name} is not started: use it inside a test`)
+    return started
+  }
+  return {
+    get url() {
+      return up().url
+    },
+    createTenant: (tenant: string) => up().createTenant(tenant)
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { Effect, Either } from "effect"
 import fc from "fast-check"
 import { afterAll, describe, expect } from "vitest"
 import { inside, layer, leftOut, make, Workspace, Workspaces, writeFilesAtomic } from "../../src/services/Workspace.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-workspace-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -211,6 +212,16 @@ describe("Workspace.readInto and readLinks", () => {
         const notATree = yield* Effect.flip(make(join(dir, "notes.md")).listTop())
         expect(notATree.path).toBe(join(dir, "notes.md"))
       })
+  )
+
+  it.effect("listTop names a name that is not UTF-8 by its bytes, so left_out says which one it is", () =>
+    Effect.gen(function* () {
+      const dir = mkdtempSync(join(root, "top-bytes-"))
+      mkdirSync(join(dir, "agents"))
+      mkdirSync(bytePath(dir, latin1("brouillé")))
+      writeFileSync(bytePath(dir, latin1("café.md")), "x")
+      expect(yield* leftOut(make(dir))).toEqual(["brouill\\xe9/", "caf\\xe9.md"])
+    })
   )
 
   it.effect("the layer's Workspace is the one the Workspaces in force gives", () =>

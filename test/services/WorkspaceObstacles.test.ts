@@ -3,6 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { findObstacles } from "../../src/services/WorkspaceObstacles.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-obstacles-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -35,6 +36,14 @@ describe("findObstacles", () => {
       "a is a file here, but the pull would make it a folder (a/x.md)",
       "b is a symbolic link here; a pull never writes through one (b/y.md)",
       "c is a folder here holding c/keep.md, but the pull would make it a file"
+    ])
+  })
+
+  it("names a file of a folder in the way whose name is not UTF-8 by its bytes", () => {
+    const dir = treeWith("bytes", { files: ["c/gone.md"], dirs: [] })
+    writeFileSync(bytePath(dir, "c", latin1("café.md")), "x")
+    expect(findObstacles(dir, ["c"], new Set(["c/gone.md"]))).toEqual([
+      "c is a folder here holding c/caf\\xe9.md, but the pull would make it a file"
     ])
   })
 

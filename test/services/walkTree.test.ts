@@ -5,7 +5,9 @@ import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../../src/domain/membershipWalk.js"
+import { UnreadableName } from "../../src/services/nameBytes.js"
 import { walkTree } from "../../src/services/state.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 // The walk asks a file below the top by its name and does not enter a folder a built-in ignore names: its listing
 // must be every file and link of the tree that `includes` takes, whatever the names and the ignore file say.
@@ -173,6 +175,113 @@ describe("walkTree", () => {
         }
       ),
       { numRuns: 150, examples }
+    )
+  })
+
+  it("refuses a name that is not UTF-8 where it would take it, naming its folder and bytes; one it leaves out is no obstacle", () => {
+    const root = fs.mkdtempSync(nodePath.join(scratch, "bytes-"))
+    fs.mkdirSync(nodePath.join(root, "skills/a"), { recursive: true })
+    // A name that is U+FFFD itself (valid UTF-8) beside bytes that decode to it: only the bytes are refused.
+    fs.writeFileSync(nodePath.join(root, "skills/a/\uFFFD.md"), "fffd")
+    expect(walkTree(root, makeMembership()).map((f) => f.path)).toEqual(["skills/a/\uFFFD.md"])
+    fs.writeFileSync(bytePath(root, "skills/a", Buffer.from([0xff, 0x2e, 0x6d, 0x64])), "ff")
+    const refused = (member: ReturnType<typeof makeMembership>) => {
+      try {
+        walkTree(root, member)
+      } catch (e) {
+        return e instanceof UnreadableName ? [e.folder, e.shown] : e
+      }
+      return "listed"
+    }
+    expect(refused(makeMembership())).toEqual(["skills/a", "\\xff.md"])
+    expect(refused(makeMembership("*.md\n"))).toBe("listed")
+    // A folder so named is refused unless the rules leave out what is below it.
+    fs.rmSync(bytePath(root, "skills/a", Buffer.from([0xff, 0x2e, 0x6d, 0x64])))
+    fs.mkdirSync(bytePath(root, "skills", latin1("vieux-é")))
+    fs.writeFileSync(bytePath(root, "skills", latin1("vieux-é"), "SKILL.md"), "old")
+    expect(refused(makeMembership())).toEqual(["skills", "vieux-\\xe9"])
+    expect(refused(makeMembership("skills/vieux-*/\n"))).toBe("listed")
+    // At the top nothing but the membership folders is taken: such a name there is left out, as any other.
+    fs.rmSync(bytePath(root, "skills", latin1("vieux-é")), { recursive: true })
+    fs.mkdirSync(bytePath(root, latin1("brouillé")))
+    expect(walkTree(root, makeMembership()).map((f) => f.path)).toEqual(["skills/a/\uFFFD.md"])
+  })
+  it("refuses a folder not UTF-8 by every path below it: a re-included file is refused, a folder with none taken is left out", () => {
+    const root = fs.mkdtempSync(nodePath.join(scratch, "folder-"))
+    fs.mkdirSync(bytePath(root, "skills", latin1("café")), { recursive: true })
+    fs.writeFileSync(bytePath(root, "skills", latin1("café"), "SKILL.md"), "pushed as skills/café/SKILL.md")
+    fs.writeFileSync(bytePath(root, "skills", latin1("café"), "notes.tmp"), "scratch")
+    const refused = (ignore: string) => {
+      try {
+        return walkTree(root, makeMembership(ignore)).map((f) => f.path)
+      } catch (e) {
+        return e instanceof UnreadableName ? [e.folder, e.shown] : e
+      }
+    }
+    // The rules leave out the folder's made-up paths but re-include its SKILL.md: left out, it would be deleted.
+    expect(refused("skills/*/*\n!skills/*/SKILL.md\n")).toEqual(["skills", "caf\\xe9"])
+    // Deeper below it, the same.
+    fs.mkdirSync(bytePath(root, "skills", latin1("café"), "ref"))
+    fs.renameSync(
+      bytePath(root, "skills", latin1("café"), "SKILL.md"),
+      bytePath(root, "skills", latin1("café"), "ref", "a.md")
+    )
+    expect(refused("*.tmp\n")).toEqual(["skills", "caf\\xe9"])
+    // Rules that take nothing below it: nothing there travels, so nothing is refused.
+    expect(refused("*.tmp\n*.md\n")).toEqual([])
+    // Nor is a folder a built-in ignore names entered.
+    fs.mkdirSync(bytePath(root, "skills", "s", latin1("café"), ".git"), { recursive: true })
+    fs.writeFileSync(bytePath(root, "skills", "s", latin1("café"), ".git", "HEAD"), "x")
+    expect(refused("*.tmp\n*.md\n")).toEqual([])
+  })
+
+  it("refuses a folder not UTF-8 exactly when its UTF-8 twin would list a path below it, and otherwise lists the rest", () => {
+    let n = 0
+    const below = fc.constantFrom("SKILL.md", "a.md", "x.tmp", "keep", "x", "ref", ".git", "x~")
+    const line = fc.oneof(
+      ignoreLine,
+      fc.constantFrom("skills/*/*", "!skills/*/SKILL.md", "*.tmp", "skills/caf*/", "!**/ref/**", "*/*/ref/")
+    )
+    fc.assert(
+      fc.property(
+        fc.constantFrom(["skills"], ["agents", "a"]),
+        fc.uniqueArray(fc.array(below, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }),
+        fc.array(line, { maxLength: 4 }),
+        fc.boolean(),
+        (parent, paths, lines, links) => {
+          const twin = nodePath.join(scratch, `u${n}`)
+          const bad = nodePath.join(scratch, `b${n++}`)
+          fs.mkdirSync(nodePath.join(twin, ...parent), { recursive: true })
+          fs.mkdirSync(nodePath.join(twin, "agents"), { recursive: true })
+          fs.writeFileSync(nodePath.join(twin, "agents", "beside.md"), "beside")
+          for (const segments of paths) {
+            const file = nodePath.join(twin, ...parent, "café", ...segments)
+            try {
+              fs.mkdirSync(nodePath.dirname(file), { recursive: true })
+              if (links && segments.length === 2) fs.symlinkSync("target", file)
+              else fs.writeFileSync(file, segments.join("/"))
+            } catch {}
+          }
+          fs.cpSync(twin, bad, { recursive: true, verbatimSymlinks: true })
+          fs.renameSync(bytePath(bad, ...parent, "café"), bytePath(bad, ...parent, latin1("café")))
+          const member = makeMembership(lines.join("\n"))
+          const listed = walkTree(twin, member).map((f) => f.path)
+          const under = `${parent.join("/")}/café/`
+          let got: Array<string> | [string, string]
+          try {
+            got = walkTree(bad, member).map((f) => f.path)
+          } catch (e) {
+            if (!(e instanceof UnreadableName)) throw e
+            got = [e.folder, e.shown]
+          }
+          expect(got).toEqual(
+            listed.some((p) => p.startsWith(under))
+              ? [parent.join("/"), "caf\\xe9"]
+              : listed.filter((p) => !p.startsWith(under))
+          )
+        }
+      ),
+      { numRuns: 120 }
     )
   })
 })

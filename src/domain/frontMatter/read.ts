@@ -51,6 +51,34 @@ const lineOf = (text: string, offset: number) => {
   return line
 }
 
+/**
+ * The YAML parser's errors, the first of each kind on each line: one bad line gives the parser a dozen syntax
+ * errors, each after the first a consequence of it (a Claude Code subagent whose `description:` holds `Daisy: "…"`
+ * gave 15), while a key the map already holds is a problem of its own that fixing the syntax leaves (`k: v` then
+ * `k: a: b`). The commonest mistake in front matter written by hand, a plain value holding `: `, is said as such.
+ */
+const yamlProblems = (
+  path: string,
+  errors: ReadonlyArray<{ readonly code: string; readonly message: string; readonly pos: readonly [number, number] }>,
+  at: (pos: number) => number
+): ReadonlyArray<InvalidInput> => {
+  const seen = new Set<string>()
+  const out: Array<InvalidInput> = []
+  for (const e of errors) {
+    const line = at(e.pos[0])
+    const key = `${line} ${e.code === "DUPLICATE_KEY" ? "key" : "syntax"}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    const first = e.message.split("\n")[0] ?? e.message
+    const hint = NESTED.test(first) ? ' (a value holding ": " must be quoted)' : ""
+    out.push(problem(path, `invalid YAML: ${first}${hint}`, line))
+  }
+  return out
+}
+
+// What the parser says of `key: text: more` (a plain value holding ": ").
+const NESTED = /^Nested mappings are not allowed in compact mappings/
+
 /** Reads a YAML document's map of fields, with the line of every problem. */
 const readYaml = (
   path: string,
@@ -62,11 +90,7 @@ const readYaml = (
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   const at = (pos: number) => lines.linePos(pos).line + firstLine - 1
-  if (doc.errors.length > 0) {
-    return Either.left(
-      doc.errors.map((e) => problem(path, `invalid YAML: ${e.message.split("\n")[0] ?? e.message}`, at(e.pos[0] ?? 0)))
-    )
-  }
+  if (doc.errors.length > 0) return Either.left(yamlProblems(path, doc.errors, at))
   if (doc.contents === null) return Either.right({})
   if (!isMap(doc.contents)) {
     return Either.left([

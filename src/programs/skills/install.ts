@@ -270,7 +270,11 @@ export const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: str
   } else {
     const dir = store.cacheDir(name)
     if (yield* disk.exists(nodePath.join(dir, ".git"))) {
-      const tree = yield* Effect.option(git.listTree(dir, "HEAD"))
+      // A clone git cannot read is only a layout not detected; a path that is not UTF-8 is the source's to fix.
+      const tree = yield* git.listTree(dir, "HEAD").pipe(
+        Effect.map(Option.some),
+        Effect.catchTag("CommandFailed", () => Effect.succeed(Option.none()))
+      )
       if (Option.isSome(tree)) paths = tree.value.filter((e) => e.mode !== "160000").map((e) => e.path)
     }
   }
