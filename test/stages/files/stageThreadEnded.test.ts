@@ -62,16 +62,22 @@ describe("the staged writer's thread, ended once online", () => {
     })
   )
 
+  /** A fresh writer in a staging folder of its own, its thread started and 600 files put (none drained yet). */
+  const sixHundredPut = Effect.gen(function* () {
+    made.workers.length = 0
+    const root = tempDir("staging")
+    const thread = writerThread(root, (path, mode, chunks) =>
+      fs.writeFileSync(nodePath.join(root, path), Buffer.concat(chunks), { mode, flag: "wx" })
+    )
+    thread.put("f0", 0o644, [body(0)])
+    yield* thread.ready
+    for (let i = 1; i < 600; i++) thread.put(`f${i}`, 0o644, [body(i)])
+    return { root, thread }
+  })
+
   it.live("a drained writer lets its thread go: it ends before `close`, and a later file starts another", () =>
     Effect.gen(function* () {
-      made.workers.length = 0
-      const root = tempDir("staging")
-      const thread = writerThread(root, (path, mode, chunks) =>
-        fs.writeFileSync(nodePath.join(root, path), Buffer.concat(chunks), { mode, flag: "wx" })
-      )
-      thread.put("f0", 0o644, [body(0)])
-      yield* thread.ready
-      for (let i = 1; i < 600; i++) thread.put(`f${i}`, 0o644, [body(i)])
+      const { root, thread } = yield* sixHundredPut
       const first = made.workers[0]
       if (first === undefined) throw new Error("no thread was started")
       const exited = new Promise<void>((r) => first.once("exit", () => r()))
@@ -92,14 +98,7 @@ describe("the staged writer's thread, ended once online", () => {
 
   it.live("`close` awaits the exit of a thread `drain` let go, as well as its own", () =>
     Effect.gen(function* () {
-      made.workers.length = 0
-      const root = tempDir("staging")
-      const thread = writerThread(root, (path, mode, chunks) =>
-        fs.writeFileSync(nodePath.join(root, path), Buffer.concat(chunks), { mode, flag: "wx" })
-      )
-      thread.put("f0", 0o644, [body(0)])
-      yield* thread.ready
-      for (let i = 1; i < 600; i++) thread.put(`f${i}`, 0o644, [body(i)])
+      const { root, thread } = yield* sixHundredPut
       yield* thread.drain
       // The drained thread is ending; a later file starts another, and `close` comes at once.
       thread.put("later", 0o644, [body(1)])
