@@ -111,12 +111,18 @@ export const inside = (root: string, path: string): string | undefined => {
 const escapes = (path: string) => new IoError({ path, reason: "path escapes the services tree" })
 
 /** A failed listing: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
+/** A root as the user would type it: relative to the working folder when it lies inside it, else absolute. */
+const shownRoot = (absRoot: string): string => {
+  const rel = nodePath.relative(process.cwd(), absRoot)
+  return rel === "" ? "." : rel.startsWith("..") || nodePath.isAbsolute(rel) ? absRoot : rel
+}
+
 const listingError =
   (absRoot: string) =>
   (e: unknown): InvalidInput | IoError =>
     e instanceof UnreadableName
       ? new InvalidInput({
-          file: nodePath.join(nodePath.relative(process.cwd(), absRoot) || ".", e.folder),
+          file: nodePath.join(shownRoot(absRoot), e.folder),
           reason: `the name "${e.shown}" is not UTF-8: ${e.reason}`
         })
       : io(absRoot, "cannot list")(e)
