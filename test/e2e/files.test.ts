@@ -164,25 +164,29 @@ describe("agentsync files (e2e)", () => {
     // Eight runs of the CLI: on a loaded machine each can take several seconds.
   }, 180_000)
 
-  // The walk once skipped a whole top folder when an ignore rule matched a made-up `<top>/x`: the push then saw the
-  // folder's files as deleted, and `--delete` removed them on the server, though the ignore file takes them.
-  it("an ignore file whose rules match no file (`x`) or re-include one (`agents/`, `!agents/a.md`) removes nothing with push --delete", async () => {
-    const p = project("ignore-x")
-    for (const [f, text] of [
-      ["agents/a.md", "a"],
-      ["agents/b.txt", "b"],
-      ["skills/s/k.md", "k"]
-    ] as const) {
+  /** A project holding the given services files, and a tenant of its own (the other tests push other trees to theirs). */
+  const withOwnTenant = async (name: string, tenant: string, tree: ReadonlyArray<readonly [string, string]>) => {
+    const p = project(name)
+    for (const [f, text] of tree) {
       mkdirSync(join(p, "services", f, ".."), { recursive: true })
       writeFileSync(join(p, "services", f), text)
     }
-    // A tenant of its own: the other tests push other trees to theirs.
-    const created = await agentsync(["--json", "tenant", "create", "Initech"], {
+    const created = await agentsync(["--json", "tenant", "create", tenant], {
       cwd: p,
       env: { DATABASE_URL: databaseUrl }
     })
     expect(created.code, created.stderr).toBe(0)
-    const own = (JSON.parse(created.stdout) as { token: string }).token
+    return { p, own: (JSON.parse(created.stdout) as { token: string }).token }
+  }
+
+  // The walk once skipped a whole top folder when an ignore rule matched a made-up `<top>/x`: the push then saw the
+  // folder's files as deleted, and `--delete` removed them on the server, though the ignore file takes them.
+  it("an ignore file whose rules match no file (`x`) or re-include one (`agents/`, `!agents/a.md`) removes nothing with push --delete", async () => {
+    const { p, own } = await withOwnTenant("ignore-x", "Initech", [
+      ["agents/a.md", "a"],
+      ["agents/b.txt", "b"],
+      ["skills/s/k.md", "k"]
+    ])
     const first = await files(p, ["push"], one, own)
     expect(first.code, first.stderr).toBe(0)
     for (const [ignore, kept] of [
@@ -206,17 +210,10 @@ describe("agentsync files (e2e)", () => {
   // A name that is not UTF-8 (a Latin-1 name from an old archive) has no path to send or to leave out: left out, its
   // UTF-8 name would read as deleted. The built CLI refuses the push, exit 1, naming the folder and the bytes.
   it("a Latin-1 name under services refuses push, exit 1, naming the folder and the bytes; the server's head unchanged", async () => {
-    const p = project("latin1")
-    for (const f of ["agents/a.md", "skills/café/SKILL.md"]) {
-      mkdirSync(join(p, "services", f, ".."), { recursive: true })
-      writeFileSync(join(p, "services", f), f)
-    }
-    const created = await agentsync(["--json", "tenant", "create", "Latin"], {
-      cwd: p,
-      env: { DATABASE_URL: databaseUrl }
-    })
-    expect(created.code, created.stderr).toBe(0)
-    const own = (JSON.parse(created.stdout) as { token: string }).token
+    const { p, own } = await withOwnTenant("latin1", "Latin", [
+      ["agents/a.md", "agents/a.md"],
+      ["skills/café/SKILL.md", "skills/café/SKILL.md"]
+    ])
     expect((await files(p, ["push"], one, own)).code).toBe(0)
     const head = (await files(p, ["log"], one, own)).stdout
     writeFileSync(Buffer.from(`${join(p, "services/agents")}/r\xe9sum\xe9.md`, "latin1"), "# cv\n")
