@@ -140,17 +140,19 @@ const make = (store: JobStoreShape, options: SchedulerOptions) =>
     }
 
     /**
-     * Claims the fire and runs it. Once claimed, the run is shielded from interruption: a stop (SIGINT, SIGTERM,
-     * the scheduler's fiber interrupted) waits for it to finish, bounded by its timeout, and records it.
+     * Claims the fire and runs it, shielded from interruption from the claim on: a stop (SIGINT, SIGTERM, the
+     * scheduler's fiber interrupted) waits for the claim's answer, then for a claimed run to finish, bounded by its
+     * timeout, and records it. A claim cut off after the store recorded it would leave the fire to no one: another
+     * replica finds it taken.
      */
     const attempt = <R>(job: ScheduledJob<R>, at: number, trigger: Trigger) =>
       permits.withPermits(1)(
         Effect.uninterruptibleMask((restore) =>
           Effect.gen(function* () {
             const started = yield* Clock.currentTimeMillis
-            const claim = yield* restore(
-              store.claim({ job: job.name, scheduledAt: at, trigger, owner, now: started, leaseUntil: started + lease })
-            ).pipe(Effect.either)
+            const claim = yield* store
+              .claim({ job: job.name, scheduledAt: at, trigger, owner, now: started, leaseUntil: started + lease })
+              .pipe(Effect.either)
             if (claim._tag === "Left") return { _tag: "StoreError", at, error: claim.left.message } satisfies FireResult
             if (claim.right._tag !== "Claimed")
               return { _tag: claim.right._tag, at, owner: claim.right.by.owner } satisfies FireResult

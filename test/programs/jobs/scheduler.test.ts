@@ -1,6 +1,6 @@
 // The scheduler under the test clock: fire times (daylight-saving time included), overlap, failures, catch-up, shutdown, replicas.
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Clock, Effect, Either, Fiber, Ref, TestClock } from "effect"
+import { Chunk, Clock, Deferred, Effect, Either, Fiber, Ref, TestClock } from "effect"
 import { formatInstant } from "../../../src/domain/jobs/schedule.js"
 import { timingOf } from "../../../src/domain/jobs/spec.js"
 import * as Scheduler from "../../../src/programs/jobs/scheduler.js"
@@ -330,6 +330,37 @@ describe("shutdown", () => {
       ])
       yield* TestClock.adjust("2 hours")
       expect(yield* p.starts).toEqual(["2024-01-01T00:15:00Z"])
+    })
+  )
+
+  it.effect("a stop during a claim runs the fire it claimed: the claim is not left running", () =>
+    Effect.gen(function* () {
+      const memory = yield* makeMemory
+      // The claim is recorded, then its answer is slow to come back: the stop arrives in between.
+      const answered = yield* Deferred.make<void>()
+      const claiming = yield* Deferred.make<void>()
+      const store: JobStoreShape = {
+        ...memory,
+        claim: (request) =>
+          Effect.zipLeft(
+            memory.claim(request),
+            Effect.zipRight(Deferred.succeed(claiming, undefined), Deferred.await(answered))
+          )
+      }
+      const p = yield* slow(1)
+      const s = yield* start(utc("00:05"), [job({ every: "15m" }, p.program)], store)
+      yield* TestClock.adjust("10 minutes") // 00:15: the fire is being claimed
+      yield* Deferred.await(claiming)
+      const stopper = yield* Effect.fork(Fiber.interrupt(s.fiber))
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(answered, undefined)
+      yield* TestClock.adjust("1 hour")
+      yield* Fiber.join(stopper)
+      // Another replica found this fire taken: had this one dropped it, it would never run.
+      expect(yield* p.starts).toEqual(["2024-01-01T00:15:00Z"])
+      expect((yield* memory.history({ limit: 5 })).map((r) => [iso(r.scheduled_at), r.status])).toEqual([
+        ["2024-01-01T00:15:00Z", "succeeded"]
+      ])
     })
   )
 
