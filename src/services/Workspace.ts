@@ -30,7 +30,13 @@ export interface WorkspaceShape {
    * Every member file (membership list and `.agentsyncignore`), sorted by path; a symbolic link is listed with its
    * target (`link`) and never followed.
    */
-  readonly listFiles: () => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError | InvalidInput>
+  /**
+   * Every member file and link (see `walkTree`); with `reads`, a name that is not UTF-8 is refused only where the
+   * caller reads the path (local sync, `validate`), and left out unread elsewhere.
+   */
+  readonly listFiles: (
+    reads?: (path: string, link: boolean) => boolean
+  ) => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError | InvalidInput>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
   /** A symbolic link's target text, as bytes (the link is never followed). */
   readonly readLink: (path: string) => Effect.Effect<Uint8Array, IoError>
@@ -145,9 +151,9 @@ export const make = (root: string): WorkspaceShape => {
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
     }).pipe(Effect.map(makeMembership))
 
-  const listFiles = Effect.fn("Workspace.listFiles")(function* () {
+  const listFiles = Effect.fn("Workspace.listFiles")(function* (reads?: (path: string, link: boolean) => boolean) {
     const member = yield* membership()
-    return yield* Effect.try({ try: () => walkTree(absRoot, member), catch: listingError(absRoot) })
+    return yield* Effect.try({ try: () => walkTree(absRoot, member, reads), catch: listingError(absRoot) })
   })
 
   const readFile = Effect.fn("Workspace.readFile")(function* (path: string) {
@@ -223,7 +229,8 @@ export const make = (root: string): WorkspaceShape => {
   })
 
   const readProject = Effect.fn("Workspace.readProject")(function* () {
-    const all = yield* listFiles()
+    // A name that is not UTF-8 matters only where an item file is read.
+    const all = yield* listFiles((path, link) => !link && isProjectFile(path))
     // Item files are read from regular files only: a link is left to file sync, never read through.
     const files = all.filter((f) => f.link === undefined && isProjectFile(f.path))
     const raw = yield* readRawFiles(files)

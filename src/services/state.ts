@@ -172,9 +172,14 @@ export const UNREADABLE_NAME =
  * stat per file costs thread-pool round trips that dominate for a tree of thousands of files already in the
  * page cache (10,000 files: ~400 ms async, a fraction of that here). Throws what the file system throws, and
  * `UnreadableName` for a name that is not UTF-8 where the walk would take it (a folder: where it would take a
- * file or link below it).
+ * file or link below it) and `reads` says the caller reads it (every member path when not given: file sync's own
+ * walk); one the caller does not read is left out unread, as a non-member is.
  */
-export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFile> => {
+export const walkTree = (
+  absRoot: string,
+  member: Membership,
+  reads?: (path: string, link: boolean) => boolean
+): Array<WorkspaceFile> => {
   const out: Array<WorkspaceFile> = []
   // The device every entry is on, or -1 once two differ (see `listingClock`).
   let device: number | undefined
@@ -192,6 +197,8 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     rules === undefined
       ? (path: string) => member.includes(path)
       : (path: string, name: string) => !builtinSegment(name) && rules(path)
+  const read = (path: string, name: string, link: boolean) =>
+    below(path, name) && (reads === undefined || reads(path, link))
   // Whether the rules take any file or link of the folder at `abs` (bytes), shown as `rel` with each name decoded (a
   // byte that is not UTF-8 as U+FFFD, which `*` matches): the paths the walk would list there if its names were
   // UTF-8, whichever of them the rules re-include. A folder a built-in ignore names is not entered, as in `walk`.
@@ -201,7 +208,7 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
       const r = `${rel}/${name}`
       if (d.isDirectory()) {
         if (!builtinSegment(name) && takesAny(Buffer.concat([abs, SEP, d.name]), r)) return true
-      } else if ((d.isFile() || d.isSymbolicLink()) && below(r, name)) return true
+      } else if ((d.isFile() || d.isSymbolicLink()) && read(r, name, d.isSymbolicLink())) return true
     }
     return false
   }
@@ -212,7 +219,7 @@ export const walkTree = (absRoot: string, member: Membership): Array<WorkspaceFi
     const r = `${rel}/${d.name}`
     const taken = d.isDirectory()
       ? !builtinSegment(d.name) && takesAny(Buffer.concat([Buffer.from(dir), SEP, raw]), r)
-      : (d.isFile() || d.isSymbolicLink()) && below(r, d.name)
+      : (d.isFile() || d.isSymbolicLink()) && read(r, d.name, d.isSymbolicLink())
     if (taken) throw new UnreadableName(rel, escapeName(raw), UNREADABLE_NAME)
   }
   const walk = (dir: string, rel: string): void => {

@@ -36,12 +36,14 @@ const KIND_OF_FOLDER: Record<string, SyncKind> = {
 /** Reads the item files of the chosen kinds (and the files beside their items). */
 export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: ReadonlyArray<SyncKind>) {
   const ws = yield* Workspace
-  const all = yield* ws.listFiles()
-  const listed = all.filter((f) => {
-    const kind = KIND_OF_FOLDER[f.path.slice(0, f.path.indexOf("/"))]
-    // A symbolic link is left to file sync: never read through as an item.
-    return kind !== undefined && kinds.includes(kind) && f.link === undefined && isProjectFile(f.path)
-  })
+  // A symbolic link is left to file sync: never read through as an item. A name that is not UTF-8 is refused only
+  // where this reads (a chosen kind's item files), not in folders it leaves to file sync.
+  const reads = (path: string, link: boolean) => {
+    const kind = KIND_OF_FOLDER[path.slice(0, path.indexOf("/"))]
+    return kind !== undefined && kinds.includes(kind) && !link && isProjectFile(path)
+  }
+  const all = yield* ws.listFiles(reads)
+  const listed = all.filter((f) => reads(f.path, f.link !== undefined))
   const raw = yield* ws.readRawFiles(listed)
   const shown = nodePath.relative(process.cwd(), ws.root) || "."
   const files: DiskFiles = {
