@@ -55,9 +55,13 @@ const describeReport = (r: SyncReport, p: Paint = noPaint): string => {
 }
 
 /** Files left alone, repairs made, sources that could not be used. */
-const findings = (r: Pick<SyncReport, "ignored" | "notes" | "errors">, p: Paint = noPaint): ReadonlyArray<string> => [
+const findings = (
+  r: Pick<SyncReport, "ignored" | "notes" | "errors" | "withheld">,
+  p: Paint = noPaint
+): ReadonlyArray<string> => [
   ...r.ignored.map((i) => `ignored ${i.source}:${i.path}: ${i.reason}`),
   ...r.notes.map((n) => `note: ${n.source}: ${n.note}`),
+  ...r.withheld.map((w) => p.red(`left out ${w.source}:${w.unit}: ${w.reason}`)),
   ...r.errors.map((e) => p.red(`error in source ${e.source}: ${e.reason}`))
 ]
 
@@ -290,12 +294,12 @@ const status = Command.make(
           lines.push(...findings(r, p))
           return lines.join("\n")
         },
-        finish("agentsync skill status", { actions: r.conflicts, errors: r.errors })
+        finish("agentsync skill status", { actions: r.conflicts, errors: r.errors, withheld: r.withheld })
       )
     })
 ).pipe(
   Command.withDescription(
-    "per unit and tool: in sync, home changed, repo changed, new in home, conflict, behind upstream; conflicts exit 3, an unusable source 1"
+    "per unit and tool: in sync, home changed, repo changed, new in home, conflict, behind upstream; conflicts exit 3, an unusable source or a unit left out 1"
   )
 )
 

@@ -22,7 +22,10 @@ export const rows = Effect.fn("SkillPanel.rows")(function* (fetch: boolean) {
   return {
     _tag: "Loaded",
     rows: r.rows,
-    problems: r.errors.map((e) => `${e.source}: ${e.reason}`),
+    problems: [
+      ...r.errors.map((e) => `${e.source}: ${e.reason}`),
+      ...r.withheld.map((w) => `${w.source}:${w.unit} left out: ${w.reason}`)
+    ],
     fetched: fetch
   } satisfies Event
 })

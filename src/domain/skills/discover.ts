@@ -140,6 +140,48 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
   }
 }
 
+/** Units one home path would hold, left out of a run: the home path, the unit names there, and every repo root that maps to it. */
+export interface Withheld {
+  readonly home: string
+  readonly names: ReadonlyArray<string>
+  readonly repo: ReadonlyArray<string>
+}
+
+/** Whether a home root is, holds, or lies in one of the withheld home paths (one home path, one unit: see `discoverUnits`). */
+export const isWithheldHome = (withheld: ReadonlyArray<Withheld>, homeRoot: string, name: string): boolean =>
+  withheld.some(
+    (w) =>
+      w.names.includes(name) ||
+      w.home === homeRoot ||
+      homeRoot.startsWith(`${w.home}/`) ||
+      w.home.startsWith(`${homeRoot}/`)
+  )
+
+/**
+ * A discovery without its collisions: every unit of a collision is left out (the first as well as those it kept
+ * out, since which one came first is only the order of the listing), grouped by the home path of the first.
+ */
+export const withholdCollisions = (
+  found: Discovery
+): { readonly units: ReadonlyArray<DiscoveredUnit>; readonly withheld: ReadonlyArray<Withheld> } => {
+  if (found.collisions.length === 0) return { units: found.units, withheld: [] }
+  const byRoot = new Map(found.units.map((u) => [u.repoRoot, u]))
+  const groups = new Map<string, { home: string; names: Set<string>; repo: Set<string> }>()
+  for (const c of found.collisions) {
+    const first = held(byRoot.get(c.first), `the unit at ${c.first} a collision names`)
+    const g = groups.get(first.homeRoot) ?? {
+      home: first.homeRoot,
+      names: new Set([first.name]),
+      repo: new Set([c.first])
+    }
+    g.repo.add(c.second)
+    groups.set(first.homeRoot, g)
+  }
+  const withheld = [...groups.values()].map((g) => ({ home: g.home, names: [...g.names], repo: [...g.repo].sort() }))
+  const left = new Set(withheld.map((w) => w.home))
+  return { units: found.units.filter((u) => !left.has(u.homeRoot)), withheld }
+}
+
 /** The rule that would claim a repo anchor path, with its captures: the first whose glob matches and that does not exclude it. */
 const claimant = (layout: Layout, path: string) => {
   for (const m of layout.mappings) {

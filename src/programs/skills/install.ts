@@ -208,6 +208,13 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
     if (failed !== undefined)
       return Effect.fail(new InvalidInput({ field: "uri", reason: `cannot install ${input.uri}: ${failed.reason}` }))
     const p = planned.prepared.find((x) => x.source.name === name)
+    if (p !== undefined && p.units.size === 0 && p.withheld.length > 0)
+      return Effect.fail(
+        new InvalidInput({
+          field: "uri",
+          reason: `every unit of ${input.uri} shares its home path with another: ${planned.withheld.map((w) => w.reason).join("; ")}`
+        })
+      )
     if (p !== undefined && p.units.size === 0) {
       const how =
         source.target_layout.length > 0

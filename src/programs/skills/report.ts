@@ -43,6 +43,8 @@ export interface SyncReport {
   }>
   /** Sources that could not be prepared (clone, fetch, rebase or push failed), and refusals of the whole run. */
   readonly errors: ReadonlyArray<{ readonly source: string; readonly reason: string }>
+  /** Units a detected layout maps to one home path: left out, neither side touched, their lock entries kept. */
+  readonly withheld: ReadonlyArray<WithheldUnit>
   /** Repo and home files left out of units (unsafe names, links leading out, submodules). */
   readonly ignored: ReadonlyArray<{ readonly source: string; readonly path: string; readonly reason: string }>
   /** Repairs made on the way (a stale git lock removed, a broken cache clone put aside). */
@@ -55,6 +57,17 @@ export interface SyncReport {
     readonly path: string
   }>
 }
+
+/** A unit left out of a run, as reported: its name (its home path), the repo roots that map there, and how to settle it. */
+export interface WithheldUnit {
+  readonly source: string
+  readonly unit: string
+  readonly repo: ReadonlyArray<string>
+  readonly reason: string
+}
+
+export const withheldReason = (source: string, home: string, repo: ReadonlyArray<string>) =>
+  `${repo.slice(0, -1).join(", ")} and ${repo.at(-1)} ${repo.length === 2 ? "both" : "all"} map to ${home}; nothing under ${home} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file, give one of them another home (a rule first in the list) or exclude the others, and set it with \`agentsync skill source layout ${source} FILE\``
 
 export const viewAction = (a: SkillAction): ActionView => {
   // In sync, the three states are equal: one fingerprint serves all three.
@@ -88,22 +101,27 @@ export const conflictOf = (report: Pick<SyncReport, "actions">): Option.Option<C
 
 /**
  * How a run ends, the same for `status` and `sync`: conflicts are a decision to make (exit 3); a source that could not
- * be used or an action left undone is a failure (exit 1); otherwise nothing.
+ * be used, a unit left out (withheld) or an action left undone is a failure (exit 1); otherwise nothing.
  */
 export const outcomeOf = (
   command: string,
-  report: Pick<SyncReport, "actions" | "errors"> & { readonly skipped?: SyncReport["skipped"] }
+  report: Pick<SyncReport, "actions" | "errors"> & {
+    readonly skipped?: SyncReport["skipped"]
+    readonly withheld?: SyncReport["withheld"]
+  }
 ): Option.Option<Conflict | CommandFailed> => {
   const conflict = conflictOf(report)
   if (Option.isSome(conflict)) return conflict
   const skipped = report.skipped ?? []
-  if (report.errors.length === 0 && skipped.length === 0) return Option.none()
+  const withheld = report.withheld ?? []
+  if (report.errors.length === 0 && skipped.length === 0 && withheld.length === 0) return Option.none()
   return Option.some(
     new CommandFailed({
       command,
       exitCode: 1,
       stderr: [
         ...report.errors.map((e) => `${e.source}: ${e.reason}`),
+        ...withheld.map((w) => `${w.source}:${w.unit} left out: ${w.reason}`),
         ...skipped.map((k) => `${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
       ].join("\n")
     })

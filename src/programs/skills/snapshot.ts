@@ -1,7 +1,7 @@
 /** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
 import * as nodePath from "node:path"
 import { Array as Arr, Effect, Either } from "effect"
-import { homeScanPlan, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
+import { homeScanPlan, isWithheldHome, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
 import { isExcluded, type UnitLayout } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
@@ -10,6 +10,7 @@ import { InvalidInput } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import { SkillStore } from "../../services/SkillStore.js"
 import { UnitDisk, type UnitSnapshot } from "../../services/UnitDisk.js"
+import { type WithheldUnit, withheldReason } from "./report.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -44,6 +45,11 @@ export interface Planned {
   /** Repo and home files left out of units, and why. */
   readonly ignored: ReadonlyArray<Finding>
   readonly notes: ReadonlyArray<{ readonly source: string; readonly note: string }>
+  /**
+   * Units a detected layout maps to one home path (the repo roots named): left out of the plan, so nothing under
+   * that home path in any tool home, nor in the repo, is written or removed, and the lock keeps their entries.
+   */
+  readonly withheld: ReadonlyArray<WithheldUnit>
   /** Two sources that would write one home path: the run is refused before any write. */
   readonly overlaps: ReadonlyArray<{ readonly source: string; readonly reason: string }>
   /** Per unit and tool: the home files the plan left out (ignored, excluded); a re-check before writing leaves them out too. */
@@ -166,7 +172,8 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     for (const name of [...Object.keys(lockedUnits), ...named]) {
       if (mine.has(name)) continue
       const layout = unitFromName(p.layout, name)
-      if (layout !== undefined) mine.set(name, layout)
+      // A withheld unit is neither deleted in the repo nor new: its lock entry stays as it is.
+      if (layout !== undefined && !isWithheldHome(p.withheld, layout.homeRoot, name)) mine.set(name, layout)
     }
     return { p, selections, units: mine }
   })
@@ -178,6 +185,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   const claims = new Map<string, [Claim, ...Array<Claim>]>()
   const known = new Set<string>()
   for (const c of candidates) for (const u of c.units.values()) known.add(u.homeRoot)
+  for (const c of candidates) for (const w of c.p.withheld) known.add(w.home)
   // Units another source deployed are not new, even when that source is outside this run's scope.
   const owned = new Set<string>()
   for (const [source, locked] of Object.entries(lock.sources)) {
@@ -198,7 +206,13 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
         temps.push(...scanned.temps)
       }
       for (const u of unitsFromHome(p.layout, paths)) {
-        if (c.units.has(u.name) || owned.has(u.name) || !scope.unit(u.name) || !toolsFor(c, u.name).includes(tool))
+        if (
+          c.units.has(u.name) ||
+          owned.has(u.name) ||
+          isWithheldHome(p.withheld, u.homeRoot, u.name) ||
+          !scope.unit(u.name) ||
+          !toolsFor(c, u.name).includes(tool)
+        )
           continue
         const list = claims.get(u.homeRoot)
         if (list === undefined) claims.set(u.homeRoot, [{ c, layout: u }])
@@ -234,6 +248,24 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
       pending.push({ key, source: p, layout, repo, tools })
     }
   }
+  // A withheld unit still holds its home path: another source mapping there is an overlap, as if it were planned.
+  const withheld: Array<WithheldUnit> = []
+  const holders: Array<Pending> = []
+  for (const c of candidates) {
+    for (const w of c.p.withheld) {
+      const tools = [...new Set(w.names.flatMap((n) => (scope.unit(n) ? toolsFor(c, n) : [])))].sort()
+      if (tools.length === 0) continue
+      const name = w.names[0] ?? w.home
+      withheld.push({
+        source: c.p.source.name,
+        unit: name,
+        repo: w.repo,
+        reason: withheldReason(c.p.source.name, w.home, w.repo)
+      })
+      const layout = { name, repoRoot: w.repo[0] ?? w.home, homeRoot: w.home, folder: true, mapping: -1 }
+      holders.push({ key: unitKey(c.p.source.name, name), source: c.p, layout, repo: undefined, tools })
+    }
+  }
   const overlaps: Array<{ source: string; reason: string }> = []
   const byTool = new Map<
     string,
@@ -244,7 +276,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
       readonly names: Map<string, Pending>
     }
   >()
-  for (const item of pending) {
+  for (const item of [...holders, ...pending]) {
     for (const tool of item.tools) {
       const seen = byTool.get(tool) ?? { roots: new Map(), folders: new Map(), above: new Map(), names: new Map() }
       byTool.set(tool, seen)
@@ -394,6 +426,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     homes,
     ignored,
     notes,
+    withheld,
     overlaps,
     dropped,
     temps: [...new Set(temps)]

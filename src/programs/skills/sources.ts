@@ -4,7 +4,7 @@ import { Array as Arr, Effect, Either } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { held as pureHeld } from "../../domain/held.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
-import { discoverUnits } from "../../domain/skills/discover.js"
+import { discoverUnits, type Withheld, withholdCollisions } from "../../domain/skills/discover.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
 import { compileLayout, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
 import {
@@ -46,6 +46,8 @@ export interface PreparedSource {
   readonly branch: string | undefined
   readonly readOnly: boolean
   readonly units: ReadonlyMap<string, RepoUnit>
+  /** Units of a detected layout that one home path would hold: left out, neither side touched. */
+  readonly withheld: ReadonlyArray<Withheld>
   /** Repo files left out (unsafe names, links leading out of their unit, submodules). */
   readonly ignored: ReadonlyArray<Finding>
   /** What was repaired on the way (a stale git lock removed, a broken clone put aside). */
@@ -90,10 +92,14 @@ const layoutFor = (source: ManifestSource, paths: ReadonlyArray<string>) => {
   return Effect.map(compileLayout(detected.mappings), (layout) => ({ layout, detected: detected.kinds }))
 }
 
-/** Units of a tree, or the error naming two units that one home path would hold. */
+/**
+ * Units of a tree. Two units on one home path under rules the user wrote are the error naming both; under a
+ * detected layout they are left out (`withheld`) and the others are the source's units.
+ */
 const discover = (source: ManifestSource, layout: Layout, paths: ReadonlyArray<string>) => {
   const found = discoverUnits(layout, paths)
-  if (found.collisions.length === 0) return Effect.succeed(found)
+  if (found.collisions.length === 0) return Effect.succeed({ ...found, withheld: [] as ReadonlyArray<Withheld> })
+  if (source.target_layout.length === 0) return Effect.succeed({ ...found, ...withholdCollisions(found) })
   const shown = found.collisions.slice(0, 5).map((c) => `${c.first} and ${c.second} both map to ${c.home}`)
   const more = found.collisions.length > 5 ? `; and ${found.collisions.length - 5} more` : ""
   return Effect.fail(
@@ -218,6 +224,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
     branch: at.branch,
     readOnly: source.read_only || at.branch === undefined,
     units,
+    withheld: found.withheld,
     ignored,
     notes,
     holds: () => describeTree(paths),
@@ -283,6 +290,7 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
     branch: undefined,
     readOnly: source.read_only,
     units,
+    withheld: found.withheld,
     ignored,
     notes: [],
     holds: () => describeTree(paths),

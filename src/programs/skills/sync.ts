@@ -56,6 +56,7 @@ export const syncWith = Effect.fn("SkillSync.sync")(function* <E = never>(
       actions: actions.map(viewAction),
       summary: summarize(actions),
       errors: planned.errors,
+      withheld: planned.withheld,
       ignored: planned.ignored,
       notes: planned.notes
     }
@@ -126,6 +127,7 @@ export const status = Effect.fn("SkillSync.status")(function* (
         rows,
         conflicts: actions.filter((a) => a.direction === "Conflict").map(viewAction),
         errors: [...planned.errors, ...planned.overlaps],
+        withheld: planned.withheld,
         ignored: planned.ignored,
         notes: planned.notes
       }

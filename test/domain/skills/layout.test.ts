@@ -1,6 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
-import { discoverUnits, homeScanPlan, unitFromName, unitsFromHome } from "../../../src/domain/skills/discover.js"
+import {
+  discoverUnits,
+  homeScanPlan,
+  isWithheldHome,
+  unitFromName,
+  unitsFromHome,
+  withholdCollisions
+} from "../../../src/domain/skills/discover.js"
 import { compileLayout, DEFAULT_LAYOUT, isExcluded, layoutProblem } from "../../../src/domain/skills/layout.js"
 import { parseLayout, unitLinkProblem } from "../../../src/domain/skills/model.js"
 import { pathMatcher, unitNameMatcher } from "../../../src/domain/skills/templates.js"
@@ -161,6 +168,34 @@ describe("layout mapping", () => {
     expect(discoverUnits(nested, ["a/x/SKILL.md", "b/y.md"]).collisions).toEqual([
       { home: "skills/x/y.md", first: "a/x", second: "b/y.md" }
     ])
+  })
+
+  it("withheld: every unit of a collision is left out, grouped by home path, and guards what lies in or above it", () => {
+    const layout = layoutOf([
+      { glob: "packs/{pack}/{name}/SKILL.md", repo: "packs/{pack}/{name}", home: "skills/{name}" },
+      { glob: "extra/*.md", repo: "extra/*.md", home: "skills/pdf/*.md" }
+    ])
+    const paths = ["packs/a/pdf/SKILL.md", "packs/b/pdf/SKILL.md", "packs/c/pdf/SKILL.md", "packs/b/other/SKILL.md"]
+    const { units, withheld } = withholdCollisions(discoverUnits(layout, [...paths, "extra/notes.md"]))
+    expect(units.map((u) => u.repoRoot)).toEqual(["packs/b/other"])
+    expect(withheld).toEqual([
+      {
+        home: "skills/pdf",
+        names: ["skills/pdf"],
+        repo: ["extra/notes.md", "packs/a/pdf", "packs/b/pdf", "packs/c/pdf"]
+      }
+    ])
+    for (const [home, name, held] of [
+      ["skills/pdf", "skills/pdf", true],
+      ["skills/pdf/notes.md", "skills/pdf/notes", true],
+      ["skills", "skills", true],
+      ["skills/pdfx", "skills/pdfx", false],
+      ["skills/other", "skills/other", false]
+    ] as const)
+      expect([home, isWithheldHome(withheld, home, name)]).toEqual([home, held])
+    // Without a collision nothing is withheld.
+    const plain = discoverUnits(layout, ["packs/a/pdf/SKILL.md", "packs/b/other/SKILL.md"])
+    expect(withholdCollisions(plain)).toEqual({ units: plain.units, withheld: [] })
   })
 
   it("a rule that does not compile names its field", () => {

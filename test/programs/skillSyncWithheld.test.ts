@@ -1,0 +1,244 @@
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import fc from "fast-check"
+import { outcomeOf, SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
+import { type FixtureFile, isolateGit, place, readTree, tempRoot } from "../support/gitFixture.js"
+import { makeWorld, read, runIn, type World, write } from "../support/skillWorld.js"
+
+const top = tempRoot("skillwithheld")
+isolateGit(top)
+afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
+
+// A marketplace whose plugins a and b each have a skill `access`: a detected layout maps both to skills/access.
+const MARKET: Record<string, FixtureFile> = {
+  ".claude-plugin/marketplace.json": '{"name":"m","plugins":[{"name":"a"},{"name":"b"}]}\n',
+  "plugins/a/.claude-plugin/plugin.json": '{"name":"a"}\n',
+  "plugins/a/skills/alpha/SKILL.md": "alpha\n",
+  "plugins/a/skills/alpha/run.sh": { exec: "#!/bin/sh\necho alpha\n" },
+  "plugins/a/skills/alpha/latest.md": { link: "SKILL.md" },
+  "plugins/b/.claude-plugin/plugin.json": '{"name":"b"}\n',
+  "plugins/b/skills/beta/SKILL.md": "beta\n",
+  "plugins/b/agents/helper.md": "helper\n"
+}
+const A_ACCESS: Record<string, FixtureFile> = {
+  "plugins/a/skills/access/SKILL.md": "a's access\n",
+  "plugins/a/skills/access/grant.sh": { exec: "#!/bin/sh\necho a\n" }
+}
+const B_ACCESS: Record<string, FixtureFile> = { "plugins/b/skills/access/SKILL.md": "b's access\n" }
+
+const lockOf = (w: World) => {
+  const text = w.lockText()
+  return text === undefined ? undefined : (JSON.parse(text.slice(text.indexOf("\n") + 1)) as LockJson)
+}
+interface LockJson {
+  readonly sources: Record<string, { readonly units: Record<string, unknown> }>
+}
+const under = (tree: Record<string, string>, keep: (path: string) => boolean) =>
+  Object.fromEntries(Object.entries(tree).filter(([p]) => keep(p)))
+const isAccess = (p: string) => p === "skills/access" || p.startsWith("skills/access/")
+const isRepoAccess = (p: string) => /^plugins\/[ab]\/skills\/access(\/|$)/.test(p)
+
+describe("skill sync: units a detected layout maps to one home path", () => {
+  it.effect(
+    "are left out, named with both repo paths, and never taken as removed: homes, repo and lock entry untouched; the others sync",
+    () => {
+      // Deployed first while only plugin a had the skill; then plugin b adds one of the same name upstream.
+      const w = makeWorld(top, { ...MARKET, ...A_ACCESS })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          yield* w.install
+          expect(read(w.codex("skills/access/SKILL.md"))).toBe("a's access\n")
+          const lockBefore = lockOf(w)?.sources["team"]?.units["skills/access"]
+          expect(lockBefore).toBeDefined()
+          w.up.commit({ ...B_ACCESS, "plugins/b/skills/beta/SKILL.md": "beta v2\n" })
+          const remoteBefore = w.up.log()
+          write(w.claude("skills/access/SKILL.md"), "edited at home\n")
+          write(w.claude("skills/alpha/SKILL.md"), "alpha edited at home\n")
+          const before = w.snapshot()
+
+          const r = yield* SkillSync.sync()
+          expect(r.withheld).toEqual([
+            expect.objectContaining({
+              source: "team",
+              unit: "skills/access",
+              repo: ["plugins/a/skills/access", "plugins/b/skills/access"]
+            })
+          ])
+          expect(r.withheld[0]?.reason).toMatch(/agentsync skill source layout team FILE/)
+          expect(r.actions.some((a) => isAccess(a.unit))).toBe(false)
+          // Neither home's copy is written or removed (codex's is not "deleted in the repo").
+          const after = w.snapshot()
+          expect(under(after.claude, isAccess)).toEqual(under(before.claude, isAccess))
+          expect(under(after.codex, isAccess)).toEqual(under(before.codex, isAccess))
+          expect(lockOf(w)?.sources["team"]?.units["skills/access"]).toEqual(lockBefore)
+          // The others sync both ways: the home edit is committed, the upstream one deployed.
+          expect(w.up.read("plugins/a/skills/alpha/SKILL.md")).toBe("alpha edited at home\n")
+          expect(w.up.read("plugins/a/skills/access/SKILL.md")).toBe("a's access\n")
+          expect(w.up.log().length).toBe(remoteBefore.length + 1)
+          expect(read(w.codex("skills/beta/SKILL.md"))).toBe("beta v2\n")
+          expect(read(w.codex("skills/alpha/SKILL.md"))).toBe("alpha edited at home\n")
+          // The run ends as a unit left undone does: exit 1, naming it.
+          const outcome = outcomeOf("agentsync skill sync", r)
+          expect(Option.map(outcome, (e) => [e._tag, e.message])).toEqual(
+            Option.some(["CommandFailed", expect.stringMatching(/team:skills\/access left out/)])
+          )
+          // Status says the same, and the next run changes nothing.
+          const s = yield* SkillSync.status()
+          expect(s.withheld.map((x) => x.unit)).toEqual(["skills/access"])
+          expect(s.rows.some((x) => isAccess(x.unit))).toBe(false)
+          const again = yield* SkillSync.sync()
+          expect(again.summary).toMatchObject({ toHome: 0, toRepo: 0, conflicts: 0 })
+          expect(under(w.snapshot().claude, isAccess)).toEqual(under(before.claude, isAccess))
+        })
+      )
+    }
+  )
+
+  it.effect("a fresh install deploys the rest, leaves an existing home copy alone and exits 1", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    write(w.claude("skills/access/SKILL.md"), "mine\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        expect(report.withheld.map((x) => [x.unit, x.repo])).toEqual([
+          ["skills/access", ["plugins/a/skills/access", "plugins/b/skills/access"]]
+        ])
+        expect(read(w.claude("skills/access/SKILL.md"))).toBe("mine\n")
+        expect(fs.existsSync(w.codex("skills/access"))).toBe(false)
+        expect(lockOf(w)?.sources["team"]?.units["skills/access"]).toBeUndefined()
+        const codex = readTree(w.env.AGENTSYNC_TOOL_HOME_CODEX)
+        expect(codex["skills/alpha/run.sh"]).toBe("#!/bin/sh\necho alpha\n [+x]")
+        expect(codex["skills/alpha/latest.md"]).toBe("-> SKILL.md")
+        expect(codex["agents/b/helper.md"]).toBe("helper\n")
+        expect(Option.isSome(outcomeOf("agentsync skill install", report))).toBe(true)
+        // Settled by a layout rule, the unit syncs like any other.
+        const rules = [
+          { glob: "plugins/b/skills/access/SKILL.md", repo: "plugins/b/skills/access", home: "skills/b-access" },
+          { glob: "plugins/{p}/skills/{name}/SKILL.md", repo: "plugins/{p}/skills/{name}", home: "skills/{name}" },
+          { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" }
+        ]
+        yield* SkillSync.setLayout("team", rules)
+        const r = yield* SkillSync.sync({ prefer: "repo" })
+        expect(r.withheld).toEqual([])
+        expect(read(w.codex("skills/b-access/SKILL.md"))).toBe("b's access\n")
+        expect(read(w.codex("skills/access/SKILL.md"))).toBe("a's access\n")
+      })
+    )
+  })
+
+  it.effect("rules the user wrote that map two units to one home path still refuse the source", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const refused = yield* Effect.flip(
+          SkillSync.install({
+            uri: `git:${w.up.bare}`,
+            name: "team",
+            tools: ["claude"],
+            layout: [{ glob: "plugins/*/skills/{n}/SKILL.md", repo: "plugins/*/skills/{n}", home: "skills/{n}" }]
+          })
+        )
+        expect(refused.message).toMatch(
+          /plugins\/a\/skills\/access and plugins\/b\/skills\/access both map to skills\/access/
+        )
+        expect(readTree(w.env.AGENTSYNC_TOOL_HOME_CLAUDE)).toEqual({})
+      })
+    )
+  })
+
+  // Law: whatever the homes, the repo and the options, a left-out unit's files on both sides are untouched, and the
+  // other units end as they would in a world where the colliding units never existed.
+  it("a left-out unit is untouched and the others sync as if it did not exist", async () => {
+    const others = ["skills/alpha", "skills/beta", "agents/b/helper"] as const
+    const repoOf: Record<(typeof others)[number], string> = {
+      "skills/alpha": "plugins/a/skills/alpha",
+      "skills/beta": "plugins/b/skills/beta",
+      "agents/b/helper": "plugins/b/agents/helper.md"
+    }
+    const op = fc.constantFrom("none", "edit", "delete", "add")
+    const arb = fc.record({
+      home: fc.array(fc.tuple(fc.constantFrom(...others), fc.constantFrom("claude", "codex"), op), { maxLength: 4 }),
+      repo: fc.array(fc.tuple(fc.constantFrom(...others), op), { maxLength: 3 }),
+      held: fc.array(fc.tuple(fc.constantFrom("claude", "codex"), op), { maxLength: 2 }),
+      heldRepo: fc.constantFrom("none", "edit"),
+      options: fc.record({
+        prefer: fc.constantFrom(undefined, "home" as const, "repo" as const),
+        toHome: fc.boolean(),
+        dryRun: fc.boolean()
+      })
+    })
+    const change = (at: string, folder: boolean, what: string, text: string) => {
+      const file = folder ? nodePath.join(at, what === "add" ? "extra.md" : "SKILL.md") : at
+      if (what === "delete") fs.rmSync(at, { recursive: true, force: true })
+      else if (what === "edit" || (what === "add" && folder)) place(file, text)
+    }
+    await fc.assert(
+      fc.asyncProperty(arb, async (c) => {
+        // A: the marketplace with both plugins' access, deployed while only a's existed; B: with neither.
+        const a = makeWorld(top)
+        const b = makeWorld(top)
+        const dirA = nodePath.join(a.root, "market")
+        const dirB = nodePath.join(b.root, "market")
+        for (const [p, f] of Object.entries({ ...MARKET, ...A_ACCESS })) place(nodePath.join(dirA, p), f)
+        for (const [p, f] of Object.entries(MARKET)) place(nodePath.join(dirB, p), f)
+        const install = (w: World, dir: string) =>
+          Effect.runPromise(runIn(w, SkillSync.install({ uri: `local:${dir}`, name: "m", tools: ["claude", "codex"] })))
+        await install(a, dirA)
+        await install(b, dirB)
+        for (const [p, f] of Object.entries(B_ACCESS)) place(nodePath.join(dirA, p), f)
+        change(nodePath.join(dirA, "plugins/a/skills/access"), true, c.heldRepo, "a's access, upstream\n")
+        for (const [tool, what] of c.held)
+          change(
+            nodePath.join(
+              a.env[tool === "claude" ? "AGENTSYNC_TOOL_HOME_CLAUDE" : "AGENTSYNC_TOOL_HOME_CODEX"],
+              "skills/access"
+            ),
+            true,
+            what,
+            `held ${tool}\n`
+          )
+        for (const [w, dir] of [
+          [a, dirA],
+          [b, dirB]
+        ] as const) {
+          for (const [unit, what] of c.repo) {
+            const folder = unit.startsWith("skills/")
+            change(nodePath.join(dir, repoOf[unit]), folder, what, `${unit} in the repo\n`)
+          }
+          for (const [unit, tool, what] of c.home) {
+            const folder = unit.startsWith("skills/")
+            const home = tool === "claude" ? w.claude(unit) : w.codex(unit)
+            change(folder ? home : `${home}.md`, folder, what, `${unit} at ${tool}\n`)
+          }
+        }
+        const before = { claude: a.snapshot().claude, codex: a.snapshot().codex, repo: readTree(dirA), lock: lockOf(a) }
+        const sync = (w: World) => Effect.runPromise(runIn(w, SkillSync.sync(c.options)))
+        const ra: SyncReport = await sync(a)
+        const rb: SyncReport = await sync(b)
+        const after = a.snapshot()
+        // The left-out unit: both homes and the repo as they were, its lock entry kept.
+        expect(ra.withheld.map((x) => x.unit)).toEqual(["skills/access"])
+        expect(under(after.claude, isAccess)).toEqual(under(before.claude, isAccess))
+        expect(under(after.codex, isAccess)).toEqual(under(before.codex, isAccess))
+        expect(under(readTree(dirA), isRepoAccess)).toEqual(under(before.repo, isRepoAccess))
+        expect(lockOf(a)?.sources["m"]?.units["skills/access"]).toEqual(
+          before.lock?.sources["m"]?.units["skills/access"]
+        )
+        // The others: the same plan, homes, repo and lock as in the world without the colliding units.
+        const plan = (r: SyncReport) => r.actions.map((x) => [x.unit, x.tool, x.direction, x.status, x.reason])
+        expect(plan(ra)).toEqual(plan(rb))
+        expect(under(after.claude, (p) => !isAccess(p))).toEqual(b.snapshot().claude)
+        expect(under(after.codex, (p) => !isAccess(p))).toEqual(b.snapshot().codex)
+        expect(under(readTree(dirA), (p) => !isRepoAccess(p))).toEqual(readTree(dirB))
+        const { "skills/access": _, ...rest } = lockOf(a)?.sources["m"]?.units ?? {}
+        expect(rest).toEqual(lockOf(b)?.sources["m"]?.units)
+      }),
+      { numRuns: 6 }
+    )
+  }, 120_000)
+})
