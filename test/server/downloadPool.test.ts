@@ -6,6 +6,7 @@ import { expect, it, layer } from "@effect/vitest"
 import { Chunk, Effect, Option, Redacted, Stream } from "effect"
 import { vi } from "vitest"
 import { FilesRoutes, SYNC_PREFIX } from "../../src/api/files.js"
+import { ARCHIVE_FORMATS_HEADER, DOWNLOAD_FORMATS, FORMATS } from "../../src/domain/caps.js"
 import type { BlobReader } from "../../src/server/files/blobRead.js"
 import { MEMBER_BUFFER_BYTES, makeDownload } from "../../src/server/files/download.js"
 import type { LoadRevision } from "../../src/server/files/revisions.js"
@@ -15,15 +16,24 @@ import { call, TestTenantServer, uploadArchive } from "./support.js"
 
 const hex = (b: Uint8Array) => createHash("sha256").update(b).digest("hex")
 
-/** The files of an archive read from `pieces` (each copied as it arrives), by path. */
-const filesOf = (pieces: ReadonlyArray<Uint8Array>) => {
+/**
+ * The files of an archive read from `pieces` (each copied as it arrives), by path; with `asPull`, read as a pull reads
+ * (a plain tar accepted: it verifies what it keeps).
+ */
+const filesOf = (pieces: ReadonlyArray<Uint8Array>, asPull = false) => {
   const files = new Map<string, string>()
-  return readArchive(Stream.fromIterable(pieces), {
-    file: (path) => {
-      const chunks: Array<Uint8Array> = []
-      return { write: (c) => void chunks.push(c), end: () => void files.set(path, hex(Buffer.concat(chunks))) }
-    }
-  }).pipe(Effect.as(files))
+  return readArchive(
+    Stream.fromIterable(pieces),
+    {
+      file: (path) => {
+        const chunks: Array<Uint8Array> = []
+        return { write: (c) => void chunks.push(c), end: () => void files.set(path, hex(Buffer.concat(chunks))) }
+      },
+      verifiesContent: asPull
+    },
+    undefined,
+    asPull ? DOWNLOAD_FORMATS : undefined
+  ).pipe(Effect.as(files))
 }
 
 // 24 files of about 300 KiB: several batches of 2 MiB, so several stored members.
@@ -87,6 +97,36 @@ it.effect("a stored member's buffer is filled again only once its consumer says 
   })
 )
 
+it.effect("a plain tar sends its batches' buffers, each filled again only once its consumer says it is written", () =>
+  Effect.gen(function* () {
+    const want = new Map(entries.map(([path, , sha]) => [path, sha]))
+    const tar = { format: "tar", level: 0 } as const
+    // Never known to be written: every batch keeps its bytes, in a buffer of its own.
+    const held = yield* pullAll((yield* download("t", undefined, undefined, tar, () => false)).body)
+    expect(held.length).toBeGreaterThan(3)
+    expect(Buffer.from(held[0]!.member).subarray(257, 262).toString()).toBe("ustar")
+    for (const { member, copy } of held) expect(Buffer.from(member).equals(copy)).toBe(true)
+    expect(new Set(held.map((m) => m.member.buffer)).size).toBe(held.length)
+    expect(
+      yield* filesOf(
+        held.map((m) => m.copy),
+        true
+      )
+    ).toEqual(want)
+
+    // Written as soon as handed on: the same buffers come back, each kept until the pull after it.
+    const reused = yield* pullAll((yield* download("t", undefined, undefined, tar, () => true)).body)
+    expect(new Set(reused.map((m) => m.member.buffer)).size).toBeLessThan(reused.length)
+    expect(reused.map((m) => m.keptToNextPull)).toEqual(reused.map(() => true))
+    expect(
+      yield* filesOf(
+        reused.map((m) => m.copy),
+        true
+      )
+    ).toEqual(want)
+  })
+)
+
 layer(TestTenantServer.layer("dlpool"), { excludeTestServices: true })("download over the socket", (it) => {
   it.scoped(
     "a client that reads slowly gets every byte, the server's member buffers used again as the socket drains",
@@ -130,6 +170,34 @@ layer(TestTenantServer.layer("dlpool"), { excludeTestServices: true })("download
         expect(made).toBeLessThan(16)
       }),
     60_000
+  )
+
+  it.scoped("a client that reads a plain tar (a pull) gets one on this machine, the same files", () =>
+    Effect.gen(function* () {
+      const server = yield* TestTenantServer
+      const tenant = yield* server.createTenant("plain tar")
+      const options = { endpoint: { mode: "direct", origin: server.url }, token: tenant.token } as const
+      const files = Object.fromEntries(
+        Array.from({ length: 8 }, (_, i) => [`content/t/${i}.txt`, randomBytes(600 * 1024).toString("base64")])
+      )
+      const pushed = yield* call(options, (c) => c.upload(uploadArchive(null, [], files), randomUUID()))
+      const got = (formats: string) =>
+        Effect.promise(async () => {
+          const answer = await fetch(`${server.url}${SYNC_PREFIX}${FilesRoutes.download}?revision=${pushed.revision}`, {
+            headers: { authorization: `Bearer ${Redacted.value(tenant.token)}`, [ARCHIVE_FORMATS_HEADER]: formats }
+          })
+          return { type: answer.headers.get("content-type"), body: Buffer.from(await answer.arrayBuffer()) }
+        })
+      const want = new Map(Object.entries(files).map(([path, text]) => [path, hex(Buffer.from(text))]))
+      const plain = yield* got(DOWNLOAD_FORMATS.join(", "))
+      expect(plain.type).toBe("application/x-tar")
+      expect(plain.body.subarray(257, 262).toString()).toBe("ustar")
+      expect(yield* filesOf([plain.body], true)).toEqual(want)
+      // A client that does not name it (an older one, or a reader that does not verify) gets stored gzip.
+      const older = yield* got(FORMATS.join(", "))
+      expect([older.type, older.body[0], older.body[1]]).toEqual(["application/gzip", 0x1f, 0x8b])
+      expect(yield* filesOf([older.body])).toEqual(want)
+    })
   )
 })
 

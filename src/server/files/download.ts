@@ -1,4 +1,4 @@
-/** A revision (or some of its paths) as a streamed archive: the blobs read in batches, each batch one member. */
+/** A revision (or some of its paths) as a streamed archive: the blobs read in batches, each batch one member (or, as a plain tar, its records as they are). */
 import { Array as Arr, Effect, Stream } from "effect"
 import { NotFound } from "../../api/common.js"
 import { ApiError } from "../../errors.js"
@@ -162,10 +162,15 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     return {
       revision: rev.id,
       entries: entries.length,
-      body: givenBackWhenWritten(
-        compress(tarOf(records), compressed, pool.release, given === undefined ? undefined : members.take),
-        members.release,
-        given
-      )
+      // A plain tar sends the batches' own buffers, each given back once written as a stored member is; the next
+      // batch is read while the socket drains (one ahead, as `gzip` reads stored members' elements).
+      body:
+        compressed.format === "tar"
+          ? givenBackWhenWritten(tarOf(records).pipe(Stream.buffer({ capacity: 1 })), pool.release, written)
+          : givenBackWhenWritten(
+              compress(tarOf(records), compressed, pool.release, given === undefined ? undefined : members.take),
+              members.release,
+              given
+            )
     }
   })
