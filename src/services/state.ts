@@ -233,7 +233,9 @@ export const walkTree = (
     if (mayHoldUnreadable(entries)) entries = entriesByBytes(dir, unreadable(dir, rel))
     const top = rel === ""
     for (const d of entries) {
-      const r = top ? d.name : `${rel}/${d.name}`
+      // One flat string: a template (`${rel}/${name}`) makes the path of cons cells, and V8 hands each `<` on such a
+      // string (the sort below: ~100,000 for 10,000 paths) to its runtime, flattening it there first.
+      const r = top ? d.name : [rel, d.name].join("/")
       if (d.isDirectory()) {
         if (top ? !MEMBERSHIP.includes(d.name) : builtinSegment(d.name)) continue
         walk(`${dir}${nodePath.sep}${d.name}`, r)
