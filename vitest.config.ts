@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os"
 import { defineConfig } from "vitest/config"
+import { SlowFirst } from "./test/support/slowFirst.js"
 
 export default defineConfig({
   test: {
@@ -11,6 +12,7 @@ export default defineConfig({
     // file has its own database, temp folders and loopback ports, so files run side by side: one per core. Vitest's
     // default, cores - 1, ran one file at a time on a 2-core CI machine.
     maxWorkers: Math.max(2, availableParallelism()),
-    minWorkers: 1
+    minWorkers: 1,
+    sequence: { sequencer: SlowFirst }
   }
 })

@@ -63,6 +63,7 @@ import {
   type Timed,
   timed
 } from "./bench-tree.js"
+import { buildIfStale } from "./built.js"
 
 const REPO = join(import.meta.dirname, "..")
 const BIN = join(REPO, "dist/bin.js")
@@ -617,8 +618,7 @@ const main = async () => {
   if (flags.compression) return await compressionFigures()
   if (!flags.transfer && !flags.onefile && spawnSync("sh", ["-c", "command -v wrk"]).status !== 0)
     throw new Error("wrk is not installed (apt-get install wrk)")
-  const build = spawnSync(process.execPath, ["scripts/build.mjs", "--no-types"], { cwd: REPO, stdio: "ignore" })
-  if (build.status !== 0) throw new Error("the build failed")
+  buildIfStale(REPO)
   if (flags.transfer) return await transferFigures()
   if (flags.onefile) return await oneFilePushes()
   const pg = await startPostgres()

@@ -1,8 +1,10 @@
+import { existsSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
 import pg from "pg"
 import { Shell } from "../src/services/Shell.js"
 import { scopedDatabase } from "./support/pg.js"
+import { DURATIONS, slowFirst } from "./support/slowFirst.js"
 import { testLayer } from "./support/testLayer.js"
 
 describe("test harness", () => {
@@ -34,4 +36,25 @@ describe("test harness", () => {
       )
     })
   )
+
+  it("starts the longest files first, a short file with one long test included, then the others by size", () => {
+    const sizes: Record<string, number> = {
+      "test/e2e/demo.test.ts": 2_000,
+      "test/e2e/skill.test.ts": 13_000,
+      "test/domain/big.test.ts": 40_000,
+      "test/domain/small.test.ts": 1_000,
+      "test/domain/mid.test.ts": 9_000
+    }
+    expect(slowFirst(Object.keys(sizes), (f) => sizes[f]!)).toEqual([
+      "test/e2e/demo.test.ts",
+      "test/e2e/skill.test.ts",
+      "test/domain/big.test.ts",
+      "test/domain/mid.test.ts",
+      "test/domain/small.test.ts"
+    ])
+  })
+
+  it("lists only files that exist", () => {
+    expect(Object.keys(DURATIONS).filter((f) => !existsSync(f))).toEqual([])
+  })
 })

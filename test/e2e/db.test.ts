@@ -1,11 +1,11 @@
 // `agentsync db` and `agentsync sync` as a user runs them: the built CLI between two real databases, and through `agentsync serve`.
-import { type ChildProcess, spawnSync } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { ContextExport, UserExport } from "../../src/domain/db/tables.js"
-import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
+import { agentsync, ensureBuilt, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
 import { loadState, migratedDatabase, query, readState } from "../support/syncDb.js"
 
@@ -62,7 +62,7 @@ let server: { url: string }
 let tenant: { tenant_id: string; token: string }
 
 beforeAll(async () => {
-  if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+  ensureBuilt()
   const serverDb = await freshDatabase("e2edbsrv")
   const admin = project()
   const created = await agentsync(["--json", "tenant", "create", "Acme"], {

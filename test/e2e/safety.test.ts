@@ -10,7 +10,7 @@ import { createGzip } from "node:zlib"
 import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
-import { BIN, REPO, start } from "../support/cli.js"
+import { ensureBuilt, start } from "../support/cli.js"
 import { record, sha, tarGz } from "../support/hostile.js"
 import { freshDatabase, query } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
@@ -22,7 +22,7 @@ afterAll(() => {
 })
 
 beforeAll(() => {
-  if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+  ensureBuilt()
 })
 
 /** Starts `agentsync ARGS` in `cwd` with a clean environment plus `env`; killed after `limitMs`. */

@@ -1,20 +1,15 @@
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, type Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
 import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
 import { make as makeRunStatus, RunStatus } from "../../src/services/RunStatus.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
-import { startServer } from "../server/support.js"
-import { freshDatabase } from "../support/pg.js"
+import { serverForFile } from "../server/support.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("files"))
-})
-afterAll(() => server?.stop())
+const server = serverForFile("files")
 
 const tempDir = tempDirs("files")
 

@@ -4,23 +4,17 @@
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Fiber } from "effect"
 import pg from "pg"
 import { CAPS, FORMATS } from "../../src/domain/caps.js"
 import type { Progress } from "../../src/services/Progress.js"
-import { fastRetry, run, startServer } from "../server/support.js"
+import { fastRetry, run, serverForFile, startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
-import { freshDatabase, query } from "../support/pg.js"
+import { query } from "../support/pg.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
-let dbUrl: string
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  dbUrl = await freshDatabase("firstpush")
-  server = await startServer(dbUrl)
-})
-afterAll(() => server?.stop())
+const server = serverForFile("firstpush")
 
 const tempDir = tempDirs("firstpush")
 const services = (root: string) => nodePath.join(root, "services")
@@ -134,7 +128,9 @@ describe("a first push", () => {
   it.live("to a server that does not announce the trailer form goes in the header form, which it takes", () =>
     Effect.acquireUseRelease(
       // A real server answering as one built before the trailer form: it neither announces nor reads it.
-      Effect.promise(() => startServer(dbUrl, { archives: { formats: FORMATS, compress: "auto", uploads: [] } })),
+      Effect.promise(() =>
+        startServer(server.databaseUrl, { archives: { formats: FORMATS, compress: "auto", uploads: [] } })
+      ),
       (old) =>
         Effect.gen(function* () {
           const t = yield* Effect.promise(() => old.createTenant("first-old-server"))
@@ -171,7 +167,7 @@ describe("a first push", () => {
         const pending = () =>
           Effect.promise(() =>
             query<{ uploads: number; blobs: number }>(
-              dbUrl,
+              server.databaseUrl,
               "SELECT (SELECT count(*)::int FROM uploads WHERE tenant_id = $1) AS uploads, (SELECT count(*)::int FROM blobs WHERE tenant_id = $1) AS blobs",
               [t.tenantId]
             )
@@ -247,7 +243,7 @@ describe("a first push", () => {
         const one = project(sample(30))
         const cache = nodePath.join(one, ".agentsync", "hash-cache.json")
         // The commit locks the tenant's row first: held here, the answer waits until it is let go.
-        const holder = new pg.Client({ connectionString: dbUrl })
+        const holder = new pg.Client({ connectionString: server.databaseUrl })
         yield* Effect.promise(() => holder.connect())
         yield* Effect.promise(() => holder.query("BEGIN"))
         yield* Effect.promise(() => holder.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", [t.tenantId]))

@@ -4,7 +4,7 @@
 import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, type Redacted, Stream } from "effect"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
 import { noPaint } from "../../src/cli/color.js"
@@ -18,20 +18,14 @@ import { walkTree } from "../../src/services/state.js"
 import { Transient } from "../../src/services/Transport.js"
 import { apply } from "../../src/stages/files/apply.js"
 import { listingDigest } from "../../src/stages/files/settledCheck.js"
-import { fastRetry, run, runEither, startServer } from "../server/support.js"
+import { fastRetry, run, runEither, serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { type FixtureFile, place, readTree } from "../support/gitFixture.js"
 import { record, sha, tarGz } from "../support/hostile.js"
-import { freshDatabase, query } from "../support/pg.js"
+import { query } from "../support/pg.js"
 import { tempDirs } from "../support/tree.js"
 
-let dbUrl: string
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  dbUrl = await freshDatabase("filelinks")
-  server = await startServer(dbUrl)
-})
-afterAll(() => server?.stop())
+const server = serverForFile("filelinks")
 
 const tempDir = tempDirs("filelinks")
 const services = (root: string) => nodePath.join(root, "services")
@@ -67,7 +61,7 @@ const tamper = async (
   // As a new head revision: the server keeps a revision's tree by its id once read (a revision never changes), so a
   // row rewritten in place would not be served.
   await query(
-    dbUrl,
+    server.databaseUrl,
     `WITH made AS (
        INSERT INTO revisions (id, tenant_id, parent, manifest, checksum, files, author, storage)
        SELECT gen_random_uuid()::text, id, head, $2::jsonb, $3, $4, 'tampered', 2 FROM tenants WHERE id = $1

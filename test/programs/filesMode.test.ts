@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { gunzipSync } from "node:zlib"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Redacted, Stream } from "effect"
 import { Header } from "tar"
 import { UPLOAD_HEADER_ENTRY, UploadHeader } from "../../src/api/files.js"
@@ -16,19 +16,13 @@ import { ExitCode, exitCodeOf } from "../../src/errors.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
 import { walkTree } from "../../src/services/state.js"
 import { listingDigest } from "../../src/stages/files/settledCheck.js"
-import { fastRetry, run, runEither, startServer } from "../server/support.js"
+import { fastRetry, run, runEither, serverForFile, startServer } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
 import { record, sha, tarGz } from "../support/hostile.js"
-import { freshDatabase, query } from "../support/pg.js"
+import { query } from "../support/pg.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
-let dbUrl: string
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  dbUrl = await freshDatabase("filemode")
-  server = await startServer(dbUrl)
-})
-afterAll(() => server?.stop())
+const server = serverForFile("filemode")
 
 const tempDir = tempDirs("filemode")
 const SCRIPT = "skills/s/scripts/run.sh"
@@ -208,7 +202,9 @@ describe("executable bits through file sync", () => {
     () =>
       Effect.acquireUseRelease(
         // A real server answering as one built before executable bits and links: its manifest answers say so.
-        Effect.promise(() => startServer(dbUrl, { archives: { formats: FORMATS, compress: "auto", entries: [] } })),
+        Effect.promise(() =>
+          startServer(server.databaseUrl, { archives: { formats: FORMATS, compress: "auto", entries: [] } })
+        ),
         (old) =>
           Effect.gen(function* () {
             const t = yield* Effect.promise(() => old.createTenant("mode-old-server"))
@@ -290,7 +286,7 @@ describe("executable bits through file sync", () => {
       )
       const [row] = yield* Effect.promise(() =>
         query<{ manifest: Array<Array<unknown>> }>(
-          dbUrl,
+          server.databaseUrl,
           "SELECT coalesce(manifest, manifest_text::jsonb) AS manifest FROM revisions WHERE id = $1",
           [made.revision]
         )

@@ -5,12 +5,11 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, type Redacted } from "effect"
 import { recoverPull } from "../../src/stages/files/apply.js"
-import { startServer } from "../server/support.js"
+import { serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
-import { freshDatabase } from "../support/pg.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
 /** Every request the server received, as `METHOD path`, recorded as it arrives (before it is answered). */
@@ -21,11 +20,7 @@ const recording = HttpMiddleware.make((app) =>
     return app
   })
 )
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("filemodeonly"), { middleware: recording })
-})
-afterAll(() => server?.stop())
+const server = serverForFile("filemodeonly", { middleware: recording })
 
 const tempDir = tempDirs("filemodeonly")
 const SCRIPT = "skills/s/scripts/run.sh"

@@ -6,21 +6,14 @@ import * as fs from "node:fs"
 import { createServer, type IncomingMessage, request, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as nodePath from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Fiber } from "effect"
 import { warmThreadParked, warmThreadsStarted } from "../../src/services/FileStateStageThread.js"
-import { startServer } from "../server/support.js"
+import { serverForFile } from "../server/support.js"
 import { fileSync } from "../support/fileSync.js"
-import { freshDatabase } from "../support/pg.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
-beforeAll(async () => {
-  server = await startServer(await freshDatabase("pullahead"))
-})
-afterAll(async () => {
-  await server?.stop()
-})
+const server = serverForFile("pullahead")
 
 const tempDir = tempDirs("pull-ahead")
 

@@ -12,19 +12,16 @@ import { IoError } from "../../src/errors.js"
 import { FileSyncService, type FilesOptions, layer as fileSyncLayer } from "../../src/programs/files.js"
 import { FileState, make as liveState } from "../../src/services/FileState.js"
 import { layer as clientLayer } from "../../src/services/SyncApi.js"
-import { run, startServer } from "../server/support.js"
-import { freshDatabase } from "../support/pg.js"
+import { run, serverForFile } from "../server/support.js"
 import { tempDirs, treeFiles } from "../support/tree.js"
 
-let server: Awaited<ReturnType<typeof startServer>>
+const server = serverForFile("filessafe")
 let cutter: Awaited<ReturnType<typeof proxy>>
 beforeAll(async () => {
-  server = await startServer(await freshDatabase("filessafe"))
   cutter = await proxy(server.url)
 })
 afterAll(async () => {
   await new Promise((r) => cutter?.server.close(r))
-  await server?.stop()
 })
 
 const tempDir = tempDirs("files-safety")

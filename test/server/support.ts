@@ -10,7 +10,7 @@ import { Tenants } from "../../src/server/tenants.js"
 import { layer as clientLayer, SyncApiClient, type SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { sha } from "../support/hostile.js"
-import { freshDatabase, scopedDatabase } from "../support/pg.js"
+import { dropDatabase, freshDatabase, scopedDatabase } from "../support/pg.js"
 
 export const startServer = async (
   databaseUrl: string,
@@ -34,15 +34,24 @@ export const startServer = async (
 }
 
 /**
- * One server over a fresh database (named `name`) for the tests of a file: started before them, stopped after. Its
- * `url` and `createTenant` are read when a test runs, once the server is up.
+ * One server over a fresh database (named `name`) for the tests of a file (or of the `describe` it is called in):
+ * started before them, stopped and its database dropped after. Its `url`, `databaseUrl` and `createTenant` are read
+ * when a test runs, once the server is up.
  */
-export const serverForFile = (name: string) => {
+export const serverForFile = (
+  name: string,
+  options: Pick<Server.ServeOptions, "accessLog" | "middleware" | "archives"> = {}
+) => {
   let started: Awaited<ReturnType<typeof startServer>> | undefined
+  let databaseUrl: string | undefined
   beforeAll(async () => {
-    started = await startServer(await freshDatabase(name))
+    databaseUrl = await freshDatabase(name)
+    started = await startServer(databaseUrl, options)
   })
-  afterAll(() => started?.stop())
+  afterAll(async () => {
+    await started?.stop()
+    if (databaseUrl !== undefined) await dropDatabase(databaseUrl)
+  })
   const up = () => {
     if (started === undefined) throw new Error(`the server of ${name} is not started: use it inside a test`)
     return started
@@ -50,6 +59,11 @@ export const serverForFile = (name: string) => {
   return {
     get url() {
       return up().url
+    },
+    /** The server's database, for a test that reads it or starts another server over it. */
+    get databaseUrl() {
+      up()
+      return databaseUrl!
     },
     createTenant: (tenant: string) => up().createTenant(tenant)
   }

@@ -3,12 +3,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
 import { memorySource } from "../../src/server/db/handlers.js"
 import * as DatabaseApi from "../../src/services/DatabaseApi.js"
-import { fastRetry, startServer } from "../server/support.js"
-import { freshDatabase } from "../support/pg.js"
+import { fastRetry, serverForFile } from "../server/support.js"
 
 const USER = {
   id: "u1",
@@ -84,11 +83,7 @@ describe("DatabaseApi transport", () => {
 })
 
 describe("the server's import idempotency", () => {
-  let server: Awaited<ReturnType<typeof startServer>>
-  beforeAll(async () => {
-    server = await startServer(await freshDatabase("dbapi"))
-  }, 60_000)
-  afterAll(() => server?.stop())
+  const server = serverForFile("dbapi")
 
   it("a repeated key answers with the first import's result and does not run it again", async () => {
     const t = await server.createTenant("idem-db")

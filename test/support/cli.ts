@@ -1,26 +1,13 @@
 /** Test support: runs the built command line (`dist/bin.js`) as a user would, capturing output and exit code. */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, readdirSync, statSync } from "node:fs"
-import { join } from "node:path"
+import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { buildIfStale } from "../../scripts/built.js"
 
 export const BIN = fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
 export const REPO = fileURLToPath(new URL("../..", import.meta.url))
 
-const newestMtime = (dir: string): number =>
-  readdirSync(dir).reduce((m, name) => {
-    const full = join(dir, name)
-    const st = statSync(full)
-    return Math.max(m, st.isDirectory() ? newestMtime(full) : st.mtimeMs)
-  }, 0)
-
-/** `npm test` builds first; a lone run of an e2e file builds when dist/ is missing or older than src/. */
-export const ensureBuilt = () => {
-  if (!existsSync(BIN) || statSync(BIN).mtimeMs < newestMtime(join(REPO, "src"))) {
-    const b = spawnSync("npm", ["run", "build"], { cwd: REPO, encoding: "utf8" })
-    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`)
-  }
-}
+/** `npm test` builds first; a lone run of an e2e file builds when dist/ is missing or older than its sources. */
+export const ensureBuilt = () => buildIfStale(REPO)
 
 export interface RunResult {
   readonly code: number
