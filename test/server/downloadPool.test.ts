@@ -1,4 +1,4 @@
-/** A download's stored members in pooled buffers: filled again only once written, and never held past their use. */
+/** A download's pooled buffers (stored members, a plain tar's batches): filled again once written, never held after. */
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
@@ -8,7 +8,7 @@ import { vi } from "vitest"
 import { FilesRoutes, SYNC_PREFIX } from "../../src/api/files.js"
 import { ARCHIVE_FORMATS_HEADER, DOWNLOAD_FORMATS, FORMATS } from "../../src/domain/caps.js"
 import type { BlobReader } from "../../src/server/files/blobRead.js"
-import { MEMBER_BUFFER_BYTES, makeDownload } from "../../src/server/files/download.js"
+import { BATCH_BUFFER_BYTES, MEMBER_BUFFER_BYTES, makeDownload } from "../../src/server/files/download.js"
 import type { LoadRevision } from "../../src/server/files/revisions.js"
 import type { StoredEntry } from "../../src/server/files/stored.js"
 import { LINK_LEVEL, LOOPBACK_LEVEL, readArchive } from "../../src/stages/files/archive.js"
@@ -128,49 +128,60 @@ it.effect("a plain tar sends its batches' buffers, each filled again only once i
 )
 
 layer(TestTenantServer.layer("dlpool"), { excludeTestServices: true })("download over the socket", (it) => {
-  it.scoped(
-    "a client that reads slowly gets every byte, the server's member buffers used again as the socket drains",
-    () =>
-      Effect.gen(function* () {
-        const server = yield* TestTenantServer
-        const tenant = yield* server.createTenant("slow reader")
-        const options = { endpoint: { mode: "direct", origin: server.url }, token: tenant.token } as const
-        // 32 MiB of text in files of 1 MiB (768 KiB of random bytes each): two to a batch, so 16 stored members and
-        // more, far more than a socket holds.
-        const files = Object.fromEntries(
-          Array.from({ length: 32 }, (_, i) => [`content/big/${i}.txt`, randomBytes(768 * 1024).toString("base64")])
-        )
-        const pushed = yield* call(options, (c) => c.upload(uploadArchive(null, [], files), randomUUID()))
-        // Each stored member's buffer the pool makes is a new allocation of exactly this size: fewer than the
-        // members means buffers were used again. (A probe ignored, taken as always yes, passes here: the platform's
-        // writer waits for "drain" whenever a write is refused, so at its pulls the socket has nothing pending
-        // anyway; the first test, whose probe says no, is the one that catches it.)
-        const allocations = vi.spyOn(Buffer, "allocUnsafeSlow")
-        yield* Effect.addFinalizer(() => Effect.sync(() => allocations.mockRestore()))
-        const response = yield* Effect.promise(() =>
-          fetch(`${server.url}${SYNC_PREFIX}${FilesRoutes.download}?revision=${pushed.revision}`, {
-            headers: { authorization: `Bearer ${Redacted.value(tenant.token)}` }
-          })
-        )
-        expect(response.status).toBe(200)
-        const reader = response.body?.getReader()
-        const pieces: Array<Uint8Array> = []
-        for (let n = 0; reader !== undefined; n++) {
-          const { done, value } = yield* Effect.promise(() => reader.read())
-          if (done) break
-          pieces.push(value)
-          // Pauses now and then, so the server's writes wait for the socket to drain.
-          if (n % 8 === 0) yield* Effect.sleep("15 millis")
-        }
-        const made = allocations.mock.calls.filter(([size]) => size === MEMBER_BUFFER_BYTES).length
-        allocations.mockRestore()
-        const got = yield* filesOf(pieces)
-        expect(got).toEqual(new Map(Object.entries(files).map(([path, text]) => [path, hex(Buffer.from(text))])))
-        expect(made).toBeGreaterThan(0)
-        expect(made).toBeLessThan(16)
-      }),
-    60_000
-  )
+  // As an older client reads (stored gzip, the members' own pool) and as a pull does (a plain tar: the batches'
+  // buffers themselves sent, so one given back before the socket has written it would be filled again under it).
+  const readers = [
+    { as: "stored members", formats: undefined, type: "application/gzip", buffer: MEMBER_BUFFER_BYTES },
+    { as: "a plain tar", formats: DOWNLOAD_FORMATS, type: "application/x-tar", buffer: BATCH_BUFFER_BYTES }
+  ] as const
+  for (const { as, formats, type, buffer } of readers)
+    it.scoped(
+      `a client that reads ${as} slowly gets every byte, the server's buffers used again as the socket drains`,
+      () =>
+        Effect.gen(function* () {
+          const server = yield* TestTenantServer
+          const tenant = yield* server.createTenant(`slow reader of ${as}`)
+          const options = { endpoint: { mode: "direct", origin: server.url }, token: tenant.token } as const
+          // 32 MiB of text in files of 1 MiB (768 KiB of random bytes each): two to a batch, so 16 batches and
+          // more, far more than a socket holds.
+          const files = Object.fromEntries(
+            Array.from({ length: 32 }, (_, i) => [`content/big/${i}.txt`, randomBytes(768 * 1024).toString("base64")])
+          )
+          const pushed = yield* call(options, (c) => c.upload(uploadArchive(null, [], files), randomUUID()))
+          // Each buffer the pool makes is a new allocation of exactly this size: fewer than the batches means
+          // buffers were used again. (A probe ignored, taken as always yes, passes here: the platform's writer waits
+          // for "drain" whenever a write is refused, so at its pulls the socket has nothing pending anyway; the
+          // first tests, whose probe says no, are the ones that catch it. A buffer given back as soon as it is
+          // pulled is caught here: it is filled again while the socket still holds it.)
+          const allocations = vi.spyOn(Buffer, "allocUnsafeSlow")
+          yield* Effect.addFinalizer(() => Effect.sync(() => allocations.mockRestore()))
+          const headers = {
+            authorization: `Bearer ${Redacted.value(tenant.token)}`,
+            ...(formats === undefined ? {} : { [ARCHIVE_FORMATS_HEADER]: formats.join(", ") })
+          }
+          const response = yield* Effect.promise(() =>
+            fetch(`${server.url}${SYNC_PREFIX}${FilesRoutes.download}?revision=${pushed.revision}`, { headers })
+          )
+          expect(response.status).toBe(200)
+          expect(response.headers.get("content-type")).toBe(type)
+          const reader = response.body?.getReader()
+          const pieces: Array<Uint8Array> = []
+          for (let n = 0; reader !== undefined; n++) {
+            const { done, value } = yield* Effect.promise(() => reader.read())
+            if (done) break
+            pieces.push(value)
+            // Pauses now and then, so the server's writes wait for the socket to drain.
+            if (n % 8 === 0) yield* Effect.sleep("15 millis")
+          }
+          const made = allocations.mock.calls.filter(([size]) => size === buffer).length
+          allocations.mockRestore()
+          const got = yield* filesOf(pieces, formats !== undefined)
+          expect(got).toEqual(new Map(Object.entries(files).map(([path, text]) => [path, hex(Buffer.from(text))])))
+          expect(made).toBeGreaterThan(0)
+          expect(made).toBeLessThan(16)
+        }),
+      60_000
+    )
 
   it.scoped("a client that reads a plain tar (a pull) gets one on this machine, the same files", () =>
     Effect.gen(function* () {

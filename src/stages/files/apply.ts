@@ -21,7 +21,7 @@ export { recoverPull } from "./swap.js"
  * How this stage reads a download (see `Download`): its pieces, and in a plain tar too (it verifies every file), so a
  * GET sent ahead for it must be read so too.
  */
-export const READING: ReadingOptions = { reuse: true, formats: DOWNLOAD_FORMATS }
+export const READING = { reuse: true, formats: DOWNLOAD_FORMATS } satisfies ReadingOptions
 
 /**
  * Fetches the archive of the paths `missing()` names (a retry asks again, for what is still missing) and
@@ -138,8 +138,9 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
           verifiesContent: true
         },
         CAPS,
-        // What the download asked for (`READING`): a plain tar among them.
-        DOWNLOAD_FORMATS
+        // What the download asks for, from the one place the request takes it: the reader never takes a format
+        // (a plain tar) that was not asked for.
+        READING.formats
       ).pipe(
         Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
         // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on
