@@ -13,6 +13,8 @@ export default defineConfig({
     // default, cores - 1, ran one file at a time on a 2-core CI machine.
     maxWorkers: Math.max(2, availableParallelism()),
     minWorkers: 1,
-    sequence: { sequencer: SlowFirst }
+    sequence: { sequencer: SlowFirst },
+    // dist/ built once, before any file starts, when a file in the run needs it (see the module).
+    globalSetup: ["test/support/buildOnce.ts"]
   }
 })

@@ -16,9 +16,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createServer } from "node:net"
 import { availableParallelism, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
-import { agentsync, BIN, cleanEnv, ensureBuilt, startServe } from "../test/support/cli.js"
+import { agentsync, BIN, cleanEnv, REPO as ROOT, startServe } from "../test/support/cli.js"
 import { healthServer, makeProject, makeStubs } from "../test/support/deploy.js"
 import { freshDatabase } from "../test/support/pg.js"
+import { buildIfStale } from "./built.js"
 
 interface Pg {
   readonly url: string
@@ -136,7 +137,7 @@ try {
 }
 `
 
-ensureBuilt()
+buildIfStale(ROOT)
 const work = mkdtempSync(join(tmpdir(), "agentsync-bench-deploy-"))
 const server = await startPostgres()
 process.env["AGENTSYNC_TEST_PG_URL"] = server.url

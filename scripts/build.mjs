@@ -4,7 +4,8 @@
 // the files commands only (dist/files.cjs, the same code less what a push or pull never runs); the library as ES
 // modules over its dependencies (dist/lib/, one entry per public subpath) with their declarations (dist/types/).
 // `--no-types` skips the declarations (the demo and e2e tests need only the CLI); `--sourcemap` (or
-// AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out.
+// AGENTSYNC_SOURCEMAP=1) writes source maps, which the published package leaves out. Its last step writes
+// dist/.build-stamp (scripts/buildStamp.mjs): the options and a hash of the inputs, which scripts/built.ts checks.
 
 import { isAscii } from "node:buffer"
 import { spawn } from "node:child_process"
@@ -13,6 +14,7 @@ import { readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { createRequire, isBuiltin } from "node:module"
 import { resolve } from "node:path"
 import { build } from "esbuild"
+import { STAMP, stampOf } from "./buildStamp.mjs"
 
 const args = new Set(process.argv.slice(2))
 const sourcemap = args.has("--sourcemap") || process.env.AGENTSYNC_SOURCEMAP === "1"
@@ -30,6 +32,8 @@ const publicEntries = Object.fromEntries(
   (await readdir("src/public")).filter((f) => f.endsWith(".ts")).map((f) => [f.slice(0, -3), `src/public/${f}`])
 )
 
+// What this build is made from, taken before it reads anything: an input edited meanwhile makes the next check stale.
+const stamp = stampOf(".", { types: !args.has("--no-types"), sourcemap })
 await rm("dist", { recursive: true, force: true })
 const declarations = () =>
   args.has("--no-types")
@@ -307,3 +311,5 @@ await build({
   format: "esm",
   define: { AGENTSYNC_BUNDLE_IDS: JSON.stringify(ids) }
 })
+// Last: a build that failed before here leaves no stamp, and scripts/built.ts counts it stale.
+await writeFile(STAMP, `${JSON.stringify(stamp)}\n`)

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest"
 import { agentsync, ensureBuilt } from "../support/cli.js"
 import { tempDirs } from "../support/tree.js"
 
-beforeAll(ensureBuilt)
+beforeAll(() => ensureBuilt())
 const tempDir = tempDirs("usage")
 
 /**

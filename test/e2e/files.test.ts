@@ -1,5 +1,5 @@
 // `agentsync files` as a user runs it: the built CLI against `agentsync serve` on loopback over the real PostgreSQL.
-import { type ChildProcess, spawnSync } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import {
   cpSync,
   existsSync,
@@ -18,7 +18,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
-import { agentsync, BIN, REPO, startServe } from "../support/cli.js"
+import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
 import { claimedEntry, hostileCases } from "../support/hostile.js"
 import { freshDatabase } from "../support/pg.js"
 
@@ -93,7 +93,7 @@ const files = (
   })
 
 beforeAll(async () => {
-  if (!existsSync(BIN)) spawnSync("npm", ["run", "build"], { cwd: REPO, stdio: "ignore" })
+  ensureBuilt()
   databaseUrl = await freshDatabase("e2efiles")
   const admin = tempDir("admin")
   const created = await agentsync(["--json", "tenant", "create", "Acme"], {

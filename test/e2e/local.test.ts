@@ -16,7 +16,7 @@ const EXAMPLE = join(REPO, "examples/project")
 
 const tempDir = tempDirs("e2e")
 
-beforeAll(ensureBuilt, 120_000)
+beforeAll(() => ensureBuilt())
 
 /** A project: agentsync.yaml + services/, from examples/project or a small generated tree. */
 const project = () => {

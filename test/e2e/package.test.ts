@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { delimiter, dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { cleanEnv, REPO } from "../support/cli.js"
+import { cleanEnv, ensureBuilt, REPO } from "../support/cli.js"
 
 // Installed trees are large: removed asynchronously, so that the worker stays responsive while they go.
 const made: Array<string> = []
@@ -37,9 +37,8 @@ let tarball = ""
 let packed: ReadonlyArray<string> = []
 
 beforeAll(async () => {
-  // `npm test` has built everything; a lone run of this file builds what is missing (declarations included).
-  if (!existsSync(join(REPO, "dist/types/index.d.ts")) || !existsSync(join(REPO, "dist/bin.js")))
-    await run("npm", ["run", "build"], REPO)
+  // `npm test` has built everything, declarations included; any other run built them before its files started.
+  ensureBuilt(true)
   const out = tempDir("tgz")
   const [info] = JSON.parse(
     await npm(["pack", "--json", "--ignore-scripts", "--pack-destination", out], REPO)
@@ -56,6 +55,7 @@ describe("the packed package", () => {
     expect(packed).toEqual(expect.arrayContaining(["LICENSE", "dist/bin.js", "dist/cli.cjs", "package.json"]))
     expect(packed).toContain("examples/project/agentsync.yaml")
     expect(packed.filter((f) => f.endsWith(".map") || f.startsWith("src/") || f.startsWith("test/"))).toEqual([])
+    expect(packed).not.toContain("dist/.build-stamp")
     for (const [subpath, target] of Object.entries(pkg.exports)) {
       if (typeof target === "string") continue
       expect([subpath, packed.includes(target.types.slice(2)), packed.includes(target.import.slice(2))]).toEqual([

@@ -14,7 +14,7 @@ const socket = `agentsync-ui-${process.pid}`
 const tmux = (...args: Array<string>) =>
   execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...args], { encoding: "utf8", env: cleanEnv() })
 
-beforeAll(ensureBuilt, 180_000)
+beforeAll(() => ensureBuilt())
 afterAll(() => {
   try {
     tmux("kill-server")

@@ -49,8 +49,12 @@ export const serverForFile = (
     started = await startServer(databaseUrl, options)
   })
   afterAll(async () => {
-    await started?.stop()
-    if (databaseUrl !== undefined) await dropDatabase(databaseUrl)
+    // The database is dropped even when the server fails to stop, else it stays on the shared test server.
+    try {
+      await started?.stop()
+    } finally {
+      if (databaseUrl !== undefined) await dropDatabase(databaseUrl)
+    }
   })
   const up = () => {
     if (started === undefined) throw new Error(`the server of ${name} is not started: use it inside a test`)

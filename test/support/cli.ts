@@ -1,13 +1,23 @@
 /** Test support: runs the built command line (`dist/bin.js`) as a user would, capturing output and exit code. */
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { buildIfStale } from "../../scripts/built.js"
+import { staleBecause } from "../../scripts/built.js"
 
 export const BIN = fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
 export const REPO = fileURLToPath(new URL("../..", import.meta.url))
 
-/** `npm test` builds first; a lone run of an e2e file builds when dist/ is missing or older than its sources. */
-export const ensureBuilt = () => buildIfStale(REPO)
+/**
+ * Fails unless dist/ is a finished build of the current sources (`withTypes`: with declarations). `npm test` builds
+ * first; any other run builds once before its files start (`test/support/buildOnce.ts`): a file never builds itself,
+ * which removed dist/ under the files running beside it.
+ */
+export const ensureBuilt = (withTypes = false) => {
+  const stale = staleBecause(REPO, withTypes)
+  if (stale !== undefined)
+    throw new Error(
+      `dist/ is not a build of these sources (${stale}): run \`npm run build\`, or vitest, which builds it`
+    )
+}
 
 export interface RunResult {
   readonly code: number
