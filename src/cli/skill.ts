@@ -246,7 +246,11 @@ const install = Command.make(
         finish("agentsync skill install", r.report)
       )
     })
-).pipe(Command.withDescription("add a source and deploy its units into the tool homes"))
+).pipe(
+  Command.withDescription(
+    "add a source and deploy its units into the tool homes; conflicts exit 3, a failed source or a unit left out 1"
+  )
+)
 
 const dryRunOption = Options.boolean("dry-run").pipe(
   Options.withDescription("print the plan, write nothing (lock included)")
@@ -262,7 +266,11 @@ const update = Command.make("update", { scope: scopeArg, dryRun: dryRunOption },
     const r = yield* SkillSync.update({ scope: Option.getOrUndefined(o.scope), dryRun: o.dryRun })
     yield* emit(r, (p) => describeReport(r, p), finish("agentsync skill update", r))
   })
-).pipe(Command.withDescription("fetch every source and deploy upstream changes (home edits are kept and reported)"))
+).pipe(
+  Command.withDescription(
+    "fetch every source and deploy upstream changes (home edits are kept and reported); conflicts exit 3, a failed source or a unit left out 1"
+  )
+)
 
 const status = Command.make(
   "status",
@@ -352,7 +360,11 @@ const sync = Command.make(
       })
       yield* emit(r, (p) => describeReport(r, p), finish("agentsync skill sync", r))
     })
-).pipe(Command.withDescription("reconcile tool homes and repositories both ways; conflicts exit 3"))
+).pipe(
+  Command.withDescription(
+    "reconcile tool homes and repositories both ways; conflicts exit 3, a failed source, a skipped action or a unit left out 1"
+  )
+)
 
 export const skill = Command.make("skill").pipe(
   Command.withDescription(

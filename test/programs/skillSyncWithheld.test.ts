@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import fc from "fast-check"
 import { outcomeOf, SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
-import { type FixtureFile, isolateGit, place, readTree, tempRoot } from "../support/gitFixture.js"
+import { SkillStore } from "../../src/services/SkillStore.js"
+import { type FixtureFile, isolateGit, makeUpstream, place, readTree, tempRoot } from "../support/gitFixture.js"
 import { makeWorld, read, runIn, type World, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skillwithheld")
@@ -126,6 +127,55 @@ describe("skill sync: units a detected layout maps to one home path", () => {
         expect(r.withheld).toEqual([])
         expect(read(w.codex("skills/b-access/SKILL.md"))).toBe("b's access\n")
         expect(read(w.codex("skills/access/SKILL.md"))).toBe("a's access\n")
+      })
+    )
+  })
+
+  it.effect("withheld from the first install, a user's own copy in the home is neither pushed nor touched", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    write(w.claude("skills/access/SKILL.md"), "mine\n")
+    write(w.codex("skills/access/notes.md"), "my notes\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        const before = w.snapshot()
+        const repoBefore = w.up.read("plugins/a/skills/access/SKILL.md")
+        // Read at home, the copy would look like a unit new in the home, to be pushed into the repo.
+        const plan = yield* SkillSync.sync({ dryRun: true })
+        expect(plan.actions.filter((a) => isAccess(a.unit))).toEqual([])
+        expect(plan.withheld.map((x) => x.unit)).toEqual(["skills/access"])
+        const r = yield* SkillSync.sync()
+        expect(r.actions.filter((a) => isAccess(a.unit))).toEqual([])
+        const after = w.snapshot()
+        expect(under(after.claude, isAccess)).toEqual(under(before.claude, isAccess))
+        expect(under(after.codex, isAccess)).toEqual(under(before.codex, isAccess))
+        expect(after.remote).toEqual(before.remote)
+        expect(w.up.read("plugins/a/skills/access/SKILL.md")).toBe(repoBefore)
+        expect(w.up.read("skills/access/SKILL.md")).toBeUndefined()
+      })
+    )
+  })
+
+  it.effect("a second source writing the withheld home path refuses an unscoped run before any write", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    const other = makeUpstream(w.root, { "skills/access/SKILL.md": "another access\n" }, "other")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
+        const store = yield* SkillStore
+        const manifest = yield* store.readManifest()
+        yield* store.writeManifest({
+          ...manifest,
+          units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
+        })
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(/team:skills\/access and second:skills\/access both map to skills\/access/)
+        expect(w.snapshot()).toEqual(before)
+        expect(fs.existsSync(w.claude("skills/access"))).toBe(false)
       })
     )
   })

@@ -67,7 +67,7 @@ export interface WithheldUnit {
 }
 
 export const withheldReason = (source: string, home: string, repo: ReadonlyArray<string>) =>
-  `${repo.slice(0, -1).join(", ")} and ${repo.at(-1)} ${repo.length === 2 ? "both" : "all"} map to ${home}; nothing under ${home} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file, give one of them another home (a rule first in the list) or exclude the others, and set it with \`agentsync skill source layout ${source} FILE\``
+  `${repo.slice(0, -1).join(", ")} and ${repo.at(-1)} ${repo.length === 2 ? "both" : "all"} map to ${home}; nothing under ${home} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file and settle every collision in it at once (a written layout refuses any left): put a rule first that gives all but one of them another home or excludes them, or give every plugin's skills their own (\`home: skills/{plugin}-{name}\` in the detected skills rule), and set it with \`agentsync skill source layout ${source} FILE\`; a copy deployed under the old home then shows as deleted in the repo`
 
 export const viewAction = (a: SkillAction): ActionView => {
   // In sync, the three states are equal: one fingerprint serves all three.
