@@ -3,9 +3,8 @@ import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
-import { SkillStore } from "../../src/services/SkillStore.js"
 import { isolateGit, makeUpstream, readTree, tempRoot } from "../support/gitFixture.js"
-import { makeWorld, read, runIn, write } from "../support/skillWorld.js"
+import { addSecondSource, makeWorld, read, runIn, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skilllayouts")
 isolateGit(top)
@@ -226,19 +225,11 @@ describe("skill layouts", () => {
 
   it.effect("a sync with two sources on one home path is refused before any write", () => {
     const w = makeWorld(top)
-    const other = makeUpstream(w.root, { "agents/reviewer.md": "another reviewer\n" }, "other")
     return runIn(
       w,
       Effect.gen(function* () {
         yield* w.install
-        yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
-        // The manifest now sends both to claude (written by hand, as a user might).
-        const store = yield* SkillStore
-        const manifest = yield* store.readManifest()
-        yield* store.writeManifest({
-          ...manifest,
-          units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
-        })
+        yield* addSecondSource(w, { "agents/reviewer.md": "another reviewer\n" })
         write(w.claude("commands/ship.md"), "edited\n")
         const before = w.snapshot()
         const e = yield* Effect.flip(SkillSync.sync())

@@ -3,9 +3,9 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { LayoutMapping } from "../../src/domain/skills/model.js"
 import { SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
-import { SkillStore } from "../../src/services/SkillStore.js"
-import { git, isolateGit, makeUpstream, tempRoot } from "../support/gitFixture.js"
-import { makeWorld, runIn, type World, write } from "../support/skillWorld.js"
+import type { SkillStore } from "../../src/services/SkillStore.js"
+import { git, isolateGit, tempRoot } from "../support/gitFixture.js"
+import { addSecondSource, makeWorld, runIn, type World, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skillrefused")
 isolateGit(top)
@@ -29,14 +29,7 @@ const refusals: ReadonlyArray<{
     name: "a second source on the same home path (the whole run)",
     refuse: (w) =>
       Effect.gen(function* () {
-        const other = makeUpstream(w.root, { "agents/reviewer.md": "another reviewer\n" }, "other")
-        yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
-        const store = yield* SkillStore
-        const manifest = yield* store.readManifest()
-        yield* store.writeManifest({
-          ...manifest,
-          units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
-        })
+        yield* addSecondSource(w, { "agents/reviewer.md": "another reviewer\n" })
         const e = yield* Effect.flip(SkillSync.sync())
         expect(e.message).toMatch(/both map to agents\/reviewer\.md/)
       }),

@@ -4,9 +4,8 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import fc from "fast-check"
 import { outcomeOf, SkillSync, type SyncReport } from "../../src/programs/skillSync.js"
-import { SkillStore } from "../../src/services/SkillStore.js"
-import { type FixtureFile, isolateGit, makeUpstream, place, readTree, tempRoot } from "../support/gitFixture.js"
-import { makeWorld, read, runIn, type World, write } from "../support/skillWorld.js"
+import { type FixtureFile, isolateGit, place, readTree, tempRoot } from "../support/gitFixture.js"
+import { addSecondSource, makeWorld, read, runIn, type World, write } from "../support/skillWorld.js"
 
 const top = tempRoot("skillwithheld")
 isolateGit(top)
@@ -159,18 +158,11 @@ describe("skill sync: units a detected layout maps to one home path", () => {
 
   it.effect("a second source writing the withheld home path refuses an unscoped run before any write", () => {
     const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
-    const other = makeUpstream(w.root, { "skills/access/SKILL.md": "another access\n" }, "other")
     return runIn(
       w,
       Effect.gen(function* () {
         yield* w.install
-        yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
-        const store = yield* SkillStore
-        const manifest = yield* store.readManifest()
-        yield* store.writeManifest({
-          ...manifest,
-          units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
-        })
+        yield* addSecondSource(w, { "skills/access/SKILL.md": "another access\n" })
         const before = w.snapshot()
         const e = yield* Effect.flip(SkillSync.sync())
         expect(e.message).toMatch(/team:skills\/access and second:skills\/access both map to skills\/access/)

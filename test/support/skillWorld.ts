@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { SkillSync } from "../../src/programs/skillSync.js"
 import { type Git, layer as gitLayer } from "../../src/services/Git.js"
 import { layer as shellLayer } from "../../src/services/Shell.js"
-import { type SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
+import { SkillStore, layer as storeLayer } from "../../src/services/SkillStore.js"
 import { UnitDisk, type UnitDiskShape } from "../../src/services/UnitDisk.js"
 import { type FixtureFile, makeUpstream, readTree, SAMPLE } from "./gitFixture.js"
 
@@ -56,6 +56,23 @@ export type World = ReturnType<typeof makeWorld>
 
 export const runIn = <A, E>(w: World, effect: Effect.Effect<A, E, SkillSync | SkillStore | Git>) =>
   Effect.provide(effect, w.layer)
+
+/**
+ * A second git source, `second`, holding `files`, which the manifest sends to claude as well (written by hand, as a
+ * user might): its units land on the same home paths as the first source's where their paths agree.
+ */
+export const addSecondSource = (w: World, files: Record<string, FixtureFile>) =>
+  Effect.gen(function* () {
+    const other = makeUpstream(w.root, files, "other")
+    yield* SkillSync.addSource({ uri: `git:${other.bare}`, name: "second" })
+    const store = yield* SkillStore
+    const manifest = yield* store.readManifest()
+    yield* store.writeManifest({
+      ...manifest,
+      units: [...manifest.units, { source: "second", name: "**", tools: ["claude"] }]
+    })
+    return other
+  })
 
 export const read = (p: string) => fs.readFileSync(p, "utf8")
 
