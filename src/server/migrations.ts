@@ -1,9 +1,9 @@
 /** The tenant server's schema, migrated with its own table so it can share a database with the project tables. */
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { DatabaseError } from "../errors.js"
 import jobRuns from "../services/migrations/0004_job_runs.js"
+import { runMigrations } from "../services/migrations/run.js"
 import { tenantDatabaseMigration, tenantSkillsAsIsMigration } from "./db/handlers.js"
 import { deployMigration } from "./deploy/migration.js"
 
@@ -176,24 +176,9 @@ export const migrations = {
   "11_manifest_text": manifestText
 }
 
-/**
- * Runs the server migrations. Concurrent servers on a fresh database serialise: the migrations table is
- * created under a transaction-scoped advisory lock (the migrator's own check-then-create races), and the
- * migrator then holds a lock on that table while it runs.
- */
-export const migrate = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  yield* sql.withTransaction(
-    Effect.zipRight(
-      sql`SELECT pg_advisory_xact_lock(hashtext(${MIGRATIONS_TABLE}))`,
-      sql`CREATE TABLE IF NOT EXISTS ${sql(MIGRATIONS_TABLE)} (
-        migration_id integer primary key,
-        created_at timestamp with time zone not null default now(),
-        name text not null
-      )`
-    )
-  )
-  return yield* Migrator.make({})({ loader: Migrator.fromRecord(migrations), table: MIGRATIONS_TABLE })
-}).pipe(Effect.mapError((cause) => new DatabaseError({ reason: `server migrations failed: ${cause.message}`, cause })))
+/** Runs the server migrations; servers started together on a fresh database serialise (`runMigrations`). */
+export const migrate = runMigrations(MIGRATIONS_TABLE, migrations).pipe(
+  Effect.mapError((cause) => new DatabaseError({ reason: `server migrations failed: ${cause.message}`, cause }))
+)
 
 export const layer: Layer.Layer<never, DatabaseError, SqlClient.SqlClient> = Layer.effectDiscard(migrate)

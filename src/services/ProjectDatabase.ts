@@ -4,16 +4,15 @@ import { createRequire } from "node:module"
 import { createServer } from "node:net"
 import * as nodePath from "node:path"
 import { Worker } from "node:worker_threads"
-import * as NodeContext from "@effect/platform-node/NodeContext"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as PgMigrator from "@effect/sql-pg/PgMigrator"
 import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import * as Pg from "pg"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
+import { runMigrations } from "./migrations/run.js"
 import * as ProcessLock from "./ProcessLock.js"
 import { phase } from "./Progress.js"
 
@@ -318,14 +317,13 @@ export const layerFromConfig: Layer.Layer<
   CurrentConfig
 > = Layer.unwrapEffect(Effect.map(CurrentConfig, (config) => layer(optionsFromConfig(config))))
 
-/** Runs the project migrations (table `agentsync_migrations`); concurrent runs wait on the migrator's lock. */
+/**
+ * Runs the project migrations (table `agentsync_migrations`); runs started together on a fresh database
+ * serialise (`runMigrations`), and apply them once.
+ */
 export const runProjectMigrations = Effect.fn("Database.projectMigrations")(function* () {
-  return yield* PgMigrator.run({
-    loader: PgMigrator.fromRecord(projectMigrationsRecord),
-    table: "agentsync_migrations"
-  }).pipe(
+  return yield* runMigrations("agentsync_migrations", projectMigrationsRecord).pipe(
     (migrate) => phase("database migrations", migrate, { unit: "items", count: (applied) => applied.length }),
-    Effect.provide(NodeContext.layer),
     Effect.mapError(
       (cause) => new DatabaseError({ reason: `project migrations failed: ${causeMessage(cause)}`, cause })
     )

@@ -118,6 +118,30 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
     })
   )
 
+  it.scopedLive("runs started together on a fresh database all migrate it, once (no 'already exists')", () =>
+    Effect.gen(function* () {
+      for (let round = 0; round < 3; round++) {
+        const url = yield* scopedDatabase("dbrace")
+        const options = { url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }
+        // Six processes' worth: each its own pool, all at once, as `agentsync` runs started together are.
+        const exits = yield* Effect.all(
+          Array.from({ length: 6 }, () => withDb(Database.layerMigrated(options), () => Effect.void)),
+          { concurrency: "unbounded" }
+        )
+        for (const exit of exits) expect(Exit.isSuccess(exit) ? "ok" : String(exit.cause)).toBe("ok")
+        const applied = yield* withDb(Database.layer(options), (sql) =>
+          sql<{ name: string }>`SELECT name FROM agentsync_migrations ORDER BY migration_id`
+        )
+        expect(Exit.isSuccess(applied) ? applied.value.map((a) => a.name) : String(applied)).toEqual([
+          "project_tables",
+          "content_file_sha",
+          "content_as_is",
+          "job_runs"
+        ])
+      }
+    })
+  )
+
   it.scopedLive("a server that is down is one Database error naming host:port, never the password", () =>
     Effect.gen(function* () {
       const port = yield* Effect.promise(() => closedPort())
