@@ -129,8 +129,9 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
           { concurrency: "unbounded" }
         )
         for (const exit of exits) expect(Exit.isSuccess(exit) ? "ok" : String(exit.cause)).toBe("ok")
-        const applied = yield* withDb(Database.layer(options), (sql) =>
-          sql<{ name: string }>`SELECT name FROM agentsync_migrations ORDER BY migration_id`
+        const applied = yield* withDb(
+          Database.layer(options),
+          (sql) => sql<{ name: string }>`SELECT name FROM agentsync_migrations ORDER BY migration_id`
         )
         expect(Exit.isSuccess(applied) ? applied.value.map((a) => a.name) : String(applied)).toEqual([
           "project_tables",
