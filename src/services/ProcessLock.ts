@@ -123,11 +123,18 @@ const read = (path: string): Seen | undefined => {
 }
 
 /**
+ * The temp file an owner writes before linking or renaming it into place. Its name carries the process id, so
+ * one left empty by a run killed between creating and writing it still tells who made it.
+ */
+const tempOf = (path: string, owner: LockOwner): string => `${path}.${owner.pid}-${owner.token}.tmp`
+const TEMP_PID = /\.(\d+)-[0-9a-f]+\.tmp$/
+
+/**
  * Creates `path` holding `owner`, only if nothing is there: the content is written to a temp file first and
  * linked into place, so a reader never sees a half-written lock. Returns false when the path exists.
  */
 const create = (path: string, owner: LockOwner): boolean => {
-  const tmp = `${path}.${owner.token}.tmp`
+  const tmp = tempOf(path, owner)
   fs.writeFileSync(tmp, JSON.stringify(owner), { flag: "wx" })
   try {
     fs.linkSync(tmp, path)
@@ -164,7 +171,7 @@ const takeOver = (path: string, stale: Seen, owner: LockOwner, depth = 0): boole
     const now = read(path)
     if (now === undefined) return create(path, owner)
     if (now.raw !== stale.raw) return false
-    const tmp = `${path}.${owner.token}.tmp`
+    const tmp = tempOf(path, owner)
     fs.writeFileSync(tmp, JSON.stringify(owner), { flag: "wx" })
     fs.renameSync(tmp, path)
     return true
@@ -184,8 +191,9 @@ const describe = (seen: Seen): string => {
 
 /**
  * Removes what crashed takers left beside the lock (temp and takeover files): at once when the process that
- * wrote one is gone (a run killed between writing its temp file and removing it), else once old enough to be
- * nobody's (a file that names no owner, or one from another host).
+ * wrote one is gone (a run killed between writing its temp file and removing it; for a temp file left empty,
+ * the process its name carries), else once old enough to be nobody's (a file that names no owner, or one from
+ * another host).
  */
 const tidy = (path: string) => {
   const dir = nodePath.dirname(path)
@@ -196,7 +204,11 @@ const tidy = (path: string) => {
     const full = nodePath.join(dir, name)
     const seen = read(full)
     if (seen === undefined) continue
-    const dead = seen.owner !== undefined && seen.owner.host === os.hostname() && isStale(seen, now)
+    const namedPid = seen.owner === undefined ? TEMP_PID.exec(name)?.[1] : undefined
+    const dead =
+      seen.owner !== undefined
+        ? seen.owner.host === os.hostname() && isStale(seen, now)
+        : namedPid !== undefined && seen.raw === "" && isStale({ ...seen, raw: namedPid }, now)
     if (dead || now - seen.mtimeMs > 60_000) fs.rmSync(full, { force: true })
   }
 }

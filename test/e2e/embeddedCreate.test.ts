@@ -9,8 +9,8 @@ const env = { DATABASE_URL: undefined }
 let root: string
 const state = () => join(root, ".agentsync")
 const entries = () => (existsSync(state()) ? readdirSync(state()).sort() : [])
-// The data directory or the folder it is created in, whichever a creation makes first.
-const creating = () => entries().some((name) => name.startsWith("pgdata") && name !== "pgdata.lock")
+// The folder a creation makes the database in (not the lock's own files, which come first).
+const creating = () => entries().includes("pgdata.init")
 
 /** Resolves once `ready()` holds (polled every 10 ms), or fails after `limitMs`. */
 const waitFor = (ready: () => boolean, limitMs: number) =>
@@ -58,6 +58,7 @@ describe("the embedded database's creation (no DATABASE_URL)", () => {
     expect((await run.done).signal).toBe("SIGKILL")
     // What a killed creation leaves is its folder (and its lock), never a data directory.
     expect(entries()).not.toContain("pgdata")
+    expect(entries()).toContain("pgdata.init")
 
     const next = await agentsync(["--json", "local", "diff"], { cwd: root, env })
     expect(next.stderr).toBe("")

@@ -1,6 +1,6 @@
 // The process lock: one holder at a time, a stale lock taken over by exactly one of the runs racing for it.
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -125,6 +125,24 @@ describe("ProcessLock", () => {
         yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
         expect(existsSync(`${lock}.dead0000.tmp`)).toBe(false)
         expect(existsSync(`${lock}.live0000.tmp`)).toBe(true)
+      })
+  )
+
+  it.live(
+    "a temp file left empty by a run killed before writing it goes with the next taking, by the process its name carries",
+    () =>
+      Effect.gen(function* () {
+        const dir = tempDir("tidy-empty")
+        const lock = join(dir, "x.lock")
+        const dead = `${lock}.${deadPid()}-dead0000.tmp`
+        const live = `${lock}.${process.pid}-live0000.tmp`
+        writeFileSync(dead, "")
+        writeFileSync(live, "")
+        yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
+        expect(existsSync(dead)).toBe(false)
+        expect(existsSync(live)).toBe(true)
+        // Nothing else is left beside it: the lock itself went with the scope.
+        expect(readdirSync(dir).sort()).toEqual([live.slice(dir.length + 1)])
       })
   )
 
