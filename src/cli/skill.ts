@@ -101,7 +101,11 @@ const layoutFrom = (file: Option.Option<string>) =>
     onNone: () => Effect.succeed(undefined),
     onSome: (f) => Effect.flatMap(skillSync, (m) => m.readLayoutFile(f))
   })
-const uriArg = Args.text({ name: "URI" }).pipe(Args.withDescription("gh:owner/repo, git:<url or path>, local:<path>"))
+const uriArg = Args.text({ name: "URI" }).pipe(
+  Args.withDescription(
+    "gh:owner/repo, git:<url or path>, local:<path>, or a git URL (https://…, ssh://…, user@host:path)"
+  )
+)
 
 const splitTools = (o: Option.Option<string>) =>
   Option.match(o, {

@@ -303,6 +303,19 @@ describe("skill install and sync (real git, local bare remotes)", () => {
     )
   })
 
+  it.effect("a git URL pasted as it is (file://) installs like git:<url>, and is stored as one", () => {
+    const w = world()
+    return run(
+      w,
+      Effect.gen(function* () {
+        const r = yield* SkillSync.install({ uri: `file://${w.up.bare}`, name: "team", tools: ["claude"] })
+        expect(r.report.summary).toMatchObject({ toHome: 3, conflicts: 0 })
+        expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+        expect(w.snapshot().manifest).toContain(`uri: git:file://${w.up.bare}`)
+      })
+    )
+  })
+
   it.effect("a read-only source never receives a commit; the home edit is kept", () => {
     const w = world()
     return run(

@@ -98,7 +98,11 @@ export const parseSourceUri = (uri: string): Either.Either<SourceLocation, Inval
           : refuse("uri", uri, "local: needs an absolute path")
       )
     default:
-      return refuse("uri", uri, "expected gh:owner/repo, git:<url> or local:<path>")
+      return refuse(
+        "uri",
+        uri,
+        "expected gh:owner/repo, git:<url>, local:<path> or a git URL (https://, ssh://, user@host:path)"
+      )
   }
 }
 

@@ -65,8 +65,35 @@ export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (f
   return yield* parseLayout(file, text)
 })
 
-/** Makes a user's URI absolute (`git:./repo`, `local:../x`) and checks it, before it reaches the manifest or git. */
-export const normalizeUri = (uri: string, cwd = process.cwd()): Either.Either<string, InvalidInput> => {
+/**
+ * A git URL as a user pastes it, without a source scheme, as the URI it stands for: a GitHub https URL is
+ * `gh:owner/repo` (one source whichever way it was named), any other https, http, ssh, git or file URL and an
+ * scp-like `user@host:path` is `git:<url>`. Anything else is left as it was typed.
+ */
+const fromPlainUrl = (uri: string): Either.Either<string, InvalidInput> => {
+  const github = /^https:\/\/github\.com\/([A-Za-z0-9][A-Za-z0-9-]*)\/([A-Za-z0-9._-]+?)(?:\.git)?(\/.*)?$/.exec(uri)
+  if (github !== null)
+    return github[3] === undefined || github[3] === "/"
+      ? Either.right(`gh:${github[1]}/${github[2]}`)
+      : Either.left(
+          new InvalidInput({
+            field: "uri",
+            reason: `${JSON.stringify(uri)} refused: a page inside a repository; a source is the whole repository (gh:${github[1]}/${github[2]}), and --layout chooses its units`
+          })
+        )
+  if (/^(?:https?|ssh|git|file):\/\//i.test(uri) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]/.test(uri))
+    return Either.right(`git:${uri}`)
+  return Either.right(uri)
+}
+
+/**
+ * Makes a user's URI absolute (`git:./repo`, `local:../x`) and checks it, before it reaches the manifest or git;
+ * a plain git URL becomes the URI it stands for (`fromPlainUrl`).
+ */
+export const normalizeUri = (typed: string, cwd = process.cwd()): Either.Either<string, InvalidInput> =>
+  Either.flatMap(fromPlainUrl(typed), (uri) => absoluteUri(uri, cwd))
+
+const absoluteUri = (uri: string, cwd: string): Either.Either<string, InvalidInput> => {
   const m = /^(?<scheme>git|local):(?<path>.*)$/s.exec(uri)?.groups
   let out = uri
   const path = m?.path ?? ""
