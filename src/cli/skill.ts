@@ -84,7 +84,7 @@ const nameOption = Options.text("name").pipe(
   Options.optional
 )
 const refOption = Options.text("ref").pipe(
-  Options.withDescription("branch, tag or commit (default: main)"),
+  Options.withDescription("branch, tag or commit (default: the remote's default branch, asked once and kept)"),
   Options.optional
 )
 const readOnlyOption = Options.boolean("read-only").pipe(Options.withDescription("never commit to this source"))

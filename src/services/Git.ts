@@ -32,6 +32,8 @@ export interface TreeEntry {
 export interface GitShape {
   /** Clones without checking anything out: the caller resolves its ref explicitly (never the remote's HEAD). */
   readonly clone: (url: string, dir: string) => Effect.Effect<void, CommandFailed | InvalidInput>
+  /** The branch a remote's HEAD names (`git ls-remote --symref`): its default branch; none for an empty one. */
+  readonly defaultBranch: (url: string) => Effect.Effect<Option.Option<string>, CommandFailed | InvalidInput>
   /**
    * Why `dir` is not a clone of `url` (no .git folder of its own, another origin), if it is not; read from the
    * files, so it costs no process. `revs` then tells whether git reads it and what its HEAD names.
@@ -132,6 +134,13 @@ export const make = (shell: ShellShape): GitShape => {
   const clone = Effect.fn("Git.clone")(function* (url: string, dir: string) {
     yield* guard(checkGitUrl(url))
     yield* exec(undefined, ["clone", "--quiet", "--no-checkout", "--no-tags", "--", url, dir])
+  })
+
+  const defaultBranch = Effect.fn("Git.defaultBranch")(function* (url: string) {
+    yield* guard(checkGitUrl(url))
+    const out = text((yield* exec(undefined, ["ls-remote", "--symref", "--", url, "HEAD"])).stdout)
+    const m = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(out)
+    return m === null ? Option.none() : Option.some(m[1]!)
   })
 
   const health = Effect.fn("Git.health")(function* (dir: string, url: string) {
@@ -362,6 +371,7 @@ export const make = (shell: ShellShape): GitShape => {
 
   return {
     clone,
+    defaultBranch,
     health,
     revs,
     recover,

@@ -27,6 +27,28 @@ describe("skill sources: the ref is resolved explicitly and the cache clone is c
     )
   })
 
+  it.effect("with no ref given, a source follows its remote's default branch (master here), kept as its ref", () => {
+    const w = makeWorld(top, SAMPLE)
+    // The upstream's only branch becomes master, which its HEAD names: no main anywhere.
+    git(w.up.bare, "branch", "-m", "main", "master")
+    git(w.up.bare, "symbolic-ref", "HEAD", "refs/heads/master")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const r = yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", tools: ["claude"] })
+        expect(r.source.ref).toBe("master")
+        expect(r.report.errors).toEqual([])
+        expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+        expect(fs.readFileSync(nodePath.join(w.state, "manifest.yaml"), "utf8")).toContain("ref: master")
+        // Asked once: a later install of the same source keeps it, whatever the remote's HEAD names by then.
+        git(w.up.bare, "symbolic-ref", "HEAD", "refs/heads/elsewhere")
+        const again = yield* SkillSync.install({ uri: "team", tools: ["codex"] })
+        expect(again.source.ref).toBe("master")
+        expect(read(w.codex("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+      })
+    )
+  })
+
   it.effect(
     "a cache clone that is not a healthy clone of the source is put aside and cloned again, with a note",
     () => {

@@ -113,11 +113,24 @@ const absoluteUri = (uri: string, cwd: string): Either.Either<string, InvalidInp
   return Either.map(parseSourceUri(out), () => out)
 }
 
+/**
+ * The ref a new source follows when none is given: a git source's default branch (what its HEAD names, asked once
+ * here and then kept as the source's explicit ref), else `main`.
+ */
+const defaultRef = (uri: string) =>
+  Effect.gen(function* () {
+    const location = yield* parseSourceUri(uri)
+    if (location._tag !== "Git") return "main"
+    const git = yield* Git
+    return Option.getOrElse(yield* git.defaultBranch(location.url), () => "main")
+  })
+
 export const addSource = Effect.fn("SkillSync.addSource")(function* (input: SourceInput) {
   const store = yield* SkillStore
   const uri = yield* normalizeUri(input.uri)
   const name = yield* checkName("source", input.name ?? defaultSourceName(uri))
-  const ref = yield* checkRef(input.ref ?? "main")
+  const known = (yield* store.readManifest()).sources.find((s) => s.name === name && s.uri === uri)
+  const ref = yield* checkRef(input.ref ?? known?.ref ?? (yield* defaultRef(uri)))
   return yield* store.withLock(
     Effect.gen(function* () {
       const manifest = yield* store.readManifest()
@@ -203,7 +216,8 @@ export const install = Effect.fn("SkillSync.install")(function* (input: InstallI
     "source",
     input.name ?? byName?.name ?? manifest.sources.find((s) => s.uri === uri)?.name ?? defaultSourceName(uri)
   )
-  const ref = yield* checkRef(input.ref ?? byName?.ref ?? "main")
+  const known = byName ?? manifest.sources.find((s) => s.name === name && s.uri === uri)
+  const ref = yield* checkRef(input.ref ?? known?.ref ?? (yield* defaultRef(uri)))
   const tools = input.tools !== undefined && input.tools.length > 0 ? input.tools : yield* defaultTools()
   for (const t of tools) yield* checkName("tool", t)
   const layout = input.layout === undefined ? undefined : yield* checkLayout(input.layout)
