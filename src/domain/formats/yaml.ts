@@ -14,10 +14,13 @@ export interface TextFile {
   readonly text: string
 }
 
-/** Decodes bytes as UTF-8, or names the first line that is not. */
+/**
+ * Decodes bytes as UTF-8, or names the first line that is not. A byte order mark stays in the text (a page that
+ * starts with one is written back with it); the YAML readers below skip it.
+ */
 export const decodeUtf8 = (file: string, bytes: Uint8Array): Parsed<string> => {
   try {
-    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes)
     return Either.right(text)
   } catch {
     let line = 1
@@ -48,9 +51,12 @@ export interface YamlParsed {
   readonly offset: number
 }
 
+/** A YAML text without the byte order mark its file may start with. */
+const withoutBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+
 export const parseYaml = (file: TextFile, offset = 0): Either.Either<YamlParsed, ReadonlyArray<InvalidInput>> => {
   const lines = new LineCounter()
-  const doc = parseDocument(file.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  const doc = parseDocument(withoutBom(file.text), { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length > 0) {
     return Either.left(
       doc.errors.map((e) => {
@@ -103,7 +109,7 @@ export const decodeYaml = <A, I>(
  * any problem, goes through the library, which names each problem's line.
  */
 export const decodeYamlFile = <A, I>(schema: Schema.Schema<A, I>, file: TextFile): Parsed<A> => {
-  const flat = fastParseYaml(file.text)
+  const flat = fastParseYaml(withoutBom(file.text))
   const fast =
     flat === undefined
       ? undefined
