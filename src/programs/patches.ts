@@ -72,7 +72,9 @@ const contentPatch = (path: string, before: Uint8Array | undefined, after: Uint8
       patch: `Binary files ${before === undefined ? "/dev/null" : `a/${path}`} and ${after === undefined ? "/dev/null" : `b/${path}`} differ (${described(before)} → ${described(after)})\n`
     }
   }
-  const decode = (b: Uint8Array | undefined) => (b === undefined ? "" : new TextDecoder().decode(b))
+  // A byte order mark is kept and shown, as git shows it: a change that adds or drops one is a changed first line.
+  const decode = (b: Uint8Array | undefined) =>
+    b === undefined ? "" : new TextDecoder("utf-8", { ignoreBOM: true }).decode(b).replace(/^\uFEFF/, "<U+FEFF>")
   return {
     path,
     binary: false,

@@ -7,7 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Option, Redacted } from "effect"
 import * as Database from "../../src/services/ProjectDatabase.js"
-import { adminUrl, scopedDatabase } from "../support/pg.js"
+import { adminUrl, query, scopedDatabase } from "../support/pg.js"
 
 const temps: Array<string> = []
 afterAll(() => {
@@ -120,7 +120,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
 
   it.scopedLive("runs started together on a fresh database all migrate it, once (no 'already exists')", () =>
     Effect.gen(function* () {
-      for (let round = 0; round < 3; round++) {
+      for (let attempt = 0; attempt < 3; attempt++) {
         const url = yield* scopedDatabase("dbrace")
         const options = { url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }
         // Six processes' worth: each its own pool, all at once, as `agentsync` runs started together are.
@@ -140,6 +140,44 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
           "job_runs"
         ])
       }
+    })
+  )
+
+  it.scopedLive("an application role that may not create tables opens a database an administrator migrated", () =>
+    Effect.gen(function* () {
+      const url = yield* scopedDatabase("dbapp")
+      const admin = { url: Option.some(Redacted.make(url)), dataDir: "/nonexistent" }
+      const migrated = yield* withDb(Database.layerMigrated(admin), () => Effect.void)
+      expect(Exit.isSuccess(migrated) ? "ok" : String(migrated)).toBe("ok")
+      // Roles belong to the whole server: a name of this test's own, dropped when it ends.
+      const role = `app_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`
+      const database = new URL(url).pathname.slice(1)
+      yield* Effect.acquireRelease(
+        Effect.promise(async () => {
+          await query(adminUrl(), `CREATE ROLE ${role} LOGIN PASSWORD 'app-secret'`)
+          await query(adminUrl(), `GRANT CONNECT ON DATABASE "${database}" TO ${role}`)
+          for (const statement of [
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+            `GRANT USAGE ON SCHEMA public TO ${role}`,
+            `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`
+          ])
+            await query(url, statement)
+        }),
+        () =>
+          Effect.promise(async () => {
+            await query(url, `DROP OWNED BY ${role}`)
+            await query(adminUrl(), `DROP ROLE ${role}`)
+          })
+      )
+      const asApp = new URL(url)
+      asApp.username = role
+      asApp.password = "app-secret"
+      const app = { url: Option.some(Redacted.make(asApp.href)), dataDir: "/nonexistent" }
+      const opened = yield* withDb(
+        Database.layerMigrated(app),
+        (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM users`
+      )
+      expect(Exit.isSuccess(opened) ? opened.value : String(opened)).toEqual([{ n: 0 }])
     })
   )
 

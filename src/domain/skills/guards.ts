@@ -52,6 +52,9 @@ export const checkRef = (value: string): Either.Either<string, InvalidInput> =>
     return Either.right(v)
   })
 
+/** git's scp-like remote, `user@host:path` (the path relative to the user's home, or absolute). */
+export const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:./
+
 /** A git remote URL: https/http/ssh/git/file URLs, scp-like `user@host:path`, or an absolute path; never `ext::`. */
 export const checkGitUrl = (value: string): Either.Either<string, InvalidInput> =>
   Either.flatMap(common("url", value), (v) => {
@@ -66,7 +69,7 @@ export const checkGitUrl = (value: string): Either.Either<string, InvalidInput> 
         : refuse("url", v, `scheme ${s} is not allowed (https, http, ssh, git, file)`)
     }
     if (v.startsWith("/")) return Either.right(v)
-    if (/^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]/.test(v)) return Either.right(v)
+    if (SCP_LIKE.test(v)) return Either.right(v)
     return refuse("url", v, "not an absolute path or a https/ssh/git/file URL")
   })
 

@@ -2,7 +2,7 @@
 import * as nodePath from "node:path"
 import { Effect, Either, Option } from "effect"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
-import { checkName, checkRef, defaultSourceName, parseSourceUri } from "../../domain/skills/guards.js"
+import { checkName, checkRef, defaultSourceName, parseSourceUri, SCP_LIKE } from "../../domain/skills/guards.js"
 import { layoutProblem } from "../../domain/skills/layout.js"
 import { type LayoutMapping, type Manifest, type ManifestSource, parseLayout } from "../../domain/skills/model.js"
 import { InvalidInput } from "../../errors.js"
@@ -66,12 +66,17 @@ export const readLayoutFile = Effect.fn("SkillSync.readLayoutFile")(function* (f
 })
 
 /**
- * A git URL as a user pastes it, without a source scheme, as the URI it stands for: a GitHub https URL is
- * `gh:owner/repo` (one source whichever way it was named), any other https, http, ssh, git or file URL and an
- * scp-like `user@host:path` is `git:<url>`. Anything else is left as it was typed.
+ * A git URL as a user pastes it, without a source scheme, as the URI it stands for: a GitHub URL (any case of its
+ * scheme and host, `www.`, http, a final `.git` or `/`, the browser's `?tab=…` or `#readme`) is `gh:owner/repo`, one
+ * source however it was named; any other https, http, ssh, git or file URL and an scp-like `user@host:path` is
+ * `git:<url>`. A page inside a GitHub repository is refused, naming the repository's URI. Anything else is left as
+ * it was typed.
  */
 const fromPlainUrl = (uri: string): Either.Either<string, InvalidInput> => {
-  const github = /^https:\/\/github\.com\/([A-Za-z0-9][A-Za-z0-9-]*)\/([A-Za-z0-9._-]+?)(?:\.git)?(\/.*)?$/.exec(uri)
+  const github =
+    /^https?:\/\/(?:www\.)?github\.com\/([A-Za-z0-9][A-Za-z0-9-]*)\/([A-Za-z0-9_-][A-Za-z0-9._-]*?)(?:\.git)?(\/[^?#]*)?(?:[?#].*)?$/i.exec(
+      uri
+    )
   if (github !== null)
     return github[3] === undefined || github[3] === "/"
       ? Either.right(`gh:${github[1]}/${github[2]}`)
@@ -81,17 +86,31 @@ const fromPlainUrl = (uri: string): Either.Either<string, InvalidInput> => {
             reason: `${JSON.stringify(uri)} refused: a page inside a repository; a source is the whole repository (gh:${github[1]}/${github[2]}), and --layout chooses its units`
           })
         )
-  if (/^(?:https?|ssh|git|file):\/\//i.test(uri) || /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/]/.test(uri))
-    return Either.right(`git:${uri}`)
+  if (/^(?:https?|ssh|git|file):\/\//i.test(uri) || SCP_LIKE.test(uri)) return Either.right(`git:${uri}`)
   return Either.right(uri)
 }
+
+/**
+ * A URL with a password (a token) in it would be stored in manifest.yaml and printed by `source list`: refused
+ * when added, with where credentials belong.
+ */
+const withoutPassword = (uri: string): Either.Either<string, InvalidInput> =>
+  /^(?:git:)?[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/.test(uri)
+    ? Either.left(
+        new InvalidInput({
+          field: "uri",
+          reason:
+            "refused: the URL holds a password or token, which would be stored in manifest.yaml and shown by `skill source list`; leave it out and let git's credential helper (git config credential.helper) or an SSH URL supply it"
+        })
+      )
+    : Either.right(uri)
 
 /**
  * Makes a user's URI absolute (`git:./repo`, `local:../x`) and checks it, before it reaches the manifest or git;
  * a plain git URL becomes the URI it stands for (`fromPlainUrl`).
  */
 export const normalizeUri = (typed: string, cwd = process.cwd()): Either.Either<string, InvalidInput> =>
-  Either.flatMap(fromPlainUrl(typed), (uri) => absoluteUri(uri, cwd))
+  Either.flatMap(Either.flatMap(withoutPassword(typed), fromPlainUrl), (uri) => absoluteUri(uri, cwd))
 
 const absoluteUri = (uri: string, cwd: string): Either.Either<string, InvalidInput> => {
   const m = /^(?<scheme>git|local):(?<path>.*)$/s.exec(uri)?.groups
@@ -122,7 +141,17 @@ const defaultRef = (uri: string) =>
     const location = yield* parseSourceUri(uri)
     if (location._tag !== "Git") return "main"
     const git = yield* Git
-    return Option.getOrElse(yield* git.defaultBranch(location.url), () => "main")
+    const branch = yield* git.defaultBranch(location.url).pipe(
+      Effect.catchTag("CommandFailed", (e) =>
+        Effect.fail(
+          new InvalidInput({
+            field: "ref",
+            reason: `cannot ask the remote which branch to follow by default (${e.message}); check the URL and your access, or name the branch with --ref`
+          })
+        )
+      )
+    )
+    return Option.getOrElse(branch, () => "main")
   })
 
 export const addSource = Effect.fn("SkillSync.addSource")(function* (input: SourceInput) {
