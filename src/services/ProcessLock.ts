@@ -124,10 +124,12 @@ const read = (path: string): Seen | undefined => {
 
 /**
  * The temp file an owner writes before linking or renaming it into place. Its name carries the process id, so
- * one left empty by a run killed between creating and writing it still tells who made it.
+ * one left empty by a run killed between creating and writing it still tells who made it (and on which host).
  */
-const tempOf = (path: string, owner: LockOwner): string => `${path}.${owner.pid}-${owner.token}.tmp`
-const TEMP_PID = /\.(\d+)-[0-9a-f]+\.tmp$/
+const tempOf = (path: string, owner: LockOwner): string =>
+  `${path}.${owner.host.replace(/[^A-Za-z0-9.-]/g, "_")}.${owner.pid}-${owner.token}.tmp`
+// The host and the process id a temp file's name carries.
+const TEMP_OWNER = /^\.([A-Za-z0-9._-]+)\.(\d+)-[0-9a-f]+\.tmp$/
 
 /**
  * Creates `path` holding `owner`, only if nothing is there: the content is written to a temp file first and
@@ -204,7 +206,9 @@ const tidy = (path: string) => {
     const full = nodePath.join(dir, name)
     const seen = read(full)
     if (seen === undefined) continue
-    const namedPid = seen.owner === undefined ? TEMP_PID.exec(name)?.[1] : undefined
+    // An empty one is judged by the process its name carries, when that process is of this host.
+    const named = seen.owner === undefined ? TEMP_OWNER.exec(name.slice(base.length - 1)) : null
+    const namedPid = named !== null && named[1] === os.hostname().replace(/[^A-Za-z0-9.-]/g, "_") ? named[2] : undefined
     const dead =
       seen.owner !== undefined
         ? seen.owner.host === os.hostname() && isStale(seen, now)

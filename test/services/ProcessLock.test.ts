@@ -134,15 +134,16 @@ describe("ProcessLock", () => {
       Effect.gen(function* () {
         const dir = tempDir("tidy-empty")
         const lock = join(dir, "x.lock")
-        const dead = `${lock}.${deadPid()}-dead0000.tmp`
-        const live = `${lock}.${process.pid}-live0000.tmp`
-        writeFileSync(dead, "")
-        writeFileSync(live, "")
+        const host = hostname().replace(/[^A-Za-z0-9.-]/g, "_")
+        const dead = `${lock}.${host}.${deadPid()}-dead0000.tmp`
+        const live = `${lock}.${host}.${process.pid}-live0000.tmp`
+        // A process of that id may run there: another host's file is not judged by this one's processes.
+        const elsewhere = `${lock}.other-host.example.${deadPid()}-e1se0000.tmp`
+        for (const f of [dead, live, elsewhere]) writeFileSync(f, "")
         yield* Effect.scoped(ProcessLock.acquire(lock, "test"))
         expect(existsSync(dead)).toBe(false)
-        expect(existsSync(live)).toBe(true)
-        // Nothing else is left beside it: the lock itself went with the scope.
-        expect(readdirSync(dir).sort()).toEqual([live.slice(dir.length + 1)])
+        // Nothing else goes: the lock itself went with the scope.
+        expect(readdirSync(dir).sort()).toEqual([elsewhere, live].map((f) => f.slice(dir.length + 1)).sort())
       })
   )
 
