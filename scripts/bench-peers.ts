@@ -236,6 +236,8 @@ const treeSize = (dir: string) => {
 interface Sample {
   readonly seconds: number
   readonly cpu: number
+  /** The client's system CPU (part of `cpu`). */
+  readonly sys: number
   readonly serverCpu: number
 }
 
@@ -338,8 +340,10 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
             samples
               .get(p.name)!
               .get(c)!
-              .push({ seconds: t.seconds, cpu: t.cpu, serverCpu: p.serverCpu() - before })
-            console.error(`round ${round + 1}, ${p.name}, ${c}: ${t.seconds.toFixed(2)} s (${t.cpu.toFixed(2)} s CPU)`)
+              .push({ seconds: t.seconds, cpu: t.cpu, sys: t.sys, serverCpu: p.serverCpu() - before })
+            console.error(
+              `round ${round + 1}, ${p.name}, ${c}: ${t.seconds.toFixed(2)} s (${t.cpu.toFixed(2)} s CPU, of it ${t.sys.toFixed(2)} s system)`
+            )
           } catch (e) {
             console.error(`${p.name} ${c}: ${e instanceof Error ? e.message.slice(0, 300) : String(e)}`)
             samples.get(p.name)!.get(c)!.push("failed")
@@ -388,7 +392,7 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
       return ok.length === 0 ? undefined : median(ok.map((x) => x[key]))
     }
     console.log(
-      `\n${size.files} files, ${(size.bytes / 1024 / 1024).toFixed(1)} MiB; medians of ${rounds} round(s); wall s (client CPU s); loopback, server side local`
+      `\n${size.files} files, ${(size.bytes / 1024 / 1024).toFixed(1)} MiB; medians of ${rounds} round(s); wall s (client CPU s; of it system s: creating files on ext4 swings by about 1 s from run to run, for every tool); loopback, server side local`
     )
     const names = peers.map((p) => p.name)
     console.log(
@@ -401,7 +405,9 @@ const bench = async (pg: Pg, files: number, mib: number, rounds: number, cases: 
       const cells = names.map((n) => {
         const s = samples.get(n)!.get(c)!
         const w = fmt(s, "seconds")
-        return w === undefined ? "failed" : `${w.toFixed(2)} (${fmt(s, "cpu")!.toFixed(2)})`
+        return w === undefined
+          ? "failed"
+          : `${w.toFixed(2)} (${fmt(s, "cpu")!.toFixed(2)}; sys ${fmt(s, "sys")!.toFixed(2)})`
       })
       const ours = samples.get("agentsync")?.get(c)
       const peerWalls = names

@@ -76,6 +76,8 @@ export interface Timed {
   readonly seconds: number
   /** User + system CPU seconds of the command and its children. */
   readonly cpu: number
+  /** Of those, the system's (the kernel's work for it: creating files on ext4 swings by a second from run to run). */
+  readonly sys: number
   readonly rssMb: number
   readonly stdout: string
 }
@@ -99,5 +101,5 @@ export const timed = (
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}`)
   const lines = r.stderr.trim().split("\n")
   const [user, sys, rssKb] = lines[lines.length - 1]!.split(" ").map(Number)
-  return { seconds, cpu: user! + sys!, rssMb: rssKb! / 1024, stdout: r.stdout }
+  return { seconds, cpu: user! + sys!, sys: sys!, rssMb: rssKb! / 1024, stdout: r.stdout }
 }
