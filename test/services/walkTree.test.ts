@@ -5,7 +5,7 @@ import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../../src/domain/membershipWalk.js"
-import { UnreadableName } from "../../src/services/nameBytes.js"
+import { escapeName, UnreadableName, type UnreadName } from "../../src/services/nameBytes.js"
 import { walkTree } from "../../src/services/state.js"
 import { bytePath, latin1 } from "../support/rawNames.js"
 
@@ -282,6 +282,74 @@ describe("walkTree", () => {
         }
       ),
       { numRuns: 120 }
+    )
+  })
+
+  it("with a reader, refuses only what it reads and hands over exactly the rest file sync refuses: with those gone, file sync lists what the reader got", () => {
+    let n = 0
+    const names = ["café.md", "été", "naïve.yaml", "SKILL.md", "x.tmp"]
+    // Each name's Latin-1 bytes, by how the walk shows them.
+    const rawOf = new Map(names.map((x) => [escapeName(latin1(x)), latin1(x)]))
+    const entry = fc.record({
+      parent: fc.constantFrom(["agents"], ["skills", "s"], ["config"], ["hooks", "h"], ["content", "docs"]),
+      name: fc.constantFrom(...names),
+      bad: fc.boolean(),
+      below: fc.constantFrom(undefined, ["SKILL.md"], ["x.tmp"], ["ref", "a.md"])
+    })
+    const line = fc.oneof(ignoreLine, fc.constantFrom("*.tmp", "hooks/", "!hooks/*/SKILL.md", "config/*/", "*.md"))
+    const readers: Record<string, (path: string, link: boolean) => boolean> = {
+      none: () => false,
+      markdown: (path) => path.endsWith(".md"),
+      skills: (path, link) => !link && path.startsWith("skills/")
+    }
+    type Outcome = { readonly listed: Array<string> } | { readonly refused: [string, string] }
+    const outcome = (walk: () => Array<{ readonly path: string }>): Outcome => {
+      try {
+        return { listed: walk().map((f) => f.path) }
+      } catch (e) {
+        if (!(e instanceof UnreadableName)) throw e
+        return { refused: [e.folder, e.shown] }
+      }
+    }
+    fc.assert(
+      fc.property(
+        fc.array(entry, { minLength: 1, maxLength: 6 }),
+        fc.array(line, { maxLength: 3 }),
+        fc.constantFrom(...Object.keys(readers)),
+        (entries, lines, reader) => {
+          const root = nodePath.join(scratch, `r${n++}`)
+          fs.mkdirSync(nodePath.join(root, "agents"), { recursive: true })
+          fs.writeFileSync(nodePath.join(root, "agents", "beside.md"), "beside")
+          for (const e of entries) {
+            const segments = [...e.parent, e.bad ? latin1(e.name) : e.name, ...(e.below ?? [])]
+            // A path that runs through an earlier file, or ends at an earlier folder, is left out.
+            try {
+              fs.mkdirSync(bytePath(root, ...segments.slice(0, -1)), { recursive: true })
+              fs.writeFileSync(bytePath(root, ...segments), "x")
+            } catch {}
+          }
+          const member = makeMembership(lines.join("\n"))
+          const handed: Array<UnreadName> = []
+          const read = readers[reader]
+          const got = outcome(() => walkTree(root, member, read, (x) => handed.push(x)))
+          const fileSync = outcome(() => walkTree(root, member))
+          // What the reader reads, file sync takes: a name refused to the reader is refused to file sync.
+          if ("refused" in got) {
+            expect("refused" in fileSync).toBe(true)
+            return
+          }
+          expect(handed.length > 0).toBe("refused" in fileSync)
+          if ("refused" in fileSync) expect(handed.map((x) => [x.folder, x.shown])).toContainEqual(fileSync.refused)
+          for (const x of handed) {
+            const at = bytePath(root, ...x.folder.split("/"), rawOf.get(x.shown) ?? Buffer.from(x.shown))
+            expect(fs.lstatSync(at).isDirectory()).toBe(x.isFolder)
+            fs.rmSync(at, { recursive: true })
+          }
+          // The names handed over are all that stood between file sync and the listing the reader got.
+          expect(outcome(() => walkTree(root, member))).toEqual(got)
+        }
+      ),
+      { numRuns: 150 }
     )
   })
 })
