@@ -8,7 +8,7 @@ import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership, type TopEnt
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { InvalidInput, IoError, ioError as io, ioKindOf } from "../errors.js"
-import { UnreadableName, type UnreadName } from "./nameBytes.js"
+import { escapePath, UnreadableName, type UnreadName } from "./nameBytes.js"
 import { removeFileAndPrune } from "./prune.js"
 import { type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
@@ -131,9 +131,15 @@ const shownRoot = (absRoot: string): string => {
   return rel === "" ? "." : rel.startsWith("..") || nodePath.isAbsolute(rel) ? absRoot : rel
 }
 
-/** A name that is not UTF-8 in a listing of the tree at `absRoot`, as a path shown as `listingError` shows its folder. */
+/**
+ * The folder holding a name that is not UTF-8 in a listing of the tree at `absRoot`, as both the refusal
+ * (`listingError`) and the warning (`unreadPath`) show it: under the root, each of its names escaped as that name is.
+ */
+const shownFolder = (absRoot: string, folder: string): string => nodePath.join(shownRoot(absRoot), escapePath(folder))
+
+/** A name that is not UTF-8 in a listing of the tree at `absRoot`, as a path under its folder (see `shownFolder`). */
 const unreadPath = (absRoot: string, name: UnreadName): string =>
-  `${nodePath.join(shownRoot(absRoot), name.folder, name.shown)}${name.isFolder ? "/" : ""}`
+  `${nodePath.join(shownFolder(absRoot, name.folder), name.shown)}${name.isFolder ? "/" : ""}`
 
 /** A failed listing: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
 const listingError =
@@ -141,7 +147,7 @@ const listingError =
   (e: unknown): InvalidInput | IoError =>
     e instanceof UnreadableName
       ? new InvalidInput({
-          file: nodePath.join(shownRoot(absRoot), e.folder),
+          file: shownFolder(absRoot, e.folder),
           reason: `the name "${e.shown}" is not UTF-8: ${e.reason}`
         })
       : io(absRoot, "cannot list")(e)

@@ -59,6 +59,16 @@ export const escapeName = (raw: Uint8Array): string => {
   return out
 }
 
+/**
+ * A walk's path of UTF-8 names (the folder holding a name it refused or left out), each name shown as `escapeName`
+ * shows one, so that a control character in a folder's name reaches no terminal raw either.
+ */
+export const escapePath = (path: string): string =>
+  path
+    .split("/")
+    .map((name) => escapeName(Buffer.from(name)))
+    .join("/")
+
 /** How to fix a name that is not UTF-8 where file sync takes it. */
 export const UNREADABLE_FIX =
   "rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
