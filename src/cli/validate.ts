@@ -5,6 +5,8 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import { Effect, Option } from "effect"
 import { InvalidInput } from "../errors.js"
+import { UNREAD_NAME } from "../services/nameBytes.js"
+import type { Paint } from "./color.js"
 import { unsyncedLines } from "./local.js"
 import { emit } from "./output.js"
 import { globals, projectConfig } from "./root.js"
@@ -15,6 +17,18 @@ const path = Args.text({ name: "PATH" }).pipe(
 )
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+/** What validate says of each name file sync will refuse that it did not read (see `Workspace.readProject`). */
+const NOT_UTF8 = `not UTF-8 (local sync and validate do not read it): ${UNREAD_NAME}`
+
+/** Those names: one warning, then each path on its own line. */
+const notUtf8Lines = (paths: ReadonlyArray<string>, p: Paint): ReadonlyArray<string> =>
+  paths.length === 0
+    ? []
+    : [
+        `${p.bold(p.yellow("warning:"))} ${paths.length === 1 ? "the name below is" : `each of the ${paths.length} names below is`} ${NOT_UTF8}`,
+        ...paths.map((path) => `  ${path}`)
+      ]
 
 export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
@@ -45,10 +59,19 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
       field: e.field,
       message: e.reason
     }))
+    // Names file sync refuses that this did not read: a warning, as local sync works on the tree all the same.
+    const warnings = project.notUtf8.map((file) => ({ file, message: `the name is ${NOT_UTF8}` }))
     const files = new Set(errors.map((e) => e.file ?? ""))
     yield* emit(
-      { ok: problems.length === 0, services: config.servicesPath, inventory, problems, unsynced: project.unsynced },
-      () => {
+      {
+        ok: problems.length === 0,
+        services: config.servicesPath,
+        inventory,
+        problems,
+        warnings,
+        unsynced: project.unsynced
+      },
+      (p) => {
         const lines = errors.map((e) => e.message)
         const sources = Object.entries(inventory.sources)
           .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
@@ -57,6 +80,7 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
           `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
         )
         lines.push(...unsyncedLines(project.unsynced, verbose))
+        lines.push(...notUtf8Lines(project.notUtf8, p))
         return lines.join("\n")
       },
       problems.length === 0

@@ -5,6 +5,7 @@ import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
 import { MEMBERSHIP } from "../domain/membership.js"
 import { beforeFirst } from "../domain/text.js"
+import { UNREADABLE_FIX } from "../services/nameBytes.js"
 import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
 
@@ -56,6 +57,18 @@ const guarded = <R>(
     })
   )
 
+/** How many names that are not UTF-8 the services check names; `validate` names each. */
+const NAMED = 3
+
+/** What the services check says of the names file sync refuses that the tree's reading left unread (sorted paths). */
+const notUtf8Warning = (paths: ReadonlyArray<string>) => ({
+  detail: `${paths.length === 1 ? "a name is" : `${paths.length} names are`} not UTF-8, which files push, pull and diff refuse: ${paths
+    .slice(0, NAMED)
+    .map((path) => `"${path}"`)
+    .join(", ")}${paths.length > NAMED ? ` and ${paths.length - NAMED} more (agentsync validate names each)` : ""}`,
+  fix: `for each name that is not UTF-8: ${UNREADABLE_FIX}`
+})
+
 /** The services tree: where it is, whether it reads, and what at its top file sync leaves out (never silently). */
 const servicesCheck = (config: SyncConfig) =>
   Effect.gen(function* () {
@@ -83,12 +96,24 @@ const servicesCheck = (config: SyncConfig) =>
     // File sync carries only its folders; what else is at the top, and no ignore rule names, stays here unsaid
     // (named as push, pull and diff name it).
     const left = yield* Workspace.leftOut(tree)
-    if (left.length > 0)
+    // A name that is not UTF-8 where the tree was not read: local sync works, file sync refuses to run.
+    const warnings = [
+      ...(project.notUtf8.length === 0 ? [] : [notUtf8Warning(project.notUtf8)]),
+      ...(left.length === 0
+        ? []
+        : [
+            {
+              detail: `file sync carries only its folders, not ${left.join(", ")}`,
+              fix: `move what should travel under one of ${MEMBERSHIP.join(", ")} (config/ and plugins/ carry any files), or leave it if it stays on this machine`
+            }
+          ])
+    ]
+    if (warnings.length > 0)
       return bad(
         name,
         "warn",
-        `${counts}; file sync carries only its folders, not ${left.join(", ")}`,
-        `move what should travel under one of ${MEMBERSHIP.join(", ")} (config/ and plugins/ carry any files), or leave it if it stays on this machine`
+        [counts, ...warnings.map((w) => w.detail)].join("; "),
+        warnings.map((w) => w.fix).join("; ")
       )
     return ok(name, counts)
   })

@@ -8,7 +8,7 @@ import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership, type TopEnt
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
 import { InvalidInput, IoError, ioError as io, ioKindOf } from "../errors.js"
-import { UnreadableName } from "./nameBytes.js"
+import { escapePath, UnreadableName, type UnreadName } from "./nameBytes.js"
 import { removeFileAndPrune } from "./prune.js"
 import { type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
@@ -27,15 +27,14 @@ export interface WorkspaceShape {
   /** Absolute path of the services tree. */
   readonly root: string
   /**
-   * Every member file (membership list and `.agentsyncignore`), sorted by path; a symbolic link is listed with its
-   * target (`link`) and never followed.
-   */
-  /**
-   * Every member file and link (see `walkTree`); with `reads`, a name that is not UTF-8 is refused only where the
-   * caller reads the path (local sync, `validate`), and left out unread elsewhere.
+   * Every member file and link (membership list and `.agentsyncignore`), sorted by path; a symbolic link is listed
+   * with its target (`link`) and never followed (see `walkTree`). With `reads`, a name that is not UTF-8 is refused
+   * only where the caller reads the path (local sync, `validate`), and left out unread elsewhere: handed to `unread`
+   * where file sync takes it, and so refuses its run.
    */
   readonly listFiles: (
-    reads?: (path: string, link: boolean) => boolean
+    reads?: (path: string, link: boolean) => boolean,
+    unread?: (name: UnreadName) => void
   ) => Effect.Effect<ReadonlyArray<WorkspaceFile>, IoError | InvalidInput>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, IoError>
   /** A symbolic link's target text, as bytes (the link is never followed). */
@@ -70,8 +69,8 @@ export interface WorkspaceShape {
   readonly removeFile: (path: string) => Effect.Effect<void, IoError>
   /** Reads files as listed, with their modes; a file over ATTACHMENT_MAX_BYTES is not read (its size says why). */
   readonly readRawFiles: (files: ReadonlyArray<WorkspaceFile>) => Effect.Effect<ReadonlyArray<RawFile>, IoError>
-  /** Reads and parses every item file of the tree. */
-  readonly readProject: () => Effect.Effect<Project, IoError | InvalidInput>
+  /** Reads and parses every item file of the tree, and names what file sync will refuse that it did not read. */
+  readonly readProject: () => Effect.Effect<TreeProject, IoError | InvalidInput>
   /** The membership test in force (the ignore file is read once per call). */
   readonly membership: () => Effect.Effect<Membership, IoError>
   /**
@@ -89,6 +88,16 @@ export interface WorkspaceShape {
     write: ReadonlyArray<string>,
     deleted: ReadonlySet<string>
   ) => Effect.Effect<ReadonlyArray<string>, IoError>
+}
+
+/** The project a tree holds, as `readProject` reads it. */
+export interface TreeProject extends Project {
+  /**
+   * Each name that is not UTF-8 which the read left out unread, though file sync takes it and so refuses its runs
+   * (see `walkTree`): as a path shown as file sync's refusal shows its folder, the name's bytes escaped (`escapeName`),
+   * a folder's ending in `/`; sorted.
+   */
+  readonly notUtf8: ReadonlyArray<string>
 }
 
 /** A file to write: its path, its bytes, and its permission bits (default `0o644`). */
@@ -116,19 +125,29 @@ export const inside = (root: string, path: string): string | undefined => {
 
 const escapes = (path: string) => new IoError({ path, reason: "path escapes the services tree" })
 
-/** A failed listing: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
 /** A root as the user would type it: relative to the working folder when it lies inside it, else absolute. */
 const shownRoot = (absRoot: string): string => {
   const rel = nodePath.relative(process.cwd(), absRoot)
   return rel === "" ? "." : rel.startsWith("..") || nodePath.isAbsolute(rel) ? absRoot : rel
 }
 
+/**
+ * The folder holding a name that is not UTF-8 in a listing of the tree at `absRoot`, as both the refusal
+ * (`listingError`) and the warning (`unreadPath`) show it: under the root, each of its names escaped as that name is.
+ */
+const shownFolder = (absRoot: string, folder: string): string => nodePath.join(shownRoot(absRoot), escapePath(folder))
+
+/** A name that is not UTF-8 in a listing of the tree at `absRoot`, as a path under its folder (see `shownFolder`). */
+const unreadPath = (absRoot: string, name: UnreadName): string =>
+  `${nodePath.join(shownFolder(absRoot, name.folder), name.shown)}${name.isFolder ? "/" : ""}`
+
+/** A failed listing: a name that is not UTF-8 is the input's fault, named by its folder; anything else, the disk's. */
 const listingError =
   (absRoot: string) =>
   (e: unknown): InvalidInput | IoError =>
     e instanceof UnreadableName
       ? new InvalidInput({
-          file: nodePath.join(shownRoot(absRoot), e.folder),
+          file: shownFolder(absRoot, e.folder),
           reason: `the name "${e.shown}" is not UTF-8: ${e.reason}`
         })
       : io(absRoot, "cannot list")(e)
@@ -151,9 +170,12 @@ export const make = (root: string): WorkspaceShape => {
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
     }).pipe(Effect.map(makeMembership))
 
-  const listFiles = Effect.fn("Workspace.listFiles")(function* (reads?: (path: string, link: boolean) => boolean) {
+  const listFiles = Effect.fn("Workspace.listFiles")(function* (
+    reads?: (path: string, link: boolean) => boolean,
+    unread?: (name: UnreadName) => void
+  ) {
     const member = yield* membership()
-    return yield* Effect.try({ try: () => walkTree(absRoot, member, reads), catch: listingError(absRoot) })
+    return yield* Effect.try({ try: () => walkTree(absRoot, member, reads, unread), catch: listingError(absRoot) })
   })
 
   const readFile = Effect.fn("Workspace.readFile")(function* (path: string) {
@@ -229,8 +251,13 @@ export const make = (root: string): WorkspaceShape => {
   })
 
   const readProject = Effect.fn("Workspace.readProject")(function* () {
-    // A name that is not UTF-8 matters only where an item file is read.
-    const all = yield* listFiles((path, link) => !link && isProjectFile(path))
+    // A name that is not UTF-8 is refused only where an item file is read; elsewhere it is named, for file sync
+    // refuses it.
+    const notUtf8: Array<string> = []
+    const all = yield* listFiles(
+      (path, link) => !link && isProjectFile(path),
+      (name) => notUtf8.push(unreadPath(absRoot, name))
+    )
     // Item files are read from regular files only: a link is left to file sync, never read through.
     const files = all.filter((f) => f.link === undefined && isProjectFile(f.path))
     const raw = yield* readRawFiles(files)
@@ -238,7 +265,7 @@ export const make = (root: string): WorkspaceShape => {
     const project = parseProject(raw, { prefix: `${shown}/` })
     // Files outside the item folders were not read; they are listed as left to file sync all the same.
     const others = all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
-    return { ...project, unsynced: [...project.unsynced, ...others].sort() }
+    return { ...project, unsynced: [...project.unsynced, ...others].sort(), notUtf8: notUtf8.sort() }
   })
 
   return {

@@ -60,6 +60,29 @@ export const escapeName = (raw: Uint8Array): string => {
 }
 
 /**
+ * A walk's path of UTF-8 names (the folder holding a name it refused or left out), each name shown as `escapeName`
+ * shows one, so that a control character in a folder's name reaches no terminal raw either.
+ */
+export const escapePath = (path: string): string =>
+  path
+    .split("/")
+    .map((name) => escapeName(Buffer.from(name)))
+    .join("/")
+
+/** How to fix a name that is not UTF-8 where file sync takes it. */
+export const UNREADABLE_FIX =
+  "rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
+
+/** What to do about a name the walk cannot carry (see `UnreadableName`). */
+export const UNREADABLE_NAME = `no synced path can hold it; ${UNREADABLE_FIX}`
+
+/**
+ * What a name `walkTree` left out unread (see its `unread`, and `UnreadName`) holds up, as `validate` and `doctor` warn of it: the
+ * commands that refuse it, and what to do.
+ */
+export const UNREAD_NAME = `files push, pull and diff refuse to run while it is there (no synced path can hold it); ${UNREADABLE_FIX}`
+
+/**
  * A name in a walked folder whose bytes are not UTF-8. No path can name it (paths are UTF-8 on the wire and in the
  * database; decoded, each bad byte is a U+FFFD that names another file or none), so a walk that would take it refuses
  * the whole run rather than leave it out, which would delete on the other side whatever it was renamed from.
@@ -76,6 +99,19 @@ export class UnreadableName extends Error {
     super(`${folder}: the name "${shown}" is not UTF-8: ${reason}`)
     this.name = "UnreadableName"
   }
+}
+
+/**
+ * A name that is not UTF-8 which a walk left out unread because its caller does not read it (local sync, `validate`),
+ * though file sync's walk takes it and so refuses its run there (see `walkTree`).
+ */
+export interface UnreadName {
+  /** The folder holding it, as the walk shows it (relative to where the walk started). */
+  readonly folder: string
+  /** The name as text that shows its bytes (`escapeName`). */
+  readonly shown: string
+  /** Whether it names a folder (some path below it is taken). */
+  readonly isFolder: boolean
 }
 
 /**

@@ -8,7 +8,15 @@ import * as nodePath from "node:path"
 import { MEMBERSHIP, type Membership } from "../domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../domain/membershipWalk.js"
 import { errnoCode } from "../errno.js"
-import { type Entry, entriesByBytes, escapeName, mayHoldUnreadable, UnreadableName } from "./nameBytes.js"
+import {
+  type Entry,
+  entriesByBytes,
+  escapeName,
+  mayHoldUnreadable,
+  UNREADABLE_NAME,
+  UnreadableName,
+  type UnreadName
+} from "./nameBytes.js"
 
 /** agentsync's own state folder in a project: hash cache, sync base, staging and backups. */
 export const stateDir = (projectRoot: string) => nodePath.join(projectRoot, ".agentsync")
@@ -162,9 +170,11 @@ export interface WorkspaceFile {
 
 const SEP = Buffer.from(nodePath.sep)
 
-/** What to do about a name the walk cannot carry (see `UnreadableName`). */
-export const UNREADABLE_NAME =
-  "no synced path can hold it; rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
+// How a walk takes a path: not at all, carried by file sync but not read by the caller, or read (see `walkTree`).
+const NONE = 0
+const CARRIED = 1
+const READ = 2
+type Taking = typeof NONE | typeof CARRIED | typeof READ
 
 /**
  * Every member file and symbolic link under `absRoot` (none when it does not exist), sorted by path. A link is
@@ -173,12 +183,15 @@ export const UNREADABLE_NAME =
  * page cache (10,000 files: ~400 ms async, a fraction of that here). Throws what the file system throws, and
  * `UnreadableName` for a name that is not UTF-8 where the walk would take it (a folder: where it would take a
  * file or link below it) and `reads` says the caller reads it (every member path when not given: file sync's own
- * walk); one the caller does not read is left out unread, as a non-member is.
+ * walk); one the caller does not read is left out unread, as a non-member is, and handed to `unread` when file
+ * sync's walk would take it (and so refuse its run): what `validate` and `doctor` warn of. Finding them costs
+ * nothing more on a tree without such a name (see `mayHoldUnreadable`).
  */
 export const walkTree = (
   absRoot: string,
   member: Membership,
-  reads?: (path: string, link: boolean) => boolean
+  reads?: (path: string, link: boolean) => boolean,
+  unread?: (name: UnreadName) => void
 ): Array<WorkspaceFile> => {
   const out: Array<WorkspaceFile> = []
   // The device every entry is on, or -1 once two differ (see `listingClock`).
@@ -197,30 +210,39 @@ export const walkTree = (
     rules === undefined
       ? (path: string) => member.includes(path)
       : (path: string, name: string) => !builtinSegment(name) && rules(path)
-  const read = (path: string, name: string, link: boolean) =>
-    below(path, name) && (reads === undefined || reads(path, link))
-  // Whether the rules take any file or link of the folder at `abs` (bytes), shown as `rel` with each name decoded (a
-  // byte that is not UTF-8 as U+FFFD, which `*` matches): the paths the walk would list there if its names were
-  // UTF-8, whichever of them the rules re-include. A folder a built-in ignore names is not entered, as in `walk`.
-  const takesAny = (abs: Buffer, rel: string): boolean => {
+  // How a file or link at `path` is taken: not at all, by file sync only (`CARRIED`), or read by the caller too.
+  const taking = (path: string, name: string, link: boolean): Taking =>
+    !below(path, name) ? NONE : reads === undefined || reads(path, link) ? READ : CARRIED
+  // How the rules take the entry `d` named `name` at `abs` (bytes), shown as `r`: a file or link by its path, a folder
+  // by the most any path the walk would list below it takes, were its names UTF-8 (each byte that is not as U+FFFD,
+  // which `*` matches), whichever of them the rules re-include. A folder a built-in ignore names is not entered, as in
+  // `walk`.
+  const takingOf = (abs: Buffer, r: string, name: string, d: Entry | fs.Dirent<Buffer>): Taking =>
+    d.isDirectory()
+      ? builtinSegment(name)
+        ? NONE
+        : takesAny(abs, r)
+      : d.isFile() || d.isSymbolicLink()
+        ? taking(r, name, d.isSymbolicLink())
+        : NONE
+  const takesAny = (abs: Buffer, rel: string): Taking => {
+    let most: Taking = NONE
     for (const d of fs.readdirSync(abs, { withFileTypes: true, encoding: "buffer" })) {
       const name = d.name.toString("utf8")
-      const r = `${rel}/${name}`
-      if (d.isDirectory()) {
-        if (!builtinSegment(name) && takesAny(Buffer.concat([abs, SEP, d.name]), r)) return true
-      } else if ((d.isFile() || d.isSymbolicLink()) && read(r, name, d.isSymbolicLink())) return true
+      const t = takingOf(Buffer.concat([abs, SEP, d.name]), `${rel}/${name}`, name, d)
+      if (t === READ) return READ
+      if (t > most) most = t
     }
-    return false
+    return most
   }
-  // A name that is not UTF-8, refused where the walk would take it (see `UnreadableName`), else left out unread: a
-  // file or link by its own path, a folder by every path below it.
+  // A name that is not UTF-8, refused where the walk would take it and the caller read it (see `UnreadableName`),
+  // else left out unread (and told to `unread` where file sync takes it): a file or link by its own path, a folder by
+  // every path below it.
   const unreadable = (dir: string, rel: string) => (raw: Buffer, d: Entry) => {
     if (rel === "") return
-    const r = `${rel}/${d.name}`
-    const taken = d.isDirectory()
-      ? !builtinSegment(d.name) && takesAny(Buffer.concat([Buffer.from(dir), SEP, raw]), r)
-      : (d.isFile() || d.isSymbolicLink()) && read(r, d.name, d.isSymbolicLink())
-    if (taken) throw new UnreadableName(rel, escapeName(raw), UNREADABLE_NAME)
+    const taken = takingOf(Buffer.concat([Buffer.from(dir), SEP, raw]), `${rel}/${d.name}`, d.name, d)
+    if (taken === READ) throw new UnreadableName(rel, escapeName(raw), UNREADABLE_NAME)
+    if (taken === CARRIED) unread?.({ folder: rel, shown: escapeName(raw), isFolder: d.isDirectory() })
   }
   const walk = (dir: string, rel: string): void => {
     let entries: Array<Entry>

@@ -19,6 +19,7 @@ import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
 import { freshDatabase } from "../support/pg.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 import { walk } from "../support/tree.js"
 
 const temps: Array<string> = []
@@ -216,6 +217,30 @@ describe.concurrent("agentsync doctor (e2e)", () => {
       /^warn +services path: .*; file sync carries only its folders, not notes\.txt, superpowers\/$/m
     )
     expect(r.stdout).toMatch(/fix: move what should travel under one of agents, skills, content/)
+  }, 300_000)
+
+  it("warns of names that are not UTF-8 that file sync refuses and local sync does not read, and still passes", async () => {
+    const root = tempDir("doctor-latin1")
+    cpSync(join(REPO, "examples/project"), root, { recursive: true })
+    const s = join(root, "services")
+    for (const name of ["a-é.txt", "b-é.txt", "c-é.txt", "d-é.txt"])
+      writeFileSync(bytePath(join(s, "config"), latin1(name)), "x\n")
+    const r = await agentsync(["doctor", ...PATIENT], { cwd: root, env: env() })
+    expect(r.code, r.stdout).toBe(0)
+    expect(r.stdout).toMatch(
+      /^warn +services path: .*35 content items; 4 names are not UTF-8, which files push, pull and diff refuse: "services\/config\/a-\\xe9\.txt", "services\/config\/b-\\xe9\.txt", "services\/config\/c-\\xe9\.txt" and 1 more \(agentsync validate names each\)$/m
+    )
+    expect(r.stdout).toMatch(
+      /^ +fix: for each name that is not UTF-8: rename it, or leave it out in \.agentsyncignore/m
+    )
+    const json = await agentsync(["doctor", "--json", ...PATIENT], { cwd: root, env: env() })
+    expect(json.code).toBe(0)
+    const doc = JSON.parse(json.stdout) as {
+      ok: boolean
+      checks: Array<{ check: string; state: string; detail: string }>
+    }
+    expect(doc.ok).toBe(true)
+    expect(doc.checks.find((c) => c.check === "services path")).toMatchObject({ state: "warn" })
   }, 300_000)
 
   it("fails on a broken setup with a fix for each problem: missing services path, unreachable server, refused token", async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { agentsync, REPO } from "../support/cli.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 const dirs: Array<string> = []
 const copyExample = () => {
@@ -34,6 +35,7 @@ describe("agentsync validate (built CLI)", () => {
     expect(doc.inventory).toMatchObject({ agents: 5, skills: 11, contents: 35, access_rules: 8, attachments: 3 })
     expect(doc.unsynced).toContain("config/ai.yaml")
     expect(doc.inventory.sources.blog).toStrictEqual({ layout: "directory", items: 12 })
+    expect(doc.warnings).toEqual([])
   })
 
   it("reports every problem of a broken copy as file:line, exits 1, and writes nothing", async () => {
@@ -106,6 +108,49 @@ describe("agentsync validate (built CLI)", () => {
       /1 agents, 1 skills, 6 content items in site \(flat, 6\), 0 access rules, 2 files beside them/
     )
     expect(r.stdout).toContain("not synced by local sync: web/theme.json (carried by file sync)")
+  })
+
+  // Validate reads item files only, so a Latin-1 name elsewhere does not stop it, but file sync refuses its every run.
+  it("warns of each name that is not UTF-8 where it does not read, which files push refuses, and still passes", async () => {
+    const dir = copyExample()
+    const s = join(dir, "services")
+    writeFileSync(bytePath(join(s, "config"), latin1("café.txt")), "x\n")
+    mkdirSync(bytePath(join(s, "hooks"), latin1("vieux-été")), { recursive: true })
+    writeFileSync(bytePath(join(s, "hooks"), latin1("vieux-été"), "run.sh"), "echo\n")
+    writeFileSync(bytePath(join(s, "agents"), latin1("notes-é.txt")), "n\n")
+    const r = await agentsync(["validate"], { cwd: dir })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe("")
+    expect(r.stdout).toMatch(/5 agents, 11 skills, 35 content items/)
+    const lines = r.stdout.split("\n")
+    const at = lines.findIndex((l) => l.startsWith("warning: "))
+    expect(lines[at]).toBe(
+      "warning: each of the 3 names below is not UTF-8 (local sync and validate do not read it): files push, pull and diff refuse to run while it is there (no synced path can hold it); rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
+    )
+    expect(lines.slice(at + 1, at + 4)).toEqual([
+      "  services/agents/notes-\\xe9.txt",
+      "  services/config/caf\\xe9.txt",
+      "  services/hooks/vieux-\\xe9t\\xe9/"
+    ])
+    const json = await agentsync(["--json", "validate"], { cwd: dir })
+    expect(json.code).toBe(0)
+    const doc = JSON.parse(json.stdout) as { ok: boolean; warnings: Array<{ file: string; message: string }> }
+    expect(doc.ok).toBe(true)
+    expect(doc.warnings.map((w) => w.file)).toEqual([
+      "services/agents/notes-\\xe9.txt",
+      "services/config/caf\\xe9.txt",
+      "services/hooks/vieux-\\xe9t\\xe9/"
+    ])
+    expect(doc.warnings[0]?.message).toMatch(/^the name is not UTF-8 .*files push, pull and diff refuse to run/)
+    // What validate names is what a push refuses, named the same way (before it reaches the server).
+    const push = await agentsync(["files", "push"], {
+      cwd: dir,
+      env: { AGENTSYNC_DIRECT_URL: "http://127.0.0.1:9", AGENTSYNC_TOKEN: "ast_0000000000000000_not-a-real-token" }
+    })
+    expect(push.code).toBe(1)
+    const refused = /error: (.*): the name "(.*)" is not UTF-8/.exec(push.stderr)
+    expect(refused, push.stderr).not.toBeNull()
+    expect(doc.warnings.map((w) => w.file.replace(/\/$/, ""))).toContain(`${refused?.[1]}/${refused?.[2]}`)
   })
 
   it("--help, --version and completions answer without a project", async () => {

@@ -1,5 +1,5 @@
 // The doctor's services check: what at the top of the tree file sync leaves out, named as push, pull and diff name it,
-// and asked of the Workspace in force (a tree held in memory is asked, not the disk).
+// and asked of the Workspace in force (a tree held in memory is asked, not the disk); names file sync refuses.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -9,6 +9,7 @@ import { ConfigProvider, Effect } from "effect"
 import { afterAll, describe, expect } from "vitest"
 import { Doctor } from "../../src/programs/doctor.js"
 import { make, Workspaces } from "../../src/services/Workspace.js"
+import { bytePath, latin1 } from "../support/rawNames.js"
 
 const root = mkdtempSync(join(tmpdir(), "agentsync-doctor-"))
 afterAll(() => rmSync(root, { recursive: true, force: true }))
@@ -71,5 +72,25 @@ describe("doctor: what file sync leaves out at the top of services/", () => {
       // And on the disk alone: nothing to name.
       expect((yield* servicesCheck(dir))?.state).toBe("ok")
     })
+  )
+
+  it.effect(
+    "names that are not UTF-8 file sync refuses and what it leaves out at the top: one warning saying both",
+    () =>
+      Effect.gen(function* () {
+        const dir = project("both", (services) => {
+          writeFileSync(join(services, "notes.txt"), "not carried\n")
+          mkdirSync(join(services, "config"))
+          writeFileSync(bytePath(join(services, "config"), latin1("café.txt")), "x\n")
+        })
+        const check = yield* servicesCheck(dir)
+        expect(check?.state).toBe("warn")
+        expect(check?.detail).toMatch(
+          /; a name is not UTF-8, which files push, pull and diff refuse: ".*services\/config\/caf\\xe9\.txt"; file sync carries only its folders, not notes\.txt$/
+        )
+        expect(check?.fix).toMatch(
+          /^for each name that is not UTF-8: rename it, .*; move what should travel under one of /
+        )
+      })
   )
 })

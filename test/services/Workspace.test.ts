@@ -224,6 +224,27 @@ describe("Workspace.readInto and readLinks", () => {
     })
   )
 
+  // A folder's name is UTF-8 (the walk entered it), yet may hold a control character: shown raw, ESC [31m would
+  // recolour the terminal. The warning and the refusal show each name of the path as the bad name itself is shown.
+  it.effect(
+    "readProject's warning and listFiles' refusal show a name not UTF-8 under a folder named with a control character alike, escaped",
+    () =>
+      Effect.gen(function* () {
+        const dir = mkdtempSync(join(root, "control-"))
+        mkdirSync(join(dir, "config", "\x1b[31mred"), { recursive: true })
+        writeFileSync(bytePath(join(dir, "config", "\x1b[31mred"), latin1("bé")), "x")
+        const ws = make(dir)
+        const warned = (yield* ws.readProject()).notUtf8
+        expect(warned).toEqual([join(dir, "config/\\x1b[31mred/b\\xe9")])
+        const refused = yield* Effect.flip(ws.listFiles())
+        // The refusal names the folder the warning's path is under, and the same name.
+        expect(
+          refused._tag === "InvalidInput" &&
+            `${refused.file}/${/^the name "(.*?)" is not UTF-8: /.exec(refused.reason)?.[1]}`
+        ).toBe(warned[0])
+      })
+  )
+
   it.effect("the layer's Workspace is the one the Workspaces in force gives", () =>
     Effect.gen(function* () {
       const dir = mkdtempSync(join(root, "layer-"))

@@ -5,7 +5,7 @@ import { FastCheck as fc } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { IGNORE_FILE, isMemberPath, makeMembership } from "../../src/domain/membership.js"
 import { builtinSegment, ignoreRulesOf } from "../../src/domain/membershipWalk.js"
-import { UnreadableName } from "../../src/services/nameBytes.js"
+import { escapeName, UnreadableName, type UnreadName } from "../../src/services/nameBytes.js"
 import { walkTree } from "../../src/services/state.js"
 import { bytePath, latin1 } from "../support/rawNames.js"
 
@@ -282,6 +282,126 @@ describe("walkTree", () => {
         }
       ),
       { numRuns: 120 }
+    )
+  })
+
+  it("with a reader, refuses exactly where a name not UTF-8 has, at or below it, a path the reader reads, and hands over exactly the rest file sync refuses: with those gone, file sync lists what the reader got", () => {
+    let n = 0
+    const names = ["café.md", "été", "naïve.yaml", "SKILL.md", "x.tmp"]
+    // Each name's Latin-1 bytes, by how the walk shows them.
+    const rawOf = new Map(names.map((x) => [escapeName(latin1(x)), latin1(x)]))
+    const entry = fc.record({
+      parent: fc.constantFrom(["agents"], ["skills", "s"], ["config"], ["hooks", "h"], ["content", "docs"]),
+      name: fc.constantFrom(...names),
+      bad: fc.boolean(),
+      // The name a file or link itself, or a folder of one to three of them (so that one folder may hold what the
+      // reader reads beside what only file sync takes).
+      below: fc.option(
+        fc.uniqueArray(
+          fc.record({ path: fc.constantFrom(["SKILL.md"], ["x.tmp"], ["ref", "a.md"]), link: fc.boolean() }),
+          {
+            selector: (c) => c.path.join("/"),
+            minLength: 1,
+            maxLength: 3
+          }
+        ),
+        { nil: undefined }
+      ),
+      // A symbolic link rather than a file (which the `skills` reader does not read).
+      link: fc.boolean()
+    })
+    const mixed = (...below: Array<{ readonly path: Array<string>; readonly link: boolean }>) => ({
+      parent: ["skills", "s"],
+      name: "café.md",
+      bad: true,
+      below,
+      link: false
+    })
+    const line = fc.oneof(ignoreLine, fc.constantFrom("*.tmp", "hooks/", "!hooks/*/SKILL.md", "config/*/", "*.md"))
+    const readers = {
+      none: () => false,
+      markdown: (path) => path.endsWith(".md"),
+      skills: (path, link) => !link && path.startsWith("skills/")
+    } satisfies Record<string, (path: string, link: boolean) => boolean>
+    type Outcome = { readonly listed: Array<string> } | { readonly refused: [string, string] }
+    const outcome = (walk: () => Array<{ readonly path: string }>): Outcome => {
+      try {
+        return { listed: walk().map((f) => f.path) }
+      } catch (e) {
+        if (!(e instanceof UnreadableName)) throw e
+        return { refused: [e.folder, e.shown] }
+      }
+    }
+    fc.assert(
+      fc.property(
+        fc.array(entry, { minLength: 1, maxLength: 6 }),
+        fc.array(line, { maxLength: 3 }),
+        fc.constantFrom<keyof typeof readers>("none", "markdown", "skills"),
+        (entries, lines, reader) => {
+          const root = nodePath.join(scratch, `r${n}`)
+          // The tree's UTF-8 twin: each name that is not UTF-8 as the walk judges it, decoded (each bad byte a U+FFFD,
+          // a name no UTF-8 one of the tree has).
+          const twin = nodePath.join(scratch, `r${n++}-twin`)
+          for (const at of [root, twin]) {
+            fs.mkdirSync(nodePath.join(at, "agents"), { recursive: true })
+            fs.writeFileSync(nodePath.join(at, "agents", "beside.md"), "beside")
+            for (const e of entries) {
+              const name = e.bad ? (at === root ? latin1(e.name) : latin1(e.name).toString("utf8")) : e.name
+              for (const c of e.below ?? [{ path: [], link: e.link }]) {
+                const segments = [...e.parent, name, ...c.path]
+                // A path that runs through an earlier file, or ends at an earlier folder, is left out.
+                try {
+                  fs.mkdirSync(bytePath(at, ...segments.slice(0, -1)), { recursive: true })
+                  if (c.link) fs.symlinkSync("target", bytePath(at, ...segments))
+                  else fs.writeFileSync(bytePath(at, ...segments), "x")
+                } catch {}
+              }
+            }
+          }
+          const member = makeMembership(lines.join("\n"))
+          const handed: Array<UnreadName> = []
+          const read = readers[reader]
+          const got = outcome(() => walkTree(root, member, read, (x) => handed.push(x)))
+          const fileSync = outcome(() => walkTree(root, member))
+          // The names not UTF-8 (by their twin's path) with a path at or below them that file sync lists and the
+          // reader reads: exactly those the reader's walk refuses, whatever order the folder lists them in.
+          const readTwin = walkTree(twin, member)
+            .filter((f) => read(f.path, f.link !== undefined))
+            .map((f) => f.path)
+          const refusable = new Set(
+            entries
+              .filter((e) => e.bad && !latin1(e.name).equals(Buffer.from(e.name)))
+              .map((e) => [...e.parent, latin1(e.name).toString("utf8")].join("/"))
+              .filter((bad) => readTwin.some((p) => p === bad || p.startsWith(`${bad}/`)))
+          )
+          if ("refused" in got) {
+            const [folder, shown] = got.refused
+            expect(refusable).toContain(`${folder}/${rawOf.get(shown)?.toString("utf8")}`)
+            // What the reader reads, file sync takes: a name refused to the reader is refused to file sync.
+            expect("refused" in fileSync).toBe(true)
+            return
+          }
+          expect([...refusable]).toEqual([])
+          expect(handed.length > 0).toBe("refused" in fileSync)
+          if ("refused" in fileSync) expect(handed.map((x) => [x.folder, x.shown])).toContainEqual(fileSync.refused)
+          for (const x of handed) {
+            const at = bytePath(root, ...x.folder.split("/"), rawOf.get(x.shown) ?? Buffer.from(x.shown))
+            expect(fs.lstatSync(at).isDirectory()).toBe(x.isFolder)
+            fs.rmSync(at, { recursive: true })
+          }
+          // The names handed over are all that stood between file sync and the listing the reader got.
+          expect(outcome(() => walkTree(root, member))).toEqual(got)
+        }
+      ),
+      {
+        numRuns: 150,
+        // A Latin-1 folder holding a link the `skills` reader does not read beside a file it reads, either way round,
+        // so that whichever of the two the folder lists first, one case lists the link first: still refused.
+        examples: [
+          [[mixed({ path: ["SKILL.md"], link: true }, { path: ["x.tmp"], link: false })], [], "skills"],
+          [[mixed({ path: ["SKILL.md"], link: false }, { path: ["x.tmp"], link: true })], [], "skills"]
+        ]
+      }
     )
   })
 })
