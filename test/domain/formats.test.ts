@@ -186,6 +186,23 @@ const parseRenderedContent = (c: Content) =>
   new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.path)), head: null })
 
 describe("disk formats round-trip: parse(render(x)) == x and the hash survives", () => {
+  it("writes out a field whose default follows a field that changed (an agent's display_name after its name)", () => {
+    // Read from files that leave display_name out (so it is the name), then renamed with display_name kept.
+    const file = right(
+      parseAgentFile({ path: "agents/writer.md", text: "---\nname: writer\n---\n\nWrite.\n" }, "writer")
+    )
+    const renamed = new Agent({ ...file, name: "Writer" })
+    expect(parseRenderedAgent(renamed)).toStrictEqual(new Agent({ ...renamed, original: null }))
+    const folder = right(
+      parseAgent({ path: "agents/writer/config.yaml", text: "id: writer\nname: writer\n" }, undefined, "writer")
+    )
+    const renamedFolder = new Agent({ ...folder, name: "Writer" })
+    expect(parseRenderedAgent(renamedFolder)).toStrictEqual(new Agent({ ...renamedFolder, original: null }))
+    // Made in memory: an empty name, and a display name that is the id.
+    const fresh = new Agent({ ...renamed, id: "_", name: "", display_name: "_", original: null, extra: {} })
+    expect(parseRenderedAgent(fresh)).toStrictEqual(fresh)
+  })
+
   it.prop(
     "agents",
     [agentArb],

@@ -69,6 +69,29 @@ export const encode = (
   return out
 }
 
+/**
+ * `encode`'s fields with every known field written out whose value reading them back would not give: a field
+ * left out for being at its default in the base takes its default from the fields before it, which may have
+ * changed (an agent's `display_name` follows its `name`).
+ */
+const settled = (
+  encoded: Fields,
+  known: ReadonlyArray<KnownField>,
+  derive: (fields: Fields) => Readonly<Record<string, Json>>,
+  wanted: Readonly<Record<string, Json>>
+): Fields => {
+  const out: Record<string, Json> = { ...encoded }
+  // Each pass writes out what the last left wrong; a field written out can only change the defaults after it.
+  for (let pass = 0; pass <= known.length; pass++) {
+    const back = derive(out)
+    // Only a field left out: one written (a value of its own shape, or another kept as extra) reads as it is.
+    const wrong = known.filter(({ key }) => !Object.hasOwn(out, key) && !sameJson(back[key], wanted[key], true))
+    if (wrong.length === 0) break
+    for (const { key } of wrong) out[key] = held(wanted[key], `the wanted value of the known field ${key}`)
+  }
+  return out
+}
+
 const checkExtra = (path: string, fields: Fields): ReadonlyArray<InvalidInput> =>
   Object.keys(fields).includes("__proto__") ? [problem(path, "a field may not be named __proto__", 1, "__proto__")] : []
 
@@ -101,9 +124,13 @@ export const renderMarkdown = (
   if (fields === undefined || Either.isLeft(fields) || Either.isLeft(split) || split.right.head !== head)
     return freshHead(fresh()) + body
   const base = read(fields.right, body)
+  const encoded = encode(fields.right, known, base.known, wanted, base.extra, extra)
   return (
-    patchFrontMatter(split.right, fields.right, encode(fields.right, known, base.known, wanted, base.extra, extra)) +
-    body
+    patchFrontMatter(
+      split.right,
+      fields.right,
+      settled(encoded, known, (f) => read(f, body).known, wanted)
+    ) + body
   )
 }
 
@@ -121,7 +148,12 @@ export const renderConfig = (
       const head = patchFrontMatter(
         { format: "yaml", head: original, inner: original, innerStart: 0 },
         fields.right,
-        encode(fields.right, known, values(base.known), wanted, base.extra, base.extra)
+        settled(
+          encode(fields.right, known, values(base.known), wanted, base.extra, base.extra),
+          known,
+          (f) => values(pick(f, known).known),
+          wanted
+        )
       )
       return head
     }
