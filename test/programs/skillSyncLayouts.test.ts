@@ -242,4 +242,24 @@ describe("skill layouts", () => {
       })
     )
   })
+
+  it.effect("a unit of a second source below a file unit's home path is refused before any write", () => {
+    // Planned, its write failed at apply (mkdir over the file agents/reviewer.md): one source's unit may not sit
+    // below another's, whether that one is a folder or a file.
+    const w = makeWorld(top)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        yield* addSecondSource(w, { "agents/reviewer.md/extra.md": "below a file\n" })
+        write(w.claude("commands/ship.md"), "edited\n")
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(
+          /team:agents\/reviewer and second:agents\/reviewer\.md\/extra map to agents\/reviewer\.md and agents\/reviewer\.md\/extra\.md, one inside the other, in the home of claude/
+        )
+        expect(w.snapshot()).toEqual(before)
+      })
+    )
+  })
 })

@@ -172,6 +172,74 @@ describe("skill sync: units a detected layout maps to one home path", () => {
     )
   })
 
+  it.effect("a withheld file unit holds its own path, and what would lie below it, against a second source", () => {
+    // Subagents in category folders land on agents/<name>.md: two categories with one name collide on a file.
+    const w = makeWorld(top, {
+      "categories/a/x.md": "a's x\n",
+      "categories/b/x.md": "b's x\n",
+      "categories/a/y.md": "y\n"
+    })
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        expect(report.withheld.map((x) => [x.unit, x.repo])).toEqual([
+          ["agents/x", ["categories/a/x.md", "categories/b/x.md"]]
+        ])
+        expect(report.withheld[0]?.reason).toMatch(
+          /^categories\/a\/x\.md and categories\/b\/x\.md both map to agents\/x\.md;/
+        )
+        expect(read(w.codex("agents/y.md"))).toBe("y\n")
+        expect(fs.existsSync(w.codex("agents/x.md"))).toBe(false)
+        yield* addSecondSource(w, { "agents/x.md/notes.md": "below the withheld file\n" })
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(
+          /team:agents\/x and second:agents\/x\.md\/notes map to agents\/x\.md and agents\/x\.md\/notes\.md, one inside the other/
+        )
+        expect(w.snapshot()).toEqual(before)
+      })
+    )
+  })
+
+  it.effect("a unit below another's file in one marketplace: both are withheld, each under its own name", () => {
+    // A plugin folder named like an agent file of the common layout: its agents land below agents/x.md.
+    const files = {
+      ".claude-plugin/marketplace.json": '{"name":"m","plugins":[{"name":"x.md"}]}\n',
+      "plugins/x.md/.claude-plugin/plugin.json": '{"name":"x.md"}\n',
+      "plugins/x.md/agents/y.md": "y of plugin x.md\n",
+      "agents/x.md": "x\n",
+      "agents/z.md": "z\n"
+    }
+    const w = makeWorld(top, files)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        expect(report.withheld.map((x) => [x.unit, x.repo])).toEqual([
+          ["agents/x.md/y", ["agents/x.md", "plugins/x.md/agents/y.md"]]
+        ])
+        expect(report.withheld[0]?.reason).toMatch(
+          /^agents\/x\.md and plugins\/x\.md\/agents\/y\.md map to agents\/x\.md and agents\/x\.md\/y\.md, one inside another;/
+        )
+        expect(report.skipped).toEqual([])
+        expect(Option.isSome(outcomeOf("agentsync skill install", report))).toBe(true)
+        for (const tool of [w.claude, w.codex]) {
+          expect(read(tool("agents/z.md"))).toBe("z\n")
+          expect(fs.existsSync(tool("agents/x.md"))).toBe(false)
+        }
+        // Selected by its own name alone, the unit below is reported too (its tools are its own).
+        const v = makeWorld(top, files)
+        const only = yield* Effect.provide(
+          SkillSync.install({ uri: `git:${v.up.bare}`, name: "team", tools: ["claude"], units: "agents/x" }),
+          v.layer
+        )
+        expect(only.report.withheld.map((x) => x.unit)).toEqual(["agents/x.md/y"])
+        expect(readTree(v.env.AGENTSYNC_TOOL_HOME_CLAUDE)).toEqual({})
+      })
+    )
+  })
+
   it.effect("rules the user wrote that map two units to one home path still refuse the source", () => {
     const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
     return runIn(
