@@ -16,6 +16,8 @@ export interface Collision {
   readonly home: string
   /** The repo root of the unit kept, which holds that home path or one in or above it. */
   readonly first: string
+  /** The home root of the unit kept. */
+  readonly firstHome: string
   /** The repo root of the unit left out. */
   readonly second: string
   /** The unit left out, as the layout placed it. */
@@ -97,7 +99,7 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
       // holds what lies in it; a file leaves no folder there to put anything in).
       const clash = byHome.get(homeRoot) ?? byName.get(name) ?? rootAbove(homeRoot) ?? above.get(homeRoot)
       if (clash !== undefined) {
-        collisions.push({ home: homeRoot, first: clash.repoRoot, second: repoRoot, unit })
+        collisions.push({ home: homeRoot, first: clash.repoRoot, firstHome: clash.homeRoot, second: repoRoot, unit })
         continue
       }
       byHome.set(homeRoot, unit)
@@ -150,15 +152,17 @@ export interface Withheld {
 }
 
 /** Whether two home roots are one path or one lies below the other. */
-const nested = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`)
+export const nestedHomes = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`)
 
 /** Whether a unit (its home root and name) is, holds, or lies in a withheld unit (one home path, one unit: see `discoverUnits`). */
 export const isWithheldHome = (withheld: ReadonlyArray<Withheld>, homeRoot: string, name: string): boolean =>
-  withheld.some((w) => w.units.some((u) => u.name === name || nested(u.homeRoot, homeRoot)))
+  withheld.some((w) => w.units.some((u) => u.name === name || nestedHomes(u.homeRoot, homeRoot)))
 
 /**
  * A discovery without its collisions: every unit of a collision is left out (the first as well as those it kept
- * out, since which one came first is only the order of the listing), grouped by the home path of the first.
+ * out, since which one came first is only the order of the listing), grouped by the home path of the first; and so
+ * is every other kept unit on a path in or above a unit left out (several units below one file unit's home path,
+ * where the collision names only the first), in that unit's group.
  */
 export const withholdCollisions = (
   found: Discovery
@@ -172,9 +176,18 @@ export const withholdCollisions = (
     g.rest.push(c.unit)
     groups.set(first.homeRoot, g)
   }
+  const left = new Set([...groups.values()].map((g) => g.first.repoRoot))
+  // Kept units never nest with each other, so one pass over them finds every one a left-out unit holds or lies in.
+  for (const u of found.units) {
+    if (left.has(u.repoRoot)) continue
+    const g = [...groups.values()].find((g) => g.rest.some((r) => nestedHomes(r.homeRoot, u.homeRoot)))
+    if (g === undefined) continue
+    const { files: _, ...unit } = u
+    g.rest.push(unit)
+    left.add(u.repoRoot)
+  }
   const withheld = [...groups].map(([home, g]): Withheld => ({ home, units: [g.first, ...g.rest] }))
-  const left = new Set(withheld.map((w) => w.home))
-  return { units: found.units.filter((u) => !left.has(u.homeRoot)), withheld }
+  return { units: found.units.filter((u) => !left.has(u.repoRoot)), withheld }
 }
 
 /** The rule that would claim a repo anchor path, with its captures: the first whose glob matches and that does not exclude it. */

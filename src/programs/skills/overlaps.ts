@@ -1,6 +1,8 @@
 /** Which home paths a run's units hold in each tool home, withheld units included, and the check that no two sources write one path or one under another's. */
-import type { UnitLayout } from "../../domain/skills/layout.js"
-import type { Lock, Manifest } from "../../domain/skills/model.js"
+import { Either } from "effect"
+import { nestedHomes, unitFromName } from "../../domain/skills/discover.js"
+import { compileLayout, type UnitLayout } from "../../domain/skills/layout.js"
+import type { Lock, Manifest, ManifestSource } from "../../domain/skills/model.js"
 import { type WithheldUnit, withheldReason } from "./report.js"
 import type { PreparedSource, RepoUnit } from "./sources.js"
 
@@ -53,7 +55,7 @@ const foldersAbove = (root: string): ReadonlyArray<string> => {
 /**
  * Two sources whose units hold one home path in a tool's home, or one below the other's (a folder unit holds what
  * lies in it; a file leaves no folder to put anything in); and, for the sources outside the run, a unit their lock
- * entry says they deployed under a name a unit of the run has. Each is a reason to refuse the run before any write.
+ * entry says they deployed under a name a unit of the run has, or on its home path, in or above it. Each is a reason to refuse the run before any write.
  */
 export const overlapsOf = (
   items: ReadonlyArray<Holder>,
@@ -95,21 +97,46 @@ export const overlapsOf = (
       }
     }
   }
-  // Sources outside the scope are known by what the lock says they deployed.
+  // Sources outside the scope are known by what the lock says they deployed, each unit at its home path.
   for (const [source, locked] of Object.entries(lock.sources)) {
-    if (prepared.some((p) => p.source.name === source) || !manifest.sources.some((s) => s.name === source && s.enabled))
-      continue
+    const declared = manifest.sources.find((s) => s.name === source && s.enabled)
+    if (declared === undefined || prepared.some((p) => p.source.name === source)) continue
+    const homeOf = lockedHome(declared)
     for (const [unit, perTool] of Object.entries(locked.units)) {
-      for (const tool of Object.keys(perTool)) {
-        const clash = byTool.get(tool)?.names.get(unit)
-        if (clash !== undefined) {
-          overlaps.push({
-            source: clash.source.source.name,
-            reason: `${source}:${unit} and ${clash.source.source.name}:${unit} both map to ${clash.layout.homeRoot} in the home of ${tool}`
-          })
-        }
+      for (const [tool, deployed] of Object.entries(perTool)) {
+        const seen = byTool.get(tool)
+        if (seen === undefined) continue
+        const home = homeOf(unit, "" in deployed.files)
+        const clash =
+          seen.names.get(unit) ??
+          seen.roots.get(home) ??
+          seen.below.get(home)?.[0] ??
+          foldersAbove(home)
+            .map((dir) => seen.roots.get(dir))
+            .find((h) => h !== undefined)
+        if (clash === undefined) continue
+        const root = clash.layout.homeRoot
+        overlaps.push({
+          source: clash.source.source.name,
+          reason: `${source}:${unit} and ${clash.source.source.name}:${clash.layout.name} ${root !== home && nestedHomes(root, home) ? `map to ${home} and ${root}, one inside the other,` : `both map to ${root}`} in the home of ${tool}`
+        })
       }
     }
   }
   return overlaps
+}
+
+/**
+ * Where a source outside the run deployed a unit of its lock entry, by name: the lock keeps names and files, not
+ * home paths. Under the source's own rules the rule that names it says; under a detected layout a folder unit's
+ * name is its home path and a file unit's is its home path without `.md`, the extension every detected and common
+ * file rule's home ends in (detect.ts, DEFAULT_LAYOUT).
+ */
+const lockedHome = (source: ManifestSource): ((unit: string, file: boolean) => string) => {
+  const own = source.target_layout.length > 0 ? Either.getOrUndefined(compileLayout(source.target_layout)) : undefined
+  return (unit, file) => {
+    const placed = own === undefined ? undefined : unitFromName(own, unit)
+    if (placed !== undefined) return placed.homeRoot
+    return file ? `${unit}.md` : unit
+  }
 }

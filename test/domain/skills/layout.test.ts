@@ -164,6 +164,7 @@ describe("layout mapping", () => {
       {
         home: "skills/pdf",
         first: "packs/a/pdf",
+        firstHome: "skills/pdf",
         second: "packs/b/pdf",
         unit: { name: "skills/pdf", repoRoot: "packs/b/pdf", homeRoot: "skills/pdf", folder: true, mapping: 0 }
       }
@@ -176,6 +177,7 @@ describe("layout mapping", () => {
       {
         home: "skills/x/y.md",
         first: "a/x",
+        firstHome: "skills/x",
         second: "b/y.md",
         unit: { name: "skills/x/y", repoRoot: "b/y.md", homeRoot: "skills/x/y.md", folder: false, mapping: 1 }
       }
@@ -213,6 +215,20 @@ describe("layout mapping", () => {
           { name: "agents/x", repoRoot: "agents/x.md", homeRoot: "agents/x.md", folder: false, mapping: 1 }
         ]
       }
+    ])
+  })
+
+  it("withheld: every unit below a file unit's home path is left out with it, not only the first found", () => {
+    // Only the first unit below agents/x.md was named by the collision; agents/x.md/b.md was deployed.
+    const layout = layoutOf([
+      { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" },
+      { glob: "agents/*.md", repo: "agents/*.md", home: "agents/*.md" }
+    ])
+    const paths = ["plugins/x.md/agents/a.md", "plugins/x.md/agents/b.md", "agents/x.md", "agents/z.md"]
+    const { units, withheld } = withholdCollisions(discoverUnits(layout, paths))
+    expect(units.map((u) => u.homeRoot)).toEqual(["agents/z.md"])
+    expect(withheld.map((w) => w.units.map((u) => u.homeRoot).sort())).toEqual([
+      ["agents/x.md", "agents/x.md/a.md", "agents/x.md/b.md"]
     ])
   })
 
