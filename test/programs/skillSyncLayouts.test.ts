@@ -157,6 +157,26 @@ describe("skill layouts", () => {
     )
   })
 
+  it.effect("target_layout: a unit below another's home path is refused as one inside the other", () => {
+    // Said "agents/x.md and extra/y.md both map to agents/x.md/y.md", naming a path only one of them maps to.
+    const w = makeWorld(top, { "agents/x.md": "x\n", "extra/y.md": "y\n" })
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* SkillSync.addSource({ uri: `git:${w.up.bare}`, name: "team" })
+        yield* SkillSync.setLayout("team", [
+          { glob: "agents/*.md", repo: "agents/*.md", home: "agents/*.md" },
+          { glob: "extra/*.md", repo: "extra/*.md", home: "agents/x.md/*.md" }
+        ])
+        const clash = yield* Effect.flip(SkillSync.install({ uri: "team", tools: ["claude"] }))
+        expect(clash.message).toContain(
+          "agents/x.md and extra/y.md map to agents/x.md and agents/x.md/y.md, one inside the other"
+        )
+        expect(fs.existsSync(w.claude("agents"))).toBe(false)
+      })
+    )
+  })
+
   it.effect("install of a source that matches nothing says what the tree holds and fails, recording nothing", () => {
     const w = makeWorld(top, {
       "bundles/a/skills/x/SKILL.md": "x\n",
@@ -239,6 +259,53 @@ describe("skill layouts", () => {
         expect(w.snapshot()).toEqual(before)
         const status = yield* SkillSync.status()
         expect(status.errors.map((x) => x.reason).join("\n")).toMatch(/both map to agents\/reviewer\.md/)
+      })
+    )
+  })
+
+  it.effect("a unit of a second source below a file unit's home path is refused before any write", () => {
+    // Planned, its write failed at apply (mkdir over the file agents/reviewer.md): one source's unit may not sit
+    // below another's, whether that one is a folder or a file.
+    const w = makeWorld(top)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        yield* addSecondSource(w, { "agents/reviewer.md/extra.md": "below a file\n" })
+        write(w.claude("commands/ship.md"), "edited\n")
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(
+          /team:agents\/reviewer and second:agents\/reviewer\.md\/extra map to agents\/reviewer\.md and agents\/reviewer\.md\/extra\.md, one inside the other, in the home of claude/
+        )
+        expect(w.snapshot()).toEqual(before)
+      })
+    )
+  })
+
+  it.effect("a second source's unit below a file unit of a source outside the run is refused before any write", () => {
+    // The check against sources known only from the lock compared names: install and a sync of the second source
+    // alone planned agents/reviewer.md/extra.md and failed at apply (mkdir over the file).
+    const w = makeWorld(top)
+    const other = makeUpstream(w.root, { "agents/reviewer.md/extra.md": "below a file\n" }, "s2")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        const before = w.snapshot()
+        const reason =
+          /team:agents\/reviewer and second:agents\/reviewer\.md\/extra map to agents\/reviewer\.md and agents\/reviewer\.md\/extra\.md, one inside the other, in the home of claude/
+        const e = yield* Effect.flip(SkillSync.install({ uri: `git:${other.bare}`, name: "second", tools: ["claude"] }))
+        expect(e.message).toMatch(reason)
+        expect(w.snapshot()).toEqual(before)
+        expect(fs.existsSync(w.claude("agents/reviewer.md/extra.md"))).toBe(false)
+        // Refused, the install leaves no source behind; added by hand, a sync of it alone is refused too.
+        expect((yield* SkillSync.listSources()).map((x) => x.name)).toEqual(["team"])
+        yield* addSecondSource(w, { "agents/reviewer.md/extra.md": "below a file\n" })
+        const added = w.snapshot()
+        const scoped = yield* Effect.flip(SkillSync.sync({ scope: "second" }))
+        expect(scoped.message).toMatch(reason)
+        expect(w.snapshot()).toEqual(added)
       })
     )
   })

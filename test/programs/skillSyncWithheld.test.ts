@@ -172,6 +172,74 @@ describe("skill sync: units a detected layout maps to one home path", () => {
     )
   })
 
+  it.effect("a withheld file unit holds its own path, and what would lie below it, against a second source", () => {
+    // Subagents in category folders land on agents/<name>.md: two categories with one name collide on a file.
+    const w = makeWorld(top, {
+      "categories/a/x.md": "a's x\n",
+      "categories/b/x.md": "b's x\n",
+      "categories/a/y.md": "y\n"
+    })
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        expect(report.withheld.map((x) => [x.unit, x.repo])).toEqual([
+          ["agents/x", ["categories/a/x.md", "categories/b/x.md"]]
+        ])
+        expect(report.withheld[0]?.reason).toMatch(
+          /^categories\/a\/x\.md and categories\/b\/x\.md both map to agents\/x\.md;/
+        )
+        expect(read(w.codex("agents/y.md"))).toBe("y\n")
+        expect(fs.existsSync(w.codex("agents/x.md"))).toBe(false)
+        yield* addSecondSource(w, { "agents/x.md/notes.md": "below the withheld file\n" })
+        const before = w.snapshot()
+        const e = yield* Effect.flip(SkillSync.sync())
+        expect(e.message).toMatch(
+          /team:agents\/x and second:agents\/x\.md\/notes map to agents\/x\.md and agents\/x\.md\/notes\.md, one inside the other/
+        )
+        expect(w.snapshot()).toEqual(before)
+      })
+    )
+  })
+
+  it.effect("a unit below another's file in one marketplace: both are withheld, each under its own name", () => {
+    // A plugin folder named like an agent file of the common layout: its agents land below agents/x.md.
+    const files = {
+      ".claude-plugin/marketplace.json": '{"name":"m","plugins":[{"name":"x.md"}]}\n',
+      "plugins/x.md/.claude-plugin/plugin.json": '{"name":"x.md"}\n',
+      "plugins/x.md/agents/y.md": "y of plugin x.md\n",
+      "agents/x.md": "x\n",
+      "agents/z.md": "z\n"
+    }
+    const w = makeWorld(top, files)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        expect(report.withheld.map((x) => [x.unit, x.repo])).toEqual([
+          ["agents/x.md/y", ["agents/x.md", "plugins/x.md/agents/y.md"]]
+        ])
+        expect(report.withheld[0]?.reason).toMatch(
+          /^agents\/x\.md and plugins\/x\.md\/agents\/y\.md map to agents\/x\.md and agents\/x\.md\/y\.md, one inside another;/
+        )
+        expect(report.skipped).toEqual([])
+        expect(Option.isSome(outcomeOf("agentsync skill install", report))).toBe(true)
+        for (const tool of [w.claude, w.codex]) {
+          expect(read(tool("agents/z.md"))).toBe("z\n")
+          expect(fs.existsSync(tool("agents/x.md"))).toBe(false)
+        }
+        // Selected by its own name alone, the unit below is reported too (its tools are its own).
+        const v = makeWorld(top, files)
+        const only = yield* Effect.provide(
+          SkillSync.install({ uri: `git:${v.up.bare}`, name: "team", tools: ["claude"], units: "agents/x" }),
+          v.layer
+        )
+        expect(only.report.withheld.map((x) => x.unit)).toEqual(["agents/x.md/y"])
+        expect(readTree(v.env.AGENTSYNC_TOOL_HOME_CLAUDE)).toEqual({})
+      })
+    )
+  })
+
   it.effect("rules the user wrote that map two units to one home path still refuse the source", () => {
     const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
     return runIn(
@@ -193,24 +261,49 @@ describe("skill sync: units a detected layout maps to one home path", () => {
     )
   })
 
-  // Law: whatever the homes, the repo and the options, a left-out unit's files on both sides are untouched, and the
-  // other units end as they would in a world where the colliding units never existed.
+  // Laws, whatever the homes, the repo and the options (--prefer, --delete, --to-home, --to-repo, --tools, dry run):
+  // 1. a left-out unit (a folder: the plugins' skill `access`; a file: the categories' subagent `ops`) has its paths
+  //    neither written nor removed in any home or in the repo, and its lock entry is kept;
+  // 2. the run ends as the world without the colliding units does, except that it cannot end well: exit 3 when that
+  //    world has a conflict to decide, else exit 1, naming each unit left out;
+  // 3. the other units end with the same plan, homes, repo and lock as in that world.
   it("a left-out unit is untouched and the others sync as if it did not exist", async () => {
-    const others = ["skills/alpha", "skills/beta", "agents/b/helper"] as const
+    const others = ["skills/alpha", "skills/beta", "agents/b/helper", "agents/lead"] as const
     const repoOf: Record<(typeof others)[number], string> = {
       "skills/alpha": "plugins/a/skills/alpha",
       "skills/beta": "plugins/b/skills/beta",
-      "agents/b/helper": "plugins/b/agents/helper.md"
+      "agents/b/helper": "plugins/b/agents/helper.md",
+      "agents/lead": "categories/c1/lead.md"
     }
+    // Both worlds hold category folders, one never edited, so both always detect the same layout.
+    const CATEGORIES: Record<string, FixtureFile> = {
+      "categories/c1/lead.md": "lead\n",
+      "categories/c3/keep.md": "keep\n"
+    }
+    const C1_OPS: Record<string, FixtureFile> = { "categories/c1/ops.md": "c1's ops\n" }
+    const C2_OPS: Record<string, FixtureFile> = { "categories/c2/ops.md": "c2's ops\n" }
+    const isHeld = (p: string) => isAccess(p) || p === "agents/ops.md"
+    const isRepoHeld = (p: string) => isRepoAccess(p) || /^categories\/c[12]\/ops\.md$/.test(p)
+    const heldUnits = ["agents/ops", "skills/access"]
     const op = fc.constantFrom("none", "edit", "delete", "add")
+    const tool = fc.constantFrom("claude", "codex")
     const arb = fc.record({
-      home: fc.array(fc.tuple(fc.constantFrom(...others), fc.constantFrom("claude", "codex"), op), { maxLength: 4 }),
+      home: fc.array(fc.tuple(fc.constantFrom(...others), tool, op), { maxLength: 4 }),
       repo: fc.array(fc.tuple(fc.constantFrom(...others), op), { maxLength: 3 }),
-      held: fc.array(fc.tuple(fc.constantFrom("claude", "codex"), op), { maxLength: 2 }),
-      heldRepo: fc.constantFrom("none", "edit"),
+      held: fc.array(fc.tuple(fc.constantFrom("skills/access", "agents/ops"), tool, op), { maxLength: 3 }),
+      // Upstream edits of a colliding unit (deleting one would settle its collision).
+      heldRepo: fc.array(
+        fc.tuple(fc.constantFrom("plugins/a/skills/access", "categories/c1/ops.md"), fc.constantFrom("edit", "add")),
+        {
+          maxLength: 2
+        }
+      ),
       options: fc.record({
         prefer: fc.constantFrom(undefined, "home" as const, "repo" as const),
+        delete: fc.boolean(),
         toHome: fc.boolean(),
+        toRepo: fc.boolean(),
+        tools: fc.constantFrom(undefined, ["claude"], ["codex"], ["claude", "codex"]),
         dryRun: fc.boolean()
       })
     })
@@ -219,31 +312,31 @@ describe("skill sync: units a detected layout maps to one home path", () => {
       if (what === "delete") fs.rmSync(at, { recursive: true, force: true })
       else if (what === "edit" || (what === "add" && folder)) place(file, text)
     }
+    const homeOf = (w: World, t: string) =>
+      t === "claude" ? w.env.AGENTSYNC_TOOL_HOME_CLAUDE : w.env.AGENTSYNC_TOOL_HOME_CODEX
     await fc.assert(
       fc.asyncProperty(arb, async (c) => {
-        // A: the marketplace with both plugins' access, deployed while only a's existed; B: with neither.
+        // A: the marketplace with both plugins' access and both categories' ops, deployed while only a's and c1's
+        // existed; B: with neither.
         const a = makeWorld(top)
         const b = makeWorld(top)
         const dirA = nodePath.join(a.root, "market")
         const dirB = nodePath.join(b.root, "market")
-        for (const [p, f] of Object.entries({ ...MARKET, ...A_ACCESS })) place(nodePath.join(dirA, p), f)
-        for (const [p, f] of Object.entries(MARKET)) place(nodePath.join(dirB, p), f)
+        for (const [p, f] of Object.entries({ ...MARKET, ...CATEGORIES, ...A_ACCESS, ...C1_OPS }))
+          place(nodePath.join(dirA, p), f)
+        for (const [p, f] of Object.entries({ ...MARKET, ...CATEGORIES })) place(nodePath.join(dirB, p), f)
         const install = (w: World, dir: string) =>
           Effect.runPromise(runIn(w, SkillSync.install({ uri: `local:${dir}`, name: "m", tools: ["claude", "codex"] })))
         await install(a, dirA)
         await install(b, dirB)
-        for (const [p, f] of Object.entries(B_ACCESS)) place(nodePath.join(dirA, p), f)
-        change(nodePath.join(dirA, "plugins/a/skills/access"), true, c.heldRepo, "a's access, upstream\n")
-        for (const [tool, what] of c.held)
-          change(
-            nodePath.join(
-              a.env[tool === "claude" ? "AGENTSYNC_TOOL_HOME_CLAUDE" : "AGENTSYNC_TOOL_HOME_CODEX"],
-              "skills/access"
-            ),
-            true,
-            what,
-            `held ${tool}\n`
-          )
+        for (const [p, f] of Object.entries({ ...B_ACCESS, ...C2_OPS })) place(nodePath.join(dirA, p), f)
+        for (const [root, what] of c.heldRepo)
+          change(nodePath.join(dirA, root), !root.endsWith(".md"), what, `${root}, upstream\n`)
+        for (const [unit, t, what] of c.held) {
+          const folder = unit.startsWith("skills/")
+          const at = nodePath.join(homeOf(a, t), folder ? unit : `${unit}.md`)
+          change(at, folder, what, `held ${unit} at ${t}\n`)
+        }
         for (const [w, dir] of [
           [a, dirA],
           [b, dirB]
@@ -252,10 +345,10 @@ describe("skill sync: units a detected layout maps to one home path", () => {
             const folder = unit.startsWith("skills/")
             change(nodePath.join(dir, repoOf[unit]), folder, what, `${unit} in the repo\n`)
           }
-          for (const [unit, tool, what] of c.home) {
+          for (const [unit, t, what] of c.home) {
             const folder = unit.startsWith("skills/")
-            const home = tool === "claude" ? w.claude(unit) : w.codex(unit)
-            change(folder ? home : `${home}.md`, folder, what, `${unit} at ${tool}\n`)
+            const home = nodePath.join(homeOf(w, t), unit)
+            change(folder ? home : `${home}.md`, folder, what, `${unit} at ${t}\n`)
           }
         }
         const before = { claude: a.snapshot().claude, codex: a.snapshot().codex, repo: readTree(dirA), lock: lockOf(a) }
@@ -263,24 +356,35 @@ describe("skill sync: units a detected layout maps to one home path", () => {
         const ra: SyncReport = await sync(a)
         const rb: SyncReport = await sync(b)
         const after = a.snapshot()
-        // The left-out unit: both homes and the repo as they were, its lock entry kept.
-        expect(ra.withheld.map((x) => x.unit)).toEqual(["skills/access"])
-        expect(under(after.claude, isAccess)).toEqual(under(before.claude, isAccess))
-        expect(under(after.codex, isAccess)).toEqual(under(before.codex, isAccess))
-        expect(under(readTree(dirA), isRepoAccess)).toEqual(under(before.repo, isRepoAccess))
-        expect(lockOf(a)?.sources["m"]?.units["skills/access"]).toEqual(
-          before.lock?.sources["m"]?.units["skills/access"]
-        )
-        // The others: the same plan, homes, repo and lock as in the world without the colliding units.
+        // 1. The left-out units: both homes and the repo as they were, their lock entries kept.
+        expect(ra.withheld.map((x) => x.unit).sort()).toEqual(heldUnits)
+        expect(under(after.claude, isHeld)).toEqual(under(before.claude, isHeld))
+        expect(under(after.codex, isHeld)).toEqual(under(before.codex, isHeld))
+        expect(under(readTree(dirA), isRepoHeld)).toEqual(under(before.repo, isRepoHeld))
+        for (const unit of heldUnits)
+          expect(lockOf(a)?.sources["m"]?.units[unit]).toEqual(before.lock?.sources["m"]?.units[unit])
+        // 2. How the run ends.
+        const ea = outcomeOf("agentsync skill sync", ra)
+        const eb = outcomeOf("agentsync skill sync", rb)
+        if (Option.isSome(eb) && eb.value._tag === "Conflict") expect(ea).toEqual(eb)
+        else {
+          expect(Option.map(ea, (e) => [e._tag, e._tag === "CommandFailed" ? e.exitCode : 3])).toEqual(
+            Option.some(["CommandFailed", 1])
+          )
+          for (const unit of heldUnits) expect(Option.getOrThrow(ea).message).toContain(`m:${unit} left out`)
+        }
+        // 3. The others: the same plan, homes, repo and lock as in the world without the colliding units.
         const plan = (r: SyncReport) => r.actions.map((x) => [x.unit, x.tool, x.direction, x.status, x.reason])
         expect(plan(ra)).toEqual(plan(rb))
-        expect(under(after.claude, (p) => !isAccess(p))).toEqual(b.snapshot().claude)
-        expect(under(after.codex, (p) => !isAccess(p))).toEqual(b.snapshot().codex)
-        expect(under(readTree(dirA), (p) => !isRepoAccess(p))).toEqual(readTree(dirB))
-        const { "skills/access": _, ...rest } = lockOf(a)?.sources["m"]?.units ?? {}
+        const undone = (r: SyncReport) => r.skipped.map((x) => [x.unit, x.tool])
+        expect(undone(ra)).toEqual(undone(rb))
+        expect(under(after.claude, (p) => !isHeld(p))).toEqual(b.snapshot().claude)
+        expect(under(after.codex, (p) => !isHeld(p))).toEqual(b.snapshot().codex)
+        expect(under(readTree(dirA), (p) => !isRepoHeld(p))).toEqual(readTree(dirB))
+        const { "skills/access": _, "agents/ops": __, ...rest } = lockOf(a)?.sources["m"]?.units ?? {}
         expect(rest).toEqual(lockOf(b)?.sources["m"]?.units)
       }),
-      { numRuns: 6 }
+      { numRuns: 10 }
     )
-  }, 120_000)
+  }, 300_000)
 })

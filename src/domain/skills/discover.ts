@@ -12,9 +12,16 @@ export interface DiscoveredUnit extends UnitLayout {
 
 /** Two units of one repository that would share a home path (or one inside the other): the layout is ambiguous. */
 export interface Collision {
+  /** The home root of the unit left out. */
   readonly home: string
+  /** The repo root of the unit kept, which holds that home path or one in or above it. */
   readonly first: string
+  /** The home root of the unit kept. */
+  readonly firstHome: string
+  /** The repo root of the unit left out. */
   readonly second: string
+  /** The unit left out, as the layout placed it. */
+  readonly unit: UnitLayout
 }
 
 export interface Discovery {
@@ -60,12 +67,12 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
   const collisions: Array<Collision> = []
   const byHome = new Map<string, UnitLayout>()
   const byName = new Map<string, UnitLayout>()
-  const homeFolders = new Map<string, UnitLayout>()
-  // Every folder above a home root, and the first unit below it: a folder unit there would contain that unit.
+  // Every folder above a home root, and the first unit below it: a unit there, folder or file, would hold that unit.
   const above = new Map<string, UnitLayout>()
-  const folderAbove = (path: string) => {
+  // A unit whose home root lies above this path: no unit can sit inside a folder unit's home, nor below a file.
+  const rootAbove = (path: string) => {
     for (let slash = path.indexOf("/"); slash > 0; slash = path.indexOf("/", slash + 1)) {
-      const u = homeFolders.get(path.slice(0, slash))
+      const u = byHome.get(path.slice(0, slash))
       if (u !== undefined) return u
     }
     return undefined
@@ -88,14 +95,11 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
         continue
       }
       const unit: UnitLayout = { name, repoRoot, homeRoot, folder: m.folder, mapping: m.index }
-      // One home path, one unit: the same path, the same name, or one unit's home inside another's folder.
-      const clash =
-        byHome.get(homeRoot) ??
-        byName.get(name) ??
-        folderAbove(homeRoot) ??
-        (m.folder ? above.get(homeRoot) : undefined)
+      // One home path, one unit: the same path, the same name, or one unit's home below another's (a folder unit
+      // holds what lies in it; a file leaves no folder there to put anything in).
+      const clash = byHome.get(homeRoot) ?? byName.get(name) ?? rootAbove(homeRoot) ?? above.get(homeRoot)
       if (clash !== undefined) {
-        collisions.push({ home: homeRoot, first: clash.repoRoot, second: repoRoot })
+        collisions.push({ home: homeRoot, first: clash.repoRoot, firstHome: clash.homeRoot, second: repoRoot, unit })
         continue
       }
       byHome.set(homeRoot, unit)
@@ -103,10 +107,8 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
       for (let slash = homeRoot.indexOf("/"); slash > 0; slash = homeRoot.indexOf("/", slash + 1)) {
         if (!above.has(homeRoot.slice(0, slash))) above.set(homeRoot.slice(0, slash), unit)
       }
-      if (m.folder) {
-        claimedFolders.add(repoRoot)
-        homeFolders.set(homeRoot, unit)
-      } else claimedFiles.add(repoRoot)
+      if (m.folder) claimedFolders.add(repoRoot)
+      else claimedFiles.add(repoRoot)
       units.push({ ...unit, excluded: m.excluded })
     }
   }
@@ -140,46 +142,52 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
   }
 }
 
-/** Units one home path would hold, left out of a run: the home path, the unit names there, and every repo root that maps to it. */
+/**
+ * Units left out of a run because their home paths collide, grouped under the home path of the unit found first,
+ * which comes first; each as the layout placed it (its own name, home root, and whether it is a folder).
+ */
 export interface Withheld {
   readonly home: string
-  readonly names: ReadonlyArray<string>
-  readonly repo: ReadonlyArray<string>
+  readonly units: readonly [UnitLayout, ...Array<UnitLayout>]
 }
 
-/** Whether a home root is, holds, or lies in one of the withheld home paths (one home path, one unit: see `discoverUnits`). */
+/** Whether two home roots are one path or one lies below the other. */
+export const nestedHomes = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`)
+
+/** Whether a unit (its home root and name) is, holds, or lies in a withheld unit (one home path, one unit: see `discoverUnits`). */
 export const isWithheldHome = (withheld: ReadonlyArray<Withheld>, homeRoot: string, name: string): boolean =>
-  withheld.some(
-    (w) =>
-      w.names.includes(name) ||
-      w.home === homeRoot ||
-      homeRoot.startsWith(`${w.home}/`) ||
-      w.home.startsWith(`${homeRoot}/`)
-  )
+  withheld.some((w) => w.units.some((u) => u.name === name || nestedHomes(u.homeRoot, homeRoot)))
 
 /**
  * A discovery without its collisions: every unit of a collision is left out (the first as well as those it kept
- * out, since which one came first is only the order of the listing), grouped by the home path of the first.
+ * out, since which one came first is only the order of the listing), grouped by the home path of the first; and so
+ * is every other kept unit on a path in or above a unit left out (several units below one file unit's home path,
+ * where the collision names only the first), in that unit's group.
  */
 export const withholdCollisions = (
   found: Discovery
 ): { readonly units: ReadonlyArray<DiscoveredUnit>; readonly withheld: ReadonlyArray<Withheld> } => {
   if (found.collisions.length === 0) return { units: found.units, withheld: [] }
   const byRoot = new Map(found.units.map((u) => [u.repoRoot, u]))
-  const groups = new Map<string, { home: string; names: Set<string>; repo: Set<string> }>()
+  const groups = new Map<string, { readonly first: UnitLayout; readonly rest: Array<UnitLayout> }>()
   for (const c of found.collisions) {
-    const first = held(byRoot.get(c.first), `the unit at ${c.first} a collision names`)
-    const g = groups.get(first.homeRoot) ?? {
-      home: first.homeRoot,
-      names: new Set([first.name]),
-      repo: new Set([c.first])
-    }
-    g.repo.add(c.second)
+    const { files: _, ...first } = held(byRoot.get(c.first), `the unit at ${c.first} a collision names`)
+    const g = groups.get(first.homeRoot) ?? { first, rest: [] }
+    g.rest.push(c.unit)
     groups.set(first.homeRoot, g)
   }
-  const withheld = [...groups.values()].map((g) => ({ home: g.home, names: [...g.names], repo: [...g.repo].sort() }))
-  const left = new Set(withheld.map((w) => w.home))
-  return { units: found.units.filter((u) => !left.has(u.homeRoot)), withheld }
+  const left = new Set([...groups.values()].map((g) => g.first.repoRoot))
+  // Kept units never nest with each other, so one pass over them finds every one a left-out unit holds or lies in.
+  for (const u of found.units) {
+    if (left.has(u.repoRoot)) continue
+    const g = [...groups.values()].find((g) => g.rest.some((r) => nestedHomes(r.homeRoot, u.homeRoot)))
+    if (g === undefined) continue
+    const { files: _, ...unit } = u
+    g.rest.push(unit)
+    left.add(u.repoRoot)
+  }
+  const withheld = [...groups].map(([home, g]): Withheld => ({ home, units: [g.first, ...g.rest] }))
+  return { units: found.units.filter((u) => !left.has(u.repoRoot)), withheld }
 }
 
 /** The rule that would claim a repo anchor path, with its captures: the first whose glob matches and that does not exclude it. */

@@ -66,8 +66,20 @@ export interface WithheldUnit {
   readonly reason: string
 }
 
-export const withheldReason = (source: string, home: string, repo: ReadonlyArray<string>) =>
-  `${repo.slice(0, -1).join(", ")} and ${repo.at(-1)} ${repo.length === 2 ? "both" : "all"} map to ${home}; nothing under ${home} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file and settle every collision in it at once (a written layout refuses any left): put a rule first that gives all but one of them another home or excludes them, or give every plugin's skills their own (\`home: skills/{plugin}-{name}\` in the detected skills rule), and set it with \`agentsync skill source layout ${source} FILE\`; a copy deployed under the old home then shows as deleted in the repo`
+/** Why units were left out and how to settle it: their repo roots, and the home path they share (or the home paths, one inside another). */
+export const withheldReason = (
+  source: string,
+  units: ReadonlyArray<{ readonly repoRoot: string; readonly homeRoot: string }>
+) => {
+  const repo = units.map((u) => u.repoRoot).sort()
+  const homes = [...new Set(units.map((u) => u.homeRoot))].sort()
+  const list = (xs: ReadonlyArray<string>) => `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`
+  const where =
+    homes.length === 1
+      ? `${repo.length === 2 ? "both" : "all"} map to ${homes[0]}`
+      : `map to ${list(homes)}, one inside another`
+  return `${list(repo)} ${where}; nothing under ${homes.join(" or ")} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file and settle every collision in it at once (a written layout refuses any left): put a rule first that gives all but one of them another home or excludes them, or give every plugin's skills their own (\`home: skills/{plugin}-{name}\` in the detected skills rule), and set it with \`agentsync skill source layout ${source} FILE\`; a copy deployed under the old home then shows as deleted in the repo`
+}
 
 export const viewAction = (a: SkillAction): ActionView => {
   // In sync, the three states are equal: one fingerprint serves all three.

@@ -1,4 +1,4 @@
-/** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run. */
+/** The states a plan is made of: which units of which sources go to which tools, their home copies read and filtered (ignored, excluded, links leading out), and the refusals that stop a run (the overlap check itself is overlaps.ts). */
 import * as nodePath from "node:path"
 import { Array as Arr, Effect, Either } from "effect"
 import { homeScanPlan, isWithheldHome, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
@@ -10,7 +10,8 @@ import { InvalidInput } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import { SkillStore } from "../../services/SkillStore.js"
 import { UnitDisk, type UnitSnapshot } from "../../services/UnitDisk.js"
-import { type WithheldUnit, withheldReason } from "./report.js"
+import { type Holder, overlapsOf, withheldHolders } from "./overlaps.js"
+import type { WithheldUnit } from "./report.js"
 import { type PreparedSource, prepareSource, type RepoUnit } from "./sources.js"
 
 export interface PlannedUnit {
@@ -89,14 +90,6 @@ const parseScope = (manifest: Manifest, scope: string | undefined): Scope => {
     return { source: (n) => n === src, unit }
   }
   return { source: () => true, unit: unitNameMatcher(scope) }
-}
-
-interface Pending {
-  readonly key: string
-  readonly source: PreparedSource
-  readonly layout: UnitLayout
-  readonly repo: RepoUnit | undefined
-  readonly tools: ReadonlyArray<string>
 }
 
 /** A source of this run with the manifest's selections of its units, and the units it may take (filled in steps). */
@@ -185,7 +178,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
   const claims = new Map<string, [Claim, ...Array<Claim>]>()
   const known = new Set<string>()
   for (const c of candidates) for (const u of c.units.values()) known.add(u.homeRoot)
-  for (const c of candidates) for (const w of c.p.withheld) known.add(w.home)
+  for (const c of candidates) for (const w of c.p.withheld) for (const u of w.units) known.add(u.homeRoot)
   // Units another source deployed are not new, even when that source is outside this run's scope.
   const owned = new Set<string>()
   for (const [source, locked] of Object.entries(lock.sources)) {
@@ -235,7 +228,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
 
   // 3. What each tool gets; two sources writing one home path refuse the run.
   const units = new Map<string, PlannedUnit>()
-  const pending: Array<Pending> = []
+  const pending: Array<Holder> = []
   for (const c of candidates) {
     const p = c.p
     for (const [name, layout] of c.units) {
@@ -249,76 +242,18 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     }
   }
   // A withheld unit still holds its home path: another source mapping there is an overlap, as if it were planned.
-  const withheld: Array<WithheldUnit> = []
-  const holders: Array<Pending> = []
-  for (const c of candidates) {
-    for (const w of c.p.withheld) {
-      const tools = [...new Set(w.names.flatMap((n) => (scope.unit(n) ? toolsFor(c, n) : [])))].sort()
-      if (tools.length === 0) continue
-      const name = w.names[0] ?? w.home
-      withheld.push({
-        source: c.p.source.name,
-        unit: name,
-        repo: w.repo,
-        reason: withheldReason(c.p.source.name, w.home, w.repo)
-      })
-      const layout = { name, repoRoot: w.repo[0] ?? w.home, homeRoot: w.home, folder: true, mapping: -1 }
-      holders.push({ key: unitKey(c.p.source.name, name), source: c.p, layout, repo: undefined, tools })
-    }
-  }
-  const overlaps: Array<{ source: string; reason: string }> = []
-  const byTool = new Map<
-    string,
-    {
-      readonly roots: Map<string, Pending>
-      readonly folders: Map<string, Pending>
-      readonly above: Map<string, Pending>
-      readonly names: Map<string, Pending>
-    }
-  >()
-  for (const item of [...holders, ...pending]) {
-    for (const tool of item.tools) {
-      const seen = byTool.get(tool) ?? { roots: new Map(), folders: new Map(), above: new Map(), names: new Map() }
-      byTool.set(tool, seen)
-      const root = item.layout.homeRoot
-      let clash = seen.roots.get(root) ?? (item.layout.folder ? seen.above.get(root) : undefined)
-      for (let slash = root.indexOf("/"); clash === undefined && slash > 0; slash = root.indexOf("/", slash + 1))
-        clash = seen.folders.get(root.slice(0, slash))
-      if (clash !== undefined && clash.source !== item.source) {
-        overlaps.push({
-          source: item.source.source.name,
-          reason: `${clash.source.source.name}:${clash.layout.name} and ${item.source.source.name}:${item.layout.name} both map to ${root} in the home of ${tool}`
-        })
-      }
-      seen.roots.set(root, item)
-      seen.names.set(item.layout.name, item)
-      if (item.layout.folder) seen.folders.set(root, item)
-      for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1))
-        if (!seen.above.has(root.slice(0, slash))) seen.above.set(root.slice(0, slash), item)
-    }
-  }
-  // Sources outside the scope are known by what the lock says they deployed.
-  for (const [source, locked] of Object.entries(lock.sources)) {
-    if (prepared.some((p) => p.source.name === source) || !manifest.sources.some((s) => s.name === source && s.enabled))
-      continue
-    for (const [unit, perTool] of Object.entries(locked.units)) {
-      for (const tool of Object.keys(perTool)) {
-        const clash = byTool.get(tool)?.names.get(unit)
-        if (clash !== undefined) {
-          overlaps.push({
-            source: clash.source.source.name,
-            reason: `${source}:${unit} and ${clash.source.source.name}:${unit} both map to ${clash.layout.homeRoot} in the home of ${tool}`
-          })
-        }
-      }
-    }
-  }
+  const { withheld, holders } = withheldHolders(
+    candidates,
+    (c, name) => (scope.unit(name) ? toolsFor(c, name) : []),
+    unitKey
+  )
+  const overlaps = overlapsOf([...holders, ...pending], lock, manifest, prepared)
 
   // 4. Home copies, read in one pass (thousands of small reads; a fiber each would only add overhead): links that
   // lead out, ignored and excluded files are left out, and never touched.
   const ignored: Array<Finding> = prepared.flatMap((p) => p.ignored.map((i) => ({ source: p.source.name, ...i })))
   interface Read {
-    readonly item: Pending
+    readonly item: Holder
     readonly tool: string
     readonly abs: string
     readonly snap: UnitSnapshot
@@ -327,7 +262,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     readonly extra: ReadonlyArray<string>
   }
   const roots: Array<{
-    readonly item: Pending
+    readonly item: Holder
     readonly tool: string
     readonly abs: string
     readonly folder: boolean
@@ -355,7 +290,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     }
     return { item, tool, abs, snap, excluded, extra }
   })
-  const repoPathOf = (item: Pending, rel: string) =>
+  const repoPathOf = (item: Holder, rel: string) =>
     rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`
   const asked = new Map<PreparedSource, Set<string>>()
   for (const r of reads) {
@@ -370,7 +305,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
 
   const dropped = new Map<string, ReadonlySet<string>>()
   const states: Array<UnitState> = []
-  const byItem = new Map<Pending, Array<UnitState["tools"][number]>>()
+  const byItem = new Map<Holder, Array<UnitState["tools"][number]>>()
   for (const r of reads) {
     const name = r.item.source.source.name
     const tools = byItem.get(r.item) ?? []

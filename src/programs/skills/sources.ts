@@ -4,7 +4,7 @@ import { Array as Arr, Effect, Either } from "effect"
 import { sha256 } from "../../domain/hash.js"
 import { held as pureHeld } from "../../domain/held.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
-import { discoverUnits, type Withheld, withholdCollisions } from "../../domain/skills/discover.js"
+import { discoverUnits, nestedHomes, type Withheld, withholdCollisions } from "../../domain/skills/discover.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
 import { compileLayout, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
 import {
@@ -100,7 +100,15 @@ const discover = (source: ManifestSource, layout: Layout, paths: ReadonlyArray<s
   const found = discoverUnits(layout, paths)
   if (found.collisions.length === 0) return Effect.succeed({ ...found, withheld: [] as ReadonlyArray<Withheld> })
   if (source.target_layout.length === 0) return Effect.succeed({ ...found, ...withholdCollisions(found) })
-  const shown = found.collisions.slice(0, 5).map((c) => `${c.first} and ${c.second} both map to ${c.home}`)
+  const shown = found.collisions
+    .slice(0, 5)
+    .map((c) =>
+      c.firstHome === c.home
+        ? `${c.first} and ${c.second} both map to ${c.home}`
+        : nestedHomes(c.firstHome, c.home)
+          ? `${c.first} and ${c.second} map to ${c.firstHome} and ${c.home}, one inside the other`
+          : `${c.first} and ${c.second} map to ${c.firstHome} and ${c.home}, both named ${c.unit.name}`
+    )
   const more = found.collisions.length > 5 ? `; and ${found.collisions.length - 5} more` : ""
   return Effect.fail(
     new InvalidInput({

@@ -160,13 +160,75 @@ describe("layout mapping", () => {
     ])
     const found = discoverUnits(layout, ["packs/a/pdf/SKILL.md", "packs/b/pdf/SKILL.md", "packs/b/other/SKILL.md"])
     expect(found.units.map((u) => u.repoRoot)).toEqual(["packs/a/pdf", "packs/b/other"])
-    expect(found.collisions).toEqual([{ home: "skills/pdf", first: "packs/a/pdf", second: "packs/b/pdf" }])
+    expect(found.collisions).toEqual([
+      {
+        home: "skills/pdf",
+        first: "packs/a/pdf",
+        firstHome: "skills/pdf",
+        second: "packs/b/pdf",
+        unit: { name: "skills/pdf", repoRoot: "packs/b/pdf", homeRoot: "skills/pdf", folder: true, mapping: 0 }
+      }
+    ])
     const nested = layoutOf([
       { glob: "a/*/SKILL.md", repo: "a/*", home: "skills/*" },
       { glob: "b/*.md", repo: "b/*.md", home: "skills/x/*.md" }
     ])
     expect(discoverUnits(nested, ["a/x/SKILL.md", "b/y.md"]).collisions).toEqual([
-      { home: "skills/x/y.md", first: "a/x", second: "b/y.md" }
+      {
+        home: "skills/x/y.md",
+        first: "a/x",
+        firstHome: "skills/x",
+        second: "b/y.md",
+        unit: { name: "skills/x/y", repoRoot: "b/y.md", homeRoot: "skills/x/y.md", folder: false, mapping: 1 }
+      }
+    ])
+  })
+
+  it("a unit below a file unit's home path is a collision too, either way round: nothing can be put below a file", () => {
+    // A marketplace whose plugin folder is named like an agent file of the common layout.
+    const layout = layoutOf([
+      { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" },
+      { glob: "agents/*.md", repo: "agents/*.md", home: "agents/*.md" }
+    ])
+    const paths = ["plugins/x.md/agents/y.md", "agents/x.md", "agents/z.md"]
+    const found = discoverUnits(layout, paths)
+    expect(found.units.map((u) => u.homeRoot)).toEqual(["agents/x.md/y.md", "agents/z.md"])
+    expect(found.collisions.map((c) => [c.first, c.second, c.home])).toEqual([
+      ["plugins/x.md/agents/y.md", "agents/x.md", "agents/x.md"]
+    ])
+    const reversed = layoutOf([...layout.mappings].reverse().map((m) => m.mapping))
+    expect(discoverUnits(reversed, paths).collisions.map((c) => [c.first, c.second])).toEqual([
+      ["agents/x.md", "plugins/x.md/agents/y.md"]
+    ])
+    // Withheld, the group holds both units as the layout placed them: their own names, homes, and file units.
+    expect(withholdCollisions(found).withheld).toEqual([
+      {
+        home: "agents/x.md/y.md",
+        units: [
+          {
+            name: "agents/x.md/y",
+            repoRoot: "plugins/x.md/agents/y.md",
+            homeRoot: "agents/x.md/y.md",
+            folder: false,
+            mapping: 0
+          },
+          { name: "agents/x", repoRoot: "agents/x.md", homeRoot: "agents/x.md", folder: false, mapping: 1 }
+        ]
+      }
+    ])
+  })
+
+  it("withheld: every unit below a file unit's home path is left out with it, not only the first found", () => {
+    // Only the first unit below agents/x.md was named by the collision; agents/x.md/b.md was deployed.
+    const layout = layoutOf([
+      { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" },
+      { glob: "agents/*.md", repo: "agents/*.md", home: "agents/*.md" }
+    ])
+    const paths = ["plugins/x.md/agents/a.md", "plugins/x.md/agents/b.md", "agents/x.md", "agents/z.md"]
+    const { units, withheld } = withholdCollisions(discoverUnits(layout, paths))
+    expect(units.map((u) => u.homeRoot)).toEqual(["agents/z.md"])
+    expect(withheld.map((w) => w.units.map((u) => u.homeRoot).sort())).toEqual([
+      ["agents/x.md", "agents/x.md/a.md", "agents/x.md/b.md"]
     ])
   })
 
@@ -178,16 +240,21 @@ describe("layout mapping", () => {
     const paths = ["packs/a/pdf/SKILL.md", "packs/b/pdf/SKILL.md", "packs/c/pdf/SKILL.md", "packs/b/other/SKILL.md"]
     const { units, withheld } = withholdCollisions(discoverUnits(layout, [...paths, "extra/notes.md"]))
     expect(units.map((u) => u.repoRoot)).toEqual(["packs/b/other"])
-    expect(withheld).toEqual([
-      {
-        home: "skills/pdf",
-        names: ["skills/pdf"],
-        repo: ["extra/notes.md", "packs/a/pdf", "packs/b/pdf", "packs/c/pdf"]
-      }
+    expect(withheld.map((w) => [w.home, w.units.map((u) => [u.name, u.repoRoot, u.folder])])).toEqual([
+      [
+        "skills/pdf",
+        [
+          ["skills/pdf", "packs/a/pdf", true],
+          ["skills/pdf", "packs/b/pdf", true],
+          ["skills/pdf", "packs/c/pdf", true],
+          ["skills/pdf/notes", "extra/notes.md", false]
+        ]
+      ]
     ])
     for (const [home, name, held] of [
       ["skills/pdf", "skills/pdf", true],
       ["skills/pdf/notes.md", "skills/pdf/notes", true],
+      ["elsewhere/notes.md", "skills/pdf/notes", true],
       ["skills", "skills", true],
       ["skills/pdfx", "skills/pdfx", false],
       ["skills/other", "skills/other", false]
