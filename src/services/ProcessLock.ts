@@ -122,12 +122,15 @@ const read = (path: string): Seen | undefined => {
   return { raw, owner, mtimeMs: st.mtimeMs }
 }
 
+/** A host name as a temp file's name carries it. */
+const inName = (host: string) => host.replace(/[^A-Za-z0-9.-]/g, "_")
+
 /**
  * The temp file an owner writes before linking or renaming it into place. Its name carries the process id, so
  * one left empty by a run killed between creating and writing it still tells who made it (and on which host).
  */
 const tempOf = (path: string, owner: LockOwner): string =>
-  `${path}.${owner.host.replace(/[^A-Za-z0-9.-]/g, "_")}.${owner.pid}-${owner.token}.tmp`
+  `${path}.${inName(owner.host)}.${owner.pid}-${owner.token}.tmp`
 // The host and the process id a temp file's name carries.
 const TEMP_OWNER = /^\.([A-Za-z0-9._-]+)\.(\d+)-[0-9a-f]+\.tmp$/
 
@@ -208,7 +211,7 @@ const tidy = (path: string) => {
     if (seen === undefined) continue
     // An empty one is judged by the process its name carries, when that process is of this host.
     const named = seen.owner === undefined ? TEMP_OWNER.exec(name.slice(base.length - 1)) : null
-    const namedPid = named !== null && named[1] === os.hostname().replace(/[^A-Za-z0-9.-]/g, "_") ? named[2] : undefined
+    const namedPid = named !== null && named[1] === inName(os.hostname()) ? named[2] : undefined
     const dead =
       seen.owner !== undefined
         ? seen.owner.host === os.hostname() && isStale(seen, now)

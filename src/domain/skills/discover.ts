@@ -57,6 +57,13 @@ const insideRoots = (path: string, files: ReadonlySet<string>, folders: Readonly
  * unit is never the anchor or a member of another. Two units that would share a home path, or sit one inside the
  * other in a home, are a collision: the second is left out and both are named.
  */
+/** The folders above a home root, outermost first. */
+export const foldersAbove = (root: string): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1)) out.push(root.slice(0, slash))
+  return out
+}
+
 export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>): Discovery => {
   // A listing names each path once; a repeated one is the same file.
   const sorted = [...new Set(repoPaths)].sort()
@@ -70,13 +77,10 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
   // Every folder above a home root, and the first unit below it: a unit there, folder or file, would hold that unit.
   const above = new Map<string, UnitLayout>()
   // A unit whose home root lies above this path: no unit can sit inside a folder unit's home, nor below a file.
-  const rootAbove = (path: string) => {
-    for (let slash = path.indexOf("/"); slash > 0; slash = path.indexOf("/", slash + 1)) {
-      const u = byHome.get(path.slice(0, slash))
-      if (u !== undefined) return u
-    }
-    return undefined
-  }
+  const rootAbove = (path: string) =>
+    foldersAbove(path)
+      .map((dir) => byHome.get(dir))
+      .find((u) => u !== undefined)
   for (const m of layout.mappings) {
     // The paths under the mapping's prefix are one run of the sorted listing; past its end there is no path.
     for (let i = lowerBound(sorted, m.prefix); ; i++) {
@@ -104,9 +108,7 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
       }
       byHome.set(homeRoot, unit)
       byName.set(name, unit)
-      for (let slash = homeRoot.indexOf("/"); slash > 0; slash = homeRoot.indexOf("/", slash + 1)) {
-        if (!above.has(homeRoot.slice(0, slash))) above.set(homeRoot.slice(0, slash), unit)
-      }
+      for (const dir of foldersAbove(homeRoot)) if (!above.has(dir)) above.set(dir, unit)
       if (m.folder) claimedFolders.add(repoRoot)
       else claimedFiles.add(repoRoot)
       units.push({ ...unit, excluded: m.excluded })

@@ -1,6 +1,6 @@
 /** Which home paths a run's units hold in each tool home, withheld units included, and the check that no two sources write one path or one under another's. */
 import { Either } from "effect"
-import { nestedHomes, unitFromName } from "../../domain/skills/discover.js"
+import { foldersAbove, nestedHomes, unitFromName } from "../../domain/skills/discover.js"
 import { compileLayout, type UnitLayout } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, ManifestSource } from "../../domain/skills/model.js"
 import { type WithheldUnit, withheldReason } from "./report.js"
@@ -43,13 +43,6 @@ export const withheldHolders = <C extends { readonly p: PreparedSource }>(
     }
   }
   return { withheld, holders }
-}
-
-/** The folders above a home root, outermost first. */
-const foldersAbove = (root: string): ReadonlyArray<string> => {
-  const out: Array<string> = []
-  for (let slash = root.indexOf("/"); slash > 0; slash = root.indexOf("/", slash + 1)) out.push(root.slice(0, slash))
-  return out
 }
 
 /**
