@@ -1,8 +1,10 @@
-import { existsSync } from "node:fs"
+import { appendFileSync, existsSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
 import pg from "pg"
 import { Shell } from "../src/services/Shell.js"
+import { makeStubs } from "./support/deploy.js"
 import { scopedDatabase } from "./support/pg.js"
 import { DURATIONS, slowFirst } from "./support/slowFirst.js"
 import { testLayer } from "./support/testLayer.js"
@@ -52,6 +54,22 @@ describe("test harness", () => {
       "test/domain/mid.test.ts",
       "test/domain/small.test.ts"
     ])
+  })
+
+  it("reads a stub's calls while one is still being written: the records before it, not a parse error", () => {
+    const stubs = makeStubs(["hook"])
+    try {
+      expect(stubs.calls()).toEqual([])
+      const call = { name: "hook", args: ["a b"], stdin: "", env: { X: "1\n2" }, cwd: "/" }
+      appendFileSync(join(stubs.dir, "calls.jsonl"), `${JSON.stringify(call)}\n`)
+      // A reader that polls as the next stub appends its line can see the line cut short.
+      appendFileSync(join(stubs.dir, "calls.jsonl"), JSON.stringify(call).slice(0, 20))
+      expect(stubs.calls()).toEqual([call])
+      appendFileSync(join(stubs.dir, "calls.jsonl"), `${JSON.stringify(call).slice(20)}\n`)
+      expect(stubs.calls()).toEqual([call, call])
+    } finally {
+      stubs.remove()
+    }
   })
 
   it("lists only files that exist", () => {

@@ -30,13 +30,15 @@ export const makeStubs = (names: ReadonlyArray<string> = ["docker", "hook", "mak
   return {
     dir,
     bin,
-    /** The calls recorded so far, in order. */
+    /**
+     * The calls recorded so far, in order. A test polls this while a stub runs: what follows the last line break is a
+     * record still being appended (read half-written under load, it failed to parse), not yet a call.
+     */
     calls: (): ReadonlyArray<Call> =>
       existsSync(file("calls.jsonl"))
         ? readFileSync(file("calls.jsonl"), "utf8")
-            .trim()
             .split("\n")
-            .filter((l) => l !== "")
+            .slice(0, -1)
             .map((l) => JSON.parse(l) as Call)
         : [],
     reset: () => rmSync(file("calls.jsonl"), { force: true }),
