@@ -2,9 +2,15 @@ import { availableParallelism } from "node:os"
 import { defineConfig } from "vitest/config"
 import { SlowFirst } from "./test/support/slowFirst.js"
 
+/**
+ * The files that share their workers: each leaves nothing behind in the process (no environment variable, signal
+ * handler, module mock, server left running or first-use state of a module that another file could see). The stage-thread files
+ * test a thread's first start and its end in a process of their own.
+ */
+const SHARED = ["test/domain/**/*.test.ts", "test/stages/db/**/*.test.ts", "test/stages/files/!(stageThread*).test.ts"]
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
@@ -14,6 +20,25 @@ export default defineConfig({
     maxWorkers: Math.max(2, availableParallelism()),
     minWorkers: 1,
     sequence: { sequencer: SlowFirst },
+    // An isolated file starts in a fresh worker that imports Effect, the test runner and the sources again: about 2 s
+    // of CPU a file. The shared files keep their workers' imports from one file to the next (the threads pool, not
+    // isolated); the rest keep a fresh process each (the forks pool): they start servers, set the environment, mock
+    // modules and handle signals.
+    poolOptions: { threads: { isolate: false } },
+    projects: [
+      // First, as a group of its own: the two pools never run side by side, so no more workers than cores.
+      { extends: true, test: { name: "shared", include: SHARED, pool: "threads", sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        // The shared files left out by a negated pattern, not by `exclude`: a project's own `exclude` would drop the
+        // command line's `--exclude` (which CI's second run uses).
+        test: {
+          name: "isolated",
+          include: ["test/**/*.test.ts", ...SHARED.map((p) => `!${p}`)],
+          sequence: { groupOrder: 1 }
+        }
+      }
+    ],
     // dist/ built once, before any file starts, when a file in the run needs it (see the module).
     globalSetup: ["test/support/buildOnce.ts"]
   }
