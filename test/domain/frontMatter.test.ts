@@ -273,12 +273,32 @@ describe("content as it is", () => {
     ])
     const edited = renderContent(new Content({ ...c, description: "How to" }))
     expect(edited).toBe(`---\ndescription: How to\n---\n\n${text}`)
-    // The same text as a Markdown page opens JSON front matter that does not read: refused, as before.
-    expect(Either.isLeft(parseContent({ path: "x", text }, "blog", "install.md"))).toBe(true)
+    // The same text as a Markdown page: `{/` cannot open a JSON object, so it is body there too.
+    expect(parse(text, "install.md").format).toBe("none")
     const yaml = `---\ntitle: Tabs\n---\nimport Tabs from '@theme/Tabs'\n\n<Tabs />\n`
     const y = parse(yaml, "tabs.mdx")
     expect([y.format, y.title, y.body]).toStrictEqual(["yaml", "Tabs", "import Tabs from '@theme/Tabs'\n\n<Tabs />\n"])
     expect(renderContent(new Content({ ...y, title: "Tabbed" }))).toBe(yaml.replace("title: Tabs", "title: Tabbed"))
+  })
+
+  it("a page opening with a template tag ({% … %}, {{ … }}) has no front matter; a JSON object still is one", () => {
+    // Eleventy and Jekyll pages may start with a Liquid or Nunjucks tag: it can never be JSON, so it is body.
+    for (const text of [
+      '{% callout "info" %}This page has moved.{% endcallout %}\n',
+      "{{ page.title }}\n\nBody\n",
+      "{%- include note.md -%}\r\n# Note\r\n"
+    ]) {
+      const c = parse(text, "docs/moved.md")
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", "", text])
+      expect(renderContent(c)).toBe(text)
+    }
+    expect(parse('{\n  "title": "Hi"\n}\n\nBody\n').title).toBe("Hi")
+    expect(parse("{}\nBody\n").format).toBe("json")
+    // A JSON object that does not read is still refused, at its line.
+    const bad = parseContent({ path: "content/blog/x.md", text: '{\n  "title": "Hi",\n}\nBody\n' }, "blog", "x.md")
+    expect(Either.isLeft(bad) && bad.left.map((e) => [e.line, e.message.includes("invalid JSON")])).toStrictEqual([
+      [3, true]
+    ])
   })
 
   it("keeps fields agentsync does not know, in order, with nested maps and lists; dates as written", () => {

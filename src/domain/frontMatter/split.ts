@@ -70,6 +70,17 @@ const jsonObjectEnd = (text: string, start: number): number => {
 }
 
 /**
+ * Whether the text at `pos` opens a JSON object: a brace then, past blanks, a key's quote or the closing brace.
+ * A template tag (`{% include %}`, `{{ page.title }}` in Eleventy or Jekyll) or an expression starts with a brace
+ * too, and can never be JSON: that is body text.
+ */
+const opensJsonObject = (text: string, pos: number) => {
+  const open = /\{[ \t\r\n]*["}]/y
+  open.lastIndex = pos
+  return open.test(text)
+}
+
+/**
  * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
  * page, where a leading `{` is an expression such as `{/* comment *\/}`), a leading brace is body text.
  */
@@ -97,7 +108,7 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
     const open = bare(text.slice(bom, firstEnd))
     return Either.left(problem(path, `front matter opened here is never closed (no closing '${open}' line)`, 1))
   }
-  if (json && text[bom] === "{") {
+  if (json && opensJsonObject(text, bom)) {
     const close = jsonObjectEnd(text, bom)
     if (close === -1)
       return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
