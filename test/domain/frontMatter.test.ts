@@ -251,6 +251,29 @@ describe("content as it is", () => {
     runs
   )
 
+  it.prop(
+    "a file of CRLF lines stays one after any edit of its fields, in whichever front matter",
+    [
+      fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter).filter((g) => g.text.includes("\n")),
+      fc.nat(),
+      tricky,
+      fc.boolean()
+    ],
+    ([g, pick, value, add]) => {
+      const text = g.text.replace(/\n/g, "\r\n")
+      const c = parse(text)
+      const key = add || g.oneLine.length === 0 ? "description" : g.oneLine[pick % g.oneLine.length]!.key
+      const edited = renderContent(
+        Object.hasOwn(c.extra, key)
+          ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
+          : new Content({ ...c, [key]: value })
+      )
+      expect(edited).not.toMatch(/(^|[^\r])\n/)
+      expect(parse(edited).body).toBe(c.body)
+    },
+    runs
+  )
+
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
     const c = parse("# Install\n\nSteps.\n", "guides/install.md")
     expect(c.title).toBe("Install")

@@ -5,7 +5,7 @@ import type { Json } from "../model.js"
 import { groups } from "../text.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
-import { type Fields, lineEnd, type SplitFile } from "./split.js"
+import { type Fields, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
 
 /** One change between two maps of fields: the key, the keys of the maps it sits in, and the new value or removal. */
 type Change =
@@ -258,10 +258,13 @@ const rewriteJson = (original: string, to: Fields): string => {
 export const patchFrontMatter = (
   split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">,
   from: Fields,
-  to: Fields
+  to: Fields,
+  lineBreak: "\r\n" | "\n" = lineBreakOf(split.head)
 ): string => {
   if (sameJson(from, to, true)) return split.head
-  if (split.format === "none") return split.head + freshHead(to)
+  // Lines written in a file of CRLF lines end in CRLF too, where the text still reads back the same.
+  const inBreaks = (text: string) => (lineBreak === "\n" ? text : text.replace(/\r?\n/g, lineBreak))
+  if (split.format === "none") return split.head + inBreaks(freshHead(to))
   const candidates: Array<() => string | undefined> =
     split.format === "yaml"
       ? [() => patchYamlText(split.inner, from, to), () => patchYamlDocument(split.inner, to), () => renderYaml(to)]
@@ -276,11 +279,13 @@ export const patchFrontMatter = (
       inner = undefined
     }
     if (inner === undefined) continue
-    const back = readBack(split.format, inner)
-    if (back !== undefined && sameJson(back, to, split.format !== "toml")) {
-      return split.head.slice(0, split.innerStart) + inner + split.head.slice(split.innerStart + split.inner.length)
+    for (const text of new Set([inBreaks(inner), inner])) {
+      const back = readBack(split.format, text)
+      if (back !== undefined && sameJson(back, to, split.format !== "toml")) {
+        return split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
+      }
     }
   }
   // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all.
-  return (split.head.startsWith("\uFEFF") ? "\uFEFF" : "") + freshHead(to)
+  return (split.head.startsWith("\uFEFF") ? "\uFEFF" : "") + inBreaks(freshHead(to))
 }

@@ -46,6 +46,12 @@ export const lineEnd = (text: string, pos: number) => {
   return nl === -1 ? text.length : nl + 1
 }
 
+/** The line break a text is written with: that of its first line (CRLF in a file from Windows). */
+export const lineBreakOf = (text: string): "\r\n" | "\n" => {
+  const nl = text.indexOf("\n")
+  return nl > 0 && text[nl - 1] === "\r" ? "\r\n" : "\n"
+}
+
 /** One blank line after the front matter belongs to the head, so the body starts where the writer's text does. */
 const withBlankLine = (text: string, pos: number) =>
   text.startsWith("\r\n", pos) ? pos + 2 : text.startsWith("\n", pos) ? pos + 1 : pos
