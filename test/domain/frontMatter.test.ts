@@ -182,12 +182,32 @@ const noFrontMatter: fc.Arbitrary<Generated> = body
   .filter((b) => !/^(---|\+\+\+|\{)/.test(b))
   .map((b) => ({ text: b, oneLine: [] }))
 
-const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter)
+/** The same front matter with its language named after the opening dashes, as gray-matter (Eleventy) reads it. */
+const languageFile: fc.Arbitrary<Generated> = fc.oneof(
+  fc
+    .tuple(yamlFile, fc.constantFrom("---yaml", "---yml", "--- YAML"))
+    .map(([g, open]) => ({ ...g, text: g.text.replace(/^---/, open) })),
+  tomlFile.map((g) => {
+    const lines = g.text.split("\n")
+    const close = lines.indexOf("+++", 1)
+    return { ...g, text: ["---toml", ...lines.slice(1, close), "---", ...lines.slice(close + 1)].join("\n") }
+  }),
+  jsonFile.map((g) => {
+    const end = g.text.indexOf("\n}") + 2
+    return {
+      text: `---json\n${g.text.slice(0, end)}\n---${g.text.slice(end)}`,
+      oneLine: g.oneLine.map((o) => ({ ...o, line: o.line + 1 }))
+    }
+  })
+)
+
+const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter)
 
 // An MDX page may start with imports or an expression (`{/* … */}`): a leading brace is body there, never JSON.
 const mdxFile: fc.Arbitrary<Generated> = fc.oneof(
   yamlFile,
   tomlFile,
+  languageFile,
   fc.tuple(fc.array(mdxLine, { minLength: 1, maxLength: 3 }), body).map(([top, b]) => ({
     text: `${top.join("\n")}\n\n${b}`,
     oneLine: []
@@ -224,8 +244,8 @@ describe("content as it is", () => {
     "an edit of one field changes only that field's line, in a Markdown or an MDX page",
     [
       fc.oneof(
-        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile), fc.constantFrom(...MD_PATHS)),
-        fc.tuple(fc.oneof(yamlFile, tomlFile), fc.constantFrom(...MDX_PATHS))
+        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile, languageFile), fc.constantFrom(...MD_PATHS)),
+        fc.tuple(fc.oneof(yamlFile, tomlFile, languageFile), fc.constantFrom(...MDX_PATHS))
       ),
       fc.nat(),
       tricky
@@ -254,7 +274,7 @@ describe("content as it is", () => {
   it.prop(
     "a file of CRLF lines stays one after any edit of its fields, in whichever front matter",
     [
-      fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter).filter((g) => g.text.includes("\n")),
+      fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter).filter((g) => g.text.includes("\n")),
       fc.nat(),
       tricky,
       fc.boolean()
@@ -321,6 +341,31 @@ describe("content as it is", () => {
     const bad = parseContent({ path: "content/blog/x.md", text: '{\n  "title": "Hi",\n}\nBody\n' }, "blog", "x.md")
     expect(Either.isLeft(bad) && bad.left.map((e) => [e.line, e.message.includes("invalid JSON")])).toStrictEqual([
       [3, true]
+    ])
+  })
+
+  it("front matter named ---json, ---toml or ---yaml is read in that language; ---js is code, and body", () => {
+    const json = '---json\n{\n  "title": "Hi",\n  "eleventyNavigation": {\n    "key": "Hi"\n  }\n}\n---\n\n# Body\n'
+    const j = parse(json)
+    expect([j.format, j.title, j.extra, j.body]).toStrictEqual([
+      "json",
+      "Hi",
+      { eleventyNavigation: { key: "Hi" } },
+      "# Body\n"
+    ])
+    expect(renderContent(new Content({ ...j, title: "Hello" }))).toBe(json.replace('"Hi",', '"Hello",'))
+    const toml = "---toml\r\ntitle = 'Hi'\r\nweight = 3\r\n---\r\nBody\r\n"
+    const t = parse(toml)
+    expect([t.format, t.title, t.extra]).toStrictEqual(["toml", "Hi", { weight: 3 }])
+    expect(renderContent(new Content({ ...t, extra: { weight: 4 } }))).toBe(toml.replace("3", "4"))
+    // JavaScript front matter cannot be read as data: the page is body as a whole, kept byte for byte.
+    const js = "---js\nconst pagination = { data: 'authors', size: 1 }\n---\n# Authors\n"
+    const s = parse(js)
+    expect([s.format, s.head, s.body, renderContent(s)]).toStrictEqual(["none", "", js, js])
+    // A named fence is closed by plain dashes; never closed, it is refused at its line, naming the closing fence.
+    const open = parseContent({ path: "content/blog/x.md", text: '---json\n{ "title": "Hi" }\n' }, "blog", "x.md")
+    expect(Either.isLeft(open) && open.left.map((e) => [e.line, e.message])).toStrictEqual([
+      [1, "content/blog/x.md:1: front matter opened here is never closed (no closing '---' line)"]
     ])
   })
 

@@ -243,10 +243,13 @@ const rewriteToml = (to: Fields): string => {
   return text === "" || text.endsWith("\n") ? text : `${text}\n`
 }
 
-/** JSON written with the indent the original used (two spaces when it was on several lines with no other clue). */
+/**
+ * JSON written with the indent the original used (two spaces when it was on several lines with no other clue),
+ * and the blanks after its object (`---json` front matter ends in a newline before the closing fence).
+ */
 const rewriteJson = (original: string, to: Fields): string => {
   const indent = /\n([ \t]+)"/.exec(original)?.[1] ?? (original.includes("\n") ? "  " : "")
-  return JSON.stringify(to, null, indent)
+  return JSON.stringify(to, null, indent) + (/\s*$/.exec(original)?.[0] ?? "")
 }
 
 /**

@@ -5,6 +5,7 @@
 import { Either } from "effect"
 import { InvalidInput } from "../../errors.js"
 import type { Json } from "../model.js"
+import { groups } from "../text.js"
 
 export type FrontMatterFormat = "yaml" | "toml" | "json" | "none"
 
@@ -32,9 +33,23 @@ export const problem = (file: string, reason: string, line?: number, field?: str
     ...(field === undefined ? {} : { field })
   })
 
-const FENCES: Record<string, { readonly format: "yaml" | "toml"; readonly close: ReadonlyArray<string> }> = {
+type Fence = { readonly format: Exclude<FrontMatterFormat, "none">; readonly close: ReadonlyArray<string> }
+
+const FENCES: Record<string, Fence> = {
   "---": { format: "yaml", close: ["---", "..."] },
   "+++": { format: "toml", close: ["+++"] }
+}
+
+// gray-matter (Eleventy, Docusaurus) names the language after the opening dashes (`---json`, `---toml`), closed
+// by `---`. Only the languages read as data here; `---js` is code, and such a page stays body as a whole.
+const LANGUAGES: Record<string, Fence["format"]> = { yaml: "yaml", yml: "yaml", json: "json", toml: "toml" }
+
+/** The fence a first line opens, if any. */
+const fenceOf = (line: string): Fence | undefined => {
+  const fence = FENCES[line]
+  if (fence !== undefined) return fence
+  const language = LANGUAGES[groups(/^---[ \t]*([A-Za-z]+)$/, line, 1)?.[0]?.toLowerCase() ?? ""]
+  return language === undefined ? undefined : { format: language, close: ["---"] }
 }
 
 /** A line without its end and trailing blanks (Jekyll accepts `--- ` as a fence). */
@@ -93,7 +108,7 @@ const opensJsonObject = (text: string, pos: number) => {
 export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
   const bom = text.startsWith("\uFEFF") ? 1 : 0
   const firstEnd = lineEnd(text, bom)
-  const fence = FENCES[bare(text.slice(bom, firstEnd))]
+  const fence = fenceOf(bare(text.slice(bom, firstEnd)))
   if (fence !== undefined) {
     let pos = firstEnd
     while (pos < text.length) {
@@ -111,8 +126,9 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
       }
       pos = end
     }
-    const open = bare(text.slice(bom, firstEnd))
-    return Either.left(problem(path, `front matter opened here is never closed (no closing '${open}' line)`, 1))
+    return Either.left(
+      problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1)
+    )
   }
   if (json && opensJsonObject(text, bom)) {
     const close = jsonObjectEnd(text, bom)
