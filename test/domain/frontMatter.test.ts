@@ -161,10 +161,13 @@ const jsonFile: fc.Arbitrary<Generated> = fc
       ),
       { minLength: 7, maxLength: 7 }
     ),
-    body
+    body,
+    fc.boolean()
   )
-  .map(([ks, vs, b]) => {
+  .map(([ks, vs, b, flat]) => {
     const object = Object.fromEntries(ks.map((k, i) => [k, vs[i]!]))
+    // On one line (`{"title":"Hi"}`) every field is on the object's line.
+    if (flat) return { text: `${JSON.stringify(object)}\n\n${b}`, oneLine: ks.map((key) => ({ key, line: 0 })) }
     const text = JSON.stringify(object, null, 2)
     const lines = text.split("\n")
     const oneLine = ks.flatMap((k) => {
@@ -177,9 +180,22 @@ const jsonFile: fc.Arbitrary<Generated> = fc
     return { text: `${text}\n\n${b}`, oneLine }
   })
 
-// A file whose first line is a fence or a brace has front matter (or a broken one): not this case.
-const noFrontMatter: fc.Arbitrary<Generated> = body
-  .filter((b) => !/^(---|\+\+\+|\{)/.test(b))
+/** Template tags a page of Eleventy, Jekyll or Hugo may open with: body text, never front matter. */
+const templateTag = fc.constantFrom(
+  "{% include note.html %}",
+  '{%- callout "info" -%}',
+  "{{ page.title }}",
+  "{{< note >}}",
+  "{{- $x := 1 -}}",
+  "{# draft #}"
+)
+// A file whose first line is a fence or a brace has front matter (or a broken one): not this case, except a brace
+// opening a template tag.
+const noFrontMatter: fc.Arbitrary<Generated> = fc
+  .oneof(
+    body.filter((b) => !/^(---|\+\+\+|\{)/.test(b)),
+    fc.tuple(templateTag, body).map(([tag, b]) => `${tag}\n${b}`)
+  )
   .map((b) => ({ text: b, oneLine: [] }))
 
 /** The same front matter with its language named after the opening dashes, as gray-matter (Eleventy) reads it. */
@@ -193,7 +209,7 @@ const languageFile: fc.Arbitrary<Generated> = fc.oneof(
     return { ...g, text: ["---toml", ...lines.slice(1, close), "---", ...lines.slice(close + 1)].join("\n") }
   }),
   jsonFile.map((g) => {
-    const end = g.text.indexOf("\n}") + 2
+    const end = g.text.startsWith("{\n") ? g.text.indexOf("\n}") + 2 : g.text.indexOf("\n")
     return {
       text: `---json\n${g.text.slice(0, end)}\n---${g.text.slice(end)}`,
       oneLine: g.oneLine.map((o) => ({ ...o, line: o.line + 1 }))
@@ -262,7 +278,7 @@ describe("content as it is", () => {
       expect(after.length).toBe(before.length)
       const changed = before.flatMap((l, i) => (after[i] === l ? [] : [i]))
       expect(changed.every((i) => i === line)).toBe(true)
-      expect(after[line]!.replace(/^\s*"?/, "")).toMatch(new RegExp(`^${key}`))
+      expect(after[line]).toMatch(new RegExp(`(^\\s*"?|[{,]")${key}\\b`))
       // And it reads back as the edit (a known name now holding a value of its column's type is that column).
       const back = parse(after.join("\n"), path)
       expect(back.body).toBe(c.body)
@@ -272,27 +288,71 @@ describe("content as it is", () => {
   )
 
   it.prop(
-    "a file of CRLF lines stays one after any edit of its fields, in whichever front matter",
+    "a file of CRLF or mixed line ends: an edit of one field changes only that field's line, written with the file's line break",
     [
-      fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter).filter((g) => g.text.includes("\n")),
+      fc.oneof(yamlFile, tomlFile, jsonFile, languageFile).filter((g) => g.oneLine.length > 0),
+      // Which lines end in CRLF: all, all but the first, the first n (front matter from Windows, body not), any.
+      fc.oneof(
+        fc.constant((_: number) => true),
+        fc.constant((i: number) => i > 0),
+        fc.nat({ max: 12 }).map((n) => (i: number) => i < n),
+        fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }).map((bs) => (i: number) => bs[i % 40]!)
+      ),
       fc.nat(),
-      tricky,
-      fc.boolean()
+      tricky
     ],
-    ([g, pick, value, add]) => {
-      const text = g.text.replace(/\n/g, "\r\n")
+    ([g, crlf, pick, value]) => {
+      const lines = g.text.split("\n")
+      const text = lines.map((l, i) => (i < lines.length - 1 && crlf(i) ? `${l}\r` : l)).join("\n")
+      const { key, line } = g.oneLine[pick % g.oneLine.length]!
       const c = parse(text)
-      const key = add || g.oneLine.length === 0 ? "description" : g.oneLine[pick % g.oneLine.length]!.key
       const edited = renderContent(
         Object.hasOwn(c.extra, key)
           ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
           : new Content({ ...c, [key]: value })
       )
+      const before = text.split("\n")
+      const after = edited.split("\n")
+      expect(after.length).toBe(before.length)
+      expect(before.flatMap((l, i) => (after[i] === l ? [] : [i])).every((i) => i === line)).toBe(true)
+      if (after[line] !== before[line]) expect(after[line]!.endsWith("\r")).toBe(crlf(0) && lines.length > 1)
+      const back = parse(edited)
+      expect(back.body).toBe(c.body)
+      expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
+    },
+    runs
+  )
+
+  it.prop(
+    "a file of CRLF lines stays one after a field is added, in whichever front matter",
+    [fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter).filter((g) => g.text.includes("\n")), tricky],
+    ([g, value]) => {
+      const text = g.text.replace(/\n/g, "\r\n")
+      const c = parse(text)
+      const edited = renderContent(new Content({ ...c, extra: { ...c.extra, summary: value } }))
       expect(edited).not.toMatch(/(^|[^\r])\n/)
       expect(parse(edited).body).toBe(c.body)
     },
     runs
   )
+
+  it.prop(
+    "a page opening with a template tag has no front matter, and is written back as it is",
+    [noFrontMatter, fc.constantFrom(...MD_PATHS, ...MDX_PATHS)],
+    ([g, path]) => {
+      const c = parse(g.text, path)
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", "", g.text])
+      expect(renderContent(new Content({ ...c }))).toBe(g.text)
+    },
+    runs
+  )
+
+  it("a line written into a file of CRLF lines ends in CRLF; a multi-line string's own LF is kept", () => {
+    const text = "+++\r\ntitle = 'a'\r\nnote = '''\nx\ny'''\r\n+++\r\nbody\r\n"
+    const c = parse(text)
+    expect(c.extra["note"]).toBe("x\ny")
+    expect(renderContent(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", 'title = "Hi"'))
+  })
 
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
     const c = parse("# Install\n\nSteps.\n", "guides/install.md")
@@ -316,8 +376,9 @@ describe("content as it is", () => {
     ])
     const edited = renderContent(new Content({ ...c, description: "How to" }))
     expect(edited).toBe(`---\ndescription: How to\n---\n\n${text}`)
-    // The same text as a Markdown page: `{/` cannot open a JSON object, so it is body there too.
-    expect(parse(text, "install.md").format).toBe("none")
+    // The same text as a Markdown page is broken JSON front matter, refused at its line.
+    const md = parseContent({ path: "content/blog/install.md", text }, "blog", "install.md")
+    expect(Either.isLeft(md) && md.left.map((e) => e.line)).toStrictEqual([1])
     const yaml = `---\ntitle: Tabs\n---\nimport Tabs from '@theme/Tabs'\n\n<Tabs />\n`
     const y = parse(yaml, "tabs.mdx")
     expect([y.format, y.title, y.body]).toStrictEqual(["yaml", "Tabs", "import Tabs from '@theme/Tabs'\n\n<Tabs />\n"])
@@ -342,6 +403,13 @@ describe("content as it is", () => {
     expect(Either.isLeft(bad) && bad.left.map((e) => [e.line, e.message.includes("invalid JSON")])).toStrictEqual([
       [3, true]
     ])
+    // Only `{%`, `{{` and `{#` open a template tag: any other leading brace is JSON, refused when it is not.
+    for (const text of ["{'title': 'x'}\n\nBody\n", '{ title: "x" }\n\nBody\n', "{\ntitle: x\n}\nBody\n"]) {
+      const r = parseContent({ path: "content/blog/x.md", text }, "blog", "x.md")
+      expect(
+        Either.isLeft(r) && r.left.map((e) => /^content\/blog\/x\.md:\d: invalid JSON/.test(e.message))
+      ).toStrictEqual([true])
+    }
   })
 
   it("front matter named ---json, ---toml or ---yaml is read in that language; ---js is code, and body", () => {

@@ -1,4 +1,4 @@
-/** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, or none): a file split into head and body. */
+/** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, a named fence such as `---json`, or none): a file split into head and body. */
 // A file is `head + body`. The head is every byte before the body (BOM, fences, the front matter, one blank
 // line after the closing fence); it is kept as read, so an item whose fields did not change is written back
 // byte for byte.
@@ -91,15 +91,11 @@ const jsonObjectEnd = (text: string, start: number): number => {
 }
 
 /**
- * Whether the text at `pos` opens a JSON object: a brace then, past blanks, a key's quote or the closing brace.
- * A template tag (`{% include %}`, `{{ page.title }}` in Eleventy or Jekyll) or an expression starts with a brace
- * too, and can never be JSON: that is body text.
+ * Whether the text at `pos` opens a template tag (`{% include %}`, `{{ page.title }}`, `{# note #}` in Eleventy,
+ * Jekyll or Hugo): body text, never JSON. Any other leading brace is read as a JSON object, and refused at its
+ * line when it is not one.
  */
-const opensJsonObject = (text: string, pos: number) => {
-  const open = /\{[ \t\r\n]*["}]/y
-  open.lastIndex = pos
-  return open.test(text)
-}
+const opensTemplateTag = (text: string, pos: number) => /^\{[%{#]/.test(text.slice(pos, pos + 2))
 
 /**
  * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
@@ -130,7 +126,7 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
       problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1)
     )
   }
-  if (json && opensJsonObject(text, bom)) {
+  if (json && text[bom] === "{" && !opensTemplateTag(text, bom)) {
     const close = jsonObjectEnd(text, bom)
     if (close === -1)
       return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
