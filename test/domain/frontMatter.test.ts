@@ -3,7 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { parseContent, renderContent } from "../../src/domain/formats.js"
+import { parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
 
 const runs = { fastCheck: { numRuns: 400 } }
@@ -430,6 +430,16 @@ describe("content as it is", () => {
     const js = "---js\nconst pagination = { data: 'authors', size: 1 }\n---\n# Authors\n"
     const s = parse(js)
     expect([s.format, s.head, s.body, renderContent(s)]).toStrictEqual(["none", "", js, js])
+    // Its fields edited, it cannot be written (YAML above the code would be read instead of it): refused, at line 1.
+    expect(unwritableContent(s, renderContent(s))).toBeUndefined()
+    for (const open of ["---js", "---javascript", "---coffee", "--- JS"]) {
+      const code = parse(js.replace("---js", open), "authors.md")
+      expect(unwritableContent(code, renderContent(new Content({ ...code, title: "People" })))).toBe(
+        `content/blog/authors.md:1: front matter in ${open.slice(3).trim()} cannot be written from the database; the file is left as it is`
+      )
+    }
+    const data = parse('---json\n{ "title": "Hi" }\n---\nBody\n')
+    expect(unwritableContent(data, renderContent(new Content({ ...data, title: "Hello" })))).toBeUndefined()
     // A named fence is closed by plain dashes; never closed, it is refused at its line, naming the closing fence.
     const open = parseContent({ path: "content/blog/x.md", text: '---json\n{ "title": "Hi" }\n' }, "blog", "x.md")
     expect(Either.isLeft(open) && open.left.map((e) => [e.line, e.message])).toStrictEqual([

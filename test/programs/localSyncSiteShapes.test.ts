@@ -16,7 +16,8 @@ const PAGES: Record<string, string> = {
     '{% callout "info" %}This page has moved to <a href="/docs/">Get Started</a>.{% endcallout %}\n',
   "content/site/docs/data.md": '---json\n{\n  "title": "Data",\n  "order": 2\n}\n---\n\n# Data\n',
   "content/site/_posts/2009-05-24-windows.markdown":
-    '---\r\nlayout: post\r\ntitle: "Test title"\r\ntag: "Ruby"\r\n---\r\n\r\nWritten on Windows.\r\n'
+    '---\r\nlayout: post\r\ntitle: "Test title"\r\ntag: "Ruby"\r\n---\r\n\r\nWritten on Windows.\r\n',
+  "content/site/authors.md": "---js\n{ pagination: { data: 'authors', size: 1 } }\n---\n\n# Authors\n"
 }
 
 const sync = (url: string, services: string, options: LocalSyncOptions) =>
@@ -44,6 +45,7 @@ describe("local sync and the pages of static-site generators", () => {
       const rows = yield* sqlRows(url, "SELECT slug, format, title FROM contents ORDER BY slug")
       expect(rows).toEqual([
         { slug: "_posts/2009-05-24-windows", format: "yaml", title: "Test title" },
+        { slug: "authors", format: "none", title: "Authors" },
         { slug: "docs/data", format: "json", title: "Data" },
         { slug: "docs/moved", format: "none", title: "moved" }
       ])
@@ -54,8 +56,14 @@ describe("local sync and the pages of static-site generators", () => {
       expect(treeFiles(b, "latin1")).toEqual(treeFiles(a, "latin1"))
 
       yield* sqlRows(url, "UPDATE contents SET title = 'Edited', description = 'From the database'")
-      yield* sync(url, b, { direction: "ToDisk" })
+      const edited = yield* sync(url, b, { direction: "ToDisk" })
+      // Front matter that is code (`---js`) cannot take the edit: refused at the file's line, the file left as it
+      // is; every other page is written.
+      expect(edited.results.flatMap((x) => x.errors.map((e) => e.message))).toEqual([
+        "content/site/authors.md:1: front matter in js cannot be written from the database; the file is left as it is"
+      ])
       const read = (path: string) => readFileSync(join(b, path), "utf8")
+      expect(read("content/site/authors.md")).toBe(PAGES["content/site/authors.md"])
       expect(read("content/site/_posts/2009-05-24-windows.markdown")).toBe(
         '---\r\nlayout: post\r\ntitle: Edited\r\ntag: "Ruby"\r\ndescription: From the database\r\n---\r\n\r\nWritten on Windows.\r\n'
       )

@@ -44,12 +44,25 @@ const FENCES: Record<string, Fence> = {
 // by `---`. Only the languages read as data here; `---js` is code, and such a page stays body as a whole.
 const LANGUAGES: Record<string, Fence["format"]> = { yaml: "yaml", yml: "yaml", json: "json", toml: "toml" }
 
+/** The language named after the opening dashes of a (bare) first line, as written. */
+const languageOf = (line: string) => groups(/^---[ \t]*([A-Za-z]+)$/, line, 1)?.[0]
+
 /** The fence a first line opens, if any. */
 const fenceOf = (line: string): Fence | undefined => {
   const fence = FENCES[line]
   if (fence !== undefined) return fence
-  const language = LANGUAGES[groups(/^---[ \t]*([A-Za-z]+)$/, line, 1)?.[0]?.toLowerCase() ?? ""]
+  const language = LANGUAGES[languageOf(line)?.toLowerCase() ?? ""]
   return language === undefined ? undefined : { format: language, close: ["---"] }
+}
+
+/**
+ * The language a page's first line names when it is one not read as data (`---js`, `---coffee`): such front
+ * matter is code, kept as body; gray-matter (Eleventy) runs it, so front matter written above it would be wrong.
+ */
+export const codeFenceOf = (text: string): string | undefined => {
+  const bom = text.startsWith("\uFEFF") ? 1 : 0
+  const name = languageOf(bare(text.slice(bom, lineEnd(text, bom))))
+  return name === undefined || LANGUAGES[name.toLowerCase()] !== undefined ? undefined : name
 }
 
 /** A line without its end and trailing blanks (Jekyll accepts `--- ` as a fence). */
