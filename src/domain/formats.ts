@@ -13,7 +13,8 @@ export {
   parseSourceConfig,
   renderContent,
   SourceConfig,
-  sourceConfigPath
+  sourceConfigPath,
+  unwritableContent
 } from "./formats/content.js"
 export {
   collectErrors,

@@ -198,6 +198,12 @@ describe("disk formats round-trip: parse(render(x)) == x and the hash survives",
     )
     const renamedFolder = new Agent({ ...folder, name: "Writer" })
     expect(parseRenderedAgent(renamedFolder)).toStrictEqual(new Agent({ ...renamedFolder, original: null }))
+    // A config.yaml of CRLF lines keeps them where fields are edited; the line that was LF between them stays LF.
+    const crlf = "id: writer\r\nname: writer\r\ndescription: Writes.\r\ntags: [a]\nenabled: true\r\n"
+    const windows = right(parseAgent({ path: "agents/writer/config.yaml", text: crlf }, undefined, "writer"))
+    expect(renderAgent(new Agent({ ...windows, description: "Edits.", enabled: false }))[0]!.text).toBe(
+      "id: writer\r\nname: writer\r\ndescription: Edits.\r\ntags: [a]\nenabled: false\r\n"
+    )
     // Made in memory: an empty name, and a display name that is the id.
     const fresh = new Agent({ ...renamed, id: "_", name: "", display_name: "_", original: null, extra: {} })
     expect(parseRenderedAgent(fresh)).toStrictEqual(fresh)

@@ -3,7 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { parseContent, renderContent } from "../../src/domain/formats.js"
+import { parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
 
 const runs = { fastCheck: { numRuns: 400 } }
@@ -161,10 +161,13 @@ const jsonFile: fc.Arbitrary<Generated> = fc
       ),
       { minLength: 7, maxLength: 7 }
     ),
-    body
+    body,
+    fc.boolean()
   )
-  .map(([ks, vs, b]) => {
+  .map(([ks, vs, b, flat]) => {
     const object = Object.fromEntries(ks.map((k, i) => [k, vs[i]!]))
+    // On one line (`{"title":"Hi"}`) every field is on the object's line.
+    if (flat) return { text: `${JSON.stringify(object)}\n\n${b}`, oneLine: ks.map((key) => ({ key, line: 0 })) }
     const text = JSON.stringify(object, null, 2)
     const lines = text.split("\n")
     const oneLine = ks.flatMap((k) => {
@@ -177,17 +180,50 @@ const jsonFile: fc.Arbitrary<Generated> = fc
     return { text: `${text}\n\n${b}`, oneLine }
   })
 
-// A file whose first line is a fence or a brace has front matter (or a broken one): not this case.
-const noFrontMatter: fc.Arbitrary<Generated> = body
-  .filter((b) => !/^(---|\+\+\+|\{)/.test(b))
+/** Template tags a page of Eleventy, Jekyll or Hugo may open with: body text, never front matter. */
+const templateTag = fc.constantFrom(
+  "{% include note.html %}",
+  '{%- callout "info" -%}',
+  "{{ page.title }}",
+  "{{< note >}}",
+  "{{- $x := 1 -}}",
+  "{# draft #}"
+)
+// A file whose first line is a fence or a brace has front matter (or a broken one): not this case, except a brace
+// opening a template tag.
+const noFrontMatter: fc.Arbitrary<Generated> = fc
+  .oneof(
+    body.filter((b) => !/^(---|\+\+\+|\{)/.test(b)),
+    fc.tuple(templateTag, body).map(([tag, b]) => `${tag}\n${b}`)
+  )
   .map((b) => ({ text: b, oneLine: [] }))
 
-const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, noFrontMatter)
+/** The same front matter with its language named after the opening dashes, as gray-matter (Eleventy) reads it. */
+const languageFile: fc.Arbitrary<Generated> = fc.oneof(
+  fc
+    .tuple(yamlFile, fc.constantFrom("---yaml", "---yml", "--- YAML"))
+    .map(([g, open]) => ({ ...g, text: g.text.replace(/^---/, open) })),
+  tomlFile.map((g) => {
+    const lines = g.text.split("\n")
+    const close = lines.indexOf("+++", 1)
+    return { ...g, text: ["---toml", ...lines.slice(1, close), "---", ...lines.slice(close + 1)].join("\n") }
+  }),
+  jsonFile.map((g) => {
+    const end = g.text.startsWith("{\n") ? g.text.indexOf("\n}") + 2 : g.text.indexOf("\n")
+    return {
+      text: `---json\n${g.text.slice(0, end)}\n---${g.text.slice(end)}`,
+      oneLine: g.oneLine.map((o) => ({ ...o, line: o.line + 1 }))
+    }
+  })
+)
+
+const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter)
 
 // An MDX page may start with imports or an expression (`{/* … */}`): a leading brace is body there, never JSON.
 const mdxFile: fc.Arbitrary<Generated> = fc.oneof(
   yamlFile,
   tomlFile,
+  languageFile,
   fc.tuple(fc.array(mdxLine, { minLength: 1, maxLength: 3 }), body).map(([top, b]) => ({
     text: `${top.join("\n")}\n\n${b}`,
     oneLine: []
@@ -224,8 +260,8 @@ describe("content as it is", () => {
     "an edit of one field changes only that field's line, in a Markdown or an MDX page",
     [
       fc.oneof(
-        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile), fc.constantFrom(...MD_PATHS)),
-        fc.tuple(fc.oneof(yamlFile, tomlFile), fc.constantFrom(...MDX_PATHS))
+        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile, languageFile), fc.constantFrom(...MD_PATHS)),
+        fc.tuple(fc.oneof(yamlFile, tomlFile, languageFile), fc.constantFrom(...MDX_PATHS))
       ),
       fc.nat(),
       tricky
@@ -242,7 +278,7 @@ describe("content as it is", () => {
       expect(after.length).toBe(before.length)
       const changed = before.flatMap((l, i) => (after[i] === l ? [] : [i]))
       expect(changed.every((i) => i === line)).toBe(true)
-      expect(after[line]!.replace(/^\s*"?/, "")).toMatch(new RegExp(`^${key}`))
+      expect(after[line]).toMatch(new RegExp(`(^\\s*"?|[{,]")${key}\\b`))
       // And it reads back as the edit (a known name now holding a value of its column's type is that column).
       const back = parse(after.join("\n"), path)
       expect(back.body).toBe(c.body)
@@ -250,6 +286,73 @@ describe("content as it is", () => {
     },
     runs
   )
+
+  it.prop(
+    "a file of CRLF or mixed line ends: an edit of one field changes only that field's line, written with the file's line break",
+    [
+      fc.oneof(yamlFile, tomlFile, jsonFile, languageFile).filter((g) => g.oneLine.length > 0),
+      // Which lines end in CRLF: all, all but the first, the first n (front matter from Windows, body not), any.
+      fc.oneof(
+        fc.constant((_: number) => true),
+        fc.constant((i: number) => i > 0),
+        fc.nat({ max: 12 }).map((n) => (i: number) => i < n),
+        fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }).map((bs) => (i: number) => bs[i % 40]!)
+      ),
+      fc.nat(),
+      tricky
+    ],
+    ([g, crlf, pick, value]) => {
+      const lines = g.text.split("\n")
+      const text = lines.map((l, i) => (i < lines.length - 1 && crlf(i) ? `${l}\r` : l)).join("\n")
+      const { key, line } = g.oneLine[pick % g.oneLine.length]!
+      const c = parse(text)
+      const edited = renderContent(
+        Object.hasOwn(c.extra, key)
+          ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
+          : new Content({ ...c, [key]: value })
+      )
+      const before = text.split("\n")
+      const after = edited.split("\n")
+      expect(after.length).toBe(before.length)
+      expect(before.flatMap((l, i) => (after[i] === l ? [] : [i])).every((i) => i === line)).toBe(true)
+      if (after[line] !== before[line]) expect(after[line]!.endsWith("\r")).toBe(crlf(0) && lines.length > 1)
+      const back = parse(edited)
+      expect(back.body).toBe(c.body)
+      expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
+    },
+    runs
+  )
+
+  it.prop(
+    "a file of CRLF lines stays one after a field is added, in whichever front matter",
+    [fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter).filter((g) => g.text.includes("\n")), tricky],
+    ([g, value]) => {
+      const text = g.text.replace(/\n/g, "\r\n")
+      const c = parse(text)
+      const edited = renderContent(new Content({ ...c, extra: { ...c.extra, summary: value } }))
+      expect(edited).not.toMatch(/(^|[^\r])\n/)
+      expect(parse(edited).body).toBe(c.body)
+    },
+    runs
+  )
+
+  it.prop(
+    "a page opening with a template tag has no front matter, and is written back as it is",
+    [noFrontMatter, fc.constantFrom(...MD_PATHS, ...MDX_PATHS)],
+    ([g, path]) => {
+      const c = parse(g.text, path)
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", "", g.text])
+      expect(renderContent(new Content({ ...c }))).toBe(g.text)
+    },
+    runs
+  )
+
+  it("a line written into a file of CRLF lines ends in CRLF; a multi-line string's own LF is kept", () => {
+    const text = "+++\r\ntitle = 'a'\r\nnote = '''\nx\ny'''\r\n+++\r\nbody\r\n"
+    const c = parse(text)
+    expect(c.extra["note"]).toBe("x\ny")
+    expect(renderContent(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", 'title = "Hi"'))
+  })
 
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
     const c = parse("# Install\n\nSteps.\n", "guides/install.md")
@@ -273,12 +376,75 @@ describe("content as it is", () => {
     ])
     const edited = renderContent(new Content({ ...c, description: "How to" }))
     expect(edited).toBe(`---\ndescription: How to\n---\n\n${text}`)
-    // The same text as a Markdown page opens JSON front matter that does not read: refused, as before.
-    expect(Either.isLeft(parseContent({ path: "x", text }, "blog", "install.md"))).toBe(true)
+    // The same text as a Markdown page is broken JSON front matter, refused at its line.
+    const md = parseContent({ path: "content/blog/install.md", text }, "blog", "install.md")
+    expect(Either.isLeft(md) && md.left.map((e) => e.line)).toStrictEqual([1])
     const yaml = `---\ntitle: Tabs\n---\nimport Tabs from '@theme/Tabs'\n\n<Tabs />\n`
     const y = parse(yaml, "tabs.mdx")
     expect([y.format, y.title, y.body]).toStrictEqual(["yaml", "Tabs", "import Tabs from '@theme/Tabs'\n\n<Tabs />\n"])
     expect(renderContent(new Content({ ...y, title: "Tabbed" }))).toBe(yaml.replace("title: Tabs", "title: Tabbed"))
+  })
+
+  it("a page opening with a template tag ({% … %}, {{ … }}) has no front matter; a JSON object still is one", () => {
+    // Eleventy and Jekyll pages may start with a Liquid or Nunjucks tag: it can never be JSON, so it is body.
+    for (const text of [
+      '{% callout "info" %}This page has moved.{% endcallout %}\n',
+      "{{ page.title }}\n\nBody\n",
+      "{%- include note.md -%}\r\n# Note\r\n"
+    ]) {
+      const c = parse(text, "docs/moved.md")
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", "", text])
+      expect(renderContent(c)).toBe(text)
+    }
+    expect(parse('{\n  "title": "Hi"\n}\n\nBody\n').title).toBe("Hi")
+    expect(parse("{}\nBody\n").format).toBe("json")
+    // A JSON object that does not read is still refused, at its line.
+    const bad = parseContent({ path: "content/blog/x.md", text: '{\n  "title": "Hi",\n}\nBody\n' }, "blog", "x.md")
+    expect(Either.isLeft(bad) && bad.left.map((e) => [e.line, e.message.includes("invalid JSON")])).toStrictEqual([
+      [3, true]
+    ])
+    // Only `{%`, `{{` and `{#` open a template tag: any other leading brace is JSON, refused when it is not.
+    for (const text of ["{'title': 'x'}\n\nBody\n", '{ title: "x" }\n\nBody\n', "{\ntitle: x\n}\nBody\n"]) {
+      const r = parseContent({ path: "content/blog/x.md", text }, "blog", "x.md")
+      expect(
+        Either.isLeft(r) && r.left.map((e) => /^content\/blog\/x\.md:\d: invalid JSON/.test(e.message))
+      ).toStrictEqual([true])
+    }
+  })
+
+  it("front matter named ---json, ---toml or ---yaml is read in that language; ---js is code, and body", () => {
+    const json = '---json\n{\n  "title": "Hi",\n  "eleventyNavigation": {\n    "key": "Hi"\n  }\n}\n---\n\n# Body\n'
+    const j = parse(json)
+    expect([j.format, j.title, j.extra, j.body]).toStrictEqual([
+      "json",
+      "Hi",
+      { eleventyNavigation: { key: "Hi" } },
+      "# Body\n"
+    ])
+    expect(renderContent(new Content({ ...j, title: "Hello" }))).toBe(json.replace('"Hi",', '"Hello",'))
+    const toml = "---toml\r\ntitle = 'Hi'\r\nweight = 3\r\n---\r\nBody\r\n"
+    const t = parse(toml)
+    expect([t.format, t.title, t.extra]).toStrictEqual(["toml", "Hi", { weight: 3 }])
+    expect(renderContent(new Content({ ...t, extra: { weight: 4 } }))).toBe(toml.replace("3", "4"))
+    // JavaScript front matter cannot be read as data: the page is body as a whole, kept byte for byte.
+    const js = "---js\nconst pagination = { data: 'authors', size: 1 }\n---\n# Authors\n"
+    const s = parse(js)
+    expect([s.format, s.head, s.body, renderContent(s)]).toStrictEqual(["none", "", js, js])
+    // Its fields edited, it cannot be written (YAML above the code would be read instead of it): refused, at line 1.
+    expect(unwritableContent(s, renderContent(s))).toBeUndefined()
+    for (const open of ["---js", "---javascript", "---coffee", "--- JS"]) {
+      const code = parse(js.replace("---js", open), "authors.md")
+      expect(unwritableContent(code, renderContent(new Content({ ...code, title: "People" })))).toBe(
+        `content/blog/authors.md:1: front matter in ${open.slice(3).trim()} cannot be written from the database; the file is left as it is`
+      )
+    }
+    const data = parse('---json\n{ "title": "Hi" }\n---\nBody\n')
+    expect(unwritableContent(data, renderContent(new Content({ ...data, title: "Hello" })))).toBeUndefined()
+    // A named fence is closed by plain dashes; never closed, it is refused at its line, naming the closing fence.
+    const open = parseContent({ path: "content/blog/x.md", text: '---json\n{ "title": "Hi" }\n' }, "blog", "x.md")
+    expect(Either.isLeft(open) && open.left.map((e) => [e.line, e.message])).toStrictEqual([
+      [1, "content/blog/x.md:1: front matter opened here is never closed (no closing '---' line)"]
+    ])
   })
 
   it("keeps fields agentsync does not know, in order, with nested maps and lists; dates as written", () => {

@@ -1,7 +1,7 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
 import { freshHead } from "../frontMatter/render.js"
-import { type Fields, problem } from "../frontMatter/split.js"
+import { codeFenceOf, type Fields, problem } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import { groups } from "../text.js"
 import {
@@ -176,6 +176,18 @@ export const parseContent = (file: TextFile, source: string, path: string): Pars
 const freshContent = (c: Content): Fields => {
   const { title, ...rest } = contentWanted(c)
   return { title: title ?? c.title, slug: c.slug, ...rest, ...c.extra }
+}
+
+/**
+ * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code
+ * (`---js`) is body as a whole, and an edit of its fields would put YAML front matter above the code, which
+ * Eleventy would then read instead. Undefined when the text is the page as read, or the page has no such block.
+ */
+export const unwritableContent = (c: Content, text: string): string | undefined => {
+  const language = c.format === "none" ? codeFenceOf(c.body) : undefined
+  return language === undefined || text === (c.head ?? "") + c.body
+    ? undefined
+    : `${contentPath(c)}:1: front matter in ${language} cannot be written from the database; the file is left as it is`
 }
 
 /** A content file: its original bytes where the item did not change, else with only the changed fields edited. */

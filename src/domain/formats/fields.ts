@@ -4,7 +4,7 @@ import type { InvalidInput } from "../../errors.js"
 import { patchFrontMatter } from "../frontMatter/patch.js"
 import { readFrontMatter, readYamlFields } from "../frontMatter/read.js"
 import { freshHead, renderYaml, sameJson } from "../frontMatter/render.js"
-import { type Fields, problem, type SplitFile, splitFrontMatter } from "../frontMatter/split.js"
+import { type Fields, lineBreakOf, problem, type SplitFile, splitFrontMatter } from "../frontMatter/split.js"
 import { held } from "../held.js"
 import { ContentPath, Id, type Json } from "../model.js"
 import type { TextFile } from "./yaml.js"
@@ -129,7 +129,8 @@ export const renderMarkdown = (
     patchFrontMatter(
       split.right,
       fields.right,
-      settled(encoded, known, (f) => read(f, body).known, wanted)
+      settled(encoded, known, (f) => read(f, body).known, wanted),
+      lineBreakOf(head + body)
     ) + body
   )
 }

@@ -5,7 +5,7 @@ import type { Json } from "../model.js"
 import { groups } from "../text.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
-import { type Fields, lineEnd, type SplitFile } from "./split.js"
+import { type Fields, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
 
 /** One change between two maps of fields: the key, the keys of the maps it sits in, and the new value or removal. */
 type Change =
@@ -243,10 +243,63 @@ const rewriteToml = (to: Fields): string => {
   return text === "" || text.endsWith("\n") ? text : `${text}\n`
 }
 
-/** JSON written with the indent the original used (two spaces when it was on several lines with no other clue). */
+/**
+ * JSON written with the indent the original used (two spaces when it was on several lines with no other clue),
+ * and the blanks after its object (`---json` front matter ends in a newline before the closing fence).
+ */
 const rewriteJson = (original: string, to: Fields): string => {
-  const indent = /\n([ \t]+)"/.exec(original)?.[1] ?? (original.includes("\n") ? "  " : "")
-  return JSON.stringify(to, null, indent)
+  const indent = /\n([ \t]+)"/.exec(original)?.[1] ?? (original.trimEnd().includes("\n") ? "  " : "")
+  return JSON.stringify(to, null, indent) + (/\s*$/.exec(original)?.[0] ?? "")
+}
+
+/** A text's lines, each with its line break (the last one may have none). */
+const linesOf = (text: string): Array<string> => text.match(/[^\n]*\n|[^\n]+$/g) ?? []
+const unbroken = (line: string) => line.replace(/\r?\n$/, "")
+
+/** Beyond this many line pairs to align, every line between the common start and end counts as written. */
+const ALIGN_LIMIT = 1_000_000
+
+/**
+ * `edited` (a candidate edit of `original`) with each line it wrote ending in `lineBreak`, and each line kept from
+ * the original (the longest run of lines both share, in order) ending as it did, so an edit of a file of mixed
+ * line ends touches no other line.
+ */
+const inLineBreaks = (original: string, edited: string, lineBreak: "\r\n" | "\n"): string => {
+  const was = linesOf(original)
+  const now = linesOf(edited)
+  const a = was.map(unbroken)
+  const b = now.map(unbroken)
+  let head = 0
+  while (head < a.length && head < b.length && a[head] === b[head]) head++
+  let tail = 0
+  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++
+  const aEnd = a.length - tail
+  const bEnd = b.length - tail
+  // common[i][j]: how many lines a[i..aEnd) and b[j..bEnd) share in order (their longest common subsequence).
+  const rows = aEnd - head + 1
+  const cols = bEnd - head + 1
+  const common: Array<Int32Array> = []
+  if (rows * cols <= ALIGN_LIMIT) {
+    for (let i = 0; i < rows; i++) common.push(new Int32Array(cols))
+    for (let i = rows - 2; i >= 0; i--)
+      for (let j = cols - 2; j >= 0; j--)
+        common[i]![j] =
+          a[head + i] === b[head + j] ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!)
+  }
+  // A kept line keeps its break; one that now has a break where it had none (more follows it) gets the file's.
+  const kept = (i: number, j: number) =>
+    now[j]!.endsWith("\n") ? (was[i]!.endsWith("\n") ? was[i]! : b[j]! + lineBreak) : now[j]!
+  const written = (j: number) => (now[j]!.endsWith("\n") ? b[j]! + lineBreak : now[j]!)
+  const out: Array<string> = []
+  for (let j = 0; j < head; j++) out.push(kept(j, j))
+  let i = head
+  for (let j = head; j < bEnd; ) {
+    if (common.length > 0 && i < aEnd && a[i] === b[j]) out.push(kept(i++, j++))
+    else if (common.length > 0 && i < aEnd && common[i + 1 - head]![j - head]! >= common[i - head]![j + 1 - head]!) i++
+    else out.push(written(j++))
+  }
+  for (let k = 0; k < tail; k++) out.push(kept(aEnd + k, bEnd + k))
+  return out.join("")
 }
 
 /**
@@ -258,10 +311,13 @@ const rewriteJson = (original: string, to: Fields): string => {
 export const patchFrontMatter = (
   split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">,
   from: Fields,
-  to: Fields
+  to: Fields,
+  lineBreak: "\r\n" | "\n" = lineBreakOf(split.head)
 ): string => {
   if (sameJson(from, to, true)) return split.head
-  if (split.format === "none") return split.head + freshHead(to)
+  // Lines written in a file of CRLF lines end in CRLF too; the lines kept keep their own ends.
+  const inBreaks = (text: string) => (lineBreak === "\n" ? text : text.replace(/\r?\n/g, lineBreak))
+  if (split.format === "none") return split.head + inBreaks(freshHead(to))
   const candidates: Array<() => string | undefined> =
     split.format === "yaml"
       ? [() => patchYamlText(split.inner, from, to), () => patchYamlDocument(split.inner, to), () => renderYaml(to)]
@@ -276,11 +332,12 @@ export const patchFrontMatter = (
       inner = undefined
     }
     if (inner === undefined) continue
-    const back = readBack(split.format, inner)
+    const text = inLineBreaks(split.inner, inner, lineBreak)
+    const back = readBack(split.format, text)
     if (back !== undefined && sameJson(back, to, split.format !== "toml")) {
-      return split.head.slice(0, split.innerStart) + inner + split.head.slice(split.innerStart + split.inner.length)
+      return split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
     }
   }
   // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all.
-  return (split.head.startsWith("\uFEFF") ? "\uFEFF" : "") + freshHead(to)
+  return (split.head.startsWith("\uFEFF") ? "\uFEFF" : "") + inBreaks(freshHead(to))
 }

@@ -1,10 +1,11 @@
-/** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, or none): a file split into head and body. */
+/** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, a named fence such as `---json`, or none): a file split into head and body. */
 // A file is `head + body`. The head is every byte before the body (BOM, fences, the front matter, one blank
 // line after the closing fence); it is kept as read, so an item whose fields did not change is written back
 // byte for byte.
 import { Either } from "effect"
 import { InvalidInput } from "../../errors.js"
 import type { Json } from "../model.js"
+import { groups } from "../text.js"
 
 export type FrontMatterFormat = "yaml" | "toml" | "json" | "none"
 
@@ -32,9 +33,36 @@ export const problem = (file: string, reason: string, line?: number, field?: str
     ...(field === undefined ? {} : { field })
   })
 
-const FENCES: Record<string, { readonly format: "yaml" | "toml"; readonly close: ReadonlyArray<string> }> = {
+type Fence = { readonly format: Exclude<FrontMatterFormat, "none">; readonly close: ReadonlyArray<string> }
+
+const FENCES: Record<string, Fence> = {
   "---": { format: "yaml", close: ["---", "..."] },
   "+++": { format: "toml", close: ["+++"] }
+}
+
+// gray-matter (Eleventy, Docusaurus) names the language after the opening dashes (`---json`, `---toml`), closed
+// by `---`. Only the languages read as data here; `---js` is code, and such a page stays body as a whole.
+const LANGUAGES: Record<string, Fence["format"]> = { yaml: "yaml", yml: "yaml", json: "json", toml: "toml" }
+
+/** The language named after the opening dashes of a (bare) first line, as written. */
+const languageOf = (line: string) => groups(/^---[ \t]*([A-Za-z]+)$/, line, 1)?.[0]
+
+/** The fence a first line opens, if any. */
+const fenceOf = (line: string): Fence | undefined => {
+  const fence = FENCES[line]
+  if (fence !== undefined) return fence
+  const language = LANGUAGES[languageOf(line)?.toLowerCase() ?? ""]
+  return language === undefined ? undefined : { format: language, close: ["---"] }
+}
+
+/**
+ * The language a page's first line names when it is one not read as data (`---js`, `---coffee`): such front
+ * matter is code, kept as body; gray-matter (Eleventy) runs it, so front matter written above it would be wrong.
+ */
+export const codeFenceOf = (text: string): string | undefined => {
+  const bom = text.startsWith("\uFEFF") ? 1 : 0
+  const name = languageOf(bare(text.slice(bom, lineEnd(text, bom))))
+  return name === undefined || LANGUAGES[name.toLowerCase()] !== undefined ? undefined : name
 }
 
 /** A line without its end and trailing blanks (Jekyll accepts `--- ` as a fence). */
@@ -44,6 +72,12 @@ const bare = (line: string) => line.replace(/[ \t\r\n]+$/, "")
 export const lineEnd = (text: string, pos: number) => {
   const nl = text.indexOf("\n", pos)
   return nl === -1 ? text.length : nl + 1
+}
+
+/** The line break a text is written with: that of its first line (CRLF in a file from Windows). */
+export const lineBreakOf = (text: string): "\r\n" | "\n" => {
+  const nl = text.indexOf("\n")
+  return nl > 0 && text[nl - 1] === "\r" ? "\r\n" : "\n"
 }
 
 /** One blank line after the front matter belongs to the head, so the body starts where the writer's text does. */
@@ -70,13 +104,20 @@ const jsonObjectEnd = (text: string, start: number): number => {
 }
 
 /**
+ * Whether the text at `pos` opens a template tag (`{% include %}`, `{{ page.title }}`, `{# note #}` in Eleventy,
+ * Jekyll or Hugo): body text, never JSON. Any other leading brace is read as a JSON object, and refused at its
+ * line when it is not one.
+ */
+const opensTemplateTag = (text: string, pos: number) => /^\{[%{#]/.test(text.slice(pos, pos + 2))
+
+/**
  * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
  * page, where a leading `{` is an expression such as `{/* comment *\/}`), a leading brace is body text.
  */
 export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
   const bom = text.startsWith("\uFEFF") ? 1 : 0
   const firstEnd = lineEnd(text, bom)
-  const fence = FENCES[bare(text.slice(bom, firstEnd))]
+  const fence = fenceOf(bare(text.slice(bom, firstEnd)))
   if (fence !== undefined) {
     let pos = firstEnd
     while (pos < text.length) {
@@ -94,10 +135,11 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
       }
       pos = end
     }
-    const open = bare(text.slice(bom, firstEnd))
-    return Either.left(problem(path, `front matter opened here is never closed (no closing '${open}' line)`, 1))
+    return Either.left(
+      problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1)
+    )
   }
-  if (json && text[bom] === "{") {
+  if (json && text[bom] === "{" && !opensTemplateTag(text, bom)) {
     const close = jsonObjectEnd(text, bom)
     if (close === -1)
       return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))

@@ -1,7 +1,7 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
 import { Either } from "effect"
 import { stringify } from "yaml"
-import { contentPath, sourceConfigPath } from "../formats.js"
+import { contentPath, sourceConfigPath, unwritableContent } from "../formats.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
 import { type Content, ContentSource, LocalSyncError } from "../model.js"
 import type { ContentFile } from "../project.js"
@@ -21,6 +21,15 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const blocked = new Set([...disk.blocked.content, ...db.contentInvalid.map((r) => r.key)])
   // A stored page whose bytes do not parse holds its key: a sync to disk neither writes nor removes that file.
   if (o.direction === "ToDisk") for (const p of db.storedPages) if (Either.isLeft(p.parsed)) blocked.add(p.key)
+  // So does a row whose edit cannot be written into its page (front matter that is code): refused, file kept.
+  const unwritable: Array<LocalSyncError> = []
+  if (o.direction === "ToDisk")
+    for (const r of db.contents) {
+      const why = r.item !== undefined && r.text !== undefined ? unwritableContent(r.item, r.text) : undefined
+      if (why === undefined || r.item === undefined) continue
+      blocked.add(r.key)
+      unwritable.push(new LocalSyncError({ item: contentPath(r.item), message: why }))
+    }
   const isBlocked = (k: string) => blocked.has(k) || disk.blockedSources.has(k.slice(0, k.indexOf("/")))
   const upserts: Array<ContentWrite> = []
   const deletes: Array<{ source: string; slug: string }> = []
@@ -83,6 +92,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   planAttachments(b, disk, db, "content")
   const errors = [
     ...disk.errors.content,
+    ...unwritable,
     ...(o.direction === "ToDisk" ? invalidRowErrors("contents", db.contentInvalid) : [])
   ]
   return b.done(errors)
