@@ -1,6 +1,7 @@
 /** The SyncError family: every failure agentsync reports, each with a human message and an exit code. */
 import { Data, Option, Schema } from "effect"
 import { errnoCode } from "./errno.js"
+import { escapeHidden } from "./services/nameBytes.js"
 
 /** A required setting (environment variable, config key) is absent. */
 export class MissingConfig extends Data.TaggedError("MissingConfig")<{
@@ -20,8 +21,9 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
   reason: Schema.String
 }) {
   override get message() {
-    const where =
-      this.file === undefined ? "" : this.line === undefined ? `${this.file}: ` : `${this.file}:${this.line}: `
+    // A file's name from disk may hold a control character: shown by its bytes, it reaches no terminal raw.
+    const file = this.file === undefined ? undefined : escapeHidden(this.file)
+    const where = file === undefined ? "" : this.line === undefined ? `${file}: ` : `${file}:${this.line}: `
     const field = this.field === undefined ? "" : `${this.field}: `
     return `${where}${field}${this.reason}`
   }
@@ -74,7 +76,8 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   items: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
 }) {
   override get message() {
-    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
+    // One line per item (a path, most often): a control character in one is shown by its bytes.
+    const list = this.items.length === 0 ? "" : `\n  ${this.items.map(escapeHidden).join("\n  ")}`
     return `conflict: ${this.reason}${list}`
   }
 }
@@ -107,7 +110,8 @@ export class ServerLacks extends Schema.TaggedError<ServerLacks>()("ServerLacks"
   url: Schema.optional(Schema.String)
 }) {
   override get message() {
-    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
+    // One line per item (a path, most often): a control character in one is shown by its bytes.
+    const list = this.items.length === 0 ? "" : `\n  ${this.items.map(escapeHidden).join("\n  ")}`
     return `${this.reason}${this.url === undefined ? "" : ` (${this.url})`}; nothing was sent${list}`
   }
 }
@@ -174,7 +178,7 @@ export class IoError extends Data.TaggedError("IoError")<{
     return ioKindOf(this.cause)
   }
   override get message() {
-    return `${this.path}: ${this.reason}`
+    return `${escapeHidden(this.path)}: ${this.reason}`
   }
 }
 

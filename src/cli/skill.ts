@@ -5,6 +5,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
 import type { ActionView, SyncReport } from "../programs/skillSync.js"
+import { escapeHidden, escapePath } from "../services/nameBytes.js"
 import { noPaint, type Paint } from "./color.js"
 import { emit, table, tableOf } from "./output.js"
 import { globals } from "./root.js"
@@ -59,7 +60,8 @@ const findings = (
   r: Pick<SyncReport, "ignored" | "notes" | "errors" | "withheld">,
   p: Paint = noPaint
 ): ReadonlyArray<string> => [
-  ...r.ignored.map((i) => `ignored ${i.source}:${i.path}: ${i.reason}`),
+  // A path found on disk or in a repository, as `escapePath` shows it: its control characters reach no terminal.
+  ...r.ignored.map((i) => `ignored ${i.source}:${escapePath(i.path)}: ${escapeHidden(i.reason)}`),
   ...r.notes.map((n) => `note: ${n.source}: ${n.note}`),
   ...r.withheld.map((w) => p.red(`left out ${w.source}:${w.unit}: ${w.reason}`)),
   ...r.errors.map((e) => p.red(`error in source ${e.source}: ${e.reason}`))

@@ -53,6 +53,24 @@ describe("skill sync of a name that is not UTF-8", () => {
     )
   })
 
+  it.effect("in a folder whose name holds control characters: the refusal shows that folder escaped too", () => {
+    const w = makeWorld(top)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        const folder = w.claude("skills/pdf/a\nb\x1b[2J")
+        fs.mkdirSync(folder)
+        fs.writeFileSync(bytePath(folder, latin1("résumé.md")), "# cv\n")
+        const got = yield* Effect.flip(SkillSync.sync())
+        expect(got._tag).toBe("InvalidInput")
+        expect(got.message).toBe(
+          `${w.claude("skills/pdf")}/a\\x0ab\\x1b[2J: the name "r\\xe9sum\\xe9.md" is not UTF-8: no skill path can hold it; rename it, or move it out of the folder`
+        )
+      })
+    )
+  })
+
   it.effect(
     "in a commit of a git source: the source refused naming the path by its bytes, never deployed under another name",
     () => {
