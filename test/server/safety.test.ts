@@ -321,7 +321,7 @@ describe("server migrations", () => {
     "a server and project runs started together on one fresh database all migrate it",
     () =>
       Effect.gen(function* () {
-        for (let round = 0; round < 5; round++) {
+        for (let attempt = 0; attempt < 5; attempt++) {
           const url = yield* scopedDatabase("bothrace")
           const pool = PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })
           const exits = yield* Effect.all(
