@@ -1,7 +1,8 @@
 /** The human text of a file sync report (plain code: the settled run prints it without loading the CLI). */
 import { IGNORE_FILE, MEMBERSHIP } from "../domain/membership.js"
+import { escapeHidden } from "../domain/text.js"
 import type { FilesReport } from "../programs/files.js"
-import { escapeHidden, escapePath } from "../services/nameBytes.js"
+import { escapePath } from "../services/nameBytes.js"
 import type { Paint } from "./color.js"
 import { table } from "./table.js"
 

@@ -3,9 +3,10 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Option, Schema } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
-import { escapeHidden, escapePath } from "../services/nameBytes.js"
+import { escapePath } from "../services/nameBytes.js"
 import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
@@ -97,7 +98,7 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
   return lines.join("\n")
 }
 
-const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
+export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
       ["kind", "direction", "synced", "skipped", "deleted", "errors"],

@@ -7,7 +7,7 @@ import { Context, Effect, Layer } from "effect"
 import { sha256 } from "../domain/hash.js"
 import { digestOf, kindOf } from "../domain/skills/model.js"
 import { InvalidInput, type IoError, ioError as io } from "../errors.js"
-import { escapePath, UnreadableName } from "./nameBytes.js"
+import { UnreadableName } from "./nameBytes.js"
 import {
   type EntryKind,
   fileDigestSync,
@@ -37,7 +37,7 @@ const walkError =
   (path: string, what: string) =>
   (e: unknown): IoError | InvalidInput =>
     e instanceof UnreadableName
-      ? new InvalidInput({ file: escapePath(e.folder), reason: `the name "${e.shown}" is not UTF-8: ${e.reason}` })
+      ? new InvalidInput({ file: e.folder, reason: `the name "${e.shown}" is not UTF-8: ${e.reason}` })
       : io(path, what)(e)
 
 export interface UnitDiskShape {

@@ -69,14 +69,6 @@ export const escapePath = (path: string): string =>
     .map((name) => escapeName(Buffer.from(name)))
     .join("/")
 
-/**
- * A line of text made from names (a message, a list of top-level names some of which `escapeName` already shows) with
- * each control, format or separator character shown by its bytes as `escapeName` shows it, the rest as it is: no
- * name in it reaches a terminal raw, and a name shown before is not shown again.
- */
-export const escapeHidden = (text: string): string =>
-  text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => escapeName(Buffer.from(c)))
-
 /** How to fix a name that is not UTF-8 where file sync takes it. */
 export const UNREADABLE_FIX =
   "rename it, or leave it out in .agentsyncignore (where `*` matches the bytes that are not UTF-8)"
