@@ -196,6 +196,43 @@ describe("skill sync: units a detected layout maps to one home path", () => {
     )
   })
 
+  it.effect("from a read-only source the advice says a user's own copy is kept in the home, and it is", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    write(w.claude("skills/access/SKILL.md"), "mine\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* SkillSync.install({
+          uri: `git:${w.up.bare}`,
+          name: "team",
+          tools: ["claude", "codex"],
+          readOnly: true
+        })
+        const [what = "", then = ""] = (report.withheld[0]?.reason ?? "").split("\n")
+        // The consequences on a line of their own; nothing said of a push the source never takes.
+        expect(what).toMatch(/set it with `agentsync skill source layout team FILE`;$/)
+        expect(then).toMatch(
+          /^then .*\(your own\) is new in the home: kept in the home, not pushed \(the source is read-only\), where a rule still maps skills\/access,/
+        )
+        expect(then).not.toMatch(/pushed to the repo/)
+        yield* SkillSync.setLayout("team", [
+          { glob: "plugins/{p}/skills/{name}/SKILL.md", repo: "plugins/{p}/skills/{name}", home: "skills/{p}-{name}" },
+          { glob: "skills/{name}/SKILL.md", repo: "skills/{name}", home: "skills/{name}" },
+          { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" }
+        ])
+        const plan = yield* SkillSync.sync({ dryRun: true })
+        expect(plan.withheld).toEqual([])
+        expect(plan.actions.find((a) => a.unit === "skills/access" && a.tool === "claude")).toMatchObject({
+          direction: "NoOp",
+          reason: "new in the home; the source is read-only"
+        })
+        yield* SkillSync.sync()
+        expect(w.up.read("skills/access/SKILL.md")).toBeUndefined()
+        expect(read(w.claude("skills/access/SKILL.md"))).toBe("mine\n")
+      })
+    )
+  })
+
   it.effect("a second source writing the withheld home path refuses an unscoped run before any write", () => {
     const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
     return runIn(
