@@ -34,12 +34,15 @@ export interface GitShape {
   readonly clone: (url: string, dir: string) => Effect.Effect<void, CommandFailed | InvalidInput>
   /**
    * What a remote's HEAD names (`git ls-remote --symref`): its default branch; none when HEAD is detached or names
-   * a branch the remote does not have (git then lists no symbolic ref). With the remote's branches, in one process.
+   * a branch the remote does not have (git then lists no symbolic ref). With the remote's branches and tags, in one
+   * process.
    */
-  readonly defaultBranch: (
-    url: string
-  ) => Effect.Effect<
-    { readonly head: Option.Option<string>; readonly branches: ReadonlyArray<string> },
+  readonly defaultBranch: (url: string) => Effect.Effect<
+    {
+      readonly head: Option.Option<string>
+      readonly branches: ReadonlyArray<string>
+      readonly tags: ReadonlyArray<string>
+    },
     CommandFailed | InvalidInput
   >
   /**
@@ -146,10 +149,16 @@ export const make = (shell: ShellShape): GitShape => {
 
   const defaultBranch = Effect.fn("Git.defaultBranch")(function* (url: string) {
     yield* guard(checkGitUrl(url))
-    const out = text((yield* exec(undefined, ["ls-remote", "--symref", "--", url, "HEAD", "refs/heads/*"])).stdout)
+    const out = text(
+      (yield* exec(undefined, ["ls-remote", "--symref", "--", url, "HEAD", "refs/heads/*", "refs/tags/*"])).stdout
+    )
     const m = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(out)
     const branches = [...out.matchAll(/^[0-9a-f]+\trefs\/heads\/(\S+)$/gm)].map((b) => b[1]!)
-    return { head: m === null ? Option.none<string>() : Option.some(m[1]!), branches }
+    // An annotated tag is listed twice, the second time peeled (`v1^{}`): once here.
+    const tags = [...out.matchAll(/^[0-9a-f]+\trefs\/tags\/(\S+?)(\^\{\})?$/gm)].flatMap((t) =>
+      t[2] === undefined ? [t[1]!] : []
+    )
+    return { head: m === null ? Option.none<string>() : Option.some(m[1]!), branches, tags }
   })
 
   const health = Effect.fn("Git.health")(function* (dir: string, url: string) {

@@ -60,13 +60,19 @@ describe("skill sources: the ref is resolved explicitly and the cache clone is c
     git(detached, "checkout", "-q", "--detach")
     const empty = nodePath.join(w.root, "empty.git")
     execFileSync("git", ["init", "-q", "--bare", empty])
+    // Tags and no branch (a release mirror): one light, one annotated (listed twice by ls-remote, peeled the second time).
+    const tagged = nodePath.join(w.root, "tagged.git")
+    execFileSync("git", ["init", "-q", "--bare", tagged])
+    git(w.up.bare, "tag", "-a", "v2.0", "-m", "two", "main")
+    git(w.up.bare, "push", "-q", tagged, "refs/heads/main:refs/tags/v1.0", "refs/tags/v2.0")
     return runIn(
       w,
       Effect.gen(function* () {
         for (const [uri, why] of [
           [`git:${w.up.bare}`, /HEAD names none of its branches \(dev, main\)/],
           [`git:${detached}`, /HEAD names none of its branches \(main, other\)/],
-          [`git:${empty}`, /has no branch yet/]
+          [`git:${empty}`, /has no branch yet, .*; push one first, or name a branch, tag or commit with --ref$/],
+          [`git:${tagged}`, /has no branch, .*; name a branch, tag or commit with --ref \(its tags: v1\.0, v2\.0\)$/]
         ] as const) {
           const added = yield* Effect.flip(SkillSync.addSource({ uri, name: "team" }))
           expect(added._tag).toBe("InvalidInput")
@@ -88,14 +94,15 @@ describe("skill sources: the ref is resolved explicitly and the cache clone is c
   })
 
   it.effect("with no ref given, a remote whose HEAD names no branch but that has one follows that one", () => {
-    // A bare repository made where git's default is master, to which the user pushed main: git clone cannot check it
-    // out, but the branch meant is not in doubt.
+    // A bare repository made where git's default is master, to which the user pushed one branch, trunk (not main, the
+    // ref once given by default): git clone cannot check it out, but the branch meant is not in doubt.
     const w = makeWorld(top, SAMPLE, { head: "master" })
+    git(w.up.bare, "branch", "-m", "main", "trunk")
     return runIn(
       w,
       Effect.gen(function* () {
         const r = yield* w.install
-        expect(r.source.ref).toBe("main")
+        expect(r.source.ref).toBe("trunk")
         expect(r.report.errors).toEqual([])
         expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
       })
