@@ -19,11 +19,16 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
   field: Schema.optional(Schema.String),
   reason: Schema.String
 }) {
-  override get message() {
+  /** The message's lines: a reason may hold several, a file's name (which may hold a newline) never starts one. */
+  get lines(): ReadonlyArray<string> {
     const where =
       this.file === undefined ? "" : this.line === undefined ? `${this.file}: ` : `${this.file}:${this.line}: `
     const field = this.field === undefined ? "" : `${this.field}: `
-    return `${where}${field}${this.reason}`
+    const [first = "", ...rest] = this.reason.split("\n")
+    return [`${where}${field}${first}`, ...rest]
+  }
+  override get message() {
+    return this.lines.join("\n")
   }
 }
 
@@ -73,9 +78,12 @@ export class Conflict extends Schema.TaggedError<Conflict>()("Conflict", {
   reason: Schema.String,
   items: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
 }) {
+  /** The message's lines: one per item (a path, most often, which may hold a newline of its own). */
+  get lines(): ReadonlyArray<string> {
+    return [`conflict: ${this.reason}`, ...this.items.map((i) => `  ${i}`)]
+  }
   override get message() {
-    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
-    return `conflict: ${this.reason}${list}`
+    return this.lines.join("\n")
   }
 }
 
@@ -106,9 +114,15 @@ export class ServerLacks extends Schema.TaggedError<ServerLacks>()("ServerLacks"
   items: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   url: Schema.optional(Schema.String)
 }) {
+  /** The message's lines: one per item (a path, most often, which may hold a newline of its own). */
+  get lines(): ReadonlyArray<string> {
+    return [
+      `${this.reason}${this.url === undefined ? "" : ` (${this.url})`}; nothing was sent`,
+      ...this.items.map((i) => `  ${i}`)
+    ]
+  }
   override get message() {
-    const list = this.items.length === 0 ? "" : `\n  ${this.items.join("\n  ")}`
-    return `${this.reason}${this.url === undefined ? "" : ` (${this.url})`}; nothing was sent${list}`
+    return this.lines.join("\n")
   }
 }
 
@@ -172,6 +186,10 @@ export class IoError extends Data.TaggedError("IoError")<{
 }> {
   get kind(): IoKind {
     return ioKindOf(this.cause)
+  }
+  /** The message as one line: the path (which may hold a newline) never starts another. */
+  get lines(): ReadonlyArray<string> {
+    return [this.message]
   }
   override get message() {
     return `${this.path}: ${this.reason}`
@@ -310,3 +328,9 @@ export const exitCodeOf = (error: { readonly _tag: string }): ExitCode => {
 }
 
 export const isSyncError = (u: unknown): u is SyncError => SYNC_ERRORS.some((C) => u instanceof C)
+
+/**
+ * An error's message as the lines a terminal shows, each to be escaped whole: where a message holds a name that may
+ * hold a newline, its class says where its lines break (`lines`); otherwise each newline of the message is one.
+ */
+export const messageLines = (e: SyncError): ReadonlyArray<string> => ("lines" in e ? e.lines : e.message.split("\n"))

@@ -1,4 +1,5 @@
 /** The one colour decision (--color, NO_COLOR, TERM=dumb, a terminal; never with --json) and the colours of human output. */
+import { escapeHidden } from "../domain/text.js"
 import type { ColorMode, Globals } from "./argv.js"
 
 /** Whether to colour: `always`, or `auto` on a terminal without NO_COLOR or TERM=dumb. */
@@ -67,10 +68,16 @@ export const paint = (on: boolean): Paint => {
 export const colorOn = (g: Globals, stream: { readonly isTTY?: boolean }) =>
   !g.json && useColor(g.color, stream.isTTY === true)
 
-/** `error: message` for stderr, the prefix in red where colour is on. */
-export const errorLine = (g: Globals, message: string) => {
+/**
+ * `error: message` for stderr, the prefix in red where colour is on: the one place an error reaches a terminal, so
+ * each of the message's lines (a string is one line) is shown with its control, format and separator characters
+ * escaped (a name in it can neither forge a line nor clear the screen); the newlines between them and the colour are
+ * its own. The message itself stays raw, as `--json` and the logs carry it.
+ */
+export const errorLine = (g: Globals, message: string | ReadonlyArray<string>) => {
   const p = paint(colorOn(g, process.stderr))
-  return `${p.bold(p.red("error:"))} ${message}`
+  const lines = typeof message === "string" ? [message] : message
+  return `${p.bold(p.red("error:"))} ${lines.map(escapeHidden).join("\n")}`
 }
 
 /** No colour: for text that may go anywhere. */

@@ -1,6 +1,8 @@
 /** The human text of a file sync report (plain code: the settled run prints it without loading the CLI). */
 import { IGNORE_FILE, MEMBERSHIP } from "../domain/membership.js"
+import { escapeHidden } from "../domain/text.js"
 import type { FilesReport } from "../programs/files.js"
+import { escapePath } from "../services/nameBytes.js"
 import type { Paint } from "./color.js"
 import { table } from "./table.js"
 
@@ -27,7 +29,11 @@ export const human = (r: FilesReport) => (p: Paint) => {
       ...r.files.filter((f) => f.status === "NotCarried"),
       ...r.files.filter((f) => f.status !== "NotCarried")
     ]
-    const rows = shown.slice(0, LIMIT).map((f) => [p.status(f.status), f.action ?? "", f.path, note(f)])
+    // A path as `escapePath` shows it, a note (a link's target) with its control characters escaped: none reaches
+    // a terminal raw, and the table's columns hold.
+    const rows = shown
+      .slice(0, LIMIT)
+      .map((f) => [p.status(f.status), f.action ?? "", escapePath(f.path), escapeHidden(note(f))])
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }
@@ -67,7 +73,8 @@ const SHOWN = 8
 export const leftOutLine = (r: Pick<FilesReport, "left_out">): string | undefined => {
   const names = r.left_out ?? []
   if (names.length === 0) return undefined
-  const shown = names.slice(0, SHOWN).map((n) => `services/${n}`)
+  // A name not UTF-8 comes shown already (`listTopSync`); any other may still hold a control character.
+  const shown = names.slice(0, SHOWN).map((n) => `services/${escapeHidden(n)}`)
   if (names.length > SHOWN) shown.push(`${names.length - SHOWN} more (--json lists all)`)
   const list = shown.length === 1 ? shown[0] : `${shown.slice(0, -1).join(", ")} and ${shown[shown.length - 1]}`
   const [are, them] = names.length === 1 ? ["is", "it"] : ["are", "them"]

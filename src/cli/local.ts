@@ -3,8 +3,10 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Option, Schema } from "effect"
 import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
+import { escapePath } from "../services/nameBytes.js"
 import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
@@ -57,15 +59,20 @@ const failOnErrors = (n: number) =>
         })
       )
 
-/** What local sync does not treat: a count, or with --verbose one line per file. */
+/**
+ * What local sync does not treat: a count, or with --verbose one line per file. Here and in every line below, a path
+ * or key read from disk is shown as `escapePath` shows it, so that a name's control characters reach no terminal.
+ */
 export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
   unsynced.length === 0
     ? []
     : listAll
-      ? unsynced.map((p) => `not synced by local sync: ${p} (carried by file sync)`)
+      ? unsynced.map((p) => `not synced by local sync: ${escapePath(p)} (carried by file sync)`)
       : [
           `${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`
         ]
+
+const shownPaths = (paths: ReadonlyArray<string>) => paths.map(escapePath).join(", ")
 
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
 
@@ -84,14 +91,14 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
     )
   ]
   for (const k of report.kinds)
-    for (const c of k.changes) lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${c.key}`))
-  for (const k of report.kinds) for (const e of k.errors) lines.push(p.red(`! ${e.message}`))
+    for (const c of k.changes) lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${escapePath(c.key)}`))
+  for (const k of report.kinds) for (const e of k.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
   lines.push("(added: on disk only; removed: in the database only)")
   return lines.join("\n")
 }
 
-const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
+export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
       ["kind", "direction", "synced", "skipped", "deleted", "errors"],
@@ -102,19 +109,21 @@ const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) => {
     lines.push(report.plan.length === 0 ? "dry run: nothing to do" : "dry run: the plan")
     for (const s of report.plan)
       lines.push(
-        `  ${s.action} ${s.kind} ${s.key} (${s.status})${s.paths.length === 0 ? "" : ` ${s.paths.join(", ")}`}`
+        `  ${s.action} ${s.kind} ${escapePath(s.key)} (${s.status})${s.paths.length === 0 ? "" : ` ${shownPaths(s.paths)}`}`
       )
   } else {
     // Every deletion is named, never only counted.
     for (const s of report.plan) {
-      if (s.action === "delete") lines.push(p.red(`deleted from the database: ${s.kind} ${s.key}`))
+      if (s.action === "delete") lines.push(p.red(`deleted from the database: ${s.kind} ${escapePath(s.key)}`))
       if (s.action === "remove")
         lines.push(
-          p.red(`removed from disk: ${s.kind} ${s.key}${s.paths.length === 0 ? "" : ` (${s.paths.join(", ")})`}`)
+          p.red(
+            `removed from disk: ${s.kind} ${escapePath(s.key)}${s.paths.length === 0 ? "" : ` (${shownPaths(s.paths)})`}`
+          )
         )
     }
   }
-  for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${e.message}`))
+  for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
   return lines.join("\n")
 }

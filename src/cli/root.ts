@@ -16,10 +16,10 @@ export class CliGlobals extends Context.Tag("agentsync/cli/Globals")<CliGlobals,
 export const globals = CliGlobals
 
 /** A usage error: shown once here, exit code 2 (main does not print validation errors again). */
-export const usage = (message: string) =>
+export const usage = (message: string | ReadonlyArray<string>) =>
   Effect.zipRight(
     Effect.flatMap(globals, (g) => Console.error(errorLine(g, message))),
-    Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
+    Effect.fail(ValidationError.invalidValue(HelpDoc.p(typeof message === "string" ? message : message.join("\n"))))
   )
 
 /** Which check of the services tree a command asks: any (true), a file sync run ("files"), or a pull. */
@@ -33,7 +33,7 @@ export type TreeCheck = boolean | "files" | "pull"
  */
 export const projectConfig = (path?: string, options: { readonly tree?: TreeCheck } = {}) =>
   Effect.flatMap(globals, (g) => loadConfig({ services: path ?? g.services })).pipe(
-    Effect.catchTag("InvalidInput", (e) => usage(e.message)),
+    Effect.catchTag("InvalidInput", (e) => usage(e.lines)),
     Effect.tap((config) =>
       options.tree !== undefined && options.tree !== false
         ? Effect.flatMap(

@@ -2,7 +2,7 @@
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { Cause, ConfigError, Console, Effect, Exit, Layer, Logger, LogLevel } from "effect"
-import { ExitCode, exitCodeOf, isSyncError } from "../errors.js"
+import { ExitCode, exitCodeOf, isSyncError, messageLines } from "../errors.js"
 import { ProgressReporter } from "../services/Progress.js"
 import { type Globals, helpHint, preprocess, type UsageProblem } from "./argv.js"
 import { errorLine, useColor } from "./color.js"
@@ -81,7 +81,8 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>, parsing: { readonly pat
   if (inner instanceof ExitWith) return Effect.succeed(inner.code)
   if (ValidationError.isValidationError(inner)) {
     const message = usageMessage(inner)
-    const said = parsing === false ? Effect.void : Console.error(`${errorLine(g, message)}\n${helpHint(parsing.path)}`)
+    const said =
+      parsing === false ? Effect.void : Console.error(`${errorLine(g, message.split("\n"))}\n${helpHint(parsing.path)}`)
     return Effect.as(
       Effect.zipRight(said, document(JSON.stringify({ error: { tag: "UsageError", message } }, null, 2))),
       ExitCode.Usage
@@ -89,7 +90,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>, parsing: { readonly pat
   }
   if (isSyncError(inner))
     return Effect.as(
-      Effect.zipRight(Console.error(errorLine(g, inner.message)), document(failureDocument(error))),
+      Effect.zipRight(Console.error(errorLine(g, messageLines(inner))), document(failureDocument(error))),
       exitCodeOf(inner)
     )
   // A malformed environment variable read through Effect's Config: a usage problem, named.
@@ -97,7 +98,7 @@ const failed = (g: Globals, cause: Cause.Cause<unknown>, parsing: { readonly pat
     const message = `invalid configuration: ${String(inner)}`
     return Effect.as(
       Effect.zipRight(
-        Console.error(errorLine(g, message)),
+        Console.error(errorLine(g, message.split("\n"))),
         document(JSON.stringify({ error: { tag: "ConfigError", message } }, null, 2))
       ),
       ExitCode.Usage

@@ -4,7 +4,9 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Layer, Option } from "effect"
-import type { ActionView, SyncReport } from "../programs/skillSync.js"
+import { escapeHidden } from "../domain/text.js"
+import type { ActionView, StatusRow, SyncReport } from "../programs/skillSync.js"
+import { escapePath } from "../services/nameBytes.js"
 import { noPaint, type Paint } from "./color.js"
 import { emit, table, tableOf } from "./output.js"
 import { globals } from "./root.js"
@@ -24,31 +26,39 @@ const services = Layer.unwrapEffect(
 /** The service, from the layer above. */
 const skillService = Effect.flatMap(skillSync, (m) => m.SkillSync)
 
+// A unit's name and a reason that names files (`home changed: sub/f.md`) come from disk or a repository: shown with
+// their control characters escaped (`escapePath`, `escapeHidden`), none reaches a terminal raw; --json keeps them raw.
+const unitOf = (source: string, unit: string) => `${source}:${escapePath(unit)}`
+
 const arrow = (a: ActionView, p: Paint = noPaint): string => {
-  const where = `${a.source}:${a.unit} [${a.tool}]`
+  const where = `${unitOf(a.source, a.unit)} [${a.tool}]`
+  const reason = escapeHidden(a.reason)
   switch (a.direction) {
     case "ToHome":
-      return `repo → home  ${where}  ${a.reason}`
+      return `repo → home  ${where}  ${reason}`
     case "ToRepo":
-      return `home → repo  ${where}  ${a.reason}`
+      return `home → repo  ${where}  ${reason}`
     case "Conflict":
-      return p.red(`home ≠ repo  ${where}  CONFLICT: ${a.reason} (home ${a.home}, repo ${a.repo}, base ${a.base})`)
+      return p.red(`home ≠ repo  ${where}  CONFLICT: ${reason} (home ${a.home}, repo ${a.repo}, base ${a.base})`)
     default:
-      return `home = repo  ${where}  ${a.reason}`
+      return `home = repo  ${where}  ${reason}`
   }
 }
 
 /** The plan with arrows and reasons (in-sync units are counted, not listed), then what happened. */
-const describeReport = (r: SyncReport, p: Paint = noPaint): string => {
+export const describeReport = (r: SyncReport, p: Paint = noPaint): string => {
   const lines = r.actions.filter((a) => !(a.direction === "NoOp" && a.status === "in-sync")).map((a) => arrow(a, p))
   const s = r.summary
   lines.push(
     `${r.dryRun ? "plan (dry run, nothing written)" : "plan"}: ${s.toHome} to home, ${s.toRepo} to repo, ${s.noOp} unchanged, ${s.conflicts} conflict${s.conflicts === 1 ? "" : "s"}`
   )
   for (const c of r.commits)
-    lines.push(`committed ${c.commit.slice(0, 12)} in ${c.source} (${c.unit})${c.pushed ? ", pushed" : ", not pushed"}`)
-  for (const b of r.backups) lines.push(`kept the replaced copy of ${b.source}:${b.unit} (${b.side}) in ${b.path}`)
-  for (const k of r.skipped) lines.push(`skipped ${k.source}:${k.unit} [${k.tool}]: ${k.reason}`)
+    lines.push(
+      `committed ${c.commit.slice(0, 12)} in ${c.source} (${escapeHidden(c.unit)})${c.pushed ? ", pushed" : ", not pushed"}`
+    )
+  for (const b of r.backups)
+    lines.push(`kept the replaced copy of ${unitOf(b.source, b.unit)} (${b.side}) in ${escapePath(b.path)}`)
+  for (const k of r.skipped) lines.push(`skipped ${unitOf(k.source, k.unit)} [${k.tool}]: ${escapeHidden(k.reason)}`)
   lines.push(...findings(r, p))
   if (!r.dryRun) lines.push(`applied ${r.applied.length} action${r.applied.length === 1 ? "" : "s"}`)
   return lines.join("\n")
@@ -59,11 +69,39 @@ const findings = (
   r: Pick<SyncReport, "ignored" | "notes" | "errors" | "withheld">,
   p: Paint = noPaint
 ): ReadonlyArray<string> => [
-  ...r.ignored.map((i) => `ignored ${i.source}:${i.path}: ${i.reason}`),
-  ...r.notes.map((n) => `note: ${n.source}: ${n.note}`),
-  ...r.withheld.map((w) => p.red(`left out ${w.source}:${w.unit}: ${w.reason}`)),
-  ...r.errors.map((e) => p.red(`error in source ${e.source}: ${e.reason}`))
+  // A path found on disk or in a repository, as `escapePath` shows it: its control characters reach no terminal.
+  ...r.ignored.map((i) => `ignored ${i.source}:${escapePath(i.path)}: ${escapeHidden(i.reason)}`),
+  ...r.notes.map((n) => `note: ${n.source}: ${escapeHidden(n.note)}`),
+  // The advice's consequences are a line of their own (`THEN`): each part escaped whole, so that a newline in a
+  // name it quotes is shown by its bytes, the one break between them kept.
+  ...r.withheld.map((w) => {
+    const at = w.reason.indexOf(THEN)
+    const parts = at === -1 ? [w.reason] : [w.reason.slice(0, at), w.reason.slice(at + 1)]
+    return p.red(`left out ${unitOf(w.source, w.unit)}: ${parts.map(escapeHidden).join("\n  ")}`)
+  }),
+  ...r.errors.map((e) => p.red(`error in source ${e.source}: ${escapeHidden(e.reason)}`))
 ]
+
+/** Where a withheld unit's advice starts its consequences' line (`THEN` of `withheldReason`; the programs load lazily). */
+const THEN = "\nthen "
+
+/** `skill status` for a person: a row per unit and tool, then the findings. */
+export const statusText = (
+  r: Pick<SyncReport, "ignored" | "notes" | "errors" | "withheld"> & { readonly rows: ReadonlyArray<StatusRow> },
+  p: Paint = noPaint
+): string => {
+  const lines =
+    r.rows.length === 0
+      ? ["no units"]
+      : [
+          table(
+            ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
+            r.rows.map((x) => [x.source, escapePath(x.unit), x.tool, p.status(x.state), escapeHidden(x.reason)])
+          )
+        ]
+  lines.push(...findings(r, p))
+  return lines.join("\n")
+}
 
 /** After printing, the same for status and sync: conflicts exit 3 naming both sides' hashes; failed sources or skipped actions exit 1. */
 const finish = (command: string, r: Parameters<typeof import("../programs/skillSync.js").outcomeOf>[1]) =>
@@ -293,19 +331,7 @@ const status = Command.make(
       })
       yield* emit(
         r,
-        (p) => {
-          const lines =
-            r.rows.length === 0
-              ? ["no units"]
-              : [
-                  table(
-                    ["SOURCE", "UNIT", "TOOL", "STATE", "REASON"],
-                    r.rows.map((x) => [x.source, x.unit, x.tool, p.status(x.state), x.reason])
-                  )
-                ]
-          lines.push(...findings(r, p))
-          return lines.join("\n")
-        },
+        (p) => statusText(r, p),
         finish("agentsync skill status", { actions: r.conflicts, errors: r.errors, withheld: r.withheld })
       )
     })

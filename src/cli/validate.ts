@@ -4,8 +4,9 @@ import * as nodePath from "node:path"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import { Effect, Option } from "effect"
+import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
-import { UNREAD_NAME } from "../services/nameBytes.js"
+import { escapePath, UNREAD_NAME } from "../services/nameBytes.js"
 import type { Paint } from "./color.js"
 import { unsyncedLines } from "./local.js"
 import { emit } from "./output.js"
@@ -29,6 +30,24 @@ const notUtf8Lines = (paths: ReadonlyArray<string>, p: Paint): ReadonlyArray<str
         `${p.bold(p.yellow("warning:"))} ${paths.length === 1 ? "the name below is" : `each of the ${paths.length} names below is`} ${NOT_UTF8}`,
         ...paths.map((path) => `  ${path}`)
       ]
+
+/** What a tree holds, on one line: a content source's name (a folder's, from disk) shown as `escapePath` shows it. */
+export const inventoryLine = (
+  shown: string,
+  inventory: {
+    readonly agents: number
+    readonly skills: number
+    readonly contents: number
+    readonly access_rules: number
+    readonly attachments: number
+    readonly sources: Record<string, { readonly layout: string; readonly items: number }>
+  }
+): string => {
+  const sources = Object.entries(inventory.sources)
+    .map(([s, v]) => `${escapePath(s)} (${v.layout}, ${v.items})`)
+    .join(", ")
+  return `${escapePath(shown)}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
+}
 
 export const validate = Command.make("validate", { path }, ({ path }) =>
   Effect.gen(function* () {
@@ -72,13 +91,9 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
         unsynced: project.unsynced
       },
       (p) => {
-        const lines = errors.map((e) => e.message)
-        const sources = Object.entries(inventory.sources)
-          .map(([s, v]) => `${s} (${v.layout}, ${v.items})`)
-          .join(", ")
-        lines.push(
-          `${shown}: ${inventory.agents} agents, ${inventory.skills} skills, ${inventory.contents} content items${sources === "" ? "" : ` in ${sources}`}, ${inventory.access_rules} access rules${inventory.attachments === 0 ? "" : `, ${plural(inventory.attachments, "file")} beside them`}`
-        )
+        // A file's name from disk, shown with its control characters escaped: none forges a line.
+        const lines = errors.flatMap((e) => e.lines.map(escapeHidden))
+        lines.push(inventoryLine(shown, inventory))
         lines.push(...unsyncedLines(project.unsynced, verbose))
         lines.push(...notUtf8Lines(project.notUtf8, p))
         return lines.join("\n")

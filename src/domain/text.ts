@@ -26,3 +26,16 @@ const LONE_SURROGATE = /\p{Cs}/u
 
 /** Whether `text` holds a lone surrogate: a string UTF-8 (and so PostgreSQL, or a file's bytes) cannot hold as it is. */
 export const hasLoneSurrogate = (text: string): boolean => LONE_SURROGATE.test(text)
+
+// A character that would change how the line around it reads: a control (a newline, ESC, U+0085), a format character
+// such as U+202E that reverses the text after it, a line or paragraph separator.
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu
+const utf8 = new TextEncoder()
+
+/**
+ * A line of text made from names (a message, a list of names some of which `escapeName` already shows) with each
+ * control, format or separator character shown by its UTF-8 bytes as `\xNN`, the rest as it is: no name in it reaches a
+ * terminal raw, and a name shown before is not shown again. For terminal text only: JSON carries names as they are.
+ */
+export const escapeHidden = (text: string): string =>
+  text.replace(HIDDEN, (c) => Array.from(utf8.encode(c), (b) => `\\x${b.toString(16).padStart(2, "0")}`).join(""))

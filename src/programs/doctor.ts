@@ -4,7 +4,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import { CurrentConfig, type LoadOptions, loadConfig, type SyncConfig } from "../config.js"
 import { MEMBERSHIP } from "../domain/membership.js"
-import { beforeFirst } from "../domain/text.js"
+import { beforeFirst, escapeHidden } from "../domain/text.js"
 import { UNREADABLE_FIX } from "../services/nameBytes.js"
 import { Shell, type ShellShape, layer as shellLayer } from "../services/Shell.js"
 import { serverHealth } from "./status.js"
@@ -103,7 +103,7 @@ const servicesCheck = (config: SyncConfig) =>
         ? []
         : [
             {
-              detail: `file sync carries only its folders, not ${left.join(", ")}`,
+              detail: `file sync carries only its folders, not ${left.map(escapeHidden).join(", ")}`,
               fix: `move what should travel under one of ${MEMBERSHIP.join(", ")} (config/ and plugins/ carry any files), or leave it if it stays on this machine`
             }
           ])

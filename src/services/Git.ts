@@ -32,8 +32,19 @@ export interface TreeEntry {
 export interface GitShape {
   /** Clones without checking anything out: the caller resolves its ref explicitly (never the remote's HEAD). */
   readonly clone: (url: string, dir: string) => Effect.Effect<void, CommandFailed | InvalidInput>
-  /** The branch a remote's HEAD names (`git ls-remote --symref`): its default branch; none for an empty one. */
-  readonly defaultBranch: (url: string) => Effect.Effect<Option.Option<string>, CommandFailed | InvalidInput>
+  /**
+   * What a remote's HEAD names (`git ls-remote --symref`): its default branch; none when HEAD is detached or names
+   * a branch the remote does not have (git then lists no symbolic ref). With the remote's branches and tags, in one
+   * process.
+   */
+  readonly defaultBranch: (url: string) => Effect.Effect<
+    {
+      readonly head: Option.Option<string>
+      readonly branches: ReadonlyArray<string>
+      readonly tags: ReadonlyArray<string>
+    },
+    CommandFailed | InvalidInput
+  >
   /**
    * Why `dir` is not a clone of `url` (no .git folder of its own, another origin), if it is not; read from the
    * files, so it costs no process. `revs` then tells whether git reads it and what its HEAD names.
@@ -138,9 +149,16 @@ export const make = (shell: ShellShape): GitShape => {
 
   const defaultBranch = Effect.fn("Git.defaultBranch")(function* (url: string) {
     yield* guard(checkGitUrl(url))
-    const out = text((yield* exec(undefined, ["ls-remote", "--symref", "--", url, "HEAD"])).stdout)
+    const out = text(
+      (yield* exec(undefined, ["ls-remote", "--symref", "--", url, "HEAD", "refs/heads/*", "refs/tags/*"])).stdout
+    )
     const m = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(out)
-    return m === null ? Option.none() : Option.some(m[1]!)
+    const branches = [...out.matchAll(/^[0-9a-f]+\trefs\/heads\/(\S+)$/gm)].map((b) => b[1]!)
+    // An annotated tag is listed twice, the second time peeled (`v1^{}`): once here.
+    const tags = [...out.matchAll(/^[0-9a-f]+\trefs\/tags\/(\S+?)(\^\{\})?$/gm)].flatMap((t) =>
+      t[2] === undefined ? [t[1]!] : []
+    )
+    return { head: m === null ? Option.none<string>() : Option.some(m[1]!), branches, tags }
   })
 
   const health = Effect.fn("Git.health")(function* (dir: string, url: string) {

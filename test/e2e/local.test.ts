@@ -128,6 +128,24 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     expect(r.stderr).toMatch(/^error: 1 item could not be read/m)
   })
 
+  it("a name with a newline or an escape sequence is shown escaped, on its own line, never raw", async () => {
+    const env = { DATABASE_URL: await freshDatabase("e2e") }
+    const src = project()
+    // A file local sync leaves to file sync, and a malformed agent in a folder whose name clears the screen.
+    mkdirSync(join(src, "services/web"), { recursive: true })
+    writeFileSync(join(src, "services/web", "a\nforged\x1b[31m.txt"), "x\n")
+    mkdirSync(join(src, "services/agents/x\x1b[2Jy"), { recursive: true })
+    writeFileSync(join(src, "services/agents/x\x1b[2Jy/config.yaml"), "id: [oops\n")
+    const r = cli(src, ["local", "sync", "--to-db", "--verbose"], env)
+    expect(r.code).toBe(1)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find them
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f]/
+    expect(r.stdout).not.toMatch(raw)
+    expect(r.stderr).not.toMatch(raw)
+    expect(r.stdout).toContain("not synced by local sync: web/a\\x0aforged\\x1b[31m.txt (carried by file sync)\n")
+    expect(r.stdout).toMatch(/^! services\/agents\/x\\x1b\[2Jy\/config\.yaml:\d+: invalid YAML/m)
+  })
+
   it("a database that is down is one clear error naming host:port, never the password; bad usage exits 2", async () => {
     const port = await new Promise<number>((resolve) => {
       const s = createServer()

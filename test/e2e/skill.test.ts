@@ -112,6 +112,18 @@ describe("agentsync skill (built CLI, real git)", () => {
     expect(fs.readFileSync(m.home("codex", "agents/reviewer.md"), "utf8")).toBe("You review code, briefly.\n")
   })
 
+  it("a repository path with a newline or an escape sequence is left out and shown escaped, never raw", async () => {
+    const { m } = await installed()
+    m.up.commit({ "skills/pdf/a\nb\x1b[2J.md": "x\n" })
+    const sync = await m.cli("skill", "sync", "--yes")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to find them
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f]/
+    expect(sync.stdout).not.toMatch(raw)
+    expect(sync.stderr).not.toMatch(raw)
+    expect(sync.stdout).toContain("ignored team:skills/pdf/a\\x0ab\\x1b[2J.md: unsafe file name\n")
+    expect(fs.readdirSync(m.home("claude", "skills/pdf")).some((f) => f.startsWith("a"))).toBe(false)
+  })
+
   it("deploys upstream edits; both sides edited exits 3 naming both hashes and writes nothing; --prefer resolves", async () => {
     const { m } = await installed()
     m.up.commit({ "skills/pdf/SKILL.md": "upstream v2\n" })

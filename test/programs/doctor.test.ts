@@ -51,6 +51,16 @@ describe("doctor: what file sync leaves out at the top of services/", () => {
     })
   )
 
+  it.effect("shows a left-out name's control characters by their bytes: none reaches a terminal raw", () =>
+    Effect.gen(function* () {
+      const dir = project("escaped", (services) => {
+        writeFileSync(join(services, "a\nforged\x1b[2J.txt"), "neither\n")
+      })
+      const check = yield* servicesCheck(dir)
+      expect(check?.detail).toMatch(/; file sync carries only its folders, not a\\x0aforged\\x1b\[2J\.txt$/)
+    })
+  )
+
   it.effect("asks the Workspace in force for the top of the tree, not the disk", () =>
     Effect.gen(function* () {
       const dir = project("held", () => {})

@@ -4,7 +4,10 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { ExitCode, exitCodeOf } from "../../src/errors.js"
+import { defaultGlobals } from "../../src/cli/argv.js"
+import { errorLine } from "../../src/cli/color.js"
+import { failureDocument } from "../../src/cli/output.js"
+import { ExitCode, exitCodeOf, messageLines } from "../../src/errors.js"
 import { SkillSync } from "../../src/programs/skillSync.js"
 import { git, isolateGit, tempRoot } from "../support/gitFixture.js"
 import { bytePath, latin1, rawTree } from "../support/rawNames.js"
@@ -13,6 +16,7 @@ import { makeWorld, runIn } from "../support/skillWorld.js"
 const top = tempRoot("skillnames")
 isolateGit(top)
 afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
+const GLOBALS = { ...defaultGlobals, color: "never" as const }
 
 describe("skill sync of a name that is not UTF-8", () => {
   it.effect("in a deployed unit: refused naming the folder and the name; no home and no upstream changes", () => {
@@ -49,6 +53,29 @@ describe("skill sync of a name that is not UTF-8", () => {
         yield* SkillSync.sync()
         expect(fs.readFileSync(w.codex("skills/pdf/résumé.md"), "utf8")).toBe("# cv\n")
         expect(nodePath.basename(w.codex("skills/pdf/résumé.md"))).toBe("résumé.md")
+      })
+    )
+  })
+
+  it.effect("in a folder whose name holds control characters: the refusal shows that folder escaped too", () => {
+    const w = makeWorld(top)
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        yield* w.install
+        const folder = w.claude("skills/pdf/a\nb\x1b[2J")
+        fs.mkdirSync(folder)
+        fs.writeFileSync(bytePath(folder, latin1("résumé.md")), "# cv\n")
+        const got = yield* Effect.flip(SkillSync.sync())
+        expect(got._tag).toBe("InvalidInput")
+        // --json carries the folder as it is (JSON escapes its control characters itself) ...
+        const reason =
+          'the name "r\\xe9sum\\xe9.md" is not UTF-8: no skill path can hold it; rename it, or move it out of the folder'
+        expect(JSON.parse(failureDocument(got)).error).toMatchObject({ file: folder, message: `${folder}: ${reason}` })
+        // ... and the terminal's error line shows it escaped, on one line.
+        expect(errorLine(GLOBALS, got._tag === "InvalidInput" ? messageLines(got) : [])).toBe(
+          `error: ${w.claude("skills/pdf")}/a\\x0ab\\x1b[2J: ${reason}`
+        )
       })
     )
   })

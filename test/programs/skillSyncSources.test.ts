@@ -14,10 +14,12 @@ afterAll(() => fs.rmSync(top, { recursive: true, force: true }))
 describe("skill sources: the ref is resolved explicitly and the cache clone is checked before use", () => {
   it.effect("a remote whose HEAD names a branch that does not exist installs the ref asked for", () => {
     const w = makeWorld(top, SAMPLE, { head: "master" })
+    // A second branch, so that the remote's HEAD is the only way to a default and the ref must be asked for.
+    git(w.up.bare, "branch", "dev", "main")
     return runIn(
       w,
       Effect.gen(function* () {
-        const r = yield* w.install
+        const r = yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", ref: "main", tools: ["claude"] })
         expect(r.report.errors).toEqual([])
         expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
         write(w.claude("agents/reviewer.md"), "edited\n")
@@ -45,6 +47,64 @@ describe("skill sources: the ref is resolved explicitly and the cache clone is c
         const again = yield* SkillSync.install({ uri: "team", tools: ["codex"] })
         expect(again.source.ref).toBe("master")
         expect(read(w.codex("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+      })
+    )
+  })
+
+  it.effect("with no ref given, a remote whose HEAD names none of its branches is refused naming --ref", () => {
+    const w = makeWorld(top, SAMPLE, { head: "master" })
+    git(w.up.bare, "branch", "dev", "main")
+    const detached = nodePath.join(w.root, "detached")
+    execFileSync("git", ["clone", "-q", "-b", "main", w.up.bare, detached])
+    git(detached, "checkout", "-q", "-b", "other")
+    git(detached, "checkout", "-q", "--detach")
+    const empty = nodePath.join(w.root, "empty.git")
+    execFileSync("git", ["init", "-q", "--bare", empty])
+    // Tags and no branch (a release mirror): one light, one annotated (listed twice by ls-remote, peeled the second time).
+    const tagged = nodePath.join(w.root, "tagged.git")
+    execFileSync("git", ["init", "-q", "--bare", tagged])
+    git(w.up.bare, "tag", "-a", "v2.0", "-m", "two", "main")
+    git(w.up.bare, "push", "-q", tagged, "refs/heads/main:refs/tags/v1.0", "refs/tags/v2.0")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        for (const [uri, why] of [
+          [`git:${w.up.bare}`, /HEAD names none of its branches \(dev, main\)/],
+          [`git:${detached}`, /HEAD names none of its branches \(main, other\)/],
+          [`git:${empty}`, /has no branch yet, .*; push one first, or name a branch, tag or commit with --ref$/],
+          [`git:${tagged}`, /has no branch, .*; name a branch, tag or commit with --ref \(its tags: v1\.0, v2\.0\)$/]
+        ] as const) {
+          const added = yield* Effect.flip(SkillSync.addSource({ uri, name: "team" }))
+          expect(added._tag).toBe("InvalidInput")
+          expect(added.message).toMatch(why)
+          expect(added.message).toContain("--ref")
+          const installed = yield* Effect.flip(SkillSync.install({ uri, name: "team", tools: ["claude"] }))
+          expect(installed.message).toMatch(why)
+        }
+        // Nothing was kept: no source, no clone, nothing deployed.
+        expect(fs.existsSync(nodePath.join(w.state, "manifest.yaml"))).toBe(false)
+        expect(fs.existsSync(w.cache)).toBe(false)
+        expect(fs.existsSync(w.claude("skills"))).toBe(false)
+        // Asked for, the branch is followed as ever.
+        const r = yield* SkillSync.install({ uri: `git:${w.up.bare}`, name: "team", ref: "main", tools: ["claude"] })
+        expect(r.source.ref).toBe("main")
+        expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
+      })
+    )
+  })
+
+  it.effect("with no ref given, a remote whose HEAD names no branch but that has one follows that one", () => {
+    // A bare repository made where git's default is master, to which the user pushed one branch, trunk (not main, the
+    // ref once given by default): git clone cannot check it out, but the branch meant is not in doubt.
+    const w = makeWorld(top, SAMPLE, { head: "master" })
+    git(w.up.bare, "branch", "-m", "main", "trunk")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const r = yield* w.install
+        expect(r.source.ref).toBe("trunk")
+        expect(r.report.errors).toEqual([])
+        expect(read(w.claude("skills/pdf/SKILL.md"))).toBe(SAMPLE["skills/pdf/SKILL.md"])
       })
     )
   })

@@ -122,6 +122,11 @@ describe("skill sync: units a detected layout maps to one home path", () => {
           { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" }
         ]
         yield* SkillSync.setLayout("team", rules)
+        // The user's copy at skills/access, where a rule now puts a's unit, meets it as a conflict (as the advice said).
+        const settled = yield* SkillSync.sync({ dryRun: true })
+        expect(settled.actions.find((a) => a.unit === "skills/access" && a.tool === "claude")?.direction).toBe(
+          "Conflict"
+        )
         const r = yield* SkillSync.sync({ prefer: "repo" })
         expect(r.withheld).toEqual([])
         expect(read(w.codex("skills/b-access/SKILL.md"))).toBe("b's access\n")
@@ -152,6 +157,78 @@ describe("skill sync: units a detected layout maps to one home path", () => {
         expect(after.remote).toEqual(before.remote)
         expect(w.up.read("plugins/a/skills/access/SKILL.md")).toBe(repoBefore)
         expect(w.up.read("skills/access/SKILL.md")).toBeUndefined()
+      })
+    )
+  })
+
+  it.effect("the advice says what settling does to a user's own copy at the old home, and it does that", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    write(w.claude("skills/access/SKILL.md"), "mine\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* w.install
+        const advice = report.withheld[0]?.reason ?? ""
+        expect(advice).toMatch(
+          /a copy there that no source deployed \(your own\) is new in the home: pushed to the repo as a unit of its own where a rule still maps skills\/access/
+        )
+        expect(advice).toMatch(/move it away first if it should not go/)
+        expect(advice).toMatch(/`agentsync skill sync --dry-run team` shows which/)
+        // Settled so: each plugin's skills under their own name, a skills/ folder at the top kept where it was.
+        yield* SkillSync.setLayout("team", [
+          { glob: "plugins/{p}/skills/{name}/SKILL.md", repo: "plugins/{p}/skills/{name}", home: "skills/{p}-{name}" },
+          { glob: "skills/{name}/SKILL.md", repo: "skills/{name}", home: "skills/{name}" },
+          { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" }
+        ])
+        const plan = yield* SkillSync.sync({ dryRun: true })
+        expect(plan.withheld).toEqual([])
+        // Pushed from the home it is in, and so deployed to the other.
+        expect(plan.actions.filter((a) => a.unit === "skills/access").map((a) => [a.direction, a.tool])).toEqual([
+          ["ToRepo", "claude"],
+          ["ToHome", "codex"]
+        ])
+        yield* SkillSync.sync()
+        expect(w.up.read("skills/access/SKILL.md")).toBe("mine\n")
+        expect(read(w.codex("skills/access/SKILL.md"))).toBe("mine\n")
+        expect(read(w.codex("skills/a-access/SKILL.md"))).toBe("a's access\n")
+        expect(read(w.codex("skills/b-access/SKILL.md"))).toBe("b's access\n")
+      })
+    )
+  })
+
+  it.effect("from a read-only source the advice says a user's own copy is kept in the home, and it is", () => {
+    const w = makeWorld(top, { ...MARKET, ...A_ACCESS, ...B_ACCESS })
+    write(w.claude("skills/access/SKILL.md"), "mine\n")
+    return runIn(
+      w,
+      Effect.gen(function* () {
+        const { report } = yield* SkillSync.install({
+          uri: `git:${w.up.bare}`,
+          name: "team",
+          tools: ["claude", "codex"],
+          readOnly: true
+        })
+        const [what = "", then = ""] = (report.withheld[0]?.reason ?? "").split("\n")
+        // The consequences on a line of their own; nothing said of a push the source never takes.
+        expect(what).toMatch(/set it with `agentsync skill source layout team FILE`;$/)
+        expect(then).toMatch(
+          /^then .*\(your own\) is new in the home: kept in the home, not pushed \(the source is read-only\), where a rule still maps skills\/access,/
+        )
+        expect(then).not.toMatch(/pushed to the repo/)
+        yield* SkillSync.setLayout("team", [
+          { glob: "plugins/{p}/skills/{name}/SKILL.md", repo: "plugins/{p}/skills/{name}", home: "skills/{p}-{name}" },
+          { glob: "skills/{name}/SKILL.md", repo: "skills/{name}", home: "skills/{name}" },
+          { glob: "plugins/{p}/agents/{name}.md", repo: "plugins/{p}/agents/{name}.md", home: "agents/{p}/{name}.md" }
+        ])
+        const plan = yield* SkillSync.sync({ dryRun: true })
+        expect(plan.withheld).toEqual([])
+        expect(plan.actions.find((a) => a.unit === "skills/access" && a.tool === "claude")).toMatchObject({
+          direction: "NoOp",
+          reason: "new in the home; the source is read-only"
+        })
+        yield* SkillSync.sync()
+        expect(w.up.read("skills/access/SKILL.md")).toBeUndefined()
+        expect(read(w.claude("skills/access/SKILL.md"))).toBe("mine\n")
       })
     )
   })

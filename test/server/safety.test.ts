@@ -9,6 +9,8 @@ import { FilesRoutes, IDEMPOTENCY_HEADER, SYNC_PREFIX, UPLOAD_HEADER_ENTRY, Uplo
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { FileEntry } from "../../src/domain/model.js"
 import * as Migrations from "../../src/server/migrations.js"
+import { projectMigrationsRecord } from "../../src/services/migrations/index.js"
+import { runProjectMigrations } from "../../src/services/ProjectDatabase.js"
 import type { SyncApiOptions } from "../../src/services/SyncApi.js"
 import { fileRecord, gzip, tarOf } from "../../src/stages/files/archive.js"
 import { sha } from "../support/hostile.js"
@@ -313,6 +315,36 @@ layer(TestTenantServer.layer("srvsafe"), { excludeTestServices: true })("a refus
 })
 
 describe("server migrations", () => {
+  // `job_runs` is in both migration sets: a `jobs run` on the project database and a `serve --jobs` on the same
+  // database, started together, each create it, and the two migrators must not race on it.
+  it.live(
+    "a server and project runs started together on one fresh database all migrate it",
+    () =>
+      Effect.gen(function* () {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const url = yield* scopedDatabase("bothrace")
+          const pool = PgClient.layer({ url: Redacted.make(url), maxConnections: 2 })
+          const exits = yield* Effect.all(
+            Array.from({ length: 6 }, (_, i) =>
+              Effect.exit(
+                (i % 2 === 0 ? Migrations.migrate : runProjectMigrations()).pipe(Effect.asVoid, Effect.provide(pool))
+              )
+            ),
+            { concurrency: "unbounded" }
+          )
+          for (const exit of exits) expect(Exit.isSuccess(exit) ? "ok" : String(exit.cause)).toBe("ok")
+          const applied = yield* sqlRows<{ n: number }>(
+            url,
+            `SELECT (SELECT count(*)::int FROM ${Migrations.MIGRATIONS_TABLE}) + (SELECT count(*)::int FROM agentsync_migrations) AS n`
+          )
+          expect(applied).toEqual([
+            { n: Object.keys(Migrations.migrations).length + Object.keys(projectMigrationsRecord).length }
+          ])
+        }
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
   it.live(
     "servers started together on a fresh database all migrate it, once",
     () =>

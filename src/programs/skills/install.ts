@@ -134,14 +134,17 @@ const absoluteUri = (uri: string, cwd: string): Either.Either<string, InvalidInp
 
 /**
  * The ref a new source follows when none is given: a git source's default branch (what its HEAD names, asked once
- * here and then kept as the source's explicit ref), else `main`.
+ * here and then kept as the source's explicit ref); when HEAD names no branch (detached, or naming one the remote
+ * lacks, as a bare repository made on `master` and pushed `main` does), the remote's only branch; else refused
+ * naming `--ref`, never a guess (with a few of its tags where it has tags and no branch). A ref name holds no control
+ * character (git refuses one), and the error line escapes what reaches a terminal. A local source has no branches: `main`, which it does not read.
  */
 const defaultRef = (uri: string) =>
   Effect.gen(function* () {
     const location = yield* parseSourceUri(uri)
     if (location._tag !== "Git") return "main"
     const git = yield* Git
-    const branch = yield* git.defaultBranch(location.url).pipe(
+    const { head, branches, tags } = yield* git.defaultBranch(location.url).pipe(
       Effect.catchTag("CommandFailed", (e) =>
         Effect.fail(
           new InvalidInput({
@@ -151,7 +154,17 @@ const defaultRef = (uri: string) =>
         )
       )
     )
-    return Option.getOrElse(branch, () => "main")
+    const named = Option.filter(head, (b) => branches.includes(b))
+    if (Option.isSome(named)) return named.value
+    if (branches.length === 1) return branches[0]!
+    const shown = branches.slice(0, 5).join(", ")
+    return yield* new InvalidInput({
+      field: "ref",
+      reason:
+        branches.length === 0
+          ? `the remote has no branch${tags.length === 0 ? " yet" : ""}, so none to follow by default; ${tags.length === 0 ? "push one first, or " : ""}name a branch, tag or commit with --ref${tags.length === 0 ? "" : ` (its tags: ${tags.slice(0, 5).join(", ")}${tags.length > 5 ? ", …" : ""})`}`
+          : `the remote's HEAD names none of its branches (${shown}${branches.length > 5 ? ", …" : ""}), so which to follow is not known; name it with --ref`
+    })
   })
 
 export const addSource = Effect.fn("SkillSync.addSource")(function* (input: SourceInput) {

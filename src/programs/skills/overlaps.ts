@@ -38,7 +38,7 @@ export const withheldHolders = <C extends { readonly p: PreparedSource }>(
       })
       if (mine.length === 0) continue
       const repo = w.units.map((u) => u.repoRoot).sort()
-      withheld.push({ source, unit: w.units[0].name, repo, reason: withheldReason(source, w.units) })
+      withheld.push({ source, unit: w.units[0].name, repo, reason: withheldReason(source, w.units, c.p.readOnly) })
       holders.push(...mine)
     }
   }

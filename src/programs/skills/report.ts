@@ -66,10 +66,21 @@ export interface WithheldUnit {
   readonly reason: string
 }
 
-/** Why units were left out and how to settle it: their repo roots, and the home path they share (or the home paths, one inside another). */
+/**
+ * Why units were left out and how to settle it: their repo roots, and the home path they share (or the home paths,
+ * one inside another); then, on a line of its own, what settling does to what lies at that path. A copy no source
+ * deployed there (the user's own) is withheld with the units, but once they are settled it is a unit new in the home
+ * like any other (pushed, or with a read-only source kept in the home): the plan shows it (and `skill sync` asks
+ * before applying at a terminal), so it is said here, before the user writes the rules, rather than remembered across
+ * runs and refused.
+ */
+/** Where the advice's consequences start a line of their own (the printer splits there, and only there). */
+export const THEN = "\nthen "
+
 export const withheldReason = (
   source: string,
-  units: ReadonlyArray<{ readonly repoRoot: string; readonly homeRoot: string }>
+  units: ReadonlyArray<{ readonly repoRoot: string; readonly homeRoot: string }>,
+  readOnly: boolean
 ) => {
   const repo = units.map((u) => u.repoRoot).sort()
   const homes = [...new Set(units.map((u) => u.homeRoot))].sort()
@@ -78,7 +89,13 @@ export const withheldReason = (
     homes.length === 1
       ? `${repo.length === 2 ? "both" : "all"} map to ${homes[0]}`
       : `map to ${list(homes)}, one inside another`
-  return `${list(repo)} ${where}; nothing under ${homes.join(" or ")} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file and settle every collision in it at once (a written layout refuses any left): put a rule first that gives all but one of them another home or excludes them, or give every plugin's skills their own (\`home: skills/{plugin}-{name}\` in the detected skills rule), and set it with \`agentsync skill source layout ${source} FILE\`; a copy deployed under the old home then shows as deleted in the repo`
+  const own = readOnly
+    ? `kept in the home, not pushed (the source is read-only), where a rule still maps ${homes.join(" or ")}`
+    : `pushed to the repo as a unit of its own where a rule still maps ${homes.join(" or ")} (move it away first if it should not go)`
+  return [
+    `${list(repo)} ${where}; nothing under ${homes.join(" or ")} was written or removed in any home or in the repo; to choose, save the rules \`agentsync skill source layout ${source}\` prints to a file and settle every collision in it at once (a written layout refuses any left): put a rule first that gives all but one of them another home or excludes them, or give every plugin's skills their own (\`home: skills/{plugin}-{name}\` in the detected skills rule), and set it with \`agentsync skill source layout ${source} FILE\`;`,
+    `${THEN.slice(1)}a copy deployed under the old home shows as deleted in the repo (\`--delete\` removes it from the home), and a copy there that no source deployed (your own) is new in the home: ${own}, in conflict where a rule puts one of these units there, left alone where none maps it; \`agentsync skill sync --dry-run ${source}\` shows which`
+  ].join("\n")
 }
 
 export const viewAction = (a: SkillAction): ActionView => {

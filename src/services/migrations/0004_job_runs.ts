@@ -3,7 +3,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // IF NOT EXISTS: the project and the tenant server both install this table, and may share one database, where
-// a `jobs run` and a `serve --jobs` then coordinate through the same rows. The partial unique index keeps a
+// a `jobs run` and a `serve --jobs` then coordinate through the same rows (their migrators take one lock, so the
+// second to run finds the table and index made). The partial unique index keeps a
 // job to one running row at a time across every runner; a claim that meets it (or the primary key) does nothing.
 export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
