@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
 import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
-import { claimedEntry, hostileCases } from "../support/hostile.js"
+import { claimedEntry, hostileCases, plainHostileCases } from "../support/hostile.js"
 import { freshDatabase } from "../support/pg.js"
 
 const EXAMPLE = join(REPO, "examples/project/services")
@@ -350,7 +350,7 @@ describe("agentsync files (e2e)", () => {
             })
           )
         } else {
-          res.writeHead(200, { "content-type": "application/gzip" })
+          res.writeHead(200, { "content-type": archive[0] === 0x1f ? "application/gzip" : "application/x-tar" })
           res.end(archive)
         }
       })
@@ -359,7 +359,13 @@ describe("agentsync files (e2e)", () => {
     })
     afterAll(() => new Promise((r) => hostile.close(r)))
 
-    for (const c of hostileCases()) {
+    // A pull names a plain tar among what it reads (the server's answer on loopback): the same cases unframed, and
+    // what only a plain tar can get wrong, cost nothing either.
+    const cases = [
+      ...hostileCases(),
+      ...plainHostileCases().map(({ name, archive }) => ({ name: `${name} (a plain tar)`, archive }))
+    ]
+    for (const c of cases) {
       it(`rejects a download with ${c.name} and leaves the local tree byte-identical`, async () => {
         archive = c.archive
         const p = project(`hostile-${c.name.replace(/\W+/g, "-")}`, true)
