@@ -88,6 +88,7 @@ const buildPlain = (): ReadonlyArray<Case> => {
   return [
     ...tars(),
     { name: "trailing garbage", archive: Buffer.concat([good, Buffer.from("garbage")]) },
+    { name: "zeros past a record after its end", archive: Buffer.concat([good, Buffer.alloc(64 * 1024)]) },
     { name: "a zero block then a file", archive: Buffer.concat([Buffer.alloc(512), good]) },
     {
       name: "an over-size pax header",
