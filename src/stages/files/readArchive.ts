@@ -211,7 +211,8 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
     const start = (first: Buffer): Inflating | TarballUnsafe => {
       const format = formatOf(first) ?? (isTarStart(first) ? "tar" : undefined)
       if (format === undefined) return unsafe(`not ${namedFormats(accepted)} archive`)
-      const refused = () => unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
+      const refused = () =>
+        unsafe(`a ${format} archive, which this end does not read (it reads ${accepted.join(", ")})`)
       if (!formats.includes(format)) return refused()
       if (format === "tar") {
         // No frame and no checksum of its bytes: only for a reader that checks every file's bytes itself.
