@@ -42,7 +42,8 @@ export const exitIfDiffers = (enabled: boolean, differs: boolean) =>
  * Prints the result of a command: `value` as JSON with --json, else the text `human` makes (with colours when stdout
  * takes them); then runs `outcome` (the failure the report means, if any). With --json a failed outcome is printed
  * with the report, in one document. Either is written by `writeText` (the JSON, megabytes for a run over thousands
- * of files, in pieces): a reader that has gone ends it quietly, and a write that fails otherwise is an IoError.
+ * of files, in pieces): a reader that has gone ends it quietly, and a write that fails otherwise is an IoError, unless
+ * the outcome (run all the same) fails too: then its failure is the run's.
  */
 export const emit = <E = never, R = never>(
   value: unknown,
@@ -57,7 +58,11 @@ export const emit = <E = never, R = never>(
             onFailure: (error) => Effect.fail(new Reported({ report: value, error })),
             onSuccess: () => writeText(JSON.stringify(value, null, 2) ?? String(value))
           })
-        : Effect.zipRight(writeText(human(paint(colorOn(g, process.stdout)))), outcome)
+        : // The outcome runs even when the text cannot be written, and its failure wins (a conflict's exit 3 against
+          // a full disk): the write's failure is reported only where the outcome has none.
+          Effect.flatMap(Effect.either(writeText(human(paint(colorOn(g, process.stdout))))), (written) =>
+            Effect.zipRight(outcome, written)
+          )
   )
 
 /** A line for a person on stderr, never mixed into --json output; --quiet leaves it out. */
