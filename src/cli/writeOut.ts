@@ -15,10 +15,10 @@ const readerGone = (e: Error) => {
 /**
  * A failed write's error reaches its callback, which acts on it, and is emitted on the stream too: this listener
  * takes that second copy, which with no listener would end the process (`console.log` holds one of its own while
- * it writes). Added once to each stream written to.
+ * it writes). It is on the stream only while `writeText` writes, and until the turn after (the copy is emitted in a
+ * tick after the callback): a later write's failure is not swallowed.
  */
 const secondCopy = () => {}
-const listened = new WeakSet<Writable>()
 
 /**
  * Writes `text` and a newline to `out`, byte for byte what `out.write(text + "\n")` writes, without making either
@@ -34,11 +34,15 @@ export const writeText = (
   out: Writable = process.stdout,
   units = PIECE_UNITS
 ): Effect.Effect<void, IoError> =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => out.on("error", secondCopy)),
+    () => pieces(text, out, units),
+    () => Effect.sync(() => void setImmediate(() => out.off("error", secondCopy)))
+  )
+
+/** The writing itself: `text` and its newline through one buffer, a piece at a time. */
+const pieces = (text: string, out: Writable, units: number): Effect.Effect<void, IoError> =>
   Effect.suspend(() => {
-    if (!listened.has(out)) {
-      listened.add(out)
-      out.on("error", secondCopy)
-    }
     const buffer = Buffer.allocUnsafe(Math.max(units, 2) * 3 + 1)
     let at = 0
     /** The next piece in `buffer`, the newline after the text's last; undefined once all is written. */

@@ -71,6 +71,22 @@ describe("writeText", () => {
     })
   )
 
+  it.effect("leaves no listener on the stream once written, the error copy's tick past: a later failure is heard", () =>
+    Effect.gen(function* () {
+      const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      const sink = slowSink()
+      const before = sink.out.listenerCount("error")
+      yield* writeText("x".repeat(200), sink.out, 16)
+      yield* turn
+      expect(sink.out.listenerCount("error")).toBe(before)
+      const out = failing("EPIPE")
+      yield* writeText("x".repeat(200_000), out)
+      yield* turn
+      expect(out.destroyed).toBe(true)
+      expect(out.listenerCount("error")).toBe(0)
+    })
+  )
+
   it.effect("any other failure (a full disk) is an IoError naming stdout", () =>
     Effect.gen(function* () {
       const result = yield* Effect.either(writeText("report", failing("ENOSPC")))
