@@ -1,8 +1,10 @@
 /** Output of the command line: one JSON document on stdout with --json (a failure's included), else human text; logs go to stderr. */
 import * as Options from "@effect/cli/Options"
 import { Console, Data, Effect } from "effect"
+import type { IoError } from "../errors.js"
 import { colorOn, type Paint, paint } from "./color.js"
 import { globals } from "./root.js"
+import { writeText } from "./writeOut.js"
 
 /** A failure after a command made its report: with --json, one document holds both. */
 export class Reported extends Data.TaggedError("Reported")<{ readonly report: unknown; readonly error: unknown }> {}
@@ -39,22 +41,28 @@ export const exitIfDiffers = (enabled: boolean, differs: boolean) =>
 /**
  * Prints the result of a command: `value` as JSON with --json, else the text `human` makes (with colours when stdout
  * takes them); then runs `outcome` (the failure the report means, if any). With --json a failed outcome is printed
- * with the report, in one document.
+ * with the report, in one document. Either is written by `writeText` (the JSON, megabytes for a run over thousands
+ * of files, in pieces): a reader that has gone ends it quietly, and a write that fails otherwise is an IoError, unless
+ * the outcome (run all the same) fails too: then its failure is the run's.
  */
 export const emit = <E = never, R = never>(
   value: unknown,
   human: (paint: Paint) => string,
   outcome: Effect.Effect<void, E, R> = Effect.void
-): Effect.Effect<void, E | Reported, R | typeof globals.Identifier> =>
+): Effect.Effect<void, E | Reported | IoError, R | typeof globals.Identifier> =>
   Effect.flatMap(
     globals,
-    (g): Effect.Effect<void, E | Reported, R> =>
+    (g): Effect.Effect<void, E | Reported | IoError, R> =>
       g.json
         ? Effect.matchEffect(outcome, {
             onFailure: (error) => Effect.fail(new Reported({ report: value, error })),
-            onSuccess: () => Console.log(JSON.stringify(value, null, 2))
+            onSuccess: () => writeText(JSON.stringify(value, null, 2) ?? String(value))
           })
-        : Effect.zipRight(Console.log(human(paint(colorOn(g, process.stdout)))), outcome)
+        : // The outcome runs even when the text cannot be written, and its failure wins (a conflict's exit 3 against
+          // a full disk): the write's failure is reported only where the outcome has none.
+          Effect.flatMap(Effect.either(writeText(human(paint(colorOn(g, process.stdout))))), (written) =>
+            Effect.zipRight(outcome, written)
+          )
   )
 
 /** A line for a person on stderr, never mixed into --json output; --quiet leaves it out. */

@@ -104,12 +104,23 @@ export const transferLimitsFromEnv: Effect.Effect<TransferLimits, MissingConfig>
   }))
 )
 
-/** What an archive's members are: gzip (every Node) or zstd frames (Node 22.15 and 23.8 on). */
-export type ArchiveFormat = "gzip" | "zstd"
+/**
+ * What an archive's members are: gzip (every Node) or zstd frames (Node 22.15 and 23.8 on); or `tar`, the records
+ * with no frame at all, which only a pull reads (see `DOWNLOAD_FORMATS`).
+ */
+export type ArchiveFormat = "gzip" | "zstd" | "tar"
 
 /** The formats this Node reads and writes, the preferred first (zstd where `node:zlib` has it). */
 export const FORMATS: ReadonlyArray<ArchiveFormat> =
   "zstdCompress" in zlib && "ZstdDecompress" in zlib ? ["zstd", "gzip"] : ["gzip"]
+
+/**
+ * The formats a pull reads a download in: `FORMATS`, and a plain tar, which a server sends where it would store
+ * (a client on its own machine, or compression turned off): no gzip frame to make and no CRC-32 of every byte, for
+ * a reader that checks every file by its SHA-256 anyway (see `readArchive`). Not in `FORMATS`: a server does not
+ * name it among what it reads, so no upload is made in it.
+ */
+export const DOWNLOAD_FORMATS: ReadonlyArray<ArchiveFormat> = [...FORMATS, "tar"]
 
 /**
  * The header naming the formats an end reads: the client sends it with a download (the server answers in one of
@@ -125,9 +136,12 @@ const namedIn = <T extends string>(header: string | undefined | null, known: Rea
     return known.filter((k) => k === name)
   })
 
-/** The formats a header names that this code knows, in its order; none for a missing header. */
-export const parseFormats = (header: string | undefined | null): ReadonlyArray<ArchiveFormat> =>
-  namedIn<ArchiveFormat>(header, ["gzip", "zstd"])
+/**
+ * The formats a header names that this code knows, in its order; none for a missing header. A plain `tar` counts
+ * only where `withTar` says (a download's request, from a pull), never in a server's answer (no upload is a tar).
+ */
+export const parseFormats = (header: string | undefined | null, withTar = false): ReadonlyArray<ArchiveFormat> =>
+  namedIn<ArchiveFormat>(header, withTar ? ["gzip", "zstd", "tar"] : ["gzip", "zstd"])
 
 /** Kinds of manifest entries beyond plain files: an executable bit, a symbolic link. */
 export type EntryKind = "executable" | "link"

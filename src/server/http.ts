@@ -106,7 +106,7 @@ const archiveResponse =
   (format: ArchiveFormat) =>
   (download: { readonly revision: string | null; readonly body: Stream.Stream<Uint8Array, unknown> }) =>
     HttpServerResponse.stream(download.body, {
-      contentType: format === "zstd" ? "application/zstd" : "application/gzip",
+      contentType: format === "zstd" ? "application/zstd" : format === "tar" ? "application/x-tar" : "application/gzip",
       headers: download.revision === null ? {} : { [REVISION_HEADER]: download.revision }
     })
 
@@ -199,7 +199,8 @@ const filesOps = Effect.map(
           }),
           Effect.onError(() => discardRest(request))
         ),
-      // Compressed for the link it goes over (not at all to a client on this machine), in zstd when the client reads it.
+      // Compressed for the link it goes over (not at all to a client on this machine: a plain tar when it reads one), in
+      // zstd when the client reads it.
       download: (
         caller: Caller,
         request: HttpServerRequest.HttpServerRequest,
@@ -208,7 +209,7 @@ const filesOps = Effect.map(
       ) => {
         const compression = compressionFor(
           Option.getOrElse(request.remoteAddress, () => ""),
-          parseFormats(request.headers[ARCHIVE_FORMATS_HEADER]),
+          parseFormats(request.headers[ARCHIVE_FORMATS_HEADER], true),
           policy.compress,
           policy.formats
         )

@@ -75,8 +75,16 @@ export {
  */
 class FilesApi extends HttpApi.make("agentsync").add(SyncFilesGroup).add(CloudFilesGroup) {}
 
-/** A download's options: how its consumer reads the pieces, and a GET of the head sent ahead (`startDownload`). */
-export interface DownloadOptions extends RawGetOptions {
+/**
+ * How a download's consumer reads it: its pieces (`RawGetOptions`), and the archive formats it reads, named in the
+ * request (default `FORMATS`; a pull, which verifies every file, names a plain tar too: `DOWNLOAD_FORMATS`).
+ */
+export interface ReadingOptions extends RawGetOptions {
+  readonly formats?: ReadonlyArray<ArchiveFormat>
+}
+
+/** A download's options: how its consumer reads it, and a GET of the head sent ahead (`startDownload`). */
+export interface DownloadOptions extends ReadingOptions {
   /**
    * Taken by the first attempt when it fetches the whole tree and the answer names the revision asked for (else
    * closed, and the attempt asks as without it); closed once that attempt ends.
@@ -137,7 +145,7 @@ export interface SyncApiClientShape {
    * does not go on a socket of its own (not plain HTTP). Its socket is destroyed when the scope closes, used or not;
    * nothing is retried or reported for it: a download that cannot use it asks again.
    */
-  readonly startDownload: (options?: RawGetOptions) => Effect.Effect<EarlyDownload | undefined, never, Scope.Scope>
+  readonly startDownload: (options?: ReadingOptions) => Effect.Effect<EarlyDownload | undefined, never, Scope.Scope>
   /**
    * The archive formats the server said it reads, on its last manifest answer (none from a server that does not
    * say: then it reads gzip only); undefined before any manifest answer. An upload is compressed in one of them.
@@ -284,13 +292,13 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
    * One attempt of a whole download on `rawGet`: as the platform client's attempt below, its failures read the same
    * way (a status from its body, a break as Transient), and a framing refused in the body its own error, not retried.
    */
-  const downloadHeaders = () => ({
+  const downloadHeaders = (formats: ReadonlyArray<ArchiveFormat> = FORMATS) => ({
     authorization: `Bearer ${Redacted.value(token)}`,
-    [ARCHIVE_FORMATS_HEADER]: FORMATS.join(", ")
+    [ARCHIVE_FORMATS_HEADER]: formats.join(", ")
   })
   const headUrl = new URL(`${baseUrl}${FilesRoutes.download}`)
-  const startDownload = Effect.fn("SyncApiClient.startDownload")(function* (options: RawGetOptions = {}) {
-    return rawGetApplies(headUrl) ? yield* startGet(headUrl, downloadHeaders(), options) : undefined
+  const startDownload = Effect.fn("SyncApiClient.startDownload")(function* (options: ReadingOptions = {}) {
+    return rawGetApplies(headUrl) ? yield* startGet(headUrl, downloadHeaders(options.formats), options) : undefined
   })
 
   /**
@@ -313,7 +321,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
   const rawDownload = <A, E>(
     url: URL,
     consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
-    options: RawGetOptions,
+    options: ReadingOptions,
     early?: { readonly get: EarlyDownload; readonly revision: string }
   ): Effect.Effect<A, E | SyncApiError | Transient> => {
     const p = answerPace(limits)
@@ -321,7 +329,7 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
     let answered = url
     const decodeError = (e: BadFraming) =>
       new ApiError({ kind: "Decode", status: e.status, reason: e.message, url: answered.href })
-    const asked = withinExchange(limits, rawGet(url, downloadHeaders(), options))
+    const asked = withinExchange(limits, rawGet(url, downloadHeaders(options.formats), options))
     const head =
       early === undefined
         ? asked
@@ -390,9 +398,9 @@ export const make = Effect.fn("SyncApiClient.make")(function* (options: SyncApiO
           : HttpClientRequest.post(`${baseUrl}${FilesRoutes.select}`).pipe(
               HttpClientRequest.bodyUnsafeJson({ revision, paths: wanted })
             ),
-        // What this Node reads: the server answers in one of them.
+        // What the consumer reads: the server answers in one of them.
         ARCHIVE_FORMATS_HEADER,
-        FORMATS.join(", ")
+        (reading.formats ?? FORMATS).join(", ")
       )
       const p = answerPace(limits)
       return classified(

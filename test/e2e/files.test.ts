@@ -1,10 +1,12 @@
 // `agentsync files` as a user runs it: the built CLI against `agentsync serve` on loopback over the real PostgreSQL.
-import type { ChildProcess } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import {
+  closeSync,
   cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -16,10 +18,11 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { PIECE_UNITS } from "../../src/cli/writeOut.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { makeMembership } from "../../src/domain/membership.js"
-import { agentsync, ensureBuilt, REPO, startServe } from "../support/cli.js"
-import { claimedEntry, hostileCases } from "../support/hostile.js"
+import { agentsync, BIN, cleanEnv, ensureBuilt, REPO, start, startServe } from "../support/cli.js"
+import { claimedEntry, hostileCases, plainHostileCases } from "../support/hostile.js"
 import { freshDatabase } from "../support/pg.js"
 
 const EXAMPLE = join(REPO, "examples/project/services")
@@ -333,6 +336,46 @@ describe("agentsync files (e2e)", () => {
     )
   })
 
+  it("a --json report of many pieces is JSON.stringify's text; a reader that goes ends it quietly; a full disk is an error", async () => {
+    const p = project("large-report")
+    for (let i = 0; i < 600; i++) {
+      mkdirSync(join(p, `services/content/g${i % 7}`), { recursive: true })
+      writeFileSync(join(p, `services/content/g${i % 7}/é-${i}.md`), `# ${i}\n`)
+    }
+    const pushed = await files(p, ["push"])
+    expect(pushed.code, pushed.stderr).toBe(0)
+    expect(pushed.stdout.length).toBeGreaterThan(2 * PIECE_UNITS)
+    expect(pushed.stdout).toBe(`${JSON.stringify(JSON.parse(pushed.stdout), null, 2)}\n`)
+    // A diff from an empty project lists all 600: read a little of it, then close the pipe.
+    const reader = project("large-report-reader")
+    const env = { AGENTSYNC_DIRECT_URL: one, AGENTSYNC_TOKEN: tenant.token }
+    const run = start(["--json", "files", "diff"], { cwd: reader, env })
+    run.child.stdout!.once("data", () => run.child.stdout!.destroy())
+    const gone = await run.done
+    expect(gone.code, gone.stderr).toBe(0)
+    expect(gone.stderr).not.toMatch(/EPIPE|Error|unexpected/)
+    // Written to a device that is full, as JSON or as text: the report is lost, so the run says so and exits 1.
+    const full = openSync("/dev/full", "w")
+    try {
+      for (const json of [["--json"], []]) {
+        const child = spawn(process.execPath, [BIN, ...json, "files", "diff"], {
+          cwd: reader,
+          env: cleanEnv(env),
+          stdio: ["ignore", full, "pipe"]
+        })
+        let stderr = ""
+        child.stderr!.on("data", (d) => {
+          stderr += d
+        })
+        const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+        expect(code, stderr).toBe(1)
+        expect(stderr).toMatch(/stdout: cannot write the output: ENOSPC/)
+      }
+    } finally {
+      closeSync(full)
+    }
+  })
+
   describe("a hostile server", () => {
     let hostile: Server
     let url: string
@@ -350,7 +393,7 @@ describe("agentsync files (e2e)", () => {
             })
           )
         } else {
-          res.writeHead(200, { "content-type": "application/gzip" })
+          res.writeHead(200, { "content-type": archive[0] === 0x1f ? "application/gzip" : "application/x-tar" })
           res.end(archive)
         }
       })
@@ -359,7 +402,13 @@ describe("agentsync files (e2e)", () => {
     })
     afterAll(() => new Promise((r) => hostile.close(r)))
 
-    for (const c of hostileCases()) {
+    // A pull names a plain tar among what it reads (the server's answer on loopback): the same cases unframed, and
+    // what only a plain tar can get wrong, cost nothing either.
+    const cases = [
+      ...hostileCases(),
+      ...plainHostileCases().map(({ name, archive }) => ({ name: `${name} (a plain tar)`, archive }))
+    ]
+    for (const c of cases) {
       it(`rejects a download with ${c.name} and leaves the local tree byte-identical`, async () => {
         archive = c.archive
         const p = project(`hostile-${c.name.replace(/\W+/g, "-")}`, true)

@@ -8,11 +8,12 @@ import * as zlib from "node:zlib"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Duration, Effect, Either, Exit, Fiber, Redacted, Stream } from "effect"
 import { vi } from "vitest"
-import { ARCHIVE_FORMATS_HEADER, FORMATS } from "../../src/domain/caps.js"
+import { ARCHIVE_FORMATS_HEADER, DOWNLOAD_FORMATS, FORMATS } from "../../src/domain/caps.js"
 import { ApiError, Unauthorized } from "../../src/errors.js"
 import { hold, release } from "../../src/services/heldViews.js"
-import type { SyncApiOptions } from "../../src/services/SyncApi.js"
+import type { ReadingOptions, SyncApiOptions } from "../../src/services/SyncApi.js"
 import { rawGet } from "../../src/services/SyncApiGet.js"
+import { READING } from "../../src/stages/files/apply.js"
 import { END_OF_ARCHIVE, fileRecord, readArchive } from "../../src/stages/files/archive.js"
 import { storedMember } from "../../src/stages/files/compress.js"
 import { withClient, withClientEither } from "../support/apiClient.js"
@@ -96,12 +97,13 @@ const chunked = (body: Buffer, size: number): Array<Buffer> => {
 }
 
 /** The whole body as the consumer got it: its pieces kept as handed on (views), joined only at the end. */
-const downloadAll = (url: string) =>
+const downloadAll = (url: string, reading?: ReadingOptions) =>
   withClient(opts(url), (c) =>
     c.download(
       "r1",
       () => undefined,
-      (body) => Effect.map(Stream.runCollect(body), (pieces) => Buffer.concat(Chunk.toArray(pieces)))
+      (body) => Effect.map(Stream.runCollect(body), (pieces) => Buffer.concat(Chunk.toArray(pieces))),
+      reading
     )
   )
 
@@ -143,6 +145,26 @@ describe("a whole download on its own socket", () => {
       expect(request).toContain("authorization: Bearer ast_0000000000000000_secret\r\n")
       expect(request).toContain(`\r\n${ARCHIVE_FORMATS_HEADER}: ${FORMATS.join(", ")}\r\n`)
       expect(request).toContain(`host: ${new URL(s.url).host}\r\n`)
+    })
+  )
+
+  it.live("names the formats its consumer reads: a pull's a plain tar too, sent ahead or not", () =>
+    Effect.gen(function* () {
+      const body = randomBytes(5_000)
+      const s = yield* Effect.promise(() => rawServer(writeSlowly(chunked(body, 1000), 0)))
+      expect((yield* downloadAll(s.url, READING)).equals(body)).toBe(true)
+      expect(READING.formats).toEqual(DOWNLOAD_FORMATS)
+      expect(DOWNLOAD_FORMATS).toContain("tar")
+      expect(s.requests[0]).toContain(`\r\n${ARCHIVE_FORMATS_HEADER}: ${DOWNLOAD_FORMATS.join(", ")}\r\n`)
+      const ahead = yield* withClient(opts(s.url), (c) =>
+        Effect.scoped(
+          Effect.flatMap(c.startDownload(READING), (early) =>
+            early === undefined ? Effect.succeed(undefined) : early.answer
+          )
+        )
+      )
+      expect(ahead).toBeDefined()
+      expect(s.requests[1]).toContain(`\r\n${ARCHIVE_FORMATS_HEADER}: ${DOWNLOAD_FORMATS.join(", ")}\r\n`)
     })
   )
 

@@ -1,4 +1,4 @@
-/** A revision (or some of its paths) as a streamed archive: the blobs read in batches, each batch one member. */
+/** A revision (or some of its paths) as a streamed archive, its blobs read in batches: a member each, or plain tar. */
 import { Array as Arr, Effect, Stream } from "effect"
 import { NotFound } from "../../api/common.js"
 import { ApiError } from "../../errors.js"
@@ -15,11 +15,11 @@ import type { BlobReader, BlobRows } from "./blobRead.js"
 import type { LoadRevision } from "./revisions.js"
 import { BATCH_ROWS, LINK, type StoredEntry, storageFailure } from "./stored.js"
 
-// A download batch becomes one gzip member: compressed ones two at a time, stored ones one at a time as the response
-// pulls them, the next batch read meanwhile (see `gzip`).
+// A download batch becomes one gzip member (compressed ones two at a time, stored ones one at a time as the response
+// pulls them, the next batch read meanwhile: see `gzip`), or, as a plain tar, its records as they are.
 const DOWNLOAD_BATCH_BYTES = 2 * 1024 * 1024
-// The largest batch buffer pooled: a batch's bytes and its rows' headers and padding.
-const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
+/** The largest batch buffer pooled: a batch's bytes and its rows' headers and padding (each a new allocation). */
+export const BATCH_BUFFER_BYTES = DOWNLOAD_BATCH_BYTES + BATCH_ROWS * 1024
 // Stored members' buffers kept free for the next ones (the one being made, the one being written and the ones before
 // it not yet known to be written, and spares). It caps the free list, not the buffers out: those are
 // what `givenBackWhenWritten` holds (at most `2 * MEMBER_BUFFERS`), what the stream is making, and what the socket
@@ -97,11 +97,12 @@ const withContent = (batch: ReadonlyArray<StoredEntry>, rows: BlobRows) => {
 
 export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) =>
   /**
-   * A revision (head by default) as a streamed tar.gz, optionally only some paths; blobs are read in batches. With
-   * `written` (whether every byte its consumer has handed on so far is written: the response's socket has nothing
-   * pending), the stored members' buffers are used again once written; its consumer must then hand each element on
-   * before pulling the next, as the response's writer does. Only stored members (gzip at level 0) are pooled: a
-   * compressed member is zlib's or zstd's own buffer, so for those `written` is not asked.
+   * A revision (head by default) as a streamed archive (a tar, compressed as `compression` says or plain),
+   * optionally only some paths; blobs are read in batches. With `written` (whether every byte its consumer has
+   * handed on so far is written: the response's socket has nothing pending), the buffers it sends are used again
+   * once written: a plain tar's batch buffers, or stored members' (gzip at level 0); its consumer must then hand
+   * each element on before pulling the next, as the response's writer does. A compressed member is zlib's or
+   * zstd's own buffer, so for those `written` is not asked.
    */
   Effect.fn("FileStore.download")(function* (
     tenantId: string,
@@ -162,10 +163,15 @@ export const makeDownload = (readBlobs: BlobReader, loadRevision: LoadRevision) 
     return {
       revision: rev.id,
       entries: entries.length,
-      body: givenBackWhenWritten(
-        compress(tarOf(records), compressed, pool.release, given === undefined ? undefined : members.take),
-        members.release,
-        given
-      )
+      // A plain tar sends the batches' own buffers, each given back once written as a stored member is; the next
+      // batch is read while the socket drains (one ahead, as `gzip` reads stored members' elements).
+      body:
+        compressed.format === "tar"
+          ? givenBackWhenWritten(tarOf(records).pipe(Stream.buffer({ capacity: 1 })), pool.release, written)
+          : givenBackWhenWritten(
+              compress(tarOf(records), compressed, pool.release, given === undefined ? undefined : members.take),
+              members.release,
+              given
+            )
     }
   })

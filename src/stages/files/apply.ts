@@ -2,14 +2,14 @@
 import { createHash, type Hash } from "node:crypto"
 import * as nodePath from "node:path"
 import { Effect, Exit, type Stream } from "effect"
+import { CAPS, DOWNLOAD_FORMATS } from "../../domain/caps.js"
 import { sha256 } from "../../domain/hash.js"
 import type { FileEntry } from "../../domain/model.js"
 import { type IoError, ioError, TarballUnsafe } from "../../errors.js"
 import { stateOf } from "../../services/FileState.js"
 import { StagedWriteFailed, type StageWriter } from "../../services/FileStateStage.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
-import type { SyncApiError, Transient } from "../../services/SyncApi.js"
-import type { RawGetOptions } from "../../services/SyncApiGet.js"
+import type { ReadingOptions, SyncApiError, Transient } from "../../services/SyncApi.js"
 import { Workspace } from "../../services/Workspace.js"
 import { readArchive } from "./archive.js"
 import { type BackupPolicy, newRunId, pruneBackups, recordBackup } from "./backups.js"
@@ -17,8 +17,11 @@ import { recoverPull, swap } from "./swap.js"
 
 export { recoverPull } from "./swap.js"
 
-/** How this stage reads a download's pieces (see `Download`): a GET sent ahead for it must be read so too. */
-export const READING: RawGetOptions = { reuse: true }
+/**
+ * How this stage reads a download (see `Download`): its pieces, and in a plain tar too (it verifies every file), so a
+ * GET sent ahead for it must be read so too.
+ */
+export const READING = { reuse: true, formats: DOWNLOAD_FORMATS } satisfies ReadingOptions
 
 /**
  * Fetches the archive of the paths `missing()` names (a retry asks again, for what is still missing) and
@@ -28,7 +31,7 @@ export const READING: RawGetOptions = { reuse: true }
 export type Download = <A, E>(
   missing: () => ReadonlyArray<string>,
   consume: (body: Stream.Stream<Uint8Array, Transient>) => Effect.Effect<A, E | Transient>,
-  reading: RawGetOptions
+  reading: ReadingOptions
 ) => Effect.Effect<A, E | SyncApiError>
 
 export interface ApplyInput {
@@ -89,49 +92,56 @@ const receive = (input: ApplyInput, writer: StageWriter, progress: Progress) =>
           throw new TarballUnsafe({ reason: "stopped: the staged file could not be written", entry: path })
         }
       }
-      return readArchive(body, {
-        file: (path, _size, executable, link) => {
-          const entry = expected.get(path)
-          if (entry === undefined || staged.has(path))
-            throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
-          // The archive carries the mode the manifest promised, as it carries its bytes.
-          if (executable !== (entry.executable === true))
-            throw new TarballUnsafe({ reason: "mode does not match the manifest entry", entry: path })
-          if (link !== (entry.link === true))
-            throw new TarballUnsafe({
-              reason: link ? "a symbolic link where the manifest has a file" : "a file where the manifest has a link",
-              entry: path
-            })
-          const sink = onDisk(path, () => writer.open(entry))
-          // A file whose bytes come in one piece (most small ones) is hashed in one call, without a Hash object.
-          let hash: Hash | undefined
-          let whole: string | undefined
-          let size = 0
-          return {
-            write: (chunk) => {
-              size += chunk.length
-              if (size > entry.size)
-                throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: path })
-              if (size === chunk.length && size === entry.size) whole = sha256(chunk)
-              else {
-                hash ??= createHash("sha256")
-                hash.update(chunk)
+      return readArchive(
+        body,
+        {
+          file: (path, _size, executable, link) => {
+            const entry = expected.get(path)
+            if (entry === undefined || staged.has(path))
+              throw new TarballUnsafe({ reason: "file not asked for in this pull", entry: path })
+            // The archive carries the mode the manifest promised, as it carries its bytes.
+            if (executable !== (entry.executable === true))
+              throw new TarballUnsafe({ reason: "mode does not match the manifest entry", entry: path })
+            if (link !== (entry.link === true))
+              throw new TarballUnsafe({
+                reason: link ? "a symbolic link where the manifest has a file" : "a file where the manifest has a link",
+                entry: path
+              })
+            const sink = onDisk(path, () => writer.open(entry))
+            // A file whose bytes come in one piece (most small ones) is hashed in one call, without a Hash object.
+            let hash: Hash | undefined
+            let whole: string | undefined
+            let size = 0
+            return {
+              write: (chunk) => {
+                size += chunk.length
+                if (size > entry.size)
+                  throw new TarballUnsafe({ reason: "file larger than its manifest entry", entry: path })
+                if (size === chunk.length && size === entry.size) whole = sha256(chunk)
+                else {
+                  hash ??= createHash("sha256")
+                  hash.update(chunk)
+                }
+                onDisk(path, () => sink.write(chunk))
+                progress.advance(chunk.length)
+              },
+              end: () => {
+                if (size !== entry.size || (whole ?? (hash ?? createHash("sha256")).digest("hex")) !== entry.sha256)
+                  throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: path })
+                onDisk(path, sink.commit)
+                staged.add(path)
               }
-              onDisk(path, () => sink.write(chunk))
-              progress.advance(chunk.length)
-            },
-            end: () => {
-              if (size !== entry.size || (whole ?? (hash ?? createHash("sha256")).digest("hex")) !== entry.sha256)
-                throw new TarballUnsafe({ reason: "content does not match the manifest hash", entry: path })
-              onDisk(path, sink.commit)
-              staged.add(path)
             }
-          }
+          },
+          flush: () => writer.room,
+          // Every file is checked above: its path asked for, its mode and kind, its size and SHA-256.
+          verifiesContent: true
         },
-        flush: () => writer.room,
-        // Every file is checked above: its path asked for, its mode and kind, its size and SHA-256.
-        verifiesContent: true
-      }).pipe(
+        CAPS,
+        // What the download asks for, from the one place the request takes it: the reader never takes a format
+        // (a plain tar) that was not asked for.
+        READING.formats
+      ).pipe(
         Effect.catchTag("TarballUnsafe", (e) => Effect.fail(disk ?? e)),
         // A file open when an attempt ends (a large one, arriving) is closed and removed; onExit runs on
         // interruption too.

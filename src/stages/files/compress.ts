@@ -137,8 +137,9 @@ export const ZSTD_LEVEL = 3
 
 /**
  * The compression of an archive sent to `host` (a URL's hostname, or a socket's peer address) whose reader reads
- * `peerReads`: stored gzip members on loopback (unless `always`) and when `never`; else zstd when both ends have it
- * (`ours`, what this end writes, and `peerReads`), gzip at `LINK_LEVEL` otherwise.
+ * `peerReads`: on loopback (unless `always`) and when `never`, a plain tar when the reader reads one (a pull: see
+ * `DOWNLOAD_FORMATS`), else stored gzip members; otherwise zstd when both ends have it (`ours`, what this end
+ * writes, and `peerReads`), gzip at `LINK_LEVEL` otherwise.
  */
 export const compressionFor = (
   host: string,
@@ -147,7 +148,9 @@ export const compressionFor = (
   ours: ReadonlyArray<ArchiveFormat> = FORMATS
 ): Compression =>
   setting === "never" || (setting === "auto" && isLoopback(host))
-    ? { format: "gzip", level: LOOPBACK_LEVEL }
+    ? peerReads.includes("tar")
+      ? { format: "tar", level: LOOPBACK_LEVEL }
+      : { format: "gzip", level: LOOPBACK_LEVEL }
     : ZSTD !== undefined && ours.includes("zstd") && peerReads.includes("zstd")
       ? { format: "zstd", level: ZSTD_LEVEL }
       : { format: "gzip", level: LINK_LEVEL }
@@ -167,7 +170,9 @@ const zstdMember = (chunk: Uint8Array, level: number) =>
  * Compresses a byte stream as `compression` says: gzip members (`gzip`), or zstd frames cut and bounded the same
  * way (one frame per element of at most `CAPS.memberBytes`, none past `CAPS.maxRatio`, two at a time, in order).
  * `consumed` gets each element once its member or frame is made (nothing made refers to it): a pool takes it back.
- * Stored members are written into buffers from `allocate` (see `storedMember`).
+ * Stored members are written into buffers from `allocate` (see `storedMember`). A plain `tar` is the stream itself:
+ * its elements are what is sent, so none is handed to `consumed` (a caller that pools them gives them back once
+ * written, as a download does).
  */
 export const compress = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
@@ -175,9 +180,11 @@ export const compress = <E, R>(
   consumed?: (chunk: Uint8Array) => void,
   allocate?: (size: number) => Buffer
 ): Stream.Stream<Uint8Array, E | TarballUnsafe, R> =>
-  compression.format === "gzip"
-    ? gzip(bytes, compression.level, consumed, allocate)
-    : bytes.pipe(
-        Stream.mapConcatChunk(members),
-        Stream.mapEffect((chunk) => done(zstdMember(chunk, compression.level), chunk, consumed), { concurrency: 2 })
-      )
+  compression.format === "tar"
+    ? bytes
+    : compression.format === "gzip"
+      ? gzip(bytes, compression.level, consumed, allocate)
+      : bytes.pipe(
+          Stream.mapConcatChunk(members),
+          Stream.mapEffect((chunk) => done(zstdMember(chunk, compression.level), chunk, consumed), { concurrency: 2 })
+        )

@@ -1,4 +1,4 @@
-/** The archive reader: a strict, capped, streaming read of a tar in gzip members or zstd frames, shared by client and server. */
+/** The archive reader: a strict, capped, streaming read of a tar (gzip, zstd, or plain for a pull), for both ends. */
 import type { ZlibOptions } from "node:zlib"
 import { type Chunk, Effect, Stream } from "effect"
 import { Gunzip, ZstdDecompress } from "minizlib"
@@ -69,7 +69,7 @@ const asUnsafe = (e: unknown): TarballUnsafe =>
 const INFLATED_PIECE = 256 * 1024
 const INFLATE_OPTIONS: ConstructorParameters<typeof Gunzip>[0] & ZlibOptions = { chunkSize: INFLATED_PIECE }
 
-/** The format whose magic number `bytes` start with, if any. */
+/** The compressed format whose magic number `bytes` start with, if any. */
 const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
   bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
     ? "gzip"
@@ -77,13 +77,30 @@ const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
       ? "zstd"
       : undefined
 
+const BLOCK = 512
+const USTAR = Buffer.from("ustar")
+
 /**
- * Reads a tar stream, gzip or zstd (told apart by its first bytes; zstd where this Node has it), strictly: the same
- * ratio and size caps for both, only regular files, directories and symbolic links whose target stays in the
- * tree, checked paths, no duplicates, no
- * setuid, setgid or sticky mode, nothing after the end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the
- * visitor decides what to do with bytes. A failure of the source itself (the network) is passed on as it is,
- * never as an unsafe archive.
+ * Whether `bytes` start with a whole tar block that is a ustar header or all zeros (an empty archive's end): what a
+ * plain tar of ours starts with, and neither compressed format's magic can.
+ */
+const isTarStart = (bytes: Buffer) =>
+  bytes.length >= BLOCK && (USTAR.equals(bytes.subarray(257, 262)) || bytes.subarray(0, BLOCK).every((b) => b === 0))
+
+/** "a gzip, zstd or tar": the formats named, for a refusal of bytes that are none of them. */
+const namedFormats = (formats: ReadonlyArray<ArchiveFormat>) =>
+  formats.length === 0
+    ? "an"
+    : `a ${formats.slice(0, -1).join(", ")}${formats.length > 1 ? " or " : ""}${formats.at(-1)}`
+
+/**
+ * Reads a tar stream, gzip or zstd (told apart by its first bytes; zstd where this Node has it) or plain (where
+ * `formats` names `tar` and the visitor verifies every file's bytes: its first block a ustar header or zeros),
+ * strictly: the same ratio and size caps for all, only regular files, directories and symbolic links whose target
+ * stays in the tree, checked paths, no duplicates, no setuid, setgid or sticky mode, nothing after the
+ * end-of-archive blocks, within the caps. Any breach fails the whole read with TarballUnsafe; the visitor decides
+ * what to do with bytes. A failure of the source itself (the network) is passed on as it is, never as an unsafe
+ * archive.
  */
 export const readArchive = <E, R, E2 = never, R2 = never>(
   source: Stream.Stream<Uint8Array, E, R>,
@@ -189,11 +206,19 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       })
       return { write: (b) => void made.write(b), end: () => void made.end(), close: () => made.close() }
     }
+    // What this reader takes: a plain tar only where named and every file's bytes are verified.
+    const accepted = formats.filter((f) => f !== "tar" || visitor.verifiesContent === true)
     const start = (first: Buffer): Inflating | TarballUnsafe => {
-      const format = formatOf(first)
-      if (format === undefined) return unsafe("not a gzip or zstd archive")
-      const refused = () => unsafe(`a ${format} archive, which this end does not read (it reads ${formats.join(", ")})`)
+      const format = formatOf(first) ?? (isTarStart(first) ? "tar" : undefined)
+      if (format === undefined) return unsafe(`not ${namedFormats(accepted)} archive`)
+      const refused = () =>
+        unsafe(`a ${format} archive, which this end does not read (it reads ${accepted.join(", ")})`)
       if (!formats.includes(format)) return refused()
+      if (format === "tar") {
+        // No frame and no checksum of its bytes: only for a reader that checks every file's bytes itself.
+        if (visitor.verifiesContent !== true) return refused()
+        return { write: onPiece, end: () => {}, close: () => {} }
+      }
       if (format === "gzip") {
         const gunzip = (skip: number) => inflating(new Gunzip(INFLATE_OPTIONS), "gzip", skip)
         // Stored members (a loopback download's) read as views of the input; zlib for any other.
@@ -218,9 +243,11 @@ export const readArchive = <E, R, E2 = never, R2 = never>(
       let bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
       let into = inflater
       if (into === undefined) {
-        // The first bytes name the format: held until there are enough of them.
+        // The first bytes name the format: held until there are enough of them (a tar's first block, where the
+        // tar is read and they name no compressed format).
         head = Buffer.concat([head, bytes])
         if (head.length < ZSTD_MAGIC.length) return
+        if (head.length < BLOCK && formats.includes("tar") && formatOf(head) === undefined) return
         const made = start(head)
         if (made instanceof TarballUnsafe) {
           fail(made)

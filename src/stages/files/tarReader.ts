@@ -4,6 +4,8 @@ import { TarballUnsafe } from "../../errors.js"
 const BLOCK = 512
 // An extended header (pax, GNU long name) larger than this is not one of ours: paths are capped far below it.
 const MAX_META = 1024 * 1024
+/** The zeros taken after the end-of-archive blocks: one record of `tar`'s (20 blocks), more than its padding needs. */
+const AFTER_END = 20 * BLOCK
 
 /** One entry's header, its extended headers applied. `path` and `linkpath` are raw: the caller checks them. */
 export interface TarHeader {
@@ -148,6 +150,8 @@ export const tarReader = (entry: (header: TarHeader) => TarBody | undefined): Ta
   let extended: Extended | undefined
   let zeroBlocks = 0
   let ended = false
+  /** Zeros read after the end-of-archive blocks. */
+  let afterEnd = 0
 
   const endMeta = (bytes: Buffer) => {
     const ex: Extended = extended ?? {}
@@ -251,9 +255,16 @@ export const tarReader = (entry: (header: TarHeader) => TarBody | undefined): Ta
         at += n
         pad -= n
       } else if (ended) {
-        // Zero padding after the end-of-archive blocks is allowed (tar pads to records); anything else is not.
-        for (; at < length; at++)
+        // Zeros after the end-of-archive blocks are a record's padding (`tar` pads to its 10,240-byte records), up
+        // to one record's; anything else, or more zeros (a server that never stops sending them), is refused.
+        const stop = Math.min(length, at + AFTER_END - afterEnd)
+        afterEnd += stop - at
+        for (; at < stop; at++)
           if (piece[at] !== 0) throw new TarballUnsafe({ reason: "data after the end of the archive" })
+        if (at < length)
+          throw new TarballUnsafe({
+            reason: `data after the end of the archive: more than ${AFTER_END} bytes of zeros`
+          })
       } else if (heldLength === 0 && length - at >= BLOCK) {
         header(piece, at)
         at += BLOCK

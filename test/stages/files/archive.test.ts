@@ -19,7 +19,16 @@ import {
   tarOf
 } from "../../../src/stages/files/archive.js"
 import { bundle } from "../../../src/stages/files/bundle.js"
-import { claimedEntry, hostileCases, record, sha, tarGz, WELL_FORMED } from "../../support/hostile.js"
+import {
+  claimedEntry,
+  hostileCases,
+  plainHostileCases,
+  plainTar,
+  record,
+  sha,
+  tarGz,
+  WELL_FORMED
+} from "../../support/hostile.js"
 import { tempDirs } from "../../support/tree.js"
 
 const streamOf = (b: Uint8Array) =>
@@ -267,7 +276,13 @@ describe("archive", () => {
 })
 
 describe("apply", () => {
-  for (const c of hostileCases()) {
+  // A pull reads a plain tar too (what a server on loopback sends): the same cases with no frame, and what only a
+  // plain tar can get wrong, must cost nothing either.
+  const cases = [
+    ...hostileCases(),
+    ...plainHostileCases().map(({ name, archive }) => ({ name: `${name} (a plain tar)`, archive }))
+  ]
+  for (const c of cases) {
     it.effect(`leaves the tree byte-identical when the archive has ${c.name}`, () =>
       Effect.gen(function* () {
         const root = yield* Effect.promise(() =>
@@ -301,6 +316,24 @@ describe("apply", () => {
       })
     )
   }
+
+  it.effect("takes an honest plain tar (so the plain cases above are refused for what they hold)", () =>
+    Effect.gen(function* () {
+      const root = yield* Effect.promise(() => tempTree({ "agents/a/config.yaml": "name: old\n" }))
+      const services = nodePath.join(root, "services")
+      const result = yield* apply({
+        projectRoot: root,
+        servicesPath: services,
+        download: serve(plainTar(record({ path: "agents/a/config.yaml" }, Buffer.from("name: evil\n")))),
+        write: [new FileEntry(claimedEntry)],
+        delete: []
+      })
+      expect(result.written).toBe(1)
+      expect(yield* Effect.promise(() => fs.readFile(nodePath.join(services, "agents/a/config.yaml"), "utf8"))).toBe(
+        "name: evil\n"
+      )
+    })
+  )
 
   it.effect("swaps verified files in, deletes with a backup, and rejects a missing file", () =>
     Effect.gen(function* () {

@@ -257,6 +257,14 @@ describe("tar reader", () => {
     const file = block({ path: "a/x", type: "File" }, Buffer.from("x"))
     expect(refused(Buffer.concat([file, Buffer.alloc(512), file, END_OF_ARCHIVE]))).toMatch(/zero block inside/)
     expect(refused(Buffer.concat([file, END_OF_ARCHIVE, Buffer.from([1])]))).toMatch(/data after the end/)
+    // A record's padding of zeros after the end reads, in any pieces; a zero more is refused (a server that sends
+    // zeros without end must not be read to its end).
+    const padded = Buffer.concat([file, END_OF_ARCHIVE, Buffer.alloc(10240)])
+    expect(refused(padded)).toBe("accepted")
+    expect(read(cutAt(padded, [file.length + 1030, file.length + 5000])).ended).toBe(true)
+    const tooMany = Buffer.concat([padded, Buffer.alloc(1)])
+    expect(refused(tooMany)).toBe("data after the end of the archive: more than 10240 bytes of zeros")
+    expect(() => read(cutAt(tooMany, [file.length + 1024, file.length + 6000]))).toThrow(/more than 10240 bytes/)
     const bad = Buffer.from(file)
     bad.write("9", 124) // an octal size that is not one
     expect(refused(bad)).toMatch(/checksum|size/)
