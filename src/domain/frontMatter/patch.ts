@@ -2,6 +2,7 @@
 import { stringify as stringifyToml } from "smol-toml"
 import { isMap, isNode, isScalar, type Pair, parseDocument, stringify } from "yaml"
 import type { Json } from "../model.js"
+import { editScript, linesOf } from "../patch.js"
 import { groups } from "../text.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
@@ -252,53 +253,28 @@ const rewriteJson = (original: string, to: Fields): string => {
   return JSON.stringify(to, null, indent) + (/\s*$/.exec(original)?.[0] ?? "")
 }
 
-/** A text's lines, each with its line break (the last one may have none). */
-const linesOf = (text: string): Array<string> => text.match(/[^\n]*\n|[^\n]+$/g) ?? []
 const unbroken = (line: string) => line.replace(/\r?\n$/, "")
-
-/** Beyond this many line pairs to align, every line between the common start and end counts as written. */
-const ALIGN_LIMIT = 1_000_000
 
 /**
  * `edited` (a candidate edit of `original`) with each line it wrote ending in `lineBreak`, and each line kept from
- * the original (the longest run of lines both share, in order) ending as it did, so an edit of a file of mixed
- * line ends touches no other line.
+ * the original (the common lines of the shortest edit script between them, `editScript`) ending as it did, so an
+ * edit of a file of mixed line ends touches no other line.
  */
 const inLineBreaks = (original: string, edited: string, lineBreak: "\r\n" | "\n"): string => {
   const was = linesOf(original)
   const now = linesOf(edited)
-  const a = was.map(unbroken)
-  const b = now.map(unbroken)
-  let head = 0
-  while (head < a.length && head < b.length && a[head] === b[head]) head++
-  let tail = 0
-  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++
-  const aEnd = a.length - tail
-  const bEnd = b.length - tail
-  // common[i][j]: how many lines a[i..aEnd) and b[j..bEnd) share in order (their longest common subsequence).
-  const rows = aEnd - head + 1
-  const cols = bEnd - head + 1
-  const common: Array<Int32Array> = []
-  if (rows * cols <= ALIGN_LIMIT) {
-    for (let i = 0; i < rows; i++) common.push(new Int32Array(cols))
-    for (let i = rows - 2; i >= 0; i--)
-      for (let j = cols - 2; j >= 0; j--)
-        common[i]![j] =
-          a[head + i] === b[head + j] ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!)
-  }
   // A kept line keeps its break; one that now has a break where it had none (more follows it) gets the file's.
   const kept = (i: number, j: number) =>
-    now[j]!.endsWith("\n") ? (was[i]!.endsWith("\n") ? was[i]! : b[j]! + lineBreak) : now[j]!
-  const written = (j: number) => (now[j]!.endsWith("\n") ? b[j]! + lineBreak : now[j]!)
+    now[j]!.endsWith("\n") ? (was[i]!.endsWith("\n") ? was[i]! : unbroken(now[j]!) + lineBreak) : now[j]!
+  const written = (j: number) => (now[j]!.endsWith("\n") ? unbroken(now[j]!) + lineBreak : now[j]!)
   const out: Array<string> = []
-  for (let j = 0; j < head; j++) out.push(kept(j, j))
-  let i = head
-  for (let j = head; j < bEnd; ) {
-    if (common.length > 0 && i < aEnd && a[i] === b[j]) out.push(kept(i++, j++))
-    else if (common.length > 0 && i < aEnd && common[i + 1 - head]![j - head]! >= common[i - head]![j + 1 - head]!) i++
+  let i = 0
+  let j = 0
+  for (const { op } of editScript(was.map(unbroken), now.map(unbroken))) {
+    if (op === " ") out.push(kept(i++, j++))
+    else if (op === "-") i++
     else out.push(written(j++))
   }
-  for (let k = 0; k < tail; k++) out.push(kept(aEnd + k, bEnd + k))
   return out.join("")
 }
 
