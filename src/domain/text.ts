@@ -29,8 +29,16 @@ export const hasLoneSurrogate = (text: string): boolean => LONE_SURROGATE.test(t
 
 // A character that would change how the line around it reads: a control (a newline, ESC, U+0085), a format character
 // such as U+202E that reverses the text after it, a line or paragraph separator.
-const HIDDEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu
+const HIDDEN_CLASS = "[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}]"
+const HIDDEN = new RegExp(HIDDEN_CLASS, "gu")
+const HIDDEN_ONE = new RegExp(`^${HIDDEN_CLASS}$`, "u")
 const utf8 = new TextEncoder()
+
+/** Whether one character (a code point) is hidden: shown by its bytes wherever names are shown. */
+export const isHidden = (char: string): boolean => HIDDEN_ONE.test(char)
+
+/** A byte as names show one they do not show as text: `\xNN`. */
+export const byteShown = (b: number): string => `\\x${b.toString(16).padStart(2, "0")}`
 
 /**
  * A line of text made from names (a message, a list of names some of which `escapeName` already shows) with each
@@ -38,4 +46,4 @@ const utf8 = new TextEncoder()
  * terminal raw, and a name shown before is not shown again. For terminal text only: JSON carries names as they are.
  */
 export const escapeHidden = (text: string): string =>
-  text.replace(HIDDEN, (c) => Array.from(utf8.encode(c), (b) => `\\x${b.toString(16).padStart(2, "0")}`).join(""))
+  text.replace(HIDDEN, (c) => Array.from(utf8.encode(c), byteShown).join(""))

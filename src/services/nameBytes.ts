@@ -1,6 +1,7 @@
 /** Names on disk that are not UTF-8: how a walk finds them, shows them, and refuses them. Plain code, no Effect. */
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
+import { byteShown, isHidden } from "../domain/text.js"
 
 /** What a walk asks of one folder entry (a `Dirent` read as text, or one read as bytes and decoded). */
 export interface Entry {
@@ -18,10 +19,6 @@ export const mayHoldUnreadable = (entries: ReadonlyArray<Entry>): boolean => {
   for (const e of entries) if (e.name.includes("\uFFFD")) return true
   return false
 }
-
-// A character shown by its bytes though it is UTF-8: one that would change how the line around it reads (a control
-// such as U+0085, a format character such as U+202E that reverses the text after it, a line or paragraph separator).
-const HIDDEN = /^[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]$/u
 
 /**
  * A name's bytes as text that shows them, one to one: printable ASCII and UTF-8 characters as they are, any other
@@ -46,13 +43,14 @@ export const escapeName = (raw: Uint8Array): string => {
           : isUtf8(seq)
             ? Buffer.from(seq).toString("utf8")
             : undefined
-    if (text !== undefined && !HIDDEN.test(text)) {
+    // A character that would change how the line around it reads (`isHidden`) is shown by its bytes though UTF-8.
+    if (text !== undefined && !isHidden(text)) {
       out += text
       at += len
     } else {
       // A character shown by its bytes is shown by all of them; a byte that starts none, alone.
       const n = text === undefined ? 1 : len
-      for (let i = at; i < at + n; i++) out += `\\x${(raw[i] ?? 0).toString(16).padStart(2, "0")}`
+      for (let i = at; i < at + n; i++) out += byteShown(raw[i] ?? 0)
       at += n
     }
   }
