@@ -66,6 +66,9 @@ export interface WithheldUnit {
   readonly reason: string
 }
 
+/** Where the advice's consequences start a line of their own (the printer splits there, and only there). */
+export const THEN = "\nthen "
+
 /**
  * Why units were left out and how to settle it: their repo roots, and the home path they share (or the home paths,
  * one inside another); then, on a line of its own, what settling does to what lies at that path. A copy no source
@@ -74,9 +77,6 @@ export interface WithheldUnit {
  * before applying at a terminal), so it is said here, before the user writes the rules, rather than remembered across
  * runs and refused.
  */
-/** Where the advice's consequences start a line of their own (the printer splits there, and only there). */
-export const THEN = "\nthen "
-
 export const withheldReason = (
   source: string,
   units: ReadonlyArray<{ readonly repoRoot: string; readonly homeRoot: string }>,

@@ -6,7 +6,7 @@ import { type ArchiveFormat, CAPS, type Caps, FORMATS } from "../../domain/caps.
 import { isExecutableMode, linkTargetProblem } from "../../domain/model.js"
 import { TarballUnsafe } from "../../errors.js"
 import { canReadStored, type Inflating, storedGunzip } from "./storedGunzip.js"
-import { type TarBody, tarReader } from "./tarReader.js"
+import { BLOCK, type TarBody, tarReader } from "./tarReader.js"
 import { ZSTD_MAGIC, ZSTD_READ_PARAMS, zstdFrameCutter } from "./zstdFrames.js"
 
 /** What an archive held, once read. */
@@ -77,7 +77,6 @@ const formatOf = (bytes: Uint8Array): ArchiveFormat | undefined =>
       ? "zstd"
       : undefined
 
-const BLOCK = 512
 const USTAR = Buffer.from("ustar")
 
 /**

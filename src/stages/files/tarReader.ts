@@ -1,7 +1,8 @@
 /** The read side of tar records: a strict, synchronous, incremental reader of what `tarRecords` (and `tar`) write, bodies handed on as views of the input. */
 import { TarballUnsafe } from "../../errors.js"
 
-const BLOCK = 512
+/** A tar block: headers, data and padding come in them. */
+export const BLOCK = 512
 // An extended header (pax, GNU long name) larger than this is not one of ours: paths are capped far below it.
 const MAX_META = 1024 * 1024
 /** The zeros taken after the end-of-archive blocks: one record of `tar`'s (20 blocks), more than its padding needs. */
