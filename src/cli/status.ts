@@ -29,13 +29,23 @@ const human = (r: StatusReport) => () =>
       ["part", "state", "details"],
       r.parts.map((p) => [p.part, stateText(p), p.detail])
     ),
-    r.in_step
-      ? "all in step"
-      : `${r.parts.filter((p) => p.state === "changes").length} part(s) differ` +
-        (r.parts.some((p) => p.state === "cannot-tell")
-          ? `, ${r.parts.filter((p) => p.state === "cannot-tell").length} cannot tell`
-          : "")
+    summary(r)
   ].join("\n")
+
+/** The line under the table: what differs, else which parts were compared (none configured is not "in step"). */
+export const summary = (r: StatusReport): string => {
+  const named = (state: PartStatus["state"]) => r.parts.filter((p) => p.state === state).map((p) => p.part)
+  const unconfigured = named("not-configured")
+  if (!r.in_step) {
+    const cannot = named("cannot-tell").length
+    return `${named("changes").length} part(s) differ${cannot > 0 ? `, ${cannot} cannot tell` : ""}`
+  }
+  const inStep = named("in-step")
+  if (inStep.length === 0) return "nothing to compare yet: no part is configured (each line says what sets it up)"
+  return unconfigured.length === 0
+    ? "all in step"
+    : `in step: ${inStep.join(", ")}; not configured: ${unconfigured.join(", ")}`
+}
 
 /** 0 all in step, 1 something differs, 4 nothing known to differ but a part could not tell. */
 export const exitOf = (r: StatusReport) =>

@@ -119,7 +119,7 @@ describe.concurrent("agentsync status (e2e)", () => {
     expect(inStep.stdout).toMatch(/^files +in step/m)
     expect(inStep.stdout).toMatch(/^local +in step/m)
     expect(inStep.stdout).toMatch(/^database +not configured/m)
-    expect(inStep.stdout).toContain("all in step")
+    expect(inStep.stdout).toContain("in step: files, local, server; not configured: database, skills")
 
     appendFileSync(join(root, "services/agents/editor/system_prompt.md"), "\nOne more line.\n")
     const changed = await run(["status", "--json", ...PATIENT])
