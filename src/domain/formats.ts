@@ -14,7 +14,8 @@ export {
   renderContent,
   SourceConfig,
   sourceConfigPath,
-  unwritableContent
+  unwritableContent,
+  writtenContent
 } from "./formats/content.js"
 export {
   collectErrors,

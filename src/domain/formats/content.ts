@@ -1,7 +1,7 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
 import { freshHead } from "../frontMatter/render.js"
-import { codeFenceOf, type Fields, problem } from "../frontMatter/split.js"
+import { codeFenceOf, type Fields, problem, splitFrontMatter } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import { groups } from "../text.js"
 import {
@@ -203,3 +203,15 @@ export const renderContent = (c: Content): string =>
         c.extra,
         () => freshContent(c)
       )
+
+/**
+ * The item as its file now is, once `text` (what `renderContent` gave for it) is written: its head is the head
+ * written, edits included, so a row recorded with that file's hash renders that file again.
+ */
+export const writtenContent = (c: Content, text: string): Content => {
+  if (c.head === null || !text.endsWith(c.body)) return c
+  const head = text.slice(0, text.length - c.body.length)
+  if (head === c.head) return c
+  const split = splitFrontMatter(contentPath(c), head, !MDX.test(c.path))
+  return new Content({ ...c, head, format: Either.isRight(split) ? split.right.format : c.format }, true)
+}

@@ -1,7 +1,7 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
 import { Either } from "effect"
 import { stringify } from "yaml"
-import { contentPath, sourceConfigPath, unwritableContent } from "../formats.js"
+import { contentPath, sourceConfigPath, unwritableContent, writtenContent } from "../formats.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
 import { type Content, ContentSource, LocalSyncError } from "../model.js"
 import type { ContentFile } from "../project.js"
@@ -82,7 +82,8 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     const file = onDisk.get(r.key)
     if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
       record.push({
-        item: r.item,
+        // Its head as written: a rendered row's head was the one read, before its edit.
+        item: writtenContent(r.item, r.text),
         fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1),
         expectedHash: r.meta.version_hash
       })
