@@ -6,6 +6,7 @@ import type { Agent, Skill } from "./model.js"
 
 export { ACCESS_RULES_PATH, parseAccessRules, renderAccessRules } from "./formats/accessRules.js"
 export {
+  asReadNow,
   contentPath,
   contentSlug,
   defaultContentPath,

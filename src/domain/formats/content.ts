@@ -1,6 +1,6 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
-import { freshHead } from "../frontMatter/render.js"
+import { freshHead, sameJson } from "../frontMatter/render.js"
 import { codeFenceOf, type Fields, problem, splitFrontMatter } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import { groups } from "../text.js"
@@ -179,15 +179,56 @@ const freshContent = (c: Content): Fields => {
 }
 
 /**
- * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code
- * (`---js`) is body as a whole, and an edit of its fields would put YAML front matter above the code, which
- * Eleventy would then read instead. Undefined when the text is the page as read, or the page has no such block.
+ * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code (`---js`)
+ * is body as a whole, and an edit of its fields would put YAML front matter above the code, which Eleventy would
+ * then read instead; so would one above front matter that does not read (never closed, not a map of fields),
+ * which Hugo reads as the page's. Undefined when the text is the page as read, or the page has no such block.
  */
 export const unwritableContent = (c: Content, text: string): string | undefined => {
-  const language = c.format === "none" ? codeFenceOf(c.body) : undefined
-  return language === undefined || text === (c.head ?? "") + c.body
-    ? undefined
-    : `${contentPath(c)}:1: front matter in ${language} cannot be written from the database; the file is left as it is`
+  const page = (c.head ?? "") + c.body
+  if (c.format !== "none" || text === page) return undefined
+  const code = codeFenceOf(c.body)
+  if (code !== undefined)
+    return `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
+  const read = readMarkdown({ path: contentPath(c), text: page }, !MDX.test(c.path))
+  return Either.isLeft(read)
+    ? `${read.left[0]?.message ?? contentPath(c)}; its fields cannot be written from the database, the file is left as it is`
+    : undefined
+}
+
+/** Whether a text starts with a blank (space, tab, line break, VT, FF) before its first text. */
+const BLANK_FIRST = /^[\t\n\v\f\r ]/
+
+/**
+ * A row as this version reads its page. Earlier versions read a page whose front matter follows blank lines as
+ * body as a whole: such a row has no front matter, and the block in its body. Read now, the blank lines and the
+ * block are its head, its fields come from the block; what the row changed in the database under the old reading
+ * (a known field whose value is not the one that reading gave it, any extra field: it had none) is kept as the
+ * change it was, so the row renders as its page with that change edited in place, never with a block above it.
+ * Any other item is returned as it is.
+ */
+export const asReadNow = (c: Content): Content => {
+  if (c.format !== "none" || c.head === null || !BLANK_FIRST.test(c.body)) return c
+  const read = readMarkdown({ path: contentPath(c), text: c.head + c.body }, !MDX.test(c.path))
+  if (Either.isLeft(read) || read.right.split.format === "none") return c
+  const { split, fields } = read.right
+  const was = readContentFields(c.slug, {}, c.body).known
+  const now = readContentFields(c.slug, fields, split.body)
+  const row: Record<string, Json> = contentKnownFields(c)
+  const known = Object.fromEntries(
+    CONTENT_FIELDS.map(({ key }) => [key, sameJson(row[key], was[key], true) ? now.known[key] : row[key]])
+  )
+  return new Content(
+    {
+      ...c,
+      format: split.format,
+      head: split.head,
+      ...(known as ReturnType<typeof contentKnownFields>),
+      extra: { ...now.extra, ...c.extra },
+      body: split.body
+    },
+    true
+  )
 }
 
 /** A content file: its original bytes where the item did not change, else with only the changed fields edited. */
