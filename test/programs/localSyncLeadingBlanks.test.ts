@@ -81,6 +81,35 @@ describe("front matter after blank lines", () => {
   )
 
   it.scopedLive(
+    "an opener after blank lines that is never closed or not a map of fields: the page syncs as body, and an edit gets a block at its first byte",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* scopedDatabase("blanksbody")
+        const pages: Record<string, string> = {
+          "content/docs/rules.md": "\n\n---\n\nSome paragraph text\n\n---\n\nMore\n",
+          "content/docs/open.md": "\n\n---\n\n# Title\n\ntext\n"
+        }
+        const src = writeTree(join(tempDir("body"), "services"), pages)
+        expect(errorsOf(yield* sync(url, src, { direction: "ToDatabase" }))).toEqual([])
+        expect(yield* sqlRows(url, "SELECT path, format, head, body FROM contents ORDER BY path")).toEqual([
+          { path: "open.md", format: "none", head: "", body: pages["content/docs/open.md"] },
+          { path: "rules.md", format: "none", head: "", body: pages["content/docs/rules.md"] }
+        ])
+        yield* sqlRows(url, "UPDATE contents SET title = 'Edited'")
+        expect(errorsOf(yield* sync(url, src, { direction: "ToDisk" }))).toEqual([])
+        const edited = Object.fromEntries(
+          Object.entries(pages).map(([path, text]) => [path, `---\ntitle: Edited\n---\n\n${text}`])
+        )
+        expect(treeFiles(src, "latin1")).toEqual(edited)
+        for (const d of ["ToDatabase", "ToDisk"] as const)
+          expect((yield* sync(url, src, { direction: d })).plan).toEqual([])
+        const out = join(tempDir("bodyout"), "services")
+        expect(errorsOf(yield* sync(url, out, { direction: "ToDisk" }))).toEqual([])
+        expect(treeFiles(out, "latin1")).toEqual(edited)
+      })
+  )
+
+  it.scopedLive(
     "a row an earlier version stored with the page as its body: the first run after the upgrade is one plain update either way, the file untouched",
     () =>
       Effect.gen(function* () {

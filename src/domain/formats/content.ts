@@ -181,19 +181,15 @@ const freshContent = (c: Content): Fields => {
 /**
  * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code (`---js`)
  * is body as a whole, and an edit of its fields would put YAML front matter above the code, which Eleventy would
- * then read instead; so would one above front matter that does not read (never closed, not a map of fields),
- * which Hugo reads as the page's. Undefined when the text is the page as read, or the page has no such block.
+ * then read instead. A body-only page whose first text is an opener that does not read (never closed, not a map)
+ * is not such a page: a block at its first byte is what every generator reads. Undefined when the text is the
+ * page as read, or the page has no code block.
  */
 export const unwritableContent = (c: Content, text: string): string | undefined => {
-  const page = (c.head ?? "") + c.body
-  if (c.format !== "none" || text === page) return undefined
-  const code = codeFenceOf(c.body)
-  if (code !== undefined)
-    return `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
-  const read = readMarkdown({ path: contentPath(c), text: page }, !MDX.test(c.path))
-  return Either.isLeft(read)
-    ? `${read.left[0]?.message ?? contentPath(c)}; its fields cannot be written from the database, the file is left as it is`
-    : undefined
+  const code = c.format === "none" ? codeFenceOf(c.body) : undefined
+  return code === undefined || text === (c.head ?? "") + c.body
+    ? undefined
+    : `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
 }
 
 /** Whether a text starts with a blank (space, tab, line break, VT, FF) before its first text. */

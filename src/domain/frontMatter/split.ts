@@ -133,14 +133,24 @@ const jsonObjectEnd = (text: string, start: number): number => {
  */
 const opensTemplateTag = (text: string, pos: number) => /^\{[%{#]/.test(text.slice(pos, pos + 2))
 
-/** What a problem of front matter opened after blank lines adds: why that line was read as an opener. */
-const after = (line: number) =>
-  line === 1 ? "" : "; the lines above it are blank, and a page's first text opens front matter as Hugo reads it"
+/** A page read as having no front matter: body as a whole, after its BOM. */
+export const bodyOnly = (text: string): SplitFile => {
+  const bom = text.startsWith("\uFEFF") ? 1 : 0
+  return { format: "none", head: text.slice(0, bom), inner: "", innerStart: bom, innerLine: 1, body: text.slice(bom) }
+}
+
+/**
+ * Whether a page's opener (fence or brace) comes after blanks, not at its first byte (after a BOM). Such a block
+ * is front matter only when it closes and reads as a map of fields: Hugo fails on any other, and Jekyll and
+ * gray-matter read the page as body, as earlier versions did; so it is body, never an error.
+ */
+export const opensAfterBlanks = (text: string) => firstText(text) > (text.startsWith("\uFEFF") ? 1 : 0)
 
 /**
  * Splits a Markdown file into its head (front matter in whichever format) and its body. Front matter opens at
  * the page's first text: blank lines (and blanks) before the opening fence or brace are the head's, as Hugo
- * reads such a page, and kept byte for byte. Without `json` (an MDX page, where a leading `{` is an expression
+ * reads such a page, and kept byte for byte; such an opener never closed makes the page body, as it was read
+ * before (`opensAfterBlanks`), where one at the first byte is refused at its line. Without `json` (an MDX page, where a leading `{` is an expression
  * such as `{/* comment *\/}`), a leading brace is body text.
  */
 export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
@@ -166,20 +176,16 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
       }
       pos = end
     }
-    return Either.left(
-      problem(
-        path,
-        `front matter opened here is never closed (no closing '${fence.close[0]}' line)${after(line)}`,
-        line
-      )
-    )
+    return start > bom
+      ? Either.right(bodyOnly(text))
+      : Either.left(problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1))
   }
   if (json && text[start] === "{" && !opensTemplateTag(text, start)) {
     const close = jsonObjectEnd(text, start)
     if (close === -1)
-      return Either.left(
-        problem(path, `JSON front matter opened here is never closed (no matching '}')${after(line)}`, line)
-      )
+      return start > bom
+        ? Either.right(bodyOnly(text))
+        : Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
     const headEnd = withBlankLine(text, lineEnd(text, close))
     return Either.right({
       format: "json",
@@ -190,12 +196,5 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
       body: text.slice(headEnd)
     })
   }
-  return Either.right({
-    format: "none",
-    head: text.slice(0, bom),
-    inner: "",
-    innerStart: bom,
-    innerLine: 1,
-    body: text.slice(bom)
-  })
+  return Either.right(bodyOnly(text))
 }
