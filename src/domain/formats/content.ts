@@ -192,8 +192,8 @@ export const unwritableContent = (c: Content, text: string): string | undefined 
     : `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
 }
 
-/** Whether a text starts with a blank (space, tab, line break, VT, FF) before its first text. */
-const BLANK_FIRST = /^[\t\n\v\f\r ]/
+/** Whether a text starts with a blank Hugo skips before front matter (space, tab, CR, LF; not VT or FF). */
+const BLANK_FIRST = /^[\t\n\r ]/
 
 /**
  * A row as this version reads its page. Earlier versions read a page whose front matter follows blank lines as

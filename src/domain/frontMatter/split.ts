@@ -56,14 +56,15 @@ const fenceOf = (line: string): Fence | undefined => {
 }
 
 /**
- * Where a page's first text starts: past a BOM and the blanks Hugo's page lexer skips before front matter (its
- * `isASCIISpace`: blank lines, spaces, tabs, CR, VT, FF). Front matter opens there, not only at the first byte.
+ * Where a page's first text starts: past a BOM and the blanks Hugo's page lexer skips before front matter
+ * (`lexIntroSection`: `isSpace`, space and tab, and `isEndOfLine`, CR and LF). A VT or FF is text: it ends the
+ * intro, and Hugo then reads no front matter. Front matter opens there, not only at the first byte.
  */
 export const firstText = (text: string): number => {
   let i = text.startsWith("\uFEFF") ? 1 : 0
   for (; i < text.length; i++) {
     const c = text.charCodeAt(i)
-    if (c !== 32 && (c < 9 || c > 13)) break
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) break
   }
   return i
 }

@@ -11,6 +11,6 @@ export default Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* sql.unsafe(`
 UPDATE contents SET file_sha256 = NULL
-  WHERE format = 'none' AND file_sha256 IS NOT NULL AND body ~ '^[\\t\\n\\v\\f\\r ]+[-+{]';
+  WHERE format = 'none' AND file_sha256 IS NOT NULL AND body ~ '^[\\t\\n\\r ]+[-+{]';
 `)
 })
