@@ -3,7 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { asReadNow, parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
+import { asReadNow, parseContent, renderContent, unwritableContent, writtenContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
 import { blankContent } from "../support/content.js"
 
@@ -629,5 +629,25 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
     const body = asReadNow(new Content({ ...stored(text), body: text.replace("Steps.", "Three steps.") }))
     expect(renderContent(body)).toBe(text.replace("Steps.", "Three steps."))
     expect(unwritableContent(body, renderContent(body))).toBeUndefined()
+  })
+})
+
+describe("an item as its written file", () => {
+  const c = parse("---\ntitle: A\n---\n\nBody\n")
+
+  it("its head is the head written, edits included; its format that head's", () => {
+    expect(writtenContent(c, renderContent(c))).toBe(c)
+    const edited = renderContent(new Content({ ...c, title: "B" }))
+    expect([writtenContent(c, edited)?.head, writtenContent(c, edited)?.format]).toStrictEqual([
+      "---\ntitle: B\n---\n\n",
+      "yaml"
+    ])
+    expect(writtenContent(c, "+++\ntitle = 'A'\n+++\n\nBody\n")?.format).toBe("toml")
+  })
+
+  it("a text that is not a head above the body, or whose head does not split, gives nothing to record", () => {
+    expect(writtenContent(c, "---\ntitle: A\n---\n\nOther body\n")).toBeUndefined()
+    expect(writtenContent(c, "---\ntitle: A\n\nBody\n")).toBeUndefined()
+    expect(writtenContent(c, '{ "title": "A"\n\nBody\n')).toBeUndefined()
   })
 })

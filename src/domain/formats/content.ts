@@ -243,12 +243,15 @@ export const renderContent = (c: Content): string =>
 
 /**
  * The item as its file now is, once `text` (what `renderContent` gave for it) is written: its head is the head
- * written, edits included, so a row recorded with that file's hash renders that file again.
+ * written, edits included, so a row recorded with that file's hash renders that file again. Undefined when the
+ * text is not a head above the item's body, or that head does not split: the row is then not recorded with the
+ * file's hash (it would render another file), and is read again on the next run.
  */
-export const writtenContent = (c: Content, text: string): Content => {
-  if (c.head === null || !text.endsWith(c.body)) return c
+export const writtenContent = (c: Content, text: string): Content | undefined => {
+  if (c.head === null) return c
+  if (!text.endsWith(c.body)) return undefined
   const head = text.slice(0, text.length - c.body.length)
   if (head === c.head) return c
   const split = splitFrontMatter(contentPath(c), head, !MDX.test(c.path))
-  return new Content({ ...c, head, format: Either.isRight(split) ? split.right.format : c.format }, true)
+  return Either.isLeft(split) ? undefined : new Content({ ...c, head, format: split.right.format }, true)
 }

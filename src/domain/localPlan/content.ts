@@ -80,13 +80,12 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     if (r.item === undefined || r.text === undefined || blocked.has(r.key)) continue
     if (isTrusted(r.meta)) continue
     const file = onDisk.get(r.key)
-    if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
-      record.push({
-        // Its head as written: a rendered row's head was the one read, before its edit.
-        item: writtenContent(r.item, r.text),
-        fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1),
-        expectedHash: r.meta.version_hash
-      })
+    const path = contentPath(r.item)
+    if (written.has(path) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
+      // Its head as written: a rendered row's head was the one read, before its edit. A row whose written head
+      // cannot be told is left unrecorded, rendered again next run, rather than trusted with the wrong head.
+      const item = writtenContent(r.item, r.text)
+      if (item !== undefined) record.push({ item, fileSha: shaOf(r), expectedHash: r.meta.version_hash })
     }
   }
   b.after.push({ _tag: "RecordContents", items: record })
@@ -98,6 +97,9 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   ]
   return b.done(errors)
 }
+
+/** The digest of a row's text, which ends its identity. */
+const shaOf = (r: ContentRow) => r.ident.slice(r.ident.lastIndexOf("\0") + 1)
 
 /** Content sources: the database remembers each source's layout; the disk gets a source.yaml where one was declared. */
 const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
