@@ -35,6 +35,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const deletes: Array<{ source: string; slug: string }> = []
   const superseded = new Set<string>()
   const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
+  const same = new Set<string>()
   walk(b, diskUnits, dbUnits, isBlocked, {
     toDb: (u, status) => {
       const item = u.item.item
@@ -51,7 +52,10 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
         throw new Error(`content ${u.key} was planned for writing without being read`)
       b.synced++
       const write = contentPath(row.item)
-      b.disk.push({ _tag: "WriteText", path: write, text: row.text })
+      // A row read again (`contentRows`) differs from its file only in identity: its bytes are the file's, so it
+      // is recorded, not written (a write of the same bytes would touch the file and wake a site's server).
+      if (there?.paths[0] === write && there.item.sha === shaOf(row)) same.add(write)
+      else b.disk.push({ _tag: "WriteText", path: write, text: row.text })
       const moved = there !== undefined && there.paths[0] !== write ? there.paths : []
       for (const p of moved) b.disk.push({ _tag: "Remove", path: p })
       b.steps.push({ kind: "content", action: "write", key: u.key, status, paths: [write, ...moved] })
@@ -81,7 +85,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     if (isTrusted(r.meta)) continue
     const file = onDisk.get(r.key)
     const path = contentPath(r.item)
-    if (written.has(path) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
+    if (written.has(path) || same.has(path) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
       // Its head as written: a rendered row's head was the one read, before its edit. A row whose written head
       // cannot be told is left unrecorded, rendered again next run, rather than trusted with the wrong head.
       const item = writtenContent(r.item, r.text)
