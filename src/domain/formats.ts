@@ -6,6 +6,7 @@ import type { Agent, Skill } from "./model.js"
 
 export { ACCESS_RULES_PATH, parseAccessRules, renderAccessRules } from "./formats/accessRules.js"
 export {
+  asReadNow,
   contentPath,
   contentSlug,
   defaultContentPath,
@@ -14,7 +15,8 @@ export {
   renderContent,
   SourceConfig,
   sourceConfigPath,
-  unwritableContent
+  unwritableContent,
+  writtenContent
 } from "./formats/content.js"
 export {
   collectErrors,

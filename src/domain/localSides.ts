@@ -2,7 +2,7 @@
 import { Either } from "effect"
 import type { InvalidInput } from "../errors.js"
 import type { SourceConfig } from "./formats.js"
-import { decodeUtf8, parseContent, renderAgent, renderContent, renderSkill } from "./formats.js"
+import { asReadNow, decodeUtf8, parseContent, renderAgent, renderContent, renderSkill } from "./formats.js"
 import { sha256 } from "./hash.js"
 import {
   type AccessRule,
@@ -265,18 +265,21 @@ export const contentRows = (
       })
       continue
     }
-    const text = rowText(m, row.item)
+    // A row an earlier version stored with its front matter in its body is that page as read now, and differs
+    // from its file once (whose bytes it is): the file's fields reach the row, or the row is written and recorded.
+    const item = asReadNow(row.item)
+    const text = rowText(m, item)
     // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
-    const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256 : sha256(text)
+    const sha = isTrusted(m) && item.head !== null ? m.file_sha256 : sha256(text)
     out.push({
       key,
       source: m.source,
       slug: m.slug,
-      path: row.item.path,
-      ident: contentIdent(row.item.path, sha),
+      path: item.path,
+      ident: contentIdent(item === row.item ? item.path : `${item.path}\0read again`, sha),
       hash: row.hash,
       meta: m,
-      item: row.item,
+      item,
       text
     })
   }

@@ -15,6 +15,7 @@ import {
 } from "../../src/domain/diff.js"
 import { manifestChecksum } from "../../src/domain/hash.js"
 import { AccessRule, Agent, Content, FileEntry } from "../../src/domain/model.js"
+import { blankContent } from "../support/content.js"
 
 const runs = { fastCheck: { numRuns: 1000 } }
 
@@ -65,24 +66,7 @@ const agentArb = fc
  */
 /** A content item at `source`/`slug` with the given fields, every other field blank. */
 const contentItem = (fields: Pick<Content, "source" | "slug"> & Partial<Content>) =>
-  new Content({
-    path: `${fields.slug}.md`,
-    format: "yaml",
-    head: null,
-    title: "",
-    kind: "",
-    description: "",
-    author: "",
-    keywords: [],
-    image: null,
-    public: true,
-    tags: [],
-    published_at: null,
-    updated_at: null,
-    extra: {},
-    body: "",
-    ...fields
-  })
+  blankContent({ path: `${fields.slug}.md`, format: "yaml", head: null, kind: "", ...fields })
 
 const contentArb = fc
   .record({

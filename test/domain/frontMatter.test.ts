@@ -3,8 +3,9 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
+import { asReadNow, parseContent, renderContent, unwritableContent, writtenContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
+import { blankContent } from "../support/content.js"
 
 const runs = { fastCheck: { numRuns: 400 } }
 
@@ -189,11 +190,11 @@ const templateTag = fc.constantFrom(
   "{{- $x := 1 -}}",
   "{# draft #}"
 )
-// A file whose first line is a fence or a brace has front matter (or a broken one): not this case, except a brace
-// opening a template tag.
+// A file whose first text (after blank lines too) is a fence or a brace has front matter (or a broken one): not
+// this case, except a brace opening a template tag.
 const noFrontMatter: fc.Arbitrary<Generated> = fc
   .oneof(
-    body.filter((b) => !/^(---|\+\+\+|\{)/.test(b)),
+    body.filter((b) => !/^[\t\n\r ]*(---|\+\+\+|\{)/.test(b)),
     fc.tuple(templateTag, body).map(([tag, b]) => `${tag}\n${b}`)
   )
   .map((b) => ({ text: b, oneLine: [] }))
@@ -217,13 +218,28 @@ const languageFile: fc.Arbitrary<Generated> = fc.oneof(
   })
 )
 
-const anyFile = fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter)
+/**
+ * Blanks before the opening fence or brace, as Hugo skips them: blank lines, lines of spaces or tabs, spaces
+ * before the opener on its own line. The one-line fields move down with them.
+ */
+const lead = fc.constantFrom("", "", "\n", "\n\n", "  \n", "\t\n \n", " ", "\n   ")
+const led = (file: fc.Arbitrary<Generated>): fc.Arbitrary<Generated> =>
+  fc.tuple(file, lead).map(([g, l]) => {
+    const down = l.split("\n").length - 1
+    return { text: l + g.text, oneLine: g.oneLine.map((o) => ({ ...o, line: o.line + down })) }
+  })
+const yamlPage = led(yamlFile)
+const tomlPage = led(tomlFile)
+const jsonPage = led(jsonFile)
+const languagePage = led(languageFile)
+
+const anyFile = fc.oneof(yamlPage, tomlPage, jsonPage, languagePage, noFrontMatter)
 
 // An MDX page may start with imports or an expression (`{/* … */}`): a leading brace is body there, never JSON.
 const mdxFile: fc.Arbitrary<Generated> = fc.oneof(
-  yamlFile,
-  tomlFile,
-  languageFile,
+  yamlPage,
+  tomlPage,
+  languagePage,
   fc.tuple(fc.array(mdxLine, { minLength: 1, maxLength: 3 }), body).map(([top, b]) => ({
     text: `${top.join("\n")}\n\n${b}`,
     oneLine: []
@@ -260,8 +276,8 @@ describe("content as it is", () => {
     "an edit of one field changes only that field's line, in a Markdown or an MDX page",
     [
       fc.oneof(
-        fc.tuple(fc.oneof(yamlFile, tomlFile, jsonFile, languageFile), fc.constantFrom(...MD_PATHS)),
-        fc.tuple(fc.oneof(yamlFile, tomlFile, languageFile), fc.constantFrom(...MDX_PATHS))
+        fc.tuple(fc.oneof(yamlPage, tomlPage, jsonPage, languagePage), fc.constantFrom(...MD_PATHS)),
+        fc.tuple(fc.oneof(yamlPage, tomlPage, languagePage), fc.constantFrom(...MDX_PATHS))
       ),
       fc.nat(),
       tricky
@@ -290,7 +306,7 @@ describe("content as it is", () => {
   it.prop(
     "a file of CRLF or mixed line ends: an edit of one field changes only that field's line, written with the file's line break",
     [
-      fc.oneof(yamlFile, tomlFile, jsonFile, languageFile).filter((g) => g.oneLine.length > 0),
+      fc.oneof(yamlPage, tomlPage, jsonPage, languagePage).filter((g) => g.oneLine.length > 0),
       // Which lines end in CRLF: all, all but the first, the first n (front matter from Windows, body not), any.
       fc.oneof(
         fc.constant((_: number) => true),
@@ -315,7 +331,11 @@ describe("content as it is", () => {
       const after = edited.split("\n")
       expect(after.length).toBe(before.length)
       expect(before.flatMap((l, i) => (after[i] === l ? [] : [i])).every((i) => i === line)).toBe(true)
-      if (after[line] !== before[line]) expect(after[line]!.endsWith("\r")).toBe(crlf(0) && lines.length > 1)
+      // The line break after a JSON object on one line is not the object's: the edit leaves it as it was.
+      const ownBreak =
+        c.format === "json" && c.head!.trimStart().startsWith("{") && before[line]!.trimStart().startsWith("{")
+      if (after[line] !== before[line])
+        expect(after[line]!.endsWith("\r")).toBe(ownBreak ? before[line]!.endsWith("\r") : crlf(0) && lines.length > 1)
       const back = parse(edited)
       expect(back.body).toBe(c.body)
       expect(Object.hasOwn(back.extra, key) ? back.extra[key] : back[key as "title"]).toStrictEqual(value)
@@ -325,7 +345,7 @@ describe("content as it is", () => {
 
   it.prop(
     "a file of CRLF lines stays one after a field is added, in whichever front matter",
-    [fc.oneof(yamlFile, tomlFile, jsonFile, languageFile, noFrontMatter).filter((g) => g.text.includes("\n")), tricky],
+    [fc.oneof(yamlPage, tomlPage, jsonPage, languagePage, noFrontMatter).filter((g) => g.text.includes("\n")), tricky],
     ([g, value]) => {
       const text = g.text.replace(/\n/g, "\r\n")
       const c = parse(text)
@@ -457,5 +477,177 @@ describe("content as it is", () => {
     expect(c.published_at).toBe("2025-03-01 10:00")
     const nested = renderContent(new Content({ ...c, extra: { ...c.extra, params: { math: false, list: [1, 2] } } }))
     expect(nested).toBe(text.replace("math: true", "math: false"))
+  })
+})
+
+describe("front matter after blank lines (Hugo skips blanks before the opening fence)", () => {
+  const hugo = "\n\n---\ntitle: Install\nweight: 20\n---\n\n# Install\n\nSteps.\n"
+
+  it("a page whose front matter follows blank lines: its fields are read, and an edit keeps the blank lines and writes no second block", () => {
+    const c = parse(hugo, "guides/install.md")
+    expect([c.format, c.head, c.title, c.extra, c.body]).toStrictEqual([
+      "yaml",
+      "\n\n---\ntitle: Install\nweight: 20\n---\n\n",
+      "Install",
+      { weight: 20 },
+      "# Install\n\nSteps.\n"
+    ])
+    expect(renderContent(new Content({ ...c }))).toBe(hugo)
+    const edited = renderContent(new Content({ ...c, title: "Installing", extra: { weight: 30 } }))
+    expect(edited).toBe("\n\n---\ntitle: Installing\nweight: 30\n---\n\n# Install\n\nSteps.\n")
+    expect(edited.match(/^---$/gm)).toHaveLength(2)
+    // A field added goes into the same block.
+    expect(renderContent(new Content({ ...c, description: "How to" }))).toBe(
+      hugo.replace("weight: 20\n", "weight: 20\ndescription: How to\n")
+    )
+  })
+
+  it("TOML, JSON and named fences after blanks, with CRLF, spaces and tabs, an indented opener: read, kept byte for byte, edited in place", () => {
+    const pages: ReadonlyArray<readonly [string, string, string]> = [
+      ["\r\n\r\n+++\r\ntitle = 'A'\r\n+++\r\nBody\r\n", "toml", '\r\n\r\n+++\r\ntitle = "B"\r\n+++\r\nBody\r\n'],
+      ['  \n\t\n{\n  "title": "A"\n}\n\nBody\n', "json", '  \n\t\n{\n  "title": "B"\n}\n\nBody\n'],
+      ['\n---json\n{ "title": "A" }\n---\nBody\n', "json", '\n---json\n{"title":"B"}\n---\nBody\n'],
+      ["   ---\ntitle: A\n---\nBody\n", "yaml", "   ---\ntitle: B\n---\nBody\n"],
+      ["\uFEFF\n---\ntitle: A\n---\nBody\n", "yaml", "\uFEFF\n---\ntitle: B\n---\nBody\n"]
+    ]
+    for (const [text, format, edited] of pages) {
+      const c = parse(text)
+      expect([c.format, c.title, c.body]).toStrictEqual([format, "A", text.includes("\r") ? "Body\r\n" : "Body\n"])
+      expect(renderContent(new Content({ ...c }))).toBe(text)
+      expect(renderContent(new Content({ ...c, title: "B" }))).toBe(edited)
+    }
+  })
+
+  it("front matter rewritten whole after blanks (a value TOML cannot hold) keeps the blank lines above it", () => {
+    const c = parse("\n\n+++\ntitle = 'A'\n+++\nBody\n")
+    expect(renderContent(new Content({ ...c, extra: { note: null } }))).toBe(
+      "\n\n---\ntitle: A\nnote: null\n---\n\nBody\n"
+    )
+  })
+
+  it("a page whose first text is not an opener stays body; a template tag after blanks is body", () => {
+    for (const text of ["\n\n# Title\n\n---\n", "\n  - item\n", "\n\n{{< note >}}\n\nBody\n", "\n{% include x %}\n"]) {
+      const c = parse(text)
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", "", text])
+      expect(renderContent(new Content({ ...c }))).toBe(text)
+    }
+    // In an MDX page a brace after blanks is an expression, body.
+    expect(parse("\n{/* note */}\n# T\n", "x.mdx").format).toBe("none")
+  })
+
+  it("a VT or FF before the opener is text, as Hugo's lexer reads it (it skips only space, tab, CR, LF): the page is body", () => {
+    for (const text of [
+      "\v---\ntitle: A\n---\nB",
+      "\f---\ntitle: A\n---\nB",
+      "\n\f+++\ntitle = 'A'\n+++\nB",
+      '\v{"title":"A"}\nB'
+    ]) {
+      const c = parse(text)
+      expect([c.format, c.head, c.title, c.body]).toStrictEqual(["none", "", "post", text])
+      expect(asReadNow(blankContent({ source: "blog", slug: "post", path: "post.md", body: text })).format).toBe("none")
+    }
+  })
+
+  // Hugo fails on these pages and Jekyll and gray-matter read them as body, as earlier versions did: refusing them
+  // would protect no one and leave rows that never sync again.
+  const notFrontMatter = [
+    "\n\n---\n\nSome paragraph text\n\n---\n\nMore\n", // a rule, a paragraph, a rule: not a map of fields
+    "\n\n---\n\n# Title\n\ntext\n", // a rule never closed
+    "\n---\ntitle: a: b\n---\n", // invalid YAML
+    "\r\n+++\r\ntitle = \r\n+++\r\nBody\r\n", // invalid TOML
+    "\n\n{ title: x }\nBody\n", // a brace that is not JSON
+    '\n{ "title": "x"\nBody\n', // a brace never closed
+    "  ---\n\nText\n", // an indented rule never closed
+    "\uFEFF\n---\n\nText\n"
+  ]
+
+  it("an opener after blanks that is never closed or does not read as a map of fields: the page is body, as read before", () => {
+    for (const text of notFrontMatter) {
+      const c = parse(text)
+      const bom = text.startsWith("\uFEFF") ? "\uFEFF" : ""
+      expect([c.format, c.head, c.body]).toStrictEqual(["none", bom, text.slice(bom.length)])
+      expect(renderContent(new Content({ ...c }))).toBe(text)
+    }
+    // At the first byte the same blocks are refused, at the opener's line or the bad one's.
+    for (const text of notFrontMatter.map((t) => t.replace(/^\uFEFF?[\t\n\r ]+/, ""))) {
+      const r = parseContent({ path: "content/blog/x.md", text }, "blog", "x.md")
+      expect(Either.isLeft(r) && r.left.length).toBe(1)
+    }
+  })
+
+  it("such a page edited in the database gets a block at its first byte, above the page kept whole", () => {
+    for (const text of notFrontMatter) {
+      const c = parse(text)
+      const edited = renderContent(new Content({ ...c, title: "X" }))
+      expect(unwritableContent(c, edited)).toBeUndefined()
+      const bom = text.startsWith("\uFEFF") ? "\uFEFF" : ""
+      const nl = text.includes("\r\n") ? "\r\n" : "\n"
+      expect(edited).toBe(`${bom}---${nl}title: X${nl}---${nl}${nl}${text.slice(bom.length)}`)
+      const back = parse(edited)
+      expect([back.format, back.title, back.body]).toStrictEqual(["yaml", "X", c.body])
+    }
+  })
+
+  it("---js after blank lines is body, and an edit of its fields is refused at the fence's line", () => {
+    const js = "\n\n---js\nconst x = 1\n---\n# Authors\n"
+    const c = parse(js, "authors.md")
+    expect([c.format, c.head, c.body, renderContent(c)]).toStrictEqual(["none", "", js, js])
+    expect(unwritableContent(c, renderContent(new Content({ ...c, title: "People" })))).toBe(
+      "content/blog/authors.md:3: front matter in js cannot be written from the database; the file is left as it is"
+    )
+  })
+
+  /** A row as an earlier version stored the page: no front matter, the whole page its body. */
+  const stored = (text: string, path = "guides/install.md") =>
+    blankContent({ source: "blog", slug: path.replace(/\.md$/, ""), path, title: "Install", body: text })
+
+  it("a row stored by an earlier version (the page's front matter in its body) is read as the page now reads", () => {
+    const old = stored(hugo)
+    const now = asReadNow(old)
+    const page = parse(hugo, "guides/install.md")
+    expect({ ...now }).toStrictEqual({ ...page })
+    expect(renderContent(now)).toBe(hugo)
+    // An item already read this way, or with no blank line first, is as it was.
+    expect(asReadNow(page)).toBe(page)
+    const plain = parse("# Install\n\nSteps.\n", "guides/install.md")
+    expect(asReadNow(plain)).toBe(plain)
+    // A row whose page still reads as body (a template tag, ---js) stays as it is.
+    const tag = stored("\n{{< note >}}\n")
+    expect(asReadNow(tag)).toBe(tag)
+  })
+
+  it("an old row edited in the database: the edit lands in the block in place, the other fields and the blank lines kept, no second block", () => {
+    const text = "\n\n---\ntitle: Install\ndescription: Steps\nweight: 20\n---\n\n# Install\n\nSteps.\n"
+    // The old reading derived the title from the heading and had no description: the row changed the title only.
+    const titled = asReadNow(new Content({ ...stored(text), title: "Installing" }))
+    expect(renderContent(titled)).toBe(text.replace("title: Install\n", "title: Installing\n"))
+    // A description left at the old reading's "" is no change: the page's own is kept. An extra field is added.
+    const extra = asReadNow(new Content({ ...stored(text), extra: { draft: true } }))
+    expect([extra.description, extra.extra]).toStrictEqual(["Steps", { weight: 20, draft: true }])
+    expect(renderContent(extra)).toBe(text.replace("weight: 20\n", "weight: 20\ndraft: true\n"))
+    // The body edited below the block: the block is still read from it.
+    const body = asReadNow(new Content({ ...stored(text), body: text.replace("Steps.", "Three steps.") }))
+    expect(renderContent(body)).toBe(text.replace("Steps.", "Three steps."))
+    expect(unwritableContent(body, renderContent(body))).toBeUndefined()
+  })
+})
+
+describe("an item as its written file", () => {
+  const c = parse("---\ntitle: A\n---\n\nBody\n")
+
+  it("its head is the head written, edits included; its format that head's", () => {
+    expect(writtenContent(c, renderContent(c))).toBe(c)
+    const edited = renderContent(new Content({ ...c, title: "B" }))
+    expect([writtenContent(c, edited)?.head, writtenContent(c, edited)?.format]).toStrictEqual([
+      "---\ntitle: B\n---\n\n",
+      "yaml"
+    ])
+    expect(writtenContent(c, "+++\ntitle = 'A'\n+++\n\nBody\n")?.format).toBe("toml")
+  })
+
+  it("a text that is not a head above the body, or whose head does not split, gives nothing to record", () => {
+    expect(writtenContent(c, "---\ntitle: A\n---\n\nOther body\n")).toBeUndefined()
+    expect(writtenContent(c, "---\ntitle: A\n\nBody\n")).toBeUndefined()
+    expect(writtenContent(c, '{ "title": "A"\n\nBody\n')).toBeUndefined()
   })
 })

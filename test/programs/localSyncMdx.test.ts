@@ -1,14 +1,14 @@
 // MDX pages on the real PostgreSQL: items like Markdown pages (edited in a row, written back with only that field
 // changed), and a database that stored them as files beside items moves them to rows without touching a file.
-import { createHash } from "node:crypto"
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
-import { LocalSync, type LocalSyncOptions, type LocalSyncPorts } from "../../src/programs/localSync.js"
+import { Effect } from "effect"
+import { LocalSync } from "../../src/programs/localSync.js"
 import * as Repos from "../../src/services/repos/index.js"
+import { errorsOf, mtimes, localRun as run, sha, localSync as sync, writeTree } from "../support/localSync.js"
 import { scopedDatabase, sqlRows } from "../support/pg.js"
-import { tempDirs, treeFiles, walk } from "../support/tree.js"
+import { tempDirs, treeFiles } from "../support/tree.js"
 
 const tempDir = tempDirs("mdx")
 
@@ -40,27 +40,6 @@ const TREE: Record<string, string> = {
   "content/docs/guide.md": "---\ntitle: Guide\n---\n\nPlain Markdown.\n",
   "content/blog/post.mdx": '+++\ntitle = "Post"\ndate = 2024-01-02\n+++\n\nimport X from "./x"\n\n<X />\n'
 }
-
-const writeTree = (root: string, files: Record<string, string>) => {
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(root, path)), { recursive: true })
-    writeFileSync(join(root, path), text)
-  }
-  return root
-}
-
-const run = <A, E>(url: string, services: string, effect: Effect.Effect<A, E, LocalSync | LocalSyncPorts>) =>
-  effect.pipe(
-    Effect.provide(
-      LocalSync.layer({ servicesPath: services, projectRoot: dirname(services), databaseUrl: Redacted.make(url) })
-    )
-  )
-const sync = (url: string, services: string, options: LocalSyncOptions) => run(url, services, LocalSync.sync(options))
-
-const sha = (text: string) => createHash("sha256").update(text).digest("hex")
-const mtimes = (root: string) => Object.fromEntries(walk(root).map((p) => [p, statSync(join(root, p)).mtimeMs]))
-const errorsOf = (r: { results: ReadonlyArray<{ errors: ReadonlyArray<{ message: string }> }> }) =>
-  r.results.flatMap((x) => x.errors.map((e) => e.message))
 
 describe("MDX pages are content items", () => {
   it.scopedLive("a page edited in the database is written back with only that field changed", () =>

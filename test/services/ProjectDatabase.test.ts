@@ -56,7 +56,13 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
       if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
       const r = exit.value
       expect(r.again).toEqual([])
-      expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is", "job_runs"])
+      expect(r.applied.map((a) => a.name)).toEqual([
+        "project_tables",
+        "content_file_sha",
+        "content_as_is",
+        "job_runs",
+        "front_matter_after_blank_lines"
+      ])
       expect(r.tables).toEqual(
         expect.arrayContaining([
           "agents",
@@ -137,7 +143,8 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
           "project_tables",
           "content_file_sha",
           "content_as_is",
-          "job_runs"
+          "job_runs",
+          "front_matter_after_blank_lines"
         ])
       }
     })

@@ -1,7 +1,7 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
-import { freshHead } from "../frontMatter/render.js"
-import { codeFenceOf, type Fields, problem } from "../frontMatter/split.js"
+import { freshHead, sameJson } from "../frontMatter/render.js"
+import { codeFenceOf, type Fields, problem, splitFrontMatter } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import { groups } from "../text.js"
 import {
@@ -179,15 +179,52 @@ const freshContent = (c: Content): Fields => {
 }
 
 /**
- * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code
- * (`---js`) is body as a whole, and an edit of its fields would put YAML front matter above the code, which
- * Eleventy would then read instead. Undefined when the text is the page as read, or the page has no such block.
+ * Why `text` (what `renderContent` gave for `c`) cannot be written: a page whose front matter is code (`---js`)
+ * is body as a whole, and an edit of its fields would put YAML front matter above the code, which Eleventy would
+ * then read instead. A body-only page whose first text is an opener that does not read (never closed, not a map)
+ * is not such a page: a block at its first byte is what every generator reads. Undefined when the text is the
+ * page as read, or the page has no code block.
  */
 export const unwritableContent = (c: Content, text: string): string | undefined => {
-  const language = c.format === "none" ? codeFenceOf(c.body) : undefined
-  return language === undefined || text === (c.head ?? "") + c.body
+  const code = c.format === "none" ? codeFenceOf(c.body) : undefined
+  return code === undefined || text === (c.head ?? "") + c.body
     ? undefined
-    : `${contentPath(c)}:1: front matter in ${language} cannot be written from the database; the file is left as it is`
+    : `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
+}
+
+/** Whether a text starts with a blank Hugo skips before front matter (space, tab, CR, LF; not VT or FF). */
+const BLANK_FIRST = /^[\t\n\r ]/
+
+/**
+ * A row as this version reads its page. Earlier versions read a page whose front matter follows blank lines as
+ * body as a whole: such a row has no front matter, and the block in its body. Read now, the blank lines and the
+ * block are its head, its fields come from the block; what the row changed in the database under the old reading
+ * (a known field whose value is not the one that reading gave it, any extra field: it had none) is kept as the
+ * change it was, so the row renders as its page with that change edited in place, never with a block above it.
+ * Any other item is returned as it is.
+ */
+export const asReadNow = (c: Content): Content => {
+  if (c.format !== "none" || c.head === null || !BLANK_FIRST.test(c.body)) return c
+  const read = readMarkdown({ path: contentPath(c), text: c.head + c.body }, !MDX.test(c.path))
+  if (Either.isLeft(read) || read.right.split.format === "none") return c
+  const { split, fields } = read.right
+  const was = readContentFields(c.slug, {}, c.body).known
+  const now = readContentFields(c.slug, fields, split.body)
+  const row: Record<string, Json> = contentKnownFields(c)
+  const known = Object.fromEntries(
+    CONTENT_FIELDS.map(({ key }) => [key, sameJson(row[key], was[key], true) ? now.known[key] : row[key]])
+  )
+  return new Content(
+    {
+      ...c,
+      format: split.format,
+      head: split.head,
+      ...(known as ReturnType<typeof contentKnownFields>),
+      extra: { ...now.extra, ...c.extra },
+      body: split.body
+    },
+    true
+  )
 }
 
 /** A content file: its original bytes where the item did not change, else with only the changed fields edited. */
@@ -203,3 +240,18 @@ export const renderContent = (c: Content): string =>
         c.extra,
         () => freshContent(c)
       )
+
+/**
+ * The item as its file now is, once `text` (what `renderContent` gave for it) is written: its head is the head
+ * written, edits included, so a row recorded with that file's hash renders that file again. Undefined when the
+ * text is not a head above the item's body, or that head does not split: the row is then not recorded with the
+ * file's hash (it would render another file), and is read again on the next run.
+ */
+export const writtenContent = (c: Content, text: string): Content | undefined => {
+  if (c.head === null) return c
+  if (!text.endsWith(c.body)) return undefined
+  const head = text.slice(0, text.length - c.body.length)
+  if (head === c.head) return c
+  const split = splitFrontMatter(contentPath(c), head, !MDX.test(c.path))
+  return Either.isLeft(split) ? undefined : new Content({ ...c, head, format: split.right.format }, true)
+}

@@ -4,7 +4,15 @@ import type { InvalidInput } from "../../errors.js"
 import { patchFrontMatter } from "../frontMatter/patch.js"
 import { readFrontMatter, readYamlFields } from "../frontMatter/read.js"
 import { freshHead, renderYaml, sameJson } from "../frontMatter/render.js"
-import { type Fields, lineBreakOf, problem, type SplitFile, splitFrontMatter } from "../frontMatter/split.js"
+import {
+  bodyOnly,
+  type Fields,
+  lineBreakOf,
+  opensAfterBlanks,
+  problem,
+  type SplitFile,
+  splitFrontMatter
+} from "../frontMatter/split.js"
 import { held } from "../held.js"
 import { ContentPath, Id, type Json } from "../model.js"
 import type { TextFile } from "./yaml.js"
@@ -95,18 +103,26 @@ const settled = (
 const checkExtra = (path: string, fields: Fields): ReadonlyArray<InvalidInput> =>
   Object.keys(fields).includes("__proto__") ? [problem(path, "a field may not be named __proto__", 1, "__proto__")] : []
 
-/** A Markdown file split and its front matter read. */
+/**
+ * A Markdown file split and its front matter read. A block after blanks that does not read (not a map of fields,
+ * invalid YAML, TOML or JSON) makes the page body as a whole, as it was read before (`opensAfterBlanks`); one
+ * at the first byte is refused at its line.
+ */
 export const readMarkdown = (
   file: TextFile,
   json = true
 ): Either.Either<{ split: SplitFile; fields: Fields }, ReadonlyArray<InvalidInput>> =>
   Either.flatMap(
     Either.mapLeft(splitFrontMatter(file.path, file.text, json), (e) => [e]),
-    (split) =>
-      Either.flatMap(readFrontMatter(file.path, split), (fields) => {
+    (split) => {
+      const read = Either.flatMap(readFrontMatter(file.path, split), (fields) => {
         const bad = checkExtra(file.path, fields)
         return bad.length > 0 ? Either.left(bad) : Either.right({ split, fields })
       })
+      return Either.isLeft(read) && opensAfterBlanks(file.text)
+        ? Either.right({ split: bodyOnly(file.text), fields: {} })
+        : read
+    }
   )
 
 /** Writes an item held as (head, body) whose fields may have changed since it was read: only those change. */

@@ -6,7 +6,7 @@ import { editScript, linesOf } from "../patch.js"
 import { groups } from "../text.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
-import { type Fields, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
+import { type Fields, firstText, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
 
 /** One change between two maps of fields: the key, the keys of the maps it sits in, and the new value or removal. */
 type Change =
@@ -314,6 +314,7 @@ export const patchFrontMatter = (
       return split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
     }
   }
-  // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all.
-  return (split.head.startsWith("\uFEFF") ? "\uFEFF" : "") + inBreaks(freshHead(to))
+  // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all, in the
+  // place of the old front matter (after a BOM and the blank lines above it, which stay as they were).
+  return split.head.slice(0, firstText(split.head)) + inBreaks(freshHead(to))
 }

@@ -4,7 +4,7 @@ import { parse as parseToml, TomlDate, TomlError } from "smol-toml"
 import { isMap, isNode, isScalar, LineCounter, parseDocument } from "yaml"
 import type { InvalidInput } from "../../errors.js"
 import { fastParseYaml } from "../fastYaml.js"
-import { type Fields, type FrontMatterFormat, problem, type SplitFile } from "./split.js"
+import { type Fields, type FrontMatterFormat, lineOf, problem, type SplitFile } from "./split.js"
 
 /** What a field holds that a JSON column cannot (an infinite number, binary, a date object), or undefined. */
 const notJson = (v: unknown): string | undefined => {
@@ -43,13 +43,6 @@ const fromToml = (v: unknown): unknown => {
 
 export const isFields = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v)
-
-/** The line of `offset` in `text`, 1-based. */
-const lineOf = (text: string, offset: number) => {
-  let line = 1
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++
-  return line
-}
 
 /**
  * The YAML parser's errors, the first of each kind on each line: one bad line gives the parser a dozen syntax

@@ -1,7 +1,7 @@
 /** Front matter as real sites write it (YAML `---`, TOML `+++`, JSON `{…}`, a named fence such as `---json`, or none): a file split into head and body. */
-// A file is `head + body`. The head is every byte before the body (BOM, fences, the front matter, one blank
-// line after the closing fence); it is kept as read, so an item whose fields did not change is written back
-// byte for byte.
+// A file is `head + body`. The head is every byte before the body (BOM, blank lines before the opening fence,
+// fences, the front matter, one blank line after the closing fence); it is kept as read, so an item whose fields
+// did not change is written back byte for byte.
 import { Either } from "effect"
 import { InvalidInput } from "../../errors.js"
 import type { Json } from "../model.js"
@@ -56,13 +56,37 @@ const fenceOf = (line: string): Fence | undefined => {
 }
 
 /**
- * The language a page's first line names when it is one not read as data (`---js`, `---coffee`): such front
- * matter is code, kept as body; gray-matter (Eleventy) runs it, so front matter written above it would be wrong.
+ * Where a page's first text starts: past a BOM and the blanks Hugo's page lexer skips before front matter
+ * (`lexIntroSection`: `isSpace`, space and tab, and `isEndOfLine`, CR and LF). A VT or FF is text: it ends the
+ * intro, and Hugo then reads no front matter. Front matter opens there, not only at the first byte.
  */
-export const codeFenceOf = (text: string): string | undefined => {
-  const bom = text.startsWith("\uFEFF") ? 1 : 0
-  const name = languageOf(bare(text.slice(bom, lineEnd(text, bom))))
-  return name === undefined || LANGUAGES[name.toLowerCase()] !== undefined ? undefined : name
+export const firstText = (text: string): number => {
+  let i = text.startsWith("\uFEFF") ? 1 : 0
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13) break
+  }
+  return i
+}
+
+/** The line of `offset` in `text`, 1-based. */
+export const lineOf = (text: string, offset: number) => {
+  let line = 1
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) line++
+  return line
+}
+
+/**
+ * The language a page's first text names when it is one not read as data (`---js`, `---coffee`), and its line:
+ * such front matter is code, kept as body; gray-matter (Eleventy) runs it, so front matter written above it
+ * would be wrong.
+ */
+export const codeFenceOf = (text: string): { readonly language: string; readonly line: number } | undefined => {
+  const start = firstText(text)
+  const name = languageOf(bare(text.slice(start, lineEnd(text, start))))
+  return name === undefined || LANGUAGES[name.toLowerCase()] !== undefined
+    ? undefined
+    : { language: name, line: lineOf(text, start) }
 }
 
 /** A line without its end and trailing blanks (Jekyll accepts `--- ` as a fence). */
@@ -110,14 +134,32 @@ const jsonObjectEnd = (text: string, start: number): number => {
  */
 const opensTemplateTag = (text: string, pos: number) => /^\{[%{#]/.test(text.slice(pos, pos + 2))
 
+/** A page read as having no front matter: body as a whole, after its BOM. */
+export const bodyOnly = (text: string): SplitFile => {
+  const bom = text.startsWith("\uFEFF") ? 1 : 0
+  return { format: "none", head: text.slice(0, bom), inner: "", innerStart: bom, innerLine: 1, body: text.slice(bom) }
+}
+
 /**
- * Splits a Markdown file into its head (front matter in whichever format) and its body. Without `json` (an MDX
- * page, where a leading `{` is an expression such as `{/* comment *\/}`), a leading brace is body text.
+ * Whether a page's opener (fence or brace) comes after blanks, not at its first byte (after a BOM). Such a block
+ * is front matter only when it closes and reads as a map of fields: Hugo fails on any other, and Jekyll and
+ * gray-matter read the page as body, as earlier versions did; so it is body, never an error.
+ */
+export const opensAfterBlanks = (text: string) => firstText(text) > (text.startsWith("\uFEFF") ? 1 : 0)
+
+/**
+ * Splits a Markdown file into its head (front matter in whichever format) and its body. Front matter opens at
+ * the page's first text: blank lines (and blanks) before the opening fence or brace are the head's, as Hugo
+ * reads such a page, and kept byte for byte; such an opener never closed makes the page body, as it was read
+ * before (`opensAfterBlanks`), where one at the first byte is refused at its line. Without `json` (an MDX page, where a leading `{` is an expression
+ * such as `{/* comment *\/}`), a leading brace is body text.
  */
 export const splitFrontMatter = (path: string, text: string, json = true): Either.Either<SplitFile, InvalidInput> => {
   const bom = text.startsWith("\uFEFF") ? 1 : 0
-  const firstEnd = lineEnd(text, bom)
-  const fence = fenceOf(bare(text.slice(bom, firstEnd)))
+  const start = firstText(text)
+  const line = lineOf(text, start)
+  const firstEnd = lineEnd(text, start)
+  const fence = fenceOf(bare(text.slice(start, firstEnd)))
   if (fence !== undefined) {
     let pos = firstEnd
     while (pos < text.length) {
@@ -129,36 +171,31 @@ export const splitFrontMatter = (path: string, text: string, json = true): Eithe
           head: text.slice(0, headEnd),
           inner: text.slice(firstEnd, pos),
           innerStart: firstEnd,
-          innerLine: 2,
+          innerLine: line + 1,
           body: text.slice(headEnd)
         })
       }
       pos = end
     }
-    return Either.left(
-      problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1)
-    )
+    return start > bom
+      ? Either.right(bodyOnly(text))
+      : Either.left(problem(path, `front matter opened here is never closed (no closing '${fence.close[0]}' line)`, 1))
   }
-  if (json && text[bom] === "{" && !opensTemplateTag(text, bom)) {
-    const close = jsonObjectEnd(text, bom)
+  if (json && text[start] === "{" && !opensTemplateTag(text, start)) {
+    const close = jsonObjectEnd(text, start)
     if (close === -1)
-      return Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
+      return start > bom
+        ? Either.right(bodyOnly(text))
+        : Either.left(problem(path, "JSON front matter opened here is never closed (no matching '}')", 1))
     const headEnd = withBlankLine(text, lineEnd(text, close))
     return Either.right({
       format: "json",
       head: text.slice(0, headEnd),
-      inner: text.slice(bom, close),
-      innerStart: bom,
-      innerLine: 1,
+      inner: text.slice(start, close),
+      innerStart: start,
+      innerLine: line,
       body: text.slice(headEnd)
     })
   }
-  return Either.right({
-    format: "none",
-    head: text.slice(0, bom),
-    inner: "",
-    innerStart: bom,
-    innerLine: 1,
-    body: text.slice(bom)
-  })
+  return Either.right(bodyOnly(text))
 }

@@ -1,7 +1,7 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
 import { Either } from "effect"
 import { stringify } from "yaml"
-import { contentPath, sourceConfigPath, unwritableContent } from "../formats.js"
+import { contentPath, sourceConfigPath, unwritableContent, writtenContent } from "../formats.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
 import { type Content, ContentSource, LocalSyncError } from "../model.js"
 import type { ContentFile } from "../project.js"
@@ -35,6 +35,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const deletes: Array<{ source: string; slug: string }> = []
   const superseded = new Set<string>()
   const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
+  const same = new Set<string>()
   walk(b, diskUnits, dbUnits, isBlocked, {
     toDb: (u, status) => {
       const item = u.item.item
@@ -51,7 +52,10 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
         throw new Error(`content ${u.key} was planned for writing without being read`)
       b.synced++
       const write = contentPath(row.item)
-      b.disk.push({ _tag: "WriteText", path: write, text: row.text })
+      // A row read again (`contentRows`) differs from its file only in identity: its bytes are the file's, so it
+      // is recorded, not written (a write of the same bytes would touch the file and wake a site's server).
+      if (there?.paths[0] === write && there.item.sha === shaOf(row)) same.add(write)
+      else b.disk.push({ _tag: "WriteText", path: write, text: row.text })
       const moved = there !== undefined && there.paths[0] !== write ? there.paths : []
       for (const p of moved) b.disk.push({ _tag: "Remove", path: p })
       b.steps.push({ kind: "content", action: "write", key: u.key, status, paths: [write, ...moved] })
@@ -80,12 +84,12 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     if (r.item === undefined || r.text === undefined || blocked.has(r.key)) continue
     if (isTrusted(r.meta)) continue
     const file = onDisk.get(r.key)
-    if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
-      record.push({
-        item: r.item,
-        fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1),
-        expectedHash: r.meta.version_hash
-      })
+    const path = contentPath(r.item)
+    if (written.has(path) || same.has(path) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
+      // Its head as written: a rendered row's head was the one read, before its edit. A row whose written head
+      // cannot be told is left unrecorded, rendered again next run, rather than trusted with the wrong head.
+      const item = writtenContent(r.item, r.text)
+      if (item !== undefined) record.push({ item, fileSha: shaOf(r), expectedHash: r.meta.version_hash })
     }
   }
   b.after.push({ _tag: "RecordContents", items: record })
@@ -97,6 +101,9 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   ]
   return b.done(errors)
 }
+
+/** The digest of a row's text, which ends its identity. */
+const shaOf = (r: ContentRow) => r.ident.slice(r.ident.lastIndexOf("\0") + 1)
 
 /** Content sources: the database remembers each source's layout; the disk gets a source.yaml where one was declared. */
 const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
