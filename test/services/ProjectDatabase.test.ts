@@ -56,7 +56,13 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
       if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
       const r = exit.value
       expect(r.again).toEqual([])
-      expect(r.applied.map((a) => a.name)).toEqual(["project_tables", "content_file_sha", "content_as_is", "job_runs"])
+      expect(r.applied.map((a) => a.name)).toEqual([
+        "project_tables",
+        "content_file_sha",
+        "content_as_is",
+        "job_runs",
+        "item_mode"
+      ])
       expect(r.tables).toEqual(
         expect.arrayContaining([
           "agents",
@@ -113,7 +119,9 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
         // How the skill was laid out on disk and the text it was read from (local sync writes it back so).
         "form text not null",
         "original text",
-        "extra json not null"
+        "extra json not null",
+        // The mode of its SKILL.md: 0644, or 0755 when executable.
+        "mode integer not null"
       ])
     })
   )
@@ -137,7 +145,8 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
           "project_tables",
           "content_file_sha",
           "content_as_is",
-          "job_runs"
+          "job_runs",
+          "item_mode"
         ])
       }
     })

@@ -34,6 +34,12 @@ export const applyDb = (op: DbOp) =>
         return yield* (yield* Repos.ItemFilesRepo).upsert(op.files)
       case "DeleteFiles":
         return yield* (yield* Repos.ItemFilesRepo).remove(op.paths)
+      case "SetModes":
+        return yield* op.kind === "agents"
+          ? (yield* Repos.AgentsRepo).setModes(op.modes)
+          : op.kind === "skills"
+            ? (yield* Repos.SkillsRepo).setModes(op.modes)
+            : (yield* Repos.ContentsRepo).setModes(op.modes)
     }
   })
 
@@ -44,7 +50,8 @@ export const applyDisk = Effect.fn("LocalSync.applyDisk")(function* (ops: Readon
   const blobs = shas.length > 0 ? yield* (yield* Repos.ItemFilesRepo).blobs(shas) : new Map<string, Uint8Array>()
   const writes: Array<WriteSpec> = []
   for (const o of ops) {
-    if (o._tag === "WriteText") writes.push({ path: o.path, bytes: o.text })
+    if (o._tag === "WriteText")
+      writes.push({ path: o.path, bytes: o.text, ...(o.mode === undefined ? {} : { mode: o.mode }) })
     else if (o._tag === "WriteBlob") {
       const bytes = blobs.get(o.sha)
       if (bytes === undefined)

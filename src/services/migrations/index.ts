@@ -3,10 +3,12 @@ import projectTables from "./0001_project_tables.js"
 import contentFileSha from "./0002_content_file_sha.js"
 import contentAsIs from "./0003_content_as_is.js"
 import jobRuns from "./0004_job_runs.js"
+import itemMode from "./0005_item_mode.js"
 
 export const projectMigrationsRecord = {
   "0001_project_tables": projectTables,
   "0002_content_file_sha": contentFileSha,
   "0003_content_as_is": contentAsIs,
-  "0004_job_runs": jobRuns
+  "0004_job_runs": jobRuns,
+  "0005_item_mode": itemMode
 }
