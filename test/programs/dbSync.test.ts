@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
@@ -289,7 +289,7 @@ describe("DatabaseSyncService through the tenant API", () => {
       )
       expect(response.status).toBe(400)
       const body = (yield* Effect.promise(() => response.json())) as { reason: string }
-      expect(body.reason).toContain("line 1 (header): export format version 1, this agentsync reads version 2")
+      expect(body.reason).toContain("line 1 (header): export format version 1, this agentsync reads version 3")
       expect(body.reason).not.toContain("readonly")
     })
   )
@@ -365,16 +365,19 @@ describe("skills keep the form local sync read them in, through the cloud and ba
         )
         const services = join(temp("skills"), "services")
         cpSync(EXAMPLE_SKILL, join(services, "skills/incident-report"), { recursive: true })
+        // An executable SKILL.md: its mode travels with the row.
+        chmodSync(join(services, "skills/incident-report/SKILL.md"), 0o755)
         mkdirSync(join(services, "skills/search"), { recursive: true })
         writeFileSync(join(services, "skills/search/config.yaml"), "id: search\nname: search\ndescription: finds\n")
         writeFileSync(join(services, "skills/search/SKILL.md"), "# Search\n\nFind things.\n")
         yield* localSync(services, local, { direction: "ToDatabase", kinds: ["skills"] })
-        const [read] = yield* sqlRows<{ form: string; original: string | null; extra: unknown }>(
+        const [read] = yield* sqlRows<{ form: string; original: string | null; extra: unknown; mode: number }>(
           local,
-          "SELECT form, original, extra FROM skills WHERE id = 'incident-report'"
+          "SELECT form, original, extra, mode FROM skills WHERE id = 'incident-report'"
         )
         expect(read).toMatchObject({
           form: "file",
+          mode: 0o755,
           extra: { license: "Apache-2.0", metadata: { owner: "sre", version: "1.2" } }
         })
         expect(read!.original).toMatch(/^---\nname: incident-report\n/)
@@ -402,6 +405,8 @@ describe("skills keep the form local sync read them in, through the cloud and ba
           readFileSync(join(EXAMPLE_SKILL, "SKILL.md"), "utf8")
         )
         expect(() => readFileSync(join(out, "skills/incident-report/config.yaml"))).toThrow()
+        expect(statSync(join(out, "skills/incident-report/SKILL.md")).mode & 0o777).toBe(0o755)
+        expect(statSync(join(out, "skills/search/SKILL.md")).mode & 0o777).toBe(0o644)
       })
     )
   }
@@ -415,20 +420,36 @@ describe("skills keep the form local sync read them in, through the cloud and ba
         { s: string }
       ]
       // The shape such a schema had, and a server whose last migration was the one before.
-      yield* sqlRows(db, `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra`)
+      yield* sqlRows(
+        db,
+        `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra, DROP COLUMN mode`
+      )
       yield* sqlRows(db, "DELETE FROM agentsync_server_migrations WHERE migration_id >= 6")
       const again = yield* Effect.promise(() => startServer(db))
       yield* Effect.promise(again.stop)
       const columns = yield* sqlRows<{ column_name: string; data_type: string }>(
         db,
-        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name IN ('form', 'original', 'extra') ORDER BY column_name`,
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name IN ('form', 'original', 'extra', 'mode') ORDER BY column_name`,
         [schema]
       )
       expect(columns).toEqual([
         { column_name: "extra", data_type: "json" },
         { column_name: "form", data_type: "text" },
+        { column_name: "mode", data_type: "integer" },
         { column_name: "original", data_type: "text" }
       ])
+      // A server that had run migration 6 before `mode` was one of its columns: migration 12 adds it.
+      yield* sqlRows(db, `ALTER TABLE "${schema}".skills DROP COLUMN mode`)
+      yield* sqlRows(db, "DELETE FROM agentsync_server_migrations WHERE migration_id >= 12")
+      const third = yield* Effect.promise(() => startServer(db))
+      yield* Effect.promise(third.stop)
+      expect(
+        yield* sqlRows(
+          db,
+          `SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name = 'mode'`,
+          [schema]
+        )
+      ).toEqual([{ column_default: "420" }])
     })
   )
 })

@@ -15,11 +15,15 @@ import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows 
 import { importSource } from "../../stages/db/import.js"
 import { bothFamilies } from "../families.js"
 
-/** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
+/**
+ * The skills columns of project migrations 0003_content_as_is (the form a skill was read in, its text, its other
+ * fields) and 0005_item_mode (its SKILL.md's mode).
+ */
 const SKILLS_AS_IS = [
   `form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file'))`,
   "original text",
-  `extra json NOT NULL DEFAULT '{}'`
+  `extra json NOT NULL DEFAULT '{}'`,
+  "mode integer NOT NULL DEFAULT 420 CHECK (mode IN (420, 493))"
 ]
 
 /**
@@ -66,8 +70,9 @@ export const tenantDatabaseMigration = Effect.gen(function* () {
 })
 
 /**
- * Server migration: tenants' skills carry the columns local sync keeps (form, original, extra), so a skill pushed
- * to the cloud comes back in the form it was read in. Schemas made before get the columns; new ones are made with them.
+ * Server migration: tenants' skills carry the columns local sync keeps (form, original, extra; mode since server
+ * migration 12, which runs this again), so a skill pushed to the cloud comes back in the form and mode it was read in.
+ * Schemas made before get the columns they lack; new ones are made with them.
  */
 export const tenantSkillsAsIsMigration = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
