@@ -98,16 +98,19 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
       case "RecordContents":
         for (const w of op.items) {
           const key = `${w.item.source}/${w.item.slug}`
-          if ("expectedHash" in w && db.contents.get(key)?.meta.version_hash !== w.expectedHash) continue
+          const was = db.contents.get(key)
+          if ("expectedHash" in w && was?.meta.version_hash !== w.expectedHash) continue
+          // Recording leaves the row's mode as it is (as the RECORD statement does).
+          const mode = op._tag === "RecordContents" && was !== undefined ? was.meta.mode : w.item.mode
           db.contents.set(key, {
-            item: w.item,
+            item: withMode(w.item, mode),
             meta: {
               source: w.item.source,
               slug: w.item.slug,
               path: w.item.path,
               version_hash: contentHash(w.item),
               file_sha256: w.fileSha,
-              mode: w.item.mode
+              mode
             }
           })
         }

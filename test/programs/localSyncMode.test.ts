@@ -135,6 +135,24 @@ describe("local sync keeps an item's executable bit", () => {
       })
   )
 
+  it.scopedLive(
+    "a chmod of a page whose row does not know its file hash is kept: recording the row keeps the new mode",
+    () =>
+      Effect.gen(function* () {
+        const url = yield* scopedDatabase("lsm")
+        const src = tree()
+        yield* sync(url, src, { direction: "ToDatabase" })
+        // A row from before file hashes were recorded (or a hand edit reverted): the page matches, the hash is unknown.
+        yield* sqlRows(url, "UPDATE contents SET file_sha256 = NULL WHERE slug = 'plain'")
+        chmodSync(join(src, "content/_encodings/plain.md"), 0o755)
+        yield* sync(url, src, { direction: "ToDatabase" })
+        const row = yield* contentRow(url, "plain")
+        expect(row.mode).toBe(0o755)
+        expect(row.file_sha256).not.toBeNull()
+        expect(yield* diff(url, src)).toEqual([])
+      })
+  )
+
   it.scopedLive("a mode changed in the database is a change the diff shows and a sync to disk writes, same bytes", () =>
     Effect.gen(function* () {
       const url = yield* scopedDatabase("lsm")

@@ -78,9 +78,10 @@ const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
 const DELETE = deleteStatement("contents", KEY)
 const SET_MODES = modeStatement("contents", KEY)
 // A row learns the file it now matches, only where it still has the hash it was read with: a row edited
-// meanwhile is left as it is (and compared again next time).
+// meanwhile is left as it is (and compared again next time). Its mode is left alone: a file's mode is compared on
+// its own (SetModes writes it), and the item recorded was read before that, with the row's old mode.
 const RECORD = `UPDATE contents AS t SET ${columns
-  .filter(([n]) => n !== "source" && n !== "slug")
+  .filter(([n]) => n !== "source" && n !== "slug" && n !== "mode")
   .map(([n]) => `"${n}" = d."${n}"`)
   .join(", ")}, updated_at = now()
 FROM json_to_recordset($1::json) AS d(${columns.map(([n, t]) => `"${n}" ${t}`).join(", ")}, expected text)
