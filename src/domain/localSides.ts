@@ -34,8 +34,8 @@ export const agentIdent = (a: Agent) => filesIdent(renderAgent(a))
 export const skillIdent = (s: Skill) => filesIdent(renderSkill(s))
 /** A content item's identity: where its file is and the SHA-256 of its bytes. */
 export const contentIdent = (path: string, sha: string) => `${path}\0${sha}`
-/** A file beside an item's identity: its bytes and its kept mode (`keptMode`: whether it is executable). */
-export const attachmentIdent = (sha: string, mode: number) => `${sha}\0${keptMode(mode).toString(8)}`
+/** A file beside an item's identity: its bytes and its permission bits, exactly (0600 stays 0600). */
+export const attachmentIdent = (sha: string, mode: number) => `${sha}\0${(mode & 0o777).toString(8)}`
 
 /** A file beside an item, on disk: its bytes are read unless it is over the size cap. */
 export interface AttachmentFile {
@@ -126,7 +126,7 @@ export const diskSide = (
     owner: a.owner,
     sha: sha256(a.bytes),
     size: a.bytes.length,
-    mode: keptMode(a.mode),
+    mode: a.mode & 0o777,
     bytes: a.bytes
   }))
   return {

@@ -215,7 +215,8 @@ const attachment = fc.tuple(
     "content/blog/raw.bin"
   ),
   fc.constantFrom("A", "B"),
-  fc.constantFrom(0o644, 0o755)
+  // Files beside items keep every permission bit, not only the executable one.
+  fc.constantFrom(0o644, 0o755, 0o600, 0o664)
 )
 const agentFile = fc
   .tuple(fc.constantFrom("ops", "review"), word, body)

@@ -153,6 +153,35 @@ describe("local sync keeps an item's executable bit", () => {
       })
   )
 
+  it.scopedLive("files beside an item keep their permission bits exactly, both ways", () =>
+    Effect.gen(function* () {
+      const url = yield* scopedDatabase("lsm")
+      const src = tree()
+      put(src, "skills/pdf/secret.env", "TOKEN=1\n", 0o600)
+      put(src, "skills/pdf/shared.txt", "shared\n", 0o664)
+      yield* sync(url, src, { direction: "ToDatabase" })
+      const stored = yield* sqlRows<{ path: string; mode: number }>(
+        url,
+        "SELECT path, mode FROM item_files WHERE path IN ('skills/pdf/secret.env', 'skills/pdf/shared.txt') ORDER BY path"
+      )
+      expect(stored).toEqual([
+        { path: "skills/pdf/secret.env", mode: 0o600 },
+        { path: "skills/pdf/shared.txt", mode: 0o664 }
+      ])
+      const out = join(tempDir("out"), "services")
+      yield* sync(url, out, { direction: "ToDisk" })
+      expect(modeOf(out, "skills/pdf/secret.env")).toBe(0o600)
+      expect(modeOf(out, "skills/pdf/shared.txt")).toBe(0o664)
+      // A change of bits other than the executable one is a change, both ways.
+      chmodSync(join(src, "skills/pdf/secret.env"), 0o640)
+      expect(yield* diff(url, src)).toEqual([{ kind: "skills", key: "file:skills/pdf/secret.env", status: "Modified" }])
+      yield* sync(url, src, { direction: "ToDatabase" })
+      yield* sync(url, out, { direction: "ToDisk" })
+      expect(modeOf(out, "skills/pdf/secret.env")).toBe(0o640)
+      expect(yield* diff(url, out)).toEqual([])
+    })
+  )
+
   it.scopedLive("a mode changed in the database is a change the diff shows and a sync to disk writes, same bytes", () =>
     Effect.gen(function* () {
       const url = yield* scopedDatabase("lsm")

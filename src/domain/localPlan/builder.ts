@@ -1,6 +1,6 @@
 /** Building a kind's plan: the builder that gathers steps and operations, the diff walk, and the files beside items. */
 import { diffKeyed, type Keyed } from "../diff.js"
-import type { AttachmentFile, DbSide, DiskSide, ItemFileRow } from "../localSides.js"
+import { type AttachmentFile, attachmentIdent, type DbSide, type DiskSide, type ItemFileRow } from "../localSides.js"
 import { gitMode, type ItemMode, keptMode, LocalSyncError, LocalSyncResult, type SyncKind } from "../model.js"
 import { unstorable } from "../stored.js"
 import type { DbOp, DiskOp, KindPlan, PlanOptions, PlanStep } from "./ops.js"
@@ -152,7 +152,8 @@ export const storable = (b: Builder, key: string, value: unknown): boolean => {
   return false
 }
 
-// Files beside items: content-addressed, compared by digest and kept mode
+// Files beside items: content-addressed, compared by digest and exact permission bits (as stored, as written);
+// the kept mode (`keptMode`) only words a change of the executable bit
 
 export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "agents" | "skills" | "content") => {
   const diskUnits = disk.attachments
@@ -160,7 +161,7 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
     .map(
       (a): Unit<AttachmentFile> => ({
         key: `file:${a.path}`,
-        ident: a.sha,
+        ident: attachmentIdent(a.sha, a.mode),
         mode: keptMode(a.mode),
         item: a,
         paths: [a.path]
@@ -171,7 +172,7 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
     .map(
       (r): Unit<ItemFileRow> => ({
         key: `file:${r.path}`,
-        ident: r.sha256,
+        ident: attachmentIdent(r.sha256, r.mode),
         mode: keptMode(r.mode),
         item: r,
         paths: [r.path]
@@ -187,7 +188,7 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
     },
     toDisk: (u, there, status) => {
       b.synced++
-      b.disk.push({ _tag: "WriteBlob", path: u.item.path, sha: u.item.sha256, mode: u.mode })
+      b.disk.push({ _tag: "WriteBlob", path: u.item.path, sha: u.item.sha256, mode: u.item.mode & 0o777 })
       b.steps.push({ kind, action: "write", key: u.key, status, paths: u.paths, ...modeWords(u, there) })
     },
     deleteRow: (u) => {
@@ -208,7 +209,6 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
       if (
         row !== undefined &&
         row.ident === u.ident &&
-        row.mode === u.mode &&
         row.item.owner !== (u.item.owner ?? null) &&
         !disk.blocked[kind].has(u.key)
       )
