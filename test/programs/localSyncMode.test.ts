@@ -182,6 +182,34 @@ describe("local sync keeps an item's executable bit", () => {
     })
   )
 
+  it.scopedLive("an item's file is written through the umask: 0600 and 0700 under umask 077, a chmod alone too", () =>
+    Effect.gen(function* () {
+      const url = yield* scopedDatabase("lsm")
+      const src = tree()
+      put(src, "skills/pdf/secret.env", "TOKEN=1\n", 0o644)
+      yield* sync(url, src, { direction: "ToDatabase" })
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.umask(0o077)),
+        (was) => Effect.sync(() => process.umask(was))
+      )
+      const out = join(tempDir("out"), "services")
+      yield* sync(url, out, { direction: "ToDisk" })
+      expect(modeOf(out, "content/_encodings/plain.md")).toBe(0o600)
+      expect(modeOf(out, "content/_encodings/UTF8CRLFandBOM.md")).toBe(0o700)
+      expect(modeOf(out, "skills/pdf/SKILL.md")).toBe(0o700)
+      expect(modeOf(out, "agents/plain.md")).toBe(0o600)
+      // A file beside an item keeps the bits it was stored with, whatever the umask.
+      expect(modeOf(out, "skills/pdf/secret.env")).toBe(0o644)
+      expect(modeOf(out, "skills/pdf/scripts/run.sh")).toBe(0o755)
+      expect(yield* diff(url, out)).toEqual([])
+      // A chmod +x in the database of a page that is 0600 on disk: 0700, not 0755.
+      yield* sqlRows(url, "UPDATE contents SET mode = 493 WHERE slug = 'plain'")
+      yield* sync(url, out, { direction: "ToDisk" })
+      expect(modeOf(out, "content/_encodings/plain.md")).toBe(0o700)
+      expect(yield* diff(url, out)).toEqual([])
+    })
+  )
+
   it.scopedLive("a mode changed in the database is a change the diff shows and a sync to disk writes, same bytes", () =>
     Effect.gen(function* () {
       const url = yield* scopedDatabase("lsm")

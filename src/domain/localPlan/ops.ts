@@ -55,7 +55,7 @@ export type DbOp =
 
 /** A disk operation of a plan; paths are relative to services/. */
 export type DiskOp =
-  /** A text file; an item's own file carries the item's mode (else it is written 0644). */
+  /** A text file; an item's own file carries the item's mode (created 0755 or 0644, less the umask; else 0644). */
   | { readonly _tag: "WriteText"; readonly path: string; readonly text: string; readonly mode?: ItemMode }
   /** A file stored by digest: its bytes are fetched when the plan is applied. */
   | { readonly _tag: "WriteBlob"; readonly path: string; readonly sha: string; readonly mode: number }
