@@ -32,6 +32,26 @@ export const modeWords = (
     ? {}
     : { old_mode: gitMode(target.mode), new_mode: gitMode(source.mode) }
 
+/**
+ * A unit synced to the database, as one step naming any mode change in git's words: a chmod alone (`chmodAlone`,
+ * by default when the bytes are the same) goes to `modes`, the mode column and never the fields, so the row keeps
+ * its hashes and the file is not even parsed; any other change to `store`, which says whether it took the item.
+ */
+export const toDatabase = <D, B>(
+  b: Builder,
+  u: Unit<D>,
+  there: Unit<B> | undefined,
+  status: "Added" | "Modified",
+  modes: Array<{ readonly key: string; readonly mode: ItemMode }>,
+  store: () => boolean,
+  chmodAlone = modeOnly(u, there)
+) => {
+  if (chmodAlone) modes.push({ key: u.key, mode: u.mode })
+  else if (!store()) return
+  b.synced++
+  b.steps.push({ kind: b.kind, action: "upsert", key: u.key, status, paths: u.paths, ...modeWords(u, there) })
+}
+
 /** A kind's plan being built. */
 export class Builder {
   readonly steps: Array<PlanStep> = []

@@ -12,6 +12,7 @@ import {
   modeWords,
   planAttachments,
   storable,
+  toDatabase,
   type Unit,
   walk
 } from "./builder.js"
@@ -52,30 +53,24 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const superseded = new Set<string>()
   const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
   walk(b, diskUnits, dbUnits, isBlocked, {
-    toDb: (u, there, status) => {
-      const step = {
-        kind: "content",
-        action: "upsert",
-        key: u.key,
+    // A chmod alone of a row (a stored page has no row to set the mode of: it becomes one).
+    toDb: (u, there, status) =>
+      toDatabase(
+        b,
+        u,
+        there,
         status,
-        paths: u.paths,
-        ...modeWords(u, there)
-      } as const
-      // A chmod alone (of a row, not of a stored page): the mode column, never the fields; the file is not even parsed.
-      if (modeOnly(u, there) && !pages.has(u.key)) {
-        b.synced++
-        modes.push({ key: u.key, mode: u.mode })
-        b.steps.push(step)
-        return
-      }
-      const item = u.item.item
-      if (item === undefined) throw new Error(`content ${u.key} was planned for the database without being read`)
-      if (!storable(b, u.key, item)) return
-      b.synced++
-      upserts.push({ item, fileSha: u.item.sha })
-      superseded.add(u.key)
-      b.steps.push(step)
-    },
+        modes,
+        () => {
+          const item = u.item.item
+          if (item === undefined) throw new Error(`content ${u.key} was planned for the database without being read`)
+          if (!storable(b, u.key, item)) return false
+          upserts.push({ item, fileSha: u.item.sha })
+          superseded.add(u.key)
+          return true
+        },
+        modeOnly(u, there) && !pages.has(u.key)
+      ),
     toDisk: (u, there, status) => {
       const row = u.item
       if (row.item === undefined || row.text === undefined)

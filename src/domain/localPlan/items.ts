@@ -6,10 +6,10 @@ import type { Listed } from "../stored.js"
 import {
   Builder,
   invalidRowErrors,
-  modeOnly,
   modeWords,
   planAttachments,
   storable,
+  toDatabase,
   type Unit,
   walk
 } from "./builder.js"
@@ -69,20 +69,12 @@ const planItems = <A extends Agent | Skill>(
     listed.items.map((s) => unit(s.item)),
     (key) => disk.blocked[kind].has(key),
     {
-      toDb: (u, there, status) => {
-        const step = { kind, action: "upsert", key: u.key, status, paths: u.paths, ...modeWords(u, there) } as const
-        // A chmod alone: the mode column, never the fields (the row stays as it was, hash and all).
-        if (modeOnly(u, there)) {
-          b.synced++
-          modes.push({ key: u.key, mode: u.mode })
-          b.steps.push(step)
-          return
-        }
-        if (!storable(b, u.key, u.item)) return
-        b.synced++
-        upserts.push(u.item)
-        b.steps.push(step)
-      },
+      toDb: (u, there, status) =>
+        toDatabase(b, u, there, status, modes, () => {
+          if (!storable(b, u.key, u.item)) return false
+          upserts.push(u.item)
+          return true
+        }),
       toDisk: (u, there, status) => {
         b.synced++
         const files = renderItem(k, u.item)
