@@ -1,5 +1,7 @@
 import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
@@ -7,6 +9,7 @@ import { type ContextExport, EXPORT_VERSION, type UserExport } from "../../src/d
 import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSync.js"
 import { LocalSync, type LocalSyncOptions } from "../../src/programs/localSync.js"
 import { SyncService } from "../../src/programs/syncAll.js"
+import { tenantSkillsAsIsMigration } from "../../src/server/db/handlers.js"
 import { startServer } from "../server/support.js"
 import { freshDatabase, scopedDatabase, sqlRows } from "../support/pg.js"
 import { loadState, migratedDatabase, readState } from "../support/syncDb.js"
@@ -448,6 +451,39 @@ describe("skills keep the form local sync read them in, through the cloud and ba
           db,
           `SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name = 'mode'`,
           [schema]
+        )
+      ).toEqual([{ column_default: "420" }])
+    })
+  )
+
+  it.scopedLive("the skills migration alters only the tenants' skills tables that lack a column (one lock each)", () =>
+    Effect.gen(function* () {
+      const db = yield* scopedDatabase("srvlocks")
+      const first = yield* Effect.promise(() => startServer(db))
+      yield* Effect.promise(first.stop)
+      const schemaOf = (tenant: string) =>
+        Effect.map(sqlRows<{ s: string }>(db, "SELECT agentsync_tenant_db($1) AS s", [tenant]), (rows) => rows[0]!.s)
+      const [complete, lacking] = [yield* schemaOf("complete"), yield* schemaOf("lacking")]
+      yield* sqlRows(db, `ALTER TABLE "${lacking}".skills DROP COLUMN mode`)
+      const locked = yield* Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql.withTransaction(
+          Effect.zipRight(
+            tenantSkillsAsIsMigration,
+            sql.unsafe<{ s: string }>(
+              `SELECT c.relnamespace::regnamespace::text AS s FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                WHERE l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND c.relname = 'skills'`
+            )
+          )
+        )
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(db), maxConnections: 1 })))
+      expect(locked.map((r) => r.s)).toEqual([lacking])
+      expect(complete).not.toBe(lacking)
+      expect(
+        yield* sqlRows(
+          db,
+          `SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name = 'mode'`,
+          [lacking]
         )
       ).toEqual([{ column_default: "420" }])
     })
