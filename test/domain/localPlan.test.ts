@@ -410,8 +410,8 @@ describe("local plan", () => {
     [treeArb, fc.nat()],
     ([tree, pick]) => {
       const own = [...tree.keys()].filter((p) => ["content", "file", "body"].includes(pathRole(p)?.role ?? ""))
-      const path = own[pick % Math.max(1, own.length)]
-      if (path === undefined) return
+      fc.pre(own.length > 0)
+      const path = own[pick % own.length]!
       const db = syncedDb(tree)
       const file = tree.get(path)!
       const chmodded: Tree = new Map(tree)
@@ -442,6 +442,31 @@ describe("local plan", () => {
       expect(toDisk.flatMap((p) => p.disk)).toStrictEqual([
         { _tag: "WriteText", path, text: new TextDecoder().decode(file.bytes), mode: keptMode(file.mode) }
       ])
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
+
+  it.prop(
+    "a chmod of a page whose row does not know its file's hash: the run that records the row keeps the new mode",
+    [treeArb, fc.nat()],
+    ([tree, pick]) => {
+      const pages = [...tree.keys()].filter((p) => pathRole(p)?.role === "content")
+      fc.pre(pages.length > 0)
+      const path = pages[pick % pages.length]!
+      const db = syncedDb(tree)
+      // Rows from before file hashes were recorded (or a hand edit reverted): each page matches, its hash unknown.
+      for (const [k, r] of db.contents) db.contents.set(k, { ...r, meta: { ...r.meta, file_sha256: null } })
+      const file = tree.get(path)!
+      const mode = isExecutableMode(file.mode) ? 0o644 : 0o755
+      const chmodded: Tree = new Map(tree)
+      chmodded.set(path, { ...file, mode })
+      const o = { direction: "ToDatabase", dryRun: false, deleteOrphans: true } as const
+      const up = read(chmodded, db, false)
+      apply(plan(o, up.disk, up.db, ALL_KINDS), chmodded, db, new Map())
+      const row = [...db.contents.values()].find((r) => `content/${r.item.source}/${r.item.path}` === path)
+      expect([row?.meta.mode, row?.item.mode]).toStrictEqual([mode, mode])
+      const again = read(chmodded, db, false)
+      expect(changesOf(plan(o, again.disk, again.db, ALL_KINDS))).toStrictEqual([])
     },
     { fastCheck: { numRuns: 150 } }
   )
