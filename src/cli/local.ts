@@ -76,6 +76,10 @@ const shownPaths = (paths: ReadonlyArray<string>) => paths.map(escapePath).join(
 
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
 
+/** A changed executable bit in git's words, after an item's key. */
+const modeNote = (c: { readonly old_mode?: string | undefined; readonly new_mode?: string | undefined }) =>
+  c.old_mode === undefined || c.new_mode === undefined ? "" : ` (old mode ${c.old_mode}, new mode ${c.new_mode})`
+
 const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
@@ -91,7 +95,8 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
     )
   ]
   for (const k of report.kinds)
-    for (const c of k.changes) lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${escapePath(c.key)}`))
+    for (const c of k.changes)
+      lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${escapePath(c.key)}${modeNote(c)}`))
   for (const k of report.kinds) for (const e of k.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
   lines.push("(added: on disk only; removed: in the database only)")
@@ -109,7 +114,7 @@ export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) =
     lines.push(report.plan.length === 0 ? "dry run: nothing to do" : "dry run: the plan")
     for (const s of report.plan)
       lines.push(
-        `  ${s.action} ${s.kind} ${escapePath(s.key)} (${s.status})${s.paths.length === 0 ? "" : ` ${shownPaths(s.paths)}`}`
+        `  ${s.action} ${s.kind} ${escapePath(s.key)} (${s.status})${s.paths.length === 0 ? "" : ` ${shownPaths(s.paths)}`}${modeNote(s)}`
       )
   } else {
     // Every deletion is named, never only counted.

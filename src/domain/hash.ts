@@ -97,10 +97,11 @@ const hashOf = (kind: string, fields: unknown): string => sha256(`${kind}\n${can
 const plain = <A extends object>(a: A): { [K in keyof A]: A[K] } => ({ ...a })
 
 // The text an item was read from (`original`, `head`) is not one of its fields: two files that say the same
-// thing in different words are the same item. Where an item lives (`form`, `path`, `format`) is.
-export const agentHash = (a: Agent): string => hashOf("agent", { ...plain(a), original: undefined })
-export const skillHash = (s: Skill): string => hashOf("skill", { ...plain(s), original: undefined })
-export const contentHash = (c: Content): string => hashOf("content", { ...plain(c), head: undefined })
+// thing in different words are the same item. Where an item lives (`form`, `path`, `format`) is. Its file's mode
+// is compared on its own (a column read beside the key), so hashes stored before modes were kept still hold.
+export const agentHash = (a: Agent): string => hashOf("agent", { ...plain(a), original: undefined, mode: undefined })
+export const skillHash = (s: Skill): string => hashOf("skill", { ...plain(s), original: undefined, mode: undefined })
+export const contentHash = (c: Content): string => hashOf("content", { ...plain(c), head: undefined, mode: undefined })
 export const accessRuleHash = (r: AccessRule): string => hashOf("access_rule", plain(r))
 
 /** The key of a content item: its source and slug. */

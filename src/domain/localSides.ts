@@ -10,6 +10,8 @@ import {
   type Content,
   type ContentLayout,
   type ContentSource,
+  type ItemMode,
+  keptMode,
   LocalSyncError,
   type Skill,
   type SyncKind
@@ -32,6 +34,7 @@ export const agentIdent = (a: Agent) => filesIdent(renderAgent(a))
 export const skillIdent = (s: Skill) => filesIdent(renderSkill(s))
 /** A content item's identity: where its file is and the SHA-256 of its bytes. */
 export const contentIdent = (path: string, sha: string) => `${path}\0${sha}`
+/** A file beside an item's identity: its bytes and its permission bits, exactly (0600 stays 0600). */
 export const attachmentIdent = (sha: string, mode: number) => `${sha}\0${(mode & 0o777).toString(8)}`
 
 /** A file beside an item, on disk: its bytes are read unless it is over the size cap. */
@@ -152,6 +155,8 @@ export interface ContentMeta {
   readonly version_hash: string
   /** The SHA-256 of the file the row renders to, while the row is as its last sync left it; else null. */
   readonly file_sha256: string | null
+  /** The mode of its file (compared on its own: an edit of it by hand leaves the row trusted). */
+  readonly mode: ItemMode
 }
 
 /** Whether a row's recorded file hash can be trusted without rendering the row (then it has one). */
@@ -203,6 +208,7 @@ export interface StoredPage {
   readonly path: string
   readonly key: string
   readonly sha256: string
+  readonly mode: ItemMode
   /** The item the bytes parse to and their text, or why they do not parse. */
   readonly parsed: Either.Either<{ readonly item: Content; readonly text: string }, string>
 }
@@ -229,7 +235,7 @@ export const storedPages = (
             ),
             (errors) => errors.map((e) => e.message).join("; ")
           )
-    return [{ path: r.path, key: `${role.source}/${role.slug}`, sha256: r.sha256, parsed }]
+    return [{ path: r.path, key: `${role.source}/${role.slug}`, sha256: r.sha256, mode: keptMode(r.mode), parsed }]
   })
 
 export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}/${m.slug}`
@@ -292,6 +298,11 @@ export const rowsToFetch = (
   disk: Pick<DiskSide, "contents">,
   toDisk: boolean
 ): Array<ContentMeta> => {
-  const onDisk = new Map(disk.contents.map((f) => [f.key, contentIdent(f.path, f.sha)]))
-  return meta.filter((m) => !isTrusted(m) || (toDisk && onDisk.get(metaKey(m)) !== contentIdent(m.path, m.file_sha256)))
+  const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
+  // A trusted row is written unless its file is there with its bytes and its mode.
+  const written = (m: ContentMeta & { readonly file_sha256: string }) => {
+    const f = onDisk.get(metaKey(m))
+    return f === undefined || contentIdent(f.path, f.sha) !== contentIdent(m.path, m.file_sha256) || f.mode !== m.mode
+  }
+  return meta.filter((m) => !isTrusted(m) || (toDisk && written(m)))
 }

@@ -46,6 +46,14 @@ export const JsonObject = Schema.Record({ key: JsonKey, value: Json })
 export const ItemForm = Schema.Literal("folder", "file")
 export type ItemForm = typeof ItemForm.Type
 
+/**
+ * The mode an item's own file is kept with (see `keptMode`): 0644, or 0755 for an executable one. Rows stored
+ * before modes were kept have 0644.
+ */
+export const ItemMode = Schema.Literal(0o644, 0o755)
+export type ItemMode = typeof ItemMode.Type
+const itemMode = Schema.optionalWith(ItemMode, { default: () => 0o644 as const })
+
 export class Agent extends Schema.Class<Agent>("Agent")({
   id: Id,
   name: Schema.String,
@@ -58,7 +66,9 @@ export class Agent extends Schema.Class<Agent>("Agent")({
   form: Schema.optionalWith(ItemForm, { default: () => "folder" as const }),
   /** The config.yaml text (`folder`) or the front matter head (`file`) it was read from; null when never on disk. */
   original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
-  extra: Schema.optionalWith(JsonObject, { default: () => ({}) })
+  extra: Schema.optionalWith(JsonObject, { default: () => ({}) }),
+  /** The mode of its Markdown file (`<id>.md`, `system_prompt.md`); config.yaml is written 0644. */
+  mode: itemMode
 }) {}
 
 export class Skill extends Schema.Class<Skill>("Skill")({
@@ -72,8 +82,14 @@ export class Skill extends Schema.Class<Skill>("Skill")({
   instructions: Schema.String,
   form: Schema.optionalWith(ItemForm, { default: () => "folder" as const }),
   original: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
-  extra: Schema.optionalWith(JsonObject, { default: () => ({}) })
+  extra: Schema.optionalWith(JsonObject, { default: () => ({}) }),
+  /** The mode of its SKILL.md; config.yaml is written 0644. */
+  mode: itemMode
 }) {}
+
+/** The item with its file's kept mode: the same item when it has that mode already, else a copy. */
+export const withMode = <A extends Agent | Skill | Content>(a: A, mode: ItemMode): A =>
+  a.mode === mode ? a : Object.assign(Object.create(Object.getPrototypeOf(a)) as A, a, { mode })
 
 /** An ISO-8601 date or date-time, kept as written so that it round-trips byte for byte. */
 export const IsoDate = Schema.String.pipe(
@@ -149,7 +165,9 @@ export class Content extends Schema.Class<Content>("Content")({
   published_at: Schema.NullOr(Schema.String),
   updated_at: Schema.NullOr(Schema.String),
   extra: JsonObject,
-  body: Schema.String
+  body: Schema.String,
+  /** The mode of its file. */
+  mode: itemMode
 }) {}
 
 /** A date as written, as an ISO-8601 instant when it reads as one, else null (the typed database columns). */
@@ -256,6 +274,15 @@ export const isExecutableMode = (mode: number) => (mode & 0o100) !== 0
 
 /** The mode a synced file is written with: 0755 or 0644, never setuid, setgid, sticky or writable by others. */
 export const fileMode = (executable: boolean | undefined) => (executable === true ? 0o755 : 0o644)
+
+/**
+ * What a sync keeps of a file's mode: its executable bit, as git and file sync keep it, as the mode it is written
+ * with (0755 or 0644). Local sync stores this for items and the files beside them, and compares nothing else.
+ */
+export const keptMode = (mode: number) => fileMode(isExecutableMode(mode))
+
+/** git's words for a kept mode: `100755` or `100644`. */
+export const gitMode = (mode: number) => (isExecutableMode(mode) ? "100755" : "100644")
 
 /**
  * A manifest entry as the wire carries it: `executable` present only for an executable file, so a plain file's

@@ -8,6 +8,7 @@ import {
   type FolderKind,
   fileInFolder,
   type KindShape,
+  modePath,
   parseFileItem,
   parseFolderItem,
   SKILLS
@@ -23,7 +24,17 @@ import {
   type TextFile
 } from "./formats.js"
 import { sha256 } from "./hash.js"
-import { type AccessRule, type Agent, type Content, type ContentLayout, MARKDOWN, type Skill } from "./model.js"
+import {
+  type AccessRule,
+  type Agent,
+  type Content,
+  type ContentLayout,
+  type ItemMode,
+  keptMode,
+  MARKDOWN,
+  type Skill,
+  withMode
+} from "./model.js"
 
 /** A file of the tree: its path relative to `services/` (POSIX separators), its bytes, and its mode bits. */
 export interface RawFile {
@@ -47,6 +58,8 @@ export interface ContentFile {
   /** Below the source folder. */
   readonly path: string
   readonly sha: string
+  /** Its kept mode (`keptMode`): 0644, or 0755 when executable. */
+  readonly mode: ItemMode
   readonly item: Content | undefined
 }
 
@@ -54,7 +67,7 @@ export interface ParseOptions {
   /** Shown before every path in messages. */
   readonly prefix?: string
   /** A content file this says is unchanged is not parsed (its row already holds what it says). */
-  readonly unchanged?: (file: Omit<ContentFile, "item">) => boolean
+  readonly unchanged?: (file: Omit<ContentFile, "item" | "mode">) => boolean
 }
 
 /** What a path of the tree is to local sync. */
@@ -175,7 +188,14 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
   const roles = new Map<string, PathRole>()
   const attachmentFiles: Array<{ readonly path: string; readonly file: RawFile; readonly role: AttachmentRole }> = []
   // Content is decoded only where it is parsed: most files of a large tree are found unchanged by their hash.
-  const contentBytes: Array<{ readonly path: string; readonly bytes: Uint8Array; readonly role: ContentRole }> = []
+  const contentBytes: Array<{
+    readonly path: string
+    readonly bytes: Uint8Array
+    readonly mode: ItemMode
+    readonly role: ContentRole
+  }> = []
+  // The kept mode of each item file read as text (an agent's or skill's files).
+  const modes = new Map<string, ItemMode>()
   const sourceConfigPaths: Array<{ readonly path: string; readonly source: string }> = []
   for (const f of files) {
     const role = pathRole(f.path)
@@ -197,10 +217,11 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
       continue
     }
     if (role.role === "content") {
-      contentBytes.push({ path: f.path, bytes: f.bytes, role })
+      contentBytes.push({ path: f.path, bytes: f.bytes, mode: keptMode(f.mode ?? 0o644), role })
       continue
     }
     if (role.role === "source-config") sourceConfigPaths.push({ path: f.path, source: role.source })
+    else if (role.role !== "acl") modes.set(f.path, keptMode(f.mode ?? 0o644))
     const shown = prefix + f.path
     const text = decodeUtf8(shown, f.bytes)
     if (Either.isLeft(text)) errors.push(...text.left)
@@ -214,8 +235,8 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     return parsed.right
   }
 
-  const agents = parseItems(AGENTS, roles, texts, report, take)
-  const skills = parseItems(SKILLS, roles, texts, report, take)
+  const agents = parseItems(AGENTS, roles, texts, modes, report, take)
+  const skills = parseItems(SKILLS, roles, texts, modes, report, take)
 
   // Content: every Markdown or MDX file below a source is an item; one file per slug.
   const contents: Array<Content> = []
@@ -232,7 +253,7 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     const c = take(parseSourceConfig(file))
     if (c) sourceConfigs.set(source, c)
   }
-  for (const { path, bytes, role } of byPath(contentBytes)) {
+  for (const { path, bytes, mode, role } of byPath(contentBytes)) {
     const bundle = role.slug !== role.path.replace(MARKDOWN, "")
     const tally = forms.get(role.source) ?? { bundles: 0, pages: 0 }
     if (bundle) tally.bundles++
@@ -247,15 +268,16 @@ export const parseProject = (files: Iterable<RawFile>, options: ParseOptions = {
     seen.set(key, path)
     const file = { key, source: role.source, slug: role.slug, path: role.path, sha: sha256(bytes) }
     if (options.unchanged?.(file)) {
-      contentFiles.push({ ...file, item: undefined })
+      contentFiles.push({ ...file, mode, item: undefined })
       continue
     }
     const shown = prefix + path
     const text = decodeUtf8(shown, bytes)
-    const c = take(Either.flatMap(text, (t) => parseContent({ path: shown, text: t }, role.source, role.path)))
-    if (c === undefined) continue
+    const parsed = take(Either.flatMap(text, (t) => parseContent({ path: shown, text: t }, role.source, role.path)))
+    if (parsed === undefined) continue
+    const c = withMode(parsed, mode)
     contents.push(c)
-    contentFiles.push({ ...file, item: c })
+    contentFiles.push({ ...file, mode, item: c })
   }
   for (const [source, t] of forms) sources.set(source, t.bundles > t.pages ? "directory" : "flat")
   for (const [source, c] of sourceConfigs) sources.set(source, c.layout)
@@ -296,10 +318,15 @@ const parseItems = <A extends Agent | Skill>(
   k: FolderKind<A>,
   roles: ReadonlyMap<string, PathRole>,
   texts: ReadonlyMap<string, TextFile>,
+  modes: ReadonlyMap<string, ItemMode>,
   report: (path: string, reason: string) => void,
   take: <B>(parsed: Either.Either<B, ReadonlyArray<InvalidInput>>) => B | undefined
 ): Array<A> => {
   const items: Array<A> = []
+  // Each item with the mode of its Markdown file.
+  const add = (a: A | undefined) => {
+    if (a) items.push(withMode(a, modes.get(modePath(k, a)) ?? 0o644))
+  }
   const folders = new Set<string>()
   const files = new Set<string>()
   for (const role of roles.values()) {
@@ -319,11 +346,9 @@ const parseItems = <A extends Agent | Skill>(
         `${k.noun} ${id} is defined twice: by this file and by the folder ${k.kind}/${id}/; keep one`
       )
     } else if (config !== undefined) {
-      const a = take(parseFolderItem(k, config, body, id))
-      if (a) items.push(a)
+      add(take(parseFolderItem(k, config, body, id)))
     } else if (inFolder && body !== undefined) {
-      const a = take(parseFileItem(k, body, id))
-      if (a) items.push(a)
+      add(take(parseFileItem(k, body, id)))
     } else if (inFolder) {
       // A SKILL.md that is there but did not decode was reported already.
       if (!roles.has(bodyPath(k, id)))
@@ -340,8 +365,7 @@ const parseItems = <A extends Agent | Skill>(
     if (folders.has(id)) continue
     const file = texts.get(k.filePath(id))
     if (file === undefined) continue
-    const a = take(parseFileItem(k, file, id))
-    if (a) items.push(a)
+    add(take(parseFileItem(k, file, id)))
   }
   return items
 }

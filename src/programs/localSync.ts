@@ -50,8 +50,16 @@ export interface LocalSyncReport {
 export interface KindDiff {
   readonly kind: SyncKind
   readonly counts: DiffCounts
-  /** Items (and `file:<path>` files beside them) that differ; Added is on disk only, Removed in the database only. */
-  readonly changes: ReadonlyArray<{ readonly key: string; readonly status: DiffStatus }>
+  /**
+   * Items (and `file:<path>` files beside them) that differ; Added is on disk only, Removed in the database only.
+   * `old_mode` (the database's) and `new_mode` (the disk's), in git's words, when the file's executable bit differs.
+   */
+  readonly changes: ReadonlyArray<{
+    readonly key: string
+    readonly status: DiffStatus
+    readonly old_mode?: string
+    readonly new_mode?: string
+  }>
   readonly errors: ReadonlyArray<LocalSyncError>
 }
 
@@ -88,7 +96,13 @@ const inTransaction = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 /** A plan read as a diff: what a sync to the database with --delete-orphans would do, per kind. */
 const asDiff = (p: KindPlan): KindDiff => {
   // A source's remembered layout is bookkeeping, not an item.
-  const changes = p.steps.filter((s) => !s.key.startsWith("source:")).map((s) => ({ key: s.key, status: s.status }))
+  const changes = p.steps
+    .filter((s) => !s.key.startsWith("source:"))
+    .map((s) => ({
+      key: s.key,
+      status: s.status,
+      ...(s.old_mode === undefined || s.new_mode === undefined ? {} : { old_mode: s.old_mode, new_mode: s.new_mode })
+    }))
   const count = (status: DiffStatus) => changes.filter((c) => c.status === status).length
   return {
     kind: p.kind,

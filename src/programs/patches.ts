@@ -4,7 +4,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
 import { plan } from "../domain/localPlan.js"
-import type { SyncKind } from "../domain/model.js"
+import { fileMode, gitMode, isExecutableMode, type SyncKind } from "../domain/model.js"
 import { isText, unified } from "../domain/patch.js"
 import { DatabaseError } from "../errors.js"
 import * as Repos from "../services/repos/index.js"
@@ -36,8 +36,6 @@ export interface PatchModes {
   readonly after: boolean
 }
 
-const gitMode = (executable: boolean) => (executable ? "100755" : "100644")
-
 const described = (bytes: Uint8Array | undefined) =>
   bytes === undefined
     ? "absent"
@@ -55,7 +53,7 @@ export const patchOf = (
 ): FilePatch => {
   const body = contentPatch(path, before, after)
   if (modes === undefined || modes.before === modes.after) return body
-  const [old_mode, new_mode] = [gitMode(modes.before), gitMode(modes.after)]
+  const [old_mode, new_mode] = [gitMode(fileMode(modes.before)), gitMode(fileMode(modes.after))]
   const head = `diff --git a/${path} b/${path}\nold mode ${old_mode}\nnew mode ${new_mode}\n`
   return { ...body, patch: head + body.patch, old_mode, new_mode }
 }
@@ -164,18 +162,25 @@ export const localPatches = Effect.fn("Patches.local")(function* (kinds: Readonl
         () => Effect.succeed(undefined)
       )
     )
+  // Modes as the tree was read; a written file's mode is the one the sync would give it (0644 unless it says).
+  const diskModes = new Map(files.raw.map((f) => [f.path, f.mode ?? 0o644]))
   const patches = yield* Effect.forEach(ops, (o) =>
-    Effect.map(onDisk(o.path), (disk) =>
-      patchOf(
+    Effect.map(onDisk(o.path), (disk) => {
+      const mode = o._tag === "Remove" ? undefined : (o.mode ?? 0o644)
+      const there = diskModes.get(o.path)
+      return patchOf(
         o.path,
         o._tag === "WriteText"
           ? new TextEncoder().encode(o.text)
           : o._tag === "WriteBlob"
             ? blobs.get(o.sha)
             : undefined,
-        disk
+        disk,
+        mode === undefined || there === undefined || disk === undefined
+          ? undefined
+          : { before: isExecutableMode(mode), after: isExecutableMode(there) }
       )
-    )
+    })
   )
   return patches.filter((p) => p.patch !== "")
 })

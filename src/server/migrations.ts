@@ -173,7 +173,9 @@ export const migrations = {
   "8_blob_compression": blobCompression,
   "9_revision_deltas": revisionDeltas,
   "10_running_uploads": runningUploads,
-  "11_manifest_text": manifestText
+  "11_manifest_text": manifestText,
+  // The tenants' skills get `mode` (project migration 0005): the same migration as 6, which adds what is missing.
+  "12_tenant_skills_mode": tenantSkillsAsIsMigration
 }
 
 /** Runs the server migrations; servers started together on a fresh database serialise (`runMigrations`). */

@@ -5,7 +5,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Chunk, Effect, Predicate, Schema, Stream } from "effect"
 import { DatabaseInfo, DatabaseRoutes, DigestLine, IDEMPOTENCY_HEADER, ImportResult, NDJSON } from "../api/index.js"
 import { type BodyLine, decodeBody, encodeBody } from "../api/ndjson.js"
-import { decodeExportLine } from "../domain/db/exportLines.js"
+import { decodeExportLine, unreadableVersion } from "../domain/db/exportLines.js"
 import type { Digest, ExportSource, ImportOptions, ImportReport } from "../domain/db/source.js"
 import { type RowOf, SYNC_TABLES, type SyncTable } from "../domain/db/tables.js"
 import { ApiError, type DatabaseError, PartialImport } from "../errors.js"
@@ -20,6 +20,8 @@ import {
   type WireError
 } from "./Transport.js"
 
+/** Who wrote what this client reads, in its messages about the export format. */
+const SERVER = "the server sends"
 export type DatabaseApiError = SyncApiError | PartialImport
 
 /** The database area's own failure: an import that committed some tables before one failed (sent as itself). */
@@ -93,7 +95,7 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
       `${baseUrl}${DatabaseRoutes.export}?table=${table}`,
       "export",
       (text): BodyLine<RowOf[T]> => {
-        const decoded = decodeExportLine(text)
+        const decoded = decodeExportLine(text, SERVER)
         if (!decoded.ok) return { kind: "bad", reason: decoded.reason }
         const line = decoded.line
         if (line.kind === "header" || line.kind === "end") return line
@@ -118,7 +120,14 @@ export const make = Effect.fn("DatabaseApi.make")(function* (
           return { kind: "bad", reason: "not JSON" }
         }
         const kind = Predicate.hasProperty(value, "kind") ? value.kind : undefined
-        if (kind === "header") return { kind }
+        // Digests of another format are of other columns: every row would read as different.
+        if (kind === "header") {
+          const unreadable = unreadableVersion(
+            Predicate.hasProperty(value, "version") ? value.version : undefined,
+            SERVER
+          )
+          return unreadable === undefined ? { kind } : { kind: "bad", reason: unreadable }
+        }
         if (kind === "end") return { kind, rows: Predicate.hasProperty(value, "rows") ? value.rows : undefined }
         const line = decodeDigest(value)
         return line._tag === "Left"

@@ -100,11 +100,16 @@ export interface TreeProject extends Project {
   readonly notUtf8: ReadonlyArray<string>
 }
 
-/** A file to write: its path, its bytes, and its permission bits (default `0o644`). */
+/**
+ * A file to write: its path, its bytes, and either its exact permission bits (`mode`, set whatever the umask) or
+ * whether it is created executable (`executable`: 0755 rather than 0644, less the umask, as any program creates a
+ * file); neither: 0644 less the umask.
+ */
 export interface WriteSpec {
   readonly path: string
   readonly bytes: Uint8Array | string
   readonly mode?: number
+  readonly executable?: boolean
 }
 
 export class Workspace extends Context.Tag("agentsync/Workspace")<Workspace, WorkspaceShape>() {}
@@ -221,7 +226,8 @@ export const make = (root: string): WorkspaceShape => {
       Effect.map(resolveInside(absRoot, f.path), (full) => ({
         full,
         bytes: f.bytes,
-        ...(f.mode === undefined ? {} : { mode: f.mode })
+        ...(f.mode === undefined ? {} : { mode: f.mode }),
+        ...(f.executable === undefined ? {} : { executable: f.executable })
       }))
     )
     yield* writeFilesAtomic(resolved)

@@ -168,6 +168,17 @@ interface Staged {
 }
 
 /**
+ * A file to write: its exact permission bits (`mode`, set whatever the umask: a file beside an item keeps what it
+ * was stored with), or else created 0755 (`executable`) or 0644 less the umask, as any program creates a file.
+ */
+export interface WriteTarget {
+  readonly full: string
+  readonly bytes: Uint8Array | string
+  readonly mode?: number
+  readonly executable?: boolean
+}
+
+/**
  * Atomic writes of many absolute paths, in slices: each slice's files are created and written with
  * synchronous calls (one async call costs several thread-pool round trips), flushed to disk concurrently
  * while the next slice is created (the flushes run on the thread pool), then made visible. A file whose folder
@@ -176,10 +187,7 @@ interface Staged {
  * rename for a whole new subtree: a first sync into an empty folder makes one per source, not one per file).
  * A failure leaves no temp file or staging folder behind; files of earlier slices outside new folders stay.
  */
-export const writeFilesAtomic = (
-  files: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>,
-  slice = 256
-): Effect.Effect<void, IoError> =>
+export const writeFilesAtomic = (files: ReadonlyArray<WriteTarget>, slice = 256): Effect.Effect<void, IoError> =>
   Effect.gen(function* () {
     const dirs = new Set<string>()
     let current = files[0]?.full ?? ""
@@ -208,10 +216,7 @@ export const writeFilesAtomic = (
     const removeStaged = () => {
       for (const stage of staged.values()) fsSync.rmSync(stage.dir, { recursive: true, force: true })
     }
-    const create = (
-      batch: ReadonlyArray<{ readonly full: string; readonly bytes: Uint8Array | string; readonly mode?: number }>,
-      into: Array<TempFile>
-    ) => {
+    const create = (batch: ReadonlyArray<WriteTarget>, into: Array<TempFile>) => {
       for (const f of batch) {
         current = f.full
         const place = placeOf(f.full)
@@ -221,7 +226,7 @@ export const writeFilesAtomic = (
           dirs.add(dir)
         }
         const o: TempFile = {
-          fd: fsSync.openSync(place.path, "wx", f.mode ?? 0o644),
+          fd: fsSync.openSync(place.path, "wx", f.mode ?? (f.executable === true ? 0o755 : 0o644)),
           tmp: place.path,
           full: f.full,
           staged: place.staged,
@@ -229,7 +234,7 @@ export const writeFilesAtomic = (
           renamed: false
         }
         into.push(o)
-        // The mode as stored, whatever the umask: a script stays executable.
+        // Exact bits as stored, whatever the umask: a script stays executable, a secret stays private.
         if (f.mode !== undefined) fsSync.fchmodSync(o.fd, f.mode)
         fsSync.writeFileSync(o.fd, f.bytes)
       }

@@ -264,11 +264,13 @@ describe("the canonical hash changes when any synced field changes", () => {
         else expect(hash(changed)).not.toBe(hash(a))
       }
     }
-  // The text an item was read from is not a field: it is left out of the comparison.
+  // The text an item was read from is not a field, nor its file's mode (compared on its own): both are left out.
   const fieldsOnly =
     <A extends object>(hash: (a: A) => string, text: keyof A, make: (fields: A) => A) =>
-    ([a, b]: readonly [A, A]) =>
-      differs(hash, make)([a, { ...b, [text]: a[text] }])
+    ([a, b]: readonly [A, A]) => {
+      differs(hash, make)([a, { ...b, [text]: a[text], mode: (a as { mode?: unknown }).mode }])
+      expect(hash(make({ ...a, mode: 0o755 }))).toBe(hash(make({ ...a, mode: 0o644 })))
+    }
   it.prop(
     "agents",
     [agentArb, agentArb],

@@ -16,8 +16,18 @@ import {
   rowsToFetch,
   storedPages
 } from "../../src/domain/localSides.js"
-import { type Agent, type Content, ContentSource, type LocalSyncDirection, type Skill } from "../../src/domain/model.js"
-import type { RawFile } from "../../src/domain/project.js"
+import {
+  type Agent,
+  type Content,
+  ContentSource,
+  gitMode,
+  isExecutableMode,
+  keptMode,
+  type LocalSyncDirection,
+  type Skill,
+  withMode
+} from "../../src/domain/model.js"
+import { pathRole, type RawFile } from "../../src/domain/project.js"
 
 /** A database as the repositories hold it, in memory. */
 interface Db {
@@ -88,15 +98,19 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
       case "RecordContents":
         for (const w of op.items) {
           const key = `${w.item.source}/${w.item.slug}`
-          if ("expectedHash" in w && db.contents.get(key)?.meta.version_hash !== w.expectedHash) continue
+          const was = db.contents.get(key)
+          if ("expectedHash" in w && was?.meta.version_hash !== w.expectedHash) continue
+          // Recording leaves the row's mode as it is (as the RECORD statement does).
+          const mode = op._tag === "RecordContents" && was !== undefined ? was.meta.mode : w.item.mode
           db.contents.set(key, {
-            item: w.item,
+            item: withMode(w.item, mode),
             meta: {
               source: w.item.source,
               slug: w.item.slug,
               path: w.item.path,
               version_hash: contentHash(w.item),
-              file_sha256: w.fileSha
+              file_sha256: w.fileSha,
+              mode
             }
           })
         }
@@ -123,13 +137,23 @@ const apply = (plans: ReadonlyArray<KindPlan>, tree: Tree, db: Db, files: Readon
       case "DeleteFiles":
         for (const p of op.paths) db.files.delete(p)
         return
+      case "SetModes":
+        for (const { key, mode } of op.modes) {
+          if (op.kind === "agents") db.agents.set(key, withMode(db.agents.get(key)!, mode))
+          else if (op.kind === "skills") db.skills.set(key, withMode(db.skills.get(key)!, mode))
+          else {
+            const r = db.contents.get(key)!
+            db.contents.set(key, { item: withMode(r.item, mode), meta: { ...r.meta, mode } })
+          }
+        }
+        return
       case "UpsertRules":
       case "DeleteRules":
         return
     }
   }
   const onDisk = (op: DiskOp) => {
-    if (op._tag === "WriteText") tree.set(op.path, { bytes: enc(op.text), mode: 0o644 })
+    if (op._tag === "WriteText") tree.set(op.path, { bytes: enc(op.text), mode: op.mode ?? 0o644 })
     else if (op._tag === "WriteBlob")
       tree.set(op.path, { bytes: db.blobs.get(op.sha) ?? files.get(op.sha)!, mode: op.mode })
     else tree.delete(op.path)
@@ -181,6 +205,8 @@ const contentFile = fc
     mdxLines
   )
   .map(([source, path, head, b, mdx]) => [source, path, head, path.endsWith(".mdx") ? mdx + b : b] as const)
+/** An item file's mode: executable or not, with bits a sync does not keep (group, others) now and then. */
+const itemMode = fc.constantFrom(0o644, 0o644, 0o755, 0o600, 0o775)
 const attachment = fc.tuple(
   fc.constantFrom(
     "content/blog/c/img.png",
@@ -189,7 +215,8 @@ const attachment = fc.tuple(
     "content/blog/raw.bin"
   ),
   fc.constantFrom("A", "B"),
-  fc.constantFrom(0o644, 0o755)
+  // Files beside items keep every permission bit, not only the executable one.
+  fc.constantFrom(0o644, 0o755, 0o600, 0o664)
 )
 const agentFile = fc
   .tuple(fc.constantFrom("ops", "review"), word, body)
@@ -211,26 +238,30 @@ const skillFile = fc
 
 const treeArb = fc
   .record({
-    contents: fc.array(contentFile, { maxLength: 6 }),
+    contents: fc.array(fc.tuple(contentFile, itemMode), { maxLength: 6 }),
     attachments: fc.array(attachment, { maxLength: 3 }),
-    agents: fc.array(agentFile, { maxLength: 2 }),
-    folders: fc.array(agentFolder, { maxLength: 1 }),
-    skills: fc.array(skillFile, { maxLength: 2 })
+    agents: fc.array(fc.tuple(agentFile, itemMode), { maxLength: 2 }),
+    folders: fc.array(fc.tuple(agentFolder, itemMode), { maxLength: 1 }),
+    skills: fc.array(fc.tuple(skillFile, itemMode), { maxLength: 2 })
   })
   .map((g) => {
     const tree: Tree = new Map()
     // One file per slug: a later file of the same slug is left out, as parsing would report it.
     const slugs = new Set<string>()
-    for (const [source, path, head, b] of g.contents) {
+    for (const [[source, path, head, b], mode] of g.contents) {
       const slug = path.replace(/\.(md|markdown|mdx)$/, "").replace(/\/_?index$/, "")
       if (slugs.has(`${source}/${slug}`)) continue
       slugs.add(`${source}/${slug}`)
-      tree.set(`content/${source}/${path}`, { bytes: enc(head + b), mode: 0o644 })
+      tree.set(`content/${source}/${path}`, { bytes: enc(head + b), mode })
     }
     for (const [path, bytes, mode] of g.attachments) tree.set(path, { bytes: enc(bytes), mode })
-    for (const [path, text] of g.agents) tree.set(path, { bytes: enc(text), mode: 0o644 })
-    for (const files of g.folders) for (const [path, text] of files) tree.set(path, { bytes: enc(text), mode: 0o644 })
-    for (const [path, text] of g.skills) tree.set(path, { bytes: enc(text), mode: 0o644 })
+    for (const [[path, text], mode] of g.agents) tree.set(path, { bytes: enc(text), mode })
+    // config.yaml's mode is not kept (only the Markdown file's): the law holds for a 0644 one, as it is written.
+    for (const [[[cPath, cText], [bPath, bText]], mode] of g.folders) {
+      tree.set(cPath, { bytes: enc(cText), mode: 0o644 })
+      tree.set(bPath, { bytes: enc(bText), mode })
+    }
+    for (const [[path, text], mode] of g.skills) tree.set(path, { bytes: enc(text), mode })
     // A skill's files need the skill: a folder without SKILL.md is reported, which is not this property.
     if (tree.has("skills/pdf/scripts/run.sh") && !tree.has("skills/pdf/SKILL.md"))
       tree.set("skills/pdf/SKILL.md", { bytes: enc("# PDF\n"), mode: 0o644 })
@@ -250,9 +281,20 @@ const syncedDb = (tree: Tree): Db => {
   return db
 }
 
-/** A database filled from a tree by a sync, then edited by hand: a title changed (its hash and file hash cleared). */
-const dbArb = fc.tuple(treeArb, fc.boolean()).map(([tree, edit]) => {
+/**
+ * A database filled from a tree by a sync, then edited by hand: a title changed (its hash and file hash cleared),
+ * and the mode of a page and of an agent flipped (`UPDATE … SET mode`: the hashes stay, as the triggers leave them).
+ */
+const dbArb = fc.tuple(treeArb, fc.boolean(), fc.boolean()).map(([tree, edit, chmod]) => {
   const db = syncedDb(tree)
+  const flip = (mode: number) => (mode === 0o755 ? 0o644 : 0o755)
+  const last = [...db.contents.values()].at(-1)
+  const agent = [...db.agents.values()][0]
+  if (chmod && last !== undefined) {
+    const mode = flip(last.meta.mode)
+    db.contents.set(metaKey(last.meta), { item: withMode(last.item, mode), meta: { ...last.meta, mode } })
+  }
+  if (chmod && agent !== undefined) db.agents.set(agent.id, withMode(agent, flip(agent.mode)))
   const first = [...db.contents.values()][0]
   if (edit && first !== undefined) {
     const item = { ...first.item, title: `${first.item.title} (edited)` } as Content
@@ -273,9 +315,10 @@ const storedAsFiles = (tree: Tree): Db => {
     pages.add(key)
     db.contents.delete(key)
     const path = `content/${r.item.source}/${r.item.path}`
-    const bytes = tree.get(path)!.bytes
+    const { bytes, mode } = tree.get(path)!
     db.blobs.set(sha256(bytes), bytes)
-    db.files.set(path, { path, kind: "content", owner: null, sha256: sha256(bytes), mode: 0o644, size: bytes.length })
+    // Stored with its mode as it was (every permission bit, as files beside items were then).
+    db.files.set(path, { path, kind: "content", owner: null, sha256: sha256(bytes), mode, size: bytes.length })
   }
   // A file in a folder whose index.mdx was not an item then belonged to no bundle.
   for (const [path, f] of db.files)
@@ -358,6 +401,72 @@ describe("local plan", () => {
         const again = read(tree, db, d === "ToDisk")
         expect(changesOf(plan({ ...o, direction: d }, again.disk, again.db, ALL_KINDS))).toStrictEqual([])
       }
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
+
+  it.prop(
+    "a chmod alone of an item's file is a mode change only: the mode column to the database, the same bytes to disk",
+    [treeArb, fc.nat()],
+    ([tree, pick]) => {
+      const own = [...tree.keys()].filter((p) => ["content", "file", "body"].includes(pathRole(p)?.role ?? ""))
+      fc.pre(own.length > 0)
+      const path = own[pick % own.length]!
+      const db = syncedDb(tree)
+      const file = tree.get(path)!
+      const chmodded: Tree = new Map(tree)
+      chmodded.set(path, { ...file, mode: isExecutableMode(file.mode) ? 0o644 : 0o755 })
+      const [was, now] = [gitMode(file.mode), gitMode(chmodded.get(path)!.mode)]
+      const o = { dryRun: false, deleteOrphans: true }
+      // To the database: one step naming both modes, and no operation but the mode's.
+      const up = read(chmodded, db, false)
+      const toDb = plan({ ...o, direction: "ToDatabase" }, up.disk, up.db, ALL_KINDS)
+      const steps = toDb.flatMap((p) => p.steps)
+      // (An upsert's step lists the item's files, a folder form's config.yaml too.)
+      expect(steps.map((s) => [s.paths.includes(path), s.old_mode, s.new_mode])).toStrictEqual([[true, was, now]])
+      expect(toDb.flatMap((p) => p.db)).toStrictEqual([
+        {
+          _tag: "SetModes",
+          kind: steps[0]!.kind,
+          modes: [{ key: steps[0]!.key, mode: keptMode(chmodded.get(path)!.mode) }]
+        }
+      ])
+      expect(toDb.flatMap((p) => [...p.disk, ...p.after])).toStrictEqual([])
+      // To disk: the file written again with the database's mode and its own bytes, nothing else.
+      const down = read(chmodded, db, true)
+      const toDisk = plan({ ...o, direction: "ToDisk" }, down.disk, down.db, ALL_KINDS)
+      expect(toDisk.flatMap((p) => p.steps).map((s) => [s.paths, s.old_mode, s.new_mode])).toStrictEqual([
+        [[path], now, was]
+      ])
+      expect(toDisk.flatMap((p) => [...p.db, ...p.after])).toStrictEqual([])
+      expect(toDisk.flatMap((p) => p.disk)).toStrictEqual([
+        { _tag: "WriteText", path, text: new TextDecoder().decode(file.bytes), mode: keptMode(file.mode) }
+      ])
+    },
+    { fastCheck: { numRuns: 150 } }
+  )
+
+  it.prop(
+    "a chmod of a page whose row does not know its file's hash: the run that records the row keeps the new mode",
+    [treeArb, fc.nat()],
+    ([tree, pick]) => {
+      const pages = [...tree.keys()].filter((p) => pathRole(p)?.role === "content")
+      fc.pre(pages.length > 0)
+      const path = pages[pick % pages.length]!
+      const db = syncedDb(tree)
+      // Rows from before file hashes were recorded (or a hand edit reverted): each page matches, its hash unknown.
+      for (const [k, r] of db.contents) db.contents.set(k, { ...r, meta: { ...r.meta, file_sha256: null } })
+      const file = tree.get(path)!
+      const mode = isExecutableMode(file.mode) ? 0o644 : 0o755
+      const chmodded: Tree = new Map(tree)
+      chmodded.set(path, { ...file, mode })
+      const o = { direction: "ToDatabase", dryRun: false, deleteOrphans: true } as const
+      const up = read(chmodded, db, false)
+      apply(plan(o, up.disk, up.db, ALL_KINDS), chmodded, db, new Map())
+      const row = [...db.contents.values()].find((r) => `content/${r.item.source}/${r.item.path}` === path)
+      expect([row?.meta.mode, row?.item.mode]).toStrictEqual([mode, mode])
+      const again = read(chmodded, db, false)
+      expect(changesOf(plan(o, again.disk, again.db, ALL_KINDS))).toStrictEqual([])
     },
     { fastCheck: { numRuns: 150 } }
   )

@@ -1,6 +1,6 @@
 // `agentsync local` as a user runs it: the built CLI against the real PostgreSQL (DATABASE_URL) and the embedded default.
 import { spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { join } from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
@@ -109,6 +109,38 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     expect(human.stdout).toMatch(
       /^kind\s+direction\s+synced\s+skipped\s+deleted\s+errors\nskills\s+ToDatabase\s+0\s+\d+\s+0\s+0\nacl\s+/
     )
+  })
+
+  it("a chmod alone is shown in git's words by diff, -p and --json, and carried both ways", async () => {
+    const env = { DATABASE_URL: await freshDatabase("e2e") }
+    const root = tempDir("mode")
+    writeFileSync(join(root, "agentsync.yaml"), "services: services\n")
+    mkdirSync(join(root, "services/content/blog"), { recursive: true })
+    const page = join(root, "services/content/blog/run.md")
+    writeFileSync(page, "---\ntitle: Run\n---\nbody\n")
+    expect(cli(root, ["local", "sync", "--to-db"], env).code).toBe(0)
+    chmodSync(page, 0o755)
+    const diff = cli(root, ["local", "diff", "--exit-code"], env)
+    expect(diff.code).toBe(1)
+    expect(diff.stdout).toContain("~ content blog/run (old mode 100644, new mode 100755)")
+    const patch = cli(root, ["local", "diff", "-p"], env)
+    expect(patch.stdout).toContain(
+      "diff --git a/content/blog/run.md b/content/blog/run.md\nold mode 100644\nnew mode 100755\n"
+    )
+    const json = JSON.parse(cli(root, ["--json", "local", "diff"], env).stdout) as {
+      kinds: Array<{ kind: string; changes: Array<unknown> }>
+    }
+    expect(json.kinds.find((k) => k.kind === "content")?.changes).toEqual([
+      { key: "blog/run", status: "Modified", old_mode: "100644", new_mode: "100755" }
+    ])
+    expect(cli(root, ["local", "sync", "--to-db"], env).code).toBe(0)
+    expect(cli(root, ["local", "diff", "--exit-code"], env).code).toBe(0)
+    // And back: a fresh tree gets the page executable.
+    const out = tempDir("mode-out")
+    writeFileSync(join(out, "agentsync.yaml"), "services: services\n")
+    mkdirSync(join(out, "services"))
+    expect(cli(out, ["local", "sync", "--to-disk"], env).code).toBe(0)
+    expect(statSync(join(out, "services/content/blog/run.md")).mode & 0o777).toBe(0o755)
   })
 
   it("a malformed file is reported file:line and skipped, the rest syncs, exit 1", async () => {

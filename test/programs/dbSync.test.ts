@@ -1,5 +1,7 @@
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { CurrentConfig, SyncConfig } from "../../src/config.js"
@@ -7,6 +9,7 @@ import { type ContextExport, EXPORT_VERSION, type UserExport } from "../../src/d
 import { DatabaseSyncService, type DbSyncResult } from "../../src/programs/dbSync.js"
 import { LocalSync, type LocalSyncOptions } from "../../src/programs/localSync.js"
 import { SyncService } from "../../src/programs/syncAll.js"
+import { tenantSkillsAsIsMigration } from "../../src/server/db/handlers.js"
 import { startServer } from "../server/support.js"
 import { freshDatabase, scopedDatabase, sqlRows } from "../support/pg.js"
 import { loadState, migratedDatabase, readState } from "../support/syncDb.js"
@@ -289,7 +292,7 @@ describe("DatabaseSyncService through the tenant API", () => {
       )
       expect(response.status).toBe(400)
       const body = (yield* Effect.promise(() => response.json())) as { reason: string }
-      expect(body.reason).toContain("line 1 (header): export format version 1, this agentsync reads version 2")
+      expect(body.reason).toContain("line 1 (header): export format version 1, this agentsync reads version 3")
       expect(body.reason).not.toContain("readonly")
     })
   )
@@ -365,16 +368,19 @@ describe("skills keep the form local sync read them in, through the cloud and ba
         )
         const services = join(temp("skills"), "services")
         cpSync(EXAMPLE_SKILL, join(services, "skills/incident-report"), { recursive: true })
+        // An executable SKILL.md: its mode travels with the row.
+        chmodSync(join(services, "skills/incident-report/SKILL.md"), 0o755)
         mkdirSync(join(services, "skills/search"), { recursive: true })
         writeFileSync(join(services, "skills/search/config.yaml"), "id: search\nname: search\ndescription: finds\n")
         writeFileSync(join(services, "skills/search/SKILL.md"), "# Search\n\nFind things.\n")
         yield* localSync(services, local, { direction: "ToDatabase", kinds: ["skills"] })
-        const [read] = yield* sqlRows<{ form: string; original: string | null; extra: unknown }>(
+        const [read] = yield* sqlRows<{ form: string; original: string | null; extra: unknown; mode: number }>(
           local,
-          "SELECT form, original, extra FROM skills WHERE id = 'incident-report'"
+          "SELECT form, original, extra, mode FROM skills WHERE id = 'incident-report'"
         )
         expect(read).toMatchObject({
           form: "file",
+          mode: 0o755,
           extra: { license: "Apache-2.0", metadata: { owner: "sre", version: "1.2" } }
         })
         expect(read!.original).toMatch(/^---\nname: incident-report\n/)
@@ -402,6 +408,8 @@ describe("skills keep the form local sync read them in, through the cloud and ba
           readFileSync(join(EXAMPLE_SKILL, "SKILL.md"), "utf8")
         )
         expect(() => readFileSync(join(out, "skills/incident-report/config.yaml"))).toThrow()
+        expect(statSync(join(out, "skills/incident-report/SKILL.md")).mode & 0o777).toBe(0o755)
+        expect(statSync(join(out, "skills/search/SKILL.md")).mode & 0o777).toBe(0o644)
       })
     )
   }
@@ -415,20 +423,69 @@ describe("skills keep the form local sync read them in, through the cloud and ba
         { s: string }
       ]
       // The shape such a schema had, and a server whose last migration was the one before.
-      yield* sqlRows(db, `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra`)
+      yield* sqlRows(
+        db,
+        `ALTER TABLE "${schema}".skills DROP COLUMN form, DROP COLUMN original, DROP COLUMN extra, DROP COLUMN mode`
+      )
       yield* sqlRows(db, "DELETE FROM agentsync_server_migrations WHERE migration_id >= 6")
       const again = yield* Effect.promise(() => startServer(db))
       yield* Effect.promise(again.stop)
       const columns = yield* sqlRows<{ column_name: string; data_type: string }>(
         db,
-        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name IN ('form', 'original', 'extra') ORDER BY column_name`,
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name IN ('form', 'original', 'extra', 'mode') ORDER BY column_name`,
         [schema]
       )
       expect(columns).toEqual([
         { column_name: "extra", data_type: "json" },
         { column_name: "form", data_type: "text" },
+        { column_name: "mode", data_type: "integer" },
         { column_name: "original", data_type: "text" }
       ])
+      // A server that had run migration 6 before `mode` was one of its columns: migration 12 adds it.
+      yield* sqlRows(db, `ALTER TABLE "${schema}".skills DROP COLUMN mode`)
+      yield* sqlRows(db, "DELETE FROM agentsync_server_migrations WHERE migration_id >= 12")
+      const third = yield* Effect.promise(() => startServer(db))
+      yield* Effect.promise(third.stop)
+      expect(
+        yield* sqlRows(
+          db,
+          `SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name = 'mode'`,
+          [schema]
+        )
+      ).toEqual([{ column_default: "420" }])
+    })
+  )
+
+  it.scopedLive("the skills migration alters only the tenants' skills tables that lack a column (one lock each)", () =>
+    Effect.gen(function* () {
+      const db = yield* scopedDatabase("srvlocks")
+      const first = yield* Effect.promise(() => startServer(db))
+      yield* Effect.promise(first.stop)
+      const schemaOf = (tenant: string) =>
+        Effect.map(sqlRows<{ s: string }>(db, "SELECT agentsync_tenant_db($1) AS s", [tenant]), (rows) => rows[0]!.s)
+      const [complete, lacking] = [yield* schemaOf("complete"), yield* schemaOf("lacking")]
+      yield* sqlRows(db, `ALTER TABLE "${lacking}".skills DROP COLUMN mode`)
+      const locked = yield* Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql.withTransaction(
+          Effect.zipRight(
+            tenantSkillsAsIsMigration,
+            sql.unsafe<{ s: string }>(
+              `SELECT c.relnamespace::regnamespace::text AS s FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                WHERE l.pid = pg_backend_pid() AND l.mode = 'AccessExclusiveLock' AND c.relname = 'skills'`
+            )
+          )
+        )
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(db), maxConnections: 1 })))
+      expect(locked.map((r) => r.s)).toEqual([lacking])
+      expect(complete).not.toBe(lacking)
+      expect(
+        yield* sqlRows(
+          db,
+          `SELECT column_default FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'skills' AND column_name = 'mode'`,
+          [lacking]
+        )
+      ).toEqual([{ column_default: "420" }])
     })
   )
 })

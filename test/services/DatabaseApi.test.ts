@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Effect, Redacted, Stream } from "effect"
+import { EXPORT_VERSION } from "../../src/domain/db/tables.js"
 import { memorySource } from "../../src/server/db/handlers.js"
 import * as DatabaseApi from "../../src/services/DatabaseApi.js"
 import { fastRetry, serverForFile } from "../server/support.js"
@@ -82,6 +83,33 @@ describe("DatabaseApi transport", () => {
   )
 })
 
+describe("DatabaseApi export format", () => {
+  it.scopedLive("digests of another export format are refused, naming both versions, not compared", () =>
+    Effect.gen(function* () {
+      const s = yield* scripted((_n, _req, res) => {
+        res.writeHead(200, { "content-type": "application/x-ndjson" })
+        res.end(
+          [
+            JSON.stringify({ kind: "header", version: EXPORT_VERSION - 1, exported_at: "2026-01-01T00:00:00Z" }),
+            JSON.stringify({ kind: "digest", id: "pdf", digest: "0".repeat(32) }),
+            JSON.stringify({ kind: "end", rows: 1 })
+          ].join("\n")
+        )
+      })
+      const c = yield* client(s.url, "ast_t")
+      const digests = yield* Effect.either(Stream.runCollect(c.source.digests!("skills")))
+      expect(digests._tag).toBe("Left")
+      expect(String(digests._tag === "Left" ? digests.left.reason : "")).toContain(
+        `the server sends export format version ${EXPORT_VERSION - 1}, this agentsync reads version ${EXPORT_VERSION}`
+      )
+      const rows = yield* Effect.either(Stream.runCollect(c.source.rows("skills")))
+      expect(String(rows._tag === "Left" ? rows.left.reason : "")).toContain(
+        `the server sends export format version ${EXPORT_VERSION - 1}, this agentsync reads version ${EXPORT_VERSION}`
+      )
+    })
+  )
+})
+
 describe("the server's import idempotency", () => {
   const server = serverForFile("dbapi")
 
@@ -93,7 +121,7 @@ describe("the server's import idempotency", () => {
         method: "POST",
         headers: { authorization: `Bearer ${token}`, "content-type": "application/x-ndjson", "idempotency-key": key },
         body: [
-          JSON.stringify({ kind: "header", version: 2, exported_at: "2026-01-01T00:00:00Z" }),
+          JSON.stringify({ kind: "header", version: EXPORT_VERSION, exported_at: "2026-01-01T00:00:00Z" }),
           JSON.stringify({ kind: "users", row: { ...USER, name } }),
           JSON.stringify({ kind: "end", rows: 1 })
         ].join("\n")

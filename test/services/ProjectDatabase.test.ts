@@ -61,6 +61,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
         "content_file_sha",
         "content_as_is",
         "job_runs",
+        "item_mode",
         "front_matter_after_blank_lines"
       ])
       expect(r.tables).toEqual(
@@ -119,7 +120,9 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
         // How the skill was laid out on disk and the text it was read from (local sync writes it back so).
         "form text not null",
         "original text",
-        "extra json not null"
+        "extra json not null",
+        // The mode of its SKILL.md: 0644, or 0755 when executable.
+        "mode integer not null"
       ])
     })
   )
@@ -144,6 +147,7 @@ describe("Database on PostgreSQL (DATABASE_URL)", () => {
           "content_file_sha",
           "content_as_is",
           "job_runs",
+          "item_mode",
           "front_matter_after_blank_lines"
         ])
       }

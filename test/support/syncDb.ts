@@ -85,7 +85,7 @@ export const readState = (db: Db): Promise<TargetState> =>
       `SELECT id, name, email, display_name, roles, ${TS("created_at")}, ${TS("updated_at")} FROM users ORDER BY id COLLATE "C"`
     )
     const skills = await rows<SkillExport>(
-      `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, version_hash, ${TS("created_at")}, ${TS("updated_at")}
+      `SELECT id, name, description, enabled, tags, category, assigned_agents, instructions, form, original, extra, mode, version_hash, ${TS("created_at")}, ${TS("updated_at")}
          FROM skills ORDER BY id COLLATE "C"`
     )
     const contexts = await rows<ContextExport>(

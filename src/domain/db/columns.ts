@@ -4,7 +4,7 @@ import { canonicalJson } from "../hash.js"
 import { hasLoneSurrogate } from "../text.js"
 
 /** A column's type as the tables declare it; it decides its SQL casts, its wire encoding and how two values compare. */
-export type ColumnType = "text" | "text[]" | "boolean" | "json" | "jsonb" | "timestamptz"
+export type ColumnType = "text" | "text[]" | "boolean" | "integer" | "json" | "jsonb" | "timestamptz"
 
 export interface Column<S extends Schema.Schema.Any = Schema.Schema.Any> {
   readonly type: ColumnType
@@ -57,6 +57,7 @@ export const storable = (s: string) => !s.includes("\u0000") && !hasLoneSurrogat
 const sameValue: Record<ColumnType, (a: never, b: never) => boolean> = {
   text: (a: string | null, b: string | null) => a === b,
   boolean: (a: boolean, b: boolean) => a === b,
+  integer: (a: number, b: number) => a === b,
   "text[]": sameTexts,
   json: (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b),
   jsonb: (a: unknown, b: unknown) => canonicalJson(a) === canonicalJson(b),

@@ -36,9 +36,19 @@ export const ExportLine = Schema.Union(
 )
 export type ExportLine = typeof ExportLine.Type
 
-/** One NDJSON line decoded, or why not (with the row's id when one can be read). */
+/**
+ * Why a header of another export format cannot be read, naming both versions; undefined for this one. `writer`
+ * names who wrote it when that is not this side (`the server sends`).
+ */
+export const unreadableVersion = (version: unknown, writer?: string): string | undefined =>
+  version === EXPORT_VERSION
+    ? undefined
+    : `${writer === undefined ? "" : `${writer} `}export format version ${JSON.stringify(version)}, this agentsync reads version ${EXPORT_VERSION}: run the same agentsync version on both sides`
+
+/** One NDJSON line decoded, or why not (with the row's id when one can be read); `writer` as for `unreadableVersion`. */
 export const decodeExportLine = (
-  text: string
+  text: string,
+  writer?: string
 ):
   | { readonly ok: true; readonly line: ExportLine }
   | {
@@ -60,15 +70,8 @@ export const decodeExportLine = (
   }
   const kind = Predicate.hasProperty(value, "kind") ? value.kind : undefined
   const version = Predicate.hasProperty(value, "version") ? value.version : undefined
-  if (kind === "header" && version !== EXPORT_VERSION) {
-    const given = JSON.stringify(version)
-    return {
-      ok: false,
-      id: undefined,
-      table: "header",
-      reason: `export format version ${given}, this agentsync reads version ${EXPORT_VERSION}: run the same agentsync version on both sides`
-    }
-  }
+  const unreadable = kind === "header" ? unreadableVersion(version, writer) : undefined
+  if (unreadable !== undefined) return { ok: false, id: undefined, table: "header", reason: unreadable }
   const decoded = Schema.decodeUnknownEither(ExportLine, { errors: "all", onExcessProperty: "error" })(value)
   if (decoded._tag === "Right") return { ok: true, line: decoded.right }
   const row = Predicate.hasProperty(value, "row") ? value.row : undefined

@@ -2,7 +2,7 @@
 import { Schema } from "effect"
 import { canonicalJson, sha256 } from "../hash.js"
 import { held } from "../held.js"
-import { Json, JsonKey } from "../model.js"
+import { ItemMode, Json, JsonKey } from "../model.js"
 import {
   type Column,
   column,
@@ -14,8 +14,11 @@ import {
   timestampMicros
 } from "./columns.js"
 
-/** The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`). */
-export const EXPORT_VERSION = 2 as const
+/**
+ * The export format's version; an import refuses any other (2: skills carry `form`, `original` and `extra`; 3: and
+ * `mode`, their SKILL.md's executable bit).
+ */
+export const EXPORT_VERSION = 3 as const
 
 /** Text Postgres can store: no NUL character, no lone surrogate (which would not survive UTF-8). */
 export const DbText = Schema.String.pipe(
@@ -105,6 +108,8 @@ export const TABLES = {
     /** The text it was read from (config.yaml, or the SKILL.md front matter), so it is written back byte for byte. */
     original: column("text", Schema.NullOr(DbText)),
     extra: column("json", DbJsonObject),
+    /** The mode of its SKILL.md as local sync keeps it: 420 (0644) or 493 (0755). */
+    mode: column("integer", ItemMode),
     version_hash: column("text", DbText),
     created_at: column("timestamptz", Timestamp),
     updated_at: column("timestamptz", Timestamp)

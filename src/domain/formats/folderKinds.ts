@@ -135,6 +135,10 @@ export const itemPaths = <A extends Agent | Skill>(
   a: Pick<A, "id" | "form">
 ): ReadonlyArray<string> => (a.form === "file" ? [k.filePath(a.id)] : [configPath(k, a.id), bodyPath(k, a.id)])
 
+/** The file whose mode is the item's: its Markdown file (config.yaml of the folder form is written 0644). */
+export const modePath = <A extends Agent | Skill>(k: FolderKind<A>, a: Pick<A, "id" | "form">): string =>
+  a.form === "file" ? k.filePath(a.id) : bodyPath(k, a.id)
+
 /** An item's known values from its fields, defaults filled. */
 const values = (k: KindShape, id: string, known: Record<string, Json>): Record<string, Json> => {
   const out: Record<string, Json> = { id }

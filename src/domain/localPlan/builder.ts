@@ -1,19 +1,56 @@
 /** Building a kind's plan: the builder that gathers steps and operations, the diff walk, and the files beside items. */
 import { diffKeyed, type Keyed } from "../diff.js"
 import { type AttachmentFile, attachmentIdent, type DbSide, type DiskSide, type ItemFileRow } from "../localSides.js"
-import { LocalSyncError, LocalSyncResult, type SyncKind } from "../model.js"
+import { gitMode, type ItemMode, keptMode, LocalSyncError, LocalSyncResult, type SyncKind } from "../model.js"
 import { unstorable } from "../stored.js"
 import type { DbOp, DiskOp, KindPlan, PlanOptions, PlanStep } from "./ops.js"
 
-/** An item of one side reduced to what a plan needs: key, identity, and the item where there is one. */
+/**
+ * An item of one side reduced to what a plan needs: key, identity (what its files say), the kept mode of its file
+ * (`keptMode`), and the item where there is one. Two units are the same when identity and mode are.
+ */
 export interface Unit<A> {
   readonly key: string
   readonly ident: string
+  readonly mode: ItemMode
   readonly item: A
   readonly paths: ReadonlyArray<string>
 }
 
-const UnitKeyed: Keyed<Unit<unknown>> = { key: (u) => u.key, hash: (u) => u.ident }
+const UnitKeyed: Keyed<Unit<unknown>> = { key: (u) => u.key, hash: (u) => `${u.ident}\0${u.mode}` }
+
+/** Whether a change of a unit is its mode alone: the other side holds the same bytes with another mode. */
+export const modeOnly = (source: Unit<unknown>, target: Unit<unknown> | undefined): boolean =>
+  target !== undefined && target.ident === source.ident && target.mode !== source.mode
+
+/** A step's mode change in git's words, from the side written to (old) to the side synced from (new); else none. */
+export const modeWords = (
+  source: Unit<unknown>,
+  target: Unit<unknown> | undefined
+): Pick<PlanStep, "old_mode" | "new_mode"> =>
+  target === undefined || target.mode === source.mode
+    ? {}
+    : { old_mode: gitMode(target.mode), new_mode: gitMode(source.mode) }
+
+/**
+ * A unit synced to the database, as one step naming any mode change in git's words: a chmod alone (`chmodAlone`,
+ * by default when the bytes are the same) goes to `modes`, the mode column and never the fields, so the row keeps
+ * its hashes and the file is not even parsed; any other change to `store`, which says whether it took the item.
+ */
+export const toDatabase = <D, B>(
+  b: Builder,
+  u: Unit<D>,
+  there: Unit<B> | undefined,
+  status: "Added" | "Modified",
+  modes: Array<{ readonly key: string; readonly mode: ItemMode }>,
+  store: () => boolean,
+  chmodAlone = modeOnly(u, there)
+) => {
+  if (chmodAlone) modes.push({ key: u.key, mode: u.mode })
+  else if (!store()) return
+  b.synced++
+  b.steps.push({ kind: b.kind, action: "upsert", key: u.key, status, paths: u.paths, ...modeWords(u, there) })
+}
 
 /** A kind's plan being built. */
 export class Builder {
@@ -69,6 +106,8 @@ const nonEmpty = (op: DbOp): boolean => {
       return op.rules.length > 0
     case "UpsertFiles":
       return op.files.length > 0
+    case "SetModes":
+      return op.modes.length > 0
     case "DeleteFiles":
       return op.paths.length > 0
   }
@@ -84,7 +123,7 @@ export const walk = <D, B>(
   db: ReadonlyArray<Unit<B>>,
   blocked: (key: string) => boolean,
   on: {
-    readonly toDb: (u: Unit<D>, status: "Added" | "Modified") => void
+    readonly toDb: (u: Unit<D>, inDb: Unit<B> | undefined, status: "Added" | "Modified") => void
     readonly toDisk: (u: Unit<B>, onDisk: Unit<D> | undefined, status: "Added" | "Modified") => void
     readonly deleteRow: (u: Unit<B>) => void
     readonly removeFile: (u: Unit<D>) => void
@@ -109,7 +148,7 @@ export const walk = <D, B>(
       }
     }
   }
-  if (b.options.direction === "ToDatabase") visit(d, r, (s, _, status) => on.toDb(s, status), on.deleteRow)
+  if (b.options.direction === "ToDatabase") visit(d, r, on.toDb, on.deleteRow)
   else visit(r, d, on.toDisk, on.removeFile)
 }
 
@@ -133,7 +172,8 @@ export const storable = (b: Builder, key: string, value: unknown): boolean => {
   return false
 }
 
-// Files beside items: content-addressed, compared by digest and mode
+// Files beside items: content-addressed, compared by digest and exact permission bits (as stored, as written);
+// the kept mode (`keptMode`) only words a change of the executable bit
 
 export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "agents" | "skills" | "content") => {
   const diskUnits = disk.attachments
@@ -142,6 +182,7 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
       (a): Unit<AttachmentFile> => ({
         key: `file:${a.path}`,
         ident: attachmentIdent(a.sha, a.mode),
+        mode: keptMode(a.mode),
         item: a,
         paths: [a.path]
       })
@@ -152,6 +193,7 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
       (r): Unit<ItemFileRow> => ({
         key: `file:${r.path}`,
         ident: attachmentIdent(r.sha256, r.mode),
+        mode: keptMode(r.mode),
         item: r,
         paths: [r.path]
       })
@@ -159,15 +201,15 @@ export const planAttachments = (b: Builder, disk: DiskSide, db: DbSide, kind: "a
   const upserts: Array<AttachmentFile> = []
   const deletes: Array<string> = []
   walk(b, diskUnits, dbUnits, (k) => disk.blocked[kind].has(k), {
-    toDb: (u, status) => {
+    toDb: (u, there, status) => {
       b.synced++
       upserts.push(u.item)
-      b.steps.push({ kind, action: "upsert", key: u.key, status, paths: u.paths })
+      b.steps.push({ kind, action: "upsert", key: u.key, status, paths: u.paths, ...modeWords(u, there) })
     },
-    toDisk: (u, _there, status) => {
+    toDisk: (u, there, status) => {
       b.synced++
-      b.disk.push({ _tag: "WriteBlob", path: u.item.path, sha: u.item.sha256, mode: u.item.mode })
-      b.steps.push({ kind, action: "write", key: u.key, status, paths: u.paths })
+      b.disk.push({ _tag: "WriteBlob", path: u.item.path, sha: u.item.sha256, mode: u.item.mode & 0o777 })
+      b.steps.push({ kind, action: "write", key: u.key, status, paths: u.paths, ...modeWords(u, there) })
     },
     deleteRow: (u) => {
       deletes.push(u.item.path)

@@ -3,20 +3,36 @@ import { Either } from "effect"
 import { stringify } from "yaml"
 import { contentPath, sourceConfigPath, unwritableContent, writtenContent } from "../formats.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
-import { type Content, ContentSource, LocalSyncError } from "../model.js"
+import { type Content, ContentSource, type ItemMode, LocalSyncError, withMode } from "../model.js"
 import type { ContentFile } from "../project.js"
-import { Builder, invalidRowErrors, planAttachments, storable, type Unit, walk } from "./builder.js"
+import {
+  Builder,
+  invalidRowErrors,
+  modeOnly,
+  modeWords,
+  planAttachments,
+  storable,
+  toDatabase,
+  type Unit,
+  walk
+} from "./builder.js"
 import type { ContentWrite, KindPlan, PlanOptions } from "./ops.js"
 
 export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPlan => {
   const b = new Builder("content", o)
   planSources(b, disk, db)
   const diskUnits = disk.contents.map(
-    (f): Unit<ContentFile> => ({ key: f.key, ident: contentIdent(f.path, f.sha), item: f, paths: [contentPath(f)] })
+    (f): Unit<ContentFile> => ({
+      key: f.key,
+      ident: contentIdent(f.path, f.sha),
+      mode: f.mode,
+      item: f,
+      paths: [contentPath(f)]
+    })
   )
   const pages = standIns(db)
   const dbUnits = [...db.contents, ...[...pages.values()].map((s) => s.row)].map(
-    (r): Unit<ContentRow> => ({ key: r.key, ident: r.ident, item: r, paths: [contentPath(r)] })
+    (r): Unit<ContentRow> => ({ key: r.key, ident: r.ident, mode: r.meta.mode, item: r, paths: [contentPath(r)] })
   )
   const blocked = new Set([...disk.blocked.content, ...db.contentInvalid.map((r) => r.key)])
   // A stored page whose bytes do not parse holds its key: a sync to disk neither writes nor removes that file.
@@ -32,33 +48,50 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     }
   const isBlocked = (k: string) => blocked.has(k) || disk.blockedSources.has(k.slice(0, k.indexOf("/")))
   const upserts: Array<ContentWrite> = []
+  const modes: Array<{ key: string; mode: ItemMode }> = []
   const deletes: Array<{ source: string; slug: string }> = []
   const superseded = new Set<string>()
   const onDisk = new Map(disk.contents.map((f) => [f.key, f]))
   const same = new Set<string>()
   walk(b, diskUnits, dbUnits, isBlocked, {
-    toDb: (u, status) => {
-      const item = u.item.item
-      if (item === undefined) throw new Error(`content ${u.key} was planned for the database without being read`)
-      if (!storable(b, u.key, item)) return
-      b.synced++
-      upserts.push({ item, fileSha: u.item.sha })
-      superseded.add(u.key)
-      b.steps.push({ kind: "content", action: "upsert", key: u.key, status, paths: u.paths })
-    },
+    // A chmod alone of a row (a stored page has no row to set the mode of: it becomes one).
+    toDb: (u, there, status) =>
+      toDatabase(
+        b,
+        u,
+        there,
+        status,
+        modes,
+        () => {
+          const item = u.item.item
+          if (item === undefined) throw new Error(`content ${u.key} was planned for the database without being read`)
+          if (!storable(b, u.key, item)) return false
+          upserts.push({ item, fileSha: u.item.sha })
+          superseded.add(u.key)
+          return true
+        },
+        modeOnly(u, there) && !pages.has(u.key)
+      ),
     toDisk: (u, there, status) => {
       const row = u.item
       if (row.item === undefined || row.text === undefined)
         throw new Error(`content ${u.key} was planned for writing without being read`)
       b.synced++
       const write = contentPath(row.item)
-      // A row read again (`contentRows`) differs from its file only in identity: its bytes are the file's, so it
-      // is recorded, not written (a write of the same bytes would touch the file and wake a site's server).
-      if (there?.paths[0] === write && there.item.sha === shaOf(row)) same.add(write)
-      else b.disk.push({ _tag: "WriteText", path: write, text: row.text })
+      // A row read again (`contentRows`) differs from its file only in identity: its bytes and mode are the file's,
+      // so it is recorded, not written (a write of the same bytes would touch the file and wake a site's server).
+      if (there?.paths[0] === write && there.item.sha === shaOf(row) && there.mode === u.mode) same.add(write)
+      else b.disk.push({ _tag: "WriteText", path: write, text: row.text, mode: u.mode })
       const moved = there !== undefined && there.paths[0] !== write ? there.paths : []
       for (const p of moved) b.disk.push({ _tag: "Remove", path: p })
-      b.steps.push({ kind: "content", action: "write", key: u.key, status, paths: [write, ...moved] })
+      b.steps.push({
+        kind: "content",
+        action: "write",
+        key: u.key,
+        status,
+        paths: [write, ...moved],
+        ...modeWords(u, there)
+      })
     },
     deleteRow: (u) => {
       if (pages.has(u.key)) superseded.add(u.key)
@@ -73,6 +106,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const { migrated, dropped } = planStoredPages(b, disk, db, pages, superseded, upserts, isBlocked)
   b.db.push(
     { _tag: "UpsertContents", items: [...upserts, ...migrated] },
+    { _tag: "SetModes", kind: "content", modes },
     { _tag: "DeleteContents", keys: deletes },
     { _tag: "DeleteFiles", paths: dropped }
   )
@@ -163,9 +197,17 @@ const standIns = (db: DbSide): Map<string, StandIn> => {
   const out = new Map<string, StandIn>()
   for (const page of db.storedPages) {
     if (Either.isLeft(page.parsed) || rows.has(page.key) || out.has(page.key)) continue
-    const { item, text } = page.parsed.right
+    const { text } = page.parsed.right
+    const item = withMode(page.parsed.right.item, page.mode)
     // Never stored as a row: nothing recorded, so it is compared by its file and written as its stored text.
-    const meta = { source: item.source, slug: item.slug, path: item.path, version_hash: "", file_sha256: null }
+    const meta = {
+      source: item.source,
+      slug: item.slug,
+      path: item.path,
+      version_hash: "",
+      file_sha256: null,
+      mode: page.mode
+    }
     const row = { ...meta, key: page.key, ident: contentIdent(item.path, page.sha256), hash: "", meta, item, text }
     out.set(page.key, { row, page })
   }

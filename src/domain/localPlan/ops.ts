@@ -6,6 +6,7 @@ import {
   type Content,
   type ContentSource,
   type DiffStatus,
+  type ItemMode,
   type LocalSyncDirection,
   type LocalSyncResult,
   type Skill,
@@ -43,11 +44,19 @@ export type DbOp =
   | { readonly _tag: "UpsertRules"; readonly rules: ReadonlyArray<PlacedRule> }
   | { readonly _tag: "DeleteRules"; readonly rules: ReadonlyArray<AccessRule> }
   | { readonly _tag: "UpsertFiles"; readonly files: ReadonlyArray<AttachmentFile> }
+  /** Items whose file changed its mode alone: the mode column, nothing else of the row (its hashes stay). */
+  | {
+      readonly _tag: "SetModes"
+      readonly kind: "agents" | "skills" | "content"
+      /** The item's key: an id, or `source/slug`. */
+      readonly modes: ReadonlyArray<{ readonly key: string; readonly mode: ItemMode }>
+    }
   | { readonly _tag: "DeleteFiles"; readonly paths: ReadonlyArray<string> }
 
 /** A disk operation of a plan; paths are relative to services/. */
 export type DiskOp =
-  | { readonly _tag: "WriteText"; readonly path: string; readonly text: string }
+  /** A text file; an item's own file carries the item's mode (created 0755 or 0644, less the umask; else 0644). */
+  | { readonly _tag: "WriteText"; readonly path: string; readonly text: string; readonly mode?: ItemMode }
   /** A file stored by digest: its bytes are fetched when the plan is applied. */
   | { readonly _tag: "WriteBlob"; readonly path: string; readonly sha: string; readonly mode: number }
   | { readonly _tag: "Remove"; readonly path: string }
@@ -61,6 +70,9 @@ export interface PlanStep {
   /** The item's status in the direction of the sync (Added: only on the side synced from). */
   readonly status: DiffStatus
   readonly paths: ReadonlyArray<string>
+  /** Both present when the kept mode changes (git's `100644`, `100755`): the written side's, then the new one. */
+  readonly old_mode?: string
+  readonly new_mode?: string
 }
 
 export interface KindPlan {

@@ -1,6 +1,7 @@
 /** Local sync, applying a plan: its database operations in the run's transaction, then its file writes beside the bookkeeping. */
 import { Effect } from "effect"
 import type { DbOp, DiskOp, KindPlan } from "../../domain/localPlan.js"
+import { isExecutableMode } from "../../domain/model.js"
 import { DatabaseError } from "../../errors.js"
 import { phase } from "../../services/Progress.js"
 import * as Repos from "../../services/repos/index.js"
@@ -34,6 +35,12 @@ export const applyDb = (op: DbOp) =>
         return yield* (yield* Repos.ItemFilesRepo).upsert(op.files)
       case "DeleteFiles":
         return yield* (yield* Repos.ItemFilesRepo).remove(op.paths)
+      case "SetModes":
+        return yield* op.kind === "agents"
+          ? (yield* Repos.AgentsRepo).setModes(op.modes)
+          : op.kind === "skills"
+            ? (yield* Repos.SkillsRepo).setModes(op.modes)
+            : (yield* Repos.ContentsRepo).setModes(op.modes)
     }
   })
 
@@ -44,7 +51,13 @@ export const applyDisk = Effect.fn("LocalSync.applyDisk")(function* (ops: Readon
   const blobs = shas.length > 0 ? yield* (yield* Repos.ItemFilesRepo).blobs(shas) : new Map<string, Uint8Array>()
   const writes: Array<WriteSpec> = []
   for (const o of ops) {
-    if (o._tag === "WriteText") writes.push({ path: o.path, bytes: o.text })
+    // An item's own file is created 0755 or 0644 less the umask (its mode says only whether it is executable).
+    if (o._tag === "WriteText")
+      writes.push({
+        path: o.path,
+        bytes: o.text,
+        ...(o.mode === undefined ? {} : { executable: isExecutableMode(o.mode) })
+      })
     else if (o._tag === "WriteBlob") {
       const bytes = blobs.get(o.sha)
       if (bytes === undefined)

@@ -15,11 +15,15 @@ import { countRows, type DbLocation, type ExportSource, tableDigests, tableRows 
 import { importSource } from "../../stages/db/import.js"
 import { bothFamilies } from "../families.js"
 
-/** The skills columns of project migration 0003_content_as_is: the form a skill was read in, its text, its other fields. */
+/**
+ * The skills columns of project migrations 0003_content_as_is (the form a skill was read in, its text, its other
+ * fields) and 0005_item_mode (its SKILL.md's mode).
+ */
 const SKILLS_AS_IS = [
   `form text NOT NULL DEFAULT 'folder' CHECK (form IN ('folder', 'file'))`,
   "original text",
-  `extra json NOT NULL DEFAULT '{}'`
+  `extra json NOT NULL DEFAULT '{}'`,
+  "mode integer NOT NULL DEFAULT 420 CHECK (mode IN (420, 493))"
 ]
 
 /**
@@ -66,17 +70,24 @@ export const tenantDatabaseMigration = Effect.gen(function* () {
 })
 
 /**
- * Server migration: tenants' skills carry the columns local sync keeps (form, original, extra), so a skill pushed
- * to the cloud comes back in the form it was read in. Schemas made before get the columns; new ones are made with them.
+ * Server migration: tenants' skills carry the columns local sync keeps (form, original, extra; mode since server
+ * migration 12, which runs this again), so a skill pushed to the cloud comes back in the form and mode it was read in.
+ * Schemas made before get the columns they lack; new ones are made with them. Only the skills tables that lack one
+ * are altered: each ALTER holds its table's ACCESS EXCLUSIVE lock to the end of the one transaction, and a lock per
+ * tenant, thousands of them, could exhaust the lock table.
  */
 export const tenantSkillsAsIsMigration = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   yield* sql.unsafe(tenantDatabaseFunction("CREATE OR REPLACE"))
+  const names = SKILLS_AS_IS.map((c) => `'${c.slice(0, c.indexOf(" "))}'`)
   yield* sql.unsafe(`
 DO $do$
 DECLARE s text;
 BEGIN
-  FOR s IN SELECT nspname FROM pg_namespace WHERE nspname ~ '^t_[0-9a-f]{24}$' AND to_regclass(format('%I.skills', nspname)) IS NOT NULL LOOP
+  FOR s IN SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'skills' AND c.relkind = 'r'
+    WHERE n.nspname ~ '^t_[0-9a-f]{24}$'
+      AND (SELECT count(*) FROM pg_attribute a
+            WHERE a.attrelid = c.oid AND a.attname IN (${names.join(", ")}) AND NOT a.attisdropped) < ${names.length} LOOP
     EXECUTE format('ALTER TABLE %I.skills ${SKILLS_AS_IS.map((c) => `ADD COLUMN IF NOT EXISTS ${c.replace(/'/g, "''")}`).join(", ")}', s);
   END LOOP;
 END

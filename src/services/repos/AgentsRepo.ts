@@ -21,7 +21,8 @@ export class AgentsRepo extends Effect.Service<AgentsRepo>()("agentsync/AgentsRe
       ["system_prompt", "text"],
       ["form", "text"],
       ["original", "text"],
-      ["extra", "json"]
+      ["extra", "json"],
+      ["mode", "integer"]
     ]
   })
 }) {}

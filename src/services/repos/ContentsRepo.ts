@@ -14,6 +14,7 @@ import {
   decodeRow,
   deleteStatement,
   jsonChunks,
+  modeStatement,
   upsertStatement
 } from "./shared.js"
 
@@ -37,6 +38,7 @@ const columns: ReadonlyArray<Column> = [
   ["content_updated_on", "timestamptz"],
   ["extra", "json"],
   ["body", "text"],
+  ["mode", "integer"],
   ["version_hash", "text"],
   ["file_sha256", "text"]
 ]
@@ -56,6 +58,7 @@ export const toRow = (c: Content, fileSha256: string | null = null, hash = conte
     content_updated_on: parseDate(updated_at),
     extra: c.extra,
     body: c.body,
+    mode: c.mode,
     version_hash: hash,
     file_sha256: fileSha256
   }
@@ -69,14 +72,16 @@ const KEY: ReadonlyArray<Column> = [
 export type { ContentMeta } from "../../domain/localSides.js"
 
 const SELECT_FULL = `SELECT c.source, c.slug, c.path, c.format, c.head, c.title, c.kind, c.description, c.author, c.keywords, c.image,
-  c."public", c.tags, c.published_at, c.content_updated_at, c.extra, c.body, c.version_hash FROM contents c`
+  c."public", c.tags, c.published_at, c.content_updated_at, c.extra, c.body, c.mode, c.version_hash FROM contents c`
 
 const UPSERT = upsertStatement("contents", columns, ["source", "slug"])
 const DELETE = deleteStatement("contents", KEY)
+const SET_MODES = modeStatement("contents", KEY)
 // A row learns the file it now matches, only where it still has the hash it was read with: a row edited
-// meanwhile is left as it is (and compared again next time).
+// meanwhile is left as it is (and compared again next time). Its mode is left alone: a file's mode is compared on
+// its own (SetModes writes it), and the item recorded was read before that, with the row's old mode.
 const RECORD = `UPDATE contents AS t SET ${columns
-  .filter(([n]) => n !== "source" && n !== "slug")
+  .filter(([n]) => n !== "source" && n !== "slug" && n !== "mode")
   .map(([n]) => `"${n}" = d."${n}"`)
   .join(", ")}, updated_at = now()
 FROM json_to_recordset($1::json) AS d(${columns.map(([n, t]) => `"${n}" ${t}`).join(", ")}, expected text)
@@ -113,7 +118,7 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
     /** Keys and hashes of every row, without the bodies. */
     const listMeta = Effect.fn("ContentsRepo.listMeta")(function* () {
       return yield* sql
-        .unsafe<ContentMeta>(`SELECT source, slug, path, version_hash, file_sha256 FROM contents`)
+        .unsafe<ContentMeta>(`SELECT source, slug, path, version_hash, file_sha256, mode FROM contents`)
         .pipe(Effect.mapError(dbError("cannot read contents")))
     })
     /** The full rows of the given keys, in batches. */
@@ -151,6 +156,19 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
         "cannot delete contents"
       )
     )
+    /** Sets the mode of each item's file (keyed `source/slug`), nothing else of its row. */
+    const setModes = Effect.fn("ContentsRepo.setModes")(
+      (modes: ReadonlyArray<{ readonly key: string; readonly mode: number }>) =>
+        batched(
+          sql,
+          SET_MODES,
+          modes.map((m) => {
+            const at = m.key.indexOf("/")
+            return { source: m.key.slice(0, at), slug: m.key.slice(at + 1), mode: m.mode }
+          }),
+          "cannot write contents"
+        )
+    )
     const listSources = Effect.fn("ContentsRepo.listSources")(function* () {
       const rows = yield* sql
         .unsafe<Record<string, unknown>>(
@@ -185,7 +203,18 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
         "cannot delete content sources"
       )
     )
-    return { list, listMeta, fetch, upsert, record, remove, listSources, upsertSources, removeSources } as const
+    return {
+      list,
+      listMeta,
+      fetch,
+      upsert,
+      record,
+      setModes,
+      remove,
+      listSources,
+      upsertSources,
+      removeSources
+    } as const
   })
 }) {}
 

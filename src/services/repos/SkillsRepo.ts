@@ -21,7 +21,8 @@ export class SkillsRepo extends Effect.Service<SkillsRepo>()("agentsync/SkillsRe
       ["instructions", "text"],
       ["form", "text"],
       ["original", "text"],
-      ["extra", "json"]
+      ["extra", "json"],
+      ["mode", "integer"]
     ]
   })
 }) {}

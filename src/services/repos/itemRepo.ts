@@ -1,7 +1,16 @@
 /** The one repository of a table of id-keyed items (agents, skills): batched reads, upserts and deletes with the canonical hash. */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, type Schema } from "effect"
-import { batched, type Column, collect, dbError, decodeRow, deleteStatement, upsertStatement } from "./shared.js"
+import {
+  batched,
+  type Column,
+  collect,
+  dbError,
+  decodeRow,
+  deleteStatement,
+  modeStatement,
+  upsertStatement
+} from "./shared.js"
 
 /** A table of items: its name, the item's Schema and hash, and its columns (every field of the item, in order). */
 export interface ItemTable<A extends { readonly id: string }, I> {
@@ -20,6 +29,7 @@ export const itemRepo = <A extends { readonly id: string }, I>(t: ItemTable<A, I
     const columns: ReadonlyArray<Column> = [...t.columns, ["version_hash", "text"]]
     const UPSERT = upsertStatement(t.table, columns, ["id"])
     const DELETE = deleteStatement(t.table, [["id", "text"]])
+    const SET_MODES = modeStatement(t.table, [["id", "text"]])
     const SELECT = `SELECT ${columns.map(([name]) => name).join(", ")} FROM ${t.table} ORDER BY id`
     const toRow = (item: A): Record<string, unknown> => {
       const row: Record<string, unknown> = {}
@@ -49,5 +59,15 @@ export const itemRepo = <A extends { readonly id: string }, I>(t: ItemTable<A, I
         `cannot delete ${t.table}`
       )
     )
-    return { list, upsert, remove } as const
+    /** Sets the mode of each item's file, nothing else of its row. */
+    const setModes = Effect.fn(`${t.service}.setModes`)(
+      (modes: ReadonlyArray<{ readonly key: string; readonly mode: number }>) =>
+        batched(
+          sql,
+          SET_MODES,
+          modes.map((m) => ({ id: m.key, mode: m.mode })),
+          `cannot write ${t.table}`
+        )
+    )
+    return { list, upsert, remove, setModes } as const
   })

@@ -63,6 +63,15 @@ SELECT ${names.map((n) => `r.${n}`).join(", ")}, now() FROM json_to_recordset($1
 ON CONFLICT (${key.map(q).join(", ")}) DO UPDATE SET ${updates.join(", ")}`
 }
 
+/**
+ * Sets the `mode` column of the keyed rows (and their `updated_at`), nothing else: a file's mode is compared on its
+ * own, and the stale-hash triggers leave such an update's hashes as they are.
+ */
+export const modeStatement = (table: string, key: ReadonlyArray<Column>): string =>
+  `UPDATE ${q(table)} AS t SET "mode" = d."mode", "updated_at" = now()
+FROM json_to_recordset($1::json) AS d(${key.map(([n, t]) => `${q(n)} ${t}`).join(", ")}, "mode" integer)
+WHERE ${key.map(([n]) => `t.${q(n)} = d.${q(n)}`).join(" AND ")}`
+
 export const deleteStatement = (table: string, key: ReadonlyArray<Column>): string =>
   `DELETE FROM ${q(table)} AS t USING json_to_recordset($1::json) AS d(${key.map(([n, t]) => `${q(n)} ${t}`).join(", ")})
 WHERE ${key.map(([n]) => `t.${q(n)} = d.${q(n)}`).join(" AND ")}`

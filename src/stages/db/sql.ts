@@ -22,6 +22,7 @@ const SQL_TYPE: Record<ColumnType, string> = {
   text: "text",
   "text[]": "text[]",
   boolean: "boolean",
+  integer: "integer",
   json: "json",
   jsonb: "jsonb",
   timestamptz: "timestamptz"
@@ -46,7 +47,8 @@ export const stagingColumns = (spec: TableSpec): string =>
  */
 export const chunkSource = (spec: TableSpec): string => {
   const params = Object.values(spec.columns).map(
-    (c, i) => `$${i + 1}::${c.type === "boolean" ? "boolean" : c.type === "timestamptz" ? "timestamptz" : "text"}[]`
+    (c, i) =>
+      `$${i + 1}::${c.type === "boolean" || c.type === "integer" || c.type === "timestamptz" ? c.type : "text"}[]`
   )
   return `SELECT * FROM unnest(${params.join(", ")}) AS s(${columnList(spec)})`
 }
@@ -55,6 +57,7 @@ export const chunkSource = (spec: TableSpec): string => {
 const encodeValue: Record<ColumnType, (v: never) => unknown> = {
   text: (v: string | null) => v,
   boolean: (v: boolean) => v,
+  integer: (v: number) => v,
   timestamptz: (v: string) => v,
   "text[]": (v: ReadonlyArray<string>) => pgTextArray(v),
   json: (v: unknown) => JSON.stringify(v),

@@ -42,6 +42,7 @@ const skill: fc.Arbitrary<SkillExport> = fc.record({
   assigned_agents: texts,
   instructions: fc.constantFrom("i"),
   form: fc.constantFrom("folder", "file"),
+  mode: fc.constantFrom(0o644 as const, 0o755 as const),
   original: fc.constantFrom(null, "---\nname: x\n---\n\n"),
   // Equal as values in either key order: an import compares extra as jsonb.
   extra: fc.constantFrom({}, { license: "MIT" }, { a: 1, b: [true] }, { b: [true], a: 1 }),

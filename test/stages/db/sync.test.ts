@@ -76,6 +76,8 @@ const skill: fc.Arbitrary<SkillExport> = fc
     enabled: fc.boolean(),
     tags: fc.array(fc.constantFrom("t", "NULL", ""), { maxLength: 2 }),
     form: fc.constantFrom("folder" as const, "file" as const),
+    // The executable bit of its SKILL.md travels with it.
+    mode: fc.constantFrom(0o644 as const, 0o755 as const),
     original: fc.constantFrom(null, "---\nname: x\n---\n\n", 'id: x\n"quoted": {a: 1}\n'),
     // The same value in two key orders: written as given, compared as jsonb (as the import does).
     extra: fc.constantFrom(
@@ -408,6 +410,7 @@ describe("import rules and failures", () => {
         assigned_agents: [],
         instructions: "",
         form: "file",
+        mode: 0o644,
         original: "---\nname: x\n---\n\n",
         extra: { license: "MIT", metadata: { a: 1, b: 2 } },
         version_hash: "h",
@@ -415,7 +418,7 @@ describe("import rules and failures", () => {
         updated_at: "2025-01-02T00:00:00.000000Z",
         ...fields
       })
-      const skills = [sk("s1"), sk("s2"), sk("s3"), sk("s4")]
+      const skills = [sk("s1"), sk("s2"), sk("s3"), sk("s4"), sk("s5")]
       yield* Effect.promise(() =>
         loadState(local, { users: [u("u1"), u("u2"), u("u3")], skills, contexts: [c("c1", "u1")], sessionIds: [] })
       )
@@ -428,7 +431,9 @@ describe("import rules and failures", () => {
             sk("s1", { original: "---\nname: y\n---\n\n" }),
             sk("s2", { form: "folder" }),
             sk("s3", { extra: {} }),
-            sk("s4", { extra: { metadata: { b: 2, a: 1 }, license: "MIT" } })
+            sk("s4", { extra: { metadata: { b: 2, a: 1 }, license: "MIT" } }),
+            // Only its SKILL.md's executable bit: a difference too.
+            sk("s5", { mode: 0o755 })
           ],
           contexts: [],
           sessionIds: []
@@ -450,7 +455,7 @@ describe("import rules and failures", () => {
       )
       const expected = [
         { table: "users", only_local: 1, only_remote: 1, different: 1, equal: 1 },
-        { table: "skills", only_local: 0, only_remote: 0, different: 3, equal: 1 },
+        { table: "skills", only_local: 0, only_remote: 0, different: 4, equal: 1 },
         { table: "contexts", only_local: 1, only_remote: 0, different: 0, equal: 0 }
       ]
       expect(diff).toEqual([expected, expected])
