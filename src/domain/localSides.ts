@@ -234,9 +234,20 @@ export const storedPages = (
 
 export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}/${m.slug}`
 
-/** The text a fetched row is written as: its original head and body where it is trusted, else rendered. */
-export const rowText = (meta: ContentMeta, item: Content): string =>
-  isTrusted(meta) && item.head !== null ? item.head + item.body : renderContent(item)
+/**
+ * The text a fetched row is written as, and its digest: its head and body where it is trusted and they are the file
+ * it records, else rendered. A row an older version recorded after writing an edit kept the head it was read with,
+ * so its head and body are the page before the edit: rendered, it is the page it records.
+ */
+export const rowText = (meta: ContentMeta, item: Content): { readonly text: string; readonly sha: string } => {
+  if (isTrusted(meta) && item.head !== null) {
+    const text = item.head + item.body
+    const sha = sha256(text)
+    if (sha === meta.file_sha256) return { text, sha }
+  }
+  const text = renderContent(item)
+  return { text, sha: sha256(text) }
+}
 
 /** Content rows from their metadata and whichever rows were fetched (every untrusted one must be). */
 export const contentRows = (
@@ -265,9 +276,7 @@ export const contentRows = (
       })
       continue
     }
-    const text = rowText(m, row.item)
-    // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
-    const sha = isTrusted(m) && row.item.head !== null ? m.file_sha256 : sha256(text)
+    const { text, sha } = rowText(m, row.item)
     out.push({
       key,
       source: m.source,

@@ -1,9 +1,10 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
 import { Either } from "effect"
 import { stringify } from "yaml"
-import { contentPath, sourceConfigPath, unwritableContent } from "../formats.js"
+import { contentPath, parseContent, sourceConfigPath, unwritableContent } from "../formats.js"
+import { contentHash } from "../hash.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
-import { type Content, ContentSource, LocalSyncError } from "../model.js"
+import { Content, ContentSource, LocalSyncError } from "../model.js"
 import type { ContentFile } from "../project.js"
 import { Builder, invalidRowErrors, planAttachments, storable, type Unit, walk } from "./builder.js"
 import type { ContentWrite, KindPlan, PlanOptions } from "./ops.js"
@@ -72,20 +73,20 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     { _tag: "DeleteContents", keys: deletes },
     { _tag: "DeleteFiles", paths: dropped }
   )
-  // Rows that were rendered (edited by hand, or never written by this version) learn the file they now match,
-  // when it is written now or already on disk; the next run then trusts them without rendering.
+  // Rows that were rendered (edited by hand, never written by this version, or recorded by an older one with the head
+  // they were read with) learn the file they now match,
+  // when it is written now or already on disk; the next run then trusts them without rendering, writing their
+  // head and body as they are: so the row records the head the file has, not the one it was read with.
   const written = new Set(b.disk.flatMap((op) => (op._tag === "WriteText" ? [op.path] : [])))
   const record: Array<ContentWrite & { expectedHash: string }> = []
   for (const r of db.contents) {
     if (r.item === undefined || r.text === undefined || blocked.has(r.key)) continue
-    if (isTrusted(r.meta)) continue
+    if (isTrusted(r.meta) && r.text === r.item.head + r.item.body) continue
     const file = onDisk.get(r.key)
     if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
-      record.push({
-        item: r.item,
-        fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1),
-        expectedHash: r.meta.version_hash
-      })
+      const item = asWritten(r.item, r.text)
+      if (item === undefined) continue // left untrusted: rendered again each run, which is always right
+      record.push({ item, fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1), expectedHash: r.meta.version_hash })
     }
   }
   b.after.push({ _tag: "RecordContents", items: record })
@@ -96,6 +97,16 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     ...(o.direction === "ToDisk" ? invalidRowErrors("contents", db.contentInvalid) : [])
   ]
   return b.done(errors)
+}
+
+/**
+ * The item a row's rendered text reads back as (its head now the file's: front matter an edit added or changed), where
+ * it says what the row says; a page that had none has YAML front matter now, so its format may be all that differs.
+ */
+const asWritten = (row: Content, text: string): Content | undefined => {
+  const back = parseContent({ path: contentPath(row), text }, row.source, row.path)
+  if (Either.isLeft(back)) return undefined
+  return contentHash(new Content({ ...back.right, format: row.format })) === contentHash(row) ? back.right : undefined
 }
 
 /** Content sources: the database remembers each source's layout; the disk gets a source.yaml where one was declared. */
