@@ -2,7 +2,7 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Option, Schema } from "effect"
-import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { itemsNamed, type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
@@ -48,7 +48,7 @@ const withProject = <A, E>(program: (local: typeof LocalSync) => Effect.Effect<A
     { tree: true }
   )
 
-const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => n + r.errors.length, 0)
+const errorCount = (report: LocalSyncReport) => itemsNamed(report.results.flatMap((r) => r.errors))
 
 const failOnErrors = (n: number) =>
   n === 0

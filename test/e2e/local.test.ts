@@ -115,12 +115,14 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     const env = { DATABASE_URL: await freshDatabase("e2e") }
     const src = project()
     const agents = readdirSync(join(src, "services/agents"))
-    writeFileSync(join(src, "services/agents", agents[0]!, "config.yaml"), "id: [oops\n")
+    // One file, a problem on each of two lines: one item could not be read, not two.
+    writeFileSync(join(src, "services/agents", agents[0]!, "config.yaml"), "id: x\nname: a: b\ndescription: c: d\n")
     const r = cli(src, ["--json", "local", "sync", "--to-db"], env)
     expect(r.code).toBe(1)
     const report = JSON.parse(r.stdout) as Report
     const agentResult = report.results.find((x) => x.kind === "agents")!
     expect(agentResult.synced).toBe(agents.length - 1)
+    expect(agentResult.errors.length).toBe(2)
     expect(agentResult.errors[0]!.message).toMatch(
       new RegExp(`services/agents/${agents[0]}/config\\.yaml:\\d+: invalid YAML`)
     )
