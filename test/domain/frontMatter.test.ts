@@ -363,6 +363,20 @@ describe("content as it is", () => {
     )
   })
 
+  it("a folded block that was never folded is written on one line, still folded: its short width is not a width", () => {
+    const long =
+      "A much longer summary, written in the database, that runs well past the width the old one happened to have."
+    const short = "---\ndescription: >\n  Short summary.\nlayout: post\n---\nBody\n"
+    const s = parse(short)
+    expect(renderContent(new Content({ ...s, description: `${long}\n` }))).toBe(
+      `---\ndescription: >\n  ${long}\nlayout: post\n---\nBody\n`
+    )
+    const one = "---\ndescription: >-\n  A\nlayout: post\n---\nBody\n"
+    expect(renderContent(new Content({ ...parse(one), description: long }))).toBe(
+      `---\ndescription: >-\n  ${long}\nlayout: post\n---\nBody\n`
+    )
+  })
+
   it.prop(
     "a file of CRLF or mixed line ends: an edit of one field changes only that field's line, written with the file's line break",
     [

@@ -54,8 +54,8 @@ const splice = (text: string, start: number, end: number, insert: string) =>
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
 
 /**
- * A new string in the style of the scalar it replaces: quoted as it was, or a block (`|`, `>`) with a folded one's
- * lines no wider than the widest it had. The library falls back to another style where this one cannot hold the
+ * A new string in the style of the scalar it replaces: quoted as it was, or a block (`|`, `>`); a folded one
+ * that was folded keeps its lines no wider than the widest it had, one that was not is written unfolded. The library falls back to another style where this one cannot hold the
  * text (a plain scalar that would read as a map, say); anything but a string is rendered as YAML chooses.
  */
 const styled = (old: unknown, value: Json, text: string, column: number) => {
@@ -66,7 +66,10 @@ const styled = (old: unknown, value: Json, text: string, column: number) => {
   const block = old.type === Scalar.BLOCK_LITERAL || old.type === Scalar.BLOCK_FOLDED
   const oldLines = old.range ? text.slice(old.range[0], old.range[1]).split("\n").slice(1) : []
   const widest = Math.max(0, ...oldLines.map((l) => l.trimEnd().length))
-  const lineWidth = old.type === Scalar.BLOCK_FOLDED && widest > column ? widest - column : 0
+  // Only a value that was folded (two content lines one after the other) shows a width; any other `>` block is
+  // written on one line, as a short summary's width says nothing of how wide its lines may be.
+  const wasFolded = oldLines.some((l, i) => i > 0 && l.trim() !== "" && (oldLines[i - 1] ?? "").trim() !== "")
+  const lineWidth = old.type === Scalar.BLOCK_FOLDED && wasFolded && widest > column ? widest - column : 0
   // A double-quoted value on one line (a subagent's description with its `\n` escapes) stays on one line.
   const doubleQuotedAsJSON = old.type === Scalar.QUOTE_DOUBLE && oldLines.length === 0
   return { node, options: { ...YAML_OPTIONS, blockQuote: block, lineWidth, doubleQuotedAsJSON } }
