@@ -27,6 +27,13 @@ const changed = (url: string, services: string) =>
     Effect.map((d) => d.kinds.flatMap((k) => k.changes.map((c) => `${c.status} ${c.key}`)))
   )
 
+/** The rows the next run cannot trust (and so renders again). */
+const untrusted = (url: string) =>
+  sqlRows<{ slug: string }>(
+    url,
+    "SELECT slug FROM contents WHERE version_hash = '' OR file_sha256 IS NULL ORDER BY slug"
+  ).pipe(Effect.map((rows) => rows.map((r) => r.slug)))
+
 /** A tree holding the pages as they were before any edit. */
 const pagesTree = (name: string) => {
   const services = join(tempDir(name), "services")
@@ -87,6 +94,26 @@ describe("an edit from the database, written to one tree", () => {
     })
   )
 
+  it.scopedLive("as the server leaves a row (no head, no file digest), one run to disk leaves every row trusted", () =>
+    Effect.gen(function* () {
+      const url = yield* scopedDatabase("edit_every_tree_api")
+      yield* sync(url, pagesTree("api-a"), { direction: "ToDatabase" })
+      // A row written through the API: its hash true, no head and no file recorded.
+      yield* sqlRows(url, "ALTER TABLE contents DISABLE TRIGGER contents_stale_hash")
+      yield* sqlRows(url, "UPDATE contents SET head = NULL, file_sha256 = NULL")
+      yield* sqlRows(url, "ALTER TABLE contents ENABLE TRIGGER contents_stale_hash")
+      expect(yield* untrusted(url)).toEqual(["intro", "setup", "tabs"])
+      const b = emptyTree("api-b")
+      const first = yield* sync(url, b, { direction: "ToDisk" })
+      expect(first.results.flatMap((r) => r.errors)).toEqual([])
+      expect(yield* untrusted(url)).toEqual([])
+      expect(yield* changed(url, b)).toEqual([])
+      // A hand edit still makes a row untrusted.
+      yield* sqlRows(url, "UPDATE contents SET title = 'Tabs, edited' WHERE slug = 'tabs'")
+      expect(yield* untrusted(url)).toEqual(["tabs"])
+    })
+  )
+
   it.scopedLive("recorded by an older version with the head it was read with, is rendered, and recorded anew", () =>
     Effect.gen(function* () {
       const url = yield* scopedDatabase("edit_every_tree_old")
@@ -108,6 +135,8 @@ describe("an edit from the database, written to one tree", () => {
       const b = emptyTree("old-b")
       yield* sync(url, b, { direction: "ToDisk" })
       expect(treeFiles(b)).toEqual(edited)
+      // One run heals them: the next one trusts every row.
+      expect(yield* untrusted(url)).toEqual([])
       expect(yield* changed(url, b)).toEqual([])
       const heads2 = yield* sqlRows<{ slug: string; head: string }>(
         url,
