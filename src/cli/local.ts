@@ -132,7 +132,7 @@ const diff = Command.make("diff", { kind, exitCode: exitCodeOption, patch: patch
   Effect.gen(function* () {
     const { verbose } = yield* globals
     const kinds = yield* parseKinds(kind)
-    const errors = (r: LocalDiffReport) => failOnErrors(r.kinds.reduce((n, k) => n + k.errors.length, 0))
+    const errors = (r: LocalDiffReport) => failOnErrors(itemsNamed(r.kinds.flatMap((k) => k.errors)))
     const report = patch
       ? yield* Effect.gen(function* () {
           // Loaded only for -p; read in the same session as the diff.

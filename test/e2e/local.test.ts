@@ -128,6 +128,10 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     )
     expect(report.results.find((x) => x.kind === "content")!.synced).toBeGreaterThan(0)
     expect(r.stderr).toMatch(/^error: 1 item could not be read/m)
+    // The diff counts it the same way.
+    const d = cli(src, ["local", "diff"], env)
+    expect(d.code).toBe(1)
+    expect(d.stderr).toMatch(/^error: 1 item could not be read/m)
   })
 
   it("a name with a newline or an escape sequence is shown escaped, on its own line, never raw", async () => {
