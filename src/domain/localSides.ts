@@ -180,6 +180,8 @@ export interface ContentRow {
   /** The fetched item and the text it renders to (what a sync to disk writes). */
   readonly item: Content | undefined
   readonly text: string | undefined
+  /** Whether `text` was rendered from the item's fields (untrusted, or its head and body not the file it records). */
+  readonly rendered: boolean
 }
 
 export interface DbSide {
@@ -239,14 +241,17 @@ export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}
  * it records, else rendered. A row an older version recorded after writing an edit kept the head it was read with,
  * so its head and body are the page before the edit: rendered, it is the page it records.
  */
-export const rowText = (meta: ContentMeta, item: Content): { readonly text: string; readonly sha: string } => {
+export const rowText = (
+  meta: ContentMeta,
+  item: Content
+): { readonly text: string; readonly sha: string; readonly rendered: boolean } => {
   if (isTrusted(meta) && item.head !== null) {
     const text = item.head + item.body
     const sha = sha256(text)
-    if (sha === meta.file_sha256) return { text, sha }
+    if (sha === meta.file_sha256) return { text, sha, rendered: false }
   }
   const text = renderContent(item)
-  return { text, sha: sha256(text) }
+  return { text, sha: sha256(text), rendered: true }
 }
 
 /** Content rows from their metadata and whichever rows were fetched (every untrusted one must be). */
@@ -272,11 +277,12 @@ export const contentRows = (
         hash: m.version_hash,
         meta: m,
         item: undefined,
-        text: undefined
+        text: undefined,
+        rendered: false
       })
       continue
     }
-    const { text, sha } = rowText(m, row.item)
+    const { text, sha, rendered } = rowText(m, row.item)
     out.push({
       key,
       source: m.source,
@@ -286,7 +292,8 @@ export const contentRows = (
       hash: row.hash,
       meta: m,
       item: row.item,
-      text
+      text,
+      rendered
     })
   }
   return out

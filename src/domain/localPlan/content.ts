@@ -81,7 +81,7 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const record: Array<ContentWrite & { expectedHash: string }> = []
   for (const r of db.contents) {
     if (r.item === undefined || r.text === undefined || blocked.has(r.key)) continue
-    if (isTrusted(r.meta) && r.text === r.item.head + r.item.body) continue
+    if (isTrusted(r.meta) && !r.rendered) continue
     const file = onDisk.get(r.key)
     if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
       const item = asWritten(r.item, r.text)
@@ -170,7 +170,8 @@ const standIns = (db: DbSide): Map<string, StandIn> => {
     const { item, text } = page.parsed.right
     // Never stored as a row: nothing recorded, so it is compared by its file and written as its stored text.
     const meta = { source: item.source, slug: item.slug, path: item.path, version_hash: "", file_sha256: null }
-    const row = { ...meta, key: page.key, ident: contentIdent(item.path, page.sha256), hash: "", meta, item, text }
+    const ident = contentIdent(item.path, page.sha256)
+    const row = { ...meta, key: page.key, ident, hash: "", meta, item, text, rendered: false }
     out.set(page.key, { row, page })
   }
   return out
