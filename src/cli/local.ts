@@ -72,6 +72,16 @@ export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean)
           `${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`
         ]
 
+/** Pages that stay unrecorded (rendered again each run): a count, or with --verbose one line per page. */
+export const unrecordedLines = (pages: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
+  pages.length === 0
+    ? []
+    : listAll
+      ? pages.map((p) => `the written page does not read back as its row; it stays unrecorded: ${escapePath(p)}`)
+      : [
+          `${pages.length} written page${pages.length === 1 ? " does" : "s do"} not read back as ${pages.length === 1 ? "its row" : "their rows"} and stay${pages.length === 1 ? "s" : ""} unrecorded (rendered again each run); --verbose lists them`
+        ]
+
 const shownPaths = (paths: ReadonlyArray<string>) => paths.map(escapePath).join(", ")
 
 const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } as const
@@ -125,6 +135,7 @@ export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) =
   }
   for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
+  lines.push(...unrecordedLines(report.unrecorded, listAll))
   return lines.join("\n")
 }
 

@@ -114,6 +114,20 @@ describe("an edit from the database, written to one tree", () => {
     })
   )
 
+  it.scopedLive("a written page that does not read back as its row is named, not an error", () =>
+    Effect.gen(function* () {
+      const url = yield* scopedDatabase("edit_every_tree_unrecorded")
+      const a = pagesTree("unrecorded-a")
+      yield* sync(url, a, { direction: "ToDatabase" })
+      // An extra field shadowing a known one: the page written reads back with the other title.
+      yield* sqlRows(url, `UPDATE contents SET extra = '{"title": "Shadowed"}'::json WHERE slug = 'tabs'`)
+      const first = yield* sync(url, a, { direction: "ToDisk" })
+      expect(first.results.flatMap((r) => r.errors)).toEqual([])
+      expect(first.unrecorded).toEqual(["content/docs/tabs.md"])
+      expect(yield* untrusted(url)).toEqual(["tabs"])
+    })
+  )
+
   it.scopedLive("recorded by an older version with the head it was read with, is rendered, and recorded anew", () =>
     Effect.gen(function* () {
       const url = yield* scopedDatabase("edit_every_tree_old")

@@ -85,7 +85,11 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     const file = onDisk.get(r.key)
     if (written.has(contentPath(r.item)) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
       const item = asWritten(r.item, r.text)
-      if (item === undefined) continue // left untrusted: rendered again each run, which is always right
+      if (item === undefined) {
+        // Left untrusted: rendered again each run, which is always right, and said, since each run pays for it.
+        b.unrecorded.push(contentPath(r.item))
+        continue
+      }
       record.push({ item, fileSha: r.ident.slice(r.ident.lastIndexOf("\0") + 1), expectedHash: r.meta.version_hash })
     }
   }
