@@ -2,7 +2,7 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { Effect, Option, Schema } from "effect"
-import { type LocalSyncDirection, SyncKind } from "../domain/model.js"
+import { itemsNamed, type LocalSyncDirection, SyncKind } from "../domain/model.js"
 import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
@@ -48,7 +48,7 @@ const withProject = <A, E>(program: (local: typeof LocalSync) => Effect.Effect<A
     { tree: true }
   )
 
-const errorCount = (report: LocalSyncReport) => report.results.reduce((n, r) => n + r.errors.length, 0)
+const errorCount = (report: LocalSyncReport) => itemsNamed(report.results.flatMap((r) => r.errors))
 
 const failOnErrors = (n: number) =>
   n === 0
@@ -70,6 +70,16 @@ export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean)
       ? unsynced.map((p) => `not synced by local sync: ${escapePath(p)} (carried by file sync)`)
       : [
           `${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`
+        ]
+
+/** Pages that stay unrecorded (rendered again each run): a count, or with --verbose one line per page. */
+export const unrecordedLines = (pages: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
+  pages.length === 0
+    ? []
+    : listAll
+      ? pages.map((p) => `the written page does not read back as its row; it stays unrecorded: ${escapePath(p)}`)
+      : [
+          `${pages.length} written page${pages.length === 1 ? " does" : "s do"} not read back as ${pages.length === 1 ? "its row" : "their rows"} and stay${pages.length === 1 ? "s" : ""} unrecorded (rendered again each run); --verbose lists them`
         ]
 
 const shownPaths = (paths: ReadonlyArray<string>) => paths.map(escapePath).join(", ")
@@ -130,6 +140,7 @@ export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) =
   }
   for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
+  lines.push(...unrecordedLines(report.unrecorded, listAll))
   return lines.join("\n")
 }
 
@@ -137,7 +148,7 @@ const diff = Command.make("diff", { kind, exitCode: exitCodeOption, patch: patch
   Effect.gen(function* () {
     const { verbose } = yield* globals
     const kinds = yield* parseKinds(kind)
-    const errors = (r: LocalDiffReport) => failOnErrors(r.kinds.reduce((n, k) => n + k.errors.length, 0))
+    const errors = (r: LocalDiffReport) => failOnErrors(itemsNamed(r.kinds.flatMap((k) => k.errors)))
     const report = patch
       ? yield* Effect.gen(function* () {
           // Loaded only for -p; read in the same session as the diff.

@@ -15,8 +15,7 @@ export {
   renderContent,
   SourceConfig,
   sourceConfigPath,
-  unwritableContent,
-  writtenContent
+  unwritableContent
 } from "./formats/content.js"
 export {
   collectErrors,

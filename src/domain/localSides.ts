@@ -185,6 +185,8 @@ export interface ContentRow {
   /** The fetched item and the text it renders to (what a sync to disk writes). */
   readonly item: Content | undefined
   readonly text: string | undefined
+  /** Whether `text` was rendered from the item's fields (untrusted, or its head and body not the file it records). */
+  readonly rendered: boolean
 }
 
 export interface DbSide {
@@ -240,9 +242,23 @@ export const storedPages = (
 
 export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}/${m.slug}`
 
-/** The text a fetched row is written as: its original head and body where it is trusted, else rendered. */
-export const rowText = (meta: ContentMeta, item: Content): string =>
-  isTrusted(meta) && item.head !== null ? item.head + item.body : renderContent(item)
+/**
+ * The text a fetched row is written as, and its digest: its head and body where it is trusted and they are the file
+ * it records, else rendered. A row an older version recorded after writing an edit kept the head it was read with,
+ * so its head and body are the page before the edit: rendered, it is the page it records.
+ */
+export const rowText = (
+  meta: ContentMeta,
+  item: Content
+): { readonly text: string; readonly sha: string; readonly rendered: boolean } => {
+  if (isTrusted(meta) && item.head !== null) {
+    const text = item.head + item.body
+    const sha = sha256(text)
+    if (sha === meta.file_sha256) return { text, sha, rendered: false }
+  }
+  const text = renderContent(item)
+  return { text, sha: sha256(text), rendered: true }
+}
 
 /** Content rows from their metadata and whichever rows were fetched (every untrusted one must be). */
 export const contentRows = (
@@ -267,16 +283,15 @@ export const contentRows = (
         hash: m.version_hash,
         meta: m,
         item: undefined,
-        text: undefined
+        text: undefined,
+        rendered: false
       })
       continue
     }
     // A row an earlier version stored with its front matter in its body is that page as read now, and differs
     // from its file once (whose bytes it is): the file's fields reach the row, or the row is written and recorded.
     const item = asReadNow(row.item)
-    const text = rowText(m, item)
-    // A trusted row's text is its head and body, whose digest it records: no need to hash it again.
-    const sha = isTrusted(m) && item.head !== null ? m.file_sha256 : sha256(text)
+    const { text, sha, rendered } = rowText(m, item)
     out.push({
       key,
       source: m.source,
@@ -286,7 +301,8 @@ export const contentRows = (
       hash: row.hash,
       meta: m,
       item,
-      text
+      text,
+      rendered
     })
   }
   return out

@@ -373,6 +373,10 @@ export class LocalSyncError extends Schema.Class<LocalSyncError>("LocalSyncError
   message: Schema.String
 }) {}
 
+/** How many items a run's errors name: a file with a problem on each of several lines is one item. */
+export const itemsNamed = (errors: ReadonlyArray<Pick<LocalSyncError, "item">>): number =>
+  new Set(errors.map((e) => e.item)).size
+
 export class LocalSyncResult extends Schema.Class<LocalSyncResult>("LocalSyncResult")({
   kind: SyncKind,
   direction: LocalSyncDirection,

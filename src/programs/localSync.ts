@@ -45,6 +45,8 @@ export interface LocalSyncReport {
   readonly plan: ReadonlyArray<PlanStep>
   /** Files local sync does not treat as items or files beside them (file sync carries them). */
   readonly unsynced: ReadonlyArray<string>
+  /** Pages written from rows that do not read back as those rows: they stay unrecorded, rendered again each run. */
+  readonly unrecorded: ReadonlyArray<string>
 }
 
 export interface KindDiff {
@@ -243,7 +245,8 @@ export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync"
         dry_run: dryRun,
         results: plans.map((p) => p.result),
         plan: plans.flatMap((p) => p.steps),
-        unsynced: files.unsynced
+        unsynced: files.unsynced,
+        unrecorded: plans.flatMap((p) => p.unrecorded)
       }
       return report
     }, onPorts)

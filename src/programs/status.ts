@@ -6,6 +6,7 @@ import { Cause, Duration, Effect, Exit, Layer, Schema } from "effect"
 import { Health } from "../api/health.js"
 import { CurrentConfig, type SyncConfig } from "../config.js"
 import { ALL_KINDS } from "../domain/localPlan.js"
+import { itemsNamed } from "../domain/model.js"
 import { beforeFirst } from "../domain/text.js"
 
 export type PartName = "files" | "local" | "database" | "skills" | "server"
@@ -113,7 +114,7 @@ const local = (config: SyncConfig): Effect.Effect<Found, unknown> =>
     )
       return notConfigured("no project database yet (the first agentsync local sync creates the embedded one)")
     const r = yield* LocalSync.diff(ALL_KINDS).pipe(Effect.provide(LocalSync.layer(config)))
-    const errors = r.kinds.reduce((n, k) => n + k.errors.length, 0)
+    const errors = itemsNamed(r.kinds.flatMap((k) => k.errors))
     const changes = r.kinds.reduce((n, k) => n + k.counts.added + k.counts.modified + k.counts.removed, 0)
     const per = r.kinds
       .filter((k) => k.counts.added + k.counts.modified + k.counts.removed > 0)

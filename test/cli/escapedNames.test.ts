@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { defaultGlobals } from "../../src/cli/argv.js"
 import { errorLine, noPaint } from "../../src/cli/color.js"
 import { human, leftOutLine } from "../../src/cli/filesText.js"
-import { humanSync, unsyncedLines } from "../../src/cli/local.js"
+import { humanSync, unrecordedLines, unsyncedLines } from "../../src/cli/local.js"
 import { failureDocument } from "../../src/cli/output.js"
 import { describeReport, statusText } from "../../src/cli/skill.js"
 import { inventoryLine } from "../../src/cli/validate.js"
@@ -32,6 +32,16 @@ describe("names with control characters in human output", () => {
       `not synced by local sync: web/${SHOWN} (carried by file sync)`,
       "not synced by local sync: web/plain.txt (carried by file sync)"
     ])
+  })
+
+  it("local sync names a page left unrecorded escaped with --verbose, else counts them", () => {
+    expect(lines(unrecordedLines([`content/${NAME}.md`], true).join("\n"))).toEqual([
+      `the written page does not read back as its row; it stays unrecorded: content/${SHOWN}.md`
+    ])
+    expect(unrecordedLines(["a.md", "b.md"], false)).toEqual([
+      "2 written pages do not read back as their rows and stay unrecorded (rendered again each run); --verbose lists them"
+    ])
+    expect(unrecordedLines([], true)).toEqual([])
   })
 
   it("file sync's table and left-out note show such a path escaped", () => {
@@ -155,7 +165,8 @@ describe("names with control characters in human output", () => {
               paths: [`contents/docs/${NAME}.md`]
             }
           ],
-          unsynced: []
+          unsynced: [],
+          unrecorded: []
         },
         false,
         noPaint

@@ -3,7 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { asReadNow, parseContent, renderContent, unwritableContent, writtenContent } from "../../src/domain/formats.js"
+import { asReadNow, parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
 import { blankContent } from "../support/content.js"
 
@@ -302,6 +302,96 @@ describe("content as it is", () => {
     },
     runs
   )
+
+  it.prop(
+    "an edited string keeps the quotes it had: single stays single, double stays double, plain stays plain where it can",
+    [yamlFile, fc.nat(), tricky],
+    ([g, pick, value]) => {
+      if (g.oneLine.length === 0) return
+      const { key, line } = g.oneLine[pick % g.oneLine.length]!
+      const c = parse(g.text)
+      const old = Object.hasOwn(c.extra, key) ? c.extra[key] : c[key as "title"]
+      if (typeof old !== "string") return
+      const edited = Object.hasOwn(c.extra, key)
+        ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
+        : new Content({ ...c, [key]: value })
+      const quoteOf = (l: string) => /^[^:]+:\s*(["']?)/.exec(l)?.[1]
+      const before = quoteOf(g.text.split("\n")[line]!)
+      const after = quoteOf(renderContent(edited).split("\n")[line]!)
+      // A plain value needing quotes (`a: b`, `yes`) gets them; a quoted one keeps its own.
+      if (before !== "") expect(after).toBe(before)
+    },
+    runs
+  )
+
+  it("an edited block string stays a block: a literal keeps its lines, a folded one is folded at the width it had", () => {
+    const literal = [
+      "---",
+      "name: humanizer",
+      "description: |",
+      "  Remove signs of AI-generated writing from text.",
+      '  Based on the "Signs of AI writing" guide.',
+      "",
+      "  Credits: Original skill by @blader",
+      "allowed-tools:",
+      "  - Read",
+      "---",
+      "Body",
+      ""
+    ].join("\n")
+    const c = parse(literal)
+    const value = `${c.description}Edited in the database.\n`
+    expect(renderContent(new Content({ ...c, description: value }))).toBe(
+      literal.replace("@blader\n", "@blader\n  Edited in the database.\n")
+    )
+    const folded = [
+      "---",
+      "title: CRA",
+      "params:",
+      "  summary: >",
+      "    Use when a user asks what the EU Cyber Resilience Act means for their",
+      "    product, whether and when they must report a vulnerability or incident, or",
+      "    what a specific CVE triggers legally.",
+      "  weight: 3",
+      "---",
+      "Body",
+      ""
+    ].join("\n")
+    const f = parse(folded)
+    const params = f.extra["params"] as { summary: string; weight: number }
+    const summary = params.summary.replace("legally.", "legally, and which authority in which member state to tell.")
+    expect(renderContent(new Content({ ...f, extra: { params: { ...params, summary } } }))).toBe(
+      folded.replace("triggers legally.", "triggers legally, and which authority in which member\n    state to tell.")
+    )
+    // A subagent's description on one double-quoted line, its line breaks escaped, stays on one line.
+    const agent =
+      '---\nname: prompt-engineer\ndescription: "Use when:\\n\\n<example>\\nuser: \\"hi\\"\\n</example>"\n---\nBody\n'
+    const a = parse(agent)
+    expect(a.description).toBe('Use when:\n\n<example>\nuser: "hi"\n</example>')
+    expect(renderContent(new Content({ ...a, description: `${a.description}\nEdited.` }))).toBe(
+      agent.replace('</example>"', '</example>\\nEdited."')
+    )
+    // Quoted on several lines, a value is written back quoted, on one line.
+    const quoted = "---\ntitle: 'Node.js 18 is now\n  available!'\nlayout: post\n---\nBody\n"
+    const q = parse(quoted)
+    expect(renderContent(new Content({ ...q, title: "Node.js 18 is here" }))).toBe(
+      "---\ntitle: 'Node.js 18 is here'\nlayout: post\n---\nBody\n"
+    )
+  })
+
+  it("a folded block that was never folded is written on one line, still folded: its short width is not a width", () => {
+    const long =
+      "A much longer summary, written in the database, that runs well past the width the old one happened to have."
+    const short = "---\ndescription: >\n  Short summary.\nlayout: post\n---\nBody\n"
+    const s = parse(short)
+    expect(renderContent(new Content({ ...s, description: `${long}\n` }))).toBe(
+      `---\ndescription: >\n  ${long}\nlayout: post\n---\nBody\n`
+    )
+    const one = "---\ndescription: >-\n  A\nlayout: post\n---\nBody\n"
+    expect(renderContent(new Content({ ...parse(one), description: long }))).toBe(
+      `---\ndescription: >-\n  ${long}\nlayout: post\n---\nBody\n`
+    )
+  })
 
   it.prop(
     "a file of CRLF or mixed line ends: an edit of one field changes only that field's line, written with the file's line break",
@@ -629,25 +719,5 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
     const body = asReadNow(new Content({ ...stored(text), body: text.replace("Steps.", "Three steps.") }))
     expect(renderContent(body)).toBe(text.replace("Steps.", "Three steps."))
     expect(unwritableContent(body, renderContent(body))).toBeUndefined()
-  })
-})
-
-describe("an item as its written file", () => {
-  const c = parse("---\ntitle: A\n---\n\nBody\n")
-
-  it("its head is the head written, edits included; its format that head's", () => {
-    expect(writtenContent(c, renderContent(c))).toBe(c)
-    const edited = renderContent(new Content({ ...c, title: "B" }))
-    expect([writtenContent(c, edited)?.head, writtenContent(c, edited)?.format]).toStrictEqual([
-      "---\ntitle: B\n---\n\n",
-      "yaml"
-    ])
-    expect(writtenContent(c, "+++\ntitle = 'A'\n+++\n\nBody\n")?.format).toBe("toml")
-  })
-
-  it("a text that is not a head above the body, or whose head does not split, gives nothing to record", () => {
-    expect(writtenContent(c, "---\ntitle: A\n---\n\nOther body\n")).toBeUndefined()
-    expect(writtenContent(c, "---\ntitle: A\n\nBody\n")).toBeUndefined()
-    expect(writtenContent(c, '{ "title": "A"\n\nBody\n')).toBeUndefined()
   })
 })

@@ -1,6 +1,6 @@
 import { FastCheck as fc, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { isRelPath, RelPath } from "../../src/domain/model.js"
+import { isRelPath, itemsNamed, RelPath } from "../../src/domain/model.js"
 
 /** The rule as stated: relative, inside the tree, no empty, `.` or `..` segment, no backslash or NUL. */
 const segmentRule = (p: string) =>
@@ -27,5 +27,30 @@ describe("RelPath", () => {
     )
     expect(isRelPath("a".repeat(1025))).toBe(false)
     expect(["agents/a/config.yaml", ".agentsyncignore", "a/.b/..c"].every(isRelPath)).toBe(true)
+  })
+})
+
+describe("itemsNamed", () => {
+  it("counts the items errors name, not the errors: a file with several problems is one", () => {
+    expect(itemsNamed([])).toBe(0)
+    expect(
+      itemsNamed([
+        { item: "content/a.md" },
+        { item: "content/a.md" },
+        { item: "agents/b.md" },
+        { item: "content/a.md" }
+      ])
+    ).toBe(2)
+  })
+
+  it("is the number of distinct items, whatever the order and repetition", () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom("a", "b", "c", "d")), (items) => {
+        const n = itemsNamed(items.map((item) => ({ item })))
+        expect(n).toBe(new Set(items).size)
+        expect(n).toBeLessThanOrEqual(items.length)
+        expect(itemsNamed([...items].reverse().map((item) => ({ item })))).toBe(n)
+      })
+    )
   })
 })

@@ -147,17 +147,23 @@ describe("agentsync local on PostgreSQL (DATABASE_URL)", () => {
     const env = { DATABASE_URL: await freshDatabase("e2e") }
     const src = project()
     const agents = readdirSync(join(src, "services/agents"))
-    writeFileSync(join(src, "services/agents", agents[0]!, "config.yaml"), "id: [oops\n")
+    // One file, a problem on each of two lines: one item could not be read, not two.
+    writeFileSync(join(src, "services/agents", agents[0]!, "config.yaml"), "id: x\nname: a: b\ndescription: c: d\n")
     const r = cli(src, ["--json", "local", "sync", "--to-db"], env)
     expect(r.code).toBe(1)
     const report = JSON.parse(r.stdout) as Report
     const agentResult = report.results.find((x) => x.kind === "agents")!
     expect(agentResult.synced).toBe(agents.length - 1)
+    expect(agentResult.errors.length).toBe(2)
     expect(agentResult.errors[0]!.message).toMatch(
       new RegExp(`services/agents/${agents[0]}/config\\.yaml:\\d+: invalid YAML`)
     )
     expect(report.results.find((x) => x.kind === "content")!.synced).toBeGreaterThan(0)
     expect(r.stderr).toMatch(/^error: 1 item could not be read/m)
+    // The diff counts it the same way.
+    const d = cli(src, ["local", "diff"], env)
+    expect(d.code).toBe(1)
+    expect(d.stderr).toMatch(/^error: 1 item could not be read/m)
   })
 
   it("a name with a newline or an escape sequence is shown escaped, on its own line, never raw", async () => {

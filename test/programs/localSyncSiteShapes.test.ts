@@ -65,7 +65,7 @@ describe("local sync and the pages of static-site generators", () => {
       const read = (path: string) => readFileSync(join(b, path), "utf8")
       expect(read("content/site/authors.md")).toBe(PAGES["content/site/authors.md"])
       expect(read("content/site/_posts/2009-05-24-windows.markdown")).toBe(
-        '---\r\nlayout: post\r\ntitle: Edited\r\ntag: "Ruby"\r\ndescription: From the database\r\n---\r\n\r\nWritten on Windows.\r\n'
+        '---\r\nlayout: post\r\ntitle: "Edited"\r\ntag: "Ruby"\r\ndescription: From the database\r\n---\r\n\r\nWritten on Windows.\r\n'
       )
       expect(read("content/site/docs/data.md")).toBe(
         '---json\n{\n  "title": "Edited",\n  "order": 2,\n  "description": "From the database"\n}\n---\n\n# Data\n'

@@ -1,7 +1,7 @@
 /** Content: any Markdown or MDX file below content/<source>/, with front matter in YAML, TOML or JSON, or none. */
 import { Either, Schema } from "effect"
 import { freshHead, sameJson } from "../frontMatter/render.js"
-import { codeFenceOf, type Fields, problem, splitFrontMatter } from "../frontMatter/split.js"
+import { codeFenceOf, type Fields, problem } from "../frontMatter/split.js"
 import { Content, type ContentLayout, type Json, MARKDOWN, MDX } from "../model.js"
 import { groups } from "../text.js"
 import {
@@ -240,18 +240,3 @@ export const renderContent = (c: Content): string =>
         c.extra,
         () => freshContent(c)
       )
-
-/**
- * The item as its file now is, once `text` (what `renderContent` gave for it) is written: its head is the head
- * written, edits included, so a row recorded with that file's hash renders that file again. Undefined when the
- * text is not a head above the item's body, or that head does not split: the row is then not recorded with the
- * file's hash (it would render another file), and is read again on the next run.
- */
-export const writtenContent = (c: Content, text: string): Content | undefined => {
-  if (c.head === null) return c
-  if (!text.endsWith(c.body)) return undefined
-  const head = text.slice(0, text.length - c.body.length)
-  if (head === c.head) return c
-  const split = splitFrontMatter(contentPath(c), head, !MDX.test(c.path))
-  return Either.isLeft(split) ? undefined : new Content({ ...c, head, format: split.right.format }, true)
-}

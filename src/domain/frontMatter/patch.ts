@@ -1,6 +1,6 @@
 /** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back, falling back to a coarser rewrite rather than a wrong one. */
 import { stringify as stringifyToml } from "smol-toml"
-import { isMap, isNode, isScalar, type Pair, parseDocument, stringify } from "yaml"
+import { isMap, isNode, isScalar, type Pair, parseDocument, Scalar, stringify } from "yaml"
 import type { Json } from "../model.js"
 import { editScript, linesOf } from "../patch.js"
 import { groups } from "../text.js"
@@ -53,13 +53,36 @@ const splice = (text: string, start: number, end: number, insert: string) =>
 
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
 
-/** `key: value` rendered as YAML at an indent, without its final newline. */
-const yamlPair = (key: string, value: Json, indent: number): string => {
-  const text = stringify({ [key]: value }, YAML_OPTIONS).replace(/\n$/, "")
+/**
+ * A new string in the style of the scalar it replaces: quoted as it was, or a block (`|`, `>`); a folded one
+ * that was folded keeps its lines no wider than the widest it had, one that was not is written unfolded. The library falls back to another style where this one cannot hold the
+ * text (a plain scalar that would read as a map, say); anything but a string is rendered as YAML chooses.
+ */
+const styled = (old: unknown, value: Json, text: string, column: number) => {
+  if (typeof value !== "string" || !isScalar(old) || old.type === undefined || old.type === Scalar.PLAIN)
+    return { node: value, options: YAML_OPTIONS }
+  const node = new Scalar(value)
+  node.type = old.type
+  const block = old.type === Scalar.BLOCK_LITERAL || old.type === Scalar.BLOCK_FOLDED
+  const oldLines = old.range ? text.slice(old.range[0], old.range[1]).split("\n").slice(1) : []
+  const widest = Math.max(0, ...oldLines.map((l) => l.trimEnd().length))
+  // Only a value that was folded (two content lines one after the other) shows a width; any other `>` block is
+  // written on one line, as a short summary's width says nothing of how wide its lines may be.
+  const wasFolded = oldLines.some((l, i) => i > 0 && l.trim() !== "" && (oldLines[i - 1] ?? "").trim() !== "")
+  const lineWidth = old.type === Scalar.BLOCK_FOLDED && wasFolded && widest > column ? widest - column : 0
+  // A double-quoted value on one line (a subagent's description with its `\n` escapes) stays on one line.
+  const doubleQuotedAsJSON = old.type === Scalar.QUOTE_DOUBLE && oldLines.length === 0
+  return { node, options: { ...YAML_OPTIONS, blockQuote: block, lineWidth, doubleQuotedAsJSON } }
+}
+
+/** `key: value` rendered as YAML at an indent, without its final newline; a string keeps the style `old` had. */
+const yamlPair = (key: string, value: Json, indent: number, old?: unknown, original = ""): string => {
+  const { node, options } = styled(old, value, original, indent)
+  const text = stringify({ [key]: node }, options).replace(/\n$/, "")
   const pad = " ".repeat(indent)
   return text
     .split("\n")
-    .map((l, i) => (i === 0 ? l : pad + l))
+    .map((l, i) => (i === 0 || l === "" ? l : pad + l))
     .join("\n")
 }
 
@@ -111,7 +134,7 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
       if (text.slice(from, start).trim() !== "") return undefined
       edits.push({ start: from, end: to, text: "" })
     } else {
-      edits.push({ start, end, text: yamlPair(key, change.value, start - lineStart(text, start)) })
+      edits.push({ start, end, text: yamlPair(key, change.value, start - lineStart(text, start), pair.value, text) })
     }
   }
   edits.sort((a, b) => b.start - a.start)

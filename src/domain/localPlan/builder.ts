@@ -59,6 +59,7 @@ export class Builder {
   readonly disk: Array<DiskOp> = []
   readonly after: Array<DbOp> = []
   readonly errors: Array<LocalSyncError> = []
+  readonly unrecorded: Array<string> = []
   synced = 0
   skipped = 0
   deleted = 0
@@ -82,7 +83,8 @@ export class Builder {
       steps: this.steps,
       db: this.db.filter(nonEmpty),
       disk: this.disk,
-      after: this.after.filter(nonEmpty)
+      after: this.after.filter(nonEmpty),
+      unrecorded: this.unrecorded
     }
   }
 }

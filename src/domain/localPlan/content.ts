@@ -1,9 +1,10 @@
 /** The content part of a local-sync plan: many items, compared by where their file is and its digest; and sources. */
 import { Either } from "effect"
 import { stringify } from "yaml"
-import { contentPath, sourceConfigPath, unwritableContent, writtenContent } from "../formats.js"
+import { contentPath, parseContent, sourceConfigPath, unwritableContent } from "../formats.js"
+import { contentHash } from "../hash.js"
 import { type ContentRow, contentIdent, type DbSide, type DiskSide, isTrusted, type StoredPage } from "../localSides.js"
-import { type Content, ContentSource, type ItemMode, LocalSyncError, withMode } from "../model.js"
+import { Content, ContentSource, type ItemMode, LocalSyncError, withMode } from "../model.js"
 import type { ContentFile } from "../project.js"
 import {
   Builder,
@@ -110,20 +111,27 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
     { _tag: "DeleteContents", keys: deletes },
     { _tag: "DeleteFiles", paths: dropped }
   )
-  // Rows that were rendered (edited by hand, or never written by this version) learn the file they now match,
-  // when it is written now or already on disk; the next run then trusts them without rendering.
+  // Rows that were rendered (edited by hand, never written by this version, or recorded by an older one with the head
+  // they were read with) learn the file they now match,
+  // when it is written now or already on disk; the next run then trusts them without rendering, writing their
+  // head and body as they are: so the row records the head the file has, not the one it was read with.
   const written = new Set(b.disk.flatMap((op) => (op._tag === "WriteText" ? [op.path] : [])))
   const record: Array<ContentWrite & { expectedHash: string }> = []
   for (const r of db.contents) {
     if (r.item === undefined || r.text === undefined || blocked.has(r.key)) continue
-    if (isTrusted(r.meta)) continue
+    if (isTrusted(r.meta) && !r.rendered) continue
     const file = onDisk.get(r.key)
     const path = contentPath(r.item)
     if (written.has(path) || same.has(path) || (file !== undefined && contentIdent(file.path, file.sha) === r.ident)) {
-      // Its head as written: a rendered row's head was the one read, before its edit. A row whose written head
-      // cannot be told is left unrecorded, rendered again next run, rather than trusted with the wrong head.
-      const item = writtenContent(r.item, r.text)
-      if (item !== undefined) record.push({ item, fileSha: shaOf(r), expectedHash: r.meta.version_hash })
+      // Recorded with the head its written file has (an edit's front matter, not the one read): else the next tree
+      // written from the row would get the page from before the edit.
+      const item = asWritten(r.item, r.text)
+      if (item === undefined) {
+        // Left untrusted: rendered again each run, which is always right, and said, since each run pays for it.
+        b.unrecorded.push(path)
+        continue
+      }
+      record.push({ item, fileSha: shaOf(r), expectedHash: r.meta.version_hash })
     }
   }
   b.after.push({ _tag: "RecordContents", items: record })
@@ -138,6 +146,16 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
 
 /** The digest of a row's text, which ends its identity. */
 const shaOf = (r: ContentRow) => r.ident.slice(r.ident.lastIndexOf("\0") + 1)
+
+/**
+ * The item a row's rendered text reads back as (its head now the file's: front matter an edit added or changed), where
+ * it says what the row says; a page that had none has YAML front matter now, so its format may be all that differs.
+ */
+const asWritten = (row: Content, text: string): Content | undefined => {
+  const back = parseContent({ path: contentPath(row), text }, row.source, row.path)
+  if (Either.isLeft(back)) return undefined
+  return contentHash(new Content({ ...back.right, format: row.format })) === contentHash(row) ? back.right : undefined
+}
 
 /** Content sources: the database remembers each source's layout; the disk gets a source.yaml where one was declared. */
 const planSources = (b: Builder, disk: DiskSide, db: DbSide) => {
@@ -208,7 +226,8 @@ const standIns = (db: DbSide): Map<string, StandIn> => {
       file_sha256: null,
       mode: page.mode
     }
-    const row = { ...meta, key: page.key, ident: contentIdent(item.path, page.sha256), hash: "", meta, item, text }
+    const ident = contentIdent(item.path, page.sha256)
+    const row = { ...meta, key: page.key, ident, hash: "", meta, item, text, rendered: false }
     out.set(page.key, { row, page })
   }
   return out

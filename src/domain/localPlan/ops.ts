@@ -83,6 +83,8 @@ export interface KindPlan {
   readonly disk: ReadonlyArray<DiskOp>
   /** Bookkeeping beside the file writes: which file each row now matches. Not a change. */
   readonly after: ReadonlyArray<DbOp>
+  /** Pages a row was rendered to that do not read back as that row: left unrecorded, so rendered again each run. */
+  readonly unrecorded: ReadonlyArray<string>
 }
 
 export interface PlanOptions {

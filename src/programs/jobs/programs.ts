@@ -3,7 +3,7 @@ import type * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { Effect, Layer, Option } from "effect"
 import type { CurrentConfig } from "../../config.js"
 import type { Job, OptionsOf } from "../../domain/jobs/spec.js"
-import type { LocalSyncDirection, SyncKind } from "../../domain/model.js"
+import { itemsNamed, type LocalSyncDirection, type SyncKind } from "../../domain/model.js"
 import { CommandFailed, Conflict, InvalidInput } from "../../errors.js"
 
 /** What every job program needs: the project's configuration, and (for skill sync) the platform's processes. */
@@ -28,7 +28,7 @@ const localSync = (options: {
     const [first] = errors
     if (first !== undefined) {
       return yield* new InvalidInput({
-        reason: `${plural(errors.length, "item")} could not be read (${first.message}); ${summary}`
+        reason: `${plural(itemsNamed(errors), "item")} could not be read (${first.message}); ${summary}`
       })
     }
     return summary

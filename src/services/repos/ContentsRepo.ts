@@ -85,7 +85,14 @@ const RECORD = `UPDATE contents AS t SET ${columns
   .map(([n]) => `"${n}" = d."${n}"`)
   .join(", ")}, updated_at = now()
 FROM json_to_recordset($1::json) AS d(${columns.map(([n, t]) => `"${n}" ${t}`).join(", ")}, expected text)
-WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.expected`
+WHERE t.source = d.source AND t.slug = d.slug AND t.version_hash = d.expected
+RETURNING t.source, t.slug, d.version_hash, d.file_sha256`
+// The stale-content trigger reads an update that changes a field but leaves a hash as it was as a hand edit, and
+// blanks that hash: RECORD changes the head and keeps the hash it records, so the rows it updated get their hashes
+// again from a statement that changes only them, which the trigger lets through. A hand edit still blanks them.
+const SEAL = `UPDATE contents AS t SET version_hash = d.version_hash, file_sha256 = d.file_sha256
+FROM json_to_recordset($1::json) AS d(source text, slug text, version_hash text, file_sha256 text)
+WHERE t.source = d.source AND t.slug = d.slug`
 const FETCH = `${SELECT_FULL} JOIN json_to_recordset($1::json) AS k(source text, slug text) ON c.source = k.source AND c.slug = k.slug`
 
 const sourceColumns: ReadonlyArray<Column> = [
@@ -138,15 +145,17 @@ export class ContentsRepo extends Effect.Service<ContentsRepo>()("agentsync/Cont
         "cannot write contents"
       )
     )
-    /** Rows now match these files: fields and file hash, for rows still at `expectedHash`. */
+    /** Rows now match these files: fields and file hash, for rows still at `expectedHash`; the rows are left trusted. */
     const record = Effect.fn("ContentsRepo.record")(
       (items: ReadonlyArray<ContentWrite & { readonly expectedHash: string }>) =>
-        batched(
-          sql,
-          RECORD,
-          items.map((w) => ({ ...toRow(w.item, w.fileSha), expected: w.expectedHash })),
-          "cannot record file hashes"
-        )
+        Effect.forEach(
+          jsonChunks(items.map((w) => ({ ...toRow(w.item, w.fileSha), expected: w.expectedHash }))),
+          (chunk) =>
+            Effect.flatMap(sql.unsafe<Record<string, unknown>>(RECORD, [chunk]), (recorded) =>
+              recorded.length === 0 ? Effect.void : sql.unsafe(SEAL, [JSON.stringify(recorded)])
+            ),
+          { discard: true }
+        ).pipe(sql.withTransaction, Effect.as(items.length), Effect.mapError(dbError("cannot record file hashes")))
     )
     const remove = Effect.fn("ContentsRepo.remove")((keys: ReadonlyArray<Pick<Content, "source" | "slug">>) =>
       batched(
