@@ -11,6 +11,7 @@ import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from
 import * as Pg from "pg"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
+import * as Template from "./embeddedTemplate.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
 import { runMigrations } from "./migrations/run.js"
 import * as ProcessLock from "./ProcessLock.js"
@@ -158,15 +159,43 @@ const createIn = (dir: string) =>
   )
 
 /**
- * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once PGlite has created and
- * closed it, so `dataDir` either does not exist or is complete. A creation that does not finish (an error, an
- * interruption) removes its folder; one that was killed leaves it, and the next creation removes it first.
+ * A new database in `dir`: a copy of this PGlite's template when the user's cache holds a complete one, else
+ * PGlite's initdb (seconds of CPU), whose result, never opened, then becomes the template. The cache only ever
+ * saves time: a template that is missing, damaged or cannot be written leaves the creation to initdb.
+ */
+const createFresh = (dir: string) =>
+  Effect.gen(function* () {
+    const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite")).pipe(
+      Effect.tapError((e) => Effect.logDebug(e.message)),
+      Effect.option
+    )
+    if (Option.isSome(key)) {
+      const copied = yield* Template.restore(key.value, dir).pipe(
+        Effect.tapError((e) => Effect.logDebug(e.message)),
+        Effect.orElseSucceed(() => Option.none<string>())
+      )
+      if (Option.isSome(copied)) return
+      yield* removeDir(dir)
+    }
+    yield* createIn(dir)
+    if (Option.isSome(key))
+      yield* Template.save(dir, key.value).pipe(
+        Effect.tapError((e) => Effect.logDebug(e.message)),
+        Effect.ignore
+      )
+  })
+
+/**
+ * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once it is complete (PGlite
+ * has created and closed it, or the template's copy is whole), so `dataDir` either does not exist or is complete.
+ * A creation that does not finish (an error, an interruption) removes its folder; one that was killed leaves it,
+ * and the next creation removes it first.
  */
 const createDataDir = (dataDir: string) => {
   const creation = creationDirOf(dataDir)
   return Effect.gen(function* () {
     yield* removeDir(creation)
-    yield* createIn(creation)
+    yield* createFresh(creation)
     // A folder without PG_VERSION holds no database (an interrupted open of an older version): PGlite would
     // create one over it, so it is replaced.
     yield* removeDir(dataDir)

@@ -1,0 +1,184 @@
+/** The embedded database's template: a fresh initdb's data directory in the user's cache, one per PGlite build, copied instead of running initdb again. */
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import { homedir } from "node:os"
+import * as nodePath from "node:path"
+import { Data, Effect, Option, Schema } from "effect"
+import { errnoCode } from "../errno.js"
+
+/** Why a template was not made or not used: never the user's failure, the creation runs initdb instead. */
+export class TemplateUnusable extends Data.TaggedError("TemplateUnusable")<{
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `embedded database template: ${this.reason}`
+  }
+}
+
+const unusable = (reason: string) => (cause: unknown) =>
+  new TemplateUnusable({ reason: `${reason}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+
+/**
+ * Where templates live: `agentsync/pgdata-templates` in the cache root the launcher uses (`$XDG_CACHE_HOME` when
+ * absolute, else `~/.cache`).
+ */
+export const templatesDir = (env: NodeJS.ProcessEnv = process.env): string => {
+  const xdg = env.XDG_CACHE_HOME
+  const root = xdg !== undefined && nodePath.isAbsolute(xdg) ? xdg : nodePath.join(homedir(), ".cache")
+  return nodePath.join(root, "agentsync", "pgdata-templates")
+}
+
+/** Changes with what the template holds or how it is laid out, so that no older template is read as a newer one. */
+const FORMAT = "agentsync pgdata template 1"
+
+/**
+ * A template's name for the PGlite whose entry point is `entry`: its version and a digest of the files a data
+ * directory is made from and must match (Postgres and initdb as WebAssembly, Postgres' share files: its catalog
+ * version and major with them). A PGlite without them has no name: its databases are made by initdb.
+ */
+export const templateKey = (entry: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const dist = nodePath.dirname(entry)
+      const manifest: unknown = JSON.parse(await fs.readFile(nodePath.join(dist, "..", "package.json"), "utf8"))
+      const version =
+        typeof manifest === "object" && manifest !== null && "version" in manifest ? String(manifest.version) : "?"
+      const digest = createHash("sha256").update(FORMAT)
+      for (const file of ["pglite.wasm", "pglite.data", "initdb.wasm"])
+        digest.update(await fs.readFile(nodePath.join(dist, file)))
+      return `${version.replace(/[^0-9A-Za-z.-]/g, "_")}-${digest.digest("hex").slice(0, 16)}`
+    },
+    catch: unusable("cannot name the template of this PGlite")
+  })
+
+/** What a complete template lists, written last: its folders and its files with their sizes, relative, sorted. */
+const Manifest = Schema.Struct({
+  format: Schema.Literal(FORMAT),
+  key: Schema.String,
+  dirs: Schema.Array(Schema.String),
+  files: Schema.Array(Schema.Tuple(Schema.String, Schema.Number))
+})
+type Manifest = typeof Manifest.Type
+const decodeManifest = Schema.decodeUnknownSync(Schema.parseJson(Manifest))
+
+const MANIFEST = "manifest.json"
+const DATA = "data"
+
+/** The folders and files under `root` (a data directory holds nothing else), parents before children. */
+const listTree = async (root: string): Promise<Pick<Manifest, "dirs" | "files">> => {
+  const dirs: Array<string> = []
+  const files: Array<[string, number]> = []
+  const walk = async (rel: string): Promise<void> => {
+    const entries = await fs.readdir(nodePath.join(root, rel), { withFileTypes: true })
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const path = rel === "" ? entry.name : `${rel}/${entry.name}`
+      if (entry.isDirectory()) {
+        dirs.push(path)
+        await walk(path)
+      } else if (entry.isFile()) files.push([path, (await fs.stat(nodePath.join(root, path))).size])
+      else throw new Error(`${path} is neither a file nor a folder`)
+    }
+  }
+  await walk("")
+  return { dirs, files }
+}
+
+/** Copies what `tree` lists from `from` into `to` (made here), checking each copy's size against the list. */
+const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | "files">): Promise<void> => {
+  await fs.mkdir(to)
+  for (const dir of tree.dirs) await fs.mkdir(nodePath.join(to, dir))
+  let next = 0
+  // A few copies at once: each waits on libuv's thread pool, and a data directory is a thousand small files.
+  const copier = async (): Promise<void> => {
+    for (let i = next++; i < tree.files.length; i = next++) {
+      const [path, size] = tree.files[i] as [string, number]
+      await fs.copyFile(nodePath.join(from, path), nodePath.join(to, path))
+      const copied = (await fs.stat(nodePath.join(to, path))).size
+      if (copied !== size) throw new Error(`${path} holds ${copied} bytes, not ${size}`)
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, copier))
+}
+
+const removeQuietly = (dir: string) => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+
+/** Left by a process killed while it wrote a template; one that old is no other's work in progress. */
+const STALE_MS = 60 * 60 * 1000
+
+/**
+ * Keeps `fresh` (a data directory initdb has just made and closed, never opened since: no one's data) as the
+ * template `key`: copied to a name of this process's own, its manifest written last, then renamed into place. When
+ * another process has put one there first, this copy is dropped.
+ */
+export const save = (fresh: string, key: string, dir: string = templatesDir()) =>
+  Effect.tryPromise({
+    try: async () => {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+      const target = nodePath.join(dir, key)
+      if (
+        await fs.access(target).then(
+          () => true,
+          () => false
+        )
+      )
+        return
+      const scratch = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
+      try {
+        const tree = await listTree(fresh)
+        await fs.mkdir(scratch)
+        await copyTree(fresh, nodePath.join(scratch, DATA), tree)
+        const manifest: Manifest = { format: FORMAT, key, ...tree }
+        await fs.writeFile(nodePath.join(scratch, MANIFEST), JSON.stringify(manifest))
+        await fs.rename(scratch, target).catch((e: unknown) => {
+          // Another process's template is in place (a non-empty folder cannot be renamed over): it is as good.
+          if (errnoCode(e) !== "ENOTEMPTY" && errnoCode(e) !== "EEXIST") throw e
+        })
+      } finally {
+        await removeQuietly(scratch)
+      }
+      for (const name of await fs.readdir(dir)) {
+        if (!name.endsWith(".tmp")) continue
+        const stat = await fs.stat(nodePath.join(dir, name)).catch(() => undefined)
+        if (stat !== undefined && Date.now() - stat.mtimeMs > STALE_MS) await removeQuietly(nodePath.join(dir, name))
+      }
+    },
+    catch: unusable("cannot keep a template")
+  }).pipe(Effect.uninterruptible)
+
+/**
+ * Copies the template `key` into `into` (which must not exist) when there is a complete one of this user's: its
+ * manifest names it, and every file it lists is there at its size. None: `Option.none()`. One that is there but
+ * cannot be used is removed (a creation that runs initdb next makes it again) and fails.
+ */
+export const restore = (key: string, into: string, dir: string = templatesDir()) => {
+  const template = nodePath.join(dir, key)
+  return Effect.tryPromise({
+    try: async (): Promise<Option.Option<string>> => {
+      const text = await fs.readFile(nodePath.join(template, MANIFEST), "utf8").catch((e: unknown) => {
+        if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") return undefined
+        throw e
+      })
+      // A folder by the template's name is only ever renamed into place with its manifest: one without lost it.
+      if (text === undefined) {
+        const there = await fs.access(template).then(
+          () => true,
+          () => false
+        )
+        if (there) throw new Error(`${template} has no ${MANIFEST}`)
+        return Option.none()
+      }
+      // A template is a cache of this user's: one another user could have written is not read.
+      const owner = (await fs.stat(template)).uid
+      if (process.getuid !== undefined && owner !== process.getuid()) throw new Error(`${template} is another user's`)
+      const manifest = decodeManifest(text)
+      if (manifest.key !== key) throw new Error(`${template} names ${manifest.key}`)
+      await copyTree(nodePath.join(template, DATA), into, manifest)
+      return Option.some(template)
+    },
+    catch: unusable(`cannot use ${template}`)
+  }).pipe(
+    Effect.tapError(() => Effect.promise(() => removeQuietly(template))),
+    Effect.uninterruptible
+  )
+}

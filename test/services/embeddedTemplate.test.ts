@@ -1,0 +1,157 @@
+// The embedded database's template on real PGlite: a creation copies it rather than running initdb, and a missing, half-written, damaged or unwritable one leaves the creation to initdb.
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { SqlClient } from "@effect/sql"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Option } from "effect"
+import * as Database from "../../src/services/ProjectDatabase.js"
+
+const temps: Array<string> = []
+const tempDir = (name: string) => {
+  const dir = mkdtempSync(join(tmpdir(), `agentsync-template-${name}-`))
+  temps.push(dir)
+  return dir
+}
+const cacheBefore = process.env.XDG_CACHE_HOME
+afterAll(() => {
+  if (cacheBefore === undefined) delete process.env.XDG_CACHE_HOME
+  else process.env.XDG_CACHE_HOME = cacheBefore
+  for (const d of temps) rmSync(d, { recursive: true, force: true })
+})
+
+const templates = (cache: string) => join(cache, "agentsync", "pgdata-templates")
+const entries = (cache: string) => (existsSync(templates(cache)) ? readdirSync(templates(cache)).sort() : [])
+
+/**
+ * A data directory's system identifier (the first field of `global/pg_control`): initdb draws a new one for every
+ * database it makes, so a database that shares its template's was copied from it, not made by initdb.
+ */
+const identifierOf = (dataDir: string) =>
+  readFileSync(join(dataDir, "global", "pg_control"))
+    .readBigUInt64LE(0)
+    .toString()
+const templateData = (cache: string, key: string) => join(templates(cache), key, "data")
+
+/** A new project's migrated database, with `cache` as XDG_CACHE_HOME: its identifier as Postgres reports it, its users. */
+const create = (cache: string, insert = false) =>
+  Effect.gen(function* () {
+    process.env.XDG_CACHE_HOME = cache
+    const dataDir = Database.embeddedDataDir(tempDir("project"))
+    const exit = yield* Effect.exit(
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        if (insert) yield* sql`INSERT INTO users (id, name, email) VALUES ('u1', 'ada', 'ada@example.com')`
+        const [row] = yield* sql<{ id: string }>`SELECT system_identifier::text AS id FROM pg_control_system()`
+        const users = yield* sql<{ name: string }>`SELECT name FROM users`
+        return { id: row?.id ?? "", users: users.map((u) => u.name), dataDir }
+      }).pipe(Effect.provide(Database.layerMigrated({ url: Option.none(), dataDir })), Effect.scoped)
+    )
+    if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
+    return exit.value
+  })
+
+describe("the embedded database's template", () => {
+  it.scopedLive(
+    "the first creation keeps its fresh initdb as the template; the next copies it (no initdb) and holds none of the first's data",
+    () =>
+      Effect.gen(function* () {
+        const cache = tempDir("cache")
+        const first = yield* create(cache, true)
+        const [key, ...others] = entries(cache)
+        expect(others).toEqual([])
+        expect(key).toMatch(/^0\.5\.\d+-[0-9a-f]{16}$/)
+        const template = identifierOf(templateData(cache, key ?? ""))
+        expect(first.id).toBe(template)
+
+        const second = yield* create(cache)
+        // initdb would have drawn an identifier of its own.
+        expect(second.id).toBe(template)
+        expect(identifierOf(second.dataDir)).toBe(template)
+        // Migrated and working, and the first project's row is not there: the template is never an opened database.
+        expect(first.users).toEqual(["ada"])
+        expect(second.users).toEqual([])
+        expect(entries(cache)).toEqual([key])
+        expect(existsSync(`${second.dataDir}.init`)).toBe(false)
+      }),
+    300_000
+  )
+
+  it.scopedLive(
+    "a damaged template, or one without its manifest, is not used: initdb makes the database and the template again",
+    () =>
+      Effect.gen(function* () {
+        const cache = tempDir("cache")
+        const made = yield* create(cache)
+        const [key = ""] = entries(cache)
+        // A file the template lists is gone (as a cache cleaner deletes files it thinks old).
+        const manifest = JSON.parse(readFileSync(join(templates(cache), key, "manifest.json"), "utf8")) as {
+          files: Array<[string, number]>
+        }
+        const listed = manifest.files.find(([path]) => path.startsWith("base/"))?.[0] ?? ""
+        rmSync(join(templateData(cache, key), listed))
+        const afterDamage = yield* create(cache)
+        expect(afterDamage.id).not.toBe(made.id)
+        expect(afterDamage.users).toEqual([])
+        // Replaced by the fresh initdb's result.
+        expect(entries(cache)).toEqual([key])
+        expect(identifierOf(templateData(cache, key))).toBe(afterDamage.id)
+
+        // A template truncated in place (a file shorter than listed), and one whose manifest is gone.
+        writeFileSync(join(templateData(cache, key), "global", "pg_control"), "")
+        const afterTruncation = yield* create(cache)
+        expect(afterTruncation.id).not.toBe(afterDamage.id)
+        expect(identifierOf(templateData(cache, key))).toBe(afterTruncation.id)
+        rmSync(join(templates(cache), key, "manifest.json"))
+        const afterLostManifest = yield* create(cache)
+        expect(afterLostManifest.id).not.toBe(afterTruncation.id)
+        expect(identifierOf(templateData(cache, key))).toBe(afterLostManifest.id)
+      }),
+    600_000
+  )
+
+  it.scopedLive(
+    "a template half-written by a killed process (its scratch folder, even complete) is never used",
+    () =>
+      Effect.gen(function* () {
+        const source = tempDir("cache")
+        const made = yield* create(source)
+        const [key = ""] = entries(source)
+        const cache = tempDir("cache")
+        cpSync(join(templates(source), key), join(templates(cache), `${key}.999999-dead.tmp`), { recursive: true })
+        const next = yield* create(cache)
+        expect(next.id).not.toBe(made.id)
+        expect(entries(cache)).toEqual([key, `${key}.999999-dead.tmp`])
+        expect(identifierOf(templateData(cache, key))).toBe(next.id)
+      }),
+    300_000
+  )
+
+  it.scopedLive(
+    "two creations at once without a template both succeed and leave one template",
+    () =>
+      Effect.gen(function* () {
+        const cache = tempDir("cache")
+        const [a, b] = yield* Effect.all([create(cache), create(cache)], { concurrency: "unbounded" })
+        expect(a?.users).toEqual([])
+        expect(b?.users).toEqual([])
+        const [key, ...others] = entries(cache)
+        expect(others).toEqual([])
+        expect([a?.id, b?.id]).toContain(identifierOf(templateData(cache, key ?? "")))
+      }),
+    300_000
+  )
+
+  it.scopedLive(
+    "a cache that cannot be written (its root is a file) leaves the creation to initdb, without an error",
+    () =>
+      Effect.gen(function* () {
+        const notADir = join(tempDir("cache"), "file")
+        writeFileSync(notADir, "")
+        const made = yield* create(notADir)
+        expect(made.users).toEqual([])
+        expect(identifierOf(made.dataDir)).toBe(made.id)
+      }),
+    300_000
+  )
+})
