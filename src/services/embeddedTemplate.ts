@@ -103,6 +103,12 @@ const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | 
 
 const removeQuietly = (dir: string) => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)
 
+/** `global/pg_control`'s state (an int32 at byte 16): 1, shut down cleanly, is the only state a template may hold. */
+const shutDownCleanly = async (dataDir: string): Promise<boolean> => {
+  const control = await fs.readFile(nodePath.join(dataDir, "global", "pg_control"))
+  return control.length >= 20 && control.readInt32LE(16) === 1
+}
+
 /** Left by a process killed while it wrote a template; one that old is no other's work in progress. */
 const STALE_MS = 60 * 60 * 1000
 
@@ -123,6 +129,8 @@ export const save = (fresh: string, key: string, dir: string = templatesDir()) =
         )
       )
         return
+      // A template is copied into every new database: only a data directory Postgres shut down cleanly is kept.
+      if (!(await shutDownCleanly(fresh))) throw new Error(`${fresh} was not shut down cleanly`)
       const scratch = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
       try {
         const tree = await listTree(fresh)
@@ -182,3 +190,7 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
     Effect.uninterruptible
   )
 }
+
+/** Removes the template `key`: one whose copy PGlite could not open is damaged in a way its sizes do not show. */
+export const discard = (key: string, dir: string = templatesDir()) =>
+  Effect.promise(() => removeQuietly(nodePath.join(dir, key)))

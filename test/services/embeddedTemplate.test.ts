@@ -5,6 +5,7 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option } from "effect"
+import * as Template from "../../src/services/embeddedTemplate.js"
 import * as Database from "../../src/services/ProjectDatabase.js"
 
 const temps: Array<string> = []
@@ -106,6 +107,37 @@ describe("the embedded database's template", () => {
         const afterLostManifest = yield* create(cache)
         expect(afterLostManifest.id).not.toBe(afterTruncation.id)
         expect(identifierOf(templateData(cache, key))).toBe(afterLostManifest.id)
+      }),
+    600_000
+  )
+
+  it.scopedLive(
+    "a template damaged without a change of size (PGlite cannot open its copy): initdb makes the database and a new template; a data directory not shut down cleanly is never kept",
+    () =>
+      Effect.gen(function* () {
+        const cache = tempDir("cache")
+        const made = yield* create(cache)
+        const [key = ""] = entries(cache)
+        const control = join(templateData(cache, key), "global", "pg_control")
+        const bytes = readFileSync(control)
+        bytes.fill(0xa5, 20, 60)
+        writeFileSync(control, bytes)
+        const next = yield* create(cache)
+        expect(next.id).not.toBe(made.id)
+        expect(next.users).toEqual([])
+        expect(entries(cache)).toEqual([key])
+        expect(identifierOf(templateData(cache, key))).toBe(next.id)
+
+        // A source whose pg_control says it was not shut down cleanly (state 6: in production) is refused.
+        const other = tempDir("cache")
+        const source = join(tempDir("source"), "data")
+        cpSync(templateData(cache, key), source, { recursive: true })
+        const opened = readFileSync(join(source, "global", "pg_control"))
+        opened.writeInt32LE(6, 16)
+        writeFileSync(join(source, "global", "pg_control"), opened)
+        const saved = yield* Effect.exit(Template.save(source, key, templates(other)))
+        expect(Exit.isFailure(saved)).toBe(true)
+        expect(entries(other)).toEqual([])
       }),
     600_000
   )
