@@ -52,12 +52,24 @@ export const templateKey = (entry: string) =>
     catch: unusable("cannot name the template of this PGlite")
   })
 
+/** A path inside the template's data: relative, `/`-separated, no empty, `.` or `..` segment (nothing outside it). */
+const RelPath = Schema.String.pipe(
+  Schema.filter(
+    (path) =>
+      !nodePath.isAbsolute(path) &&
+      !path.includes("\\") &&
+      !path.includes("\0") &&
+      path.split("/").every((segment) => segment !== "" && segment !== "." && segment !== ".."),
+    { message: () => "a relative path inside the data directory" }
+  )
+)
+
 /** What a complete template lists, written last: its folders and its files with their sizes, relative, sorted. */
 const Manifest = Schema.Struct({
   format: Schema.Literal(FORMAT),
   key: Schema.String,
-  dirs: Schema.Array(Schema.String),
-  files: Schema.Array(Schema.Tuple(Schema.String, Schema.Number))
+  dirs: Schema.Array(RelPath),
+  files: Schema.Array(Schema.Tuple(RelPath, Schema.NonNegativeInt))
 })
 type Manifest = typeof Manifest.Type
 const decodeManifest = Schema.decodeUnknownSync(Schema.parseJson(Manifest))
@@ -103,6 +115,40 @@ const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | 
 
 const removeQuietly = (dir: string) => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)
 
+/**
+ * Whether the cache folder `dir` may be used: a real folder (not a link) of this user's that no other user can read
+ * or write. Absent: made (mode 0700) when `create`, else not trusted without a reason. Not trusted: the creation
+ * neither reads nor writes a template.
+ */
+const cacheTrusted = async (dir: string, create: boolean): Promise<{ trusted: boolean; why?: string }> => {
+  const lstat = () =>
+    fs.lstat(dir).catch((e: unknown) => {
+      if (errnoCode(e) === "ENOENT") return undefined
+      throw e
+    })
+  let stat = await lstat()
+  if (stat === undefined) {
+    if (!create) return { trusted: false }
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+    stat = await lstat()
+  }
+  if (stat === undefined || !stat.isDirectory()) return { trusted: false, why: `${dir} is not a folder` }
+  if (process.getuid !== undefined) {
+    if (stat.uid !== process.getuid()) return { trusted: false, why: `${dir} is another user's` }
+    if ((stat.mode & 0o077) !== 0) return { trusted: false, why: `${dir} is open to other users` }
+  }
+  return { trusted: true }
+}
+
+/** Checks the cache folder, logging (at debug) why it is not used. */
+const useCache = (dir: string, create: boolean) =>
+  Effect.tryPromise({ try: () => cacheTrusted(dir, create), catch: unusable(`cannot read ${dir}`) }).pipe(
+    Effect.tap(({ trusted, why }) =>
+      trusted || why === undefined ? Effect.void : Effect.logDebug(`embedded database template: ${why}: not used`)
+    ),
+    Effect.map(({ trusted }) => trusted)
+  )
+
 /** `global/pg_control`'s state (an int32 at byte 16): 1, shut down cleanly, is the only state a template may hold. */
 const shutDownCleanly = async (dataDir: string): Promise<boolean> => {
   const control = await fs.readFile(nodePath.join(dataDir, "global", "pg_control"))
@@ -120,10 +166,9 @@ const STALE_MS = 60 * 60 * 1000
 export const save = (fresh: string, key: string, dir: string = templatesDir()) =>
   Effect.tryPromise({
     try: async () => {
-      await fs.mkdir(dir, { recursive: true, mode: 0o700 })
       const target = nodePath.join(dir, key)
       if (
-        await fs.access(target).then(
+        await fs.lstat(target).then(
           () => true,
           () => false
         )
@@ -152,7 +197,7 @@ export const save = (fresh: string, key: string, dir: string = templatesDir()) =
       }
     },
     catch: unusable("cannot keep a template")
-  }).pipe(Effect.uninterruptible)
+  }).pipe(Effect.whenEffect(useCache(dir, true)), Effect.asVoid, Effect.uninterruptible)
 
 /**
  * Copies the template `key` into `into` (which must not exist) when there is a complete one of this user's: its
@@ -163,22 +208,22 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
   const template = nodePath.join(dir, key)
   return Effect.tryPromise({
     try: async (): Promise<Option.Option<string>> => {
+      const stat = await fs.lstat(template).catch((e: unknown) => {
+        if (errnoCode(e) === "ENOENT") return undefined
+        throw e
+      })
+      if (stat === undefined) return Option.none()
+      // Only ever renamed into place as a folder: a link or a file by its name is not read.
+      if (!stat.isDirectory()) throw new Error(`${template} is not a folder`)
+      // A template is a cache of this user's: one another user could have written is not read.
+      if (process.getuid !== undefined && stat.uid !== process.getuid())
+        throw new Error(`${template} is another user's`)
       const text = await fs.readFile(nodePath.join(template, MANIFEST), "utf8").catch((e: unknown) => {
         if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") return undefined
         throw e
       })
       // A folder by the template's name is only ever renamed into place with its manifest: one without lost it.
-      if (text === undefined) {
-        const there = await fs.access(template).then(
-          () => true,
-          () => false
-        )
-        if (there) throw new Error(`${template} has no ${MANIFEST}`)
-        return Option.none()
-      }
-      // A template is a cache of this user's: one another user could have written is not read.
-      const owner = (await fs.stat(template)).uid
-      if (process.getuid !== undefined && owner !== process.getuid()) throw new Error(`${template} is another user's`)
+      if (text === undefined) throw new Error(`${template} has no ${MANIFEST}`)
       const manifest = decodeManifest(text)
       if (manifest.key !== key) throw new Error(`${template} names ${manifest.key}`)
       await copyTree(nodePath.join(template, DATA), into, manifest)
@@ -187,6 +232,8 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
     catch: unusable(`cannot use ${template}`)
   }).pipe(
     Effect.tapError(() => Effect.promise(() => removeQuietly(template))),
+    Effect.whenEffect(useCache(dir, false)),
+    Effect.map(Option.flatten),
     Effect.uninterruptible
   )
 }

@@ -1,7 +1,20 @@
 // The embedded database's template on real PGlite: a creation copies it rather than running initdb, and a missing, half-written, damaged or unwritable one leaves the creation to initdb.
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option } from "effect"
@@ -140,6 +153,51 @@ describe("the embedded database's template", () => {
         expect(entries(other)).toEqual([])
       }),
     600_000
+  )
+
+  it.scopedLive(
+    "a cache that is not plainly this user's is neither read nor written (a linked template, a folder others may write), and a manifest path out of the data directory is refused: each creation runs initdb and writes nothing outside",
+    () =>
+      Effect.gen(function* () {
+        const cache = tempDir("cache")
+        const made = yield* create(cache)
+        const [key = ""] = entries(cache)
+        const manifestPath = join(templates(cache), key, "manifest.json")
+        const manifestText = readFileSync(manifestPath, "utf8")
+
+        // A template that is a link to another folder (here, a real template elsewhere) is not followed.
+        const linked = tempDir("cache")
+        mkdirSync(templates(linked), { recursive: true, mode: 0o700 })
+        symlinkSync(join(templates(cache), key), join(templates(linked), key))
+        const throughLink = yield* create(linked)
+        expect(throughLink.id).not.toBe(made.id)
+        expect(readFileSync(manifestPath, "utf8")).toBe(manifestText)
+        expect(identifierOf(templateData(cache, key))).toBe(made.id)
+        expect(lstatSync(join(templates(linked), key)).isDirectory()).toBe(true)
+        expect(identifierOf(templateData(linked, key))).toBe(throughLink.id)
+
+        // A folder others may write: its template is not read, and none is written into it.
+        chmodSync(templates(cache), 0o770)
+        const openFolder = yield* create(cache)
+        expect(openFolder.id).not.toBe(made.id)
+        rmSync(join(templates(cache), key), { recursive: true })
+        yield* create(cache)
+        expect(entries(cache)).toEqual([])
+        expect(statSync(templates(cache)).mode & 0o777).toBe(0o770)
+        chmodSync(templates(cache), 0o700)
+
+        // A manifest that lists a file out of the data directory: refused, nothing copied there.
+        cpSync(join(templates(linked), key), join(templates(cache), key), { recursive: true })
+        writeFileSync(join(templates(cache), "outside-secret"), "secret")
+        const listed = JSON.parse(readFileSync(manifestPath, "utf8")) as { files: Array<[string, number]> }
+        listed.files.push(["../../outside-secret", 6])
+        writeFileSync(manifestPath, JSON.stringify(listed))
+        const escaped = yield* create(cache)
+        expect(escaped.id).not.toBe(throughLink.id)
+        expect(existsSync(join(dirname(dirname(escaped.dataDir)), "outside-secret"))).toBe(false)
+        expect(identifierOf(templateData(cache, key))).toBe(escaped.id)
+      }),
+    900_000
   )
 
   it.scopedLive(
