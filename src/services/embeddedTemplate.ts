@@ -96,7 +96,13 @@ const listTree = async (root: string): Promise<Pick<Manifest, "dirs" | "files">>
   return { dirs, files }
 }
 
-/** Copies what `tree` lists from `from` into `to` (made here), checking each copy's size against the list. */
+/** A fault in the template itself (not in the folder it is copied into): the template is removed. */
+class Damaged extends Error {}
+
+/**
+ * Copies what `tree` lists from `from` into `to` (made here), checking each source's and each copy's size against
+ * the list: a source missing or of another size is `Damaged`.
+ */
 const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | "files">): Promise<void> => {
   await fs.mkdir(to)
   for (const dir of tree.dirs) await fs.mkdir(nodePath.join(to, dir))
@@ -105,6 +111,11 @@ const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | 
   const copier = async (): Promise<void> => {
     for (let i = next++; i < tree.files.length; i = next++) {
       const [path, size] = tree.files[i] as [string, number]
+      const source = await fs.stat(nodePath.join(from, path)).catch((e: unknown) => {
+        if (errnoCode(e) === "ENOENT" || errnoCode(e) === "ENOTDIR") throw new Damaged(`${path} is missing`)
+        throw e
+      })
+      if (source.size !== size) throw new Damaged(`${path} holds ${source.size} bytes, not ${size}`)
       await fs.copyFile(nodePath.join(from, path), nodePath.join(to, path))
       const copied = (await fs.stat(nodePath.join(to, path))).size
       if (copied !== size) throw new Error(`${path} holds ${copied} bytes, not ${size}`)
@@ -214,7 +225,7 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
       })
       if (stat === undefined) return Option.none()
       // Only ever renamed into place as a folder: a link or a file by its name is not read.
-      if (!stat.isDirectory()) throw new Error(`${template} is not a folder`)
+      if (!stat.isDirectory()) throw new Damaged(`${template} is not a folder`)
       // A template is a cache of this user's: one another user could have written is not read.
       if (process.getuid !== undefined && stat.uid !== process.getuid())
         throw new Error(`${template} is another user's`)
@@ -223,21 +234,39 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
         throw e
       })
       // A folder by the template's name is only ever renamed into place with its manifest: one without lost it.
-      if (text === undefined) throw new Error(`${template} has no ${MANIFEST}`)
-      const manifest = decodeManifest(text)
-      if (manifest.key !== key) throw new Error(`${template} names ${manifest.key}`)
+      if (text === undefined) throw new Damaged(`${template} has no ${MANIFEST}`)
+      let manifest: Manifest
+      try {
+        manifest = decodeManifest(text)
+      } catch (e) {
+        throw new Damaged(`${template}'s ${MANIFEST} cannot be read: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      if (manifest.key !== key) throw new Damaged(`${template} names ${manifest.key}`)
       await copyTree(nodePath.join(template, DATA), into, manifest)
       return Option.some(template)
     },
     catch: unusable(`cannot use ${template}`)
   }).pipe(
-    Effect.tapError(() => Effect.promise(() => removeQuietly(template))),
+    // Only a fault in the template removes it: one in the new database's folder (a missing parent, a full disk, a
+    // read-only project) leaves a healthy template for the next creation.
+    Effect.tapError((e) => (e.cause instanceof Damaged ? discard(key, dir) : Effect.void)),
     Effect.whenEffect(useCache(dir, false)),
     Effect.map(Option.flatten),
     Effect.uninterruptible
   )
 }
 
-/** Removes the template `key`: one whose copy PGlite could not open is damaged in a way its sizes do not show. */
+/**
+ * Removes the template `key` (a damaged one: one whose copy PGlite could not open is damaged in a way its sizes do
+ * not show): renamed to a scratch name first, so no creation reads it half-removed, then removed.
+ */
 export const discard = (key: string, dir: string = templatesDir()) =>
-  Effect.promise(() => removeQuietly(nodePath.join(dir, key)))
+  Effect.promise(async () => {
+    const template = nodePath.join(dir, key)
+    const doomed = `${template}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
+    const renamed = await fs.rename(template, doomed).then(
+      () => true,
+      () => false
+    )
+    await removeQuietly(renamed ? doomed : template)
+  })

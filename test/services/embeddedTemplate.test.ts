@@ -87,6 +87,17 @@ describe("the embedded database's template", () => {
         expect(second.users).toEqual([])
         expect(entries(cache)).toEqual([key])
         expect(existsSync(`${second.dataDir}.init`)).toBe(false)
+
+        // A fault on the new database's side (its parent folder is missing) fails the copy but keeps the template.
+        const nowhere = join(tempDir("project"), "missing", "pgdata.init")
+        const failed = yield* Effect.exit(Template.restore(key ?? "", nowhere, templates(cache)))
+        expect(Exit.isFailure(failed)).toBe(true)
+        expect(entries(cache)).toEqual([key])
+        const into = join(tempDir("project"), "pgdata.init")
+        expect(yield* Template.restore(key ?? "", into, templates(cache))).toEqual(
+          Option.some(join(templates(cache), key ?? ""))
+        )
+        expect(identifierOf(into)).toBe(template)
       }),
     300_000
   )
