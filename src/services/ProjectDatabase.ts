@@ -165,7 +165,7 @@ const createIn = (dir: string) =>
  */
 const createFresh = (dir: string, useTemplate: boolean) =>
   Effect.gen(function* () {
-    const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite")).pipe(
+    const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite"), CREATE_SCRIPT).pipe(
       Effect.tapError((e) => Effect.logDebug(e.message)),
       Effect.option
     )

@@ -33,20 +33,22 @@ export const templatesDir = (env: NodeJS.ProcessEnv = process.env): string => {
 const FORMAT = "agentsync pgdata template 1"
 
 /**
- * A template's name for the PGlite whose entry point is `entry`: its version and a digest of the files a data
- * directory is made from and must match (Postgres and initdb as WebAssembly, Postgres' share files: its catalog
- * version and major with them). A PGlite without them has no name: its databases are made by initdb.
+ * A template's name for the PGlite whose entry point is `entry` (`dist/index.cjs`), made by `recipe` (the code that
+ * runs initdb): its version and a digest of what a data directory is made from and must match (Postgres and initdb
+ * as WebAssembly, Postgres' share files: its catalog version and major with them; the entry point, which sets
+ * initdb's arguments; the recipe). A PGlite without them has no name: its databases are made by initdb.
  */
-export const templateKey = (entry: string) =>
+export const templateKey = (entry: string, recipe: string) =>
   Effect.tryPromise({
     try: async () => {
       const dist = nodePath.dirname(entry)
       const manifest: unknown = JSON.parse(await fs.readFile(nodePath.join(dist, "..", "package.json"), "utf8"))
       const version =
         typeof manifest === "object" && manifest !== null && "version" in manifest ? String(manifest.version) : "?"
-      const digest = createHash("sha256").update(FORMAT)
+      const digest = createHash("sha256").update(FORMAT).update("\0").update(recipe).update("\0")
       for (const file of ["pglite.wasm", "pglite.data", "initdb.wasm"])
         digest.update(await fs.readFile(nodePath.join(dist, file)))
+      digest.update(await fs.readFile(entry))
       return `${version.replace(/[^0-9A-Za-z.-]/g, "_")}-${digest.digest("hex").slice(0, 16)}`
     },
     catch: unusable("cannot name the template of this PGlite")
