@@ -239,6 +239,18 @@ describe("the embedded database's template", () => {
         const [key, ...others] = entries(cache)
         expect(others).toEqual([])
         expect([a?.id, b?.id]).toContain(identifierOf(templateData(cache, key ?? "")))
+
+        // Two saves side by side, straight into an empty cache: both copy, one renames its copy into place and the
+        // other finds it there (the loser's rename fails), and neither fails; one template, no scratch folder left.
+        const other = tempDir("cache")
+        const source = templateData(cache, key ?? "")
+        const saves = yield* Effect.all(
+          [Template.save(source, key ?? "", templates(other)), Template.save(source, key ?? "", templates(other))],
+          { concurrency: "unbounded", mode: "either" }
+        )
+        expect(saves.map((s) => s._tag)).toEqual(["Right", "Right"])
+        expect(entries(other)).toEqual([key])
+        expect(identifierOf(templateData(other, key ?? ""))).toBe(identifierOf(source))
       }),
     300_000
   )
@@ -250,8 +262,11 @@ describe("the embedded database's template", () => {
         const notADir = join(tempDir("cache"), "file")
         writeFileSync(notADir, "")
         const made = yield* create(notADir)
+        const again = yield* create(notADir)
         expect(made.users).toEqual([])
-        expect(identifierOf(made.dataDir)).toBe(made.id)
+        expect(again.users).toEqual([])
+        // Each ran initdb (which draws a new identifier): the second found no template to copy.
+        expect(again.id).not.toBe(made.id)
       }),
     300_000
   )
