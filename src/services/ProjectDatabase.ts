@@ -160,31 +160,30 @@ const createIn = (dir: string) =>
 
 /**
  * A new database in `dir`: a copy of this PGlite's template when the user's cache holds a complete one, else
- * PGlite's initdb (seconds of CPU), whose result, never opened, then becomes the template. The cache only ever
+ * PGlite's initdb (seconds of CPU), whose result, not opened since initdb, then becomes the template. The cache only ever
  * saves time: a template that is missing, damaged or cannot be written leaves the creation to initdb.
  */
-const createFresh = (dir: string, useTemplate: boolean) =>
-  Effect.gen(function* () {
-    const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite"), CREATE_SCRIPT).pipe(
+const createFresh = Effect.fn("ProjectDatabase.createFresh")(function* (dir: string, useTemplate: boolean) {
+  const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite"), CREATE_SCRIPT).pipe(
+    Effect.tapError((e) => Effect.logDebug(e.message)),
+    Effect.option
+  )
+  if (Option.isSome(key) && useTemplate) {
+    const copied = yield* Template.restore(key.value, dir).pipe(
       Effect.tapError((e) => Effect.logDebug(e.message)),
-      Effect.option
+      Effect.orElseSucceed(() => Option.none<string>())
     )
-    if (Option.isSome(key) && useTemplate) {
-      const copied = yield* Template.restore(key.value, dir).pipe(
-        Effect.tapError((e) => Effect.logDebug(e.message)),
-        Effect.orElseSucceed(() => Option.none<string>())
-      )
-      if (Option.isSome(copied)) return key
-      yield* removeDir(dir)
-    }
-    yield* createIn(dir)
-    if (Option.isSome(key))
-      yield* Template.save(dir, key.value).pipe(
-        Effect.tapError((e) => Effect.logDebug(e.message)),
-        Effect.ignore
-      )
-    return Option.none<string>()
-  })
+    if (Option.isSome(copied)) return key
+    yield* removeDir(dir)
+  }
+  yield* createIn(dir)
+  if (Option.isSome(key))
+    yield* Template.save(dir, key.value).pipe(
+      Effect.tapError((e) => Effect.logDebug(e.message)),
+      Effect.ignore
+    )
+  return Option.none<string>()
+})
 
 /**
  * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once it is complete (PGlite

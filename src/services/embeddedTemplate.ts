@@ -1,9 +1,9 @@
 /** The embedded database's template: a fresh initdb's data directory in the user's cache, one per PGlite build, copied instead of running initdb again. */
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
-import { homedir } from "node:os"
 import * as nodePath from "node:path"
 import { Data, Effect, Option, Schema } from "effect"
+import { agentsyncCacheDir } from "../cacheDir.js"
 import { errnoCode } from "../errno.js"
 
 /** Why a template was not made or not used: never the user's failure, the creation runs initdb instead. */
@@ -19,15 +19,9 @@ export class TemplateUnusable extends Data.TaggedError("TemplateUnusable")<{
 const unusable = (reason: string) => (cause: unknown) =>
   new TemplateUnusable({ reason: `${reason}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
 
-/**
- * Where templates live: `agentsync/pgdata-templates` in the cache root the launcher uses (`$XDG_CACHE_HOME` when
- * absolute, else `~/.cache`).
- */
-export const templatesDir = (env: NodeJS.ProcessEnv = process.env): string => {
-  const xdg = env.XDG_CACHE_HOME
-  const root = xdg !== undefined && nodePath.isAbsolute(xdg) ? xdg : nodePath.join(homedir(), ".cache")
-  return nodePath.join(root, "agentsync", "pgdata-templates")
-}
+/** Where templates live: `pgdata-templates` in the cache folder the launcher uses. */
+export const templatesDir = (env: NodeJS.ProcessEnv = process.env): string =>
+  nodePath.join(agentsyncCacheDir(env), "pgdata-templates")
 
 /** Changes with what the template holds or how it is laid out, so that no older template is read as a newer one. */
 const FORMAT = "agentsync pgdata template 1"
@@ -38,7 +32,7 @@ const FORMAT = "agentsync pgdata template 1"
  * as WebAssembly, Postgres' share files: its catalog version and major with them; the entry point, which sets
  * initdb's arguments; the recipe). A PGlite without them has no name: its databases are made by initdb.
  */
-export const templateKey = (entry: string, recipe: string) =>
+export const templateKey = Effect.fn("EmbeddedTemplate.templateKey")((entry: string, recipe: string) =>
   Effect.tryPromise({
     try: async () => {
       const dist = nodePath.dirname(entry)
@@ -53,6 +47,7 @@ export const templateKey = (entry: string, recipe: string) =>
     },
     catch: unusable("cannot name the template of this PGlite")
   })
+)
 
 /** A path inside the template's data: relative, `/`-separated, no empty, `.` or `..` segment (nothing outside it). */
 const RelPath = Schema.String.pipe(
@@ -126,7 +121,12 @@ const copyTree = async (from: string, to: string, tree: Pick<Manifest, "dirs" | 
   await Promise.all(Array.from({ length: 8 }, copier))
 }
 
-const removeQuietly = (dir: string) => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined)
+/** Removes `dir`; a failure leaves it for a later sweep and is logged at debug, never the creation's failure. */
+const removeQuietly = (dir: string) =>
+  Effect.tryPromise({
+    try: () => fs.rm(dir, { recursive: true, force: true }),
+    catch: unusable(`cannot remove ${dir}`)
+  }).pipe(Effect.catchAll((e) => Effect.logDebug(e.message)))
 
 /**
  * Whether the cache folder `dir` may be used: a real folder (not a link) of this user's that no other user can read
@@ -171,15 +171,32 @@ const shutDownCleanly = async (dataDir: string): Promise<boolean> => {
 /** Left by a process killed while it wrote a template; one that old is no other's work in progress. */
 const STALE_MS = 60 * 60 * 1000
 
+/** Removes the scratch folders in `dir` older than an hour: a killed writer's. */
+const sweep = (dir: string) =>
+  Effect.gen(function* () {
+    const names = yield* Effect.tryPromise({ try: () => fs.readdir(dir), catch: unusable(`cannot list ${dir}`) })
+    for (const name of names.filter((n) => n.endsWith(".tmp"))) {
+      const path = nodePath.join(dir, name)
+      const stat = yield* Effect.tryPromise({ try: () => fs.lstat(path), catch: unusable(`cannot read ${path}`) })
+      if (Date.now() - stat.mtimeMs > STALE_MS) yield* removeQuietly(path)
+    }
+  }).pipe(Effect.catchAll((e) => Effect.logDebug(e.message)))
+
 /**
- * Keeps `fresh` (a data directory initdb has just made and closed, never opened since: no one's data) as the
+ * Keeps `fresh` (a data directory initdb has just made and closed, not opened since initdb: no one's data) as the
  * template `key`: copied to a name of this process's own, its manifest written last, then renamed into place. When
  * another process has put one there first, this copy is dropped.
  */
-export const save = (fresh: string, key: string, dir: string = templatesDir()) =>
-  Effect.tryPromise({
+export const save = Effect.fn("EmbeddedTemplate.save")(function* (
+  fresh: string,
+  key: string,
+  dir: string = templatesDir()
+) {
+  if (!(yield* useCache(dir, true))) return
+  const target = nodePath.join(dir, key)
+  const scratch = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
+  yield* Effect.tryPromise({
     try: async () => {
-      const target = nodePath.join(dir, key)
       if (
         await fs.lstat(target).then(
           () => true,
@@ -189,37 +206,34 @@ export const save = (fresh: string, key: string, dir: string = templatesDir()) =
         return
       // A template is copied into every new database: only a data directory Postgres shut down cleanly is kept.
       if (!(await shutDownCleanly(fresh))) throw new Error(`${fresh} was not shut down cleanly`)
-      const scratch = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
-      try {
-        const tree = await listTree(fresh)
-        await fs.mkdir(scratch)
-        await copyTree(fresh, nodePath.join(scratch, DATA), tree)
-        const manifest: Manifest = { format: FORMAT, key, ...tree }
-        await fs.writeFile(nodePath.join(scratch, MANIFEST), JSON.stringify(manifest))
-        await fs.rename(scratch, target).catch((e: unknown) => {
-          // Another process's template is in place (a non-empty folder cannot be renamed over): it is as good.
-          if (errnoCode(e) !== "ENOTEMPTY" && errnoCode(e) !== "EEXIST") throw e
-        })
-      } finally {
-        await removeQuietly(scratch)
-      }
-      for (const name of await fs.readdir(dir)) {
-        if (!name.endsWith(".tmp")) continue
-        const stat = await fs.stat(nodePath.join(dir, name)).catch(() => undefined)
-        if (stat !== undefined && Date.now() - stat.mtimeMs > STALE_MS) await removeQuietly(nodePath.join(dir, name))
-      }
+      const tree = await listTree(fresh)
+      await fs.mkdir(scratch)
+      await copyTree(fresh, nodePath.join(scratch, DATA), tree)
+      const manifest: Manifest = { format: FORMAT, key, ...tree }
+      await fs.writeFile(nodePath.join(scratch, MANIFEST), JSON.stringify(manifest))
+      await fs.rename(scratch, target).catch((e: unknown) => {
+        // Another process's template is in place (a non-empty folder cannot be renamed over): it is as good.
+        if (errnoCode(e) !== "ENOTEMPTY" && errnoCode(e) !== "EEXIST") throw e
+      })
     },
     catch: unusable("cannot keep a template")
-  }).pipe(Effect.whenEffect(useCache(dir, true)), Effect.asVoid, Effect.uninterruptible)
+  }).pipe(Effect.ensuring(removeQuietly(scratch)))
+  yield* sweep(dir)
+}, Effect.uninterruptible)
 
 /**
  * Copies the template `key` into `into` (which must not exist) when there is a complete one of this user's: its
  * manifest names it, and every file it lists is there at its size. None: `Option.none()`. One that is there but
  * cannot be used is removed (a creation that runs initdb next makes it again) and fails.
  */
-export const restore = (key: string, into: string, dir: string = templatesDir()) => {
+export const restore = Effect.fn("EmbeddedTemplate.restore")(function* (
+  key: string,
+  into: string,
+  dir: string = templatesDir()
+) {
+  if (!(yield* useCache(dir, false))) return Option.none<string>()
   const template = nodePath.join(dir, key)
-  return Effect.tryPromise({
+  return yield* Effect.tryPromise({
     try: async (): Promise<Option.Option<string>> => {
       const stat = await fs.lstat(template).catch((e: unknown) => {
         if (errnoCode(e) === "ENOENT") return undefined
@@ -251,24 +265,24 @@ export const restore = (key: string, into: string, dir: string = templatesDir())
   }).pipe(
     // Only a fault in the template removes it: one in the new database's folder (a missing parent, a full disk, a
     // read-only project) leaves a healthy template for the next creation.
-    Effect.tapError((e) => (e.cause instanceof Damaged ? discard(key, dir) : Effect.void)),
-    Effect.whenEffect(useCache(dir, false)),
-    Effect.map(Option.flatten),
-    Effect.uninterruptible
+    Effect.tapError((e) => (e.cause instanceof Damaged ? discard(key, dir) : Effect.void))
   )
-}
+}, Effect.uninterruptible)
 
 /**
  * Removes the template `key` (a damaged one: one whose copy PGlite could not open is damaged in a way its sizes do
  * not show): renamed to a scratch name first, so no creation reads it half-removed, then removed.
  */
-export const discard = (key: string, dir: string = templatesDir()) =>
-  Effect.promise(async () => {
-    const template = nodePath.join(dir, key)
-    const doomed = `${template}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
-    const renamed = await fs.rename(template, doomed).then(
-      () => true,
-      () => false
-    )
-    await removeQuietly(renamed ? doomed : template)
-  })
+export const discard = (key: string, dir: string = templatesDir()) => {
+  const template = nodePath.join(dir, key)
+  const doomed = `${template}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
+  return Effect.tryPromise({
+    try: () => fs.rename(template, doomed),
+    catch: unusable(`cannot remove ${template}`)
+  }).pipe(
+    Effect.matchEffect({
+      onSuccess: () => removeQuietly(doomed),
+      onFailure: (e) => Effect.logDebug(e.message).pipe(Effect.zipRight(removeQuietly(template)))
+    })
+  )
+}
