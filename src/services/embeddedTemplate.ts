@@ -232,6 +232,8 @@ export const restore = Effect.fn("EmbeddedTemplate.restore")(function* (
   dir: string = templatesDir()
 ) {
   if (!(yield* useCache(dir, false))) return Option.none<string>()
+  // A killed save's scratch folders go with the next creation, whether it copies or saves.
+  yield* sweep(dir)
   const template = nodePath.join(dir, key)
   return yield* Effect.tryPromise({
     try: async (): Promise<Option.Option<string>> => {

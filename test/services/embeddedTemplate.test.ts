@@ -11,6 +11,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync
 } from "node:fs"
 import { tmpdir } from "node:os"
@@ -224,6 +225,13 @@ describe("the embedded database's template", () => {
         expect(next.id).not.toBe(made.id)
         expect(entries(cache)).toEqual([key, `${key}.999999-dead.tmp`])
         expect(identifierOf(templateData(cache, key))).toBe(next.id)
+
+        // Once it is two hours old, the next creation (a copy: no save) removes it.
+        const hoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
+        utimesSync(join(templates(cache), `${key}.999999-dead.tmp`), hoursAgo, hoursAgo)
+        const copied = yield* create(cache)
+        expect(copied.id).toBe(next.id)
+        expect(entries(cache)).toEqual([key])
       }),
     300_000
   )
