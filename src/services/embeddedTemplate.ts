@@ -171,16 +171,53 @@ const shutDownCleanly = async (dataDir: string): Promise<boolean> => {
 /** Left by a process killed while it wrote a template; one that old is no other's work in progress. */
 const STALE_MS = 60 * 60 * 1000
 
-/** Removes the scratch folders in `dir` older than an hour: a killed writer's. */
-const sweep = (dir: string) =>
+/** How many templates of other keys are kept besides the current one, and how long an unused one is kept. */
+const KEEP_OTHERS = 2
+const UNUSED_MS = 30 * 24 * 60 * 60 * 1000
+/** A template's last use is its manifest's modification time, touched by a copy at most once a day. */
+const TOUCH_MS = 24 * 60 * 60 * 1000
+
+/**
+ * Tidies `dir`: removes the scratch folders older than an hour (a killed writer's) and the templates of other keys
+ * (older PGlite builds) beyond the `KEEP_OTHERS` most recently used, or unused for 30 days; each renamed to a
+ * scratch name first, so no creation reads it half-removed.
+ */
+const sweep = (dir: string, key: string) =>
   Effect.gen(function* () {
     const names = yield* Effect.tryPromise({ try: () => fs.readdir(dir), catch: unusable(`cannot list ${dir}`) })
-    for (const name of names.filter((n) => n.endsWith(".tmp"))) {
+    const others: Array<{ name: string; used: number }> = []
+    for (const name of names) {
       const path = nodePath.join(dir, name)
       const stat = yield* Effect.tryPromise({ try: () => fs.lstat(path), catch: unusable(`cannot read ${path}`) })
-      if (Date.now() - stat.mtimeMs > STALE_MS) yield* removeQuietly(path)
+      if (name.endsWith(".tmp")) {
+        if (Date.now() - stat.mtimeMs > STALE_MS) yield* removeQuietly(path)
+      } else if (name !== key && stat.isDirectory()) {
+        const manifest = yield* Effect.promise(() =>
+          fs.lstat(nodePath.join(path, MANIFEST)).then(
+            (m) => m.mtimeMs,
+            () => stat.mtimeMs
+          )
+        )
+        others.push({ name, used: manifest })
+      }
     }
+    others.sort((a, b) => b.used - a.used)
+    for (const [i, other] of others.entries())
+      if (i >= KEEP_OTHERS || Date.now() - other.used > UNUSED_MS) yield* discard(other.name, dir)
   }).pipe(Effect.catchAll((e) => Effect.logDebug(e.message)))
+
+/** Marks the template `template` as used now (its manifest's time), when it was last marked over a day ago. */
+const touchUsed = (template: string) => {
+  const manifest = nodePath.join(template, MANIFEST)
+  return Effect.tryPromise({
+    try: async () => {
+      if (Date.now() - (await fs.lstat(manifest)).mtimeMs < TOUCH_MS) return
+      const now = new Date()
+      await fs.utimes(manifest, now, now)
+    },
+    catch: unusable(`cannot mark ${template} as used`)
+  }).pipe(Effect.catchAll((e) => Effect.logDebug(e.message)))
+}
 
 /**
  * Keeps `fresh` (a data directory initdb has just made and closed, not opened since initdb: no one's data) as the
@@ -218,7 +255,7 @@ export const save = Effect.fn("EmbeddedTemplate.save")(function* (
     },
     catch: unusable("cannot keep a template")
   }).pipe(Effect.ensuring(removeQuietly(scratch)))
-  yield* sweep(dir)
+  yield* sweep(dir, key)
 }, Effect.uninterruptible)
 
 /**
@@ -232,8 +269,8 @@ export const restore = Effect.fn("EmbeddedTemplate.restore")(function* (
   dir: string = templatesDir()
 ) {
   if (!(yield* useCache(dir, false))) return Option.none<string>()
-  // A killed save's scratch folders go with the next creation, whether it copies or saves.
-  yield* sweep(dir)
+  // A killed save's scratch folders and old builds' templates go with the next creation, whether it copies or saves.
+  yield* sweep(dir, key)
   const template = nodePath.join(dir, key)
   return yield* Effect.tryPromise({
     try: async (): Promise<Option.Option<string>> => {
@@ -267,7 +304,8 @@ export const restore = Effect.fn("EmbeddedTemplate.restore")(function* (
   }).pipe(
     // Only a fault in the template removes it: one in the new database's folder (a missing parent, a full disk, a
     // read-only project) leaves a healthy template for the next creation.
-    Effect.tapError((e) => (e.cause instanceof Damaged ? discard(key, dir) : Effect.void))
+    Effect.tapError((e) => (e.cause instanceof Damaged ? discard(key, dir) : Effect.void)),
+    Effect.tap((copied) => (Option.isSome(copied) ? touchUsed(template) : Effect.void))
   )
 }, Effect.uninterruptible)
 

@@ -278,4 +278,49 @@ describe("the embedded database's template", () => {
       }),
     300_000
   )
+
+  it.scopedLive(
+    "templates of other keys: the two most recently used are kept, older ones and any unused for 30 days are removed; a copy marks its template used",
+    () =>
+      Effect.gen(function* () {
+        const dir = templates(tempDir("cache"))
+        mkdirSync(dir, { recursive: true, mode: 0o700 })
+        const daysAgo = (days: number) => new Date(Date.now() - days * 24 * 60 * 60 * 1000)
+        for (const [name, days] of [
+          ["old-a", 1],
+          ["old-b", 2],
+          ["old-c", 3],
+          ["old-d", 0.5]
+        ] as const) {
+          mkdirSync(join(dir, name))
+          writeFileSync(join(dir, name, "manifest.json"), "{}")
+          utimesSync(join(dir, name, "manifest.json"), daysAgo(days), daysAgo(days))
+        }
+        mkdirSync(join(dir, "old-e"))
+        writeFileSync(join(dir, "old-e", "manifest.json"), "{}")
+        utimesSync(join(dir, "old-e", "manifest.json"), daysAgo(40), daysAgo(40))
+        // A stand-in for a fresh data directory: one file, and a pg_control whose state says shut down cleanly.
+        const source = tempDir("source")
+        mkdirSync(join(source, "global"))
+        const control = Buffer.alloc(64)
+        control.writeInt32LE(1, 16)
+        writeFileSync(join(source, "global", "pg_control"), control)
+        yield* Template.save(source, "current", dir)
+        expect(readdirSync(dir).sort()).toEqual(["current", "old-a", "old-d"])
+
+        // A copy of a template last marked two days ago marks it used now.
+        const manifest = join(dir, "current", "manifest.json")
+        utimesSync(manifest, daysAgo(2), daysAgo(2))
+        const into = join(tempDir("project"), "pgdata.init")
+        expect(Option.isSome(yield* Template.restore("current", into, dir))).toBe(true)
+        expect(Date.now() - statSync(manifest).mtimeMs).toBeLessThan(60_000)
+        // Only the three kept, and those unused for 30 days gone, also when the other key is the one copied.
+        utimesSync(join(dir, "old-a", "manifest.json"), daysAgo(31), daysAgo(31))
+        expect(Option.isSome(yield* Template.restore("current", join(tempDir("project"), "pgdata.init"), dir))).toBe(
+          true
+        )
+        expect(readdirSync(dir).sort()).toEqual(["current", "old-d"])
+      }),
+    60_000
+  )
 })
