@@ -220,6 +220,8 @@ describe("the embedded database's template", () => {
         const made = yield* create(source)
         const [key = ""] = entries(source)
         const cache = tempDir("cache")
+        // Made as a save makes it: a folder no other user can read or write (another is not used at all).
+        mkdirSync(templates(cache), { recursive: true, mode: 0o700 })
         cpSync(join(templates(source), key), join(templates(cache), `${key}.999999-dead.tmp`), { recursive: true })
         const next = yield* create(cache)
         expect(next.id).not.toBe(made.id)
