@@ -39,7 +39,8 @@ export default defineConfig({
         }
       }
     ],
-    // dist/ built once, before any file starts, when a file in the run needs it (see the module).
-    globalSetup: ["test/support/buildOnce.ts"]
+    // dist/ built once, before any file starts, when a file in the run needs it; one cache folder of the run's own
+    // (see the modules).
+    globalSetup: ["test/support/buildOnce.ts", "test/support/cacheHome.ts"]
   }
 })

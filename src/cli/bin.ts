@@ -26,10 +26,10 @@ import {
   writeFileSync
 } from "node:fs"
 import * as nodeModule from "node:module"
-import { homedir } from "node:os"
-import { dirname, isAbsolute, join } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Script } from "node:vm"
+import { agentsyncCacheDir } from "../cacheDir.js"
 
 /**
  * Each bundle's content hash, set by the build (V8 checks only a cache's length and version, not its source), its
@@ -49,12 +49,7 @@ interface BundleId {
 const here = dirname(fileURLToPath(import.meta.url))
 const require = nodeModule.createRequire(join(here, "cli.cjs"))
 
-// XDG: a relative XDG_CACHE_HOME is invalid and ignored.
-const xdgCache = process.env.XDG_CACHE_HOME
-const cacheDir = join(
-  xdgCache !== undefined && isAbsolute(xdgCache) ? xdgCache : join(homedir(), ".cache"),
-  "agentsync"
-)
+const cacheDir = agentsyncCacheDir()
 /** Node 22.1+: its compile cache, keyed by each module's path and content. */
 const enableCompileCache = (nodeModule as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache
 

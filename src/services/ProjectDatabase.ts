@@ -11,6 +11,7 @@ import { Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from
 import * as Pg from "pg"
 import { CurrentConfig } from "../config.js"
 import { DatabaseError, errnoCode, type SyncInProgress } from "../errors.js"
+import * as Template from "./embeddedTemplate.js"
 import { projectMigrationsRecord } from "./migrations/index.js"
 import { runMigrations } from "./migrations/run.js"
 import * as ProcessLock from "./ProcessLock.js"
@@ -158,15 +159,43 @@ const createIn = (dir: string) =>
   )
 
 /**
- * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once PGlite has created and
- * closed it, so `dataDir` either does not exist or is complete. A creation that does not finish (an error, an
- * interruption) removes its folder; one that was killed leaves it, and the next creation removes it first.
+ * A new database in `dir`: a copy of this PGlite's template when the user's cache holds a complete one, else
+ * PGlite's initdb (seconds of CPU), whose result, not opened since initdb, then becomes the template. The cache only ever
+ * saves time: a template that is missing, damaged or cannot be written leaves the creation to initdb.
  */
-const createDataDir = (dataDir: string) => {
+const createFresh = Effect.fn("ProjectDatabase.createFresh")(function* (dir: string, useTemplate: boolean) {
+  const key = yield* Template.templateKey(requireHere.resolve("@electric-sql/pglite"), CREATE_SCRIPT).pipe(
+    Effect.tapError((e) => Effect.logDebug(e.message)),
+    Effect.option
+  )
+  if (Option.isSome(key) && useTemplate) {
+    const copied = yield* Template.restore(key.value, dir).pipe(
+      Effect.tapError((e) => Effect.logDebug(e.message)),
+      Effect.orElseSucceed(() => Option.none<string>())
+    )
+    if (Option.isSome(copied)) return key
+    yield* removeDir(dir)
+  }
+  yield* createIn(dir)
+  if (Option.isSome(key))
+    yield* Template.save(dir, key.value).pipe(
+      Effect.tapError((e) => Effect.logDebug(e.message)),
+      Effect.ignore
+    )
+  return Option.none<string>()
+})
+
+/**
+ * A first open: the database is created in `<dataDir>.init` and renamed to `dataDir` once it is complete (PGlite
+ * has created and closed it, or the template's copy is whole), so `dataDir` either does not exist or is complete.
+ * A creation that does not finish (an error, an interruption) removes its folder; one that was killed leaves it,
+ * and the next creation removes it first. The key of the template it copied, if it copied one.
+ */
+const createDataDir = (dataDir: string, useTemplate = true) => {
   const creation = creationDirOf(dataDir)
   return Effect.gen(function* () {
     yield* removeDir(creation)
-    yield* createIn(creation)
+    const copied = yield* createFresh(creation, useTemplate)
     // A folder without PG_VERSION holds no database (an interrupted open of an older version): PGlite would
     // create one over it, so it is replaced.
     yield* removeDir(dataDir)
@@ -178,6 +207,7 @@ const createDataDir = (dataDir: string) => {
           cause
         })
     })
+    return copied
   }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : removeDir(creation))))
 }
 
@@ -193,12 +223,12 @@ const embedded = (dataDir: string) =>
     const { PGLiteSocketServer } = yield* Effect.sync(
       () => requireHere("@electric-sql/pglite-socket") as typeof import("@electric-sql/pglite-socket")
     )
-    if (!(yield* holdsDatabase(dataDir))) {
-      yield* phase("creating the embedded database", createDataDir(dataDir))
-    }
+    const copied = (yield* holdsDatabase(dataDir))
+      ? Option.none<string>()
+      : yield* phase("creating the embedded database", createDataDir(dataDir))
     // Opening an existing database is not interruptible (PGlite cannot abort it, and a PGlite still opening after
     // an interruption would hold the data directory once its lock is released): it takes a second or two.
-    const db = yield* Effect.acquireRelease(
+    const open = Effect.acquireRelease(
       Effect.tryPromise({
         try: () => PGlite.create(dataDir),
         catch: (cause) =>
@@ -209,6 +239,22 @@ const embedded = (dataDir: string) =>
       }),
       (db) => Effect.promise(() => db.close().catch(() => undefined))
     ).pipe((open) => phase("starting the embedded database", open))
+    const db = yield* Option.match(copied, {
+      onNone: () => open,
+      // A copy of the template PGlite cannot open: the template is damaged in a way its sizes do not show. It is
+      // removed and the database made again by initdb (which keeps a new template), so the command still succeeds.
+      onSome: (key) =>
+        open.pipe(
+          Effect.catchAll((e) =>
+            Effect.logDebug(`${e.message}: made from a damaged template, created again`).pipe(
+              Effect.zipRight(Template.discard(key)),
+              Effect.zipRight(removeDir(dataDir)),
+              Effect.zipRight(phase("creating the embedded database", createDataDir(dataDir, false))),
+              Effect.zipRight(open)
+            )
+          )
+        )
+    })
     // A port freed by the OS may be taken before we bind it: try a few.
     const server = yield* Effect.acquireRelease(
       Effect.gen(function* () {

@@ -1,12 +1,15 @@
 // The first open of the embedded database (its creation) as a user meets it: Ctrl-C ends it at once, a kill leaves no data directory the next run trips on.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { agentsync, ensureBuilt, start } from "../support/cli.js"
 
-const env = { DATABASE_URL: undefined }
 let root: string
+let cache: string
+// A cache of its own, empty: with the template of a cache shared with other files, a creation would copy it rather
+// than run PGlite's initdb, which is what these tests stop.
+let env: Record<string, string | undefined>
 const state = () => join(root, ".agentsync")
 const entries = () => (existsSync(state()) ? readdirSync(state()).sort() : [])
 // The folder a creation makes the database in (not the lock's own files, which come first).
@@ -30,11 +33,19 @@ const waitFor = (ready: () => boolean, limitMs: number) =>
 beforeAll(async () => {
   ensureBuilt()
   root = mkdtempSync(join(tmpdir(), "agentsync-create-"))
+  cache = mkdtempSync(join(tmpdir(), "agentsync-create-cache-"))
+  env = { DATABASE_URL: undefined, XDG_CACHE_HOME: cache }
   const init = await agentsync(["init"], { cwd: root, env })
   expect(init.code).toBe(0)
 }, 300_000)
 
-afterAll(() => rmSync(root, { recursive: true, force: true }))
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true })
+  rmSync(cache, { recursive: true, force: true })
+})
+
+/** A data directory's system identifier, which initdb draws anew for each database it makes. */
+const identifierOf = (dataDir: string) => readFileSync(join(dataDir, "global", "pg_control")).readBigUInt64LE(0)
 
 describe("the embedded database's creation (no DATABASE_URL)", () => {
   it("Ctrl-C while it is created ends the run at once with 130, and leaves neither data, folder nor lock", async () => {
@@ -65,5 +76,18 @@ describe("the embedded database's creation (no DATABASE_URL)", () => {
     expect(next.code).toBe(0)
     expect(entries()).toEqual(["pgdata"])
     expect(existsSync(join(state(), "pgdata", "PG_VERSION"))).toBe(true)
+  }, 300_000)
+
+  it("that creation kept its fresh database as the cache's template, and the next creation is a copy of it", async () => {
+    const [key, ...others] = readdirSync(join(cache, "agentsync", "pgdata-templates"))
+    expect(others).toEqual([])
+    const template = identifierOf(join(cache, "agentsync", "pgdata-templates", key ?? "", "data"))
+    expect(identifierOf(join(state(), "pgdata"))).toBe(template)
+    rmSync(join(state(), "pgdata"), { recursive: true })
+    const next = await agentsync(["--json", "local", "diff"], { cwd: root, env })
+    expect(next.stderr).toBe("")
+    expect(next.code).toBe(0)
+    expect(entries()).toEqual(["pgdata"])
+    expect(identifierOf(join(state(), "pgdata"))).toBe(template)
   }, 300_000)
 })
