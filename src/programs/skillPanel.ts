@@ -1,6 +1,7 @@
 /** What the `skill ui` panel runs: its rows (the status program), one unit synced (the sync program), and a unit's diff. */
 import * as nodePath from "node:path"
 import { Effect } from "effect"
+import { memberPath } from "../domain/skills/layout.js"
 import type { Event, PanelRow } from "../domain/skills/panel.js"
 import type { Prefer } from "../domain/skills/planner.js"
 import { type FilePair, type SideFile, unitDiff } from "../domain/skills/unitDiff.js"
@@ -121,7 +122,7 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
           const under = (root: string) => (path === "" ? root : `${root}/${path}`)
           return {
             path,
-            repoName: under(unit.layout.repoRoot),
+            repoName: memberPath(unit.layout.repoRoot, path),
             homeName: under(unit.layout.homeRoot),
             repo: yield* side(repo[path], repoBytes),
             home: yield* side(home[path], (digest) => disk.read(fileOf(homeRoot, path), digest))

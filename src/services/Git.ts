@@ -348,7 +348,8 @@ export const make = (shell: ShellShape): GitShape => {
 
   const add = Effect.fn("Git.add")(function* (dir: string, paths: ReadonlyArray<string>) {
     if (paths.length === 0) return
-    yield* exec(dir, ["add", "--all", "--", ...paths])
+    // Paths are names, never patterns: a member file named `*.md` stages itself alone.
+    yield* exec(dir, ["--literal-pathspecs", "add", "--all", "--", ...paths])
   })
 
   let known: ReadonlyArray<string> | undefined

@@ -33,9 +33,6 @@ const place = async (path: string, digest: string, bytes: Uint8Array) => {
 
 export const rel2abs = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
-/** Removes a file and the folders it leaves empty, up to (and including) `stopAt` when it ends up empty. */
-const removeFile = (abs: string, stopAt: string) => removeFileAndPrune(abs, stopAt, true)
-
 export interface UnitWrite {
   /** The unit root: a folder, or the file of a single-file unit. */
   readonly root: string
@@ -46,8 +43,9 @@ export interface UnitWrite {
   readonly content: UnitFiles | undefined
   /** The bytes of each file of `content` (a link's target for a link). */
   readonly bytes: ReadonlyMap<string, Uint8Array>
-  /** Folders left empty are removed up to here. */
+  /** Folders left empty are removed up to here, this one included unless `keepStopAt`. */
   readonly stopAt: string
+  readonly keepStopAt?: boolean
 }
 
 /** A file of the new content with its bytes. */
@@ -122,7 +120,7 @@ const writePlaced = (w: UnitWrite, placed: ReadonlyArray<Placed>): Effect.Effect
         }
       }
       for (const rel of Object.keys(previous))
-        if (content[rel] === undefined) await removeFile(rel2abs(w.root, rel), w.stopAt)
+        if (content[rel] === undefined) await removeFileAndPrune(rel2abs(w.root, rel), w.stopAt, w.keepStopAt !== true)
     },
     catch: io(w.root, "cannot write")
   })

@@ -274,39 +274,41 @@ describe("agentsync skill (built CLI, real git)", () => {
 
   it("a layout set from a file is checked with its line; an install that matches nothing says what the tree holds and exits 1", async () => {
     const m = machine({
-      "packs/a/skills/x/SKILL.md": "x\n",
-      "packs/b/skills/y/SKILL.md": "y\n",
-      "packs/b/skills/y/notes.md": "notes\n"
+      "packs/a/prompts/x.md": "x\n",
+      "packs/b/prompts/y.md": "y\n",
+      "packs/b/prompts/notes.md": "notes\n"
     })
     const nothing = await m.cli("skill", "install", `git:${m.up.bare}`, "--tools", "claude", "--name", "team")
     expect(nothing.code).toBe(1)
-    expect(nothing.stderr).toMatch(/matches no unit.*found 2 SKILL\.md under packs\/\*\/skills\/\*/s)
+    expect(nothing.stderr).toMatch(/matches no unit.*found 3 \.md files in packs\/\*\/prompts\//s)
     expect(fs.existsSync(nodePath.join(m.env.AGENTSYNC_HOME, "manifest.yaml"))).toBe(false)
 
     const bad = nodePath.join(m.root, "bad-layout.yaml")
     fs.writeFileSync(
       bad,
-      "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{nmae}\n"
+      "- glob: packs/{pack}/prompts/{name}.md\n  repo: packs/{pack}/prompts/{name}.md\n  home: commands/{nmae}.md\n"
     )
     const added = await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team", "--layout", bad)
     expect(added.code).toBe(1)
-    expect(added.stderr).toContain(`${bad}:3: 0.home: "skills/{nmae}" uses {nmae}, which the glob does not capture`)
+    expect(added.stderr).toContain(
+      `${bad}:3: 0.home: "commands/{nmae}.md" uses {nmae}, which the glob does not capture`
+    )
 
     const good = nodePath.join(m.root, "layout.yaml")
     fs.writeFileSync(
       good,
-      "- glob: packs/{pack}/skills/{name}/SKILL.md\n  repo: packs/{pack}/skills/{name}\n  home: skills/{name}\n  exclude: [notes.md]\n"
+      "- glob: packs/{pack}/prompts/{name}.md\n  repo: packs/{pack}/prompts/{name}.md\n  home: commands/{name}.md\n  exclude: [notes.md]\n"
     )
     expect((await m.cli("skill", "source", "add", `git:${m.up.bare}`, "--name", "team")).code).toBe(0)
     const set = await m.cli("skill", "source", "layout", "team", good)
     expect(set.code, set.stderr).toBe(0)
     const shown = await m.cli("skill", "source", "layout", "team")
-    expect(shown.stdout).toContain("home: skills/{name}")
+    expect(shown.stdout).toContain("home: commands/{name}.md")
     const ok = await m.cli("skill", "install", "team", "--tools", "claude")
     expect(ok.code, ok.stderr).toBe(0)
     expect(readTree(nodePath.join(m.root, "claude"))).toEqual({
-      "skills/x/SKILL.md": "x\n",
-      "skills/y/SKILL.md": "y\n"
+      "commands/x.md": "x\n",
+      "commands/y.md": "y\n"
     })
   })
 })

@@ -90,6 +90,78 @@ describe("skill layouts", () => {
     )
   })
 
+  it.effect(
+    "skill folders at the top and under a folder of their own deploy without configuration, edits going back",
+    () => {
+      const w = makeWorld(top, {
+        "README.md": "# skills\n",
+        "pdf-tools/SKILL.md": "fill forms\n",
+        "pdf-tools/scripts/fill.py": "print(1)\n",
+        "document-skills/docx/SKILL.md": "docx\n",
+        "document-skills/README.md": "about them\n"
+      })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          const r = yield* w.install
+          expect(units(r.report)).toEqual(["skills/docx", "skills/pdf-tools"])
+          expect(read(w.claude("skills/pdf-tools/scripts/fill.py"))).toBe("print(1)\n")
+          write(w.claude("skills/docx/SKILL.md"), "docx, tracked changes\n")
+          yield* SkillSync.sync()
+          expect(w.up.read("document-skills/docx/SKILL.md")).toBe("docx, tracked changes\n")
+        })
+      )
+    }
+  )
+
+  it.effect(
+    "a repository that is one skill deploys as skills/<source name>, both ways, its own hidden files left home",
+    () => {
+      const w = makeWorld(top, {
+        "SKILL.md": "---\nname: forms\n---\nfill forms\n",
+        "README.md": "# forms\n",
+        "scripts/fill.sh": { exec: "echo fill\n" },
+        "agents/checker.md": "checks forms\n",
+        ".github/workflows/ci.yml": "on: push\n",
+        ".gitignore": "node_modules\n"
+      })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          const r = yield* w.install
+          expect(units(r.report)).toEqual(["skills/team"])
+          expect(readTree(w.claude("skills/team"))).toEqual({
+            "README.md": "# forms\n",
+            "SKILL.md": "---\nname: forms\n---\nfill forms\n",
+            "agents/checker.md": "checks forms\n",
+            "scripts/fill.sh": "echo fill\n [+x]"
+          })
+          expect(fs.statSync(w.codex("skills/team/scripts/fill.sh")).mode & 0o777).toBe(0o755)
+          // A home edit and a new file become a commit at the repository's top; an upstream edit comes home.
+          write(w.claude("skills/team/SKILL.md"), "---\nname: forms\n---\nfill forms, checked\n")
+          write(w.claude("skills/team/notes.md"), "notes\n")
+          // A skill of the home that no source deployed stays the home's: it is not adopted into the repository.
+          write(w.claude("skills/mine/SKILL.md"), "my own\n")
+          yield* SkillSync.sync()
+          expect(w.up.read("skills/mine/SKILL.md")).toBeUndefined()
+          expect(read(w.claude("skills/mine/SKILL.md"))).toBe("my own\n")
+          expect(w.up.read("SKILL.md")).toBe("---\nname: forms\n---\nfill forms, checked\n")
+          expect(w.up.read("notes.md")).toBe("notes\n")
+          expect(w.up.read(".github/workflows/ci.yml")).toBe("on: push\n")
+          expect(read(w.codex("skills/team/notes.md"))).toBe("notes\n")
+          w.up.commit({ "README.md": "# forms, upstream\n" })
+          yield* SkillSync.sync()
+          expect(read(w.claude("skills/team/README.md"))).toBe("# forms, upstream\n")
+          const status = yield* SkillSync.status()
+          expect(status.rows.map((row) => [row.unit, row.tool, row.state])).toEqual([
+            ["skills/team", "claude", "in sync"],
+            ["skills/team", "codex", "in sync"]
+          ])
+        })
+      )
+    }
+  )
+
   it.effect("category folders of subagents, Codex skill trees and .claude/ folders are detected", () => {
     const categories = makeWorld(top, {
       "README.md": "# agents\n",
@@ -179,9 +251,9 @@ describe("skill layouts", () => {
 
   it.effect("install of a source that matches nothing says what the tree holds and fails, recording nothing", () => {
     const w = makeWorld(top, {
-      "bundles/a/skills/x/SKILL.md": "x\n",
-      "bundles/b/skills/y/SKILL.md": "y\n",
-      "bundles/b/skills/z/SKILL.md": "z\n",
+      "bundles/a/prompts/x.md": "x\n",
+      "bundles/b/prompts/y.md": "y\n",
+      "bundles/b/prompts/z.md": "z\n",
       "docs/guide.md": "guide\n"
     })
     return runIn(
@@ -190,7 +262,7 @@ describe("skill layouts", () => {
         const e = yield* Effect.flip(w.install)
         expect(e._tag).toBe("InvalidInput")
         expect(e.message).toMatch(/matches no unit/)
-        expect(e.message).toContain("found 3 SKILL.md under bundles/*/skills/*")
+        expect(e.message).toContain("found 3 .md files in bundles/*/prompts/")
         expect(e.message).toMatch(/skill source layout/)
         expect(fs.existsSync(nodePath.join(w.state, "manifest.yaml"))).toBe(false)
       })

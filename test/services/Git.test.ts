@@ -63,6 +63,20 @@ describe("Git", () => {
     }).pipe(Effect.provide(GitLive))
   )
 
+  it.effect("stages the paths it is given as names: a file named *.md stages itself alone", () =>
+    Effect.gen(function* () {
+      const g = yield* Git
+      const up = makeUpstream(root, { "*.md": "star\n", "a.md": "1\n" }, "literal")
+      const dir = nodePath.join(root, "literal-clone")
+      yield* g.clone(up.bare, dir)
+      git(dir, "reset", "-q", "--hard")
+      fs.writeFileSync(nodePath.join(dir, "*.md"), "star 2\n")
+      fs.writeFileSync(nodePath.join(dir, "a.md"), "2\n")
+      yield* g.add(dir, ["*.md"])
+      expect(git(dir, "diff", "--cached", "--name-only")).toBe("*.md")
+    }).pipe(Effect.provide(GitLive))
+  )
+
   it.effect("a rejected push fails with the remote's reason and leaves the local commit", () =>
     Effect.gen(function* () {
       const g = yield* Git

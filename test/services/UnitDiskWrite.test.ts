@@ -49,4 +49,22 @@ describe("UnitDiskWrite.writeUnit", () => {
       expect(existsSync(unit)).toBe(false)
     })
   )
+
+  it.effect(
+    "a removed unit takes the folders it leaves empty up to stopAt, and stopAt itself only without keepStopAt",
+    () =>
+      Effect.gen(function* () {
+        for (const keepStopAt of [false, true]) {
+          const top = join(root, `top-${keepStopAt}`)
+          const bytes = new Map([["scripts/run.sh", new TextEncoder().encode("echo\n")]])
+          const write = (content: Record<string, string> | undefined, previous: Record<string, string> | undefined) =>
+            writeUnit({ root: top, folder: true, previous, content, bytes, stopAt: top, keepStopAt })
+          yield* write({ "scripts/run.sh": DIGEST }, undefined)
+          yield* write(undefined, { "scripts/run.sh": DIGEST })
+          expect(existsSync(join(top, "scripts"))).toBe(false)
+          // A repository's top folder (a local source that is one skill) stays, empty.
+          expect(existsSync(top)).toBe(keepStopAt)
+        }
+      })
+  )
 })

@@ -48,8 +48,11 @@ const homeFolderRules = (dir: string): ReadonlyArray<LayoutMapping> => [
 
 const CODEX_TIERS = [".system", ".curated", ".experimental"]
 
-/** The layout of a repository from its paths alone (no file is read): each marker adds its rules. */
-export const detectLayout = (paths: ReadonlyArray<string>): DetectedLayout => {
+/**
+ * The layout of a repository from its paths alone (no file is read): each marker adds its rules. `name` (the
+ * source's) names the skill of a repository that is one skill, its SKILL.md at the top.
+ */
+export const detectLayout = (paths: ReadonlyArray<string>, name?: string): DetectedLayout => {
   const kinds: Array<string> = []
   const mappings: Array<LayoutMapping> = []
 
@@ -107,8 +110,53 @@ export const detectLayout = (paths: ReadonlyArray<string>): DetectedLayout => {
     kinds.push(`a tool home folder: ${dir}/`)
     mappings.push(...homeFolderRules(dir))
   }
+  // Skill folders kept outside `skills/` (at the top, or a collection under a folder of their own), where nothing
+  // above named the layout and `skills/*/SKILL.md` holds none: each folder holding a SKILL.md is a unit, as the
+  // Agent Skills format has it, by the folders that hold them.
+  const skillsFolder = paths.some((p) => /^skills\/[^/]+\/SKILL\.md$/.test(p))
+  if (kinds.length === 0 && !skillsFolder && name !== undefined && paths.includes("SKILL.md")) {
+    // A repository that is one skill: its top folder is the skill, every file of it (`agents/`, a SKILL.md below),
+    // named after the source; its hidden folders at the top (`.github/`) and git's files (`.gitignore`) are not
+    // part of it. It is the only rule: a common layout's home folder (`skills/*`) would adopt other home units.
+    return {
+      kinds: [`one skill: the repository's top folder, as skills/${name}`],
+      mappings: [{ glob: "SKILL.md", repo: ".", home: `skills/${name}`, exclude: [".*/**", ".git*"] }]
+    }
+  }
+  if (kinds.length === 0 && !skillsFolder) {
+    const parents = skillParents(paths)
+    if (parents.length > 0) {
+      const named = parents.map(([parent, count]) => `${count} ${parent === "" ? "at the top" : `under ${parent}/`}`)
+      const more = named.length > 4 ? `, and ${named.length - 4} more folders` : ""
+      kinds.push(`skill folders: ${named.slice(0, 4).join(", ")}${more}`)
+      for (const [parent] of parents) {
+        const at = parent === "" ? "" : `${parent}/`
+        mappings.push({ glob: `${at}{name}/SKILL.md`, repo: `${at}{name}`, home: "skills/{name}" })
+      }
+    }
+  }
   mappings.push(...DEFAULT_LAYOUT)
   return { kinds, mappings }
+}
+
+/** The folders of a tree that hold a SKILL.md (not one inside another), by the folder holding them: the most first. */
+const skillParents = (paths: ReadonlyArray<string>): ReadonlyArray<readonly [string, number]> => {
+  const dirs = new Set<string>()
+  for (const p of paths) if (p.endsWith("/SKILL.md")) dirs.add(p.slice(0, p.length - "/SKILL.md".length))
+  const inside = (dir: string) => {
+    for (let slash = dir.lastIndexOf("/"); slash > 0; slash = dir.lastIndexOf("/", slash - 1))
+      if (dirs.has(dir.slice(0, slash))) return true
+    return false
+  }
+  const count = new Map<string, number>()
+  for (const dir of dirs) {
+    // Hidden folders (`.github/`, a tool's own settings) hold no units a repository offers, and the common
+    // layouts' agents/ and commands/ folders hold agents and commands.
+    if (dir.split("/").some((seg) => seg.startsWith(".")) || /^(?:agents|commands)\//.test(dir) || inside(dir)) continue
+    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : ""
+    count.set(parent, (count.get(parent) ?? 0) + 1)
+  }
+  return [...count].sort(([a, x], [b, y]) => y - x || (a < b ? -1 : 1))
 }
 
 /** `a/x/b`, `a/y/b` → `a/*\/b`: the segments that vary become `*`. */
@@ -120,8 +168,8 @@ const patterns = (dirs: ReadonlyArray<string>): ReadonlyArray<{ readonly pattern
   const byDepth = new Map<string, [ReadonlyArray<string>, ...Array<ReadonlyArray<string>>]>()
   for (const d of dirs) {
     const segs = d === "" ? [] : d.split("/")
-    // Folders of one depth under the same first segment are one group.
-    const key = `${segs.length}\0${segs[0] ?? ""}`
+    // Folders of one depth under the same first segment are one group; the top's folders are one group.
+    const key = segs.length <= 1 ? `${segs.length}` : `${segs.length}\0${segs[0]}`
     const list = byDepth.get(key)
     if (list === undefined) byDepth.set(key, [segs])
     else list.push(segs)

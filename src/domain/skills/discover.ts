@@ -2,7 +2,7 @@
 import { Either } from "effect"
 import { held } from "../held.js"
 import { checkUnitName } from "./guards.js"
-import { type Layout, type UnitLayout, unitNameOf } from "./layout.js"
+import { type Layout, memberPath, type UnitLayout, unitNameOf } from "./layout.js"
 import { fill, groupsOf } from "./templates.js"
 
 export interface DiscoveredUnit extends UnitLayout {
@@ -42,8 +42,9 @@ const lowerBound = (sorted: ReadonlyArray<string>, prefix: string): number => {
   return lo
 }
 
-/** Is `path` a unit root, or inside a folder unit root, of the given sets. */
+/** Is `path` a unit root, or inside a folder unit root, of the given sets (a unit rooted at `.` holds every path). */
 const insideRoots = (path: string, files: ReadonlySet<string>, folders: ReadonlySet<string>): string | undefined => {
+  if (folders.has(".")) return "."
   if (files.has(path) || folders.has(path)) return path
   for (let slash = path.indexOf("/"); slash > 0; slash = path.indexOf("/", slash + 1)) {
     const dir = path.slice(0, slash)
@@ -127,12 +128,12 @@ export const discoverUnits = (layout: Layout, repoPaths: ReadonlyArray<string>):
     let slash = path.lastIndexOf("/")
     while (slash > 0) {
       const folder = byFolder.get(path.slice(0, slash))
-      if (folder) {
-        if (!folder.excluded(path)) folder.files.push(path.slice(slash + 1))
-        break
-      }
+      if (folder) break
       slash = path.lastIndexOf("/", slash - 1)
     }
+    // No folder unit holds it: the unit rooted at the repository's top, if there is one, does.
+    const folder = slash > 0 ? byFolder.get(path.slice(0, slash)) : byFolder.get(".")
+    if (folder && !folder.excluded(path)) folder.files.push(slash > 0 ? path.slice(slash + 1) : path)
   }
   return {
     units: units.map(({ excluded: _, ...u }) => ({
@@ -238,7 +239,7 @@ export const unitsFromHome = (layout: Layout, homePaths: ReadonlyArray<string>):
       const values = groupsOf(match)
       const homeRoot = fill(m.home, values)
       const repoRoot = fill(m.repo, values)
-      const anchor = m.folder ? `${repoRoot}${path.slice(homeRoot.length)}` : repoRoot
+      const anchor = m.folder ? memberPath(repoRoot, path.slice(homeRoot.length + 1)) : repoRoot
       const owner = claimant(layout, anchor)
       if (owner === undefined || owner.m !== m || fill(m.home, owner.values) !== homeRoot) break
       const name = unitNameOf(homeRoot, m.folder)

@@ -55,6 +55,10 @@ export interface UnitLayout {
   readonly mapping: number
 }
 
+/** The repo path of a unit's member `rel` (`""`: a file unit's own file); a unit rooted at `.` is the repository's top. */
+export const memberPath = (repoRoot: string, rel: string): string =>
+  repoRoot === "." ? rel : rel === "" ? repoRoot : `${repoRoot}/${rel}`
+
 /** The unit name of a home root: the path in the tool home, a file unit without its extension. */
 export const unitNameOf = (homeRoot: string, folder: boolean): string =>
   folder ? homeRoot : homeRoot.slice(0, homeRoot.length - extOf(homeRoot).length)
@@ -88,7 +92,12 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem 
         }
     }
   }
-  const folder = m.glob.startsWith(`${m.repo}/`)
+  // `.` is the repository's one unit: nothing may vary, or each capture would be a unit holding every file.
+  if (m.repo === "." && (captures(glob).length > 0 || captures(home).length > 0))
+    return { field: "repo", reason: "is the repository's top, its one unit: the glob and home can capture nothing" }
+  const folder = m.repo === "." || m.glob.startsWith(`${m.repo}/`)
+  // The anchor's path inside a folder unit.
+  const inside = m.repo === "." ? m.glob : m.glob.slice(m.repo.length + 1)
   if (!folder && m.glob !== m.repo)
     return { field: "repo", reason: "must be the glob itself (a file unit) or a folder prefix of it (a folder unit)" }
   const anonymous = (tokens: ReadonlyArray<Token>) => captures(tokens).filter((c) => /^\d/.test(c)).length
@@ -101,7 +110,7 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem 
     return { field: "repo", reason: "must use the same * captures as the glob" }
   const homeExt = folder ? "" : extOf(m.home)
   const reversible = captures(repo).every((c) => captures(home).includes(c))
-  const suffix = folder ? parseTemplate(m.glob.slice(m.repo.length + 1)) : []
+  const suffix = folder ? parseTemplate(inside) : []
   // Captures of the anchor inside the folder (below the repo root) are free in a home: any segment matches.
   const anchorTail = folder
     ? `/${suffix.map((t) => ("lit" in t ? escapeRe(t.lit) : t.multi ? ".+?" : "[^/]+")).join("")}`
@@ -109,7 +118,7 @@ const compileOne = (m: LayoutMapping, index: number): CompiledMapping | Problem 
   const homeText = m.home
   const homeDirEnd = literalPrefix(home).lastIndexOf("/")
   const homeDir = homeDirEnd < 0 ? "" : homeText.slice(0, homeDirEnd)
-  const below = `${homeText.slice(homeDir === "" ? 0 : homeDir.length + 1)}${folder ? `/${m.glob.slice(m.repo.length + 1)}` : ""}`
+  const below = `${homeText.slice(homeDir === "" ? 0 : homeDir.length + 1)}${folder ? `/${inside}` : ""}`
   const homeDepth = below.includes("**") ? 8 : below.split("/").length
   const excludes = (m.exclude ?? []).map(pathMatcher)
   return {
@@ -162,5 +171,5 @@ export const compileLayout = (mappings: ReadonlyArray<LayoutMapping>): Either.Ei
 /** Whether the layout leaves a file of a unit out (by the `exclude` of the unit's mapping); `rel` is relative to the unit root. */
 export const isExcluded = (layout: Layout, unit: UnitLayout, rel: string): boolean => {
   const m = layout.mappings[unit.mapping]
-  return m?.excluded(rel === "" ? unit.repoRoot : `${unit.repoRoot}/${rel}`) === true
+  return m?.excluded(memberPath(unit.repoRoot, rel)) === true
 }

@@ -37,7 +37,8 @@ const LayoutPath = Schema.String.pipe(
  */
 export const LayoutMapping = Schema.Struct({
   glob: LayoutPath,
-  repo: LayoutPath,
+  /** The unit's root; `.` is the repository's top folder (a repository that is one skill). */
+  repo: Schema.Union(Schema.Literal("."), LayoutPath),
   home: LayoutPath,
   exclude: Schema.optional(Schema.Array(LayoutPath))
 })

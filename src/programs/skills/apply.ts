@@ -126,7 +126,10 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
     Effect.gen(function* () {
       if (!a.backup || !(yield* disk.exists(root))) return
       const dest = nodePath.join(backupRoot, a.source, folder, ...rootRel.split("/"))
-      yield* disk.copy(root, dest)
+      // A unit rooted at the repository's top is its files, not the clone (its .git, other units).
+      if (rootRel === ".")
+        for (const rel of Object.keys(a.repo ?? {})) yield* disk.copy(fileOf(root, rel), fileOf(dest, rel))
+      else yield* disk.copy(root, dest)
       backups.push({ source: a.source, unit: a.unit, side, path: dest })
     })
 
@@ -151,12 +154,19 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
           previous: a.repo,
           content: a.content,
           bytes,
-          stopAt: root
+          stopAt: root,
+          // The repository's top is never removed, even left empty (a `local:` folder that is one skill).
+          keepStopAt: unit.layout.repoRoot === "."
         })
         if (p.location._tag === "Git") {
           // A git source without a branch (a tag or a commit) is read-only: the planner sends nothing to it.
           const branch = yield* held(p.branch, `the branch of ${a.source} to commit ${a.unit} to`)
-          yield* git.add(p.dir, [unit.layout.repoRoot])
+          // A unit at the repository's top stages its own files, not whatever else the clone holds.
+          const staged =
+            unit.layout.repoRoot === "."
+              ? [...new Set([...Object.keys(a.repo ?? {}), ...Object.keys(a.content ?? {})])]
+              : [unit.layout.repoRoot]
+          yield* git.add(p.dir, staged)
           const made = yield* git.commit(p.dir, `sync: ${a.unit}`)
           if (Option.isSome(made)) {
             commits.push({ source: a.source, unit: a.unit, commit: made.value, pushed: false })

@@ -368,7 +368,7 @@ export const showLayout = Effect.fn("SkillSync.showLayout")(function* (name: str
       if (Option.isSome(tree)) paths = tree.value.filter((e) => e.mode !== "160000").map((e) => e.path)
     }
   }
-  const detected = paths === undefined ? undefined : detectLayout(paths)
+  const detected = paths === undefined ? undefined : detectLayout(paths, name)
   return {
     source: name,
     declared: source.target_layout,

@@ -2,7 +2,7 @@
 import * as nodePath from "node:path"
 import { Array as Arr, Effect, Either } from "effect"
 import { homeScanPlan, isWithheldHome, unitFromName, unitsFromHome } from "../../domain/skills/discover.js"
-import { isExcluded, type UnitLayout } from "../../domain/skills/layout.js"
+import { isExcluded, memberPath, type UnitLayout } from "../../domain/skills/layout.js"
 import type { Lock, Manifest, UnitFiles } from "../../domain/skills/model.js"
 import type { UnitState } from "../../domain/skills/planner.js"
 import { unitNameMatcher } from "../../domain/skills/templates.js"
@@ -290,8 +290,7 @@ export const buildStates = Effect.fn("SkillSync.buildStates")(function* (
     }
     return { item, tool, abs, snap, excluded, extra }
   })
-  const repoPathOf = (item: Holder, rel: string) =>
-    rel === "" ? item.layout.repoRoot : `${item.layout.repoRoot}/${rel}`
+  const repoPathOf = (item: Holder, rel: string) => memberPath(item.layout.repoRoot, rel)
   const asked = new Map<PreparedSource, Set<string>>()
   for (const r of reads) {
     temps.push(...r.snap.temps)

@@ -6,7 +6,7 @@ import { held as pureHeld } from "../../domain/held.js"
 import { describeTree, detectLayout } from "../../domain/skills/detect.js"
 import { discoverUnits, nestedHomes, type Withheld, withholdCollisions } from "../../domain/skills/discover.js"
 import { checkRef, parseSourceUri, type SourceLocation } from "../../domain/skills/guards.js"
-import { compileLayout, type Layout, type UnitLayout } from "../../domain/skills/layout.js"
+import { compileLayout, type Layout, memberPath, type UnitLayout } from "../../domain/skills/layout.js"
 import {
   digestOf,
   kindOfGitMode,
@@ -88,7 +88,7 @@ const layoutFor = (source: ManifestSource, paths: ReadonlyArray<string>) => {
       layout,
       detected: [] as ReadonlyArray<string>
     }))
-  const detected = detectLayout(paths)
+  const detected = detectLayout(paths, source.name)
   return Effect.map(compileLayout(detected.mappings), (layout) => ({ layout, detected: detected.kinds }))
 }
 
@@ -144,7 +144,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
   const ignored: Array<Finding> = [...found.skipped]
   const roots = new Set(found.units.filter((u) => u.folder).map((u) => u.repoRoot))
   for (const e of tree) {
-    if (e.mode === "160000" && [...roots].some((r) => e.path.startsWith(`${r}/`)))
+    if (e.mode === "160000" && [...roots].some((r) => r === "." || e.path.startsWith(`${r}/`)))
       ignored.push({ path: e.path, reason: "a submodule: not deployed" })
   }
 
@@ -153,7 +153,7 @@ const prepareGit = Effect.fn("SkillSync.prepareGit")(function* (
     []
   for (const u of found.units) {
     for (const rel of u.files) {
-      const path = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      const path = memberPath(u.repoRoot, rel)
       members.push({ unit: u.name, rel, path, e: yield* held(byPath.get(path), `the tree entry of ${path}`) })
     }
   }
@@ -265,7 +265,7 @@ const prepareLocal = Effect.fn("SkillSync.prepareLocal")(function* (source: Mani
   // Every member read in one synchronous pass.
   const members = found.units.flatMap((u) =>
     u.files.map((rel) => {
-      const rp = rel === "" ? u.repoRoot : `${u.repoRoot}/${rel}`
+      const rp = memberPath(u.repoRoot, rel)
       return { u, rel, rp, abs: nodePath.join(path, ...rp.split("/")) }
     })
   )

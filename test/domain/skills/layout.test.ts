@@ -8,7 +8,13 @@ import {
   unitsFromHome,
   withholdCollisions
 } from "../../../src/domain/skills/discover.js"
-import { compileLayout, DEFAULT_LAYOUT, isExcluded, layoutProblem } from "../../../src/domain/skills/layout.js"
+import {
+  compileLayout,
+  DEFAULT_LAYOUT,
+  isExcluded,
+  layoutProblem,
+  memberPath
+} from "../../../src/domain/skills/layout.js"
 import { parseLayout, unitLinkProblem } from "../../../src/domain/skills/model.js"
 import { pathMatcher, unitNameMatcher } from "../../../src/domain/skills/templates.js"
 
@@ -16,6 +22,8 @@ const layoutOf = (mappings: Parameters<typeof compileLayout>[0]) => Either.getOr
 
 describe("layout mapping", () => {
   const defaults = layoutOf([])
+  // A repository that is one skill (its top folder), before the common layouts, as detection gives it.
+  const topSkill = layoutOf([{ glob: "SKILL.md", repo: ".", home: "skills/top", exclude: [".*/**", ".git*"] }])
   const repo = [
     "README.md",
     "skills/pdf/SKILL.md",
@@ -86,16 +94,17 @@ describe("layout mapping", () => {
     expect(discoverUnits(defaults, ["skills/ops/SKILL.md", "skills/ops/SKILL.md"]).units.map((u) => u.files)).toEqual([
       ["SKILL.md"]
     ])
-    const segment = fc.constantFrom("a", "b", "SKILL.md", "x.md", "ops", "skills", "agents", "commands")
+    const segment = fc.constantFrom("a", "b", "SKILL.md", "x.md", "ops", "skills", "agents", "commands", ".github")
     fc.assert(
       fc.property(
         fc.array(
           fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/")),
           { maxLength: 30 }
         ),
-        (paths) => {
-          const { units } = discoverUnits(defaults, paths)
-          const owned = units.flatMap((u) => u.files.map((f) => (f === "" ? u.repoRoot : `${u.repoRoot}/${f}`)))
+        fc.constantFrom(defaults, topSkill),
+        (paths, layout) => {
+          const { units } = discoverUnits(layout, paths)
+          const owned = units.flatMap((u) => u.files.map((f) => memberPath(u.repoRoot, f)))
           expect(new Set(owned).size).toBe(owned.length)
           for (const p of owned) expect(paths).toContain(p)
           const homes = units.map((u) => u.homeRoot)
@@ -292,6 +301,14 @@ describe("layout mapping", () => {
       )
     ).toEqual([{ glob: "a/*.md", repo: "a/*.md", home: "b/*.md", exclude: ["README.md"] }])
     expect(Either.isLeft(parseLayout("layout.yaml", "- {glob: ../x/*.md, repo: ../x/*.md, home: b/*.md}\n"))).toBe(true)
+    // `.` is the repository's top as a unit's root, and nowhere else.
+    expect(Either.isRight(parseLayout("layout.yaml", "- {glob: SKILL.md, repo: ., home: skills/mine}\n"))).toBe(true)
+    expect(Either.isLeft(parseLayout("layout.yaml", "- {glob: SKILL.md, repo: ., home: .}\n"))).toBe(true)
+    expect(Either.isLeft(parseLayout("layout.yaml", "- {glob: ./SKILL.md, repo: ., home: skills/mine}\n"))).toBe(true)
+    // A capture would make one unit per value, each holding every file of the repository.
+    expect(
+      Either.getLeft(parseLayout("layout.yaml", "- {glob: '{name}/SKILL.md', repo: ., home: 'skills/{name}'}\n"))
+    ).toMatchObject({ _tag: "Some" })
   })
 
   it("finds units that exist only in a home, where the layout maps them back to the repo", () => {
@@ -325,14 +342,21 @@ describe("layout mapping", () => {
       fc.property(
         fc.array(
           fc
-            .tuple(fc.constantFrom("skills", "agents", "commands"), fc.array(segment, { minLength: 1, maxLength: 3 }))
+            .tuple(
+              fc.constantFrom("skills", "agents", "commands", "docs"),
+              fc.array(segment, { minLength: 1, maxLength: 3 })
+            )
             .map(([top, s]) => `${top}/${s.join("/")}`),
           { maxLength: 20 }
         ),
-        (paths) => {
-          const repo = discoverUnits(defaults, paths).units
+        fc.boolean(),
+        (listed, top) => {
+          // With a SKILL.md at the top, the repository is one skill under the layout that says so.
+          const paths = top ? ["SKILL.md", ...listed] : listed
+          const layout = top ? topSkill : defaults
+          const repo = discoverUnits(layout, paths).units
           const homePaths = repo.flatMap((u) => u.files.map((f) => (f === "" ? u.homeRoot : `${u.homeRoot}/${f}`)))
-          const back = unitsFromHome(defaults, homePaths)
+          const back = unitsFromHome(layout, homePaths)
           expect(back.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()).toEqual(
             repo.map((u) => [u.name, u.repoRoot, u.homeRoot]).sort()
           )
