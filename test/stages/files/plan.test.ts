@@ -77,6 +77,26 @@ describe("planFiles (three-way)", () => {
     )
   })
 
+  it("into an empty side (a first upload, a download into an empty folder) every file is created as it is, with no conflict", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.oneof(shaped, tree), FastCheck.boolean(), (from, carry) => {
+        const none: SyncBase = { revision: null, files: new Map() }
+        for (const direction of ["push", "pull"] as const) {
+          const [local, remote] = direction === "push" ? [entries(from), []] : [[], entries(from)]
+          const plan = planFiles(direction, local, remote, none, { delete: carry, force: false })
+          expect(plan.conflicts).toEqual([])
+          expect(plan.items.map((i) => [i.path, i.status, i.action, i.note])).toEqual(
+            entries(from)
+              .map((e) => e.path)
+              .sort()
+              .map((p) => [p, "Added", direction === "push" ? "upload" : "write", undefined])
+          )
+          expect(Object.fromEntries(plan.nextBase("n").files)).toEqual(asRecord(entries(from)))
+        }
+      })
+    )
+  })
+
   it("a push from an unchanged remote reproduces the local tree there, with no conflict", () => {
     FastCheck.assert(
       FastCheck.property(tree, tree, (local, remote) => {
