@@ -311,6 +311,10 @@ const planShapeChanges = (
   conflicts: Array<string>,
   agreed: Map<string, string>
 ) => {
+  // Only the destination's entries can stand in the way, so an empty destination list (a first upload, a pull into
+  // an empty folder; ignored paths and not-carried links are never in it) has nothing to search: building the
+  // lookups below for 100,000 created paths cost about a third of the plan.
+  if (destination.length === 0) return
   const create = direction === "push" ? "upload" : "write"
   const remove: FileAction = direction === "push" ? "delete-remote" : "delete-local"
   // Created: written to a side that has no such path (each item holds the entry of each side that has it).
@@ -329,9 +333,11 @@ const planShapeChanges = (
       else list.push(e)
     }
   }
-  const index = new Map(items.map((item, i) => [item.path, i]))
+  // Made at the first shape change found, which most plans have none of.
+  let index: Map<string, number> | undefined
   /** Replaces the planned item at `path` by what `change` makes of it (undefined: left as it is). */
   const update = (path: string, change: (item: PlannedFile) => PlannedFile | undefined) => {
+    index ??= new Map(items.map((item, i) => [item.path, i]))
     const at = index.get(path)
     const item = at === undefined ? undefined : items[at]
     const changed = item === undefined ? undefined : change(item)

@@ -77,6 +77,85 @@ describe("planFiles (three-way)", () => {
     )
   })
 
+  it("into an empty side (a first upload, a download into an empty folder) every file is created as it is, with no conflict", () => {
+    FastCheck.assert(
+      FastCheck.property(FastCheck.oneof(shaped, tree), FastCheck.boolean(), (from, carry) => {
+        const none: SyncBase = { revision: null, files: new Map() }
+        for (const direction of ["push", "pull"] as const) {
+          const [local, remote] = direction === "push" ? [entries(from), []] : [[], entries(from)]
+          const plan = planFiles(direction, local, remote, none, { delete: carry, force: false })
+          expect(plan.conflicts).toEqual([])
+          expect(plan.items.map((i) => [i.path, i.status, i.action, i.note])).toEqual(
+            entries(from)
+              .map((e) => e.path)
+              .sort()
+              .map((p) => [p, "Added", direction === "push" ? "upload" : "write", undefined])
+          )
+          expect(Object.fromEntries(plan.nextBase("n").files)).toEqual(asRecord(entries(from)))
+        }
+      })
+    )
+  })
+
+  it("with no recorded base, a side being written that holds a file where a folder comes (or the reverse) is a conflict unless forced, and forced it is deleted", () => {
+    const none: SyncBase = { revision: null, files: new Map() }
+    const file = entryOf("web/t", "a")
+    const inFolder = entryOf("web/t/x", "b")
+    // Each case: what is synced from, what the side being written holds.
+    for (const [from, to] of [
+      [inFolder, file],
+      [file, inFolder]
+    ] as const) {
+      const folderComes = from === inFolder
+      for (const direction of ["push", "pull"] as const) {
+        const [local, remote] = direction === "push" ? [[from], [to]] : [[to], [from]]
+        const side = direction === "push" ? "remotely" : "here"
+        const create = direction === "push" ? "upload" : "write"
+        const remove = direction === "push" ? "delete-remote" : "delete-local"
+        const statuses = { [from.path]: "Added", [to.path]: "Removed" }
+        const items = (plan: ReturnType<typeof planFiles>) =>
+          plan.items.map((i) => [i.path, i.status, i.action, i.note])
+
+        const held = planFiles(direction, local, remote, none, { delete: false, force: false })
+        expect(held.conflicts).toEqual([from.path, to.path])
+        expect(items(held)).toEqual(
+          [
+            [
+              from.path,
+              statuses[from.path],
+              "conflict",
+              `needs ${to.path} gone, which changed ${side} since the last sync; --force replaces it`
+            ],
+            [
+              to.path,
+              statuses[to.path],
+              "conflict",
+              `this file changed ${side} since the last sync; --force replaces it`
+            ]
+          ].sort(([a], [b]) => (a! < b! ? -1 : 1))
+        )
+        expect([...held.nextBase("n").files]).toEqual([])
+
+        const forced = planFiles(direction, local, remote, none, { delete: false, force: true })
+        expect(forced.conflicts).toEqual([])
+        expect(items(forced)).toEqual(
+          [
+            [from.path, statuses[from.path], create, undefined],
+            [
+              to.path,
+              statuses[to.path],
+              remove,
+              folderComes
+                ? `a file ${side}, replaced by the folder holding ${from.path}`
+                : `a folder ${side}, replaced by the file ${from.path}`
+            ]
+          ].sort(([a], [b]) => (a! < b! ? -1 : 1))
+        )
+        expect([...forced.nextBase("n").files]).toEqual([[from.path, fileVersion(from)]])
+      }
+    }
+  })
+
   it("a push from an unchanged remote reproduces the local tree there, with no conflict", () => {
     FastCheck.assert(
       FastCheck.property(tree, tree, (local, remote) => {
