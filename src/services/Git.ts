@@ -101,6 +101,7 @@ export interface GitShape {
   ) => Effect.Effect<ReadonlyMap<string, Uint8Array>, CommandFailed>
   /** The bytes of one file at a commit. */
   readonly showFile: (dir: string, commit: string, path: string) => Effect.Effect<Uint8Array, CommandFailed>
+  /** Stages the paths as they are on disk: tracked files (edits, modes, deletions) and new files the repository does not ignore. */
   readonly add: (dir: string, paths: ReadonlyArray<string>) => Effect.Effect<void, CommandFailed>
   /** Commits what is staged; `None` when nothing was staged. Uses a fallback identity when none is configured. */
   readonly commit: (dir: string, message: string) => Effect.Effect<Option.Option<string>, CommandFailed>
@@ -348,7 +349,34 @@ export const make = (shell: ShellShape): GitShape => {
 
   const add = Effect.fn("Git.add")(function* (dir: string, paths: ReadonlyArray<string>) {
     if (paths.length === 0) return
-    yield* exec(dir, ["add", "--all", "--", ...paths])
+    const listed = (which: ReadonlyArray<string>) =>
+      exec(dir, ["ls-files", "-z", ...which, "--", ...paths]).pipe(
+        Effect.map((r) =>
+          new TextDecoder()
+            .decode(r.stdout)
+            .split("\0")
+            .filter((p) => p !== "")
+        )
+      )
+    // Tracked files and untracked ones the repository does not ignore, each named exactly. `add --all` of the
+    // paths staged the same but exited 1 where a .gitignore names a folder holding tracked files (`analysis/`
+    // over a force-added skill); `--update` stages a tracked file's edit, mode or deletion there without a word.
+    const stage = (names: ReadonlyArray<string>, update: boolean) =>
+      names.length === 0
+        ? Effect.void
+        : exec(
+            dir,
+            [
+              "--literal-pathspecs",
+              "add",
+              ...(update ? ["--update"] : []),
+              "--pathspec-from-file=-",
+              "--pathspec-file-nul"
+            ],
+            names.join("\0")
+          )
+    yield* stage(yield* listed(["--cached"]), true)
+    yield* stage(yield* listed(["--others", "--exclude-standard"]), false)
   })
 
   let known: ReadonlyArray<string> | undefined
