@@ -101,6 +101,7 @@ export interface GitShape {
   ) => Effect.Effect<ReadonlyMap<string, Uint8Array>, CommandFailed>
   /** The bytes of one file at a commit. */
   readonly showFile: (dir: string, commit: string, path: string) => Effect.Effect<Uint8Array, CommandFailed>
+  /** Stages the paths as they are on disk: tracked files (edits, modes, deletions) and new files the repository does not ignore. */
   readonly add: (dir: string, paths: ReadonlyArray<string>) => Effect.Effect<void, CommandFailed>
   /** Commits what is staged; `None` when nothing was staged. Uses a fallback identity when none is configured. */
   readonly commit: (dir: string, message: string) => Effect.Effect<Option.Option<string>, CommandFailed>
@@ -118,7 +119,11 @@ const gitEnv = (): Record<string, string> => ({
   GIT_TERMINAL_PROMPT: "0",
   GCM_INTERACTIVE: "never",
   GIT_SSH_COMMAND: process.env["GIT_SSH_COMMAND"] ?? "ssh -o BatchMode=yes",
-  LC_ALL: "C"
+  LC_ALL: "C",
+  // Pathspecs as the calls give them: an inherited glob or case-blind setting would widen a path to others.
+  GIT_GLOB_PATHSPECS: "0",
+  GIT_NOGLOB_PATHSPECS: "0",
+  GIT_ICASE_PATHSPECS: "0"
 })
 
 /** Options for every call: no transport helpers (`ext::`), no credential prompts. */
@@ -348,8 +353,26 @@ export const make = (shell: ShellShape): GitShape => {
 
   const add = Effect.fn("Git.add")(function* (dir: string, paths: ReadonlyArray<string>) {
     if (paths.length === 0) return
-    // Paths are names, never patterns: a member file named `*.md` stages itself alone.
-    yield* exec(dir, ["--literal-pathspecs", "add", "--all", "--", ...paths])
+    // Paths are names, never patterns (a member file named `*.md` is itself alone), in `ls-files` and `add` alike.
+    // Tracked files and untracked ones the repository does not ignore, each named exactly: `add --all` of the
+    // paths staged the same but exited 1 where a .gitignore names a folder holding tracked files (`analysis/`
+    // over a force-added skill); `--update` stages a tracked file's edit, mode or deletion there without a word.
+    const listed = (which: ReadonlyArray<string>) =>
+      exec(dir, ["--literal-pathspecs", "ls-files", "-z", ...which, "--", ...paths]).pipe(
+        Effect.map((r) =>
+          new TextDecoder()
+            .decode(r.stdout)
+            .split("\0")
+            .filter((p) => p !== "")
+        )
+      )
+    // No names, no call: `add --update` without a path would stage every tracked change of the clone.
+    const stage = (names: ReadonlyArray<string>, update: boolean) =>
+      names.length === 0
+        ? Effect.void
+        : exec(dir, ["--literal-pathspecs", "add", ...(update ? ["--update"] : []), "--", ...names])
+    yield* stage(yield* listed(["--cached"]), true)
+    yield* stage(yield* listed(["--others", "--exclude-standard"]), false)
   })
 
   let known: ReadonlyArray<string> | undefined

@@ -304,6 +304,49 @@ describe("content as it is", () => {
   )
 
   it.prop(
+    "fields added in one edit keep every line the page had: they follow its last field, in the order given",
+    [
+      fc.oneof(yamlPage, tomlPage, languagePage).filter((g) => !/^\s*(---json|\{)/.test(g.text)),
+      fc.array(fc.oneof(tricky, fc.integer(), fc.boolean()), { minLength: 2, maxLength: 4 })
+    ],
+    ([g, values]) => {
+      const c = parse(g.text)
+      const added = Object.fromEntries(values.map((v, i) => [`added${i}`, v]))
+      const edited = renderContent(new Content({ ...c, extra: { ...c.extra, ...added } }))
+      const before = g.text.split("\n")
+      const after = edited.split("\n")
+      // Every line kept as it was, in its order: the edit only inserted the new fields' lines.
+      expect(after.length).toBe(before.length + values.length)
+      expect(after.filter((l) => !/^added\d/.test(l))).toStrictEqual(before)
+      const back = parse(edited)
+      expect(back.body).toBe(c.body)
+      // In the order given (TOML keeps a table such as [extra] after the top-level keys, new ones included).
+      const ownKeys = Object.keys(back.extra).filter((k) => !Object.hasOwn(added, k))
+      expect(ownKeys).toStrictEqual(Object.keys(c.extra))
+      expect(Object.keys(back.extra).filter((k) => Object.hasOwn(added, k))).toStrictEqual(Object.keys(added))
+      expect(back.extra).toStrictEqual({ ...c.extra, ...added })
+    },
+    runs
+  )
+
+  it("a subagent's front matter given two new fields keeps its quotes, its flow list and the comments on and after its last field", () => {
+    const text = [
+      "---",
+      "name: 'platform-sre'",
+      "description: 'SRE-focused: reliability first'",
+      "tools: ['codebase', 'edit/editFiles', 'search'] # what it may call",
+      "# version: 2026-01-20a",
+      "---",
+      "",
+      "You are an SRE.",
+      ""
+    ].join("\n")
+    const c = parse(text, "platform-sre.md")
+    const edited = renderContent(new Content({ ...c, extra: { ...c.extra, enabled: false, model: "sonnet" } }))
+    expect(edited).toBe(text.replace("may call\n", "may call\nenabled: false\nmodel: sonnet\n"))
+  })
+
+  it.prop(
     "an edited string keeps the quotes it had: single stays single, double stays double, plain stays plain where it can",
     [yamlFile, fc.nat(), tricky],
     ([g, pick, value]) => {

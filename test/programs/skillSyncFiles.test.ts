@@ -109,6 +109,37 @@ describe("skill sync keeps every file and every bit", () => {
     }
   )
 
+  it.effect(
+    "a unit the repository tracks inside a folder its .gitignore names is committed from the home; new files there are not",
+    () => {
+      // A tracked skill under an ignored folder (`analysis/` in .gitignore, the skill force-added): git add stages its
+      // edit but exits 1 naming the ignored folder, which skipped the unit on every run.
+      const w = makeWorld(top, { ...SAMPLE, "skills/analysis/SKILL.md": "Audit.\n" })
+      w.up.commit({ ".gitignore": "analysis/\n" })
+      return runIn(
+        w,
+        Effect.gen(function* () {
+          yield* w.install
+          expect(read(w.claude("skills/analysis/SKILL.md"))).toBe("Audit.\n")
+          write(w.claude("skills/analysis/SKILL.md"), "Audit the supply chain.\n")
+          write(w.claude("skills/analysis/run.sh"), "#!/bin/sh\n")
+          fs.chmodSync(w.claude("skills/analysis/run.sh"), 0o755)
+          const r = yield* SkillSync.sync()
+          expect(r.skipped).toEqual([])
+          expect(r.summary).toMatchObject({ toRepo: 1, toHome: 1, conflicts: 0 })
+          expect(w.up.log()[0]).toBe("sync: skills/analysis")
+          expect(w.up.read("skills/analysis/SKILL.md")).toBe("Audit the supply chain.\n")
+          expect(read(w.codex("skills/analysis/SKILL.md"))).toBe("Audit the supply chain.\n")
+          // The new file is ignored as the folder is: neither committed nor deployed, and left in its home.
+          expect(w.up.read("skills/analysis/run.sh")).toBeUndefined()
+          expect(fs.existsSync(w.codex("skills/analysis/run.sh"))).toBe(false)
+          expect(isExec(w.claude("skills/analysis/run.sh"))).toBe(true)
+          expect((yield* SkillSync.sync()).summary).toMatchObject(quiet)
+        })
+      )
+    }
+  )
+
   it.effect("files the repository ignores are never committed, recorded or deleted", () => {
     const w = makeWorld(top, { ...SAMPLE, ".gitignore": "__pycache__/\n.vscode/\n" })
     return runIn(

@@ -93,6 +93,13 @@ const pairEnd = (text: string, pair: Pair): number => {
   return text[end - 1] === "\n" ? end - 1 : end
 }
 
+/** Where a field added after `end` (the last field's value) goes: past a comment closing that line, which stays on it. */
+const pastComment = (text: string, end: number): number => {
+  const nl = text.indexOf("\n", end)
+  const eol = nl === -1 ? text.length : text[nl - 1] === "\r" ? nl - 1 : nl
+  return /^[ \t]+#[^\n]*$/.test(text.slice(end, eol)) ? eol : end
+}
+
 /**
  * Edits YAML in place: each changed field's `key: value` text is replaced, a removed field's lines are cut, a
  * new field is added after the last field of its map. Undefined where the text is not plain block maps.
@@ -121,7 +128,7 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
       const last = parent.items[parent.items.length - 1]
       if (last === undefined || !isNode(last.key) || !last.key.range) return undefined
       const indent = last.key.range[0] - lineStart(text, last.key.range[0])
-      const at = pairEnd(text, last)
+      const at = pastComment(text, pairEnd(text, last))
       edits.push({ start: at, end: at, text: `\n${" ".repeat(indent)}${yamlPair(key, change.value, indent)}` })
       continue
     }
@@ -137,10 +144,12 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
       edits.push({ start, end, text: yamlPair(key, change.value, start - lineStart(text, start), pair.value, text) })
     }
   }
-  edits.sort((a, b) => b.start - a.start)
+  // From the end backwards; of edits at one offset (new fields after one last field) the later one first, so that
+  // each earlier one is spliced in before it and the fields read back in the order given.
+  const order = edits.map((e, i) => ({ ...e, i })).sort((a, b) => b.start - a.start || b.i - a.i)
   let out = text
   let limit = Number.POSITIVE_INFINITY
-  for (const e of edits) {
+  for (const e of order) {
     if (e.end > limit) return undefined // overlapping edits: let the caller rewrite instead
     out = splice(out, e.start, e.end, e.text)
     limit = e.start
