@@ -1,4 +1,9 @@
 // The embedded database's template on real PGlite: a creation copies it rather than running initdb, and a missing, half-written, damaged or unwritable one leaves the creation to initdb.
+// PGlite's initdb costs seconds of CPU, so the file runs it once for a template the other tests copy into caches of
+// their own, and only where the creation's own fallback is what is checked: a damaged template (a missing file, and a
+// copy PGlite cannot open), two creations at once, a cache that cannot be written. Every other kind of damage or
+// untrusted cache is checked where a creation decides (`restore` refuses it, removes it, copies nothing), the fallback
+// a refusal leads to being the same initdb and save as the damaged template's.
 import {
   chmodSync,
   cpSync,
@@ -17,7 +22,7 @@ import {
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Option } from "effect"
 import * as Template from "../../src/services/embeddedTemplate.js"
 import * as Database from "../../src/services/ProjectDatabase.js"
@@ -33,7 +38,8 @@ afterAll(() => {
   if (cacheBefore === undefined) delete process.env.XDG_CACHE_HOME
   else process.env.XDG_CACHE_HOME = cacheBefore
   for (const d of temps) rmSync(d, { recursive: true, force: true })
-})
+  // A few dozen data directories: at a load average of 13 their removal ran past the default 60 s.
+}, 300_000)
 
 const templates = (cache: string) => join(cache, "agentsync", "pgdata-templates")
 const entries = (cache: string) => (existsSync(templates(cache)) ? readdirSync(templates(cache)).sort() : [])
@@ -66,13 +72,52 @@ const create = (cache: string, insert = false) =>
     return exit.value
   })
 
+/**
+ * The file's one template: the first creation in an empty cache, which ran initdb and kept its result (the first test
+ * checks that it did). `withTemplate` gives a test a cache of its own holding a copy of it.
+ */
+let shared: {
+  cache: string
+  key: string
+  template: string
+  first: { id: string; users: Array<string>; dataDir: string }
+}
+beforeAll(async () => {
+  const cache = tempDir("cache")
+  const first = await Effect.runPromise(create(cache, true))
+  const [key = ""] = entries(cache)
+  shared = { cache, key, template: identifierOf(templateData(cache, key)), first }
+}, 300_000)
+
+/** A new cache folder holding a copy of the file's template, laid out as a save lays it out (folder mode 0700). */
+const withTemplate = () => {
+  const cache = tempDir("cache")
+  mkdirSync(templates(cache), { recursive: true, mode: 0o700 })
+  cpSync(join(templates(shared.cache), shared.key), join(templates(cache), shared.key), { recursive: true })
+  return cache
+}
+
+/** Where a creation would copy a template: `pgdata.init` in a new project's `.agentsync` folder. */
+const creationDir = () => {
+  const agentsync = join(tempDir("project"), ".agentsync")
+  mkdirSync(agentsync)
+  return join(agentsync, "pgdata.init")
+}
+
+/** `restore`'s answer as a creation reads it: `copied` only when it copied; a refusal (an error) or none copies nothing. */
+const restoreInto = (key: string, cache: string) =>
+  Effect.gen(function* () {
+    const into = creationDir()
+    const exit = yield* Effect.exit(Template.restore(key, into, templates(cache)))
+    return { copied: Exit.isSuccess(exit) && Option.isSome(exit.value), failed: Exit.isFailure(exit), into }
+  })
+
 describe("the embedded database's template", () => {
   it.scopedLive(
     "the first creation keeps its fresh initdb as the template; the next copies it (no initdb) and holds none of the first's data",
     () =>
       Effect.gen(function* () {
-        const cache = tempDir("cache")
-        const first = yield* create(cache, true)
+        const { cache, first } = shared
         const [key, ...others] = entries(cache)
         expect(others).toEqual([])
         expect(key).toMatch(/^0\.5\.\d+-[0-9a-f]{16}$/)
@@ -107,48 +152,49 @@ describe("the embedded database's template", () => {
     "a damaged template, or one without its manifest, is not used: initdb makes the database and the template again",
     () =>
       Effect.gen(function* () {
-        const cache = tempDir("cache")
-        const made = yield* create(cache)
-        const [key = ""] = entries(cache)
+        const { key, template } = shared
         // A file the template lists is gone (as a cache cleaner deletes files it thinks old).
+        const cache = withTemplate()
         const manifest = JSON.parse(readFileSync(join(templates(cache), key, "manifest.json"), "utf8")) as {
           files: Array<[string, number]>
         }
         const listed = manifest.files.find(([path]) => path.startsWith("base/"))?.[0] ?? ""
         rmSync(join(templateData(cache, key), listed))
         const afterDamage = yield* create(cache)
-        expect(afterDamage.id).not.toBe(made.id)
+        expect(afterDamage.id).not.toBe(template)
         expect(afterDamage.users).toEqual([])
         // Replaced by the fresh initdb's result.
         expect(entries(cache)).toEqual([key])
         expect(identifierOf(templateData(cache, key))).toBe(afterDamage.id)
 
-        // A template truncated in place (a file shorter than listed), and one whose manifest is gone.
-        writeFileSync(join(templateData(cache, key), "global", "pg_control"), "")
-        const afterTruncation = yield* create(cache)
-        expect(afterTruncation.id).not.toBe(afterDamage.id)
-        expect(identifierOf(templateData(cache, key))).toBe(afterTruncation.id)
-        rmSync(join(templates(cache), key, "manifest.json"))
-        const afterLostManifest = yield* create(cache)
-        expect(afterLostManifest.id).not.toBe(afterTruncation.id)
-        expect(identifierOf(templateData(cache, key))).toBe(afterLostManifest.id)
+        // A template truncated in place (a file shorter than listed), and one whose manifest is gone: refused,
+        // removed (so the initdb that follows keeps its own, as above), nothing left where the copy was to go.
+        const truncated = withTemplate()
+        writeFileSync(join(templateData(truncated, key), "global", "pg_control"), "")
+        const afterTruncation = yield* restoreInto(key, truncated)
+        expect(afterTruncation.failed).toBe(true)
+        expect(entries(truncated)).toEqual([])
+        const lost = withTemplate()
+        rmSync(join(templates(lost), key, "manifest.json"))
+        const afterLostManifest = yield* restoreInto(key, lost)
+        expect(afterLostManifest.failed).toBe(true)
+        expect(entries(lost)).toEqual([])
       }),
-    600_000
+    300_000
   )
 
   it.scopedLive(
     "a template damaged without a change of size (PGlite cannot open its copy): initdb makes the database and a new template; a data directory not shut down cleanly is never kept",
     () =>
       Effect.gen(function* () {
-        const cache = tempDir("cache")
-        const made = yield* create(cache)
-        const [key = ""] = entries(cache)
+        const { key, template } = shared
+        const cache = withTemplate()
         const control = join(templateData(cache, key), "global", "pg_control")
         const bytes = readFileSync(control)
         bytes.fill(0xa5, 20, 60)
         writeFileSync(control, bytes)
         const next = yield* create(cache)
-        expect(next.id).not.toBe(made.id)
+        expect(next.id).not.toBe(template)
         expect(next.users).toEqual([])
         expect(entries(cache)).toEqual([key])
         expect(identifierOf(templateData(cache, key))).toBe(next.id)
@@ -164,36 +210,41 @@ describe("the embedded database's template", () => {
         expect(Exit.isFailure(saved)).toBe(true)
         expect(entries(other)).toEqual([])
       }),
-    600_000
+    300_000
   )
 
   it.scopedLive(
-    "a cache that is not plainly this user's is neither read nor written (a linked template, a folder others may write), and a manifest path out of the data directory is refused: each creation runs initdb and writes nothing outside",
+    "a cache that is not plainly this user's is neither read nor written (a linked template, a folder others may write), and a manifest path out of the data directory is refused: nothing is copied and nothing written outside",
     () =>
       Effect.gen(function* () {
-        const cache = tempDir("cache")
-        const made = yield* create(cache)
-        const [key = ""] = entries(cache)
+        const { key, template } = shared
+        const cache = withTemplate()
         const manifestPath = join(templates(cache), key, "manifest.json")
         const manifestText = readFileSync(manifestPath, "utf8")
 
-        // A template that is a link to another folder (here, a real template elsewhere) is not followed.
+        // A template that is a link to another folder (here, a real template elsewhere) is not followed: the link is
+        // removed, and what it pointed to is left as it was.
         const linked = tempDir("cache")
         mkdirSync(templates(linked), { recursive: true, mode: 0o700 })
         symlinkSync(join(templates(cache), key), join(templates(linked), key))
-        const throughLink = yield* create(linked)
-        expect(throughLink.id).not.toBe(made.id)
+        const throughLink = yield* restoreInto(key, linked)
+        expect(throughLink.copied).toBe(false)
+        expect(existsSync(throughLink.into)).toBe(false)
+        expect(entries(linked)).toEqual([])
         expect(readFileSync(manifestPath, "utf8")).toBe(manifestText)
-        expect(identifierOf(templateData(cache, key))).toBe(made.id)
+        expect(identifierOf(templateData(cache, key))).toBe(template)
+        // The initdb that follows keeps a template of its own there, a real folder.
+        yield* Template.save(templateData(cache, key), key, templates(linked))
         expect(lstatSync(join(templates(linked), key)).isDirectory()).toBe(true)
-        expect(identifierOf(templateData(linked, key))).toBe(throughLink.id)
 
         // A folder others may write: its template is not read, and none is written into it.
         chmodSync(templates(cache), 0o770)
-        const openFolder = yield* create(cache)
-        expect(openFolder.id).not.toBe(made.id)
+        const openFolder = yield* restoreInto(key, cache)
+        expect(openFolder.copied).toBe(false)
+        expect(existsSync(openFolder.into)).toBe(false)
+        expect(entries(cache)).toEqual([key])
         rmSync(join(templates(cache), key), { recursive: true })
-        yield* create(cache)
+        yield* Template.save(templateData(linked, key), key, templates(cache))
         expect(entries(cache)).toEqual([])
         expect(statSync(templates(cache)).mode & 0o777).toBe(0o770)
         chmodSync(templates(cache), 0o700)
@@ -204,35 +255,38 @@ describe("the embedded database's template", () => {
         const listed = JSON.parse(readFileSync(manifestPath, "utf8")) as { files: Array<[string, number]> }
         listed.files.push(["../../outside-secret", 6])
         writeFileSync(manifestPath, JSON.stringify(listed))
-        const escaped = yield* create(cache)
-        expect(escaped.id).not.toBe(throughLink.id)
-        expect(existsSync(join(dirname(dirname(escaped.dataDir)), "outside-secret"))).toBe(false)
-        expect(identifierOf(templateData(cache, key))).toBe(escaped.id)
+        const escaped = yield* restoreInto(key, cache)
+        expect(escaped.failed).toBe(true)
+        expect(existsSync(join(dirname(dirname(escaped.into)), "outside-secret"))).toBe(false)
+        expect(entries(cache)).toEqual(["outside-secret"])
       }),
-    900_000
+    300_000
   )
 
   it.scopedLive(
     "a template half-written by a killed process (its scratch folder, even complete) is never used",
     () =>
       Effect.gen(function* () {
-        const source = tempDir("cache")
-        const made = yield* create(source)
-        const [key = ""] = entries(source)
+        const { key } = shared
         const cache = tempDir("cache")
         // Made as a save makes it: a folder no other user can read or write (another is not used at all).
         mkdirSync(templates(cache), { recursive: true, mode: 0o700 })
-        cpSync(join(templates(source), key), join(templates(cache), `${key}.999999-dead.tmp`), { recursive: true })
-        const next = yield* create(cache)
-        expect(next.id).not.toBe(made.id)
+        cpSync(join(templates(shared.cache), key), join(templates(cache), `${key}.999999-dead.tmp`), {
+          recursive: true
+        })
+        const next = yield* restoreInto(key, cache)
+        expect(next.copied).toBe(false)
+        expect(existsSync(next.into)).toBe(false)
+        expect(entries(cache)).toEqual([`${key}.999999-dead.tmp`])
+        // The initdb that follows keeps its template beside it, and a scratch folder that young is left alone.
+        yield* Template.save(templateData(shared.cache, key), key, templates(cache))
         expect(entries(cache)).toEqual([key, `${key}.999999-dead.tmp`])
-        expect(identifierOf(templateData(cache, key))).toBe(next.id)
 
         // Once it is two hours old, the next creation (a copy: no save) removes it.
         const hoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
         utimesSync(join(templates(cache), `${key}.999999-dead.tmp`), hoursAgo, hoursAgo)
         const copied = yield* create(cache)
-        expect(copied.id).toBe(next.id)
+        expect(copied.id).toBe(shared.template)
         expect(entries(cache)).toEqual([key])
       }),
     300_000
@@ -272,11 +326,12 @@ describe("the embedded database's template", () => {
         const notADir = join(tempDir("cache"), "file")
         writeFileSync(notADir, "")
         const made = yield* create(notADir)
-        const again = yield* create(notADir)
         expect(made.users).toEqual([])
-        expect(again.users).toEqual([])
-        // Each ran initdb (which draws a new identifier): the second found no template to copy.
-        expect(again.id).not.toBe(made.id)
+        // It ran initdb (which draws a new identifier), and the next creation finds no template to copy.
+        expect(made.id).not.toBe(shared.template)
+        const again = yield* restoreInto(shared.key, notADir)
+        expect(again.copied).toBe(false)
+        expect(existsSync(again.into)).toBe(false)
       }),
     300_000
   )
