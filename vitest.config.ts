@@ -1,28 +1,10 @@
 import { availableParallelism } from "node:os"
 import { defineConfig } from "vitest/config"
+import { isShared, testFiles } from "./test/support/sharedFiles.js"
 import { SlowFirst } from "./test/support/slowFirst.js"
 
-/**
- * The files that share their workers: each leaves nothing behind in the process (no environment variable, signal
- * handler, module mock, server left running or first-use state of a module that another file could see). Of the folders
- * below, the files named stay in a process of their own: they set the environment (git's isolation, XDG_CACHE_HOME,
- * AGENTSYNC_*), count a module's threads, read the process's memory, or write to its stdout; and the stage-thread files
- * test a thread's first start and its end.
- */
-const KEPT_APART: Readonly<Record<string, string>> = {
-  api: "openapi",
-  cli: "output",
-  programs: "dbSync|filesDelta|filesHandoff|filesPullAhead|localSyncMode|skillSync*",
-  server: "accessLog|deploy|dockerfile|downloadPool|heapGrowth|uploadBatches",
-  services: "Git|SyncApiGet|WorkspaceRead|embeddedTemplate|stateReadAhead",
-  "stages/files": "stageThread*"
-}
-const SHARED = [
-  "test/*.test.ts",
-  "test/domain/**/*.test.ts",
-  "test/stages/db/**/*.test.ts",
-  ...Object.entries(KEPT_APART).map(([dir, names]) => `test/${dir}/!(${names}).test.ts`)
-]
+/** The files that share their workers (see test/support/sharedFiles.ts: which, and why the others do not). */
+const SHARED = testFiles(".").filter(isShared)
 
 export default defineConfig({
   test: {
