@@ -10,7 +10,7 @@ import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type R
 import { InvalidInput, IoError, ioError as io, ioKindOf } from "../errors.js"
 import { escapePath, UnreadableName, type UnreadName } from "./nameBytes.js"
 import { removeFileAndPrune } from "./prune.js"
-import { type WorkspaceFile, walkTree } from "./state.js"
+import { type SpecialFile, specialsOf, type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
 import { findObstacles } from "./WorkspaceObstacles.js"
 import { type ReadInto, readIntoAll, readLinksAll } from "./WorkspaceRead.js"
@@ -98,6 +98,8 @@ export interface TreeProject extends Project {
    * a folder's ending in `/`; sorted.
    */
   readonly notUtf8: ReadonlyArray<string>
+  /** Special files of the tree (see `specialsOf`): never opened, synced by neither sync. */
+  readonly special: ReadonlyArray<SpecialFile>
 }
 
 /**
@@ -271,7 +273,12 @@ export const make = (root: string): WorkspaceShape => {
     const project = parseProject(raw, { prefix: `${shown}/` })
     // Files outside the item folders were not read; they are listed as left to file sync all the same.
     const others = all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
-    return { ...project, unsynced: [...project.unsynced, ...others].sort(), notUtf8: notUtf8.sort() }
+    return {
+      ...project,
+      unsynced: [...project.unsynced, ...others].sort(),
+      notUtf8: notUtf8.sort(),
+      special: specialsOf(all)
+    }
   })
 
   return {

@@ -16,6 +16,7 @@ import {
 import type { SyncKind } from "../../domain/model.js"
 import { isProjectFile, type RawFile } from "../../domain/project.js"
 import * as Repos from "../../services/repos/index.js"
+import { type SpecialFile, specialsOf } from "../../services/state.js"
 import { Workspace } from "../../services/Workspace.js"
 
 /** The files local sync reads, with the prefix shown before their paths in messages. */
@@ -24,6 +25,8 @@ export interface DiskFiles {
   readonly prefix: string
   /** Files of the tree local sync does not treat (file sync carries them), sorted. */
   readonly unsynced: ReadonlyArray<string>
+  /** Special files of the tree (a FIFO, a socket, a device), never opened and treated by neither sync, sorted. */
+  readonly special: ReadonlyArray<SpecialFile>
 }
 
 const KIND_OF_FOLDER: Record<string, SyncKind> = {
@@ -49,7 +52,8 @@ export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: R
   const files: DiskFiles = {
     raw,
     prefix: `${shown}/`,
-    unsynced: all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
+    unsynced: all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path),
+    special: specialsOf(all)
   }
   return files
 })

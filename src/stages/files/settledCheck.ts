@@ -22,6 +22,7 @@ import {
   listingClock,
   type ManifestAnswer,
   readAhead,
+  specialsOf,
   stateDir,
   type WorkspaceFile,
   walkTree
@@ -400,8 +401,9 @@ export const checkSettled = async (input: SettledInput) => {
     const files = walkTree(mark.root, membership)
     const answer = await asked.answer
     if (answer === undefined) return undefined
-    // An empty tree is left to the full run, which checks that the services path is there at all.
-    if (files.length === 0 || !matches(mark, files)) {
+    // An empty tree is left to the full run, which checks that the services path is there at all; so is one with a
+    // special file, which the full run names as not carried.
+    if (files.length === 0 || specialsOf(files).length > 0 || !matches(mark, files)) {
       // Stamped before the program reads any file of it (see `listingClock`).
       const { onListing } = input
       if (onListing !== undefined) {
