@@ -130,6 +130,22 @@ describe("special files in a synced tree (e2e)", () => {
     expect(lstatSync(join(a, "services/hooks/agent.sock")).isSocket()).toBe(true)
   }, 300_000)
 
+  it("a FIFO made after the settled mark is named by diff and status, not answered as in step", async () => {
+    const m = project("mark")
+    // Two pushes: the second finds nothing to do, and the mark of that settled tree is kept.
+    expect((await run(m, ["files", "push"])).code).toBe(0)
+    expect((await run(m, ["files", "push"])).code).toBe(0)
+    // The listing leaves a FIFO out, so it matches the mark's: only the special file says the tree moved.
+    fifo(join(m, "services/config/pipe"))
+    const diff = await run(m, ["--json", "files", "diff"])
+    expect(diff.code, diff.stderr).toBe(0)
+    expect(notCarried(diff.stdout)).toEqual([["config/pipe", "FIFO"]])
+    const status = await run(m, ["status"])
+    expect(status.code, status.stderr).toBe(0)
+    expect(status.stdout).toMatch(/1 not carried \(agentsync files diff names them\)/)
+    expect(lstatSync(join(m, "services/config/pipe")).isFIFO()).toBe(true)
+  }, 300_000)
+
   it("a pull whose tree has a FIFO where the remote has a file leaves both as they are and says so; one where the remote has a folder is refused", async () => {
     const source = project("source")
     mkdirSync(join(source, "services/config/deep"))
