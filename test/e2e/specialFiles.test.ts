@@ -206,4 +206,51 @@ describe("special files in a synced tree (e2e)", () => {
     expect(validate.stdout).toMatch(/^not read: agents\/editor\/notes\.md is a FIFO/m)
     expect(lstatSync(join(root, "services/agents/editor/notes.md")).isFIFO()).toBe(true)
   }, 300_000)
+
+  /** A project whose rows are stored, then `agents/reviewer.md` replaced by a FIFO: its path. */
+  const itemMadeFifo = async (name: string) => {
+    const root = project(name)
+    const stored = await run(root, ["local", "sync", "--to-db"], { DATABASE_URL: databaseUrl })
+    expect(stored.code, stored.stderr).toBe(0)
+    const item = join(root, "services/agents/reviewer.md")
+    rmSync(item)
+    fifo(item)
+    return { root, item }
+  }
+
+  it("an item file replaced by a FIFO is not an orphan a local sync deletes, either way", async () => {
+    const env = { DATABASE_URL: databaseUrl }
+    const { root, item } = await itemMadeFifo("local-orphan")
+    for (const to of ["--to-db", "--to-disk"]) {
+      const orphans = await run(root, ["--json", "local", "sync", to, "--delete-orphans", "--dry-run"], env)
+      // To disk, the row would be written over the FIFO: refused by name (the next test), even in a dry run.
+      expect([to, orphans.code], orphans.stderr).toEqual([to, to === "--to-db" ? 0 : 1])
+      const plan = (JSON.parse(orphans.stdout) as { plan: ReadonlyArray<{ key: string }> }).plan
+      expect([to, plan.filter((s) => s.key === "reviewer")]).toEqual([to, []])
+    }
+    const deleted = await run(root, ["local", "sync", "--to-db", "--delete-orphans"], env)
+    expect(deleted.code, deleted.stderr).toBe(0)
+    expect(lstatSync(item).isFIFO()).toBe(true)
+  }, 300_000)
+
+  it("a sync to disk does not write an item over the FIFO at its path: that item is refused by name, the rest written", async () => {
+    const env = { DATABASE_URL: databaseUrl }
+    const { root, item } = await itemMadeFifo("local-to-disk")
+    rmSync(join(root, "services/agents/researcher"), { recursive: true })
+    const written = await run(root, ["--json", "local", "sync", "--to-disk"], env)
+    expect(written.code).toBe(1)
+    const report = JSON.parse(written.stdout) as {
+      results: ReadonlyArray<{ kind: string; errors: ReadonlyArray<{ item: string; message: string }> }>
+    }
+    expect(report.results.find((r) => r.kind === "agents")?.errors).toEqual([
+      {
+        item: expect.stringMatching(/agents\/reviewer\.md$/),
+        message: expect.stringMatching(
+          /agents\/reviewer\.md is a FIFO: local sync writes only regular files; agents reviewer was not written, and it stays as it is$/
+        )
+      }
+    ])
+    expect(lstatSync(item).isFIFO()).toBe(true)
+    expect(lstatSync(join(root, "services/agents/researcher")).isDirectory()).toBe(true)
+  }, 300_000)
 })

@@ -16,7 +16,7 @@ import {
 import type { SyncKind } from "../../domain/model.js"
 import { isProjectFile, type RawFile } from "../../domain/project.js"
 import * as Repos from "../../services/repos/index.js"
-import { type SpecialFile, specialsOf } from "../../services/state.js"
+import { type SpecialFile, specialName, specialsOf } from "../../services/state.js"
 import { Workspace } from "../../services/Workspace.js"
 
 /** The files local sync reads, with the prefix shown before their paths in messages. */
@@ -76,10 +76,15 @@ export const readSides = Effect.fn("LocalSync.read")(function* (
   const contents = yield* Repos.ContentsRepo
   const meta = has("content") ? yield* contents.listMeta() : []
   const byKey = new Map(meta.map((m) => [metaKey(m), m]))
-  const disk: DiskSide = diskSide(files.raw, files.prefix, (f) => {
-    const m = byKey.get(f.key)
-    return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
-  })
+  const disk: DiskSide = diskSide(
+    files.raw,
+    files.prefix,
+    (f) => {
+      const m = byKey.get(f.key)
+      return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
+    },
+    files.special.map((f) => ({ path: f.path, what: specialName(f.kind) }))
+  )
   const need = rowsToFetch(meta, disk, toDisk)
   const fetched = need.length > 0 ? yield* contents.fetch(need) : emptyListed
   const withFiles = has("agents") || has("skills") || has("content")
