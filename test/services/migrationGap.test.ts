@@ -36,23 +36,29 @@ describe("runMigrations", () => {
           [3, "m_three"]
         ])
         expect(yield* migrate(url, { "0001_m_one": making("m_one"), "0003_m_three": making("m_three") })).toEqual([])
-        // A list with an extra id 2 below the highest applied, and a new 0004.
+        // A list with an extra id 2 below the highest applied, and a new 0004 that says when it runs (outside the
+        // transaction: a run then rolled back would still leave its mark here).
+        const started: Array<string> = []
         const failed = yield* Effect.either(
           migrate(url, {
             "0001_m_one": making("m_one"),
             "0002_m_two": making("m_two"),
             "0003_m_three": making("m_three"),
-            "0004_m_four": making("m_four")
+            "0004_m_four": Effect.zipRight(
+              Effect.sync(() => started.push("0004_m_four")),
+              making("m_four")
+            )
           })
         )
         expect(Either.isLeft(failed)).toBe(true)
         if (Either.isLeft(failed)) {
           expect(failed.left._tag).toBe("MigrationGap")
           expect(failed.left.message).toMatch(
-            /^migration 0002_m_two was never applied: the database already has 0004_m_four \(gap_migrations\)/
+            /^migration 0002_m_two was never applied: the database already has the later 0003_m_three \(gap_migrations\).*nothing was migrated\. Run a build that has both .*upgrade to a build that has 0002_m_two too, or restore the database from before 0003_m_three.*gives it the next id above 0003_m_three$/
           )
         }
-        // The run's transaction rolled back: 0004 is not recorded, its table not made.
+        // Refused before the migrator: 0004 never ran, is not recorded, its table not made.
+        expect(started).toEqual([])
         expect(yield* tables(url)).toEqual(["m_one", "m_three"])
         const recorded = yield* sqlRows<{ id: number }>(url, `SELECT migration_id AS id FROM ${TABLE} ORDER BY 1`)
         expect(recorded.map((r) => r.id)).toEqual([1, 3])
@@ -65,7 +71,7 @@ describe("runMigrations", () => {
           })
         )
         expect(Either.isLeft(alone) && alone.left.message).toMatch(
-          /^migration 0002_m_two was never applied: the database already has 0003_m_three/
+          /^migration 0002_m_two was never applied: the database already has the later 0003_m_three/
         )
       }),
     60_000

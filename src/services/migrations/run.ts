@@ -8,7 +8,8 @@ const MIGRATIONS_LOCK = "agentsync migrations"
 
 /**
  * A migration the code holds that a database never applied though it applied a later one: the migrator runs no id
- * below the highest applied, so it would never run. Refused rather than left silently out of the schema.
+ * below the highest applied, so it would never run. Refused before anything of the run is migrated, rather than
+ * left silently out of the schema.
  */
 export class MigrationGap extends Data.TaggedError("MigrationGap")<{
   /** The migration never applied, as its record names it (`0004_job_runs`). */
@@ -17,8 +18,12 @@ export class MigrationGap extends Data.TaggedError("MigrationGap")<{
   readonly latest: string
   readonly table: string
 }> {
+  /** What is wrong and what to do: an operator runs a build that has every migration the database has; a developer renumbers. */
+  get reason() {
+    return `migration ${this.migration} was never applied: the database already has the later ${this.latest} (${this.table}), and no migration below the highest applied is ever run, so nothing was migrated. Run a build that has both (this database was migrated by one with ${this.latest} but without ${this.migration}: upgrade to a build that has ${this.migration} too, or restore the database from before ${this.latest}); a developer adding ${this.migration} gives it the next id above ${this.latest}`
+  }
   override get message() {
-    return `migration ${this.migration} was never applied: the database already has ${this.latest} (${this.table}), and no migration below the highest applied is run; give it the next id above ${this.latest}`
+    return this.reason
   }
 }
 
@@ -87,10 +92,11 @@ export const runMigrations = (table: string, record: Parameters<typeof Migrator.
             name text not null
           )`
         if (allApplied(record, before)) return []
-        const ran = yield* Migrator.make({})({ loader: Migrator.fromRecord(record), table })
-        const gap = gapOf(record, [...before, ...ran.map(([id, name]) => ({ id, name }))])
+        // Checked before the migrator: it runs only ids above the highest applied, so the ids read now answer as
+        // those after its run would, and a refused run has run no migration (none run, then rolled back).
+        const gap = gapOf(record, before)
         if (gap !== undefined) return yield* new MigrationGap({ ...gap, table })
-        return ran
+        return yield* Migrator.make({})({ loader: Migrator.fromRecord(record), table })
       })
     )
   })
