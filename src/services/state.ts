@@ -193,6 +193,32 @@ export const specialKind = (d: {
 /** How a report names a special kind: "a FIFO", "a socket", "a device". */
 export const specialName = (kind: SpecialKind): string => `a ${kind}`
 
+/**
+ * The text of a file the tree's rules are read from (`.agentsyncignore`), or undefined when there is none. Opened
+ * without blocking and read only when it is a regular file: a FIFO there would otherwise wait for a writer forever
+ * (a socket fails to open: said the same way). One open and one fstat: it is read once a run.
+ */
+export const readRegularText = (path: string): string | undefined => {
+  let fd: number
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  } catch (e) {
+    const code = errnoCode(e)
+    if (code === "ENOENT") return undefined
+    if (code === "ENXIO") throw new Error(NOT_REGULAR)
+    throw e
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error(NOT_REGULAR)
+    return fs.readFileSync(fd, "utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const NOT_REGULAR =
+  "not a regular file (a FIFO, a socket or a device): never opened to read; make it a file or remove it"
+
 // The special files of each listing `walkTree` made, beside it (also across the two bundles of one process): the
 // listing itself holds only what file sync reads, so that nothing that takes a listing can open one.
 const SPECIALS = Symbol.for("agentsync.files.listingSpecials")

@@ -146,6 +146,26 @@ describe("special files in a synced tree (e2e)", () => {
     expect(lstatSync(join(m, "services/config/pipe")).isFIFO()).toBe(true)
   }, 300_000)
 
+  it("a FIFO as .agentsyncignore is refused by name, never opened to wait for a writer", async () => {
+    const root = project("ignore-fifo")
+    expect((await run(root, ["files", "push", "--force"])).code).toBe(0)
+    // Settled, so the next run starts from the settled check, which reads the file first.
+    expect((await run(root, ["files", "push"])).code).toBe(0)
+    rmSync(join(root, "services/.agentsyncignore"), { force: true })
+    fifo(join(root, "services/.agentsyncignore"))
+    for (const args of [["files", "diff"], ["validate"]]) {
+      const done = await start(args, {
+        cwd: root,
+        env: { AGENTSYNC_DIRECT_URL: url, AGENTSYNC_TOKEN: token },
+        limitMs: 20_000
+      }).done
+      expect([args.join(" "), done.signal]).toEqual([args.join(" "), null])
+      expect(done.code, done.stdout).not.toBe(0)
+      expect(done.stderr).toMatch(/\.agentsyncignore.*not a regular file/)
+    }
+    expect(lstatSync(join(root, "services/.agentsyncignore")).isFIFO()).toBe(true)
+  }, 300_000)
+
   it("a pull whose tree has a FIFO where the remote has a file leaves both as they are and says so; one where the remote has a folder is refused", async () => {
     const source = project("source")
     mkdirSync(join(source, "services/config/deep"))

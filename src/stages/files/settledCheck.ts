@@ -22,6 +22,7 @@ import {
   listingClock,
   type ManifestAnswer,
   readAhead,
+  readRegularText,
   specialsOf,
   stateDir,
   type WorkspaceFile,
@@ -391,13 +392,14 @@ export const checkSettled = async (input: SettledInput) => {
     // The request written out, the tree is walked while the server answers (its 304 takes about as long as the
     // walk of 10,000 files): the check takes the longer of the two, not their sum. A moved head wastes the walk.
     await asked.sent
-    let ignore = ""
+    let ignore: string | undefined
     try {
-      ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")
-    } catch (e) {
-      if ((e as { code?: unknown }).code !== "ENOENT") return undefined
+      ignore = readRegularText(nodePath.join(mark.root, IGNORE_FILE))
+    } catch {
+      // Left to the full run, which says why it cannot be read.
+      return undefined
     }
-    const membership = makeMembership(ignore)
+    const membership = makeMembership(ignore ?? "")
     const files = walkTree(mark.root, membership)
     const answer = await asked.answer
     if (answer === undefined) return undefined
