@@ -37,10 +37,15 @@ export const human = (r: FilesReport) => (p: Paint) => {
     lines.push(table(r.command === "diff" ? ["status", "", "path", ""] : ["status", "action", "path", "note"], rows))
     if (r.files.length > LIMIT) lines.push(`… and ${r.files.length - LIMIT} more (--json lists all)`)
   }
-  const dropped = r.files.filter((f) => f.status === "NotCarried").length
-  if (dropped > 0)
+  const dropped = r.files.filter((f) => f.status === "NotCarried")
+  const special = dropped.filter((f) => f.special !== undefined).length
+  if (dropped.length > special)
     lines.push(
-      `${dropped} symbolic link(s) not carried: absolute, or leaving the services tree (the NotCarried rows above)`
+      `${dropped.length - special} symbolic link(s) not carried: absolute, or leaving the services tree (the NotCarried rows above)`
+    )
+  if (special > 0)
+    lines.push(
+      `${special} special file(s) not carried: FIFOs, sockets and devices are never opened (the NotCarried rows above)`
     )
   const c = r.counts
   const counts = `${c.added} added, ${c.modified} modified, ${c.removed} removed, ${c.unchanged} unchanged (${r.command === "pull" ? "remote vs local" : "local vs remote"}${r.remote_revision === null ? ", remote empty" : ` ${r.remote_revision}`})`

@@ -18,12 +18,19 @@ const jobOption = Options.text("job").pipe(
   Options.optional
 )
 
-/** No jobs in the configuration, or `--job` naming none of them, is a usage error (exit 2). */
+/** What a configuration without jobs is told: where to add them. */
+const noJobs = (config: SyncConfig) =>
+  `no jobs in ${nodePath.join(config.projectRoot, PROJECT_FILE)}: add a jobs: list (see README, "Scheduled jobs")`
+
+/**
+ * No jobs in the configuration (for what runs them), or `--job` naming none of them, is a usage error (exit 2); a
+ * listing of no jobs is not an error, and does not ask this (see `list`).
+ */
 const checkJobs = (config: SyncConfig, job: Option.Option<string>) =>
   Effect.gen(function* () {
     const names = (config.project.jobs ?? []).map((j) => j.name)
     const file = nodePath.join(config.projectRoot, PROJECT_FILE)
-    if (names.length === 0) return yield* usage(`no jobs in ${file}: add a jobs: list (see README, "Scheduled jobs")`)
+    if (names.length === 0) return yield* usage(noJobs(config))
     if (Option.isSome(job) && !names.includes(job.value)) {
       return yield* usage(
         `--job: no job named ${JSON.stringify(job.value)} in ${file}; its jobs are ${names.join(", ")}`
@@ -47,6 +54,13 @@ const withJobs = <A, E>(job: Option.Option<string>, program: (jobs: Jobs) => Eff
       Effect.zipRight(checkJobs(config, job), Effect.flatMap(J.Jobs, program)).pipe(
         Effect.provide(J.Jobs.layerFromConfig)
       )
+  )
+
+/** A program of the jobs' store with no check of the configured jobs: what reads the record of past runs. */
+const storeOf = <A, E>(program: (jobs: Jobs) => Effect.Effect<A, E>) =>
+  withProgram(
+    () => import("../programs/jobs/jobs.js"),
+    (J) => Effect.flatMap(J.Jobs, program).pipe(Effect.provide(J.Jobs.layerFromConfig))
   )
 
 const onceText = (results: ReadonlyArray<OnceResult>) =>
@@ -128,10 +142,28 @@ const listText = (jobs: ReadonlyArray<JobListing>) =>
 
 const list = Command.make("list", {}, () =>
   Effect.gen(function* () {
+    // Listing nothing is not an error: the same document, empty, and a line saying how to add one. A broken
+    // configuration still fails as it reads.
+    const config = yield* projectConfig()
+    if ((config.project.jobs ?? []).length === 0) return yield* emit({ jobs: [] }, () => noJobs(config))
     const jobs = yield* withJobs(Option.none(), (jobs) => jobs.list())
     yield* emit({ jobs }, () => listText(jobs))
   })
 ).pipe(Command.withDescription("each job: its schedule, time zone, next fire, and its last run with the result"))
+
+/** A run as `jobs history` shows it. */
+type JobRun = Effect.Effect.Success<ReturnType<Jobs["history"]>>[number]
+
+const historyText = (runs: ReadonlyArray<JobRun>) =>
+  tableOf(runs, "no runs yet", ["JOB", "FIRE", "TRIGGER", "STATUS", "DURATION", "OWNER", "NOTE"], (r) => [
+    r.job,
+    r.scheduled_at,
+    r.trigger,
+    r.status,
+    r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
+    r.owner,
+    r.error ?? r.summary ?? ""
+  ])
 
 const history = Command.make(
   "history",
@@ -145,18 +177,15 @@ const history = Command.make(
   (o) =>
     Effect.gen(function* () {
       if (o.limit < 1) return yield* usage("--limit: at least 1")
+      // No jobs configured, none asked for: the runs the store still holds (of jobs since removed), else a line
+      // saying there are none and how to add a job; not an error.
+      const config = yield* projectConfig()
+      if ((config.project.jobs ?? []).length === 0 && Option.isNone(o.job)) {
+        const runs = yield* storeOf((jobs) => jobs.history({ limit: o.limit }))
+        return yield* emit({ runs }, () => (runs.length === 0 ? `no runs: ${noJobs(config)}` : historyText(runs)))
+      }
       const runs = yield* withJobs(o.job, (jobs) => jobs.history({ job: Option.getOrUndefined(o.job), limit: o.limit }))
-      yield* emit({ runs }, () =>
-        tableOf(runs, "no runs yet", ["JOB", "FIRE", "TRIGGER", "STATUS", "DURATION", "OWNER", "NOTE"], (r) => [
-          r.job,
-          r.scheduled_at,
-          r.trigger,
-          r.status,
-          r.duration_ms === undefined ? "" : `${r.duration_ms} ms`,
-          r.owner,
-          r.error ?? r.summary ?? ""
-        ])
-      )
+      yield* emit({ runs }, () => historyText(runs))
     })
 ).pipe(Command.withDescription("the runs recorded, newest first: fire, trigger, status, duration, who ran it"))
 

@@ -7,6 +7,7 @@ import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import type { LocalDiffReport, LocalSync, LocalSyncPorts, LocalSyncReport } from "../programs/localSync.js"
 import { escapePath } from "../services/nameBytes.js"
+import { type SpecialFile, specialName } from "../services/state.js"
 import type { Paint } from "./color.js"
 import { emit, emitPatches, exitCodeOption, exitIfDiffers, patchOption, table } from "./output.js"
 import { withProgram } from "./program.js"
@@ -72,6 +73,16 @@ export const unsyncedLines = (unsynced: ReadonlyArray<string>, listAll: boolean)
           `${unsynced.length} file${unsynced.length === 1 ? "" : "s"} not synced by local sync (carried by file sync); --verbose lists them`
         ]
 
+/**
+ * Special files of the tree, one line each whatever the verbosity: neither sync opens one (an open of a FIFO would
+ * wait for a writer forever), and none is left out unsaid.
+ */
+export const specialLines = (special: ReadonlyArray<SpecialFile> | undefined): ReadonlyArray<string> =>
+  (special ?? []).map(
+    (s) =>
+      `not read: ${escapePath(s.path)} is ${specialName(s.kind)}; local sync and file sync take only regular files (and file sync symbolic links) and never open one`
+  )
+
 /** Pages that stay unrecorded (rendered again each run): a count, or with --verbose one line per page. */
 export const unrecordedLines = (pages: ReadonlyArray<string>, listAll: boolean): ReadonlyArray<string> =>
   pages.length === 0
@@ -109,6 +120,7 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
       lines.push(p.status(c.status, `${statusMark[c.status]} ${k.kind} ${escapePath(c.key)}${modeNote(c)}`))
   for (const k of report.kinds) for (const e of k.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
+  lines.push(...specialLines(report.special_files))
   lines.push("(added: on disk only; removed: in the database only)")
   return lines.join("\n")
 }
@@ -140,6 +152,7 @@ export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) =
   }
   for (const r of report.results) for (const e of r.errors) lines.push(p.red(`! ${escapeHidden(e.message)}`))
   lines.push(...unsyncedLines(report.unsynced, listAll))
+  lines.push(...specialLines(report.special_files))
   lines.push(...unrecordedLines(report.unrecorded, listAll))
   return lines.join("\n")
 }

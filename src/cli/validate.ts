@@ -7,8 +7,9 @@ import { Effect, Option } from "effect"
 import { escapeHidden } from "../domain/text.js"
 import { InvalidInput } from "../errors.js"
 import { escapePath, UNREAD_NAME } from "../services/nameBytes.js"
+import { specialName } from "../services/state.js"
 import type { Paint } from "./color.js"
-import { unsyncedLines } from "./local.js"
+import { specialLines, unsyncedLines } from "./local.js"
 import { emit } from "./output.js"
 import { globals, projectConfig } from "./root.js"
 
@@ -79,7 +80,13 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
       message: e.reason
     }))
     // Names file sync refuses that this did not read: a warning, as local sync works on the tree all the same.
-    const warnings = project.notUtf8.map((file) => ({ file, message: `the name is ${NOT_UTF8}` }))
+    const warnings = [
+      ...project.notUtf8.map((file) => ({ file, message: `the name is ${NOT_UTF8}` })),
+      ...project.special.map((s) => ({
+        file: s.path,
+        message: `${specialName(s.kind)}: never opened, carried by neither local sync nor file sync`
+      }))
+    ]
     const files = new Set(errors.map((e) => e.file ?? ""))
     yield* emit(
       {
@@ -96,6 +103,7 @@ export const validate = Command.make("validate", { path }, ({ path }) =>
         lines.push(inventoryLine(shown, inventory))
         lines.push(...unsyncedLines(project.unsynced, verbose))
         lines.push(...notUtf8Lines(project.notUtf8, p))
+        lines.push(...specialLines(project.special))
         return lines.join("\n")
       },
       problems.length === 0

@@ -58,8 +58,10 @@ export interface DiskSide {
   readonly attachments: ReadonlyArray<AttachmentFile>
   readonly sources: ReadonlyMap<string, ContentLayout>
   readonly sourceConfigs: ReadonlyMap<string, SourceConfig>
-  /** Keys whose files did not parse, attachments over the cap: left alone in both directions. */
+  /** Keys whose files did not parse, attachments over the cap, or stand on a special file: left alone both ways. */
   readonly blocked: Record<SyncKind, Set<string>>
+  /** Per kind, the keys whose file is a special file (never read, never written over), with what a report says. */
+  readonly special: Record<SyncKind, Map<string, SpecialAt>>
   readonly blockedSources: ReadonlySet<string>
   readonly errors: Record<SyncKind, Array<LocalSyncError>>
 }
@@ -96,14 +98,23 @@ const blocks = (role: PathRole | undefined, rel: string): { kind: SyncKind; key?
   }
 }
 
+/** A special file (a FIFO, a socket, a device) at an item's path: shown with the prefix, and its kind in words. */
+export interface SpecialAt {
+  readonly file: string
+  readonly what: string
+}
+
 /**
  * The disk side from the files local sync reads (`isProjectFile`). A content file whose bytes `unchanged`
- * recognises is not parsed. Files over the cap carry no bytes and are reported.
+ * recognises is not parsed. Files over the cap carry no bytes and are reported. An item whose path is a special
+ * file (`special`: relative paths and their kind in words, "a FIFO") is blocked: its file was not read, so it is
+ * no orphan, and nothing is written over it.
  */
 export const diskSide = (
   files: ReadonlyArray<RawFile>,
   prefix: string,
-  unchanged?: ParseOptions["unchanged"]
+  unchanged?: ParseOptions["unchanged"],
+  special: ReadonlyArray<{ readonly path: string; readonly what: string }> = []
 ): DiskSide => {
   const blocked = perKind(() => new Set<string>())
   const blockedSources = new Set<string>()
@@ -120,6 +131,17 @@ export const diskSide = (
   project.errors.forEach(report)
   // A duplicate slug reports its key; the first file of that key still syncs.
   for (const f of project.contentFiles) blocked.content.delete(f.key)
+  const specialKeys = perKind(() => new Map<string, SpecialAt>())
+  for (const f of special) {
+    const role = pathRole(f.path)
+    if (role === undefined) continue
+    const b = blocks(role, f.path)
+    if (b.key !== undefined) {
+      blocked[b.kind].add(b.key)
+      specialKeys[b.kind].set(b.key, { file: `${prefix}${f.path}`, what: f.what })
+    }
+    if (b.source !== undefined) blockedSources.add(b.source)
+  }
   const attachments: Array<AttachmentFile> = project.attachments.map((a) => ({
     path: a.path,
     kind: a.kind,
@@ -139,6 +161,7 @@ export const diskSide = (
     sourceConfigs: project.sourceConfigs,
     blocked,
     blockedSources,
+    special: specialKeys,
     errors
   }
 }

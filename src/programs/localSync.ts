@@ -19,10 +19,11 @@ import { phase } from "../services/Progress.js"
 import * as Database from "../services/ProjectDatabase.js"
 import { note } from "../services/RunStatus.js"
 import * as Repos from "../services/repos/index.js"
+import type { SpecialFile } from "../services/state.js"
 import * as WorkspaceLive from "../services/Workspace.js"
 import { Workspace } from "../services/Workspace.js"
 import { applyPlans } from "./localSync/apply.js"
-import { readDiskFiles, readSides } from "./localSync/read.js"
+import { type DiskFiles, readDiskFiles, readSides } from "./localSync/read.js"
 
 export { ALL_KINDS, type PlanStep } from "../domain/localPlan.js"
 
@@ -45,6 +46,8 @@ export interface LocalSyncReport {
   readonly plan: ReadonlyArray<PlanStep>
   /** Files local sync does not treat as items or files beside them (file sync carries them). */
   readonly unsynced: ReadonlyArray<string>
+  /** Special files of the tree (a FIFO, a socket, a device): never opened, synced by neither; only when any. */
+  readonly special_files?: ReadonlyArray<SpecialFile>
   /** Pages written from rows that do not read back as those rows: they stay unrecorded, rendered again each run. */
   readonly unrecorded: ReadonlyArray<string>
 }
@@ -68,7 +71,12 @@ export interface KindDiff {
 export interface LocalDiffReport {
   readonly kinds: ReadonlyArray<KindDiff>
   readonly unsynced: ReadonlyArray<string>
+  /** As in `LocalSyncReport`. */
+  readonly special_files?: ReadonlyArray<SpecialFile>
 }
+
+/** The report's field of special files, present only when there is one. */
+const specialField = (files: DiskFiles) => (files.special.length === 0 ? {} : { special_files: files.special })
 
 const kindsOf = (kinds: ReadonlyArray<SyncKind> | undefined) =>
   kinds === undefined || kinds.length === 0 ? ALL_KINDS : kinds
@@ -207,7 +215,7 @@ export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync"
           plan({ direction: "ToDatabase", dryRun: true, deleteOrphans: true }, disk, db, chosen)
         )
       )
-      const report: LocalDiffReport = { kinds: plans.map(asDiff), unsynced: files.unsynced }
+      const report: LocalDiffReport = { kinds: plans.map(asDiff), unsynced: files.unsynced, ...specialField(files) }
       return report
     }, onPorts)
 
@@ -246,6 +254,7 @@ export class LocalSync extends Effect.Service<LocalSync>()("agentsync/LocalSync"
         results: plans.map((p) => p.result),
         plan: plans.flatMap((p) => p.steps),
         unsynced: files.unsynced,
+        ...specialField(files),
         unrecorded: plans.flatMap((p) => p.unrecorded)
       }
       return report

@@ -94,9 +94,11 @@ const files = (config: SyncConfig): Effect.Effect<Found, unknown> => {
     )
     const c = r.counts
     const head = r.remote_revision === null ? "the remote is empty" : `head ${r.remote_revision}`
+    // Links and special files file sync leaves behind are said, never only counted away.
+    const skipped = r.files.filter((f) => f.status === "NotCarried").length
     return counted(
       c.added + c.modified + c.removed,
-      `${c.added} added, ${c.modified} modified, ${c.removed} removed locally against ${head} (${c.unchanged} unchanged)`
+      `${c.added} added, ${c.modified} modified, ${c.removed} removed locally against ${head} (${c.unchanged} unchanged)${skipped === 0 ? "" : `; ${skipped} not carried (agentsync files diff names them)`}`
     )
   }).pipe(Effect.provideService(CurrentConfig, config))
 }

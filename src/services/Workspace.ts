@@ -7,10 +7,10 @@ import { Array as Arr, Context, Effect, Layer } from "effect"
 import { IGNORE_FILE, leftOutAtTop, type Membership, makeMembership, type TopEntry } from "../domain/membership.js"
 import type { FileEntry } from "../domain/model.js"
 import { ATTACHMENT_MAX_BYTES, isProjectFile, type Project, parseProject, type RawFile } from "../domain/project.js"
-import { InvalidInput, IoError, ioError as io, ioKindOf } from "../errors.js"
+import { InvalidInput, IoError, ioError as io } from "../errors.js"
 import { escapePath, UnreadableName, type UnreadName } from "./nameBytes.js"
 import { removeFileAndPrune } from "./prune.js"
-import { type WorkspaceFile, walkTree } from "./state.js"
+import { readRegularText, type SpecialFile, specialsOf, type WorkspaceFile, walkTree } from "./state.js"
 import { type HashRequest, hashAll } from "./WorkspaceHash.js"
 import { findObstacles } from "./WorkspaceObstacles.js"
 import { type ReadInto, readIntoAll, readLinksAll } from "./WorkspaceRead.js"
@@ -98,6 +98,8 @@ export interface TreeProject extends Project {
    * a folder's ending in `/`; sorted.
    */
   readonly notUtf8: ReadonlyArray<string>
+  /** Special files of the tree (see `specialsOf`): never opened, synced by neither sync. */
+  readonly special: ReadonlyArray<SpecialFile>
 }
 
 /**
@@ -165,13 +167,10 @@ export const resolveInside = (root: string, path: string): Effect.Effect<string,
 
 export const make = (root: string): WorkspaceShape => {
   const absRoot = nodePath.resolve(root)
+  // Read without blocking, and only a regular file (`readRegularText`): a FIFO in its place would hang the run.
   const membership = () =>
-    Effect.tryPromise({
-      try: () =>
-        fs.readFile(nodePath.join(absRoot, IGNORE_FILE), "utf8").catch((e: unknown) => {
-          if (ioKindOf(e) === "NotFound") return ""
-          throw e
-        }),
+    Effect.try({
+      try: () => readRegularText(nodePath.join(absRoot, IGNORE_FILE)) ?? "",
       catch: io(nodePath.join(absRoot, IGNORE_FILE), "cannot read")
     }).pipe(Effect.map(makeMembership))
 
@@ -271,7 +270,12 @@ export const make = (root: string): WorkspaceShape => {
     const project = parseProject(raw, { prefix: `${shown}/` })
     // Files outside the item folders were not read; they are listed as left to file sync all the same.
     const others = all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
-    return { ...project, unsynced: [...project.unsynced, ...others].sort(), notUtf8: notUtf8.sort() }
+    return {
+      ...project,
+      unsynced: [...project.unsynced, ...others].sort(),
+      notUtf8: notUtf8.sort(),
+      special: specialsOf(all)
+    }
   })
 
   return {

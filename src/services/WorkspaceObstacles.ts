@@ -4,6 +4,7 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { errnoCode } from "../errors.js"
 import { type Entry, entriesByBytes, escapeName, mayHoldUnreadable } from "./nameBytes.js"
+import { type SpecialKind, specialKind, specialName } from "./state.js"
 
 /**
  * What on disk stands in the way of a pull's writes that the plan does not remove: a file (or a link) where a
@@ -15,7 +16,7 @@ export const findObstacles = (
   deleted: ReadonlySet<string>
 ): ReadonlyArray<string> => {
   const out: Array<string> = []
-  const kind = new Map<string, "dir" | "file" | "link" | "none">()
+  const kind = new Map<string, "dir" | "file" | "link" | "none" | SpecialKind>()
   const kindOf = (rel: string) => {
     let k = kind.get(rel)
     if (k === undefined) {
@@ -26,7 +27,14 @@ export const findObstacles = (
         // Under a file (which the pull deletes first): nothing there.
         if (errnoCode(e) !== "ENOTDIR") throw e
       }
-      k = st === undefined ? "none" : st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : "file"
+      k =
+        st === undefined
+          ? "none"
+          : st.isSymbolicLink()
+            ? "link"
+            : st.isDirectory()
+              ? "dir"
+              : (specialKind(st) ?? "file")
       kind.set(rel, k)
     }
     return k
@@ -61,9 +69,16 @@ export const findObstacles = (
         out.push(`${ancestor} is a symbolic link here; a pull never writes through one (${p})`)
       else if (k === "file" && !deleted.has(ancestor))
         out.push(`${ancestor} is a file here, but the pull would make it a folder (${p})`)
+      else if (k !== "none" && k !== "link" && k !== "file")
+        out.push(`${ancestor} is ${specialName(k)} here, but the pull would make it a folder (${p})`)
       break
     }
-    if (!absent && kindOf(p) === "dir") {
+    // A special file the listing named is not carried, and the remote's file there is left out of the plan; one the
+    // pull would still write over (it became one since) is refused, never replaced.
+    const here = absent ? "none" : kindOf(p)
+    if (here !== "none" && here !== "dir" && here !== "link" && here !== "file")
+      out.push(`${p} is ${specialName(here)} here; a pull never replaces one`)
+    if (here === "dir") {
       const kept = contents(p).filter((f) => !deleted.has(f))
       if (kept.length > 0)
         out.push(

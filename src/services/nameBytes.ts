@@ -9,6 +9,10 @@ export interface Entry {
   isDirectory(): boolean
   isFile(): boolean
   isSymbolicLink(): boolean
+  isFIFO(): boolean
+  isSocket(): boolean
+  isBlockDevice(): boolean
+  isCharacterDevice(): boolean
 }
 
 /**
@@ -124,7 +128,11 @@ export const entriesByBytes = (dir: string, unreadable: (raw: Buffer, entry: Ent
       name: raw.toString("utf8"),
       isDirectory: () => d.isDirectory(),
       isFile: () => d.isFile(),
-      isSymbolicLink: () => d.isSymbolicLink()
+      isSymbolicLink: () => d.isSymbolicLink(),
+      isFIFO: () => d.isFIFO(),
+      isSocket: () => d.isSocket(),
+      isBlockDevice: () => d.isBlockDevice(),
+      isCharacterDevice: () => d.isCharacterDevice()
     }
     if (isUtf8(raw)) out.push(entry)
     else unreadable(raw, entry)

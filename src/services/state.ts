@@ -168,6 +168,68 @@ export interface WorkspaceFile {
   readonly link?: string
 }
 
+/** What a special file is, as a report names it. */
+export type SpecialKind = "FIFO" | "socket" | "device"
+
+/**
+ * A member path of the tree that is neither a regular file, a folder nor a symbolic link: a FIFO, a socket or a
+ * device node. Listed apart (see `specialsOf`) and never opened: an open of a FIFO for reading waits for a writer
+ * forever, and one of a socket fails.
+ */
+export interface SpecialFile {
+  readonly path: string
+  readonly kind: SpecialKind
+}
+
+/** A directory entry's special kind, or undefined for a regular file, a folder or a link. */
+export const specialKind = (d: {
+  isFIFO(): boolean
+  isSocket(): boolean
+  isBlockDevice(): boolean
+  isCharacterDevice(): boolean
+}): SpecialKind | undefined =>
+  d.isFIFO() ? "FIFO" : d.isSocket() ? "socket" : d.isBlockDevice() || d.isCharacterDevice() ? "device" : undefined
+
+/** How a report names a special kind: "a FIFO", "a socket", "a device". */
+export const specialName = (kind: SpecialKind): string => `a ${kind}`
+
+/**
+ * The text of a file the tree's rules are read from (`.agentsyncignore`), or undefined when there is none. Opened
+ * without blocking and read only when it is a regular file: a FIFO there would otherwise wait for a writer forever
+ * (a socket fails to open: said the same way). One open and one fstat: it is read once a run.
+ */
+export const readRegularText = (path: string): string | undefined => {
+  let fd: number
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  } catch (e) {
+    const code = errnoCode(e)
+    if (code === "ENOENT") return undefined
+    if (code === "ENXIO") throw new Error(NOT_REGULAR)
+    throw e
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error(NOT_REGULAR)
+    return fs.readFileSync(fd, "utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+const NOT_REGULAR =
+  "not a regular file (a FIFO, a socket or a device): never opened to read; make it a file or remove it"
+
+// The special files of each listing `walkTree` made, beside it (also across the two bundles of one process): the
+// listing itself holds only what file sync reads, so that nothing that takes a listing can open one.
+const SPECIALS = Symbol.for("agentsync.files.listingSpecials")
+const heldSpecials = globalThis as { [SPECIALS]?: WeakMap<ReadonlyArray<WorkspaceFile>, ReadonlyArray<SpecialFile>> }
+heldSpecials[SPECIALS] ??= new WeakMap()
+const specials = heldSpecials[SPECIALS]
+
+/** The member paths `walkTree` found to be special files when it made `listing`, sorted (none for another listing). */
+export const specialsOf = (listing: ReadonlyArray<WorkspaceFile>): ReadonlyArray<SpecialFile> =>
+  specials.get(listing) ?? []
+
 const SEP = Buffer.from(nodePath.sep)
 
 // How a walk takes a path: not at all, carried by file sync but not read by the caller, or read (see `walkTree`).
@@ -194,6 +256,7 @@ export const walkTree = (
   unread?: (name: UnreadName) => void
 ): Array<WorkspaceFile> => {
   const out: Array<WorkspaceFile> = []
+  const odd: Array<SpecialFile> = []
   // The device every entry is on, or -1 once two differ (see `listingClock`).
   let device: number | undefined
   const on = (dev: number) => {
@@ -272,7 +335,13 @@ export const walkTree = (
         out.push({ path: r, size: Buffer.byteLength(link), mtimeMs: st.mtimeMs, mode: st.mode & 0o777, link })
         continue
       }
-      if (!d.isFile() || (top ? !member.includes(r) : !below(r, d.name))) continue
+      if (!d.isFile()) {
+        // Never opened nor stat'ed through: named apart, as file sync reports it.
+        const kind = specialKind(d)
+        if (kind !== undefined && (top ? member.includes(r) : below(r, d.name))) odd.push({ path: r, kind })
+        continue
+      }
+      if (top ? !member.includes(r) : !below(r, d.name)) continue
       const st = fs.statSync(`${dir}${nodePath.sep}${d.name}`)
       on(st.dev)
       out.push({ path: r, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o777 })
@@ -281,6 +350,11 @@ export const walkTree = (
   walk(absRoot, "")
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
   if (device !== undefined) devices.set(out, device)
+  if (odd.length > 0)
+    specials.set(
+      out,
+      odd.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    )
   return out
 }
 

@@ -200,6 +200,25 @@ describe("bad configuration: one clear error at start naming agentsync.yaml:LINE
     expect(existsSync(join(root, ".agentsync"))).toBe(false)
   })
 
+  it("jobs list and jobs history with no jobs configured list nothing, say how to add one, and exit 0", async () => {
+    const none = project("services: services\n")
+    const file = join(none, "agentsync.yaml")
+    const text = await agentsync(["jobs", "list"], { cwd: none })
+    expect([text.code, text.stderr]).toEqual([0, ""])
+    expect(text.stdout.trim()).toBe(`no jobs in ${file}: add a jobs: list (see README, "Scheduled jobs")`)
+    // The --json document keeps its shape, empty.
+    const json = await agentsync(["--json", "jobs", "list"], { cwd: none })
+    expect(json.code, json.stderr).toBe(0)
+    expect(JSON.parse(json.stdout)).toEqual({ jobs: [] })
+    const history = await agentsync(["jobs", "history"], { cwd: none })
+    expect(history.code, history.stderr).toBe(0)
+    expect(history.stdout).toContain(`no runs: no jobs in ${file}: add a jobs: list`)
+    const historyJson = await agentsync(["--json", "jobs", "history"], { cwd: none })
+    expect(historyJson.code, historyJson.stderr).toBe(0)
+    expect(JSON.parse(historyJson.stdout)).toEqual({ runs: [] })
+    expect(existsSync(join(none, ".agentsync"))).toBe(false)
+  })
+
   it("serve --jobs with a bad jobs list never starts listening", async () => {
     const root = project(job("    cron: '0 25 * * *'\n"))
     const r = await agentsync(["serve", "--port", "0", "--jobs"], { cwd: root, env: { DATABASE_URL: serverDb } })

@@ -8,6 +8,7 @@ import { stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress } from "../../services/Progress.js"
 import { note } from "../../services/RunStatus.js"
 import { SyncApiClient, type SyncApiClientShape } from "../../services/SyncApi.js"
+import { specialsOf } from "../../services/state.js"
 import { leftOut, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import { recoverPull } from "../../stages/files/apply.js"
 import { localManifest, type NotCarried } from "../../stages/files/bundle.js"
@@ -209,8 +210,9 @@ const fromMark = Effect.fn("FileSyncService.fromMark")(function* (
   const then = yield* readMarkListing(config.projectRoot, mark)
   if (then === undefined) return undefined
   const head = yield* headManifest({ projectRoot: config.projectRoot, keep, confirmed: mark.revision })
+  // A special file is named by the full run's manifest (`splitLinks`), which a delta does not make.
   const delta: Delta | undefined =
-    head.manifest.revision === mark.revision
+    head.manifest.revision === mark.revision && specialsOf(probed.listed.files).length === 0
       ? deltaOf(then, probed.listed.files, head.manifest.entries, includes)
       : undefined
   if (delta !== undefined) {

@@ -4,7 +4,7 @@ import { FilesRoutes, manifestEtag, type RemoteManifest, standIn } from "../../a
 import type { SyncConfig } from "../../config.js"
 import { stateOf } from "../../services/FileState.js"
 import type { SyncApiClientShape } from "../../services/SyncApi.js"
-import { takeHandedListing } from "../../services/state.js"
+import { specialsOf, takeHandedListing } from "../../services/state.js"
 import { type WorkspaceFile, workspaceAt } from "../../services/Workspace.js"
 import { listAndStamp } from "../../stages/files/bundle.js"
 import { clearMark, matches, racyListing, readMark, type SettledMark, writeMark } from "../../stages/files/settled.js"
@@ -55,7 +55,13 @@ export const probe = Effect.fn("FileSyncService.probe")(function* (config: SyncC
   })
   const files = listed.files
   if (head !== assumed) return { listed, fetched: head } satisfies Probe
-  return (matches(mark, files) ? { listed, settled: mark } : { listed, confirmed: mark.revision, mark }) satisfies Probe
+  // The listing keeps a special file out of what the mark compares, so one made since is seen only here: the full
+  // run names it as not carried (as the settled check leaves such a tree to it).
+  return (
+    matches(mark, files) && specialsOf(files).length === 0
+      ? { listed, settled: mark }
+      : { listed, confirmed: mark.revision, mark }
+  ) satisfies Probe
 })
 
 /**

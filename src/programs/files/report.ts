@@ -20,6 +20,8 @@ export interface FileReportItem {
   readonly remote_link?: true
   /** A local symbolic link that is not carried (status `NotCarried`): its target. */
   readonly link_target?: string
+  /** A local special file, never opened and not carried (status `NotCarried`): what it is. */
+  readonly special?: "FIFO" | "socket" | "device"
   /**
    * The executable bit the run carries (or, for a diff, local against remote): `+x` when the side synced from is
    * executable where the other is not (or where the other has no such file), `-x` the reverse.
@@ -101,15 +103,19 @@ const countActions = (plan: FilePlan) => {
   return out
 }
 
-/** The local links file sync does not carry, as report rows: never silently left out. */
+/** The local links and special files file sync does not carry, as report rows: never silently left out. */
 export const notCarriedItems = (links: ReadonlyArray<NotCarried>): ReadonlyArray<FileReportItem> =>
-  links.map((l) => ({
-    path: l.path,
-    status: "NotCarried",
-    action: "skip",
-    note: `symbolic link not carried: ${l.reason}`,
-    link_target: l.target
-  }))
+  links.map((l) =>
+    "special" in l
+      ? { path: l.path, status: "NotCarried", action: "skip", note: `not carried: ${l.reason}`, special: l.special }
+      : {
+          path: l.path,
+          status: "NotCarried",
+          action: "skip",
+          note: `symbolic link not carried: ${l.reason}`,
+          link_target: l.target
+        }
+  )
 
 export const report = (
   command: "push" | "pull",

@@ -16,6 +16,7 @@ import {
 import type { SyncKind } from "../../domain/model.js"
 import { isProjectFile, type RawFile } from "../../domain/project.js"
 import * as Repos from "../../services/repos/index.js"
+import { type SpecialFile, specialName, specialsOf } from "../../services/state.js"
 import { Workspace } from "../../services/Workspace.js"
 
 /** The files local sync reads, with the prefix shown before their paths in messages. */
@@ -24,6 +25,8 @@ export interface DiskFiles {
   readonly prefix: string
   /** Files of the tree local sync does not treat (file sync carries them), sorted. */
   readonly unsynced: ReadonlyArray<string>
+  /** Special files of the tree (a FIFO, a socket, a device), never opened and treated by neither sync, sorted. */
+  readonly special: ReadonlyArray<SpecialFile>
 }
 
 const KIND_OF_FOLDER: Record<string, SyncKind> = {
@@ -49,7 +52,8 @@ export const readDiskFiles = Effect.fn("LocalSync.readDisk")(function* (kinds: R
   const files: DiskFiles = {
     raw,
     prefix: `${shown}/`,
-    unsynced: all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path)
+    unsynced: all.filter((f) => f.link !== undefined || !isProjectFile(f.path)).map((f) => f.path),
+    special: specialsOf(all)
   }
   return files
 })
@@ -72,10 +76,15 @@ export const readSides = Effect.fn("LocalSync.read")(function* (
   const contents = yield* Repos.ContentsRepo
   const meta = has("content") ? yield* contents.listMeta() : []
   const byKey = new Map(meta.map((m) => [metaKey(m), m]))
-  const disk: DiskSide = diskSide(files.raw, files.prefix, (f) => {
-    const m = byKey.get(f.key)
-    return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
-  })
+  const disk: DiskSide = diskSide(
+    files.raw,
+    files.prefix,
+    (f) => {
+      const m = byKey.get(f.key)
+      return m !== undefined && isTrusted(m) && m.path === f.path && m.file_sha256 === f.sha
+    },
+    files.special.map((f) => ({ path: f.path, what: specialName(f.kind) }))
+  )
   const need = rowsToFetch(meta, disk, toDisk)
   const fetched = need.length > 0 ? yield* contents.fetch(need) : emptyListed
   const withFiles = has("agents") || has("skills") || has("content")

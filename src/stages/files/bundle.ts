@@ -6,6 +6,7 @@ import { type FileEntry, fileEntry, isExecutableMode, linkEntry, linkTargetProbl
 import { IoError, type TarballUnsafe } from "../../errors.js"
 import { type ProjectFileState, stateOf } from "../../services/FileState.js"
 import { type Progress, silentProgress, withProgress } from "../../services/Progress.js"
+import { type SpecialFile, type SpecialKind, specialName, specialsOf } from "../../services/state.js"
 import { type WorkspaceFile, type WorkspaceShape, workspaceAt } from "../../services/Workspace.js"
 import type { ReadInto } from "../../services/WorkspaceRead.js"
 import { bufferPool, type Compression, compress, LINK_LEVEL, recordBatch, slotAndPad, tarOf } from "./archive.js"
@@ -87,16 +88,17 @@ const sortedCache = (c: {
   }
 }
 
-/** A symbolic link of the tree that file sync does not carry, and why (see `linkTargetProblem`). */
-export interface NotCarried {
-  readonly path: string
-  readonly target: string
-  readonly reason: string
-}
+/**
+ * What of the tree file sync does not carry, and why: a symbolic link whose target it refuses (`target`, see
+ * `linkTargetProblem`), or a special file (`special`: a FIFO, a socket, a device), never opened.
+ */
+export type NotCarried =
+  | { readonly path: string; readonly target: string; readonly reason: string }
+  | { readonly path: string; readonly special: SpecialKind; readonly reason: string }
 
 export interface LocalManifest {
   readonly entries: ReadonlyArray<FileEntry>
-  /** Links whose target is absolute or leaves the tree: not in `entries`, reported by path. */
+  /** Links whose target is absolute or leaves the tree, and special files: not in `entries`, reported by path. */
   readonly notCarried: ReadonlyArray<NotCarried>
   /** Files whose bytes were read this time (0 on a no-change run with a warm cache). */
   readonly hashed: number
@@ -272,22 +274,35 @@ export const localManifest = Effect.fn("bundle.localManifest")(function* (option
   } satisfies LocalManifest
 })
 
+/** A special file as not carried: named by its kind, never opened. */
+const specialNotCarried = (s: SpecialFile): NotCarried => ({
+  path: s.path,
+  special: s.kind,
+  reason: `${specialName(s.kind)}: file sync carries only regular files, folders and symbolic links, and never opens one`
+})
+
 /**
  * A listing's regular files apart from its symbolic links, which are not hashed through the cache: a link's
  * entry is its target text's hash, taken from the listing (links are few and their targets short). A link whose
- * target is absolute or leaves the tree is not carried.
+ * target is absolute or leaves the tree is not carried, nor is a special file the walk found (`specialsOf`).
  */
 export const splitLinks = (listed: ReadonlyArray<WorkspaceFile>) => {
-  if (!listed.some((f) => f.link !== undefined)) return { files: listed, links: [], notCarried: [] }
+  const special = specialsOf(listed)
+  if (!listed.some((f) => f.link !== undefined))
+    return { files: listed, links: [], notCarried: special.map(specialNotCarried) }
   const links: Array<FileEntry> = []
-  const notCarried: Array<NotCarried> = []
+  const notCarried: Array<NotCarried> = special.map(specialNotCarried)
   for (const f of listed) {
     if (f.link === undefined) continue
     const reason = linkTargetProblem(f.path, f.link)
     if (reason === undefined) links.push(linkEntry(f.path, f.size, sha256(f.link)))
     else notCarried.push({ path: f.path, target: f.link, reason })
   }
-  return { files: listed.filter((f) => f.link === undefined), links, notCarried }
+  return {
+    files: listed.filter((f) => f.link === undefined),
+    links,
+    notCarried: notCarried.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  }
 }
 
 /**

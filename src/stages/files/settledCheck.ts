@@ -22,6 +22,8 @@ import {
   listingClock,
   type ManifestAnswer,
   readAhead,
+  readRegularText,
+  specialsOf,
   stateDir,
   type WorkspaceFile,
   walkTree
@@ -390,18 +392,20 @@ export const checkSettled = async (input: SettledInput) => {
     // The request written out, the tree is walked while the server answers (its 304 takes about as long as the
     // walk of 10,000 files): the check takes the longer of the two, not their sum. A moved head wastes the walk.
     await asked.sent
-    let ignore = ""
+    let ignore: string | undefined
     try {
-      ignore = fs.readFileSync(nodePath.join(mark.root, IGNORE_FILE), "utf8")
-    } catch (e) {
-      if ((e as { code?: unknown }).code !== "ENOENT") return undefined
+      ignore = readRegularText(nodePath.join(mark.root, IGNORE_FILE))
+    } catch {
+      // Left to the full run, which says why it cannot be read.
+      return undefined
     }
-    const membership = makeMembership(ignore)
+    const membership = makeMembership(ignore ?? "")
     const files = walkTree(mark.root, membership)
     const answer = await asked.answer
     if (answer === undefined) return undefined
-    // An empty tree is left to the full run, which checks that the services path is there at all.
-    if (files.length === 0 || !matches(mark, files)) {
+    // An empty tree is left to the full run, which checks that the services path is there at all; so is one with a
+    // special file, which the full run names as not carried.
+    if (files.length === 0 || specialsOf(files).length > 0 || !matches(mark, files)) {
       // Stamped before the program reads any file of it (see `listingClock`).
       const { onListing } = input
       if (onListing !== undefined) {
