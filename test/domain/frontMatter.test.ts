@@ -461,7 +461,7 @@ describe("content as it is", () => {
     const text = "+++\r\ntitle = 'a'\r\nnote = '''\nx\ny'''\r\n+++\r\nbody\r\n"
     const c = parse(text)
     expect(c.extra["note"]).toBe("x\ny")
-    expect(renderContent(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", 'title = "Hi"'))
+    expect(renderContent(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", "title = 'Hi'"))
   })
 
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
@@ -594,7 +594,7 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
 
   it("TOML, JSON and named fences after blanks, with CRLF, spaces and tabs, an indented opener: read, kept byte for byte, edited in place", () => {
     const pages: ReadonlyArray<readonly [string, string, string]> = [
-      ["\r\n\r\n+++\r\ntitle = 'A'\r\n+++\r\nBody\r\n", "toml", '\r\n\r\n+++\r\ntitle = "B"\r\n+++\r\nBody\r\n'],
+      ["\r\n\r\n+++\r\ntitle = 'A'\r\n+++\r\nBody\r\n", "toml", "\r\n\r\n+++\r\ntitle = 'B'\r\n+++\r\nBody\r\n"],
       ['  \n\t\n{\n  "title": "A"\n}\n\nBody\n', "json", '  \n\t\n{\n  "title": "B"\n}\n\nBody\n'],
       ['\n---json\n{ "title": "A" }\n---\nBody\n', "json", '\n---json\n{"title":"B"}\n---\nBody\n'],
       ["   ---\ntitle: A\n---\nBody\n", "yaml", "   ---\ntitle: B\n---\nBody\n"],
