@@ -26,7 +26,9 @@ const oneLine = fc.oneof(phrase, fc.constantFrom("it's", 'say "hi"', "a: b", "#x
 const newString = fc.oneof(
   phrase,
   oneLine,
-  fc.constantFrom("x\ny", "two\n\nparagraphs", " lead", "trail ", "tab\there", "it's\nhere", "end'", "'''", "a\\b\nc")
+  fc.constantFrom("x\ny", "two\n\nparagraphs", " lead", "trail ", "tab\there", "it's\nhere", "end'", "'''", "a\\b\nc"),
+  // A line that is a fence (trailing blanks aside) would close the front matter early if written as it is.
+  fc.constantFrom("a\n+++\nb", "a\n---\nb", "...", "a\n...\n", "a\n+++ \nb", "+++\nb")
 )
 const comment = fc.constantFrom("", "", " # note")
 
@@ -226,8 +228,13 @@ const read = (text: string) => {
 
 const edit = (text: string, key: string, value: Json) => {
   const { split, fields } = read(text)
-  return patchFrontMatter(split, fields, { ...fields, [key]: value }) + split.body
+  const head = patchFrontMatter(split, fields, { ...fields, [key]: value })
+  if (head === undefined) throw new Error(`no edit of ${key} reads back`)
+  return head + split.body
 }
+
+/** Whether a line of a string (its trailing blanks aside) is a fence line. */
+const holdsFence = (v: string) => v.split("\n").some((l) => ["+++", "---", "..."].includes(l.trimEnd()))
 
 /** The style a written field's first line shows. */
 const styleOf = (format: "yaml" | "toml", line: string, next: string | undefined): string => {
@@ -269,12 +276,13 @@ const expressible = (style: string, v: string): boolean => {
       return !/[ \t]\n|\n[ \t]/.test(v)
     case "double":
     case "basic":
-    case "multiBasic":
       return true
+    case "multiBasic":
+      return !holdsFence(v)
     case "literal":
       return !/\p{Cc}/u.test(v.replace(/\t/g, "")) && !v.includes("'")
     case "multiLiteral":
-      return !/\p{Cc}/u.test(v.replace(/[\t\n]/g, "")) && !v.includes("'''") && !v.endsWith("'")
+      return !holdsFence(v) && !/\p{Cc}/u.test(v.replace(/[\t\n]/g, "")) && !v.includes("'''") && !v.endsWith("'")
     default:
       return false
   }

@@ -1,4 +1,6 @@
-/** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back, falling back to a coarser rewrite rather than a wrong one. */
+/** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back with the whole file, falling back to a coarser rewrite rather than a wrong one, and to none. */
+
+import { Either } from "effect"
 import { stringify as stringifyToml } from "smol-toml"
 import { type Document, isMap, isNode, isScalar, type Pair, parseDocument, stringify } from "yaml"
 import type { Json } from "../model.js"
@@ -7,7 +9,7 @@ import { applyEdits, type Change, changes, type Edit, pathOf } from "./changes.j
 import { patchTomlText } from "./patchToml.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
-import { type Fields, firstText, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
+import { type Fields, type FrontMatterFormat, lineBreakOf, lineEnd, type SplitFile, splitFrontMatter } from "./split.js"
 import { styled } from "./yamlStyle.js"
 
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
@@ -158,21 +160,45 @@ const inLineBreaks = (original: string, edited: string, lineBreak: "\r\n" | "\n"
 }
 
 /**
+ * Whether `head` (a candidate head of the file `head + body`) splits back out of that file as itself, with the same
+ * format and front matter `inner`: a value whose line is a fence (`+++`, `---`) would close the block early.
+ */
+const splitsBack = (format: FrontMatterFormat, head: string, inner: string, body: string) => {
+  const again = splitFrontMatter("", head + body)
+  return (
+    Either.isRight(again) && again.right.format === format && again.right.head === head && again.right.inner === inner
+  )
+}
+
+/**
  * The head of a file whose front matter changed from `from` to `to`, edited as little as the format allows:
  * in place where it can (YAML pairs, TOML lines), else through the YAML Document API or a rewrite of the front
- * matter alone. Every candidate is read back and used only if it gives exactly `to`. A file without front
+ * matter alone. Every candidate is used only if the whole file (`split.body` after it, when given: a config file
+ * has none, its text is all front matter) splits back into that head and its front matter reads back as exactly
+ * `to`. Undefined when no candidate does: the edit cannot be written in the file's format. A file without front
  * matter gets YAML front matter.
  */
 export const patchFrontMatter = (
-  split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">,
+  split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart"> & { readonly body?: string },
   from: Fields,
   to: Fields,
   lineBreak: "\r\n" | "\n" = lineBreakOf(split.head)
-): string => {
+): string | undefined => {
   if (sameJson(from, to, true)) return split.head
   // Lines written in a file of CRLF lines end in CRLF too; the lines kept keep their own ends.
   const inBreaks = (text: string) => (lineBreak === "\n" ? text : text.replace(/\r?\n/g, lineBreak))
-  if (split.format === "none") return split.head + inBreaks(freshHead(to))
+  const body = split.body
+  const accepted = (format: FrontMatterFormat, head: string, inner: string) => {
+    if (body !== undefined && !splitsBack(format, head, inner, body)) return false
+    const back = readBack(format, inner)
+    return back !== undefined && sameJson(back, to, format !== "toml")
+  }
+  if (split.format === "none") {
+    const fresh = inBreaks(freshHead(to))
+    const head = split.head + fresh
+    const inner = fresh.slice(fresh.indexOf("\n") + 1, fresh.lastIndexOf("---"))
+    return accepted("yaml", head, inner) ? head : undefined
+  }
   const candidates: Array<() => string | undefined> =
     split.format === "yaml"
       ? [() => patchYamlText(split.inner, from, to), () => patchYamlDocument(split.inner, to), () => renderYaml(to)]
@@ -192,12 +218,8 @@ export const patchFrontMatter = (
     }
     if (inner === undefined) continue
     const text = inLineBreaks(split.inner, inner, lineBreak)
-    const back = readBack(split.format, text)
-    if (back !== undefined && sameJson(back, to, split.format !== "toml")) {
-      return split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
-    }
+    const head = split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
+    if (accepted(split.format, head, text)) return head
   }
-  // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all, in the
-  // place of the old front matter (after a BOM and the blank lines above it, which stay as they were).
-  return split.head.slice(0, firstText(split.head)) + inBreaks(freshHead(to))
+  return undefined
 }

@@ -150,9 +150,12 @@ const multiBasic = (s: string, newlineFirst: boolean) => {
   return `"""${newlineFirst || s.startsWith("\n") ? "\n" : ""}${escaped}"""`
 }
 
+/** Whether a line of `s` (its trailing blanks aside) is a fence line: written as it is, it would close the front matter. */
+const holdsFence = (s: string) => s.split("\n").some((l) => ["+++", "---", "..."].includes(l.replace(/[ \t\r]+$/, "")))
+
 /** A string in the style of the one it replaces where that style can hold it, else the next plainer one. */
 const stringIn = (old: string, s: string): string => {
-  if (old.startsWith("'''") || old.startsWith('"""')) {
+  if ((old.startsWith("'''") || old.startsWith('"""')) && !holdsFence(s)) {
     const newlineFirst = /^('''|""")\r?\n/.test(old)
     if (old.startsWith("'''") && !NOT_MULTI_LITERAL(s) && !s.includes("'''") && !s.endsWith("'"))
       return `'''${newlineFirst || s.startsWith("\n") ? "\n" : ""}${s}'''`
