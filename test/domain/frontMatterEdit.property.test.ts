@@ -3,6 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
+import { parseDocument } from "yaml"
 import { patchFrontMatter } from "../../src/domain/frontMatter/patch.js"
 import { readFrontMatter } from "../../src/domain/frontMatter/read.js"
 import { splitFrontMatter } from "../../src/domain/frontMatter/split.js"
@@ -28,7 +29,9 @@ const newString = fc.oneof(
   oneLine,
   fc.constantFrom("x\ny", "two\n\nparagraphs", " lead", "trail ", "tab\there", "it's\nhere", "end'", "'''", "a\\b\nc"),
   // A line that is a fence (trailing blanks aside) would close the front matter early if written as it is.
-  fc.constantFrom("a\n+++\nb", "a\n---\nb", "...", "a\n...\n", "a\n+++ \nb", "+++\nb")
+  fc.constantFrom("a\n+++\nb", "a\n---\nb", "...", "a\n...\n", "a\n+++ \nb", "+++\nb"),
+  // Text a YAML 1.1 reader takes for another kind of value: a boolean, a number, null.
+  fc.constantFrom("yes", "on", "1_000", "1:20", "~")
 )
 const comment = fc.constantFrom("", "", " # note")
 
@@ -117,6 +120,11 @@ const yamlField: fc.Arbitrary<(key: string) => Field> = fc.oneof(
   fc.constantFrom("2024-01-02", "2013-05-06T10:11:12Z").map(
     (d) =>
       (k: string): Field => ({ lines: [`${k}: ${d}`], style: "date", kind: "date", canonical: true })
+  ),
+  // A boolean, number or null the database edits to a string (`draft: true` to "yes").
+  fc.constantFrom("true", "12", "null").map(
+    (v) =>
+      (k: string): Field => ({ lines: [`${k}: ${v}`], style: "plain", kind: "string", canonical: false })
   )
 )
 
@@ -328,6 +336,12 @@ const laws = (format: "yaml" | "toml") =>
         expect(shown).toBe(field.style)
       if (field.kind === "list" && (field.style !== "block" || (value as ReadonlyArray<Json>).length > 0))
         expect(shown).toBe(field.style)
+      // (e) A string edited into YAML reads the same to a YAML 1.1 reader (Jekyll's Psych): `yes` stays text.
+      if (format === "yaml" && field.kind === "string") {
+        const inner = read(written).split.inner
+        const in11: unknown = parseDocument(inner, { version: "1.1" }).toJS()
+        expect((in11 as Record<string, unknown>)[key]).toStrictEqual(value)
+      }
       // (d) An edit back to the old value gives the original bytes, where the old value had one canonical text.
       // (An empty list shows no quotes of its strings, nor a block list its indent: not canonical.)
       if (field.canonical && shown === field.style && !(Array.isArray(value) && value.length === 0))
@@ -378,6 +392,9 @@ describe("an edited field keeps its style (as real sites write them)", () => {
     expect(edit(single, "title", "it's")).toBe("---\ntitle: 'it''s'\nlayout: post\n---\nBody\n")
     // `yes`, `~` and `2024-01-01` are a boolean, null and a date to YAML 1.1 readers (Jekyll's Psych).
     expect(edit(plain, "title", "yes")).toBe('---\ntitle: "yes"\nlayout: post\n---\nBody\n')
+    // A boolean or number edited to text Jekyll would read as one is quoted.
+    expect(edit("---\ndraft: true\n---\nBody\n", "draft", "yes")).toBe('---\ndraft: "yes"\n---\nBody\n')
+    expect(edit("---\nw: 12\n---\nBody\n", "w", "1_000")).toBe('---\nw: "1_000"\n---\nBody\n')
     expect(edit("---\ndate: 2024-01-01 # d\n---\nBody\n", "date", "2024-02-02")).toBe(
       "---\ndate: 2024-02-02 # d\n---\nBody\n"
     )

@@ -17,15 +17,19 @@ const kindIn11 = (text: string): string => {
   return v === null ? "null" : v instanceof Date ? "date" : Array.isArray(v) ? "list" : typeof v
 }
 
+/** Whether a plain scalar's text reads as a string where YAML 1.2 is read (this library, the database's value). */
+const stringIn12 = (text: string) => typeof parseDocument(text, { logLevel: "silent" }).toJS() === "string"
+
 /**
- * Whether a string may be written plain where a plain scalar stood: not when a YAML 1.1 reader would read it as
- * another kind of value than the old text (a title edited to `yes` is quoted; a date edited to a date stays
- * plain). Whether plain can hold it at all (a leading indicator, `: `, ` #`, a YAML 1.2 boolean, null or number)
- * is the `yaml` library's check, which quotes such a value itself.
+ * Whether a string may be written plain where a plain scalar stood: only when a YAML 1.1 reader reads it as text,
+ * or as the same kind of value as the old text where that text was a string to YAML 1.2 (a date edited to a date
+ * stays plain). A boolean or number edited to text it would read as another value (`draft: true` to "yes",
+ * `w: 12` to "1_000" or "1:20") is quoted. Whether plain can hold it at all (a leading indicator, `: `, ` #`, a
+ * YAML 1.2 boolean, null or number) is the `yaml` library's check, which quotes such a value itself.
  */
 const plainKeepsKind = (value: string, oldText: string) => {
   const kind = kindIn11(value)
-  return kind === "string" || kind === kindIn11(oldText)
+  return kind === "string" || (kind === kindIn11(oldText) && stringIn12(oldText))
 }
 
 /** The columns between a key and its block collection's first item: 0 for a list written at the key's own column. */
