@@ -392,6 +392,11 @@ describe("an edited field keeps its style (as real sites write them)", () => {
     expect(edit(single, "title", "it's")).toBe("---\ntitle: 'it''s'\nlayout: post\n---\nBody\n")
     // `yes`, `~` and `2024-01-01` are a boolean, null and a date to YAML 1.1 readers (Jekyll's Psych).
     expect(edit(plain, "title", "yes")).toBe('---\ntitle: "yes"\nlayout: post\n---\nBody\n')
+    // U+2028, U+2029 and NEL, which libyaml (Jekyll) refuses raw, are escaped in double quotes, whatever the style.
+    for (const style of ["plain", "'single'", "|\n  block"])
+      expect(edit(`---\ntitle: ${style}\n---\nBody\n`, "title", "a\u2028b\u2029c\u0085")).toBe(
+        '---\ntitle: "a\\u2028b\\u2029c\\u0085"\n---\nBody\n'
+      )
     // A boolean or number edited to text Jekyll would read as one is quoted.
     expect(edit("---\ndraft: true\n---\nBody\n", "draft", "yes")).toBe('---\ndraft: "yes"\n---\nBody\n')
     expect(edit("---\nw: 12\n---\nBody\n", "w", "1_000")).toBe('---\nw: "1_000"\n---\nBody\n')

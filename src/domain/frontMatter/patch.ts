@@ -10,14 +10,16 @@ import { patchTomlText } from "./patchToml.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
 import { type Fields, type FrontMatterFormat, lineBreakOf, lineEnd, type SplitFile, splitFrontMatter } from "./split.js"
-import { styled } from "./yamlStyle.js"
+import { escapeUnicodeBreaks, styled } from "./yamlStyle.js"
 
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
 
 /** `key: value` rendered as YAML at an indent, without its final newline; a string keeps the style `old` had. */
 const yamlPair = (key: string, value: Json, indent: number, old?: unknown, original = ""): string => {
   const { node, options } = styled(old, value, original, indent)
-  const text = stringify({ [key]: node }, options).replace(/\n$/, "")
+  const written = stringify({ [key]: node }, options).replace(/\n$/, "")
+  // A string holding U+2028 and the like is double-quoted (`styled`): escaped there (a key holding one fails to read back).
+  const text = typeof value === "string" ? escapeUnicodeBreaks(written) : written
   const pad = " ".repeat(indent)
   return text
     .split("\n")

@@ -44,6 +44,13 @@ const childIndent = (
   return own - column
 }
 
+/** The line and paragraph separators and NEL: line breaks to YAML 1.1, which libyaml refuses inside a scalar written raw. */
+const UNICODE_BREAK = /[\u0085\u2028\u2029]/
+
+/** Such characters escaped (`\u2028`), for a text where they stand only inside a double-quoted value. */
+export const escapeUnicodeBreaks = (text: string): string =>
+  text.replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
 type Styled = { readonly node: unknown; readonly options: ToStringOptions }
 
 /** A list or map where a collection stood: flow where it was flow (its bracket padding kept), else block at its indent. */
@@ -72,6 +79,12 @@ const collection = (old: unknown, value: Json, text: string, column: number): St
  */
 export const styled = (old: unknown, value: Json, text: string, column: number): Styled => {
   if (typeof value !== "string") return collection(old, value, text, column) ?? { node: value, options: YAML_OPTIONS }
+  if (UNICODE_BREAK.test(value)) {
+    // libyaml (Jekyll) refuses these raw: double-quoted, and escaped by `escapeUnicodeBreaks` once written.
+    const node = new Scalar(value)
+    node.type = Scalar.QUOTE_DOUBLE
+    return { node, options: { ...YAML_OPTIONS, doubleQuotedAsJSON: true } }
+  }
   if (!isScalar(old) || old.type === undefined) return { node: value, options: YAML_OPTIONS }
   const node = new Scalar(value)
   const source = old.range ? text.slice(old.range[0], old.range[1]) : ""
