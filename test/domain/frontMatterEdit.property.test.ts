@@ -1,5 +1,5 @@
 // An edit of one field in the database, written back into its file: the laws of patchFrontMatter over generated
-// YAML and TOML front matter of every style a real site writes.
+// YAML and TOML front matter in the commonest styles real sites write.
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
