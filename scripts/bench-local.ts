@@ -65,7 +65,9 @@ const filesOf = (i: number): Array<{ path: string; bytes: string | Buffer }> => 
   const dir = `content/${c.source}`
   const shape = shapeOf(c.source)
   if (shape === "toml") return [{ path: `${dir}/${c.path}`, bytes: toml(c) }]
-  const page = { path: `${dir}/${c.path}`, bytes: renderContent(c) }
+  const text = renderContent(c)
+  if (text === undefined) throw new Error(`${c.path}: a new item always renders`)
+  const page = { path: `${dir}/${c.path}`, bytes: text }
   return shape === "bundle" ? [page, { path: `${dir}/${c.slug}/cover.png`, bytes: image(i) }] : [page]
 }
 

@@ -101,7 +101,11 @@ const statusMark = { Added: "+", Modified: "~", Removed: "-", Unchanged: "=" } a
 const modeNote = (c: { readonly old_mode?: string | undefined; readonly new_mode?: string | undefined }) =>
   c.old_mode === undefined || c.new_mode === undefined ? "" : ` (old mode ${c.old_mode}, new mode ${c.new_mode})`
 
-const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
+/**
+ * The table of a diff, and of a sync below: each column counts items, "errors" too (the items with a problem, as
+ * the closing failure counts them), not the problems: a file with a problem on each of three lines is one.
+ */
+export const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
   const lines = [
     table(
       ["kind", "added", "modified", "removed", "unchanged", "errors"],
@@ -111,7 +115,7 @@ const humanDiff = (report: LocalDiffReport, listAll: boolean, p: Paint) => {
         k.counts.modified,
         k.counts.removed,
         k.counts.unchanged,
-        k.errors.length
+        itemsNamed(k.errors)
       ])
     )
   ]
@@ -129,7 +133,7 @@ export const humanSync = (report: LocalSyncReport, listAll: boolean, p: Paint) =
   const lines = [
     table(
       ["kind", "direction", "synced", "skipped", "deleted", "errors"],
-      report.results.map((r) => [r.kind, r.direction, r.synced, r.skipped, r.deleted, r.errors.length])
+      report.results.map((r) => [r.kind, r.direction, r.synced, r.skipped, r.deleted, itemsNamed(r.errors)])
     )
   ]
   if (report.dry_run) {

@@ -15,6 +15,7 @@ export {
   renderContent,
   SourceConfig,
   sourceConfigPath,
+  uneditable,
   unwritableContent
 } from "./formats/content.js"
 export {

@@ -2,7 +2,7 @@
 import { Either } from "effect"
 import type { InvalidInput } from "../errors.js"
 import type { SourceConfig } from "./formats.js"
-import { asReadNow, decodeUtf8, parseContent, renderAgent, renderContent, renderSkill } from "./formats.js"
+import { asReadNow, decodeUtf8, parseContent, renderAgent, renderContent, renderSkill, uneditable } from "./formats.js"
 import { sha256 } from "./hash.js"
 import {
   type AccessRule,
@@ -210,6 +210,8 @@ export interface ContentRow {
   readonly text: string | undefined
   /** Whether `text` was rendered from the item's fields (untrusted, or its head and body not the file it records). */
   readonly rendered: boolean
+  /** Why the item's edit cannot be written into its file (`uneditable`); its `text` is then the file as it was read. */
+  readonly refused?: string
 }
 
 export interface DbSide {
@@ -273,13 +275,18 @@ export const metaKey = (m: Pick<ContentMeta, "source" | "slug">) => `${m.source}
 export const rowText = (
   meta: ContentMeta,
   item: Content
-): { readonly text: string; readonly sha: string; readonly rendered: boolean } => {
+): { readonly text: string; readonly sha: string; readonly rendered: boolean; readonly refused?: string } => {
   if (isTrusted(meta) && item.head !== null) {
     const text = item.head + item.body
     const sha = sha256(text)
     if (sha === meta.file_sha256) return { text, sha, rendered: false }
   }
   const text = renderContent(item)
+  if (text === undefined) {
+    // The page as read, under a digest no file has: it differs from its file, and a sync to disk refuses it.
+    const read = (item.head ?? "") + item.body
+    return { text: read, sha: sha256(`${read}\0cannot be written`), rendered: true, refused: uneditable(item) }
+  }
   return { text, sha: sha256(text), rendered: true }
 }
 
@@ -314,7 +321,7 @@ export const contentRows = (
     // A row an earlier version stored with its front matter in its body is that page as read now, and differs
     // from its file once (whose bytes it is): the file's fields reach the row, or the row is written and recorded.
     const item = asReadNow(row.item)
-    const { text, sha, rendered } = rowText(m, item)
+    const { text, sha, rendered, refused } = rowText(m, item)
     out.push({
       key,
       source: m.source,
@@ -325,7 +332,8 @@ export const contentRows = (
       meta: m,
       item,
       text,
-      rendered
+      rendered,
+      ...(refused === undefined ? {} : { refused })
     })
   }
   return out

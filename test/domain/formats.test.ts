@@ -183,7 +183,7 @@ const parseRenderedSkill = (s: Skill) => {
   return new Skill({ ...back, original: null })
 }
 const parseRenderedContent = (c: Content) =>
-  new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) }, c.source, c.path)), head: null })
+  new Content({ ...right(parseContent({ path: "x.md", text: renderContent(c) ?? "" }, c.source, c.path)), head: null })
 
 describe("disk formats round-trip: parse(render(x)) == x and the hash survives", () => {
   it("writes out a field whose default follows a field that changed (an agent's display_name after its name)", () => {

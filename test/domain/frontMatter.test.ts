@@ -3,7 +3,7 @@
 import { it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { describe, expect } from "vitest"
-import { asReadNow, parseContent, renderContent, unwritableContent } from "../../src/domain/formats.js"
+import { asReadNow, parseContent, renderContent, uneditable, unwritableContent } from "../../src/domain/formats.js"
 import { Content } from "../../src/domain/model.js"
 import { blankContent } from "../support/content.js"
 
@@ -248,6 +248,13 @@ const mdxFile: fc.Arbitrary<Generated> = fc.oneof(
 const MD_PATHS = ["post.md", "Post@2x.v1.markdown", "guides/install/index.md", "docs/_index.md"]
 const MDX_PATHS = ["intro.mdx", "guides/Tabs.v2.MDX", "api/index.mdx", "learn/_index.mdx"]
 
+/** What an item renders to, where its edit can be written. */
+const written = (c: Content): string => {
+  const text = renderContent(c)
+  if (text === undefined) throw new Error(`${c.path}: the edit cannot be written`)
+  return text
+}
+
 const parse = (text: string, path = "post.md") => {
   const c = parseContent({ path: `content/blog/${path}`, text }, "blog", path)
   if (Either.isLeft(c)) throw new Error(c.left.map((e) => e.message).join("\n"))
@@ -265,9 +272,9 @@ describe("content as it is", () => {
     ],
     ([[g, path]]) => {
       const c = parse(g.text, path)
-      expect(renderContent(c)).toBe(g.text)
+      expect(written(c)).toBe(g.text)
       // The item held in the database (its head and fields) renders the same bytes.
-      expect(renderContent(new Content({ ...c }))).toBe(g.text)
+      expect(written(new Content({ ...c }))).toBe(g.text)
     },
     runs
   )
@@ -290,7 +297,7 @@ describe("content as it is", () => {
         ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
         : new Content({ ...c, [key]: value })
       const before = g.text.split("\n")
-      const after = renderContent(edited).split("\n")
+      const after = written(edited).split("\n")
       expect(after.length).toBe(before.length)
       const changed = before.flatMap((l, i) => (after[i] === l ? [] : [i]))
       expect(changed.every((i) => i === line)).toBe(true)
@@ -312,7 +319,7 @@ describe("content as it is", () => {
     ([g, values]) => {
       const c = parse(g.text)
       const added = Object.fromEntries(values.map((v, i) => [`added${i}`, v]))
-      const edited = renderContent(new Content({ ...c, extra: { ...c.extra, ...added } }))
+      const edited = written(new Content({ ...c, extra: { ...c.extra, ...added } }))
       const before = g.text.split("\n")
       const after = edited.split("\n")
       // Every line kept as it was, in its order: the edit only inserted the new fields' lines.
@@ -360,7 +367,7 @@ describe("content as it is", () => {
         : new Content({ ...c, [key]: value })
       const quoteOf = (l: string) => /^[^:]+:\s*(["']?)/.exec(l)?.[1]
       const before = quoteOf(g.text.split("\n")[line]!)
-      const after = quoteOf(renderContent(edited).split("\n")[line]!)
+      const after = quoteOf(written(edited).split("\n")[line]!)
       // A plain value needing quotes (`a: b`, `yes`) gets them; a quoted one keeps its own.
       if (before !== "") expect(after).toBe(before)
     },
@@ -384,7 +391,7 @@ describe("content as it is", () => {
     ].join("\n")
     const c = parse(literal)
     const value = `${c.description}Edited in the database.\n`
-    expect(renderContent(new Content({ ...c, description: value }))).toBe(
+    expect(written(new Content({ ...c, description: value }))).toBe(
       literal.replace("@blader\n", "@blader\n  Edited in the database.\n")
     )
     const folded = [
@@ -403,7 +410,7 @@ describe("content as it is", () => {
     const f = parse(folded)
     const params = f.extra["params"] as { summary: string; weight: number }
     const summary = params.summary.replace("legally.", "legally, and which authority in which member state to tell.")
-    expect(renderContent(new Content({ ...f, extra: { params: { ...params, summary } } }))).toBe(
+    expect(written(new Content({ ...f, extra: { params: { ...params, summary } } }))).toBe(
       folded.replace("triggers legally.", "triggers legally, and which authority in which member\n    state to tell.")
     )
     // A subagent's description on one double-quoted line, its line breaks escaped, stays on one line.
@@ -411,13 +418,13 @@ describe("content as it is", () => {
       '---\nname: prompt-engineer\ndescription: "Use when:\\n\\n<example>\\nuser: \\"hi\\"\\n</example>"\n---\nBody\n'
     const a = parse(agent)
     expect(a.description).toBe('Use when:\n\n<example>\nuser: "hi"\n</example>')
-    expect(renderContent(new Content({ ...a, description: `${a.description}\nEdited.` }))).toBe(
+    expect(written(new Content({ ...a, description: `${a.description}\nEdited.` }))).toBe(
       agent.replace('</example>"', '</example>\\nEdited."')
     )
     // Quoted on several lines, a value is written back quoted, on one line.
     const quoted = "---\ntitle: 'Node.js 18 is now\n  available!'\nlayout: post\n---\nBody\n"
     const q = parse(quoted)
-    expect(renderContent(new Content({ ...q, title: "Node.js 18 is here" }))).toBe(
+    expect(written(new Content({ ...q, title: "Node.js 18 is here" }))).toBe(
       "---\ntitle: 'Node.js 18 is here'\nlayout: post\n---\nBody\n"
     )
   })
@@ -427,11 +434,11 @@ describe("content as it is", () => {
       "A much longer summary, written in the database, that runs well past the width the old one happened to have."
     const short = "---\ndescription: >\n  Short summary.\nlayout: post\n---\nBody\n"
     const s = parse(short)
-    expect(renderContent(new Content({ ...s, description: `${long}\n` }))).toBe(
+    expect(written(new Content({ ...s, description: `${long}\n` }))).toBe(
       `---\ndescription: >\n  ${long}\nlayout: post\n---\nBody\n`
     )
     const one = "---\ndescription: >-\n  A\nlayout: post\n---\nBody\n"
-    expect(renderContent(new Content({ ...parse(one), description: long }))).toBe(
+    expect(written(new Content({ ...parse(one), description: long }))).toBe(
       `---\ndescription: >-\n  ${long}\nlayout: post\n---\nBody\n`
     )
   })
@@ -455,7 +462,7 @@ describe("content as it is", () => {
       const text = lines.map((l, i) => (i < lines.length - 1 && crlf(i) ? `${l}\r` : l)).join("\n")
       const { key, line } = g.oneLine[pick % g.oneLine.length]!
       const c = parse(text)
-      const edited = renderContent(
+      const edited = written(
         Object.hasOwn(c.extra, key)
           ? new Content({ ...c, extra: { ...c.extra, [key]: value } })
           : new Content({ ...c, [key]: value })
@@ -482,7 +489,7 @@ describe("content as it is", () => {
     ([g, value]) => {
       const text = g.text.replace(/\n/g, "\r\n")
       const c = parse(text)
-      const edited = renderContent(new Content({ ...c, extra: { ...c.extra, summary: value } }))
+      const edited = written(new Content({ ...c, extra: { ...c.extra, summary: value } }))
       expect(edited).not.toMatch(/(^|[^\r])\n/)
       expect(parse(edited).body).toBe(c.body)
     },
@@ -495,7 +502,7 @@ describe("content as it is", () => {
     ([g, path]) => {
       const c = parse(g.text, path)
       expect([c.format, c.head, c.body]).toStrictEqual(["none", "", g.text])
-      expect(renderContent(new Content({ ...c }))).toBe(g.text)
+      expect(written(new Content({ ...c }))).toBe(g.text)
     },
     runs
   )
@@ -504,14 +511,14 @@ describe("content as it is", () => {
     const text = "+++\r\ntitle = 'a'\r\nnote = '''\nx\ny'''\r\n+++\r\nbody\r\n"
     const c = parse(text)
     expect(c.extra["note"]).toBe("x\ny")
-    expect(renderContent(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", 'title = "Hi"'))
+    expect(written(new Content({ ...c, title: "Hi" }))).toBe(text.replace("title = 'a'", "title = 'Hi'"))
   })
 
   it("an edited item that had no front matter gets YAML front matter with the changed field only", () => {
     const c = parse("# Install\n\nSteps.\n", "guides/install.md")
     expect(c.title).toBe("Install")
     expect(c.slug).toBe("guides/install")
-    expect(renderContent(new Content({ ...c, description: "How to" }))).toBe(
+    expect(written(new Content({ ...c, description: "How to" }))).toBe(
       "---\ndescription: How to\n---\n\n# Install\n\nSteps.\n"
     )
   })
@@ -527,7 +534,7 @@ describe("content as it is", () => {
       "guides/install",
       "guides/install.mdx"
     ])
-    const edited = renderContent(new Content({ ...c, description: "How to" }))
+    const edited = written(new Content({ ...c, description: "How to" }))
     expect(edited).toBe(`---\ndescription: How to\n---\n\n${text}`)
     // The same text as a Markdown page is broken JSON front matter, refused at its line.
     const md = parseContent({ path: "content/blog/install.md", text }, "blog", "install.md")
@@ -535,7 +542,7 @@ describe("content as it is", () => {
     const yaml = `---\ntitle: Tabs\n---\nimport Tabs from '@theme/Tabs'\n\n<Tabs />\n`
     const y = parse(yaml, "tabs.mdx")
     expect([y.format, y.title, y.body]).toStrictEqual(["yaml", "Tabs", "import Tabs from '@theme/Tabs'\n\n<Tabs />\n"])
-    expect(renderContent(new Content({ ...y, title: "Tabbed" }))).toBe(yaml.replace("title: Tabs", "title: Tabbed"))
+    expect(written(new Content({ ...y, title: "Tabbed" }))).toBe(yaml.replace("title: Tabs", "title: Tabbed"))
   })
 
   it("a page opening with a template tag ({% … %}, {{ … }}) has no front matter; a JSON object still is one", () => {
@@ -547,7 +554,7 @@ describe("content as it is", () => {
     ]) {
       const c = parse(text, "docs/moved.md")
       expect([c.format, c.head, c.body]).toStrictEqual(["none", "", text])
-      expect(renderContent(c)).toBe(text)
+      expect(written(c)).toBe(text)
     }
     expect(parse('{\n  "title": "Hi"\n}\n\nBody\n').title).toBe("Hi")
     expect(parse("{}\nBody\n").format).toBe("json")
@@ -574,25 +581,25 @@ describe("content as it is", () => {
       { eleventyNavigation: { key: "Hi" } },
       "# Body\n"
     ])
-    expect(renderContent(new Content({ ...j, title: "Hello" }))).toBe(json.replace('"Hi",', '"Hello",'))
+    expect(written(new Content({ ...j, title: "Hello" }))).toBe(json.replace('"Hi",', '"Hello",'))
     const toml = "---toml\r\ntitle = 'Hi'\r\nweight = 3\r\n---\r\nBody\r\n"
     const t = parse(toml)
     expect([t.format, t.title, t.extra]).toStrictEqual(["toml", "Hi", { weight: 3 }])
-    expect(renderContent(new Content({ ...t, extra: { weight: 4 } }))).toBe(toml.replace("3", "4"))
+    expect(written(new Content({ ...t, extra: { weight: 4 } }))).toBe(toml.replace("3", "4"))
     // JavaScript front matter cannot be read as data: the page is body as a whole, kept byte for byte.
     const js = "---js\nconst pagination = { data: 'authors', size: 1 }\n---\n# Authors\n"
     const s = parse(js)
-    expect([s.format, s.head, s.body, renderContent(s)]).toStrictEqual(["none", "", js, js])
+    expect([s.format, s.head, s.body, written(s)]).toStrictEqual(["none", "", js, js])
     // Its fields edited, it cannot be written (YAML above the code would be read instead of it): refused, at line 1.
-    expect(unwritableContent(s, renderContent(s))).toBeUndefined()
+    expect(unwritableContent(s, written(s))).toBeUndefined()
     for (const open of ["---js", "---javascript", "---coffee", "--- JS"]) {
       const code = parse(js.replace("---js", open), "authors.md")
-      expect(unwritableContent(code, renderContent(new Content({ ...code, title: "People" })))).toBe(
+      expect(unwritableContent(code, written(new Content({ ...code, title: "People" })))).toBe(
         `content/blog/authors.md:1: front matter in ${open.slice(3).trim()} cannot be written from the database; the file is left as it is`
       )
     }
     const data = parse('---json\n{ "title": "Hi" }\n---\nBody\n')
-    expect(unwritableContent(data, renderContent(new Content({ ...data, title: "Hello" })))).toBeUndefined()
+    expect(unwritableContent(data, written(new Content({ ...data, title: "Hello" })))).toBeUndefined()
     // A named fence is closed by plain dashes; never closed, it is refused at its line, naming the closing fence.
     const open = parseContent({ path: "content/blog/x.md", text: '---json\n{ "title": "Hi" }\n' }, "blog", "x.md")
     expect(Either.isLeft(open) && open.left.map((e) => [e.line, e.message])).toStrictEqual([
@@ -608,7 +615,7 @@ describe("content as it is", () => {
     expect(c.extra["params"]).toStrictEqual({ math: true, list: [1, 2] })
     expect(c.extra["date"]).toBe("2013-05-06 00:00:00 +0000")
     expect(c.published_at).toBe("2025-03-01 10:00")
-    const nested = renderContent(new Content({ ...c, extra: { ...c.extra, params: { math: false, list: [1, 2] } } }))
+    const nested = written(new Content({ ...c, extra: { ...c.extra, params: { math: false, list: [1, 2] } } }))
     expect(nested).toBe(text.replace("math: true", "math: false"))
   })
 })
@@ -625,19 +632,19 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
       { weight: 20 },
       "# Install\n\nSteps.\n"
     ])
-    expect(renderContent(new Content({ ...c }))).toBe(hugo)
-    const edited = renderContent(new Content({ ...c, title: "Installing", extra: { weight: 30 } }))
+    expect(written(new Content({ ...c }))).toBe(hugo)
+    const edited = written(new Content({ ...c, title: "Installing", extra: { weight: 30 } }))
     expect(edited).toBe("\n\n---\ntitle: Installing\nweight: 30\n---\n\n# Install\n\nSteps.\n")
     expect(edited.match(/^---$/gm)).toHaveLength(2)
     // A field added goes into the same block.
-    expect(renderContent(new Content({ ...c, description: "How to" }))).toBe(
+    expect(written(new Content({ ...c, description: "How to" }))).toBe(
       hugo.replace("weight: 20\n", "weight: 20\ndescription: How to\n")
     )
   })
 
   it("TOML, JSON and named fences after blanks, with CRLF, spaces and tabs, an indented opener: read, kept byte for byte, edited in place", () => {
     const pages: ReadonlyArray<readonly [string, string, string]> = [
-      ["\r\n\r\n+++\r\ntitle = 'A'\r\n+++\r\nBody\r\n", "toml", '\r\n\r\n+++\r\ntitle = "B"\r\n+++\r\nBody\r\n'],
+      ["\r\n\r\n+++\r\ntitle = 'A'\r\n+++\r\nBody\r\n", "toml", "\r\n\r\n+++\r\ntitle = 'B'\r\n+++\r\nBody\r\n"],
       ['  \n\t\n{\n  "title": "A"\n}\n\nBody\n', "json", '  \n\t\n{\n  "title": "B"\n}\n\nBody\n'],
       ['\n---json\n{ "title": "A" }\n---\nBody\n', "json", '\n---json\n{"title":"B"}\n---\nBody\n'],
       ["   ---\ntitle: A\n---\nBody\n", "yaml", "   ---\ntitle: B\n---\nBody\n"],
@@ -646,23 +653,37 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
     for (const [text, format, edited] of pages) {
       const c = parse(text)
       expect([c.format, c.title, c.body]).toStrictEqual([format, "A", text.includes("\r") ? "Body\r\n" : "Body\n"])
-      expect(renderContent(new Content({ ...c }))).toBe(text)
-      expect(renderContent(new Content({ ...c, title: "B" }))).toBe(edited)
+      expect(written(new Content({ ...c }))).toBe(text)
+      expect(written(new Content({ ...c, title: "B" }))).toBe(edited)
     }
   })
 
-  it("front matter rewritten whole after blanks (a value TOML cannot hold) keeps the blank lines above it", () => {
-    const c = parse("\n\n+++\ntitle = 'A'\n+++\nBody\n")
-    expect(renderContent(new Content({ ...c, extra: { note: null } }))).toBe(
-      "\n\n---\ntitle: A\nnote: null\n---\n\nBody\n"
+  it("an edit TOML cannot hold (a null) is refused, never written as YAML in the place of the TOML", () => {
+    const c = new Content({ ...parse("\n\n+++\ntitle = 'A'\n+++\nBody\n"), extra: { note: null } })
+    expect(renderContent(c)).toBeUndefined()
+    expect(uneditable(c)).toBe(
+      "content/blog/post.md:1: this edit of its TOML front matter cannot be written from the database (no text in that format reads back as the database's fields); the file is left as it is"
     )
+  })
+
+  it("a TOML string whose line is a fence is written on one line, so the page still closes where it did", () => {
+    for (const [text, value] of [
+      ["+++\ndescription = '''\nline one\nline two'''\n+++\nBody\n", "Intro\n+++\nrest"],
+      ["---toml\ndescription = '''\nline one'''\n---\nBody\n", "Intro\n---\nrest"],
+      ['+++\ndescription = """\nline one"""\n+++\nBody\n', "Intro\n+++  \nrest"]
+    ] as const) {
+      const c = parse(text)
+      const edited = written(new Content({ ...c, description: value }))
+      expect(edited.endsWith("\nBody\n")).toBe(true)
+      expect(parse(edited).description).toBe(value)
+    }
   })
 
   it("a page whose first text is not an opener stays body; a template tag after blanks is body", () => {
     for (const text of ["\n\n# Title\n\n---\n", "\n  - item\n", "\n\n{{< note >}}\n\nBody\n", "\n{% include x %}\n"]) {
       const c = parse(text)
       expect([c.format, c.head, c.body]).toStrictEqual(["none", "", text])
-      expect(renderContent(new Content({ ...c }))).toBe(text)
+      expect(written(new Content({ ...c }))).toBe(text)
     }
     // In an MDX page a brace after blanks is an expression, body.
     expect(parse("\n{/* note */}\n# T\n", "x.mdx").format).toBe("none")
@@ -699,7 +720,7 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
       const c = parse(text)
       const bom = text.startsWith("\uFEFF") ? "\uFEFF" : ""
       expect([c.format, c.head, c.body]).toStrictEqual(["none", bom, text.slice(bom.length)])
-      expect(renderContent(new Content({ ...c }))).toBe(text)
+      expect(written(new Content({ ...c }))).toBe(text)
     }
     // At the first byte the same blocks are refused, at the opener's line or the bad one's.
     for (const text of notFrontMatter.map((t) => t.replace(/^\uFEFF?[\t\n\r ]+/, ""))) {
@@ -711,7 +732,7 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
   it("such a page edited in the database gets a block at its first byte, above the page kept whole", () => {
     for (const text of notFrontMatter) {
       const c = parse(text)
-      const edited = renderContent(new Content({ ...c, title: "X" }))
+      const edited = written(new Content({ ...c, title: "X" }))
       expect(unwritableContent(c, edited)).toBeUndefined()
       const bom = text.startsWith("\uFEFF") ? "\uFEFF" : ""
       const nl = text.includes("\r\n") ? "\r\n" : "\n"
@@ -724,8 +745,8 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
   it("---js after blank lines is body, and an edit of its fields is refused at the fence's line", () => {
     const js = "\n\n---js\nconst x = 1\n---\n# Authors\n"
     const c = parse(js, "authors.md")
-    expect([c.format, c.head, c.body, renderContent(c)]).toStrictEqual(["none", "", js, js])
-    expect(unwritableContent(c, renderContent(new Content({ ...c, title: "People" })))).toBe(
+    expect([c.format, c.head, c.body, written(c)]).toStrictEqual(["none", "", js, js])
+    expect(unwritableContent(c, written(new Content({ ...c, title: "People" })))).toBe(
       "content/blog/authors.md:3: front matter in js cannot be written from the database; the file is left as it is"
     )
   })
@@ -739,7 +760,7 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
     const now = asReadNow(old)
     const page = parse(hugo, "guides/install.md")
     expect({ ...now }).toStrictEqual({ ...page })
-    expect(renderContent(now)).toBe(hugo)
+    expect(written(now)).toBe(hugo)
     // An item already read this way, or with no blank line first, is as it was.
     expect(asReadNow(page)).toBe(page)
     const plain = parse("# Install\n\nSteps.\n", "guides/install.md")
@@ -753,14 +774,14 @@ describe("front matter after blank lines (Hugo skips blanks before the opening f
     const text = "\n\n---\ntitle: Install\ndescription: Steps\nweight: 20\n---\n\n# Install\n\nSteps.\n"
     // The old reading derived the title from the heading and had no description: the row changed the title only.
     const titled = asReadNow(new Content({ ...stored(text), title: "Installing" }))
-    expect(renderContent(titled)).toBe(text.replace("title: Install\n", "title: Installing\n"))
+    expect(written(titled)).toBe(text.replace("title: Install\n", "title: Installing\n"))
     // A description left at the old reading's "" is no change: the page's own is kept. An extra field is added.
     const extra = asReadNow(new Content({ ...stored(text), extra: { draft: true } }))
     expect([extra.description, extra.extra]).toStrictEqual(["Steps", { weight: 20, draft: true }])
-    expect(renderContent(extra)).toBe(text.replace("weight: 20\n", "weight: 20\ndraft: true\n"))
+    expect(written(extra)).toBe(text.replace("weight: 20\n", "weight: 20\ndraft: true\n"))
     // The body edited below the block: the block is still read from it.
     const body = asReadNow(new Content({ ...stored(text), body: text.replace("Steps.", "Three steps.") }))
-    expect(renderContent(body)).toBe(text.replace("Steps.", "Three steps."))
-    expect(unwritableContent(body, renderContent(body))).toBeUndefined()
+    expect(written(body)).toBe(text.replace("Steps.", "Three steps."))
+    expect(unwritableContent(body, written(body))).toBeUndefined()
   })
 })

@@ -192,6 +192,14 @@ export const unwritableContent = (c: Content, text: string): string | undefined 
     : `${contentPath(c)}:${code.line}: front matter in ${code.language} cannot be written from the database; the file is left as it is`
 }
 
+/**
+ * Why an item's edit, which `renderContent` could not write, is refused: no text in the format of its front matter
+ * reads back as its fields (TOML holds no null, say), and front matter in another format would change how every
+ * generator reads the page.
+ */
+export const uneditable = (c: Content): string =>
+  `${contentPath(c)}:1: this edit of its ${c.format.toUpperCase()} front matter cannot be written from the database (no text in that format reads back as the database's fields); the file is left as it is`
+
 /** Whether a text starts with a blank Hugo skips before front matter (space, tab, CR, LF; not VT or FF). */
 const BLANK_FIRST = /^[\t\n\r ]/
 
@@ -227,8 +235,11 @@ export const asReadNow = (c: Content): Content => {
   )
 }
 
-/** A content file: its original bytes where the item did not change, else with only the changed fields edited. */
-export const renderContent = (c: Content): string =>
+/**
+ * A content file: its original bytes where the item did not change, else with only the changed fields edited.
+ * Undefined when the change cannot be written in the format of the page's front matter (see `uneditable`).
+ */
+export const renderContent = (c: Content): string | undefined =>
   c.head === null
     ? freshHead(freshContent(c)) + c.body
     : renderMarkdown(

@@ -125,7 +125,10 @@ export const readMarkdown = (
     }
   )
 
-/** Writes an item held as (head, body) whose fields may have changed since it was read: only those change. */
+/**
+ * Writes an item held as (head, body) whose fields may have changed since it was read: only those change.
+ * Undefined when the change cannot be written in the head's format (`patchFrontMatter`): the caller refuses it.
+ */
 export const renderMarkdown = (
   head: string,
   body: string,
@@ -134,21 +137,20 @@ export const renderMarkdown = (
   wanted: Record<string, Json>,
   extra: Fields,
   fresh: () => Fields
-): string => {
+): string | undefined => {
   const split = splitFrontMatter("", head)
   const fields = Either.isRight(split) ? readFrontMatter("", split.right) : undefined
   if (fields === undefined || Either.isLeft(fields) || Either.isLeft(split) || split.right.head !== head)
     return freshHead(fresh()) + body
   const base = read(fields.right, body)
   const encoded = encode(fields.right, known, base.known, wanted, base.extra, extra)
-  return (
-    patchFrontMatter(
-      split.right,
-      fields.right,
-      settled(encoded, known, (f) => read(f, body).known, wanted),
-      lineBreakOf(head + body)
-    ) + body
+  const patched = patchFrontMatter(
+    { ...split.right, body },
+    fields.right,
+    settled(encoded, known, (f) => read(f, body).known, wanted),
+    lineBreakOf(head + body)
   )
+  return patched === undefined ? undefined : patched + body
 }
 
 /** A config.yaml: the original text with the changed fields edited in place, or every field written fresh. */
@@ -172,7 +174,8 @@ export const renderConfig = (
           wanted
         )
       )
-      return head
+      // No edit of the text reads back as the fields: written whole, as a config that does not read is.
+      if (head !== undefined) return head
     }
   }
   return renderYaml(wanted)

@@ -3,6 +3,7 @@
  * alone with its fields in front matter. Each kind is described once; parse, render and paths derive from it.
  */
 import { Either, Schema } from "effect"
+import { freshHead } from "../frontMatter/render.js"
 import type { Fields } from "../frontMatter/split.js"
 import { problem } from "../frontMatter/split.js"
 import { Agent, Id, Json, Skill } from "../model.js"
@@ -198,6 +199,7 @@ export const renderItem = <A extends Agent | Skill>(
   if (a.form === "file") {
     const { id: _, ...fresh } = want
     const known = k.fields.slice(1)
+    const fields = () => ({ ...fresh, ...a.extra })
     const text = renderMarkdown(
       a.original ?? "",
       k.body(a),
@@ -208,9 +210,10 @@ export const renderItem = <A extends Agent | Skill>(
       known,
       want,
       a.extra,
-      () => ({ ...fresh, ...a.extra })
+      fields
     )
-    return [{ path: k.filePath(a.id), text }]
+    // An agent's file is YAML front matter, which holds any value: written fresh in the rare case no edit reads back.
+    return [{ path: k.filePath(a.id), text: text ?? freshHead(fields()) + k.body(a) }]
   }
   return [
     { path: configPath(k, a.id), text: renderConfig(a.original, k.fields, (known) => values(k, a.id, known), want) },

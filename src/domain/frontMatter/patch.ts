@@ -1,84 +1,25 @@
-/** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back, falling back to a coarser rewrite rather than a wrong one. */
+/** Front matter edited in place (`patchFrontMatter`): only the changed fields' text is replaced, and every edit is read back with the whole file, falling back to a coarser rewrite rather than a wrong one, and to none. */
+
+import { Either } from "effect"
 import { stringify as stringifyToml } from "smol-toml"
-import { isMap, isNode, isScalar, type Pair, parseDocument, Scalar, stringify } from "yaml"
+import { type Document, isMap, isNode, isScalar, type Pair, parseDocument, stringify } from "yaml"
 import type { Json } from "../model.js"
 import { editScript, linesOf } from "../patch.js"
-import { groups } from "../text.js"
+import { applyEdits, type Change, changes, type Edit, pathOf } from "./changes.js"
+import { patchTomlText } from "./patchToml.js"
 import { isFields, readBack } from "./read.js"
 import { freshHead, renderYaml, sameJson, YAML_OPTIONS } from "./render.js"
-import { type Fields, firstText, lineBreakOf, lineEnd, type SplitFile } from "./split.js"
-
-/** One change between two maps of fields: the key, the keys of the maps it sits in, and the new value or removal. */
-type Change =
-  | { readonly at: ReadonlyArray<string>; readonly key: string; readonly value: Json }
-  | { readonly at: ReadonlyArray<string>; readonly key: string; readonly remove: true }
-
-/** The keys from the top down to a change's own. */
-const pathOf = (c: Change): ReadonlyArray<string> => [...c.at, c.key]
-
-/**
- * The changes from `from` to `to`, as deep as both sides are maps; lists change whole. `from` may be any map a
- * parser gave: only `to`'s values are carried.
- */
-const changes = (
-  from: { readonly [key: string]: unknown },
-  to: Fields,
-  at: ReadonlyArray<string> = []
-): Array<Change> => {
-  const out: Array<Change> = []
-  for (const key of Object.keys(from)) if (!Object.hasOwn(to, key)) out.push({ at, key, remove: true })
-  for (const [key, value] of Object.entries(to)) {
-    if (!Object.hasOwn(from, key)) out.push({ at, key, value })
-    else {
-      const old = from[key]
-      if (sameJson(old, value, true)) continue
-      if (
-        isFields(old) &&
-        isFields(value) &&
-        sameJson(
-          Object.keys(old).filter((k) => Object.hasOwn(value, k)),
-          Object.keys(value).filter((k) => Object.hasOwn(old, k))
-        )
-      ) {
-        out.push(...changes(old, value, [...at, key]))
-      } else out.push({ at, key, value })
-    }
-  }
-  return out
-}
-
-/** Replaces [start, end) of `text`. */
-const splice = (text: string, start: number, end: number, insert: string) =>
-  text.slice(0, start) + insert + text.slice(end)
+import { type Fields, type FrontMatterFormat, lineBreakOf, lineEnd, type SplitFile, splitFrontMatter } from "./split.js"
+import { escapeUnicodeBreaks, styled } from "./yamlStyle.js"
 
 const lineStart = (text: string, pos: number) => text.lastIndexOf("\n", pos - 1) + 1
-
-/**
- * A new string in the style of the scalar it replaces: quoted as it was, or a block (`|`, `>`); a folded one
- * that was folded keeps its lines no wider than the widest it had, one that was not is written unfolded. The library falls back to another style where this one cannot hold the
- * text (a plain scalar that would read as a map, say); anything but a string is rendered as YAML chooses.
- */
-const styled = (old: unknown, value: Json, text: string, column: number) => {
-  if (typeof value !== "string" || !isScalar(old) || old.type === undefined || old.type === Scalar.PLAIN)
-    return { node: value, options: YAML_OPTIONS }
-  const node = new Scalar(value)
-  node.type = old.type
-  const block = old.type === Scalar.BLOCK_LITERAL || old.type === Scalar.BLOCK_FOLDED
-  const oldLines = old.range ? text.slice(old.range[0], old.range[1]).split("\n").slice(1) : []
-  const widest = Math.max(0, ...oldLines.map((l) => l.trimEnd().length))
-  // Only a value that was folded (two content lines one after the other) shows a width; any other `>` block is
-  // written on one line, as a short summary's width says nothing of how wide its lines may be.
-  const wasFolded = oldLines.some((l, i) => i > 0 && l.trim() !== "" && (oldLines[i - 1] ?? "").trim() !== "")
-  const lineWidth = old.type === Scalar.BLOCK_FOLDED && wasFolded && widest > column ? widest - column : 0
-  // A double-quoted value on one line (a subagent's description with its `\n` escapes) stays on one line.
-  const doubleQuotedAsJSON = old.type === Scalar.QUOTE_DOUBLE && oldLines.length === 0
-  return { node, options: { ...YAML_OPTIONS, blockQuote: block, lineWidth, doubleQuotedAsJSON } }
-}
 
 /** `key: value` rendered as YAML at an indent, without its final newline; a string keeps the style `old` had. */
 const yamlPair = (key: string, value: Json, indent: number, old?: unknown, original = ""): string => {
   const { node, options } = styled(old, value, original, indent)
-  const text = stringify({ [key]: node }, options).replace(/\n$/, "")
+  const written = stringify({ [key]: node }, options).replace(/\n$/, "")
+  // A string holding U+2028 and the like is double-quoted (`styled`): escaped there (a key holding one fails to read back).
+  const text = typeof value === "string" ? escapeUnicodeBreaks(written) : written
   const pad = " ".repeat(indent)
   return text
     .split("\n")
@@ -100,6 +41,31 @@ const pastComment = (text: string, end: number): number => {
   return /^[ \t]+#[^\n]*$/.test(text.slice(end, eol)) ? eol : end
 }
 
+/** The value at a path of fields. */
+const valueAt = (fields: Fields, path: ReadonlyArray<string>): unknown =>
+  path.reduce<unknown>((o, k) => (isFields(o) ? o[k] : undefined), fields)
+
+/**
+ * Changes of fields inside a flow map (`params: {a: 1, b: 2}`) as one change of that whole map, written again on
+ * its line in its flow style: its fields have no lines of their own.
+ */
+const wholeFlowMaps = (doc: Document, list: ReadonlyArray<Change>, to: Fields): ReadonlyArray<Change> => {
+  const out = new Map<string, Change>()
+  for (const c of list) {
+    const flowAt = c.at.findIndex((_, i) => {
+      const node: unknown = doc.getIn(c.at.slice(0, i + 1), true)
+      return isMap(node) && node.flow
+    })
+    const lifted = flowAt === -1 ? undefined : valueAt(to, c.at.slice(0, flowAt + 1))
+    const change: Change =
+      flowAt === -1 || !isFields(lifted)
+        ? c
+        : { at: c.at.slice(0, flowAt), key: c.at[flowAt]!, value: lifted as Fields }
+    out.set(JSON.stringify(pathOf(change)), change)
+  }
+  return [...out.values()]
+}
+
 /**
  * Edits YAML in place: each changed field's `key: value` text is replaced, a removed field's lines are cut, a
  * new field is added after the last field of its map. Undefined where the text is not plain block maps.
@@ -108,8 +74,8 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
   const doc = parseDocument(text, { uniqueKeys: true })
   if (doc.errors.length > 0 || (doc.contents !== null && !isMap(doc.contents))) return undefined
   // Edits run from the end of the text backwards, so earlier offsets stay valid.
-  const edits: Array<{ readonly start: number; readonly end: number; readonly text: string }> = []
-  for (const change of changes(from, to)) {
+  const edits: Array<Edit> = []
+  for (const change of wholeFlowMaps(doc, changes(from, to), to)) {
     const { at: parentPath, key } = change
     const parent: unknown = parentPath.length === 0 ? doc.contents : doc.getIn(parentPath, true)
     if (parent === null && parentPath.length === 0) {
@@ -144,17 +110,9 @@ const patchYamlText = (text: string, from: Fields, to: Fields): string | undefin
       edits.push({ start, end, text: yamlPair(key, change.value, start - lineStart(text, start), pair.value, text) })
     }
   }
-  // From the end backwards; of edits at one offset (new fields after one last field) the later one first, so that
-  // each earlier one is spliced in before it and the fields read back in the order given.
-  const order = edits.map((e, i) => ({ ...e, i })).sort((a, b) => b.start - a.start || b.i - a.i)
-  let out = text
-  let limit = Number.POSITIVE_INFINITY
-  for (const e of order) {
-    if (e.end > limit) return undefined // overlapping edits: let the caller rewrite instead
-    out = splice(out, e.start, e.end, e.text)
-    limit = e.start
-  }
-  return out
+  // Overlapping edits give undefined: the caller rewrites instead. New fields after one last field come out in the
+  // order given (applyEdits splices edits at one offset latest first).
+  return applyEdits(text, edits)
 }
 
 /** The same change through the library's Document API (comments and key order kept, formatting normalised). */
@@ -169,105 +127,6 @@ const patchYamlDocument = (text: string, to: Fields): string | undefined => {
     else doc.setIn(pathOf(c), doc.createNode(c.value))
   }
   return doc.toString(YAML_OPTIONS)
-}
-
-const TOML_BARE_KEY = /^[A-Za-z0-9_-]+$/
-const TOML_DATE = /^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?)?$/
-
-/** A TOML value's text; a string that reads as a date stays a date where the old value was one. */
-const tomlValue = (value: Json, wasDate: boolean): string | undefined => {
-  if (typeof value === "string" && wasDate && TOML_DATE.test(value)) return value
-  if (isFields(value)) return undefined
-  const line = stringifyToml({ v: value }).trim()
-  return line.startsWith("v = ") && !line.includes("\n") ? line.slice(4) : undefined
-}
-
-/**
- * Edits TOML line by line: a changed field whose `key = value` is one line gets a new value, a removed one
- * loses its line, a new one goes after the last key of its table. Undefined for anything else.
- */
-const patchTomlText = (text: string, from: Fields, to: Fields): string | undefined => {
-  const lines = text.split("\n")
-  // The table each line belongs to, and the key it sets (single-line `key = value` only).
-  let table = ""
-  let arrayTable = false
-  const entries: Array<{
-    readonly table: string
-    readonly key: string | undefined
-    readonly line: number
-    readonly text: string
-  }> = []
-  const lastLine = new Map<string, number>()
-  for (const [i, text] of lines.entries()) {
-    const l = text.trim()
-    const header = groups(/^\[(\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$/, l, 2)
-    if (header) {
-      const [bracket, name] = header
-      arrayTable = bracket !== ""
-      table = name
-        .split(".")
-        .map((s) => s.trim())
-        .join(".")
-      if (!lastLine.has(table)) lastLine.set(table, i)
-      continue
-    }
-    const kv = /^([A-Za-z0-9_-]+)\s*=/.exec(l)
-    entries.push({ table: arrayTable ? "\0" : table, key: kv?.[1], line: i, text })
-    if (kv && !arrayTable) lastLine.set(table, i)
-  }
-  const insertAfter = new Map<number, Array<string>>()
-  const replace = new Map<number, string | null>()
-  for (const c of changes(from, to)) {
-    const { at: tablePath, key } = c
-    if (tablePath.some((p) => !TOML_BARE_KEY.test(p)) || !TOML_BARE_KEY.test(key)) return undefined
-    const t = tablePath.join(".")
-    const entry = entries.find((e) => e.table === t && e.key === key)
-    if ("remove" in c) {
-      if (entry === undefined) return undefined
-      replace.set(entry.line, null)
-      continue
-    }
-    const old = pathOf(c).reduce<unknown>((o, k) => (isFields(o) ? o[k] : undefined), from)
-    const value = tomlValue(
-      c.value,
-      typeof old === "string" && TOML_DATE.test(old) && entry !== undefined && !/=\s*["']/.test(entry.text)
-    )
-    if (value === undefined) return undefined
-    if (entry === undefined) {
-      const after = lastLine.get(t) ?? (t === "" ? -1 : undefined)
-      if (after === undefined) return undefined
-      const list = insertAfter.get(after) ?? []
-      list.push(`${key} = ${value}`)
-      insertAfter.set(after, list)
-      continue
-    }
-    const line = entry.text
-    const eq = line.indexOf("=")
-    // Keep a trailing comment: the old value must be exactly what stands before it.
-    const rest = line.slice(eq + 1)
-    const comment = /\s+#[^"'\]]*$/.exec(rest)
-    replace.set(entry.line, `${line.slice(0, eq + 1)} ${value}${comment?.[0] ?? ""}`)
-  }
-  const out: Array<string> = []
-  const top = insertAfter.get(-1)
-  if (top !== undefined) {
-    // New top-level keys go before the first table header.
-    const firstHeader = lines.findIndex((l) => /^\s*\[/.test(l))
-    const at = firstHeader === -1 ? (lines[lines.length - 1] === "" ? lines.length - 1 : lines.length) : firstHeader
-    let lastKey = -1
-    for (const [i, l] of lines.slice(0, at).entries()) if (/^\s*[A-Za-z0-9_"'-]/.test(l)) lastKey = i
-    insertAfter.delete(-1)
-    const list = insertAfter.get(lastKey === -1 ? at - 1 : lastKey) ?? []
-    insertAfter.set(lastKey === -1 ? at - 1 : lastKey, [...list, ...top])
-  }
-  const leading = insertAfter.get(-1)
-  if (leading !== undefined) out.push(...leading)
-  lines.forEach((l, i) => {
-    const r = replace.get(i)
-    if (r !== null) out.push(r ?? l)
-    out.push(...(insertAfter.get(i) ?? []))
-  })
-  return out.join("\n")
 }
 
 /** TOML written whole (key order kept, comments lost): the fallback when a change is not a one-line edit. */
@@ -311,26 +170,54 @@ const inLineBreaks = (original: string, edited: string, lineBreak: "\r\n" | "\n"
 }
 
 /**
+ * Whether `head` (a candidate head of the file `head + body`) splits back out of that file as itself, with the same
+ * format and front matter `inner`: a value whose line is a fence (`+++`, `---`) would close the block early.
+ */
+const splitsBack = (format: FrontMatterFormat, head: string, inner: string, body: string) => {
+  const again = splitFrontMatter("", head + body)
+  return (
+    Either.isRight(again) && again.right.format === format && again.right.head === head && again.right.inner === inner
+  )
+}
+
+/**
  * The head of a file whose front matter changed from `from` to `to`, edited as little as the format allows:
  * in place where it can (YAML pairs, TOML lines), else through the YAML Document API or a rewrite of the front
- * matter alone. Every candidate is read back and used only if it gives exactly `to`. A file without front
+ * matter alone. Every candidate is used only if the whole file (`split.body` after it, when given: a config file
+ * has none, its text is all front matter) splits back into that head and its front matter reads back as exactly
+ * `to`. Undefined when no candidate does: the edit cannot be written in the file's format. A file without front
  * matter gets YAML front matter.
  */
 export const patchFrontMatter = (
-  split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart">,
+  split: Pick<SplitFile, "format" | "head" | "inner" | "innerStart"> & { readonly body?: string },
   from: Fields,
   to: Fields,
   lineBreak: "\r\n" | "\n" = lineBreakOf(split.head)
-): string => {
+): string | undefined => {
   if (sameJson(from, to, true)) return split.head
   // Lines written in a file of CRLF lines end in CRLF too; the lines kept keep their own ends.
   const inBreaks = (text: string) => (lineBreak === "\n" ? text : text.replace(/\r?\n/g, lineBreak))
-  if (split.format === "none") return split.head + inBreaks(freshHead(to))
+  const body = split.body
+  const accepted = (format: FrontMatterFormat, head: string, inner: string) => {
+    if (body !== undefined && !splitsBack(format, head, inner, body)) return false
+    const back = readBack(format, inner)
+    return back !== undefined && sameJson(back, to, format !== "toml")
+  }
+  if (split.format === "none") {
+    const fresh = inBreaks(freshHead(to))
+    const head = split.head + fresh
+    const inner = fresh.slice(fresh.indexOf("\n") + 1, fresh.lastIndexOf("---"))
+    return accepted("yaml", head, inner) ? head : undefined
+  }
   const candidates: Array<() => string | undefined> =
     split.format === "yaml"
       ? [() => patchYamlText(split.inner, from, to), () => patchYamlDocument(split.inner, to), () => renderYaml(to)]
       : split.format === "toml"
-        ? [() => patchTomlText(split.inner, from, to), () => rewriteToml(to)]
+        ? [
+            () => patchTomlText(split.inner, from, to),
+            () => patchTomlText(split.inner, from, to, false),
+            () => rewriteToml(to)
+          ]
         : [() => rewriteJson(split.inner, to)]
   for (const candidate of candidates) {
     let inner: string | undefined
@@ -341,12 +228,8 @@ export const patchFrontMatter = (
     }
     if (inner === undefined) continue
     const text = inLineBreaks(split.inner, inner, lineBreak)
-    const back = readBack(split.format, text)
-    if (back !== undefined && sameJson(back, to, split.format !== "toml")) {
-      return split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
-    }
+    const head = split.head.slice(0, split.innerStart) + text + split.head.slice(split.innerStart + split.inner.length)
+    if (accepted(split.format, head, text)) return head
   }
-  // Nothing in the file's own format reads back right (a value TOML cannot hold, say): YAML says it all, in the
-  // place of the old front matter (after a BOM and the blank lines above it, which stay as they were).
-  return split.head.slice(0, firstText(split.head)) + inBreaks(freshHead(to))
+  return undefined
 }

@@ -38,11 +38,13 @@ export const planContent = (o: PlanOptions, disk: DiskSide, db: DbSide): KindPla
   const blocked = new Set([...disk.blocked.content, ...db.contentInvalid.map((r) => r.key)])
   // A stored page whose bytes do not parse holds its key: a sync to disk neither writes nor removes that file.
   if (o.direction === "ToDisk") for (const p of db.storedPages) if (Either.isLeft(p.parsed)) blocked.add(p.key)
-  // So does a row whose edit cannot be written into its page (front matter that is code): refused, file kept.
+  // So does a row whose edit cannot be written into its page (front matter that is code, a value its format
+  // cannot hold): refused, file kept.
   const unwritable: Array<LocalSyncError> = []
   if (o.direction === "ToDisk")
     for (const r of db.contents) {
-      const why = r.item !== undefined && r.text !== undefined ? unwritableContent(r.item, r.text) : undefined
+      const why =
+        r.refused ?? (r.item !== undefined && r.text !== undefined ? unwritableContent(r.item, r.text) : undefined)
       if (why === undefined || r.item === undefined) continue
       blocked.add(r.key)
       unwritable.push(new LocalSyncError({ item: contentPath(r.item), message: why }))
