@@ -17,7 +17,9 @@ import { accessRuleHash, agentHash, contentHash, skillHash } from "../../src/dom
 import { AccessRule, Agent, Content, Skill } from "../../src/domain/model.js"
 import { parseProject, pathRole } from "../../src/domain/project.js"
 
-const runs = { fastCheck: { numRuns: 1500 } }
+// 1,500 generated cases a law: about 8 s alone on the 2-core machine, and several times that beside a whole run, so
+// the limit (for a hang, not a speed) is above the suite's 60 s.
+const runs = { fastCheck: { numRuns: 1500 }, timeout: 240_000 }
 
 /** Strings that stress YAML quoting: quotes, backslashes, newlines, colons, leading '-', unicode, YAML keywords. */
 const nasty = fc.oneof(
