@@ -270,7 +270,7 @@ describe("agentsync skill (built CLI, real git)", () => {
     expect(broken.code).toBe(1)
     expect(broken.stdout).toMatch(/error in source team/)
     expect((await m.cli("skill", "sync", "--yes")).code).toBe(1)
-  })
+  }, 180_000)
 
   it("a layout set from a file is checked with its line; an install that matches nothing says what the tree holds and exits 1", async () => {
     const m = machine({

@@ -72,7 +72,7 @@ describe("front matter after blank lines", () => {
       expect(errorsOf(yield* sync(url, src, { direction: "ToDisk" }))).toEqual([])
       const files = treeFiles(src, "latin1")
       expect(files["content/docs/install.md"]).toBe(INSTALL.replace("title: Install\n", "title: Installing\n"))
-      expect(files["content/docs/toml.md"]).toBe(TREE["content/docs/toml.md"]!.replace("'Toml'", '"Installing"'))
+      expect(files["content/docs/toml.md"]).toBe(TREE["content/docs/toml.md"]!.replace("'Toml'", "'Installing'"))
       // The rows recorded with the edited files' hashes render those files: into an empty tree, the edited pages.
       const again = join(tempDir("again"), "services")
       expect(errorsOf(yield* sync(url, again, { direction: "ToDisk" }))).toEqual([])

@@ -28,7 +28,7 @@ describe("an edit written to disk is recorded as its file", () => {
         const files = treeFiles(src, "latin1")
         expect(files).toEqual({
           "content/docs/guide.md": TREE["content/docs/guide.md"]!.replace("title: Guide", "title: Edited"),
-          "content/docs/toml.md": TREE["content/docs/toml.md"]!.replace("'Toml'", '"Edited"'),
+          "content/docs/toml.md": TREE["content/docs/toml.md"]!.replace("'Toml'", "'Edited'"),
           "content/docs/bare.md": `---\ntitle: Edited\n---\n\n${TREE["content/docs/bare.md"]}`
         })
         expect(yield* sqlRows(url, "SELECT path, format, file_sha256 FROM contents ORDER BY path")).toEqual(
