@@ -9,6 +9,7 @@ import { InvalidInput, type IoError } from "../errors.js"
 import { Git } from "../services/Git.js"
 import { SkillStore } from "../services/SkillStore.js"
 import { UnitDisk } from "../services/UnitDisk.js"
+import { rel2abs } from "../services/UnitDiskWrite.js"
 import { SkillSync, type SyncReport } from "./skillSync.js"
 import { buildStates, unitKey } from "./skills/snapshot.js"
 import { held } from "./skills/sources.js"
@@ -87,7 +88,6 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
       if (unit === undefined || state === undefined)
         return yield* new InvalidInput({ field: "unit", reason: `${where(row)} is no longer deployed` })
       const repo = state.repo ?? {}
-      const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
       const homeRoot = nodePath.join(
         yield* held(planned.homes.get(row.tool), `the home of ${row.tool}`),
         unit.layout.homeRoot
@@ -118,14 +118,13 @@ export const diffRow = Effect.fn("SkillPanel.diffRow")(function* (row: PanelRow)
               ? Effect.flatMap(held(oids[path], `the object id of ${path}`), (oid) =>
                   held(blobs.get(oid), `the blob of ${path}`)
                 )
-              : disk.read(fileOf(repoRoot, path), digest)
-          const under = (root: string) => (path === "" ? root : `${root}/${path}`)
+              : disk.read(rel2abs(repoRoot, path), digest)
           return {
             path,
             repoName: memberPath(unit.layout.repoRoot, path),
-            homeName: under(unit.layout.homeRoot),
+            homeName: memberPath(unit.layout.homeRoot, path),
             repo: yield* side(repo[path], repoBytes),
-            home: yield* side(home[path], (digest) => disk.read(fileOf(homeRoot, path), digest))
+            home: yield* side(home[path], (digest) => disk.read(rel2abs(homeRoot, path), digest))
           } satisfies FilePair
         })
       )

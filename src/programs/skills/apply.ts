@@ -8,6 +8,7 @@ import type { CommandFailed, IoError } from "../../errors.js"
 import { Git } from "../../services/Git.js"
 import { SkillStore } from "../../services/SkillStore.js"
 import { UnitDisk } from "../../services/UnitDisk.js"
+import { rel2abs } from "../../services/UnitDiskWrite.js"
 import { recoverHint } from "./clone.js"
 import type { SyncReport } from "./report.js"
 import { keep, type Planned, type PlannedUnit, toolKey, unitKey } from "./snapshot.js"
@@ -18,7 +19,6 @@ class Skip extends Data.TaggedError("Skip")<{ readonly reason: string }> {}
 
 const homeRootOf = (home: string, planned: PlannedUnit) => nodePath.join(home, planned.layout.homeRoot)
 const repoRootOf = (planned: PlannedUnit) => nodePath.join(planned.prepared.dir, planned.layout.repoRoot)
-const fileOf = (root: string, rel: string) => (rel === "" ? root : nodePath.join(root, ...rel.split("/")))
 
 // The plan's actions come from its own units, the homes of their tools and the object ids of their repo files.
 const unitOf = (planned: Planned, a: SkillAction) =>
@@ -52,13 +52,13 @@ const sourceBytes = (
       const root = homeRootOf(yield* homeOf(planned, fromTool), unit)
       for (const [rel, digest] of wanted) {
         const bytes = yield* disk
-          .read(fileOf(root, rel), digest)
+          .read(rel2abs(root, rel), digest)
           .pipe(Effect.mapError(() => new Skip({ reason: `the home of ${fromTool} changed since the plan` })))
         read.push({ rel, digest, bytes })
       }
     } else if (unit.prepared.location._tag === "Local") {
       for (const [rel, digest] of wanted)
-        read.push({ rel, digest, bytes: yield* disk.read(fileOf(repoRootOf(unit), rel), digest) })
+        read.push({ rel, digest, bytes: yield* disk.read(rel2abs(repoRootOf(unit), rel), digest) })
     } else {
       const git = yield* Git
       const oids = unit.repo?.oids ?? {}
@@ -128,7 +128,7 @@ export const apply = Effect.fn("SkillSync.apply")(function* (
       const dest = nodePath.join(backupRoot, a.source, folder, ...rootRel.split("/"))
       // A unit rooted at the repository's top is its files, not the clone (its .git, other units).
       if (rootRel === ".")
-        for (const rel of Object.keys(a.repo ?? {})) yield* disk.copy(fileOf(root, rel), fileOf(dest, rel))
+        for (const rel of Object.keys(a.repo ?? {})) yield* disk.copy(rel2abs(root, rel), rel2abs(dest, rel))
       else yield* disk.copy(root, dest)
       backups.push({ source: a.source, unit: a.unit, side, path: dest })
     })
